@@ -1,0 +1,19 @@
+#pragma once
+// Helpers shared by the executables: where the database URL comes from and how to keep its
+// password out of `ps`, logs and error messages.
+#include <optional>
+#include <string>
+
+namespace pm {
+
+// Overwrites, in place, the password of any connection URL found in argv (so `ps` shows "***"
+// padded with '*'). Call once, after the options were parsed (they hold copies) and before
+// other threads run.
+void scrub_argv_passwords(int argc, char** argv);
+
+// The database URL: the explicit value if given, else the first line of `url_file`, else
+// DATABASE_URL, else nullopt.
+std::optional<std::string> resolve_database_url(const std::string& explicit_url,
+                                                const std::string& url_file);
+
+}  // namespace pm

@@ -1,0 +1,70 @@
+#include "repos/copy_in.h"
+
+#include <charconv>
+#include <optional>
+
+// libpqxx 6.4 keeps stream_to::write_raw_line private; the older tablewriter exposes it and does
+// exactly what we need (one PQputCopyData per row). Its deprecation is confined to this file.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#include <pqxx/tablewriter>
+
+namespace pm {
+
+struct CopyIn::Impl {
+  Impl(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& columns)
+      : writer(tx, table, columns.begin(), columns.end()) {}
+  pqxx::tablewriter writer;
+  bool completed = false;
+};
+
+CopyIn::CopyIn(pqxx::transaction_base& tx, const std::string& table,
+               const std::vector<std::string>& columns)
+    : impl_(std::make_unique<Impl>(tx, table, columns)) {}
+
+CopyIn::~CopyIn() = default;
+
+void CopyIn::write_row(const std::string& row) { impl_->writer.write_raw_line(row); }
+
+void CopyIn::complete() {
+  if (!impl_->completed) {
+    impl_->completed = true;
+    impl_->writer.complete();
+  }
+}
+
+#pragma GCC diagnostic pop
+
+void append_copy_text(std::string& out, std::string_view value) {
+  for (const char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+}
+
+void append_copy_null(std::string& out) { out += "\\N"; }
+
+void append_copy_int(std::string& out, long long value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, end);
+}
+
+void append_copy_real(std::string& out, double value) {
+  char buf[40];
+  // Shortest text that reads back to the same double; the server rounds it to float4 and rejects
+  // values outside float4's range (a double narrowed here would turn into Infinity silently).
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  if (ec != std::errc{}) {
+    out += "NaN";
+    return;
+  }
+  out.append(buf, end);
+}
+
+}  // namespace pm

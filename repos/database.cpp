@@ -1,0 +1,143 @@
+#include "repos/database.h"
+
+#include <chrono>
+
+#include <pqxx/nontransaction>
+
+namespace pm {
+
+namespace {
+
+// Adds libpq's connect_timeout to a URL or key=value connection string.
+std::string with_connect_timeout(const std::string& url, std::chrono::milliseconds timeout) {
+  const long secs = std::max<long>(1, static_cast<long>((timeout.count() + 999) / 1000));
+  if (url.find("connect_timeout") != std::string::npos) return url;
+  if (url.find("://") != std::string::npos) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") +
+           "connect_timeout=" + std::to_string(secs);
+  }
+  return url + " connect_timeout=" + std::to_string(secs);
+}
+
+}  // namespace
+
+Lease::Lease(Lease&& other) noexcept
+    : db_(other.db_), connection_(std::move(other.connection_)), discard_(other.discard_) {
+  other.db_ = nullptr;
+}
+
+Lease::~Lease() {
+  if (db_ != nullptr && connection_) db_->give_back(std::move(connection_), discard_);
+}
+
+Database::Database(DatabaseConfig config)
+    : config_((config.validate(), std::move(config))),
+      connect_string_(with_connect_timeout(config_.url, config_.connect_timeout)) {}
+
+Database::~Database() { close(); }
+
+void Database::initialize() {
+  std::vector<Lease> opened;
+  for (int i = 0; i < config_.min_connections; ++i) opened.push_back(lease());
+}
+
+void Database::close() {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    dropped.swap(idle_);
+    open_ -= static_cast<int>(dropped.size());
+  }
+  available_.notify_all();
+}
+
+std::unique_ptr<pqxx::connection> Database::open_connection() {
+  Backoff backoff(config_.reconnect_initial_delay, config_.reconnect_max_delay,
+                  config_.reconnect_multiplier);
+  std::string last_error;
+  for (int attempt = 1; attempt <= config_.reconnect_max_attempts; ++attempt) {
+    try {
+      auto connection = std::make_unique<pqxx::connection>(connect_string_);
+      pqxx::nontransaction setup(*connection);
+      setup.exec("SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
+      setup.exec("SET TIME ZONE 'UTC'");
+      setup.exec("SET client_min_messages = warning");
+      return connection;
+    } catch (const std::exception& error) {
+      last_error = error.what();
+      while (!last_error.empty() && (last_error.back() == '\n' || last_error.back() == ' '))
+        last_error.pop_back();
+    }
+    if (attempt < config_.reconnect_max_attempts) std::this_thread::sleep_for(backoff.next());
+  }
+  throw ConnectionError("cannot connect to " + redact_url(config_.url) + " after " +
+                        std::to_string(config_.reconnect_max_attempts) +
+                        " attempt(s): " + redact_url(last_error));
+}
+
+Lease Database::lease() {
+  std::unique_lock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + config_.acquire_timeout;
+  for (;;) {
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(connection));
+    }
+    if (open_ < config_.max_connections) {
+      ++open_;
+      lock.unlock();
+      try {
+        return Lease(this, open_connection());
+      } catch (...) {
+        lock.lock();
+        --open_;
+        available_.notify_one();
+        throw;
+      }
+    }
+    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= config_.max_connections) {
+      throw PoolTimeout("no database connection free after " +
+                        std::to_string(config_.acquire_timeout.count()) + " ms (all " +
+                        std::to_string(config_.max_connections) + " in use)");
+    }
+  }
+}
+
+void Database::give_back(std::unique_ptr<pqxx::connection> connection, bool discard) {
+  {
+    std::lock_guard lock(mu_);
+    if (discard || !connection->is_open()) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(connection));
+      connection = nullptr;
+    }
+  }
+  available_.notify_one();
+  // A dropped connection closes here, outside the lock.
+}
+
+bool Database::health_check() noexcept {
+  try {
+    Lease l = lease();
+    try {
+      pqxx::nontransaction tx(l.connection());
+      tx.exec("SELECT 1");
+      return true;
+    } catch (...) {
+      l.discard();
+      return false;
+    }
+  } catch (...) {
+    return false;
+  }
+}
+
+PoolStats Database::stats() const {
+  std::lock_guard lock(mu_);
+  return PoolStats{open_, static_cast<int>(idle_.size())};
+}
+
+}  // namespace pm

@@ -1,0 +1,46 @@
+#pragma once
+// DatabaseConfig: how a Database connects, pools, times out and retries (storage-api.md 1.1 in
+// C++ form). A plain value; `validate()` checks the cross-field rules the original left to the
+// driver. The URL may carry a password: print it only through redact_url().
+#include <chrono>
+#include <string>
+
+#include "repos/timestamp_unit.h"
+
+namespace pm {
+
+inline constexpr const char* kDefaultDatabaseUrl = "postgresql://predict:predict@localhost:5433/predict";
+
+struct DatabaseConfig {
+  std::string url = kDefaultDatabaseUrl;
+  int min_connections = 2;
+  int max_connections = 10;
+  std::chrono::milliseconds statement_timeout{60'000};  // 0 = no limit
+  std::chrono::milliseconds acquire_timeout{30'000};    // wait for a free pooled connection
+  std::chrono::milliseconds connect_timeout{10'000};    // per connection attempt
+
+  // Opening a connection: attempts with exponential backoff (plus jitter) between them.
+  int reconnect_max_attempts = 5;
+  std::chrono::milliseconds reconnect_initial_delay{1'000};
+  std::chrono::milliseconds reconnect_max_delay{60'000};
+  double reconnect_multiplier = 2.0;
+
+  // Transactions that fail on a connection-level error before COMMIT was sent are re-run.
+  int retry_max_attempts = 3;
+  std::chrono::milliseconds retry_initial_delay{100};
+  std::chrono::milliseconds retry_max_delay{2'000};
+
+  // Unit of polymarket_trades.timestamp, shared with the daemon (see timestamp_unit.h).
+  TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
+
+  // The config with `url` from DATABASE_URL when set (read at call time), else the default.
+  static DatabaseConfig from_env();
+
+  // Throws std::invalid_argument naming the offending field.
+  void validate() const;
+};
+
+// The URL with any password replaced by "***" (URL form and key=value form).
+std::string redact_url(const std::string& url);
+
+}  // namespace pm

@@ -1,0 +1,106 @@
+#include "repos/migrator.h"
+
+#include <cstdio>
+#include <map>
+
+#include <pqxx/nontransaction>
+
+#include "repos/clock.h"
+
+namespace pm {
+
+namespace {
+
+const char* const kCreateBookkeeping = R"SQL(
+CREATE TABLE IF NOT EXISTS pm_schema_migrations (
+  name TEXT PRIMARY KEY,
+  checksum TEXT NOT NULL,
+  applied_at TEXT NOT NULL
+))SQL";
+
+constexpr long long kMigrationLockKey = 0x706d2d6d696772;  // "pm-migr"
+
+std::map<std::string, std::string> applied_checksums(pqxx::connection& c) {
+  pqxx::work tx(c);
+  tx.exec(kCreateBookkeeping);
+  std::map<std::string, std::string> applied;
+  for (const auto& row : tx.exec("SELECT name, checksum FROM pm_schema_migrations"))
+    applied[row[0].as<std::string>()] = row[1].as<std::string>();
+  tx.commit();
+  return applied;
+}
+
+std::string first_line(std::string message) {
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
+}  // namespace
+
+std::string migration_checksum(const std::string& sql) {
+  unsigned long long hash = 1469598103934665603ULL;
+  for (const unsigned char c : sql) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", hash);
+  return buf;
+}
+
+MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
+  Lease lease = db_.lease();
+  pqxx::connection& c = lease.connection();
+  {
+    pqxx::nontransaction lock(c);
+    lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+  }
+  MigrationReport report;
+  try {
+    const auto applied = applied_checksums(c);
+    for (const auto& m : migrations) {
+      const std::string checksum = migration_checksum(m.sql);
+      if (auto it = applied.find(m.name); it != applied.end()) {
+        if (it->second != checksum)
+          throw MigrationError(m.name, "its text changed after it was applied (checksum " +
+                                           it->second + " recorded, " + checksum + " now)");
+        report.skipped.push_back(m.name);
+        continue;
+      }
+      try {
+        pqxx::work tx(c);
+        tx.exec(m.sql);
+        tx.exec_params("INSERT INTO pm_schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
+                       m.name, checksum, now_iso());
+        tx.commit();
+      } catch (const MigrationError&) {
+        throw;
+      } catch (const std::exception& error) {
+        throw MigrationError(m.name, first_line(error.what()));
+      }
+      report.applied.push_back(m.name);
+    }
+  } catch (...) {
+    try {
+      pqxx::nontransaction unlock(c);
+      unlock.exec("SELECT pg_advisory_unlock_all()");
+    } catch (...) {
+      lease.discard();
+    }
+    throw;
+  }
+  pqxx::nontransaction unlock(c);
+  unlock.exec("SELECT pg_advisory_unlock_all()");
+  return report;
+}
+
+std::vector<std::string> Migrator::pending(const std::vector<Migration>& migrations) {
+  Lease lease = db_.lease();
+  const auto applied = applied_checksums(lease.connection());
+  std::vector<std::string> names;
+  for (const auto& m : migrations)
+    if (!applied.count(m.name)) names.push_back(m.name);
+  return names;
+}
+
+}  // namespace pm

@@ -1,0 +1,53 @@
+#pragma once
+// Migrator: applies the numbered SQL files of seed/ (bundled into the binary at build time) in name
+// order, each in its own transaction, and records each one in `pm_schema_migrations` (name,
+// checksum, time). Applied files are skipped, so running twice does nothing. A failing file rolls
+// back and MigrationError names it with the server's message; files after it are not attempted.
+// A session advisory lock serialises concurrent migrators. An applied file whose text changed
+// since is reported as an error rather than silently ignored.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "repos/database.h"
+
+namespace pm {
+
+struct Migration {
+  std::string name;  // e.g. "01_schema.sql"
+  std::string sql;
+};
+
+const std::vector<Migration>& bundled_migrations();
+
+struct MigrationReport {
+  std::vector<std::string> applied;  // newly applied, in order
+  std::vector<std::string> skipped;  // already applied before
+};
+
+class MigrationError : public std::runtime_error {
+ public:
+  MigrationError(std::string migration, const std::string& message)
+      : std::runtime_error("migration " + migration + " failed: " + message),
+        migration_(std::move(migration)) {}
+  const std::string& migration() const { return migration_; }
+
+ private:
+  std::string migration_;
+};
+
+class Migrator {
+ public:
+  explicit Migrator(Database& db) : db_(db) {}
+  MigrationReport migrate(const std::vector<Migration>& migrations = bundled_migrations());
+  // Names not applied yet, in order.
+  std::vector<std::string> pending(const std::vector<Migration>& migrations = bundled_migrations());
+
+ private:
+  Database& db_;
+};
+
+// Stable 64-bit FNV-1a of the text, hex; what pm_schema_migrations.checksum holds.
+std::string migration_checksum(const std::string& sql);
+
+}  // namespace pm

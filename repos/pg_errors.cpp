@@ -1,0 +1,42 @@
+#include "repos/pg_errors.h"
+
+#include <pqxx/except>
+
+namespace pm {
+
+PgErrorKind classify_sqlstate(const std::string& sqlstate) {
+  if (sqlstate.size() != 5) return PgErrorKind::Other;
+  const std::string cls = sqlstate.substr(0, 2);
+  if (cls == "08") return PgErrorKind::Connection;
+  if (sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03")
+    return PgErrorKind::Connection;
+  if (sqlstate == "57014") return PgErrorKind::Timeout;
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate == "55P03" || cls == "53")
+    return PgErrorKind::Transient;
+  if (cls == "22" || cls == "23" || cls == "54") return PgErrorKind::Data;
+  return PgErrorKind::Other;
+}
+
+PgErrorKind classify_exception(const std::exception& error) {
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return PgErrorKind::InDoubt;
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr)
+    return PgErrorKind::Connection;
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error); sql != nullptr) {
+    return classify_sqlstate(sql->sqlstate());
+  }
+  return PgErrorKind::Other;
+}
+
+const char* to_string(PgErrorKind kind) {
+  switch (kind) {
+    case PgErrorKind::Connection: return "connection";
+    case PgErrorKind::Transient: return "transient";
+    case PgErrorKind::Data: return "data";
+    case PgErrorKind::InDoubt: return "in_doubt";
+    case PgErrorKind::Timeout: return "timeout";
+    case PgErrorKind::Other: return "other";
+  }
+  return "other";
+}
+
+}  // namespace pm

@@ -1,0 +1,25 @@
+#pragma once
+// Classification of PostgreSQL failures, shared by the pool (what to retry) and the ingest writer
+// (retry, split a batch, or stop). Based on SQLSTATE classes, never on message text.
+#include <exception>
+#include <string>
+
+namespace pm {
+
+enum class PgErrorKind {
+  Connection,  // connection lost/refused, server shutting down or not accepting (08xxx, 57P0x)
+  Transient,   // serialization failure, deadlock, lock timeout, out of resources (40001, 40P01, 55P03, 53xxx)
+  Data,        // a value the server rejects: data exception, integrity violation (22xxx, 23xxx, 54xxx)
+  InDoubt,     // connection lost during COMMIT: the outcome is unknown
+  Timeout,     // statement timeout or cancel (57014)
+  Other,       // anything else (schema missing, permission, syntax, ...)
+};
+
+PgErrorKind classify_sqlstate(const std::string& sqlstate);
+
+// Classifies an exception thrown by libpqxx (or anything else: Other).
+PgErrorKind classify_exception(const std::exception& error);
+
+const char* to_string(PgErrorKind kind);
+
+}  // namespace pm

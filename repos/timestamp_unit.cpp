@@ -1,0 +1,28 @@
+#include "repos/timestamp_unit.h"
+
+namespace pm {
+
+std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text) {
+  if (text == "ms" || text == "milliseconds") return TimestampUnit::Milliseconds;
+  if (text == "s" || text == "seconds") return TimestampUnit::Seconds;
+  return std::nullopt;
+}
+
+std::string_view to_string(TimestampUnit unit) {
+  return unit == TimestampUnit::Milliseconds ? "ms" : "s";
+}
+
+std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit) {
+  return unit == TimestampUnit::Milliseconds ? epoch_ms : epoch_ms / 1000;
+}
+
+std::int64_t staleness_cutoff(std::int64_t now_epoch_ms, std::int64_t max_age_seconds,
+                              TimestampUnit unit) {
+  const std::int64_t oldest_ms = now_epoch_ms - max_age_seconds * 1000;
+  if (unit == TimestampUnit::Milliseconds) return oldest_ms;
+  // Round up: a trade at whole second s is as old as its first millisecond, so it is in range
+  // only if s * 1000 >= oldest_ms. Truncating would let a trade up to 999 ms too old through.
+  return oldest_ms >= 0 ? (oldest_ms + 999) / 1000 : oldest_ms / 1000;
+}
+
+}  // namespace pm

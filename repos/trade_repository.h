@@ -1,0 +1,81 @@
+#pragma once
+// TradeRepository: `polymarket_trades` (key condition_id + trade_id), storage-api.md 2.1 with the
+// defects fixed: create() says whether it inserted (D5), create_many() returns the rows really
+// inserted (D1), and get_recent() computes its G1 cut-off in the configured timestamp unit (D10,
+// D11), so a trade older than max_age_seconds is never returned.
+// Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repos/db_target.h"
+#include "repos/models.h"
+#include "repos/timestamp_unit.h"
+#include "repos/write_result.h"
+
+namespace pm {
+
+struct TradeBatchResult {
+  std::size_t inserted = 0;              // rows new to the table (the rest were duplicates)
+  std::size_t watermarks_advanced = 0;   // trade_watermarks rows upserted
+};
+
+class TradeRepository {
+ public:
+  // On a Database the unit comes from its config; in a caller's transaction it is given.
+  explicit TradeRepository(Database& db);
+  TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit);
+
+  WriteResult<PolymarketTrade> create(const PolymarketTrade& trade) const;
+
+  // Inserts the trades that are new (first of equal keys wins, in order), in one statement through
+  // COPY; returns how many were inserted. Empty input: 0, no SQL.
+  std::size_t create_many(const std::vector<PolymarketTrade>& trades) const;
+
+  // create_many plus trade_watermarks advanced (GREATEST) to the newest inserted timestamp per
+  // condition, in the same transaction. The ingest writer's bulk path.
+  TradeBatchResult ingest_batch(const std::vector<PolymarketTrade>& trades) const;
+
+  std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
+
+  // G1: trades of the condition at most max_age_seconds old (newest first). Timestamps are read in
+  // the configured unit; a NULL timestamp is never "recent".
+  std::vector<PolymarketTrade> get_recent(const std::string& condition_id,
+                                          std::int64_t max_age_seconds = 300) const;
+  // Same, with the clock given (epoch ms), for callers that pin the time.
+  std::vector<PolymarketTrade> get_recent_at(const std::string& condition_id,
+                                             std::int64_t max_age_seconds,
+                                             std::int64_t now_epoch_ms) const;
+
+  std::optional<std::int64_t> get_latest_timestamp(const std::string& condition_id) const;
+
+  std::optional<PolymarketTrade> get(const std::string& condition_id, const std::string& trade_id) const;
+  bool exists(const std::string& condition_id, const std::string& trade_id) const;
+  bool remove(const std::string& condition_id, const std::string& trade_id) const;
+  std::int64_t count() const;
+
+  TimestampUnit unit() const { return unit_; }
+
+ private:
+  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance_watermarks) const;
+  DbTarget target_;
+  TimestampUnit unit_;
+};
+
+class TradeWatermarkRepository {
+ public:
+  explicit TradeWatermarkRepository(DbTarget target) : target_(target) {}
+
+  std::optional<TradeWatermark> get(const std::string& condition_id) const;
+  // The stored last_timestamp, or 0 when there is no row.
+  std::int64_t get_timestamp(const std::string& condition_id) const;
+  // Upsert with last_timestamp = GREATEST(stored, timestamp): never moves backwards.
+  // updated_at is set to now even when the timestamp does not advance.
+  TradeWatermark update(const std::string& condition_id, std::int64_t timestamp) const;
+
+ private:
+  DbTarget target_;
+};
+
+}  // namespace pm

@@ -1,0 +1,175 @@
+#include "repos/trigger_repository.h"
+
+#include <stdexcept>
+
+#include "repos/clock.h"
+#include "repos/rows.h"
+
+namespace pm {
+
+namespace {
+
+// No conflict target: the primary key and the (condition_id, threshold) unique index both count.
+const char* const kInsertTrigger = R"SQL(
+INSERT INTO polymarket_first_triggers
+  (token_id, condition_id, threshold, trigger_timestamp, price, size, created_at,
+   model_score, model_version, outcome, outcome_index)
+VALUES ($1, $2, $3::real, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT DO NOTHING
+RETURNING *)SQL";
+
+void require_condition(const PolymarketFirstTrigger& t) {
+  if (t.condition_id.empty())
+    throw std::invalid_argument("trigger for token '" + t.token_id +
+                                "' has an empty condition_id; G2 deduplication needs it");
+  if (t.token_id.empty()) throw std::invalid_argument("trigger has an empty token_id");
+}
+
+pqxx::result insert_trigger(pqxx::transaction_base& tx, const PolymarketFirstTrigger& t) {
+  const std::string created_at = t.created_at.empty() ? now_iso() : t.created_at;
+  return tx.exec_params(kInsertTrigger, t.token_id, t.condition_id, t.threshold, t.trigger_timestamp,
+                        t.price, t.size, created_at, t.model_score, t.model_version, t.outcome,
+                        t.outcome_index);
+}
+
+// The row that holds the trigger's key: same token first, else the condition's holder (G2).
+pqxx::result holder_of(pqxx::transaction_base& tx, const PolymarketFirstTrigger& t) {
+  return tx.exec_params(
+      R"(SELECT * FROM polymarket_first_triggers
+         WHERE condition_id = $2 AND threshold = $3::real
+            OR (token_id = $1 AND condition_id = $2 AND threshold = $3::real)
+         ORDER BY (token_id = $1) DESC LIMIT 1)",
+      t.token_id, t.condition_id, t.threshold);
+}
+
+}  // namespace
+
+const char* to_string(TriggerOutcome outcome) {
+  switch (outcome) {
+    case TriggerOutcome::Recorded: return "recorded";
+    case TriggerOutcome::DuplicateSameToken: return "duplicate_same_token";
+    case TriggerOutcome::DuplicateOtherToken: return "duplicate_other_token";
+  }
+  return "unknown";
+}
+
+TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& trigger) const {
+  require_condition(trigger);
+  return target_.run([&](pqxx::transaction_base& tx) {
+    if (!insert_trigger(tx, trigger).empty()) return TriggerOutcome::Recorded;
+    // The conflicting row is committed (ON CONFLICT waited for it), so this new statement sees it.
+    auto holder = holder_of(tx, trigger);
+    if (!holder.empty() && holder[0]["token_id"].as<std::string>() == trigger.token_id)
+      return TriggerOutcome::DuplicateSameToken;
+    return TriggerOutcome::DuplicateOtherToken;
+  });
+}
+
+WriteResult<PolymarketFirstTrigger> TriggerRepository::create(const PolymarketFirstTrigger& trigger) const {
+  require_condition(trigger);
+  return target_.run([&](pqxx::transaction_base& tx) {
+    auto inserted = insert_trigger(tx, trigger);
+    if (!inserted.empty())
+      return WriteResult<PolymarketFirstTrigger>{true, from_row<PolymarketFirstTrigger>(inserted[0])};
+    return WriteResult<PolymarketFirstTrigger>{false,
+                                               from_row<PolymarketFirstTrigger>(holder_of(tx, trigger).at(0))};
+  });
+}
+
+bool TriggerRepository::has_triggered(const std::string& token_id, const std::string& condition_id,
+                                      double threshold) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return !tx.exec_params(
+                  R"(SELECT 1 FROM polymarket_first_triggers
+                     WHERE token_id = $1 AND condition_id = $2 AND threshold = $3::real)",
+                  token_id, condition_id, threshold)
+                .empty();
+  });
+}
+
+bool TriggerRepository::has_condition_triggered(const std::string& condition_id, double threshold) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return !tx.exec_params(
+                  "SELECT 1 FROM polymarket_first_triggers WHERE condition_id = $1 AND threshold = $2::real",
+                  condition_id, threshold)
+                .empty();
+  });
+}
+
+bool TriggerRepository::should_trigger(const std::string& token_id, const std::string& condition_id,
+                                       double threshold) const {
+  if (condition_id.empty()) return false;  // cannot be recorded, so never "should"
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec_params1(
+                 R"(SELECT NOT EXISTS (SELECT 1 FROM polymarket_first_triggers
+                                       WHERE condition_id = $2 AND threshold = $3::real)
+                       AND NOT EXISTS (SELECT 1 FROM polymarket_first_triggers
+                                       WHERE token_id = $1 AND condition_id = $2 AND threshold = $3::real))",
+                 token_id, condition_id, threshold)[0]
+        .as<bool>();
+  });
+}
+
+std::vector<PolymarketFirstTrigger> TriggerRepository::get_by_token(const std::string& token_id,
+                                                                   int limit) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<PolymarketFirstTrigger>(tx.exec_params(
+        R"(SELECT * FROM polymarket_first_triggers WHERE token_id = $1
+           ORDER BY trigger_timestamp DESC, condition_id, threshold LIMIT $2)",
+        token_id, limit));
+  });
+}
+
+std::vector<PolymarketFirstTrigger> TriggerRepository::get_by_condition(const std::string& condition_id,
+                                                                       int limit) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<PolymarketFirstTrigger>(tx.exec_params(
+        R"(SELECT * FROM polymarket_first_triggers WHERE condition_id = $1
+           ORDER BY trigger_timestamp DESC, token_id, threshold LIMIT $2)",
+        condition_id, limit));
+  });
+}
+
+std::vector<PolymarketFirstTrigger> TriggerRepository::get_recent(std::int64_t since_timestamp,
+                                                                 std::optional<double> threshold) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<PolymarketFirstTrigger>(tx.exec_params(
+        R"(SELECT * FROM polymarket_first_triggers
+           WHERE trigger_timestamp >= $1 AND ($2::real IS NULL OR threshold = $2::real)
+           ORDER BY trigger_timestamp DESC, condition_id, token_id)",
+        since_timestamp, threshold));
+  });
+}
+
+std::int64_t TriggerRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM polymarket_first_triggers")[0].as<std::int64_t>();
+  });
+}
+
+std::optional<TriggerWatermark> TriggerWatermarkRepository::get(double threshold) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<TriggerWatermark>(
+        tx.exec_params("SELECT * FROM trigger_watermarks WHERE threshold = $1::real", threshold));
+  });
+}
+
+std::int64_t TriggerWatermarkRepository::get_timestamp(double threshold) const {
+  auto wm = get(threshold);
+  return wm ? wm->last_timestamp : 0;
+}
+
+TriggerWatermark TriggerWatermarkRepository::update(double threshold, std::int64_t timestamp) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return from_row<TriggerWatermark>(tx.exec_params1(
+        R"(INSERT INTO trigger_watermarks (threshold, last_timestamp, updated_at)
+           VALUES ($1::real, $2, $3)
+           ON CONFLICT (threshold) DO UPDATE
+             SET last_timestamp = GREATEST(trigger_watermarks.last_timestamp, EXCLUDED.last_timestamp),
+                 updated_at = EXCLUDED.updated_at
+           RETURNING *)",
+        threshold, timestamp, now_iso()));
+  });
+}
+
+}  // namespace pm

@@ -1,0 +1,70 @@
+#pragma once
+// TriggerRepository: `polymarket_first_triggers`, storage-api.md 2.3 with the G2 rule built in.
+// A trigger is recorded only if no trigger exists for (token_id, condition_id, threshold) AND none
+// exists for (condition_id, threshold) from any token. record_first() is that check and the insert
+// as ONE statement (INSERT .. ON CONFLICT DO NOTHING against both unique keys), so among any number
+// of concurrent callers, in any number of processes, exactly one wins (fixes D2, D3, D5).
+// Thresholds are REAL: every comparison casts the parameter to real (fix for D7). An empty
+// condition_id would defeat G2 and is refused with std::invalid_argument (fix for D4).
+// TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repos/db_target.h"
+#include "repos/models.h"
+#include "repos/write_result.h"
+
+namespace pm {
+
+enum class TriggerOutcome {
+  Recorded,             // this trigger is the first for its condition and threshold
+  DuplicateSameToken,   // (token_id, condition_id, threshold) was already recorded
+  DuplicateOtherToken,  // another token of the same condition already holds the threshold (G2)
+};
+
+const char* to_string(TriggerOutcome outcome);
+
+class TriggerRepository {
+ public:
+  explicit TriggerRepository(DbTarget target) : target_(target) {}
+
+  // The atomic G2 claim. `trigger.created_at` empty means now.
+  TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
+
+  // Insert-or-ignore against both keys; says whether it inserted and returns the stored row for
+  // the same (token_id, condition_id, threshold) (for a G2 duplicate: the other token's row).
+  WriteResult<PolymarketFirstTrigger> create(const PolymarketFirstTrigger& trigger) const;
+
+  bool has_triggered(const std::string& token_id, const std::string& condition_id, double threshold) const;
+  bool has_condition_triggered(const std::string& condition_id, double threshold) const;
+  // Read-only advice (true when neither key is taken). Acting on it races; use record_first().
+  bool should_trigger(const std::string& token_id, const std::string& condition_id, double threshold) const;
+
+  std::vector<PolymarketFirstTrigger> get_by_token(const std::string& token_id, int limit = 100) const;
+  std::vector<PolymarketFirstTrigger> get_by_condition(const std::string& condition_id, int limit = 100) const;
+  // trigger_timestamp >= since (epoch ms), optionally one threshold; newest first, no limit.
+  std::vector<PolymarketFirstTrigger> get_recent(std::int64_t since_timestamp,
+                                                 std::optional<double> threshold = std::nullopt) const;
+  std::int64_t count() const;
+
+ private:
+  DbTarget target_;
+};
+
+class TriggerWatermarkRepository {
+ public:
+  explicit TriggerWatermarkRepository(DbTarget target) : target_(target) {}
+
+  std::optional<TriggerWatermark> get(double threshold) const;
+  // The stored last_timestamp (epoch ms), or 0 when there is no row.
+  std::int64_t get_timestamp(double threshold) const;
+  // GREATEST upsert: never moves backwards; updated_at always set to now.
+  TriggerWatermark update(double threshold, std::int64_t timestamp) const;
+
+ private:
+  DbTarget target_;
+};
+
+}  // namespace pm

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package pm-ingestd needs to build, test and run locally.
+# Idempotent: packages already present are skipped; `apt-get update` runs at most once per call.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates
+  libpqxx-dev libpq-dev                      # PostgreSQL client (libpqxx 6.4 over libpq)
+  postgresql-15 postgresql-client-15         # private cluster for tests and the local default
+  libconcurrentqueue-dev                     # moodycamel lock-free queue
+  libboost-program-options-dev               # option parsing (flags, config file, environment)
+  libspdlog-dev libfmt-dev                   # logging
+  prometheus-cpp-dev                         # metrics registry and /metrics exposer
+  libsimdjson-dev                            # JSON parsing of producer lines
+  libsystemd-dev                             # sd_notify, sd_listen_fds
+  libgtest-dev libgmock-dev                  # tests
+  socat python3                              # examples and end-to-end tests talk to the socket
+  util-linux procps                          # runuser, mount, ps used by scripts and tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

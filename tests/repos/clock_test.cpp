@@ -1,0 +1,91 @@
+#include <gtest/gtest.h>
+
+#include "repos/clock.h"
+#include "repos/database_config.h"
+#include "repos/timestamp_unit.h"
+
+namespace pm {
+namespace {
+
+using namespace std::chrono;
+
+TEST(Clock, IsoFormatIsFixedWidthUtcWithZ) {
+  const SystemTime t = sys_days{year{2026} / 11 / 23} + hours{22} + minutes{31} + seconds{5};
+  EXPECT_EQ(format_iso(t), "2026-11-23T22:31:05.000000Z");
+  EXPECT_EQ(format_iso(t + microseconds{123456}), "2026-11-23T22:31:05.123456Z");
+  EXPECT_EQ(now_iso().size(), 27u);
+}
+
+TEST(Clock, TextOrderFollowsTimeOrder) {
+  const SystemTime t = sys_days{year{2024} / 1 / 10} + hours{9};
+  EXPECT_LT(format_iso(t), format_iso(t + hours{1}));
+  EXPECT_LT(format_iso(t + microseconds{999999}), format_iso(t + seconds{1}));
+}
+
+TEST(Clock, ParsesOtherWritersFormats) {
+  EXPECT_EQ(canonical_iso("2024-01-10 10:00"), "2024-01-10T10:00:00.000000Z");
+  EXPECT_EQ(canonical_iso("2024-01-10T09:00:00.5"), "2024-01-10T09:00:00.500000Z");
+  EXPECT_EQ(canonical_iso("2024-01-10T09:00:00+00:00"), "2024-01-10T09:00:00.000000Z");
+  EXPECT_EQ(canonical_iso("2024-01-10T11:00:00+02:00"), "2024-01-10T09:00:00.000000Z");
+  EXPECT_EQ(canonical_iso("2024-01-10T09:00:00.123456Z"), "2024-01-10T09:00:00.123456Z");
+  EXPECT_FALSE(canonical_iso("yesterday"));
+  EXPECT_FALSE(canonical_iso("2024-02-30T00:00:00Z"));
+}
+
+TEST(Clock, EpochsAreUtc) {
+  const auto ms = now_epoch_ms();
+  const auto s = now_epoch_s();
+  EXPECT_LE(std::llabs(ms / 1000 - s), 1);
+  const auto parsed = parse_iso(format_iso(system_clock::time_point(milliseconds(ms))));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(duration_cast<milliseconds>(parsed->time_since_epoch()).count(), ms);
+}
+
+TEST(TimestampUnit, ParsesAndConverts) {
+  EXPECT_EQ(parse_timestamp_unit("ms"), TimestampUnit::Milliseconds);
+  EXPECT_EQ(parse_timestamp_unit("s"), TimestampUnit::Seconds);
+  EXPECT_FALSE(parse_timestamp_unit("us"));
+  EXPECT_EQ(from_epoch_ms(1'700'000'000'123, TimestampUnit::Seconds), 1'700'000'000);
+  EXPECT_EQ(from_epoch_ms(1'700'000'000'123, TimestampUnit::Milliseconds), 1'700'000'000'123);
+}
+
+TEST(TimestampUnit, CutoffNeverAdmitsATooOldValue) {
+  const std::int64_t now_ms = 1'700'000'000'900;
+  EXPECT_EQ(staleness_cutoff(now_ms, 300, TimestampUnit::Milliseconds), now_ms - 300'000);
+  // 1'699'999'700'900 ms is the oldest allowed instant; second 1'699'999'700 began 900 ms before it.
+  EXPECT_EQ(staleness_cutoff(now_ms, 300, TimestampUnit::Seconds), 1'699'999'701);
+  EXPECT_EQ(staleness_cutoff(1'700'000'000'000, 300, TimestampUnit::Seconds), 1'699'999'700);
+}
+
+TEST(DatabaseConfig, DefaultsMatchTheOriginal) {
+  DatabaseConfig config;
+  EXPECT_EQ(config.min_connections, 2);
+  EXPECT_EQ(config.max_connections, 10);
+  EXPECT_EQ(config.statement_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(config.trade_timestamp_unit, TimestampUnit::Milliseconds);
+  EXPECT_NO_THROW(config.validate());
+}
+
+TEST(DatabaseConfig, RejectsInconsistentPoolSizes) {
+  DatabaseConfig config;
+  config.min_connections = 5;
+  config.max_connections = 2;
+  try {
+    config.validate();
+    FAIL() << "expected invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("min_connections"), std::string::npos);
+  }
+}
+
+TEST(DatabaseConfig, RedactsPasswords) {
+  EXPECT_EQ(redact_url("postgresql://predict:s3cret@localhost:5433/predict"),
+            "postgresql://predict:***@localhost:5433/predict");
+  EXPECT_EQ(redact_url("postgresql://predict@localhost/predict"), "postgresql://predict@localhost/predict");
+  EXPECT_EQ(redact_url("host=localhost password=s3cret user=x"), "host=localhost password=*** user=x");
+  EXPECT_EQ(redact_url("postgresql://localhost/db?user=a&password=s3cret"),
+            "postgresql://localhost/db?user=a&password=***");
+}
+
+}  // namespace
+}  // namespace pm

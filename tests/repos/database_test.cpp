@@ -1,0 +1,203 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include <pqxx/nontransaction>
+
+#include "repos/database.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+class DatabaseTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("database"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override { tdb_->exec("DROP TABLE IF EXISTS t; CREATE TABLE t (v int)"); }
+  static test::TestDatabase* tdb_;
+};
+test::TestDatabase* DatabaseTest::tdb_ = nullptr;
+
+DatabaseConfig unreachable_config() {
+  DatabaseConfig config;
+  config.url = "postgresql://predict:topsecret@127.0.0.1:59999/predict";
+  config.reconnect_max_attempts = 1;
+  config.connect_timeout = std::chrono::milliseconds(1000);
+  return config;
+}
+
+TEST_F(DatabaseTest, InitializeOpensMinConnections) {
+  auto config = tdb_->config();
+  config.min_connections = 3;
+  Database db(config);
+  EXPECT_EQ(db.stats().open, 0);  // nothing connects before initialize
+  db.initialize();
+  EXPECT_EQ(db.stats().open, 3);
+  EXPECT_EQ(db.stats().idle, 3);
+}
+
+TEST_F(DatabaseTest, HealthCheckAndSimpleQuery) {
+  Database db(tdb_->config());
+  EXPECT_TRUE(db.health_check());
+  Lease lease = db.lease();
+  pqxx::nontransaction tx(lease.connection());
+  EXPECT_EQ(tx.exec1("SELECT 42")[0].as<int>(), 42);
+}
+
+TEST_F(DatabaseTest, TransactionCommitsWhenTheBodyReturns) {
+  Database db(tdb_->config());
+  const int returned = db.transaction([](pqxx::work& tx) {
+    tx.exec("INSERT INTO t VALUES (1)");
+    return 7;
+  });
+  EXPECT_EQ(returned, 7);
+  EXPECT_EQ(tdb_->count("t"), 1);
+}
+
+TEST_F(DatabaseTest, TransactionRollsBackAndRethrowsUnchanged) {
+  Database db(tdb_->config());
+  struct BodyError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  EXPECT_THROW(db.transaction([](pqxx::work& tx) {
+    tx.exec("INSERT INTO t VALUES (1)");
+    throw BodyError("boom");
+  }),
+               BodyError);
+  EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+TEST_F(DatabaseTest, SqlErrorsAreNotRetried) {
+  Database db(tdb_->config());
+  int calls = 0;
+  EXPECT_THROW(db.transaction([&](pqxx::work& tx) {
+    ++calls;
+    tx.exec("INSERT INTO t VALUES (1)");
+    tx.exec("SELECT 1/0");
+  }),
+               pqxx::sql_error);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+TEST_F(DatabaseTest, BrokenConnectionBeforeCommitIsRetriedOnAFreshOne) {
+  auto config = tdb_->config();
+  config.retry_initial_delay = std::chrono::milliseconds(1);
+  Database db(config);
+  int backend_pid = 0;
+  {
+    Lease lease = db.lease();
+    pqxx::nontransaction tx(lease.connection());
+    backend_pid = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  }
+  // The pooled connection dies while idle (a server restart or a network cut looks the same).
+  tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(backend_pid) + ")");
+  int calls = 0;
+  db.transaction([&](pqxx::work& tx) {
+    ++calls;
+    tx.exec("INSERT INTO t VALUES (1)");
+  });
+  EXPECT_GE(calls, 1);  // the first attempt dies at BEGIN or inside the body
+  EXPECT_LE(calls, 2);
+  EXPECT_EQ(tdb_->count("t"), 1);  // committed once, not twice
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(backend_pid)), 0);
+}
+
+TEST_F(DatabaseTest, UnreachableServerRaisesWithoutLeakingThePassword) {
+  Database db(unreachable_config());
+  try {
+    db.lease();
+    FAIL() << "expected ConnectionError";
+  } catch (const ConnectionError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find("topsecret"), std::string::npos) << message;
+    EXPECT_NE(message.find("59999"), std::string::npos) << message;
+  }
+  EXPECT_THROW(db.transaction([](pqxx::work&) {}), ConnectionError);
+  EXPECT_FALSE(db.health_check());
+  EXPECT_EQ(db.stats().open, 0);
+}
+
+TEST_F(DatabaseTest, ExhaustedPoolTimesOut) {
+  auto config = tdb_->config();
+  config.max_connections = 2;
+  config.acquire_timeout = std::chrono::milliseconds(200);
+  Database db(config);
+  Lease a = db.lease();
+  Lease b = db.lease();
+  EXPECT_THROW(db.lease(), PoolTimeout);
+  EXPECT_EQ(db.stats().open, 2);
+}
+
+TEST_F(DatabaseTest, WaiterGetsTheConnectionWhenReleased) {
+  auto config = tdb_->config();
+  config.max_connections = 1;
+  Database db(config);
+  std::optional<Lease> held(db.lease());
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    Lease l = db.lease();
+    got = true;
+  });
+  held.reset();
+  waiter.join();
+  EXPECT_TRUE(got);
+  EXPECT_EQ(db.stats().open, 1);
+}
+
+TEST_F(DatabaseTest, ManyThreadsShareASmallPool) {
+  auto config = tdb_->config();
+  config.max_connections = 3;
+  Database db(config);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&db, i] {
+      for (int k = 0; k < 25; ++k) {
+        db.transaction([&](pqxx::work& tx) { tx.exec("INSERT INTO t VALUES (" + std::to_string(i) + ")"); });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(tdb_->count("t"), 200);
+  EXPECT_LE(db.stats().open, 3);
+}
+
+TEST_F(DatabaseTest, LeaseReturnsConnectionMostRecentFirst) {
+  Database db(tdb_->config());
+  int pid1 = 0;
+  {
+    Lease l = db.lease();
+    pqxx::nontransaction tx(l.connection());
+    pid1 = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  }
+  Lease l = db.lease();
+  pqxx::nontransaction tx(l.connection());
+  EXPECT_EQ(tx.exec1("SELECT pg_backend_pid()")[0].as<int>(), pid1);
+}
+
+TEST_F(DatabaseTest, StatementTimeoutApplies) {
+  auto config = tdb_->config();
+  config.statement_timeout = std::chrono::milliseconds(100);
+  Database db(config);
+  try {
+    db.transaction([](pqxx::work& tx) { tx.exec("SELECT pg_sleep(2)"); });
+    FAIL() << "expected a statement timeout";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(classify_exception(e), PgErrorKind::Timeout) << e.sqlstate();
+  }
+}
+
+TEST(PgErrors, ClassifiesBySqlstate) {
+  EXPECT_EQ(classify_sqlstate("08006"), PgErrorKind::Connection);
+  EXPECT_EQ(classify_sqlstate("57P01"), PgErrorKind::Connection);
+  EXPECT_EQ(classify_sqlstate("40001"), PgErrorKind::Transient);
+  EXPECT_EQ(classify_sqlstate("40P01"), PgErrorKind::Transient);
+  EXPECT_EQ(classify_sqlstate("22003"), PgErrorKind::Data);
+  EXPECT_EQ(classify_sqlstate("23502"), PgErrorKind::Data);
+  EXPECT_EQ(classify_sqlstate("42P01"), PgErrorKind::Other);
+}
+
+}  // namespace
+}  // namespace pm

@@ -1,0 +1,113 @@
+#include <gtest/gtest.h>
+
+#include "repos/migrator.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+std::vector<std::string> names(const std::vector<Migration>& ms) {
+  std::vector<std::string> out;
+  for (const auto& m : ms) out.push_back(m.name);
+  return out;
+}
+
+TEST(Migrator, BundlesTheSeedFilesInOrder) {
+  const auto& ms = bundled_migrations();
+  ASSERT_GE(ms.size(), 4u);
+  EXPECT_EQ(ms.front().name, "01_schema.sql");
+  auto sorted = names(ms);
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, names(ms));
+}
+
+TEST(Migrator, EmptyDatabaseGetsEverythingThenNothingTwice) {
+  test::TestDatabase tdb("migrate_empty", /*migrate=*/false);
+  Migrator migrator(tdb.db());
+  EXPECT_EQ(migrator.pending().size(), bundled_migrations().size());
+  auto first = migrator.migrate();
+  EXPECT_EQ(first.applied, names(bundled_migrations()));
+  EXPECT_TRUE(first.skipped.empty());
+  auto second = migrator.migrate();
+  EXPECT_TRUE(second.applied.empty());
+  EXPECT_EQ(second.skipped.size(), bundled_migrations().size());
+  EXPECT_TRUE(migrator.pending().empty());
+  EXPECT_EQ(tdb.count("pm_schema_migrations"), static_cast<long long>(bundled_migrations().size()));
+}
+
+TEST(Migrator, CreatesEveryProductionTableAndTheG2Keys) {
+  test::TestDatabase tdb("migrate_tables");
+  const char* tables[] = {"approval_alerts", "candidate_watermarks", "daily_pnl", "dashboard_actions",
+                          "exit_events", "live_orders", "market_blocks", "market_scores_cache",
+                          "paper_trades", "polymarket_candidates", "polymarket_first_triggers",
+                          "polymarket_resolutions", "polymarket_token_meta", "polymarket_trades",
+                          "positions", "score_history", "stream_watchlist", "trade_approvals",
+                          "trade_watchlist", "trade_watermarks", "trigger_watermarks"};
+  for (const char* t : tables) EXPECT_EQ(tdb.count(t), 0) << t;
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_indexes WHERE indexname IN "
+                      "('idx_triggers_condition_threshold_unique', 'polymarket_first_triggers_pkey', "
+                      "'idx_triggers_condition', 'idx_triggers_threshold', 'idx_triggers_token_threshold')"),
+            5);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                      "'polymarket_first_triggers' AND column_name = 'condition_id' AND is_nullable = 'NO' "
+                      "AND column_default = '''''::text'"),
+            1);
+}
+
+TEST(Migrator, ProductionShapedDatabaseKeepsEveryRow) {
+  test::TestDatabase tdb("migrate_prod", /*migrate=*/false);
+  // The production tables exist already, created by the original seed in another column order,
+  // with rows and an extra column of a later migration; there is no bookkeeping table.
+  tdb.exec(R"(CREATE TABLE polymarket_trades (
+      trade_id TEXT NOT NULL, condition_id TEXT NOT NULL, "timestamp" BIGINT, price REAL, size REAL,
+      side TEXT, token_id TEXT, raw_json TEXT, outcome_index INTEGER, outcome TEXT,
+      PRIMARY KEY (condition_id, trade_id));
+    INSERT INTO polymarket_trades (trade_id, condition_id, "timestamp", price) VALUES
+      ('t1', 'c1', 1700000000000, 0.5), ('t2', 'c1', 1700000001000, 0.6);
+    CREATE TABLE positions (id SERIAL PRIMARY KEY, token_id TEXT NOT NULL, size REAL NOT NULL,
+      entry_price REAL NOT NULL, entry_cost REAL NOT NULL, entry_timestamp TEXT NOT NULL,
+      created_at TEXT NOT NULL, condition_id TEXT, market_id TEXT, outcome TEXT, outcome_index INTEGER,
+      side TEXT NOT NULL DEFAULT 'BUY', current_price REAL, current_value REAL, unrealized_pnl REAL,
+      realized_pnl REAL DEFAULT 0, status TEXT NOT NULL DEFAULT 'open', resolution TEXT,
+      entry_order_id TEXT, exit_order_id TEXT, exit_pending BOOLEAN DEFAULT false, exit_status TEXT,
+      exit_timestamp TEXT, resolved_at TEXT, description TEXT, updated_at TEXT, imported_at TEXT,
+      UNIQUE (token_id, entry_timestamp));
+    INSERT INTO positions (token_id, size, entry_price, entry_cost, entry_timestamp, created_at, imported_at)
+      VALUES ('tok', 100, 0.75, 75, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'x');)");
+  auto report = Migrator(tdb.db()).migrate();
+  EXPECT_EQ(report.applied.size(), bundled_migrations().size());
+  EXPECT_EQ(tdb.count("polymarket_trades"), 2);
+  EXPECT_EQ(tdb.count("positions"), 1);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM positions WHERE imported_at = 'x'"), 1);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_trades_condition_timestamp'"), 1);
+}
+
+TEST(Migrator, FailingFileRollsBackAndIsNamed) {
+  test::TestDatabase tdb("migrate_fail", /*migrate=*/false);
+  std::vector<Migration> ms = {
+      {"01_ok.sql", "CREATE TABLE ok_table (v int)"},
+      {"02_bad.sql", "CREATE TABLE half_done (v int); SELECT * FROM no_such_table"},
+      {"03_later.sql", "CREATE TABLE later_table (v int)"}};
+  Migrator migrator(tdb.db());
+  try {
+    migrator.migrate(ms);
+    FAIL() << "expected MigrationError";
+  } catch (const MigrationError& e) {
+    EXPECT_EQ(e.migration(), "02_bad.sql");
+    EXPECT_NE(std::string(e.what()).find("no_such_table"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_tables WHERE tablename = 'ok_table'"), 1);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_tables WHERE tablename = 'half_done'"), 0);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_tables WHERE tablename = 'later_table'"), 0);
+  EXPECT_EQ(migrator.pending(ms), (std::vector<std::string>{"02_bad.sql", "03_later.sql"}));
+}
+
+TEST(Migrator, ChangedTextOfAnAppliedFileIsAnError) {
+  test::TestDatabase tdb("migrate_changed", /*migrate=*/false);
+  Migrator migrator(tdb.db());
+  migrator.migrate({{"01_a.sql", "CREATE TABLE a (v int)"}});
+  EXPECT_THROW(migrator.migrate({{"01_a.sql", "CREATE TABLE a (v bigint)"}}), MigrationError);
+}
+
+}  // namespace
+}  // namespace pm

@@ -1,0 +1,244 @@
+// TradeRepository and TradeWatermarkRepository against a real PostgreSQL (storage-api.md T13-T21
+// and the fixes for D1, D5, D10).
+#include <gtest/gtest.h>
+
+#include "repos/clock.h"
+#include "repos/trade_repository.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+class TradeRepositoryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("trades"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override { tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks"); }
+
+  static PolymarketTrade sample(std::string trade_id = "trade_001", std::int64_t ts = now_epoch_ms(),
+                                std::string cid = "0xabc123") {
+    PolymarketTrade t;
+    t.condition_id = std::move(cid);
+    t.trade_id = std::move(trade_id);
+    t.token_id = "0xtoken123";
+    t.price = 0.75;
+    t.size = 100;
+    t.side = "BUY";
+    t.timestamp = ts;
+    t.outcome = "Yes";
+    t.outcome_index = 0;
+    return t;
+  }
+  static test::TestDatabase* tdb_;
+};
+test::TestDatabase* TradeRepositoryTest::tdb_ = nullptr;
+
+TEST_F(TradeRepositoryTest, CreateReturnsTheInsertedRow) {
+  TradeRepository repo(tdb_->db());
+  auto result = repo.create(sample());
+  EXPECT_TRUE(result.inserted);
+  EXPECT_EQ(result.row.condition_id, "0xabc123");
+  EXPECT_EQ(result.row.trade_id, "trade_001");
+  EXPECT_NEAR(*result.row.price, 0.75, 1e-6);
+  EXPECT_FALSE(result.row.raw_json.has_value());
+}
+
+TEST_F(TradeRepositoryTest, DuplicateCreateReportsTheStoredRowNotTheInput) {
+  TradeRepository repo(tdb_->db());
+  repo.create(sample());
+  auto changed = sample();
+  changed.price = 0.5;
+  auto result = repo.create(changed);
+  EXPECT_FALSE(result.inserted);
+  EXPECT_NEAR(*result.row.price, 0.75, 1e-6);  // what is stored, not what was sent
+  EXPECT_EQ(repo.count(), 1);
+}
+
+TEST_F(TradeRepositoryTest, GetByConditionNewestFirstWithLimit) {
+  TradeRepository repo(tdb_->db());
+  repo.create(sample("trade_001", 1000));
+  repo.create(sample("trade_002", 3000));
+  repo.create(sample("trade_003", 2000));
+  repo.create(sample("other", 5000, "0xother"));
+  auto all = repo.get_by_condition("0xabc123");
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].trade_id, "trade_002");
+  EXPECT_EQ(all[2].trade_id, "trade_001");
+  EXPECT_EQ(repo.get_by_condition("0xabc123", 1).size(), 1u);
+  EXPECT_TRUE(repo.get_by_condition("0xnone").empty());
+}
+
+TEST_F(TradeRepositoryTest, CreateManyCountsOnlyRealInserts) {
+  TradeRepository repo(tdb_->db());
+  std::vector<PolymarketTrade> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(sample("bulk_" + std::to_string(i), 1000 + i, "0xbulk"));
+  EXPECT_EQ(repo.create_many(batch), 5u);
+  EXPECT_EQ(repo.get_by_condition("0xbulk").size(), 5u);
+  // Three already stored, two new, one repeated inside the batch itself.
+  std::vector<PolymarketTrade> mixed(batch.begin(), batch.begin() + 3);
+  mixed.push_back(sample("bulk_new1", 2000, "0xbulk"));
+  mixed.push_back(sample("bulk_new2", 2001, "0xbulk"));
+  mixed.push_back(sample("bulk_new2", 2002, "0xbulk"));
+  EXPECT_EQ(repo.create_many(mixed), 2u);
+  EXPECT_EQ(repo.count(), 7);
+  EXPECT_EQ(repo.get("0xbulk", "bulk_new2")->timestamp, 2001);  // the first of equal keys wins
+  EXPECT_EQ(repo.create_many({}), 0u);
+}
+
+TEST_F(TradeRepositoryTest, CreateManyStoresAwkwardTextExactly) {
+  TradeRepository repo(tdb_->db());
+  auto t = sample("tab\there");
+  t.raw_json = "{\"a\":\"line\\nbreak\", \"b\":\"back\\\\slash\"}\n\tand\rmore\\N";
+  t.token_id.reset();
+  t.price.reset();
+  EXPECT_EQ(repo.create_many({t}), 1u);
+  auto stored = repo.get("0xabc123", "tab\there");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->raw_json, t.raw_json);
+  EXPECT_FALSE(stored->token_id);
+  EXPECT_FALSE(stored->price);
+}
+
+TEST_F(TradeRepositoryTest, CreateManyIsAllOrNothing) {
+  TradeRepository repo(tdb_->db());
+  auto good = sample("good");
+  auto bad = sample("bad");
+  bad.size = 1e39;  // beyond float4: the server refuses it
+  EXPECT_THROW(repo.create_many({good, bad}), pqxx::sql_error);
+  EXPECT_EQ(repo.count(), 0);
+}
+
+TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
+  TradeRepository repo(tdb_->db());
+  TradeWatermarkRepository marks(tdb_->db());
+  auto r = repo.ingest_batch({sample("a", 5000, "c1"), sample("b", 7000, "c1"), sample("c", 100, "c2")});
+  EXPECT_EQ(r.inserted, 3u);
+  EXPECT_EQ(r.watermarks_advanced, 2u);
+  EXPECT_EQ(marks.get_timestamp("c1"), 7000);
+  EXPECT_EQ(marks.get_timestamp("c2"), 100);
+  // An older trade later never moves the watermark back.
+  repo.ingest_batch({sample("d", 6000, "c1")});
+  EXPECT_EQ(marks.get_timestamp("c1"), 7000);
+}
+
+TEST_F(TradeRepositoryTest, LatestTimestamp) {
+  TradeRepository repo(tdb_->db());
+  EXPECT_FALSE(repo.get_latest_timestamp("0xabc123"));
+  repo.create(sample("a", 1234));
+  EXPECT_EQ(repo.get_latest_timestamp("0xabc123"), 1234);
+}
+
+TEST_F(TradeRepositoryTest, ExistsAndRemove) {
+  TradeRepository repo(tdb_->db());
+  repo.create(sample());
+  EXPECT_TRUE(repo.exists("0xabc123", "trade_001"));
+  EXPECT_TRUE(repo.remove("0xabc123", "trade_001"));
+  EXPECT_FALSE(repo.remove("0xabc123", "trade_001"));
+  EXPECT_FALSE(repo.exists("0xabc123", "trade_001"));
+}
+
+// G1 in milliseconds (the production unit): a trade older than the limit is never returned.
+TEST_F(TradeRepositoryTest, GetRecentHonoursMilliseconds) {
+  TradeRepository repo(tdb_->db());
+  ASSERT_EQ(repo.unit(), TimestampUnit::Milliseconds);
+  const std::int64_t now = 1'700'000'000'000;
+  repo.create(sample("old", now - 600'000));
+  repo.create(sample("edge_old", now - 300'001));
+  repo.create(sample("edge_ok", now - 300'000));
+  repo.create(sample("recent", now - 60'000));
+  auto recent = repo.get_recent_at("0xabc123", 300, now);
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_EQ(recent[0].trade_id, "recent");
+  EXPECT_EQ(recent[1].trade_id, "edge_ok");
+}
+
+// The original defect: seconds-based cut-off against millisecond rows let every trade through.
+TEST_F(TradeRepositoryTest, GetRecentWithTheRealClockDropsStaleTrades) {
+  TradeRepository repo(tdb_->db());
+  repo.create(sample("stale", now_epoch_ms() - 600'000));
+  repo.create(sample("fresh", now_epoch_ms() - 60'000));
+  auto recent = repo.get_recent("0xabc123");
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].trade_id, "fresh");
+}
+
+// G1 in seconds, for databases that store seconds.
+TEST_F(TradeRepositoryTest, GetRecentHonoursSeconds) {
+  auto config = tdb_->config();
+  config.trade_timestamp_unit = TimestampUnit::Seconds;
+  Database db(config);
+  TradeRepository repo(db);
+  const std::int64_t now_ms = 1'700'000'000'500;
+  const std::int64_t now_s = now_ms / 1000;
+  repo.create(sample("old", now_s - 600));
+  repo.create(sample("edge_old", now_s - 300));  // 300.5 s old at now_ms: too old
+  repo.create(sample("edge_ok", now_s - 299));
+  repo.create(sample("recent", now_s - 60));
+  auto recent = repo.get_recent_at("0xabc123", 300, now_ms);
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_EQ(recent[0].trade_id, "recent");
+  EXPECT_EQ(recent[1].trade_id, "edge_ok");
+}
+
+TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
+  try {
+    tdb_->db().transaction([](pqxx::work& tx) {
+      TradeRepository trades(tx, TimestampUnit::Milliseconds);
+      TradeWatermarkRepository marks(tx);
+      trades.create(sample("in_tx", 10));
+      marks.update("0xabc123", 10);
+      EXPECT_EQ(trades.count(), 1);  // visible inside the transaction
+      throw std::runtime_error("abort");
+    });
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 0);
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+  tdb_->db().transaction([](pqxx::work& tx) {
+    TradeRepository(tx, TimestampUnit::Milliseconds).create(sample("in_tx", 10));
+    TradeWatermarkRepository(tx).update("0xabc123", 10);
+  });
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 1);
+}
+
+TEST_F(TradeRepositoryTest, WatermarkPattern) {
+  TradeRepository trades(tdb_->db());
+  TradeWatermarkRepository marks(tdb_->db());
+  EXPECT_EQ(marks.get_timestamp("0xabc123"), 0);
+  EXPECT_FALSE(marks.get("0xabc123"));
+  const std::int64_t now = now_epoch_ms();
+  trades.create_many({sample("w1", now), sample("w2", now + 1), sample("w3", now + 2)});
+  auto wm = marks.update("0xabc123", now + 2);
+  EXPECT_EQ(wm.condition_id, "0xabc123");
+  EXPECT_EQ(wm.last_timestamp, now + 2);
+  EXPECT_EQ(wm.updated_at.size(), 27u);
+  EXPECT_EQ(marks.get_timestamp("0xabc123"), now + 2);
+  trades.create(sample("w4", now + 100));
+  EXPECT_GT(*trades.get_latest_timestamp("0xabc123"), marks.get_timestamp("0xabc123"));
+}
+
+TEST_F(TradeRepositoryTest, WatermarkNeverMovesBackwards) {
+  TradeWatermarkRepository marks(tdb_->db());
+  marks.update("c", 2000);
+  auto first = marks.get("c");
+  auto wm = marks.update("c", 1000);
+  EXPECT_EQ(wm.last_timestamp, 2000);
+  EXPECT_GE(wm.updated_at, first->updated_at);
+  EXPECT_EQ(marks.update("c", 3000).last_timestamp, 3000);
+}
+
+TEST_F(TradeRepositoryTest, ConcurrentWatermarkUpdatesKeepTheMaximum) {
+  TradeWatermarkRepository marks(tdb_->db());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) marks.update("race", (i * 7 + t * 13) % 100);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(marks.get_timestamp("race"), 99);
+}
+
+}  // namespace
+}  // namespace pm

@@ -1,0 +1,168 @@
+// TriggerRepository and TriggerWatermarkRepository against a real PostgreSQL (storage-api.md
+// T22-T37 and the fixes for D2, D3, D4, D5, D7).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include "repos/clock.h"
+#include "repos/trigger_repository.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+class TriggerRepositoryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("triggers"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override { tdb_->exec("TRUNCATE polymarket_first_triggers, trigger_watermarks"); }
+
+  static PolymarketFirstTrigger sample(std::string token = "0xtoken123", std::string cid = "0xabc123",
+                                       double threshold = 0.95, std::int64_t ts = 1'700'000'000'000) {
+    PolymarketFirstTrigger t;
+    t.token_id = std::move(token);
+    t.condition_id = std::move(cid);
+    t.threshold = threshold;
+    t.trigger_timestamp = ts;
+    t.price = 0.95;
+    t.size = 50;
+    t.created_at = now_iso();
+    t.model_score = 0.87;
+    return t;
+  }
+  static test::TestDatabase* tdb_;
+};
+test::TestDatabase* TriggerRepositoryTest::tdb_ = nullptr;
+
+TEST_F(TriggerRepositoryTest, CreateRoundTripsWithFloat4Tolerance) {
+  TriggerRepository repo(tdb_->db());
+  auto r = repo.create(sample());
+  EXPECT_TRUE(r.inserted);
+  EXPECT_EQ(r.row.token_id, "0xtoken123");
+  EXPECT_NEAR(r.row.threshold, 0.95, 0.95 * 1e-5);
+  EXPECT_NEAR(*r.row.price, 0.95, 0.95 * 1e-5);
+}
+
+TEST_F(TriggerRepositoryTest, HasTriggeredNeedsAllThreeKeys) {
+  TriggerRepository repo(tdb_->db());
+  EXPECT_FALSE(repo.has_triggered("0xtoken123", "0xabc123", 0.95));
+  repo.create(sample());
+  EXPECT_TRUE(repo.has_triggered("0xtoken123", "0xabc123", 0.95));
+  EXPECT_FALSE(repo.has_triggered("0xtoken123", "0xdifferent", 0.95));
+  EXPECT_TRUE(repo.has_condition_triggered("0xabc123", 0.95));
+  EXPECT_FALSE(repo.has_condition_triggered("0xabc123", 0.90));
+}
+
+TEST_F(TriggerRepositoryTest, ShouldTriggerFollowsG2) {
+  TriggerRepository repo(tdb_->db());
+  EXPECT_TRUE(repo.should_trigger("0xtoken123", "0xabc123", 0.95));
+  repo.create(sample());
+  EXPECT_FALSE(repo.should_trigger("0xtoken123", "0xabc123", 0.95));
+  EXPECT_FALSE(repo.should_trigger("0xothertoken", "0xabc123", 0.95));  // G2
+  EXPECT_TRUE(repo.should_trigger("0xtoken123", "0xabc123", 0.90));
+  EXPECT_FALSE(repo.should_trigger("0xtoken123", "", 0.95));
+}
+
+TEST_F(TriggerRepositoryTest, DuplicateCreateIsReportedAndStoresNothing) {
+  TriggerRepository repo(tdb_->db());
+  repo.create(sample());
+  auto again = repo.create(sample());
+  EXPECT_FALSE(again.inserted);
+  EXPECT_EQ(repo.count(), 1);
+}
+
+TEST_F(TriggerRepositoryTest, OtherTokenOnSameConditionIsANoOpNotAnError) {
+  TriggerRepository repo(tdb_->db());
+  repo.create(sample("0xtokenA"));
+  WriteResult<PolymarketFirstTrigger> r;
+  ASSERT_NO_THROW(r = repo.create(sample("0xtokenB")));  // the original raised a unique violation
+  EXPECT_FALSE(r.inserted);
+  EXPECT_EQ(r.row.token_id, "0xtokenA");
+  EXPECT_EQ(repo.count(), 1);
+}
+
+TEST_F(TriggerRepositoryTest, RecordFirstClassifiesDuplicates) {
+  TriggerRepository repo(tdb_->db());
+  EXPECT_EQ(repo.record_first(sample("A")), TriggerOutcome::Recorded);
+  EXPECT_EQ(repo.record_first(sample("A")), TriggerOutcome::DuplicateSameToken);
+  EXPECT_EQ(repo.record_first(sample("B")), TriggerOutcome::DuplicateOtherToken);
+  EXPECT_EQ(repo.record_first(sample("B", "0xabc123", 0.90)), TriggerOutcome::Recorded);
+  EXPECT_EQ(repo.count(), 2);
+}
+
+TEST_F(TriggerRepositoryTest, EmptyConditionIsRefused) {
+  TriggerRepository repo(tdb_->db());
+  EXPECT_THROW(repo.record_first(sample("A", "")), std::invalid_argument);
+  EXPECT_THROW(repo.create(sample("A", "")), std::invalid_argument);
+  EXPECT_EQ(repo.count(), 0);
+}
+
+TEST_F(TriggerRepositoryTest, ManyThreadsRacingForOneConditionExactlyOneWins) {
+  for (int round = 0; round < 5; ++round) {
+    auto config = tdb_->config();
+    config.max_connections = 12;
+    Database db(config);
+    TriggerRepository repo(db);
+    const std::string cid = "race_" + std::to_string(round);
+    constexpr int kThreads = 12;
+    std::barrier start(kThreads);
+    std::atomic<int> recorded{0}, same{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        // Two threads per token, six tokens: same-token and other-token duplicates both occur.
+        switch (repo.record_first(sample("tok" + std::to_string(i / 2), cid))) {
+          case TriggerOutcome::Recorded: ++recorded; break;
+          case TriggerOutcome::DuplicateSameToken: ++same; break;
+          case TriggerOutcome::DuplicateOtherToken: ++other; break;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(recorded.load(), 1);
+    EXPECT_EQ(same.load(), 1);
+    EXPECT_EQ(other.load(), kThreads - 2);
+    EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = '" + cid + "'"), 1);
+  }
+}
+
+TEST_F(TriggerRepositoryTest, ListsOrderedNewestFirst) {
+  TriggerRepository repo(tdb_->db());
+  repo.create(sample("0xtoken123", "0xabc123", 0.95, 1000));
+  repo.create(sample("0xtoken123", "0xabc123", 0.90, 2000));
+  repo.create(sample("0xother", "0xdef", 0.95, 3000));
+  auto by_token = repo.get_by_token("0xtoken123");
+  ASSERT_EQ(by_token.size(), 2u);
+  EXPECT_EQ(by_token[0].trigger_timestamp, 2000);
+  EXPECT_EQ(repo.get_by_token("0xtoken123", 1).size(), 1u);
+  auto by_cond = repo.get_by_condition("0xdef");
+  ASSERT_EQ(by_cond.size(), 1u);
+  EXPECT_EQ(by_cond[0].condition_id, "0xdef");
+  EXPECT_EQ(repo.get_recent(1500).size(), 2u);
+  auto at_95 = repo.get_recent(0, 0.95);  // a REAL threshold compared with a double parameter
+  ASSERT_EQ(at_95.size(), 2u);
+  EXPECT_EQ(at_95[0].trigger_timestamp, 3000);
+}
+
+TEST_F(TriggerRepositoryTest, WatermarkStartsAtZeroAndNeverGoesBack) {
+  TriggerWatermarkRepository marks(tdb_->db());
+  EXPECT_EQ(marks.get_timestamp(0.95), 0);
+  auto wm = marks.update(0.95, 1'700'000'000'000);
+  EXPECT_NEAR(wm.threshold, 0.95, 1e-6);
+  EXPECT_EQ(wm.last_timestamp, 1'700'000'000'000);
+  marks.update(0.95, 1000);
+  EXPECT_EQ(marks.get_timestamp(0.95), 1'700'000'000'000);
+  TriggerWatermarkRepository marks2(tdb_->db());
+  marks2.update(0.90, 1000);
+  marks2.update(0.90, 2000);
+  EXPECT_EQ(marks2.get_timestamp(0.90), 2000);
+  marks2.update(0.90, 1000);
+  EXPECT_EQ(marks2.get_timestamp(0.90), 2000);
+  EXPECT_EQ(tdb_->count("trigger_watermarks"), 2);  // 0.95 and 0.90 are distinct keys
+}
+
+}  // namespace
+}  // namespace pm

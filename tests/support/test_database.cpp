@@ -1,0 +1,83 @@
+#include "tests/support/test_database.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include <pqxx/nontransaction>
+
+#include "repos/migrator.h"
+
+namespace pm::test {
+
+std::string admin_url() {
+  const char* env = std::getenv("DATABASE_URL");
+  return env != nullptr && *env != '\0' ? env : kDefaultDatabaseUrl;
+}
+
+std::string url_with_database(const std::string& url, const std::string& database) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  const auto query = url.find('?');
+  std::string base = slash == std::string::npos ? url.substr(0, query) : url.substr(0, slash);
+  return base + "/" + database + (query == std::string::npos ? "" : url.substr(query));
+}
+
+namespace {
+std::atomic<int> counter{0};
+
+void admin_exec(const std::string& sql) {
+  pqxx::connection c(admin_url());
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
+}
+}  // namespace
+
+TestDatabase::TestDatabase(const std::string& prefix, bool migrate)
+    : name_("pmt_" + prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)),
+      url_(url_with_database(admin_url(), name_)) {
+  admin_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  admin_exec("CREATE DATABASE " + name_);
+  if (migrate) {
+    Migrator(db()).migrate();
+  }
+}
+
+TestDatabase::~TestDatabase() {
+  db_.reset();
+  try {
+    admin_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+  } catch (...) {
+  }
+}
+
+DatabaseConfig TestDatabase::config() const {
+  DatabaseConfig config;
+  config.url = url_;
+  config.min_connections = 0;
+  config.max_connections = 8;
+  config.reconnect_max_attempts = 3;
+  config.reconnect_initial_delay = std::chrono::milliseconds(100);
+  return config;
+}
+
+Database& TestDatabase::db() {
+  if (!db_) db_ = std::make_unique<Database>(config());
+  return *db_;
+}
+
+void TestDatabase::exec(const std::string& sql) {
+  pqxx::connection c(url_);
+  pqxx::nontransaction tx(c);
+  tx.exec(sql);
+}
+
+long long TestDatabase::count(const std::string& table_or_query) {
+  pqxx::connection c(url_);
+  pqxx::nontransaction tx(c);
+  const bool is_query = table_or_query.find(' ') != std::string::npos;
+  return tx.exec1(is_query ? table_or_query : "SELECT count(*) FROM " + table_or_query)[0].as<long long>();
+}
+
+}  // namespace pm::test

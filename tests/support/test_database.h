@@ -1,0 +1,39 @@
+#pragma once
+// TestDatabase: an isolated, migrated PostgreSQL database for one test suite, created on the
+// server named by DATABASE_URL (default: the private cluster of scripts/pg.sh) and dropped at the
+// end. Suites never see each other's rows, so ctest may run them in parallel.
+#include <memory>
+#include <string>
+
+#include "repos/database.h"
+
+namespace pm::test {
+
+// The admin URL tests start from (DATABASE_URL or the private cluster's default).
+std::string admin_url();
+
+// `url` with its database name replaced.
+std::string url_with_database(const std::string& url, const std::string& database);
+
+class TestDatabase {
+ public:
+  // Creates database `pmt_<prefix>_<pid>_<n>`; migrates it unless `migrate` is false.
+  explicit TestDatabase(const std::string& prefix, bool migrate = true);
+  ~TestDatabase();
+
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+  // A pool on this database (created on first use).
+  Database& db();
+  // A config pointing at this database, for tests that build their own pool.
+  DatabaseConfig config() const;
+  // Runs one SQL statement on a fresh connection (DDL, cleanup, assertions).
+  void exec(const std::string& sql);
+  long long count(const std::string& table_or_query);
+
+ private:
+  std::string name_, url_;
+  std::unique_ptr<Database> db_;
+};
+
+}  // namespace pm::test
