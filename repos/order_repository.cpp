@@ -1,0 +1,162 @@
+#include "repos/order_repository.h"
+
+#include "repos/clock.h"
+
+namespace pm {
+
+namespace {
+
+constexpr std::array<EnumText<LiveOrderStatus>, 5> kLiveOrderStatuses{{
+    {LiveOrderStatus::Submitted, "submitted"},
+    {LiveOrderStatus::Partial, "partial"},
+    {LiveOrderStatus::Filled, "filled"},
+    {LiveOrderStatus::Cancelled, "cancelled"},
+    {LiveOrderStatus::Rejected, "rejected"},
+}};
+
+}  // namespace
+
+PaperTrade PaperTradeRepository::create(const PaperTrade& t) const {
+  if (t.decision.empty()) throw std::invalid_argument("paper_trades.decision must not be empty");
+  const std::string created_at = detail::write_iso_or_now(t.created_at, "paper_trades.created_at");
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return from_row<PaperTrade>(tx.exec_params1(
+        R"(INSERT INTO paper_trades
+             (candidate_id, token_id, condition_id, threshold, trigger_timestamp, candidate_price,
+              fill_price, size, model_score, model_version, decision, reason, created_at,
+              description, outcome, outcome_index)
+           VALUES ($1, $2, $3, $4::real, $5, $6::real, $7::real, $8::real, $9::real, $10, $11, $12,
+                   $13, $14, $15, $16)
+           RETURNING *)",
+        t.candidate_id, t.token_id, t.condition_id, t.threshold, t.trigger_timestamp, t.candidate_price,
+        t.fill_price, t.size, t.model_score, t.model_version, t.decision, t.reason, created_at,
+        t.description, t.outcome, t.outcome_index));
+  });
+}
+
+std::optional<PaperTrade> PaperTradeRepository::get_by_candidate(std::int32_t candidate_id) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<PaperTrade>(tx.exec_params(
+        "SELECT * FROM paper_trades WHERE candidate_id = $1 ORDER BY id DESC LIMIT 1", candidate_id));
+  });
+}
+
+std::vector<PaperTrade> PaperTradeRepository::get_recent(int limit) const {
+  detail::check_limit(limit);
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<PaperTrade>(
+        tx.exec_params("SELECT * FROM paper_trades ORDER BY created_at DESC, id DESC LIMIT $1", limit));
+  });
+}
+
+std::vector<PaperTrade> PaperTradeRepository::get_by_decision(const std::string& decision, int limit) const {
+  detail::check_limit(limit);
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<PaperTrade>(tx.exec_params(
+        "SELECT * FROM paper_trades WHERE decision = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        decision, limit));
+  });
+}
+
+std::string_view to_string(LiveOrderStatus status) { return enum_text(status, kLiveOrderStatuses); }
+
+std::optional<LiveOrderStatus> parse_live_order_status(std::string_view text) {
+  return parse_enum(text, kLiveOrderStatuses);
+}
+
+bool can_transition(LiveOrderStatus from, LiveOrderStatus to) {
+  using S = LiveOrderStatus;
+  switch (from) {
+    case S::Submitted: return to != S::Submitted;
+    case S::Partial: return to == S::Partial || to == S::Filled || to == S::Cancelled;
+    case S::Filled:
+    case S::Cancelled:
+    case S::Rejected: return false;
+  }
+  return false;
+}
+
+LiveOrder LiveOrderRepository::create(const LiveOrder& o) const {
+  detail::require_enum(o.status, kLiveOrderStatuses, "live_orders.status");
+  const std::string submitted_at = detail::write_iso_or_now(o.submitted_at, "live_orders.submitted_at");
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return from_row<LiveOrder>(tx.exec_params1(
+        R"(INSERT INTO live_orders
+             (order_id, candidate_id, token_id, condition_id, threshold, order_price, order_size,
+              status, reason, submitted_at)
+           VALUES ($1, $2, $3, $4, $5::real, $6::real, $7::real, $8, $9, $10)
+           RETURNING *)",
+        o.order_id, o.candidate_id, o.token_id, o.condition_id, o.threshold, o.order_price, o.order_size,
+        o.status, o.reason, submitted_at));
+  });
+}
+
+std::optional<LiveOrder> LiveOrderRepository::get_by_order_id(const std::string& order_id) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<LiveOrder>(
+        tx.exec_params("SELECT * FROM live_orders WHERE order_id = $1", order_id));
+  });
+}
+
+std::vector<LiveOrder> LiveOrderRepository::get_active() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<LiveOrder>(tx.exec(
+        R"(SELECT * FROM live_orders WHERE status IN ('submitted', 'partial')
+           ORDER BY submitted_at DESC, id DESC)"));
+  });
+}
+
+std::vector<LiveOrder> LiveOrderRepository::get_by_status(LiveOrderStatus status, int limit) const {
+  detail::check_limit(limit);
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<LiveOrder>(tx.exec_params(
+        "SELECT * FROM live_orders WHERE status = $1 ORDER BY submitted_at DESC, id DESC LIMIT $2",
+        std::string(to_string(status)), limit));
+  });
+}
+
+std::vector<LiveOrder> LiveOrderRepository::get_by_token(const std::string& token_id) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_models<LiveOrder>(tx.exec_params(
+        "SELECT * FROM live_orders WHERE token_id = $1 ORDER BY submitted_at DESC, id DESC", token_id));
+  });
+}
+
+std::optional<LiveOrder> LiveOrderRepository::update_status(const std::string& order_id,
+                                                            LiveOrderStatus status,
+                                                            std::optional<double> fill_price,
+                                                            std::optional<double> fill_size,
+                                                            std::optional<std::string> reason) const {
+  const std::string from = detail::text_array(
+      kLiveOrderStatuses, [&](LiveOrderStatus s) { return can_transition(s, status); });
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<LiveOrder>(tx.exec_params(
+        R"(UPDATE live_orders
+           SET status = $2::text,
+               fill_price = COALESCE($3::real, fill_price),
+               fill_size = COALESCE($4::real, fill_size),
+               reason = COALESCE($5::text, reason),
+               filled_at = CASE WHEN $2::text = 'filled' THEN $6 ELSE filled_at END,
+               updated_at = $6
+           WHERE order_id = $1 AND status = ANY($7::text[])
+           RETURNING *)",
+        order_id, std::string(to_string(status)), fill_price, fill_size, reason, now_iso(), from));
+  });
+}
+
+std::optional<LiveOrder> LiveOrderRepository::mark_filled(const std::string& order_id, double fill_price,
+                                                          double fill_size) const {
+  return update_status(order_id, LiveOrderStatus::Filled, fill_price, fill_size);
+}
+
+std::optional<LiveOrder> LiveOrderRepository::mark_cancelled(const std::string& order_id,
+                                                             std::optional<std::string> reason) const {
+  return update_status(order_id, LiveOrderStatus::Cancelled, std::nullopt, std::nullopt, std::move(reason));
+}
+
+std::optional<LiveOrder> LiveOrderRepository::mark_rejected(const std::string& order_id,
+                                                            const std::string& reason) const {
+  return update_status(order_id, LiveOrderStatus::Rejected, std::nullopt, std::nullopt, reason);
+}
+
+}  // namespace pm

@@ -1,0 +1,344 @@
+// PaperTradeRepository and LiveOrderRepository against a real PostgreSQL (storage-api.md 2.7, 2.8;
+// fixes for D21, D23, D25, D28 and the canonical text times of D8/D12).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include "repos/clock.h"
+#include "repos/order_repository.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+class OrderRepositoryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("orders"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override { tdb_->exec("TRUNCATE paper_trades, live_orders RESTART IDENTITY"); }
+
+  static PaperTrade paper(std::int32_t candidate_id = 1, std::string decision = "BUY",
+                          std::string created_at = "2026-01-02T03:04:05Z") {
+    PaperTrade t;
+    t.candidate_id = candidate_id;
+    t.token_id = "0xtoken123";
+    t.condition_id = "0xabc123";
+    t.threshold = 0.95;
+    t.trigger_timestamp = 1'700'000'000'000;
+    t.candidate_price = 0.95;
+    t.fill_price = 0.96;
+    t.size = 20;
+    t.model_score = 0.87;
+    t.model_version = "v1";
+    t.decision = std::move(decision);
+    t.reason = "score above threshold";
+    t.created_at = std::move(created_at);
+    t.description = "desc";
+    t.outcome = "Yes";
+    t.outcome_index = 0;
+    return t;
+  }
+  static LiveOrder order(std::optional<std::string> order_id = "ord_1", std::string status = "submitted",
+                         std::string submitted_at = "2026-01-02T03:04:05Z", std::string token = "0xtoken123") {
+    LiveOrder o;
+    o.order_id = std::move(order_id);
+    o.candidate_id = 7;
+    o.token_id = std::move(token);
+    o.condition_id = "0xabc123";
+    o.threshold = 0.95;
+    o.order_price = 0.95;
+    o.order_size = 20;
+    o.status = std::move(status);
+    o.submitted_at = std::move(submitted_at);
+    return o;
+  }
+  template <class M>
+  static std::vector<std::int32_t> ids(const std::vector<M>& rows) {
+    std::vector<std::int32_t> out;
+    for (const auto& r : rows) out.push_back(r.id);
+    return out;
+  }
+  static test::TestDatabase* tdb_;
+};
+test::TestDatabase* OrderRepositoryTest::tdb_ = nullptr;
+
+TEST_F(OrderRepositoryTest, PaperTradeCreateRoundTrips) {
+  PaperTradeRepository repo(tdb_->db());
+  auto input = paper();
+  input.id = 555;
+  auto a = repo.create(input);
+  auto b = repo.create(input);  // no conflict clause
+  EXPECT_GT(a.id, 0);
+  EXPECT_NE(a.id, b.id);
+  EXPECT_EQ(a.candidate_id, 1);
+  EXPECT_EQ(a.token_id, "0xtoken123");
+  EXPECT_NEAR(a.threshold, 0.95, 1e-6);
+  EXPECT_EQ(a.trigger_timestamp, 1'700'000'000'000);
+  EXPECT_NEAR(*a.candidate_price, 0.95, 1e-6);
+  EXPECT_NEAR(*a.fill_price, 0.96, 1e-6);
+  EXPECT_NEAR(*a.size, 20.0, 1e-6);
+  EXPECT_EQ(a.decision, "BUY");
+  EXPECT_EQ(a.reason, "score above threshold");
+  EXPECT_EQ(a.created_at, "2026-01-02T03:04:05.000000Z");
+  EXPECT_EQ(a.description, "desc");
+  EXPECT_EQ(repo.count(), 2);
+}
+
+TEST_F(OrderRepositoryTest, PaperTradeNullsAndValidation) {
+  PaperTradeRepository repo(tdb_->db());
+  PaperTrade t;
+  t.candidate_id = 3;
+  t.token_id = "t";
+  t.threshold = 0.9;
+  t.decision = "SKIP";
+  auto row = repo.create(t);
+  EXPECT_FALSE(row.trigger_timestamp);
+  EXPECT_FALSE(row.condition_id);
+  EXPECT_FALSE(row.candidate_price);
+  EXPECT_FALSE(row.fill_price);
+  EXPECT_FALSE(row.size);
+  EXPECT_FALSE(row.reason);
+  EXPECT_FALSE(row.outcome_index);
+  EXPECT_EQ(row.created_at.size(), 27u);
+  t.decision = "";
+  EXPECT_THROW(repo.create(t), std::invalid_argument);
+  t.decision = "SKIP";
+  t.created_at = "02/01/2026";
+  EXPECT_THROW(repo.create(t), std::invalid_argument);
+  EXPECT_EQ(repo.count(), 1);
+}
+
+TEST_F(OrderRepositoryTest, PaperTradeGetByCandidateIsTheNewest) {
+  PaperTradeRepository repo(tdb_->db());
+  EXPECT_FALSE(repo.get_by_candidate(1));
+  repo.create(paper(1, "SKIP"));
+  auto newest = repo.create(paper(1, "BUY"));
+  repo.create(paper(2));
+  for (int i = 0; i < 3; ++i) {  // deterministic, every time (D21)
+    auto found = repo.get_by_candidate(1);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->id, newest.id);
+  }
+}
+
+TEST_F(OrderRepositoryTest, PaperTradeListsNewestFirstWithTieBreakAndLimit) {
+  PaperTradeRepository repo(tdb_->db());
+  auto a = repo.create(paper(1, "BUY", "2026-01-02T00:00:01Z"));
+  auto b = repo.create(paper(2, "SKIP", "2026-01-02T00:00:03Z"));
+  auto c = repo.create(paper(3, "BUY", "2026-01-02T00:00:01Z"));
+  EXPECT_EQ(ids(repo.get_recent()), (std::vector<std::int32_t>{b.id, c.id, a.id}));
+  EXPECT_EQ(ids(repo.get_recent(2)), (std::vector<std::int32_t>{b.id, c.id}));
+  EXPECT_EQ(ids(repo.get_by_decision("BUY")), (std::vector<std::int32_t>{c.id, a.id}));
+  EXPECT_EQ(ids(repo.get_by_decision("BUY", 1)), (std::vector<std::int32_t>{c.id}));
+  EXPECT_TRUE(repo.get_by_decision("buy").empty());
+  EXPECT_THROW(repo.get_recent(-5), std::invalid_argument);
+}
+
+TEST_F(OrderRepositoryTest, PaperTradeBaseOperations) {
+  PaperTradeRepository repo(tdb_->db());
+  auto t = repo.create(paper());
+  EXPECT_EQ(repo.get_by_id(t.id)->decision, "BUY");
+  EXPECT_FALSE(repo.get_by_id(t.id + 1));
+  EXPECT_TRUE(repo.exists(t.id));
+  EXPECT_TRUE(repo.remove(t.id));
+  EXPECT_FALSE(repo.remove(t.id));
+  EXPECT_EQ(repo.count(), 0);
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderStatusText) {
+  EXPECT_EQ(to_string(LiveOrderStatus::Submitted), "submitted");
+  EXPECT_EQ(to_string(LiveOrderStatus::Partial), "partial");
+  EXPECT_EQ(to_string(LiveOrderStatus::Filled), "filled");
+  EXPECT_EQ(to_string(LiveOrderStatus::Cancelled), "cancelled");
+  EXPECT_EQ(to_string(LiveOrderStatus::Rejected), "rejected");
+  EXPECT_EQ(parse_live_order_status("partial"), LiveOrderStatus::Partial);
+  EXPECT_FALSE(parse_live_order_status("canceled"));
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderCreateIgnoresFillFields) {
+  LiveOrderRepository repo(tdb_->db());
+  auto input = order();
+  input.fill_price = 0.5;
+  input.fill_size = 3;
+  input.filled_at = "2026-01-01T00:00:00Z";
+  input.updated_at = "2026-01-01T00:00:00Z";
+  auto row = repo.create(input);
+  EXPECT_GT(row.id, 0);
+  EXPECT_EQ(row.order_id, "ord_1");
+  EXPECT_EQ(row.candidate_id, 7);
+  EXPECT_NEAR(row.threshold, 0.95, 1e-6);
+  EXPECT_NEAR(*row.order_price, 0.95, 1e-6);
+  EXPECT_NEAR(*row.order_size, 20, 1e-6);
+  EXPECT_EQ(row.status, "submitted");
+  EXPECT_EQ(row.submitted_at, "2026-01-02T03:04:05.000000Z");
+  EXPECT_FALSE(row.fill_price);
+  EXPECT_FALSE(row.fill_size);
+  EXPECT_FALSE(row.filled_at);
+  EXPECT_FALSE(row.updated_at);
+  EXPECT_FALSE(row.reason);
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderCreateConflictsAndValidation) {
+  LiveOrderRepository repo(tdb_->db());
+  repo.create(order("dup"));
+  EXPECT_THROW(repo.create(order("dup")), pqxx::unique_violation);
+  // A NULL order_id is not a key: any number of them.
+  repo.create(order(std::nullopt));
+  repo.create(order(std::nullopt));
+  EXPECT_THROW(repo.create(order("x", "open")), std::invalid_argument);
+  EXPECT_THROW(repo.create(order("x", "submitted", "soon")), std::invalid_argument);
+  EXPECT_EQ(repo.count(), 3);
+  auto now_row = repo.create(order("now", "submitted", ""));
+  EXPECT_TRUE(parse_iso(now_row.submitted_at));
+  EXPECT_EQ(now_row.submitted_at.size(), 27u);
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderLookupsAndOrdering) {
+  LiveOrderRepository repo(tdb_->db());
+  EXPECT_FALSE(repo.get_by_order_id("missing"));
+  auto a = repo.create(order("a", "submitted", "2026-01-02T00:00:01Z"));
+  auto b = repo.create(order("b", "partial", "2026-01-02T00:00:05Z"));
+  auto c = repo.create(order("c", "submitted", "2026-01-02T00:00:01Z"));
+  auto d = repo.create(order("d", "filled", "2026-01-02T00:00:09Z"));
+  auto e = repo.create(order("e", "cancelled", "2026-01-02T00:00:09Z", "other"));
+  EXPECT_EQ(repo.get_by_order_id("b")->id, b.id);
+  EXPECT_EQ(ids(repo.get_active()), (std::vector<std::int32_t>{b.id, c.id, a.id}));
+  EXPECT_EQ(ids(repo.get_by_status(LiveOrderStatus::Submitted)), (std::vector<std::int32_t>{c.id, a.id}));
+  EXPECT_EQ(ids(repo.get_by_status(LiveOrderStatus::Submitted, 1)), (std::vector<std::int32_t>{c.id}));
+  EXPECT_TRUE(repo.get_by_status(LiveOrderStatus::Rejected).empty());
+  EXPECT_EQ(ids(repo.get_by_token("0xtoken123")), (std::vector<std::int32_t>{d.id, b.id, c.id, a.id}));
+  EXPECT_EQ(ids(repo.get_by_token("other")), (std::vector<std::int32_t>{e.id}));
+}
+
+TEST_F(OrderRepositoryTest, MarkFilledRecordsTheFill) {
+  LiveOrderRepository repo(tdb_->db());
+  repo.create(order());
+  auto filled = repo.mark_filled("ord_1", 0.951, 19.5);
+  ASSERT_TRUE(filled);
+  EXPECT_EQ(filled->status, "filled");
+  EXPECT_NEAR(*filled->fill_price, 0.951, 1e-6);
+  EXPECT_NEAR(*filled->fill_size, 19.5, 1e-6);
+  ASSERT_TRUE(filled->filled_at);
+  ASSERT_TRUE(filled->updated_at);
+  EXPECT_EQ(*filled->filled_at, *filled->updated_at);
+  EXPECT_EQ(filled->filled_at->size(), 27u);
+  EXPECT_FALSE(repo.mark_filled("missing", 0.9, 1));
+}
+
+// D23: the original accepted filled -> cancelled and kept the old fill data.
+TEST_F(OrderRepositoryTest, FinalStatesCannotBeLeft) {
+  LiveOrderRepository repo(tdb_->db());
+  repo.create(order("f"));
+  auto filled = repo.mark_filled("f", 0.95, 20);
+  EXPECT_FALSE(repo.mark_cancelled("f", "too late"));
+  EXPECT_FALSE(repo.mark_rejected("f", "nope"));
+  EXPECT_FALSE(repo.mark_filled("f", 0.5, 1));
+  EXPECT_FALSE(repo.update_status("f", LiveOrderStatus::Partial, 0.1, 1));
+  EXPECT_FALSE(repo.update_status("f", LiveOrderStatus::Submitted));
+  auto stored = repo.get_by_order_id("f");
+  EXPECT_EQ(stored->status, "filled");
+  EXPECT_NEAR(*stored->fill_price, 0.95, 1e-6);
+  EXPECT_FALSE(stored->reason);
+  EXPECT_EQ(stored->updated_at, filled->updated_at);
+
+  repo.create(order("c"));
+  auto cancelled = repo.mark_cancelled("c", "user");
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(cancelled->reason, "user");
+  EXPECT_FALSE(cancelled->filled_at);
+  EXPECT_FALSE(repo.mark_filled("c", 0.9, 1));
+
+  repo.create(order("r"));
+  auto rejected = repo.mark_rejected("r", "insufficient balance");
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(rejected->status, "rejected");
+  EXPECT_EQ(rejected->reason, "insufficient balance");
+  EXPECT_FALSE(repo.mark_cancelled("r"));
+}
+
+TEST_F(OrderRepositoryTest, PartialFillsThenFilled) {
+  LiveOrderRepository repo(tdb_->db());
+  repo.create(order());
+  EXPECT_FALSE(repo.update_status("ord_1", LiveOrderStatus::Submitted));  // no self-transition
+  auto p1 = repo.update_status("ord_1", LiveOrderStatus::Partial, 0.95, 5, "first fill");
+  ASSERT_TRUE(p1);
+  EXPECT_EQ(p1->status, "partial");
+  EXPECT_FALSE(p1->filled_at);
+  auto p2 = repo.update_status("ord_1", LiveOrderStatus::Partial, std::nullopt, 12);
+  ASSERT_TRUE(p2);
+  EXPECT_NEAR(*p2->fill_price, 0.95, 1e-6);  // kept (COALESCE)
+  EXPECT_NEAR(*p2->fill_size, 12, 1e-6);
+  EXPECT_EQ(p2->reason, "first fill");
+  EXPECT_EQ(repo.get_active().size(), 1u);
+  auto done = repo.mark_filled("ord_1", 0.952, 20);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->filled_at);
+  EXPECT_TRUE(repo.get_active().empty());
+  EXPECT_FALSE(repo.update_status("ord_1", LiveOrderStatus::Partial, 0.9, 1));
+}
+
+TEST_F(OrderRepositoryTest, PartialCanBeCancelledButNotRejected) {
+  LiveOrderRepository repo(tdb_->db());
+  repo.create(order());
+  repo.update_status("ord_1", LiveOrderStatus::Partial, 0.95, 5);
+  EXPECT_FALSE(repo.mark_rejected("ord_1", "late reject"));
+  auto cancelled = repo.mark_cancelled("ord_1");
+  ASSERT_TRUE(cancelled);
+  EXPECT_NEAR(*cancelled->fill_size, 5, 1e-6);  // the partial fill is kept
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderTransitionTable) {
+  using S = LiveOrderStatus;
+  const S all[] = {S::Submitted, S::Partial, S::Filled, S::Cancelled, S::Rejected};
+  int allowed = 0;
+  for (S from : all)
+    for (S to : all) allowed += can_transition(from, to) ? 1 : 0;
+  EXPECT_EQ(allowed, 7);
+  EXPECT_TRUE(can_transition(S::Submitted, S::Rejected));
+  EXPECT_FALSE(can_transition(S::Partial, S::Rejected));
+  EXPECT_FALSE(can_transition(S::Filled, S::Cancelled));
+}
+
+TEST_F(OrderRepositoryTest, RacingFillAndCancelHaveOneWinner) {
+  LiveOrderRepository repo(tdb_->db());
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = "race_" + std::to_string(round);
+    repo.create(order(id));
+    std::atomic<int> wins{0};
+    std::barrier start(2);
+    std::thread filler([&] {
+      start.arrive_and_wait();
+      if (repo.mark_filled(id, 0.95, 20)) ++wins;
+    });
+    std::thread canceller([&] {
+      start.arrive_and_wait();
+      if (repo.mark_cancelled(id, "race")) ++wins;
+    });
+    filler.join();
+    canceller.join();
+    EXPECT_EQ(wins.load(), 1);
+    auto stored = repo.get_by_order_id(id);
+    if (stored->status == "filled") {
+      EXPECT_FALSE(stored->reason);
+    } else {
+      EXPECT_EQ(stored->status, "cancelled");
+      EXPECT_FALSE(stored->fill_price);
+    }
+  }
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderBaseOperations) {
+  LiveOrderRepository repo(tdb_->db());
+  auto o = repo.create(order());
+  EXPECT_EQ(repo.get_by_id(o.id)->order_id, "ord_1");
+  EXPECT_TRUE(repo.exists(o.id));
+  EXPECT_FALSE(repo.exists(o.id + 100));
+  EXPECT_EQ(repo.count(), 1);
+  EXPECT_TRUE(repo.remove(o.id));
+  EXPECT_FALSE(repo.get_by_order_id("ord_1"));
+}
+
+}  // namespace
+}  // namespace pm
