@@ -1,0 +1,36 @@
+#pragma once
+// LineSplitter: turns a byte stream into numbered lines (1, 2, 3, ... per connection). A line
+// longer than the limit is not buffered: its bytes are skipped up to the next newline and it is
+// reported as too long, so one huge line costs no memory and never swallows the line after it.
+// A trailing '\r' is dropped. One per connection; not thread-safe.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace pm {
+
+class LineSplitter {
+ public:
+  explicit LineSplitter(std::size_t max_line_bytes) : max_(max_line_bytes) {}
+
+  // Called once per complete line: (line number, text or empty, too_long). `text` is valid only
+  // during the call.
+  using LineFn = std::function<void(std::uint64_t, std::string_view, bool)>;
+
+  void feed(std::string_view bytes, const LineFn& on_line);
+  // End of stream: an unterminated last line counts as a line.
+  void finish(const LineFn& on_line);
+
+  std::uint64_t lines() const { return next_line_ - 1; }
+  bool has_partial() const { return !partial_.empty() || skipping_; }
+
+ private:
+  void emit(std::string_view line, const LineFn& on_line);
+  std::size_t max_;
+  std::string partial_;
+  bool skipping_ = false;
+  std::uint64_t next_line_ = 1;
+};
+
+}  // namespace pm

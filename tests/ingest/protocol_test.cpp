@@ -1,0 +1,306 @@
+// Protocol v1 codec: every field rule and every rejection reason of docs/protocol.md.
+#include <gtest/gtest.h>
+
+#include "ingest/event_codec.h"
+#include "ingest/line_splitter.h"
+#include "ingest/protocol.h"
+
+namespace pm {
+namespace {
+
+constexpr std::int64_t kNow = 1'700'000'000'000;
+
+const std::string kTrade =
+    R"({"type":"trade","condition_id":"0xc","trade_id":"t1","token_id":"0xtok","price":0.953,)"
+    R"("size":"12.5","side":"buy","timestamp":1700000000,"outcome":"Yes","outcome_index":0})";
+
+Event parse_ok(const std::string& line) {
+  LineParser parser;
+  auto r = parser.parse(line, kNow);
+  if (auto* rej = std::get_if<Rejection>(&r)) {
+    ADD_FAILURE() << "rejected: " << to_string(rej->reason) << ": " << rej->detail << "\n" << line;
+    return {};
+  }
+  return std::get<Event>(r);
+}
+
+Rejection parse_bad(const std::string& line) {
+  LineParser parser;
+  auto r = parser.parse(line, kNow);
+  if (std::holds_alternative<Event>(r)) {
+    ADD_FAILURE() << "accepted: " << line;
+    return {RejectReason::Parse, ""};
+  }
+  return std::get<Rejection>(r);
+}
+
+std::string with(const std::string& base, const std::string& field_json) {
+  return base.substr(0, base.size() - 1) + "," + field_json + "}";
+}
+
+std::string without(std::string line, const std::string& key) {
+  const auto at = line.find("\"" + key + "\":");
+  EXPECT_NE(at, std::string::npos) << key;
+  auto end = line.find_first_of(",}", line.find(':', at));
+  if (line[end] == ',') ++end;
+  line.erase(at, end - at);
+  if (line[line.size() - 2] == ',') line.erase(line.size() - 2, 1);
+  return line;
+}
+
+TEST(Protocol, ParsesAFullTrade) {
+  const Event e = parse_ok(kTrade);
+  ASSERT_EQ(e.type(), EventType::Trade);
+  const auto& t = std::get<TradeEvent>(e.body);
+  EXPECT_EQ(t.condition_id, "0xc");
+  EXPECT_EQ(t.trade_id, "t1");
+  EXPECT_EQ(t.token_id, "0xtok");
+  EXPECT_DOUBLE_EQ(t.price, 0.953);
+  EXPECT_DOUBLE_EQ(t.size, 12.5);  // decimal string
+  EXPECT_EQ(t.side, "BUY");        // upper-cased
+  EXPECT_EQ(t.timestamp_ms, 1'700'000'000'000);
+  EXPECT_EQ(t.outcome, "Yes");
+  EXPECT_EQ(t.outcome_index, 0);
+  EXPECT_EQ(t.raw_json, kTrade);  // no raw_json field: the line itself
+  EXPECT_EQ(e.received_ms, kNow);
+}
+
+TEST(Protocol, TradeOptionalFieldsMayBeAbsentOrNull) {
+  auto line = without(without(without(without(kTrade, "token_id"), "outcome"), "outcome_index"), "size");
+  line = with(line, R"("size":0,"outcome":null)");
+  const Event e = parse_ok(line);
+  const auto& t = std::get<TradeEvent>(e.body);
+  EXPECT_FALSE(t.token_id);
+  EXPECT_FALSE(t.outcome);
+  EXPECT_FALSE(t.outcome_index);
+  EXPECT_EQ(t.size, 0);
+}
+
+TEST(Protocol, RawJsonFieldIsStoredAsIs) {
+  const Event e = parse_ok(with(kTrade, R"("raw_json":"{\"orig\":1}")"));
+  EXPECT_EQ(std::get<TradeEvent>(e.body).raw_json, R"({"orig":1})");
+}
+
+TEST(Protocol, TimestampMsIsAcceptedAndSecondsConverted) {
+  auto ms = with(without(kTrade, "timestamp"), R"("timestamp_ms":1700000000123)");
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(ms).body).timestamp_ms, 1'700'000'000'123);
+  auto both = with(kTrade, R"("timestamp_ms":1700000000123)");
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(both).body).timestamp_ms, 1'700'000'000'123);
+}
+
+TEST(Protocol, TimestampUnitsAreNeverRescaledSilently) {
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":1700000000000)")).reason,
+            RejectReason::TimestampUnits);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp_ms":1700000000)")).reason,
+            RejectReason::TimestampUnits);
+  EXPECT_EQ(parse_bad(with(kTrade, R"("timestamp_ms":1800000000000)")).reason, RejectReason::Schema);
+}
+
+TEST(Protocol, TradeTimestampRules) {
+  EXPECT_EQ(parse_bad(without(kTrade, "timestamp")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":0)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":-5)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":1.7e9)")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":"1700000000")")).reason, RejectReason::Schema);
+}
+
+TEST(Protocol, RequiredTradeFields) {
+  for (const char* key : {"condition_id", "trade_id", "price", "size", "side"}) {
+    auto r = parse_bad(without(kTrade, key));
+    EXPECT_EQ(r.reason, RejectReason::Schema) << key;
+    EXPECT_NE(r.detail.find(key), std::string::npos) << r.detail;
+  }
+}
+
+TEST(Protocol, TradeRanges) {
+  auto set = [](const std::string& key, const std::string& json) { return with(without(kTrade, key), json); };
+  EXPECT_EQ(parse_bad(set("price", R"("price":1.5)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("price", R"("price":-0.1)")).reason, RejectReason::Range);
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(set("price", R"("price":1)")).body).price, 1.0);
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(set("price", R"("price":"0")")).body).price, 0.0);
+  EXPECT_EQ(parse_bad(set("size", R"("size":-1)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("size", R"("size":1e39)")).reason, RejectReason::Range);  // beyond REAL
+  EXPECT_EQ(parse_bad(set("side", R"("side":"HOLD")")).reason, RejectReason::Range);
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(set("side", R"("side":"Sell")")).body).side, "SELL");
+  EXPECT_EQ(parse_bad(set("condition_id", R"("condition_id":"")")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("trade_id", "\"trade_id\":\"" + std::string(257, 'x') + "\"")).reason, RejectReason::Range);
+  EXPECT_NO_THROW(parse_ok(set("trade_id", "\"trade_id\":\"" + std::string(256, 'x') + "\"")));
+  EXPECT_EQ(parse_bad(set("outcome_index", R"("outcome_index":-1)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("outcome_index", R"("outcome_index":3000000000)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("outcome_index", R"("outcome_index":"1")")).reason, RejectReason::Schema);
+}
+
+TEST(Protocol, DecimalStrings) {
+  auto price = [](const std::string& v) { return with(without(kTrade, "price"), "\"price\":" + v); };
+  EXPECT_DOUBLE_EQ(std::get<TradeEvent>(parse_ok(price(R"("0.953")")).body).price, 0.953);
+  EXPECT_DOUBLE_EQ(std::get<TradeEvent>(parse_ok(price(R"(".5")")).body).price, 0.5);
+  EXPECT_DOUBLE_EQ(std::get<TradeEvent>(parse_ok(price(R"("5e-1")")).body).price, 0.5);
+  for (const char* bad : {R"("")", R"("abc")", R"(" 0.5")", R"("0.5 ")", R"("nan")", R"("inf")", R"("0x1")", R"("+0.5")", R"("1e")"}) {
+    EXPECT_EQ(parse_bad(price(bad)).reason, RejectReason::Schema) << bad;
+  }
+  EXPECT_EQ(parse_bad(price("true")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(price("[0.5]")).reason, RejectReason::Schema);
+}
+
+TEST(Protocol, MistypedStringsAreSchemaErrors) {
+  EXPECT_EQ(parse_bad(with(without(kTrade, "trade_id"), R"("trade_id":12)")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "token_id"), R"("token_id":{})")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(with(without(kTrade, "trade_id"), R"("trade_id":"a\u0000b")")).reason, RejectReason::Schema);
+}
+
+TEST(Protocol, UnknownFieldsAreIgnored) {
+  const Event e = parse_ok(with(kTrade, R"("extra":{"nested":[1,2,3]},"another":"x")"));
+  EXPECT_EQ(std::get<TradeEvent>(e.body).trade_id, "t1");
+}
+
+TEST(Protocol, TypeRules) {
+  EXPECT_EQ(parse_bad(without(kTrade, "type")).reason, RejectReason::Schema);
+  auto r = parse_bad(R"({"type":"quote","x":1})");
+  EXPECT_EQ(r.reason, RejectReason::Schema);
+  EXPECT_NE(r.detail.find("quote"), std::string::npos);
+  EXPECT_EQ(parse_bad(R"({"type":7})").reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(R"([1,2])").reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(R"("trade")").reason, RejectReason::Schema);
+}
+
+TEST(Protocol, NotJsonIsAParseError) {
+  EXPECT_EQ(parse_bad("{\"type\":\"trade\"").reason, RejectReason::Parse);
+  EXPECT_EQ(parse_bad("hello").reason, RejectReason::Parse);
+  EXPECT_EQ(parse_bad("").reason, RejectReason::Parse);
+  EXPECT_EQ(parse_bad("   ").reason, RejectReason::Parse);
+  EXPECT_EQ(parse_bad("{\"type\":\"trade\",\"x\":\"\xff\xfe\"}").reason, RejectReason::Parse);  // not UTF-8
+}
+
+const std::string kTrigger =
+    R"({"type":"trigger","token_id":"0xtok","condition_id":"0xc","threshold":"0.95",)"
+    R"("trigger_timestamp":1700000000000,"price":0.96,"size":"10","model_score":0.87,)"
+    R"("model_version":"v3","outcome":"Yes","outcome_index":1})";
+
+TEST(Protocol, ParsesAFullTrigger) {
+  const Event e = parse_ok(kTrigger);
+  ASSERT_EQ(e.type(), EventType::Trigger);
+  const auto& g = std::get<TriggerEvent>(e.body);
+  EXPECT_EQ(g.token_id, "0xtok");
+  EXPECT_EQ(g.condition_id, "0xc");
+  EXPECT_DOUBLE_EQ(g.threshold, 0.95);
+  EXPECT_EQ(g.trigger_timestamp_ms, 1'700'000'000'000);
+  EXPECT_DOUBLE_EQ(*g.price, 0.96);
+  EXPECT_DOUBLE_EQ(*g.size, 10);
+  EXPECT_DOUBLE_EQ(*g.model_score, 0.87);
+  EXPECT_EQ(g.model_version, "v3");
+  EXPECT_EQ(g.outcome_index, 1);
+  EXPECT_EQ(e.event_time_ms(), 1'700'000'000'000);
+}
+
+TEST(Protocol, TriggerRules) {
+  auto set = [](const std::string& key, const std::string& json) { return with(without(kTrigger, key), json); };
+  for (const char* key : {"token_id", "condition_id", "threshold", "trigger_timestamp"})
+    EXPECT_EQ(parse_bad(without(kTrigger, key)).reason, RejectReason::Schema) << key;
+  EXPECT_EQ(parse_bad(set("condition_id", R"("condition_id":"")")).reason, RejectReason::Range);  // G2 needs it
+  EXPECT_EQ(parse_bad(set("token_id", R"("token_id":"")")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("threshold", R"("threshold":0)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("threshold", R"("threshold":1.01)")).reason, RejectReason::Range);
+  EXPECT_EQ(std::get<TriggerEvent>(parse_ok(set("threshold", R"("threshold":1)")).body).threshold, 1.0);
+  EXPECT_EQ(parse_bad(set("trigger_timestamp", R"("trigger_timestamp":0)")).reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(set("trigger_timestamp", R"("trigger_timestamp":1700000000)")).reason,
+            RejectReason::TimestampUnits);
+  EXPECT_EQ(parse_bad(set("model_score", R"("model_score":"high")")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(set("outcome_index", R"("outcome_index":-2)")).reason, RejectReason::Range);
+  const auto minimal = R"({"type":"trigger","token_id":"a","condition_id":"c","threshold":0.5,"trigger_timestamp":1700000000000})";
+  const Event e = parse_ok(minimal);
+  const auto& g = std::get<TriggerEvent>(e.body);
+  EXPECT_FALSE(g.price);
+  EXPECT_FALSE(g.model_version);
+}
+
+TEST(Protocol, RepliesAreJsonLines) {
+  std::string out;
+  append_ack(out, 42);
+  EXPECT_EQ(out, "{\"ack\":42}\n");
+  out.clear();
+  append_error(out, RejectReason::TimestampUnits, 3, "say \"ms\"\n\\");
+  EXPECT_EQ(out, R"({"error":"timestamp_units","line":3,"detail":"say \"ms\"\u000a\\"})" "\n");
+  out.clear();
+  append_json_string(out, "a\xffz");
+  EXPECT_EQ(out, "\"a\xef\xbf\xbdz\"");
+  for (int r = 0; r < kRejectReasonCount; ++r) EXPECT_STRNE(to_string(static_cast<RejectReason>(r)), "");
+  EXPECT_STREQ(to_string(RejectReason::TooLong), "too_long");
+  EXPECT_STREQ(to_string(RejectReason::Busy), "busy");
+}
+
+TEST(Protocol, EventToJsonParsesBack) {
+  for (const auto& line : {kTrade, kTrigger}) {
+    const Event e = parse_ok(line);
+    const Event again = parse_ok(event_to_json(e));
+    std::string a, b;
+    Event e2 = e, again2 = again;
+    e2.received_ms = again2.received_ms = 0;
+    if (auto* t = std::get_if<TradeEvent>(&again2.body)) t->raw_json = std::get<TradeEvent>(e2.body).raw_json;
+    encode_event(e2, a);
+    encode_event(again2, b);
+    EXPECT_EQ(a, b) << event_to_json(e);
+  }
+}
+
+TEST(EventCodec, RoundTripsEveryField) {
+  for (const auto& line : {kTrade, kTrigger, without(without(kTrade, "token_id"), "outcome_index")}) {
+    const Event e = parse_ok(line);
+    std::string bytes;
+    encode_event(e, bytes);
+    auto back = decode_event(bytes);
+    ASSERT_TRUE(back);
+    std::string again;
+    encode_event(*back, again);
+    EXPECT_EQ(bytes, again);
+    EXPECT_EQ(event_to_json(*back), event_to_json(e));
+  }
+}
+
+TEST(EventCodec, RejectsEveryTruncationAndTrailingBytes) {
+  std::string bytes;
+  encode_event(parse_ok(kTrigger), bytes);
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    std::string error;
+    EXPECT_FALSE(decode_event(std::string_view(bytes).substr(0, n), &error)) << n;
+    EXPECT_FALSE(error.empty());
+  }
+  EXPECT_FALSE(decode_event(bytes + "x"));
+}
+
+TEST(LineSplitter, NumbersLinesAndHandlesChunking) {
+  LineSplitter s(100);
+  std::vector<std::pair<std::uint64_t, std::string>> lines;
+  auto on = [&](std::uint64_t n, std::string_view text, bool too_long) {
+    EXPECT_FALSE(too_long);
+    lines.emplace_back(n, std::string(text));
+  };
+  s.feed("ab", on);
+  s.feed("c\r\nde", on);
+  s.feed("f\n\ng", on);
+  s.finish(on);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], (std::pair<std::uint64_t, std::string>{1, "abc"}));
+  EXPECT_EQ(lines[1], (std::pair<std::uint64_t, std::string>{2, "def"}));
+  EXPECT_EQ(lines[2], (std::pair<std::uint64_t, std::string>{3, ""}));
+  EXPECT_EQ(lines[3], (std::pair<std::uint64_t, std::string>{4, "g"}));
+}
+
+TEST(LineSplitter, OverLongLineIsSkippedWithoutLosingTheNext) {
+  LineSplitter s(10);
+  std::vector<std::tuple<std::uint64_t, std::string, bool>> lines;
+  auto on = [&](std::uint64_t n, std::string_view text, bool too_long) { lines.emplace_back(n, std::string(text), too_long); };
+  s.feed("short\n" + std::string(6, 'x'), on);
+  s.feed(std::string(50, 'y'), on);  // still the same line, now far too long
+  EXPECT_TRUE(s.has_partial());
+  s.feed("zz\nnext\n" + std::string(11, 'w') + "\nlast\n", on);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0], std::make_tuple(std::uint64_t{1}, std::string("short"), false));
+  EXPECT_EQ(lines[1], std::make_tuple(std::uint64_t{2}, std::string(), true));
+  EXPECT_EQ(lines[2], std::make_tuple(std::uint64_t{3}, std::string("next"), false));
+  EXPECT_EQ(lines[3], std::make_tuple(std::uint64_t{4}, std::string(), true));
+  EXPECT_EQ(lines[4], std::make_tuple(std::uint64_t{5}, std::string("last"), false));
+  EXPECT_EQ(s.lines(), 5u);
+}
+
+}  // namespace
+}  // namespace pm

@@ -1,0 +1,330 @@
+// The write-ahead log: round trip, group commit, roll-over, torn tails at every byte, flipped
+// bits, replay from a position, segment removal, crc32c.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <barrier>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "ingest/crc32c.h"
+#include "ingest/wal.h"
+
+namespace pm::wal {
+namespace {
+
+namespace fs = std::filesystem;
+
+class WalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pm_wal_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Options options(std::uint64_t segment_bytes = 64ull << 20) {
+    Options o;
+    o.dir = dir_.string();
+    o.segment_bytes = segment_bytes;
+    o.on_warning = [this](const std::string& w) { warnings_.push_back(w); };
+    o.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
+    return o;
+  }
+
+  static std::string payload(int i) { return "event-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 7), '#'); }
+
+  std::vector<Appended> append(WriteAheadLog& log, int from, int count) {
+    std::vector<std::string> payloads;
+    for (int i = from; i < from + count; ++i) payloads.push_back(payload(i));
+    std::vector<Appended> out;
+    EXPECT_EQ(log.append(payloads, out), AppendStatus::Ok);
+    return out;
+  }
+
+  std::vector<std::string> read_all(const WriteAheadLog& log, Position from) {
+    WalReader reader(log.dir(), log.log_id(), from);
+    std::vector<std::string> out;
+    while (auto r = reader.next(log.durable())) out.push_back(r->payload);
+    return out;
+  }
+
+  fs::path newest_segment() {
+    std::vector<fs::path> files;
+    for (auto& e : fs::directory_iterator(dir_)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    return files.back();
+  }
+
+  fs::path dir_;
+  std::vector<std::string> warnings_;
+};
+
+TEST(Crc32c, KnownValuesAndBothPathsAgree) {
+  // RFC 3720 test vector: 32 bytes of zeros.
+  std::string zeros(32, '\0');
+  EXPECT_EQ(crc32c::value(zeros.data(), zeros.size()), 0x8a9136aau);
+  EXPECT_EQ(crc32c::value("123456789", 9), 0xe3069283u);
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += static_cast<char>(i * 31);
+  for (std::size_t n : {0ul, 1ul, 7ul, 8ul, 9ul, 63ul, 1000ul}) {
+    EXPECT_EQ(crc32c::value(text.data(), n), crc32c::extend_portable_for_test(0, text.data(), n)) << n;
+  }
+  EXPECT_EQ(crc32c::extend(crc32c::value(text.data(), 10), text.data() + 10, 90), crc32c::value(text.data(), 100));
+  const std::uint32_t c = crc32c::value("abc", 3);
+  EXPECT_NE(crc32c::mask(c), c);
+  EXPECT_EQ(crc32c::unmask(crc32c::mask(c)), c);
+}
+
+TEST_F(WalTest, RoundTripAcrossReopen) {
+  LogId id;
+  {
+    auto log = WriteAheadLog::open(options());
+    id = log->log_id();
+    auto a = append(*log, 0, 10);
+    ASSERT_EQ(a.size(), 10u);
+    EXPECT_EQ(a.front().lsn, 1u);
+    EXPECT_EQ(a.back().lsn, 10u);
+    EXPECT_EQ(log->durable().lsn, 10u);
+  }
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->log_id(), id);
+  EXPECT_EQ(log->durable().lsn, 10u);
+  auto b = append(*log, 10, 5);
+  EXPECT_EQ(b.front().lsn, 11u);
+  auto all = read_all(*log, log->oldest());
+  ASSERT_EQ(all.size(), 15u);
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], payload(i));
+  EXPECT_TRUE(warnings_.empty());
+}
+
+TEST_F(WalTest, PositionsAndLogOffsetsAreConsistent) {
+  auto log = WriteAheadLog::open(options());
+  auto a = append(*log, 0, 3);
+  std::uint64_t expected = 0;
+  for (int i = 0; i < 3; ++i) {
+    expected += kRecordHeaderSize + payload(i).size();
+    EXPECT_EQ(a[static_cast<std::size_t>(i)].end.log_offset, expected);
+  }
+  EXPECT_EQ(log->durable().log_offset, expected);
+  EXPECT_EQ(log->stats().appended_bytes, expected);
+}
+
+TEST_F(WalTest, ReplayFromAPosition) {
+  auto log = WriteAheadLog::open(options(1024));
+  std::vector<Appended> a;
+  for (int i = 0; i < 20; ++i) {  // one group never spans segments: several appends roll over
+    auto part = append(*log, i * 10, 10);
+    a.insert(a.end(), part.begin(), part.end());
+  }
+  ASSERT_GT(log->stats().segments, 2u);
+  const Position checkpoint = a[119].end;
+  auto rest = read_all(*log, checkpoint);
+  ASSERT_EQ(rest.size(), 80u);
+  EXPECT_EQ(rest.front(), payload(120));
+  EXPECT_EQ(rest.back(), payload(199));
+  EXPECT_TRUE(read_all(*log, log->durable()).empty());
+}
+
+TEST_F(WalTest, RollsOverToNewSegmentsAndRemovesOldOnes) {
+  auto log = WriteAheadLog::open(options(2048));
+  std::vector<Appended> all;
+  for (int i = 0; i < 40; ++i) {
+    auto a = append(*log, i * 10, 10);
+    all.insert(all.end(), a.begin(), a.end());
+  }
+  const auto stats = log->stats();
+  EXPECT_GT(stats.segments, 5u);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 400u);
+
+  const Position checkpoint = all[250].end;
+  log->remove_segments_before(checkpoint.segment);
+  EXPECT_LT(log->stats().segments, stats.segments);
+  EXPECT_EQ(log->oldest().segment, checkpoint.segment);
+  EXPECT_LE(log->oldest().lsn, checkpoint.lsn);
+  EXPECT_EQ(read_all(*log, checkpoint).size(), 149u);
+  // What remains reopens cleanly and continues the numbering.
+  log.reset();
+  log = WriteAheadLog::open(options(2048));
+  EXPECT_EQ(log->durable().lsn, 400u);
+  EXPECT_EQ(append(*log, 400, 1).front().lsn, 401u);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 401u - log->oldest().lsn);
+}
+
+TEST_F(WalTest, NeverRemovesTheActiveSegment) {
+  auto log = WriteAheadLog::open(options());
+  append(*log, 0, 5);
+  log->remove_segments_before(1000);
+  EXPECT_EQ(log->stats().segments, 1u);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 5u);
+}
+
+TEST_F(WalTest, ConcurrentAppendersAreGroupedAndOrdered) {
+  auto log = WriteAheadLog::open(options(1 << 16));
+  constexpr int kThreads = 8, kPerThread = 200;
+  std::mutex mu;
+  std::vector<std::uint64_t> callback_lsns;
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<std::string> p = {"t" + std::to_string(t) + "-" + std::to_string(i)};
+        std::vector<Appended> out;
+        DurableCallback cb = [&](std::span<const Appended> recs) {
+          std::lock_guard lock(mu);
+          for (const auto& r : recs) callback_lsns.push_back(r.lsn);
+        };
+        ASSERT_EQ(log->append(p, out, cb), AppendStatus::Ok);
+        ASSERT_EQ(out.size(), 1u);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(callback_lsns.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  for (std::size_t i = 0; i < callback_lsns.size(); ++i) EXPECT_EQ(callback_lsns[i], i + 1) << "callbacks out of LSN order";
+  EXPECT_LT(log->stats().groups, static_cast<std::uint64_t>(kThreads * kPerThread)) << "no group ever held two appends";
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+// A crash can stop the last write at any byte: every cut is recovered to the records before it.
+TEST_F(WalTest, TornTailIsCutAtEveryByteOfTheLastRecord) {
+  std::uint64_t full_size = 0, before_last = 0;
+  {
+    auto log = WriteAheadLog::open(options());
+    append(*log, 0, 5);
+    before_last = log->durable().offset;
+    append(*log, 5, 1);
+    full_size = log->durable().offset;
+  }
+  const fs::path seg = newest_segment();
+  const std::string pristine = [&] {
+    std::ifstream in(seg, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  for (std::uint64_t cut = before_last + 1; cut < full_size; ++cut) {
+    {
+      std::ofstream out(seg, std::ios::binary | std::ios::trunc);
+      out.write(pristine.data(), static_cast<std::streamsize>(cut));
+    }
+    warnings_.clear();
+    auto log = WriteAheadLog::open(options());
+    EXPECT_EQ(log->durable().lsn, 5u) << "cut at " << cut;
+    EXPECT_EQ(log->durable().offset, before_last);
+    EXPECT_EQ(fs::file_size(seg), before_last);
+    ASSERT_EQ(warnings_.size(), 1u) << "cut at " << cut;
+    EXPECT_NE(warnings_[0].find("torn tail"), std::string::npos);
+    EXPECT_EQ(read_all(*log, log->oldest()).size(), 5u);
+  }
+}
+
+TEST_F(WalTest, ZeroFilledTailIsTorn) {
+  {
+    auto log = WriteAheadLog::open(options());
+    append(*log, 0, 3);
+  }
+  {
+    std::ofstream out(newest_segment(), std::ios::binary | std::ios::app);
+    out << std::string(4096, '\0');
+  }
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 3u);
+  EXPECT_EQ(warnings_.size(), 1u);
+}
+
+void flip_bit(const fs::path& file, std::uint64_t offset) {
+  std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x10);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+TEST_F(WalTest, FlippedBitBeforeTheTailStopsRecoveryWithFileAndOffset) {
+  std::vector<Appended> a;
+  {
+    auto log = WriteAheadLog::open(options());
+    a = append(*log, 0, 10);
+  }
+  // Every byte of record 4 (payload, length, lsn, checksum) is covered by the checksum.
+  const std::uint64_t rec4 = a[2].end.offset;
+  for (std::uint64_t off = rec4; off < a[3].end.offset; off += 3) {
+    flip_bit(newest_segment(), off);
+    try {
+      WriteAheadLog::open(options());
+      FAIL() << "corruption at " << off << " was not detected";
+    } catch (const WalCorruption& e) {
+      EXPECT_EQ(e.offset(), rec4);
+      EXPECT_NE(std::string(e.what()).find(newest_segment().filename().string()), std::string::npos);
+    }
+    flip_bit(newest_segment(), off);  // restore
+  }
+  EXPECT_EQ(WriteAheadLog::open(options())->durable().lsn, 10u);
+}
+
+TEST_F(WalTest, ReaderDetectsCorruptionInOlderSegments) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 10; ++i) append(*log, i * 10, 10);
+    ASSERT_GT(log->stats().segments, 2u);
+  }
+  const fs::path first = dir_ / segment_file_name(1);
+  flip_bit(first, kSegmentHeaderSize + 20);
+  auto log = WriteAheadLog::open(options(1024));  // only the newest segment is scanned at open
+  WalReader reader(log->dir(), log->log_id(), log->oldest());
+  try {
+    while (reader.next(log->durable())) {
+    }
+    FAIL() << "expected WalCorruption";
+  } catch (const WalCorruption& e) {
+    EXPECT_EQ(e.file(), first.string());
+    EXPECT_EQ(e.offset(), kSegmentHeaderSize);
+  }
+}
+
+TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 10; ++i) append(*log, i * 10, 10);
+    ASSERT_GT(log->stats().segments, 2u);
+  }
+  fs::remove(dir_ / segment_file_name(2));
+  EXPECT_THROW(WriteAheadLog::open(options(1024)), WalCorruption);
+}
+
+TEST_F(WalTest, LeftoverTemporarySegmentIsRemoved) {
+  {
+    auto log = WriteAheadLog::open(options());
+    append(*log, 0, 2);
+  }
+  { std::ofstream(dir_ / (segment_file_name(2) + ".tmp")) << "half a header"; }
+  auto log = WriteAheadLog::open(options());
+  EXPECT_FALSE(fs::exists(dir_ / (segment_file_name(2) + ".tmp")));
+  EXPECT_EQ(log->durable().lsn, 2u);
+}
+
+TEST_F(WalTest, SegmentsOfAnotherLogAreRefused) {
+  { WriteAheadLog::open(options()); }
+  const fs::path other = fs::temp_directory_path() / ("pm_wal_other_" + std::to_string(::getpid()));
+  fs::remove_all(other);
+  {
+    Options o = options(1024);
+    o.dir = other.string();
+    auto log = WriteAheadLog::open(o);
+    for (int i = 0; i < 10; ++i) append(*log, i * 10, 10);
+  }
+  fs::copy_file(other / segment_file_name(2), dir_ / segment_file_name(2));
+  fs::remove_all(other);
+  EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+}
+
+}  // namespace
+}  // namespace pm::wal
