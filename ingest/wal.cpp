@@ -274,6 +274,8 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
     stats_.groups += 1;
     last_sync_seconds_ = static_cast<double>(sync_ns) / 1e9;
     lock.unlock();
+    if (options_.on_group_commit)
+      options_.on_group_commit(static_cast<double>(sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
     // Still the leader: callbacks run in LSN order, before any later group is written.
     for (Request* r : group)
       if (*r->on_durable) (*r->on_durable)(*r->out);

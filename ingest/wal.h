@@ -37,6 +37,8 @@ struct Options {
   std::size_t max_group_bytes = 8u << 20;      // one group's write at most (soft)
   std::function<void(const std::string&)> on_warning;  // torn tails cut, segments removed, ...
   std::function<void(const std::string&)> on_fatal;    // fdatasync failed; must not return normally
+  // Called by each group's leader after its fdatasync: (fsync seconds, bytes, records).
+  std::function<void(double, std::uint64_t, std::uint64_t)> on_group_commit;
 };
 
 enum class AppendStatus { Ok, DiskFull, IoError };

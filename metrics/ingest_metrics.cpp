@@ -1,1 +1,96 @@
 #include "metrics/ingest_metrics.h"
+
+namespace pm {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Registry;
+
+prometheus::Family<prometheus::Counter>& counters(Registry& r, const std::string& name, const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(r);
+}
+
+prometheus::Gauge& gauge(Registry& r, const std::string& name, const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+prometheus::Counter& counter(Registry& r, const std::string& name, const std::string& help) {
+  return counters(r, name, help).Add({});
+}
+
+prometheus::Histogram& histogram(Registry& r, const std::string& name, const std::string& help,
+                                 prometheus::Histogram::BucketBoundaries buckets) {
+  return BuildHistogram().Name(name).Help(help).Register(r).Add({}, std::move(buckets));
+}
+
+// fdatasync and commit latencies: 50 us to 10 s.
+prometheus::Histogram::BucketBoundaries latency_buckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+prometheus::Histogram::BucketBoundaries batch_size_buckets() {
+  return {1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000};
+}
+
+}  // namespace
+
+IngestMetrics::IngestMetrics(const std::string& version)
+    : registry_(std::make_shared<Registry>()),
+      received_family_(counters(*registry_, "pm_ingest_events_received_total", "Valid events received from producers, by type.")),
+      rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason.")),
+      stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type.")),
+      refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
+      wal_errors_family_(counters(*registry_, "pm_ingest_wal_write_errors_total", "Failed write-ahead log appends, by kind.")),
+      rows_family_(counters(*registry_, "pm_ingest_rows_written_total", "Rows inserted or upserted in PostgreSQL, by table.")),
+      dedup_family_(counters(*registry_, "pm_ingest_dedup_hits_total", "Events acknowledged but not stored because they were already stored, by kind.")),
+      db_errors_family_(counters(*registry_, "pm_ingest_database_errors_total", "PostgreSQL errors seen by the writer, by kind.")),
+      received_trades(received_family_.Add({{"type", "trade"}})),
+      received_triggers(received_family_.Add({{"type", "trigger"}})),
+      stale_trades(stale_family_.Add({{"type", "trade"}})),
+      stale_triggers(stale_family_.Add({{"type", "trigger"}})),
+      producers_connected(gauge(*registry_, "pm_ingest_producers_connected", "Producer connections open now.")),
+      connections_accepted(counter(*registry_, "pm_ingest_connections_accepted_total", "Producer connections accepted.")),
+      wal_appended_bytes(counter(*registry_, "pm_ingest_wal_appended_bytes_total", "Bytes appended to the write-ahead log (records with headers).")),
+      wal_appended_records(counter(*registry_, "pm_ingest_wal_appended_records_total", "Records appended to the write-ahead log.")),
+      wal_fsync_seconds(histogram(*registry_, "pm_ingest_wal_fsync_duration_seconds", "Duration of each group commit's fdatasync.", latency_buckets())),
+      wal_unapplied_bytes(gauge(*registry_, "pm_ingest_wal_unapplied_bytes", "Log bytes durable but not yet applied to PostgreSQL.")),
+      wal_unapplied_events(gauge(*registry_, "pm_ingest_wal_unapplied_events", "Events durable in the log but not yet applied to PostgreSQL.")),
+      wal_disk_bytes(gauge(*registry_, "pm_ingest_wal_disk_bytes", "Bytes of all log segment files on disk.")),
+      wal_segments(gauge(*registry_, "pm_ingest_wal_segments", "Log segment files on disk.")),
+      queue_events(gauge(*registry_, "pm_ingest_queue_events", "Events waiting in the in-memory queue for the writer.")),
+      queue_overflow_events(counter(*registry_, "pm_ingest_queue_overflow_events_total", "Events not queued because the queue was full (the writer reads them back from the log).")),
+      batch_events(histogram(*registry_, "pm_ingest_batch_events", "Events per applied batch.", batch_size_buckets())),
+      batch_commit_seconds(histogram(*registry_, "pm_ingest_batch_commit_duration_seconds", "Time to apply and commit one batch transaction.", latency_buckets())),
+      dedup_trade(dedup_family_.Add({{"kind", "trade"}})),
+      dedup_trigger_same_token(dedup_family_.Add({{"kind", "trigger_same_token"}})),
+      dedup_trigger_other_token(dedup_family_.Add({{"kind", "trigger_other_token"}})),
+      dead_lettered(counter(*registry_, "pm_ingest_dead_lettered_events_total", "Events PostgreSQL rejected on their own, stored in pm_dead_letters.")),
+      applied_events(counter(*registry_, "pm_ingest_applied_events_total", "Events applied to PostgreSQL (stored, deduplicated or dead-lettered).")),
+      log_catchup_events(counter(*registry_, "pm_ingest_log_catchup_events_total", "Events the writer read back from the log instead of the queue.")),
+      lag_oldest_unapplied_seconds(gauge(*registry_, "pm_ingest_lag_oldest_unapplied_seconds", "Age of the oldest event durable in the log but not applied (0 when caught up).")),
+      newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp.")),
+      newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time.")),
+      database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer's last PostgreSQL operation succeeded, else 0.")),
+      replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")) {
+  BuildGauge()
+      .Name("pm_ingest_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(*registry_)
+      .Add({{"version", version}})
+      .Set(1);
+  for (const char* reason : {"parse", "schema", "range", "timestamp_units", "too_long", "busy"}) rejected(reason);
+  for (const char* table : {"polymarket_trades", "polymarket_first_triggers", "trade_watermarks", "trigger_watermarks", "pm_dead_letters"})
+    rows_written(table);
+  for (const char* kind : {"connection", "transient", "data", "in_doubt", "timeout", "other"}) database_errors(kind);
+}
+
+prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }
+prometheus::Counter& IngestMetrics::connections_refused(const std::string& reason) { return refused_family_.Add({{"reason", reason}}); }
+prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
+prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }
+prometheus::Counter& IngestMetrics::database_errors(const std::string& kind) { return db_errors_family_.Add({{"kind", kind}}); }
+
+}  // namespace pm

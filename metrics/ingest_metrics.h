@@ -1,3 +1,81 @@
 #pragma once
-// Placeholder until the metrics registry lands.
-namespace pm {}
+// IngestMetrics: every Prometheus series pm-ingestd exports, created once in one registry.
+// Names follow the Prometheus conventions (pm_ingest_ prefix, base units, _total counters,
+// _seconds/_bytes). Members are references into the registry: increment or set them from any
+// thread (prometheus-cpp metrics are thread-safe). The object owns the registry's families; keep
+// it alive while anything may update a metric or serve /metrics.
+#include <array>
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace pm {
+
+class IngestMetrics {
+  // Declared first: every member below is initialised from these.
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& received_family_;
+  prometheus::Family<prometheus::Counter>& rejected_family_;
+  prometheus::Family<prometheus::Counter>& stale_family_;
+  prometheus::Family<prometheus::Counter>& refused_family_;
+  prometheus::Family<prometheus::Counter>& wal_errors_family_;
+  prometheus::Family<prometheus::Counter>& rows_family_;
+  prometheus::Family<prometheus::Counter>& dedup_family_;
+  prometheus::Family<prometheus::Counter>& db_errors_family_;
+
+ public:
+  explicit IngestMetrics(const std::string& version = "unknown");
+  IngestMetrics(const IngestMetrics&) = delete;
+  IngestMetrics& operator=(const IngestMetrics&) = delete;
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Producer side.
+  prometheus::Counter& received_trades;
+  prometheus::Counter& received_triggers;
+  prometheus::Counter& rejected(const std::string& reason);  // protocol reasons
+  prometheus::Counter& stale_trades;    // G1: event time older than --stale-after on arrival
+  prometheus::Counter& stale_triggers;
+  prometheus::Gauge& producers_connected;
+  prometheus::Counter& connections_accepted;
+  prometheus::Counter& connections_refused(const std::string& reason);
+
+  // Write-ahead log.
+  prometheus::Counter& wal_appended_bytes;
+  prometheus::Counter& wal_appended_records;
+  prometheus::Histogram& wal_fsync_seconds;
+  prometheus::Counter& wal_write_errors(const std::string& kind);  // disk_full, io_error
+  prometheus::Gauge& wal_unapplied_bytes;
+  prometheus::Gauge& wal_unapplied_events;
+  prometheus::Gauge& wal_disk_bytes;
+  prometheus::Gauge& wal_segments;
+
+  // Queue and writer.
+  prometheus::Gauge& queue_events;
+  prometheus::Counter& queue_overflow_events;  // left on disk, read back by the writer
+  prometheus::Histogram& batch_events;
+  prometheus::Histogram& batch_commit_seconds;
+  prometheus::Counter& rows_written(const std::string& table);
+  prometheus::Counter& dedup_trade;
+  prometheus::Counter& dedup_trigger_same_token;
+  prometheus::Counter& dedup_trigger_other_token;
+  prometheus::Counter& dead_lettered;
+  prometheus::Counter& applied_events;
+  prometheus::Counter& log_catchup_events;  // events the writer read back from the log
+
+  // Lag and health.
+  prometheus::Gauge& lag_oldest_unapplied_seconds;
+  prometheus::Gauge& newest_applied_event_age_seconds;
+  prometheus::Gauge& newest_applied_event_timestamp_seconds;
+  prometheus::Gauge& database_up;
+  prometheus::Counter& database_errors(const std::string& kind);
+  prometheus::Gauge& replay_done;
+
+};
+
+}  // namespace pm

@@ -1,0 +1,167 @@
+#include "daemon/daemon_options.h"
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+#include <boost/program_options.hpp>
+
+#include "daemon/cli_common.h"
+
+namespace po = boost::program_options;
+
+namespace pm {
+
+namespace {
+
+std::uint64_t parse_bytes(const std::string& option, const std::string& text) {
+  // 123, 64K, 512M, 4G (powers of 1024); plain bytes otherwise.
+  std::size_t used = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &used);
+  } catch (...) {
+    throw std::invalid_argument("--" + option + ": '" + text + "' is not a byte count (e.g. 512M, 4G)");
+  }
+  std::string suffix = text.substr(used);
+  for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (suffix == "" || suffix == "B") return value;
+  if (suffix == "K" || suffix == "KB" || suffix == "KIB") return value << 10;
+  if (suffix == "M" || suffix == "MB" || suffix == "MIB") return value << 20;
+  if (suffix == "G" || suffix == "GB" || suffix == "GIB") return value << 30;
+  throw std::invalid_argument("--" + option + ": unknown unit in '" + text + "' (use K, M or G)");
+}
+
+uid_t parse_uid(const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return static_cast<uid_t>(std::stoul(text));
+  if (const passwd* pw = ::getpwnam(text.c_str())) return pw->pw_uid;
+  throw std::invalid_argument("--allow-uid: no user '" + text + "'");
+}
+
+gid_t parse_gid(const std::string& option, const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return static_cast<gid_t>(std::stoul(text));
+  if (const group* gr = ::getgrnam(text.c_str())) return gr->gr_gid;
+  throw std::invalid_argument("--" + option + ": no group '" + text + "'");
+}
+
+// DATABASE_URL -> database-url; PM_INGESTD_BATCH_MAX_EVENTS -> batch-max-events.
+std::string environment_name(const std::string& variable) {
+  if (variable == "DATABASE_URL") return "database-url";
+  const std::string prefix = "PM_INGESTD_";
+  if (variable.rfind(prefix, 0) != 0) return "";
+  std::string name = variable.substr(prefix.size());
+  for (auto& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+}  // namespace
+
+std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version) {
+  DaemonOptions d;
+  po::options_description desc(
+      "pm-ingestd: durable ingestion of trades and triggers into PostgreSQL.\n"
+      "Producers send NDJSON lines over a Unix socket; each valid event is written to a\n"
+      "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
+      "PostgreSQL in batches, exactly once.\n\n"
+      "Every option can also come from --config (INI: name = value) or the environment as\n"
+      "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR); DATABASE_URL sets --database-url.\n"
+      "Command line beats environment beats config file.\n\nOptions");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("version", "print the version and exit")
+    ("config", po::value<std::string>(), "INI file with option = value lines")
+    ("socket", po::value<std::string>()->default_value(d.socket_path), "Unix socket producers connect to (ignored when systemd passes a socket)")
+    ("socket-mode", po::value<std::string>()->default_value("0660"), "permissions of the socket file (octal)")
+    ("socket-group", po::value<std::string>(), "group of the socket file (name or gid; default: the daemon's)")
+    ("allow-uid", po::value<std::vector<std::string>>()->composing(), "accept producers running as this user (name or uid; repeatable; default: anyone who can open the socket)")
+    ("allow-gid", po::value<std::vector<std::string>>()->composing(), "accept producers whose primary group is this (name or gid; repeatable)")
+    ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log")
+    ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy`")
+    ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
+    ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
+    ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
+    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics")
+    ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
+    ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "how long a batch waits for more events (ms)")
+    ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
+    ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
+    ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
+    ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
+    ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
+    ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
+    ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
+    ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
+  // clang-format on
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::store(po::parse_environment(desc, environment_name), vm);
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) throw std::invalid_argument("--config: cannot read " + path);
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return std::nullopt;
+  }
+  if (vm.count("version")) {
+    std::cout << "pm-ingestd " << version << "\n";
+    return std::nullopt;
+  }
+
+  d.socket_path = vm["socket"].as<std::string>();
+  try {
+    d.socket_mode = static_cast<mode_t>(std::stoul(vm["socket-mode"].as<std::string>(), nullptr, 8));
+  } catch (...) {
+    throw std::invalid_argument("--socket-mode: '" + vm["socket-mode"].as<std::string>() + "' is not an octal mode");
+  }
+  if (vm.count("socket-group")) d.socket_group = parse_gid("socket-group", vm["socket-group"].as<std::string>());
+  if (vm.count("allow-uid"))
+    for (const auto& u : vm["allow-uid"].as<std::vector<std::string>>()) d.allow_uids.push_back(parse_uid(u));
+  if (vm.count("allow-gid"))
+    for (const auto& g : vm["allow-gid"].as<std::vector<std::string>>()) d.allow_gids.push_back(parse_gid("allow-gid", g));
+  d.wal_dir = vm["wal-dir"].as<std::string>();
+  d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
+  d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
+  const auto url = resolve_database_url(vm.count("database-url") ? vm["database-url"].as<std::string>() : "",
+                                        vm.count("database-url-file") ? vm["database-url-file"].as<std::string>() : "");
+  if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");
+  d.database_url = *url;
+  d.metrics_listen = vm["metrics-listen"].as<std::string>();
+  d.batch_max_events = vm["batch-max-events"].as<std::size_t>();
+  if (d.batch_max_events < 1) throw std::invalid_argument("--batch-max-events must be >= 1");
+  d.batch_max_delay = std::chrono::milliseconds(vm["batch-max-delay-ms"].as<long>());
+  if (d.batch_max_delay.count() < 0) throw std::invalid_argument("--batch-max-delay-ms must be >= 0");
+  d.queue_max_events = vm["queue-max-events"].as<std::size_t>();
+  if (d.queue_max_events < 1) throw std::invalid_argument("--queue-max-events must be >= 1");
+  const auto unit = parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
+  if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
+  d.trade_timestamp_unit = *unit;
+  d.instance_id = vm["instance-id"].as<std::string>();
+  if (d.instance_id.empty()) throw std::invalid_argument("--instance-id must not be empty");
+  d.shutdown_timeout = std::chrono::seconds(vm["shutdown-timeout"].as<long>());
+  if (d.shutdown_timeout.count() < 1) throw std::invalid_argument("--shutdown-timeout must be >= 1");
+  d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
+  d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
+  if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
+  d.max_connections = vm["max-connections"].as<std::size_t>();
+  d.log_level = vm["log-level"].as<std::string>();
+  if (d.metrics_listen.find(':') == std::string::npos)
+    throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");
+  return d;
+}
+
+}  // namespace pm

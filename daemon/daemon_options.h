@@ -1,0 +1,44 @@
+#pragma once
+// DaemonOptions: every pm-ingestd setting, from the command line, the environment (DATABASE_URL,
+// and PM_INGESTD_<OPTION_NAME> for any option) and an INI config file (--config), in that order
+// of precedence. parse_daemon_options() validates everything and throws std::invalid_argument with
+// a message naming the option; it returns nullopt after printing --help or --version.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repos/timestamp_unit.h"
+
+namespace pm {
+
+struct DaemonOptions {
+  std::string socket_path = "/run/pm-ingestd/ingest.sock";
+  mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;
+  std::vector<uid_t> allow_uids;
+  std::vector<gid_t> allow_gids;
+  std::string wal_dir = "/var/lib/pm-ingestd/wal";
+  std::string database_url;  // never logged unredacted
+  std::string metrics_listen = "127.0.0.1:9464";
+  std::size_t batch_max_events = 5000;
+  std::chrono::milliseconds batch_max_delay{20};
+  std::uint64_t wal_max_bytes = 4ull << 30;
+  std::uint64_t wal_segment_bytes = 64ull << 20;
+  std::size_t queue_max_events = 20000;
+  TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
+  std::string instance_id = "default";
+  std::chrono::seconds shutdown_timeout{10};
+  std::chrono::seconds stale_after{300};
+  std::size_t max_line_bytes = 1 << 20;
+  std::size_t max_connections = 1024;
+  std::string log_level = "info";
+};
+
+// argv is not modified here; call scrub_argv_passwords() afterwards.
+std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version);
+
+}  // namespace pm

@@ -1,0 +1,108 @@
+#pragma once
+// BatchWriter: the one thread that applies the log to PostgreSQL.
+//
+// Contract:
+// - Starts without the database: it connects, reads this instance's checkpoint and checks that it
+//   belongs to the log (same log id, not beyond its end). Until then, and whenever PostgreSQL is
+//   unreachable, it retries with backoff while the daemon keeps logging and acking.
+// - Applies events strictly in log order, from the checkpoint on: from the queue while the queue
+//   holds the next event, otherwise (start-up replay, queue overflow, after an error) straight from
+//   the log files. Each batch (up to batch_max_events, gathered for at most batch_max_delay) is one
+//   transaction that also moves the checkpoint, so every event is applied exactly once.
+// - Transient failures (connection, serialization, deadlock, timeout, in-doubt commit) roll back or
+//   are resolved by re-reading the checkpoint, and the batch is retried. A data error (a value the
+//   server refuses) splits the batch until the one event is found; it goes to pm_dead_letters and
+//   the rest is applied. Other errors (missing table, permissions) are retried with backoff and
+//   logged, never dead-lettered.
+// - After each commit, log segments wholly below the checkpoint are removed.
+// - A checkpoint that does not fit the log, or a corrupt record in the log, is fatal: on_fatal is
+//   called with a message naming the problem, and the writer stops.
+// - stop() lets the batch in flight commit (or fail), then the thread exits; unapplied events stay
+//   in the log for the next start.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "ingest/batch_applier.h"
+#include "ingest/event_queue.h"
+#include "ingest/wal.h"
+#include "metrics/ingest_metrics.h"
+#include "repos/database.h"
+
+namespace pm {
+
+struct WriterConfig {
+  std::string instance_id = "default";
+  std::size_t batch_max_events = 5000;
+  std::chrono::milliseconds batch_max_delay{20};
+  TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
+  std::chrono::milliseconds retry_initial_delay{100};
+  std::chrono::milliseconds retry_max_delay{5000};
+};
+
+class BatchWriter {
+ public:
+  BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& log, EventQueue& queue, IngestMetrics& metrics,
+              std::shared_ptr<spdlog::logger> logger, std::function<void(const std::string&)> on_fatal);
+  ~BatchWriter();
+
+  void start();
+  void stop();  // idempotent; joins the thread
+
+  // Log offset up to which events are applied (0 until the checkpoint is known). Any thread.
+  std::uint64_t applied_log_offset() const { return applied_log_offset_.load(); }
+  std::uint64_t applied_lsn() const { return applied_lsn_.load(); }
+  bool database_up() const { return database_up_.load(); }
+  // True once everything durable at start() has been applied.
+  bool replay_done() const { return replay_done_.load(); }
+
+ private:
+  void run();
+  bool load_checkpoint();
+  std::vector<QueuedEvent> collect();
+  bool read_from_log(std::vector<QueuedEvent>& batch);
+  void apply(std::span<QueuedEvent> events);
+  void committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
+  void update_gauges();
+  void sleep_for(std::chrono::milliseconds d);
+  void fatal(const std::string& message);
+
+  const WriterConfig config_;
+  Database& db_;
+  wal::WriteAheadLog& log_;
+  EventQueue& queue_;
+  IngestMetrics& metrics_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::function<void(const std::string&)> on_fatal_;
+  BatchApplier applier_;
+
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
+
+  // Writer thread only.
+  bool ready_ = false;
+  wal::Position applied_;
+  std::vector<QueuedEvent> pending_;  // popped from the queue, not yet applied
+  std::size_t pending_head_ = 0;
+  std::unique_ptr<wal::WalReader> reader_;
+  std::chrono::steady_clock::time_point last_gauges_{};
+  std::uint64_t replay_target_lsn_ = 0;
+
+  std::atomic<std::uint64_t> applied_log_offset_{0};
+  std::atomic<std::uint64_t> applied_lsn_{0};
+  std::atomic<bool> database_up_{false};
+  std::atomic<bool> replay_done_{false};
+};
+
+}  // namespace pm

@@ -1,0 +1,35 @@
+#include "ingest/event_queue.h"
+
+#include <iterator>
+
+namespace pm {
+
+EventQueue::EventQueue(std::size_t capacity)
+    : capacity_(capacity), queue_(capacity), producer_(queue_) {}
+
+std::size_t EventQueue::push(std::vector<QueuedEvent>& events) {
+  if (events.empty() || size_.load(std::memory_order_relaxed) + events.size() > capacity_) return 0;
+  if (!queue_.enqueue_bulk(producer_, std::make_move_iterator(events.begin()), events.size())) return 0;
+  size_.fetch_add(events.size(), std::memory_order_relaxed);
+  return events.size();
+}
+
+std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout) {
+  const std::size_t before = out.size();
+  out.resize(before + max);
+  std::size_t n = queue_.try_dequeue_bulk(out.begin() + static_cast<std::ptrdiff_t>(before), max);
+  if (n == 0 && timeout.count() > 0) {
+    n = queue_.wait_dequeue_bulk_timed(out.begin() + static_cast<std::ptrdiff_t>(before), max, timeout);
+  }
+  out.resize(before + n);
+  size_.fetch_sub(n, std::memory_order_relaxed);
+  return n;
+}
+
+void EventQueue::wake() {
+  QueuedEvent sentinel;  // lsn 0: always below the applied position, so the writer drops it
+  queue_.enqueue(sentinel);
+  size_.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace pm

@@ -1,0 +1,300 @@
+#include "ingest/server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "ingest/line_splitter.h"
+#include "ingest/protocol.h"
+#include "repos/clock.h"
+
+namespace pm {
+
+namespace {
+
+constexpr std::size_t kReadChunk = 256 * 1024;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Sends everything; false when the peer is gone or stopped reading for the send timeout.
+bool send_all(int fd, const std::string& data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+const char* busy_detail(SubmitResult r) {
+  switch (r) {
+    case SubmitResult::OverBudget: return "backlog budget (--wal-max-bytes) exhausted; not stored, retry later";
+    case SubmitResult::DiskFull: return "log disk full; not stored, retry later";
+    case SubmitResult::IoError: return "log write failed; not stored, retry later";
+    case SubmitResult::ShuttingDown: return "daemon shutting down; not stored, retry later";
+    case SubmitResult::Durable: break;
+  }
+  return "not stored, retry later";
+}
+
+}  // namespace
+
+struct Server::Connection {
+  int fd = -1;
+  std::string peer;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+Server::Server(ServerConfig config, IngestPipeline& pipeline, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger)
+    : config_(std::move(config)), pipeline_(pipeline), metrics_(metrics), logger_(std::move(logger)) {}
+
+Server::~Server() { stop(); }
+
+void Server::bind_socket() {
+  const std::string& path = config_.socket_path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path)
+    throw std::runtime_error("socket path '" + path + "' is empty or longer than " +
+                             std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
+    // A socket file: stale if nobody accepts on it, in use otherwise.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool in_use = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (probe >= 0) ::close(probe);
+    if (in_use) throw std::runtime_error(path + " is in use by a running process (another pm-ingestd?)");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      throw std::runtime_error("cannot remove stale socket " + path + ": " + errno_text());
+    logger_->info("replaced stale socket file {}", path);
+  }
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) throw std::runtime_error("socket(): " + errno_text());
+  // Create the file with no access at all, then open it up to the configured mode and group.
+  const mode_t old_umask = ::umask(0777);
+  const int bound = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int bind_errno = errno;
+  ::umask(old_umask);
+  if (bound != 0) throw std::runtime_error("cannot bind " + path + ": " + std::strerror(bind_errno));
+  owns_socket_file_ = true;
+  if (config_.socket_group && ::chown(path.c_str(), static_cast<uid_t>(-1), *config_.socket_group) != 0)
+    throw std::runtime_error("cannot set the group of " + path + ": " + errno_text());
+  if (::chmod(path.c_str(), config_.socket_mode) != 0)
+    throw std::runtime_error("cannot set the mode of " + path + ": " + errno_text());
+  if (::listen(listen_fd_, 512) != 0) throw std::runtime_error("cannot listen on " + path + ": " + errno_text());
+}
+
+void Server::start() {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) throw std::runtime_error("eventfd(): " + errno_text());
+  if (config_.inherited_fd >= 0) {
+    listen_fd_ = config_.inherited_fd;
+    logger_->info("listening on the socket inherited from systemd (fd {})", listen_fd_);
+  } else {
+    bind_socket();
+    logger_->info("listening on {}", config_.socket_path);
+  }
+  listening_ = true;
+  accept_thread_ = std::thread([this] { accept_loop(); });
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof one);
+  }
+  if (accept_thread_.joinable()) accept_thread_.join();
+  listening_ = false;
+  reap(true);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (owns_socket_file_) ::unlink(config_.socket_path.c_str());
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  listen_fd_ = wake_fd_ = -1;
+}
+
+bool Server::peer_allowed(int fd, std::string& who) const {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    who = "unknown peer";
+    return config_.allow_uids.empty() && config_.allow_gids.empty();
+  }
+  who = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid);
+  if (config_.allow_uids.empty() && config_.allow_gids.empty()) return true;
+  return std::find(config_.allow_uids.begin(), config_.allow_uids.end(), cred.uid) != config_.allow_uids.end() ||
+         std::find(config_.allow_gids.begin(), config_.allow_gids.end(), cred.gid) != config_.allow_gids.end();
+}
+
+void Server::reap(bool all) {
+  std::list<std::unique_ptr<Connection>> finished;
+  {
+    std::lock_guard lock(connections_mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (all || (*it)->done) {
+        finished.push_back(std::move(*it));
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : finished)
+    if (c->thread.joinable()) c->thread.join();
+}
+
+void Server::accept_loop() {
+  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!stopping_) {
+    const int ready = ::poll(fds, 2, 1000);
+    reap(false);
+    if (ready < 0 && errno != EINTR) {
+      logger_->error("poll on the listening socket failed: {}", errno_text());
+      continue;
+    }
+    if (fds[1].revents != 0 || stopping_) break;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) logger_->warn("accept failed: {}", errno_text());
+      continue;
+    }
+    std::string who;
+    if (!peer_allowed(fd, who)) {
+      logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", who);
+      metrics_.connections_refused("peer_credentials").Increment();
+      ::close(fd);
+      continue;
+    }
+    if (open_connections_.load() >= config_.max_connections) {
+      std::string reply;
+      append_error(reply, RejectReason::Busy, 0, "too many connections (--max-connections " +
+                                                     std::to_string(config_.max_connections) + ")");
+      send_all(fd, reply);
+      ::close(fd);
+      logger_->warn("refused a producer connection from {}: {} connections open", who, config_.max_connections);
+      metrics_.connections_refused("too_many").Increment();
+      continue;
+    }
+    timeval send_timeout{30, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+    auto connection = std::make_unique<Connection>();
+    connection->fd = fd;
+    connection->peer = who;
+    Connection* raw = connection.get();
+    ++open_connections_;
+    metrics_.connections_accepted.Increment();
+    metrics_.producers_connected.Increment();
+    {
+      std::lock_guard lock(connections_mu_);
+      connections_.push_back(std::move(connection));
+    }
+    raw->thread = std::thread([this, raw] {
+      serve(*raw);
+      ::close(raw->fd);
+      --open_connections_;
+      metrics_.producers_connected.Decrement();
+      raw->done = true;
+    });
+  }
+}
+
+void Server::serve(Connection& connection) {
+  LineParser parser;
+  LineSplitter splitter(config_.max_line_bytes);
+  std::vector<Event> events;
+  std::vector<std::uint64_t> event_lines;
+  struct LineError {
+    std::uint64_t line;
+    RejectReason reason;
+    std::string detail;
+  };
+  std::vector<LineError> errors;
+  std::uint64_t last_line = 0, acked = 0;
+  std::string replies;
+  std::vector<char> buffer(kReadChunk);
+  std::int64_t received_ms = 0;
+
+  auto on_line = [&](std::uint64_t number, std::string_view text, bool too_long) {
+    last_line = number;
+    if (too_long) {
+      errors.push_back({number, RejectReason::TooLong,
+                        "line longer than " + std::to_string(config_.max_line_bytes) + " bytes; skipped"});
+      return;
+    }
+    auto parsed = parser.parse(text, received_ms);
+    if (auto* rejection = std::get_if<Rejection>(&parsed)) {
+      errors.push_back({number, rejection->reason, std::move(rejection->detail)});
+      return;
+    }
+    Event& event = std::get<Event>(parsed);
+    const bool is_trade = event.type() == EventType::Trade;
+    (is_trade ? metrics_.received_trades : metrics_.received_triggers).Increment();
+    if (received_ms - event.event_time_ms() > config_.stale_after_ms)
+      (is_trade ? metrics_.stale_trades : metrics_.stale_triggers).Increment();
+    events.push_back(std::move(event));
+    event_lines.push_back(number);
+  };
+
+  // Makes the chunk's events durable, then answers every line of the chunk.
+  auto answer = [&]() -> bool {
+    if (last_line == acked) return true;
+    const SubmitResult result = pipeline_.submit(events);
+    if (result != SubmitResult::Durable) {
+      for (std::uint64_t line : event_lines) errors.push_back({line, RejectReason::Busy, busy_detail(result)});
+      std::stable_sort(errors.begin(), errors.end(), [](const LineError& a, const LineError& b) { return a.line < b.line; });
+      events.clear();
+    }
+    replies.clear();
+    for (const auto& e : errors) {
+      append_error(replies, e.reason, e.line, e.detail);
+      metrics_.rejected(to_string(e.reason)).Increment();
+    }
+    append_ack(replies, last_line);
+    errors.clear();
+    event_lines.clear();
+    acked = last_line;
+    return send_all(connection.fd, replies);
+  };
+
+  pollfd fds[2] = {{connection.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) break;  // shutting down: what was answered stays answered
+    const ssize_t n = ::read(connection.fd, buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      break;
+    }
+    received_ms = now_epoch_ms();
+    if (n == 0) {  // the producer finished sending (it may still read our replies)
+      splitter.finish(on_line);
+      answer();
+      break;
+    }
+    splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), on_line);
+    if (!answer()) break;
+  }
+}
+
+}  // namespace pm

@@ -1,0 +1,84 @@
+#pragma once
+// Server: the producers' side of pm-ingestd. Owns the listening Unix stream socket (its own, or one
+// inherited from systemd socket activation) and one thread per producer connection.
+//
+// Each connection reads whatever bytes are available, splits them into numbered lines, parses and
+// validates each (protocol.h), submits the valid events of the chunk to the pipeline in one call
+// (they become durable together through the log's group commit), then replies: the error lines of
+// the chunk in line order, then one cumulative {"ack":N}. If the pipeline cannot make the events
+// durable (budget, disk full, I/O error, shutting down) their lines get `busy` errors instead; an
+// ack never covers an event that is not durable. Bad input never closes the connection.
+//
+// Thread-safety: start() and stop() from one controlling thread; the getters from any thread.
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "ingest/ingest_pipeline.h"
+#include "metrics/ingest_metrics.h"
+
+namespace pm {
+
+struct ServerConfig {
+  std::string socket_path;            // used when no socket is inherited
+  int inherited_fd = -1;              // a listening socket from systemd (LISTEN_FDS), or -1
+  mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;  // chgrp of the socket file
+  std::vector<uid_t> allow_uids;      // empty with allow_gids empty: any peer may connect
+  std::vector<gid_t> allow_gids;
+  std::size_t max_line_bytes = 1 << 20;
+  std::size_t max_connections = 1024;
+  std::int64_t stale_after_ms = 300'000;  // G1: events older than this on arrival are counted
+};
+
+class Server {
+ public:
+  Server(ServerConfig config, IngestPipeline& pipeline, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger);
+  ~Server();
+
+  // Binds (or adopts) the socket and starts accepting. Throws std::runtime_error with a message
+  // naming the path and the reason (in use by a running daemon, not a socket, permission, ...).
+  void start();
+  // Stops accepting; each connection finishes the chunk it is handling (its ack included) and is
+  // closed. Joins every thread. Removes the socket file it created.
+  void stop();
+
+  bool listening() const { return listening_.load(); }
+  std::size_t connections() const { return open_connections_.load(); }
+  const std::string& socket_path() const { return config_.socket_path; }
+
+ private:
+  struct Connection;
+  void bind_socket();
+  void accept_loop();
+  void serve(Connection& connection);
+  bool peer_allowed(int fd, std::string& who) const;
+  void reap(bool all);
+
+  const ServerConfig config_;
+  IngestPipeline& pipeline_;
+  IngestMetrics& metrics_;
+  std::shared_ptr<spdlog::logger> logger_;
+
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: readable once stop() begins
+  bool owns_socket_file_ = false;
+  std::thread accept_thread_;
+  std::mutex connections_mu_;
+  std::list<std::unique_ptr<Connection>> connections_;
+  std::atomic<bool> listening_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> open_connections_{0};
+};
+
+}  // namespace pm

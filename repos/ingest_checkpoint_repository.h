@@ -1,0 +1,70 @@
+#pragma once
+// IngestCheckpointRepository: `pm_ingest_checkpoints`, one row per daemon instance: the log
+// position up to which the instance's events are applied. save() is meant to run in the same
+// transaction as the batch it covers, so the tables and the checkpoint commit or roll back
+// together (this is what makes replay exact). A checkpoint never moves backwards and never
+// switches logs: save() throws CheckpointConflict instead (two daemons sharing an instance id,
+// or a log directory swapped under a running instance).
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "repos/db_target.h"
+
+namespace pm {
+
+struct IngestCheckpoint {
+  std::string instance_id;
+  std::string log_id;
+  std::int64_t lsn = 0;
+  std::int64_t segment = 0;
+  std::int64_t segment_offset = 0;
+  std::int64_t log_offset = 0;
+  std::int64_t applied_events = 0;
+  std::string updated_at;
+};
+
+class CheckpointConflict : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class IngestCheckpointRepository {
+ public:
+  explicit IngestCheckpointRepository(DbTarget target) : target_(target) {}
+
+  std::optional<IngestCheckpoint> get(const std::string& instance_id) const;
+  // Inserts or advances the row to `checkpoint` (applied_events is added to the stored count).
+  void save(const IngestCheckpoint& checkpoint) const;
+  // Deletes the instance's row (operator reset); true if there was one.
+  bool reset(const std::string& instance_id) const;
+
+ private:
+  DbTarget target_;
+};
+
+// DeadLetterRepository: `pm_dead_letters`, events PostgreSQL refused on their own, kept with the
+// server's error so an operator can inspect, fix and replay them. add() is idempotent per
+// (instance_id, lsn): a replayed batch does not store the same dead letter twice.
+struct DeadLetter {
+  std::string instance_id;
+  std::int64_t lsn = 0;
+  std::string event_type;
+  std::string payload;
+  std::string error;
+  std::optional<std::string> sqlstate;
+};
+
+class DeadLetterRepository {
+ public:
+  explicit DeadLetterRepository(DbTarget target) : target_(target) {}
+  // true when stored now, false when that (instance_id, lsn) was already there.
+  bool add(const DeadLetter& letter) const;
+  std::int64_t count() const;
+
+ private:
+  DbTarget target_;
+};
+
+}  // namespace pm
