@@ -102,7 +102,15 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::store(po::parse_environment(desc, environment_name), vm);
+    po::store(po::parse_environment(desc,
+                                    [&desc](const std::string& variable) {
+                                      const std::string name = environment_name(variable);
+                                      if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
+                                        throw std::invalid_argument("environment variable " + variable +
+                                                                    " names no option (--" + name + ")");
+                                      return name;
+                                    }),
+              vm);
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
       std::ifstream in(path);

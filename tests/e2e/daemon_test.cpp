@@ -1,0 +1,376 @@
+// pm-ingestd end to end: the real binary, a real Unix socket, real PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new TestDatabase("e2e"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override {
+    tdb_->exec("TRUNCATE polymarket_trades, polymarket_first_triggers, trade_watermarks, trigger_watermarks, "
+               "pm_ingest_checkpoints, pm_dead_letters");
+  }
+  long long count(const std::string& sql) { return query_count(tdb_->url(), sql); }
+  bool wait_count(const std::string& sql, long long expected, std::chrono::milliseconds timeout = 20s) {
+    return wait_until([&] { return count(sql) == expected; }, timeout);
+  }
+  static TestDatabase* tdb_;
+};
+TestDatabase* DaemonTest::tdb_ = nullptr;
+
+const std::string kTrades = "SELECT count(*) FROM polymarket_trades";
+const std::string kTriggers = "SELECT count(*) FROM polymarket_first_triggers";
+
+TEST_F(DaemonTest, EventsInRowsOutWithErrorRepliesByLine) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  const std::string good = trade_line("c1", "t1", 1'700'000'000, "\"0.25\"");
+  ASSERT_TRUE(p.send({good, "not json", trade_line("c1", "t2"), R"({"type":"trade","condition_id":"c1"})",
+                      trigger_line("tokA", "c1", "0.95"), trade_line("c1", "t3", 1'700'000'000'000)}));
+  auto replies = p.wait_ack(6, 10s);
+  ASSERT_TRUE(replies);
+  ASSERT_EQ(replies->size(), 4u);
+  EXPECT_EQ((*replies)[0].error, "parse");
+  EXPECT_EQ((*replies)[0].line, 2u);
+  EXPECT_EQ((*replies)[1].error, "schema");
+  EXPECT_EQ((*replies)[1].line, 4u);
+  EXPECT_EQ((*replies)[2].error, "timestamp_units");
+  EXPECT_EQ((*replies)[2].line, 6u);
+  EXPECT_TRUE((*replies)[3].is_ack);
+  EXPECT_EQ((*replies)[3].ack, 6u);
+  ASSERT_TRUE(wait_count(kTrades, 2));
+  ASSERT_TRUE(wait_count(kTriggers, 1));
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction tx(c);
+  auto row = tx.exec1("SELECT price, side, \"timestamp\", raw_json, size FROM polymarket_trades WHERE trade_id = 't1'");
+  EXPECT_NEAR(row[0].as<double>(), 0.25, 1e-6);
+  EXPECT_EQ(row[1].as<std::string>(), "BUY");
+  EXPECT_EQ(row[2].as<long long>(), 1'700'000'000'000);  // stored in ms, the default unit
+  EXPECT_EQ(row[3].as<std::string>(), good);               // the received line
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3 AND applied_events = 3"), 1);
+}
+
+TEST_F(DaemonTest, AcksAreCumulativeAcrossChunksAndConnectionsStayOpen) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  std::uint64_t sent = 0;
+  for (int chunk = 0; chunk < 5; ++chunk) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 20; ++i) lines.push_back(trade_line("c", "ch" + std::to_string(chunk) + "_" + std::to_string(i)));
+    lines.push_back("{broken");
+    ASSERT_TRUE(p.send(lines));
+    sent += lines.size();
+    std::vector<Reply> seen;
+    ASSERT_TRUE(p.wait_ack(sent, 10s, &seen));
+    std::uint64_t previous_ack = 0;
+    for (const auto& r : seen) {
+      if (r.is_ack) {
+        EXPECT_GE(r.ack, previous_ack);
+        previous_ack = r.ack;
+      } else {
+        EXPECT_EQ(r.error, "parse");
+        EXPECT_EQ(r.line, sent);
+        EXPECT_LT(previous_ack, r.line) << "an error must come before the ack covering it";
+      }
+    }
+  }
+  EXPECT_TRUE(wait_count(kTrades, 100));
+}
+
+TEST_F(DaemonTest, DuplicatesAreAckedCountedAndNotStored) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "dup"), trade_line("c", "dup"), trade_line("c", "other")}));
+    ASSERT_TRUE(p.wait_ack(3, 10s));
+  }
+  ASSERT_TRUE(wait_count(kTrades, 2));
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "dup"), trade_line("c", "other")}));
+    ASSERT_TRUE(p.wait_ack(2, 10s));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}") == 3; }, 20s))
+      << d.metrics();
+  EXPECT_EQ(count(kTrades), 2);
+  EXPECT_EQ(d.metric("pm_ingest_rows_written_total{table=\"polymarket_trades\"}"), 2);
+}
+
+TEST_F(DaemonTest, TriggerDedupFollowsG2AcrossTokens) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trigger_line("A", "cond", "0.95", 1'700'000'000'000), trigger_line("B", "cond", "0.95", 1'700'000'000'100),
+                      trigger_line("A", "cond", "\"0.95\"", 1'700'000'000'200), trigger_line("B", "cond", "0.9", 1'700'000'000'300),
+                      trigger_line("B", "cond2", "0.95", 1'700'000'000'400)}));
+  ASSERT_TRUE(p.wait_ack(5, 10s));
+  ASSERT_TRUE(wait_count(kTriggers, 3));
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = 'cond' AND threshold = 0.95::real AND token_id = 'A'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = 'cond' AND threshold = 0.9::real AND token_id = 'B'"), 1);
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_dedup_hits_total{kind=\"trigger_other_token\"}") == 1; }, 10s));
+  EXPECT_EQ(d.metric("pm_ingest_dedup_hits_total{kind=\"trigger_same_token\"}"), 1);
+  EXPECT_EQ(count("SELECT last_timestamp FROM trigger_watermarks WHERE threshold = 0.95::real"), 1'700'000'000'400);
+}
+
+TEST_F(DaemonTest, WatermarksNeverMoveBackwards) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("wc", "new", 1'700'000'500), trigger_line("T", "wc", "0.8", 1'700'000'500'000)}));
+  ASSERT_TRUE(p.wait_ack(2, 10s));
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM trade_watermarks WHERE last_timestamp = 1700000500000", 1));
+  ASSERT_TRUE(p.send({trade_line("wc", "old", 1'700'000'100), trigger_line("U", "wc2", "0.8", 1'700'000'100'000)}));
+  ASSERT_TRUE(p.wait_ack(4, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 2));
+  ASSERT_TRUE(wait_count(kTriggers, 2));
+  EXPECT_EQ(count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'wc'"), 1'700'000'500'000);
+  EXPECT_EQ(count("SELECT last_timestamp FROM trigger_watermarks WHERE threshold = 0.8::real"), 1'700'000'500'000);
+}
+
+TEST_F(DaemonTest, ManyConcurrentProducers) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  constexpr int kProducers = 16, kPerProducer = 500;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kProducers; ++t) {
+    threads.emplace_back([&, t] {
+      Producer p(d.socket());
+      std::uint64_t sent = 0;
+      for (int chunk = 0; chunk < 10; ++chunk) {
+        std::vector<std::string> lines;
+        for (int i = 0; i < kPerProducer / 10; ++i)
+          lines.push_back(trade_line("cond" + std::to_string(t % 4), "p" + std::to_string(t) + "_" + std::to_string(sent + lines.size())));
+        if (!p.send(lines)) ++failures;
+        sent += lines.size();
+        if (!p.wait_ack(sent, 20s)) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(wait_count(kTrades, kProducers * kPerProducer, 30s));
+  EXPECT_GT(d.metric("pm_ingest_wal_appended_records_total"), 0);
+}
+
+TEST_F(DaemonTest, OverLongLineIsSkippedAndTheNextLineLands) {
+  DaemonHarness d(tdb_->url(), {"--max-line-bytes", "1K"});
+  d.start();
+  Producer p(d.socket());
+  const std::string huge = trade_line("c", std::string(5000, 'x'));
+  ASSERT_TRUE(p.send({huge, trade_line("c", "after")}));
+  auto replies = p.wait_ack(2, 10s);
+  ASSERT_TRUE(replies);
+  ASSERT_EQ(replies->size(), 2u);
+  EXPECT_EQ((*replies)[0].error, "too_long");
+  EXPECT_EQ((*replies)[0].line, 1u);
+  EXPECT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'after'", 1));
+}
+
+TEST_F(DaemonTest, TradeTimestampsFollowTheConfiguredUnit) {
+  DaemonHarness d(tdb_->url(), {"--trade-timestamp-unit", "s"});
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "secs", 1'700'000'123),
+                      R"({"type":"trade","condition_id":"c","trade_id":"ms","price":0.1,"size":1,"side":"SELL","timestamp_ms":1700000456789})"}));
+  ASSERT_TRUE(p.wait_ack(2, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 2));
+  EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'secs'"), 1'700'000'123);
+  EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'ms'"), 1'700'000'456);
+}
+
+TEST_F(DaemonTest, PoisonEventIsDeadLetteredAndItsBatchMatesLand) {
+  tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  DaemonHarness d(tdb_->url(), {"--batch-max-delay-ms", "200"});
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 300; ++i) lines.push_back(i == 137 ? trade_line("c", "poison") : trade_line("c", "ok" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(300, 10s));
+  const bool landed = wait_count(kTrades, 299);
+  tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT test_no_poison");
+  ASSERT_TRUE(landed) << d.output();
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_dead_letters", 1));
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 138 AND event_type = 'trade' AND "
+                  "error LIKE '%test_no_poison%' AND sqlstate = '23514' AND convert_from(payload, 'UTF8') LIKE '%\"trade_id\":\"poison\"%'"),
+            1);
+  EXPECT_EQ(d.metric("pm_ingest_dead_lettered_events_total"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 300 AND applied_events = 300"), 1);
+}
+
+TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
+  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  DaemonHarness d(unreachable);
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 50; ++i) lines.push_back(trade_line("c", "offline" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(50, 10s));
+  EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 50; }, 10s)) << d.metrics();
+  EXPECT_EQ(d.stop(), 0) << d.output();  // SIGTERM with the database down is still a clean stop
+  // The same log, now with the database: everything acked lands.
+  d.database_url() = tdb_->url();
+  d.start();
+  EXPECT_TRUE(wait_count(kTrades, 50));
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_replay_done") == 1; }, 10s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST_F(DaemonTest, BudgetExhaustedLinesGetBusyAndAckedOnesAreKept) {
+  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  DaemonHarness d(unreachable, {"--wal-max-bytes", "20K"});
+  d.start();
+  Producer p(d.socket());
+  std::set<std::string> durable, refused;
+  std::uint64_t sent = 0;
+  for (int chunk = 0; chunk < 20; ++chunk) {
+    std::vector<std::string> lines;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; ++i) {
+      ids.push_back("bp" + std::to_string(chunk) + "_" + std::to_string(i));
+      lines.push_back(trade_line("c", ids.back()));
+    }
+    ASSERT_TRUE(p.send(lines));
+    std::vector<Reply> seen;
+    ASSERT_TRUE(p.wait_ack(sent + lines.size(), 10s, &seen));
+    std::set<std::uint64_t> busy_lines;
+    for (const auto& r : seen)
+      if (!r.is_ack) {
+        EXPECT_EQ(r.error, "busy");
+        busy_lines.insert(r.line);
+      }
+    for (std::size_t i = 0; i < ids.size(); ++i) (busy_lines.count(sent + i + 1) ? refused : durable).insert(ids[i]);
+    sent += lines.size();
+  }
+  EXPECT_FALSE(refused.empty()) << "the 20K budget never filled";
+  EXPECT_FALSE(durable.empty());
+  EXPECT_GT(d.metric("pm_ingest_events_rejected_total{reason=\"busy\"}"), 0);
+  EXPECT_EQ(d.stop(), 0);
+  d.database_url() = tdb_->url();
+  d.start();
+  ASSERT_TRUE(wait_count(kTrades, static_cast<long long>(durable.size())));
+  EXPECT_EQ(trade_ids(tdb_->url()), durable);
+}
+
+TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "before_stop")}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_FALSE(socket_accepts(d.socket()));
+  EXPECT_EQ(access(d.socket().c_str(), F_OK), -1) << "the socket file should be removed";
+  d.start();
+  EXPECT_TRUE(wait_count(kTrades, 1));
+}
+
+TEST_F(DaemonTest, StaleSocketIsReplacedLiveOneRefusedModeApplied) {
+  DaemonHarness first(tdb_->url());
+  {
+    // A socket file left behind by a crashed daemon.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, first.socket().c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  first.start();
+  struct stat st {};
+  ASSERT_EQ(::stat(first.socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  // A second daemon must not steal a socket that is in use.
+  DaemonHarness second(tdb_->url(), {"--socket", first.socket(), "--instance-id", "second"});
+  second.process().start(PM_INGESTD_BIN,
+                         {"--socket", first.socket(), "--wal-dir", second.wal_dir(), "--metrics-listen",
+                          "127.0.0.1:" + std::to_string(second.metrics_port()), "--instance-id", "second"},
+                         {{"DATABASE_URL", tdb_->url()}}, second.dir() + "/daemon.log");
+  auto code = second.process().wait(20s);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(second.output().find("in use"), std::string::npos) << second.output();
+  EXPECT_TRUE(socket_accepts(first.socket()));
+}
+
+TEST_F(DaemonTest, PasswordNeverInPsOrLogs) {
+  // The URL with its password on the command line: ps must not show the password, nor may the log.
+  const std::string url = tdb_->url();
+  const auto scheme = url.find("://") + 3;
+  const auto at = url.find('@');
+  ASSERT_NE(url.find(':', scheme), std::string::npos) << "the test database URL has no password";
+  const std::string user = url.substr(scheme, url.find(':', scheme) - scheme);
+  const std::string secret = ":" + url.substr(url.find(':', scheme) + 1, at - url.find(':', scheme) - 1) + "@";
+  DaemonHarness d("", {"--database-url", url});
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "secret_test")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 1));
+  const std::string cmdline = read_file("/proc/" + std::to_string(d.process().pid()) + "/cmdline");
+  EXPECT_EQ(cmdline.find(secret), std::string::npos) << cmdline;
+  EXPECT_NE(cmdline.find(user + ":***"), std::string::npos) << cmdline;
+  EXPECT_EQ(d.output().find(secret), std::string::npos) << d.output();
+  EXPECT_NE(d.output().find(user + ":***@"), std::string::npos) << d.output();
+}
+
+TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
+  Process help;
+  const std::string out = make_temp_dir("pm_help") + "/help.txt";
+  help.start(PM_INGESTD_BIN, {"--help"}, {}, out);
+  ASSERT_EQ(help.wait(10s), 0);
+  const std::string text = read_file(out);
+  for (const char* option : {"--socket", "--wal-dir", "--database-url", "--metrics-listen", "--batch-max-events",
+                             "--batch-max-delay-ms", "--wal-max-bytes", "--trade-timestamp-unit", "--instance-id",
+                             "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid"})
+    EXPECT_NE(text.find(option), std::string::npos) << option;
+  EXPECT_NE(text.find("127.0.0.1:9464"), std::string::npos);
+  EXPECT_NE(text.find("(=5000)"), std::string::npos);
+  Process version;
+  version.start(PM_INGESTD_BIN, {"--version"}, {}, out + ".v");
+  ASSERT_EQ(version.wait(10s), 0);
+  EXPECT_NE(read_file(out + ".v").find("pm-ingestd "), std::string::npos);
+  Process bad;
+  bad.start(PM_INGESTD_BIN, {"--trade-timestamp-unit", "us"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad");
+  EXPECT_EQ(bad.wait(10s), 1);
+  EXPECT_NE(read_file(out + ".bad").find("--trade-timestamp-unit"), std::string::npos);
+}
+
+TEST(DaemonCli, ConfigFileAndEnvironmentAreRead) {
+  const std::string dir = make_temp_dir("pm_cfg");
+  { std::ofstream(dir + "/pm.conf") << "batch-max-events = 7\nwal-dir = " << dir << "/wal-from-config\n"; }
+  Process p;
+  // An unknown option in the environment is an error that names it, which proves it was read.
+  p.start(PM_INGESTD_BIN, {"--config", dir + "/pm.conf", "--help"}, {{"PM_INGESTD_NO_SUCH_OPTION", "1"}}, dir + "/out");
+  EXPECT_EQ(p.wait(10s), 1);
+  EXPECT_NE(read_file(dir + "/out").find("no-such-option"), std::string::npos) << read_file(dir + "/out");
+}
+
+}  // namespace
+}  // namespace pm::test

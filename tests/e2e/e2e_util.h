@@ -1,0 +1,37 @@
+#pragma once
+// Helpers shared by the end-to-end suites: protocol lines and database checks.
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include <pqxx/pqxx>
+
+namespace pm::test {
+
+inline std::string trade_line(const std::string& cid, const std::string& trade_id, std::int64_t ts_s = 1'700'000'000,
+                              const std::string& price = "0.5") {
+  return R"({"type":"trade","condition_id":")" + cid + R"(","trade_id":")" + trade_id + R"(","token_id":"tok","price":)" +
+         price + R"(,"size":"10","side":"buy","timestamp":)" + std::to_string(ts_s) + "}";
+}
+
+inline std::string trigger_line(const std::string& token, const std::string& cid, const std::string& threshold,
+                                std::int64_t ts_ms = 1'700'000'000'000) {
+  return R"({"type":"trigger","token_id":")" + token + R"(","condition_id":")" + cid + R"(","threshold":)" + threshold +
+         R"(,"trigger_timestamp":)" + std::to_string(ts_ms) + "}";
+}
+
+inline long long query_count(const std::string& url, const std::string& sql) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  return tx.exec1(sql)[0].as<long long>();
+}
+
+inline std::set<std::string> trade_ids(const std::string& url) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  std::set<std::string> out;
+  for (const auto& row : tx.exec("SELECT trade_id FROM polymarket_trades")) out.insert(row[0].as<std::string>());
+  return out;
+}
+
+}  // namespace pm::test

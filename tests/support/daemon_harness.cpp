@@ -1,0 +1,96 @@
+#include "tests/support/daemon_harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/producer.h"
+
+#ifndef PM_INGESTD_BIN
+#error PM_INGESTD_BIN must name the pm-ingestd binary
+#endif
+
+namespace pm::test {
+
+std::string make_temp_dir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "_XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+int free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  [[maybe_unused]] auto w = ::write(fd, request.data(), request.size());
+  std::string response;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  const auto body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+  std::istringstream in(exposition);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+DaemonHarness::DaemonHarness(std::string database_url, std::vector<std::string> extra_args)
+    : database_url_(std::move(database_url)),
+      extra_args_(std::move(extra_args)),
+      dir_(make_temp_dir("pm_e2e")),
+      metrics_port_(free_tcp_port()) {}
+
+DaemonHarness::~DaemonHarness() {
+  process_.kill9();
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
+}
+
+void DaemonHarness::start() {
+  std::vector<std::string> args = {"--socket", socket(), "--wal-dir", wal_dir(), "--metrics-listen",
+                                   "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log");
+  const bool up = wait_until([&] { return socket_accepts(socket()) || !process_.running(); }, std::chrono::seconds(20));
+  ASSERT_TRUE(up && process_.running()) << "pm-ingestd did not come up:\n" << output();
+}
+
+int DaemonHarness::stop(std::chrono::milliseconds timeout) {
+  process_.signal(SIGTERM);
+  auto code = process_.wait(timeout);
+  return code ? *code : -1;
+}
+
+}  // namespace pm::test

@@ -1,0 +1,50 @@
+#pragma once
+// DaemonHarness: runs the real pm-ingestd binary for a test, in a private directory (socket,
+// log directory, output file), against a given database URL, with a free metrics port.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace pm::test {
+
+std::string make_temp_dir(const std::string& prefix);
+int free_tcp_port();
+// GET http://127.0.0.1:port/path; the body, or "" when nothing answers.
+std::string http_get(int port, const std::string& path);
+// The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
+double metric_value(const std::string& exposition, const std::string& series);
+
+class DaemonHarness {
+ public:
+  DaemonHarness(std::string database_url, std::vector<std::string> extra_args = {});
+  ~DaemonHarness();
+
+  // Starts the daemon and waits until its socket accepts connections (fails the test if it exits).
+  void start();
+  void kill9() { process_.kill9(); }
+  // SIGTERM; the exit code (or -1 on timeout).
+  int stop(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  bool running() { return process_.running(); }
+  Process& process() { return process_; }
+
+  const std::string& dir() const { return dir_; }
+  std::string socket() const { return dir_ + "/ingest.sock"; }
+  std::string wal_dir() const { return dir_ + "/wal"; }
+  std::string output() const { return read_file(dir_ + "/daemon.log"); }
+  int metrics_port() const { return metrics_port_; }
+  std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
+  double metric(const std::string& series) const { return metric_value(metrics(), series); }
+  std::vector<std::string>& args() { return extra_args_; }
+  std::string& database_url() { return database_url_; }
+
+ private:
+  std::string database_url_;
+  std::vector<std::string> extra_args_;
+  std::string dir_;
+  int metrics_port_;
+  Process process_;
+};
+
+}  // namespace pm::test
