@@ -1,0 +1,262 @@
+// pm-ingestd under failure: kill -9 of the daemon at random moments under load, PostgreSQL stopped
+// and restarted under load, the daemon started before PostgreSQL, and a full log disk. Every
+// acknowledged event must land exactly once and nothing that was not sent may appear.
+#include <gtest/gtest.h>
+
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "repos/migrator.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Producers that behave as protocol.md asks: send chunks, wait for the ack, and after a lost
+// connection resend every line not acknowledged. They record what was sent and what was acked.
+class LoadDriver {
+ public:
+  LoadDriver(std::string socket, int producers, std::uint32_t seed) : socket_(std::move(socket)), seed_(seed) {
+    for (int p = 0; p < producers; ++p) threads_.emplace_back([this, p] { run(p); });
+  }
+  ~LoadDriver() { stop(); }
+
+  // Stops after each producer's outstanding chunk is acked (the daemon must be up).
+  void stop() {
+    stopping_ = true;
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  std::set<std::string> sent() {
+    std::lock_guard lock(mu_);
+    return sent_;
+  }
+  std::set<std::string> acked() {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  std::size_t acked_count() {
+    std::lock_guard lock(mu_);
+    return acked_.size();
+  }
+  int reconnects() const { return reconnects_.load(); }
+
+ private:
+  void run(int producer) {
+    std::mt19937 rng(seed_ + static_cast<std::uint32_t>(producer));
+    std::vector<std::string> unacked_ids;
+    int next = 0;
+    std::unique_ptr<Producer> conn;
+    while (!stopping_ || !unacked_ids.empty()) {
+      if (!conn) {
+        try {
+          conn = std::make_unique<Producer>(socket_);
+        } catch (const std::exception&) {
+          std::this_thread::sleep_for(5ms);  // retry interval while the daemon is down, not a sync point
+          continue;
+        }
+      }
+      if (unacked_ids.empty()) {
+        const int n = std::uniform_int_distribution<int>(1, 40)(rng);
+        for (int i = 0; i < n; ++i) unacked_ids.push_back("p" + std::to_string(producer) + "_" + std::to_string(next++));
+      }
+      std::vector<std::string> lines;
+      for (const auto& id : unacked_ids) lines.push_back(trade_line("cond" + std::to_string(producer % 3), id, 1'700'000'000 + next));
+      {
+        std::lock_guard lock(mu_);
+        sent_.insert(unacked_ids.begin(), unacked_ids.end());
+      }
+      const std::uint64_t target = conn->last_ack() + lines.size();
+      std::vector<Reply> seen;
+      if (!conn->send(lines) || !conn->wait_ack(target, 30s, &seen)) {
+        conn.reset();  // connection lost before the ack: resend the same lines on a new one
+        ++reconnects_;
+        continue;
+      }
+      for (const auto& r : seen) ASSERT_TRUE(r.is_ack) << "unexpected error reply: " << r.error << " " << r.detail;
+      std::lock_guard lock(mu_);
+      acked_.insert(unacked_ids.begin(), unacked_ids.end());
+      unacked_ids.clear();
+    }
+  }
+
+  std::string socket_;
+  std::uint32_t seed_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> reconnects_{0};
+  std::mutex mu_;
+  std::set<std::string> sent_, acked_;
+  std::vector<std::thread> threads_;
+};
+
+void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load, std::chrono::milliseconds timeout = 60s) {
+  const auto acked = load.acked();
+  const auto sent = load.sent();
+  ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") >= static_cast<long long>(acked.size()); },
+                         timeout));
+  const auto stored = trade_ids(url);
+  std::size_t missing = 0, unsent = 0;
+  for (const auto& id : acked) missing += stored.count(id) == 0;
+  for (const auto& id : stored) unsent += sent.count(id) == 0;
+  EXPECT_EQ(missing, 0u) << "acked trades missing from PostgreSQL";
+  EXPECT_EQ(unsent, 0u) << "trades in PostgreSQL that were never sent";
+  EXPECT_GE(stored.size(), acked.size());
+  EXPECT_LE(stored.size(), sent.size());
+}
+
+// Exactly once, not just "deduplicated by the primary key": the checkpoint counts every applied
+// event, and a re-applied batch would push the count past the log's last LSN.
+void expect_each_record_applied_once(const std::string& url) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  auto row = tx.exec1("SELECT lsn, applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'default'");
+  EXPECT_EQ(row[0].as<long long>(), row[1].as<long long>());
+}
+
+TEST(Crash, KillNineAtRandomMomentsUnderLoadLosesNothingAcked) {
+  TestDatabase tdb("crash_kill");
+  DaemonHarness d(tdb.url(), {"--wal-segment-bytes", "256K", "--batch-max-delay-ms", "5"});
+  const std::uint32_t seed = static_cast<std::uint32_t>(std::random_device{}());
+  std::mt19937 rng(seed);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const int rounds = std::getenv("PM_CRASH_ROUNDS") ? std::atoi(std::getenv("PM_CRASH_ROUNDS")) : 25;
+  d.start();
+  LoadDriver load(d.socket(), 6, seed);
+  for (int round = 0; round < rounds; ++round) {
+    const std::size_t before = load.acked_count();
+    // Let acks flow, then kill at a random moment.
+    ASSERT_TRUE(wait_until([&] { return load.acked_count() > before; }, 30s)) << d.output();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 150)(rng)));
+    d.kill9();
+    d.start();
+  }
+  load.stop();
+  EXPECT_GT(load.reconnects(), 0);
+  expect_exactly_what_was_acked(tdb.url(), load);
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s));
+  expect_each_record_applied_once(tdb.url());
+  EXPECT_EQ(d.stop(), 0);
+  std::cout << "[ crash ] " << rounds << " kill -9 rounds, " << load.acked().size() << " acked trades, "
+            << load.reconnects() << " reconnects, seed " << seed << "\n";
+}
+
+class WithOwnPostgres : public ::testing::Test {
+ protected:
+  void SetUp() override { cluster_ = std::make_unique<PgCluster>(); }
+  void migrate() {
+    DatabaseConfig config;
+    config.url = cluster_->url();
+    Database db(config);
+    Migrator(db).migrate();
+  }
+  std::unique_ptr<PgCluster> cluster_;
+};
+
+TEST_F(WithOwnPostgres, PostgresStoppedUnderLoadAndRestartedLosesNothing) {
+  cluster_->start();
+  migrate();
+  DaemonHarness d(cluster_->url());
+  d.start();
+  LoadDriver load(d.socket(), 4, 7);
+  ASSERT_TRUE(wait_until([&] { return query_count(cluster_->url(), "SELECT count(*) FROM polymarket_trades") > 100; }, 30s));
+  cluster_->stop();
+  // Acks keep coming while the database is down.
+  const std::size_t at_stop = load.acked_count();
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > at_stop + 500; }, 30s));
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 0; }, 30s));
+  std::this_thread::sleep_for(3s);  // the outage lasts several seconds: a duration under test, not a sync point
+  cluster_->start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 60s)) << d.output();
+  load.stop();
+  expect_exactly_what_was_acked(cluster_->url(), load);
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s));
+  expect_each_record_applied_once(cluster_->url());
+  EXPECT_GT(d.metric("pm_ingest_database_errors_total{kind=\"connection\"}"), 0);
+}
+
+TEST_F(WithOwnPostgres, DaemonStartedBeforePostgresCatchesUp) {
+  DaemonHarness d(cluster_->url());
+  d.start();  // PostgreSQL is not running yet
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 100; ++i) lines.push_back(trade_line("c", "early" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(100, 10s));
+  cluster_->start();
+  migrate();
+  EXPECT_TRUE(wait_until([&] { return query_count(cluster_->url(), "SELECT count(*) FROM polymarket_trades") == 100; }, 60s))
+      << d.output();
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// The log directory on a 2 MiB tmpfs: when it fills, lines get `busy`, nothing acked is lost, and
+// logging resumes once space is freed.
+TEST(Crash, FullLogDiskAnswersBusyAndRecovers) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TestDatabase tdb("crash_disk");
+  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  DaemonHarness d(unreachable, {"--wal-segment-bytes", "64K", "--wal-max-bytes", "1G"});
+  std::filesystem::create_directories(d.wal_dir());
+  ASSERT_EQ(::mount("tmpfs", d.wal_dir().c_str(), "tmpfs", 0, "size=2m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{d.wal_dir()};
+  { std::ofstream(d.wal_dir() + "/filler", std::ios::binary) << std::string(1'200'000, 'f'); }
+  d.start();
+  Producer p(d.socket());
+  std::set<std::string> durable;
+  std::uint64_t sent = 0;
+  bool saw_busy = false;
+  for (int chunk = 0; chunk < 400 && !saw_busy; ++chunk) {
+    std::vector<std::string> lines, ids;
+    for (int i = 0; i < 20; ++i) {
+      ids.push_back("df" + std::to_string(chunk) + "_" + std::to_string(i));
+      lines.push_back(trade_line("c", ids.back()));
+    }
+    ASSERT_TRUE(p.send(lines));
+    std::vector<Reply> seen;
+    ASSERT_TRUE(p.wait_ack(sent + lines.size(), 10s, &seen));
+    std::set<std::uint64_t> busy_lines;
+    for (const auto& r : seen) {
+      if (r.is_ack) continue;
+      ASSERT_EQ(r.error, "busy") << r.detail;
+      busy_lines.insert(r.line);
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if (!busy_lines.count(sent + i + 1)) durable.insert(ids[i]);
+    saw_busy = !busy_lines.empty();
+    sent += lines.size();
+  }
+  ASSERT_TRUE(saw_busy) << "the disk never filled";
+  EXPECT_GT(d.metric("pm_ingest_wal_write_errors_total{kind=\"disk_full\"}"), 0);
+  std::filesystem::remove(d.wal_dir() + "/filler");
+  ASSERT_TRUE(p.send({trade_line("c", "after_space_returned")}));
+  std::vector<Reply> seen;
+  ASSERT_TRUE(p.wait_ack(sent + 1, 10s, &seen));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen[0].is_ack) << seen[0].error;
+  durable.insert("after_space_returned");
+  // Restart on the same log, with the database: every acked event lands, no busy one does.
+  d.kill9();
+  d.database_url() = tdb.url();
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") >= static_cast<long long>(durable.size()); }, 60s));
+  EXPECT_EQ(trade_ids(tdb.url()), durable);
+}
+
+}  // namespace
+}  // namespace pm::test
