@@ -1,9 +1,11 @@
 #include "ingest/wal_reader.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -187,6 +189,45 @@ SegmentScan scan_segment(const std::string& path) {
   }
   scan.valid_end = pos;
   return scan;
+}
+
+}  // namespace pm::wal
+
+namespace pm::wal {
+
+LogExtent inspect_log(const std::string& dir) {
+  std::vector<std::uint64_t> found;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) throw std::system_error(errno, std::generic_category(), "list " + dir);
+  while (dirent* e = ::readdir(d)) {
+    std::uint64_t seg = 0;
+    if (parse_segment_file_name(e->d_name, seg)) found.push_back(seg);
+  }
+  ::closedir(d);
+  if (found.empty()) throw std::runtime_error(dir + " holds no log segments");
+  std::sort(found.begin(), found.end());
+  for (std::size_t i = 1; i < found.size(); ++i)
+    if (found[i] != found[i - 1] + 1)
+      throw WalCorruption(join(dir, segment_file_name(found[i])), 0,
+                          "segment " + segment_file_name(found[i - 1] + 1) + " is missing before it");
+  LogExtent extent;
+  extent.segments = found.size();
+  {
+    const std::string path = join(dir, segment_file_name(found.front()));
+    SegmentFile f(path);
+    SegmentHeader h;
+    const char* p = f.read(0, kSegmentHeaderSize);
+    if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(path, 0, "invalid segment header");
+    extent.log_id = h.log_id;
+    extent.oldest = first_position(h);
+  }
+  const SegmentScan scan = scan_segment(join(dir, segment_file_name(found.back())));
+  if (scan.header.log_id != extent.log_id)
+    throw WalCorruption(join(dir, segment_file_name(found.back())), 0, "segment belongs to another log");
+  extent.end = scan.valid_end;
+  extent.tail = scan.tail;
+  extent.tail_problem = scan.problem;
+  return extent;
 }
 
 }  // namespace pm::wal

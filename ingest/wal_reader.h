@@ -97,3 +97,22 @@ struct SegmentScan {
 SegmentScan scan_segment(const std::string& path);
 
 }  // namespace pm::wal
+
+namespace pm::wal {
+
+// What a log directory holds, found without changing anything (for operator tools; safe while a
+// daemon appends). `end` is where the valid records of the newest segment stop; `tail` says
+// whether bytes after it are a torn write or corruption.
+struct LogExtent {
+  LogId log_id{};
+  Position oldest;
+  Position end;
+  std::uint64_t segments = 0;
+  TailState tail = TailState::Clean;
+  std::string tail_problem;
+};
+
+// Throws WalCorruption for unreadable headers or gaps, std::runtime_error for an empty directory.
+LogExtent inspect_log(const std::string& dir);
+
+}  // namespace pm::wal

@@ -524,6 +524,9 @@ TEST_F(PositionRepositoryTest, DailyPnlValidationAndBase) {
   EXPECT_EQ(repo.get_total_realized(), 0.0);
   EXPECT_THROW(repo.get_or_create("2026-1-2"), std::invalid_argument);
   EXPECT_THROW(repo.get_or_create("2026-13-01"), std::invalid_argument);
+  EXPECT_THROW(repo.get_or_create("2026-02-30"), std::invalid_argument);
+  EXPECT_THROW(repo.get_or_create("2026-01-02T00:00:00Z"), std::invalid_argument);
+  EXPECT_THROW(repo.get_or_create("+026-01-02"), std::invalid_argument);
   EXPECT_THROW(repo.update("02/01/2026", 0, 0, 0, 0, 0), std::invalid_argument);
   EXPECT_EQ(repo.count(), 0);
   EXPECT_FALSE(repo.get_by_id("2026-01-02"));

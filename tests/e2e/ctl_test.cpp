@@ -1,0 +1,113 @@
+// pm-ingestctl as an operator runs it: migrate, status, checkpoint-reset, wal-verify, wal-dump.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Run {
+  int code;
+  std::string output;
+};
+
+Run ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  static int n = 0;
+  const std::string out = std::filesystem::temp_directory_path() / ("pm_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  Process p;
+  p.start(PM_INGESTCTL_BIN, args, env, out);
+  const auto code = p.wait(60s);
+  Run r{code ? *code : -1, read_file(out)};
+  std::filesystem::remove(out);
+  return r;
+}
+
+TEST(Ctl, MigrateTwiceFromTheEnvironment) {
+  TestDatabase tdb("ctl_migrate", /*migrate=*/false);
+  auto first = ctl({"migrate"}, {{"DATABASE_URL", tdb.url()}});
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("applied          01_schema.sql"), std::string::npos) << first.output;
+  EXPECT_EQ(first.output.find(":predict@"), std::string::npos) << "password printed: " << first.output;
+  auto second = ctl({"migrate", "--database-url", tdb.url()});
+  ASSERT_EQ(second.code, 0) << second.output;
+  EXPECT_NE(second.output.find("schema up to date"), std::string::npos) << second.output;
+  EXPECT_EQ(second.output.find("applied          "), std::string::npos);
+  EXPECT_EQ(tdb.count("polymarket_trades"), 0);
+  auto pending = ctl({"pending", "--database-url", tdb.url()});
+  EXPECT_EQ(pending.code, 0);
+  EXPECT_EQ(pending.output, "");
+}
+
+TEST(Ctl, MigrateFailureNamesTheFileAndTheServerMessage) {
+  TestDatabase tdb("ctl_fail", /*migrate=*/false);
+  // A table in the way with an incompatible shape: the index of 04 cannot be built on it.
+  tdb.exec("CREATE TABLE polymarket_trades (condition_id TEXT NOT NULL, trade_id TEXT NOT NULL)");
+  auto r = ctl({"migrate", "--database-url", tdb.url()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("04_trades_condition_timestamp_index.sql"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("timestamp"), std::string::npos) << r.output;
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_schema_migrations"), 3);
+}
+
+TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
+  auto r = ctl({"migrate", "--connect-attempts", "1", "--database-url",
+                "postgresql://predict:hunter2pw@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("hunter2pw"), std::string::npos) << r.output;
+  auto none = ctl({"migrate"}, {{"DATABASE_URL", ""}});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.output.find("DATABASE_URL"), std::string::npos) << none.output;
+  EXPECT_EQ(ctl({"frobnicate"}).code, 2);
+}
+
+TEST(Ctl, StatusResetVerifyAndDump) {
+  TestDatabase tdb("ctl_status");
+  DaemonHarness d(tdb.url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "x1"), trade_line("c", "x2"), trigger_line("t", "c", "0.9")}));
+    ASSERT_TRUE(p.wait_ack(3, 10s));
+  }
+  ASSERT_TRUE(wait_until([&] { return tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3") == 1; }, 20s));
+  auto status = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  ASSERT_EQ(status.code, 0) << status.output;
+  EXPECT_NE(status.output.find("default: applied up to lsn 3"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("lsn 1..3"), std::string::npos) << status.output;
+
+  auto verify = ctl({"wal-verify", "--wal-dir", d.wal_dir()});  // read-only, fine while the daemon runs
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("3 records"), std::string::npos) << verify.output;
+  auto dump = ctl({"wal-dump", "--wal-dir", d.wal_dir(), "--from-lsn", "2"});
+  EXPECT_EQ(dump.code, 0);
+  EXPECT_NE(dump.output.find("2\t{\"type\":\"trade\",\"condition_id\":\"c\",\"trade_id\":\"x2\""), std::string::npos) << dump.output;
+  EXPECT_NE(dump.output.find("3\t{\"type\":\"trigger\""), std::string::npos) << dump.output;
+  EXPECT_EQ(d.stop(), 0);
+
+  // Flip a byte inside record 1: verification names the segment file and the offset.
+  const std::string segment = d.wal_dir() + "/0000000000000001.wal";
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(56 + 30);
+    f.put('\x7f');
+  }
+  auto corrupt = ctl({"wal-verify", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(corrupt.code, 2);
+  EXPECT_NE(corrupt.output.find("0000000000000001.wal at offset 56"), std::string::npos) << corrupt.output;
+
+  auto reset = ctl({"checkpoint-reset", "--instance-id", "default", "--database-url", tdb.url()});
+  EXPECT_EQ(reset.code, 0) << reset.output;
+  EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
+}
+
+}  // namespace
+}  // namespace pm::test
