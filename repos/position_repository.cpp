@@ -42,16 +42,10 @@ std::optional<std::int32_t> parse_position_id(const std::string& text) {
 }
 
 void require_day(const std::string& date) {
-  auto digits = [&](std::size_t from, std::size_t n) {
-    for (std::size_t i = from; i < from + n; ++i)
-      if (date[i] < '0' || date[i] > '9') return false;
-    return true;
-  };
-  const bool shape = date.size() == 10 && date[4] == '-' && date[7] == '-' && digits(0, 4) &&
-                     digits(5, 2) && digits(8, 2);
-  const int month = shape ? std::stoi(date.substr(5, 2)) : 0;
-  const int day = shape ? std::stoi(date.substr(8, 2)) : 0;
-  if (!shape || month < 1 || month > 12 || day < 1 || day > 31)
+  bool shape = date.size() == 10 && date[4] == '-' && date[7] == '-';
+  for (std::size_t i = 0; shape && i < date.size(); ++i)
+    if (i != 4 && i != 7 && (date[i] < '0' || date[i] > '9')) shape = false;
+  if (!shape || !parse_iso(date + "T00:00:00Z"))  // a real calendar day
     throw std::invalid_argument("daily_pnl.date: '" + date + "' is not YYYY-MM-DD");
 }
 
