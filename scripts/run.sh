@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The run command: installs what is needed, starts the private PostgreSQL, builds, applies the
+# migrations and runs pm-ingestd in the foreground on a local socket. Ctrl-C stops it cleanly.
+# Extra arguments go to pm-ingestd (e.g. --log-level debug).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+scripts/setup.sh
+scripts/pg.sh start
+export DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
+
+BUILD_DIR=${PM_BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j2 --target pm-ingestd pm-ingestctl
+
+"$BUILD_DIR/daemon/pm-ingestctl" migrate
+
+mkdir -p var/run var/wal
+SOCKET="$ROOT/var/run/ingest.sock"
+METRICS=${PM_METRICS_LISTEN:-127.0.0.1:9464}
+cat <<INFO
+
+pm-ingestd is starting in the foreground (Ctrl-C stops it).
+  socket   $SOCKET
+  log      $ROOT/var/wal
+  metrics  http://$METRICS/metrics
+Send a trade from another terminal:
+  echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | socat -t 2 - UNIX-CONNECT:$SOCKET
+See it stored:
+  psql "\$(scripts/pg.sh url)" -c 'SELECT * FROM polymarket_trades'
+
+INFO
+exec "$BUILD_DIR/daemon/pm-ingestd" --socket "$SOCKET" --wal-dir "$ROOT/var/wal" --metrics-listen "$METRICS" "$@"
