@@ -75,6 +75,7 @@ void BatchWriter::fatal(const std::string& message) {
 void BatchWriter::run() {
   Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
   while (!stopping_) {
+    heartbeat_ = Clock::now().time_since_epoch().count();
     try {
       if (!ready_) {
         if (!load_checkpoint()) return;
@@ -146,6 +147,8 @@ bool BatchWriter::load_checkpoint() {
   applied_ = start;
   applied_log_offset_ = start.log_offset;
   applied_lsn_ = start.lsn;
+  // Segments wholly below the checkpoint are applied: nothing will read them again.
+  if (start.segment > oldest.segment) log_.remove_segments_before(start.segment);
   pending_.clear();
   pending_head_ = 0;
   reader_.reset();

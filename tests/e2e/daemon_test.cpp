@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -338,6 +339,74 @@ TEST_F(DaemonTest, PasswordNeverInPsOrLogs) {
   EXPECT_NE(cmdline.find(user + ":***"), std::string::npos) << cmdline;
   EXPECT_EQ(d.output().find(secret), std::string::npos) << d.output();
   EXPECT_NE(d.output().find(user + ":***@"), std::string::npos) << d.output();
+}
+
+TEST_F(DaemonTest, QueueOverflowIsReadBackFromTheLog) {
+  DaemonHarness d(tdb_->url(), {"--queue-max-events", "8", "--batch-max-events", "50"});
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 3000; ++i) lines.push_back(trade_line("c" + std::to_string(i % 7), "q" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(3000, 20s));
+  ASSERT_TRUE(wait_count(kTrades, 3000));
+  EXPECT_GT(d.metric("pm_ingest_queue_overflow_events_total"), 0);
+  EXPECT_GT(d.metric("pm_ingest_log_catchup_events_total"), 0);
+  EXPECT_LE(d.metric("pm_ingest_queue_events"), 8);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3000 AND applied_events = 3000"), 1);
+}
+
+TEST_F(DaemonTest, AppliedSegmentsAreRemovedAndRestartResumesAfterTheCheckpoint) {
+  DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "16K"});
+  d.start();
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 20; ++chunk) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 20; ++i) lines.push_back(trade_line("c", "seg" + std::to_string(chunk * 20 + i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 20u, 10s));
+  }
+  ASSERT_TRUE(wait_count(kTrades, 400));
+  auto segments = [&] {
+    long n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(d.wal_dir())) n += e.path().extension() == ".wal";
+    return n;
+  };
+  EXPECT_TRUE(wait_until([&] { return segments() <= 2; }, 10s)) << segments() << " segments left";
+  EXPECT_EQ(d.stop(), 0);
+  d.start();
+  Producer again(d.socket());
+  ASSERT_TRUE(again.send({trade_line("c", "after_restart")}));
+  ASSERT_TRUE(again.wait_ack(1, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 401));
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 401 AND applied_events = 401"), 1);
+}
+
+// Several daemons, one database: one checkpoint each, and G2 still holds across them.
+TEST_F(DaemonTest, TwoInstancesShareADatabaseAndG2HoldsAcrossThem) {
+  DaemonHarness a(tdb_->url(), {"--instance-id", "alpha"});
+  DaemonHarness b(tdb_->url(), {"--instance-id", "beta"});
+  a.start();
+  b.start();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Producer p((t % 2 ? a : b).socket());
+      std::vector<std::string> lines;
+      for (int c = 0; c < 50; ++c) lines.push_back(trigger_line("tok" + std::to_string(t), "g2c" + std::to_string(c), "0.95"));
+      ASSERT_TRUE(p.send(lines));
+      ASSERT_TRUE(p.wait_ack(50, 20s));
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 100", 2));
+  EXPECT_EQ(count(kTriggers), 50);  // one winner per condition, across both daemons
+  EXPECT_EQ(count("SELECT count(*) FROM (SELECT condition_id FROM polymarket_first_triggers GROUP BY condition_id "
+                  "HAVING count(*) > 1) x"),
+            0);
+  const double dedup = a.metric("pm_ingest_dedup_hits_total{kind=\"trigger_other_token\"}") +
+                       b.metric("pm_ingest_dedup_hits_total{kind=\"trigger_other_token\"}");
+  EXPECT_EQ(dedup, 150);
 }
 
 TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
