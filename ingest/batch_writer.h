@@ -64,6 +64,11 @@ class BatchWriter {
   bool database_up() const { return database_up_.load(); }
   // True once everything durable at start() has been applied.
   bool replay_done() const { return replay_done_.load(); }
+  // Steady-clock time of the writer thread's last loop iteration (construction time before the
+  // thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
+  std::chrono::steady_clock::time_point heartbeat() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
+  }
 
  private:
   void run();
@@ -103,6 +108,7 @@ class BatchWriter {
   std::atomic<std::uint64_t> applied_lsn_{0};
   std::atomic<bool> database_up_{false};
   std::atomic<bool> replay_done_{false};
+  std::atomic<std::chrono::steady_clock::rep> heartbeat_{std::chrono::steady_clock::now().time_since_epoch().count()};
 };
 
 }  // namespace pm
