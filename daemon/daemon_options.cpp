@@ -86,7 +86,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
-    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics")
+    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)")
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "how long a batch waits for more events (ms)")
     ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
@@ -94,6 +94,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
     ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
+    ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)")
     ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
     ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
@@ -163,6 +164,8 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.shutdown_timeout = std::chrono::seconds(vm["shutdown-timeout"].as<long>());
   if (d.shutdown_timeout.count() < 1) throw std::invalid_argument("--shutdown-timeout must be >= 1");
   d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
+  d.writer_stall_timeout = std::chrono::seconds(vm["writer-stall-timeout"].as<long>());
+  if (d.writer_stall_timeout.count() < 1) throw std::invalid_argument("--writer-stall-timeout must be >= 1");
   d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
   if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
   d.max_connections = vm["max-connections"].as<std::size_t>();

@@ -1,7 +1,14 @@
 // pm-ingestd: wiring of the ingestion daemon. Producers -> Server -> IngestPipeline (write-ahead
-// log, group commit) -> EventQueue -> BatchWriter -> PostgreSQL; metrics over HTTP; systemd
-// notify. Exit codes: 0 clean stop, 1 bad options or start-up failure, 2 fatal log/checkpoint
-// problem (the message says what to do), 70 a failed fdatasync (restart and recover from disk).
+// log, group commit) -> EventQueue -> BatchWriter -> PostgreSQL; /metrics, /healthz and /readyz
+// over HTTP; systemd notify. Exit codes: 0 clean stop, 1 bad options or start-up failure, 2 fatal
+// log/checkpoint problem (the message says what to do), 70 a failed fdatasync (restart and
+// recover from disk).
+//
+// systemd (Type=notify): READY=1 once the log is recovered and the socket listens (PostgreSQL is
+// not awaited: the daemon logs and acks while it is down); STATUS= once a second with producers,
+// backlog and database state; WATCHDOG=1 (when WatchdogSec= is set) only while the writer thread
+// has gone round its loop within --writer-stall-timeout, so a wedged writer gets the service
+// restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -13,8 +20,8 @@
 #include <mutex>
 #include <thread>
 
-#include <prometheus/exposer.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include "daemon/cli_common.h"
@@ -24,6 +31,7 @@
 #include "ingest/ingest_pipeline.h"
 #include "ingest/server.h"
 #include "ingest/wal.h"
+#include "metrics/http_endpoint.h"
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"
 
@@ -54,6 +62,16 @@ int inherited_socket(spdlog::logger& log) {
   return fd;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Clears the endpoint's readiness function before the objects it reads are destroyed.
+struct ReadinessBinding {
+  pm::HttpEndpoint& endpoint;
+  ~ReadinessBinding() { endpoint.set_readiness({}); }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,12 +100,12 @@ int main(int argc, char** argv) {
             pm::to_string(options.trade_timestamp_unit));
 
   pm::IngestMetrics metrics(PM_VERSION);
-  std::unique_ptr<prometheus::Exposer> exposer;
+  metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
+  std::unique_ptr<pm::HttpEndpoint> http;
   try {
-    exposer = std::make_unique<prometheus::Exposer>(options.metrics_listen);
-    exposer->RegisterCollectable(metrics.registry());
+    http = std::make_unique<pm::HttpEndpoint>(options.metrics_listen, metrics.registry());
   } catch (const std::exception& e) {
-    log->critical("cannot serve metrics on {}: {}", options.metrics_listen, e.what());
+    log->critical("cannot serve /metrics: {}", e.what());
     return 1;
   }
 
@@ -154,6 +172,27 @@ int main(int argc, char** argv) {
   server_config.stale_after_ms = options.stale_after.count() * 1000;
   pm::Server server(server_config, pipeline, metrics, log);
 
+  const double stall_limit = static_cast<double>(options.writer_stall_timeout.count());
+  http->set_readiness([&]() {
+    pm::ReadinessReport report;
+    const auto applied = writer.applied_lsn();
+    const auto durable_lsn = wal->durable().lsn;
+    report.checks.push_back({"log_replayed", writer.replay_done(),
+                             writer.replay_done() ? "the log present at start-up is applied"
+                                                  : fmt::format("replaying: applied lsn {} of {}", applied, durable_lsn)});
+    report.checks.push_back({"socket_open", server.listening(), server.listening() ? "accepting producers" : "not listening"});
+    report.checks.push_back({"database_reachable", writer.database_up(),
+                             writer.database_up() ? "last PostgreSQL operation succeeded" : "PostgreSQL unreachable or failing; retrying"});
+    const auto unapplied = pipeline.unapplied_bytes();
+    report.checks.push_back({"backlog_under_budget", unapplied < options.wal_max_bytes,
+                             fmt::format("{} of {} log bytes unapplied", unapplied, options.wal_max_bytes)});
+    const double age = seconds_since(writer.heartbeat());
+    report.checks.push_back({"writer_running", age < stall_limit,
+                             fmt::format("writer loop {:.1f} s ago (limit {} s)", age, options.writer_stall_timeout.count())});
+    return report;
+  });
+  ReadinessBinding readiness_binding{*http};
+
   writer.start();
   try {
     server.start();
@@ -162,22 +201,61 @@ int main(int argc, char** argv) {
     writer.stop();
     return 1;
   }
-  log->info("ready: producers connect to {}, metrics at http://{}/metrics",
+  log->info("ready: producers connect to {}; http://{}/metrics, /healthz, /readyz",
             server_config.inherited_fd >= 0 ? "the systemd socket" : options.socket_path, options.metrics_listen);
   sd_notify(0, "READY=1\nSTATUS=accepting producers");
 
+  // The watchdog is fed from this loop, so the tick must be well inside WatchdogSec.
+  std::uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+  auto tick = std::chrono::microseconds(1'000'000);
+  if (watchdog) {
+    tick = std::min(tick, std::chrono::microseconds(watchdog_usec / 4));
+    log->info("systemd watchdog every {} ms; fed while the writer loop is younger than {} s", watchdog_usec / 1000,
+              options.writer_stall_timeout.count());
+  }
+  auto last_status = std::chrono::steady_clock::time_point{};
+  bool writer_stalled = false;
+
   // Wait for SIGINT/SIGTERM (or a fatal writer error, which raises SIGTERM).
   for (;;) {
-    timespec tick{1, 0};
-    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    const auto tick_s = std::chrono::duration_cast<std::chrono::seconds>(tick);
+    timespec ts{static_cast<time_t>(tick_s.count()), static_cast<long>((tick - tick_s).count() * 1000)};
+    const int sig = sigtimedwait(&signals, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
+
+    const double heartbeat_age = seconds_since(writer.heartbeat());
+    metrics.writer_heartbeat_age_seconds.Set(heartbeat_age);
+    const bool writer_healthy = heartbeat_age < stall_limit;
+    if (!writer_healthy && !writer_stalled)
+      log->error("the writer thread has not gone round its loop for {:.0f} s (limit {} s){}", heartbeat_age,
+                 options.writer_stall_timeout.count(), watchdog ? "; no longer feeding the systemd watchdog" : "");
+    else if (writer_healthy && writer_stalled)
+      log->warn("the writer thread is running again");
+    writer_stalled = !writer_healthy;
+    if (watchdog && writer_healthy) {
+      sd_notify(0, "WATCHDOG=1");
+      metrics.watchdog_pings.Increment();
+    }
+
+    if (std::chrono::steady_clock::now() - last_status < std::chrono::seconds(1)) continue;
+    last_status = std::chrono::steady_clock::now();
+    const pm::ReadinessReport report = http->readiness();
+    metrics.ready.Set(report.ready() ? 1 : 0);
+    std::string failing;
+    for (const auto& check : report.checks) {
+      metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
+      if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
+    }
     const auto unapplied = pipeline.unapplied_bytes();
-    sd_notifyf(0, "STATUS=%zu producers, %llu log bytes unapplied, database %s", server.connections(),
-               static_cast<unsigned long long>(unapplied), writer.database_up() ? "up" : "down");
+    sd_notifyf(0, "STATUS=%zu producers, %llu events / %llu log bytes unapplied, database %s, %s%s",
+               server.connections(), static_cast<unsigned long long>(metrics.wal_unapplied_events.Value()),
+               static_cast<unsigned long long>(unapplied), writer.database_up() ? "up" : "down",
+               report.ready() ? "ready" : "not ready: ", failing.c_str());
   }
 
   log->info("stopping: no new connections, finishing the batch in flight");
-  sd_notify(0, "STOPPING=1");
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
   auto done = std::async(std::launch::async, [&] {
     pipeline.close();
     server.stop();

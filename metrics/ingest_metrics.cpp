@@ -47,6 +47,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       rows_family_(counters(*registry_, "pm_ingest_rows_written_total", "Rows inserted or upserted in PostgreSQL, by table.")),
       dedup_family_(counters(*registry_, "pm_ingest_dedup_hits_total", "Events acknowledged but not stored because they were already stored, by kind.")),
       db_errors_family_(counters(*registry_, "pm_ingest_database_errors_total", "PostgreSQL errors seen by the writer, by kind.")),
+      checks_family_(BuildGauge().Name("pm_ingest_readiness_check").Help("1 when this /readyz check passes, else 0, by check.").Register(*registry_)),
       received_trades(received_family_.Add({{"type", "trade"}})),
       received_triggers(received_family_.Add({{"type", "trigger"}})),
       stale_trades(stale_family_.Add({{"type", "trade"}})),
@@ -74,7 +75,12 @@ IngestMetrics::IngestMetrics(const std::string& version)
       newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp.")),
       newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time.")),
       database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer's last PostgreSQL operation succeeded, else 0.")),
-      replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")) {
+      replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")),
+      ready(gauge(*registry_, "pm_ingest_ready", "1 while every readiness check passes (/readyz answers 200), else 0.")),
+      writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),
+      wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Unapplied log bytes at which new lines get busy (--wal-max-bytes).")),
+      watchdog_pings(counter(*registry_, "pm_ingest_watchdog_pings_total", "WATCHDOG=1 notifications sent to systemd.")),
+      start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")) {
   BuildGauge()
       .Name("pm_ingest_build_info")
       .Help("Build information; the value is always 1.")
@@ -85,6 +91,9 @@ IngestMetrics::IngestMetrics(const std::string& version)
   for (const char* table : {"polymarket_trades", "polymarket_first_triggers", "trade_watermarks", "trigger_watermarks", "pm_dead_letters"})
     rows_written(table);
   for (const char* kind : {"connection", "transient", "data", "in_doubt", "timeout", "other"}) database_errors(kind);
+  for (const char* reason : {"peer_credentials", "too_many"}) connections_refused(reason);
+  for (const char* kind : {"disk_full", "io_error"}) wal_write_errors(kind);
+  start_time_seconds.SetToCurrentTime();
 }
 
 prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }
@@ -92,5 +101,6 @@ prometheus::Counter& IngestMetrics::connections_refused(const std::string& reaso
 prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }
 prometheus::Counter& IngestMetrics::database_errors(const std::string& kind) { return db_errors_family_.Add({{"kind", kind}}); }
+prometheus::Gauge& IngestMetrics::readiness_check(const std::string& check) { return checks_family_.Add({{"check", check}}); }
 
 }  // namespace pm

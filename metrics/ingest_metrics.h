@@ -27,6 +27,7 @@ class IngestMetrics {
   prometheus::Family<prometheus::Counter>& rows_family_;
   prometheus::Family<prometheus::Counter>& dedup_family_;
   prometheus::Family<prometheus::Counter>& db_errors_family_;
+  prometheus::Family<prometheus::Gauge>& checks_family_;
 
  public:
   explicit IngestMetrics(const std::string& version = "unknown");
@@ -75,6 +76,14 @@ class IngestMetrics {
   prometheus::Gauge& database_up;
   prometheus::Counter& database_errors(const std::string& kind);
   prometheus::Gauge& replay_done;
+
+  // Operations (set by the daemon's main loop once a second).
+  prometheus::Gauge& ready;                          // 1 while /readyz answers 200
+  prometheus::Gauge& readiness_check(const std::string& check);  // 1 ok, 0 failing, per /readyz check
+  prometheus::Gauge& writer_heartbeat_age_seconds;   // since the writer thread's last loop iteration
+  prometheus::Gauge& wal_budget_bytes;               // --wal-max-bytes
+  prometheus::Counter& watchdog_pings;               // WATCHDOG=1 sent to systemd
+  prometheus::Gauge& start_time_seconds;             // process start, Unix time
 
 };
 
