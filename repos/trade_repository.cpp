@@ -23,24 +23,19 @@ CREATE TEMP TABLE IF NOT EXISTS pm_stage_trades (
 
 // Rows are inserted in staging order, so the first of equal keys wins; ON CONFLICT names the
 // primary key so that any other violation still fails loudly.
-const char* const kMoveStage = R"SQL(
+const std::string kInsertFromStage = R"SQL(
 WITH ins AS (
   INSERT INTO polymarket_trades
     (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
   SELECT condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index
   FROM pm_stage_trades ORDER BY ord
   ON CONFLICT (condition_id, trade_id) DO NOTHING
-  RETURNING condition_id, "timestamp")
-SELECT count(*) FROM ins)SQL";
+  RETURNING condition_id, "timestamp"))SQL";
 
-const char* const kMoveStageWithWatermarks = R"SQL(
-WITH ins AS (
-  INSERT INTO polymarket_trades
-    (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-  SELECT condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index
-  FROM pm_stage_trades ORDER BY ord
-  ON CONFLICT (condition_id, trade_id) DO NOTHING
-  RETURNING condition_id, "timestamp"),
+const std::string kMoveStage = kInsertFromStage + "\nSELECT count(*) FROM ins";
+
+// The same, plus trade_watermarks moved (GREATEST) to the newest inserted time per condition.
+const std::string kMoveStageWithWatermarks = kInsertFromStage + R"SQL(,
 wm AS (
   INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
   SELECT condition_id, max("timestamp"), $1 FROM ins

@@ -3,15 +3,7 @@
 # migrations and runs pm-ingestd in the foreground on a local socket. Ctrl-C stops it cleanly.
 # Extra arguments go to pm-ingestd (e.g. --log-level debug).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-
-scripts/setup.sh
-scripts/pg.sh start
-export DATABASE_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
-
-BUILD_DIR=${PM_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+source "$(dirname "$0")/prepare.sh"
 cmake --build "$BUILD_DIR" -j2 --target pm-ingestd pm-ingestctl
 
 "$BUILD_DIR/daemon/pm-ingestctl" migrate
