@@ -1,5 +1,9 @@
 #include "repos/trade_repository.h"
 
+#include <map>
+#include <string_view>
+#include <unordered_set>
+
 #include "repos/clock.h"
 #include "repos/copy_in.h"
 #include "repos/rows.h"
@@ -21,14 +25,15 @@ CREATE TEMP TABLE IF NOT EXISTS pm_stage_trades (
   "timestamp" bigint, raw_json text, outcome text, outcome_index integer
 ) ON COMMIT DELETE ROWS)SQL";
 
-// Rows are inserted in staging order, so the first of equal keys wins; ON CONFLICT names the
-// primary key so that any other violation still fails loudly.
+// The fallback bulk path: staged rows (already free of in-batch duplicates) inserted with
+// ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped and any
+// other violation still fails loudly.
 const std::string kInsertFromStage = R"SQL(
 WITH ins AS (
   INSERT INTO polymarket_trades
     (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
   SELECT condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index
-  FROM pm_stage_trades ORDER BY ord
+  FROM pm_stage_trades
   ON CONFLICT (condition_id, trade_id) DO NOTHING
   RETURNING condition_id, "timestamp"))SQL";
 
@@ -46,14 +51,16 @@ wm AS (
   RETURNING 1)
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM wm))SQL";
 
+const std::vector<std::string> kTradeColumns = {
+    "condition_id", "trade_id", "token_id", "price", "size", "side",
+    "timestamp", "raw_json", "outcome", "outcome_index"};
+
 const std::vector<std::string> kStageColumns = {
     "ord", "condition_id", "trade_id", "token_id", "price", "size", "side",
     "timestamp", "raw_json", "outcome", "outcome_index"};
 
-void append_stage_row(std::string& row, std::size_t ord, const PolymarketTrade& t) {
-  row.clear();
-  append_copy_int(row, static_cast<long long>(ord));
-  row += '\t';
+// One COPY text row of the trade's ten columns (kTradeColumns order), appended to `row`.
+void append_trade_fields(std::string& row, const PolymarketTrade& t) {
   append_copy_text(row, t.condition_id);
   row += '\t';
   append_copy_text(row, t.trade_id);
@@ -73,6 +80,112 @@ void append_stage_row(std::string& row, std::size_t ord, const PolymarketTrade& 
   append_copy_optional(row, t.outcome, [](std::string& o, const std::string& v) { append_copy_text(o, v); });
   row += '\t';
   append_copy_optional(row, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
+}
+
+void append_stage_row(std::string& row, std::size_t ord, const PolymarketTrade& t) {
+  row.clear();
+  append_copy_int(row, static_cast<long long>(ord));
+  row += '\t';
+  append_trade_fields(row, t);
+}
+
+std::string trade_key(const PolymarketTrade& t) {
+  std::string key = t.condition_id;
+  key += '\0';
+  key += t.trade_id;
+  return key;
+}
+
+// The first trade of each (condition_id, trade_id), in input order.
+std::vector<const PolymarketTrade*> first_of_each_key(const std::vector<PolymarketTrade>& trades) {
+  std::unordered_set<std::string> seen;
+  seen.reserve(trades.size() * 2);
+  std::vector<const PolymarketTrade*> out;
+  out.reserve(trades.size());
+  for (const auto& t : trades)
+    if (seen.insert(trade_key(t)).second) out.push_back(&t);
+  return out;
+}
+
+// Appends one element to a PostgreSQL array literal under construction ("{" already written).
+void append_array_text(std::string& out, std::string_view value) {
+  if (out.size() > 1) out += ',';
+  out += '"';
+  for (const char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+// A PostgreSQL text[] literal of one field of each row: {"a","b\\"c"}.
+template <class Get>
+std::string text_array(const std::vector<const PolymarketTrade*>& rows, Get&& get) {
+  std::string out = "{";
+  for (const auto* row : rows) append_array_text(out, get(*row));
+  out += '}';
+  return out;
+}
+
+// Keys among `rows` that polymarket_trades holds already.
+std::unordered_set<std::string> stored_keys(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
+  const auto result = tx.exec_params(
+      R"(SELECT t.condition_id, t.trade_id FROM polymarket_trades t
+         JOIN unnest($1::text[], $2::text[]) AS k(condition_id, trade_id) USING (condition_id, trade_id))",
+      text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.condition_id; }),
+      text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.trade_id; }));
+  std::unordered_set<std::string> keys;
+  for (const auto& r : result) {
+    std::string key = r[0].as<std::string>();
+    key += '\0';
+    key += r[1].as<std::string>();
+    keys.insert(std::move(key));
+  }
+  return keys;
+}
+
+void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& columns,
+               const std::vector<const PolymarketTrade*>& rows, bool with_ord) {
+  CopyIn copy(tx, table, columns);
+  std::string row;
+  row.reserve(1024);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (with_ord) {
+      append_stage_row(row, i, *rows[i]);
+    } else {
+      row.clear();
+      append_trade_fields(row, *rows[i]);
+    }
+    copy.write_row(row);
+  }
+  copy.complete();
+}
+
+// trade_watermarks moved (GREATEST) to the newest timestamp per condition among `rows`.
+std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
+  std::map<std::string_view, std::int64_t> newest;
+  for (const auto* t : rows) {
+    if (!t->timestamp) continue;
+    auto [it, fresh] = newest.emplace(t->condition_id, *t->timestamp);
+    if (!fresh) it->second = std::max(it->second, *t->timestamp);
+  }
+  if (newest.empty()) return 0;
+  std::string conditions = "{", timestamps = "{";
+  for (const auto& [cid, ts] : newest) {
+    append_array_text(conditions, cid);
+    if (timestamps.size() > 1) timestamps += ',';
+    timestamps += std::to_string(ts);
+  }
+  conditions += '}';
+  timestamps += '}';
+  return tx.exec_params(
+               R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
+                  SELECT cid, ts, $3 FROM unnest($1::text[], $2::bigint[]) AS w(cid, ts) ORDER BY cid
+                  ON CONFLICT (condition_id) DO UPDATE
+                    SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
+                        updated_at = EXCLUDED.updated_at)",
+               conditions, timestamps, now_iso())
+      .affected_rows();
 }
 
 }  // namespace
@@ -95,23 +208,34 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 }
 
 TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& trades,
-                                          bool advance_watermarks) const {
+                                          bool advance) const {
   if (trades.empty()) return {};
   return target_.run([&](pqxx::transaction_base& tx) {
+    const std::vector<const PolymarketTrade*> rows = first_of_each_key(trades);
+    // Fast path: leave out the keys already stored and COPY the rest straight into the table. A
+    // writer that stores one of them concurrently makes the COPY fail on the primary key; the
+    // savepoint undoes it and the staging path below handles the batch instead.
+    if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
+      const auto stored = stored_keys(tx, rows);
+      std::vector<const PolymarketTrade*> fresh;
+      fresh.reserve(rows.size());
+      for (const auto* t : rows)
+        if (stored.empty() || !stored.count(trade_key(*t))) fresh.push_back(t);
+      try {
+        if (!fresh.empty()) {
+          pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
+          copy_rows(savepoint, "polymarket_trades", kTradeColumns, fresh, false);
+          savepoint.commit();
+        }
+        return TradeBatchResult{fresh.size(), advance ? advance_watermarks(tx, fresh) : 0};
+      } catch (const pqxx::unique_violation&) {
+      }
+    }
     tx.exec(kCreateStage);
     tx.exec("TRUNCATE pm_stage_trades");
-    {
-      CopyIn copy(tx, "pm_stage_trades", kStageColumns);
-      std::string row;
-      row.reserve(1024);
-      for (std::size_t i = 0; i < trades.size(); ++i) {
-        append_stage_row(row, i, trades[i]);
-        copy.write_row(row);
-      }
-      copy.complete();
-    }
+    copy_rows(tx, "pm_stage_trades", kStageColumns, rows, true);
     TradeBatchResult result;
-    if (advance_watermarks) {
+    if (advance) {
       auto r = tx.exec_params1(kMoveStageWithWatermarks, now_iso());
       result.inserted = r[0].as<std::size_t>();
       result.watermarks_advanced = r[1].as<std::size_t>();

@@ -58,7 +58,7 @@ class TradeRepository {
   TimestampUnit unit() const { return unit_; }
 
  private:
-  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance_watermarks) const;
+  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance) const;
   DbTarget target_;
   TimestampUnit unit_;
 };

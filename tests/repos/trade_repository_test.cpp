@@ -4,7 +4,10 @@
 
 #include "repos/clock.h"
 #include "repos/trade_repository.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
+
+#include <thread>
 
 namespace pm {
 namespace {
@@ -85,14 +88,35 @@ TEST_F(TradeRepositoryTest, CreateManyCountsOnlyRealInserts) {
   EXPECT_EQ(repo.create_many({}), 0u);
 }
 
+// A key stored by a concurrent transaction after create_many looked for existing keys: the
+// direct COPY fails on the primary key, and the batch is applied through the staging path.
+TEST_F(TradeRepositoryTest, CreateManySurvivesAConcurrentWriterOfTheSameKey) {
+  TradeRepository repo(tdb_->db());
+  pqxx::connection other(tdb_->url());
+  pqxx::work racing(other);
+  racing.exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('race', 'k1')");
+  std::size_t inserted = 0;
+  std::thread writer([&] { inserted = repo.create_many({sample("k0", 1, "race"), sample("k1", 2, "race"), sample("k2", 3, "race")}); });
+  // create_many's COPY waits for the racing transaction's uncommitted key.
+  ASSERT_TRUE(test::wait_until([&] {
+    return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") == 1;
+  }, std::chrono::seconds(20)));
+  racing.commit();
+  writer.join();
+  EXPECT_EQ(inserted, 2u);
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'race'"), 3);
+  EXPECT_FALSE(repo.get("race", "k1")->timestamp);  // the racing writer's row, not ours
+}
+
 TEST_F(TradeRepositoryTest, CreateManyStoresAwkwardTextExactly) {
   TradeRepository repo(tdb_->db());
-  auto t = sample("tab\there");
+  auto t = sample("tab\there \"quoted\" back\\slash {brace,comma}");
   t.raw_json = "{\"a\":\"line\\nbreak\", \"b\":\"back\\\\slash\"}\n\tand\rmore\\N";
   t.token_id.reset();
   t.price.reset();
   EXPECT_EQ(repo.create_many({t}), 1u);
-  auto stored = repo.get("0xabc123", "tab\there");
+  EXPECT_EQ(repo.create_many({t}), 0u);  // the same awkward key again: nothing new
+  auto stored = repo.get("0xabc123", t.trade_id);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->raw_json, t.raw_json);
   EXPECT_FALSE(stored->token_id);
