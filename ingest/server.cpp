@@ -21,7 +21,8 @@ namespace pm {
 
 namespace {
 
-constexpr std::size_t kReadChunk = 256 * 1024;
+// Per connection; 1024 connections hold 64 MiB of read buffers at most.
+constexpr std::size_t kReadChunk = 64 * 1024;
 
 std::string errno_text() { return std::strerror(errno); }
 
