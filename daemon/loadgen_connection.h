@@ -1,0 +1,78 @@
+#pragma once
+// ProducerConnection: one pipelined pm-loadgen connection to the daemon's socket.
+//
+// Contract:
+// - One thread (run()) drives one Unix-socket connection with poll(): it writes lines while the
+//   pacer allows and fewer than `window` lines are unacknowledged, and reads replies as they come,
+//   so latency is measured under load, not stop-and-wait.
+// - Ack latency of a line = time from the moment its last byte was written into the socket to the
+//   moment the first {"ack":N} with N >= its line number was read (acks are cumulative).
+// - {"error":reason,"line":K}: line K is refused. A `busy` line is sent again later (after a
+//   back-off); any other reason makes the event Rejected and is counted by reason.
+// - When the connection breaks (EOF, reset, the daemon killed), it reconnects with back-off and
+//   resends every unacknowledged line, in order, on the new connection (line numbers restart at 1
+//   there); this is what protocol.md asks of a producer.
+// - The pacer is open-loop: line k of this connection is due at start + k / rate; when the
+//   connection falls behind it sends what is due at once and records how far behind it was.
+// - It gives up (counting what stays unacknowledged) when the daemon cannot be reached, or sends no
+//   ack while lines are outstanding, for `give_up_after`.
+// - Finishes when the source is exhausted and every line it took is acked or rejected.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "daemon/loadgen_histogram.h"
+#include "daemon/loadgen_source.h"
+
+namespace pm::loadgen {
+
+struct LoadStats {
+  std::atomic<std::uint64_t> written{0};      // lines written, resends included
+  std::atomic<std::uint64_t> acked{0};        // events acknowledged as durable
+  std::atomic<std::uint64_t> rejected{0};     // events refused for good (not busy)
+  std::atomic<std::uint64_t> busy{0};         // busy replies (those lines are sent again)
+  std::atomic<std::uint64_t> resent{0};       // lines sent again after a reconnect
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> abandoned{0};    // never acked: the connection gave up
+  std::atomic<int> gave_up{0};                // connections that gave up
+  std::atomic<std::int64_t> first_write_ns{0};  // steady clock, 0 until the first write
+  std::atomic<std::int64_t> last_ack_ns{0};
+  std::atomic<std::int64_t> max_behind_ns{0};   // how far the pacer fell behind its schedule
+  LatencyHistogram latency;                   // the whole run
+  LatencyHistogram interval;                  // since the last progress line
+
+  void count_error(const std::string& reason);
+  std::map<std::string, std::uint64_t> errors_by_reason() const;
+
+ private:
+  mutable std::mutex errors_mu_;
+  std::map<std::string, std::uint64_t> errors_;
+};
+
+struct ConnectionConfig {
+  std::string socket_path;
+  double rate = 0;  // lines per second for this connection; 0 = as fast as possible
+  std::size_t window = 10000;
+  std::chrono::milliseconds give_up_after{30000};
+};
+
+std::int64_t steady_ns();
+
+class ProducerConnection {
+ public:
+  ProducerConnection(ConnectionConfig config, EventSource& source, LoadStats& stats)
+      : config_(std::move(config)), source_(source), stats_(stats) {}
+  void run();
+  std::uint64_t unacked() const { return unacked_.load(); }
+
+ private:
+  ConnectionConfig config_;
+  EventSource& source_;
+  LoadStats& stats_;
+  std::atomic<std::uint64_t> unacked_{0};
+};
+
+}  // namespace pm::loadgen

@@ -1,0 +1,120 @@
+#pragma once
+// EventSource: what pm-loadgen sends, one protocol v1 line at a time, shared by every connection.
+//
+// Contract:
+// - Two kinds: generated (deterministic for a seed: the same seed, conditions, trigger share and
+//   dup ratio give the same sequence of lines and keys, whatever the number of connections or the
+//   rate) or replayed from an NDJSON file (each non-empty line as is, in file order).
+// - next() hands out each event once, with its index (0, 1, 2, ... in production order), until the
+//   count is reached, the deadline passes, the file ends or stop() is called. Thread-safe.
+// - With keep_keys, the key of every event handed out is recorded (trade: condition_id and
+//   trade_id; trigger: token_id, condition_id, threshold as the REAL column holds it), and every
+//   event has a status slot that the connections set (sent, acked, rejected). Lines that are not a
+//   trade or a trigger get kind Other; verification ignores them.
+// - Generated trades look like production ones (0x-prefixed 64-hex condition and trade ids, 77-digit
+//   token ids, a raw_json copy shaped as the Polymarket data API) so that line sizes are realistic;
+//   generated triggers draw (token, condition, threshold) from a small space so that G2 duplicates
+//   (same and other token) occur.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pm::loadgen {
+
+enum class EventKind : std::uint8_t { Trade, Trigger, Other };
+
+struct EventKey {
+  EventKind kind = EventKind::Other;
+  std::string condition_id;
+  std::string id;        // trade_id (trade) or token_id (trigger)
+  float threshold = 0;   // trigger only: the value a REAL column stores
+};
+
+// The key of one protocol line (kind Other when it is not a well-formed trade or trigger).
+EventKey extract_key(std::string_view line);
+
+enum class EventStatus : std::uint8_t { Unsent = 0, Sent = 1, Acked = 2, Rejected = 3 };
+
+struct GeneratorConfig {
+  std::uint64_t seed = 1;
+  std::size_t conditions = 2000;
+  double trigger_share = 0.0;
+  double dup_ratio = 0.0;
+  std::int64_t start_timestamp_s = 1'763'900'000;
+};
+
+class EventSource {
+ public:
+  static std::unique_ptr<EventSource> generated(const GeneratorConfig& config, std::optional<std::uint64_t> count,
+                                                bool keep_keys);
+  // Reads the whole file (throws std::runtime_error when it cannot); `count` limits the lines used.
+  static std::unique_ptr<EventSource> from_file(const std::string& path, std::optional<std::uint64_t> count,
+                                                bool keep_keys);
+  ~EventSource();
+
+  // No event is handed out after this moment (for --duration).
+  void set_deadline(std::chrono::steady_clock::time_point deadline);
+  // The next event: false when exhausted.
+  bool next(std::string& line, std::uint64_t& index);
+  void stop() { stopped_.store(true); }
+  bool exhausted() const;
+  std::uint64_t produced() const { return produced_.load(); }
+  // Every event at once, without sending (for --verify-only): hands out everything and marks it acked.
+  void produce_all_as_acked();
+
+  bool keeps_keys() const { return keep_keys_; }
+  // Safe from the thread that received `index` from next(); a no-op without keep_keys.
+  void set_status(std::uint64_t index, EventStatus s) {
+    if (keep_keys_) slot(index).store(static_cast<std::uint8_t>(s), std::memory_order_relaxed);
+  }
+  // Valid after the connections have finished.
+  const std::vector<EventKey>& keys() const { return keys_; }
+  EventStatus status(std::uint64_t index) const {
+    return static_cast<EventStatus>(slot(index).load(std::memory_order_relaxed));
+  }
+
+ private:
+  EventSource() = default;
+  bool produce_locked(std::string& line);
+  std::string generate_locked(EventKey& key);
+
+  bool keep_keys_ = false;
+  std::optional<std::uint64_t> count_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> exhausted_{false};
+  std::atomic<std::uint64_t> produced_{0};
+  mutable std::mutex mu_;
+
+  // Replay.
+  bool from_file_ = false;
+  std::string file_;
+  std::size_t file_pos_ = 0;
+
+  // Generation.
+  GeneratorConfig gen_;
+  std::mt19937_64 rng_;
+  std::vector<std::string> conditions_;
+  std::vector<std::pair<std::string, std::string>> tokens_;  // two per condition
+  std::vector<std::string> recent_trades_;                   // for duplicates
+  std::vector<EventKey> recent_keys_;
+
+  // Status slots in fixed chunks, allocated (under mu_) before their indexes are handed out, so
+  // that a slot never moves while a connection writes it.
+  static constexpr std::uint64_t kChunkBits = 16;
+  static constexpr std::uint64_t kMaxChunks = 1 << 16;
+  std::atomic<std::uint8_t>& slot(std::uint64_t index) const {
+    return chunks_[index >> kChunkBits][index & ((1ull << kChunkBits) - 1)];
+  }
+  std::vector<EventKey> keys_;
+  std::unique_ptr<std::unique_ptr<std::atomic<std::uint8_t>[]>[]> chunks_;
+};
+
+}  // namespace pm::loadgen

@@ -1,0 +1,266 @@
+// pm-loadgen against the real daemon and PostgreSQL: a counted run that verifies, the JSON
+// summary's fields, replay of a file, duplicates, a verification that must fail (a deleted and an
+// added row), and a kill -9 of the daemon mid-run that the loadgen rides out by resending.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <simdjson.h>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/process.h"
+#include "tests/support/test_database.h"
+
+#ifndef PM_LOADGEN_BIN
+#error PM_LOADGEN_BIN must name the pm-loadgen binary
+#endif
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct LoadgenRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+  std::string json;    // the summary line, when --json was given
+};
+
+// Starts pm-loadgen; the caller waits for it (so that it can act on the daemon meanwhile).
+class Loadgen {
+ public:
+  Loadgen(const std::string& dir, std::vector<std::string> args) : out_(dir + "/loadgen" + std::to_string(counter_++) + ".out") {
+    process_.start(PM_LOADGEN_BIN, args, {}, out_);
+  }
+  LoadgenRun wait(std::chrono::milliseconds timeout = 300s) {
+    LoadgenRun r;
+    auto code = process_.wait(timeout);
+    r.exit_code = code ? *code : -1;
+    r.output = read_file(out_);
+    std::istringstream in(r.output);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line.front() == '{') r.json = line;
+    return r;
+  }
+  bool running() { return process_.running(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::string out_;
+  Process process_;
+};
+
+LoadgenRun run_loadgen(const std::string& dir, const std::vector<std::string>& args) { return Loadgen(dir, args).wait(); }
+
+class Json {
+ public:
+  explicit Json(const std::string& text) : padded_(text) {
+    if (parser_.parse(padded_).get(doc_) != simdjson::SUCCESS) throw std::runtime_error("summary is not JSON: " + text);
+  }
+  double num(std::initializer_list<const char*> path) const {
+    simdjson::dom::element e = doc_;
+    for (const char* key : path)
+      if (e[key].get(e) != simdjson::SUCCESS) throw std::runtime_error(std::string("summary lacks ") + key);
+    double d = 0;
+    if (e.get_double().get(d) == simdjson::SUCCESS) return d;
+    bool b = false;
+    if (e.get_bool().get(b) == simdjson::SUCCESS) return b ? 1 : 0;
+    throw std::runtime_error("not a number");
+  }
+  bool has(const char* key) const {
+    simdjson::dom::element e;
+    return doc_[key].get(e) == simdjson::SUCCESS;
+  }
+
+ private:
+  simdjson::padded_string padded_;
+  simdjson::dom::parser parser_;
+  simdjson::dom::element doc_;
+};
+
+class LoadgenTest : public ::testing::Test {
+ protected:
+  LoadgenTest() : tdb_("loadgen"), daemon_(tdb_.url(), {"--batch-max-delay-ms", "5"}) {}
+  void SetUp() override { daemon_.start(); }
+  std::vector<std::string> base(std::vector<std::string> more) {
+    std::vector<std::string> args = {"--socket", daemon_.socket(), "--database-url", tdb_.url(), "--quiet", "--json"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+  long long trades() { return query_count(tdb_.url(), "SELECT count(*) FROM polymarket_trades"); }
+
+  TestDatabase tdb_;
+  DaemonHarness daemon_;
+};
+
+TEST_F(LoadgenTest, CountedRunWithTriggersVerifiesAndReportsEveryField) {
+  const auto r = run_loadgen(daemon_.dir(), base({"--count", "4000", "--connections", "3", "--rate", "unlimited",
+                                                  "--triggers", "0.25", "--conditions", "40", "--seed", "11", "--verify"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_FALSE(r.json.empty()) << r.output;
+  const Json j(r.json);
+  EXPECT_EQ(j.num({"events"}), 4000);
+  EXPECT_EQ(j.num({"acked"}), 4000);
+  EXPECT_EQ(j.num({"rejected"}), 0);
+  EXPECT_EQ(j.num({"unacked"}), 0);
+  EXPECT_EQ(j.num({"connections"}), 3);
+  EXPECT_GE(j.num({"written"}), 4000);
+  EXPECT_GT(j.num({"seconds"}), 0);
+  EXPECT_GT(j.num({"throughput_eps"}), 0);
+  EXPECT_EQ(j.num({"ack_latency_ms", "count"}), 4000);
+  const double p50 = j.num({"ack_latency_ms", "p50"}), p90 = j.num({"ack_latency_ms", "p90"}),
+               p99 = j.num({"ack_latency_ms", "p99"}), p999 = j.num({"ack_latency_ms", "p999"}),
+               max = j.num({"ack_latency_ms", "max"});
+  EXPECT_GT(p50, 0);
+  EXPECT_LE(p50, p90);
+  EXPECT_LE(p90, p99);
+  EXPECT_LE(p99, p999);
+  EXPECT_LE(p999, max);
+  EXPECT_TRUE(j.has("errors_by_reason"));
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  // Triggers: 40 conditions x 6 thresholds leave many G2 duplicates; at most one row per pair.
+  const double pairs = j.num({"verify", "trigger_pairs_acked"});
+  EXPECT_GT(pairs, 0);
+  EXPECT_EQ(query_count(tdb_.url(), "SELECT count(*) FROM polymarket_first_triggers"), static_cast<long long>(pairs));
+  EXPECT_LT(pairs, 1000) << "expected far fewer first triggers than trigger events";
+  EXPECT_EQ(trades(), static_cast<long long>(j.num({"verify", "trades_acked"})));
+  EXPECT_GT(trades(), 2500);
+}
+
+TEST_F(LoadgenTest, ReplaysAnInputFileCountsRejectionsAndTimesEndToEnd) {
+  const std::string file = daemon_.dir() + "/input.ndjson";
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 500; ++i) out << trade_line("cond" + std::to_string(i % 7), "in" + std::to_string(i)) << "\n";
+    out << trade_line("cond0", "bad_price", 1'700'000'000, "1.5") << "\n";  // refused: range
+    out << "not json\n";                                                     // refused: parse
+  }
+  const auto r = run_loadgen(daemon_.dir(), base({"--input", file, "--connections", "2", "--rate", "unlimited",
+                                                  "--verify", "--wait-applied"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json j(r.json);
+  EXPECT_EQ(j.num({"events"}), 502);
+  EXPECT_EQ(j.num({"acked"}), 500);
+  EXPECT_EQ(j.num({"rejected"}), 2);
+  EXPECT_EQ(j.num({"errors_by_reason", "range"}), 1);
+  EXPECT_EQ(j.num({"errors_by_reason", "parse"}), 1);
+  EXPECT_EQ(j.num({"end_to_end", "rows"}), 500);
+  EXPECT_GT(j.num({"end_to_end", "seconds"}), 0);
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  EXPECT_EQ(j.num({"verify", "trades_acked"}), 500);
+  EXPECT_EQ(trades(), 500);
+  EXPECT_EQ(query_count(tdb_.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id = 'bad_price'"), 0);
+}
+
+TEST_F(LoadgenTest, DuplicatesAreAckedStoredOnceAndVerified) {
+  const auto r = run_loadgen(daemon_.dir(), base({"--count", "3000", "--dup-ratio", "0.3", "--rate", "unlimited",
+                                                  "--connections", "2", "--seed", "5", "--verify"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json j(r.json);
+  EXPECT_EQ(j.num({"acked"}), 3000);
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  const double distinct = j.num({"verify", "trades_acked"});
+  EXPECT_LT(distinct, 2400) << "about 30% of the lines should repeat an earlier trade";
+  EXPECT_GT(distinct, 1800);
+  EXPECT_EQ(trades(), static_cast<long long>(distinct));
+}
+
+TEST_F(LoadgenTest, VerifyReportsAMissingAndAnExtraTrade) {
+  const std::string file = daemon_.dir() + "/input.ndjson";
+  {
+    std::ofstream out(file);
+    for (int i = 0; i < 200; ++i) out << trade_line("vcond", "v" + std::to_string(i)) << "\n";
+  }
+  auto r = run_loadgen(daemon_.dir(), base({"--input", file, "--rate", "unlimited", "--verify"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The same file, nothing sent: passes while the table is intact.
+  r = run_loadgen(daemon_.dir(), base({"--input", file, "--verify-only", "--verify-timeout", "0"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json(r.json).num({"verify", "trades_acked"}), 200);
+
+  tdb_.exec("DELETE FROM polymarket_trades WHERE trade_id = 'v17'");
+  r = run_loadgen(daemon_.dir(), base({"--input", file, "--verify-only", "--verify-timeout", "0"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  Json missing(r.json);
+  EXPECT_EQ(missing.num({"verify", "ok"}), 0);
+  EXPECT_EQ(missing.num({"verify", "trades_missing"}), 1);
+  EXPECT_EQ(missing.num({"verify", "trades_extra"}), 0);
+  EXPECT_NE(r.output.find("missing trade (acked, not stored): vcond v17"), std::string::npos) << r.output;
+
+  // The text summary names it too.
+  const auto text = run_loadgen(daemon_.dir(), {"--socket", daemon_.socket(), "--database-url", tdb_.url(), "--input", file,
+                                                "--verify-only", "--verify-timeout", "0"});
+  EXPECT_EQ(text.exit_code, 1);
+  EXPECT_NE(text.output.find("verify      MISMATCH"), std::string::npos) << text.output;
+
+  tdb_.exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('vcond', 'v17'), ('vcond', 'never_sent')");
+  r = run_loadgen(daemon_.dir(), base({"--input", file, "--verify-only", "--verify-timeout", "0"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  Json extra(r.json);
+  EXPECT_EQ(extra.num({"verify", "trades_missing"}), 0);
+  EXPECT_EQ(extra.num({"verify", "trades_extra"}), 1);
+  EXPECT_NE(r.output.find("extra trade (never sent): vcond never_sent"), std::string::npos) << r.output;
+}
+
+TEST_F(LoadgenTest, VerifyReportsABrokenG2) {
+  const std::string file = daemon_.dir() + "/triggers.ndjson";
+  {
+    std::ofstream out(file);
+    out << trigger_line("tokA", "gcond", "0.9") << "\n" << trigger_line("tokB", "gcond", "0.9") << "\n";
+  }
+  auto r = run_loadgen(daemon_.dir(), base({"--input", file, "--rate", "unlimited", "--verify"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Json(r.json).num({"verify", "trigger_pairs_acked"}), 1);
+  EXPECT_EQ(query_count(tdb_.url(), "SELECT count(*) FROM polymarket_first_triggers"), 1);
+  // A second row for the same (condition, threshold) from the other token: G2 broken.
+  tdb_.exec("DROP INDEX idx_triggers_condition_threshold_unique");
+  tdb_.exec("INSERT INTO polymarket_first_triggers (token_id, condition_id, threshold, trigger_timestamp, created_at) "
+            "SELECT CASE WHEN token_id = 'tokA' THEN 'tokB' ELSE 'tokA' END, condition_id, threshold, trigger_timestamp, created_at "
+            "FROM polymarket_first_triggers");
+  r = run_loadgen(daemon_.dir(), base({"--input", file, "--verify-only", "--verify-timeout", "0"}));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(Json(r.json).num({"verify", "trigger_g2_violations"}), 1);
+  EXPECT_NE(r.output.find("G2 broken"), std::string::npos) << r.output;
+}
+
+TEST_F(LoadgenTest, KillNineOfTheDaemonMidRunEndsVerified) {
+  Loadgen load(daemon_.dir(), base({"--count", "30000", "--rate", "5000", "--connections", "4", "--seed", "3",
+                                    "--give-up-after", "60", "--verify"}));
+  for (int round = 0; round < 2; ++round) {
+    const long long before = trades();
+    ASSERT_TRUE(wait_until([&] { return trades() > before + 2000 || !load.running(); }, 60s)) << daemon_.output();
+    ASSERT_TRUE(load.running()) << "the run ended before the daemon was killed";
+    daemon_.kill9();
+    daemon_.start();
+  }
+  const auto r = load.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.output << daemon_.output();
+  const Json j(r.json);
+  EXPECT_EQ(j.num({"acked"}), 30000);
+  EXPECT_GE(j.num({"reconnects"}), 4) << "each connection should have reconnected at least once";
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  EXPECT_EQ(j.num({"verify", "trades_missing"}), 0);
+  EXPECT_EQ(trades(), static_cast<long long>(j.num({"verify", "trades_acked"})));
+}
+
+TEST(LoadgenCli, HelpAndUsageErrors) {
+  const std::string dir = make_temp_dir("pm_loadgen_cli");
+  auto r = run_loadgen(dir, {"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* option : {"--socket", "--rate", "--duration", "--count", "--connections", "--triggers", "--dup-ratio",
+                             "--conditions", "--seed", "--input", "--json", "--verify", "--database-url"})
+    EXPECT_NE(r.output.find(option), std::string::npos) << option;
+  r = run_loadgen(dir, {"--socket", dir + "/none.sock"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // no stop condition
+  r = run_loadgen(dir, {"--count", "1", "--rate", "fast"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = run_loadgen(dir, {"--count", "10", "--socket", dir + "/none.sock", "--give-up-after", "0.3", "--quiet"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // nothing answers: gives up, says so
+  EXPECT_NE(r.output.find("never acknowledged"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace pm::test
