@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""Turn bench/run.sh's results (one JSON object per line) into bench/results.md and
+bench/results.png, and print the Markdown to stdout.
+usage: report.py RESULTS.jsonl OUT_DIR [--context TEXT]"""
+import argparse
+import json
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("results")
+ap.add_argument("out_dir")
+ap.add_argument("--context", default="")
+a = ap.parse_args()
+res = [json.loads(line) for line in open(a.results)]
+
+
+def rate(r):
+    """rows/s of one writer run: the anchors' own figure, or pm-ingestd end to end."""
+    if "loadgen" in r:
+        return r["loadgen"]["end_to_end"]["rows_per_s"]
+    return r["rows"] / r["seconds"]
+
+
+writers = {}
+for r in res:
+    if r["section"] == "writers" and "duplicates" not in r["writer"]:
+        writers.setdefault(r["writer"], []).append(r)
+anchor_copy = statistics.median(rate(r) for r in writers["asyncpg copy"])
+anchor_many = statistics.median(rate(r) for r in writers["asyncpg executemany"])
+
+n_rows = writers["psql copy (text)"][0]["rows"]
+md = [f"### Throughput: {n_rows:,} trades into a fresh `polymarket_trades`", ""]
+if a.context:
+    md += [f"Machine and settings: {a.context}.", ""]
+md += ["| writer | what is timed | rows/s (each run) | median | vs asyncpg binary COPY | vs asyncpg executemany |",
+       "|---|---|---|---|---|---|"]
+order = ["psql copy (text)", "asyncpg copy", "asyncpg executemany", "pm-ingestd"]
+order += [w for w in writers if w not in order]
+what = {
+    "psql copy (text)": "`psql \\copy` of a prepared TSV, whole command; no dedup",
+    "asyncpg copy": "`copy_records_to_table` (binary), the write alone; no dedup",
+    "asyncpg executemany": "INSERT .. ON CONFLICT DO NOTHING in one transaction, the write alone",
+}
+for w in order:
+    runs = writers[w]
+    rates = [rate(r) for r in runs]
+    med = statistics.median(rates)
+    desc = what.get(w, "end to end: first line sent to last row visible; every line fsynced and acked")
+    md.append(f"| {w} | {desc} | {', '.join(f'{x:,.0f}' for x in rates)} | **{med:,.0f}** | "
+              f"{med / anchor_copy:.2f}x | {med / anchor_many:.2f}x |")
+
+ing = writers["pm-ingestd"]
+md += ["", "pm-ingestd runs in detail (pm-loadgen `--input`, unlimited rate): acks alone reach "
+       + ", ".join(f"{r['loadgen']['throughput_eps']:,.0f}" for r in ing)
+       + " events/s (ack p50 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p50']:.1f}" for r in ing)
+       + " ms, p99 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p99']:.1f}" for r in ing)
+       + " ms at that saturating load); the daemon's peak RSS was "
+       + ", ".join(f"{r['rss_kib'] / 1024:.0f}" for r in ing) + " MiB.", ""]
+
+lat = sorted((r for r in res if r["section"] == "latency"), key=lambda r: r["percent"])
+if lat:
+    md += ["### Ack latency against load", "",
+           f"Maximum sustained rate = the median end-to-end rate of pm-ingestd above ({lat[-1]['rate']:,} events/s at 100 %); "
+           "pm-loadgen replays the same trades paced (open loop) on 4 connections; latency = line written to the ack that covers it.",
+           "", "| load | offered events/s | achieved acks/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | behind schedule max ms |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in lat:
+        l = r["loadgen"]
+        q = l["ack_latency_ms"]
+        md.append(f"| {r['percent']} % | {r['rate']:,} | {l['throughput_eps']:,.0f} | {q['p50']:.2f} | {q['p90']:.2f} | "
+                  f"{q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} | {l['behind_schedule_max_ms']:.2f} |")
+    md.append("")
+
+dup = [r for r in res if r["section"] == "dup"]
+if dup:
+    md += [f"### 10 % duplicates (`gen_trades.py --dup-ratio 0.1`: {dup[0]['lines']:,} lines, ~10 % repeating an earlier trade)", "",
+           "| writer | lines/s | rows stored |", "|---|---|---|"]
+    for r in dup:
+        secs = r["loadgen"]["end_to_end"]["seconds"] if "loadgen" in r else r["seconds"]
+        md.append(f"| {r['writer']} | {r['lines'] / secs:,.0f} | {r['rows']:,} |")
+    md.append("")
+
+bl = [r for r in res if r["section"] == "backlog"]
+for r in bl:
+    md += [f"### Backlog: PostgreSQL down while {r['events']:,} events arrive, then back", "",
+           "A throwaway PostgreSQL 15 cluster (default settings, its own port) is stopped; pm-loadgen sends "
+           f"{r['events']:,} generated trades (unlimited rate, {r['loadgen']['throughput_eps']:,.0f} acks/s); "
+           "the cluster is started again and the daemon drains its log.", "",
+           "| figure | value |", "|---|---|",
+           f"| daemon RSS before the backlog | {r['rss_start_kib'] / 1024:.0f} MiB |",
+           f"| peak RSS (VmHWM) with the backlog, PostgreSQL down | **{r['hwm_down_kib'] / 1024:.0f} MiB** |",
+           f"| peak RSS (VmHWM) after the drain | {r['hwm_after_drain_kib'] / 1024:.0f} MiB |",
+           f"| unapplied events / log bytes | {r['unapplied']:,} / {r['wal_bytes'] / 2**20:,.0f} MiB |",
+           f"| drain time after PostgreSQL restarts | **{r['drain_seconds']:.1f} s** ({r['rows'] / r['drain_seconds']:,.0f} rows/s) |",
+           f"| rows in PostgreSQL after the drain | {r['rows']:,} |", ""]
+
+open(f"{a.out_dir}/results.md", "w").write("\n".join(md) + "\n")
+print("\n".join(md))
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+names = [w for w in order if w in writers]
+meds = [statistics.median(rate(r) for r in writers[w]) for w in names]
+colors = ["#4c72b0" if not w.startswith("pm-ingestd") else "#dd8452" for w in names]
+bars = ax1.barh(range(len(names)), meds, color=colors)
+ax1.set_yticks(range(len(names)))
+ax1.set_yticklabels(names)
+ax1.invert_yaxis()
+ax1.set_xlabel("rows/s (median of runs)")
+ax1.set_title(f"Throughput per writer, {n_rows:,} trades")
+for b, m in zip(bars, meds):
+    ax1.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {m:,.0f}", va="center", fontsize=9)
+ax1.set_xlim(0, max(meds) * 1.25)
+if lat:
+    xs = [r["loadgen"]["throughput_eps"] for r in lat]
+    for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("p999", "v--")):
+        ax2.plot(xs, [r["loadgen"]["ack_latency_ms"][key] for r in lat], style, label=key.replace("p999", "p99.9"))
+    for r, x in zip(lat, xs):
+        ax2.annotate(f"{r['percent']}%", (x, r["loadgen"]["ack_latency_ms"]["p50"]), textcoords="offset points",
+                     xytext=(0, -14), ha="center", fontsize=8)
+    ax2.axhline(5, color="grey", linestyle=":", label="5 ms target (p99 at 50 %)")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("achieved acks/s (4 connections, paced)")
+    ax2.set_ylabel("ack latency, ms (log scale)")
+    ax2.set_title("pm-ingestd ack latency against load")
+    ax2.legend()
+    ax2.grid(True, which="both", alpha=0.3)
+fig.tight_layout()
+fig.savefig(f"{a.out_dir}/results.png", dpi=110)

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# bench/run.sh: the pm-ingestd benchmark of issue 6, side by side with the anchors, in one run.
+#
+#   bench/run.sh            # run by hand from a clone; takes about 10 minutes; not part of the tests
+#
+# Same machine, same PostgreSQL (the private cluster of scripts/pg.sh, or $DATABASE_URL's server),
+# its own database `pm_bench` (created if missing; other databases are never touched), the same
+# trades of ../shared/bench/gen_trades.py, a fresh polymarket_trades table before every writer:
+#   1. psql \copy (text format) of the rows, prepared as a TSV file (bench/make_tsv.py);
+#   2. ../shared/bench/asyncpg_anchor.py FILE executemany, and ... copy (binary COPY);
+#   3. pm-ingestd end to end: pm-loadgen --input FILE --wait-applied, from the first line sent to
+#      the last row visible in PostgreSQL, every event acked (fsynced in the daemon's log);
+# then ack latency at 25/50/75 % of the maximum end-to-end rate, throughput with 10 % duplicates,
+# and the daemon's peak RSS (VmHWM) while PostgreSQL is down and a 2,000,000-event backlog builds
+# in its log, and the time to drain that backlog once PostgreSQL is back. That part runs against a
+# throwaway PostgreSQL cluster of its own (initdb in the work directory, its own port, default
+# settings), because the shared cluster must never be stopped.
+#
+# Writes bench/results.md (Markdown tables) and bench/results.png (throughput per writer; latency
+# against load) and prints the table with the ratios. Settings (environment):
+#   PM_BENCH_ROWS (200000)  PM_BENCH_BACKLOG (2000000)  PM_BENCH_REPS (2: runs per writer)
+#   PM_BUILD_DIR (build-bench)  PM_BENCH_JOBS (2: build jobs)  PM_BENCH_WORK (var/bench)
+#   PM_BENCH_DAEMON_ARGS (extra pm-ingestd options for every daemon run, e.g. "--batch-max-events 20000")
+#   PM_BENCH_CONNECTIONS (2: pm-loadgen connections for the throughput runs)
+#   PM_BENCH_SKIP_BACKLOG=1 skips the 2M backlog part.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$ROOT/../shared/bench" ]; then
+  echo "bench: the shared folder is missing: expected $ROOT/../shared/bench (gen_trades.py, asyncpg_anchor.py) beside the repository" >&2
+  exit 2
+fi
+SHARED=$(cd "$ROOT/../shared" && pwd)
+N=${PM_BENCH_ROWS:-200000}
+BACKLOG=${PM_BENCH_BACKLOG:-2000000}
+REPS=${PM_BENCH_REPS:-2}
+BUILD=${PM_BUILD_DIR:-$ROOT/build-bench}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
+DAEMON_ARGS=(${PM_BENCH_DAEMON_ARGS:-})
+CONNS=${PM_BENCH_CONNECTIONS:-2}
+RESULTS="$WORK/results.jsonl"
+COLS="condition_id, trade_id, token_id, price, size, side, \"timestamp\", raw_json, outcome, outcome_index"
+
+log() { echo "bench: $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
+record() { echo "$1" >> "$RESULTS"; }
+
+cd "$ROOT"
+scripts/setup.sh >&2
+ADMIN_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
+if ! psql "$ADMIN_URL" -XAtqc "SELECT 1" >/dev/null 2>&1; then scripts/pg.sh start >&2; fi
+BENCH_URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+
+log "building pm-ingestd, pm-ingestctl, pm-loadgen in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"${PM_BENCH_JOBS:-2}" --target pm-ingestd pm-ingestctl pm-loadgen >/dev/null
+INGESTD="$BUILD/daemon/pm-ingestd"
+CTL="$BUILD/daemon/pm-ingestctl"
+LOADGEN="$BUILD/daemon/pm-loadgen"
+
+mkdir -p "$WORK"
+rm -f "$RESULTS"
+psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = 'pm_bench'" | grep -q 1 ||
+  psql "$ADMIN_URL" -Xqc "CREATE DATABASE pm_bench" >/dev/null
+"$CTL" migrate --database-url "$BENCH_URL" >/dev/null
+# The table every writer starts from: polymarket_trades as migrated (primary key and the
+# (condition_id, timestamp) index of seed/04), copied fresh before each writer.
+psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS bench_trades_template" \
+  -c "CREATE TABLE bench_trades_template (LIKE polymarket_trades INCLUDING ALL)" >/dev/null
+
+fresh_table() {
+  psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 \
+    -c "DROP TABLE polymarket_trades" \
+    -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
+    -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
+    -c "DELETE FROM pm_ingest_checkpoints" >/dev/null 2>&1
+}
+rows() { psql "${1:-$BENCH_URL}" -XAtqc "SELECT count(*) FROM polymarket_trades"; }
+
+TRADES="$WORK/trades.ndjson"
+TRADES_DUP="$WORK/trades_dup10.ndjson"
+TSV="$WORK/trades.tsv"
+log "generating $N trades (gen_trades.py), the 10 % duplicate variant and the TSV"
+python3 "$SHARED/bench/gen_trades.py" "$N" > "$TRADES"
+python3 "$SHARED/bench/gen_trades.py" "$N" --dup-ratio 0.1 > "$TRADES_DUP"
+python3 "$ROOT/bench/make_tsv.py" "$TRADES" "$TSV"
+DISTINCT_DUP=$(python3 -c 'import json,sys; print(len({(e["condition_id"],e["trade_id"]) for e in map(json.loads, open(sys.argv[1]))}))' "$TRADES_DUP")
+
+# --- the daemon -----------------------------------------------------------------------------
+DPID=""
+DDIR=""
+MPORT=""
+metric() {  # value of one series on the daemon's /metrics, or -1
+  python3 - "$MPORT" "$1" <<'PY'
+import sys, urllib.request
+try:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+except Exception:
+    print(-1); sys.exit()
+for line in body.splitlines():
+    if line.startswith(sys.argv[2] + " "):
+        print(line.split()[1]); break
+else:
+    print(-1)
+PY
+}
+start_daemon() {  # URL [options...]
+  local url=$1; shift
+  DDIR=$(mktemp -d "$WORK/daemon.XXXXXX")
+  MPORT=$(free_port)
+  DATABASE_URL="$url" "$INGESTD" --socket "$DDIR/ingest.sock" --wal-dir "$DDIR/wal" \
+    --metrics-listen "127.0.0.1:$MPORT" --log-level warn "${DAEMON_ARGS[@]}" "$@" > "$DDIR/daemon.log" 2>&1 &
+  DPID=$!
+  for _ in $(seq 200); do [ -S "$DDIR/ingest.sock" ] && return 0; kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+  log "pm-ingestd did not come up:"; cat "$DDIR/daemon.log" >&2; exit 1
+}
+wait_db_up() {
+  for _ in $(seq 400); do [ "$(metric pm_ingest_database_up)" = "1" ] && return 0; sleep 0.05; done
+  log "pm-ingestd did not reach PostgreSQL"; cat "$DDIR/daemon.log" >&2; exit 1
+}
+stop_daemon() {
+  [ -n "$DPID" ] || return 0
+  kill -TERM "$DPID" 2>/dev/null || true
+  wait "$DPID" 2>/dev/null || true
+  DPID=""
+  rm -rf "$DDIR"
+}
+PGTMP=""
+cleanup() {
+  stop_daemon
+  if [ -n "$PGTMP" ] && [ -f "$PGTMP/data/PG_VERSION" ]; then
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PGTMP"
+  fi
+}
+trap cleanup EXIT
+
+# pm-ingestd end to end through pm-loadgen; leaves the loadgen's JSON summary in LAST_JSON.
+LAST_JSON=""
+daemon_run() {  # label run file [daemon options...]
+  local label=$1 run=$2 file=$3; shift 3
+  fresh_table
+  start_daemon "$BENCH_URL" "$@"
+  wait_db_up
+  local json
+  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$file" --rate unlimited --connections "$CONNS" \
+         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  local hwm; hwm=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
+  stop_daemon
+  record "{\"section\":\"writers\",\"writer\":\"$label\",\"run\":$run,\"file\":\"$(basename "$file")\",\"rss_kib\":$hwm,\"loadgen\":$json}"
+  LAST_JSON=$json
+}
+
+# --- 1-3: the writers, REPS times each, interleaved --------------------------------------------
+for run in $(seq "$REPS"); do
+  fresh_table
+  t0=$(now); psql "$BENCH_URL" -Xqc "\\copy polymarket_trades ($COLS) FROM '$TSV'"; t1=$(now)
+  n=$(rows)
+  record "{\"section\":\"writers\",\"writer\":\"psql copy (text)\",\"run\":$run,\"rows\":$n,\"seconds\":$(minus "$t1" "$t0")}"
+  log "psql copy run $run: $n rows in $(minus "$t1" "$t0") s"
+  for mode in executemany copy; do
+    fresh_table
+    out=$(DATABASE_URL="$BENCH_URL" /usr/bin/python3 "$SHARED/bench/asyncpg_anchor.py" "$TRADES" "$mode")
+    log "$out"
+    n=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\1/'); s=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\2/')
+    record "{\"section\":\"writers\",\"writer\":\"asyncpg $mode\",\"run\":$run,\"rows\":$n,\"seconds\":$s}"
+  done
+  daemon_run "pm-ingestd" "$run" "$TRADES"
+  log "pm-ingestd run $run: $LAST_JSON"
+done
+
+# --- batch size: the one writer lever the daemon exposes -------------------------------------
+for batch in 1000 20000 50000; do
+  daemon_run "pm-ingestd --batch-max-events $batch" 1 "$TRADES" --batch-max-events "$batch"
+  log "pm-ingestd batch $batch: $LAST_JSON"
+done
+
+# --- 10 % duplicates -------------------------------------------------------------------------
+fresh_table
+out=$(DATABASE_URL="$BENCH_URL" /usr/bin/python3 "$SHARED/bench/asyncpg_anchor.py" "$TRADES_DUP" executemany)
+n=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\1/'); s=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\2/')
+record "{\"section\":\"dup\",\"writer\":\"asyncpg executemany\",\"lines\":$N,\"rows\":$n,\"seconds\":$s}"
+daemon_run "pm-ingestd, 10 % duplicates" 1 "$TRADES_DUP"
+n=$(rows)
+record "{\"section\":\"dup\",\"writer\":\"pm-ingestd\",\"lines\":$N,\"rows\":$n,\"distinct\":$DISTINCT_DUP,\"loadgen\":$LAST_JSON}"
+log "10 % duplicates: $n rows stored of $DISTINCT_DUP distinct trades"
+
+# --- ack latency at 25/50/75 % of the maximum end-to-end rate ---------------------------------
+MAX=$(python3 - "$RESULTS" <<'PY'
+import json, sys, statistics
+r = [json.loads(l) for l in open(sys.argv[1])]
+v = [x["loadgen"]["end_to_end"]["rows_per_s"] for x in r if x.get("writer") == "pm-ingestd"]
+print(int(statistics.median(v)))
+PY
+)
+log "maximum sustained (end-to-end) rate: $MAX events/s"
+for pct in 25 50 75 100; do
+  rate=$(( MAX * pct / 100 ))
+  count=$(( rate * 8 )); [ "$count" -gt "$N" ] && count=$N
+  fresh_table
+  start_daemon "$BENCH_URL"
+  wait_db_up
+  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
+         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  stop_daemon
+  record "{\"section\":\"latency\",\"percent\":$pct,\"rate\":$rate,\"loadgen\":$json}"
+  log "latency at $pct % ($rate/s): $json"
+done
+
+# --- backlog: PostgreSQL down, 2M events into the log, then drain ----------------------------
+if [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
+  PGTMP=$(mktemp -d "$WORK/pgtmp.XXXXXX")
+  PGPORT=$(free_port)
+  chown postgres "$PGTMP"; chmod 755 "$PGTMP"
+  PGRUN=(); [ "$(id -u)" -eq 0 ] && PGRUN=(runuser -u postgres --)
+  "${PGRUN[@]}" /usr/lib/postgresql/15/bin/initdb -D "$PGTMP/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$PGPORT" "$PGTMP" >> "$PGTMP/data/postgresql.conf"
+  pgctl() { "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 120 "$@" >/dev/null; }
+  pgctl start
+  TMP_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+  "$CTL" migrate --database-url "$TMP_URL" >/dev/null
+  start_daemon "$TMP_URL"
+  wait_db_up
+  rss0=$(awk '/VmRSS/ {print $2}' "/proc/$DPID/status")
+  pgctl -m fast stop
+  log "throwaway PostgreSQL stopped; sending $BACKLOG events into the daemon's log"
+  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --count "$BACKLOG" --rate unlimited --connections 2 --seed 7 --json --quiet)
+  hwm_down=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
+  # The gauge is refreshed periodically: give it a moment to show the whole backlog.
+  for _ in $(seq 50); do [ "$(metric pm_ingest_wal_unapplied_events)" = "$BACKLOG" ] && break; sleep 0.1; done
+  unapplied=$(metric pm_ingest_wal_unapplied_events)
+  wal_bytes=$(du -sb "$DDIR/wal" | cut -f1)
+  log "backlog: $unapplied unapplied events, $wal_bytes log bytes, VmHWM $hwm_down KiB"
+  t0=$(now)
+  pgctl start
+  while [ "$(metric pm_ingest_wal_unapplied_events)" != "0" ]; do sleep 0.1; done
+  t1=$(now)
+  drained=$(rows "$TMP_URL")
+  hwm_all=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
+  stop_daemon
+  record "{\"section\":\"backlog\",\"events\":$BACKLOG,\"rss_start_kib\":$rss0,\"hwm_down_kib\":$hwm_down,\"hwm_after_drain_kib\":$hwm_all,\"unapplied\":$unapplied,\"wal_bytes\":$wal_bytes,\"drain_seconds\":$(minus "$t1" "$t0"),\"rows\":$drained,\"loadgen\":$json}"
+  log "drained $drained rows in $(minus "$t1" "$t0") s; VmHWM $hwm_all KiB"
+  pgctl -m fast stop
+  rm -rf "$PGTMP"; PGTMP=""
+fi
+
+# --- the report ------------------------------------------------------------------------------
+PGVER=$(psql "$BENCH_URL" -XAtqc "SHOW server_version")
+PGSET=$(psql "$BENCH_URL" -XAtqc "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers','synchronous_commit','fsync','max_wal_size','wal_level')")
+/usr/bin/python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/bench" \
+  --context "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $PGVER ($PGSET), commit $(git -C "$ROOT" rev-parse --short HEAD), $N trades of gen_trades.py, pm-loadgen with $CONNS connections${PM_BENCH_DAEMON_ARGS:+, daemon options $PM_BENCH_DAEMON_ARGS}"
