@@ -16,6 +16,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev                  # tests
   socat python3                              # examples and end-to-end tests talk to the socket
   util-linux procps                          # runuser, mount, ps used by scripts and tests
+  python3-asyncpg                            # bench/run.sh: the seed's asyncpg anchor (../shared/bench)
+  python3-matplotlib                         # bench/run.sh: the results plot (bench/results.png)
 )
 
 missing=()
