@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   pm::Server server(server_config, pipeline, metrics, log);
 
   const double stall_limit = static_cast<double>(options.writer_stall_timeout.count());
+  const std::uint64_t backlog_ready_limit = options.wal_max_bytes / 10 * 9;
   http->set_readiness([&]() {
     pm::ReadinessReport report;
     const auto applied = writer.applied_lsn();
@@ -183,9 +184,13 @@ int main(int argc, char** argv) {
     report.checks.push_back({"socket_open", server.listening(), server.listening() ? "accepting producers" : "not listening"});
     report.checks.push_back({"database_reachable", writer.database_up(),
                              writer.database_up() ? "last PostgreSQL operation succeeded" : "PostgreSQL unreachable or failing; retrying"});
+    // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
+    // budget and `unapplied < budget` would never fail; not ready from 90% of the budget on, while
+    // producers still get acks, tells a load balancer to send elsewhere before they get busy.
     const auto unapplied = pipeline.unapplied_bytes();
-    report.checks.push_back({"backlog_under_budget", unapplied < options.wal_max_bytes,
-                             fmt::format("{} of {} log bytes unapplied", unapplied, options.wal_max_bytes)});
+    report.checks.push_back({"backlog_under_budget", unapplied < backlog_ready_limit,
+                             fmt::format("{} of {} log bytes unapplied (not ready from {})", unapplied,
+                                         options.wal_max_bytes, backlog_ready_limit)});
     const double age = seconds_since(writer.heartbeat());
     report.checks.push_back({"writer_running", age < stall_limit,
                              fmt::format("writer loop {:.1f} s ago (limit {} s)", age, options.writer_stall_timeout.count())});
