@@ -1,0 +1,82 @@
+// `cmake --install` of the daemon component into a DESTDIR: binaries, units, service account,
+// dashboard, alert rules and the example environment where a Debian admin looks for them, and
+// installed units that point at the installed binary.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "tests/ops/ops_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/process.h"
+
+namespace pm::test {
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(OpsInstall, DaemonComponentLandsWhereADebianAdminExpectsIt) {
+  const std::string root = make_temp_dir("pm_ops_install");
+  const std::string prefix = PM_INSTALL_PREFIX;
+  const CommandResult install = run_command("DESTDIR=" + shell_quote(root) + " cmake --install " + shell_quote(PM_BUILD_DIR) +
+                                            " --component daemon");
+  ASSERT_EQ(install.exit_code, 0) << install.output;
+  const std::string base = root + prefix;
+
+  EXPECT_TRUE(executable(base + "/sbin/pm-ingestd")) << install.output;
+  EXPECT_TRUE(executable(base + "/bin/pm-ingestctl")) << install.output;
+  for (const char* file : {"/lib/systemd/system/pm-ingestd.service", "/lib/systemd/system/pm-ingestd.socket",
+                           "/lib/sysusers.d/pm-ingestd.conf", "/share/pm-ingestd/grafana/dashboards/pm-ingestd.json",
+                           "/share/pm-ingestd/grafana/provisioning/dashboards/pm-ingestd.yaml",
+                           "/share/pm-ingestd/grafana/provisioning/datasources/pm-ingestd-prometheus.yaml",
+                           "/share/pm-ingestd/prometheus/pm-ingestd-alerts.yml", "/share/pm-ingestd/prometheus/scrape-pm-ingestd.yml",
+                           "/share/doc/pm-ingestd/examples/pm-ingestd.env", "/share/doc/pm-ingestd/README.md"})
+    EXPECT_TRUE(std::filesystem::is_regular_file(base + file)) << file << "\n" << install.output;
+  // The library's development files are another component (repos-dev), not the daemon's.
+  EXPECT_FALSE(std::filesystem::exists(base + "/include/pm-ingestd"));
+
+  // Files that name each other name the installed paths.
+  const std::string service = read_file(base + "/lib/systemd/system/pm-ingestd.service");
+  EXPECT_TRUE(contains(service, "\nExecStart=" + prefix + "/sbin/pm-ingestd ")) << service;
+  EXPECT_TRUE(contains(service, "file:" + prefix + "/share/doc/pm-ingestd/README.md")) << service;
+  const std::string provider = read_file(base + "/share/pm-ingestd/grafana/provisioning/dashboards/pm-ingestd.yaml");
+  EXPECT_TRUE(contains(provider, "path: " + prefix + "/share/pm-ingestd/grafana/dashboards\n")) << provider;
+  EXPECT_EQ(read_file(base + "/share/pm-ingestd/grafana/dashboards/pm-ingestd.json"),
+            read_file(std::string(PM_SOURCE_DIR) + "/metrics/grafana/pm-ingestd.json"));
+
+  // The installed binary runs, and the installed units verify against the installed tree.
+  const CommandResult version = run_command(base + "/sbin/pm-ingestd --version");
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_TRUE(contains(version.output, "pm-ingestd ")) << version.output;
+  if (executable("/usr/bin/systemd-analyze")) {
+    // verify wants ExecStart to exist: point it into the DESTDIR, as if the tree were at /.
+    const std::string units = root + "/verify";
+    std::filesystem::create_directories(units);
+    std::string relocated = service;
+    const std::string exec = prefix + "/sbin/pm-ingestd";
+    relocated.replace(relocated.find(exec), exec.size(), base + "/sbin/pm-ingestd");
+    write_file(units + "/pm-ingestd.service", relocated);
+    std::filesystem::copy_file(base + "/lib/systemd/system/pm-ingestd.socket", units + "/pm-ingestd.socket");
+    const CommandResult verify =
+        run_command("/usr/bin/systemd-analyze verify " + units + "/pm-ingestd.service " + units + "/pm-ingestd.socket");
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+    EXPECT_EQ(verify.output, "");
+  }
+  std::filesystem::remove_all(root);
+}
+
+TEST(OpsInstall, TheLibraryComponentStillInstallsItsPackage) {
+  const std::string root = make_temp_dir("pm_ops_install_lib");
+  const CommandResult install = run_command("DESTDIR=" + shell_quote(root) + " cmake --install " + shell_quote(PM_BUILD_DIR) +
+                                            " --component repos-dev");
+  ASSERT_EQ(install.exit_code, 0) << install.output;
+  const std::string base = root + PM_INSTALL_PREFIX;
+  EXPECT_TRUE(std::filesystem::exists(base + "/include/pm-ingestd/repos/database.h")) << install.output;
+  EXPECT_FALSE(std::filesystem::exists(base + "/sbin/pm-ingestd")) << "the daemon is not part of repos-dev";
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace pm::test

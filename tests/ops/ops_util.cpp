@@ -1,0 +1,271 @@
+#include "tests/ops/ops_util.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include "tests/support/process.h"
+
+namespace pm::test {
+
+std::string HttpResponse::header(const std::string& name) const {
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  const std::string want = lower(name) + ":";
+  std::size_t start = 0;
+  while (start < headers.size()) {
+    std::size_t end = headers.find("\r\n", start);
+    if (end == std::string::npos) end = headers.size();
+    const std::string line = headers.substr(start, end - start);
+    if (lower(line).rfind(want, 0) == 0) {
+      std::string value = line.substr(want.size());
+      value.erase(0, value.find_first_not_of(' '));
+      return value;
+    }
+    start = end + 2;
+  }
+  return "";
+}
+
+HttpResponse http_request(int port, const std::string& method, const std::string& path) {
+  HttpResponse out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return out;
+  }
+  const std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return out;
+  }
+  std::string response;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) response.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  const auto head_end = response.find("\r\n\r\n");
+  if (head_end == std::string::npos || response.rfind("HTTP/1.", 0) != 0) return out;
+  const auto line_end = response.find("\r\n");
+  out.status = std::atoi(response.substr(9, 3).c_str());
+  out.headers = response.substr(line_end + 2, head_end - line_end);
+  out.body = response.substr(head_end + 4);
+  return out;
+}
+
+CommandResult run_command(const std::string& command, const std::optional<std::string>& input) {
+  CommandResult result;
+  std::string full = command + " 2>&1";
+  std::string input_path;
+  if (input) {
+    char tmpl[] = "/tmp/pm_ops_stdin_XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    if (fd < 0) throw std::runtime_error("mkstemp failed");
+    ::close(fd);
+    input_path = tmpl;
+    write_file(input_path, *input);
+    full = "(" + command + ") < " + input_path + " 2>&1";
+  }
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed: " + command);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) result.output.append(buf, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (!input_path.empty()) ::unlink(input_path.c_str());
+  return result;
+}
+
+bool executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+
+std::string url_encode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+NotifyListener::NotifyListener(const std::string& path) : path_(path) {
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ::unlink(path.c_str());
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("cannot bind the notify socket " + path + ": " + std::strerror(errno));
+}
+
+NotifyListener::~NotifyListener() {
+  if (fd_ >= 0) ::close(fd_);
+  ::unlink(path_.c_str());
+}
+
+std::size_t NotifyListener::drain() {
+  std::size_t n = 0;
+  char buf[4096];
+  for (ssize_t got; (got = ::recv(fd_, buf, sizeof buf, 0)) > 0; ++n) messages_.emplace_back(buf, static_cast<std::size_t>(got));
+  return n;
+}
+
+namespace {
+std::vector<std::string> lines_of(const std::string& message) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= message.size()) {
+    const std::size_t end = message.find('\n', start);
+    out.push_back(message.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+}  // namespace
+
+bool NotifyListener::wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        drain();
+        return count_lines(prefix) > 0;
+      },
+      timeout);
+}
+
+std::size_t NotifyListener::count_lines(const std::string& prefix) const {
+  std::size_t n = 0;
+  for (const auto& m : messages_)
+    for (const auto& line : lines_of(m))
+      if (line.rfind(prefix, 0) == 0) ++n;
+  return n;
+}
+
+std::string NotifyListener::last_line(const std::string& prefix) const {
+  std::string last;
+  for (const auto& m : messages_)
+    for (const auto& line : lines_of(m))
+      if (line.rfind(prefix, 0) == 0) last = line;
+  return last;
+}
+
+ScopedEnv::ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
+  for (const auto& [name, value] : vars) {
+    const char* old = std::getenv(name.c_str());
+    saved_.emplace_back(name, old != nullptr ? std::optional<std::string>(old) : std::nullopt);
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+}
+
+ScopedEnv::~ScopedEnv() {
+  for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+    if (it->second)
+      ::setenv(it->first.c_str(), it->second->c_str(), 1);
+    else
+      ::unsetenv(it->first.c_str());
+  }
+}
+
+PeerOutcome connect_as(uid_t uid, gid_t gid, const std::string& socket_path, const std::string& line,
+                       std::chrono::seconds timeout, pid_t* child_pid) {
+  // Everything the child needs is prepared before fork(): it only makes system calls.
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  const std::string payload = line + "\n";
+  struct Wire {
+    int connect_errno;
+    long bytes_read;
+    int closed;
+    char reply[512];
+  };
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    Wire w{};
+    w.bytes_read = -1;
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) ::_exit(3);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      w.connect_errno = errno;
+    } else {
+      timeval tv{static_cast<time_t>(timeout.count()), 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ::send(fd, payload.data(), payload.size(), MSG_NOSIGNAL);
+      long total = 0;
+      for (;;) {
+        const ssize_t n = ::read(fd, w.reply + total, sizeof w.reply - 1 - static_cast<std::size_t>(total));
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+          w.closed = 1;
+          break;
+        }
+        if (n < 0) break;  // timeout
+        total += n;
+        if (std::memchr(w.reply, '\n', static_cast<std::size_t>(total)) != nullptr ||
+            total >= static_cast<long>(sizeof w.reply) - 1)
+          break;
+      }
+      w.bytes_read = total;
+    }
+    [[maybe_unused]] auto written = ::write(pipe_fds[1], &w, sizeof w);
+    ::_exit(0);
+  }
+  if (child_pid != nullptr) *child_pid = pid;
+  ::close(pipe_fds[1]);
+  Wire w{};
+  const ssize_t got = ::read(pipe_fds[0], &w, sizeof w);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (got != static_cast<ssize_t>(sizeof w))
+    throw std::runtime_error("the child producer failed (exit " + std::to_string(WEXITSTATUS(status)) +
+                             "; could not drop to uid " + std::to_string(uid) + "?)");
+  PeerOutcome out;
+  out.connect_errno = w.connect_errno;
+  out.bytes_read = w.bytes_read;
+  out.reply.assign(w.reply, static_cast<std::size_t>(std::max(0L, w.bytes_read)));
+  out.closed_by_daemon = w.closed != 0;
+  return out;
+}
+
+}  // namespace pm::test

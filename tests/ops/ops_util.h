@@ -1,0 +1,86 @@
+#pragma once
+// Helpers of the operations suites (tests/ops): HTTP with status codes, shell commands, a stand-in
+// for systemd's notification socket, a producer running as another user, environment guards.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#ifndef PM_SOURCE_DIR
+#error PM_SOURCE_DIR must name the source tree
+#endif
+#ifndef PM_BUILD_DIR
+#error PM_BUILD_DIR must name the build tree
+#endif
+
+namespace pm::test {
+
+struct HttpResponse {
+  int status = 0;  // 0: nothing answered
+  std::string headers;
+  std::string body;
+  std::string header(const std::string& name) const;  // "" when absent; case-insensitive name
+};
+HttpResponse http_request(int port, const std::string& method, const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+// Runs `command` with /bin/sh -c; `input` (if any) is written to its stdin.
+CommandResult run_command(const std::string& command, const std::optional<std::string>& input = std::nullopt);
+
+bool executable(const std::string& path);
+std::string url_encode(const std::string& text);
+std::string shell_quote(const std::string& text);
+void write_file(const std::string& path, const std::string& content);
+
+// A datagram socket standing in for systemd's NOTIFY_SOCKET: collects what sd_notify sends.
+class NotifyListener {
+ public:
+  explicit NotifyListener(const std::string& path);
+  ~NotifyListener();
+  const std::string& path() const { return path_; }
+  // Reads every datagram waiting now; returns how many arrived.
+  std::size_t drain();
+  // Messages received so far (each may hold several NAME=value lines).
+  const std::vector<std::string>& messages() const { return messages_; }
+  // True once a received message has a line starting with `prefix`, within `timeout`.
+  bool wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  std::size_t count_lines(const std::string& prefix) const;
+  std::string last_line(const std::string& prefix) const;
+  void clear() { messages_.clear(); }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::vector<std::string> messages_;
+};
+
+// Sets environment variables for the lifetime of the object (children inherit them), then
+// restores the previous values.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars);
+  ~ScopedEnv();
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// What a producer running as another user saw (see connect_as).
+struct PeerOutcome {
+  int connect_errno = 0;  // 0: connected
+  long bytes_read = -1;   // what the daemon answered before closing (or the read timeout)
+  std::string reply;      // those bytes
+  bool closed_by_daemon = false;  // read() returned 0 or ECONNRESET
+};
+// Forks; the child drops to uid/gid (no supplementary groups), connects to the Unix socket,
+// sends `line` + "\n" and reads until the first newline, EOF or `timeout`. Needs root.
+PeerOutcome connect_as(uid_t uid, gid_t gid, const std::string& socket_path, const std::string& line,
+                       std::chrono::seconds timeout = std::chrono::seconds(10), pid_t* child_pid = nullptr);
+
+}  // namespace pm::test

@@ -1,0 +1,237 @@
+// systemd: the units pass systemd-analyze, socket activation works with systemd's own launcher,
+// and the daemon's sd_notify conversation (READY, STATUS, WATCHDOG, STOPPING) is what the
+// service unit relies on. NOTIFY_SOCKET is a datagram socket of the test, as systemd's would be.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+
+#include <pqxx/pqxx>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/ops/ops_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::string kUnitDir = std::string(PM_SOURCE_DIR) + "/systemd";
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
+  return text;
+}
+
+// Copies of the units whose ExecStart names the binary just built (verify wants it to exist).
+std::string units_for_verify(const std::string& dir) {
+  write_file(dir + "/pm-ingestd.service",
+             replace_all(read_file(kUnitDir + "/pm-ingestd.service"), "/usr/sbin/pm-ingestd", PM_INGESTD_BIN));
+  write_file(dir + "/pm-ingestd.socket", read_file(kUnitDir + "/pm-ingestd.socket"));
+  return dir + "/pm-ingestd.service " + dir + "/pm-ingestd.socket";
+}
+
+TEST(OpsSystemd, UnitsPassSystemdAnalyzeVerifyAndSecurity) {
+  if (!executable("/usr/bin/systemd-analyze")) GTEST_SKIP() << "systemd-analyze missing (Debian package systemd)";
+  const std::string dir = make_temp_dir("pm_ops_units");
+  const CommandResult verify = run_command("/usr/bin/systemd-analyze verify " + units_for_verify(dir));
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_EQ(verify.output, "") << "systemd-analyze verify complained";
+
+  // The check bites: systemd-analyze exits 0 on settings it ignores, but says so, and an empty
+  // output is what the test requires.
+  write_file(dir + "/pm-ingestd.service",
+             replace_all(read_file(dir + "/pm-ingestd.service"), "Type=notify", "Type=notify-please"));
+  EXPECT_TRUE(contains(run_command("/usr/bin/systemd-analyze verify " + dir + "/pm-ingestd.service").output,
+                       "Failed to parse service type"));
+  units_for_verify(dir);
+
+  // Hardening: exposure 2.5 or better on systemd's 0 (locked down) to 10 (unprotected) scale.
+  const CommandResult security =
+      run_command("/usr/bin/systemd-analyze security --offline=true --threshold=25 " + dir + "/pm-ingestd.service");
+  EXPECT_EQ(security.exit_code, 0) << security.output;
+  std::smatch m;
+  const std::regex overall("Overall exposure level for pm-ingestd.service: ([0-9.]+)");
+  ASSERT_TRUE(std::regex_search(security.output, m, overall)) << security.output;
+  std::cout << "[ info ] systemd-analyze security exposure: " << m[1] << "\n";
+}
+
+TEST(OpsSystemd, UnitsSayWhatTheIssueAsksAndMatchTheDaemonsDefaults) {
+  const std::string service = read_file(kUnitDir + "/pm-ingestd.service");
+  const std::string socket = read_file(kUnitDir + "/pm-ingestd.socket");
+  for (const char* line : {"Type=notify\n", "NotifyAccess=main\n", "WatchdogSec=", "Restart=on-failure\n",
+                           "StateDirectory=pm-ingestd\n", "RuntimeDirectory=pm-ingestd\n", "RuntimeDirectoryPreserve=yes\n",
+                           "EnvironmentFile=-/etc/pm-ingestd/pm-ingestd.env\n", "User=pm-ingestd\n", "ProtectSystem=strict\n",
+                           "ProtectHome=yes\n", "NoNewPrivileges=yes\n", "PrivateTmp=yes\n", "PrivateDevices=yes\n",
+                           "ProtectKernelTunables=yes\n", "ProtectKernelModules=yes\n", "ProtectKernelLogs=yes\n",
+                           "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n", "LockPersonality=yes\n",
+                           "MemoryDenyWriteExecute=yes\n", "SystemCallArchitectures=native\n"})
+    EXPECT_TRUE(contains(service, std::string("\n") + line)) << line;
+  EXPECT_FALSE(contains(service, "\nPrivateUsers=yes")) << "PrivateUsers would hide producers' uids from SO_PEERCRED";
+  for (const char* line : {"ListenStream=/run/pm-ingestd/ingest.sock\n", "SocketMode=0660\n", "SocketGroup=pm-ingestd\n"})
+    EXPECT_TRUE(contains(socket, std::string("\n") + line)) << line;
+
+  // The paths the units use are the daemon's own defaults, so an empty environment file works.
+  const CommandResult help = run_command(std::string(PM_INGESTD_BIN) + " --help");
+  ASSERT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_TRUE(contains(help.output, "(=/run/pm-ingestd/ingest.sock)")) << help.output;
+  EXPECT_TRUE(contains(help.output, "(=/var/lib/pm-ingestd/wal)")) << help.output;
+  EXPECT_TRUE(contains(help.output, "(=127.0.0.1:9464)")) << help.output;
+  EXPECT_TRUE(contains(service, "--wal-dir /var/lib/pm-ingestd/wal --socket /run/pm-ingestd/ingest.sock"));
+}
+
+TEST(OpsSystemd, EveryVariableOfTheExampleEnvironmentFileIsAnOption) {
+  const std::string example = read_file(kUnitDir + "/pm-ingestd.env.example");
+  std::regex assignment(R"(^#?((PM_INGESTD_[A-Z_]+|DATABASE_URL)=.*)$)");
+  std::istringstream in(example);
+  int checked = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, assignment)) continue;
+    // The daemon refuses PM_INGESTD_ variables that name no option before it prints --help.
+    const CommandResult r = run_command("env " + shell_quote(m[1].str()) + " " + PM_INGESTD_BIN + " --help");
+    EXPECT_EQ(r.exit_code, 0) << line << "\n" << r.output;
+    ++checked;
+  }
+  EXPECT_GE(checked, 8);
+  const CommandResult typo = run_command(std::string("env PM_INGESTD_WAL_MAX_BYTEZ=1G ") + PM_INGESTD_BIN + " --help");
+  EXPECT_EQ(typo.exit_code, 1) << typo.output;
+}
+
+class OpsSystemdDaemon : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new TestDatabase("ops_systemd"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override {
+    tdb_->exec("TRUNCATE polymarket_trades, polymarket_first_triggers, trade_watermarks, trigger_watermarks, "
+               "pm_ingest_checkpoints, pm_dead_letters");
+  }
+  static TestDatabase* tdb_;
+};
+TestDatabase* OpsSystemdDaemon::tdb_ = nullptr;
+
+TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
+  if (!executable("/usr/bin/systemd-socket-activate")) GTEST_SKIP() << "systemd-socket-activate missing (package systemd)";
+  const std::string dir = make_temp_dir("pm_ops_activate");
+  const std::string sock = dir + "/ingest.sock";
+  const int metrics_port = free_tcp_port();
+  Process activator;
+  // systemd-socket-activate binds the socket, waits for the first connection, then execs
+  // pm-ingestd in its place with LISTEN_FDS=1 (fd 3), as systemd does for pm-ingestd.socket.
+  activator.start("/usr/bin/systemd-socket-activate",
+                  {"-l", sock, "-E", "DATABASE_URL=" + tdb_->url(), PM_INGESTD_BIN, "--wal-dir", dir + "/wal",
+                   "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port), "--socket", dir + "/own.sock"},
+                  {}, dir + "/out.log");
+  struct stat st {};
+  ASSERT_TRUE(wait_until([&] { return ::stat(sock.c_str(), &st) == 0 || !activator.running(); }, 10s))
+      << read_file(dir + "/out.log");
+  ASSERT_TRUE(S_ISSOCK(st.st_mode));
+
+  {
+    Producer p(sock);  // this connection makes systemd-socket-activate start the daemon
+    ASSERT_TRUE(p.send({trade_line("c", "sa1"), trade_line("c", "sa2"), trigger_line("tok", "c", "0.8")}));
+    auto replies = p.wait_ack(3, 20s);
+    ASSERT_TRUE(replies) << read_file(dir + "/out.log");
+    EXPECT_EQ(replies->size(), 1u);
+  }
+  EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == 2; }, 20s));
+  EXPECT_EQ(tdb_->count("polymarket_first_triggers"), 1);
+  const std::string out = read_file(dir + "/out.log");
+  EXPECT_TRUE(contains(out, "listening on the socket inherited from systemd (fd 3)")) << out;
+  EXPECT_NE(::access((dir + "/own.sock").c_str(), F_OK), 0) << "the daemon bound a socket of its own";
+  // A second producer on the same inherited socket, after the first one left.
+  {
+    Producer p(sock);
+    ASSERT_TRUE(p.send({trade_line("c", "sa3")}));
+    EXPECT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_EQ(metric_value(http_get(metrics_port, "/metrics"), "pm_ingest_connections_accepted_total"), 2);
+
+  activator.signal(SIGTERM);
+  EXPECT_EQ(activator.wait(30s), 0);
+  EXPECT_EQ(::stat(sock.c_str(), &st), 0) << "the socket belongs to systemd: the daemon must not remove it";
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 3);
+}
+
+TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThenStopping) {
+  const std::string dir = make_temp_dir("pm_ops_notify");
+  NotifyListener notify(dir + "/notify.sock");
+  ScopedEnv env({{"NOTIFY_SOCKET", notify.path()}});
+  DaemonHarness d("postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict");
+  d.start();
+  ASSERT_TRUE(notify.wait_for_line("READY=1", 20s)) << d.output();
+  EXPECT_FALSE(contains(d.output(), "writer connected")) << "READY=1 must not wait for PostgreSQL";
+  {
+    Producer p(d.socket());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 5; ++i) lines.push_back(trade_line("c", "n" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack(5, 10s));
+  }
+  EXPECT_TRUE(wait_until(
+      [&] {
+        notify.drain();
+        return contains(notify.last_line("STATUS="), "5 events /");
+      },
+      20s))
+      << notify.last_line("STATUS=");
+  const std::string status = notify.last_line("STATUS=");
+  EXPECT_TRUE(contains(status, "database down")) << status;
+  EXPECT_TRUE(contains(status, "not ready: log_replayed,database_reachable")) << status;
+  EXPECT_EQ(notify.count_lines("WATCHDOG=1"), 0u) << "no WatchdogSec, no pings";
+
+  EXPECT_EQ(d.stop(), 0);
+  notify.drain();
+  EXPECT_EQ(notify.count_lines("STOPPING=1"), 1u);
+  EXPECT_EQ(notify.count_lines("READY=1"), 1u);
+}
+
+TEST_F(OpsSystemdDaemon, WatchdogIsFedOnlyWhileTheWriterGoesRoundItsLoop) {
+  const std::string dir = make_temp_dir("pm_ops_watchdog");
+  NotifyListener notify(dir + "/notify.sock");
+  // WatchdogSec=400ms: the daemon must ping at least every 400 ms while healthy.
+  ScopedEnv env({{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "400000"}});
+  DaemonHarness d(tdb_->url(), {"--writer-stall-timeout", "1"});
+  d.start();
+  ASSERT_TRUE(notify.wait_for_line("READY=1", 20s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        notify.drain();
+        return notify.count_lines("WATCHDOG=1") >= 5;
+      },
+      10s));
+  EXPECT_TRUE(contains(d.output(), "systemd watchdog every 400 ms")) << d.output();
+
+  // Wedge the writer: it blocks on a lock this test holds.
+  auto locker = std::make_unique<pqxx::connection>(tdb_->url());
+  auto lock = std::make_unique<pqxx::work>(*locker);
+  lock->exec0("LOCK TABLE polymarket_trades IN ACCESS EXCLUSIVE MODE");
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "wd1")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s)) << "acks do not depend on the writer";
+  ASSERT_TRUE(wait_until([&] { return contains(d.output(), "no longer feeding the systemd watchdog"); }, 20s)) << d.output();
+  notify.drain();
+  notify.clear();
+  const double pings_before = d.metric("pm_ingest_watchdog_pings_total");
+  // For two more seconds (five watchdog periods), not one ping: systemd would restart us.
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_writer_heartbeat_age_seconds") >= 3.0; }, 20s));
+  notify.drain();
+  EXPECT_EQ(notify.count_lines("WATCHDOG=1"), 0u);
+  EXPECT_EQ(d.metric("pm_ingest_watchdog_pings_total"), pings_before);
+
+  lock->abort();
+  lock.reset();
+  EXPECT_TRUE(notify.wait_for_line("WATCHDOG=1", 20s)) << "pings resume once the writer moves";
+  EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == 1; }, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace pm::test
