@@ -10,7 +10,10 @@ PACKAGES=(
   libconcurrentqueue-dev                     # moodycamel lock-free queue
   libboost-program-options-dev               # option parsing (flags, config file, environment)
   libspdlog-dev libfmt-dev                   # logging
-  prometheus-cpp-dev                         # metrics registry and /metrics exposer
+  prometheus-cpp-dev                         # metrics registry and its text serialiser
+  libcivetweb-dev                            # the HTTP server of /metrics, /healthz, /readyz (metrics/http_endpoint)
+  prometheus                                 # tests: promtool (metrics lint, rule tests) and a real Prometheus for the dashboard
+  systemd                                    # tests: systemd-analyze verify/security, systemd-socket-activate
   libsimdjson-dev                            # JSON parsing of producer lines
   libsystemd-dev                             # sd_notify, sd_listen_fds
   libgtest-dev libgmock-dev                  # tests
