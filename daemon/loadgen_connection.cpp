@@ -66,6 +66,12 @@ std::map<std::string, std::uint64_t> LoadStats::errors_by_reason() const {
   return errors_;
 }
 
+std::vector<std::uint64_t> ProducerConnection::recent_acked() const {
+  std::vector<std::uint64_t> out;
+  for (std::size_t i = 0; i < recent_.size(); ++i) out.push_back(recent_[(recent_next_ + i) % recent_.size()]);
+  return out;
+}
+
 void ProducerConnection::run() {
   std::deque<Entry> inflight;  // written (or queued in `out`), not yet covered by an ack
   std::deque<Entry> pending;   // to send again: unacked at a reconnect, or refused busy
@@ -114,6 +120,12 @@ void ProducerConnection::run() {
         stats_.interval.record(static_cast<std::uint64_t>(t - sent));
         stats_.acked.fetch_add(1, std::memory_order_relaxed);
         source_.set_status(e.index, EventStatus::Acked);
+        if (recent_.size() < kRecent) {
+          recent_.push_back(e.index);
+        } else {
+          recent_[recent_next_] = e.index;
+          recent_next_ = (recent_next_ + 1) % kRecent;
+        }
       } else if (e.refused == 1) {
         saw_busy = true;
         e.refused = 0;

@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "daemon/loadgen_histogram.h"
 #include "daemon/loadgen_source.h"
@@ -67,12 +68,19 @@ class ProducerConnection {
       : config_(std::move(config)), source_(source), stats_(stats) {}
   void run();
   std::uint64_t unacked() const { return unacked_.load(); }
+  // Indexes of the last events acked on this connection (at most kRecent, oldest first); valid
+  // after run() returned. --wait-applied looks for these first: the writer applies the log in
+  // order, so once the last acked events of every connection are visible, nearly all are.
+  static constexpr std::size_t kRecent = 16;
+  std::vector<std::uint64_t> recent_acked() const;
 
  private:
   ConnectionConfig config_;
   EventSource& source_;
   LoadStats& stats_;
   std::atomic<std::uint64_t> unacked_{0};
+  std::vector<std::uint64_t> recent_;  // ring of kRecent
+  std::size_t recent_next_ = 0;
 };
 
 }  // namespace pm::loadgen

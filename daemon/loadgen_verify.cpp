@@ -46,19 +46,21 @@ struct Expectation {
   std::string conditions_array;  // a PostgreSQL text[] literal
 };
 
+// Appends one element to a PostgreSQL array literal being built ("{" already there).
+void append_element(std::string& out, const std::string& v) {
+  if (out.size() > 1) out += ',';
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
 std::string array_literal(const std::set<std::string>& values) {
   std::string out = "{";
-  for (const auto& v : values) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : v) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
+  for (const auto& v : values) append_element(out, v);
+  return out + '}';
 }
 
 Expectation expectation(const EventSource& source) {
@@ -194,22 +196,63 @@ VerifyReport verify(const EventSource& source, const std::string& database_url, 
   }
 }
 
-AppliedWait wait_applied(const EventSource& source, const std::string& database_url, std::chrono::milliseconds timeout,
-                          std::chrono::milliseconds poll) {
+AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
+                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
   const Expectation x = expectation(source);
+  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
+  // Hints: acked trades whose key no other acked line carries (a duplicate's key may have been
+  // visible long before its line was applied).
+  std::set<std::string> hint_keys;
+  for (std::uint64_t i : hints) {
+    const EventKey& k = source.keys()[i];
+    if (k.kind == EventKind::Trade && source.status(i) == EventStatus::Acked) hint_keys.insert(trade_key(k.condition_id, k.id));
+  }
+  std::map<std::string, int> acked_lines;
+  for (std::uint64_t i = 0; i < source.keys().size(); ++i) {
+    const EventKey& k = source.keys()[i];
+    if (k.kind != EventKind::Trade || source.status(i) != EventStatus::Acked) continue;
+    const std::string key = trade_key(k.condition_id, k.id);
+    if (hint_keys.count(key)) ++acked_lines[key];
+  }
+  std::string cid_array = "{", tid_array = "{";
+  std::size_t unique_hints = 0;
+  for (const auto& [key, n] : acked_lines) {
+    if (n != 1) continue;
+    const auto sep = key.find('\x1f');
+    append_element(cid_array, key.substr(0, sep));
+    append_element(tid_array, key.substr(sep + 1));
+    ++unique_hints;
+  }
+  cid_array += '}';
+  tid_array += '}';
+
   pqxx::connection conn(database_url);
+  conn.prepare("hints",
+               "SELECT count(*) FROM unnest($1::text[], $2::text[]) AS k(c, t) "
+               "WHERE EXISTS (SELECT 1 FROM polymarket_trades p WHERE p.condition_id = k.c AND p.trade_id = k.t)");
   conn.prepare("applied",
                "SELECT (SELECT count(*) FROM polymarket_trades WHERE condition_id = ANY($1::text[])), "
                "(SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = ANY($1::text[]))");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const std::int64_t seen = steady_ns();  // what the query counts was visible when it started
+  std::int64_t hints_seen = 0;
+  while (unique_hints > 0) {
+    const std::int64_t t = steady_ns();
+    pqxx::nontransaction tx(conn);
+    if (tx.exec_prepared1("hints", cid_array, tid_array)[0].as<std::size_t>() >= unique_hints) {
+      hints_seen = t;
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return none;
+    std::this_thread::sleep_for(poll);  // polling interval of the measurement
+  }
+  for (bool first = true;; first = false) {
+    const std::int64_t t = steady_ns();  // what the query counts was visible when it started
     pqxx::nontransaction tx(conn);
     const auto row = tx.exec_prepared1("applied", x.conditions_array);
     if (row[0].as<std::size_t>() >= x.acked_trades && row[1].as<std::size_t>() >= x.acked_pairs)
-      return {seen, x.acked_trades + x.acked_pairs};
-    if (std::chrono::steady_clock::now() >= deadline) return {0, x.acked_trades + x.acked_pairs};
-    std::this_thread::sleep_for(poll);  // polling interval of the measurement
+      return {first && hints_seen ? hints_seen : t, x.acked_trades + x.acked_pairs};
+    if (std::chrono::steady_clock::now() >= deadline) return none;
+    std::this_thread::sleep_for(std::max(poll, std::chrono::milliseconds(100)));  // the hints misled: slow, full polls
   }
 }
 

@@ -17,6 +17,7 @@
 // - verify() re-reads until nothing is missing or `timeout` passes (the writer may still be
 //   applying what was acked); extra and duplicated rows fail at once. It never writes.
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -46,13 +47,16 @@ VerifyReport verify(const EventSource& source, const std::string& database_url, 
                     std::size_t max_listed = 20);
 
 // Waits until PostgreSQL shows as many rows of this run's conditions as there are distinct acked
-// trade keys and acked trigger pairs, polling every `poll`. seen_ns: the steady-clock time at which
+// trade keys and acked trigger pairs. Cheap first: it polls every `poll` for the trades among
+// `hints` (event indexes, e.g. the last acked of each connection) by primary key, so that the
+// measurement does not load the server it measures; then it counts all rows once, and if some are
+// still missing counts again every max(poll, 100 ms). seen_ns: the steady-clock time at which
 // the query that first saw them started (0 on timeout); rows: how many rows that is.
 struct AppliedWait {
   std::int64_t seen_ns = 0;
   std::size_t rows = 0;
 };
-AppliedWait wait_applied(const EventSource& source, const std::string& database_url, std::chrono::milliseconds timeout,
-                          std::chrono::milliseconds poll);
+AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
+                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll);
 
 }  // namespace pm::loadgen

@@ -192,11 +192,11 @@ int main(int argc, char** argv) {
     summary.target_rate = opt.rate;
     LoadStats stats;
 
+    std::vector<std::unique_ptr<ProducerConnection>> connections;
     if (opt.verify_only) {
       source->produce_all_as_acked();
       summary.events = source->produced();
     } else {
-      std::vector<std::unique_ptr<ProducerConnection>> connections;
       for (int i = 0; i < opt.connections; ++i) {
         ConnectionConfig c;
         c.socket_path = opt.socket;
@@ -258,7 +258,11 @@ int main(int argc, char** argv) {
       summary.latency = stats.latency.snapshot();
       summary.errors_by_reason = stats.errors_by_reason();
       if (opt.wait_applied && first) {
-        const AppliedWait w = wait_applied(*source, opt.database_url, millis(opt.verify_timeout), std::chrono::milliseconds(opt.poll_ms));
+        std::vector<std::uint64_t> hints;
+        for (auto& c : connections)
+          for (std::uint64_t i : c->recent_acked()) hints.push_back(i);
+        const AppliedWait w =
+            wait_applied(*source, hints, opt.database_url, millis(opt.verify_timeout), std::chrono::milliseconds(opt.poll_ms));
         if (w.seen_ns == 0) {
           std::cerr << "pm-loadgen: acked events were not all visible in PostgreSQL within --verify-timeout\n";
           exit_code = 1;
