@@ -103,6 +103,9 @@ std::string ReadinessReport::to_json() const {
 
 HttpEndpoint::HttpEndpoint(const std::string& listen, std::shared_ptr<prometheus::Collectable> collectable)
     : collectable_(std::move(collectable)) {
+  constexpr unsigned kIpv6Feature = 8;
+  if (listen.rfind('[', 0) == 0 && mg_check_feature(kIpv6Feature) == 0)
+    throw std::runtime_error("cannot listen on " + listen + ": this civetweb build has no IPv6; use an IPv4 address");
   mg_init_library(0);
   const std::string ports = civetweb_listen(listen);
   const char* options[] = {"listening_ports", ports.c_str(),
@@ -128,7 +131,8 @@ HttpEndpoint::HttpEndpoint(const std::string& listen, std::shared_ptr<prometheus
   if (ctx_ == nullptr) {
     mg_exit_library();
     throw std::runtime_error("cannot listen on " + listen + ": " +
-                             (error_text[0] != '\0' ? std::string(error_text) : "civetweb failed to start"));
+                             (error_text[0] != '\0' ? std::string(error_text) : "civetweb failed to start") +
+                             " (address in use, or not an IPv4 host:port?)");
   }
   for (const char* path : {"/metrics", "/healthz", "/readyz", "/"}) mg_set_request_handler(ctx_, path, &HttpEndpoint::handle, this);
   mg_server_port bound[4]{};

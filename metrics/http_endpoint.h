@@ -10,8 +10,10 @@
 // Why not prometheus::Exposer: it serves only the registries' own paths, so /healthz and /readyz
 // cannot sit next to /metrics on one port. Why civetweb: prometheus-cpp's pull library is built on
 // it already (Debian libcivetweb-dev), so it costs no new dependency, and it brings a tested HTTP/1.x
-// parser, request timeouts, IPv4/IPv6 listen strings ("127.0.0.1:9464", "[::1]:9464") and a fixed
-// worker pool; a hand-written server would have to redo all of that. Every response carries
+// parser, request timeouts and a fixed worker pool; a hand-written server would have to redo all of
+// that. Debian's civetweb 1.15 is built without IPv6, so listen addresses are IPv4
+// ("127.0.0.1:9464", "0.0.0.0:9464"; "localhost:9464" is taken as 127.0.0.1), as they were with
+// the Exposer, which uses the same library. Every response carries
 // Content-Length and closes its connection (no keep-alive: an idle scraper cannot pin a worker).
 //
 // metrics/ knows nothing of ingest/: the readiness report comes from a function the daemon sets
@@ -50,8 +52,8 @@ class HttpEndpoint {
  public:
   using Readiness = std::function<ReadinessReport()>;
 
-  // Starts listening on `listen` ("host:port", "[v6addr]:port"; port 0 picks a free one). Throws
-  // std::runtime_error naming the address and civetweb's reason when it cannot bind.
+  // Starts listening on `listen` ("ipv4:port"). Throws std::runtime_error naming the address and
+  // the reason when it cannot bind (in use, not an address, IPv6 without civetweb support).
   HttpEndpoint(const std::string& listen, std::shared_ptr<prometheus::Collectable> collectable);
   ~HttpEndpoint();  // stops the server and waits for its threads
   HttpEndpoint(const HttpEndpoint&) = delete;

@@ -150,6 +150,21 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
   EXPECT_TRUE(wait_until([&] { return contains(d.output(), "the writer thread is running again"); }, 10s)) << d.output();
 }
 
+TEST_F(OpsMetrics, AMetricsAddressThatCannotBeServedStopsTheStartWithTheReason) {
+  DaemonHarness first(tdb_->url());
+  first.start();
+  const std::string busy = "127.0.0.1:" + std::to_string(first.metrics_port());
+  for (const auto& [listen, reason] : std::vector<std::pair<std::string, std::string>>{
+           {busy, "cannot listen on " + busy}, {"[::1]:9464", "no IPv6"}, {"nonsense", "must be host:port"}}) {
+    const CommandResult r = run_command("DATABASE_URL=" + shell_quote(tdb_->url()) + " " + PM_INGESTD_BIN +
+                                        " --socket " + first.dir() + "/second.sock --wal-dir " + first.dir() +
+                                        "/second_wal --metrics-listen " + shell_quote(listen));
+    EXPECT_EQ(r.exit_code, 1) << listen << ": " << r.output;
+    EXPECT_TRUE(contains(r.output, reason)) << listen << ": " << r.output;
+  }
+  EXPECT_EQ(http_request(first.metrics_port(), "GET", "/healthz").status, 200) << "the first daemon keeps its port";
+}
+
 // A scrape with every labelled series populated: trades, triggers (G2 both ways), duplicates,
 // rejects, stale events; then promtool's linter over it.
 TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
