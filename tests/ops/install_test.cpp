@@ -64,6 +64,18 @@ TEST(OpsInstall, DaemonComponentLandsWhereADebianAdminExpectsIt) {
     EXPECT_EQ(verify.exit_code, 0) << verify.output;
     EXPECT_EQ(verify.output, "");
   }
+  // The service account: systemd-sysusers creates user and group pm-ingestd from the installed file.
+  if (executable("/usr/bin/systemd-sysusers")) {
+    const std::string etc = root + "/sysroot/etc";
+    std::filesystem::create_directories(etc);
+    for (const char* f : {"/passwd", "/group", "/shadow", "/gshadow"}) write_file(etc + f, "");
+    const CommandResult users = run_command("/usr/bin/systemd-sysusers --root=" + shell_quote(root + "/sysroot") + " " +
+                                            base + "/lib/sysusers.d/pm-ingestd.conf");
+    EXPECT_EQ(users.exit_code, 0) << users.output;
+    EXPECT_TRUE(contains(read_file(etc + "/passwd"), "pm-ingestd:x:")) << read_file(etc + "/passwd");
+    EXPECT_TRUE(contains(read_file(etc + "/passwd"), ":/var/lib/pm-ingestd:/usr/sbin/nologin\n"));
+    EXPECT_TRUE(contains(read_file(etc + "/group"), "pm-ingestd:x:")) << read_file(etc + "/group");
+  }
   std::filesystem::remove_all(root);
 }
 
