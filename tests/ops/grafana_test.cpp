@@ -187,7 +187,8 @@ TEST(OpsGrafana, EveryPanelQueryReturnsDataFromARealPrometheusScrapingTheDaemonU
   DaemonHarness d(tdb.url());
   d.start();
 
-  const std::string dir = make_temp_dir("pm_ops_prom");
+  const ScratchDir scratch("pm_ops_prom");
+  const std::string& dir = scratch.path();
   const int prom_port = free_tcp_port();
   const std::string instance = "127.0.0.1:" + std::to_string(d.metrics_port());
   write_file(dir + "/prometheus.yml",

@@ -10,14 +10,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
 
+#include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
 
 namespace pm::test {
@@ -124,6 +128,15 @@ void write_file(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
   if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+ScratchDir::ScratchDir(const std::string& prefix) : path_(make_temp_dir(prefix)) {}
+
+ScratchDir::~ScratchDir() {
+  if (!::testing::Test::HasFailure()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
 }
 
 NotifyListener::NotifyListener(const std::string& path) : path_(path) {

@@ -38,6 +38,17 @@ std::string url_encode(const std::string& text);
 std::string shell_quote(const std::string& text);
 void write_file(const std::string& path, const std::string& content);
 
+// A private temporary directory, removed at the end unless the test failed (then kept to look at).
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix);
+  ~ScratchDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // A datagram socket standing in for systemd's NOTIFY_SOCKET: collects what sd_notify sends.
 class NotifyListener {
  public:

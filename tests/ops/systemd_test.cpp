@@ -40,7 +40,8 @@ std::string units_for_verify(const std::string& dir) {
 
 TEST(OpsSystemd, UnitsPassSystemdAnalyzeVerifyAndSecurity) {
   if (!executable("/usr/bin/systemd-analyze")) GTEST_SKIP() << "systemd-analyze missing (Debian package systemd)";
-  const std::string dir = make_temp_dir("pm_ops_units");
+  const ScratchDir scratch("pm_ops_units");
+  const std::string& dir = scratch.path();
   const CommandResult verify = run_command("/usr/bin/systemd-analyze verify " + units_for_verify(dir));
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
   EXPECT_EQ(verify.output, "") << "systemd-analyze verify complained";
@@ -119,7 +120,8 @@ TestDatabase* OpsSystemdDaemon::tdb_ = nullptr;
 
 TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
   if (!executable("/usr/bin/systemd-socket-activate")) GTEST_SKIP() << "systemd-socket-activate missing (package systemd)";
-  const std::string dir = make_temp_dir("pm_ops_activate");
+  const ScratchDir scratch("pm_ops_activate");
+  const std::string& dir = scratch.path();
   const std::string sock = dir + "/ingest.sock";
   const int metrics_port = free_tcp_port();
   Process activator;
@@ -161,7 +163,8 @@ TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
 }
 
 TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThenStopping) {
-  const std::string dir = make_temp_dir("pm_ops_notify");
+  const ScratchDir scratch("pm_ops_notify");
+  const std::string& dir = scratch.path();
   NotifyListener notify(dir + "/notify.sock");
   ScopedEnv env({{"NOTIFY_SOCKET", notify.path()}});
   DaemonHarness d("postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict");
@@ -194,7 +197,8 @@ TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThe
 }
 
 TEST_F(OpsSystemdDaemon, WatchdogIsFedOnlyWhileTheWriterGoesRoundItsLoop) {
-  const std::string dir = make_temp_dir("pm_ops_watchdog");
+  const ScratchDir scratch("pm_ops_watchdog");
+  const std::string& dir = scratch.path();
   NotifyListener notify(dir + "/notify.sock");
   // WatchdogSec=400ms: the daemon must ping at least every 400 ms while healthy.
   ScopedEnv env({{"NOTIFY_SOCKET", notify.path()}, {"WATCHDOG_USEC", "400000"}});
