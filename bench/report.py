@@ -120,14 +120,15 @@ if lat:
     for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("p999", "v--")):
         ax2.plot(xs, [r["loadgen"]["ack_latency_ms"][key] for r in lat], style, label=key.replace("p999", "p99.9"))
     for r, x in zip(lat, xs):
-        ax2.annotate(f"{r['percent']}%", (x, r["loadgen"]["ack_latency_ms"]["p50"]), textcoords="offset points",
-                     xytext=(0, -14), ha="center", fontsize=8)
+        ax2.annotate(f"{r['percent']} % of max", (x, r["loadgen"]["ack_latency_ms"]["p999"]), textcoords="offset points",
+                     xytext=(0, 8), ha="center", fontsize=8)
     ax2.axhline(5, color="grey", linestyle=":", label="5 ms target (p99 at 50 %)")
     ax2.set_yscale("log")
     ax2.set_xlabel("achieved acks/s (4 connections, paced)")
     ax2.set_ylabel("ack latency, ms (log scale)")
     ax2.set_title("pm-ingestd ack latency against load")
-    ax2.legend()
+    ax2.legend(loc="upper center", ncol=3, fontsize=8)
+    ax2.set_ylim(top=max(r["loadgen"]["ack_latency_ms"]["p999"] for r in lat) * 8)
     ax2.grid(True, which="both", alpha=0.3)
 fig.tight_layout()
 fig.savefig(f"{a.out_dir}/results.png", dpi=110)
