@@ -4,11 +4,12 @@
 #   bench/writer_phases.sh [BATCH]      # after bench/run.sh (uses its pm_bench database and TSV)
 #
 # Replays, with psql and \timing, the statements pm-ingestd's writer sends for the trades of
-# bench/run.sh (TradeRepository::copy_in: COPY into the temp staging table, INSERT .. SELECT
-# .. ON CONFLICT DO NOTHING with the trade_watermarks CTE, COMMIT), BATCH rows per transaction
-# (default 5000, the daemon's --batch-max-events), on a fresh polymarket_trades each time, in
-# three variants: as the daemon does it; the same with synchronous_commit = off; and plain COPY
-# straight into polymarket_trades per batch (no staging, no dedup). Prints the time per phase.
+# bench/run.sh (TradeRepository::copy_in), BATCH rows per transaction (default 5000, the
+# daemon's --batch-max-events), on a fresh polymarket_trades each time, in
+# four variants: the staged path (TradeRepository's fallback, and the daemon's only path before
+# 9710e96); the same with synchronous_commit = off; the daemon's direct path since 9710e96 (probe
+# of stored keys, COPY straight into polymarket_trades under a savepoint, watermark upsert); and
+# plain COPY per batch (no dedup at all). Prints the time per phase.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BATCH=${1:-5000}
@@ -47,6 +48,28 @@ for name, sync in (("staged", "on"), ("staged_async", "off")):
         f.write(f"\\set ON_ERROR_STOP 1\nSET synchronous_commit = {sync};\n{stage}\n\\timing on\n")
         for p in files:
             f.write(f"BEGIN;\nTRUNCATE pm_stage_trades;\n\\copy pm_stage_trades FROM '{d}/staged/{p}'\n{move}\nCOMMIT;\n")
+def arr(vals):
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in vals) + "}"
+with open(f"{d}/daemon.sql", "w") as f:
+    f.write("\\set ON_ERROR_STOP 1\n\\timing on\n")
+    for p in files:
+        keys, newest = [], {}
+        for line in open(f"{d}/direct/{p}"):
+            c = line.split("\t")
+            keys.append((c[0], c[1]))
+            newest[c[0]] = max(newest.get(c[0], 0), int(c[6]))
+        f.write("BEGIN;\n")
+        f.write("SELECT count(*) FROM polymarket_trades t JOIN unnest('%s'::text[], '%s'::text[]) AS k(condition_id, trade_id) "
+                "USING (condition_id, trade_id);\n" % (arr(k[0] for k in keys), arr(k[1] for k in keys)))
+        f.write("SAVEPOINT direct;\n")
+        f.write(f"\\copy polymarket_trades ({cols}) FROM '{d}/direct/{p}'\n")
+        f.write("RELEASE SAVEPOINT direct;\n")
+        conds = sorted(newest)
+        f.write("INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at) SELECT cid, ts, 'bench' "
+                "FROM unnest('%s'::text[], '{%s}'::bigint[]) AS w(cid, ts) ORDER BY cid ON CONFLICT (condition_id) DO UPDATE "
+                "SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp), "
+                "updated_at = EXCLUDED.updated_at;\n" % (arr(conds), ",".join(str(newest[c]) for c in conds)))
+        f.write("COMMIT;\n")
 with open(f"{d}/direct.sql", "w") as f:
     f.write("\\set ON_ERROR_STOP 1\n\\timing on\n")
     for p in files:
@@ -73,10 +96,11 @@ fresh() {
   psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
     -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" -c "TRUNCATE trade_watermarks" >/dev/null
 }
-for v in staged staged_async direct; do
+for v in staged staged_async daemon direct; do
   fresh
   psql "$URL" -X -q -f "$PARTS/$v.sql" > "$PARTS/$v.out" 2>&1
   echo "$v ($BATCH rows per transaction):"
   if [ "$v" = direct ]; then summarise "$PARTS/$v.out" BEGIN COPY COMMIT
+  elif [ "$v" = daemon ]; then summarise "$PARTS/$v.out" BEGIN probe SAVEPOINT COPY RELEASE watermarks COMMIT
   else summarise "$PARTS/$v.out" BEGIN TRUNCATE "COPY-stage" "INSERT..SELECT" COMMIT; fi
 done
