@@ -45,7 +45,8 @@ PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_
 
 }  // namespace
 
-BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events) const {
+BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+                                DuplicateProbe probe) const {
   BatchCounts counts;
   std::vector<PolymarketTrade> trades;
   trades.reserve(events.size());
@@ -60,7 +61,7 @@ BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const Queu
   }
   counts.trades = trades.size();
   if (!trades.empty()) {
-    const TradeBatchResult r = TradeRepository(tx, unit_).ingest_batch(trades);
+    const TradeBatchResult r = TradeRepository(tx, unit_).ingest_batch(trades, probe);
     counts.trades_inserted = r.inserted;
     counts.trade_watermarks = r.watermarks_advanced;
   }

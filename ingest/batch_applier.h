@@ -12,6 +12,7 @@
 
 #include "ingest/event_queue.h"
 #include "repos/timestamp_unit.h"
+#include "repos/trade_repository.h"
 
 namespace pm {
 
@@ -33,7 +34,9 @@ class BatchApplier {
   BatchApplier(std::string instance_id, std::string log_id, TimestampUnit unit)
       : instance_id_(std::move(instance_id)), log_id_(std::move(log_id)), unit_(unit) {}
 
-  BatchCounts apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events) const;
+  // `probe`: how to find already-stored trades (a speed choice; see TradeRepository).
+  BatchCounts apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+                    DuplicateProbe probe = DuplicateProbe::First) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
   BatchCounts dead_letter(pqxx::transaction_base& tx, const QueuedEvent& event, const std::string& error,

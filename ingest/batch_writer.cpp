@@ -231,7 +231,10 @@ bool BatchWriter::read_from_log(std::vector<QueuedEvent>& batch) {
 void BatchWriter::apply(std::span<QueuedEvent> events) {
   const auto t0 = Clock::now();
   try {
-    const BatchCounts counts = db_.transaction([&](pqxx::work& tx) { return applier_.apply(tx, events); });
+    // Look stored trades up first only while duplicates are being seen; otherwise COPY first.
+    const DuplicateProbe probe = duplicates_seen_ ? DuplicateProbe::First : DuplicateProbe::OnConflict;
+    const BatchCounts counts = db_.transaction([&](pqxx::work& tx) { return applier_.apply(tx, events, probe); });
+    duplicates_seen_ = counts.trades_inserted < counts.trades;
     committed(events, counts, seconds_since(t0));
   } catch (const pqxx::sql_error& e) {
     if (classify_exception(e) != PgErrorKind::Data) throw;

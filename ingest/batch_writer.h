@@ -103,6 +103,7 @@ class BatchWriter {
   std::unique_ptr<wal::WalReader> reader_;
   std::chrono::steady_clock::time_point last_gauges_{};
   std::uint64_t replay_target_lsn_ = 0;
+  bool duplicates_seen_ = true;  // the last batch held trades already stored
 
   std::atomic<std::uint64_t> applied_log_offset_{0};
   std::atomic<std::uint64_t> applied_lsn_{0};

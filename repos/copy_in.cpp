@@ -36,15 +36,17 @@ void CopyIn::complete() {
 #pragma GCC diagnostic pop
 
 void append_copy_text(std::string& out, std::string_view value) {
-  for (const char c : value) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
-    }
+  // Copy runs of ordinary bytes at once; only backslash, tab, newline and carriage return need escaping.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') continue;
+    out.append(value.data() + run, i - run);
+    out += '\\';
+    out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+    run = i + 1;
   }
+  out.append(value.data() + run, value.size() - run);
 }
 
 void append_copy_null(std::string& out) { out += "\\N"; }

@@ -48,6 +48,7 @@ wm AS (
   ON CONFLICT (condition_id) DO UPDATE
     SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
         updated_at = EXCLUDED.updated_at
+    WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp
   RETURNING 1)
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM wm))SQL";
 
@@ -161,7 +162,8 @@ void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::
   copy.complete();
 }
 
-// trade_watermarks moved (GREATEST) to the newest timestamp per condition among `rows`.
+// trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among `rows`;
+// rows that would not advance are left alone rather than rewritten.
 std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
   std::map<std::string_view, std::int64_t> newest;
   for (const auto* t : rows) {
@@ -183,7 +185,8 @@ std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<con
                   SELECT cid, ts, $3 FROM unnest($1::text[], $2::bigint[]) AS w(cid, ts) ORDER BY cid
                   ON CONFLICT (condition_id) DO UPDATE
                     SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                        updated_at = EXCLUDED.updated_at)",
+                        updated_at = EXCLUDED.updated_at
+                    WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp)",
                conditions, timestamps, now_iso())
       .affected_rows();
 }
@@ -207,28 +210,36 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
   });
 }
 
-TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& trades,
-                                          bool advance) const {
+TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& trades, bool advance,
+                                          DuplicateProbe probe) const {
   if (trades.empty()) return {};
   return target_.run([&](pqxx::transaction_base& tx) {
     const std::vector<const PolymarketTrade*> rows = first_of_each_key(trades);
-    // Fast path: leave out the keys already stored and COPY the rest straight into the table. A
-    // writer that stores one of them concurrently makes the COPY fail on the primary key; the
-    // savepoint undoes it and the staging path below handles the batch instead.
+    // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
+    // them up first, or (duplicates rare) COPY everything and look them up only when the primary
+    // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
+    // the keys after the look-up, the staging path below handles the batch instead.
     if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
-      const auto stored = stored_keys(tx, rows);
-      std::vector<const PolymarketTrade*> fresh;
-      fresh.reserve(rows.size());
-      for (const auto* t : rows)
-        if (stored.empty() || !stored.count(trade_key(*t))) fresh.push_back(t);
-      try {
-        if (!fresh.empty()) {
-          pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-          copy_rows(savepoint, "polymarket_trades", kTradeColumns, fresh, false);
-          savepoint.commit();
+      for (bool probed = probe == DuplicateProbe::First;; probed = true) {
+        std::vector<const PolymarketTrade*> fresh;
+        if (probed) {
+          const auto stored = stored_keys(tx, rows);
+          fresh.reserve(rows.size());
+          for (const auto* t : rows)
+            if (stored.empty() || !stored.count(trade_key(*t))) fresh.push_back(t);
+        } else {
+          fresh = rows;
         }
-        return TradeBatchResult{fresh.size(), advance ? advance_watermarks(tx, fresh) : 0};
-      } catch (const pqxx::unique_violation&) {
+        try {
+          if (!fresh.empty()) {
+            pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
+            copy_rows(savepoint, "polymarket_trades", kTradeColumns, fresh, false);
+            savepoint.commit();
+          }
+          return TradeBatchResult{fresh.size(), advance ? advance_watermarks(tx, fresh) : 0};
+        } catch (const pqxx::unique_violation&) {
+          if (probed) break;
+        }
       }
     }
     tx.exec(kCreateStage);
@@ -247,11 +258,12 @@ TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& tr
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {
-  return copy_in(trades, false).inserted;
+  return copy_in(trades, false, DuplicateProbe::First).inserted;
 }
 
-TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade>& trades) const {
-  return copy_in(trades, true);
+TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade>& trades,
+                                               DuplicateProbe probe) const {
+  return copy_in(trades, true, probe);
 }
 
 std::vector<PolymarketTrade> TradeRepository::get_by_condition(const std::string& condition_id,

@@ -16,9 +16,15 @@
 
 namespace pm {
 
+// How ingest_batch finds the trades of a batch that are stored already.
+enum class DuplicateProbe {
+  OnConflict,  // COPY first; look the keys up only if the primary key refuses a row (rare duplicates)
+  First,       // look the keys up first, then COPY the rest (frequent duplicates)
+};
+
 struct TradeBatchResult {
   std::size_t inserted = 0;              // rows new to the table (the rest were duplicates)
-  std::size_t watermarks_advanced = 0;   // trade_watermarks rows upserted
+  std::size_t watermarks_advanced = 0;   // trade_watermarks rows inserted or moved forward
 };
 
 class TradeRepository {
@@ -34,8 +40,10 @@ class TradeRepository {
   std::size_t create_many(const std::vector<PolymarketTrade>& trades) const;
 
   // create_many plus trade_watermarks advanced (GREATEST) to the newest inserted timestamp per
-  // condition, in the same transaction. The ingest writer's bulk path.
-  TradeBatchResult ingest_batch(const std::vector<PolymarketTrade>& trades) const;
+  // condition, in the same transaction. The ingest writer's bulk path; `probe` only changes how
+  // fast it is, never what it stores.
+  TradeBatchResult ingest_batch(const std::vector<PolymarketTrade>& trades,
+                                DuplicateProbe probe = DuplicateProbe::First) const;
 
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 
@@ -58,7 +66,7 @@ class TradeRepository {
   TimestampUnit unit() const { return unit_; }
 
  private:
-  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance) const;
+  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance, DuplicateProbe probe) const;
   DbTarget target_;
   TimestampUnit unit_;
 };
