@@ -145,6 +145,20 @@ TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
   EXPECT_EQ(marks.get_timestamp("c1"), 7000);
 }
 
+// Copy-first mode: the primary key refuses the COPY, the stored keys are looked up, the rest lands.
+TEST_F(TradeRepositoryTest, IngestBatchCopyFirstFallsBackToALookUpOnDuplicates) {
+  TradeRepository repo(tdb_->db());
+  repo.create(sample("already", 100, "cf"));
+  auto r = repo.ingest_batch({sample("new1", 300, "cf"), sample("already", 999, "cf"), sample("new2", 200, "cf")},
+                             DuplicateProbe::OnConflict);
+  EXPECT_EQ(r.inserted, 2u);
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'cf'"), 3);
+  EXPECT_EQ(repo.get("cf", "already")->timestamp, 100);
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), 300);  // from inserted rows only
+  EXPECT_EQ(repo.ingest_batch({sample("new3", 50, "cf")}, DuplicateProbe::OnConflict).inserted, 1u);
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), 300);  // never backwards
+}
+
 TEST_F(TradeRepositoryTest, LatestTimestamp) {
   TradeRepository repo(tdb_->db());
   EXPECT_FALSE(repo.get_latest_timestamp("0xabc123"));
