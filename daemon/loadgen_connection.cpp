@@ -14,26 +14,14 @@
 
 #include <simdjson.h>
 
+#include "ingest/unix_socket.h"
+
 namespace pm::loadgen {
 
 namespace {
 
 constexpr std::size_t kMaxBufferedBytes = 256 * 1024;  // written ahead of the socket at most
 constexpr std::int64_t kMs = 1'000'000;
-
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
 
 struct Entry {
   std::uint64_t index = 0;    // the event's index in the source
@@ -181,7 +169,7 @@ void ProducerConnection::run() {
     unacked_.store(inflight.size() + pending.size(), std::memory_order_relaxed);
     if (fd < 0) {
       if (source_done && pending.empty()) break;
-      fd = connect_unix(config_.socket_path);
+      fd = connect_unix_socket(config_.socket_path, /*nonblocking=*/true);
       if (fd < 0) {
         if (down_since == 0) down_since = now;
         if (now - down_since > give_up) {

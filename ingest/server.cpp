@@ -15,6 +15,7 @@
 
 #include "ingest/line_splitter.h"
 #include "ingest/protocol.h"
+#include "ingest/unix_socket.h"
 #include "repos/clock.h"
 
 namespace pm {
@@ -78,9 +79,9 @@ void Server::bind_socket() {
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
     // A socket file: stale if nobody accepts on it, in use otherwise.
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool in_use = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    if (probe >= 0) ::close(probe);
+    const int probe = connect_unix_socket(path);
+    const bool in_use = probe >= 0;
+    if (in_use) ::close(probe);
     if (in_use) throw std::runtime_error(path + " is in use by a running process (another pm-ingestd?)");
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
       throw std::runtime_error("cannot remove stale socket " + path + ": " + errno_text());

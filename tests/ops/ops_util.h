@@ -12,19 +12,14 @@
 #ifndef PM_SOURCE_DIR
 #error PM_SOURCE_DIR must name the source tree
 #endif
+#include "tests/support/http_client.h"
+
 #ifndef PM_BUILD_DIR
 #error PM_BUILD_DIR must name the build tree
 #endif
 
 namespace pm::test {
 
-struct HttpResponse {
-  int status = 0;  // 0: nothing answered
-  std::string headers;
-  std::string body;
-  std::string header(const std::string& name) const;  // "" when absent; case-insensitive name
-};
-HttpResponse http_request(int port, const std::string& method, const std::string& path);
 
 struct CommandResult {
   int exit_code = -1;

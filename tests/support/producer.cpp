@@ -10,22 +10,11 @@
 
 #include <simdjson.h>
 
+#include "ingest/unix_socket.h"
+
 namespace pm::test {
 
 namespace {
-
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 Reply parse_reply(const std::string& line) {
   static thread_local simdjson::dom::parser parser;
@@ -49,13 +38,13 @@ Reply parse_reply(const std::string& line) {
 }  // namespace
 
 bool socket_accepts(const std::string& path) {
-  const int fd = connect_unix(path);
+  const int fd = connect_unix_socket(path);
   if (fd < 0) return false;
   ::close(fd);
   return true;
 }
 
-Producer::Producer(const std::string& socket_path) : fd_(connect_unix(socket_path)) {
+Producer::Producer(const std::string& socket_path) : fd_(connect_unix_socket(socket_path)) {
   if (fd_ < 0) throw std::runtime_error("cannot connect to " + socket_path + ": " + std::strerror(errno));
 }
 
