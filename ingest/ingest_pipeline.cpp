@@ -2,6 +2,8 @@
 
 #include "ingest/event_codec.h"
 
+#include <chrono>
+
 namespace pm {
 
 const char* to_string(SubmitResult result) {
@@ -42,6 +44,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   }
   if (unapplied_bytes() + incoming > wal_max_bytes_) return SubmitResult::OverBudget;
 
+  const auto submitted = std::chrono::steady_clock::now();
   std::vector<wal::Appended> appended;
   const wal::DurableCallback on_durable = [&](std::span<const wal::Appended> records) {
     std::vector<QueuedEvent> queued;
@@ -52,7 +55,11 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   };
   const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_durable);
   switch (status) {
-    case wal::AppendStatus::Ok: events.clear(); return SubmitResult::Durable;
+    case wal::AppendStatus::Ok:
+      metrics_.durable_wait_seconds.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - submitted).count());
+      events.clear();
+      return SubmitResult::Durable;
     case wal::AppendStatus::DiskFull: metrics_.wal_write_errors("disk_full").Increment(); return SubmitResult::DiskFull;
     case wal::AppendStatus::IoError: metrics_.wal_write_errors("io_error").Increment(); return SubmitResult::IoError;
   }

@@ -57,6 +57,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_appended_bytes(counter(*registry_, "pm_ingest_wal_appended_bytes_total", "Bytes appended to the write-ahead log (records with headers).")),
       wal_appended_records(counter(*registry_, "pm_ingest_wal_appended_records_total", "Records appended to the write-ahead log.")),
       wal_fsync_seconds(histogram(*registry_, "pm_ingest_wal_fsync_duration_seconds", "Duration of each group commit's fdatasync.", latency_buckets())),
+      durable_wait_seconds(histogram(*registry_, "pm_ingest_durable_wait_seconds", "Time a connection waits from submitting a chunk of events until they are durable in the log.", latency_buckets())),
       wal_unapplied_bytes(gauge(*registry_, "pm_ingest_wal_unapplied_bytes", "Log bytes durable but not yet applied to PostgreSQL.")),
       wal_unapplied_events(gauge(*registry_, "pm_ingest_wal_unapplied_events", "Events durable in the log but not yet applied to PostgreSQL.")),
       wal_disk_bytes(gauge(*registry_, "pm_ingest_wal_disk_bytes", "Bytes of all log segment files on disk.")),

@@ -50,6 +50,9 @@ class IngestMetrics {
   prometheus::Counter& wal_appended_bytes;
   prometheus::Counter& wal_appended_records;
   prometheus::Histogram& wal_fsync_seconds;
+  // A connection's wait from submitting a chunk's events to their durability (group commit
+  // queueing + write + fdatasync): the daemon's share of ack latency.
+  prometheus::Histogram& durable_wait_seconds;
   prometheus::Counter& wal_write_errors(const std::string& kind);  // disk_full, io_error
   prometheus::Gauge& wal_unapplied_bytes;
   prometheus::Gauge& wal_unapplied_events;

@@ -173,6 +173,10 @@ TEST_F(DaemonTest, ManyConcurrentProducers) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_TRUE(wait_count(kTrades, kProducers * kPerProducer, 30s));
   EXPECT_GT(d.metric("pm_ingest_wal_appended_records_total"), 0);
+  // Every acked chunk waited for durability once; group commit makes the fsyncs fewer than that.
+  const double waits = d.metric("pm_ingest_durable_wait_seconds_count");
+  EXPECT_GE(waits, kProducers * 10);
+  EXPECT_LT(d.metric("pm_ingest_wal_fsync_duration_seconds_count"), waits);
 }
 
 TEST_F(DaemonTest, OverLongLineIsSkippedAndTheNextLineLands) {
