@@ -262,5 +262,17 @@ TEST_F(CandleRepositoryTest, CleanupKeepsRecentAndDailyCandles) {
   EXPECT_EQ(repo.cleanup_old_candles(), 0);
 }
 
+TEST_F(CandleRepositoryTest, SessionTimeZoneDoesNotShiftBuckets) {
+  seed_trades(TimestampUnit::Milliseconds);
+  tdb_->db().transaction([&](pqxx::work& tx) {
+    tx.exec("SET LOCAL TimeZone = 'America/New_York'");
+    CandleRepository repo(tx, TimestampUnit::Milliseconds);
+    EXPECT_EQ(repo.aggregate_from_trades("0xc", "tok", "5m", "2025-12-31T19:00:00-05:00"), 2);  // = kDay0
+    expect_seeded_candles(repo.get_candles("0xc", "tok", "5m", iso_at(kDay0 - 86400), iso_at(kDay0 + 86400)));
+    EXPECT_EQ(repo.aggregate_from_trades("0xc", "tok", "1d", iso_at(kDay0)), 1);
+    EXPECT_EQ(repo.get_latest_candle("0xc", "tok", "1d")->bucket_start, iso_at(kDay0));
+  });
+}
+
 }  // namespace
 }  // namespace pm

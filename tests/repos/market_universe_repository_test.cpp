@@ -511,5 +511,27 @@ TEST_F(MarketUniverseRepositoryTest, CallerTransactionCommitsOrRollsBackTogether
   EXPECT_EQ(MarketUniverseRepository(tdb_->db()).get_by_condition_id("0xa")->tier, 2);
 }
 
+TEST_F(MarketUniverseRepositoryTest, SessionTimeZoneDoesNotShiftTimes) {
+  tdb_->db().transaction([&](pqxx::work& tx) {
+    tx.exec("SET LOCAL TimeZone = 'Pacific/Kiritimati'");  // UTC+14
+    MarketUniverseRepository repo(tx);
+    auto m = market("0xa");
+    m.end_date = "2027-01-01T12:00:00Z";
+    m.resolved_at = "2027-01-02T00:00:00+02:00";
+    auto stored = repo.upsert(m);
+    EXPECT_EQ(stored.end_date, "2027-01-01T12:00:00.000000Z");
+    EXPECT_EQ(stored.resolved_at, "2027-01-01T22:00:00.000000Z");
+    ASSERT_TRUE(stored.snapshot_at);
+    EXPECT_GT(*stored.snapshot_at, iso_ago(minutes(1)));
+    EXPECT_LT(*stored.snapshot_at, iso_in(minutes(1)));
+    EXPECT_TRUE(repo.save_price_snapshot({"0xa", iso_ago(minutes(90)), 0.25, std::nullopt}));
+    auto changes = repo.compute_price_changes({"0xa"});
+    EXPECT_NEAR(changes["0xa"].change_1h, 0.25, 1e-6);  // the 90-minute-old snapshot counts as older than 1h
+    auto active = repo.create_tier_request(request("s", "0xa", 2, iso_in(minutes(30))));
+    EXPECT_EQ(repo.get_active_tier_requests().size(), 1u);  // expires in 30 min, not 14 h ago
+    EXPECT_GT(active.requested_at, iso_ago(minutes(1)));
+  });
+}
+
 }  // namespace
 }  // namespace pm
