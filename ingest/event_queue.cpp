@@ -15,13 +15,9 @@ std::size_t EventQueue::push(std::vector<QueuedEvent>& events) {
 }
 
 std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout) {
-  const std::size_t before = out.size();
-  out.resize(before + max);
-  std::size_t n = queue_.try_dequeue_bulk(out.begin() + static_cast<std::ptrdiff_t>(before), max);
-  if (n == 0 && timeout.count() > 0) {
-    n = queue_.wait_dequeue_bulk_timed(out.begin() + static_cast<std::ptrdiff_t>(before), max, timeout);
-  }
-  out.resize(before + n);
+  // back_inserter: only the events dequeued are constructed, not `max` placeholders.
+  std::size_t n = queue_.try_dequeue_bulk(std::back_inserter(out), max);
+  if (n == 0 && timeout.count() > 0) n = queue_.wait_dequeue_bulk_timed(std::back_inserter(out), max, timeout);
   size_.fetch_sub(n, std::memory_order_relaxed);
   return n;
 }
