@@ -35,8 +35,9 @@ class TradeRepository {
 
   WriteResult<PolymarketTrade> create(const PolymarketTrade& trade) const;
 
-  // Inserts the trades that are new (first of equal keys wins, in order), in one statement through
-  // COPY; returns how many were inserted. Empty input: 0, no SQL.
+  // Inserts the trades that are new (the first of equal keys in the input wins; keys already stored
+  // are skipped) by COPY straight into the table, in one transaction; returns how many were
+  // inserted. All or nothing: a row the server refuses fails the whole call. Empty input: 0, no SQL.
   std::size_t create_many(const std::vector<PolymarketTrade>& trades) const;
 
   // create_many plus trade_watermarks advanced (GREATEST) to the newest inserted timestamp per
