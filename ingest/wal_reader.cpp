@@ -63,7 +63,7 @@ std::uint64_t SegmentFile::size() const {
   return static_cast<std::uint64_t>(st.st_size);
 }
 
-const char* SegmentFile::read(std::uint64_t offset, std::size_t n) {
+const char* SegmentFile::read(std::uint64_t offset, std::size_t n, std::uint64_t stable_end) {
   if (offset >= buffer_offset_ && offset + n <= buffer_offset_ + buffer_len_)
     return buffer_.data() + (offset - buffer_offset_);
   const std::size_t want = std::max(n, kReadWindow);
@@ -79,7 +79,7 @@ const char* SegmentFile::read(std::uint64_t offset, std::size_t n) {
     got += static_cast<std::size_t>(r);
   }
   buffer_offset_ = offset;
-  buffer_len_ = got;
+  buffer_len_ = stable_end > offset ? static_cast<std::size_t>(std::min<std::uint64_t>(got, stable_end - offset)) : 0;
   return got >= n ? buffer_.data() : nullptr;
 }
 
@@ -95,7 +95,7 @@ void WalReader::open_segment(std::uint64_t segment) {
   } catch (const std::system_error& e) {
     throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
   }
-  const char* p = file_->read(0, kSegmentHeaderSize);
+  const char* p = file_->read(0, kSegmentHeaderSize, kSegmentHeaderSize);  // cache the header only
   SegmentHeader h;
   if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h))
     throw WalCorruption(path, 0, "invalid segment header");
@@ -124,14 +124,14 @@ std::optional<Record> WalReader::next(const Position& limit) {
       file_.reset();
       continue;
     }
-    const char* p = file_->read(position_.offset, kRecordHeaderSize);
+    const char* p = file_->read(position_.offset, kRecordHeaderSize, end);
     if (p == nullptr || position_.offset + kRecordHeaderSize > end)
       throw WalCorruption(file_->path(), position_.offset, "record header cut short");
     const RecordHeader h = decode_record_header(p);
     const std::uint64_t bytes = kRecordHeaderSize + h.length;
     if (h.length > kMaxPayload || position_.offset + bytes > end)
       throw WalCorruption(file_->path(), position_.offset, "record length " + std::to_string(h.length) + " runs past the end");
-    p = file_->read(position_.offset, static_cast<std::size_t>(bytes));
+    p = file_->read(position_.offset, static_cast<std::size_t>(bytes), end);
     if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "record cut short");
     if (!record_checksum_ok(p, static_cast<std::size_t>(bytes)))
       throw WalCorruption(file_->path(), position_.offset, "checksum mismatch");

@@ -48,8 +48,10 @@ class SegmentFile {
   SegmentFile& operator=(const SegmentFile&) = delete;
 
   std::uint64_t size() const;  // current size on disk
-  // Bytes [offset, offset + n); nullptr when the file is shorter.
-  const char* read(std::uint64_t offset, std::size_t n);
+  // Bytes [offset, offset + n); nullptr when the file is shorter. Only bytes below `stable_end`
+  // are kept for later calls: past a durable limit a concurrent append may still be writing, or a
+  // failed append may be cut and written again, so those bytes are read afresh every time.
+  const char* read(std::uint64_t offset, std::size_t n, std::uint64_t stable_end = UINT64_MAX);
   const std::string& path() const { return path_; }
 
  private:

@@ -156,6 +156,27 @@ TEST_F(WalTest, RollsOverToNewSegmentsAndRemovesOldOnes) {
   EXPECT_EQ(read_all(*log, log->oldest()).size(), 401u - log->oldest().lsn);
 }
 
+// A reader tailing the log must not trust bytes it saw past the durable end: a failed append is
+// cut off and those offsets are written again with other bytes.
+TEST_F(WalTest, ReaderNeverReusesBytesItSawPastTheDurableEnd) {
+  auto log = WriteAheadLog::open(options());
+  append(*log, 0, 5);
+  const Position durable = log->durable();
+  const fs::path segment = newest_segment();
+  { std::ofstream(segment, std::ios::binary | std::ios::app) << std::string(300, 'G'); }  // a write in flight
+  WalReader reader(log->dir(), log->log_id(), log->oldest());
+  int read = 0;
+  while (reader.next(durable)) ++read;
+  ASSERT_EQ(read, 5);
+  fs::resize_file(segment, durable.offset);  // the failed write is cut off ...
+  append(*log, 5, 3);                        // ... and the same offsets hold new records
+  std::vector<std::string> more;
+  while (auto r = reader.next(log->durable())) more.push_back(r->payload);
+  ASSERT_EQ(more.size(), 3u);
+  EXPECT_EQ(more[0], payload(5));
+  EXPECT_EQ(more[2], payload(7));
+}
+
 TEST_F(WalTest, NeverRemovesTheActiveSegment) {
   auto log = WriteAheadLog::open(options());
   append(*log, 0, 5);
