@@ -253,17 +253,22 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   std::uint64_t sync_ns = 0;
   Position end = start;
   if (status == AppendStatus::Ok) {
-    std::string buffer;
-    buffer.reserve(group_bytes);
-    for (Request* r : group) {
-      for (const auto& payload : r->payloads) {
-        append_record(buffer, end.lsn + 1, kRecordEvent, payload);
-        const std::uint64_t bytes = kRecordHeaderSize + payload.size();
-        end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
-        r->out->push_back(Appended{end.lsn, end});
+    try {
+      std::string buffer;
+      buffer.reserve(group_bytes);
+      for (Request* r : group) {
+        for (const auto& payload : r->payloads) {
+          append_record(buffer, end.lsn + 1, kRecordEvent, payload);
+          const std::uint64_t bytes = kRecordHeaderSize + payload.size();
+          end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
+          r->out->push_back(Appended{end.lsn, end});
+        }
       }
+      status = write_group(buffer, sync_ns);
+    } catch (const std::exception& e) {  // out of memory building the group: nothing was written
+      options_.on_warning(std::string("cannot build a log write: ") + e.what());
+      status = AppendStatus::IoError;
     }
-    status = write_group(buffer, sync_ns);
   }
 
   lock.lock();
@@ -274,11 +279,19 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
     stats_.groups += 1;
     last_sync_seconds_ = static_cast<double>(sync_ns) / 1e9;
     lock.unlock();
+    // Still the leader: callbacks run in LSN order, before any later group is written. They must
+    // not stop the group from completing: the records are durable whatever a callback does.
+    auto guarded = [this](auto&& callback) {
+      try {
+        callback();
+      } catch (const std::exception& e) {
+        options_.on_warning(std::string("a log callback failed after a durable write: ") + e.what());
+      }
+    };
     if (options_.on_group_commit)
-      options_.on_group_commit(static_cast<double>(sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
-    // Still the leader: callbacks run in LSN order, before any later group is written.
+      guarded([&] { options_.on_group_commit(static_cast<double>(sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn); });
     for (Request* r : group)
-      if (*r->on_durable) (*r->on_durable)(*r->out);
+      if (*r->on_durable) guarded([&] { (*r->on_durable)(*r->out); });
     lock.lock();
   }
   for (Request* r : group) {
