@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include <pqxx/field>
+#include <pqxx/result>
 
 #include "repos/clock.h"
 
