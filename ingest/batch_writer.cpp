@@ -97,8 +97,11 @@ void BatchWriter::run() {
       const PgErrorKind kind = classify_exception(e);
       metrics_.database_errors(to_string(kind)).Increment();
       if (database_up_.exchange(false) || !ready_) {
-        logger_->warn("PostgreSQL operation failed ({}): {}; events stay in the log, retrying with backoff",
-                      to_string(kind), redact_url(first_line(e.what())));
+        const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+        const bool missing_table = sql != nullptr && sql->sqlstate() == "42P01";
+        logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
+                      to_string(kind), redact_url(first_line(e.what())),
+                      missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
       }
       metrics_.database_up.Set(0);
       // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the
