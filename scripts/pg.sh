@@ -74,6 +74,11 @@ bootstrap_role() {
 }
 
 start() {
+  if ! { [ -f "$DATA/PG_VERSION" ] && is_running; } && "$PGBIN/pg_isready" -q -h localhost -p "$PORT" 2>/dev/null; then
+    echo "pg.sh: another server already listens on port $PORT (not the cluster in $DATA);" \
+         "stop it, or choose another port with PM_PG_PORT=NNNN" >&2
+    exit 1
+  fi
   init_cluster
   if ! is_running; then
     pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
