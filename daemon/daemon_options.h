@@ -24,7 +24,7 @@ struct DaemonOptions {
   std::string wal_dir = "/var/lib/pm-ingestd/wal";
   std::string database_url;  // never logged unredacted
   std::string metrics_listen = "127.0.0.1:9464";
-  std::size_t batch_max_events = 5000;
+  std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};
   std::uint64_t wal_max_bytes = 4ull << 30;
   std::uint64_t wal_segment_bytes = 64ull << 20;

@@ -42,7 +42,7 @@ namespace pm {
 
 struct WriterConfig {
   std::string instance_id = "default";
-  std::size_t batch_max_events = 5000;
+  std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::chrono::milliseconds retry_initial_delay{100};

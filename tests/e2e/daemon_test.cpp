@@ -424,7 +424,7 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
                              "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid"})
     EXPECT_NE(text.find(option), std::string::npos) << option;
   EXPECT_NE(text.find("127.0.0.1:9464"), std::string::npos);
-  EXPECT_NE(text.find("(=5000)"), std::string::npos);
+  EXPECT_NE(text.find("(=20000)"), std::string::npos);
   Process version;
   version.start(PM_INGESTD_BIN, {"--version"}, {}, out + ".v");
   ASSERT_EQ(version.wait(10s), 0);
