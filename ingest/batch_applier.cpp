@@ -68,10 +68,14 @@ BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const Queu
   counts.triggers = triggers.size();
   if (!triggers.empty()) {
     const std::string created_at = now_iso();
-    TriggerRepository repo(tx);
+    std::vector<PolymarketFirstTrigger> rows;
+    rows.reserve(triggers.size());
+    for (const TriggerEvent* g : triggers) rows.push_back(to_row(*g, created_at));
+    const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
     std::map<float, std::pair<double, std::int64_t>> newest_by_threshold;  // REAL key -> (threshold, ts)
-    for (const TriggerEvent* g : triggers) {
-      switch (repo.record_first(to_row(*g, created_at))) {
+    for (std::size_t i = 0; i < triggers.size(); ++i) {
+      const TriggerEvent* g = triggers[i];
+      switch (outcomes[i]) {
         case TriggerOutcome::Recorded: {
           ++counts.triggers_recorded;
           auto& slot = newest_by_threshold[static_cast<float>(g->threshold)];

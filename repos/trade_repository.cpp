@@ -6,6 +6,7 @@
 
 #include "repos/clock.h"
 #include "repos/copy_in.h"
+#include "repos/pg_array.h"
 #include "repos/rows.h"
 
 namespace pm {
@@ -108,24 +109,12 @@ std::vector<const PolymarketTrade*> first_of_each_key(const std::vector<Polymark
   return out;
 }
 
-// Appends one element to a PostgreSQL array literal under construction ("{" already written).
-void append_array_text(std::string& out, std::string_view value) {
-  if (out.size() > 1) out += ',';
-  out += '"';
-  for (const char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  out += '"';
-}
-
-// A PostgreSQL text[] literal of one field of each row: {"a","b\\"c"}.
+// A PostgreSQL text[] literal of one field of each row.
 template <class Get>
 std::string text_array(const std::vector<const PolymarketTrade*>& rows, Get&& get) {
-  std::string out = "{";
-  for (const auto* row : rows) append_array_text(out, get(*row));
-  out += '}';
-  return out;
+  PgArray array;
+  for (const auto* row : rows) array.add_text(std::string_view(get(*row)));
+  return array.str();
 }
 
 // Keys among `rows` that polymarket_trades holds already.
@@ -172,14 +161,11 @@ std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<con
     if (!fresh) it->second = std::max(it->second, *t->timestamp);
   }
   if (newest.empty()) return 0;
-  std::string conditions = "{", timestamps = "{";
+  PgArray conditions, timestamps;
   for (const auto& [cid, ts] : newest) {
-    append_array_text(conditions, cid);
-    if (timestamps.size() > 1) timestamps += ',';
-    timestamps += std::to_string(ts);
+    conditions.add_text(cid);
+    timestamps.add_integer(ts);
   }
-  conditions += '}';
-  timestamps += '}';
   return tx.exec_params(
                R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
                   SELECT cid, ts, $3 FROM unnest($1::text[], $2::bigint[]) AS w(cid, ts) ORDER BY cid
@@ -187,7 +173,7 @@ std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<con
                     SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
                         updated_at = EXCLUDED.updated_at
                     WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp)",
-               conditions, timestamps, now_iso())
+               conditions.str(), timestamps.str(), now_iso())
       .affected_rows();
 }
 

@@ -3,7 +3,12 @@
 #include <stdexcept>
 
 #include "repos/clock.h"
+#include "repos/pg_array.h"
 #include "repos/rows.h"
+
+#include <cstdlib>
+#include <map>
+#include <set>
 
 namespace pm {
 
@@ -51,6 +56,88 @@ const char* to_string(TriggerOutcome outcome) {
     case TriggerOutcome::DuplicateOtherToken: return "duplicate_other_token";
   }
   return "unknown";
+}
+
+std::vector<TriggerOutcome> TriggerRepository::record_first_many(
+    const std::vector<PolymarketFirstTrigger>& triggers) const {
+  for (const auto& t : triggers) require_condition(t);
+  std::vector<TriggerOutcome> outcomes(triggers.size(), TriggerOutcome::DuplicateOtherToken);
+  if (triggers.empty()) return outcomes;
+  // The first trigger of each (condition_id, REAL threshold) in the batch is its candidate.
+  using Key = std::pair<std::string, float>;
+  // The float4 the server makes of the threshold's text (what PgArray sends), for matching rows.
+  auto real_of = [](double v) {
+    PgArray one;
+    one.add_number(v);
+    const std::string text = one.str();
+    return std::strtof(text.c_str() + 1, nullptr);
+  };
+  std::map<Key, std::size_t> candidate_of;
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < triggers.size(); ++i) {
+    const Key key{triggers[i].condition_id, real_of(triggers[i].threshold)};
+    if (candidate_of.emplace(key, i).second) candidates.push_back(i);
+  }
+  return target_.run([&](pqxx::transaction_base& tx) {
+    const std::string now = now_iso();
+    PgArray token, condition, threshold, ts, price, size, created, score, version, outcome, index;
+    for (std::size_t i : candidates) {
+      const auto& t = triggers[i];
+      token.add_text(t.token_id);
+      condition.add_text(t.condition_id);
+      threshold.add_number(t.threshold);
+      ts.add_integer(t.trigger_timestamp);
+      price.add_number(t.price);
+      size.add_number(t.size);
+      created.add_text(t.created_at.empty() ? now : t.created_at);
+      score.add_number(t.model_score);
+      version.add_text(t.model_version);
+      outcome.add_text(t.outcome);
+      index.add_integer(t.outcome_index ? std::optional<std::int64_t>(*t.outcome_index) : std::nullopt);
+    }
+    const auto inserted = tx.exec_params(
+        R"(INSERT INTO polymarket_first_triggers
+             (token_id, condition_id, threshold, trigger_timestamp, price, size, created_at,
+              model_score, model_version, outcome, outcome_index)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::real[], $4::bigint[], $5::real[], $6::real[],
+                                $7::text[], $8::real[], $9::text[], $10::text[], $11::integer[])
+                  AS u(token_id, condition_id, threshold, ts, price, size, created_at, score, version, outcome, idx)
+           ORDER BY condition_id, threshold  -- one lock order for every writer: no deadlocks between daemons
+           ON CONFLICT DO NOTHING
+           RETURNING condition_id, threshold)",
+        token.str(), condition.str(), threshold.str(), ts.str(), price.str(), size.str(), created.str(),
+        score.str(), version.str(), outcome.str(), index.str());
+    // Who holds each key now: this batch's candidate, or a row stored before.
+    std::map<Key, std::string> holder;
+    std::set<Key> recorded;
+    for (const auto& row : inserted) {
+      const Key key{row[0].as<std::string>(), row[1].as<float>()};
+      if (const auto c = candidate_of.find(key); c != candidate_of.end()) holder[key] = triggers[c->second].token_id;
+      recorded.insert(key);
+    }
+    if (holder.size() < candidates.size()) {
+      PgArray conditions, thresholds;
+      for (std::size_t i : candidates) {
+        conditions.add_text(triggers[i].condition_id);
+        thresholds.add_number(triggers[i].threshold);
+      }
+      const auto stored = tx.exec_params(
+          R"(SELECT f.condition_id, f.threshold, f.token_id FROM polymarket_first_triggers f
+             JOIN unnest($1::text[], $2::real[]) AS k(condition_id, threshold) USING (condition_id, threshold))",
+          conditions.str(), thresholds.str());
+      for (const auto& row : stored) holder.emplace(Key{row[0].as<std::string>(), row[1].as<float>()}, row[2].as<std::string>());
+    }
+    for (std::size_t i = 0; i < triggers.size(); ++i) {
+      const Key key{triggers[i].condition_id, real_of(triggers[i].threshold)};
+      const auto it = holder.find(key);
+      if (i == candidate_of[key] && recorded.count(key) != 0) {
+        outcomes[i] = TriggerOutcome::Recorded;
+      } else if (it != holder.end() && it->second == triggers[i].token_id) {
+        outcomes[i] = TriggerOutcome::DuplicateSameToken;
+      }
+    }
+    return outcomes;
+  });
 }
 
 TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& trigger) const {

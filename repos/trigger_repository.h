@@ -33,6 +33,13 @@ class TriggerRepository {
   // The atomic G2 claim. `trigger.created_at` empty means now.
   TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
 
+  // record_first for a whole batch in a few statements, with the same outcomes as calling it for
+  // each trigger in order: within the batch the first trigger of a (condition_id, threshold) is
+  // the one that may be recorded; the others are duplicates of it (or of the stored holder when
+  // that one was refused). One INSERT .. SELECT FROM unnest(...) ON CONFLICT DO NOTHING does the
+  // claims, so concurrency is as safe as record_first's. Outcomes are in input order.
+  std::vector<TriggerOutcome> record_first_many(const std::vector<PolymarketFirstTrigger>& triggers) const;
+
   // Insert-or-ignore against both keys; says whether it inserted and returns the stored row for
   // the same (token_id, condition_id, threshold) (for a G2 duplicate: the other token's row).
   WriteResult<PolymarketFirstTrigger> create(const PolymarketFirstTrigger& trigger) const;

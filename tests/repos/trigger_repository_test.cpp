@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <random>
 #include <thread>
 
 #include "repos/clock.h"
@@ -126,6 +127,58 @@ TEST_F(TriggerRepositoryTest, ManyThreadsRacingForOneConditionExactlyOneWins) {
     EXPECT_EQ(same.load(), 1);
     EXPECT_EQ(other.load(), kThreads - 2);
     EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = '" + cid + "'"), 1);
+  }
+}
+
+TEST_F(TriggerRepositoryTest, RecordFirstManyClassifiesLikeOneByOne) {
+  TriggerRepository repo(tdb_->db());
+  repo.create(sample("A", "c1", 0.95));
+  const auto outcomes = repo.record_first_many({sample("A", "c1", 0.95), sample("B", "c1", 0.95), sample("C", "c2", 0.9),
+                                                sample("C", "c2", 0.9), sample("D", "c2", 0.9), sample("E", "c3", 0.5),
+                                                sample("E", "c1", 0.9)});
+  const std::vector<TriggerOutcome> expected = {
+      TriggerOutcome::DuplicateSameToken, TriggerOutcome::DuplicateOtherToken, TriggerOutcome::Recorded,
+      TriggerOutcome::DuplicateSameToken, TriggerOutcome::DuplicateOtherToken, TriggerOutcome::Recorded,
+      TriggerOutcome::Recorded};
+  EXPECT_EQ(outcomes, expected);
+  EXPECT_EQ(repo.count(), 4);
+  EXPECT_TRUE(repo.has_triggered("C", "c2", 0.9));
+  EXPECT_FALSE(repo.has_triggered("D", "c2", 0.9));
+  EXPECT_TRUE(repo.record_first_many({}).empty());
+  EXPECT_THROW(repo.record_first_many({sample("X", "")}), std::invalid_argument);
+}
+
+// Random batches: the batch claim gives exactly the outcomes and rows of record_first in order.
+TEST_F(TriggerRepositoryTest, RecordFirstManyMatchesSequentialClaimsOnRandomBatches) {
+  TriggerRepository repo(tdb_->db());
+  std::mt19937 rng(12345);
+  const double thresholds[] = {0.1, 0.3, 0.7, 0.95, 1.0};
+  for (int round = 0; round < 20; ++round) {
+    std::vector<PolymarketFirstTrigger> seed_rows, batch;
+    auto random_trigger = [&] {
+      return sample("tok" + std::to_string(rng() % 4), "cond" + std::to_string(rng() % 3), thresholds[rng() % 5],
+                    1'700'000'000'000 + static_cast<std::int64_t>(rng() % 1000));
+    };
+    for (int i = 0; i < 3; ++i) seed_rows.push_back(random_trigger());
+    for (int i = 0; i < 25; ++i) batch.push_back(random_trigger());
+    auto rows = [&] {
+      pqxx::connection c(tdb_->url());
+      pqxx::nontransaction tx(c);
+      std::vector<std::string> out;
+      for (const auto& r : tx.exec("SELECT token_id || '/' || condition_id || '/' || threshold || '/' || trigger_timestamp "
+                                   "FROM polymarket_first_triggers ORDER BY 1"))
+        out.push_back(r[0].as<std::string>());
+      return out;
+    };
+    tdb_->exec("TRUNCATE polymarket_first_triggers");
+    for (const auto& t : seed_rows) repo.record_first(t);
+    std::vector<TriggerOutcome> one_by_one;
+    for (const auto& t : batch) one_by_one.push_back(repo.record_first(t));
+    const auto rows_one_by_one = rows();
+    tdb_->exec("TRUNCATE polymarket_first_triggers");
+    for (const auto& t : seed_rows) repo.record_first(t);
+    EXPECT_EQ(repo.record_first_many(batch), one_by_one) << "round " << round;
+    EXPECT_EQ(rows(), rows_one_by_one) << "round " << round;
   }
 }
 
