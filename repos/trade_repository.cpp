@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "repos/clock.h"
@@ -22,44 +23,25 @@ RETURNING *)SQL";
 
 const char* const kCreateStage = R"SQL(
 CREATE TEMP TABLE IF NOT EXISTS pm_stage_trades (
-  ord bigint, condition_id text, trade_id text, token_id text, price real, size real, side text,
+  condition_id text, trade_id text, token_id text, price real, size real, side text,
   "timestamp" bigint, raw_json text, outcome text, outcome_index integer
 ) ON COMMIT DELETE ROWS)SQL";
 
 // The fallback bulk path: staged rows (already free of in-batch duplicates) inserted with
 // ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped and any
-// other violation still fails loudly.
-const std::string kInsertFromStage = R"SQL(
-WITH ins AS (
-  INSERT INTO polymarket_trades
-    (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-  SELECT condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index
-  FROM pm_stage_trades
-  ON CONFLICT (condition_id, trade_id) DO NOTHING
-  RETURNING condition_id, "timestamp"))SQL";
-
-const std::string kMoveStage = kInsertFromStage + "\nSELECT count(*) FROM ins";
-
-// The same, plus trade_watermarks moved (GREATEST) to the newest inserted time per condition.
-const std::string kMoveStageWithWatermarks = kInsertFromStage + R"SQL(,
-wm AS (
-  INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
-  SELECT condition_id, max("timestamp"), $1 FROM ins
-  WHERE "timestamp" IS NOT NULL GROUP BY condition_id ORDER BY condition_id
-  ON CONFLICT (condition_id) DO UPDATE
-    SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-        updated_at = EXCLUDED.updated_at
-    WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp
-  RETURNING 1)
-SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM wm))SQL";
+// other violation still fails loudly. Returns the key of each row inserted.
+const char* const kMoveStage = R"SQL(
+INSERT INTO polymarket_trades
+  (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
+SELECT s.condition_id, s.trade_id, s.token_id, s.price, s.size, s.side, s."timestamp", s.raw_json, s.outcome, s.outcome_index
+FROM pm_stage_trades s
+ON CONFLICT (condition_id, trade_id) DO NOTHING
+RETURNING condition_id, trade_id)SQL";
 
 const std::vector<std::string> kTradeColumns = {
     "condition_id", "trade_id", "token_id", "price", "size", "side",
     "timestamp", "raw_json", "outcome", "outcome_index"};
 
-const std::vector<std::string> kStageColumns = {
-    "ord", "condition_id", "trade_id", "token_id", "price", "size", "side",
-    "timestamp", "raw_json", "outcome", "outcome_index"};
 
 // One COPY text row of the trade's ten columns (kTradeColumns order), appended to `row`.
 void append_trade_fields(std::string& row, const PolymarketTrade& t) {
@@ -84,19 +66,15 @@ void append_trade_fields(std::string& row, const PolymarketTrade& t) {
   append_copy_optional(row, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
 }
 
-void append_stage_row(std::string& row, std::size_t ord, const PolymarketTrade& t) {
-  row.clear();
-  append_copy_int(row, static_cast<long long>(ord));
-  row += '\t';
-  append_trade_fields(row, t);
-}
 
-std::string trade_key(const PolymarketTrade& t) {
-  std::string key = t.condition_id;
+std::string trade_key(std::string_view condition_id, std::string_view trade_id) {
+  std::string key(condition_id);
   key += '\0';
-  key += t.trade_id;
+  key += trade_id;
   return key;
 }
+
+std::string trade_key(const PolymarketTrade& t) { return trade_key(t.condition_id, t.trade_id); }
 
 // The first trade of each (condition_id, trade_id), in input order.
 std::vector<const PolymarketTrade*> first_of_each_key(const std::vector<PolymarketTrade>& trades) {
@@ -125,27 +103,18 @@ std::unordered_set<std::string> stored_keys(pqxx::transaction_base& tx, const st
       text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.condition_id; }),
       text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.trade_id; }));
   std::unordered_set<std::string> keys;
-  for (const auto& r : result) {
-    std::string key = r[0].as<std::string>();
-    key += '\0';
-    key += r[1].as<std::string>();
-    keys.insert(std::move(key));
-  }
+  for (const auto& r : result) keys.insert(trade_key(r[0].c_str(), r[1].c_str()));
   return keys;
 }
 
-void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& columns,
-               const std::vector<const PolymarketTrade*>& rows, bool with_ord) {
-  CopyIn copy(tx, table, columns);
+// COPY of the rows' ten trade columns into `table` (polymarket_trades or the staging table).
+void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::vector<const PolymarketTrade*>& rows) {
+  CopyIn copy(tx, table, kTradeColumns);
   std::string row;
   row.reserve(1024);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (with_ord) {
-      append_stage_row(row, i, *rows[i]);
-    } else {
-      row.clear();
-      append_trade_fields(row, *rows[i]);
-    }
+  for (const auto* t : rows) {
+    row.clear();
+    append_trade_fields(row, *t);
     copy.write_row(row);
   }
   copy.complete();
@@ -219,7 +188,7 @@ TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& tr
         try {
           if (!fresh.empty()) {
             pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-            copy_rows(savepoint, "polymarket_trades", kTradeColumns, fresh, false);
+            copy_rows(savepoint, "polymarket_trades", fresh);
             savepoint.commit();
           }
           return TradeBatchResult{fresh.size(), advance ? advance_watermarks(tx, fresh) : 0};
@@ -230,16 +199,13 @@ TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& tr
     }
     tx.exec(kCreateStage);
     tx.exec("TRUNCATE pm_stage_trades");
-    copy_rows(tx, "pm_stage_trades", kStageColumns, rows, true);
-    TradeBatchResult result;
-    if (advance) {
-      auto r = tx.exec_params1(kMoveStageWithWatermarks, now_iso());
-      result.inserted = r[0].as<std::size_t>();
-      result.watermarks_advanced = r[1].as<std::size_t>();
-    } else {
-      result.inserted = tx.exec1(kMoveStage)[0].as<std::size_t>();
-    }
-    return result;
+    copy_rows(tx, "pm_stage_trades", rows);
+    std::unordered_map<std::string, const PolymarketTrade*> by_key;
+    by_key.reserve(rows.size());
+    for (const auto* t : rows) by_key.emplace(trade_key(*t), t);
+    std::vector<const PolymarketTrade*> inserted;
+    for (const auto& row : tx.exec(kMoveStage)) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
+    return TradeBatchResult{inserted.size(), advance ? advance_watermarks(tx, inserted) : 0};
   });
 }
 

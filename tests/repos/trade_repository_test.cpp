@@ -88,22 +88,24 @@ TEST_F(TradeRepositoryTest, CreateManyCountsOnlyRealInserts) {
   EXPECT_EQ(repo.create_many({}), 0u);
 }
 
-// A key stored by a concurrent transaction after create_many looked for existing keys: the
+// A key stored by a concurrent transaction after the bulk insert looked for existing keys: the
 // direct COPY fails on the primary key, and the batch is applied through the staging path.
-TEST_F(TradeRepositoryTest, CreateManySurvivesAConcurrentWriterOfTheSameKey) {
+TEST_F(TradeRepositoryTest, BulkInsertSurvivesAConcurrentWriterOfTheSameKey) {
   TradeRepository repo(tdb_->db());
   pqxx::connection other(tdb_->url());
   pqxx::work racing(other);
   racing.exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('race', 'k1')");
-  std::size_t inserted = 0;
-  std::thread writer([&] { inserted = repo.create_many({sample("k0", 1, "race"), sample("k1", 2, "race"), sample("k2", 3, "race")}); });
-  // create_many's COPY waits for the racing transaction's uncommitted key.
+  TradeBatchResult result;
+  std::thread writer([&] { result = repo.ingest_batch({sample("k0", 1, "race"), sample("k1", 5, "race"), sample("k2", 3, "race")}); });
+  // The bulk COPY waits for the racing transaction's uncommitted key.
   ASSERT_TRUE(test::wait_until([&] {
     return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") == 1;
   }, std::chrono::seconds(20)));
   racing.commit();
   writer.join();
-  EXPECT_EQ(inserted, 2u);
+  EXPECT_EQ(result.inserted, 2u);
+  EXPECT_EQ(result.watermarks_advanced, 1u);
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("race"), 3);  // from the rows stored here only
   EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'race'"), 3);
   EXPECT_FALSE(repo.get("race", "k1")->timestamp);  // the racing writer's row, not ours
 }
