@@ -141,15 +141,7 @@ std::vector<TriggerOutcome> TriggerRepository::record_first_many(
 }
 
 TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& trigger) const {
-  require_condition(trigger);
-  return target_.run([&](pqxx::transaction_base& tx) {
-    if (!insert_trigger(tx, trigger).empty()) return TriggerOutcome::Recorded;
-    // The conflicting row is committed (ON CONFLICT waited for it), so this new statement sees it.
-    auto holder = holder_of(tx, trigger);
-    if (!holder.empty() && holder[0]["token_id"].as<std::string>() == trigger.token_id)
-      return TriggerOutcome::DuplicateSameToken;
-    return TriggerOutcome::DuplicateOtherToken;
-  });
+  return record_first_many({trigger}).front();
 }
 
 WriteResult<PolymarketFirstTrigger> TriggerRepository::create(const PolymarketFirstTrigger& trigger) const {

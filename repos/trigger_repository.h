@@ -30,7 +30,7 @@ class TriggerRepository {
  public:
   explicit TriggerRepository(DbTarget target) : target_(target) {}
 
-  // The atomic G2 claim. `trigger.created_at` empty means now.
+  // The atomic G2 claim (record_first_many of one). `trigger.created_at` empty means now.
   TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
 
   // record_first for a whole batch in a few statements, with the same outcomes as calling it for
