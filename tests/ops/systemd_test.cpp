@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <memory>
+
 #include <fstream>
 #include <regex>
 
@@ -137,7 +139,18 @@ TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
   ASSERT_TRUE(S_ISSOCK(st.st_mode));
 
   {
-    Producer p(sock);  // this connection makes systemd-socket-activate start the daemon
+    // The file appears at bind(), a moment before listen(): until then a connect is refused. The
+    // first connection that gets through makes systemd-socket-activate start the daemon.
+    std::unique_ptr<Producer> first;
+    ASSERT_TRUE(wait_until([&] {
+      try {
+        first = std::make_unique<Producer>(sock);
+        return true;
+      } catch (const std::runtime_error&) {
+        return false;
+      }
+    }, 10s)) << read_file(dir + "/out.log");
+    Producer& p = *first;
     ASSERT_TRUE(p.send({trade_line("c", "sa1"), trade_line("c", "sa2"), trigger_line("tok", "c", "0.8")}));
     auto replies = p.wait_ack(3, 20s);
     ASSERT_TRUE(replies) << read_file(dir + "/out.log");
