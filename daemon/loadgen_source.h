@@ -82,6 +82,7 @@ class EventSource {
 
  private:
   EventSource() = default;
+  void extract_file_keys();
   bool produce_locked(std::string& line);
   std::string generate_locked(EventKey& key);
 
@@ -114,6 +115,7 @@ class EventSource {
     return chunks_[index >> kChunkBits][index & ((1ull << kChunkBits) - 1)];
   }
   std::vector<EventKey> keys_;
+  std::vector<EventKey> file_keys_;  // --input with keys kept: the key of every line, read at load
   std::unique_ptr<std::unique_ptr<std::atomic<std::uint8_t>[]>[]> chunks_;
 };
 
