@@ -88,6 +88,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
     ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)")
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
+    ("writer-connections", po::value<std::size_t>()->default_value(d.writer_connections), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "how long a batch waits for more events (ms)")
     ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
@@ -152,6 +153,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.metrics_listen = vm["metrics-listen"].as<std::string>();
   d.batch_max_events = vm["batch-max-events"].as<std::size_t>();
   if (d.batch_max_events < 1) throw std::invalid_argument("--batch-max-events must be >= 1");
+  d.writer_connections = vm["writer-connections"].as<std::size_t>();
+  if (d.writer_connections < 1 || d.writer_connections > 16)
+    throw std::invalid_argument("--writer-connections must be between 1 and 16");
   d.batch_max_delay = std::chrono::milliseconds(vm["batch-max-delay-ms"].as<long>());
   if (d.batch_max_delay.count() < 0) throw std::invalid_argument("--batch-max-delay-ms must be >= 0");
   d.queue_max_events = vm["queue-max-events"].as<std::size_t>();

@@ -26,6 +26,7 @@ struct DaemonOptions {
   std::string metrics_listen = "127.0.0.1:9464";
   std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};
+  std::size_t writer_connections = 2;
   std::uint64_t wal_max_bytes = 4ull << 30;
   std::uint64_t wal_segment_bytes = 64ull << 20;
   std::size_t queue_max_events = 20000;

@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   pm::DatabaseConfig db_config;
   db_config.url = options.database_url;
   db_config.min_connections = 0;
-  db_config.max_connections = 2;
+  // The writer's connections, one for a batch applied alone, one for health checks.
+  db_config.max_connections = static_cast<int>(options.writer_connections) + 2;
   db_config.reconnect_max_attempts = 1;  // the writer has its own backoff loop
   db_config.connect_timeout = std::chrono::seconds(5);
   db_config.retry_max_attempts = 1;
@@ -153,6 +154,7 @@ int main(int argc, char** argv) {
   writer_config.instance_id = options.instance_id;
   writer_config.batch_max_events = options.batch_max_events;
   writer_config.batch_max_delay = options.batch_max_delay;
+  writer_config.writer_connections = options.writer_connections;
   writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
   pm::BatchWriter writer(writer_config, db, *wal, queue, metrics, log, [&](const std::string&) {
     fatal_exit = 2;

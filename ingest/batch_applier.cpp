@@ -47,24 +47,40 @@ PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_
 
 BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
                                 DuplicateProbe probe) const {
+  const TradeStage stage = insert_trades(tx, events, probe);
+  return finish(tx, events, stage);
+}
+
+TradeStage BatchApplier::insert_trades(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+                                       DuplicateProbe probe, std::span<const TradeKeySet* const> in_flight) const {
+  TradeStage stage;
+  stage.rows.reserve(events.size());
+  auto in_earlier_batch = [&](const TradeEvent& t) {
+    for (const TradeKeySet* keys : in_flight)
+      if (keys->contains(t.condition_id, t.trade_id)) return true;
+    return false;
+  };
+  for (const auto& q : events) {
+    const auto* t = std::get_if<TradeEvent>(&q.event.body);
+    if (t == nullptr) continue;
+    ++stage.trades;
+    if (!in_earlier_batch(*t)) stage.rows.push_back(to_row(*t, unit_));
+  }
+  if (!stage.rows.empty()) stage.inserted = TradeRepository(tx, unit_).insert_new(stage.rows, probe);
+  return stage;
+}
+
+BatchCounts BatchApplier::finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+                                 const TradeStage& stage) const {
   BatchCounts counts;
-  std::vector<PolymarketTrade> trades;
-  trades.reserve(events.size());
   std::vector<const TriggerEvent*> triggers;
   for (const auto& q : events) {
     counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
-    if (const auto* t = std::get_if<TradeEvent>(&q.event.body)) {
-      trades.push_back(to_row(*t, unit_));
-    } else {
-      triggers.push_back(&std::get<TriggerEvent>(q.event.body));
-    }
+    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) triggers.push_back(g);
   }
-  counts.trades = trades.size();
-  if (!trades.empty()) {
-    const TradeBatchResult r = TradeRepository(tx, unit_).ingest_batch(trades, probe);
-    counts.trades_inserted = r.inserted;
-    counts.trade_watermarks = r.watermarks_advanced;
-  }
+  counts.trades = stage.trades;
+  counts.trades_inserted = stage.inserted.size();
+  counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(stage.inserted);
   counts.triggers = triggers.size();
   if (!triggers.empty()) {
     const std::string created_at = now_iso();

@@ -4,6 +4,8 @@
 // (GREATEST), triggers with the atomic G2 claim and trigger_watermarks advanced per threshold, and
 // this instance's checkpoint moved to the end of the run. The caller commits; nothing here
 // commits, retries or catches. Stateless apart from its settings; any thread.
+// apply() is insert_trades() then finish(): a writer that overlaps batches runs the two steps
+// apart (see WriterLanes), with finish() only after the previous batch committed.
 #include <cstdint>
 #include <span>
 #include <string>
@@ -11,6 +13,7 @@
 #include <pqxx/transaction_base>
 
 #include "ingest/event_queue.h"
+#include "ingest/trade_key_set.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trade_repository.h"
 
@@ -29,6 +32,13 @@ struct BatchCounts {
   std::int64_t newest_event_ms = 0;
 };
 
+// What insert_trades leaves for finish: the rows it considered and the ones it stored.
+struct TradeStage {
+  std::size_t trades = 0;                        // trade events in the batch
+  std::vector<PolymarketTrade> rows;             // those not already in an earlier batch in flight
+  std::vector<const PolymarketTrade*> inserted;  // those stored, pointing into `rows`
+};
+
 class BatchApplier {
  public:
   BatchApplier(std::string instance_id, std::string log_id, TimestampUnit unit)
@@ -37,6 +47,15 @@ class BatchApplier {
   // `probe`: how to find already-stored trades (a speed choice; see TradeRepository).
   BatchCounts apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
                     DuplicateProbe probe = DuplicateProbe::First) const;
+
+  // Step one: the batch's trades into polymarket_trades. A trade whose key is in one of
+  // `in_flight` (the key sets of earlier batches not yet committed) is a duplicate of that earlier
+  // trade and is left out. Takes no locks an earlier batch's finish() could wait on.
+  TradeStage insert_trades(pqxx::transaction_base& tx, std::span<const QueuedEvent> events, DuplicateProbe probe,
+                           std::span<const TradeKeySet* const> in_flight = {}) const;
+  // Step two: trade watermarks for the inserted rows, the triggers (G2 claims, in log order), trigger
+  // watermarks and the checkpoint. `stage` is insert_trades' result for the same events.
+  BatchCounts finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events, const TradeStage& stage) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
   BatchCounts dead_letter(pqxx::transaction_base& tx, const QueuedEvent& event, const std::string& error,

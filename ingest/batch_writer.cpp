@@ -38,6 +38,7 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit) {
   // Segments are removed only once applied, so everything before the oldest one is applied.
   applied_ = log_.oldest();
+  dispatched_ = applied_;
   applied_log_offset_ = applied_.log_offset;
   applied_lsn_ = applied_.lsn;
 }
@@ -48,6 +49,8 @@ void BatchWriter::start() {
   replay_target_lsn_ = log_.durable().lsn;
   metrics_.database_up.Set(0);
   metrics_.replay_done.Set(0);
+  if (config_.writer_connections > 1)
+    lanes_ = std::make_unique<WriterLanes>(db_, applier_, config_.writer_connections, [this] { queue_.wake(); });
   thread_ = std::thread([this] { run(); });
 }
 
@@ -75,7 +78,10 @@ void BatchWriter::fatal(const std::string& message) {
 void BatchWriter::run() {
   Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
   while (!stopping_) {
-    heartbeat_ = Clock::now().time_since_epoch().count();
+    // Alive = going round this loop, and no batch in flight for longer than one round would take.
+    Clock::time_point beat = Clock::now();
+    if (lanes_) beat = std::min(beat, lanes_->oldest_submitted().value_or(beat));
+    heartbeat_ = beat.time_since_epoch().count();
     try {
       if (!ready_) {
         if (!load_checkpoint()) return;
@@ -86,14 +92,18 @@ void BatchWriter::run() {
       }
       std::vector<QueuedEvent> batch = collect();
       if (!batch.empty()) {
-        apply(batch);
+        dispatch(std::move(batch));
         backoff.reset();
+      } else if (lanes_) {
+        settle(lanes_->take_finished(false));  // woken by a lane: record what landed
       }
       update_gauges();
     } catch (const wal::WalCorruption& e) {
+      finish_in_flight();
       fatal(e.what());
       return;
     } catch (const std::exception& e) {
+      finish_in_flight();
       const PgErrorKind kind = classify_exception(e);
       metrics_.database_errors(to_string(kind)).Increment();
       if (database_up_.exchange(false) || !ready_) {
@@ -114,6 +124,54 @@ void BatchWriter::run() {
       sleep_for(backoff.next());
     }
   }
+  finish_in_flight();
+}
+
+void BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
+  dispatched_ = batch.back().end;
+  if (!lanes_) {
+    apply(batch);
+    return;
+  }
+  // Look stored trades up first only while duplicates are being seen; otherwise COPY first.
+  lanes_->submit(std::move(batch), duplicates_seen_ ? DuplicateProbe::First : DuplicateProbe::OnConflict);
+  settle(lanes_->take_finished(false));
+}
+
+void BatchWriter::settle(std::vector<FinishedBatch> finished) {
+  for (std::size_t i = 0; i < finished.size(); ++i) {
+    FinishedBatch& f = finished[i];
+    if (f.counts) {
+      duplicates_seen_ = f.counts->trades_inserted < f.counts->trades;
+      committed(f.batch->events, *f.counts, f.seconds);
+      continue;
+    }
+    // The first batch that did not commit: the rest of what is in flight rolls back behind it.
+    std::vector<FinishedBatch> rest = lanes_->take_finished(true);
+    lanes_->restart();
+    finished.insert(finished.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+    if (f.error) {
+      try {
+        std::rethrow_exception(f.error);
+      } catch (const pqxx::sql_error& e) {
+        if (classify_exception(e) != PgErrorKind::Data) throw;
+        // A refused value: apply this batch and the ones behind it one at a time, which isolates
+        // the event and dead-letters it.
+      }
+    }
+    for (std::size_t j = i; j < finished.size(); ++j) apply(finished[j].batch->events);
+    return;
+  }
+}
+
+void BatchWriter::finish_in_flight() {
+  if (!lanes_ || lanes_->in_flight() == 0) return;
+  // Whatever committed is recorded; what did not stays in the log for the next attempt.
+  for (FinishedBatch& f : lanes_->take_finished(true)) {
+    if (!f.counts) break;
+    committed(f.batch->events, *f.counts, f.seconds);
+  }
+  lanes_->restart();
 }
 
 bool BatchWriter::load_checkpoint() {
@@ -148,6 +206,7 @@ bool BatchWriter::load_checkpoint() {
                           static_cast<std::uint64_t>(checkpoint->lsn)};
   }
   applied_ = start;
+  dispatched_ = start;
   applied_log_offset_ = start.log_offset;
   applied_lsn_ = start.lsn;
   // Segments wholly below the checkpoint are applied: nothing will read them again.
@@ -167,7 +226,7 @@ bool BatchWriter::load_checkpoint() {
 std::vector<QueuedEvent> BatchWriter::collect() {
   const std::size_t max = config_.batch_max_events;
   std::vector<QueuedEvent> batch;
-  std::uint64_t next = applied_.lsn + 1;
+  std::uint64_t next = dispatched_.lsn + 1;
   // Takes queued events while they continue the log without a gap; false at a gap.
   auto take_consecutive = [&] {
     while (pending_head_ < pending_.size() && batch.size() < max) {
@@ -214,8 +273,8 @@ std::vector<QueuedEvent> BatchWriter::collect() {
 }
 
 bool BatchWriter::read_from_log(std::vector<QueuedEvent>& batch) {
-  if (!reader_ || reader_->position().lsn != applied_.lsn)
-    reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), applied_);
+  if (!reader_ || reader_->position().lsn != dispatched_.lsn)
+    reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), dispatched_);
   const wal::Position limit = log_.durable();
   while (batch.size() < config_.batch_max_events) {
     auto record = reader_->next(limit);
@@ -231,7 +290,7 @@ bool BatchWriter::read_from_log(std::vector<QueuedEvent>& batch) {
   return !batch.empty();
 }
 
-void BatchWriter::apply(std::span<QueuedEvent> events) {
+void BatchWriter::apply(std::span<const QueuedEvent> events) {
   const auto t0 = Clock::now();
   try {
     // Look stored trades up first only while duplicates are being seen; otherwise COPY first.

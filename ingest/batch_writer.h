@@ -9,6 +9,8 @@
 //   holds the next event, otherwise (start-up replay, queue overflow, after an error) straight from
 //   the log files. Each batch (up to batch_max_events, gathered for at most batch_max_delay) is one
 //   transaction that also moves the checkpoint, so every event is applied exactly once.
+// - With writer_connections > 1, consecutive batches run on that many connections at once
+//   (WriterLanes): each one's COPY overlaps the previous one's tail, and they commit in log order.
 // - Transient failures (connection, serialization, deadlock, timeout, in-doubt commit) roll back or
 //   are resolved by re-reading the checkpoint, and the batch is retried. A data error (a value the
 //   server refuses) splits the batch until the one event is found; it goes to pm_dead_letters and
@@ -35,6 +37,7 @@
 #include "ingest/batch_applier.h"
 #include "ingest/event_queue.h"
 #include "ingest/wal.h"
+#include "ingest/writer_lanes.h"
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"
 
@@ -44,6 +47,7 @@ struct WriterConfig {
   std::string instance_id = "default";
   std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};
+  std::size_t writer_connections = 2;  // batches in flight at once (1: one after the other)
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5000};
@@ -64,8 +68,8 @@ class BatchWriter {
   bool database_up() const { return database_up_.load(); }
   // True once everything durable at start() has been applied.
   bool replay_done() const { return replay_done_.load(); }
-  // Steady-clock time of the writer thread's last loop iteration (construction time before the
-  // thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
+  // Steady-clock time of the writer thread's last loop iteration, or of the submission of the
+  // oldest batch still in flight if earlier (construction time before the thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
   std::chrono::steady_clock::time_point heartbeat() const {
     return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
   }
@@ -75,7 +79,10 @@ class BatchWriter {
   bool load_checkpoint();
   std::vector<QueuedEvent> collect();
   bool read_from_log(std::vector<QueuedEvent>& batch);
-  void apply(std::span<QueuedEvent> events);
+  void dispatch(std::vector<QueuedEvent> batch);
+  void settle(std::vector<FinishedBatch> finished);
+  void finish_in_flight();
+  void apply(std::span<const QueuedEvent> events);
   void committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
   void update_gauges();
   void sleep_for(std::chrono::milliseconds d);
@@ -89,6 +96,7 @@ class BatchWriter {
   std::shared_ptr<spdlog::logger> logger_;
   std::function<void(const std::string&)> on_fatal_;
   BatchApplier applier_;
+  std::unique_ptr<WriterLanes> lanes_;  // null with one writer connection
 
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -98,6 +106,7 @@ class BatchWriter {
   // Writer thread only.
   bool ready_ = false;
   wal::Position applied_;
+  wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
   std::vector<QueuedEvent> pending_;  // popped from the queue, not yet applied
   std::size_t pending_head_ = 0;
   std::unique_ptr<wal::WalReader> reader_;

@@ -31,18 +31,6 @@
 
 namespace pm {
 
-// The server could not be reached after every attempt. The message names the redacted URL.
-class ConnectionError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Every pooled connection stayed busy for `acquire_timeout`.
-class PoolTimeout : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 class Database;
 
 // A leased connection. Move-only; returns the connection to the pool on destruction.

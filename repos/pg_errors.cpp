@@ -19,8 +19,9 @@ PgErrorKind classify_sqlstate(const std::string& sqlstate) {
 
 PgErrorKind classify_exception(const std::exception& error) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return PgErrorKind::InDoubt;
-  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr)
-    return PgErrorKind::Connection;
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return PgErrorKind::Connection;
+  if (dynamic_cast<const ConnectionError*>(&error) != nullptr) return PgErrorKind::Connection;
+  if (dynamic_cast<const PoolTimeout*>(&error) != nullptr) return PgErrorKind::Timeout;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error); sql != nullptr) {
     return classify_sqlstate(sql->sqlstate());
   }

@@ -2,9 +2,23 @@
 // Classification of PostgreSQL failures, shared by the pool (what to retry) and the ingest writer
 // (retry, split a batch, or stop). Based on SQLSTATE classes, never on message text.
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 namespace pm {
+
+// The server could not be reached after every attempt (Database). The message names the redacted
+// URL. Classified as Connection.
+class ConnectionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Every pooled connection stayed busy for `acquire_timeout` (Database). Classified as Timeout.
+class PoolTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 enum class PgErrorKind {
   Connection,  // connection lost/refused, server shutting down or not accepting (08xxx, 57P0x)
@@ -17,7 +31,7 @@ enum class PgErrorKind {
 
 PgErrorKind classify_sqlstate(const std::string& sqlstate);
 
-// Classifies an exception thrown by libpqxx (or anything else: Other).
+// Classifies an exception thrown by libpqxx or the pool (anything else: Other).
 PgErrorKind classify_exception(const std::exception& error);
 
 const char* to_string(PgErrorKind kind);

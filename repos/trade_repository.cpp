@@ -122,7 +122,7 @@ void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among `rows`;
 // rows that would not advance are left alone rather than rewritten.
-std::size_t advance_watermarks(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
+std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
   std::map<std::string_view, std::int64_t> newest;
   for (const auto* t : rows) {
     if (!t->timestamp) continue;
@@ -165,10 +165,10 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
   });
 }
 
-TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& trades, bool advance,
-                                          DuplicateProbe probe) const {
+std::vector<const PolymarketTrade*> TradeRepository::insert_new(const std::vector<PolymarketTrade>& trades,
+                                                                 DuplicateProbe probe) const {
   if (trades.empty()) return {};
-  return target_.run([&](pqxx::transaction_base& tx) {
+  return target_.run([&](pqxx::transaction_base& tx) -> std::vector<const PolymarketTrade*> {
     const std::vector<const PolymarketTrade*> rows = first_of_each_key(trades);
     // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
     // them up first, or (duplicates rare) COPY everything and look them up only when the primary
@@ -191,7 +191,7 @@ TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& tr
             copy_rows(savepoint, "polymarket_trades", fresh);
             savepoint.commit();
           }
-          return TradeBatchResult{fresh.size(), advance ? advance_watermarks(tx, fresh) : 0};
+          return fresh;
         } catch (const pqxx::unique_violation&) {
           if (probed) break;
         }
@@ -205,17 +205,27 @@ TradeBatchResult TradeRepository::copy_in(const std::vector<PolymarketTrade>& tr
     for (const auto* t : rows) by_key.emplace(trade_key(*t), t);
     std::vector<const PolymarketTrade*> inserted;
     for (const auto& row : tx.exec(kMoveStage)) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
-    return TradeBatchResult{inserted.size(), advance ? advance_watermarks(tx, inserted) : 0};
+    return inserted;
   });
 }
 
+std::size_t TradeRepository::advance_watermarks(const std::vector<const PolymarketTrade*>& inserted) const {
+  if (inserted.empty()) return 0;
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, inserted); });
+}
+
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {
-  return copy_in(trades, false, DuplicateProbe::First).inserted;
+  return insert_new(trades, DuplicateProbe::First).size();
 }
 
 TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade>& trades,
                                                DuplicateProbe probe) const {
-  return copy_in(trades, true, probe);
+  if (trades.empty()) return {};
+  return target_.run([&](pqxx::transaction_base& tx) {
+    TradeRepository in_tx(tx, unit_);
+    const auto inserted = in_tx.insert_new(trades, probe);
+    return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(inserted)};
+  });
 }
 
 std::vector<PolymarketTrade> TradeRepository::get_by_condition(const std::string& condition_id,

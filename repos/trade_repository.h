@@ -46,6 +46,14 @@ class TradeRepository {
   TradeBatchResult ingest_batch(const std::vector<PolymarketTrade>& trades,
                                 DuplicateProbe probe = DuplicateProbe::First) const;
 
+  // ingest_batch in two steps, for a writer that overlaps batches: insert_new stores the new
+  // trades (as create_many) and returns them, pointing into `trades`, in input order;
+  // advance_watermarks then moves trade_watermarks (GREATEST) for those rows and returns how many
+  // watermark rows it inserted or moved forward.
+  std::vector<const PolymarketTrade*> insert_new(const std::vector<PolymarketTrade>& trades,
+                                                 DuplicateProbe probe = DuplicateProbe::First) const;
+  std::size_t advance_watermarks(const std::vector<const PolymarketTrade*>& inserted) const;
+
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 
   // G1: trades of the condition at most max_age_seconds old (newest first). Timestamps are read in
@@ -67,7 +75,6 @@ class TradeRepository {
   TimestampUnit unit() const { return unit_; }
 
  private:
-  TradeBatchResult copy_in(const std::vector<PolymarketTrade>& trades, bool advance, DuplicateProbe probe) const;
   DbTarget target_;
   TimestampUnit unit_;
 };

@@ -184,7 +184,10 @@ TEST_F(WithOwnPostgres, PostgresStoppedUnderLoadAndRestartedLosesNothing) {
   expect_exactly_what_was_acked(cluster_->url(), load);
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s));
   expect_each_record_applied_once(cluster_->url());
-  EXPECT_GT(d.metric("pm_ingest_database_errors_total{kind=\"connection\"}"), 0);
+  EXPECT_GT(d.metric("pm_ingest_database_errors_total{kind=\"connection\"}"), 0)
+      << "in_doubt " << d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}") << ", other "
+      << d.metric("pm_ingest_database_errors_total{kind=\"other\"}") << ", transient "
+      << d.metric("pm_ingest_database_errors_total{kind=\"transient\"}") << "\n" << d.output();
 }
 
 TEST_F(WithOwnPostgres, DaemonStartedBeforePostgresCatchesUp) {

@@ -199,5 +199,11 @@ TEST(PgErrors, ClassifiesBySqlstate) {
   EXPECT_EQ(classify_sqlstate("42P01"), PgErrorKind::Other);
 }
 
+TEST(PgErrors, ClassifiesThePoolsOwnFailures) {
+  EXPECT_EQ(classify_exception(ConnectionError("cannot connect")), PgErrorKind::Connection);
+  EXPECT_EQ(classify_exception(PoolTimeout("all busy")), PgErrorKind::Timeout);
+  EXPECT_EQ(classify_exception(std::runtime_error("anything else")), PgErrorKind::Other);
+}
+
 }  // namespace
 }  // namespace pm

@@ -1,0 +1,34 @@
+#pragma once
+// CommitOrder: makes batches that run on different connections commit strictly in their sequence
+// order, and makes every batch after a failed one give up instead of committing past the hole.
+//
+// Contract:
+// - Sequence numbers start at `first` and are handed out by the caller, one per batch, in order.
+// - await_turn(seq) blocks until batch seq-1 is done; it returns true if every batch before seq
+//   committed (seq may now finish and commit), false if one of them did not (seq must roll back).
+// - done(seq, committed) reports batch seq's outcome; every seq must be reported exactly once,
+//   after its own await_turn (or instead of it, when it failed before reaching it).
+// - reset(first) starts a new sequence once no batch is in flight (after a failure was handled).
+// Thread-safe: each lane thread calls await_turn/done for its own batches.
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+namespace pm {
+
+class CommitOrder {
+ public:
+  explicit CommitOrder(std::uint64_t first = 1) { reset(first); }
+
+  bool await_turn(std::uint64_t seq);
+  void done(std::uint64_t seq, bool committed);
+  void reset(std::uint64_t first);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable turn_;
+  std::uint64_t next_ = 1;       // the batch whose turn it is
+  bool broken_ = false;          // a batch before next_ did not commit
+};
+
+}  // namespace pm

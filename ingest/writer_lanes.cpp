@@ -1,0 +1,137 @@
+#include "ingest/writer_lanes.h"
+
+#include <chrono>
+#include <stdexcept>
+
+#include "repos/pg_errors.h"
+
+namespace pm {
+
+WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
+                         std::function<void()> on_finished)
+    : db_(db), applier_(applier), on_finished_(std::move(on_finished)) {
+  if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
+  for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
+  for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run_lane(*l); });
+}
+
+WriterLanes::~WriterLanes() {
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] {
+      for (const auto& lane : lanes_)
+        if (lane->job) return false;
+      return true;
+    });
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  for (auto& lane : lanes_) lane->thread.join();
+}
+
+void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe) {
+  Job job;
+  job.seq = first_seq_ + submitted_;
+  job.batch = std::make_shared<const LaneBatch>(std::move(events));
+  job.earlier.assign(uncollected_.begin(), uncollected_.end());
+  job.probe = probe;
+  Lane& lane = *lanes_[job.seq % lanes_.size()];
+  uncollected_.push_back(job.batch);
+  submit_times_.push_back(std::chrono::steady_clock::now());
+  ++submitted_;
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return !lane.job.has_value(); });
+    lane.job = std::move(job);
+  }
+  changed_.notify_all();
+}
+
+std::vector<FinishedBatch> WriterLanes::take_finished(bool wait_for_all) {
+  std::vector<FinishedBatch> out;
+  std::unique_lock lock(mu_);
+  if (wait_for_all) changed_.wait(lock, [&] { return finished_.size() == submitted_ - taken_; });
+  for (auto it = finished_.find(first_seq_ + taken_); it != finished_.end(); it = finished_.find(first_seq_ + taken_)) {
+    out.push_back(std::move(it->second));
+    finished_.erase(it);
+    uncollected_.pop_front();
+    submit_times_.pop_front();
+    ++taken_;
+  }
+  return out;
+}
+
+std::optional<std::chrono::steady_clock::time_point> WriterLanes::oldest_submitted() const {
+  if (submit_times_.empty()) return std::nullopt;
+  return submit_times_.front();
+}
+
+void WriterLanes::restart() {
+  if (in_flight() != 0) throw std::logic_error("WriterLanes::restart with batches in flight");
+  first_seq_ += submitted_;
+  submitted_ = 0;
+  taken_ = 0;
+  order_.reset(first_seq_);
+}
+
+void WriterLanes::run_lane(Lane& lane) {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return stopping_ || lane.job.has_value(); });
+      if (!lane.job) return;
+      job = *lane.job;
+    }
+    FinishedBatch result = run_job(job);
+    {
+      std::lock_guard lock(mu_);
+      finished_.emplace(job.seq, std::move(result));
+      lane.job.reset();
+    }
+    changed_.notify_all();
+    if (on_finished_) on_finished_();
+  }
+}
+
+FinishedBatch WriterLanes::run_job(const Job& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  FinishedBatch result;
+  result.batch = job.batch;
+  std::vector<const TradeKeySet*> earlier;
+  for (const auto& b : job.earlier) earlier.push_back(&b->keys);
+  const std::span<const QueuedEvent> events(job.batch->events);
+  bool committed = false;
+  try {
+    Lease lease = db_.lease();
+    bool committing = false;
+    try {
+      pqxx::work tx(lease.connection());
+      const TradeStage stage = applier_.insert_trades(tx, events, job.probe, earlier);
+      if (order_.await_turn(job.seq)) {
+        result.counts = applier_.finish(tx, events, stage);
+        committing = true;
+        tx.commit();
+        committed = true;
+      } else {
+        tx.abort();
+        result.aborted = true;
+      }
+    } catch (const std::exception& error) {  // the transaction is rolled back by now
+      const PgErrorKind kind = classify_exception(error);
+      if (kind == PgErrorKind::Connection || kind == PgErrorKind::InDoubt) lease.discard();
+      if (committing && kind == PgErrorKind::Connection)
+        result.error = std::make_exception_ptr(
+            pqxx::in_doubt_error(std::string("connection lost during COMMIT: ") + error.what()));
+      else
+        result.error = std::current_exception();
+    }
+  } catch (...) {  // no connection to be had
+    result.error = std::current_exception();
+  }
+  order_.done(job.seq, committed);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace pm

@@ -1,0 +1,107 @@
+#pragma once
+// WriterLanes: applies consecutive batches on several PostgreSQL connections at once and commits
+// them strictly in log order, so the server's COPY work for one batch overlaps the tail of the one
+// before it (measured here: two COPY streams load 1.5x faster than one on two cores).
+//
+// Contract:
+// - Each lane is a thread with its own connection per batch. A batch's transaction runs
+//   BatchApplier::insert_trades at once (trades also present in an earlier batch still in flight
+//   are duplicates of it and are left out, so concurrent batches never insert the same key and
+//   never wait on each other), then waits for the previous batch to commit, then runs
+//   BatchApplier::finish (watermarks, G2 trigger claims, checkpoint) and commits. Commits, trigger
+//   claims and checkpoints therefore happen in log order, exactly as with one connection.
+// - When a batch fails, it is rolled back and every later batch in flight rolls back instead of
+//   committing; they come back as `aborted` for the caller to apply again.
+// - A failure during COMMIT on a lost connection is reported as pqxx::in_doubt_error.
+// - One thread (the writer) calls submit/take_finished/restart; the destructor lets batches in
+//   flight finish, then joins the lanes.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "ingest/batch_applier.h"
+#include "ingest/commit_order.h"
+#include "ingest/trade_key_set.h"
+#include "repos/database.h"
+
+namespace pm {
+
+// A batch handed to the lanes: its events and the keys of its trades. Immutable once built.
+struct LaneBatch {
+  explicit LaneBatch(std::vector<QueuedEvent> e) : events(std::move(e)), keys(events) {}
+  const std::vector<QueuedEvent> events;
+  const TradeKeySet keys;
+};
+
+struct FinishedBatch {
+  std::shared_ptr<const LaneBatch> batch;
+  std::optional<BatchCounts> counts;  // set when the batch committed
+  std::exception_ptr error;           // set when the batch itself failed
+  bool aborted = false;               // rolled back because an earlier batch did not commit
+  double seconds = 0;                 // from the start of its transaction to its outcome
+};
+
+class WriterLanes {
+ public:
+  // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).
+  WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {});
+  ~WriterLanes();
+  WriterLanes(const WriterLanes&) = delete;
+  WriterLanes& operator=(const WriterLanes&) = delete;
+
+  // Hands `events` (non-empty, continuing the previous batch) to the next lane; blocks while that
+  // lane is still busy with its previous batch.
+  void submit(std::vector<QueuedEvent> events, DuplicateProbe probe);
+  // Finished batches in submission order, starting with the oldest not yet taken. With
+  // `wait_for_all` it first waits until nothing is in flight; otherwise it does not block.
+  std::vector<FinishedBatch> take_finished(bool wait_for_all);
+  std::size_t in_flight() const { return submitted_ - taken_; }
+  // When the oldest batch not yet taken was submitted (nullopt when there is none): the writer's
+  // liveness is judged by it, since a lane stuck in PostgreSQL does not stop the writer's loop.
+  std::optional<std::chrono::steady_clock::time_point> oldest_submitted() const;
+  // After a failure was handled: forget it and start a new sequence. Nothing may be in flight.
+  void restart();
+
+ private:
+  struct Job {
+    std::uint64_t seq = 0;
+    std::shared_ptr<const LaneBatch> batch;
+    std::vector<std::shared_ptr<const LaneBatch>> earlier;  // uncommitted batches before it
+    DuplicateProbe probe = DuplicateProbe::OnConflict;
+  };
+  struct Lane {
+    std::thread thread;
+    std::optional<Job> job;  // guarded by mu_
+  };
+  void run_lane(Lane& lane);
+  FinishedBatch run_job(const Job& job);
+
+  Database& db_;
+  const BatchApplier& applier_;
+  const std::function<void()> on_finished_;
+  CommitOrder order_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool stopping_ = false;
+  std::map<std::uint64_t, FinishedBatch> finished_;  // by seq, guarded by mu_
+
+  // Writer thread only.
+  std::uint64_t first_seq_ = 1;  // seq of the first batch since restart()
+  std::uint64_t submitted_ = 0;  // batches submitted since restart()
+  std::uint64_t taken_ = 0;      // batches taken since restart()
+  std::deque<std::shared_ptr<const LaneBatch>> uncollected_;
+  std::deque<std::chrono::steady_clock::time_point> submit_times_;  // of uncollected_
+};
+
+}  // namespace pm
