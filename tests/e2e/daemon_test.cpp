@@ -225,6 +225,28 @@ TEST_F(DaemonTest, PoisonEventIsDeadLetteredAndItsBatchMatesLand) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 300 AND applied_events = 300"), 1);
 }
 
+// The same across many small batches on three writer connections: the poisoned batch fails, the
+// ones in flight behind it roll back, and all of them are applied again one by one.
+TEST_F(DaemonTest, PoisonEventAmongOverlappingBatchesIsDeadLetteredAndEveryOtherEventLands) {
+  tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  DaemonHarness d(tdb_->url(), {"--batch-max-events", "20", "--writer-connections", "3", "--batch-max-delay-ms", "200"});
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 600; ++i)
+    lines.push_back(i == 237 ? trade_line("c", "poison") : trade_line("c", "ok" + std::to_string(i % 550)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(600, 10s));
+  const bool landed = wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 600", 1);
+  tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT test_no_poison");
+  ASSERT_TRUE(landed) << d.output();
+  EXPECT_EQ(count(kTrades), 549);  // ok0..ok549 but ok237, whose line was the poison
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 238 AND sqlstate = '23514'"), 1);
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}") == 50; }, 10s))
+      << d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}");
+  EXPECT_EQ(d.metric("pm_ingest_dead_lettered_events_total"), 1);
+}
+
 TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
   const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
   DaemonHarness d(unreachable);

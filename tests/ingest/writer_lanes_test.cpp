@@ -1,0 +1,195 @@
+// CommitOrder on its own, then BatchApplier's two steps and WriterLanes against a real PostgreSQL:
+// overlapping batches store each trade once, never wait on each other, commit in log order, and
+// a failed batch rolls back the ones behind it.
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "ingest/batch_applier.h"
+#include "ingest/commit_order.h"
+#include "ingest/writer_lanes.h"
+#include "repos/pg_errors.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(CommitOrder, ABatchWaitsForTheOneBeforeIt) {
+  CommitOrder order(1);
+  auto second = std::async(std::launch::async, [&] { return order.await_turn(2); });
+  // Bounded check that it is still waiting; a wrong order would make it return at once.
+  EXPECT_EQ(second.wait_for(100ms), std::future_status::timeout);
+  EXPECT_TRUE(order.await_turn(1));
+  order.done(1, true);
+  EXPECT_TRUE(second.get());
+}
+
+TEST(CommitOrder, AFailureMakesEveryLaterBatchGiveUpUntilReset) {
+  CommitOrder order(1);
+  EXPECT_TRUE(order.await_turn(1));
+  order.done(1, true);
+  order.done(2, false);  // failed before its turn came to commit
+  EXPECT_FALSE(order.await_turn(3));
+  order.done(3, false);
+  EXPECT_FALSE(order.await_turn(4));
+  order.done(4, false);
+  order.reset(5);
+  EXPECT_TRUE(order.await_turn(5));
+}
+
+TEST(CommitOrder, AnOutcomeIsRecordedOnlyAfterThePreviousOne) {
+  CommitOrder order(1);
+  auto second_failed = std::async(std::launch::async, [&] { order.done(2, false); });
+  EXPECT_EQ(second_failed.wait_for(100ms), std::future_status::timeout);
+  // Batch 1 still commits: batch 2's failure is behind it.
+  EXPECT_TRUE(order.await_turn(1));
+  order.done(1, true);
+  second_failed.get();
+  EXPECT_FALSE(order.await_turn(3));
+}
+
+// Events for batches: trades of condition "c" with the given ids, numbered from `first_lsn`.
+std::vector<QueuedEvent> trades(std::uint64_t first_lsn, const std::vector<std::string>& ids, std::int64_t ts_ms = 1'700'000'000'000) {
+  std::vector<QueuedEvent> out;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    QueuedEvent q;
+    q.lsn = first_lsn + i;
+    q.end = wal::Position{1, q.lsn * 100, q.lsn * 100, q.lsn};
+    TradeEvent t;
+    t.condition_id = "c";
+    t.trade_id = ids[i];
+    t.price = 0.5;
+    t.size = 10;
+    t.side = "BUY";
+    t.timestamp_ms = ts_ms + static_cast<std::int64_t>(q.lsn);
+    t.raw_json = "{}";
+    q.event.received_ms = ts_ms;
+    q.event.body = t;
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+class WriterLanesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("lanes"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override {
+    tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints");
+    tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
+  }
+  long long count(const std::string& sql) { return tdb_->count(sql); }
+  static test::TestDatabase* tdb_;
+  const BatchApplier applier_{"lanes", "00ff", TimestampUnit::Milliseconds};
+};
+test::TestDatabase* WriterLanesTest::tdb_ = nullptr;
+
+TEST_F(WriterLanesTest, TheNextBatchCopiesWhileThePreviousIsOpenWithoutWaitingOnIt) {
+  const auto first = trades(1, {"a", "b"});
+  const auto second = trades(3, {"b", "c"});
+  const TradeKeySet first_keys(first);
+  const TradeKeySet* in_flight[] = {&first_keys};
+  pqxx::connection c1(tdb_->url()), c2(tdb_->url());
+  pqxx::work tx1(c1);
+  const TradeStage stage1 = applier_.insert_trades(tx1, first, DuplicateProbe::OnConflict);
+  pqxx::work tx2(c2);
+  tx2.exec("SET LOCAL statement_timeout = '5s'");  // a wait on tx1's row "b" would time out here
+  const TradeStage stage2 = applier_.insert_trades(tx2, second, DuplicateProbe::OnConflict, in_flight);
+  EXPECT_EQ(stage2.trades, 2u);
+  ASSERT_EQ(stage2.inserted.size(), 1u);
+  EXPECT_EQ(stage2.inserted[0]->trade_id, "c");
+  applier_.finish(tx1, first, stage1);
+  tx1.commit();
+  const BatchCounts counts2 = applier_.finish(tx2, second, stage2);
+  tx2.commit();
+  EXPECT_EQ(counts2.trades_inserted, 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 3);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'lanes' AND lsn = 4"), 1);
+  EXPECT_EQ(count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'c'"), 1'700'000'000'004);
+}
+
+TEST_F(WriterLanesTest, WithoutTheInFlightKeysTheSecondBatchWouldWaitOnTheFirst) {
+  // The control for the test above: the shared key really is a lock wait when not left out.
+  const auto first = trades(1, {"a", "b"});
+  const auto second = trades(3, {"b", "c"});
+  pqxx::connection c1(tdb_->url()), c2(tdb_->url());
+  pqxx::work tx1(c1);
+  applier_.insert_trades(tx1, first, DuplicateProbe::OnConflict);
+  pqxx::work tx2(c2);
+  tx2.exec("SET LOCAL statement_timeout = '300ms'");
+  try {
+    applier_.insert_trades(tx2, second, DuplicateProbe::OnConflict);
+    FAIL() << "the second batch did not wait on the first";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(classify_exception(e), PgErrorKind::Timeout) << e.what();
+  }
+}
+
+TEST_F(WriterLanesTest, OverlappingBatchesStoreEachTradeOnceAndCommitInOrder) {
+  WriterLanes lanes(tdb_->db(), applier_, 3);
+  // Each batch repeats keys of the one or two before it, and one already stored.
+  tdb_->exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('c', 'stored')");
+  std::uint64_t lsn = 1;
+  std::size_t events = 0;
+  for (int b = 0; b < 12; ++b) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 50; ++i) ids.push_back("t" + std::to_string(b * 40 + i));  // 10 shared with the next
+    ids.push_back("t" + std::to_string(std::max(0, b - 2) * 40));                  // and one of two batches back
+    ids.push_back("stored");
+    auto batch = trades(lsn, ids);
+    lsn += batch.size();
+    events += batch.size();
+    lanes.submit(std::move(batch), b % 2 ? DuplicateProbe::First : DuplicateProbe::OnConflict);
+  }
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 12u);
+  std::size_t inserted = 0, seen = 0;
+  for (const auto& f : finished) {
+    ASSERT_TRUE(f.counts.has_value()) << (f.aborted ? "aborted" : "failed");
+    inserted += f.counts->trades_inserted;
+    seen += f.counts->trades;
+  }
+  EXPECT_EQ(seen, events);
+  EXPECT_EQ(inserted, 11u * 40 + 50);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 11 * 40 + 50 + 1);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), static_cast<long long>(lsn - 1));
+  EXPECT_EQ(lanes.in_flight(), 0u);
+}
+
+TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCommit) {
+  tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  WriterLanes lanes(tdb_->db(), applier_, 2);
+  lanes.submit(trades(1, {"a1", "a2"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(3, {"b1", "poison"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(5, {"c1", "c2"}), DuplicateProbe::OnConflict);
+  auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 3u);
+  EXPECT_TRUE(finished[0].counts.has_value());
+  ASSERT_TRUE(finished[1].error != nullptr);
+  try {
+    std::rethrow_exception(finished[1].error);
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "23514");
+  }
+  EXPECT_FALSE(finished[2].counts.has_value());
+  EXPECT_TRUE(finished[2].aborted || finished[2].error != nullptr);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 2);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
+  // After restart() the lanes carry on from a fresh sequence.
+  lanes.restart();
+  lanes.submit(trades(3, {"b1"}), DuplicateProbe::OnConflict);
+  finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].counts.has_value());
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 3);
+}
+
+}  // namespace
+}  // namespace pm
