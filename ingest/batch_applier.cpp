@@ -1,5 +1,6 @@
 #include "ingest/batch_applier.h"
 
+#include <algorithm>
 #include <map>
 
 #include "ingest/protocol.h"
@@ -12,18 +13,24 @@ namespace pm {
 
 namespace {
 
-PolymarketTrade to_row(const TradeEvent& t, TimestampUnit unit) {
-  PolymarketTrade row;
+std::optional<std::string_view> view(const std::optional<std::string>& s) {
+  if (!s) return std::nullopt;
+  return std::string_view(*s);
+}
+
+TradeRow to_row(const TradeEvent& t, TimestampUnit unit) {
+  TradeRow row;
   row.condition_id = t.condition_id;
   row.trade_id = t.trade_id;
-  row.token_id = t.token_id;
+  row.token_id = view(t.token_id);
   row.price = t.price;
   row.size = t.size;
   row.side = t.side;
   row.timestamp = from_epoch_ms(t.timestamp_ms, unit);
   row.raw_json = t.raw_json;
-  row.outcome = t.outcome;
+  row.outcome = view(t.outcome);
   row.outcome_index = t.outcome_index;
+  row.key_hash = trade_key_hash(row.condition_id, row.trade_id);
   return row;
 }
 
@@ -47,31 +54,46 @@ PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_
 
 BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
                                 DuplicateProbe probe) const {
-  const TradeStage stage = insert_trades(tx, events, probe);
-  return finish(tx, events, stage);
+  const std::vector<TradeRow> rows = trade_rows(events);
+  const TradeStage stage = insert_trades(tx, rows, probe);
+  return finish(tx, events, rows, stage);
 }
 
-TradeStage BatchApplier::insert_trades(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+std::vector<TradeRow> BatchApplier::trade_rows(std::span<const QueuedEvent> events) const {
+  std::vector<TradeRow> rows;
+  rows.reserve(events.size());
+  for (const auto& q : events)
+    if (const auto* t = std::get_if<TradeEvent>(&q.event.body)) rows.push_back(to_row(*t, unit_));
+  return rows;
+}
+
+TradeStage BatchApplier::insert_trades(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
                                        DuplicateProbe probe, std::span<const TradeKeySet* const> in_flight) const {
   TradeStage stage;
-  stage.rows.reserve(events.size());
-  auto in_earlier_batch = [&](const TradeEvent& t) {
-    for (const TradeKeySet* keys : in_flight)
-      if (keys->contains(t.condition_id, t.trade_id)) return true;
-    return false;
-  };
-  for (const auto& q : events) {
-    const auto* t = std::get_if<TradeEvent>(&q.event.body);
-    if (t == nullptr) continue;
-    ++stage.trades;
-    if (!in_earlier_batch(*t)) stage.rows.push_back(to_row(*t, unit_));
+  stage.trades = rows.size();
+  if (rows.empty()) return stage;
+  TradeRepository trades(tx, unit_);
+  if (in_flight.empty()) {
+    stage.inserted = trades.insert_rows(rows, probe);
+    return stage;
   }
-  if (!stage.rows.empty()) stage.inserted = TradeRepository(tx, unit_).insert_new(stage.rows, probe);
+  std::vector<TradeRow> candidates;
+  std::vector<std::size_t> origin;  // index in `rows` of each candidate
+  candidates.reserve(rows.size());
+  origin.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const bool in_earlier_batch = std::any_of(in_flight.begin(), in_flight.end(),
+                                              [&](const TradeKeySet* keys) { return keys->contains(rows[i]); });
+    if (in_earlier_batch) continue;
+    candidates.push_back(rows[i]);
+    origin.push_back(i);
+  }
+  for (std::size_t k : trades.insert_rows(candidates, probe)) stage.inserted.push_back(origin[k]);
   return stage;
 }
 
 BatchCounts BatchApplier::finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
-                                 const TradeStage& stage) const {
+                                 std::span<const TradeRow> rows, const TradeStage& stage) const {
   BatchCounts counts;
   std::vector<const TriggerEvent*> triggers;
   for (const auto& q : events) {
@@ -80,7 +102,7 @@ BatchCounts BatchApplier::finish(pqxx::transaction_base& tx, std::span<const Que
   }
   counts.trades = stage.trades;
   counts.trades_inserted = stage.inserted.size();
-  counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(stage.inserted);
+  counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted);
   counts.triggers = triggers.size();
   if (!triggers.empty()) {
     const std::string created_at = now_iso();

@@ -13,7 +13,8 @@
 #include <pqxx/transaction_base>
 
 #include "ingest/event_queue.h"
-#include "ingest/trade_key_set.h"
+#include "repos/trade_key_set.h"
+#include "repos/trade_row.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trade_repository.h"
 
@@ -32,11 +33,10 @@ struct BatchCounts {
   std::int64_t newest_event_ms = 0;
 };
 
-// What insert_trades leaves for finish: the rows it considered and the ones it stored.
+// What insert_trades leaves for finish.
 struct TradeStage {
-  std::size_t trades = 0;                        // trade events in the batch
-  std::vector<PolymarketTrade> rows;             // those not already in an earlier batch in flight
-  std::vector<const PolymarketTrade*> inserted;  // those stored, pointing into `rows`
+  std::size_t trades = 0;             // trade rows in the batch
+  std::vector<std::size_t> inserted;  // indices of the rows stored, ascending
 };
 
 class BatchApplier {
@@ -48,14 +48,17 @@ class BatchApplier {
   BatchCounts apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
                     DuplicateProbe probe = DuplicateProbe::First) const;
 
-  // Step one: the batch's trades into polymarket_trades. A trade whose key is in one of
+  // The batch's trades as rows, in log order: views into `events`, which must outlive them.
+  std::vector<TradeRow> trade_rows(std::span<const QueuedEvent> events) const;
+  // Step one: the batch's trade rows into polymarket_trades. A row whose key is in one of
   // `in_flight` (the key sets of earlier batches not yet committed) is a duplicate of that earlier
   // trade and is left out. Takes no locks an earlier batch's finish() could wait on.
-  TradeStage insert_trades(pqxx::transaction_base& tx, std::span<const QueuedEvent> events, DuplicateProbe probe,
+  TradeStage insert_trades(pqxx::transaction_base& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
                            std::span<const TradeKeySet* const> in_flight = {}) const;
   // Step two: trade watermarks for the inserted rows, the triggers (G2 claims, in log order), trigger
-  // watermarks and the checkpoint. `stage` is insert_trades' result for the same events.
-  BatchCounts finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events, const TradeStage& stage) const;
+  // watermarks and the checkpoint. `rows` and `stage` are the same batch's.
+  BatchCounts finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
+                     const TradeStage& stage) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
   BatchCounts dead_letter(pqxx::transaction_base& tx, const QueuedEvent& event, const std::string& error,

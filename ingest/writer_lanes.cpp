@@ -7,6 +7,12 @@
 
 namespace pm {
 
+LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
+    : events(std::move(e)), rows(applier.trade_rows(events)) {
+  keys.reserve(rows.size());
+  for (const TradeRow& row : rows) keys.insert(row);
+}
+
 WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
                          std::function<void()> on_finished)
     : db_(db), applier_(applier), on_finished_(std::move(on_finished)) {
@@ -32,7 +38,7 @@ WriterLanes::~WriterLanes() {
 void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe) {
   Job job;
   job.seq = first_seq_ + submitted_;
-  job.batch = std::make_shared<const LaneBatch>(std::move(events));
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
   job.earlier.assign(uncollected_.begin(), uncollected_.end());
   job.probe = probe;
   Lane& lane = *lanes_[job.seq % lanes_.size()];
@@ -107,9 +113,9 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
     bool committing = false;
     try {
       pqxx::work tx(lease.connection());
-      const TradeStage stage = applier_.insert_trades(tx, events, job.probe, earlier);
+      const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
       if (order_.await_turn(job.seq)) {
-        result.counts = applier_.finish(tx, events, stage);
+        result.counts = applier_.finish(tx, events, job.batch->rows, stage);
         committing = true;
         tx.commit();
         committed = true;

@@ -30,16 +30,18 @@
 
 #include "ingest/batch_applier.h"
 #include "ingest/commit_order.h"
-#include "ingest/trade_key_set.h"
+#include "repos/trade_key_set.h"
 #include "repos/database.h"
 
 namespace pm {
 
-// A batch handed to the lanes: its events and the keys of its trades. Immutable once built.
+// A batch handed to the lanes: its events, its trade rows (views into the events) and their keys.
+// Immutable once built.
 struct LaneBatch {
-  explicit LaneBatch(std::vector<QueuedEvent> e) : events(std::move(e)), keys(events) {}
+  LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier);
   const std::vector<QueuedEvent> events;
-  const TradeKeySet keys;
+  const std::vector<TradeRow> rows;
+  TradeKeySet keys;
 };
 
 struct FinishedBatch {

@@ -1,6 +1,8 @@
 #include "repos/copy_in.h"
 
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 
 // libpqxx 6.4 keeps stream_to::write_raw_line private; the older tablewriter exposes it and does
@@ -24,7 +26,7 @@ CopyIn::CopyIn(pqxx::transaction_base& tx, const std::string& table,
 
 CopyIn::~CopyIn() = default;
 
-void CopyIn::write_row(const std::string& row) { impl_->writer.write_raw_line(row); }
+void CopyIn::write_rows(const std::string& rows) { impl_->writer.write_raw_line(rows); }
 
 void CopyIn::complete() {
   if (!impl_->completed) {
@@ -35,12 +37,40 @@ void CopyIn::complete() {
 
 #pragma GCC diagnostic pop
 
+namespace {
+
+constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+
+// Non-zero when one of the eight bytes of `word` equals `byte` (exact: no false positives).
+inline std::uint64_t has_byte(std::uint64_t word, unsigned char byte) {
+  const std::uint64_t x = word ^ (kOnes * byte);
+  return ~(((x & ~kHighs) + ~kHighs) | x | ~kHighs);
+}
+
+// Index of the first byte at or after `from` that COPY text must escape, or value.size().
+std::size_t next_special(std::string_view value, std::size_t from) {
+  std::size_t i = from;
+  // Eight bytes at a time while none of them is special.
+  for (; i + 8 <= value.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, value.data() + i, 8);
+    if (has_byte(word, '\\') | has_byte(word, '\t') | has_byte(word, '\n') | has_byte(word, '\r')) break;
+  }
+  for (; i < value.size(); ++i) {
+    const char c = value[i];
+    if (c == '\\' || c == '\t' || c == '\n' || c == '\r') return i;
+  }
+  return i;
+}
+
+}  // namespace
+
 void append_copy_text(std::string& out, std::string_view value) {
   // Copy runs of ordinary bytes at once; only backslash, tab, newline and carriage return need escaping.
   std::size_t run = 0;
-  for (std::size_t i = 0; i < value.size(); ++i) {
+  for (std::size_t i = next_special(value, 0); i < value.size(); i = next_special(value, run)) {
     const char c = value[i];
-    if (c != '\\' && c != '\t' && c != '\n' && c != '\r') continue;
     out.append(value.data() + run, i - run);
     out += '\\';
     out += c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';

@@ -20,8 +20,9 @@ class CopyIn {
   CopyIn(const CopyIn&) = delete;
   CopyIn& operator=(const CopyIn&) = delete;
 
-  // One row, fields already escaped and tab-separated, without the trailing newline.
-  void write_row(const std::string& row);
+  // One row, fields already escaped and tab-separated, without the trailing newline; or several
+  // such rows separated by '\n' (fewer, larger messages to the server).
+  void write_rows(const std::string& rows);
   void complete();
 
  private:

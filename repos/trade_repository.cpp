@@ -1,14 +1,15 @@
 #include "repos/trade_repository.h"
 
-#include <map>
+#include <algorithm>
+#include <span>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "repos/clock.h"
 #include "repos/copy_in.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
+#include "repos/trade_key_set.h"
 
 namespace pm {
 
@@ -43,29 +44,34 @@ const std::vector<std::string> kTradeColumns = {
     "timestamp", "raw_json", "outcome", "outcome_index"};
 
 
-// One COPY text row of the trade's ten columns (kTradeColumns order), appended to `row`.
-void append_trade_fields(std::string& row, const PolymarketTrade& t) {
-  append_copy_text(row, t.condition_id);
-  row += '\t';
-  append_copy_text(row, t.trade_id);
-  row += '\t';
-  append_copy_optional(row, t.token_id, [](std::string& o, const std::string& v) { append_copy_text(o, v); });
-  row += '\t';
-  append_copy_optional(row, t.price, append_copy_real);
-  row += '\t';
-  append_copy_optional(row, t.size, append_copy_real);
-  row += '\t';
-  append_copy_optional(row, t.side, [](std::string& o, const std::string& v) { append_copy_text(o, v); });
-  row += '\t';
-  append_copy_optional(row, t.timestamp, [](std::string& o, std::int64_t v) { append_copy_int(o, v); });
-  row += '\t';
-  append_copy_optional(row, t.raw_json, [](std::string& o, const std::string& v) { append_copy_text(o, v); });
-  row += '\t';
-  append_copy_optional(row, t.outcome, [](std::string& o, const std::string& v) { append_copy_text(o, v); });
-  row += '\t';
-  append_copy_optional(row, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
+using TextField = std::optional<std::string_view>;
+
+void append_text_field(std::string& out, const TextField& v) {
+  if (v) append_copy_text(out, *v); else append_copy_null(out);
 }
 
+// One COPY text row of the trade's ten columns (kTradeColumns order), appended to `out`.
+void append_trade_fields(std::string& out, const TradeRow& t) {
+  append_copy_text(out, t.condition_id);
+  out += '\t';
+  append_copy_text(out, t.trade_id);
+  out += '\t';
+  append_text_field(out, t.token_id);
+  out += '\t';
+  append_copy_optional(out, t.price, append_copy_real);
+  out += '\t';
+  append_copy_optional(out, t.size, append_copy_real);
+  out += '\t';
+  append_text_field(out, t.side);
+  out += '\t';
+  append_copy_optional(out, t.timestamp, [](std::string& o, std::int64_t v) { append_copy_int(o, v); });
+  out += '\t';
+  append_text_field(out, t.raw_json);
+  out += '\t';
+  append_text_field(out, t.outcome);
+  out += '\t';
+  append_copy_optional(out, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
+}
 
 std::string trade_key(std::string_view condition_id, std::string_view trade_id) {
   std::string key(condition_id);
@@ -74,60 +80,67 @@ std::string trade_key(std::string_view condition_id, std::string_view trade_id) 
   return key;
 }
 
-std::string trade_key(const PolymarketTrade& t) { return trade_key(t.condition_id, t.trade_id); }
-
-// The first trade of each (condition_id, trade_id), in input order.
-std::vector<const PolymarketTrade*> first_of_each_key(const std::vector<PolymarketTrade>& trades) {
-  std::unordered_set<std::string> seen;
-  seen.reserve(trades.size() * 2);
-  std::vector<const PolymarketTrade*> out;
-  out.reserve(trades.size());
-  for (const auto& t : trades)
-    if (seen.insert(trade_key(t)).second) out.push_back(&t);
+// Index of the first row of each (condition_id, trade_id), in input order.
+std::vector<std::size_t> first_of_each_key(std::span<const TradeRow> rows) {
+  TradeKeySet seen;
+  seen.reserve(rows.size());
+  std::vector<std::size_t> out;
+  out.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (seen.insert(rows[i])) out.push_back(i);
   return out;
 }
 
-// A PostgreSQL text[] literal of one field of each row.
-template <class Get>
-std::string text_array(const std::vector<const PolymarketTrade*>& rows, Get&& get) {
-  PgArray array;
-  for (const auto* row : rows) array.add_text(std::string_view(get(*row)));
-  return array.str();
-}
-
-// Keys among `rows` that polymarket_trades holds already.
-std::unordered_set<std::string> stored_keys(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
+// Which of rows[which[k]] polymarket_trades holds already (true at k).
+std::vector<bool> stored(pqxx::transaction_base& tx, std::span<const TradeRow> rows, std::span<const std::size_t> which) {
+  PgArray conditions, trade_ids;
+  for (std::size_t i : which) {
+    conditions.add_text(rows[i].condition_id);
+    trade_ids.add_text(rows[i].trade_id);
+  }
   const auto result = tx.exec_params(
       R"(SELECT t.condition_id, t.trade_id FROM polymarket_trades t
          JOIN unnest($1::text[], $2::text[]) AS k(condition_id, trade_id) USING (condition_id, trade_id))",
-      text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.condition_id; }),
-      text_array(rows, [](const PolymarketTrade& t) -> const std::string& { return t.trade_id; }));
-  std::unordered_set<std::string> keys;
-  for (const auto& r : result) keys.insert(trade_key(r[0].c_str(), r[1].c_str()));
-  return keys;
+      conditions.str(), trade_ids.str());
+  TradeKeySet keys;
+  keys.reserve(result.size());
+  for (const auto& r : result) keys.insert(std::string_view(r[0].c_str(), r[0].size()), std::string_view(r[1].c_str(), r[1].size()));
+  std::vector<bool> out(which.size(), false);
+  if (keys.empty()) return out;
+  for (std::size_t k = 0; k < which.size(); ++k) out[k] = keys.contains(rows[which[k]]);
+  return out;
 }
 
-// COPY of the rows' ten trade columns into `table` (polymarket_trades or the staging table).
-void copy_rows(pqxx::transaction_base& tx, const std::string& table, const std::vector<const PolymarketTrade*>& rows) {
+// COPY of rows[which] (the ten trade columns) into `table` (polymarket_trades or the staging
+// table), sent in blocks of rows rather than row by row.
+void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
+               std::span<const std::size_t> which) {
+  constexpr std::size_t kBlockBytes = 256 * 1024;
   CopyIn copy(tx, table, kTradeColumns);
-  std::string row;
-  row.reserve(1024);
-  for (const auto* t : rows) {
-    row.clear();
-    append_trade_fields(row, *t);
-    copy.write_row(row);
+  std::string block;
+  block.reserve(kBlockBytes + 4096);
+  for (std::size_t i : which) {
+    if (!block.empty()) block += '\n';
+    append_trade_fields(block, rows[i]);
+    if (block.size() >= kBlockBytes) {
+      copy.write_rows(block);
+      block.clear();
+    }
   }
+  if (!block.empty()) copy.write_rows(block);
   copy.complete();
 }
 
-// trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among `rows`;
-// rows that would not advance are left alone rather than rewritten.
-std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, const std::vector<const PolymarketTrade*>& rows) {
-  std::map<std::string_view, std::int64_t> newest;
-  for (const auto* t : rows) {
-    if (!t->timestamp) continue;
-    auto [it, fresh] = newest.emplace(t->condition_id, *t->timestamp);
-    if (!fresh) it->second = std::max(it->second, *t->timestamp);
+// trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
+// rows[which]; rows that would not advance are left alone rather than rewritten.
+std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
+                                     std::span<const std::size_t> which) {
+  std::unordered_map<std::string_view, std::int64_t> newest;
+  for (std::size_t i : which) {
+    const TradeRow& t = rows[i];
+    if (!t.timestamp) continue;
+    auto [it, fresh] = newest.emplace(t.condition_id, *t.timestamp);
+    if (!fresh) it->second = std::max(it->second, *t.timestamp);
   }
   if (newest.empty()) return 0;
   PgArray conditions, timestamps;
@@ -144,6 +157,13 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, const std::vect
                     WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp)",
                conditions.str(), timestamps.str(), now_iso())
       .affected_rows();
+}
+
+std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
+  std::vector<TradeRow> rows;
+  rows.reserve(trades.size());
+  for (const auto& t : trades) rows.push_back(trade_row_of(t));
+  return rows;
 }
 
 }  // namespace
@@ -165,30 +185,29 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
   });
 }
 
-std::vector<const PolymarketTrade*> TradeRepository::insert_new(const std::vector<PolymarketTrade>& trades,
-                                                                 DuplicateProbe probe) const {
-  if (trades.empty()) return {};
-  return target_.run([&](pqxx::transaction_base& tx) -> std::vector<const PolymarketTrade*> {
-    const std::vector<const PolymarketTrade*> rows = first_of_each_key(trades);
+std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
+  if (all.empty()) return {};
+  return target_.run([&](pqxx::transaction_base& tx) -> std::vector<std::size_t> {
+    const std::vector<std::size_t> rows = first_of_each_key(all);
     // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
     // them up first, or (duplicates rare) COPY everything and look them up only when the primary
     // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
     // the keys after the look-up, the staging path below handles the batch instead.
     if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
       for (bool probed = probe == DuplicateProbe::First;; probed = true) {
-        std::vector<const PolymarketTrade*> fresh;
+        std::vector<std::size_t> fresh;
         if (probed) {
-          const auto stored = stored_keys(tx, rows);
+          const std::vector<bool> in_table = stored(tx, all, rows);
           fresh.reserve(rows.size());
-          for (const auto* t : rows)
-            if (stored.empty() || !stored.count(trade_key(*t))) fresh.push_back(t);
+          for (std::size_t k = 0; k < rows.size(); ++k)
+            if (!in_table[k]) fresh.push_back(rows[k]);
         } else {
           fresh = rows;
         }
         try {
           if (!fresh.empty()) {
             pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-            copy_rows(savepoint, "polymarket_trades", fresh);
+            copy_rows(savepoint, "polymarket_trades", all, fresh);
             savepoint.commit();
           }
           return fresh;
@@ -199,32 +218,35 @@ std::vector<const PolymarketTrade*> TradeRepository::insert_new(const std::vecto
     }
     tx.exec(kCreateStage);
     tx.exec("TRUNCATE pm_stage_trades");
-    copy_rows(tx, "pm_stage_trades", rows);
-    std::unordered_map<std::string, const PolymarketTrade*> by_key;
+    copy_rows(tx, "pm_stage_trades", all, rows);
+    std::unordered_map<std::string, std::size_t> by_key;
     by_key.reserve(rows.size());
-    for (const auto* t : rows) by_key.emplace(trade_key(*t), t);
-    std::vector<const PolymarketTrade*> inserted;
+    for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
+    std::vector<std::size_t> inserted;
     for (const auto& row : tx.exec(kMoveStage)) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
+    std::sort(inserted.begin(), inserted.end());
     return inserted;
   });
 }
 
-std::size_t TradeRepository::advance_watermarks(const std::vector<const PolymarketTrade*>& inserted) const {
-  if (inserted.empty()) return 0;
-  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, inserted); });
+std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which) const {
+  if (which.empty()) return 0;
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which); });
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {
-  return insert_new(trades, DuplicateProbe::First).size();
+  const std::vector<TradeRow> rows = rows_of(trades);
+  return insert_rows(rows, DuplicateProbe::First).size();
 }
 
 TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade>& trades,
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
+  const std::vector<TradeRow> rows = rows_of(trades);
   return target_.run([&](pqxx::transaction_base& tx) {
     TradeRepository in_tx(tx, unit_);
-    const auto inserted = in_tx.insert_new(trades, probe);
-    return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(inserted)};
+    const auto inserted = in_tx.insert_rows(rows, probe);
+    return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(rows, inserted)};
   });
 }
 

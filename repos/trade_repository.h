@@ -6,12 +6,14 @@
 // Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "repos/db_target.h"
 #include "repos/models.h"
 #include "repos/timestamp_unit.h"
+#include "repos/trade_row.h"
 #include "repos/write_result.h"
 
 namespace pm {
@@ -46,13 +48,14 @@ class TradeRepository {
   TradeBatchResult ingest_batch(const std::vector<PolymarketTrade>& trades,
                                 DuplicateProbe probe = DuplicateProbe::First) const;
 
-  // ingest_batch in two steps, for a writer that overlaps batches: insert_new stores the new
-  // trades (as create_many) and returns them, pointing into `trades`, in input order;
-  // advance_watermarks then moves trade_watermarks (GREATEST) for those rows and returns how many
-  // watermark rows it inserted or moved forward.
-  std::vector<const PolymarketTrade*> insert_new(const std::vector<PolymarketTrade>& trades,
-                                                 DuplicateProbe probe = DuplicateProbe::First) const;
-  std::size_t advance_watermarks(const std::vector<const PolymarketTrade*>& inserted) const;
+  // ingest_batch in two steps on rows that view the caller's strings, for a writer that overlaps
+  // batches: insert_rows stores the new rows (as create_many: the first of equal keys wins, keys
+  // already stored are skipped) and returns their indices, ascending; advance_watermarks then moves
+  // trade_watermarks (GREATEST) for rows[which] and returns how many watermark rows it inserted or
+  // moved forward.
+  std::vector<std::size_t> insert_rows(std::span<const TradeRow> rows,
+                                       DuplicateProbe probe = DuplicateProbe::First) const;
+  std::size_t advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which) const;
 
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 

@@ -94,20 +94,23 @@ test::TestDatabase* WriterLanesTest::tdb_ = nullptr;
 TEST_F(WriterLanesTest, TheNextBatchCopiesWhileThePreviousIsOpenWithoutWaitingOnIt) {
   const auto first = trades(1, {"a", "b"});
   const auto second = trades(3, {"b", "c"});
-  const TradeKeySet first_keys(first);
+  const auto first_rows = applier_.trade_rows(first);
+  const auto second_rows = applier_.trade_rows(second);
+  TradeKeySet first_keys;
+  for (const auto& row : first_rows) first_keys.insert(row);
   const TradeKeySet* in_flight[] = {&first_keys};
   pqxx::connection c1(tdb_->url()), c2(tdb_->url());
   pqxx::work tx1(c1);
-  const TradeStage stage1 = applier_.insert_trades(tx1, first, DuplicateProbe::OnConflict);
+  const TradeStage stage1 = applier_.insert_trades(tx1, first_rows, DuplicateProbe::OnConflict);
   pqxx::work tx2(c2);
   tx2.exec("SET LOCAL statement_timeout = '5s'");  // a wait on tx1's row "b" would time out here
-  const TradeStage stage2 = applier_.insert_trades(tx2, second, DuplicateProbe::OnConflict, in_flight);
+  const TradeStage stage2 = applier_.insert_trades(tx2, second_rows, DuplicateProbe::OnConflict, in_flight);
   EXPECT_EQ(stage2.trades, 2u);
   ASSERT_EQ(stage2.inserted.size(), 1u);
-  EXPECT_EQ(stage2.inserted[0]->trade_id, "c");
-  applier_.finish(tx1, first, stage1);
+  EXPECT_EQ(second_rows[stage2.inserted[0]].trade_id, "c");
+  applier_.finish(tx1, first, first_rows, stage1);
   tx1.commit();
-  const BatchCounts counts2 = applier_.finish(tx2, second, stage2);
+  const BatchCounts counts2 = applier_.finish(tx2, second, second_rows, stage2);
   tx2.commit();
   EXPECT_EQ(counts2.trades_inserted, 1u);
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 3);
@@ -121,11 +124,11 @@ TEST_F(WriterLanesTest, WithoutTheInFlightKeysTheSecondBatchWouldWaitOnTheFirst)
   const auto second = trades(3, {"b", "c"});
   pqxx::connection c1(tdb_->url()), c2(tdb_->url());
   pqxx::work tx1(c1);
-  applier_.insert_trades(tx1, first, DuplicateProbe::OnConflict);
+  applier_.insert_trades(tx1, applier_.trade_rows(first), DuplicateProbe::OnConflict);
   pqxx::work tx2(c2);
   tx2.exec("SET LOCAL statement_timeout = '300ms'");
   try {
-    applier_.insert_trades(tx2, second, DuplicateProbe::OnConflict);
+    applier_.insert_trades(tx2, applier_.trade_rows(second), DuplicateProbe::OnConflict);
     FAIL() << "the second batch did not wait on the first";
   } catch (const pqxx::sql_error& e) {
     EXPECT_EQ(classify_exception(e), PgErrorKind::Timeout) << e.what();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "repos/clock.h"
+#include "repos/copy_in.h"
 #include "repos/trade_repository.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -123,6 +124,38 @@ TEST_F(TradeRepositoryTest, CreateManyStoresAwkwardTextExactly) {
   EXPECT_EQ(stored->raw_json, t.raw_json);
   EXPECT_FALSE(stored->token_id);
   EXPECT_FALSE(stored->price);
+}
+
+// The word-at-a-time scan must find a special byte wherever it sits in an 8-byte word, and near
+// the end of a string too; compared with a byte-by-byte escaper.
+TEST(CopyText, EscapesEverySpecialByteAtEveryPosition) {
+  auto reference = [](std::string_view v) {
+    std::string out;
+    for (char c : v) {
+      if (c == '\\') out += "\\\\";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else out += c;
+    }
+    return out;
+  };
+  for (char special : {'\\', '\t', '\n', '\r'}) {
+    for (std::size_t len = 0; len <= 40; ++len) {
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string v(len, 'x');
+        for (std::size_t i = 0; i < len; ++i) v[i] = static_cast<char>(0x80 | (i * 37));  // high bytes too
+        v[at] = special;
+        if (at + 9 < len) v[at + 9] = '\\';
+        std::string out = "prefix";
+        append_copy_text(out, v);
+        EXPECT_EQ(out, "prefix" + reference(v)) << "length " << len << ", special at " << at;
+      }
+    }
+  }
+  std::string plain;
+  append_copy_text(plain, "no specials at all in this long line of text");
+  EXPECT_EQ(plain, "no specials at all in this long line of text");
 }
 
 TEST_F(TradeRepositoryTest, CreateManyIsAllOrNothing) {
