@@ -5,6 +5,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "repos/binary_copy_in.h"
 #include "repos/clock.h"
 #include "repos/copy_in.h"
 #include "repos/pg_array.h"
@@ -112,9 +113,9 @@ std::vector<bool> stored(pqxx::transaction_base& tx, std::span<const TradeRow> r
 }
 
 // COPY of rows[which] (the ten trade columns) into `table` (polymarket_trades or the staging
-// table), sent in blocks of rows rather than row by row.
-void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
-               std::span<const std::size_t> which) {
+// table): binary inside a real transaction, text (in blocks of rows) otherwise.
+void copy_rows_text(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
+                    std::span<const std::size_t> which) {
   constexpr std::size_t kBlockBytes = 256 * 1024;
   CopyIn copy(tx, table, kTradeColumns);
   std::string block;
@@ -129,6 +130,37 @@ void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<c
   }
   if (!block.empty()) copy.write_rows(block);
   copy.complete();
+}
+
+void copy_rows_binary(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
+                      std::span<const std::size_t> which) {
+  BinaryCopyIn copy(tx, table, kTradeColumns);
+  auto text = [&](const TextField& v) { v ? copy.text(*v) : copy.null(); };
+  auto real = [&](const std::optional<double>& v) { v ? copy.float4(*v) : copy.null(); };
+  for (std::size_t i : which) {
+    const TradeRow& t = rows[i];
+    copy.begin_row(static_cast<std::int16_t>(kTradeColumns.size()));
+    copy.text(t.condition_id);
+    copy.text(t.trade_id);
+    text(t.token_id);
+    real(t.price);
+    real(t.size);
+    text(t.side);
+    t.timestamp ? copy.int8(*t.timestamp) : copy.null();
+    text(t.raw_json);
+    text(t.outcome);
+    t.outcome_index ? copy.int4(*t.outcome_index) : copy.null();
+  }
+  copy.complete();
+}
+
+void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
+               std::span<const std::size_t> which) {
+  if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
+    copy_rows_binary(*db_tx, table, rows, which);
+  } else {
+    copy_rows_text(tx, table, rows, which);
+  }
 }
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among

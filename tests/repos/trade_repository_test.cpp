@@ -1,6 +1,9 @@
 // TradeRepository and TradeWatermarkRepository against a real PostgreSQL (storage-api.md T13-T21
 // and the fixes for D1, D5, D10).
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include <charconv>
 
 #include "repos/clock.h"
 #include "repos/copy_in.h"
@@ -156,6 +159,49 @@ TEST(CopyText, EscapesEverySpecialByteAtEveryPosition) {
   std::string plain;
   append_copy_text(plain, "no specials at all in this long line of text");
   EXPECT_EQ(plain, "no specials at all in this long line of text");
+}
+
+// The bulk path sends REAL columns in binary: each value must be the float the server would have
+// made of the double's shortest decimal text (what the text path sent), edge values included.
+TEST_F(TradeRepositoryTest, BulkRealsAreStoredAsTheServerRoundsTheirText) {
+  const std::vector<double> values = {0.5, 0.537, 0.1, 1.0 / 3, 123456.789, 0.999, 3.4028234663852886e38,
+                                      1.17549435e-38, 1e-40, 1.4e-45, 0.0, -0.0, 5000.01};
+  std::vector<PolymarketTrade> trades;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    auto t = sample("real" + std::to_string(i));
+    t.price = values[i];
+    t.size = values[values.size() - 1 - i];
+    trades.push_back(t);
+  }
+  ASSERT_EQ(TradeRepository(tdb_->db()).create_many(trades), values.size());
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction tx(c);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    auto text = [](double d) {
+      char buf[40];
+      return std::string(buf, std::to_chars(buf, buf + sizeof buf, d).ptr);
+    };
+    const auto row = tx.exec_params1(
+        "SELECT price = $1::real AND size = $2::real, price::text, size::text FROM polymarket_trades WHERE trade_id = $3",
+        text(values[i]), text(values[values.size() - 1 - i]), "real" + std::to_string(i));
+    EXPECT_TRUE(row[0].as<bool>()) << values[i] << " stored as " << row[1].c_str() << " / " << row[2].c_str();
+  }
+}
+
+TEST_F(TradeRepositoryTest, BulkRealOutOfRangeIsADataErrorAndNothingIsStored) {
+  auto good = sample("fine");
+  auto bad = sample("too_big");
+  bad.size = 1e39;
+  TradeRepository repo(tdb_->db());
+  try {
+    repo.create_many({good, bad});
+    FAIL() << "1e39 was accepted as a REAL";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "22003") << e.what();
+    EXPECT_NE(std::string(e.what()).find("out of range for type real"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(repo.count(), 0);
+  EXPECT_EQ(repo.create_many({good}), 1u);  // the pool's connections are fine afterwards
 }
 
 TEST_F(TradeRepositoryTest, CreateManyIsAllOrNothing) {

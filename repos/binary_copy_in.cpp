@@ -1,0 +1,139 @@
+#include "repos/binary_copy_in.h"
+
+#include <libpq-fe.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include <pqxx/except>
+#include <pqxx/largeobject>
+
+namespace pm {
+
+namespace {
+
+constexpr std::size_t kBlockBytes = 256 * 1024;
+constexpr char kSignature[] = "PGCOPY\n\377\r\n";  // 11 bytes with its NUL
+
+// libpqxx keeps a transaction's PGconn to itself; pqxx::largeobject hands it to subclasses, and
+// the COPY data goes through it.
+struct ConnectionOf : private pqxx::largeobject {
+  static pg_conn* of(const pqxx::dbtransaction& tx) { return pqxx::largeobject::raw_connection(tx); }
+};
+
+// The libpqxx exception a statement failing with `sqlstate` would have thrown.
+[[noreturn]] void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate) {
+  const char* state = sqlstate.c_str();
+  if (sqlstate == "23505") throw pqxx::unique_violation(message, query, state);
+  if (sqlstate == "23503") throw pqxx::foreign_key_violation(message, query, state);
+  if (sqlstate == "23502") throw pqxx::not_null_violation(message, query, state);
+  if (sqlstate == "23514") throw pqxx::check_violation(message, query, state);
+  if (sqlstate.rfind("23", 0) == 0) throw pqxx::integrity_constraint_violation(message, query, state);
+  if (sqlstate.rfind("22", 0) == 0) throw pqxx::data_exception(message, query, state);
+  throw pqxx::sql_error(message, query, state);
+}
+
+}  // namespace
+
+BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns)
+    : conn_(ConnectionOf::of(tx)) {
+  query_ = "COPY " + table + " (";
+  for (std::size_t i = 0; i < columns.size(); ++i) query_ += (i ? ", " : "") + tx.quote_name(columns[i]);
+  query_ += ") FROM STDIN (FORMAT binary)";
+  // Through libpqxx, as its own table writer does: that opens the transaction (and a savepoint's
+  // SAVEPOINT, which libpqxx sends only with a statement's first use) before the data flows, and
+  // reports a refused statement as any other. The server is then waiting for COPY data.
+  tx.exec(query_);
+  open_ = true;
+  buffer_.reserve(kBlockBytes + 4096);
+  buffer_.append(kSignature, sizeof kSignature);  // the signature and its terminating NUL
+  put_be(0, 4);                                   // flags
+  put_be(0, 4);                                   // header extension length
+}
+
+BinaryCopyIn::~BinaryCopyIn() {
+  if (!open_) return;
+  PQputCopyEnd(conn_, "pm-ingestd abandoned this COPY");
+  while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+}
+
+void BinaryCopyIn::put_be(std::uint64_t value, int bytes) {
+  char out[8];
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<char>(value >> (8 * (bytes - 1 - i)));
+  buffer_.append(out, static_cast<std::size_t>(bytes));
+}
+
+void BinaryCopyIn::begin_row(std::int16_t fields) {
+  flush_if_full();
+  put_be(static_cast<std::uint16_t>(fields), 2);
+}
+
+void BinaryCopyIn::text(std::string_view value) {
+  put_be(static_cast<std::uint32_t>(value.size()), 4);
+  buffer_.append(value.data(), value.size());
+}
+
+void BinaryCopyIn::null() { put_be(0xFFFFFFFFu, 4); }
+
+void BinaryCopyIn::int4(std::int32_t value) {
+  put_be(4, 4);
+  put_be(static_cast<std::uint32_t>(value), 4);
+}
+
+void BinaryCopyIn::int8(std::int64_t value) {
+  put_be(8, 4);
+  put_be(static_cast<std::uint64_t>(value), 8);
+}
+
+void BinaryCopyIn::float4(double value) {
+  const float f = static_cast<float>(value);
+  // The server's float4 input refuses what overflows to infinity or underflows to zero.
+  if (std::isfinite(value) && (std::isinf(f) || (f == 0.0f && value != 0.0)))
+    throw pqxx::data_exception("ERROR:  value out of range for type real: " + std::to_string(value), query_, "22003");
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  put_be(4, 4);
+  put_be(bits, 4);
+}
+
+void BinaryCopyIn::flush_if_full() {
+  if (buffer_.size() >= kBlockBytes) send();
+}
+
+void BinaryCopyIn::send() {
+  if (buffer_.empty()) return;
+  if (PQputCopyData(conn_, buffer_.data(), static_cast<int>(buffer_.size())) != 1) {
+    const std::string message = PQerrorMessage(conn_);
+    open_ = false;
+    while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+    throw pqxx::broken_connection(message);
+  }
+  buffer_.clear();
+}
+
+std::uint64_t BinaryCopyIn::complete() {
+  put_be(0xFFFF, 2);  // trailer
+  send();
+  open_ = false;
+  if (PQputCopyEnd(conn_, nullptr) != 1) {
+    const std::string message = PQerrorMessage(conn_);
+    while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+    throw pqxx::broken_connection(message);
+  }
+  // The copy's outcome, then libpq's end-of-command marker.
+  PGresult* res = PQgetResult(conn_);
+  const bool ok = res != nullptr && PQresultStatus(res) == PGRES_COMMAND_OK;
+  const std::uint64_t rows = ok ? std::strtoull(PQcmdTuples(res), nullptr, 10) : 0;
+  const std::string message = ok ? "" : res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
+  const char* state = !ok && res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state != nullptr ? state : "";
+  PQclear(res);
+  while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+  if (ok) return rows;
+  if (PQstatus(conn_) == CONNECTION_BAD || sqlstate.empty()) throw pqxx::broken_connection(message);
+  throw_sql_error(message, query_, sqlstate);
+}
+
+}  // namespace pm
