@@ -77,6 +77,9 @@ fresh_table() {
     -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
     -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
     -c "DELETE FROM pm_ingest_checkpoints" >/dev/null 2>&1
+  # Every writer starts from a fresh checkpoint, so none pays for a checkpoint that the previous
+  # one's WAL triggered (needs pg_checkpoint, which scripts/pg.sh grants; skipped elsewhere).
+  psql "$BENCH_URL" -Xqc "CHECKPOINT" >/dev/null 2>&1 || true
 }
 rows() { psql "${1:-$BENCH_URL}" -XAtqc "SELECT count(*) FROM polymarket_trades"; }
 
