@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -60,8 +61,11 @@ BinaryCopyIn::~BinaryCopyIn() {
 }
 
 void BinaryCopyIn::put_be(std::uint64_t value, int bytes) {
+  // Network byte order: the value's low `bytes` bytes, most significant first.
+  std::uint64_t be = value << (8 * (8 - bytes));
+  if constexpr (std::endian::native == std::endian::little) be = __builtin_bswap64(be);
   char out[8];
-  for (int i = 0; i < bytes; ++i) out[i] = static_cast<char>(value >> (8 * (bytes - 1 - i)));
+  std::memcpy(out, &be, sizeof out);
   buffer_.append(out, static_cast<std::size_t>(bytes));
 }
 
