@@ -28,7 +28,11 @@ class TradeKeySet {
     std::string_view condition_id;
     std::string_view trade_id;
     std::size_t hash;
-    bool operator==(const Key& o) const { return condition_id == o.condition_id && trade_id == o.trade_id; }
+    // The stored hash first: the set keeps no hash codes of its own, so a bucket's other keys are
+    // compared too, and those nearly always differ in hash.
+    bool operator==(const Key& o) const {
+      return hash == o.hash && condition_id == o.condition_id && trade_id == o.trade_id;
+    }
   };
   struct Hash {
     std::size_t operator()(const Key& k) const noexcept { return k.hash; }
