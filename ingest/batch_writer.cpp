@@ -140,36 +140,41 @@ void BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
 
 void BatchWriter::settle(std::vector<FinishedBatch> finished) {
   for (std::size_t i = 0; i < finished.size(); ++i) {
-    FinishedBatch& f = finished[i];
-    if (f.counts) {
-      duplicates_seen_ = f.counts->trades_inserted < f.counts->trades;
-      committed(f.batch->events, *f.counts, f.seconds);
+    if (finished[i].counts) {  // committed
+      const BatchCounts& c = *finished[i].counts;
+      duplicates_seen_ = c.trades_inserted < c.trades;
+      committed(finished[i].batch->events, c, finished[i].seconds);
       continue;
     }
     // The first batch that did not commit: the rest of what is in flight rolls back behind it.
+    const std::exception_ptr error = finished[i].error;
     std::vector<FinishedBatch> rest = lanes_->take_finished(true);
     lanes_->restart();
     finished.insert(finished.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
-    if (f.error) {
-      try {
-        std::rethrow_exception(f.error);
-      } catch (const pqxx::sql_error& e) {
-        if (classify_exception(e) != PgErrorKind::Data) throw;
-        // A refused value: apply this batch and the ones behind it one at a time, which isolates
-        // the event and dead-letters it.
-      }
+    if (!error) throw std::logic_error("a batch rolled back behind no failure");  // reloads the checkpoint
+    try {
+      std::rethrow_exception(error);
+    } catch (const pqxx::sql_error& e) {
+      if (classify_exception(e) != PgErrorKind::Data) throw;
+      // A refused value: apply this batch and the ones behind it one at a time, which isolates
+      // the event and dead-letters it. (A data error in a later batch behind another kind of
+      // failure is met again after the checkpoint is reloaded.)
     }
     for (std::size_t j = i; j < finished.size(); ++j) apply(finished[j].batch->events);
     return;
   }
 }
 
-void BatchWriter::finish_in_flight() {
+void BatchWriter::finish_in_flight() noexcept {
   if (!lanes_ || lanes_->in_flight() == 0) return;
   // Whatever committed is recorded; what did not stays in the log for the next attempt.
-  for (FinishedBatch& f : lanes_->take_finished(true)) {
-    if (!f.counts) break;
-    committed(f.batch->events, *f.counts, f.seconds);
+  try {
+    for (FinishedBatch& f : lanes_->take_finished(true)) {
+      if (!f.counts) break;
+      committed(f.batch->events, *f.counts, f.seconds);
+    }
+  } catch (const std::exception& e) {
+    logger_->warn("recording the batches that committed failed: {}; the checkpoint in PostgreSQL stays right", e.what());
   }
   lanes_->restart();
 }

@@ -19,7 +19,7 @@
 // - After each commit, log segments wholly below the checkpoint are removed.
 // - A checkpoint that does not fit the log, or a corrupt record in the log, is fatal: on_fatal is
 //   called with a message naming the problem, and the writer stops.
-// - stop() lets the batch in flight commit (or fail), then the thread exits; unapplied events stay
+// - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
 //   in the log for the next start.
 #include <atomic>
 #include <chrono>
@@ -68,8 +68,9 @@ class BatchWriter {
   bool database_up() const { return database_up_.load(); }
   // True once everything durable at start() has been applied.
   bool replay_done() const { return replay_done_.load(); }
-  // Steady-clock time of the writer thread's last loop iteration, or of the submission of the
-  // oldest batch still in flight if earlier (construction time before the thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
+  // Steady-clock time of the writer thread's last loop iteration, or, if earlier, of the submission
+  // of the oldest batch whose outcome the writer has not taken yet (construction time before the
+  // thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
   std::chrono::steady_clock::time_point heartbeat() const {
     return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
   }
@@ -81,7 +82,7 @@ class BatchWriter {
   bool read_from_log(std::vector<QueuedEvent>& batch);
   void dispatch(std::vector<QueuedEvent> batch);
   void settle(std::vector<FinishedBatch> finished);
-  void finish_in_flight();
+  void finish_in_flight() noexcept;
   void apply(std::span<const QueuedEvent> events);
   void committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
   void update_gauges();
@@ -107,7 +108,7 @@ class BatchWriter {
   bool ready_ = false;
   wal::Position applied_;
   wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
-  std::vector<QueuedEvent> pending_;  // popped from the queue, not yet applied
+  std::vector<QueuedEvent> pending_;  // popped from the queue, not yet dispatched
   std::size_t pending_head_ = 0;
   std::unique_ptr<wal::WalReader> reader_;
   std::chrono::steady_clock::time_point last_gauges_{};

@@ -37,8 +37,9 @@ class EventQueue {
 
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
   std::size_t capacity() const { return capacity_; }
-  // Wakes a consumer blocked in pop() (shutdown) by queueing an event with lsn 0, which the
-  // writer drops like any event at or below its applied position.
+  // Wakes a consumer blocked in pop() (at shutdown, and when a writer lane finishes a batch) by
+  // queueing an event with lsn 0, which the writer drops like any event at or below its applied
+  // position. Any thread; the sentinel counts in size() until it is popped.
   void wake();
 
  private:

@@ -18,7 +18,18 @@ WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t 
     : db_(db), applier_(applier), on_finished_(std::move(on_finished)) {
   if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
   for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
-  for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run_lane(*l); });
+  try {
+    for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run_lane(*l); });
+  } catch (...) {  // a thread could not start: stop the ones that did before failing
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& lane : lanes_)
+      if (lane->thread.joinable()) lane->thread.join();
+    throw;
+  }
 }
 
 WriterLanes::~WriterLanes() {
@@ -104,21 +115,22 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
   const auto t0 = std::chrono::steady_clock::now();
   FinishedBatch result;
   result.batch = job.batch;
-  std::vector<const TradeKeySet*> earlier;
-  for (const auto& b : job.earlier) earlier.push_back(&b->keys);
-  const std::span<const QueuedEvent> events(job.batch->events);
   bool committed = false;
   try {
+    std::vector<const TradeKeySet*> earlier;
+    for (const auto& b : job.earlier) earlier.push_back(&b->keys);
+    const std::span<const QueuedEvent> events(job.batch->events);
     Lease lease = db_.lease();
     bool committing = false;
     try {
       pqxx::work tx(lease.connection());
       const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
       if (order_.await_turn(job.seq)) {
-        result.counts = applier_.finish(tx, events, job.batch->rows, stage);
+        const BatchCounts counts = applier_.finish(tx, events, job.batch->rows, stage);
         committing = true;
         tx.commit();
         committed = true;
+        result.counts = counts;  // only once the commit is known to have happened
       } else {
         tx.abort();
         result.aborted = true;
@@ -132,7 +144,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
       else
         result.error = std::current_exception();
     }
-  } catch (...) {  // no connection to be had
+  } catch (...) {  // no connection to be had, or out of memory before the transaction
     result.error = std::current_exception();
   }
   order_.done(job.seq, committed);

@@ -36,6 +36,17 @@ struct ConnectionOf : private pqxx::largeobject {
   throw pqxx::sql_error(message, query, state);
 }
 
+// Reads the connection's remaining results. A result still in COPY state means libpq could not end
+// the COPY (the connection is unusable): stop there rather than loop; the caller throws
+// broken_connection and the connection is dropped.
+void drain(pg_conn* conn) {
+  while (PGresult* res = PQgetResult(conn)) {
+    const ExecStatusType status = PQresultStatus(res);
+    PQclear(res);
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) return;
+  }
+}
+
 }  // namespace
 
 BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns)
@@ -57,7 +68,7 @@ BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, co
 BinaryCopyIn::~BinaryCopyIn() {
   if (!open_) return;
   PQputCopyEnd(conn_, "pm-ingestd abandoned this COPY");
-  while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+  drain(conn_);
 }
 
 void BinaryCopyIn::put_be(std::uint64_t value, int bytes) {
@@ -111,7 +122,7 @@ void BinaryCopyIn::send() {
   if (PQputCopyData(conn_, buffer_.data(), static_cast<int>(buffer_.size())) != 1) {
     const std::string message = PQerrorMessage(conn_);
     open_ = false;
-    while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+    drain(conn_);
     throw pqxx::broken_connection(message);
   }
   buffer_.clear();
@@ -123,7 +134,7 @@ std::uint64_t BinaryCopyIn::complete() {
   open_ = false;
   if (PQputCopyEnd(conn_, nullptr) != 1) {
     const std::string message = PQerrorMessage(conn_);
-    while (PGresult* res = PQgetResult(conn_)) PQclear(res);
+    drain(conn_);
     throw pqxx::broken_connection(message);
   }
   // The copy's outcome, then libpq's end-of-command marker.
@@ -134,7 +145,7 @@ std::uint64_t BinaryCopyIn::complete() {
   const char* state = !ok && res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state != nullptr ? state : "";
   PQclear(res);
-  while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+  drain(conn_);
   if (ok) return rows;
   if (PQstatus(conn_) == CONNECTION_BAD || sqlstate.empty()) throw pqxx::broken_connection(message);
   throw_sql_error(message, query_, sqlstate);

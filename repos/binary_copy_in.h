@@ -7,9 +7,9 @@
 // Contract:
 // - The caller writes rows with begin_row() and one field call per column, in column order, then
 //   complete(). Data goes out in blocks as it accumulates.
-// - Failures throw what libpqxx would for the same statement: pqxx::unique_violation and the other
-//   constraint classes by SQLSTATE, pqxx::sql_error (with the SQLSTATE) otherwise,
-//   pqxx::broken_connection when the connection is lost. A REAL value outside float range throws
+// - Failures throw libpqxx exceptions carrying the server's SQLSTATE: pqxx::unique_violation and
+//   the other integrity-constraint classes, pqxx::data_exception for class 22, pqxx::sql_error
+//   otherwise (classify by sqlstate()), pqxx::broken_connection when the connection is lost. A REAL value outside float range throws
 //   pqxx::data_exception with SQLSTATE 22003 before anything is sent for it, as the server would.
 // - Destroying an incomplete copy ends it with an error: the server rolls the statement back and
 //   the transaction is aborted, as after any failed statement. The connection is left with no

@@ -247,6 +247,30 @@ TEST_F(DaemonTest, PoisonEventAmongOverlappingBatchesIsDeadLetteredAndEveryOther
   EXPECT_EQ(d.metric("pm_ingest_dead_lettered_events_total"), 1);
 }
 
+// Refused only at COMMIT (a deferred constraint trigger): the batch did not commit, so nothing
+// of it may be skipped; the event is found, dead-lettered, and everything else lands.
+TEST_F(DaemonTest, EventRefusedAtCommitIsDeadLetteredAndNothingIsSkipped) {
+  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.trade_id = 'late' THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
+                  RETURN NULL;
+                END $$)");
+  tdb_->exec("CREATE CONSTRAINT TRIGGER test_refuse_late AFTER INSERT ON polymarket_trades "
+             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_late()");
+  DaemonHarness d(tdb_->url(), {"--batch-max-events", "20", "--writer-connections", "2", "--batch-max-delay-ms", "200"});
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 400; ++i) lines.push_back(i == 150 ? trade_line("c", "late") : trade_line("c", "in" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(400, 10s));
+  const bool landed = wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 400", 1);
+  tdb_->exec("DROP TRIGGER test_refuse_late ON polymarket_trades");
+  ASSERT_TRUE(landed) << d.output();
+  EXPECT_EQ(count(kTrades), 399);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 151 AND sqlstate = '23514'"), 1);
+}
+
 TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
   const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
   DaemonHarness d(unreachable);

@@ -84,6 +84,7 @@ class WriterLanesTest : public ::testing::Test {
   void SetUp() override {
     tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints");
     tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
+    tdb_->exec("DROP TRIGGER IF EXISTS test_refuse_late ON polymarket_trades");
   }
   long long count(const std::string& sql) { return tdb_->count(sql); }
   static test::TestDatabase* tdb_;
@@ -192,6 +193,30 @@ TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCo
   ASSERT_EQ(finished.size(), 1u);
   EXPECT_TRUE(finished[0].counts.has_value());
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 3);
+}
+
+// A batch whose COMMIT fails (here a deferred constraint trigger, checked at COMMIT) did not
+// commit: it must come back as failed, never with counts, and the batches behind it roll back.
+TEST_F(WriterLanesTest, ABatchWhoseCommitFailsIsAFailureNotACommit) {
+  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF NEW.trade_id = 'late' THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
+                  RETURN NULL;
+                END $$)");
+  tdb_->exec("CREATE CONSTRAINT TRIGGER test_refuse_late AFTER INSERT ON polymarket_trades "
+             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_late()");
+  WriterLanes lanes(tdb_->db(), applier_, 2);
+  lanes.submit(trades(1, {"a1", "a2"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(3, {"b1", "late"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(5, {"c1", "c2"}), DuplicateProbe::OnConflict);
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 3u);
+  EXPECT_TRUE(finished[0].counts.has_value());
+  EXPECT_FALSE(finished[1].counts.has_value()) << "a batch whose COMMIT failed was reported as committed";
+  ASSERT_TRUE(finished[1].error != nullptr);
+  EXPECT_FALSE(finished[2].counts.has_value());
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 2);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
 }
 
 }  // namespace
