@@ -1,9 +1,11 @@
 #include "daemon/loadgen_source.h"
 
+#include <bit>
 #include <charconv>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -131,6 +133,29 @@ void EventSource::extract_file_keys() {
     file_keys_.push_back(extract_key(std::string_view(file_).substr(pos, end - pos)));
     pos = end + 1;
   }
+  number_file_keys();
+}
+
+void EventSource::number_file_keys() {
+  std::unordered_map<std::string, std::int32_t> trades, pairs, conditions;
+  auto number = [](std::unordered_map<std::string, std::int32_t>& ids, std::string key) {
+    return ids.emplace(std::move(key), static_cast<std::int32_t>(ids.size())).first->second;
+  };
+  for (const EventKey& k : file_keys_) {
+    std::int32_t trade = -1, pair = -1, condition = -1;
+    if (k.kind != EventKind::Other) {
+      condition = number(conditions, k.condition_id);
+      if (condition == static_cast<std::int32_t>(key_ids_.conditions.size())) key_ids_.conditions.push_back(k.condition_id);
+    }
+    if (k.kind == EventKind::Trade) trade = number(trades, k.condition_id + '\x1f' + k.id);
+    if (k.kind == EventKind::Trigger)
+      pair = number(pairs, k.condition_id + '\x1f' + std::to_string(std::bit_cast<std::uint32_t>(k.threshold)));
+    key_ids_.trade.push_back(trade);
+    key_ids_.pair.push_back(pair);
+    key_ids_.condition.push_back(condition);
+  }
+  key_ids_.trades = trades.size();
+  key_ids_.pairs = pairs.size();
 }
 
 EventSource::~EventSource() = default;

@@ -42,6 +42,17 @@ EventKey extract_key(std::string_view line);
 
 enum class EventStatus : std::uint8_t { Unsent = 0, Sent = 1, Acked = 2, Rejected = 3 };
 
+// Dense numbers for the keys of an input file's lines, computed when the file is loaded, so that
+// what a run expects in PostgreSQL is counted without hashing strings while the run is timed.
+// -1: the line is not a well-formed trade (or trigger).
+struct KeyIds {
+  std::vector<std::int32_t> trade;      // per line: its (condition_id, trade_id)
+  std::vector<std::int32_t> pair;       // per line: its trigger's (condition_id, threshold as REAL)
+  std::vector<std::int32_t> condition;  // per line: its condition_id
+  std::vector<std::string> conditions;  // condition_id by number
+  std::size_t trades = 0, pairs = 0;    // distinct keys
+};
+
 struct GeneratorConfig {
   std::uint64_t seed = 1;
   std::size_t conditions = 2000;
@@ -76,6 +87,8 @@ class EventSource {
   }
   // Valid after the connections have finished.
   const std::vector<EventKey>& keys() const { return keys_; }
+  // For --input with keys kept (else null); line i is event index i. Any thread.
+  const KeyIds* key_ids() const { return from_file_ && keep_keys_ ? &key_ids_ : nullptr; }
   EventStatus status(std::uint64_t index) const {
     return static_cast<EventStatus>(slot(index).load(std::memory_order_relaxed));
   }
@@ -83,6 +96,7 @@ class EventSource {
  private:
   EventSource() = default;
   void extract_file_keys();
+  void number_file_keys();
   bool produce_locked(std::string& line);
   std::string generate_locked(EventKey& key);
 
@@ -116,6 +130,7 @@ class EventSource {
   }
   std::vector<EventKey> keys_;
   std::vector<EventKey> file_keys_;  // --input with keys kept: the key of every line, read at load
+  KeyIds key_ids_;
   std::unique_ptr<std::unique_ptr<std::atomic<std::uint8_t>[]>[]> chunks_;
 };
 

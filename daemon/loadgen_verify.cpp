@@ -196,35 +196,80 @@ VerifyReport verify(const EventSource& source, const std::string& database_url, 
   }
 }
 
-AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
-                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+namespace {
+
+// What wait_applied waits for: the distinct acked trade keys and trigger pairs, the conditions of
+// every line sent, and the hints whose trade key no other acked line carries (a duplicate's key may
+// have been visible long before its line was applied).
+struct WaitTarget {
+  std::size_t acked_trades = 0, acked_pairs = 0;
+  std::string conditions_array;
+  std::vector<std::uint64_t> unique_hints;
+};
+
+// From the keys' dense numbers: arrays and counters only (it runs inside the timed window).
+WaitTarget numbered_target(const EventSource& source, const KeyIds& ids, const std::vector<std::uint64_t>& hints) {
+  WaitTarget w;
+  std::vector<std::uint32_t> acked_lines(ids.trades, 0);
+  std::vector<std::uint8_t> pair_acked(ids.pairs, 0), condition_sent(ids.conditions.size(), 0);
+  const std::uint64_t n = std::min<std::uint64_t>(source.keys().size(), ids.trade.size());
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const EventStatus s = source.status(i);
+    if (s == EventStatus::Unsent) continue;
+    if (ids.condition[i] >= 0) condition_sent[static_cast<std::size_t>(ids.condition[i])] = 1;
+    if (s != EventStatus::Acked) continue;
+    if (ids.trade[i] >= 0 && acked_lines[static_cast<std::size_t>(ids.trade[i])]++ == 0) ++w.acked_trades;
+    if (ids.pair[i] >= 0 && !pair_acked[static_cast<std::size_t>(ids.pair[i])]) {
+      pair_acked[static_cast<std::size_t>(ids.pair[i])] = 1;
+      ++w.acked_pairs;
+    }
+  }
+  std::set<std::string> conditions;
+  for (std::size_t c = 0; c < condition_sent.size(); ++c)
+    if (condition_sent[c]) conditions.insert(ids.conditions[c]);
+  w.conditions_array = array_literal(conditions);
+  for (std::uint64_t i : std::set<std::uint64_t>(hints.begin(), hints.end()))
+    if (i < n && ids.trade[i] >= 0 && source.status(i) == EventStatus::Acked &&
+        acked_lines[static_cast<std::size_t>(ids.trade[i])] == 1)
+      w.unique_hints.push_back(i);
+  return w;
+}
+
+// The same from the keys themselves (generated events: their keys are known only after the run).
+WaitTarget keyed_target(const EventSource& source, const std::vector<std::uint64_t>& hints) {
   const Expectation x = expectation(source);
-  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
-  // Hints: acked trades whose key no other acked line carries (a duplicate's key may have been
-  // visible long before its line was applied).
-  std::set<std::string> hint_keys;
+  WaitTarget w{x.acked_trades, x.acked_pairs, x.conditions_array, {}};
+  std::map<std::string, std::uint64_t> hint_of;  // trade key -> a hint carrying it
   for (std::uint64_t i : hints) {
     const EventKey& k = source.keys()[i];
-    if (k.kind == EventKind::Trade && source.status(i) == EventStatus::Acked) hint_keys.insert(trade_key(k.condition_id, k.id));
+    if (k.kind == EventKind::Trade && source.status(i) == EventStatus::Acked) hint_of.emplace(trade_key(k.condition_id, k.id), i);
   }
   std::map<std::string, int> acked_lines;
   for (std::uint64_t i = 0; i < source.keys().size(); ++i) {
     const EventKey& k = source.keys()[i];
     if (k.kind != EventKind::Trade || source.status(i) != EventStatus::Acked) continue;
     const std::string key = trade_key(k.condition_id, k.id);
-    if (hint_keys.count(key)) ++acked_lines[key];
+    if (hint_of.count(key)) ++acked_lines[key];
   }
+  for (const auto& [key, n] : acked_lines)
+    if (n == 1) w.unique_hints.push_back(hint_of.at(key));
+  return w;
+}
+
+}  // namespace
+
+AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
+                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+  const WaitTarget x = source.key_ids() ? numbered_target(source, *source.key_ids(), hints) : keyed_target(source, hints);
+  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
   std::string cid_array = "{", tid_array = "{";
-  std::size_t unique_hints = 0;
-  for (const auto& [key, n] : acked_lines) {
-    if (n != 1) continue;
-    const auto sep = key.find('\x1f');
-    append_element(cid_array, key.substr(0, sep));
-    append_element(tid_array, key.substr(sep + 1));
-    ++unique_hints;
+  for (std::uint64_t i : x.unique_hints) {
+    append_element(cid_array, source.keys()[i].condition_id);
+    append_element(tid_array, source.keys()[i].id);
   }
   cid_array += '}';
   tid_array += '}';
+  const std::size_t unique_hints = x.unique_hints.size();
 
   pqxx::connection conn(database_url);
   conn.prepare("hints",

@@ -136,13 +136,14 @@ TEST_F(LoadgenTest, ReplaysAnInputFileCountsRejectionsAndTimesEndToEnd) {
     for (int i = 0; i < 500; ++i) out << trade_line("cond" + std::to_string(i % 7), "in" + std::to_string(i)) << "\n";
     out << trade_line("cond0", "bad_price", 1'700'000'000, "1.5") << "\n";  // refused: range
     out << "not json\n";                                                     // refused: parse
+    for (int i = 0; i < 150; i += 3) out << trade_line("cond" + std::to_string(i % 7), "in" + std::to_string(i)) << "\n";  // repeats
   }
   const auto r = run_loadgen(daemon_.dir(), base({"--input", file, "--connections", "2", "--rate", "unlimited",
                                                   "--verify", "--wait-applied"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const Json j(r.json);
-  EXPECT_EQ(j.num({"events"}), 502);
-  EXPECT_EQ(j.num({"acked"}), 500);
+  EXPECT_EQ(j.num({"events"}), 552);
+  EXPECT_EQ(j.num({"acked"}), 550);
   EXPECT_EQ(j.num({"rejected"}), 2);
   EXPECT_EQ(j.num({"errors_by_reason", "range"}), 1);
   EXPECT_EQ(j.num({"errors_by_reason", "parse"}), 1);
@@ -156,7 +157,7 @@ TEST_F(LoadgenTest, ReplaysAnInputFileCountsRejectionsAndTimesEndToEnd) {
 
 TEST_F(LoadgenTest, DuplicatesAreAckedStoredOnceAndVerified) {
   const auto r = run_loadgen(daemon_.dir(), base({"--count", "3000", "--dup-ratio", "0.3", "--rate", "unlimited",
-                                                  "--connections", "2", "--seed", "5", "--verify"}));
+                                                  "--connections", "2", "--seed", "5", "--verify", "--wait-applied"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const Json j(r.json);
   EXPECT_EQ(j.num({"acked"}), 3000);
@@ -165,6 +166,7 @@ TEST_F(LoadgenTest, DuplicatesAreAckedStoredOnceAndVerified) {
   EXPECT_LT(distinct, 2400) << "about 30% of the lines should repeat an earlier trade";
   EXPECT_GT(distinct, 1800);
   EXPECT_EQ(trades(), static_cast<long long>(distinct));
+  EXPECT_EQ(j.num({"end_to_end", "rows"}), distinct);  // waited for the distinct trades, not the lines
 }
 
 TEST_F(LoadgenTest, VerifyReportsAMissingAndAnExtraTrade) {
