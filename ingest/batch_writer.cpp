@@ -364,6 +364,7 @@ void BatchWriter::update_gauges() {
   metrics_.wal_unapplied_bytes.Set(
       static_cast<double>(durable.log_offset > applied_.log_offset ? durable.log_offset - applied_.log_offset : 0));
   metrics_.queue_events.Set(static_cast<double>(queue_.size()));
+  metrics_.writer_batches_in_flight.Set(lanes_ ? static_cast<double>(lanes_->in_flight()) : 0.0);
   const wal::WalStats stats = log_.stats();
   metrics_.wal_disk_bytes.Set(static_cast<double>(stats.disk_bytes));
   metrics_.wal_segments.Set(static_cast<double>(stats.segments));

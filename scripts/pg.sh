@@ -69,7 +69,7 @@ bootstrap_role() {
         CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
       END IF; END \$\$;" >/dev/null
   # The benchmark starts every writer from a fresh checkpoint (PostgreSQL 15's pg_checkpoint role).
-  "${psql[@]}" -c "GRANT pg_checkpoint TO $ROLE" >/dev/null
+  "${psql[@]}" -c "SET client_min_messages TO warning; GRANT pg_checkpoint TO $ROLE" >/dev/null
   if ! "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
     "${psql[@]}" -c "CREATE DATABASE $DB OWNER $ROLE" >/dev/null
   fi

@@ -209,6 +209,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
   for (const char* family : {
            "pm_ingest_wal_appended_bytes_total counter", "pm_ingest_wal_fsync_duration_seconds histogram",
            "pm_ingest_wal_unapplied_bytes gauge", "pm_ingest_wal_unapplied_events gauge", "pm_ingest_queue_events gauge",
+           "pm_ingest_writer_batches_in_flight gauge",
            "pm_ingest_batch_events histogram", "pm_ingest_batch_commit_duration_seconds histogram",
            "pm_ingest_lag_oldest_unapplied_seconds gauge", "pm_ingest_newest_applied_event_age_seconds gauge",
            "pm_ingest_newest_applied_event_timestamp_seconds gauge", "pm_ingest_database_errors_total counter",
