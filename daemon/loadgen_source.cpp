@@ -134,6 +134,7 @@ void EventSource::extract_file_keys() {
     pos = end + 1;
   }
   number_file_keys();
+  keys_.reserve(file_keys_.size());  // filled while sending: no reallocation then
 }
 
 void EventSource::number_file_keys() {
