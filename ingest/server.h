@@ -2,7 +2,8 @@
 // Server: the producers' side of pm-ingestd. Owns the listening Unix stream socket (its own, or one
 // inherited from systemd socket activation) and one thread per producer connection.
 //
-// Each connection reads whatever bytes are available, splits them into numbered lines, parses and
+// Each connection reads whatever bytes are available (up to 256 KiB at a time while up to 64
+// producers are connected, less with more, never below 64 KiB), splits them into numbered lines, parses and
 // validates each (protocol.h), submits the valid events of the chunk to the pipeline in one call
 // (they become durable together through the log's group commit), then replies: the error lines of
 // the chunk in line order, then one cumulative {"ack":N}. If the pipeline cannot make the events
