@@ -29,7 +29,7 @@ struct Entry {
   std::uint64_t end = 0;      // offset just past its '\n' in the current connection's byte stream
   std::int64_t sent_ns = 0;   // when its last byte went into the socket
   std::uint8_t refused = 0;   // 0 no, 1 busy (send again), 2 refused for good
-  std::string line;
+  std::string line;           // the line, or empty when it is the source's file_line(index)
 };
 
 void atomic_max(std::atomic<std::int64_t>& a, std::int64_t v) {
@@ -208,9 +208,10 @@ void ProducerConnection::run() {
       }
       e.line_no = ++next_line;
       e.sent_ns = 0;
-      out += e.line;
+      const std::string_view text = e.line.empty() ? source_.file_line(e.index) : std::string_view(e.line);
+      out += text;
       out += '\n';
-      queued_bytes += e.line.size() + 1;
+      queued_bytes += text.size() + 1;
       e.end = queued_bytes;
       inflight.push_back(std::move(e));
     }

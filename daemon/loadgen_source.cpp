@@ -116,23 +116,31 @@ std::unique_ptr<EventSource> EventSource::from_file(const std::string& path, std
   s->from_file_ = true;
   s->count_ = count;
   s->keep_keys_ = keep_keys;
+  s->find_file_lines();
   if (keep_keys) s->extract_file_keys();
   s->chunks_ = std::make_unique<std::unique_ptr<std::atomic<std::uint8_t>[]>[]>(kMaxChunks);
   return s;
 }
 
-void EventSource::extract_file_keys() {
-  // Before the run, so the harness parses no JSON while it is being timed.
+void EventSource::find_file_lines() {
+  // Empty lines are skipped; a last line without '\n' counts. Fixed before the run: connection
+  // threads read lines through file_line() without the lock.
   std::size_t pos = 0;
   while (pos < file_.size()) {
     while (pos < file_.size() && (file_[pos] == '\n' || file_[pos] == '\r')) ++pos;
     if (pos >= file_.size()) break;
     std::size_t end = file_.find('\n', pos);
     if (end == std::string::npos) end = file_.size();
-    if (count_ && file_keys_.size() >= *count_) break;
-    file_keys_.push_back(extract_key(std::string_view(file_).substr(pos, end - pos)));
+    if (count_ && file_lines_.size() >= *count_) break;
+    file_lines_.emplace_back(pos, end - pos);
     pos = end + 1;
   }
+}
+
+void EventSource::extract_file_keys() {
+  // Before the run, so the harness parses no JSON while it is being timed.
+  file_keys_.reserve(file_lines_.size());
+  for (std::size_t i = 0; i < file_lines_.size(); ++i) file_keys_.push_back(extract_key(file_line(i)));
   number_file_keys();
   keys_.reserve(file_keys_.size());  // filled while sending: no reallocation then
 }
@@ -189,13 +197,8 @@ bool EventSource::produce_locked(std::string& line) {
   if (index >= (kMaxChunks << kChunkBits)) return false;
   EventKey key;
   if (from_file_) {
-    // Skip empty lines; a last line without '\n' counts.
-    while (file_pos_ < file_.size() && (file_[file_pos_] == '\n' || file_[file_pos_] == '\r')) ++file_pos_;
-    if (file_pos_ >= file_.size()) return false;
-    std::size_t end = file_.find('\n', file_pos_);
-    if (end == std::string::npos) end = file_.size();
-    line.assign(file_, file_pos_, end - file_pos_);
-    file_pos_ = end + 1;
+    if (index >= file_lines_.size()) return false;
+    line.clear();  // the connection reads file_line(index)
     if (keep_keys_ && index < file_keys_.size()) key = std::move(file_keys_[index]);
   } else {
     line = generate_locked(key);

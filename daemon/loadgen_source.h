@@ -72,8 +72,11 @@ class EventSource {
 
   // No event is handed out after this moment (for --duration).
   void set_deadline(std::chrono::steady_clock::time_point deadline);
-  // The next event: false when exhausted.
+  // The next event: false when exhausted. For --input, `line` is left empty (nothing is copied):
+  // file_line(index) is the line.
   bool next(std::string& line, std::uint64_t& index);
+  // Line `index` of the input file (a view into the loaded file, valid while the source lives).
+  std::string_view file_line(std::uint64_t index) const { return std::string_view(file_).substr(file_lines_[index].first, file_lines_[index].second); }
   void stop() { stopped_.store(true); }
   bool exhausted() const;
   std::uint64_t produced() const { return produced_.load(); }
@@ -95,6 +98,7 @@ class EventSource {
 
  private:
   EventSource() = default;
+  void find_file_lines();
   void extract_file_keys();
   void number_file_keys();
   bool produce_locked(std::string& line);
@@ -111,7 +115,7 @@ class EventSource {
   // Replay.
   bool from_file_ = false;
   std::string file_;
-  std::size_t file_pos_ = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> file_lines_;  // (offset, length) of every line, found at load
 
   // Generation.
   GeneratorConfig gen_;
