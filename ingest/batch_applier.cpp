@@ -13,22 +13,17 @@ namespace pm {
 
 namespace {
 
-std::optional<std::string_view> view(const std::optional<std::string>& s) {
-  if (!s) return std::nullopt;
-  return std::string_view(*s);
-}
-
 TradeRow to_row(const TradeEvent& t, TimestampUnit unit) {
   TradeRow row;
   row.condition_id = t.condition_id;
   row.trade_id = t.trade_id;
-  row.token_id = view(t.token_id);
+  row.token_id = optional_view(t.token_id);
   row.price = t.price;
   row.size = t.size;
   row.side = t.side;
   row.timestamp = from_epoch_ms(t.timestamp_ms, unit);
   row.raw_json = t.raw_json;
-  row.outcome = view(t.outcome);
+  row.outcome = optional_view(t.outcome);
   row.outcome_index = t.outcome_index;
   row.key_hash = trade_key_hash(row.condition_id, row.trade_id);
   return row;

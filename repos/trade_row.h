@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "repos/models.h"
@@ -27,6 +28,12 @@ struct TradeRow {
 };
 
 std::size_t trade_key_hash(std::string_view condition_id, std::string_view trade_id);
+
+// A view of an optional string (empty when it is), for filling a TradeRow's text fields.
+inline std::optional<std::string_view> optional_view(const std::optional<std::string>& s) {
+  if (!s) return std::nullopt;
+  return std::string_view(*s);
+}
 
 // Views into `trade`, which must outlive the row.
 TradeRow trade_row_of(const PolymarketTrade& trade);

@@ -250,13 +250,7 @@ TEST_F(DaemonTest, PoisonEventAmongOverlappingBatchesIsDeadLetteredAndEveryOther
 // Refused only at COMMIT (a deferred constraint trigger): the batch did not commit, so nothing
 // of it may be skipped; the event is found, dead-lettered, and everything else lands.
 TEST_F(DaemonTest, EventRefusedAtCommitIsDeadLetteredAndNothingIsSkipped) {
-  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  IF NEW.trade_id = 'late' THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
-                  RETURN NULL;
-                END $$)");
-  tdb_->exec("CREATE CONSTRAINT TRIGGER test_refuse_late AFTER INSERT ON polymarket_trades "
-             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_late()");
+  tdb_->refuse_at_commit("late");
   DaemonHarness d(tdb_->url(), {"--batch-max-events", "20", "--writer-connections", "2", "--batch-max-delay-ms", "200"});
   d.start();
   Producer p(d.socket());
@@ -265,7 +259,7 @@ TEST_F(DaemonTest, EventRefusedAtCommitIsDeadLetteredAndNothingIsSkipped) {
   ASSERT_TRUE(p.send(lines));
   ASSERT_TRUE(p.wait_ack(400, 10s));
   const bool landed = wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 400", 1);
-  tdb_->exec("DROP TRIGGER test_refuse_late ON polymarket_trades");
+  tdb_->drop_refusal_at_commit();
   ASSERT_TRUE(landed) << d.output();
   EXPECT_EQ(count(kTrades), 399);
   EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 151 AND sqlstate = '23514'"), 1);

@@ -84,7 +84,7 @@ class WriterLanesTest : public ::testing::Test {
   void SetUp() override {
     tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints");
     tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
-    tdb_->exec("DROP TRIGGER IF EXISTS test_refuse_late ON polymarket_trades");
+    tdb_->drop_refusal_at_commit();
   }
   long long count(const std::string& sql) { return tdb_->count(sql); }
   static test::TestDatabase* tdb_;
@@ -198,13 +198,7 @@ TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCo
 // A batch whose COMMIT fails (here a deferred constraint trigger, checked at COMMIT) did not
 // commit: it must come back as failed, never with counts, and the batches behind it roll back.
 TEST_F(WriterLanesTest, ABatchWhoseCommitFailsIsAFailureNotACommit) {
-  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  IF NEW.trade_id = 'late' THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
-                  RETURN NULL;
-                END $$)");
-  tdb_->exec("CREATE CONSTRAINT TRIGGER test_refuse_late AFTER INSERT ON polymarket_trades "
-             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_late()");
+  tdb_->refuse_at_commit("late");
   WriterLanes lanes(tdb_->db(), applier_, 2);
   lanes.submit(trades(1, {"a1", "a2"}), DuplicateProbe::OnConflict);
   lanes.submit(trades(3, {"b1", "late"}), DuplicateProbe::OnConflict);

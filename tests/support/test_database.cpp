@@ -73,6 +73,20 @@ void TestDatabase::exec(const std::string& sql) {
   tx.exec(sql);
 }
 
+void TestDatabase::refuse_at_commit(const std::string& trade_id) {
+  exec(R"(CREATE OR REPLACE FUNCTION test_refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF NEW.trade_id = TG_ARGV[0] THEN RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;
+            RETURN NULL;
+          END $$)");
+  pqxx::connection c(url_);
+  pqxx::nontransaction tx(c);
+  tx.exec0("CREATE CONSTRAINT TRIGGER test_refuse_at_commit AFTER INSERT ON polymarket_trades "
+           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_refuse_at_commit(" + tx.quote(trade_id) + ")");
+}
+
+void TestDatabase::drop_refusal_at_commit() { exec("DROP TRIGGER IF EXISTS test_refuse_at_commit ON polymarket_trades"); }
+
 long long TestDatabase::count(const std::string& table_or_query) {
   pqxx::connection c(url_);
   pqxx::nontransaction tx(c);

@@ -30,6 +30,10 @@ class TestDatabase {
   // Runs one SQL statement on a fresh connection (DDL, cleanup, assertions).
   void exec(const std::string& sql);
   long long count(const std::string& table_or_query);
+  // A deferred constraint trigger that refuses (check_violation) any polymarket_trades row with
+  // this trade_id, at COMMIT rather than at the INSERT; drop it with drop_refusal_at_commit().
+  void refuse_at_commit(const std::string& trade_id);
+  void drop_refusal_at_commit();
 
  private:
   std::string name_, url_;
