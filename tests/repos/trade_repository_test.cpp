@@ -226,6 +226,23 @@ TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
   EXPECT_EQ(marks.get_timestamp("c1"), 7000);
 }
 
+// A batch is sent in primary-key order (index locality); the order changes nothing else: the
+// first of equal keys still wins, and the indices returned are ascending input positions.
+TEST_F(TradeRepositoryTest, BulkRowsAreStoredInKeyOrderAndTheFirstOfEqualKeysStillWins) {
+  TradeRepository repo(tdb_->db());
+  const std::vector<PolymarketTrade> input = {sample("z", 1, "c3"), sample("b", 2, "c2"), sample("a", 3, "c3"),
+                                              sample("b", 4, "c1"), sample("b", 5, "c2")};
+  std::vector<TradeRow> rows;
+  for (const auto& t : input) rows.push_back(trade_row_of(t));
+  EXPECT_EQ(repo.insert_rows(rows), (std::vector<std::size_t>{0, 1, 2, 3}));
+  EXPECT_EQ(repo.get("c2", "b")->timestamp, 2);  // not 5: the first of equal keys in the input
+  EXPECT_EQ(tdb_->count(R"(SELECT count(*) FROM (
+      SELECT row_number() OVER (ORDER BY ctid) AS physical,
+             row_number() OVER (ORDER BY condition_id COLLATE "C", trade_id COLLATE "C") AS by_key
+      FROM polymarket_trades) t WHERE physical <> by_key)"), 0);
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 4);
+}
+
 // Copy-first mode: the primary key refuses the COPY, the stored keys are looked up, the rest lands.
 TEST_F(TradeRepositoryTest, IngestBatchCopyFirstFallsBackToALookUpOnDuplicates) {
   TradeRepository repo(tdb_->db());
