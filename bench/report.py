@@ -76,6 +76,25 @@ if lat:
                   f"{q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} | {l['behind_schedule_max_ms']:.2f} |")
     md.append("")
 
+floor = [r for r in res if r["section"] == "floor"]
+if floor:
+    md += ["### Where the ack tail at 50 % comes from", "",
+           "The 50 % run again, with the daemon's log in memory (/dev/shm, not durable: a measurement only) while "
+           "`pm-log-probe` writes the same bytes per second to the disk with one write and one fdatasync per group, "
+           "as an ideal log with no other work would (arrival to durable). The first row is the daemon's own share; "
+           "the others are what the disk alone gives any log that shares it with PostgreSQL.", "",
+           "| what | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |", "|---|---|---|---|---|---|"]
+    for r in floor:
+        q = r["loadgen"]["ack_latency_ms"]
+        md.append(f"| pm-ingestd ack, log in memory, {r['rate']:,}/s{' (beside the preallocated probe)' if r['preallocated'] else ''} | "
+                  f"{q['p50']:.2f} | {q['p90']:.2f} | {q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} |")
+    for r in floor:
+        q = r["probe"]["latency_ms"]
+        kind = "overwriting a zero-filled file" if r["preallocated"] else "appending"
+        md.append(f"| ideal log on the disk, {kind}, {r['probe']['bytes_per_second'] / 1e6:.0f} MB/s | "
+                  f"{q['p50']:.2f} | {q['p90']:.2f} | {q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} |")
+    md.append("")
+
 dup = [r for r in res if r["section"] == "dup"]
 if dup:
     md += [f"### 10 % duplicates (`gen_trades.py --dup-ratio 0.1`: {dup[0]['lines']:,} lines, ~10 % repeating an earlier trade)", "",
