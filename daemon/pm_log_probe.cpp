@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
+#include <cstdint>
 #include <condition_variable>
 #include <cstring>
 #include <cstdio>
@@ -56,7 +57,11 @@ double percentile(std::vector<double>& v, double p) {
 bool write_all(int fd, const char* data, std::size_t n, off_t offset) {
   while (n > 0) {
     const ssize_t w = ::pwrite(fd, data, n, offset);
-    if (w <= 0) return false;
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;
+      return false;
+    }
     data += w;
     n -= static_cast<std::size_t>(w);
     offset += w;
@@ -72,8 +77,12 @@ bool preallocate(int fd, std::uint64_t bytes) {
   return ::fdatasync(fd) == 0;
 }
 
+std::size_t piece_bytes(const ProbeConfig& config) {
+  return static_cast<std::size_t>(config.bytes_per_second * config.arrival_us / 1e6);
+}
+
 ProbeResult run_probe(const ProbeConfig& config, int fd) {
-  const std::size_t piece = static_cast<std::size_t>(config.bytes_per_second * config.arrival_us / 1e6);
+  const std::size_t piece = piece_bytes(config);
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Clock::time_point> waiting;
@@ -93,12 +102,16 @@ ProbeResult run_probe(const ProbeConfig& config, int fd) {
       buffer.assign(group.size() * piece, 'x');
       if (!write_all(fd, buffer.data(), buffer.size(), offset)) {
         failed = std::string("write: ") + std::strerror(errno);
+        lock.lock();
+        done = true;
         return;
       }
       offset += static_cast<off_t>(buffer.size());
       const auto before_sync = Clock::now();
       if (::fdatasync(fd) != 0) {
         failed = std::string("fdatasync: ") + std::strerror(errno);
+        lock.lock();
+        done = true;
         return;
       }
       const auto durable = Clock::now();
@@ -114,6 +127,7 @@ ProbeResult run_probe(const ProbeConfig& config, int fd) {
     std::this_thread::sleep_until(due);
     {
       std::lock_guard lock(mu);
+      if (done) break;  // the committer failed
       waiting.push_back(due);
     }
     cv.notify_one();
@@ -165,8 +179,10 @@ int main(int argc, char** argv) {
     config.arrival_us = vm["arrival-us"].as<int>();
     config.preallocate = vm["preallocate"].as<bool>();
     config.ready_file = vm["ready-file"].as<std::string>();
-    if (!(config.seconds > 0) || !(config.bytes_per_second > 0) || config.arrival_us <= 0)
-      throw po::error("--seconds, --bytes-per-second and --arrival-us must be positive");
+    if (!(config.seconds > 0 && config.seconds <= 3600) || config.arrival_us <= 0 || config.arrival_us > 1000000)
+      throw po::error("--seconds must be in (0, 3600] and --arrival-us in [1, 1000000]");
+    if (!(config.bytes_per_second <= 1e11) || piece_bytes(config) == 0)
+      throw po::error("--bytes-per-second must give at least one byte per arrival (bytes-per-second * arrival-us >= 1e6) and be at most 1e11");
   } catch (const po::error& e) {
     std::cerr << "pm-log-probe: " << e.what() << "\n" << o;
     return 2;
@@ -176,6 +192,7 @@ int main(int argc, char** argv) {
     std::perror(("pm-log-probe: create " + config.file).c_str());
     return 1;
   }
+  ::unlink(config.file.c_str());  // gone whatever happens; the open descriptor keeps it until exit
   int status = 0;
   try {
     if (config.preallocate && !preallocate(fd, static_cast<std::uint64_t>(config.bytes_per_second * config.seconds) + (64u << 20)))
@@ -189,6 +206,5 @@ int main(int argc, char** argv) {
     status = 1;
   }
   ::close(fd);
-  ::unlink(config.file.c_str());
   return status;
 }

@@ -238,31 +238,44 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
   if (all.empty()) return {};
   return target_.run([&](pqxx::transaction_base& tx) -> std::vector<std::size_t> {
     const std::vector<std::size_t> rows = first_of_each_key(all);
+    auto fresh_after_probe = [&] {
+      const std::vector<bool> in_table = stored(tx, all, rows);
+      std::vector<std::size_t> fresh;
+      fresh.reserve(rows.size());
+      for (std::size_t k = 0; k < rows.size(); ++k)
+        if (!in_table[k]) fresh.push_back(rows[k]);
+      return fresh;
+    };
     // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
     // them up first, or (duplicates rare) COPY everything and look them up only when the primary
     // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
     // the keys after the look-up, the staging path below handles the batch instead.
-    if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
-      for (bool probed = probe == DuplicateProbe::First;; probed = true) {
-        std::vector<std::size_t> fresh;
-        if (probed) {
-          const std::vector<bool> in_table = stored(tx, all, rows);
-          fresh.reserve(rows.size());
-          for (std::size_t k = 0; k < rows.size(); ++k)
-            if (!in_table[k]) fresh.push_back(rows[k]);
-        } else {
-          fresh = rows;
-        }
+    auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx);
+    if (db_tx == nullptr) {
+      // Outside a transaction (autocommit) every statement commits on its own, so a staging table
+      // would be empty again by the next statement: look up, then one COPY of the rest, which is
+      // all or nothing by itself; a concurrent writer's key only makes it look up again.
+      for (int attempt = 1;; ++attempt) {
+        const std::vector<std::size_t> fresh = fresh_after_probe();
         try {
-          if (!fresh.empty()) {
-            pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-            copy_rows(savepoint, "polymarket_trades", all, fresh);
-            savepoint.commit();
-          }
+          if (!fresh.empty()) copy_rows(tx, "polymarket_trades", all, fresh);
           return fresh;
         } catch (const pqxx::unique_violation&) {
-          if (probed) break;
+          if (attempt == 3) throw;
         }
+      }
+    }
+    for (bool probed = probe == DuplicateProbe::First;; probed = true) {
+      const std::vector<std::size_t> fresh = probed ? fresh_after_probe() : rows;
+      try {
+        if (!fresh.empty()) {
+          pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
+          copy_rows(savepoint, "polymarket_trades", all, fresh);
+          savepoint.commit();
+        }
+        return fresh;
+      } catch (const pqxx::unique_violation&) {
+        if (probed) break;
       }
     }
     tx.exec(kCreateStage);

@@ -3,7 +3,10 @@
 // defects fixed: create() says whether it inserted (D5), create_many() returns the rows really
 // inserted (D1), and get_recent() computes its G1 cut-off in the configured timestamp unit (D10,
 // D11), so a trade older than max_age_seconds is never returned.
-// Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's.
+// Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's. In a
+// caller's nontransaction (autocommit) the bulk writes look the keys up and COPY the rest in one
+// statement (still all or nothing); they used to stage rows in a temporary table that autocommit
+// emptied between statements, storing nothing.
 #include <cstdint>
 #include <optional>
 #include <span>

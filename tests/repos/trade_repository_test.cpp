@@ -227,20 +227,39 @@ TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
 }
 
 // A batch is sent in primary-key order (index locality); the order changes nothing else: the
-// first of equal keys still wins, and the indices returned are ascending input positions.
-TEST_F(TradeRepositoryTest, BulkRowsAreStoredInKeyOrderAndTheFirstOfEqualKeysStillWins) {
-  TradeRepository repo(tdb_->db());
-  const std::vector<PolymarketTrade> input = {sample("z", 1, "c3"), sample("b", 2, "c2"), sample("a", 3, "c3"),
-                                              sample("b", 4, "c1"), sample("b", 5, "c2")};
+// first of equal keys still wins (also when the duplicate comes last, far from the first), and
+// the indices returned are ascending input positions. Binary COPY in a transaction, text COPY
+// outside one.
+void expect_key_order_changes_only_the_order(TradeRepository& repo, test::TestDatabase& tdb,
+                                             PolymarketTrade (*make)(std::string, std::int64_t, std::string)) {
+  std::vector<PolymarketTrade> input;
+  for (int i = 39; i >= 0; --i) input.push_back(make("t" + std::to_string(100 + i), 1000 + i, "c" + std::to_string(i % 7)));
+  input.push_back(make(input[3].trade_id, 5, input[3].condition_id));  // a later duplicate of row 3
   std::vector<TradeRow> rows;
   for (const auto& t : input) rows.push_back(trade_row_of(t));
-  EXPECT_EQ(repo.insert_rows(rows), (std::vector<std::size_t>{0, 1, 2, 3}));
-  EXPECT_EQ(repo.get("c2", "b")->timestamp, 2);  // not 5: the first of equal keys in the input
-  EXPECT_EQ(tdb_->count(R"(SELECT count(*) FROM (
+  std::vector<std::size_t> expected(40);
+  for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = i;
+  EXPECT_EQ(repo.insert_rows(rows), expected);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM polymarket_trades WHERE trade_id = '" + input[3].trade_id + "' AND \"timestamp\" = " +
+                      std::to_string(*input[3].timestamp)),
+            1);  // row 3's values, not the duplicate's
+  EXPECT_EQ(tdb.count(R"(SELECT count(*) FROM (
       SELECT row_number() OVER (ORDER BY ctid) AS physical,
              row_number() OVER (ORDER BY condition_id COLLATE "C", trade_id COLLATE "C") AS by_key
       FROM polymarket_trades) t WHERE physical <> by_key)"), 0);
-  EXPECT_EQ(tdb_->count("polymarket_trades"), 4);
+  EXPECT_EQ(tdb.count("polymarket_trades"), 40);
+}
+
+TEST_F(TradeRepositoryTest, BulkRowsAreCopiedInKeyOrderAndTheFirstOfEqualKeysStillWins) {
+  TradeRepository repo(tdb_->db());
+  expect_key_order_changes_only_the_order(repo, *tdb_, &TradeRepositoryTest::sample);
+}
+
+TEST_F(TradeRepositoryTest, TextCopyOutsideATransactionIsInKeyOrderToo) {
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction tx(c);
+  TradeRepository repo(tx, TimestampUnit::Milliseconds);
+  expect_key_order_changes_only_the_order(repo, *tdb_, &TradeRepositoryTest::sample);
 }
 
 // Copy-first mode: the primary key refuses the COPY, the stored keys are looked up, the rest lands.
