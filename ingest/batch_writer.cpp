@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "ingest/event_codec.h"
 #include "repos/backoff.h"
 #include "repos/clock.h"
@@ -231,6 +233,7 @@ bool BatchWriter::load_checkpoint() {
 std::vector<QueuedEvent> BatchWriter::collect() {
   const std::size_t max = config_.batch_max_events;
   std::vector<QueuedEvent> batch;
+  batch.reserve(std::min(max, std::max<std::size_t>(pending_.size() - pending_head_, 1024)));
   std::uint64_t next = dispatched_.lsn + 1;
   // Takes queued events while they continue the log without a gap; false at a gap.
   auto take_consecutive = [&] {
