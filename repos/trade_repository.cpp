@@ -272,10 +272,6 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
         if (!in_table[k]) fresh.push_back(rows[k]);
       return fresh;
     };
-    // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
-    // them up first, or (duplicates rare) COPY everything and look them up only when the primary
-    // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
-    // the keys after the look-up, the staging path below handles the batch instead.
     auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx);
     if (db_tx == nullptr) {
       // Outside a transaction (autocommit) every statement commits on its own, so a staging table
@@ -291,6 +287,10 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
         }
       }
     }
+    // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
+    // them up first, or (duplicates rare) COPY everything and look them up only when the primary
+    // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
+    // the keys after the look-up, the staging path below handles the batch instead.
     for (bool probed = probe == DuplicateProbe::First;; probed = true) {
       const std::vector<std::size_t> fresh = probed ? fresh_after_probe() : rows;
       try {

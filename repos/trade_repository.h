@@ -5,8 +5,7 @@
 // D11), so a trade older than max_age_seconds is never returned.
 // Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's. In a
 // caller's nontransaction (autocommit) the bulk writes look the keys up and COPY the rest in one
-// statement (still all or nothing); they used to stage rows in a temporary table that autocommit
-// emptied between statements, storing nothing.
+// statement (still all or nothing per call; no staging table, which autocommit would empty).
 #include <cstdint>
 #include <optional>
 #include <span>
