@@ -10,6 +10,7 @@
 #include "ingest/event_codec.h"
 #include "ingest/protocol.h"
 #include "ingest/wal.h"
+#include "ingest/wal_reader.h"
 #include "repos/database.h"
 #include "repos/ingest_checkpoint_repository.h"
 #include "repos/migrator.h"
@@ -98,7 +99,7 @@ int read_log(const po::variables_map& vm, Fn&& on_record) {
     if (extent.tail == pm::wal::TailState::Corrupt)
       throw pm::wal::WalCorruption(dir + "/" + pm::wal::segment_file_name(extent.end.segment), extent.end.offset, extent.tail_problem);
     if (extent.tail == pm::wal::TailState::Torn)
-      std::cerr << "note: " << pm::wal::segment_file_name(extent.end.segment) << " ends in a torn record at offset "
+      std::cerr << "note: " << pm::wal::segment_file_name(extent.end.segment) << " ends in a torn last group at offset "
                 << extent.end.offset << " (" << extent.tail_problem << "); the daemon cuts it at its next start\n";
     pm::wal::WalReader reader(dir, extent.log_id, extent.oldest);
     while (auto record = reader.next(extent.end)) {

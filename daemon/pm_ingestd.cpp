@@ -31,6 +31,7 @@
 #include "ingest/ingest_pipeline.h"
 #include "ingest/server.h"
 #include "ingest/wal.h"
+#include "ingest/wal_reader.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"
@@ -120,6 +121,12 @@ int main(int argc, char** argv) {
       log->flush();
       std::_Exit(70);
     };
+    wal_options.on_recovery = [log, &metrics](const pm::wal::RecoveryFinding& finding) {
+      log->warn("log recovery: {}", pm::wal::describe(finding));
+      metrics.wal_recovery_findings(pm::wal::to_string(finding.kind)).Increment();
+      if (finding.kind == pm::wal::RecoveryFinding::Kind::TornTailCut)
+        metrics.wal_recovery_truncated_bytes.Increment(static_cast<double>(finding.bytes));
+    };
     wal_options.on_group_commit = [&metrics](double seconds, std::uint64_t bytes, std::uint64_t records) {
       metrics.wal_fsync_seconds.Observe(seconds);
       metrics.wal_appended_bytes.Increment(static_cast<double>(bytes));
@@ -128,6 +135,9 @@ int main(int argc, char** argv) {
     wal = pm::wal::WriteAheadLog::open(wal_options);
   } catch (const pm::wal::WalCorruption& e) {
     log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
+    return 2;
+  } catch (const pm::wal::WalLocked& e) {
+    log->critical("{}; refusing to start", e.what());
     return 2;
   } catch (const std::exception& e) {
     log->critical("cannot open the write-ahead log in {}: {}", options.wal_dir, e.what());

@@ -21,6 +21,12 @@ std::string first_line(const std::string& text) {
   return out;
 }
 
+// The log's state file could not be written before a batch was sent (wal.h raise_ceiling).
+class LogStateNotWritten : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -38,8 +44,9 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       logger_(std::move(logger)),
       on_fatal_(std::move(on_fatal)),
       applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit) {
-  // Segments are removed only once applied, so everything before the oldest one is applied.
-  applied_ = log_.oldest();
+  // Segments are removed only once applied, so everything before the oldest one is applied; the
+  // log's state file may know a later applied position (the backlog counts from there).
+  applied_ = log_.applied_at_open();
   dispatched_ = applied_;
   applied_log_offset_ = applied_.log_offset;
   applied_lsn_ = applied_.lsn;
@@ -104,6 +111,14 @@ void BatchWriter::run() {
       finish_in_flight();
       fatal(e.what());
       return;
+    } catch (const LogStateNotWritten& e) {
+      finish_in_flight();
+      logger_->warn("{}; the batch waits, retrying with backoff", e.what());
+      ready_ = false;
+      pending_.clear();
+      pending_head_ = 0;
+      reader_.reset();
+      sleep_for(backoff.next());
     } catch (const std::exception& e) {
       finish_in_flight();
       const PgErrorKind kind = classify_exception(e);
@@ -127,9 +142,13 @@ void BatchWriter::run() {
     }
   }
   finish_in_flight();
+  log_.persist_applied();  // the next start counts its backlog from here
 }
 
 void BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
+  // No checkpoint may pass the log's ceiling: a log that later ends below it lost applied records.
+  if (!log_.raise_ceiling(batch.back().end))
+    throw LogStateNotWritten("cannot write the log's state file before sending a batch to PostgreSQL");
   dispatched_ = batch.back().end;
   if (!lanes_) {
     apply(batch);
@@ -282,7 +301,7 @@ std::vector<QueuedEvent> BatchWriter::collect() {
 
 bool BatchWriter::read_from_log(std::vector<QueuedEvent>& batch) {
   if (!reader_ || reader_->position().lsn != dispatched_.lsn)
-    reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), dispatched_);
+    reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), dispatched_, log_.fs());
   const wal::Position limit = log_.durable();
   while (batch.size() < config_.batch_max_events) {
     auto record = reader_->next(limit);
@@ -329,6 +348,7 @@ void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCoun
   applied_ = events.back().end;
   applied_log_offset_ = applied_.log_offset;
   applied_lsn_ = applied_.lsn;
+  log_.note_applied(applied_);
   database_up_ = true;
   metrics_.database_up.Set(1);
   metrics_.batch_events.Observe(static_cast<double>(events.size()));
@@ -380,7 +400,7 @@ void BatchWriter::update_gauges() {
   }
   // The oldest unapplied event is the record right after the applied position.
   try {
-    wal::WalReader peek(log_.dir(), log_.log_id(), applied_);
+    wal::WalReader peek(log_.dir(), log_.log_id(), applied_, log_.fs());
     if (auto record = peek.next(durable)) {
       if (auto event = decode_event(record->payload))
         metrics_.lag_oldest_unapplied_seconds.Set(std::max(0.0, now_s - static_cast<double>(event->received_ms) / 1000.0));

@@ -37,6 +37,7 @@
 #include "ingest/batch_applier.h"
 #include "ingest/event_queue.h"
 #include "ingest/wal.h"
+#include "ingest/wal_reader.h"
 #include "ingest/writer_lanes.h"
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"

@@ -1,44 +1,20 @@
 #include "ingest/wal.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <iostream>
 #include <system_error>
+
+#include "ingest/wal_corruption.h"
+#include "ingest/wal_directory.h"
+#include "ingest/wal_scan.h"
 
 namespace pm::wal {
 
 namespace {
-
-[[noreturn]] void throw_errno(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-std::string path_in(const std::string& dir, const std::string& name) { return dir + "/" + name; }
-
-bool write_all(int fd, const char* data, std::size_t n, std::uint64_t offset) {
-  while (n > 0) {
-    const ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (w == 0) {
-      errno = ENOSPC;
-      return false;
-    }
-    data += w;
-    n -= static_cast<std::size_t>(w);
-    offset += static_cast<std::uint64_t>(w);
-  }
-  return true;
-}
 
 LogId random_log_id() {
   LogId id{};
@@ -47,7 +23,7 @@ LogId random_log_id() {
     const ssize_t r = ::getrandom(id.data() + got, id.size() - got, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
-      throw_errno("getrandom");
+      throw std::system_error(errno, std::generic_category(), "getrandom");
     }
     got += static_cast<std::size_t>(r);
   }
@@ -57,6 +33,19 @@ LogId random_log_id() {
 void default_fatal(const std::string& message) {
   std::cerr << "pm-ingestd: FATAL: " << message << std::endl;
   std::_Exit(70);
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::uint64_t file_size(LogFs& fs, const std::string& path) {
+  std::unique_ptr<LogFile> f;
+  std::uint64_t size = 0;
+  std::error_code ec = fs.open(path, OpenMode::Read, f);
+  if (!ec) ec = f->size(size);
+  if (ec) throw std::system_error(ec, "stat " + path);
+  return size;
 }
 
 }  // namespace
@@ -79,14 +68,13 @@ const char* to_string(AppendStatus status) {
 }
 
 WriteAheadLog::WriteAheadLog(Options options) : options_(std::move(options)) {
+  fs_ = options_.fs != nullptr ? options_.fs : &posix_log_fs();
   if (!options_.on_fatal) options_.on_fatal = default_fatal;
   if (!options_.on_warning) options_.on_warning = [](const std::string&) {};
+  if (options_.lock_owner.empty()) options_.lock_owner = "pid " + std::to_string(::getpid());
 }
 
-WriteAheadLog::~WriteAheadLog() {
-  if (active_fd_ >= 0) ::close(active_fd_);
-  if (dir_fd_ >= 0) ::close(dir_fd_);
-}
+WriteAheadLog::~WriteAheadLog() = default;
 
 std::unique_ptr<WriteAheadLog> WriteAheadLog::open(Options options) {
   std::unique_ptr<WriteAheadLog> log(new WriteAheadLog(std::move(options)));
@@ -94,33 +82,45 @@ std::unique_ptr<WriteAheadLog> WriteAheadLog::open(Options options) {
   return log;
 }
 
-void WriteAheadLog::fsync_dir() {
-  if (::fsync(dir_fd_) != 0) options_.on_fatal("fsync of log directory " + options_.dir + " failed: " + std::strerror(errno));
+void WriteAheadLog::fatal(const std::string& message) {
+  {
+    std::lock_guard lock(mu_);
+    halted_ = true;
+  }
+  options_.on_fatal(message);
+}
+
+void WriteAheadLog::report(RecoveryFinding finding) {
+  if (options_.on_recovery) options_.on_recovery(finding);
+}
+
+bool WriteAheadLog::halted() const {
+  std::lock_guard lock(mu_);
+  return halted_;
 }
 
 void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset) {
-  const std::string name = segment_file_name(segment);
-  const std::string tmp = path_in(options_.dir, name + ".tmp");
-  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset});
-  const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
-  if (fd < 0) throw_errno("create " + tmp);
-  if (!write_all(fd, header.data(), header.size(), 0) || ::fdatasync(fd) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw_errno("write " + tmp);
+  const std::string path = segment_path(options_.dir, segment);
+  const std::string tmp = path + ".tmp";
+  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset, kFormatVersion});
+  std::unique_ptr<LogFile> file;
+  if (const std::error_code ec = fs_->open(tmp, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + tmp);
+  std::error_code ec = file->write_at(0, header.data(), header.size());
+  if (!ec) ec = file->sync();
+  if (!ec) ec = fs_->rename(tmp, path);
+  if (ec) {
+    file.reset();
+    fs_->remove(tmp);
+    throw std::system_error(ec, "create segment " + path);
   }
-  if (::rename(tmp.c_str(), path_in(options_.dir, name).c_str()) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    errno = saved;
-    throw_errno("rename " + tmp);
+  // Until the directory is synced the new name may vanish in a power loss: no record goes there
+  // before, and a failed directory sync leaves the directory's state unknown.
+  if (const std::error_code dir_ec = fs_->sync_dir(options_.dir)) {
+    fatal("fsync of log directory " + options_.dir + " failed after creating " + path + ": " + dir_ec.message() +
+          "; restarting to recover from what is on disk");
+    throw std::system_error(dir_ec, "fsync " + options_.dir);
   }
-  fsync_dir();
-  if (active_fd_ >= 0) ::close(active_fd_);
-  active_fd_ = fd;
+  active_ = std::move(file);
   std::lock_guard lock(mu_);
   segments_[segment] = header.size();
   if (segments_.size() == 1) {
@@ -132,88 +132,175 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
 }
 
 void WriteAheadLog::recover() {
-  if (::mkdir(options_.dir.c_str(), 0750) != 0 && errno != EEXIST) throw_errno("create log directory " + options_.dir);
-  dir_fd_ = ::open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ < 0) throw_errno("open log directory " + options_.dir);
-
-  std::vector<std::uint64_t> found;
-  DIR* d = ::opendir(options_.dir.c_str());
-  if (d == nullptr) throw_errno("list " + options_.dir);
-  while (dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    std::uint64_t seg = 0;
-    if (parse_segment_file_name(name, seg)) {
-      found.push_back(seg);
-    } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      ::unlink(path_in(options_.dir, name).c_str());  // a segment whose creation never finished
+  if (const std::error_code ec = fs_->create_dir(options_.dir)) throw std::system_error(ec, "create log directory " + options_.dir);
+  const std::string lock_path = path_in(options_.dir, kLockFileName);
+  if (const std::error_code ec = fs_->lock(lock_path, options_.lock_owner, lock_)) {
+    if (ec == std::errc::resource_unavailable_try_again) {
+      const std::string owner = fs_->lock_owner(lock_path);
+      throw WalLocked("the log directory " + options_.dir + " is in use by another pm-ingestd" +
+                      (owner.empty() ? std::string() : " (" + owner + ")") +
+                      "; one log directory serves one daemon: give each daemon its own --wal-dir");
     }
+    throw std::system_error(ec, "lock " + lock_path);
   }
-  ::closedir(d);
-  std::sort(found.begin(), found.end());
-
-  if (found.empty()) {
-    log_id_ = random_log_id();
-    create_segment(1, 1, 0);
+  const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
+  for (const std::string& name : listing.temporary) {
+    const std::string path = path_in(options_.dir, name);
+    if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+    report(RecoveryFinding{RecoveryFinding::Kind::TemporaryRemoved, path, 0, 0, ""});
+  }
+  LocalState state;
+  const std::string state_path = path_in(options_.dir, kStateFileName);
+  const StateRead read = listing.has_state ? read_state(*fs_, state_path, state) : StateRead::Missing;
+  if (listing.segments.empty()) {
+    if (read == StateRead::Valid && state.ceiling.lsn > 0)
+      throw WalCorruption(state_path, 0,
+                          "the directory holds no log segments, but its state says events up to lsn " +
+                              std::to_string(state.ceiling.lsn) +
+                              " may be applied: the log's files were removed. Move this directory away and start with an "
+                              "empty --wal-dir after resetting the checkpoint (`pm-ingestctl checkpoint-reset`)");
+    start_new_log();
     return;
   }
-  // Every segment must belong to one log and follow the previous one without a gap.
-  SegmentHeader first{};
-  for (std::size_t i = 0; i < found.size(); ++i) {
-    const std::string path = path_in(options_.dir, segment_file_name(found[i]));
-    SegmentFile f(path);
-    const char* p = f.read(0, kSegmentHeaderSize);
-    SegmentHeader h;
-    if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h) || h.segment != found[i])
-      throw WalCorruption(path, 0, "invalid segment header");
-    if (i == 0) {
-      first = h;
-      log_id_ = h.log_id;
-    } else if (h.log_id != log_id_) {
-      throw WalCorruption(path, 0, "segment belongs to another log (log id " + log_id_hex(h.log_id) + ")");
-    } else if (found[i] != found[i - 1] + 1) {
-      throw WalCorruption(path, 0, "segment " + segment_file_name(found[i - 1] + 1) + " is missing before it");
+  recover_existing(listing, read, state);
+}
+
+void WriteAheadLog::start_new_log() {
+  log_id_ = random_log_id();
+  const Position start{1, kSegmentHeaderSize, 0, 0};
+  // The state file is created first; the new segment's directory sync makes both names durable.
+  state_ = StateFile::create(*fs_, path_in(options_.dir, kStateFileName), LocalState{log_id_, start, start});
+  create_segment(1, 1, 0);
+  applied_at_open_ = start;
+  noted_applied_ = start;
+}
+
+void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state) {
+  std::vector<std::uint64_t> found = listing.segments;
+  const std::uint64_t newest_segment = found.back();
+  log_id_ = read_segment_header(*fs_, options_.dir, newest_segment).log_id;
+  // Segments below the applied position are applied; a crash while removing them may have left
+  // some behind, with gaps between them.
+  if (read == StateRead::Valid && state.log_id == log_id_) {
+    std::vector<std::uint64_t> kept;
+    bool removed = false;
+    for (std::uint64_t seg : found) {
+      if (seg < state.applied.segment && seg < newest_segment) {
+        const std::string path = segment_path(options_.dir, seg);
+        if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+        report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
+                               "applied (below lsn " + std::to_string(state.applied.lsn + 1) +
+                                   "), left behind by a crash while applied segments were removed"});
+        removed = true;
+      } else {
+        kept.push_back(seg);
+      }
     }
-    segments_[found[i]] = f.size();
+    if (removed && fs_->sync_dir(options_.dir))
+      options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments");
+    found = kept;
   }
-  oldest_lsn_ = first.first_lsn - 1;
-  oldest_log_offset_ = first.base_offset;
+  check_no_gap(options_.dir, found);
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    const SegmentHeader h = read_segment_header(*fs_, options_.dir, found[i]);
+    const std::string path = segment_path(options_.dir, found[i]);
+    if (h.log_id != log_id_) throw WalCorruption(path, 0, "segment belongs to another log (log id " + log_id_hex(h.log_id) + ")");
+    if (i == 0) {
+      oldest_lsn_ = h.first_lsn - 1;
+      oldest_log_offset_ = h.base_offset;
+    }
+    segments_[found[i]] = file_size(*fs_, path);
+  }
   stats_.segments = segments_.size();
 
-  const std::string newest = path_in(options_.dir, segment_file_name(found.back()));
-  const SegmentScan scan = scan_segment(newest);
-  if (scan.tail == TailState::Corrupt) throw WalCorruption(newest, scan.valid_end.offset, scan.problem);
-  active_fd_ = ::open(newest.c_str(), O_WRONLY | O_CLOEXEC);
-  if (active_fd_ < 0) throw_errno("open " + newest);
+  const std::string newest = segment_path(options_.dir, newest_segment);
+  const SegmentScan scan = scan_segment(*fs_, newest);
+  if (scan.tail == TailState::Corrupt)
+    throw WalCorruption(newest, scan.valid_end.offset,
+                        scan.problem + "; a valid " + (scan.header.version >= 2 ? "group" : "record") + " follows at offset " +
+                            std::to_string(scan.later_valid_offset) +
+                            ", so this damage lies in data that had been synced and acknowledged");
+  if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
   if (scan.tail == TailState::Torn) {
-    if (::ftruncate(active_fd_, static_cast<off_t>(scan.valid_end.offset)) != 0 || ::fdatasync(active_fd_) != 0)
-      throw_errno("cut torn tail of " + newest);
-    options_.on_warning("cut a torn tail of " + std::to_string(scan.file_size - scan.valid_end.offset) + " bytes off " +
-                        newest + " at offset " + std::to_string(scan.valid_end.offset) + " (" + scan.problem +
-                        "); it was never acknowledged");
+    std::error_code ec = active_->truncate(scan.valid_end.offset);
+    if (!ec) ec = active_->sync();
+    if (ec) throw std::system_error(ec, "cut torn tail of " + newest);
+    report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
+                           scan.file_size - scan.valid_end.offset, scan.problem});
   }
-  segments_[found.back()] = scan.valid_end.offset;
+  segments_[newest_segment] = scan.valid_end.offset;
   durable_ = scan.valid_end;
+  open_state(read, state);
+  // Version 1 segments are only read: appends start a new segment in the current format.
+  if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+}
+
+void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
+  const std::string path = path_in(options_.dir, kStateFileName);
+  const Position oldest_position = oldest();
+  if (read == StateRead::Valid && state.log_id != log_id_)
+    throw WalCorruption(path, 0, "the state file belongs to log " + log_id_hex(state.log_id) + ", the segments to log " +
+                                     log_id_hex(log_id_) + "; a directory holds one log");
+  if (read == StateRead::Damaged && durable_.lsn > 0)
+    throw WalCorruption(path, 0,
+                        "both copies of the log's state file are damaged (each was synced, so the storage corrupted it). "
+                        "If the segments are intact, remove the file to start without its check; the checkpoint in "
+                        "PostgreSQL is still checked against the log");
+  if (read == StateRead::Valid) {
+    if (state.ceiling.lsn > durable_.lsn)
+      throw WalCorruption(segment_path(options_.dir, durable_.segment), durable_.offset,
+                          "the log ends at lsn " + std::to_string(durable_.lsn) + ", but batches up to lsn " +
+                              std::to_string(state.ceiling.lsn) + " may already be applied in PostgreSQL (" + path +
+                              "): records were lost from the log, and new events would reuse their LSNs and be skipped. "
+                              "Restore the missing log files if you have them; otherwise keep this directory for "
+                              "inspection (`pm-ingestctl wal-verify --salvage`), start with an empty --wal-dir and reset "
+                              "the checkpoint (`pm-ingestctl checkpoint-reset --instance-id ID`)");
+    applied_at_open_ = state.applied.lsn >= oldest_position.lsn && state.applied.segment >= oldest_position.segment
+                           ? state.applied
+                           : oldest_position;
+    state_ = StateFile::open(*fs_, path, state);
+  } else {
+    // An older log, or a crash while this one was created: the ceiling starts at the log's end.
+    // The writer still checks the checkpoint in PostgreSQL against the log.
+    state_ = StateFile::create(*fs_, path, LocalState{log_id_, oldest_position, durable_});
+    if (const std::error_code ec = fs_->sync_dir(options_.dir)) throw std::system_error(ec, "fsync " + options_.dir);
+    report(RecoveryFinding{RecoveryFinding::Kind::StateCreated, path, 0, 0,
+                           read == StateRead::Missing ? "the log had no state file (written before format 2, or a crash while it was created)"
+                                                      : "its only copy was damaged by a crash while the log was created"});
+    applied_at_open_ = oldest_position;
+  }
+  noted_applied_ = applied_at_open_;
 }
 
 AppendStatus WriteAheadLog::write_group(const std::string& bytes, std::uint64_t& sync_ns) {
   const std::uint64_t offset = durable_.offset;  // only the leader changes it
-  if (!write_all(active_fd_, bytes.data(), bytes.size(), offset)) {
-    const int error = errno;
-    // Nothing of a failed group may stay in the file: recovery would find half a record.
-    if (::ftruncate(active_fd_, static_cast<off_t>(offset)) != 0)
-      options_.on_fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + std::strerror(errno));
-    options_.on_warning(std::string("log write failed: ") + std::strerror(error));
-    return error == ENOSPC || error == EDQUOT ? AppendStatus::DiskFull : AppendStatus::IoError;
+  if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
+    // Nothing of a failed group may stay in the file: recovery would find half a group.
+    if (const std::error_code cut = active_->truncate(offset))
+      fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + cut.message());
+    options_.on_warning("log write failed: " + ec.message());
+    return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  if (::fdatasync(active_fd_) != 0) {
-    options_.on_fatal("fdatasync of " + path_in(options_.dir, segment_file_name(durable_.segment)) +
-                      " failed: " + std::strerror(errno) + "; the page cache can no longer be trusted, restarting");
-    return AppendStatus::IoError;  // on_fatal does not return in production
+  if (const std::error_code ec = active_->sync()) {
+    fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed: " + ec.message() +
+          "; the page cache can no longer be trusted, restarting");
+    return AppendStatus::IoError;
   }
   sync_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   return AppendStatus::Ok;
+}
+
+AppendStatus WriteAheadLog::roll_segment(Position& start) {
+  try {
+    create_segment(start.segment + 1, start.lsn + 1, start.log_offset);
+    start = durable();
+    return AppendStatus::Ok;
+  } catch (const std::system_error& e) {
+    options_.on_warning(std::string("cannot start a new log segment: ") + e.what());
+    return is_disk_full(e.code()) ? AppendStatus::DiskFull : AppendStatus::IoError;
+  }
 }
 
 AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::vector<Appended>& out,
@@ -222,6 +309,7 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   if (payloads.empty()) return AppendStatus::Ok;
   Request self{payloads, &out, &on_durable};
   std::unique_lock lock(mu_);
+  if (halted_) return AppendStatus::IoError;
   queue_.push_back(&self);
   group_cv_.wait(lock, [&] { return self.done || queue_.front() == &self; });
   if (self.done) return self.status;
@@ -238,32 +326,29 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   }
   const bool roll = durable_.offset >= options_.segment_bytes;
   Position start = durable_;
+  AppendStatus status = halted_ ? AppendStatus::IoError : AppendStatus::Ok;
   lock.unlock();
 
-  AppendStatus status = AppendStatus::Ok;
-  if (roll) {
-    try {
-      create_segment(start.segment + 1, start.lsn + 1, start.log_offset);
-      start = durable();
-    } catch (const std::system_error& e) {
-      options_.on_warning(std::string("cannot start a new log segment: ") + e.what());
-      status = e.code().value() == ENOSPC || e.code().value() == EDQUOT ? AppendStatus::DiskFull : AppendStatus::IoError;
-    }
-  }
+  if (status == AppendStatus::Ok && roll) status = roll_segment(start);
   std::uint64_t sync_ns = 0;
   Position end = start;
   if (status == AppendStatus::Ok) {
     try {
       std::string buffer;
-      buffer.reserve(group_bytes);
+      buffer.reserve(group_bytes + kGroupMarkerSize);
+      const std::size_t marker = begin_group(buffer, end.lsn + 1);
+      end = Position{end.segment, end.offset + kGroupMarkerSize, end.log_offset + kGroupMarkerSize, end.lsn};
+      std::uint32_t records = 0;
       for (Request* r : group) {
         for (const auto& payload : r->payloads) {
           append_record(buffer, end.lsn + 1, kRecordEvent, payload);
           const std::uint64_t bytes = kRecordHeaderSize + payload.size();
           end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
           r->out->push_back(Appended{end.lsn, end});
+          ++records;
         }
       }
+      finish_group(buffer, marker, records);
       status = write_group(buffer, sync_ns);
     } catch (const std::exception& e) {  // out of memory building the group: nothing was written
       options_.on_warning(std::string("cannot build a log write: ") + e.what());
@@ -328,6 +413,46 @@ double WriteAheadLog::last_sync_seconds() const {
   return last_sync_seconds_;
 }
 
+bool WriteAheadLog::write_state(LocalState next) {
+  bool sync_failed = false;
+  if (const std::error_code ec = state_->write(next, sync_failed)) {
+    if (sync_failed) {
+      fatal("fdatasync of " + state_->path() + " failed: " + ec.message() + "; restarting to recover from what is on disk");
+    } else {
+      options_.on_warning("cannot write the log's state file " + state_->path() + ": " + ec.message());
+    }
+    return false;
+  }
+  last_state_write_ms_ = now_ms();
+  return true;
+}
+
+bool WriteAheadLog::raise_ceiling(const Position& end) {
+  std::lock_guard lock(state_mu_);
+  if (state_->current().ceiling.lsn >= end.lsn) return true;
+  LocalState next = state_->current();
+  next.ceiling = durable();  // ahead of `end`, so later batches seldom need a write
+  next.applied = noted_applied_;
+  return write_state(next);
+}
+
+void WriteAheadLog::note_applied(const Position& applied) {
+  std::lock_guard lock(state_mu_);
+  noted_applied_ = applied;
+  if (now_ms() - last_state_write_ms_ < 1000) return;
+  LocalState next = state_->current();
+  next.applied = applied;
+  write_state(next);
+}
+
+bool WriteAheadLog::persist_applied() {
+  std::lock_guard lock(state_mu_);
+  if (state_->current().applied.lsn == noted_applied_.lsn) return true;
+  LocalState next = state_->current();
+  next.applied = noted_applied_;
+  return write_state(next);
+}
+
 void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
   std::vector<std::uint64_t> doomed;
   {
@@ -336,25 +461,38 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
       if (seg < segment && seg != durable_.segment) doomed.push_back(seg);
   }
   if (doomed.empty()) return;
-  for (std::uint64_t seg : doomed) {
-    const std::string path = path_in(options_.dir, segment_file_name(seg));
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-      options_.on_warning("cannot remove applied segment " + path + ": " + std::strerror(errno));
+  {
+    // Recovery must know these were applied, or a crash mid-removal would leave a gap it cannot
+    // explain: the applied position is persisted first.
+    std::lock_guard lock(state_mu_);
+    if (noted_applied_.segment < segment) {
+      options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                          ": the applied position the log knows is in segment " + std::to_string(noted_applied_.segment));
+      return;
+    }
+    if (state_->current().applied.segment < segment) {
+      LocalState next = state_->current();
+      next.applied = noted_applied_;
+      if (!write_state(next)) return;
+    }
   }
-  fsync_dir();
+  for (std::uint64_t seg : doomed) {
+    const std::string path = segment_path(options_.dir, seg);
+    if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory)
+      options_.on_warning("cannot remove applied segment " + path + ": " + ec.message());
+  }
+  if (const std::error_code ec = fs_->sync_dir(options_.dir))
+    options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments (" + ec.message() +
+                        "); a power loss may bring them back, and recovery removes them again");
   // The new oldest segment's header tells where it starts.
   std::lock_guard lock(mu_);
   for (std::uint64_t seg : doomed) segments_.erase(seg);
-  const std::string path = path_in(options_.dir, segment_file_name(segments_.begin()->first));
   try {
-    SegmentFile f(path);
-    SegmentHeader h;
-    if (const char* p = f.read(0, kSegmentHeaderSize); p != nullptr && decode_segment_header(p, kSegmentHeaderSize, h)) {
-      oldest_lsn_ = h.first_lsn - 1;
-      oldest_log_offset_ = h.base_offset;
-    }
+    const SegmentHeader h = read_segment_header(*fs_, options_.dir, segments_.begin()->first);
+    oldest_lsn_ = h.first_lsn - 1;
+    oldest_log_offset_ = h.base_offset;
   } catch (const std::exception& e) {
-    options_.on_warning(std::string("cannot read ") + path + ": " + e.what());
+    options_.on_warning(std::string("cannot read the oldest segment's header: ") + e.what());
   }
 }
 

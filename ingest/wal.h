@@ -1,42 +1,65 @@
 #pragma once
-// WriteAheadLog: the durable, append-only event log of pm-ingestd (format: wal_format.h).
+// WriteAheadLog: the durable, append-only event log of pm-ingestd (format: wal_format.h). Every
+// file operation goes through a LogFs (log_fs.h), so tests can inject power loss and I/O faults.
 //
 // Contract:
-// - open() recovers the directory: leftover temporary files are removed, the chain of segment
-//   headers is checked, a torn tail of the newest segment (what a crash mid-write leaves) is cut
-//   and reported through `on_warning`; a bad record followed by valid ones throws WalCorruption
-//   naming the file and offset. An empty directory starts a new log with a random log id.
+// - open() takes an exclusive lock on the directory (a second process, or a second open in this
+//   one, gets WalLocked), then recovers it: leftover temporary files are removed, segments below
+//   the applied position of the local state file (wal_state.h) are removed, the chain of segment
+//   headers is checked, and a torn last group of the newest segment is cut (wal_scan.h). Each of
+//   these is reported through `on_recovery`. Damage inside what had been synced throws
+//   WalCorruption naming the file and offset; so does a log that ends below the state's ceiling
+//   (records lost that may already be applied: new events must not reuse their LSNs). An empty
+//   directory starts a new log with a random log id.
 // - append() is called by any number of threads at once. Calls are grouped: one leader writes the
-//   whole group with one write and one fdatasync (group commit); every caller returns only when its
-//   records are durable (Ok) or definitely not written (DiskFull / IoError: nothing of the group
-//   is left in the file, so recovery never misreads it). `on_durable` runs for each call's records
-//   in LSN order, once they are durable and before any later group's; it must be quick.
-// - A failed fdatasync leaves the file's state unknown (the page cache may have dropped the
-//   data), so the log invokes `on_fatal` (default: log to stderr and exit 70, for systemd to
-//   restart the daemon and recover from what is really on disk). No record of that group is acked.
-// - durable() and the other getters are thread-safe. remove_segments_before() deletes whole
-//   segments below a segment number (never the active one) and fsyncs the directory.
+//   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
+//   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
+//   of the group is left in the file). `on_durable` runs for each call's records in LSN order,
+//   once they are durable and before any later group's; it must be quick.
+// - A failed fdatasync (of a segment or of the state file), or a failed directory fsync when a
+//   new segment is created, leaves the files' state unknown: the log calls `on_fatal` (default:
+//   log to stderr and exit 70, for systemd to restart the daemon and recover from what is really
+//   on disk). No record of that group is acknowledged. If on_fatal returns, the log is halted:
+//   every later append() returns IoError.
+// - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
+//   and note_applied() after each commit; remove_segments_before() persists the applied position
+//   before it deletes anything. These are called from one thread at a time.
+// - durable() and the other getters are thread-safe.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ingest/log_fs.h"
+#include "ingest/wal_directory.h"
 #include "ingest/wal_format.h"
-#include "ingest/wal_reader.h"
+#include "ingest/wal_recovery_report.h"
+#include "ingest/wal_state.h"
 
 namespace pm::wal {
 
+// Another process (or another open log in this one) holds the directory.
+class WalLocked : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct Options {
   std::string dir;
-  std::uint64_t segment_bytes = 64ull << 20;   // roll to a new segment past this size
-  std::size_t max_group_bytes = 8u << 20;      // one group's write at most (soft)
-  std::function<void(const std::string&)> on_warning;  // torn tails cut, segments removed, ...
-  std::function<void(const std::string&)> on_fatal;    // fdatasync failed; must not return normally
+  LogFs* fs = nullptr;                          // null: posix_log_fs()
+  std::uint64_t segment_bytes = 64ull << 20;    // roll to a new segment past this size
+  std::size_t max_group_bytes = 8u << 20;       // one group's write at most (soft)
+  std::string lock_owner;                       // written into the lock file; default "pid N"
+  std::function<void(const std::string&)> on_warning;          // write failures, removals, ...
+  std::function<void(const RecoveryFinding&)> on_recovery;     // what open() found and did
+  std::function<void(const std::string&)> on_fatal;            // must not return normally in production
   // Called by each group's leader after its fdatasync: (fsync seconds, bytes, records).
   std::function<void(double, std::uint64_t, std::uint64_t)> on_group_commit;
 };
@@ -60,7 +83,8 @@ struct WalStats {
 
 class WriteAheadLog {
  public:
-  static std::unique_ptr<WriteAheadLog> open(Options options);  // throws WalCorruption, std::system_error
+  // Throws WalLocked, WalCorruption, std::system_error.
+  static std::unique_ptr<WriteAheadLog> open(Options options);
   ~WriteAheadLog();
   WriteAheadLog(const WriteAheadLog&) = delete;
   WriteAheadLog& operator=(const WriteAheadLog&) = delete;
@@ -71,26 +95,49 @@ class WriteAheadLog {
 
   Position durable() const;
   Position oldest() const;  // start of the oldest segment still on disk
+  // The applied position the state file knew at open (at least oldest()): where the backlog is
+  // counted from before PostgreSQL answers.
+  Position applied_at_open() const { return applied_at_open_; }
   const LogId& log_id() const { return log_id_; }
   const std::string& dir() const { return options_.dir; }
+  LogFs& fs() const { return *fs_; }
   WalStats stats() const;
   // Seconds of the last fdatasync, for the fsync latency metric (set before on_durable runs).
   double last_sync_seconds() const;
+  bool halted() const;
 
+  // Makes sure the state's ceiling is at or beyond `end` (a durable position) before a batch
+  // ending there is sent to PostgreSQL: raises it to the durable end, synced. False when the state
+  // could not be written (the batch must wait); a failed sync also calls on_fatal.
+  bool raise_ceiling(const Position& end);
+  // Records the applied position; persisted with the next state write, at most once a second.
+  void note_applied(const Position& applied);
+  // Persists the last noted applied position now (at a clean stop). False when it cannot.
+  bool persist_applied();
+  // Deletes whole segments below `segment` (never the active one), after persisting the applied
+  // position, then fsyncs the directory.
   void remove_segments_before(std::uint64_t segment);
 
  private:
   struct Request;
   explicit WriteAheadLog(Options options);
   void recover();
+  void start_new_log();
+  void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
+  void open_state(StateRead read, const LocalState& state);
   void create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset);
   AppendStatus write_group(const std::string& bytes, std::uint64_t& synced_seconds_ns);
-  void fsync_dir();
+  AppendStatus roll_segment(Position& start);
+  bool write_state(LocalState next);
+  void fatal(const std::string& message);
+  void report(RecoveryFinding finding);
 
   Options options_;
+  LogFs* fs_;
+  std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
-  int dir_fd_ = -1;
-  int active_fd_ = -1;
+  std::unique_ptr<LogFile> active_;
+  Position applied_at_open_;
 
   mutable std::mutex mu_;
   std::condition_variable group_cv_;
@@ -101,6 +148,12 @@ class WriteAheadLog {
   std::uint64_t oldest_lsn_ = 0;              // guarded by mu_
   WalStats stats_;                            // guarded by mu_
   double last_sync_seconds_ = 0;              // guarded by mu_
+  bool halted_ = false;                       // guarded by mu_
+
+  std::mutex state_mu_;                       // the consumer's calls
+  std::unique_ptr<StateFile> state_;          // guarded by state_mu_
+  Position noted_applied_;                    // guarded by state_mu_
+  std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
 };
 
 }  // namespace pm::wal

@@ -26,7 +26,7 @@ T get(const char* p) {
 }  // namespace
 
 std::string encode_segment_header(const SegmentHeader& h) {
-  std::string out(kMagic, sizeof kMagic);
+  std::string out(h.version == 1 ? kMagicV1 : kMagicV2, sizeof kMagicV2);
   out.append(reinterpret_cast<const char*>(h.log_id.data()), h.log_id.size());
   put<std::uint64_t>(out, h.segment);
   put<std::uint64_t>(out, h.first_lsn);
@@ -37,7 +37,14 @@ std::string encode_segment_header(const SegmentHeader& h) {
 }
 
 bool decode_segment_header(const char* data, std::size_t n, SegmentHeader& out) {
-  if (n < kSegmentHeaderSize || std::memcmp(data, kMagic, sizeof kMagic) != 0) return false;
+  if (n < kSegmentHeaderSize) return false;
+  if (std::memcmp(data, kMagicV2, sizeof kMagicV2) == 0) {
+    out.version = 2;
+  } else if (std::memcmp(data, kMagicV1, sizeof kMagicV1) == 0) {
+    out.version = 1;
+  } else {
+    return false;
+  }
   if (crc32c::unmask(get<std::uint32_t>(data + 48)) != crc32c::value(data, 48)) return false;
   std::memcpy(out.log_id.data(), data + 8, out.log_id.size());
   out.segment = get<std::uint64_t>(data + 24);
@@ -55,6 +62,37 @@ void append_record(std::string& out, std::uint64_t lsn, std::uint8_t type, const
   out.append(payload);
   const std::uint32_t crc = crc32c::mask(crc32c::value(out.data() + start + 4, out.size() - start - 4));
   std::memcpy(out.data() + start, &crc, 4);
+}
+
+std::size_t begin_group(std::string& out, std::uint64_t first_lsn) {
+  const std::size_t at = out.size();
+  append_record(out, first_lsn, kRecordGroup, std::string(kGroupPayloadSize, '\0'));
+  return at;
+}
+
+void finish_group(std::string& out, std::size_t marker_offset, std::uint32_t records) {
+  const std::size_t body = marker_offset + kGroupMarkerSize;
+  char* payload = out.data() + marker_offset + kRecordHeaderSize;
+  const std::uint32_t body_crc = crc32c::mask(crc32c::value(out.data() + body, out.size() - body));
+  const std::uint64_t body_bytes = out.size() - body;
+  std::memcpy(payload, &records, 4);
+  std::memcpy(payload + 4, &body_crc, 4);
+  std::memcpy(payload + 8, &body_bytes, 8);
+  const std::uint32_t crc =
+      crc32c::mask(crc32c::value(out.data() + marker_offset + 4, kGroupMarkerSize - 4));
+  std::memcpy(out.data() + marker_offset, &crc, 4);
+}
+
+bool decode_group_marker(const char* payload, std::size_t n, GroupMarker& out) {
+  if (n != kGroupPayloadSize) return false;
+  out.records = get<std::uint32_t>(payload);
+  out.body_masked_crc = get<std::uint32_t>(payload + 4);
+  out.body_bytes = get<std::uint64_t>(payload + 8);
+  return true;
+}
+
+bool group_body_ok(const GroupMarker& marker, const char* body) {
+  return crc32c::unmask(marker.body_masked_crc) == crc32c::value(body, static_cast<std::size_t>(marker.body_bytes));
 }
 
 RecordHeader decode_record_header(const char* data) {

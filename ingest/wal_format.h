@@ -5,9 +5,17 @@
 // atomically (written as `.tmp`, fsynced, renamed, directory fsynced). Each starts with a 56-byte
 // header, followed by records:
 //
-//   segment header: magic "PMWAL01\n" | log_id[16] | segment u64 | first_lsn u64 |
+//   segment header: magic "PMWAL02\n" | log_id[16] | segment u64 | first_lsn u64 |
 //                   base_offset u64 | masked crc32c(bytes 0..47) u32 | reserved u32
 //   record:         masked crc32c(bytes 4..end) u32 | payload length u32 | lsn u64 | type u8 | payload
+//
+// Version 2 frames every group commit: a group marker record (type 2, lsn = the group's first
+// event lsn, payload: records u32 | masked crc32c of the body u32 | body bytes u64) precedes the
+// group's event records (its body). A marker consumes no lsn. Since a group is written only after
+// the previous group's fdatasync returned, any valid marker after a bad record proves the bad
+// record was synced (corruption); without one, the bad record lies in the last group, which a
+// power loss may leave damaged anywhere (a torn tail). Version 1 segments (magic "PMWAL01\n", no
+// markers) are still read.
 //
 // Integers are little-endian. LSNs number records 1, 2, 3, ... across segments with no gaps. A
 // position (segment, offset) points at a record boundary; its log offset counts record bytes from
@@ -19,11 +27,17 @@
 
 namespace pm::wal {
 
-inline constexpr char kMagic[8] = {'P', 'M', 'W', 'A', 'L', '0', '1', '\n'};
+inline constexpr char kMagicV1[8] = {'P', 'M', 'W', 'A', 'L', '0', '1', '\n'};
+inline constexpr char kMagicV2[8] = {'P', 'M', 'W', 'A', 'L', '0', '2', '\n'};
+inline constexpr std::uint32_t kFormatVersion = 2;  // what new segments are written in
 inline constexpr std::size_t kSegmentHeaderSize = 56;
 inline constexpr std::size_t kRecordHeaderSize = 17;
 inline constexpr std::uint32_t kMaxPayload = 16u << 20;  // far above the 1 MiB line limit
 inline constexpr std::uint8_t kRecordEvent = 1;
+inline constexpr std::uint8_t kRecordGroup = 2;  // version 2: the marker before each group
+inline constexpr std::size_t kGroupPayloadSize = 16;
+inline constexpr std::size_t kGroupMarkerSize = kRecordHeaderSize + kGroupPayloadSize;
+inline constexpr std::uint64_t kMaxGroupBody = 1ull << 30;  // far above --wal-max-group-bytes
 
 using LogId = std::array<unsigned char, 16>;
 
@@ -32,6 +46,7 @@ struct SegmentHeader {
   std::uint64_t segment = 0;
   std::uint64_t first_lsn = 0;
   std::uint64_t base_offset = 0;
+  std::uint32_t version = kFormatVersion;  // 1 or 2, from the magic
 };
 
 std::string encode_segment_header(const SegmentHeader& header);
@@ -40,6 +55,20 @@ bool decode_segment_header(const char* data, std::size_t n, SegmentHeader& out);
 
 // Appends one record (header + payload) to `out`.
 void append_record(std::string& out, std::uint64_t lsn, std::uint8_t type, const std::string& payload);
+
+// A group marker's payload.
+struct GroupMarker {
+  std::uint32_t records = 0;
+  std::uint32_t body_masked_crc = 0;
+  std::uint64_t body_bytes = 0;
+};
+// Appends a group marker for events starting at `first_lsn`; returns its offset in `out`, for
+// finish_group() once the group's records follow it in `out`.
+std::size_t begin_group(std::string& out, std::uint64_t first_lsn);
+void finish_group(std::string& out, std::size_t marker_offset, std::uint32_t records);
+// The marker payload of a record whose type is kRecordGroup; false when the length is wrong.
+bool decode_group_marker(const char* payload, std::size_t n, GroupMarker& out);
+bool group_body_ok(const GroupMarker& marker, const char* body);
 
 struct RecordHeader {
   std::uint32_t masked_crc = 0;

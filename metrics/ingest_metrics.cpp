@@ -44,6 +44,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type.")),
       refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
       wal_errors_family_(counters(*registry_, "pm_ingest_wal_write_errors_total", "Failed write-ahead log appends, by kind.")),
+      recovery_family_(counters(*registry_, "pm_ingest_wal_recovery_findings_total", "What log recovery found and repaired at start-up, by kind (torn_tail_cut, temporary_removed, applied_segment_removed, state_created).")),
       rows_family_(counters(*registry_, "pm_ingest_rows_written_total", "Rows inserted or upserted in PostgreSQL, by table.")),
       dedup_family_(counters(*registry_, "pm_ingest_dedup_hits_total", "Events acknowledged but not stored because they were already stored, by kind.")),
       db_errors_family_(counters(*registry_, "pm_ingest_database_errors_total", "PostgreSQL errors seen by the writer, by kind.")),
@@ -82,7 +83,8 @@ IngestMetrics::IngestMetrics(const std::string& version)
       writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),
       wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Unapplied log bytes at which new lines get busy (--wal-max-bytes).")),
       watchdog_pings(counter(*registry_, "pm_ingest_watchdog_pings_total", "WATCHDOG=1 notifications sent to systemd.")),
-      start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")) {
+      start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")),
+      wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")) {
   BuildGauge()
       .Name("pm_ingest_build_info")
       .Help("Build information; the value is always 1.")
@@ -95,12 +97,14 @@ IngestMetrics::IngestMetrics(const std::string& version)
   for (const char* kind : {"connection", "transient", "data", "in_doubt", "timeout", "other"}) database_errors(kind);
   for (const char* reason : {"peer_credentials", "too_many"}) connections_refused(reason);
   for (const char* kind : {"disk_full", "io_error"}) wal_write_errors(kind);
+  for (const char* kind : {"torn_tail_cut", "temporary_removed", "applied_segment_removed", "state_created"}) wal_recovery_findings(kind);
   start_time_seconds.SetToCurrentTime();
 }
 
 prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::connections_refused(const std::string& reason) { return refused_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
+prometheus::Counter& IngestMetrics::wal_recovery_findings(const std::string& kind) { return recovery_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }
 prometheus::Counter& IngestMetrics::database_errors(const std::string& kind) { return db_errors_family_.Add({{"kind", kind}}); }
 prometheus::Gauge& IngestMetrics::readiness_check(const std::string& check) { return checks_family_.Add({{"check", check}}); }

@@ -24,6 +24,7 @@ class IngestMetrics {
   prometheus::Family<prometheus::Counter>& stale_family_;
   prometheus::Family<prometheus::Counter>& refused_family_;
   prometheus::Family<prometheus::Counter>& wal_errors_family_;
+  prometheus::Family<prometheus::Counter>& recovery_family_;
   prometheus::Family<prometheus::Counter>& rows_family_;
   prometheus::Family<prometheus::Counter>& dedup_family_;
   prometheus::Family<prometheus::Counter>& db_errors_family_;
@@ -88,6 +89,10 @@ class IngestMetrics {
   prometheus::Gauge& wal_budget_bytes;               // --wal-max-bytes
   prometheus::Counter& watchdog_pings;               // WATCHDOG=1 sent to systemd
   prometheus::Gauge& start_time_seconds;             // process start, Unix time
+
+  // What recovery found at start (wal_recovery_report.h), by kind; bytes cut off torn tails.
+  prometheus::Counter& wal_recovery_findings(const std::string& kind);
+  prometheus::Counter& wal_recovery_truncated_bytes;
 
 };
 

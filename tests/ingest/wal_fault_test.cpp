@@ -1,0 +1,355 @@
+// The write-ahead log under injected faults (tests/support/fault_fs.h): torn and damaged last
+// groups, fdatasync / write / directory fsync failures, ENOSPC and EDQUOT, damage inside the
+// synced prefix (with checksums fixed up), the directory lock, the ceiling, format 1 logs.
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "ingest/crc32c.h"
+#include "ingest/wal.h"
+#include "ingest/wal_reader.h"
+#include "tests/support/fault_fs.h"
+
+namespace pm::wal {
+namespace {
+
+using test::FaultFs;
+using test::FaultRule;
+using test::FsOp;
+using test::PowerLossMode;
+
+const std::string kDir = "/log";
+
+class WalFaultTest : public ::testing::Test {
+ protected:
+  Options options(std::uint64_t segment_bytes = 64ull << 20) {
+    Options o;
+    o.dir = kDir;
+    o.fs = &fs_;
+    o.segment_bytes = segment_bytes;
+    o.on_warning = [this](const std::string& w) { warnings_.push_back(w); };
+    o.on_recovery = [this](const RecoveryFinding& f) { findings_.push_back(f); };
+    o.on_fatal = [this](const std::string& m) { fatals_.push_back(m); };
+    return o;
+  }
+
+  static std::string payload(int i) { return "event-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 50), '#'); }
+
+  AppendStatus append(WriteAheadLog& log, int from, int count, std::vector<Appended>* out = nullptr) {
+    std::vector<std::string> payloads;
+    for (int i = from; i < from + count; ++i) payloads.push_back(payload(i));
+    std::vector<Appended> appended;
+    const AppendStatus status = log.append(payloads, appended);
+    if (out != nullptr) out->insert(out->end(), appended.begin(), appended.end());
+    return status;
+  }
+
+  std::vector<std::string> read_all(WriteAheadLog& log) {
+    WalReader reader(log.dir(), log.log_id(), log.oldest(), fs_);
+    std::vector<std::string> out;
+    while (auto r = reader.next(log.durable())) out.push_back(r->payload);
+    return out;
+  }
+
+  std::string segment(std::uint64_t n) const { return kDir + "/" + segment_file_name(n); }
+
+  // Rewrites one record in place with a changed payload byte and its checksum fixed up, so only
+  // the group's body checksum can tell.
+  void flip_with_fixed_crc(std::uint64_t segment_no, std::uint64_t record_offset) {
+    std::string bytes = fs_.contents(segment(segment_no));
+    const RecordHeader h = decode_record_header(bytes.data() + record_offset);
+    bytes[record_offset + kRecordHeaderSize + h.length / 2] ^= 0x20;
+    const std::uint32_t crc = crc32c::mask(crc32c::value(bytes.data() + record_offset + 4, kRecordHeaderSize - 4 + h.length));
+    std::memcpy(bytes.data() + record_offset, &crc, 4);
+    fs_.put(segment(segment_no), bytes);
+  }
+
+  FaultFs fs_{42};
+  std::vector<std::string> warnings_;
+  std::vector<RecoveryFinding> findings_;
+  std::vector<std::string> fatals_;
+};
+
+TEST_F(WalFaultTest, ZeroedPageInsideTheLastGroupIsATornTailNotCorruption) {
+  std::uint64_t first_group_end = 0;
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 5), AppendStatus::Ok);
+    first_group_end = log->durable().offset;
+    ASSERT_EQ(append(*log, 5, 400), AppendStatus::Ok);  // one group over several pages
+  }
+  // What a power loss leaves of a last group whose fdatasync never returned: one page of zeros
+  // with valid records on both sides of it.
+  std::string bytes = fs_.contents(segment(1));
+  ASSERT_GT(bytes.size(), first_group_end + 3 * 4096);
+  const std::size_t page = (first_group_end / 4096 + 1) * 4096;
+  std::memset(bytes.data() + page, 0, 4096);
+  fs_.put(segment(1), bytes);
+
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 5u);
+  EXPECT_EQ(log->durable().offset, first_group_end);
+  ASSERT_EQ(findings_.size(), 1u);
+  EXPECT_EQ(findings_[0].kind, RecoveryFinding::Kind::TornTailCut);
+  EXPECT_EQ(findings_[0].offset, first_group_end);
+  EXPECT_EQ(findings_[0].bytes, bytes.size() - first_group_end);
+  EXPECT_EQ(fs_.contents(segment(1)).size(), first_group_end);
+  EXPECT_EQ(read_all(*log).size(), 5u);
+  EXPECT_EQ(append(*log, 5, 1), AppendStatus::Ok);
+  EXPECT_EQ(log->durable().lsn, 6u);
+}
+
+TEST_F(WalFaultTest, ChangedPayloadWithFixedUpChecksumInsideTheSyncedPrefixStopsRecovery) {
+  std::vector<Appended> a;
+  {
+    auto log = WriteAheadLog::open(options());
+    for (int i = 0; i < 6; ++i) ASSERT_EQ(append(*log, i * 3, 3, &a), AppendStatus::Ok);  // six groups
+  }
+  const std::uint64_t group3 = a[5].end.offset;  // the third group's marker
+  flip_with_fixed_crc(1, group3 + kGroupMarkerSize);
+  try {
+    WriteAheadLog::open(options());
+    FAIL() << "damage inside the synced prefix was not detected";
+  } catch (const WalCorruption& e) {
+    EXPECT_EQ(e.offset(), group3);
+    EXPECT_EQ(e.file(), segment(1));
+    EXPECT_NE(std::string(e.what()).find("group checksum mismatch"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("synced and acknowledged"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(WalFaultTest, ChangedLengthWithFixedUpChecksumIsFoundInTheSyncedPrefixAndCutInTheLastGroup) {
+  std::vector<Appended> a;
+  {
+    auto log = WriteAheadLog::open(options());
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(append(*log, i * 2, 2, &a), AppendStatus::Ok);
+  }
+  const std::string pristine = fs_.contents(segment(1));
+  // A record one byte shorter than written, its own checksum recomputed over the shorter record.
+  auto shorten = [&](std::uint64_t record_offset) {
+    std::string bytes = pristine;
+    std::uint32_t length;
+    std::memcpy(&length, bytes.data() + record_offset + 4, 4);
+    length -= 1;
+    std::memcpy(bytes.data() + record_offset + 4, &length, 4);
+    const std::uint32_t crc = crc32c::mask(crc32c::value(bytes.data() + record_offset + 4, kRecordHeaderSize - 4 + length));
+    std::memcpy(bytes.data() + record_offset, &crc, 4);
+    fs_.put(segment(1), bytes);
+  };
+  shorten(a[1].end.offset + kGroupMarkerSize);  // first record of the second group
+  EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+
+  shorten(a[3].end.offset + kGroupMarkerSize);  // first record of the last group: never acknowledged
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 4u);
+  ASSERT_EQ(findings_.size(), 1u);
+  EXPECT_EQ(findings_[0].kind, RecoveryFinding::Kind::TornTailCut);
+}
+
+TEST_F(WalFaultTest, FailedFdatasyncAcknowledgesNoneOfTheGroupAndHaltsTheLog) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+    fs_.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, ".wal"});
+    constexpr int kProducers = 8;
+    std::barrier start(kProducers);
+    std::vector<AppendStatus> status(kProducers, AppendStatus::Ok);
+    std::vector<std::thread> producers;
+    for (int p = 0; p < kProducers; ++p)
+      producers.emplace_back([&, p] {
+        start.arrive_and_wait();
+        status[static_cast<std::size_t>(p)] = append(*log, 100 + p * 10, 10);
+      });
+    for (auto& t : producers) t.join();
+    for (int p = 0; p < kProducers; ++p) EXPECT_EQ(status[static_cast<std::size_t>(p)], AppendStatus::IoError) << "producer " << p;
+    ASSERT_EQ(fatals_.size(), 1u);
+    EXPECT_NE(fatals_[0].find("fdatasync"), std::string::npos);
+    EXPECT_TRUE(log->halted());
+    EXPECT_EQ(log->durable().lsn, 3u);
+    EXPECT_EQ(append(*log, 500, 1), AppendStatus::IoError) << "a halted log accepts nothing";
+    fs_.power_loss(PowerLossMode::MixedPages);
+  }
+  fs_.reboot();
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 3u) << "the unsynced group is gone, the synced one is whole";
+  EXPECT_EQ(read_all(*log).size(), 3u);
+}
+
+TEST(WalFaultDeathTest, FailedFdatasyncExitsWithStatus70ByDefault) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        FaultFs fs(7);
+        Options o;
+        o.dir = kDir;
+        o.fs = &fs;
+        auto log = WriteAheadLog::open(o);
+        fs.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, ".wal"});
+        std::vector<std::string> payloads{"x"};
+        std::vector<Appended> out;
+        log->append(payloads, out);
+      },
+      ::testing::ExitedWithCode(70), "fdatasync");
+}
+
+void expect_write_fault_answers_and_resumes(FaultFs& fs, const Options& o, int error, AppendStatus expected) {
+  auto log = WriteAheadLog::open(o);
+  std::vector<std::string> payloads{std::string(3000, 'a'), std::string(3000, 'b')};
+  std::vector<Appended> out;
+  ASSERT_EQ(log->append(payloads, out), AppendStatus::Ok);
+  const Position before = log->durable();
+  fs.add_fault(FaultRule{FsOp::Write, 1, 3, error, ".wal"});
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(log->append(payloads, out), expected);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(log->durable().lsn, before.lsn);
+    EXPECT_EQ(fs.contents(kDir + "/" + segment_file_name(1)).size(), before.offset) << "a partial record stayed in the file";
+  }
+  ASSERT_EQ(log->append(payloads, out), AppendStatus::Ok) << "appends resume once the fault clears";
+  EXPECT_EQ(out.front().lsn, before.lsn + 1);
+  log.reset();
+  auto reopened = WriteAheadLog::open(o);
+  EXPECT_EQ(reopened->durable().lsn, 4u);
+}
+
+TEST_F(WalFaultTest, NoSpaceOnWriteAnswersDiskFullLeavesNoPartialRecordAndResumes) {
+  expect_write_fault_answers_and_resumes(fs_, options(), ENOSPC, AppendStatus::DiskFull);
+  EXPECT_TRUE(fatals_.empty());
+}
+
+TEST_F(WalFaultTest, QuotaExceededOnWriteAnswersDiskFull) {
+  expect_write_fault_answers_and_resumes(fs_, options(), EDQUOT, AppendStatus::DiskFull);
+}
+
+TEST_F(WalFaultTest, IoErrorOnWriteAnswersIoErrorAndResumes) {
+  expect_write_fault_answers_and_resumes(fs_, options(), EIO, AppendStatus::IoError);
+  EXPECT_TRUE(fatals_.empty());
+}
+
+TEST_F(WalFaultTest, FailedDirectoryFsyncAtRollOverIsFatalAndNothingOfTheGroupIsAcked) {
+  std::vector<Appended> acked;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    while (log->durable().offset < 1024) ASSERT_EQ(append(*log, static_cast<int>(acked.size()), 4, &acked), AppendStatus::Ok);
+    fs_.add_fault(FaultRule{FsOp::SyncDir, 1, 1, EIO, ""});
+    std::vector<Appended> lost;
+    EXPECT_EQ(append(*log, 1000, 4, &lost), AppendStatus::IoError);
+    EXPECT_TRUE(lost.empty());
+    ASSERT_EQ(fatals_.size(), 1u);
+    EXPECT_NE(fatals_[0].find("fsync of log directory"), std::string::npos);
+    fs_.power_loss(PowerLossMode::MixedPages);
+  }
+  fs_.reboot();
+  auto log = WriteAheadLog::open(options(1024));
+  EXPECT_EQ(log->durable().lsn, acked.back().lsn);
+  EXPECT_EQ(read_all(*log).size(), acked.size());
+}
+
+TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndRecoveryRemovesThem) {
+  std::vector<Appended> a;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) ASSERT_EQ(append(*log, i * 4, 4, &a), AppendStatus::Ok);
+    ASSERT_GT(log->stats().segments, 4u);
+    const Position applied = a[80].end;
+    log->note_applied(applied);
+    fs_.add_fault(FaultRule{FsOp::SyncDir, 1, 1, EIO, ""});
+    log->remove_segments_before(applied.segment);
+    EXPECT_TRUE(fatals_.empty()) << "a removal that may not persist is not fatal";
+    ASSERT_FALSE(warnings_.empty());
+    EXPECT_NE(warnings_.back().find("may bring them back"), std::string::npos);
+    fs_.power_loss(PowerLossMode::DropUnsynced);  // every removal is undone
+  }
+  fs_.reboot();
+  ASSERT_TRUE(fs_.exists(segment(1))) << "the power loss brought the removed segments back";
+  // And a crash that brought back only some of them leaves a gap below the applied position.
+  fs_.put(segment(1), "");
+  fs_.remove(segment(1));
+  auto log = WriteAheadLog::open(options(1024));
+  EXPECT_EQ(log->durable().lsn, 120u);
+  EXPECT_FALSE(fs_.exists(segment(2)));
+  std::size_t removed = 0;
+  for (const auto& f : findings_) removed += f.kind == RecoveryFinding::Kind::AppliedSegmentRemoved;
+  EXPECT_GT(removed, 0u);
+  EXPECT_EQ(read_all(*log).size(), 120u - log->oldest().lsn);
+}
+
+TEST_F(WalFaultTest, ALogThatEndsBelowItsCeilingRefusesToOpen) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 50), AppendStatus::Ok);
+    ASSERT_TRUE(log->raise_ceiling(log->durable()));  // a batch up to lsn 50 went to PostgreSQL
+    ASSERT_EQ(append(*log, 50, 10), AppendStatus::Ok);
+  }
+  // The storage loses synced records (restored from an old copy, or cut by hand).
+  std::string bytes = fs_.contents(segment(1));
+  bytes.resize(kSegmentHeaderSize);
+  fs_.put(segment(1), bytes);
+  try {
+    WriteAheadLog::open(options());
+    FAIL() << "a log below its ceiling opened";
+  } catch (const WalCorruption& e) {
+    EXPECT_NE(std::string(e.what()).find("ends at lsn 0, but batches up to lsn 50"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("reuse"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(WalFaultTest, TheAppliedPositionSurvivesARestart) {
+  Position applied;
+  {
+    auto log = WriteAheadLog::open(options());
+    std::vector<Appended> a;
+    ASSERT_EQ(append(*log, 0, 40, &a), AppendStatus::Ok);
+    applied = a[29].end;
+    ASSERT_TRUE(log->raise_ceiling(applied));
+    log->note_applied(applied);
+    ASSERT_TRUE(log->persist_applied());
+  }
+  fs_.power_loss(PowerLossMode::MixedPages);
+  fs_.reboot();
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->applied_at_open().lsn, applied.lsn);
+  EXPECT_EQ(log->applied_at_open().log_offset, applied.log_offset);
+}
+
+TEST_F(WalFaultTest, ASecondOpenOfTheDirectoryIsRefused) {
+  auto log = WriteAheadLog::open(options());
+  try {
+    WriteAheadLog::open(options());
+    FAIL() << "two logs on one directory";
+  } catch (const WalLocked& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another pm-ingestd (pid "), std::string::npos) << e.what();
+  }
+  log.reset();
+  EXPECT_NO_THROW(WriteAheadLog::open(options())) << "the lock goes with the log";
+}
+
+TEST_F(WalFaultTest, AFormatOneLogIsReadAndContinuedInFormatTwo) {
+  // A version 1 segment as written before group markers: records only.
+  const LogId id{1, 2, 3};
+  std::string bytes = encode_segment_header(SegmentHeader{id, 1, 1, 0, 1});
+  for (int i = 0; i < 5; ++i) append_record(bytes, static_cast<std::uint64_t>(i + 1), kRecordEvent, payload(i));
+  const std::size_t whole = bytes.size();
+  bytes += std::string(7, '\x5a');  // a torn tail, as version 1 knew it
+  ASSERT_EQ(fs_.create_dir(kDir), std::error_code{});
+  fs_.put(segment(1), bytes);
+
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->log_id(), id);
+  EXPECT_EQ(log->durable().lsn, 5u);
+  EXPECT_EQ(log->durable().segment, 2u) << "appends go to a new segment in the current format";
+  EXPECT_EQ(fs_.contents(segment(1)).size(), whole);
+  ASSERT_EQ(append(*log, 5, 3), AppendStatus::Ok);
+  const auto all = read_all(*log);
+  ASSERT_EQ(all.size(), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], payload(i));
+  SegmentHeader h;
+  ASSERT_TRUE(decode_segment_header(fs_.contents(segment(2)).data(), kSegmentHeaderSize, h));
+  EXPECT_EQ(h.version, 2u);
+}
+
+}  // namespace
+}  // namespace pm::wal
