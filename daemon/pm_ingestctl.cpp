@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "daemon/cli_common.h"
+#include "daemon/log_inspection.h"
 #include "ingest/event_codec.h"
 #include "ingest/protocol.h"
 #include "ingest/wal.h"
@@ -31,10 +32,15 @@ constexpr const char* kUsage =
     "  checkpoint-reset --instance-id ID\n"
     "            forget an instance's checkpoint (after its log was fully applied and\n"
     "            removed); its next start applies its log from the oldest record\n"
-    "  wal-verify --wal-dir DIR\n"
-    "            read the whole log, checking every checksum and sequence number\n"
-    "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N]\n"
-    "            print the log's events as JSON lines (lsn first)\n"
+    "  wal-verify --wal-dir DIR [--salvage]\n"
+    "            read the whole log, checking every checksum, group and sequence number;\n"
+    "            exit 2 with the file, offset, diagnosis and what to do when it is damaged.\n"
+    "            --salvage reads past damage and lists the skipped byte ranges and LSNs\n"
+    "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N] [--salvage]\n"
+    "            print the log's events as JSON lines (lsn first); --salvage prints every\n"
+    "            readable event past damage, with a comment line for each skipped range\n"
+    "\n"
+    "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it.\n"
     "\n";
 
 pm::DatabaseConfig database_config(const po::variables_map& vm) {
@@ -60,23 +66,55 @@ int run_migrate(const po::variables_map& vm) {
   return 0;
 }
 
+std::string required_wal_dir(const po::variables_map& vm) {
+  const std::string dir = vm["wal-dir"].as<std::string>();
+  if (dir.empty()) throw std::runtime_error("--wal-dir is required");
+  return dir;
+}
+
+// The log's health in status: verified whole, and held against the checkpoints stored for it.
+int print_log_status(const std::string& dir, const std::vector<std::pair<std::string, long long>>& checkpoints) {
+  const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
+  if (!v.extent_known) {
+    std::cout << "log             " << dir << ": DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
+    return 2;
+  }
+  const std::string id = pm::wal::log_id_hex(v.extent.log_id);
+  std::cout << "log             " << id << " in " << dir << ": lsn " << v.extent.oldest.lsn + 1 << ".." << v.extent.end.lsn
+            << ", " << v.extent.segments << " segment(s), " << v.extent.end.log_offset - v.extent.oldest.log_offset
+            << " record bytes\n";
+  if (!v.ok) {
+    std::cout << "log health      DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
+    return 2;
+  }
+  for (const auto& [log_id, lsn] : checkpoints) {
+    if (log_id == id && static_cast<std::uint64_t>(lsn) > v.extent.end.lsn) {
+      std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log ends at lsn "
+                << v.extent.end.lsn << ": records were lost, and new events would reuse their LSNs\n"
+                << pm::ctl::damage_advice(dir) << "\n";
+      return 2;
+    }
+  }
+  std::cout << "log health      ok" << (v.torn_tail ? " (ends in a torn last group, never acknowledged; cut at the next start)" : "")
+            << "\n";
+  return 0;
+}
+
 int run_status(const po::variables_map& vm) {
   pm::Database db(database_config(vm));
   const auto pending = pm::Migrator(db).pending();
   std::cout << "database        " << pm::redact_url(db.config().url) << "\n";
   std::cout << "migrations      " << (pending.empty() ? "up to date" : std::to_string(pending.size()) + " pending") << "\n";
+  std::vector<std::pair<std::string, long long>> checkpoints;
   db.transaction([&](pqxx::work& tx) {
-    for (const auto& row : tx.exec("SELECT instance_id, log_id, lsn, applied_events, updated_at FROM pm_ingest_checkpoints ORDER BY instance_id"))
+    for (const auto& row : tx.exec("SELECT instance_id, log_id, lsn, applied_events, updated_at FROM pm_ingest_checkpoints ORDER BY instance_id")) {
       std::cout << "instance        " << row[0].c_str() << ": applied up to lsn " << row[2].c_str() << " of log " << row[1].c_str()
                 << " (" << row[3].c_str() << " events, at " << row[4].c_str() << ")\n";
+      checkpoints.emplace_back(row[1].c_str(), row[2].as<long long>());
+    }
     std::cout << "dead letters    " << tx.exec1("SELECT count(*) FROM pm_dead_letters")[0].c_str() << "\n";
   });
-  if (const std::string dir = vm["wal-dir"].as<std::string>(); !dir.empty()) {
-    const pm::wal::LogExtent extent = pm::wal::inspect_log(dir);
-    std::cout << "log             " << pm::wal::log_id_hex(extent.log_id) << " in " << dir << ": lsn " << extent.oldest.lsn + 1
-              << ".." << extent.end.lsn << ", " << extent.segments << " segment(s), "
-              << extent.end.log_offset - extent.oldest.log_offset << " record bytes\n";
-  }
+  if (const std::string dir = vm["wal-dir"].as<std::string>(); !dir.empty()) return print_log_status(dir, checkpoints);
   return 0;
 }
 
@@ -88,56 +126,41 @@ int run_checkpoint_reset(const po::variables_map& vm) {
   return 0;
 }
 
-// Reads the log from its oldest record to its end; `on_record` sees each decoded event.
-template <class Fn>
-int read_log(const po::variables_map& vm, Fn&& on_record) {
-  const std::string dir = vm["wal-dir"].as<std::string>();
-  if (dir.empty()) throw std::runtime_error("--wal-dir is required");
-  try {
-    // Read-only: safe while a daemon appends; a torn tail is reported, not cut.
-    const pm::wal::LogExtent extent = pm::wal::inspect_log(dir);
-    if (extent.tail == pm::wal::TailState::Corrupt)
-      throw pm::wal::WalCorruption(dir + "/" + pm::wal::segment_file_name(extent.end.segment), extent.end.offset, extent.tail_problem);
-    if (extent.tail == pm::wal::TailState::Torn)
-      std::cerr << "note: " << pm::wal::segment_file_name(extent.end.segment) << " ends in a torn last group at offset "
-                << extent.end.offset << " (" << extent.tail_problem << "); the daemon cuts it at its next start\n";
-    pm::wal::WalReader reader(dir, extent.log_id, extent.oldest);
-    while (auto record = reader.next(extent.end)) {
-      std::string error;
-      auto event = pm::decode_event(record->payload, &error);
-      if (!event) throw pm::wal::WalCorruption(dir + "/" + pm::wal::segment_file_name(record->start.segment), record->start.offset, error);
-      if (!on_record(*record, *event)) break;
-    }
-    return 0;
-  } catch (const pm::wal::WalCorruption& e) {
-    std::cerr << e.what() << "\n";
+int run_wal_verify(const po::variables_map& vm) {
+  const std::string dir = required_wal_dir(vm);
+  if (vm["salvage"].as<bool>()) return pm::ctl::salvage(dir, false, 0, 0, std::cout) == 0 ? 0 : 2;
+  const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
+  if (!v.ok) {
+    std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;
   }
-}
-
-int run_wal_verify(const po::variables_map& vm) {
-  std::uint64_t records = 0, first = 0, last = 0, trades = 0;
-  const int rc = read_log(vm, [&](const pm::wal::Record& r, const pm::Event& e) {
-    if (records++ == 0) first = r.lsn;
-    last = r.lsn;
-    trades += e.type() == pm::EventType::Trade;
-    return true;
-  });
-  if (rc == 0)
-    std::cout << "log ok: " << records << " records" << (records ? " (lsn " + std::to_string(first) + ".." + std::to_string(last) + ")" : "")
-              << ", " << trades << " trades, " << records - trades << " triggers\n";
-  return rc;
+  if (v.torn_tail)
+    std::cerr << "note: " << pm::wal::segment_file_name(v.extent.end.segment) << " ends in a torn last group at offset "
+              << v.extent.end.offset << " (" << v.extent.tail_problem
+              << "); it was never acknowledged (its fdatasync never returned), and the daemon cuts it at its next start\n";
+  std::cout << "log ok: " << v.records << " records"
+            << (v.records ? " (lsn " + std::to_string(v.extent.end.lsn - v.records + 1) + ".." + std::to_string(v.extent.end.lsn) + ")" : "")
+            << ", " << v.trades << " trades, " << v.records - v.trades << " triggers\n";
+  return 0;
 }
 
 int run_wal_dump(const po::variables_map& vm) {
+  const std::string dir = required_wal_dir(vm);
   const std::uint64_t from = vm["from-lsn"].as<std::uint64_t>();
-  std::uint64_t left = vm["limit"].as<std::uint64_t>();
-  return read_log(vm, [&](const pm::wal::Record& r, const pm::Event& e) {
+  const std::uint64_t limit = vm["limit"].as<std::uint64_t>();
+  if (vm["salvage"].as<bool>()) return pm::ctl::salvage(dir, true, from, limit, std::cout) == 0 ? 0 : 2;
+  std::uint64_t left = limit;
+  const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir, [&](const pm::wal::Record& r, const pm::Event& e) {
     if (r.lsn < from) return true;
     if (left-- == 0) return false;
     std::cout << r.lsn << "\t" << pm::event_to_json(e) << "\n";
     return true;
   });
+  if (!v.ok) {
+    std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
+    return 2;
+  }
+  return 0;
 }
 
 int run_pending(const po::variables_map& vm) {
@@ -162,7 +185,8 @@ int main(int argc, char** argv) {
       ("instance-id", po::value<std::string>()->default_value("default"), "daemon instance (checkpoint-reset)")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
-      ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)");
+      ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)")
+      ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)");
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(), "command");
   po::positional_options_description positional;

@@ -220,6 +220,13 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
                         scan.problem + "; a valid " + (scan.header.version >= 2 ? "group" : "record") + " follows at offset " +
                             std::to_string(scan.later_valid_offset) +
                             ", so this damage lies in data that had been synced and acknowledged");
+  // Everything up to the ceiling was synced before a batch went to PostgreSQL: damage there is
+  // corruption of acknowledged data, whatever the format alone could tell. Nothing is cut then.
+  if (scan.tail == TailState::Torn && read == StateRead::Valid && state.log_id == log_id_ &&
+      state.ceiling.lsn > scan.valid_end.lsn)
+    throw WalCorruption(newest, scan.valid_end.offset,
+                        scan.problem + "; the log's state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
+                            " had been synced (and may be applied), so this damage lies in acknowledged data");
   if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
   if (scan.tail == TailState::Torn) {
     std::error_code ec = active_->truncate(scan.valid_end.offset);

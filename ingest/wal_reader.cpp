@@ -3,6 +3,7 @@
 #include <system_error>
 
 #include "ingest/wal_directory.h"
+#include "ingest/wal_state.h"
 
 namespace pm::wal {
 
@@ -112,6 +113,17 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   extent.tail = scan.tail;
   extent.tail_problem = scan.problem;
   extent.later_valid_offset = scan.later_valid_offset;
+  LocalState state;
+  if (listing.has_state && read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid && state.log_id == extent.log_id) {
+    extent.has_state = true;
+    extent.applied = state.applied;
+    extent.ceiling = state.ceiling;
+    if (extent.tail == TailState::Torn && state.ceiling.lsn > extent.end.lsn) {
+      extent.tail = TailState::Corrupt;
+      extent.tail_problem += "; the state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
+                             " had been synced, so this damage lies in acknowledged data";
+    }
+  }
   return extent;
 }
 

@@ -62,8 +62,14 @@ struct LogExtent {
   TailState tail = TailState::Clean;
   std::string tail_problem;
   std::uint64_t later_valid_offset = 0;
+  // From the state file (wal_state.h), when it is there and valid: the applied position the
+  // daemon last recorded, and the ceiling (every record up to it had been synced).
+  bool has_state = false;
+  Position applied;
+  Position ceiling;
 };
 
+// A torn last group below the state's ceiling is reported as Corrupt: it had been synced.
 // Throws WalCorruption for unreadable headers or gaps, std::runtime_error for an empty directory.
 LogExtent inspect_log(const std::string& dir, LogFs& fs = posix_log_fs());
 

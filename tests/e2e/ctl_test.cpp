@@ -14,20 +14,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Run {
-  int code;
-  std::string output;
-};
-
 Run ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-  static int n = 0;
-  const std::string out = std::filesystem::temp_directory_path() / ("pm_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-  Process p;
-  p.start(PM_INGESTCTL_BIN, args, env, out);
-  const auto code = p.wait(60s);
-  Run r{code ? *code : -1, read_file(out)};
-  std::filesystem::remove(out);
-  return r;
+  return run_ctl(args, env);
 }
 
 TEST(Ctl, MigrateTwiceFromTheEnvironment) {
@@ -93,16 +81,34 @@ TEST(Ctl, StatusResetVerifyAndDump) {
   EXPECT_NE(dump.output.find("3\t{\"type\":\"trigger\""), std::string::npos) << dump.output;
   EXPECT_EQ(d.stop(), 0);
 
-  // Flip a byte inside record 1: verification names the segment file and the offset.
+  // Flip a byte inside record 1 (after the 56-byte segment header and the 33-byte group marker):
+  // verification names the segment file, the offset and what to do; the group was synced (the
+  // state file's ceiling covers it), so this is damage to acknowledged data, not a torn tail.
   const std::string segment = d.wal_dir() + "/0000000000000001.wal";
   {
     std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(56 + 30);
+    f.seekp(56 + 33 + 30);
     f.put('\x7f');
   }
   auto corrupt = ctl({"wal-verify", "--wal-dir", d.wal_dir()});
   EXPECT_EQ(corrupt.code, 2);
   EXPECT_NE(corrupt.output.find("0000000000000001.wal at offset 56"), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("acknowledged data"), std::string::npos) << corrupt.output;
+  EXPECT_NE(corrupt.output.find("wal-dump --salvage"), std::string::npos) << corrupt.output;
+  auto damaged_status = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(damaged_status.code, 2) << damaged_status.output;
+  EXPECT_NE(damaged_status.output.find("DAMAGED"), std::string::npos) << damaged_status.output;
+  // Salvage reads past the bad record: the two after it, and the range it skipped.
+  auto salvage = ctl({"wal-dump", "--salvage", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(salvage.code, 2) << salvage.output;
+  EXPECT_EQ(salvage.output.find("1\t{"), std::string::npos) << salvage.output;
+  EXPECT_NE(salvage.output.find("2\t{\"type\":\"trade\",\"condition_id\":\"c\",\"trade_id\":\"x2\""), std::string::npos) << salvage.output;
+  EXPECT_NE(salvage.output.find("3\t{\"type\":\"trigger\""), std::string::npos) << salvage.output;
+  EXPECT_NE(salvage.output.find("# skipped " + segment + " bytes 89.."), std::string::npos) << salvage.output;
+  EXPECT_NE(salvage.output.find("after lsn 0, resuming at lsn 2"), std::string::npos) << salvage.output;
+  // And the daemon refuses to start on it (exit 2: systemd does not restart it in a loop).
+  EXPECT_EQ(d.run_to_exit(), 2) << d.output();
+  EXPECT_NE(d.output().find("refusing to start"), std::string::npos) << d.output();
 
   auto reset = ctl({"checkpoint-reset", "--instance-id", "default", "--database-url", tdb.url()});
   EXPECT_EQ(reset.code, 0) << reset.output;

@@ -490,3 +490,84 @@ TEST(DaemonCli, ConfigFileAndEnvironmentAreRead) {
 
 }  // namespace
 }  // namespace pm::test
+
+namespace pm::test {
+namespace {
+
+// Issue 11: two daemons on one log directory would overwrite each other's acknowledged records.
+TEST_F(DaemonTest, ASecondDaemonOnTheSameLogDirectoryRefusesAndTheFirstKeepsItsRecords) {
+  DaemonHarness first(tdb_->url());
+  first.start();
+  Producer p(first.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "locked" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(200, 10s));
+  DaemonHarness second(tdb_->url(), {"--instance-id", "second"});
+  second.process().start(PM_INGESTD_BIN,
+                         {"--socket", second.socket(), "--wal-dir", first.wal_dir(), "--metrics-listen",
+                          "127.0.0.1:" + std::to_string(second.metrics_port()), "--instance-id", "second"},
+                         {{"DATABASE_URL", tdb_->url()}}, second.dir() + "/daemon.log");
+  const auto code = second.process().wait(20s);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(second.output().find("is in use by another pm-ingestd (pid " + std::to_string(first.process().pid()) + ")"),
+            std::string::npos)
+      << second.output();
+  EXPECT_FALSE(socket_accepts(second.socket()));
+  EXPECT_TRUE(wait_count(kTrades, 200));
+  EXPECT_EQ(first.stop(), 0);
+  auto verify = run_ctl({"wal-verify", "--wal-dir", first.wal_dir()});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("200 records"), std::string::npos) << verify.output;
+}
+
+// Issue 11: a log that lost applied records, restarted while PostgreSQL is down, must not ack new
+// events under LSNs the checkpoint covers (they would be skipped when the database returns).
+TEST_F(DaemonTest, ALogThatLostAppliedRecordsRefusesToStartEvenWithoutTheDatabase) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  {
+    Producer p(d.socket());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 80; ++i) lines.push_back(trade_line("c", "applied" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack(80, 10s));
+  }
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 80", 1));
+  EXPECT_EQ(d.stop(), 0);
+  std::filesystem::resize_file(d.wal_dir() + "/0000000000000001.wal", 56);  // the records are gone
+  d.database_url() = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  EXPECT_EQ(d.run_to_exit(), 2) << d.output();
+  EXPECT_NE(d.output().find("new events would reuse their LSNs"), std::string::npos) << d.output();
+  EXPECT_FALSE(socket_accepts(d.socket()));
+}
+
+// Issue 11: after a restart with PostgreSQL down, applied bytes do not count against the budget.
+TEST_F(DaemonTest, AppliedBytesDoNotCountAgainstTheBudgetAfterARestartWithoutTheDatabase) {
+  DaemonHarness d(tdb_->url(), {"--wal-max-bytes", "40K"});
+  d.start();
+  for (int round = 0; round < 4; ++round) {  // 4 x ~30 KiB: more than the budget, all applied
+    Producer p(d.socket());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100; ++i) lines.push_back(trade_line("c", "budget" + std::to_string(round) + "-" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack(100, 10s));
+    ASSERT_TRUE(wait_count(kTrades, 100 * (round + 1)));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  d.database_url() = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  d.start();
+  EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 60; ++i) lines.push_back(trade_line("c", "after" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  std::vector<Reply> replies;
+  ASSERT_TRUE(p.wait_ack(60, 10s, &replies)) << "lines got busy: the applied bytes still counted against the budget";
+  for (const auto& r : replies) EXPECT_TRUE(r.is_ack) << r.error << " " << r.detail;
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace pm::test

@@ -1,8 +1,16 @@
 #pragma once
 // Helpers shared by the end-to-end suites: protocol lines and database checks.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
+
+#include "tests/support/process.h"
 
 #include <pqxx/pqxx>
 
@@ -18,6 +26,23 @@ inline std::string trigger_line(const std::string& token, const std::string& cid
                                 std::int64_t ts_ms = 1'700'000'000'000) {
   return R"({"type":"trigger","token_id":")" + token + R"(","condition_id":")" + cid + R"(","threshold":)" + threshold +
          R"(,"trigger_timestamp":)" + std::to_string(ts_ms) + "}";
+}
+
+// One pm-ingestctl run: its exit code (-1 when it hung) and its output (stdout and stderr).
+struct Run {
+  int code;
+  std::string output;
+};
+
+inline Run run_ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  static int n = 0;
+  const std::string out = std::filesystem::temp_directory_path() / ("pm_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  Process p;
+  p.start(PM_INGESTCTL_BIN, args, env, out);
+  const auto code = p.wait(std::chrono::seconds(60));
+  Run r{code ? *code : -1, read_file(out)};
+  std::filesystem::remove(out);
+  return r;
 }
 
 inline long long query_count(const std::string& url, const std::string& sql) {

@@ -297,6 +297,26 @@ TEST_F(WalFaultTest, ALogThatEndsBelowItsCeilingRefusesToOpen) {
   }
 }
 
+TEST_F(WalFaultTest, DamageInTheLastGroupBelowTheCeilingIsCorruptionAndNothingIsCut) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 20), AppendStatus::Ok);  // one group, the last one
+    ASSERT_TRUE(log->raise_ceiling(log->durable()));   // ... synced and sent to PostgreSQL
+  }
+  std::string bytes = fs_.contents(segment(1));
+  bytes[kSegmentHeaderSize + kGroupMarkerSize + 40] ^= 0x01;
+  fs_.put(segment(1), bytes);
+  try {
+    WriteAheadLog::open(options());
+    FAIL() << "acknowledged records were cut as a torn tail";
+  } catch (const WalCorruption& e) {
+    EXPECT_EQ(e.offset(), kSegmentHeaderSize);
+    EXPECT_NE(std::string(e.what()).find("had been synced"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs_.contents(segment(1)), bytes) << "recovery changed a log it refused";
+  EXPECT_EQ(inspect_log(kDir, fs_).tail, TailState::Corrupt) << "the tools give the same verdict";
+}
+
 TEST_F(WalFaultTest, TheAppliedPositionSurvivesARestart) {
   Position applied;
   {

@@ -59,11 +59,22 @@ DaemonHarness::~DaemonHarness() {
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
 }
 
-void DaemonHarness::start() {
+void DaemonHarness::launch() {
   std::vector<std::string> args = {"--socket", socket(), "--wal-dir", wal_dir(), "--metrics-listen",
                                    "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log");
+}
+
+int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
+  launch();
+  const auto code = process_.wait(timeout);
+  if (!code) process_.kill9();
+  return code ? *code : -1;
+}
+
+void DaemonHarness::start() {
+  launch();
   const bool up = wait_until([&] { return socket_accepts(socket()) || !process_.running(); }, std::chrono::seconds(20));
   ASSERT_TRUE(up && process_.running()) << "pm-ingestd did not come up:\n" << output();
 }

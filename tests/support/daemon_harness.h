@@ -24,6 +24,9 @@ class DaemonHarness {
   // Starts the daemon and waits until its socket accepts connections (fails the test if it exits).
   void start();
   void kill9() { process_.kill9(); }
+  // Starts the daemon expecting it to exit by itself (a refusal to start); its exit code, or -1
+  // when it is still running after `timeout` (then it is killed).
+  int run_to_exit(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGTERM; the exit code (or -1 on timeout).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   bool running() { return process_.running(); }
@@ -40,6 +43,7 @@ class DaemonHarness {
   std::string& database_url() { return database_url_; }
 
  private:
+  void launch();
   std::string database_url_;
   std::vector<std::string> extra_args_;
   std::string dir_;
