@@ -119,6 +119,7 @@ std::error_code FaultFs::check(FsOp op, const std::string& path) {
 }
 
 std::string FaultFs::damage(const std::string& synced, const std::string& current, PowerLossMode mode) {
+  // Only bytes a completed sync did not cover are at risk; the rest survives whatever the mode.
   if (synced == current || mode == PowerLossMode::DropUnsynced) return synced;
   const std::size_t lb = synced.size(), lc = current.size();
   std::size_t d = 0;
@@ -139,6 +140,10 @@ std::string FaultFs::damage(const std::string& synced, const std::string& curren
       default: source = static_cast<int>(uniform(0, 3)); break;
     }
     for (std::size_t i = off; i < page_end; ++i) {
+      if (i < lb && i < lc && synced[i] == current[i]) {  // a synced byte the process did not change
+        out.push_back(synced[i]);
+        continue;
+      }
       switch (source) {
         case 0: out.push_back(i < lc ? current[i] : '\0'); break;
         case 1: out.push_back(i < lb ? synced[i] : '\0'); break;
