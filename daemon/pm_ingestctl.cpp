@@ -134,10 +134,8 @@ int run_wal_verify(const po::variables_map& vm) {
     std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;
   }
-  if (v.torn_tail)
-    std::cerr << "note: " << pm::wal::segment_file_name(v.extent.end.segment) << " ends in a torn last group at offset "
-              << v.extent.end.offset << " (" << v.extent.tail_problem
-              << "); it was never acknowledged (its fdatasync never returned), and the daemon cuts it at its next start\n";
+  for (const auto& finding : v.extent.pending_recovery)
+    std::cerr << "note: at its next start the daemon will have " << pm::wal::describe(finding) << "\n";
   std::cout << "log ok: " << v.records << " records"
             << (v.records ? " (lsn " + std::to_string(v.extent.end.lsn - v.records + 1) + ".." + std::to_string(v.extent.end.lsn) + ")" : "")
             << ", " << v.trades << " trades, " << v.records - v.trades << " triggers\n";

@@ -124,6 +124,14 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
                              " had been synced, so this damage lies in acknowledged data";
     }
   }
+  for (const std::string& name : listing.temporary)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::TemporaryRemoved, path_in(dir, name), 0, 0, ""});
+  if (extent.tail == TailState::Torn)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, extent.end.offset,
+                                                      scan.file_size - extent.end.offset, extent.tail_problem});
+  if (!extent.has_state)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::StateCreated, path_in(dir, kStateFileName), 0, 0,
+                                                      "the log has no valid state file (written before format 2?)"});
   return extent;
 }
 

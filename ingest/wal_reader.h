@@ -13,11 +13,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ingest/log_fs.h"
 #include "ingest/segment_file.h"
 #include "ingest/wal_corruption.h"
 #include "ingest/wal_format.h"
+#include "ingest/wal_recovery_report.h"
 #include "ingest/wal_scan.h"
 
 namespace pm::wal {
@@ -67,6 +69,8 @@ struct LogExtent {
   bool has_state = false;
   Position applied;
   Position ceiling;
+  // What recovery would do at the daemon's next start (the same findings it reports then).
+  std::vector<RecoveryFinding> pending_recovery;
 };
 
 // A torn last group below the state's ceiling is reported as Corrupt: it had been synced.

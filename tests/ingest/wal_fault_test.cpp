@@ -89,6 +89,13 @@ TEST_F(WalFaultTest, ZeroedPageInsideTheLastGroupIsATornTailNotCorruption) {
   std::memset(bytes.data() + page, 0, 4096);
   fs_.put(segment(1), bytes);
 
+  // The operator tools see what recovery will do, without doing it.
+  const LogExtent seen = inspect_log(kDir, fs_);
+  EXPECT_EQ(seen.tail, TailState::Torn);
+  ASSERT_EQ(seen.pending_recovery.size(), 1u);
+  EXPECT_EQ(seen.pending_recovery[0].bytes, bytes.size() - first_group_end);
+  EXPECT_EQ(fs_.contents(segment(1)), bytes);
+
   auto log = WriteAheadLog::open(options());
   EXPECT_EQ(log->durable().lsn, 5u);
   EXPECT_EQ(log->durable().offset, first_group_end);
