@@ -82,7 +82,7 @@ TEST(FuzzRegression, LargeNumbersRenderAsJsonParsersReadThem) {
                           R"("trigger_timestamp":177370955615,"size":"101844674407370955161",)"
                           R"("model_score":2.71844674407370955161571e19})");
   expect_json_parses_back(R"({"type":"trigger","token_id":"a","condition_id":"b","threshold":1,)"
-                          R"("trigger_timestamp":177370955615,"model_score":-36893488147419103232})");
+                          R"("trigger_timestamp":177370955615,"model_score":"-36893488147419103232"})");
   // Small ones and integers keep their short form.
   const Event e = parse_ok(R"({"type":"trade","condition_id":"c","trade_id":"t","price":0.953,)"
                            R"("size":123456789012345,"side":"BUY","timestamp_ms":170000000010100})");
