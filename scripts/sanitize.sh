@@ -31,10 +31,11 @@ rm -rf "$logs"
 mkdir -p "$logs"
 # -fno-sanitize-recover=undefined already stops at the first UB; print_stacktrace says where.
 export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-# Leaks in system libraries that we cannot fix, each justified in scripts/lsan.supp.
+# Reports from system libraries that we cannot fix, each justified in scripts/lsan.supp and
+# scripts/tsan.supp.
 export LSAN_OPTIONS="suppressions=$ROOT/scripts/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export TSAN_OPTIONS="log_path=$logs/tsan:second_deadlock_stack=1:history_size=4${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
+export TSAN_OPTIONS="log_path=$logs/tsan:suppressions=$ROOT/scripts/tsan.supp:print_suppressions=0:second_deadlock_stack=1:history_size=4${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 
 cd "$BUILD_DIR"
 rc=0
