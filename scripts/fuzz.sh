@@ -26,7 +26,7 @@ read -r -a WRAP <<< "${PM_BUILD_WRAPPER:-}"
 
 scripts/setup.sh
 "${WRAP[@]}" cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_C_COMPILER="${PM_FUZZ_CC:-clang-14}" -DCMAKE_CXX_COMPILER="${PM_FUZZ_CXX:-clang++-14}" -DPM_FUZZ=ON -DPM_BUILD_TESTS=OFF >/dev/null
+  -DCMAKE_CXX_COMPILER="${PM_FUZZ_CXX:-clang++-14}" -DPM_FUZZ=ON -DPM_BUILD_TESTS=OFF >/dev/null
 "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2 --target "${TARGETS[@]}"
 
 RUNS="$ROOT/$BUILD_DIR/fuzz-runs"
