@@ -1,8 +1,10 @@
 #include "ingest/protocol.h"
 
+#include <cctype>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include <simdjson.h>
@@ -29,9 +31,13 @@ std::string json_quoted(std::string_view text) {
   return out;
 }
 
+// Shortest text that reads back as the same double. From 1e15 on, always in scientific notation:
+// the fixed form of a large double is an integer literal, and one beyond 64 bits (2^64 as
+// "18446744073709551616") is a number JSON parsers such as simdjson refuse.
 std::string number_text(double v) {
   char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  auto [end, ec] = std::fabs(v) >= 1e15 ? std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific)
+                                         : std::to_chars(buf, buf + sizeof buf, v);
   return ec == std::errc{} ? std::string(buf, end) : "?";
 }
 
@@ -139,7 +145,7 @@ class Fields {
     if (!std::isfinite(out) || std::fabs(out) > FLT_MAX)
       reject(RejectReason::Range, std::string("'") + name + "' " + number_text(out) +
                                       " is beyond the range of a REAL column");
-    return out;
+    return out == 0 ? 0.0 : out;  // -0 (from "-0" or -0.0) is stored as 0
   }
 
   object obj_;
@@ -291,13 +297,30 @@ void append_error(std::string& out, RejectReason reason, std::uint64_t line, std
 
 namespace {
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when invalid.
+// Length of the valid UTF-8 sequence at s[i], or 0 when invalid (Unicode's table of well-formed
+// sequences: no overlong forms, no surrogates, nothing above U+10FFFF).
 std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = byte(0);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char second_min = 0x80, second_max = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) second_min = 0xa0;  // overlong below U+0800
+    if (c == 0xed) second_max = 0x9f;  // U+D800..U+DFFF, surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) second_min = 0x90;  // overlong below U+10000
+    if (c == 0xf4) second_max = 0x8f;  // above U+10FFFF
+  } else {
+    return 0;  // a continuation byte, C0/C1 (overlong) or F5..FF
+  }
+  if (i + n > s.size() || byte(1) < second_min || byte(1) > second_max) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if ((byte(k) & 0xc0) != 0x80) return 0;
   return n;
 }
 
@@ -347,7 +370,9 @@ void string_field(std::string& out, const char* name, const std::optional<std::s
 void number_field(std::string& out, const char* name, const std::optional<double>& v) {
   if (!v) return;
   field(out, name);
-  out += number_text(*v);
+  // JSON has no NaN or infinity; the parser never accepts one, but a decoded log record may hold any
+  // double, and the line must stay valid JSON.
+  out += std::isfinite(*v) ? number_text(*v) : "null";
 }
 
 void integer_field(std::string& out, const char* name, const std::optional<std::int64_t>& v) {
@@ -368,7 +393,12 @@ std::string event_to_json(const Event& event) {
     number_field(out, "price", t->price);
     number_field(out, "size", t->size);
     string_field(out, "side", t->side);
-    integer_field(out, "timestamp_ms", t->timestamp_ms);
+    // A trade sent in seconds before 1973-03-03 (timestamp < 10^8) has fewer milliseconds than
+    // timestamp_ms accepts; it is rendered in seconds, as it was sent, so that the line parses back.
+    if (t->timestamp_ms < kMillisecondsThreshold && t->timestamp_ms % 1000 == 0)
+      integer_field(out, "timestamp", t->timestamp_ms / 1000);
+    else
+      integer_field(out, "timestamp_ms", t->timestamp_ms);
     string_field(out, "outcome", t->outcome);
     if (t->outcome_index) integer_field(out, "outcome_index", *t->outcome_index);
     string_field(out, "raw_json", t->raw_json);

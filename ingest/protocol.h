@@ -49,7 +49,10 @@ void append_json_string(std::string& out, std::string_view text);
 
 // The event as a protocol line (normalised: timestamp_ms, upper-case side; a trade carries its
 // raw_json, which is the received line when the producer sent none). Used for dead letters and
-// log inspection.
+// log inspection. Always valid JSON in valid UTF-8, and for any event LineParser returned, a line
+// that LineParser parses back to the same event (so a trade sent in seconds before 1973, below
+// what timestamp_ms accepts, keeps `timestamp`). A non-finite number, which only a decoded log
+// record can hold, is rendered as null.
 std::string event_to_json(const Event& event);
 
 }  // namespace pm

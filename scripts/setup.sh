@@ -17,6 +17,7 @@ PACKAGES=(
   libsimdjson-dev                            # JSON parsing of producer lines
   libsystemd-dev                             # sd_notify, sd_listen_fds
   libgtest-dev libgmock-dev                  # tests
+  clang-14 libclang-rt-14-dev                # scripts/fuzz.sh: libFuzzer targets (clang; libFuzzer, ASan, UBSan runtimes)
   socat python3                              # examples and end-to-end tests talk to the socket
   util-linux procps                          # runuser, mount, ps used by scripts and tests
   python3-asyncpg                            # bench/run.sh: the seed's asyncpg anchor (../shared/bench)
