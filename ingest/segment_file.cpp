@@ -6,7 +6,10 @@
 namespace pm::wal {
 
 namespace {
-constexpr std::size_t kReadWindow = 1 << 20;
+// The window starts small (most files read at start-up are short, and tools open many) and
+// doubles with every refill up to 1 MiB, the size that keeps replay of large segments fast.
+constexpr std::size_t kFirstWindow = 16 << 10;
+constexpr std::size_t kMaxWindow = 1 << 20;
 }
 
 SegmentFile::SegmentFile(LogFs& fs, const std::string& path) : path_(path) {
@@ -22,7 +25,8 @@ std::uint64_t SegmentFile::size() const {
 const char* SegmentFile::read(std::uint64_t offset, std::size_t n, std::uint64_t stable_end) {
   if (offset >= buffer_offset_ && offset + n <= buffer_offset_ + buffer_len_)
     return buffer_.data() + (offset - buffer_offset_);
-  const std::size_t want = std::max(n, kReadWindow);
+  window_ = window_ == 0 ? kFirstWindow : std::min(window_ * 2, kMaxWindow);
+  const std::size_t want = std::max(n, window_);
   if (buffer_.size() < want) buffer_.resize(want);
   std::size_t got = 0;
   buffer_len_ = 0;

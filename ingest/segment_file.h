@@ -30,6 +30,7 @@ class SegmentFile {
   std::vector<char> buffer_;
   std::uint64_t buffer_offset_ = 0;
   std::size_t buffer_len_ = 0;
+  std::size_t window_ = 0;  // bytes read per refill: grows to 1 MiB
 };
 
 }  // namespace pm::wal

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# libFuzzer runs of the protocol parser and the log record codec (tests/fuzz/).
+# libFuzzer runs of the protocol parser, the log record codec and the log's readers and recovery
+# (tests/fuzz/).
 #   scripts/fuzz.sh                    smoke run, 30 s per target (CI)
 #   scripts/fuzz.sh 1200               long run, 20 minutes per target
 #   scripts/fuzz.sh 0 -runs=10000000   a fixed number of executions per target instead of a time
@@ -20,7 +21,7 @@ cd "$ROOT"
 SECONDS_PER_TARGET=${1:-30}
 shift $(( $# > 0 ? 1 : 0 ))
 EXTRA=("$@")
-TARGETS=(fuzz_line_parser fuzz_event_codec)
+TARGETS=(fuzz_line_parser fuzz_event_codec fuzz_log_reader)
 BUILD_DIR=${PM_FUZZ_BUILD_DIR:-build-fuzz}
 read -r -a WRAP <<< "${PM_BUILD_WRAPPER:-}"
 

@@ -2,7 +2,8 @@
 # Sanitizer builds and their test runs (g++; every target instrumented, the daemon included).
 #   scripts/sanitize.sh asan   build-asan: -fsanitize=address,undefined, the whole ctest suite
 #   scripts/sanitize.sh tsan   build-tsan: -fsanitize=thread, the suites of ingest_unit_tests,
-#                              writer_lanes_tests and e2e_tests (the threaded ingest path)
+#                              writer_lanes_tests, power_loss_tests and e2e_tests (the threaded
+#                              ingest path)
 # Extra arguments go to ctest (e.g. -R WalTest). Like test.sh it installs the packages, starts the
 # private PostgreSQL (scripts/prepare.sh) and builds with -j2. Every sanitizer report, from a test
 # binary or from a daemon a test started, is written to $BUILD/sanitizer-logs/ (log_path), so a
@@ -13,7 +14,7 @@ mode=${1:-}
 shift $(( $# > 0 ? 1 : 0 ))
 case "$mode" in
   asan) sanitizer=address; tests=() ;;
-  tsan) sanitizer=thread; tests=(-L '^(ingest_unit_tests|writer_lanes_tests|e2e_tests)$') ;;
+  tsan) sanitizer=thread; tests=(-L '^(ingest_unit_tests|writer_lanes_tests|power_loss_tests|e2e_tests)$') ;;
   *) sed -n '2,11p' "$0"; exit 2 ;;
 esac
 export PM_BUILD_DIR=build-$mode
@@ -21,7 +22,7 @@ export PM_CMAKE_ARGS="-DPM_SANITIZE=$sanitizer"
 source "$(dirname "$0")/prepare.sh"
 read -r -a WRAP <<< "${PM_BUILD_WRAPPER:-}"
 if [ "$mode" = tsan ]; then
-  "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2 --target ingest_unit_tests writer_lanes_tests e2e_tests
+  "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2 --target ingest_unit_tests writer_lanes_tests power_loss_tests e2e_tests
 else
   "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2
 fi
