@@ -541,6 +541,11 @@ TEST_F(DaemonTest, ALogThatLostAppliedRecordsRefusesToStartEvenWithoutTheDatabas
   EXPECT_EQ(d.run_to_exit(), 2) << d.output();
   EXPECT_NE(d.output().find("new events would reuse their LSNs"), std::string::npos) << d.output();
   EXPECT_FALSE(socket_accepts(d.socket()));
+  // The operator's status says so too, instead of a healthy-looking LSN range.
+  auto status = run_ctl({"status", "--database-url", tdb_->url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(status.code, 2) << status.output;
+  EXPECT_NE(status.output.find("DAMAGED"), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("records were lost"), std::string::npos) << status.output;
 }
 
 // Issue 11: after a restart with PostgreSQL down, applied bytes do not count against the budget.
