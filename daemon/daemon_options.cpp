@@ -81,7 +81,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("socket-group", po::value<std::string>(), "group of the socket file (name or gid; default: the daemon's)")
     ("allow-uid", po::value<std::vector<std::string>>()->composing(), "accept producers running as this user (name or uid; repeatable; default: anyone who can open the socket)")
     ("allow-gid", po::value<std::vector<std::string>>()->composing(), "accept producers whose primary group is this (name or gid; repeatable)")
-    ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log")
+    ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
     ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy`")
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
