@@ -236,6 +236,7 @@ bool BatchWriter::load_checkpoint() {
   applied_log_offset_ = start.log_offset;
   applied_lsn_ = start.lsn;
   // Segments wholly below the checkpoint are applied: nothing will read them again.
+  log_.note_applied(start);
   if (start.segment > oldest.segment) log_.remove_segments_before(start.segment);
   pending_.clear();
   pending_head_ = 0;

@@ -220,6 +220,7 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
                         scan.problem + "; a valid " + (scan.header.version >= 2 ? "group" : "record") + " follows at offset " +
                             std::to_string(scan.later_valid_offset) +
                             ", so this damage lies in data that had been synced and acknowledged");
+  check_state(read, state, scan.valid_end);
   // Everything up to the ceiling was synced before a batch went to PostgreSQL: damage there is
   // corruption of acknowledged data, whatever the format alone could tell. Nothing is cut then.
   if (scan.tail == TailState::Torn && read == StateRead::Valid && state.log_id == log_id_ &&
@@ -242,17 +243,21 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
 }
 
-void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
+void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {
   const std::string path = path_in(options_.dir, kStateFileName);
-  const Position oldest_position = oldest();
   if (read == StateRead::Valid && state.log_id != log_id_)
     throw WalCorruption(path, 0, "the state file belongs to log " + log_id_hex(state.log_id) + ", the segments to log " +
                                      log_id_hex(log_id_) + "; a directory holds one log");
-  if (read == StateRead::Damaged && durable_.lsn > 0)
+  if (read == StateRead::Damaged && end.lsn > 0)
     throw WalCorruption(path, 0,
                         "both copies of the log's state file are damaged (each was synced, so the storage corrupted it). "
                         "If the segments are intact, remove the file to start without its check; the checkpoint in "
                         "PostgreSQL is still checked against the log");
+}
+
+void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
+  const std::string path = path_in(options_.dir, kStateFileName);
+  const Position oldest_position = oldest();
   if (read == StateRead::Valid) {
     if (state.ceiling.lsn > durable_.lsn)
       throw WalCorruption(segment_path(options_.dir, durable_.segment), durable_.offset,

@@ -124,6 +124,8 @@ class WriteAheadLog {
   void recover();
   void start_new_log();
   void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
+  // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
+  void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);
   void create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset);
   AppendStatus write_group(const std::string& bytes, std::uint64_t& synced_seconds_ns);

@@ -424,6 +424,8 @@ TEST_F(DaemonTest, AppliedSegmentsAreRemovedAndRestartResumesAfterTheCheckpoint)
   ASSERT_TRUE(again.wait_ack(1, 10s));
   ASSERT_TRUE(wait_count(kTrades, 401));
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 401 AND applied_events = 401"), 1);
+  EXPECT_EQ(d.output().find("not removing log segments"), std::string::npos) << d.output();
+  EXPECT_TRUE(wait_until([&] { return segments() <= 2; }, 10s)) << segments() << " segments left after the restart";
 }
 
 // Several daemons, one database: one checkpoint each, and G2 still holds across them.
