@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "ingest/event_codec.h"
+#include "ingest/protocol.h"
 #include "repos/backoff.h"
 #include "repos/clock.h"
 #include "repos/ingest_checkpoint_repository.h"
@@ -366,7 +367,10 @@ void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCoun
   metrics_.dead_lettered.Increment(static_cast<double>(c.dead_lettered));
   if (c.newest_event_ms > 0) {
     const double newest = static_cast<double>(c.newest_event_ms) / 1000.0;
-    if (newest > metrics_.newest_applied_event_timestamp_seconds.Value())
+    // An event time beyond the parser's future limit (a log written before it) never moves the
+    // freshness metrics: one outlier would hold them for years.
+    const double limit = static_cast<double>(now_epoch_ms() + kMaxFutureMs) / 1000.0;
+    if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
   if (applied_.segment > log_.oldest().segment) log_.remove_segments_before(applied_.segment);

@@ -7,6 +7,11 @@ void LineSplitter::emit(std::string_view line, const LineFn& on_line) {
   on_line(next_line_++, line, false);
 }
 
+// Whether the line so far ends in '\r' (which a following '\n' makes part of the terminator).
+bool LineSplitter::ends_in_cr(std::string_view piece) const {
+  return piece.empty() ? !partial_.empty() && partial_.back() == '\r' : piece.back() == '\r';
+}
+
 void LineSplitter::feed(std::string_view bytes, const LineFn& on_line) {
   while (!bytes.empty()) {
     const std::size_t nl = bytes.find('\n');
@@ -15,7 +20,7 @@ void LineSplitter::feed(std::string_view bytes, const LineFn& on_line) {
       if (nl == std::string_view::npos) return;  // still inside the over-long line
       skipping_ = false;
       on_line(next_line_++, {}, true);
-    } else if (partial_.size() + piece.size() > max_) {
+    } else if (partial_.size() + piece.size() > max_ + (ends_in_cr(piece) ? 1 : 0)) {  // "\r\n" ends a line like "\n"
       partial_.clear();
       if (nl == std::string_view::npos) {
         skipping_ = true;

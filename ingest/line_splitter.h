@@ -27,6 +27,7 @@ class LineSplitter {
 
  private:
   void emit(std::string_view line, const LineFn& on_line);
+  bool ends_in_cr(std::string_view piece) const;
   std::size_t max_;
   std::string partial_;
   bool skipping_ = false;

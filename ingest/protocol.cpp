@@ -1,5 +1,7 @@
 #include "ingest/protocol.h"
 
+#include "repos/real_range.h"
+
 #include <cctype>
 #include <cfloat>
 #include <charconv>
@@ -142,9 +144,10 @@ class Fields {
       default:
         reject(RejectReason::Schema, std::string("'") + name + "' must be a number or a decimal string");
     }
-    if (!std::isfinite(out) || std::fabs(out) > FLT_MAX)
+    if (!fits_real(out))
       reject(RejectReason::Range, std::string("'") + name + "' " + number_text(out) +
-                                      " is beyond the range of a REAL column");
+                                      (std::isfinite(out) && std::fabs(out) < 1 ? " is too small for a REAL column (it would not be stored as itself)"
+                                                                                : " is beyond the range of a REAL column"));
     return out == 0 ? 0.0 : out;  // -0 (from "-0" or -0.0) is stored as 0
   }
 
@@ -178,6 +181,14 @@ std::int64_t trade_timestamp_ms(const Fields& f) {
   if (seconds && millis && *millis / 1000 != *seconds)
     reject(RejectReason::Schema, "'timestamp' and 'timestamp_ms' disagree");
   return millis ? *millis : *seconds * 1000;
+}
+
+// An event time more than kMaxFutureMs after the line arrived is refused: no clock is that wrong,
+// and one such value would hold the freshness metrics for years.
+void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t received_ms) {
+  if (event_ms > received_ms + kMaxFutureMs)
+    reject(RejectReason::Range, std::string("'") + name + "' " + std::to_string(event_ms) +
+                                    " is more than a day after the line arrived (" + std::to_string(received_ms) + " ms)");
 }
 
 TradeEvent parse_trade(const Fields& f, std::string_view line) {
@@ -253,9 +264,13 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     Event event;
     event.received_ms = received_ms;
     if (kind == "trade") {
-      event.body = parse_trade(fields, line);
+      TradeEvent trade = parse_trade(fields, line);
+      check_not_far_future(fields.get("timestamp_ms") ? "timestamp_ms" : "timestamp", trade.timestamp_ms, received_ms);
+      event.body = std::move(trade);
     } else if (kind == "trigger") {
-      event.body = parse_trigger(fields);
+      TriggerEvent trigger = parse_trigger(fields);
+      check_not_far_future("trigger_timestamp", trigger.trigger_timestamp_ms, received_ms);
+      event.body = std::move(trigger);
     } else {
       return Rejection{RejectReason::Schema, "unknown type " + json_quoted(kind) + " (expected \"trade\" or \"trigger\")"};
     }

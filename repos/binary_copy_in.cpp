@@ -1,5 +1,7 @@
 #include "repos/binary_copy_in.h"
 
+#include "repos/real_range.h"
+
 #include <libpq-fe.h>
 
 #include <bit>
@@ -105,7 +107,7 @@ void BinaryCopyIn::int8(std::int64_t value) {
 void BinaryCopyIn::float4(double value) {
   const float f = static_cast<float>(value);
   // The server's float4 input refuses what overflows to infinity or underflows to zero.
-  if (std::isfinite(value) && (std::isinf(f) || (f == 0.0f && value != 0.0)))
+  if (std::isfinite(value) && !fits_real(value))
     throw pqxx::data_exception("ERROR:  value out of range for type real: " + std::to_string(value), query_, "22003");
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);

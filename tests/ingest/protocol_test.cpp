@@ -304,3 +304,56 @@ TEST(LineSplitter, OverLongLineIsSkippedWithoutLosingTheNext) {
 
 }  // namespace
 }  // namespace pm
+
+namespace pm {
+namespace {
+
+// Issue 18, item 2: what a REAL column refuses is refused on the line, before it is acked.
+TEST(Protocol, ValuesTooSmallForARealAreRefusedOnTheLine) {
+  auto set = [](const std::string& key, const std::string& json) { return with(without(kTrade, key), json); };
+  const Rejection price = parse_bad(set("price", R"("price":1e-50)"));
+  EXPECT_EQ(price.reason, RejectReason::Range);
+  EXPECT_NE(price.detail.find("too small for a REAL"), std::string::npos) << price.detail;
+  EXPECT_EQ(parse_bad(set("size", R"("size":"1e-46")")).reason, RejectReason::Range);
+  EXPECT_FLOAT_EQ(static_cast<float>(std::get<TradeEvent>(parse_ok(set("size", R"("size":"1e-40")")).body).size),
+                  static_cast<float>(1e-40))
+      << "a subnormal REAL is stored by the server, so it is accepted";
+  EXPECT_EQ(std::get<TradeEvent>(parse_ok(set("size", R"("size":0)")).body).size, 0.0);
+  const std::string trigger = R"({"type":"trigger","token_id":"t","condition_id":"c","trigger_timestamp":1700000000000,)";
+  EXPECT_EQ(parse_bad(trigger + R"("threshold":1e-50})").reason, RejectReason::Range);
+  EXPECT_EQ(parse_bad(trigger + R"("threshold":0.5,"model_score":1e-60})").reason, RejectReason::Range);
+}
+
+// Issue 18, item 3: an event time far in the future would hold the freshness metrics for years.
+TEST(Protocol, EventTimesMoreThanADayInTheFutureAreRefused) {
+  auto trade_at = [](std::int64_t ms) {
+    return with(without(kTrade, "timestamp"), "\"timestamp_ms\":" + std::to_string(ms));
+  };
+  EXPECT_NO_THROW(parse_ok(trade_at(kNow + kMaxFutureMs)));
+  const Rejection r = parse_bad(trade_at(kNow + kMaxFutureMs + 1));
+  EXPECT_EQ(r.reason, RejectReason::Range);
+  EXPECT_NE(r.detail.find("more than a day after the line arrived"), std::string::npos) << r.detail;
+  EXPECT_EQ(parse_bad(trade_at(9223372036854775807LL)).reason, RejectReason::Range);
+  const std::string trigger = R"({"type":"trigger","token_id":"t","condition_id":"c","threshold":0.5,"trigger_timestamp":)";
+  EXPECT_EQ(parse_bad(trigger + std::to_string(kNow + 2 * kMaxFutureMs) + "}").reason, RejectReason::Range);
+  EXPECT_NO_THROW(parse_ok(trigger + std::to_string(kNow - 1000) + "}"));
+}
+
+// Issue 18, item 7: "\r\n" ends a line exactly as "\n" does, also at the length limit.
+TEST(LineSplitter, CrLfAtTheLengthLimitIsNotTooLong) {
+  for (std::size_t split = 0; split <= 13; ++split) {
+    LineSplitter s(10);
+    std::vector<std::tuple<std::uint64_t, std::string, bool>> lines;
+    auto on = [&](std::uint64_t n, std::string_view text, bool too_long) { lines.emplace_back(n, std::string(text), too_long); };
+    const std::string bytes = std::string(10, 'a') + "\r\n" + std::string(11, 'b') + "\r\n";
+    const std::size_t cut = std::min(split, bytes.size());
+    s.feed(bytes.substr(0, cut), on);
+    s.feed(bytes.substr(cut), on);
+    ASSERT_EQ(lines.size(), 2u) << "split at " << split;
+    EXPECT_EQ(lines[0], std::make_tuple(std::uint64_t{1}, std::string(10, 'a'), false)) << "split at " << split;
+    EXPECT_EQ(lines[1], std::make_tuple(std::uint64_t{2}, std::string(), true)) << "split at " << split;
+  }
+}
+
+}  // namespace
+}  // namespace pm
