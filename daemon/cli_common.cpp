@@ -1,5 +1,7 @@
 #include "daemon/cli_common.h"
 
+#include "repos/database_config.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -9,21 +11,11 @@ namespace pm {
 
 namespace {
 
-// Masks `scheme://user:password@` and `password=value` inside one argument.
+// Masks, in place, every password form redact_url() knows inside one argument.
 void mask_password(char* arg) {
-  const std::size_t n = std::strlen(arg);
-  std::string view(arg, n);
-  if (auto scheme = view.find("://"); scheme != std::string::npos) {
-    const std::size_t at = view.find('@', scheme + 3);
-    const std::size_t colon = view.find(':', scheme + 3);
-    if (at != std::string::npos && colon != std::string::npos && colon < at) {
-      for (std::size_t i = colon + 1; i < at; ++i) arg[i] = '*';
-    }
-  }
-  for (std::size_t pos = view.find("password="); pos != std::string::npos;
-       pos = view.find("password=", pos + 1)) {
-    for (std::size_t i = pos + 9; i < n && arg[i] != ' ' && arg[i] != '&'; ++i) arg[i] = '*';
-  }
+  const std::string text(arg);
+  for (const auto& [begin, length] : password_spans(text))
+    for (std::size_t i = begin; i < begin + length; ++i) arg[i] = '*';
 }
 
 }  // namespace

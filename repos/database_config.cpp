@@ -1,5 +1,6 @@
 #include "repos/database_config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <regex>
 #include <stdexcept>
@@ -29,17 +30,36 @@ void DatabaseConfig::validate() const {
     fail("delays must be >= 0");
 }
 
-std::string redact_url(const std::string& url) {
-  // postgresql://user:secret@host/... -> postgresql://user:***@host/...
-  static const std::regex url_password(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@/]*@)");
-  // key=value form: password=secret or password='sec ret'
-  static const std::regex kv_password(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))",
-                                      std::regex::icase);
+std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& text) {
+  // postgresql://user:secret@host/..., anywhere in the text (an error message may quote a URL).
+  static const std::regex url_password(R"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'"]*:([^@/\s'"]*)@)");
   // URL query parameter: ?password=secret
-  static const std::regex query_password(R"(([?&]password=)[^&]*)", std::regex::icase);
-  std::string out = std::regex_replace(url, url_password, "$1:***@");
-  out = std::regex_replace(out, query_password, "$1***");
-  if (out.find("://") == std::string::npos) out = std::regex_replace(out, kv_password, "$1***");
+  static const std::regex query_password(R"([?&]password=([^&\s'"]*))", std::regex::icase);
+  // libpq's key = value form, with or without spaces around '=': password=secret, password = secret,
+  // password='sec ret' (single quotes, backslash escapes).
+  static const std::regex kv_password(R"((?:^|[\s'"])password\s*=\s*('(?:[^'\\]|\\.)*'?|[^\s'"&]+))", std::regex::icase);
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  for (const std::regex* re : {&url_password, &query_password, &kv_password}) {
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), *re); it != std::sregex_iterator(); ++it) {
+      const auto& secret = (*it)[1];
+      if (secret.length() > 0)
+        spans.emplace_back(static_cast<std::size_t>(secret.first - text.begin()), static_cast<std::size_t>(secret.length()));
+    }
+  }
+  std::sort(spans.begin(), spans.end());
+  return spans;
+}
+
+std::string redact_url(const std::string& url) {
+  std::string out;
+  std::size_t at = 0;
+  for (const auto& [begin, length] : password_spans(url)) {
+    if (begin < at) continue;  // overlapping matches of two forms
+    out.append(url, at, begin - at);
+    out += "***";
+    at = begin + length;
+  }
+  out.append(url, at, std::string::npos);
   return out;
 }
 

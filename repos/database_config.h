@@ -4,6 +4,8 @@
 // driver. The URL may carry a password: print it only through redact_url().
 #include <chrono>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "repos/timestamp_unit.h"
 
@@ -40,7 +42,10 @@ struct DatabaseConfig {
   void validate() const;
 };
 
-// The URL with any password replaced by "***" (URL form and key=value form).
+// The URL (or any text quoting one) with every password replaced by "***": URL userinfo, the
+// ?password= parameter, and libpq's key = value form (spaces around '=', quoted values).
 std::string redact_url(const std::string& url);
+// Where those passwords are in `text`: (offset, length) pairs, ascending.
+std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& text);
 
 }  // namespace pm

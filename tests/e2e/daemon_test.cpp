@@ -578,3 +578,29 @@ TEST_F(DaemonTest, AppliedBytesDoNotCountAgainstTheBudgetAfterARestartWithoutThe
 
 }  // namespace
 }  // namespace pm::test
+
+namespace pm::test {
+namespace {
+
+// Issue 18, item 4: conninfo forms libpq accepts (spaces around '=', quoted values), and a URL
+// given to the wrong option, never show their password in ps or in the error.
+TEST(DaemonSecrets, ConninfoPasswordsAreMaskedInPsAndMisplacedUrlsInErrors) {
+  const std::string unreachable_port = std::to_string(free_tcp_port());
+  for (const std::string& conninfo : {"host=127.0.0.1 port=" + unreachable_port + " user=predict password = S3cretPW dbname=x",
+                                     "host=127.0.0.1 port=" + unreachable_port + " user=predict password='S3cretPW PW4' dbname=x"}) {
+    DaemonHarness d("", {"--database-url", conninfo});
+    d.start();  // the database is unreachable: the daemon still runs, and ps can be read
+    const std::string cmdline = read_file("/proc/" + std::to_string(d.process().pid()) + "/cmdline");
+    EXPECT_EQ(cmdline.find("S3cretPW"), std::string::npos) << cmdline;
+    EXPECT_EQ(cmdline.find("PW4"), std::string::npos) << cmdline;
+    EXPECT_EQ(d.stop(), 0);
+    EXPECT_EQ(d.output().find("S3cretPW"), std::string::npos) << d.output();
+  }
+  DaemonHarness wrong("", {"--wal-max-bytes", "postgresql://predict:S3cretF@localhost/predict"});
+  EXPECT_EQ(wrong.run_to_exit(), 1);
+  EXPECT_NE(wrong.output().find("not a byte count"), std::string::npos) << wrong.output();
+  EXPECT_EQ(wrong.output().find("S3cretF"), std::string::npos) << wrong.output();
+}
+
+}  // namespace
+}  // namespace pm::test

@@ -85,6 +85,16 @@ TEST(DatabaseConfig, RedactsPasswords) {
   EXPECT_EQ(redact_url("host=localhost password=s3cret user=x"), "host=localhost password=*** user=x");
   EXPECT_EQ(redact_url("postgresql://localhost/db?user=a&password=s3cret"),
             "postgresql://localhost/db?user=a&password=***");
+  // Issue 18, item 4: every form libpq parses, and URLs quoted inside a message.
+  EXPECT_EQ(redact_url("host=h password = S3cret user=x"), "host=h password = *** user=x");
+  EXPECT_EQ(redact_url("host=h password='S3cret PW4' user=x"), "host=h password=*** user=x");
+  EXPECT_EQ(redact_url("host=h password='it\\'s PW' user=x"), "host=h password=*** user=x");
+  EXPECT_EQ(redact_url("--wal-max-bytes: 'postgresql://predict:S3cretF@localhost/db' is not a byte count"),
+            "--wal-max-bytes: 'postgresql://predict:***@localhost/db' is not a byte count");
+  EXPECT_EQ(redact_url("PASSWORD=S3cret"), "PASSWORD=***");
+  for (const std::string& text : {std::string("host=h password = S3cret"), std::string("password='S3cret PW4'"),
+                                  std::string("x postgresql://u:S3cret@h/db?password=S3cret")})
+    EXPECT_EQ(redact_url(text).find("S3cret"), std::string::npos) << text;
 }
 
 }  // namespace
