@@ -1,8 +1,10 @@
 #include "ingest/server.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 
 #include "ingest/line_splitter.h"
@@ -49,6 +52,12 @@ bool send_all(int fd, const std::string& data) {
     sent += static_cast<std::size_t>(n);
   }
   return true;
+}
+
+// Bytes of replies the producer has not read yet (queued on its side of the socket).
+std::size_t unread_reply_bytes(int fd) {
+  int queued = 0;
+  return ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 ? static_cast<std::size_t>(queued) : 0;
 }
 
 const char* busy_detail(SubmitResult r) {
@@ -205,7 +214,7 @@ void Server::accept_loop() {
       metrics_.connections_refused("too_many").Increment();
       continue;
     }
-    timeval send_timeout{30, 0};
+    timeval send_timeout{kSendTimeoutSeconds, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
     auto connection = std::make_unique<Connection>();
     connection->fd = fd;
@@ -244,8 +253,11 @@ void Server::serve(Connection& connection) {
   std::vector<char> buffer;
   std::int64_t received_ms = 0;
 
+  bool reply_failed = false;  // a send failed (the producer went away, or did not read for the send timeout)
+  std::function<bool()> answer;
   auto on_line = [&](std::uint64_t number, std::string_view text, bool too_long) {
     last_line = number;
+    if (reply_failed) return;
     if (too_long) {
       errors.push_back({number, RejectReason::TooLong,
                         "line longer than " + std::to_string(config_.max_line_bytes) + " bytes; skipped"});
@@ -254,6 +266,9 @@ void Server::serve(Connection& connection) {
     auto parsed = parser.parse(text, received_ms);
     if (auto* rejection = std::get_if<Rejection>(&parsed)) {
       errors.push_back({number, rejection->reason, std::move(rejection->detail)});
+      // A chunk of bad lines is answered in parts: the replies waiting in memory stay bounded,
+      // and a producer that does not read them stops being read (send blocks, up to the timeout).
+      if (errors.size() >= kMaxPendingErrors && !answer()) reply_failed = true;
       return;
     }
     Event& event = std::get<Event>(parsed);
@@ -265,8 +280,12 @@ void Server::serve(Connection& connection) {
     event_lines.push_back(number);
   };
 
-  // Makes the chunk's events durable, then answers every line of the chunk.
-  auto answer = [&]() -> bool {
+  std::uint64_t pending_ack = 0;  // an ack held back while the producer is not reading its replies
+  // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held
+  // back while more than kUnreadRepliesForAckHold bytes of replies are unread: acks are
+  // cumulative, so the producer needs only the latest, and a stream of small acks it does not
+  // read would fill the socket and stop this thread from reading it.
+  answer = [&]() -> bool {
     if (last_line == acked) return true;
     const SubmitResult result = pipeline_.submit(events);
     if (result != SubmitResult::Durable) {
@@ -279,20 +298,42 @@ void Server::serve(Connection& connection) {
       append_error(replies, e.reason, e.line, e.detail);
       metrics_.rejected(to_string(e.reason)).Increment();
     }
-    append_ack(replies, last_line);
+    const bool ack_only = errors.empty();
     errors.clear();
     event_lines.clear();
     acked = last_line;
+    if (ack_only && unread_reply_bytes(connection.fd) > kUnreadRepliesForAckHold) {
+      pending_ack = acked;
+      return true;
+    }
+    append_ack(replies, last_line);
+    pending_ack = 0;
+    return send_all(connection.fd, replies);
+  };
+  auto send_pending_ack = [&]() -> bool {
+    if (pending_ack == 0) return true;
+    replies.clear();
+    append_ack(replies, pending_ack);
+    pending_ack = 0;
     return send_all(connection.fd, replies);
   };
 
   pollfd fds[2] = {{connection.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
+    // While an ack is held back, look again every few milliseconds whether the producer read.
+    const int ready = ::poll(fds, 2, pending_ack != 0 ? kAckHoldRecheckMs : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (fds[1].revents != 0) break;  // shutting down: what was answered stays answered
+    if (fds[1].revents != 0) {  // shutting down: what was answered stays answered
+      send_pending_ack();
+      break;
+    }
+    if (ready == 0) {
+      if (unread_reply_bytes(connection.fd) <= kUnreadRepliesForAckHold && !send_pending_ack()) break;
+      continue;
+    }
     if (const std::size_t chunk = read_chunk(open_connections_.load()); buffer.size() != chunk)
       std::vector<char>(chunk).swap(buffer);
     const ssize_t n = ::read(connection.fd, buffer.data(), buffer.size());
@@ -303,11 +344,11 @@ void Server::serve(Connection& connection) {
     received_ms = now_epoch_ms();
     if (n == 0) {  // the producer finished sending (it may still read our replies)
       splitter.finish(on_line);
-      answer();
+      if (!reply_failed && answer()) send_pending_ack();
       break;
     }
     splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), on_line);
-    if (!answer()) break;
+    if (reply_failed || !answer()) break;
   }
 }
 

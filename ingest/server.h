@@ -10,6 +10,14 @@
 // durable (budget, disk full, I/O error, shutting down) their lines get `busy` errors instead; an
 // ack never covers an event that is not durable. Bad input never closes the connection.
 //
+// Reply memory is bounded: a chunk whose bad lines reach kMaxPendingErrors is answered in parts
+// (its events so far made durable and acked, its errors sent), so a flood of bad lines holds at
+// most that many error entries per connection; sending blocks while the producer does not read,
+// which stops reading from it, and a send blocked for kSendTimeoutSeconds closes the connection
+// (what it had acked stays durable). An ack alone is held back while more than
+// kUnreadRepliesForAckHold bytes of replies are unread, and only the latest is sent once the
+// producer reads: a producer that reads its acks late is never stopped by them.
+//
 // Thread-safety: start() and stop() from one controlling thread; the getters from any thread.
 #include <sys/types.h>
 
@@ -29,6 +37,11 @@
 #include "metrics/ingest_metrics.h"
 
 namespace pm {
+
+inline constexpr std::size_t kMaxPendingErrors = 1024;
+inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
+inline constexpr int kAckHoldRecheckMs = 20;
+inline constexpr int kSendTimeoutSeconds = 30;
 
 struct ServerConfig {
   std::string socket_path;            // used when no socket is inherited

@@ -1,0 +1,152 @@
+// Issue 18, item 1: producers that never read their replies. A flood of bad lines must not grow
+// the daemon's memory without bound, and a producer that reads its acks only at the end must not
+// be stopped by them (acks are cumulative: only the latest is needed).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+int connect_nonblocking(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+// Sends until `bytes` are sent or the peer stops taking them for `patience`; the bytes sent.
+std::size_t send_until_refused(int fd, const std::string& block, std::size_t bytes, std::chrono::milliseconds patience) {
+  std::size_t sent = 0;
+  while (sent < bytes) {
+    const ssize_t n = ::send(fd, block.data(), std::min(block.size(), bytes - sent), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) break;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(patience.count())) <= 0) break;  // the daemon stopped reading
+  }
+  return sent;
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+class HostileProducer : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { tdb_ = new TestDatabase("hostile"); }
+  static void TearDownTestSuite() { delete tdb_; }
+  void SetUp() override { tdb_->exec("DELETE FROM pm_ingest_checkpoints"); }  // each test's daemon has a new log
+  static TestDatabase* tdb_;
+};
+TestDatabase* HostileProducer::tdb_ = nullptr;
+
+TEST_F(HostileProducer, EmptyLineFloodsFromProducersThatNeverReadKeepMemoryBounded) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  const long before = rss_kib(d.process().pid());
+  constexpr int kConnections = 20;
+  const std::string newlines(64 << 10, '\n');
+  std::vector<int> fds;
+  std::size_t total = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_nonblocking(d.socket());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    total += send_until_refused(fd, newlines, 8 << 20, 300ms);
+  }
+  // Each empty line costs an error reply; none is read. Unbounded, that was ~55 bytes of reply and
+  // an error entry per byte sent (over a gigabyte here); bounded, the daemon stops reading each
+  // connection once its replies are not taken.
+  const long during = rss_kib(d.process().pid());
+  std::printf("%d connections sent %zu bytes of empty lines; daemon RSS %ld KiB before, %ld KiB during\n", kConnections,
+              total, before, during);
+  EXPECT_LT(during, 256 * 1024) << "the replies nobody reads grew the daemon's memory";
+  EXPECT_LT(total, static_cast<std::size_t>(kConnections) * (8u << 20)) << "the daemon never stopped reading";
+  for (int fd : fds) ::close(fd);
+  // The daemon is still at work for everyone else.
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "after-flood")}));
+  EXPECT_TRUE(p.wait_ack(1, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  const int fd = connect_nonblocking(d.socket());
+  ASSERT_GE(fd, 0);
+  constexpr int kLines = 800;
+  int refused_sends = 0;
+  for (int i = 0; i < kLines; ++i) {
+    const std::string line = trade_line("late-reader", "t" + std::to_string(i)) + "\n";
+    std::size_t sent = 0;
+    while (sent < line.size()) {
+      const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << std::strerror(errno);
+      ++refused_sends;
+      pollfd p{fd, POLLOUT, 0};
+      ASSERT_EQ(::poll(&p, 1, 20000), 1) << "the daemon stopped reading this producer at line " << i;
+    }
+    std::this_thread::sleep_for(1ms);  // the pace of a real producer (load shape, not synchronisation)
+  }
+  EXPECT_EQ(refused_sends, 0) << "the producer's sends were refused: the daemon stopped reading it";
+  // Now read: the last ack covers every line, and acks were not sent one per line.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  ::shutdown(fd, SHUT_WR);
+  std::string replies;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20000) <= 0) break;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    replies.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(replies.find("{\"ack\":" + std::to_string(kLines) + "}"), std::string::npos) << replies.substr(0, 300);
+  std::size_t acks = 0;
+  for (std::size_t at = replies.find("\"ack\""); at != std::string::npos; at = replies.find("\"ack\"", at + 1)) ++acks;
+  EXPECT_LT(acks, static_cast<std::size_t>(kLines)) << "every ack was sent on its own";
+  EXPECT_EQ(replies.find("\"error\""), std::string::npos) << replies.substr(0, 300);
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'late-reader'") == kLines; }, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+}  // namespace
+}  // namespace pm::test
