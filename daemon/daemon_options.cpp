@@ -98,6 +98,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)")
     ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
     ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
+    ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
   // clang-format on
 
@@ -173,6 +174,8 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
   if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
   d.max_connections = vm["max-connections"].as<std::size_t>();
+  d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
+  if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();
   if (d.metrics_listen.find(':') == std::string::npos)
     throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");

@@ -37,6 +37,7 @@ struct DaemonOptions {
   std::chrono::seconds writer_stall_timeout{120};  // writer loop older than this: not ready, no watchdog
   std::size_t max_line_bytes = 1 << 20;
   std::size_t max_connections = 1024;
+  std::chrono::seconds reply_timeout{30};  // a reply blocked this long (producer not reading): close
   std::string log_level = "info";
 };
 

@@ -182,6 +182,7 @@ int main(int argc, char** argv) {
   server_config.allow_gids = options.allow_gids;
   server_config.max_line_bytes = options.max_line_bytes;
   server_config.max_connections = options.max_connections;
+  server_config.reply_timeout = options.reply_timeout;
   server_config.stale_after_ms = options.stale_after.count() * 1000;
   pm::Server server(server_config, pipeline, metrics, log);
 

@@ -214,7 +214,7 @@ void Server::accept_loop() {
       metrics_.connections_refused("too_many").Increment();
       continue;
     }
-    timeval send_timeout{kSendTimeoutSeconds, 0};
+    timeval send_timeout{static_cast<time_t>(config_.reply_timeout.count()), 0};
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
     auto connection = std::make_unique<Connection>();
     connection->fd = fd;

@@ -13,7 +13,7 @@
 // Reply memory is bounded: a chunk whose bad lines reach kMaxPendingErrors is answered in parts
 // (its events so far made durable and acked, its errors sent), so a flood of bad lines holds at
 // most that many error entries per connection; sending blocks while the producer does not read,
-// which stops reading from it, and a send blocked for kSendTimeoutSeconds closes the connection
+// which stops reading from it, and a send blocked for reply_timeout (30 s) closes the connection
 // (what it had acked stays durable). An ack alone is held back while more than
 // kUnreadRepliesForAckHold bytes of replies are unread, and only the latest is sent once the
 // producer reads: a producer that reads its acks late is never stopped by them.
@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -41,7 +42,7 @@ namespace pm {
 inline constexpr std::size_t kMaxPendingErrors = 1024;
 inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
 inline constexpr int kAckHoldRecheckMs = 20;
-inline constexpr int kSendTimeoutSeconds = 30;
+inline constexpr int kSendTimeoutSeconds = 30;  // the default of ServerConfig::reply_timeout
 
 struct ServerConfig {
   std::string socket_path;            // used when no socket is inherited
@@ -53,6 +54,7 @@ struct ServerConfig {
   std::size_t max_line_bytes = 1 << 20;
   std::size_t max_connections = 1024;
   std::int64_t stale_after_ms = 300'000;  // G1: events older than this on arrival are counted
+  std::chrono::seconds reply_timeout{kSendTimeoutSeconds};  // a send blocked this long closes the connection
 };
 
 class Server {

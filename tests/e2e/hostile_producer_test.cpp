@@ -102,6 +102,23 @@ TEST_F(HostileProducer, EmptyLineFloodsFromProducersThatNeverReadKeepMemoryBound
   EXPECT_EQ(d.stop(), 0);
 }
 
+TEST_F(HostileProducer, AProducerThatNeverReadsIsClosedAfterTheReplyTimeoutAndItsAckedLinesStay) {
+  DaemonHarness d(tdb_->url(), {"--reply-timeout", "1"});
+  d.start();
+  const int fd = connect_nonblocking(d.socket());
+  ASSERT_GE(fd, 0);
+  // 20 valid lines (acked), then empty lines nobody reads the errors of.
+  std::string valid;
+  for (int i = 0; i < 20; ++i) valid += trade_line("never-reads", "v" + std::to_string(i)) + "\n";
+  ASSERT_EQ(send_until_refused(fd, valid, valid.size(), 5000ms), valid.size());
+  send_until_refused(fd, std::string(64 << 10, '\n'), 16 << 20, 300ms);
+  // The daemon closes the connection once a reply has been blocked for a second.
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 0; }, 20s)) << d.metrics();
+  ::close(fd);
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'never-reads'") == 20; }, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
   DaemonHarness d(tdb_->url());
   d.start();
