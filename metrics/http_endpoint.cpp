@@ -14,6 +14,13 @@ namespace pm {
 
 namespace {
 
+// Enough workers that 64 clients holding one each (slow headers, silent connections, responses
+// they do not read) leave 32 for probes and scrapes; each costs a 16 KiB request buffer and a
+// thread. A request's header must arrive, and each write of a response must complete, within the
+// request timeout, so a held worker is freed after about that long.
+constexpr const char* kWorkerThreadsText = "96";
+constexpr const char* kRequestTimeoutMsText = "5000";
+
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
@@ -109,8 +116,8 @@ HttpEndpoint::HttpEndpoint(const std::string& listen, std::shared_ptr<prometheus
   mg_init_library(0);
   const std::string ports = civetweb_listen(listen);
   const char* options[] = {"listening_ports", ports.c_str(),
-                           "num_threads", "4",
-                           "request_timeout_ms", "10000",
+                           "num_threads", kWorkerThreadsText,
+                           "request_timeout_ms", kRequestTimeoutMsText,
                            "enable_keep_alive", "no",
                            nullptr};
   mg_callbacks callbacks{};

@@ -16,6 +16,11 @@
 // the Exposer, which uses the same library. Every response carries
 // Content-Length and closes its connection (no keep-alive: an idle scraper cannot pin a worker).
 //
+// Slow and abusive clients: 96 worker threads, and a request's header must arrive (and each write
+// of a response complete) within 5 s, so 64 clients that connect and say nothing, trickle their
+// headers or never read still leave workers free: /healthz and /readyz answer in milliseconds
+// beside them (tests/ops/http_abuse_test.cpp).
+//
 // metrics/ knows nothing of ingest/: the readiness report comes from a function the daemon sets
 // once its parts exist. Until then (and after set_readiness({})) /readyz answers 503 "starting".
 //

@@ -42,6 +42,7 @@ HttpResponse http_request(int port, const std::string& method, const std::string
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect() too
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
     return out;

@@ -1,6 +1,6 @@
 #pragma once
 // A minimal HTTP/1.1 client for tests: one request to 127.0.0.1:port, the whole response read
-// until the server closes. Blocking; 10 s receive timeout.
+// until the server closes. Blocking; 10 s timeouts on connect, send and each receive.
 #include <string>
 
 namespace pm::test {
