@@ -98,7 +98,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)")
     ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
     ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
+    ("max-connections-per-uid", po::value<std::size_t>()->default_value(d.max_connections_per_uid), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
+    ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
   // clang-format on
 
@@ -176,6 +178,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.max_connections = vm["max-connections"].as<std::size_t>();
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
+  d.max_connections_per_uid = vm["max-connections-per-uid"].as<std::size_t>();
+  d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
+  if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();
   if (d.metrics_listen.find(':') == std::string::npos)
     throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");

@@ -37,7 +37,9 @@ struct DaemonOptions {
   std::chrono::seconds writer_stall_timeout{120};  // writer loop older than this: not ready, no watchdog
   std::size_t max_line_bytes = 1 << 20;
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_uid = 0;  // 0: no limit
   std::chrono::seconds reply_timeout{30};  // a reply blocked this long (producer not reading): close
+  std::chrono::seconds line_timeout{30};   // a line incomplete this long (slow producer): close
   std::string log_level = "info";
 };
 

@@ -183,6 +183,8 @@ int main(int argc, char** argv) {
   server_config.max_line_bytes = options.max_line_bytes;
   server_config.max_connections = options.max_connections;
   server_config.reply_timeout = options.reply_timeout;
+  server_config.line_timeout = options.line_timeout;
+  server_config.max_connections_per_uid = options.max_connections_per_uid;
   server_config.stale_after_ms = options.stale_after.count() * 1000;
   pm::Server server(server_config, pipeline, metrics, log);
 

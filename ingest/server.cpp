@@ -73,9 +73,15 @@ const char* busy_detail(SubmitResult r) {
 
 }  // namespace
 
+// Who is on the other end of a producer connection (SO_PEERCRED), as far as the kernel tells.
+struct Server::Peer {
+  std::optional<ucred> credentials;
+  std::string who;  // "pid P uid U gid G", or "unknown peer"
+};
+
 struct Server::Connection {
   int fd = -1;
-  std::string peer;
+  Peer peer;
   std::thread thread;
   std::atomic<bool> done{false};
 };
@@ -151,15 +157,19 @@ void Server::stop() {
   listen_fd_ = wake_fd_ = -1;
 }
 
-bool Server::peer_allowed(int fd, std::string& who) const {
+namespace {
+std::optional<ucred> peer_credentials(int fd) {
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    who = "unknown peer";
-    return config_.allow_uids.empty() && config_.allow_gids.empty();
-  }
-  who = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) + " gid " + std::to_string(cred.gid);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
+  return cred;
+}
+}  // namespace
+
+bool Server::peer_allowed(const Peer& peer) const {
   if (config_.allow_uids.empty() && config_.allow_gids.empty()) return true;
+  if (!peer.credentials) return false;
+  const ucred& cred = *peer.credentials;
   return std::find(config_.allow_uids.begin(), config_.allow_uids.end(), cred.uid) != config_.allow_uids.end() ||
          std::find(config_.allow_gids.begin(), config_.allow_gids.end(), cred.gid) != config_.allow_gids.end();
 }
@@ -197,44 +207,77 @@ void Server::accept_loop() {
       if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) logger_->warn("accept failed: {}", errno_text());
       continue;
     }
-    std::string who;
-    if (!peer_allowed(fd, who)) {
-      logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", who);
-      metrics_.connections_refused("peer_credentials").Increment();
-      ::close(fd);
-      continue;
-    }
-    if (open_connections_.load() >= config_.max_connections) {
-      std::string reply;
-      append_error(reply, RejectReason::Busy, 0, "too many connections (--max-connections " +
-                                                     std::to_string(config_.max_connections) + ")");
-      send_all(fd, reply);
-      ::close(fd);
-      logger_->warn("refused a producer connection from {}: {} connections open", who, config_.max_connections);
-      metrics_.connections_refused("too_many").Increment();
-      continue;
-    }
-    timeval send_timeout{static_cast<time_t>(config_.reply_timeout.count()), 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-    auto connection = std::make_unique<Connection>();
-    connection->fd = fd;
-    connection->peer = who;
-    Connection* raw = connection.get();
-    ++open_connections_;
-    metrics_.connections_accepted.Increment();
-    metrics_.producers_connected.Increment();
-    {
-      std::lock_guard lock(connections_mu_);
-      connections_.push_back(std::move(connection));
-    }
-    raw->thread = std::thread([this, raw] {
-      serve(*raw);
-      ::close(raw->fd);
-      --open_connections_;
-      metrics_.producers_connected.Decrement();
-      raw->done = true;
-    });
+    admit(fd);
   }
+}
+
+void Server::refuse(int fd, const Peer& peer, const std::string& detail, const char* reason) {
+  std::string reply;
+  append_error(reply, RejectReason::Busy, 0, detail);
+  send_all(fd, reply);
+  ::close(fd);
+  logger_->warn("refused a producer connection from {}: {}", peer.who, detail);
+  metrics_.connections_refused(reason).Increment();
+}
+
+bool Server::take_uid_slot(const Peer& peer) {
+  if (!peer.credentials) return true;
+  std::lock_guard lock(connections_mu_);
+  std::size_t& open = connections_per_uid_[peer.credentials->uid];
+  if (config_.max_connections_per_uid > 0 && open >= config_.max_connections_per_uid) return false;
+  ++open;
+  return true;
+}
+
+void Server::release_uid_slot(const Peer& peer) {
+  if (!peer.credentials) return;
+  std::lock_guard lock(connections_mu_);
+  const auto it = connections_per_uid_.find(peer.credentials->uid);
+  if (it != connections_per_uid_.end() && --it->second == 0) connections_per_uid_.erase(it);
+}
+
+void Server::admit(int fd) {
+  Peer peer{peer_credentials(fd), "unknown peer"};
+  if (peer.credentials)
+    peer.who = "pid " + std::to_string(peer.credentials->pid) + " uid " + std::to_string(peer.credentials->uid) + " gid " +
+               std::to_string(peer.credentials->gid);
+  if (!peer_allowed(peer)) {
+    logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", peer.who);
+    metrics_.connections_refused("peer_credentials").Increment();
+    ::close(fd);
+    return;
+  }
+  if (open_connections_.load() >= config_.max_connections)
+    return refuse(fd, peer, "too many connections (--max-connections " + std::to_string(config_.max_connections) + ")",
+                  "too_many");
+  if (!take_uid_slot(peer)) {
+    const uid_t uid = peer.credentials->uid;
+    return refuse(fd, peer,
+                  "too many connections from uid " + std::to_string(uid) + " (--max-connections-per-uid " +
+                      std::to_string(config_.max_connections_per_uid) + ")",
+                  "too_many_per_uid");
+  }
+  auto connection = std::make_unique<Connection>();
+  connection->fd = fd;
+  connection->peer = peer;
+  Connection* raw = connection.get();
+  {
+    std::lock_guard lock(connections_mu_);
+    connections_.push_back(std::move(connection));
+  }
+  timeval send_timeout{static_cast<time_t>(config_.reply_timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  ++open_connections_;
+  metrics_.connections_accepted.Increment();
+  metrics_.producers_connected.Increment();
+  raw->thread = std::thread([this, raw] {
+    serve(*raw);
+    ::close(raw->fd);
+    release_uid_slot(raw->peer);
+    --open_connections_;
+    metrics_.producers_connected.Decrement();
+    raw->done = true;
+  });
 }
 
 void Server::serve(Connection& connection) {
@@ -280,6 +323,17 @@ void Server::serve(Connection& connection) {
     event_lines.push_back(number);
   };
 
+  // Sends `replies`; false when the producer went away or did not read them for reply_timeout.
+  auto send_replies = [&]() -> bool {
+    if (send_all(connection.fd, replies)) return true;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      logger_->warn("closed the connection of {}: its replies were not read for {} s (--reply-timeout)", connection.peer.who,
+                    config_.reply_timeout.count());
+      metrics_.connections_closed("reply_timeout").Increment();
+    }
+    return false;
+  };
+
   std::uint64_t pending_ack = 0;  // an ack held back while the producer is not reading its replies
   // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held
   // back while more than kUnreadRepliesForAckHold bytes of replies are unread: acks are
@@ -308,20 +362,45 @@ void Server::serve(Connection& connection) {
     }
     append_ack(replies, last_line);
     pending_ack = 0;
-    return send_all(connection.fd, replies);
+    return send_replies();
   };
   auto send_pending_ack = [&]() -> bool {
     if (pending_ack == 0) return true;
     replies.clear();
     append_ack(replies, pending_ack);
     pending_ack = 0;
-    return send_all(connection.fd, replies);
+    return send_replies();
+  };
+
+  // Since when the unfinished line has been arriving; meaningful while splitter.has_partial().
+  std::chrono::steady_clock::time_point partial_since{};
+  auto close_for_slow_line = [&]() {
+    const std::uint64_t line = splitter.lines() + 1;
+    replies.clear();
+    append_error(replies, RejectReason::Busy, line,
+                 "line incomplete for " + std::to_string(config_.line_timeout.count()) +
+                     " s (--line-timeout); connection closed, not stored: send it again");
+    if (pending_ack != 0) append_ack(replies, pending_ack);
+    metrics_.rejected(to_string(RejectReason::Busy)).Increment();
+    metrics_.connections_closed("line_timeout").Increment();
+    logger_->warn("closed the connection of {}: line {} incomplete for {} s (--line-timeout)", connection.peer.who, line,
+                  config_.line_timeout.count());
+    send_replies();
+  };
+  auto poll_timeout_ms = [&]() -> int {
+    int timeout = pending_ack != 0 ? kAckHoldRecheckMs : -1;  // an ack held back: look again soon
+    if (splitter.has_partial()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(partial_since + config_.line_timeout -
+                                                                              std::chrono::steady_clock::now());
+      const int left_ms = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+      timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
+    }
+    return timeout;
   };
 
   pollfd fds[2] = {{connection.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   for (;;) {
-    // While an ack is held back, look again every few milliseconds whether the producer read.
-    const int ready = ::poll(fds, 2, pending_ack != 0 ? kAckHoldRecheckMs : -1);
+    const int ready = ::poll(fds, 2, poll_timeout_ms());
     if (ready < 0) {
       if (errno == EINTR) continue;
       break;
@@ -331,6 +410,10 @@ void Server::serve(Connection& connection) {
       break;
     }
     if (ready == 0) {
+      if (splitter.has_partial() && std::chrono::steady_clock::now() >= partial_since + config_.line_timeout) {
+        close_for_slow_line();
+        break;
+      }
       if (unread_reply_bytes(connection.fd) <= kUnreadRepliesForAckHold && !send_pending_ack()) break;
       continue;
     }
@@ -347,7 +430,11 @@ void Server::serve(Connection& connection) {
       if (!reply_failed && answer()) send_pending_ack();
       break;
     }
+    const std::uint64_t lines_before = splitter.lines();
+    const bool partial_before = splitter.has_partial();
     splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), on_line);
+    if (splitter.has_partial() && (!partial_before || splitter.lines() != lines_before))
+      partial_since = std::chrono::steady_clock::now();  // the unfinished line began in this read
     if (reply_failed || !answer()) break;
   }
 }

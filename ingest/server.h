@@ -18,6 +18,12 @@
 // kUnreadRepliesForAckHold bytes of replies are unread, and only the latest is sent once the
 // producer reads: a producer that reads its acks late is never stopped by them.
 //
+// Slow producers: a line left incomplete for line_timeout (30 s, counted from its first byte,
+// however slowly the rest trickles in) gets a `busy` error naming it and the connection is closed;
+// the lines before it were answered already. An idle connection with no partial line is never
+// closed. max_connections_per_uid (0: no limit) keeps one user from taking every connection:
+// a producer past it gets one `busy` line 0 and is closed, like one past max_connections.
+//
 // Thread-safety: start() and stop() from one controlling thread; the getters from any thread.
 #include <sys/types.h>
 
@@ -25,6 +31,7 @@
 #include <chrono>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +50,7 @@ inline constexpr std::size_t kMaxPendingErrors = 1024;
 inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
 inline constexpr int kAckHoldRecheckMs = 20;
 inline constexpr int kSendTimeoutSeconds = 30;  // the default of ServerConfig::reply_timeout
+inline constexpr int kLineTimeoutSeconds = 30;  // the default of ServerConfig::line_timeout
 
 struct ServerConfig {
   std::string socket_path;            // used when no socket is inherited
@@ -53,8 +61,10 @@ struct ServerConfig {
   std::vector<gid_t> allow_gids;
   std::size_t max_line_bytes = 1 << 20;
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_uid = 0;  // 0: no limit per peer uid
   std::int64_t stale_after_ms = 300'000;  // G1: events older than this on arrival are counted
   std::chrono::seconds reply_timeout{kSendTimeoutSeconds};  // a send blocked this long closes the connection
+  std::chrono::seconds line_timeout{kLineTimeoutSeconds};    // a line incomplete this long closes the connection
 };
 
 class Server {
@@ -75,10 +85,16 @@ class Server {
 
  private:
   struct Connection;
+  struct Peer;
   void bind_socket();
   void accept_loop();
+  void admit(int fd);
+  void refuse(int fd, const Peer& peer, const std::string& detail, const char* reason);
   void serve(Connection& connection);
-  bool peer_allowed(int fd, std::string& who) const;
+  bool peer_allowed(const Peer& peer) const;
+  // Counts a connection of the peer's uid; false (nothing counted) when the uid is at its limit.
+  bool take_uid_slot(const Peer& peer);
+  void release_uid_slot(const Peer& peer);
   void reap(bool all);
 
   const ServerConfig config_;
@@ -91,7 +107,8 @@ class Server {
   bool owns_socket_file_ = false;
   std::thread accept_thread_;
   std::mutex connections_mu_;
-  std::list<std::unique_ptr<Connection>> connections_;
+  std::list<std::unique_ptr<Connection>> connections_;  // guarded by connections_mu_
+  std::map<uid_t, std::size_t> connections_per_uid_;    // guarded by connections_mu_
   std::atomic<bool> listening_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};

@@ -43,6 +43,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason.")),
       stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type.")),
       refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
+      closed_family_(counters(*registry_, "pm_ingest_connections_closed_total", "Producer connections the daemon closed, by reason (line_timeout: a partial line held past --line-timeout; reply_timeout: replies not read for --reply-timeout).")),
       wal_errors_family_(counters(*registry_, "pm_ingest_wal_write_errors_total", "Failed write-ahead log appends, by kind.")),
       recovery_family_(counters(*registry_, "pm_ingest_wal_recovery_findings_total", "What log recovery found and repaired at start-up, by kind (torn_tail_cut, temporary_removed, applied_segment_removed, state_created).")),
       rows_family_(counters(*registry_, "pm_ingest_rows_written_total", "Rows inserted or upserted in PostgreSQL, by table.")),
@@ -95,7 +96,8 @@ IngestMetrics::IngestMetrics(const std::string& version)
   for (const char* table : {"polymarket_trades", "polymarket_first_triggers", "trade_watermarks", "trigger_watermarks", "pm_dead_letters"})
     rows_written(table);
   for (const char* kind : {"connection", "transient", "data", "in_doubt", "timeout", "other"}) database_errors(kind);
-  for (const char* reason : {"peer_credentials", "too_many"}) connections_refused(reason);
+  for (const char* reason : {"peer_credentials", "too_many", "too_many_per_uid"}) connections_refused(reason);
+  for (const char* reason : {"line_timeout", "reply_timeout"}) connections_closed(reason);
   for (const char* kind : {"disk_full", "io_error"}) wal_write_errors(kind);
   for (const char* kind : {"torn_tail_cut", "temporary_removed", "applied_segment_removed", "state_created"}) wal_recovery_findings(kind);
   start_time_seconds.SetToCurrentTime();
@@ -103,6 +105,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
 
 prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::connections_refused(const std::string& reason) { return refused_family_.Add({{"reason", reason}}); }
+prometheus::Counter& IngestMetrics::connections_closed(const std::string& reason) { return closed_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::wal_recovery_findings(const std::string& kind) { return recovery_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }

@@ -23,6 +23,7 @@ class IngestMetrics {
   prometheus::Family<prometheus::Counter>& rejected_family_;
   prometheus::Family<prometheus::Counter>& stale_family_;
   prometheus::Family<prometheus::Counter>& refused_family_;
+  prometheus::Family<prometheus::Counter>& closed_family_;
   prometheus::Family<prometheus::Counter>& wal_errors_family_;
   prometheus::Family<prometheus::Counter>& recovery_family_;
   prometheus::Family<prometheus::Counter>& rows_family_;
@@ -46,6 +47,8 @@ class IngestMetrics {
   prometheus::Gauge& producers_connected;
   prometheus::Counter& connections_accepted;
   prometheus::Counter& connections_refused(const std::string& reason);
+  // Connections the daemon closed on a producer: line_timeout, reply_timeout.
+  prometheus::Counter& connections_closed(const std::string& reason);
 
   // Write-ahead log.
   prometheus::Counter& wal_appended_bytes;

@@ -1,6 +1,7 @@
 // Issue 18, item 1: producers that never read their replies. A flood of bad lines must not grow
 // the daemon's memory without bound, and a producer that reads its acks only at the end must not
-// be stopped by them (acks are cumulative: only the latest is needed).
+// be stopped by them (acks are cumulative: only the latest is needed). Item 6: a producer that
+// trickles a line is disconnected after --line-timeout; idle connections stay.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -114,8 +115,60 @@ TEST_F(HostileProducer, AProducerThatNeverReadsIsClosedAfterTheReplyTimeoutAndIt
   send_until_refused(fd, std::string(64 << 10, '\n'), 16 << 20, 300ms);
   // The daemon closes the connection once a reply has been blocked for a second.
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 0; }, 20s)) << d.metrics();
+  EXPECT_EQ(d.metric("pm_ingest_connections_closed_total{reason=\"reply_timeout\"}"), 1);
   ::close(fd);
   EXPECT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'never-reads'") == 20; }, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Reads what the daemon sends until it closes the connection (or `timeout`); while nothing comes,
+// sends one more byte of the unfinished line every 100 ms, as a producer at 10 bytes/s would.
+std::string trickle_until_closed(int fd, std::chrono::milliseconds timeout, bool& closed) {
+  std::string received;
+  closed = false;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) == 0) {
+      ::send(fd, " ", 1, MSG_NOSIGNAL);
+      continue;
+    }
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) received.append(buf, static_cast<std::size_t>(n));
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      closed = true;
+      break;
+    }
+  }
+  return received;
+}
+
+TEST_F(HostileProducer, ALineTrickledPastTheLineTimeoutIsRefusedAndItsConnectionClosedWhileIdleOnesStay) {
+  DaemonHarness d(tdb_->url(), {"--line-timeout", "1"});
+  d.start();
+  Producer idle(d.socket());  // connected first; sends nothing until the slow one is gone
+  const int fd = connect_nonblocking(d.socket());
+  ASSERT_GE(fd, 0);
+  const std::string first = trade_line("slow-line", "complete") + "\n" + R"({"type":"trade","condition_id":)";
+  ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL), static_cast<ssize_t>(first.size()));
+  const auto started = std::chrono::steady_clock::now();
+  bool closed = false;
+  const std::string replies = trickle_until_closed(fd, 20s, closed);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ::close(fd);
+  ASSERT_TRUE(closed) << "still open after 20 s of trickling; got: " << replies;
+  EXPECT_GE(took, 1.0) << "closed before --line-timeout had passed";
+  EXPECT_EQ(replies.substr(0, 10), "{\"ack\":1}\n") << replies;
+  EXPECT_NE(replies.find(R"({"error":"busy","line":2,"detail":"line incomplete for 1 s (--line-timeout))"), std::string::npos)
+      << replies;
+  EXPECT_EQ(d.metric("pm_ingest_connections_closed_total{reason=\"line_timeout\"}"), 1);
+  EXPECT_TRUE(wait_until([&] { return d.output().find("line 2 incomplete for 1 s") != std::string::npos; }, 10s)) << d.output();
+
+  // The idle connection was never closed: it sends now and is acked.
+  ASSERT_TRUE(idle.send({trade_line("slow-line", "from-idle")}));
+  EXPECT_TRUE(idle.wait_ack(1, 10s));
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'slow-line'") == 2; }, 20s));
   EXPECT_EQ(d.stop(), 0);
 }
 

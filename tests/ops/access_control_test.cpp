@@ -1,10 +1,12 @@
 // Access control: --allow-uid/--allow-gid by peer credentials (SO_PEERCRED), --socket-mode and
-// --socket-group on the socket file. Producers run as other users: the test forks and drops to
+// --socket-group on the socket file, --max-connections-per-uid. Producers run as other users: the test forks and drops to
 // them with setresuid/setresgid, so it needs root.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <memory>
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/ops_util.h"
@@ -139,6 +141,35 @@ TEST_F(OpsAccess, ARestrictiveModeShutsOutEvenTheGroup) {
   Producer owner(d.socket());  // root, the owner
   ASSERT_TRUE(owner.send({trade_line("c", "owner")}));
   EXPECT_TRUE(owner.wait_ack(1, 10s));
+}
+
+// Issue 18 item 6: one user holding its share of connections (here idle, as slow producers would)
+// leaves the rest of --max-connections to the others.
+TEST_F(OpsAccess, ConnectionsPerUidAreCappedSoOtherUsersKeepCapacity) {
+  DaemonHarness d(tdb_->url(), {"--socket-mode", "0666", "--max-connections", "4", "--max-connections-per-uid", "2"});
+  open_dir(d);
+  d.start();
+  // start()'s probe connection is counted until the daemon has seen it close.
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 0; }, 10s)) << d.metrics();
+  auto first = std::make_unique<Producer>(d.socket());  // root, the test's own uid: 2 of its 2
+  Producer second(d.socket());
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 2; }, 10s)) << d.metrics();
+
+  const PeerOutcome third = connect_as(0, 0, d.socket(), trade_line("c", "third_of_root"));
+  EXPECT_TRUE(contains(third.reply, "{\"error\":\"busy\",\"line\":0,")) << third.reply;
+  EXPECT_TRUE(contains(third.reply, "too many connections from uid 0 (--max-connections-per-uid 2)")) << third.reply;
+  EXPECT_EQ(d.metric("pm_ingest_connections_refused_total{reason=\"too_many_per_uid\"}"), 1);
+
+  const PeerOutcome other = connect_as(kOtherUid, kOtherGid, d.socket(), trade_line("c", "other_user"));
+  EXPECT_EQ(other.reply, "{\"ack\":1}\n");
+
+  // A closed connection gives its slot back.
+  first.reset();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 1; }, 10s)) << d.metrics();
+  const PeerOutcome again = connect_as(0, 0, d.socket(), trade_line("c", "root_again"));
+  EXPECT_EQ(again.reply, "{\"ack\":1}\n");
+  EXPECT_TRUE(wait_until([&] { return trades_with_id("other_user") == 1 && trades_with_id("root_again") == 1; }, 20s));
+  EXPECT_EQ(trades_with_id("third_of_root"), 0);
 }
 
 TEST_F(OpsAccess, UnknownUserOrGroupNamesAreRefusedAtStartWithTheOptionNamed) {
