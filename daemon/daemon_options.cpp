@@ -101,6 +101,8 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("max-connections-per-uid", po::value<std::size_t>()->default_value(d.max_connections_per_uid), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
     ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)")
+    ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed (a single server)")
+    ("min-standbys", po::value<std::size_t>()->default_value(d.min_standbys), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
   // clang-format on
 
@@ -179,6 +181,11 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
   d.max_connections_per_uid = vm["max-connections-per-uid"].as<std::size_t>();
+  const std::string standby_wait = vm["standby-wait"].as<std::string>();
+  if (standby_wait != "on" && standby_wait != "off")
+    throw std::invalid_argument("--standby-wait: '" + standby_wait + "' is neither on nor off");
+  d.standby_wait = standby_wait == "on";
+  d.min_standbys = vm["min-standbys"].as<std::size_t>();
   d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
   if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();

@@ -41,6 +41,8 @@ struct DaemonOptions {
   std::chrono::seconds reply_timeout{30};  // a reply blocked this long (producer not reading): close
   std::chrono::seconds line_timeout{30};   // a line incomplete this long (slow producer): close
   std::string log_level = "info";
+  bool standby_wait = true;      // keep applied log segments until every standby has them
+  std::size_t min_standbys = 0;  // fewer visible standbys confirm nothing
 };
 
 // argv is not modified here; call scrub_argv_passwords() afterwards.

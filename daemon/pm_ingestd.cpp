@@ -167,6 +167,8 @@ int main(int argc, char** argv) {
   writer_config.batch_max_delay = options.batch_max_delay;
   writer_config.writer_connections = options.writer_connections;
   writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
+  writer_config.retention.wait_for_standbys = options.standby_wait;
+  writer_config.retention.min_standbys = options.min_standbys;
   pm::BatchWriter writer(writer_config, db, *wal, queue, metrics, log, [&](const std::string&) {
     fatal_exit = 2;
     ::kill(::getpid(), SIGTERM);

@@ -44,7 +44,8 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       metrics_(metrics),
       logger_(std::move(logger)),
       on_fatal_(std::move(on_fatal)),
-      applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit) {
+      applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit),
+      retention_(config_.retention, db, log, metrics, logger_) {
   // Segments are removed only once applied, so everything before the oldest one is applied; the
   // log's state file may know a later applied position (the backlog counts from there).
   applied_ = log_.applied_at_open();
@@ -107,6 +108,7 @@ void BatchWriter::run() {
       } else if (lanes_) {
         settle(lanes_->take_finished(false));  // woken by a lane: record what landed
       }
+      look_at_server();
       update_gauges();
     } catch (const wal::WalCorruption& e) {
       finish_in_flight();
@@ -133,8 +135,9 @@ void BatchWriter::run() {
       }
       metrics_.database_up.Set(0);
       // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the
-      // stored checkpoint says where to continue.
+      // stored checkpoint says where to continue, on whichever server is primary by then.
       ready_ = false;
+      retention_.forget();
       pending_.clear();
       pending_head_ = 0;
       reader_.reset();
@@ -201,7 +204,17 @@ void BatchWriter::finish_in_flight() noexcept {
   lanes_->restart();
 }
 
+void BatchWriter::look_at_server() {
+  // Idle: nothing else would notice a primary that is gone or has become a standby.
+  const bool idle = Clock::now() - last_contact_ >= config_.idle_check_interval;
+  retention_.check(idle);
+  if (idle) last_contact_ = Clock::now();
+}
+
 bool BatchWriter::load_checkpoint() {
+  retention_.forget();
+  retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
+  last_contact_ = Clock::now();
   const auto checkpoint = IngestCheckpointRepository(db_).get(config_.instance_id);
   const wal::Position durable = log_.durable();
   const wal::Position oldest = log_.oldest();
@@ -236,9 +249,10 @@ bool BatchWriter::load_checkpoint() {
   dispatched_ = start;
   applied_log_offset_ = start.log_offset;
   applied_lsn_ = start.lsn;
-  // Segments wholly below the checkpoint are applied: nothing will read them again.
+  // Segments wholly below the checkpoint are applied: nothing will read them again once the
+  // standbys have them.
   log_.note_applied(start);
-  if (start.segment > oldest.segment) log_.remove_segments_before(start.segment);
+  if (start.segment > oldest.segment) retention_.applied_before(start.segment);
   pending_.clear();
   pending_head_ = 0;
   reader_.reset();
@@ -373,7 +387,8 @@ void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCoun
     if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
-  if (applied_.segment > log_.oldest().segment) log_.remove_segments_before(applied_.segment);
+  last_contact_ = Clock::now();
+  if (applied_.segment > log_.oldest().segment) retention_.applied_before(applied_.segment);
   if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
     replay_done_ = true;
     metrics_.replay_done.Set(1);

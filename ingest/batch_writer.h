@@ -16,7 +16,12 @@
 //   server refuses) splits the batch until the one event is found; it goes to pm_dead_letters and
 //   the rest is applied. Other errors (missing table, permissions) are retried with backoff and
 //   logged, never dead-lettered.
-// - After each commit, log segments wholly below the checkpoint are removed.
+// - Log segments wholly below the checkpoint are removed once every standby of the primary has
+//   the commits that applied them (LogRetention): a failover to a standby that lacked them finds
+//   them still in the log. After every reconnect the checkpoint is read again from whichever
+//   server is primary now, and what it lacks is applied again, exactly once.
+// - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
+//   standby now, is noticed within about that long (database_up() turns false).
 // - A checkpoint that does not fit the log, or a corrupt record in the log, is fatal: on_fatal is
 //   called with a message naming the problem, and the writer stops.
 // - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
@@ -36,6 +41,7 @@
 
 #include "ingest/batch_applier.h"
 #include "ingest/event_queue.h"
+#include "ingest/log_retention.h"
 #include "ingest/wal.h"
 #include "ingest/wal_reader.h"
 #include "ingest/writer_lanes.h"
@@ -52,6 +58,8 @@ struct WriterConfig {
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5000};
+  std::chrono::milliseconds idle_check_interval{1000};
+  RetentionConfig retention;
 };
 
 class BatchWriter {
@@ -79,6 +87,7 @@ class BatchWriter {
  private:
   void run();
   bool load_checkpoint();
+  void look_at_server();
   std::vector<QueuedEvent> collect();
   bool read_from_log(std::vector<QueuedEvent>& batch);
   void dispatch(std::vector<QueuedEvent> batch);
@@ -98,6 +107,7 @@ class BatchWriter {
   std::shared_ptr<spdlog::logger> logger_;
   std::function<void(const std::string&)> on_fatal_;
   BatchApplier applier_;
+  LogRetention retention_;
   std::unique_ptr<WriterLanes> lanes_;  // null with one writer connection
 
   std::thread thread_;
@@ -115,6 +125,7 @@ class BatchWriter {
   std::chrono::steady_clock::time_point last_gauges_{};
   std::uint64_t replay_target_lsn_ = 0;
   bool duplicates_seen_ = true;  // the last batch held trades already stored
+  std::chrono::steady_clock::time_point last_contact_{};  // the last commit or look at the server
 
   std::atomic<std::uint64_t> applied_log_offset_{0};
   std::atomic<std::uint64_t> applied_lsn_{0};

@@ -85,7 +85,10 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Unapplied log bytes at which new lines get busy (--wal-max-bytes).")),
       watchdog_pings(counter(*registry_, "pm_ingest_watchdog_pings_total", "WATCHDOG=1 notifications sent to systemd.")),
       start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")),
-      wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")) {
+      wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")),
+      replication_standbys(gauge(*registry_, "pm_ingest_replication_standbys", "Standbys the PostgreSQL primary shows (physical replication slots and WAL senders), as of the writer's last look.")),
+      replication_lag_bytes(gauge(*registry_, "pm_ingest_replication_lag_bytes", "WAL bytes the slowest standby has not flushed yet, as of the writer's last look (0 without standbys).")),
+      wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them.")) {
   BuildGauge()
       .Name("pm_ingest_build_info")
       .Help("Build information; the value is always 1.")

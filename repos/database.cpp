@@ -1,6 +1,9 @@
 #include "repos/database.h"
 
 #include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <pqxx/nontransaction>
 
@@ -8,15 +11,23 @@ namespace pm {
 
 namespace {
 
-// Adds libpq's connect_timeout to a URL or key=value connection string.
-std::string with_connect_timeout(const std::string& url, std::chrono::milliseconds timeout) {
+// Adds libpq's connect_timeout, and TCP keepalives that find a vanished server within ~15 s, to
+// a URL or key=value connection string, unless it sets them itself.
+std::string with_connection_defaults(const std::string& url, std::chrono::milliseconds timeout) {
   const long secs = std::max<long>(1, static_cast<long>((timeout.count() + 999) / 1000));
-  if (url.find("connect_timeout") != std::string::npos) return url;
-  if (url.find("://") != std::string::npos) {
-    return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "connect_timeout=" + std::to_string(secs);
+  std::vector<std::pair<std::string, std::string>> defaults;
+  if (url.find("connect_timeout") == std::string::npos) defaults.emplace_back("connect_timeout", std::to_string(secs));
+  if (url.find("keepalives") == std::string::npos)
+    defaults.insert(defaults.end(), {{"keepalives", "1"}, {"keepalives_idle", "5"}, {"keepalives_interval", "3"}, {"keepalives_count", "3"}});
+  const bool is_url = url.find("://") != std::string::npos;
+  std::string out = url;
+  for (const auto& [key, value] : defaults) {
+    if (is_url)
+      out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+    else
+      out += " " + key + "=" + value;
   }
-  return url + " connect_timeout=" + std::to_string(secs);
+  return out;
 }
 
 }  // namespace
@@ -32,7 +43,7 @@ Lease::~Lease() {
 
 Database::Database(DatabaseConfig config)
     : config_((config.validate(), std::move(config))),
-      connect_string_(with_connect_timeout(config_.url, config_.connect_timeout)) {}
+      connect_string_(with_connection_defaults(config_.url, config_.connect_timeout)) {}
 
 Database::~Database() { close(); }
 

@@ -15,6 +15,7 @@
 
 #include "repos/migrator.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/load_driver.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/producer.h"
@@ -24,107 +25,6 @@ namespace pm::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Producers that behave as protocol.md asks: send chunks, wait for the ack, and after a lost
-// connection resend every line not acknowledged. They record what was sent and what was acked.
-class LoadDriver {
- public:
-  LoadDriver(std::string socket, int producers, std::uint32_t seed) : socket_(std::move(socket)), seed_(seed) {
-    for (int p = 0; p < producers; ++p) threads_.emplace_back([this, p] { run(p); });
-  }
-  ~LoadDriver() { stop(); }
-
-  // Stops after each producer's outstanding chunk is acked (the daemon must be up).
-  void stop() {
-    stopping_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  std::set<std::string> sent() {
-    std::lock_guard lock(mu_);
-    return sent_;
-  }
-  std::set<std::string> acked() {
-    std::lock_guard lock(mu_);
-    return acked_;
-  }
-  std::size_t acked_count() {
-    std::lock_guard lock(mu_);
-    return acked_.size();
-  }
-  int reconnects() const { return reconnects_.load(); }
-
- private:
-  void run(int producer) {
-    std::mt19937 rng(seed_ + static_cast<std::uint32_t>(producer));
-    std::vector<std::string> unacked_ids;
-    int next = 0;
-    std::unique_ptr<Producer> conn;
-    while (!stopping_ || !unacked_ids.empty()) {
-      if (!conn) {
-        try {
-          conn = std::make_unique<Producer>(socket_);
-        } catch (const std::exception&) {
-          std::this_thread::sleep_for(5ms);  // retry interval while the daemon is down, not a sync point
-          continue;
-        }
-      }
-      if (unacked_ids.empty()) {
-        const int n = std::uniform_int_distribution<int>(1, 40)(rng);
-        for (int i = 0; i < n; ++i) unacked_ids.push_back("p" + std::to_string(producer) + "_" + std::to_string(next++));
-      }
-      std::vector<std::string> lines;
-      for (const auto& id : unacked_ids) lines.push_back(trade_line("cond" + std::to_string(producer % 3), id, 1'700'000'000 + next));
-      {
-        std::lock_guard lock(mu_);
-        sent_.insert(unacked_ids.begin(), unacked_ids.end());
-      }
-      const std::uint64_t target = conn->last_ack() + lines.size();
-      std::vector<Reply> seen;
-      if (!conn->send(lines) || !conn->wait_ack(target, 30s, &seen)) {
-        conn.reset();  // connection lost before the ack: resend the same lines on a new one
-        ++reconnects_;
-        continue;
-      }
-      for (const auto& r : seen) ASSERT_TRUE(r.is_ack) << "unexpected error reply: " << r.error << " " << r.detail;
-      std::lock_guard lock(mu_);
-      acked_.insert(unacked_ids.begin(), unacked_ids.end());
-      unacked_ids.clear();
-    }
-  }
-
-  std::string socket_;
-  std::uint32_t seed_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> reconnects_{0};
-  std::mutex mu_;
-  std::set<std::string> sent_, acked_;
-  std::vector<std::thread> threads_;
-};
-
-void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load, std::chrono::milliseconds timeout = 60s) {
-  const auto acked = load.acked();
-  const auto sent = load.sent();
-  ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") >= static_cast<long long>(acked.size()); },
-                         timeout));
-  const auto stored = trade_ids(url);
-  std::size_t missing = 0, unsent = 0;
-  for (const auto& id : acked) missing += stored.count(id) == 0;
-  for (const auto& id : stored) unsent += sent.count(id) == 0;
-  EXPECT_EQ(missing, 0u) << "acked trades missing from PostgreSQL";
-  EXPECT_EQ(unsent, 0u) << "trades in PostgreSQL that were never sent";
-  EXPECT_GE(stored.size(), acked.size());
-  EXPECT_LE(stored.size(), sent.size());
-}
-
-// Exactly once, not just "deduplicated by the primary key": the checkpoint counts every applied
-// event, and a re-applied batch would push the count past the log's last LSN.
-void expect_each_record_applied_once(const std::string& url) {
-  pqxx::connection c(url);
-  pqxx::nontransaction tx(c);
-  auto row = tx.exec1("SELECT lsn, applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'default'");
-  EXPECT_EQ(row[0].as<long long>(), row[1].as<long long>());
-}
 
 TEST(Crash, KillNineAtRandomMomentsUnderLoadLosesNothingAcked) {
   TestDatabase tdb("crash_kill");

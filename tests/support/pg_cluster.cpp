@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <pqxx/pqxx>
+
 #include "tests/support/daemon_harness.h"
 
 namespace pm::test {
@@ -18,14 +20,33 @@ std::string PgCluster::run_as_owner(const std::string& command) const {
   return ::geteuid() == 0 ? "runuser -u postgres -- " + command : command;
 }
 
-PgCluster::PgCluster() : dir_(make_temp_dir("pm_pgcluster")), port_(free_tcp_port()) {
+PgCluster::PgCluster() : PgCluster(true) {}
+
+PgCluster::PgCluster(bool init) : dir_(make_temp_dir("pm_pgcluster")), port_(free_tcp_port()) {
   if (::geteuid() == 0 && std::system(("chown postgres " + dir_ + " && chmod 755 " + dir_).c_str()) != 0)
     throw std::runtime_error("cannot hand " + dir_ + " to the postgres user");
-  const std::string init = run_as_owner(kBin + "/initdb -D " + dir_ + "/data -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 > " +
-                                        dir_ + "/initdb.log 2>&1");
-  if (std::system(init.c_str()) != 0) throw std::runtime_error("initdb failed; see " + dir_ + "/initdb.log");
-  const std::string conf = "echo \"port = " + std::to_string(port_) + "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '" +
-                           dir_ + "'\nfsync = off\" >> " + dir_ + "/data/postgresql.conf";
+  if (!init) return;
+  const std::string initdb = run_as_owner(kBin + "/initdb -D " + dir_ + "/data -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 > " +
+                                          dir_ + "/initdb.log 2>&1");
+  if (std::system(initdb.c_str()) != 0) throw std::runtime_error("initdb failed; see " + dir_ + "/initdb.log");
+  configure("listen_addresses = '127.0.0.1'\nfsync = off");
+}
+
+std::unique_ptr<PgCluster> PgCluster::standby_of(const PgCluster& primary, const std::string& slot) {
+  primary.query("SELECT pg_create_physical_replication_slot('" + slot + "', true)");
+  std::unique_ptr<PgCluster> standby(new PgCluster(false));
+  const std::string backup = standby->run_as_owner(kBin + "/pg_basebackup -h 127.0.0.1 -p " + std::to_string(primary.port()) +
+                                                   " -U postgres -D " + standby->dir_ + "/data -R -X stream -S " + slot + " > " +
+                                                   standby->dir_ + "/basebackup.log 2>&1");
+  if (std::system(backup.c_str()) != 0) throw std::runtime_error("pg_basebackup failed; see " + standby->dir_ + "/basebackup.log");
+  standby->configure("");  // its own port and socket directory after the primary's
+  return standby;
+}
+
+void PgCluster::configure(const std::string& lines) {
+  // Later lines win: the port and socket directory are written again after whatever is added.
+  const std::string conf = "printf '%s\\n' \"" + lines + "\" \"port = " + std::to_string(port_) + "\" \"unix_socket_directories = '" +
+                           dir_ + "'\" >> " + dir_ + "/data/postgresql.conf";
   if (std::system(conf.c_str()) != 0) throw std::runtime_error("cannot configure the test cluster");
 }
 
@@ -34,14 +55,21 @@ PgCluster::~PgCluster() {
   std::filesystem::remove_all(dir_);
 }
 
-void PgCluster::start() {
-  const std::string cmd = run_as_owner(kBin + "/pg_ctl -D " + dir_ + "/data -l " + dir_ + "/server.log -w -t 60 start > /dev/null 2>&1");
-  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot start the test cluster; see " + dir_ + "/server.log");
+void PgCluster::pg_ctl(const std::string& args, const std::string& what) const {
+  const std::string cmd = run_as_owner(kBin + "/pg_ctl -D " + dir_ + "/data -l " + dir_ + "/server.log -w -t 60 " + args + " > /dev/null 2>&1");
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot " + what + " the test cluster; see " + dir_ + "/server.log");
 }
 
-void PgCluster::stop() {
-  const std::string cmd = run_as_owner(kBin + "/pg_ctl -D " + dir_ + "/data -m fast -w -t 60 stop > /dev/null 2>&1");
-  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot stop the test cluster");
+void PgCluster::start() { pg_ctl("start", "start"); }
+void PgCluster::stop() { pg_ctl("-m fast stop", "stop"); }
+void PgCluster::crash() { pg_ctl("-m immediate stop", "crash"); }
+void PgCluster::promote() { pg_ctl("promote", "promote"); }
+
+std::string PgCluster::query(const std::string& sql) const {
+  pqxx::connection c(url());
+  pqxx::nontransaction tx(c);
+  const pqxx::result r = tx.exec(sql);
+  return r.empty() || r[0].empty() || r[0][0].is_null() ? "" : r[0][0].as<std::string>();
 }
 
 std::string PgCluster::url(const std::string& database) const {

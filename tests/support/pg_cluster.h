@@ -2,7 +2,9 @@
 // PgCluster: a throwaway PostgreSQL 15 server of a test's own (initdb in a temp directory, its own
 // port, trust auth on loopback), so a test can stop, kill and restart PostgreSQL without touching
 // the shared private cluster other suites use. Runs the server as `postgres` when the test runs
-// as root (PostgreSQL refuses root).
+// as root (PostgreSQL refuses root). A standby of another cluster is made with pg_basebackup
+// (streaming replication, asynchronous unless the primary is told otherwise).
+#include <memory>
 #include <string>
 
 namespace pm::test {
@@ -12,13 +14,25 @@ class PgCluster {
   PgCluster();   // initdb; not started
   ~PgCluster();  // stops the server (immediate) and deletes the directory
 
+  // A standby of `primary` (running), streaming through the physical replication slot `slot`,
+  // which this creates on the primary. Not started.
+  static std::unique_ptr<PgCluster> standby_of(const PgCluster& primary, const std::string& slot);
+
   void start();
   void stop();   // fast shutdown: sessions are terminated
+  void crash();  // immediate shutdown: no checkpoint, as a power cut would leave it
+  void promote();  // a standby becomes a primary (waits until it accepts writes)
+  void configure(const std::string& lines);  // appended to postgresql.conf (takes effect on start)
   int port() const { return port_; }
+  const std::string& dir() const { return dir_; }
   std::string url(const std::string& database = "postgres") const;
+  // The first column of the first row of `sql` on database postgres, or "" when none.
+  std::string query(const std::string& sql) const;
 
  private:
+  explicit PgCluster(bool init);
   std::string run_as_owner(const std::string& command) const;
+  void pg_ctl(const std::string& args, const std::string& what) const;
   std::string dir_;
   int port_;
 };

@@ -1,0 +1,82 @@
+#include "repos/replication_status.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <stdexcept>
+
+#include <pqxx/pqxx>
+
+namespace pm {
+
+namespace {
+
+std::uint32_t parse_hex_half(std::string_view half, std::string_view whole) {
+  std::uint32_t value = 0;
+  const auto [end, ec] = std::from_chars(half.data(), half.data() + half.size(), value, 16);
+  if (half.empty() || half.size() > 8 || ec != std::errc() || end != half.data() + half.size())
+    throw std::invalid_argument("not a WAL position (pg_lsn): '" + std::string(whole) + "'");
+  return value;
+}
+
+// Physical slots, then physical WAL senders that are streaming (not a base backup) and not
+// serving a logical slot.
+constexpr const char* kStandbysQuery = R"SQL(
+SELECT 'slot ' || slot_name, restart_lsn::text
+  FROM pg_replication_slots WHERE slot_type = 'physical'
+UNION ALL
+SELECT 'sender ' || coalesce(nullif(application_name, ''), '?') || ' ' || coalesce(client_addr::text, 'local'),
+       flush_lsn::text
+  FROM pg_stat_replication
+ WHERE coalesce(state, '') <> 'backup'
+   AND pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
+)SQL";
+
+}  // namespace
+
+std::uint64_t parse_pg_lsn(std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) throw std::invalid_argument("not a WAL position (pg_lsn): '" + std::string(text) + "'");
+  const std::uint64_t high = parse_hex_half(text.substr(0, slash), text);
+  const std::uint64_t low = parse_hex_half(text.substr(slash + 1), text);
+  return (high << 32) | low;
+}
+
+std::string format_pg_lsn(std::uint64_t lsn) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(lsn >> 32), static_cast<unsigned>(lsn & 0xffffffffu));
+  return buf;
+}
+
+std::optional<std::uint64_t> ReplicationStatus::confirmed_lsn() const {
+  std::uint64_t confirmed = current_lsn;
+  for (const auto& standby : standbys) {
+    if (!standby.flushed) return std::nullopt;
+    confirmed = std::min(confirmed, *standby.flushed);
+  }
+  return confirmed;
+}
+
+std::string ReplicationStatus::unknown_positions() const {
+  std::string names;
+  for (const auto& standby : standbys)
+    if (!standby.flushed) names += (names.empty() ? "" : ", ") + standby.name;
+  return names;
+}
+
+ReplicationStatus read_replication_status(pqxx::transaction_base& tx) {
+  ReplicationStatus status;
+  const pqxx::row head = tx.exec1(
+      "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END");
+  status.in_recovery = head[0].as<bool>();
+  if (status.in_recovery) return status;
+  status.current_lsn = parse_pg_lsn(head[1].as<std::string>());
+  for (const auto& row : tx.exec(kStandbysQuery)) {
+    StandbyPosition standby{row[0].as<std::string>(), std::nullopt};
+    if (!row[1].is_null()) standby.flushed = parse_pg_lsn(row[1].as<std::string>());
+    status.standbys.push_back(std::move(standby));
+  }
+  return status;
+}
+
+}  // namespace pm

@@ -1,0 +1,50 @@
+#pragma once
+// ReplicationStatus: what the connected PostgreSQL server knows of its standbys, so a caller can
+// tell whether a commit has reached every node that could be promoted in a failover.
+//
+// Contract:
+// - read_replication_status() runs two read-only queries in the caller's transaction. On a
+//   primary it returns the current WAL insert position and every standby it knows: each physical
+//   replication slot (restart_lsn = what that standby has flushed; kept while it is disconnected)
+//   and each physical WAL sender (pg_stat_replication.flush_lsn). Base backups and logical
+//   replication (never promoted) are left out. On a standby (pg_is_in_recovery()) it returns
+//   in_recovery and nothing else.
+// - A position the server does not show (NULL: a slot never used, or a role without
+//   pg_read_all_stats / pg_monitor reading pg_stat_replication) stays unknown; confirmed_lsn()
+//   then confirms nothing, so a caller waiting on it errs on the side of keeping data.
+// - Standbys that replicate from a standby (cascading) are not visible here: the standby they
+//   follow stands for them.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pqxx/transaction_base>
+
+namespace pm {
+
+struct StandbyPosition {
+  std::string name;                      // "slot <name>" or "sender <application_name> <client address>"
+  std::optional<std::uint64_t> flushed;  // WAL position flushed on that standby; nullopt: not shown
+};
+
+struct ReplicationStatus {
+  bool in_recovery = false;       // the server is a standby: nothing may be written to it
+  std::uint64_t current_lsn = 0;  // pg_current_wal_insert_lsn() on a primary
+  std::vector<StandbyPosition> standbys;
+
+  // The lowest position flushed on every standby (current_lsn when there are none); nullopt while
+  // one of them does not show its position.
+  std::optional<std::uint64_t> confirmed_lsn() const;
+  // Standbys whose position is not shown, by name, comma-separated ("" when none).
+  std::string unknown_positions() const;
+};
+
+ReplicationStatus read_replication_status(pqxx::transaction_base& tx);
+
+// "16/B374D848" -> 0x16B374D848. Throws std::invalid_argument on anything else.
+std::uint64_t parse_pg_lsn(std::string_view text);
+std::string format_pg_lsn(std::uint64_t lsn);
+
+}  // namespace pm

@@ -1,0 +1,163 @@
+// Issue 17: PostgreSQL failover under load loses no acknowledged event. A primary and an
+// asynchronous standby (streaming through a physical slot) on this machine; the daemon follows a
+// multi-host URL with target_session_attrs=read-write. Each round, at a random moment:
+//   - lagging standby: its WAL receiver is stopped (SIGSTOP) while the daemon keeps committing,
+//     so the primary holds commits the standby lacks (the hard case of asynchronous replication);
+//   - or a COMMIT in flight: the primary is told to wait for a synchronous standby that does not
+//     exist, so the daemon's next COMMIT hangs after its commit record is written;
+// then the primary is stopped hard (pg_ctl stop -m immediate) and the standby promoted. The
+// daemon must re-read its checkpoint on the new primary and apply again what it lacks, exactly
+// once: every acked trade, first trigger and watermark, each once.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+#include "repos/database.h"
+#include "repos/migrator.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/e2e/load_driver.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/http_client.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/producer.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class Fault { LaggingStandby, CommitInFlight };
+
+void migrate(const std::string& url) {
+  DatabaseConfig config;
+  config.url = url;
+  Database db(config);
+  Migrator(db).migrate();
+}
+
+std::string multi_host_url(const PgCluster& a, const PgCluster& b) {
+  return "postgresql://postgres@127.0.0.1:" + std::to_string(a.port()) + ",127.0.0.1:" + std::to_string(b.port()) +
+         "/postgres?target_session_attrs=read-write";
+}
+
+// One failover under load; returns after the checks.
+void failover_round(std::mt19937& rng, Fault fault, int round) {
+  SCOPED_TRACE("round " + std::to_string(round) + (fault == Fault::LaggingStandby ? " (lagging standby)" : " (COMMIT in flight)"));
+  PgCluster primary;
+  primary.start();
+  migrate(primary.url());
+  auto standby = PgCluster::standby_of(primary, "standby1");
+  standby->start();
+  ASSERT_TRUE(wait_until([&] { return primary.query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1"; }, 30s));
+
+  DaemonHarness d(multi_host_url(primary, *standby), {"--wal-segment-bytes", "64K", "--batch-max-delay-ms", "5"});
+  d.start();
+  LoadDriver load({d.socket()}, LoadOptions{4, static_cast<std::uint32_t>(rng()), true});
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 1500; }, 60s)) << d.output();
+
+  const std::string receiver = standby->query("SELECT pid FROM pg_stat_wal_receiver");
+  ASSERT_FALSE(receiver.empty());
+  if (fault == Fault::LaggingStandby) {
+    ASSERT_EQ(::kill(std::stoi(receiver), SIGSTOP), 0);
+    // Commits the standby lacks, in segments the daemon has applied: it must keep them.
+    const std::size_t at_stop = load.acked_count();
+    ASSERT_TRUE(wait_until([&] { return load.acked_count() > at_stop + 1500; }, 60s)) << d.output();
+    EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_segments_awaiting_replication") > 0; }, 20s)) << "segments kept";
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng)));  // a random moment
+  } else {
+    primary.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
+    primary.query("SELECT pg_reload_conf()");
+    ASSERT_TRUE(wait_until([&] { return primary.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "0"; }, 30s))
+        << "no COMMIT of the daemon waited for the synchronous standby";
+  }
+  const std::size_t acked_before_failover = load.acked_count();
+  const double in_doubt_before = d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}");
+  primary.crash();
+  if (fault == Fault::LaggingStandby) ::kill(std::stoi(receiver), SIGCONT);
+  standby->promote();
+
+  // The daemon follows by itself: acks never stopped (the log takes them), and the new primary
+  // gets everything, including what it lacked.
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > acked_before_failover + 500; }, 60s)) << d.output();
+  load.stop();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1 && d.metric("pm_ingest_wal_unapplied_events") == 0; }, 60s))
+      << d.output();
+  const std::string url = standby->url();
+  expect_exactly_what_was_acked(url, load);
+  expect_each_record_applied_once(url);
+  expect_triggers_and_watermarks_consistent(url, load);
+  if (fault == Fault::CommitInFlight) {
+    EXPECT_GT(d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}"), in_doubt_before) << "a COMMIT was cut off";
+  }
+  EXPECT_EQ(d.stop(), 0);
+  std::printf("[ figures ] round %d: %zu trades acked (%zu before the failover), %zu first triggers acked\n", round,
+              load.acked_count(), acked_before_failover, load.triggers_acked().size());
+}
+
+TEST(Failover, PromotedAsynchronousStandbyGetsEveryAckedEventExactlyOnce) {
+  if (::access("/usr/lib/postgresql/15/bin/pg_basebackup", X_OK) != 0)
+    GTEST_SKIP() << "pg_basebackup missing: scripts/setup.sh installs postgresql-15";
+  const std::uint32_t seed = static_cast<std::uint32_t>(std::random_device{}());
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const int rounds = std::getenv("PM_FAILOVER_ROUNDS") != nullptr ? std::atoi(std::getenv("PM_FAILOVER_ROUNDS")) : 5;
+  for (int round = 0; round < rounds && !HasFatalFailure(); ++round)
+    failover_round(rng, round == 2 ? Fault::CommitInFlight : Fault::LaggingStandby, round);
+}
+
+// A primary with a running standby, migrated.
+struct Pair {
+  Pair() {
+    primary.start();
+    migrate(primary.url());
+    standby = PgCluster::standby_of(primary, "standby1");
+    standby->start();
+  }
+  PgCluster primary;
+  std::unique_ptr<PgCluster> standby;
+};
+
+bool database_reachable(const DaemonHarness& d) {
+  const HttpResponse r = http_request(d.metrics_port(), "GET", "/readyz");
+  return r.body.find("\"database_reachable\":{\"ok\":true") != std::string::npos;
+}
+
+TEST(Failover, AnIdleDaemonNoticesTheLostPrimaryAndFollowsThePromotedStandby) {
+  Pair pair;
+  DaemonHarness d(multi_host_url(pair.primary, *pair.standby));
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return database_reachable(d); }, 30s)) << d.output();
+  pair.primary.crash();
+  // Nothing is sent: only the daemon's own look at the server can notice (every second).
+  EXPECT_TRUE(wait_until([&] { return !database_reachable(d); }, 10s)) << d.output();
+  pair.standby->promote();
+  EXPECT_TRUE(wait_until([&] { return database_reachable(d); }, 30s)) << d.output();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "after_promotion")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 30s));
+}
+
+TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
+  Pair pair;
+  DaemonHarness d(pair.standby->url());  // no target_session_attrs: libpq takes the standby
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "while_standby")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s)) << "the log still takes the line";
+  EXPECT_TRUE(wait_until([&] { return d.output().find("is a standby") != std::string::npos; }, 20s)) << d.output();
+  EXPECT_FALSE(database_reachable(d));
+  EXPECT_EQ(query_count(pair.primary.url(), "SELECT count(*) FROM polymarket_trades"), 0);
+  // Promoted (the old primary stopped first, as a failover would), the same server takes it.
+  pair.primary.crash();
+  pair.standby->promote();
+  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 30s))
+      << d.output() << d.metrics();
+}
+
+}  // namespace
+}  // namespace pm::test

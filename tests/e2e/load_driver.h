@@ -1,0 +1,68 @@
+#pragma once
+// LoadDriver: producers that behave as protocol.md asks: send chunks, wait for the ack, and after
+// a lost connection resend every line not acknowledged. They record what was sent and what was
+// acked, so a test can check PostgreSQL against it after crashes and failovers. With triggers, a
+// chunk may also carry a trigger whose (condition, threshold) other producers send too (G2).
+// One daemon socket per producer, in turn: several sockets spread producers over several daemons.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace pm::test {
+
+using TriggerKey = std::pair<std::string, int>;  // (condition_id, threshold in 64ths)
+
+struct LoadOptions {
+  int producers = 4;
+  std::uint32_t seed = 1;
+  bool triggers = false;
+  int conditions = 3;  // producers share "cond0".."condN-1"
+  std::string trade_prefix = "p";  // trade ids are <prefix><producer>_<n>
+};
+
+class LoadDriver {
+ public:
+  LoadDriver(std::vector<std::string> sockets, LoadOptions options);
+  LoadDriver(std::string socket, int producers, std::uint32_t seed);
+  ~LoadDriver();
+
+  // Stops after each producer's outstanding chunk is acked (a daemon must be up).
+  void stop();
+  std::set<std::string> sent();
+  std::set<std::string> acked();
+  std::size_t acked_count();
+  std::set<TriggerKey> triggers_sent();
+  std::set<TriggerKey> triggers_acked();
+  int reconnects() const { return reconnects_.load(); }
+  static std::string threshold_text(int sixty_fourths);
+
+ private:
+  void run(int producer);
+
+  std::vector<std::string> sockets_;
+  LoadOptions options_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> reconnects_{0};
+  std::mutex mu_;
+  std::set<std::string> sent_, acked_;
+  std::set<TriggerKey> triggers_sent_, triggers_acked_;
+  std::vector<std::thread> threads_;
+};
+
+// Every acked trade is stored, nothing unsent is (waits up to `timeout` for the count).
+void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
+// Exactly once: the checkpoint of `instance` counts every applied event, so a re-applied batch
+// would push the count past the log's last LSN.
+void expect_each_record_applied_once(const std::string& url, const std::string& instance = "default");
+// One first trigger per acked (condition, threshold), none unsent; trade and trigger watermarks
+// equal the newest stored timestamp of their condition / threshold.
+void expect_triggers_and_watermarks_consistent(const std::string& url, LoadDriver& load);
+
+}  // namespace pm::test
