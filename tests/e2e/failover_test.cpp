@@ -139,7 +139,7 @@ TEST(Failover, AnIdleDaemonNoticesTheLostPrimaryAndFollowsThePromotedStandby) {
   Producer p(d.socket());
   ASSERT_TRUE(p.send({trade_line("c", "after_promotion")}));
   ASSERT_TRUE(p.wait_ack(1, 10s));
-  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 30s));
+  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 60s));
 }
 
 TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
@@ -155,7 +155,7 @@ TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
   // Promoted (the old primary stopped first, as a failover would), the same server takes it.
   pair.primary.crash();
   pair.standby->promote();
-  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 30s))
+  EXPECT_TRUE(wait_until([&] { return query_count(pair.standby->url(), "SELECT count(*) FROM polymarket_trades") == 1; }, 60s))
       << d.output() << d.metrics();
 }
 

@@ -1,0 +1,45 @@
+// repos/replication_status.h: WAL positions, and what a server without standbys confirms.
+#include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+
+#include "repos/replication_status.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+TEST(ReplicationStatus, WalPositionsParseAndPrintAsPostgresWritesThem) {
+  EXPECT_EQ(parse_pg_lsn("16/B374D848"), 0x16B374D848u);
+  EXPECT_EQ(parse_pg_lsn("0/0"), 0u);
+  EXPECT_EQ(parse_pg_lsn("FFFFFFFF/FFFFFFFF"), ~0ull);
+  EXPECT_EQ(format_pg_lsn(0x16B374D848u), "16/B374D848");
+  for (const char* bad : {"", "16", "/1", "1/", "G/1", "1/2/3", "123456789/0", " 1/2"})
+    EXPECT_THROW(parse_pg_lsn(bad), std::invalid_argument) << bad;
+}
+
+TEST(ReplicationStatus, TheSlowestStandbyConfirmsAndAnUnknownPositionConfirmsNothing) {
+  ReplicationStatus status;
+  status.current_lsn = 1000;
+  EXPECT_EQ(status.confirmed_lsn(), 1000u) << "no standby: everything committed is everywhere it can be";
+  status.standbys = {{"slot a", 900}, {"sender b 127.0.0.1", 700}};
+  EXPECT_EQ(status.confirmed_lsn(), 700u);
+  EXPECT_EQ(status.unknown_positions(), "");
+  status.standbys.push_back({"sender c local", std::nullopt});
+  EXPECT_EQ(status.confirmed_lsn(), std::nullopt);
+  EXPECT_EQ(status.unknown_positions(), "sender c local");
+}
+
+TEST(ReplicationStatus, AServerWithoutStandbysIsAPrimaryThatConfirmsItsOwnPosition) {
+  test::TestDatabase tdb("replication_status");
+  pqxx::connection c(tdb.url());
+  pqxx::work tx(c);
+  const ReplicationStatus status = read_replication_status(tx);
+  EXPECT_FALSE(status.in_recovery);
+  EXPECT_GT(status.current_lsn, 0u);
+  EXPECT_TRUE(status.standbys.empty());
+  EXPECT_EQ(status.confirmed_lsn(), status.current_lsn);
+}
+
+}  // namespace
+}  // namespace pm
