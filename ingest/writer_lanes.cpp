@@ -124,6 +124,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
     bool committing = false;
     try {
       pqxx::work tx(lease.connection());
+      tx.exec0(kLaneLockTimeout);
       const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
       if (order_.await_turn(job.seq)) {
         const BatchCounts counts = applier_.finish(tx, events, job.batch->rows, stage);

@@ -13,6 +13,12 @@
 // - When a batch fails, it is rolled back and every later batch in flight rolls back instead of
 //   committing; they come back as `aborted` for the caller to apply again.
 // - A failure during COMMIT on a lost connection is reported as pqxx::in_doubt_error.
+// - Each batch's transaction waits at most 1 s for a row lock (lock_timeout; 55P03, retried like
+//   any transient failure). A batch's wait for the one before it happens here, where PostgreSQL
+//   cannot see it: with another writer inserting the same trades (a second daemon), batch 2 here
+//   waiting for batch 1, batch 1 waiting on the other's row, the other's batch waiting for its own
+//   predecessor, which waits on batch 2's row, is a deadlock no deadlock detector finds; it would
+//   last until the statement timeout (60 s, measured by SeveralDaemons.*).
 // - One thread (the writer) calls submit/take_finished/restart; the destructor lets batches in
 //   flight finish, then joins the lanes.
 #include <chrono>
@@ -34,6 +40,8 @@
 #include "repos/database.h"
 
 namespace pm {
+
+inline constexpr const char* kLaneLockTimeout = "SET LOCAL lock_timeout = '1s'";
 
 // A batch handed to the lanes: its events, its trade rows (views into the events) and their keys.
 // Immutable once built.

@@ -108,8 +108,11 @@ void LoadDriver::run(int producer) {
 }
 
 void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load, std::chrono::milliseconds timeout) {
-  const auto acked = load.acked();
-  const auto sent = load.sent();
+  expect_exactly_what_was_acked(url, load.acked(), load.sent(), timeout);
+}
+
+void expect_exactly_what_was_acked(const std::string& url, const std::set<std::string>& acked, const std::set<std::string>& sent,
+                                   std::chrono::milliseconds timeout) {
   ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") >= static_cast<long long>(acked.size()); },
                          timeout));
   const auto stored = trade_ids(url);
@@ -130,6 +133,11 @@ void expect_each_record_applied_once(const std::string& url, const std::string& 
 }
 
 void expect_triggers_and_watermarks_consistent(const std::string& url, LoadDriver& load) {
+  expect_triggers_and_watermarks_consistent(url, load.triggers_acked(), load.triggers_sent());
+}
+
+void expect_triggers_and_watermarks_consistent(const std::string& url, const std::set<TriggerKey>& acked,
+                                               const std::set<TriggerKey>& sent) {
   pqxx::connection c(url);
   pqxx::nontransaction tx(c);
   std::set<TriggerKey> stored;
@@ -137,8 +145,6 @@ void expect_triggers_and_watermarks_consistent(const std::string& url, LoadDrive
     EXPECT_EQ(row[2].as<long long>(), 1) << "G2: more than one first trigger for " << row[0].c_str();
     stored.insert({row[0].as<std::string>(), row[1].as<int>()});
   }
-  const auto acked = load.triggers_acked();
-  const auto sent = load.triggers_sent();
   std::size_t missing = 0, unsent = 0;
   for (const auto& key : acked) missing += stored.count(key) == 0;
   for (const auto& key : stored) unsent += sent.count(key) == 0;

@@ -58,11 +58,16 @@ class LoadDriver {
 // Every acked trade is stored, nothing unsent is (waits up to `timeout` for the count).
 void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
+// The same, for trades several drivers sent (acked by any of them, sent by any of them).
+void expect_exactly_what_was_acked(const std::string& url, const std::set<std::string>& acked, const std::set<std::string>& sent,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 // Exactly once: the checkpoint of `instance` counts every applied event, so a re-applied batch
 // would push the count past the log's last LSN.
 void expect_each_record_applied_once(const std::string& url, const std::string& instance = "default");
 // One first trigger per acked (condition, threshold), none unsent; trade and trigger watermarks
 // equal the newest stored timestamp of their condition / threshold.
 void expect_triggers_and_watermarks_consistent(const std::string& url, LoadDriver& load);
+void expect_triggers_and_watermarks_consistent(const std::string& url, const std::set<TriggerKey>& acked,
+                                               const std::set<TriggerKey>& sent);
 
 }  // namespace pm::test
