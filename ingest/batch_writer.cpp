@@ -61,7 +61,8 @@ void BatchWriter::start() {
   metrics_.database_up.Set(0);
   metrics_.replay_done.Set(0);
   if (config_.writer_connections > 1)
-    lanes_ = std::make_unique<WriterLanes>(db_, applier_, config_.writer_connections, [this] { queue_.wake(); });
+    lanes_ = std::make_unique<WriterLanes>(db_, applier_, config_.writer_connections, [this] { queue_.wake(); },
+                                           config_.lock_timeout);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -14,8 +14,13 @@ LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
 }
 
 WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
-                         std::function<void()> on_finished)
-    : db_(db), applier_(applier), on_finished_(std::move(on_finished)) {
+                         std::function<void()> on_finished, std::chrono::milliseconds lock_timeout)
+    : db_(db),
+      applier_(applier),
+      on_finished_(std::move(on_finished)),
+      set_lock_timeout_(lock_timeout.count() > 0
+                            ? "SET LOCAL lock_timeout = " + std::to_string(lock_timeout.count())
+                            : std::string()) {
   if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
   for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
   try {
@@ -124,7 +129,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
     bool committing = false;
     try {
       pqxx::work tx(lease.connection());
-      tx.exec0(kLaneLockTimeout);
+      if (!set_lock_timeout_.empty()) tx.exec0(set_lock_timeout_);
       const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
       if (order_.await_turn(job.seq)) {
         const BatchCounts counts = applier_.finish(tx, events, job.batch->rows, stage);

@@ -13,12 +13,12 @@
 // - When a batch fails, it is rolled back and every later batch in flight rolls back instead of
 //   committing; they come back as `aborted` for the caller to apply again.
 // - A failure during COMMIT on a lost connection is reported as pqxx::in_doubt_error.
-// - Each batch's transaction waits at most 1 s for a row lock (lock_timeout; 55P03, retried like
-//   any transient failure). A batch's wait for the one before it happens here, where PostgreSQL
+// - lock_timeout (0: none) bounds each batch's wait for a row lock (55P03, retried like any
+//   transient failure). A batch's wait for the one before it happens here, where PostgreSQL
 //   cannot see it: with another writer inserting the same trades (a second daemon), batch 2 here
 //   waiting for batch 1, batch 1 waiting on the other's row, the other's batch waiting for its own
-//   predecessor, which waits on batch 2's row, is a deadlock no deadlock detector finds; it would
-//   last until the statement timeout (60 s, measured by SeveralDaemons.*).
+//   predecessor, which waits on batch 2's row, is a deadlock no deadlock detector finds; without
+//   a lock timeout it lasts until the statement timeout (60 s, measured by SeveralDaemons.*).
 // - One thread (the writer) calls submit/take_finished/restart; the destructor lets batches in
 //   flight finish, then joins the lanes.
 #include <chrono>
@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,8 +41,6 @@
 #include "repos/database.h"
 
 namespace pm {
-
-inline constexpr const char* kLaneLockTimeout = "SET LOCAL lock_timeout = '1s'";
 
 // A batch handed to the lanes: its events, its trade rows (views into the events) and their keys.
 // Immutable once built.
@@ -63,7 +62,8 @@ struct FinishedBatch {
 class WriterLanes {
  public:
   // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).
-  WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {});
+  WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {},
+              std::chrono::milliseconds lock_timeout = std::chrono::milliseconds(0));
   ~WriterLanes();
   WriterLanes(const WriterLanes&) = delete;
   WriterLanes& operator=(const WriterLanes&) = delete;
@@ -98,6 +98,7 @@ class WriterLanes {
   Database& db_;
   const BatchApplier& applier_;
   const std::function<void()> on_finished_;
+  const std::string set_lock_timeout_;  // "SET LOCAL lock_timeout = ..." or "" for none
   CommitOrder order_;
   std::vector<std::unique_ptr<Lane>> lanes_;
 

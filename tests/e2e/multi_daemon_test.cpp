@@ -33,7 +33,7 @@ TEST(SeveralDaemons, ThreeDaemonsWithOverlappingInputAndAKillNineStoreEachEventO
   for (int i = 0; i < 3; ++i) {
     daemons.push_back(std::make_unique<DaemonHarness>(
         tdb.url(), std::vector<std::string>{"--instance-id", "d" + std::to_string(i), "--wal-segment-bytes", "256K",
-                                            "--batch-max-delay-ms", "5"}));
+                                            "--batch-max-delay-ms", "5", "--writer-lock-timeout-ms", "1000"}));
     daemons.back()->start();
     sockets.push_back(daemons.back()->socket());
   }
