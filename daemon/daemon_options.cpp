@@ -102,7 +102,6 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
     ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)")
     ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed (a single server)")
-    ("writer-lock-timeout-ms", po::value<long>()->default_value(0), "with --writer-connections > 1: how long a batch may wait for a row lock before it is rolled back and retried (0: up to the statement timeout). Set it (e.g. 1000) when several daemons may receive the same trades: their overlapping batches can otherwise deadlock unseen by PostgreSQL for 60 s")
     ("min-standbys", po::value<std::size_t>()->default_value(d.min_standbys), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
   // clang-format on
@@ -187,8 +186,6 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     throw std::invalid_argument("--standby-wait: '" + standby_wait + "' is neither on nor off");
   d.standby_wait = standby_wait == "on";
   d.min_standbys = vm["min-standbys"].as<std::size_t>();
-  d.writer_lock_timeout = std::chrono::milliseconds(vm["writer-lock-timeout-ms"].as<long>());
-  if (d.writer_lock_timeout.count() < 0) throw std::invalid_argument("--writer-lock-timeout-ms must be 0 or more");
   d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
   if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();

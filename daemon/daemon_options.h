@@ -43,7 +43,6 @@ struct DaemonOptions {
   std::string log_level = "info";
   bool standby_wait = true;      // keep applied log segments until every standby has them
   std::size_t min_standbys = 0;  // fewer visible standbys confirm nothing
-  std::chrono::milliseconds writer_lock_timeout{0};  // 0: a batch waits for row locks up to the statement timeout
 };
 
 // argv is not modified here; call scrub_argv_passwords() afterwards.

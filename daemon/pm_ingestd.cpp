@@ -169,7 +169,6 @@ int main(int argc, char** argv) {
   writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
   writer_config.retention.wait_for_standbys = options.standby_wait;
   writer_config.retention.min_standbys = options.min_standbys;
-  writer_config.lock_timeout = options.writer_lock_timeout;
   pm::BatchWriter writer(writer_config, db, *wal, queue, metrics, log, [&](const std::string&) {
     fatal_exit = 2;
     ::kill(::getpid(), SIGTERM);

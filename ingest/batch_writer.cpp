@@ -28,6 +28,13 @@ class LogStateNotWritten : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The advisory lock class of this instance's batches (WriterLanes): stable across restarts.
+std::int32_t lock_class_of(const std::string& instance_id) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (const unsigned char c : instance_id) h = (h ^ c) * 16777619u;
+  return static_cast<std::int32_t>(h & 0x7fffffff);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -62,7 +69,7 @@ void BatchWriter::start() {
   metrics_.replay_done.Set(0);
   if (config_.writer_connections > 1)
     lanes_ = std::make_unique<WriterLanes>(db_, applier_, config_.writer_connections, [this] { queue_.wake(); },
-                                           config_.lock_timeout);
+                                           lock_class_of(config_.instance_id));
   thread_ = std::thread([this] { run(); });
 }
 

@@ -59,7 +59,6 @@ struct WriterConfig {
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5000};
   std::chrono::milliseconds idle_check_interval{1000};
-  std::chrono::milliseconds lock_timeout{0};  // with several connections (WriterLanes); 0: none
   RetentionConfig retention;
 };
 

@@ -15,6 +15,7 @@ void CommitOrder::done(std::uint64_t seq, bool committed) {
     turn_.wait(lock, [&] { return next_ >= seq; });
     if (!committed) broken_ = true;
     next_ = seq + 1;
+    started_.erase(seq);
   }
   turn_.notify_all();
 }
@@ -24,8 +25,23 @@ void CommitOrder::reset(std::uint64_t first) {
     std::lock_guard lock(mu_);
     next_ = first;
     broken_ = false;
+    started_.clear();
   }
   turn_.notify_all();
+}
+
+void CommitOrder::started(std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    started_.insert(seq);
+  }
+  turn_.notify_all();
+}
+
+bool CommitOrder::predecessor_running(std::uint64_t seq) {
+  std::unique_lock lock(mu_);
+  turn_.wait(lock, [&] { return next_ >= seq || started_.count(seq - 1) > 0; });
+  return next_ < seq;
 }
 
 }  // namespace pm

@@ -8,11 +8,15 @@
 //   committed (seq may now finish and commit), false if one of them did not (seq must roll back).
 // - done(seq, committed) reports batch seq's outcome; every seq must be reported exactly once,
 //   after its own await_turn (or instead of it, when it failed before reaching it).
+// - started(seq) says batch seq's transaction holds its turn lock in PostgreSQL (WriterLanes);
+//   predecessor_running(seq) waits until batch seq-1 has started or is done and returns true
+//   while it is still running (then batch seq waits for it inside PostgreSQL too).
 // - reset(first) starts a new sequence once no batch is in flight (after a failure was handled).
 // Thread-safe: each lane thread calls await_turn/done for its own batches.
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <set>
 
 namespace pm {
 
@@ -23,12 +27,15 @@ class CommitOrder {
   bool await_turn(std::uint64_t seq);
   void done(std::uint64_t seq, bool committed);
   void reset(std::uint64_t first);
+  void started(std::uint64_t seq);
+  bool predecessor_running(std::uint64_t seq);
 
  private:
   std::mutex mu_;
   std::condition_variable turn_;
   std::uint64_t next_ = 1;       // the batch whose turn it is
   bool broken_ = false;          // a batch before next_ did not commit
+  std::set<std::uint64_t> started_;  // batches at or after next_ whose turn lock is held
 };
 
 }  // namespace pm

@@ -14,13 +14,11 @@ LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
 }
 
 WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
-                         std::function<void()> on_finished, std::chrono::milliseconds lock_timeout)
+                         std::function<void()> on_finished, std::int32_t lock_class)
     : db_(db),
       applier_(applier),
       on_finished_(std::move(on_finished)),
-      set_lock_timeout_(lock_timeout.count() > 0
-                            ? "SET LOCAL lock_timeout = " + std::to_string(lock_timeout.count())
-                            : std::string()) {
+      lock_class_(lock_class) {
   if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
   for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
   try {
@@ -116,6 +114,12 @@ void WriterLanes::run_lane(Lane& lane) {
   }
 }
 
+std::string WriterLanes::turn_lock_sql(const char* function, std::uint64_t seq) const {
+  // Two int4 keys: the lock class, and the sequence number modulo 2^31 (batches in flight are few).
+  return std::string("SELECT ") + function + "(" + std::to_string(lock_class_) + ", " +
+         std::to_string(static_cast<std::int32_t>(seq & 0x7fffffff)) + ")";
+}
+
 FinishedBatch WriterLanes::run_job(const Job& job) {
   const auto t0 = std::chrono::steady_clock::now();
   FinishedBatch result;
@@ -129,8 +133,11 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
     bool committing = false;
     try {
       pqxx::work tx(lease.connection());
-      if (!set_lock_timeout_.empty()) tx.exec0(set_lock_timeout_);
+      tx.exec1(turn_lock_sql("pg_advisory_xact_lock", job.seq));
+      order_.started(job.seq);
       const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
+      // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
+      if (order_.predecessor_running(job.seq)) tx.exec1(turn_lock_sql("pg_advisory_xact_lock_shared", job.seq - 1));
       if (order_.await_turn(job.seq)) {
         const BatchCounts counts = applier_.finish(tx, events, job.batch->rows, stage);
         committing = true;

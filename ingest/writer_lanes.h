@@ -13,12 +13,15 @@
 // - When a batch fails, it is rolled back and every later batch in flight rolls back instead of
 //   committing; they come back as `aborted` for the caller to apply again.
 // - A failure during COMMIT on a lost connection is reported as pqxx::in_doubt_error.
-// - lock_timeout (0: none) bounds each batch's wait for a row lock (55P03, retried like any
-//   transient failure). A batch's wait for the one before it happens here, where PostgreSQL
-//   cannot see it: with another writer inserting the same trades (a second daemon), batch 2 here
-//   waiting for batch 1, batch 1 waiting on the other's row, the other's batch waiting for its own
-//   predecessor, which waits on batch 2's row, is a deadlock no deadlock detector finds; without
-//   a lock timeout it lasts until the statement timeout (60 s, measured by SeveralDaemons.*).
+// - A batch's wait for the one before it happens inside PostgreSQL too: each batch's transaction
+//   holds the advisory lock (lock_class, seq) and, before its turn, waits for (lock_class, seq-1).
+//   Waiting only in this process hid the edge from PostgreSQL: with another writer inserting the
+//   same trades (a second daemon), batch 2 here waiting for batch 1, batch 1 waiting on the
+//   other's row, the other's batch 2 waiting for its batch 1, which waits on our batch 2's row, was
+//   a deadlock no detector saw, lasting until the 60 s statement timeout (SeveralDaemons.*). Now
+//   PostgreSQL finds the cycle after deadlock_timeout (1 s) and cancels one batch (40P01,
+//   retried). lock_class should differ between daemons sharing a database (a hash of the
+//   instance id); a collision costs only needless waits.
 // - One thread (the writer) calls submit/take_finished/restart; the destructor lets batches in
 //   flight finish, then joins the lanes.
 #include <chrono>
@@ -63,7 +66,7 @@ class WriterLanes {
  public:
   // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).
   WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {},
-              std::chrono::milliseconds lock_timeout = std::chrono::milliseconds(0));
+              std::int32_t lock_class = 0);
   ~WriterLanes();
   WriterLanes(const WriterLanes&) = delete;
   WriterLanes& operator=(const WriterLanes&) = delete;
@@ -94,11 +97,12 @@ class WriterLanes {
   };
   void run_lane(Lane& lane);
   FinishedBatch run_job(const Job& job);
+  std::string turn_lock_sql(const char* function, std::uint64_t seq) const;
 
   Database& db_;
   const BatchApplier& applier_;
   const std::function<void()> on_finished_;
-  const std::string set_lock_timeout_;  // "SET LOCAL lock_timeout = ..." or "" for none
+  const std::int32_t lock_class_;       // first key of the batches' advisory turn locks
   CommitOrder order_;
   std::vector<std::unique_ptr<Lane>> lanes_;
 
