@@ -11,7 +11,7 @@
 # Also printed: CPU seconds used by the daemons and by PostgreSQL during the run, and what
 # PostgreSQL's active sessions of that database were waiting on (pg_stat_activity sampled every
 # 100 ms: "CPU" = not waiting). Appends a Markdown table to stdout.
-# Settings: PM_MULTI_EVENTS (300000) PM_MULTI_REPS (2) PM_MULTI_CONNECTIONS (2 per loadgen)
+# Settings: PM_MULTI_EVENTS (300000) PM_MULTI_REPS (2) PM_MULTI_CONNECTIONS (2 per loadgen) PM_MULTI_N ("1 2 3")
 #           PM_BUILD_DIR (build) PM_MULTI_DAEMON_ARGS (extra daemon options)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,8 +29,10 @@ for b in "$INGESTD" "$CTL" "$LOADGEN"; do [ -x "$b" ] || { echo "multi_daemon: $
 
 log() { echo "multi_daemon: $*" >&2; }
 now() { date +%s.%N; }
-cpu_of() { ps -o times= -p "$1" 2>/dev/null | awk '{s+=$1} END {print s+0}'; }          # seconds, summed
-pg_cpu() { ps -C postgres -o times= | awk '{s+=$1} END {print s+0}'; }
+TICKS=$(getconf CLK_TCK)
+# CPU seconds (user + system) of one process, and of every postgres process now alive.
+cpu_of() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_cpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v t="$TICKS" '$2 == "(postgres)" {s += $14 + $15} END {printf "%.2f", s / t}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 declare -a PIDS
@@ -86,4 +88,4 @@ run_once() {
 
 echo "| daemons | run | events | rows stored | seconds | rows/s combined | daemons' CPU s | PostgreSQL CPU s | PostgreSQL sessions waiting on (samples) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for n in 1 2 3; do for rep in $(seq 1 "$REPS"); do log "N=$n run $rep"; run_once "$n" "$rep"; done; done
+for n in ${PM_MULTI_N:-1 2 3}; do for rep in $(seq 1 "$REPS"); do log "N=$n run $rep"; run_once "$n" "$rep"; done; done
