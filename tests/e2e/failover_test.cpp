@@ -159,5 +159,18 @@ TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
       << d.output() << d.metrics();
 }
 
+// pm-ingestctl takes the same multi-host URL and finds the primary even when a standby is named
+// first; without target_session_attrs it would land on the standby, which refuses writes.
+TEST(Failover, CtlFindsThePrimaryInAMultiHostUrl) {
+  Pair pair;
+  const std::string standby_first = "postgresql://postgres@127.0.0.1:" + std::to_string(pair.standby->port()) +
+                                    ",127.0.0.1:" + std::to_string(pair.primary.port()) + "/postgres";
+  const test::Run to_primary = run_ctl({"migrate", "--database-url", standby_first + "?target_session_attrs=read-write"});
+  EXPECT_EQ(to_primary.code, 0) << to_primary.output;
+  const test::Run to_standby = run_ctl({"migrate", "--database-url", standby_first});
+  EXPECT_NE(to_standby.code, 0) << to_standby.output;
+  EXPECT_NE(to_standby.output.find("read-only"), std::string::npos) << to_standby.output;
+}
+
 }  // namespace
 }  // namespace pm::test
