@@ -186,6 +186,8 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     throw std::invalid_argument("--standby-wait: '" + standby_wait + "' is neither on nor off");
   d.standby_wait = standby_wait == "on";
   d.min_standbys = vm["min-standbys"].as<std::size_t>();
+  if (d.min_standbys > 0 && !d.standby_wait)
+    throw std::invalid_argument("--min-standbys needs --standby-wait on (with off, segments are deleted without looking at standbys)");
   d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
   if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();

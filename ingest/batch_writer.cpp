@@ -258,9 +258,11 @@ bool BatchWriter::load_checkpoint() {
   applied_log_offset_ = start.log_offset;
   applied_lsn_ = start.lsn;
   // Segments wholly below the checkpoint are applied: nothing will read them again once the
-  // standbys have them.
+  // standbys have them. The state file forgets a later applied position at once: a failover may
+  // have taken the checkpoint back, and recovery deletes below what the state file records.
+  retention_.applied(start);
   log_.note_applied(start);
-  if (start.segment > oldest.segment) retention_.applied_before(start.segment);
+  log_.persist_applied();
   pending_.clear();
   pending_head_ = 0;
   reader_.reset();
@@ -369,6 +371,7 @@ void BatchWriter::apply(std::span<const QueuedEvent> events) {
 }
 
 void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds) {
+  retention_.applied(events.back().end);  // first: it may hold what the log records as applied
   applied_ = events.back().end;
   applied_log_offset_ = applied_.log_offset;
   applied_lsn_ = applied_.lsn;
@@ -396,7 +399,6 @@ void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCoun
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
   last_contact_ = Clock::now();
-  if (applied_.segment > log_.oldest().segment) retention_.applied_before(applied_.segment);
   if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
     replay_done_ = true;
     metrics_.replay_done.Set(1);

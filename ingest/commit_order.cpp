@@ -1,11 +1,13 @@
 #include "ingest/commit_order.h"
 
+#include <algorithm>
+
 namespace pm {
 
 bool CommitOrder::await_turn(std::uint64_t seq) {
   std::unique_lock lock(mu_);
-  turn_.wait(lock, [&] { return next_ >= seq; });
-  return !broken_;
+  turn_.wait(lock, [&] { return next_ >= seq || failed_before(seq); });
+  return !broken_ && !failed_before(seq);
 }
 
 void CommitOrder::done(std::uint64_t seq, bool committed) {
@@ -26,6 +28,7 @@ void CommitOrder::reset(std::uint64_t first) {
     next_ = first;
     broken_ = false;
     started_.clear();
+    first_failed_ = UINT64_MAX;
   }
   turn_.notify_all();
 }
@@ -40,8 +43,16 @@ void CommitOrder::started(std::uint64_t seq) {
 
 bool CommitOrder::predecessor_running(std::uint64_t seq) {
   std::unique_lock lock(mu_);
-  turn_.wait(lock, [&] { return next_ >= seq || started_.count(seq - 1) > 0; });
-  return next_ < seq;
+  turn_.wait(lock, [&] { return next_ >= seq || started_.count(seq - 1) > 0 || failed_before(seq); });
+  return next_ < seq && !failed_before(seq);
+}
+
+void CommitOrder::failed(std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    first_failed_ = std::min(first_failed_, seq);
+  }
+  turn_.notify_all();
 }
 
 }  // namespace pm

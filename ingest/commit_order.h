@@ -11,6 +11,9 @@
 // - started(seq) says batch seq's transaction holds its turn lock in PostgreSQL (WriterLanes);
 //   predecessor_running(seq) waits until batch seq-1 has started or is done and returns true
 //   while it is still running (then batch seq waits for it inside PostgreSQL too).
+// - failed(seq) says batch seq failed (before or after its turn lock): later batches learn at once,
+//   from await_turn and predecessor_running, that they must roll back, instead of waiting in this
+//   process (where PostgreSQL's deadlock detector cannot see them) for seq's turn to come.
 // - reset(first) starts a new sequence once no batch is in flight (after a failure was handled).
 // Thread-safe: each lane thread calls await_turn/done for its own batches.
 #include <condition_variable>
@@ -29,6 +32,7 @@ class CommitOrder {
   void reset(std::uint64_t first);
   void started(std::uint64_t seq);
   bool predecessor_running(std::uint64_t seq);
+  void failed(std::uint64_t seq);
 
  private:
   std::mutex mu_;
@@ -36,6 +40,8 @@ class CommitOrder {
   std::uint64_t next_ = 1;       // the batch whose turn it is
   bool broken_ = false;          // a batch before next_ did not commit
   std::set<std::uint64_t> started_;  // batches at or after next_ whose turn lock is held
+  std::uint64_t first_failed_ = UINT64_MAX;  // the lowest batch reported failed since reset
+  bool failed_before(std::uint64_t seq) const { return first_failed_ < seq; }
 };
 
 }  // namespace pm

@@ -15,31 +15,45 @@ LogRetention::LogRetention(RetentionConfig config, Database& db, wal::WriteAhead
                            std::shared_ptr<spdlog::logger> logger)
     : config_(config), db_(db), log_(log), metrics_(metrics), logger_(std::move(logger)) {}
 
-void LogRetention::applied_before(std::uint64_t segment) {
-  if (segment <= requested_) return;
-  requested_ = segment;
+void LogRetention::applied(const wal::Position& position) {
+  if (position.segment <= requested_) return;
   if (!config_.wait_for_standbys) {
-    log_.remove_segments_before(segment);
+    requested_ = position.segment;
+    log_.remove_segments_before(position.segment);
     return;
   }
-  const ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); });
-  if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
-  awaiting_.push_back({segment, status.current_lsn});
-  last_check_ = Clock::now();
+  if (awaiting_.empty()) log_.hold_applied_at(log_.oldest());  // before anything can note `position`
+  const ReplicationStatus status = read_status();
+  awaiting_.push_back({position, status.current_lsn});
+  requested_ = position.segment;
   report(status, status.confirmed_lsn());
 }
 
 void LogRetention::check(bool force) {
   if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
-  const ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); });
-  last_check_ = Clock::now();
-  if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
+  const ReplicationStatus status = read_status();
   report(status, status.confirmed_lsn());
 }
 
 void LogRetention::forget() {
   awaiting_.clear();
   requested_ = 0;
+  timeline_ = 0;
+  if (config_.wait_for_standbys) log_.hold_applied_at(log_.oldest());
+}
+
+ReplicationStatus LogRetention::read_status() {
+  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); });
+  last_check_ = Clock::now();
+  if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
+  if (timeline_ != 0 && status.timeline != timeline_) {
+    const std::uint32_t was = timeline_;
+    forget();
+    throw PrimaryChanged(fmt::format("the primary is on timeline {} now, was {} (a promotion): reading the checkpoint again",
+                                     status.timeline, was));
+  }
+  timeline_ = status.timeline;
+  return status;
 }
 
 void LogRetention::report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed_lsn) {
@@ -54,17 +68,22 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
                              status.unknown_positions() +
                              " has replicated (a slot never used, or the daemon's role lacks pg_monitor)");
   }
-  std::uint64_t remove_before = 0;
+  std::optional<wal::Position> confirmed_applied;
   while (confirmed && !awaiting_.empty() && awaiting_.front().lsn <= *confirmed) {
-    remove_before = awaiting_.front().segment;
+    confirmed_applied = awaiting_.front().applied;
     awaiting_.pop_front();
   }
-  if (remove_before > 0) log_.remove_segments_before(remove_before);
+  if (confirmed_applied) {
+    // The hold moves up to what is confirmed (or goes) before the log records and deletes.
+    log_.hold_applied_at(awaiting_.empty() ? std::nullopt : confirmed_applied);
+    log_.remove_segments_before(confirmed_applied->segment);
+  }
   metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
   if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
   const std::uint64_t oldest = log_.oldest().segment;
   metrics_.wal_segments_awaiting_replication.Set(
-      awaiting_.empty() || awaiting_.back().segment <= oldest ? 0.0 : static_cast<double>(awaiting_.back().segment - oldest));
+      awaiting_.empty() || awaiting_.back().applied.segment <= oldest ? 0.0
+                                                                       : static_cast<double>(awaiting_.back().applied.segment - oldest));
 }
 
 void LogRetention::warn_at_most_each_minute(const std::string& message) {

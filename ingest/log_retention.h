@@ -8,12 +8,18 @@
 // Contract:
 // - Writer thread only. Database errors propagate to the caller (the writer's retry loop), and
 //   NotAPrimary when the server is a standby: nothing may be written there.
-// - applied_before(s): every segment before s is applied. Asks the primary for its WAL position
-//   now (one query, only when s moves past the last request) and queues the removal.
+// - applied(p): everything before position p is applied (committed). When p's segment moves past
+//   the last request, asks the primary for its WAL position now (one query) and queues the
+//   removal of the segments before p's. Call it before the log notes p as applied: while removals
+//   wait, the log's state file records no applied position beyond the last confirmed one
+//   (WriteAheadLog::hold_applied_at), or a restart's recovery would delete the waiting segments.
 // - check(force): at most every check_interval (always when force) reads the standbys'
 //   positions and removes the queued segments they all confirm. Without standbys, at once.
 // - forget(): after a reconnect the queued positions belong to a server that may be gone; the
-//   writer re-reads its checkpoint and calls applied_before() again.
+//   writer re-reads its checkpoint and calls applied() again. Until then nothing beyond the
+//   oldest segment is recorded as applied.
+// - A primary on another timeline than the queued positions (promoted without the writer seeing
+//   an error) throws PrimaryChanged: the writer reconnects and re-reads its checkpoint.
 // - wait_for_standbys = false deletes at once, as before (for a single server).
 // - min_standbys: fewer visible standbys than this confirm nothing (a standby without a slot
 //   that is disconnected is invisible to the primary).
@@ -43,12 +49,17 @@ class NotAPrimary : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class PrimaryChanged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class LogRetention {
  public:
   LogRetention(RetentionConfig config, Database& db, wal::WriteAheadLog& log, IngestMetrics& metrics,
                std::shared_ptr<spdlog::logger> logger);
 
-  void applied_before(std::uint64_t segment);
+  void applied(const wal::Position& position);
   void check(bool force);
   void forget();
   // Segments applied but kept until the standbys have them.
@@ -56,9 +67,10 @@ class LogRetention {
 
  private:
   struct Awaiting {
-    std::uint64_t segment;  // remove every segment before this one
-    std::uint64_t lsn;      // once every standby has flushed this primary position
+    wal::Position applied;  // remove every segment before applied.segment
+    std::uint64_t lsn;      // once the primary and every standby have flushed this position
   };
+  ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
   void warn_at_most_each_minute(const std::string& message);
 
@@ -68,7 +80,8 @@ class LogRetention {
   IngestMetrics& metrics_;
   std::shared_ptr<spdlog::logger> logger_;
   std::deque<Awaiting> awaiting_;
-  std::uint64_t requested_ = 0;  // the highest segment passed to applied_before()
+  std::uint64_t requested_ = 0;  // the highest segment whose removal was queued
+  std::uint32_t timeline_ = 0;   // of the queued positions (0: none seen since forget())
   std::chrono::steady_clock::time_point last_check_{};
   std::chrono::steady_clock::time_point last_warning_{};
 };

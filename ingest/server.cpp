@@ -392,7 +392,7 @@ void Server::serve(Connection& connection) {
     if (splitter.has_partial()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(partial_since + config_.line_timeout -
                                                                               std::chrono::steady_clock::now());
-      const int left_ms = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+      const int left_ms = static_cast<int>(std::clamp<std::int64_t>(left.count() + 1, 0, 60'000));
       timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
     }
     return timeout;
@@ -435,6 +435,11 @@ void Server::serve(Connection& connection) {
     splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), on_line);
     if (splitter.has_partial() && (!partial_before || splitter.lines() != lines_before))
       partial_since = std::chrono::steady_clock::now();  // the unfinished line began in this read
+    // A producer that keeps the socket busy with one endless line never lets poll() time out.
+    if (splitter.has_partial() && std::chrono::steady_clock::now() >= partial_since + config_.line_timeout) {
+      if (!reply_failed && answer()) close_for_slow_line();
+      break;
+    }
     if (reply_failed || !answer()) break;
   }
 }

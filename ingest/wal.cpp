@@ -444,7 +444,7 @@ bool WriteAheadLog::raise_ceiling(const Position& end) {
   if (state_->current().ceiling.lsn >= end.lsn) return true;
   LocalState next = state_->current();
   next.ceiling = durable();  // ahead of `end`, so later batches seldom need a write
-  next.applied = noted_applied_;
+  next.applied = persistable_applied();
   return write_state(next);
 }
 
@@ -453,15 +453,25 @@ void WriteAheadLog::note_applied(const Position& applied) {
   noted_applied_ = applied;
   if (now_ms() - last_state_write_ms_ < 1000) return;
   LocalState next = state_->current();
-  next.applied = applied;
+  next.applied = persistable_applied();
   write_state(next);
+}
+
+Position WriteAheadLog::persistable_applied() const {
+  return applied_hold_ && applied_hold_->lsn < noted_applied_.lsn ? *applied_hold_ : noted_applied_;
+}
+
+void WriteAheadLog::hold_applied_at(std::optional<Position> limit) {
+  std::lock_guard lock(state_mu_);
+  applied_hold_ = limit;
 }
 
 bool WriteAheadLog::persist_applied() {
   std::lock_guard lock(state_mu_);
-  if (state_->current().applied.lsn == noted_applied_.lsn) return true;
+  const Position applied = persistable_applied();
+  if (state_->current().applied.lsn == applied.lsn) return true;
   LocalState next = state_->current();
-  next.applied = noted_applied_;
+  next.applied = applied;
   return write_state(next);
 }
 
@@ -482,9 +492,14 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
                           ": the applied position the log knows is in segment " + std::to_string(noted_applied_.segment));
       return;
     }
+    if (persistable_applied().segment < segment) {
+      options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                          ": the applied position held for the standbys is in an earlier segment");
+      return;
+    }
     if (state_->current().applied.segment < segment) {
       LocalState next = state_->current();
-      next.applied = noted_applied_;
+      next.applied = persistable_applied();
       if (!write_state(next)) return;
     }
   }

@@ -24,6 +24,10 @@
 // - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
 //   and note_applied() after each commit; remove_segments_before() persists the applied position
 //   before it deletes anything. These are called from one thread at a time.
+// - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
+//   position written to the state file stays at or below p (recovery deletes every segment below
+//   the recorded one, so recording more would delete what a failover may still need);
+//   hold_applied_at(nullopt) lifts the hold.
 // - durable() and the other getters are thread-safe.
 #include <condition_variable>
 #include <cstdint>
@@ -32,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -114,6 +119,7 @@ class WriteAheadLog {
   void note_applied(const Position& applied);
   // Persists the last noted applied position now (at a clean stop). False when it cannot.
   bool persist_applied();
+  void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one), after persisting the applied
   // position, then fsyncs the directory.
   void remove_segments_before(std::uint64_t segment);
@@ -155,6 +161,8 @@ class WriteAheadLog {
   std::mutex state_mu_;                       // the consumer's calls
   std::unique_ptr<StateFile> state_;          // guarded by state_mu_
   Position noted_applied_;                    // guarded by state_mu_
+  std::optional<Position> applied_hold_;      // guarded by state_mu_
+  Position persistable_applied() const;       // noted_applied_ within the hold; state_mu_ held
   std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
 };
 

@@ -160,6 +160,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
   } catch (...) {  // no connection to be had, or out of memory before the transaction
     result.error = std::current_exception();
   }
+  if (!committed) order_.failed(job.seq);  // later batches stop waiting for this one's turn at once
   order_.done(job.seq, committed);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

@@ -19,17 +19,18 @@ std::uint32_t parse_hex_half(std::string_view half, std::string_view whole) {
   return value;
 }
 
-// Physical slots, then physical WAL senders that are streaming (not a base backup) and not
-// serving a logical slot.
+// Physical slots, then WAL senders that are streaming (not a base backup) without a slot (a
+// sender through a slot is that slot's row; a logical one is never promoted).
 constexpr const char* kStandbysQuery = R"SQL(
-SELECT 'slot ' || slot_name, restart_lsn::text
+SELECT 'slot ' || slot_name || CASE WHEN wal_status IN ('lost', 'unreserved') THEN ' (wal_status ' || wal_status || ')' ELSE '' END,
+       restart_lsn::text
   FROM pg_replication_slots WHERE slot_type = 'physical'
 UNION ALL
 SELECT 'sender ' || coalesce(nullif(application_name, ''), '?') || ' ' || coalesce(client_addr::text, 'local'),
        flush_lsn::text
   FROM pg_stat_replication
  WHERE coalesce(state, '') <> 'backup'
-   AND pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)
+   AND pid NOT IN (SELECT active_pid FROM pg_replication_slots WHERE active_pid IS NOT NULL)
 )SQL";
 
 }  // namespace
@@ -49,7 +50,7 @@ std::string format_pg_lsn(std::uint64_t lsn) {
 }
 
 std::optional<std::uint64_t> ReplicationStatus::confirmed_lsn() const {
-  std::uint64_t confirmed = current_lsn;
+  std::uint64_t confirmed = flushed_lsn;
   for (const auto& standby : standbys) {
     if (!standby.flushed) return std::nullopt;
     confirmed = std::min(confirmed, *standby.flushed);
@@ -66,11 +67,15 @@ std::string ReplicationStatus::unknown_positions() const {
 
 ReplicationStatus read_replication_status(pqxx::transaction_base& tx) {
   ReplicationStatus status;
-  const pqxx::row head = tx.exec1(
-      "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END");
+  const pqxx::row head = tx.exec1("SELECT pg_is_in_recovery()");
   status.in_recovery = head[0].as<bool>();
   if (status.in_recovery) return status;
-  status.current_lsn = parse_pg_lsn(head[1].as<std::string>());
+  const pqxx::row primary = tx.exec1(
+      "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text, "
+      "pg_walfile_name(pg_current_wal_insert_lsn())");
+  status.current_lsn = parse_pg_lsn(primary[0].as<std::string>());
+  status.flushed_lsn = parse_pg_lsn(primary[1].as<std::string>());
+  status.timeline = static_cast<std::uint32_t>(std::stoul(primary[2].as<std::string>().substr(0, 8), nullptr, 16));
   for (const auto& row : tx.exec(kStandbysQuery)) {
     StandbyPosition standby{row[0].as<std::string>(), std::nullopt};
     if (!row[1].is_null()) standby.flushed = parse_pg_lsn(row[1].as<std::string>());

@@ -8,7 +8,9 @@
 //   replication slot (restart_lsn = what that standby has flushed; kept while it is disconnected)
 //   and each physical WAL sender (pg_stat_replication.flush_lsn). Base backups and logical
 //   replication (never promoted) are left out. On a standby (pg_is_in_recovery()) it returns
-//   in_recovery and nothing else.
+//   in_recovery and nothing else. A standby streaming through a slot is its slot's row only.
+//   The timeline (from the WAL file name of the insert position) changes with every promotion:
+//   positions of different timelines are not comparable.
 // - A position the server does not show (NULL: a slot never used, or a role without
 //   pg_read_all_stats / pg_monitor reading pg_stat_replication) stays unknown; confirmed_lsn()
 //   then confirms nothing, so a caller waiting on it errs on the side of keeping data.
@@ -32,10 +34,12 @@ struct StandbyPosition {
 struct ReplicationStatus {
   bool in_recovery = false;       // the server is a standby: nothing may be written to it
   std::uint64_t current_lsn = 0;  // pg_current_wal_insert_lsn() on a primary
+  std::uint64_t flushed_lsn = 0;  // pg_current_wal_flush_lsn(): durable on the primary itself
+  std::uint32_t timeline = 0;
   std::vector<StandbyPosition> standbys;
 
-  // The lowest position flushed on every standby (current_lsn when there are none); nullopt while
-  // one of them does not show its position.
+  // The lowest position flushed on the primary and on every standby; nullopt while a standby does
+  // not show its position.
   std::optional<std::uint64_t> confirmed_lsn() const;
   // Standbys whose position is not shown, by name, comma-separated ("" when none).
   std::string unknown_positions() const;

@@ -1,8 +1,12 @@
 // Issue 17: PostgreSQL failover under load loses no acknowledged event. A primary and an
 // asynchronous standby (streaming through a physical slot) on this machine; the daemon follows a
 // multi-host URL with target_session_attrs=read-write. Each round, at a random moment:
-//   - lagging standby: its WAL receiver is stopped (SIGSTOP) while the daemon keeps committing,
-//     so the primary holds commits the standby lacks (the hard case of asynchronous replication);
+//   - lagging standby: the standby is stopped hard while the daemon keeps committing, so the
+//     primary holds commits the standby lacks (the hard case of asynchronous replication); it is
+//     started again only after the primary died, and has what it had flushed. (Stopping only its
+//     WAL receiver with SIGSTOP was not enough: the WAL waiting in its socket buffer was still
+//     received at SIGCONT, so the standby often lagged by nothing.) In one round the daemon is
+//     also restarted while segments wait for the standby;
 //   - or a COMMIT in flight: the primary is told to wait for a synchronous standby that does not
 //     exist, so the daemon's next COMMIT hangs after its commit record is written;
 // then the primary is stopped hard (pg_ctl stop -m immediate) and the standby promoted. The
@@ -30,7 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-enum class Fault { LaggingStandby, CommitInFlight };
+enum class Fault { LaggingStandby, LaggingStandbyAndRestart, CommitInFlight };
 
 void migrate(const std::string& url) {
   DatabaseConfig config;
@@ -46,7 +50,9 @@ std::string multi_host_url(const PgCluster& a, const PgCluster& b) {
 
 // One failover under load; returns after the checks.
 void failover_round(std::mt19937& rng, Fault fault, int round) {
-  SCOPED_TRACE("round " + std::to_string(round) + (fault == Fault::LaggingStandby ? " (lagging standby)" : " (COMMIT in flight)"));
+  SCOPED_TRACE("round " + std::to_string(round) +
+               (fault == Fault::CommitInFlight ? " (COMMIT in flight)"
+                : fault == Fault::LaggingStandby ? " (lagging standby)" : " (lagging standby, daemon restarted)"));
   PgCluster primary;
   primary.start();
   migrate(primary.url());
@@ -59,14 +65,19 @@ void failover_round(std::mt19937& rng, Fault fault, int round) {
   LoadDriver load({d.socket()}, LoadOptions{4, static_cast<std::uint32_t>(rng()), true});
   ASSERT_TRUE(wait_until([&] { return load.acked_count() > 1500; }, 60s)) << d.output();
 
-  const std::string receiver = standby->query("SELECT pid FROM pg_stat_wal_receiver");
-  ASSERT_FALSE(receiver.empty());
-  if (fault == Fault::LaggingStandby) {
-    ASSERT_EQ(::kill(std::stoi(receiver), SIGSTOP), 0);
+  if (fault != Fault::CommitInFlight) {
+    standby->crash();
     // Commits the standby lacks, in segments the daemon has applied: it must keep them.
     const std::size_t at_stop = load.acked_count();
     ASSERT_TRUE(wait_until([&] { return load.acked_count() > at_stop + 1500; }, 60s)) << d.output();
     EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_segments_awaiting_replication") > 0; }, 20s)) << "segments kept";
+    if (fault == Fault::LaggingStandbyAndRestart) {
+      // A restart's recovery must not delete what the standby still lacks.
+      EXPECT_EQ(d.stop(), 0);
+      d.start();
+      EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_segments_awaiting_replication") > 0; }, 20s))
+          << "segments kept after the restart";
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng)));  // a random moment
   } else {
     primary.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
@@ -77,7 +88,7 @@ void failover_round(std::mt19937& rng, Fault fault, int round) {
   const std::size_t acked_before_failover = load.acked_count();
   const double in_doubt_before = d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}");
   primary.crash();
-  if (fault == Fault::LaggingStandby) ::kill(std::stoi(receiver), SIGCONT);
+  if (fault != Fault::CommitInFlight) standby->start();  // it cannot reach the primary any more
   standby->promote();
 
   // The daemon follows by itself: acks never stopped (the log takes them), and the new primary
@@ -106,7 +117,7 @@ TEST(Failover, PromotedAsynchronousStandbyGetsEveryAckedEventExactlyOnce) {
   std::mt19937 rng(seed);
   const int rounds = std::getenv("PM_FAILOVER_ROUNDS") != nullptr ? std::atoi(std::getenv("PM_FAILOVER_ROUNDS")) : 5;
   for (int round = 0; round < rounds && !HasFatalFailure(); ++round)
-    failover_round(rng, round == 2 ? Fault::CommitInFlight : Fault::LaggingStandby, round);
+    failover_round(rng, round == 2 ? Fault::CommitInFlight : round == 1 ? Fault::LaggingStandbyAndRestart : Fault::LaggingStandby, round);
 }
 
 // A primary with a running standby, migrated.
@@ -151,7 +162,7 @@ TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
   ASSERT_TRUE(p.wait_ack(1, 10s)) << "the log still takes the line";
   EXPECT_TRUE(wait_until([&] { return d.output().find("is a standby") != std::string::npos; }, 20s)) << d.output();
   EXPECT_FALSE(database_reachable(d));
-  EXPECT_EQ(query_count(pair.primary.url(), "SELECT count(*) FROM polymarket_trades"), 0);
+  EXPECT_EQ(d.output().find("read-only"), std::string::npos) << "a write reached the standby: " << d.output();
   // Promoted (the old primary stopped first, as a failover would), the same server takes it.
   pair.primary.crash();
   pair.standby->promote();

@@ -21,7 +21,8 @@ TEST(ReplicationStatus, WalPositionsParseAndPrintAsPostgresWritesThem) {
 TEST(ReplicationStatus, TheSlowestStandbyConfirmsAndAnUnknownPositionConfirmsNothing) {
   ReplicationStatus status;
   status.current_lsn = 1000;
-  EXPECT_EQ(status.confirmed_lsn(), 1000u) << "no standby: everything committed is everywhere it can be";
+  status.flushed_lsn = 990;
+  EXPECT_EQ(status.confirmed_lsn(), 990u) << "no standby: what the primary has flushed";
   status.standbys = {{"slot a", 900}, {"sender b 127.0.0.1", 700}};
   EXPECT_EQ(status.confirmed_lsn(), 700u);
   EXPECT_EQ(status.unknown_positions(), "");
@@ -38,7 +39,9 @@ TEST(ReplicationStatus, AServerWithoutStandbysIsAPrimaryThatConfirmsItsOwnPositi
   EXPECT_FALSE(status.in_recovery);
   EXPECT_GT(status.current_lsn, 0u);
   EXPECT_TRUE(status.standbys.empty());
-  EXPECT_EQ(status.confirmed_lsn(), status.current_lsn);
+  EXPECT_LE(status.flushed_lsn, status.current_lsn);
+  EXPECT_EQ(status.confirmed_lsn(), status.flushed_lsn);
+  EXPECT_GE(status.timeline, 1u);
 }
 
 }  // namespace
