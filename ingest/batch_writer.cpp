@@ -371,10 +371,10 @@ void BatchWriter::apply(std::span<const QueuedEvent> events) {
 }
 
 void BatchWriter::committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds) {
-  retention_.applied(events.back().end);  // first: it may hold what the log records as applied
   applied_ = events.back().end;
-  applied_log_offset_ = applied_.log_offset;
+  applied_log_offset_ = applied_.log_offset;  // the backlog budget frees these bytes at once
   applied_lsn_ = applied_.lsn;
+  retention_.applied(applied_);  // before the log notes it: it may hold what the state file records
   log_.note_applied(applied_);
   database_up_ = true;
   metrics_.database_up.Set(1);

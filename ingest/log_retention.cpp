@@ -18,18 +18,24 @@ LogRetention::LogRetention(RetentionConfig config, Database& db, wal::WriteAhead
 void LogRetention::applied(const wal::Position& position) {
   if (position.segment <= requested_) return;
   if (!config_.wait_for_standbys) {
+    awaiting_.push_back({position, 0});
     requested_ = position.segment;
-    log_.remove_segments_before(position.segment);
     return;
   }
   if (awaiting_.empty()) log_.hold_applied_at(log_.oldest());  // before anything can note `position`
   const ReplicationStatus status = read_status();
-  awaiting_.push_back({position, status.current_lsn});
+  // With synchronous_commit on, the commit that applied `position` is flushed by now; the insert
+  // position could stay ahead of every flush on an idle server (a page header), never confirmed.
+  awaiting_.push_back({position, status.flushed_lsn});
   requested_ = position.segment;
-  report(status, status.confirmed_lsn());
+  last_check_ = {};  // the next check() looks at once (the log has noted `position` by then)
 }
 
 void LogRetention::check(bool force) {
+  if (!config_.wait_for_standbys && !awaiting_.empty()) {
+    log_.remove_segments_before(awaiting_.back().applied.segment);
+    awaiting_.clear();
+  }
   if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
   const ReplicationStatus status = read_status();
   report(status, status.confirmed_lsn());
@@ -53,6 +59,9 @@ ReplicationStatus LogRetention::read_status() {
                                      status.timeline, was));
   }
   timeline_ = status.timeline;
+  if (status.synchronous_commit == "off")
+    warn_at_most_each_minute("synchronous_commit is off for the daemon's role: a commit may be lost in a PostgreSQL crash "
+                             "after its log segment was deleted; set it on (ALTER ROLE ... SET synchronous_commit = on)");
   return status;
 }
 

@@ -13,8 +13,9 @@
 //   removal of the segments before p's. Call it before the log notes p as applied: while removals
 //   wait, the log's state file records no applied position beyond the last confirmed one
 //   (WriteAheadLog::hold_applied_at), or a restart's recovery would delete the waiting segments.
-// - check(force): at most every check_interval (always when force) reads the standbys'
-//   positions and removes the queued segments they all confirm. Without standbys, at once.
+// - check(force): removes what is queued and confirmed; reads the standbys' positions at once
+//   after applied() queued something, then at most every check_interval (always when force).
+//   Call it after the log has noted the applied position (it refuses to delete beyond that).
 // - forget(): after a reconnect the queued positions belong to a server that may be gone; the
 //   writer re-reads its checkpoint and calls applied() again. Until then nothing beyond the
 //   oldest segment is recorded as applied.
@@ -68,7 +69,7 @@ class LogRetention {
  private:
   struct Awaiting {
     wal::Position applied;  // remove every segment before applied.segment
-    std::uint64_t lsn;      // once the primary and every standby have flushed this position
+    std::uint64_t lsn;      // once every standby has flushed this position (flushed on the primary)
   };
   ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);

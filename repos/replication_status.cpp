@@ -72,10 +72,11 @@ ReplicationStatus read_replication_status(pqxx::transaction_base& tx) {
   if (status.in_recovery) return status;
   const pqxx::row primary = tx.exec1(
       "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text, "
-      "pg_walfile_name(pg_current_wal_insert_lsn())");
+      "pg_walfile_name(pg_current_wal_insert_lsn()), current_setting('synchronous_commit')");
   status.current_lsn = parse_pg_lsn(primary[0].as<std::string>());
   status.flushed_lsn = parse_pg_lsn(primary[1].as<std::string>());
   status.timeline = static_cast<std::uint32_t>(std::stoul(primary[2].as<std::string>().substr(0, 8), nullptr, 16));
+  status.synchronous_commit = primary[3].as<std::string>();
   for (const auto& row : tx.exec(kStandbysQuery)) {
     StandbyPosition standby{row[0].as<std::string>(), std::nullopt};
     if (!row[1].is_null()) standby.flushed = parse_pg_lsn(row[1].as<std::string>());

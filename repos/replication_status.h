@@ -36,6 +36,7 @@ struct ReplicationStatus {
   std::uint64_t current_lsn = 0;  // pg_current_wal_insert_lsn() on a primary
   std::uint64_t flushed_lsn = 0;  // pg_current_wal_flush_lsn(): durable on the primary itself
   std::uint32_t timeline = 0;
+  std::string synchronous_commit;  // this session's setting ("off": a commit may not be flushed yet)
   std::vector<StandbyPosition> standbys;
 
   // The lowest position flushed on the primary and on every standby; nullopt while a standby does
