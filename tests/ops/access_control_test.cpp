@@ -149,8 +149,9 @@ TEST_F(OpsAccess, ConnectionsPerUidAreCappedSoOtherUsersKeepCapacity) {
   DaemonHarness d(tdb_->url(), {"--socket-mode", "0666", "--max-connections", "4", "--max-connections-per-uid", "2"});
   open_dir(d);
   d.start();
-  // start()'s probe connection is counted until the daemon has seen it close.
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 0; }, 10s)) << d.metrics();
+  // start()'s probe connection holds a slot until the daemon has accepted it and seen it close.
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_connections_accepted_total") >= 1 &&
+                                      d.metric("pm_ingest_producers_connected") == 0; }, 10s)) << d.metrics();
   auto first = std::make_unique<Producer>(d.socket());  // root, the test's own uid: 2 of its 2
   Producer second(d.socket());
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_producers_connected") == 2; }, 10s)) << d.metrics();
