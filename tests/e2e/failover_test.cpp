@@ -48,16 +48,26 @@ std::string multi_host_url(const PgCluster& a, const PgCluster& b) {
          "/postgres?target_session_attrs=read-write";
 }
 
+// A primary with a running standby, migrated.
+struct Pair {
+  Pair() {
+    primary.start();
+    migrate(primary.url());
+    standby = PgCluster::standby_of(primary, "standby1");
+    standby->start();
+  }
+  PgCluster primary;
+  std::unique_ptr<PgCluster> standby;
+};
+
 // One failover under load; returns after the checks.
 void failover_round(std::mt19937& rng, Fault fault, int round) {
   SCOPED_TRACE("round " + std::to_string(round) +
                (fault == Fault::CommitInFlight ? " (COMMIT in flight)"
                 : fault == Fault::LaggingStandby ? " (lagging standby)" : " (lagging standby, daemon restarted)"));
-  PgCluster primary;
-  primary.start();
-  migrate(primary.url());
-  auto standby = PgCluster::standby_of(primary, "standby1");
-  standby->start();
+  Pair pair;
+  PgCluster& primary = pair.primary;
+  std::unique_ptr<PgCluster>& standby = pair.standby;
   ASSERT_TRUE(wait_until([&] { return primary.query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1"; }, 30s));
 
   DaemonHarness d(multi_host_url(primary, *standby), {"--wal-segment-bytes", "64K", "--batch-max-delay-ms", "5"});
@@ -120,17 +130,6 @@ TEST(Failover, PromotedAsynchronousStandbyGetsEveryAckedEventExactlyOnce) {
     failover_round(rng, round == 2 ? Fault::CommitInFlight : round == 1 ? Fault::LaggingStandbyAndRestart : Fault::LaggingStandby, round);
 }
 
-// A primary with a running standby, migrated.
-struct Pair {
-  Pair() {
-    primary.start();
-    migrate(primary.url());
-    standby = PgCluster::standby_of(primary, "standby1");
-    standby->start();
-  }
-  PgCluster primary;
-  std::unique_ptr<PgCluster> standby;
-};
 
 bool database_reachable(const DaemonHarness& d) {
   const HttpResponse r = http_request(d.metrics_port(), "GET", "/readyz");
