@@ -11,11 +11,16 @@
 //   transaction that also moves the checkpoint, so every event is applied exactly once.
 // - With writer_connections > 1, consecutive batches run on that many connections at once
 //   (WriterLanes): each one's COPY overlaps the previous one's tail, and they commit in log order.
-// - Transient failures (connection, serialization, deadlock, timeout, in-doubt commit) roll back or
-//   are resolved by re-reading the checkpoint, and the batch is retried. A data error (a value the
-//   server refuses) splits the batch until the one event is found; it goes to pm_dead_letters and
-//   the rest is applied. Other errors (missing table, permissions) are retried with backoff and
-//   logged, never dead-lettered.
+// - Every batch goes to PostgreSQL through WriterLanes (one lane with one writer connection) and
+//   comes back as a TxResult, on which the writer switches; no database exception reaches it from a
+//   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome is
+//   unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
+//   again. A DataError (a value the server refuses) splits the batch, through the same lanes, until
+//   the one event is found; it goes to pm_dead_letters and the rest is applied. Fatal ones
+//   (missing table, permissions) are retried with backoff and logged, never dead-lettered.
+//   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
+//   retention's server queries (classified by failure_of, then handled like a failed batch), and
+//   wal::WalCorruption from the log (fatal).
 // - Log segments wholly below the checkpoint are removed once every standby of the primary has
 //   the commits that applied them (LogRetention): a failover to a standby that lacked them finds
 //   them still in the log. After every reconnect the checkpoint is read again from whichever
@@ -26,6 +31,10 @@
 //   called with a message naming the problem, and the writer stops.
 // - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
 //   in the log for the next start.
+// - Parts: BatchCollector gathers batches (queue or log), WriterLanes applies them, WriterMetrics
+//   reports (its own sampler thread reads the log for the lag gauge), LogRetention removes applied
+//   segments. Threads: start/stop and the getters from any thread; everything else runs on the
+//   writer thread.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -40,13 +49,17 @@
 #include <spdlog/logger.h>
 
 #include "ingest/batch_applier.h"
+#include "ingest/batch_collector.h"
 #include "ingest/event_queue.h"
 #include "ingest/log_retention.h"
 #include "ingest/wal.h"
-#include "ingest/wal_reader.h"
 #include "ingest/writer_lanes.h"
+#include "ingest/writer_metrics.h"
 #include "metrics/ingest_metrics.h"
+#include "repos/backoff.h"
 #include "repos/database.h"
+#include "repos/ingest_checkpoint_repository.h"
+#include "repos/tx_result.h"
 
 namespace pm {
 
@@ -85,17 +98,23 @@ class BatchWriter {
   }
 
  private:
+  // The writer thread's loop and its steps. REQUIRES: writer thread, for every function below.
   void run();
+  void beat();
+  std::optional<TxFailure> step(Backoff& backoff);
   bool load_checkpoint();
+  std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
+  void resume_from(const wal::Position& start);
   void look_at_server();
-  std::vector<QueuedEvent> collect();
-  bool read_from_log(std::vector<QueuedEvent>& batch);
-  void dispatch(std::vector<QueuedEvent> batch);
-  void settle(std::vector<FinishedBatch> finished);
+  std::optional<TxFailure> dispatch(std::vector<QueuedEvent> batch);
+  std::optional<TxFailure> settle(std::vector<FinishedBatch> finished);
+  std::optional<TxFailure> isolate(std::span<const QueuedEvent> events, const TxFailure* refused);
+  FinishedBatch run_alone(std::vector<QueuedEvent> events);
   void finish_in_flight() noexcept;
-  void apply(std::span<const QueuedEvent> events);
-  void committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
-  void update_gauges();
+  void committed(const FinishedBatch& batch);
+  void back_off(const TxFailure& failure, Backoff& backoff);
+  void wait_for_log_state(Backoff& backoff);
+  DuplicateProbe probe() const;
   void sleep_for(std::chrono::milliseconds d);
   void fatal(const std::string& message);
 
@@ -103,12 +122,13 @@ class BatchWriter {
   Database& db_;
   wal::WriteAheadLog& log_;
   EventQueue& queue_;
-  IngestMetrics& metrics_;
   std::shared_ptr<spdlog::logger> logger_;
   std::function<void(const std::string&)> on_fatal_;
   BatchApplier applier_;
   LogRetention retention_;
-  std::unique_ptr<WriterLanes> lanes_;  // null with one writer connection
+  WriterMetrics metrics_;
+  BatchCollector collector_;
+  std::unique_ptr<WriterLanes> lanes_;  // created by start()
 
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -117,12 +137,9 @@ class BatchWriter {
 
   // Writer thread only.
   bool ready_ = false;
+  bool fatal_ = false;
   wal::Position applied_;
   wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
-  std::vector<QueuedEvent> pending_;  // popped from the queue, not yet dispatched
-  std::size_t pending_head_ = 0;
-  std::unique_ptr<wal::WalReader> reader_;
-  std::chrono::steady_clock::time_point last_gauges_{};
   std::uint64_t replay_target_lsn_ = 0;
   bool duplicates_seen_ = true;  // the last batch held trades already stored
   std::chrono::steady_clock::time_point last_contact_{};  // the last commit or look at the server

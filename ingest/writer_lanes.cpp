@@ -3,7 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "repos/pg_errors.h"
+#include "repos/advisory_lock.h"
 
 namespace pm {
 
@@ -51,10 +51,23 @@ WriterLanes::~WriterLanes() {
 
 void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe) {
   Job job;
-  job.seq = first_seq_ + submitted_;
   job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
-  job.earlier.assign(uncollected_.begin(), uncollected_.end());
   job.probe = probe;
+  hand_over(std::move(job));
+}
+
+void WriterLanes::submit_dead_letter(QueuedEvent event, TxFailure refusal) {
+  std::vector<QueuedEvent> events;
+  events.push_back(std::move(event));
+  Job job;
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
+  job.dead_letter = std::move(refusal);
+  hand_over(std::move(job));
+}
+
+void WriterLanes::hand_over(Job job) {
+  job.seq = first_seq_ + submitted_;
+  job.earlier.assign(uncollected_.begin(), uncollected_.end());
   Lane& lane = *lanes_[job.seq % lanes_.size()];
   uncollected_.push_back(job.batch);
   submit_times_.push_back(std::chrono::steady_clock::now());
@@ -114,56 +127,36 @@ void WriterLanes::run_lane(Lane& lane) {
   }
 }
 
-std::string WriterLanes::turn_lock_sql(const char* function, std::uint64_t seq) const {
-  // Two int4 keys: the lock class, and the sequence number modulo 2^31 (batches in flight are few).
-  return std::string("SELECT ") + function + "(" + std::to_string(lock_class_) + ", " +
-         std::to_string(static_cast<std::int32_t>(seq & 0x7fffffff)) + ")";
-}
-
 FinishedBatch WriterLanes::run_job(const Job& job) {
   const auto t0 = std::chrono::steady_clock::now();
   FinishedBatch result;
   result.batch = job.batch;
-  bool committed = false;
-  try {
-    std::vector<const TradeKeySet*> earlier;
-    for (const auto& b : job.earlier) earlier.push_back(&b->keys);
-    const std::span<const QueuedEvent> events(job.batch->events);
-    Lease lease = db_.lease();
-    bool committing = false;
-    try {
-      pqxx::work tx(lease.connection());
-      tx.exec1(turn_lock_sql("pg_advisory_xact_lock", job.seq));
-      order_.started(job.seq);
-      const TradeStage stage = applier_.insert_trades(tx, job.batch->rows, job.probe, earlier);
-      // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
-      if (order_.predecessor_running(job.seq)) tx.exec1(turn_lock_sql("pg_advisory_xact_lock_shared", job.seq - 1));
-      if (order_.await_turn(job.seq)) {
-        const BatchCounts counts = applier_.finish(tx, events, job.batch->rows, stage);
-        committing = true;
-        tx.commit();
-        committed = true;
-        result.counts = counts;  // only once the commit is known to have happened
-      } else {
-        tx.abort();
-        result.aborted = true;
-      }
-    } catch (const std::exception& error) {  // the transaction is rolled back by now
-      const PgErrorKind kind = classify_exception(error);
-      if (kind == PgErrorKind::Connection || kind == PgErrorKind::InDoubt) lease.discard();
-      if (committing && kind == PgErrorKind::Connection)
-        result.error = std::make_exception_ptr(
-            pqxx::in_doubt_error(std::string("connection lost during COMMIT: ") + error.what()));
-      else
-        result.error = std::current_exception();
-    }
-  } catch (...) {  // no connection to be had, or out of memory before the transaction
-    result.error = std::current_exception();
-  }
+  result.result = db_.attempt([&](Transaction& tx) { return run_body(tx, job); });
+  const bool committed = result.result.applied();
   if (!committed) order_.failed(job.seq);  // later batches stop waiting for this one's turn at once
   order_.done(job.seq, committed);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
+}
+
+// The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
+// did not commit). What it throws, Database::attempt classifies.
+std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job) {
+  lock_exclusive(tx, advisory_key(lock_class_, job.seq));
+  order_.started(job.seq);
+  const LaneBatch& batch = *job.batch;
+  TradeStage stage;
+  if (!job.dead_letter) {
+    std::vector<const TradeKeySet*> earlier;
+    for (const auto& b : job.earlier) earlier.push_back(&b->keys);
+    stage = applier_.insert_trades(tx, batch.rows, job.probe, earlier);
+  }
+  // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
+  if (order_.predecessor_running(job.seq)) lock_shared(tx, advisory_key(lock_class_, job.seq - 1));
+  if (!order_.await_turn(job.seq)) return std::nullopt;
+  if (job.dead_letter)
+    return applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate);
+  return applier_.finish(tx, batch.events, batch.rows, stage);
 }
 
 }  // namespace pm

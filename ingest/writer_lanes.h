@@ -1,18 +1,21 @@
 #pragma once
-// WriterLanes: applies consecutive batches on several PostgreSQL connections at once and commits
-// them strictly in log order, so the server's COPY work for one batch overlaps the tail of the one
-// before it (measured here: two COPY streams load 1.5x faster than one on two cores).
+// WriterLanes: the one route by which batches reach PostgreSQL. Consecutive batches run on
+// `lanes` connections at once and commit strictly in log order, so the server's COPY work for one
+// batch overlaps the tail of the one before it (measured here: two COPY streams load 1.5x faster
+// than one on two cores). One lane is the single-connection writer: the same route, one batch at a
+// time. Poison isolation (BatchWriter) goes through it too, one batch alone.
 //
 // Contract:
-// - Each lane is a thread with its own connection per batch. A batch's transaction runs
-//   BatchApplier::insert_trades at once (trades also present in an earlier batch still in flight
-//   are duplicates of it and are left out, so concurrent batches never insert the same key and
-//   never wait on each other), then waits for the previous batch to commit, then runs
-//   BatchApplier::finish (watermarks, G2 trigger claims, checkpoint) and commits. Commits, trigger
-//   claims and checkpoints therefore happen in log order, exactly as with one connection.
-// - When a batch fails, it is rolled back and every later batch in flight rolls back instead of
-//   committing; they come back as `aborted` for the caller to apply again.
-// - A failure during COMMIT on a lost connection is reported as pqxx::in_doubt_error.
+// - Each lane is a thread; each batch is one attempt (Database::attempt, no retry) on a pooled
+//   connection. An apply batch runs BatchApplier::insert_trades at once (trades also present in an
+//   earlier batch still in flight are duplicates of it and are left out, so concurrent batches never
+//   insert the same key and never wait on each other), then waits for the previous batch to commit,
+//   then runs BatchApplier::finish (watermarks, G2 trigger claims, checkpoint) and commits. Commits,
+//   trigger claims and checkpoints therefore happen in log order, exactly as with one connection.
+//   A dead-letter batch (one event) stores the event in pm_dead_letters and moves the checkpoint.
+// - Each batch's outcome is a TxResult (repos/tx_result.h): Applied with its counts; RolledBack when
+//   an earlier batch did not commit (it must be applied again); or the failure, classified. A failure
+//   during COMMIT on a lost connection is InDoubt.
 // - A batch's wait for the one before it happens inside PostgreSQL too: each batch's transaction
 //   holds the advisory lock (lock_class, seq) and, before its turn, waits for (lock_class, seq-1).
 //   Waiting only in this process hid the edge from PostgreSQL: with another writer inserting the
@@ -20,15 +23,16 @@
 //   other's row, the other's batch 2 waiting for its batch 1, which waits on our batch 2's row, was
 //   a deadlock no detector saw, lasting until the 60 s statement timeout (SeveralDaemons.*). Now
 //   PostgreSQL finds the cycle after deadlock_timeout (1 s) and cancels one batch (40P01,
-//   retried). lock_class should differ between daemons sharing a database (a hash of the
+//   Retry). lock_class should differ between daemons sharing a database (a hash of the
 //   instance id); a collision costs only needless waits.
-// - One thread (the writer) calls submit/take_finished/restart; the destructor lets batches in
-//   flight finish, then joins the lanes.
+// - Completion is signalled by calling `on_finished` on the lane thread once the outcome is stored
+//   (the writer rings its queue's doorbell with it), then take_finished() hands the outcomes over.
+// - Threads: one thread (the writer) calls submit/take_finished/restart/in_flight/oldest_submitted;
+//   lane threads run the batches. The destructor lets batches in flight finish, then joins the lanes.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,8 +44,9 @@
 
 #include "ingest/batch_applier.h"
 #include "ingest/commit_order.h"
-#include "repos/trade_key_set.h"
 #include "repos/database.h"
+#include "repos/trade_key_set.h"
+#include "repos/tx_result.h"
 
 namespace pm {
 
@@ -56,10 +61,8 @@ struct LaneBatch {
 
 struct FinishedBatch {
   std::shared_ptr<const LaneBatch> batch;
-  std::optional<BatchCounts> counts;  // set when the batch committed
-  std::exception_ptr error;           // set when the batch itself failed
-  bool aborted = false;               // rolled back because an earlier batch did not commit
-  double seconds = 0;                 // from the start of its transaction to its outcome
+  TxResult<BatchCounts> result;  // Applied (counts), RolledBack (behind a failure), or the failure
+  double seconds = 0;            // from the start of its transaction to its outcome
 };
 
 class WriterLanes {
@@ -74,6 +77,9 @@ class WriterLanes {
   // Hands `events` (non-empty, continuing the previous batch) to the next lane; blocks while that
   // lane is still busy with its previous batch.
   void submit(std::vector<QueuedEvent> events, DuplicateProbe probe);
+  // Hands one event to the next lane, to be stored in pm_dead_letters with `refusal` (the server's
+  // error for it) instead of being applied; otherwise like submit().
+  void submit_dead_letter(QueuedEvent event, TxFailure refusal);
   // Finished batches in submission order, starting with the oldest not yet taken. With
   // `wait_for_all` it first waits until nothing is in flight; otherwise it does not block.
   std::vector<FinishedBatch> take_finished(bool wait_for_all);
@@ -90,14 +96,16 @@ class WriterLanes {
     std::shared_ptr<const LaneBatch> batch;
     std::vector<std::shared_ptr<const LaneBatch>> earlier;  // uncommitted batches before it
     DuplicateProbe probe = DuplicateProbe::OnConflict;
+    std::optional<TxFailure> dead_letter;  // set: store the one event as a dead letter
   };
+  void hand_over(Job job);
+  std::optional<BatchCounts> run_body(Transaction& tx, const Job& job);
   struct Lane {
     std::thread thread;
     std::optional<Job> job;  // guarded by mu_
   };
   void run_lane(Lane& lane);
   FinishedBatch run_job(const Job& job);
-  std::string turn_lock_sql(const char* function, std::uint64_t seq) const;
 
   Database& db_;
   const BatchApplier& applier_;

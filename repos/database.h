@@ -15,12 +15,18 @@
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have
 //   side effects outside the transaction); a failure during COMMIT is in doubt and is never retried
 //   (pqxx::in_doubt_error propagates). No other error is retried (fix for D13/D14).
+// - run_once(lease, fn) is the one routine every transaction goes through (transaction() above,
+//   attempt(), the ingest writer's lanes): fn(tx) returns std::optional<T>; a value commits, nullopt
+//   rolls back; whatever fn or COMMIT throws comes back classified as a TxResult (tx_result.h),
+//   never as an exception, and a broken or in-doubt connection is discarded, not pooled.
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -28,10 +34,18 @@
 #include "repos/backoff.h"
 #include "repos/database_config.h"
 #include "repos/pg_errors.h"
+#include "repos/tx_result.h"
 
 namespace pm {
 
 class Database;
+
+// The transaction type every transaction body here receives.
+using Transaction = pqxx::work;
+
+// T, for a body that returns std::optional<T> (run_once, Database::attempt).
+template <class Fn>
+using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
 
 // A leased connection. Move-only; returns the connection to the pool on destruction.
 class Lease {
@@ -47,11 +61,22 @@ class Lease {
 
  private:
   friend class Database;
+
+// The transaction type every transaction body here receives.
+using Transaction = pqxx::work;
+
+// T, for a body that returns std::optional<T> (run_once, Database::attempt).
+template <class Fn>
+using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
   Lease(Database* db, std::unique_ptr<pqxx::connection> c) : db_(db), connection_(std::move(c)) {}
   Database* db_;
   std::unique_ptr<pqxx::connection> connection_;
   bool discard_ = false;
 };
+
+// Runs fn once on `lease` (see the contract above). The caller's thread; never throws what fn throws.
+template <class Fn>
+TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn);
 
 struct PoolStats {
   int open = 0;  // connections that exist (idle + leased + being opened)
@@ -73,7 +98,12 @@ class Database {
   Lease lease();
 
   template <class Fn>
-  auto transaction(Fn&& fn) -> std::invoke_result_t<Fn&, pqxx::work&>;
+  auto transaction(Fn&& fn) -> std::invoke_result_t<Fn&, Transaction&>;
+
+  // One attempt, no retry: leases a connection and runs run_once(lease, fn). A connection that
+  // cannot be had is a failed result too (Retry), never an exception. Any thread.
+  template <class Fn>
+  TxResult<TxValue<Fn>> attempt(Fn&& fn);
 
   // SELECT 1 on a pooled connection; false on any failure (never throws).
   bool health_check() noexcept;
@@ -95,34 +125,61 @@ class Database {
 };
 
 template <class Fn>
-auto Database::transaction(Fn&& fn) -> std::invoke_result_t<Fn&, pqxx::work&> {
-  using Result = std::invoke_result_t<Fn&, pqxx::work&>;
+TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn) {
+  using Value = TxValue<Fn>;
+  bool committing = false;
+  try {
+    Transaction tx(lease.connection());
+    std::optional<Value> value = fn(tx);
+    if (!value) {
+      tx.abort();
+      return TxResult<Value>::rolled_back();
+    }
+    committing = true;
+    tx.commit();
+    return TxResult<Value>::applied_with(std::move(*value));
+  } catch (const std::exception& error) {  // rolled back by the Transaction's destructor, or in doubt
+    TxFailure failure = failure_of(error, committing);
+    if (failure.kind == PgErrorKind::Connection || failure.kind == PgErrorKind::InDoubt) lease.discard();
+    return failed_result<Value>(std::move(failure));
+  }
+}
+
+template <class Fn>
+TxResult<TxValue<Fn>> Database::attempt(Fn&& fn) {
+  std::optional<Lease> lease;
+  try {
+    lease.emplace(this->lease());
+  } catch (const std::exception& error) {  // ConnectionError, PoolTimeout
+    return failed_result<TxValue<Fn>>(failure_of(error));
+  }
+  return run_once(*lease, fn);
+}
+
+template <class Fn>
+auto Database::transaction(Fn&& fn) -> std::invoke_result_t<Fn&, Transaction&> {
+  using Result = std::invoke_result_t<Fn&, Transaction&>;
+  using Stored = std::conditional_t<std::is_void_v<Result>, std::monostate, Result>;
+  auto body = [&](Transaction& tx) -> std::optional<Stored> {
+    if constexpr (std::is_void_v<Result>) {
+      fn(tx);
+      return Stored{};
+    } else {
+      return std::optional<Stored>(std::in_place, fn(tx));
+    }
+  };
   Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
   for (int attempt = 1;; ++attempt) {
     Lease lease = this->lease();
-    bool committing = false;
-    try {
-      pqxx::work tx(lease.connection());
-      if constexpr (std::is_void_v<Result>) {
-        fn(tx);
-        committing = true;
-        tx.commit();
-        return;
-      } else {
-        Result result = fn(tx);
-        committing = true;
-        tx.commit();
-        return result;
-      }
-    } catch (const std::exception& error) {
-      const PgErrorKind kind = classify_exception(error);
-      if (kind == PgErrorKind::Connection || kind == PgErrorKind::InDoubt) lease.discard();
-      if (committing && kind == PgErrorKind::Connection) {
-        throw pqxx::in_doubt_error(std::string("connection lost during COMMIT: ") + error.what());
-      }
-      if (kind != PgErrorKind::Connection || committing || attempt >= config_.retry_max_attempts)
-        throw;
+    TxResult<Stored> result = run_once(lease, body);
+    if (result.applied()) {
+      if constexpr (std::is_void_v<Result>) return;
+      else return std::move(*result.value);
     }
+    // Only a connection failure before COMMIT is retried: fn's work was rolled back with it.
+    const bool retry = result.status == TxStatus::Retry && result.failure.kind == PgErrorKind::Connection &&
+                       attempt < config_.retry_max_attempts;
+    if (!retry) std::rethrow_exception(result.failure.exception);
     std::this_thread::sleep_for(backoff.next());
   }
 }

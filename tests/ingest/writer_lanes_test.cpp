@@ -82,7 +82,7 @@ class WriterLanesTest : public ::testing::Test {
   static void SetUpTestSuite() { tdb_ = new test::TestDatabase("lanes"); }
   static void TearDownTestSuite() { delete tdb_; }
   void SetUp() override {
-    tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints");
+    tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints, pm_dead_letters");
     tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
     tdb_->drop_refusal_at_commit();
   }
@@ -156,9 +156,9 @@ TEST_F(WriterLanesTest, OverlappingBatchesStoreEachTradeOnceAndCommitInOrder) {
   ASSERT_EQ(finished.size(), 12u);
   std::size_t inserted = 0, seen = 0;
   for (const auto& f : finished) {
-    ASSERT_TRUE(f.counts.has_value()) << (f.aborted ? "aborted" : "failed");
-    inserted += f.counts->trades_inserted;
-    seen += f.counts->trades;
+    ASSERT_TRUE(f.result.applied()) << to_string(f.result.status) << ": " << f.result.failure.message;
+    inserted += f.result.value->trades_inserted;
+    seen += f.result.value->trades;
   }
   EXPECT_EQ(seen, events);
   EXPECT_EQ(inserted, 11u * 40 + 50);
@@ -175,15 +175,12 @@ TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCo
   lanes.submit(trades(5, {"c1", "c2"}), DuplicateProbe::OnConflict);
   auto finished = lanes.take_finished(true);
   ASSERT_EQ(finished.size(), 3u);
-  EXPECT_TRUE(finished[0].counts.has_value());
-  ASSERT_TRUE(finished[1].error != nullptr);
-  try {
-    std::rethrow_exception(finished[1].error);
-  } catch (const pqxx::sql_error& e) {
-    EXPECT_EQ(e.sqlstate(), "23514");
-  }
-  EXPECT_FALSE(finished[2].counts.has_value());
-  EXPECT_TRUE(finished[2].aborted || finished[2].error != nullptr);
+  EXPECT_TRUE(finished[0].result.applied());
+  EXPECT_EQ(finished[1].result.status, TxStatus::DataError);
+  EXPECT_EQ(finished[1].result.failure.sqlstate, "23514");
+  EXPECT_FALSE(finished[1].result.value.has_value());
+  EXPECT_FALSE(finished[2].result.applied());
+  EXPECT_FALSE(finished[2].result.value.has_value());
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 2);
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
   // After restart() the lanes carry on from a fresh sequence.
@@ -191,7 +188,7 @@ TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCo
   lanes.submit(trades(3, {"b1"}), DuplicateProbe::OnConflict);
   finished = lanes.take_finished(true);
   ASSERT_EQ(finished.size(), 1u);
-  EXPECT_TRUE(finished[0].counts.has_value());
+  EXPECT_TRUE(finished[0].result.applied());
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 3);
 }
 
@@ -205,11 +202,47 @@ TEST_F(WriterLanesTest, ABatchWhoseCommitFailsIsAFailureNotACommit) {
   lanes.submit(trades(5, {"c1", "c2"}), DuplicateProbe::OnConflict);
   const auto finished = lanes.take_finished(true);
   ASSERT_EQ(finished.size(), 3u);
-  EXPECT_TRUE(finished[0].counts.has_value());
-  EXPECT_FALSE(finished[1].counts.has_value()) << "a batch whose COMMIT failed was reported as committed";
-  ASSERT_TRUE(finished[1].error != nullptr);
-  EXPECT_FALSE(finished[2].counts.has_value());
+  EXPECT_TRUE(finished[0].result.applied());
+  EXPECT_FALSE(finished[1].result.applied()) << "a batch whose COMMIT failed was reported as committed";
+  EXPECT_TRUE(finished[1].result.failed());
+  EXPECT_FALSE(finished[2].result.applied());
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 2);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
+}
+
+// One lane is the single-connection writer (issue 14: one apply route): batches one after the
+// other, each committed before the next starts.
+TEST_F(WriterLanesTest, OneLaneAppliesBatchesOneAfterTheOther) {
+  WriterLanes lanes(tdb_->db(), applier_, 1);
+  lanes.submit(trades(1, {"a1", "a2"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(3, {"a2", "b1"}), DuplicateProbe::First);
+  lanes.submit(trades(5, {"c1"}), DuplicateProbe::OnConflict);
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 3u);
+  for (const auto& f : finished) ASSERT_TRUE(f.result.applied()) << f.result.failure.message;
+  EXPECT_EQ(finished[1].result.value->trades_inserted, 1u);  // a2 was stored by the first batch
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 4);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 5);
+}
+
+// Poison isolation ends in a dead-letter batch through the same lanes: the event goes to
+// pm_dead_letters with the server's error, the checkpoint moves past it, no trade is stored.
+TEST_F(WriterLanesTest, ADeadLetterBatchStoresTheEventWithItsErrorAndMovesTheCheckpoint) {
+  WriterLanes lanes(tdb_->db(), applier_, 2);
+  lanes.submit(trades(1, {"a1"}), DuplicateProbe::OnConflict);
+  TxFailure refusal;
+  refusal.kind = PgErrorKind::Data;
+  refusal.sqlstate = "23514";
+  refusal.message = "new row violates check constraint";
+  lanes.submit_dead_letter(trades(2, {"poison"}).front(), refusal);
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 2u);
+  ASSERT_TRUE(finished[1].result.applied()) << finished[1].result.failure.message;
+  EXPECT_EQ(finished[1].result.value->dead_lettered, 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE instance_id = 'lanes' AND lsn = 2 AND sqlstate = '23514'"
+                  " AND error = 'new row violates check constraint'"),
+            1);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'poison'"), 0);
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
 }
 

@@ -189,6 +189,104 @@ TEST_F(DatabaseTest, StatementTimeoutApplies) {
   }
 }
 
+// Database::attempt / run_once: one attempt, its outcome as a value (issue 14: results, not
+// exceptions, for the ingest writer), classified once here.
+TEST_F(DatabaseTest, AnAttemptThatReturnsAValueIsAppliedAndCommitted) {
+  Database db(tdb_->config());
+  TxResult<int> result = db.attempt([](Transaction& tx) -> std::optional<int> {
+    tx.exec("INSERT INTO t VALUES (1)");
+    return 7;
+  });
+  ASSERT_EQ(result.status, TxStatus::Applied);
+  EXPECT_EQ(result.value, 7);
+  EXPECT_EQ(tdb_->count("t"), 1);
+}
+
+TEST_F(DatabaseTest, AnAttemptThatReturnsNothingIsRolledBackWithoutAFailure) {
+  Database db(tdb_->config());
+  TxResult<int> result = db.attempt([](Transaction& tx) -> std::optional<int> {
+    tx.exec("INSERT INTO t VALUES (1)");
+    return std::nullopt;
+  });
+  EXPECT_EQ(result.status, TxStatus::RolledBack);
+  EXPECT_FALSE(result.failed());
+  EXPECT_EQ(tdb_->count("t"), 0);
+  EXPECT_EQ(db.stats().idle, 1);  // the connection is fine and back in the pool
+}
+
+TEST_F(DatabaseTest, ARefusedValueIsADataErrorWithItsSqlstateAndRollsBack) {
+  Database db(tdb_->config());
+  TxResult<int> result = db.attempt([](Transaction& tx) -> std::optional<int> {
+    tx.exec("INSERT INTO t VALUES (1)");
+    tx.exec("SELECT 1/0");
+    return 1;
+  });
+  EXPECT_EQ(result.status, TxStatus::DataError);
+  EXPECT_EQ(result.failure.sqlstate, "22012");
+  EXPECT_EQ(result.failure.kind, PgErrorKind::Data);
+  EXPECT_NE(result.failure.message.find("division by zero"), std::string::npos) << result.failure.message;
+  EXPECT_EQ(result.failure.message.find('\n'), std::string::npos) << "one line only";
+  EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+TEST_F(DatabaseTest, AMissingTableIsFatalAndAnyOtherExceptionToo) {
+  Database db(tdb_->config());
+  TxResult<int> missing = db.attempt([](Transaction& tx) -> std::optional<int> {
+    tx.exec("INSERT INTO no_such_table VALUES (1)");
+    return 1;
+  });
+  EXPECT_EQ(missing.status, TxStatus::Fatal);
+  EXPECT_EQ(missing.failure.sqlstate, "42P01");
+  TxResult<int> thrown = db.attempt([](Transaction&) -> std::optional<int> { throw std::runtime_error("a bug"); });
+  EXPECT_EQ(thrown.status, TxStatus::Fatal);
+  EXPECT_EQ(thrown.failure.message, "a bug");
+  EXPECT_THROW(std::rethrow_exception(thrown.failure.exception), std::runtime_error);  // the original is kept
+}
+
+TEST_F(DatabaseTest, AnUnreachableServerIsARetryResultNotAnExceptionAndHidesThePassword) {
+  Database db(unreachable_config());
+  TxResult<int> result = db.attempt([](Transaction&) -> std::optional<int> { return 1; });
+  EXPECT_EQ(result.status, TxStatus::Retry);
+  EXPECT_EQ(result.failure.kind, PgErrorKind::Connection);
+  EXPECT_EQ(result.failure.message.find("topsecret"), std::string::npos) << result.failure.message;
+}
+
+TEST_F(DatabaseTest, AConnectionKilledInsideTheBodyIsRetryAndTheConnectionIsDropped) {
+  Database db(tdb_->config());
+  TxResult<int> result = db.attempt([&](Transaction& tx) -> std::optional<int> {
+    tx.exec("INSERT INTO t VALUES (1)");
+    tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(tx.conn().backendpid()) + ")");
+    tx.exec("SELECT 1");
+    return 1;
+  });
+  EXPECT_EQ(result.status, TxStatus::Retry);
+  EXPECT_EQ(result.failure.kind, PgErrorKind::Connection);
+  EXPECT_EQ(db.stats().open, 0) << "a broken connection went back into the pool";
+  EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+TEST(TxResults, EachErrorKindHasOneStatus) {
+  EXPECT_EQ(status_of(PgErrorKind::Connection), TxStatus::Retry);
+  EXPECT_EQ(status_of(PgErrorKind::Transient), TxStatus::Retry);
+  EXPECT_EQ(status_of(PgErrorKind::Timeout), TxStatus::Retry);
+  EXPECT_EQ(status_of(PgErrorKind::Data), TxStatus::DataError);
+  EXPECT_EQ(status_of(PgErrorKind::InDoubt), TxStatus::InDoubt);
+  EXPECT_EQ(status_of(PgErrorKind::Other), TxStatus::Fatal);
+}
+
+TEST(TxResults, ALostConnectionDuringCommitIsInDoubt) {
+  try {
+    throw pqxx::broken_connection("server closed the connection unexpectedly");
+  } catch (const std::exception& e) {
+    const TxFailure before_commit = failure_of(e, false);
+    EXPECT_EQ(status_of(before_commit.kind), TxStatus::Retry);
+    const TxFailure during_commit = failure_of(e, true);
+    EXPECT_EQ(status_of(during_commit.kind), TxStatus::InDoubt);
+    EXPECT_NE(during_commit.message.find("during COMMIT"), std::string::npos) << during_commit.message;
+    EXPECT_THROW(std::rethrow_exception(during_commit.exception), pqxx::in_doubt_error);
+  }
+}
+
 TEST(PgErrors, ClassifiesBySqlstate) {
   EXPECT_EQ(classify_sqlstate("08006"), PgErrorKind::Connection);
   EXPECT_EQ(classify_sqlstate("57P01"), PgErrorKind::Connection);

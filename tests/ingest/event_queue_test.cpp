@@ -1,0 +1,70 @@
+// EventQueue: the hand-off from the log to the writer, and its doorbell (issue 14: a lane's
+// completion wakes the writer through a real signal, not a sentinel event in the data queue).
+#include <chrono>
+#include <future>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ingest/event_queue.h"
+
+namespace pm {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<QueuedEvent> events(std::uint64_t first, std::size_t n) {
+  std::vector<QueuedEvent> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i].lsn = first + i;
+  return out;
+}
+
+TEST(EventQueue, PushedEventsArePoppedInOrderAndAFullQueueTakesNone) {
+  EventQueue queue(4);
+  auto first = events(1, 3);
+  EXPECT_EQ(queue.push(first), 3u);
+  auto too_many = events(4, 2);
+  EXPECT_EQ(queue.push(too_many), 0u) << "a partial push would leave a gap";
+  EXPECT_EQ(queue.size(), 3u);
+  std::vector<QueuedEvent> out;
+  EXPECT_EQ(queue.pop(out, 10, 0us), 3u);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].lsn, 1u);
+  EXPECT_EQ(out[2].lsn, 3u);
+  EXPECT_EQ(queue.size(), 0u);
+}
+
+TEST(EventQueue, AWaitingPopReturnsWhenEventsArrive) {
+  EventQueue queue(16);
+  std::vector<QueuedEvent> out;
+  auto popped = std::async(std::launch::async, [&] { return queue.pop(out, 10, std::chrono::microseconds(60s)); });
+  auto batch = events(1, 2);
+  ASSERT_EQ(queue.push(batch), 2u);
+  ASSERT_EQ(popped.wait_for(30s), std::future_status::ready) << "the push did not wake the waiting pop";
+  EXPECT_EQ(popped.get(), 2u);
+}
+
+TEST(EventQueue, TheDoorbellWakesAWaitingPopWithoutQueueingAnything) {
+  EventQueue queue(16);
+  std::vector<QueuedEvent> out;
+  auto popped = std::async(std::launch::async, [&] { return queue.pop(out, 10, std::chrono::microseconds(60s)); });
+  queue.wake_consumer();
+  ASSERT_EQ(popped.wait_for(30s), std::future_status::ready) << "the doorbell did not wake the waiting pop";
+  EXPECT_EQ(popped.get(), 0u);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(queue.size(), 0u) << "the wake-up must not count as an event";
+}
+
+TEST(EventQueue, ADoorbellRungBeforeThePopIsNotLost) {
+  EventQueue queue(16);
+  queue.wake_consumer();  // e.g. a lane finished while the writer was busy elsewhere
+  std::vector<QueuedEvent> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(queue.pop(out, 10, std::chrono::microseconds(60s)), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s) << "the pop waited although the bell had rung";
+  // Rung once, answered once: the next pop waits its timeout again.
+  EXPECT_EQ(queue.pop(out, 10, std::chrono::microseconds(1000)), 0u);
+}
+
+}  // namespace
+}  // namespace pm
