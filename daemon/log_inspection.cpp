@@ -3,7 +3,7 @@
 #include <ostream>
 
 #include "ingest/event_codec.h"
-#include "ingest/protocol.h"
+#include "ingest/event_json.h"
 #include "ingest/wal_directory.h"
 #include "ingest/wal_salvage.h"
 

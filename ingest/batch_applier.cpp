@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <map>
 
-#include "ingest/protocol.h"
+#include "ingest/event_json.h"
 #include "repos/clock.h"
 #include "repos/ingest_checkpoint_repository.h"
 #include "repos/trade_repository.h"

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "ingest/event.h"
+#include "ingest/event_json.h"
 
 namespace pm {
 
@@ -22,12 +23,6 @@ struct Rejection {
   RejectReason reason;
   std::string detail;
 };
-
-// Epoch values at or above this look like milliseconds; below it, like seconds (year 5138 vs 1973).
-inline constexpr std::int64_t kMillisecondsThreshold = 100'000'000'000;
-inline constexpr std::size_t kMaxKeyBytes = 256;
-// Event times later than this after the line's arrival are refused with `range`.
-inline constexpr std::int64_t kMaxFutureMs = 24LL * 3600 * 1000;
 
 class LineParser {
  public:
@@ -46,15 +41,4 @@ class LineParser {
 
 void append_ack(std::string& out, std::uint64_t line);
 void append_error(std::string& out, RejectReason reason, std::uint64_t line, std::string_view detail);
-// JSON string literal (with quotes) of arbitrary bytes; invalid UTF-8 bytes become U+FFFD.
-void append_json_string(std::string& out, std::string_view text);
-
-// The event as a protocol line (normalised: timestamp_ms, upper-case side; a trade carries its
-// raw_json, which is the received line when the producer sent none). Used for dead letters and
-// log inspection. Always valid JSON in valid UTF-8, and for any event LineParser returned, a line
-// that LineParser parses back to the same event (so a trade sent in seconds before 1973, below
-// what timestamp_ms accepts, keeps `timestamp`). A non-finite number, which only a decoded log
-// record can hold, is rendered as null.
-std::string event_to_json(const Event& event);
-
 }  // namespace pm

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "ingest/event_codec.h"
-#include "ingest/protocol.h"
 #include "ingest/wal_reader.h"
 #include "repos/clock.h"
 
