@@ -5,74 +5,16 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "repos/binary_copy_in.h"
 #include "repos/clock.h"
-#include "repos/copy_in.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
+#include "repos/trade_copy.h"
 #include "repos/trade_key_set.h"
+#include "repos/trade_sql.h"
 
 namespace pm {
 
 namespace {
-
-const char* const kInsertTrade = R"SQL(
-INSERT INTO polymarket_trades
-  (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (condition_id, trade_id) DO NOTHING
-RETURNING *)SQL";
-
-const char* const kCreateStage = R"SQL(
-CREATE TEMP TABLE IF NOT EXISTS pm_stage_trades (
-  condition_id text, trade_id text, token_id text, price real, size real, side text,
-  "timestamp" bigint, raw_json text, outcome text, outcome_index integer
-) ON COMMIT DELETE ROWS)SQL";
-
-// The fallback bulk path: staged rows (already free of in-batch duplicates) inserted with
-// ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped and any
-// other violation still fails loudly. Returns the key of each row inserted.
-const char* const kMoveStage = R"SQL(
-INSERT INTO polymarket_trades
-  (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-SELECT s.condition_id, s.trade_id, s.token_id, s.price, s.size, s.side, s."timestamp", s.raw_json, s.outcome, s.outcome_index
-FROM pm_stage_trades s
-ON CONFLICT (condition_id, trade_id) DO NOTHING
-RETURNING condition_id, trade_id)SQL";
-
-const std::vector<std::string> kTradeColumns = {
-    "condition_id", "trade_id", "token_id", "price", "size", "side",
-    "timestamp", "raw_json", "outcome", "outcome_index"};
-
-
-using TextField = std::optional<std::string_view>;
-
-void append_text_field(std::string& out, const TextField& v) {
-  if (v) append_copy_text(out, *v); else append_copy_null(out);
-}
-
-// One COPY text row of the trade's ten columns (kTradeColumns order), appended to `out`.
-void append_trade_fields(std::string& out, const TradeRow& t) {
-  append_copy_text(out, t.condition_id);
-  out += '\t';
-  append_copy_text(out, t.trade_id);
-  out += '\t';
-  append_text_field(out, t.token_id);
-  out += '\t';
-  append_copy_optional(out, t.price, append_copy_real);
-  out += '\t';
-  append_copy_optional(out, t.size, append_copy_real);
-  out += '\t';
-  append_text_field(out, t.side);
-  out += '\t';
-  append_copy_optional(out, t.timestamp, [](std::string& o, std::int64_t v) { append_copy_int(o, v); });
-  out += '\t';
-  append_text_field(out, t.raw_json);
-  out += '\t';
-  append_text_field(out, t.outcome);
-  out += '\t';
-  append_copy_optional(out, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
-}
 
 std::string trade_key(std::string_view condition_id, std::string_view trade_id) {
   std::string key(condition_id);
@@ -110,48 +52,6 @@ std::vector<bool> stored(pqxx::transaction_base& tx, std::span<const TradeRow> r
   if (keys.empty()) return out;
   for (std::size_t k = 0; k < which.size(); ++k) out[k] = keys.contains(rows[which[k]]);
   return out;
-}
-
-// COPY of rows[which] (the ten trade columns) into `table` (polymarket_trades or the staging
-// table): binary inside a real transaction, text (in blocks of rows) otherwise.
-void copy_rows_text(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
-                    std::span<const std::size_t> which) {
-  constexpr std::size_t kBlockBytes = 256 * 1024;
-  CopyIn copy(tx, table, kTradeColumns);
-  std::string block;
-  block.reserve(kBlockBytes + 4096);
-  for (std::size_t i : which) {
-    if (!block.empty()) block += '\n';
-    append_trade_fields(block, rows[i]);
-    if (block.size() >= kBlockBytes) {
-      copy.write_rows(block);
-      block.clear();
-    }
-  }
-  if (!block.empty()) copy.write_rows(block);
-  copy.complete();
-}
-
-void copy_rows_binary(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
-                      std::span<const std::size_t> which) {
-  BinaryCopyIn copy(tx, table, kTradeColumns);
-  auto text = [&](const TextField& v) { v ? copy.text(*v) : copy.null(); };
-  auto real = [&](const std::optional<double>& v) { v ? copy.float4(*v) : copy.null(); };
-  for (std::size_t i : which) {
-    const TradeRow& t = rows[i];
-    copy.begin_row(static_cast<std::int16_t>(kTradeColumns.size()));
-    copy.text(t.condition_id);
-    copy.text(t.trade_id);
-    text(t.token_id);
-    real(t.price);
-    real(t.size);
-    text(t.side);
-    t.timestamp ? copy.int8(*t.timestamp) : copy.null();
-    text(t.raw_json);
-    text(t.outcome);
-    t.outcome_index ? copy.int4(*t.outcome_index) : copy.null();
-  }
-  copy.complete();
 }
 
 // rows[which] in primary-key order (condition_id, trade_id). Both indexes of polymarket_trades
@@ -196,13 +96,14 @@ std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<
   return ordered;
 }
 
+// COPY of rows[which] in key order into `table` (polymarket_trades or the staging table).
 void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
                std::span<const std::size_t> which) {
   const std::vector<std::size_t> ordered = in_key_order(rows, which);
   if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
-    copy_rows_binary(*db_tx, table, rows, ordered);
+    copy_trade_rows(*db_tx, table, rows, ordered);
   } else {
-    copy_rows_text(tx, table, rows, ordered);
+    copy_trade_rows(dynamic_cast<pqxx::nontransaction&>(tx), table, rows, ordered);
   }
 }
 
@@ -250,8 +151,7 @@ TradeRepository::TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit)
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    auto inserted = tx.exec_params(kInsertTrade, t.condition_id, t.trade_id, t.token_id, t.price,
-                                   t.size, t.side, t.timestamp, t.raw_json, t.outcome, t.outcome_index);
+    auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
     auto stored = tx.exec_params1(
         "SELECT * FROM polymarket_trades WHERE condition_id = $1 AND trade_id = $2",
@@ -304,14 +204,14 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
         if (probed) break;
       }
     }
-    tx.exec(kCreateStage);
-    tx.exec("TRUNCATE pm_stage_trades");
-    copy_rows(tx, "pm_stage_trades", all, rows);
+    tx.exec(trade_stage_ddl());
+    tx.exec(std::string("TRUNCATE ") + kTradeStageTable);
+    copy_rows(tx, kTradeStageTable, all, rows);
     std::unordered_map<std::string, std::size_t> by_key;
     by_key.reserve(rows.size());
     for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
     std::vector<std::size_t> inserted;
-    for (const auto& row : tx.exec(kMoveStage)) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
+    for (const auto& row : tx.exec(trade_move_stage_sql())) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
     std::sort(inserted.begin(), inserted.end());
     return inserted;
   });
