@@ -5,6 +5,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <pqxx/subtransaction>
+
 #include "repos/clock.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
@@ -96,15 +98,79 @@ std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<
   return ordered;
 }
 
-// COPY of rows[which] in key order into `table` (polymarket_trades or the staging table).
-void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
-               std::span<const std::size_t> which) {
-  const std::vector<std::size_t> ordered = in_key_order(rows, which);
-  if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
-    copy_trade_rows(*db_tx, table, rows, ordered);
-  } else {
-    copy_trade_rows(dynamic_cast<pqxx::nontransaction&>(tx), table, rows, ordered);
+// COPY of rows[which] in key order into `table` (polymarket_trades or the staging table): binary in
+// a transaction, text in autocommit (copy_trade_rows' overloads, by the type of tx).
+template <class Tx>
+void copy_rows(Tx& tx, const std::string& table, std::span<const TradeRow> rows, std::span<const std::size_t> which) {
+  copy_trade_rows(tx, table, rows, in_key_order(rows, which));
+}
+
+// The rows of `which` whose keys polymarket_trades does not hold yet, in the order of `which`.
+std::vector<std::size_t> not_stored(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
+                                    std::span<const std::size_t> which) {
+  const std::vector<bool> in_table = stored(tx, rows, which);
+  std::vector<std::size_t> fresh;
+  fresh.reserve(which.size());
+  for (std::size_t k = 0; k < which.size(); ++k)
+    if (!in_table[k]) fresh.push_back(which[k]);
+  return fresh;
+}
+
+// The autocommit route (a caller's nontransaction). Every statement commits on its own, so a
+// staging table would be empty again by the next statement: look up, then one COPY of the rest,
+// which is all or nothing by itself; a concurrent writer's key only makes it look up again.
+// Returns the indices inserted. `probe` does not apply: the keys are always looked up first.
+std::vector<std::size_t> insert_new_rows(pqxx::nontransaction& tx, std::span<const TradeRow> all, DuplicateProbe) {
+  const std::vector<std::size_t> rows = first_of_each_key(all);
+  for (int attempt = 1;; ++attempt) {
+    const std::vector<std::size_t> fresh = not_stored(tx, all, rows);
+    try {
+      if (!fresh.empty()) copy_rows(tx, "polymarket_trades", all, fresh);
+      return fresh;
+    } catch (const pqxx::unique_violation&) {
+      if (attempt == 3) throw;
+    }
   }
+}
+
+// The transaction's fallback: rows (free of in-batch duplicates) COPYed into the staging table and
+// moved with ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped
+// and any other violation still fails loudly. Returns the indices inserted, ascending.
+std::vector<std::size_t> insert_through_stage(pqxx::dbtransaction& tx, std::span<const TradeRow> all,
+                                              std::span<const std::size_t> rows) {
+  tx.exec(trade_stage_ddl());
+  tx.exec(std::string("TRUNCATE ") + kTradeStageTable);
+  copy_rows(tx, kTradeStageTable, all, rows);
+  std::unordered_map<std::string, std::size_t> by_key;
+  by_key.reserve(rows.size());
+  for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
+  std::vector<std::size_t> inserted;
+  for (const auto& row : tx.exec(trade_move_stage_sql())) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
+  std::sort(inserted.begin(), inserted.end());
+  return inserted;
+}
+
+// The transaction route (this repository's own transaction or a caller's). Fast path: COPY
+// straight into the table, leaving out the keys already stored. Either look them up first, or
+// (duplicates rare) COPY everything and look them up only when the primary key refuses a row. A
+// savepoint undoes a refused COPY. If a concurrent writer stores one of the keys after the
+// look-up, the staging path handles the batch instead. Returns the indices inserted, ascending.
+std::vector<std::size_t> insert_new_rows(pqxx::dbtransaction& tx, std::span<const TradeRow> all, DuplicateProbe probe) {
+  const std::vector<std::size_t> rows = first_of_each_key(all);
+  for (bool probed = probe == DuplicateProbe::First;; probed = true) {
+    const std::vector<std::size_t> fresh = probed ? not_stored(tx, all, rows) : rows;
+    try {
+      if (!fresh.empty()) {
+        pqxx::subtransaction savepoint(tx, "pm_trades_copy");
+        copy_rows(savepoint, "polymarket_trades", all, fresh);
+        savepoint.commit();
+      }
+      return fresh;
+    } catch (const pqxx::unique_violation&) {
+      if (probed) break;
+    }
+  }
+  return insert_through_stage(tx, all, rows);
 }
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
@@ -146,8 +212,21 @@ std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
 
 TradeRepository::TradeRepository(Database& db) : target_(db), unit_(db.config().trade_timestamp_unit) {}
 
+TradeRepository::TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit)
+    : target_(tx), unit_(unit), in_tx_(&tx) {}
+
+TradeRepository::TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit)
+    : target_(tx), unit_(unit), autocommit_(&tx) {}
+
 TradeRepository::TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit)
-    : target_(tx), unit_(unit) {}
+    : TradeRepository(static_cast<pqxx::dbtransaction&>(tx), unit) {}  // REQUIRES (header): a real transaction
+
+template <class Fn>
+auto TradeRepository::bulk(Fn&& fn) const {
+  if (autocommit_ != nullptr) return fn(*autocommit_);
+  if (in_tx_ != nullptr) return fn(*in_tx_);
+  return target_.database()->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::dbtransaction&>(tx)); });
+}
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
   return target_.run([&](pqxx::transaction_base& tx) {
@@ -162,59 +241,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
-  return target_.run([&](pqxx::transaction_base& tx) -> std::vector<std::size_t> {
-    const std::vector<std::size_t> rows = first_of_each_key(all);
-    auto fresh_after_probe = [&] {
-      const std::vector<bool> in_table = stored(tx, all, rows);
-      std::vector<std::size_t> fresh;
-      fresh.reserve(rows.size());
-      for (std::size_t k = 0; k < rows.size(); ++k)
-        if (!in_table[k]) fresh.push_back(rows[k]);
-      return fresh;
-    };
-    auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx);
-    if (db_tx == nullptr) {
-      // Outside a transaction (autocommit) every statement commits on its own, so a staging table
-      // would be empty again by the next statement: look up, then one COPY of the rest, which is
-      // all or nothing by itself; a concurrent writer's key only makes it look up again.
-      for (int attempt = 1;; ++attempt) {
-        const std::vector<std::size_t> fresh = fresh_after_probe();
-        try {
-          if (!fresh.empty()) copy_rows(tx, "polymarket_trades", all, fresh);
-          return fresh;
-        } catch (const pqxx::unique_violation&) {
-          if (attempt == 3) throw;
-        }
-      }
-    }
-    // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
-    // them up first, or (duplicates rare) COPY everything and look them up only when the primary
-    // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
-    // the keys after the look-up, the staging path below handles the batch instead.
-    for (bool probed = probe == DuplicateProbe::First;; probed = true) {
-      const std::vector<std::size_t> fresh = probed ? fresh_after_probe() : rows;
-      try {
-        if (!fresh.empty()) {
-          pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-          copy_rows(savepoint, "polymarket_trades", all, fresh);
-          savepoint.commit();
-        }
-        return fresh;
-      } catch (const pqxx::unique_violation&) {
-        if (probed) break;
-      }
-    }
-    tx.exec(trade_stage_ddl());
-    tx.exec(std::string("TRUNCATE ") + kTradeStageTable);
-    copy_rows(tx, kTradeStageTable, all, rows);
-    std::unordered_map<std::string, std::size_t> by_key;
-    by_key.reserve(rows.size());
-    for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
-    std::vector<std::size_t> inserted;
-    for (const auto& row : tx.exec(trade_move_stage_sql())) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
-    std::sort(inserted.begin(), inserted.end());
-    return inserted;
-  });
+  return bulk([&](auto& tx) { return insert_new_rows(tx, all, probe); });
 }
 
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which) const {
@@ -231,7 +258,7 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
-  return target_.run([&](pqxx::transaction_base& tx) {
+  return bulk([&](auto& tx) {
     TradeRepository in_tx(tx, unit_);
     const auto inserted = in_tx.insert_rows(rows, probe);
     return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(rows, inserted)};
