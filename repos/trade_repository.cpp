@@ -13,6 +13,7 @@
 #include "repos/trade_copy.h"
 #include "repos/trade_key_set.h"
 #include "repos/trade_sql.h"
+#include "repos/watermark_upsert.h"
 
 namespace pm {
 
@@ -173,6 +174,11 @@ std::vector<std::size_t> insert_new_rows(pqxx::dbtransaction& tx, std::span<cons
   return insert_through_stage(tx, all, rows);
 }
 
+const WatermarkUpsert& trade_watermarks() {
+  static const WatermarkUpsert upsert("trade_watermarks", "condition_id", "text");
+  return upsert;
+}
+
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
 // rows[which]; rows that would not advance are left alone rather than rewritten.
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
@@ -190,15 +196,7 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const
     conditions.add_text(cid);
     timestamps.add_integer(ts);
   }
-  return tx.exec_params(
-               R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
-                  SELECT cid, ts, $3 FROM unnest($1::text[], $2::bigint[]) AS w(cid, ts) ORDER BY cid
-                  ON CONFLICT (condition_id) DO UPDATE
-                    SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                        updated_at = EXCLUDED.updated_at
-                    WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp)",
-               conditions.str(), timestamps.str(), now_iso())
-      .affected_rows();
+  return trade_watermarks().many(tx, conditions, timestamps);
 }
 
 std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
@@ -346,14 +344,7 @@ std::int64_t TradeWatermarkRepository::get_timestamp(const std::string& conditio
 TradeWatermark TradeWatermarkRepository::update(const std::string& condition_id,
                                                 std::int64_t timestamp) const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    return from_row<TradeWatermark>(tx.exec_params1(
-        R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
-           VALUES ($1, $2, $3)
-           ON CONFLICT (condition_id) DO UPDATE
-             SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                 updated_at = EXCLUDED.updated_at
-           RETURNING *)",
-        condition_id, timestamp, now_iso()));
+    return from_row<TradeWatermark>(trade_watermarks().one(tx, condition_id, timestamp));
   });
 }
 
