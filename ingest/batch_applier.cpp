@@ -14,19 +14,7 @@ namespace pm {
 namespace {
 
 TradeRow to_row(const TradeEvent& t, TimestampUnit unit) {
-  TradeRow row;
-  row.condition_id = t.condition_id;
-  row.trade_id = t.trade_id;
-  row.token_id = optional_view(t.token_id);
-  row.price = t.price;
-  row.size = t.size;
-  row.side = t.side;
-  row.timestamp = from_epoch_ms(t.timestamp_ms, unit);
-  row.raw_json = t.raw_json;
-  row.outcome = optional_view(t.outcome);
-  row.outcome_index = t.outcome_index;
-  row.key_hash = trade_key_hash(row.condition_id, row.trade_id);
-  return row;
+  return trade_row_from(t, from_epoch_ms(t.timestamp_ms, unit));
 }
 
 PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_at) {

@@ -5,74 +5,19 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "repos/binary_copy_in.h"
+#include <pqxx/subtransaction>
+
 #include "repos/clock.h"
-#include "repos/copy_in.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
+#include "repos/trade_copy.h"
 #include "repos/trade_key_set.h"
+#include "repos/trade_sql.h"
+#include "repos/watermark_upsert.h"
 
 namespace pm {
 
 namespace {
-
-const char* const kInsertTrade = R"SQL(
-INSERT INTO polymarket_trades
-  (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (condition_id, trade_id) DO NOTHING
-RETURNING *)SQL";
-
-const char* const kCreateStage = R"SQL(
-CREATE TEMP TABLE IF NOT EXISTS pm_stage_trades (
-  condition_id text, trade_id text, token_id text, price real, size real, side text,
-  "timestamp" bigint, raw_json text, outcome text, outcome_index integer
-) ON COMMIT DELETE ROWS)SQL";
-
-// The fallback bulk path: staged rows (already free of in-batch duplicates) inserted with
-// ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped and any
-// other violation still fails loudly. Returns the key of each row inserted.
-const char* const kMoveStage = R"SQL(
-INSERT INTO polymarket_trades
-  (condition_id, trade_id, token_id, price, size, side, "timestamp", raw_json, outcome, outcome_index)
-SELECT s.condition_id, s.trade_id, s.token_id, s.price, s.size, s.side, s."timestamp", s.raw_json, s.outcome, s.outcome_index
-FROM pm_stage_trades s
-ON CONFLICT (condition_id, trade_id) DO NOTHING
-RETURNING condition_id, trade_id)SQL";
-
-const std::vector<std::string> kTradeColumns = {
-    "condition_id", "trade_id", "token_id", "price", "size", "side",
-    "timestamp", "raw_json", "outcome", "outcome_index"};
-
-
-using TextField = std::optional<std::string_view>;
-
-void append_text_field(std::string& out, const TextField& v) {
-  if (v) append_copy_text(out, *v); else append_copy_null(out);
-}
-
-// One COPY text row of the trade's ten columns (kTradeColumns order), appended to `out`.
-void append_trade_fields(std::string& out, const TradeRow& t) {
-  append_copy_text(out, t.condition_id);
-  out += '\t';
-  append_copy_text(out, t.trade_id);
-  out += '\t';
-  append_text_field(out, t.token_id);
-  out += '\t';
-  append_copy_optional(out, t.price, append_copy_real);
-  out += '\t';
-  append_copy_optional(out, t.size, append_copy_real);
-  out += '\t';
-  append_text_field(out, t.side);
-  out += '\t';
-  append_copy_optional(out, t.timestamp, [](std::string& o, std::int64_t v) { append_copy_int(o, v); });
-  out += '\t';
-  append_text_field(out, t.raw_json);
-  out += '\t';
-  append_text_field(out, t.outcome);
-  out += '\t';
-  append_copy_optional(out, t.outcome_index, [](std::string& o, std::int32_t v) { append_copy_int(o, v); });
-}
 
 std::string trade_key(std::string_view condition_id, std::string_view trade_id) {
   std::string key(condition_id);
@@ -110,48 +55,6 @@ std::vector<bool> stored(pqxx::transaction_base& tx, std::span<const TradeRow> r
   if (keys.empty()) return out;
   for (std::size_t k = 0; k < which.size(); ++k) out[k] = keys.contains(rows[which[k]]);
   return out;
-}
-
-// COPY of rows[which] (the ten trade columns) into `table` (polymarket_trades or the staging
-// table): binary inside a real transaction, text (in blocks of rows) otherwise.
-void copy_rows_text(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
-                    std::span<const std::size_t> which) {
-  constexpr std::size_t kBlockBytes = 256 * 1024;
-  CopyIn copy(tx, table, kTradeColumns);
-  std::string block;
-  block.reserve(kBlockBytes + 4096);
-  for (std::size_t i : which) {
-    if (!block.empty()) block += '\n';
-    append_trade_fields(block, rows[i]);
-    if (block.size() >= kBlockBytes) {
-      copy.write_rows(block);
-      block.clear();
-    }
-  }
-  if (!block.empty()) copy.write_rows(block);
-  copy.complete();
-}
-
-void copy_rows_binary(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
-                      std::span<const std::size_t> which) {
-  BinaryCopyIn copy(tx, table, kTradeColumns);
-  auto text = [&](const TextField& v) { v ? copy.text(*v) : copy.null(); };
-  auto real = [&](const std::optional<double>& v) { v ? copy.float4(*v) : copy.null(); };
-  for (std::size_t i : which) {
-    const TradeRow& t = rows[i];
-    copy.begin_row(static_cast<std::int16_t>(kTradeColumns.size()));
-    copy.text(t.condition_id);
-    copy.text(t.trade_id);
-    text(t.token_id);
-    real(t.price);
-    real(t.size);
-    text(t.side);
-    t.timestamp ? copy.int8(*t.timestamp) : copy.null();
-    text(t.raw_json);
-    text(t.outcome);
-    t.outcome_index ? copy.int4(*t.outcome_index) : copy.null();
-  }
-  copy.complete();
 }
 
 // rows[which] in primary-key order (condition_id, trade_id). Both indexes of polymarket_trades
@@ -196,14 +99,84 @@ std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<
   return ordered;
 }
 
-void copy_rows(pqxx::transaction_base& tx, const std::string& table, std::span<const TradeRow> rows,
-               std::span<const std::size_t> which) {
-  const std::vector<std::size_t> ordered = in_key_order(rows, which);
-  if (auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx)) {
-    copy_rows_binary(*db_tx, table, rows, ordered);
-  } else {
-    copy_rows_text(tx, table, rows, ordered);
+// COPY of rows[which] in key order into `table` (polymarket_trades or the staging table): binary in
+// a transaction, text in autocommit (copy_trade_rows' overloads, by the type of tx).
+template <class Tx>
+void copy_rows(Tx& tx, const std::string& table, std::span<const TradeRow> rows, std::span<const std::size_t> which) {
+  copy_trade_rows(tx, table, rows, in_key_order(rows, which));
+}
+
+// The rows of `which` whose keys polymarket_trades does not hold yet, in the order of `which`.
+std::vector<std::size_t> not_stored(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
+                                    std::span<const std::size_t> which) {
+  const std::vector<bool> in_table = stored(tx, rows, which);
+  std::vector<std::size_t> fresh;
+  fresh.reserve(which.size());
+  for (std::size_t k = 0; k < which.size(); ++k)
+    if (!in_table[k]) fresh.push_back(which[k]);
+  return fresh;
+}
+
+// The autocommit route (a caller's nontransaction). Every statement commits on its own, so a
+// staging table would be empty again by the next statement: look up, then one COPY of the rest,
+// which is all or nothing by itself; a concurrent writer's key only makes it look up again.
+// Returns the indices inserted. `probe` does not apply: the keys are always looked up first.
+std::vector<std::size_t> insert_new_rows(pqxx::nontransaction& tx, std::span<const TradeRow> all, DuplicateProbe) {
+  const std::vector<std::size_t> rows = first_of_each_key(all);
+  for (int attempt = 1;; ++attempt) {
+    const std::vector<std::size_t> fresh = not_stored(tx, all, rows);
+    try {
+      if (!fresh.empty()) copy_rows(tx, "polymarket_trades", all, fresh);
+      return fresh;
+    } catch (const pqxx::unique_violation&) {
+      if (attempt == 3) throw;
+    }
   }
+}
+
+// The transaction's fallback: rows (free of in-batch duplicates) COPYed into the staging table and
+// moved with ON CONFLICT on the primary key, so rows another writer stored meanwhile are skipped
+// and any other violation still fails loudly. Returns the indices inserted, ascending.
+std::vector<std::size_t> insert_through_stage(pqxx::dbtransaction& tx, std::span<const TradeRow> all,
+                                              std::span<const std::size_t> rows) {
+  tx.exec(trade_stage_ddl());
+  tx.exec(std::string("TRUNCATE ") + kTradeStageTable);
+  copy_rows(tx, kTradeStageTable, all, rows);
+  std::unordered_map<std::string, std::size_t> by_key;
+  by_key.reserve(rows.size());
+  for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
+  std::vector<std::size_t> inserted;
+  for (const auto& row : tx.exec(trade_move_stage_sql())) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
+  std::sort(inserted.begin(), inserted.end());
+  return inserted;
+}
+
+// The transaction route (this repository's own transaction or a caller's). Fast path: COPY
+// straight into the table, leaving out the keys already stored. Either look them up first, or
+// (duplicates rare) COPY everything and look them up only when the primary key refuses a row. A
+// savepoint undoes a refused COPY. If a concurrent writer stores one of the keys after the
+// look-up, the staging path handles the batch instead. Returns the indices inserted, ascending.
+std::vector<std::size_t> insert_new_rows(pqxx::dbtransaction& tx, std::span<const TradeRow> all, DuplicateProbe probe) {
+  const std::vector<std::size_t> rows = first_of_each_key(all);
+  for (bool probed = probe == DuplicateProbe::First;; probed = true) {
+    const std::vector<std::size_t> fresh = probed ? not_stored(tx, all, rows) : rows;
+    try {
+      if (!fresh.empty()) {
+        pqxx::subtransaction savepoint(tx, "pm_trades_copy");
+        copy_rows(savepoint, "polymarket_trades", all, fresh);
+        savepoint.commit();
+      }
+      return fresh;
+    } catch (const pqxx::unique_violation&) {
+      if (probed) break;
+    }
+  }
+  return insert_through_stage(tx, all, rows);
+}
+
+const WatermarkUpsert& trade_watermarks() {
+  static const WatermarkUpsert upsert("trade_watermarks", "condition_id", "text");
+  return upsert;
 }
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
@@ -223,15 +196,7 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const
     conditions.add_text(cid);
     timestamps.add_integer(ts);
   }
-  return tx.exec_params(
-               R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
-                  SELECT cid, ts, $3 FROM unnest($1::text[], $2::bigint[]) AS w(cid, ts) ORDER BY cid
-                  ON CONFLICT (condition_id) DO UPDATE
-                    SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                        updated_at = EXCLUDED.updated_at
-                    WHERE trade_watermarks.last_timestamp < EXCLUDED.last_timestamp)",
-               conditions.str(), timestamps.str(), now_iso())
-      .affected_rows();
+  return trade_watermarks().many(tx, conditions, timestamps);
 }
 
 std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
@@ -245,13 +210,25 @@ std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
 
 TradeRepository::TradeRepository(Database& db) : target_(db), unit_(db.config().trade_timestamp_unit) {}
 
+TradeRepository::TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit)
+    : target_(tx), unit_(unit), in_tx_(&tx) {}
+
+TradeRepository::TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit)
+    : target_(tx), unit_(unit), autocommit_(&tx) {}
+
 TradeRepository::TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit)
-    : target_(tx), unit_(unit) {}
+    : TradeRepository(static_cast<pqxx::dbtransaction&>(tx), unit) {}  // REQUIRES (header): a real transaction
+
+template <class Fn>
+auto TradeRepository::bulk(Fn&& fn) const {
+  if (autocommit_ != nullptr) return fn(*autocommit_);
+  if (in_tx_ != nullptr) return fn(*in_tx_);
+  return target_.database()->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::dbtransaction&>(tx)); });
+}
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    auto inserted = tx.exec_params(kInsertTrade, t.condition_id, t.trade_id, t.token_id, t.price,
-                                   t.size, t.side, t.timestamp, t.raw_json, t.outcome, t.outcome_index);
+    auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
     auto stored = tx.exec_params1(
         "SELECT * FROM polymarket_trades WHERE condition_id = $1 AND trade_id = $2",
@@ -262,59 +239,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
-  return target_.run([&](pqxx::transaction_base& tx) -> std::vector<std::size_t> {
-    const std::vector<std::size_t> rows = first_of_each_key(all);
-    auto fresh_after_probe = [&] {
-      const std::vector<bool> in_table = stored(tx, all, rows);
-      std::vector<std::size_t> fresh;
-      fresh.reserve(rows.size());
-      for (std::size_t k = 0; k < rows.size(); ++k)
-        if (!in_table[k]) fresh.push_back(rows[k]);
-      return fresh;
-    };
-    auto* db_tx = dynamic_cast<pqxx::dbtransaction*>(&tx);
-    if (db_tx == nullptr) {
-      // Outside a transaction (autocommit) every statement commits on its own, so a staging table
-      // would be empty again by the next statement: look up, then one COPY of the rest, which is
-      // all or nothing by itself; a concurrent writer's key only makes it look up again.
-      for (int attempt = 1;; ++attempt) {
-        const std::vector<std::size_t> fresh = fresh_after_probe();
-        try {
-          if (!fresh.empty()) copy_rows(tx, "polymarket_trades", all, fresh);
-          return fresh;
-        } catch (const pqxx::unique_violation&) {
-          if (attempt == 3) throw;
-        }
-      }
-    }
-    // Fast path: COPY straight into the table, leaving out the keys already stored. Either look
-    // them up first, or (duplicates rare) COPY everything and look them up only when the primary
-    // key refuses a row. A savepoint undoes a refused COPY. If a concurrent writer stores one of
-    // the keys after the look-up, the staging path below handles the batch instead.
-    for (bool probed = probe == DuplicateProbe::First;; probed = true) {
-      const std::vector<std::size_t> fresh = probed ? fresh_after_probe() : rows;
-      try {
-        if (!fresh.empty()) {
-          pqxx::subtransaction savepoint(*db_tx, "pm_trades_copy");
-          copy_rows(savepoint, "polymarket_trades", all, fresh);
-          savepoint.commit();
-        }
-        return fresh;
-      } catch (const pqxx::unique_violation&) {
-        if (probed) break;
-      }
-    }
-    tx.exec(kCreateStage);
-    tx.exec("TRUNCATE pm_stage_trades");
-    copy_rows(tx, "pm_stage_trades", all, rows);
-    std::unordered_map<std::string, std::size_t> by_key;
-    by_key.reserve(rows.size());
-    for (std::size_t i : rows) by_key.emplace(trade_key(all[i].condition_id, all[i].trade_id), i);
-    std::vector<std::size_t> inserted;
-    for (const auto& row : tx.exec(kMoveStage)) inserted.push_back(by_key.at(trade_key(row[0].c_str(), row[1].c_str())));
-    std::sort(inserted.begin(), inserted.end());
-    return inserted;
-  });
+  return bulk([&](auto& tx) { return insert_new_rows(tx, all, probe); });
 }
 
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which) const {
@@ -331,7 +256,7 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
-  return target_.run([&](pqxx::transaction_base& tx) {
+  return bulk([&](auto& tx) {
     TradeRepository in_tx(tx, unit_);
     const auto inserted = in_tx.insert_rows(rows, probe);
     return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(rows, inserted)};
@@ -419,14 +344,7 @@ std::int64_t TradeWatermarkRepository::get_timestamp(const std::string& conditio
 TradeWatermark TradeWatermarkRepository::update(const std::string& condition_id,
                                                 std::int64_t timestamp) const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    return from_row<TradeWatermark>(tx.exec_params1(
-        R"(INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at)
-           VALUES ($1, $2, $3)
-           ON CONFLICT (condition_id) DO UPDATE
-             SET last_timestamp = GREATEST(trade_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                 updated_at = EXCLUDED.updated_at
-           RETURNING *)",
-        condition_id, timestamp, now_iso()));
+    return from_row<TradeWatermark>(trade_watermarks().one(tx, condition_id, timestamp));
   });
 }
 

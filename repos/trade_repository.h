@@ -3,14 +3,22 @@
 // defects fixed: create() says whether it inserted (D5), create_many() returns the rows really
 // inserted (D1), and get_recent() computes its G1 cut-off in the configured timestamp unit (D10,
 // D11), so a trade older than max_age_seconds is never returned.
-// Runs on a DbTarget: its own transactions or a caller's. Thread-safety is the target's. In a
-// caller's nontransaction (autocommit) the bulk writes look the keys up and COPY the rest in one
-// statement (still all or nothing per call; no staging table, which autocommit would empty).
+// Runs on its own transactions or a caller's. Thread-safety is the target's (DbTarget).
+// The bulk writes (insert_rows, create_many, ingest_batch) take one of two routes, fixed by the
+// constructor, never looked up at run time:
+// - in a transaction (on a Database, or a caller's pqxx::dbtransaction): binary COPY straight into
+//   the table under a savepoint, with a staging table as the fallback when a concurrent writer
+//   stored one of the keys;
+// - in a caller's pqxx::nontransaction (autocommit): the keys looked up, then the rest in one text
+//   COPY (still all or nothing per call; no staging table, which autocommit would empty).
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <pqxx/dbtransaction>
+#include <pqxx/nontransaction>
 
 #include "repos/db_target.h"
 #include "repos/models.h"
@@ -33,8 +41,14 @@ struct TradeBatchResult {
 
 class TradeRepository {
  public:
-  // On a Database the unit comes from its config; in a caller's transaction it is given.
+  // On a Database the unit comes from its config; in a caller's transaction it is given. The
+  // caller's tx must outlive the repository.
   explicit TradeRepository(Database& db);
+  TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit);   // the transaction route
+  TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit);  // the autocommit route
+  // For callers that hold their transaction as its base class (BatchApplier): the transaction
+  // route. REQUIRES: tx is a pqxx::dbtransaction (pqxx::work, a subtransaction), never a
+  // nontransaction (which has the overload above).
   TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit);
 
   WriteResult<PolymarketTrade> create(const PolymarketTrade& trade) const;
@@ -80,8 +94,15 @@ class TradeRepository {
   TimestampUnit unit() const { return unit_; }
 
  private:
+  // Runs fn(tx) with the bulk route's transaction: a caller's nontransaction, a caller's
+  // transaction, or a new pqxx::work per call on the Database.
+  template <class Fn>
+  auto bulk(Fn&& fn) const;
+
   DbTarget target_;
   TimestampUnit unit_;
+  pqxx::dbtransaction* in_tx_ = nullptr;        // a caller's transaction, or null
+  pqxx::nontransaction* autocommit_ = nullptr;  // a caller's nontransaction, or null
 };
 
 class TradeWatermarkRepository {

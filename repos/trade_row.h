@@ -3,6 +3,9 @@
 // for as long as the row is used (a PolymarketTrade, or the ingest writer's events), with the hash
 // of its key (condition_id, trade_id) computed once. The bulk write path works on these, so a row
 // is never copied into owned strings on its way into COPY. Plain value; any thread.
+//
+// trade_row_from is the one adapter from a trade record to a TradeRow: every writer of trades
+// (TradeRepository for PolymarketTrade, the ingest writer for its TradeEvent) fills rows through it.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -29,13 +32,37 @@ struct TradeRow {
 
 std::size_t trade_key_hash(std::string_view condition_id, std::string_view trade_id);
 
-// A view of an optional string (empty when it is), for filling a TradeRow's text fields.
+// A view of a text field for a TradeRow's optional text: empty when the optional is, always
+// present for a plain string.
 inline std::optional<std::string_view> optional_view(const std::optional<std::string>& s) {
   if (!s) return std::nullopt;
   return std::string_view(*s);
 }
+inline std::optional<std::string_view> optional_view(const std::string& s) { return std::string_view(s); }
 
-// Views into `trade`, which must outlive the row.
-TradeRow trade_row_of(const PolymarketTrade& trade);
+// The row of `trade`, any record with TradeRow's member names (condition_id, trade_id, token_id,
+// price, size, side, raw_json, outcome, outcome_index; text members std::string or
+// std::optional<std::string>, numbers plain or optional). `timestamp` is the trade's time already in
+// the table's TimestampUnit (records keep it under different names and units). The row views
+// `trade`'s strings: `trade` must outlive it.
+template <class Trade>
+TradeRow trade_row_from(const Trade& trade, std::optional<std::int64_t> timestamp) {
+  TradeRow r;
+  r.condition_id = trade.condition_id;
+  r.trade_id = trade.trade_id;
+  r.token_id = optional_view(trade.token_id);
+  r.price = trade.price;
+  r.size = trade.size;
+  r.side = optional_view(trade.side);
+  r.timestamp = timestamp;
+  r.raw_json = optional_view(trade.raw_json);
+  r.outcome = optional_view(trade.outcome);
+  r.outcome_index = trade.outcome_index;
+  r.key_hash = trade_key_hash(r.condition_id, r.trade_id);
+  return r;
+}
+
+// Views into `trade`, which must outlive the row (its timestamp is in the table's unit already).
+inline TradeRow trade_row_of(const PolymarketTrade& trade) { return trade_row_from(trade, trade.timestamp); }
 
 }  // namespace pm

@@ -5,6 +5,7 @@
 #include "repos/clock.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
+#include "repos/watermark_upsert.h"
 
 #include <cstdlib>
 #include <map>
@@ -22,6 +23,11 @@ INSERT INTO polymarket_first_triggers
 VALUES ($1, $2, $3::real, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
 RETURNING *)SQL";
+
+const WatermarkUpsert& trigger_watermarks() {
+  static const WatermarkUpsert upsert("trigger_watermarks", "threshold", "real");
+  return upsert;
+}
 
 void require_condition(const PolymarketFirstTrigger& t) {
   if (t.condition_id.empty())
@@ -240,14 +246,7 @@ std::int64_t TriggerWatermarkRepository::get_timestamp(double threshold) const {
 
 TriggerWatermark TriggerWatermarkRepository::update(double threshold, std::int64_t timestamp) const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    return from_row<TriggerWatermark>(tx.exec_params1(
-        R"(INSERT INTO trigger_watermarks (threshold, last_timestamp, updated_at)
-           VALUES ($1::real, $2, $3)
-           ON CONFLICT (threshold) DO UPDATE
-             SET last_timestamp = GREATEST(trigger_watermarks.last_timestamp, EXCLUDED.last_timestamp),
-                 updated_at = EXCLUDED.updated_at
-           RETURNING *)",
-        threshold, timestamp, now_iso()));
+    return from_row<TriggerWatermark>(trigger_watermarks().one(tx, threshold, timestamp));
   });
 }
 
