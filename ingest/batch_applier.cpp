@@ -35,7 +35,7 @@ PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_
 
 }  // namespace
 
-BatchCounts BatchApplier::apply(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+BatchCounts BatchApplier::apply(Transaction& tx, std::span<const QueuedEvent> events,
                                 DuplicateProbe probe) const {
   const std::vector<TradeRow> rows = trade_rows(events);
   const TradeStage stage = insert_trades(tx, rows, probe);
@@ -50,7 +50,7 @@ std::vector<TradeRow> BatchApplier::trade_rows(std::span<const QueuedEvent> even
   return rows;
 }
 
-TradeStage BatchApplier::insert_trades(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
+TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow> rows,
                                        DuplicateProbe probe, std::span<const TradeKeySet* const> in_flight) const {
   TradeStage stage;
   stage.trades = rows.size();
@@ -75,7 +75,7 @@ TradeStage BatchApplier::insert_trades(pqxx::transaction_base& tx, std::span<con
   return stage;
 }
 
-BatchCounts BatchApplier::finish(pqxx::transaction_base& tx, std::span<const QueuedEvent> events,
+BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events,
                                  std::span<const TradeRow> rows, const TradeStage& stage) const {
   BatchCounts counts;
   std::vector<const TriggerEvent*> triggers;
@@ -116,7 +116,7 @@ BatchCounts BatchApplier::finish(pqxx::transaction_base& tx, std::span<const Que
   return counts;
 }
 
-BatchCounts BatchApplier::dead_letter(pqxx::transaction_base& tx, const QueuedEvent& event, const std::string& error,
+BatchCounts BatchApplier::dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
                                       const std::string& sqlstate) const {
   DeadLetter letter;
   letter.instance_id = instance_id_;
@@ -132,7 +132,7 @@ BatchCounts BatchApplier::dead_letter(pqxx::transaction_base& tx, const QueuedEv
   return counts;
 }
 
-void BatchApplier::save_checkpoint(pqxx::transaction_base& tx, const QueuedEvent& last, std::size_t events) const {
+void BatchApplier::save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const {
   IngestCheckpoint c;
   c.instance_id = instance_id_;
   c.log_id = log_id_;

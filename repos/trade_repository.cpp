@@ -216,9 +216,6 @@ TradeRepository::TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit)
 TradeRepository::TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit)
     : target_(tx), unit_(unit), autocommit_(&tx) {}
 
-TradeRepository::TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit)
-    : TradeRepository(static_cast<pqxx::dbtransaction&>(tx), unit) {}  // REQUIRES (header): a real transaction
-
 template <class Fn>
 auto TradeRepository::bulk(Fn&& fn) const {
   if (autocommit_ != nullptr) return fn(*autocommit_);

@@ -46,10 +46,6 @@ class TradeRepository {
   explicit TradeRepository(Database& db);
   TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit);   // the transaction route
   TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit);  // the autocommit route
-  // For callers that hold their transaction as its base class (BatchApplier): the transaction
-  // route. REQUIRES: tx is a pqxx::dbtransaction (pqxx::work, a subtransaction), never a
-  // nontransaction (which has the overload above).
-  TradeRepository(pqxx::transaction_base& tx, TimestampUnit unit);
 
   WriteResult<PolymarketTrade> create(const PolymarketTrade& trade) const;
 
