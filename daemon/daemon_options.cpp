@@ -59,34 +59,45 @@ std::string environment_name(const std::string& variable) {
   return name;
 }
 
-}  // namespace
+// The --help text: the options in the order --help lists them, added group by group.
+const char* const kDescription =
+    "pm-ingestd: durable ingestion of trades and triggers into PostgreSQL.\n"
+    "Producers send NDJSON lines over a Unix socket; each valid event is written to a\n"
+    "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
+    "PostgreSQL in batches, exactly once.\n\n"
+    "Every option can also come from --config (INI: name = value) or the environment as\n"
+    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR); DATABASE_URL sets --database-url.\n"
+    "Command line beats environment beats config file.\n\nOptions";
 
-std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version) {
-  DaemonOptions d;
-  po::options_description desc(
-      "pm-ingestd: durable ingestion of trades and triggers into PostgreSQL.\n"
-      "Producers send NDJSON lines over a Unix socket; each valid event is written to a\n"
-      "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
-      "PostgreSQL in batches, exactly once.\n\n"
-      "Every option can also come from --config (INI: name = value) or the environment as\n"
-      "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR); DATABASE_URL sets --database-url.\n"
-      "Command line beats environment beats config file.\n\nOptions");
-  // clang-format off
+// clang-format off
+void describe_general(po::options_description& desc) {
   desc.add_options()
     ("help,h", "print this help and exit")
     ("version", "print the version and exit")
-    ("config", po::value<std::string>(), "INI file with option = value lines")
+    ("config", po::value<std::string>(), "INI file with option = value lines");
+}
+
+void describe_socket(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
     ("socket", po::value<std::string>()->default_value(d.socket_path), "Unix socket producers connect to (ignored when systemd passes a socket)")
     ("socket-mode", po::value<std::string>()->default_value("0660"), "permissions of the socket file (octal)")
     ("socket-group", po::value<std::string>(), "group of the socket file (name or gid; default: the daemon's)")
     ("allow-uid", po::value<std::vector<std::string>>()->composing(), "accept producers running as this user (name or uid; repeatable; default: anyone who can open the socket)")
-    ("allow-gid", po::value<std::vector<std::string>>()->composing(), "accept producers whose primary group is this (name or gid; repeatable)")
+    ("allow-gid", po::value<std::vector<std::string>>()->composing(), "accept producers whose primary group is this (name or gid; repeatable)");
+}
+
+void describe_log_and_database(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
     ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
     ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy`")
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
-    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)")
+    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)");
+}
+
+void describe_writer(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
     ("writer-connections", po::value<std::size_t>()->default_value(d.writer_connections), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "how long a batch waits for more events (ms)")
@@ -95,17 +106,39 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
     ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
-    ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)")
+    ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)");
+}
+
+void describe_connections(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
     ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
     ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
     ("max-connections-per-uid", po::value<std::size_t>()->default_value(d.max_connections_per_uid), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
-    ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)")
+    ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)");
+}
+
+void describe_standbys_and_logging(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
     ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed (a single server)")
     ("min-standbys", po::value<std::size_t>()->default_value(d.min_standbys), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
-  // clang-format on
+}
+// clang-format on
 
+po::options_description describe_options(const DaemonOptions& defaults) {
+  po::options_description desc(kDescription);
+  describe_general(desc);
+  describe_socket(desc, defaults);
+  describe_log_and_database(desc, defaults);
+  describe_writer(desc, defaults);
+  describe_connections(desc, defaults);
+  describe_standbys_and_logging(desc, defaults);
+  return desc;
+}
+
+// The command line, then the environment, then --config: the first source that sets an option wins.
+po::variables_map read_sources(int argc, char** argv, const po::options_description& desc) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -128,15 +161,13 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   } catch (const po::error& e) {
     throw std::invalid_argument(e.what());
   }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return std::nullopt;
-  }
-  if (vm.count("version")) {
-    std::cout << "pm-ingestd " << version << "\n";
-    return std::nullopt;
-  }
+  return vm;
+}
 
+// The take_* functions convert and check the values into `d`. They run in a fixed order, which
+// decides which of several bad options is reported (the first one checked).
+
+void take_socket(const po::variables_map& vm, DaemonOptions& d) {
   d.socket_path = vm["socket"].as<std::string>();
   try {
     d.socket_mode = static_cast<mode_t>(std::stoul(vm["socket-mode"].as<std::string>(), nullptr, 8));
@@ -148,6 +179,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     for (const auto& u : vm["allow-uid"].as<std::vector<std::string>>()) d.allow_uids.push_back(parse_uid(u));
   if (vm.count("allow-gid"))
     for (const auto& g : vm["allow-gid"].as<std::vector<std::string>>()) d.allow_gids.push_back(parse_gid("allow-gid", g));
+}
+
+void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
   d.wal_dir = vm["wal-dir"].as<std::string>();
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
   d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
@@ -155,7 +189,10 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
                                         vm.count("database-url-file") ? vm["database-url-file"].as<std::string>() : "");
   if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");
   d.database_url = *url;
-  d.metrics_listen = vm["metrics-listen"].as<std::string>();
+  d.metrics_listen = vm["metrics-listen"].as<std::string>();  // checked last, in take_line_timeout_and_logging
+}
+
+void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.batch_max_events = vm["batch-max-events"].as<std::size_t>();
   if (d.batch_max_events < 1) throw std::invalid_argument("--batch-max-events must be >= 1");
   d.writer_connections = vm["writer-connections"].as<std::size_t>();
@@ -175,6 +212,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
   d.writer_stall_timeout = std::chrono::seconds(vm["writer-stall-timeout"].as<long>());
   if (d.writer_stall_timeout.count() < 1) throw std::invalid_argument("--writer-stall-timeout must be >= 1");
+}
+
+void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d) {
   d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
   if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
   d.max_connections = vm["max-connections"].as<std::size_t>();
@@ -188,11 +228,35 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   d.min_standbys = vm["min-standbys"].as<std::size_t>();
   if (d.min_standbys > 0 && !d.standby_wait)
     throw std::invalid_argument("--min-standbys needs --standby-wait on (with off, segments are deleted without looking at standbys)");
+}
+
+void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d) {
   d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
   if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();
   if (d.metrics_listen.find(':') == std::string::npos)
     throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");
+}
+
+}  // namespace
+
+std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version) {
+  DaemonOptions d;
+  const po::options_description desc = describe_options(d);
+  const po::variables_map vm = read_sources(argc, argv, desc);
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return std::nullopt;
+  }
+  if (vm.count("version")) {
+    std::cout << "pm-ingestd " << version << "\n";
+    return std::nullopt;
+  }
+  take_socket(vm, d);
+  take_log_and_database(vm, d);
+  take_writer(vm, d);
+  take_connections_and_standbys(vm, d);
+  take_line_timeout_and_logging(vm, d);
   return d;
 }
 

@@ -17,9 +17,13 @@
 // - It gives up (counting what stays unacknowledged) when the daemon cannot be reached, or sends no
 //   ack while lines are outstanding, for `give_up_after`.
 // - Finishes when the source is exhausted and every line it took is acked or rejected.
+// - Threads: run() is called once, on one thread, which alone touches the connection's state
+//   (the members below recent_next_); unacked() from any thread; recent_acked() after run()
+//   returned. The EventSource and LoadStats are shared with the other connections (thread-safe).
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -75,12 +79,57 @@ class ProducerConnection {
   std::vector<std::uint64_t> recent_acked() const;
 
  private:
+  // One event taken from the source, from the moment it is queued for the socket until an ack
+  // covers it.
+  struct Entry {
+    std::uint64_t index = 0;    // the event's index in the source
+    std::uint64_t line_no = 0;  // its line number on the current connection
+    std::uint64_t end = 0;      // offset just past its '\n' in the current connection's byte stream
+    std::int64_t sent_ns = 0;   // when its last byte went into the socket
+    std::uint8_t refused = 0;   // 0 no, 1 busy (send again), 2 refused for good
+    std::string line;           // the line, or empty when it is the source's file_line(index)
+  };
+  enum class Connect { Up, Retry, Stop };
+
+  // The steps of run(), all on run()'s thread.
+  Connect connect(std::int64_t now);  // when there is no connection: Stop when finished or given up
+  void queue_lines(std::int64_t now);
+  bool take_next(Entry& e, std::int64_t now);  // a resend, or a new event the pacer allows
+  int poll_timeout_ms(std::int64_t now) const;
+  bool exchange(short revents);  // writes, then reads; false when the connection broke
+  bool write_queued();
+  bool read_replies();
+  void on_reply(std::string_view reply);
+  void on_ack(std::uint64_t n);
+  bool settle(Entry& e, std::int64_t now);  // an entry an ack covers; true when it was busy
+  void remember_acked(std::uint64_t index);
+  bool gave_up_waiting(std::int64_t now);   // no ack for give_up_after while lines are out
+  void reconnect();                         // drops the connection; its unacked lines go first next time
+  void disconnect();
+
   ConnectionConfig config_;
   EventSource& source_;
   LoadStats& stats_;
   std::atomic<std::uint64_t> unacked_{0};
   std::vector<std::uint64_t> recent_;  // ring of kRecent
   std::size_t recent_next_ = 0;
+
+  std::deque<Entry> inflight_;  // written (or queued in out_), not yet covered by an ack
+  std::deque<Entry> pending_;   // to send again: unacked at a reconnect, or refused busy
+  int fd_ = -1;
+  std::string out_;             // bytes queued for the socket
+  std::size_t out_pos_ = 0;
+  std::uint64_t queued_bytes_ = 0, written_bytes_ = 0;  // of the current connection's stream
+  std::size_t stamp_pos_ = 0;   // first inflight entry whose bytes are not all written
+  std::uint64_t next_line_ = 0;
+  std::string in_;              // replies read, up to an incomplete last one
+  bool source_done_ = false;
+  std::int64_t period_ = 0;     // ns between two new lines; 0: as fast as possible
+  std::int64_t next_due_ = 0;
+  std::int64_t last_progress_ = 0;
+  std::int64_t busy_until_ = 0, busy_backoff_ = 10'000'000;       // ns (10 ms)
+  std::int64_t connect_backoff_ = 5'000'000, down_since_ = 0;     // ns (5 ms)
+  std::int64_t give_up_ = 0;    // config_.give_up_after in ns
 };
 
 }  // namespace pm::loadgen

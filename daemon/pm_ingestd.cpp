@@ -74,6 +74,309 @@ struct ReadinessBinding {
   ~ReadinessBinding() { endpoint.set_readiness({}); }
 };
 
+// ---- Configuration: the options turned into each part's config. ----
+
+pm::wal::Options log_options(const pm::DaemonOptions& options, const std::shared_ptr<spdlog::logger>& log,
+                             pm::IngestMetrics& metrics) {
+  pm::wal::Options wal_options;
+  wal_options.dir = options.wal_dir;
+  wal_options.segment_bytes = options.wal_segment_bytes;
+  wal_options.on_warning = [log](const std::string& w) { log->warn("{}", w); };
+  wal_options.on_fatal = [log](const std::string& m) {
+    log->critical("{}", m);
+    log->flush();
+    std::_Exit(70);
+  };
+  wal_options.on_recovery = [log, &metrics](const pm::wal::RecoveryFinding& finding) {
+    log->warn("log recovery: {}", pm::wal::describe(finding));
+    metrics.wal_recovery_findings(pm::wal::to_string(finding.kind)).Increment();
+    if (finding.kind == pm::wal::RecoveryFinding::Kind::TornTailCut)
+      metrics.wal_recovery_truncated_bytes.Increment(static_cast<double>(finding.bytes));
+  };
+  wal_options.on_group_commit = [&metrics](double seconds, std::uint64_t bytes, std::uint64_t records) {
+    metrics.wal_fsync_seconds.Observe(seconds);
+    metrics.wal_appended_bytes.Increment(static_cast<double>(bytes));
+    metrics.wal_appended_records.Increment(static_cast<double>(records));
+  };
+  return wal_options;
+}
+
+pm::DatabaseConfig database_config(const pm::DaemonOptions& options) {
+  pm::DatabaseConfig db_config;
+  db_config.url = options.database_url;
+  db_config.min_connections = 0;
+  // The writer's connections, one for a batch applied alone, one for health checks.
+  db_config.max_connections = static_cast<int>(options.writer_connections) + 2;
+  db_config.reconnect_max_attempts = 1;  // the writer has its own backoff loop
+  db_config.connect_timeout = std::chrono::seconds(5);
+  db_config.retry_max_attempts = 1;
+  db_config.trade_timestamp_unit = options.trade_timestamp_unit;
+  return db_config;
+}
+
+pm::WriterConfig writer_config(const pm::DaemonOptions& options) {
+  pm::WriterConfig writer_config;
+  writer_config.instance_id = options.instance_id;
+  writer_config.batch_max_events = options.batch_max_events;
+  writer_config.batch_max_delay = options.batch_max_delay;
+  writer_config.writer_connections = options.writer_connections;
+  writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
+  writer_config.retention.wait_for_standbys = options.standby_wait;
+  writer_config.retention.min_standbys = options.min_standbys;
+  return writer_config;
+}
+
+// Adopts the socket systemd passed, if any (which may log why it is not used).
+pm::ServerConfig server_config(const pm::DaemonOptions& options, spdlog::logger& log) {
+  pm::ServerConfig server_config;
+  server_config.socket_path = options.socket_path;
+  server_config.inherited_fd = inherited_socket(log);
+  server_config.socket_mode = options.socket_mode;
+  server_config.socket_group = options.socket_group;
+  server_config.allow_uids = options.allow_uids;
+  server_config.allow_gids = options.allow_gids;
+  server_config.max_line_bytes = options.max_line_bytes;
+  server_config.max_connections = options.max_connections;
+  server_config.reply_timeout = options.reply_timeout;
+  server_config.line_timeout = options.line_timeout;
+  server_config.max_connections_per_uid = options.max_connections_per_uid;
+  server_config.stale_after_ms = options.stale_after.count() * 1000;
+  return server_config;
+}
+
+// ---- Start-up: the parts that can fail before anything runs (exit code 1 or 2). ----
+
+std::unique_ptr<pm::HttpEndpoint> open_http_endpoint(const pm::DaemonOptions& options, pm::IngestMetrics& metrics,
+                                                     spdlog::logger& log) {
+  try {
+    return std::make_unique<pm::HttpEndpoint>(options.metrics_listen, metrics.registry());
+  } catch (const std::exception& e) {
+    log.critical("cannot serve /metrics: {}", e.what());
+    return nullptr;
+  }
+}
+
+// Opens and recovers the log. On failure: logs why, returns null and sets `exit_code`.
+std::unique_ptr<pm::wal::WriteAheadLog> open_log(const pm::DaemonOptions& options, const std::shared_ptr<spdlog::logger>& log,
+                                                 pm::IngestMetrics& metrics, int& exit_code) {
+  std::unique_ptr<pm::wal::WriteAheadLog> wal;
+  try {
+    wal = pm::wal::WriteAheadLog::open(log_options(options, log, metrics));
+  } catch (const pm::wal::WalCorruption& e) {
+    log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
+    exit_code = 2;
+    return nullptr;
+  } catch (const pm::wal::WalLocked& e) {
+    log->critical("{}; refusing to start", e.what());
+    exit_code = 2;
+    return nullptr;
+  } catch (const std::exception& e) {
+    log->critical("cannot open the write-ahead log in {}: {}", options.wal_dir, e.what());
+    exit_code = 1;
+    return nullptr;
+  }
+  const auto durable = wal->durable();
+  log->info("log {} recovered: {} records up to lsn {}", pm::wal::log_id_hex(wal->log_id()), durable.lsn - wal->oldest().lsn,
+            durable.lsn);
+  return wal;
+}
+
+// The running daemon's parts, for readiness, supervision and shutdown. All live in run(), on the
+// main thread's stack, longer than anything that holds this.
+struct Daemon {
+  const pm::DaemonOptions& options;
+  spdlog::logger& log;
+  pm::IngestMetrics& metrics;
+  pm::wal::WriteAheadLog& wal;
+  pm::BatchWriter& writer;
+  pm::IngestPipeline& pipeline;
+  pm::Server& server;
+  std::atomic<int>& fatal_exit;  // 2 once the writer hit a fatal log/checkpoint problem
+};
+
+// ---- Readiness: /readyz, STATUS= and the systemd watchdog. ----
+
+// /readyz's checks. Runs on the HTTP endpoint's threads (and the main thread's status line).
+pm::ReadinessReport readiness_report(const Daemon& d) {
+  const double stall_limit = static_cast<double>(d.options.writer_stall_timeout.count());
+  const std::uint64_t backlog_ready_limit = d.options.wal_max_bytes / 10 * 9;
+  pm::ReadinessReport report;
+  const auto applied = d.writer.applied_lsn();
+  const auto durable_lsn = d.wal.durable().lsn;
+  report.checks.push_back({"log_replayed", d.writer.replay_done(),
+                           d.writer.replay_done() ? "the log present at start-up is applied"
+                                                  : fmt::format("replaying: applied lsn {} of {}", applied, durable_lsn)});
+  report.checks.push_back({"socket_open", d.server.listening(), d.server.listening() ? "accepting producers" : "not listening"});
+  report.checks.push_back({"database_reachable", d.writer.database_up(),
+                           d.writer.database_up() ? "last PostgreSQL operation succeeded" : "PostgreSQL unreachable or failing; retrying"});
+  // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
+  // budget and `unapplied < budget` would never fail; not ready from 90% of the budget on, while
+  // producers still get acks, tells a load balancer to send elsewhere before they get busy.
+  const auto unapplied = d.pipeline.unapplied_bytes();
+  report.checks.push_back({"backlog_under_budget", unapplied < backlog_ready_limit,
+                           fmt::format("{} of {} log bytes unapplied (not ready from {})", unapplied,
+                                       d.options.wal_max_bytes, backlog_ready_limit)});
+  const double age = seconds_since(d.writer.heartbeat());
+  report.checks.push_back({"writer_running", age < stall_limit,
+                           fmt::format("writer loop {:.1f} s ago (limit {} s)", age, d.options.writer_stall_timeout.count())});
+  return report;
+}
+
+// Watches the writer from the main thread while the daemon runs: feeds the systemd watchdog only
+// while the writer loop is younger than --writer-stall-timeout, logs when it stalls and resumes,
+// and sends STATUS= (and the readiness metrics) once a second. Main thread only.
+class Supervisor {
+ public:
+  Supervisor(const Daemon& daemon, pm::HttpEndpoint& http) : d_(daemon), http_(http) {
+    if (watchdog_) {
+      tick_ = std::min(tick_, std::chrono::microseconds(watchdog_usec_ / 4));
+      d_.log.info("systemd watchdog every {} ms; fed while the writer loop is younger than {} s", watchdog_usec_ / 1000,
+                  d_.options.writer_stall_timeout.count());
+    }
+  }
+
+  // How long the main thread may wait between two checks: the watchdog is fed from this loop,
+  // so the tick must be well inside WatchdogSec.
+  std::chrono::microseconds tick() const { return tick_; }
+
+  void check_writer() {
+    const double heartbeat_age = seconds_since(d_.writer.heartbeat());
+    d_.metrics.writer_heartbeat_age_seconds.Set(heartbeat_age);
+    const bool writer_healthy = heartbeat_age < static_cast<double>(d_.options.writer_stall_timeout.count());
+    if (!writer_healthy && !writer_stalled_)
+      d_.log.error("the writer thread has not gone round its loop for {:.0f} s (limit {} s){}", heartbeat_age,
+                   d_.options.writer_stall_timeout.count(), watchdog_ ? "; no longer feeding the systemd watchdog" : "");
+    else if (writer_healthy && writer_stalled_)
+      d_.log.warn("the writer thread is running again");
+    writer_stalled_ = !writer_healthy;
+    if (watchdog_ && writer_healthy) {
+      sd_notify(0, "WATCHDOG=1");
+      d_.metrics.watchdog_pings.Increment();
+    }
+  }
+
+  // At most once a second.
+  void publish_status() {
+    if (std::chrono::steady_clock::now() - last_status_ < std::chrono::seconds(1)) return;
+    last_status_ = std::chrono::steady_clock::now();
+    const pm::ReadinessReport report = http_.readiness();
+    d_.metrics.ready.Set(report.ready() ? 1 : 0);
+    std::string failing;
+    for (const auto& check : report.checks) {
+      d_.metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
+      if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
+    }
+    const auto unapplied = d_.pipeline.unapplied_bytes();
+    sd_notifyf(0, "STATUS=%zu producers, %llu events / %llu log bytes unapplied, database %s, %s%s",
+               d_.server.connections(), static_cast<unsigned long long>(d_.metrics.wal_unapplied_events.Value()),
+               static_cast<unsigned long long>(unapplied), d_.writer.database_up() ? "up" : "down",
+               report.ready() ? "ready" : "not ready: ", failing.c_str());
+  }
+
+ private:
+  const Daemon& d_;
+  pm::HttpEndpoint& http_;
+  std::uint64_t watchdog_usec_ = 0;
+  const bool watchdog_ = sd_watchdog_enabled(0, &watchdog_usec_) > 0 && watchdog_usec_ > 0;
+  std::chrono::microseconds tick_{1'000'000};
+  std::chrono::steady_clock::time_point last_status_{};
+  bool writer_stalled_ = false;
+};
+
+// ---- Run and shut down. ----
+
+// Signals are taken synchronously by the main thread; they are blocked before any thread starts.
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+// Starts the writer, then the server; false (after logging why, the writer stopped) when the
+// socket cannot be served.
+bool start_serving(const Daemon& d, const pm::ServerConfig& server_config) {
+  d.writer.start();
+  try {
+    d.server.start();
+  } catch (const std::exception& e) {
+    d.log.critical("{}", e.what());
+    d.writer.stop();
+    return false;
+  }
+  d.log.info("ready: producers connect to {}; http://{}/metrics, /healthz, /readyz",
+             server_config.inherited_fd >= 0 ? "the systemd socket" : d.options.socket_path, d.options.metrics_listen);
+  sd_notify(0, "READY=1\nSTATUS=accepting producers");
+  return true;
+}
+
+// Waits for SIGINT/SIGTERM (or a fatal writer error, which raises SIGTERM), supervising meanwhile.
+void wait_for_stop(const sigset_t& signals, Supervisor& supervisor) {
+  for (;;) {
+    const auto tick = supervisor.tick();
+    const auto tick_s = std::chrono::duration_cast<std::chrono::seconds>(tick);
+    timespec ts{static_cast<time_t>(tick_s.count()), static_cast<long>((tick - tick_s).count() * 1000)};
+    const int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) return;
+    supervisor.check_writer();
+    supervisor.publish_status();
+  }
+}
+
+// Stops accepting, finishes the batch in flight and returns the exit code; past
+// --shutdown-timeout it exits at once (unapplied events are replayed at the next start).
+int shut_down(const Daemon& d) {
+  d.log.info("stopping: no new connections, finishing the batch in flight");
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
+  auto done = std::async(std::launch::async, [&] {
+    d.pipeline.close();
+    d.server.stop();
+    d.writer.stop();
+  });
+  if (done.wait_for(d.options.shutdown_timeout) != std::future_status::ready) {
+    d.log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
+               d.options.shutdown_timeout.count());
+    d.log.flush();
+    std::_Exit(d.fatal_exit ? d.fatal_exit.load() : 0);
+  }
+  d.log.info("stopped; applied up to lsn {} of {}", d.writer.applied_lsn(), d.wal.durable().lsn);
+  return d.fatal_exit.load();
+}
+
+// Builds the parts in dependency order (they are destroyed in reverse), runs until SIGINT/SIGTERM
+// and returns the exit code.
+int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::shared_ptr<spdlog::logger>& log) {
+  pm::IngestMetrics metrics(PM_VERSION);
+  metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
+  const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
+  if (!http) return 1;
+  int exit_code = 0;
+  const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, exit_code);
+  if (!wal) return exit_code;
+
+  pm::Database db(database_config(options));
+  pm::EventQueue queue(options.queue_max_events);
+  std::atomic<int> fatal_exit{0};
+  pm::BatchWriter writer(writer_config(options), db, *wal, queue, metrics, log, [&](const std::string&) {
+    fatal_exit = 2;
+    ::kill(::getpid(), SIGTERM);
+  });
+  pm::IngestPipeline pipeline(options.wal_max_bytes, *wal, queue, metrics, [&] { return writer.applied_log_offset(); });
+  const pm::ServerConfig server_cfg = server_config(options, *log);
+  pm::Server server(server_cfg, pipeline, metrics, log);
+
+  const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, fatal_exit};
+  http->set_readiness([&daemon] { return readiness_report(daemon); });
+  ReadinessBinding readiness_binding{*http};
+  if (!start_serving(daemon, server_cfg)) return 1;
+  Supervisor supervisor(daemon, *http);
+  wait_for_stop(signals, supervisor);
+  return shut_down(daemon);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,208 +391,10 @@ int main(int argc, char** argv) {
   if (!parsed) return 0;
   const pm::DaemonOptions& options = *parsed;
 
-  // Signals are taken synchronously by the main thread; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
+  const sigset_t signals = block_stop_signals();
   auto log = make_logger(options.log_level);
   log->info("pm-ingestd {} starting: wal {}, database {}, instance '{}', trade timestamps in {}", PM_VERSION,
             options.wal_dir, pm::redact_url(options.database_url), options.instance_id,
             pm::to_string(options.trade_timestamp_unit));
-
-  pm::IngestMetrics metrics(PM_VERSION);
-  metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
-  std::unique_ptr<pm::HttpEndpoint> http;
-  try {
-    http = std::make_unique<pm::HttpEndpoint>(options.metrics_listen, metrics.registry());
-  } catch (const std::exception& e) {
-    log->critical("cannot serve /metrics: {}", e.what());
-    return 1;
-  }
-
-  std::unique_ptr<pm::wal::WriteAheadLog> wal;
-  try {
-    pm::wal::Options wal_options;
-    wal_options.dir = options.wal_dir;
-    wal_options.segment_bytes = options.wal_segment_bytes;
-    wal_options.on_warning = [log](const std::string& w) { log->warn("{}", w); };
-    wal_options.on_fatal = [log](const std::string& m) {
-      log->critical("{}", m);
-      log->flush();
-      std::_Exit(70);
-    };
-    wal_options.on_recovery = [log, &metrics](const pm::wal::RecoveryFinding& finding) {
-      log->warn("log recovery: {}", pm::wal::describe(finding));
-      metrics.wal_recovery_findings(pm::wal::to_string(finding.kind)).Increment();
-      if (finding.kind == pm::wal::RecoveryFinding::Kind::TornTailCut)
-        metrics.wal_recovery_truncated_bytes.Increment(static_cast<double>(finding.bytes));
-    };
-    wal_options.on_group_commit = [&metrics](double seconds, std::uint64_t bytes, std::uint64_t records) {
-      metrics.wal_fsync_seconds.Observe(seconds);
-      metrics.wal_appended_bytes.Increment(static_cast<double>(bytes));
-      metrics.wal_appended_records.Increment(static_cast<double>(records));
-    };
-    wal = pm::wal::WriteAheadLog::open(wal_options);
-  } catch (const pm::wal::WalCorruption& e) {
-    log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
-    return 2;
-  } catch (const pm::wal::WalLocked& e) {
-    log->critical("{}; refusing to start", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    log->critical("cannot open the write-ahead log in {}: {}", options.wal_dir, e.what());
-    return 1;
-  }
-  const auto durable = wal->durable();
-  log->info("log {} recovered: {} records up to lsn {}", pm::wal::log_id_hex(wal->log_id()), durable.lsn - wal->oldest().lsn,
-            durable.lsn);
-
-  pm::DatabaseConfig db_config;
-  db_config.url = options.database_url;
-  db_config.min_connections = 0;
-  // The writer's connections, one for a batch applied alone, one for health checks.
-  db_config.max_connections = static_cast<int>(options.writer_connections) + 2;
-  db_config.reconnect_max_attempts = 1;  // the writer has its own backoff loop
-  db_config.connect_timeout = std::chrono::seconds(5);
-  db_config.retry_max_attempts = 1;
-  db_config.trade_timestamp_unit = options.trade_timestamp_unit;
-  pm::Database db(db_config);
-
-  pm::EventQueue queue(options.queue_max_events);
-  std::atomic<int> fatal_exit{0};
-  pm::WriterConfig writer_config;
-  writer_config.instance_id = options.instance_id;
-  writer_config.batch_max_events = options.batch_max_events;
-  writer_config.batch_max_delay = options.batch_max_delay;
-  writer_config.writer_connections = options.writer_connections;
-  writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
-  writer_config.retention.wait_for_standbys = options.standby_wait;
-  writer_config.retention.min_standbys = options.min_standbys;
-  pm::BatchWriter writer(writer_config, db, *wal, queue, metrics, log, [&](const std::string&) {
-    fatal_exit = 2;
-    ::kill(::getpid(), SIGTERM);
-  });
-  pm::IngestPipeline pipeline(options.wal_max_bytes, *wal, queue, metrics, [&] { return writer.applied_log_offset(); });
-
-  pm::ServerConfig server_config;
-  server_config.socket_path = options.socket_path;
-  server_config.inherited_fd = inherited_socket(*log);
-  server_config.socket_mode = options.socket_mode;
-  server_config.socket_group = options.socket_group;
-  server_config.allow_uids = options.allow_uids;
-  server_config.allow_gids = options.allow_gids;
-  server_config.max_line_bytes = options.max_line_bytes;
-  server_config.max_connections = options.max_connections;
-  server_config.reply_timeout = options.reply_timeout;
-  server_config.line_timeout = options.line_timeout;
-  server_config.max_connections_per_uid = options.max_connections_per_uid;
-  server_config.stale_after_ms = options.stale_after.count() * 1000;
-  pm::Server server(server_config, pipeline, metrics, log);
-
-  const double stall_limit = static_cast<double>(options.writer_stall_timeout.count());
-  const std::uint64_t backlog_ready_limit = options.wal_max_bytes / 10 * 9;
-  http->set_readiness([&]() {
-    pm::ReadinessReport report;
-    const auto applied = writer.applied_lsn();
-    const auto durable_lsn = wal->durable().lsn;
-    report.checks.push_back({"log_replayed", writer.replay_done(),
-                             writer.replay_done() ? "the log present at start-up is applied"
-                                                  : fmt::format("replaying: applied lsn {} of {}", applied, durable_lsn)});
-    report.checks.push_back({"socket_open", server.listening(), server.listening() ? "accepting producers" : "not listening"});
-    report.checks.push_back({"database_reachable", writer.database_up(),
-                             writer.database_up() ? "last PostgreSQL operation succeeded" : "PostgreSQL unreachable or failing; retrying"});
-    // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
-    // budget and `unapplied < budget` would never fail; not ready from 90% of the budget on, while
-    // producers still get acks, tells a load balancer to send elsewhere before they get busy.
-    const auto unapplied = pipeline.unapplied_bytes();
-    report.checks.push_back({"backlog_under_budget", unapplied < backlog_ready_limit,
-                             fmt::format("{} of {} log bytes unapplied (not ready from {})", unapplied,
-                                         options.wal_max_bytes, backlog_ready_limit)});
-    const double age = seconds_since(writer.heartbeat());
-    report.checks.push_back({"writer_running", age < stall_limit,
-                             fmt::format("writer loop {:.1f} s ago (limit {} s)", age, options.writer_stall_timeout.count())});
-    return report;
-  });
-  ReadinessBinding readiness_binding{*http};
-
-  writer.start();
-  try {
-    server.start();
-  } catch (const std::exception& e) {
-    log->critical("{}", e.what());
-    writer.stop();
-    return 1;
-  }
-  log->info("ready: producers connect to {}; http://{}/metrics, /healthz, /readyz",
-            server_config.inherited_fd >= 0 ? "the systemd socket" : options.socket_path, options.metrics_listen);
-  sd_notify(0, "READY=1\nSTATUS=accepting producers");
-
-  // The watchdog is fed from this loop, so the tick must be well inside WatchdogSec.
-  std::uint64_t watchdog_usec = 0;
-  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
-  auto tick = std::chrono::microseconds(1'000'000);
-  if (watchdog) {
-    tick = std::min(tick, std::chrono::microseconds(watchdog_usec / 4));
-    log->info("systemd watchdog every {} ms; fed while the writer loop is younger than {} s", watchdog_usec / 1000,
-              options.writer_stall_timeout.count());
-  }
-  auto last_status = std::chrono::steady_clock::time_point{};
-  bool writer_stalled = false;
-
-  // Wait for SIGINT/SIGTERM (or a fatal writer error, which raises SIGTERM).
-  for (;;) {
-    const auto tick_s = std::chrono::duration_cast<std::chrono::seconds>(tick);
-    timespec ts{static_cast<time_t>(tick_s.count()), static_cast<long>((tick - tick_s).count() * 1000)};
-    const int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) break;
-
-    const double heartbeat_age = seconds_since(writer.heartbeat());
-    metrics.writer_heartbeat_age_seconds.Set(heartbeat_age);
-    const bool writer_healthy = heartbeat_age < stall_limit;
-    if (!writer_healthy && !writer_stalled)
-      log->error("the writer thread has not gone round its loop for {:.0f} s (limit {} s){}", heartbeat_age,
-                 options.writer_stall_timeout.count(), watchdog ? "; no longer feeding the systemd watchdog" : "");
-    else if (writer_healthy && writer_stalled)
-      log->warn("the writer thread is running again");
-    writer_stalled = !writer_healthy;
-    if (watchdog && writer_healthy) {
-      sd_notify(0, "WATCHDOG=1");
-      metrics.watchdog_pings.Increment();
-    }
-
-    if (std::chrono::steady_clock::now() - last_status < std::chrono::seconds(1)) continue;
-    last_status = std::chrono::steady_clock::now();
-    const pm::ReadinessReport report = http->readiness();
-    metrics.ready.Set(report.ready() ? 1 : 0);
-    std::string failing;
-    for (const auto& check : report.checks) {
-      metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
-      if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
-    }
-    const auto unapplied = pipeline.unapplied_bytes();
-    sd_notifyf(0, "STATUS=%zu producers, %llu events / %llu log bytes unapplied, database %s, %s%s",
-               server.connections(), static_cast<unsigned long long>(metrics.wal_unapplied_events.Value()),
-               static_cast<unsigned long long>(unapplied), writer.database_up() ? "up" : "down",
-               report.ready() ? "ready" : "not ready: ", failing.c_str());
-  }
-
-  log->info("stopping: no new connections, finishing the batch in flight");
-  sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
-  auto done = std::async(std::launch::async, [&] {
-    pipeline.close();
-    server.stop();
-    writer.stop();
-  });
-  if (done.wait_for(options.shutdown_timeout) != std::future_status::ready) {
-    log->warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
-              options.shutdown_timeout.count());
-    log->flush();
-    std::_Exit(fatal_exit ? fatal_exit.load() : 0);
-  }
-  log->info("stopped; applied up to lsn {} of {}", writer.applied_lsn(), wal->durable().lsn);
-  return fatal_exit.load();
+  return run(options, signals, log);
 }

@@ -1,10 +1,8 @@
 #include "ingest/server.h"
 
 #include <fcntl.h>
-#include <linux/sockios.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,63 +11,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <stdexcept>
 
-#include "ingest/line_splitter.h"
+#include "ingest/connection_session.h"
 #include "ingest/protocol.h"
 #include "ingest/unix_socket.h"
-#include "repos/clock.h"
 
 namespace pm {
 
 namespace {
 
-// How much one read may take, i.e. at most how many lines go into one group commit per
-// connection. Larger chunks mean fewer, larger fdatasyncs under load (measured: 256 KiB instead of
-// 64 KiB takes end to end from ~85k to ~100k rows/s and the daemon's CPU down a fifth); a
-// connection gets them while few producers are connected, so that all read buffers together stay
-// within kReadBudget, and never less than 64 KiB (1,024 connections: 64 MiB, as before).
-constexpr std::size_t kMinReadChunk = 64 * 1024;
-constexpr std::size_t kMaxReadChunk = 256 * 1024;
-constexpr std::size_t kReadBudget = 16 * 1024 * 1024;
-
-std::size_t read_chunk(std::size_t open_connections) {
-  return std::clamp(kReadBudget / std::max<std::size_t>(1, open_connections), kMinReadChunk, kMaxReadChunk);
-}
-
 std::string errno_text() { return std::strerror(errno); }
-
-// Sends everything; false when the peer is gone or stopped reading for the send timeout.
-bool send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// Bytes of replies the producer has not read yet (queued on its side of the socket).
-std::size_t unread_reply_bytes(int fd) {
-  int queued = 0;
-  return ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 ? static_cast<std::size_t>(queued) : 0;
-}
-
-const char* busy_detail(SubmitResult r) {
-  switch (r) {
-    case SubmitResult::OverBudget: return "backlog budget (--wal-max-bytes) exhausted; not stored, retry later";
-    case SubmitResult::DiskFull: return "log disk full; not stored, retry later";
-    case SubmitResult::IoError: return "log write failed; not stored, retry later";
-    case SubmitResult::ShuttingDown: return "daemon shutting down; not stored, retry later";
-    case SubmitResult::Durable: break;
-  }
-  return "not stored, retry later";
-}
 
 }  // namespace
 
@@ -237,10 +189,7 @@ void Server::release_uid_slot(const Peer& peer) {
 }
 
 void Server::admit(int fd) {
-  Peer peer{peer_credentials(fd), "unknown peer"};
-  if (peer.credentials)
-    peer.who = "pid " + std::to_string(peer.credentials->pid) + " uid " + std::to_string(peer.credentials->uid) + " gid " +
-               std::to_string(peer.credentials->gid);
+  const Peer peer = describe_peer(fd);
   if (!peer_allowed(peer)) {
     logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", peer.who);
     metrics_.connections_refused("peer_credentials").Increment();
@@ -257,6 +206,18 @@ void Server::admit(int fd) {
                       std::to_string(config_.max_connections_per_uid) + ")",
                   "too_many_per_uid");
   }
+  start_connection(fd, peer);
+}
+
+Server::Peer Server::describe_peer(int fd) {
+  Peer peer{peer_credentials(fd), "unknown peer"};
+  if (peer.credentials)
+    peer.who = "pid " + std::to_string(peer.credentials->pid) + " uid " + std::to_string(peer.credentials->uid) + " gid " +
+               std::to_string(peer.credentials->gid);
+  return peer;
+}
+
+void Server::start_connection(int fd, const Peer& peer) {
   auto connection = std::make_unique<Connection>();
   connection->fd = fd;
   connection->peer = peer;
@@ -270,178 +231,18 @@ void Server::admit(int fd) {
   ++open_connections_;
   metrics_.connections_accepted.Increment();
   metrics_.producers_connected.Increment();
-  raw->thread = std::thread([this, raw] {
-    serve(*raw);
-    ::close(raw->fd);
-    release_uid_slot(raw->peer);
-    --open_connections_;
-    metrics_.producers_connected.Decrement();
-    raw->done = true;
-  });
+  raw->thread = std::thread([this, raw] { serve(*raw); });
 }
 
 void Server::serve(Connection& connection) {
-  LineParser parser;
-  LineSplitter splitter(config_.max_line_bytes);
-  std::vector<Event> events;
-  std::vector<std::uint64_t> event_lines;
-  struct LineError {
-    std::uint64_t line;
-    RejectReason reason;
-    std::string detail;
-  };
-  std::vector<LineError> errors;
-  std::uint64_t last_line = 0, acked = 0;
-  std::string replies;
-  std::vector<char> buffer;
-  std::int64_t received_ms = 0;
-
-  bool reply_failed = false;  // a send failed (the producer went away, or did not read for the send timeout)
-  std::function<bool()> answer;
-  auto on_line = [&](std::uint64_t number, std::string_view text, bool too_long) {
-    last_line = number;
-    if (reply_failed) return;
-    if (too_long) {
-      errors.push_back({number, RejectReason::TooLong,
-                        "line longer than " + std::to_string(config_.max_line_bytes) + " bytes; skipped"});
-      return;
-    }
-    auto parsed = parser.parse(text, received_ms);
-    if (auto* rejection = std::get_if<Rejection>(&parsed)) {
-      errors.push_back({number, rejection->reason, std::move(rejection->detail)});
-      // A chunk of bad lines is answered in parts: the replies waiting in memory stay bounded,
-      // and a producer that does not read them stops being read (send blocks, up to the timeout).
-      if (errors.size() >= kMaxPendingErrors && !answer()) reply_failed = true;
-      return;
-    }
-    Event& event = std::get<Event>(parsed);
-    const bool is_trade = event.type() == EventType::Trade;
-    (is_trade ? metrics_.received_trades : metrics_.received_triggers).Increment();
-    if (received_ms - event.event_time_ms() > config_.stale_after_ms)
-      (is_trade ? metrics_.stale_trades : metrics_.stale_triggers).Increment();
-    events.push_back(std::move(event));
-    event_lines.push_back(number);
-  };
-
-  // Sends `replies`; false when the producer went away or did not read them for reply_timeout.
-  auto send_replies = [&]() -> bool {
-    if (send_all(connection.fd, replies)) return true;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      logger_->warn("closed the connection of {}: its replies were not read for {} s (--reply-timeout)", connection.peer.who,
-                    config_.reply_timeout.count());
-      metrics_.connections_closed("reply_timeout").Increment();
-    }
-    return false;
-  };
-
-  std::uint64_t pending_ack = 0;  // an ack held back while the producer is not reading its replies
-  // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held
-  // back while more than kUnreadRepliesForAckHold bytes of replies are unread: acks are
-  // cumulative, so the producer needs only the latest, and a stream of small acks it does not
-  // read would fill the socket and stop this thread from reading it.
-  answer = [&]() -> bool {
-    if (last_line == acked) return true;
-    const SubmitResult result = pipeline_.submit(events);
-    if (result != SubmitResult::Durable) {
-      for (std::uint64_t line : event_lines) errors.push_back({line, RejectReason::Busy, busy_detail(result)});
-      std::stable_sort(errors.begin(), errors.end(), [](const LineError& a, const LineError& b) { return a.line < b.line; });
-      events.clear();
-    }
-    replies.clear();
-    for (const auto& e : errors) {
-      append_error(replies, e.reason, e.line, e.detail);
-      metrics_.rejected(to_string(e.reason)).Increment();
-    }
-    const bool ack_only = errors.empty();
-    errors.clear();
-    event_lines.clear();
-    acked = last_line;
-    if (ack_only && unread_reply_bytes(connection.fd) > kUnreadRepliesForAckHold) {
-      pending_ack = acked;
-      return true;
-    }
-    append_ack(replies, last_line);
-    pending_ack = 0;
-    return send_replies();
-  };
-  auto send_pending_ack = [&]() -> bool {
-    if (pending_ack == 0) return true;
-    replies.clear();
-    append_ack(replies, pending_ack);
-    pending_ack = 0;
-    return send_replies();
-  };
-
-  // Since when the unfinished line has been arriving; meaningful while splitter.has_partial().
-  std::chrono::steady_clock::time_point partial_since{};
-  auto close_for_slow_line = [&]() {
-    const std::uint64_t line = splitter.lines() + 1;
-    replies.clear();
-    append_error(replies, RejectReason::Busy, line,
-                 "line incomplete for " + std::to_string(config_.line_timeout.count()) +
-                     " s (--line-timeout); connection closed, not stored: send it again");
-    if (pending_ack != 0) append_ack(replies, pending_ack);
-    metrics_.rejected(to_string(RejectReason::Busy)).Increment();
-    metrics_.connections_closed("line_timeout").Increment();
-    logger_->warn("closed the connection of {}: line {} incomplete for {} s (--line-timeout)", connection.peer.who, line,
-                  config_.line_timeout.count());
-    send_replies();
-  };
-  auto poll_timeout_ms = [&]() -> int {
-    int timeout = pending_ack != 0 ? kAckHoldRecheckMs : -1;  // an ack held back: look again soon
-    if (splitter.has_partial()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(partial_since + config_.line_timeout -
-                                                                              std::chrono::steady_clock::now());
-      const int left_ms = static_cast<int>(std::clamp<std::int64_t>(left.count() + 1, 0, 60'000));
-      timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
-    }
-    return timeout;
-  };
-
-  pollfd fds[2] = {{connection.fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  for (;;) {
-    const int ready = ::poll(fds, 2, poll_timeout_ms());
-    if (ready < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (fds[1].revents != 0) {  // shutting down: what was answered stays answered
-      send_pending_ack();
-      break;
-    }
-    if (ready == 0) {
-      if (splitter.has_partial() && std::chrono::steady_clock::now() >= partial_since + config_.line_timeout) {
-        close_for_slow_line();
-        break;
-      }
-      if (unread_reply_bytes(connection.fd) <= kUnreadRepliesForAckHold && !send_pending_ack()) break;
-      continue;
-    }
-    if (const std::size_t chunk = read_chunk(open_connections_.load()); buffer.size() != chunk)
-      std::vector<char>(chunk).swap(buffer);
-    const ssize_t n = ::read(connection.fd, buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      break;
-    }
-    received_ms = now_epoch_ms();
-    if (n == 0) {  // the producer finished sending (it may still read our replies)
-      splitter.finish(on_line);
-      if (!reply_failed && answer()) send_pending_ack();
-      break;
-    }
-    const std::uint64_t lines_before = splitter.lines();
-    const bool partial_before = splitter.has_partial();
-    splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)), on_line);
-    if (splitter.has_partial() && (!partial_before || splitter.lines() != lines_before))
-      partial_since = std::chrono::steady_clock::now();  // the unfinished line began in this read
-    // A producer that keeps the socket busy with one endless line never lets poll() time out.
-    if (splitter.has_partial() && std::chrono::steady_clock::now() >= partial_since + config_.line_timeout) {
-      if (!reply_failed && answer()) close_for_slow_line();
-      break;
-    }
-    if (reply_failed || !answer()) break;
-  }
+  const SessionLimits limits{config_.max_line_bytes, config_.stale_after_ms, config_.reply_timeout, config_.line_timeout};
+  ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
+      .run();
+  ::close(connection.fd);
+  release_uid_slot(connection.peer);
+  --open_connections_;
+  metrics_.producers_connected.Decrement();
+  connection.done = true;
 }
 
 }  // namespace pm

@@ -24,7 +24,14 @@
 // closed. max_connections_per_uid (0: no limit) keeps one user from taking every connection:
 // a producer past it gets one `busy` line 0 and is closed, like one past max_connections.
 //
-// Thread-safety: start() and stop() from one controlling thread; the getters from any thread.
+// Ownership and threads:
+// - The Server owns the listening socket (and the socket file it created), an eventfd that wakes
+//   every thread at stop(), the accept thread, and one thread per producer connection with its
+//   socket. Each connection's conversation is a ConnectionSession (connection_session.h) on that
+//   thread; the Server closes the socket after it and releases the peer's per-uid slot.
+// - start() and stop() from one controlling thread; the getters from any thread. The accept
+//   thread admits connections and joins finished ones (reap); connection threads touch only
+//   their own Connection, the pipeline, the metrics, and the per-uid counts under connections_mu_.
 #include <sys/types.h>
 
 #include <atomic>
@@ -41,14 +48,12 @@
 
 #include <spdlog/logger.h>
 
+#include "ingest/connection_session.h"
 #include "ingest/ingest_pipeline.h"
 #include "metrics/ingest_metrics.h"
 
 namespace pm {
 
-inline constexpr std::size_t kMaxPendingErrors = 1024;
-inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
-inline constexpr int kAckHoldRecheckMs = 20;
 inline constexpr int kSendTimeoutSeconds = 30;  // the default of ServerConfig::reply_timeout
 inline constexpr int kLineTimeoutSeconds = 30;  // the default of ServerConfig::line_timeout
 
@@ -87,14 +92,21 @@ class Server {
   struct Connection;
   struct Peer;
   void bind_socket();
-  void accept_loop();
+  void accept_loop();  // the accept thread
+  // Checks the peer and the limits, then starts a connection thread or refuses. Accept thread.
   void admit(int fd);
+  static Peer describe_peer(int fd);
   void refuse(int fd, const Peer& peer, const std::string& detail, const char* reason);
+  // Registers the connection (its uid slot already taken) and starts its thread. Accept thread.
+  void start_connection(int fd, const Peer& peer);
+  // Runs the connection's session, then closes it and releases its slots. The connection's thread.
   void serve(Connection& connection);
   bool peer_allowed(const Peer& peer) const;
   // Counts a connection of the peer's uid; false (nothing counted) when the uid is at its limit.
+  // REQUIRES: connections_mu_ not held (both take it).
   bool take_uid_slot(const Peer& peer);
   void release_uid_slot(const Peer& peer);
+  // Joins the finished connection threads (all of them at stop()). REQUIRES: connections_mu_ not held.
   void reap(bool all);
 
   const ServerConfig config_;

@@ -50,12 +50,26 @@ std::uint64_t file_size(LogFs& fs, const std::string& path) {
 
 }  // namespace
 
+// One append() call waiting in queue_: owned by the calling thread (on its stack); the leader of
+// its group fills `out` and sets `status` and `done` (under mu_).
 struct WriteAheadLog::Request {
   std::span<const std::string> payloads;
   std::vector<Appended>* out;
   const DurableCallback* on_durable;
   AppendStatus status = AppendStatus::Ok;
   bool done = false;
+};
+
+// The requests one leader writes at once: formed under mu_, then written without it, then
+// completed under it. Owned by the leader's stack.
+struct WriteAheadLog::Group {
+  std::vector<Request*> requests;  // the front of queue_, in order
+  std::size_t bytes = 0;           // of their records (the group marker excluded)
+  bool roll = false;               // the active segment is full: start a new one first
+  Position start;                  // durable_ when formed (the new segment's start after a roll)
+  Position end;                    // past the group's last record, once encoded
+  AppendStatus status = AppendStatus::Ok;
+  std::uint64_t sync_ns = 0;       // how long the fdatasync took
 };
 
 const char* to_string(AppendStatus status) {
@@ -179,28 +193,42 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   std::vector<std::uint64_t> found = listing.segments;
   const std::uint64_t newest_segment = found.back();
   log_id_ = read_segment_header(*fs_, options_.dir, newest_segment).log_id;
+  if (read == StateRead::Valid && state.log_id == log_id_) found = remove_applied_segments(found, state);
+  check_no_gap(options_.dir, found);
+  load_segment_sizes(found);
+  const SegmentScan scan = open_newest_segment(newest_segment, read, state);
+  segments_[newest_segment] = scan.valid_end.offset;
+  durable_ = scan.valid_end;
+  open_state(read, state);
+  // Version 1 segments are only read: appends start a new segment in the current format.
+  if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+}
+
+std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vector<std::uint64_t>& found,
+                                                                  const LocalState& state) {
   // Segments below the applied position are applied; a crash while removing them may have left
   // some behind, with gaps between them.
-  if (read == StateRead::Valid && state.log_id == log_id_) {
-    std::vector<std::uint64_t> kept;
-    bool removed = false;
-    for (std::uint64_t seg : found) {
-      if (seg < state.applied.segment && seg < newest_segment) {
-        const std::string path = segment_path(options_.dir, seg);
-        if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
-        report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
-                               "applied (below lsn " + std::to_string(state.applied.lsn + 1) +
-                                   "), left behind by a crash while applied segments were removed"});
-        removed = true;
-      } else {
-        kept.push_back(seg);
-      }
+  const std::uint64_t newest_segment = found.back();
+  std::vector<std::uint64_t> kept;
+  bool removed = false;
+  for (std::uint64_t seg : found) {
+    if (seg < state.applied.segment && seg < newest_segment) {
+      const std::string path = segment_path(options_.dir, seg);
+      if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+      report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
+                             "applied (below lsn " + std::to_string(state.applied.lsn + 1) +
+                                 "), left behind by a crash while applied segments were removed"});
+      removed = true;
+    } else {
+      kept.push_back(seg);
     }
-    if (removed && fs_->sync_dir(options_.dir))
-      options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments");
-    found = kept;
   }
-  check_no_gap(options_.dir, found);
+  if (removed && fs_->sync_dir(options_.dir))
+    options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments");
+  return kept;
+}
+
+void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) {
   for (std::size_t i = 0; i < found.size(); ++i) {
     const SegmentHeader h = read_segment_header(*fs_, options_.dir, found[i]);
     const std::string path = segment_path(options_.dir, found[i]);
@@ -212,7 +240,9 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
     segments_[found[i]] = file_size(*fs_, path);
   }
   stats_.segments = segments_.size();
+}
 
+SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state) {
   const std::string newest = segment_path(options_.dir, newest_segment);
   const SegmentScan scan = scan_segment(*fs_, newest);
   if (scan.tail == TailState::Corrupt)
@@ -236,11 +266,7 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
-  segments_[newest_segment] = scan.valid_end.offset;
-  durable_ = scan.valid_end;
-  open_state(read, state);
-  // Version 1 segments are only read: appends start a new segment in the current format.
-  if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+  return scan;
 }
 
 void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {
@@ -284,7 +310,7 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
   noted_applied_ = applied_at_open_;
 }
 
-AppendStatus WriteAheadLog::write_group(const std::string& bytes, std::uint64_t& sync_ns) {
+AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t& sync_ns) {
   const std::uint64_t offset = durable_.offset;  // only the leader changes it
   if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
     // Nothing of a failed group may stay in the file: recovery would find half a group.
@@ -315,6 +341,9 @@ AppendStatus WriteAheadLog::roll_segment(Position& start) {
   }
 }
 
+// The group-commit pattern of LevelDB's DBImpl::Write: every caller queues its request; the one at
+// the front leads, forms a group of the requests queued behind it, writes and syncs it once, and
+// completes it (durable position, callbacks, waking the followers).
 AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::vector<Appended>& out,
                                    const DurableCallback& on_durable) {
   out.clear();
@@ -327,78 +356,102 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   if (self.done) return self.status;
 
   // This thread leads: it writes every request queued so far (up to the group size) at once.
-  std::vector<Request*> group;
-  std::size_t group_bytes = 0;
+  Group group = form_group();
+  lock.unlock();
+  write_group(group);
+  lock.lock();
+  complete_group(group, lock);
+  return self.status;
+}
+
+WriteAheadLog::Group WriteAheadLog::form_group() {
+  Group group;
   for (Request* r : queue_) {
     std::size_t bytes = 0;
     for (const auto& p : r->payloads) bytes += kRecordHeaderSize + p.size();
-    if (!group.empty() && group_bytes + bytes > options_.max_group_bytes) break;
-    group.push_back(r);
-    group_bytes += bytes;
+    if (!group.requests.empty() && group.bytes + bytes > options_.max_group_bytes) break;
+    group.requests.push_back(r);
+    group.bytes += bytes;
   }
-  const bool roll = durable_.offset >= options_.segment_bytes;
-  Position start = durable_;
-  AppendStatus status = halted_ ? AppendStatus::IoError : AppendStatus::Ok;
-  lock.unlock();
+  group.roll = durable_.offset >= options_.segment_bytes;
+  group.start = durable_;
+  group.status = halted_ ? AppendStatus::IoError : AppendStatus::Ok;
+  return group;
+}
 
-  if (status == AppendStatus::Ok && roll) status = roll_segment(start);
-  std::uint64_t sync_ns = 0;
-  Position end = start;
-  if (status == AppendStatus::Ok) {
-    try {
-      std::string buffer;
-      buffer.reserve(group_bytes + kGroupMarkerSize);
-      const std::size_t marker = begin_group(buffer, end.lsn + 1);
-      end = Position{end.segment, end.offset + kGroupMarkerSize, end.log_offset + kGroupMarkerSize, end.lsn};
-      std::uint32_t records = 0;
-      for (Request* r : group) {
-        for (const auto& payload : r->payloads) {
-          append_record(buffer, end.lsn + 1, kRecordEvent, payload);
-          const std::uint64_t bytes = kRecordHeaderSize + payload.size();
-          end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
-          r->out->push_back(Appended{end.lsn, end});
-          ++records;
-        }
-      }
-      finish_group(buffer, marker, records);
-      status = write_group(buffer, sync_ns);
-    } catch (const std::exception& e) {  // out of memory building the group: nothing was written
-      options_.on_warning(std::string("cannot build a log write: ") + e.what());
-      status = AppendStatus::IoError;
+void WriteAheadLog::write_group(Group& group) {
+  if (group.status == AppendStatus::Ok && group.roll) group.status = roll_segment(group.start);
+  group.end = group.start;
+  if (group.status != AppendStatus::Ok) return;
+  try {
+    const std::string buffer = encode_group(group);
+    group.status = write_synced(buffer, group.sync_ns);
+  } catch (const std::exception& e) {  // out of memory building the group: nothing was written
+    options_.on_warning(std::string("cannot build a log write: ") + e.what());
+    group.status = AppendStatus::IoError;
+  }
+}
+
+std::string WriteAheadLog::encode_group(Group& group) {
+  Position& end = group.end;
+  std::string buffer;
+  buffer.reserve(group.bytes + kGroupMarkerSize);
+  const std::size_t marker = begin_group(buffer, end.lsn + 1);
+  end = Position{end.segment, end.offset + kGroupMarkerSize, end.log_offset + kGroupMarkerSize, end.lsn};
+  std::uint32_t records = 0;
+  for (Request* r : group.requests) {
+    for (const auto& payload : r->payloads) {
+      append_record(buffer, end.lsn + 1, kRecordEvent, payload);
+      const std::uint64_t bytes = kRecordHeaderSize + payload.size();
+      end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
+      r->out->push_back(Appended{end.lsn, end});
+      ++records;
     }
   }
+  finish_group(buffer, marker, records);
+  return buffer;
+}
 
-  lock.lock();
-  if (status == AppendStatus::Ok) {
+void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& lock) {
+  if (group.status == AppendStatus::Ok) {
+    const Position& start = group.start;
+    const Position& end = group.end;
     durable_ = end;
     segments_[end.segment] = end.offset;
     stats_.appended_bytes += end.log_offset - start.log_offset;
     stats_.groups += 1;
-    last_sync_seconds_ = static_cast<double>(sync_ns) / 1e9;
+    last_sync_seconds_ = static_cast<double>(group.sync_ns) / 1e9;
     lock.unlock();
-    // Still the leader: callbacks run in LSN order, before any later group is written. They must
-    // not stop the group from completing: the records are durable whatever a callback does.
-    auto guarded = [this](auto&& callback) {
-      try {
-        callback();
-      } catch (const std::exception& e) {
-        options_.on_warning(std::string("a log callback failed after a durable write: ") + e.what());
-      }
-    };
-    if (options_.on_group_commit)
-      guarded([&] { options_.on_group_commit(static_cast<double>(sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn); });
-    for (Request* r : group)
-      if (*r->on_durable) guarded([&] { (*r->on_durable)(*r->out); });
+    run_durable_callbacks(group);
     lock.lock();
   }
-  for (Request* r : group) {
+  for (Request* r : group.requests) {
     queue_.pop_front();
-    r->status = status;
+    r->status = group.status;
     r->done = true;
-    if (status != AppendStatus::Ok) r->out->clear();
+    if (group.status != AppendStatus::Ok) r->out->clear();
   }
   group_cv_.notify_all();
-  return self.status;
+}
+
+void WriteAheadLog::run_durable_callbacks(const Group& group) {
+  // Still the leader: callbacks run in LSN order, before any later group is written. They must
+  // not stop the group from completing: the records are durable whatever a callback does.
+  auto guarded = [this](auto&& callback) {
+    try {
+      callback();
+    } catch (const std::exception& e) {
+      options_.on_warning(std::string("a log callback failed after a durable write: ") + e.what());
+    }
+  };
+  const Position& start = group.start;
+  const Position& end = group.end;
+  if (options_.on_group_commit)
+    guarded([&] {
+      options_.on_group_commit(static_cast<double>(group.sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
+    });
+  for (Request* r : group.requests)
+    if (*r->on_durable) guarded([&] { (*r->on_durable)(*r->out); });
 }
 
 Position WriteAheadLog::durable() const {
@@ -483,26 +536,7 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
       if (seg < segment && seg != durable_.segment) doomed.push_back(seg);
   }
   if (doomed.empty()) return;
-  {
-    // Recovery must know these were applied, or a crash mid-removal would leave a gap it cannot
-    // explain: the applied position is persisted first.
-    std::lock_guard lock(state_mu_);
-    if (noted_applied_.segment < segment) {
-      options_.on_warning("not removing log segments below " + segment_file_name(segment) +
-                          ": the applied position the log knows is in segment " + std::to_string(noted_applied_.segment));
-      return;
-    }
-    if (persistable_applied().segment < segment) {
-      options_.on_warning("not removing log segments below " + segment_file_name(segment) +
-                          ": the applied position held for the standbys is in an earlier segment");
-      return;
-    }
-    if (state_->current().applied.segment < segment) {
-      LocalState next = state_->current();
-      next.applied = persistable_applied();
-      if (!write_state(next)) return;
-    }
-  }
+  if (!persist_applied_before_removal(segment)) return;
   for (std::uint64_t seg : doomed) {
     const std::string path = segment_path(options_.dir, seg);
     if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory)
@@ -521,6 +555,28 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
   } catch (const std::exception& e) {
     options_.on_warning(std::string("cannot read the oldest segment's header: ") + e.what());
   }
+}
+
+bool WriteAheadLog::persist_applied_before_removal(std::uint64_t segment) {
+  // Recovery must know these were applied, or a crash mid-removal would leave a gap it cannot
+  // explain: the applied position is persisted first.
+  std::lock_guard lock(state_mu_);
+  if (noted_applied_.segment < segment) {
+    options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                        ": the applied position the log knows is in segment " + std::to_string(noted_applied_.segment));
+    return false;
+  }
+  if (persistable_applied().segment < segment) {
+    options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                        ": the applied position held for the standbys is in an earlier segment");
+    return false;
+  }
+  if (state_->current().applied.segment < segment) {
+    LocalState next = state_->current();
+    next.applied = persistable_applied();
+    if (!write_state(next)) return false;
+  }
+  return true;
 }
 
 }  // namespace pm::wal

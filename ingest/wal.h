@@ -50,6 +50,8 @@
 
 namespace pm::wal {
 
+struct SegmentScan;  // wal_scan.h
+
 // Another process (or another open log in this one) holds the directory.
 class WalLocked : public std::runtime_error {
  public:
@@ -130,26 +132,55 @@ class WriteAheadLog {
   void recover();
   void start_new_log();
   void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
+  // Removes the segments below the state's applied position (never the newest); returns the rest.
+  std::vector<std::uint64_t> remove_applied_segments(const std::vector<std::uint64_t>& found, const LocalState& state);
+  // Checks each segment's log id and records its size; the first one is the oldest.
+  void load_segment_sizes(const std::vector<std::uint64_t>& found);
+  // Scans the newest segment, refuses damage in synced data, opens it as active_ and cuts a torn tail.
+  SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
   // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
   void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);
+  // Creates, syncs and activates a new segment. REQUIRES: mu_ not held; the open() thread or the
+  // leader of the group being written.
   void create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset);
-  AppendStatus write_group(const std::string& bytes, std::uint64_t& synced_seconds_ns);
+
+  // Group commit (append()). Only the leader, the thread whose request is at the front of
+  // queue_, calls these; no other thread touches active_ or durable_'s offset meanwhile.
+  struct Group;
+  // Takes the requests queued so far, up to max_group_bytes. REQUIRES: mu_ held.
+  Group form_group();
+  // Starts a new segment if the group asked for it, encodes the group and writes it with one
+  // write and one fdatasync; sets its status and end. REQUIRES: mu_ not held.
+  void write_group(Group& group);
+  // The group's bytes: a group marker, then one record per payload; fills each request's `out`.
+  std::string encode_group(Group& group);
+  // Writes `bytes` at the durable end of the active segment and syncs it; a failed write is cut
+  // off again, a failed sync calls fatal(). REQUIRES: mu_ not held.
+  AppendStatus write_synced(const std::string& bytes, std::uint64_t& sync_ns);
   AppendStatus roll_segment(Position& start);
-  bool write_state(LocalState next);
-  void fatal(const std::string& message);
+  // Publishes the durable position, runs the callbacks (mu_ released meanwhile), then marks every
+  // request of the group done and wakes the waiting threads. REQUIRES: mu_ held through `lock`.
+  void complete_group(Group& group, std::unique_lock<std::mutex>& lock);
+  // on_group_commit, then each request's on_durable, in LSN order. REQUIRES: mu_ not held.
+  void run_durable_callbacks(const Group& group);
+  bool write_state(LocalState next);  // REQUIRES: state_mu_ held
+  // Persists the applied position before segments below `segment` are deleted; false: keep them.
+  // REQUIRES: state_mu_ not held.
+  bool persist_applied_before_removal(std::uint64_t segment);
+  void fatal(const std::string& message);  // halts the log, then on_fatal. REQUIRES: mu_ not held.
   void report(RecoveryFinding finding);
 
   Options options_;
   LogFs* fs_;
   std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
-  std::unique_ptr<LogFile> active_;
+  std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
   Position applied_at_open_;
 
   mutable std::mutex mu_;
-  std::condition_variable group_cv_;
-  std::deque<Request*> queue_;
+  std::condition_variable group_cv_;          // a group completed: its requests are done, or a new front leads
+  std::deque<Request*> queue_;                // append() calls waiting, in order; guarded by mu_
   Position durable_;                          // guarded by mu_
   std::map<std::uint64_t, std::uint64_t> segments_;  // segment -> size on disk; guarded by mu_
   std::uint64_t oldest_log_offset_ = 0;       // guarded by mu_
@@ -162,7 +193,7 @@ class WriteAheadLog {
   std::unique_ptr<StateFile> state_;          // guarded by state_mu_
   Position noted_applied_;                    // guarded by state_mu_
   std::optional<Position> applied_hold_;      // guarded by state_mu_
-  Position persistable_applied() const;       // noted_applied_ within the hold; state_mu_ held
+  Position persistable_applied() const;       // noted_applied_ within the hold. REQUIRES: state_mu_ held
   std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
 };
 
