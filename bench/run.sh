@@ -60,7 +60,7 @@ cmake --build "$BUILD" -j"${PM_BENCH_JOBS:-2}" --target pm-ingestd pm-ingestctl 
 INGESTD="$BUILD/daemon/pm-ingestd"
 CTL="$BUILD/daemon/pm-ingestctl"
 LOADGEN="$BUILD/daemon/pm-loadgen"
-PROBE="$BUILD/daemon/pm-log-probe"
+PROBE="$BUILD/bench/pm-log-probe"
 
 mkdir -p "$WORK"
 rm -f "$RESULTS"

@@ -2,10 +2,10 @@
 
 #include <ostream>
 
-#include "ingest/event_codec.h"
-#include "ingest/event_json.h"
-#include "ingest/wal_directory.h"
-#include "ingest/wal_salvage.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/events/event_json.h"
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_salvage.h"
 
 namespace pm::ctl {
 

@@ -7,8 +7,8 @@
 #include <iosfwd>
 #include <string>
 
-#include "ingest/event.h"
-#include "ingest/wal_reader.h"
+#include "ingest/events/event.h"
+#include "ingest/log/wal_reader.h"
 
 namespace pm::ctl {
 

@@ -8,12 +8,12 @@
 
 #include "daemon/cli_common.h"
 #include "daemon/log_inspection.h"
-#include "ingest/event_codec.h"
-#include "ingest/protocol.h"
-#include "ingest/wal.h"
-#include "ingest/wal_reader.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/server/protocol.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
 #include "repos/database.h"
-#include "repos/ingest_checkpoint_repository.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/migrator.h"
 
 namespace po = boost::program_options;

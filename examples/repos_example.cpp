@@ -4,7 +4,7 @@
 #include <exception>
 #include <iostream>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/trade_repository.h"
 #include "repos/trigger_repository.h"
 

@@ -96,7 +96,7 @@ class IngestMetrics {
   // What recovery found at start (wal_recovery_report.h), by kind; bytes cut off torn tails.
   prometheus::Counter& wal_recovery_findings(const std::string& kind);
   prometheus::Counter& wal_recovery_truncated_bytes;
-  // Failover safety (ingest/log_retention.h): as of the last look at the primary's standbys.
+  // Failover safety (ingest/writer/log_retention.h): as of the last look at the primary's standbys.
   prometheus::Gauge& replication_standbys;
   prometheus::Gauge& replication_lag_bytes;
   prometheus::Gauge& wal_segments_awaiting_replication;

@@ -1,6 +1,6 @@
 #include "repos/candidate_repository.h"
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm {
 

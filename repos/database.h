@@ -31,7 +31,7 @@
 
 #include <pqxx/pqxx>
 
-#include "repos/backoff.h"
+#include "repos/util/backoff.h"
 #include "repos/database_config.h"
 #include "repos/pg_errors.h"
 #include "repos/tx_result.h"

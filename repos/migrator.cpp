@@ -5,7 +5,7 @@
 
 #include <pqxx/nontransaction>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm {
 

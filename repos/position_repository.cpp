@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm {
 

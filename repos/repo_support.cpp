@@ -1,6 +1,6 @@
 #include "repos/repo_support.h"
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm::detail {
 

@@ -14,7 +14,7 @@
 
 #include <pqxx/result>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm::tiered {
 

@@ -7,7 +7,7 @@
 
 #include <pqxx/subtransaction>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
 #include "repos/trade_copy.h"

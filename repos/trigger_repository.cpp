@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
 #include "repos/watermark_upsert.h"

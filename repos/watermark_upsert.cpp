@@ -1,6 +1,6 @@
 #include "repos/watermark_upsert.h"
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 
 namespace pm {
 

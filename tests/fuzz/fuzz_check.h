@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "ingest/event_codec.h"
+#include "ingest/events/event_codec.h"
 
 namespace pm::fuzz {
 

@@ -11,8 +11,8 @@
 
 #include <simdjson.h>
 
-#include "ingest/event_codec.h"
-#include "ingest/protocol.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/server/protocol.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

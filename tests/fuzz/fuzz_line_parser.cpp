@@ -8,8 +8,8 @@
 #include <string_view>
 #include <variant>
 
-#include "ingest/event_codec.h"
-#include "ingest/protocol.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/server/protocol.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

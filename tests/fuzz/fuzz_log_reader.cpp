@@ -9,9 +9,9 @@
 #include <string>
 #include <system_error>
 
-#include "ingest/wal.h"
-#include "ingest/wal_reader.h"
-#include "ingest/wal_salvage.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_salvage.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/support/fault_fs.h"
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <variant>
 
-#include "ingest/event_codec.h"
-#include "ingest/protocol.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/server/protocol.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {

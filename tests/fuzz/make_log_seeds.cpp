@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ingest/wal.h"
+#include "ingest/log/wal.h"
 #include "tests/support/fault_fs.h"
 
 namespace {

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ingest/event_queue.h"
+#include "ingest/events/event_queue.h"
 
 namespace pm {
 namespace {

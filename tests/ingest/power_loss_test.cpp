@@ -22,10 +22,10 @@
 #include <set>
 #include <thread>
 
-#include "ingest/batch_writer.h"
-#include "ingest/ingest_pipeline.h"
-#include "repos/clock.h"
-#include "repos/ingest_checkpoint_repository.h"
+#include "ingest/writer/batch_writer.h"
+#include "ingest/server/ingest_pipeline.h"
+#include "repos/util/clock.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/test_database.h"
 

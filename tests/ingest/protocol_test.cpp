@@ -1,9 +1,9 @@
 // Protocol v1 codec: every field rule and every rejection reason of docs/protocol.md.
 #include <gtest/gtest.h>
 
-#include "ingest/event_codec.h"
-#include "ingest/line_splitter.h"
-#include "ingest/protocol.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/server/line_splitter.h"
+#include "ingest/server/protocol.h"
 
 namespace pm {
 namespace {

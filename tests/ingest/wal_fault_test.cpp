@@ -8,9 +8,9 @@
 #include <cstring>
 #include <thread>
 
-#include "ingest/crc32c.h"
-#include "ingest/wal.h"
-#include "ingest/wal_reader.h"
+#include "repos/util/crc32c.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
 #include "tests/support/fault_fs.h"
 
 namespace pm::wal {

@@ -11,9 +11,9 @@
 #include <fstream>
 #include <thread>
 
-#include "ingest/crc32c.h"
-#include "ingest/wal.h"
-#include "ingest/wal_reader.h"
+#include "repos/util/crc32c.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
 
 namespace pm::wal {
 namespace {

@@ -10,9 +10,9 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
-#include "ingest/batch_applier.h"
-#include "ingest/commit_order.h"
-#include "ingest/writer_lanes.h"
+#include "ingest/writer/batch_applier.h"
+#include "ingest/writer/commit_order.h"
+#include "ingest/writer/writer_lanes.h"
 #include "repos/pg_errors.h"
 #include "tests/support/test_database.h"
 

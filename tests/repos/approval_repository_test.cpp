@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "repos/approval_repository.h"
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "tests/support/test_database.h"
 
 namespace pm {

@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "repos/candidate_repository.h"
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "tests/support/test_database.h"
 
 namespace pm {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "repos/candle_repository.h"
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "tests/support/test_database.h"
 
 namespace pm {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/database_config.h"
 #include "repos/timestamp_unit.h"
 

@@ -6,7 +6,7 @@
 #include <barrier>
 #include <thread>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/order_repository.h"
 #include "tests/support/test_database.h"
 

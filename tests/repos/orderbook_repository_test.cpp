@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/orderbook_repository.h"
 #include "tests/support/test_database.h"
 

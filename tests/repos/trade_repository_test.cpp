@@ -5,7 +5,7 @@
 
 #include <charconv>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/copy_in.h"
 #include "repos/trade_repository.h"
 #include "tests/support/process.h"

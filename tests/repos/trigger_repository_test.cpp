@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/trigger_repository.h"
 #include "tests/support/test_database.h"
 

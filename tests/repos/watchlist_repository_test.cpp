@@ -2,7 +2,7 @@
 // PostgreSQL (storage-api.md 2.15; fixes for D11, D20, D25, D27, D28, D33).
 #include <gtest/gtest.h>
 
-#include "repos/clock.h"
+#include "repos/util/clock.h"
 #include "repos/watchlist_repository.h"
 #include "tests/support/test_database.h"
 

@@ -1,5 +1,5 @@
 #pragma once
-// FaultFs: an in-memory LogFs (ingest/log_fs.h) that simulates what a write-ahead log exists for.
+// FaultFs: an in-memory LogFs (ingest/log/log_fs.h) that simulates what a write-ahead log exists for.
 //
 // - Power loss: power_loss() (or crash_after() at the n-th mutating call) freezes the file system:
 //   every later call fails with EIO, as if the process had died with the machine. What the disk
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "ingest/log_fs.h"
+#include "ingest/log/log_fs.h"
 
 namespace pm::test {
 

@@ -10,7 +10,7 @@
 
 #include <simdjson.h>
 
-#include "ingest/unix_socket.h"
+#include "ingest/server/unix_socket.h"
 
 namespace pm::test {
 

@@ -1,0 +1,111 @@
+#include "daemon/loadgen/loadgen_report.h"
+
+#include <fmt/format.h>
+
+namespace pm::loadgen {
+
+namespace {
+
+double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else out += c;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string format_progress(double elapsed_s, const LoadStats& stats, std::uint64_t interval_acked, double interval_s,
+                            const LatencyHistogram::Snapshot& interval, std::uint64_t unacked) {
+  return fmt::format("[{:6.1f}s] sent {} acked {} rejected {} unacked {} | rate {:.0f}/s | ack p50 {:.2f} ms p99 {:.2f} ms{}",
+                     elapsed_s, stats.written.load(), stats.acked.load(), stats.rejected.load(), unacked,
+                     interval_s > 0 ? static_cast<double>(interval_acked) / interval_s : 0.0, ms(interval.percentile(0.50)),
+                     ms(interval.percentile(0.99)),
+                     stats.reconnects.load() ? fmt::format(" | reconnects {}", stats.reconnects.load()) : std::string());
+}
+
+std::string format_text(const RunSummary& s) {
+  std::string out;
+  auto line = [&](const std::string& l) { out += l + "\n"; };
+  line(fmt::format("events      {} offered, {} lines written ({} resent after reconnects, {} busy replies)", s.events,
+                   s.written, s.resent, s.busy));
+  line(fmt::format("acked       {}   rejected {}   unacked {}   reconnects {}{}", s.acked, s.rejected, s.unacked, s.reconnects,
+                   s.gave_up ? fmt::format("   GAVE UP on {} connection(s)", s.gave_up) : std::string()));
+  line(fmt::format("throughput  {:.0f} events/s acked over {:.3f} s ({} connection(s), rate {})", s.throughput_eps, s.seconds,
+                   s.connections, s.target_rate > 0 ? fmt::format("{:.0f}/s", s.target_rate) : std::string("unlimited")));
+  line(fmt::format("ack latency p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms  (mean {:.3f} ms, {} samples)",
+                   ms(s.latency.percentile(0.5)), ms(s.latency.percentile(0.9)), ms(s.latency.percentile(0.99)),
+                   ms(s.latency.percentile(0.999)), ms(s.latency.max_ns), s.latency.mean_ns() / 1e6, s.latency.count));
+  if (s.target_rate > 0) line(fmt::format("pacing      at most {:.3f} ms behind schedule", s.behind_schedule_max_ms));
+  if (s.errors_by_reason.empty()) {
+    line("errors      none");
+  } else {
+    std::string e;
+    for (const auto& [reason, n] : s.errors_by_reason) e += fmt::format(" {}={}", reason, n);
+    line("errors     " + e);
+  }
+  if (s.end_to_end_seconds) {
+    line(fmt::format("end to end  {} rows visible in PostgreSQL {:.3f} s after the first line was sent = {:.0f} rows/s",
+                     s.end_to_end_rows.value_or(0), *s.end_to_end_seconds,
+                     *s.end_to_end_seconds > 0 ? static_cast<double>(s.end_to_end_rows.value_or(0)) / *s.end_to_end_seconds : 0.0));
+  }
+  if (s.verify) {
+    const VerifyReport& v = *s.verify;
+    line(fmt::format("verify      {}: trades acked {} stored {} missing {} duplicated {} extra {} (in doubt {}); "
+                     "trigger pairs acked {} rows {} missing {} G2-violations {} wrong-token {} extra {} ({:.2f} s)",
+                     v.ok ? "OK" : "MISMATCH", v.trades_acked, v.trades_stored, v.trades_missing, v.trades_duplicated,
+                     v.trades_extra, v.trades_in_doubt, v.trigger_pairs_acked, v.trigger_rows, v.trigger_pairs_missing,
+                     v.trigger_g2_violations, v.trigger_wrong_token, v.trigger_extra, v.seconds));
+    for (const auto& p : v.problems) line("  " + p);
+  }
+  return out;
+}
+
+std::string format_json(const RunSummary& s) {
+  std::string out = "{";
+  out += fmt::format(R"("events":{},"gave_up":{},"written":{},"acked":{},"rejected":{},"busy":{},"resent":{},"reconnects":{},"unacked":{},)",
+                     s.events, s.gave_up, s.written, s.acked, s.rejected, s.busy, s.resent, s.reconnects, s.unacked);
+  out += fmt::format(R"("seconds":{:.6f},"throughput_eps":{:.1f},"target_rate":{:.1f},"connections":{},"behind_schedule_max_ms":{:.3f},)",
+                     s.seconds, s.throughput_eps, s.target_rate, s.connections, s.behind_schedule_max_ms);
+  out += fmt::format(R"("ack_latency_ms":{{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{}}},)",
+                     ms(s.latency.percentile(0.5)), ms(s.latency.percentile(0.9)), ms(s.latency.percentile(0.99)),
+                     ms(s.latency.percentile(0.999)), ms(s.latency.max_ns), s.latency.mean_ns() / 1e6, s.latency.count);
+  out += "\"errors_by_reason\":{";
+  bool first = true;
+  for (const auto& [reason, n] : s.errors_by_reason) {
+    out += fmt::format("{}{}:{}", first ? "" : ",", json_string(reason), n);
+    first = false;
+  }
+  out += "}";
+  if (s.end_to_end_seconds) {
+    const double rows = static_cast<double>(s.end_to_end_rows.value_or(0));
+    out += fmt::format(R"(,"end_to_end":{{"seconds":{:.6f},"rows":{},"rows_per_s":{:.1f}}})", *s.end_to_end_seconds,
+                       s.end_to_end_rows.value_or(0), *s.end_to_end_seconds > 0 ? rows / *s.end_to_end_seconds : 0.0);
+  }
+  if (s.verify) {
+    const VerifyReport& v = *s.verify;
+    out += fmt::format(
+        R"(,"verify":{{"ok":{},"trades_acked":{},"trades_stored":{},"trades_missing":{},"trades_duplicated":{},"trades_extra":{},)"
+        R"("trades_in_doubt":{},"trigger_pairs_acked":{},"trigger_rows":{},"trigger_pairs_missing":{},"trigger_g2_violations":{},)"
+        R"("trigger_wrong_token":{},"trigger_extra":{},"seconds":{:.3f},"problems":[)",
+        v.ok ? "true" : "false", v.trades_acked, v.trades_stored, v.trades_missing, v.trades_duplicated, v.trades_extra,
+        v.trades_in_doubt, v.trigger_pairs_acked, v.trigger_rows, v.trigger_pairs_missing, v.trigger_g2_violations,
+        v.trigger_wrong_token, v.trigger_extra, v.seconds);
+    for (std::size_t i = 0; i < v.problems.size(); ++i) out += (i ? "," : "") + json_string(v.problems[i]);
+    out += "]}";
+  }
+  return out + "}";
+}
+
+}  // namespace pm::loadgen

@@ -1,0 +1,290 @@
+// pm-loadgen: the load-test harness of pm-ingestd. Drives a running daemon over its Unix socket
+// with generated events (or a replayed NDJSON file) on several pipelined connections, prints a
+// progress line every second and a summary at the end (text, or JSON with --json), and can check
+// the result in PostgreSQL (--verify) or time it end to end (--wait-applied).
+// Exit codes: 0 ok; 1 events left unacknowledged, a verification mismatch or a database error;
+// 2 usage error.
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "daemon/cli_common.h"
+#include "daemon/loadgen/loadgen_connection.h"
+#include "daemon/loadgen/loadgen_report.h"
+#include "daemon/loadgen/loadgen_source.h"
+#include "daemon/loadgen/loadgen_verify.h"
+#include "repos/database_config.h"
+
+namespace po = boost::program_options;
+using namespace pm::loadgen;
+
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: pm-loadgen [options]\n"
+    "\n"
+    "Sends trade and trigger events to a running pm-ingestd over its Unix socket (protocol v1), on\n"
+    "--connections pipelined connections, and measures throughput and ack latency (the time from\n"
+    "writing a line into the socket to reading the first cumulative ack that covers it). After a\n"
+    "lost connection it reconnects and resends every unacknowledged line; lines refused `busy` are\n"
+    "sent again after a back-off. Events come from a deterministic generator (--seed, --conditions,\n"
+    "--triggers, --dup-ratio) or from --input FILE. It stops after --count events, after\n"
+    "--duration seconds, at the end of --input, or on Ctrl-C; then waits for the outstanding acks.\n"
+    "\n"
+    "Every second a progress line goes to stderr; the summary goes to stdout.\n"
+    "Exit codes: 0 ok, 1 events left unacknowledged / verification mismatch / database error,\n"
+    "2 usage error.\n"
+    "\n";
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int) { g_interrupted.store(true); }
+
+struct Options {
+  std::string socket;
+  double rate = 0;
+  std::optional<double> duration;
+  std::optional<std::uint64_t> count;
+  int connections = 1;
+  GeneratorConfig gen;
+  std::string input;
+  std::size_t window = 10000;
+  double give_up_after = 30;
+  bool json = false, quiet = false, verify = false, verify_only = false, wait_applied = false;
+  double verify_timeout = 60;
+  int poll_ms = 10;
+  std::string database_url;
+};
+
+double parse_rate(const std::string& s) {
+  if (s == "unlimited" || s == "0") return 0;
+  std::size_t used = 0;
+  const double r = std::stod(s, &used);
+  if (used != s.size() || !(r > 0)) throw po::error("--rate must be a positive number of events per second or 'unlimited'");
+  return r;
+}
+
+std::optional<Options> parse(int argc, char** argv, int& exit_code) {
+  po::options_description o("Options");
+  o.add_options()
+      ("help,h", "print this help")
+      ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "the daemon's Unix socket")
+      ("rate", po::value<std::string>()->default_value("1000"),
+       "events per second over all connections, or 'unlimited' (as fast as the daemon acks, within --window)")
+      ("duration", po::value<double>(), "stop sending after this many seconds")
+      ("count", po::value<std::uint64_t>(), "stop after this many events (with --input: the first N lines)")
+      ("connections", po::value<int>()->default_value(1), "producer connections, each with its own pacer")
+      ("triggers", po::value<double>()->default_value(0.0), "share of generated events that are triggers (0..1)")
+      ("dup-ratio", po::value<double>()->default_value(0.0),
+       "share of generated lines that repeat an earlier trade (0..1); the daemon must store each once")
+      ("conditions", po::value<std::size_t>()->default_value(2000), "distinct condition ids of generated events")
+      ("seed", po::value<std::uint64_t>()->default_value(1), "generator seed: the same seed gives the same ids (and, with the same --start-timestamp, the same lines)")
+      ("start-timestamp", po::value<std::int64_t>()->default_value(0),
+       "epoch seconds of the first generated event (0: now); later events advance 1 s per 100 events")
+      ("input", po::value<std::string>(), "replay this NDJSON file (one event per line) instead of generating")
+      ("window", po::value<std::size_t>()->default_value(10000), "unacknowledged lines per connection at most")
+      ("give-up-after", po::value<double>()->default_value(30),
+       "seconds without a connection, or without an ack while lines are outstanding, before giving up")
+      ("json", "print the summary as one JSON object")
+      ("quiet,q", "no progress lines")
+      ("verify", "after the run, check in PostgreSQL that every acked trade is stored exactly once and that "
+                 "first triggers followed G2; print what is missing or extra; exit 1 on a mismatch")
+      ("verify-only", "send nothing: treat every event of --input (or the --count generated ones) as acked "
+                      "and verify the database holds them (implies --verify)")
+      ("verify-timeout", po::value<double>()->default_value(60),
+       "seconds to wait for acked events to become visible before reporting them missing")
+      ("wait-applied", "after the last ack, wait until every acked trade is visible in PostgreSQL and report "
+                       "the end-to-end time from the first line sent")
+      ("poll-ms", po::value<int>()->default_value(10), "polling interval of --wait-applied, milliseconds")
+      ("database-url", po::value<std::string>()->default_value(""),
+       "PostgreSQL URL for --verify / --wait-applied (default: $DATABASE_URL)")
+      ("database-url-file", po::value<std::string>()->default_value(""), "read the URL from this file's first line");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, o), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << kUsage << o;
+      exit_code = 0;
+      return std::nullopt;
+    }
+    Options opt;
+    opt.socket = vm["socket"].as<std::string>();
+    opt.rate = parse_rate(vm["rate"].as<std::string>());
+    if (vm.count("duration")) opt.duration = vm["duration"].as<double>();
+    if (vm.count("count")) opt.count = vm["count"].as<std::uint64_t>();
+    opt.connections = vm["connections"].as<int>();
+    opt.gen.trigger_share = vm["triggers"].as<double>();
+    opt.gen.dup_ratio = vm["dup-ratio"].as<double>();
+    opt.gen.conditions = vm["conditions"].as<std::size_t>();
+    opt.gen.seed = vm["seed"].as<std::uint64_t>();
+    opt.gen.start_timestamp_s = vm["start-timestamp"].as<std::int64_t>();
+    if (opt.gen.start_timestamp_s == 0)
+      opt.gen.start_timestamp_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch()).count();
+    if (vm.count("input")) opt.input = vm["input"].as<std::string>();
+    opt.window = vm["window"].as<std::size_t>();
+    opt.give_up_after = vm["give-up-after"].as<double>();
+    opt.json = vm.count("json") > 0;
+    opt.quiet = vm.count("quiet") > 0;
+    opt.verify_only = vm.count("verify-only") > 0;
+    opt.verify = vm.count("verify") > 0 || opt.verify_only;
+    opt.verify_timeout = vm["verify-timeout"].as<double>();
+    opt.wait_applied = vm.count("wait-applied") > 0;
+    opt.poll_ms = vm["poll-ms"].as<int>();
+    if (opt.connections < 1) throw po::error("--connections must be at least 1");
+    if (opt.window < 1) throw po::error("--window must be at least 1");
+    if (opt.gen.trigger_share < 0 || opt.gen.trigger_share > 1) throw po::error("--triggers must be within 0..1");
+    if (opt.gen.dup_ratio < 0 || opt.gen.dup_ratio >= 1) throw po::error("--dup-ratio must be within 0..1 (1 excluded)");
+    if (opt.gen.conditions < 1) throw po::error("--conditions must be at least 1");
+    if (opt.duration && !(*opt.duration > 0)) throw po::error("--duration must be positive");
+    if (opt.input.empty() && !opt.count && !opt.duration && !opt.verify_only)
+      throw po::error("say when to stop: --count, --duration or --input");
+    if (opt.verify_only && opt.input.empty() && !opt.count) throw po::error("--verify-only needs --input or --count");
+    if (opt.poll_ms < 1) throw po::error("--poll-ms must be at least 1");
+    if (opt.verify || opt.wait_applied) {
+      auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(), vm["database-url-file"].as<std::string>());
+      if (!url) throw po::error("--verify and --wait-applied need --database-url, --database-url-file or DATABASE_URL");
+      opt.database_url = *url;
+    }
+    return opt;
+  } catch (const std::exception& e) {
+    std::cerr << "pm-loadgen: " << e.what() << "\n\n" << kUsage << o;
+    exit_code = 2;
+    return std::nullopt;
+  }
+}
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  const auto parsed = parse(argc, argv, exit_code);
+  pm::scrub_argv_passwords(argc, argv);
+  if (!parsed) return exit_code;
+  const Options& opt = *parsed;
+
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    const bool keep_keys = opt.verify || opt.wait_applied;
+    std::unique_ptr<EventSource> source = opt.input.empty() ? EventSource::generated(opt.gen, opt.count, keep_keys)
+                                                            : EventSource::from_file(opt.input, opt.count, keep_keys);
+    RunSummary summary;
+    summary.connections = opt.connections;
+    summary.target_rate = opt.rate;
+    LoadStats stats;
+
+    std::vector<std::unique_ptr<ProducerConnection>> connections;
+    if (opt.verify_only) {
+      source->produce_all_as_acked();
+      summary.events = source->produced();
+    } else {
+      for (int i = 0; i < opt.connections; ++i) {
+        ConnectionConfig c;
+        c.socket_path = opt.socket;
+        c.rate = opt.rate / opt.connections;
+        c.window = opt.window;
+        c.give_up_after = millis(opt.give_up_after);
+        connections.push_back(std::make_unique<ProducerConnection>(c, *source, stats));
+      }
+      const auto start = std::chrono::steady_clock::now();
+      if (opt.duration) source->set_deadline(start + millis(*opt.duration));
+      std::mutex mu;
+      std::condition_variable cv;
+      int finished = 0;
+      std::vector<std::thread> threads;
+      for (auto& c : connections)
+        threads.emplace_back([&, conn = c.get()] {
+          conn->run();
+          std::lock_guard lock(mu);
+          ++finished;
+          cv.notify_all();
+        });
+      auto tick = start;
+      std::uint64_t acked_before = 0;
+      for (;;) {
+        tick += std::chrono::seconds(1);
+        std::unique_lock lock(mu);
+        // Wake every second for the progress line, or every 50 ms to notice Ctrl-C, or when done.
+        while (finished < opt.connections && std::chrono::steady_clock::now() < tick && !g_interrupted.load())
+          cv.wait_until(lock, std::min(tick, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+        const bool done = finished == opt.connections;
+        lock.unlock();
+        if (g_interrupted.load()) source->stop();
+        if (done) break;
+        if (std::chrono::steady_clock::now() < tick) continue;
+        std::uint64_t unacked = 0;
+        for (auto& c : connections) unacked += c->unacked();
+        const std::uint64_t acked = stats.acked.load();
+        const auto interval = stats.interval.snapshot_and_reset();
+        if (!opt.quiet)
+          std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), stats,
+                                       acked - acked_before, 1.0, interval, unacked)
+                    << std::endl;
+        acked_before = acked;
+      }
+      for (auto& t : threads) t.join();
+      summary.events = source->produced();
+      summary.written = stats.written.load();
+      summary.acked = stats.acked.load();
+      summary.rejected = stats.rejected.load();
+      summary.busy = stats.busy.load();
+      summary.resent = stats.resent.load();
+      summary.reconnects = stats.reconnects.load();
+      summary.unacked = stats.abandoned.load();
+      summary.gave_up = stats.gave_up.load();
+      const std::int64_t first = stats.first_write_ns.load(), last = stats.last_ack_ns.load();
+      summary.seconds = first && last > first ? static_cast<double>(last - first) / 1e9 : 0.0;
+      summary.throughput_eps = summary.seconds > 0 ? static_cast<double>(summary.acked) / summary.seconds : 0.0;
+      summary.behind_schedule_max_ms = static_cast<double>(stats.max_behind_ns.load()) / 1e6;
+      summary.latency = stats.latency.snapshot();
+      summary.errors_by_reason = stats.errors_by_reason();
+      if (opt.wait_applied && first) {
+        std::vector<std::uint64_t> hints;
+        for (auto& c : connections)
+          for (std::uint64_t i : c->recent_acked()) hints.push_back(i);
+        const AppliedWait w =
+            wait_applied(*source, hints, opt.database_url, millis(opt.verify_timeout), std::chrono::milliseconds(opt.poll_ms));
+        if (w.seen_ns == 0) {
+          std::cerr << "pm-loadgen: acked events were not all visible in PostgreSQL within --verify-timeout\n";
+          exit_code = 1;
+        } else {
+          summary.end_to_end_seconds = static_cast<double>(w.seen_ns - first) / 1e9;
+          summary.end_to_end_rows = w.rows;
+        }
+      }
+    }
+    if (opt.verify) {
+      summary.verify = verify(*source, opt.database_url, millis(opt.verify_timeout));
+      if (!summary.verify->ok) exit_code = 1;
+    }
+    if (summary.unacked > 0 || summary.gave_up > 0) exit_code = 1;
+    std::cout << (opt.json ? format_json(summary) + "\n" : format_text(summary)) << std::flush;
+    if (summary.gave_up > 0)
+      std::cerr << "pm-loadgen: gave up on " << summary.gave_up << " connection(s) after " << opt.give_up_after
+                << " s without a connection or an ack; " << summary.unacked << " event(s) were never acknowledged, "
+                << summary.events - summary.acked - summary.rejected - summary.unacked << " other(s) not sent\n";
+    return exit_code;
+  } catch (const std::exception& e) {
+    std::cerr << "pm-loadgen: " << pm::redact_url(e.what()) << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,44 @@
+#include "ingest/events/event_queue.h"
+
+#include <iterator>
+
+namespace pm {
+
+EventQueue::EventQueue(std::size_t capacity)
+    : capacity_(capacity), queue_(capacity), producer_(queue_) {}
+
+std::size_t EventQueue::push(std::vector<QueuedEvent>& events) {
+  if (events.empty() || size_.load(std::memory_order_relaxed) + events.size() > capacity_) return 0;
+  if (!queue_.enqueue_bulk(producer_, std::make_move_iterator(events.begin()), events.size())) return 0;
+  size_.fetch_add(events.size(), std::memory_order_relaxed);
+  {
+    std::lock_guard lock(bell_mu_);  // a consumer between its check and its wait sees the new size
+  }
+  bell_.notify_one();
+  return events.size();
+}
+
+std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout) {
+  // back_inserter: only the events dequeued are constructed, not `max` placeholders.
+  std::size_t n = queue_.try_dequeue_bulk(std::back_inserter(out), max);
+  if (n == 0 && timeout.count() > 0) {
+    {
+      std::unique_lock lock(bell_mu_);
+      bell_.wait_for(lock, timeout, [&] { return rung_ || size_.load(std::memory_order_relaxed) > 0; });
+      rung_ = false;
+    }
+    n = queue_.try_dequeue_bulk(std::back_inserter(out), max);
+  }
+  size_.fetch_sub(n, std::memory_order_relaxed);
+  return n;
+}
+
+void EventQueue::wake_consumer() {
+  {
+    std::lock_guard lock(bell_mu_);
+    rung_ = true;
+  }
+  bell_.notify_all();
+}
+
+}  // namespace pm

@@ -1,0 +1,58 @@
+#pragma once
+// EventQueue: the bounded hand-off from the log's group commits to the writer thread, over a
+// moodycamel::ConcurrentQueue, with a doorbell the writer waits on when the queue is empty. Events are pushed only after they are durable, in LSN
+// order, by whichever thread leads the log's group commit (the log serialises those, so one
+// producer token serves them all); one writer thread pops. When the queue is full the events are
+// simply not queued: they are on disk, and the writer reads them back from the log when it sees
+// the gap. So memory stays bounded whatever the backlog.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <concurrentqueue/concurrentqueue.h>
+
+#include "ingest/events/event.h"
+#include "ingest/log/wal_format.h"
+
+namespace pm {
+
+struct QueuedEvent {
+  std::uint64_t lsn = 0;
+  wal::Position end;  // the log boundary after this event: its checkpoint once applied
+  Event event;
+};
+
+class EventQueue {
+ public:
+  explicit EventQueue(std::size_t capacity);
+
+  // Producer side (serialised by the log's group leader). Returns how many were queued: all of
+  // `events` or none (a partial push would put a gap in the middle of the queue).
+  std::size_t push(std::vector<QueuedEvent>& events);
+
+  // Consumer side (the writer thread only): appends up to `max` events to `out`, waiting up to
+  // `timeout` for the first one, or until wake_consumer() is called. Returns how many were
+  // appended (0 after a timeout or a wake-up).
+  std::size_t pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout);
+
+  std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  std::size_t capacity() const { return capacity_; }
+  // Rings the consumer's doorbell (at shutdown, and when a writer lane finishes a batch): a pop()
+  // waiting now returns at once, or else the next pop() that would wait does. Queues nothing.
+  // Any thread.
+  void wake_consumer();
+
+ private:
+  const std::size_t capacity_;
+  moodycamel::ConcurrentQueue<QueuedEvent> queue_;
+  moodycamel::ProducerToken producer_;
+  std::atomic<std::size_t> size_{0};
+  std::mutex bell_mu_;
+  std::condition_variable bell_;
+  bool rung_ = false;  // guarded by bell_mu_
+};
+
+}  // namespace pm

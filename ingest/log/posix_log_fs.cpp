@@ -1,0 +1,166 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "ingest/log/log_fs.h"
+
+namespace pm::wal {
+
+namespace {
+
+std::error_code last_error() { return errno_code(errno); }
+
+class PosixFile final : public LogFile {
+ public:
+  explicit PosixFile(int fd) : fd_(fd) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  std::error_code write_at(std::uint64_t offset, const char* data, std::size_t n) override {
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd_, data, n, static_cast<off_t>(offset));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return last_error();
+      }
+      if (w == 0) return errno_code(ENOSPC);
+      data += w;
+      n -= static_cast<std::size_t>(w);
+      offset += static_cast<std::uint64_t>(w);
+    }
+    return {};
+  }
+
+  std::error_code read_at(std::uint64_t offset, char* data, std::size_t n, std::size_t& got) override {
+    got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd_, data + got, n - got, static_cast<off_t>(offset + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return last_error();
+      }
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    return {};
+  }
+
+  std::error_code sync() override { return ::fdatasync(fd_) == 0 ? std::error_code{} : last_error(); }
+
+  std::error_code truncate(std::uint64_t size) override {
+    return ::ftruncate(fd_, static_cast<off_t>(size)) == 0 ? std::error_code{} : last_error();
+  }
+
+  std::error_code size(std::uint64_t& out) override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return last_error();
+    out = static_cast<std::uint64_t>(st.st_size);
+    return {};
+  }
+
+ private:
+  int fd_;
+};
+
+class PosixLock final : public FileLock {
+ public:
+  explicit PosixLock(int fd) : fd_(fd) {}
+  ~PosixLock() override { ::close(fd_); }  // closing the descriptor releases the flock
+
+ private:
+  int fd_;
+};
+
+class PosixLogFs final : public LogFs {
+ public:
+  std::error_code create_dir(const std::string& dir) override {
+    if (::mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST) return {};
+    return last_error();
+  }
+
+  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::Read: flags |= O_RDONLY; break;
+      case OpenMode::Write: flags |= O_RDWR; break;
+      case OpenMode::CreateTruncate: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+    }
+    const int fd = ::open(path.c_str(), flags, 0640);
+    if (fd < 0) return last_error();
+    out = std::make_unique<PosixFile>(fd);
+    return {};
+  }
+
+  std::error_code rename(const std::string& from, const std::string& to) override {
+    return ::rename(from.c_str(), to.c_str()) == 0 ? std::error_code{} : last_error();
+  }
+
+  std::error_code remove(const std::string& path) override {
+    return ::unlink(path.c_str()) == 0 ? std::error_code{} : last_error();
+  }
+
+  std::error_code sync_dir(const std::string& dir) override {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return last_error();
+    const std::error_code ec = ::fsync(fd) == 0 ? std::error_code{} : last_error();
+    ::close(fd);
+    return ec;
+  }
+
+  std::error_code list(const std::string& dir, std::vector<std::string>& names) override {
+    names.clear();
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return last_error();
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+    return {};
+  }
+
+  std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) override {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) return last_error();
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const std::error_code ec = errno == EWOULDBLOCK ? std::make_error_code(std::errc::resource_unavailable_try_again) : last_error();
+      ::close(fd);
+      return ec;
+    }
+    // Who holds it, for the message a second daemon prints; the lock itself is the flock.
+    if (::ftruncate(fd, 0) == 0) {
+      const std::string text = owner + "\n";
+      [[maybe_unused]] const ssize_t w = ::pwrite(fd, text.data(), text.size(), 0);
+    }
+    out = std::make_unique<PosixLock>(fd);
+    return {};
+  }
+
+  std::string lock_owner(const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    char buf[128];
+    const ssize_t r = ::pread(fd, buf, sizeof buf, 0);
+    ::close(fd);
+    if (r <= 0) return "";
+    std::string text(buf, static_cast<std::size_t>(r));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
+    return text;
+  }
+};
+
+}  // namespace
+
+LogFs& posix_log_fs() {
+  static PosixLogFs fs;
+  return fs;
+}
+
+bool is_disk_full(const std::error_code& ec) {
+  return ec.category() == std::generic_category() && (ec.value() == ENOSPC || ec.value() == EDQUOT);
+}
+
+}  // namespace pm::wal

@@ -1,0 +1,582 @@
+#include "ingest/log/wal.h"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <iostream>
+#include <system_error>
+
+#include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_scan.h"
+
+namespace pm::wal {
+
+namespace {
+
+LogId random_log_id() {
+  LogId id{};
+  std::size_t got = 0;
+  while (got < id.size()) {
+    const ssize_t r = ::getrandom(id.data() + got, id.size() - got, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "getrandom");
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  return id;
+}
+
+void default_fatal(const std::string& message) {
+  std::cerr << "pm-ingestd: FATAL: " << message << std::endl;
+  std::_Exit(70);
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::uint64_t file_size(LogFs& fs, const std::string& path) {
+  std::unique_ptr<LogFile> f;
+  std::uint64_t size = 0;
+  std::error_code ec = fs.open(path, OpenMode::Read, f);
+  if (!ec) ec = f->size(size);
+  if (ec) throw std::system_error(ec, "stat " + path);
+  return size;
+}
+
+}  // namespace
+
+// One append() call waiting in queue_: owned by the calling thread (on its stack); the leader of
+// its group fills `out` and sets `status` and `done` (under mu_).
+struct WriteAheadLog::Request {
+  std::span<const std::string> payloads;
+  std::vector<Appended>* out;
+  const DurableCallback* on_durable;
+  AppendStatus status = AppendStatus::Ok;
+  bool done = false;
+};
+
+// The requests one leader writes at once: formed under mu_, then written without it, then
+// completed under it. Owned by the leader's stack.
+struct WriteAheadLog::Group {
+  std::vector<Request*> requests;  // the front of queue_, in order
+  std::size_t bytes = 0;           // of their records (the group marker excluded)
+  bool roll = false;               // the active segment is full: start a new one first
+  Position start;                  // durable_ when formed (the new segment's start after a roll)
+  Position end;                    // past the group's last record, once encoded
+  AppendStatus status = AppendStatus::Ok;
+  std::uint64_t sync_ns = 0;       // how long the fdatasync took
+};
+
+const char* to_string(AppendStatus status) {
+  switch (status) {
+    case AppendStatus::Ok: return "ok";
+    case AppendStatus::DiskFull: return "disk_full";
+    case AppendStatus::IoError: return "io_error";
+  }
+  return "io_error";
+}
+
+WriteAheadLog::WriteAheadLog(Options options) : options_(std::move(options)) {
+  fs_ = options_.fs != nullptr ? options_.fs : &posix_log_fs();
+  if (!options_.on_fatal) options_.on_fatal = default_fatal;
+  if (!options_.on_warning) options_.on_warning = [](const std::string&) {};
+  if (options_.lock_owner.empty()) options_.lock_owner = "pid " + std::to_string(::getpid());
+}
+
+WriteAheadLog::~WriteAheadLog() = default;
+
+std::unique_ptr<WriteAheadLog> WriteAheadLog::open(Options options) {
+  std::unique_ptr<WriteAheadLog> log(new WriteAheadLog(std::move(options)));
+  log->recover();
+  return log;
+}
+
+void WriteAheadLog::fatal(const std::string& message) {
+  {
+    std::lock_guard lock(mu_);
+    halted_ = true;
+  }
+  options_.on_fatal(message);
+}
+
+void WriteAheadLog::report(RecoveryFinding finding) {
+  if (options_.on_recovery) options_.on_recovery(finding);
+}
+
+bool WriteAheadLog::halted() const {
+  std::lock_guard lock(mu_);
+  return halted_;
+}
+
+void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset) {
+  const std::string path = segment_path(options_.dir, segment);
+  const std::string tmp = path + ".tmp";
+  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset, kFormatVersion});
+  std::unique_ptr<LogFile> file;
+  if (const std::error_code ec = fs_->open(tmp, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + tmp);
+  std::error_code ec = file->write_at(0, header.data(), header.size());
+  if (!ec) ec = file->sync();
+  if (!ec) ec = fs_->rename(tmp, path);
+  if (ec) {
+    file.reset();
+    fs_->remove(tmp);
+    throw std::system_error(ec, "create segment " + path);
+  }
+  // Until the directory is synced the new name may vanish in a power loss: no record goes there
+  // before, and a failed directory sync leaves the directory's state unknown.
+  if (const std::error_code dir_ec = fs_->sync_dir(options_.dir)) {
+    fatal("fsync of log directory " + options_.dir + " failed after creating " + path + ": " + dir_ec.message() +
+          "; restarting to recover from what is on disk");
+    throw std::system_error(dir_ec, "fsync " + options_.dir);
+  }
+  active_ = std::move(file);
+  std::lock_guard lock(mu_);
+  segments_[segment] = header.size();
+  if (segments_.size() == 1) {
+    oldest_lsn_ = first_lsn - 1;
+    oldest_log_offset_ = base_offset;
+  }
+  durable_ = Position{segment, kSegmentHeaderSize, base_offset, first_lsn - 1};
+  ++stats_.segments;
+}
+
+void WriteAheadLog::recover() {
+  if (const std::error_code ec = fs_->create_dir(options_.dir)) throw std::system_error(ec, "create log directory " + options_.dir);
+  const std::string lock_path = path_in(options_.dir, kLockFileName);
+  if (const std::error_code ec = fs_->lock(lock_path, options_.lock_owner, lock_)) {
+    if (ec == std::errc::resource_unavailable_try_again) {
+      const std::string owner = fs_->lock_owner(lock_path);
+      throw WalLocked("the log directory " + options_.dir + " is in use by another pm-ingestd" +
+                      (owner.empty() ? std::string() : " (" + owner + ")") +
+                      "; one log directory serves one daemon: give each daemon its own --wal-dir");
+    }
+    throw std::system_error(ec, "lock " + lock_path);
+  }
+  const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
+  for (const std::string& name : listing.temporary) {
+    const std::string path = path_in(options_.dir, name);
+    if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+    report(RecoveryFinding{RecoveryFinding::Kind::TemporaryRemoved, path, 0, 0, ""});
+  }
+  LocalState state;
+  const std::string state_path = path_in(options_.dir, kStateFileName);
+  const StateRead read = listing.has_state ? read_state(*fs_, state_path, state) : StateRead::Missing;
+  if (listing.segments.empty()) {
+    if (read == StateRead::Valid && state.ceiling.lsn > 0)
+      throw WalCorruption(state_path, 0,
+                          "the directory holds no log segments, but its state says events up to lsn " +
+                              std::to_string(state.ceiling.lsn) +
+                              " may be applied: the log's files were removed. Move this directory away and start with an "
+                              "empty --wal-dir after resetting the checkpoint (`pm-ingestctl checkpoint-reset`)");
+    start_new_log();
+    return;
+  }
+  recover_existing(listing, read, state);
+}
+
+void WriteAheadLog::start_new_log() {
+  log_id_ = random_log_id();
+  const Position start{1, kSegmentHeaderSize, 0, 0};
+  // The state file is created first; the new segment's directory sync makes both names durable.
+  state_ = StateFile::create(*fs_, path_in(options_.dir, kStateFileName), LocalState{log_id_, start, start});
+  create_segment(1, 1, 0);
+  applied_at_open_ = start;
+  noted_applied_ = start;
+}
+
+void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state) {
+  std::vector<std::uint64_t> found = listing.segments;
+  const std::uint64_t newest_segment = found.back();
+  log_id_ = read_segment_header(*fs_, options_.dir, newest_segment).log_id;
+  if (read == StateRead::Valid && state.log_id == log_id_) found = remove_applied_segments(found, state);
+  check_no_gap(options_.dir, found);
+  load_segment_sizes(found);
+  const SegmentScan scan = open_newest_segment(newest_segment, read, state);
+  segments_[newest_segment] = scan.valid_end.offset;
+  durable_ = scan.valid_end;
+  open_state(read, state);
+  // Version 1 segments are only read: appends start a new segment in the current format.
+  if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+}
+
+std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vector<std::uint64_t>& found,
+                                                                  const LocalState& state) {
+  // Segments below the applied position are applied; a crash while removing them may have left
+  // some behind, with gaps between them.
+  const std::uint64_t newest_segment = found.back();
+  std::vector<std::uint64_t> kept;
+  bool removed = false;
+  for (std::uint64_t seg : found) {
+    if (seg < state.applied.segment && seg < newest_segment) {
+      const std::string path = segment_path(options_.dir, seg);
+      if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+      report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
+                             "applied (below lsn " + std::to_string(state.applied.lsn + 1) +
+                                 "), left behind by a crash while applied segments were removed"});
+      removed = true;
+    } else {
+      kept.push_back(seg);
+    }
+  }
+  if (removed && fs_->sync_dir(options_.dir))
+    options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments");
+  return kept;
+}
+
+void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) {
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    const SegmentHeader h = read_segment_header(*fs_, options_.dir, found[i]);
+    const std::string path = segment_path(options_.dir, found[i]);
+    if (h.log_id != log_id_) throw WalCorruption(path, 0, "segment belongs to another log (log id " + log_id_hex(h.log_id) + ")");
+    if (i == 0) {
+      oldest_lsn_ = h.first_lsn - 1;
+      oldest_log_offset_ = h.base_offset;
+    }
+    segments_[found[i]] = file_size(*fs_, path);
+  }
+  stats_.segments = segments_.size();
+}
+
+SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state) {
+  const std::string newest = segment_path(options_.dir, newest_segment);
+  const SegmentScan scan = scan_segment(*fs_, newest);
+  if (scan.tail == TailState::Corrupt)
+    throw WalCorruption(newest, scan.valid_end.offset,
+                        scan.problem + "; a valid " + (scan.header.version >= 2 ? "group" : "record") + " follows at offset " +
+                            std::to_string(scan.later_valid_offset) +
+                            ", so this damage lies in data that had been synced and acknowledged");
+  check_state(read, state, scan.valid_end);
+  // Everything up to the ceiling was synced before a batch went to PostgreSQL: damage there is
+  // corruption of acknowledged data, whatever the format alone could tell. Nothing is cut then.
+  if (scan.tail == TailState::Torn && read == StateRead::Valid && state.log_id == log_id_ &&
+      state.ceiling.lsn > scan.valid_end.lsn)
+    throw WalCorruption(newest, scan.valid_end.offset,
+                        scan.problem + "; the log's state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
+                            " had been synced (and may be applied), so this damage lies in acknowledged data");
+  if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
+  if (scan.tail == TailState::Torn) {
+    std::error_code ec = active_->truncate(scan.valid_end.offset);
+    if (!ec) ec = active_->sync();
+    if (ec) throw std::system_error(ec, "cut torn tail of " + newest);
+    report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
+                           scan.file_size - scan.valid_end.offset, scan.problem});
+  }
+  return scan;
+}
+
+void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {
+  const std::string path = path_in(options_.dir, kStateFileName);
+  if (read == StateRead::Valid && state.log_id != log_id_)
+    throw WalCorruption(path, 0, "the state file belongs to log " + log_id_hex(state.log_id) + ", the segments to log " +
+                                     log_id_hex(log_id_) + "; a directory holds one log");
+  if (read == StateRead::Damaged && end.lsn > 0)
+    throw WalCorruption(path, 0,
+                        "both copies of the log's state file are damaged (each was synced, so the storage corrupted it). "
+                        "If the segments are intact, remove the file to start without its check; the checkpoint in "
+                        "PostgreSQL is still checked against the log");
+}
+
+void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
+  const std::string path = path_in(options_.dir, kStateFileName);
+  const Position oldest_position = oldest();
+  if (read == StateRead::Valid) {
+    if (state.ceiling.lsn > durable_.lsn)
+      throw WalCorruption(segment_path(options_.dir, durable_.segment), durable_.offset,
+                          "the log ends at lsn " + std::to_string(durable_.lsn) + ", but batches up to lsn " +
+                              std::to_string(state.ceiling.lsn) + " may already be applied in PostgreSQL (" + path +
+                              "): records were lost from the log, and new events would reuse their LSNs and be skipped. "
+                              "Restore the missing log files if you have them; otherwise keep this directory for "
+                              "inspection (`pm-ingestctl wal-verify --salvage`), start with an empty --wal-dir and reset "
+                              "the checkpoint (`pm-ingestctl checkpoint-reset --instance-id ID`)");
+    applied_at_open_ = state.applied.lsn >= oldest_position.lsn && state.applied.segment >= oldest_position.segment
+                           ? state.applied
+                           : oldest_position;
+    state_ = StateFile::open(*fs_, path, state);
+  } else {
+    // An older log, or a crash while this one was created: the ceiling starts at the log's end.
+    // The writer still checks the checkpoint in PostgreSQL against the log.
+    state_ = StateFile::create(*fs_, path, LocalState{log_id_, oldest_position, durable_});
+    if (const std::error_code ec = fs_->sync_dir(options_.dir)) throw std::system_error(ec, "fsync " + options_.dir);
+    report(RecoveryFinding{RecoveryFinding::Kind::StateCreated, path, 0, 0,
+                           read == StateRead::Missing ? "the log had no state file (written before format 2, or a crash while it was created)"
+                                                      : "its only copy was damaged by a crash while the log was created"});
+    applied_at_open_ = oldest_position;
+  }
+  noted_applied_ = applied_at_open_;
+}
+
+AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t& sync_ns) {
+  const std::uint64_t offset = durable_.offset;  // only the leader changes it
+  if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
+    // Nothing of a failed group may stay in the file: recovery would find half a group.
+    if (const std::error_code cut = active_->truncate(offset))
+      fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + cut.message());
+    options_.on_warning("log write failed: " + ec.message());
+    return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (const std::error_code ec = active_->sync()) {
+    fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed: " + ec.message() +
+          "; the page cache can no longer be trusted, restarting");
+    return AppendStatus::IoError;
+  }
+  sync_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  return AppendStatus::Ok;
+}
+
+AppendStatus WriteAheadLog::roll_segment(Position& start) {
+  try {
+    create_segment(start.segment + 1, start.lsn + 1, start.log_offset);
+    start = durable();
+    return AppendStatus::Ok;
+  } catch (const std::system_error& e) {
+    options_.on_warning(std::string("cannot start a new log segment: ") + e.what());
+    return is_disk_full(e.code()) ? AppendStatus::DiskFull : AppendStatus::IoError;
+  }
+}
+
+// The group-commit pattern of LevelDB's DBImpl::Write: every caller queues its request; the one at
+// the front leads, forms a group of the requests queued behind it, writes and syncs it once, and
+// completes it (durable position, callbacks, waking the followers).
+AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::vector<Appended>& out,
+                                   const DurableCallback& on_durable) {
+  out.clear();
+  if (payloads.empty()) return AppendStatus::Ok;
+  Request self{payloads, &out, &on_durable};
+  std::unique_lock lock(mu_);
+  if (halted_) return AppendStatus::IoError;
+  queue_.push_back(&self);
+  group_cv_.wait(lock, [&] { return self.done || queue_.front() == &self; });
+  if (self.done) return self.status;
+
+  // This thread leads: it writes every request queued so far (up to the group size) at once.
+  Group group = form_group();
+  lock.unlock();
+  write_group(group);
+  lock.lock();
+  complete_group(group, lock);
+  return self.status;
+}
+
+WriteAheadLog::Group WriteAheadLog::form_group() {
+  Group group;
+  for (Request* r : queue_) {
+    std::size_t bytes = 0;
+    for (const auto& p : r->payloads) bytes += kRecordHeaderSize + p.size();
+    if (!group.requests.empty() && group.bytes + bytes > options_.max_group_bytes) break;
+    group.requests.push_back(r);
+    group.bytes += bytes;
+  }
+  group.roll = durable_.offset >= options_.segment_bytes;
+  group.start = durable_;
+  group.status = halted_ ? AppendStatus::IoError : AppendStatus::Ok;
+  return group;
+}
+
+void WriteAheadLog::write_group(Group& group) {
+  if (group.status == AppendStatus::Ok && group.roll) group.status = roll_segment(group.start);
+  group.end = group.start;
+  if (group.status != AppendStatus::Ok) return;
+  try {
+    const std::string buffer = encode_group(group);
+    group.status = write_synced(buffer, group.sync_ns);
+  } catch (const std::exception& e) {  // out of memory building the group: nothing was written
+    options_.on_warning(std::string("cannot build a log write: ") + e.what());
+    group.status = AppendStatus::IoError;
+  }
+}
+
+std::string WriteAheadLog::encode_group(Group& group) {
+  Position& end = group.end;
+  std::string buffer;
+  buffer.reserve(group.bytes + kGroupMarkerSize);
+  const std::size_t marker = begin_group(buffer, end.lsn + 1);
+  end = Position{end.segment, end.offset + kGroupMarkerSize, end.log_offset + kGroupMarkerSize, end.lsn};
+  std::uint32_t records = 0;
+  for (Request* r : group.requests) {
+    for (const auto& payload : r->payloads) {
+      append_record(buffer, end.lsn + 1, kRecordEvent, payload);
+      const std::uint64_t bytes = kRecordHeaderSize + payload.size();
+      end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
+      r->out->push_back(Appended{end.lsn, end});
+      ++records;
+    }
+  }
+  finish_group(buffer, marker, records);
+  return buffer;
+}
+
+void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& lock) {
+  if (group.status == AppendStatus::Ok) {
+    const Position& start = group.start;
+    const Position& end = group.end;
+    durable_ = end;
+    segments_[end.segment] = end.offset;
+    stats_.appended_bytes += end.log_offset - start.log_offset;
+    stats_.groups += 1;
+    last_sync_seconds_ = static_cast<double>(group.sync_ns) / 1e9;
+    lock.unlock();
+    run_durable_callbacks(group);
+    lock.lock();
+  }
+  for (Request* r : group.requests) {
+    queue_.pop_front();
+    r->status = group.status;
+    r->done = true;
+    if (group.status != AppendStatus::Ok) r->out->clear();
+  }
+  group_cv_.notify_all();
+}
+
+void WriteAheadLog::run_durable_callbacks(const Group& group) {
+  // Still the leader: callbacks run in LSN order, before any later group is written. They must
+  // not stop the group from completing: the records are durable whatever a callback does.
+  auto guarded = [this](auto&& callback) {
+    try {
+      callback();
+    } catch (const std::exception& e) {
+      options_.on_warning(std::string("a log callback failed after a durable write: ") + e.what());
+    }
+  };
+  const Position& start = group.start;
+  const Position& end = group.end;
+  if (options_.on_group_commit)
+    guarded([&] {
+      options_.on_group_commit(static_cast<double>(group.sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
+    });
+  for (Request* r : group.requests)
+    if (*r->on_durable) guarded([&] { (*r->on_durable)(*r->out); });
+}
+
+Position WriteAheadLog::durable() const {
+  std::lock_guard lock(mu_);
+  return durable_;
+}
+
+Position WriteAheadLog::oldest() const {
+  std::lock_guard lock(mu_);
+  return Position{segments_.begin()->first, kSegmentHeaderSize, oldest_log_offset_, oldest_lsn_};
+}
+
+WalStats WriteAheadLog::stats() const {
+  std::lock_guard lock(mu_);
+  WalStats s = stats_;
+  s.segments = segments_.size();
+  s.disk_bytes = 0;
+  for (const auto& [seg, size] : segments_) s.disk_bytes += size;
+  return s;
+}
+
+double WriteAheadLog::last_sync_seconds() const {
+  std::lock_guard lock(mu_);
+  return last_sync_seconds_;
+}
+
+bool WriteAheadLog::write_state(LocalState next) {
+  bool sync_failed = false;
+  if (const std::error_code ec = state_->write(next, sync_failed)) {
+    if (sync_failed) {
+      fatal("fdatasync of " + state_->path() + " failed: " + ec.message() + "; restarting to recover from what is on disk");
+    } else {
+      options_.on_warning("cannot write the log's state file " + state_->path() + ": " + ec.message());
+    }
+    return false;
+  }
+  last_state_write_ms_ = now_ms();
+  return true;
+}
+
+bool WriteAheadLog::raise_ceiling(const Position& end) {
+  std::lock_guard lock(state_mu_);
+  if (state_->current().ceiling.lsn >= end.lsn) return true;
+  LocalState next = state_->current();
+  next.ceiling = durable();  // ahead of `end`, so later batches seldom need a write
+  next.applied = persistable_applied();
+  return write_state(next);
+}
+
+void WriteAheadLog::note_applied(const Position& applied) {
+  std::lock_guard lock(state_mu_);
+  noted_applied_ = applied;
+  if (now_ms() - last_state_write_ms_ < 1000) return;
+  LocalState next = state_->current();
+  next.applied = persistable_applied();
+  write_state(next);
+}
+
+Position WriteAheadLog::persistable_applied() const {
+  return applied_hold_ && applied_hold_->lsn < noted_applied_.lsn ? *applied_hold_ : noted_applied_;
+}
+
+void WriteAheadLog::hold_applied_at(std::optional<Position> limit) {
+  std::lock_guard lock(state_mu_);
+  applied_hold_ = limit;
+}
+
+bool WriteAheadLog::persist_applied() {
+  std::lock_guard lock(state_mu_);
+  const Position applied = persistable_applied();
+  if (state_->current().applied.lsn == applied.lsn) return true;
+  LocalState next = state_->current();
+  next.applied = applied;
+  return write_state(next);
+}
+
+void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
+  std::vector<std::uint64_t> doomed;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [seg, size] : segments_)
+      if (seg < segment && seg != durable_.segment) doomed.push_back(seg);
+  }
+  if (doomed.empty()) return;
+  if (!persist_applied_before_removal(segment)) return;
+  for (std::uint64_t seg : doomed) {
+    const std::string path = segment_path(options_.dir, seg);
+    if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory)
+      options_.on_warning("cannot remove applied segment " + path + ": " + ec.message());
+  }
+  if (const std::error_code ec = fs_->sync_dir(options_.dir))
+    options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments (" + ec.message() +
+                        "); a power loss may bring them back, and recovery removes them again");
+  // The new oldest segment's header tells where it starts.
+  std::lock_guard lock(mu_);
+  for (std::uint64_t seg : doomed) segments_.erase(seg);
+  try {
+    const SegmentHeader h = read_segment_header(*fs_, options_.dir, segments_.begin()->first);
+    oldest_lsn_ = h.first_lsn - 1;
+    oldest_log_offset_ = h.base_offset;
+  } catch (const std::exception& e) {
+    options_.on_warning(std::string("cannot read the oldest segment's header: ") + e.what());
+  }
+}
+
+bool WriteAheadLog::persist_applied_before_removal(std::uint64_t segment) {
+  // Recovery must know these were applied, or a crash mid-removal would leave a gap it cannot
+  // explain: the applied position is persisted first.
+  std::lock_guard lock(state_mu_);
+  if (noted_applied_.segment < segment) {
+    options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                        ": the applied position the log knows is in segment " + std::to_string(noted_applied_.segment));
+    return false;
+  }
+  if (persistable_applied().segment < segment) {
+    options_.on_warning("not removing log segments below " + segment_file_name(segment) +
+                        ": the applied position held for the standbys is in an earlier segment");
+    return false;
+  }
+  if (state_->current().applied.segment < segment) {
+    LocalState next = state_->current();
+    next.applied = persistable_applied();
+    if (!write_state(next)) return false;
+  }
+  return true;
+}
+
+}  // namespace pm::wal

@@ -1,0 +1,200 @@
+#pragma once
+// WriteAheadLog: the durable, append-only event log of pm-ingestd (format: wal_format.h). Every
+// file operation goes through a LogFs (log_fs.h), so tests can inject power loss and I/O faults.
+//
+// Contract:
+// - open() takes an exclusive lock on the directory (a second process, or a second open in this
+//   one, gets WalLocked), then recovers it: leftover temporary files are removed, segments below
+//   the applied position of the local state file (wal_state.h) are removed, the chain of segment
+//   headers is checked, and a torn last group of the newest segment is cut (wal_scan.h). Each of
+//   these is reported through `on_recovery`. Damage inside what had been synced throws
+//   WalCorruption naming the file and offset; so does a log that ends below the state's ceiling
+//   (records lost that may already be applied: new events must not reuse their LSNs). An empty
+//   directory starts a new log with a random log id.
+// - append() is called by any number of threads at once. Calls are grouped: one leader writes the
+//   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
+//   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
+//   of the group is left in the file). `on_durable` runs for each call's records in LSN order,
+//   once they are durable and before any later group's; it must be quick.
+// - A failed fdatasync (of a segment or of the state file), or a failed directory fsync when a
+//   new segment is created, leaves the files' state unknown: the log calls `on_fatal` (default:
+//   log to stderr and exit 70, for systemd to restart the daemon and recover from what is really
+//   on disk). No record of that group is acknowledged. If on_fatal returns, the log is halted:
+//   every later append() returns IoError.
+// - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
+//   and note_applied() after each commit; remove_segments_before() persists the applied position
+//   before it deletes anything. These are called from one thread at a time.
+// - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
+//   position written to the state file stays at or below p (recovery deletes every segment below
+//   the recorded one, so recording more would delete what a failover may still need);
+//   hold_applied_at(nullopt) lifts the hold.
+// - durable() and the other getters are thread-safe.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_format.h"
+#include "ingest/log/wal_recovery_report.h"
+#include "ingest/log/wal_state.h"
+
+namespace pm::wal {
+
+struct SegmentScan;  // wal_scan.h
+
+// Another process (or another open log in this one) holds the directory.
+class WalLocked : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string dir;
+  LogFs* fs = nullptr;                          // null: posix_log_fs()
+  std::uint64_t segment_bytes = 64ull << 20;    // roll to a new segment past this size
+  std::size_t max_group_bytes = 8u << 20;       // one group's write at most (soft)
+  std::string lock_owner;                       // written into the lock file; default "pid N"
+  std::function<void(const std::string&)> on_warning;          // write failures, removals, ...
+  std::function<void(const RecoveryFinding&)> on_recovery;     // what open() found and did
+  std::function<void(const std::string&)> on_fatal;            // must not return normally in production
+  // Called by each group's leader after its fdatasync: (fsync seconds, bytes, records).
+  std::function<void(double, std::uint64_t, std::uint64_t)> on_group_commit;
+};
+
+enum class AppendStatus { Ok, DiskFull, IoError };
+const char* to_string(AppendStatus status);
+
+struct Appended {
+  std::uint64_t lsn = 0;
+  Position end;  // the boundary after the record
+};
+
+using DurableCallback = std::function<void(std::span<const Appended>)>;
+
+struct WalStats {
+  std::uint64_t appended_bytes = 0;   // since open
+  std::uint64_t groups = 0;           // fdatasync calls since open
+  std::uint64_t segments = 0;         // files on disk
+  std::uint64_t disk_bytes = 0;       // bytes of all segment files
+};
+
+class WriteAheadLog {
+ public:
+  // Throws WalLocked, WalCorruption, std::system_error.
+  static std::unique_ptr<WriteAheadLog> open(Options options);
+  ~WriteAheadLog();
+  WriteAheadLog(const WriteAheadLog&) = delete;
+  WriteAheadLog& operator=(const WriteAheadLog&) = delete;
+
+  // Appends one record per payload. `out` receives their LSNs and end positions on Ok.
+  AppendStatus append(std::span<const std::string> payloads, std::vector<Appended>& out,
+                      const DurableCallback& on_durable = {});
+
+  Position durable() const;
+  Position oldest() const;  // start of the oldest segment still on disk
+  // The applied position the state file knew at open (at least oldest()): where the backlog is
+  // counted from before PostgreSQL answers.
+  Position applied_at_open() const { return applied_at_open_; }
+  const LogId& log_id() const { return log_id_; }
+  const std::string& dir() const { return options_.dir; }
+  LogFs& fs() const { return *fs_; }
+  WalStats stats() const;
+  // Seconds of the last fdatasync, for the fsync latency metric (set before on_durable runs).
+  double last_sync_seconds() const;
+  bool halted() const;
+
+  // Makes sure the state's ceiling is at or beyond `end` (a durable position) before a batch
+  // ending there is sent to PostgreSQL: raises it to the durable end, synced. False when the state
+  // could not be written (the batch must wait); a failed sync also calls on_fatal.
+  bool raise_ceiling(const Position& end);
+  // Records the applied position; persisted with the next state write, at most once a second.
+  void note_applied(const Position& applied);
+  // Persists the last noted applied position now (at a clean stop). False when it cannot.
+  bool persist_applied();
+  void hold_applied_at(std::optional<Position> limit);
+  // Deletes whole segments below `segment` (never the active one), after persisting the applied
+  // position, then fsyncs the directory.
+  void remove_segments_before(std::uint64_t segment);
+
+ private:
+  struct Request;
+  explicit WriteAheadLog(Options options);
+  void recover();
+  void start_new_log();
+  void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
+  // Removes the segments below the state's applied position (never the newest); returns the rest.
+  std::vector<std::uint64_t> remove_applied_segments(const std::vector<std::uint64_t>& found, const LocalState& state);
+  // Checks each segment's log id and records its size; the first one is the oldest.
+  void load_segment_sizes(const std::vector<std::uint64_t>& found);
+  // Scans the newest segment, refuses damage in synced data, opens it as active_ and cuts a torn tail.
+  SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
+  // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
+  void check_state(StateRead read, const LocalState& state, const Position& end) const;
+  void open_state(StateRead read, const LocalState& state);
+  // Creates, syncs and activates a new segment. REQUIRES: mu_ not held; the open() thread or the
+  // leader of the group being written.
+  void create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset);
+
+  // Group commit (append()). Only the leader, the thread whose request is at the front of
+  // queue_, calls these; no other thread touches active_ or durable_'s offset meanwhile.
+  struct Group;
+  // Takes the requests queued so far, up to max_group_bytes. REQUIRES: mu_ held.
+  Group form_group();
+  // Starts a new segment if the group asked for it, encodes the group and writes it with one
+  // write and one fdatasync; sets its status and end. REQUIRES: mu_ not held.
+  void write_group(Group& group);
+  // The group's bytes: a group marker, then one record per payload; fills each request's `out`.
+  std::string encode_group(Group& group);
+  // Writes `bytes` at the durable end of the active segment and syncs it; a failed write is cut
+  // off again, a failed sync calls fatal(). REQUIRES: mu_ not held.
+  AppendStatus write_synced(const std::string& bytes, std::uint64_t& sync_ns);
+  AppendStatus roll_segment(Position& start);
+  // Publishes the durable position, runs the callbacks (mu_ released meanwhile), then marks every
+  // request of the group done and wakes the waiting threads. REQUIRES: mu_ held through `lock`.
+  void complete_group(Group& group, std::unique_lock<std::mutex>& lock);
+  // on_group_commit, then each request's on_durable, in LSN order. REQUIRES: mu_ not held.
+  void run_durable_callbacks(const Group& group);
+  bool write_state(LocalState next);  // REQUIRES: state_mu_ held
+  // Persists the applied position before segments below `segment` are deleted; false: keep them.
+  // REQUIRES: state_mu_ not held.
+  bool persist_applied_before_removal(std::uint64_t segment);
+  void fatal(const std::string& message);  // halts the log, then on_fatal. REQUIRES: mu_ not held.
+  void report(RecoveryFinding finding);
+
+  Options options_;
+  LogFs* fs_;
+  std::unique_ptr<FileLock> lock_;
+  LogId log_id_{};
+  std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
+  Position applied_at_open_;
+
+  mutable std::mutex mu_;
+  std::condition_variable group_cv_;          // a group completed: its requests are done, or a new front leads
+  std::deque<Request*> queue_;                // append() calls waiting, in order; guarded by mu_
+  Position durable_;                          // guarded by mu_
+  std::map<std::uint64_t, std::uint64_t> segments_;  // segment -> size on disk; guarded by mu_
+  std::uint64_t oldest_log_offset_ = 0;       // guarded by mu_
+  std::uint64_t oldest_lsn_ = 0;              // guarded by mu_
+  WalStats stats_;                            // guarded by mu_
+  double last_sync_seconds_ = 0;              // guarded by mu_
+  bool halted_ = false;                       // guarded by mu_
+
+  std::mutex state_mu_;                       // the consumer's calls
+  std::unique_ptr<StateFile> state_;          // guarded by state_mu_
+  Position noted_applied_;                    // guarded by state_mu_
+  std::optional<Position> applied_hold_;      // guarded by state_mu_
+  Position persistable_applied() const;       // noted_applied_ within the hold. REQUIRES: state_mu_ held
+  std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
+};
+
+}  // namespace pm::wal

@@ -1,0 +1,62 @@
+#include "ingest/log/wal_directory.h"
+
+#include <algorithm>
+#include <system_error>
+
+#include "ingest/log/segment_file.h"
+#include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_state.h"
+
+namespace pm::wal {
+
+std::string path_in(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
+std::string segment_path(const std::string& dir, std::uint64_t segment) {
+  return path_in(dir, segment_file_name(segment));
+}
+
+DirectoryListing list_log_dir(LogFs& fs, const std::string& dir) {
+  std::vector<std::string> names;
+  if (const std::error_code ec = fs.list(dir, names)) throw std::system_error(ec, "list " + dir);
+  DirectoryListing out;
+  for (const std::string& name : names) {
+    std::uint64_t segment = 0;
+    if (parse_segment_file_name(name, segment)) {
+      out.segments.push_back(segment);
+    } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      out.temporary.push_back(name);
+    } else if (name == kStateFileName) {
+      out.has_state = true;
+    }
+  }
+  std::sort(out.segments.begin(), out.segments.end());
+  return out;
+}
+
+SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment) {
+  const std::string path = segment_path(dir, segment);
+  std::unique_ptr<SegmentFile> file;
+  try {
+    file = std::make_unique<SegmentFile>(fs, path);
+  } catch (const std::system_error& e) {
+    throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
+  }
+  const char* p = file->read(0, kSegmentHeaderSize, kSegmentHeaderSize);
+  SegmentHeader h;
+  if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(path, 0, "invalid segment header");
+  if (h.segment != segment) throw WalCorruption(path, 0, "segment number in header does not match its name");
+  return h;
+}
+
+Position first_position(const SegmentHeader& h) {
+  return Position{h.segment, kSegmentHeaderSize, h.base_offset, h.first_lsn - 1};
+}
+
+void check_no_gap(const std::string& dir, const std::vector<std::uint64_t>& segments) {
+  for (std::size_t i = 1; i < segments.size(); ++i)
+    if (segments[i] != segments[i - 1] + 1)
+      throw WalCorruption(segment_path(dir, segments[i]), 0,
+                          "segment " + segment_file_name(segments[i - 1] + 1) + " is missing before it");
+}
+
+}  // namespace pm::wal

@@ -1,0 +1,39 @@
+#pragma once
+// The files of a log directory: segment names, leftover temporary files, segment headers.
+// The one place that lists a log directory and reads a segment's header (writer, reader, tools).
+// Stateless; safe from any thread.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_format.h"
+
+namespace pm::wal {
+
+inline constexpr char kLockFileName[] = "LOCK";
+
+struct DirectoryListing {
+  std::vector<std::uint64_t> segments;  // ascending
+  std::vector<std::string> temporary;   // names ending in ".tmp": segments whose creation never finished
+  bool has_state = false;
+};
+
+std::string path_in(const std::string& dir, const std::string& name);
+std::string segment_path(const std::string& dir, std::uint64_t segment);
+
+// Throws std::system_error when the directory cannot be listed.
+DirectoryListing list_log_dir(LogFs& fs, const std::string& dir);
+
+// The header of `segment` in `dir`, checked (magic, CRC, the number in its name).
+// Throws WalCorruption when it is not valid, or the file is missing.
+SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment);
+
+// Where a segment's first record starts, from its header.
+Position first_position(const SegmentHeader& header);
+
+// Checks that `segments` (ascending) follow each other without a gap; throws WalCorruption naming
+// the first missing one.
+void check_no_gap(const std::string& dir, const std::vector<std::uint64_t>& segments);
+
+}  // namespace pm::wal

@@ -1,0 +1,138 @@
+#include "ingest/log/wal_reader.h"
+
+#include <system_error>
+
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_state.h"
+
+namespace pm::wal {
+
+namespace {
+
+Position after(const Position& p, std::uint64_t record_bytes, std::uint64_t lsn) {
+  return Position{p.segment, p.offset + record_bytes, p.log_offset + record_bytes, lsn};
+}
+
+}  // namespace
+
+WalReader::WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs)
+    : fs_(fs), dir_(std::move(dir)), log_id_(log_id), position_(from) {}
+
+WalReader::~WalReader() = default;
+
+void WalReader::open_segment(std::uint64_t segment) {
+  const SegmentHeader h = read_segment_header(fs_, dir_, segment);
+  const std::string path = segment_path(dir_, segment);
+  if (h.log_id != log_id_) throw WalCorruption(path, 0, "segment belongs to another log");
+  if (position_.offset == kSegmentHeaderSize || position_.segment != segment) {
+    // Entering at the start of the segment: the header must continue the chain exactly.
+    if (h.first_lsn != position_.lsn + 1 || h.base_offset != position_.log_offset)
+      throw WalCorruption(path, 0, "segment does not continue the log (first lsn " + std::to_string(h.first_lsn) +
+                                       ", expected " + std::to_string(position_.lsn + 1) + ")");
+    position_ = first_position(h);
+  }
+  try {
+    file_ = std::make_unique<SegmentFile>(fs_, path);
+  } catch (const std::system_error& e) {
+    throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
+  }
+  file_segment_ = segment;
+}
+
+// A group marker at the reader's position is checked and stepped over (it holds no event).
+bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
+  const RecordHeader h = decode_record_header(header);
+  if (h.type != kRecordGroup) return false;
+  const char* p = position_.offset + kGroupMarkerSize <= end ? file_->read(position_.offset, kGroupMarkerSize, end) : nullptr;
+  GroupMarker marker;
+  if (p == nullptr || !decode_group_marker(p + kRecordHeaderSize, h.length, marker) || !record_checksum_ok(p, kGroupMarkerSize))
+    throw WalCorruption(file_->path(), position_.offset, "invalid group marker");
+  if (h.lsn != position_.lsn + 1)
+    throw WalCorruption(file_->path(), position_.offset,
+                        "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
+  position_ = after(position_, kGroupMarkerSize, position_.lsn);
+  return true;
+}
+
+std::optional<Record> WalReader::next(const Position& limit) {
+  if (position_.lsn >= limit.lsn) return std::nullopt;
+  for (;;) {
+    if (!file_ || file_segment_ != position_.segment) open_segment(position_.segment);
+    const bool last_segment = position_.segment == limit.segment;
+    const std::uint64_t end = last_segment ? limit.offset : file_->size();
+    if (position_.offset >= end) {
+      if (last_segment) return std::nullopt;
+      // This segment is finished; the next one must start the following record.
+      position_.segment += 1;
+      position_.offset = kSegmentHeaderSize;
+      file_.reset();
+      continue;
+    }
+    const char* p = file_->read(position_.offset, kRecordHeaderSize, end);
+    if (p == nullptr || position_.offset + kRecordHeaderSize > end)
+      throw WalCorruption(file_->path(), position_.offset, "record header cut short");
+    if (skip_group_marker(p, end)) continue;
+    const RecordHeader h = decode_record_header(p);
+    const std::uint64_t bytes = kRecordHeaderSize + h.length;
+    if (h.length > kMaxPayload || position_.offset + bytes > end)
+      throw WalCorruption(file_->path(), position_.offset, "record length " + std::to_string(h.length) + " runs past the end");
+    p = file_->read(position_.offset, static_cast<std::size_t>(bytes), end);
+    if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "record cut short");
+    if (!record_checksum_ok(p, static_cast<std::size_t>(bytes)))
+      throw WalCorruption(file_->path(), position_.offset, "checksum mismatch");
+    if (h.lsn != position_.lsn + 1)
+      throw WalCorruption(file_->path(), position_.offset,
+                          "lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
+    if (h.type != kRecordEvent) throw WalCorruption(file_->path(), position_.offset, "record of unknown type " + std::to_string(h.type));
+    Record r;
+    r.lsn = h.lsn;
+    r.type = h.type;
+    r.payload.assign(p + kRecordHeaderSize, h.length);
+    r.start = position_;
+    r.end = after(position_, bytes, h.lsn);
+    position_ = r.end;
+    return r;
+  }
+}
+
+LogExtent inspect_log(const std::string& dir, LogFs& fs) {
+  const DirectoryListing listing = list_log_dir(fs, dir);
+  if (listing.segments.empty()) throw std::runtime_error(dir + " holds no log segments");
+  check_no_gap(dir, listing.segments);
+  LogExtent extent;
+  extent.segments = listing.segments.size();
+  const SegmentHeader first = read_segment_header(fs, dir, listing.segments.front());
+  extent.log_id = first.log_id;
+  extent.oldest = first_position(first);
+  const std::string newest = segment_path(dir, listing.segments.back());
+  const SegmentScan scan = scan_segment(fs, newest);
+  if (scan.header.log_id != extent.log_id) throw WalCorruption(newest, 0, "segment belongs to another log");
+  extent.end = scan.valid_end;
+  extent.newest_version = scan.header.version;
+  extent.newest_file_size = scan.file_size;
+  extent.tail = scan.tail;
+  extent.tail_problem = scan.problem;
+  extent.later_valid_offset = scan.later_valid_offset;
+  LocalState state;
+  if (listing.has_state && read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid && state.log_id == extent.log_id) {
+    extent.has_state = true;
+    extent.applied = state.applied;
+    extent.ceiling = state.ceiling;
+    if (extent.tail == TailState::Torn && state.ceiling.lsn > extent.end.lsn) {
+      extent.tail = TailState::Corrupt;
+      extent.tail_problem += "; the state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
+                             " had been synced, so this damage lies in acknowledged data";
+    }
+  }
+  for (const std::string& name : listing.temporary)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::TemporaryRemoved, path_in(dir, name), 0, 0, ""});
+  if (extent.tail == TailState::Torn)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, extent.end.offset,
+                                                      scan.file_size - extent.end.offset, extent.tail_problem});
+  if (!extent.has_state)
+    extent.pending_recovery.push_back(RecoveryFinding{RecoveryFinding::Kind::StateCreated, path_in(dir, kStateFileName), 0, 0,
+                                                      "the log has no valid state file (written before format 2?)"});
+  return extent;
+}
+
+}  // namespace pm::wal

@@ -1,0 +1,80 @@
+#pragma once
+// Reading the write-ahead log (format: wal_format.h).
+//
+// - WalReader reads event records in order from a record boundary up to a limit (the log's durable
+//   end), moving from segment to segment and checking every checksum, LSN, group marker and the
+//   chain of segment headers. Anything wrong throws WalCorruption naming the segment file and byte
+//   offset: a bad record before the durable end is never skipped.
+// - inspect_log() tells what a log directory holds without changing anything (operator tools;
+//   safe while a daemon appends).
+// Not thread-safe: one reader per thread. Reading a segment that is being appended is safe as long
+// as the limit is durable.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ingest/log/log_fs.h"
+#include "ingest/log/segment_file.h"
+#include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_format.h"
+#include "ingest/log/wal_recovery_report.h"
+#include "ingest/log/wal_scan.h"
+
+namespace pm::wal {
+
+struct Record {
+  std::uint64_t lsn = 0;
+  std::uint8_t type = 0;
+  std::string payload;
+  Position start;  // where the record begins
+  Position end;    // the boundary after it
+};
+
+class WalReader {
+ public:
+  WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs = posix_log_fs());
+  ~WalReader();
+
+  // The next event record that ends at or before `limit`, or nullopt when there is none.
+  std::optional<Record> next(const Position& limit);
+  const Position& position() const { return position_; }
+
+ private:
+  void open_segment(std::uint64_t segment);
+  bool skip_group_marker(const char* header, std::uint64_t end);
+  LogFs& fs_;
+  std::string dir_;
+  LogId log_id_;
+  Position position_;
+  std::unique_ptr<SegmentFile> file_;
+  std::uint64_t file_segment_ = 0;
+};
+
+// What a log directory holds. `end` is where the valid records of the newest segment stop; `tail`
+// says whether bytes after it are a torn last group or corruption.
+struct LogExtent {
+  LogId log_id{};
+  Position oldest;
+  Position end;
+  std::uint64_t segments = 0;
+  std::uint32_t newest_version = kFormatVersion;
+  std::uint64_t newest_file_size = 0;
+  TailState tail = TailState::Clean;
+  std::string tail_problem;
+  std::uint64_t later_valid_offset = 0;
+  // From the state file (wal_state.h), when it is there and valid: the applied position the
+  // daemon last recorded, and the ceiling (every record up to it had been synced).
+  bool has_state = false;
+  Position applied;
+  Position ceiling;
+  // What recovery would do at the daemon's next start (the same findings it reports then).
+  std::vector<RecoveryFinding> pending_recovery;
+};
+
+// A torn last group below the state's ceiling is reported as Corrupt: it had been synced.
+// Throws WalCorruption for unreadable headers or gaps, std::runtime_error for an empty directory.
+LogExtent inspect_log(const std::string& dir, LogFs& fs = posix_log_fs());
+
+}  // namespace pm::wal

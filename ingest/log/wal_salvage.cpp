@@ -1,0 +1,107 @@
+#include "ingest/log/wal_salvage.h"
+
+#include "ingest/log/segment_file.h"
+#include "ingest/log/wal_directory.h"
+
+namespace pm::wal {
+
+namespace {
+
+// What stands at `offset`: a valid event record (bytes > 0, is_marker false), a valid group
+// marker (is_marker true), or nothing valid (bytes == 0, `problem` says why).
+struct Entry {
+  std::uint64_t bytes = 0;
+  bool is_marker = false;
+  RecordHeader header;
+  std::string problem;
+};
+
+Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::uint64_t last_lsn, bool strict_lsn) {
+  Entry e;
+  if (size - offset < kRecordHeaderSize) {
+    e.problem = "incomplete record header";
+    return e;
+  }
+  e.header = decode_record_header(f.read(offset, kRecordHeaderSize));
+  const std::uint64_t bytes = kRecordHeaderSize + static_cast<std::uint64_t>(e.header.length);
+  const bool lsn_ok = strict_lsn ? e.header.lsn == last_lsn + 1 : e.header.lsn > last_lsn && e.header.lsn - last_lsn <= (1ull << 32);
+  if (e.header.type == kRecordGroup) {
+    if (e.header.length != kGroupPayloadSize || bytes > size - offset || !record_checksum_ok(f.read(offset, kGroupMarkerSize), kGroupMarkerSize)) {
+      e.problem = "invalid group marker";
+    } else if (!lsn_ok) {
+      e.problem = "group marker out of sequence";
+    } else {
+      e.bytes = bytes;
+      e.is_marker = true;
+    }
+    return e;
+  }
+  if (e.header.type != kRecordEvent || e.header.length > kMaxPayload || bytes > size - offset) {
+    e.problem = "invalid record header";
+  } else if (!record_checksum_ok(f.read(offset, static_cast<std::size_t>(bytes)), static_cast<std::size_t>(bytes))) {
+    e.problem = "checksum mismatch";
+  } else if (!lsn_ok) {
+    e.problem = "lsn " + std::to_string(e.header.lsn) + " out of sequence";
+  } else {
+    e.bytes = bytes;
+  }
+  return e;
+}
+
+}  // namespace
+
+SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
+                          const std::function<void(const SkippedRange&)>& on_skip) {
+  SalvageCounts counts;
+  std::uint64_t last_lsn = 0;
+  for (const std::uint64_t segment : list_log_dir(fs, dir).segments) {
+    const std::string path = segment_path(dir, segment);
+    SegmentHeader header;
+    try {
+      header = read_segment_header(fs, dir, segment);
+    } catch (const std::exception& e) {
+      ++counts.unreadable_segments;
+      on_skip(SkippedRange{path, 0, 0, last_lsn, 0, e.what()});
+      continue;
+    }
+    SegmentFile f(fs, path);
+    const std::uint64_t size = f.size();
+    Position pos = first_position(header);
+    if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
+    while (pos.offset < size) {
+      Entry e = entry_at(f, pos.offset, size, last_lsn, true);
+      if (e.bytes == 0) {
+        // Resynchronise: the next offset holding a valid record or marker with a later LSN.
+        std::uint64_t at = pos.offset + 1;
+        Entry next;
+        for (; at < size; ++at) {
+          next = entry_at(f, at, size, last_lsn, false);
+          if (next.bytes > 0) break;
+        }
+        const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;
+        ++counts.skipped_ranges;
+        counts.skipped_bytes += at - pos.offset;
+        on_skip(SkippedRange{path, pos.offset, at, last_lsn, next_lsn, e.problem});
+        if (at >= size) break;
+        pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
+        last_lsn = pos.lsn;
+        e = next;
+      }
+      const Position start = pos;
+      pos = Position{segment, pos.offset + e.bytes, pos.log_offset + e.bytes, e.is_marker ? pos.lsn : e.header.lsn};
+      if (e.is_marker) continue;
+      last_lsn = e.header.lsn;
+      Record r;
+      r.lsn = e.header.lsn;
+      r.type = e.header.type;
+      r.payload.assign(f.read(start.offset, static_cast<std::size_t>(e.bytes)) + kRecordHeaderSize, e.header.length);
+      r.start = start;
+      r.end = pos;
+      ++counts.records;
+      if (!on_record(r)) return counts;
+    }
+  }
+  return counts;
+}
+
+}  // namespace pm::wal

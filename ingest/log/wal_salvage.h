@@ -1,0 +1,37 @@
+#pragma once
+// Salvage: read every event record that can still be found in a damaged log, in order, stepping
+// over what cannot be read and saying exactly which byte ranges and LSNs were skipped. For the
+// operator (`pm-ingestctl wal-verify --salvage`, `wal-dump --salvage`); reads only, never cuts.
+// Each segment is read from its header on; after a bad record the reader resynchronises at the
+// next offset holding a valid record (or group marker) whose LSN comes later. Stateless.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_reader.h"
+
+namespace pm::wal {
+
+struct SkippedRange {
+  std::string file;
+  std::uint64_t from_offset = 0;  // first byte not readable
+  std::uint64_t to_offset = 0;    // where reading resumed (the file's size when it did not)
+  std::uint64_t last_lsn_before = 0;
+  std::uint64_t next_lsn_after = 0;  // 0 when no record followed in this file
+  std::string problem;
+};
+
+struct SalvageCounts {
+  std::uint64_t records = 0;
+  std::uint64_t skipped_ranges = 0;
+  std::uint64_t skipped_bytes = 0;
+  std::uint64_t unreadable_segments = 0;  // no valid header: skipped whole
+};
+
+// Calls `on_record` for each readable event record and `on_skip` for each damaged range.
+// `on_record` returns false to stop. Throws std::system_error when the directory cannot be read.
+SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
+                          const std::function<void(const SkippedRange&)>& on_skip);
+
+}  // namespace pm::wal

@@ -1,0 +1,43 @@
+#pragma once
+// The recovery rule: how far a segment's records are valid, and whether what follows is a torn
+// tail (cut it) or corruption (stop). Used by the log at start-up and by the operator tools.
+//
+// Version 2 segments are read group by group (wal_format.h). A group is valid when its marker,
+// its body checksum and every record in it check out. At the first invalid group:
+// - Torn: no valid group marker follows it. It is the last group written, which a power loss
+//   may leave damaged anywhere (cut, zeroed or garbage pages, in any order); its fdatasync had not
+//   returned, so none of its records was acknowledged, unless the storage lost data it had
+//   confirmed as flushed (which no format can tell).
+// - Corrupt: a valid group marker follows it. That later group was written only after the bad
+//   one's fdatasync returned: acknowledged data is damaged. Never cut silently.
+// Version 1 segments (no markers) keep their old rule: torn only when no valid record follows.
+// Stateless; reads only.
+#include <cstdint>
+#include <string>
+
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_format.h"
+
+namespace pm::wal {
+
+enum class TailState {
+  Clean,    // the valid records end exactly at the end of the file
+  Torn,     // the last group is damaged or incomplete: cut at valid_end
+  Corrupt,  // damage before a later valid group (or record, in version 1): never cut
+};
+
+struct SegmentScan {
+  SegmentHeader header;
+  Position valid_end;       // boundary after the last valid group
+  std::uint64_t file_size = 0;
+  TailState tail = TailState::Clean;
+  std::string problem;      // what is wrong at valid_end when not Clean
+  std::uint64_t later_valid_offset = 0;  // Corrupt: where the valid data after the damage starts
+  std::uint64_t records = 0;
+};
+
+// Scans the whole segment file from its first record. Throws WalCorruption when the header itself
+// is invalid, std::system_error when the file cannot be read.
+SegmentScan scan_segment(LogFs& fs, const std::string& path);
+
+}  // namespace pm::wal

@@ -1,0 +1,110 @@
+#pragma once
+// ConnectionSession: the conversation with one producer connection, from its first byte to the
+// moment it ends (what the producer sees, and the limits: server.h and protocol.md).
+//
+// run() loops: poll the socket (and the Server's wake fd); read a chunk (read_chunk(): 64-256 KiB,
+// by how many producers are connected); split it into numbered lines and parse them (on_line);
+// submit the chunk's valid events to the pipeline in one call and answer (answer()): the error
+// lines in line order, then one cumulative {"ack":N}, or the ack held back while the producer is
+// not reading its replies. A reply blocked for reply_timeout, or a line incomplete for
+// line_timeout, ends the session.
+//
+// Ownership and threads:
+// - The session owns the connection's reading state: the line splitter and parser, the chunk's
+//   events and errors, the replies, the held-back ack, since when the unfinished line arrives.
+// - It does not own the socket: the Server accepted it, set its send timeout (SO_SNDTIMEO =
+//   reply_timeout), and closes it after run() returns, then releases the peer's per-uid slot.
+// - run() is called once, on the connection's own thread; nothing else is called on a session.
+//   The pipeline, metrics and logger it is given are thread-safe; `wake_fd` becomes readable when
+//   the Server stops; `open_connections` is only read.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "ingest/events/event.h"
+#include "ingest/server/ingest_pipeline.h"
+#include "ingest/server/line_splitter.h"
+#include "ingest/server/protocol.h"
+#include "metrics/ingest_metrics.h"
+
+namespace pm {
+
+inline constexpr std::size_t kMaxPendingErrors = 1024;
+inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
+inline constexpr int kAckHoldRecheckMs = 20;
+
+// What a session needs of the ServerConfig.
+struct SessionLimits {
+  std::size_t max_line_bytes = 1 << 20;
+  std::int64_t stale_after_ms = 300'000;  // G1: events older than this on arrival are counted
+  std::chrono::seconds reply_timeout{30};
+  std::chrono::seconds line_timeout{30};
+};
+
+// Sends everything; false when the peer is gone or stopped reading for the send timeout (errno
+// tells which: EAGAIN/EWOULDBLOCK for the timeout). Also used to refuse a connection.
+bool send_all(int fd, const std::string& data);
+
+class ConnectionSession {
+ public:
+  // `peer` names the producer in log lines ("pid P uid U gid G").
+  ConnectionSession(int fd, std::string peer, const SessionLimits& limits, IngestPipeline& pipeline, IngestMetrics& metrics,
+                    spdlog::logger& logger, int wake_fd, const std::atomic<std::size_t>& open_connections);
+  ConnectionSession(const ConnectionSession&) = delete;
+  ConnectionSession& operator=(const ConnectionSession&) = delete;
+
+  // Serves the connection until the producer closes it (its last lines answered), a reply or a
+  // line times out, the socket fails, or wake_fd is readable (the held-back ack sent).
+  void run();
+
+ private:
+  struct LineError {
+    std::uint64_t line;
+    RejectReason reason;
+    std::string detail;
+  };
+
+  // One step of run(); false ends the session.
+  bool on_poll_timeout();
+  bool on_readable();
+  void feed(std::string_view bytes);
+  void on_line(std::uint64_t number, std::string_view text, bool too_long);
+  bool answer();
+  bool send_replies();
+  bool send_pending_ack();
+  void close_for_slow_line();
+  bool line_timed_out() const;
+  int poll_timeout_ms() const;
+
+  const int fd_;
+  const std::string peer_;
+  const SessionLimits limits_;
+  IngestPipeline& pipeline_;
+  IngestMetrics& metrics_;
+  spdlog::logger& logger_;
+  const int wake_fd_;
+  const std::atomic<std::size_t>& open_connections_;
+
+  LineParser parser_;
+  LineSplitter splitter_;
+  const LineSplitter::LineFn line_fn_;  // calls on_line()
+  std::vector<char> buffer_;            // one read
+  std::int64_t received_ms_ = 0;        // when the chunk being split arrived
+  std::vector<Event> events_;           // the chunk's valid events, not yet submitted
+  std::vector<std::uint64_t> event_lines_;
+  std::vector<LineError> errors_;       // the chunk's bad lines, not yet answered
+  std::uint64_t last_line_ = 0;         // the last line split
+  std::uint64_t acked_ = 0;             // the last line answered
+  std::uint64_t pending_ack_ = 0;       // an ack held back while the producer is not reading its replies
+  std::string replies_;
+  bool reply_failed_ = false;  // a send failed (the producer went away, or did not read for the reply timeout)
+  // Since when the unfinished line has been arriving; meaningful while splitter_.has_partial().
+  std::chrono::steady_clock::time_point partial_since_{};
+};
+
+}  // namespace pm

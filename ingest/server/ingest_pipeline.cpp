@@ -1,0 +1,69 @@
+#include "ingest/server/ingest_pipeline.h"
+
+#include "ingest/events/event_codec.h"
+
+#include <chrono>
+
+namespace pm {
+
+const char* to_string(SubmitResult result) {
+  switch (result) {
+    case SubmitResult::Durable: return "durable";
+    case SubmitResult::OverBudget: return "over_budget";
+    case SubmitResult::DiskFull: return "disk_full";
+    case SubmitResult::IoError: return "io_error";
+    case SubmitResult::ShuttingDown: return "shutting_down";
+  }
+  return "io_error";
+}
+
+IngestPipeline::IngestPipeline(std::uint64_t wal_max_bytes, wal::WriteAheadLog& log, EventQueue& queue,
+                               IngestMetrics& metrics, std::function<std::uint64_t()> applied_log_offset)
+    : wal_max_bytes_(wal_max_bytes),
+      log_(log),
+      queue_(queue),
+      metrics_(metrics),
+      applied_log_offset_(std::move(applied_log_offset)) {}
+
+std::uint64_t IngestPipeline::unapplied_bytes() const {
+  const std::uint64_t durable = log_.durable().log_offset;
+  const std::uint64_t applied = applied_log_offset_();
+  return durable > applied ? durable - applied : 0;
+}
+
+SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
+  if (events.empty()) return SubmitResult::Durable;
+  if (closed_) return SubmitResult::ShuttingDown;
+  thread_local std::vector<std::string> payloads;
+  payloads.resize(events.size());
+  std::uint64_t incoming = 0;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    payloads[i].clear();
+    encode_event(events[i], payloads[i]);
+    incoming += wal::kRecordHeaderSize + payloads[i].size();
+  }
+  if (unapplied_bytes() + incoming > wal_max_bytes_) return SubmitResult::OverBudget;
+
+  const auto submitted = std::chrono::steady_clock::now();
+  std::vector<wal::Appended> appended;
+  const wal::DurableCallback on_durable = [&](std::span<const wal::Appended> records) {
+    std::vector<QueuedEvent> queued;
+    queued.reserve(records.size());
+    for (std::size_t i = 0; i < records.size(); ++i)
+      queued.push_back(QueuedEvent{records[i].lsn, records[i].end, std::move(events[i])});
+    if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
+  };
+  const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_durable);
+  switch (status) {
+    case wal::AppendStatus::Ok:
+      metrics_.durable_wait_seconds.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - submitted).count());
+      events.clear();
+      return SubmitResult::Durable;
+    case wal::AppendStatus::DiskFull: metrics_.wal_write_errors("disk_full").Increment(); return SubmitResult::DiskFull;
+    case wal::AppendStatus::IoError: metrics_.wal_write_errors("io_error").Increment(); return SubmitResult::IoError;
+  }
+  return SubmitResult::IoError;
+}
+
+}  // namespace pm

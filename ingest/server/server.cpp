@@ -1,0 +1,248 @@
+#include "ingest/server/server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "ingest/server/connection_session.h"
+#include "ingest/server/protocol.h"
+#include "ingest/server/unix_socket.h"
+
+namespace pm {
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+// Who is on the other end of a producer connection (SO_PEERCRED), as far as the kernel tells.
+struct Server::Peer {
+  std::optional<ucred> credentials;
+  std::string who;  // "pid P uid U gid G", or "unknown peer"
+};
+
+struct Server::Connection {
+  int fd = -1;
+  Peer peer;
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+Server::Server(ServerConfig config, IngestPipeline& pipeline, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger)
+    : config_(std::move(config)), pipeline_(pipeline), metrics_(metrics), logger_(std::move(logger)) {}
+
+Server::~Server() { stop(); }
+
+void Server::bind_socket() {
+  const std::string& path = config_.socket_path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path)
+    throw std::runtime_error("socket path '" + path + "' is empty or longer than " +
+                             std::to_string(sizeof addr.sun_path - 1) + " bytes");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
+    // A socket file: stale if nobody accepts on it, in use otherwise.
+    const int probe = connect_unix_socket(path);
+    const bool in_use = probe >= 0;
+    if (in_use) ::close(probe);
+    if (in_use) throw std::runtime_error(path + " is in use by a running process (another pm-ingestd?)");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      throw std::runtime_error("cannot remove stale socket " + path + ": " + errno_text());
+    logger_->info("replaced stale socket file {}", path);
+  }
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) throw std::runtime_error("socket(): " + errno_text());
+  // Create the file with no access at all, then open it up to the configured mode and group.
+  const mode_t old_umask = ::umask(0777);
+  const int bound = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int bind_errno = errno;
+  ::umask(old_umask);
+  if (bound != 0) throw std::runtime_error("cannot bind " + path + ": " + std::strerror(bind_errno));
+  owns_socket_file_ = true;
+  if (config_.socket_group && ::chown(path.c_str(), static_cast<uid_t>(-1), *config_.socket_group) != 0)
+    throw std::runtime_error("cannot set the group of " + path + ": " + errno_text());
+  if (::chmod(path.c_str(), config_.socket_mode) != 0)
+    throw std::runtime_error("cannot set the mode of " + path + ": " + errno_text());
+  if (::listen(listen_fd_, 512) != 0) throw std::runtime_error("cannot listen on " + path + ": " + errno_text());
+}
+
+void Server::start() {
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) throw std::runtime_error("eventfd(): " + errno_text());
+  if (config_.inherited_fd >= 0) {
+    listen_fd_ = config_.inherited_fd;
+    logger_->info("listening on the socket inherited from systemd (fd {})", listen_fd_);
+  } else {
+    bind_socket();
+    logger_->info("listening on {}", config_.socket_path);
+  }
+  listening_ = true;
+  accept_thread_ = std::thread([this] { accept_loop(); });
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto w = ::write(wake_fd_, &one, sizeof one);
+  }
+  if (accept_thread_.joinable()) accept_thread_.join();
+  listening_ = false;
+  reap(true);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (owns_socket_file_) ::unlink(config_.socket_path.c_str());
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  listen_fd_ = wake_fd_ = -1;
+}
+
+namespace {
+std::optional<ucred> peer_credentials(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
+  return cred;
+}
+}  // namespace
+
+bool Server::peer_allowed(const Peer& peer) const {
+  if (config_.allow_uids.empty() && config_.allow_gids.empty()) return true;
+  if (!peer.credentials) return false;
+  const ucred& cred = *peer.credentials;
+  return std::find(config_.allow_uids.begin(), config_.allow_uids.end(), cred.uid) != config_.allow_uids.end() ||
+         std::find(config_.allow_gids.begin(), config_.allow_gids.end(), cred.gid) != config_.allow_gids.end();
+}
+
+void Server::reap(bool all) {
+  std::list<std::unique_ptr<Connection>> finished;
+  {
+    std::lock_guard lock(connections_mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (all || (*it)->done) {
+        finished.push_back(std::move(*it));
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : finished)
+    if (c->thread.joinable()) c->thread.join();
+}
+
+void Server::accept_loop() {
+  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (!stopping_) {
+    const int ready = ::poll(fds, 2, 1000);
+    reap(false);
+    if (ready < 0 && errno != EINTR) {
+      logger_->error("poll on the listening socket failed: {}", errno_text());
+      continue;
+    }
+    if (fds[1].revents != 0 || stopping_) break;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) logger_->warn("accept failed: {}", errno_text());
+      continue;
+    }
+    admit(fd);
+  }
+}
+
+void Server::refuse(int fd, const Peer& peer, const std::string& detail, const char* reason) {
+  std::string reply;
+  append_error(reply, RejectReason::Busy, 0, detail);
+  send_all(fd, reply);
+  ::close(fd);
+  logger_->warn("refused a producer connection from {}: {}", peer.who, detail);
+  metrics_.connections_refused(reason).Increment();
+}
+
+bool Server::take_uid_slot(const Peer& peer) {
+  if (!peer.credentials) return true;
+  std::lock_guard lock(connections_mu_);
+  std::size_t& open = connections_per_uid_[peer.credentials->uid];
+  if (config_.max_connections_per_uid > 0 && open >= config_.max_connections_per_uid) return false;
+  ++open;
+  return true;
+}
+
+void Server::release_uid_slot(const Peer& peer) {
+  if (!peer.credentials) return;
+  std::lock_guard lock(connections_mu_);
+  const auto it = connections_per_uid_.find(peer.credentials->uid);
+  if (it != connections_per_uid_.end() && --it->second == 0) connections_per_uid_.erase(it);
+}
+
+void Server::admit(int fd) {
+  const Peer peer = describe_peer(fd);
+  if (!peer_allowed(peer)) {
+    logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", peer.who);
+    metrics_.connections_refused("peer_credentials").Increment();
+    ::close(fd);
+    return;
+  }
+  if (open_connections_.load() >= config_.max_connections)
+    return refuse(fd, peer, "too many connections (--max-connections " + std::to_string(config_.max_connections) + ")",
+                  "too_many");
+  if (!take_uid_slot(peer)) {
+    const uid_t uid = peer.credentials->uid;
+    return refuse(fd, peer,
+                  "too many connections from uid " + std::to_string(uid) + " (--max-connections-per-uid " +
+                      std::to_string(config_.max_connections_per_uid) + ")",
+                  "too_many_per_uid");
+  }
+  start_connection(fd, peer);
+}
+
+Server::Peer Server::describe_peer(int fd) {
+  Peer peer{peer_credentials(fd), "unknown peer"};
+  if (peer.credentials)
+    peer.who = "pid " + std::to_string(peer.credentials->pid) + " uid " + std::to_string(peer.credentials->uid) + " gid " +
+               std::to_string(peer.credentials->gid);
+  return peer;
+}
+
+void Server::start_connection(int fd, const Peer& peer) {
+  auto connection = std::make_unique<Connection>();
+  connection->fd = fd;
+  connection->peer = peer;
+  Connection* raw = connection.get();
+  {
+    std::lock_guard lock(connections_mu_);
+    connections_.push_back(std::move(connection));
+  }
+  timeval send_timeout{static_cast<time_t>(config_.reply_timeout.count()), 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  ++open_connections_;
+  metrics_.connections_accepted.Increment();
+  metrics_.producers_connected.Increment();
+  raw->thread = std::thread([this, raw] { serve(*raw); });
+}
+
+void Server::serve(Connection& connection) {
+  const SessionLimits limits{config_.max_line_bytes, config_.stale_after_ms, config_.reply_timeout, config_.line_timeout};
+  ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
+      .run();
+  ::close(connection.fd);
+  release_uid_slot(connection.peer);
+  --open_connections_;
+  metrics_.producers_connected.Decrement();
+  connection.done = true;
+}
+
+}  // namespace pm

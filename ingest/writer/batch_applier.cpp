@@ -1,0 +1,147 @@
+#include "ingest/writer/batch_applier.h"
+
+#include <algorithm>
+#include <map>
+
+#include "ingest/events/event_json.h"
+#include "repos/util/clock.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/trade_repository.h"
+#include "repos/trigger_repository.h"
+
+namespace pm {
+
+namespace {
+
+TradeRow to_row(const TradeEvent& t, TimestampUnit unit) {
+  return trade_row_from(t, from_epoch_ms(t.timestamp_ms, unit));
+}
+
+PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_at) {
+  PolymarketFirstTrigger row;
+  row.token_id = g.token_id;
+  row.condition_id = g.condition_id;
+  row.threshold = g.threshold;
+  row.trigger_timestamp = g.trigger_timestamp_ms;
+  row.price = g.price;
+  row.size = g.size;
+  row.created_at = created_at;
+  row.model_score = g.model_score;
+  row.model_version = g.model_version;
+  row.outcome = g.outcome;
+  row.outcome_index = g.outcome_index;
+  return row;
+}
+
+}  // namespace
+
+BatchCounts BatchApplier::apply(Transaction& tx, std::span<const QueuedEvent> events,
+                                DuplicateProbe probe) const {
+  const std::vector<TradeRow> rows = trade_rows(events);
+  const TradeStage stage = insert_trades(tx, rows, probe);
+  return finish(tx, events, rows, stage);
+}
+
+std::vector<TradeRow> BatchApplier::trade_rows(std::span<const QueuedEvent> events) const {
+  std::vector<TradeRow> rows;
+  rows.reserve(events.size());
+  for (const auto& q : events)
+    if (const auto* t = std::get_if<TradeEvent>(&q.event.body)) rows.push_back(to_row(*t, unit_));
+  return rows;
+}
+
+TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow> rows,
+                                       DuplicateProbe probe, std::span<const TradeKeySet* const> in_flight) const {
+  TradeStage stage;
+  stage.trades = rows.size();
+  if (rows.empty()) return stage;
+  TradeRepository trades(tx, unit_);
+  if (in_flight.empty()) {
+    stage.inserted = trades.insert_rows(rows, probe);
+    return stage;
+  }
+  std::vector<TradeRow> candidates;
+  std::vector<std::size_t> origin;  // index in `rows` of each candidate
+  candidates.reserve(rows.size());
+  origin.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const bool in_earlier_batch = std::any_of(in_flight.begin(), in_flight.end(),
+                                              [&](const TradeKeySet* keys) { return keys->contains(rows[i]); });
+    if (in_earlier_batch) continue;
+    candidates.push_back(rows[i]);
+    origin.push_back(i);
+  }
+  for (std::size_t k : trades.insert_rows(candidates, probe)) stage.inserted.push_back(origin[k]);
+  return stage;
+}
+
+BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events,
+                                 std::span<const TradeRow> rows, const TradeStage& stage) const {
+  BatchCounts counts;
+  std::vector<const TriggerEvent*> triggers;
+  for (const auto& q : events) {
+    counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
+    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) triggers.push_back(g);
+  }
+  counts.trades = stage.trades;
+  counts.trades_inserted = stage.inserted.size();
+  counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted);
+  counts.triggers = triggers.size();
+  if (!triggers.empty()) {
+    const std::string created_at = now_iso();
+    std::vector<PolymarketFirstTrigger> rows;
+    rows.reserve(triggers.size());
+    for (const TriggerEvent* g : triggers) rows.push_back(to_row(*g, created_at));
+    const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
+    std::map<float, std::pair<double, std::int64_t>> newest_by_threshold;  // REAL key -> (threshold, ts)
+    for (std::size_t i = 0; i < triggers.size(); ++i) {
+      const TriggerEvent* g = triggers[i];
+      switch (outcomes[i]) {
+        case TriggerOutcome::Recorded: {
+          ++counts.triggers_recorded;
+          auto& slot = newest_by_threshold[static_cast<float>(g->threshold)];
+          slot.first = g->threshold;
+          slot.second = std::max(slot.second, g->trigger_timestamp_ms);
+          break;
+        }
+        case TriggerOutcome::DuplicateSameToken: ++counts.triggers_same_token; break;
+        case TriggerOutcome::DuplicateOtherToken: ++counts.triggers_other_token; break;
+      }
+    }
+    TriggerWatermarkRepository marks(tx);
+    for (const auto& [key, newest] : newest_by_threshold) marks.update(newest.first, newest.second);
+    counts.trigger_watermarks = newest_by_threshold.size();
+  }
+  save_checkpoint(tx, events.back(), events.size());
+  return counts;
+}
+
+BatchCounts BatchApplier::dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
+                                      const std::string& sqlstate) const {
+  DeadLetter letter;
+  letter.instance_id = instance_id_;
+  letter.lsn = static_cast<std::int64_t>(event.lsn);
+  letter.event_type = to_string(event.event.type());
+  letter.payload = event_to_json(event.event);
+  letter.error = error;
+  if (!sqlstate.empty()) letter.sqlstate = sqlstate;
+  DeadLetterRepository(tx).add(letter);
+  save_checkpoint(tx, event, 1);
+  BatchCounts counts;
+  counts.dead_lettered = 1;
+  return counts;
+}
+
+void BatchApplier::save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const {
+  IngestCheckpoint c;
+  c.instance_id = instance_id_;
+  c.log_id = log_id_;
+  c.lsn = static_cast<std::int64_t>(last.lsn);
+  c.segment = static_cast<std::int64_t>(last.end.segment);
+  c.segment_offset = static_cast<std::int64_t>(last.end.offset);
+  c.log_offset = static_cast<std::int64_t>(last.end.log_offset);
+  c.applied_events = static_cast<std::int64_t>(events);
+  IngestCheckpointRepository(tx).save(c);
+}
+
+}  // namespace pm

@@ -1,0 +1,75 @@
+#pragma once
+// BatchApplier: applies a run of consecutive log events inside the caller's Transaction (a real
+// one: the bulk route COPYs under a savepoint), through the repositories: trades by COPY with
+// duplicates skipped and trade_watermarks advanced (GREATEST), triggers with the atomic G2 claim
+// and trigger_watermarks advanced per threshold, and this instance's checkpoint moved to the end
+// of the run. The caller commits; nothing here commits, retries or catches. Stateless apart from
+// its settings; any thread.
+// apply() is insert_trades() then finish(): a writer that overlaps batches runs the two steps
+// apart (see WriterLanes), with finish() only after the previous batch committed.
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "repos/database.h"
+
+#include "ingest/events/event_queue.h"
+#include "repos/trade_key_set.h"
+#include "repos/trade_row.h"
+#include "repos/timestamp_unit.h"
+#include "repos/trade_repository.h"
+
+namespace pm {
+
+struct BatchCounts {
+  std::size_t trades = 0;
+  std::size_t trades_inserted = 0;
+  std::size_t triggers = 0;
+  std::size_t triggers_recorded = 0;
+  std::size_t triggers_same_token = 0;
+  std::size_t triggers_other_token = 0;
+  std::size_t trade_watermarks = 0;
+  std::size_t trigger_watermarks = 0;
+  std::size_t dead_lettered = 0;
+  std::int64_t newest_event_ms = 0;
+};
+
+// What insert_trades leaves for finish.
+struct TradeStage {
+  std::size_t trades = 0;             // trade rows in the batch
+  std::vector<std::size_t> inserted;  // indices of the rows stored, ascending
+};
+
+class BatchApplier {
+ public:
+  BatchApplier(std::string instance_id, std::string log_id, TimestampUnit unit)
+      : instance_id_(std::move(instance_id)), log_id_(std::move(log_id)), unit_(unit) {}
+
+  // `probe`: how to find already-stored trades (a speed choice; see TradeRepository).
+  BatchCounts apply(Transaction& tx, std::span<const QueuedEvent> events,
+                    DuplicateProbe probe = DuplicateProbe::First) const;
+
+  // The batch's trades as rows, in log order: views into `events`, which must outlive them.
+  std::vector<TradeRow> trade_rows(std::span<const QueuedEvent> events) const;
+  // Step one: the batch's trade rows into polymarket_trades. A row whose key is in one of
+  // `in_flight` (the key sets of earlier batches not yet committed) is a duplicate of that earlier
+  // trade and is left out. Takes no locks an earlier batch's finish() could wait on.
+  TradeStage insert_trades(Transaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
+                           std::span<const TradeKeySet* const> in_flight = {}) const;
+  // Step two: trade watermarks for the inserted rows, the triggers (G2 claims, in log order), trigger
+  // watermarks and the checkpoint. `rows` and `stage` are the same batch's.
+  BatchCounts finish(Transaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
+                     const TradeStage& stage) const;
+
+  // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
+  BatchCounts dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
+                          const std::string& sqlstate) const;
+
+ private:
+  void save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const;
+  std::string instance_id_;
+  std::string log_id_;
+  TimestampUnit unit_;
+};
+
+}  // namespace pm

@@ -1,0 +1,97 @@
+#include "ingest/writer/batch_collector.h"
+
+#include <algorithm>
+#include <string>
+
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal_corruption.h"
+
+namespace pm {
+
+BatchCollector::BatchCollector(EventQueue& queue, wal::WriteAheadLog& log, IngestMetrics& metrics,
+                               std::size_t max_events, std::chrono::milliseconds max_delay,
+                               const std::atomic<bool>& stopping)
+    : queue_(queue), log_(log), metrics_(metrics), max_events_(max_events), max_delay_(max_delay),
+      stopping_(stopping) {}
+
+void BatchCollector::reset() {
+  pending_.clear();
+  head_ = 0;
+  reader_.reset();
+}
+
+std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after) {
+  std::vector<QueuedEvent> batch;
+  batch.reserve(std::min(max_events_, std::max<std::size_t>(pending_.size() - head_, 1024)));
+  std::uint64_t next_lsn = after.lsn + 1;
+  refill(std::chrono::microseconds(0));
+  const bool contiguous = take_consecutive(batch, next_lsn);
+  if (batch.empty()) {
+    if (log_.durable().lsn >= next_lsn && (!contiguous || !in_hand())) {
+      // The next event is durable but not in hand (replay, queue overflow, or a retry).
+      read_from_log(batch, after);
+      return batch;
+    }
+    refill(std::chrono::milliseconds(100));
+    take_consecutive(batch, next_lsn);
+    if (batch.empty()) return batch;
+  }
+  gather_more(batch, next_lsn);
+  return batch;
+}
+
+// Takes events in hand while they continue the log without a gap; false at a gap.
+bool BatchCollector::take_consecutive(std::vector<QueuedEvent>& batch, std::uint64_t& next_lsn) {
+  while (in_hand() && batch.size() < max_events_) {
+    QueuedEvent& q = pending_[head_];
+    if (q.lsn < next_lsn) {  // applied already (queued before a retry read it from the log)
+      ++head_;
+      continue;
+    }
+    if (q.lsn > next_lsn) return false;
+    batch.push_back(std::move(q));
+    ++head_;
+    ++next_lsn;
+  }
+  return true;
+}
+
+// Pops more events when none are in hand; true when some are in hand afterwards.
+bool BatchCollector::refill(std::chrono::microseconds timeout) {
+  if (in_hand()) return true;
+  pending_.clear();
+  head_ = 0;
+  return queue_.pop(pending_, max_events_, timeout) > 0;
+}
+
+// Waits up to max_delay from now for more consecutive events, until the batch is full. A doorbell
+// ringing meanwhile (a lane finished) does not end the wait: the batch still leaves on time.
+void BatchCollector::gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + max_delay_;
+  while (batch.size() < max_events_ && !stopping_) {
+    const auto now = Clock::now();
+    if (now >= deadline) return;
+    if (!refill(std::chrono::duration_cast<std::chrono::microseconds>(deadline - now))) continue;
+    if (!take_consecutive(batch, next_lsn)) return;
+  }
+}
+
+void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::Position& after) {
+  if (!reader_ || reader_->position().lsn != after.lsn)
+    reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), after, log_.fs());
+  const wal::Position limit = log_.durable();
+  while (batch.size() < max_events_) {
+    auto record = reader_->next(limit);
+    if (!record) break;
+    std::string error;
+    auto event = decode_event(record->payload, &error);
+    if (!event)
+      throw wal::WalCorruption(log_.dir() + "/" + wal::segment_file_name(record->start.segment), record->start.offset,
+                               "record " + std::to_string(record->lsn) + " does not decode: " + error);
+    batch.push_back(QueuedEvent{record->lsn, record->end, std::move(*event)});
+  }
+  metrics_.log_catchup_events.Increment(static_cast<double>(batch.size()));
+}
+
+}  // namespace pm

@@ -1,0 +1,56 @@
+#pragma once
+// BatchCollector: gathers the writer's next batch, the events that continue the log right after a
+// given position, from the queue while it holds them and from the log files otherwise (start-up
+// replay, queue overflow, a retry after a failure). It never skips an event: at a gap in the queue
+// it reads the log.
+//
+// Contract:
+// - next(after): up to max_events consecutive events starting at lsn after.lsn + 1. From the queue
+//   it waits up to max_delay after the first event for more (a batch is at most that old when it
+//   leaves); from the log it takes what is durable at once. Empty when nothing arrived within
+//   about 100 ms, or when the queue's doorbell rang (a lane finished a batch).
+// - A record in the log that does not decode throws wal::WalCorruption naming its file and offset.
+// - reset() forgets the events in hand and the open log reader (after a failure, or when the
+//   checkpoint is read again): they are read again from the log when needed.
+// - Owned and called by the writer thread only; `stopping` ends a wait for more events early.
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "ingest/events/event_queue.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
+#include "metrics/ingest_metrics.h"
+
+namespace pm {
+
+class BatchCollector {
+ public:
+  BatchCollector(EventQueue& queue, wal::WriteAheadLog& log, IngestMetrics& metrics, std::size_t max_events,
+                 std::chrono::milliseconds max_delay, const std::atomic<bool>& stopping);
+
+  std::vector<QueuedEvent> next(const wal::Position& after);
+  void reset();
+
+ private:
+  bool take_consecutive(std::vector<QueuedEvent>& batch, std::uint64_t& next_lsn);
+  bool refill(std::chrono::microseconds timeout);
+  void gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn);
+  void read_from_log(std::vector<QueuedEvent>& batch, const wal::Position& after);
+  bool in_hand() const { return head_ < pending_.size(); }
+
+  EventQueue& queue_;
+  wal::WriteAheadLog& log_;
+  IngestMetrics& metrics_;
+  const std::size_t max_events_;
+  const std::chrono::milliseconds max_delay_;
+  const std::atomic<bool>& stopping_;
+
+  std::vector<QueuedEvent> pending_;  // popped from the queue, not yet in a batch
+  std::size_t head_ = 0;              // first of pending_ not yet taken
+  std::unique_ptr<wal::WalReader> reader_;
+};
+
+}  // namespace pm

@@ -1,0 +1,347 @@
+#include "ingest/writer/batch_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "ingest/log/wal_corruption.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
+
+namespace pm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The advisory lock class of this instance's batches (WriterLanes): stable across restarts.
+std::int32_t lock_class_of(const std::string& instance_id) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (const unsigned char c : instance_id) h = (h ^ c) * 16777619u;
+  return static_cast<std::int32_t>(h & 0x7fffffff);
+}
+
+}  // namespace
+
+BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& log, EventQueue& queue,
+                         IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger,
+                         std::function<void(const std::string&)> on_fatal)
+    : config_(std::move(config)),
+      db_(db),
+      log_(log),
+      queue_(queue),
+      logger_(std::move(logger)),
+      on_fatal_(std::move(on_fatal)),
+      applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit),
+      retention_(config_.retention, db, log, metrics, logger_),
+      metrics_(metrics, log, queue),
+      collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_delay, stopping_) {
+  // Segments are removed only once applied, so everything before the oldest one is applied; the
+  // log's state file may know a later applied position (the backlog counts from there).
+  applied_ = log_.applied_at_open();
+  dispatched_ = applied_;
+  applied_log_offset_ = applied_.log_offset;
+  applied_lsn_ = applied_.lsn;
+  metrics_.publish(applied_, 0);
+}
+
+BatchWriter::~BatchWriter() { stop(); }
+
+void BatchWriter::start() {
+  replay_target_lsn_ = log_.durable().lsn;
+  metrics_.database_up(false);
+  metrics_.replay_done(false);
+  lanes_ = std::make_unique<WriterLanes>(db_, applier_, std::max<std::size_t>(1, config_.writer_connections),
+                                         [this] { queue_.wake_consumer(); }, lock_class_of(config_.instance_id));
+  metrics_.start();
+  thread_ = std::thread([this] { run(); });
+}
+
+void BatchWriter::stop() {
+  stopping_ = true;
+  {
+    std::lock_guard lock(sleep_mu_);
+  }
+  sleep_cv_.notify_all();
+  queue_.wake_consumer();
+  if (thread_.joinable()) thread_.join();
+  metrics_.stop();
+}
+
+void BatchWriter::sleep_for(std::chrono::milliseconds d) {
+  std::unique_lock lock(sleep_mu_);
+  sleep_cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+}
+
+void BatchWriter::fatal(const std::string& message) {
+  logger_->critical("{}", message);
+  fatal_ = true;
+  stopping_ = true;
+  if (on_fatal_) on_fatal_(message);
+}
+
+void BatchWriter::run() {
+  Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
+  while (!stopping_) {
+    beat();
+    std::optional<TxFailure> failure;
+    try {
+      failure = step(backoff);
+    } catch (const wal::WalCorruption& e) {
+      finish_in_flight();
+      fatal(e.what());
+      return;
+    } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
+      failure = failure_of(e);
+    }
+    if (failure) back_off(*failure, backoff);
+  }
+  finish_in_flight();
+  if (!fatal_) log_.persist_applied();  // the next start counts its backlog from here
+}
+
+// Alive = going round the loop, and no batch in flight for longer than one round would take.
+void BatchWriter::beat() {
+  Clock::time_point beat = Clock::now();
+  if (lanes_) beat = std::min(beat, lanes_->oldest_submitted().value_or(beat));
+  heartbeat_ = beat.time_since_epoch().count();
+}
+
+// One round: (re)connect if needed, then send the next batch or record what the lanes finished.
+std::optional<TxFailure> BatchWriter::step(Backoff& backoff) {
+  if (!ready_) {
+    if (!load_checkpoint()) return std::nullopt;  // fatal: stopping
+    ready_ = true;
+    database_up_ = true;
+    metrics_.database_up(true);
+    backoff.reset();
+  }
+  std::vector<QueuedEvent> batch = collector_.next(dispatched_);
+  std::optional<TxFailure> failure;
+  if (batch.empty()) {
+    failure = settle(lanes_->take_finished(false));  // woken by a lane: record what landed
+  } else if (!log_.raise_ceiling(batch.back().end)) {
+    // No checkpoint may pass the log's ceiling: a log that later ends below it lost applied records.
+    wait_for_log_state(backoff);
+    return std::nullopt;
+  } else {
+    failure = dispatch(std::move(batch));
+    if (!failure) backoff.reset();
+  }
+  metrics_.publish(applied_, lanes_->in_flight());
+  if (!failure) look_at_server();
+  return failure;
+}
+
+DuplicateProbe BatchWriter::probe() const {
+  // Look stored trades up first only while duplicates are being seen; otherwise COPY first.
+  return duplicates_seen_ ? DuplicateProbe::First : DuplicateProbe::OnConflict;
+}
+
+std::optional<TxFailure> BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
+  dispatched_ = batch.back().end;
+  lanes_->submit(std::move(batch), probe());
+  return settle(lanes_->take_finished(false));
+}
+
+// Records finished batches in order. At the first that did not commit, everything still in flight
+// rolls back behind it; a refused value is then isolated, any other failure is returned.
+std::optional<TxFailure> BatchWriter::settle(std::vector<FinishedBatch> finished) {
+  for (std::size_t i = 0; i < finished.size(); ++i) {
+    if (finished[i].result.applied()) {
+      committed(finished[i]);
+      continue;
+    }
+    std::vector<FinishedBatch> rest = lanes_->take_finished(true);
+    lanes_->restart();
+    finished.insert(finished.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+    const TxResult<BatchCounts>& first = finished[i].result;
+    if (first.status == TxStatus::RolledBack)  // cannot happen: a rollback follows a failure
+      return TxFailure{PgErrorKind::Other, "", "a batch rolled back behind no failure", nullptr};
+    if (first.status != TxStatus::DataError) return first.failure;
+    // A refused value: apply this batch and the ones behind it one at a time, which isolates the
+    // event and dead-letters it. (A data error in a later batch behind another kind of failure is
+    // met again after the checkpoint is reloaded.)
+    for (std::size_t j = i; j < finished.size(); ++j)
+      if (auto failure = isolate(finished[j].batch->events, j == i ? &first.failure : nullptr)) return failure;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Applies `events` alone; on a refused value, halves it until the one event is found, so its
+// batch-mates still land, and stores that event in pm_dead_letters. `refused`: the server already
+// refused these events as one batch (with this error), so they are split at once. Nothing else is
+// in flight.
+std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> events, const TxFailure* refused) {
+  std::optional<FinishedBatch> done;
+  if (refused == nullptr) {
+    done = run_alone(std::vector<QueuedEvent>(events.begin(), events.end()));
+    if (done->result.applied()) {
+      committed(*done);
+      return std::nullopt;
+    }
+    if (done->result.status != TxStatus::DataError) return done->result.failure;
+    refused = &done->result.failure;
+  }
+  metrics_.database_error(PgErrorKind::Data);
+  if (events.size() > 1) {
+    const std::size_t half = events.size() / 2;
+    if (auto failure = isolate(events.first(half), nullptr)) return failure;
+    return isolate(events.subspan(half), nullptr);
+  }
+  const TxFailure& refusal = *refused;
+  logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; stored in pm_dead_letters", events[0].lsn,
+                 to_string(events[0].event.type()), refusal.sqlstate, refusal.message);
+  lanes_->submit_dead_letter(events[0], refusal);
+  std::vector<FinishedBatch> letter = lanes_->take_finished(true);
+  if (!letter.at(0).result.applied()) {
+    lanes_->restart();
+    return letter[0].result.failure;
+  }
+  committed(letter[0]);
+  return std::nullopt;
+}
+
+// One batch through the lanes with nothing else in flight; its outcome.
+FinishedBatch BatchWriter::run_alone(std::vector<QueuedEvent> events) {
+  lanes_->submit(std::move(events), probe());
+  std::vector<FinishedBatch> done = lanes_->take_finished(true);
+  if (!done.at(0).result.applied()) lanes_->restart();
+  return std::move(done[0]);
+}
+
+void BatchWriter::finish_in_flight() noexcept {
+  if (!lanes_ || lanes_->in_flight() == 0) return;
+  // Whatever committed is recorded; what did not stays in the log for the next attempt.
+  try {
+    for (FinishedBatch& f : lanes_->take_finished(true)) {
+      if (!f.result.applied()) break;
+      committed(f);
+    }
+  } catch (const std::exception& e) {
+    logger_->warn("recording the batches that committed failed: {}; the checkpoint in PostgreSQL stays right", e.what());
+  }
+  lanes_->restart();
+}
+
+void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
+  finish_in_flight();
+  metrics_.database_error(failure.kind);
+  if (database_up_.exchange(false) || !ready_) {
+    const bool missing_table = failure.sqlstate == "42P01";
+    logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
+                  to_string(failure.kind), failure.message,
+                  missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
+  }
+  metrics_.database_up(false);
+  // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
+  // checkpoint says where to continue, on whichever server is primary by then.
+  ready_ = false;
+  collector_.reset();
+  metrics_.publish(applied_, 0);
+  sleep_for(backoff.next());
+}
+
+void BatchWriter::wait_for_log_state(Backoff& backoff) {
+  finish_in_flight();
+  logger_->warn("cannot write the log's state file before sending a batch to PostgreSQL; the batch waits, "
+                "retrying with backoff");
+  ready_ = false;
+  collector_.reset();
+  sleep_for(backoff.next());
+}
+
+void BatchWriter::look_at_server() {
+  // Idle: nothing else would notice a primary that is gone or has become a standby.
+  const bool idle = Clock::now() - last_contact_ >= config_.idle_check_interval;
+  retention_.check(idle);
+  if (idle) last_contact_ = Clock::now();
+}
+
+bool BatchWriter::load_checkpoint() {
+  retention_.forget();     // what it waits for may be gone with the old primary
+  retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
+  last_contact_ = Clock::now();
+  const auto start = start_position(IngestCheckpointRepository(db_).get(config_.instance_id));
+  if (!start) return false;
+  resume_from(*start);
+  return true;
+}
+
+// Where this instance resumes: after its checkpoint, if that fits the log; else fatal (nullopt).
+std::optional<wal::Position> BatchWriter::start_position(const std::optional<IngestCheckpoint>& checkpoint) {
+  const wal::Position durable = log_.durable();
+  const wal::Position oldest = log_.oldest();
+  const std::string log_id = wal::log_id_hex(log_.log_id());
+  const std::string instance = "the checkpoint of instance '" + config_.instance_id + "'";
+  if (!checkpoint) {
+    if (oldest.lsn > 0)
+      logger_->warn("no checkpoint for instance '{}': applying the log from its oldest record (lsn {})",
+                    config_.instance_id, oldest.lsn + 1);
+    return oldest;
+  }
+  if (checkpoint->log_id != log_id) {
+    fatal(instance + " belongs to log " + checkpoint->log_id + " but " + log_.dir() + " holds log " + log_id +
+          "; start with the log directory that instance used, or, if that log was fully applied and is gone, "
+          "clear the checkpoint with `pm-ingestctl checkpoint-reset --instance-id " + config_.instance_id + "`");
+    return std::nullopt;
+  }
+  if (static_cast<std::uint64_t>(checkpoint->lsn) > durable.lsn) {
+    fatal(instance + " is at lsn " + std::to_string(checkpoint->lsn) + " but the log in " + log_.dir() +
+          " ends at lsn " + std::to_string(durable.lsn) + "; the log lost records");
+    return std::nullopt;
+  }
+  if (static_cast<std::uint64_t>(checkpoint->segment) < oldest.segment) {
+    fatal(instance + " points into segment " + std::to_string(checkpoint->segment) + " but the oldest segment in " +
+          log_.dir() + " is " + std::to_string(oldest.segment) + "; unapplied segments were removed");
+    return std::nullopt;
+  }
+  return wal::Position{static_cast<std::uint64_t>(checkpoint->segment),
+                       static_cast<std::uint64_t>(checkpoint->segment_offset),
+                       static_cast<std::uint64_t>(checkpoint->log_offset),
+                       static_cast<std::uint64_t>(checkpoint->lsn)};
+}
+
+void BatchWriter::resume_from(const wal::Position& start) {
+  applied_ = start;
+  dispatched_ = start;
+  applied_log_offset_ = start.log_offset;
+  applied_lsn_ = start.lsn;
+  // Segments wholly below the checkpoint are applied: nothing will read them again once the
+  // standbys have them. The state file forgets a later applied position at once: a failover may
+  // have taken the checkpoint back, and recovery deletes below what the state file records.
+  retention_.applied(start);
+  log_.note_applied(start);
+  log_.persist_applied();
+  collector_.reset();
+  metrics_.publish(applied_, 0);
+  const wal::Position durable = log_.durable();
+  logger_->info("writer connected; instance '{}' resumes after lsn {} ({} events to replay)", config_.instance_id,
+                start.lsn, durable.lsn - std::min(durable.lsn, start.lsn));
+  if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
+    replay_done_ = true;
+    metrics_.replay_done(true);
+  }
+}
+
+void BatchWriter::committed(const FinishedBatch& batch) {
+  const std::span<const QueuedEvent> events(batch.batch->events);
+  const BatchCounts& counts = *batch.result.value;
+  duplicates_seen_ = counts.trades_inserted < counts.trades;
+  applied_ = events.back().end;
+  applied_log_offset_ = applied_.log_offset;  // the backlog budget frees these bytes at once
+  applied_lsn_ = applied_.lsn;
+  retention_.applied(applied_);  // before the log notes it: it may hold what the state file records
+  log_.note_applied(applied_);
+  database_up_ = true;
+  metrics_.database_up(true);
+  metrics_.batch_committed(events, counts, batch.seconds);
+  last_contact_ = Clock::now();
+  if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
+    replay_done_ = true;
+    metrics_.replay_done(true);
+    logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);
+  }
+}
+
+}  // namespace pm

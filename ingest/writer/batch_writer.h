@@ -1,0 +1,154 @@
+#pragma once
+// BatchWriter: the one thread that applies the log to PostgreSQL.
+//
+// Contract:
+// - Starts without the database: it connects, reads this instance's checkpoint and checks that it
+//   belongs to the log (same log id, not beyond its end). Until then, and whenever PostgreSQL is
+//   unreachable, it retries with backoff while the daemon keeps logging and acking.
+// - Applies events strictly in log order, from the checkpoint on: from the queue while the queue
+//   holds the next event, otherwise (start-up replay, queue overflow, after an error) straight from
+//   the log files. Each batch (up to batch_max_events, gathered for at most batch_max_delay) is one
+//   transaction that also moves the checkpoint, so every event is applied exactly once.
+// - With writer_connections > 1, consecutive batches run on that many connections at once
+//   (WriterLanes): each one's COPY overlaps the previous one's tail, and they commit in log order.
+// - Every batch goes to PostgreSQL through WriterLanes (one lane with one writer connection) and
+//   comes back as a TxResult, on which the writer switches; no database exception reaches it from a
+//   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome is
+//   unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
+//   again. A DataError (a value the server refuses) splits the batch, through the same lanes, until
+//   the one event is found; it goes to pm_dead_letters and the rest is applied. Fatal ones
+//   (missing table, permissions) are retried with backoff and logged, never dead-lettered.
+//   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
+//   retention's server queries (classified by failure_of, then handled like a failed batch), and
+//   wal::WalCorruption from the log (fatal).
+// - Log segments wholly below the checkpoint are removed once every standby of the primary has
+//   the commits that applied them (LogRetention): a failover to a standby that lacked them finds
+//   them still in the log. After every reconnect the checkpoint is read again from whichever
+//   server is primary now, and what it lacks is applied again, exactly once.
+// - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
+//   standby now, is noticed within about that long (database_up() turns false).
+// - A checkpoint that does not fit the log, or a corrupt record in the log, is fatal: on_fatal is
+//   called with a message naming the problem, and the writer stops.
+// - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
+//   in the log for the next start.
+// - Parts: BatchCollector gathers batches (queue or log), WriterLanes applies them, WriterMetrics
+//   reports (its own sampler thread reads the log for the lag gauge), LogRetention removes applied
+//   segments. Threads: start/stop and the getters from any thread; everything else runs on the
+//   writer thread.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "ingest/writer/batch_applier.h"
+#include "ingest/writer/batch_collector.h"
+#include "ingest/events/event_queue.h"
+#include "ingest/writer/log_retention.h"
+#include "ingest/log/wal.h"
+#include "ingest/writer/writer_lanes.h"
+#include "ingest/writer/writer_metrics.h"
+#include "metrics/ingest_metrics.h"
+#include "repos/util/backoff.h"
+#include "repos/database.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/tx_result.h"
+
+namespace pm {
+
+struct WriterConfig {
+  std::string instance_id = "default";
+  std::size_t batch_max_events = 20000;
+  std::chrono::milliseconds batch_max_delay{20};
+  std::size_t writer_connections = 2;  // batches in flight at once (1: one after the other)
+  TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
+  std::chrono::milliseconds retry_initial_delay{100};
+  std::chrono::milliseconds retry_max_delay{5000};
+  std::chrono::milliseconds idle_check_interval{1000};
+  RetentionConfig retention;
+};
+
+class BatchWriter {
+ public:
+  BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& log, EventQueue& queue, IngestMetrics& metrics,
+              std::shared_ptr<spdlog::logger> logger, std::function<void(const std::string&)> on_fatal);
+  ~BatchWriter();
+
+  void start();
+  void stop();  // idempotent; joins the thread
+
+  // Log offset up to which events are applied (0 until the checkpoint is known). Any thread.
+  std::uint64_t applied_log_offset() const { return applied_log_offset_.load(); }
+  std::uint64_t applied_lsn() const { return applied_lsn_.load(); }
+  bool database_up() const { return database_up_.load(); }
+  // True once everything durable at start() has been applied.
+  bool replay_done() const { return replay_done_.load(); }
+  // Steady-clock time of the writer thread's last loop iteration, or, if earlier, of the submission
+  // of the oldest batch whose outcome the writer has not taken yet (construction time before the
+  // thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
+  std::chrono::steady_clock::time_point heartbeat() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
+  }
+
+ private:
+  // The writer thread's loop and its steps. REQUIRES: writer thread, for every function below.
+  void run();
+  void beat();
+  std::optional<TxFailure> step(Backoff& backoff);
+  bool load_checkpoint();
+  std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
+  void resume_from(const wal::Position& start);
+  void look_at_server();
+  std::optional<TxFailure> dispatch(std::vector<QueuedEvent> batch);
+  std::optional<TxFailure> settle(std::vector<FinishedBatch> finished);
+  std::optional<TxFailure> isolate(std::span<const QueuedEvent> events, const TxFailure* refused);
+  FinishedBatch run_alone(std::vector<QueuedEvent> events);
+  void finish_in_flight() noexcept;
+  void committed(const FinishedBatch& batch);
+  void back_off(const TxFailure& failure, Backoff& backoff);
+  void wait_for_log_state(Backoff& backoff);
+  DuplicateProbe probe() const;
+  void sleep_for(std::chrono::milliseconds d);
+  void fatal(const std::string& message);
+
+  const WriterConfig config_;
+  Database& db_;
+  wal::WriteAheadLog& log_;
+  EventQueue& queue_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::function<void(const std::string&)> on_fatal_;
+  BatchApplier applier_;
+  LogRetention retention_;
+  WriterMetrics metrics_;
+  BatchCollector collector_;
+  std::unique_ptr<WriterLanes> lanes_;  // created by start()
+
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex sleep_mu_;
+  std::condition_variable sleep_cv_;
+
+  // Writer thread only.
+  bool ready_ = false;
+  bool fatal_ = false;
+  wal::Position applied_;
+  wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
+  std::uint64_t replay_target_lsn_ = 0;
+  bool duplicates_seen_ = true;  // the last batch held trades already stored
+  std::chrono::steady_clock::time_point last_contact_{};  // the last commit or look at the server
+
+  std::atomic<std::uint64_t> applied_log_offset_{0};
+  std::atomic<std::uint64_t> applied_lsn_{0};
+  std::atomic<bool> database_up_{false};
+  std::atomic<bool> replay_done_{false};
+  std::atomic<std::chrono::steady_clock::rep> heartbeat_{std::chrono::steady_clock::now().time_since_epoch().count()};
+};
+
+}  // namespace pm

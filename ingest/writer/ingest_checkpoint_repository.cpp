@@ -1,0 +1,70 @@
+#include "ingest/writer/ingest_checkpoint_repository.h"
+
+#include "repos/util/clock.h"
+
+namespace pm {
+
+std::optional<IngestCheckpoint> IngestCheckpointRepository::get(const std::string& instance_id) const {
+  return target_.run([&](pqxx::transaction_base& tx) -> std::optional<IngestCheckpoint> {
+    auto r = tx.exec_params(
+        "SELECT instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at "
+        "FROM pm_ingest_checkpoints WHERE instance_id = $1",
+        instance_id);
+    if (r.empty()) return std::nullopt;
+    IngestCheckpoint c;
+    c.instance_id = r[0][0].as<std::string>();
+    c.log_id = r[0][1].as<std::string>();
+    c.lsn = r[0][2].as<std::int64_t>();
+    c.segment = r[0][3].as<std::int64_t>();
+    c.segment_offset = r[0][4].as<std::int64_t>();
+    c.log_offset = r[0][5].as<std::int64_t>();
+    c.applied_events = r[0][6].as<std::int64_t>();
+    c.updated_at = r[0][7].as<std::string>();
+    return c;
+  });
+}
+
+void IngestCheckpointRepository::save(const IngestCheckpoint& c) const {
+  target_.run([&](pqxx::transaction_base& tx) {
+    auto r = tx.exec_params(
+        R"(INSERT INTO pm_ingest_checkpoints
+             (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (instance_id) DO UPDATE
+             SET lsn = EXCLUDED.lsn, segment = EXCLUDED.segment, segment_offset = EXCLUDED.segment_offset,
+                 log_offset = EXCLUDED.log_offset,
+                 applied_events = pm_ingest_checkpoints.applied_events + EXCLUDED.applied_events,
+                 updated_at = EXCLUDED.updated_at
+             WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)",
+        c.instance_id, c.log_id, c.lsn, c.segment, c.segment_offset, c.log_offset, c.applied_events, now_iso());
+    if (r.affected_rows() != 1)
+      throw CheckpointConflict("checkpoint of instance '" + c.instance_id + "' was not advanced to lsn " +
+                               std::to_string(c.lsn) + ": the stored one is newer or belongs to another log");
+  });
+}
+
+bool IngestCheckpointRepository::reset(const std::string& instance_id) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec_params("DELETE FROM pm_ingest_checkpoints WHERE instance_id = $1", instance_id).affected_rows() > 0;
+  });
+}
+
+bool DeadLetterRepository::add(const DeadLetter& d) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    const pqxx::binarystring payload(d.payload);
+    return tx.exec_params(
+                 R"(INSERT INTO pm_dead_letters (instance_id, lsn, event_type, payload, error, sqlstate, created_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (instance_id, lsn) DO NOTHING)",
+                 d.instance_id, d.lsn, d.event_type, payload, d.error, d.sqlstate, now_iso())
+               .affected_rows() == 1;
+  });
+}
+
+std::int64_t DeadLetterRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM pm_dead_letters")[0].as<std::int64_t>();
+  });
+}
+
+}  // namespace pm

@@ -1,0 +1,105 @@
+#include "ingest/writer/log_retention.h"
+
+#include <fmt/format.h>
+
+namespace pm {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr const char* kStandbyMessage =
+    "the database server is a standby (in recovery): nothing is written there; waiting for a primary "
+    "(a multi-host URL with target_session_attrs=read-write finds it)";
+}
+
+LogRetention::LogRetention(RetentionConfig config, Database& db, wal::WriteAheadLog& log, IngestMetrics& metrics,
+                           std::shared_ptr<spdlog::logger> logger)
+    : config_(config), db_(db), log_(log), metrics_(metrics), logger_(std::move(logger)) {}
+
+void LogRetention::applied(const wal::Position& position) {
+  if (position.segment <= requested_) return;
+  if (!config_.wait_for_standbys) {
+    awaiting_.push_back({position, 0});
+    requested_ = position.segment;
+    return;
+  }
+  if (awaiting_.empty()) log_.hold_applied_at(log_.oldest());  // before anything can note `position`
+  const ReplicationStatus status = read_status();
+  // With synchronous_commit on, the commit that applied `position` is flushed by now; the insert
+  // position could stay ahead of every flush on an idle server (a page header), never confirmed.
+  awaiting_.push_back({position, status.flushed_lsn});
+  requested_ = position.segment;
+  last_check_ = {};  // the next check() looks at once (the log has noted `position` by then)
+}
+
+void LogRetention::check(bool force) {
+  if (!config_.wait_for_standbys && !awaiting_.empty()) {
+    log_.remove_segments_before(awaiting_.back().applied.segment);
+    awaiting_.clear();
+  }
+  if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
+  const ReplicationStatus status = read_status();
+  report(status, status.confirmed_lsn());
+}
+
+void LogRetention::forget() {
+  awaiting_.clear();
+  requested_ = 0;
+  timeline_ = 0;
+  if (config_.wait_for_standbys) log_.hold_applied_at(log_.oldest());
+}
+
+ReplicationStatus LogRetention::read_status() {
+  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); });
+  last_check_ = Clock::now();
+  if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
+  if (timeline_ != 0 && status.timeline != timeline_) {
+    const std::uint32_t was = timeline_;
+    forget();
+    throw PrimaryChanged(fmt::format("the primary is on timeline {} now, was {} (a promotion): reading the checkpoint again",
+                                     status.timeline, was));
+  }
+  timeline_ = status.timeline;
+  if (status.synchronous_commit == "off")
+    warn_at_most_each_minute("synchronous_commit is off for the daemon's role: a commit may be lost in a PostgreSQL crash "
+                             "after its log segment was deleted; set it on (ALTER ROLE ... SET synchronous_commit = on)");
+  return status;
+}
+
+void LogRetention::report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed_lsn) {
+  std::optional<std::uint64_t> confirmed = confirmed_lsn;
+  if (status.standbys.size() < config_.min_standbys) {
+    warn_at_most_each_minute(fmt::format("the primary shows {} standby(s), fewer than --min-standbys {}: applied log "
+                                         "segments are kept until it shows them",
+                                         status.standbys.size(), config_.min_standbys));
+    confirmed.reset();
+  } else if (!confirmed) {
+    warn_at_most_each_minute("applied log segments are kept: the primary does not show how far " +
+                             status.unknown_positions() +
+                             " has replicated (a slot never used, or the daemon's role lacks pg_monitor)");
+  }
+  std::optional<wal::Position> confirmed_applied;
+  while (confirmed && !awaiting_.empty() && awaiting_.front().lsn <= *confirmed) {
+    confirmed_applied = awaiting_.front().applied;
+    awaiting_.pop_front();
+  }
+  if (confirmed_applied) {
+    // The hold moves up to what is confirmed (or goes) before the log records and deletes.
+    log_.hold_applied_at(awaiting_.empty() ? std::nullopt : confirmed_applied);
+    log_.remove_segments_before(confirmed_applied->segment);
+  }
+  metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
+  if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
+  const std::uint64_t oldest = log_.oldest().segment;
+  metrics_.wal_segments_awaiting_replication.Set(
+      awaiting_.empty() || awaiting_.back().applied.segment <= oldest ? 0.0
+                                                                       : static_cast<double>(awaiting_.back().applied.segment - oldest));
+}
+
+void LogRetention::warn_at_most_each_minute(const std::string& message) {
+  const auto now = Clock::now();
+  if (last_warning_ != Clock::time_point{} && now - last_warning_ < std::chrono::minutes(1)) return;
+  last_warning_ = now;
+  logger_->warn("{}", message);
+}
+
+}  // namespace pm

@@ -1,0 +1,90 @@
+#pragma once
+// LogRetention: when an applied log segment may be deleted. Committed on the primary is not
+// enough: with asynchronous replication a commit can be lost in a failover, and then the log is
+// the only copy of those acknowledged events. A segment is deleted only once the primary's WAL
+// position after the commit that applied it is flushed on every standby the primary knows
+// (replication slots and WAL senders, repos/replication_status.h).
+//
+// Contract:
+// - Writer thread only. Database errors propagate to the caller (the writer's retry loop), and
+//   NotAPrimary when the server is a standby: nothing may be written there.
+// - applied(p): everything before position p is applied (committed). When p's segment moves past
+//   the last request, asks the primary for its WAL position now (one query) and queues the
+//   removal of the segments before p's. Call it before the log notes p as applied: while removals
+//   wait, the log's state file records no applied position beyond the last confirmed one
+//   (WriteAheadLog::hold_applied_at), or a restart's recovery would delete the waiting segments.
+// - check(force): removes what is queued and confirmed; reads the standbys' positions at once
+//   after applied() queued something, then at most every check_interval (always when force).
+//   Call it after the log has noted the applied position (it refuses to delete beyond that).
+// - forget(): after a reconnect the queued positions belong to a server that may be gone; the
+//   writer re-reads its checkpoint and calls applied() again. Until then nothing beyond the
+//   oldest segment is recorded as applied.
+// - A primary on another timeline than the queued positions (promoted without the writer seeing
+//   an error) throws PrimaryChanged: the writer reconnects and re-reads its checkpoint.
+// - wait_for_standbys = false deletes at once, as before (for a single server).
+// - min_standbys: fewer visible standbys than this confirm nothing (a standby without a slot
+//   that is disconnected is invisible to the primary).
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+
+#include <spdlog/logger.h>
+
+#include "ingest/log/wal.h"
+#include "metrics/ingest_metrics.h"
+#include "repos/database.h"
+#include "repos/replication_status.h"
+
+namespace pm {
+
+struct RetentionConfig {
+  bool wait_for_standbys = true;
+  std::size_t min_standbys = 0;
+  std::chrono::milliseconds check_interval{500};
+};
+
+class NotAPrimary : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class PrimaryChanged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class LogRetention {
+ public:
+  LogRetention(RetentionConfig config, Database& db, wal::WriteAheadLog& log, IngestMetrics& metrics,
+               std::shared_ptr<spdlog::logger> logger);
+
+  void applied(const wal::Position& position);
+  void check(bool force);
+  void forget();
+  // Segments applied but kept until the standbys have them.
+  std::size_t awaiting() const { return awaiting_.size(); }
+
+ private:
+  struct Awaiting {
+    wal::Position applied;  // remove every segment before applied.segment
+    std::uint64_t lsn;      // once every standby has flushed this position (flushed on the primary)
+  };
+  ReplicationStatus read_status();
+  void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
+  void warn_at_most_each_minute(const std::string& message);
+
+  const RetentionConfig config_;
+  Database& db_;
+  wal::WriteAheadLog& log_;
+  IngestMetrics& metrics_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::deque<Awaiting> awaiting_;
+  std::uint64_t requested_ = 0;  // the highest segment whose removal was queued
+  std::uint32_t timeline_ = 0;   // of the queued positions (0: none seen since forget())
+  std::chrono::steady_clock::time_point last_check_{};
+  std::chrono::steady_clock::time_point last_warning_{};
+};
+
+}  // namespace pm

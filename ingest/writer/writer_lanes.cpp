@@ -1,0 +1,162 @@
+#include "ingest/writer/writer_lanes.h"
+
+#include <chrono>
+#include <stdexcept>
+
+#include "repos/advisory_lock.h"
+
+namespace pm {
+
+LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
+    : events(std::move(e)), rows(applier.trade_rows(events)) {
+  keys.reserve(rows.size());
+  for (const TradeRow& row : rows) keys.insert(row);
+}
+
+WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
+                         std::function<void()> on_finished, std::int32_t lock_class)
+    : db_(db),
+      applier_(applier),
+      on_finished_(std::move(on_finished)),
+      lock_class_(lock_class) {
+  if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
+  for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
+  try {
+    for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run_lane(*l); });
+  } catch (...) {  // a thread could not start: stop the ones that did before failing
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& lane : lanes_)
+      if (lane->thread.joinable()) lane->thread.join();
+    throw;
+  }
+}
+
+WriterLanes::~WriterLanes() {
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] {
+      for (const auto& lane : lanes_)
+        if (lane->job) return false;
+      return true;
+    });
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  for (auto& lane : lanes_) lane->thread.join();
+}
+
+void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe) {
+  Job job;
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
+  job.probe = probe;
+  hand_over(std::move(job));
+}
+
+void WriterLanes::submit_dead_letter(QueuedEvent event, TxFailure refusal) {
+  std::vector<QueuedEvent> events;
+  events.push_back(std::move(event));
+  Job job;
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
+  job.dead_letter = std::move(refusal);
+  hand_over(std::move(job));
+}
+
+void WriterLanes::hand_over(Job job) {
+  job.seq = first_seq_ + submitted_;
+  job.earlier.assign(uncollected_.begin(), uncollected_.end());
+  Lane& lane = *lanes_[job.seq % lanes_.size()];
+  uncollected_.push_back(job.batch);
+  submit_times_.push_back(std::chrono::steady_clock::now());
+  ++submitted_;
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return !lane.job.has_value(); });
+    lane.job = std::move(job);
+  }
+  changed_.notify_all();
+}
+
+std::vector<FinishedBatch> WriterLanes::take_finished(bool wait_for_all) {
+  std::vector<FinishedBatch> out;
+  std::unique_lock lock(mu_);
+  if (wait_for_all) changed_.wait(lock, [&] { return finished_.size() == submitted_ - taken_; });
+  for (auto it = finished_.find(first_seq_ + taken_); it != finished_.end(); it = finished_.find(first_seq_ + taken_)) {
+    out.push_back(std::move(it->second));
+    finished_.erase(it);
+    uncollected_.pop_front();
+    submit_times_.pop_front();
+    ++taken_;
+  }
+  return out;
+}
+
+std::optional<std::chrono::steady_clock::time_point> WriterLanes::oldest_submitted() const {
+  if (submit_times_.empty()) return std::nullopt;
+  return submit_times_.front();
+}
+
+void WriterLanes::restart() {
+  if (in_flight() != 0) throw std::logic_error("WriterLanes::restart with batches in flight");
+  first_seq_ += submitted_;
+  submitted_ = 0;
+  taken_ = 0;
+  order_.reset(first_seq_);
+}
+
+void WriterLanes::run_lane(Lane& lane) {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return stopping_ || lane.job.has_value(); });
+      if (!lane.job) return;
+      job = *lane.job;
+    }
+    FinishedBatch result = run_job(job);
+    {
+      std::lock_guard lock(mu_);
+      finished_.emplace(job.seq, std::move(result));
+      lane.job.reset();
+    }
+    changed_.notify_all();
+    if (on_finished_) on_finished_();
+  }
+}
+
+FinishedBatch WriterLanes::run_job(const Job& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  FinishedBatch result;
+  result.batch = job.batch;
+  result.result = db_.attempt([&](Transaction& tx) { return run_body(tx, job); });
+  const bool committed = result.result.applied();
+  if (!committed) order_.failed(job.seq);  // later batches stop waiting for this one's turn at once
+  order_.done(job.seq, committed);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+// The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
+// did not commit). What it throws, Database::attempt classifies.
+std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job) {
+  lock_exclusive(tx, advisory_key(lock_class_, job.seq));
+  order_.started(job.seq);
+  const LaneBatch& batch = *job.batch;
+  TradeStage stage;
+  if (!job.dead_letter) {
+    std::vector<const TradeKeySet*> earlier;
+    for (const auto& b : job.earlier) earlier.push_back(&b->keys);
+    stage = applier_.insert_trades(tx, batch.rows, job.probe, earlier);
+  }
+  // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
+  if (order_.predecessor_running(job.seq)) lock_shared(tx, advisory_key(lock_class_, job.seq - 1));
+  if (!order_.await_turn(job.seq)) return std::nullopt;
+  if (job.dead_letter)
+    return applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate);
+  return applier_.finish(tx, batch.events, batch.rows, stage);
+}
+
+}  // namespace pm

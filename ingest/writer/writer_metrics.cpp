@@ -1,0 +1,123 @@
+#include "ingest/writer/writer_metrics.h"
+
+#include <algorithm>
+
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal_reader.h"
+#include "repos/util/clock.h"
+
+namespace pm {
+
+WriterMetrics::WriterMetrics(IngestMetrics& metrics, wal::WriteAheadLog& log, EventQueue& queue)
+    : metrics_(metrics), log_(log), queue_(queue) {}
+
+WriterMetrics::~WriterMetrics() { stop(); }
+
+void WriterMetrics::start() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = false;
+  }
+  if (!sampler_.joinable()) sampler_ = std::thread([this] { run_sampler(); });
+}
+
+void WriterMetrics::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (sampler_.joinable()) sampler_.join();
+}
+
+void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds) {
+  metrics_.batch_events.Observe(static_cast<double>(events.size()));
+  metrics_.batch_commit_seconds.Observe(seconds);
+  metrics_.applied_events.Increment(static_cast<double>(events.size()));
+  metrics_.rows_written("polymarket_trades").Increment(static_cast<double>(c.trades_inserted));
+  metrics_.rows_written("polymarket_first_triggers").Increment(static_cast<double>(c.triggers_recorded));
+  metrics_.rows_written("trade_watermarks").Increment(static_cast<double>(c.trade_watermarks));
+  metrics_.rows_written("trigger_watermarks").Increment(static_cast<double>(c.trigger_watermarks));
+  metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(c.dead_lettered));
+  metrics_.dedup_trade.Increment(static_cast<double>(c.trades - c.trades_inserted));
+  metrics_.dedup_trigger_same_token.Increment(static_cast<double>(c.triggers_same_token));
+  metrics_.dedup_trigger_other_token.Increment(static_cast<double>(c.triggers_other_token));
+  metrics_.dead_lettered.Increment(static_cast<double>(c.dead_lettered));
+  if (c.newest_event_ms > 0) {
+    const double newest = static_cast<double>(c.newest_event_ms) / 1000.0;
+    // An event time beyond the parser's future limit (a log written before it) never moves the
+    // freshness metrics: one outlier would hold them for years.
+    const double limit = static_cast<double>(now_epoch_ms() + kMaxFutureMs) / 1000.0;
+    if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
+      metrics_.newest_applied_event_timestamp_seconds.Set(newest);
+  }
+}
+
+void WriterMetrics::database_up(bool up) { metrics_.database_up.Set(up ? 1 : 0); }
+
+void WriterMetrics::database_error(PgErrorKind kind) { metrics_.database_errors(to_string(kind)).Increment(); }
+
+void WriterMetrics::replay_done(bool done) { metrics_.replay_done.Set(done ? 1 : 0); }
+
+void WriterMetrics::publish(const wal::Position& applied, std::size_t batches_in_flight) {
+  std::lock_guard lock(mu_);
+  applied_ = applied;
+  in_flight_ = batches_in_flight;
+}
+
+void WriterMetrics::run_sampler() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    sample();
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_; });
+  }
+}
+
+void WriterMetrics::sample() {
+  wal::Position applied;
+  std::size_t in_flight = 0;
+  {
+    std::lock_guard lock(mu_);
+    applied = applied_;
+    in_flight = in_flight_;
+  }
+  const wal::Position durable = log_.durable();
+  metrics_.wal_unapplied_events.Set(static_cast<double>(durable.lsn > applied.lsn ? durable.lsn - applied.lsn : 0));
+  metrics_.wal_unapplied_bytes.Set(
+      static_cast<double>(durable.log_offset > applied.log_offset ? durable.log_offset - applied.log_offset : 0));
+  metrics_.queue_events.Set(static_cast<double>(queue_.size()));
+  metrics_.writer_batches_in_flight.Set(static_cast<double>(in_flight));
+  const wal::WalStats stats = log_.stats();
+  metrics_.wal_disk_bytes.Set(static_cast<double>(stats.disk_bytes));
+  metrics_.wal_segments.Set(static_cast<double>(stats.segments));
+  const double now_s = static_cast<double>(now_epoch_ms()) / 1000.0;
+  const double newest = metrics_.newest_applied_event_timestamp_seconds.Value();
+  if (newest > 0) metrics_.newest_applied_event_age_seconds.Set(now_s - newest);
+  sample_lag(applied, durable, now_s);
+}
+
+void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s) {
+  if (durable.lsn <= applied.lsn) {
+    metrics_.lag_oldest_unapplied_seconds.Set(0);
+    return;
+  }
+  // The oldest unapplied event is the record right after the applied position; read it once.
+  if (lag_at_ != applied.lsn) {
+    try {
+      wal::WalReader peek(log_.dir(), log_.log_id(), applied, log_.fs());
+      auto record = peek.next(durable);
+      auto event = record ? decode_event(record->payload) : std::nullopt;
+      if (!event) return;
+      oldest_unapplied_received_ms_ = event->received_ms;
+      lag_at_ = applied.lsn;
+    } catch (const std::exception&) {
+      return;  // the writer's own read reports corruption; a gauge does not
+    }
+  }
+  metrics_.lag_oldest_unapplied_seconds.Set(
+      std::max(0.0, now_s - static_cast<double>(oldest_unapplied_received_ms_) / 1000.0));
+}
+
+}  // namespace pm

@@ -1,0 +1,67 @@
+#pragma once
+// WriterMetrics: everything the writer reports to Prometheus, apart from the writer itself.
+//
+// Contract:
+// - batch_committed(), database_up(), database_error() and replay_done() record what the writer
+//   thread just did; publish() tells the sampler where the writer is. Writer thread only.
+// - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
+//   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
+//   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
+//   position, not per sample). So the writer thread never reads the log for a gauge. A log read
+//   that fails (a segment removed meanwhile) leaves the lag gauge as it was.
+// - stop() (also the destructor) joins the sampler; call it before the log or queue go away.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+
+#include "ingest/writer/batch_applier.h"
+#include "ingest/events/event_queue.h"
+#include "ingest/log/wal.h"
+#include "metrics/ingest_metrics.h"
+#include "repos/pg_errors.h"
+
+namespace pm {
+
+class WriterMetrics {
+ public:
+  WriterMetrics(IngestMetrics& metrics, wal::WriteAheadLog& log, EventQueue& queue);
+  ~WriterMetrics();
+  WriterMetrics(const WriterMetrics&) = delete;
+  WriterMetrics& operator=(const WriterMetrics&) = delete;
+
+  void start();
+  void stop();  // idempotent
+
+  void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
+  void database_up(bool up);
+  void database_error(PgErrorKind kind);
+  void replay_done(bool done);
+  void publish(const wal::Position& applied, std::size_t batches_in_flight);
+
+ private:
+  void run_sampler();
+  void sample();
+  void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);
+
+  IngestMetrics& metrics_;
+  wal::WriteAheadLog& log_;
+  EventQueue& queue_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;         // guarded by mu_
+  wal::Position applied_;         // guarded by mu_
+  std::size_t in_flight_ = 0;     // guarded by mu_
+  std::thread sampler_;
+
+  // Sampler thread only: the received time of the record after `lag_at_`, once read.
+  std::optional<std::uint64_t> lag_at_;
+  std::int64_t oldest_unapplied_received_ms_ = 0;
+};
+
+}  // namespace pm

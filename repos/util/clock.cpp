@@ -1,0 +1,122 @@
+#include "repos/util/clock.h"
+
+#include <charconv>
+#include <ctime>
+
+namespace pm {
+
+using namespace std::chrono;
+
+std::int64_t now_epoch_ms() {
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t now_epoch_s() {
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string format_iso(SystemTime t) {
+  const auto us = duration_cast<microseconds>(t.time_since_epoch()).count();
+  std::int64_t secs = us / 1'000'000;
+  std::int64_t frac = us % 1'000'000;
+  if (frac < 0) {
+    frac += 1'000'000;
+    secs -= 1;
+  }
+  const std::time_t tt = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(frac));
+  return buf;
+}
+
+std::string now_iso() { return format_iso(system_clock::now()); }
+
+namespace {
+
+// Reads exactly `width` digits at text[pos]; advances pos.
+bool read_digits(std::string_view text, std::size_t& pos, int width, int& out) {
+  if (pos + static_cast<std::size_t>(width) > text.size()) return false;
+  out = 0;
+  for (int i = 0; i < width; ++i) {
+    const char c = text[pos + static_cast<std::size_t>(i)];
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  pos += static_cast<std::size_t>(width);
+  return true;
+}
+
+bool expect(std::string_view text, std::size_t& pos, char c) {
+  if (pos >= text.size() || text[pos] != c) return false;
+  ++pos;
+  return true;
+}
+
+}  // namespace
+
+std::optional<SystemTime> parse_iso(std::string_view text) {
+  std::size_t pos = 0;
+  int year, month, day, hour, minute, second;
+  if (!read_digits(text, pos, 4, year) || !expect(text, pos, '-') ||
+      !read_digits(text, pos, 2, month) || !expect(text, pos, '-') ||
+      !read_digits(text, pos, 2, day))
+    return std::nullopt;
+  if (pos >= text.size() || (text[pos] != 'T' && text[pos] != ' ')) return std::nullopt;
+  ++pos;
+  if (!read_digits(text, pos, 2, hour) || !expect(text, pos, ':') ||
+      !read_digits(text, pos, 2, minute))
+    return std::nullopt;
+  second = 0;
+  if (pos < text.size() && text[pos] == ':') {
+    ++pos;
+    if (!read_digits(text, pos, 2, second)) return std::nullopt;
+  }
+  std::int64_t micros = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (digits < 6) micros = micros * 10 + (text[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 6; ++i) micros *= 10;
+  }
+  std::int64_t offset_minutes = 0;
+  if (pos < text.size()) {
+    if (text[pos] == 'Z') {
+      ++pos;
+    } else if (text[pos] == '+' || text[pos] == '-') {
+      const int sign = text[pos] == '-' ? -1 : 1;
+      ++pos;
+      int oh, om = 0;
+      if (!read_digits(text, pos, 2, oh)) return std::nullopt;
+      if (pos < text.size() && text[pos] == ':') ++pos;
+      if (pos < text.size() && !read_digits(text, pos, 2, om)) return std::nullopt;
+      offset_minutes = sign * (oh * 60 + om);
+    }
+  }
+  if (pos != text.size()) return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  const year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+                           std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto days = sys_days{ymd};
+  const auto t = days + hours{hour} + minutes{minute} + seconds{second} + microseconds{micros} -
+                 minutes{offset_minutes};
+  return time_point_cast<system_clock::duration>(t);
+}
+
+std::optional<std::string> canonical_iso(std::string_view text) {
+  auto t = parse_iso(text);
+  if (!t) return std::nullopt;
+  return format_iso(*t);
+}
+
+}  // namespace pm
