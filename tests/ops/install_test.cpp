@@ -86,6 +86,9 @@ TEST(OpsInstall, TheLibraryComponentStillInstallsItsPackage) {
   ASSERT_EQ(install.exit_code, 0) << install.output;
   const std::string base = root + PM_INSTALL_PREFIX;
   EXPECT_TRUE(std::filesystem::exists(base + "/include/pm-ingestd/repos/database.h")) << install.output;
+  EXPECT_TRUE(std::filesystem::exists(base + "/include/pm-ingestd/repos/util/backoff.h")) << "database.h includes it";
+  EXPECT_FALSE(std::filesystem::exists(base + "/include/pm-ingestd/repos/ingest_checkpoint_repository.h"))
+      << "the daemon's own tables are not part of the public library (issue 14)";
   EXPECT_FALSE(std::filesystem::exists(base + "/sbin/pm-ingestd")) << "the daemon is not part of repos-dev";
   std::filesystem::remove_all(root);
 }
