@@ -397,13 +397,13 @@ std::string WriteAheadLog::encode_group(Group& group) {
   std::string buffer;
   buffer.reserve(group.bytes + kGroupMarkerSize);
   const std::size_t marker = begin_group(buffer, end.lsn + 1);
-  end = Position{end.segment, end.offset + kGroupMarkerSize, end.log_offset + kGroupMarkerSize, end.lsn};
+  end = advanced(end, kGroupMarkerSize, end.lsn);
   std::uint32_t records = 0;
   for (Request* r : group.requests) {
     for (const auto& payload : r->payloads) {
       append_record(buffer, end.lsn + 1, kRecordEvent, payload);
       const std::uint64_t bytes = kRecordHeaderSize + payload.size();
-      end = Position{end.segment, end.offset + bytes, end.log_offset + bytes, end.lsn + 1};
+      end = advanced(end, bytes, end.lsn + 1);
       r->out->push_back(Appended{end.lsn, end});
       ++records;
     }

@@ -93,4 +93,9 @@ struct Position {
   std::uint64_t lsn = 0;         // last record before this position
 };
 
+// The position `bytes` further on in the same segment, after record `lsn`.
+inline Position advanced(const Position& p, std::uint64_t bytes, std::uint64_t lsn) {
+  return Position{p.segment, p.offset + bytes, p.log_offset + bytes, lsn};
+}
+
 }  // namespace pm::wal

@@ -7,14 +7,6 @@
 
 namespace pm::wal {
 
-namespace {
-
-Position after(const Position& p, std::uint64_t record_bytes, std::uint64_t lsn) {
-  return Position{p.segment, p.offset + record_bytes, p.log_offset + record_bytes, lsn};
-}
-
-}  // namespace
-
 WalReader::WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs)
     : fs_(fs), dir_(std::move(dir)), log_id_(log_id), position_(from) {}
 
@@ -50,7 +42,7 @@ bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
   if (h.lsn != position_.lsn + 1)
     throw WalCorruption(file_->path(), position_.offset,
                         "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
-  position_ = after(position_, kGroupMarkerSize, position_.lsn);
+  position_ = advanced(position_, kGroupMarkerSize, position_.lsn);
   return true;
 }
 
@@ -89,7 +81,7 @@ std::optional<Record> WalReader::next(const Position& limit) {
     r.type = h.type;
     r.payload.assign(p + kRecordHeaderSize, h.length);
     r.start = position_;
-    r.end = after(position_, bytes, h.lsn);
+    r.end = advanced(position_, bytes, h.lsn);
     position_ = r.end;
     return r;
   }

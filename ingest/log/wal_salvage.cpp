@@ -88,7 +88,7 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
         e = next;
       }
       const Position start = pos;
-      pos = Position{segment, pos.offset + e.bytes, pos.log_offset + e.bytes, e.is_marker ? pos.lsn : e.header.lsn};
+      pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
       if (e.is_marker) continue;
       last_lsn = e.header.lsn;
       Record r;

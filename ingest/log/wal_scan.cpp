@@ -8,10 +8,6 @@ namespace pm::wal {
 
 namespace {
 
-Position after(const Position& p, std::uint64_t bytes, std::uint64_t lsn) {
-  return Position{p.segment, p.offset + bytes, p.log_offset + bytes, lsn};
-}
-
 // A record header whose lsn could follow `last_lsn` (no wrap, no absurd jump).
 bool plausible_lsn(std::uint64_t lsn, std::uint64_t last_lsn) { return lsn > last_lsn && lsn - last_lsn <= (1ull << 32); }
 
@@ -45,13 +41,13 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
   const std::uint64_t body = pos.offset + kGroupMarkerSize;
   const char* b = f.read(body, static_cast<std::size_t>(marker.body_bytes));
   if (b == nullptr || !group_body_ok(marker, b)) return "group checksum mismatch";
-  Position at = after(pos, kGroupMarkerSize, pos.lsn);
+  Position at = advanced(pos, kGroupMarkerSize, pos.lsn);
   const std::uint64_t body_end = body + marker.body_bytes;
   for (std::uint32_t i = 0; i < marker.records; ++i) {
     std::uint64_t bytes = 0;
     if (at.offset >= body_end) return "group holds fewer records than its marker says";
     if (std::string problem = check_record(f, at, body_end, bytes); !problem.empty()) return problem + " inside a group";
-    at = after(at, bytes, at.lsn + 1);
+    at = advanced(at, bytes, at.lsn + 1);
   }
   if (at.offset != body_end) return "group holds more bytes than its records";
   next = at;
@@ -105,7 +101,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     } else {
       std::uint64_t bytes = 0;
       problem = check_record(f, pos, scan.file_size, bytes);
-      next = after(pos, bytes, pos.lsn + 1);
+      next = advanced(pos, bytes, pos.lsn + 1);
       records = 1;
     }
     if (!problem.empty()) {
