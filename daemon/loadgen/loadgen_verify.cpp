@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -295,46 +296,66 @@ WaitTarget keyed_target(const EventSource& source, const std::vector<std::uint64
   return w;
 }
 
-}  // namespace
+// The unique hints' keys as two parallel text[] literals: condition ids, trade ids.
+struct HintArrays {
+  std::string condition_ids = "{", trade_ids = "{";
+  std::size_t size = 0;
+};
 
-AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
-                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
-  const WaitTarget x = source.key_ids() ? numbered_target(source, *source.key_ids(), hints) : keyed_target(source, hints);
-  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
-  std::string cid_array = "{", tid_array = "{";
+HintArrays hint_arrays(const EventSource& source, const WaitTarget& x) {
+  HintArrays h;
   for (std::uint64_t i : x.unique_hints) {
-    append_element(cid_array, source.keys()[i].condition_id);
-    append_element(tid_array, source.keys()[i].id);
+    append_element(h.condition_ids, source.keys()[i].condition_id);
+    append_element(h.trade_ids, source.keys()[i].id);
   }
-  cid_array += '}';
-  tid_array += '}';
-  const std::size_t unique_hints = x.unique_hints.size();
+  h.condition_ids += '}';
+  h.trade_ids += '}';
+  h.size = x.unique_hints.size();
+  return h;
+}
 
-  pqxx::connection conn(database_url);
+void prepare_wait_queries(pqxx::connection& conn) {
   conn.prepare("hints",
                "SELECT count(*) FROM unnest($1::text[], $2::text[]) AS k(c, t) "
                "WHERE EXISTS (SELECT 1 FROM polymarket_trades p WHERE p.condition_id = k.c AND p.trade_id = k.t)");
   conn.prepare("applied",
                "SELECT (SELECT count(*) FROM polymarket_trades WHERE condition_id = ANY($1::text[])), "
                "(SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = ANY($1::text[]))");
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::int64_t hints_seen = 0;
-  while (unique_hints > 0) {
+}
+
+// Polls every `poll` until every hint is stored: the steady-clock time at which the query that
+// saw them started; 0 when there is no hint to wait for; nullopt when `deadline` passed first.
+std::optional<std::int64_t> wait_for_hints(pqxx::connection& conn, const HintArrays& h,
+                                           std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds poll) {
+  while (h.size > 0) {
     const std::int64_t t = steady_ns();
     pqxx::nontransaction tx(conn);
-    if (tx.exec_prepared1("hints", cid_array, tid_array)[0].as<std::size_t>() >= unique_hints) {
-      hints_seen = t;
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return none;
+    if (tx.exec_prepared1("hints", h.condition_ids, h.trade_ids)[0].as<std::size_t>() >= h.size) return t;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(poll);  // polling interval of the measurement
   }
+  return 0;
+}
+
+}  // namespace
+
+AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
+                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+  const WaitTarget x = source.key_ids() ? numbered_target(source, *source.key_ids(), hints) : keyed_target(source, hints);
+  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
+  const HintArrays h = hint_arrays(source, x);
+
+  pqxx::connection conn(database_url);
+  prepare_wait_queries(conn);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::optional<std::int64_t> hints_seen = wait_for_hints(conn, h, deadline, poll);
+  if (!hints_seen) return none;
   for (bool first = true;; first = false) {
     const std::int64_t t = steady_ns();  // what the query counts was visible when it started
     pqxx::nontransaction tx(conn);
     const auto row = tx.exec_prepared1("applied", x.conditions_array);
     if (row[0].as<std::size_t>() >= x.acked_trades && row[1].as<std::size_t>() >= x.acked_pairs)
-      return {first && hints_seen ? hints_seen : t, x.acked_trades + x.acked_pairs};
+      return {first && *hints_seen ? *hints_seen : t, x.acked_trades + x.acked_pairs};
     if (std::chrono::steady_clock::now() >= deadline) return none;
     std::this_thread::sleep_for(std::max(poll, std::chrono::milliseconds(100)));  // the hints misled: slow, full polls
   }
