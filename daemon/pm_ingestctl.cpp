@@ -168,10 +168,7 @@ int run_pending(const po::variables_map& vm) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  po::options_description options("Options");
+void add_options(po::options_description& options) {
   options.add_options()
       ("help,h", "print this help")
       ("database-url", po::value<std::string>()->default_value(""),
@@ -185,27 +182,29 @@ int main(int argc, char** argv) {
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
       ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)")
       ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)");
+}
+
+// The visible `options` and the command (the one positional argument) into `vm`; false (with
+// the error and the usage on stderr) on a usage error.
+bool parse_command_line(int argc, char** argv, const po::options_description& options, po::variables_map& vm) {
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(), "command");
   po::positional_options_description positional;
   positional.add("command", 1);
   po::options_description all;
   all.add(options).add(hidden);
-
-  po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& error) {
     std::cerr << "pm-ingestctl: " << error.what() << "\n\n" << kUsage << options;
-    return 2;
+    return false;
   }
-  pm::scrub_argv_passwords(argc, argv);
-  if (vm.count("help") || !vm.count("command")) {
-    std::cout << kUsage << options;
-    return vm.count("help") ? 0 : 2;
-  }
-  const std::string command = vm["command"].as<std::string>();
+  return true;
+}
+
+// Runs one command; its exit code, 1 when it threw, 2 when there is no such command.
+int run_command(const std::string& command, const po::variables_map& vm) {
   try {
     if (command == "migrate") return run_migrate(vm);
     if (command == "pending") return run_pending(vm);
@@ -219,4 +218,19 @@ int main(int argc, char** argv) {
     std::cerr << "pm-ingestctl " << command << ": " << pm::redact_url(error.what()) << "\n";
     return 1;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description options("Options");
+  add_options(options);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, options, vm)) return 2;
+  pm::scrub_argv_passwords(argc, argv);
+  if (vm.count("help") || !vm.count("command")) {
+    std::cout << kUsage << options;
+    return vm.count("help") ? 0 : 2;
+  }
+  return run_command(vm["command"].as<std::string>(), vm);
 }

@@ -37,6 +37,23 @@ std::string outcome_columns(const std::string& table) {
          column("outcome_index", "o_indices");
 }
 
+// The outcomes from the three parallel arrays of outcome_columns() (a missing name reads as empty
+// text, a missing index as 0).
+std::vector<OutcomeToken> read_outcomes(const pqxx::row& row) {
+  const auto tokens = read_text_array(row["o_token_ids"]);
+  const auto names = read_text_array(row["o_outcomes"]);
+  const auto indices = read_text_array(row["o_indices"]);
+  std::vector<OutcomeToken> outcomes;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    OutcomeToken o;
+    o.token_id = tokens[i];
+    o.outcome = i < names.size() ? names[i] : std::string();
+    o.outcome_index = i < indices.size() && !indices[i].empty() ? std::stoi(indices[i]) : 0;
+    outcomes.push_back(std::move(o));
+  }
+  return outcomes;
+}
+
 const std::string& select_markets() {
   static const std::string sql = "SELECT m.*, " + outcome_columns("m") + " FROM market_universe m ";
   return sql;
@@ -131,16 +148,7 @@ MarketUniverse from_row<MarketUniverse>(const pqxx::row& row) {
   m.category = optional_field<std::string>(row["category"]);
   m.end_date = tiered::read_optional_time(row["end_date"]);
   m.created_at = tiered::read_optional_time(row["created_at"]);
-  const auto tokens = read_text_array(row["o_token_ids"]);
-  const auto names = read_text_array(row["o_outcomes"]);
-  const auto indices = read_text_array(row["o_indices"]);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    OutcomeToken o;
-    o.token_id = tokens[i];
-    o.outcome = i < names.size() ? names[i] : std::string();
-    o.outcome_index = i < indices.size() && !indices[i].empty() ? std::stoi(indices[i]) : 0;
-    m.outcomes.push_back(std::move(o));
-  }
+  m.outcomes = read_outcomes(row);
   m.outcome_count = row["outcome_count"].as<std::int32_t>();
   m.price = optional_field<double>(row["price"]);
   m.best_bid = optional_field<double>(row["best_bid"]);

@@ -48,49 +48,71 @@ std::string migration_checksum(const std::string& sql) {
   return buf;
 }
 
+namespace {
+
+void lock_migrations(pqxx::connection& c) {
+  pqxx::nontransaction lock(c);
+  lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+}
+
+void unlock_migrations(pqxx::connection& c) {
+  pqxx::nontransaction unlock(c);
+  unlock.exec("SELECT pg_advisory_unlock_all()");
+}
+
+// One file and its bookkeeping row in one transaction; any failure is a MigrationError naming it.
+void apply_one(pqxx::connection& c, const Migration& m, const std::string& checksum) {
+  try {
+    pqxx::work tx(c);
+    tx.exec(m.sql);
+    tx.exec_params("INSERT INTO pm_schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
+                   m.name, checksum, now_iso());
+    tx.commit();
+  } catch (const MigrationError&) {
+    throw;
+  } catch (const std::exception& error) {
+    throw MigrationError(m.name, first_line(error.what()));
+  }
+}
+
+// Skips the applied files (after checking their text did not change) and applies the others, in
+// order; the first failure throws. REQUIRES: the migration lock held on `c`.
+MigrationReport apply_all(pqxx::connection& c, const std::vector<Migration>& migrations) {
+  MigrationReport report;
+  const auto applied = applied_checksums(c);
+  for (const auto& m : migrations) {
+    const std::string checksum = migration_checksum(m.sql);
+    if (auto it = applied.find(m.name); it != applied.end()) {
+      if (it->second != checksum)
+        throw MigrationError(m.name, "its text changed after it was applied (checksum " +
+                                         it->second + " recorded, " + checksum + " now)");
+      report.skipped.push_back(m.name);
+      continue;
+    }
+    apply_one(c, m, checksum);
+    report.applied.push_back(m.name);
+  }
+  return report;
+}
+
+}  // namespace
+
 MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
   Lease lease = db_.lease();
   pqxx::connection& c = lease.connection();
-  {
-    pqxx::nontransaction lock(c);
-    lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
-  }
+  lock_migrations(c);
   MigrationReport report;
   try {
-    const auto applied = applied_checksums(c);
-    for (const auto& m : migrations) {
-      const std::string checksum = migration_checksum(m.sql);
-      if (auto it = applied.find(m.name); it != applied.end()) {
-        if (it->second != checksum)
-          throw MigrationError(m.name, "its text changed after it was applied (checksum " +
-                                           it->second + " recorded, " + checksum + " now)");
-        report.skipped.push_back(m.name);
-        continue;
-      }
-      try {
-        pqxx::work tx(c);
-        tx.exec(m.sql);
-        tx.exec_params("INSERT INTO pm_schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
-                       m.name, checksum, now_iso());
-        tx.commit();
-      } catch (const MigrationError&) {
-        throw;
-      } catch (const std::exception& error) {
-        throw MigrationError(m.name, first_line(error.what()));
-      }
-      report.applied.push_back(m.name);
-    }
+    report = apply_all(c, migrations);
   } catch (...) {
     try {
-      pqxx::nontransaction unlock(c);
-      unlock.exec("SELECT pg_advisory_unlock_all()");
+      unlock_migrations(c);
     } catch (...) {
-      lease.discard();
+      lease.discard();  // the lock may still be held: the session must not go back to the pool
     }
     throw;
   }
-  pqxx::nontransaction unlock(c);
-  unlock.exec("SELECT pg_advisory_unlock_all()");
+  unlock_migrations(c);
   return report;
 }
 

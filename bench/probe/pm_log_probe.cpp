@@ -20,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -81,66 +82,97 @@ std::size_t piece_bytes(const ProbeConfig& config) {
   return static_cast<std::size_t>(config.bytes_per_second * config.arrival_us / 1e6);
 }
 
-ProbeResult run_probe(const ProbeConfig& config, int fd) {
-  const std::size_t piece = piece_bytes(config);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Clock::time_point> waiting;
-  bool done = false;
-  std::string failed;  // set by the committer when a write or fdatasync fails
-  ProbeResult result;
-  std::thread committer([&] {
-    std::vector<char> buffer;
-    off_t offset = 0;
-    std::unique_lock lock(mu);
-    for (;;) {
-      cv.wait(lock, [&] { return done || !waiting.empty(); });
-      if (waiting.empty()) return;
-      std::vector<Clock::time_point> group(waiting.begin(), waiting.end());
-      waiting.clear();
-      lock.unlock();
-      buffer.assign(group.size() * piece, 'x');
-      if (!write_all(fd, buffer.data(), buffer.size(), offset)) {
-        failed = std::string("write: ") + std::strerror(errno);
-        lock.lock();
-        done = true;
-        return;
-      }
-      offset += static_cast<off_t>(buffer.size());
-      const auto before_sync = Clock::now();
-      if (::fdatasync(fd) != 0) {
-        failed = std::string("fdatasync: ") + std::strerror(errno);
-        lock.lock();
-        done = true;
-        return;
-      }
-      const auto durable = Clock::now();
-      result.sync_ms.push_back(ms_between(before_sync, durable));
-      for (const auto& arrived : group) result.latency_ms.push_back(ms_between(arrived, durable));
-      lock.lock();
-    }
-  });
-  const auto start = Clock::now();
-  const auto stop = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config.seconds));
-  for (auto due = start; due < stop;) {
-    due += std::chrono::microseconds(config.arrival_us);
-    std::this_thread::sleep_until(due);
+// One probe run on two threads. The calling thread (run()) lets data arrive at the configured
+// rate: it appends arrival times to waiting_. The committer thread (commit_loop()) takes all that
+// waits as one group, writes it with one pwrite and makes it durable with one fdatasync.
+// mu_ guards waiting_ and done_; offset_, buffer_, result_ and failed_ belong to the committer
+// thread until run() has joined it. Used once.
+class GroupCommitProbe {
+ public:
+  GroupCommitProbe(const ProbeConfig& config, int fd) : config_(config), fd_(fd), piece_(piece_bytes(config)) {}
+  // Throws std::runtime_error when a write or fdatasync failed.
+  ProbeResult run() {
+    std::thread committer([this] { commit_loop(); });
+    arrive();
     {
-      std::lock_guard lock(mu);
-      if (done) break;  // the committer failed
-      waiting.push_back(due);
+      std::lock_guard lock(mu_);
+      done_ = true;
     }
-    cv.notify_one();
+    cv_.notify_one();
+    committer.join();
+    if (!failed_.empty()) throw std::runtime_error(failed_);
+    return std::move(result_);
   }
-  {
-    std::lock_guard lock(mu);
-    done = true;
+
+ private:
+  // Until the configured seconds have passed, or the committer failed.
+  void arrive() {
+    const auto start = Clock::now();
+    const auto stop = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(config_.seconds));
+    for (auto due = start; due < stop;) {
+      due += std::chrono::microseconds(config_.arrival_us);
+      std::this_thread::sleep_until(due);
+      {
+        std::lock_guard lock(mu_);
+        if (done_) break;  // the committer failed
+        waiting_.push_back(due);
+      }
+      cv_.notify_one();
+    }
   }
-  cv.notify_one();
-  committer.join();
-  if (!failed.empty()) throw std::runtime_error(failed);
-  return result;
-}
+
+  // The committer thread: groups until done_ and nothing waits, or until a group fails (then it
+  // sets done_ itself, which stops the arrivals).
+  void commit_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return done_ || !waiting_.empty(); });
+      if (waiting_.empty()) return;
+      std::vector<Clock::time_point> group(waiting_.begin(), waiting_.end());
+      waiting_.clear();
+      lock.unlock();
+      const bool ok = commit_group(group);
+      lock.lock();
+      if (!ok) {
+        done_ = true;
+        return;
+      }
+    }
+  }
+
+  // One write and one fdatasync; records their latencies. false (with failed_ set) on an error.
+  bool commit_group(const std::vector<Clock::time_point>& group) {
+    buffer_.assign(group.size() * piece_, 'x');
+    if (!write_all(fd_, buffer_.data(), buffer_.size(), offset_)) {
+      failed_ = std::string("write: ") + std::strerror(errno);
+      return false;
+    }
+    offset_ += static_cast<off_t>(buffer_.size());
+    const auto before_sync = Clock::now();
+    if (::fdatasync(fd_) != 0) {
+      failed_ = std::string("fdatasync: ") + std::strerror(errno);
+      return false;
+    }
+    const auto durable = Clock::now();
+    result_.sync_ms.push_back(ms_between(before_sync, durable));
+    for (const auto& arrived : group) result_.latency_ms.push_back(ms_between(arrived, durable));
+    return true;
+  }
+
+  const ProbeConfig& config_;
+  const int fd_;
+  const std::size_t piece_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Clock::time_point> waiting_;  // arrivals not yet in a group
+  bool done_ = false;                      // no more arrivals (or the committer failed)
+  std::vector<char> buffer_;
+  off_t offset_ = 0;
+  std::string failed_;  // set by the committer when a write or fdatasync fails
+  ProbeResult result_;
+};
+
+ProbeResult run_probe(const ProbeConfig& config, int fd) { return GroupCommitProbe(config, fd).run(); }
 
 void print_json(ProbeResult& r, const ProbeConfig& config) {
   std::printf(
@@ -153,10 +185,7 @@ void print_json(ProbeResult& r, const ProbeConfig& config) {
       percentile(r.sync_ms, 0.5), percentile(r.sync_ms, 0.99), percentile(r.sync_ms, 0.999), percentile(r.sync_ms, 1.0));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  po::options_description o("pm-log-probe: latency of an ideal group-committing log on a directory's disk\nOptions");
+void add_options(po::options_description& o) {
   o.add_options()("help", "this text")
       ("dir", po::value<std::string>()->required(), "directory on the disk to measure (a temporary file is written there and removed)")
       ("seconds", po::value<double>()->default_value(5), "how long data arrives")
@@ -164,7 +193,11 @@ int main(int argc, char** argv) {
       ("arrival-us", po::value<int>()->default_value(100), "data arrives in pieces this many microseconds apart")
       ("preallocate", po::bool_switch(), "zero-fill the file first, so that writes overwrite allocated blocks")
       ("ready-file", po::value<std::string>()->default_value(""), "create this file when the timed part starts");
-  ProbeConfig config;
+}
+
+// Fills `config` from the command line. An exit code when the program should end now: 0 after
+// --help, 2 after a usage error (printed with the options on stderr).
+std::optional<int> parse(int argc, char** argv, const po::options_description& o, ProbeConfig& config) {
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, o), vm);
@@ -187,6 +220,11 @@ int main(int argc, char** argv) {
     std::cerr << "pm-log-probe: " << e.what() << "\n" << o;
     return 2;
   }
+  return std::nullopt;
+}
+
+// Creates the (at once unlinked) file, runs the probe on it and prints the result; the exit code.
+int probe(const ProbeConfig& config) {
   const int fd = ::open(config.file.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) {
     std::perror(("pm-log-probe: create " + config.file).c_str());
@@ -207,4 +245,14 @@ int main(int argc, char** argv) {
   }
   ::close(fd);
   return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description o("pm-log-probe: latency of an ideal group-committing log on a directory's disk\nOptions");
+  add_options(o);
+  ProbeConfig config;
+  if (const std::optional<int> exit_code = parse(argc, argv, o, config)) return *exit_code;
+  return probe(config);
 }

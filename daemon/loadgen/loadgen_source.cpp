@@ -59,6 +59,17 @@ double round_to(double v, int decimals) {
 
 constexpr double kThresholds[] = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95};
 
+// `raw` with a backslash before every double quote and backslash, to embed it in a JSON string.
+std::string escape_quotes(const std::string& raw) {
+  std::string escaped;
+  escaped.reserve(raw.size() + 64);
+  for (char ch : raw) {
+    if (ch == '"' || ch == '\\') escaped += '\\';
+    escaped += ch;
+  }
+  return escaped;
+}
+
 }  // namespace
 
 EventKey extract_key(std::string_view line) {
@@ -215,74 +226,95 @@ bool EventSource::produce_locked(std::string& line) {
   return true;
 }
 
+// Where a generated event happens: a condition, one of its two outcomes, and the event's number.
+struct EventSource::Market {
+  const std::string& condition;
+  const std::string& token;
+  const char* outcome;  // "Yes" or "No"
+  int outcome_index;
+  std::uint64_t n;  // events produced before this one
+};
+
+// The draws from rng_ happen in a fixed order (duplicate?, condition, outcome, trigger?, then the
+// event's fields): the same seed gives the same lines.
 std::string EventSource::generate_locked(EventKey& key) {
-  std::mt19937_64& rng = rng_;
-  const bool dup = !recent_trades_.empty() && gen_.dup_ratio > 0 && uniform(rng, 0, 1) < gen_.dup_ratio;
-  if (dup) {
-    const std::size_t pick = rng() % recent_trades_.size();
-    key = recent_keys_[pick];
-    return recent_trades_[pick];
+  if (const auto pick = pick_duplicate_locked()) {
+    key = recent_keys_[*pick];
+    return recent_trades_[*pick];
   }
-  const std::size_t c = rng() % conditions_.size();
-  const int oi = static_cast<int>(rng() & 1);
-  const std::string& cond = conditions_[c];
-  const std::string& token = oi == 0 ? tokens_[c].first : tokens_[c].second;
-  const char* outcome = oi == 0 ? "Yes" : "No";
-  const std::uint64_t n = produced_.load(std::memory_order_relaxed);
+  const Market m = pick_market_locked();
+  if (gen_.trigger_share > 0 && uniform(rng_, 0, 1) < gen_.trigger_share) return trigger_line_locked(m, key);
+  std::string out = trade_line_locked(m, key);
+  if (gen_.dup_ratio > 0) remember_trade_locked(out, key);
+  return out;
+}
+
+std::optional<std::size_t> EventSource::pick_duplicate_locked() {
+  const bool dup = !recent_trades_.empty() && gen_.dup_ratio > 0 && uniform(rng_, 0, 1) < gen_.dup_ratio;
+  if (!dup) return std::nullopt;
+  return rng_() % recent_trades_.size();
+}
+
+EventSource::Market EventSource::pick_market_locked() {
+  const std::size_t c = rng_() % conditions_.size();
+  const int oi = static_cast<int>(rng_() & 1);
+  return Market{conditions_[c], oi == 0 ? tokens_[c].first : tokens_[c].second, oi == 0 ? "Yes" : "No", oi,
+                produced_.load(std::memory_order_relaxed)};
+}
+
+std::string EventSource::trigger_line_locked(const Market& m, EventKey& key) {
+  const double threshold = kThresholds[rng_() % std::size(kThresholds)];
+  const double price = round_to(uniform(rng_, threshold, 0.99), 3);
+  const double size = round_to(uniform(rng_, 1, 5000), 2);
+  const double score = round_to(uniform(rng_, 0, 1), 3);
+  const std::int64_t ts_ms = (gen_.start_timestamp_s + static_cast<std::int64_t>(m.n / 100)) * 1000 +
+                             static_cast<std::int64_t>(m.n % 100) * 10;
   std::string out;
   out.reserve(900);
-  if (gen_.trigger_share > 0 && uniform(rng, 0, 1) < gen_.trigger_share) {
-    const double threshold = kThresholds[rng() % std::size(kThresholds)];
-    const double price = round_to(uniform(rng, threshold, 0.99), 3);
-    const double size = round_to(uniform(rng, 1, 5000), 2);
-    const double score = round_to(uniform(rng, 0, 1), 3);
-    const std::int64_t ts_ms = (gen_.start_timestamp_s + static_cast<std::int64_t>(n / 100)) * 1000 +
-                               static_cast<std::int64_t>(n % 100) * 10;
-    fmt::format_to(std::back_inserter(out),
-                   R"({{"type":"trigger","token_id":"{}","condition_id":"{}","threshold":{},"trigger_timestamp":{},)"
-                   R"("price":{},"size":{},"model_score":{},"model_version":"loadgen-1","outcome":"{}","outcome_index":{}}})",
-                   token, cond, threshold, ts_ms, price, size, score, outcome, oi);
-    key.kind = EventKind::Trigger;
-    key.condition_id = cond;
-    key.id = token;
-    key.threshold = static_cast<float>(threshold);
-    return out;
-  }
-  const std::string tid = hex_id(rng, 64);
-  const std::string wallet = hex_id(rng, 40);
-  const double price = round_to(uniform(rng, 0.01, 0.99), 3);
-  const double size = round_to(uniform(rng, 1, 5000), 2);
-  const char* side = (rng() & 1) ? "BUY" : "SELL";
-  const std::int64_t ts = gen_.start_timestamp_s + static_cast<std::int64_t>(n / 100);
+  fmt::format_to(std::back_inserter(out),
+                 R"({{"type":"trigger","token_id":"{}","condition_id":"{}","threshold":{},"trigger_timestamp":{},)"
+                 R"("price":{},"size":{},"model_score":{},"model_version":"loadgen-1","outcome":"{}","outcome_index":{}}})",
+                 m.token, m.condition, threshold, ts_ms, price, size, score, m.outcome, m.outcome_index);
+  key.kind = EventKind::Trigger;
+  key.condition_id = m.condition;
+  key.id = m.token;
+  key.threshold = static_cast<float>(threshold);
+  return out;
+}
+
+std::string EventSource::trade_line_locked(const Market& m, EventKey& key) {
+  const std::string tid = hex_id(rng_, 64);
+  const std::string wallet = hex_id(rng_, 40);
+  const double price = round_to(uniform(rng_, 0.01, 0.99), 3);
+  const double size = round_to(uniform(rng_, 1, 5000), 2);
+  const char* side = (rng_() & 1) ? "BUY" : "SELL";
+  const std::int64_t ts = gen_.start_timestamp_s + static_cast<std::int64_t>(m.n / 100);
   std::string raw;
   fmt::format_to(std::back_inserter(raw),
                  R"({{"proxyWallet":"{}","side":"{}","asset":"{}","conditionId":"{}","size":{},"price":{},"timestamp":{},)"
                  R"("outcome":"{}","outcomeIndex":{},"transactionHash":"{}"}})",
-                 wallet, side, token, cond, size, price, ts, outcome, oi, tid);
-  std::string raw_escaped;
-  raw_escaped.reserve(raw.size() + 64);
-  for (char ch : raw) {
-    if (ch == '"' || ch == '\\') raw_escaped += '\\';
-    raw_escaped += ch;
-  }
+                 wallet, side, m.token, m.condition, size, price, ts, m.outcome, m.outcome_index, tid);
+  std::string out;
+  out.reserve(900);
   fmt::format_to(std::back_inserter(out),
                  R"({{"type":"trade","condition_id":"{}","trade_id":"{}","token_id":"{}","price":{},"size":{},"side":"{}",)"
                  R"("timestamp":{},"outcome":"{}","outcome_index":{},"raw_json":"{}"}})",
-                 cond, tid, token, price, size, side, ts, outcome, oi, raw_escaped);
+                 m.condition, tid, m.token, price, size, side, ts, m.outcome, m.outcome_index, escape_quotes(raw));
   key.kind = EventKind::Trade;
-  key.condition_id = cond;
+  key.condition_id = m.condition;
   key.id = tid;
-  if (gen_.dup_ratio > 0) {
-    if (recent_trades_.size() < 10'000) {
-      recent_trades_.push_back(out);
-      recent_keys_.push_back(key);
-    } else {
-      const std::size_t slot = rng() % recent_trades_.size();
-      recent_trades_[slot] = out;
-      recent_keys_[slot] = key;
-    }
-  }
   return out;
+}
+
+void EventSource::remember_trade_locked(const std::string& line, const EventKey& key) {
+  if (recent_trades_.size() < 10'000) {
+    recent_trades_.push_back(line);
+    recent_keys_.push_back(key);
+  } else {
+    const std::size_t slot = rng_() % recent_trades_.size();
+    recent_trades_[slot] = line;
+    recent_keys_[slot] = key;
+  }
 }
 
 void EventSource::produce_all_as_acked() {

@@ -97,12 +97,22 @@ class EventSource {
   }
 
  private:
+  struct Market;  // a generated event's condition and outcome (loadgen_source.cpp)
+
   EventSource() = default;
+  // At load (from_file), before any other thread sees the source.
   void find_file_lines();
   void extract_file_keys();
   void number_file_keys();
+  // REQUIRES: mu_ held (they run inside next()): they use rng_, the generator's recent trades
+  // and the produced_ count.
   bool produce_locked(std::string& line);
   std::string generate_locked(EventKey& key);
+  std::optional<std::size_t> pick_duplicate_locked();  // a recent trade to send again, or none
+  Market pick_market_locked();
+  std::string trigger_line_locked(const Market& m, EventKey& key);
+  std::string trade_line_locked(const Market& m, EventKey& key);
+  void remember_trade_locked(const std::string& line, const EventKey& key);  // for later duplicates
 
   bool keep_keys_ = false;
   std::optional<std::uint64_t> count_;

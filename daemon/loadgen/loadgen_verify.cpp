@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -98,79 +99,118 @@ std::string printable(const std::string& key) {
   return out;
 }
 
-VerifyReport check_once(const Expectation& x, pqxx::connection& conn, std::size_t max_listed) {
-  VerifyReport r;
-  r.trades_acked = x.acked_trades;
-  r.trades_in_doubt = x.in_doubt_trades;
-  r.trigger_pairs_acked = x.acked_pairs;
-  pqxx::read_transaction tx(conn);
-  std::unordered_map<std::string, std::size_t> stored;
+// Counts the problems of one kind; room() is true for the first `max` of them (those listed).
+class Listed {
+ public:
+  explicit Listed(std::size_t max) : max_(max) {}
+  bool room() { return n_++ < max_; }
+
+ private:
+  std::size_t max_, n_ = 0;
+};
+
+using StoredTrades = std::unordered_map<std::string, std::size_t>;             // trade key -> rows
+using StoredPairs = std::unordered_map<std::string, std::vector<std::string>>;  // pair -> tokens stored
+
+StoredTrades stored_trades(pqxx::read_transaction& tx, const Expectation& x, VerifyReport& r) {
+  StoredTrades stored;
   stored.reserve(x.trades.size() + 16);
   const auto trades = tx.exec_params(
       "SELECT condition_id, trade_id FROM polymarket_trades WHERE condition_id = ANY($1::text[])", x.conditions_array);
   for (const auto& row : trades) ++stored[trade_key(row[0].c_str(), row[1].c_str())];
   r.trades_stored = trades.size();
-  std::size_t listed_missing = 0, listed_extra = 0, listed_dup = 0;
+  return stored;
+}
+
+// Acked trades not stored; stored trades stored more than once, or never sent, or only refused.
+void check_trades(const Expectation& x, const StoredTrades& stored, std::size_t max_listed, VerifyReport& r) {
+  Listed missing(max_listed), extra(max_listed), dup(max_listed);
   for (const auto& [key, s] : x.trades) {
     if (s != kAcked) continue;
     if (stored.find(key) == stored.end()) {
       ++r.trades_missing;
-      if (listed_missing++ < max_listed) r.problems.push_back("missing trade (acked, not stored): " + printable(key));
+      if (missing.room()) r.problems.push_back("missing trade (acked, not stored): " + printable(key));
     }
   }
   for (const auto& [key, n] : stored) {
     if (n > 1) {
       ++r.trades_duplicated;
-      if (listed_dup++ < max_listed)
-        r.problems.push_back("trade stored " + std::to_string(n) + " times: " + printable(key));
+      if (dup.room()) r.problems.push_back("trade stored " + std::to_string(n) + " times: " + printable(key));
     }
     const auto it = x.trades.find(key);
     if (it == x.trades.end() || it->second == kRejected) {
       ++r.trades_extra;
-      if (listed_extra++ < max_listed)
+      if (extra.room())
         r.problems.push_back(std::string("extra trade (") + (it == x.trades.end() ? "never sent" : "refused") +
                              "): " + printable(key));
     }
   }
+}
 
-  std::unordered_map<std::string, std::vector<std::string>> rows_by_pair;  // pair -> tokens stored
+StoredPairs stored_pairs(pqxx::read_transaction& tx, const Expectation& x, VerifyReport& r) {
+  StoredPairs rows_by_pair;
   const auto triggers = tx.exec_params(
       "SELECT token_id, condition_id, threshold FROM polymarket_first_triggers WHERE condition_id = ANY($1::text[])",
       x.conditions_array);
   r.trigger_rows = triggers.size();
   for (const auto& row : triggers)
     rows_by_pair[pair_key(row[1].c_str(), row[2].as<float>())].push_back(row[0].c_str());
-  std::size_t listed_tmissing = 0, listed_g2 = 0, listed_token = 0, listed_textra = 0;
+  return rows_by_pair;
+}
+
+void check_missing_pairs(const Expectation& x, const StoredPairs& rows_by_pair, std::size_t max_listed,
+                         VerifyReport& r) {
+  Listed missing(max_listed);
   for (const auto& [key, p] : x.pairs) {
     const std::string what = p.condition_id + " threshold " + std::to_string(p.threshold);
     const auto it = rows_by_pair.find(key);
     if (p.state == kAcked && it == rows_by_pair.end()) {
       ++r.trigger_pairs_missing;
-      if (listed_tmissing++ < max_listed) r.problems.push_back("missing first trigger (acked, not stored): " + what);
+      if (missing.room()) r.problems.push_back("missing first trigger (acked, not stored): " + what);
     }
   }
+}
+
+// Stored pairs with more than one row (G2), never sent or only refused, or from a token that
+// sent no trigger for the pair.
+void check_stored_pairs(const Expectation& x, const StoredPairs& rows_by_pair, std::size_t max_listed,
+                        VerifyReport& r) {
+  Listed g2(max_listed), wrong_token(max_listed), extra(max_listed);
   for (const auto& [key, tokens] : rows_by_pair) {
     const auto it = x.pairs.find(key);
     const std::string what = printable(key);
     if (tokens.size() > 1) {
       ++r.trigger_g2_violations;
-      if (listed_g2++ < max_listed)
+      if (g2.room())
         r.problems.push_back("G2 broken: " + std::to_string(tokens.size()) + " first triggers for one (condition, threshold): " +
                              (it != x.pairs.end() ? it->second.condition_id + " threshold " + std::to_string(it->second.threshold) : what));
     }
     if (it == x.pairs.end() || it->second.state == kRejected) {
       ++r.trigger_extra;
-      if (listed_textra++ < max_listed) r.problems.push_back("extra first trigger (never sent or refused): " + what);
+      if (extra.room()) r.problems.push_back("extra first trigger (never sent or refused): " + what);
       continue;
     }
     for (const auto& token : tokens) {
       if (!it->second.tokens.count(token)) {
         ++r.trigger_wrong_token;
-        if (listed_token++ < max_listed)
+        if (wrong_token.room())
           r.problems.push_back("first trigger from a token that sent none for it: " + token + " on " + it->second.condition_id);
       }
     }
   }
+}
+
+// One read of this run's rows against what it expects; every count and problem line in `r`.
+VerifyReport check_once(const Expectation& x, pqxx::connection& conn, std::size_t max_listed) {
+  VerifyReport r;
+  r.trades_acked = x.acked_trades;
+  r.trades_in_doubt = x.in_doubt_trades;
+  r.trigger_pairs_acked = x.acked_pairs;
+  pqxx::read_transaction tx(conn);
+  check_trades(x, stored_trades(tx, x, r), max_listed, r);
+  const StoredPairs rows_by_pair = stored_pairs(tx, x, r);
+  check_missing_pairs(x, rows_by_pair, max_listed, r);
+  check_stored_pairs(x, rows_by_pair, max_listed, r);
   r.ok = r.trades_missing == 0 && r.trades_duplicated == 0 && r.trades_extra == 0 && r.trigger_pairs_missing == 0 &&
          r.trigger_g2_violations == 0 && r.trigger_wrong_token == 0 && r.trigger_extra == 0;
   return r;
@@ -256,46 +296,66 @@ WaitTarget keyed_target(const EventSource& source, const std::vector<std::uint64
   return w;
 }
 
-}  // namespace
+// The unique hints' keys as two parallel text[] literals: condition ids, trade ids.
+struct HintArrays {
+  std::string condition_ids = "{", trade_ids = "{";
+  std::size_t size = 0;
+};
 
-AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
-                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
-  const WaitTarget x = source.key_ids() ? numbered_target(source, *source.key_ids(), hints) : keyed_target(source, hints);
-  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
-  std::string cid_array = "{", tid_array = "{";
+HintArrays hint_arrays(const EventSource& source, const WaitTarget& x) {
+  HintArrays h;
   for (std::uint64_t i : x.unique_hints) {
-    append_element(cid_array, source.keys()[i].condition_id);
-    append_element(tid_array, source.keys()[i].id);
+    append_element(h.condition_ids, source.keys()[i].condition_id);
+    append_element(h.trade_ids, source.keys()[i].id);
   }
-  cid_array += '}';
-  tid_array += '}';
-  const std::size_t unique_hints = x.unique_hints.size();
+  h.condition_ids += '}';
+  h.trade_ids += '}';
+  h.size = x.unique_hints.size();
+  return h;
+}
 
-  pqxx::connection conn(database_url);
+void prepare_wait_queries(pqxx::connection& conn) {
   conn.prepare("hints",
                "SELECT count(*) FROM unnest($1::text[], $2::text[]) AS k(c, t) "
                "WHERE EXISTS (SELECT 1 FROM polymarket_trades p WHERE p.condition_id = k.c AND p.trade_id = k.t)");
   conn.prepare("applied",
                "SELECT (SELECT count(*) FROM polymarket_trades WHERE condition_id = ANY($1::text[])), "
                "(SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = ANY($1::text[]))");
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::int64_t hints_seen = 0;
-  while (unique_hints > 0) {
+}
+
+// Polls every `poll` until every hint is stored: the steady-clock time at which the query that
+// saw them started; 0 when there is no hint to wait for; nullopt when `deadline` passed first.
+std::optional<std::int64_t> wait_for_hints(pqxx::connection& conn, const HintArrays& h,
+                                           std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds poll) {
+  while (h.size > 0) {
     const std::int64_t t = steady_ns();
     pqxx::nontransaction tx(conn);
-    if (tx.exec_prepared1("hints", cid_array, tid_array)[0].as<std::size_t>() >= unique_hints) {
-      hints_seen = t;
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return none;
+    if (tx.exec_prepared1("hints", h.condition_ids, h.trade_ids)[0].as<std::size_t>() >= h.size) return t;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(poll);  // polling interval of the measurement
   }
+  return 0;
+}
+
+}  // namespace
+
+AppliedWait wait_applied(const EventSource& source, const std::vector<std::uint64_t>& hints,
+                         const std::string& database_url, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+  const WaitTarget x = source.key_ids() ? numbered_target(source, *source.key_ids(), hints) : keyed_target(source, hints);
+  const AppliedWait none{0, x.acked_trades + x.acked_pairs};
+  const HintArrays h = hint_arrays(source, x);
+
+  pqxx::connection conn(database_url);
+  prepare_wait_queries(conn);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::optional<std::int64_t> hints_seen = wait_for_hints(conn, h, deadline, poll);
+  if (!hints_seen) return none;
   for (bool first = true;; first = false) {
     const std::int64_t t = steady_ns();  // what the query counts was visible when it started
     pqxx::nontransaction tx(conn);
     const auto row = tx.exec_prepared1("applied", x.conditions_array);
     if (row[0].as<std::size_t>() >= x.acked_trades && row[1].as<std::size_t>() >= x.acked_pairs)
-      return {first && hints_seen ? hints_seen : t, x.acked_trades + x.acked_pairs};
+      return {first && *hints_seen ? *hints_seen : t, x.acked_trades + x.acked_pairs};
     if (std::chrono::steady_clock::now() >= deadline) return none;
     std::this_thread::sleep_for(std::max(poll, std::chrono::milliseconds(100)));  // the hints misled: slow, full polls
   }

@@ -73,8 +73,8 @@ double parse_rate(const std::string& s) {
   return r;
 }
 
-std::optional<Options> parse(int argc, char** argv, int& exit_code) {
-  po::options_description o("Options");
+// The options in --help order: what to send and how.
+void add_run_options(po::options_description& o) {
   o.add_options()
       ("help,h", "print this help")
       ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "the daemon's Unix socket")
@@ -93,7 +93,12 @@ std::optional<Options> parse(int argc, char** argv, int& exit_code) {
       ("input", po::value<std::string>(), "replay this NDJSON file (one event per line) instead of generating")
       ("window", po::value<std::size_t>()->default_value(10000), "unacknowledged lines per connection at most")
       ("give-up-after", po::value<double>()->default_value(30),
-       "seconds without a connection, or without an ack while lines are outstanding, before giving up")
+       "seconds without a connection, or without an ack while lines are outstanding, before giving up");
+}
+
+// The options in --help order, continued: what to report and check afterwards.
+void add_report_options(po::options_description& o) {
+  o.add_options()
       ("json", "print the summary as one JSON object")
       ("quiet,q", "no progress lines")
       ("verify", "after the run, check in PostgreSQL that every acked trade is stored exactly once and that "
@@ -108,6 +113,65 @@ std::optional<Options> parse(int argc, char** argv, int& exit_code) {
       ("database-url", po::value<std::string>()->default_value(""),
        "PostgreSQL URL for --verify / --wait-applied (default: $DATABASE_URL)")
       ("database-url-file", po::value<std::string>()->default_value(""), "read the URL from this file's first line");
+}
+
+// Copies the parsed values into Options (a bad --rate throws po::error); checks nothing else.
+Options options_from(const po::variables_map& vm) {
+  Options opt;
+  opt.socket = vm["socket"].as<std::string>();
+  opt.rate = parse_rate(vm["rate"].as<std::string>());
+  if (vm.count("duration")) opt.duration = vm["duration"].as<double>();
+  if (vm.count("count")) opt.count = vm["count"].as<std::uint64_t>();
+  opt.connections = vm["connections"].as<int>();
+  opt.gen.trigger_share = vm["triggers"].as<double>();
+  opt.gen.dup_ratio = vm["dup-ratio"].as<double>();
+  opt.gen.conditions = vm["conditions"].as<std::size_t>();
+  opt.gen.seed = vm["seed"].as<std::uint64_t>();
+  opt.gen.start_timestamp_s = vm["start-timestamp"].as<std::int64_t>();
+  if (opt.gen.start_timestamp_s == 0)
+    opt.gen.start_timestamp_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count();
+  if (vm.count("input")) opt.input = vm["input"].as<std::string>();
+  opt.window = vm["window"].as<std::size_t>();
+  opt.give_up_after = vm["give-up-after"].as<double>();
+  opt.json = vm.count("json") > 0;
+  opt.quiet = vm.count("quiet") > 0;
+  opt.verify_only = vm.count("verify-only") > 0;
+  opt.verify = vm.count("verify") > 0 || opt.verify_only;
+  opt.verify_timeout = vm["verify-timeout"].as<double>();
+  opt.wait_applied = vm.count("wait-applied") > 0;
+  opt.poll_ms = vm["poll-ms"].as<int>();
+  return opt;
+}
+
+// Throws po::error for the first value out of range or missing combination (in this order).
+void check(const Options& opt) {
+  if (opt.connections < 1) throw po::error("--connections must be at least 1");
+  if (opt.window < 1) throw po::error("--window must be at least 1");
+  if (opt.gen.trigger_share < 0 || opt.gen.trigger_share > 1) throw po::error("--triggers must be within 0..1");
+  if (opt.gen.dup_ratio < 0 || opt.gen.dup_ratio >= 1) throw po::error("--dup-ratio must be within 0..1 (1 excluded)");
+  if (opt.gen.conditions < 1) throw po::error("--conditions must be at least 1");
+  if (opt.duration && !(*opt.duration > 0)) throw po::error("--duration must be positive");
+  if (opt.input.empty() && !opt.count && !opt.duration && !opt.verify_only)
+    throw po::error("say when to stop: --count, --duration or --input");
+  if (opt.verify_only && opt.input.empty() && !opt.count) throw po::error("--verify-only needs --input or --count");
+  if (opt.poll_ms < 1) throw po::error("--poll-ms must be at least 1");
+}
+
+// The database URL, when --verify or --wait-applied need one.
+void resolve_database(const po::variables_map& vm, Options& opt) {
+  if (!opt.verify && !opt.wait_applied) return;
+  auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(), vm["database-url-file"].as<std::string>());
+  if (!url) throw po::error("--verify and --wait-applied need --database-url, --database-url-file or DATABASE_URL");
+  opt.database_url = *url;
+}
+
+// The options, or nullopt with exit_code set: 0 after --help, 2 after a usage error (printed
+// with the usage on stderr).
+std::optional<Options> parse(int argc, char** argv, int& exit_code) {
+  po::options_description o("Options");
+  add_run_options(o);
+  add_report_options(o);
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, o), vm);
@@ -117,45 +181,9 @@ std::optional<Options> parse(int argc, char** argv, int& exit_code) {
       exit_code = 0;
       return std::nullopt;
     }
-    Options opt;
-    opt.socket = vm["socket"].as<std::string>();
-    opt.rate = parse_rate(vm["rate"].as<std::string>());
-    if (vm.count("duration")) opt.duration = vm["duration"].as<double>();
-    if (vm.count("count")) opt.count = vm["count"].as<std::uint64_t>();
-    opt.connections = vm["connections"].as<int>();
-    opt.gen.trigger_share = vm["triggers"].as<double>();
-    opt.gen.dup_ratio = vm["dup-ratio"].as<double>();
-    opt.gen.conditions = vm["conditions"].as<std::size_t>();
-    opt.gen.seed = vm["seed"].as<std::uint64_t>();
-    opt.gen.start_timestamp_s = vm["start-timestamp"].as<std::int64_t>();
-    if (opt.gen.start_timestamp_s == 0)
-      opt.gen.start_timestamp_s = std::chrono::duration_cast<std::chrono::seconds>(
-                                      std::chrono::system_clock::now().time_since_epoch()).count();
-    if (vm.count("input")) opt.input = vm["input"].as<std::string>();
-    opt.window = vm["window"].as<std::size_t>();
-    opt.give_up_after = vm["give-up-after"].as<double>();
-    opt.json = vm.count("json") > 0;
-    opt.quiet = vm.count("quiet") > 0;
-    opt.verify_only = vm.count("verify-only") > 0;
-    opt.verify = vm.count("verify") > 0 || opt.verify_only;
-    opt.verify_timeout = vm["verify-timeout"].as<double>();
-    opt.wait_applied = vm.count("wait-applied") > 0;
-    opt.poll_ms = vm["poll-ms"].as<int>();
-    if (opt.connections < 1) throw po::error("--connections must be at least 1");
-    if (opt.window < 1) throw po::error("--window must be at least 1");
-    if (opt.gen.trigger_share < 0 || opt.gen.trigger_share > 1) throw po::error("--triggers must be within 0..1");
-    if (opt.gen.dup_ratio < 0 || opt.gen.dup_ratio >= 1) throw po::error("--dup-ratio must be within 0..1 (1 excluded)");
-    if (opt.gen.conditions < 1) throw po::error("--conditions must be at least 1");
-    if (opt.duration && !(*opt.duration > 0)) throw po::error("--duration must be positive");
-    if (opt.input.empty() && !opt.count && !opt.duration && !opt.verify_only)
-      throw po::error("say when to stop: --count, --duration or --input");
-    if (opt.verify_only && opt.input.empty() && !opt.count) throw po::error("--verify-only needs --input or --count");
-    if (opt.poll_ms < 1) throw po::error("--poll-ms must be at least 1");
-    if (opt.verify || opt.wait_applied) {
-      auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(), vm["database-url-file"].as<std::string>());
-      if (!url) throw po::error("--verify and --wait-applied need --database-url, --database-url-file or DATABASE_URL");
-      opt.database_url = *url;
-    }
+    Options opt = options_from(vm);
+    check(opt);
+    resolve_database(vm, opt);
     return opt;
   } catch (const std::exception& e) {
     std::cerr << "pm-loadgen: " << e.what() << "\n\n" << kUsage << o;
@@ -168,6 +196,180 @@ std::chrono::milliseconds millis(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
 }
 
+using Connections = std::vector<std::unique_ptr<ProducerConnection>>;
+
+void install_signal_handlers() {
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+std::unique_ptr<EventSource> make_source(const Options& opt) {
+  const bool keep_keys = opt.verify || opt.wait_applied;
+  return opt.input.empty() ? EventSource::generated(opt.gen, opt.count, keep_keys)
+                           : EventSource::from_file(opt.input, opt.count, keep_keys);
+}
+
+Connections make_connections(const Options& opt, EventSource& source, LoadStats& stats) {
+  Connections connections;
+  for (int i = 0; i < opt.connections; ++i) {
+    ConnectionConfig c;
+    c.socket_path = opt.socket;
+    c.rate = opt.rate / opt.connections;
+    c.window = opt.window;
+    c.give_up_after = millis(opt.give_up_after);
+    connections.push_back(std::make_unique<ProducerConnection>(c, source, stats));
+  }
+  return connections;
+}
+
+// Counts the connection threads that have finished; the main thread waits on it between
+// progress lines. cross() from the connection threads, wait() from the main thread.
+class FinishLine {
+ public:
+  void cross() {
+    std::lock_guard lock(mu_);
+    ++finished_;
+    cv_.notify_all();
+  }
+  // Waits until `tick`, Ctrl-C, or all `total` threads finished; true when they all have.
+  bool wait(std::chrono::steady_clock::time_point tick, int total) {
+    std::unique_lock lock(mu_);
+    // Wake every second for the progress line, or every 50 ms to notice Ctrl-C, or when done.
+    while (finished_ < total && std::chrono::steady_clock::now() < tick && !g_interrupted.load())
+      cv_.wait_until(lock, std::min(tick, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+    return finished_ == total;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int finished_ = 0;
+};
+
+// Prints one progress line (unless --quiet) and starts a new latency interval; returns the acked
+// count it printed against, the next line's `acked_before`.
+std::uint64_t print_progress(const Options& opt, const Connections& connections, LoadStats& stats,
+                             std::chrono::steady_clock::time_point start, std::uint64_t acked_before) {
+  std::uint64_t unacked = 0;
+  for (auto& c : connections) unacked += c->unacked();
+  const std::uint64_t acked = stats.acked.load();
+  const auto interval = stats.interval.snapshot_and_reset();
+  if (!opt.quiet)
+    std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), stats,
+                                 acked - acked_before, 1.0, interval, unacked)
+              << std::endl;
+  return acked;
+}
+
+// Runs every connection on its own thread until all have finished; meanwhile prints a progress
+// line every second and passes Ctrl-C on to the source.
+void run_connections(const Options& opt, const Connections& connections, EventSource& source, LoadStats& stats,
+                     std::chrono::steady_clock::time_point start) {
+  FinishLine finish;
+  std::vector<std::thread> threads;
+  for (auto& c : connections)
+    threads.emplace_back([&finish, conn = c.get()] {
+      conn->run();
+      finish.cross();
+    });
+  auto tick = start;
+  std::uint64_t acked_before = 0;
+  for (;;) {
+    tick += std::chrono::seconds(1);
+    const bool done = finish.wait(tick, opt.connections);
+    if (g_interrupted.load()) source.stop();
+    if (done) break;
+    if (std::chrono::steady_clock::now() < tick) continue;
+    acked_before = print_progress(opt, connections, stats, start, acked_before);
+  }
+  for (auto& t : threads) t.join();
+}
+
+// The summary's counters and timings from the finished run.
+void summarize(const LoadStats& stats, const EventSource& source, RunSummary& summary) {
+  summary.events = source.produced();
+  summary.written = stats.written.load();
+  summary.acked = stats.acked.load();
+  summary.rejected = stats.rejected.load();
+  summary.busy = stats.busy.load();
+  summary.resent = stats.resent.load();
+  summary.reconnects = stats.reconnects.load();
+  summary.unacked = stats.abandoned.load();
+  summary.gave_up = stats.gave_up.load();
+  const std::int64_t first = stats.first_write_ns.load(), last = stats.last_ack_ns.load();
+  summary.seconds = first && last > first ? static_cast<double>(last - first) / 1e9 : 0.0;
+  summary.throughput_eps = summary.seconds > 0 ? static_cast<double>(summary.acked) / summary.seconds : 0.0;
+  summary.behind_schedule_max_ms = static_cast<double>(stats.max_behind_ns.load()) / 1e6;
+  summary.latency = stats.latency.snapshot();
+  summary.errors_by_reason = stats.errors_by_reason();
+}
+
+// --wait-applied: the end-to-end time from the first line written (`first_ns`) until every acked
+// trade is visible; false (with a message) when that did not happen within --verify-timeout.
+bool measure_end_to_end(const Options& opt, const Connections& connections, const EventSource& source,
+                        std::int64_t first_ns, RunSummary& summary) {
+  std::vector<std::uint64_t> hints;
+  for (auto& c : connections)
+    for (std::uint64_t i : c->recent_acked()) hints.push_back(i);
+  const AppliedWait w =
+      wait_applied(source, hints, opt.database_url, millis(opt.verify_timeout), std::chrono::milliseconds(opt.poll_ms));
+  if (w.seen_ns == 0) {
+    std::cerr << "pm-loadgen: acked events were not all visible in PostgreSQL within --verify-timeout\n";
+    return false;
+  }
+  summary.end_to_end_seconds = static_cast<double>(w.seen_ns - first_ns) / 1e9;
+  summary.end_to_end_rows = w.rows;
+  return true;
+}
+
+// Sends the source's events on --connections connections and fills the summary; false when
+// --wait-applied timed out.
+bool send(const Options& opt, EventSource& source, RunSummary& summary) {
+  LoadStats stats;
+  const Connections connections = make_connections(opt, source, stats);
+  const auto start = std::chrono::steady_clock::now();
+  if (opt.duration) source.set_deadline(start + millis(*opt.duration));
+  run_connections(opt, connections, source, stats, start);
+  summarize(stats, source, summary);
+  const std::int64_t first = stats.first_write_ns.load();
+  if (opt.wait_applied && first) return measure_end_to_end(opt, connections, source, first, summary);
+  return true;
+}
+
+void print_summary(const Options& opt, const RunSummary& summary) {
+  std::cout << (opt.json ? format_json(summary) + "\n" : format_text(summary)) << std::flush;
+  if (summary.gave_up > 0)
+    std::cerr << "pm-loadgen: gave up on " << summary.gave_up << " connection(s) after " << opt.give_up_after
+              << " s without a connection or an ack; " << summary.unacked << " event(s) were never acknowledged, "
+              << summary.events - summary.acked - summary.rejected - summary.unacked << " other(s) not sent\n";
+}
+
+// The run after parsing: send (or, with --verify-only, take every event as acked), verify,
+// report. Returns the exit code; database and input errors throw.
+int run(const Options& opt) {
+  int exit_code = 0;
+  std::unique_ptr<EventSource> source = make_source(opt);
+  RunSummary summary;
+  summary.connections = opt.connections;
+  summary.target_rate = opt.rate;
+  if (opt.verify_only) {
+    source->produce_all_as_acked();
+    summary.events = source->produced();
+  } else if (!send(opt, *source, summary)) {
+    exit_code = 1;
+  }
+  if (opt.verify) {
+    summary.verify = verify(*source, opt.database_url, millis(opt.verify_timeout));
+    if (!summary.verify->ok) exit_code = 1;
+  }
+  if (summary.unacked > 0 || summary.gave_up > 0) exit_code = 1;
+  print_summary(opt, summary);
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,114 +377,9 @@ int main(int argc, char** argv) {
   const auto parsed = parse(argc, argv, exit_code);
   pm::scrub_argv_passwords(argc, argv);
   if (!parsed) return exit_code;
-  const Options& opt = *parsed;
-
-  struct sigaction sa{};
-  sa.sa_handler = on_signal;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
+  install_signal_handlers();
   try {
-    const bool keep_keys = opt.verify || opt.wait_applied;
-    std::unique_ptr<EventSource> source = opt.input.empty() ? EventSource::generated(opt.gen, opt.count, keep_keys)
-                                                            : EventSource::from_file(opt.input, opt.count, keep_keys);
-    RunSummary summary;
-    summary.connections = opt.connections;
-    summary.target_rate = opt.rate;
-    LoadStats stats;
-
-    std::vector<std::unique_ptr<ProducerConnection>> connections;
-    if (opt.verify_only) {
-      source->produce_all_as_acked();
-      summary.events = source->produced();
-    } else {
-      for (int i = 0; i < opt.connections; ++i) {
-        ConnectionConfig c;
-        c.socket_path = opt.socket;
-        c.rate = opt.rate / opt.connections;
-        c.window = opt.window;
-        c.give_up_after = millis(opt.give_up_after);
-        connections.push_back(std::make_unique<ProducerConnection>(c, *source, stats));
-      }
-      const auto start = std::chrono::steady_clock::now();
-      if (opt.duration) source->set_deadline(start + millis(*opt.duration));
-      std::mutex mu;
-      std::condition_variable cv;
-      int finished = 0;
-      std::vector<std::thread> threads;
-      for (auto& c : connections)
-        threads.emplace_back([&, conn = c.get()] {
-          conn->run();
-          std::lock_guard lock(mu);
-          ++finished;
-          cv.notify_all();
-        });
-      auto tick = start;
-      std::uint64_t acked_before = 0;
-      for (;;) {
-        tick += std::chrono::seconds(1);
-        std::unique_lock lock(mu);
-        // Wake every second for the progress line, or every 50 ms to notice Ctrl-C, or when done.
-        while (finished < opt.connections && std::chrono::steady_clock::now() < tick && !g_interrupted.load())
-          cv.wait_until(lock, std::min(tick, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
-        const bool done = finished == opt.connections;
-        lock.unlock();
-        if (g_interrupted.load()) source->stop();
-        if (done) break;
-        if (std::chrono::steady_clock::now() < tick) continue;
-        std::uint64_t unacked = 0;
-        for (auto& c : connections) unacked += c->unacked();
-        const std::uint64_t acked = stats.acked.load();
-        const auto interval = stats.interval.snapshot_and_reset();
-        if (!opt.quiet)
-          std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), stats,
-                                       acked - acked_before, 1.0, interval, unacked)
-                    << std::endl;
-        acked_before = acked;
-      }
-      for (auto& t : threads) t.join();
-      summary.events = source->produced();
-      summary.written = stats.written.load();
-      summary.acked = stats.acked.load();
-      summary.rejected = stats.rejected.load();
-      summary.busy = stats.busy.load();
-      summary.resent = stats.resent.load();
-      summary.reconnects = stats.reconnects.load();
-      summary.unacked = stats.abandoned.load();
-      summary.gave_up = stats.gave_up.load();
-      const std::int64_t first = stats.first_write_ns.load(), last = stats.last_ack_ns.load();
-      summary.seconds = first && last > first ? static_cast<double>(last - first) / 1e9 : 0.0;
-      summary.throughput_eps = summary.seconds > 0 ? static_cast<double>(summary.acked) / summary.seconds : 0.0;
-      summary.behind_schedule_max_ms = static_cast<double>(stats.max_behind_ns.load()) / 1e6;
-      summary.latency = stats.latency.snapshot();
-      summary.errors_by_reason = stats.errors_by_reason();
-      if (opt.wait_applied && first) {
-        std::vector<std::uint64_t> hints;
-        for (auto& c : connections)
-          for (std::uint64_t i : c->recent_acked()) hints.push_back(i);
-        const AppliedWait w =
-            wait_applied(*source, hints, opt.database_url, millis(opt.verify_timeout), std::chrono::milliseconds(opt.poll_ms));
-        if (w.seen_ns == 0) {
-          std::cerr << "pm-loadgen: acked events were not all visible in PostgreSQL within --verify-timeout\n";
-          exit_code = 1;
-        } else {
-          summary.end_to_end_seconds = static_cast<double>(w.seen_ns - first) / 1e9;
-          summary.end_to_end_rows = w.rows;
-        }
-      }
-    }
-    if (opt.verify) {
-      summary.verify = verify(*source, opt.database_url, millis(opt.verify_timeout));
-      if (!summary.verify->ok) exit_code = 1;
-    }
-    if (summary.unacked > 0 || summary.gave_up > 0) exit_code = 1;
-    std::cout << (opt.json ? format_json(summary) + "\n" : format_text(summary)) << std::flush;
-    if (summary.gave_up > 0)
-      std::cerr << "pm-loadgen: gave up on " << summary.gave_up << " connection(s) after " << opt.give_up_after
-                << " s without a connection or an ack; " << summary.unacked << " event(s) were never acknowledged, "
-                << summary.events - summary.acked - summary.rejected - summary.unacked << " other(s) not sent\n";
-    return exit_code;
+    return run(*parsed);
   } catch (const std::exception& e) {
     std::cerr << "pm-loadgen: " << pm::redact_url(e.what()) << "\n";
     return 1;

@@ -76,6 +76,37 @@ class Cursor {
   std::size_t pos_ = 0;
 };
 
+// The body of a trade or trigger, in encode_event's field order; throws Truncated.
+TradeEvent decode_trade(Cursor& c) {
+  TradeEvent t;
+  t.condition_id = c.get_string();
+  t.trade_id = c.get_string();
+  t.token_id = c.opt_string();
+  t.price = c.get<double>();
+  t.size = c.get<double>();
+  t.side = c.get_string();
+  t.timestamp_ms = c.get<std::int64_t>();
+  t.outcome = c.opt_string();
+  t.outcome_index = c.opt_int32();
+  t.raw_json = c.get_string();
+  return t;
+}
+
+TriggerEvent decode_trigger(Cursor& c) {
+  TriggerEvent g;
+  g.token_id = c.get_string();
+  g.condition_id = c.get_string();
+  g.threshold = c.get<double>();
+  g.trigger_timestamp_ms = c.get<std::int64_t>();
+  g.price = c.opt_double();
+  g.size = c.opt_double();
+  g.model_score = c.opt_double();
+  g.model_version = c.opt_string();
+  g.outcome = c.opt_string();
+  g.outcome_index = c.opt_int32();
+  return g;
+}
+
 }  // namespace
 
 void encode_event(const Event& event, std::string& out) {
@@ -120,31 +151,9 @@ std::optional<Event> decode_event(std::string_view payload, std::string* error) 
     Event event;
     event.received_ms = c.get<std::int64_t>();
     if (type == static_cast<std::uint8_t>(EventType::Trade)) {
-      TradeEvent t;
-      t.condition_id = c.get_string();
-      t.trade_id = c.get_string();
-      t.token_id = c.opt_string();
-      t.price = c.get<double>();
-      t.size = c.get<double>();
-      t.side = c.get_string();
-      t.timestamp_ms = c.get<std::int64_t>();
-      t.outcome = c.opt_string();
-      t.outcome_index = c.opt_int32();
-      t.raw_json = c.get_string();
-      event.body = std::move(t);
+      event.body = decode_trade(c);
     } else if (type == static_cast<std::uint8_t>(EventType::Trigger)) {
-      TriggerEvent g;
-      g.token_id = c.get_string();
-      g.condition_id = c.get_string();
-      g.threshold = c.get<double>();
-      g.trigger_timestamp_ms = c.get<std::int64_t>();
-      g.price = c.opt_double();
-      g.size = c.opt_double();
-      g.model_score = c.opt_double();
-      g.model_version = c.opt_string();
-      g.outcome = c.opt_string();
-      g.outcome_index = c.opt_int32();
-      event.body = std::move(g);
+      event.body = decode_trigger(c);
     } else {
       return fail("unknown event type");
     }

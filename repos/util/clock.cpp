@@ -56,61 +56,89 @@ bool expect(std::string_view text, std::size_t& pos, char c) {
   return true;
 }
 
+// The fields of an ISO 8601 timestamp as read, before any range check.
+struct IsoFields {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  std::int64_t micros = 0, offset_minutes = 0;
+};
+
+// YYYY-MM-DD
+bool read_date(std::string_view text, std::size_t& pos, IsoFields& f) {
+  return read_digits(text, pos, 4, f.year) && expect(text, pos, '-') && read_digits(text, pos, 2, f.month) &&
+         expect(text, pos, '-') && read_digits(text, pos, 2, f.day);
+}
+
+// 'T' or ' ', then hh:mm and an optional :ss
+bool read_time(std::string_view text, std::size_t& pos, IsoFields& f) {
+  if (pos >= text.size() || (text[pos] != 'T' && text[pos] != ' ')) return false;
+  ++pos;
+  if (!read_digits(text, pos, 2, f.hour) || !expect(text, pos, ':') || !read_digits(text, pos, 2, f.minute))
+    return false;
+  f.second = 0;
+  if (pos < text.size() && text[pos] == ':') {
+    ++pos;
+    if (!read_digits(text, pos, 2, f.second)) return false;
+  }
+  return true;
+}
+
+// An optional '.' and at least one digit; digits past the sixth (below a microsecond) are dropped.
+bool read_fraction(std::string_view text, std::size_t& pos, std::int64_t& micros) {
+  micros = 0;
+  if (pos >= text.size() || text[pos] != '.') return true;
+  ++pos;
+  int digits = 0;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+    if (digits < 6) micros = micros * 10 + (text[pos] - '0');
+    ++digits;
+    ++pos;
+  }
+  if (digits == 0) return false;
+  for (int i = digits; i < 6; ++i) micros *= 10;
+  return true;
+}
+
+// An optional 'Z' or +hh, +hhmm, +hh:mm (or '-'); anything else is left for the caller to reject.
+bool read_offset(std::string_view text, std::size_t& pos, std::int64_t& offset_minutes) {
+  offset_minutes = 0;
+  if (pos >= text.size()) return true;
+  if (text[pos] == 'Z') {
+    ++pos;
+  } else if (text[pos] == '+' || text[pos] == '-') {
+    const int sign = text[pos] == '-' ? -1 : 1;
+    ++pos;
+    int oh, om = 0;
+    if (!read_digits(text, pos, 2, oh)) return false;
+    if (pos < text.size() && text[pos] == ':') ++pos;
+    if (pos < text.size() && !read_digits(text, pos, 2, om)) return false;
+    offset_minutes = sign * (oh * 60 + om);
+  }
+  return true;
+}
+
+// The instant the fields name, or nullopt when one is out of range or the date does not exist.
+std::optional<SystemTime> to_time(const IsoFields& f) {
+  if (f.month < 1 || f.month > 12 || f.day < 1 || f.day > 31 || f.hour > 23 || f.minute > 59 || f.second > 60)
+    return std::nullopt;
+  const year_month_day ymd{std::chrono::year{f.year}, std::chrono::month{static_cast<unsigned>(f.month)},
+                           std::chrono::day{static_cast<unsigned>(f.day)}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto days = sys_days{ymd};
+  const auto t = days + hours{f.hour} + minutes{f.minute} + seconds{f.second} + microseconds{f.micros} -
+                 minutes{f.offset_minutes};
+  return time_point_cast<system_clock::duration>(t);
+}
+
 }  // namespace
 
 std::optional<SystemTime> parse_iso(std::string_view text) {
   std::size_t pos = 0;
-  int year, month, day, hour, minute, second;
-  if (!read_digits(text, pos, 4, year) || !expect(text, pos, '-') ||
-      !read_digits(text, pos, 2, month) || !expect(text, pos, '-') ||
-      !read_digits(text, pos, 2, day))
+  IsoFields f;
+  if (!read_date(text, pos, f) || !read_time(text, pos, f) || !read_fraction(text, pos, f.micros) ||
+      !read_offset(text, pos, f.offset_minutes))
     return std::nullopt;
-  if (pos >= text.size() || (text[pos] != 'T' && text[pos] != ' ')) return std::nullopt;
-  ++pos;
-  if (!read_digits(text, pos, 2, hour) || !expect(text, pos, ':') ||
-      !read_digits(text, pos, 2, minute))
-    return std::nullopt;
-  second = 0;
-  if (pos < text.size() && text[pos] == ':') {
-    ++pos;
-    if (!read_digits(text, pos, 2, second)) return std::nullopt;
-  }
-  std::int64_t micros = 0;
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    int digits = 0;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (digits < 6) micros = micros * 10 + (text[pos] - '0');
-      ++digits;
-      ++pos;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int i = digits; i < 6; ++i) micros *= 10;
-  }
-  std::int64_t offset_minutes = 0;
-  if (pos < text.size()) {
-    if (text[pos] == 'Z') {
-      ++pos;
-    } else if (text[pos] == '+' || text[pos] == '-') {
-      const int sign = text[pos] == '-' ? -1 : 1;
-      ++pos;
-      int oh, om = 0;
-      if (!read_digits(text, pos, 2, oh)) return std::nullopt;
-      if (pos < text.size() && text[pos] == ':') ++pos;
-      if (pos < text.size() && !read_digits(text, pos, 2, om)) return std::nullopt;
-      offset_minutes = sign * (oh * 60 + om);
-    }
-  }
   if (pos != text.size()) return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  const year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
-                           std::chrono::day{static_cast<unsigned>(day)}};
-  if (!ymd.ok()) return std::nullopt;
-  const auto days = sys_days{ymd};
-  const auto t = days + hours{hour} + minutes{minute} + seconds{second} + microseconds{micros} -
-                 minutes{offset_minutes};
-  return time_point_cast<system_clock::duration>(t);
+  return to_time(f);
 }
 
 std::optional<std::string> canonical_iso(std::string_view text) {
