@@ -100,12 +100,13 @@ void describe_writer(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
     ("writer-connections", po::value<std::size_t>()->default_value(d.writer_connections), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
-    ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "how long a batch waits for more events (ms)")
+    ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "upper bound (ms) on how long a batch waits for more events; it waits only while every writer connection is busy, and an idle writer sends each event at once")
     ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
     ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
+    ("freshness-alert-seconds", po::value<double>()->default_value(d.freshness_alert_seconds), "freshness bound for the alert PmIngestdStaleRows: it fires while the p99 time from an event's arrival to its row being visible in PostgreSQL (pm_ingest_event_visible_seconds) is above this; exported as pm_ingest_event_visible_alert_threshold_seconds")
     ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)");
 }
 
@@ -210,6 +211,8 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.shutdown_timeout = std::chrono::seconds(vm["shutdown-timeout"].as<long>());
   if (d.shutdown_timeout.count() < 1) throw std::invalid_argument("--shutdown-timeout must be >= 1");
   d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
+  d.freshness_alert_seconds = vm["freshness-alert-seconds"].as<double>();
+  if (!(d.freshness_alert_seconds > 0)) throw std::invalid_argument("--freshness-alert-seconds must be > 0");
   d.writer_stall_timeout = std::chrono::seconds(vm["writer-stall-timeout"].as<long>());
   if (d.writer_stall_timeout.count() < 1) throw std::invalid_argument("--writer-stall-timeout must be >= 1");
 }

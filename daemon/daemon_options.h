@@ -34,6 +34,7 @@ struct DaemonOptions {
   std::string instance_id = "default";
   std::chrono::seconds shutdown_timeout{10};
   std::chrono::seconds stale_after{300};
+  double freshness_alert_seconds = 1.0;  // PmIngestdStaleRows: p99 arrival-to-visible above this
   std::chrono::seconds writer_stall_timeout{120};  // writer loop older than this: not ready, no watchdog
   std::size_t max_line_bytes = 1 << 20;
   std::size_t max_connections = 1024;

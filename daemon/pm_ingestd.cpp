@@ -351,6 +351,7 @@ int shut_down(const Daemon& d) {
 int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::shared_ptr<spdlog::logger>& log) {
   pm::IngestMetrics metrics(PM_VERSION);
   metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
+  metrics.event_visible_alert_threshold_seconds.Set(options.freshness_alert_seconds);
   const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
   if (!http) return 1;
   int exit_code = 0;

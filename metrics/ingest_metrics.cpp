@@ -31,6 +31,11 @@ prometheus::Histogram::BucketBoundaries latency_buckets() {
   return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
 
+// Arrival to visible in PostgreSQL: 1 ms (an idle writer) to 5 minutes (a replayed backlog).
+prometheus::Histogram::BucketBoundaries visible_buckets() {
+  return {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+}
+
 prometheus::Histogram::BucketBoundaries batch_size_buckets() {
   return {1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000};
 }
@@ -69,6 +74,9 @@ IngestMetrics::IngestMetrics(const std::string& version)
       queue_overflow_events(counter(*registry_, "pm_ingest_queue_overflow_events_total", "Events not queued because the queue was full (the writer reads them back from the log).")),
       batch_events(histogram(*registry_, "pm_ingest_batch_events", "Events per applied batch.", batch_size_buckets())),
       batch_commit_seconds(histogram(*registry_, "pm_ingest_batch_commit_duration_seconds", "Time to apply and commit one batch transaction.", latency_buckets())),
+      event_visible_buckets(visible_buckets()),
+      event_visible_seconds(histogram(*registry_, "pm_ingest_event_visible_seconds", "Time from an event's arrival to the commit that made it visible in PostgreSQL, per event.", event_visible_buckets)),
+      event_visible_alert_threshold_seconds(gauge(*registry_, "pm_ingest_event_visible_alert_threshold_seconds", "The operator's freshness bound (--freshness-alert-seconds): PmIngestdStaleRows fires while the p99 of pm_ingest_event_visible_seconds is above it.")),
       dedup_trade(dedup_family_.Add({{"kind", "trade"}})),
       dedup_trigger_same_token(dedup_family_.Add({{"kind", "trigger_same_token"}})),
       dedup_trigger_other_token(dedup_family_.Add({{"kind", "trigger_other_token"}})),

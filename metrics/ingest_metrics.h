@@ -69,6 +69,11 @@ class IngestMetrics {
   prometheus::Counter& queue_overflow_events;  // left on disk, read back by the writer
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_commit_seconds;
+  // Freshness: from an event's arrival to the commit that made it visible, one observation per
+  // event (observed per batch with ObserveMultiple over event_visible_buckets).
+  const prometheus::Histogram::BucketBoundaries event_visible_buckets;
+  prometheus::Histogram& event_visible_seconds;
+  prometheus::Gauge& event_visible_alert_threshold_seconds;  // --freshness-alert-seconds
   prometheus::Counter& rows_written(const std::string& table);
   prometheus::Counter& dedup_trade;
   prometheus::Counter& dedup_trigger_same_token;

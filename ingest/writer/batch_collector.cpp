@@ -20,7 +20,7 @@ void BatchCollector::reset() {
   reader_.reset();
 }
 
-std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after) {
+std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after, const std::function<bool()>& lane_free) {
   std::vector<QueuedEvent> batch;
   batch.reserve(std::min(max_events_, std::max<std::size_t>(pending_.size() - head_, 1024)));
   std::uint64_t next_lsn = after.lsn + 1;
@@ -36,7 +36,7 @@ std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after) {
     take_consecutive(batch, next_lsn);
     if (batch.empty()) return batch;
   }
-  gather_more(batch, next_lsn);
+  gather_more(batch, next_lsn, lane_free);
   return batch;
 }
 
@@ -64,16 +64,23 @@ bool BatchCollector::refill(std::chrono::microseconds timeout) {
   return queue_.pop(pending_, max_events_, timeout) > 0;
 }
 
-// Waits up to max_delay from now for more consecutive events, until the batch is full. A doorbell
-// ringing meanwhile (a lane finished) does not end the wait: the batch still leaves on time.
-void BatchCollector::gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn) {
+// Takes what is queued; then, while no lane is free, waits for more, up to max_delay from now. A
+// doorbell (a lane finished) ends a wait, so the batch leaves as soon as that lane is free.
+void BatchCollector::gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn,
+                                 const std::function<bool()>& lane_free) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + max_delay_;
   while (batch.size() < max_events_ && !stopping_) {
+    if (refill(std::chrono::microseconds(0))) {  // what is queued already goes in any case
+      if (!take_consecutive(batch, next_lsn)) return;
+      continue;
+    }
+    if (lane_free()) return;
     const auto now = Clock::now();
     if (now >= deadline) return;
-    if (!refill(std::chrono::duration_cast<std::chrono::microseconds>(deadline - now))) continue;
-    if (!take_consecutive(batch, next_lsn)) return;
+    if (refill(std::chrono::duration_cast<std::chrono::microseconds>(deadline - now)) &&
+        !take_consecutive(batch, next_lsn))
+      return;
   }
 }
 

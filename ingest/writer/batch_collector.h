@@ -5,10 +5,13 @@
 // it reads the log.
 //
 // Contract:
-// - next(after): up to max_events consecutive events starting at lsn after.lsn + 1. From the queue
-//   it waits up to max_delay after the first event for more (a batch is at most that old when it
-//   leaves); from the log it takes what is durable at once. Empty when nothing arrived within
-//   about 100 ms, or when the queue's doorbell rang (a lane finished a batch).
+// - next(after, lane_free): up to max_events consecutive events starting at lsn after.lsn + 1.
+//   Adaptive ("smart") batching: from the queue it takes whatever is queued, and then leaves at
+//   once if lane_free() says a writer lane could take the batch now; only while every lane is
+//   busy does it wait for more, woken by each arrival and by the doorbell a lane rings when it
+//   finishes, for at most max_delay after the first event. So an idle writer sends each event
+//   alone, a busy one sends large batches. From the log it takes what is durable at once. Empty
+//   when nothing arrived within about 100 ms, or when the doorbell rang (a lane finished).
 // - A record in the log that does not decode throws wal::WalCorruption naming its file and offset.
 // - reset() forgets the events in hand and the open log reader (after a failure, or when the
 //   checkpoint is read again): they are read again from the log when needed.
@@ -16,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -31,13 +35,13 @@ class BatchCollector {
   BatchCollector(EventQueue& queue, wal::WriteAheadLog& log, IngestMetrics& metrics, std::size_t max_events,
                  std::chrono::milliseconds max_delay, const std::atomic<bool>& stopping);
 
-  std::vector<QueuedEvent> next(const wal::Position& after);
+  std::vector<QueuedEvent> next(const wal::Position& after, const std::function<bool()>& lane_free);
   void reset();
 
  private:
   bool take_consecutive(std::vector<QueuedEvent>& batch, std::uint64_t& next_lsn);
   bool refill(std::chrono::microseconds timeout);
-  void gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn);
+  void gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn, const std::function<bool()>& lane_free);
   void read_from_log(std::vector<QueuedEvent>& batch, const wal::Position& after);
   bool in_hand() const { return head_ < pending_.size(); }
 

@@ -115,7 +115,7 @@ std::optional<TxFailure> BatchWriter::step(Backoff& backoff) {
     metrics_.database_up(true);
     backoff.reset();
   }
-  std::vector<QueuedEvent> batch = collector_.next(dispatched_);
+  std::vector<QueuedEvent> batch = collector_.next(dispatched_, [this] { return lanes_->next_lane_free(); });
   std::optional<TxFailure> failure;
   if (batch.empty()) {
     failure = settle(lanes_->take_finished(false));  // woken by a lane: record what landed
@@ -335,7 +335,7 @@ void BatchWriter::committed(const FinishedBatch& batch) {
   log_.note_applied(applied_);
   database_up_ = true;
   metrics_.database_up(true);
-  metrics_.batch_committed(events, counts, batch.seconds);
+  metrics_.batch_committed(events, counts, batch.seconds, batch.outcome_at);
   last_contact_ = Clock::now();
   if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
     replay_done_ = true;

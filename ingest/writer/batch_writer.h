@@ -7,7 +7,8 @@
 //   unreachable, it retries with backoff while the daemon keeps logging and acking.
 // - Applies events strictly in log order, from the checkpoint on: from the queue while the queue
 //   holds the next event, otherwise (start-up replay, queue overflow, after an error) straight from
-//   the log files. Each batch (up to batch_max_events, gathered for at most batch_max_delay) is one
+//   the log files. Each batch (up to batch_max_events; it leaves as soon as a lane is free, and waits
+//   for more, at most batch_max_delay, only while every lane is busy: BatchCollector) is one
 //   transaction that also moves the checkpoint, so every event is applied exactly once.
 // - With writer_connections > 1, consecutive batches run on that many connections at once
 //   (WriterLanes): each one's COPY overlaps the previous one's tail, and they commit in log order.
@@ -66,7 +67,7 @@ namespace pm {
 struct WriterConfig {
   std::string instance_id = "default";
   std::size_t batch_max_events = 20000;
-  std::chrono::milliseconds batch_max_delay{20};
+  std::chrono::milliseconds batch_max_delay{20};  // the most a batch waits while every lane is busy
   std::size_t writer_connections = 2;  // batches in flight at once (1: one after the other)
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::chrono::milliseconds retry_initial_delay{100};

@@ -94,6 +94,12 @@ std::vector<FinishedBatch> WriterLanes::take_finished(bool wait_for_all) {
   return out;
 }
 
+bool WriterLanes::next_lane_free() {
+  const Lane& lane = *lanes_[(first_seq_ + submitted_) % lanes_.size()];
+  std::lock_guard lock(mu_);
+  return !lane.job.has_value();
+}
+
 std::optional<std::chrono::steady_clock::time_point> WriterLanes::oldest_submitted() const {
   if (submit_times_.empty()) return std::nullopt;
   return submit_times_.front();
@@ -132,6 +138,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
   FinishedBatch result;
   result.batch = job.batch;
   result.result = db_.attempt([&](Transaction& tx) { return run_body(tx, job); });
+  result.outcome_at = std::chrono::system_clock::now();
   const bool committed = result.result.applied();
   if (!committed) order_.failed(job.seq);  // later batches stop waiting for this one's turn at once
   order_.done(job.seq, committed);

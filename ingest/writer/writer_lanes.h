@@ -63,6 +63,7 @@ struct FinishedBatch {
   std::shared_ptr<const LaneBatch> batch;
   TxResult<BatchCounts> result;  // Applied (counts), RolledBack (behind a failure), or the failure
   double seconds = 0;            // from the start of its transaction to its outcome
+  std::chrono::system_clock::time_point outcome_at;  // when the outcome was known (the commit's time)
 };
 
 class WriterLanes {
@@ -84,6 +85,8 @@ class WriterLanes {
   // `wait_for_all` it first waits until nothing is in flight; otherwise it does not block.
   std::vector<FinishedBatch> take_finished(bool wait_for_all);
   std::size_t in_flight() const { return submitted_ - taken_; }
+  // True when submit() would not wait: the lane the next batch goes to is idle.
+  bool next_lane_free();
   // When the oldest batch not yet taken was submitted (nullopt when there is none): the writer's
   // liveness is judged by it, since a lane stuck in PostgreSQL does not stop the writer's loop.
   std::optional<std::chrono::steady_clock::time_point> oldest_submitted() const;

@@ -1,6 +1,7 @@
 #include "ingest/writer/writer_metrics.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal_reader.h"
@@ -30,7 +31,9 @@ void WriterMetrics::stop() {
   if (sampler_.joinable()) sampler_.join();
 }
 
-void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds) {
+void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds,
+                                    std::chrono::system_clock::time_point committed_at) {
+  observe_visibility(events, committed_at);
   metrics_.batch_events.Observe(static_cast<double>(events.size()));
   metrics_.batch_commit_seconds.Observe(seconds);
   metrics_.applied_events.Increment(static_cast<double>(events.size()));
@@ -51,6 +54,22 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
     if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
+}
+
+// One histogram update per batch: the events' counts per bucket and the sum of their times.
+void WriterMetrics::observe_visibility(std::span<const QueuedEvent> events,
+                                       std::chrono::system_clock::time_point committed_at) {
+  const auto& bounds = metrics_.event_visible_buckets;
+  std::vector<double> per_bucket(bounds.size() + 1, 0.0);  // the last one is +Inf
+  const double committed_ms =
+      std::chrono::duration<double, std::milli>(committed_at.time_since_epoch()).count();
+  double sum = 0;
+  for (const QueuedEvent& q : events) {
+    const double seconds = std::max(0.0, (committed_ms - static_cast<double>(q.event.received_ms)) / 1000.0);
+    sum += seconds;
+    per_bucket[static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin())] += 1;
+  }
+  metrics_.event_visible_seconds.ObserveMultiple(per_bucket, sum);
 }
 
 void WriterMetrics::database_up(bool up) { metrics_.database_up.Set(up ? 1 : 0); }

@@ -3,7 +3,7 @@
 //
 // Contract:
 // - batch_committed(), database_up(), database_error() and replay_done() record what the writer
-//   thread just did; publish() tells the sampler where the writer is. Writer thread only.
+//   thread just did (batch_committed observes each event's freshness: arrival to commit); publish() tells the sampler where the writer is. Writer thread only.
 // - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
 //   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
@@ -37,13 +37,16 @@ class WriterMetrics {
   void start();
   void stop();  // idempotent
 
-  void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds);
+  // `committed_at`: when the commit returned; each event's freshness is measured up to it.
+  void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds,
+                       std::chrono::system_clock::time_point committed_at);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
   void replay_done(bool done);
   void publish(const wal::Position& applied, std::size_t batches_in_flight);
 
  private:
+  void observe_visibility(std::span<const QueuedEvent> events, std::chrono::system_clock::time_point committed_at);
   void run_sampler();
   void sample();
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);

@@ -205,6 +205,26 @@ TEST_F(DaemonTest, TradeTimestampsFollowTheConfiguredUnit) {
   EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'ms'"), 1'700'000'456);
 }
 
+// Issue 15, adaptive batching: an idle writer sends an event at once, instead of waiting
+// --batch-max-delay-ms for company (the old fixed timer would make each of these wait 5 s).
+TEST_F(DaemonTest, AnIdleWriterSendsEachEventAtOnceWhateverTheBatchDelay) {
+  DaemonHarness d(tdb_->url(), {"--batch-max-delay-ms", "5000"});
+  d.start();
+  Producer p(d.socket());
+  for (int i = 0; i < 3; ++i) {
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_TRUE(p.send({trade_line("c", "idle" + std::to_string(i))}));
+    ASSERT_TRUE(wait_count(kTrades, i + 1));
+    const auto visible = std::chrono::steady_clock::now() - sent;
+    EXPECT_LT(visible, 2500ms) << "event " << i << " waited for the batch timer";
+    ASSERT_TRUE(p.wait_ack(static_cast<std::uint64_t>(i) + 1, 10s));
+  }
+  // Freshness is measured per event: three observations, none near the 5 s timer.
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_event_visible_seconds_count") == 3; }, 10s));
+  EXPECT_LT(d.metric("pm_ingest_event_visible_seconds_sum"), 3 * 2.5);
+  EXPECT_EQ(d.metric("pm_ingest_event_visible_seconds_bucket{le=\"+Inf\"}"), 3);
+}
+
 TEST_F(DaemonTest, PoisonEventIsDeadLetteredAndItsBatchMatesLand) {
   tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
   DaemonHarness d(tdb_->url(), {"--batch-max-delay-ms", "200"});

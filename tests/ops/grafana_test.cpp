@@ -111,6 +111,14 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
     ASSERT_NE(p, nullptr);
     for (const auto& e : p->exprs) EXPECT_TRUE(contains(e, "histogram_quantile(")) << title << ": " << e;
   }
+  // Freshness (issue 15): the quantiles of arrival-to-visible, and the operator's alert bound.
+  const Panel* freshness = find_panel(panels, "Freshness");
+  ASSERT_NE(freshness, nullptr);
+  ASSERT_EQ(freshness->exprs.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_TRUE(contains(freshness->exprs[i], "histogram_quantile(") && contains(freshness->exprs[i], "pm_ingest_event_visible_seconds_bucket"))
+        << freshness->exprs[i];
+  EXPECT_TRUE(contains(freshness->exprs[3], "pm_ingest_event_visible_alert_threshold_seconds")) << freshness->exprs[3];
 
   // Thresholds drawn on the lag and backlog panels, equal to the alert rules' thresholds.
   const std::string alerts = read_file(kAlerts);

@@ -214,11 +214,15 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
            "pm_ingest_lag_oldest_unapplied_seconds gauge", "pm_ingest_newest_applied_event_age_seconds gauge",
            "pm_ingest_newest_applied_event_timestamp_seconds gauge", "pm_ingest_database_errors_total counter",
            "pm_ingest_build_info gauge", "pm_ingest_writer_heartbeat_age_seconds gauge", "pm_ingest_wal_budget_bytes gauge",
-           "pm_ingest_readiness_check gauge", "pm_ingest_watchdog_pings_total counter", "pm_ingest_start_time_seconds gauge"})
+           "pm_ingest_readiness_check gauge", "pm_ingest_watchdog_pings_total counter", "pm_ingest_start_time_seconds gauge",
+           "pm_ingest_event_visible_seconds histogram", "pm_ingest_event_visible_alert_threshold_seconds gauge"})
     EXPECT_TRUE(contains(scrape, std::string("# TYPE ") + family + "\n")) << family;
   EXPECT_GT(d.metric("pm_ingest_wal_fsync_duration_seconds_count"), 0);
   EXPECT_GT(d.metric("pm_ingest_batch_commit_duration_seconds_count"), 0);
   EXPECT_EQ(d.metric("pm_ingest_wal_budget_bytes"), 4294967296.0);
+  // Freshness is observed once per applied event (issue 15), and the alert bound is the default.
+  EXPECT_EQ(d.metric("pm_ingest_event_visible_seconds_count"), d.metric("pm_ingest_applied_events_total"));
+  EXPECT_EQ(d.metric("pm_ingest_event_visible_alert_threshold_seconds"), 1.0);
 }
 
 }  // namespace
