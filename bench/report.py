@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Turn bench/run.sh's results (one JSON object per line) into bench/results.md and
-bench/results.png, and print the Markdown to stdout.
+"""Turn bench/run.sh's results (one JSON object per line) into bench/results.md,
+bench/results.png and bench/results-freshness.png, and print the Markdown to stdout. Sections
+whose runs are missing (PM_BENCH_ONLY=freshness) are left out, and so is results.png then.
 usage: report.py RESULTS.jsonl OUT_DIR [--context TEXT]"""
 import argparse
 import json
@@ -30,37 +31,49 @@ writers = {}
 for r in res:
     if r["section"] == "writers" and "duplicates" not in r["writer"]:
         writers.setdefault(r["writer"], []).append(r)
-anchor_copy = statistics.median(rate(r) for r in writers["asyncpg copy"])
-anchor_many = statistics.median(rate(r) for r in writers["asyncpg executemany"])
-
-n_rows = writers["psql copy (text)"][0]["rows"]
-md = [f"### Throughput: {n_rows:,} trades into a fresh `polymarket_trades`", ""]
-if a.context:
-    md += [f"Machine and settings: {a.context}.", ""]
-md += ["| writer | what is timed | rows/s (each run) | median | vs asyncpg binary COPY | vs asyncpg executemany |",
-       "|---|---|---|---|---|---|"]
+full = all(w in writers for w in ("asyncpg copy", "asyncpg executemany", "psql copy (text)"))
 order = ["psql copy (text)", "asyncpg copy", "asyncpg executemany", "pm-ingestd"]
 order += [w for w in writers if w not in order]
-what = {
-    "psql copy (text)": "`psql \\copy` of a prepared TSV, whole command; no dedup",
-    "asyncpg copy": "`copy_records_to_table` (binary), the write alone; no dedup",
-    "asyncpg executemany": "INSERT .. ON CONFLICT DO NOTHING in one transaction, the write alone",
-}
-for w in order:
-    runs = writers[w]
-    rates = [rate(r) for r in runs]
-    med = statistics.median(rates)
-    desc = what.get(w, "end to end: first line sent to last row visible; every line fsynced and acked")
-    md.append(f"| {w} | {desc} | {', '.join(f'{x:,.0f}' for x in rates)} | **{med:,.0f}** | "
-              f"{med / anchor_copy:.2f}x | {med / anchor_many:.2f}x |")
+md = []
 
-ing = writers["pm-ingestd"]
-md += ["", "pm-ingestd runs in detail (pm-loadgen `--input`, unlimited rate): acks alone reach "
-       + ", ".join(f"{r['loadgen']['throughput_eps']:,.0f}" for r in ing)
-       + " events/s (ack p50 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p50']:.1f}" for r in ing)
-       + " ms, p99 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p99']:.1f}" for r in ing)
-       + " ms at that saturating load); the daemon's peak RSS was "
-       + ", ".join(f"{r['rss_kib'] / 1024:.0f}" for r in ing) + " MiB.", ""]
+
+def throughput_section():
+    """The writers' table and the pm-ingestd runs in detail."""
+    anchor_copy = statistics.median(rate(r) for r in writers["asyncpg copy"])
+    anchor_many = statistics.median(rate(r) for r in writers["asyncpg executemany"])
+    n_rows = writers["psql copy (text)"][0]["rows"]
+    out = [f"### Throughput: {n_rows:,} trades into a fresh `polymarket_trades`", ""]
+    if a.context:
+        out += [f"Machine and settings: {a.context}.", ""]
+    out += ["| writer | what is timed | rows/s (each run) | median | vs asyncpg binary COPY | vs asyncpg executemany |",
+            "|---|---|---|---|---|---|"]
+    what = {
+        "psql copy (text)": "`psql \\copy` of a prepared TSV, whole command; no dedup",
+        "asyncpg copy": "`copy_records_to_table` (binary), the write alone; no dedup",
+        "asyncpg executemany": "INSERT .. ON CONFLICT DO NOTHING in one transaction, the write alone",
+    }
+    for w in order:
+        runs = writers[w]
+        rates = [rate(r) for r in runs]
+        med = statistics.median(rates)
+        desc = what.get(w, "end to end: first line sent to last row visible; every line fsynced and acked")
+        out.append(f"| {w} | {desc} | {', '.join(f'{x:,.0f}' for x in rates)} | **{med:,.0f}** | "
+                   f"{med / anchor_copy:.2f}x | {med / anchor_many:.2f}x |")
+
+    ing = writers["pm-ingestd"]
+    out += ["", "pm-ingestd runs in detail (pm-loadgen `--input`, unlimited rate): acks alone reach "
+            + ", ".join(f"{r['loadgen']['throughput_eps']:,.0f}" for r in ing)
+            + " events/s (ack p50 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p50']:.1f}" for r in ing)
+            + " ms, p99 " + ", ".join(f"{r['loadgen']['ack_latency_ms']['p99']:.1f}" for r in ing)
+            + " ms at that saturating load); the daemon's peak RSS was "
+            + ", ".join(f"{r['rss_kib'] / 1024:.0f}" for r in ing) + " MiB.", ""]
+    return out
+
+
+if full:
+    md += throughput_section()
+elif a.context:
+    md += [f"Machine and settings: {a.context}.", ""]
 
 lat = sorted((r for r in res if r["section"] == "latency"), key=lambda r: r["percent"])
 if lat:
@@ -75,6 +88,47 @@ if lat:
         md.append(f"| {r['percent']} % | {r['rate']:,} | {l['throughput_eps']:,.0f} | {q['p50']:.2f} | {q['p90']:.2f} | "
                   f"{q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} | {l['behind_schedule_max_ms']:.2f} |")
     md.append("")
+
+fresh = sorted((r for r in res if r["section"] == "freshness"), key=lambda r: r["rate"])
+
+
+def freshness_target(r):
+    """Issue 15's target for this load, and whether the run met it."""
+    v = r["loadgen"]["visible_ms"]
+    if r["rate"] <= 1000:
+        return "p50 <= 3, p99 <= 10", v["p50"] <= 3 and v["p99"] <= 10
+    if r["label"].startswith("50 %"):
+        return "p99 <= 50", v["p99"] <= 50
+    return "", None
+
+
+def freshness_section():
+    """The table of visible latency per load."""
+    out = ["### Freshness: arrival to visible in another session", "",
+           "Paced (open-loop) load of the same trades, the daemon with its defaults (adaptive batching). Part of each "
+           "rate is pm-loadgen's visibility probes (`--visibility-probes`): trades on a connection of their own, timed from "
+           "the line written into the socket to the start of the first poll, by a separate PostgreSQL session, that "
+           "returned the row (a primary-key range scan, 0.2 ms apart plus its round trip: the poll period below is the "
+           "precision). Ack latency is the load's own (line written to the ack that covers it). One load connection up to "
+           "1,000 events/s, 4 above.", "",
+           "| load events/s | load + probes /s | connections | seconds | probes seen | visible p50 ms | p90 ms | p99 ms | "
+           "max ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in fresh:
+        l = r["loadgen"]
+        v, q = l["visible_ms"], l["ack_latency_ms"]
+        target, met = freshness_target(r)
+        label = f"{r['rate']:,} (50 % of max)" if r["label"].startswith("50 %") else f"{r['rate']:,}"
+        out.append(f"| {label} | "
+                   f"{r['load_rate']:,} + {r['probes']:,} | {r['connections']} + 1 | {r['seconds']:g} | "
+                   f"{v['count']:,} of {v['acked']:,} | {v['p50']:.2f} | {v['p90']:.2f} | {v['p99']:.2f} | {v['max']:.2f} | "
+                   f"{v['poll_period_ms']:.2f} | {q['p50']:.2f} | {q['p99']:.2f} | {target} | "
+                   f"{'' if met is None else ('yes' if met else '**no**')} |")
+    return out + [""]
+
+
+if fresh:
+    md += freshness_section()
 
 floor = [r for r in res if r["section"] == "floor"]
 if floor:
@@ -121,33 +175,66 @@ for r in bl:
 open(f"{a.out_dir}/results.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
-names = [w for w in order if w in writers]
-meds = [statistics.median(rate(r) for r in writers[w]) for w in names]
-colors = ["#4c72b0" if not w.startswith("pm-ingestd") else "#dd8452" for w in names]
-bars = ax1.barh(range(len(names)), meds, color=colors)
-ax1.set_yticks(range(len(names)))
-ax1.set_yticklabels(names)
-ax1.invert_yaxis()
-ax1.set_xlabel("rows/s (median of runs)")
-ax1.set_title(f"Throughput per writer, {n_rows:,} trades")
-for b, m in zip(bars, meds):
-    ax1.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {m:,.0f}", va="center", fontsize=9)
-ax1.set_xlim(0, max(meds) * 1.25)
-if lat:
-    xs = [r["loadgen"]["throughput_eps"] for r in lat]
-    for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("p999", "v--")):
-        ax2.plot(xs, [r["loadgen"]["ack_latency_ms"][key] for r in lat], style, label=key.replace("p999", "p99.9"))
-    for r, x in zip(lat, xs):
-        ax2.annotate(f"{r['percent']} % of max", (x, r["loadgen"]["ack_latency_ms"]["p999"]), textcoords="offset points",
-                     xytext=(0, 8), ha="center", fontsize=8)
-    ax2.axhline(5, color="grey", linestyle=":", label="5 ms target (p99 at 50 %)")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("achieved acks/s (4 connections, paced)")
-    ax2.set_ylabel("ack latency, ms (log scale)")
-    ax2.set_title("pm-ingestd ack latency against load")
-    ax2.legend(loc="upper center", ncol=3, fontsize=8)
-    ax2.set_ylim(top=max(r["loadgen"]["ack_latency_ms"]["p999"] for r in lat) * 8)
-    ax2.grid(True, which="both", alpha=0.3)
-fig.tight_layout()
-fig.savefig(f"{a.out_dir}/results.png", dpi=110)
+def writers_figure():
+    """results.png: throughput per writer; ack latency against load."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    names = [w for w in order if w in writers]
+    meds = [statistics.median(rate(r) for r in writers[w]) for w in names]
+    colors = ["#4c72b0" if not w.startswith("pm-ingestd") else "#dd8452" for w in names]
+    bars = ax1.barh(range(len(names)), meds, color=colors)
+    ax1.set_yticks(range(len(names)))
+    ax1.set_yticklabels(names)
+    ax1.invert_yaxis()
+    ax1.set_xlabel("rows/s (median of runs)")
+    ax1.set_title(f"Throughput per writer, {writers['psql copy (text)'][0]['rows']:,} trades")
+    for b, m in zip(bars, meds):
+        ax1.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {m:,.0f}", va="center", fontsize=9)
+    ax1.set_xlim(0, max(meds) * 1.25)
+    if lat:
+        xs = [r["loadgen"]["throughput_eps"] for r in lat]
+        for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^-"), ("p999", "v--")):
+            ax2.plot(xs, [r["loadgen"]["ack_latency_ms"][key] for r in lat], style, label=key.replace("p999", "p99.9"))
+        for r, x in zip(lat, xs):
+            ax2.annotate(f"{r['percent']} % of max", (x, r["loadgen"]["ack_latency_ms"]["p999"]), textcoords="offset points",
+                         xytext=(0, 8), ha="center", fontsize=8)
+        ax2.axhline(5, color="grey", linestyle=":", label="5 ms target (p99 at 50 %)")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("achieved acks/s (4 connections, paced)")
+        ax2.set_ylabel("ack latency, ms (log scale)")
+        ax2.set_title("pm-ingestd ack latency against load")
+        ax2.legend(loc="upper center", ncol=3, fontsize=8)
+        ax2.set_ylim(top=max(r["loadgen"]["ack_latency_ms"]["p999"] for r in lat) * 8)
+        ax2.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(f"{a.out_dir}/results.png", dpi=110)
+
+
+def freshness_figure():
+    """results-freshness.png: visible latency (and the load's ack latency) against the offered rate, log-log."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    xs = [r["rate"] for r in fresh]
+    for key, style, label in (("p50", "o-", "visible p50"), ("p99", "^-", "visible p99"), ("max", "v:", "visible max")):
+        ax.plot(xs, [r["loadgen"]["visible_ms"][key] for r in fresh], style, label=label)
+    ax.plot(xs, [r["loadgen"]["ack_latency_ms"]["p99"] for r in fresh], "s--", color="grey", label="ack p99 (load)")
+    for r in fresh:
+        if r["label"].startswith("50 %"):
+            ax.annotate("50 % of max", (r["rate"], r["loadgen"]["visible_ms"]["max"]), textcoords="offset points",
+                        xytext=(0, 8), ha="center", fontsize=8)
+    ax.axhline(10, color="#c44e52", linestyle=":", label="10 ms target (p99 at <= 1,000/s)")
+    ax.axhline(50, color="#8172b2", linestyle=":", label="50 ms target (p99 at 50 % of max)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(50, max(r["loadgen"]["visible_ms"]["max"] for r in fresh)) * 4)
+    ax.set_xlabel("offered events/s (paced, probes included)")
+    ax.set_ylabel("ms (log scale)")
+    ax.set_title("pm-ingestd freshness: line written to row visible in another session")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(f"{a.out_dir}/results-freshness.png", dpi=110)
+
+
+if full:
+    writers_figure()
+if fresh:
+    freshness_figure()

@@ -10,19 +10,25 @@
 #   2. ../shared/bench/asyncpg_anchor.py FILE executemany, and ... copy (binary COPY);
 #   3. pm-ingestd end to end: pm-loadgen --input FILE --wait-applied, from the first line sent to
 #      the last row visible in PostgreSQL, every event acked (fsynced in the daemon's log);
-# then ack latency at 25/50/75 % of the maximum end-to-end rate, throughput with 10 % duplicates,
+# then ack latency at 25/50/75 % of the maximum end-to-end rate; freshness (paced load at 100,
+# 1,000, 10,000 events/s and 50 % of that maximum, with pm-loadgen's visibility probes timed from
+# the line written to the row visible to another PostgreSQL session); throughput with 10 % duplicates,
 # and the daemon's peak RSS (VmHWM) while PostgreSQL is down and a 2,000,000-event backlog builds
 # in its log, and the time to drain that backlog once PostgreSQL is back. That part runs against a
 # throwaway PostgreSQL cluster of its own (initdb in the work directory, its own port, default
 # settings), because the shared cluster must never be stopped.
 #
-# Writes bench/results.md (Markdown tables) and bench/results.png (throughput per writer; latency
-# against load) and prints the table with the ratios. Settings (environment):
+# Writes bench/results.md (Markdown tables), bench/results.png (throughput per writer; latency
+# against load) and bench/results-freshness.png (visible latency against load) and prints the
+# table with the ratios. Settings (environment):
 #   PM_BENCH_ROWS (200000)  PM_BENCH_BACKLOG (2000000)  PM_BENCH_REPS (2: runs per writer)
 #   PM_BUILD_DIR (build-bench)  PM_BENCH_JOBS (2: build jobs)  PM_BENCH_WORK (var/bench)
 #   PM_BENCH_DAEMON_ARGS (extra pm-ingestd options for every daemon run, e.g. "--batch-max-events 20000")
 #   PM_BENCH_CONNECTIONS (2: pm-loadgen connections for the throughput runs)
 #   PM_BENCH_SKIP_BACKLOG=1 skips the 2M backlog part.
+#   PM_BENCH_DB (pm_bench: the database it uses, e.g. another one while a second benchmark runs)
+#   PM_BENCH_ONLY=freshness runs only the pm-ingestd end-to-end runs (for the maximum rate) and the
+#     freshness section, and writes its report to $PM_BENCH_WORK, leaving bench/results.* alone.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +46,9 @@ WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
 DAEMON_ARGS=(${PM_BENCH_DAEMON_ARGS:-})
 CONNS=${PM_BENCH_CONNECTIONS:-2}
 RESULTS="$WORK/results.jsonl"
+ONLY=${PM_BENCH_ONLY:-}
+case "$ONLY" in ""|freshness) ;; *) echo "bench: PM_BENCH_ONLY must be empty or 'freshness'" >&2; exit 2 ;; esac
+full() { [ -z "$ONLY" ]; }
 COLS="condition_id, trade_id, token_id, price, size, side, \"timestamp\", raw_json, outcome, outcome_index"
 
 log() { echo "bench: $*" >&2; }
@@ -52,7 +61,8 @@ cd "$ROOT"
 scripts/setup.sh >&2
 ADMIN_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
 if ! psql "$ADMIN_URL" -XAtqc "SELECT 1" >/dev/null 2>&1; then scripts/pg.sh start >&2; fi
-BENCH_URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+BENCH_DB=${PM_BENCH_DB:-pm_bench}
+BENCH_URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$ADMIN_URL" "$BENCH_DB")
 
 log "building pm-ingestd, pm-ingestctl, pm-loadgen in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -64,8 +74,8 @@ PROBE="$BUILD/bench/pm-log-probe"
 
 mkdir -p "$WORK"
 rm -f "$RESULTS"
-psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = 'pm_bench'" | grep -q 1 ||
-  psql "$ADMIN_URL" -Xqc "CREATE DATABASE pm_bench" >/dev/null
+psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'" | grep -q 1 ||
+  psql "$ADMIN_URL" -Xqc "CREATE DATABASE \"$BENCH_DB\"" >/dev/null
 "$CTL" migrate --database-url "$BENCH_URL" >/dev/null
 # The table every writer starts from: polymarket_trades as migrated (primary key and the
 # (condition_id, timestamp) index of seed/04), copied fresh before each writer.
@@ -89,9 +99,11 @@ TRADES_DUP="$WORK/trades_dup10.ndjson"
 TSV="$WORK/trades.tsv"
 log "generating $N trades (gen_trades.py), the 10 % duplicate variant and the TSV"
 python3 "$SHARED/bench/gen_trades.py" "$N" > "$TRADES"
-python3 "$SHARED/bench/gen_trades.py" "$N" --dup-ratio 0.1 > "$TRADES_DUP"
-python3 "$ROOT/bench/make_tsv.py" "$TRADES" "$TSV"
-DISTINCT_DUP=$(python3 -c 'import json,sys; print(len({(e["condition_id"],e["trade_id"]) for e in map(json.loads, open(sys.argv[1]))}))' "$TRADES_DUP")
+if full; then
+  python3 "$SHARED/bench/gen_trades.py" "$N" --dup-ratio 0.1 > "$TRADES_DUP"
+  python3 "$ROOT/bench/make_tsv.py" "$TRADES" "$TSV"
+  DISTINCT_DUP=$(python3 -c 'import json,sys; print(len({(e["condition_id"],e["trade_id"]) for e in map(json.loads, open(sys.argv[1]))}))' "$TRADES_DUP")
+fi
 
 # --- the daemon -----------------------------------------------------------------------------
 DPID=""
@@ -164,6 +176,7 @@ daemon_run() {  # label run file [daemon options...]
 
 # --- 1-3: the writers, REPS times each, interleaved --------------------------------------------
 for run in $(seq "$REPS"); do
+  if ! full; then daemon_run "pm-ingestd" "$run" "$TRADES"; log "pm-ingestd run $run: $LAST_JSON"; continue; fi
   fresh_table
   t0=$(now); psql "$BENCH_URL" -Xqc "\\copy polymarket_trades ($COLS) FROM '$TSV'"; t1=$(now)
   n=$(rows)
@@ -181,12 +194,13 @@ for run in $(seq "$REPS"); do
 done
 
 # --- batch size: the one writer lever the daemon exposes -------------------------------------
-for batch in 1000 20000 50000; do
+full && for batch in 1000 20000 50000; do
   daemon_run "pm-ingestd --batch-max-events $batch" 1 "$TRADES" --batch-max-events "$batch"
   log "pm-ingestd batch $batch: $LAST_JSON"
 done
 
 # --- 10 % duplicates -------------------------------------------------------------------------
+if full; then
 fresh_table
 out=$(DATABASE_URL="$BENCH_URL" /usr/bin/python3 "$SHARED/bench/asyncpg_anchor.py" "$TRADES_DUP" executemany)
 n=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\1/'); s=$(echo "$out" | sed -E 's/.*: ([0-9]+) rows in ([0-9.]+) s.*/\2/')
@@ -195,6 +209,7 @@ daemon_run "pm-ingestd, 10 % duplicates" 1 "$TRADES_DUP"
 n=$(rows)
 record "{\"section\":\"dup\",\"writer\":\"pm-ingestd\",\"lines\":$N,\"rows\":$n,\"distinct\":$DISTINCT_DUP,\"loadgen\":$LAST_JSON}"
 log "10 % duplicates: $n rows stored of $DISTINCT_DUP distinct trades"
+fi
 
 # --- ack latency at 25/50/75 % of the maximum end-to-end rate ---------------------------------
 MAX=$(python3 - "$RESULTS" <<'PY'
@@ -205,7 +220,7 @@ print(int(statistics.median(v)))
 PY
 )
 log "maximum sustained (end-to-end) rate: $MAX events/s"
-for pct in 25 50 75 100; do
+full && for pct in 25 50 75 100; do
   rate=$(( MAX * pct / 100 ))
   count=$(( rate * 8 )); [ "$count" -gt "$N" ] && count=$N
   fresh_table
@@ -218,13 +233,43 @@ for pct in 25 50 75 100; do
   log "latency at $pct % ($rate/s): $json"
 done
 
+# --- freshness: arrival to visible in another PostgreSQL session ------------------------------
+# Paced, open-loop load of the same trades at 100, 1,000, 10,000 events/s and at 50 % of MAX, the
+# daemon with its defaults. Part of each rate is pm-loadgen's visibility probes: trades sent on a
+# connection of their own, which pm-loadgen's poller (a PostgreSQL session of its own, a range
+# scan of the primary key every ~0.2 ms plus its round trip) times from the line written into
+# the socket to the row visible. 1 load connection up to 1,000/s (one bot), 4 above; the probe
+# rate and the duration give at least 1,000 probes (the 200,000 trades limit the duration at 50 %).
+freshness_plan() {  # RATE -> "probes/s load_rate/s seconds connections"
+  python3 - "$1" "$N" <<'PY'
+import math, sys
+rate, n = int(sys.argv[1]), int(sys.argv[2])
+probes = min(rate // 2, max(100, rate // 100))
+seconds = min(max(10, math.ceil(1000 / probes)), math.floor(n / (rate - probes) * 10) / 10)
+probes = min(rate // 2, max(probes, math.ceil(1000 / seconds)))
+print(probes, rate - probes, seconds, 1 if rate <= 1000 else 4)
+PY
+}
+for rate in 100 1000 10000 $(( MAX / 2 )); do
+  read -r probes load seconds conns < <(freshness_plan "$rate")
+  fresh_table
+  start_daemon "$BENCH_URL"
+  wait_db_up
+  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
+         --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
+  stop_daemon
+  label=$rate; [ "$rate" = $(( MAX / 2 )) ] && label="50 % of max"
+  record "{\"section\":\"freshness\",\"label\":\"$label\",\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
+  log "freshness at $rate/s ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
+done
+
 # --- where the ack tail at 50 % comes from ---------------------------------------------------
 # The same paced run at 50 % once more, but the daemon logs to memory (/dev/shm: not durable, a
 # measurement only) while pm-log-probe writes the same bytes per second to this disk with one
 # write and one fdatasync per group, as an ideal log would: the daemon's own share of the
 # latency, and what the disk alone gives any log that shares it with PostgreSQL (appending, and
 # overwriting a zero-filled file).
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+if full && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   rate=$(( MAX / 2 ))
   count=$(( rate * 8 )); [ "$count" -gt "$N" ] && count=$N
   # The probe runs a second longer than the paced sending (pm-loadgen loads its input first):
@@ -255,7 +300,7 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 fi
 
 # --- backlog: PostgreSQL down, 2M events into the log, then drain ----------------------------
-if [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
+if full && [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
   PGTMP=$(mktemp -d "$WORK/pgtmp.XXXXXX")
   PGPORT=$(free_port)
   chown postgres "$PGTMP"; chmod 755 "$PGTMP"
@@ -294,5 +339,6 @@ fi
 # --- the report ------------------------------------------------------------------------------
 PGVER=$(psql "$BENCH_URL" -XAtqc "SHOW server_version")
 PGSET=$(psql "$BENCH_URL" -XAtqc "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers','synchronous_commit','fsync','max_wal_size','wal_level')")
-/usr/bin/python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/bench" \
+OUT="$ROOT/bench"; full || OUT="$WORK"
+/usr/bin/python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" \
   --context "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $PGVER ($PGSET), commit $(git -C "$ROOT" rev-parse --short HEAD), $N trades of gen_trades.py, pm-loadgen with $CONNS connections${PM_BENCH_DAEMON_ARGS:+, daemon options $PM_BENCH_DAEMON_ARGS}"

@@ -166,7 +166,9 @@ bool ProducerConnection::write_queued() {
   stats_.first_write_ns.compare_exchange_strong(expected, t);
   std::uint64_t lines = 0;
   while (stamp_pos_ < inflight_.size() && inflight_[stamp_pos_].end <= written_bytes_) {
-    inflight_[stamp_pos_++].sent_ns = t;
+    Entry& e = inflight_[stamp_pos_++];
+    e.sent_ns = t;
+    if (config_.on_written) config_.on_written(e.index, t);
     ++lines;
   }
   stats_.written.fetch_add(lines, std::memory_order_relaxed);

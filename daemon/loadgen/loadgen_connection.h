@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -62,6 +63,9 @@ struct ConnectionConfig {
   double rate = 0;  // lines per second for this connection; 0 = as fast as possible
   std::size_t window = 10000;
   std::chrono::milliseconds give_up_after{30000};
+  // Called on run()'s thread each time a line's last byte went into the socket (again after a
+  // resend), with the event's index and that moment (steady_ns); may be empty.
+  std::function<void(std::uint64_t index, std::int64_t sent_ns)> on_written;
 };
 
 std::int64_t steady_ns();

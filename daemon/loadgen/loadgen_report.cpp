@@ -24,6 +24,27 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+std::string visibility_text(const ProbeReport& v) {
+  const auto& h = v.visible;
+  return fmt::format("visibility  {:.0f} probes/s on their own connection: sent {} acked {} seen {} missing {}; first write to "
+                     "visible in another session p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms "
+                     "(poll every {:.3f} ms, round trip {:.3f} ms, {} polls)",
+                     v.rate, v.sent, v.acked, v.seen, v.missing, ms(h.percentile(0.5)), ms(h.percentile(0.9)),
+                     ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns), v.poll_period_ms, v.poll_round_trip_ms,
+                     v.polls);
+}
+
+std::string visibility_json(const ProbeReport& v) {
+  const auto& h = v.visible;
+  return fmt::format(
+      R"(,"visible_ms":{{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{},)"
+      R"("probes_per_s":{:.1f},"sent":{},"acked":{},"rejected":{},"missing":{},"polls":{},"poll_period_ms":{:.4f},)"
+      R"("poll_round_trip_ms":{:.4f},"probe_ack_p50":{:.4f},"probe_ack_p99":{:.4f},"condition_id":{}}})",
+      ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns),
+      h.mean_ns() / 1e6, h.count, v.rate, v.sent, v.acked, v.rejected, v.missing, v.polls, v.poll_period_ms,
+      v.poll_round_trip_ms, ms(v.ack.percentile(0.5)), ms(v.ack.percentile(0.99)), json_string(v.condition_id));
+}
+
 }  // namespace
 
 std::string format_progress(double elapsed_s, const LoadStats& stats, std::uint64_t interval_acked, double interval_s,
@@ -69,6 +90,7 @@ std::string format_text(const RunSummary& s) {
                      v.trigger_g2_violations, v.trigger_wrong_token, v.trigger_extra, v.seconds));
     for (const auto& p : v.problems) line("  " + p);
   }
+  if (s.visibility) line(visibility_text(*s.visibility));
   return out;
 }
 
@@ -105,6 +127,7 @@ std::string format_json(const RunSummary& s) {
     for (std::size_t i = 0; i < v.problems.size(); ++i) out += (i ? "," : "") + json_string(v.problems[i]);
     out += "]}";
   }
+  if (s.visibility) out += visibility_json(*s.visibility);
   return out + "}";
 }
 

@@ -7,12 +7,16 @@
 //   events, written, acked, gave_up, rejected, busy, resent, reconnects, unacked, seconds, throughput_eps,
 //   target_rate (0 = unlimited), connections, behind_schedule_max_ms,
 //   ack_latency_ms {p50, p90, p99, p999, max, mean, count}, errors_by_reason {reason: n},
-//   end_to_end {seconds, rows_per_s} (with --wait-applied), verify {...} (with --verify).
+//   end_to_end {seconds, rows_per_s} (with --wait-applied), verify {...} (with --verify),
+//   visible_ms {p50, p90, p99, p999, max, mean, count, probes_per_s, sent, acked, rejected, missing,
+//   polls, poll_period_ms, poll_round_trip_ms, probe_ack_p50, probe_ack_p99, condition_id} (with
+//   --visibility-probes; count = acked probes seen, the samples of the percentiles).
 #include <map>
 #include <optional>
 #include <string>
 
 #include "daemon/loadgen/loadgen_connection.h"
+#include "daemon/loadgen/loadgen_probe.h"
 #include "daemon/loadgen/loadgen_verify.h"
 
 namespace pm::loadgen {
@@ -31,6 +35,7 @@ struct RunSummary {
   std::optional<double> end_to_end_seconds;
   std::optional<std::size_t> end_to_end_rows;
   std::optional<VerifyReport> verify;
+  std::optional<ProbeReport> visibility;
 };
 
 std::string format_text(const RunSummary& s);

@@ -133,6 +133,16 @@ std::unique_ptr<EventSource> EventSource::from_file(const std::string& path, std
   return s;
 }
 
+std::unique_ptr<EventSource> EventSource::probes(const std::string& condition_id) {
+  std::unique_ptr<EventSource> s(new EventSource());
+  s->probe_condition_ = condition_id;
+  s->keep_keys_ = true;
+  s->chunks_ = std::make_unique<std::unique_ptr<std::atomic<std::uint8_t>[]>[]>(kMaxChunks);
+  return s;
+}
+
+std::string EventSource::probe_trade_id(std::uint64_t index) { return fmt::format("{:012d}", index); }
+
 void EventSource::find_file_lines() {
   // Empty lines are skipped; a last line without '\n' counts. Fixed before the run: connection
   // threads read lines through file_line() without the lock.
@@ -211,6 +221,8 @@ bool EventSource::produce_locked(std::string& line) {
     if (index >= file_lines_.size()) return false;
     line.clear();  // the connection reads file_line(index)
     if (keep_keys_ && index < file_keys_.size()) key = std::move(file_keys_[index]);
+  } else if (!probe_condition_.empty()) {
+    line = probe_line_locked(index, key);
   } else {
     line = generate_locked(key);
   }
@@ -304,6 +316,16 @@ std::string EventSource::trade_line_locked(const Market& m, EventKey& key) {
   key.condition_id = m.condition;
   key.id = tid;
   return out;
+}
+
+std::string EventSource::probe_line_locked(std::uint64_t index, EventKey& key) {
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  key.kind = EventKind::Trade;
+  key.condition_id = probe_condition_;
+  key.id = probe_trade_id(index);
+  return fmt::format(R"({{"type":"trade","condition_id":"{}","trade_id":"{}","token_id":"pm-visibility-probe","price":0.5,)"
+                     R"("size":1,"side":"BUY","timestamp":{},"outcome":"Yes","outcome_index":0}})",
+                     probe_condition_, key.id, now_s);
 }
 
 void EventSource::remember_trade_locked(const std::string& line, const EventKey& key) {

@@ -2,9 +2,10 @@
 // EventSource: what pm-loadgen sends, one protocol v1 line at a time, shared by every connection.
 //
 // Contract:
-// - Two kinds: generated (deterministic for a seed: the same seed, conditions, trigger share and
+// - Two kinds of load: generated (deterministic for a seed: the same seed, conditions, trigger share and
 //   dup ratio give the same sequence of lines and keys, whatever the number of connections or the
-//   rate) or replayed from an NDJSON file (each non-empty line as is, in file order).
+//   rate) or replayed from an NDJSON file (each non-empty line as is, in file order);
+//   a third kind, probes(), makes the visibility probes' trades.
 // - next() hands out each event once, with its index (0, 1, 2, ... in production order), until the
 //   count is reached, the deadline passes, the file ends or stop() is called. Thread-safe.
 // - With keep_keys, the key of every event handed out is recorded (trade: condition_id and
@@ -68,6 +69,12 @@ class EventSource {
   // Reads the whole file (throws std::runtime_error when it cannot); `count` limits the lines used.
   static std::unique_ptr<EventSource> from_file(const std::string& path, std::optional<std::uint64_t> count,
                                                 bool keep_keys);
+  // Visibility probes (--visibility-probes): small trades of `condition_id` whose trade_id is the
+  // event's index as probe_trade_id() writes it, timestamped with the wall clock when produced;
+  // keys kept. Unbounded: stop it with a deadline or stop().
+  static std::unique_ptr<EventSource> probes(const std::string& condition_id);
+  // The index zero-padded to 12 digits, so that text order is index order.
+  static std::string probe_trade_id(std::uint64_t index);
   ~EventSource();
 
   // No event is handed out after this moment (for --duration).
@@ -112,6 +119,7 @@ class EventSource {
   Market pick_market_locked();
   std::string trigger_line_locked(const Market& m, EventKey& key);
   std::string trade_line_locked(const Market& m, EventKey& key);
+  std::string probe_line_locked(std::uint64_t index, EventKey& key);
   void remember_trade_locked(const std::string& line, const EventKey& key);  // for later duplicates
 
   bool keep_keys_ = false;
@@ -126,6 +134,9 @@ class EventSource {
   bool from_file_ = false;
   std::string file_;
   std::vector<std::pair<std::size_t, std::size_t>> file_lines_;  // (offset, length) of every line, found at load
+
+  // Visibility probes: their condition_id (empty otherwise).
+  std::string probe_condition_;
 
   // Generation.
   GeneratorConfig gen_;

@@ -1,8 +1,10 @@
 // pm-loadgen: the load-test harness of pm-ingestd. Drives a running daemon over its Unix socket
 // with generated events (or a replayed NDJSON file) on several pipelined connections, prints a
 // progress line every second and a summary at the end (text, or JSON with --json), and can check
-// the result in PostgreSQL (--verify) or time it end to end (--wait-applied).
-// Exit codes: 0 ok; 1 events left unacknowledged, a verification mismatch or a database error;
+// the result in PostgreSQL (--verify), time it end to end (--wait-applied), or measure how soon
+// rows are visible to another PostgreSQL session (--visibility-probes).
+// Exit codes: 0 ok; 1 events left unacknowledged, a verification mismatch, acked probes never seen
+// or a database error;
 // 2 usage error.
 #include <signal.h>
 
@@ -20,6 +22,7 @@
 
 #include "daemon/cli_common.h"
 #include "daemon/loadgen/loadgen_connection.h"
+#include "daemon/loadgen/loadgen_probe.h"
 #include "daemon/loadgen/loadgen_report.h"
 #include "daemon/loadgen/loadgen_source.h"
 #include "daemon/loadgen/loadgen_verify.h"
@@ -42,7 +45,17 @@ constexpr const char* kUsage =
     "--duration seconds, at the end of --input, or on Ctrl-C; then waits for the outstanding acks.\n"
     "\n"
     "Every second a progress line goes to stderr; the summary goes to stdout.\n"
-    "Exit codes: 0 ok, 1 events left unacknowledged / verification mismatch / database error,\n"
+    "\n"
+    "Freshness (--visibility-probes N): N probe trades per second more, paced, on a connection of\n"
+    "their own (condition_id pm-visibility-probe-<pid>-<nonce>, trade_id the probe's number); a\n"
+    "separate PostgreSQL session polls polymarket_trades for them as fast as it can while one is\n"
+    "outstanding (a range scan of the primary key, --visibility-poll-us apart). Each probe's latency runs from its line written\n"
+    "into the socket to the start of the first poll that saw its row; the summary gives p50..max,\n"
+    "the poll period (the precision) and its round trip. The probes stop with the load (--duration,\n"
+    "--count, --input) and stay in the table.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 events left unacknowledged / verification mismatch / acked probes not\n"
+    "visible within --verify-timeout / database error,\n"
     "2 usage error.\n"
     "\n";
 
@@ -62,6 +75,8 @@ struct Options {
   bool json = false, quiet = false, verify = false, verify_only = false, wait_applied = false;
   double verify_timeout = 60;
   int poll_ms = 10;
+  double probes = 0;       // --visibility-probes, per second; 0: off
+  int probe_poll_us = 200;
   std::string database_url;
 };
 
@@ -110,8 +125,13 @@ void add_report_options(po::options_description& o) {
       ("wait-applied", "after the last ack, wait until every acked trade is visible in PostgreSQL and report "
                        "the end-to-end time from the first line sent")
       ("poll-ms", po::value<int>()->default_value(10), "polling interval of --wait-applied, milliseconds")
+      ("visibility-probes", po::value<double>()->default_value(0),
+       "probe trades per second, on a connection of their own, timed from the line written to the row visible to "
+       "another PostgreSQL session (see above); 0: off")
+      ("visibility-poll-us", po::value<int>()->default_value(200),
+       "pause between two polls for the probes, microseconds (0: none)")
       ("database-url", po::value<std::string>()->default_value(""),
-       "PostgreSQL URL for --verify / --wait-applied (default: $DATABASE_URL)")
+       "PostgreSQL URL for --verify / --wait-applied / --visibility-probes (default: $DATABASE_URL)")
       ("database-url-file", po::value<std::string>()->default_value(""), "read the URL from this file's first line");
 }
 
@@ -141,6 +161,8 @@ Options options_from(const po::variables_map& vm) {
   opt.verify_timeout = vm["verify-timeout"].as<double>();
   opt.wait_applied = vm.count("wait-applied") > 0;
   opt.poll_ms = vm["poll-ms"].as<int>();
+  opt.probes = vm["visibility-probes"].as<double>();
+  opt.probe_poll_us = vm["visibility-poll-us"].as<int>();
   return opt;
 }
 
@@ -156,13 +178,16 @@ void check(const Options& opt) {
     throw po::error("say when to stop: --count, --duration or --input");
   if (opt.verify_only && opt.input.empty() && !opt.count) throw po::error("--verify-only needs --input or --count");
   if (opt.poll_ms < 1) throw po::error("--poll-ms must be at least 1");
+  if (!(opt.probes >= 0)) throw po::error("--visibility-probes must be 0 (off) or a positive rate");
+  if (opt.probe_poll_us < 0) throw po::error("--visibility-poll-us must not be negative");
+  if (opt.probes > 0 && opt.verify_only) throw po::error("--visibility-probes sends: not with --verify-only");
 }
 
-// The database URL, when --verify or --wait-applied need one.
+// The database URL, when --verify, --wait-applied or --visibility-probes need one.
 void resolve_database(const po::variables_map& vm, Options& opt) {
-  if (!opt.verify && !opt.wait_applied) return;
+  if (!opt.verify && !opt.wait_applied && !(opt.probes > 0)) return;
   auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(), vm["database-url-file"].as<std::string>());
-  if (!url) throw po::error("--verify and --wait-applied need --database-url, --database-url-file or DATABASE_URL");
+  if (!url) throw po::error("--verify, --wait-applied and --visibility-probes need --database-url, --database-url-file or DATABASE_URL");
   opt.database_url = *url;
 }
 
@@ -325,14 +350,35 @@ bool measure_end_to_end(const Options& opt, const Connections& connections, cons
   return true;
 }
 
-// Sends the source's events on --connections connections and fills the summary; false when
-// --wait-applied timed out.
+// --visibility-probes: the probe, started (null when off). Throws when PostgreSQL is unreachable.
+std::unique_ptr<VisibilityProbe> start_probe(const Options& opt,
+                                             std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (!(opt.probes > 0)) return nullptr;
+  ProbeConfig c;
+  c.socket_path = opt.socket;
+  c.database_url = opt.database_url;
+  c.condition_id = new_probe_condition();
+  c.rate = opt.probes;
+  c.poll_pause = std::chrono::microseconds(opt.probe_poll_us);
+  c.give_up_after = millis(opt.give_up_after);
+  c.timeout = millis(opt.verify_timeout);
+  auto probe = std::make_unique<VisibilityProbe>(std::move(c));
+  probe->start(deadline);
+  return probe;
+}
+
+// Sends the source's events on --connections connections (and the probes beside them) and fills
+// the summary; false when --wait-applied timed out.
 bool send(const Options& opt, EventSource& source, RunSummary& summary) {
   LoadStats stats;
   const Connections connections = make_connections(opt, source, stats);
   const auto start = std::chrono::steady_clock::now();
-  if (opt.duration) source.set_deadline(start + millis(*opt.duration));
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (opt.duration) deadline = start + millis(*opt.duration);
+  if (deadline) source.set_deadline(*deadline);
+  const auto probe = start_probe(opt, deadline);
   run_connections(opt, connections, source, stats, start);
+  if (probe) summary.visibility = probe->finish();
   summarize(stats, source, summary);
   const std::int64_t first = stats.first_write_ns.load();
   if (opt.wait_applied && first) return measure_end_to_end(opt, connections, source, first, summary);
@@ -366,6 +412,11 @@ int run(const Options& opt) {
     if (!summary.verify->ok) exit_code = 1;
   }
   if (summary.unacked > 0 || summary.gave_up > 0) exit_code = 1;
+  if (summary.visibility && summary.visibility->missing > 0) {
+    std::cerr << "pm-loadgen: " << summary.visibility->missing
+              << " acked visibility probe(s) were not visible in PostgreSQL within --verify-timeout\n";
+    exit_code = 1;
+  }
   print_summary(opt, summary);
   return exit_code;
 }

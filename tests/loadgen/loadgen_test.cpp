@@ -1,6 +1,7 @@
 // pm-loadgen against the real daemon and PostgreSQL: a counted run that verifies, the JSON
 // summary's fields, replay of a file, duplicates, a verification that must fail (a deleted and an
-// added row), and a kill -9 of the daemon mid-run that the loadgen rides out by resending.
+// added row), a kill -9 of the daemon mid-run that the loadgen rides out by resending, and the
+// visibility probes (--visibility-probes) timed from another PostgreSQL session.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -247,16 +248,51 @@ TEST_F(LoadgenTest, KillNineOfTheDaemonMidRunEndsVerified) {
   EXPECT_EQ(trades(), static_cast<long long>(j.num({"verify", "trades_acked"})));
 }
 
+TEST_F(LoadgenTest, VisibilityProbesAreSeenFromAnotherSessionAndTimed) {
+  const auto r = run_loadgen(daemon_.dir(), base({"--rate", "200", "--duration", "1.5", "--seed", "9",
+                                                  "--visibility-probes", "40", "--verify"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json j(r.json);
+  const double acked = j.num({"visible_ms", "acked"});
+  EXPECT_GE(acked, 40) << "40 probes/s for 1.5 s";
+  EXPECT_LE(acked, 70);
+  EXPECT_EQ(j.num({"visible_ms", "sent"}), acked);
+  EXPECT_EQ(j.num({"visible_ms", "count"}), acked) << "every acked probe seen, each one sample";
+  EXPECT_EQ(j.num({"visible_ms", "missing"}), 0);
+  EXPECT_EQ(j.num({"visible_ms", "probes_per_s"}), 40);
+  const double p50 = j.num({"visible_ms", "p50"}), p99 = j.num({"visible_ms", "p99"}), max = j.num({"visible_ms", "max"});
+  EXPECT_GT(max, 0);
+  EXPECT_LE(p50, p99);
+  EXPECT_LE(p99, max);
+  EXPECT_GE(j.num({"visible_ms", "polls"}), acked) << "each probe, 25 ms apart, needs a poll of its own";
+  EXPECT_GT(j.num({"visible_ms", "poll_period_ms"}), 0);
+  EXPECT_GT(j.num({"visible_ms", "poll_round_trip_ms"}), 0);
+  // The probes are rows of their own condition; the load beside them is verified without them.
+  EXPECT_EQ(query_count(tdb_.url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id LIKE 'pm-visibility-probe-%' "
+                                    "AND trade_id ~ '^[0-9]{12}$'"),
+            static_cast<long long>(acked));
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  EXPECT_EQ(trades(), static_cast<long long>(acked + j.num({"verify", "trades_acked"})));
+  // The text summary has the line too.
+  const auto text = run_loadgen(daemon_.dir(), {"--socket", daemon_.socket(), "--database-url", tdb_.url(), "--quiet",
+                                                "--count", "20", "--rate", "100", "--visibility-probes", "20"});
+  EXPECT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("visibility  20 probes/s"), std::string::npos) << text.output;
+}
+
 TEST(LoadgenCli, HelpAndUsageErrors) {
   const std::string dir = make_temp_dir("pm_loadgen_cli");
   auto r = run_loadgen(dir, {"--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* option : {"--socket", "--rate", "--duration", "--count", "--connections", "--triggers", "--dup-ratio",
-                             "--conditions", "--seed", "--input", "--json", "--verify", "--database-url"})
+                             "--conditions", "--seed", "--input", "--json", "--verify", "--database-url",
+                             "--visibility-probes", "--visibility-poll-us"})
     EXPECT_NE(r.output.find(option), std::string::npos) << option;
   r = run_loadgen(dir, {"--socket", dir + "/none.sock"});
   EXPECT_EQ(r.exit_code, 2) << r.output;  // no stop condition
   r = run_loadgen(dir, {"--count", "1", "--rate", "fast"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = run_loadgen(dir, {"--count", "1", "--visibility-probes", "-1", "--database-url", "postgresql://x/y"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_loadgen(dir, {"--count", "10", "--socket", dir + "/none.sock", "--give-up-after", "0.3", "--quiet"});
   EXPECT_EQ(r.exit_code, 1) << r.output;  // nothing answers: gives up, says so
