@@ -102,7 +102,7 @@ void BatchWriter::run() {
 // Alive = going round the loop, and no batch in flight for longer than one round would take.
 void BatchWriter::beat() {
   Clock::time_point beat = Clock::now();
-  if (lanes_) beat = std::min(beat, lanes_->oldest_submitted().value_or(beat));
+  beat = std::min(beat, lanes_->oldest_submitted().value_or(beat));
   heartbeat_ = beat.time_since_epoch().count();
 }
 
@@ -193,25 +193,27 @@ std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> event
   logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; stored in pm_dead_letters", events[0].lsn,
                  to_string(events[0].event.type()), refusal.sqlstate, refusal.message);
   lanes_->submit_dead_letter(events[0], refusal);
-  std::vector<FinishedBatch> letter = lanes_->take_finished(true);
-  if (!letter.at(0).result.applied()) {
-    lanes_->restart();
-    return letter[0].result.failure;
-  }
-  committed(letter[0]);
+  FinishedBatch letter = take_alone();
+  if (!letter.result.applied()) return letter.result.failure;
+  committed(letter);
   return std::nullopt;
 }
 
 // One batch through the lanes with nothing else in flight; its outcome.
 FinishedBatch BatchWriter::run_alone(std::vector<QueuedEvent> events) {
   lanes_->submit(std::move(events), probe());
+  return take_alone();
+}
+
+// The outcome of the one batch in flight; the lanes start a new sequence if it did not commit.
+FinishedBatch BatchWriter::take_alone() {
   std::vector<FinishedBatch> done = lanes_->take_finished(true);
   if (!done.at(0).result.applied()) lanes_->restart();
   return std::move(done[0]);
 }
 
 void BatchWriter::finish_in_flight() noexcept {
-  if (!lanes_ || lanes_->in_flight() == 0) return;
+  if (lanes_->in_flight() == 0) return;
   // Whatever committed is recorded; what did not stays in the log for the next attempt.
   try {
     for (FinishedBatch& f : lanes_->take_finished(true)) {
@@ -236,18 +238,22 @@ void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
   metrics_.database_up(false);
   // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
   // checkpoint says where to continue, on whichever server is primary by then.
-  ready_ = false;
-  collector_.reset();
-  metrics_.publish(applied_, 0);
-  sleep_for(backoff.next());
+  start_over(backoff);
 }
 
 void BatchWriter::wait_for_log_state(Backoff& backoff) {
   finish_in_flight();
   logger_->warn("cannot write the log's state file before sending a batch to PostgreSQL; the batch waits, "
                 "retrying with backoff");
+  start_over(backoff);
+}
+
+// After a failure, with nothing in flight: the checkpoint is read again after a backoff, and the
+// events in hand are dropped (they are read again from the log).
+void BatchWriter::start_over(Backoff& backoff) {
   ready_ = false;
   collector_.reset();
+  metrics_.publish(applied_, 0);
   sleep_for(backoff.next());
 }
 
@@ -303,45 +309,46 @@ std::optional<wal::Position> BatchWriter::start_position(const std::optional<Ing
 }
 
 void BatchWriter::resume_from(const wal::Position& start) {
-  applied_ = start;
   dispatched_ = start;
-  applied_log_offset_ = start.log_offset;
-  applied_lsn_ = start.lsn;
   // Segments wholly below the checkpoint are applied: nothing will read them again once the
   // standbys have them. The state file forgets a later applied position at once: a failover may
   // have taken the checkpoint back, and recovery deletes below what the state file records.
-  retention_.applied(start);
-  log_.note_applied(start);
+  set_applied(start);
   log_.persist_applied();
   collector_.reset();
   metrics_.publish(applied_, 0);
   const wal::Position durable = log_.durable();
   logger_->info("writer connected; instance '{}' resumes after lsn {} ({} events to replay)", config_.instance_id,
                 start.lsn, durable.lsn - std::min(durable.lsn, start.lsn));
-  if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
-    replay_done_ = true;
-    metrics_.replay_done(true);
-  }
+  reached_replay_target();
 }
 
 void BatchWriter::committed(const FinishedBatch& batch) {
   const std::span<const QueuedEvent> events(batch.batch->events);
   const BatchCounts& counts = *batch.result.value;
   duplicates_seen_ = counts.trades_inserted < counts.trades;
-  applied_ = events.back().end;
-  applied_log_offset_ = applied_.log_offset;  // the backlog budget frees these bytes at once
-  applied_lsn_ = applied_.lsn;
-  retention_.applied(applied_);  // before the log notes it: it may hold what the state file records
-  log_.note_applied(applied_);
+  set_applied(events.back().end);
   database_up_ = true;
   metrics_.database_up(true);
   metrics_.batch_committed(events, counts, batch.seconds, batch.outcome_at);
   last_contact_ = Clock::now();
-  if (!replay_done_ && applied_.lsn >= replay_target_lsn_) {
-    replay_done_ = true;
-    metrics_.replay_done(true);
-    logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);
-  }
+  if (reached_replay_target()) logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);
+}
+
+void BatchWriter::set_applied(const wal::Position& position) {
+  applied_ = position;
+  applied_log_offset_ = position.log_offset;  // the backlog budget frees these bytes at once
+  applied_lsn_ = position.lsn;
+  retention_.applied(position);  // before the log notes it: it may hold what the state file records
+  log_.note_applied(position);
+}
+
+// True once, when the applied position first reaches what was durable at start().
+bool BatchWriter::reached_replay_target() {
+  if (replay_done_ || applied_.lsn < replay_target_lsn_) return false;
+  replay_done_ = true;
+  metrics_.replay_done(true);
+  return true;
 }
 
 }  // namespace pm

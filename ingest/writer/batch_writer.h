@@ -111,10 +111,14 @@ class BatchWriter {
   std::optional<TxFailure> settle(std::vector<FinishedBatch> finished);
   std::optional<TxFailure> isolate(std::span<const QueuedEvent> events, const TxFailure* refused);
   FinishedBatch run_alone(std::vector<QueuedEvent> events);
+  FinishedBatch take_alone();
   void finish_in_flight() noexcept;
   void committed(const FinishedBatch& batch);
   void back_off(const TxFailure& failure, Backoff& backoff);
   void wait_for_log_state(Backoff& backoff);
+  void start_over(Backoff& backoff);
+  void set_applied(const wal::Position& position);
+  bool reached_replay_target();
   DuplicateProbe probe() const;
   void sleep_for(std::chrono::milliseconds d);
   void fatal(const std::string& message);
