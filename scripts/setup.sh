@@ -15,6 +15,7 @@ PACKAGES=(
   prometheus                                 # tests: promtool (metrics lint, rule tests) and a real Prometheus for the dashboard
   systemd                                    # tests: systemd-analyze verify/security, systemd-socket-activate
   libsimdjson-dev                            # JSON parsing of producer lines
+  libzstd-dev                                # compression of archived log segments (--archive-dir)
   libsystemd-dev                             # sd_notify, sd_listen_fds
   libgtest-dev libgmock-dev                  # tests
   clang-14 libclang-rt-14-dev                # scripts/fuzz.sh: libFuzzer targets (clang; libFuzzer, ASan, UBSan runtimes)

@@ -1,0 +1,52 @@
+#pragma once
+// ArchiveIndex: the list of archived segments (`index.ndjson` in the archive directory, one JSON
+// object per segment in segment order: the ArchiveEntry fields, log id as 32 hex digits). The
+// archive files' headers are the truth; the index is their summary for listing and retention.
+//
+// Contract:
+// - load() reads the index and checks it against the files' headers; when it is missing, damaged
+//   or disagrees with the files (a crash between a file and the index being written), it is
+//   rebuilt from the headers and saved. Files whose header is damaged are not listed and are
+//   reported through `damaged` (file, problem); nothing is deleted.
+// - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
+//   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
+// - Not thread-safe: one owner (the daemon's archiver thread, or a pm-ingestctl command).
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ingest/archive/archive_format.h"
+#include "ingest/log/log_fs.h"
+
+namespace pm::archive {
+
+class ArchiveIndex {
+ public:
+  using DamageReport = std::function<void(const std::string& file, const std::string& problem)>;
+  static ArchiveIndex load(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {});
+
+  const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
+  std::uint64_t total_file_bytes() const;
+  void add(const ArchiveEntry& entry);   // a segment above every listed one
+  void remove(std::uint64_t segment);    // from the index only; the caller deletes the file
+  const std::string& dir() const { return dir_; }
+
+  // The index file's text for `entries` (also what `pm-ingestctl archive list --json` prints).
+  static std::string render(const std::vector<ArchiveEntry>& entries);
+
+ private:
+  ArchiveIndex(wal::LogFs& fs, std::string dir) : fs_(&fs), dir_(std::move(dir)) {}
+  void save(const std::vector<ArchiveEntry>& entries);
+  wal::LogFs* fs_;
+  std::string dir_;
+  std::vector<ArchiveEntry> entries_;
+};
+
+// Retention of the archive: removes the oldest archived segments (file, then index line) while the
+// archive's files total more than `max_bytes` (0: no limit) or the newest event of the oldest
+// segment arrived before `now_ms - max_age_ms` (0: no limit), oldest first, all of them if need
+// be. Returns what it removed. A file that cannot be deleted stays listed (ArchiveWriteError).
+std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
+                                                  std::int64_t max_age_ms, std::int64_t now_ms);
+
+}  // namespace pm::archive

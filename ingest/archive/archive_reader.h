@@ -1,0 +1,25 @@
+#pragma once
+// Reading archive files (archive_format.h).
+//
+// - read_archive(): the archived segment, checked: the whole-file checksum (trailer), the header,
+//   the zstd frame, and that the decompressed bytes are a segment of the size and header the
+//   archive header states. Damage throws ArchiveDamage naming the file and byte offset.
+// - verify_archive(): read_archive() plus every record of the segment (checksums, LSN order, group
+//   markers, the LSN range and event counts of the header). Read-only.
+// Any thread; nothing is shared.
+#include <string>
+
+#include "ingest/archive/archive_format.h"
+#include "ingest/log/log_fs.h"
+
+namespace pm::archive {
+
+struct ArchivedSegment {
+  ArchiveEntry entry;
+  std::string segment_bytes;  // the segment file as it was in the live log
+};
+
+ArchivedSegment read_archive(wal::LogFs& fs, const std::string& path);
+ArchiveEntry verify_archive(wal::LogFs& fs, const std::string& path);
+
+}  // namespace pm::archive

@@ -1,0 +1,78 @@
+#pragma once
+// SegmentChain: the events of one log, in LSN order, read from any mix of archive directories
+// (archive files) and live log directories (segment files), as `pm-ingestctl replay` and
+// `pm-ingestctl archive verify` need them.
+//
+// Contract:
+// - discover(dirs): lists the segments each directory holds (a directory is an archive when it
+//   holds `.pmarc` files or an `index.ndjson`, a live log when it holds `.wal` files). A segment
+//   present in both is read from the live log. Every segment must belong to one log (same log id:
+//   otherwise ChainError naming both files). Gaps between segments are kept in `gaps()`.
+// - Reading: next() returns the next event record at or after `from_lsn`, reading each segment
+//   from its start (a live log's newest segment up to its valid end: a torn tail being written is
+//   not an error). A segment is decompressed whole (archive) or read through the log's reader.
+// - Damage (a bad archive file, a bad record, a gap in the LSNs) throws ArchiveDamage or
+//   wal::WalCorruption naming the file and byte offset, unless `skip_damaged`: then each skipped
+//   LSN range is reported through `on_skip` (first, last, file, problem) and reading goes on at the
+//   next readable record (wal_salvage's rule inside a segment; the next segment otherwise).
+// - Not thread-safe: one reader.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ingest/archive/archive_format.h"
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_reader.h"
+
+namespace pm::archive {
+
+class ChainError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ChainSegment {
+  std::uint64_t segment = 0;
+  std::string path;       // the file it is read from
+  bool archived = false;  // .pmarc (else a live .wal)
+  std::uint64_t first_lsn = 0;  // from its header
+  std::uint64_t bytes = 0;      // on disk (compressed for archive files)
+  std::uint64_t events = 0;     // from the archive header; 0 (unknown) for live segments
+};
+
+struct SkippedRange {
+  std::uint64_t first_lsn = 0;  // inclusive; last_lsn < first_lsn when no LSN could be named
+  std::uint64_t last_lsn = 0;
+  std::string file;
+  std::string problem;
+};
+
+class SegmentChain {
+ public:
+  static SegmentChain discover(wal::LogFs& fs, const std::vector<std::string>& dirs);
+  SegmentChain(SegmentChain&&) noexcept;
+  ~SegmentChain();
+
+  const wal::LogId& log_id() const;
+  const std::vector<ChainSegment>& segments() const;
+  // Missing segment numbers between the ones found: (first missing, last missing).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps() const;
+
+  // Starts reading at the first event with lsn >= from_lsn.
+  void start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip = {});
+  std::optional<wal::Record> next();
+  // Bytes of the chain's files read so far (for progress), out of total_bytes().
+  std::uint64_t bytes_done() const;
+  std::uint64_t total_bytes() const;
+
+ private:
+  struct State;
+  explicit SegmentChain(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace pm::archive
