@@ -33,7 +33,7 @@ void LogRetention::applied(const wal::Position& position) {
 
 void LogRetention::check(bool force) {
   if (!config_.wait_for_standbys && !awaiting_.empty()) {
-    log_.remove_segments_before(awaiting_.back().applied.segment);
+    release_before(awaiting_.back().applied.segment);
     awaiting_.clear();
   }
   if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
@@ -85,7 +85,7 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
   if (confirmed_applied) {
     // The hold moves up to what is confirmed (or goes) before the log records and deletes.
     log_.hold_applied_at(awaiting_.empty() ? std::nullopt : confirmed_applied);
-    log_.remove_segments_before(confirmed_applied->segment);
+    release_before(confirmed_applied->segment);
   }
   metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
   if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
@@ -93,6 +93,13 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
   metrics_.wal_segments_awaiting_replication.Set(
       awaiting_.empty() || awaiting_.back().applied.segment <= oldest ? 0.0
                                                                        : static_cast<double>(awaiting_.back().applied.segment - oldest));
+}
+
+void LogRetention::release_before(std::uint64_t segment) {
+  if (config_.release_before)
+    config_.release_before(segment);
+  else
+    log_.remove_segments_before(segment);
 }
 
 void LogRetention::warn_at_most_each_minute(const std::string& message) {

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 
@@ -40,6 +41,9 @@
 namespace pm {
 
 struct RetentionConfig {
+  // What happens to applied, confirmed segments below a segment: null deletes them from the live
+  // log at once; with an archive, SegmentArchiver::release_before archives them first (its thread).
+  std::function<void(std::uint64_t segment)> release_before;
   bool wait_for_standbys = true;
   std::size_t min_standbys = 0;
   std::chrono::milliseconds check_interval{500};
@@ -74,6 +78,7 @@ class LogRetention {
   ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
   void warn_at_most_each_minute(const std::string& message);
+  void release_before(std::uint64_t segment);
 
   const RetentionConfig config_;
   Database& db_;
