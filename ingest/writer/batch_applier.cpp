@@ -79,19 +79,22 @@ BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> e
                                  std::span<const TradeRow> rows, const TradeStage& stage) const {
   BatchCounts counts;
   std::vector<const TriggerEvent*> triggers;
+  std::vector<std::string> arrived_at;  // each trigger's created_at: when it arrived, so a replay writes the same
   for (const auto& q : events) {
     counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
-    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) triggers.push_back(g);
+    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) {
+      triggers.push_back(g);
+      arrived_at.push_back(format_iso(SystemTime(std::chrono::milliseconds(q.event.received_ms))));
+    }
   }
   counts.trades = stage.trades;
   counts.trades_inserted = stage.inserted.size();
   counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted);
   counts.triggers = triggers.size();
   if (!triggers.empty()) {
-    const std::string created_at = now_iso();
     std::vector<PolymarketFirstTrigger> rows;
     rows.reserve(triggers.size());
-    for (const TriggerEvent* g : triggers) rows.push_back(to_row(*g, created_at));
+    for (std::size_t i = 0; i < triggers.size(); ++i) rows.push_back(to_row(*triggers[i], arrived_at[i]));
     const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
     std::map<float, std::pair<double, std::int64_t>> newest_by_threshold;  // REAL key -> (threshold, ts)
     for (std::size_t i = 0; i < triggers.size(); ++i) {

@@ -1,0 +1,256 @@
+// Event sourcing (issue 12): the daemon archives every applied log segment (--archive-dir), and
+// `pm-ingestctl replay` rebuilds the projection tables from the archive and the live log, exactly
+// once: row for row what the live daemon wrote, at any instant (--until), through kill -9.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "repos/database.h"
+#include "repos/migrator.h"
+#include "repos/util/clock.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/e2e/load_driver.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/process.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+void migrate(const std::string& url) {
+  DatabaseConfig config;
+  config.url = url;
+  Database db(config);
+  Migrator(db).migrate();
+}
+
+// Every row of the four projection tables, as text, in key order. Left out: the watermarks'
+// updated_at, which records when the row was last written (a rebuild writes it later by nature).
+std::vector<std::string> projection(const std::string& url) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  std::vector<std::string> rows;
+  const char* queries[] = {
+      "SELECT 'trade ' || to_jsonb(t)::text FROM polymarket_trades t ORDER BY condition_id, trade_id",
+      "SELECT 'trigger ' || to_jsonb(t)::text FROM polymarket_first_triggers t ORDER BY condition_id, threshold",
+      "SELECT 'trade_watermark ' || (to_jsonb(t) - 'updated_at')::text FROM trade_watermarks t ORDER BY condition_id",
+      "SELECT 'trigger_watermark ' || (to_jsonb(t) - 'updated_at')::text FROM trigger_watermarks t ORDER BY threshold"};
+  for (const char* q : queries)
+    for (const auto& row : tx.exec(q)) rows.push_back(row[0].as<std::string>());
+  return rows;
+}
+
+std::vector<std::string> archive_args(const DaemonHarness& d) {
+  return {"--archive-dir", d.dir() + "/archive", "--wal-segment-bytes", "64K", "--standby-wait", "off"};
+}
+
+Run replay(const DaemonHarness& d, const std::string& url, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"replay", "--source", d.dir() + "/archive", "--source", d.wal_dir(), "--database-url", url};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_ctl(args);
+}
+
+// The same trades sent twice on one connection: the second copy is a duplicate of the first.
+void send_duplicates(const std::string& socket, const std::string& prefix, int n) {
+  Producer p(socket);
+  std::vector<std::string> lines;
+  for (int i = 0; i < n; ++i) lines.push_back(trade_line("dup", prefix + std::to_string(i), 1'700'000'000 + i));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(2 * static_cast<std::uint64_t>(n), 30s));
+}
+
+// Waits until every acked event is applied and every applied segment but the newest is archived.
+void wait_applied_and_archived(DaemonHarness& d, LoadDriver& load, const std::string& url) {
+  expect_exactly_what_was_acked(url, load);
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+}
+
+TEST(EventSourcing, ReplayOfTheArchiveRebuildsEveryProjectionRowForRowThroughAnOutage) {
+  PgCluster cluster;
+  cluster.start();
+  migrate(cluster.url());
+  cluster.query("CREATE DATABASE rebuild");
+  migrate(cluster.url("rebuild"));
+  DaemonHarness d(cluster.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  LoadOptions options;
+  options.producers = 4;
+  options.triggers = true;  // producers race for the same (condition, threshold): G2
+  LoadDriver load({d.socket()}, options);
+  send_duplicates(d.socket(), "dupA", 300);
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 2000; }, 60s)) << d.output();
+  cluster.stop();
+  const std::size_t at_stop = load.acked_count();
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > at_stop + 1000; }, 60s)) << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 0; }, 30s));
+  cluster.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 60s)) << d.output();
+  send_duplicates(d.socket(), "dupB", 300);
+  load.stop();
+  wait_applied_and_archived(d, load, cluster.url());
+  EXPECT_GT(d.metric("pm_ingest_archived_segments_total"), 3);
+  EXPECT_EQ(d.stop(), 0);
+
+  const Run r = replay(d, cluster.url("rebuild"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto live = projection(cluster.url());
+  const auto rebuilt = projection(cluster.url("rebuild"));
+  EXPECT_GT(live.size(), 3000u);
+  EXPECT_EQ(rebuilt, live);
+  // A second run finds its checkpoint at the end: it applies nothing and changes nothing.
+  const Run again = replay(d, cluster.url("rebuild"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("applied 0"), std::string::npos) << again.output;
+  EXPECT_EQ(projection(cluster.url("rebuild")), live);
+}
+
+TEST(EventSourcing, PointInTimeReplayHoldsExactlyTheEventsThatArrivedBefore) {
+  TestDatabase live("es_pitr_live");
+  TestDatabase rebuilt("es_pitr_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> before, after;
+  for (int i = 0; i < 3000; ++i) before.push_back(trade_line("c" + std::to_string(i % 7), "before" + std::to_string(i)));
+  for (int i = 0; i < 3000; ++i) after.push_back(trade_line("c" + std::to_string(i % 7), "after" + std::to_string(i)));
+  ASSERT_TRUE(p.send(before));
+  ASSERT_TRUE(p.wait_ack(before.size(), 30s));
+  const std::int64_t instant = now_epoch_ms() + 1;  // later than every arrival so far
+  ASSERT_TRUE(wait_until([&] { return now_epoch_ms() > instant; }, 1s));
+  ASSERT_TRUE(p.send(after));
+  ASSERT_TRUE(p.wait_ack(before.size() + after.size(), 30s));
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 6000; }, 60s));
+  EXPECT_EQ(d.stop(), 0);
+
+  const Run r = replay(d, rebuilt.url(), {"--until", format_iso(SystemTime(std::chrono::milliseconds(instant)))});
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::set<std::string> expected;
+  for (int i = 0; i < 3000; ++i) expected.insert("before" + std::to_string(i));
+  EXPECT_EQ(trade_ids(rebuilt.url()), expected);
+  EXPECT_NE(r.output.find("arrived at or after --until 3000"), std::string::npos) << r.output;
+}
+
+TEST(EventSourcing, ReplayKilledAtRandomMomentsResumesToTheSameTables) {
+  TestDatabase live("es_kill_live");
+  TestDatabase rebuilt("es_kill_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  LoadOptions options;
+  options.triggers = true;
+  LoadDriver load({d.socket()}, options);
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 20000; }, 120s)) << d.output();
+  load.stop();
+  wait_applied_and_archived(d, load, live.url());
+  EXPECT_EQ(d.stop(), 0);
+
+  const std::uint32_t seed = static_cast<std::uint32_t>(std::random_device{}());
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::vector<std::string> args = {"replay", "--source", d.dir() + "/archive", "--source", d.wal_dir(),
+                                         "--database-url", rebuilt.url(), "--batch-max-events", "300"};
+  int killed = 0;
+  for (int round = 0; round < 12; ++round) {
+    Process p;
+    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out");
+    // A random moment of the run: a fault's timing, not a synchronisation.
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng)));
+    if (p.running()) ++killed;
+    p.kill9();
+    p.wait(10s);
+  }
+  EXPECT_GE(killed, 10) << "the replay finished before most kills: make it longer";
+  const Run last = run_ctl(args);
+  ASSERT_EQ(last.code, 0) << last.output;
+  EXPECT_EQ(projection(rebuilt.url()), projection(live.url()));
+}
+
+TEST(EventSourcing, ArchiveRetentionRemovesOnlyWhatTheLimitSays) {
+  TestDatabase live("es_retention");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--archive-max-bytes", "100K"});
+  d.start();
+  LoadDriver load({d.socket()}, LoadOptions{});
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_removed_segments_total") >= 3; }, 120s)) << d.output();
+  load.stop();
+  wait_applied_and_archived(d, load, live.url());
+  EXPECT_EQ(d.stop(), 0);
+  const Run list = run_ctl({"archive", "list", "--archive-dir", d.dir() + "/archive", "--json"});
+  ASSERT_EQ(list.code, 0) << list.output;
+  // What is left fits the limit, and is the newest: a contiguous run of segments ending at the
+  // last archived one.
+  std::uintmax_t bytes = 0;
+  std::vector<std::string> names;
+  for (const auto& f : std::filesystem::directory_iterator(d.dir() + "/archive"))
+    if (f.path().extension() == ".pmarc") {
+      bytes += f.file_size();
+      names.push_back(f.path().filename());
+    }
+  std::sort(names.begin(), names.end());
+  EXPECT_LE(bytes, 100u * 1024);
+  ASSERT_FALSE(names.empty());
+  const auto number = [](const std::string& name) { return std::stoull(name.substr(0, 16), nullptr, 16); };
+  EXPECT_EQ(number(names.back()) - number(names.front()) + 1, names.size());
+  const Run verify = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+}
+
+// The archive on a tmpfs too small for one archive file: archiving fails (counted, retried), the
+// live log keeps the applied segments and they count against --wal-max-bytes, so lines get `busy`
+// once the kept segments reach it (nothing acked is lost); once there is space again everything is
+// archived and lines are acked again.
+TEST(EventSourcing, AFullArchiveDiskKeepsSegmentsWithinTheLogBudgetAndLosesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TestDatabase live("es_tmpfs");
+  DaemonHarness d(live.url(), {});
+  const std::string archive = d.dir() + "/archive";
+  std::filesystem::create_directories(archive);
+  ASSERT_EQ(::mount("tmpfs", archive.c_str(), "tmpfs", 0, "size=4k"), 0) << std::strerror(errno);
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--wal-max-bytes", "1M"});
+  d.start();
+  Producer p(d.socket());
+  std::uint64_t sent = 0, busy = 0;
+  while (busy == 0 && sent < 200'000) {
+    std::vector<std::string> chunk;
+    for (int i = 0; i < 500; ++i) chunk.push_back(trade_line("c" + std::to_string(i % 5), "t" + std::to_string(sent + i)));
+    ASSERT_TRUE(p.send(chunk));
+    sent += chunk.size();
+    std::vector<Reply> replies;
+    ASSERT_TRUE(p.wait_ack(sent, 30s, &replies)) << d.output();
+    for (const Reply& r : replies) busy += r.error == "busy" ? 1 : 0;
+  }
+  ASSERT_GT(busy, 0u) << "the kept segments never reached --wal-max-bytes";
+  const long long accepted = static_cast<long long>(sent - busy);
+  EXPECT_GT(d.metric("pm_ingest_archive_errors_total"), 0);
+  EXPECT_GT(d.metric("pm_ingest_archive_pending_segments"), 5);
+  // Everything accepted is applied: what holds the budget is the archive, not PostgreSQL.
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == accepted; }, 60s));
+  ASSERT_EQ(::mount("tmpfs", archive.c_str(), "tmpfs", MS_REMOUNT, "size=64m"), 0) << std::strerror(errno);
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0; }, 90s)) << d.output();
+  std::vector<std::string> last = {trade_line("c0", "after-space")};
+  ASSERT_TRUE(p.send(last));
+  std::vector<Reply> replies;
+  ASSERT_TRUE(p.wait_ack(sent + 1, 30s, &replies));
+  for (const Reply& r : replies) EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(d.stop(), 0);
+  const Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
+  EXPECT_EQ(dry.code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("events read " + std::to_string(accepted + 1) + ","), std::string::npos) << dry.output;
+  ::umount2(archive.c_str(), MNT_DETACH);
+}
+
+}  // namespace
+}  // namespace pm::test
