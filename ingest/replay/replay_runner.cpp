@@ -159,7 +159,7 @@ void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
       unreachable = failure_of(e);
     }
     if (!unreachable) {
-      Pass pass{*this, lanes, isolate_through};
+      Pass pass{*this, lanes, isolate_through, DuplicateProbe::OnConflict, std::nullopt};
       failed = pass.run(chain, std::max(options_.from_lsn, after + 1));
       if (!failed) return;
     }

@@ -101,14 +101,14 @@ TEST(EventSourcing, ReplayOfTheArchiveRebuildsEveryProjectionRowForRowThroughAnO
   EXPECT_GT(d.metric("pm_ingest_archived_segments_total"), 3);
   EXPECT_EQ(d.stop(), 0);
 
-  const Run r = replay(d, cluster.url("rebuild"));
+  const test::Run r = replay(d, cluster.url("rebuild"));
   ASSERT_EQ(r.code, 0) << r.output;
   const auto live = projection(cluster.url());
   const auto rebuilt = projection(cluster.url("rebuild"));
   EXPECT_GT(live.size(), 3000u);
   EXPECT_EQ(rebuilt, live);
   // A second run finds its checkpoint at the end: it applies nothing and changes nothing.
-  const Run again = replay(d, cluster.url("rebuild"));
+  const test::Run again = replay(d, cluster.url("rebuild"));
   ASSERT_EQ(again.code, 0) << again.output;
   EXPECT_NE(again.output.find("applied 0"), std::string::npos) << again.output;
   EXPECT_EQ(projection(cluster.url("rebuild")), live);
@@ -133,7 +133,7 @@ TEST(EventSourcing, PointInTimeReplayHoldsExactlyTheEventsThatArrivedBefore) {
   ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 6000; }, 60s));
   EXPECT_EQ(d.stop(), 0);
 
-  const Run r = replay(d, rebuilt.url(), {"--until", format_iso(SystemTime(std::chrono::milliseconds(instant)))});
+  const test::Run r = replay(d, rebuilt.url(), {"--until", format_iso(SystemTime(std::chrono::milliseconds(instant)))});
   ASSERT_EQ(r.code, 0) << r.output;
   std::set<std::string> expected;
   for (int i = 0; i < 3000; ++i) expected.insert("before" + std::to_string(i));
@@ -171,7 +171,7 @@ TEST(EventSourcing, ReplayKilledAtRandomMomentsResumesToTheSameTables) {
     p.wait(10s);
   }
   EXPECT_GE(killed, 10) << "the replay finished before most kills: make it longer";
-  const Run last = run_ctl(args);
+  const test::Run last = run_ctl(args);
   ASSERT_EQ(last.code, 0) << last.output;
   EXPECT_EQ(projection(rebuilt.url()), projection(live.url()));
 }
@@ -187,7 +187,7 @@ TEST(EventSourcing, ArchiveRetentionRemovesOnlyWhatTheLimitSays) {
   load.stop();
   wait_applied_and_archived(d, load, live.url());
   EXPECT_EQ(d.stop(), 0);
-  const Run list = run_ctl({"archive", "list", "--archive-dir", d.dir() + "/archive", "--json"});
+  const test::Run list = run_ctl({"archive", "list", "--archive-dir", d.dir() + "/archive", "--json"});
   ASSERT_EQ(list.code, 0) << list.output;
   // What is left fits the limit, and is the newest: a contiguous run of segments ending at the
   // last archived one.
@@ -203,7 +203,7 @@ TEST(EventSourcing, ArchiveRetentionRemovesOnlyWhatTheLimitSays) {
   ASSERT_FALSE(names.empty());
   const auto number = [](const std::string& name) { return std::stoull(name.substr(0, 16), nullptr, 16); };
   EXPECT_EQ(number(names.back()) - number(names.front()) + 1, names.size());
-  const Run verify = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
   EXPECT_EQ(verify.code, 0) << verify.output;
 }
 
@@ -246,7 +246,7 @@ TEST(EventSourcing, AFullArchiveDiskKeepsSegmentsWithinTheLogBudgetAndLosesNothi
   ASSERT_TRUE(p.wait_ack(sent + 1, 30s, &replies));
   for (const Reply& r : replies) EXPECT_TRUE(r.error.empty()) << r.error;
   EXPECT_EQ(d.stop(), 0);
-  const Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
+  const test::Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
   EXPECT_EQ(dry.code, 0) << dry.output;
   EXPECT_NE(dry.output.find("events read " + std::to_string(accepted + 1) + ","), std::string::npos) << dry.output;
   ::umount2(archive.c_str(), MNT_DETACH);
