@@ -27,8 +27,9 @@ std::uint64_t lsn_before_next(const State& s, std::size_t i) {
   return s.segments[i + 1].first_lsn - 1;
 }
 
+// Ranges wholly before where reading starts are not reported; ranges without LSNs always are.
 void report(State& s, const SkippedRange& range) {
-  if (std::max(range.first_lsn, range.last_lsn) < s.from_lsn) return;  // before where reading starts
+  if (range.last_lsn >= range.first_lsn && range.last_lsn < s.from_lsn) return;
   if (s.on_skip) s.on_skip(range);
 }
 
@@ -38,11 +39,13 @@ void skip_whole(State& s, std::size_t i, const std::string& problem) {
   const ChainSegment& seg = s.segments[i];
   if (!s.skip_damaged) fail(seg, problem);
   const ChainSource& src = s.sources[i];
+  // first_lsn 0: where it starts is unknown (a damaged first segment); last_lsn < first_lsn: no
+  // LSN can be named.
   SkippedRange range{s.have_last ? s.last_lsn + 1 : seg.first_lsn, 0, seg.path, problem};
-  if (range.first_lsn == 0 && seg.first_lsn != 0) range.first_lsn = seg.first_lsn;
   const std::uint64_t before_next = lsn_before_next(s, i);
   const bool known = src.last_known || before_next != 0;
-  range.last_lsn = src.last_known ? src.last_lsn : before_next != 0 ? before_next : range.first_lsn - 1;
+  range.last_lsn = src.last_known ? src.last_lsn : before_next;
+  if (!known) range = SkippedRange{1, 0, seg.path, problem};
   report(s, range);
   s.have_last = known;
   s.last_lsn = range.last_lsn;
@@ -92,7 +95,7 @@ void check_continuity(State& s, std::size_t i, std::uint64_t first_lsn) {
     problem += " (segments " + std::to_string(s.segments[i - 1].segment + 1) + ".." + std::to_string(seg.segment - 1) + " missing)";
   if (!s.skip_damaged) throw ArchiveDamage(seg.path, 0, problem);
   report(s, SkippedRange{s.last_lsn + 1, first_lsn - 1, seg.path, problem});
-  s.last_lsn = first_lsn - 1;
+  s.last_lsn = std::max(s.last_lsn, first_lsn - 1);  // overlapping LSNs: those read already are dropped
 }
 
 // Loads segment `i` for reading; false when it was skipped whole.

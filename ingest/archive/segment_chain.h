@@ -53,7 +53,9 @@ struct ChainSegment {
 };
 
 struct SkippedRange {
-  std::uint64_t first_lsn = 0;  // inclusive; last_lsn < first_lsn when no LSN could be named
+  // Inclusive; last_lsn < first_lsn when no LSN could be named; first_lsn 0 when the range starts
+  // before the oldest segment whose header could be read.
+  std::uint64_t first_lsn = 0;
   std::uint64_t last_lsn = 0;
   std::string file;
   std::string problem;
@@ -72,6 +74,7 @@ class SegmentChain {
 
   // Starts reading at the first event with lsn >= from_lsn.
   void start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip = {});
+  // After an exception, call start() again before reading on.
   std::optional<wal::Record> next();
   // Bytes of the chain's files read so far (for progress; segments before the one holding
   // from_lsn count as read), out of total_bytes() (the sizes found by discover()).
