@@ -18,6 +18,7 @@ double events_per_second(const ReplayStats& s) { return s.seconds > 0 ? static_c
 // Seconds left at the rate so far, from the share of the sources' bytes read; negative: unknown.
 double seconds_left(const ReplayStats& s) {
   const double done = fraction_done(s);
+  if (done >= 1.0) return 0.0;
   return done > 0.001 && s.seconds > 0.5 ? s.seconds * (1.0 - done) / done : -1.0;
 }
 

@@ -36,6 +36,7 @@ void SegmentArchiver::start(wal::WriteAheadLog& log) {
 void SegmentArchiver::release_before(std::uint64_t segment) {
   if (segment <= released_before_.load()) return;
   released_before_ = segment;
+  publish_pending();
   {
     std::lock_guard lock(mu_);
     released_ = true;
@@ -142,6 +143,10 @@ void SegmentArchiver::publish_gauges() {
   metrics_.archive_bytes.Set(static_cast<double>(index_->total_file_bytes()));
   const auto oldest = std::find_if(entries.begin(), entries.end(), [](const ArchiveEntry& e) { return e.events() > 0; });
   metrics_.archive_oldest_event_timestamp_seconds.Set(oldest == entries.end() ? 0.0 : static_cast<double>(oldest->first_arrival_ms) / 1000.0);
+  publish_pending();
+}
+
+void SegmentArchiver::publish_pending() {
   const std::uint64_t oldest_live = log_->oldest().segment;
   const std::uint64_t released = std::min(released_before_.load(), log_->durable().segment);
   metrics_.archive_pending_segments.Set(released > oldest_live ? static_cast<double>(released - oldest_live) : 0.0);

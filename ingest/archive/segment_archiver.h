@@ -65,7 +65,8 @@ class SegmentArchiver {
   bool archive_and_remove(std::uint64_t segment);  // false: failed (logged, counted)
   void archive_into_index(std::uint64_t segment);
   void apply_retention();
-  void publish_gauges();
+  void publish_gauges();   // archiver thread
+  void publish_pending();  // any thread (release_before runs on the writer's)
   void report_failure(const std::string& message);
   void wait_for_work(std::chrono::milliseconds backoff);
 
