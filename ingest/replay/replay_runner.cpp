@@ -70,14 +70,23 @@ struct ReplayRunner::Pass {
   std::optional<FinishedBatch> run(archive::SegmentChain& chain, std::uint64_t start_lsn) {
     runner.start_chain(chain, start_lsn);
     std::vector<QueuedEvent> batch;
-    while (std::optional<QueuedEvent> q = runner.next_event(chain)) {
-      batch.push_back(std::move(*q));
-      const std::size_t limit = batch.back().lsn <= isolate_through ? 1 : runner.options_.batch_max_events;
-      if (batch.size() >= limit && !submit(batch)) break;
+    try {
+      while (std::optional<QueuedEvent> q = runner.next_event(chain)) {
+        batch.push_back(std::move(*q));
+        const std::size_t limit = batch.back().lsn <= isolate_through ? 1 : runner.options_.batch_max_events;
+        if (batch.size() >= limit && !submit(batch)) break;
+      }
+    } catch (...) {
+      finish(batch);  // damage in the sources: what was read before it is applied, then it stops
+      throw;
     }
+    finish(batch);
+    return std::move(failure);
+  }
+
+  void finish(std::vector<QueuedEvent>& batch) {
     if (!failure && !batch.empty()) submit(batch);
     collect(true);
-    return std::move(failure);
   }
 };
 

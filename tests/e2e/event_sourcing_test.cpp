@@ -268,5 +268,95 @@ TEST(EventSourcing, AFullArchiveDiskKeepsSegmentsWithinTheLogBudgetAndLosesNothi
   ::umount2(archive.c_str(), MNT_DETACH);
 }
 
+// Applied segments kept because the archive was full survive a kill -9: recovery keeps them
+// (they are not archived) and the restarted daemon archives them.
+TEST(EventSourcing, SegmentsWaitingForTheArchiveSurviveKillNineAndAreArchivedAfterTheRestart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TestDatabase live("es_tmpfs_kill");
+  DaemonHarness d(live.url(), {});
+  const std::string archive = d.dir() + "/archive";
+  std::filesystem::create_directories(archive);
+  ASSERT_EQ(::mount("tmpfs", archive.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  {
+    std::ofstream filler(archive + "/filler");
+    const std::string block(4096, 'x');
+    for (int i = 0; i < 1024 && filler.write(block.data(), block.size()); ++i) filler.flush();
+  }
+  d.args() = archive_args(d);
+  d.start();
+  std::uint64_t sent = 0;
+  {
+    Producer p(d.socket());
+    for (int round = 0; round < 8; ++round) {
+      std::vector<std::string> chunk;
+      for (int i = 0; i < 500; ++i) chunk.push_back(trade_line("c" + std::to_string(i % 5), "k" + std::to_string(sent + i)));
+      ASSERT_TRUE(p.send(chunk));
+      sent += chunk.size();
+      ASSERT_TRUE(p.wait_ack(sent, 30s)) << d.output();
+    }
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") >= 4; }, 30s)) << d.output();
+  d.kill9();
+  std::filesystem::remove(archive + "/filler");
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0 &&
+                                      d.metric("pm_ingest_archived_segments_total") >= 4; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
+  EXPECT_EQ(dry.code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("events read " + std::to_string(sent) + ","), std::string::npos) << dry.output;
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  ::umount2(archive.c_str(), MNT_DETACH);
+}
+
+// Damage in an archived segment: replay stops with the file and offset (exit 2) and leaves the
+// events before it applied; --skip-damaged names the skipped LSN range (exit 3) and applies the
+// rest; archive verify reports the file (exit 2); archive list still lists it.
+TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkipped) {
+  TestDatabase live("es_damage_live");
+  TestDatabase rebuilt("es_damage_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 20; ++chunk) {  // groups of 200 lines: ~45 KB, several segments
+    std::vector<std::string> lines;
+    for (int i = chunk * 200; i < (chunk + 1) * 200; ++i) lines.push_back(trade_line("c" + std::to_string(i % 3), "d" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 4 &&
+                                      d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const std::string archive = d.dir() + "/archive";
+  const std::string victim = archive + "/0000000000000002.pmarc";
+  ASSERT_TRUE(std::filesystem::exists(victim));
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(victim) / 2));
+    f.put('\x5a').put('\xa5');
+  }
+  const test::Run stopped = replay(d, rebuilt.url());
+  EXPECT_EQ(stopped.code, 2) << stopped.output;
+  EXPECT_NE(stopped.output.find(victim), std::string::npos) << stopped.output;
+  EXPECT_NE(stopped.output.find("offset"), std::string::npos) << stopped.output;
+  const long long before_damage = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
+  EXPECT_GT(before_damage, 0);
+  EXPECT_LT(before_damage, 4000);
+
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 2) << verify.output;
+  EXPECT_NE(verify.output.find(victim + " DAMAGED"), std::string::npos) << verify.output;
+
+  const test::Run skipped = replay(d, rebuilt.url(), {"--skip-damaged"});
+  EXPECT_EQ(skipped.code, 3) << skipped.output;
+  EXPECT_NE(skipped.output.find("SKIPPED (damaged): lsn "), std::string::npos) << skipped.output;
+  EXPECT_NE(skipped.output.find(victim), std::string::npos) << skipped.output;
+  const long long after = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
+  EXPECT_GT(after, before_damage);
+  EXPECT_LT(after, 4000);
+}
+
 }  // namespace
 }  // namespace pm::test
