@@ -44,11 +44,7 @@ void SegmentArchiver::release_before(std::uint64_t segment) {
   wake_.notify_one();
 }
 
-std::uint64_t SegmentArchiver::kept_from_log_offset() const {
-  if (log_ == nullptr) return UINT64_MAX;
-  const wal::Position oldest = log_->oldest();
-  return oldest.segment < released_before_.load() ? oldest.log_offset : UINT64_MAX;
-}
+std::uint64_t SegmentArchiver::kept_from_log_offset() const { return kept_from_log_offset_.load(std::memory_order_relaxed); }
 
 void SegmentArchiver::stop() {
   {
@@ -147,9 +143,10 @@ void SegmentArchiver::publish_gauges() {
 }
 
 void SegmentArchiver::publish_pending() {
-  const std::uint64_t oldest_live = log_->oldest().segment;
+  const wal::Position oldest = log_->oldest();
   const std::uint64_t released = std::min(released_before_.load(), log_->durable().segment);
-  metrics_.archive_pending_segments.Set(released > oldest_live ? static_cast<double>(released - oldest_live) : 0.0);
+  kept_from_log_offset_ = oldest.segment < released ? oldest.log_offset : UINT64_MAX;
+  metrics_.archive_pending_segments.Set(released > oldest.segment ? static_cast<double>(released - oldest.segment) : 0.0);
 }
 
 void SegmentArchiver::report_failure(const std::string& message) {

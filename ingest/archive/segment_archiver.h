@@ -16,7 +16,8 @@
 //   retried with backoff (1 s doubling to 30 s); the live segment stays meanwhile. Ingestion and
 //   the writer never wait for the archive.
 // - kept_from_log_offset(): where the oldest released segment still in the live log starts
-//   (UINT64_MAX when none): the daemon counts --wal-max-bytes from there. Any thread.
+//   (UINT64_MAX when none): the daemon counts --wal-max-bytes from there. Any thread; an atomic
+//   read (it runs for every line), refreshed whenever segments are released or archived.
 // - stop() ends the thread (after the segment it is archiving, if any). Idempotent.
 #include <atomic>
 #include <chrono>
@@ -78,6 +79,7 @@ class SegmentArchiver {
   std::optional<ArchiveIndex> index_;  // the archiver thread's, once started
 
   std::atomic<std::uint64_t> released_before_{0};
+  std::atomic<std::uint64_t> kept_from_log_offset_{UINT64_MAX};
   mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_
