@@ -65,7 +65,6 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
 }  // namespace
 
 int run_replay(const ReplayCommand& c) {
-  if (c.sources.empty()) throw std::invalid_argument("replay needs --source DIR (archive or log directories, repeatable)");
   ReplayProgress progress(std::cerr, ::isatty(STDERR_FILENO) == 1);
   ReplayRunner runner(replay_options(c), [&](const ReplayStats& s) { progress.update(s); },
                       [](const archive::SkippedRange& r) {

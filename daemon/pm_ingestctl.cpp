@@ -187,6 +187,7 @@ int run_pending(const po::variables_map& vm) {
 int run_replay(const po::variables_map& vm) {
   pm::ctl::ReplayCommand c;
   if (vm.count("source")) c.sources = vm["source"].as<std::vector<std::string>>();
+  if (c.sources.empty()) throw std::invalid_argument("replay needs --source DIR (archive or log directories, repeatable)");
   if (!vm["dry-run"].as<bool>()) c.database = database_config(vm);
   if (c.database) c.database->max_connections = static_cast<int>(vm["writer-connections"].as<std::size_t>()) + 1;
   c.instance_id = vm["instance-id"].as<std::string>().empty() ? "replay" : vm["instance-id"].as<std::string>();
@@ -206,12 +207,14 @@ int run_replay(const po::variables_map& vm) {
 
 int run_archive(const po::variables_map& vm) {
   const std::string sub = vm.count("subcommand") ? vm["subcommand"].as<std::string>() : "";
+  if (sub != "list" && sub != "verify") {
+    std::cerr << "pm-ingestctl archive: say `archive list` or `archive verify`" << (sub.empty() ? "" : ", not `archive " + sub + "`")
+              << "\n";
+    return 2;
+  }
   const std::string dir = vm["archive-dir"].as<std::string>();
   if (dir.empty()) throw std::invalid_argument("archive " + sub + " needs --archive-dir DIR");
-  if (sub == "list") return pm::ctl::run_archive_list(dir, vm["json"].as<bool>());
-  if (sub == "verify") return pm::ctl::run_archive_verify(dir);
-  std::cerr << "pm-ingestctl archive: say `archive list` or `archive verify`\n";
-  return 2;
+  return sub == "list" ? pm::ctl::run_archive_list(dir, vm["json"].as<bool>()) : pm::ctl::run_archive_verify(dir);
 }
 
 void add_options(po::options_description& options) {
