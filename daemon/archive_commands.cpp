@@ -45,6 +45,10 @@ ReplayOptions replay_options(const ReplayCommand& c) {
   return o;
 }
 
+std::string lsn_range(const archive::SkippedRange& r) {
+  return r.last_lsn < r.first_lsn ? "lsn unknown" : fmt::format("lsn {}..{}", r.first_lsn, r.last_lsn);
+}
+
 void print_summary(const ReplayCommand& c, const ReplayStats& s) {
   std::cout << (c.database ? "replayed" : "dry run (nothing written):") << " log " << s.log_id;
   if (c.database) std::cout << " into " << redact_url(c.database->url) << " as instance '" << c.instance_id << "'";
@@ -59,16 +63,24 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
   std::cout << fmt::format("{}in {:.1f} s ({:.0f} events/s)\n", s.applied > 0 ? ", " : "", s.seconds,
                            s.seconds > 0 ? static_cast<double>(s.read) / s.seconds : 0.0);
   for (const auto& r : s.skipped)
-    std::cout << fmt::format("SKIPPED (damaged): lsn {}..{} in {}: {}\n", r.first_lsn, r.last_lsn, r.file, r.problem);
+    std::cout << fmt::format("SKIPPED (damaged): {} in {}: {}\n", lsn_range(r), r.file, r.problem);
 }
 
 }  // namespace
+
+std::string default_replay_instance(const ReplayCommand& c) {
+  std::string id = "replay";
+  if (c.from_lsn > 1) id += " from=" + std::to_string(c.from_lsn);
+  if (c.to_lsn != UINT64_MAX) id += " to=" + std::to_string(c.to_lsn);
+  if (c.until) id += " until=" + *c.until;
+  return id;
+}
 
 int run_replay(const ReplayCommand& c) {
   ReplayProgress progress(std::cerr, ::isatty(STDERR_FILENO) == 1);
   ReplayRunner runner(replay_options(c), [&](const ReplayStats& s) { progress.update(s); },
                       [](const archive::SkippedRange& r) {
-                        std::cerr << fmt::format("\nskipping damaged lsn {}..{} in {}: {}\n", r.first_lsn, r.last_lsn, r.file, r.problem);
+                        std::cerr << fmt::format("\nskipping damaged {} in {}: {}\n", lsn_range(r), r.file, r.problem);
                       });
   std::optional<Database> db;
   if (c.database) db.emplace(*c.database);
@@ -88,9 +100,11 @@ int run_replay(const ReplayCommand& c) {
 }
 
 int run_archive_list(const std::string& dir, bool json) {
-  const archive::ArchiveIndex index = archive::ArchiveIndex::load(wal::posix_log_fs(), dir, [](const std::string& file, const std::string& problem) {
+  bool stale = false;
+  const archive::ArchiveIndex index = archive::ArchiveIndex::read(wal::posix_log_fs(), dir, [](const std::string& file, const std::string& problem) {
     std::cerr << "damaged (not listed): " << file << ": " << problem << "\n";
-  });
+  }, &stale);
+  if (stale) std::cerr << dir << "/index.ndjson does not match the files; listed from the files' headers\n";
   if (json) {
     std::cout << archive::ArchiveIndex::render(index.entries());
     return 0;
@@ -138,30 +152,20 @@ std::string chain_problem(const archive::ArchiveEntry& before, const archive::Ar
   return "";
 }
 
-bool index_agrees(const std::string& dir, const std::vector<archive::ArchiveEntry>& verified) {
-  std::unique_ptr<wal::LogFile> file;
-  std::string text;
-  if (!wal::posix_log_fs().open(dir + "/index.ndjson", wal::OpenMode::Read, file)) {
-    std::uint64_t size = 0;
-    std::size_t got = 0;
-    if (!file->size(size)) {
-      text.resize(size);
-      if (file->read_at(0, text.data(), size, got) || got != size) text.clear();
-    }
-  }
-  return text == archive::ArchiveIndex::render(verified);
-}
-
 }  // namespace
 
 int run_archive_verify(const std::string& dir) {
   std::vector<archive::ArchiveEntry> verified;
   std::uint64_t damaged = 0, events = 0;
+  bool damaged_since_last = false;
   for (const std::uint64_t segment : archived_segments(dir)) {
     const std::string path = dir + "/" + archive::archive_file_name(segment);
     try {
       const archive::ArchiveEntry e = archive::verify_archive(wal::posix_log_fs(), path);
-      const std::string problem = verified.empty() ? "" : chain_problem(verified.back(), e);
+      // After a damaged file the chain is not judged again: that file is the break.
+      const bool after_damage = !verified.empty() && damaged_since_last;
+      const std::string problem = verified.empty() || after_damage ? "" : chain_problem(verified.back(), e);
+      damaged_since_last = false;
       std::cout << fmt::format("{} ok: lsn {}..{}, {} events{}\n", path, e.first_lsn, e.last_lsn, e.events(),
                                problem.empty() ? "" : "; CHAIN BROKEN: " + problem);
       damaged += problem.empty() ? 0 : 1;
@@ -170,12 +174,20 @@ int run_archive_verify(const std::string& dir) {
     } catch (const archive::ArchiveDamage& e) {
       std::cout << fmt::format("{} DAMAGED at offset {}: {}\n", e.file(), e.offset(), e.problem());
       ++damaged;
+      damaged_since_last = true;
     } catch (const wal::WalCorruption& e) {
       std::cout << fmt::format("{} DAMAGED: {}\n", path, e.what());
       ++damaged;
+      damaged_since_last = true;
+    } catch (const std::system_error& e) {
+      std::cout << fmt::format("{} UNREADABLE: {}\n", path, e.what());
+      ++damaged;
+      damaged_since_last = true;
     }
   }
-  const bool index_ok = index_agrees(dir, verified);
+  bool stale = false;
+  archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale);
+  const bool index_ok = !stale;
   if (!index_ok) std::cout << dir << "/index.ndjson does not match the files (the daemon rebuilds it at its next start)\n";
   std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}\n", damaged == 0 ? "archive ok" : "ARCHIVE DAMAGED",
                            verified.size(), events, damaged, index_ok ? "" : ", index stale");

@@ -26,6 +26,10 @@ struct ReplayCommand {
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
 };
 
+// The checkpoint name of a replay without --instance-id: `replay`, plus its bounds when it has any
+// (`replay from=5 to=900 until=2026-11-30T04:00:00Z`), so a run with other bounds never resumes
+// from a checkpoint that passed over events it would keep.
+std::string default_replay_instance(const ReplayCommand& command);
 int run_replay(const ReplayCommand& command);
 int run_archive_list(const std::string& archive_dir, bool json);
 int run_archive_verify(const std::string& archive_dir);

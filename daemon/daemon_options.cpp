@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -227,8 +228,12 @@ void take_archive(const po::variables_map& vm, DaemonOptions& d) {
     throw std::invalid_argument("--archive-compression-level must be between 1 and 19");
   if (d.archive_dir.empty() && (d.archive_max_bytes != 0 || d.archive_max_age.count() != 0))
     throw std::invalid_argument("--archive-max-bytes and --archive-max-age need --archive-dir");
-  if (!d.archive_dir.empty() && d.archive_dir == d.wal_dir)
-    throw std::invalid_argument("--archive-dir must not be --wal-dir");
+  const auto same_place = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+  };
+  if (!d.archive_dir.empty() && same_place(d.archive_dir, d.wal_dir))
+    throw std::invalid_argument("--archive-dir must be a directory of its own, not --wal-dir");
 }
 
 void take_writer(const po::variables_map& vm, DaemonOptions& d) {

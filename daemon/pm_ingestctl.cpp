@@ -44,9 +44,10 @@ constexpr const char* kUsage =
     "         [--until TIME] [--instance-id ID] [--dry-run] [--skip-damaged]\n"
     "            apply the events of archive directories (--archive-dir of the daemon)\n"
     "            and/or log directories to a database, with the daemon's own batch\n"
-    "            transaction and a checkpoint of its own (instance 'replay' unless\n"
-    "            --instance-id): exactly once, resumable after a kill, a second run changes\n"
-    "            nothing. --until keeps the events that arrived before TIME (RFC 3339).\n"
+    "            transaction and a checkpoint of its own (instance 'replay', plus its\n"
+    "            bounds, unless --instance-id): exactly once, resumable after a kill, a\n"
+    "            second run applies nothing. --until keeps the events that arrived before\n"
+    "            TIME (RFC 3339). Never give it a running daemon's --instance-id.\n"
     "            --dry-run reads and checks everything and prints counts only. Damage stops\n"
     "            it (exit 2, file and offset) unless --skip-damaged, which names every\n"
     "            skipped LSN range (exit 3). Progress on stderr\n"
@@ -190,10 +191,10 @@ int run_replay(const po::variables_map& vm) {
   if (c.sources.empty()) throw std::invalid_argument("replay needs --source DIR (archive or log directories, repeatable)");
   if (!vm["dry-run"].as<bool>()) c.database = database_config(vm);
   if (c.database) c.database->max_connections = static_cast<int>(vm["writer-connections"].as<std::size_t>()) + 1;
-  c.instance_id = vm["instance-id"].as<std::string>().empty() ? "replay" : vm["instance-id"].as<std::string>();
   c.from_lsn = vm["from-lsn"].as<std::uint64_t>();
   c.to_lsn = vm["to-lsn"].as<std::uint64_t>();
   if (vm.count("until")) c.until = vm["until"].as<std::string>();
+  c.instance_id = vm["instance-id"].as<std::string>().empty() ? pm::ctl::default_replay_instance(c) : vm["instance-id"].as<std::string>();
   c.skip_damaged = vm["skip-damaged"].as<bool>();
   c.batch_max_events = vm["batch-max-events"].as<std::size_t>();
   c.connections = vm["writer-connections"].as<std::size_t>();
@@ -226,7 +227,7 @@ void add_options(po::options_description& options) {
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
       ("connect-attempts", po::value<int>()->default_value(3), "connection attempts before giving up")
-      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay')")
+      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
       ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)")

@@ -165,10 +165,13 @@ std::unique_ptr<pm::archive::SegmentArchiver> make_archiver(const pm::DaemonOpti
   config.max_bytes = options.archive_max_bytes;
   config.max_age = options.archive_max_age;
   config.compression_level = options.archive_compression_level;
-  return std::make_unique<pm::archive::SegmentArchiver>(config, metrics, log);
+  auto archiver = std::make_unique<pm::archive::SegmentArchiver>(config, metrics, log);
+  archiver->prepare();  // before recovery may delete applied segments the archive holds
+  return archiver;
 }
 
-// Stops the archiver's thread when run() returns, before the log it uses is destroyed.
+// Stops the archiver's thread when run() returns (shut_down stops it first, within its timeout),
+// before the log it uses is destroyed.
 struct ArchiverStop {
   pm::archive::SegmentArchiver* archiver;
   ~ArchiverStop() {
@@ -176,11 +179,12 @@ struct ArchiverStop {
   }
 };
 
+// False (after logging why) when the archive directory belongs to another log: exit code 2.
 bool start_archiver(pm::archive::SegmentArchiver& archiver, pm::wal::WriteAheadLog& wal, spdlog::logger& log) {
   try {
     archiver.start(wal);
-  } catch (const std::exception& e) {
-    log.critical("cannot use the archive directory: {}", e.what());
+  } catch (const pm::archive::ArchiveForeignLog& e) {
+    log.critical("{}; refusing to start", e.what());
     return false;
   }
   return true;
@@ -225,6 +229,7 @@ struct Daemon {
   pm::BatchWriter& writer;
   pm::IngestPipeline& pipeline;
   pm::Server& server;
+  pm::archive::SegmentArchiver* archiver;  // null without --archive-dir
   std::atomic<int>& fatal_exit;  // 2 once the writer hit a fatal log/checkpoint problem
 };
 
@@ -369,6 +374,7 @@ int shut_down(const Daemon& d) {
     d.pipeline.close();
     d.server.stop();
     d.writer.stop();
+    if (d.archiver) d.archiver->stop();
   });
   if (done.wait_for(d.options.shutdown_timeout) != std::future_status::ready) {
     d.log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
@@ -392,7 +398,7 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   const std::unique_ptr<pm::archive::SegmentArchiver> archiver = make_archiver(options, metrics, log);
   const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, archiver.get(), exit_code);
   if (!wal) return exit_code;
-  if (archiver && !start_archiver(*archiver, *wal, *log)) return 1;
+  if (archiver && !start_archiver(*archiver, *wal, *log)) return 2;
   const ArchiverStop archiver_stop{archiver.get()};  // before the log goes
 
   pm::Database db(database_config(options));
@@ -412,7 +418,7 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   const pm::ServerConfig server_cfg = server_config(options, *log);
   pm::Server server(server_cfg, pipeline, metrics, log);
 
-  const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, fatal_exit};
+  const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, archiver.get(), fatal_exit};
   http->set_readiness([&daemon] { return readiness_report(daemon); });
   ReadinessBinding readiness_binding{*http};
   if (!start_serving(daemon, server_cfg)) return 1;

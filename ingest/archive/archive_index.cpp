@@ -129,6 +129,18 @@ ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, 
   return index;
 }
 
+ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged, bool* index_stale) {
+  ArchiveIndex index(fs, archive_dir);
+  index.entries_ = entries_from_files(fs, archive_dir, damaged);
+  if (index_stale) {
+    std::vector<ArchiveEntry> listed;
+    std::string problem;
+    *index_stale = read_index(fs, path_in_dir(archive_dir, kIndexFileName), listed, problem) != IndexRead::Valid ||
+                   listed != index.entries_;
+  }
+  return index;
+}
+
 std::uint64_t ArchiveIndex::total_file_bytes() const {
   std::uint64_t total = 0;
   for (const ArchiveEntry& e : entries_) total += e.file_bytes;

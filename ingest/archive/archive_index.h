@@ -28,6 +28,12 @@ class ArchiveIndex {
  public:
   using DamageReport = std::function<void(const std::string& file, const std::string& problem)>;
   static ArchiveIndex load(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {});
+  // Read-only (operator tools, and a look before the daemon owns the directory): the entries the
+  // files' headers state; nothing is created or rewritten. `index_stale` (if given) is set when
+  // index.ndjson is missing, damaged or disagrees with them. Throws std::system_error when the
+  // directory cannot be listed.
+  static ArchiveIndex read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {},
+                           bool* index_stale = nullptr);
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;

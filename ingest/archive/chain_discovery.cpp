@@ -115,6 +115,7 @@ SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::strin
   auto state = std::make_unique<State>();
   state->fs = &fs;
   state->log_id = first->first;
+  state->dirs = dirs;
   for (auto& [segment, c] : chosen) {
     state->segments.push_back(std::move(c.segment));
     state->sources.push_back(std::move(c.source));

@@ -51,18 +51,31 @@ void skip_whole(State& s, std::size_t i, const std::string& problem) {
   s.last_lsn = range.last_lsn;
 }
 
+// An archive copy of live segment `i`, for when the live file went (the daemon archived and
+// deleted it after discovery): the one discovery saw, else one a source directory holds now.
+std::string archive_copy(const State& s, std::size_t i) {
+  if (!s.sources[i].fallback.empty()) return s.sources[i].fallback;
+  for (const std::string& dir : s.dirs) {
+    const std::string path = path_in_dir(dir, archive_file_name(s.segments[i].segment));
+    std::string problem;
+    ArchiveEntry entry;
+    if (read_archive_header(*s.fs, path, entry, problem) && entry.log_id == s.log_id) return path;
+  }
+  return "";
+}
+
 // The segment's bytes; false (after skip_whole) when they cannot be had.
 bool segment_bytes(State& s, std::size_t i, std::string& out) {
   const ChainSegment& seg = s.segments[i];
-  const ChainSource& src = s.sources[i];
   try {
     if (seg.archived) {
       out = read_archive(*s.fs, seg.path).segment_bytes;
       return true;
     }
     std::error_code ec = read_whole_file(*s.fs, seg.path, out);
-    if (ec && !src.fallback.empty()) {
-      out = read_archive(*s.fs, src.fallback).segment_bytes;  // archived and deleted meanwhile
+    const std::string copy = ec ? archive_copy(s, i) : "";
+    if (!copy.empty()) {
+      out = read_archive(*s.fs, copy).segment_bytes;  // archived and deleted meanwhile
       return true;
     }
     if (ec) throw std::system_error(ec, "read " + seg.path);

@@ -34,6 +34,7 @@ struct SegmentChain::State {
   wal::LogId log_id{};
   std::vector<ChainSegment> segments;
   std::vector<ChainSource> sources;
+  std::vector<std::string> dirs;  // as given: where an archive copy made after discovery is looked for
   // Reading (start()).
   std::uint64_t from_lsn = 0;
   bool skip_damaged = false;

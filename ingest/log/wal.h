@@ -23,7 +23,8 @@
 //   every later append() returns IoError.
 // - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
 //   and note_applied() after each commit; remove_segments_before() persists the applied position
-//   before it deletes anything. These are called from one thread at a time.
+//   before it deletes anything. These take the state lock: the archiver thread may call
+//   remove_segments_before() while the writer thread calls the others.
 // - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
 //   position written to the state file stays at or below p (recovery deletes every segment below
 //   the recorded one, so recording more would delete what a failover may still need);

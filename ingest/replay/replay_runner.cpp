@@ -6,6 +6,7 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/writer/batch_applier.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
+#include "ingest/archive/archive_format.h"
 #include "ingest/writer/writer_lanes.h"
 #include "repos/util/backoff.h"
 
@@ -108,14 +109,16 @@ ReplayStats ReplayRunner::run(Database* db) {
 }
 
 void ReplayRunner::start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn) {
-  chain.start(start_lsn, options_.skip_damaged, [this](const archive::SkippedRange& range) {
-    const bool known = std::any_of(stats_.skipped.begin(), stats_.skipped.end(), [&](const archive::SkippedRange& s) {
-      return s.first_lsn == range.first_lsn && s.file == range.file;
-    });
-    if (known) return;  // a later pass over the same damage
-    stats_.skipped.push_back(range);
-    if (on_skip_) on_skip_(range);
+  chain.start(start_lsn, options_.skip_damaged, [this](const archive::SkippedRange& range) { note_skipped(range); });
+}
+
+void ReplayRunner::note_skipped(const archive::SkippedRange& range) {
+  const bool known = std::any_of(stats_.skipped.begin(), stats_.skipped.end(), [&](const archive::SkippedRange& s) {
+    return s.first_lsn == range.first_lsn && s.file == range.file;
   });
+  if (known) return;  // a later pass over the same damage
+  stats_.skipped.push_back(range);
+  if (on_skip_) on_skip_(range);
 }
 
 // The next event to apply: in the LSN bounds, arrived before --until (the others are counted).
@@ -137,6 +140,7 @@ std::optional<QueuedEvent> ReplayRunner::next_event(archive::SegmentChain& chain
 }
 
 void ReplayRunner::dry_run(archive::SegmentChain& chain) {
+  check_sources_reach(chain, options_.from_lsn);
   start_chain(chain, options_.from_lsn);
   while (std::optional<QueuedEvent> q = next_event(chain)) {
     if (stats_.first_lsn == 0) stats_.first_lsn = q->lsn;
@@ -150,53 +154,112 @@ void ReplayRunner::dry_run(archive::SegmentChain& chain) {
   }
 }
 
+namespace {
+
+// Retries of a failing server: backoff, and a limit on how long it may fail in a row.
+class RetryClock {
+ public:
+  explicit RetryClock(std::chrono::seconds limit)
+      : limit_(limit), backoff_(std::chrono::milliseconds(100), std::chrono::milliseconds(5000), 2.0) {}
+  void reset() {
+    since_.reset();
+    backoff_.reset();
+  }
+  // Sleeps before the next attempt; throws once the server has failed for longer than the limit.
+  void wait(const std::string& why) {
+    if (!since_) since_ = Clock::now();
+    if (Clock::now() - *since_ > limit_)
+      throw ReplayError("PostgreSQL kept failing for " + std::to_string(limit_.count()) + " s: " + why);
+    std::this_thread::sleep_for(backoff_.next());  // the server is failing: retry interval
+  }
+
+ private:
+  std::chrono::seconds limit_;
+  Backoff backoff_;
+  std::optional<Clock::time_point> since_;
+};
+
+}  // namespace
+
+// Why an attempt stopped: the batch that failed (null when the checkpoint could not be read).
+struct ReplayRunner::Failure {
+  TxStatus status;
+  TxFailure why;
+  std::shared_ptr<const LaneBatch> batch;
+};
+
 void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
   BatchApplier applier(options_.instance_id, stats_.log_id, options_.trade_timestamp_unit);
   WriterLanes lanes(db, applier, options_.connections, {}, lane_lock_class("replay:" + options_.instance_id));
-  Backoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(5000), 2.0);
-  std::uint64_t isolate_through = 0;
-  std::optional<Clock::time_point> failing_since;
+  RetryClock retry(options_.retry_for);
+  std::uint64_t isolate_through = 0;  // events up to here go one per batch (finding a refused one)
   for (;;) {
-    std::optional<FinishedBatch> failed;
-    std::optional<TxFailure> unreachable;
-    std::uint64_t after = 0;
-    try {
-      after = resume_point(db);
-    } catch (const ReplayError&) {
-      throw;
-    } catch (const std::exception& e) {
-      unreachable = failure_of(e);
-    }
-    if (!unreachable) {
-      Pass pass{*this, lanes, isolate_through, DuplicateProbe::OnConflict, std::nullopt};
-      failed = pass.run(chain, std::max(options_.from_lsn, after + 1));
-      if (!failed) return;
-    }
+    const std::uint64_t done_before = stats_.applied + stats_.dead_lettered;
+    const std::optional<Failure> failure = attempt(chain, db, lanes, isolate_through);
+    if (!failure) return;
+    if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
     lanes.restart();
-    const TxStatus status = failed ? failed->result.status : status_of(unreachable->kind);
-    const TxFailure& why = failed ? failed->result.failure : *unreachable;
-    if (status == TxStatus::DataError && failed->batch->events.size() > 1) {
-      isolate_through = failed->batch->events.back().lsn;
+    if (failure->status == TxStatus::DataError && failure->batch && failure->batch->events.size() > 1) {
+      isolate_through = failure->batch->events.back().lsn;
       continue;
     }
-    if (status == TxStatus::DataError) {
-      dead_letter(lanes, failed->batch->events.front(), why);
+    if (failure->status == TxStatus::DataError && failure->batch &&
+        dead_letter(lanes, failure->batch->events.front(), failure->why))
       continue;
-    }
-    if (status != TxStatus::Retry && status != TxStatus::InDoubt)
-      throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(status)) + "): " + why.message);
-    if (!failing_since) failing_since = Clock::now();
-    if (Clock::now() - *failing_since > options_.retry_for)
-      throw ReplayError("PostgreSQL kept failing for " + std::to_string(options_.retry_for.count()) + " s: " + why.message);
-    std::this_thread::sleep_for(backoff.next());  // the server is failing: retry interval
+    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && failure->status != TxStatus::DataError)
+      throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
+    retry.wait(failure->why.message);
   }
 }
 
-void ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal) {
+// One pass from the checkpoint; the failure that stopped it, if any.
+std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes,
+                                                           std::uint64_t isolate_through) {
+  std::uint64_t after = 0;
+  try {
+    after = resume_point(db);
+  } catch (const ReplayError&) {
+    throw;
+  } catch (const std::exception& e) {
+    TxFailure why = failure_of(e);
+    const TxStatus status = status_of(why.kind);
+    return Failure{status, std::move(why), nullptr};
+  }
+  const std::uint64_t start = std::max(options_.from_lsn, after + 1);
+  check_sources_reach(chain, start);
+  Pass pass{*this, lanes, isolate_through, DuplicateProbe::OnConflict, std::nullopt};
+  std::optional<FinishedBatch> failed = pass.run(chain, start);
+  if (!failed) return std::nullopt;
+  return Failure{failed->result.status, failed->result.failure, failed->batch};
+}
+
+// The sources must hold the events from `start` on: a chain that begins later (an archive trimmed
+// by retention, a missing directory) is damage, named, unless skip_damaged.
+void ReplayRunner::check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start) {
+  const auto& segments = chain.segments();
+  const auto first = std::find_if(segments.begin(), segments.end(), [](const archive::ChainSegment& s) { return s.first_lsn > 0; });
+  if (first == segments.end() || first->first_lsn <= start || first->first_lsn > options_.to_lsn) return;
+  const archive::SkippedRange missing{start, first->first_lsn - 1, first->path,
+                                      "the sources begin at lsn " + std::to_string(first->first_lsn) +
+                                          " (archive retention, or a source directory missing?)"};
+  if (!options_.skip_damaged)
+    throw archive::ArchiveDamage(first->path, 0, "events " + std::to_string(start) + ".." + std::to_string(missing.last_lsn) +
+                                                     " are not in the sources: " + missing.problem +
+                                                     "; --from-lsn " + std::to_string(first->first_lsn) + " starts there");
+  note_skipped(missing);
+}
+
+// True when the event is stored as a dead letter (and the checkpoint moved past it).
+bool ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal) {
   lanes.submit_dead_letter(event, refusal);
-  for (FinishedBatch& f : lanes.take_finished(true))
-    if (f.result.applied()) stats_.dead_lettered += f.result.value->dead_lettered;
+  bool stored = false;
+  for (FinishedBatch& f : lanes.take_finished(true)) {
+    if (!f.result.applied()) continue;
+    stats_.dead_lettered += f.result.value->dead_lettered;
+    stored = true;
+  }
   lanes.restart();  // if storing it failed, the next pass meets the event again
+  return stored;
 }
 
 // The LSN up to which this instance's checkpoint says events are applied (0: none), after checking

@@ -18,6 +18,8 @@
 //   row; then, and for a fatal error, ReplayError.
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
+//   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
+//   damage too. What was read before the damage is applied first.
 // - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.
 // - on_progress runs on the calling thread after each batch and once at the end.
 #include <chrono>
@@ -85,11 +87,15 @@ class ReplayRunner {
 
  private:
   struct Pass;
+  struct Failure;
   void dry_run(archive::SegmentChain& chain);
   void replay(archive::SegmentChain& chain, Database& db);
+  std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, std::uint64_t isolate_through);
+  void check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start);
   void start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn);
+  void note_skipped(const archive::SkippedRange& range);
   std::optional<QueuedEvent> next_event(archive::SegmentChain& chain);
-  void dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
+  bool dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
   std::uint64_t resume_point(Database& db);
   void report();
 

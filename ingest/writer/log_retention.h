@@ -29,6 +29,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <spdlog/logger.h>
@@ -88,6 +89,7 @@ class LogRetention {
   std::deque<Awaiting> awaiting_;
   std::uint64_t requested_ = 0;  // the highest segment whose removal was queued
   std::uint32_t timeline_ = 0;   // of the queued positions (0: none seen since forget())
+  std::optional<wal::Position> confirmed_;  // the last applied position the standbys confirmed (since forget())
   std::chrono::steady_clock::time_point last_check_{};
   std::chrono::steady_clock::time_point last_warning_{};
 };

@@ -484,6 +484,17 @@ TEST_F(ChainTest, LiveSegmentDeletedAfterDiscoveryIsReadFromItsArchive) {
   EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
 }
 
+// The daemon archives and deletes a live segment while a replay runs: the copy made after
+// discovery is found in the source directories.
+TEST_F(ChainTest, LiveSegmentArchivedAndDeletedAfterDiscoveryIsReadFromTheNewCopy) {
+  ASSERT_FALSE(fs::exists(archive_path(4)));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  archive_segment(pfs(), wal_, 4, arch_);
+  fs::remove(live_path(4));
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+}
+
 TEST_F(ChainTest, MissingSegmentIsAGapAndDamageUnlessSkipped) {
   fs::remove(archive_path(2));
   SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
