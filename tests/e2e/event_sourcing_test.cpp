@@ -33,8 +33,8 @@ void migrate(const std::string& url) {
   Migrator(db).migrate();
 }
 
-// Every row of the four projection tables, as text, in key order. Left out: the watermarks'
-// updated_at, which records when the row was last written (a rebuild writes it later by nature).
+// Every row of the four projection tables, every column, as text, in key order. The daemon
+// writes times from the events (arrival), never from the clock, so a rebuild matches exactly.
 std::vector<std::string> projection(const std::string& url) {
   pqxx::connection c(url);
   pqxx::nontransaction tx(c);
@@ -42,8 +42,8 @@ std::vector<std::string> projection(const std::string& url) {
   const char* queries[] = {
       "SELECT 'trade ' || to_jsonb(t)::text FROM polymarket_trades t ORDER BY condition_id, trade_id",
       "SELECT 'trigger ' || to_jsonb(t)::text FROM polymarket_first_triggers t ORDER BY condition_id, threshold",
-      "SELECT 'trade_watermark ' || (to_jsonb(t) - 'updated_at')::text FROM trade_watermarks t ORDER BY condition_id",
-      "SELECT 'trigger_watermark ' || (to_jsonb(t) - 'updated_at')::text FROM trigger_watermarks t ORDER BY threshold"};
+      "SELECT 'trade_watermark ' || to_jsonb(t)::text FROM trade_watermarks t ORDER BY condition_id",
+      "SELECT 'trigger_watermark ' || to_jsonb(t)::text FROM trigger_watermarks t ORDER BY threshold"};
   for (const char* q : queries)
     for (const auto& row : tx.exec(q)) rows.push_back(row[0].as<std::string>());
   return rows;
