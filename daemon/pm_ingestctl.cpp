@@ -9,6 +9,7 @@
 #include "daemon/archive_commands.h"
 #include "daemon/cli_common.h"
 #include "daemon/log_inspection.h"
+#include "daemon/send_command.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/server/protocol.h"
 #include "ingest/log/wal.h"
@@ -51,6 +52,13 @@ constexpr const char* kUsage =
     "            --dry-run reads and checks everything and prints counts only. Damage stops\n"
     "            it (exit 2, file and offset) unless --skip-damaged, which names every\n"
     "            skipped LSN range (exit 3). Progress on stderr\n"
+    "  send [--input FILE]... [--format F] [--socket PATH]\n"
+    "            send NDJSON lines (or the elements of a JSON array) from files or stdin to\n"
+    "            the daemon, waiting for every ack: lines not acknowledged are sent again\n"
+    "            after a reconnect, `busy` is retried with backoff. Prints sent, acked,\n"
+    "            rejected by reason with each input line, unacknowledged; exit 1 if any\n"
+    "            line was rejected or left unacknowledged. --format: pm-ingestd (protocol\n"
+    "            v1 lines), clob-ws-market, data-api-trades, clob-rest-trades\n"
     "  archive list --archive-dir DIR [--json]\n"
     "            the archived segments: LSN and arrival ranges, events, sizes, and totals\n"
     "  archive verify --archive-dir DIR\n"
@@ -218,6 +226,18 @@ int run_archive(const po::variables_map& vm) {
   return sub == "list" ? pm::ctl::run_archive_list(dir, vm["json"].as<bool>()) : pm::ctl::run_archive_verify(dir);
 }
 
+int run_send(const po::variables_map& vm) {
+  pm::ctl::SendCommand c;
+  c.socket_path = vm["socket"].as<std::string>();
+  if (vm.count("input")) c.inputs = vm["input"].as<std::vector<std::string>>();
+  c.format = vm["format"].as<std::string>();
+  c.max_in_flight = vm["max-in-flight"].as<std::size_t>();
+  c.give_up_after = std::chrono::seconds(vm["give-up-after"].as<long>());
+  if (c.max_in_flight < 1 || c.give_up_after.count() < 1)
+    throw std::invalid_argument("--max-in-flight and --give-up-after must be >= 1");
+  return pm::ctl::run_send(c, std::cin);
+}
+
 void add_options(po::options_description& options) {
   options.add_options()
       ("help,h", "print this help")
@@ -241,7 +261,12 @@ void add_options(po::options_description& options) {
       ("batch-max-events", po::value<std::size_t>()->default_value(20000), "replay: events per transaction at most")
       ("writer-connections", po::value<std::size_t>()->default_value(2), "replay: batches in flight at once (they commit in LSN order)")
       ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "replay: unit of polymarket_trades.timestamp in the database (ms or s)")
-      ("json", po::bool_switch()->default_value(false), "archive list: print the index as JSON lines");
+      ("json", po::bool_switch()->default_value(false), "archive list: print the index as JSON lines")
+      ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "send: the daemon's socket")
+      ("input", po::value<std::vector<std::string>>()->composing(), "send: a file to send (repeatable; - or none: stdin)")
+      ("format", po::value<std::string>()->default_value("pm-ingestd"), "send: what the lines are (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)")
+      ("max-in-flight", po::value<std::size_t>()->default_value(1000), "send: lines sent but not yet acknowledged, at most")
+      ("give-up-after", po::value<long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable) before the lines left are reported unacknowledged");
 }
 
 // The visible `options` and the command (the one positional argument) into `vm`; false (with
@@ -274,6 +299,7 @@ int run_command(const std::string& command, const po::variables_map& vm) {
     if (command == "wal-dump") return run_wal_dump(vm);
     if (command == "replay") return run_replay(vm);
     if (command == "archive") return run_archive(vm);
+    if (command == "send") return run_send(vm);
     std::cerr << "pm-ingestctl: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& error) {
