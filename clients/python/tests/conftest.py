@@ -107,10 +107,16 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+class PsqlError(AssertionError):
+    pass
+
+
 def psql(url: str, sql: str) -> List[Dict[str, Optional[str]]]:
     """Rows of ``sql`` as dicts of text (``None`` for NULL), through psql's CSV output."""
     out = subprocess.run([PSQL, "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-P", f"null={NULL}",
-                          "-d", url, "-c", sql], check=True, capture_output=True, text=True)
+                          "-d", url, "-c", sql], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise PsqlError(f"psql failed ({out.returncode}) on {sql!r}: {out.stderr.strip()}")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     return [{k: (None if v == NULL else v) for k, v in row.items()} for row in rows]
 
@@ -144,7 +150,16 @@ class Database:
         return [r["trade_id"] or "" for r in psql(self.url, "SELECT trade_id FROM polymarket_trades")]
 
     def drop(self) -> None:
-        psql(self.admin, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        """Drop it; retried for a while (another suite may be creating databases meanwhile)."""
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                psql(self.admin, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                return
+            except PsqlError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 def free_port() -> int:
@@ -234,7 +249,7 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
         "_" + uuid.uuid4().hex[:8]
     try:
         db = Database(admin_url(), name)
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except (OSError, subprocess.CalledProcessError, PsqlError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         raise AssertionError(f"cannot create the test database (is the private PostgreSQL "
                              f"running: scripts/pg.sh start?): {exc} {detail}") from exc
