@@ -158,6 +158,21 @@ if dup:
         md.append(f"| {r['writer']} | {r['lines'] / secs:,.0f} | {r['rows']:,} |")
     md.append("")
 
+es = [r for r in res if r["section"] == "event_sourcing"]
+if es:
+    e2e = statistics.median(rate(r) for r in writers["pm-ingestd"]) if "pm-ingestd" in writers else None
+    md += ["### Event sourcing: ingestion with `--archive-dir`, and `pm-ingestctl replay` of that archive", "",
+           "| run | rows/s | vs pm-ingestd end to end (median above) | notes |", "|---|---|---|---|"]
+    for r in es:
+        vs = f"{rate(r) / e2e:.2f}x" if e2e else "-"
+        if "loadgen" in r:
+            notes = (f"archive {r['archive_bytes'] / 2**20:,.1f} MiB on disk, live log left {r['live_log_bytes'] / 2**20:,.1f} MiB; "
+                     "end to end as above, archiving in the background")
+        else:
+            notes = f"{r['rows']:,} rows from the archive and the live log into a fresh table, whole command"
+        md.append(f"| {r['writer']} | {rate(r):,.0f} | {vs} | {notes} |")
+    md.append("")
+
 bl = [r for r in res if r["section"] == "backlog"]
 for r in bl:
     md += [f"### Backlog: PostgreSQL down while {r['events']:,} events arrive, then back", "",

@@ -211,6 +211,31 @@ record "{\"section\":\"dup\",\"writer\":\"pm-ingestd\",\"lines\":$N,\"rows\":$n,
 log "10 % duplicates: $n rows stored of $DISTINCT_DUP distinct trades"
 fi
 
+# --- event sourcing: the daemon with --archive-dir, then pm-ingestctl replay of its archive -----
+# The same trades end to end with the archive on (16 MiB segments, so most of the log is archived
+# while the run lasts), then the archive and the live log replayed into a fresh table.
+if full; then
+  ES_WAL="$WORK/es-wal"; ES_ARCHIVE="$WORK/es-archive"; rm -rf "$ES_WAL" "$ES_ARCHIVE"
+  fresh_table
+  DAEMON_WAL_DIR="$ES_WAL" start_daemon "$BENCH_URL" --archive-dir "$ES_ARCHIVE" --wal-segment-bytes 16M
+  wait_db_up
+  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate unlimited --connections "$CONNS" \
+         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  for _ in $(seq 600); do [ "$(metric pm_ingest_archive_pending_segments)" = "0" ] && break; sleep 0.05; done
+  stop_daemon
+  archived=$(du -sb "$ES_ARCHIVE" | cut -f1); logged=$(du -sb "$ES_WAL" | cut -f1)
+  record "{\"section\":\"event_sourcing\",\"writer\":\"pm-ingestd --archive-dir\",\"archive_bytes\":$archived,\"live_log_bytes\":$logged,\"loadgen\":$json}"
+  log "pm-ingestd with --archive-dir: $json (archive $archived bytes, live log $logged bytes)"
+  fresh_table
+  t0=$(now)
+  "$CTL" replay --source "$ES_ARCHIVE" --source "$ES_WAL" --database-url "$BENCH_URL" > "$WORK/replay.out" 2>/dev/null
+  t1=$(now)
+  n=$(rows)
+  record "{\"section\":\"event_sourcing\",\"writer\":\"pm-ingestctl replay\",\"rows\":$n,\"seconds\":$(minus "$t1" "$t0")}"
+  log "pm-ingestctl replay: $n rows in $(minus "$t1" "$t0") s"
+  rm -rf "$ES_WAL" "$ES_ARCHIVE"
+fi
+
 # --- ack latency at 25/50/75 % of the maximum end-to-end rate ---------------------------------
 MAX=$(python3 - "$RESULTS" <<'PY'
 import json, sys, statistics

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -35,6 +36,22 @@ std::uint64_t parse_bytes(const std::string& option, const std::string& text) {
   if (suffix == "M" || suffix == "MB" || suffix == "MIB") return value << 20;
   if (suffix == "G" || suffix == "GB" || suffix == "GIB") return value << 30;
   throw std::invalid_argument("--" + option + ": unknown unit in '" + text + "' (use K, M or G)");
+}
+
+std::chrono::seconds parse_duration(const std::string& option, const std::string& text) {
+  // 3600, 90s, 45m, 12h, 30d.
+  std::size_t used = 0;
+  long long value = -1;
+  try {
+    value = std::stoll(text, &used);
+  } catch (...) {
+  }
+  const std::string suffix = value < 0 ? "?" : text.substr(used);
+  if (suffix == "" || suffix == "s") return std::chrono::seconds(value);
+  if (suffix == "m") return std::chrono::seconds(value * 60);
+  if (suffix == "h") return std::chrono::seconds(value * 3600);
+  if (suffix == "d") return std::chrono::seconds(value * 86400);
+  throw std::invalid_argument("--" + option + ": '" + text + "' is not a duration (e.g. 3600, 90m, 12h, 30d)");
 }
 
 uid_t parse_uid(const std::string& text) {
@@ -96,6 +113,14 @@ void describe_log_and_database(po::options_description& desc, const DaemonOption
     ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)");
 }
 
+void describe_archive(po::options_description& desc, const DaemonOptions& d) {
+  desc.add_options()
+    ("archive-dir", po::value<std::string>(), "keep every event: applied log segments are compressed (zstd) into this directory before the live log deletes them (default: off, they are deleted); pm-ingestctl replay rebuilds the tables from it. Applied segments waiting to be archived stay in --wal-dir and count against --wal-max-bytes")
+    ("archive-max-bytes", po::value<std::string>()->default_value("0"), "delete the oldest archived segments while the archive is larger than this (e.g. 200G; 0: no limit)")
+    ("archive-max-age", po::value<std::string>()->default_value("0"), "delete archived segments whose newest event arrived longer ago than this (e.g. 30d, 12h; 0: no limit)")
+    ("archive-compression-level", po::value<int>()->default_value(d.archive_compression_level), "zstd level of archived segments (1 fastest .. 19 smallest)");
+}
+
 void describe_writer(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
@@ -132,6 +157,7 @@ po::options_description describe_options(const DaemonOptions& defaults) {
   describe_general(desc);
   describe_socket(desc, defaults);
   describe_log_and_database(desc, defaults);
+  describe_archive(desc, defaults);
   describe_writer(desc, defaults);
   describe_connections(desc, defaults);
   describe_standbys_and_logging(desc, defaults);
@@ -191,6 +217,23 @@ void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
   if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");
   d.database_url = *url;
   d.metrics_listen = vm["metrics-listen"].as<std::string>();  // checked last, in take_line_timeout_and_logging
+}
+
+void take_archive(const po::variables_map& vm, DaemonOptions& d) {
+  if (vm.count("archive-dir")) d.archive_dir = vm["archive-dir"].as<std::string>();
+  d.archive_max_bytes = parse_bytes("archive-max-bytes", vm["archive-max-bytes"].as<std::string>());
+  d.archive_max_age = parse_duration("archive-max-age", vm["archive-max-age"].as<std::string>());
+  d.archive_compression_level = vm["archive-compression-level"].as<int>();
+  if (d.archive_compression_level < 1 || d.archive_compression_level > 19)
+    throw std::invalid_argument("--archive-compression-level must be between 1 and 19");
+  if (d.archive_dir.empty() && (d.archive_max_bytes != 0 || d.archive_max_age.count() != 0))
+    throw std::invalid_argument("--archive-max-bytes and --archive-max-age need --archive-dir");
+  const auto same_place = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+  };
+  if (!d.archive_dir.empty() && same_place(d.archive_dir, d.wal_dir))
+    throw std::invalid_argument("--archive-dir must be a directory of its own, not --wal-dir");
 }
 
 void take_writer(const po::variables_map& vm, DaemonOptions& d) {
@@ -257,6 +300,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   }
   take_socket(vm, d);
   take_log_and_database(vm, d);
+  take_archive(vm, d);
   take_writer(vm, d);
   take_connections_and_standbys(vm, d);
   take_line_timeout_and_logging(vm, d);

@@ -42,6 +42,10 @@ struct DaemonOptions {
   std::chrono::seconds reply_timeout{30};  // a reply blocked this long (producer not reading): close
   std::chrono::seconds line_timeout{30};   // a line incomplete this long (slow producer): close
   std::string log_level = "info";
+  std::string archive_dir;                 // empty: applied segments are deleted, not archived
+  std::uint64_t archive_max_bytes = 0;     // 0: no limit
+  std::chrono::seconds archive_max_age{0}; // 0: no limit
+  int archive_compression_level = 3;       // zstd
   bool standby_wait = true;      // keep applied log segments until every standby has them
   std::size_t min_standbys = 0;  // fewer visible standbys confirm nothing
 };

@@ -6,8 +6,10 @@
 
 #include <boost/program_options.hpp>
 
+#include "daemon/archive_commands.h"
 #include "daemon/cli_common.h"
 #include "daemon/log_inspection.h"
+#include "daemon/send_command.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/server/protocol.h"
 #include "ingest/log/wal.h"
@@ -39,6 +41,29 @@ constexpr const char* kUsage =
     "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N] [--salvage]\n"
     "            print the log's events as JSON lines (lsn first); --salvage prints every\n"
     "            readable event past damage, with a comment line for each skipped range\n"
+    "  replay --source DIR... [--database-url URL] [--from-lsn N] [--to-lsn N]\n"
+    "         [--until TIME] [--instance-id ID] [--dry-run] [--skip-damaged]\n"
+    "            apply the events of archive directories (--archive-dir of the daemon)\n"
+    "            and/or log directories to a database, with the daemon's own batch\n"
+    "            transaction and a checkpoint of its own (instance 'replay', plus its\n"
+    "            bounds, unless --instance-id): exactly once, resumable after a kill, a\n"
+    "            second run applies nothing. --until keeps the events that arrived before\n"
+    "            TIME (RFC 3339). Never give it a running daemon's --instance-id.\n"
+    "            --dry-run reads and checks everything and prints counts only. Damage stops\n"
+    "            it (exit 2, file and offset) unless --skip-damaged, which names every\n"
+    "            skipped LSN range (exit 3). Progress on stderr\n"
+    "  send [--input FILE]... [--format F] [--socket PATH]\n"
+    "            send NDJSON lines (or the elements of a JSON array) from files or stdin to\n"
+    "            the daemon, waiting for every ack: lines not acknowledged are sent again\n"
+    "            after a reconnect, `busy` is retried with backoff. Prints sent, acked,\n"
+    "            rejected by reason with each input line, unacknowledged; exit 1 if any\n"
+    "            line was rejected or left unacknowledged. --format: pm-ingestd (protocol\n"
+    "            v1 lines), clob-ws-market, data-api-trades, clob-rest-trades\n"
+    "  archive list --archive-dir DIR [--json]\n"
+    "            the archived segments: LSN and arrival ranges, events, sizes, and totals\n"
+    "  archive verify --archive-dir DIR\n"
+    "            read every archive file: checksums, every record, the LSN chain (read-only;\n"
+    "            exit 2 when something is damaged)\n"
     "\n"
     "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it.\n"
     "\n";
@@ -119,7 +144,7 @@ int run_status(const po::variables_map& vm) {
 }
 
 int run_checkpoint_reset(const po::variables_map& vm) {
-  const std::string instance = vm["instance-id"].as<std::string>();
+  const std::string instance = vm["instance-id"].as<std::string>().empty() ? "default" : vm["instance-id"].as<std::string>();
   pm::Database db(database_config(vm));
   const bool removed = pm::IngestCheckpointRepository(db).reset(instance);
   std::cout << (removed ? "checkpoint of instance '" + instance + "' removed" : "instance '" + instance + "' had no checkpoint") << "\n";
@@ -168,6 +193,51 @@ int run_pending(const po::variables_map& vm) {
   return 0;
 }
 
+int run_replay(const po::variables_map& vm) {
+  pm::ctl::ReplayCommand c;
+  if (vm.count("source")) c.sources = vm["source"].as<std::vector<std::string>>();
+  if (c.sources.empty()) throw std::invalid_argument("replay needs --source DIR (archive or log directories, repeatable)");
+  if (!vm["dry-run"].as<bool>()) c.database = database_config(vm);
+  if (c.database) c.database->max_connections = static_cast<int>(vm["writer-connections"].as<std::size_t>()) + 1;
+  c.from_lsn = vm["from-lsn"].as<std::uint64_t>();
+  c.to_lsn = vm["to-lsn"].as<std::uint64_t>();
+  if (vm.count("until")) c.until = vm["until"].as<std::string>();
+  c.instance_id = vm["instance-id"].as<std::string>().empty() ? pm::ctl::default_replay_instance(c) : vm["instance-id"].as<std::string>();
+  c.skip_damaged = vm["skip-damaged"].as<bool>();
+  c.batch_max_events = vm["batch-max-events"].as<std::size_t>();
+  c.connections = vm["writer-connections"].as<std::size_t>();
+  if (c.batch_max_events < 1 || c.connections < 1 || c.connections > 16)
+    throw std::invalid_argument("--batch-max-events must be >= 1 and --writer-connections between 1 and 16");
+  const auto unit = pm::parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
+  if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
+  c.trade_timestamp_unit = *unit;
+  return pm::ctl::run_replay(c);
+}
+
+int run_archive(const po::variables_map& vm) {
+  const std::string sub = vm.count("subcommand") ? vm["subcommand"].as<std::string>() : "";
+  if (sub != "list" && sub != "verify") {
+    std::cerr << "pm-ingestctl archive: say `archive list` or `archive verify`" << (sub.empty() ? "" : ", not `archive " + sub + "`")
+              << "\n";
+    return 2;
+  }
+  const std::string dir = vm["archive-dir"].as<std::string>();
+  if (dir.empty()) throw std::invalid_argument("archive " + sub + " needs --archive-dir DIR");
+  return sub == "list" ? pm::ctl::run_archive_list(dir, vm["json"].as<bool>()) : pm::ctl::run_archive_verify(dir);
+}
+
+int run_send(const po::variables_map& vm) {
+  pm::ctl::SendCommand c;
+  c.socket_path = vm["socket"].as<std::string>();
+  if (vm.count("input")) c.inputs = vm["input"].as<std::vector<std::string>>();
+  c.format = vm["format"].as<std::string>();
+  c.max_in_flight = vm["max-in-flight"].as<std::size_t>();
+  c.give_up_after = std::chrono::seconds(vm["give-up-after"].as<long>());
+  if (c.max_in_flight < 1 || c.give_up_after.count() < 1)
+    throw std::invalid_argument("--max-in-flight and --give-up-after must be >= 1");
+  return pm::ctl::run_send(c, std::cin);
+}
+
 void add_options(po::options_description& options) {
   options.add_options()
       ("help,h", "print this help")
@@ -177,20 +247,35 @@ void add_options(po::options_description& options) {
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
       ("connect-attempts", po::value<int>()->default_value(3), "connection attempts before giving up")
-      ("instance-id", po::value<std::string>()->default_value("default"), "daemon instance (checkpoint-reset)")
+      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
       ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)")
-      ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)");
+      ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)")
+      ("source", po::value<std::vector<std::string>>()->multitoken()->composing(), "archive or log directory to replay (repeatable)")
+      ("archive-dir", po::value<std::string>()->default_value(""), "archive directory (archive list, archive verify)")
+      ("to-lsn", po::value<std::uint64_t>()->default_value(UINT64_MAX), "last record to replay")
+      ("until", po::value<std::string>(), "replay only events that arrived before this time (RFC 3339, e.g. 2026-11-30T04:00:00Z)")
+      ("dry-run", po::bool_switch()->default_value(false), "replay: read, check and count; write nothing")
+      ("skip-damaged", po::bool_switch()->default_value(false), "replay: go on past damaged ranges, naming each skipped LSN range")
+      ("batch-max-events", po::value<std::size_t>()->default_value(20000), "replay: events per transaction at most")
+      ("writer-connections", po::value<std::size_t>()->default_value(2), "replay: batches in flight at once (they commit in LSN order)")
+      ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "replay: unit of polymarket_trades.timestamp in the database (ms or s)")
+      ("json", po::bool_switch()->default_value(false), "archive list: print the index as JSON lines")
+      ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "send: the daemon's socket")
+      ("input", po::value<std::vector<std::string>>()->composing(), "send: a file to send (repeatable; - or none: stdin)")
+      ("format", po::value<std::string>()->default_value("pm-ingestd"), "send: what the lines are (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)")
+      ("max-in-flight", po::value<std::size_t>()->default_value(1000), "send: lines sent but not yet acknowledged, at most")
+      ("give-up-after", po::value<long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable) before the lines left are reported unacknowledged");
 }
 
 // The visible `options` and the command (the one positional argument) into `vm`; false (with
 // the error and the usage on stderr) on a usage error.
 bool parse_command_line(int argc, char** argv, const po::options_description& options, po::variables_map& vm) {
   po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>(), "command");
+  hidden.add_options()("command", po::value<std::string>(), "command")("subcommand", po::value<std::string>(), "subcommand");
   po::positional_options_description positional;
-  positional.add("command", 1);
+  positional.add("command", 1).add("subcommand", 1);
   po::options_description all;
   all.add(options).add(hidden);
   try {
@@ -212,6 +297,9 @@ int run_command(const std::string& command, const po::variables_map& vm) {
     if (command == "checkpoint-reset") return run_checkpoint_reset(vm);
     if (command == "wal-verify") return run_wal_verify(vm);
     if (command == "wal-dump") return run_wal_dump(vm);
+    if (command == "replay") return run_replay(vm);
+    if (command == "archive") return run_archive(vm);
+    if (command == "send") return run_send(vm);
     std::cerr << "pm-ingestctl: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& error) {

@@ -27,6 +27,7 @@
 
 #include "daemon/cli_common.h"
 #include "daemon/daemon_options.h"
+#include "ingest/archive/segment_archiver.h"
 #include "ingest/writer/batch_writer.h"
 #include "ingest/events/event_queue.h"
 #include "ingest/server/ingest_pipeline.h"
@@ -156,12 +157,49 @@ std::unique_ptr<pm::HttpEndpoint> open_http_endpoint(const pm::DaemonOptions& op
   }
 }
 
+std::unique_ptr<pm::archive::SegmentArchiver> make_archiver(const pm::DaemonOptions& options, pm::IngestMetrics& metrics,
+                                                           const std::shared_ptr<spdlog::logger>& log) {
+  if (options.archive_dir.empty()) return nullptr;
+  pm::archive::ArchiverConfig config;
+  config.dir = options.archive_dir;
+  config.max_bytes = options.archive_max_bytes;
+  config.max_age = options.archive_max_age;
+  config.compression_level = options.archive_compression_level;
+  auto archiver = std::make_unique<pm::archive::SegmentArchiver>(config, metrics, log);
+  archiver->prepare();  // before recovery may delete applied segments the archive holds
+  return archiver;
+}
+
+// Stops the archiver's thread when run() returns (shut_down stops it first, within its timeout),
+// before the log it uses is destroyed.
+struct ArchiverStop {
+  pm::archive::SegmentArchiver* archiver;
+  ~ArchiverStop() {
+    if (archiver) archiver->stop();
+  }
+};
+
+// False (after logging why) when the archive directory belongs to another log: exit code 2.
+bool start_archiver(pm::archive::SegmentArchiver& archiver, pm::wal::WriteAheadLog& wal, spdlog::logger& log) {
+  try {
+    archiver.start(wal);
+  } catch (const pm::archive::ArchiveForeignLog& e) {
+    log.critical("{}; refusing to start", e.what());
+    return false;
+  }
+  return true;
+}
+
 // Opens and recovers the log. On failure: logs why, returns null and sets `exit_code`.
 std::unique_ptr<pm::wal::WriteAheadLog> open_log(const pm::DaemonOptions& options, const std::shared_ptr<spdlog::logger>& log,
-                                                 pm::IngestMetrics& metrics, int& exit_code) {
+                                                 pm::IngestMetrics& metrics, const pm::archive::SegmentArchiver* archiver,
+                                                 int& exit_code) {
   std::unique_ptr<pm::wal::WriteAheadLog> wal;
   try {
-    wal = pm::wal::WriteAheadLog::open(log_options(options, log, metrics));
+    pm::wal::Options wal_options = log_options(options, log, metrics);
+    if (archiver)
+      wal_options.may_remove = [archiver](const pm::wal::LogId& id, std::uint64_t segment) { return archiver->may_remove(id, segment); };
+    wal = pm::wal::WriteAheadLog::open(std::move(wal_options));
   } catch (const pm::wal::WalCorruption& e) {
     log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
     exit_code = 2;
@@ -191,6 +229,7 @@ struct Daemon {
   pm::BatchWriter& writer;
   pm::IngestPipeline& pipeline;
   pm::Server& server;
+  pm::archive::SegmentArchiver* archiver;  // null without --archive-dir
   std::atomic<int>& fatal_exit;  // 2 once the writer hit a fatal log/checkpoint problem
 };
 
@@ -335,6 +374,7 @@ int shut_down(const Daemon& d) {
     d.pipeline.close();
     d.server.stop();
     d.writer.stop();
+    if (d.archiver) d.archiver->stop();
   });
   if (done.wait_for(d.options.shutdown_timeout) != std::future_status::ready) {
     d.log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
@@ -355,21 +395,30 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
   if (!http) return 1;
   int exit_code = 0;
-  const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, exit_code);
+  const std::unique_ptr<pm::archive::SegmentArchiver> archiver = make_archiver(options, metrics, log);
+  const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, archiver.get(), exit_code);
   if (!wal) return exit_code;
+  if (archiver && !start_archiver(*archiver, *wal, *log)) return 2;
+  const ArchiverStop archiver_stop{archiver.get()};  // before the log goes
 
   pm::Database db(database_config(options));
   pm::EventQueue queue(options.queue_max_events);
   std::atomic<int> fatal_exit{0};
-  pm::BatchWriter writer(writer_config(options), db, *wal, queue, metrics, log, [&](const std::string&) {
+  pm::WriterConfig writer_cfg = writer_config(options);
+  if (archiver) writer_cfg.retention.release_before = [&](std::uint64_t segment) { archiver->release_before(segment); };
+  pm::BatchWriter writer(writer_cfg, db, *wal, queue, metrics, log, [&](const std::string&) {
     fatal_exit = 2;
     ::kill(::getpid(), SIGTERM);
   });
-  pm::IngestPipeline pipeline(options.wal_max_bytes, *wal, queue, metrics, [&] { return writer.applied_log_offset(); });
+  // The budget counts from the applied position, or from an applied segment still waiting for the archive.
+  pm::IngestPipeline pipeline(options.wal_max_bytes, *wal, queue, metrics, [&] {
+    const std::uint64_t applied = writer.applied_log_offset();
+    return archiver ? std::min(applied, archiver->kept_from_log_offset()) : applied;
+  });
   const pm::ServerConfig server_cfg = server_config(options, *log);
   pm::Server server(server_cfg, pipeline, metrics, log);
 
-  const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, fatal_exit};
+  const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, archiver.get(), fatal_exit};
   http->set_readiness([&daemon] { return readiness_report(daemon); });
   ReadinessBinding readiness_binding{*http};
   if (!start_serving(daemon, server_cfg)) return 1;

@@ -96,7 +96,15 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")),
       replication_standbys(gauge(*registry_, "pm_ingest_replication_standbys", "Standbys the PostgreSQL primary shows (physical replication slots and WAL senders), as of the writer's last look.")),
       replication_lag_bytes(gauge(*registry_, "pm_ingest_replication_lag_bytes", "WAL bytes the slowest standby has not flushed yet, as of the writer's last look (0 without standbys).")),
-      wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them.")) {
+      wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them.")),
+      archived_segments(counter(*registry_, "pm_ingest_archived_segments_total", "Applied log segments compressed into the archive (--archive-dir).")),
+      archived_bytes(counter(*registry_, "pm_ingest_archived_bytes_total", "Bytes of log segments archived, as they were in the live log (uncompressed).")),
+      archive_errors(counter(*registry_, "pm_ingest_archive_errors_total", "Failed attempts to archive a segment or write the archive index (disk full, I/O error); each is retried, the live segment kept meanwhile.")),
+      archive_removed_segments(counter(*registry_, "pm_ingest_archive_removed_segments_total", "Archived segments deleted by --archive-max-bytes or --archive-max-age.")),
+      archive_segments(gauge(*registry_, "pm_ingest_archive_segments", "Segment files in the archive now.")),
+      archive_bytes(gauge(*registry_, "pm_ingest_archive_bytes", "Size of the archive's segment files on disk (compressed).")),
+      archive_oldest_event_timestamp_seconds(gauge(*registry_, "pm_ingest_archive_oldest_event_timestamp_seconds", "Arrival time (Unix time) of the oldest event in the archive; 0 when it is empty.")),
+      archive_pending_segments(gauge(*registry_, "pm_ingest_archive_pending_segments", "Applied live log segments waiting to be archived (they are kept in --wal-dir and count against --wal-max-bytes).")) {
   BuildGauge()
       .Name("pm_ingest_build_info")
       .Help("Build information; the value is always 1.")

@@ -105,6 +105,15 @@ class IngestMetrics {
   prometheus::Gauge& replication_standbys;
   prometheus::Gauge& replication_lag_bytes;
   prometheus::Gauge& wal_segments_awaiting_replication;
+  // The archive of applied segments (--archive-dir; ingest/archive/segment_archiver.h).
+  prometheus::Counter& archived_segments;        // segments archived since start
+  prometheus::Counter& archived_bytes;           // their size in the live log (uncompressed)
+  prometheus::Counter& archive_errors;           // failed attempts (each one retried)
+  prometheus::Counter& archive_removed_segments; // deleted by --archive-max-bytes / --archive-max-age
+  prometheus::Gauge& archive_segments;           // files in the archive now
+  prometheus::Gauge& archive_bytes;              // their size on disk (compressed)
+  prometheus::Gauge& archive_oldest_event_timestamp_seconds;  // arrival time of the oldest archived event
+  prometheus::Gauge& archive_pending_segments;   // applied live segments waiting to be archived
 
 };
 

@@ -180,23 +180,27 @@ const WatermarkUpsert& trade_watermarks() {
 }
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
-// rows[which]; rows that would not advance are left alone rather than rewritten.
+// rows[which]; rows that would not advance are left alone rather than rewritten. With `written_at`
+// (one per row), updated_at is that of the first row holding the condition's newest timestamp;
+// else now.
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
-                                     std::span<const std::size_t> which) {
-  std::unordered_map<std::string_view, std::int64_t> newest;
+                                     std::span<const std::size_t> which, std::span<const std::string> written_at) {
+  std::unordered_map<std::string_view, std::size_t> newest;  // condition -> row
   for (std::size_t i : which) {
     const TradeRow& t = rows[i];
     if (!t.timestamp) continue;
-    auto [it, fresh] = newest.emplace(t.condition_id, *t.timestamp);
-    if (!fresh) it->second = std::max(it->second, *t.timestamp);
+    auto [it, fresh] = newest.emplace(t.condition_id, i);
+    if (!fresh && *t.timestamp > *rows[it->second].timestamp) it->second = i;
   }
   if (newest.empty()) return 0;
-  PgArray conditions, timestamps;
-  for (const auto& [cid, ts] : newest) {
+  PgArray conditions, timestamps, updated_at;
+  for (const auto& [cid, i] : newest) {
     conditions.add_text(cid);
-    timestamps.add_integer(ts);
+    timestamps.add_integer(*rows[i].timestamp);
+    if (!written_at.empty()) updated_at.add_text(written_at[i]);
   }
-  return trade_watermarks().many(tx, conditions, timestamps);
+  if (written_at.empty()) return trade_watermarks().many(tx, conditions, timestamps);
+  return trade_watermarks().many(tx, conditions, timestamps, updated_at);
 }
 
 std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
@@ -239,9 +243,10 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
   return bulk([&](auto& tx) { return insert_new_rows(tx, all, probe); });
 }
 
-std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which) const {
+std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
+                                               std::span<const std::string> written_at) const {
   if (which.empty()) return 0;
-  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which); });
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at); });
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {

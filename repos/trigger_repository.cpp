@@ -244,6 +244,17 @@ std::int64_t TriggerWatermarkRepository::get_timestamp(double threshold) const {
   return wm ? wm->last_timestamp : 0;
 }
 
+std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) const {
+  if (marks.empty()) return 0;
+  PgArray thresholds, timestamps, updated_at;
+  for (const Advance& m : marks) {
+    thresholds.add_number(m.threshold);
+    timestamps.add_integer(m.timestamp);
+    updated_at.add_text(m.updated_at);
+  }
+  return target_.run([&](pqxx::transaction_base& tx) { return trigger_watermarks().many(tx, thresholds, timestamps, updated_at); });
+}
+
 TriggerWatermark TriggerWatermarkRepository::update(double threshold, std::int64_t timestamp) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TriggerWatermark>(trigger_watermarks().one(tx, threshold, timestamp));

@@ -9,6 +9,7 @@
 // TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,14 @@ class TriggerWatermarkRepository {
   std::int64_t get_timestamp(double threshold) const;
   // GREATEST upsert: never moves backwards; updated_at always set to now.
   TriggerWatermark update(double threshold, std::int64_t timestamp) const;
+  // Several thresholds (distinct) in one statement: each row inserted or moved forward with the
+  // given updated_at; a row that would not advance is left alone. Returns the rows written.
+  struct Advance {
+    double threshold = 0;
+    std::int64_t timestamp = 0;
+    std::string updated_at;
+  };
+  std::size_t advance(std::span<const Advance> marks) const;
 
  private:
   DbTarget target_;

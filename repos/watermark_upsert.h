@@ -32,10 +32,15 @@ class WatermarkUpsert {
   // (updated_at not rewritten either). Rows are taken in key order, so concurrent batches do not
   // deadlock on each other. Returns how many rows were inserted or moved forward.
   std::size_t many(pqxx::transaction_base& tx, const PgArray& keys, const PgArray& timestamps) const;
+  // The same with updated_at[i] for each key instead of now: what an event-sourced writer stores
+  // (the arrival time of the event that moved the watermark), so a replay writes the same rows.
+  std::size_t many(pqxx::transaction_base& tx, const PgArray& keys, const PgArray& timestamps,
+                   const PgArray& updated_at) const;
 
  private:
   std::string one_sql_;
   std::string many_sql_;
+  std::string many_each_sql_;
 };
 
 }  // namespace pm

@@ -2,7 +2,8 @@
 # The test command: installs what is needed, starts the private PostgreSQL, builds with -j2 and
 # runs every GoogleTest case through CTest. With no arguments it first runs the fuzz smoke run
 # (scripts/fuzz.sh, 30 s per target), the ASan+UBSan build of the whole suite and the TSan build
-# of the threaded ingest path (scripts/sanitize.sh), then the ordinary suite, whose summary is the
+# of the threaded ingest path (scripts/sanitize.sh), then the ordinary suite, then the Python
+# client's pytest suite (clients/python/tests, against the daemon just built), whose summary is the
 # last thing printed; it fails if any of them failed. Extra arguments go to the ordinary suite's
 # ctest alone, without the other runs (e.g. scripts/test.sh -R Wal).
 # PM_SOAK_TESTS=ON also registers the long soak tests; PM_SKIP_SANITIZERS=1 skips fuzzing and
@@ -19,8 +20,18 @@ if [ $# -eq 0 ] && [ "${PM_SKIP_SANITIZERS:-0}" != 1 ]; then
 fi
 cmake --build "$BUILD_DIR" -j2
 cd "$BUILD_DIR"
+BIN_DIR="$PWD/daemon"
 rc=0
 ctest --output-on-failure -j2 --timeout 900 "$@" || rc=$?
+cd "$ROOT"
+if [ $# -eq 0 ]; then
+  # Debian's interpreter, where setup.sh installed python3-pytest (a python3 earlier on PATH,
+  # pyenv's say, would not have it); PM_PYTHON overrides.
+  echo "test.sh: python3 -m pytest -q clients/python/tests"
+  PM_INGESTD_BIN="$BIN_DIR/pm-ingestd" PM_INGESTCTL_BIN="$BIN_DIR/pm-ingestctl" \
+    "${PM_PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider clients/python/tests \
+    || failed+=("pytest clients/python/tests")
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "test.sh: FAILED: ${failed[*]} (see above)" >&2
   exit 1

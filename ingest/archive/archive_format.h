@@ -5,7 +5,9 @@
 // directory fsynced, before the live segment is deleted:
 //
 //   header (kArchiveHeaderSize bytes): magic "PMARC01\n" | the ArchiveEntry fields below, fixed
-//     order, little-endian | masked crc32c of the header bytes before it
+//     order, little-endian (segment_version u32 followed by a reserved u32 of 0, every other
+//     field 8 bytes; log_id 16 bytes) | reserved zeros | at offset 156: masked crc32c of the
+//     header bytes before it
 //   body: one zstd frame holding the segment file's bytes exactly as they were in the live log
 //     (segment header, group markers, records: every checksum of the log is kept)
 //   trailer (8 bytes): masked crc32c of every byte before it (header + body) | magic "PMAE"
@@ -41,6 +43,7 @@ struct ArchiveEntry {
   std::uint64_t triggers = 0;
   std::int64_t archived_at_ms = 0;  // wall clock when it was archived
   std::uint64_t events() const { return trades + triggers; }
+  bool operator==(const ArchiveEntry&) const = default;
 };
 
 std::string archive_file_name(std::uint64_t segment);  // "0000000000000001.pmarc"

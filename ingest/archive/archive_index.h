@@ -7,7 +7,9 @@
 // - load() reads the index and checks it against the files' headers; when it is missing, damaged
 //   or disagrees with the files (a crash between a file and the index being written), it is
 //   rebuilt from the headers and saved. Files whose header is damaged are not listed and are
-//   reported through `damaged` (file, problem); nothing is deleted.
+//   reported through `damaged` (file, problem); nothing is deleted. An index that cannot be parsed
+//   is reported there too (before it is rebuilt); a missing one is not. The directory is created
+//   when missing; a failed rebuild throws ArchiveWriteError.
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
 //   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
 // - Not thread-safe: one owner (the daemon's archiver thread, or a pm-ingestctl command).
@@ -20,15 +22,23 @@
 
 namespace pm::archive {
 
+inline constexpr char kIndexFileName[] = "index.ndjson";
+
 class ArchiveIndex {
  public:
   using DamageReport = std::function<void(const std::string& file, const std::string& problem)>;
   static ArchiveIndex load(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {});
+  // Read-only (operator tools, and a look before the daemon owns the directory): the entries the
+  // files' headers state; nothing is created or rewritten. `index_stale` (if given) is set when
+  // index.ndjson is missing, damaged or disagrees with them. Throws std::system_error when the
+  // directory cannot be listed.
+  static ArchiveIndex read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {},
+                           bool* index_stale = nullptr);
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;
-  void add(const ArchiveEntry& entry);   // a segment above every listed one
-  void remove(std::uint64_t segment);    // from the index only; the caller deletes the file
+  void add(const ArchiveEntry& entry);   // a segment above every listed one (else std::invalid_argument)
+  void remove(std::uint64_t segment);    // from the index only; the caller deletes the file (unlisted: no-op)
   const std::string& dir() const { return dir_; }
 
   // The index file's text for `entries` (also what `pm-ingestctl archive list --json` prints).
@@ -45,7 +55,9 @@ class ArchiveIndex {
 // Retention of the archive: removes the oldest archived segments (file, then index line) while the
 // archive's files total more than `max_bytes` (0: no limit) or the newest event of the oldest
 // segment arrived before `now_ms - max_age_ms` (0: no limit), oldest first, all of them if need
-// be. Returns what it removed. A file that cannot be deleted stays listed (ArchiveWriteError).
+// be. A segment without events counts as arriving when it was archived. Returns what it removed. A
+// file that cannot be deleted stays listed (ArchiveWriteError; what was removed before stays
+// removed); a file already missing is only unlisted.
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
                                                   std::int64_t max_age_ms, std::int64_t now_ms);
 

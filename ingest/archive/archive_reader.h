@@ -5,7 +5,9 @@
 //   the zstd frame, and that the decompressed bytes are a segment of the size and header the
 //   archive header states. Damage throws ArchiveDamage naming the file and byte offset.
 // - verify_archive(): read_archive() plus every record of the segment (checksums, LSN order, group
-//   markers, the LSN range and event counts of the header). Read-only.
+//   markers, the LSN range and event counts of the header). Read-only. Damage inside the archived
+//   segment is reported as ArchiveDamage at the body's offset, its problem naming the segment
+//   offset.
 // Any thread; nothing is shared.
 #include <string>
 
@@ -19,7 +21,12 @@ struct ArchivedSegment {
   std::string segment_bytes;  // the segment file as it was in the live log
 };
 
-ArchivedSegment read_archive(wal::LogFs& fs, const std::string& path);
+ArchivedSegment read_archive(wal::LogFs& fs, const std::string& path);  // also std::system_error (I/O)
 ArchiveEntry verify_archive(wal::LogFs& fs, const std::string& path);
+
+// The header of the archive file at `path`, checked (magic, checksum) and matched against the
+// file's size; the body is not read. False with `problem` set when it is not valid or cannot be
+// read. Never throws for damage or I/O errors.
+bool read_archive_header(wal::LogFs& fs, const std::string& path, ArchiveEntry& out, std::string& problem);
 
 }  // namespace pm::archive

@@ -10,7 +10,12 @@
 //   otherwise ChainError naming both files). Gaps between segments are kept in `gaps()`.
 // - Reading: next() returns the next event record at or after `from_lsn`, reading each segment
 //   from its start (a live log's newest segment up to its valid end: a torn tail being written is
-//   not an error). A segment is decompressed whole (archive) or read through the log's reader.
+//   not an error). A segment is decompressed whole (archive) or read whole (live) and read
+//   through the log's reader. A live segment that vanished since discover() (archived and deleted
+//   by the daemon meanwhile) is read from its archive copy when one was found.
+// - LSN continuity across segments is checked (a segment's first lsn must follow the previous
+//   one's last). Records before the oldest segment found are not reported as missing: compare
+//   from_lsn with segments().front().first_lsn for that.
 // - Damage (a bad archive file, a bad record, a gap in the LSNs) throws ArchiveDamage or
 //   wal::WalCorruption naming the file and byte offset, unless `skip_damaged`: then each skipped
 //   LSN range is reported through `on_skip` (first, last, file, problem) and reading goes on at the
@@ -42,10 +47,15 @@ struct ChainSegment {
   std::uint64_t first_lsn = 0;  // from its header
   std::uint64_t bytes = 0;      // on disk (compressed for archive files)
   std::uint64_t events = 0;     // from the archive header; 0 (unknown) for live segments
+  // Non-empty when the file's header could not be read at discover(): reading then throws, or
+  // with skip_damaged skips the segment. first_lsn is 0 (unknown) then.
+  std::string problem;
 };
 
 struct SkippedRange {
-  std::uint64_t first_lsn = 0;  // inclusive; last_lsn < first_lsn when no LSN could be named
+  // Inclusive; last_lsn < first_lsn when no LSN could be named; first_lsn 0 when the range starts
+  // before the oldest segment whose header could be read.
+  std::uint64_t first_lsn = 0;
   std::uint64_t last_lsn = 0;
   std::string file;
   std::string problem;
@@ -64,13 +74,16 @@ class SegmentChain {
 
   // Starts reading at the first event with lsn >= from_lsn.
   void start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip = {});
+  // After an exception, call start() again before reading on.
   std::optional<wal::Record> next();
-  // Bytes of the chain's files read so far (for progress), out of total_bytes().
+  // Bytes of the chain's files read so far (for progress; segments before the one holding
+  // from_lsn count as read), out of total_bytes() (the sizes found by discover()).
   std::uint64_t bytes_done() const;
   std::uint64_t total_bytes() const;
 
+  struct State;  // opaque: the implementation's (segment_chain_state.h)
+
  private:
-  struct State;
   explicit SegmentChain(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };

@@ -3,6 +3,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <iostream>
@@ -211,8 +212,10 @@ std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vec
   const std::uint64_t newest_segment = found.back();
   std::vector<std::uint64_t> kept;
   bool removed = false;
+  bool removing = true;  // from the oldest up to the first segment may_remove keeps
   for (std::uint64_t seg : found) {
-    if (seg < state.applied.segment && seg < newest_segment) {
+    removing = removing && seg < state.applied.segment && seg < newest_segment && may_remove(seg);
+    if (removing) {
       const std::string path = segment_path(options_.dir, seg);
       if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
       report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
@@ -535,6 +538,9 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
     for (const auto& [seg, size] : segments_)
       if (seg < segment && seg != durable_.segment) doomed.push_back(seg);
   }
+  // Asked outside mu_: may_remove reads files, and appends must not wait for it.
+  const auto kept = std::find_if(doomed.begin(), doomed.end(), [&](std::uint64_t seg) { return !may_remove(seg); });
+  doomed.erase(kept, doomed.end());
   if (doomed.empty()) return;
   if (!persist_applied_before_removal(segment)) return;
   for (std::uint64_t seg : doomed) {

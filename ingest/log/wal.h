@@ -23,7 +23,8 @@
 //   every later append() returns IoError.
 // - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
 //   and note_applied() after each commit; remove_segments_before() persists the applied position
-//   before it deletes anything. These are called from one thread at a time.
+//   before it deletes anything. These take the state lock: the archiver thread may call
+//   remove_segments_before() while the writer thread calls the others.
 // - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
 //   position written to the state file stays at or below p (recovery deletes every segment below
 //   the recorded one, so recording more would delete what a failover may still need);
@@ -69,6 +70,10 @@ struct Options {
   std::function<void(const std::string&)> on_fatal;            // must not return normally in production
   // Called by each group's leader after its fdatasync: (fsync seconds, bytes, records).
   std::function<void(double, std::uint64_t, std::uint64_t)> on_group_commit;
+  // Whether an applied segment may be deleted (null: every one may). With an archive it says
+  // whether the segment is archived: recovery and remove_segments_before() delete applied segments
+  // from the oldest up to the first one it refuses, and keep that one and every later one.
+  std::function<bool(const LogId&, std::uint64_t segment)> may_remove;
 };
 
 enum class AppendStatus { Ok, DiskFull, IoError };
@@ -122,8 +127,9 @@ class WriteAheadLog {
   // Persists the last noted applied position now (at a clean stop). False when it cannot.
   bool persist_applied();
   void hold_applied_at(std::optional<Position> limit);
-  // Deletes whole segments below `segment` (never the active one), after persisting the applied
-  // position, then fsyncs the directory.
+  // Deletes whole segments below `segment` (never the active one, and from the oldest only up to
+  // one Options::may_remove refuses), after persisting the applied position, then fsyncs the
+  // directory. Thread-safe against the consumer's other calls (the archiver thread calls it).
   void remove_segments_before(std::uint64_t segment);
 
  private:
@@ -168,6 +174,7 @@ class WriteAheadLog {
   // Persists the applied position before segments below `segment` are deleted; false: keep them.
   // REQUIRES: state_mu_ not held.
   bool persist_applied_before_removal(std::uint64_t segment);
+  bool may_remove(std::uint64_t segment) const { return !options_.may_remove || options_.may_remove(log_id_, segment); }
   void fatal(const std::string& message);  // halts the log, then on_fatal. REQUIRES: mu_ not held.
   void report(RecoveryFinding finding);
 

@@ -75,45 +75,66 @@ TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow
   return stage;
 }
 
+namespace {
+
+std::string arrival_iso(const QueuedEvent& q) { return format_iso(SystemTime(std::chrono::milliseconds(q.event.received_ms))); }
+
+// Each trade row's arrival time, in row order (the batch's trades in log order).
+std::vector<std::string> trade_arrivals(std::span<const QueuedEvent> events) {
+  std::vector<std::string> out;
+  for (const auto& q : events)
+    if (std::holds_alternative<TradeEvent>(q.event.body)) out.push_back(arrival_iso(q));
+  return out;
+}
+
+}  // namespace
+
+// Every time written here comes from the events (their arrival), never from the clock, so a replay
+// of the log (pm-ingestctl replay) writes the same rows.
 BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events,
                                  std::span<const TradeRow> rows, const TradeStage& stage) const {
   BatchCounts counts;
-  std::vector<const TriggerEvent*> triggers;
-  for (const auto& q : events) {
-    counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
-    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) triggers.push_back(g);
-  }
+  for (const auto& q : events) counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
   counts.trades = stage.trades;
   counts.trades_inserted = stage.inserted.size();
-  counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted);
-  counts.triggers = triggers.size();
-  if (!triggers.empty()) {
-    const std::string created_at = now_iso();
-    std::vector<PolymarketFirstTrigger> rows;
-    rows.reserve(triggers.size());
-    for (const TriggerEvent* g : triggers) rows.push_back(to_row(*g, created_at));
-    const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
-    std::map<float, std::pair<double, std::int64_t>> newest_by_threshold;  // REAL key -> (threshold, ts)
-    for (std::size_t i = 0; i < triggers.size(); ++i) {
-      const TriggerEvent* g = triggers[i];
-      switch (outcomes[i]) {
-        case TriggerOutcome::Recorded: {
-          ++counts.triggers_recorded;
-          auto& slot = newest_by_threshold[static_cast<float>(g->threshold)];
-          slot.first = g->threshold;
-          slot.second = std::max(slot.second, g->trigger_timestamp_ms);
-          break;
-        }
-        case TriggerOutcome::DuplicateSameToken: ++counts.triggers_same_token; break;
-        case TriggerOutcome::DuplicateOtherToken: ++counts.triggers_other_token; break;
-      }
-    }
-    TriggerWatermarkRepository marks(tx);
-    for (const auto& [key, newest] : newest_by_threshold) marks.update(newest.first, newest.second);
-    counts.trigger_watermarks = newest_by_threshold.size();
-  }
+  if (!stage.inserted.empty())
+    counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted, trade_arrivals(events));
+  record_triggers(tx, events, counts);
   save_checkpoint(tx, events.back(), events.size());
   return counts;
+}
+
+// G2 claims in log order; each threshold's watermark moves to its newest recorded trigger, with the
+// arrival of the first trigger holding that timestamp.
+void BatchApplier::record_triggers(Transaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const {
+  std::vector<const QueuedEvent*> triggers;
+  std::vector<PolymarketFirstTrigger> rows;
+  for (const auto& q : events)
+    if (const auto* g = std::get_if<TriggerEvent>(&q.event.body)) {
+      triggers.push_back(&q);
+      rows.push_back(to_row(*g, arrival_iso(q)));  // created_at: its arrival
+    }
+  counts.triggers = triggers.size();
+  if (triggers.empty()) return;
+  const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
+  std::map<float, TriggerWatermarkRepository::Advance> newest;  // by the REAL key
+  for (std::size_t i = 0; i < triggers.size(); ++i) {
+    const TriggerEvent& g = std::get<TriggerEvent>(triggers[i]->event.body);
+    switch (outcomes[i]) {
+      case TriggerOutcome::Recorded: {
+        ++counts.triggers_recorded;
+        auto [it, fresh] = newest.try_emplace(static_cast<float>(g.threshold), TriggerWatermarkRepository::Advance{g.threshold, g.trigger_timestamp_ms, rows[i].created_at});
+        if (!fresh && g.trigger_timestamp_ms > it->second.timestamp) it->second = {g.threshold, g.trigger_timestamp_ms, rows[i].created_at};
+        break;
+      }
+      case TriggerOutcome::DuplicateSameToken: ++counts.triggers_same_token; break;
+      case TriggerOutcome::DuplicateOtherToken: ++counts.triggers_other_token; break;
+    }
+  }
+  std::vector<TriggerWatermarkRepository::Advance> marks;
+  for (auto& [key, mark] : newest) marks.push_back(std::move(mark));
+  TriggerWatermarkRepository(tx).advance(marks);
+  counts.trigger_watermarks = marks.size();
 }
 
 BatchCounts BatchApplier::dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,

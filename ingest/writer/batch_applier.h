@@ -67,6 +67,7 @@ class BatchApplier {
 
  private:
   void save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const;
+  void record_triggers(Transaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const;
   std::string instance_id_;
   std::string log_id_;
   TimestampUnit unit_;

@@ -13,13 +13,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The advisory lock class of this instance's batches (WriterLanes): stable across restarts.
-std::int32_t lock_class_of(const std::string& instance_id) {
-  std::uint32_t h = 2166136261u;  // FNV-1a
-  for (const unsigned char c : instance_id) h = (h ^ c) * 16777619u;
-  return static_cast<std::int32_t>(h & 0x7fffffff);
-}
-
 }  // namespace
 
 BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& log, EventQueue& queue,
@@ -51,7 +44,7 @@ void BatchWriter::start() {
   metrics_.database_up(false);
   metrics_.replay_done(false);
   lanes_ = std::make_unique<WriterLanes>(db_, applier_, std::max<std::size_t>(1, config_.writer_connections),
-                                         [this] { queue_.wake_consumer(); }, lock_class_of(config_.instance_id));
+                                         [this] { queue_.wake_consumer(); }, lane_lock_class(config_.instance_id));
   metrics_.start();
   thread_ = std::thread([this] { run(); });
 }

@@ -1,5 +1,7 @@
 #include "ingest/writer/log_retention.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace pm {
@@ -22,7 +24,9 @@ void LogRetention::applied(const wal::Position& position) {
     requested_ = position.segment;
     return;
   }
-  if (awaiting_.empty()) log_.hold_applied_at(log_.oldest());  // before anything can note `position`
+  // Before anything can note `position`: the state file records nothing beyond what the standbys
+  // confirmed (the oldest segment when nothing is confirmed since the last look at a server).
+  if (awaiting_.empty()) log_.hold_applied_at(confirmed_ ? *confirmed_ : log_.oldest());
   const ReplicationStatus status = read_status();
   // With synchronous_commit on, the commit that applied `position` is flushed by now; the insert
   // position could stay ahead of every flush on an idle server (a page header), never confirmed.
@@ -33,7 +37,7 @@ void LogRetention::applied(const wal::Position& position) {
 
 void LogRetention::check(bool force) {
   if (!config_.wait_for_standbys && !awaiting_.empty()) {
-    log_.remove_segments_before(awaiting_.back().applied.segment);
+    release_before(awaiting_.back().applied.segment);
     awaiting_.clear();
   }
   if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
@@ -43,6 +47,7 @@ void LogRetention::check(bool force) {
 
 void LogRetention::forget() {
   awaiting_.clear();
+  confirmed_.reset();
   requested_ = 0;
   timeline_ = 0;
   if (config_.wait_for_standbys) log_.hold_applied_at(log_.oldest());
@@ -84,15 +89,25 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
   }
   if (confirmed_applied) {
     // The hold moves up to what is confirmed (or goes) before the log records and deletes.
+    confirmed_ = confirmed_applied;
     log_.hold_applied_at(awaiting_.empty() ? std::nullopt : confirmed_applied);
-    log_.remove_segments_before(confirmed_applied->segment);
+    release_before(confirmed_applied->segment);
   }
   metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
   if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
-  const std::uint64_t oldest = log_.oldest().segment;
+  // From the last confirmed segment: applied segments below it that are still there wait for
+  // the archive (pm_ingest_archive_pending_segments), not for a standby.
+  const std::uint64_t oldest = std::max(log_.oldest().segment, confirmed_ ? confirmed_->segment : 0);
   metrics_.wal_segments_awaiting_replication.Set(
       awaiting_.empty() || awaiting_.back().applied.segment <= oldest ? 0.0
                                                                        : static_cast<double>(awaiting_.back().applied.segment - oldest));
+}
+
+void LogRetention::release_before(std::uint64_t segment) {
+  if (config_.release_before)
+    config_.release_before(segment);
+  else
+    log_.remove_segments_before(segment);
 }
 
 void LogRetention::warn_at_most_each_minute(const std::string& message) {

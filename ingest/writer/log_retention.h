@@ -27,7 +27,9 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <spdlog/logger.h>
@@ -40,6 +42,9 @@
 namespace pm {
 
 struct RetentionConfig {
+  // What happens to applied, confirmed segments below a segment: null deletes them from the live
+  // log at once; with an archive, SegmentArchiver::release_before archives them first (its thread).
+  std::function<void(std::uint64_t segment)> release_before;
   bool wait_for_standbys = true;
   std::size_t min_standbys = 0;
   std::chrono::milliseconds check_interval{500};
@@ -74,6 +79,7 @@ class LogRetention {
   ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
   void warn_at_most_each_minute(const std::string& message);
+  void release_before(std::uint64_t segment);
 
   const RetentionConfig config_;
   Database& db_;
@@ -83,6 +89,7 @@ class LogRetention {
   std::deque<Awaiting> awaiting_;
   std::uint64_t requested_ = 0;  // the highest segment whose removal was queued
   std::uint32_t timeline_ = 0;   // of the queued positions (0: none seen since forget())
+  std::optional<wal::Position> confirmed_;  // the last applied position the standbys confirmed (since forget())
   std::chrono::steady_clock::time_point last_check_{};
   std::chrono::steady_clock::time_point last_warning_{};
 };

@@ -7,6 +7,12 @@
 
 namespace pm {
 
+std::int32_t lane_lock_class(const std::string& name) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (const unsigned char c : name) h = (h ^ c) * 16777619u;
+  return static_cast<std::int32_t>(h & 0x7fffffff);
+}
+
 LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
     : events(std::move(e)), rows(applier.trade_rows(events)) {
   keys.reserve(rows.size());

@@ -66,6 +66,10 @@ struct FinishedBatch {
   std::chrono::system_clock::time_point outcome_at;  // when the outcome was known (the commit's time)
 };
 
+// The advisory lock class for the batches of a writer named `name` (its instance id): a stable
+// hash, so it is the same across restarts.
+std::int32_t lane_lock_class(const std::string& name);
+
 class WriterLanes {
  public:
   // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).

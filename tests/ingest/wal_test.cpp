@@ -160,6 +160,40 @@ TEST_F(WalTest, RollsOverToNewSegmentsAndRemovesOldOnes) {
   EXPECT_EQ(read_all(*log, log->oldest()).size(), 401u - log->oldest().lsn);
 }
 
+// With an archive, Options::may_remove says which applied segments may go: removal and recovery
+// delete from the oldest up to the first one it refuses and keep that one and all later ones, so
+// what stays is contiguous and nothing unarchived is lost, even across a restart.
+TEST_F(WalTest, MayRemoveKeepsRefusedSegmentsThroughRemovalAndRecovery) {
+  std::uint64_t removable_below = 0;  // segments below this one are "archived"
+  Options o = options(2048);
+  o.may_remove = [&](const LogId&, std::uint64_t segment) { return segment < removable_below; };
+  auto log = WriteAheadLog::open(o);
+  std::vector<Appended> all;
+  for (int i = 0; i < 40; ++i) {
+    auto a = append(*log, i * 10, 10);
+    all.insert(all.end(), a.begin(), a.end());
+  }
+  const std::uint64_t first = log->oldest().segment;
+  const Position applied = all[350].end;
+  log->note_applied(applied);
+  log->remove_segments_before(applied.segment);
+  EXPECT_EQ(log->oldest().segment, first) << "nothing is archived: nothing may go";
+  removable_below = first + 2;
+  log->remove_segments_before(applied.segment);
+  EXPECT_EQ(log->oldest().segment, first + 2);
+  ASSERT_TRUE(log->persist_applied());
+  // Recovery removes below the recorded applied position only what may_remove allows.
+  log.reset();
+  removable_below = first + 4;
+  log = WriteAheadLog::open(o);
+  EXPECT_EQ(log->oldest().segment, first + 4);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 400u - log->oldest().lsn);
+  removable_below = UINT64_MAX;
+  log.reset();
+  log = WriteAheadLog::open(o);
+  EXPECT_EQ(log->oldest().segment, applied.segment);
+}
+
 // A reader tailing the log must not trust bytes it saw past the durable end: a failed append is
 // cut off and those offsets are written again with other bytes.
 TEST_F(WalTest, ReaderNeverReusesBytesItSawPastTheDurableEnd) {

@@ -2,6 +2,8 @@
 // scrapes a real pm-ingestd under load: every panel's query returns data.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -119,6 +121,16 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
     EXPECT_TRUE(contains(freshness->exprs[i], "histogram_quantile(") && contains(freshness->exprs[i], "pm_ingest_event_visible_seconds_bucket"))
         << freshness->exprs[i];
   EXPECT_TRUE(contains(freshness->exprs[3], "pm_ingest_event_visible_alert_threshold_seconds")) << freshness->exprs[3];
+  // Archive (issue 12): its size, segments, errors and reach.
+  for (const auto& [title, metric] : std::vector<std::pair<std::string, std::string>>{
+           {"Archive on disk", "pm_ingest_archive_bytes"},
+           {"Archive segments", "pm_ingest_archive_pending_segments"},
+           {"Archive errors", "pm_ingest_archive_errors_total"},
+           {"Archive reach", "pm_ingest_archive_oldest_event_timestamp_seconds"}}) {
+    const Panel* p = find_panel(panels, title);
+    ASSERT_NE(p, nullptr) << title;
+    EXPECT_TRUE(std::any_of(p->exprs.begin(), p->exprs.end(), [&](const std::string& e) { return contains(e, metric); })) << title;
+  }
 
   // Thresholds drawn on the lag and backlog panels, equal to the alert rules' thresholds.
   const std::string alerts = read_file(kAlerts);
@@ -152,7 +164,7 @@ TEST(OpsGrafana, AlertRulesPassPromtoolCheckAndTheirUnitTests) {
   if (!executable(kPromtool)) GTEST_SKIP() << "promtool missing: apt-get install prometheus (scripts/setup.sh)";
   const CommandResult check = run_command(kPromtool + " check rules " + kAlerts);
   EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_TRUE(contains(check.output, "SUCCESS: 14 rules found")) << check.output;
+  EXPECT_TRUE(contains(check.output, "SUCCESS: 15 rules found")) << check.output;
   const CommandResult unit = run_command("cd " + kMetricsDir + "/prometheus && " + kPromtool + " test rules pm-ingestd-alerts.test.yml");
   EXPECT_EQ(unit.exit_code, 0) << unit.output;
   const CommandResult scrape = run_command(kPromtool + " check config " + kMetricsDir + "/prometheus/scrape-pm-ingestd.yml");
@@ -193,6 +205,8 @@ TEST(OpsGrafana, EveryPanelQueryReturnsDataFromARealPrometheusScrapingTheDaemonU
   if (!executable(kPrometheus)) GTEST_SKIP() << "prometheus missing: apt-get install prometheus (scripts/setup.sh)";
   TestDatabase tdb("ops_grafana");
   DaemonHarness d(tdb.url());
+  // Small segments and an archive, so the archive panels have data too.
+  d.args() = {"--archive-dir", d.dir() + "/archive", "--wal-segment-bytes", "64K", "--standby-wait", "off"};
   d.start();
 
   const ScratchDir scratch("pm_ops_prom");

@@ -1,0 +1,369 @@
+#include "client/producer_client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "client/reply_parser.h"
+
+namespace pm::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxBuffered = 1 << 20;  // bytes queued for the socket at once
+
+struct Entry {
+  std::string text;
+  ProducerClient::Callback done;
+  int attempts = 0;
+  Clock::time_point first_written{};
+  std::uint64_t end = 0;  // offset in the connection's output just after the line
+};
+
+int connect_socket(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path) return -1;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::chrono::milliseconds doubled(std::chrono::milliseconds initial, std::chrono::milliseconds max, int times) {
+  std::chrono::milliseconds d = initial;
+  for (int i = 1; i < times && d < max; ++i) d *= 2;
+  return std::min(d, max);
+}
+
+}  // namespace
+
+class ProducerClient::Impl {
+ public:
+  explicit Impl(ProducerOptions options);
+  ~Impl();
+  void send(std::string line, Callback done);
+  bool flush(std::chrono::milliseconds timeout);
+  void close(std::chrono::milliseconds timeout);
+  ProducerStats stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
+
+ private:
+  // The I/O thread and its steps. REQUIRES: I/O thread, for every function below.
+  void run();
+  void connect_now(Clock::time_point now);
+  void disconnect();
+  void take_due(Clock::time_point now);
+  void queue_writes();
+  bool write_out();
+  bool read_in();
+  void handle(const Reply& reply);
+  void handle_error(const Reply& reply);
+  void resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail);
+  void give_up_all(const std::string& why, LineOutcome::Status status = LineOutcome::Status::Unacknowledged,
+                   const std::string& detail = "");
+  bool outstanding() const { return !written_.empty() || !to_send_.empty() || !busy_.empty(); }
+  int poll_timeout_ms(Clock::time_point now) const;
+  void count(const std::function<void(ProducerStats&)>& f) {
+    std::lock_guard lock(mu_);
+    f(stats_);
+  }
+
+  const ProducerOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // room for send(), lines resolved
+  std::deque<Entry> incoming_;       // guarded by mu_: sent, not yet taken by the I/O thread
+  std::size_t unresolved_ = 0;       // guarded by mu_
+  bool stopping_ = false;            // guarded by mu_
+  ProducerStats stats_;              // guarded by mu_
+  const int wake_fd_;
+  std::thread thread_;
+
+  // I/O thread only.
+  int fd_ = -1;
+  std::string out_;
+  std::size_t out_pos_ = 0;
+  std::uint64_t out_base_ = 0;  // bytes of this connection's output dropped from out_
+  std::string in_;
+  std::map<std::uint64_t, Entry> written_;  // by line number on this connection
+  std::deque<Entry> to_send_;               // resends first, in order, then new lines
+  std::multimap<Clock::time_point, Entry> busy_;  // refused with `busy`: when to send again
+  std::uint64_t line_no_ = 0;
+  bool hello_sent_ = false;
+  int connect_failures_ = 0;
+  Clock::time_point next_connect_{};
+  Clock::time_point last_progress_ = Clock::now();
+  ReplyParser parser_;
+};
+
+ProducerClient::Impl::Impl(ProducerOptions options)
+    : options_(std::move(options)), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+ProducerClient::Impl::~Impl() {
+  close(options_.give_up_after);
+  ::close(wake_fd_);
+}
+
+void ProducerClient::Impl::send(std::string line, Callback done) {
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return unresolved_ < options_.max_in_flight || stopping_; });
+    ++stats_.sent;
+    if (stopping_) {
+      lock.unlock();
+      LineOutcome outcome;
+      outcome.reason = "closed";
+      if (done) done(outcome);
+      return;
+    }
+    ++unresolved_;
+    incoming_.push_back(Entry{std::move(line), std::move(done)});
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+bool ProducerClient::Impl::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, timeout, [&] { return unresolved_ == 0; });
+}
+
+void ProducerClient::Impl::close(std::chrono::milliseconds timeout) {
+  flush(timeout);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+void ProducerClient::Impl::run() {
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      while (!incoming_.empty()) {
+        to_send_.push_back(std::move(incoming_.front()));
+        incoming_.pop_front();
+      }
+    }
+    const Clock::time_point now = Clock::now();
+    if (fd_ < 0 && outstanding() && now >= next_connect_) connect_now(now);
+    take_due(now);
+    if (fd_ >= 0) queue_writes();
+    if (!outstanding()) last_progress_ = now;
+    if (options_.give_up_after.count() > 0 && now - last_progress_ > options_.give_up_after) {
+      give_up_all("no acknowledgement for " + std::to_string(options_.give_up_after.count() / 1000) + " s");
+      last_progress_ = now;
+    }
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {fd_, static_cast<short>(POLLIN | (out_pos_ < out_.size() ? POLLOUT : 0)), 0}};
+    if (::poll(fds, fd_ >= 0 ? 2 : 1, poll_timeout_ms(now)) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      std::uint64_t drained = 0;
+      [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &drained, sizeof drained);
+    }
+    if (fd_ < 0) continue;
+    bool ok = true;
+    if (fds[1].revents & POLLOUT) ok = write_out();
+    if (ok && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) ok = read_in();
+    if (!ok) disconnect();
+  }
+  give_up_all("closed");
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ProducerClient::Impl::connect_now(Clock::time_point now) {
+  fd_ = connect_socket(options_.socket_path);
+  if (fd_ < 0) {
+    next_connect_ = now + doubled(options_.reconnect_initial, options_.reconnect_max, ++connect_failures_);
+    return;
+  }
+  connect_failures_ = 0;
+  out_.clear();
+  out_pos_ = 0;
+  out_base_ = 0;
+  in_.clear();
+  line_no_ = 0;
+  hello_sent_ = options_.format != "pm-ingestd" && !options_.format.empty();
+  if (hello_sent_) {
+    out_ = "{\"hello\":{\"format\":\"" + options_.format + "\"}}\n";
+    line_no_ = 1;
+  }
+}
+
+void ProducerClient::Impl::disconnect() {
+  ::close(fd_);
+  fd_ = -1;
+  count([](ProducerStats& s) { ++s.reconnects; });
+  // Every line not acknowledged goes again, in order, ahead of the lines not sent yet.
+  for (auto it = written_.rbegin(); it != written_.rend(); ++it) to_send_.push_front(std::move(it->second));
+  written_.clear();
+  next_connect_ = Clock::now() + options_.reconnect_initial;
+}
+
+void ProducerClient::Impl::take_due(Clock::time_point now) {
+  while (!busy_.empty() && busy_.begin()->first <= now) {
+    to_send_.push_back(std::move(busy_.begin()->second));
+    busy_.erase(busy_.begin());
+  }
+}
+
+void ProducerClient::Impl::queue_writes() {
+  while (!to_send_.empty() && out_.size() - out_pos_ < kMaxBuffered) {
+    Entry e = std::move(to_send_.front());
+    to_send_.pop_front();
+    out_ += e.text;
+    out_ += '\n';
+    e.end = out_base_ + out_.size();
+    ++e.attempts;
+    written_.emplace(++line_no_, std::move(e));
+  }
+}
+
+bool ProducerClient::Impl::write_out() {
+  const ssize_t n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_, MSG_NOSIGNAL);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  out_pos_ += static_cast<std::size_t>(n);
+  const std::uint64_t done = out_base_ + out_pos_;
+  const Clock::time_point now = Clock::now();
+  std::uint64_t lines = 0;
+  for (auto& [line, e] : written_) {
+    if (e.end > done) break;
+    if (e.first_written == Clock::time_point{}) e.first_written = now;
+    ++lines;
+  }
+  count([&](ProducerStats& s) { s.written += lines; });  // approximate: lines whose bytes left in this write
+  if (out_pos_ == out_.size()) {
+    out_base_ += out_.size();
+    out_.clear();
+    out_pos_ = 0;
+  }
+  return true;
+}
+
+bool ProducerClient::Impl::read_in() {
+  char buf[65536];
+  const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+  if (n == 0) return false;
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  in_.append(buf, static_cast<std::size_t>(n));
+  std::size_t start = 0;
+  for (std::size_t nl; (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    handle(parser_.parse(std::string_view(in_).substr(start, nl - start)));
+    if (fd_ < 0) return true;  // the hello was refused
+  }
+  in_.erase(0, start);
+  return true;
+}
+
+void ProducerClient::Impl::handle(const Reply& reply) {
+  last_progress_ = Clock::now();
+  if (reply.kind == Reply::Kind::Error) return handle_error(reply);
+  if (reply.kind != Reply::Kind::Ack) return;
+  while (!written_.empty() && written_.begin()->first <= reply.line) {
+    resolve(written_.begin()->second, LineOutcome::Status::Acked, "", "");
+    written_.erase(written_.begin());
+  }
+}
+
+void ProducerClient::Impl::handle_error(const Reply& reply) {
+  if (hello_sent_ && reply.line == 1) {
+    give_up_all("schema", LineOutcome::Status::Rejected, "hello refused: " + reply.detail);
+    ::close(fd_);
+    fd_ = -1;
+    next_connect_ = Clock::time_point::max();
+    return;
+  }
+  const auto it = written_.find(reply.line);
+  if (it == written_.end()) return;
+  Entry e = std::move(it->second);
+  written_.erase(it);
+  if (reply.reason == "busy") {
+    count([](ProducerStats& s) { ++s.busy; });
+    busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e.attempts), std::move(e));
+    return;
+  }
+  resolve(e, LineOutcome::Status::Rejected, reply.reason, reply.detail);
+}
+
+void ProducerClient::Impl::resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail) {
+  LineOutcome outcome;
+  outcome.status = status;
+  outcome.attempts = e.attempts;
+  outcome.first_written = e.first_written;
+  outcome.resolved = Clock::now();
+  outcome.detail = std::move(detail);
+  {
+    std::lock_guard lock(mu_);
+    --unresolved_;
+    if (status == LineOutcome::Status::Acked) ++stats_.acked;
+    if (status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[reason];
+    if (status == LineOutcome::Status::Unacknowledged) ++stats_.unacknowledged;
+  }
+  outcome.reason = std::move(reason);
+  if (e.done) e.done(outcome);
+  changed_.notify_all();
+}
+
+void ProducerClient::Impl::give_up_all(const std::string& why, LineOutcome::Status status, const std::string& detail) {
+  {
+    std::lock_guard lock(mu_);
+    while (!incoming_.empty()) {
+      to_send_.push_back(std::move(incoming_.front()));
+      incoming_.pop_front();
+    }
+  }
+  for (auto& [line, e] : written_) resolve(e, status, why, detail);
+  written_.clear();
+  for (auto& e : to_send_) resolve(e, status, why, detail);
+  to_send_.clear();
+  for (auto& [due, e] : busy_) resolve(e, status, why, detail);
+  busy_.clear();
+}
+
+int ProducerClient::Impl::poll_timeout_ms(Clock::time_point now) const {
+  Clock::time_point wake = now + std::chrono::milliseconds(100);
+  if (!busy_.empty()) wake = std::min(wake, busy_.begin()->first);
+  if (fd_ < 0 && outstanding()) wake = std::min(wake, next_connect_);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
+  return ms <= 0 ? 0 : static_cast<int>(ms) + 1;
+}
+
+ProducerClient::ProducerClient(ProducerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+ProducerClient::~ProducerClient() = default;
+
+std::future<LineOutcome> ProducerClient::send(std::string line) {
+  auto promise = std::make_shared<std::promise<LineOutcome>>();
+  std::future<LineOutcome> future = promise->get_future();
+  impl_->send(std::move(line), [promise](const LineOutcome& o) { promise->set_value(o); });
+  return future;
+}
+
+void ProducerClient::send(std::string line, Callback done) { impl_->send(std::move(line), std::move(done)); }
+bool ProducerClient::flush(std::chrono::milliseconds timeout) { return impl_->flush(timeout); }
+void ProducerClient::close(std::chrono::milliseconds timeout) { impl_->close(timeout); }
+ProducerStats ProducerClient::stats() const { return impl_->stats(); }
+
+}  // namespace pm::client

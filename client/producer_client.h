@@ -1,0 +1,89 @@
+#pragma once
+// pm::client::ProducerClient: a producer for pm-ingestd's Unix socket (docs/protocol.md), for the
+// bot's own C++ code, `pm-ingestctl send` and pm-loadgen's kind of load: lines in, one outcome per
+// line out, with everything protocol.md asks of a producer done here.
+//
+// Contract:
+// - send(line) queues one line (no newline inside) and returns at once, or blocks while
+//   `max_in_flight` lines are unresolved (backpressure). Its outcome arrives once: through the
+//   returned future, or the callback (run on the client's I/O thread: keep it short, never call
+//   send() or close() from it).
+//   - Acked: the daemon acknowledged the line: it is durable and reaches PostgreSQL exactly once.
+//   - Rejected: refused for good (`parse`, `schema`, `range`, `timestamp_units`, `too_long`), with
+//     the daemon's detail. `busy` is never an outcome: the line is sent again after a backoff.
+//   - Unacknowledged: the client gave up (`give_up_after` without progress, or close() timed out):
+//     it may or may not be durable; sending it again is safe (duplicates are deduplicated).
+// - Lines go out in send() order, pipelined on one connection. When the connection breaks (the
+//   daemon restarts, is killed), the client reconnects with backoff and resends every line not yet
+//   acknowledged, in order; line numbers restart at 1 on each connection and the client maps the
+//   daemon's replies back to its lines.
+// - `format` other than "pm-ingestd" sends a hello line (`{"hello":{"format":...}}`) as line 1 of
+//   every connection; a refused hello fails every line (Rejected, reason `schema`).
+// - Thread-safe: any thread may send(); one internal I/O thread owns the socket. close() (or the
+//   destructor) waits for the lines sent so far, up to its timeout, then resolves the rest as
+//   Unacknowledged.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace pm::client {
+
+struct ProducerOptions {
+  std::string socket_path;
+  std::string format = "pm-ingestd";  // or clob-ws-market, data-api-trades, clob-rest-trades
+  std::size_t max_in_flight = 1000;
+  std::chrono::milliseconds reconnect_initial{20};
+  std::chrono::milliseconds reconnect_max{2000};
+  std::chrono::milliseconds busy_initial{20};
+  std::chrono::milliseconds busy_max{2000};
+  std::chrono::milliseconds give_up_after{60000};  // no connection or no reply while lines wait (0: never)
+};
+
+struct LineOutcome {
+  enum class Status { Acked, Rejected, Unacknowledged };
+  Status status = Status::Unacknowledged;
+  std::string reason;  // Rejected: the protocol's reason; Unacknowledged: why the client gave up
+  std::string detail;  // the daemon's detail for a rejection
+  int attempts = 0;    // times the line was written (resends after reconnects and `busy` count)
+  std::chrono::steady_clock::time_point first_written{};  // when its last byte first went out
+  std::chrono::steady_clock::time_point resolved{};
+  bool acked() const { return status == Status::Acked; }
+};
+
+struct ProducerStats {
+  std::uint64_t sent = 0;          // lines given to send()
+  std::uint64_t written = 0;       // lines written to a socket, resends included
+  std::uint64_t acked = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t unacknowledged = 0;
+  std::uint64_t busy = 0;          // `busy` replies (each line sent again)
+  std::uint64_t reconnects = 0;
+  std::map<std::string, std::uint64_t> rejected_by_reason;
+};
+
+class ProducerClient {
+ public:
+  using Callback = std::function<void(const LineOutcome&)>;
+  explicit ProducerClient(ProducerOptions options);
+  ~ProducerClient();  // close(give_up_after)
+  ProducerClient(const ProducerClient&) = delete;
+  ProducerClient& operator=(const ProducerClient&) = delete;
+
+  std::future<LineOutcome> send(std::string line);
+  void send(std::string line, Callback done);
+  // Waits until every line sent so far is resolved; false when `timeout` passed first.
+  bool flush(std::chrono::milliseconds timeout);
+  // flush(timeout), then stops: what is still unresolved becomes Unacknowledged. Idempotent.
+  void close(std::chrono::milliseconds timeout);
+  ProducerStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pm::client

@@ -1,0 +1,324 @@
+"""The client against a scripted in-process Unix-socket server: hello lines and formats,
+reconnect and resend, busy, backpressure, close. The test plays the daemon's part line by line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any, List, Optional
+
+import pytest
+
+from conftest import async_test, await_until
+
+from pm_ingestd import (ClientClosedError, IngestClient, RangeError, SchemaError, encode_line)
+
+HELLO = '{"hello":{"format":"clob-ws-market"}}'
+
+
+class FakeConn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.received: List[str] = []
+
+    async def line(self, timeout: float = 5.0) -> str:
+        raw = await asyncio.wait_for(self.reader.readline(), timeout)
+        assert raw.endswith(b"\n"), f"connection closed instead of a line: {raw!r}"
+        text = raw[:-1].decode("utf-8")
+        self.received.append(text)
+        return text
+
+    async def lines(self, n: int, timeout: float = 5.0) -> List[str]:
+        return [await self.line(timeout) for _ in range(n)]
+
+    async def nothing_more(self, quiet: float = 0.2) -> None:
+        """Assert that the client sends nothing for ``quiet`` seconds (a negative check)."""
+        with pytest.raises(asyncio.TimeoutError):
+            raw = await asyncio.wait_for(self.reader.readline(), quiet)
+            raise AssertionError(f"unexpected line {raw!r}")
+
+    def reply(self, obj: Any) -> None:
+        self.writer.write((json.dumps(obj) + "\n").encode())
+
+    def ack(self, n: int) -> None:
+        self.reply({"ack": n})
+
+    def error(self, reason: str, line: int, detail: str = "fake detail") -> None:
+        self.reply({"error": reason, "line": line, "detail": detail})
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class FakeServer:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.accepted: "asyncio.Queue[FakeConn]" = asyncio.Queue()
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.conns: List[FakeConn] = []
+
+    async def __aenter__(self) -> "FakeServer":
+        self.server = await asyncio.start_unix_server(self._on_connection, self.path)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.server is not None
+        self.server.close()
+        for conn in self.conns:  # Python >= 3.12 waits for the connections too
+            conn.close()
+        await self.server.wait_closed()
+
+    async def _on_connection(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        conn = FakeConn(reader, writer)
+        self.conns.append(conn)
+        await self.accepted.put(conn)
+
+    async def next(self, timeout: float = 5.0) -> FakeConn:
+        return await asyncio.wait_for(self.accepted.get(), timeout)
+
+
+def sock(workdir: Path) -> str:
+    return str(workdir / "fake.sock")
+
+
+@async_test(30)
+async def test_hello_is_line_one_of_every_connection_and_payloads_go_as_one_line(
+        workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), format="clob-ws-market", reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        assert await c1.line() == HELLO
+        await c1.nothing_more(0.1)
+        assert not connecting.done(), "connect() resolves only once the hello is acknowledged"
+        c1.ack(1)
+        await connecting
+        assert client.connected
+
+        book = [{"event_type": "last_trade_price", "asset_id": "123", "price": "0.52",
+                 "size": "10", "side": "BUY", "timestamp": "1700000000000", "market": "0xm"},
+                {"event_type": "price_change", "asset_id": "456", "note": "ünï \n"}]
+        one = asyncio.ensure_future(client.send_raw(book))        # a list: one line
+        two = asyncio.ensure_future(client.send_raw(book[0]))     # a dict
+        three = asyncio.ensure_future(client.send_text('{"verbatim": true}'))
+        got = await c1.lines(3)
+        assert got == [encode_line(book), encode_line(book[0]), '{"verbatim": true}']
+        assert got[0] == json.dumps(book, separators=(",", ":"), ensure_ascii=False)
+        assert "\n" not in got[0] and "ünï" in got[0]
+        c1.ack(3)  # hello + two lines
+        await asyncio.gather(one, two)
+        assert not three.done()
+        c1.ack(4)
+        await three
+
+        with pytest.raises(TypeError):
+            await client.send_trade(condition_id="c", trade_id="t", token_id=None, price=0.5,
+                                    size=1, side="BUY", timestamp=1)
+
+        # A new connection starts with the hello again; data lines wait for its ack.
+        four = asyncio.ensure_future(client.send_raw({"n": 4}))
+        assert await c1.line() == '{"n":4}'
+        c1.close()
+        c2 = await server.next()
+        assert await c2.line() == HELLO
+        await c2.nothing_more(0.1)
+        c2.ack(1)
+        assert await c2.line() == '{"n":4}'   # resent as line 2 of the new connection
+        assert not four.done()
+        c2.ack(2)
+        await four
+        stats = client.stats
+        assert (stats.sent, stats.acked, stats.resends, stats.reconnects) == (4, 4, 1, 1)
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_unknown_format_raises_from_connect(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), format="no-such-format")
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        assert await c.line() == '{"hello":{"format":"no-such-format"}}'
+        c.error("schema", 1, "unknown format 'no-such-format'")
+        with pytest.raises(SchemaError) as info:
+            await connecting
+        assert info.value.reason == "schema"
+        assert info.value.detail == "unknown format 'no-such-format'"
+        assert info.value.line == '{"hello":{"format":"no-such-format"}}'
+        with pytest.raises(ClientClosedError):
+            await client.send_raw({"x": 1})
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_hello_refused_on_a_reconnect_fails_the_outstanding_sends(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), format="data-api-trades", reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        assert await c1.line() == '{"hello":{"format":"data-api-trades"}}'
+        c1.ack(1)
+        await connecting
+        pending = asyncio.ensure_future(client.send_raw({"id": 1}))
+        await c1.line()
+        c1.close()
+        c2 = await server.next()
+        await c2.line()
+        c2.error("schema", 1, "unknown format")   # e.g. a downgraded daemon
+        with pytest.raises(ClientClosedError) as info:
+            await pending
+        assert isinstance(info.value.__cause__, SchemaError)
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_drop_after_partial_acks_resends_the_rest_in_order(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        await connecting
+        texts = [encode_line({"n": n}) for n in range(1, 7)]
+        futs = [client.submit({"n": n}) for n in range(1, 7)]
+        assert await c1.lines(6) == texts
+        c1.ack(2)
+        await asyncio.gather(*futs[:2])
+        assert not any(f.done() for f in futs[2:])
+        c1.error("range", 3, "price out of range")    # final: never resent
+        with pytest.raises(RangeError) as info:
+            await futs[2]
+        assert info.value.line == texts[2] and info.value.line_number == 3
+        c1.close()                                    # lines 4, 5, 6 unacknowledged
+
+        c2 = await server.next()
+        assert await c2.lines(3) == texts[3:]         # in order, numbered 1..3 here
+        # Replies map to this connection's numbering: line 2 here is {"n":5}.
+        c2.error("range", 2, "size out of range")
+        with pytest.raises(RangeError) as info:
+            await futs[4]
+        assert info.value.line == texts[4] and info.value.line_number == 2
+        assert not futs[3].done() and not futs[5].done()
+        c2.ack(3)
+        await asyncio.gather(futs[3], futs[5])
+        # New lines continue the new numbering.
+        seven = client.submit({"n": 7})
+        assert await c2.line() == encode_line({"n": 7})
+        c2.ack(4)
+        await seven
+        stats = client.stats
+        assert stats.sent == 7 and stats.acked == 5 and stats.resends == 3
+        assert stats.rejected == {"range": 2} and stats.reconnects == 1
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_connection_refused_with_busy_line_zero_reconnects(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        await connecting
+        fut = client.submit({"a": 1})
+        await c1.line()
+        c1.error("busy", 0, "too many connections")   # as --max-connections answers
+        c1.close()
+        c2 = await server.next()
+        assert await c2.line() == '{"a":1}'
+        c2.ack(1)
+        await fut
+        assert client.stats.busy == 1 and client.stats.rejected_total == 0
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_busy_line_is_sent_again_after_a_backoff(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), busy_initial=0.05, busy_max=0.05)
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        await connecting
+        futs = [client.submit({"n": n}) for n in range(3)]
+        await c.lines(3)
+        c.error("busy", 2, "backlog budget used up")
+        c.ack(3)
+        await asyncio.gather(futs[0], futs[2])
+        assert not futs[1].done()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # While paused, new lines wait too; then the busy line goes first (submission order).
+        later = client.submit({"n": 3})
+        assert await c.lines(2) == ['{"n":1}', '{"n":3}']
+        assert loop.time() - started >= 0.02, "resent only after the busy backoff"
+        c.ack(5)
+        await asyncio.gather(futs[1], later)
+        stats = client.stats
+        assert stats.busy == 1 and stats.resends == 1 and stats.acked == 4
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_at_most_max_in_flight_lines_unacknowledged(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), max_in_flight=2)
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        await connecting
+        sends = [asyncio.ensure_future(client.send_raw({"n": n})) for n in range(5)]
+        assert await c.lines(2) == ['{"n":0}', '{"n":1}']
+        await c.nothing_more()
+        assert client.stats.in_flight == 2 and client.stats.waiting == 3
+        # enqueue() waits for room too.
+        queued = asyncio.ensure_future(client.enqueue({"n": 5}))
+        c.ack(1)
+        assert await c.line() == '{"n":2}'
+        await c.nothing_more(0.1)
+        assert not queued.done()
+        c.ack(3)
+        assert await c.lines(2) == ['{"n":3}', '{"n":4}']
+        c.ack(5)
+        assert await c.line() == '{"n":5}'
+        fut = await queued           # admitted: returns the ack's future
+        assert not fut.done()
+        c.ack(6)
+        await asyncio.gather(fut, *sends)
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_close_waits_for_acks_then_abandons_what_is_left(workdir: Path) -> None:
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir))
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        await connecting
+        first = client.submit({"n": 1})
+        second = client.submit({"n": 2})
+        await c.lines(2)
+        closing = asyncio.ensure_future(client.close(timeout=0.3))
+        c.ack(1)
+        assert await closing == 1
+        await first
+        with pytest.raises(ClientClosedError):
+            await second
+        with pytest.raises(ClientClosedError):
+            client.submit({"n": 3})
+
+
+@async_test(30)
+async def test_connect_retries_until_the_socket_appears(workdir: Path) -> None:
+    path = sock(workdir)
+    client = IngestClient(path, reconnect_initial=0.01, reconnect_max=0.05)
+    with pytest.raises(OSError):
+        await client.connect(timeout=0)
+    connecting = asyncio.ensure_future(client.connect(timeout=10))
+    await await_until(lambda: client.stats.connect_failures >= 3, 5, "failed attempts")
+    assert not os.path.exists(path)
+    async with FakeServer(path) as server:
+        await server.next()
+        await connecting
+        assert client.connected
+        assert await client.close() == 0

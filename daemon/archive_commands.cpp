@@ -1,0 +1,197 @@
+#include "daemon/archive_commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "daemon/cli_common.h"
+#include "daemon/replay_progress.h"
+#include "ingest/archive/archive_index.h"
+#include "ingest/archive/archive_reader.h"
+#include "ingest/log/wal_corruption.h"
+#include "ingest/replay/replay_runner.h"
+#include "repos/util/clock.h"
+
+namespace pm::ctl {
+
+namespace {
+
+std::int64_t parse_until(const std::string& text) {
+  const auto t = parse_iso(text);
+  if (!t) throw std::invalid_argument("--until: '" + text + "' is not an RFC 3339 time (e.g. 2026-11-30T04:00:00Z)");
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+}
+
+std::string iso_of_ms(std::int64_t ms) {
+  return ms == 0 ? "-" : format_iso(SystemTime(std::chrono::milliseconds(ms)));
+}
+
+ReplayOptions replay_options(const ReplayCommand& c) {
+  ReplayOptions o;
+  o.sources = c.sources;
+  o.instance_id = c.instance_id;
+  o.from_lsn = std::max<std::uint64_t>(c.from_lsn, 1);
+  o.to_lsn = c.to_lsn;
+  if (c.until) o.until_ms = parse_until(*c.until);
+  o.skip_damaged = c.skip_damaged;
+  o.batch_max_events = c.batch_max_events;
+  o.connections = c.connections;
+  o.trade_timestamp_unit = c.trade_timestamp_unit;
+  return o;
+}
+
+std::string lsn_range(const archive::SkippedRange& r) {
+  return r.last_lsn < r.first_lsn ? "lsn unknown" : fmt::format("lsn {}..{}", r.first_lsn, r.last_lsn);
+}
+
+void print_summary(const ReplayCommand& c, const ReplayStats& s) {
+  std::cout << (c.database ? "replayed" : "dry run (nothing written):") << " log " << s.log_id;
+  if (c.database) std::cout << " into " << redact_url(c.database->url) << " as instance '" << c.instance_id << "'";
+  std::cout << "\n";
+  if (s.resumed_after_lsn > 0) std::cout << "resumed after lsn " << s.resumed_after_lsn << " (its checkpoint)\n";
+  std::cout << fmt::format("events read {}, {} {} (trades {}", s.read, c.database ? "applied" : "to apply", s.applied, s.trades);
+  if (c.database) std::cout << fmt::format(": {} new, {} already stored", s.trades_inserted, s.trades - s.trades_inserted);
+  std::cout << fmt::format("; triggers {}", s.triggers);
+  if (c.database) std::cout << fmt::format(": {} first, {} duplicates", s.triggers_recorded, s.triggers - s.triggers_recorded);
+  std::cout << fmt::format("), dead-lettered {}, arrived at or after --until {}\n", s.dead_lettered, s.after_until);
+  if (s.applied > 0) std::cout << fmt::format("lsn {}..{}", s.first_lsn, s.last_lsn);
+  std::cout << fmt::format("{}in {:.1f} s ({:.0f} events/s)\n", s.applied > 0 ? ", " : "", s.seconds,
+                           s.seconds > 0 ? static_cast<double>(s.read) / s.seconds : 0.0);
+  for (const auto& r : s.skipped)
+    std::cout << fmt::format("SKIPPED (damaged): {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+}
+
+}  // namespace
+
+std::string default_replay_instance(const ReplayCommand& c) {
+  std::string id = "replay";
+  if (c.from_lsn > 1) id += " from=" + std::to_string(c.from_lsn);
+  if (c.to_lsn != UINT64_MAX) id += " to=" + std::to_string(c.to_lsn);
+  if (c.until) id += " until=" + *c.until;
+  return id;
+}
+
+int run_replay(const ReplayCommand& c) {
+  ReplayProgress progress(std::cerr, ::isatty(STDERR_FILENO) == 1);
+  ReplayRunner runner(replay_options(c), [&](const ReplayStats& s) { progress.update(s); },
+                      [](const archive::SkippedRange& r) {
+                        std::cerr << fmt::format("\nskipping damaged {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+                      });
+  std::optional<Database> db;
+  if (c.database) db.emplace(*c.database);
+  try {
+    const ReplayStats stats = runner.run(db ? &*db : nullptr);
+    progress.finish(stats);
+    print_summary(c, stats);
+    return stats.skipped.empty() ? 0 : 3;
+  } catch (const archive::ArchiveDamage& e) {
+    std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; its checkpoint is where it stopped. "
+              << "`pm-ingestctl archive verify` lists every damaged file; --skip-damaged replays past it)\n";
+    return 2;
+  } catch (const wal::WalCorruption& e) {
+    std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; --skip-damaged replays past it)\n";
+    return 2;
+  }
+}
+
+int run_archive_list(const std::string& dir, bool json) {
+  bool stale = false;
+  const archive::ArchiveIndex index = archive::ArchiveIndex::read(wal::posix_log_fs(), dir, [](const std::string& file, const std::string& problem) {
+    std::cerr << "damaged (not listed): " << file << ": " << problem << "\n";
+  }, &stale);
+  if (stale) std::cerr << dir << "/index.ndjson does not match the files; listed from the files' headers\n";
+  if (json) {
+    std::cout << archive::ArchiveIndex::render(index.entries());
+    return 0;
+  }
+  std::uint64_t events = 0, raw = 0;
+  std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", "file", "lsn", "first arrival", "last arrival",
+                           "events", "segment", "archived");
+  for (const auto& e : index.entries()) {
+    std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", archive::archive_file_name(e.segment),
+                             fmt::format("{}..{}", e.first_lsn, e.last_lsn), iso_of_ms(e.first_arrival_ms),
+                             iso_of_ms(e.last_arrival_ms), e.events(), e.segment_bytes, e.file_bytes);
+    events += e.events();
+    raw += e.segment_bytes;
+  }
+  std::cout << fmt::format("total: {} segments, {} events, {} bytes of log in {} bytes on disk\n", index.entries().size(), events,
+                           raw, index.total_file_bytes());
+  return 0;
+}
+
+}  // namespace pm::ctl
+
+namespace pm::ctl {
+
+namespace {
+
+// The archive files of `dir` in segment order.
+std::vector<std::uint64_t> archived_segments(const std::string& dir) {
+  std::vector<std::string> names;
+  if (const std::error_code ec = wal::posix_log_fs().list(dir, names)) throw std::system_error(ec, "cannot list " + dir);
+  std::vector<std::uint64_t> segments;
+  for (const auto& name : names) {
+    std::uint64_t segment = 0;
+    if (archive::parse_archive_file_name(name, segment)) segments.push_back(segment);
+  }
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
+// What is wrong between an archived segment and the one before it ("" when they follow each other).
+std::string chain_problem(const archive::ArchiveEntry& before, const archive::ArchiveEntry& e) {
+  if (e.log_id != before.log_id) return "belongs to log " + wal::log_id_hex(e.log_id) + ", the one before to " + wal::log_id_hex(before.log_id);
+  if (e.segment != before.segment + 1)
+    return fmt::format("segments {}..{} are missing", wal::segment_file_name(before.segment + 1), wal::segment_file_name(e.segment - 1));
+  if (e.first_lsn != before.last_lsn + 1) return fmt::format("starts at lsn {}, the one before ends at lsn {}", e.first_lsn, before.last_lsn);
+  return "";
+}
+
+}  // namespace
+
+int run_archive_verify(const std::string& dir) {
+  std::vector<archive::ArchiveEntry> verified;
+  std::uint64_t damaged = 0, events = 0;
+  bool damaged_since_last = false;
+  for (const std::uint64_t segment : archived_segments(dir)) {
+    const std::string path = dir + "/" + archive::archive_file_name(segment);
+    try {
+      const archive::ArchiveEntry e = archive::verify_archive(wal::posix_log_fs(), path);
+      // After a damaged file the chain is not judged again: that file is the break.
+      const bool after_damage = !verified.empty() && damaged_since_last;
+      const std::string problem = verified.empty() || after_damage ? "" : chain_problem(verified.back(), e);
+      damaged_since_last = false;
+      std::cout << fmt::format("{} ok: lsn {}..{}, {} events{}\n", path, e.first_lsn, e.last_lsn, e.events(),
+                               problem.empty() ? "" : "; CHAIN BROKEN: " + problem);
+      damaged += problem.empty() ? 0 : 1;
+      events += e.events();
+      verified.push_back(e);
+    } catch (const archive::ArchiveDamage& e) {
+      std::cout << fmt::format("{} DAMAGED at offset {}: {}\n", e.file(), e.offset(), e.problem());
+      ++damaged;
+      damaged_since_last = true;
+    } catch (const wal::WalCorruption& e) {
+      std::cout << fmt::format("{} DAMAGED: {}\n", path, e.what());
+      ++damaged;
+      damaged_since_last = true;
+    } catch (const std::system_error& e) {
+      std::cout << fmt::format("{} UNREADABLE: {}\n", path, e.what());
+      ++damaged;
+      damaged_since_last = true;
+    }
+  }
+  bool stale = false;
+  archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale);
+  const bool index_ok = !stale;
+  if (!index_ok) std::cout << dir << "/index.ndjson does not match the files (the daemon rebuilds it at its next start)\n";
+  std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}\n", damaged == 0 ? "archive ok" : "ARCHIVE DAMAGED",
+                           verified.size(), events, damaged, index_ok ? "" : ", index stale");
+  return damaged == 0 ? 0 : 2;
+}
+
+}  // namespace pm::ctl

@@ -1,0 +1,196 @@
+#include "ingest/archive/segment_archiver.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "ingest/archive/archive_writer.h"
+#include "repos/util/clock.h"
+
+namespace pm::archive {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+SegmentArchiver::SegmentArchiver(ArchiverConfig config, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger)
+    : config_(std::move(config)), fs_(wal::posix_log_fs()), metrics_(metrics), logger_(std::move(logger)) {}
+
+SegmentArchiver::~SegmentArchiver() { stop(); }
+
+void SegmentArchiver::prepare() {
+  std::error_code ec = fs_.create_dir(config_.dir);
+  if (!ec) ec = fs_.sync_dir(config_.dir);
+  if (ec) {
+    logger_->error("cannot use the archive directory {} ({}); applied log segments are kept in the live log until it works",
+                   config_.dir, ec.message());
+    return;
+  }
+  dir_synced_ = true;
+}
+
+bool SegmentArchiver::may_remove(const wal::LogId& log_id, std::uint64_t segment) const {
+  return dir_synced_.load() && is_archived(fs_, config_.dir, log_id, segment);
+}
+
+void SegmentArchiver::start(wal::WriteAheadLog& log) {
+  log_ = &log;
+  try {
+    const ArchiveIndex found = ArchiveIndex::read(fs_, config_.dir, {});
+    for (const ArchiveEntry& e : found.entries())
+      if (e.log_id != log.log_id())
+        throw ArchiveForeignLog(fmt::format("the archive directory {} holds log {} (segment {}), this log is {}: give each log an "
+                                            "archive directory of its own (move the old archive away, or point --archive-dir elsewhere)",
+                                            config_.dir, wal::log_id_hex(e.log_id), archive_file_name(e.segment),
+                                            wal::log_id_hex(log.log_id())));
+  } catch (const ArchiveForeignLog&) {
+    throw;
+  } catch (const std::exception& e) {
+    logger_->warn("cannot read the archive directory {} yet ({}); retrying in the background", config_.dir, e.what());
+  }
+  // Segments below the applied position at open were kept by recovery because they were not archived.
+  released_before_ = log.applied_at_open().segment;
+  thread_ = std::thread([this] { run(); });
+}
+
+void SegmentArchiver::release_before(std::uint64_t segment) {
+  if (segment <= released_before_.load()) return;
+  released_before_ = segment;
+  {
+    std::lock_guard lock(mu_);
+    released_ = true;
+  }
+  wake_.notify_one();
+}
+
+void SegmentArchiver::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool SegmentArchiver::stopping() {
+  std::lock_guard lock(mu_);
+  return stopping_;
+}
+
+void SegmentArchiver::run() {
+  std::chrono::milliseconds backoff{0};
+  Outcome last = Outcome::Done;
+  while (!stopping()) {
+    publish_gauges();
+    const std::optional<std::uint64_t> segment = next_segment();
+    if (!index_ && !load_index())
+      last = Outcome::Failed;
+    else if (segment)
+      last = archive_and_remove(*segment);
+    else
+      last = Outcome::Done;
+    backoff = last == Outcome::Failed ? std::clamp(backoff * 2, config_.retry_initial, config_.retry_max) : std::chrono::milliseconds{0};
+    wait_for_work(last, backoff);
+  }
+}
+
+bool SegmentArchiver::load_index() {
+  try {
+    if (!dir_synced_) prepare();
+    remove_partial_archives(fs_, config_.dir);
+    index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
+      logger_->error("archive file {} is damaged ({}); it is left alone and not listed", file, problem);
+    });
+    retain();
+    return dir_synced_;
+  } catch (const std::exception& e) {
+    report_failure(fmt::format("cannot load the archive index in {}: {}; retrying", config_.dir, e.what()));
+    return false;
+  }
+}
+
+void SegmentArchiver::wait_for_work(Outcome last, std::chrono::milliseconds backoff) {
+  std::unique_lock lock(mu_);
+  if (last == Outcome::Failed) {
+    wake_.wait_for(lock, backoff, [this] { return stopping_; });
+  } else if (last == Outcome::Refused || !next_segment()) {
+    // The timeout also looks again at a removal the log refused (its applied position lagged).
+    wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || released_; });
+  }
+  released_ = false;
+}
+
+std::optional<std::uint64_t> SegmentArchiver::next_segment() const {
+  const std::uint64_t oldest = log_->oldest().segment;
+  if (oldest >= released_before_.load() || oldest >= log_->durable().segment) return std::nullopt;
+  return oldest;
+}
+
+SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segment) {
+  retain();  // first: it may make the room archiving needs
+  try {
+    archive_into_index(segment);
+  } catch (const std::exception& e) {
+    report_failure(fmt::format("cannot archive log segment {}: {}; the live segment is kept and archiving is retried",
+                               wal::segment_file_name(segment), e.what()));
+    return Outcome::Failed;
+  }
+  retain();  // and after: the new file may take the archive past its limit
+  log_->remove_segments_before(segment + 1);
+  return log_->oldest().segment > segment ? Outcome::Done : Outcome::Refused;  // the log says why it refused
+}
+
+void SegmentArchiver::retain() {
+  try {
+    apply_retention();
+  } catch (const std::exception& e) {
+    report_failure(fmt::format("archive retention in {} failed: {}; retried with the next segment", config_.dir, e.what()));
+  }
+}
+
+void SegmentArchiver::archive_into_index(std::uint64_t segment) {
+  const auto& entries = index_->entries();
+  const bool listed = std::any_of(entries.begin(), entries.end(), [&](const ArchiveEntry& e) {
+    return e.segment == segment && e.log_id == log_->log_id();
+  });
+  if (listed && is_archived(fs_, config_.dir, log_->log_id(), segment)) return;  // archived before a restart
+  const ArchiveEntry entry = archive_segment(fs_, log_->dir(), segment, config_.dir, config_.compression_level);
+  if (!listed) index_->add(entry);
+  metrics_.archived_segments.Increment();
+  metrics_.archived_bytes.Increment(static_cast<double>(entry.segment_bytes));
+  logger_->debug("archived log segment {}: lsn {}..{}, {} events, {} -> {} bytes", wal::segment_file_name(segment),
+                 entry.first_lsn, entry.last_lsn, entry.events(), entry.segment_bytes, entry.file_bytes);
+}
+
+// Throws what the index or the file system throws (the caller reports it).
+void SegmentArchiver::apply_retention() {
+  if (config_.max_bytes == 0 && config_.max_age.count() == 0) return;
+  const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now_epoch_ms());
+  metrics_.archive_removed_segments.Increment(static_cast<double>(removed.size()));
+  for (const ArchiveEntry& e : removed)
+    logger_->info("archive retention removed {} (lsn {}..{}, events arrived until {} ms)", archive_file_name(e.segment),
+                  e.first_lsn, e.last_lsn, e.last_arrival_ms);
+}
+
+void SegmentArchiver::publish_gauges() {
+  const wal::Position oldest = log_->oldest();
+  const std::uint64_t released = std::min(released_before_.load(), log_->durable().segment);
+  kept_from_log_offset_ = oldest.segment < released ? oldest.log_offset : UINT64_MAX;
+  metrics_.archive_pending_segments.Set(released > oldest.segment ? static_cast<double>(released - oldest.segment) : 0.0);
+  if (!index_) return;
+  const auto& entries = index_->entries();
+  metrics_.archive_segments.Set(static_cast<double>(entries.size()));
+  metrics_.archive_bytes.Set(static_cast<double>(index_->total_file_bytes()));
+  const auto first = std::find_if(entries.begin(), entries.end(), [](const ArchiveEntry& e) { return e.events() > 0; });
+  metrics_.archive_oldest_event_timestamp_seconds.Set(first == entries.end() ? 0.0 : static_cast<double>(first->first_arrival_ms) / 1000.0);
+}
+
+void SegmentArchiver::report_failure(const std::string& message) {
+  metrics_.archive_errors.Increment();
+  const auto now = Clock::now();
+  if (last_report_ != Clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) return;
+  last_report_ = now;
+  logger_->error("{}", message);
+}
+
+}  // namespace pm::archive

@@ -1,0 +1,50 @@
+#pragma once
+// SegmentChain's internals (segment_chain.h), shared by chain_discovery.cpp (discover) and
+// segment_chain.cpp (reading). Not part of the public API.
+#include <deque>
+#include <memory>
+
+#include "ingest/archive/memory_log_fs.h"
+#include "ingest/archive/segment_chain.h"
+
+namespace pm::archive {
+
+// Where a ChainSegment comes from, beyond what the public struct says.
+struct ChainSource {
+  bool newest_live = false;    // the newest segment of its live directory: a torn tail is no damage
+  std::string fallback;        // an archive copy of a live segment ("" when none was found)
+  bool last_known = false;     // last_lsn from an archive header
+  std::uint64_t last_lsn = 0;
+};
+
+// The segment being read: its bytes in a MemoryLogFs, read by WalReader, or after damage (with
+// skip_damaged) the records salvage_log() found in it.
+struct LoadedSegment {
+  MemoryLogFs fs;
+  std::string dir;  // the directory its file has in `fs` (an archive file's path, or the live dir)
+  std::unique_ptr<wal::WalReader> reader;
+  wal::Position limit;
+  bool salvaging = false;
+  std::deque<wal::Record> salvaged;
+  std::uint64_t salvaged_last = 0;  // lsn salvage reached (0: none)
+};
+
+struct SegmentChain::State {
+  wal::LogFs* fs = nullptr;
+  wal::LogId log_id{};
+  std::vector<ChainSegment> segments;
+  std::vector<ChainSource> sources;
+  std::vector<std::string> dirs;  // as given: where an archive copy made after discovery is looked for
+  // Reading (start()).
+  std::uint64_t from_lsn = 0;
+  bool skip_damaged = false;
+  std::function<void(const SkippedRange&)> on_skip;
+  std::size_t next_index = 0;  // the segment to load next
+  std::size_t current_index = 0;
+  std::unique_ptr<LoadedSegment> current;
+  bool have_last = false;      // whether last_lsn is known: the lsn the chain has reached
+  std::uint64_t last_lsn = 0;
+  std::uint64_t bytes_done = 0;
+};
+
+}  // namespace pm::archive

@@ -1,0 +1,44 @@
+#include "ingest/archive/segment_summary.h"
+
+#include <algorithm>
+
+#include "ingest/archive/memory_log_fs.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_scan.h"
+
+namespace pm::archive {
+
+namespace {
+
+void count_event(SegmentSummary& s, const wal::Record& r, const std::string& path) {
+  std::string error;
+  const std::optional<Event> event = decode_event(r.payload, &error);
+  if (!event) throw wal::WalCorruption(path, r.start.offset, "event payload does not decode: " + error);
+  (event->type() == EventType::Trade ? s.trades : s.triggers) += 1;
+  const bool first = s.trades + s.triggers == 1;
+  s.first_arrival_ms = first ? event->received_ms : std::min(s.first_arrival_ms, event->received_ms);
+  s.last_arrival_ms = first ? event->received_ms : std::max(s.last_arrival_ms, event->received_ms);
+  s.last_lsn = r.lsn;
+}
+
+}  // namespace
+
+SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, const std::string& bytes) {
+  const std::string path = wal::segment_path(dir, segment);
+  MemoryLogFs fs;
+  fs.put(path, bytes);
+  const wal::SegmentScan scan = wal::scan_segment(fs, path);  // groups whole: body checksums, counts
+  if (scan.tail != wal::TailState::Clean) throw wal::WalCorruption(path, scan.valid_end.offset, scan.problem);
+  SegmentSummary s;
+  s.header = scan.header;
+  s.first_lsn = scan.header.first_lsn;
+  s.last_lsn = s.first_lsn - 1;
+  wal::WalReader reader(dir, scan.header.log_id, wal::first_position(scan.header), fs);
+  const wal::Position limit{segment, bytes.size(), 0, UINT64_MAX};
+  while (const std::optional<wal::Record> r = reader.next(limit)) count_event(s, *r, path);
+  return s;
+}
+
+}  // namespace pm::archive

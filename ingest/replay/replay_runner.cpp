@@ -1,0 +1,282 @@
+#include "ingest/replay/replay_runner.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "ingest/events/event_codec.h"
+#include "ingest/writer/batch_applier.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
+#include "ingest/archive/archive_format.h"
+#include "ingest/writer/writer_lanes.h"
+#include "repos/util/backoff.h"
+
+namespace pm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Event decode_record(const wal::Record& record) {
+  std::string error;
+  std::optional<Event> event = decode_event(record.payload, &error);
+  if (!event)
+    throw ReplayError("the record at lsn " + std::to_string(record.lsn) + " (segment " +
+                      wal::segment_file_name(record.start.segment) + ", offset " + std::to_string(record.start.offset) +
+                      ") passes its checksum but does not decode: " + error);
+  return std::move(*event);
+}
+
+}  // namespace
+
+// One pass over the chain from a start LSN into the lanes; stops at the first batch that failed.
+struct ReplayRunner::Pass {
+  ReplayRunner& runner;
+  WriterLanes& lanes;
+  std::uint64_t isolate_through;  // events up to this LSN go one per batch (finding a refused one)
+  DuplicateProbe probe = DuplicateProbe::OnConflict;
+  std::optional<FinishedBatch> failure;
+
+  // Takes the finished batches and counts the applied ones; false once one failed.
+  bool collect(bool wait) {
+    for (FinishedBatch& f : lanes.take_finished(wait)) {
+      if (f.result.applied())
+        count(*f.batch, *f.result.value);
+      else if (f.result.failed() && !failure)
+        failure = std::move(f);
+    }
+    runner.report();
+    return !failure;
+  }
+
+  void count(const LaneBatch& batch, const BatchCounts& c) {
+    ReplayStats& s = runner.stats_;
+    if (s.first_lsn == 0) s.first_lsn = batch.events.front().lsn;
+    s.last_lsn = batch.events.back().lsn;
+    s.applied += batch.events.size();
+    s.trades += c.trades;
+    s.trades_inserted += c.trades_inserted;
+    s.triggers += c.triggers;
+    s.triggers_recorded += c.triggers_recorded;
+    s.dead_lettered += c.dead_lettered;
+    probe = c.trades_inserted < c.trades ? DuplicateProbe::First : DuplicateProbe::OnConflict;
+  }
+
+  bool submit(std::vector<QueuedEvent>& batch) {
+    lanes.submit(std::move(batch), probe);
+    batch.clear();
+    return collect(false);
+  }
+
+  // Returns the failed batch, if one failed.
+  std::optional<FinishedBatch> run(archive::SegmentChain& chain, std::uint64_t start_lsn) {
+    runner.start_chain(chain, start_lsn);
+    std::vector<QueuedEvent> batch;
+    try {
+      while (std::optional<QueuedEvent> q = runner.next_event(chain)) {
+        batch.push_back(std::move(*q));
+        const std::size_t limit = batch.back().lsn <= isolate_through ? 1 : runner.options_.batch_max_events;
+        if (batch.size() >= limit && !submit(batch)) break;
+      }
+    } catch (...) {
+      finish(batch);  // damage in the sources: what was read before it is applied, then it stops
+      throw;
+    }
+    finish(batch);
+    return std::move(failure);
+  }
+
+  void finish(std::vector<QueuedEvent>& batch) {
+    if (!failure && !batch.empty()) submit(batch);
+    collect(true);
+  }
+};
+
+ReplayRunner::ReplayRunner(ReplayOptions options, std::function<void(const ReplayStats&)> on_progress,
+                           std::function<void(const archive::SkippedRange&)> on_skip)
+    : options_(std::move(options)), on_progress_(std::move(on_progress)), on_skip_(std::move(on_skip)) {}
+
+ReplayStats ReplayRunner::run(Database* db) {
+  started_ = Clock::now();
+  archive::SegmentChain chain = archive::SegmentChain::discover(wal::posix_log_fs(), options_.sources);
+  stats_.log_id = wal::log_id_hex(chain.log_id());
+  stats_.total_bytes = chain.total_bytes();
+  if (db)
+    replay(chain, *db);
+  else
+    dry_run(chain);
+  report();
+  return stats_;
+}
+
+void ReplayRunner::start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn) {
+  chain.start(start_lsn, options_.skip_damaged, [this](const archive::SkippedRange& range) { note_skipped(range); });
+}
+
+void ReplayRunner::note_skipped(const archive::SkippedRange& range) {
+  const bool known = std::any_of(stats_.skipped.begin(), stats_.skipped.end(), [&](const archive::SkippedRange& s) {
+    return s.first_lsn == range.first_lsn && s.file == range.file;
+  });
+  if (known) return;  // a later pass over the same damage
+  stats_.skipped.push_back(range);
+  if (on_skip_) on_skip_(range);
+}
+
+// The next event to apply: in the LSN bounds, arrived before --until (the others are counted).
+std::optional<QueuedEvent> ReplayRunner::next_event(archive::SegmentChain& chain) {
+  while (std::optional<wal::Record> record = chain.next()) {
+    if (record->lsn > options_.to_lsn) return std::nullopt;
+    QueuedEvent q{record->lsn, record->end, decode_record(*record)};
+    const bool first_time = record->lsn > highest_read_;
+    highest_read_ = std::max(highest_read_, record->lsn);
+    stats_.read += first_time ? 1 : 0;
+    stats_.bytes_done = chain.bytes_done();
+    if (options_.until_ms && q.event.received_ms >= *options_.until_ms) {
+      stats_.after_until += first_time ? 1 : 0;
+      continue;
+    }
+    return q;
+  }
+  return std::nullopt;
+}
+
+void ReplayRunner::dry_run(archive::SegmentChain& chain) {
+  check_sources_reach(chain, options_.from_lsn);
+  start_chain(chain, options_.from_lsn);
+  while (std::optional<QueuedEvent> q = next_event(chain)) {
+    if (stats_.first_lsn == 0) stats_.first_lsn = q->lsn;
+    stats_.last_lsn = q->lsn;
+    ++stats_.applied;
+    if (q->event.type() == EventType::Trade)
+      ++stats_.trades;
+    else
+      ++stats_.triggers;
+    if (stats_.applied % 65536 == 0) report();
+  }
+}
+
+namespace {
+
+// Retries of a failing server: backoff, and a limit on how long it may fail in a row.
+class RetryClock {
+ public:
+  explicit RetryClock(std::chrono::seconds limit)
+      : limit_(limit), backoff_(std::chrono::milliseconds(100), std::chrono::milliseconds(5000), 2.0) {}
+  void reset() {
+    since_.reset();
+    backoff_.reset();
+  }
+  // Sleeps before the next attempt; throws once the server has failed for longer than the limit.
+  void wait(const std::string& why) {
+    if (!since_) since_ = Clock::now();
+    if (Clock::now() - *since_ > limit_)
+      throw ReplayError("PostgreSQL kept failing for " + std::to_string(limit_.count()) + " s: " + why);
+    std::this_thread::sleep_for(backoff_.next());  // the server is failing: retry interval
+  }
+
+ private:
+  std::chrono::seconds limit_;
+  Backoff backoff_;
+  std::optional<Clock::time_point> since_;
+};
+
+}  // namespace
+
+// Why an attempt stopped: the batch that failed (null when the checkpoint could not be read).
+struct ReplayRunner::Failure {
+  TxStatus status;
+  TxFailure why;
+  std::shared_ptr<const LaneBatch> batch;
+};
+
+void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
+  BatchApplier applier(options_.instance_id, stats_.log_id, options_.trade_timestamp_unit);
+  WriterLanes lanes(db, applier, options_.connections, {}, lane_lock_class("replay:" + options_.instance_id));
+  RetryClock retry(options_.retry_for);
+  std::uint64_t isolate_through = 0;  // events up to here go one per batch (finding a refused one)
+  for (;;) {
+    const std::uint64_t done_before = stats_.applied + stats_.dead_lettered;
+    const std::optional<Failure> failure = attempt(chain, db, lanes, isolate_through);
+    if (!failure) return;
+    if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
+    lanes.restart();
+    if (failure->status == TxStatus::DataError && failure->batch && failure->batch->events.size() > 1) {
+      isolate_through = failure->batch->events.back().lsn;
+      continue;
+    }
+    if (failure->status == TxStatus::DataError && failure->batch &&
+        dead_letter(lanes, failure->batch->events.front(), failure->why))
+      continue;
+    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && failure->status != TxStatus::DataError)
+      throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
+    retry.wait(failure->why.message);
+  }
+}
+
+// One pass from the checkpoint; the failure that stopped it, if any.
+std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes,
+                                                           std::uint64_t isolate_through) {
+  std::uint64_t after = 0;
+  try {
+    after = resume_point(db);
+  } catch (const ReplayError&) {
+    throw;
+  } catch (const std::exception& e) {
+    TxFailure why = failure_of(e);
+    const TxStatus status = status_of(why.kind);
+    return Failure{status, std::move(why), nullptr};
+  }
+  const std::uint64_t start = std::max(options_.from_lsn, after + 1);
+  check_sources_reach(chain, start);
+  Pass pass{*this, lanes, isolate_through, DuplicateProbe::OnConflict, std::nullopt};
+  std::optional<FinishedBatch> failed = pass.run(chain, start);
+  if (!failed) return std::nullopt;
+  return Failure{failed->result.status, failed->result.failure, failed->batch};
+}
+
+// The sources must hold the events from `start` on: a chain that begins later (an archive trimmed
+// by retention, a missing directory) is damage, named, unless skip_damaged.
+void ReplayRunner::check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start) {
+  const auto& segments = chain.segments();
+  const auto first = std::find_if(segments.begin(), segments.end(), [](const archive::ChainSegment& s) { return s.first_lsn > 0; });
+  if (first == segments.end() || first->first_lsn <= start || first->first_lsn > options_.to_lsn) return;
+  const archive::SkippedRange missing{start, first->first_lsn - 1, first->path,
+                                      "the sources begin at lsn " + std::to_string(first->first_lsn) +
+                                          " (archive retention, or a source directory missing?)"};
+  if (!options_.skip_damaged)
+    throw archive::ArchiveDamage(first->path, 0, "events " + std::to_string(start) + ".." + std::to_string(missing.last_lsn) +
+                                                     " are not in the sources: " + missing.problem +
+                                                     "; --from-lsn " + std::to_string(first->first_lsn) + " starts there");
+  note_skipped(missing);
+}
+
+// True when the event is stored as a dead letter (and the checkpoint moved past it).
+bool ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal) {
+  lanes.submit_dead_letter(event, refusal);
+  bool stored = false;
+  for (FinishedBatch& f : lanes.take_finished(true)) {
+    if (!f.result.applied()) continue;
+    stats_.dead_lettered += f.result.value->dead_lettered;
+    stored = true;
+  }
+  lanes.restart();  // if storing it failed, the next pass meets the event again
+  return stored;
+}
+
+// The LSN up to which this instance's checkpoint says events are applied (0: none), after checking
+// that it belongs to the sources' log.
+std::uint64_t ReplayRunner::resume_point(Database& db) {
+  const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db).get(options_.instance_id);
+  if (!checkpoint) return 0;
+  if (checkpoint->log_id != stats_.log_id)
+    throw ReplayError("the checkpoint of instance '" + options_.instance_id + "' belongs to log " + checkpoint->log_id +
+                      ", the sources hold log " + stats_.log_id + "; choose another --instance-id");
+  if (stats_.resumed_after_lsn == 0) stats_.resumed_after_lsn = static_cast<std::uint64_t>(checkpoint->lsn);
+  return static_cast<std::uint64_t>(checkpoint->lsn);
+}
+
+void ReplayRunner::report() {
+  stats_.seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  if (on_progress_) on_progress_(stats_);
+}
+
+}  // namespace pm

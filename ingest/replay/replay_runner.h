@@ -1,0 +1,110 @@
+#pragma once
+// ReplayRunner: the engine of `pm-ingestctl replay`. It applies the events of archived and/or live
+// log segments (archive::SegmentChain) to a database with the daemon's own batch transaction:
+// COPY of the trades, G2 trigger claims, watermarks with GREATEST, and a checkpoint under its own
+// instance id in the same transaction (BatchApplier through WriterLanes, commits in LSN order). So
+// it is exactly once: it resumes after its checkpoint (after a kill -9 too), and running it again
+// over the same events changes nothing.
+//
+// Contract:
+// - Events are applied in LSN order from max(from_lsn, checkpoint + 1) up to to_lsn; with until_ms
+//   only the events that arrived (their received time) before that instant. The checkpoint covers
+//   the events a run passed over: resume a run with the same bounds; use another instance id for
+//   other bounds.
+// - The instance's checkpoint must belong to the sources' log (same log id): otherwise ReplayError.
+// - A batch PostgreSQL refuses for a value (DataError) is applied again one event at a time, and the
+//   refused event goes to pm_dead_letters, as the daemon does. A lost connection or another
+//   transient failure is retried after a backoff from the checkpoint, for at most retry_for in a
+//   row; then, and for a fatal error, ReplayError.
+// - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
+//   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
+//   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
+//   damage too. What was read before the damage is applied first.
+// - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.
+// - on_progress runs on the calling thread after each batch and once at the end.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ingest/archive/segment_chain.h"
+#include "ingest/events/event_queue.h"
+#include "repos/database.h"
+#include "repos/timestamp_unit.h"
+#include "repos/tx_result.h"
+
+namespace pm {
+
+class WriterLanes;
+
+class ReplayError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ReplayOptions {
+  std::vector<std::string> sources;
+  std::string instance_id = "replay";
+  std::uint64_t from_lsn = 1;
+  std::uint64_t to_lsn = UINT64_MAX;
+  std::optional<std::int64_t> until_ms;  // arrival time bound (exclusive), epoch ms
+  bool skip_damaged = false;
+  std::size_t batch_max_events = 20000;
+  std::size_t connections = 2;
+  TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
+  std::chrono::seconds retry_for{60};
+};
+
+struct ReplayStats {
+  std::string log_id;
+  std::uint64_t resumed_after_lsn = 0;  // the checkpoint found at the start (0: none)
+  std::uint64_t read = 0;               // event records read
+  std::uint64_t after_until = 0;        // passed over: arrived at or after --until
+  std::uint64_t applied = 0;            // events in committed batches (dry run: would be applied)
+  std::uint64_t trades = 0;
+  std::uint64_t trades_inserted = 0;
+  std::uint64_t triggers = 0;
+  std::uint64_t triggers_recorded = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t first_lsn = 0;  // of the events applied (or counted, dry run)
+  std::uint64_t last_lsn = 0;
+  std::uint64_t bytes_done = 0;
+  std::uint64_t total_bytes = 0;
+  double seconds = 0;
+  std::vector<archive::SkippedRange> skipped;
+};
+
+class ReplayRunner {
+ public:
+  ReplayRunner(ReplayOptions options, std::function<void(const ReplayStats&)> on_progress = {},
+               std::function<void(const archive::SkippedRange&)> on_skip = {});
+  // Applies to `db`, or only reads and counts when db is null (dry run). Throws ReplayError,
+  // archive::ArchiveDamage, archive::ChainError, wal::WalCorruption.
+  ReplayStats run(Database* db);
+
+ private:
+  struct Pass;
+  struct Failure;
+  void dry_run(archive::SegmentChain& chain);
+  void replay(archive::SegmentChain& chain, Database& db);
+  std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, std::uint64_t isolate_through);
+  void check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start);
+  void start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn);
+  void note_skipped(const archive::SkippedRange& range);
+  std::optional<QueuedEvent> next_event(archive::SegmentChain& chain);
+  bool dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
+  std::uint64_t resume_point(Database& db);
+  void report();
+
+  const ReplayOptions options_;
+  std::function<void(const ReplayStats&)> on_progress_;
+  std::function<void(const archive::SkippedRange&)> on_skip_;
+  ReplayStats stats_;
+  std::chrono::steady_clock::time_point started_;
+  std::uint64_t highest_read_ = 0;  // counts each record once over several passes
+};
+
+}  // namespace pm

@@ -1,0 +1,428 @@
+// Event sourcing (issue 12): the daemon archives every applied log segment (--archive-dir), and
+// `pm-ingestctl replay` rebuilds the projection tables from the archive and the live log, exactly
+// once: row for row what the live daemon wrote, at any instant (--until), through kill -9.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "repos/database.h"
+#include "repos/migrator.h"
+#include "repos/util/clock.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/e2e/load_driver.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/process.h"
+#include "tests/support/producer.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+void migrate(const std::string& url) {
+  DatabaseConfig config;
+  config.url = url;
+  Database db(config);
+  Migrator(db).migrate();
+}
+
+// Every row of the four projection tables, every column, as text, in key order. The daemon
+// writes times from the events (arrival), never from the clock, so a rebuild matches exactly.
+std::vector<std::string> projection(const std::string& url) {
+  pqxx::connection c(url);
+  pqxx::nontransaction tx(c);
+  std::vector<std::string> rows;
+  const char* queries[] = {
+      "SELECT 'trade ' || to_jsonb(t)::text FROM polymarket_trades t ORDER BY condition_id, trade_id",
+      "SELECT 'trigger ' || to_jsonb(t)::text FROM polymarket_first_triggers t ORDER BY condition_id, threshold",
+      "SELECT 'trade_watermark ' || to_jsonb(t)::text FROM trade_watermarks t ORDER BY condition_id",
+      "SELECT 'trigger_watermark ' || to_jsonb(t)::text FROM trigger_watermarks t ORDER BY threshold"};
+  for (const char* q : queries)
+    for (const auto& row : tx.exec(q)) rows.push_back(row[0].as<std::string>());
+  return rows;
+}
+
+// The daemon's defaults otherwise (--standby-wait on: segments are released once the primary has
+// flushed the commits that applied them).
+std::vector<std::string> archive_args(const DaemonHarness& d) {
+  return {"--archive-dir", d.dir() + "/archive", "--wal-segment-bytes", "64K"};
+}
+
+Run replay(const DaemonHarness& d, const std::string& url, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"replay", "--source", d.dir() + "/archive", "--source", d.wal_dir(), "--database-url", url};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_ctl(args);
+}
+
+// The same trades sent twice on one connection: the second copy is a duplicate of the first.
+void send_duplicates(const std::string& socket, const std::string& prefix, int n) {
+  Producer p(socket);
+  std::vector<std::string> lines;
+  for (int i = 0; i < n; ++i) lines.push_back(trade_line("dup", prefix + std::to_string(i), 1'700'000'000 + i));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(2 * static_cast<std::uint64_t>(n), 30s));
+}
+
+// Waits until `trades` trades are stored and every applied segment but the newest is archived.
+void wait_applied_and_archived(DaemonHarness& d, std::size_t trades, const std::string& url) {
+  ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") == static_cast<long long>(trades); }, 60s))
+      << query_count(url, "SELECT count(*) FROM polymarket_trades") << " of " << trades << " trades stored";
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+}
+
+TEST(EventSourcing, ReplayOfTheArchiveRebuildsEveryProjectionRowForRowThroughAnOutage) {
+  PgCluster cluster;
+  cluster.start();
+  migrate(cluster.url());
+  cluster.query("CREATE DATABASE rebuild");
+  migrate(cluster.url("rebuild"));
+  DaemonHarness d(cluster.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  LoadOptions options;
+  options.producers = 4;
+  options.triggers = true;  // producers race for the same (condition, threshold): G2
+  LoadDriver load({d.socket()}, options);
+  send_duplicates(d.socket(), "dupA", 300);
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 2000; }, 60s)) << d.output();
+  cluster.stop();
+  const std::size_t at_stop = load.acked_count();
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > at_stop + 1000; }, 60s)) << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 0; }, 30s));
+  cluster.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 60s)) << d.output();
+  send_duplicates(d.socket(), "dupB", 300);
+  load.stop();
+  wait_applied_and_archived(d, load.acked().size() + 600, cluster.url());
+  EXPECT_GT(d.metric("pm_ingest_archived_segments_total"), 3);
+  EXPECT_EQ(d.stop(), 0);
+
+  const test::Run r = replay(d, cluster.url("rebuild"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto live = projection(cluster.url());
+  const auto rebuilt = projection(cluster.url("rebuild"));
+  EXPECT_GT(live.size(), 3000u);
+  EXPECT_EQ(rebuilt, live);
+  // A second run finds its checkpoint at the end: it applies nothing and changes nothing.
+  const test::Run again = replay(d, cluster.url("rebuild"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("applied 0"), std::string::npos) << again.output;
+  EXPECT_EQ(projection(cluster.url("rebuild")), live);
+}
+
+TEST(EventSourcing, PointInTimeReplayHoldsExactlyTheEventsThatArrivedBefore) {
+  TestDatabase live("es_pitr_live");
+  TestDatabase rebuilt("es_pitr_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> before, after;
+  for (int i = 0; i < 3000; ++i) before.push_back(trade_line("c" + std::to_string(i % 7), "before" + std::to_string(i)));
+  for (int i = 0; i < 3000; ++i) after.push_back(trade_line("c" + std::to_string(i % 7), "after" + std::to_string(i)));
+  ASSERT_TRUE(p.send(before));
+  ASSERT_TRUE(p.wait_ack(before.size(), 30s));
+  const std::int64_t instant = now_epoch_ms() + 1;  // later than every arrival so far
+  ASSERT_TRUE(wait_until([&] { return now_epoch_ms() > instant; }, 1s));
+  ASSERT_TRUE(p.send(after));
+  ASSERT_TRUE(p.wait_ack(before.size() + after.size(), 30s));
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 6000; }, 60s));
+  EXPECT_EQ(d.stop(), 0);
+
+  const test::Run r = replay(d, rebuilt.url(), {"--until", format_iso(SystemTime(std::chrono::milliseconds(instant)))});
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::set<std::string> expected;
+  for (int i = 0; i < 3000; ++i) expected.insert("before" + std::to_string(i));
+  EXPECT_EQ(trade_ids(rebuilt.url()), expected);
+  EXPECT_NE(r.output.find("arrived at or after --until 3000"), std::string::npos) << r.output;
+}
+
+TEST(EventSourcing, ReplayKilledAtRandomMomentsResumesToTheSameTables) {
+  TestDatabase live("es_kill_live");
+  TestDatabase rebuilt("es_kill_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  LoadOptions options;
+  options.triggers = true;
+  LoadDriver load({d.socket()}, options);
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 20000; }, 120s)) << d.output();
+  load.stop();
+  wait_applied_and_archived(d, load.acked().size(), live.url());
+  EXPECT_EQ(d.stop(), 0);
+
+  const std::uint32_t seed = static_cast<std::uint32_t>(std::random_device{}());
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::vector<std::string> args = {"replay", "--source", d.dir() + "/archive", "--source", d.wal_dir(),
+                                         "--database-url", rebuilt.url(), "--batch-max-events", "100"};
+  const auto checkpoint = [&] {
+    return query_count(rebuilt.url(), "SELECT coalesce(max(lsn), 0) FROM pm_ingest_checkpoints WHERE instance_id = 'replay'");
+  };
+  const test::Run count = run_ctl({"replay", "--dry-run", "--source", d.dir() + "/archive", "--source", d.wal_dir()});
+  ASSERT_EQ(count.code, 0) << count.output;
+  const long long events = std::stoll(count.output.substr(count.output.find("events read ") + 12));
+  constexpr int kRounds = 12;
+  int killed = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    // Killed once its checkpoint passed a random point of this round's share of what is left.
+    const long long at = checkpoint();
+    const long long share = std::max(1LL, (events - at) / (kRounds - round + 1));
+    const long long target = at + std::uniform_int_distribution<long long>(1, share)(rng);
+    Process p;
+    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out");
+    ASSERT_TRUE(wait_until([&] { return checkpoint() >= target || !p.running(); }, 60s));
+    if (p.running()) ++killed;
+    p.kill9();
+    p.wait(10s);
+  }
+  EXPECT_GE(killed, 10) << read_file(d.dir() + "/replay.out");
+  const test::Run last = run_ctl(args);
+  ASSERT_EQ(last.code, 0) << last.output;
+  EXPECT_EQ(projection(rebuilt.url()), projection(live.url()));
+}
+
+TEST(EventSourcing, ArchiveRetentionRemovesOnlyWhatTheLimitSays) {
+  TestDatabase live("es_retention");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--archive-max-bytes", "100K"});
+  d.start();
+  LoadDriver load({d.socket()}, LoadOptions{});
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_removed_segments_total") >= 3; }, 120s)) << d.output();
+  load.stop();
+  wait_applied_and_archived(d, load.acked().size(), live.url());
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run list = run_ctl({"archive", "list", "--archive-dir", d.dir() + "/archive", "--json"});
+  ASSERT_EQ(list.code, 0) << list.output;
+  // What is left fits the limit, and is the newest: a contiguous run of segments ending at the
+  // last archived one.
+  std::uintmax_t bytes = 0;
+  std::vector<std::string> names;
+  for (const auto& f : std::filesystem::directory_iterator(d.dir() + "/archive"))
+    if (f.path().extension() == ".pmarc") {
+      bytes += f.file_size();
+      names.push_back(f.path().filename());
+    }
+  std::sort(names.begin(), names.end());
+  EXPECT_LE(bytes, 100u * 1024);
+  ASSERT_FALSE(names.empty());
+  const auto number = [](const std::string& name) { return std::stoull(name.substr(0, 16), nullptr, 16); };
+  EXPECT_EQ(number(names.back()) - number(names.front()) + 1, names.size());
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+}
+
+// The archive on a full tmpfs: archiving fails (counted, retried), the
+// live log keeps the applied segments and they count against --wal-max-bytes, so lines get `busy`
+// once the kept segments reach it (nothing acked is lost); once there is space again everything is
+// archived and lines are acked again.
+TEST(EventSourcing, AFullArchiveDiskKeepsSegmentsWithinTheLogBudgetAndLosesNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TestDatabase live("es_tmpfs");
+  DaemonHarness d(live.url(), {});
+  const std::string archive = d.dir() + "/archive";
+  std::filesystem::create_directories(archive);
+  ASSERT_EQ(::mount("tmpfs", archive.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  {
+    std::ofstream filler(archive + "/filler");  // until the tmpfs is full
+    const std::string block(4096, 'x');
+    for (int i = 0; i < 1024 && filler.write(block.data(), block.size()); ++i) filler.flush();
+  }
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--wal-max-bytes", "2M"});
+  d.start();
+  Producer p(d.socket());
+  std::uint64_t sent = 0, busy = 0;
+  // Until lines get `busy` while the live log holds about the budget (2M: ~18 segments of ~110K,
+  // one group of 500 lines each, as a group never spans two segments), applied segments waiting
+  // for the archive among them (the newest few wait for the primary's flush to be confirmed); a
+  // `busy` while PostgreSQL lags behind a chunk alone does not end it.
+  const auto budget_held_by_archive = [&] {
+    return d.metric("pm_ingest_wal_disk_bytes") >= 1.5 * 1024 * 1024 && d.metric("pm_ingest_archive_pending_segments") >= 6;
+  };
+  bool held = false;
+  while (!held && sent < 400'000) {
+    std::vector<std::string> chunk;
+    for (int i = 0; i < 500; ++i) chunk.push_back(trade_line("c" + std::to_string(i % 5), "t" + std::to_string(sent + i)));
+    ASSERT_TRUE(p.send(chunk));
+    sent += chunk.size();
+    std::vector<Reply> replies;
+    ASSERT_TRUE(p.wait_ack(sent, 30s, &replies)) << d.output();
+    for (const Reply& r : replies) busy += r.error == "busy" ? 1 : 0;
+    held = busy > 0 && wait_until(budget_held_by_archive, 2s);  // the gauges are sampled every 250 ms
+  }
+  ASSERT_TRUE(held) << "the kept segments never reached --wal-max-bytes: sent " << sent << ", busy " << busy
+                    << ", pending segments " << d.metric("pm_ingest_archive_pending_segments")
+                    << ", log bytes " << d.metric("pm_ingest_wal_disk_bytes") << "\n" << d.output();
+  const long long accepted = static_cast<long long>(sent - busy);
+  EXPECT_GT(d.metric("pm_ingest_archive_errors_total"), 0);
+  // Everything accepted is applied: what holds the budget is the archive, not PostgreSQL.
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == accepted; }, 60s));
+  std::filesystem::remove(archive + "/filler");
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0; }, 90s)) << d.output();
+  std::vector<std::string> last = {trade_line("c0", "after-space")};
+  ASSERT_TRUE(p.send(last));
+  std::vector<Reply> replies;
+  ASSERT_TRUE(p.wait_ack(sent + 1, 30s, &replies));
+  for (const Reply& r : replies) EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
+  EXPECT_EQ(dry.code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("events read " + std::to_string(accepted + 1) + ","), std::string::npos) << dry.output;
+  ::umount2(archive.c_str(), MNT_DETACH);
+}
+
+// Applied segments kept because the archive was full survive a kill -9: recovery keeps them
+// (they are not archived) and the restarted daemon archives them.
+TEST(EventSourcing, SegmentsWaitingForTheArchiveSurviveKillNineAndAreArchivedAfterTheRestart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  TestDatabase live("es_tmpfs_kill");
+  DaemonHarness d(live.url(), {});
+  const std::string archive = d.dir() + "/archive";
+  std::filesystem::create_directories(archive);
+  ASSERT_EQ(::mount("tmpfs", archive.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  {
+    std::ofstream filler(archive + "/filler");
+    const std::string block(4096, 'x');
+    for (int i = 0; i < 1024 && filler.write(block.data(), block.size()); ++i) filler.flush();
+  }
+  d.args() = archive_args(d);
+  d.start();
+  std::uint64_t sent = 0;
+  {
+    Producer p(d.socket());
+    for (int round = 0; round < 8; ++round) {
+      std::vector<std::string> chunk;
+      for (int i = 0; i < 500; ++i) chunk.push_back(trade_line("c" + std::to_string(i % 5), "k" + std::to_string(sent + i)));
+      ASSERT_TRUE(p.send(chunk));
+      sent += chunk.size();
+      ASSERT_TRUE(p.wait_ack(sent, 30s)) << d.output();
+    }
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") >= 4; }, 30s)) << d.output();
+  d.kill9();
+  std::filesystem::remove(archive + "/filler");
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0 &&
+                                      d.metric("pm_ingest_archived_segments_total") >= 4; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run dry = run_ctl({"replay", "--dry-run", "--source", archive, "--source", d.wal_dir()});
+  EXPECT_EQ(dry.code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("events read " + std::to_string(sent) + ","), std::string::npos) << dry.output;
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  ::umount2(archive.c_str(), MNT_DETACH);
+}
+
+// Damage in an archived segment: replay stops with the file and offset (exit 2) and leaves the
+// events before it applied; --skip-damaged names the skipped LSN range (exit 3) and applies the
+// rest; archive verify reports the file (exit 2); archive list still lists it.
+TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkipped) {
+  TestDatabase live("es_damage_live");
+  TestDatabase rebuilt("es_damage_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 20; ++chunk) {  // groups of 200 lines: ~45 KB, several segments
+    std::vector<std::string> lines;
+    for (int i = chunk * 200; i < (chunk + 1) * 200; ++i) lines.push_back(trade_line("c" + std::to_string(i % 3), "d" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 4 &&
+                                      d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const std::string archive = d.dir() + "/archive";
+  const std::string victim = archive + "/0000000000000002.pmarc";
+  ASSERT_TRUE(std::filesystem::exists(victim));
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(victim) / 2));
+    f.put('\x5a').put('\xa5');
+  }
+  const test::Run stopped = replay(d, rebuilt.url());
+  EXPECT_EQ(stopped.code, 2) << stopped.output;
+  EXPECT_NE(stopped.output.find(victim), std::string::npos) << stopped.output;
+  EXPECT_NE(stopped.output.find("offset"), std::string::npos) << stopped.output;
+  const long long before_damage = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
+  EXPECT_GT(before_damage, 0);
+  EXPECT_LT(before_damage, 4000);
+
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 2) << verify.output;
+  EXPECT_NE(verify.output.find(victim + " DAMAGED"), std::string::npos) << verify.output;
+
+  const test::Run skipped = replay(d, rebuilt.url(), {"--skip-damaged"});
+  EXPECT_EQ(skipped.code, 3) << skipped.output;
+  EXPECT_NE(skipped.output.find("SKIPPED (damaged): lsn "), std::string::npos) << skipped.output;
+  EXPECT_NE(skipped.output.find(victim), std::string::npos) << skipped.output;
+  const long long after = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
+  EXPECT_GT(after, before_damage);
+  EXPECT_LT(after, 4000);
+}
+
+// Archive files are named by segment number: an archive directory that holds another log's
+// segments (the log directory was reset) would be overwritten. The daemon refuses to start.
+TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
+  TestDatabase live("es_foreign");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 10; ++chunk) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "f" + std::to_string(chunk * 200 + i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const auto before = std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc");
+  std::filesystem::remove_all(d.wal_dir());  // a new log starts: another log id
+  EXPECT_EQ(d.run_to_exit(), 2) << d.output();
+  EXPECT_NE(d.output().find("holds log"), std::string::npos) << d.output();
+  EXPECT_EQ(std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc"), before);
+}
+
+// Sources that do not reach back to the first event to apply (archive retention removed the
+// oldest segments) stop a replay like damage, naming where they begin; --from-lsn starts there.
+TEST(EventSourcing, ReplayOfATrimmedArchiveSaysWhereItBegins) {
+  TestDatabase live("es_trimmed");
+  TestDatabase rebuilt("es_trimmed_rebuilt");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--archive-max-bytes", "60K"});
+  d.start();
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 30; ++chunk) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "r" + std::to_string(chunk * 200 + i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_removed_segments_total") >= 1 &&
+                                      d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run stopped = replay(d, rebuilt.url());
+  EXPECT_EQ(stopped.code, 2) << stopped.output;
+  const std::size_t at = stopped.output.find("--from-lsn ");
+  ASSERT_NE(at, std::string::npos) << stopped.output;
+  const std::string from = std::to_string(std::stoull(stopped.output.substr(at + 11)));
+  EXPECT_EQ(query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades"), 0);
+  const test::Run from_there = replay(d, rebuilt.url(), {"--from-lsn", from});
+  EXPECT_EQ(from_there.code, 0) << from_there.output;
+  EXPECT_EQ(query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades"), 6000 - std::stoll(from) + 1);
+}
+
+}  // namespace
+}  // namespace pm::test

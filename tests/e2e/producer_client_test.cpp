@@ -1,0 +1,170 @@
+// pm::client::ProducerClient and `pm-ingestctl send` against the real daemon: every line gets one
+// outcome; acked lines are stored exactly once through kill -9 of the daemon; `busy` is retried;
+// rejections carry the daemon's reason and detail.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "client/producer_client.h"
+#include "daemon/send_command.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/process.h"
+#include "tests/support/test_database.h"
+
+namespace pm::test {
+namespace {
+
+using namespace std::chrono_literals;
+using client::LineOutcome;
+using client::ProducerClient;
+using client::ProducerOptions;
+
+ProducerOptions options_for(const DaemonHarness& d) {
+  ProducerOptions o;
+  o.socket_path = d.socket();
+  o.give_up_after = 60s;
+  return o;
+}
+
+TEST(ProducerClient, EachLineResolvesOnceAckedOrRejectedWithTheDaemonsReason) {
+  TestDatabase tdb("client_basic");
+  DaemonHarness d(tdb.url());
+  d.start();
+  ProducerClient producer(options_for(d));
+  std::vector<std::future<LineOutcome>> futures;
+  for (int i = 0; i < 500; ++i) futures.push_back(producer.send(trade_line("c", "b" + std::to_string(i))));
+  auto bad = producer.send(trade_line("c", "bad", 1'700'000'000, "2"));  // price above 1
+  auto garbage = producer.send("{not json");
+  for (auto& f : futures) {
+    const LineOutcome o = f.get();
+    EXPECT_TRUE(o.acked()) << o.reason << " " << o.detail;
+    EXPECT_EQ(o.attempts, 1);
+    EXPECT_NE(o.first_written, std::chrono::steady_clock::time_point{});
+    EXPECT_GE(o.resolved, o.first_written);
+  }
+  const LineOutcome b = bad.get();
+  EXPECT_EQ(b.status, LineOutcome::Status::Rejected);
+  EXPECT_EQ(b.reason, "range");
+  EXPECT_NE(b.detail.find("price"), std::string::npos) << b.detail;
+  EXPECT_EQ(garbage.get().reason, "parse");
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 500; }, 30s));
+  const auto stats = producer.stats();
+  EXPECT_EQ(stats.acked, 500u);
+  EXPECT_EQ(stats.rejected, 2u);
+  EXPECT_EQ(stats.rejected_by_reason.at("range"), 1u);
+}
+
+// The daemon killed (-9) and restarted while lines are in flight: the client reconnects, resends
+// what was not acknowledged, and every line is acked; each is stored exactly once.
+TEST(ProducerClient, KillNineOfTheDaemonMidStreamLosesAndDuplicatesNothing) {
+  TestDatabase tdb("client_kill");
+  DaemonHarness d(tdb.url());
+  d.start();
+  ProducerOptions o = options_for(d);
+  o.max_in_flight = 200;
+  ProducerClient producer(o);
+  std::atomic<int> acked{0};
+  std::thread sender([&] {
+    for (int i = 0; i < 100'000; ++i)
+      producer.send(trade_line("c" + std::to_string(i % 5), "k" + std::to_string(i)), [&](const LineOutcome& out) {
+        if (out.acked()) ++acked;
+      });
+  });
+  for (int round = 0; round < 3; ++round) {
+    const int before = acked.load();
+    ASSERT_TRUE(wait_until([&] { return acked.load() > before + 1000; }, 60s)) << d.output();
+    d.kill9();
+    d.start();
+  }
+  sender.join();
+  ASSERT_TRUE(producer.flush(120s));
+  EXPECT_EQ(acked.load(), 100'000);
+  EXPECT_GE(producer.stats().reconnects, 3u);
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 100'000; }, 60s));
+}
+
+// `busy` (the log budget used up while PostgreSQL is unreachable) is not an outcome: the line is
+// sent again after a backoff until the daemon takes it.
+TEST(ProducerClient, BusyLinesAreSentAgainUntilTheDaemonTakesThem) {
+  TestDatabase tdb("client_busy");
+  DaemonHarness d("postgresql://nobody@127.0.0.1:1/none", {"--wal-max-bytes", "64K"});
+  d.start();
+  ProducerOptions o = options_for(d);
+  // The budget is checked per chunk the daemon reads: keep a chunk (the lines in flight) far
+  // below it, or every chunk stays `busy` even once the log is empty.
+  o.max_in_flight = 100;
+  ProducerClient producer(o);
+  std::atomic<int> acked{0};
+  std::thread sender([&] {
+    for (int i = 0; i < 2000; ++i)
+      producer.send(trade_line("c", "busy" + std::to_string(i)), [&](const LineOutcome& out) { acked += out.acked() ? 1 : 0; });
+  });
+  ASSERT_TRUE(wait_until([&] { return producer.stats().busy > 0; }, 30s)) << d.output();
+  EXPECT_LT(acked.load(), 2000);
+  EXPECT_EQ(d.stop(), 0);
+  d.database_url() = tdb.url();
+  d.start();
+  sender.join();
+  ASSERT_TRUE(producer.flush(60s));
+  EXPECT_EQ(acked.load(), 2000);
+  EXPECT_EQ(producer.stats().rejected, 0u);
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 2000; }, 60s));
+}
+
+TEST(ProducerClient, GivesUpOnAnUnreachableDaemonAndSaysSo) {
+  ProducerOptions o;
+  o.socket_path = "/nonexistent/pm-ingestd.sock";
+  o.give_up_after = 300ms;
+  ProducerClient producer(o);
+  const LineOutcome out = producer.send(trade_line("c", "lost")).get();
+  EXPECT_EQ(out.status, LineOutcome::Status::Unacknowledged);
+  EXPECT_NE(out.reason.find("no acknowledgement"), std::string::npos) << out.reason;
+}
+
+TEST(SendInput, NdjsonLinesOrTheElementsOfOneJsonArray) {
+  const auto lines = ctl::split_input("a", "{\"x\":1}\r\n\n  \n{\"y\":2}\n");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].text, "{\"x\":1}");
+  EXPECT_EQ(lines[0].origin, "a:1");
+  EXPECT_EQ(lines[1].origin, "a:4");
+  const auto elements = ctl::split_input("r", "[\n  {\"id\": \"t1\"},\n  {\"id\": \"t2\"}\n]\n");
+  ASSERT_EQ(elements.size(), 2u);
+  EXPECT_EQ(elements[1].text, "{\"id\":\"t2\"}");
+  EXPECT_EQ(elements[1].origin, "r:[1]");
+  const auto ws = ctl::split_input("w", "[{\"e\":1}]\n[]\n");  // websocket messages: one line each
+  ASSERT_EQ(ws.size(), 2u);
+  EXPECT_EQ(ws[1].text, "[]");
+}
+
+// pm-ingestctl send through a kill -9 of the daemon: it finishes its input after the restart,
+// reports every line acked and exits 0; each trade is stored once.
+TEST(CtlSend, FinishesItsInputThroughKillNineOfTheDaemon) {
+  TestDatabase tdb("ctl_send_kill");
+  DaemonHarness d(tdb.url());
+  d.start();
+  const std::string input = d.dir() + "/trades.ndjson";
+  {
+    std::ofstream out(input);
+    for (int i = 0; i < 300'000; ++i) out << trade_line("c" + std::to_string(i % 7), "s" + std::to_string(i)) << "\n";
+    out << trade_line("c", "refused", 1'700'000'000, "7") << "\n";
+  }
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", input, "--max-in-flight", "300"}, {}, d.dir() + "/send.out");
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") > 3000; }, 60s));
+  d.kill9();
+  d.start();
+  const auto code = send.wait(120s);
+  const std::string out = read_file(d.dir() + "/send.out");
+  ASSERT_TRUE(code.has_value()) << out;
+  EXPECT_EQ(*code, 1) << out;  // one line was refused
+  EXPECT_NE(out.find("acked 300000, rejected 1, unacknowledged 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("trades.ndjson:300001: "), std::string::npos) << out;
+  EXPECT_EQ(out.find(", 0 reconnects"), std::string::npos) << "the kill came after send had finished: " << out;
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 300'000; }, 60s));
+}
+
+}  // namespace
+}  // namespace pm::test

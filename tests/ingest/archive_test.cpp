@@ -1,0 +1,585 @@
+// The archive of applied segments (ingest/archive/): round trip, header fields, damage in every
+// part of a file, write faults (tests/support/fault_fs.h), the index and its rebuild, retention,
+// and SegmentChain over archive and live directories (gaps, other logs, skip_damaged).
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "ingest/archive/archive_index.h"
+#include "ingest/archive/archive_reader.h"
+#include "ingest/archive/archive_writer.h"
+#include "ingest/archive/segment_chain.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_reader.h"
+#include "repos/util/crc32c.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/fault_fs.h"
+
+namespace pm::archive {
+namespace {
+
+namespace fs = std::filesystem;
+using test::FaultFs;
+using test::FaultRule;
+using test::FsOp;
+
+std::string event_payload(int i) {
+  Event e;
+  e.received_ms = 1'700'000'000'000 + i * 10;
+  if (i % 3 == 2) {
+    TriggerEvent t;
+    t.token_id = "tok-" + std::to_string(i);
+    t.condition_id = "cond";
+    t.threshold = 0.5;
+    t.trigger_timestamp_ms = e.received_ms;
+    e.body = t;
+  } else {
+    TradeEvent t;
+    t.condition_id = "cond";
+    t.trade_id = "trade-" + std::to_string(i);
+    t.price = 0.25;
+    t.size = 10 + i;
+    t.side = "BUY";
+    t.timestamp_ms = e.received_ms;
+    t.raw_json = "{\"trade\":" + std::to_string(i) + "}";
+    e.body = t;
+  }
+  std::string out;
+  encode_event(e, out);
+  return out;
+}
+
+struct Rec {
+  std::uint64_t lsn = 0;
+  std::uint64_t segment = 0;
+  std::string payload;
+  int index = 0;  // event_payload(index)
+};
+
+// A real log of `events` events in groups of 4, rolled every ~2 KiB; what each segment holds.
+struct BuiltLog {
+  wal::LogId id{};
+  std::vector<Rec> records;
+  std::uint64_t newest = 0;
+  std::vector<Rec> in(std::uint64_t segment) const {
+    std::vector<Rec> out;
+    for (const Rec& r : records)
+      if (r.segment == segment) out.push_back(r);
+    return out;
+  }
+};
+
+BuiltLog build_log(wal::LogFs& lfs, const std::string& dir, int events) {
+  wal::Options o;
+  o.dir = dir;
+  o.fs = &lfs;
+  o.segment_bytes = 2048;
+  o.on_fatal = [](const std::string& m) { FAIL() << m; };
+  auto log = wal::WriteAheadLog::open(o);
+  for (int i = 0; i < events; i += 4) {
+    std::vector<std::string> payloads;
+    for (int k = i; k < std::min(events, i + 4); ++k) payloads.push_back(event_payload(k));
+    std::vector<wal::Appended> out;
+    EXPECT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
+  }
+  BuiltLog b;
+  b.id = log->log_id();
+  wal::WalReader reader(dir, b.id, log->oldest(), lfs);
+  while (auto r = reader.next(log->durable())) {
+    b.records.push_back(Rec{r->lsn, r->start.segment, r->payload, static_cast<int>(r->lsn - 1)});
+    b.newest = r->start.segment;
+  }
+  return b;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+void flip_byte(const std::string& path, std::size_t offset) {
+  std::string bytes = read_file(path);
+  ASSERT_LT(offset, bytes.size());
+  bytes[offset] = static_cast<char>(bytes[offset] ^ 0x40);
+  write_file(path, bytes);
+}
+
+class ArchiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = test::make_temp_dir("pm_archive_test");
+    wal_ = root_ + "/wal";
+    arch_ = root_ + "/archive";
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+
+  wal::LogFs& pfs() { return wal::posix_log_fs(); }
+  std::string archive_path(std::uint64_t segment) const { return arch_ + "/" + archive_file_name(segment); }
+  std::string live_path(std::uint64_t segment) const { return wal_ + "/" + wal::segment_file_name(segment); }
+
+  std::string root_, wal_, arch_;
+};
+
+TEST(ArchiveFormat, FileNamesAndHeaderRoundTrip) {
+  EXPECT_EQ(archive_file_name(1), "0000000000000001.pmarc");
+  std::uint64_t seg = 0;
+  EXPECT_TRUE(parse_archive_file_name("00000000000000ff.pmarc", seg));
+  EXPECT_EQ(seg, 255u);
+  EXPECT_FALSE(parse_archive_file_name("00000000000000ff.pmarc.tmp", seg));
+  EXPECT_FALSE(parse_archive_file_name("00000000000000ff.wal", seg));
+  ArchiveEntry e;
+  e.log_id[0] = 7;
+  e.segment = 9;
+  e.first_lsn = 100;
+  e.last_lsn = 120;
+  e.first_arrival_ms = -5;
+  e.archived_at_ms = 123456789;
+  e.trades = 3;
+  const std::string h = encode_archive_header(e);
+  ASSERT_EQ(h.size(), kArchiveHeaderSize);
+  ArchiveEntry back;
+  std::string problem;
+  ASSERT_TRUE(decode_archive_header(h.data(), h.size(), back, problem)) << problem;
+  EXPECT_EQ(back, e);
+  std::string bad = h;
+  bad[40] ^= 1;
+  EXPECT_FALSE(decode_archive_header(bad.data(), bad.size(), back, problem));
+  EXPECT_NE(problem.find("checksum"), std::string::npos);
+}
+
+TEST_F(ArchiveTest, ArchivedSegmentReadsBackByteIdenticalWithItsFields) {
+  const BuiltLog log = build_log(pfs(), wal_, 60);
+  ASSERT_GE(log.newest, 3u);
+  const ArchiveEntry e = archive_segment(pfs(), wal_, 2, arch_);
+  const std::vector<Rec> recs = log.in(2);
+  ASSERT_FALSE(recs.empty());
+  EXPECT_EQ(e.log_id, log.id);
+  EXPECT_EQ(e.segment, 2u);
+  EXPECT_EQ(e.segment_version, wal::kFormatVersion);
+  EXPECT_EQ(e.first_lsn, recs.front().lsn);
+  EXPECT_EQ(e.last_lsn, recs.back().lsn);
+  std::uint64_t trades = 0, triggers = 0;
+  for (const Rec& r : recs) (r.index % 3 == 2 ? triggers : trades) += 1;
+  EXPECT_EQ(e.trades, trades);
+  EXPECT_EQ(e.triggers, triggers);
+  EXPECT_EQ(e.first_arrival_ms, 1'700'000'000'000 + recs.front().index * 10);
+  EXPECT_EQ(e.last_arrival_ms, 1'700'000'000'000 + recs.back().index * 10);
+  EXPECT_EQ(e.segment_bytes, fs::file_size(live_path(2)));
+  EXPECT_EQ(e.file_bytes, fs::file_size(archive_path(2)));
+  EXPECT_GT(e.archived_at_ms, 0);
+  const ArchivedSegment back = read_archive(pfs(), archive_path(2));
+  EXPECT_EQ(back.entry, e);
+  EXPECT_EQ(back.segment_bytes, read_file(live_path(2)));
+  EXPECT_EQ(verify_archive(pfs(), archive_path(2)), e);
+  EXPECT_TRUE(is_archived(pfs(), arch_, log.id, 2));
+  EXPECT_FALSE(is_archived(pfs(), arch_, log.id, 1));
+  wal::LogId other = log.id;
+  other[0] ^= 1;
+  EXPECT_FALSE(is_archived(pfs(), arch_, other, 2));
+  EXPECT_EQ(fs::file_size(live_path(2)), e.segment_bytes);  // the live segment is untouched
+}
+
+// A flipped byte anywhere is ArchiveDamage naming the file and where.
+TEST_F(ArchiveTest, FlippedByteInHeaderBodyOrTrailerIsDamageNamingFileAndOffset) {
+  build_log(pfs(), wal_, 30);
+  const ArchiveEntry e = archive_segment(pfs(), wal_, 1, arch_);
+  const std::string path = archive_path(1);
+  const std::string good = read_file(path);
+  struct Case {
+    std::size_t at;
+    std::uint64_t offset;
+  };
+  const std::size_t n = good.size();
+  for (const Case c : {Case{20, 0}, Case{kArchiveHeaderSize + 5, kArchiveHeaderSize}, Case{n - 20, kArchiveHeaderSize},
+                       Case{n - 6, kArchiveHeaderSize}, Case{n - 2, n - 4}}) {
+    write_file(path, good);
+    flip_byte(path, c.at);
+    try {
+      read_archive(pfs(), path);
+      ADD_FAILURE() << "no damage found for a flipped byte at " << c.at;
+    } catch (const ArchiveDamage& d) {
+      EXPECT_EQ(d.file(), path);
+      EXPECT_EQ(d.offset(), c.offset) << "byte " << c.at << ": " << d.what();
+    }
+    EXPECT_THROW(verify_archive(pfs(), path), ArchiveDamage);
+  }
+  write_file(path, good.substr(0, n - 3));  // cut short
+  EXPECT_THROW(read_archive(pfs(), path), ArchiveDamage);
+  EXPECT_FALSE(is_archived(pfs(), arch_, e.log_id, 1));
+}
+
+// A record damaged inside a well-formed archive (checksums of the file fixed up) is found only by
+// verify_archive's walk through the records.
+TEST_F(ArchiveTest, VerifyFindsARecordDamagedInsideAWellFormedArchive) {
+  build_log(pfs(), wal_, 30);
+  ArchiveEntry e = archive_segment(pfs(), wal_, 1, arch_);
+  std::string segment = read_file(live_path(1));
+  const std::size_t record = wal::kSegmentHeaderSize + wal::kGroupMarkerSize + wal::kRecordHeaderSize + 3;
+  segment[record] ^= 0x10;
+  std::string body(ZSTD_compressBound(segment.size()), '\0');
+  body.resize(ZSTD_compress(body.data(), body.size(), segment.data(), segment.size(), 1));
+  e.file_bytes = kArchiveHeaderSize + body.size() + kArchiveTrailerSize;
+  std::string file = encode_archive_header(e) + body;
+  const std::uint32_t crc = crc32c::mask(crc32c::value(file.data(), file.size()));
+  file.append(reinterpret_cast<const char*>(&crc), 4);
+  file.append(kTrailerMagic, 4);
+  write_file(archive_path(1), file);
+  EXPECT_NO_THROW(read_archive(pfs(), archive_path(1)));
+  try {
+    verify_archive(pfs(), archive_path(1));
+    FAIL() << "damage not found";
+  } catch (const ArchiveDamage& d) {
+    EXPECT_EQ(d.file(), archive_path(1));
+    EXPECT_EQ(d.offset(), kArchiveHeaderSize);
+    // The group holding it fails its body checksum: named at the group's segment offset.
+    EXPECT_NE(d.problem().find("offset " + std::to_string(wal::kSegmentHeaderSize)), std::string::npos) << d.problem();
+  }
+}
+
+TEST_F(ArchiveTest, DamagedLiveSegmentIsNotArchived) {
+  build_log(pfs(), wal_, 30);
+  flip_byte(live_path(1), wal::kSegmentHeaderSize + wal::kGroupMarkerSize + wal::kRecordHeaderSize + 2);
+  EXPECT_THROW(archive_segment(pfs(), wal_, 1, arch_), wal::WalCorruption);
+  EXPECT_FALSE(fs::exists(archive_path(1)));
+}
+
+class ArchiveFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override { log_ = build_log(fs_, "/log", 40); }
+  std::vector<std::string> tmp_files() {
+    std::vector<std::string> out;
+    for (const std::string& n : fs_.names("/arch"))
+      if (n.find(".tmp") != std::string::npos) out.push_back(n);
+    return out;
+  }
+  FaultFs fs_{3};
+  BuiltLog log_;
+};
+
+TEST_F(ArchiveFaultTest, FailedWriteSyncOrRenameThrowsLeavesNoTmpAndTheRetrySucceeds) {
+  const std::string live = "/log/" + wal::segment_file_name(1);
+  const std::string before = fs_.contents(live);
+  for (const auto& [op, error] : {std::pair{FsOp::Write, ENOSPC}, std::pair{FsOp::Write, EIO}, std::pair{FsOp::Sync, EIO},
+                                  std::pair{FsOp::Create, EDQUOT}, std::pair{FsOp::Rename, EIO}}) {
+    fs_.add_fault(FaultRule{op, 1, 1, error, "/arch"});
+    try {
+      archive_segment(fs_, "/log", 1, "/arch");
+      ADD_FAILURE() << "no error for fault " << static_cast<int>(op);
+    } catch (const ArchiveWriteError& e) {
+      EXPECT_EQ(e.code().value(), error);
+      EXPECT_EQ(wal::is_disk_full(e.code()), error != EIO);
+      EXPECT_NE(std::string(e.what()).find("/arch/0000000000000001.pmarc"), std::string::npos) << e.what();
+    }
+    fs_.clear_faults();
+    EXPECT_TRUE(tmp_files().empty());
+    EXPECT_FALSE(fs_.exists("/arch/" + archive_file_name(1)));
+    EXPECT_FALSE(is_archived(fs_, "/arch", log_.id, 1));
+    EXPECT_EQ(fs_.contents(live), before);
+  }
+  const ArchiveEntry e = archive_segment(fs_, "/log", 1, "/arch");
+  EXPECT_TRUE(is_archived(fs_, "/arch", log_.id, 1));
+  EXPECT_EQ(read_archive(fs_, "/arch/" + archive_file_name(1)).segment_bytes, before);
+  EXPECT_EQ(e.last_lsn, log_.in(1).back().lsn);
+}
+
+TEST_F(ArchiveFaultTest, FailedDirectoryFsyncThrowsAndTheRetrySucceeds) {
+  fs_.add_fault(FaultRule{FsOp::SyncDir, 1, 1, EIO, "/arch"});
+  EXPECT_THROW(archive_segment(fs_, "/log", 1, "/arch"), ArchiveWriteError);
+  EXPECT_TRUE(tmp_files().empty());
+  EXPECT_NO_THROW(archive_segment(fs_, "/log", 1, "/arch"));
+  EXPECT_TRUE(is_archived(fs_, "/arch", log_.id, 1));
+}
+
+TEST_F(ArchiveFaultTest, LeftoverTmpFilesAreRemoved) {
+  fs_.create_dir("/arch");
+  fs_.put("/arch/" + archive_file_name(1) + ".tmp", "half");
+  fs_.put("/arch/index.ndjson.tmp", "{");
+  archive_segment(fs_, "/log", 1, "/arch");
+  remove_partial_archives(fs_, "/arch");
+  EXPECT_TRUE(tmp_files().empty());
+  EXPECT_TRUE(is_archived(fs_, "/arch", log_.id, 1));
+}
+
+TEST_F(ArchiveFaultTest, IndexWriteFailureLeavesTheListUnchanged) {
+  ArchiveIndex index = ArchiveIndex::load(fs_, "/arch");
+  index.add(archive_segment(fs_, "/log", 1, "/arch"));
+  fs_.add_fault(FaultRule{FsOp::Write, 1, 1, ENOSPC, "index.ndjson"});
+  EXPECT_THROW(index.add(archive_segment(fs_, "/log", 2, "/arch")), ArchiveWriteError);
+  EXPECT_EQ(index.entries().size(), 1u);
+  EXPECT_TRUE(tmp_files().empty());
+}
+
+TEST_F(ArchiveFaultTest, RetentionKeepsAFileItCannotDeleteListed) {
+  ArchiveIndex index = ArchiveIndex::load(fs_, "/arch");
+  index.add(archive_segment(fs_, "/log", 1, "/arch"));
+  index.add(archive_segment(fs_, "/log", 2, "/arch"));
+  fs_.add_fault(FaultRule{FsOp::Remove, 1, 1, EIO, "/arch"});
+  EXPECT_THROW(apply_archive_retention(fs_, index, 1, 0, 0), ArchiveWriteError);
+  EXPECT_EQ(index.entries().size(), 2u);
+  EXPECT_TRUE(fs_.exists("/arch/" + archive_file_name(1)));
+}
+
+TEST_F(ArchiveTest, IndexAddRemoveLoadAndRebuild) {
+  build_log(pfs(), wal_, 80);
+  {
+    ArchiveIndex empty = ArchiveIndex::load(pfs(), arch_);
+    EXPECT_TRUE(empty.entries().empty());
+  }
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  std::vector<ArchiveEntry> entries;
+  for (std::uint64_t s = 1; s <= 3; ++s) {
+    entries.push_back(archive_segment(pfs(), wal_, s, arch_));
+    index.add(entries.back());
+  }
+  EXPECT_THROW(index.add(entries.front()), std::invalid_argument);
+  EXPECT_EQ(index.entries(), entries);
+  const std::string index_path = arch_ + "/" + kIndexFileName;
+  EXPECT_EQ(read_file(index_path), ArchiveIndex::render(entries));
+  EXPECT_NE(read_file(index_path).find("\"file\":\"0000000000000002.pmarc\""), std::string::npos);
+  std::uint64_t total = 0;
+  for (const ArchiveEntry& e : entries) total += e.file_bytes;
+  EXPECT_EQ(index.total_file_bytes(), total);
+
+  std::vector<std::string> damaged;
+  const auto report = [&](const std::string& file, const std::string&) { damaged.push_back(file); };
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_, report).entries(), entries);  // as written
+  fs::remove(index_path);
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_, report).entries(), entries);  // rebuilt
+  EXPECT_EQ(read_file(index_path), ArchiveIndex::render(entries));
+  EXPECT_TRUE(damaged.empty());
+  write_file(index_path, "{\"segment\":1,\"log_id\":\"zz\"}\nnot json\n");
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_, report).entries(), entries);
+  ASSERT_EQ(damaged.size(), 1u);
+  EXPECT_EQ(damaged[0], index_path);
+  EXPECT_EQ(read_file(index_path), ArchiveIndex::render(entries));
+
+  // remove() unlists; once the caller deleted the file a load agrees.
+  index.remove(1);
+  EXPECT_EQ(read_file(index_path), ArchiveIndex::render({entries[1], entries[2]}));
+  fs::remove(archive_path(1));
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_).entries().size(), 2u);
+  // A crash between a file and its index line: the files win.
+  const ArchiveEntry e4 = archive_segment(pfs(), wal_, 4, arch_);
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_).entries().back(), e4);
+  // A damaged header: reported, not listed, not deleted.
+  flip_byte(archive_path(3), 30);
+  damaged.clear();
+  const ArchiveIndex after = ArchiveIndex::load(pfs(), arch_, report);
+  ASSERT_EQ(after.entries().size(), 2u);
+  EXPECT_EQ(after.entries()[0].segment, 2u);
+  EXPECT_EQ(after.entries()[1].segment, 4u);
+  ASSERT_EQ(damaged.size(), 1u);
+  EXPECT_EQ(damaged[0], archive_path(3));
+  EXPECT_TRUE(fs::exists(archive_path(3)));
+}
+
+TEST_F(ArchiveTest, RetentionRemovesOldestFirstOnlyWhatTheLimitsSay) {
+  build_log(pfs(), wal_, 100);
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  std::vector<ArchiveEntry> entries;
+  for (std::uint64_t s = 1; s <= 4; ++s) {
+    entries.push_back(archive_segment(pfs(), wal_, s, arch_));
+    index.add(entries.back());
+  }
+  EXPECT_TRUE(apply_archive_retention(pfs(), index, 0, 0, 0).empty());  // no limits
+  EXPECT_TRUE(apply_archive_retention(pfs(), index, index.total_file_bytes(), 0, 0).empty());
+  // By bytes: one byte over removes exactly the oldest.
+  auto removed = apply_archive_retention(pfs(), index, index.total_file_bytes() - 1, 0, 0);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], entries[0]);
+  EXPECT_FALSE(fs::exists(archive_path(1)));
+  EXPECT_TRUE(fs::exists(archive_path(2)));
+  EXPECT_EQ(index.entries().front().segment, 2u);
+  // By age: segments whose newest event is older than the limit; the third one is not.
+  const std::int64_t now = entries[2].last_arrival_ms + 1000;
+  const std::int64_t age = now - entries[2].last_arrival_ms;  // the third is exactly at the limit: kept
+  removed = apply_archive_retention(pfs(), index, 0, age, now);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0].segment, 2u);
+  EXPECT_EQ(index.entries().size(), 2u);
+  EXPECT_EQ(ArchiveIndex::load(pfs(), arch_).entries(), index.entries());
+  // Everything, if need be.
+  removed = apply_archive_retention(pfs(), index, 1, 0, 0);
+  EXPECT_EQ(removed.size(), 2u);
+  EXPECT_TRUE(index.entries().empty());
+}
+
+// ---- SegmentChain ----
+
+class ChainTest : public ArchiveTest {
+ protected:
+  // Segments 1..3 archived; 1 and 2 deleted from the live log, 3 in both.
+  void SetUp() override {
+    ArchiveTest::SetUp();
+    log_ = build_log(pfs(), wal_, 120);
+    ASSERT_GE(log_.newest, 5u);
+    for (std::uint64_t s = 1; s <= 3; ++s) archive_segment(pfs(), wal_, s, arch_);
+    fs::remove(live_path(1));
+    fs::remove(live_path(2));
+  }
+
+  std::vector<std::uint64_t> read_lsns(SegmentChain& chain, std::uint64_t from, bool skip = false) {
+    chain.start(from, skip, [this](const SkippedRange& r) { skipped_.push_back(r); });
+    std::vector<std::uint64_t> out;
+    while (auto r = chain.next()) {
+      EXPECT_EQ(r->payload, log_.records[r->lsn - 1].payload);
+      out.push_back(r->lsn);
+    }
+    return out;
+  }
+
+  static std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
+    std::vector<std::uint64_t> out;
+    for (std::uint64_t l = first; l <= last; ++l) out.push_back(l);
+    return out;
+  }
+
+  BuiltLog log_;
+  std::vector<SkippedRange> skipped_;
+};
+
+TEST_F(ChainTest, ArchiveAndLiveDirsYieldEveryEventOnceInOrder) {
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  EXPECT_EQ(chain.log_id(), log_.id);
+  ASSERT_EQ(chain.segments().size(), log_.newest);
+  EXPECT_TRUE(chain.segments()[0].archived);
+  EXPECT_TRUE(chain.segments()[1].archived);
+  EXPECT_FALSE(chain.segments()[2].archived);  // in both: the live file is read
+  EXPECT_EQ(chain.segments()[2].path, live_path(3));
+  EXPECT_GT(chain.segments()[0].events, 0u);
+  EXPECT_TRUE(chain.gaps().empty());
+  const std::uint64_t last = log_.records.back().lsn;
+  EXPECT_EQ(read_lsns(chain, 0), range(1, last));
+  EXPECT_EQ(chain.bytes_done(), chain.total_bytes());
+  const std::uint64_t mid = log_.in(4).front().lsn + 1;
+  EXPECT_EQ(read_lsns(chain, mid), range(mid, last));
+  EXPECT_EQ(read_lsns(chain, 2), range(2, last));
+  EXPECT_TRUE(read_lsns(chain, last + 1).empty());
+  EXPECT_TRUE(skipped_.empty());
+}
+
+TEST_F(ChainTest, TornTailOfTheNewestLiveSegmentIsNotAnError) {
+  std::string bytes = read_file(live_path(log_.newest));
+  write_file(live_path(log_.newest), bytes + std::string(30, '\x07'));
+  SegmentChain chain = SegmentChain::discover(pfs(), {wal_, arch_});
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+}
+
+TEST_F(ChainTest, LiveSegmentDeletedAfterDiscoveryIsReadFromItsArchive) {
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  fs::remove(live_path(3));
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+}
+
+// The daemon archives and deletes a live segment while a replay runs: the copy made after
+// discovery is found in the source directories.
+TEST_F(ChainTest, LiveSegmentArchivedAndDeletedAfterDiscoveryIsReadFromTheNewCopy) {
+  ASSERT_FALSE(fs::exists(archive_path(4)));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  archive_segment(pfs(), wal_, 4, arch_);
+  fs::remove(live_path(4));
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+}
+
+TEST_F(ChainTest, MissingSegmentIsAGapAndDamageUnlessSkipped) {
+  fs::remove(archive_path(2));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  ASSERT_EQ(chain.gaps().size(), 1u);
+  EXPECT_EQ(chain.gaps()[0], std::make_pair(std::uint64_t{2}, std::uint64_t{2}));
+  try {
+    read_lsns(chain, 1);
+    FAIL() << "gap not reported";
+  } catch (const ArchiveDamage& d) {
+    EXPECT_EQ(d.file(), live_path(3));
+    EXPECT_NE(d.problem().find("missing"), std::string::npos) << d.problem();
+  }
+  // Starting after the gap needs nothing from before it.
+  const std::uint64_t first3 = log_.in(3).front().lsn;
+  EXPECT_EQ(read_lsns(chain, first3).front(), first3);
+  const std::vector<std::uint64_t> got = read_lsns(chain, 1, true);
+  const std::vector<Rec> lost = log_.in(2);
+  ASSERT_EQ(skipped_.size(), 1u);
+  EXPECT_EQ(skipped_[0].first_lsn, lost.front().lsn);
+  EXPECT_EQ(skipped_[0].last_lsn, lost.back().lsn);
+  EXPECT_EQ(got.size(), log_.records.size() - lost.size());
+  EXPECT_TRUE(std::is_sorted(got.begin(), got.end()));
+}
+
+TEST_F(ChainTest, SegmentsOfAnotherLogAreRefused) {
+  const std::string other = root_ + "/other";
+  build_log(pfs(), other, 8);
+  try {
+    SegmentChain::discover(pfs(), {wal_, other});
+    FAIL() << "two logs accepted";
+  } catch (const ChainError& e) {
+    EXPECT_NE(std::string(e.what()).find(other), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(wal_), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ChainTest, DamagedRecordIsSkippedByLsnWithSkipDamaged) {
+  // The third event record of segment 4 (live), inside its first group.
+  const std::vector<Rec> seg4 = log_.in(4);
+  std::string bytes = read_file(live_path(4));
+  std::size_t at = wal::kSegmentHeaderSize + wal::kGroupMarkerSize;
+  for (int i = 0; i < 2; ++i) at += wal::kRecordHeaderSize + wal::decode_record_header(bytes.data() + at).length;
+  flip_byte(live_path(4), at + wal::kRecordHeaderSize + 1);
+  const std::uint64_t bad = seg4[2].lsn;
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  try {
+    read_lsns(chain, 1);
+    FAIL() << "damage not reported";
+  } catch (const wal::WalCorruption& e) {
+    EXPECT_EQ(e.file(), live_path(4));
+    EXPECT_EQ(e.offset(), at);
+  }
+  std::vector<std::uint64_t> got = read_lsns(chain, 1, true);
+  ASSERT_EQ(skipped_.size(), 1u);
+  EXPECT_EQ(skipped_[0].first_lsn, bad);
+  EXPECT_EQ(skipped_[0].last_lsn, bad);
+  EXPECT_EQ(skipped_[0].file, live_path(4));
+  std::vector<std::uint64_t> want = range(1, log_.records.back().lsn);
+  want.erase(want.begin() + static_cast<std::ptrdiff_t>(bad - 1));
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {
+  flip_byte(archive_path(2), kArchiveHeaderSize + 10);  // the body: the header still names the range
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  EXPECT_THROW(read_lsns(chain, 1), ArchiveDamage);
+  const std::vector<std::uint64_t> got = read_lsns(chain, 1, true);
+  const std::vector<Rec> lost = log_.in(2);
+  ASSERT_EQ(skipped_.size(), 1u);
+  EXPECT_EQ(skipped_[0].first_lsn, lost.front().lsn);
+  EXPECT_EQ(skipped_[0].last_lsn, lost.back().lsn);
+  EXPECT_EQ(skipped_[0].file, archive_path(2));
+  EXPECT_EQ(got.size(), log_.records.size() - lost.size());
+
+  // A damaged header: the range comes from the neighbours.
+  skipped_.clear();
+  flip_byte(archive_path(1), 12);
+  SegmentChain again = SegmentChain::discover(pfs(), {arch_, wal_});
+  EXPECT_FALSE(again.segments()[0].problem.empty());
+  const std::vector<std::uint64_t> rest = read_lsns(again, 1, true);
+  ASSERT_EQ(skipped_.size(), 2u);
+  EXPECT_EQ(skipped_[0].last_lsn, log_.in(1).back().lsn);
+  EXPECT_EQ(skipped_[1].first_lsn, lost.front().lsn);
+  EXPECT_EQ(rest.front(), log_.in(3).front().lsn);
+}
+
+}  // namespace
+}  // namespace pm::archive
