@@ -17,8 +17,8 @@ pm-ingestd is starting in the foreground (Ctrl-C stops it).
   socket   $SOCKET
   log      $ROOT/var/wal
   metrics  http://$METRICS/metrics
-Send a trade from another terminal:
-  echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | socat -t 2 - UNIX-CONNECT:$SOCKET
+Send a trade from another terminal (pm-ingestctl send waits for the ack and says what happened):
+  echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","token_id":"tok","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | $BUILD_DIR/daemon/pm-ingestctl send --socket $SOCKET
 See it stored:
   psql "\$(scripts/pg.sh url)" -c 'SELECT * FROM polymarket_trades'
 

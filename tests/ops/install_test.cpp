@@ -90,6 +90,31 @@ TEST(OpsInstall, TheLibraryComponentStillInstallsItsPackage) {
   EXPECT_FALSE(std::filesystem::exists(base + "/include/pm-ingestd/repos/ingest_checkpoint_repository.h"))
       << "the daemon's own tables are not part of the public library (issue 14)";
   EXPECT_FALSE(std::filesystem::exists(base + "/sbin/pm-ingestd")) << "the daemon is not part of repos-dev";
+  EXPECT_TRUE(std::filesystem::exists(base + "/include/pm-ingestd/client/producer_client.h")) << install.output;
+  std::filesystem::remove_all(root);
+}
+
+// Another component of the bot finds the installed package and links the producer client.
+TEST(OpsInstall, AnInstalledPackageExposesTheProducerClient) {
+  const std::string root = make_temp_dir("pm_ops_install_client");
+  const CommandResult install = run_command("DESTDIR=" + shell_quote(root) + " cmake --install " + shell_quote(PM_BUILD_DIR) +
+                                            " --component repos-dev");
+  ASSERT_EQ(install.exit_code, 0) << install.output;
+  const std::string app = root + "/app";
+  std::filesystem::create_directories(app);
+  write_file(app + "/CMakeLists.txt",
+             "cmake_minimum_required(VERSION 3.20)\nproject(app CXX)\nset(CMAKE_CXX_STANDARD 20)\n"
+             "find_package(pm-ingestd 0.1 REQUIRED)\nadd_executable(app main.cpp)\n"
+             "target_link_libraries(app PRIVATE pm::pm_client)\n");
+  write_file(app + "/main.cpp",
+             "#include \"client/producer_client.h\"\n"
+             "int main() { pm::client::ProducerOptions o; o.socket_path = \"/nonexistent\"; o.give_up_after = std::chrono::milliseconds(50);\n"
+             "  pm::client::ProducerClient p(o); return p.send(\"{}\").get().acked() ? 1 : 0; }\n");
+  const std::string prefix = root + PM_INSTALL_PREFIX;
+  const CommandResult build = run_command("cmake -S " + shell_quote(app) + " -B " + shell_quote(app + "/build") +
+                                          " -DCMAKE_PREFIX_PATH=" + shell_quote(prefix) + " && cmake --build " +
+                                          shell_quote(app + "/build") + " && " + shell_quote(app + "/build/app"));
+  EXPECT_EQ(build.exit_code, 0) << build.output;
   std::filesystem::remove_all(root);
 }
 
