@@ -71,6 +71,17 @@ void send_duplicates(const std::string& socket, const std::string& prefix, int n
   ASSERT_TRUE(p.wait_ack(2 * static_cast<std::uint64_t>(n), 30s));
 }
 
+// `chunks` groups of 200 trades ("<prefix><n>"), each acked before the next: with 64K segments a
+// group (~45 KB) fills most of one, so the log rolls over every group or two.
+void send_in_chunks(Producer& p, const std::string& prefix, int chunks) {
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    std::vector<std::string> lines;
+    for (int i = chunk * 200; i < (chunk + 1) * 200; ++i) lines.push_back(trade_line("c" + std::to_string(i % 3), prefix + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
+  }
+}
+
 // Waits until `trades` trades are stored and every applied segment but the newest is archived.
 void wait_applied_and_archived(DaemonHarness& d, std::size_t trades, const std::string& url) {
   ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") == static_cast<long long>(trades); }, 60s))
@@ -333,12 +344,7 @@ TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkip
   d.args() = archive_args(d);
   d.start();
   Producer p(d.socket());
-  for (int chunk = 0; chunk < 20; ++chunk) {  // groups of 200 lines: ~45 KB, several segments
-    std::vector<std::string> lines;
-    for (int i = chunk * 200; i < (chunk + 1) * 200; ++i) lines.push_back(trade_line("c" + std::to_string(i % 3), "d" + std::to_string(i)));
-    ASSERT_TRUE(p.send(lines));
-    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
-  }
+  send_in_chunks(p, "d", 20);
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 4 &&
                                       d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
   EXPECT_EQ(d.stop(), 0);
@@ -379,12 +385,7 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
   d.args() = archive_args(d);
   d.start();
   Producer p(d.socket());
-  for (int chunk = 0; chunk < 10; ++chunk) {
-    std::vector<std::string> lines;
-    for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "f" + std::to_string(chunk * 200 + i)));
-    ASSERT_TRUE(p.send(lines));
-    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
-  }
+  send_in_chunks(p, "f", 10);
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
   EXPECT_EQ(d.stop(), 0);
   const auto before = std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc");
@@ -404,12 +405,7 @@ TEST(EventSourcing, ReplayOfATrimmedArchiveSaysWhereItBegins) {
   d.args().insert(d.args().end(), {"--archive-max-bytes", "60K"});
   d.start();
   Producer p(d.socket());
-  for (int chunk = 0; chunk < 30; ++chunk) {
-    std::vector<std::string> lines;
-    for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "r" + std::to_string(chunk * 200 + i)));
-    ASSERT_TRUE(p.send(lines));
-    ASSERT_TRUE(p.wait_ack((chunk + 1) * 200ull, 30s));
-  }
+  send_in_chunks(p, "r", 30);
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_removed_segments_total") >= 1 &&
                                       d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
   EXPECT_EQ(d.stop(), 0);
