@@ -31,7 +31,8 @@ std::vector<std::string> fixture_lines(const std::string& name) {
 }
 
 // The text of element `element` of an array line (or of the whole line for -1) as received:
-// found with simdjson's On Demand API, independently of the daemon's own scan.
+// found with simdjson's On Demand API, independently of the daemon's own scan (its raw_json()
+// runs on to the next token: the whitespace after the element is cut off here).
 std::string element_text(const std::string& line, int element) {
   if (element < 0) return line;
   simdjson::ondemand::parser parser;
@@ -39,7 +40,9 @@ std::string element_text(const std::string& line, int element) {
   simdjson::ondemand::document doc = parser.iterate(padded);
   int i = 0;
   for (auto value : doc.get_array()) {
-    if (i++ == element) return std::string(simdjson::ondemand::object(value.get_object()).raw_json().value());
+    if (i++ != element) continue;
+    std::string text(simdjson::ondemand::object(value.get_object()).raw_json().value());
+    return text.erase(text.find_last_not_of(" \t\r\n") + 1);
   }
   ADD_FAILURE() << "no element " << element << " in " << line;
   return "";
