@@ -9,11 +9,11 @@
 // not reading its replies. A reply blocked for reply_timeout, or a line incomplete for
 // line_timeout, ends the session.
 //
-// Ownership and threads:
 // A line may hold any number of events (a hello none, a Polymarket array line several:
 // line_decoder.h): they are submitted with the chunk's, so they are made durable in one log group,
 // all or none, and the line is answered once (busy for all of it when they could not be).
 //
+// Ownership and threads:
 // - The session owns the connection's reading state: the line splitter and decoder, the chunk's
 //   events and errors, the replies, the held-back ack, since when the unfinished line arrives.
 // - It does not own the socket: the Server accepted it, set its send timeout (SO_SNDTIMEO =
