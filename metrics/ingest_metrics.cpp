@@ -55,6 +55,8 @@ IngestMetrics::IngestMetrics(const std::string& version)
       dedup_family_(counters(*registry_, "pm_ingest_dedup_hits_total", "Events acknowledged but not stored because they were already stored, by kind.")),
       db_errors_family_(counters(*registry_, "pm_ingest_database_errors_total", "PostgreSQL errors seen by the writer, by kind.")),
       checks_family_(BuildGauge().Name("pm_ingest_readiness_check").Help("1 when this /readyz check passes, else 0, by check.").Register(*registry_)),
+      hellos_family_(counters(*registry_, "pm_ingest_hellos_total", "Hello lines accepted (line 1 of a connection declaring its payload format), by format.")),
+      polymarket_family_(counters(*registry_, "pm_ingest_polymarket_messages_total", "Messages in accepted lines of the Polymarket payload formats, by format and event_type (clob-ws-market event types, unknown, or trade for the REST formats).")),
       received_trades(received_family_.Add({{"type", "trade"}})),
       received_triggers(received_family_.Add({{"type", "trigger"}})),
       stale_trades(stale_family_.Add({{"type", "trade"}})),
@@ -119,12 +121,21 @@ IngestMetrics::IngestMetrics(const std::string& version)
   for (const char* reason : {"line_timeout", "reply_timeout"}) connections_closed(reason);
   for (const char* kind : {"disk_full", "io_error"}) wal_write_errors(kind);
   for (const char* kind : {"torn_tail_cut", "temporary_removed", "applied_segment_removed", "state_created"}) wal_recovery_findings(kind);
+  for (const char* format : {"pm-ingestd", "clob-ws-market", "data-api-trades", "clob-rest-trades"}) hellos(format);
+  for (const char* type : {"last_trade_price", "book", "price_change", "best_bid_ask", "tick_size_change", "new_market",
+                           "market_resolved", "unknown"})
+    polymarket_messages("clob-ws-market", type);
+  for (const char* format : {"data-api-trades", "clob-rest-trades"}) polymarket_messages(format, "trade");
   start_time_seconds.SetToCurrentTime();
 }
 
 prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::connections_refused(const std::string& reason) { return refused_family_.Add({{"reason", reason}}); }
 prometheus::Counter& IngestMetrics::connections_closed(const std::string& reason) { return closed_family_.Add({{"reason", reason}}); }
+prometheus::Counter& IngestMetrics::hellos(const std::string& format) { return hellos_family_.Add({{"format", format}}); }
+prometheus::Counter& IngestMetrics::polymarket_messages(const std::string& format, const std::string& event_type) {
+  return polymarket_family_.Add({{"format", format}, {"event_type", event_type}});
+}
 prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::wal_recovery_findings(const std::string& kind) { return recovery_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }

@@ -30,6 +30,8 @@ class IngestMetrics {
   prometheus::Family<prometheus::Counter>& dedup_family_;
   prometheus::Family<prometheus::Counter>& db_errors_family_;
   prometheus::Family<prometheus::Gauge>& checks_family_;
+  prometheus::Family<prometheus::Counter>& hellos_family_;
+  prometheus::Family<prometheus::Counter>& polymarket_family_;
 
  public:
   explicit IngestMetrics(const std::string& version = "unknown");
@@ -49,6 +51,11 @@ class IngestMetrics {
   prometheus::Counter& connections_refused(const std::string& reason);
   // Connections the daemon closed on a producer: line_timeout, reply_timeout.
   prometheus::Counter& connections_closed(const std::string& reason);
+  // Accepted hellos, by the format they declared (pm-ingestd and the three Polymarket formats).
+  prometheus::Counter& hellos(const std::string& format);
+  // Messages of accepted lines of the Polymarket formats, by format and event type (clob-ws-market:
+  // its event types and `unknown`; the REST formats: `trade`). Both labels come from fixed lists.
+  prometheus::Counter& polymarket_messages(const std::string& format, const std::string& event_type);
 
   // Write-ahead log.
   prometheus::Counter& wal_appended_bytes;

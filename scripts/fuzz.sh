@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer runs of the protocol parser, the log record codec and the log's readers and recovery
+# libFuzzer runs of the protocol parsers (v1 and the Polymarket payloads), the log record codec and the log's readers and recovery
 # (tests/fuzz/).
 #   scripts/fuzz.sh                    smoke run, 30 s per target (CI)
 #   scripts/fuzz.sh 1200               long run, 20 minutes per target
@@ -21,7 +21,7 @@ cd "$ROOT"
 SECONDS_PER_TARGET=${1:-30}
 shift $(( $# > 0 ? 1 : 0 ))
 EXTRA=("$@")
-TARGETS=(fuzz_line_parser fuzz_event_codec fuzz_log_reader)
+TARGETS=(fuzz_line_parser fuzz_polymarket_payloads fuzz_event_codec fuzz_log_reader)
 BUILD_DIR=${PM_FUZZ_BUILD_DIR:-build-fuzz}
 read -r -a WRAP <<< "${PM_BUILD_WRAPPER:-}"
 

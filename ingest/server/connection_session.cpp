@@ -137,21 +137,41 @@ void ConnectionSession::on_line(std::uint64_t number, std::string_view text, boo
                        "line longer than " + std::to_string(limits_.max_line_bytes) + " bytes; skipped"});
     return;
   }
-  auto parsed = parser_.parse(text, received_ms_);
-  if (auto* rejection = std::get_if<Rejection>(&parsed)) {
+  const std::size_t first_event = events_.size();
+  if (auto rejection = decoder_.decode(number, text, received_ms_, events_)) {
     errors_.push_back({number, rejection->reason, std::move(rejection->detail)});
     // A chunk of bad lines is answered in parts: the replies waiting in memory stay bounded,
     // and a producer that does not read them stops being read (send blocks, up to the timeout).
     if (errors_.size() >= kMaxPendingErrors && !answer()) reply_failed_ = true;
     return;
   }
-  Event& event = std::get<Event>(parsed);
-  const bool is_trade = event.type() == EventType::Trade;
-  (is_trade ? metrics_.received_trades : metrics_.received_triggers).Increment();
-  if (received_ms_ - event.event_time_ms() > limits_.stale_after_ms)
-    (is_trade ? metrics_.stale_trades : metrics_.stale_triggers).Increment();
-  events_.push_back(std::move(event));
-  event_lines_.push_back(number);
+  count_line(first_event);
+  if (events_.size() != first_event) event_lines_.push_back(number);
+}
+
+void ConnectionSession::count_line(std::size_t first_event) {
+  for (std::size_t i = first_event; i < events_.size(); ++i) {
+    const Event& event = events_[i];
+    const bool is_trade = event.type() == EventType::Trade;
+    (is_trade ? metrics_.received_trades : metrics_.received_triggers).Increment();
+    if (received_ms_ - event.event_time_ms() > limits_.stale_after_ms)
+      (is_trade ? metrics_.stale_trades : metrics_.stale_triggers).Increment();
+  }
+  if (decoder_.tally().hello || decoder_.format() != PayloadFormat::PmIngestd) count_messages(decoder_.tally());
+}
+
+void ConnectionSession::count_messages(const LineTally& tally) {
+  const char* format = to_string(decoder_.format());
+  if (tally.hello) {
+    metrics_.hellos(format).Increment();
+    return;
+  }
+  for (std::size_t m = 0; m < tally.messages.size(); ++m) {
+    if (tally.messages[m] == 0) continue;
+    if (!message_counters_[m])
+      message_counters_[m] = &metrics_.polymarket_messages(format, to_string(static_cast<PolymarketMessage>(m)));
+    message_counters_[m]->Increment(tally.messages[m]);
+  }
 }
 
 // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held

@@ -9,14 +9,19 @@
 // not reading its replies. A reply blocked for reply_timeout, or a line incomplete for
 // line_timeout, ends the session.
 //
+// A line may hold any number of events (a hello none, a Polymarket array line several:
+// line_decoder.h): they are submitted with the chunk's, so they are made durable in one log group,
+// all or none, and the line is answered once (busy for all of it when they could not be).
+//
 // Ownership and threads:
-// - The session owns the connection's reading state: the line splitter and parser, the chunk's
+// - The session owns the connection's reading state: the line splitter and decoder, the chunk's
 //   events and errors, the replies, the held-back ack, since when the unfinished line arrives.
 // - It does not own the socket: the Server accepted it, set its send timeout (SO_SNDTIMEO =
 //   reply_timeout), and closes it after run() returns, then releases the peer's per-uid slot.
 // - run() is called once, on the connection's own thread; nothing else is called on a session.
 //   The pipeline, metrics and logger it is given are thread-safe; `wake_fd` becomes readable when
 //   the Server stops; `open_connections` is only read.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,6 +33,7 @@
 
 #include "ingest/events/event.h"
 #include "ingest/server/ingest_pipeline.h"
+#include "ingest/server/line_decoder.h"
 #include "ingest/server/line_splitter.h"
 #include "ingest/server/protocol.h"
 #include "metrics/ingest_metrics.h"
@@ -74,6 +80,9 @@ class ConnectionSession {
   bool on_readable();
   void feed(std::string_view bytes);
   void on_line(std::uint64_t number, std::string_view text, bool too_long);
+  // Counts what an accepted line held: its events from events_[first_event] on, its messages.
+  void count_line(std::size_t first_event);
+  void count_messages(const LineTally& tally);
   bool answer();
   bool send_replies();
   bool send_pending_ack();
@@ -90,13 +99,15 @@ class ConnectionSession {
   const int wake_fd_;
   const std::atomic<std::size_t>& open_connections_;
 
-  LineParser parser_;
+  LineDecoder decoder_;
   LineSplitter splitter_;
   const LineSplitter::LineFn line_fn_;  // calls on_line()
   std::vector<char> buffer_;            // one read
   std::int64_t received_ms_ = 0;        // when the chunk being split arrived
   std::vector<Event> events_;           // the chunk's valid events, not yet submitted
-  std::vector<std::uint64_t> event_lines_;
+  std::vector<std::uint64_t> event_lines_;  // the lines they came from, each once
+  // pm_ingest_polymarket_messages_total of this connection's format, by PolymarketMessage (made on first use).
+  std::array<prometheus::Counter*, kPolymarketMessageCount> message_counters_{};
   std::vector<LineError> errors_;       // the chunk's bad lines, not yet answered
   std::uint64_t last_line_ = 0;         // the last line split
   std::uint64_t acked_ = 0;             // the last line answered

@@ -1,0 +1,197 @@
+#include "ingest/server/field_rules.h"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "ingest/events/event_json.h"
+#include "repos/real_range.h"
+
+namespace pm {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+void reject(RejectReason reason, std::string detail) { throw FieldError{reason, std::move(detail)}; }
+
+std::string json_quoted(std::string_view text) {
+  std::string out;
+  append_json_string(out, text.substr(0, 64));
+  return out;
+}
+
+bool is_decimal(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && s[i] == '-') ++i;
+  std::size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    std::size_t exp_digits = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
+void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::string_view hint) {
+  if (value <= 0) reject(RejectReason::Range, std::string("'") + name + "' must be > 0, got " + std::to_string(value));
+  const bool looks_like_ms = value >= kMillisecondsThreshold;
+  if (unit == EpochUnit::Seconds && looks_like_ms)
+    reject(RejectReason::TimestampUnits,
+           std::string("'") + name + "' " + std::to_string(value) + " looks like milliseconds; " + std::string(hint));
+  if (unit == EpochUnit::Milliseconds && !looks_like_ms)
+    reject(RejectReason::TimestampUnits,
+           std::string("'") + name + "' " + std::to_string(value) + " looks like seconds; " + std::string(hint));
+}
+
+void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t received_ms) {
+  if (event_ms > received_ms + kMaxFutureMs)
+    reject(RejectReason::Range, std::string("'") + name + "' " + std::to_string(event_ms) +
+                                    " is more than a day after the line arrived (" + std::to_string(received_ms) + " ms)");
+}
+
+namespace {
+
+[[noreturn]] void missing(const char* name) {
+  reject(RejectReason::Schema, std::string("missing required field '") + name + "'");
+}
+
+std::string checked_string(const char* name, element v, bool non_empty, std::size_t max_bytes) {
+  if (v.type() != element_type::STRING) reject(RejectReason::Schema, std::string("'") + name + "' must be a string");
+  std::string_view s = v.get_string().value_unsafe();
+  if (non_empty && s.empty()) reject(RejectReason::Range, std::string("'") + name + "' must not be empty");
+  if (max_bytes > 0 && s.size() > max_bytes)
+    reject(RejectReason::Range, std::string("'") + name + "' is " + std::to_string(s.size()) + " bytes, at most " +
+                                    std::to_string(max_bytes) + " allowed");
+  if (s.find('\0') != std::string_view::npos)
+    reject(RejectReason::Schema,
+           std::string("'") + name + "' contains a NUL character, which PostgreSQL text cannot store");
+  return std::string(s);
+}
+
+double decimal_string(const char* name, std::string_view s) {
+  double out = 0;
+  if (!is_decimal(s))
+    reject(RejectReason::Schema, std::string("'") + name + "' must be a number or a decimal string, got " + json_quoted(s));
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc{} || end != s.data() + s.size())
+    reject(RejectReason::Range, std::string("'") + name + "' is out of range: " + json_quoted(s));
+  return out;
+}
+
+double number(const char* name, element v) {
+  double out = 0;
+  switch (v.type()) {
+    case element_type::INT64: out = static_cast<double>(std::int64_t(v)); break;
+    case element_type::UINT64: out = static_cast<double>(std::uint64_t(v)); break;
+    case element_type::DOUBLE: out = double(v); break;
+    case element_type::STRING: out = decimal_string(name, v.get_string().value_unsafe()); break;
+    default: reject(RejectReason::Schema, std::string("'") + name + "' must be a number or a decimal string");
+  }
+  if (!fits_real(out))
+    reject(RejectReason::Range,
+           std::string("'") + name + "' " + json_number_text(out) +
+               (std::isfinite(out) && std::fabs(out) < 1 ? " is too small for a REAL column (it would not be stored as itself)"
+                                                         : " is beyond the range of a REAL column"));
+  return out == 0 ? 0.0 : out;  // -0 (from "-0" or -0.0) is stored as 0
+}
+
+std::int64_t digits_string(const char* name, std::string_view s) {
+  std::int64_t out = 0;
+  const bool digits = !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+  if (!digits) reject(RejectReason::Schema, std::string("'") + name + "' must be an integer, got " + json_quoted(s));
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc{} || end != s.data() + s.size())
+    reject(RejectReason::Range, std::string("'") + name + "' is too large");
+  return out;
+}
+
+}  // namespace
+
+std::optional<element> Fields::get(const char* name) const {
+  element value;
+  if (obj_.at_key(name).get(value) != simdjson::SUCCESS) return std::nullopt;
+  if (value.type() == element_type::NULL_VALUE) return std::nullopt;
+  return value;
+}
+
+std::string Fields::required_string(const char* name, bool non_empty, std::size_t max_bytes) const {
+  auto v = get(name);
+  if (!v) missing(name);
+  return checked_string(name, *v, non_empty, max_bytes);
+}
+
+std::optional<std::string> Fields::optional_string(const char* name) const {
+  auto v = get(name);
+  if (!v) return std::nullopt;
+  return checked_string(name, *v, false, 0);
+}
+
+double Fields::required_number(const char* name) const {
+  auto v = get(name);
+  if (!v) missing(name);
+  return number(name, *v);
+}
+
+std::optional<double> Fields::optional_number(const char* name) const {
+  auto v = get(name);
+  if (!v) return std::nullopt;
+  return number(name, *v);
+}
+
+std::optional<std::int64_t> Fields::optional_integer(const char* name) const {
+  auto v = get(name);
+  if (!v) return std::nullopt;
+  switch (v->type()) {
+    case element_type::INT64: return std::int64_t(*v);
+    case element_type::UINT64: reject(RejectReason::Range, std::string("'") + name + "' is too large");
+    default: reject(RejectReason::Schema, std::string("'") + name + "' must be an integer");
+  }
+}
+
+std::int64_t Fields::required_integer_or_digits(const char* name) const {
+  auto v = get(name);
+  if (!v) missing(name);
+  if (v->type() == element_type::STRING) return digits_string(name, v->get_string().value_unsafe());
+  return *optional_integer(name);
+}
+
+std::optional<std::int32_t> Fields::optional_index(const char* name) const {
+  auto v = optional_integer(name);
+  if (!v) return std::nullopt;
+  if (*v < 0 || *v > std::numeric_limits<std::int32_t>::max())
+    reject(RejectReason::Range,
+           std::string("'") + name + "' must be between 0 and 2147483647, got " + std::to_string(*v));
+  return static_cast<std::int32_t>(*v);
+}
+
+std::string Fields::side(const char* name) const {
+  std::string side = required_string(name, true);
+  for (char& c : side) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (side != "BUY" && side != "SELL")
+    reject(RejectReason::Range, std::string("'") + name + "' must be BUY or SELL, got " + json_quoted(side));
+  return side;
+}
+
+double Fields::price(const char* name) const {
+  const double price = required_number(name);
+  if (price < 0 || price > 1)
+    reject(RejectReason::Range, std::string("'") + name + "' must be between 0 and 1, got " + json_number_text(price));
+  return price;
+}
+
+double Fields::size(const char* name) const {
+  const double size = required_number(name);
+  if (size < 0) reject(RejectReason::Range, std::string("'") + name + "' must be >= 0, got " + json_number_text(size));
+  return size;
+}
+
+}  // namespace pm

@@ -1,0 +1,28 @@
+#include "ingest/server/line_decoder.h"
+
+namespace pm {
+
+std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
+                                             std::vector<Event>& events) {
+  tally_.hello.reset();
+  if (number == 1 && text.find("\"hello\"") != std::string_view::npos) {
+    if (auto hello = polymarket_.read_hello_line(text)) {
+      if (auto* rejection = std::get_if<Rejection>(&*hello)) return std::move(*rejection);
+      format_ = std::get<PayloadFormat>(*hello);
+      tally_.hello = format_;
+      tally_.messages.fill(0);
+      return std::nullopt;
+    }
+  }
+  if (format_ == PayloadFormat::PmIngestd) return decode_v1(text, received_ms, events);
+  return polymarket_.parse(format_, text, received_ms, events, tally_.messages);
+}
+
+std::optional<Rejection> LineDecoder::decode_v1(std::string_view text, std::int64_t received_ms, std::vector<Event>& events) {
+  auto parsed = v1_.parse(text, received_ms);
+  if (auto* rejection = std::get_if<Rejection>(&parsed)) return std::move(*rejection);
+  events.push_back(std::move(std::get<Event>(parsed)));
+  return std::nullopt;
+}
+
+}  // namespace pm

@@ -1,0 +1,45 @@
+#pragma once
+// LineDecoder: the lines of one connection into events, by the connection's format
+// (payload_format.h). Line 1 may be a hello: it sets the format and yields no event (an unknown
+// format is refused and the connection stays pm-ingestd). Protocol v1 lines go to LineParser (one
+// event each, the fast path: nothing else is done for them); lines of a Polymarket format go to
+// PolymarketParser (0..N events each). One per connection; not thread-safe.
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "ingest/events/event.h"
+#include "ingest/server/payload_format.h"
+#include "ingest/server/polymarket_payloads.h"
+#include "ingest/server/protocol.h"
+
+namespace pm {
+
+// What an accepted line held besides its events (for the metrics).
+struct LineTally {
+  std::optional<PayloadFormat> hello;  // the line was a hello declaring this format
+  MessageTally messages{};             // Polymarket formats: its messages by type
+};
+
+class LineDecoder {
+ public:
+  // Appends the events of line `number` to `events`; nullopt when the line is accepted. A
+  // rejected line appends nothing.
+  std::optional<Rejection> decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
+                                  std::vector<Event>& events);
+
+  PayloadFormat format() const { return format_; }
+  // About the last accepted line.
+  const LineTally& tally() const { return tally_; }
+
+ private:
+  std::optional<Rejection> decode_v1(std::string_view text, std::int64_t received_ms, std::vector<Event>& events);
+
+  PayloadFormat format_ = PayloadFormat::PmIngestd;
+  LineParser v1_;
+  PolymarketParser polymarket_;
+  LineTally tally_;
+};
+
+}  // namespace pm
