@@ -34,15 +34,21 @@ struct Run {
   std::string output;
 };
 
-inline Run run_ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+// One run of `program`: its exit code (-1 when it hung for a minute) and its output.
+inline Run run_program(const std::string& program, const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env = {}) {
   static int n = 0;
-  const std::string out = std::filesystem::temp_directory_path() / ("pm_ctl_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  const std::string out = std::filesystem::temp_directory_path() / ("pm_run_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
   Process p;
-  p.start(PM_INGESTCTL_BIN, args, env, out);
+  p.start(program, args, env, out);
   const auto code = p.wait(std::chrono::seconds(60));
   Run r{code ? *code : -1, read_file(out)};
   std::filesystem::remove(out);
   return r;
+}
+
+inline Run run_ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  return run_program(PM_INGESTCTL_BIN, args, env);
 }
 
 inline long long query_count(const std::string& url, const std::string& sql) {

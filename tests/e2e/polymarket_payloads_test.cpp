@@ -61,6 +61,40 @@ struct ExpectedTrade {
   int element;  // in that array line; -1: the line is the object
 };
 
+std::vector<ExpectedTrade> expected_clob_ws_market() {
+  const std::string tx_a = "0xa4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1";
+  const std::string tx_b = "0x2aabfe228f219e9cb0eb53f16947ccf25ec84d8dbc74254770f58904dba41ecc";
+  const std::string tx_c = "0xcc3fc1626e53a13043b026c48bbf33feff9243a8f506b40928b5b7a767c76fb0";
+  // Ids computed outside the daemon (FNV-1a 64 of token|side|price|size|timestamp_ms).
+  return {
+      {tx_a + ":7a07080cb73ff712", kYes, 0.48, 219.21, "BUY", 1'750'428'146'322, {}, {}, 1, -1},
+      {tx_b + ":8c82e3d4b768bf3a", kYes, 0.52, 10, "SELL", 1'750'428'150'001, {}, {}, 2, 2},
+      {tx_b + ":0839deb1b345de12", kYes, 0.52, 25, "SELL", 1'750'428'150'001, {}, {}, 2, 3},
+      {tx_c + ":b62ad36665c69fd4", kNo, 0.5, 100, "BUY", 1'750'428'170'500, {}, {}, 6, 0},
+  };
+}
+
+std::vector<ExpectedTrade> expected_data_api_trades() {
+  const std::string tx_d = "0x08f86bebb2737f6a6f0fb23c6f5da2cec255404e4fb440034d6608697a8d41be";
+  const std::string tx_e = "0xd440e50454f31af3176813e02ea68ef786e4d3cea27d26934b484e73cf575dca";
+  const std::string tx_f = "0xd6ba2b0aee0ca923732881584d8c4fa2815d2802827283e0ad84173581569969";
+  // Two makers of one transaction (same token, price, size and time; their proxyWallet differs).
+  return {
+      {tx_d + ":e05f14d5ce4f52d0", kYes, 0.62, 100, "BUY", 1'750'428'200'000, "Yes", 0, 0, 0},
+      {tx_d + ":4bfc9f67c9888c75", kYes, 0.62, 100, "BUY", 1'750'428'200'000, "Yes", 0, 0, 1},
+      {tx_e + ":0aac56e519b8703f", kNo, 0.38, 12.5, "SELL", 1'750'428'210'000, "No", 1, 0, 2},
+      {tx_f + ":2c9c25d2dac40f67", kYes, 0.999, 7, "SELL", 1'750'428'220'000, "Yes", 0, 3, 1},
+  };
+}
+
+std::vector<ExpectedTrade> expected_clob_rest_trades() {
+  return {
+      {"28c4d2eb-bbea-40e7-a9f0-b2fdb56b2c2e", kYes, 0.57, 50, "BUY", 1'750'428'300'000, "Yes", {}, 0, 0},
+      {"7a1e9f55-1c3b-4b7e-8f0e-0d9b6c2a4e11", kYes, 0.57, 20, "BUY", 1'750'428'300'000, "Yes", {}, 0, 1},
+      {"e0b2c4d6-8f9a-4b1c-9d2e-3f4a5b6c7d8e", kNo, 0.4, 5.25, "SELL", 1'750'428'400'000, "No", {}, 3, -1},
+  };
+}
+
 class PolymarketPayloadsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { tdb_ = new TestDatabase("e2e_pm"); }
@@ -120,16 +154,7 @@ TEST_F(PolymarketPayloadsTest, ClobWsMarketFixture) {
   const auto lines = fixture_lines("clob-ws-market");
   send_all(d, "clob-ws-market", lines);
   wait_applied(d, 6);  // six last_trade_price messages, one of them sent three times
-  const std::string tx_a = "0xa4c123b1612dd272d1371c17149d439536b3216fdaeeb975729fae923d5a4fd1";
-  const std::string tx_b = "0x2aabfe228f219e9cb0eb53f16947ccf25ec84d8dbc74254770f58904dba41ecc";
-  const std::string tx_c = "0xcc3fc1626e53a13043b026c48bbf33feff9243a8f506b40928b5b7a767c76fb0";
-  // Ids computed outside the daemon (FNV-1a 64 of token|side|price|size|timestamp_ms).
-  expect_rows(lines, {
-      {tx_a + ":7a07080cb73ff712", kYes, 0.48, 219.21, "BUY", 1'750'428'146'322, {}, {}, 1, -1},
-      {tx_b + ":8c82e3d4b768bf3a", kYes, 0.52, 10, "SELL", 1'750'428'150'001, {}, {}, 2, 2},
-      {tx_b + ":0839deb1b345de12", kYes, 0.52, 25, "SELL", 1'750'428'150'001, {}, {}, 2, 3},
-      {tx_c + ":b62ad36665c69fd4", kNo, 0.5, 100, "BUY", 1'750'428'170'500, {}, {}, 6, 0},
-  });
+  expect_rows(lines, expected_clob_ws_market());
   EXPECT_EQ(d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}"), 2);
   EXPECT_EQ(d.metric("pm_ingest_hellos_total{format=\"clob-ws-market\"}"), 1);
   EXPECT_EQ(series(d, "clob-ws-market", "last_trade_price"), 6);
@@ -144,16 +169,7 @@ TEST_F(PolymarketPayloadsTest, DataApiTradesFixture) {
   const auto lines = fixture_lines("data-api-trades");
   send_all(d, "data-api-trades", lines);
   wait_applied(d, 6);
-  const std::string tx_d = "0x08f86bebb2737f6a6f0fb23c6f5da2cec255404e4fb440034d6608697a8d41be";
-  const std::string tx_e = "0xd440e50454f31af3176813e02ea68ef786e4d3cea27d26934b484e73cf575dca";
-  const std::string tx_f = "0xd6ba2b0aee0ca923732881584d8c4fa2815d2802827283e0ad84173581569969";
-  // Two makers of one transaction (same token, price, size and time; their proxyWallet differs).
-  expect_rows(lines, {
-      {tx_d + ":e05f14d5ce4f52d0", kYes, 0.62, 100, "BUY", 1'750'428'200'000, "Yes", 0, 0, 0},
-      {tx_d + ":4bfc9f67c9888c75", kYes, 0.62, 100, "BUY", 1'750'428'200'000, "Yes", 0, 0, 1},
-      {tx_e + ":0aac56e519b8703f", kNo, 0.38, 12.5, "SELL", 1'750'428'210'000, "No", 1, 0, 2},
-      {tx_f + ":2c9c25d2dac40f67", kYes, 0.999, 7, "SELL", 1'750'428'220'000, "Yes", 0, 3, 1},
-  });
+  expect_rows(lines, expected_data_api_trades());
   EXPECT_EQ(d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}"), 2);
   EXPECT_EQ(series(d, "data-api-trades", "trade"), 6);
 }
@@ -164,14 +180,65 @@ TEST_F(PolymarketPayloadsTest, ClobRestTradesFixture) {
   const auto lines = fixture_lines("clob-rest-trades");
   send_all(d, "clob-rest-trades", lines);
   wait_applied(d, 4);
-  expect_rows(lines, {
-      {"28c4d2eb-bbea-40e7-a9f0-b2fdb56b2c2e", kYes, 0.57, 50, "BUY", 1'750'428'300'000, "Yes", {}, 0, 0},
-      {"7a1e9f55-1c3b-4b7e-8f0e-0d9b6c2a4e11", kYes, 0.57, 20, "BUY", 1'750'428'300'000, "Yes", {}, 0, 1},
-      {"e0b2c4d6-8f9a-4b1c-9d2e-3f4a5b6c7d8e", kNo, 0.4, 5.25, "SELL", 1'750'428'400'000, "No", {}, 3, -1},
-  });
+  expect_rows(lines, expected_clob_rest_trades());
   EXPECT_EQ(d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}"), 1);
   EXPECT_EQ(series(d, "clob-rest-trades", "trade"), 4);
 }
+
+// Each fixture through the producers a bot uses, `pm-ingestctl send --format` and the Python
+// client (send_text, a hello per connection), twice (the second pass resends everything: it
+// stores nothing new): the same rows, field by field, as above.
+struct Fixture {
+  std::string format;
+  std::vector<ExpectedTrade> (*expected)();
+  double events;  // trade messages in the file, duplicates included
+};
+
+struct ThroughProducers : PolymarketPayloadsTest, ::testing::WithParamInterface<std::tuple<std::string, Fixture>> {
+  // Sends the fixture file twice with `via`; expects success.
+  static void send_twice(DaemonHarness& d, const std::string& via, const std::string& format) {
+    const std::string file = std::string(PM_FIXTURES_DIR) + "/polymarket/" + format + ".ndjson";
+    for (int pass = 0; pass < 2; ++pass) {
+      test::Run r{};
+      if (via == "pm-ingestctl send") {
+        r = run_ctl({"send", "--socket", d.socket(), "--format", format, "--input", file});
+      } else {
+        const std::string script =
+            "import asyncio, sys\nsys.path.insert(0, sys.argv[1])\nfrom pm_ingestd import IngestClient\n"
+            "async def main(sock, fmt, path):\n"
+            "    lines = [l.rstrip('\\n') for l in open(path) if l.strip()]\n"
+            "    async with IngestClient(sock, format=fmt) as c:\n"
+            "        await asyncio.gather(*(c.send_text(l) for l in lines))\n"
+            "asyncio.run(main(*sys.argv[2:5]))\n";
+        r = run_program("/usr/bin/python3", {"-c", script, std::string(PM_SOURCE_DIR) + "/clients/python", d.socket(), format, file});
+      }
+      ASSERT_EQ(r.code, 0) << via << ": " << r.output;
+    }
+  }
+};
+
+TEST_P(ThroughProducers, StoreEachFixtureFieldByField) {
+  const auto& [via, fixture] = GetParam();
+  DaemonHarness d(tdb_->url());
+  d.start();
+  send_twice(d, via, fixture.format);
+  wait_applied(d, 2 * fixture.events);
+  expect_rows(fixture_lines(fixture.format), fixture.expected());
+  EXPECT_EQ(d.metric("pm_ingest_hellos_total{format=\"" + fixture.format + "\"}"), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Polymarket, ThroughProducers,
+    ::testing::Combine(::testing::Values("pm-ingestctl send", "python client"),
+                       ::testing::Values(Fixture{"clob-ws-market", expected_clob_ws_market, 6},
+                                         Fixture{"data-api-trades", expected_data_api_trades, 6},
+                                         Fixture{"clob-rest-trades", expected_clob_rest_trades, 4})),
+    [](const auto& info) {
+      std::string name = std::get<0>(info.param) + "_" + std::get<1>(info.param).format;
+      for (char& c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return name;
+    });
 
 std::string rest_trade(const std::string& id, const std::string& price) {
   return R"({"id":")" + id + R"(","market":"0xc","asset_id":"tok","side":"SELL","size":"3","price":")" + price +

@@ -166,5 +166,48 @@ TEST(CtlSend, FinishesItsInputThroughKillNineOfTheDaemon) {
   ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 300'000; }, 60s));
 }
 
+// Both producers a bot uses, mid-stream at once when the daemon is killed (-9) and restarted: each
+// finishes its input after the restart and reports everything acked; each line is stored once.
+TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
+  TestDatabase tdb("producers_kill");
+  DaemonHarness d(tdb.url());
+  d.start();
+  const std::string ctl_input = d.dir() + "/ctl.ndjson", py_input = d.dir() + "/py.ndjson";
+  {
+    std::ofstream ctl(ctl_input), py(py_input);
+    for (int i = 0; i < 200'000; ++i) ctl << trade_line("c" + std::to_string(i % 7), "ctl" + std::to_string(i)) << "\n";
+    for (int i = 0; i < 50'000; ++i) py << trade_line("c" + std::to_string(i % 7), "py" + std::to_string(i)) << "\n";
+  }
+  const std::string script =
+      "import asyncio, sys\nsys.path.insert(0, sys.argv[1])\nfrom pm_ingestd import IngestClient\n"
+      "async def main(sock, path):\n"
+      "    lines = [l.rstrip('\\n') for l in open(path)]\n"
+      "    async with IngestClient(sock, max_in_flight=500) as c:\n"
+      "        await asyncio.gather(*(c.send_text(l) for l in lines))\n"
+      "        print('acked', c.stats.acked, 'reconnects', c.stats.reconnects)\n"
+      "asyncio.run(main(sys.argv[2], sys.argv[3]))\n";
+  Process send, python;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", ctl_input, "--max-in-flight", "300"}, {}, d.dir() + "/send.out");
+  python.start("/usr/bin/python3", {"-c", script, std::string(PM_SOURCE_DIR) + "/clients/python", d.socket(), py_input}, {},
+               d.dir() + "/python.out");
+  const auto stored = [&](const std::string& prefix) {
+    return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id LIKE '" + prefix + "%'");
+  };
+  ASSERT_TRUE(wait_until([&] { return stored("ctl") > 2000 && stored("py") > 2000; }, 60s)) << d.output();
+  d.kill9();
+  d.start();
+  const auto send_code = send.wait(180s);
+  const auto python_code = python.wait(180s);
+  const std::string send_out = read_file(d.dir() + "/send.out"), python_out = read_file(d.dir() + "/python.out");
+  ASSERT_EQ(send_code, std::optional<int>(0)) << send_out;
+  ASSERT_EQ(python_code, std::optional<int>(0)) << python_out;
+  EXPECT_NE(send_out.find("acked 200000, rejected 0, unacknowledged 0"), std::string::npos) << send_out;
+  EXPECT_NE(python_out.find("acked 50000"), std::string::npos) << python_out;
+  EXPECT_EQ(send_out.find(", 0 reconnects"), std::string::npos) << "send finished before the kill: " << send_out;
+  EXPECT_EQ(python_out.find("reconnects 0"), std::string::npos) << "the client finished before the kill: " << python_out;
+  ASSERT_TRUE(wait_until([&] { return stored("ctl") == 200'000 && stored("py") == 50'000; }, 60s))
+      << stored("ctl") << " + " << stored("py");
+}
+
 }  // namespace
 }  // namespace pm::test
