@@ -7,11 +7,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "client/reply_parser.h"
@@ -76,6 +78,8 @@ class ProducerClient::Impl {
   bool read_in();
   void handle(const Reply& reply);
   void handle_error(const Reply& reply);
+  void refuse_hello(const std::string& detail);
+  void disconnect_state();  // after the socket is closed: what was not acked goes again
   void resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail);
   void give_up_all(const std::string& why, LineOutcome::Status status = LineOutcome::Status::Unacknowledged,
                    const std::string& detail = "");
@@ -92,6 +96,8 @@ class ProducerClient::Impl {
   std::deque<Entry> incoming_;       // guarded by mu_: sent, not yet taken by the I/O thread
   std::size_t unresolved_ = 0;       // guarded by mu_
   bool stopping_ = false;            // guarded by mu_
+  std::string hello_refusal_;        // guarded by mu_: set once the daemon refused the hello
+  std::once_flag joined_;
   ProducerStats stats_;              // guarded by mu_
   const int wake_fd_;
   std::thread thread_;
@@ -107,31 +113,56 @@ class ProducerClient::Impl {
   std::multimap<Clock::time_point, Entry> busy_;  // refused with `busy`: when to send again
   std::uint64_t line_no_ = 0;
   bool hello_sent_ = false;
+  bool hello_accepted_ = false;  // on some connection: lines written since may be durable
+  std::uint64_t stamped_line_ = 0;  // the last line of this connection known to be written
   int connect_failures_ = 0;
   Clock::time_point next_connect_{};
   Clock::time_point last_progress_ = Clock::now();
   ReplyParser parser_;
 };
 
+static ProducerOptions checked(ProducerOptions o) {
+  static const char* const kFormats[] = {"pm-ingestd", "clob-ws-market", "data-api-trades", "clob-rest-trades"};
+  if (std::find(std::begin(kFormats), std::end(kFormats), o.format) == std::end(kFormats))
+    throw std::invalid_argument("ProducerOptions::format: unknown format '" + o.format +
+                                "' (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)");
+  o.max_in_flight = std::max<std::size_t>(o.max_in_flight, 1);
+  return o;
+}
+
 ProducerClient::Impl::Impl(ProducerOptions options)
-    : options_(std::move(options)), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    : options_(checked(std::move(options))), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { run(); });
 }
 
 ProducerClient::Impl::~Impl() {
-  close(options_.give_up_after);
+  close(options_.give_up_after.count() > 0 ? options_.give_up_after : std::chrono::hours(24));
   ::close(wake_fd_);
 }
 
+// Why `line` cannot be sent as one protocol line ("" when it can).
+static std::string unsendable(const std::string& line) {
+  if (line.find('\n') != std::string::npos) return "the line contains a newline: it would be several lines to the daemon";
+  const std::size_t start = line.find_first_not_of(" \t\r");
+  if (start != std::string::npos && line.compare(start, 8, "{\"hello\"") == 0)
+    return "a hello line: the client sends it on every connection (ProducerOptions::format)";
+  return "";
+}
+
 void ProducerClient::Impl::send(std::string line, Callback done) {
+  const std::string refused = unsendable(line);
   {
     std::unique_lock lock(mu_);
     changed_.wait(lock, [&] { return unresolved_ < options_.max_in_flight || stopping_; });
     ++stats_.sent;
-    if (stopping_) {
-      lock.unlock();
+    const bool failed_hello = !hello_refusal_.empty();
+    if (stopping_ || !refused.empty() || failed_hello) {
       LineOutcome outcome;
-      outcome.reason = "closed";
+      outcome.status = stopping_ ? LineOutcome::Status::Unacknowledged : LineOutcome::Status::Rejected;
+      outcome.reason = stopping_ ? "closed" : failed_hello ? "schema" : "invalid";
+      outcome.detail = stopping_ ? "" : failed_hello ? hello_refusal_ : refused;
+      if (outcome.status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[outcome.reason];
+      lock.unlock();
       if (done) done(outcome);
       return;
     }
@@ -156,7 +187,7 @@ void ProducerClient::Impl::close(std::chrono::milliseconds timeout) {
   changed_.notify_all();
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  if (thread_.joinable()) thread_.join();
+  std::call_once(joined_, [this] { thread_.join(); });
 }
 
 void ProducerClient::Impl::run() {
@@ -179,7 +210,11 @@ void ProducerClient::Impl::run() {
       last_progress_ = now;
     }
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {fd_, static_cast<short>(POLLIN | (out_pos_ < out_.size() ? POLLOUT : 0)), 0}};
-    if (::poll(fds, fd_ >= 0 ? 2 : 1, poll_timeout_ms(now)) < 0 && errno != EINTR) break;
+    if (::poll(fds, fd_ >= 0 ? 2 : 1, poll_timeout_ms(now)) < 0 && errno != EINTR) {
+      std::lock_guard lock(mu_);
+      stopping_ = true;  // send() resolves new lines at once from now on
+      break;
+    }
     if (fds[0].revents & POLLIN) {
       std::uint64_t drained = 0;
       [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &drained, sizeof drained);
@@ -187,8 +222,9 @@ void ProducerClient::Impl::run() {
     if (fd_ < 0) continue;
     bool ok = true;
     if (fds[1].revents & POLLOUT) ok = write_out();
-    if (ok && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) ok = read_in();
-    if (!ok) disconnect();
+    // After a failed write, still read the replies the daemon sent before it closed.
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) ok = read_in() && ok;
+    if (!ok && fd_ >= 0) disconnect();
   }
   give_up_all("closed");
   if (fd_ >= 0) ::close(fd_);
@@ -200,7 +236,6 @@ void ProducerClient::Impl::connect_now(Clock::time_point now) {
     next_connect_ = now + doubled(options_.reconnect_initial, options_.reconnect_max, ++connect_failures_);
     return;
   }
-  connect_failures_ = 0;
   out_.clear();
   out_pos_ = 0;
   out_base_ = 0;
@@ -216,11 +251,18 @@ void ProducerClient::Impl::connect_now(Clock::time_point now) {
 void ProducerClient::Impl::disconnect() {
   ::close(fd_);
   fd_ = -1;
+  disconnect_state();
+}
+
+void ProducerClient::Impl::disconnect_state() {
   count([](ProducerStats& s) { ++s.reconnects; });
   // Every line not acknowledged goes again, in order, ahead of the lines not sent yet.
   for (auto it = written_.rbegin(); it != written_.rend(); ++it) to_send_.push_front(std::move(it->second));
   written_.clear();
-  next_connect_ = Clock::now() + options_.reconnect_initial;
+  stamped_line_ = 0;
+  // Backoff grows until an ack arrives on a connection (a daemon refusing connections with
+  // `busy` line 0, or closing them at once, is not hammered).
+  next_connect_ = Clock::now() + doubled(options_.reconnect_initial, options_.reconnect_max, ++connect_failures_);
 }
 
 void ProducerClient::Impl::take_due(Clock::time_point now) {
@@ -249,12 +291,12 @@ bool ProducerClient::Impl::write_out() {
   const std::uint64_t done = out_base_ + out_pos_;
   const Clock::time_point now = Clock::now();
   std::uint64_t lines = 0;
-  for (auto& [line, e] : written_) {
-    if (e.end > done) break;
-    if (e.first_written == Clock::time_point{}) e.first_written = now;
+  for (auto it = written_.upper_bound(stamped_line_); it != written_.end() && it->second.end <= done; ++it) {
+    if (it->second.first_written == Clock::time_point{}) it->second.first_written = now;
+    stamped_line_ = it->first;
     ++lines;
   }
-  count([&](ProducerStats& s) { s.written += lines; });  // approximate: lines whose bytes left in this write
+  count([&](ProducerStats& s) { s.written += lines; });
   if (out_pos_ == out_.size()) {
     out_base_ += out_.size();
     out_.clear();
@@ -279,9 +321,11 @@ bool ProducerClient::Impl::read_in() {
 }
 
 void ProducerClient::Impl::handle(const Reply& reply) {
-  last_progress_ = Clock::now();
   if (reply.kind == Reply::Kind::Error) return handle_error(reply);
   if (reply.kind != Reply::Kind::Ack) return;
+  last_progress_ = Clock::now();
+  connect_failures_ = 0;
+  if (hello_sent_ && reply.line >= 1) hello_accepted_ = true;
   while (!written_.empty() && written_.begin()->first <= reply.line) {
     resolve(written_.begin()->second, LineOutcome::Status::Acked, "", "");
     written_.erase(written_.begin());
@@ -289,23 +333,42 @@ void ProducerClient::Impl::handle(const Reply& reply) {
 }
 
 void ProducerClient::Impl::handle_error(const Reply& reply) {
-  if (hello_sent_ && reply.line == 1) {
-    give_up_all("schema", LineOutcome::Status::Rejected, "hello refused: " + reply.detail);
+  if (reply.line == 0) {  // the connection itself was refused (--max-connections): try again later
     ::close(fd_);
     fd_ = -1;
-    next_connect_ = Clock::time_point::max();
+    disconnect_state();
     return;
   }
+  if (hello_sent_ && reply.line == 1) return refuse_hello(reply.detail);
   const auto it = written_.find(reply.line);
   if (it == written_.end()) return;
   Entry e = std::move(it->second);
   written_.erase(it);
-  if (reply.reason == "busy") {
+  if (reply.reason == "busy") {  // not progress: a line that never fits must still time out
     count([](ProducerStats& s) { ++s.busy; });
     busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e.attempts), std::move(e));
     return;
   }
+  last_progress_ = Clock::now();
   resolve(e, LineOutcome::Status::Rejected, reply.reason, reply.detail);
+}
+
+// The daemon refused the hello: every line fails, now and later. Lines written on an earlier
+// connection whose hello was accepted may be durable: those are Unacknowledged, not Rejected.
+void ProducerClient::Impl::refuse_hello(const std::string& detail) {
+  const std::string why = "hello refused: " + detail;
+  {
+    std::lock_guard lock(mu_);
+    hello_refusal_ = why;
+  }
+  if (hello_accepted_) {
+    give_up_all(why);
+  } else {
+    give_up_all("schema", LineOutcome::Status::Rejected, why);
+  }
+  ::close(fd_);
+  fd_ = -1;
+  next_connect_ = Clock::time_point::max();
 }
 
 void ProducerClient::Impl::resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail) {

@@ -7,21 +7,26 @@
 // - send(line) queues one line (no newline inside) and returns at once, or blocks while
 //   `max_in_flight` lines are unresolved (backpressure). Its outcome arrives once: through the
 //   returned future, or the callback (run on the client's I/O thread: keep it short, never call
-//   send() or close() from it).
+//   send() or close() from it, and never wait there for something a thread blocked in send()
+//   holds).
 //   - Acked: the daemon acknowledged the line: it is durable and reaches PostgreSQL exactly once.
 //   - Rejected: refused for good (`parse`, `schema`, `range`, `timestamp_units`, `too_long`), with
-//     the daemon's detail. `busy` is never an outcome: the line is sent again after a backoff.
-//   - Unacknowledged: the client gave up (`give_up_after` without progress, or close() timed out):
-//     it may or may not be durable; sending it again is safe (duplicates are deduplicated).
-// - Lines go out in send() order, pipelined on one connection. When the connection breaks (the
-//   daemon restarts, is killed), the client reconnects with backoff and resends every line not yet
-//   acknowledged, in order; line numbers restart at 1 on each connection and the client maps the
-//   daemon's replies back to its lines.
-// - `format` other than "pm-ingestd" sends a hello line (`{"hello":{"format":...}}`) as line 1 of
-//   every connection; a refused hello fails every line (Rejected, reason `schema`).
+//     the daemon's detail; or by the client without sending it (`invalid`: a line with a newline,
+//     or a hello line of its own). `busy` is never an outcome: the line goes again after a backoff.
+//   - Unacknowledged: the client gave up (`give_up_after` without an ack or a final rejection:
+//     `busy` replies and refused connections do not count as progress; or close() timed out): it
+//     may or may not be durable; sending it again is safe (duplicates are deduplicated).
+// - Lines go out in send() order, pipelined on one connection, except lines refused `busy`, which
+//   go again after their backoff. When the connection breaks (the daemon restarts, is killed), the
+//   client reconnects with backoff and resends every line not yet acknowledged, in order; line
+//   numbers restart at 1 on each connection and the client maps the daemon's replies back.
+// - `format` must be one of the four (the constructor throws std::invalid_argument otherwise);
+//   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every
+//   connection. A refused hello fails every line, now and later: Rejected (`schema`), or
+//   Unacknowledged for lines written on an earlier connection whose hello was accepted.
 // - Thread-safe: any thread may send(); one internal I/O thread owns the socket. close() (or the
 //   destructor) waits for the lines sent so far, up to its timeout, then resolves the rest as
-//   Unacknowledged.
+//   Unacknowledged. The destructor waits up to give_up_after (a day when that is 0).
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -11,6 +11,7 @@
 #include <simdjson.h>
 
 #include "client/producer_client.h"
+#include "ingest/server/json_spans.h"
 
 namespace pm::ctl {
 
@@ -25,15 +26,35 @@ std::string read_input(const std::string& name, std::istream& standard_input) {
   return read_all(file);
 }
 
+// `json` without the whitespace between its tokens: every token (strings, numbers as written)
+// byte for byte, so a pretty-printed element becomes one line and its raw_json keeps its text.
+std::string compact_json(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  bool in_string = false, escaped = false;
+  for (const char c : json) {
+    if (in_string) {
+      escaped = !escaped && c == '\\';
+      in_string = escaped || c != '"';
+    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      continue;
+    } else {
+      in_string = c == '"';
+    }
+    out += c;
+  }
+  return out;
+}
+
 // The elements of `text` when it is one JSON array as a whole (a pretty-printed REST response).
 bool split_array(const std::string& name, const std::string& text, std::vector<InputLine>& out) {
   const std::size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || text[first] != '[') return false;
   simdjson::dom::parser parser;
   simdjson::dom::array array;
-  if (parser.parse(text).get(array) != simdjson::SUCCESS) return false;
-  std::size_t i = 0;
-  for (simdjson::dom::element e : array) out.push_back({simdjson::minify(e), fmt::format("{}:[{}]", name, i++)});
+  std::vector<std::string_view> spans;
+  if (parser.parse(text).get(array) != simdjson::SUCCESS || !array_element_spans(text, spans)) return false;
+  for (std::size_t i = 0; i < spans.size(); ++i) out.push_back({compact_json(spans[i]), fmt::format("{}:[{}]", name, i)});
   return true;
 }
 
@@ -101,7 +122,7 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
         else
           outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
       });
-    producer.close(options.give_up_after + std::chrono::seconds(5));
+    producer.close(std::chrono::hours(24));  // the client gives lines up after give_up_after without progress
     stats = producer.stats();
   }
   print_summary(c, lines.size(), inputs.size(), stats, outcomes);

@@ -26,7 +26,9 @@ struct InputLine {
   std::string origin;
 };
 
-// The lines of one input's text: each element of a whole-input JSON array, else each non-empty line.
+// The lines of one input's text: each element of a whole-input JSON array (the whitespace between
+// its tokens removed, every token byte for byte), else each non-empty line. The whole input is
+// read before anything is sent (not for endless streams).
 std::vector<InputLine> split_input(const std::string& name, const std::string& text);
 
 int run_send(const SendCommand& command, std::istream& standard_input);

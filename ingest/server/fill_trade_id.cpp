@@ -23,6 +23,18 @@ std::uint64_t fnv1a_64(std::string_view bytes) {
   return hash;
 }
 
+namespace {
+
+// Hex as Ethereum writes it in either case (checksummed addresses): one spelling for the id.
+std::string lower_case(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace
+
 std::string canonical_fill_text(const FillFields& fill) {
   std::string text;
   text.reserve(fill.token_id.size() + 64 + (fill.wallet ? fill.wallet->size() : 0));
@@ -32,7 +44,7 @@ std::string canonical_fill_text(const FillFields& fill) {
   append_shortest(text, fill.size);
   text += '|';
   text += std::to_string(fill.timestamp);
-  if (fill.wallet) text.append(1, '|').append(*fill.wallet);
+  if (fill.wallet) text.append(1, '|').append(lower_case(*fill.wallet));  // checksummed or not: one wallet
   return text;
 }
 
@@ -41,7 +53,7 @@ std::string fill_trade_id(std::string_view transaction_hash, const FillFields& f
   const std::uint64_t hash = fnv1a_64(canonical_fill_text(fill));
   std::string id;
   id.reserve(transaction_hash.size() + 17);
-  id.append(transaction_hash).append(1, ':');
+  id.append(lower_case(transaction_hash)).append(1, ':');
   for (int shift = 60; shift >= 0; shift -= 4) id += kHex[(hash >> shift) & 0xf];
   return id;
 }

@@ -12,6 +12,7 @@
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
+#include "tests/support/producer.h"
 #include "tests/support/test_database.h"
 
 namespace pm::test {
@@ -124,6 +125,41 @@ TEST(ProducerClient, GivesUpOnAnUnreachableDaemonAndSaysSo) {
   EXPECT_NE(out.reason.find("no acknowledgement"), std::string::npos) << out.reason;
 }
 
+TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
+  TestDatabase tdb("client_invalid");
+  DaemonHarness d(tdb.url());
+  d.start();
+  ProducerClient producer(options_for(d));
+  const LineOutcome two = producer.send(trade_line("c", "n1") + "\n" + trade_line("c", "n2")).get();
+  EXPECT_EQ(two.status, LineOutcome::Status::Rejected);
+  EXPECT_EQ(two.reason, "invalid");
+  EXPECT_EQ(producer.send(R"( {"hello":{"format":"clob-ws-market"}})").get().reason, "invalid");
+  EXPECT_TRUE(producer.send(trade_line("c", "after")).get().acked()) << "line numbers still match";
+  EXPECT_THROW(ProducerClient(ProducerOptions{d.socket(), "gamma"}), std::invalid_argument);
+}
+
+// A connection refused with `busy` line 0 (--max-connections reached) is tried again with a
+// growing backoff until the daemon takes it; its lines then get through.
+TEST(ProducerClient, AConnectionRefusedAtTheLimitIsTriedAgainUntilTaken) {
+  TestDatabase tdb("client_limit");
+  DaemonHarness d(tdb.url(), {"--max-connections", "1"});
+  d.start();
+  // The one slot, once the harness's own probe connection has gone.
+  std::unique_ptr<Producer> holder;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        holder = std::make_unique<Producer>(d.socket());
+        return holder->send({trade_line("c", "holder")}) && holder->wait_ack(1, 2s).has_value();
+      },
+      20s));
+  ProducerClient producer(options_for(d));
+  auto ack = producer.send(trade_line("c", "waited"));
+  ASSERT_TRUE(wait_until([&] { return producer.stats().reconnects >= 2; }, 10s));
+  EXPECT_EQ(ack.wait_for(0s), std::future_status::timeout);
+  holder.reset();  // the slot frees
+  EXPECT_TRUE(ack.get().acked());
+}
+
 TEST(SendInput, NdjsonLinesOrTheElementsOfOneJsonArray) {
   const auto lines = ctl::split_input("a", "{\"x\":1}\r\n\n  \n{\"y\":2}\n");
   ASSERT_EQ(lines.size(), 2u);
@@ -134,6 +170,9 @@ TEST(SendInput, NdjsonLinesOrTheElementsOfOneJsonArray) {
   ASSERT_EQ(elements.size(), 2u);
   EXPECT_EQ(elements[1].text, "{\"id\":\"t2\"}");
   EXPECT_EQ(elements[1].origin, "r:[1]");
+  const auto pretty = ctl::split_input("p", "[\n {\"price\": 10.50,\n  \"title\": \"A \\\"b\\\" \\u00e9 c\"}\n]");
+  ASSERT_EQ(pretty.size(), 1u);
+  EXPECT_EQ(pretty[0].text, "{\"price\":10.50,\"title\":\"A \\\"b\\\" \\u00e9 c\"}") << "tokens kept byte for byte";
   const auto ws = ctl::split_input("w", "[{\"e\":1}]\n[]\n");  // websocket messages: one line each
   ASSERT_EQ(ws.size(), 2u);
   EXPECT_EQ(ws[1].text, "[]");
