@@ -23,14 +23,23 @@ namespace pm::client {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kMaxBuffered = 1 << 20;  // bytes queued for the socket at once
+constexpr std::size_t kMaxBuffered = 256 * 1024;  // bytes queued for the socket at once
 
 struct Entry {
   std::string text;
   ProducerClient::Callback done;
+  ProducerClient::WrittenCallback on_written;
   int attempts = 0;
   Clock::time_point first_written{};
   std::uint64_t end = 0;  // offset in the connection's output just after the line
+  bool gone = false;      // in written_: resolved, or moved to busy_ (a hole keeps line numbers dense)
+};
+
+// Outcomes decided on the I/O thread and not yet handed to their callbacks (see publish()).
+struct Settled {
+  std::vector<std::pair<ProducerClient::Callback, LineOutcome>> outcomes;
+  std::uint64_t acked = 0, rejected = 0, unacknowledged = 0;
+  std::map<std::string, std::uint64_t> rejected_by_reason;
 };
 
 int connect_socket(const std::string& path) {
@@ -59,7 +68,7 @@ class ProducerClient::Impl {
  public:
   explicit Impl(ProducerOptions options);
   ~Impl();
-  void send(std::string line, Callback done);
+  void send(std::string line, Callback done, WrittenCallback on_written);
   bool flush(std::chrono::milliseconds timeout);
   void close(std::chrono::milliseconds timeout);
   ProducerStats stats() const {
@@ -80,7 +89,9 @@ class ProducerClient::Impl {
   void handle_error(const Reply& reply);
   void refuse_hello(const std::string& detail);
   void disconnect_state();  // after the socket is closed: what was not acked goes again
+  Entry* written_entry(std::uint64_t line);  // a line of this connection not yet resolved, or null
   void resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail);
+  void publish();  // counts, then callbacks, then room for send(): the outcomes resolved so far
   void give_up_all(const std::string& why, LineOutcome::Status status = LineOutcome::Status::Unacknowledged,
                    const std::string& detail = "");
   bool outstanding() const { return !written_.empty() || !to_send_.empty() || !busy_.empty(); }
@@ -96,6 +107,7 @@ class ProducerClient::Impl {
   std::deque<Entry> incoming_;       // guarded by mu_: sent, not yet taken by the I/O thread
   std::size_t unresolved_ = 0;       // guarded by mu_
   bool stopping_ = false;            // guarded by mu_
+  bool io_asleep_ = false;           // guarded by mu_: the I/O thread is (about to be) in poll()
   std::string hello_refusal_;        // guarded by mu_: set once the daemon refused the hello
   std::once_flag joined_;
   ProducerStats stats_;              // guarded by mu_
@@ -108,7 +120,8 @@ class ProducerClient::Impl {
   std::size_t out_pos_ = 0;
   std::uint64_t out_base_ = 0;  // bytes of this connection's output dropped from out_
   std::string in_;
-  std::map<std::uint64_t, Entry> written_;  // by line number on this connection
+  std::deque<Entry> written_;               // lines first_written_line_, first_written_line_ + 1, ...
+  std::uint64_t first_written_line_ = 1;    // line number of written_.front() on this connection
   std::deque<Entry> to_send_;               // resends first, in order, then new lines
   std::multimap<Clock::time_point, Entry> busy_;  // refused with `busy`: when to send again
   std::uint64_t line_no_ = 0;
@@ -119,6 +132,7 @@ class ProducerClient::Impl {
   Clock::time_point next_connect_{};
   Clock::time_point last_progress_ = Clock::now();
   ReplyParser parser_;
+  Settled settled_;
 };
 
 static ProducerOptions checked(ProducerOptions o) {
@@ -149,8 +163,9 @@ static std::string unsendable(const std::string& line) {
   return "";
 }
 
-void ProducerClient::Impl::send(std::string line, Callback done) {
+void ProducerClient::Impl::send(std::string line, Callback done, WrittenCallback on_written) {
   const std::string refused = unsendable(line);
+  bool wake = false;
   {
     std::unique_lock lock(mu_);
     changed_.wait(lock, [&] { return unresolved_ < options_.max_in_flight || stopping_; });
@@ -167,8 +182,13 @@ void ProducerClient::Impl::send(std::string line, Callback done) {
       return;
     }
     ++unresolved_;
-    incoming_.push_back(Entry{std::move(line), std::move(done)});
+    // The I/O thread takes every queued line each turn: it needs waking only when it sleeps in
+    // poll(), and then once.
+    wake = io_asleep_;
+    io_asleep_ = false;
+    incoming_.push_back(Entry{std::move(line), std::move(done), std::move(on_written)});
   }
+  if (!wake) return;
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
@@ -194,6 +214,7 @@ void ProducerClient::Impl::run() {
   for (;;) {
     {
       std::lock_guard lock(mu_);
+      io_asleep_ = false;
       if (stopping_) break;
       while (!incoming_.empty()) {
         to_send_.push_back(std::move(incoming_.front()));
@@ -207,10 +228,17 @@ void ProducerClient::Impl::run() {
     if (!outstanding()) last_progress_ = now;
     if (options_.give_up_after.count() > 0 && now - last_progress_ > options_.give_up_after) {
       give_up_all("no acknowledgement for " + std::to_string(options_.give_up_after.count() / 1000) + " s");
+      publish();
       last_progress_ = now;
     }
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {fd_, static_cast<short>(POLLIN | (out_pos_ < out_.size() ? POLLOUT : 0)), 0}};
-    if (::poll(fds, fd_ >= 0 ? 2 : 1, poll_timeout_ms(now)) < 0 && errno != EINTR) {
+    int timeout_ms = poll_timeout_ms(now);
+    {
+      std::lock_guard lock(mu_);
+      if (incoming_.empty() && !stopping_) io_asleep_ = true;
+      else timeout_ms = 0;
+    }
+    if (::poll(fds, fd_ >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
       std::lock_guard lock(mu_);
       stopping_ = true;  // send() resolves new lines at once from now on
       break;
@@ -225,8 +253,10 @@ void ProducerClient::Impl::run() {
     // After a failed write, still read the replies the daemon sent before it closed.
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) ok = read_in() && ok;
     if (!ok && fd_ >= 0) disconnect();
+    publish();
   }
   give_up_all("closed");
+  publish();
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -246,6 +276,7 @@ void ProducerClient::Impl::connect_now(Clock::time_point now) {
     out_ = "{\"hello\":{\"format\":\"" + options_.format + "\"}}\n";
     line_no_ = 1;
   }
+  first_written_line_ = line_no_ + 1;
 }
 
 void ProducerClient::Impl::disconnect() {
@@ -257,7 +288,8 @@ void ProducerClient::Impl::disconnect() {
 void ProducerClient::Impl::disconnect_state() {
   count([](ProducerStats& s) { ++s.reconnects; });
   // Every line not acknowledged goes again, in order, ahead of the lines not sent yet.
-  for (auto it = written_.rbegin(); it != written_.rend(); ++it) to_send_.push_front(std::move(it->second));
+  for (auto it = written_.rbegin(); it != written_.rend(); ++it)
+    if (!it->gone) to_send_.push_front(std::move(*it));
   written_.clear();
   stamped_line_ = 0;
   // Backoff grows until an ack arrives on a connection (a daemon refusing connections with
@@ -273,15 +305,18 @@ void ProducerClient::Impl::take_due(Clock::time_point now) {
 }
 
 void ProducerClient::Impl::queue_writes() {
+  std::uint64_t resent = 0;
   while (!to_send_.empty() && out_.size() - out_pos_ < kMaxBuffered) {
     Entry e = std::move(to_send_.front());
     to_send_.pop_front();
     out_ += e.text;
     out_ += '\n';
     e.end = out_base_ + out_.size();
-    ++e.attempts;
-    written_.emplace(++line_no_, std::move(e));
+    if (++e.attempts > 1) ++resent;
+    ++line_no_;
+    written_.push_back(std::move(e));
   }
+  if (resent) count([&](ProducerStats& s) { s.resent += resent; });
 }
 
 bool ProducerClient::Impl::write_out() {
@@ -291,15 +326,22 @@ bool ProducerClient::Impl::write_out() {
   const std::uint64_t done = out_base_ + out_pos_;
   const Clock::time_point now = Clock::now();
   std::uint64_t lines = 0;
-  for (auto it = written_.upper_bound(stamped_line_); it != written_.end() && it->second.end <= done; ++it) {
-    if (it->second.first_written == Clock::time_point{}) it->second.first_written = now;
-    stamped_line_ = it->first;
+  const std::uint64_t past_last = first_written_line_ + written_.size();
+  for (std::uint64_t line = std::max(stamped_line_ + 1, first_written_line_); line < past_last; ++line) {
+    Entry& e = written_[line - first_written_line_];
+    if (e.end > done) break;
+    stamped_line_ = line;
     ++lines;
+    if (e.gone || e.first_written != Clock::time_point{}) continue;
+    e.first_written = now;
+    if (e.on_written) e.on_written(now);
   }
   count([&](ProducerStats& s) { s.written += lines; });
-  if (out_pos_ == out_.size()) {
-    out_base_ += out_.size();
-    out_.clear();
+  // Drop what was written: all of it, or a long written prefix (out_ keeps its capacity, so a
+  // steady stream reuses the same buffer instead of growing it).
+  if (out_pos_ == out_.size() || out_pos_ >= kMaxBuffered) {
+    out_base_ += out_pos_;
+    out_.erase(0, out_pos_);
     out_pos_ = 0;
   }
   return true;
@@ -326,10 +368,17 @@ void ProducerClient::Impl::handle(const Reply& reply) {
   last_progress_ = Clock::now();
   connect_failures_ = 0;
   if (hello_sent_ && reply.line >= 1) hello_accepted_ = true;
-  while (!written_.empty() && written_.begin()->first <= reply.line) {
-    resolve(written_.begin()->second, LineOutcome::Status::Acked, "", "");
-    written_.erase(written_.begin());
+  while (!written_.empty() && first_written_line_ <= reply.line) {
+    if (!written_.front().gone) resolve(written_.front(), LineOutcome::Status::Acked, "", "");
+    written_.pop_front();
+    ++first_written_line_;
   }
+}
+
+Entry* ProducerClient::Impl::written_entry(std::uint64_t line) {
+  if (line < first_written_line_ || line - first_written_line_ >= written_.size()) return nullptr;
+  Entry& e = written_[line - first_written_line_];
+  return e.gone ? nullptr : &e;
 }
 
 void ProducerClient::Impl::handle_error(const Reply& reply) {
@@ -340,17 +389,17 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
     return;
   }
   if (hello_sent_ && reply.line == 1) return refuse_hello(reply.detail);
-  const auto it = written_.find(reply.line);
-  if (it == written_.end()) return;
-  Entry e = std::move(it->second);
-  written_.erase(it);
+  Entry* e = written_entry(reply.line);
+  if (!e) return;
   if (reply.reason == "busy") {  // not progress: a line that never fits must still time out
     count([](ProducerStats& s) { ++s.busy; });
-    busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e.attempts), std::move(e));
+    busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e->attempts), std::move(*e));
+    e->gone = true;
     return;
   }
   last_progress_ = Clock::now();
-  resolve(e, LineOutcome::Status::Rejected, reply.reason, reply.detail);
+  resolve(*e, LineOutcome::Status::Rejected, reply.reason, reply.detail);
+  e->gone = true;
 }
 
 // The daemon refused the hello: every line fails, now and later. Lines written on an earlier
@@ -371,6 +420,7 @@ void ProducerClient::Impl::refuse_hello(const std::string& detail) {
   next_connect_ = Clock::time_point::max();
 }
 
+// Decides e's outcome; publish() hands it over (one lock for every line an ack covers).
 void ProducerClient::Impl::resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail) {
   LineOutcome outcome;
   outcome.status = status;
@@ -378,16 +428,34 @@ void ProducerClient::Impl::resolve(Entry& e, LineOutcome::Status status, std::st
   outcome.first_written = e.first_written;
   outcome.resolved = Clock::now();
   outcome.detail = std::move(detail);
+  if (status == LineOutcome::Status::Acked) ++settled_.acked;
+  if (status == LineOutcome::Status::Rejected) ++settled_.rejected, ++settled_.rejected_by_reason[reason];
+  if (status == LineOutcome::Status::Unacknowledged) ++settled_.unacknowledged;
+  outcome.reason = std::move(reason);
+  settled_.outcomes.emplace_back(std::move(e.done), std::move(outcome));
+}
+
+// Counts first (stats() agrees with every outcome a caller has seen), then the callbacks, then
+// the lines leave unresolved_ (flush() returns only after their callbacks ran).
+void ProducerClient::Impl::publish() {
+  if (settled_.outcomes.empty()) return;
   {
     std::lock_guard lock(mu_);
-    --unresolved_;
-    if (status == LineOutcome::Status::Acked) ++stats_.acked;
-    if (status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[reason];
-    if (status == LineOutcome::Status::Unacknowledged) ++stats_.unacknowledged;
+    stats_.acked += settled_.acked;
+    stats_.rejected += settled_.rejected;
+    stats_.unacknowledged += settled_.unacknowledged;
+    for (const auto& [reason, n] : settled_.rejected_by_reason) stats_.rejected_by_reason[reason] += n;
   }
-  outcome.reason = std::move(reason);
-  if (e.done) e.done(outcome);
+  for (auto& [done, outcome] : settled_.outcomes)
+    if (done) done(outcome);
+  {
+    std::lock_guard lock(mu_);
+    unresolved_ -= settled_.outcomes.size();
+  }
   changed_.notify_all();
+  settled_.outcomes.clear();  // keeps its capacity for the next acks
+  settled_.acked = settled_.rejected = settled_.unacknowledged = 0;
+  settled_.rejected_by_reason.clear();
 }
 
 void ProducerClient::Impl::give_up_all(const std::string& why, LineOutcome::Status status, const std::string& detail) {
@@ -398,7 +466,8 @@ void ProducerClient::Impl::give_up_all(const std::string& why, LineOutcome::Stat
       incoming_.pop_front();
     }
   }
-  for (auto& [line, e] : written_) resolve(e, status, why, detail);
+  for (auto& e : written_)
+    if (!e.gone) resolve(e, status, why, detail);
   written_.clear();
   for (auto& e : to_send_) resolve(e, status, why, detail);
   to_send_.clear();
@@ -420,11 +489,13 @@ ProducerClient::~ProducerClient() = default;
 std::future<LineOutcome> ProducerClient::send(std::string line) {
   auto promise = std::make_shared<std::promise<LineOutcome>>();
   std::future<LineOutcome> future = promise->get_future();
-  impl_->send(std::move(line), [promise](const LineOutcome& o) { promise->set_value(o); });
+  impl_->send(std::move(line), [promise](const LineOutcome& o) { promise->set_value(o); }, nullptr);
   return future;
 }
 
-void ProducerClient::send(std::string line, Callback done) { impl_->send(std::move(line), std::move(done)); }
+void ProducerClient::send(std::string line, Callback done, WrittenCallback on_written) {
+  impl_->send(std::move(line), std::move(done), std::move(on_written));
+}
 bool ProducerClient::flush(std::chrono::milliseconds timeout) { return impl_->flush(timeout); }
 void ProducerClient::close(std::chrono::milliseconds timeout) { impl_->close(timeout); }
 ProducerStats ProducerClient::stats() const { return impl_->stats(); }

@@ -8,7 +8,7 @@
 //   `max_in_flight` lines are unresolved (backpressure). Its outcome arrives once: through the
 //   returned future, or the callback (run on the client's I/O thread: keep it short, never call
 //   send() or close() from it, and never wait there for something a thread blocked in send()
-//   holds).
+//   holds). An optional second callback tells when the line was first written (same rules).
 //   - Acked: the daemon acknowledged the line: it is durable and reaches PostgreSQL exactly once.
 //   - Rejected: refused for good (`parse`, `schema`, `range`, `timestamp_units`, `too_long`), with
 //     the daemon's detail; or by the client without sending it (`invalid`: a line with a newline,
@@ -65,6 +65,7 @@ struct ProducerStats {
   std::uint64_t acked = 0;
   std::uint64_t rejected = 0;
   std::uint64_t unacknowledged = 0;
+  std::uint64_t resent = 0;        // lines written again (after a reconnect, or after `busy`)
   std::uint64_t busy = 0;          // `busy` replies (each line sent again)
   std::uint64_t reconnects = 0;
   std::map<std::string, std::uint64_t> rejected_by_reason;
@@ -73,13 +74,15 @@ struct ProducerStats {
 class ProducerClient {
  public:
   using Callback = std::function<void(const LineOutcome&)>;
+  // When the line's last byte first went into the socket; the I/O thread, before its outcome.
+  using WrittenCallback = std::function<void(std::chrono::steady_clock::time_point)>;
   explicit ProducerClient(ProducerOptions options);
   ~ProducerClient();  // close(give_up_after)
   ProducerClient(const ProducerClient&) = delete;
   ProducerClient& operator=(const ProducerClient&) = delete;
 
   std::future<LineOutcome> send(std::string line);
-  void send(std::string line, Callback done);
+  void send(std::string line, Callback done, WrittenCallback on_written = nullptr);
   // Waits until every line sent so far is resolved; false when `timeout` passed first.
   bool flush(std::chrono::milliseconds timeout);
   // flush(timeout), then stops: what is still unresolved becomes Unacknowledged. Idempotent.

@@ -1,5 +1,7 @@
 #include "client/reply_parser.h"
 
+#include <charconv>
+
 #include <simdjson.h>
 
 namespace pm::client {
@@ -11,8 +13,22 @@ struct ReplyParser::Impl {
 ReplyParser::ReplyParser() : impl_(std::make_unique<Impl>()) {}
 ReplyParser::~ReplyParser() = default;
 
+// `{"ack":N}` exactly as the daemon writes it: most replies, parsed without simdjson.
+static bool parse_plain_ack(std::string_view text, std::uint64_t& n) {
+  constexpr std::string_view kPrefix = R"({"ack":)";
+  if (text.size() < kPrefix.size() + 2 || text.substr(0, kPrefix.size()) != kPrefix || text.back() != '}') return false;
+  const char* end = text.data() + text.size() - 1;
+  const auto [at, ec] = std::from_chars(text.data() + kPrefix.size(), end, n);
+  return ec == std::errc() && at == end;
+}
+
 Reply ReplyParser::parse(std::string_view text) {
   Reply reply;
+  if (std::uint64_t n = 0; parse_plain_ack(text, n)) {
+    reply.kind = Reply::Kind::Ack;
+    reply.line = n;
+    return reply;
+  }
   simdjson::dom::object obj;
   if (impl_->parser.parse(text.data(), text.size()).get(obj) != simdjson::SUCCESS) return reply;
   std::uint64_t n = 0;

@@ -47,13 +47,13 @@ std::string visibility_json(const ProbeReport& v) {
 
 }  // namespace
 
-std::string format_progress(double elapsed_s, const LoadStats& stats, std::uint64_t interval_acked, double interval_s,
-                            const LatencyHistogram::Snapshot& interval, std::uint64_t unacked) {
+std::string format_progress(double elapsed_s, const ProgressCounts& totals, std::uint64_t interval_acked,
+                            double interval_s, const LatencyHistogram::Snapshot& interval) {
   return fmt::format("[{:6.1f}s] sent {} acked {} rejected {} unacked {} | rate {:.0f}/s | ack p50 {:.2f} ms p99 {:.2f} ms{}",
-                     elapsed_s, stats.written.load(), stats.acked.load(), stats.rejected.load(), unacked,
+                     elapsed_s, totals.written, totals.acked, totals.rejected, totals.unacked,
                      interval_s > 0 ? static_cast<double>(interval_acked) / interval_s : 0.0, ms(interval.percentile(0.50)),
                      ms(interval.percentile(0.99)),
-                     stats.reconnects.load() ? fmt::format(" | reconnects {}", stats.reconnects.load()) : std::string());
+                     totals.reconnects ? fmt::format(" | reconnects {}", totals.reconnects) : std::string());
 }
 
 std::string format_text(const RunSummary& s) {

@@ -2,7 +2,7 @@
 // RunSummary: what pm-loadgen prints at the end of a run, as text or as one JSON object.
 //
 // Contract: every figure is taken from LoadStats after the connections finished; throughput is
-// acked events per second between the first byte written and the last ack read; latencies are in
+// acked events per second between the first line sent and the last ack read; latencies are in
 // milliseconds. The JSON keys are part of the interface (the benchmark and the tests read them):
 //   events, written, acked, gave_up, rejected, busy, resent, reconnects, unacked, seconds, throughput_eps,
 //   target_rate (0 = unlimited), connections, behind_schedule_max_ms,
@@ -40,8 +40,13 @@ struct RunSummary {
 
 std::string format_text(const RunSummary& s);
 std::string format_json(const RunSummary& s);
+// The totals a progress line shows, summed over the connections.
+struct ProgressCounts {
+  std::uint64_t written = 0, acked = 0, rejected = 0, unacked = 0, reconnects = 0;
+};
+
 // One progress line: elapsed seconds, totals, the last interval's rate and latency percentiles.
-std::string format_progress(double elapsed_s, const LoadStats& stats, std::uint64_t interval_acked,
-                            double interval_s, const LatencyHistogram::Snapshot& interval, std::uint64_t unacked);
+std::string format_progress(double elapsed_s, const ProgressCounts& totals, std::uint64_t interval_acked,
+                            double interval_s, const LatencyHistogram::Snapshot& interval);
 
 }  // namespace pm::loadgen

@@ -91,7 +91,8 @@ class EventSource {
   void produce_all_as_acked();
 
   bool keeps_keys() const { return keep_keys_; }
-  // Safe from the thread that received `index` from next(); a no-op without keep_keys.
+  // Safe from any thread that learned `index` from the one next() gave it to (its slot exists
+  // by then); a no-op without keep_keys.
   void set_status(std::uint64_t index, EventStatus s) {
     if (keep_keys_) slot(index).store(static_cast<std::uint8_t>(s), std::memory_order_relaxed);
   }

@@ -38,9 +38,10 @@ constexpr const char* kUsage =
     "\n"
     "Sends trade and trigger events to a running pm-ingestd over its Unix socket (protocol v1), on\n"
     "--connections pipelined connections, and measures throughput and ack latency (the time from\n"
-    "writing a line into the socket to reading the first cumulative ack that covers it). After a\n"
-    "lost connection it reconnects and resends every unacknowledged line; lines refused `busy` are\n"
-    "sent again after a back-off. Events come from a deterministic generator (--seed, --conditions,\n"
+    "first writing a line into the socket to reading the first cumulative ack that covers it). Each\n"
+    "connection is a pm::client::ProducerClient, the library's producer: after a lost connection\n"
+    "it reconnects and resends every unacknowledged line; lines refused `busy` are sent again\n"
+    "after a back-off. Events come from a deterministic generator (--seed, --conditions,\n"
     "--triggers, --dup-ratio) or from --input FILE. It stops after --count events, after\n"
     "--duration seconds, at the end of --input, or on Ctrl-C; then waits for the outstanding acks.\n"
     "\n"
@@ -278,15 +279,21 @@ class FinishLine {
 // count it printed against, the next line's `acked_before`.
 std::uint64_t print_progress(const Options& opt, const Connections& connections, LoadStats& stats,
                              std::chrono::steady_clock::time_point start, std::uint64_t acked_before) {
-  std::uint64_t unacked = 0;
-  for (auto& c : connections) unacked += c->unacked();
-  const std::uint64_t acked = stats.acked.load();
+  ProgressCounts totals;
+  for (auto& c : connections) {
+    const pm::client::ProducerStats s = c->client_stats();
+    totals.unacked += c->unacked();
+    totals.written += s.written;
+    totals.reconnects += s.reconnects;
+  }
+  totals.acked = stats.acked.load();
+  totals.rejected = stats.rejected.load();
   const auto interval = stats.interval.snapshot_and_reset();
   if (!opt.quiet)
-    std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), stats,
-                                 acked - acked_before, 1.0, interval, unacked)
+    std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), totals,
+                                 totals.acked - acked_before, 1.0, interval)
               << std::endl;
-  return acked;
+  return totals.acked;
 }
 
 // Runs every connection on its own thread until all have finished; meanwhile prints a progress
@@ -314,17 +321,20 @@ void run_connections(const Options& opt, const Connections& connections, EventSo
 }
 
 // The summary's counters and timings from the finished run.
-void summarize(const LoadStats& stats, const EventSource& source, RunSummary& summary) {
+void summarize(const LoadStats& stats, const Connections& connections, const EventSource& source, RunSummary& summary) {
   summary.events = source.produced();
-  summary.written = stats.written.load();
+  for (auto& c : connections) {
+    const pm::client::ProducerStats s = c->client_stats();
+    summary.written += s.written;
+    summary.busy += s.busy;
+    summary.resent += s.resent;
+    summary.reconnects += s.reconnects;
+  }
   summary.acked = stats.acked.load();
   summary.rejected = stats.rejected.load();
-  summary.busy = stats.busy.load();
-  summary.resent = stats.resent.load();
-  summary.reconnects = stats.reconnects.load();
   summary.unacked = stats.abandoned.load();
   summary.gave_up = stats.gave_up.load();
-  const std::int64_t first = stats.first_write_ns.load(), last = stats.last_ack_ns.load();
+  const std::int64_t first = stats.first_send_ns.load(), last = stats.last_ack_ns.load();
   summary.seconds = first && last > first ? static_cast<double>(last - first) / 1e9 : 0.0;
   summary.throughput_eps = summary.seconds > 0 ? static_cast<double>(summary.acked) / summary.seconds : 0.0;
   summary.behind_schedule_max_ms = static_cast<double>(stats.max_behind_ns.load()) / 1e6;
@@ -332,7 +342,7 @@ void summarize(const LoadStats& stats, const EventSource& source, RunSummary& su
   summary.errors_by_reason = stats.errors_by_reason();
 }
 
-// --wait-applied: the end-to-end time from the first line written (`first_ns`) until every acked
+// --wait-applied: the end-to-end time from the first line sent (`first_ns`) until every acked
 // trade is visible; false (with a message) when that did not happen within --verify-timeout.
 bool measure_end_to_end(const Options& opt, const Connections& connections, const EventSource& source,
                         std::int64_t first_ns, RunSummary& summary) {
@@ -379,8 +389,8 @@ bool send(const Options& opt, EventSource& source, RunSummary& summary) {
   const auto probe = start_probe(opt, deadline);
   run_connections(opt, connections, source, stats, start);
   if (probe) summary.visibility = probe->finish();
-  summarize(stats, source, summary);
-  const std::int64_t first = stats.first_write_ns.load();
+  summarize(stats, connections, source, summary);
+  const std::int64_t first = stats.first_send_ns.load();
   if (opt.wait_applied && first) return measure_end_to_end(opt, connections, source, first, summary);
   return true;
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/producer_client.h"
+#include "client/reply_parser.h"
 #include "daemon/send_command.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
@@ -84,6 +85,7 @@ TEST(ProducerClient, KillNineOfTheDaemonMidStreamLosesAndDuplicatesNothing) {
   ASSERT_TRUE(producer.flush(120s));
   EXPECT_EQ(acked.load(), 100'000);
   EXPECT_GE(producer.stats().reconnects, 3u);
+  EXPECT_GT(producer.stats().resent, 0u);  // what was unacknowledged at each kill went again
   ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 100'000; }, 60s));
 }
 
@@ -112,7 +114,54 @@ TEST(ProducerClient, BusyLinesAreSentAgainUntilTheDaemonTakesThem) {
   ASSERT_TRUE(producer.flush(60s));
   EXPECT_EQ(acked.load(), 2000);
   EXPECT_EQ(producer.stats().rejected, 0u);
+  EXPECT_GE(producer.stats().resent, producer.stats().busy);  // each busy line went again
   ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 2000; }, 60s));
+}
+
+// The written callback (pm-loadgen's visibility probes time from it): once per line, before the
+// line's outcome, at the moment the outcome reports as first_written.
+TEST(ProducerClient, TheWrittenCallbackFiresOnceBeforeTheOutcome) {
+  TestDatabase tdb("client_written");
+  DaemonHarness d(tdb.url());
+  d.start();
+  constexpr int kLines = 2000;
+  std::vector<std::chrono::steady_clock::time_point> written(kLines);  // the I/O thread's until flush()
+  std::vector<int> times_written(kLines, 0), wrong(kLines, 0);
+  ProducerClient producer(options_for(d));
+  for (int i = 0; i < kLines; ++i)
+    producer.send(
+        trade_line("c", "w" + std::to_string(i)),
+        [&, i](const LineOutcome& o) { wrong[i] = !o.acked() || times_written[i] != 1 || o.first_written != written[i]; },
+        [&, i](std::chrono::steady_clock::time_point t) {
+          ++times_written[i];
+          written[i] = t;
+        });
+  ASSERT_TRUE(producer.flush(60s));
+  EXPECT_EQ(std::count(wrong.begin(), wrong.end(), 1), 0);
+  EXPECT_EQ(std::count(times_written.begin(), times_written.end(), 1), kLines);
+  EXPECT_EQ(producer.stats().written, static_cast<std::uint64_t>(kLines));
+}
+
+// Reply lines as the daemon writes them (the plain ack takes a path of its own) and as a JSON
+// writer might (spaces): the same meaning; anything else is Unknown.
+TEST(ReplyParser, AcksErrorsAndNoise) {
+  client::ReplyParser parser;
+  const auto ack = [&](std::string_view text) {
+    const client::Reply r = parser.parse(text);
+    return r.kind == client::Reply::Kind::Ack ? static_cast<std::int64_t>(r.line) : -1;
+  };
+  EXPECT_EQ(ack(R"({"ack":17})"), 17);
+  EXPECT_EQ(ack(R"({ "ack" : 18 })"), 18);
+  EXPECT_EQ(ack(R"({"ack":18446744073709551616})"), -1);  // does not fit 64 bits
+  EXPECT_EQ(ack(R"({"ack":12x})"), -1);
+  EXPECT_EQ(ack(R"({"ack":})"), -1);
+  EXPECT_EQ(ack(R"({"ack":-3})"), -1);
+  EXPECT_EQ(ack("garbage"), -1);
+  const client::Reply e = parser.parse(R"({"error":"range","line":4,"detail":"price 2 above 1"})");
+  EXPECT_EQ(e.kind, client::Reply::Kind::Error);
+  EXPECT_EQ(e.line, 4u);
+  EXPECT_EQ(e.reason, "range");
+  EXPECT_EQ(e.detail, "price 2 above 1");
 }
 
 TEST(ProducerClient, GivesUpOnAnUnreachableDaemonAndSaysSo) {
@@ -209,13 +258,16 @@ TEST(CtlSend, FinishesItsInputThroughKillNineOfTheDaemon) {
 // finishes its input after the restart and reports everything acked; each line is stored once.
 TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
   TestDatabase tdb("producers_kill");
+  constexpr int kPythonLines = 150'000;
   DaemonHarness d(tdb.url());
   d.start();
   const std::string ctl_input = d.dir() + "/ctl.ndjson", py_input = d.dir() + "/py.ndjson";
   {
     std::ofstream ctl(ctl_input), py(py_input);
     for (int i = 0; i < 200'000; ++i) ctl << trade_line("c" + std::to_string(i % 7), "ctl" + std::to_string(i)) << "\n";
-    for (int i = 0; i < 50'000; ++i) py << trade_line("c" + std::to_string(i % 7), "py" + std::to_string(i)) << "\n";
+    // Enough for each to be mid-stream when both have a few thousand rows in (50,000 Python lines
+    // were once all sent before pm-ingestctl send, which reads its input first, got that far).
+    for (int i = 0; i < kPythonLines; ++i) py << trade_line("c" + std::to_string(i % 7), "py" + std::to_string(i)) << "\n";
   }
   const std::string script =
       "import asyncio, sys\nsys.path.insert(0, sys.argv[1])\nfrom pm_ingestd import IngestClient\n"
@@ -241,10 +293,10 @@ TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
   ASSERT_EQ(send_code, std::optional<int>(0)) << send_out;
   ASSERT_EQ(python_code, std::optional<int>(0)) << python_out;
   EXPECT_NE(send_out.find("acked 200000, rejected 0, unacknowledged 0"), std::string::npos) << send_out;
-  EXPECT_NE(python_out.find("acked 50000"), std::string::npos) << python_out;
+  EXPECT_NE(python_out.find("acked " + std::to_string(kPythonLines)), std::string::npos) << python_out;
   EXPECT_EQ(send_out.find(", 0 reconnects"), std::string::npos) << "send finished before the kill: " << send_out;
   EXPECT_EQ(python_out.find("reconnects 0"), std::string::npos) << "the client finished before the kill: " << python_out;
-  ASSERT_TRUE(wait_until([&] { return stored("ctl") == 200'000 && stored("py") == 50'000; }, 60s))
+  ASSERT_TRUE(wait_until([&] { return stored("ctl") == 200'000 && stored("py") == kPythonLines; }, 60s))
       << stored("ctl") << " + " << stored("py");
 }
 
