@@ -1,9 +1,11 @@
 #include "daemon/send_command.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -19,11 +21,33 @@ namespace {
 
 std::string read_all(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
 
-std::string read_input(const std::string& name, std::istream& standard_input) {
-  if (name == "-") return read_all(standard_input);
-  std::ifstream file(name, std::ios::binary);
-  if (!file) throw std::invalid_argument("cannot read " + name);
-  return read_all(file);
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
+
+bool complete_json(std::string_view text) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
+}
+
+// Every input, opened before anything is sent (a missing file is refused before the first line).
+struct OpenInputs {
+  std::vector<std::unique_ptr<std::ifstream>> files;
+  std::vector<std::pair<std::string, std::istream*>> streams;  // (name for the summary, stream)
+};
+
+OpenInputs open_inputs(const std::vector<std::string>& names, std::istream& standard_input) {
+  OpenInputs open;
+  for (const std::string& name : names) {
+    if (name == "-") {
+      open.streams.emplace_back("stdin", &standard_input);
+      continue;
+    }
+    auto file = std::make_unique<std::ifstream>(name, std::ios::binary);
+    if (!*file) throw std::invalid_argument("cannot read " + name);
+    open.streams.emplace_back(name, file.get());
+    open.files.push_back(std::move(file));
+  }
+  return open;
 }
 
 // `json` without the whitespace between its tokens: every token (strings, numbers as written)
@@ -65,6 +89,19 @@ struct Outcomes {
   std::size_t acked = 0;
 };
 
+// The callback that records one line's outcome under its origin (the client's I/O thread).
+client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin) {
+  return [&outcomes, origin = std::move(origin)](const client::LineOutcome& o) {
+    std::lock_guard lock(outcomes.mu);
+    if (o.acked())
+      ++outcomes.acked;
+    else if (o.status == client::LineOutcome::Status::Rejected)
+      outcomes.rejected[o.reason].push_back(origin + (o.detail.empty() ? "" : ": " + o.detail));
+    else
+      outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
+  };
+}
+
 void print_summary(const SendCommand& c, std::size_t sent, std::size_t inputs, const client::ProducerStats& stats, Outcomes& o) {
   std::size_t rejected = 0;
   for (const auto& [reason, lines] : o.rejected) rejected += lines.size();
@@ -96,13 +133,41 @@ std::vector<InputLine> split_input(const std::string& name, const std::string& t
   return out;
 }
 
+bool InputReader::start() {
+  started_ = true;
+  std::string skipped, first;  // the blank lines before the first one (line numbers stay right)
+  while (std::getline(in_, first) && blank(first)) skipped += first + "\n";
+  if (blank(first)) return false;
+  const bool may_be_array = first[first.find_first_not_of(" \t")] == '[';
+  if (may_be_array && (!complete_json(first) || in_.peek() == std::char_traits<char>::eof())) {
+    whole_ = split_input(name_, skipped + first + "\n" + read_all(in_));
+    return true;
+  }
+  number_ = static_cast<std::size_t>(std::count(skipped.begin(), skipped.end(), '\n')) + 1;
+  if (first.back() == '\r') first.pop_back();
+  whole_.push_back({std::move(first), fmt::format("{}:{}", name_, number_)});
+  return true;
+}
+
+bool InputReader::next(InputLine& line) {
+  if (!started_ && !start()) return false;
+  if (next_whole_ < whole_.size()) {
+    line = std::move(whole_[next_whole_++]);
+    return true;
+  }
+  for (std::string text; std::getline(in_, text);) {
+    ++number_;
+    if (blank(text)) continue;
+    if (text.back() == '\r') text.pop_back();
+    line = {std::move(text), fmt::format("{}:{}", name_, number_)};
+    return true;
+  }
+  return false;
+}
+
 int run_send(const SendCommand& c, std::istream& standard_input) {
   const std::vector<std::string> inputs = c.inputs.empty() ? std::vector<std::string>{"-"} : c.inputs;
-  std::vector<InputLine> lines;
-  for (const std::string& name : inputs) {
-    std::vector<InputLine> some = split_input(name == "-" ? "stdin" : name, read_input(name, standard_input));
-    lines.insert(lines.end(), std::make_move_iterator(some.begin()), std::make_move_iterator(some.end()));
-  }
+  OpenInputs open = open_inputs(inputs, standard_input);
   client::ProducerOptions options;
   options.socket_path = c.socket_path;
   options.format = c.format;
@@ -110,23 +175,18 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
   options.give_up_after = std::chrono::duration_cast<std::chrono::milliseconds>(c.give_up_after);
   Outcomes outcomes;
   client::ProducerStats stats;
+  std::size_t sent = 0;
   {
     client::ProducerClient producer(options);
-    for (InputLine& line : lines)
-      producer.send(std::move(line.text), [&outcomes, origin = line.origin](const client::LineOutcome& o) {
-        std::lock_guard lock(outcomes.mu);
-        if (o.acked())
-          ++outcomes.acked;
-        else if (o.status == client::LineOutcome::Status::Rejected)
-          outcomes.rejected[o.reason].push_back(origin + (o.detail.empty() ? "" : ": " + o.detail));
-        else
-          outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
-      });
+    for (auto& [name, stream] : open.streams) {
+      InputReader reader(name, *stream);
+      for (InputLine line; reader.next(line); ++sent) producer.send(std::move(line.text), recorder(outcomes, std::move(line.origin)));
+    }
     producer.close(std::chrono::hours(24));  // the client gives lines up after give_up_after without progress
     stats = producer.stats();
   }
-  print_summary(c, lines.size(), inputs.size(), stats, outcomes);
-  return outcomes.acked == lines.size() ? 0 : 1;
+  print_summary(c, sent, inputs.size(), stats, outcomes);
+  return outcomes.acked == sent ? 0 : 1;
 }
 
 }  // namespace pm::ctl

@@ -5,6 +5,8 @@
 // acknowledged, retrying `busy`), and prints a summary: sent, acked, rejected by reason with the
 // input line (or array element) of each, unacknowledged. Exit 0 when every line was acked, 1 when
 // any was rejected or left unacknowledged.
+// NDJSON streams: each line is sent as soon as it is read (`tail -f | pm-ingestctl send` works);
+// only an input that is one JSON array is read whole first (see InputReader).
 #include <chrono>
 #include <istream>
 #include <string>
@@ -27,9 +29,28 @@ struct InputLine {
 };
 
 // The lines of one input's text: each element of a whole-input JSON array (the whitespace between
-// its tokens removed, every token byte for byte), else each non-empty line. The whole input is
-// read before anything is sent (not for endless streams).
+// its tokens removed, every token byte for byte), else each non-empty line.
 std::vector<InputLine> split_input(const std::string& name, const std::string& text);
+
+// The lines of one input stream, as split_input() would cut its whole text, but each NDJSON line
+// handed out as soon as it is read. The input is read whole before the first line only when it
+// may be one JSON array: its first line begins with '[' and is not complete JSON by itself (a
+// pretty-printed array), or is a complete array followed by the end of the input (a compact REST
+// response; deciding this waits for the second line or the end). One thread.
+class InputReader {
+ public:
+  InputReader(std::string name, std::istream& in) : name_(std::move(name)), in_(in) {}
+  bool next(InputLine& line);  // false at the end of the input
+
+ private:
+  bool start();  // the first line: decides between streaming and reading whole
+  std::string name_;
+  std::istream& in_;
+  bool started_ = false;
+  std::size_t number_ = 0;           // lines read so far (streaming)
+  std::vector<InputLine> whole_;     // the input read whole and split (or the first streamed line)
+  std::size_t next_whole_ = 0;
+};
 
 int run_send(const SendCommand& command, std::istream& standard_input);
 

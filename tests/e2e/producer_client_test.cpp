@@ -3,8 +3,11 @@
 // rejections carry the daemon's reason and detail.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "client/producer_client.h"
@@ -225,6 +228,55 @@ TEST(SendInput, NdjsonLinesOrTheElementsOfOneJsonArray) {
   const auto ws = ctl::split_input("w", "[{\"e\":1}]\n[]\n");  // websocket messages: one line each
   ASSERT_EQ(ws.size(), 2u);
   EXPECT_EQ(ws[1].text, "[]");
+}
+
+// InputReader cuts an input as split_input() cuts its whole text, line numbers included.
+TEST(SendInput, TheReaderCutsAStreamAsTheWholeTextWouldBeCut) {
+  const std::vector<std::string> texts = {
+      "{\"x\":1}\r\n\n  \n{\"y\":2}\n",                      // NDJSON, blank lines skipped
+      "\n\n{\"x\":1}\n{\"y\":2}",                              // blank lines first, no final newline
+      "[\n  {\"id\": \"t1\"},\n  {\"id\": \"t2\"}\n]\n",         // a pretty-printed array
+      "[{\"id\":\"t1\"},{\"id\":\"t2\"}]\n",                     // a compact array, alone
+      "[{\"e\":1}]\n[]\n",                                     // websocket messages: one line each
+      "[{\"e\":1},\n",                                         // not JSON: its lines
+      "",
+      "\n \n"};
+  for (const std::string& text : texts) {
+    std::istringstream in(text);
+    ctl::InputReader reader("n", in);
+    std::vector<ctl::InputLine> read;
+    for (ctl::InputLine line; reader.next(line);) read.push_back(line);
+    const std::vector<ctl::InputLine> whole = ctl::split_input("n", text);
+    ASSERT_EQ(read.size(), whole.size()) << text;
+    for (std::size_t i = 0; i < read.size(); ++i) {
+      EXPECT_EQ(read[i].text, whole[i].text) << text;
+      EXPECT_EQ(read[i].origin, whole[i].origin) << text;
+    }
+  }
+}
+
+// pm-ingestctl send at the end of a pipe: each line is sent as it is read, before the input ends.
+TEST(CtlSend, SendsEachLineOfAPipeAsItIsRead) {
+  TestDatabase tdb("ctl_send_stream");
+  DaemonHarness d(tdb.url());
+  d.start();
+  const std::string fifo = d.dir() + "/input.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", fifo}, {}, d.dir() + "/send.out");
+  std::ofstream pipe(fifo);  // opens once pm-ingestctl opened its end
+  for (int i = 0; i < 5; ++i) pipe << trade_line("c", "early" + std::to_string(i)) << "\n";
+  pipe.flush();
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 5; }, 30s))
+      << "the lines written so far were not sent while the input was still open";
+  EXPECT_TRUE(send.running());
+  for (int i = 0; i < 5; ++i) pipe << trade_line("c", "late" + std::to_string(i)) << "\n";
+  pipe.close();
+  const auto code = send.wait(60s);
+  const std::string out = read_file(d.dir() + "/send.out");
+  EXPECT_EQ(code, std::optional<int>(0)) << out;
+  EXPECT_NE(out.find("sent 10 lines from 1 input(s) (format pm-ingestd): acked 10, rejected 0, unacknowledged 0"),
+            std::string::npos) << out;
 }
 
 // pm-ingestctl send through a kill -9 of the daemon: it finishes its input after the restart,
