@@ -498,4 +498,10 @@ std::optional<PositionPnl> MarketUniverseRepository::get_pnl_for_position(const 
   return pnl;
 }
 
+std::int64_t MarketUniverseRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM market_universe")[0].as<std::int64_t>();
+  });
+}
+
 }  // namespace pm

@@ -189,6 +189,8 @@ class MarketUniverseRepository {
   MarketUniverse upsert(const MarketUniverse& market) const;
   UpsertBatchResult upsert_batch(const std::vector<MarketUniverse>& markets) const;
   std::optional<MarketUniverse> get_by_condition_id(const std::string& condition_id) const;
+  // The number of markets (storage-api.md 2.0 `count`).
+  std::int64_t count() const;
   std::vector<MarketUniverse> query(const MarketQuery& q) const;
   std::vector<MarketUniverse> get_by_tier(std::int32_t tier, int limit = 1000) const;
   std::map<std::int32_t, std::int64_t> get_tier_counts() const;
