@@ -165,4 +165,10 @@ std::int64_t CandleRepository::cleanup_old_candles() const {
   });
 }
 
+std::int64_t CandleRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM price_candles")[0].as<std::int64_t>();
+  });
+}
+
 }  // namespace pm

@@ -78,6 +78,8 @@ class CandleRepository {
       const std::string& condition_id, const std::string& token_id,
       const std::optional<std::string>& since = std::nullopt) const;
   std::int64_t cleanup_old_candles() const;
+  // The number of candles (storage-api.md 2.0 `count`).
+  std::int64_t count() const;
 
   TimestampUnit unit() const { return unit_; }
 

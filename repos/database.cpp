@@ -1,5 +1,7 @@
 #include "repos/database.h"
 
+#include "repos/pool_state.h"
+
 #include <chrono>
 #include <string>
 #include <utility>
@@ -33,33 +35,42 @@ std::string with_connection_defaults(const std::string& url, std::chrono::millis
 }  // namespace
 
 Lease::Lease(Lease&& other) noexcept
-    : db_(other.db_), connection_(std::move(other.connection_)), discard_(other.discard_) {
-  other.db_ = nullptr;
-}
+    : pool_(std::move(other.pool_)),
+      generation_(other.generation_),
+      connection_(std::move(other.connection_)),
+      discard_(other.discard_) {}
 
 Lease::~Lease() {
-  if (db_ != nullptr && connection_) db_->give_back(std::move(connection_), discard_);
+  if (pool_ && connection_) pool_->give_back(std::move(connection_), generation_, discard_);
 }
 
 Database::Database(DatabaseConfig config)
     : config_((config.validate(), std::move(config))),
-      connect_string_(with_connection_defaults(config_.url, config_.connect_timeout)) {}
+      connect_string_(with_connection_defaults(config_.url, config_.connect_timeout)),
+      pool_(std::make_shared<detail::PoolState>()) {}
 
 Database::~Database() { close(); }
 
 void Database::initialize() {
   std::vector<Lease> opened;
   for (int i = 0; i < config_.min_connections; ++i) opened.push_back(lease());
+  std::lock_guard lock(pool_->mu);
+  pool_->connected = true;  // with min_connections 0 too: the pool exists (storage-api.md 1.2)
 }
 
 void Database::close() {
   std::vector<std::unique_ptr<pqxx::connection>> dropped;
   {
-    std::lock_guard lock(mu_);
-    dropped.swap(idle_);
-    open_ -= static_cast<int>(dropped.size());
+    std::lock_guard lock(pool_->mu);
+    dropped = pool_->close_locked();
   }
-  available_.notify_all();
+  pool_->available.notify_all();
+  // The dropped connections close here, outside the lock.
+}
+
+bool Database::is_connected() const {
+  std::lock_guard lock(pool_->mu);
+  return pool_->connected;
 }
 
 std::unique_ptr<pqxx::connection> Database::open_connection() {
@@ -87,47 +98,40 @@ std::unique_ptr<pqxx::connection> Database::open_connection() {
 }
 
 Lease Database::lease() {
-  std::unique_lock lock(mu_);
+  detail::PoolState& pool = *pool_;
+  std::unique_lock lock(pool.mu);
   const auto deadline = std::chrono::steady_clock::now() + config_.acquire_timeout;
   for (;;) {
-    if (!idle_.empty()) {
-      auto connection = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(connection));
+    if (!pool.idle.empty()) {
+      auto connection = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      pool.connected = true;
+      return Lease(pool_, pool.generation, std::move(connection));
     }
-    if (open_ < config_.max_connections) {
-      ++open_;
+    if (pool.open < config_.max_connections) {
+      ++pool.open;
+      const std::uint64_t generation = pool.generation;
       lock.unlock();
+      std::unique_ptr<pqxx::connection> connection;
       try {
-        return Lease(this, open_connection());
+        connection = open_connection();
       } catch (...) {
         lock.lock();
-        --open_;
-        available_.notify_one();
+        --pool.open;
+        pool.available.notify_one();
         throw;
       }
+      lock.lock();
+      if (pool.generation == generation) pool.connected = true;  // not when close() ran meanwhile
+      return Lease(pool_, generation, std::move(connection));
     }
-    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-        open_ >= config_.max_connections) {
+    if (pool.available.wait_until(lock, deadline) == std::cv_status::timeout && pool.idle.empty() &&
+        pool.open >= config_.max_connections) {
       throw PoolTimeout("no database connection free after " +
                         std::to_string(config_.acquire_timeout.count()) + " ms (all " +
                         std::to_string(config_.max_connections) + " in use)");
     }
   }
-}
-
-void Database::give_back(std::unique_ptr<pqxx::connection> connection, bool discard) {
-  {
-    std::lock_guard lock(mu_);
-    if (discard || !connection->is_open()) {
-      --open_;
-    } else {
-      idle_.push_back(std::move(connection));
-      connection = nullptr;
-    }
-  }
-  available_.notify_one();
-  // A dropped connection closes here, outside the lock.
 }
 
 bool Database::health_check() noexcept {
@@ -147,8 +151,8 @@ bool Database::health_check() noexcept {
 }
 
 PoolStats Database::stats() const {
-  std::lock_guard lock(mu_);
-  return PoolStats{open_, static_cast<int>(idle_.size())};
+  std::lock_guard lock(pool_->mu);
+  return PoolStats{pool_->open, static_cast<int>(pool_->idle.size())};
 }
 
 }  // namespace pm

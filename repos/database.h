@@ -15,14 +15,37 @@
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have
 //   side effects outside the transaction); a failure during COMMIT is in doubt and is never retried
 //   (pqxx::in_doubt_error propagates). No other error is retried (fix for D13/D14).
+// - The body can run twice (or up to retry_max_attempts times): when the connection is lost
+//   before COMMIT was sent, the first run's database work is rolled back, but anything fn did
+//   outside the transaction (a message sent, a counter bumped, a file written) is not. The
+//   original never retried a transaction. Opt out per call with transaction(fn, TxOptions{.retry =
+//   false}), or for every transaction() of a Database with DatabaseConfig::retry_transactions =
+//   false; the connection failure then propagates after the first run.
+// - execute/fetch/fetchrow/fetchval (storage-api.md 1.8): one parameterised statement ($1, $2,
+//   ... bound as untyped text, never pasted into the SQL) on its own pooled connection, in its own
+//   one-statement transaction, so it commits alone exactly like the original's autocommit
+//   statement, with transaction()'s retry rules (a connection lost before COMMIT: re-run; lost
+//   during COMMIT: pqxx::in_doubt_error; nothing else retried). The statement is re-run on a
+//   retry whatever retry_transactions says (it has no client-side side effects to repeat). A
+//   statement that refuses a transaction block (VACUUM, CREATE DATABASE, CREATE INDEX
+//   CONCURRENTLY) needs a Lease and a pqxx::nontransaction instead. Any thread.
+// - Lifetime (issue 16): a Database and its leases share the pool's state (PoolState, held by
+//   shared_ptr), so a Lease may outlive its Database: its connection stays usable and is closed,
+//   not pooled, when the Lease is destroyed. close() drops the idle connections at once; a lease
+//   taken before close() is dropped when returned, never pooled. close() does not end the
+//   Database: a later lease() (or initialize(), or any call that leases) reopens, as the original's
+//   connection() reconnected after close(). is_connected() is true from a successful initialize()
+//   or lease() until close() (the original: "a pool exists and is not closed"); it does not probe
+//   the server (health_check() does). The destructor closes. No call may run on a Database while
+//   or after it is destroyed; only Leases may outlive it.
 // - run_once(lease, fn) is the one routine every transaction goes through (transaction() above,
 //   attempt(), the ingest writer's lanes): fn(tx) returns std::optional<T>; a value commits, nullopt
 //   rolls back; whatever fn or COMMIT throws comes back classified as a TxResult (tx_result.h),
 //   never as an exception, and a broken or in-doubt connection is discarded, not pooled.
-#include <condition_variable>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
@@ -31,6 +54,7 @@
 
 #include <pqxx/pqxx>
 
+#include "repos/command_result.h"
 #include "repos/util/backoff.h"
 #include "repos/database_config.h"
 #include "repos/pg_errors.h"
@@ -39,6 +63,9 @@
 namespace pm {
 
 class Database;
+namespace detail {
+struct PoolState;
+}
 
 // The transaction type every transaction body here receives.
 using Transaction = pqxx::work;
@@ -47,7 +74,9 @@ using Transaction = pqxx::work;
 template <class Fn>
 using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
 
-// A leased connection. Move-only; returns the connection to the pool on destruction.
+// A leased connection. Move-only; returns the connection to the pool on destruction (or drops it:
+// discarded, broken, or leased before the pool's last close()). May outlive its Database. One
+// thread at a time.
 class Lease {
  public:
   Lease(Lease&& other) noexcept;
@@ -61,15 +90,10 @@ class Lease {
 
  private:
   friend class Database;
-
-// The transaction type every transaction body here receives.
-using Transaction = pqxx::work;
-
-// T, for a body that returns std::optional<T> (run_once, Database::attempt).
-template <class Fn>
-using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
-  Lease(Database* db, std::unique_ptr<pqxx::connection> c) : db_(db), connection_(std::move(c)) {}
-  Database* db_;
+  Lease(std::shared_ptr<detail::PoolState> pool, std::uint64_t generation, std::unique_ptr<pqxx::connection> c)
+      : pool_(std::move(pool)), generation_(generation), connection_(std::move(c)) {}
+  std::shared_ptr<detail::PoolState> pool_;  // keeps the pool's state alive; null once moved from
+  std::uint64_t generation_ = 0;             // the pool generation this connection belongs to
   std::unique_ptr<pqxx::connection> connection_;
   bool discard_ = false;
 };
@@ -77,6 +101,13 @@ using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
 // Runs fn once on `lease` (see the contract above). The caller's thread; never throws what fn throws.
 template <class Fn>
 TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn);
+
+// Per-call options of Database::transaction.
+struct TxOptions {
+  // Re-run the body after a connection lost before COMMIT (see the contract above: the body may
+  // then run more than once). nullopt: DatabaseConfig::retry_transactions decides.
+  std::optional<bool> retry;
+};
 
 struct PoolStats {
   int open = 0;  // connections that exist (idle + leased + being opened)
@@ -86,19 +117,40 @@ struct PoolStats {
 class Database {
  public:
   explicit Database(DatabaseConfig config);  // validates the config; does not connect
-  ~Database();
+  ~Database();                                // close(); outstanding Leases stay valid
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
 
   // Opens min_connections now. Throws ConnectionError when the server cannot be reached.
   void initialize();
-  // Drops idle connections; leased ones are dropped when returned. Later leases reopen.
+  // Drops idle connections at once; leased ones are dropped when returned, never pooled again.
+  // is_connected() becomes false. A later lease() reopens (the original reconnected too).
   void close();
+  // True from a successful initialize() or lease() until close(); no server round trip.
+  bool is_connected() const;
 
   Lease lease();
 
   template <class Fn>
   auto transaction(Fn&& fn) -> std::invoke_result_t<Fn&, Transaction&>;
+  // The same, with per-call options (TxOptions::retry overrides DatabaseConfig::retry_transactions).
+  template <class Fn>
+  auto transaction(Fn&& fn, TxOptions options) -> std::invoke_result_t<Fn&, Transaction&>;
+
+  // One statement in its own transaction (see the contract above); $n parameters bound from args.
+  // The affected-row count (storage-api.md 1.8 `execute`; see command_result.h).
+  template <class... Args>
+  CommandResult execute(const std::string& sql, const Args&... args);
+  // Every row (possibly none). pqxx::result owns its data: valid after the connection is gone.
+  template <class... Args>
+  pqxx::result fetch(const std::string& sql, const Args&... args);
+  // The first row, or nullopt when there is none.
+  template <class... Args>
+  std::optional<pqxx::row> fetchrow(const std::string& sql, const Args&... args);
+  // The first column of the first row as T; nullopt when there is no row or the value is NULL (the
+  // original returned None for both). Throws pqxx::conversion_error when it is not a T.
+  template <class T, class... Args>
+  std::optional<T> fetchval(const std::string& sql, const Args&... args);
 
   // One attempt, no retry: leases a connection and runs run_once(lease, fn). A connection that
   // cannot be had is a failed result too (Retry), never an exception. Any thread.
@@ -112,16 +164,12 @@ class Database {
   PoolStats stats() const;
 
  private:
-  friend class Lease;
   std::unique_ptr<pqxx::connection> open_connection();
-  void give_back(std::unique_ptr<pqxx::connection> connection, bool discard);
+  bool retries(const TxOptions& options) const { return options.retry.value_or(config_.retry_transactions); }
 
   const DatabaseConfig config_;
   const std::string connect_string_;
-  mutable std::mutex mu_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
-  int open_ = 0;
+  const std::shared_ptr<detail::PoolState> pool_;  // shared with every Lease
 };
 
 template <class Fn>
@@ -158,6 +206,11 @@ TxResult<TxValue<Fn>> Database::attempt(Fn&& fn) {
 
 template <class Fn>
 auto Database::transaction(Fn&& fn) -> std::invoke_result_t<Fn&, Transaction&> {
+  return transaction(std::forward<Fn>(fn), TxOptions{});
+}
+
+template <class Fn>
+auto Database::transaction(Fn&& fn, TxOptions options) -> std::invoke_result_t<Fn&, Transaction&> {
   using Result = std::invoke_result_t<Fn&, Transaction&>;
   using Stored = std::conditional_t<std::is_void_v<Result>, std::monostate, Result>;
   auto body = [&](Transaction& tx) -> std::optional<Stored> {
@@ -178,10 +231,35 @@ auto Database::transaction(Fn&& fn) -> std::invoke_result_t<Fn&, Transaction&> {
     }
     // Only a connection failure before COMMIT is retried: fn's work was rolled back with it.
     const bool retry = result.status == TxStatus::Retry && result.failure.kind == PgErrorKind::Connection &&
-                       attempt < config_.retry_max_attempts;
+                       retries(options) && attempt < config_.retry_max_attempts;
     if (!retry) std::rethrow_exception(result.failure.exception);
     std::this_thread::sleep_for(backoff.next());
   }
+}
+
+template <class... Args>
+CommandResult Database::execute(const std::string& sql, const Args&... args) {
+  return transaction([&](Transaction& tx) { return CommandResult::of(tx.exec_params(sql, args...)); },
+                     TxOptions{.retry = true});
+}
+
+template <class... Args>
+pqxx::result Database::fetch(const std::string& sql, const Args&... args) {
+  return transaction([&](Transaction& tx) { return tx.exec_params(sql, args...); }, TxOptions{.retry = true});
+}
+
+template <class... Args>
+std::optional<pqxx::row> Database::fetchrow(const std::string& sql, const Args&... args) {
+  pqxx::result rows = fetch(sql, args...);
+  if (rows.empty()) return std::nullopt;
+  return rows[0];
+}
+
+template <class T, class... Args>
+std::optional<T> Database::fetchval(const std::string& sql, const Args&... args) {
+  std::optional<pqxx::row> row = fetchrow(sql, args...);
+  if (!row || (*row)[0].is_null()) return std::nullopt;
+  return (*row)[0].template as<T>();
 }
 
 }  // namespace pm

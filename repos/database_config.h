@@ -27,7 +27,11 @@ struct DatabaseConfig {
   std::chrono::milliseconds reconnect_max_delay{60'000};
   double reconnect_multiplier = 2.0;
 
-  // Transactions that fail on a connection-level error before COMMIT was sent are re-run.
+  // Transactions that fail on a connection-level error before COMMIT was sent are re-run, up to
+  // retry_max_attempts runs in all. retry_transactions = false makes Database::transaction() run
+  // its body once (a per-call TxOptions overrides it); execute/fetch* still re-run their one
+  // statement. The original never retried a transaction.
+  bool retry_transactions = true;
   int retry_max_attempts = 3;
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{2'000};

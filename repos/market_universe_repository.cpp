@@ -1,5 +1,7 @@
 #include "repos/market_universe_repository.h"
 
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include <pqxx/array>
@@ -137,6 +139,24 @@ void check_offset(int offset) {
 }
 
 }  // namespace
+
+namespace {
+
+double days_between(SystemTime from, SystemTime to) {
+  return std::chrono::duration<double>(to - from).count() / 86'400.0;
+}
+
+}  // namespace
+
+std::optional<double> MarketUniverse::days_to_end(SystemTime now) const {
+  if (!end_date) return std::nullopt;
+  return std::max(0.0, days_between(now, tiered::parse_time(*end_date, "end_date")));
+}
+
+std::optional<double> MarketUniverse::market_age_days(SystemTime now) const {
+  if (!created_at) return std::nullopt;
+  return days_between(tiered::parse_time(*created_at, "created_at"), now);
+}
 
 template <>
 MarketUniverse from_row<MarketUniverse>(const pqxx::row& row) {
@@ -476,6 +496,12 @@ std::optional<PositionPnl> MarketUniverseRepository::get_pnl_for_position(const 
   pnl.resolution_outcome = resolution->resolution_outcome;
   pnl.resolved_at = resolution->resolved_at;
   return pnl;
+}
+
+std::int64_t MarketUniverseRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM market_universe")[0].as<std::int64_t>();
+  });
 }
 
 }  // namespace pm

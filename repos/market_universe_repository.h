@@ -50,6 +50,7 @@
 //   winning index; otherwise exit_price 1.0 (won) or 0.0, pnl = (exit - entry) * size, pnl_pct =
 //   (exit - entry) / entry * 100 (0 when entry_price is 0).
 // Throws std::invalid_argument for unparseable times or negative limits before any SQL runs.
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -61,6 +62,7 @@
 
 #include "repos/db_target.h"
 #include "repos/models.h"
+#include "repos/util/clock.h"
 
 namespace pm {
 
@@ -105,6 +107,16 @@ struct MarketUniverse {  // market_universe
   std::optional<std::string> score_below_threshold_since;
 
   bool is_binary() const { return outcome_count == 2; }
+  // The original's computed fields (storage-api.md 3.7), in days, fractions included, against
+  // `now` (the system clock by default, a fixed time in tests). Times are read with parse_iso(),
+  // so an offset in the text is honoured (the original dropped it and read the wall time as UTC);
+  // the host's TZ plays no part. Throw std::invalid_argument naming the field when its text is
+  // not an ISO-8601 time.
+  // days_to_end: nullopt without end_date, else max(0, (end_date - now) / 1 day).
+  std::optional<double> days_to_end(SystemTime now = std::chrono::system_clock::now()) const;
+  // market_age_days: nullopt without created_at, else (now - created_at) / 1 day, not clamped (a
+  // created_at in the future is negative, as in the original).
+  std::optional<double> market_age_days(SystemTime now = std::chrono::system_clock::now()) const;
 };
 
 struct PriceSnapshot {  // price_snapshots
@@ -177,6 +189,8 @@ class MarketUniverseRepository {
   MarketUniverse upsert(const MarketUniverse& market) const;
   UpsertBatchResult upsert_batch(const std::vector<MarketUniverse>& markets) const;
   std::optional<MarketUniverse> get_by_condition_id(const std::string& condition_id) const;
+  // The number of markets (storage-api.md 2.0 `count`).
+  std::int64_t count() const;
   std::vector<MarketUniverse> query(const MarketQuery& q) const;
   std::vector<MarketUniverse> get_by_tier(std::int32_t tier, int limit = 1000) const;
   std::map<std::int32_t, std::int64_t> get_tier_counts() const;

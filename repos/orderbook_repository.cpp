@@ -73,4 +73,10 @@ std::int64_t OrderbookRepository::cleanup_old_snapshots() const {
   });
 }
 
+std::int64_t OrderbookRepository::count() const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec1("SELECT count(*) FROM orderbook_snapshots")[0].as<std::int64_t>();
+  });
+}
+
 }  // namespace pm

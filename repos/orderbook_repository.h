@@ -49,6 +49,8 @@ class OrderbookRepository {
   std::vector<OrderbookSnapshot> get_history(const std::string& condition_id, const std::string& token_id,
                                              int hours = 24) const;
   std::int64_t cleanup_old_snapshots() const;
+  // The number of snapshots (storage-api.md 2.0 `count`).
+  std::int64_t count() const;
 
  private:
   DbTarget target_;

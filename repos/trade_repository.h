@@ -22,6 +22,7 @@
 
 #include "repos/db_target.h"
 #include "repos/models.h"
+#include "repos/repo_support.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trade_row.h"
 #include "repos/write_result.h"
@@ -105,9 +106,13 @@ class TradeRepository {
   pqxx::nontransaction* autocommit_ = nullptr;  // a caller's nontransaction, or null
 };
 
-class TradeWatermarkRepository {
+// TradeWatermarkRepository: `trade_watermarks` (key condition_id). The base operations of
+// storage-api.md 2.0 come from BaseRepository on that key: get_by_id(cid) (the same row as get),
+// exists(cid), remove(cid) (true when a row was deleted) and count().
+class TradeWatermarkRepository : public BaseRepository<TradeWatermark, std::string> {
  public:
-  explicit TradeWatermarkRepository(DbTarget target) : target_(target) {}
+  explicit TradeWatermarkRepository(DbTarget target)
+      : BaseRepository(target, "trade_watermarks", "condition_id", "text") {}
 
   std::optional<TradeWatermark> get(const std::string& condition_id) const;
   // The stored last_timestamp, or 0 when there is no row.
@@ -115,9 +120,6 @@ class TradeWatermarkRepository {
   // Upsert with last_timestamp = GREATEST(stored, timestamp): never moves backwards.
   // updated_at is set to now even when the timestamp does not advance.
   TradeWatermark update(const std::string& condition_id, std::int64_t timestamp) const;
-
- private:
-  DbTarget target_;
 };
 
 }  // namespace pm

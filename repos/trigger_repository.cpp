@@ -232,6 +232,27 @@ std::int64_t TriggerRepository::count() const {
   });
 }
 
+std::optional<PolymarketFirstTrigger> TriggerRepository::get_by_id(const TriggerKey& key) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<PolymarketFirstTrigger>(tx.exec_params(
+        "SELECT * FROM polymarket_first_triggers WHERE token_id = $1 AND condition_id = $2 AND threshold = $3::real",
+        key.token_id, key.condition_id, key.threshold));
+  });
+}
+
+bool TriggerRepository::exists(const TriggerKey& key) const {
+  return has_triggered(key.token_id, key.condition_id, key.threshold);
+}
+
+bool TriggerRepository::remove(const TriggerKey& key) const {
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return tx.exec_params(
+                 "DELETE FROM polymarket_first_triggers WHERE token_id = $1 AND condition_id = $2 AND threshold = $3::real",
+                 key.token_id, key.condition_id, key.threshold)
+               .affected_rows() > 0;
+  });
+}
+
 std::optional<TriggerWatermark> TriggerWatermarkRepository::get(double threshold) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<TriggerWatermark>(

@@ -7,6 +7,8 @@
 // Thresholds are REAL: every comparison casts the parameter to real (fix for D7). An empty
 // condition_id would defeat G2 and is refused with std::invalid_argument (fix for D4).
 // TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.
+// Both have the base operations of storage-api.md 2.0 (get_by_id, exists, remove, count) on their
+// real keys.
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -15,6 +17,7 @@
 
 #include "repos/db_target.h"
 #include "repos/models.h"
+#include "repos/repo_support.h"
 #include "repos/write_result.h"
 
 namespace pm {
@@ -26,6 +29,14 @@ enum class TriggerOutcome {
 };
 
 const char* to_string(TriggerOutcome outcome);
+
+// The primary key of polymarket_first_triggers (after migration 02). The threshold is compared
+// as a REAL (bound as $n::real), like every threshold here.
+struct TriggerKey {
+  std::string token_id;
+  std::string condition_id;
+  double threshold = 0;
+};
 
 class TriggerRepository {
  public:
@@ -55,15 +66,25 @@ class TriggerRepository {
   // trigger_timestamp >= since (epoch ms), optionally one threshold; newest first, no limit.
   std::vector<PolymarketFirstTrigger> get_recent(std::int64_t since_timestamp,
                                                  std::optional<double> threshold = std::nullopt) const;
+  // storage-api.md 2.0 on this table's real key (the original's default `id` column does not
+  // exist here, D19): the row of that key or nullopt; whether it exists (has_triggered); delete
+  // it, true when a row was deleted (by affected rows, D20); the number of rows.
+  std::optional<PolymarketFirstTrigger> get_by_id(const TriggerKey& key) const;
+  bool exists(const TriggerKey& key) const;
+  bool remove(const TriggerKey& key) const;
   std::int64_t count() const;
 
  private:
   DbTarget target_;
 };
 
-class TriggerWatermarkRepository {
+// TriggerWatermarkRepository: `trigger_watermarks` (key threshold REAL, bound as $1::real, D7).
+// The base operations of storage-api.md 2.0 come from BaseRepository on that key: get_by_id(t)
+// (the same row as get), exists(t), remove(t) and count().
+class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, double> {
  public:
-  explicit TriggerWatermarkRepository(DbTarget target) : target_(target) {}
+  explicit TriggerWatermarkRepository(DbTarget target)
+      : BaseRepository(target, "trigger_watermarks", "threshold", "real") {}
 
   std::optional<TriggerWatermark> get(double threshold) const;
   // The stored last_timestamp (epoch ms), or 0 when there is no row.
@@ -78,9 +99,6 @@ class TriggerWatermarkRepository {
     std::string updated_at;
   };
   std::size_t advance(std::span<const Advance> marks) const;
-
- private:
-  DbTarget target_;
 };
 
 }  // namespace pm
