@@ -121,12 +121,14 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
     EXPECT_TRUE(contains(freshness->exprs[i], "histogram_quantile(") && contains(freshness->exprs[i], "pm_ingest_event_visible_seconds_bucket"))
         << freshness->exprs[i];
   EXPECT_TRUE(contains(freshness->exprs[3], "pm_ingest_event_visible_alert_threshold_seconds")) << freshness->exprs[3];
-  // Archive (issue 12): its size, segments, errors and reach.
+  // Archive (issue 12): its size, segments, errors and reach; Polymarket payloads (issue 13).
   for (const auto& [title, metric] : std::vector<std::pair<std::string, std::string>>{
            {"Archive on disk", "pm_ingest_archive_bytes"},
            {"Archive segments", "pm_ingest_archive_pending_segments"},
            {"Archive errors", "pm_ingest_archive_errors_total"},
-           {"Archive reach", "pm_ingest_archive_oldest_event_timestamp_seconds"}}) {
+           {"Archive reach", "pm_ingest_archive_oldest_event_timestamp_seconds"},
+           {"Polymarket messages", "pm_ingest_polymarket_messages_total"},
+           {"Hello lines", "pm_ingest_hellos_total"}}) {
     const Panel* p = find_panel(panels, title);
     ASSERT_NE(p, nullptr) << title;
     EXPECT_TRUE(std::any_of(p->exprs.begin(), p->exprs.end(), [&](const std::string& e) { return contains(e, metric); })) << title;
