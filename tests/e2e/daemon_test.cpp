@@ -658,5 +658,24 @@ TEST_F(DaemonTest, RefusesToRunWithoutTheUniqueIndexG2NeedsAndSaysHowToFixIt) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// Issue 16 risk 1: a trade time of 1973 or earlier in seconds is 10^11 ms or less, a size the
+// library refuses for a milliseconds table. The writer dead-letters that one event (a data
+// error, not a fatal one that would stall the log) and applies the rest.
+TEST_F(DaemonTest, ATradeTimeTheTableUnitRefusesIsDeadLetteredAndTheRestApplied) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c_unit", "before"), trade_line("c_unit", "too_early", 5), trade_line("c_unit", "after")}));
+  ASSERT_TRUE(p.wait_ack(3, 10s));
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_dead_letters", 1));
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 2 AND event_type = 'trade' AND "
+                  "error LIKE '%too_early) 5000 looks like epoch seconds but the configured trade_timestamp_unit is "
+                  "milliseconds (ms)%'"),
+            1);
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'c_unit'", 2));
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'too_early'"), 0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace pm::test
