@@ -2,7 +2,8 @@
 // log, group commit) -> EventQueue -> BatchWriter -> PostgreSQL; /metrics, /healthz and /readyz
 // over HTTP; systemd notify. Exit codes: 0 clean stop, 1 bad options or start-up failure, 2 fatal
 // log/checkpoint problem (damage to synced records, a log that lost applied records, the log
-// directory locked by another daemon: the message says what to do), 70 a failed fdatasync or
+// directory locked by another daemon) or a schema G2 cannot rely on (the triggers table without its
+// unique index, found when the writer connects): the message says what to do, 70 a failed fdatasync or
 // directory fsync (restart and recover from disk).
 //
 // systemd (Type=notify): READY=1 once the log is recovered and the socket listens (PostgreSQL is

@@ -7,32 +7,14 @@
 #include <utility>
 #include <vector>
 
+#include <poll.h>
+
 #include <pqxx/nontransaction>
 
+#include "repos/connection_string.h"
+#include "repos/server_probe.h"
+
 namespace pm {
-
-namespace {
-
-// Adds libpq's connect_timeout, and TCP keepalives that find a vanished server within ~15 s, to
-// a URL or key=value connection string, unless it sets them itself.
-std::string with_connection_defaults(const std::string& url, std::chrono::milliseconds timeout) {
-  const long secs = std::max<long>(1, static_cast<long>((timeout.count() + 999) / 1000));
-  std::vector<std::pair<std::string, std::string>> defaults;
-  if (url.find("connect_timeout") == std::string::npos) defaults.emplace_back("connect_timeout", std::to_string(secs));
-  if (url.find("keepalives") == std::string::npos)
-    defaults.insert(defaults.end(), {{"keepalives", "1"}, {"keepalives_idle", "5"}, {"keepalives_interval", "3"}, {"keepalives_count", "3"}});
-  const bool is_url = url.find("://") != std::string::npos;
-  std::string out = url;
-  for (const auto& [key, value] : defaults) {
-    if (is_url)
-      out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
-    else
-      out += " " + key + "=" + value;
-  }
-  return out;
-}
-
-}  // namespace
 
 Lease::Lease(Lease&& other) noexcept
     : pool_(std::move(other.pool_)),
@@ -46,7 +28,7 @@ Lease::~Lease() {
 
 Database::Database(DatabaseConfig config)
     : config_((config.validate(), std::move(config))),
-      connect_string_(with_connection_defaults(config_.url, config_.connect_timeout)),
+      connect_string_(connection_string(config_)),
       pool_(std::make_shared<detail::PoolState>()) {}
 
 Database::~Database() { close(); }
@@ -134,20 +116,45 @@ Lease Database::lease() {
   }
 }
 
-bool Database::health_check() noexcept {
+bool Database::health_check() noexcept { return probe_server(connect_string_, config_.health_check_timeout); }
+
+bool Database::ensure_healthy() noexcept {
   try {
-    Lease l = lease();
-    try {
-      pqxx::nontransaction tx(l.connection());
-      tx.exec("SELECT 1");
-      return true;
-    } catch (...) {
-      l.discard();
-      return false;
-    }
+    drop_closed_idle();
+    return health_check() || health_check();
   } catch (...) {
     return false;
   }
+}
+
+namespace {
+
+// An idle connection's socket is readable only when the server sent something unasked: the
+// notice before it terminated the session, or the end of the stream. Either way it is dead.
+bool closed_by_server(pqxx::connection& c) {
+  const int fd = c.sock();
+  if (fd < 0) return true;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+void Database::drop_closed_idle() {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(pool_->mu);
+    auto& idle = pool_->idle;
+    auto alive = idle.begin();
+    for (auto& c : idle) {
+      if (closed_by_server(*c)) dropped.push_back(std::move(c));
+      else *alive++ = std::move(c);
+    }
+    idle.erase(alive, idle.end());
+    pool_->open -= static_cast<int>(dropped.size());
+  }
+  pool_->available.notify_all();
+  // The dropped connections close here, outside the lock.
 }
 
 PoolStats Database::stats() const {

@@ -157,8 +157,16 @@ class Database {
   template <class Fn>
   TxResult<TxValue<Fn>> attempt(Fn&& fn);
 
-  // SELECT 1 on a pooled connection; false on any failure (never throws).
+  // True when the server answers SELECT 1 within config().health_check_timeout (1 s by default),
+  // on a probe connection of its own (server_probe.h), not a pooled one: a refused port is false
+  // at once, a down or black-holed server false at the bound; never retries, never throws. Any
+  // thread. (The original returned False at once when not connected, else ran SELECT 1.)
   bool health_check() noexcept;
+  // The original's ensure_healthy (true if health_check passes, otherwise reconnect and check
+  // again): drops the idle pooled connections the server has closed (later leases open new ones),
+  // then health_check(), and once more if that failed. Any failure: false. At most twice
+  // health_check_timeout; never throws. Any thread.
+  bool ensure_healthy() noexcept;
 
   const DatabaseConfig& config() const { return config_; }
   PoolStats stats() const;
@@ -166,6 +174,7 @@ class Database {
  private:
   std::unique_ptr<pqxx::connection> open_connection();
   bool retries(const TxOptions& options) const { return options.retry.value_or(config_.retry_transactions); }
+  void drop_closed_idle();
 
   const DatabaseConfig config_;
   const std::string connect_string_;
@@ -221,7 +230,7 @@ auto Database::transaction(Fn&& fn, TxOptions options) -> std::invoke_result_t<F
       return std::optional<Stored>(std::in_place, fn(tx));
     }
   };
-  Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
+  Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, config_.retry_multiplier);
   for (int attempt = 1;; ++attempt) {
     Lease lease = this->lease();
     TxResult<Stored> result = run_once(lease, body);

@@ -26,6 +26,11 @@ void DatabaseConfig::validate() const {
   if (reconnect_max_attempts < 1) fail("reconnect_max_attempts must be >= 1");
   if (retry_max_attempts < 1) fail("retry_max_attempts must be >= 1");
   if (reconnect_multiplier < 1.0) fail("reconnect_multiplier must be >= 1.0");
+  if (retry_multiplier < 1.0) fail("retry_multiplier must be >= 1.0");
+  if (connect_timeout.count() <= 0) fail("connect_timeout must be > 0");
+  if (health_check_timeout.count() <= 0) fail("health_check_timeout must be > 0");
+  if (keepalives && (keepalives_idle.count() < 1 || keepalives_interval.count() < 1 || keepalives_count < 1))
+    fail("keepalives_idle, keepalives_interval and keepalives_count must be >= 1");
   if (reconnect_initial_delay.count() < 0 || retry_initial_delay.count() < 0)
     fail("delays must be >= 0");
 }

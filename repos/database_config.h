@@ -19,7 +19,17 @@ struct DatabaseConfig {
   int max_connections = 10;
   std::chrono::milliseconds statement_timeout{60'000};  // 0 = no limit
   std::chrono::milliseconds acquire_timeout{30'000};    // wait for a free pooled connection
-  std::chrono::milliseconds connect_timeout{10'000};    // per connection attempt
+  std::chrono::milliseconds connect_timeout{10'000};    // per connection attempt (libpq connect_timeout, whole seconds, at least 2)
+  // health_check()/ensure_healthy(): the longest one check may take (ensure_healthy: twice this).
+  std::chrono::milliseconds health_check_timeout{1'000};
+
+  // TCP keepalives on every connection (libpq keepalives*): a server that vanished without closing
+  // the connection is noticed after about idle + interval * count seconds (14 s by default).
+  // A parameter the URL sets itself wins (connection_string.h).
+  bool keepalives = true;
+  std::chrono::seconds keepalives_idle{5};
+  std::chrono::seconds keepalives_interval{3};
+  int keepalives_count = 3;
 
   // Opening a connection: attempts with exponential backoff (plus jitter) between them.
   int reconnect_max_attempts = 5;
@@ -35,6 +45,7 @@ struct DatabaseConfig {
   int retry_max_attempts = 3;
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{2'000};
+  double retry_multiplier = 2.0;  // backoff factor between retries (the original hard-coded 2: D14)
 
   // Unit of polymarket_trades.timestamp, shared with the daemon (see timestamp_unit.h).
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;

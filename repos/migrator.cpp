@@ -5,6 +5,7 @@
 
 #include <pqxx/nontransaction>
 
+#include "repos/g2_index.h"
 #include "repos/util/clock.h"
 
 namespace pm {
@@ -95,6 +96,12 @@ MigrationReport apply_all(pqxx::connection& c, const std::vector<Migration>& mig
   return report;
 }
 
+// What the library relies on and the files cannot guarantee (see g2_index.h). Throws SchemaError.
+void verify_schema(pqxx::connection& c) {
+  pqxx::read_transaction tx(c);
+  require_g2_index(tx);
+}
+
 }  // namespace
 
 MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
@@ -104,6 +111,7 @@ MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
   MigrationReport report;
   try {
     report = apply_all(c, migrations);
+    verify_schema(c);
   } catch (...) {
     try {
       unlock_migrations(c);

@@ -4,7 +4,10 @@
 // checksum, time). Applied files are skipped, so running twice does nothing. A failing file rolls
 // back and MigrationError names it with the server's message; files after it are not attempted.
 // A session advisory lock serialises concurrent migrators. An applied file whose text changed
-// since is reported as an error rather than silently ignored.
+// since is reported as an error rather than silently ignored. After applying, migrate() checks the
+// unique index G2 stands on (g2_index.h) and throws SchemaError naming what is wrong when the
+// triggers table exists without it (an older index of the same name is not replaced by IF NOT
+// EXISTS).
 #include <stdexcept>
 #include <string>
 #include <vector>

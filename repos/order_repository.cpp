@@ -14,23 +14,38 @@ constexpr std::array<EnumText<LiveOrderStatus>, 5> kLiveOrderStatuses{{
     {LiveOrderStatus::Rejected, "rejected"},
 }};
 
+// D30: candidate_id names a polymarket_candidates row (no foreign key in the schema).
+void require_candidate_id(std::int32_t candidate_id, const char* column) {
+  if (candidate_id <= 0)
+    throw std::invalid_argument(std::string(column) + ": " + std::to_string(candidate_id) + " is not a candidate id");
+}
+
+// The row an INSERT .. WHERE EXISTS (candidate) returned; none means no such candidate.
+pqxx::row row_naming_a_candidate(const pqxx::result& inserted, std::int32_t candidate_id, const char* column) {
+  if (inserted.empty())
+    throw std::invalid_argument(std::string(column) + ": no candidate with id " + std::to_string(candidate_id));
+  return inserted[0];
+}
+
 }  // namespace
 
 PaperTrade PaperTradeRepository::create(const PaperTrade& t) const {
   if (t.decision.empty()) throw std::invalid_argument("paper_trades.decision must not be empty");
   const std::string created_at = detail::write_iso_or_now(t.created_at, "paper_trades.created_at");
+  require_candidate_id(t.candidate_id, "paper_trades.candidate_id");
   return target_.run([&](pqxx::transaction_base& tx) {
-    return from_row<PaperTrade>(tx.exec_params1(
+    return from_row<PaperTrade>(row_naming_a_candidate(tx.exec_params(
         R"(INSERT INTO paper_trades
              (candidate_id, token_id, condition_id, threshold, trigger_timestamp, candidate_price,
               fill_price, size, model_score, model_version, decision, reason, created_at,
               description, outcome, outcome_index)
-           VALUES ($1, $2, $3, $4::real, $5, $6::real, $7::real, $8::real, $9::real, $10, $11, $12,
-                   $13, $14, $15, $16)
+           SELECT $1, $2, $3, $4::real, $5, $6::real, $7::real, $8::real, $9::real, $10, $11, $12,
+                  $13, $14, $15, $16
+           WHERE EXISTS (SELECT 1 FROM polymarket_candidates WHERE id = $1)
            RETURNING *)",
         t.candidate_id, t.token_id, t.condition_id, t.threshold, t.trigger_timestamp, t.candidate_price,
         t.fill_price, t.size, t.model_score, t.model_version, t.decision, t.reason, created_at,
-        t.description, t.outcome, t.outcome_index));
+        t.description, t.outcome, t.outcome_index), t.candidate_id, "paper_trades.candidate_id"));
   });
 }
 
@@ -79,15 +94,17 @@ bool can_transition(LiveOrderStatus from, LiveOrderStatus to) {
 LiveOrder LiveOrderRepository::create(const LiveOrder& o) const {
   detail::require_enum(o.status, kLiveOrderStatuses, "live_orders.status");
   const std::string submitted_at = detail::write_iso_or_now(o.submitted_at, "live_orders.submitted_at");
+  require_candidate_id(o.candidate_id, "live_orders.candidate_id");
   return target_.run([&](pqxx::transaction_base& tx) {
-    return from_row<LiveOrder>(tx.exec_params1(
+    return from_row<LiveOrder>(row_naming_a_candidate(tx.exec_params(
         R"(INSERT INTO live_orders
              (order_id, candidate_id, token_id, condition_id, threshold, order_price, order_size,
               status, reason, submitted_at)
-           VALUES ($1, $2, $3, $4, $5::real, $6::real, $7::real, $8, $9, $10)
+           SELECT $1, $2, $3, $4, $5::real, $6::real, $7::real, $8, $9, $10
+           WHERE EXISTS (SELECT 1 FROM polymarket_candidates WHERE id = $2)
            RETURNING *)",
         o.order_id, o.candidate_id, o.token_id, o.condition_id, o.threshold, o.order_price, o.order_size,
-        o.status, o.reason, submitted_at));
+        o.status, o.reason, submitted_at), o.candidate_id, "live_orders.candidate_id"));
   });
 }
 

@@ -3,7 +3,9 @@
 // - create() inserts (no conflict clause, as in the original) and returns the row with its id; on
 //   a Database it is never re-run after COMMIT was sent (D13). `decision` stays free text (the
 //   spec names no closed set for it) but must not be empty; created_at is stored canonical
-//   (empty: now; D8/D12). The input's id is ignored.
+//   (empty: now; D8/D12). The input's id is ignored. candidate_id must name a polymarket_candidates
+//   row (D30: the schema has no foreign key): otherwise std::invalid_argument naming the column,
+//   checked in the INSERT itself (INSERT .. WHERE EXISTS), so nothing is written.
 // - get_by_candidate() returns the newest paper trade of the candidate (highest id): the original
 //   took whichever row came first (fix for D21).
 // - Lists are newest first by created_at with id DESC as tie-breaker (D28).
@@ -11,6 +13,7 @@
 // - create() writes order_id .. submitted_at (fill_*, filled_at, updated_at of the input are
 //   ignored, as in the original). `status` must be a LiveOrderStatus text (D25); submitted_at is
 //   stored canonical (empty: now). A duplicate non-null order_id throws pqxx::unique_violation.
+//   candidate_id must name a polymarket_candidates row, as for paper trades (D30).
 // - update_status() is a state machine (fix for D23): submitted -> partial | filled | cancelled |
 //   rejected; partial -> partial | filled | cancelled; filled, cancelled and rejected are final.
 //   The guard is in the UPDATE's WHERE (atomic under concurrency). A refused transition and an

@@ -31,7 +31,8 @@ enum class PgErrorKind {
 
 PgErrorKind classify_sqlstate(const std::string& sqlstate);
 
-// Classifies an exception thrown by libpqxx or the pool (anything else: Other).
+// Classifies an exception thrown by libpqxx or the pool (a TimestampUnitError: Data; anything
+// else: Other).
 PgErrorKind classify_exception(const std::exception& error);
 
 const char* to_string(PgErrorKind kind);

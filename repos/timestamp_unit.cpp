@@ -1,5 +1,8 @@
 #include "repos/timestamp_unit.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace pm {
 
 std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text) {
@@ -10,6 +13,16 @@ std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text) {
 
 std::string_view to_string(TimestampUnit unit) {
   return unit == TimestampUnit::Milliseconds ? "ms" : "s";
+}
+
+void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field) {
+  const std::string what = std::string(field) + " " + std::to_string(epoch);
+  if (epoch <= 0) throw TimestampUnitError(what + " must be > 0 (epoch " + std::string(to_string(unit)) + ")");
+  if (unit_by_size(epoch) != unit)
+    throw TimestampUnitError(what + " looks like epoch " +
+                                (unit == TimestampUnit::Milliseconds ? "seconds" : "milliseconds") +
+                                " but the configured trade_timestamp_unit is " +
+                                (unit == TimestampUnit::Milliseconds ? "milliseconds (ms)" : "seconds (s)"));
 }
 
 std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit) {

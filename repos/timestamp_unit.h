@@ -3,13 +3,36 @@
 // production writer stores epoch milliseconds; the original library assumed seconds (D10, the
 // G1 "Belichick" bug). One setting, shared by the daemon and the library, declares it; every
 // writer converts into it and every reader computes its cut-offs in it.
+// The size rule (kMillisecondsThreshold) is the one rule that tells the units apart, shared by the
+// daemon's parsers (ingest/server/field_rules) and the library's writers (require_timestamp_unit).
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 
 namespace pm {
 
 enum class TimestampUnit { Milliseconds, Seconds };
+
+// Epoch values at or above this look like milliseconds; below it, like seconds (year 5138 vs 1973).
+inline constexpr std::int64_t kMillisecondsThreshold = 100'000'000'000;
+
+// The unit whose size `epoch` has.
+constexpr TimestampUnit unit_by_size(std::int64_t epoch) {
+  return epoch >= kMillisecondsThreshold ? TimestampUnit::Milliseconds : TimestampUnit::Seconds;
+}
+
+// A value whose size does not fit the configured unit (require_timestamp_unit). A data error
+// (classify_exception: PgErrorKind::Data), so the ingest writer dead-letters the one event.
+class TimestampUnitError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Throws TimestampUnitError, naming `field`, the value and `unit`, unless `epoch` is > 0 and of
+// `unit`'s size: a seconds value in a milliseconds table is never "recent", a milliseconds value in
+// a seconds table always is (G1).
+void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field);
 
 // "ms" or "s" (also "milliseconds"/"seconds"); nullopt for anything else.
 std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text);

@@ -203,6 +203,18 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const
   return trade_watermarks().many(tx, conditions, timestamps, updated_at);
 }
 
+// Throws TimestampUnitError unless the row's timestamp is NULL or of `unit`'s size.
+void require_unit(const TradeRow& row, TimestampUnit unit) {
+  if (!row.timestamp || (*row.timestamp > 0 && unit_by_size(*row.timestamp) == unit)) return;
+  require_timestamp_unit(*row.timestamp, unit,
+                         "polymarket_trades.timestamp of trade (" + std::string(row.condition_id) + ", " +
+                             std::string(row.trade_id) + ")");
+}
+
+void require_units(std::span<const TradeRow> rows, TimestampUnit unit) {
+  for (const TradeRow& row : rows) require_unit(row, unit);
+}
+
 std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
   std::vector<TradeRow> rows;
   rows.reserve(trades.size());
@@ -228,6 +240,7 @@ auto TradeRepository::bulk(Fn&& fn) const {
 }
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
+  require_unit(trade_row_of(t), unit_);
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
@@ -240,6 +253,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
+  require_units(all, unit_);
   return bulk([&](auto& tx) { return insert_new_rows(tx, all, probe); });
 }
 
@@ -258,6 +272,7 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
+  require_units(rows, unit_);
   return bulk([&](auto& tx) {
     TradeRepository in_tx(tx, unit_);
     const auto inserted = in_tx.insert_rows(rows, probe);
@@ -277,14 +292,21 @@ std::vector<PolymarketTrade> TradeRepository::get_by_condition(const std::string
 
 std::vector<PolymarketTrade> TradeRepository::get_recent(const std::string& condition_id,
                                                          std::int64_t max_age_seconds) const {
-  return get_recent_at(condition_id, max_age_seconds, now_epoch_ms());
+  return get_recent(condition_id, max_age_seconds, EpochMsClock(now_epoch_ms));
 }
 
 std::vector<PolymarketTrade> TradeRepository::get_recent_at(const std::string& condition_id,
                                                             std::int64_t max_age_seconds,
                                                             std::int64_t now_ms) const {
-  const std::int64_t cutoff = staleness_cutoff(now_ms, max_age_seconds, unit_);
+  return get_recent(condition_id, max_age_seconds, EpochMsClock([now_ms] { return now_ms; }));
+}
+
+std::vector<PolymarketTrade> TradeRepository::get_recent(const std::string& condition_id,
+                                                         std::int64_t max_age_seconds,
+                                                         const EpochMsClock& now) const {
   return target_.run([&](pqxx::transaction_base& tx) {
+    // Here, not before run(): a body re-run after a lost connection reads the clock again.
+    const std::int64_t cutoff = staleness_cutoff(now(), max_age_seconds, unit_);
     return to_models<PolymarketTrade>(tx.exec_params(
         R"(SELECT * FROM polymarket_trades WHERE condition_id = $1 AND "timestamp" >= $2
            ORDER BY "timestamp" DESC, trade_id)",

@@ -2,7 +2,11 @@
 // TradeRepository: `polymarket_trades` (key condition_id + trade_id), storage-api.md 2.1 with the
 // defects fixed: create() says whether it inserted (D5), create_many() returns the rows really
 // inserted (D1), and get_recent() computes its G1 cut-off in the configured timestamp unit (D10,
-// D11), so a trade older than max_age_seconds is never returned.
+// D11), so a trade older than max_age_seconds is never returned. The cut-off is computed when the
+// query runs, inside the transaction: a body re-run after a lost connection reads the clock again.
+// Every write (create, create_many, insert_rows, ingest_batch) refuses a timestamp whose size does
+// not fit the unit (require_timestamp_unit: TimestampUnitError naming the trade, the value and the
+// unit) before any SQL runs; NULL timestamps are allowed.
 // Runs on its own transactions or a caller's. Thread-safety is the target's (DbTarget).
 // The bulk writes (insert_rows, create_many, ingest_batch) take one of two routes, fixed by the
 // constructor, never looked up at run time:
@@ -25,6 +29,7 @@
 #include "repos/repo_support.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trade_row.h"
+#include "repos/util/clock.h"
 #include "repos/write_result.h"
 
 namespace pm {
@@ -80,7 +85,10 @@ class TradeRepository {
   // the configured unit; a NULL timestamp is never "recent".
   std::vector<PolymarketTrade> get_recent(const std::string& condition_id,
                                           std::int64_t max_age_seconds = 300) const;
-  // Same, with the clock given (epoch ms), for callers that pin the time.
+  // Same, with the clock given: read once per attempt, inside the transaction.
+  std::vector<PolymarketTrade> get_recent(const std::string& condition_id, std::int64_t max_age_seconds,
+                                          const EpochMsClock& now) const;
+  // Same, with the time pinned (epoch ms).
   std::vector<PolymarketTrade> get_recent_at(const std::string& condition_id,
                                              std::int64_t max_age_seconds,
                                              std::int64_t now_epoch_ms) const;

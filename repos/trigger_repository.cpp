@@ -4,12 +4,12 @@
 
 #include "repos/util/clock.h"
 #include "repos/pg_array.h"
+#include "repos/repo_support.h"
 #include "repos/rows.h"
 #include "repos/watermark_upsert.h"
 
 #include <cstdlib>
 #include <map>
-#include <set>
 
 namespace pm {
 
@@ -36,8 +36,14 @@ void require_condition(const PolymarketFirstTrigger& t) {
   if (t.token_id.empty()) throw std::invalid_argument("trigger has an empty token_id");
 }
 
+// created_at as stored: canonical UTC text (D8/D12), now when empty. Throws std::invalid_argument
+// for text parse_iso does not accept.
+std::string created_at_of(const PolymarketFirstTrigger& t) {
+  return detail::write_iso_or_now(t.created_at, "polymarket_first_triggers.created_at");
+}
+
 pqxx::result insert_trigger(pqxx::transaction_base& tx, const PolymarketFirstTrigger& t) {
-  const std::string created_at = t.created_at.empty() ? now_iso() : t.created_at;
+  const std::string created_at = created_at_of(t);
   return tx.exec_params(kInsertTrigger, t.token_id, t.condition_id, t.threshold, t.trigger_timestamp,
                         t.price, t.size, created_at, t.model_score, t.model_version, t.outcome,
                         t.outcome_index);
@@ -69,23 +75,29 @@ std::vector<TriggerOutcome> TriggerRepository::record_first_many(
   for (const auto& t : triggers) require_condition(t);
   std::vector<TriggerOutcome> outcomes(triggers.size(), TriggerOutcome::DuplicateOtherToken);
   if (triggers.empty()) return outcomes;
-  // The first trigger of each (condition_id, REAL threshold) in the batch is its candidate.
+  std::vector<std::string> created_at;
+  created_at.reserve(triggers.size());
+  for (const auto& t : triggers) created_at.push_back(created_at_of(t));
+  // The first trigger of each (condition_id, REAL threshold) in the batch is its candidate. The key
+  // is the float the server makes of the text sent (both parse it with correct rounding); rows come
+  // back by position (WITH ORDINALITY), never by the server's float text, whose digits depend on
+  // the session (extra_float_digits).
   using Key = std::pair<std::string, float>;
-  // The float4 the server makes of the threshold's text (what PgArray sends), for matching rows.
   auto real_of = [](double v) {
     PgArray one;
     one.add_number(v);
     const std::string text = one.str();
     return std::strtof(text.c_str() + 1, nullptr);
   };
-  std::map<Key, std::size_t> candidate_of;
+  std::map<Key, std::size_t> candidate_of;  // key -> position in `candidates`
   std::vector<std::size_t> candidates;
+  std::vector<std::size_t> candidate_for(triggers.size());
   for (std::size_t i = 0; i < triggers.size(); ++i) {
-    const Key key{triggers[i].condition_id, real_of(triggers[i].threshold)};
-    if (candidate_of.emplace(key, i).second) candidates.push_back(i);
+    const auto [it, fresh] = candidate_of.emplace(Key{triggers[i].condition_id, real_of(triggers[i].threshold)}, candidates.size());
+    if (fresh) candidates.push_back(i);
+    candidate_for[i] = it->second;
   }
   return target_.run([&](pqxx::transaction_base& tx) {
-    const std::string now = now_iso();
     PgArray token, condition, threshold, ts, price, size, created, score, version, outcome, index;
     for (std::size_t i : candidates) {
       const auto& t = triggers[i];
@@ -95,50 +107,57 @@ std::vector<TriggerOutcome> TriggerRepository::record_first_many(
       ts.add_integer(t.trigger_timestamp);
       price.add_number(t.price);
       size.add_number(t.size);
-      created.add_text(t.created_at.empty() ? now : t.created_at);
+      created.add_text(created_at[i]);
       score.add_number(t.model_score);
       version.add_text(t.model_version);
       outcome.add_text(t.outcome);
       index.add_integer(t.outcome_index ? std::optional<std::int64_t>(*t.outcome_index) : std::nullopt);
     }
+    // The candidates' positions (1-based) that were inserted: matched to the RETURNING rows on the
+    // server, in real.
     const auto inserted = tx.exec_params(
-        R"(INSERT INTO polymarket_first_triggers
-             (token_id, condition_id, threshold, trigger_timestamp, price, size, created_at,
-              model_score, model_version, outcome, outcome_index)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::real[], $4::bigint[], $5::real[], $6::real[],
-                                $7::text[], $8::real[], $9::text[], $10::text[], $11::integer[])
-                  AS u(token_id, condition_id, threshold, ts, price, size, created_at, score, version, outcome, idx)
-           ORDER BY condition_id, threshold  -- one lock order for every writer: no deadlocks between daemons
-           ON CONFLICT DO NOTHING
-           RETURNING condition_id, threshold)",
+        R"(WITH u AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::real[], $4::bigint[], $5::real[], $6::real[],
+                                  $7::text[], $8::real[], $9::text[], $10::text[], $11::integer[])
+                    WITH ORDINALITY
+                    AS u(token_id, condition_id, threshold, ts, price, size, created_at, score, version, outcome, idx, n)),
+           ins AS (
+             INSERT INTO polymarket_first_triggers
+               (token_id, condition_id, threshold, trigger_timestamp, price, size, created_at,
+                model_score, model_version, outcome, outcome_index)
+             SELECT token_id, condition_id, threshold, ts, price, size, created_at, score, version, outcome, idx
+             FROM u
+             ORDER BY condition_id, threshold  -- one lock order for every writer: no deadlocks between daemons
+             ON CONFLICT DO NOTHING
+             RETURNING condition_id, threshold)
+           SELECT u.n FROM u JOIN ins USING (condition_id, threshold))",
         token.str(), condition.str(), threshold.str(), ts.str(), price.str(), size.str(), created.str(),
         score.str(), version.str(), outcome.str(), index.str());
-    // Who holds each key now: this batch's candidate, or a row stored before.
-    std::map<Key, std::string> holder;
-    std::set<Key> recorded;
-    for (const auto& row : inserted) {
-      const Key key{row[0].as<std::string>(), row[1].as<float>()};
-      if (const auto c = candidate_of.find(key); c != candidate_of.end()) holder[key] = triggers[c->second].token_id;
-      recorded.insert(key);
-    }
-    if (holder.size() < candidates.size()) {
+    std::vector<bool> recorded(candidates.size(), false);
+    for (const auto& row : inserted) recorded.at(row[0].as<std::size_t>() - 1) = true;
+    // Who holds each key that was not recorded here: a row stored before (or by a concurrent
+    // writer that committed first), looked up by position too.
+    std::vector<std::optional<std::string>> holder(candidates.size());
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+      if (recorded[c]) holder[c] = triggers[candidates[c]].token_id;
+    if (inserted.size() < candidates.size()) {
       PgArray conditions, thresholds;
       for (std::size_t i : candidates) {
         conditions.add_text(triggers[i].condition_id);
         thresholds.add_number(triggers[i].threshold);
       }
       const auto stored = tx.exec_params(
-          R"(SELECT f.condition_id, f.threshold, f.token_id FROM polymarket_first_triggers f
-             JOIN unnest($1::text[], $2::real[]) AS k(condition_id, threshold) USING (condition_id, threshold))",
+          R"(SELECT k.n, f.token_id FROM polymarket_first_triggers f
+             JOIN unnest($1::text[], $2::real[]) WITH ORDINALITY AS k(condition_id, threshold, n)
+               USING (condition_id, threshold))",
           conditions.str(), thresholds.str());
-      for (const auto& row : stored) holder.emplace(Key{row[0].as<std::string>(), row[1].as<float>()}, row[2].as<std::string>());
+      for (const auto& row : stored) holder.at(row[0].as<std::size_t>() - 1) = row[1].as<std::string>();
     }
     for (std::size_t i = 0; i < triggers.size(); ++i) {
-      const Key key{triggers[i].condition_id, real_of(triggers[i].threshold)};
-      const auto it = holder.find(key);
-      if (i == candidate_of[key] && recorded.count(key) != 0) {
+      const std::size_t c = candidate_for[i];
+      if (candidates[c] == i && recorded[c]) {
         outcomes[i] = TriggerOutcome::Recorded;
-      } else if (it != holder.end() && it->second == triggers[i].token_id) {
+      } else if (holder[c] == triggers[i].token_id) {
         outcomes[i] = TriggerOutcome::DuplicateSameToken;
       }
     }

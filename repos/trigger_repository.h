@@ -6,6 +6,9 @@
 // of concurrent callers, in any number of processes, exactly one wins (fixes D2, D3, D5).
 // Thresholds are REAL: every comparison casts the parameter to real (fix for D7). An empty
 // condition_id would defeat G2 and is refused with std::invalid_argument (fix for D4).
+// created_at is stored as canonical UTC text (clock.h: empty means now; any text parse_iso accepts
+// is re-rendered; other text throws std::invalid_argument naming the column), so text order is
+// time order (D8/D12). G2 needs the unique index on (condition_id, threshold): g2_index.h.
 // TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.
 // Both have the base operations of storage-api.md 2.0 (get_by_id, exists, remove, count) on their
 // real keys.

@@ -7,6 +7,8 @@
 #include <string>
 #include <variant>
 
+#include "repos/timestamp_unit.h"
+
 namespace pm {
 
 struct TradeEvent {
@@ -49,8 +51,7 @@ struct Event {
 const char* to_string(EventType type);
 
 // Limits every event obeys (the protocol refuses what breaks them; docs/protocol.md).
-// Epoch values at or above this look like milliseconds; below it, like seconds (year 5138 vs 1973).
-inline constexpr std::int64_t kMillisecondsThreshold = 100'000'000'000;
+// Epoch values at or above kMillisecondsThreshold (repos/timestamp_unit.h) look like milliseconds.
 inline constexpr std::size_t kMaxKeyBytes = 256;
 // Event times later than this after the line's arrival are refused with `range`.
 inline constexpr std::int64_t kMaxFutureMs = 24LL * 3600 * 1000;

@@ -43,7 +43,7 @@ bool is_decimal(std::string_view s) {
 
 void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::string_view hint) {
   if (value <= 0) reject(RejectReason::Range, std::string("'") + name + "' must be > 0, got " + std::to_string(value));
-  const bool looks_like_ms = value >= kMillisecondsThreshold;
+  const bool looks_like_ms = unit_by_size(value) == TimestampUnit::Milliseconds;
   if (unit == EpochUnit::Seconds && looks_like_ms)
     reject(RejectReason::TimestampUnits,
            std::string("'") + name + "' " + std::to_string(value) + " looks like milliseconds; " + std::string(hint));

@@ -11,6 +11,7 @@
 #include <simdjson.h>
 
 #include "ingest/server/protocol.h"
+#include "repos/timestamp_unit.h"
 
 namespace pm {
 
@@ -28,8 +29,9 @@ std::string json_quoted(std::string_view text);
 bool is_decimal(std::string_view s);
 
 // The unit a source's epoch values are in; a value of the other size is refused with
-// timestamp_units (kMillisecondsThreshold tells them apart).
-enum class EpochUnit { Seconds, Milliseconds };
+// timestamp_units (unit_by_size of repos/timestamp_unit.h tells them apart: one rule for the
+// daemon and the library).
+using EpochUnit = TimestampUnit;
 
 // Refuses `value` of field `name` unless it is > 0 (range) and of `unit`'s size
 // (timestamp_units; `hint` ends the detail, e.g. "send it as 'timestamp_ms'").

@@ -261,6 +261,11 @@ bool BatchWriter::load_checkpoint() {
   retention_.forget();     // what it waits for may be gone with the old primary
   retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
   last_contact_ = Clock::now();
+  const G2IndexCheck g2 = db_.transaction([](Transaction& tx) { return check_g2_index(tx); });
+  if (g2.state == G2IndexState::Missing) {
+    fatal(g2.problem + "; refusing to apply events until it is fixed");
+    return false;
+  }
   const auto start = start_position(IngestCheckpointRepository(db_).get(config_.instance_id));
   if (!start) return false;
   resume_from(*start);

@@ -28,8 +28,9 @@
 //   server is primary now, and what it lacks is applied again, exactly once.
 // - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
 //   standby now, is noticed within about that long (database_up() turns false).
-// - A checkpoint that does not fit the log, or a corrupt record in the log, is fatal: on_fatal is
-//   called with a message naming the problem, and the writer stops.
+// - A checkpoint that does not fit the log, a corrupt record in the log, or (checked at every
+//   (re)connect) a triggers table without the unique index G2 needs (repos/g2_index.h), is fatal:
+//   on_fatal is called with a message naming the problem, and the writer stops.
 // - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
 //   in the log for the next start.
 // - Parts: BatchCollector gathers batches (queue or log), WriterLanes applies them, WriterMetrics
@@ -59,6 +60,7 @@
 #include "metrics/ingest_metrics.h"
 #include "repos/util/backoff.h"
 #include "repos/database.h"
+#include "repos/g2_index.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/tx_result.h"
 

@@ -5,6 +5,7 @@
 // local-time reading (fix for D11). Thread-safe; no state.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@ using SystemTime = std::chrono::system_clock::time_point;
 
 std::int64_t now_epoch_ms();
 std::int64_t now_epoch_s();
+
+// A source of "now" in epoch ms, for code that reads the clock and lets a caller (a test) supply
+// it; now_epoch_ms is the real one.
+using EpochMsClock = std::function<std::int64_t()>;
 
 // `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC.
 std::string format_iso(SystemTime t);

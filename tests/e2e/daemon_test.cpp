@@ -629,5 +629,53 @@ TEST(DaemonSecrets, ConninfoPasswordsAreMaskedInPsAndMisplacedUrlsInErrors) {
   EXPECT_EQ(wrong.output().find("S3cretF"), std::string::npos) << wrong.output();
 }
 
+// Issue 16 risk 2: G2 stands on the unique index on (condition_id, threshold). A non-unique index
+// of the seed's name (which CREATE UNIQUE INDEX IF NOT EXISTS leaves alone) stops the daemon with
+// exit code 2 and a message saying what is wrong and how to fix it; once fixed, it runs.
+TEST_F(DaemonTest, RefusesToRunWithoutTheUniqueIndexG2NeedsAndSaysHowToFixIt) {
+  TestDatabase db("e2e_g2");
+  db.exec("DROP INDEX idx_triggers_condition_threshold_unique; "
+          "CREATE INDEX idx_triggers_condition_threshold_unique ON polymarket_first_triggers (condition_id, threshold)");
+  DaemonHarness d(db.url());
+  EXPECT_EQ(d.run_to_exit(), 2) << d.output();
+  const std::string out = d.output();
+  EXPECT_NE(out.find("polymarket_first_triggers has no valid unique index on exactly (condition_id, threshold)"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("refusing to apply events until it is fixed"), std::string::npos) << out;
+  EXPECT_NE(out.find("CREATE UNIQUE INDEX idx_triggers_condition_threshold_unique"), std::string::npos) << out;
+  EXPECT_EQ(query_count(db.url(), "SELECT count(*) FROM pm_ingest_checkpoints"), 0);  // nothing applied
+
+  db.exec("DROP INDEX idx_triggers_condition_threshold_unique; "
+          "CREATE UNIQUE INDEX idx_triggers_condition_threshold_unique ON polymarket_first_triggers (condition_id, threshold)");
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c_g2", "after_fix")}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_TRUE(wait_until([&] { return query_count(db.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id = 'after_fix'") == 1; },
+                         20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Issue 16 risk 1: a trade time of 1973 or earlier in seconds is 10^11 ms or less, a size the
+// library refuses for a milliseconds table. The writer dead-letters that one event (a data
+// error, not a fatal one that would stall the log) and applies the rest.
+TEST_F(DaemonTest, ATradeTimeTheTableUnitRefusesIsDeadLetteredAndTheRestApplied) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c_unit", "before"), trade_line("c_unit", "too_early", 5), trade_line("c_unit", "after")}));
+  ASSERT_TRUE(p.wait_ack(3, 10s));
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_dead_letters", 1));
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 2 AND event_type = 'trade' AND "
+                  "error LIKE '%too_early) 5000 looks like epoch seconds but the configured trade_timestamp_unit is "
+                  "milliseconds (ms)%'"),
+            1);
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'c_unit'", 2));
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'too_early'"), 0);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace
 }  // namespace pm::test

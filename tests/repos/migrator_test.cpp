@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "repos/g2_index.h"
 #include "repos/migrator.h"
 #include "tests/support/test_database.h"
 
@@ -107,6 +108,78 @@ TEST(Migrator, ChangedTextOfAnAppliedFileIsAnError) {
   Migrator migrator(tdb.db());
   migrator.migrate({{"01_a.sql", "CREATE TABLE a (v int)"}});
   EXPECT_THROW(migrator.migrate({{"01_a.sql", "CREATE TABLE a (v bigint)"}}), MigrationError);
+}
+
+constexpr const char* kTriggersTableDdl = R"(CREATE TABLE polymarket_first_triggers (
+    token_id TEXT NOT NULL, condition_id TEXT NOT NULL DEFAULT '', threshold REAL NOT NULL,
+    trigger_timestamp BIGINT NOT NULL, price REAL, size REAL, created_at TEXT NOT NULL, model_score REAL,
+    model_version TEXT, outcome TEXT, outcome_index INTEGER, PRIMARY KEY (token_id, condition_id, threshold)))";
+
+// Issue 16 risk 2: 01_schema.sql's CREATE UNIQUE INDEX IF NOT EXISTS skips an older index of the
+// same name, unique or not. migrate must refuse rather than leave G2 silently broken.
+TEST(Migrator, RefusesANonUniqueIndexInPlaceOfTheG2UniqueIndex) {
+  test::TestDatabase tdb("migrate_g2", /*migrate=*/false);
+  tdb.exec(std::string(kTriggersTableDdl) +
+           "; CREATE INDEX idx_triggers_condition_threshold_unique ON polymarket_first_triggers (condition_id, threshold)");
+  Migrator migrator(tdb.db());
+  try {
+    migrator.migrate();
+    FAIL() << "migrate accepted a non-unique index";
+  } catch (const SchemaError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("polymarket_first_triggers has no valid unique index on exactly (condition_id, threshold)"),
+              std::string::npos) << what;
+    EXPECT_NE(what.find("found instead: CREATE INDEX idx_triggers_condition_threshold_unique"), std::string::npos) << what;
+    EXPECT_NE(what.find("Fix: DROP INDEX"), std::string::npos) << what;
+  }
+  // Fixed as the message says: migrate passes (and applies nothing more).
+  tdb.exec("DROP INDEX idx_triggers_condition_threshold_unique; CREATE UNIQUE INDEX idx_triggers_condition_threshold_unique "
+           "ON polymarket_first_triggers (condition_id, threshold)");
+  EXPECT_TRUE(migrator.migrate().applied.empty());
+}
+
+// What counts as the G2 index: unique, valid, immediate, no predicate or expression, exactly the
+// two columns in either order; a unique constraint does too.
+TEST(Migrator, G2IndexCheckAcceptsOnlyAUsableUniqueIndexOnExactlyTheTwoColumns) {
+  test::TestDatabase tdb("g2_index", /*migrate=*/false);
+  auto state_with = [&](const std::string& index_ddl) {
+    tdb.exec("DROP TABLE IF EXISTS polymarket_first_triggers; " + std::string(kTriggersTableDdl) +
+             (index_ddl.empty() ? "" : "; " + index_ddl));
+    pqxx::connection c(tdb.url());
+    pqxx::read_transaction tx(c);
+    return check_g2_index(tx).state;
+  };
+  const std::string on = " ON polymarket_first_triggers ";
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(condition_id, threshold)"), G2IndexState::Present);
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(threshold, condition_id)"), G2IndexState::Present);
+  EXPECT_EQ(state_with("ALTER TABLE polymarket_first_triggers ADD CONSTRAINT g2 UNIQUE (condition_id, threshold)"),
+            G2IndexState::Present);
+  EXPECT_EQ(state_with(""), G2IndexState::Missing);
+  EXPECT_EQ(state_with("CREATE INDEX g2" + on + "(condition_id, threshold)"), G2IndexState::Missing);
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(condition_id, threshold) WHERE threshold > 0.5"),
+            G2IndexState::Missing);
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(condition_id, threshold, token_id)"), G2IndexState::Missing);
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(condition_id, threshold) INCLUDE (token_id)"),
+            G2IndexState::Missing);
+  EXPECT_EQ(state_with("CREATE UNIQUE INDEX g2" + on + "(lower(condition_id), threshold)"), G2IndexState::Missing);
+  EXPECT_EQ(state_with("ALTER TABLE polymarket_first_triggers ADD CONSTRAINT g2 UNIQUE (condition_id, threshold) "
+                       "DEFERRABLE"),
+            G2IndexState::Missing);
+  // A CREATE UNIQUE INDEX CONCURRENTLY that failed on duplicates leaves an INVALID unique index.
+  state_with("INSERT INTO polymarket_first_triggers (token_id, condition_id, threshold, trigger_timestamp, created_at) "
+             "VALUES ('a', 'c', 0.5, 1, 'x'), ('b', 'c', 0.5, 1, 'x')");
+  EXPECT_THROW(tdb.exec("CREATE UNIQUE INDEX CONCURRENTLY g2" + on + "(condition_id, threshold)"), pqxx::unique_violation);
+  {
+    pqxx::connection c(tdb.url());
+    pqxx::read_transaction tx(c);
+    const G2IndexCheck invalid = check_g2_index(tx);
+    EXPECT_EQ(invalid.state, G2IndexState::Missing);
+    EXPECT_NE(invalid.problem.find("(INVALID)"), std::string::npos) << invalid.problem;
+  }
+  tdb.exec("DROP TABLE polymarket_first_triggers");
+  pqxx::connection c(tdb.url());
+  pqxx::read_transaction tx(c);
+  EXPECT_EQ(check_g2_index(tx).state, G2IndexState::TableMissing);
 }
 
 }  // namespace

@@ -15,7 +15,13 @@ namespace {
 
 class OrderRepositoryTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { tdb_ = new test::TestDatabase("orders"); }
+  // Candidates 1..10 exist: paper trades and live orders must name one (D30).
+  static void SetUpTestSuite() {
+    tdb_ = new test::TestDatabase("orders");
+    tdb_->exec("INSERT INTO polymarket_candidates (id, token_id, condition_id, threshold, trigger_timestamp, status, created_at) "
+               "SELECT g, '0xtoken123', '0xabc123', 0.95, 1700000000000, 'pending', '2026-01-02T03:04:05.000000Z' "
+               "FROM generate_series(1, 10) AS g");
+  }
   static void TearDownTestSuite() { delete tdb_; }
   void SetUp() override { tdb_->exec("TRUNCATE paper_trades, live_orders RESTART IDENTITY"); }
 
@@ -63,6 +69,32 @@ class OrderRepositoryTest : public ::testing::Test {
   static test::TestDatabase* tdb_;
 };
 test::TestDatabase* OrderRepositoryTest::tdb_ = nullptr;
+
+// D30: candidate_id has no foreign key in the schema; the repositories check it, atomically.
+TEST_F(OrderRepositoryTest, PaperTradesAndLiveOrdersMustNameAnExistingCandidate) {
+  PaperTradeRepository papers(tdb_->db());
+  LiveOrderRepository orders(tdb_->db());
+  auto message_of = [](auto&& call) {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  EXPECT_EQ(message_of([&] { papers.create(paper(4242)); }), "paper_trades.candidate_id: no candidate with id 4242");
+  EXPECT_EQ(message_of([&] { papers.create(paper(0)); }), "paper_trades.candidate_id: 0 is not a candidate id");
+  EXPECT_EQ(message_of([&] { papers.create(paper(-3)); }), "paper_trades.candidate_id: -3 is not a candidate id");
+  auto orphan = order("ord_orphan");
+  orphan.candidate_id = 4242;
+  EXPECT_EQ(message_of([&] { orders.create(orphan); }), "live_orders.candidate_id: no candidate with id 4242");
+  orphan.candidate_id = 0;
+  EXPECT_EQ(message_of([&] { orders.create(orphan); }), "live_orders.candidate_id: 0 is not a candidate id");
+  EXPECT_EQ(tdb_->count("paper_trades"), 0);
+  EXPECT_EQ(tdb_->count("live_orders"), 0);
+  EXPECT_EQ(papers.create(paper(10)).candidate_id, 10);
+  EXPECT_EQ(orders.create(order("ord_ok")).candidate_id, 7);
+}
 
 TEST_F(OrderRepositoryTest, PaperTradeCreateRoundTrips) {
   PaperTradeRepository repo(tdb_->db());

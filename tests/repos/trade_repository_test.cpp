@@ -1,12 +1,15 @@
 // TradeRepository and TradeWatermarkRepository against a real PostgreSQL (storage-api.md T13-T21
-// and the fixes for D1, D5, D10).
+// and the fixes for D1, D5, D10, D11; issue 16: unit checks on write, the G1 cut-off inside retries).
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
 #include <charconv>
+#include <cstdlib>
+#include <ctime>
 
 #include "repos/util/clock.h"
 #include "repos/copy_in.h"
+#include "repos/pg_errors.h"
 #include "repos/trade_repository.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -15,6 +18,9 @@
 
 namespace pm {
 namespace {
+
+// A trade time in epoch milliseconds (the default unit): small offsets from it stay of that size.
+constexpr std::int64_t T0 = 1'700'000'000'000;
 
 class TradeRepositoryTest : public ::testing::Test {
  protected:
@@ -63,10 +69,10 @@ TEST_F(TradeRepositoryTest, DuplicateCreateReportsTheStoredRowNotTheInput) {
 
 TEST_F(TradeRepositoryTest, GetByConditionNewestFirstWithLimit) {
   TradeRepository repo(tdb_->db());
-  repo.create(sample("trade_001", 1000));
-  repo.create(sample("trade_002", 3000));
-  repo.create(sample("trade_003", 2000));
-  repo.create(sample("other", 5000, "0xother"));
+  repo.create(sample("trade_001", T0 + 1000));
+  repo.create(sample("trade_002", T0 + 3000));
+  repo.create(sample("trade_003", T0 + 2000));
+  repo.create(sample("other", T0 + 5000, "0xother"));
   auto all = repo.get_by_condition("0xabc123");
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].trade_id, "trade_002");
@@ -78,17 +84,17 @@ TEST_F(TradeRepositoryTest, GetByConditionNewestFirstWithLimit) {
 TEST_F(TradeRepositoryTest, CreateManyCountsOnlyRealInserts) {
   TradeRepository repo(tdb_->db());
   std::vector<PolymarketTrade> batch;
-  for (int i = 0; i < 5; ++i) batch.push_back(sample("bulk_" + std::to_string(i), 1000 + i, "0xbulk"));
+  for (int i = 0; i < 5; ++i) batch.push_back(sample("bulk_" + std::to_string(i), T0 + 1000 + i, "0xbulk"));
   EXPECT_EQ(repo.create_many(batch), 5u);
   EXPECT_EQ(repo.get_by_condition("0xbulk").size(), 5u);
   // Three already stored, two new, one repeated inside the batch itself.
   std::vector<PolymarketTrade> mixed(batch.begin(), batch.begin() + 3);
-  mixed.push_back(sample("bulk_new1", 2000, "0xbulk"));
-  mixed.push_back(sample("bulk_new2", 2001, "0xbulk"));
-  mixed.push_back(sample("bulk_new2", 2002, "0xbulk"));
+  mixed.push_back(sample("bulk_new1", T0 + 2000, "0xbulk"));
+  mixed.push_back(sample("bulk_new2", T0 + 2001, "0xbulk"));
+  mixed.push_back(sample("bulk_new2", T0 + 2002, "0xbulk"));
   EXPECT_EQ(repo.create_many(mixed), 2u);
   EXPECT_EQ(repo.count(), 7);
-  EXPECT_EQ(repo.get("0xbulk", "bulk_new2")->timestamp, 2001);  // the first of equal keys wins
+  EXPECT_EQ(repo.get("0xbulk", "bulk_new2")->timestamp, T0 + 2001);  // the first of equal keys wins
   EXPECT_EQ(repo.create_many({}), 0u);
 }
 
@@ -100,7 +106,7 @@ TEST_F(TradeRepositoryTest, BulkInsertSurvivesAConcurrentWriterOfTheSameKey) {
   pqxx::work racing(other);
   racing.exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('race', 'k1')");
   TradeBatchResult result;
-  std::thread writer([&] { result = repo.ingest_batch({sample("k0", 1, "race"), sample("k1", 5, "race"), sample("k2", 3, "race")}); });
+  std::thread writer([&] { result = repo.ingest_batch({sample("k0", T0 + 1, "race"), sample("k1", T0 + 5, "race"), sample("k2", T0 + 3, "race")}); });
   // The bulk COPY waits for the racing transaction's uncommitted key.
   ASSERT_TRUE(test::wait_until([&] {
     return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") == 1;
@@ -109,7 +115,7 @@ TEST_F(TradeRepositoryTest, BulkInsertSurvivesAConcurrentWriterOfTheSameKey) {
   writer.join();
   EXPECT_EQ(result.inserted, 2u);
   EXPECT_EQ(result.watermarks_advanced, 1u);
-  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("race"), 3);  // from the rows stored here only
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("race"), T0 + 3);  // from the rows stored here only
   EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'race'"), 3);
   EXPECT_FALSE(repo.get("race", "k1")->timestamp);  // the racing writer's row, not ours
 }
@@ -216,14 +222,14 @@ TEST_F(TradeRepositoryTest, CreateManyIsAllOrNothing) {
 TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
   TradeRepository repo(tdb_->db());
   TradeWatermarkRepository marks(tdb_->db());
-  auto r = repo.ingest_batch({sample("a", 5000, "c1"), sample("b", 7000, "c1"), sample("c", 100, "c2")});
+  auto r = repo.ingest_batch({sample("a", T0 + 5000, "c1"), sample("b", T0 + 7000, "c1"), sample("c", T0 + 100, "c2")});
   EXPECT_EQ(r.inserted, 3u);
   EXPECT_EQ(r.watermarks_advanced, 2u);
-  EXPECT_EQ(marks.get_timestamp("c1"), 7000);
-  EXPECT_EQ(marks.get_timestamp("c2"), 100);
+  EXPECT_EQ(marks.get_timestamp("c1"), T0 + 7000);
+  EXPECT_EQ(marks.get_timestamp("c2"), T0 + 100);
   // An older trade later never moves the watermark back.
-  repo.ingest_batch({sample("d", 6000, "c1")});
-  EXPECT_EQ(marks.get_timestamp("c1"), 7000);
+  repo.ingest_batch({sample("d", T0 + 6000, "c1")});
+  EXPECT_EQ(marks.get_timestamp("c1"), T0 + 7000);
 }
 
 // A batch is sent in primary-key order (index locality); the order changes nothing else: the
@@ -233,8 +239,8 @@ TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
 void expect_key_order_changes_only_the_order(TradeRepository& repo, test::TestDatabase& tdb,
                                              PolymarketTrade (*make)(std::string, std::int64_t, std::string)) {
   std::vector<PolymarketTrade> input;
-  for (int i = 39; i >= 0; --i) input.push_back(make("t" + std::to_string(100 + i), 1000 + i, "c" + std::to_string(i % 7)));
-  input.push_back(make(input[3].trade_id, 5, input[3].condition_id));  // a later duplicate of row 3
+  for (int i = 39; i >= 0; --i) input.push_back(make("t" + std::to_string(100 + i), T0 + 1000 + i, "c" + std::to_string(i % 7)));
+  input.push_back(make(input[3].trade_id, T0 + 5, input[3].condition_id));  // a later duplicate of row 3
   std::vector<TradeRow> rows;
   for (const auto& t : input) rows.push_back(trade_row_of(t));
   std::vector<std::size_t> expected(40);
@@ -265,22 +271,22 @@ TEST_F(TradeRepositoryTest, TextCopyOutsideATransactionIsInKeyOrderToo) {
 // Copy-first mode: the primary key refuses the COPY, the stored keys are looked up, the rest lands.
 TEST_F(TradeRepositoryTest, IngestBatchCopyFirstFallsBackToALookUpOnDuplicates) {
   TradeRepository repo(tdb_->db());
-  repo.create(sample("already", 100, "cf"));
-  auto r = repo.ingest_batch({sample("new1", 300, "cf"), sample("already", 999, "cf"), sample("new2", 200, "cf")},
+  repo.create(sample("already", T0 + 100, "cf"));
+  auto r = repo.ingest_batch({sample("new1", T0 + 300, "cf"), sample("already", T0 + 999, "cf"), sample("new2", T0 + 200, "cf")},
                              DuplicateProbe::OnConflict);
   EXPECT_EQ(r.inserted, 2u);
   EXPECT_EQ(tdb_->count("SELECT count(*) FROM polymarket_trades WHERE condition_id = 'cf'"), 3);
-  EXPECT_EQ(repo.get("cf", "already")->timestamp, 100);
-  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), 300);  // from inserted rows only
-  EXPECT_EQ(repo.ingest_batch({sample("new3", 50, "cf")}, DuplicateProbe::OnConflict).inserted, 1u);
-  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), 300);  // never backwards
+  EXPECT_EQ(repo.get("cf", "already")->timestamp, T0 + 100);
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), T0 + 300);  // from inserted rows only
+  EXPECT_EQ(repo.ingest_batch({sample("new3", T0 + 50, "cf")}, DuplicateProbe::OnConflict).inserted, 1u);
+  EXPECT_EQ(TradeWatermarkRepository(tdb_->db()).get_timestamp("cf"), T0 + 300);  // never backwards
 }
 
 TEST_F(TradeRepositoryTest, LatestTimestamp) {
   TradeRepository repo(tdb_->db());
   EXPECT_FALSE(repo.get_latest_timestamp("0xabc123"));
-  repo.create(sample("a", 1234));
-  EXPECT_EQ(repo.get_latest_timestamp("0xabc123"), 1234);
+  repo.create(sample("a", T0 + 1234));
+  EXPECT_EQ(repo.get_latest_timestamp("0xabc123"), T0 + 1234);
 }
 
 TEST_F(TradeRepositoryTest, ExistsAndRemove) {
@@ -340,7 +346,7 @@ TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
     tdb_->db().transaction([](pqxx::work& tx) {
       TradeRepository trades(tx, TimestampUnit::Milliseconds);
       TradeWatermarkRepository marks(tx);
-      trades.create(sample("in_tx", 10));
+      trades.create(sample("in_tx", T0 + 10));
       marks.update("0xabc123", 10);
       EXPECT_EQ(trades.count(), 1);  // visible inside the transaction
       throw std::runtime_error("abort");
@@ -350,7 +356,7 @@ TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
   EXPECT_EQ(tdb_->count("polymarket_trades"), 0);
   EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
   tdb_->db().transaction([](pqxx::work& tx) {
-    TradeRepository(tx, TimestampUnit::Milliseconds).create(sample("in_tx", 10));
+    TradeRepository(tx, TimestampUnit::Milliseconds).create(sample("in_tx", T0 + 10));
     TradeWatermarkRepository(tx).update("0xabc123", 10);
   });
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
@@ -393,6 +399,149 @@ TEST_F(TradeRepositoryTest, ConcurrentWatermarkUpdatesKeepTheMaximum) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(marks.get_timestamp("race"), 99);
+}
+
+}  // namespace
+}  // namespace pm
+
+namespace pm {
+namespace {
+
+// The message of the TimestampUnitError `call` throws, or "no exception".
+template <class Call>
+std::string unit_error_of(Call&& call) {
+  try {
+    call();
+  } catch (const TimestampUnitError& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+// Issue 16 risk 1 / D10: every write refuses a timestamp whose size does not fit the unit, before
+// any SQL, naming the trade, the value and the unit.
+TEST_F(TradeRepositoryTest, WritesRefuseTimestampsOfTheWrongSizeForTheUnit) {
+  TradeRepository repo(tdb_->db());
+  ASSERT_EQ(repo.unit(), TimestampUnit::Milliseconds);
+  const std::int64_t seconds = 1'700'000'000;
+  const auto in_seconds = sample("in_seconds", seconds);
+  const std::string expected =
+      "polymarket_trades.timestamp of trade (0xabc123, in_seconds) 1700000000 looks like epoch seconds but the "
+      "configured trade_timestamp_unit is milliseconds (ms)";
+  EXPECT_EQ(unit_error_of([&] { repo.create(in_seconds); }), expected);
+  EXPECT_EQ(unit_error_of([&] { repo.create_many({sample("fine", T0), in_seconds}); }), expected);
+  EXPECT_EQ(unit_error_of([&] { repo.ingest_batch({sample("fine", T0), in_seconds}); }), expected);
+  const std::vector<TradeRow> rows{trade_row_of(in_seconds)};
+  EXPECT_EQ(unit_error_of([&] { repo.insert_rows(rows); }), expected);
+  EXPECT_NE(unit_error_of([&] { repo.create(sample("zero", 0)); }).find("0 must be > 0"), std::string::npos);
+  EXPECT_NE(unit_error_of([&] { repo.create(sample("negative", -T0)); }).find("must be > 0"), std::string::npos);
+  EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+
+  auto no_time = sample("no_time");
+  no_time.timestamp.reset();
+  EXPECT_TRUE(repo.create(no_time).inserted);  // NULL is allowed
+
+  // A seconds table refuses milliseconds (they would always be "recent": the G1 bug).
+  auto config = tdb_->config();
+  config.trade_timestamp_unit = TimestampUnit::Seconds;
+  Database db(config);
+  TradeRepository in_s(db);
+  EXPECT_EQ(unit_error_of([&] { in_s.create(sample("in_ms", T0)); }),
+            "polymarket_trades.timestamp of trade (0xabc123, in_ms) 1700000000000 looks like epoch milliseconds but "
+            "the configured trade_timestamp_unit is seconds (s)");
+  EXPECT_EQ(unit_error_of([&] { in_s.ingest_batch({sample("in_ms", T0)}); }).empty(), false);
+  EXPECT_TRUE(in_s.create(sample("in_s", seconds)).inserted);
+  // In a caller's transaction too (the unit is the one given).
+  pqxx::connection c(tdb_->url());
+  pqxx::work tx(c);
+  EXPECT_NE(unit_error_of([&] { TradeRepository(tx, TimestampUnit::Milliseconds).create_many({in_seconds}); }),
+            "no exception");
+}
+
+// The ingest writer relies on this: a refused unit is a data error (dead-lettered), not fatal.
+TEST(TimestampUnit, AWrongSizeIsADataError) {
+  try {
+    require_timestamp_unit(5, TimestampUnit::Milliseconds, "x");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_EQ(classify_exception(e), PgErrorKind::Data);
+  }
+  EXPECT_NO_THROW(require_timestamp_unit(kMillisecondsThreshold, TimestampUnit::Milliseconds, "x"));
+  EXPECT_NO_THROW(require_timestamp_unit(kMillisecondsThreshold - 1, TimestampUnit::Seconds, "x"));
+  EXPECT_THROW(require_timestamp_unit(kMillisecondsThreshold, TimestampUnit::Seconds, "x"), TimestampUnitError);
+}
+
+// Issue 16 risk 1: the G1 cut-off is computed inside the transaction, so a body that is re-run
+// after its connection was lost reads the clock again. The first reading (trade recent) kills the
+// pooled backend; the retried body's reading (ten minutes later: trade stale) must be the one used.
+TEST_F(TradeRepositoryTest, GetRecentRecomputesTheCutoffWhenTheTransactionIsRetried) {
+  auto config = tdb_->config();
+  config.min_connections = 0;
+  config.max_connections = 1;  // one pooled backend: the one the body runs on
+  config.retry_initial_delay = std::chrono::milliseconds(0);
+  Database db(config);
+  TradeRepository repo(db);
+  const std::int64_t now = now_epoch_ms();
+  repo.create(sample("recent_at_first", now - 60'000));
+  const int backend = db.transaction([](pqxx::work& tx) { return tx.exec1("SELECT pg_backend_pid()")[0].as<int>(); });
+  std::vector<std::int64_t> readings;
+  const EpochMsClock clock = [&] {
+    if (readings.empty()) {
+      pqxx::connection admin(tdb_->url());
+      pqxx::nontransaction kill(admin);
+      EXPECT_TRUE(kill.exec_params1("SELECT pg_terminate_backend($1, 10000)", backend)[0].as<bool>());
+      readings.push_back(now);
+    } else {
+      readings.push_back(now + 600'000);
+    }
+    return readings.back();
+  };
+  const auto recent = repo.get_recent("0xabc123", 300, clock);
+  ASSERT_EQ(readings.size(), 2u) << "the retried body did not read the clock again";
+  EXPECT_TRUE(recent.empty()) << "the first attempt's cut-off was used after the retry";
+  EXPECT_EQ(repo.get_recent("0xabc123", 300, [&] { return now; }).size(), 1u);  // and it is recent at `now`
+}
+
+// D11: with a non-UTC TZ the epochs and text times written and compared are still UTC.
+class TzGuard {
+ public:
+  explicit TzGuard(const char* tz) {
+    if (const char* old = std::getenv("TZ")) old_ = old;
+    setenv("TZ", tz, 1);
+    tzset();
+  }
+  ~TzGuard() {
+    if (old_) setenv("TZ", old_->c_str(), 1);
+    else unsetenv("TZ");
+    tzset();
+  }
+
+ private:
+  std::optional<std::string> old_;
+};
+
+TEST_F(TradeRepositoryTest, TimesStayUtcUnderANonUtcTimeZone) {
+  const TzGuard tz("America/New_York");
+  ASSERT_NE(timezone, 0) << "TZ did not take effect";  // New York is 5 hours from UTC
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction tx(c);
+  const auto server_ms = [&] { return tx.exec1("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")[0].as<std::int64_t>(); };
+  EXPECT_LT(std::llabs(now_epoch_ms() - server_ms()), 5'000);  // not shifted by 4 or 5 hours
+  EXPECT_LT(std::llabs(now_epoch_s() * 1000 - server_ms()), 5'000);
+  // The text time written is UTC: the server reads it back as the same instant.
+  const std::string written = now_iso();
+  EXPECT_EQ(written.back(), 'Z');
+  const auto server_of_text = tx.exec_params1(
+      "SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint", written)[0].as<std::int64_t>();
+  EXPECT_LT(std::llabs(server_of_text - server_ms()), 5'000);
+  // G1 with the real clock: a minute-old trade is recent, a ten-minute-old one is not.
+  TradeRepository repo(tdb_->db());
+  repo.create(sample("tz_stale", server_ms() - 600'000));
+  repo.create(sample("tz_fresh", server_ms() - 60'000));
+  const auto recent = repo.get_recent("0xabc123");
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].trade_id, "tz_fresh");
 }
 
 }  // namespace

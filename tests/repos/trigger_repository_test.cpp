@@ -1,11 +1,13 @@
 // TriggerRepository and TriggerWatermarkRepository against a real PostgreSQL (storage-api.md
-// T22-T37 and the fixes for D2, D3, D4, D5, D7).
+// T22-T37 and the fixes for D2, D3, D4, D5, D7, D8; issue 16: outcomes independent of float text).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <barrier>
 #include <random>
 #include <thread>
+
+#include <pqxx/pqxx>
 
 #include "repos/util/clock.h"
 #include "repos/trigger_repository.h"
@@ -180,6 +182,47 @@ TEST_F(TriggerRepositoryTest, RecordFirstManyMatchesSequentialClaimsOnRandomBatc
     EXPECT_EQ(repo.record_first_many(batch), one_by_one) << "round " << round;
     EXPECT_EQ(rows(), rows_one_by_one) << "round " << round;
   }
+}
+
+// Issue 16 risk 4: outcomes must not depend on how the session prints a float4. With
+// extra_float_digits = 0 the server prints 0.1234567 as 0.123457, which a client-side strtof of
+// that text would not match: a claim this batch stored was once reported as DuplicateOtherToken.
+TEST_F(TriggerRepositoryTest, RecordFirstManyOutcomesDoNotDependOnTheSessionsFloatFormat) {
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction(c).exec("SET extra_float_digits = 0");
+  auto claim = [&](const std::vector<PolymarketFirstTrigger>& batch) {
+    pqxx::work tx(c);
+    auto outcomes = TriggerRepository(tx).record_first_many(batch);
+    tx.commit();
+    return outcomes;
+  };
+  ASSERT_EQ(pqxx::nontransaction(c).exec1("SELECT 0.1234567::real::text")[0].as<std::string>(), "0.123457");
+  const auto first = sample("0xtokA", "0xcond", 0.1234567);
+  EXPECT_EQ(claim({first, sample("0xtokB", "0xcond", 0.1234567), first}),
+            (std::vector<TriggerOutcome>{TriggerOutcome::Recorded, TriggerOutcome::DuplicateOtherToken,
+                                         TriggerOutcome::DuplicateSameToken}));
+  // The stored claim, seen from a later batch in the same session.
+  EXPECT_EQ(claim({first, sample("0xtokB", "0xcond", 0.1234567), sample("0xtokB", "0xcond", 0.1234568)}),
+            (std::vector<TriggerOutcome>{TriggerOutcome::DuplicateSameToken, TriggerOutcome::DuplicateOtherToken,
+                                         TriggerOutcome::Recorded}));
+  EXPECT_EQ(tdb_->count("polymarket_first_triggers"), 2);
+}
+
+// D8/D12: created_at is stored as the canonical UTC text whatever ISO form the caller used.
+TEST_F(TriggerRepositoryTest, CreatedAtIsStoredCanonical) {
+  TriggerRepository repo(tdb_->db());
+  auto t = sample("0xtokA");
+  t.created_at = "2024-01-10 10:00";
+  EXPECT_EQ(repo.create(t).row.created_at, "2024-01-10T10:00:00.000000Z");
+  auto zoned = sample("0xtokB", "0xcond2");
+  zoned.created_at = "2024-01-10T09:00:00+00:00";
+  EXPECT_EQ(repo.record_first(zoned), TriggerOutcome::Recorded);
+  EXPECT_EQ(repo.get_by_condition("0xcond2").at(0).created_at, "2024-01-10T09:00:00.000000Z");
+  auto garbage = sample("0xtokC", "0xcond3");
+  garbage.created_at = "yesterday";
+  EXPECT_THROW(repo.record_first(garbage), std::invalid_argument);
+  EXPECT_THROW(repo.create(garbage), std::invalid_argument);
+  EXPECT_EQ(repo.count(), 2);
 }
 
 TEST_F(TriggerRepositoryTest, ListsOrderedNewestFirst) {

@@ -1,0 +1,16 @@
+#pragma once
+// probe_server: "does the server answer SELECT 1 now?", answered within a bound whatever the
+// network does. It opens its own libpq connection (never a pooled one, which a caller may hold or
+// which may hang on a black-holed socket), drives the connection start-up and the query
+// non-blocking with poll() against one deadline, and closes the connection. A refused port fails
+// at once; a server that accepts but never answers, or packets that vanish, fail at the deadline.
+// Caveat: resolving a host name (getaddrinfo) is not bounded; a numeric host or hostaddr= is.
+// Never throws; any thread; no shared state.
+#include <chrono>
+#include <string>
+
+namespace pm {
+
+bool probe_server(const std::string& connection_string, std::chrono::milliseconds timeout) noexcept;
+
+}  // namespace pm

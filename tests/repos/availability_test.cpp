@@ -1,0 +1,186 @@
+// Issue 16 risk 3 (availability): every connection has a client-side connect timeout and TCP
+// keepalives; health_check() and ensure_healthy() answer within their bound whether the server
+// refuses, never answers (a black hole), or is fine. Bounds are asserted generously: they show
+// "does not hang", not speed.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <chrono>
+
+#include <pqxx/pqxx>
+
+#include "repos/connection_string.h"
+#include "repos/database.h"
+#include "tests/support/black_hole.h"
+#include "tests/support/test_database.h"
+
+namespace pm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+DatabaseConfig config_on_port(int port) {
+  DatabaseConfig config;
+  config.url = "postgresql://predict:topsecret@127.0.0.1:" + std::to_string(port) + "/predict";
+  config.reconnect_max_attempts = 1;
+  config.connect_timeout = std::chrono::seconds(2);  // libpq's smallest
+  config.health_check_timeout = milliseconds(1000);
+  return config;
+}
+
+TEST(ConnectionString, AddsTheConnectTimeoutAndKeepalivesUnlessTheUrlSetsThem) {
+  DatabaseConfig config;
+  config.url = "postgresql://u:p@h:5432/db";
+  config.connect_timeout = milliseconds(2500);
+  config.keepalives_idle = std::chrono::seconds(7);
+  EXPECT_EQ(connection_string(config),
+            "postgresql://u:p@h:5432/db?connect_timeout=3&keepalives=1&keepalives_idle=7&keepalives_interval=3"
+            "&keepalives_count=3");
+  config.url = "postgresql://h/db?sslmode=disable&keepalives_idle=60&connect_timeout=9";
+  EXPECT_EQ(connection_string(config),
+            "postgresql://h/db?sslmode=disable&keepalives_idle=60&connect_timeout=9&keepalives=1&keepalives_interval=3"
+            "&keepalives_count=3");
+  config.url = "host=h dbname=db connect_timeout = 4";
+  config.keepalives = false;
+  EXPECT_EQ(connection_string(config), "host=h dbname=db connect_timeout = 4 keepalives=0");
+  EXPECT_TRUE(sets_parameter("host=h keepalives=0", "keepalives"));
+  EXPECT_FALSE(sets_parameter("host=h keepalives_idle=3", "keepalives"));
+}
+
+TEST(ConnectionString, BadAvailabilitySettingsAreRefused) {
+  DatabaseConfig config;
+  config.health_check_timeout = milliseconds(0);
+  EXPECT_THROW(config.validate(), std::invalid_argument);
+  config = DatabaseConfig{};
+  config.connect_timeout = milliseconds(0);  // libpq: wait forever
+  EXPECT_THROW(config.validate(), std::invalid_argument);
+  config = DatabaseConfig{};
+  config.keepalives_count = 0;
+  EXPECT_THROW(config.validate(), std::invalid_argument);
+}
+
+// The pool's connections carry the keepalive settings (read back from the socket).
+TEST(Availability, EveryPooledConnectionHasTcpKeepalives) {
+  test::TestDatabase tdb("keepalive");
+  auto config = tdb.config();
+  config.keepalives_idle = std::chrono::seconds(11);
+  config.keepalives_interval = std::chrono::seconds(4);
+  config.keepalives_count = 5;
+  Database db(config);
+  Lease a = db.lease();
+  Lease b = db.lease();
+  for (Lease* l : {&a, &b}) {
+    const int fd = l->connection().sock();
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof addr;
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len), 0);
+    if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) GTEST_SKIP() << "DATABASE_URL is not TCP";
+    auto option = [&](int level, int name) {
+      int value = -1;
+      socklen_t len = sizeof value;
+      EXPECT_EQ(::getsockopt(fd, level, name, &value, &len), 0);
+      return value;
+    };
+    EXPECT_EQ(option(SOL_SOCKET, SO_KEEPALIVE), 1);
+    EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPIDLE), 11);
+    EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPINTVL), 4);
+    EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPCNT), 5);
+  }
+}
+
+TEST(Availability, HealthChecksOfALiveServerPass) {
+  test::TestDatabase tdb("healthy");
+  Database db(tdb.config());
+  const auto start = Clock::now();
+  EXPECT_TRUE(db.health_check());
+  EXPECT_TRUE(db.ensure_healthy());
+  EXPECT_LT(seconds_since(start), 5.0);
+  EXPECT_EQ(db.stats().open, 0);  // the probe is not a pooled connection
+}
+
+TEST(Availability, HealthChecksAgainstARefusedPortAreFalseAtOnce) {
+  Database db(config_on_port(test::refused_port()));
+  const auto start = Clock::now();
+  EXPECT_FALSE(db.health_check());
+  EXPECT_FALSE(db.ensure_healthy());
+  EXPECT_LT(seconds_since(start), 1.0);  // refused: nothing to wait for
+}
+
+// The original stalled health_check for 7.5-65 s while the database was down; the bound is 1 s.
+void expect_bounded_against(test::BlackHole::Mode mode) {
+  test::BlackHole hole(mode);
+  Database db(config_on_port(hole.port()));
+  auto start = Clock::now();
+  EXPECT_FALSE(db.health_check());
+  const double check = seconds_since(start);
+  EXPECT_GE(check, 0.9);  // it did wait for an answer, up to the bound
+  EXPECT_LT(check, 5.0);
+  start = Clock::now();
+  EXPECT_FALSE(db.ensure_healthy());
+  EXPECT_LT(seconds_since(start), 8.0);  // at most two checks
+  // Opening a pooled connection gives up after connect_timeout (2 s), not the kernel's minutes.
+  start = Clock::now();
+  try {
+    db.lease();
+    FAIL() << "a black hole accepted a PostgreSQL session";
+  } catch (const ConnectionError& e) {
+    EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+  }
+  const double connect = seconds_since(start);
+  EXPECT_GE(connect, 1.5);
+  EXPECT_LT(connect, 6.0);
+  if (mode == test::BlackHole::Mode::AcceptAndHold) {
+    EXPECT_GE(hole.accepted(), 1);
+  }
+}
+
+TEST(Availability, HealthCheckAndConnectAreBoundedAgainstAServerThatNeverAccepts) {
+  expect_bounded_against(test::BlackHole::Mode::NeverAccept);
+}
+
+TEST(Availability, HealthCheckAndConnectAreBoundedAgainstAServerThatAcceptsAndNeverAnswers) {
+  expect_bounded_against(test::BlackHole::Mode::AcceptAndHold);
+}
+
+TEST(Availability, TheHealthCheckBoundIsConfigurable) {
+  test::BlackHole hole(test::BlackHole::Mode::AcceptAndHold);
+  auto config = config_on_port(hole.port());
+  config.health_check_timeout = milliseconds(300);
+  Database db(config);
+  const auto start = Clock::now();
+  EXPECT_FALSE(db.health_check());
+  const double took = seconds_since(start);
+  EXPECT_GE(took, 0.25);
+  EXPECT_LT(took, 0.9);  // the 300 ms bound, not the default 1 s
+}
+
+// ensure_healthy drops idle pooled connections the server has closed; the others stay pooled.
+TEST(Availability, EnsureHealthyDropsTheIdleConnectionsTheServerClosed) {
+  test::TestDatabase tdb("ensure_healthy");
+  auto config = tdb.config();
+  config.min_connections = 0;
+  config.max_connections = 3;
+  Database db(config);
+  std::vector<int> pids;
+  {
+    std::vector<Lease> leases;
+    for (int i = 0; i < 3; ++i) leases.push_back(db.lease());
+    for (auto& l : leases) pids.push_back(pqxx::nontransaction(l.connection()).exec1("SELECT pg_backend_pid()")[0].as<int>());
+  }
+  ASSERT_EQ(db.stats().idle, 3);
+  pqxx::connection admin(tdb.url());
+  ASSERT_TRUE(pqxx::nontransaction(admin).exec_params1("SELECT pg_terminate_backend($1, 10000)", pids[1])[0].as<bool>());
+  EXPECT_TRUE(db.ensure_healthy());
+  EXPECT_EQ(db.stats().open, 2);
+  EXPECT_EQ(db.stats().idle, 2);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(db.transaction([](pqxx::work& tx) { return tx.exec1("SELECT 1")[0].as<int>(); }), 1);
+}
+
+}  // namespace
+}  // namespace pm
