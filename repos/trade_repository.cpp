@@ -367,6 +367,7 @@ std::int64_t TradeWatermarkRepository::get_timestamp(const std::string& conditio
 
 TradeWatermark TradeWatermarkRepository::update(const std::string& condition_id,
                                                 std::int64_t timestamp) const {
+  require_timestamp_unit(timestamp, unit_, "trade watermark of " + condition_id + ": last_timestamp");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TradeWatermark>(trade_watermarks().one(tx, condition_id, timestamp));
   });

@@ -119,15 +119,23 @@ class TradeRepository {
 // exists(cid), remove(cid) (true when a row was deleted) and count().
 class TradeWatermarkRepository : public BaseRepository<TradeWatermark, std::string> {
  public:
-  explicit TradeWatermarkRepository(DbTarget target)
-      : BaseRepository(target, "trade_watermarks", "condition_id", "text") {}
+  // On a Database the timestamp unit comes from its config; in a caller's transaction it is given.
+  explicit TradeWatermarkRepository(Database& db)
+      : TradeWatermarkRepository(DbTarget(db), db.config().trade_timestamp_unit) {}
+  TradeWatermarkRepository(DbTarget target, TimestampUnit unit)
+      : BaseRepository(target, "trade_watermarks", "condition_id", "text"), unit_(unit) {}
 
   std::optional<TradeWatermark> get(const std::string& condition_id) const;
   // The stored last_timestamp, or 0 when there is no row.
   std::int64_t get_timestamp(const std::string& condition_id) const;
   // Upsert with last_timestamp = GREATEST(stored, timestamp): never moves backwards.
-  // updated_at is set to now even when the timestamp does not advance.
+  // updated_at is set to now even when the timestamp does not advance. A timestamp whose size
+  // does not fit the unit is refused before any SQL (TimestampUnitError): a watermark in the wrong
+  // unit would hide every later trade, or none (D10).
   TradeWatermark update(const std::string& condition_id, std::int64_t timestamp) const;
+
+ private:
+  TimestampUnit unit_;
 };
 
 }  // namespace pm

@@ -16,6 +16,8 @@
 namespace pm {
 namespace {
 
+constexpr std::int64_t kT0 = 1'700'000'000'000;  // epoch ms, the default unit
+
 class BaseOperationsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { tdb_ = new test::TestDatabase("baseops"); }
@@ -83,11 +85,11 @@ TEST_F(BaseOperationsTest, TradeWatermarkBaseOperationsAreKeyedByConditionId) {
   EXPECT_EQ(repo.count(), 0);
   EXPECT_FALSE(repo.exists("cid-1"));
   EXPECT_FALSE(repo.get_by_id("cid-1").has_value());
-  repo.update("cid-1", 1000);
-  repo.update("cid-2", 2000);
+  repo.update("cid-1", kT0);
+  repo.update("cid-2", kT0 + 1000);
   EXPECT_EQ(repo.count(), 2);
   ASSERT_TRUE(repo.get_by_id("cid-1").has_value());
-  EXPECT_EQ(repo.get_by_id("cid-1")->last_timestamp, 1000);
+  EXPECT_EQ(repo.get_by_id("cid-1")->last_timestamp, kT0);
   EXPECT_EQ(repo.get_by_id("cid-1")->condition_id, repo.get("cid-1")->condition_id);
   EXPECT_TRUE(repo.exists("cid-2"));
   EXPECT_FALSE(repo.exists("cid-3"));
@@ -120,13 +122,13 @@ TEST_F(BaseOperationsTest, TriggerWatermarkBaseOperationsMatchTheThresholdAsARea
 TEST_F(BaseOperationsTest, BaseOperationsJoinACallersTransaction) {
   TriggerRepository seed(tdb_->db());
   ASSERT_TRUE(seed.create(trigger("tok-a", "cid-1", 0.95)).inserted);
-  TradeWatermarkRepository(tdb_->db()).update("cid-1", 1000);
+  TradeWatermarkRepository(tdb_->db()).update("cid-1", kT0);
   struct Undo : std::runtime_error {
     Undo() : std::runtime_error("undo") {}
   };
   EXPECT_THROW(tdb_->db().transaction([&](Transaction& tx) {
     TriggerRepository triggers(tx);
-    TradeWatermarkRepository watermarks(tx);
+    TradeWatermarkRepository watermarks(tx, TimestampUnit::Milliseconds);
     EXPECT_TRUE(triggers.remove({"tok-a", "cid-1", 0.95}));
     EXPECT_TRUE(watermarks.remove("cid-1"));
     EXPECT_EQ(triggers.count(), 0);

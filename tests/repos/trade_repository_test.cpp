@@ -435,6 +435,9 @@ TEST_F(TradeRepositoryTest, WritesRefuseTimestampsOfTheWrongSizeForTheUnit) {
   EXPECT_EQ(unit_error_of([&] { repo.insert_rows(rows); }), expected);
   EXPECT_NE(unit_error_of([&] { repo.create(sample("zero", 0)); }).find("0 must be > 0"), std::string::npos);
   EXPECT_NE(unit_error_of([&] { repo.create(sample("negative", -T0)); }).find("must be > 0"), std::string::npos);
+  TradeWatermarkRepository marks(tdb_->db());
+  EXPECT_NE(unit_error_of([&] { marks.update("0xabc123", seconds); }).find("last_timestamp 1700000000 looks like epoch seconds"),
+            std::string::npos);
   EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
   EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
 
