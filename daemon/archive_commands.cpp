@@ -28,7 +28,7 @@ std::int64_t parse_until(const std::string& text) {
 }
 
 std::string iso_of_ms(std::int64_t ms) {
-  return ms == 0 ? "-" : format_iso(SystemTime(std::chrono::milliseconds(ms)));
+  return ms == 0 ? "-" : format_iso_ms(ms);
 }
 
 ReplayOptions replay_options(const ReplayCommand& c) {

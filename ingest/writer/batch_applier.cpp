@@ -77,7 +77,7 @@ TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow
 
 namespace {
 
-std::string arrival_iso(const QueuedEvent& q) { return format_iso(SystemTime(std::chrono::milliseconds(q.event.received_ms))); }
+std::string arrival_iso(const QueuedEvent& q) { return format_iso_ms(q.event.received_ms); }
 
 // Each trade row's arrival time, in row order (the batch's trades in log order).
 std::vector<std::string> trade_arrivals(std::span<const QueuedEvent> events) {

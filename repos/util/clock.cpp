@@ -33,6 +33,8 @@ std::string format_iso(SystemTime t) {
   return buf;
 }
 
+std::string format_iso_ms(std::int64_t epoch_ms) { return format_iso(SystemTime(milliseconds(epoch_ms))); }
+
 std::string now_iso() { return format_iso(system_clock::now()); }
 
 namespace {

@@ -23,6 +23,8 @@ using EpochMsClock = std::function<std::int64_t()>;
 
 // `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC.
 std::string format_iso(SystemTime t);
+// format_iso of an instant given in epoch milliseconds (an event's arrival, an archive's range).
+std::string format_iso_ms(std::int64_t epoch_ms);
 std::string now_iso();
 
 // Parses the canonical format and the common ISO-8601 variants other writers used (space or `T`,

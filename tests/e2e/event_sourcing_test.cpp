@@ -148,7 +148,7 @@ TEST(EventSourcing, PointInTimeReplayHoldsExactlyTheEventsThatArrivedBefore) {
   ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 6000; }, 60s));
   EXPECT_EQ(d.stop(), 0);
 
-  const test::Run r = replay(d, rebuilt.url(), {"--until", format_iso(SystemTime(std::chrono::milliseconds(instant)))});
+  const test::Run r = replay(d, rebuilt.url(), {"--until", format_iso_ms(instant)});
   ASSERT_EQ(r.code, 0) << r.output;
   std::set<std::string> expected;
   for (int i = 0; i < 3000; ++i) expected.insert("before" + std::to_string(i));

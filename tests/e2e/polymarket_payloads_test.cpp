@@ -203,14 +203,8 @@ struct ThroughProducers : PolymarketPayloadsTest, ::testing::WithParamInterface<
       if (via == "pm-ingestctl send") {
         r = run_ctl({"send", "--socket", d.socket(), "--format", format, "--input", file});
       } else {
-        const std::string script =
-            "import asyncio, sys\nsys.path.insert(0, sys.argv[1])\nfrom pm_ingestd import IngestClient\n"
-            "async def main(sock, fmt, path):\n"
-            "    lines = [l.rstrip('\\n') for l in open(path) if l.strip()]\n"
-            "    async with IngestClient(sock, format=fmt) as c:\n"
-            "        await asyncio.gather(*(c.send_text(l) for l in lines))\n"
-            "asyncio.run(main(*sys.argv[2:5]))\n";
-        r = run_program("/usr/bin/python3", {"-c", script, std::string(PM_SOURCE_DIR) + "/clients/python", d.socket(), format, file});
+        r = run_program("/usr/bin/python3", {std::string(PM_SOURCE_DIR) + "/tests/support/send_file.py",
+                                             std::string(PM_SOURCE_DIR) + "/clients/python", d.socket(), format, file});
       }
       ASSERT_EQ(r.code, 0) << via << ": " << r.output;
     }

@@ -321,18 +321,12 @@ TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
     // were once all sent before pm-ingestctl send, which reads its input first, got that far).
     for (int i = 0; i < kPythonLines; ++i) py << trade_line("c" + std::to_string(i % 7), "py" + std::to_string(i)) << "\n";
   }
-  const std::string script =
-      "import asyncio, sys\nsys.path.insert(0, sys.argv[1])\nfrom pm_ingestd import IngestClient\n"
-      "async def main(sock, path):\n"
-      "    lines = [l.rstrip('\\n') for l in open(path)]\n"
-      "    async with IngestClient(sock, max_in_flight=500) as c:\n"
-      "        await asyncio.gather(*(c.send_text(l) for l in lines))\n"
-      "        print('acked', c.stats.acked, 'reconnects', c.stats.reconnects)\n"
-      "asyncio.run(main(sys.argv[2], sys.argv[3]))\n";
   Process send, python;
   send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", ctl_input, "--max-in-flight", "300"}, {}, d.dir() + "/send.out");
-  python.start("/usr/bin/python3", {"-c", script, std::string(PM_SOURCE_DIR) + "/clients/python", d.socket(), py_input}, {},
-               d.dir() + "/python.out");
+  python.start("/usr/bin/python3",
+               {std::string(PM_SOURCE_DIR) + "/tests/support/send_file.py", std::string(PM_SOURCE_DIR) + "/clients/python",
+                d.socket(), "pm-ingestd", py_input, "500"},
+               {}, d.dir() + "/python.out");
   const auto stored = [&](const std::string& prefix) {
     return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id LIKE '" + prefix + "%'");
   };

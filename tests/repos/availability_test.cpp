@@ -171,11 +171,10 @@ TEST(Availability, EnsureHealthyDropsTheIdleConnectionsTheServerClosed) {
   {
     std::vector<Lease> leases;
     for (int i = 0; i < 3; ++i) leases.push_back(db.lease());
-    for (auto& l : leases) pids.push_back(pqxx::nontransaction(l.connection()).exec1("SELECT pg_backend_pid()")[0].as<int>());
+    for (auto& l : leases) pids.push_back(test::backend_pid(l));
   }
   ASSERT_EQ(db.stats().idle, 3);
-  pqxx::connection admin(tdb.url());
-  ASSERT_TRUE(pqxx::nontransaction(admin).exec_params1("SELECT pg_terminate_backend($1, 10000)", pids[1])[0].as<bool>());
+  ASSERT_TRUE(tdb.terminate_backend(pids[1]));
   EXPECT_TRUE(db.ensure_healthy());
   EXPECT_EQ(db.stats().open, 2);
   EXPECT_EQ(db.stats().idle, 2);

@@ -13,6 +13,7 @@ TEST(Clock, IsoFormatIsFixedWidthUtcWithZ) {
   const SystemTime t = sys_days{year{2026} / 11 / 23} + hours{22} + minutes{31} + seconds{5};
   EXPECT_EQ(format_iso(t), "2026-11-23T22:31:05.000000Z");
   EXPECT_EQ(format_iso(t + microseconds{123456}), "2026-11-23T22:31:05.123456Z");
+  EXPECT_EQ(format_iso_ms(1'700'000'000'123), "2023-11-14T22:13:20.123000Z");
   EXPECT_EQ(now_iso().size(), 27u);
 }
 

@@ -110,10 +110,9 @@ TEST(Retry, OtherPooledConnectionsSurviveOneBrokenConnection) {
   std::vector<int> pids;
   for (int i = 0; i < 4; ++i) {
     leases.push_back(db.lease());
-    pids.push_back(pqxx::nontransaction(leases.back().connection()).exec1("SELECT pg_backend_pid()")[0].as<int>());
+    pids.push_back(test::backend_pid(leases.back()));
   }
-  pqxx::connection admin(tdb.url());
-  ASSERT_TRUE(pqxx::nontransaction(admin).exec_params1("SELECT pg_terminate_backend($1, 10000)", pids[2])[0].as<bool>());
+  ASSERT_TRUE(tdb.terminate_backend(pids[2]));
   auto select_pid = [](Transaction& tx) -> std::optional<int> { return tx.exec1("SELECT pg_backend_pid()")[0].as<int>(); };
   for (std::size_t i = 0; i < leases.size(); ++i) {
     const TxResult<int> r = run_once(leases[i], select_pid);
@@ -134,7 +133,7 @@ TEST(Retry, OtherPooledConnectionsSurviveOneBrokenConnection) {
   std::vector<Lease> again;
   for (int i = 0; i < 4; ++i) {
     again.push_back(db.lease());
-    serving.insert(pqxx::nontransaction(again.back().connection()).exec1("SELECT pg_backend_pid()")[0].as<int>());
+    serving.insert(test::backend_pid(again.back()));
   }
   EXPECT_EQ(serving.size(), 4u);
   EXPECT_EQ(serving.count(pids[0]) + serving.count(pids[1]) + serving.count(pids[3]), 3u);

@@ -87,6 +87,14 @@ void TestDatabase::refuse_at_commit(const std::string& trade_id) {
 
 void TestDatabase::drop_refusal_at_commit() { exec("DROP TRIGGER IF EXISTS test_refuse_at_commit ON polymarket_trades"); }
 
+bool TestDatabase::terminate_backend(int pid) {
+  pqxx::connection c(url_);
+  pqxx::nontransaction tx(c);
+  return tx.exec_params1("SELECT pg_terminate_backend($1, 10000)", pid)[0].as<bool>();
+}
+
+int backend_pid(Lease& lease) { return pqxx::nontransaction(lease.connection()).exec1("SELECT pg_backend_pid()")[0].as<int>(); }
+
 long long TestDatabase::count(const std::string& table_or_query) {
   pqxx::connection c(url_);
   pqxx::nontransaction tx(c);

@@ -15,6 +15,9 @@ std::string admin_url();
 // `url` with its database name replaced.
 std::string url_with_database(const std::string& url, const std::string& database);
 
+// The server process id of the session behind `lease` (SELECT pg_backend_pid()).
+int backend_pid(Lease& lease);
+
 class TestDatabase {
  public:
   // Creates database `pmt_<prefix>_<pid>_<n>`; migrates it unless `migrate` is false.
@@ -34,6 +37,9 @@ class TestDatabase {
   // this trade_id, at COMMIT rather than at the INSERT; drop it with drop_refusal_at_commit().
   void refuse_at_commit(const std::string& trade_id);
   void drop_refusal_at_commit();
+  // Ends the server session `pid` (pg_terminate_backend, waiting up to 10 s for it to go): what a
+  // crashed backend or a cut connection looks like to the client. True when it was ended.
+  bool terminate_backend(int pid);
 
  private:
   std::string name_, url_;
