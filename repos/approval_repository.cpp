@@ -55,7 +55,8 @@ std::optional<TradeApproval> TradeApprovalRepository::get_by_token(const std::st
 std::vector<TradeApproval> TradeApprovalRepository::get_pending() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<TradeApproval>(tx.exec(
-        "SELECT * FROM trade_approvals WHERE status = 'pending' ORDER BY approved_at DESC, token_id"));
+        R"(SELECT * FROM trade_approvals WHERE status = 'pending'
+           ORDER BY pm_text_time(approved_at) DESC NULLS LAST, approved_at DESC, token_id)"));
   });
 }
 
@@ -131,7 +132,8 @@ ApprovalAlert ApprovalAlertRepository::create(const ApprovalAlert& a) const {
 std::vector<ApprovalAlert> ApprovalAlertRepository::get_pending() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<ApprovalAlert>(tx.exec(
-        "SELECT * FROM approval_alerts WHERE approved = FALSE ORDER BY alerted_at DESC, token_id"));
+        R"(SELECT * FROM approval_alerts WHERE approved = FALSE
+           ORDER BY pm_text_time(alerted_at) DESC NULLS LAST, alerted_at DESC, token_id)"));
   });
 }
 

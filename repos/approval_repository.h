@@ -17,12 +17,14 @@
 //   time has passed with an UPDATE guarded by the exact expires_at text it read and status
 //   'pending' (so a concurrent re-approval is never expired); returns how many it expired
 //   (affected_rows, D20). Runs in one transaction.
-// - get_pending() is newest first by approved_at, token_id as tie-breaker (D28).
+// - get_pending() is newest first by approved_at (by time, D8: repo_support.h), token_id as
+//   tie-breaker (D28).
 // ApprovalAlertRepository: `approval_alerts` (key token_id), storage-api.md 2.13.
 // - create() upserts condition_id, question, price, model_score and alerted_at (canonical; empty:
 //   now). `approved` is sticky (fix for D24): an upsert can set it but never clears it (the
 //   original reset it to false); nullopt is written as false. To ask again, remove() the alert.
-// - get_pending(): approved = false, newest first by alerted_at, token_id tie-breaker (D28).
+// - get_pending(): approved = false, newest first by alerted_at (by time, D8: repo_support.h),
+//   token_id tie-breaker (D28).
 // - delete_old(days): the cut-off (now - days) is computed here, not compared as TEXT against a
 //   timestamptz (fix for D9, which made every call fail); alerted_at is parsed like expires_at and
 //   rows whose alerted_at does not parse are kept. Returns how many rows were deleted (D20).

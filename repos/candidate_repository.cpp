@@ -52,7 +52,7 @@ std::vector<PolymarketCandidate> CandidateRepository::get_pending(int limit) con
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PolymarketCandidate>(tx.exec_params(
         R"(SELECT * FROM polymarket_candidates WHERE status = 'pending'
-           ORDER BY created_at ASC, id ASC LIMIT $1)",
+           ORDER BY pm_text_time(created_at) ASC NULLS LAST, created_at ASC, id ASC LIMIT $1)",
         limit));
   });
 }
@@ -62,7 +62,7 @@ std::vector<PolymarketCandidate> CandidateRepository::get_by_status(CandidateSta
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PolymarketCandidate>(tx.exec_params(
         R"(SELECT * FROM polymarket_candidates WHERE status = $1
-           ORDER BY created_at DESC, id DESC LIMIT $2)",
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC LIMIT $2)",
         std::string(to_string(status)), limit));
   });
 }
@@ -71,7 +71,7 @@ std::vector<PolymarketCandidate> CandidateRepository::get_by_token(const std::st
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PolymarketCandidate>(tx.exec_params(
         R"(SELECT * FROM polymarket_candidates WHERE token_id = $1
-           ORDER BY created_at DESC, id DESC)",
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)",
         token_id));
   });
 }

@@ -5,8 +5,8 @@
 //   after COMMIT was sent (fix for D13). `status` must be a CandidateStatus text (D25) and
 //   `created_at` any ISO-8601 text (empty: now); it is stored canonical (D8/D12). id and
 //   updated_at of the input are ignored.
-// - Lists order by created_at with `id` as tie-breaker in the same direction (D28): get_pending
-//   oldest first, get_by_status and get_by_token newest first.
+// - Lists order by created_at (by time, D8: repo_support.h) with `id` as tie-breaker in the same
+//   direction (D28): get_pending oldest first, get_by_status and get_by_token newest first.
 // - update_status() guards its transition (fix for "no status transition is checked"): allowed are
 //   pending->pending (a re-score), pending->approved|rejected, approved->executed|rejected.
 //   executed and rejected are final. The guard is part of the UPDATE's WHERE, so it holds under

@@ -27,7 +27,8 @@ StreamWatchlist StreamWatchlistRepository::upsert(const StreamWatchlist& w) cons
 std::vector<StreamWatchlist> StreamWatchlistRepository::get_all() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<StreamWatchlist>(
-        tx.exec("SELECT * FROM stream_watchlist ORDER BY generated_at DESC, market_id"));
+        tx.exec(R"(SELECT * FROM stream_watchlist
+                   ORDER BY pm_text_time(generated_at) DESC NULLS LAST, generated_at DESC, market_id)"));
   });
 }
 
@@ -73,7 +74,7 @@ std::vector<PolymarketResolution> ResolutionRepository::get_recent(int limit) co
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PolymarketResolution>(tx.exec_params(
         R"(SELECT * FROM polymarket_resolutions WHERE resolved_at IS NOT NULL
-           ORDER BY resolved_at DESC, condition_id LIMIT $1)",
+           ORDER BY pm_text_time(resolved_at) DESC NULLS LAST, resolved_at DESC, condition_id LIMIT $1)",
         limit));
   });
 }

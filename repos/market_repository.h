@@ -4,13 +4,15 @@
 // StreamWatchlistRepository: `stream_watchlist` (key market_id).
 // - upsert(): generated_at is stored canonical (empty: now; D8/D12); end_date is a market's free-form
 //   end date and is stored as given.
-// - get_all() newest first by generated_at; get_by_category() by volume DESC with NULL volumes
-//   *last* (fix for D28: the original put them first); both with market_id as tie-breaker.
+// - get_all() newest first by generated_at (by time, D8: repo_support.h); get_by_category() by
+//   volume DESC with NULL volumes *last* (fix for D28: the original put them first); both with
+//   market_id as tie-breaker.
 // - clear() deletes every row and returns how many (affected_rows, D20).
 // ResolutionRepository: `polymarket_resolutions` (key condition_id).
 // - upsert(): resolved_at (nullable) stored canonical. is_resolved() is true when a row exists,
 //   even one whose outcome fields are NULL (the original's semantics).
-// - get_recent(limit): rows with a resolved_at, newest first, condition_id tie-breaker.
+// - get_recent(limit): rows with a resolved_at, newest first (by time, D8: repo_support.h),
+//   condition_id tie-breaker.
 // TokenMetaRepository: `polymarket_token_meta` (key token_id).
 // - upsert(): fetched_at (nullable) stored canonical. get_by_condition() orders by outcome_index
 //   ASC, NULLs last, token_id tie-breaker. get_condition_id() is nullopt both for a missing row and

@@ -60,7 +60,9 @@ std::vector<PaperTrade> PaperTradeRepository::get_recent(int limit) const {
   detail::check_limit(limit);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PaperTrade>(
-        tx.exec_params("SELECT * FROM paper_trades ORDER BY created_at DESC, id DESC LIMIT $1", limit));
+        tx.exec_params(R"(SELECT * FROM paper_trades
+                          ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC LIMIT $1)",
+                       limit));
   });
 }
 
@@ -68,7 +70,8 @@ std::vector<PaperTrade> PaperTradeRepository::get_by_decision(const std::string&
   detail::check_limit(limit);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PaperTrade>(tx.exec_params(
-        "SELECT * FROM paper_trades WHERE decision = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        R"(SELECT * FROM paper_trades WHERE decision = $1
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC LIMIT $2)",
         decision, limit));
   });
 }
@@ -119,7 +122,7 @@ std::vector<LiveOrder> LiveOrderRepository::get_active() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<LiveOrder>(tx.exec(
         R"(SELECT * FROM live_orders WHERE status IN ('submitted', 'partial')
-           ORDER BY submitted_at DESC, id DESC)"));
+           ORDER BY pm_text_time(submitted_at) DESC NULLS LAST, submitted_at DESC, id DESC)"));
   });
 }
 
@@ -127,7 +130,8 @@ std::vector<LiveOrder> LiveOrderRepository::get_by_status(LiveOrderStatus status
   detail::check_limit(limit);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<LiveOrder>(tx.exec_params(
-        "SELECT * FROM live_orders WHERE status = $1 ORDER BY submitted_at DESC, id DESC LIMIT $2",
+        R"(SELECT * FROM live_orders WHERE status = $1
+           ORDER BY pm_text_time(submitted_at) DESC NULLS LAST, submitted_at DESC, id DESC LIMIT $2)",
         std::string(to_string(status)), limit));
   });
 }
@@ -135,7 +139,8 @@ std::vector<LiveOrder> LiveOrderRepository::get_by_status(LiveOrderStatus status
 std::vector<LiveOrder> LiveOrderRepository::get_by_token(const std::string& token_id) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<LiveOrder>(tx.exec_params(
-        "SELECT * FROM live_orders WHERE token_id = $1 ORDER BY submitted_at DESC, id DESC", token_id));
+        R"(SELECT * FROM live_orders WHERE token_id = $1
+           ORDER BY pm_text_time(submitted_at) DESC NULLS LAST, submitted_at DESC, id DESC)", token_id));
   });
 }
 

@@ -8,7 +8,8 @@
 //   checked in the INSERT itself (INSERT .. WHERE EXISTS), so nothing is written.
 // - get_by_candidate() returns the newest paper trade of the candidate (highest id): the original
 //   took whichever row came first (fix for D21).
-// - Lists are newest first by created_at with id DESC as tie-breaker (D28).
+// - Lists are newest first by created_at (by time, D8: repo_support.h) with id DESC as tie-breaker
+//   (D28).
 // LiveOrderRepository: `live_orders` (key id SERIAL; order_id UNIQUE, nullable), storage-api.md 2.8.
 // - create() writes order_id .. submitted_at (fill_*, filled_at, updated_at of the input are
 //   ignored, as in the original). `status` must be a LiveOrderStatus text (D25); submitted_at is
@@ -21,8 +22,8 @@
 //   fill_price, fill_size and reason keep their stored value when not given (COALESCE, as in the
 //   original: since final states cannot be left, nothing ever needs clearing). filled_at is set to
 //   now exactly when the order becomes filled; updated_at is always now.
-// - get_active() is every submitted or partial order; lists are newest first by submitted_at,
-//   id DESC as tie-breaker (D28).
+// - get_active() is every submitted or partial order; lists are newest first by submitted_at (by
+//   time, D8: repo_support.h), id DESC as tie-breaker (D28).
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -92,7 +92,8 @@ Position PositionRepository::create(const Position& p) const {
 std::vector<Position> PositionRepository::get_open() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<Position>(
-        tx.exec("SELECT * FROM positions WHERE status = 'open' ORDER BY created_at DESC, id DESC"));
+        tx.exec(R"(SELECT * FROM positions WHERE status = 'open'
+                   ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)"));
   });
 }
 
@@ -100,7 +101,8 @@ std::vector<Position> PositionRepository::get_by_status(PositionStatus status, i
   detail::check_limit(limit);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<Position>(tx.exec_params(
-        "SELECT * FROM positions WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        R"(SELECT * FROM positions WHERE status = $1
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC LIMIT $2)",
         std::string(to_string(status)), limit));
   });
 }
@@ -108,7 +110,8 @@ std::vector<Position> PositionRepository::get_by_status(PositionStatus status, i
 std::vector<Position> PositionRepository::get_by_token(const std::string& token_id) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<Position>(tx.exec_params(
-        "SELECT * FROM positions WHERE token_id = $1 ORDER BY created_at DESC, id DESC", token_id));
+        R"(SELECT * FROM positions WHERE token_id = $1
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)", token_id));
   });
 }
 
@@ -213,14 +216,16 @@ ExitEvent ExitEventRepository::create(const ExitEvent& e) const {
 std::vector<ExitEvent> ExitEventRepository::get_pending() const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<ExitEvent>(
-        tx.exec("SELECT * FROM exit_events WHERE status = 'pending' ORDER BY created_at ASC, id ASC"));
+        tx.exec(R"(SELECT * FROM exit_events WHERE status = 'pending'
+                   ORDER BY pm_text_time(created_at) ASC NULLS LAST, created_at ASC, id ASC)"));
   });
 }
 
 std::vector<ExitEvent> ExitEventRepository::get_by_position(const std::string& position_id) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<ExitEvent>(tx.exec_params(
-        "SELECT * FROM exit_events WHERE position_id = $1 ORDER BY created_at DESC, id DESC", position_id));
+        R"(SELECT * FROM exit_events WHERE position_id = $1
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)", position_id));
   });
 }
 

@@ -15,8 +15,9 @@
 //   exit_timestamp untouched.
 // - get_open_by_token() returns the newest open position of the token (highest id): the original
 //   took an arbitrary one (fix for D21; the schema does not forbid several open positions).
-// - Lists are newest first by created_at, id DESC as tie-breaker (D28). get_total_exposure() is
-//   SUM(entry_cost) over open positions (0 when none), a float4 sum (D6).
+// - Lists are newest first by created_at (by time, D8: repo_support.h), id DESC as tie-breaker
+//   (D28). get_total_exposure() is SUM(entry_cost) over open positions (0 when none), a float4 sum
+//   (D6).
 // ExitEventRepository: `exit_events` (key id SERIAL), storage-api.md 2.10.
 // - create(): exit_type and status must be ExitType / ExitEventStatus texts (D25); created_at is
 //   canonical (empty: now); executed_at of the input is ignored. position_id is TEXT in the schema
@@ -25,7 +26,8 @@
 //   as that id's plain decimal text, so "007" is stored as "7").
 // - mark_executed() / mark_failed() move only a *pending* event (pending -> executed | failed);
 //   otherwise (or for a missing id) nullopt and nothing changes.
-// - get_pending() oldest first (created_at, id); get_by_position() newest first (created_at, id DESC).
+// - get_pending() oldest first (created_at, id); get_by_position() newest first (created_at, id
+//   DESC); created_at (by time, D8: repo_support.h).
 // DailyPnlRepository: `daily_pnl` (key date TEXT `YYYY-MM-DD`, validated: std::invalid_argument).
 // - get_or_create() reads first and inserts (ON CONFLICT DO NOTHING) only when the day is missing,
 //   so reading an existing day never writes or locks (fix for D26). A new day has the DB defaults.

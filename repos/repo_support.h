@@ -9,6 +9,13 @@
 //   each one is the canonical `YYYY-MM-DDTHH:MM:SS.ffffffZ` of clock.h (fix for D8/D12). A caller
 //   may pass any text parse_iso() accepts; unparseable text throws std::invalid_argument naming
 //   the column, before any SQL runs.
+// - Time order (D8): a list ordered by a TEXT *_at column orders by the instant the text names,
+//   `pm_text_time(col)` (seed/06_text_time.sql: the shapes parse_iso() accepts, no zone = UTC,
+//   whatever the session's TimeZone), then by the text, then by the list's own tie-breaker, all in
+//   the list's direction; so rows of other writers (`2024-01-10 10:00`, `+02:00`, ...) sort among
+//   canonical ones by time. Text naming no time (only another writer can store it) sorts after
+//   every time in either direction: never taken for the newest nor the oldest, never dropped.
+//   The repositories need migration 06 applied (`pm-ingestctl migrate`).
 // - Closed sets (D25): EnumText tables map C++ enums to the exact text the original stores.
 // Thread-safety: stateless; repositories are as thread-safe as their DbTarget.
 #include <array>

@@ -70,24 +70,28 @@ bool read_date(std::string_view text, std::size_t& pos, IsoFields& f) {
          expect(text, pos, '-') && read_digits(text, pos, 2, f.day);
 }
 
-// 'T' or ' ', then hh:mm and an optional :ss
-bool read_time(std::string_view text, std::size_t& pos, IsoFields& f) {
+// 'T' or ' ', then hh:mm and an optional :ss; `has_seconds` tells whether :ss was there.
+bool read_time(std::string_view text, std::size_t& pos, IsoFields& f, bool& has_seconds) {
   if (pos >= text.size() || (text[pos] != 'T' && text[pos] != ' ')) return false;
   ++pos;
   if (!read_digits(text, pos, 2, f.hour) || !expect(text, pos, ':') || !read_digits(text, pos, 2, f.minute))
     return false;
   f.second = 0;
+  has_seconds = false;
   if (pos < text.size() && text[pos] == ':') {
     ++pos;
     if (!read_digits(text, pos, 2, f.second)) return false;
+    has_seconds = true;
   }
   return true;
 }
 
 // An optional '.' and at least one digit; digits past the sixth (below a microsecond) are dropped.
-bool read_fraction(std::string_view text, std::size_t& pos, std::int64_t& micros) {
+// Only after seconds: in ISO 8601 `hh:mm.5` is half a minute, a reading no writer of ours meant.
+bool read_fraction(std::string_view text, std::size_t& pos, bool has_seconds, std::int64_t& micros) {
   micros = 0;
   if (pos >= text.size() || text[pos] != '.') return true;
+  if (!has_seconds) return false;
   ++pos;
   int digits = 0;
   while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
@@ -111,16 +115,22 @@ bool read_offset(std::string_view text, std::size_t& pos, std::int64_t& offset_m
     ++pos;
     int oh, om = 0;
     if (!read_digits(text, pos, 2, oh)) return false;
-    if (pos < text.size() && text[pos] == ':') ++pos;
-    if (pos < text.size() && !read_digits(text, pos, 2, om)) return false;
+    if (pos < text.size() && text[pos] == ':') {
+      ++pos;
+      if (!read_digits(text, pos, 2, om)) return false;  // `+hh:` alone is not an offset
+    } else if (pos < text.size() && !read_digits(text, pos, 2, om)) {
+      return false;
+    }
+    if (oh > 23 || om > 59) return false;
     offset_minutes = sign * (oh * 60 + om);
   }
   return true;
 }
 
-// The instant the fields name, or nullopt when one is out of range or the date does not exist.
+// The instant the fields name, or nullopt when one is out of range, the date does not exist, or the
+// instant lies outside what SystemTime holds (nanoseconds in libstdc++: about 1678 to 2261).
 std::optional<SystemTime> to_time(const IsoFields& f) {
-  if (f.month < 1 || f.month > 12 || f.day < 1 || f.day > 31 || f.hour > 23 || f.minute > 59 || f.second > 60)
+  if (f.year < 1 || f.month < 1 || f.month > 12 || f.day < 1 || f.day > 31 || f.hour > 23 || f.minute > 59 || f.second > 60)
     return std::nullopt;
   const year_month_day ymd{std::chrono::year{f.year}, std::chrono::month{static_cast<unsigned>(f.month)},
                            std::chrono::day{static_cast<unsigned>(f.day)}};
@@ -128,6 +138,8 @@ std::optional<SystemTime> to_time(const IsoFields& f) {
   const auto days = sys_days{ymd};
   const auto t = days + hours{f.hour} + minutes{f.minute} + seconds{f.second} + microseconds{f.micros} -
                  minutes{f.offset_minutes};
+  if (t < time_point_cast<microseconds>(SystemTime::min()) || t > time_point_cast<microseconds>(SystemTime::max()))
+    return std::nullopt;
   return time_point_cast<system_clock::duration>(t);
 }
 
@@ -136,7 +148,10 @@ std::optional<SystemTime> to_time(const IsoFields& f) {
 std::optional<SystemTime> parse_iso(std::string_view text) {
   std::size_t pos = 0;
   IsoFields f;
-  if (!read_date(text, pos, f) || !read_time(text, pos, f) || !read_fraction(text, pos, f.micros) ||
+  if (!read_date(text, pos, f)) return std::nullopt;
+  if (pos == text.size()) return to_time(f);  // a date alone: midnight UTC
+  bool has_seconds = false;
+  if (!read_time(text, pos, f, has_seconds) || !read_fraction(text, pos, has_seconds, f.micros) ||
       !read_offset(text, pos, f.offset_minutes))
     return std::nullopt;
   if (pos != text.size()) return std::nullopt;

@@ -1,8 +1,9 @@
 #pragma once
-// Wall-clock helpers in UTC. Every TEXT `*_at` column is written through format_iso(), one fixed
-// format (`2026-11-23T22:31:05.123456Z`, always 27 characters), so that text ordering, GREATEST
-// and time ordering agree (fix for D8/D12). Epochs come from the system clock, never from a
-// local-time reading (fix for D11). Thread-safe; no state.
+// Wall-clock helpers in UTC. Every TEXT `*_at` column the library writes goes through format_iso(),
+// one fixed format (`2026-11-23T22:31:05.123456Z`, always 27 characters; fix for D12). Rows of
+// other writers hold other shapes, so SQL orders those columns by pm_text_time() (seed/06), never
+// by their text (D8). Epochs come from the system clock, never from a local-time reading (fix for
+// D11). Thread-safe; no state.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -27,8 +28,12 @@ std::string format_iso(SystemTime t);
 std::string format_iso_ms(std::int64_t epoch_ms);
 std::string now_iso();
 
-// Parses the canonical format and the common ISO-8601 variants other writers used (space or `T`,
-// optional fraction, `Z`, `+00:00`, `+HH:MM`, or no zone meaning UTC). nullopt when unparseable.
+// Parses the canonical format and the ISO-8601 variants other writers used:
+//   `YYYY-MM-DD` (midnight UTC), or `YYYY-MM-DD{T| }hh:mm[:ss[.f+]][zone]`, zone `Z`, `+hh`,
+//   `+hhmm`, `+hh:mm` (or `-`), none meaning UTC; digits below a microsecond are dropped.
+// nullopt for anything else, for a time that does not exist (month 13, 30 February, hour 24, an
+// offset past 23:59) and outside SystemTime's range. seed/06_text_time.sql's pm_text_time() reads
+// the same shapes the same way in SQL (any year from 1 to 9999 there); keep the two in step.
 std::optional<SystemTime> parse_iso(std::string_view text);
 
 // Re-renders any text parse_iso accepts in the canonical format; nullopt when unparseable.

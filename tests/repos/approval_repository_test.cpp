@@ -6,6 +6,7 @@
 
 #include "repos/approval_repository.h"
 #include "repos/util/clock.h"
+#include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -134,6 +135,17 @@ TEST_F(ApprovalRepositoryTest, GetPendingNewestFirstWithTieBreak) {
   EXPECT_EQ(pending[0].token_id, "c");
   EXPECT_EQ(pending[1].token_id, "a");
   EXPECT_EQ(pending[2].token_id, "b");
+}
+
+// D8: rows of other writers hold other ISO-8601 shapes; get_pending orders them by time.
+TEST_F(ApprovalRepositoryTest, GetPendingOrdersOtherWritersTextTimesByTime) {
+  int n = 0;
+  test::insert_legacy_rows([&n](const std::string& at) {
+    tdb_->exec("INSERT INTO trade_approvals (token_id, approved_at, status) VALUES ('legacy-" +
+               std::to_string(++n) + "', '" + at + "', 'pending')");
+  });
+  const auto approved = [](const TradeApproval& a) { return a.approved_at; };
+  EXPECT_EQ(test::texts_of(TradeApprovalRepository(tdb_->db()).get_pending(), approved), test::legacy_newest_first());
 }
 
 TEST_F(ApprovalRepositoryTest, GetValidComparesPriceAsFloat4) {
@@ -279,6 +291,16 @@ TEST_F(ApprovalRepositoryTest, AlertPendingNewestFirstWithTieBreak) {
   EXPECT_EQ(pending[0].token_id, "c");
   EXPECT_EQ(pending[1].token_id, "a");
   EXPECT_EQ(pending[2].token_id, "b");
+}
+
+TEST_F(ApprovalRepositoryTest, AlertPendingOrdersOtherWritersTextTimesByTime) {
+  int n = 0;
+  test::insert_legacy_rows([&n](const std::string& at) {
+    tdb_->exec("INSERT INTO approval_alerts (token_id, alerted_at) VALUES ('legacy-" + std::to_string(++n) +
+               "', '" + at + "')");
+  });
+  const auto alerted = [](const ApprovalAlert& a) { return a.alerted_at; };
+  EXPECT_EQ(test::texts_of(ApprovalAlertRepository(tdb_->db()).get_pending(), alerted), test::legacy_newest_first());
 }
 
 // D9: the original's delete_old failed on every call.

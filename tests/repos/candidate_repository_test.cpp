@@ -7,6 +7,7 @@
 
 #include "repos/candidate_repository.h"
 #include "repos/util/clock.h"
+#include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -138,6 +139,21 @@ TEST_F(CandidateRepositoryTest, GetByStatusIsNewestFirstWithIdTieBreakAndLimit) 
   EXPECT_EQ(ids(repo.get_by_status(CandidateStatus::Approved)), (std::vector<std::int32_t>{c.id, b.id, a.id}));
   EXPECT_EQ(ids(repo.get_by_status(CandidateStatus::Approved, 1)), (std::vector<std::int32_t>{c.id}));
   EXPECT_TRUE(repo.get_by_status(CandidateStatus::Executed).empty());
+}
+
+// D8: rows of other writers hold other ISO-8601 shapes; every list orders them by time.
+TEST_F(CandidateRepositoryTest, ListsOrderOtherWritersTextTimesByTime) {
+  test::insert_legacy_rows([](const std::string& at) {
+    tdb_->exec("INSERT INTO polymarket_candidates (token_id, threshold, trigger_timestamp, status, created_at) "
+               "VALUES ('legacy', 0.95, 1700000000000, 'pending', '" + at + "')");
+  });
+  CandidateRepository repo(tdb_->db());
+  const auto created = [](const PolymarketCandidate& c) { return c.created_at; };
+  EXPECT_EQ(test::texts_of(repo.get_pending(), created), test::legacy_oldest_first());
+  EXPECT_EQ(test::texts_of(repo.get_pending(1), created),
+            std::vector<std::string>{test::kLegacyTimesOldestFirst.front()});
+  EXPECT_EQ(test::texts_of(repo.get_by_status(CandidateStatus::Pending), created), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_by_token("legacy"), created), test::legacy_newest_first());
 }
 
 TEST_F(CandidateRepositoryTest, GetByTokenHasNoLimit) {

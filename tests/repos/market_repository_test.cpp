@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "repos/market_repository.h"
+#include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -96,6 +97,17 @@ TEST_F(MarketRepositoryTest, WatchlistGetAllNewestFirstWithTieBreak) {
   EXPECT_EQ(markets(repo.get_all()), (std::vector<std::string>{"c", "a", "b"}));
 }
 
+// D8: rows of other writers hold other ISO-8601 shapes; get_all orders them by time.
+TEST_F(MarketRepositoryTest, WatchlistGetAllOrdersOtherWritersTextTimesByTime) {
+  int n = 0;
+  test::insert_legacy_rows([&n](const std::string& at) {
+    tdb_->exec("INSERT INTO stream_watchlist (market_id, question, slug, generated_at) VALUES ('legacy-" +
+               std::to_string(++n) + "', 'q', 's', '" + at + "')");
+  });
+  const auto generated = [](const StreamWatchlist& w) { return w.generated_at; };
+  EXPECT_EQ(test::texts_of(StreamWatchlistRepository(tdb_->db()).get_all(), generated), test::legacy_newest_first());
+}
+
 // D28: the original listed markets with an unknown volume first.
 TEST_F(MarketRepositoryTest, WatchlistByCategoryPutsNullVolumesLast) {
   StreamWatchlistRepository repo(tdb_->db());
@@ -166,6 +178,20 @@ TEST_F(MarketRepositoryTest, ResolutionGetRecent) {
   ASSERT_EQ(repo.get_recent(1).size(), 1u);
   EXPECT_EQ(repo.get_recent(1)[0].condition_id, "c");
   EXPECT_THROW(repo.get_recent(-1), std::invalid_argument);
+}
+
+TEST_F(MarketRepositoryTest, ResolutionGetRecentOrdersOtherWritersTextTimesByTime) {
+  int n = 0;
+  test::insert_legacy_rows([&n](const std::string& at) {
+    tdb_->exec("INSERT INTO polymarket_resolutions (condition_id, resolved_at) VALUES ('legacy-" +
+               std::to_string(++n) + "', '" + at + "')");
+  });
+  tdb_->exec("INSERT INTO polymarket_resolutions (condition_id, resolved_at) VALUES ('unresolved', NULL)");
+  ResolutionRepository repo(tdb_->db());
+  const auto resolved = [](const PolymarketResolution& r) { return r.resolved_at.value_or("NULL"); };
+  EXPECT_EQ(test::texts_of(repo.get_recent(), resolved), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_recent(1), resolved),
+            std::vector<std::string>{test::kLegacyTimesOldestFirst.back()});
 }
 
 // ---- Token metadata ----

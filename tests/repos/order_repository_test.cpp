@@ -8,6 +8,7 @@
 
 #include "repos/util/clock.h"
 #include "repos/order_repository.h"
+#include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -168,6 +169,20 @@ TEST_F(OrderRepositoryTest, PaperTradeListsNewestFirstWithTieBreakAndLimit) {
   EXPECT_THROW(repo.get_recent(-5), std::invalid_argument);
 }
 
+// D8: rows of other writers hold other ISO-8601 shapes; the lists order them by time.
+TEST_F(OrderRepositoryTest, PaperTradeListsOrderOtherWritersTextTimesByTime) {
+  test::insert_legacy_rows([](const std::string& at) {
+    tdb_->exec("INSERT INTO paper_trades (candidate_id, token_id, threshold, decision, created_at) "
+               "VALUES (1, '0xtoken123', 0.95, 'BUY', '" + at + "')");
+  });
+  PaperTradeRepository repo(tdb_->db());
+  const auto created = [](const PaperTrade& t) { return t.created_at; };
+  EXPECT_EQ(test::texts_of(repo.get_recent(), created), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_recent(1), created),
+            std::vector<std::string>{test::kLegacyTimesOldestFirst.back()});
+  EXPECT_EQ(test::texts_of(repo.get_by_decision("BUY"), created), test::legacy_newest_first());
+}
+
 TEST_F(OrderRepositoryTest, PaperTradeBaseOperations) {
   PaperTradeRepository repo(tdb_->db());
   auto t = repo.create(paper());
@@ -242,6 +257,19 @@ TEST_F(OrderRepositoryTest, LiveOrderLookupsAndOrdering) {
   EXPECT_TRUE(repo.get_by_status(LiveOrderStatus::Rejected).empty());
   EXPECT_EQ(ids(repo.get_by_token("0xtoken123")), (std::vector<std::int32_t>{d.id, b.id, c.id, a.id}));
   EXPECT_EQ(ids(repo.get_by_token("other")), (std::vector<std::int32_t>{e.id}));
+}
+
+TEST_F(OrderRepositoryTest, LiveOrderListsOrderOtherWritersTextTimesByTime) {
+  int n = 0;
+  test::insert_legacy_rows([&n](const std::string& at) {
+    tdb_->exec("INSERT INTO live_orders (order_id, candidate_id, token_id, threshold, status, submitted_at) "
+               "VALUES ('legacy-" + std::to_string(++n) + "', 7, '0xtoken123', 0.95, 'submitted', '" + at + "')");
+  });
+  LiveOrderRepository repo(tdb_->db());
+  const auto submitted = [](const LiveOrder& o) { return o.submitted_at; };
+  EXPECT_EQ(test::texts_of(repo.get_active(), submitted), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_by_status(LiveOrderStatus::Submitted), submitted), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_by_token("0xtoken123"), submitted), test::legacy_newest_first());
 }
 
 TEST_F(OrderRepositoryTest, MarkFilledRecordsTheFill) {

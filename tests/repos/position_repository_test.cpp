@@ -9,6 +9,7 @@
 
 #include "repos/util/clock.h"
 #include "repos/position_repository.h"
+#include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -350,6 +351,21 @@ TEST_F(PositionRepositoryTest, ListsOrderNewestFirstWithTieBreak) {
   EXPECT_THROW(repo.get_by_status(PositionStatus::Open, -1), std::invalid_argument);
 }
 
+// D8: rows of other writers hold other ISO-8601 shapes; the lists order them by time.
+TEST_F(PositionRepositoryTest, ListsOrderOtherWritersTextTimesByTime) {
+  test::insert_legacy_rows([](const std::string& at) {
+    tdb_->exec("INSERT INTO positions (token_id, size, entry_price, entry_cost, status, entry_timestamp, created_at) "
+               "VALUES ('legacy', 1, 0.5, 0.5, 'open', '" + at + "', '" + at + "')");
+  });
+  PositionRepository repo(tdb_->db());
+  const auto created = [](const Position& p) { return p.created_at; };
+  EXPECT_EQ(test::texts_of(repo.get_open(), created), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_by_status(PositionStatus::Open), created), test::legacy_newest_first());
+  EXPECT_EQ(test::texts_of(repo.get_by_status(PositionStatus::Open, 2), created),
+            (std::vector<std::string>{test::kLegacyTimesOldestFirst[5], test::kLegacyTimesOldestFirst[4]}));
+  EXPECT_EQ(test::texts_of(repo.get_by_token("legacy"), created), test::legacy_newest_first());
+}
+
 TEST_F(PositionRepositoryTest, PositionBaseOperations) {
   PositionRepository repo(tdb_->db());
   auto p = repo.create(sample());
@@ -405,6 +421,18 @@ TEST_F(PositionRepositoryTest, ExitEventListsAndOrdering) {
   EXPECT_EQ(ids(events.get_by_position(p1.id)), (std::vector<std::int32_t>{a.id, c.id, b.id}));
   EXPECT_EQ(ids(events.get_by_position(std::to_string(p2.id))), (std::vector<std::int32_t>{d.id}));
   EXPECT_TRUE(events.get_by_position(999).empty());
+}
+
+TEST_F(PositionRepositoryTest, ExitEventListsOrderOtherWritersTextTimesByTime) {
+  test::insert_legacy_rows([](const std::string& at) {
+    tdb_->exec("INSERT INTO exit_events (position_id, token_id, exit_type, entry_price, exit_price, size, "
+               "gross_pnl, net_pnl, hours_held, status, created_at) "
+               "VALUES ('1', '0xtoken123', 'manual', 0.5, 0.6, 1, 0.1, 0.1, 1, 'pending', '" + at + "')");
+  });
+  ExitEventRepository events(tdb_->db());
+  const auto created = [](const ExitEvent& e) { return e.created_at; };
+  EXPECT_EQ(test::texts_of(events.get_pending(), created), test::legacy_oldest_first());
+  EXPECT_EQ(test::texts_of(events.get_by_position("1"), created), test::legacy_newest_first());
 }
 
 TEST_F(PositionRepositoryTest, ExitEventTransitionsOnlyFromPending) {
