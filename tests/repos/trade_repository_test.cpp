@@ -345,9 +345,9 @@ TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
   try {
     tdb_->db().transaction([](pqxx::work& tx) {
       TradeRepository trades(tx, TimestampUnit::Milliseconds);
-      TradeWatermarkRepository marks(tx);
+      TradeWatermarkRepository marks(tx, TimestampUnit::Milliseconds);
       trades.create(sample("in_tx", T0 + 10));
-      marks.update("0xabc123", 10);
+      marks.update("0xabc123", T0 + 10);
       EXPECT_EQ(trades.count(), 1);  // visible inside the transaction
       throw std::runtime_error("abort");
     });
@@ -357,7 +357,7 @@ TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
   EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
   tdb_->db().transaction([](pqxx::work& tx) {
     TradeRepository(tx, TimestampUnit::Milliseconds).create(sample("in_tx", T0 + 10));
-    TradeWatermarkRepository(tx).update("0xabc123", 10);
+    TradeWatermarkRepository(tx, TimestampUnit::Milliseconds).update("0xabc123", T0 + 10);
   });
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
   EXPECT_EQ(tdb_->count("trade_watermarks"), 1);
@@ -381,12 +381,12 @@ TEST_F(TradeRepositoryTest, WatermarkPattern) {
 
 TEST_F(TradeRepositoryTest, WatermarkNeverMovesBackwards) {
   TradeWatermarkRepository marks(tdb_->db());
-  marks.update("c", 2000);
+  marks.update("c", T0 + 2000);
   auto first = marks.get("c");
-  auto wm = marks.update("c", 1000);
-  EXPECT_EQ(wm.last_timestamp, 2000);
+  auto wm = marks.update("c", T0 + 1000);
+  EXPECT_EQ(wm.last_timestamp, T0 + 2000);
   EXPECT_GE(wm.updated_at, first->updated_at);
-  EXPECT_EQ(marks.update("c", 3000).last_timestamp, 3000);
+  EXPECT_EQ(marks.update("c", T0 + 3000).last_timestamp, T0 + 3000);
 }
 
 TEST_F(TradeRepositoryTest, ConcurrentWatermarkUpdatesKeepTheMaximum) {
@@ -394,11 +394,11 @@ TEST_F(TradeRepositoryTest, ConcurrentWatermarkUpdatesKeepTheMaximum) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 6; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < 30; ++i) marks.update("race", (i * 7 + t * 13) % 100);
+      for (int i = 0; i < 30; ++i) marks.update("race", T0 + (i * 7 + t * 13) % 100);
     });
   }
   for (auto& th : threads) th.join();
-  EXPECT_EQ(marks.get_timestamp("race"), 99);
+  EXPECT_EQ(marks.get_timestamp("race"), T0 + 99);
 }
 
 }  // namespace
