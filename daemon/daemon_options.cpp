@@ -106,7 +106,7 @@ void describe_socket(po::options_description& desc, const DaemonOptions& d) {
 void describe_log_and_database(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
-    ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy`")
+    ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy` (checked per chunk read; with nothing unapplied a chunk is always taken)")
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")

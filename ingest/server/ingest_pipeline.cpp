@@ -42,7 +42,10 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
     encode_event(events[i], payloads[i]);
     incoming += wal::kRecordHeaderSize + payloads[i].size();
   }
-  if (unapplied_bytes() + incoming > wal_max_bytes_) return SubmitResult::OverBudget;
+  // Over budget unless the log holds nothing unapplied: a chunk larger than the whole budget is
+  // taken then (overshooting by at most one chunk per connection), or it would be `busy` forever.
+  if (const std::uint64_t unapplied = unapplied_bytes(); unapplied > 0 && unapplied + incoming > wal_max_bytes_)
+    return SubmitResult::OverBudget;
 
   const auto submitted = std::chrono::steady_clock::now();
   std::vector<wal::Appended> appended;

@@ -274,23 +274,47 @@ TEST_F(PolymarketPayloadsTest, HelloRulesOnTheWire) {
   EXPECT_EQ(trade_ids(tdb_->url()), std::set<std::string>{"v1"});
 }
 
+// A line larger than the whole --wal-max-bytes is taken when nothing is unapplied: refusing it
+// then would answer `busy` to it forever (the budget is checked per chunk read).
+TEST_F(PolymarketPayloadsTest, ALineLargerThanTheWholeBudgetIsTakenWhenNothingIsUnapplied) {
+  DaemonHarness d(tdb_->url(), {"--wal-max-bytes", "1K"});
+  d.start();
+  const auto lines = fixture_lines("data-api-trades");  // line 0: three trades of ~700 bytes each
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({R"({"hello":{"format":"data-api-trades"}})", lines[0]}));
+  std::vector<Reply> seen;
+  ASSERT_TRUE(p.wait_ack(2, 10s, &seen));
+  for (const auto& r : seen) EXPECT_TRUE(r.is_ack) << r.error << " line " << r.line << ": " << r.detail;
+  wait_applied(d, 3);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 3);
+}
+
 // Busy is for a whole line: a line whose trades do not fit the backlog budget stores none of them.
+// The database is unreachable at first, so what the log takes stays unapplied and fills the budget.
 TEST_F(PolymarketPayloadsTest, BusyRefusesAWholeLine) {
-  DaemonHarness d(tdb_->url(), {"--wal-max-bytes", "2K"});
+  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  DaemonHarness d(unreachable, {"--wal-max-bytes", "2K"});
   d.start();
   const auto lines = fixture_lines("data-api-trades");  // line 0: three trades of ~700 bytes each
   Producer p(d.socket());
   // One line at a time: busy is decided per chunk read, and these must not share one.
-  ASSERT_TRUE(p.send({R"({"hello":{"format":"data-api-trades"}})", lines[0]}));
+  ASSERT_TRUE(p.send({R"({"hello":{"format":"data-api-trades"}})", lines[2]}));  // one trade: the log was empty
   std::vector<Reply> seen;
   ASSERT_TRUE(p.wait_ack(2, 10s, &seen));
-  ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[0].error, "busy");
-  EXPECT_EQ(seen[0].line, 2u);
+  for (const auto& r : seen) EXPECT_TRUE(r.is_ack) << r.error << " line " << r.line << ": " << r.detail;
   seen.clear();
-  ASSERT_TRUE(p.send({"[]", lines[2]}));  // no event, then one trade: both fit
+  ASSERT_TRUE(p.send({lines[0]}));  // three more trades: 4 x ~700 bytes do not fit 2K
+  ASSERT_TRUE(p.wait_ack(3, 10s, &seen));
+  ASSERT_EQ(seen.size(), 2u);  // the refusal, then the ack that covers the line
+  EXPECT_EQ(seen[0].error, "busy");
+  EXPECT_EQ(seen[0].line, 3u);
+  seen.clear();
+  ASSERT_TRUE(p.send({"[]"}));  // no event: acknowledged even over the budget
   ASSERT_TRUE(p.wait_ack(4, 10s, &seen));
   for (const auto& r : seen) EXPECT_TRUE(r.is_ack) << r.error << " line " << r.line << ": " << r.detail;
+  EXPECT_EQ(d.stop(), 0);
+  d.database_url() = tdb_->url();
+  d.start();
   wait_applied(d, 1);
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 1);
   pqxx::connection c(tdb_->url());

@@ -99,8 +99,8 @@ TEST(ProducerClient, BusyLinesAreSentAgainUntilTheDaemonTakesThem) {
   DaemonHarness d("postgresql://nobody@127.0.0.1:1/none", {"--wal-max-bytes", "64K"});
   d.start();
   ProducerOptions o = options_for(d);
-  // The budget is checked per chunk the daemon reads: keep a chunk (the lines in flight) far
-  // below it, or every chunk stays `busy` even once the log is empty.
+  // The budget is checked per chunk the daemon reads: a chunk (the lines in flight) well below it
+  // lets some lines in before the budget fills.
   o.max_in_flight = 100;
   ProducerClient producer(o);
   std::atomic<int> acked{0};
