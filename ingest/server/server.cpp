@@ -163,13 +163,14 @@ void Server::accept_loop() {
   }
 }
 
+// Counted before the reply goes out: whoever sees the refusal (the producer) finds it counted.
 void Server::refuse(int fd, const Peer& peer, const std::string& detail, const char* reason) {
+  metrics_.connections_refused(reason).Increment();
+  logger_->warn("refused a producer connection from {}: {}", peer.who, detail);
   std::string reply;
   append_error(reply, RejectReason::Busy, 0, detail);
   send_all(fd, reply);
   ::close(fd);
-  logger_->warn("refused a producer connection from {}: {}", peer.who, detail);
-  metrics_.connections_refused(reason).Increment();
 }
 
 bool Server::take_uid_slot(const Peer& peer) {
