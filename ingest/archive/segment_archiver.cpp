@@ -6,6 +6,7 @@
 
 #include "ingest/archive/archive_writer.h"
 #include "repos/util/clock.h"
+#include "repos/util/thread_name.h"
 
 namespace pm::archive {
 
@@ -78,6 +79,7 @@ bool SegmentArchiver::stopping() {
 }
 
 void SegmentArchiver::run() {
+  name_this_thread("pm-archiver");
   std::chrono::milliseconds backoff{0};
   Outcome last = Outcome::Done;
   while (!stopping()) {

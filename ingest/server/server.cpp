@@ -16,6 +16,7 @@
 #include "ingest/server/connection_session.h"
 #include "ingest/server/protocol.h"
 #include "ingest/server/unix_socket.h"
+#include "repos/util/thread_name.h"
 
 namespace pm {
 
@@ -144,6 +145,7 @@ void Server::reap(bool all) {
 }
 
 void Server::accept_loop() {
+  name_this_thread("pm-accept");
   pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stopping_) {
     const int ready = ::poll(fds, 2, 1000);
@@ -236,6 +238,7 @@ void Server::start_connection(int fd, const Peer& peer) {
 }
 
 void Server::serve(Connection& connection) {
+  name_this_thread("pm-conn");
   const SessionLimits limits{config_.max_line_bytes, config_.stale_after_ms, config_.reply_timeout, config_.line_timeout};
   ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
       .run();

@@ -6,6 +6,7 @@
 
 #include "ingest/log/wal_corruption.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/util/thread_name.h"
 
 namespace pm {
 
@@ -73,6 +74,7 @@ void BatchWriter::fatal(const std::string& message) {
 }
 
 void BatchWriter::run() {
+  name_this_thread("pm-writer");
   Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
   while (!stopping_) {
     beat();

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "repos/advisory_lock.h"
+#include "repos/util/thread_name.h"
 
 namespace pm {
 
@@ -120,6 +121,7 @@ void WriterLanes::restart() {
 }
 
 void WriterLanes::run_lane(Lane& lane) {
+  name_this_thread("pm-lane");
   for (;;) {
     Job job;
     {

@@ -6,6 +6,7 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal_reader.h"
 #include "repos/util/clock.h"
+#include "repos/util/thread_name.h"
 
 namespace pm {
 
@@ -85,6 +86,7 @@ void WriterMetrics::publish(const wal::Position& applied, std::size_t batches_in
 }
 
 void WriterMetrics::run_sampler() {
+  name_this_thread("pm-sampler");
   std::unique_lock lock(mu_);
   while (!stopping_) {
     lock.unlock();
