@@ -108,6 +108,7 @@ void describe_log_and_database(po::options_description& desc, const DaemonOption
     ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
     ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy` (checked per chunk read; with nothing unapplied a chunk is always taken)")
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
+    ("wal-preallocate", po::value<std::string>()->default_value("on"), "on: a thread keeps the active log segment written with zeros up to 8 MiB ahead of the appends, so each group's fdatasync overwrites existing blocks instead of growing the file (half the fdatasync time on ext4 here); a segment is cut to its records when the next starts. off: plain appends (e.g. on a copy-on-write file system, where zeros written ahead gain nothing)")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
     ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)");
@@ -267,6 +268,10 @@ void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
   d.max_connections_per_uid = vm["max-connections-per-uid"].as<std::size_t>();
+  const std::string preallocate = vm["wal-preallocate"].as<std::string>();
+  if (preallocate != "on" && preallocate != "off")
+    throw std::invalid_argument("--wal-preallocate: '" + preallocate + "' is neither on nor off");
+  d.wal_preallocate = preallocate == "on";
   const std::string standby_wait = vm["standby-wait"].as<std::string>();
   if (standby_wait != "on" && standby_wait != "off")
     throw std::invalid_argument("--standby-wait: '" + standby_wait + "' is neither on nor off");

@@ -83,6 +83,7 @@ pm::wal::Options log_options(const pm::DaemonOptions& options, const std::shared
   pm::wal::Options wal_options;
   wal_options.dir = options.wal_dir;
   wal_options.segment_bytes = options.wal_segment_bytes;
+  wal_options.preallocate = options.wal_preallocate;
   wal_options.on_warning = [log](const std::string& w) { log->warn("{}", w); };
   wal_options.on_fatal = [log](const std::string& m) {
     log->critical("{}", m);

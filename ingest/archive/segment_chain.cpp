@@ -90,12 +90,14 @@ bool segment_bytes(State& s, std::size_t i, std::string& out) {
   return false;
 }
 
-// The newest segment of a live log may end in a group being written (or torn by a crash): its
-// bytes are cut at the valid end then. Damage before a later valid group is kept, for the reader.
+// The newest segment of a live log may end in a group being written (or torn by a crash), or in
+// the zeros written ahead of the appends: its bytes are cut at the valid end then. Damage before a
+// later valid group is kept, for the reader.
 void cut_torn_tail(LoadedSegment& loaded, const std::string& path, std::string& bytes) {
   loaded.fs.put(path, bytes);
   const wal::SegmentScan scan = wal::scan_segment(loaded.fs, path);
-  if (scan.tail == wal::TailState::Torn) bytes.resize(static_cast<std::size_t>(scan.valid_end.offset));
+  if (scan.tail != wal::TailState::Corrupt && scan.valid_end.offset < bytes.size())
+    bytes.resize(static_cast<std::size_t>(scan.valid_end.offset));
 }
 
 // The first lsn of the loaded segment must follow the chain; a break throws or is reported.

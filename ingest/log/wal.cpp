@@ -40,6 +40,9 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// How far the zeros of a preallocated segment run ahead of its records.
+constexpr std::uint64_t kPreallocateAhead = 8u << 20;
+
 std::uint64_t file_size(LogFs& fs, const std::string& path) {
   std::unique_ptr<LogFile> f;
   std::uint64_t size = 0;
@@ -87,6 +90,8 @@ WriteAheadLog::WriteAheadLog(Options options) : options_(std::move(options)) {
   if (!options_.on_fatal) options_.on_fatal = default_fatal;
   if (!options_.on_warning) options_.on_warning = [](const std::string&) {};
   if (options_.lock_owner.empty()) options_.lock_owner = "pid " + std::to_string(::getpid());
+  if (options_.preallocate)
+    filler_ = std::make_unique<SegmentZeroFiller>(*fs_, options_.segment_bytes, kPreallocateAhead, options_.on_warning);
 }
 
 WriteAheadLog::~WriteAheadLog() = default;
@@ -136,6 +141,7 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
     throw std::system_error(dir_ec, "fsync " + options_.dir);
   }
   active_ = std::move(file);
+  if (filler_) filler_->follow(path, header.size(), header.size());
   std::lock_guard lock(mu_);
   segments_[segment] = header.size();
   if (segments_.size() == 1) {
@@ -269,6 +275,8 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
+  if (filler_)
+    filler_->follow(newest, scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size, scan.valid_end.offset);
   return scan;
 }
 
@@ -315,10 +323,13 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
 
 AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t& sync_ns) {
   const std::uint64_t offset = durable_.offset;  // only the leader changes it
+  if (filler_) filler_->reserve(offset + bytes.size());
   if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
     // Nothing of a failed group may stay in the file: recovery would find half a group.
+    if (filler_) filler_->pause();
     if (const std::error_code cut = active_->truncate(offset))
       fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + cut.message());
+    if (filler_) filler_->resume(offset);
     options_.on_warning("log write failed: " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
@@ -333,7 +344,28 @@ AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t
   return AppendStatus::Ok;
 }
 
+AppendStatus WriteAheadLog::seal_active() {
+  if (filler_) filler_->pause();
+  std::uint64_t size = 0;
+  std::error_code ec = active_->size(size);
+  if (!ec && size > durable_.offset) ec = active_->truncate(durable_.offset);
+  if (ec) {
+    if (filler_) filler_->resume(size);
+    options_.on_warning("cannot cut the zeros after the records of " + segment_file_name(durable_.segment) + ": " + ec.message());
+    return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
+  }
+  if (size > durable_.offset) {
+    if (const std::error_code sync_ec = active_->sync()) {
+      fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed after cutting its zeros: " +
+            sync_ec.message() + "; restarting to recover from what is on disk");
+      return AppendStatus::IoError;
+    }
+  }
+  return AppendStatus::Ok;
+}
+
 AppendStatus WriteAheadLog::roll_segment(Position& start) {
+  if (const AppendStatus sealed = seal_active(); sealed != AppendStatus::Ok) return sealed;
   try {
     create_segment(start.segment + 1, start.lsn + 1, start.log_offset);
     start = durable();
@@ -473,6 +505,8 @@ WalStats WriteAheadLog::stats() const {
   s.segments = segments_.size();
   s.disk_bytes = 0;
   for (const auto& [seg, size] : segments_) s.disk_bytes += size;
+  const std::uint64_t filled = filler_ ? filler_->filled_end() : 0;  // zeros ahead of the records
+  if (filled > durable_.offset) s.disk_bytes += filled - durable_.offset;
   return s;
 }
 

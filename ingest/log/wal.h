@@ -7,15 +7,18 @@
 //   one, gets WalLocked), then recovers it: leftover temporary files are removed, segments below
 //   the applied position of the local state file (wal_state.h) are removed, the chain of segment
 //   headers is checked, and a torn last group of the newest segment is cut (wal_scan.h). Each of
-//   these is reported through `on_recovery`. Damage inside what had been synced throws
-//   WalCorruption naming the file and offset; so does a log that ends below the state's ceiling
-//   (records lost that may already be applied: new events must not reuse their LSNs). An empty
-//   directory starts a new log with a random log id.
+//   these is reported through `on_recovery`. Zeros after the last group are not damage: they are
+//   the preallocated rest of the segment (Options::preallocate), which later appends overwrite.
+//   Damage inside what had been synced throws WalCorruption naming the file and offset; so does a
+//   log that ends below the state's ceiling (records lost that may already be applied: new events
+//   must not reuse their LSNs). An empty directory starts a new log with a random log id.
 // - append() is called by any number of threads at once. Calls are grouped: one leader writes the
 //   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
 //   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
 //   of the group is left in the file). `on_durable` runs for each call's records in LSN order,
 //   once they are durable and before any later group's; it must be quick.
+// - A segment is cut to its records (and synced) before the next one starts: only the newest
+//   segment may end in zeros.
 // - A failed fdatasync (of a segment or of the state file), or a failed directory fsync when a
 //   new segment is created, leaves the files' state unknown: the log calls `on_fatal` (default:
 //   log to stderr and exit 70, for systemd to restart the daemon and recover from what is really
@@ -47,6 +50,7 @@
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_format.h"
 #include "ingest/log/wal_recovery_report.h"
+#include "ingest/log/segment_zero_filler.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::wal {
@@ -64,6 +68,9 @@ struct Options {
   LogFs* fs = nullptr;                          // null: posix_log_fs()
   std::uint64_t segment_bytes = 64ull << 20;    // roll to a new segment past this size
   std::size_t max_group_bytes = 8u << 20;       // one group's write at most (soft)
+  // Keep the active segment written with zeros ahead of the appends (segment_zero_filler.h), so
+  // each group's fdatasync overwrites existing blocks instead of growing the file.
+  bool preallocate = false;
   std::string lock_owner;                       // written into the lock file; default "pid N"
   std::function<void(const std::string&)> on_warning;          // write failures, removals, ...
   std::function<void(const RecoveryFinding&)> on_recovery;     // what open() found and did
@@ -165,6 +172,9 @@ class WriteAheadLog {
   // off again, a failed sync calls fatal(). REQUIRES: mu_ not held.
   AppendStatus write_synced(const std::string& bytes, std::uint64_t& sync_ns);
   AppendStatus roll_segment(Position& start);
+  // Cuts the zeros after the active segment's records (a preallocated segment) and syncs it, so a
+  // sealed segment ends with its last record. REQUIRES: mu_ not held; the leader.
+  AppendStatus seal_active();
   // Publishes the durable position, runs the callbacks (mu_ released meanwhile), then marks every
   // request of the group done and wakes the waiting threads. REQUIRES: mu_ held through `lock`.
   void complete_group(Group& group, std::unique_lock<std::mutex>& lock);
@@ -183,6 +193,7 @@ class WriteAheadLog {
   std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
   std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
+  std::unique_ptr<SegmentZeroFiller> filler_;  // with Options::preallocate: fills active_'s file ahead
   Position applied_at_open_;
 
   mutable std::mutex mu_;

@@ -1,5 +1,7 @@
 #include "ingest/log/wal_scan.h"
 
+#include <algorithm>
+
 #include "ingest/log/segment_file.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
@@ -81,6 +83,19 @@ std::uint64_t later_record(SegmentFile& f, std::uint64_t from, std::uint64_t siz
   return 0;
 }
 
+// Whether every byte from `from` to `size` is zero: the preallocated rest of a segment (wal.h).
+bool zero_to_end(SegmentFile& f, std::uint64_t from, std::uint64_t size) {
+  constexpr std::uint64_t kStep = 64u << 10;
+  for (std::uint64_t off = from; off < size; off += kStep) {
+    const std::size_t n = static_cast<std::size_t>(std::min(kStep, size - off));
+    const char* p = f.read(off, n);
+    if (p == nullptr) return false;
+    for (std::size_t i = 0; i < n; ++i)
+      if (p[i] != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SegmentScan scan_segment(LogFs& fs, const std::string& path) {
@@ -104,6 +119,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
       next = advanced(pos, bytes, pos.lsn + 1);
       records = 1;
     }
+    if (!problem.empty() && zero_to_end(f, pos.offset, scan.file_size)) break;  // preallocated zeros: the clean end
     if (!problem.empty()) {
       const std::uint64_t later = grouped ? later_group_marker(f, pos.offset + 1, scan.file_size, pos.lsn)
                                           : later_record(f, pos.offset + 1, scan.file_size, pos.lsn);

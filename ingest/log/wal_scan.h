@@ -11,6 +11,8 @@
 // - Corrupt: a valid group marker follows it. That later group was written only after the bad
 //   one's fdatasync returned: acknowledged data is damaged. Never cut silently.
 // Version 1 segments (no markers) keep their old rule: torn only when no valid record follows.
+// Zeros from the first invalid group to the end of the file are no damage but the preallocated
+// rest of the segment (wal.h, Options::preallocate): the scan ends there, Clean.
 // Stateless; reads only.
 #include <cstdint>
 #include <string>
@@ -21,7 +23,8 @@
 namespace pm::wal {
 
 enum class TailState {
-  Clean,    // the valid records end exactly at the end of the file
+  Clean,    // the valid records end at the end of the file, or only zeros follow them (the
+            // preallocated rest of the newest segment: valid_end is then below file_size)
   Torn,     // the last group is damaged or incomplete: cut at valid_end
   Corrupt,  // damage before a later valid group (or record, in version 1): never cut
 };

@@ -1,6 +1,7 @@
 // Randomized power-loss rounds (issue 11): each round runs the daemon's real ingestion path
 // (IngestPipeline -> WriteAheadLog -> EventQueue -> BatchWriter -> PostgreSQL) on a FaultFs, with
 // concurrent producers, group commits, segment roll-over and removal, and the writer applying,
+// in half the rounds with the log's zeros written ahead of its appends (a thread of its own),
 // then loses power at a random file-system call in a random way (tests/support/fault_fs.h),
 // reboots, recovers without an operator and replays into PostgreSQL. After every round:
 // - every acknowledged event is in PostgreSQL, and every stored row was sent (nothing invented);
@@ -45,6 +46,7 @@ struct RoundPlan {
   std::size_t writer_connections = 1;
   std::uint64_t crash_after_calls = 1;
   PowerLossMode mode = PowerLossMode::DropUnsynced;
+  bool preallocate = false;  // zeros written ahead of the appends (wal::Options::preallocate)
 
   static RoundPlan from_seed(std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -57,6 +59,7 @@ struct RoundPlan {
     p.writer_connections = 1 + rng() % 2;
     p.crash_after_calls = 3 + rng() % 250;
     p.mode = static_cast<PowerLossMode>(rng() % test::kPowerLossModes);
+    p.preallocate = rng() % 2 == 0;
     return p;
   }
 
@@ -65,7 +68,8 @@ struct RoundPlan {
            std::to_string(producers) + " producers x " + std::to_string(events_per_producer) + " events in chunks of " +
            std::to_string(chunk) + ", segments of " + std::to_string(segment_bytes) + " bytes, " +
            std::to_string(writer_connections) + " writer connection(s), power loss at call " +
-           std::to_string(crash_after_calls) + " (" + test::to_string(mode) + ")";
+           std::to_string(crash_after_calls) + " (" + test::to_string(mode) + ")" +
+           (preallocate ? ", zeros written ahead of the appends" : "");
   }
 };
 
@@ -97,6 +101,7 @@ class PowerLossRounds : public ::testing::Test {
     o.dir = "/wal";
     o.fs = &fs;
     o.segment_bytes = plan.segment_bytes;
+    o.preallocate = plan.preallocate;
     o.on_recovery = [this](const wal::RecoveryFinding& f) {
       tally_.torn_tails += f.kind == wal::RecoveryFinding::Kind::TornTailCut;
       tally_.applied_removed += f.kind == wal::RecoveryFinding::Kind::AppliedSegmentRemoved;

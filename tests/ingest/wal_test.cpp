@@ -283,18 +283,46 @@ TEST_F(WalTest, TornTailIsCutAtEveryByteOfTheLastRecord) {
   }
 }
 
-TEST_F(WalTest, ZeroFilledTailIsTorn) {
+// Zeros after the last group are the preallocated rest of a segment (Options::preallocate): the
+// clean end of the log, not damage, and the next appends write over them.
+TEST_F(WalTest, ZeroFilledTailIsTheCleanEndAndIsWrittenOver) {
   {
     auto log = WriteAheadLog::open(options());
     append(*log, 0, 3);
   }
+  const std::uint64_t records_end = fs::file_size(newest_segment());
   {
     std::ofstream out(newest_segment(), std::ios::binary | std::ios::app);
     out << std::string(4096, '\0');
   }
+  {
+    auto log = WriteAheadLog::open(options());
+    EXPECT_EQ(log->durable().lsn, 3u);
+    EXPECT_EQ(log->durable().offset, records_end);
+    EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+    append(*log, 3, 2);
+  }
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 5u);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 5u);
+  EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+}
+
+TEST_F(WalTest, ZerosFollowedByAnythingElseAreATornTail) {
+  {
+    auto log = WriteAheadLog::open(options());
+    append(*log, 0, 3);
+  }
+  const std::uint64_t records_end = fs::file_size(newest_segment());
+  {
+    std::ofstream out(newest_segment(), std::ios::binary | std::ios::app);
+    out << std::string(4096, '\0') << 'x';
+  }
   auto log = WriteAheadLog::open(options());
   EXPECT_EQ(log->durable().lsn, 3u);
-  EXPECT_EQ(warnings_.size(), 1u);
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("torn"), std::string::npos) << warnings_[0];
+  EXPECT_EQ(fs::file_size(newest_segment()), records_end);
 }
 
 void flip_bit(const fs::path& file, std::uint64_t offset) {
