@@ -23,6 +23,7 @@ PACKAGES=(
   util-linux procps                          # runuser, mount, ps used by scripts and tests
   python3-asyncpg                            # bench/run.sh: the seed's asyncpg anchor (../shared/bench)
   python3-matplotlib                         # bench/run.sh: the results plot (bench/results.png)
+  linux-perf                                 # bench/profile.sh: where the CPU goes, by thread
   python3-pytest                             # tests: the Python client's suite (clients/python/tests)
   python3-pip python3-setuptools python3-wheel  # tests: clients/python installs with pip (offline, --no-build-isolation)
 )

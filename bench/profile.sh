@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bench/profile.sh: where the machine's CPU goes while pm-ingestd ingests, by thread.
+#
+#   bench/profile.sh RATE [SECONDS]     # paced load: RATE events/s for SECONDS (default 3) on 4
+#                                       # connections, with visibility probes (as bench/run.sh)
+#   bench/profile.sh unlimited          # the throughput run: every trade as fast as acked, 2
+#                                       # connections, until the last row is visible
+#
+# After bench/run.sh (it uses its pm_bench database, its trades and its build directory). Runs
+# the daemon with its defaults (plus $PM_BENCH_DAEMON_ARGS) on a fresh polymarket_trades, samples
+# every CPU with `perf record -a -g` (paced: a window after pm-loadgen has loaded its input;
+# unlimited: the whole run, the loadgen's input loading included) and prints the share of the
+# machine each thread name took (pm-ingestd's threads are named pm-conn, pm-lane, pm-writer, ...;
+# PostgreSQL's backends `postgres`; idle CPU `swapper`), what the busiest ones spent it on, the
+# PostgreSQL share under COPY and under B-tree insertion, and pm-loadgen's summary line.
+# Needs perf (linux-perf, installed by scripts/setup.sh) and root or perf_event_paranoid <= -1.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RATE=${1:?usage: bench/profile.sh RATE|unlimited [SECONDS]}
+SECONDS_PACED=${2:-3}
+BUILD=${PM_BUILD_DIR:-$ROOT/build-bench}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
+TRADES="$WORK/trades.ndjson"
+DAEMON_ARGS=(${PM_BENCH_DAEMON_ARGS:-})
+ADMIN_URL=${DATABASE_URL:-$("$ROOT/scripts/pg.sh" url)}
+URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+[ -f "$TRADES" ] && [ -x "$BUILD/daemon/pm-ingestd" ] || { echo "profile: run bench/run.sh first ($TRADES or $BUILD/daemon/pm-ingestd is missing)" >&2; exit 2; }
+command -v perf >/dev/null || { echo "profile: perf is missing (scripts/setup.sh installs linux-perf)" >&2; exit 2; }
+case "$RATE" in unlimited) ;; *[!0-9]*|"") echo "profile: RATE must be a number of events/s or 'unlimited'" >&2; exit 2 ;; esac
+
+OUT=$(mktemp -d "$WORK/profile.XXXXXX")
+DPID=""
+cleanup() { [ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null; rm -rf "$OUT/wal"; }
+trap cleanup EXIT
+
+psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
+  -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
+  -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
+  -c "DELETE FROM pm_ingest_checkpoints" -c "CHECKPOINT" >/dev/null
+sync
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DATABASE_URL="$URL" "$BUILD/daemon/pm-ingestd" --socket "$OUT/ingest.sock" --wal-dir "$OUT/wal" \
+  --metrics-listen "127.0.0.1:$MPORT" --log-level warn "${DAEMON_ARGS[@]}" > "$OUT/daemon.log" 2>&1 &
+DPID=$!
+for _ in $(seq 400); do
+  curl -fs "http://127.0.0.1:$MPORT/metrics" 2>/dev/null | grep -q '^pm_ingest_database_up 1' && break
+  kill -0 "$DPID" 2>/dev/null || { cat "$OUT/daemon.log" >&2; exit 1; }
+  sleep 0.05
+done
+
+LOADGEN=("$BUILD/daemon/pm-loadgen" --socket "$OUT/ingest.sock" --input "$TRADES" --database-url "$URL" --json --quiet)
+if [ "$RATE" = unlimited ]; then
+  perf record -a -g -o "$OUT/perf.data" -- "${LOADGEN[@]}" --rate unlimited --connections 2 --wait-applied --poll-ms 5 \
+    > "$OUT/loadgen.json" 2> "$OUT/perf.log"
+else
+  probes=$(( RATE / 100 > 100 ? RATE / 100 : 100 ))
+  "${LOADGEN[@]}" --rate $(( RATE - probes )) --duration "$SECONDS_PACED" --connections 4 --visibility-probes "$probes" \
+    > "$OUT/loadgen.json" &
+  LPID=$!
+  sleep 1  # pm-loadgen loads its input first
+  window=$(awk -v s="$SECONDS_PACED" 'BEGIN { w = s - 1.2; printf "%.1f", w < 0.5 ? 0.5 : w }')
+  perf record -a -g -o "$OUT/perf.data" -- sleep "$window" > /dev/null 2> "$OUT/perf.log"
+  wait "$LPID"
+fi
+perf script -i "$OUT/perf.data" -F comm,ip,sym 2>/dev/null > "$OUT/perf.txt"
+python3 "$ROOT/bench/profile_report.py" "$OUT/perf.txt" --json "$OUT/profile.json"
+python3 - "$OUT/loadgen.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+line = f"\npm-loadgen: {j['throughput_eps']:,.0f} acks/s, ack p50 {j['ack_latency_ms']['p50']:.2f} ms, p99 {j['ack_latency_ms']['p99']:.2f} ms"
+if "end_to_end" in j:
+    line += f"; end to end {j['end_to_end']['rows_per_s']:,.0f} rows/s"
+if "visible_ms" in j:
+    v = j["visible_ms"]
+    line += f"; visible p50 {v['p50']:.1f} ms, p99 {v['p99']:.1f} ms"
+print(line)
+PY
+rm -f "$OUT/perf.data"
+echo "profile: files in $OUT" >&2
