@@ -11,7 +11,7 @@
 #   3. pm-ingestd end to end: pm-loadgen --input FILE --wait-applied, from the first line sent to
 #      the last row visible in PostgreSQL, every event acked (fsynced in the daemon's log);
 # then ack latency at 25/50/75 % of the maximum end-to-end rate; freshness (paced load at 100,
-# 1,000, 10,000 events/s and 50 % of that maximum, with pm-loadgen's visibility probes timed from
+# 1,000, 10,000 events/s and 25 and 50 % of that maximum, with pm-loadgen's visibility probes timed from
 # the line written to the row visible to another PostgreSQL session); throughput with 10 % duplicates,
 # and the daemon's peak RSS (VmHWM) while PostgreSQL is down and a 2,000,000-event backlog builds
 # in its log, and the time to drain that backlog once PostgreSQL is back. That part runs against a
@@ -259,7 +259,7 @@ full && for pct in 25 50 75 100; do
 done
 
 # --- freshness: arrival to visible in another PostgreSQL session ------------------------------
-# Paced, open-loop load of the same trades at 100, 1,000, 10,000 events/s and at 50 % of MAX, the
+# Paced, open-loop load of the same trades at 100, 1,000, 10,000 events/s and at 25 and 50 % of MAX, the
 # daemon with its defaults. Part of each rate is pm-loadgen's visibility probes: trades sent on a
 # connection of their own, which pm-loadgen's poller (a PostgreSQL session of its own, a range
 # scan of the primary key every ~0.2 ms plus its round trip) times from the line written into
@@ -275,7 +275,7 @@ probes = min(rate // 2, max(probes, math.ceil(1000 / seconds)))
 print(probes, rate - probes, seconds, 1 if rate <= 1000 else 4)
 PY
 }
-for rate in 100 1000 10000 $(( MAX / 2 )); do
+for rate in 100 1000 10000 $(( MAX / 4 )) $(( MAX / 2 )); do
   read -r probes load seconds conns < <(freshness_plan "$rate")
   fresh_table
   start_daemon "$BENCH_URL"
@@ -283,7 +283,9 @@ for rate in 100 1000 10000 $(( MAX / 2 )); do
   json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
          --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
   stop_daemon
-  label=$rate; [ "$rate" = $(( MAX / 2 )) ] && label="50 % of max"
+  label=$rate
+  [ "$rate" = $(( MAX / 4 )) ] && label="25 % of max"
+  [ "$rate" = $(( MAX / 2 )) ] && label="50 % of max"
   record "{\"section\":\"freshness\",\"label\":\"$label\",\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
   log "freshness at $rate/s ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
 done

@@ -70,6 +70,30 @@ TEST_F(DaemonTest, EventsInRowsOutWithErrorRepliesByLine) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3 AND applied_events = 3"), 1);
 }
 
+// --wal-preallocate (default on): the active segment is written with zeros ahead of the records;
+// off: the file holds the records alone. Both store every event.
+TEST_F(DaemonTest, TheLogSegmentRunsAheadInZerosUnlessPreallocateIsOff) {
+  for (const bool on : {true, false}) {
+    SCOPED_TRACE(on ? "--wal-preallocate on" : "--wal-preallocate off");
+    const std::string id = on ? "prealloc-on" : "prealloc-off";
+    DaemonHarness d(tdb_->url(), {"--instance-id", id, "--wal-preallocate", on ? "on" : "off"});
+    d.start();
+    Producer p(d.socket());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100; ++i) lines.push_back(trade_line(id, "t" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack(100, 10s));
+    ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", 100));
+    const std::string segment = d.wal_dir() + "/0000000000000001.wal";
+    if (on) {
+      EXPECT_TRUE(wait_until([&] { return std::filesystem::file_size(segment) >= (4u << 20); }, 10s))
+          << std::filesystem::file_size(segment) << " bytes";
+    } else {
+      EXPECT_LT(std::filesystem::file_size(segment), 100u << 10);
+    }
+  }
+}
+
 TEST_F(DaemonTest, AcksAreCumulativeAcrossChunksAndConnectionsStayOpen) {
   DaemonHarness d(tdb_->url());
   d.start();
@@ -486,7 +510,8 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   const std::string text = read_file(out);
   for (const char* option : {"--socket", "--wal-dir", "--database-url", "--metrics-listen", "--batch-max-events",
                              "--batch-max-delay-ms", "--wal-max-bytes", "--trade-timestamp-unit", "--instance-id",
-                             "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid"})
+                             "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid",
+                             "--wal-preallocate"})
     EXPECT_NE(text.find(option), std::string::npos) << option;
   EXPECT_NE(text.find("127.0.0.1:9464"), std::string::npos);
   EXPECT_NE(text.find("(=20000)"), std::string::npos);
@@ -498,6 +523,12 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   bad.start(PM_INGESTD_BIN, {"--trade-timestamp-unit", "us"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad");
   EXPECT_EQ(bad.wait(10s), 1);
   EXPECT_NE(read_file(out + ".bad").find("--trade-timestamp-unit"), std::string::npos);
+  Process bad_preallocate;
+  bad_preallocate.start(PM_INGESTD_BIN, {"--wal-preallocate", "maybe"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}},
+                        out + ".bad2");
+  EXPECT_EQ(bad_preallocate.wait(10s), 1);
+  EXPECT_NE(read_file(out + ".bad2").find("--wal-preallocate: 'maybe' is neither on nor off"), std::string::npos)
+      << read_file(out + ".bad2");
 }
 
 TEST(DaemonCli, ConfigFileAndEnvironmentAreRead) {
