@@ -1,7 +1,8 @@
 #include "repos/connection_string.h"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
-#include <regex>
 #include <utility>
 #include <vector>
 
@@ -18,9 +19,16 @@ std::string whole_seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
+// libpq's own parser reads the URL or key=value string (quoting and percent-encoding included);
+// a string it cannot parse sets nothing here, and the connection attempt reports it.
 bool sets_parameter(const std::string& url, const std::string& key) {
-  const std::regex pattern(is_url(url) ? "[?&]" + key + "=" : "(^|\\s)" + key + "\\s*=");
-  return std::regex_search(url, pattern);
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), nullptr);
+  if (options == nullptr) return false;
+  bool set = false;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+    if (key == o->keyword && o->val != nullptr) set = true;
+  PQconninfoFree(options);
+  return set;
 }
 
 std::string connection_string(const DatabaseConfig& config) {

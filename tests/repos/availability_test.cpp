@@ -51,6 +51,10 @@ TEST(ConnectionString, AddsTheConnectTimeoutAndKeepalivesUnlessTheUrlSetsThem) {
   EXPECT_EQ(connection_string(config), "host=h dbname=db connect_timeout = 4 keepalives=0");
   EXPECT_TRUE(sets_parameter("host=h keepalives=0", "keepalives"));
   EXPECT_FALSE(sets_parameter("host=h keepalives_idle=3", "keepalives"));
+  // libpq's parser, not a pattern: a quoted value that merely contains the text sets nothing.
+  EXPECT_FALSE(sets_parameter("host=h application_name='a keepalives=0'", "keepalives"));
+  EXPECT_TRUE(sets_parameter("postgresql://h/db?application_name=x&keepalives=0", "keepalives"));
+  EXPECT_FALSE(sets_parameter("postgresql://h/db?application_name=keepalives%3D0", "keepalives"));
 }
 
 TEST(ConnectionString, BadAvailabilitySettingsAreRefused) {
