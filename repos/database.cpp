@@ -144,14 +144,7 @@ void Database::drop_closed_idle() {
   std::vector<std::unique_ptr<pqxx::connection>> dropped;
   {
     std::lock_guard lock(pool_->mu);
-    auto& idle = pool_->idle;
-    auto alive = idle.begin();
-    for (auto& c : idle) {
-      if (closed_by_server(*c)) dropped.push_back(std::move(c));
-      else *alive++ = std::move(c);
-    }
-    idle.erase(alive, idle.end());
-    pool_->open -= static_cast<int>(dropped.size());
+    dropped = pool_->take_idle_locked(closed_by_server);
   }
   pool_->available.notify_all();
   // The dropped connections close here, outside the lock.

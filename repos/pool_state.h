@@ -12,6 +12,7 @@
 // Every member is guarded by `mu`; give_back() takes it.
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -32,8 +33,10 @@ struct PoolState {
   // drops it (closed outside the lock). Wakes one waiter either way. Any thread; never throws.
   void give_back(std::unique_ptr<pqxx::connection> connection, std::uint64_t of_generation, bool discard) noexcept;
 
-  // Drops every idle connection and bumps the generation; returns the dropped ones so the caller
-  // closes them outside the lock. Caller holds `mu`.
+  // Takes the idle connections for which `dead` is true out of the pool (`open` no longer counts
+  // them) and returns them, so the caller closes them outside the lock. Caller holds `mu`.
+  std::vector<std::unique_ptr<pqxx::connection>> take_idle_locked(const std::function<bool(pqxx::connection&)>& dead);
+  // Takes every idle connection (as above) and bumps the generation. Caller holds `mu`.
   std::vector<std::unique_ptr<pqxx::connection>> close_locked();
 };
 
