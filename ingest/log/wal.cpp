@@ -40,9 +40,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// How far the zeros of a preallocated segment run ahead of its records.
-constexpr std::uint64_t kPreallocateAhead = 8u << 20;
-
 std::uint64_t file_size(LogFs& fs, const std::string& path) {
   std::unique_ptr<LogFile> f;
   std::uint64_t size = 0;
@@ -90,8 +87,6 @@ WriteAheadLog::WriteAheadLog(Options options) : options_(std::move(options)) {
   if (!options_.on_fatal) options_.on_fatal = default_fatal;
   if (!options_.on_warning) options_.on_warning = [](const std::string&) {};
   if (options_.lock_owner.empty()) options_.lock_owner = "pid " + std::to_string(::getpid());
-  if (options_.preallocate)
-    filler_ = std::make_unique<SegmentZeroFiller>(*fs_, options_.segment_bytes, kPreallocateAhead, options_.on_warning);
 }
 
 WriteAheadLog::~WriteAheadLog() = default;
@@ -119,11 +114,28 @@ bool WriteAheadLog::halted() const {
   return halted_;
 }
 
-void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset) {
-  const std::string path = segment_path(options_.dir, segment);
+bool WriteAheadLog::create_from_spare(const std::string& path, const std::string& header, std::unique_ptr<LogFile>& file,
+                                      std::uint64_t& file_bytes) {
+  const std::string spare = spare_ ? spare_->take() : "";
+  if (spare.empty()) return false;
+  std::uint64_t size = 0;
+  std::error_code ec = fs_->open(spare, OpenMode::Write, file);
+  if (!ec) ec = file->size(size);
+  if (!ec) ec = file->write_at(0, header.data(), header.size());
+  if (!ec) ec = file->sync();
+  if (!ec) ec = fs_->rename(spare, path);
+  if (ec) {
+    file.reset();
+    fs_->remove(spare);
+    options_.on_warning("cannot start " + path + " from the prepared " + spare + ": " + ec.message() + "; created it empty instead");
+    return false;
+  }
+  file_bytes = size;
+  return true;
+}
+
+void WriteAheadLog::create_file(const std::string& path, const std::string& header, std::unique_ptr<LogFile>& file) {
   const std::string tmp = path + ".tmp";
-  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset, kFormatVersion});
-  std::unique_ptr<LogFile> file;
   if (const std::error_code ec = fs_->open(tmp, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + tmp);
   std::error_code ec = file->write_at(0, header.data(), header.size());
   if (!ec) ec = file->sync();
@@ -133,6 +145,19 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
     fs_->remove(tmp);
     throw std::system_error(ec, "create segment " + path);
   }
+}
+
+void WriteAheadLog::set_active_file_bytes(std::uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  active_file_bytes_ = bytes;
+}
+
+void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset) {
+  const std::string path = segment_path(options_.dir, segment);
+  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset, kFormatVersion});
+  std::unique_ptr<LogFile> file;
+  std::uint64_t file_bytes = header.size();
+  if (!create_from_spare(path, header, file, file_bytes)) create_file(path, header, file);
   // Until the directory is synced the new name may vanish in a power loss: no record goes there
   // before, and a failed directory sync leaves the directory's state unknown.
   if (const std::error_code dir_ec = fs_->sync_dir(options_.dir)) {
@@ -141,9 +166,9 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
     throw std::system_error(dir_ec, "fsync " + options_.dir);
   }
   active_ = std::move(file);
-  if (filler_) filler_->follow(path, header.size(), header.size());
   std::lock_guard lock(mu_);
   segments_[segment] = header.size();
+  active_file_bytes_ = file_bytes;
   if (segments_.size() == 1) {
     oldest_lsn_ = first_lsn - 1;
     oldest_log_offset_ = base_offset;
@@ -164,6 +189,8 @@ void WriteAheadLog::recover() {
     }
     throw std::system_error(ec, "lock " + lock_path);
   }
+  if (options_.preallocate)
+    spare_ = std::make_unique<SpareSegment>(*fs_, options_.dir, options_.segment_bytes, options_.on_warning);
   const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
   for (const std::string& name : listing.temporary) {
     const std::string path = path_in(options_.dir, name);
@@ -275,8 +302,7 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
-  if (filler_)
-    filler_->follow(newest, scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size, scan.valid_end.offset);
+  set_active_file_bytes(scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size);
   return scan;
 }
 
@@ -323,13 +349,11 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
 
 AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t& sync_ns) {
   const std::uint64_t offset = durable_.offset;  // only the leader changes it
-  if (filler_) filler_->reserve(offset + bytes.size());
   if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
     // Nothing of a failed group may stay in the file: recovery would find half a group.
-    if (filler_) filler_->pause();
     if (const std::error_code cut = active_->truncate(offset))
       fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + cut.message());
-    if (filler_) filler_->resume(offset);
+    set_active_file_bytes(offset);
     options_.on_warning("log write failed: " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
@@ -345,12 +369,10 @@ AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t
 }
 
 AppendStatus WriteAheadLog::seal_active() {
-  if (filler_) filler_->pause();
   std::uint64_t size = 0;
   std::error_code ec = active_->size(size);
   if (!ec && size > durable_.offset) ec = active_->truncate(durable_.offset);
   if (ec) {
-    if (filler_) filler_->resume(size);
     options_.on_warning("cannot cut the zeros after the records of " + segment_file_name(durable_.segment) + ": " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
@@ -360,6 +382,7 @@ AppendStatus WriteAheadLog::seal_active() {
             sync_ec.message() + "; restarting to recover from what is on disk");
       return AppendStatus::IoError;
     }
+    set_active_file_bytes(durable_.offset);
   }
   return AppendStatus::Ok;
 }
@@ -453,10 +476,14 @@ void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& l
     const Position& end = group.end;
     durable_ = end;
     segments_[end.segment] = end.offset;
+    active_file_bytes_ = std::max(active_file_bytes_, end.offset);
     stats_.appended_bytes += end.log_offset - start.log_offset;
     stats_.groups += 1;
     last_sync_seconds_ = static_cast<double>(group.sync_ns) / 1e9;
     lock.unlock();
+    // The next segment's file is prepared once this one is a quarter full: a log that hardly
+    // writes never pays for one.
+    if (spare_ && end.offset >= options_.segment_bytes / 4) spare_->prepare();
     run_durable_callbacks(group);
     lock.lock();
   }
@@ -505,8 +532,8 @@ WalStats WriteAheadLog::stats() const {
   s.segments = segments_.size();
   s.disk_bytes = 0;
   for (const auto& [seg, size] : segments_) s.disk_bytes += size;
-  const std::uint64_t filled = filler_ ? filler_->filled_end() : 0;  // zeros ahead of the records
-  if (filled > durable_.offset) s.disk_bytes += filled - durable_.offset;
+  if (active_file_bytes_ > durable_.offset) s.disk_bytes += active_file_bytes_ - durable_.offset;  // zeros after the records
+  if (spare_) s.disk_bytes += spare_->disk_bytes();
   return s;
 }
 

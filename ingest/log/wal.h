@@ -8,7 +8,8 @@
 //   the applied position of the local state file (wal_state.h) are removed, the chain of segment
 //   headers is checked, and a torn last group of the newest segment is cut (wal_scan.h). Each of
 //   these is reported through `on_recovery`. Zeros after the last group are not damage: they are
-//   the preallocated rest of the segment (Options::preallocate), which later appends overwrite.
+//   the rest of a segment started from a file of zeros (Options::preallocate), which later
+//   appends overwrite.
 //   Damage inside what had been synced throws WalCorruption naming the file and offset; so does a
 //   log that ends below the state's ceiling (records lost that may already be applied: new events
 //   must not reuse their LSNs). An empty directory starts a new log with a random log id.
@@ -50,7 +51,7 @@
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_format.h"
 #include "ingest/log/wal_recovery_report.h"
-#include "ingest/log/segment_zero_filler.h"
+#include "ingest/log/spare_segment.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::wal {
@@ -68,8 +69,8 @@ struct Options {
   LogFs* fs = nullptr;                          // null: posix_log_fs()
   std::uint64_t segment_bytes = 64ull << 20;    // roll to a new segment past this size
   std::size_t max_group_bytes = 8u << 20;       // one group's write at most (soft)
-  // Keep the active segment written with zeros ahead of the appends (segment_zero_filler.h), so
-  // each group's fdatasync overwrites existing blocks instead of growing the file.
+  // Start each segment from a file of zeros prepared ahead of time (spare_segment.h), so each
+  // group's fdatasync overwrites existing blocks instead of growing the file.
   bool preallocate = false;
   std::string lock_owner;                       // written into the lock file; default "pid N"
   std::function<void(const std::string&)> on_warning;          // write failures, removals, ...
@@ -157,6 +158,13 @@ class WriteAheadLog {
   // Creates, syncs and activates a new segment. REQUIRES: mu_ not held; the open() thread or the
   // leader of the group being written.
   void create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset);
+  // The new segment's file from the prepared spare (header written and synced, renamed to `path`);
+  // false when there is none or it failed (a warning; the caller creates the file instead).
+  bool create_from_spare(const std::string& path, const std::string& header, std::unique_ptr<LogFile>& file,
+                         std::uint64_t& file_bytes);
+  // The new segment's file as `path`.tmp, header written and synced, renamed. Throws on failure.
+  void create_file(const std::string& path, const std::string& header, std::unique_ptr<LogFile>& file);
+  void set_active_file_bytes(std::uint64_t bytes);
 
   // Group commit (append()). Only the leader, the thread whose request is at the front of
   // queue_, calls these; no other thread touches active_ or durable_'s offset meanwhile.
@@ -193,7 +201,7 @@ class WriteAheadLog {
   std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
   std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
-  std::unique_ptr<SegmentZeroFiller> filler_;  // with Options::preallocate: fills active_'s file ahead
+  std::unique_ptr<SpareSegment> spare_;  // with Options::preallocate: the next segment's file, prepared
   Position applied_at_open_;
 
   mutable std::mutex mu_;
@@ -205,6 +213,7 @@ class WriteAheadLog {
   std::uint64_t oldest_lsn_ = 0;              // guarded by mu_
   WalStats stats_;                            // guarded by mu_
   double last_sync_seconds_ = 0;              // guarded by mu_
+  std::uint64_t active_file_bytes_ = 0;       // the active segment file's size (zeros after the records); guarded by mu_
   bool halted_ = false;                       // guarded by mu_
 
   std::mutex state_mu_;                       // the consumer's calls

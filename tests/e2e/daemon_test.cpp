@@ -70,26 +70,34 @@ TEST_F(DaemonTest, EventsInRowsOutWithErrorRepliesByLine) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3 AND applied_events = 3"), 1);
 }
 
-// --wal-preallocate (default on): the active segment is written with zeros ahead of the records;
-// off: the file holds the records alone. Both store every event.
-TEST_F(DaemonTest, TheLogSegmentRunsAheadInZerosUnlessPreallocateIsOff) {
+// --wal-preallocate (default on): once the active segment is a quarter full, the next segment's
+// file is prepared as zeros (spare.zeros) and the roll starts the next segment from it; off: no
+// spare, and segments hold their records alone. Both store every event.
+TEST_F(DaemonTest, TheNextSegmentIsPreparedAsZerosUnlessPreallocateIsOff) {
   for (const bool on : {true, false}) {
     SCOPED_TRACE(on ? "--wal-preallocate on" : "--wal-preallocate off");
     const std::string id = on ? "prealloc-on" : "prealloc-off";
-    DaemonHarness d(tdb_->url(), {"--instance-id", id, "--wal-preallocate", on ? "on" : "off"});
+    DaemonHarness d(tdb_->url(), {"--instance-id", id, "--wal-segment-bytes", "64K", "--wal-preallocate", on ? "on" : "off"});
     d.start();
     Producer p(d.socket());
     std::vector<std::string> lines;
-    for (int i = 0; i < 100; ++i) lines.push_back(trade_line(id, "t" + std::to_string(i)));
-    ASSERT_TRUE(p.send(lines));
-    ASSERT_TRUE(p.wait_ack(100, 10s));
-    ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", 100));
-    const std::string segment = d.wal_dir() + "/0000000000000001.wal";
+    for (int i = 0; i < 400; ++i) lines.push_back(trade_line(id, "t" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));  // more than a 64K segment holds
+    ASSERT_TRUE(p.wait_ack(400, 10s));
+    const std::string spare = d.wal_dir() + "/spare.zeros";
     if (on) {
-      EXPECT_TRUE(wait_until([&] { return std::filesystem::file_size(segment) >= (4u << 20); }, 10s))
-          << std::filesystem::file_size(segment) << " bytes";
+      EXPECT_TRUE(wait_until([&] { return std::filesystem::exists(spare); }, 10s)) << "no spare was prepared";
+    }
+    ASSERT_TRUE(p.send({trade_line(id, "after")}));  // the next group starts segment 2
+    ASSERT_TRUE(p.wait_ack(401, 10s));
+    ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", 401));
+    const std::string second = d.wal_dir() + "/0000000000000002.wal";
+    ASSERT_TRUE(std::filesystem::exists(second));
+    if (on) {
+      EXPECT_EQ(std::filesystem::file_size(second), 64u << 10) << "the second segment did not start from a spare";
     } else {
-      EXPECT_LT(std::filesystem::file_size(segment), 100u << 10);
+      EXPECT_FALSE(std::filesystem::exists(spare));
+      EXPECT_LT(std::filesystem::file_size(second), 64u << 10);
     }
   }
 }

@@ -1,6 +1,6 @@
-// Options::preallocate on real files: a thread writes zeros ahead of the appends; they never land
-// on a record, recovery reads them as the clean end, and a segment is cut to its records before
-// the next one starts.
+// Options::preallocate on real files: a thread prepares the next segment's file as zeros, the roll
+// renames it into place, recovery reads the zeros after the records as the clean end, and a
+// segment is cut to its records before the next one starts.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -93,7 +93,7 @@ class WalPreallocateTest : public ::testing::Test {
   std::vector<std::string> warnings_;
 };
 
-// Polls a condition with a deadline (the filler runs on its own thread).
+// Polls a condition with a deadline (the spare is written on a thread of its own).
 template <class Fn>
 bool eventually(Fn&& done) {
   const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -104,28 +104,49 @@ bool eventually(Fn&& done) {
   return true;
 }
 
-TEST_F(WalPreallocateTest, ZerosRunAheadOfTheAppendsAndTheLogReopensClean) {
+TEST_F(WalPreallocateTest, APreparedFileOfZerosBecomesTheNextSegmentAndTheLogReopensClean) {
+  const fs::path spare = dir_ / kSpareFileName;
+  int next = 0;
   {
-    auto log = WriteAheadLog::open(options(64ull << 20, true));
-    for (int g = 0; g < 3; ++g) append(*log, g * 10, 10);
-    const fs::path segment = segments().back();
-    const std::uint64_t records_end = log->durable().offset;
-    ASSERT_TRUE(eventually([&] { return fs::file_size(segment) >= records_end + (4u << 20); }))
-        << "no zeros were written ahead: " << fs::file_size(segment) << " bytes";
-    const std::string bytes = bytes_of(segment);
-    EXPECT_LE(bytes.size(), records_end + (8u << 20) + SegmentZeroFiller::kChunk) << "the zeros ran further ahead than 8 MiB";
-    EXPECT_TRUE(std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(records_end), bytes.end(), [](char c) { return c == 0; }));
-    EXPECT_GE(log->stats().disk_bytes, records_end + (4u << 20)) << "the disk bytes leave the zeros out";
-    append(*log, 30, 10);
+    auto log = WriteAheadLog::open(options(256u << 10, true));
+    EXPECT_FALSE(fs::exists(spare)) << "prepared before the first segment was a quarter full";
+    while (log->durable().offset < (256u << 10) / 4) {
+      append(*log, next, 10);
+      next += 10;
+    }
+    ASSERT_TRUE(eventually([&] { return fs::exists(spare); })) << "no spare was prepared";
+    const std::string zeros = bytes_of(spare);
+    EXPECT_EQ(zeros.size(), 256u << 10);
+    EXPECT_TRUE(std::all_of(zeros.begin(), zeros.end(), [](char c) { return c == 0; }));
+    EXPECT_EQ(log->stats().disk_bytes, log->durable().offset + (256u << 10)) << "the disk bytes leave the spare out";
+    while (segments().size() < 2) {  // the roll takes the spare
+      append(*log, next, 10);
+      next += 10;
+    }
+    const fs::path second = segments().back();
+    EXPECT_EQ(fs::file_size(second), 256u << 10) << "the new segment was not the spare";
+    EXPECT_LT(log->durable().offset, fs::file_size(second));
+    expect_payloads(*log, next);
   }
-  auto log = WriteAheadLog::open(options(64ull << 20, true));
+  auto log = WriteAheadLog::open(options(256u << 10, true));
   EXPECT_TRUE(warnings_.empty()) << warnings_.front();
-  EXPECT_EQ(log->durable().lsn, 40u);
-  append(*log, 40, 10);
-  expect_payloads(*log, 50);
+  EXPECT_EQ(log->durable().lsn, static_cast<std::uint64_t>(next));
+  append(*log, next, 10);
+  next += 10;
+  expect_payloads(*log, next);
 }
 
-TEST_F(WalPreallocateTest, SealedSegmentsEndWithTheirLastRecordWithAndWithoutTheFiller) {
+TEST_F(WalPreallocateTest, APartialSpareIsRemovedAtOpenAndACompleteOneOfAnotherSizeToo) {
+  fs::create_directories(dir_);
+  { std::ofstream(dir_ / kSparePartialFileName) << std::string(1000, '\0'); }
+  { std::ofstream(dir_ / kSpareFileName) << std::string(1000, '\0'); }
+  auto log = WriteAheadLog::open(options(256u << 10, true));
+  EXPECT_FALSE(fs::exists(dir_ / kSparePartialFileName));
+  EXPECT_FALSE(fs::exists(dir_ / kSpareFileName) && fs::file_size(dir_ / kSpareFileName) == 1000u);
+  EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+}
+
+TEST_F(WalPreallocateTest, SealedSegmentsEndWithTheirLastRecordWithAndWithoutSpares) {
   int next = 0;
   {
     auto log = WriteAheadLog::open(options(256u << 10, true));
@@ -136,8 +157,8 @@ TEST_F(WalPreallocateTest, SealedSegmentsEndWithTheirLastRecordWithAndWithoutThe
     expect_sealed_segments_hold_no_zeros();
     expect_payloads(*log, next);
   }
-  // A log written with zeros ahead, reopened without the filler: its active segment still ends in
-  // zeros, which the next roll cuts.
+  // A log whose segments came from spares, reopened without them: its active segment still ends
+  // in zeros, which the next roll cuts.
   auto log = WriteAheadLog::open(options(256u << 10, false));
   const std::size_t before = segments().size();
   while (segments().size() < before + 2) {
@@ -149,8 +170,8 @@ TEST_F(WalPreallocateTest, SealedSegmentsEndWithTheirLastRecordWithAndWithoutThe
   EXPECT_TRUE(warnings_.empty()) << warnings_.front();
 }
 
-// Many small groups from several threads while the filler fills 256 KiB segments as fast as it can:
-// a zero write that landed on a record would show as a torn or lost record on reopening.
+// Many small groups from several threads, 256 KiB segments started from spares prepared meanwhile:
+// every record is read back in order after reopening, and sealed segments hold no zeros.
 TEST_F(WalPreallocateTest, ZerosNeverLandOnRecordsUnderConcurrentAppends) {
   constexpr int kThreads = 4;
   constexpr int kGroups = 300;
