@@ -69,7 +69,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       durable_wait_seconds(histogram(*registry_, "pm_ingest_durable_wait_seconds", "Time a connection waits from submitting a chunk of events until they are durable in the log.", latency_buckets())),
       wal_unapplied_bytes(gauge(*registry_, "pm_ingest_wal_unapplied_bytes", "Log bytes durable but not yet applied to PostgreSQL.")),
       wal_unapplied_events(gauge(*registry_, "pm_ingest_wal_unapplied_events", "Events durable in the log but not yet applied to PostgreSQL.")),
-      wal_disk_bytes(gauge(*registry_, "pm_ingest_wal_disk_bytes", "Bytes of all log segment files on disk.")),
+      wal_disk_bytes(gauge(*registry_, "pm_ingest_wal_disk_bytes", "Bytes of all log segment files on disk, the zeros of a segment started from a spare file and the spare being prepared included.")),
       wal_segments(gauge(*registry_, "pm_ingest_wal_segments", "Log segment files on disk.")),
       queue_events(gauge(*registry_, "pm_ingest_queue_events", "Events waiting in the in-memory queue for the writer.")),
       writer_batches_in_flight(gauge(*registry_, "pm_ingest_writer_batches_in_flight", "Batches handed to the writer's PostgreSQL connections whose outcome is not recorded yet (at most --writer-connections).")),
