@@ -16,6 +16,7 @@
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_scan.h"
+#include "tests/ingest/wal_dir_test.h"
 
 namespace pm::wal {
 namespace {
@@ -23,26 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class WalPreallocateTest : public ::testing::Test {
+class WalPreallocateTest : public WalDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("pm_wal_prealloc_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Options options(std::uint64_t segment_bytes, bool preallocate) {
-    Options o;
-    o.dir = dir_.string();
-    o.segment_bytes = segment_bytes;
-    o.preallocate = preallocate;
-    o.on_warning = [this](const std::string& w) { warnings_.push_back(w); };
-    o.on_recovery = [this](const RecoveryFinding& f) { warnings_.push_back(describe(f)); };
-    o.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
-    return o;
-  }
-
   static std::string payload(int i) { return "event-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 900), '#'); }
 
   void append(WriteAheadLog& log, int from, int count) {
@@ -65,14 +48,6 @@ class WalPreallocateTest : public ::testing::Test {
     for (int i = 0; i < count; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], payload(i)) << "record " << i + 1;
   }
 
-  std::vector<fs::path> segments() {
-    std::vector<fs::path> files;
-    for (auto& e : fs::directory_iterator(dir_))
-      if (e.path().extension() == ".wal") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    return files;
-  }
-
   // Every segment but the newest ends with its last record.
   void expect_sealed_segments_hold_no_zeros() {
     const std::vector<fs::path> files = segments();
@@ -89,8 +64,6 @@ class WalPreallocateTest : public ::testing::Test {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
-  fs::path dir_;
-  std::vector<std::string> warnings_;
 };
 
 // Polls a condition with a deadline (the spare is written on a thread of its own).

@@ -14,31 +14,15 @@
 #include "repos/util/crc32c.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
+#include "tests/ingest/wal_dir_test.h"
 
 namespace pm::wal {
 namespace {
 
 namespace fs = std::filesystem;
 
-class WalTest : public ::testing::Test {
+class WalTest : public WalDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("pm_wal_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  Options options(std::uint64_t segment_bytes = 64ull << 20) {
-    Options o;
-    o.dir = dir_.string();
-    o.segment_bytes = segment_bytes;
-    o.on_warning = [this](const std::string& w) { warnings_.push_back(w); };
-    o.on_recovery = [this](const RecoveryFinding& f) { warnings_.push_back(describe(f)); };
-    o.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
-    return o;
-  }
-
   static std::string payload(int i) { return "event-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 7), '#'); }
 
   std::vector<Appended> append(WriteAheadLog& log, int from, int count) {
@@ -56,16 +40,7 @@ class WalTest : public ::testing::Test {
     return out;
   }
 
-  fs::path newest_segment() {
-    std::vector<fs::path> files;
-    for (auto& e : fs::directory_iterator(dir_))
-      if (e.path().extension() == ".wal") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    return files.back();
-  }
-
-  fs::path dir_;
-  std::vector<std::string> warnings_;
+  fs::path newest_segment() const { return segments().back(); }
 };
 
 TEST(Crc32c, KnownValuesAndBothPathsAgree) {
