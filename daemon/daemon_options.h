@@ -29,7 +29,7 @@ struct DaemonOptions {
   std::size_t writer_connections = 2;
   std::uint64_t wal_max_bytes = 4ull << 30;
   std::uint64_t wal_segment_bytes = 64ull << 20;
-  bool wal_preallocate = true;  // zeros ahead of the appends (wal::Options::preallocate)
+  bool wal_preallocate = true;  // segments start from files of zeros prepared ahead (wal::Options::preallocate)
   std::size_t queue_max_events = 20000;
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::string instance_id = "default";

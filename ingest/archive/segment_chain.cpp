@@ -91,7 +91,7 @@ bool segment_bytes(State& s, std::size_t i, std::string& out) {
 }
 
 // The newest segment of a live log may end in a group being written (or torn by a crash), or in
-// the zeros written ahead of the appends: its bytes are cut at the valid end then. Damage before a
+// the zeros of a segment started from a spare file: its bytes are cut at the valid end then. Damage before a
 // later valid group is kept, for the reader.
 void cut_torn_tail(LoadedSegment& loaded, const std::string& path, std::string& bytes) {
   loaded.fs.put(path, bytes);

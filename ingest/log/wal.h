@@ -48,10 +48,10 @@
 #include <vector>
 
 #include "ingest/log/log_fs.h"
+#include "ingest/log/spare_segment.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_format.h"
 #include "ingest/log/wal_recovery_report.h"
-#include "ingest/log/spare_segment.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::wal {

@@ -1,8 +1,8 @@
 // Randomized power-loss rounds (issue 11): each round runs the daemon's real ingestion path
 // (IngestPipeline -> WriteAheadLog -> EventQueue -> BatchWriter -> PostgreSQL) on a FaultFs, with
-// concurrent producers, group commits, segment roll-over and removal, and the writer applying,
-// in half the rounds with the log's zeros written ahead of its appends (a thread of its own),
-// then loses power at a random file-system call in a random way (tests/support/fault_fs.h),
+// concurrent producers, group commits, segment roll-over and removal, and the writer applying (in
+// half the rounds the log's segments start from spare files of zeros, made on a thread of their
+// own), then loses power at a random file-system call in a random way (tests/support/fault_fs.h),
 // reboots, recovers without an operator and replays into PostgreSQL. After every round:
 // - every acknowledged event is in PostgreSQL, and every stored row was sent (nothing invented);
 // - the checkpoint is at the log's last LSN and its applied count equals that LSN (each event
@@ -46,7 +46,7 @@ struct RoundPlan {
   std::size_t writer_connections = 1;
   std::uint64_t crash_after_calls = 1;
   PowerLossMode mode = PowerLossMode::DropUnsynced;
-  bool preallocate = false;  // zeros written ahead of the appends (wal::Options::preallocate)
+  bool preallocate = false;  // segments started from spare files of zeros (wal::Options::preallocate)
 
   static RoundPlan from_seed(std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -69,7 +69,7 @@ struct RoundPlan {
            std::to_string(chunk) + ", segments of " + std::to_string(segment_bytes) + " bytes, " +
            std::to_string(writer_connections) + " writer connection(s), power loss at call " +
            std::to_string(crash_after_calls) + " (" + test::to_string(mode) + ")" +
-           (preallocate ? ", zeros written ahead of the appends" : "");
+           (preallocate ? ", segments from spare files" : "");
   }
 };
 
