@@ -73,15 +73,23 @@ void SpareSegment::run() {
     if (stopping_) return;
     state_ = State::Writing;
     lock.unlock();
-    const bool ok = write_spare();
+    const bool written = write_partial();
     lock.lock();
-    state_ = ok ? State::Ready : State::None;
-    busy_or_ready_ = ok;
+    // The rename and Ready are one step under mu_: once spare.zeros is on disk, take() returns it.
+    const std::error_code ec = written ? fs_.rename(partial_path_, spare_path_) : std::error_code{};
+    const bool ready = written && !ec;
+    state_ = ready ? State::Ready : State::None;
+    busy_or_ready_ = ready;
+    if (written && ec) {
+      lock.unlock();
+      give_up("rename", ec);
+      lock.lock();
+    }
     changed_.notify_all();
   }
 }
 
-bool SpareSegment::write_spare() {
+bool SpareSegment::write_partial() {
   std::unique_ptr<LogFile> file;
   std::string what = "create";
   std::error_code ec = fs_.open(partial_path_, OpenMode::CreateTruncate, file);
@@ -106,17 +114,17 @@ bool SpareSegment::write_spare() {
       ec = file->sync();
     }
   }
-  if (!ec) {
-    what = "rename";
-    ec = fs_.rename(partial_path_, spare_path_);
-  }
   if (!ec) return true;
+  file.reset();
+  give_up(what, ec);
+  return false;
+}
+
+void SpareSegment::give_up(const std::string& what, std::error_code ec) {
   on_warning_("preparing the log's next segment in " + partial_path_ + " failed (" + what + ": " + ec.message() +
               "); the next segment starts without zeros written ahead");
-  file.reset();
   fs_.remove(partial_path_);
   written_ = 0;
-  return false;
 }
 
 }  // namespace pm::wal

@@ -15,7 +15,9 @@
 //   when one is; the log calls it once its active segment is a quarter full. The zeros are
 //   written at kPaceBytesPerSecond, in kChunk writes, synced every kSyncEvery.
 // - take(): the path of the complete spare ("" when none is ready), which the caller now owns
-//   (it renames it into a segment, or removes it); prepare() makes the next one.
+//   (it renames it into a segment, or removes it); prepare() makes the next one. The rename to
+//   spare.zeros and readiness are one step: a spare.zeros seen on disk and not yet taken is one
+//   take() returns.
 // - A failed write or sync is reported through `on_warning`; the partial file is removed and the
 //   next prepare() tries again. The log then simply starts segments without a spare.
 // - disk_bytes(): the spare files' bytes on disk now.
@@ -27,6 +29,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "ingest/log/log_fs.h"
@@ -57,7 +60,8 @@ class SpareSegment {
   enum class State { None, Wanted, Writing, Ready };
   void keep_or_remove_leftovers();
   void run();
-  bool write_spare();  // the thread, without mu_: true when the spare is complete and renamed
+  bool write_partial();  // the thread, without mu_: true when spare.partial holds all the zeros, synced
+  void give_up(const std::string& what, std::error_code ec);  // warns, removes the partial file
 
   LogFs& fs_;
   const std::string spare_path_;

@@ -80,15 +80,19 @@ TEST_F(DaemonTest, TheNextSegmentIsPreparedAsZerosUnlessPreallocateIsOff) {
     DaemonHarness d(tdb_->url(), {"--instance-id", id, "--wal-segment-bytes", "64K", "--wal-preallocate", on ? "on" : "off"});
     d.start();
     Producer p(d.socket());
-    std::vector<std::string> lines;
-    for (int i = 0; i < 400; ++i) lines.push_back(trade_line(id, "t" + std::to_string(i)));
-    ASSERT_TRUE(p.send(lines));  // more than a 64K segment holds
-    ASSERT_TRUE(p.wait_ack(400, 10s));
+    // ~28K of records: over a quarter of the 64K segment (the spare is asked for) and under all of it.
+    const auto send_trades = [&](int from, int to) {
+      std::vector<std::string> lines;
+      for (int i = from; i < to; ++i) lines.push_back(trade_line(id, "t" + std::to_string(i)));
+      return p.send(lines) && p.wait_ack(static_cast<std::uint64_t>(to), 10s);
+    };
+    ASSERT_TRUE(send_trades(0, 100));
     const std::string spare = d.wal_dir() + "/spare.zeros";
     if (on) {
-      EXPECT_TRUE(wait_until([&] { return std::filesystem::exists(spare); }, 10s)) << "no spare was prepared";
+      ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(spare); }, 10s)) << "no spare was prepared";
     }
-    ASSERT_TRUE(p.send({trade_line(id, "after")}));  // the next group starts segment 2
+    ASSERT_TRUE(send_trades(100, 400));  // fills segment 1 past 64K; a later group starts segment 2
+    ASSERT_TRUE(p.send({trade_line(id, "after")}));
     ASSERT_TRUE(p.wait_ack(401, 10s));
     ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", 401));
     const std::string second = d.wal_dir() + "/0000000000000002.wal";
