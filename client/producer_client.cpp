@@ -68,7 +68,7 @@ class ProducerClient::Impl {
  public:
   explicit Impl(ProducerOptions options);
   ~Impl();
-  void send(std::string line, Callback done, WrittenCallback on_written);
+  void send_all(std::vector<Outgoing> lines);
   bool flush(std::chrono::milliseconds timeout);
   void close(std::chrono::milliseconds timeout);
   ProducerStats stats() const {
@@ -77,6 +77,8 @@ class ProducerClient::Impl {
   }
 
  private:
+  void ring();  // wakes the I/O thread from poll(); any thread
+
   // The I/O thread and its steps. REQUIRES: I/O thread, for every function below.
   void run();
   void connect_now(Clock::time_point now);
@@ -163,32 +165,49 @@ static std::string unsendable(const std::string& line) {
   return "";
 }
 
-void ProducerClient::Impl::send(std::string line, Callback done, WrittenCallback on_written) {
-  const std::string refused = unsendable(line);
+void ProducerClient::Impl::send_all(std::vector<Outgoing> lines) {
+  std::vector<std::string> refused;
+  refused.reserve(lines.size());
+  for (const Outgoing& o : lines) refused.push_back(unsendable(o.line));
+  std::vector<std::pair<Callback, LineOutcome>> resolved;  // lines resolved without sending: called after the lock
   bool wake = false;
   {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return unresolved_ < options_.max_in_flight || stopping_; });
-    ++stats_.sent;
-    const bool failed_hello = !hello_refusal_.empty();
-    if (stopping_ || !refused.empty() || failed_hello) {
-      LineOutcome outcome;
-      outcome.status = stopping_ ? LineOutcome::Status::Unacknowledged : LineOutcome::Status::Rejected;
-      outcome.reason = stopping_ ? "closed" : failed_hello ? "schema" : "invalid";
-      outcome.detail = stopping_ ? "" : failed_hello ? hello_refusal_ : refused;
-      if (outcome.status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[outcome.reason];
-      lock.unlock();
-      if (done) done(outcome);
-      return;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (unresolved_ >= options_.max_in_flight && wake) {
+        // The window is full: the lines queued so far must go out (and be acked) to free it.
+        lock.unlock();
+        ring();
+        lock.lock();
+        wake = false;
+      }
+      changed_.wait(lock, [&] { return unresolved_ < options_.max_in_flight || stopping_; });
+      ++stats_.sent;
+      Outgoing& o = lines[i];
+      const bool failed_hello = !hello_refusal_.empty();
+      if (stopping_ || !refused[i].empty() || failed_hello) {
+        LineOutcome outcome;
+        outcome.status = stopping_ ? LineOutcome::Status::Unacknowledged : LineOutcome::Status::Rejected;
+        outcome.reason = stopping_ ? "closed" : failed_hello ? "schema" : "invalid";
+        outcome.detail = stopping_ ? "" : failed_hello ? hello_refusal_ : refused[i];
+        if (outcome.status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[outcome.reason];
+        resolved.emplace_back(std::move(o.done), std::move(outcome));
+        continue;
+      }
+      ++unresolved_;
+      // The I/O thread takes every queued line each turn: it needs waking only when it sleeps in
+      // poll(), and then once.
+      wake = wake || io_asleep_;
+      io_asleep_ = false;
+      incoming_.push_back(Entry{std::move(o.line), std::move(o.done), std::move(o.on_written)});
     }
-    ++unresolved_;
-    // The I/O thread takes every queued line each turn: it needs waking only when it sleeps in
-    // poll(), and then once.
-    wake = io_asleep_;
-    io_asleep_ = false;
-    incoming_.push_back(Entry{std::move(line), std::move(done), std::move(on_written)});
   }
-  if (!wake) return;
+  if (wake) ring();
+  for (auto& [done, outcome] : resolved)
+    if (done) done(outcome);
+}
+
+void ProducerClient::Impl::ring() {
   const std::uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
@@ -205,8 +224,7 @@ void ProducerClient::Impl::close(std::chrono::milliseconds timeout) {
     stopping_ = true;
   }
   changed_.notify_all();
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  ring();
   std::call_once(joined_, [this] { thread_.join(); });
 }
 
@@ -489,13 +507,17 @@ ProducerClient::~ProducerClient() = default;
 std::future<LineOutcome> ProducerClient::send(std::string line) {
   auto promise = std::make_shared<std::promise<LineOutcome>>();
   std::future<LineOutcome> future = promise->get_future();
-  impl_->send(std::move(line), [promise](const LineOutcome& o) { promise->set_value(o); }, nullptr);
+  send(std::move(line), [promise](const LineOutcome& o) { promise->set_value(o); });
   return future;
 }
 
 void ProducerClient::send(std::string line, Callback done, WrittenCallback on_written) {
-  impl_->send(std::move(line), std::move(done), std::move(on_written));
+  std::vector<Outgoing> one;
+  one.push_back(Outgoing{std::move(line), std::move(done), std::move(on_written)});
+  impl_->send_all(std::move(one));
 }
+
+void ProducerClient::send_all(std::vector<Outgoing> lines) { impl_->send_all(std::move(lines)); }
 bool ProducerClient::flush(std::chrono::milliseconds timeout) { return impl_->flush(timeout); }
 void ProducerClient::close(std::chrono::milliseconds timeout) { impl_->close(timeout); }
 ProducerStats ProducerClient::stats() const { return impl_->stats(); }

@@ -9,6 +9,9 @@
 //   returned future, or the callback (run on the client's I/O thread: keep it short, never call
 //   send() or close() from it, and never wait there for something a thread blocked in send()
 //   holds). An optional second callback tells when the line was first written (same rules).
+//   send_all(lines) is send() for each line in order, with one hand-over to the I/O thread: a
+//   producer with several lines at hand (a burst from a feed, a paced tick) wakes it once, and
+//   they go out in one write instead of one each.
 //   - Acked: the daemon acknowledged the line: it is durable and reaches PostgreSQL exactly once.
 //   - Rejected: refused for good (`parse`, `schema`, `range`, `timestamp_units`, `too_long`), with
 //     the daemon's detail; or by the client without sending it (`invalid`: a line with a newline,
@@ -34,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pm::client {
 
@@ -81,8 +85,14 @@ class ProducerClient {
   ProducerClient(const ProducerClient&) = delete;
   ProducerClient& operator=(const ProducerClient&) = delete;
 
+  struct Outgoing {
+    std::string line;
+    Callback done;
+    WrittenCallback on_written;
+  };
   std::future<LineOutcome> send(std::string line);
   void send(std::string line, Callback done, WrittenCallback on_written = nullptr);
+  void send_all(std::vector<Outgoing> lines);
   // Waits until every line sent so far is resolved; false when `timeout` passed first.
   bool flush(std::chrono::milliseconds timeout);
   // flush(timeout), then stops: what is still unresolved becomes Unacknowledged. Idempotent.

@@ -63,45 +63,63 @@ std::vector<std::uint64_t> ProducerConnection::recent_acked() const {
 void ProducerConnection::run() {
   period_ = config_.rate > 0 ? static_cast<std::int64_t>(1e9 / config_.rate) : 0;
   next_due_ = steady_ns();
-  std::string line;
-  std::uint64_t index = 0;
-  while (!gave_up_.load(std::memory_order_relaxed) && take(line, index)) send(std::move(line), index);
+  std::vector<client::ProducerClient::Outgoing> due;
+  while (!gave_up_.load(std::memory_order_relaxed)) {
+    wait_for_due();
+    take_due(due);
+    if (due.empty()) break;  // the source is exhausted
+    hand_over(due);
+  }
   // Every line resolves by then: acked, rejected, or given up on after give_up_after without
   // progress (the client's rule; the day is only a bound). Once the client gave up, the line
   // sent meanwhile is given up on at once.
   client_->close(gave_up_.load() ? std::chrono::milliseconds(0) : std::chrono::hours(24));
 }
 
-bool ProducerConnection::take(std::string& line, std::uint64_t& index) {
-  if (period_ > 0) {
-    // The pacer, with a millisecond's grain: it sleeps past the next due time to a whole number of
-    // milliseconds and then sends every line due, at once (one wake-up per millisecond at most).
-    const std::int64_t ahead = next_due_ - steady_ns();
-    constexpr std::int64_t kGrain = 1'000'000;
-    if (ahead > 0) std::this_thread::sleep_for(std::chrono::nanoseconds((ahead + kGrain - 1) / kGrain * kGrain));
-  }
-  line.clear();
-  if (!source_.next(line, index)) return false;
-  if (period_ > 0) {
-    atomic_max(stats_.max_behind_ns, steady_ns() - next_due_);
-    next_due_ += period_;
-  }
-  source_.set_status(index, EventStatus::Sent);
-  return true;
+// The pacer, with a millisecond's grain: it sleeps past the next due time to a whole number of
+// milliseconds and then sends every line due, at once (one wake-up per millisecond at most).
+void ProducerConnection::wait_for_due() const {
+  if (period_ == 0) return;
+  const std::int64_t ahead = next_due_ - steady_ns();
+  constexpr std::int64_t kGrain = 1'000'000;
+  if (ahead > 0) std::this_thread::sleep_for(std::chrono::nanoseconds((ahead + kGrain - 1) / kGrain * kGrain));
 }
 
-void ProducerConnection::send(std::string line, std::uint64_t index) {
-  if (stats_.first_send_ns.load(std::memory_order_relaxed) == 0) {
-    std::int64_t unset = 0;
-    stats_.first_send_ns.compare_exchange_strong(unset, steady_ns());
+// The lines due now (all of them up to kHandOver; unpaced, kHandOver), in source order.
+void ProducerConnection::take_due(std::vector<client::ProducerClient::Outgoing>& due) {
+  due.clear();
+  const std::int64_t now = steady_ns();
+  std::string line;
+  std::uint64_t index = 0;
+  while (due.size() < kHandOver && (period_ == 0 || next_due_ <= now)) {
+    line.clear();
+    if (!source_.next(line, index)) break;
+    if (period_ > 0) {
+      atomic_max(stats_.max_behind_ns, now - next_due_);
+      next_due_ += period_;
+    }
+    source_.set_status(index, EventStatus::Sent);
+    due.push_back(outgoing(std::move(line), index));
   }
+}
+
+client::ProducerClient::Outgoing ProducerConnection::outgoing(std::string line, std::uint64_t index) {
   if (line.empty()) line = std::string(source_.file_line(index));
   client::ProducerClient::WrittenCallback written;
   if (config_.on_written)
     written = [this, index](std::chrono::steady_clock::time_point t) { config_.on_written(index, ns_of(t)); };
-  taken_.fetch_add(1, std::memory_order_relaxed);
-  client_->send(
-      std::move(line), [this, index](const client::LineOutcome& o) { settle(index, o); }, std::move(written));
+  return {std::move(line), [this, index](const client::LineOutcome& o) { settle(index, o); }, std::move(written)};
+}
+
+// One hand-over to the client: its I/O thread wakes once and writes the lines together.
+void ProducerConnection::hand_over(std::vector<client::ProducerClient::Outgoing>& due) {
+  if (stats_.first_send_ns.load(std::memory_order_relaxed) == 0) {
+    std::int64_t unset = 0;
+    stats_.first_send_ns.compare_exchange_strong(unset, steady_ns());
+  }
+  taken_.fetch_add(due.size(), std::memory_order_relaxed);
+  client_->send_all(std::move(due));
+  due = {};
 }
 
 void ProducerConnection::settle(std::uint64_t index, const client::LineOutcome& o) {

@@ -15,6 +15,8 @@
 //   event Rejected and is counted by reason.
 // - The pacer is open-loop: line k of this connection is due at start + k / rate; when the
 //   connection falls behind it sends what is due at once and records how far behind it was.
+//   The lines due at one tick go to the client in one hand-over (ProducerClient::send_all), so
+//   they leave in one write, as a producer that has several lines at hand sends them.
 // - It gives up (counting what stays unacknowledged) when the client does: the daemon cannot be
 //   reached, or sends no ack while lines are outstanding, for `give_up_after`.
 // - Finishes when the source is exhausted (or the client gave up) and every line it took is
@@ -81,11 +83,15 @@ class ProducerConnection {
   // after run() returned. --wait-applied looks for these first: the writer applies the log in
   // order, so once the last acked events of every connection are visible, nearly all are.
   static constexpr std::size_t kRecent = 16;
+  // Lines given to the client at once at most (all those due in one pacer tick, up to this).
+  static constexpr std::size_t kHandOver = 256;
   std::vector<std::uint64_t> recent_acked() const;
 
  private:
-  bool take(std::string& line, std::uint64_t& index);  // the next event, when the pacer allows
-  void send(std::string line, std::uint64_t index);
+  void wait_for_due() const;  // the pacer's sleep until the next line is due
+  void take_due(std::vector<client::ProducerClient::Outgoing>& due);
+  client::ProducerClient::Outgoing outgoing(std::string line, std::uint64_t index);
+  void hand_over(std::vector<client::ProducerClient::Outgoing>& due);
   void settle(std::uint64_t index, const client::LineOutcome& outcome);  // the client's I/O thread
   void remember_acked(std::uint64_t index);
 

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -60,6 +62,47 @@ TEST(ProducerClient, EachLineResolvesOnceAckedOrRejectedWithTheDaemonsReason) {
   EXPECT_EQ(stats.acked, 500u);
   EXPECT_EQ(stats.rejected, 2u);
   EXPECT_EQ(stats.rejected_by_reason.at("range"), 1u);
+}
+
+// send_all: many lines in one hand-over, more than the window holds (the call waits for room as
+// send() does, after waking the I/O thread for the lines already queued). Each line resolves once,
+// in its own place: the one with a newline is refused by the client, the broken one by the daemon.
+TEST(ProducerClient, SendAllHandsOverLinesBeyondTheWindowAndEachResolvesInItsPlace) {
+  TestDatabase tdb("client_send_all");
+  DaemonHarness d(tdb.url());
+  d.start();
+  ProducerOptions o = options_for(d);
+  o.max_in_flight = 50;
+  ProducerClient producer(o);
+  constexpr int kLines = 300;
+  std::mutex mu;
+  std::map<int, LineOutcome> outcomes;
+  std::vector<ProducerClient::Outgoing> lines;
+  for (int i = 0; i < kLines; ++i) {
+    std::string text = trade_line("all", "s" + std::to_string(i));
+    if (i == 100) text = "{\"two\":\n\"lines\"}";
+    if (i == 200) text = "{not json";
+    lines.push_back({std::move(text), [&, i](const LineOutcome& out) {
+                       std::lock_guard lock(mu);
+                       EXPECT_TRUE(outcomes.emplace(i, out).second) << "line " << i << " resolved twice";
+                     },
+                     nullptr});
+  }
+  producer.send_all(std::move(lines));
+  ASSERT_TRUE(producer.flush(30s));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(outcomes.size(), static_cast<std::size_t>(kLines));
+  for (const auto& [i, out] : outcomes) {
+    if (i == 100) {
+      EXPECT_EQ(out.reason, "invalid");
+    } else if (i == 200) {
+      EXPECT_EQ(out.reason, "parse");
+    } else {
+      EXPECT_TRUE(out.acked()) << "line " << i << ": " << out.reason << " " << out.detail;
+    }
+  }
+  EXPECT_EQ(producer.stats().sent, static_cast<std::uint64_t>(kLines));
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == kLines - 2; }, 30s));
 }
 
 // The daemon killed (-9) and restarted while lines are in flight: the client reconnects, resends
