@@ -33,6 +33,7 @@
 #include "ingest/events/event_queue.h"
 #include "ingest/server/ingest_pipeline.h"
 #include "ingest/server/server.h"
+#include "ingest/log/segment_remover.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
 #include "metrics/http_endpoint.h"
@@ -407,7 +408,14 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   pm::EventQueue queue(options.queue_max_events);
   std::atomic<int> fatal_exit{0};
   pm::WriterConfig writer_cfg = writer_config(options);
-  if (archiver) writer_cfg.retention.release_before = [&](std::uint64_t segment) { archiver->release_before(segment); };
+  // Applied segments go to the archive, or are deleted on a thread of their own: never on the writer's.
+  std::unique_ptr<pm::wal::SegmentRemover> remover;
+  if (archiver) {
+    writer_cfg.retention.release_before = [&](std::uint64_t segment) { archiver->release_before(segment); };
+  } else {
+    remover = std::make_unique<pm::wal::SegmentRemover>(*wal, [&](const std::string& m) { log->error("{}", m); });
+    writer_cfg.retention.release_before = [&](std::uint64_t segment) { remover->release_before(segment); };
+  }
   pm::BatchWriter writer(writer_cfg, db, *wal, queue, metrics, log, [&](const std::string&) {
     fatal_exit = 2;
     ::kill(::getpid(), SIGTERM);

@@ -43,7 +43,8 @@ namespace pm {
 
 struct RetentionConfig {
   // What happens to applied, confirmed segments below a segment: null deletes them from the live
-  // log at once; with an archive, SegmentArchiver::release_before archives them first (its thread).
+  // log at once, on the writer thread; the daemon passes SegmentRemover::release_before (deleted on
+  // its thread) or, with an archive, SegmentArchiver::release_before (archived first, its thread).
   std::function<void(std::uint64_t segment)> release_before;
   bool wait_for_standbys = true;
   std::size_t min_standbys = 0;
