@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "ingest/log/wal_directory.h"
+#include "repos/util/thread_name.h"
 
 namespace pm::wal {
 
@@ -67,6 +68,7 @@ std::string SpareSegment::take() {
 std::uint64_t SpareSegment::disk_bytes() const { return written_.load(); }
 
 void SpareSegment::run() {
+  name_this_thread("pm-spare");
   std::unique_lock lock(mu_);
   for (;;) {
     changed_.wait(lock, [&] { return stopping_ || state_ == State::Wanted; });
