@@ -6,7 +6,7 @@
 //
 // Contract:
 // - run() takes events from the source and sends each on its client, with at most `window`
-//   lines unresolved (the client's max_in_flight: send() blocks while the window is full), so
+//   lines unresolved (the client's max_in_flight: send_all() waits while the window is full), so
 //   latency is measured under load, not stop-and-wait.
 // - Ack latency of a line = from the moment its last byte first went into the socket to the
 //   moment the ack covering it was read (acks are cumulative). A line resent after a reconnect
@@ -83,11 +83,11 @@ class ProducerConnection {
   // after run() returned. --wait-applied looks for these first: the writer applies the log in
   // order, so once the last acked events of every connection are visible, nearly all are.
   static constexpr std::size_t kRecent = 16;
-  // Lines given to the client at once at most (all those due in one pacer tick, up to this).
-  static constexpr std::size_t kHandOver = 256;
   std::vector<std::uint64_t> recent_acked() const;
 
  private:
+  // Lines given to the client at once at most (all those due in one pacer tick, up to this).
+  static constexpr std::size_t kHandOver = 256;
   void wait_for_due() const;  // the pacer's sleep until the next line is due
   void take_due(std::vector<client::ProducerClient::Outgoing>& due);
   client::ProducerClient::Outgoing outgoing(std::string line, std::uint64_t index);
