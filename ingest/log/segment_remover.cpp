@@ -38,20 +38,17 @@ void SegmentRemover::run() {
   std::unique_lock lock(mu_);
   for (;;) {
     changed_.wait(lock, [&] { return stopping_ || asked_ > done_; });
-    if (asked_ > done_) {
-      const std::uint64_t segment = asked_;
-      lock.unlock();
-      try {
-        log_.remove_segments_before(segment);  // reports its own failures (Options::on_warning)
-      } catch (const std::exception& e) {
-        on_error_(std::string("removing applied log segments failed: ") + e.what());
-      }
-      lock.lock();
-      done_ = segment;
-      changed_.notify_all();
-      continue;
+    if (asked_ == done_) return;  // stopping, and nothing is left to remove
+    const std::uint64_t segment = asked_;
+    lock.unlock();
+    try {
+      log_.remove_segments_before(segment);  // reports its own failures (Options::on_warning)
+    } catch (const std::exception& e) {
+      on_error_(std::string("removing applied log segments failed: ") + e.what());
     }
-    return;  // stopping, and nothing is left to remove
+    lock.lock();
+    done_ = segment;
+    changed_.notify_all();
   }
 }
 
