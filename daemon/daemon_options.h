@@ -27,6 +27,7 @@ struct DaemonOptions {
   std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};
   std::size_t writer_connections = 2;
+  bool synchronous_commit = false;  // off: batches commit without waiting for the WAL flush
   std::uint64_t wal_max_bytes = 4ull << 30;
   std::uint64_t wal_segment_bytes = 64ull << 20;
   bool wal_preallocate = true;  // segments start from files of zeros prepared ahead (wal::Options::preallocate)

@@ -124,6 +124,7 @@ pm::WriterConfig writer_config(const pm::DaemonOptions& options) {
   writer_config.batch_max_events = options.batch_max_events;
   writer_config.batch_max_delay = options.batch_max_delay;
   writer_config.writer_connections = options.writer_connections;
+  writer_config.synchronous_commit = options.synchronous_commit ? pm::SynchronousCommit::ServerDefault : pm::SynchronousCommit::Off;
   writer_config.trade_timestamp_unit = options.trade_timestamp_unit;
   writer_config.retention.wait_for_standbys = options.standby_wait;
   writer_config.retention.min_standbys = options.min_standbys;

@@ -98,7 +98,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")),
       replication_standbys(gauge(*registry_, "pm_ingest_replication_standbys", "Standbys the PostgreSQL primary shows (physical replication slots and WAL senders), as of the writer's last look.")),
       replication_lag_bytes(gauge(*registry_, "pm_ingest_replication_lag_bytes", "WAL bytes the slowest standby has not flushed yet, as of the writer's last look (0 without standbys).")),
-      wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them.")),
+      wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them (flushed on the primary already).")),
       archived_segments(counter(*registry_, "pm_ingest_archived_segments_total", "Applied log segments compressed into the archive (--archive-dir).")),
       archived_bytes(counter(*registry_, "pm_ingest_archived_bytes_total", "Bytes of log segments archived, as they were in the live log (uncompressed).")),
       archive_errors(counter(*registry_, "pm_ingest_archive_errors_total", "Failed attempts to archive a segment or write the archive index (disk full, I/O error); each is retried, the live segment kept meanwhile.")),

@@ -35,6 +35,11 @@ struct ReplicationStatus {
   bool in_recovery = false;       // the server is a standby: nothing may be written to it
   std::uint64_t current_lsn = 0;  // pg_current_wal_insert_lsn() on a primary
   std::uint64_t flushed_lsn = 0;  // pg_current_wal_flush_lsn(): durable on the primary itself
+  // Where the last WAL record inserted so far ends: current_lsn, or the start of its page when
+  // current_lsn only steps over a page header (wal_record_end). A commit made before this read is
+  // durable once flushed_lsn (or a standby's position) reaches it, even when its commit did not
+  // wait for the flush (synchronous_commit = off).
+  std::uint64_t last_record_end = 0;
   std::uint32_t timeline = 0;
   std::string synchronous_commit;  // this session's setting ("off": a commit may not be flushed yet)
   std::vector<StandbyPosition> standbys;
@@ -50,6 +55,11 @@ ReplicationStatus read_replication_status(pqxx::transaction_base& tx);
 
 // "16/B374D848" -> 0x16B374D848. Throws std::invalid_argument on anything else.
 std::uint64_t parse_pg_lsn(std::string_view text);
+// The end of the last record before the insert position `insert_lsn`. PostgreSQL reports an
+// insert position at the start of a page as just past that page's header (24 bytes; 40 on the
+// first page of a WAL segment), bytes no flush writes until a record follows. block_size and
+// segment_size are the server's wal_block_size and wal_segment_size.
+std::uint64_t wal_record_end(std::uint64_t insert_lsn, std::uint64_t block_size, std::uint64_t segment_size);
 std::string format_pg_lsn(std::uint64_t lsn);
 
 }  // namespace pm

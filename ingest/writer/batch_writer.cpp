@@ -14,6 +14,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The retention settings, told how the lanes commit (one setting, not two that could disagree).
+RetentionConfig retention_for(const WriterConfig& config) {
+  RetentionConfig retention = config.retention;
+  retention.batch_commits = config.synchronous_commit;
+  return retention;
+}
+
 }  // namespace
 
 BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& log, EventQueue& queue,
@@ -26,7 +33,7 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       logger_(std::move(logger)),
       on_fatal_(std::move(on_fatal)),
       applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit),
-      retention_(config_.retention, db, log, metrics, logger_),
+      retention_(retention_for(config_), db, log, metrics, logger_),
       metrics_(metrics, log, queue),
       collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_delay, stopping_) {
   // Segments are removed only once applied, so everything before the oldest one is applied; the
@@ -45,7 +52,8 @@ void BatchWriter::start() {
   metrics_.database_up(false);
   metrics_.replay_done(false);
   lanes_ = std::make_unique<WriterLanes>(db_, applier_, std::max<std::size_t>(1, config_.writer_connections),
-                                         [this] { queue_.wake_consumer(); }, lane_lock_class(config_.instance_id));
+                                         [this] { queue_.wake_consumer(); }, lane_lock_class(config_.instance_id),
+                                         config_.synchronous_commit);
   metrics_.start();
   thread_ = std::thread([this] { run(); });
 }
@@ -91,7 +99,20 @@ void BatchWriter::run() {
     if (failure) back_off(*failure, backoff);
   }
   finish_in_flight();
-  if (!fatal_) log_.persist_applied();  // the next start counts its backlog from here
+  if (fatal_) return;
+  confirm_before_exit();
+  log_.persist_applied();  // the next start counts its backlog from here
+}
+
+// Segments applied by commits PostgreSQL has not flushed yet (or standbys not confirmed) stay held
+// across the restart, their bytes counted as unapplied; one flush now releases the first kind.
+void BatchWriter::confirm_before_exit() noexcept {
+  if (!ready_ || retention_.awaiting() == 0) return;
+  try {
+    retention_.flush_and_check();
+  } catch (const std::exception& e) {
+    logger_->warn("could not confirm the last applied segments before exit ({}); they stay in the log", e.what());
+  }
 }
 
 // Alive = going round the loop, and no batch in flight for longer than one round would take.

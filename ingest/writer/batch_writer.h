@@ -71,6 +71,9 @@ struct WriterConfig {
   std::size_t batch_max_events = 20000;
   std::chrono::milliseconds batch_max_delay{20};  // the most a batch waits while every lane is busy
   std::size_t writer_connections = 2;  // batches in flight at once (1: one after the other)
+  // Off: a batch's COMMIT returns before PostgreSQL flushes it (fresher rows, shorter commit
+  // chain); its log segment is kept until the flush is confirmed (synchronous_commit.h).
+  SynchronousCommit synchronous_commit = SynchronousCommit::Off;
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::chrono::milliseconds retry_initial_delay{100};
   std::chrono::milliseconds retry_max_delay{5000};
@@ -104,6 +107,7 @@ class BatchWriter {
   // The writer thread's loop and its steps. REQUIRES: writer thread, for every function below.
   void run();
   void beat();
+  void confirm_before_exit() noexcept;
   std::optional<TxFailure> step(Backoff& backoff);
   bool load_checkpoint();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);

@@ -17,9 +17,13 @@ LogRetention::LogRetention(RetentionConfig config, Database& db, wal::WriteAhead
                            std::shared_ptr<spdlog::logger> logger)
     : config_(config), db_(db), log_(log), metrics_(metrics), logger_(std::move(logger)) {}
 
+bool LogRetention::waits() const {
+  return config_.wait_for_standbys || config_.batch_commits == SynchronousCommit::Off;
+}
+
 void LogRetention::applied(const wal::Position& position) {
   if (position.segment <= requested_) return;
-  if (!config_.wait_for_standbys) {
+  if (!waits()) {
     awaiting_.push_back({position, 0});
     requested_ = position.segment;
     return;
@@ -28,21 +32,34 @@ void LogRetention::applied(const wal::Position& position) {
   // confirmed (the oldest segment when nothing is confirmed since the last look at a server).
   if (awaiting_.empty()) log_.hold_applied_at(confirmed_ ? *confirmed_ : log_.oldest());
   const ReplicationStatus status = read_status();
-  // With synchronous_commit on, the commit that applied `position` is flushed by now; the insert
-  // position could stay ahead of every flush on an idle server (a page header), never confirmed.
-  awaiting_.push_back({position, status.flushed_lsn});
+  // A commit that waited for its flush is covered by the flushed position (later records of other
+  // sessions need not be waited for); one that did not, by the end of the last record.
+  const bool commit_flushed = config_.batch_commits == SynchronousCommit::ServerDefault && status.synchronous_commit != "off";
+  awaiting_.push_back({position, commit_flushed ? status.flushed_lsn : status.last_record_end});
   requested_ = position.segment;
   last_check_ = {};  // the next check() looks at once (the log has noted `position` by then)
 }
 
 void LogRetention::check(bool force) {
-  if (!config_.wait_for_standbys && !awaiting_.empty()) {
+  if (!waits() && !awaiting_.empty()) {
     release_before(awaiting_.back().applied.segment);
     awaiting_.clear();
   }
   if (!force && (awaiting_.empty() || Clock::now() - last_check_ < config_.check_interval)) return;
   const ReplicationStatus status = read_status();
-  report(status, status.confirmed_lsn());
+  report(status, config_.wait_for_standbys ? status.confirmed_lsn() : std::optional<std::uint64_t>(status.flushed_lsn));
+}
+
+void LogRetention::flush_and_check() {
+  if (awaiting_.empty()) return;
+  // A transaction that wrote no WAL commits without flushing whatever synchronous_commit says: the
+  // message (one small WAL record, nothing stored in a table) makes its COMMIT flush.
+  db_.transaction([](pqxx::work& tx) {
+    tx.exec0("SET LOCAL synchronous_commit = on");
+    tx.exec1("SELECT pg_logical_emit_message(true, 'pm-ingestd', 'flush')");
+    return 0;
+  });
+  check(true);
 }
 
 void LogRetention::forget() {
@@ -50,7 +67,7 @@ void LogRetention::forget() {
   confirmed_.reset();
   requested_ = 0;
   timeline_ = 0;
-  if (config_.wait_for_standbys) log_.hold_applied_at(log_.oldest());
+  if (waits()) log_.hold_applied_at(log_.oldest());
 }
 
 ReplicationStatus LogRetention::read_status() {
@@ -64,9 +81,6 @@ ReplicationStatus LogRetention::read_status() {
                                      status.timeline, was));
   }
   timeline_ = status.timeline;
-  if (status.synchronous_commit == "off")
-    warn_at_most_each_minute("synchronous_commit is off for the daemon's role: a commit may be lost in a PostgreSQL crash "
-                             "after its log segment was deleted; set it on (ALTER ROLE ... SET synchronous_commit = on)");
   return status;
 }
 
@@ -96,11 +110,13 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
   metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
   if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
   // From the last confirmed segment: applied segments below it that are still there wait for
-  // the archive (pm_ingest_archive_pending_segments), not for a standby.
+  // the archive (pm_ingest_archive_pending_segments), not for a standby. Segments whose commits the
+  // primary has not flushed yet (synchronous_commit off) wait for it, a moment, not for a standby.
   const std::uint64_t oldest = std::max(log_.oldest().segment, confirmed_ ? confirmed_->segment : 0);
-  metrics_.wal_segments_awaiting_replication.Set(
-      awaiting_.empty() || awaiting_.back().applied.segment <= oldest ? 0.0
-                                                                       : static_cast<double>(awaiting_.back().applied.segment - oldest));
+  std::uint64_t held_for_standbys = oldest;
+  for (const Awaiting& a : awaiting_)
+    if (a.lsn <= status.flushed_lsn) held_for_standbys = std::max(held_for_standbys, a.applied.segment);
+  metrics_.wal_segments_awaiting_replication.Set(static_cast<double>(held_for_standbys - oldest));
 }
 
 void LogRetention::release_before(std::uint64_t segment) {

@@ -1,9 +1,10 @@
 #pragma once
 // LogRetention: when an applied log segment may be deleted. Committed on the primary is not
-// enough: with asynchronous replication a commit can be lost in a failover, and then the log is
-// the only copy of those acknowledged events. A segment is deleted only once the primary's WAL
-// position after the commit that applied it is flushed on every standby the primary knows
-// (replication slots and WAL senders, repos/replication_status.h).
+// enough: with asynchronous replication a commit can be lost in a failover, and with
+// synchronous_commit = off in a PostgreSQL crash; then the log is the only copy of those
+// acknowledged events. A segment is deleted only once the primary's WAL position after the commit
+// that applied it is flushed on the primary and on every standby the primary knows (replication
+// slots and WAL senders, repos/replication_status.h).
 //
 // Contract:
 // - Writer thread only. Database errors propagate to the caller (the writer's retry loop), and
@@ -13,15 +14,24 @@
 //   removal of the segments before p's. Call it before the log notes p as applied: while removals
 //   wait, the log's state file records no applied position beyond the last confirmed one
 //   (WriteAheadLog::hold_applied_at), or a restart's recovery would delete the waiting segments.
-// - check(force): removes what is queued and confirmed; reads the standbys' positions at once
-//   after applied() queued something, then at most every check_interval (always when force).
+//   The position waited for is the end of the last WAL record (the commit did not wait for its
+//   flush: batch_commits Off, or the session's synchronous_commit is off) or the flushed position
+//   (it did: the insert position may stay ahead of every flush on an idle server).
+// - check(force): removes what is queued and confirmed; reads the positions at once after
+//   applied() queued something, then at most every check_interval (always when force).
 //   Call it after the log has noted the applied position (it refuses to delete beyond that).
+// - flush_and_check(): at shutdown, with segments waiting: makes the primary flush its WAL (a
+//   transaction that writes a WAL message, committed with synchronous_commit = on, flushes
+//   everything before its commit record), then check(true); the log can then record those segments as
+//   applied. Standbys still confirm on their own. Errors propagate (the segments stay held).
 // - forget(): after a reconnect the queued positions belong to a server that may be gone; the
 //   writer re-reads its checkpoint and calls applied() again. Until then nothing beyond the
 //   oldest segment is recorded as applied.
 // - A primary on another timeline than the queued positions (promoted without the writer seeing
 //   an error) throws PrimaryChanged: the writer reconnects and re-reads its checkpoint.
-// - wait_for_standbys = false deletes at once, as before (for a single server).
+// - wait_for_standbys = false: only the primary's own flush is waited for, and only when batch
+//   commits do not wait for it (Off); with ServerDefault segments are deleted at once, as before
+//   (a single server whose role does not set synchronous_commit = off).
 // - min_standbys: fewer visible standbys than this confirm nothing (a standby without a slot
 //   that is disconnected is invisible to the primary).
 #include <chrono>
@@ -35,6 +45,7 @@
 #include <spdlog/logger.h>
 
 #include "ingest/log/wal.h"
+#include "ingest/writer/synchronous_commit.h"
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"
 #include "repos/replication_status.h"
@@ -47,6 +58,7 @@ struct RetentionConfig {
   // its thread) or, with an archive, SegmentArchiver::release_before (archived first, its thread).
   std::function<void(std::uint64_t segment)> release_before;
   bool wait_for_standbys = true;
+  SynchronousCommit batch_commits = SynchronousCommit::ServerDefault;  // as the writer's lanes commit
   std::size_t min_standbys = 0;
   std::chrono::milliseconds check_interval{500};
 };
@@ -68,6 +80,7 @@ class LogRetention {
 
   void applied(const wal::Position& position);
   void check(bool force);
+  void flush_and_check();
   void forget();
   // Segments applied but kept until the standbys have them.
   std::size_t awaiting() const { return awaiting_.size(); }
@@ -77,6 +90,8 @@ class LogRetention {
     wal::Position applied;  // remove every segment before applied.segment
     std::uint64_t lsn;      // once every standby has flushed this position (flushed on the primary)
   };
+  // True when segments wait for a position to be confirmed (by standbys or the primary's flush).
+  bool waits() const;
   ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
   void warn_at_most_each_minute(const std::string& message);

@@ -21,11 +21,12 @@ LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
 }
 
 WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
-                         std::function<void()> on_finished, std::int32_t lock_class)
+                         std::function<void()> on_finished, std::int32_t lock_class, SynchronousCommit commit)
     : db_(db),
       applier_(applier),
       on_finished_(std::move(on_finished)),
-      lock_class_(lock_class) {
+      lock_class_(lock_class),
+      commit_(commit) {
   if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
   for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
   try {
@@ -157,6 +158,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
 std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job) {
+  if (commit_ == SynchronousCommit::Off) tx.exec0("SET LOCAL synchronous_commit = off");
   lock_exclusive(tx, advisory_key(lock_class_, job.seq));
   order_.started(job.seq);
   const LaneBatch& batch = *job.batch;

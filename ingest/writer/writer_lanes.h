@@ -44,6 +44,7 @@
 
 #include "ingest/writer/batch_applier.h"
 #include "ingest/writer/commit_order.h"
+#include "ingest/writer/synchronous_commit.h"
 #include "repos/database.h"
 #include "repos/trade_key_set.h"
 #include "repos/tx_result.h"
@@ -73,8 +74,9 @@ std::int32_t lane_lock_class(const std::string& name);
 class WriterLanes {
  public:
   // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).
+  // `commit`: whether each batch's COMMIT waits for the WAL flush (synchronous_commit.h).
   WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {},
-              std::int32_t lock_class = 0);
+              std::int32_t lock_class = 0, SynchronousCommit commit = SynchronousCommit::ServerDefault);
   ~WriterLanes();
   WriterLanes(const WriterLanes&) = delete;
   WriterLanes& operator=(const WriterLanes&) = delete;
@@ -118,6 +120,7 @@ class WriterLanes {
   const BatchApplier& applier_;
   const std::function<void()> on_finished_;
   const std::int32_t lock_class_;       // first key of the batches' advisory turn locks
+  const SynchronousCommit commit_;
   CommitOrder order_;
   std::vector<std::unique_ptr<Lane>> lanes_;
 

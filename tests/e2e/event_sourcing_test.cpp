@@ -15,6 +15,7 @@
 #include "repos/util/clock.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"
+#include "tests/e2e/migrate.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/process.h"
@@ -25,13 +26,6 @@ namespace pm::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-void migrate(const std::string& url) {
-  DatabaseConfig config;
-  config.url = url;
-  Database db(config);
-  Migrator(db).migrate();
-}
 
 // Every row of the four projection tables, every column, as text, in key order. The daemon
 // writes times from the events (arrival), never from the clock, so a rebuild matches exactly.

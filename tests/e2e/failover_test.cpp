@@ -24,6 +24,7 @@
 #include "repos/migrator.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"
+#include "tests/e2e/migrate.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/http_client.h"
 #include "tests/support/pg_cluster.h"
@@ -35,13 +36,6 @@ namespace {
 using namespace std::chrono_literals;
 
 enum class Fault { LaggingStandby, LaggingStandbyAndRestart, CommitInFlight };
-
-void migrate(const std::string& url) {
-  DatabaseConfig config;
-  config.url = url;
-  Database db(config);
-  Migrator(db).migrate();
-}
 
 std::string multi_host_url(const PgCluster& a, const PgCluster& b) {
   return "postgresql://postgres@127.0.0.1:" + std::to_string(a.port()) + ",127.0.0.1:" + std::to_string(b.port()) +
@@ -70,7 +64,9 @@ void failover_round(std::mt19937& rng, Fault fault, int round) {
   std::unique_ptr<PgCluster>& standby = pair.standby;
   ASSERT_TRUE(wait_until([&] { return primary.query("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1"; }, 30s));
 
-  DaemonHarness d(multi_host_url(primary, *standby), {"--wal-segment-bytes", "64K", "--batch-max-delay-ms", "5"});
+  // A COMMIT in flight waits for the synchronous standby: only a commit that waits for its flush does.
+  DaemonHarness d(multi_host_url(primary, *standby), {"--wal-segment-bytes", "64K", "--batch-max-delay-ms", "5", "--synchronous-commit",
+                                                      fault == Fault::CommitInFlight ? "on" : "off"});
   d.start();
   LoadDriver load({d.socket()}, LoadOptions{4, static_cast<std::uint32_t>(rng()), true});
   ASSERT_TRUE(wait_until([&] { return load.acked_count() > 1500; }, 60s)) << d.output();

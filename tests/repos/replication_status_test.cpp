@@ -18,6 +18,15 @@ TEST(ReplicationStatus, WalPositionsParseAndPrintAsPostgresWritesThem) {
     EXPECT_THROW(parse_pg_lsn(bad), std::invalid_argument) << bad;
 }
 
+TEST(ReplicationStatus, ARecordEndsBeforeThePageHeaderTheInsertPositionStepsOver) {
+  constexpr std::uint64_t block = 8192, segment = 16 << 20;
+  EXPECT_EQ(wal_record_end(5 * block + 24, block, segment), 5 * block) << "a page's short header";
+  EXPECT_EQ(wal_record_end(3 * segment + 40, block, segment), 3 * segment) << "a segment's first page: the long header";
+  EXPECT_EQ(wal_record_end(5 * block + 100, block, segment), 5 * block + 100) << "inside a page: the position itself";
+  EXPECT_EQ(wal_record_end(5 * block + 40, block, segment), 5 * block + 40) << "40 bytes in is a long header only at a segment's start";
+  EXPECT_EQ(wal_record_end(5 * block, block, segment), 5 * block);
+}
+
 TEST(ReplicationStatus, TheSlowestStandbyConfirmsAndAnUnknownPositionConfirmsNothing) {
   ReplicationStatus status;
   status.current_lsn = 1000;
@@ -40,6 +49,8 @@ TEST(ReplicationStatus, AServerWithoutStandbysIsAPrimaryThatConfirmsItsOwnPositi
   EXPECT_GT(status.current_lsn, 0u);
   EXPECT_TRUE(status.standbys.empty());
   EXPECT_LE(status.flushed_lsn, status.current_lsn);
+  EXPECT_LE(status.last_record_end, status.current_lsn);
+  EXPECT_GE(status.last_record_end + 40, status.current_lsn);
   EXPECT_EQ(status.confirmed_lsn(), status.flushed_lsn);
   EXPECT_GE(status.timeline, 1u);
 }
