@@ -22,17 +22,20 @@
 //   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
 //   retention's server queries (classified by failure_of, then handled like a failed batch), and
 //   wal::WalCorruption from the log (fatal).
-// - Log segments wholly below the checkpoint are removed once every standby of the primary has
-//   the commits that applied them (LogRetention): a failover to a standby that lacked them finds
-//   them still in the log. After every reconnect the checkpoint is read again from whichever
-//   server is primary now, and what it lacks is applied again, exactly once.
+// - Batches commit with synchronous_commit off unless config says otherwise (rows visible before
+//   PostgreSQL's WAL flush). Log segments wholly below the checkpoint are removed once the primary
+//   and every standby have flushed the commits that applied them (LogRetention): a PostgreSQL
+//   crash, or a failover to a standby, that lost them finds them still in the log. After every
+//   reconnect the checkpoint is read again from whichever server is primary now, and what it lacks
+//   is applied again, exactly once.
 // - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
 //   standby now, is noticed within about that long (database_up() turns false).
 // - A checkpoint that does not fit the log, a corrupt record in the log, or (checked at every
 //   (re)connect) a triggers table without the unique index G2 needs (repos/g2_index.h), is fatal:
 //   on_fatal is called with a message naming the problem, and the writer stops.
-// - stop() lets the batches in flight commit (or fail), then the thread exits; unapplied events stay
-//   in the log for the next start.
+// - stop() lets the batches in flight commit (or fail), makes the primary flush the commits whose
+//   segments still wait for it (LogRetention::flush_and_check), then the thread exits; unapplied
+//   events stay in the log for the next start.
 // - Parts: BatchCollector gathers batches (queue or log), WriterLanes applies them, WriterMetrics
 //   reports (its own sampler thread reads the log for the lag gauge), LogRetention removes applied
 //   segments. Threads: start/stop and the getters from any thread; everything else runs on the

@@ -523,7 +523,7 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   for (const char* option : {"--socket", "--wal-dir", "--database-url", "--metrics-listen", "--batch-max-events",
                              "--batch-max-delay-ms", "--wal-max-bytes", "--trade-timestamp-unit", "--instance-id",
                              "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid",
-                             "--wal-preallocate"})
+                             "--wal-preallocate", "--synchronous-commit"})
     EXPECT_NE(text.find(option), std::string::npos) << option;
   EXPECT_NE(text.find("127.0.0.1:9464"), std::string::npos);
   EXPECT_NE(text.find("(=20000)"), std::string::npos);
@@ -535,12 +535,13 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   bad.start(PM_INGESTD_BIN, {"--trade-timestamp-unit", "us"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad");
   EXPECT_EQ(bad.wait(10s), 1);
   EXPECT_NE(read_file(out + ".bad").find("--trade-timestamp-unit"), std::string::npos);
-  Process bad_preallocate;
-  bad_preallocate.start(PM_INGESTD_BIN, {"--wal-preallocate", "maybe"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}},
-                        out + ".bad2");
-  EXPECT_EQ(bad_preallocate.wait(10s), 1);
-  EXPECT_NE(read_file(out + ".bad2").find("--wal-preallocate: 'maybe' is neither on nor off"), std::string::npos)
-      << read_file(out + ".bad2");
+  for (const std::string option : {"--wal-preallocate", "--synchronous-commit"}) {
+    Process bad_switch;
+    bad_switch.start(PM_INGESTD_BIN, {option, "maybe"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad2");
+    EXPECT_EQ(bad_switch.wait(10s), 1) << option;
+    EXPECT_NE(read_file(out + ".bad2").find(option + ": 'maybe' is neither on nor off"), std::string::npos)
+        << read_file(out + ".bad2");
+  }
 }
 
 TEST(DaemonCli, ConfigFileAndEnvironmentAreRead) {

@@ -63,12 +63,30 @@ class PostgresCrash : public ::testing::Test {
     EXPECT_GT(segment_files(daemon.wal_dir()), 2u) << "applied segments whose commits PostgreSQL has not flushed are kept";
   }
 
+  // Stops PostgreSQL's WAL writer (SIGSTOP): async commits stay in its WAL buffers. Its pid, 0 if
+  // none was found (never signalled: kill(0) would hit this test's own process group).
+  int stop_walwriter() {
+    const int pid = walwriter_pid();
+    EXPECT_GT(pid, 0) << "no WAL writer in pg_stat_activity";
+    if (pid > 0) {
+      EXPECT_EQ(::kill(pid, SIGSTOP), 0);
+    }
+    return pid;
+  }
+
   // Kills the stopped WAL writer: PostgreSQL restarts after recovering what was flushed (a new WAL
   // writer shows that it did).
   void crash_postgres(int walwriter) {
+    ASSERT_GT(walwriter, 0);
     ASSERT_EQ(::kill(walwriter, SIGKILL), 0);
     ASSERT_TRUE(wait_until([&] { return walwriter_pid() != 0 && walwriter_pid() != walwriter; }, 60s))
         << "PostgreSQL did not come back after the crash";
+  }
+
+  void expect_every_acked_event_once(LoadDriver& load) {
+    expect_exactly_what_was_acked(cluster.url(), load);
+    expect_each_record_applied_once(cluster.url());
+    expect_triggers_and_watermarks_consistent(cluster.url(), load);
   }
 
   static std::size_t segment_files(const std::string& dir) {
@@ -83,8 +101,7 @@ class PostgresCrash : public ::testing::Test {
 TEST_F(PostgresCrash, BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingDaemon) {
   DaemonHarness daemon(cluster.url(), {"--wal-segment-bytes", "64K"});
   daemon.start();
-  const int walwriter = walwriter_pid();
-  ASSERT_EQ(::kill(walwriter, SIGSTOP), 0);
+  const int walwriter = stop_walwriter();
   LoadDriver load({daemon.socket()}, LoadOptions{4, 7, true});
   ingest_unflushed(daemon, load, 3000);
   const long long visible_before = trades();
@@ -95,9 +112,7 @@ TEST_F(PostgresCrash, BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingD
               load.acked_count());
   ASSERT_LT(after_crash, visible_before) << "the crash lost the unflushed commits (else this test proves nothing)";
 
-  expect_exactly_what_was_acked(cluster.url(), load);
-  expect_each_record_applied_once(cluster.url());
-  expect_triggers_and_watermarks_consistent(cluster.url(), load);
+  expect_every_acked_event_once(load);
   EXPECT_EQ(daemon.stop(), 0);
 }
 
@@ -105,8 +120,7 @@ TEST_F(PostgresCrash, ADaemonKilledWithPostgresKeepsTheUnflushedBatchesInItsLog)
   // --standby-wait off: no standby to wait for, only the primary's own flush.
   DaemonHarness daemon(cluster.url(), {"--wal-segment-bytes", "64K", "--standby-wait", "off"});
   daemon.start();
-  const int walwriter = walwriter_pid();
-  ASSERT_EQ(::kill(walwriter, SIGSTOP), 0);
+  const int walwriter = stop_walwriter();
   LoadDriver load({daemon.socket()}, LoadOptions{4, 11, true});
   ingest_unflushed(daemon, load, 3000);
   const long long visible_before = trades();
@@ -116,9 +130,7 @@ TEST_F(PostgresCrash, ADaemonKilledWithPostgresKeepsTheUnflushedBatchesInItsLog)
   ASSERT_LT(trades(), visible_before) << "the crash lost the unflushed commits (else this test proves nothing)";
 
   daemon.start();  // its recovery must not delete the segments PostgreSQL lost
-  expect_exactly_what_was_acked(cluster.url(), load);
-  expect_each_record_applied_once(cluster.url());
-  expect_triggers_and_watermarks_consistent(cluster.url(), load);
+  expect_every_acked_event_once(load);
   EXPECT_EQ(daemon.stop(), 0);
 }
 
