@@ -108,6 +108,7 @@ void describe_log_and_database(po::options_description& desc, const DaemonOption
     ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
     ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "unapplied log bytes at which new lines get `busy` (checked per chunk read; with nothing unapplied a chunk is always taken)")
     ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
+    ("wal-group-delay-us", po::value<long>()->default_value(d.wal_group_delay.count()), "microseconds the log's group leader waits before its write and fdatasync, only while other connections are appending (its previous group held several connections' lines), so more lines share one fdatasync: less CPU under load, at most this much more ack latency; a lone producer never waits; 0: never (at most 10000)")
     ("wal-preallocate", po::value<std::string>()->default_value("on"), "on: once a log segment is a quarter full, a thread prepares the next one's file as zeros (spare.zeros in --wal-dir, --wal-segment-bytes on disk), so each group's fdatasync overwrites existing blocks instead of growing the file; a segment is cut to its records when the next starts. off: plain appends (e.g. on a copy-on-write file system, where zeros written ahead gain nothing)")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
@@ -214,6 +215,10 @@ void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
   d.wal_dir = vm["wal-dir"].as<std::string>();
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
   d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
+  const long group_delay_us = vm["wal-group-delay-us"].as<long>();
+  if (group_delay_us < 0 || group_delay_us > 10000)
+    throw std::invalid_argument("--wal-group-delay-us must be between 0 and 10000 (" + std::to_string(group_delay_us) + " given)");
+  d.wal_group_delay = std::chrono::microseconds(group_delay_us);
   const auto url = resolve_database_url(vm.count("database-url") ? vm["database-url"].as<std::string>() : "",
                                         vm.count("database-url-file") ? vm["database-url-file"].as<std::string>() : "");
   if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");

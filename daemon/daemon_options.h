@@ -30,6 +30,7 @@ struct DaemonOptions {
   bool synchronous_commit = false;  // off: batches commit without waiting for the WAL flush
   std::uint64_t wal_max_bytes = 4ull << 30;
   std::uint64_t wal_segment_bytes = 64ull << 20;
+  std::chrono::microseconds wal_group_delay{200};  // a group leader's wait for other connections' lines
   bool wal_preallocate = true;  // segments start from files of zeros prepared ahead (wal::Options::preallocate)
   std::size_t queue_max_events = 20000;
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;

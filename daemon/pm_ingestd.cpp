@@ -85,6 +85,7 @@ pm::wal::Options log_options(const pm::DaemonOptions& options, const std::shared
   wal_options.dir = options.wal_dir;
   wal_options.segment_bytes = options.wal_segment_bytes;
   wal_options.preallocate = options.wal_preallocate;
+  wal_options.group_delay = options.wal_group_delay;
   wal_options.on_warning = [log](const std::string& w) { log->warn("{}", w); };
   wal_options.on_fatal = [log](const std::string& m) {
     log->critical("{}", m);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <iostream>
 #include <system_error>
+#include <thread>
 
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
@@ -413,8 +414,16 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   group_cv_.wait(lock, [&] { return self.done || queue_.front() == &self; });
   if (self.done) return self.status;
 
-  // This thread leads: it writes every request queued so far (up to the group size) at once.
+  // This thread leads: it writes every request queued so far (up to the group size) at once,
+  // after letting the other appenders catch up, if there are any.
+  if (options_.group_delay.count() > 0 && last_group_calls_ > 1) {
+    ++stats_.delayed_groups;
+    lock.unlock();
+    std::this_thread::sleep_for(options_.group_delay);
+    lock.lock();
+  }
   Group group = form_group();
+  last_group_calls_ = group.requests.size();
   lock.unlock();
   write_group(group);
   lock.lock();
@@ -529,6 +538,7 @@ Position WriteAheadLog::oldest() const {
 WalStats WriteAheadLog::stats() const {
   std::lock_guard lock(mu_);
   WalStats s = stats_;
+  s.waiting_appends = queue_.size();
   s.segments = segments_.size();
   s.disk_bytes = 0;
   for (const auto& [seg, size] : segments_) s.disk_bytes += size;

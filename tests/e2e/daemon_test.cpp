@@ -523,7 +523,7 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   for (const char* option : {"--socket", "--wal-dir", "--database-url", "--metrics-listen", "--batch-max-events",
                              "--batch-max-delay-ms", "--wal-max-bytes", "--trade-timestamp-unit", "--instance-id",
                              "--shutdown-timeout", "--log-level", "--config", "--version", "--allow-uid",
-                             "--wal-preallocate", "--synchronous-commit"})
+                             "--wal-preallocate", "--synchronous-commit", "--wal-group-delay-us"})
     EXPECT_NE(text.find(option), std::string::npos) << option;
   EXPECT_NE(text.find("127.0.0.1:9464"), std::string::npos);
   EXPECT_NE(text.find("(=20000)"), std::string::npos);
@@ -535,6 +535,11 @@ TEST(DaemonCli, HelpListsEveryOptionWithItsDefault) {
   bad.start(PM_INGESTD_BIN, {"--trade-timestamp-unit", "us"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad");
   EXPECT_EQ(bad.wait(10s), 1);
   EXPECT_NE(read_file(out + ".bad").find("--trade-timestamp-unit"), std::string::npos);
+  Process bad_delay;
+  bad_delay.start(PM_INGESTD_BIN, {"--wal-group-delay-us", "20000"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad3");
+  EXPECT_EQ(bad_delay.wait(10s), 1);
+  EXPECT_NE(read_file(out + ".bad3").find("--wal-group-delay-us must be between 0 and 10000 (20000 given)"), std::string::npos)
+      << read_file(out + ".bad3");
   for (const std::string option : {"--wal-preallocate", "--synchronous-commit"}) {
     Process bad_switch;
     bad_switch.start(PM_INGESTD_BIN, {option, "maybe"}, {{"DATABASE_URL", "postgresql://x@localhost/x"}}, out + ".bad2");

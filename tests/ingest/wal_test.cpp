@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <barrier>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -225,6 +227,122 @@ TEST_F(WalTest, ConcurrentAppendersAreGroupedAndOrdered) {
   for (std::size_t i = 0; i < callback_lsns.size(); ++i) EXPECT_EQ(callback_lsns[i], i + 1) << "callbacks out of LSN order";
   EXPECT_LT(log->stats().groups, static_cast<std::uint64_t>(kThreads * kPerThread)) << "no group ever held two appends";
   EXPECT_EQ(read_all(*log, log->oldest()).size(), static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+// The real file system, with a gate on fdatasync: while closed, every sync waits for open().
+class SyncGateFs : public LogFs {
+ public:
+  void close_gate() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  void open_gate() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = false;
+    }
+    cv_.notify_all();
+  }
+  // Waits until a sync is held at the gate.
+  void wait_for_held_sync() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_ > 0; });
+  }
+
+  std::error_code create_dir(const std::string& dir) override { return posix_log_fs().create_dir(dir); }
+  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
+    std::unique_ptr<LogFile> file;
+    if (auto ec = posix_log_fs().open(path, mode, file)) return ec;
+    out = std::make_unique<GatedFile>(*this, std::move(file));
+    return {};
+  }
+  std::error_code rename(const std::string& from, const std::string& to) override { return posix_log_fs().rename(from, to); }
+  std::error_code remove(const std::string& path) override { return posix_log_fs().remove(path); }
+  std::error_code sync_dir(const std::string& dir) override { return posix_log_fs().sync_dir(dir); }
+  std::error_code list(const std::string& dir, std::vector<std::string>& names) override { return posix_log_fs().list(dir, names); }
+  std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) override {
+    return posix_log_fs().lock(path, owner, out);
+  }
+  std::string lock_owner(const std::string& path) override { return posix_log_fs().lock_owner(path); }
+
+ private:
+  class GatedFile : public LogFile {
+   public:
+    GatedFile(SyncGateFs& fs, std::unique_ptr<LogFile> file) : fs_(fs), file_(std::move(file)) {}
+    std::error_code write_at(std::uint64_t offset, const char* data, std::size_t n) override { return file_->write_at(offset, data, n); }
+    std::error_code read_at(std::uint64_t offset, char* data, std::size_t n, std::size_t& got) override {
+      return file_->read_at(offset, data, n, got);
+    }
+    std::error_code sync() override {
+      fs_.pass_gate();
+      return file_->sync();
+    }
+    std::error_code truncate(std::uint64_t size) override { return file_->truncate(size); }
+    std::error_code size(std::uint64_t& out) override { return file_->size(out); }
+
+   private:
+    SyncGateFs& fs_;
+    std::unique_ptr<LogFile> file_;
+  };
+  void pass_gate() {
+    std::unique_lock lock(mu_);
+    ++held_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !closed_; });
+    --held_;
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+  int held_ = 0;
+};
+
+// Group delay (PostgreSQL's commit_delay with commit_siblings): a leader waits for more calls only
+// when its previous group held several, and what arrives while it waits joins its group.
+TEST_F(WalTest, ALeaderWaitsForOtherAppendersOnlyWhileTheyAreActive) {
+  SyncGateFs gate;
+  Options o = options();
+  o.fs = &gate;
+  o.group_delay = std::chrono::seconds(1);  // long, so the calls below arrive inside it on any machine
+  auto log = WriteAheadLog::open(o);
+  auto append_one = [&](const std::string& p) {
+    std::vector<Appended> out;
+    EXPECT_EQ(log->append(std::vector<std::string>{p}, out), AppendStatus::Ok) << p;
+  };
+  auto wait_for_waiting = [&](std::uint64_t n) {
+    while (log->stats().waiting_appends < n) std::this_thread::yield();
+  };
+
+  // A alone leads at once (nothing was appended before), its sync held; B and C queue behind it
+  // and form the next group together: two calls in one group.
+  gate.close_gate();
+  std::thread a(append_one, "a");
+  gate.wait_for_held_sync();
+  std::thread b(append_one, "b"), c(append_one, "c");
+  wait_for_waiting(3);
+  const std::uint64_t groups_before = log->stats().groups;
+  gate.open_gate();
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(log->stats().groups, groups_before + 2) << "A alone, then B and C together";
+  EXPECT_EQ(log->stats().delayed_groups, 0u) << "neither A's nor B's group followed a group of several calls";
+
+  // Siblings were active: D's leader waits, and E, arriving meanwhile, joins its group.
+  std::thread d(append_one, "d");
+  wait_for_waiting(1);
+  std::thread e(append_one, "e");
+  d.join();
+  e.join();
+  EXPECT_EQ(log->stats().delayed_groups, 1u);
+  EXPECT_EQ(log->stats().groups, groups_before + 3) << "D and E in one group";
+
+  // Alone from now on: F still waits once (its previous group held D and E), G no more.
+  append_one("f");
+  append_one("g");
+  EXPECT_EQ(log->stats().delayed_groups, 2u);
+  EXPECT_EQ(log->stats().groups, groups_before + 5);
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 7u);
 }
 
 // A crash can stop the last write at any byte: every cut is recovered to the records before it.
