@@ -20,6 +20,13 @@ namespace pm {
 
 namespace {
 
+// An on/off switch: true for "on"; anything but "on" or "off" is an error naming the option.
+bool take_switch(const po::variables_map& vm, const std::string& option) {
+  const std::string value = vm[option].as<std::string>();
+  if (value != "on" && value != "off") throw std::invalid_argument("--" + option + ": '" + value + "' is neither on nor off");
+  return value == "on";
+}
+
 std::uint64_t parse_bytes(const std::string& option, const std::string& text) {
   // 123, 64K, 512M, 4G (powers of 1024); plain bytes otherwise.
   std::size_t used = 0;
@@ -249,10 +256,7 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.writer_connections = vm["writer-connections"].as<std::size_t>();
   if (d.writer_connections < 1 || d.writer_connections > 16)
     throw std::invalid_argument("--writer-connections must be between 1 and 16");
-  const std::string synchronous_commit = vm["synchronous-commit"].as<std::string>();
-  if (synchronous_commit != "on" && synchronous_commit != "off")
-    throw std::invalid_argument("--synchronous-commit: '" + synchronous_commit + "' is neither on nor off");
-  d.synchronous_commit = synchronous_commit == "on";
+  d.synchronous_commit = take_switch(vm, "synchronous-commit");
   d.batch_max_delay = std::chrono::milliseconds(vm["batch-max-delay-ms"].as<long>());
   if (d.batch_max_delay.count() < 0) throw std::invalid_argument("--batch-max-delay-ms must be >= 0");
   d.queue_max_events = vm["queue-max-events"].as<std::size_t>();
@@ -278,14 +282,8 @@ void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
   d.max_connections_per_uid = vm["max-connections-per-uid"].as<std::size_t>();
-  const std::string preallocate = vm["wal-preallocate"].as<std::string>();
-  if (preallocate != "on" && preallocate != "off")
-    throw std::invalid_argument("--wal-preallocate: '" + preallocate + "' is neither on nor off");
-  d.wal_preallocate = preallocate == "on";
-  const std::string standby_wait = vm["standby-wait"].as<std::string>();
-  if (standby_wait != "on" && standby_wait != "off")
-    throw std::invalid_argument("--standby-wait: '" + standby_wait + "' is neither on nor off");
-  d.standby_wait = standby_wait == "on";
+  d.wal_preallocate = take_switch(vm, "wal-preallocate");
+  d.standby_wait = take_switch(vm, "standby-wait");
   d.min_standbys = vm["min-standbys"].as<std::size_t>();
   if (d.min_standbys > 0 && !d.standby_wait)
     throw std::invalid_argument("--min-standbys needs --standby-wait on (with off, segments are deleted without looking at standbys)");
