@@ -13,9 +13,9 @@
 #include <random>
 #include <thread>
 
-#include "repos/migrator.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"
+#include "tests/e2e/migrate.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/producer.h"
@@ -56,12 +56,7 @@ TEST(Crash, KillNineAtRandomMomentsUnderLoadLosesNothingAcked) {
 class WithOwnPostgres : public ::testing::Test {
  protected:
   void SetUp() override { cluster_ = std::make_unique<PgCluster>(); }
-  void migrate() {
-    DatabaseConfig config;
-    config.url = cluster_->url();
-    Database db(config);
-    Migrator(db).migrate();
-  }
+  void migrate() { test::migrate(cluster_->url()); }
   std::unique_ptr<PgCluster> cluster_;
 };
 

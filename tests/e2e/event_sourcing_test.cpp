@@ -10,8 +10,6 @@
 #include <random>
 #include <thread>
 
-#include "repos/database.h"
-#include "repos/migrator.h"
 #include "repos/util/clock.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"

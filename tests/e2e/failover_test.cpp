@@ -20,8 +20,6 @@
 #include <random>
 #include <thread>
 
-#include "repos/database.h"
-#include "repos/migrator.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"
 #include "tests/e2e/migrate.h"
