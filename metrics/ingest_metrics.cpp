@@ -57,6 +57,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       checks_family_(BuildGauge().Name("pm_ingest_readiness_check").Help("1 when this /readyz check passes, else 0, by check.").Register(*registry_)),
       hellos_family_(counters(*registry_, "pm_ingest_hellos_total", "Hello lines accepted (line 1 of a connection declaring its payload format), by format.")),
       polymarket_family_(counters(*registry_, "pm_ingest_polymarket_messages_total", "Messages in accepted lines of the Polymarket payload formats, by format and event_type (clob-ws-market event types, unknown, or trade for the REST formats).")),
+      batch_phase_family_(BuildHistogram().Name("pm_ingest_batch_phase_duration_seconds").Help("Time one committed batch's transaction spent in each phase: begin (BEGIN, settings, its ordering lock), trades (COPY), turn (waiting for the batch before it to commit), finish (watermarks, triggers, checkpoint), commit.").Register(*registry_)),
       received_trades(received_family_.Add({{"type", "trade"}})),
       received_triggers(received_family_.Add({{"type", "trigger"}})),
       stale_trades(stale_family_.Add({{"type", "trade"}})),
@@ -139,6 +140,9 @@ prometheus::Counter& IngestMetrics::polymarket_messages(const std::string& forma
 prometheus::Counter& IngestMetrics::wal_write_errors(const std::string& kind) { return wal_errors_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::wal_recovery_findings(const std::string& kind) { return recovery_family_.Add({{"kind", kind}}); }
 prometheus::Counter& IngestMetrics::rows_written(const std::string& table) { return rows_family_.Add({{"table", table}}); }
+prometheus::Histogram& IngestMetrics::batch_phase_seconds(const std::string& phase) {
+  return batch_phase_family_.Add({{"phase", phase}}, latency_buckets());
+}
 prometheus::Counter& IngestMetrics::database_errors(const std::string& kind) { return db_errors_family_.Add({{"kind", kind}}); }
 prometheus::Gauge& IngestMetrics::readiness_check(const std::string& check) { return checks_family_.Add({{"check", check}}); }
 

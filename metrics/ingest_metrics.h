@@ -32,6 +32,7 @@ class IngestMetrics {
   prometheus::Family<prometheus::Gauge>& checks_family_;
   prometheus::Family<prometheus::Counter>& hellos_family_;
   prometheus::Family<prometheus::Counter>& polymarket_family_;
+  prometheus::Family<prometheus::Histogram>& batch_phase_family_;
 
  public:
   explicit IngestMetrics(const std::string& version = "unknown");
@@ -76,6 +77,9 @@ class IngestMetrics {
   prometheus::Counter& queue_overflow_events;  // left on disk, read back by the writer
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_commit_seconds;
+  // One committed batch's transaction by phase (begin, trades, turn, finish, commit): where the
+  // time between a batch's start and its rows becoming visible goes.
+  prometheus::Histogram& batch_phase_seconds(const std::string& phase);
   // Freshness: from an event's arrival to the commit that made it visible, one observation per
   // event (observed per batch with ObserveMultiple over event_visible_buckets).
   const prometheus::Histogram::BucketBoundaries event_visible_buckets;

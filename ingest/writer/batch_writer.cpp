@@ -351,7 +351,7 @@ void BatchWriter::committed(const FinishedBatch& batch) {
   set_applied(events.back().end);
   database_up_ = true;
   metrics_.database_up(true);
-  metrics_.batch_committed(events, counts, batch.seconds, batch.outcome_at);
+  metrics_.batch_committed(events, counts, batch.seconds, batch.phases, batch.outcome_at);
   last_contact_ = Clock::now();
   if (reached_replay_target()) logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);
 }

@@ -1,5 +1,6 @@
 #include "ingest/writer/writer_lanes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -142,25 +143,53 @@ void WriterLanes::run_lane(Lane& lane) {
   }
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+}  // namespace
+
 FinishedBatch WriterLanes::run_job(const Job& job) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   FinishedBatch result;
   result.batch = job.batch;
-  result.result = db_.attempt([&](Transaction& tx) { return run_body(tx, job); });
+  Clock::time_point body_done;
+  result.result = db_.attempt([&](Transaction& tx) {
+    auto counts = run_body(tx, job, result.phases);
+    body_done = Clock::now();
+    return counts;
+  });
   result.outcome_at = std::chrono::system_clock::now();
   const bool committed = result.result.applied();
   if (!committed) order_.failed(job.seq);  // later batches stop waiting for this one's turn at once
   order_.done(job.seq, committed);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  result.seconds = seconds_between(t0, t1);
+  if (committed) {
+    BatchPhases& p = result.phases;
+    p.commit = seconds_between(body_done, t1);
+    p.begin = std::max(0.0, result.seconds - p.trades - p.turn - p.finish - p.commit);
+  }
   return result;
 }
 
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
-std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job) {
+std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
+  Clock::time_point mark;  // the end of the phase before
+  const auto phase_done = [&mark](double& phase) {
+    const auto now = Clock::now();
+    phase = seconds_between(mark, now);
+    mark = now;
+  };
   if (commit_ == SynchronousCommit::Off) tx.exec0("SET LOCAL synchronous_commit = off");
   lock_exclusive(tx, advisory_key(lock_class_, job.seq));
   order_.started(job.seq);
+  mark = Clock::now();  // what came before is `begin`, the rest of the job's time (run_job)
   const LaneBatch& batch = *job.batch;
   TradeStage stage;
   if (!job.dead_letter) {
@@ -168,12 +197,17 @@ std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job
     for (const auto& b : job.earlier) earlier.push_back(&b->keys);
     stage = applier_.insert_trades(tx, batch.rows, job.probe, earlier);
   }
+  phase_done(phases.trades);
   // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
   if (order_.predecessor_running(job.seq)) lock_shared(tx, advisory_key(lock_class_, job.seq - 1));
   if (!order_.await_turn(job.seq)) return std::nullopt;
-  if (job.dead_letter)
-    return applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate);
-  return applier_.finish(tx, batch.events, batch.rows, stage);
+  phase_done(phases.turn);
+  std::optional<BatchCounts> counts =
+      job.dead_letter
+          ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate)
+          : applier_.finish(tx, batch.events, batch.rows, stage);
+  phase_done(phases.finish);
+  return counts;
 }
 
 }  // namespace pm

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "ingest/writer/batch_applier.h"
+#include "ingest/writer/batch_phases.h"
 #include "ingest/writer/commit_order.h"
 #include "ingest/writer/synchronous_commit.h"
 #include "repos/database.h"
@@ -64,6 +65,7 @@ struct FinishedBatch {
   std::shared_ptr<const LaneBatch> batch;
   TxResult<BatchCounts> result;  // Applied (counts), RolledBack (behind a failure), or the failure
   double seconds = 0;            // from the start of its transaction to its outcome
+  BatchPhases phases;            // the parts of `seconds` (meaningful once committed)
   std::chrono::system_clock::time_point outcome_at;  // when the outcome was known (the commit's time)
 };
 
@@ -108,7 +110,7 @@ class WriterLanes {
     std::optional<TxFailure> dead_letter;  // set: store the one event as a dead letter
   };
   void hand_over(Job job);
-  std::optional<BatchCounts> run_body(Transaction& tx, const Job& job);
+  std::optional<BatchCounts> run_body(Transaction& tx, const Job& job, BatchPhases& phases);
   struct Lane {
     std::thread thread;
     std::optional<Job> job;  // guarded by mu_

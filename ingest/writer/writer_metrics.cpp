@@ -11,7 +11,14 @@
 namespace pm {
 
 WriterMetrics::WriterMetrics(IngestMetrics& metrics, wal::WriteAheadLog& log, EventQueue& queue)
-    : metrics_(metrics), log_(log), queue_(queue) {}
+    : metrics_(metrics),
+      phase_begin_(metrics.batch_phase_seconds("begin")),
+      phase_trades_(metrics.batch_phase_seconds("trades")),
+      phase_turn_(metrics.batch_phase_seconds("turn")),
+      phase_finish_(metrics.batch_phase_seconds("finish")),
+      phase_commit_(metrics.batch_phase_seconds("commit")),
+      log_(log),
+      queue_(queue) {}
 
 WriterMetrics::~WriterMetrics() { stop(); }
 
@@ -33,10 +40,15 @@ void WriterMetrics::stop() {
 }
 
 void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds,
-                                    std::chrono::system_clock::time_point committed_at) {
+                                    const BatchPhases& phases, std::chrono::system_clock::time_point committed_at) {
   observe_visibility(events, committed_at);
   metrics_.batch_events.Observe(static_cast<double>(events.size()));
   metrics_.batch_commit_seconds.Observe(seconds);
+  phase_begin_.Observe(phases.begin);
+  phase_trades_.Observe(phases.trades);
+  phase_turn_.Observe(phases.turn);
+  phase_finish_.Observe(phases.finish);
+  phase_commit_.Observe(phases.commit);
   metrics_.applied_events.Increment(static_cast<double>(events.size()));
   metrics_.rows_written("polymarket_trades").Increment(static_cast<double>(c.trades_inserted));
   metrics_.rows_written("polymarket_first_triggers").Increment(static_cast<double>(c.triggers_recorded));

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "ingest/writer/batch_applier.h"
+#include "ingest/writer/batch_phases.h"
 #include "ingest/events/event_queue.h"
 #include "ingest/log/wal.h"
 #include "metrics/ingest_metrics.h"
@@ -39,7 +40,7 @@ class WriterMetrics {
 
   // `committed_at`: when the commit returned; each event's freshness is measured up to it.
   void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds,
-                       std::chrono::system_clock::time_point committed_at);
+                       const BatchPhases& phases, std::chrono::system_clock::time_point committed_at);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
   void replay_done(bool done);
@@ -52,6 +53,7 @@ class WriterMetrics {
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);
 
   IngestMetrics& metrics_;
+  prometheus::Histogram &phase_begin_, &phase_trades_, &phase_turn_, &phase_finish_, &phase_commit_;
   wal::WriteAheadLog& log_;
   EventQueue& queue_;
 

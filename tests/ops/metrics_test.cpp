@@ -211,6 +211,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
            "pm_ingest_wal_unapplied_bytes gauge", "pm_ingest_wal_unapplied_events gauge", "pm_ingest_queue_events gauge",
            "pm_ingest_writer_batches_in_flight gauge",
            "pm_ingest_batch_events histogram", "pm_ingest_batch_commit_duration_seconds histogram",
+           "pm_ingest_batch_phase_duration_seconds histogram",
            "pm_ingest_lag_oldest_unapplied_seconds gauge", "pm_ingest_newest_applied_event_age_seconds gauge",
            "pm_ingest_newest_applied_event_timestamp_seconds gauge", "pm_ingest_database_errors_total counter",
            "pm_ingest_build_info gauge", "pm_ingest_writer_heartbeat_age_seconds gauge", "pm_ingest_wal_budget_bytes gauge",
@@ -220,6 +221,15 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
     EXPECT_TRUE(contains(scrape, std::string("# TYPE ") + family + "\n")) << family;
   EXPECT_GT(d.metric("pm_ingest_wal_fsync_duration_seconds_count"), 0);
   EXPECT_GT(d.metric("pm_ingest_batch_commit_duration_seconds_count"), 0);
+  // Every committed batch is split into its phases, and the phases add up to its whole time.
+  const double batches = metric_value(scrape, "pm_ingest_batch_commit_duration_seconds_count");
+  double phase_seconds = 0;
+  for (const char* phase : {"begin", "trades", "turn", "finish", "commit"}) {
+    const std::string labels = std::string("{phase=\"") + phase + "\"}";
+    EXPECT_EQ(metric_value(scrape, "pm_ingest_batch_phase_duration_seconds_count" + labels), batches) << phase;
+    phase_seconds += metric_value(scrape, "pm_ingest_batch_phase_duration_seconds_sum" + labels);
+  }
+  EXPECT_NEAR(phase_seconds, metric_value(scrape, "pm_ingest_batch_commit_duration_seconds_sum"), 1e-6);
   EXPECT_EQ(d.metric("pm_ingest_wal_budget_bytes"), 4294967296.0);
   // Freshness is observed once per applied event (issue 15), and the alert bound is the default.
   EXPECT_EQ(d.metric("pm_ingest_event_visible_seconds_count"), d.metric("pm_ingest_applied_events_total"));
