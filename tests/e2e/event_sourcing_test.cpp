@@ -74,11 +74,16 @@ void send_in_chunks(Producer& p, const std::string& prefix, int chunks) {
   }
 }
 
-// Waits until `trades` trades are stored and every applied segment but the newest is archived.
+// Waits until `trades` trades are stored and every applied segment but the newest is archived:
+// the live log is down to its active segment (the archiver removes a segment only once archived).
+// pm_ingest_archive_pending_segments alone is no such sign: it is 0 too before the retention has
+// seen the primary flush the last commits and released their segments to the archiver.
 void wait_applied_and_archived(DaemonHarness& d, std::size_t trades, const std::string& url) {
   ASSERT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") == static_cast<long long>(trades); }, 60s))
       << query_count(url, "SELECT count(*) FROM polymarket_trades") << " of " << trades << " trades stored";
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_segments") == 1 && d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s))
+      << "log segments " << d.metric("pm_ingest_wal_segments") << ", pending " << d.metric("pm_ingest_archive_pending_segments") << "\n"
+      << d.output();
 }
 
 TEST(EventSourcing, ReplayOfTheArchiveRebuildsEveryProjectionRowForRowThroughAnOutage) {
