@@ -180,16 +180,16 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
 std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
-  Clock::time_point mark;  // the end of the phase before
+  if (commit_ == SynchronousCommit::Off) tx.exec0("SET LOCAL synchronous_commit = off");
+  lock_exclusive(tx, advisory_key(lock_class_, job.seq));
+  order_.started(job.seq);
+  // What came before is `begin`, the rest of the job's time (run_job).
+  Clock::time_point mark = Clock::now();  // the end of the phase before
   const auto phase_done = [&mark](double& phase) {
     const auto now = Clock::now();
     phase = seconds_between(mark, now);
     mark = now;
   };
-  if (commit_ == SynchronousCommit::Off) tx.exec0("SET LOCAL synchronous_commit = off");
-  lock_exclusive(tx, advisory_key(lock_class_, job.seq));
-  order_.started(job.seq);
-  mark = Clock::now();  // what came before is `begin`, the rest of the job's time (run_job)
   const LaneBatch& batch = *job.batch;
   TradeStage stage;
   if (!job.dead_letter) {
