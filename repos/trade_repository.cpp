@@ -65,14 +65,16 @@ std::vector<bool> stored(pqxx::transaction_base& tx, std::span<const TradeRow> r
 // A batch has far fewer conditions than rows: they are ranked once, and rows are then sorted by
 // (rank, first 8 bytes of trade_id) as integers, comparing whole trade_ids only on a tie.
 std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<const std::size_t> which) {
-  std::unordered_map<std::string_view, std::uint64_t> rank;
+  std::unordered_map<ConditionKey, std::uint64_t, ConditionKeyHash> rank;
   rank.reserve(which.size());
-  for (std::size_t i : which) rank.emplace(rows[i].condition_id, 0);
-  std::vector<std::string_view> conditions;
+  std::vector<const std::uint64_t*> rank_of;  // per entry of `which`, its condition's rank, once ranked
+  rank_of.reserve(which.size());
+  for (std::size_t i : which) rank_of.push_back(&rank.try_emplace(ConditionKey::of(rows[i]), 0).first->second);
+  std::vector<std::pair<std::string_view, std::uint64_t*>> conditions;
   conditions.reserve(rank.size());
-  for (const auto& entry : rank) conditions.push_back(entry.first);
+  for (auto& [condition, r] : rank) conditions.emplace_back(condition.id, &r);
   std::sort(conditions.begin(), conditions.end());
-  for (std::size_t k = 0; k < conditions.size(); ++k) rank[conditions[k]] = k;
+  for (std::size_t k = 0; k < conditions.size(); ++k) *conditions[k].second = k;
 
   struct Entry {
     std::uint64_t condition_rank;
@@ -87,7 +89,7 @@ std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<
   };
   std::vector<Entry> entries;
   entries.reserve(which.size());
-  for (std::size_t i : which) entries.push_back(Entry{rank[rows[i].condition_id], prefix(rows[i].trade_id), i});
+  for (std::size_t k = 0; k < which.size(); ++k) entries.push_back(Entry{*rank_of[k], prefix(rows[which[k]].trade_id), which[k]});
   std::sort(entries.begin(), entries.end(), [&](const Entry& a, const Entry& b) {
     if (a.condition_rank != b.condition_rank) return a.condition_rank < b.condition_rank;
     if (a.trade_prefix != b.trade_prefix) return a.trade_prefix < b.trade_prefix;
@@ -180,26 +182,26 @@ const WatermarkUpsert& trade_watermarks() {
 }
 
 // trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
-// rows[which]; rows that would not advance are left alone rather than rewritten. With `written_at`
-// (one per row), updated_at is that of the first row holding the condition's newest timestamp;
-// else now.
+// rows[which]; rows that would not advance are left alone rather than rewritten. With
+// `written_at_ms` (one per row), updated_at is that of the first row holding the condition's newest
+// timestamp (formatted only for those rows); else now.
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
-                                     std::span<const std::size_t> which, std::span<const std::string> written_at) {
-  std::unordered_map<std::string_view, std::size_t> newest;  // condition -> row
+                                     std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms) {
+  std::unordered_map<ConditionKey, std::size_t, ConditionKeyHash> newest;  // condition -> row
   for (std::size_t i : which) {
     const TradeRow& t = rows[i];
     if (!t.timestamp) continue;
-    auto [it, fresh] = newest.emplace(t.condition_id, i);
+    auto [it, fresh] = newest.emplace(ConditionKey::of(t), i);
     if (!fresh && *t.timestamp > *rows[it->second].timestamp) it->second = i;
   }
   if (newest.empty()) return 0;
   PgArray conditions, timestamps, updated_at;
-  for (const auto& [cid, i] : newest) {
-    conditions.add_text(cid);
+  for (const auto& [condition, i] : newest) {
+    conditions.add_text(condition.id);
     timestamps.add_integer(*rows[i].timestamp);
-    if (!written_at.empty()) updated_at.add_text(written_at[i]);
+    if (!written_at_ms.empty()) updated_at.add_text(format_iso_ms(written_at_ms[i]));
   }
-  if (written_at.empty()) return trade_watermarks().many(tx, conditions, timestamps);
+  if (written_at_ms.empty()) return trade_watermarks().many(tx, conditions, timestamps);
   return trade_watermarks().many(tx, conditions, timestamps, updated_at);
 }
 
@@ -258,9 +260,9 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
 }
 
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
-                                               std::span<const std::string> written_at) const {
+                                               std::span<const std::int64_t> written_at_ms) const {
   if (which.empty()) return 0;
-  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at); });
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at_ms); });
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {

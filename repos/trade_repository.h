@@ -73,11 +73,11 @@ class TradeRepository {
   // moved forward.
   std::vector<std::size_t> insert_rows(std::span<const TradeRow> rows,
                                        DuplicateProbe probe = DuplicateProbe::First) const;
-  // `written_at` (empty, or one per row): the updated_at to store, that of the first row holding a
-  // condition's newest timestamp (the daemon gives each event's arrival time, so a replay of its
-  // log writes the same rows); empty: now.
+  // `written_at_ms` (empty, or one per row, epoch ms): the updated_at to store (as ISO-8601 text),
+  // that of the first row holding a condition's newest timestamp (the daemon gives each event's
+  // arrival time, so a replay of its log writes the same rows); empty: now.
   std::size_t advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
-                                 std::span<const std::string> written_at = {}) const;
+                                 std::span<const std::int64_t> written_at_ms = {}) const;
 
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 

@@ -27,10 +27,27 @@ struct TradeRow {
   std::optional<std::string_view> raw_json;
   std::optional<std::string_view> outcome;
   std::optional<std::int32_t> outcome_index;
-  std::size_t key_hash = 0;  // trade_key_hash(condition_id, trade_id)
+  std::size_t condition_hash = 0;  // condition_hash(condition_id)
+  std::size_t key_hash = 0;        // trade_key_hash(condition_hash, trade_id)
 };
 
-std::size_t trade_key_hash(std::string_view condition_id, std::string_view trade_id);
+std::size_t condition_hash(std::string_view condition_id);
+std::size_t trade_key_hash(std::size_t condition_hash, std::string_view trade_id);
+inline std::size_t trade_key_hash(std::string_view condition_id, std::string_view trade_id) {
+  return trade_key_hash(condition_hash(condition_id), trade_id);
+}
+
+// A row's condition_id with the hash it carries, as the key of a hash map: maps keyed by a batch's
+// conditions do not hash the text of every row again.
+struct ConditionKey {
+  std::string_view id;
+  std::size_t hash;
+  static ConditionKey of(const TradeRow& row) { return {row.condition_id, row.condition_hash}; }
+  bool operator==(const ConditionKey& o) const { return hash == o.hash && id == o.id; }
+};
+struct ConditionKeyHash {
+  std::size_t operator()(const ConditionKey& k) const noexcept { return k.hash; }
+};
 
 // A view of a text field for a TradeRow's optional text: empty when the optional is, always
 // present for a plain string.
@@ -58,7 +75,8 @@ TradeRow trade_row_from(const Trade& trade, std::optional<std::int64_t> timestam
   r.raw_json = optional_view(trade.raw_json);
   r.outcome = optional_view(trade.outcome);
   r.outcome_index = trade.outcome_index;
-  r.key_hash = trade_key_hash(r.condition_id, r.trade_id);
+  r.condition_hash = condition_hash(r.condition_id);
+  r.key_hash = trade_key_hash(r.condition_hash, r.trade_id);
   return r;
 }
 

@@ -29,6 +29,14 @@ void WalReader::open_segment(std::uint64_t segment) {
     throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
   }
   file_segment_ = segment;
+  sealed_size_.reset();
+}
+
+// A segment before the limit's is sealed (cut to its records before the next one started): its
+// size is read once, not once per record.
+std::uint64_t WalReader::sealed_size() {
+  if (!sealed_size_) sealed_size_ = file_->size();
+  return *sealed_size_;
 }
 
 // A group marker at the reader's position is checked and stepped over (it holds no event).
@@ -51,7 +59,7 @@ std::optional<Record> WalReader::next(const Position& limit) {
   for (;;) {
     if (!file_ || file_segment_ != position_.segment) open_segment(position_.segment);
     const bool last_segment = position_.segment == limit.segment;
-    const std::uint64_t end = last_segment ? limit.offset : file_->size();
+    const std::uint64_t end = last_segment ? limit.offset : sealed_size();
     if (position_.offset >= end) {
       if (last_segment) return std::nullopt;
       // This segment is finished; the next one must start the following record.

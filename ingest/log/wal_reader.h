@@ -43,6 +43,7 @@ class WalReader {
 
  private:
   void open_segment(std::uint64_t segment);
+  std::uint64_t sealed_size();
   bool skip_group_marker(const char* header, std::uint64_t end);
   LogFs& fs_;
   std::string dir_;
@@ -50,6 +51,7 @@ class WalReader {
   Position position_;
   std::unique_ptr<SegmentFile> file_;
   std::uint64_t file_segment_ = 0;
+  std::optional<std::uint64_t> sealed_size_;  // of file_, once read while it is not the limit's segment
 };
 
 // What a log directory holds. `end` is where the valid records of the newest segment stop; `tail`

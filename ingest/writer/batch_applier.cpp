@@ -79,11 +79,12 @@ namespace {
 
 std::string arrival_iso(const QueuedEvent& q) { return format_iso_ms(q.event.received_ms); }
 
-// Each trade row's arrival time, in row order (the batch's trades in log order).
-std::vector<std::string> trade_arrivals(std::span<const QueuedEvent> events) {
-  std::vector<std::string> out;
+// Each trade row's arrival time (epoch ms), in row order (the batch's trades in log order).
+std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
+  std::vector<std::int64_t> out;
+  out.reserve(events.size());
   for (const auto& q : events)
-    if (std::holds_alternative<TradeEvent>(q.event.body)) out.push_back(arrival_iso(q));
+    if (std::holds_alternative<TradeEvent>(q.event.body)) out.push_back(q.event.received_ms);
   return out;
 }
 

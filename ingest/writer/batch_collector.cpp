@@ -88,6 +88,7 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
   if (!reader_ || reader_->position().lsn != after.lsn)
     reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), after, log_.fs());
   const wal::Position limit = log_.durable();
+  batch.reserve(std::min<std::uint64_t>(max_events_, limit.lsn - std::min(limit.lsn, after.lsn)));
   while (batch.size() < max_events_) {
     auto record = reader_->next(limit);
     if (!record) break;
