@@ -14,6 +14,7 @@
 #include "ingest/writer/commit_order.h"
 #include "ingest/writer/writer_lanes.h"
 #include "repos/pg_errors.h"
+#include "repos/util/clock.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -117,6 +118,37 @@ TEST_F(WriterLanesTest, TheNextBatchCopiesWhileThePreviousIsOpenWithoutWaitingOn
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 3);
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'lanes' AND lsn = 4"), 1);
   EXPECT_EQ(count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'c'"), 1'700'000'000'004);
+}
+
+TEST_F(WriterLanesTest, ATradeWatermarkRecordsTheArrivalOfTheFirstRowWithTheNewestTimestamp) {
+  // Condition x: a (ts 5), b (9), e (9, later); condition y: c (9), d (7). Each arrives 1 s after
+  // the one before, so each updated_at names the row it came from: b's for x, c's for y.
+  auto batch = trades(1, {"a", "b", "c", "d", "e"});
+  const std::int64_t ts[] = {5, 9, 9, 7, 9};
+  const char* condition[] = {"x", "x", "y", "y", "x"};
+  const std::int64_t arrival = 1'800'000'000'000;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& t = std::get<TradeEvent>(batch[i].event.body);
+    t.condition_id = condition[i];
+    t.timestamp_ms = 1'700'000'000'000 + ts[i];
+    batch[i].event.received_ms = arrival + 1000 * static_cast<std::int64_t>(i);
+  }
+  const auto rows = applier_.trade_rows(batch);
+  pqxx::connection c(tdb_->url());
+  pqxx::work tx(c);
+  const TradeStage stage = applier_.insert_trades(tx, rows, DuplicateProbe::OnConflict);
+  const BatchCounts counts = applier_.finish(tx, batch, rows, stage);
+  tx.commit();
+  EXPECT_EQ(counts.trade_watermarks, 2u);
+  pqxx::nontransaction read(c);
+  const auto marks = read.exec("SELECT condition_id, last_timestamp, updated_at FROM trade_watermarks ORDER BY condition_id");
+  ASSERT_EQ(marks.size(), 2u);
+  EXPECT_EQ(marks[0][0].as<std::string>(), "x");
+  EXPECT_EQ(marks[0][1].as<std::int64_t>(), 1'700'000'000'009);
+  EXPECT_EQ(marks[0][2].as<std::string>(), format_iso_ms(arrival + 1000));  // b
+  EXPECT_EQ(marks[1][0].as<std::string>(), "y");
+  EXPECT_EQ(marks[1][1].as<std::int64_t>(), 1'700'000'000'009);
+  EXPECT_EQ(marks[1][2].as<std::string>(), format_iso_ms(arrival + 2000));  // c
 }
 
 TEST_F(WriterLanesTest, WithoutTheInFlightKeysTheSecondBatchWouldWaitOnTheFirst) {
