@@ -134,7 +134,7 @@ void describe_writer(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
     ("writer-connections", po::value<std::size_t>()->default_value(d.writer_connections), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
-    ("synchronous-commit", po::value<std::string>()->default_value(d.synchronous_commit ? "on" : "off"), "off: each batch commits with synchronous_commit = off, so its rows are visible (and the next batch commits) without waiting for PostgreSQL's WAL flush; the log keeps the batch until the primary has flushed it (and the standbys, with --standby-wait on), and a PostgreSQL crash that loses it only makes the daemon apply it again: rows a reader saw can be missing until then, no acked event is lost. on: the role's setting applies (normally each commit waits for its flush)")
+    ("synchronous-commit", po::value<std::string>()->default_value(d.synchronous_commit ? "on" : "off"), "off: each batch commits with synchronous_commit = off, so its rows are visible (and the next batch commits) without waiting for PostgreSQL's WAL flush; the log keeps the batch until the primary has flushed it (and the standbys, with --standby-wait on), and a PostgreSQL crash that loses it only makes the daemon apply it again: rows a reader saw can be missing until then, no acked event is lost. on: each batch's COMMIT waits for the flush: the role's setting applies (e.g. remote_apply), except that off is raised to local")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "upper bound (ms) on how long a batch waits for more events; it waits only while every writer connection is busy, and an idle writer sends each event at once")
     ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
@@ -156,7 +156,7 @@ void describe_connections(po::options_description& desc, const DaemonOptions& d)
 
 void describe_standbys_and_logging(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
-    ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed and flushed on the primary (a single server; with --synchronous-commit on the role must not set synchronous_commit = off)")
+    ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed and flushed on the primary (a single server)")
     ("min-standbys", po::value<std::size_t>()->default_value(d.min_standbys), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
     ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
 }

@@ -32,9 +32,10 @@ void LogRetention::applied(const wal::Position& position) {
   // confirmed (the oldest segment when nothing is confirmed since the last look at a server).
   if (awaiting_.empty()) log_.hold_applied_at(confirmed_ ? *confirmed_ : log_.oldest());
   const ReplicationStatus status = read_status();
-  // A commit that waited for its flush is covered by the flushed position (later records of other
-  // sessions need not be waited for); one that did not, by the end of the last record.
-  const bool commit_flushed = config_.batch_commits == SynchronousCommit::ServerDefault && status.synchronous_commit != "off";
+  // A commit that waited for its flush (ServerDefault never lets a batch commit with off) is
+  // covered by the flushed position (later records of other sessions need not be waited for); one
+  // that did not, by the end of the last record.
+  const bool commit_flushed = config_.batch_commits == SynchronousCommit::ServerDefault;
   awaiting_.push_back({position, commit_flushed ? status.flushed_lsn : status.last_record_end});
   requested_ = position.segment;
   last_check_ = {};  // the next check() looks at once (the log has noted `position` by then)

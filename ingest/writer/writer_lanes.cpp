@@ -180,7 +180,10 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
 std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
-  if (commit_ == SynchronousCommit::Off) tx.exec0("SET LOCAL synchronous_commit = off");
+  if (commit_ == SynchronousCommit::Off)
+    tx.exec0("SET LOCAL synchronous_commit = off");
+  else  // the role's setting, but never off: the commit must wait for the primary's flush
+    tx.exec1("SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END");
   lock_exclusive(tx, advisory_key(lock_class_, job.seq));
   order_.started(job.seq);
   // What came before is `begin`, the rest of the job's time (run_job).

@@ -134,5 +134,31 @@ TEST_F(PostgresCrash, ADaemonKilledWithPostgresKeepsTheUnflushedBatchesInItsLog)
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST_F(PostgresCrash, WithSynchronousCommitOnARoleSetToOffCannotMakeTheLogDeleteUnflushedBatches) {
+  // --synchronous-commit on and --standby-wait off: a segment is deleted once its batches committed,
+  // which is safe only if each COMMIT waited for the flush. The daemon's role says off; the daemon
+  // raises it to local for its batches, so the crash finds every commit on disk.
+  cluster.query("ALTER ROLE CURRENT_USER SET synchronous_commit = off");
+  ASSERT_EQ(cluster.query("SELECT setconfig::text FROM pg_db_role_setting WHERE setrole <> 0"), "{synchronous_commit=off}");
+  DaemonHarness daemon(cluster.url(), {"--wal-segment-bytes", "64K", "--standby-wait", "off", "--synchronous-commit", "on"});
+  daemon.start();
+  const int walwriter = stop_walwriter();
+  LoadDriver load({daemon.socket()}, LoadOptions{4, 13, true});
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 3000; }, 60s)) << daemon.output();
+  load.stop();
+  const auto acked = static_cast<long long>(load.acked_count());
+  ASSERT_TRUE(wait_until([&] { return trades() == acked; }, 60s)) << "every acked trade is visible before the crash";
+  // Else the log would cover a lost commit and this test would prove nothing.
+  ASSERT_TRUE(wait_until([&] { return segment_files(daemon.wal_dir()) <= 2; }, 30s))
+      << segment_files(daemon.wal_dir()) << " segments: applied ones are not released once committed";
+
+  daemon.kill9();  // the whole machine loses power: the daemon and PostgreSQL together
+  crash_postgres(walwriter);
+  EXPECT_EQ(trades(), acked) << "a batch committed without waiting for its flush";
+  daemon.start();
+  expect_every_acked_event_once(load);
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
 }  // namespace
 }  // namespace pm::test
