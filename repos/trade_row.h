@@ -32,7 +32,7 @@ struct TradeRow {
 };
 
 std::size_t condition_hash(std::string_view condition_id);
-std::size_t trade_key_hash(std::size_t condition_hash, std::string_view trade_id);
+std::size_t trade_key_hash(std::size_t of_condition, std::string_view trade_id);  // of_condition: condition_hash()
 inline std::size_t trade_key_hash(std::string_view condition_id, std::string_view trade_id) {
   return trade_key_hash(condition_hash(condition_id), trade_id);
 }

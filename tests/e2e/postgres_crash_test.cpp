@@ -56,11 +56,16 @@ class PostgresCrash : public ::testing::Test {
   // Load until `events` are acked and applied (rows visible), with the WAL writer stopped; the
   // segments that hold them must be kept, since PostgreSQL has not flushed their commits.
   void ingest_unflushed(DaemonHarness& daemon, LoadDriver& load, std::size_t events) {
+    ASSERT_NO_FATAL_FAILURE(ingest_until_visible(daemon, load, events));
+    EXPECT_GT(segment_files(daemon.wal_dir()), 2u) << "applied segments whose commits PostgreSQL has not flushed are kept";
+  }
+
+  // Load until more than `events` are acked, then stop it and wait until every acked trade is visible.
+  void ingest_until_visible(DaemonHarness& daemon, LoadDriver& load, std::size_t events) {
     ASSERT_TRUE(wait_until([&] { return load.acked_count() > events; }, 60s)) << daemon.output();
     load.stop();
     const auto acked = static_cast<long long>(load.acked_count());
     ASSERT_TRUE(wait_until([&] { return trades() == acked; }, 60s)) << "every acked trade is visible before the crash";
-    EXPECT_GT(segment_files(daemon.wal_dir()), 2u) << "applied segments whose commits PostgreSQL has not flushed are kept";
   }
 
   // Stops PostgreSQL's WAL writer (SIGSTOP): async commits stay in its WAL buffers. Its pid, 0 if
@@ -144,10 +149,8 @@ TEST_F(PostgresCrash, WithSynchronousCommitOnARoleSetToOffCannotMakeTheLogDelete
   daemon.start();
   const int walwriter = stop_walwriter();
   LoadDriver load({daemon.socket()}, LoadOptions{4, 13, true});
-  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 3000; }, 60s)) << daemon.output();
-  load.stop();
+  ASSERT_NO_FATAL_FAILURE(ingest_until_visible(daemon, load, 3000));
   const auto acked = static_cast<long long>(load.acked_count());
-  ASSERT_TRUE(wait_until([&] { return trades() == acked; }, 60s)) << "every acked trade is visible before the crash";
   // Else the log would cover a lost commit and this test would prove nothing.
   ASSERT_TRUE(wait_until([&] { return segment_files(daemon.wal_dir()) <= 2; }, 30s))
       << segment_files(daemon.wal_dir()) << " segments: applied ones are not released once committed";
