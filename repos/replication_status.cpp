@@ -80,13 +80,12 @@ ReplicationStatus read_replication_status(pqxx::transaction_base& tx) {
   if (status.in_recovery) return status;
   const pqxx::row primary = tx.exec1(
       "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text, "
-      "pg_walfile_name(pg_current_wal_insert_lsn()), current_setting('synchronous_commit'), "
+      "pg_walfile_name(pg_current_wal_insert_lsn()), "
       "current_setting('wal_block_size')::bigint, (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')");
   status.current_lsn = parse_pg_lsn(primary[0].as<std::string>());
   status.flushed_lsn = parse_pg_lsn(primary[1].as<std::string>());
   status.timeline = static_cast<std::uint32_t>(std::stoul(primary[2].as<std::string>().substr(0, 8), nullptr, 16));
-  status.synchronous_commit = primary[3].as<std::string>();
-  status.last_record_end = wal_record_end(status.current_lsn, primary[4].as<std::uint64_t>(), primary[5].as<std::uint64_t>());
+  status.last_record_end = wal_record_end(status.current_lsn, primary[3].as<std::uint64_t>(), primary[4].as<std::uint64_t>());
   for (const auto& row : tx.exec(kStandbysQuery)) {
     StandbyPosition standby{row[0].as<std::string>(), std::nullopt};
     if (!row[1].is_null()) standby.flushed = parse_pg_lsn(row[1].as<std::string>());

@@ -41,7 +41,6 @@ struct ReplicationStatus {
   // wait for the flush (synchronous_commit = off).
   std::uint64_t last_record_end = 0;
   std::uint32_t timeline = 0;
-  std::string synchronous_commit;  // this session's setting ("off": a commit may not be flushed yet)
   std::vector<StandbyPosition> standbys;
 
   // The lowest position flushed on the primary and on every standby; nullopt while a standby does

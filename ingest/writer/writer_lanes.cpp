@@ -147,6 +147,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A batch's first statement, one round trip: how its COMMIT waits (SynchronousCommit), set for
+// this transaction only, and the batch's own advisory lock (pg_advisory_xact_lock, as
+// lock_exclusive), which later batches wait on.
+void open_batch(Transaction& tx, SynchronousCommit commit, AdvisoryKey key) {
+  const char* commit_mode =
+      commit == SynchronousCommit::Off
+          ? "set_config('synchronous_commit', 'off', true)"
+          // the role's setting, but never off: the commit must wait for the primary's flush
+          : "CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END";
+  tx.exec1(std::string("SELECT ") + commit_mode + ", pg_advisory_xact_lock(" + std::to_string(key.lock_class) + ", " +
+           std::to_string(key.number) + ")");
+}
+
 double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
@@ -180,11 +193,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
 std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
-  if (commit_ == SynchronousCommit::Off)
-    tx.exec0("SET LOCAL synchronous_commit = off");
-  else  // the role's setting, but never off: the commit must wait for the primary's flush
-    tx.exec1("SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END");
-  lock_exclusive(tx, advisory_key(lock_class_, job.seq));
+  open_batch(tx, commit_, advisory_key(lock_class_, job.seq));
   order_.started(job.seq);
   // What came before is `begin`, the rest of the job's time (run_job).
   Clock::time_point mark = Clock::now();  // the end of the phase before
