@@ -290,6 +290,24 @@ for rate in 100 1000 10000 $(( MAX / 4 )) $(( MAX / 2 )); do
   log "freshness at $rate/s ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
 done
 
+# The 50 % load once more with pm-loadgen at SCHED_BATCH (chrt --batch 0): it keeps its share of
+# the CPU and its schedule, but its wake-ups (a pacer per connection every millisecond, readers of
+# acks, the poller) no longer preempt the daemon or PostgreSQL. The producer shares the two cores
+# here; this row shows what that costs the daemon's freshness. Its own latencies can only read
+# longer (its threads wake later), never shorter.
+if chrt --batch 0 true 2>/dev/null; then
+  rate=$(( MAX / 2 ))
+  read -r probes load seconds conns < <(freshness_plan "$rate")
+  fresh_table
+  start_daemon "$BENCH_URL"
+  wait_db_up
+  json=$(chrt --batch 0 "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
+         --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
+  stop_daemon
+  record "{\"section\":\"freshness\",\"label\":\"50 % of max\",\"loadgen_sched\":\"batch\",\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
+  log "freshness at $rate/s, pm-loadgen at SCHED_BATCH: $json"
+fi
+
 # --- where the ack tail at 50 % comes from ---------------------------------------------------
 # The same paced run at 50 % once more, but the daemon logs to memory (/dev/shm: not durable, a
 # measurement only) while pm-log-probe writes the same bytes per second to this disk with one
