@@ -148,16 +148,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // A batch's first statement, one round trip: how its COMMIT waits (SynchronousCommit), set for
-// this transaction only, and the batch's own advisory lock (pg_advisory_xact_lock, as
-// lock_exclusive), which later batches wait on.
+// this transaction only, and the batch's own advisory lock, which later batches wait on.
 void open_batch(Transaction& tx, SynchronousCommit commit, AdvisoryKey key) {
   const char* commit_mode =
       commit == SynchronousCommit::Off
           ? "set_config('synchronous_commit', 'off', true)"
           // the role's setting, but never off: the commit must wait for the primary's flush
           : "CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END";
-  tx.exec1(std::string("SELECT ") + commit_mode + ", pg_advisory_xact_lock(" + std::to_string(key.lock_class) + ", " +
-           std::to_string(key.number) + ")");
+  lock_exclusive(tx, key, commit_mode);
 }
 
 double seconds_between(Clock::time_point from, Clock::time_point to) {
