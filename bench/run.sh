@@ -275,19 +275,29 @@ probes = min(rate // 2, max(probes, math.ceil(1000 / seconds)))
 print(probes, rate - probes, seconds, 1 if rate <= 1000 else 4)
 PY
 }
-for rate in 100 1000 10000 $(( MAX / 4 )) $(( MAX / 2 )); do
+# One paced run at RATE, reported under LABEL; SCHED "batch" runs pm-loadgen under chrt --batch 0
+# (the record says so), "" at the normal policy.
+freshness_run() {  # RATE LABEL SCHED
+  local rate=$1 label=$2 sched=$3 probes load seconds conns json wrap=() sched_field=""
   read -r probes load seconds conns < <(freshness_plan "$rate")
+  if [ "$sched" = batch ]; then
+    wrap=(chrt --batch 0)
+    sched_field="\"loadgen_sched\":\"batch\","
+  fi
   fresh_table
   start_daemon "$BENCH_URL"
   wait_db_up
-  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
+  json=$("${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
          --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
   stop_daemon
+  record "{\"section\":\"freshness\",\"label\":\"$label\",$sched_field\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
+  log "freshness at $rate/s${sched:+ (pm-loadgen SCHED_BATCH)} ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
+}
+for rate in 100 1000 10000 $(( MAX / 4 )) $(( MAX / 2 )); do
   label=$rate
   [ "$rate" = $(( MAX / 4 )) ] && label="25 % of max"
   [ "$rate" = $(( MAX / 2 )) ] && label="50 % of max"
-  record "{\"section\":\"freshness\",\"label\":\"$label\",\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
-  log "freshness at $rate/s ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
+  freshness_run "$rate" "$label" ""
 done
 
 # The 50 % load once more with pm-loadgen at SCHED_BATCH (chrt --batch 0): it keeps its share of
@@ -296,16 +306,7 @@ done
 # here; this row shows what that costs the daemon's freshness. Its own latencies can only read
 # longer (its threads wake later), never shorter.
 if chrt --batch 0 true 2>/dev/null; then
-  rate=$(( MAX / 2 ))
-  read -r probes load seconds conns < <(freshness_plan "$rate")
-  fresh_table
-  start_daemon "$BENCH_URL"
-  wait_db_up
-  json=$(chrt --batch 0 "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
-         --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
-  stop_daemon
-  record "{\"section\":\"freshness\",\"label\":\"50 % of max\",\"loadgen_sched\":\"batch\",\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
-  log "freshness at $rate/s, pm-loadgen at SCHED_BATCH: $json"
+  freshness_run $(( MAX / 2 )) "50 % of max" batch
 fi
 
 # --- where the ack tail at 50 % comes from ---------------------------------------------------
