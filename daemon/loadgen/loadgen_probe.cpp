@@ -33,6 +33,7 @@ VisibilityProbe::VisibilityProbe(ProbeConfig config)
   c.rate = config_.rate;
   c.give_up_after = config_.give_up_after;
   c.on_written = [this](std::uint64_t index, std::int64_t ns) {
+    std::lock_guard lock(sent_mu_);
     if (index >= sent_ns_.size()) sent_ns_.resize(index + 1, 0);
     if (sent_ns_[index] == 0) sent_ns_[index] = ns;  // the first write: a resend does not restart the clock
   };
@@ -68,12 +69,23 @@ void VisibilityProbe::poll_loop() {
       if (sending_done_.load() &&
           (all_acked_seen() || steady_ns() - sending_done_ns_.load() > config_.timeout.count() * 1'000'000))
         break;
-      const auto pause = outstanding ? config_.poll_pause : std::max(config_.poll_pause, std::chrono::microseconds(100));
+      const auto pause = outstanding ? pause_while_waiting() : std::max<std::chrono::nanoseconds>(config_.poll_pause, std::chrono::microseconds(100));
       if (pause.count() > 0) std::this_thread::sleep_for(pause);
     }
   } catch (...) {
     db_->error = std::current_exception();
   }
+}
+
+std::chrono::nanoseconds VisibilityProbe::pause_while_waiting() {
+  const std::uint64_t oldest = low_watermark();
+  std::int64_t sent = 0;
+  {
+    std::lock_guard lock(sent_mu_);
+    if (oldest < sent_ns_.size()) sent = sent_ns_[oldest];
+  }
+  const std::int64_t waited = sent == 0 ? 0 : std::max<std::int64_t>(0, steady_ns() - sent);
+  return next_poll_pause(std::chrono::nanoseconds(waited), config_.poll_pause, config_.poll_fraction);
 }
 
 void VisibilityProbe::poll_once() {
@@ -123,6 +135,7 @@ ProbeReport VisibilityProbe::finish() {
 }
 
 ProbeReport VisibilityProbe::report() const {
+  std::lock_guard lock(sent_mu_);
   ProbeReport r;
   r.condition_id = config_.condition_id;
   r.rate = config_.rate;
@@ -145,6 +158,7 @@ ProbeReport VisibilityProbe::report() const {
   r.ack = stats_.latency.snapshot();
   r.polls = polls_;
   r.poll_period_ms = poll_gaps_ ? static_cast<double>(poll_gaps_ns_) / 1e6 / static_cast<double>(poll_gaps_) : 0;
+  r.poll_fraction = config_.poll_fraction;
   r.poll_round_trip_ms = polls_ ? static_cast<double>(poll_busy_ns_) / 1e6 / static_cast<double>(polls_) : 0;
   return r;
 }

@@ -28,10 +28,10 @@ std::string visibility_text(const ProbeReport& v) {
   const auto& h = v.visible;
   return fmt::format("visibility  {:.0f} probes/s on their own connection: sent {} acked {} seen {} missing {}; first write to "
                      "visible in another session p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms "
-                     "(poll every {:.3f} ms, round trip {:.3f} ms, {} polls)",
+                     "(poll every {:.3f} ms, or {:.0f} % of the wait, round trip {:.3f} ms, {} polls)",
                      v.rate, v.sent, v.acked, v.seen, v.missing, ms(h.percentile(0.5)), ms(h.percentile(0.9)),
-                     ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns), v.poll_period_ms, v.poll_round_trip_ms,
-                     v.polls);
+                     ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns), v.poll_period_ms, v.poll_fraction * 100,
+                     v.poll_round_trip_ms, v.polls);
 }
 
 std::string visibility_json(const ProbeReport& v) {
@@ -39,10 +39,10 @@ std::string visibility_json(const ProbeReport& v) {
   return fmt::format(
       R"(,"visible_ms":{{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{},)"
       R"("probes_per_s":{:.1f},"sent":{},"acked":{},"rejected":{},"missing":{},"polls":{},"poll_period_ms":{:.4f},)"
-      R"("poll_round_trip_ms":{:.4f},"probe_ack_p50":{:.4f},"probe_ack_p99":{:.4f},"condition_id":{}}})",
+      R"("poll_fraction":{:.4f},"poll_round_trip_ms":{:.4f},"probe_ack_p50":{:.4f},"probe_ack_p99":{:.4f},"condition_id":{}}})",
       ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns),
       h.mean_ns() / 1e6, h.count, v.rate, v.sent, v.acked, v.rejected, v.missing, v.polls, v.poll_period_ms,
-      v.poll_round_trip_ms, ms(v.ack.percentile(0.5)), ms(v.ack.percentile(0.99)), json_string(v.condition_id));
+      v.poll_fraction, v.poll_round_trip_ms, ms(v.ack.percentile(0.5)), ms(v.ack.percentile(0.99)), json_string(v.condition_id));
 }
 
 }  // namespace

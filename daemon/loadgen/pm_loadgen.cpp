@@ -50,9 +50,11 @@ constexpr const char* kUsage =
     "Freshness (--visibility-probes N): N probe trades per second more, paced, on a connection of\n"
     "their own (condition_id pm-visibility-probe-<pid>-<nonce>, trade_id the probe's number); a\n"
     "separate PostgreSQL session polls polymarket_trades for them as fast as it can while one is\n"
-    "outstanding (a range scan of the primary key, --visibility-poll-us apart). Each probe's latency runs from its line written\n"
-    "into the socket to the start of the first poll that saw its row; the summary gives p50..max,\n"
-    "the poll period (the precision) and its round trip. The probes stop with the load (--duration,\n"
+    "outstanding (a range scan of the primary key; between two polls --visibility-poll-fraction of\n"
+    "the oldest unseen probe's wait so far, at least --visibility-poll-us). Each probe's latency\n"
+    "runs from its line written into the socket to the start of the first poll that saw its row;\n"
+    "the summary gives p50..max, the poll period (the precision: at most the larger of the two\n"
+    "bounds, plus a round trip) and its round trip. The probes stop with the load (--duration,\n"
     "--count, --input) and stay in the table.\n"
     "\n"
     "Exit codes: 0 ok, 1 events left unacknowledged / verification mismatch / acked probes not\n"
@@ -78,6 +80,7 @@ struct Options {
   int poll_ms = 10;
   double probes = 0;       // --visibility-probes, per second; 0: off
   int probe_poll_us = 200;
+  double probe_poll_fraction = 0.03;
   std::string database_url;
 };
 
@@ -130,7 +133,10 @@ void add_report_options(po::options_description& o) {
        "probe trades per second, on a connection of their own, timed from the line written to the row visible to "
        "another PostgreSQL session (see above); 0: off")
       ("visibility-poll-us", po::value<int>()->default_value(200),
-       "pause between two polls for the probes, microseconds (0: none)")
+       "pause between two polls for the probes, microseconds, at least (0: none)")
+      ("visibility-poll-fraction", po::value<double>()->default_value(0.03),
+       "the pause grows to this fraction of the oldest unseen probe's wait so far (0..0.5; 0: a fixed "
+       "--visibility-poll-us), so that long waits cost few polls")
       ("database-url", po::value<std::string>()->default_value(""),
        "PostgreSQL URL for --verify / --wait-applied / --visibility-probes (default: $DATABASE_URL)")
       ("database-url-file", po::value<std::string>()->default_value(""), "read the URL from this file's first line");
@@ -164,6 +170,7 @@ Options options_from(const po::variables_map& vm) {
   opt.poll_ms = vm["poll-ms"].as<int>();
   opt.probes = vm["visibility-probes"].as<double>();
   opt.probe_poll_us = vm["visibility-poll-us"].as<int>();
+  opt.probe_poll_fraction = vm["visibility-poll-fraction"].as<double>();
   return opt;
 }
 
@@ -181,6 +188,8 @@ void check(const Options& opt) {
   if (opt.poll_ms < 1) throw po::error("--poll-ms must be at least 1");
   if (!(opt.probes >= 0)) throw po::error("--visibility-probes must be 0 (off) or a positive rate");
   if (opt.probe_poll_us < 0) throw po::error("--visibility-poll-us must not be negative");
+  if (!(opt.probe_poll_fraction >= 0 && opt.probe_poll_fraction <= 0.5))
+    throw po::error("--visibility-poll-fraction must be within 0..0.5");
   if (opt.probes > 0 && opt.verify_only) throw po::error("--visibility-probes sends: not with --verify-only");
 }
 
@@ -370,6 +379,7 @@ std::unique_ptr<VisibilityProbe> start_probe(const Options& opt,
   c.condition_id = new_probe_condition();
   c.rate = opt.probes;
   c.poll_pause = std::chrono::microseconds(opt.probe_poll_us);
+  c.poll_fraction = opt.probe_poll_fraction;
   c.give_up_after = millis(opt.give_up_after);
   c.timeout = millis(opt.verify_timeout);
   auto probe = std::make_unique<VisibilityProbe>(std::move(c));

@@ -6,9 +6,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include <pqxx/pqxx>
 #include <simdjson.h>
 
+#include "daemon/loadgen/loadgen_probe.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
@@ -280,13 +283,50 @@ TEST_F(LoadgenTest, VisibilityProbesAreSeenFromAnotherSessionAndTimed) {
   EXPECT_NE(text.output.find("visibility  20 probes/s"), std::string::npos) << text.output;
 }
 
+// Probes kept from becoming visible (the writer waits on a SHARE lock this test holds; the poller
+// can still read) for the same time twice: a fixed pause polls all along, the default pause grows
+// with the wait (3 % of it), so the same wait costs a fraction of the polls.
+TEST_F(LoadgenTest, ALongWaitForAProbeCostsFewPolls) {
+  auto polls_while_held = [&](const std::string& fraction) {
+    pqxx::connection locker(tdb_.url());
+    pqxx::work lock(locker);
+    lock.exec0("LOCK TABLE polymarket_trades IN SHARE MODE");
+    Loadgen load(daemon_.dir(), base({"--rate", "20", "--duration", "0.3", "--visibility-probes", "10",
+                                      "--visibility-poll-fraction", fraction}));
+    std::this_thread::sleep_for(1500ms);  // the wait being measured, not a synchronisation
+    lock.commit();
+    const auto r = load.wait();
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    const Json j(r.json);
+    EXPECT_EQ(j.num({"visible_ms", "missing"}), 0);
+    EXPECT_GT(j.num({"visible_ms", "count"}), 0) << "probes seen";
+    EXPECT_GE(j.num({"visible_ms", "p50"}), 500) << "the probes waited for the lock";
+    EXPECT_DOUBLE_EQ(j.num({"visible_ms", "poll_fraction"}), std::stod(fraction));
+    return j.num({"visible_ms", "polls"});
+  };
+  const double fixed = polls_while_held("0");
+  const double growing = polls_while_held("0.03");
+  EXPECT_GT(fixed, 4 * growing) << "fixed pause: " << fixed << " polls, growing: " << growing;
+  EXPECT_GT(growing, 10) << "it still polls while it waits";
+}
+
+TEST(LoadgenProbe, ThePollPauseIsAFractionOfTheWaitAndAtLeastTheFloor) {
+  using loadgen::next_poll_pause;
+  EXPECT_EQ(next_poll_pause(0ns, 200us, 0.03), 200us);
+  EXPECT_EQ(next_poll_pause(5ms, 200us, 0.03), 200us);  // 150 us: the floor
+  EXPECT_EQ(next_poll_pause(100ms, 200us, 0.03), 3ms);
+  EXPECT_EQ(next_poll_pause(2s, 200us, 0.03), 60ms);
+  EXPECT_EQ(next_poll_pause(100ms, 200us, 0), 200us);  // 0: a fixed pause
+  EXPECT_EQ(next_poll_pause(100ms, 0us, 0), 0ns);
+}
+
 TEST(LoadgenCli, HelpAndUsageErrors) {
   const std::string dir = make_temp_dir("pm_loadgen_cli");
   auto r = run_loadgen(dir, {"--help"});
   EXPECT_EQ(r.exit_code, 0);
   for (const char* option : {"--socket", "--rate", "--duration", "--count", "--connections", "--triggers", "--dup-ratio",
                              "--conditions", "--seed", "--input", "--json", "--verify", "--database-url",
-                             "--visibility-probes", "--visibility-poll-us"})
+                             "--visibility-probes", "--visibility-poll-us", "--visibility-poll-fraction"})
     EXPECT_NE(r.output.find(option), std::string::npos) << option;
   r = run_loadgen(dir, {"--socket", dir + "/none.sock"});
   EXPECT_EQ(r.exit_code, 2) << r.output;  // no stop condition
@@ -294,6 +334,9 @@ TEST(LoadgenCli, HelpAndUsageErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_loadgen(dir, {"--count", "1", "--visibility-probes", "-1", "--database-url", "postgresql://x/y"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
+  r = run_loadgen(dir, {"--count", "1", "--visibility-poll-fraction", "0.6"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--visibility-poll-fraction must be within 0..0.5"), std::string::npos) << r.output;
   r = run_loadgen(dir, {"--count", "10", "--socket", dir + "/none.sock", "--give-up-after", "0.3", "--quiet"});
   EXPECT_EQ(r.exit_code, 1) << r.output;  // nothing answers: gives up, says so
   EXPECT_NE(r.output.find("never acknowledged"), std::string::npos) << r.output;
