@@ -14,12 +14,12 @@
 //   polls, while a probe handed to the sender is not seen yet (idle otherwise, so that the
 //   measurement loads PostgreSQL only while there is something to see). The pause grows with the
 //   wait: `poll_fraction` of how long the oldest unseen probe has waited since its first write
-//   (0 before), never less than `poll_pause` (next_poll_pause). A probe's visible time is the start of the first poll that
-//   returned it.
+//   (0 before), never less than `poll_pause` (next_poll_pause). A probe's visible time is the
+//   start of the first poll that returned it.
 // - Visible latency = visible time - first write, clamped at 0; its precision is one poll period
 //   (poll_period_ms in the report: the mean time between the starts of two consecutive polls),
 //   and at any moment at most poll_pause or poll_fraction of the latency being measured,
-//   whichever is larger, plus one round trip. So a wait of 100 ms costs ~30 polls, not 500, and
+//   whichever is larger, plus one round trip. So a wait of 100 ms costs ~100 polls, not ~250, and
 //   the poller's own load on the machine (its backend and its thread, ~9 % of two cores at a
 //   fixed 0.2 ms under a load that keeps probes waiting) stays small beside what it measures.
 // - finish() (or the deadline given to start()) ends the sending; finish() waits for the
