@@ -6,10 +6,10 @@ namespace pm {
 
 namespace {
 
-void call_lock(pqxx::transaction_base& tx, const char* function, AdvisoryKey key, std::string_view also_select = {}) {
+std::string lock_sql(const char* function, AdvisoryKey key, std::string_view also_select = {}) {
   std::string sql = "SELECT ";
   if (!also_select.empty()) sql.append(also_select).append(", ");
-  tx.exec1(sql + function + "(" + std::to_string(key.lock_class) + ", " + std::to_string(key.number) + ")");
+  return sql + function + "(" + std::to_string(key.lock_class) + ", " + std::to_string(key.number) + ")";
 }
 
 }  // namespace
@@ -18,10 +18,14 @@ AdvisoryKey advisory_key(std::int32_t lock_class, std::uint64_t seq) {
   return AdvisoryKey{lock_class, static_cast<std::int32_t>(seq & 0x7fffffff)};
 }
 
-void lock_exclusive(pqxx::transaction_base& tx, AdvisoryKey key, std::string_view also_select) {
-  call_lock(tx, "pg_advisory_xact_lock", key, also_select);
+std::string lock_exclusive_sql(AdvisoryKey key, std::string_view also_select) {
+  return lock_sql("pg_advisory_xact_lock", key, also_select);
 }
 
-void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key) { call_lock(tx, "pg_advisory_xact_lock_shared", key); }
+void lock_exclusive(pqxx::transaction_base& tx, AdvisoryKey key, std::string_view also_select) {
+  tx.exec1(lock_exclusive_sql(key, also_select));
+}
+
+void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key) { tx.exec1(lock_sql("pg_advisory_xact_lock_shared", key)); }
 
 }  // namespace pm

@@ -4,6 +4,7 @@
 // Used by the ingest writer's lanes to make a batch wait for the one before it inside PostgreSQL.
 // Any thread, on its own transaction.
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <pqxx/transaction_base>
@@ -22,6 +23,8 @@ AdvisoryKey advisory_key(std::int32_t lock_class, std::uint64_t seq);
 // empty: SQL expressions the same statement selects first (one round trip for both; e.g. a
 // set_config of this transaction).
 void lock_exclusive(pqxx::transaction_base& tx, AdvisoryKey key, std::string_view also_select = {});
+// That statement's text, for a caller that sends it with others (OwedStatements).
+std::string lock_exclusive_sql(AdvisoryKey key, std::string_view also_select = {});
 // pg_advisory_xact_lock_shared: blocks while another transaction holds `key` exclusively.
 void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key);
 

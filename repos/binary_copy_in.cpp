@@ -1,5 +1,6 @@
 #include "repos/binary_copy_in.h"
 
+#include "repos/raw_connection.h"
 #include "repos/real_range.h"
 
 #include <libpq-fe.h>
@@ -11,7 +12,6 @@
 #include <limits>
 
 #include <pqxx/except>
-#include <pqxx/largeobject>
 
 namespace pm {
 
@@ -19,24 +19,6 @@ namespace {
 
 constexpr std::size_t kBlockBytes = 256 * 1024;
 constexpr char kSignature[] = "PGCOPY\n\377\r\n";  // 11 bytes with its NUL
-
-// libpqxx keeps a transaction's PGconn to itself; pqxx::largeobject hands it to subclasses, and
-// the COPY data goes through it.
-struct ConnectionOf : private pqxx::largeobject {
-  static pg_conn* of(const pqxx::dbtransaction& tx) { return pqxx::largeobject::raw_connection(tx); }
-};
-
-// The libpqxx exception a statement failing with `sqlstate` would have thrown.
-[[noreturn]] void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate) {
-  const char* state = sqlstate.c_str();
-  if (sqlstate == "23505") throw pqxx::unique_violation(message, query, state);
-  if (sqlstate == "23503") throw pqxx::foreign_key_violation(message, query, state);
-  if (sqlstate == "23502") throw pqxx::not_null_violation(message, query, state);
-  if (sqlstate == "23514") throw pqxx::check_violation(message, query, state);
-  if (sqlstate.rfind("23", 0) == 0) throw pqxx::integrity_constraint_violation(message, query, state);
-  if (sqlstate.rfind("22", 0) == 0) throw pqxx::data_exception(message, query, state);
-  throw pqxx::sql_error(message, query, state);
-}
 
 // Reads the connection's remaining results. A result still in COPY state means libpq could not end
 // the COPY (the connection is unusable): stop there rather than loop; the caller throws
@@ -51,15 +33,21 @@ void drain(pg_conn* conn) {
 
 }  // namespace
 
-BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns)
-    : conn_(ConnectionOf::of(tx)) {
+BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns,
+                           OwedStatements* owed)
+    : conn_(raw_connection(tx)) {
   query_ = "COPY " + table + " (";
   for (std::size_t i = 0; i < columns.size(); ++i) query_ += (i ? ", " : "") + tx.quote_name(columns[i]);
   query_ += ") FROM STDIN (FORMAT binary)";
   // Through libpqxx, as its own table writer does: that opens the transaction (and a savepoint's
   // SAVEPOINT, which libpqxx sends only with a statement's first use) before the data flows, and
   // reports a refused statement as any other. The server is then waiting for COPY data.
-  tx.exec(query_);
+  if (owed != nullptr && !owed->empty()) {
+    tx.exec(owed->prefix() + query_);
+    owed->ran();
+  } else {
+    tx.exec(query_);
+  }
   open_ = true;
   buffer_.reserve(kBlockBytes + 4096);
   buffer_.append(kSignature, sizeof kSignature);  // the signature and its terminating NUL

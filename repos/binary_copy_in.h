@@ -14,6 +14,8 @@
 // - Destroying an incomplete copy ends it with an error: the server rolls the statement back and
 //   the transaction is aborted, as after any failed statement. The connection is left with no
 //   command in progress, so libpqxx can roll back.
+// - `owed` (optional): statements the transaction owes (OwedStatements), sent in front of the COPY
+//   in the same query; they have run once the constructor returns.
 // - Single-threaded, like its transaction; nothing else may use the transaction until
 //   complete() returns or the object is destroyed.
 #include <cstdint>
@@ -23,13 +25,16 @@
 
 #include <pqxx/dbtransaction>
 
+#include "repos/owed_statements.h"
+
 struct pg_conn;
 
 namespace pm {
 
 class BinaryCopyIn {
  public:
-  BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns);
+  BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, const std::vector<std::string>& columns,
+               OwedStatements* owed = nullptr);
   ~BinaryCopyIn();
   BinaryCopyIn(const BinaryCopyIn&) = delete;
   BinaryCopyIn& operator=(const BinaryCopyIn&) = delete;

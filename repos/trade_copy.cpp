@@ -69,8 +69,8 @@ void write_binary_row(BinaryCopyIn& copy, const TradeRow& row) {
 }  // namespace
 
 void copy_trade_rows(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
-                     std::span<const std::size_t> which) {
-  BinaryCopyIn copy(tx, table, trade_column_names());
+                     std::span<const std::size_t> which, OwedStatements* owed) {
+  BinaryCopyIn copy(tx, table, trade_column_names(), owed);
   for (std::size_t i : which) write_binary_row(copy, rows[i]);
   copy.complete();
 }

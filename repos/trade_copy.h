@@ -6,7 +6,8 @@
 // - autocommit (pqxx::nontransaction): text COPY, sent in blocks of rows.
 // Either copies rows[which[0]], rows[which[1]], ... in that order, as one statement (all or
 // nothing), and throws what BinaryCopyIn / CopyIn throw (the server's SQLSTATE kept). No
-// allocation per row beyond the send buffer. Single-threaded, like the transaction.
+// allocation per row beyond the send buffer. Single-threaded, like the transaction. `owed`: what the
+// transaction owes (OwedStatements), sent in front of the binary COPY in the same query.
 #include <cstddef>
 #include <span>
 #include <string>
@@ -14,12 +15,13 @@
 #include <pqxx/dbtransaction>
 #include <pqxx/nontransaction>
 
+#include "repos/owed_statements.h"
 #include "repos/trade_row.h"
 
 namespace pm {
 
 void copy_trade_rows(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
-                     std::span<const std::size_t> which);
+                     std::span<const std::size_t> which, OwedStatements* owed = nullptr);
 void copy_trade_rows(pqxx::nontransaction& tx, const std::string& table, std::span<const TradeRow> rows,
                      std::span<const std::size_t> which);
 

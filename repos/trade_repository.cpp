@@ -5,9 +5,10 @@
 #include <string_view>
 #include <unordered_map>
 
-#include <pqxx/subtransaction>
+#include <stdexcept>
 
 #include "repos/util/clock.h"
+#include "repos/owed_statements.h"
 #include "repos/pg_array.h"
 #include "repos/rows.h"
 #include "repos/trade_copy.h"
@@ -103,8 +104,12 @@ std::vector<std::size_t> in_key_order(std::span<const TradeRow> rows, std::span<
 
 // COPY of rows[which] in key order into `table` (polymarket_trades or the staging table): binary in
 // a transaction, text in autocommit (copy_trade_rows' overloads, by the type of tx).
-template <class Tx>
-void copy_rows(Tx& tx, const std::string& table, std::span<const TradeRow> rows, std::span<const std::size_t> which) {
+void copy_rows(pqxx::dbtransaction& tx, const std::string& table, std::span<const TradeRow> rows,
+               std::span<const std::size_t> which, OwedStatements* owed = nullptr) {
+  copy_trade_rows(tx, table, rows, in_key_order(rows, which), owed);
+}
+void copy_rows(pqxx::nontransaction& tx, const std::string& table, std::span<const TradeRow> rows,
+               std::span<const std::size_t> which) {
   copy_trade_rows(tx, table, rows, in_key_order(rows, which));
 }
 
@@ -123,7 +128,9 @@ std::vector<std::size_t> not_stored(pqxx::transaction_base& tx, std::span<const 
 // staging table would be empty again by the next statement: look up, then one COPY of the rest,
 // which is all or nothing by itself; a concurrent writer's key only makes it look up again.
 // Returns the indices inserted. `probe` does not apply: the keys are always looked up first.
-std::vector<std::size_t> insert_new_rows(pqxx::nontransaction& tx, std::span<const TradeRow> all, DuplicateProbe) {
+std::vector<std::size_t> insert_new_rows(pqxx::nontransaction& tx, std::span<const TradeRow> all, DuplicateProbe,
+                                         OwedStatements& owed) {
+  owed.flush(tx);
   const std::vector<std::size_t> rows = first_of_each_key(all);
   for (int attempt = 1;; ++attempt) {
     const std::vector<std::size_t> fresh = not_stored(tx, all, rows);
@@ -156,20 +163,27 @@ std::vector<std::size_t> insert_through_stage(pqxx::dbtransaction& tx, std::span
 // The transaction route (this repository's own transaction or a caller's). Fast path: COPY
 // straight into the table, leaving out the keys already stored. Either look them up first, or
 // (duplicates rare) COPY everything and look them up only when the primary key refuses a row. A
-// savepoint undoes a refused COPY. If a concurrent writer stores one of the keys after the
-// look-up, the staging path handles the batch instead. Returns the indices inserted, ascending.
-std::vector<std::size_t> insert_new_rows(pqxx::dbtransaction& tx, std::span<const TradeRow> all, DuplicateProbe probe) {
+// savepoint undoes a refused COPY: its SAVEPOINT travels with the COPY (with whatever else `owed`
+// holds) and its RELEASE is left owed, so a caller that carries it on spares both round trips. If
+// a concurrent writer stores one of the keys after the look-up, the staging path handles the batch
+// instead. Returns the indices inserted, ascending.
+constexpr const char* kCopySavepoint = "pm_trades_copy";
+
+std::vector<std::size_t> insert_new_rows(pqxx::dbtransaction& tx, std::span<const TradeRow> all, DuplicateProbe probe,
+                                         OwedStatements& owed) {
   const std::vector<std::size_t> rows = first_of_each_key(all);
   for (bool probed = probe == DuplicateProbe::First;; probed = true) {
+    if (probed) owed.flush(tx);  // the look-up has parameters: it cannot carry them
     const std::vector<std::size_t> fresh = probed ? not_stored(tx, all, rows) : rows;
     try {
       if (!fresh.empty()) {
-        pqxx::subtransaction savepoint(tx, "pm_trades_copy");
-        copy_rows(savepoint, "polymarket_trades", all, fresh);
-        savepoint.commit();
+        owed.add(std::string("SAVEPOINT ") + kCopySavepoint);
+        copy_rows(tx, "polymarket_trades", all, fresh, &owed);
+        owed.add(std::string("RELEASE SAVEPOINT ") + kCopySavepoint);
       }
       return fresh;
     } catch (const pqxx::unique_violation&) {
+      tx.exec(std::string("ROLLBACK TO SAVEPOINT ") + kCopySavepoint + "; RELEASE SAVEPOINT " + kCopySavepoint);
       if (probed) break;
     }
   }
@@ -181,12 +195,16 @@ const WatermarkUpsert& trade_watermarks() {
   return upsert;
 }
 
-// trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
-// rows[which]; rows that would not advance are left alone rather than rewritten. With
-// `written_at_ms` (one per row), updated_at is that of the first row holding the condition's newest
-// timestamp (formatted only for those rows); else now.
-std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
-                                     std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms) {
+// The arrays of the trade_watermarks upsert for rows[which]: each condition's newest timestamp and,
+// with `written_at_ms` (one per row), the updated_at of the first row holding it (formatted only
+// for those rows). `conditions` is empty when no row has a timestamp.
+struct WatermarkArrays {
+  PgArray conditions, timestamps, updated_at;
+  bool empty = true;
+};
+
+WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<const std::size_t> which,
+                                     std::span<const std::int64_t> written_at_ms) {
   std::unordered_map<ConditionKey, std::size_t, ConditionKeyHash> newest;  // condition -> row
   for (std::size_t i : which) {
     const TradeRow& t = rows[i];
@@ -194,15 +212,25 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const
     auto [it, fresh] = newest.emplace(ConditionKey::of(t), i);
     if (!fresh && *t.timestamp > *rows[it->second].timestamp) it->second = i;
   }
-  if (newest.empty()) return 0;
-  PgArray conditions, timestamps, updated_at;
+  WatermarkArrays out;
+  out.empty = newest.empty();
   for (const auto& [condition, i] : newest) {
-    conditions.add_text(condition.id);
-    timestamps.add_integer(*rows[i].timestamp);
-    if (!written_at_ms.empty()) updated_at.add_text(format_iso_ms(written_at_ms[i]));
+    out.conditions.add_text(condition.id);
+    out.timestamps.add_integer(*rows[i].timestamp);
+    if (!written_at_ms.empty()) out.updated_at.add_text(format_iso_ms(written_at_ms[i]));
   }
-  if (written_at_ms.empty()) return trade_watermarks().many(tx, conditions, timestamps);
-  return trade_watermarks().many(tx, conditions, timestamps, updated_at);
+  return out;
+}
+
+// trade_watermarks moved forward (GREATEST) to the newest timestamp per condition among
+// rows[which]; rows that would not advance are left alone rather than rewritten. updated_at as in
+// newest_per_condition, or now without `written_at_ms`.
+std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
+                                     std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms) {
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms);
+  if (marks.empty) return 0;
+  if (written_at_ms.empty()) return trade_watermarks().many(tx, marks.conditions, marks.timestamps);
+  return trade_watermarks().many(tx, marks.conditions, marks.timestamps, marks.updated_at);
 }
 
 // Throws TimestampUnitError unless the row's timestamp is NULL or of `unit`'s size.
@@ -256,7 +284,29 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
   require_units(all, unit_);
-  return bulk([&](auto& tx) { return insert_new_rows(tx, all, probe); });
+  return bulk([&](auto& tx) {
+    OwedStatements owed;
+    auto inserted = insert_new_rows(tx, all, probe, owed);
+    owed.flush(tx);
+    return inserted;
+  });
+}
+
+std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe,
+                                                      OwedStatements& owed) const {
+  if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::insert_rows with owed statements needs a caller's transaction");
+  if (all.empty()) return {};
+  require_units(all, unit_);
+  return insert_new_rows(*in_tx_, all, probe, owed);
+}
+
+std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows, std::span<const std::size_t> which,
+                                                 std::span<const std::int64_t> written_at_ms) const {
+  if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::watermark_statement needs a caller's transaction");
+  if (written_at_ms.size() != rows.size()) throw std::invalid_argument("watermark_statement: one arrival time per row");
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms);
+  if (marks.empty) return {};
+  return trade_watermarks().many_statement(*in_tx_, marks.conditions, marks.timestamps, marks.updated_at);
 }
 
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,

@@ -26,6 +26,7 @@
 
 #include "repos/db_target.h"
 #include "repos/models.h"
+#include "repos/owed_statements.h"
 #include "repos/repo_support.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trade_row.h"
@@ -78,6 +79,16 @@ class TradeRepository {
   // arrival time, so a replay of its log writes the same rows); empty: now.
   std::size_t advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
                                  std::span<const std::int64_t> written_at_ms = {}) const;
+
+  // The same two steps sparing round trips, for a writer on a caller's transaction (std::logic_error
+  // on any other route). insert_rows sends what `owed` holds in front of its COPY and leaves the
+  // RELEASE of its savepoint owed. watermark_statement is advance_watermarks' statement as SQL
+  // text with its values inline (written_at_ms: one per row), for exec_together, whose affected
+  // rows for it are what advance_watermarks would return; empty when it would write nothing.
+  std::vector<std::size_t> insert_rows(std::span<const TradeRow> rows, DuplicateProbe probe,
+                                       OwedStatements& owed) const;
+  std::string watermark_statement(std::span<const TradeRow> rows, std::span<const std::size_t> which,
+                                  std::span<const std::int64_t> written_at_ms) const;
 
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 

@@ -4,17 +4,23 @@
 
 namespace pm {
 
-WatermarkUpsert::WatermarkUpsert(const std::string& table, const std::string& key_column, const std::string& key_type) {
-  const std::string insert = "INSERT INTO " + table + " (" + key_column + ", last_timestamp, updated_at)\n";
+WatermarkUpsert::WatermarkUpsert(const std::string& table, const std::string& key_column, const std::string& key_type)
+    : key_type_(key_type) {
+  insert_ = "INSERT INTO " + table + " (" + key_column + ", last_timestamp, updated_at)\n";
   const std::string upsert = "ON CONFLICT (" + key_column + ") DO UPDATE\n"
                              "  SET last_timestamp = GREATEST(" + table + ".last_timestamp, EXCLUDED.last_timestamp),\n"
                              "      updated_at = EXCLUDED.updated_at\n";
-  one_sql_ = insert + "VALUES ($1::" + key_type + ", $2, $3)\n" + upsert + "RETURNING *";
-  const std::string forward_only = "  WHERE " + table + ".last_timestamp < EXCLUDED.last_timestamp";
-  many_sql_ = insert + "SELECT k, ts, $3 FROM unnest($1::" + key_type + "[], $2::bigint[]) AS w(k, ts) ORDER BY k\n" +
-              upsert + forward_only;
-  many_each_sql_ = insert + "SELECT k, ts, u FROM unnest($1::" + key_type + "[], $2::bigint[], $3::text[]) AS w(k, ts, u) ORDER BY k\n" +
-                   upsert + forward_only;
+  one_sql_ = insert_ + "VALUES ($1::" + key_type + ", $2, $3)\n" + upsert + "RETURNING *";
+  forward_only_ = upsert + "  WHERE " + table + ".last_timestamp < EXCLUDED.last_timestamp";
+  many_sql_ = insert_ + "SELECT k, ts, $3 FROM unnest($1::" + key_type + "[], $2::bigint[]) AS w(k, ts) ORDER BY k\n" +
+              forward_only_;
+  many_each_sql_ = many_each("$1", "$2", "$3");
+}
+
+std::string WatermarkUpsert::many_each(const std::string& keys, const std::string& timestamps,
+                                       const std::string& updated_at) const {
+  return insert_ + "SELECT k, ts, u FROM unnest(" + keys + "::" + key_type_ + "[], " + timestamps + "::bigint[], " +
+         updated_at + "::text[]) AS w(k, ts, u) ORDER BY k\n" + forward_only_;
 }
 
 pqxx::row WatermarkUpsert::one(pqxx::transaction_base& tx, const std::string& key, std::int64_t timestamp) const {
@@ -32,6 +38,11 @@ std::size_t WatermarkUpsert::many(pqxx::transaction_base& tx, const PgArray& key
 std::size_t WatermarkUpsert::many(pqxx::transaction_base& tx, const PgArray& keys, const PgArray& timestamps,
                                   const PgArray& updated_at) const {
   return tx.exec_params(many_each_sql_, keys.str(), timestamps.str(), updated_at.str()).affected_rows();
+}
+
+std::string WatermarkUpsert::many_statement(const pqxx::transaction_base& tx, const PgArray& keys,
+                                            const PgArray& timestamps, const PgArray& updated_at) const {
+  return many_each(tx.quote(keys.str()), tx.quote(timestamps.str()), tx.quote(updated_at.str()));
 }
 
 }  // namespace pm

@@ -36,8 +36,18 @@ class WatermarkUpsert {
   // (the arrival time of the event that moved the watermark), so a replay writes the same rows.
   std::size_t many(pqxx::transaction_base& tx, const PgArray& keys, const PgArray& timestamps,
                    const PgArray& updated_at) const;
+  // That statement as SQL text with the arrays inline (quoted by tx), for a caller that sends it
+  // with others in one query (exec_together); its affected rows are the count many() returns.
+  std::string many_statement(const pqxx::transaction_base& tx, const PgArray& keys, const PgArray& timestamps,
+                             const PgArray& updated_at) const;
 
  private:
+  // The many-keys statement with updated_at per key, given its three array expressions.
+  std::string many_each(const std::string& keys, const std::string& timestamps, const std::string& updated_at) const;
+
+  std::string key_type_;
+  std::string insert_;        // INSERT INTO table (columns)
+  std::string forward_only_;  // ON CONFLICT ... DO UPDATE ... WHERE it moves forward
   std::string one_sql_;
   std::string many_sql_;
   std::string many_each_sql_;

@@ -50,14 +50,17 @@ std::vector<TradeRow> BatchApplier::trade_rows(std::span<const QueuedEvent> even
   return rows;
 }
 
-TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow> rows,
-                                       DuplicateProbe probe, std::span<const TradeKeySet* const> in_flight) const {
+TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
+                                       std::span<const TradeKeySet* const> in_flight, OwedStatements* owed) const {
   TradeStage stage;
   stage.trades = rows.size();
   if (rows.empty()) return stage;
-  TradeRepository trades(tx, unit_);
+  const TradeRepository trades(tx, unit_);
+  const auto insert = [&](std::span<const TradeRow> r) {
+    return owed != nullptr ? trades.insert_rows(r, probe, *owed) : trades.insert_rows(r, probe);
+  };
   if (in_flight.empty()) {
-    stage.inserted = trades.insert_rows(rows, probe);
+    stage.inserted = insert(rows);
     return stage;
   }
   std::vector<TradeRow> candidates;
@@ -71,7 +74,7 @@ TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow
     candidates.push_back(rows[i]);
     origin.push_back(i);
   }
-  for (std::size_t k : trades.insert_rows(candidates, probe)) stage.inserted.push_back(origin[k]);
+  for (std::size_t k : insert(candidates)) stage.inserted.push_back(origin[k]);
   return stage;
 }
 
@@ -80,6 +83,11 @@ namespace {
 std::string arrival_iso(const QueuedEvent& q) { return format_iso_ms(q.event.received_ms); }
 
 // Each trade row's arrival time (epoch ms), in row order (the batch's trades in log order).
+bool has_triggers(std::span<const QueuedEvent> events) {
+  return std::any_of(events.begin(), events.end(),
+                     [](const QueuedEvent& q) { return std::holds_alternative<TriggerEvent>(q.event.body); });
+}
+
 std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
   std::vector<std::int64_t> out;
   out.reserve(events.size());
@@ -91,17 +99,30 @@ std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
 }  // namespace
 
 // Every time written here comes from the events (their arrival), never from the clock, so a replay
-// of the log (pm-ingestctl replay) writes the same rows.
-BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events,
-                                 std::span<const TradeRow> rows, const TradeStage& stage) const {
+// of the log (pm-ingestctl replay) writes the same rows. The trade watermarks and the checkpoint go
+// in one query, with what `owed` holds in front of them.
+BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
+                                 const TradeStage& stage, OwedStatements* owed) const {
+  OwedStatements none;
+  OwedStatements& before = owed != nullptr ? *owed : none;
   BatchCounts counts;
   for (const auto& q : events) counts.newest_event_ms = std::max(counts.newest_event_ms, q.event.event_time_ms());
   counts.trades = stage.trades;
   counts.trades_inserted = stage.inserted.size();
-  if (!stage.inserted.empty())
-    counts.trade_watermarks = TradeRepository(tx, unit_).advance_watermarks(rows, stage.inserted, trade_arrivals(events));
-  record_triggers(tx, events, counts);
-  save_checkpoint(tx, events.back(), events.size());
+  if (has_triggers(events)) {
+    before.flush(tx);  // the triggers' statements have parameters
+    record_triggers(tx, events, counts);
+  }
+  std::vector<std::string> statements;
+  if (!stage.inserted.empty()) {
+    std::string marks = TradeRepository(tx, unit_).watermark_statement(rows, stage.inserted, trade_arrivals(events));
+    if (!marks.empty()) statements.push_back(std::move(marks));
+  }
+  const IngestCheckpoint checkpoint = checkpoint_at(events.back(), events.size());
+  statements.push_back(IngestCheckpointRepository::save_statement(tx, checkpoint));
+  const std::vector<std::uint64_t> affected = exec_together(tx, before, statements);
+  if (statements.size() == 2) counts.trade_watermarks = affected.front();
+  IngestCheckpointRepository::check_saved(checkpoint, affected.back());
   return counts;
 }
 
@@ -148,13 +169,13 @@ BatchCounts BatchApplier::dead_letter(Transaction& tx, const QueuedEvent& event,
   letter.error = error;
   if (!sqlstate.empty()) letter.sqlstate = sqlstate;
   DeadLetterRepository(tx).add(letter);
-  save_checkpoint(tx, event, 1);
+  IngestCheckpointRepository(tx).save(checkpoint_at(event, 1));
   BatchCounts counts;
   counts.dead_lettered = 1;
   return counts;
 }
 
-void BatchApplier::save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const {
+IngestCheckpoint BatchApplier::checkpoint_at(const QueuedEvent& last, std::size_t events) const {
   IngestCheckpoint c;
   c.instance_id = instance_id_;
   c.log_id = log_id_;
@@ -163,7 +184,7 @@ void BatchApplier::save_checkpoint(Transaction& tx, const QueuedEvent& last, std
   c.segment_offset = static_cast<std::int64_t>(last.end.offset);
   c.log_offset = static_cast<std::int64_t>(last.end.log_offset);
   c.applied_events = static_cast<std::int64_t>(events);
-  IngestCheckpointRepository(tx).save(c);
+  return c;
 }
 
 }  // namespace pm

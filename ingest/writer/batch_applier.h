@@ -12,8 +12,10 @@
 #include <string>
 
 #include "repos/database.h"
+#include "repos/owed_statements.h"
 
 #include "ingest/events/event_queue.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/trade_key_set.h"
 #include "repos/trade_row.h"
 #include "repos/timestamp_unit.h"
@@ -54,19 +56,23 @@ class BatchApplier {
   // Step one: the batch's trade rows into polymarket_trades. A row whose key is in one of
   // `in_flight` (the key sets of earlier batches not yet committed) is a duplicate of that earlier
   // trade and is left out. Takes no locks an earlier batch's finish() could wait on.
+  // `owed` (optional): statements the transaction owes (OwedStatements), sent in front of the COPY;
+  // the COPY's savepoint release is then left owed.
   TradeStage insert_trades(Transaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
-                           std::span<const TradeKeySet* const> in_flight = {}) const;
-  // Step two: trade watermarks for the inserted rows, the triggers (G2 claims, in log order), trigger
-  // watermarks and the checkpoint. `rows` and `stage` are the same batch's.
+                           std::span<const TradeKeySet* const> in_flight = {}, OwedStatements* owed = nullptr) const;
+  // Step two: the triggers (G2 claims, in log order) and trigger watermarks, then the trade
+  // watermarks for the inserted rows and the checkpoint, those two in one query with what `owed`
+  // holds in front. `rows` and `stage` are the same batch's.
   BatchCounts finish(Transaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
-                     const TradeStage& stage) const;
+                     const TradeStage& stage, OwedStatements* owed = nullptr) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
   BatchCounts dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
                           const std::string& sqlstate) const;
 
  private:
-  void save_checkpoint(Transaction& tx, const QueuedEvent& last, std::size_t events) const;
+  // This instance's checkpoint just past `last`, covering `events` events.
+  IngestCheckpoint checkpoint_at(const QueuedEvent& last, std::size_t events) const;
   void record_triggers(Transaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const;
   std::string instance_id_;
   std::string log_id_;

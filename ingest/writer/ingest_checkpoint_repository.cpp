@@ -24,23 +24,28 @@ std::optional<IngestCheckpoint> IngestCheckpointRepository::get(const std::strin
   });
 }
 
+std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& c) {
+  return R"(INSERT INTO pm_ingest_checkpoints
+         (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at)
+       VALUES ()" + tx.quote(c.instance_id) + ", " + tx.quote(c.log_id) + ", " + std::to_string(c.lsn) + ", " +
+         std::to_string(c.segment) + ", " + std::to_string(c.segment_offset) + ", " + std::to_string(c.log_offset) +
+         ", " + std::to_string(c.applied_events) + ", " + tx.quote(now_iso()) + R"()
+       ON CONFLICT (instance_id) DO UPDATE
+         SET lsn = EXCLUDED.lsn, segment = EXCLUDED.segment, segment_offset = EXCLUDED.segment_offset,
+             log_offset = EXCLUDED.log_offset,
+             applied_events = pm_ingest_checkpoints.applied_events + EXCLUDED.applied_events,
+             updated_at = EXCLUDED.updated_at
+         WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)";
+}
+
+void IngestCheckpointRepository::check_saved(const IngestCheckpoint& c, std::uint64_t affected_rows) {
+  if (affected_rows != 1)
+    throw CheckpointConflict("checkpoint of instance '" + c.instance_id + "' was not advanced to lsn " +
+                             std::to_string(c.lsn) + ": the stored one is newer or belongs to another log");
+}
+
 void IngestCheckpointRepository::save(const IngestCheckpoint& c) const {
-  target_.run([&](pqxx::transaction_base& tx) {
-    auto r = tx.exec_params(
-        R"(INSERT INTO pm_ingest_checkpoints
-             (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (instance_id) DO UPDATE
-             SET lsn = EXCLUDED.lsn, segment = EXCLUDED.segment, segment_offset = EXCLUDED.segment_offset,
-                 log_offset = EXCLUDED.log_offset,
-                 applied_events = pm_ingest_checkpoints.applied_events + EXCLUDED.applied_events,
-                 updated_at = EXCLUDED.updated_at
-             WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)",
-        c.instance_id, c.log_id, c.lsn, c.segment, c.segment_offset, c.log_offset, c.applied_events, now_iso());
-    if (r.affected_rows() != 1)
-      throw CheckpointConflict("checkpoint of instance '" + c.instance_id + "' was not advanced to lsn " +
-                               std::to_string(c.lsn) + ": the stored one is newer or belongs to another log");
-  });
+  target_.run([&](pqxx::transaction_base& tx) { check_saved(c, tx.exec(save_statement(tx, c)).affected_rows()); });
 }
 
 bool IngestCheckpointRepository::reset(const std::string& instance_id) const {

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <pqxx/transaction_base>
+
 #include "repos/db_target.h"
 
 namespace pm {
@@ -37,6 +39,11 @@ class IngestCheckpointRepository {
   std::optional<IngestCheckpoint> get(const std::string& instance_id) const;
   // Inserts or advances the row to `checkpoint` (applied_events is added to the stored count).
   void save(const IngestCheckpoint& checkpoint) const;
+  // save() in two halves, for a caller that sends the statement with others (exec_together): its
+  // SQL text with the values inline (quoted by tx), and the check of its affected rows, which
+  // throws CheckpointConflict unless the row moved.
+  static std::string save_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& checkpoint);
+  static void check_saved(const IngestCheckpoint& checkpoint, std::uint64_t affected_rows);
   // Deletes the instance's row (operator reset); true if there was one.
   bool reset(const std::string& instance_id) const;
 

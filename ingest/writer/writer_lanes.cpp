@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 
 #include "repos/advisory_lock.h"
+#include "repos/owed_statements.h"
 #include "repos/util/thread_name.h"
 
 namespace pm {
@@ -147,15 +149,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A batch's first statement, one round trip: how its COMMIT waits (SynchronousCommit), set for
-// this transaction only, and the batch's own advisory lock, which later batches wait on.
-void open_batch(Transaction& tx, SynchronousCommit commit, AdvisoryKey key) {
+// A batch's first statement: how its COMMIT waits (SynchronousCommit), set for this transaction
+// only, and the batch's own advisory lock, which later batches wait on. It is owed, to travel in
+// front of the batch's COPY (one round trip for both); `locked` runs once it has.
+void open_batch(OwedStatements& owed, SynchronousCommit commit, AdvisoryKey key, std::function<void()> locked) {
   const char* commit_mode =
       commit == SynchronousCommit::Off
           ? "set_config('synchronous_commit', 'off', true)"
           // the role's setting, but never off: the commit must wait for the primary's flush
           : "CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END";
-  lock_exclusive(tx, key, commit_mode);
+  owed.add(lock_exclusive_sql(key, commit_mode), std::move(locked));
 }
 
 double seconds_between(Clock::time_point from, Clock::time_point to) {
@@ -191,9 +194,14 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
 std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
-  open_batch(tx, commit_, advisory_key(lock_class_, job.seq));
-  order_.started(job.seq);
-  // What came before is `begin`, the rest of the job's time (run_job).
+  OwedStatements owed;
+  bool locked = false;
+  open_batch(owed, commit_, advisory_key(lock_class_, job.seq), [&] {
+    locked = true;
+    order_.started(job.seq);
+  });
+  // What came before is `begin`, the rest of the job's time (run_job): with the lock owed, that is
+  // the transaction's BEGIN, and `trades` includes taking the lock.
   Clock::time_point mark = Clock::now();  // the end of the phase before
   const auto phase_done = [&mark](double& phase) {
     const auto now = Clock::now();
@@ -205,8 +213,11 @@ std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job
   if (!job.dead_letter) {
     std::vector<const TradeKeySet*> earlier;
     for (const auto& b : job.earlier) earlier.push_back(&b->keys);
-    stage = applier_.insert_trades(tx, batch.rows, job.probe, earlier);
+    stage = applier_.insert_trades(tx, batch.rows, job.probe, earlier, &owed);
   }
+  // No COPY carried the lock (no trades to store): it must be held before waiting for the batch
+  // before, so that a deadlock through another writer shows inside PostgreSQL.
+  if (!locked) owed.flush(tx);
   phase_done(phases.trades);
   // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
   if (order_.predecessor_running(job.seq)) lock_shared(tx, advisory_key(lock_class_, job.seq - 1));
@@ -215,7 +226,7 @@ std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job
   std::optional<BatchCounts> counts =
       job.dead_letter
           ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate)
-          : applier_.finish(tx, batch.events, batch.rows, stage);
+          : applier_.finish(tx, batch.events, batch.rows, stage, &owed);
   phase_done(phases.finish);
   return counts;
 }

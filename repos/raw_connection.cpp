@@ -1,0 +1,30 @@
+#include "repos/raw_connection.h"
+
+#include <pqxx/except>
+#include <pqxx/largeobject>
+
+namespace pm {
+
+namespace {
+
+// libpqxx keeps a transaction's PGconn to itself; pqxx::largeobject hands it to subclasses.
+struct ConnectionOf : private pqxx::largeobject {
+  static pg_conn* of(const pqxx::dbtransaction& tx) { return pqxx::largeobject::raw_connection(tx); }
+};
+
+}  // namespace
+
+pg_conn* raw_connection(const pqxx::dbtransaction& tx) { return ConnectionOf::of(tx); }
+
+void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate) {
+  const char* state = sqlstate.c_str();
+  if (sqlstate == "23505") throw pqxx::unique_violation(message, query, state);
+  if (sqlstate == "23503") throw pqxx::foreign_key_violation(message, query, state);
+  if (sqlstate == "23502") throw pqxx::not_null_violation(message, query, state);
+  if (sqlstate == "23514") throw pqxx::check_violation(message, query, state);
+  if (sqlstate.rfind("23", 0) == 0) throw pqxx::integrity_constraint_violation(message, query, state);
+  if (sqlstate.rfind("22", 0) == 0) throw pqxx::data_exception(message, query, state);
+  throw pqxx::sql_error(message, query, state);
+}
+
+}  // namespace pm

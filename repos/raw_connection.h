@@ -1,0 +1,20 @@
+#pragma once
+// The libpq connection under a libpqxx transaction, for what libpqxx 6.4 cannot do itself (binary
+// COPY; the result of each statement of a query holding several), and the libpqxx exception a
+// statement failing with a given SQLSTATE would have thrown, so callers classify such failures as
+// any other. Whoever uses the connection must leave it with no command in progress.
+#include <string>
+
+#include <pqxx/dbtransaction>
+
+struct pg_conn;
+
+namespace pm {
+
+pg_conn* raw_connection(const pqxx::dbtransaction& tx);
+
+// Throws pqxx::unique_violation, foreign_key_violation, not_null_violation, check_violation,
+// integrity_constraint_violation (other class 23), data_exception (class 22) or sql_error.
+[[noreturn]] void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate);
+
+}  // namespace pm
