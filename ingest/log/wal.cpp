@@ -60,6 +60,9 @@ struct WriteAheadLog::Request {
   const DurableCallback* on_durable;
   AppendStatus status = AppendStatus::Ok;
   bool done = false;
+  // Signalled under mu_ when this request is done or has become the front of the queue: each
+  // appender wakes only for its own news, not for every group that completes ahead of it.
+  std::condition_variable wake{};
 };
 
 // The requests one leader writes at once: formed under mu_, then written without it, then
@@ -411,7 +414,7 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
   std::unique_lock lock(mu_);
   if (halted_) return AppendStatus::IoError;
   queue_.push_back(&self);
-  group_cv_.wait(lock, [&] { return self.done || queue_.front() == &self; });
+  self.wake.wait(lock, [&] { return self.done || queue_.front() == &self; });
   if (self.done) return self.status;
 
   // This thread leads: it writes every request queued so far (up to the group size) at once,
@@ -501,8 +504,9 @@ void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& l
     r->status = group.status;
     r->done = true;
     if (group.status != AppendStatus::Ok) r->out->clear();
+    r->wake.notify_one();
   }
-  group_cv_.notify_all();
+  if (!queue_.empty()) queue_.front()->wake.notify_one();  // the next leader
 }
 
 void WriteAheadLog::run_durable_callbacks(const Group& group) {

