@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <span>
+#include <stdexcept>
 #include <string_view>
 #include <unordered_map>
-
-#include <stdexcept>
 
 #include "repos/util/clock.h"
 #include "repos/owed_statements.h"
@@ -197,7 +196,7 @@ const WatermarkUpsert& trade_watermarks() {
 
 // The arrays of the trade_watermarks upsert for rows[which]: each condition's newest timestamp and,
 // with `written_at_ms` (one per row), the updated_at of the first row holding it (formatted only
-// for those rows). `conditions` is empty when no row has a timestamp.
+// for those rows). `empty` when no row has a timestamp.
 struct WatermarkArrays {
   PgArray conditions, timestamps, updated_at;
   bool empty = true;

@@ -82,12 +82,12 @@ namespace {
 
 std::string arrival_iso(const QueuedEvent& q) { return format_iso_ms(q.event.received_ms); }
 
-// Each trade row's arrival time (epoch ms), in row order (the batch's trades in log order).
 bool has_triggers(std::span<const QueuedEvent> events) {
   return std::any_of(events.begin(), events.end(),
                      [](const QueuedEvent& q) { return std::holds_alternative<TriggerEvent>(q.event.body); });
 }
 
+// Each trade row's arrival time (epoch ms), in row order (the batch's trades in log order).
 std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
   std::vector<std::int64_t> out;
   out.reserve(events.size());
