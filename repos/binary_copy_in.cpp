@@ -42,12 +42,8 @@ BinaryCopyIn::BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table, co
   // Through libpqxx, as its own table writer does: that opens the transaction (and a savepoint's
   // SAVEPOINT, which libpqxx sends only with a statement's first use) before the data flows, and
   // reports a refused statement as any other. The server is then waiting for COPY data.
-  if (owed != nullptr && !owed->empty()) {
-    tx.exec(owed->prefix() + query_);
-    owed->ran();
-  } else {
-    tx.exec(query_);
-  }
+  tx.exec(owed != nullptr ? owed->prefix() + query_ : query_);
+  if (owed != nullptr) owed->ran();
   open_ = true;
   buffer_.reserve(kBlockBytes + 4096);
   buffer_.append(kSignature, sizeof kSignature);  // the signature and its terminating NUL
@@ -137,8 +133,7 @@ std::uint64_t BinaryCopyIn::complete() {
   PQclear(res);
   drain(conn_);
   if (ok) return rows;
-  if (PQstatus(conn_) == CONNECTION_BAD || sqlstate.empty()) throw pqxx::broken_connection(message);
-  throw_sql_error(message, query_, sqlstate);
+  throw_sql_error(conn_, message, query_, sqlstate);
 }
 
 }  // namespace pm

@@ -72,10 +72,7 @@ std::vector<std::uint64_t> exec_together(pqxx::dbtransaction& tx, OwedStatements
   if (PQsendQuery(conn, query.c_str()) != 1) throw pqxx::broken_connection(PQerrorMessage(conn));
   std::optional<Failure> failure;
   std::vector<std::uint64_t> affected = read_results(conn, failure);
-  if (failure) {
-    if (PQstatus(conn) == CONNECTION_BAD || failure->sqlstate.empty()) throw pqxx::broken_connection(failure->message);
-    throw_sql_error(failure->message, query, failure->sqlstate);
-  }
+  if (failure) throw_sql_error(conn, failure->message, query, failure->sqlstate);
   if (affected.size() != owed.size() + statements.size())
     throw pqxx::internal_error("exec_together: " + std::to_string(affected.size()) + " results for " +
                                std::to_string(owed.size() + statements.size()) + " statements");

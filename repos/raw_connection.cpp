@@ -1,5 +1,7 @@
 #include "repos/raw_connection.h"
 
+#include <libpq-fe.h>
+
 #include <pqxx/except>
 #include <pqxx/largeobject>
 
@@ -16,7 +18,8 @@ struct ConnectionOf : private pqxx::largeobject {
 
 pg_conn* raw_connection(const pqxx::dbtransaction& tx) { return ConnectionOf::of(tx); }
 
-void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate) {
+void throw_sql_error(pg_conn* conn, const std::string& message, const std::string& query, const std::string& sqlstate) {
+  if (PQstatus(conn) == CONNECTION_BAD || sqlstate.empty()) throw pqxx::broken_connection(message);
   const char* state = sqlstate.c_str();
   if (sqlstate == "23505") throw pqxx::unique_violation(message, query, state);
   if (sqlstate == "23503") throw pqxx::foreign_key_violation(message, query, state);

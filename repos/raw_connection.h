@@ -13,8 +13,11 @@ namespace pm {
 
 pg_conn* raw_connection(const pqxx::dbtransaction& tx);
 
-// Throws pqxx::unique_violation, foreign_key_violation, not_null_violation, check_violation,
-// integrity_constraint_violation (other class 23), data_exception (class 22) or sql_error.
-[[noreturn]] void throw_sql_error(const std::string& message, const std::string& query, const std::string& sqlstate);
+// A statement on `conn` failed: throws pqxx::broken_connection when the connection is gone or the
+// failure has no SQLSTATE, else pqxx::unique_violation, foreign_key_violation,
+// not_null_violation, check_violation, integrity_constraint_violation (other class 23),
+// data_exception (class 22) or sql_error.
+[[noreturn]] void throw_sql_error(pg_conn* conn, const std::string& message, const std::string& query,
+                                  const std::string& sqlstate);
 
 }  // namespace pm
