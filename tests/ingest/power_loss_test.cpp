@@ -13,9 +13,11 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -28,6 +30,7 @@
 #include "repos/util/clock.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -244,6 +247,57 @@ void PowerLossRounds::run_rounds(std::uint64_t first_seed) {
     EXPECT_GT(tally_.torn_tails, 0u);
     EXPECT_GT(tally_.segments_rolled, tally_.rounds / 4);
   }
+}
+
+// A batch reaches PostgreSQL only once the log's state file records a ceiling covering it (a log
+// that later ends below a checkpoint lost applied records): while the file cannot be written, the
+// acknowledged events stay in the log and nothing of theirs commits; once it can, they land, once.
+TEST_F(PowerLossRounds, NothingCommitsWhileTheStateFileCannotCoverTheBatch) {
+  FaultFs fs(7);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  RoundPlan plan;
+  plan.segment_bytes = 1 << 20;
+  plan.writer_connections = 2;
+  auto log = wal::WriteAheadLog::open(log_options(fs, plan, fatals, mu));
+  fs.add_fault(test::FaultRule{test::FsOp::Write, 1, UINT64_MAX, EIO, "/wal/state"});
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  auto logger = std::make_shared<spdlog::logger>("state_file", lines);
+  const auto warnings = [&] {
+    int n = 0;
+    for (const std::string& line : lines->last_formatted())
+      n += line.find("cannot write the log's state file before sending a batch") != std::string::npos;
+    return n;
+  };
+  const std::string condition = "state-file-unwritable";
+  const auto stored = [&] {
+    return database_->db().transaction([&](pqxx::work& tx) {
+      return tx.exec_params1("SELECT count(*) FROM polymarket_trades WHERE condition_id = $1", condition)[0].as<int>();
+    });
+  };
+  IngestMetrics metrics;
+  EventQueue queue(1024);
+  BatchWriter writer(writer_config(plan, condition), database_->db(), *log, queue, metrics, logger, nullptr);
+  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
+  writer.start();
+  std::vector<Event> events;
+  for (int i = 0; i < 5; ++i) events.push_back(trade(condition, "s" + std::to_string(i)));
+  ASSERT_EQ(pipeline.submit(events), SubmitResult::Durable);
+
+  // Two refusals: the batch was held back, and again after the backoff.
+  ASSERT_TRUE(test::wait_until([&] { return warnings() >= 2; }, 20s));
+  EXPECT_EQ(stored(), 0) << "a batch committed that the log's state file did not cover";
+  EXPECT_FALSE(IngestCheckpointRepository(database_->db()).get(condition).has_value());
+
+  fs.clear_faults();
+  EXPECT_TRUE(test::wait_until([&] { return writer.applied_lsn() == log->durable().lsn; }, 20s));
+  writer.stop();
+  EXPECT_EQ(stored(), 5);
+  const auto checkpoint = IngestCheckpointRepository(database_->db()).get(condition);
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_EQ(checkpoint->lsn, 5);
+  EXPECT_EQ(checkpoint->applied_events, 5);
+  EXPECT_TRUE(fatals.empty()) << fatals.front();
 }
 
 // Four cases of 250 rounds each (seeds 1-250, 100001-100250, ...), so ctest runs them in parallel.
