@@ -26,6 +26,8 @@ void lock_exclusive(pqxx::transaction_base& tx, AdvisoryKey key, std::string_vie
   tx.exec1(lock_exclusive_sql(key, also_select));
 }
 
-void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key) { tx.exec1(lock_sql("pg_advisory_xact_lock_shared", key)); }
+std::string lock_shared_sql(AdvisoryKey key) { return lock_sql("pg_advisory_xact_lock_shared", key); }
+
+void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key) { tx.exec1(lock_shared_sql(key)); }
 
 }  // namespace pm

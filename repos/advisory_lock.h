@@ -27,5 +27,7 @@ void lock_exclusive(pqxx::transaction_base& tx, AdvisoryKey key, std::string_vie
 std::string lock_exclusive_sql(AdvisoryKey key, std::string_view also_select = {});
 // pg_advisory_xact_lock_shared: blocks while another transaction holds `key` exclusively.
 void lock_shared(pqxx::transaction_base& tx, AdvisoryKey key);
+// That statement's text, for a caller that sends it with others (OwedStatements).
+std::string lock_shared_sql(AdvisoryKey key);
 
 }  // namespace pm

@@ -3,8 +3,9 @@
 // - begin: everything before its trades (a connection, BEGIN, and any earlier run of the body the
 //   database retried);
 // - trades: its settings and ordering lock, which travel with the COPY, and the trades (COPY);
-// - turn: waiting for the batch before it to commit (batches commit in log order);
-// - finish: watermarks, triggers and the checkpoint (or the dead letter);
+// - finish: watermarks, triggers and the checkpoint (or the dead letter), which PostgreSQL runs
+//   once the batch before it has ended (batches commit in log order): most of that wait is here;
+// - turn: the rest of the wait for the batch before it, in this process (its outcome);
 // - commit: COMMIT.
 // They add up to the batch's whole time. Plain value; filled by the lane that ran the batch.
 

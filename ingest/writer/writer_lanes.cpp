@@ -219,15 +219,19 @@ std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job
   // before, so that a deadlock through another writer shows inside PostgreSQL.
   if (!locked) owed.flush(tx);
   phase_done(phases.trades);
-  // Wait for the batch before inside PostgreSQL, where a deadlock through another writer shows.
-  if (order_.predecessor_running(job.seq)) lock_shared(tx, advisory_key(lock_class_, job.seq - 1));
-  if (!order_.await_turn(job.seq)) return std::nullopt;
-  phase_done(phases.turn);
+  // The wait for the batch before happens inside PostgreSQL, where a deadlock through another
+  // writer shows: its shared lock travels in front of the finishing statements (one round trip),
+  // which PostgreSQL runs once that batch has ended. If it ended without committing, await_turn
+  // says so below and this batch rolls back: nothing it ran meanwhile is kept.
+  if (order_.predecessor_running(job.seq)) owed.add(lock_shared_sql(advisory_key(lock_class_, job.seq - 1)));
+  if (job.dead_letter) owed.flush(tx);  // the dead letter's statements have parameters
   std::optional<BatchCounts> counts =
       job.dead_letter
           ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate)
           : applier_.finish(tx, batch.events, batch.rows, stage, &owed);
   phase_done(phases.finish);
+  if (!order_.await_turn(job.seq)) return std::nullopt;
+  phase_done(phases.turn);
   return counts;
 }
 

@@ -9,15 +9,17 @@
 // - Each lane is a thread; each batch is one attempt (Database::attempt, no retry) on a pooled
 //   connection. An apply batch runs BatchApplier::insert_trades at once (trades also present in an
 //   earlier batch still in flight are duplicates of it and are left out, so concurrent batches never
-//   insert the same key and never wait on each other), then waits for the previous batch to commit,
-//   then runs BatchApplier::finish (watermarks, G2 trigger claims, checkpoint) and commits. Commits,
-//   trigger claims and checkpoints therefore happen in log order, exactly as with one connection.
+//   insert the same key and never wait on each other), then runs BatchApplier::finish (watermarks,
+//   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then makes sure
+//   the previous batch committed (else it rolls back) and commits. Commits, trigger claims and
+//   checkpoints therefore happen in log order, exactly as with one connection.
 //   A dead-letter batch (one event) stores the event in pm_dead_letters and moves the checkpoint.
 // - Each batch's outcome is a TxResult (repos/tx_result.h): Applied with its counts; RolledBack when
 //   an earlier batch did not commit (it must be applied again); or the failure, classified. A failure
 //   during COMMIT on a lost connection is InDoubt.
 // - A batch's wait for the one before it happens inside PostgreSQL too: each batch's transaction
-//   holds the advisory lock (lock_class, seq) and, before its turn, waits for (lock_class, seq-1).
+//   holds the advisory lock (lock_class, seq) and, while seq-1 runs, waits for (lock_class, seq-1)
+//   in the same round trip as its finishing statements (PostgreSQL runs them after the wait).
 //   Waiting only in this process hid the edge from PostgreSQL: with another writer inserting the
 //   same trades (a second daemon), batch 2 here waiting for batch 1, batch 1 waiting on the
 //   other's row, the other's batch 2 waiting for its batch 1, which waits on our batch 2's row, was

@@ -15,6 +15,7 @@
 #include "ingest/writer/writer_lanes.h"
 #include "repos/pg_errors.h"
 #include "repos/util/clock.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -222,6 +223,33 @@ TEST_F(WriterLanesTest, AFailedBatchRollsBackTheOnesBehindItAndTheOnesBeforeItCo
   ASSERT_EQ(finished.size(), 1u);
   EXPECT_TRUE(finished[0].result.applied());
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 3);
+}
+
+// While the batch before is still running, a batch waits for it inside PostgreSQL (its shared turn
+// lock, where the deadlock detector sees the wait), and that wait travels in the same round trip as
+// its finishing statements: PostgreSQL runs the checkpoint's statement once the wait is over.
+TEST_F(WriterLanesTest, ABatchWaitsForTheOneBeforeInsidePostgresInTheRoundTripOfItsFinish) {
+  tdb_->exec("INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at) VALUES ('c', 0, 'x')");
+  pqxx::connection blocker(tdb_->url());
+  pqxx::work hold(blocker);
+  hold.exec("SELECT 1 FROM trade_watermarks WHERE condition_id = 'c' FOR UPDATE");  // batch 1's finish waits on it
+  WriterLanes lanes(tdb_->db(), applier_, 2);
+  lanes.submit(trades(1, {"a1", "a2"}), DuplicateProbe::OnConflict);
+  lanes.submit(trades(3, {"b1", "b2"}), DuplicateProbe::OnConflict);
+  const auto waiting_for_the_batch_before = [&] {
+    return count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+                 "AND query LIKE '%pg_advisory_xact_lock_shared%' AND query LIKE '%pm_ingest_checkpoints%'");
+  };
+  EXPECT_TRUE(test::wait_until([&] { return waiting_for_the_batch_before() == 1; }, 20s))
+      << "no batch waits on its turn lock in the query that saves its checkpoint";
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 0);
+  hold.abort();
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 2u);
+  for (const auto& f : finished) ASSERT_TRUE(f.result.applied()) << f.result.failure.message;
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 4);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 4);
+  EXPECT_EQ(count("SELECT applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 4);
 }
 
 // A batch whose COMMIT fails (here a deferred constraint trigger, checked at COMMIT) did not
