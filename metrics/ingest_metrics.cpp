@@ -57,7 +57,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       checks_family_(BuildGauge().Name("pm_ingest_readiness_check").Help("1 when this /readyz check passes, else 0, by check.").Register(*registry_)),
       hellos_family_(counters(*registry_, "pm_ingest_hellos_total", "Hello lines accepted (line 1 of a connection declaring its payload format), by format.")),
       polymarket_family_(counters(*registry_, "pm_ingest_polymarket_messages_total", "Messages in accepted lines of the Polymarket payload formats, by format and event_type (clob-ws-market event types, unknown, or trade for the REST formats).")),
-      batch_phase_family_(BuildHistogram().Name("pm_ingest_batch_phase_duration_seconds").Help("Time one committed batch's transaction spent in each phase: begin (a connection, BEGIN, earlier runs the database retried), trades (its settings and ordering lock, sent with the COPY, and the COPY), finish (watermarks, triggers, checkpoint, run once the batch before it has ended: most of the wait for it), turn (the rest of that wait), commit.").Register(*registry_)),
+      batch_phase_family_(BuildHistogram().Name("pm_ingest_batch_phase_duration_seconds").Help("Time one committed batch's transaction spent in each phase: begin (a connection, earlier runs the database retried), trades (BEGIN, its settings and ordering lock, sent with the COPY, and the COPY), finish (watermarks, triggers, checkpoint, run once the batch before it has ended: most of the wait for it), turn (the rest of that wait), commit.").Register(*registry_)),
       received_trades(received_family_.Add({{"type", "trade"}})),
       received_triggers(received_family_.Add({{"type", "trigger"}})),
       stale_trades(stale_family_.Add({{"type", "trade"}})),

@@ -98,8 +98,10 @@ class Lease {
   bool discard_ = false;
 };
 
-// Runs fn once on `lease` (see the contract above). The caller's thread; never throws what fn throws.
-template <class Fn>
+// Runs fn once on `lease`, in a transaction of type Tx made on its connection (Transaction, or e.g.
+// DeferredBeginTransaction; fn must accept it), as the contract above says. The caller's thread;
+// never throws what fn throws.
+template <class Tx = Transaction, class Fn>
 TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn);
 
 // Per-call options of Database::transaction.
@@ -152,9 +154,9 @@ class Database {
   template <class T, class... Args>
   std::optional<T> fetchval(const std::string& sql, const Args&... args);
 
-  // One attempt, no retry: leases a connection and runs run_once(lease, fn). A connection that
+  // One attempt, no retry: leases a connection and runs run_once<Tx>(lease, fn). A connection that
   // cannot be had is a failed result too (Retry), never an exception. Any thread.
-  template <class Fn>
+  template <class Tx = Transaction, class Fn>
   TxResult<TxValue<Fn>> attempt(Fn&& fn);
 
   // True when the server answers SELECT 1 within config().health_check_timeout (1 s by default),
@@ -181,12 +183,12 @@ class Database {
   const std::shared_ptr<detail::PoolState> pool_;  // shared with every Lease
 };
 
-template <class Fn>
+template <class Tx, class Fn>
 TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn) {
   using Value = TxValue<Fn>;
   bool committing = false;
   try {
-    Transaction tx(lease.connection());
+    Tx tx(lease.connection());
     std::optional<Value> value = fn(tx);
     if (!value) {
       tx.abort();
@@ -202,7 +204,7 @@ TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn) {
   }
 }
 
-template <class Fn>
+template <class Tx, class Fn>
 TxResult<TxValue<Fn>> Database::attempt(Fn&& fn) {
   std::optional<Lease> lease;
   try {
@@ -210,7 +212,7 @@ TxResult<TxValue<Fn>> Database::attempt(Fn&& fn) {
   } catch (const std::exception& error) {  // ConnectionError, PoolTimeout
     return failed_result<TxValue<Fn>>(failure_of(error));
   }
-  return run_once(*lease, fn);
+  return run_once<Tx>(*lease, fn);
 }
 
 template <class Fn>

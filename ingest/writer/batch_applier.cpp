@@ -35,7 +35,7 @@ PolymarketFirstTrigger to_row(const TriggerEvent& g, const std::string& created_
 
 }  // namespace
 
-BatchCounts BatchApplier::apply(Transaction& tx, std::span<const QueuedEvent> events,
+BatchCounts BatchApplier::apply(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events,
                                 DuplicateProbe probe) const {
   const std::vector<TradeRow> rows = trade_rows(events);
   const TradeStage stage = insert_trades(tx, rows, probe);
@@ -50,7 +50,7 @@ std::vector<TradeRow> BatchApplier::trade_rows(std::span<const QueuedEvent> even
   return rows;
 }
 
-TradeStage BatchApplier::insert_trades(Transaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
+TradeStage BatchApplier::insert_trades(pqxx::dbtransaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
                                        std::span<const TradeKeySet* const> in_flight, OwedStatements* owed) const {
   TradeStage stage;
   stage.trades = rows.size();
@@ -101,7 +101,7 @@ std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
 // Every time written here comes from the events (their arrival), never from the clock, so a replay
 // of the log (pm-ingestctl replay) writes the same rows. The trade watermarks and the checkpoint go
 // in one query, with what `owed` holds in front of them.
-BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
+BatchCounts BatchApplier::finish(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
                                  const TradeStage& stage, OwedStatements* owed) const {
   OwedStatements none;
   OwedStatements& before = owed != nullptr ? *owed : none;
@@ -128,7 +128,7 @@ BatchCounts BatchApplier::finish(Transaction& tx, std::span<const QueuedEvent> e
 
 // G2 claims in log order; each threshold's watermark moves to its newest recorded trigger, with the
 // arrival of the first trigger holding that timestamp.
-void BatchApplier::record_triggers(Transaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const {
+void BatchApplier::record_triggers(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const {
   std::vector<const QueuedEvent*> triggers;
   std::vector<PolymarketFirstTrigger> rows;
   for (const auto& q : events)
@@ -159,7 +159,7 @@ void BatchApplier::record_triggers(Transaction& tx, std::span<const QueuedEvent>
   counts.trigger_watermarks = marks.size();
 }
 
-BatchCounts BatchApplier::dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
+BatchCounts BatchApplier::dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
                                       const std::string& sqlstate) const {
   DeadLetter letter;
   letter.instance_id = instance_id_;

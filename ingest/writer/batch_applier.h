@@ -48,7 +48,7 @@ class BatchApplier {
       : instance_id_(std::move(instance_id)), log_id_(std::move(log_id)), unit_(unit) {}
 
   // `probe`: how to find already-stored trades (a speed choice; see TradeRepository).
-  BatchCounts apply(Transaction& tx, std::span<const QueuedEvent> events,
+  BatchCounts apply(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events,
                     DuplicateProbe probe = DuplicateProbe::First) const;
 
   // The batch's trades as rows, in log order: views into `events`, which must outlive them.
@@ -58,22 +58,22 @@ class BatchApplier {
   // trade and is left out. Takes no locks an earlier batch's finish() could wait on.
   // `owed` (optional): statements the transaction owes (OwedStatements), sent in front of the COPY;
   // the COPY's savepoint release is then left owed.
-  TradeStage insert_trades(Transaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
+  TradeStage insert_trades(pqxx::dbtransaction& tx, std::span<const TradeRow> rows, DuplicateProbe probe,
                            std::span<const TradeKeySet* const> in_flight = {}, OwedStatements* owed = nullptr) const;
   // Step two: the triggers (G2 claims, in log order) and trigger watermarks, then the trade
   // watermarks for the inserted rows and the checkpoint, those two in one query with what `owed`
   // holds in front. `rows` and `stage` are the same batch's.
-  BatchCounts finish(Transaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
+  BatchCounts finish(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
                      const TradeStage& stage, OwedStatements* owed = nullptr) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
-  BatchCounts dead_letter(Transaction& tx, const QueuedEvent& event, const std::string& error,
+  BatchCounts dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
                           const std::string& sqlstate) const;
 
  private:
   // This instance's checkpoint just past `last`, covering `events` events.
   IngestCheckpoint checkpoint_at(const QueuedEvent& last, std::size_t events) const;
-  void record_triggers(Transaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const;
+  void record_triggers(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const;
   std::string instance_id_;
   std::string log_id_;
   TimestampUnit unit_;

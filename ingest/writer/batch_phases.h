@@ -1,8 +1,8 @@
 #pragma once
 // BatchPhases: where a committed batch's transaction spent its time, in seconds, in order:
-// - begin: everything before its trades (a connection, BEGIN, and any earlier run of the body the
+// - begin: everything before its trades (a connection, and any earlier run of the body the
 //   database retried);
-// - trades: its settings and ordering lock, which travel with the COPY, and the trades (COPY);
+// - trades: BEGIN, its settings and ordering lock, which travel with the COPY, and the trades (COPY);
 // - finish: watermarks, triggers and the checkpoint (or the dead letter), which PostgreSQL runs
 //   once the batch before it has ended (batches commit in log order): most of that wait is here;
 // - turn: the rest of the wait for the batch before it, in this process (its outcome);

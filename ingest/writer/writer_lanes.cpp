@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "repos/advisory_lock.h"
+#include "repos/deferred_begin_transaction.h"
 #include "repos/owed_statements.h"
 #include "repos/util/thread_name.h"
 
@@ -149,9 +150,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A batch's first statement: how its COMMIT waits (SynchronousCommit), set for this transaction
-// only, and the batch's own advisory lock, which later batches wait on. It is owed, to travel in
-// front of the batch's COPY (one round trip for both); `locked` runs once it has.
+// A batch's first statement after its BEGIN: how its COMMIT waits (SynchronousCommit), set for
+// this transaction only, and the batch's own advisory lock, which later batches wait on. Both are
+// owed, to travel in front of the batch's COPY (one round trip for all); `locked` runs once they
+// have.
 void open_batch(OwedStatements& owed, SynchronousCommit commit, AdvisoryKey key, std::function<void()> locked) {
   const char* commit_mode =
       commit == SynchronousCommit::Off
@@ -172,7 +174,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
   FinishedBatch result;
   result.batch = job.batch;
   Clock::time_point body_done;
-  result.result = db_.attempt([&](Transaction& tx) {
+  result.result = db_.attempt<DeferredBeginTransaction>([&](pqxx::dbtransaction& tx) {
     auto counts = run_body(tx, job, result.phases);
     body_done = Clock::now();
     return counts;
@@ -193,15 +195,16 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
 
 // The batch's transaction: returns its counts to commit, or nullopt to roll back (an earlier batch
 // did not commit). What it throws, Database::attempt classifies.
-std::optional<BatchCounts> WriterLanes::run_body(Transaction& tx, const Job& job, BatchPhases& phases) {
+std::optional<BatchCounts> WriterLanes::run_body(pqxx::dbtransaction& tx, const Job& job, BatchPhases& phases) {
   OwedStatements owed;
+  DeferredBeginTransaction::owe_begin(owed);  // BEGIN travels with the batch's first statements
   bool locked = false;
   open_batch(owed, commit_, advisory_key(lock_class_, job.seq), [&] {
     locked = true;
     order_.started(job.seq);
   });
-  // What came before is `begin`, the rest of the job's time (run_job): with the lock owed, that is
-  // the transaction's BEGIN, and `trades` includes taking the lock.
+  // What came before is `begin`, the rest of the job's time (run_job): with BEGIN and the lock
+  // owed, that is only the lease of a connection, and `trades` includes BEGIN and taking the lock.
   Clock::time_point mark = Clock::now();  // the end of the phase before
   const auto phase_done = [&mark](double& phase) {
     const auto now = Clock::now();

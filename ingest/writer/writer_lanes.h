@@ -7,7 +7,7 @@
 //
 // Contract:
 // - Each lane is a thread; each batch is one attempt (Database::attempt, no retry) on a pooled
-//   connection. An apply batch runs BatchApplier::insert_trades at once (trades also present in an
+//   connection, in a DeferredBeginTransaction: its BEGIN travels with its first statements. An apply batch runs BatchApplier::insert_trades at once (trades also present in an
 //   earlier batch still in flight are duplicates of it and are left out, so concurrent batches never
 //   insert the same key and never wait on each other), then runs BatchApplier::finish (watermarks,
 //   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then makes sure
@@ -112,7 +112,7 @@ class WriterLanes {
     std::optional<TxFailure> dead_letter;  // set: store the one event as a dead letter
   };
   void hand_over(Job job);
-  std::optional<BatchCounts> run_body(Transaction& tx, const Job& job, BatchPhases& phases);
+  std::optional<BatchCounts> run_body(pqxx::dbtransaction& tx, const Job& job, BatchPhases& phases);
   struct Lane {
     std::thread thread;
     std::optional<Job> job;  // guarded by mu_

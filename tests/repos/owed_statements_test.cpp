@@ -1,7 +1,8 @@
 // OwedStatements and exec_together against a real PostgreSQL: several statements in one round
 // trip, each one's affected rows, the first failure thrown with its SQLSTATE and nothing run after
-// it; and the ingest writer's shape of a batch (its lock owed, the COPY under a savepoint, the
-// watermarks in one query), counted in round trips on the wire (libpq's protocol trace).
+// it; the ingest writer's shape of a batch (its lock owed, the COPY under a savepoint, the
+// watermarks in one query), counted in round trips on the wire (libpq's protocol trace); and
+// DeferredBeginTransaction, whose BEGIN is owed too.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 
+#include "repos/deferred_begin_transaction.h"
 #include "repos/owed_statements.h"
 #include "repos/util/clock.h"
 #include "repos/raw_connection.h"
@@ -191,6 +193,66 @@ TEST_F(OwedStatementsTest, ARefusedCopyIsUndoneAndTheRestStoredWithTheOwedLockKe
   owed.flush(tx);
   tx.commit();
   EXPECT_EQ(tdb_->count("polymarket_trades"), 2);
+}
+
+// The ingest writer's lanes: BEGIN owed too, so the whole transaction, COMMIT included, takes four
+// round trips, and it is one transaction (nothing visible to another session before COMMIT).
+TEST_F(OwedStatementsTest, ABatchInADeferredBeginTransactionTakesFourRoundTripsInAll) {
+  std::vector<TradeRow> rows{row("a", T0 + 1, "c1"), row("b", T0 + 5, "c1")};
+  pqxx::connection c(tdb_->url());
+  DeferredBeginTransaction tx(c);
+  RoundTrips trips(tx);
+  OwedStatements owed;
+  DeferredBeginTransaction::owe_begin(owed);
+  owed.add("SELECT pg_advisory_xact_lock(7, 9)");
+  const TradeRepository trades(tx, TimestampUnit::Milliseconds);
+  const std::vector<std::size_t> inserted = trades.insert_rows(rows, DuplicateProbe::OnConflict, owed);
+  const std::vector<std::int64_t> arrivals{T0 + 10, T0 + 20};
+  exec_together(tx, owed, {trades.watermark_statement(rows, inserted, arrivals)});
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 0) << "the statements did not run inside one transaction";
+  tx.commit();
+  EXPECT_EQ(trips.stop(), 4);
+  EXPECT_EQ(tdb_->count("polymarket_trades"), 2);
+  EXPECT_EQ(tdb_->count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'c1'"), T0 + 5);
+}
+
+TEST_F(OwedStatementsTest, ADeferredBeginTransactionSendsNothingUntilItsFirstStatement) {
+  pqxx::connection c(tdb_->url());
+  {
+    DeferredBeginTransaction tx(c);
+    RoundTrips trips(tx);
+    EXPECT_EQ(PQtransactionStatus(raw_connection(tx)), PQTRANS_IDLE);
+    tx.abort();  // nothing began: no ROLLBACK either
+    EXPECT_EQ(trips.stop(), 0);
+  }
+  DeferredBeginTransaction tx(c);
+  OwedStatements owed;
+  DeferredBeginTransaction::owe_begin(owed);
+  exec_together(tx, owed, {"INSERT INTO t VALUES (1)"});
+  EXPECT_EQ(PQtransactionStatus(raw_connection(tx)), PQTRANS_INTRANS);
+  tx.abort();
+  EXPECT_EQ(tdb_->count("t"), 0) << "the owed BEGIN's transaction was not rolled back";
+}
+
+// exec() before the owed BEGIN was sent still runs inside the transaction (its own BEGIN first).
+TEST_F(OwedStatementsTest, ADeferredBeginTransactionBeginsBeforeAnExecThatCameFirst) {
+  pqxx::connection c(tdb_->url());
+  DeferredBeginTransaction tx(c);
+  tx.exec("INSERT INTO t VALUES (1)");
+  EXPECT_EQ(PQtransactionStatus(raw_connection(tx)), PQTRANS_INTRANS);
+  EXPECT_EQ(tdb_->count("t"), 0);
+  tx.abort();
+  EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+// exec_params bypasses that check: a statement with parameters sent before the owed BEGIN commits
+// on its own, and the transaction then refuses to claim it by a COMMIT.
+TEST_F(OwedStatementsTest, ADeferredBeginTransactionThatNeverBeganRefusesToCommit) {
+  pqxx::connection c(tdb_->url());
+  DeferredBeginTransaction tx(c);
+  tx.exec_params("INSERT INTO t VALUES ($1)", 2);
+  EXPECT_THROW(tx.commit(), std::logic_error);
+  EXPECT_EQ(tdb_->count("t"), 1);
 }
 
 TEST_F(OwedStatementsTest, TheOwedRouteNeedsACallersTransaction) {
