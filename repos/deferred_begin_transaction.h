@@ -8,9 +8,8 @@
 //   before, its first statement.
 // - A statement sent through libpqxx's exec before that (a query not starting with the owed
 //   "BEGIN;") still runs inside the transaction: a BEGIN of its own goes first (the round trip is
-//   back, nothing is lost). exec_params and
-//   prepared statements bypass that check: flush what is owed before them, as every caller of
-//   OwedStatements does before a statement with parameters.
+//   back, nothing is lost). exec_params and prepared statements bypass that check: flush what is
+//   owed before them, as every caller of OwedStatements does before a statement with parameters.
 // - commit() refuses (std::logic_error, nothing sent) when BEGIN never reached the server: the
 //   statements then ran on their own, and committing would claim they were one transaction.
 // - abort() (and the destructor without commit) sends ROLLBACK only when BEGIN reached the server.

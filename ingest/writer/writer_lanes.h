@@ -7,9 +7,10 @@
 //
 // Contract:
 // - Each lane is a thread; each batch is one attempt (Database::attempt, no retry) on a pooled
-//   connection, in a DeferredBeginTransaction: its BEGIN travels with its first statements. An apply batch runs BatchApplier::insert_trades at once (trades also present in an
-//   earlier batch still in flight are duplicates of it and are left out, so concurrent batches never
-//   insert the same key and never wait on each other), then runs BatchApplier::finish (watermarks,
+//   connection, in a DeferredBeginTransaction (its BEGIN travels with its first statements). An
+//   apply batch runs BatchApplier::insert_trades at once (trades also present in an earlier batch
+//   still in flight are duplicates of it and are left out, so concurrent batches never insert the
+//   same key and never wait on each other), then runs BatchApplier::finish (watermarks,
 //   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then makes sure
 //   the previous batch committed (else it rolls back) and commits. Commits, trigger claims and
 //   checkpoints therefore happen in log order, exactly as with one connection.
