@@ -70,9 +70,9 @@ struct PoolState;
 // The transaction type every transaction body here receives.
 using Transaction = pqxx::work;
 
-// T, for a body that returns std::optional<T> (run_once, Database::attempt).
-template <class Fn>
-using TxValue = typename std::invoke_result_t<Fn&, Transaction&>::value_type;
+// T, for a body that returns std::optional<T> when given a Tx& (run_once, Database::attempt).
+template <class Fn, class Tx = Transaction>
+using TxValue = typename std::invoke_result_t<Fn&, Tx&>::value_type;
 
 // A leased connection. Move-only; returns the connection to the pool on destruction (or drops it:
 // discarded, broken, or leased before the pool's last close()). May outlive its Database. One
@@ -102,7 +102,7 @@ class Lease {
 // DeferredBeginTransaction; fn must accept it), as the contract above says. The caller's thread;
 // never throws what fn throws.
 template <class Tx = Transaction, class Fn>
-TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn);
+TxResult<TxValue<Fn, Tx>> run_once(Lease& lease, Fn& fn);
 
 // Per-call options of Database::transaction.
 struct TxOptions {
@@ -157,7 +157,7 @@ class Database {
   // One attempt, no retry: leases a connection and runs run_once<Tx>(lease, fn). A connection that
   // cannot be had is a failed result too (Retry), never an exception. Any thread.
   template <class Tx = Transaction, class Fn>
-  TxResult<TxValue<Fn>> attempt(Fn&& fn);
+  TxResult<TxValue<Fn, Tx>> attempt(Fn&& fn);
 
   // True when the server answers SELECT 1 within config().health_check_timeout (1 s by default),
   // on a probe connection of its own (server_probe.h), not a pooled one: a refused port is false
@@ -184,8 +184,8 @@ class Database {
 };
 
 template <class Tx, class Fn>
-TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn) {
-  using Value = TxValue<Fn>;
+TxResult<TxValue<Fn, Tx>> run_once(Lease& lease, Fn& fn) {
+  using Value = TxValue<Fn, Tx>;
   bool committing = false;
   try {
     Tx tx(lease.connection());
@@ -205,12 +205,12 @@ TxResult<TxValue<Fn>> run_once(Lease& lease, Fn& fn) {
 }
 
 template <class Tx, class Fn>
-TxResult<TxValue<Fn>> Database::attempt(Fn&& fn) {
+TxResult<TxValue<Fn, Tx>> Database::attempt(Fn&& fn) {
   std::optional<Lease> lease;
   try {
     lease.emplace(this->lease());
   } catch (const std::exception& error) {  // ConnectionError, PoolTimeout
-    return failed_result<TxValue<Fn>>(failure_of(error));
+    return failed_result<TxValue<Fn, Tx>>(failure_of(error));
   }
   return run_once<Tx>(*lease, fn);
 }
