@@ -65,6 +65,11 @@ std::string SpareSegment::take() {
   return spare_path_;
 }
 
+bool SpareSegment::ready() const {
+  std::lock_guard lock(mu_);
+  return state_ == State::Ready;
+}
+
 std::uint64_t SpareSegment::disk_bytes() const { return written_.load(); }
 
 void SpareSegment::run() {

@@ -12,12 +12,14 @@
 //   `dir/spare.partial` while it is written. The constructor removes a partial one, and a
 //   complete one of another size; a complete one of the right size is kept.
 // - prepare(): asks the thread to write a spare unless one is complete or being written. Cheap
-//   when one is; the log calls it once its active segment is a quarter full. The zeros are
+//   when one is; the log calls it once its active segment is a quarter full, or holds
+//   kGrowingSegmentSpareBytes while it grows with its appends (wal.h). The zeros are
 //   written at kPaceBytesPerSecond, in kChunk writes, synced every kSyncEvery.
 // - take(): the path of the complete spare ("" when none is ready), which the caller now owns
 //   (it renames it into a segment, or removes it); prepare() makes the next one. The rename to
 //   spare.zeros and readiness are one step: a spare.zeros seen on disk and not yet taken is one
 //   take() returns.
+// - ready(): whether take() would return a spare now (only the caller of take() can change that).
 // - A failed write or sync is reported through `on_warning`; the partial file is removed and the
 //   next prepare() tries again. The log then simply starts segments without a spare.
 // - disk_bytes(): the spare files' bytes on disk now.
@@ -48,6 +50,7 @@ class SpareSegment {
 
   void prepare();
   std::string take();
+  bool ready() const;
   std::uint64_t disk_bytes() const;
 
   static constexpr std::size_t kChunk = 1u << 20;       // one write of zeros

@@ -443,11 +443,15 @@ WriteAheadLog::Group WriteAheadLog::form_group() {
     group.requests.push_back(r);
     group.bytes += bytes;
   }
-  group.roll = durable_.offset >= options_.segment_bytes;
+  // A segment that grows is left for a spare as soon as one is ready (it holds a group at least).
+  group.roll = durable_.offset >= options_.segment_bytes ||
+               (spare_ && active_segment_grows() && durable_.offset > kSegmentHeaderSize && spare_->ready());
   group.start = durable_;
   group.status = halted_ ? AppendStatus::IoError : AppendStatus::Ok;
   return group;
 }
+
+bool WriteAheadLog::active_segment_grows() const { return active_file_bytes_ <= durable_.offset; }
 
 void WriteAheadLog::write_group(Group& group) {
   if (group.status == AppendStatus::Ok && group.roll) group.status = roll_segment(group.start);
@@ -492,10 +496,12 @@ void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& l
     stats_.appended_bytes += end.log_offset - start.log_offset;
     stats_.groups += 1;
     last_sync_seconds_ = static_cast<double>(group.sync_ns) / 1e9;
+    const bool grows = active_segment_grows();
     lock.unlock();
-    // The next segment's file is prepared once this one is a quarter full: a log that hardly
-    // writes never pays for one.
-    if (spare_ && end.offset >= options_.segment_bytes / 4) spare_->prepare();
+    // The next segment's file is prepared once this one is a quarter full, or sooner while this
+    // one grows: a log that hardly writes never pays for one.
+    const std::uint64_t quarter = options_.segment_bytes / 4;
+    if (spare_ && end.offset >= (grows ? std::min(quarter, kGrowingSegmentSpareBytes) : quarter)) spare_->prepare();
     run_durable_callbacks(group);
     lock.lock();
   }

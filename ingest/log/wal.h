@@ -24,6 +24,11 @@
 //   waits.
 // - A segment is cut to its records (and synced) before the next one starts: only the newest
 //   segment may end in zeros.
+// - With Options::preallocate, a segment that grows with its appends (a new log's first one, or
+//   one started while no spare was ready) asks for a spare once it holds kGrowingSegmentSpareBytes
+//   (or a quarter of a segment, if less), and is left for that spare at the first group after it
+//   is ready, however little it holds: there each group's fdatasync also writes the file's new
+//   size (measured here: 0.34 against 0.27 ms per fdatasync).
 // - A failed fdatasync (of a segment or of the state file), or a failed directory fsync when a
 //   new segment is created, leaves the files' state unknown: the log calls `on_fatal` (default:
 //   log to stderr and exit 70, for systemd to restart the daemon and recover from what is really
@@ -90,6 +95,9 @@ struct Options {
   // from the oldest up to the first one it refuses, and keep that one and every later one.
   std::function<bool(const LogId&, std::uint64_t segment)> may_remove;
 };
+
+// What a segment that grows with its appends holds before it asks for a spare (wal.h contract).
+inline constexpr std::uint64_t kGrowingSegmentSpareBytes = 64u << 10;
 
 enum class AppendStatus { Ok, DiskFull, IoError };
 const char* to_string(AppendStatus status);
@@ -180,6 +188,8 @@ class WriteAheadLog {
   struct Group;
   // Takes the requests queued so far, up to max_group_bytes. REQUIRES: mu_ held.
   Group form_group();
+  // Whether the active segment grows with its appends (no zeros after its records). REQUIRES: mu_ held.
+  bool active_segment_grows() const;
   // Starts a new segment if the group asked for it, encodes the group and writes it with one
   // write and one fdatasync; sets its status and end. REQUIRES: mu_ not held.
   void write_group(Group& group);

@@ -70,9 +70,9 @@ TEST_F(DaemonTest, EventsInRowsOutWithErrorRepliesByLine) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3 AND applied_events = 3"), 1);
 }
 
-// --wal-preallocate (default on): once the active segment is a quarter full, the next segment's
-// file is prepared as zeros (spare.zeros) and the roll starts the next segment from it; off: no
-// spare, and segments hold their records alone. Both store every event.
+// --wal-preallocate (default on): the next segment's file is prepared as zeros (spare.zeros), and
+// a new log's first segment, which grows with its appends, is left for it as soon as it is ready;
+// off: no spare, and segments hold their records alone. Both store every event.
 TEST_F(DaemonTest, TheNextSegmentIsPreparedAsZerosUnlessPreallocateIsOff) {
   for (const bool on : {true, false}) {
     SCOPED_TRACE(on ? "--wal-preallocate on" : "--wal-preallocate off");
@@ -88,21 +88,23 @@ TEST_F(DaemonTest, TheNextSegmentIsPreparedAsZerosUnlessPreallocateIsOff) {
     };
     ASSERT_TRUE(send_trades(0, 100));
     const std::string spare = d.wal_dir() + "/spare.zeros";
+    const std::string first = d.wal_dir() + "/0000000000000001.wal";
+    const std::string second = d.wal_dir() + "/0000000000000002.wal";
     if (on) {
       ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(spare); }, 10s)) << "no spare was prepared";
-    }
-    ASSERT_TRUE(send_trades(100, 400));  // fills segment 1 past 64K; a later group starts segment 2
-    ASSERT_TRUE(p.send({trade_line(id, "after")}));
-    ASSERT_TRUE(p.wait_ack(401, 10s));
-    ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", 401));
-    const std::string second = d.wal_dir() + "/0000000000000002.wal";
-    ASSERT_TRUE(std::filesystem::exists(second));
-    if (on) {
+      ASSERT_TRUE(send_trades(100, 101));  // the first group after the spare is ready starts segment 2
+      ASSERT_TRUE(std::filesystem::exists(second)) << "the growing first segment was not left for the spare";
       EXPECT_EQ(std::filesystem::file_size(second), 64u << 10) << "the second segment did not start from a spare";
+      EXPECT_LT(std::filesystem::file_size(first), 64u << 10);
     } else {
+      ASSERT_TRUE(send_trades(100, 400));  // fills segment 1 past 64K; a later group starts segment 2
+      ASSERT_TRUE(send_trades(400, 401));
+      ASSERT_TRUE(std::filesystem::exists(second));
       EXPECT_FALSE(std::filesystem::exists(spare));
       EXPECT_LT(std::filesystem::file_size(second), 64u << 10);
     }
+    const int sent = on ? 101 : 401;
+    ASSERT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE condition_id = '" + id + "'", sent));
   }
 }
 

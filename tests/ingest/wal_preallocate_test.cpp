@@ -109,6 +109,41 @@ TEST_F(WalPreallocateTest, APreparedFileOfZerosBecomesTheNextSegmentAndTheLogReo
   expect_payloads(*log, next);
 }
 
+// A new log's first segment grows with its appends (no spare existed when it started). Once it
+// holds kGrowingSegmentSpareBytes, far below a quarter of these 4 MiB segments, a spare is asked
+// for, and the first group after the spare is ready starts the next segment from it.
+TEST_F(WalPreallocateTest, AGrowingSegmentIsLeftForASpareAsSoonAsOneIsReady) {
+  constexpr std::uint64_t kSegment = 4u << 20;
+  const fs::path spare = dir_ / kSpareFileName;
+  int next = 0;
+  {
+    auto log = WriteAheadLog::open(options(kSegment, true));
+    while (log->durable().offset < kGrowingSegmentSpareBytes) {
+      append(*log, next, 10);
+      next += 10;
+    }
+    ASSERT_LT(log->durable().offset, kSegment / 4);
+    ASSERT_EQ(segments().size(), 1u);
+    ASSERT_TRUE(eventually([&] { return fs::exists(spare); })) << "a growing segment asked for no spare";
+    const std::uint64_t first_end = log->durable().offset;
+    append(*log, next, 10);
+    next += 10;
+    const std::vector<fs::path> files = segments();
+    ASSERT_EQ(files.size(), 2u) << "the growing segment was not left for the ready spare";
+    EXPECT_EQ(fs::file_size(files[0]), first_end) << "the first segment holds its records alone";
+    EXPECT_EQ(fs::file_size(files[1]), kSegment) << "the second segment is not the spare";
+    EXPECT_FALSE(fs::exists(spare));
+    append(*log, next, 10);  // a segment from a spare is kept until it is full
+    next += 10;
+    EXPECT_EQ(segments().size(), 2u);
+    expect_payloads(*log, next);
+  }
+  auto log = WriteAheadLog::open(options(kSegment, true));
+  EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+  EXPECT_EQ(log->durable().lsn, static_cast<std::uint64_t>(next));
+  expect_payloads(*log, next);
+}
+
 TEST_F(WalPreallocateTest, APartialSpareIsRemovedAtOpenAndACompleteOneOfAnotherSizeToo) {
   fs::create_directories(dir_);
   { std::ofstream(dir_ / kSparePartialFileName) << std::string(1000, '\0'); }
