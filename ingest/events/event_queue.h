@@ -23,6 +23,10 @@ struct QueuedEvent {
   std::uint64_t lsn = 0;
   wal::Position end;  // the log boundary after this event: its checkpoint once applied
   Event event;
+  // The record as the log holds it, for a checkpoint to name (seed/07_checkpoint_record.sql): its
+  // bytes in the log, header included (0: not known), and the CRC-32C of its payload.
+  std::uint32_t record_bytes = 0;
+  std::uint32_t payload_crc = 0;
 };
 
 class EventQueue {

@@ -291,8 +291,8 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
                             std::to_string(scan.later_valid_offset) +
                             ", so this damage lies in data that had been synced and acknowledged");
   check_state(read, state, scan.valid_end);
-  // Everything up to the ceiling was synced before a batch went to PostgreSQL: damage there is
-  // corruption of acknowledged data, whatever the format alone could tell. Nothing is cut then.
+  // Everything up to the ceiling had been synced: damage there is corruption of acknowledged
+  // data, whatever the format alone could tell. Nothing is cut then.
   if (scan.tail == TailState::Torn && read == StateRead::Valid && state.log_id == log_id_ &&
       state.ceiling.lsn > scan.valid_end.lsn)
     throw WalCorruption(newest, scan.valid_end.offset,
@@ -328,9 +328,10 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
   if (read == StateRead::Valid) {
     if (state.ceiling.lsn > durable_.lsn)
       throw WalCorruption(segment_path(options_.dir, durable_.segment), durable_.offset,
-                          "the log ends at lsn " + std::to_string(durable_.lsn) + ", but batches up to lsn " +
-                              std::to_string(state.ceiling.lsn) + " may already be applied in PostgreSQL (" + path +
-                              "): records were lost from the log, and new events would reuse their LSNs and be skipped. "
+                          "the log ends at lsn " + std::to_string(durable_.lsn) + ", but records up to lsn " +
+                              std::to_string(state.ceiling.lsn) + " had been synced (" + path +
+                              ") and may already be applied in PostgreSQL: records were lost from the log, and new "
+                              "events would reuse their LSNs and be skipped. "
                               "Restore the missing log files if you have them; otherwise keep this directory for "
                               "inspection (`pm-ingestctl wal-verify --salvage`), start with an empty --wal-dir and reset "
                               "the checkpoint (`pm-ingestctl checkpoint-reset --instance-id ID`)");
@@ -563,6 +564,8 @@ double WriteAheadLog::last_sync_seconds() const {
 }
 
 bool WriteAheadLog::write_state(LocalState next) {
+  // Every record durable now had been synced: each write carries the ceiling up to the log's end.
+  if (const Position synced = durable(); synced.lsn > next.ceiling.lsn) next.ceiling = synced;
   bool sync_failed = false;
   if (const std::error_code ec = state_->write(next, sync_failed)) {
     if (sync_failed) {
@@ -574,15 +577,6 @@ bool WriteAheadLog::write_state(LocalState next) {
   }
   last_state_write_ms_ = now_ms();
   return true;
-}
-
-bool WriteAheadLog::raise_ceiling(const Position& end) {
-  std::lock_guard lock(state_mu_);
-  if (state_->current().ceiling.lsn >= end.lsn) return true;
-  LocalState next = state_->current();
-  next.ceiling = durable();  // ahead of `end`, so later batches seldom need a write
-  next.applied = persistable_applied();
-  return write_state(next);
 }
 
 void WriteAheadLog::note_applied(const Position& applied) {
@@ -606,7 +600,7 @@ void WriteAheadLog::hold_applied_at(std::optional<Position> limit) {
 bool WriteAheadLog::persist_applied() {
   std::lock_guard lock(state_mu_);
   const Position applied = persistable_applied();
-  if (state_->current().applied.lsn == applied.lsn) return true;
+  if (state_->current().applied.lsn == applied.lsn && state_->current().ceiling.lsn >= durable().lsn) return true;
   LocalState next = state_->current();
   next.applied = applied;
   return write_state(next);

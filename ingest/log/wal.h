@@ -11,8 +11,11 @@
 //   the rest of a segment started from a file of zeros (Options::preallocate), which later
 //   appends overwrite.
 //   Damage inside what had been synced throws WalCorruption naming the file and offset; so does a
-//   log that ends below the state's ceiling (records lost that may already be applied: new events
-//   must not reuse their LSNs). An empty directory starts a new log with a random log id.
+//   log that ends below the state's ceiling (synced records were lost, and may be applied: new
+//   events must not reuse their LSNs). The ceiling trails the log's end (below); a smaller loss is
+//   caught by the writer, which reads back the record its checkpoint names before it applies
+//   anything (seed/07_checkpoint_record.sql). An empty directory starts a new log with a random
+//   log id.
 // - append() is called by any number of threads at once. Calls are grouped: one leader writes the
 //   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
 //   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
@@ -34,9 +37,11 @@
 //   log to stderr and exit 70, for systemd to restart the daemon and recover from what is really
 //   on disk). No record of that group is acknowledged. If on_fatal returns, the log is halted:
 //   every later append() returns IoError.
-// - The consumer (the batch writer) calls raise_ceiling() before it sends a batch to PostgreSQL
-//   and note_applied() after each commit; remove_segments_before() persists the applied position
-//   before it deletes anything. These take the state lock: the archiver thread may call
+// - The consumer (the batch writer) calls note_applied() after each commit, and persist_applied()
+//   at a clean stop; remove_segments_before() persists the applied position before it deletes
+//   anything. Every state write also raises the ceiling to the log's durable end: a lower bound
+//   of what had been synced, at most a second (or a stop) behind while batches commit; no batch
+//   waits for it. These take the state lock: the archiver thread may call
 //   remove_segments_before() while the writer thread calls the others.
 // - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
 //   position written to the state file stays at or below p (recovery deletes every segment below
@@ -143,13 +148,10 @@ class WriteAheadLog {
   double last_sync_seconds() const;
   bool halted() const;
 
-  // Makes sure the state's ceiling is at or beyond `end` (a durable position) before a batch
-  // ending there is sent to PostgreSQL: raises it to the durable end, synced. False when the state
-  // could not be written (the batch must wait); a failed sync also calls on_fatal.
-  bool raise_ceiling(const Position& end);
   // Records the applied position; persisted with the next state write, at most once a second.
   void note_applied(const Position& applied);
-  // Persists the last noted applied position now (at a clean stop). False when it cannot.
+  // Persists the last noted applied position, and the ceiling at the log's durable end, now (at a
+  // clean stop). False when it cannot; a failed sync also calls on_fatal.
   bool persist_applied();
   void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one, and from the oldest only up to

@@ -4,6 +4,7 @@
 
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_state.h"
+#include "repos/util/crc32c.h"
 
 namespace pm::wal {
 
@@ -92,6 +93,23 @@ std::optional<Record> WalReader::next(const Position& limit) {
     r.end = advanced(position_, bytes, h.lsn);
     position_ = r.end;
     return r;
+  }
+}
+
+std::string record_mismatch(const std::string& dir, LogId log_id, const Position& end, std::uint64_t bytes,
+                            std::uint32_t payload_crc, LogFs& fs) {
+  if (end.lsn == 0 || bytes <= kRecordHeaderSize || end.offset < kSegmentHeaderSize + bytes || end.log_offset < bytes)
+    return "no record of " + std::to_string(bytes) + " bytes fits before that position";
+  const Position start{end.segment, end.offset - bytes, end.log_offset - bytes, end.lsn - 1};
+  try {
+    WalReader reader(dir, log_id, start, fs);
+    const std::optional<Record> record = reader.next(end);
+    if (!record || record->end.offset != end.offset) return "no record of " + std::to_string(bytes) + " bytes ends there";
+    if (crc32c::value(record->payload.data(), record->payload.size()) != payload_crc)
+      return "the record with lsn " + std::to_string(record->lsn) + " there holds another event";
+    return "";
+  } catch (const std::exception& e) {
+    return std::string("what is there is not that record: ") + e.what();
   }
 }
 

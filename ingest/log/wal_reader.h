@@ -54,6 +54,13 @@ class WalReader {
   std::optional<std::uint64_t> sealed_size_;  // of file_, once read while it is not the limit's segment
 };
 
+// Why the log does not hold, ending exactly at `end`, an event record of `bytes` bytes (header
+// included) with LSN end.lsn and a payload whose CRC-32C is `payload_crc`; "" when it does. Reads
+// that one record (its segment must still exist); damage or another record there is a reason,
+// never an exception. For the writer's check of the record its checkpoint names.
+std::string record_mismatch(const std::string& dir, LogId log_id, const Position& end, std::uint64_t bytes,
+                            std::uint32_t payload_crc, LogFs& fs = posix_log_fs());
+
 // What a log directory holds. `end` is where the valid records of the newest segment stop; `tail`
 // says whether bytes after it are a torn last group or corruption.
 struct LogExtent {

@@ -7,9 +7,10 @@
 // - applied: the writer's last committed checkpoint, as far as the writer has told the log (it may
 //   lag the checkpoint in PostgreSQL). Segments below it are applied: recovery removes them even
 //   when a crash left a gap, and the backlog is counted from it before PostgreSQL answers.
-// - ceiling: an upper bound of every checkpoint PostgreSQL may hold. The writer raises it (synced)
-//   before it sends a batch that ends beyond it, so a log that ends below it lost records that may
-//   be applied, and new events must not be given their LSNs: the log refuses to open.
+// - ceiling: a position every record up to which had been synced (the log's durable end at the
+//   last state write). A log that ends below it lost synced records, which may be applied, and
+//   new events must not be given their LSNs: the log refuses to open. It trails the log's end, so
+//   it is not a bound of the checkpoint in PostgreSQL: the writer checks that against the log.
 // Not thread-safe: the log serialises calls.
 #include <cstdint>
 #include <memory>

@@ -1,6 +1,7 @@
 #include "ingest/server/ingest_pipeline.h"
 
 #include "ingest/events/event_codec.h"
+#include "repos/util/crc32c.h"
 
 #include <chrono>
 
@@ -35,11 +36,14 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   if (events.empty()) return SubmitResult::Durable;
   if (closed_) return SubmitResult::ShuttingDown;
   thread_local std::vector<std::string> payloads;
+  thread_local std::vector<std::uint32_t> payload_crcs;
   payloads.resize(events.size());
+  payload_crcs.resize(events.size());
   std::uint64_t incoming = 0;
   for (std::size_t i = 0; i < events.size(); ++i) {
     payloads[i].clear();
     encode_event(events[i], payloads[i]);
+    payload_crcs[i] = crc32c::value(payloads[i].data(), payloads[i].size());
     incoming += wal::kRecordHeaderSize + payloads[i].size();
   }
   // Over budget unless the log holds nothing unapplied: a chunk larger than the whole budget is
@@ -49,11 +53,16 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
 
   const auto submitted = std::chrono::steady_clock::now();
   std::vector<wal::Appended> appended;
+  // The callback runs on the log's leading thread: it reads this thread's buffers through these.
+  const std::vector<std::string>& record_payloads = payloads;
+  const std::vector<std::uint32_t>& record_crcs = payload_crcs;
   const wal::DurableCallback on_durable = [&](std::span<const wal::Appended> records) {
     std::vector<QueuedEvent> queued;
     queued.reserve(records.size());
     for (std::size_t i = 0; i < records.size(); ++i)
-      queued.push_back(QueuedEvent{records[i].lsn, records[i].end, std::move(events[i])});
+      queued.push_back(QueuedEvent{records[i].lsn, records[i].end, std::move(events[i]),
+                                   static_cast<std::uint32_t>(wal::kRecordHeaderSize + record_payloads[i].size()),
+                                   record_crcs[i]});
     if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
   };
   const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_durable);

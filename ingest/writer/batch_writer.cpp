@@ -5,7 +5,9 @@
 #include <algorithm>
 
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_reader.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/migrator.h"
 #include "repos/util/thread_name.h"
 
 namespace pm {
@@ -135,10 +137,6 @@ std::optional<TxFailure> BatchWriter::step(Backoff& backoff) {
   std::optional<TxFailure> failure;
   if (batch.empty()) {
     failure = settle(lanes_->take_finished(false));  // woken by a lane: record what landed
-  } else if (!log_.raise_ceiling(batch.back().end)) {
-    // No checkpoint may pass the log's ceiling: a log that later ends below it lost applied records.
-    wait_for_log_state(backoff);
-    return std::nullopt;
   } else {
     failure = dispatch(std::move(batch));
     if (!failure) backoff.reset();
@@ -257,13 +255,6 @@ void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
   start_over(backoff);
 }
 
-void BatchWriter::wait_for_log_state(Backoff& backoff) {
-  finish_in_flight();
-  logger_->warn("cannot write the log's state file before sending a batch to PostgreSQL; the batch waits, "
-                "retrying with backoff");
-  start_over(backoff);
-}
-
 // After a failure, with nothing in flight: the checkpoint is read again after a backoff, and the
 // events in hand are dropped (they are read again from the log).
 void BatchWriter::start_over(Backoff& backoff) {
@@ -284,6 +275,7 @@ bool BatchWriter::load_checkpoint() {
   retention_.forget();     // what it waits for may be gone with the old primary
   retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
   last_contact_ = Clock::now();
+  require_migrations();
   const G2IndexCheck g2 = db_.transaction([](Transaction& tx) { return check_g2_index(tx); });
   if (g2.state == G2IndexState::Missing) {
     fatal(g2.problem + "; refusing to apply events until it is fixed");
@@ -293,6 +285,17 @@ bool BatchWriter::load_checkpoint() {
   if (!start) return false;
   resume_from(*start);
   return true;
+}
+
+// A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's record
+// columns, seed/07_checkpoint_record.sql): every batch would fail. Throws; the writer retries.
+void BatchWriter::require_migrations() {
+  const std::vector<std::string> pending = Migrator(db_).pending();
+  if (pending.empty()) return;
+  std::string names;
+  for (const std::string& name : pending) names += (names.empty() ? "" : ", ") + name;
+  throw std::runtime_error("the database lacks migrations this pm-ingestd needs (" + names +
+                           "): run `pm-ingestctl migrate`");
 }
 
 // Where this instance resumes: after its checkpoint, if that fits the log; else fatal (nullopt).
@@ -323,10 +326,29 @@ std::optional<wal::Position> BatchWriter::start_position(const std::optional<Ing
           log_.dir() + " is " + std::to_string(oldest.segment) + "; unapplied segments were removed");
     return std::nullopt;
   }
-  return wal::Position{static_cast<std::uint64_t>(checkpoint->segment),
-                       static_cast<std::uint64_t>(checkpoint->segment_offset),
-                       static_cast<std::uint64_t>(checkpoint->log_offset),
-                       static_cast<std::uint64_t>(checkpoint->lsn)};
+  const wal::Position position{static_cast<std::uint64_t>(checkpoint->segment),
+                               static_cast<std::uint64_t>(checkpoint->segment_offset),
+                               static_cast<std::uint64_t>(checkpoint->log_offset),
+                               static_cast<std::uint64_t>(checkpoint->lsn)};
+  if (!holds_checkpoint_record(*checkpoint, position, instance)) return std::nullopt;
+  return position;
+}
+
+// A log that lost records the checkpoint covers, and gave their LSNs to new events, holds another
+// record where the checkpoint's last one was: those events must not be skipped as applied.
+bool BatchWriter::holds_checkpoint_record(const IngestCheckpoint& checkpoint, const wal::Position& position,
+                                          const std::string& instance) {
+  if (!checkpoint.record_bytes || !checkpoint.record_crc || position.lsn == 0) return true;  // nothing to compare
+  const std::string mismatch =
+      wal::record_mismatch(log_.dir(), log_.log_id(), position, static_cast<std::uint64_t>(*checkpoint.record_bytes),
+                           static_cast<std::uint32_t>(*checkpoint.record_crc), log_.fs());
+  if (mismatch.empty()) return true;
+  fatal(instance + " names record " + std::to_string(position.lsn) + " (" + std::to_string(*checkpoint.record_bytes) +
+        " bytes, ending at offset " + std::to_string(position.offset) + " of segment " + std::to_string(position.segment) +
+        "), but the log in " + log_.dir() + " does not hold it (" + mismatch +
+        "): the log lost records that were applied, and new events took their LSNs; applying would skip them. "
+        "Nothing is applied; keep the directory for inspection (`pm-ingestctl wal-verify`)");
+  return false;
 }
 
 void BatchWriter::resume_from(const wal::Position& start) {

@@ -113,7 +113,10 @@ class BatchWriter {
   void confirm_before_exit() noexcept;
   std::optional<TxFailure> step(Backoff& backoff);
   bool load_checkpoint();
+  void require_migrations();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
+  bool holds_checkpoint_record(const IngestCheckpoint& checkpoint, const wal::Position& position,
+                               const std::string& instance);
   void resume_from(const wal::Position& start);
   void look_at_server();
   std::optional<TxFailure> dispatch(std::vector<QueuedEvent> batch);
@@ -124,7 +127,6 @@ class BatchWriter {
   void finish_in_flight() noexcept;
   void committed(const FinishedBatch& batch);
   void back_off(const TxFailure& failure, Backoff& backoff);
-  void wait_for_log_state(Backoff& backoff);
   void start_over(Backoff& backoff);
   void set_applied(const wal::Position& position);
   bool reached_replay_target();

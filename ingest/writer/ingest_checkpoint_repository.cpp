@@ -7,8 +7,8 @@ namespace pm {
 std::optional<IngestCheckpoint> IngestCheckpointRepository::get(const std::string& instance_id) const {
   return target_.run([&](pqxx::transaction_base& tx) -> std::optional<IngestCheckpoint> {
     auto r = tx.exec_params(
-        "SELECT instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at "
-        "FROM pm_ingest_checkpoints WHERE instance_id = $1",
+        "SELECT instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at, "
+        "record_bytes, record_crc FROM pm_ingest_checkpoints WHERE instance_id = $1",
         instance_id);
     if (r.empty()) return std::nullopt;
     IngestCheckpoint c;
@@ -20,21 +20,32 @@ std::optional<IngestCheckpoint> IngestCheckpointRepository::get(const std::strin
     c.log_offset = r[0][5].as<std::int64_t>();
     c.applied_events = r[0][6].as<std::int64_t>();
     c.updated_at = r[0][7].as<std::string>();
+    if (!r[0][8].is_null() && !r[0][9].is_null()) {
+      c.record_bytes = r[0][8].as<std::int64_t>();
+      c.record_crc = r[0][9].as<std::int64_t>();
+    }
     return c;
   });
 }
 
+namespace {
+std::string sql_number(const std::optional<std::int64_t>& v) { return v ? std::to_string(*v) : "NULL"; }
+}  // namespace
+
 std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& c) {
   return R"(INSERT INTO pm_ingest_checkpoints
-         (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at)
+         (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at,
+          record_bytes, record_crc)
        VALUES ()" + tx.quote(c.instance_id) + ", " + tx.quote(c.log_id) + ", " + std::to_string(c.lsn) + ", " +
          std::to_string(c.segment) + ", " + std::to_string(c.segment_offset) + ", " + std::to_string(c.log_offset) +
-         ", " + std::to_string(c.applied_events) + ", " + tx.quote(now_iso()) + R"()
+         ", " + std::to_string(c.applied_events) + ", " + tx.quote(now_iso()) + ", " + sql_number(c.record_bytes) +
+         ", " + sql_number(c.record_crc) + R"()
        ON CONFLICT (instance_id) DO UPDATE
          SET lsn = EXCLUDED.lsn, segment = EXCLUDED.segment, segment_offset = EXCLUDED.segment_offset,
              log_offset = EXCLUDED.log_offset,
              applied_events = pm_ingest_checkpoints.applied_events + EXCLUDED.applied_events,
-             updated_at = EXCLUDED.updated_at
+             updated_at = EXCLUDED.updated_at, record_bytes = EXCLUDED.record_bytes,
+             record_crc = EXCLUDED.record_crc
          WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)";
 }
 

@@ -25,6 +25,10 @@ struct IngestCheckpoint {
   std::int64_t log_offset = 0;
   std::int64_t applied_events = 0;
   std::string updated_at;
+  // The last applied record (seed/07_checkpoint_record.sql): its bytes in the log and the CRC-32C
+  // of its payload; both set or both absent (rows written before that file, or tests).
+  std::optional<std::int64_t> record_bytes;
+  std::optional<std::int64_t> record_crc;
 };
 
 class CheckpointConflict : public std::runtime_error {

@@ -288,7 +288,7 @@ TEST_F(WalFaultTest, ALogThatEndsBelowItsCeilingRefusesToOpen) {
   {
     auto log = WriteAheadLog::open(options());
     ASSERT_EQ(append(*log, 0, 50), AppendStatus::Ok);
-    ASSERT_TRUE(log->raise_ceiling(log->durable()));  // a batch up to lsn 50 went to PostgreSQL
+    ASSERT_TRUE(log->persist_applied());  // the state file's ceiling: lsn 50 had been synced
     ASSERT_EQ(append(*log, 50, 10), AppendStatus::Ok);
   }
   // The storage loses synced records (restored from an old copy, or cut by hand).
@@ -299,7 +299,7 @@ TEST_F(WalFaultTest, ALogThatEndsBelowItsCeilingRefusesToOpen) {
     WriteAheadLog::open(options());
     FAIL() << "a log below its ceiling opened";
   } catch (const WalCorruption& e) {
-    EXPECT_NE(std::string(e.what()).find("ends at lsn 0, but batches up to lsn 50"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ends at lsn 0, but records up to lsn 50 had been synced"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("reuse"), std::string::npos) << e.what();
   }
 }
@@ -308,7 +308,7 @@ TEST_F(WalFaultTest, DamageInTheLastGroupBelowTheCeilingIsCorruptionAndNothingIs
   {
     auto log = WriteAheadLog::open(options());
     ASSERT_EQ(append(*log, 0, 20), AppendStatus::Ok);  // one group, the last one
-    ASSERT_TRUE(log->raise_ceiling(log->durable()));   // ... synced and sent to PostgreSQL
+    ASSERT_TRUE(log->persist_applied());               // ... synced, and the state file says so
   }
   std::string bytes = fs_.contents(segment(1));
   bytes[kSegmentHeaderSize + kGroupMarkerSize + 40] ^= 0x01;
@@ -331,7 +331,6 @@ TEST_F(WalFaultTest, TheAppliedPositionSurvivesARestart) {
     std::vector<Appended> a;
     ASSERT_EQ(append(*log, 0, 40, &a), AppendStatus::Ok);
     applied = a[29].end;
-    ASSERT_TRUE(log->raise_ceiling(applied));
     log->note_applied(applied);
     ASSERT_TRUE(log->persist_applied());
   }
