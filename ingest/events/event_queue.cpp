@@ -2,7 +2,16 @@
 
 #include <iterator>
 
+#include "ingest/log/wal_reader.h"
+#include "repos/util/crc32c.h"
+
 namespace pm {
+
+QueuedEvent queued_from_record(const wal::Record& record, Event event) {
+  return QueuedEvent{record.lsn, record.end, std::move(event),
+                     static_cast<std::uint32_t>(record.end.offset - record.start.offset),
+                     crc32c::value(record.payload.data(), record.payload.size())};
+}
 
 EventQueue::EventQueue(std::size_t capacity)
     : capacity_(capacity), queue_(capacity), producer_(queue_) {}

@@ -18,6 +18,9 @@
 #include "ingest/log/wal_format.h"
 
 namespace pm {
+namespace wal {
+struct Record;  // wal_reader.h
+}
 
 struct QueuedEvent {
   std::uint64_t lsn = 0;
@@ -28,6 +31,9 @@ struct QueuedEvent {
   std::uint32_t record_bytes = 0;
   std::uint32_t payload_crc = 0;
 };
+
+// The QueuedEvent of a record read back from the log or an archive, with its size and payload CRC.
+QueuedEvent queued_from_record(const wal::Record& record, Event event);
 
 class EventQueue {
  public:

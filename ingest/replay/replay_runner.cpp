@@ -125,7 +125,7 @@ void ReplayRunner::note_skipped(const archive::SkippedRange& range) {
 std::optional<QueuedEvent> ReplayRunner::next_event(archive::SegmentChain& chain) {
   while (std::optional<wal::Record> record = chain.next()) {
     if (record->lsn > options_.to_lsn) return std::nullopt;
-    QueuedEvent q{record->lsn, record->end, decode_record(*record)};
+    QueuedEvent q = queued_from_record(*record, decode_record(*record));
     const bool first_time = record->lsn > highest_read_;
     highest_read_ = std::max(highest_read_, record->lsn);
     stats_.read += first_time ? 1 : 0;

@@ -5,7 +5,6 @@
 
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal_corruption.h"
-#include "repos/util/crc32c.h"
 
 namespace pm {
 
@@ -103,9 +102,7 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
     if (!event)
       throw wal::WalCorruption(log_.dir() + "/" + wal::segment_file_name(record->start.segment), record->start.offset,
                                "record " + std::to_string(record->lsn) + " does not decode: " + error);
-    batch.push_back(QueuedEvent{record->lsn, record->end, std::move(*event),
-                                static_cast<std::uint32_t>(record->end.offset - record->start.offset),
-                                crc32c::value(record->payload.data(), record->payload.size())});
+    batch.push_back(queued_from_record(*record, std::move(*event)));
   }
   metrics_.log_catchup_events.Increment(static_cast<double>(batch.size()));
 }
