@@ -132,6 +132,18 @@ class PowerLossRounds : public ::testing::Test {
   void run_round(std::uint64_t seed);
   void run_rounds(std::uint64_t first_seed);
 
+  // The single-life tests below: one writer lane, segments large enough never to roll.
+  static RoundPlan single_life_plan() {
+    RoundPlan plan;
+    plan.segment_bytes = 1 << 20;
+    return plan;
+  }
+  static int stored_trades(Database& db, const std::string& condition) {
+    return db.transaction([&](pqxx::work& tx) {
+      return tx.exec_params1("SELECT count(*) FROM polymarket_trades WHERE condition_id = $1", condition)[0].as<int>();
+    });
+  }
+
   // What the rounds went through, so a suite that never reached the interesting cases fails.
   struct Tally {
     std::uint64_t rounds = 0, sent = 0, acked = 0, cut_short = 0, torn_tails = 0, applied_removed = 0, segments_rolled = 0;
@@ -260,14 +272,9 @@ TEST_F(PowerLossRounds, AWriterRefusesALogThatGaveAppliedLsnsToNewEvents) {
   FaultFs fs(11);
   std::mutex mu;
   std::vector<std::string> fatals;
-  RoundPlan plan;
-  plan.segment_bytes = 1 << 20;
+  const RoundPlan plan = single_life_plan();
   const std::string condition = "lsns-given-again";
-  const auto stored = [&] {
-    return database_->db().transaction([&](pqxx::work& tx) {
-      return tx.exec_params1("SELECT count(*) FROM polymarket_trades WHERE condition_id = $1", condition)[0].as<int>();
-    });
-  };
+  const auto stored = [&] { return stored_trades(database_->db(), condition); };
   const auto submit = [&](IngestPipeline& pipeline, const std::string& prefix, int n) {
     std::vector<Event> events;
     for (int i = 0; i < n; ++i) events.push_back(trade(condition, prefix + std::to_string(i)));
@@ -326,8 +333,7 @@ TEST_F(PowerLossRounds, ACheckpointNamesItsLastRecordAndARestartFindsIt) {
   FaultFs fs(12);
   std::mutex mu;
   std::vector<std::string> fatals;
-  RoundPlan plan;
-  plan.segment_bytes = 1 << 20;
+  const RoundPlan plan = single_life_plan();
   const std::string condition = "checkpoint-names-record";
   for (int life = 0; life < 3; ++life) {
     SCOPED_TRACE("life " + std::to_string(life));
@@ -373,8 +379,7 @@ TEST_F(PowerLossRounds, AWriterOnADatabaseMissingAMigrationSaysSoAndAppliesOnceI
   FaultFs fs(13);
   std::mutex mu;
   std::vector<std::string> fatals;
-  RoundPlan plan;
-  plan.segment_bytes = 1 << 20;
+  const RoundPlan plan = single_life_plan();
   auto log = wal::WriteAheadLog::open(log_options(fs, plan, fatals, mu));
   auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
   auto logger = std::make_shared<spdlog::logger>("pending_migration", lines);
@@ -385,11 +390,7 @@ TEST_F(PowerLossRounds, AWriterOnADatabaseMissingAMigrationSaysSoAndAppliesOnceI
     return false;
   };
   const std::string condition = "pending-migration";
-  const auto stored = [&] {
-    return tdb.db().transaction([&](pqxx::work& tx) {
-      return tx.exec_params1("SELECT count(*) FROM polymarket_trades WHERE condition_id = $1", condition)[0].as<int>();
-    });
-  };
+  const auto stored = [&] { return stored_trades(tdb.db(), condition); };
   IngestMetrics metrics;
   EventQueue queue(1024);
   BatchWriter writer(writer_config(plan, condition), tdb.db(), *log, queue, metrics, logger, nullptr);
