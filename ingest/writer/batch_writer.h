@@ -2,9 +2,11 @@
 // BatchWriter: the one thread that applies the log to PostgreSQL.
 //
 // Contract:
-// - Starts without the database: it connects, reads this instance's checkpoint and checks that it
-//   belongs to the log (same log id, not beyond its end). Until then, and whenever PostgreSQL is
-//   unreachable, it retries with backoff while the daemon keeps logging and acking.
+// - Starts without the database: it connects, checks that every bundled migration is applied,
+//   reads this instance's checkpoint and checks that it belongs to the log (same log id, not beyond
+//   its end, and the record it names is the log's record there), then opens its lanes'
+//   connections. Until then, and whenever PostgreSQL is unreachable, it retries with backoff while
+//   the daemon keeps logging and acking.
 // - Applies events strictly in log order, from the checkpoint on: from the queue while the queue
 //   holds the next event, otherwise (start-up replay, queue overflow, after an error) straight from
 //   the log files. Each batch (up to batch_max_events; it leaves as soon as a lane is free, and waits
@@ -30,9 +32,11 @@
 //   is applied again, exactly once.
 // - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
 //   standby now, is noticed within about that long (database_up() turns false).
-// - A checkpoint that does not fit the log, a corrupt record in the log, or (checked at every
-//   (re)connect) a triggers table without the unique index G2 needs (repos/g2_index.h), is fatal:
-//   on_fatal is called with a message naming the problem, and the writer stops.
+// - A checkpoint that does not fit the log (or names a record the log does not hold there: the
+//   log lost applied records and gave their LSNs to new events), a corrupt record in the log, or
+//   (checked at every (re)connect) a triggers table without the unique index G2 needs
+//   (repos/g2_index.h), is fatal: on_fatal is called with a message naming the problem, and the
+//   writer stops. A missing migration is not: the writer names it and retries.
 // - stop() lets the batches in flight commit (or fail), makes the primary flush the commits whose
 //   segments still wait for it (LogRetention::flush_and_check), then the thread exits; unapplied
 //   events stay in the log for the next start.
@@ -114,6 +118,7 @@ class BatchWriter {
   std::optional<TxFailure> step(Backoff& backoff);
   bool load_checkpoint();
   void require_migrations();
+  void open_lane_connections();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
   bool holds_checkpoint_record(const IngestCheckpoint& checkpoint, const wal::Position& position,
                                const std::string& instance);

@@ -411,6 +411,31 @@ TEST_F(PowerLossRounds, AWriterOnADatabaseMissingAMigrationSaysSoAndAppliesOnceI
   EXPECT_TRUE(fatals.empty()) << fatals.front();
 }
 
+// Each lane's connection opens when the writer connects, before the first batch needs it (a new
+// backend took tens of milliseconds here, with events queued behind it).
+TEST_F(PowerLossRounds, TheWriterOpensEveryLaneConnectionWhenItConnects) {
+  test::TestDatabase tdb("lane_connections");
+  FaultFs fs(14);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  RoundPlan plan = single_life_plan();
+  plan.writer_connections = 3;
+  auto log = wal::WriteAheadLog::open(log_options(fs, plan, fatals, mu));
+  IngestMetrics metrics;
+  EventQueue queue(1024);
+  BatchWriter writer(writer_config(plan, "lane-connections"), tdb.db(), *log, queue, metrics, quiet_, nullptr);
+  const auto backends = [&] {  // on a connection of its own, not one of the writer's pool
+    pqxx::connection observer(tdb.url());
+    pqxx::nontransaction tx(observer);
+    return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                           tdb.name())[0].as<int>();
+  };
+  writer.start();
+  ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
+  EXPECT_GE(backends(), 3) << "the lanes' connections were not opened when the writer connected";
+  writer.stop();
+}
+
 // Four cases of 250 rounds each (seeds 1-250, 100001-100250, ...), so ctest runs them in parallel.
 TEST_F(PowerLossRounds, Seeds1) { run_rounds(1); }
 TEST_F(PowerLossRounds, Seeds100001) { run_rounds(100001); }
