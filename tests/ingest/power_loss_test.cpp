@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -41,6 +42,25 @@ namespace {
 using namespace std::chrono_literals;
 using test::FaultFs;
 using test::PowerLossMode;
+
+// The writer's on_fatal message, set on the writer's thread and read on the test's.
+class FatalMessage {
+ public:
+  std::function<void(const std::string&)> callback() {
+    return [this](const std::string& m) {
+      std::lock_guard lock(mu_);
+      message_ = m;
+    };
+  }
+  std::string get() const {
+    std::lock_guard lock(mu_);
+    return message_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string message_;
+};
 
 struct RoundPlan {
   std::uint64_t seed = 0;
@@ -208,15 +228,15 @@ void PowerLossRounds::run_round(std::uint64_t seed) {
     }
     IngestMetrics metrics;
     EventQueue queue(1024);
-    std::string writer_fatal;
+    FatalMessage writer_fatal;
     BatchWriter writer(writer_config(plan, instance), database_->db(), *log, queue, metrics, quiet_,
-                       [&](const std::string& m) { writer_fatal = m; });
+                       writer_fatal.callback());
     writer.start();
     const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (writer.applied_lsn() < log->durable().lsn && writer_fatal.empty() && std::chrono::steady_clock::now() < deadline)
+    while (writer.applied_lsn() < log->durable().lsn && writer_fatal.get().empty() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(2ms);  // polls a condition with a deadline
     writer.stop();
-    ASSERT_EQ(writer_fatal, "") << "the writer stopped on a fatal error after recovery";
+    ASSERT_EQ(writer_fatal.get(), "") << "the writer stopped on a fatal error after recovery";
     EXPECT_TRUE(second_life_fatals.empty()) << second_life_fatals.front();
     const std::uint64_t last_lsn = log->durable().lsn;
     tally_.segments_rolled += log->durable().segment > 1;
@@ -312,16 +332,17 @@ TEST_F(PowerLossRounds, AWriterRefusesALogThatGaveAppliedLsnsToNewEvents) {
   ASSERT_EQ(log->durable().lsn, 2u);
   IngestMetrics metrics;
   EventQueue queue(1024);
-  std::string writer_fatal;
+  FatalMessage writer_fatal;
   BatchWriter writer(writer_config(plan, condition), database_->db(), *log, queue, metrics, quiet_,
-                     [&](const std::string& m) { writer_fatal = m; });
+                     writer_fatal.callback());
   IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
   ASSERT_EQ(submit(pipeline, "new", 3), SubmitResult::Durable);  // LSNs 3-5 again
   writer.start();
-  ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.empty() || writer.applied_lsn() == 5; }, 20s));
+  ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 5; }, 20s));
   writer.stop();
-  EXPECT_NE(writer_fatal.find("names record 5"), std::string::npos) << writer_fatal;
-  EXPECT_NE(writer_fatal.find("new events took their LSNs"), std::string::npos) << writer_fatal;
+  const std::string fatal = writer_fatal.get();
+  EXPECT_NE(fatal.find("names record 5"), std::string::npos) << fatal;
+  EXPECT_NE(fatal.find("new events took their LSNs"), std::string::npos) << fatal;
   EXPECT_EQ(stored(), 5) << "the new events were applied over a checkpoint they do not belong to";
   EXPECT_EQ(IngestCheckpointRepository(database_->db()).get(condition)->lsn, 5);
   EXPECT_EQ(log->durable().lsn, 5u) << "the new events stay in the log";
@@ -341,17 +362,17 @@ TEST_F(PowerLossRounds, ACheckpointNamesItsLastRecordAndARestartFindsIt) {
     IngestMetrics metrics;
     // In life 1 the queue cannot take the 4 events: the writer reads them back from the log.
     EventQueue queue(life == 1 ? 1 : 1024);
-    std::string writer_fatal;
+    FatalMessage writer_fatal;
     BatchWriter writer(writer_config(plan, condition), database_->db(), *log, queue, metrics, quiet_,
-                       [&](const std::string& m) { writer_fatal = m; });
+                       writer_fatal.callback());
     IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
     std::vector<Event> events;
     for (int i = 0; i < 4; ++i) events.push_back(trade(condition, "l" + std::to_string(life) + "-" + std::to_string(i)));
     writer.start();
     ASSERT_EQ(pipeline.submit(events), SubmitResult::Durable);
-    ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.empty() || writer.applied_lsn() == 4u * (life + 1); }, 20s));
+    ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 4u * (life + 1); }, 20s));
     writer.stop();
-    ASSERT_EQ(writer_fatal, "");
+    ASSERT_EQ(writer_fatal.get(), "");
     const auto checkpoint = IngestCheckpointRepository(database_->db()).get(condition);
     ASSERT_TRUE(checkpoint.has_value());
     EXPECT_EQ(checkpoint->lsn, 4 * (life + 1));
