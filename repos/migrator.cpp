@@ -31,6 +31,18 @@ std::map<std::string, std::string> applied_checksums(pqxx::connection& c) {
   return applied;
 }
 
+// What applied_checksums() reads, without creating the table: a database never migrated has
+// applied nothing. Read-only, so a daemon may ask while an operator migrates.
+std::map<std::string, std::string> applied_checksums_if_any(pqxx::connection& c) {
+  pqxx::read_transaction tx(c);
+  std::map<std::string, std::string> applied;
+  if (tx.exec1("SELECT to_regclass('pm_schema_migrations') IS NOT NULL")[0].as<bool>())
+    for (const auto& row : tx.exec("SELECT name, checksum FROM pm_schema_migrations"))
+      applied[row[0].as<std::string>()] = row[1].as<std::string>();
+  tx.commit();
+  return applied;
+}
+
 std::string first_line(std::string message) {
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
   return message;
@@ -126,7 +138,7 @@ MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
 
 std::vector<std::string> Migrator::pending(const std::vector<Migration>& migrations) {
   Lease lease = db_.lease();
-  const auto applied = applied_checksums(lease.connection());
+  const auto applied = applied_checksums_if_any(lease.connection());
   std::vector<std::string> names;
   for (const auto& m : migrations)
     if (!applied.count(m.name)) names.push_back(m.name);

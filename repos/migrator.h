@@ -43,7 +43,8 @@ class Migrator {
  public:
   explicit Migrator(Database& db) : db_(db) {}
   MigrationReport migrate(const std::vector<Migration>& migrations = bundled_migrations());
-  // Names not applied yet, in order.
+  // Names not applied yet, in order. Reads only (a database never migrated has them all
+  // pending), so it may run while another process migrates (the daemon's writer asks at connect).
   std::vector<std::string> pending(const std::vector<Migration>& migrations = bundled_migrations());
 
  private:

@@ -22,6 +22,14 @@ TEST(Migrator, BundlesTheSeedFilesInOrder) {
   EXPECT_EQ(sorted, names(ms));
 }
 
+// pending() only reads: the daemon's writer asks it at every connect, and a CREATE TABLE IF NOT
+// EXISTS there raced an operator's `migrate` (duplicate key in pg_type).
+TEST(Migrator, PendingCreatesNothingInADatabaseNeverMigrated) {
+  test::TestDatabase tdb("migrate_pending", /*migrate=*/false);
+  EXPECT_EQ(Migrator(tdb.db()).pending().size(), bundled_migrations().size());
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_class WHERE relname = 'pm_schema_migrations'"), 0);
+}
+
 TEST(Migrator, EmptyDatabaseGetsEverythingThenNothingTwice) {
   test::TestDatabase tdb("migrate_empty", /*migrate=*/false);
   Migrator migrator(tdb.db());
