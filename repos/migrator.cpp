@@ -21,18 +21,8 @@ CREATE TABLE IF NOT EXISTS pm_schema_migrations (
 
 constexpr long long kMigrationLockKey = 0x706d2d6d696772;  // "pm-migr"
 
-std::map<std::string, std::string> applied_checksums(pqxx::connection& c) {
-  pqxx::work tx(c);
-  tx.exec(kCreateBookkeeping);
-  std::map<std::string, std::string> applied;
-  for (const auto& row : tx.exec("SELECT name, checksum FROM pm_schema_migrations"))
-    applied[row[0].as<std::string>()] = row[1].as<std::string>();
-  tx.commit();
-  return applied;
-}
-
-// What applied_checksums() reads, without creating the table: a database never migrated has
-// applied nothing. Read-only, so a daemon may ask while an operator migrates.
+// The applied migrations' checksums. Read-only (a database never migrated has applied nothing),
+// so a daemon may ask while an operator migrates.
 std::map<std::string, std::string> applied_checksums_if_any(pqxx::connection& c) {
   pqxx::read_transaction tx(c);
   std::map<std::string, std::string> applied;
@@ -41,6 +31,14 @@ std::map<std::string, std::string> applied_checksums_if_any(pqxx::connection& c)
       applied[row[0].as<std::string>()] = row[1].as<std::string>();
   tx.commit();
   return applied;
+}
+
+// migrate(): the bookkeeping table first, then what it holds.
+std::map<std::string, std::string> applied_checksums(pqxx::connection& c) {
+  pqxx::work tx(c);
+  tx.exec(kCreateBookkeeping);
+  tx.commit();
+  return applied_checksums_if_any(c);
 }
 
 std::string first_line(std::string message) {
