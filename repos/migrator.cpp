@@ -143,4 +143,19 @@ std::vector<std::string> Migrator::pending(const std::vector<Migration>& migrati
   return names;
 }
 
+namespace {
+std::string pending_message(const std::vector<std::string>& names) {
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+  return "the database lacks migrations this build needs (" + list + "): run `pm-ingestctl migrate`";
+}
+}  // namespace
+
+MigrationsPending::MigrationsPending(const std::vector<std::string>& names) : std::runtime_error(pending_message(names)) {}
+
+void Migrator::require_applied(const std::vector<Migration>& migrations) {
+  const std::vector<std::string> names = pending(migrations);
+  if (!names.empty()) throw MigrationsPending(names);
+}
+
 }  // namespace pm

@@ -39,6 +39,12 @@ class MigrationError : public std::runtime_error {
   std::string migration_;
 };
 
+// Thrown by Migrator::require_applied(): names the bundled migrations the database lacks.
+class MigrationsPending : public std::runtime_error {
+ public:
+  explicit MigrationsPending(const std::vector<std::string>& names);
+};
+
 class Migrator {
  public:
   explicit Migrator(Database& db) : db_(db) {}
@@ -46,6 +52,9 @@ class Migrator {
   // Names not applied yet, in order. Reads only (a database never migrated has them all
   // pending), so it may run while another process migrates (the daemon's writer asks at connect).
   std::vector<std::string> pending(const std::vector<Migration>& migrations = bundled_migrations());
+  // Throws MigrationsPending ("... run `pm-ingestctl migrate`") unless none is pending; reads only.
+  // For a program that writes what the bundled migrations define (the writer, replay).
+  void require_applied(const std::vector<Migration>& migrations = bundled_migrations());
 
  private:
   Database& db_;

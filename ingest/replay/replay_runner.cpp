@@ -8,6 +8,7 @@
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "ingest/archive/archive_format.h"
 #include "ingest/writer/writer_lanes.h"
+#include "repos/migrator.h"
 #include "repos/util/backoff.h"
 
 namespace pm {
@@ -264,7 +265,14 @@ bool ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, con
 
 // The LSN up to which this instance's checkpoint says events are applied (0: none), after checking
 // that it belongs to the sources' log.
+// Where the last pass ended. A database lacking a bundled migration (the checkpoint's record
+// columns) refuses every batch: that is a ReplayError naming it, before anything is applied.
 std::uint64_t ReplayRunner::resume_point(Database& db) {
+  try {
+    Migrator(db).require_applied();
+  } catch (const MigrationsPending& e) {
+    throw ReplayError(e.what());
+  }
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db).get(options_.instance_id);
   if (!checkpoint) return 0;
   if (checkpoint->log_id != stats_.log_id)

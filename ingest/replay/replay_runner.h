@@ -11,7 +11,8 @@
 //   only the events that arrived (their received time) before that instant. The checkpoint covers
 //   the events a run passed over: resume a run with the same bounds; use another instance id for
 //   other bounds.
-// - The instance's checkpoint must belong to the sources' log (same log id): otherwise ReplayError.
+// - The instance's checkpoint must belong to the sources' log (same log id), and the database must
+//   have every bundled migration (pm-ingestctl migrate): otherwise ReplayError, nothing applied.
 // - A batch PostgreSQL refuses for a value (DataError) is applied again one event at a time, and the
 //   refused event goes to pm_dead_letters, as the daemon does. A lost connection or another
 //   transient failure is retried after a backoff from the checkpoint, for at most retry_for in a

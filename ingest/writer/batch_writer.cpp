@@ -300,14 +300,7 @@ void BatchWriter::open_lane_connections() {
 
 // A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's record
 // columns, seed/07_checkpoint_record.sql): every batch would fail. Throws; the writer retries.
-void BatchWriter::require_migrations() {
-  const std::vector<std::string> pending = Migrator(db_).pending();
-  if (pending.empty()) return;
-  std::string names;
-  for (const std::string& name : pending) names += (names.empty() ? "" : ", ") + name;
-  throw std::runtime_error("the database lacks migrations this pm-ingestd needs (" + names +
-                           "): run `pm-ingestctl migrate`");
-}
+void BatchWriter::require_migrations() { Migrator(db_).require_applied(); }
 
 // Where this instance resumes: after its checkpoint, if that fits the log; else fatal (nullopt).
 std::optional<wal::Position> BatchWriter::start_position(const std::optional<IngestCheckpoint>& checkpoint) {
