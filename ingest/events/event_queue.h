@@ -1,10 +1,12 @@
 #pragma once
 // EventQueue: the bounded hand-off from the log's group commits to the writer thread, over a
-// moodycamel::ConcurrentQueue, with a doorbell the writer waits on when the queue is empty. Events are pushed only after they are durable, in LSN
-// order, by whichever thread leads the log's group commit (the log serialises those, so one
-// producer token serves them all); one writer thread pops. When the queue is full the events are
-// simply not queued: they are on disk, and the writer reads them back from the log when it sees
-// the gap. So memory stays bounded whatever the backlog.
+// moodycamel::ConcurrentQueue, with a doorbell the writer waits on when the queue is empty. Events
+// are pushed once written to the log, while its fdatasync runs (the writer's COMMIT waits for
+// their durability: WriteAheadLog::wait_durable), in LSN order, by whichever thread leads the
+// log's group commit (the log serialises those, so one producer token serves them all); one
+// writer thread pops. When the queue is full the events are simply not queued: they are in the
+// log, and the writer reads them back (once durable) when it sees the gap. So memory stays
+// bounded whatever the backlog.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>

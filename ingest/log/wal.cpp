@@ -57,7 +57,7 @@ std::uint64_t file_size(LogFs& fs, const std::string& path) {
 struct WriteAheadLog::Request {
   std::span<const std::string> payloads;
   std::vector<Appended>* out;
-  const DurableCallback* on_durable;
+  const WrittenCallback* on_written;
   AppendStatus status = AppendStatus::Ok;
   bool done = false;
   // Signalled under mu_ when this request is done or has become the front of the queue: each
@@ -106,6 +106,7 @@ void WriteAheadLog::fatal(const std::string& message) {
     std::lock_guard lock(mu_);
     halted_ = true;
   }
+  durable_changed_.notify_all();  // records written but not synced never will be: wait_durable says so
   options_.on_fatal(message);
 }
 
@@ -352,7 +353,7 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
   noted_applied_ = applied_at_open_;
 }
 
-AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t& sync_ns) {
+AppendStatus WriteAheadLog::write_at_end(const std::string& bytes) {
   const std::uint64_t offset = durable_.offset;  // only the leader changes it
   if (const std::error_code ec = active_->write_at(offset, bytes.data(), bytes.size())) {
     // Nothing of a failed group may stay in the file: recovery would find half a group.
@@ -362,6 +363,10 @@ AppendStatus WriteAheadLog::write_synced(const std::string& bytes, std::uint64_t
     options_.on_warning("log write failed: " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
+  return AppendStatus::Ok;
+}
+
+AppendStatus WriteAheadLog::sync_active(std::uint64_t& sync_ns) {
   const auto t0 = std::chrono::steady_clock::now();
   if (const std::error_code ec = active_->sync()) {
     fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed: " + ec.message() +
@@ -408,10 +413,10 @@ AppendStatus WriteAheadLog::roll_segment(Position& start) {
 // the front leads, forms a group of the requests queued behind it, writes and syncs it once, and
 // completes it (durable position, callbacks, waking the followers).
 AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::vector<Appended>& out,
-                                   const DurableCallback& on_durable) {
+                                   const WrittenCallback& on_written) {
   out.clear();
   if (payloads.empty()) return AppendStatus::Ok;
-  Request self{payloads, &out, &on_durable};
+  Request self{payloads, &out, &on_written};
   std::unique_lock lock(mu_);
   if (halted_) return AppendStatus::IoError;
   queue_.push_back(&self);
@@ -460,11 +465,15 @@ void WriteAheadLog::write_group(Group& group) {
   if (group.status != AppendStatus::Ok) return;
   try {
     const std::string buffer = encode_group(group);
-    group.status = write_synced(buffer, group.sync_ns);
+    group.status = write_at_end(buffer);
   } catch (const std::exception& e) {  // out of memory building the group: nothing was written
     options_.on_warning(std::string("cannot build a log write: ") + e.what());
     group.status = AppendStatus::IoError;
   }
+  if (group.status != AppendStatus::Ok) return;
+  // The consumer starts on the records while they are being synced (wal.h: on_written).
+  run_written_callbacks(group);
+  group.status = sync_active(group.sync_ns);
 }
 
 std::string WriteAheadLog::encode_group(Group& group) {
@@ -498,12 +507,16 @@ void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& l
     stats_.groups += 1;
     last_sync_seconds_ = static_cast<double>(group.sync_ns) / 1e9;
     const bool grows = active_segment_grows();
+    durable_changed_.notify_all();
     lock.unlock();
     // The next segment's file is prepared once this one is a quarter full, or sooner while this
     // one grows: a log that hardly writes never pays for one.
     const std::uint64_t quarter = options_.segment_bytes / 4;
     if (spare_ && end.offset >= (grows ? std::min(quarter, kGrowingSegmentSpareBytes) : quarter)) spare_->prepare();
-    run_durable_callbacks(group);
+    if (options_.on_group_commit)
+      guarded("on_group_commit", [&] {
+        options_.on_group_commit(static_cast<double>(group.sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
+      });
     lock.lock();
   }
   for (Request* r : group.requests) {
@@ -516,29 +529,29 @@ void WriteAheadLog::complete_group(Group& group, std::unique_lock<std::mutex>& l
   if (!queue_.empty()) queue_.front()->wake.notify_one();  // the next leader
 }
 
-void WriteAheadLog::run_durable_callbacks(const Group& group) {
-  // Still the leader: callbacks run in LSN order, before any later group is written. They must
-  // not stop the group from completing: the records are durable whatever a callback does.
-  auto guarded = [this](auto&& callback) {
-    try {
-      callback();
-    } catch (const std::exception& e) {
-      options_.on_warning(std::string("a log callback failed after a durable write: ") + e.what());
-    }
-  };
-  const Position& start = group.start;
-  const Position& end = group.end;
-  if (options_.on_group_commit)
-    guarded([&] {
-      options_.on_group_commit(static_cast<double>(group.sync_ns) / 1e9, end.log_offset - start.log_offset, end.lsn - start.lsn);
-    });
+void WriteAheadLog::guarded(const char* what, const std::function<void()>& callback) {
+  try {
+    callback();
+  } catch (const std::exception& e) {
+    options_.on_warning(std::string("a log callback (") + what + ") failed: " + e.what());
+  }
+}
+
+void WriteAheadLog::run_written_callbacks(const Group& group) {
+  // Still the leader: callbacks run in LSN order, before any later group is written.
   for (Request* r : group.requests)
-    if (*r->on_durable) guarded([&] { (*r->on_durable)(*r->out); });
+    if (*r->on_written) guarded("on_written", [&] { (*r->on_written)(*r->out); });
 }
 
 Position WriteAheadLog::durable() const {
   std::lock_guard lock(mu_);
   return durable_;
+}
+
+bool WriteAheadLog::wait_durable(std::uint64_t lsn) {
+  std::unique_lock lock(mu_);
+  durable_changed_.wait(lock, [&] { return durable_.lsn >= lsn || halted_; });
+  return durable_.lsn >= lsn;
 }
 
 Position WriteAheadLog::oldest() const {

@@ -19,8 +19,11 @@
 // - append() is called by any number of threads at once. Calls are grouped: one leader writes the
 //   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
 //   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
-//   of the group is left in the file). `on_durable` runs for each call's records in LSN order,
-//   once they are durable and before any later group's; it must be quick. With group_delay, a
+//   of the group is left in the file). `on_written` runs for each call's records in LSN order,
+//   once the group is written and before its fdatasync (and before any later group's write); it
+//   must be quick. Those records are not durable yet: a consumer may start work on them (the
+//   batch writer starts their transaction meanwhile) but must let nothing outside this process
+//   depend on them before wait_durable() says so (the writer's COMMIT waits for it). With group_delay, a
 //   leader whose previous group held several calls (other threads are appending) first waits that
 //   long, without the lock, so the calls arriving meanwhile join its group: fewer fdatasyncs
 //   under concurrent load (PostgreSQL's commit_delay with commit_siblings); a lone appender never
@@ -112,7 +115,7 @@ struct Appended {
   Position end;  // the boundary after the record
 };
 
-using DurableCallback = std::function<void(std::span<const Appended>)>;
+using WrittenCallback = std::function<void(std::span<const Appended>)>;
 
 struct WalStats {
   std::uint64_t appended_bytes = 0;   // since open
@@ -133,9 +136,13 @@ class WriteAheadLog {
 
   // Appends one record per payload. `out` receives their LSNs and end positions on Ok.
   AppendStatus append(std::span<const std::string> payloads, std::vector<Appended>& out,
-                      const DurableCallback& on_durable = {});
+                      const WrittenCallback& on_written = {});
 
   Position durable() const;
+  // Blocks until record `lsn` is durable (true), or until the log halts first (false: its group's
+  // fdatasync failed; it never will be). Any thread. `lsn` must have been reported through an
+  // on_written callback (a record not written yet would make it wait for a later append).
+  bool wait_durable(std::uint64_t lsn);
   Position oldest() const;  // start of the oldest segment still on disk
   // The applied position the state file knew at open (at least oldest()): where the backlog is
   // counted from before PostgreSQL answers.
@@ -144,7 +151,7 @@ class WriteAheadLog {
   const std::string& dir() const { return options_.dir; }
   LogFs& fs() const { return *fs_; }
   WalStats stats() const;
-  // Seconds of the last fdatasync, for the fsync latency metric (set before on_durable runs).
+  // Seconds of the last fdatasync, for the fsync latency metric (set before on_group_commit runs).
   double last_sync_seconds() const;
   bool halted() const;
 
@@ -197,18 +204,23 @@ class WriteAheadLog {
   void write_group(Group& group);
   // The group's bytes: a group marker, then one record per payload; fills each request's `out`.
   std::string encode_group(Group& group);
-  // Writes `bytes` at the durable end of the active segment and syncs it; a failed write is cut
-  // off again, a failed sync calls fatal(). REQUIRES: mu_ not held.
-  AppendStatus write_synced(const std::string& bytes, std::uint64_t& sync_ns);
+  // Writes `bytes` at the durable end of the active segment; a failed write is cut off again.
+  // REQUIRES: mu_ not held; the leader.
+  AppendStatus write_at_end(const std::string& bytes);
+  // fdatasync of the active segment; a failed one calls fatal(). REQUIRES: mu_ not held; the leader.
+  AppendStatus sync_active(std::uint64_t& sync_ns);
   AppendStatus roll_segment(Position& start);
   // Cuts the zeros after the active segment's records (a preallocated segment) and syncs it, so a
   // sealed segment ends with its last record. REQUIRES: mu_ not held; the leader.
   AppendStatus seal_active();
-  // Publishes the durable position, runs the callbacks (mu_ released meanwhile), then marks every
-  // request of the group done and wakes the waiting threads. REQUIRES: mu_ held through `lock`.
+  // Publishes the durable position (waking wait_durable), runs on_group_commit (mu_ released
+  // meanwhile), then marks every request of the group done and wakes the waiting threads.
+  // REQUIRES: mu_ held through `lock`.
   void complete_group(Group& group, std::unique_lock<std::mutex>& lock);
-  // on_group_commit, then each request's on_durable, in LSN order. REQUIRES: mu_ not held.
-  void run_durable_callbacks(const Group& group);
+  // Each request's on_written, in LSN order. REQUIRES: mu_ not held; the leader.
+  void run_written_callbacks(const Group& group);
+  // A callback must not stop the group: what it throws is a warning.
+  void guarded(const char* what, const std::function<void()>& callback);
   bool write_state(LocalState next);  // REQUIRES: state_mu_ held
   // Persists the applied position before segments below `segment` are deleted; false: keep them.
   // REQUIRES: state_mu_ not held.
@@ -236,6 +248,7 @@ class WriteAheadLog {
   double last_sync_seconds_ = 0;              // guarded by mu_
   std::uint64_t active_file_bytes_ = 0;       // the active segment file's size (zeros after the records); guarded by mu_
   bool halted_ = false;                       // guarded by mu_
+  std::condition_variable durable_changed_;   // durable_ advanced or the log halted; with mu_
 
   std::mutex state_mu_;                       // the consumer's calls
   std::unique_ptr<StateFile> state_;          // guarded by state_mu_

@@ -56,7 +56,9 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   // The callback runs on the log's leading thread: it reads this thread's buffers through these.
   const std::vector<std::string>& record_payloads = payloads;
   const std::vector<std::uint32_t>& record_crcs = payload_crcs;
-  const wal::DurableCallback on_durable = [&](std::span<const wal::Appended> records) {
+  // Queued once written, before the log's fdatasync: the writer starts their batch meanwhile and
+  // commits it only once they are durable (WriteAheadLog::wait_durable).
+  const wal::WrittenCallback on_written = [&](std::span<const wal::Appended> records) {
     std::vector<QueuedEvent> queued;
     queued.reserve(records.size());
     for (std::size_t i = 0; i < records.size(); ++i)
@@ -65,7 +67,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
                                    record_crcs[i]});
     if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
   };
-  const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_durable);
+  const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_written);
   switch (status) {
     case wal::AppendStatus::Ok:
       metrics_.durable_wait_seconds.Observe(

@@ -1,7 +1,8 @@
 #pragma once
 // IngestPipeline: what a connection does with the valid events of a chunk of lines: check the
 // disk budget, encode them, append them to the log in one group-committed call, and, once they
-// are durable, hand them to the writer's queue (or leave them on disk when the queue is full).
+// are written (before the log's fdatasync; the writer commits nothing before they are durable),
+// hand them to the writer's queue (or leave them on disk when the queue is full).
 // submit() returns only when the events are durable or definitely not stored, which is what lets
 // the connection ack or answer `busy`. Thread-safe: every connection thread calls it.
 #include <atomic>

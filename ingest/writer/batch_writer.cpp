@@ -55,7 +55,8 @@ void BatchWriter::start() {
   metrics_.replay_done(false);
   lanes_ = std::make_unique<WriterLanes>(db_, applier_, std::max<std::size_t>(1, config_.writer_connections),
                                          [this] { queue_.wake_consumer(); }, lane_lock_class(config_.instance_id),
-                                         config_.synchronous_commit);
+                                         config_.synchronous_commit,
+                                         [this](std::uint64_t lsn) { return log_.wait_durable(lsn); });
   metrics_.start();
   thread_ = std::thread([this] { run(); });
 }

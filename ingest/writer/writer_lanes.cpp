@@ -25,12 +25,14 @@ LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
 }
 
 WriterLanes::WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes,
-                         std::function<void()> on_finished, std::int32_t lock_class, SynchronousCommit commit)
+                         std::function<void()> on_finished, std::int32_t lock_class, SynchronousCommit commit,
+                         DurableGate durable_gate)
     : db_(db),
       applier_(applier),
       on_finished_(std::move(on_finished)),
       lock_class_(lock_class),
-      commit_(commit) {
+      commit_(commit),
+      durable_gate_(std::move(durable_gate)) {
   if (lanes < 1) throw std::invalid_argument("WriterLanes needs at least one lane");
   for (std::size_t i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<Lane>());
   try {
@@ -188,7 +190,7 @@ FinishedBatch WriterLanes::run_job(const Job& job) {
   if (committed) {
     BatchPhases& p = result.phases;
     p.commit = seconds_between(body_done, t1);
-    p.begin = std::max(0.0, result.seconds - p.trades - p.turn - p.finish - p.commit);
+    p.begin = std::max(0.0, result.seconds - p.trades - p.finish - p.durable - p.turn - p.commit);
   }
   return result;
 }
@@ -233,6 +235,12 @@ std::optional<BatchCounts> WriterLanes::run_body(pqxx::dbtransaction& tx, const 
           ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate)
           : applier_.finish(tx, batch.events, batch.rows, stage, &owed);
   phase_done(phases.finish);
+  // Nothing commits before its events are durable in the log: a record lost with the page cache
+  // would leave a checkpoint naming an LSN that new events then take.
+  const std::uint64_t last = batch.events.back().lsn;
+  if (durable_gate_ && !durable_gate_(last))
+    throw LogNotDurable("the log's fdatasync of lsn " + std::to_string(last) + " failed: the batch is not committed");
+  phase_done(phases.durable);
   if (!order_.await_turn(job.seq)) return std::nullopt;
   phase_done(phases.turn);
   return counts;

@@ -11,8 +11,10 @@
 //   apply batch runs BatchApplier::insert_trades at once (trades also present in an earlier batch
 //   still in flight are duplicates of it and are left out, so concurrent batches never insert the
 //   same key and never wait on each other), then runs BatchApplier::finish (watermarks,
-//   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then makes sure
-//   the previous batch committed (else it rolls back) and commits. Commits, trigger claims and
+//   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then waits for
+//   `durable_gate` (when given) to say its last event is durable in the log (false: it rolls
+//   back, failed with LogNotDurable), makes sure the previous batch committed (else it rolls back)
+//   and commits. Commits, trigger claims and
 //   checkpoints therefore happen in log order, exactly as with one connection.
 //   A dead-letter batch (one event) stores the event in pm_dead_letters and moves the checkpoint.
 // - Each batch's outcome is a TxResult (repos/tx_result.h): Applied with its counts; RolledBack when
@@ -41,6 +43,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,12 +79,24 @@ struct FinishedBatch {
 // hash, so it is the same across restarts.
 std::int32_t lane_lock_class(const std::string& name);
 
+// Thrown inside a batch whose events the log could not make durable (its fdatasync failed): the
+// batch rolls back.
+class LogNotDurable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Blocks until the log record `lsn` is durable (true) or never will be (false); any lane thread.
+using DurableGate = std::function<bool(std::uint64_t lsn)>;
+
 class WriterLanes {
  public:
   // `on_finished` runs on a lane thread after each batch's outcome is known (to wake the writer).
   // `commit`: whether each batch's COMMIT waits for the WAL flush (synchronous_commit.h).
+  // `durable_gate`: for batches of events that may not be durable yet (null: they all are).
   WriterLanes(Database& db, const BatchApplier& applier, std::size_t lanes, std::function<void()> on_finished = {},
-              std::int32_t lock_class = 0, SynchronousCommit commit = SynchronousCommit::ServerDefault);
+              std::int32_t lock_class = 0, SynchronousCommit commit = SynchronousCommit::ServerDefault,
+              DurableGate durable_gate = {});
   ~WriterLanes();
   WriterLanes(const WriterLanes&) = delete;
   WriterLanes& operator=(const WriterLanes&) = delete;
@@ -126,6 +141,7 @@ class WriterLanes {
   const std::function<void()> on_finished_;
   const std::int32_t lock_class_;       // first key of the batches' advisory turn locks
   const SynchronousCommit commit_;
+  const DurableGate durable_gate_;
   CommitOrder order_;
   std::vector<std::unique_ptr<Lane>> lanes_;
 

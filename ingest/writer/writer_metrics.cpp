@@ -14,6 +14,7 @@ WriterMetrics::WriterMetrics(IngestMetrics& metrics, wal::WriteAheadLog& log, Ev
     : metrics_(metrics),
       phase_begin_(metrics.batch_phase_seconds("begin")),
       phase_trades_(metrics.batch_phase_seconds("trades")),
+      phase_durable_(metrics.batch_phase_seconds("durable")),
       phase_turn_(metrics.batch_phase_seconds("turn")),
       phase_finish_(metrics.batch_phase_seconds("finish")),
       phase_commit_(metrics.batch_phase_seconds("commit")),
@@ -46,6 +47,7 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   metrics_.batch_commit_seconds.Observe(seconds);
   phase_begin_.Observe(phases.begin);
   phase_trades_.Observe(phases.trades);
+  phase_durable_.Observe(phases.durable);
   phase_turn_.Observe(phases.turn);
   phase_finish_.Observe(phases.finish);
   phase_commit_.Observe(phases.commit);

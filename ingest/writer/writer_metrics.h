@@ -53,7 +53,7 @@ class WriterMetrics {
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);
 
   IngestMetrics& metrics_;
-  prometheus::Histogram &phase_begin_, &phase_trades_, &phase_turn_, &phase_finish_, &phase_commit_;
+  prometheus::Histogram &phase_begin_, &phase_trades_, &phase_durable_, &phase_turn_, &phase_finish_, &phase_commit_;
   wal::WriteAheadLog& log_;
   EventQueue& queue_;
 

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <random>
 #include <set>
@@ -33,6 +34,7 @@
 #include "repos/util/clock.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/sync_gate_fs.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
@@ -455,6 +457,109 @@ TEST_F(PowerLossRounds, TheWriterOpensEveryLaneConnectionWhenItConnects) {
   ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
   EXPECT_GE(backends(), 3) << "the lanes' connections were not opened when the writer connected";
   writer.stop();
+}
+
+// A batch of events still being synced to the log, its transaction open in PostgreSQL: what
+// the writer started while the log's fdatasync runs, waiting for it to end before COMMIT.
+struct SyncOverlap {
+  explicit SyncOverlap(test::TestDatabase& tdb) : tdb(tdb) {}
+  test::TestDatabase& tdb;
+  bool batch_waits_in_transaction() const {  // on a connection of its own, not one of the writer's
+    pqxx::connection observer(tdb.url());
+    pqxx::nontransaction tx(observer);
+    return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction' "
+                           "AND query LIKE '%pm_ingest_checkpoints%'",
+                           tdb.name())[0].as<int>() > 0;
+  }
+  long long checkpoints() const { return tdb.count("pm_ingest_checkpoints"); }
+};
+
+// The writer starts a batch while its events' fdatasync runs (the log hands them over once
+// written), and commits it only once they are durable: while the sync is held, the batch waits in
+// an open transaction and nothing is visible; once it ends, the events are acked and committed.
+TEST_F(PowerLossRounds, ABatchStartsWhileItsEventsAreSyncedAndCommitsOnlyOnceTheyAreDurable) {
+  test::TestDatabase tdb("sync_overlap");
+  FaultFs fs(15);
+  wal::SyncGateFs gate(fs);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  const RoundPlan plan = single_life_plan();
+  wal::Options options = log_options(fs, plan, fatals, mu);
+  options.fs = &gate;
+  auto log = wal::WriteAheadLog::open(options);
+  const std::string condition = "sync-overlap";
+  IngestMetrics metrics;
+  EventQueue queue(1024);
+  BatchWriter writer(writer_config(plan, condition), tdb.db(), *log, queue, metrics, quiet_, nullptr);
+  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
+  writer.start();
+  ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
+  const SyncOverlap overlap(tdb);
+  gate.close_gate();
+  std::vector<Event> events;
+  for (int i = 0; i < 3; ++i) events.push_back(trade(condition, "s" + std::to_string(i)));
+  auto submitted = std::async(std::launch::async, [&] { return pipeline.submit(events); });
+  const wal::SyncGateFs::OpenAtExit release(gate);  // a failed ASSERT must not leave the sync held
+  gate.wait_for_held_sync();
+  ASSERT_TRUE(test::wait_until([&] { return overlap.batch_waits_in_transaction(); }, 20s))
+      << "no batch started while its events were being synced";
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 0) << "committed before its events were durable";
+  EXPECT_EQ(overlap.checkpoints(), 0);
+  EXPECT_EQ(submitted.wait_for(0s), std::future_status::timeout) << "acked before durable";
+  gate.open_gate();
+  EXPECT_EQ(submitted.get(), SubmitResult::Durable);
+  EXPECT_TRUE(test::wait_until([&] { return writer.applied_lsn() == 3; }, 20s));
+  writer.stop();
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 3);
+  EXPECT_TRUE(fatals.empty()) << fatals.front();
+}
+
+// Events written to the log whose fdatasync then fails were never durable (nor acked): the batch
+// the writer started on them rolls back, and nothing of them is ever committed.
+TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
+  test::TestDatabase tdb("sync_failed");
+  FaultFs fs(16);
+  wal::SyncGateFs gate(fs);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  const RoundPlan plan = single_life_plan();
+  wal::Options options = log_options(fs, plan, fatals, mu);
+  options.fs = &gate;
+  auto log = wal::WriteAheadLog::open(options);
+  const std::string condition = "sync-failed";
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  auto logger = std::make_shared<spdlog::logger>("sync_failed", lines);
+  const auto told = [&] {
+    for (const std::string& line : lines->last_formatted())
+      if (line.find("fdatasync of lsn 3 failed") != std::string::npos) return true;
+    return false;
+  };
+  IngestMetrics metrics;
+  EventQueue queue(1024);
+  BatchWriter writer(writer_config(plan, condition), tdb.db(), *log, queue, metrics, logger, nullptr);
+  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
+  writer.start();
+  ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
+  const SyncOverlap overlap(tdb);
+  gate.close_gate();
+  std::vector<Event> events;
+  for (int i = 0; i < 3; ++i) events.push_back(trade(condition, "f" + std::to_string(i)));
+  auto submitted = std::async(std::launch::async, [&] { return pipeline.submit(events); });
+  const wal::SyncGateFs::OpenAtExit release(gate);  // a failed ASSERT must not leave the sync held
+  gate.wait_for_held_sync();
+  ASSERT_TRUE(test::wait_until([&] { return overlap.batch_waits_in_transaction(); }, 20s))
+      << "no batch started while its events were being synced";
+  gate.fail_syncs();
+  EXPECT_EQ(submitted.get(), SubmitResult::IoError);
+  ASSERT_TRUE(test::wait_until(told, 20s)) << "the writer did not report the batch it could not commit";
+  EXPECT_TRUE(test::wait_until([&] { return !overlap.batch_waits_in_transaction(); }, 20s));
+  writer.stop();
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 0);
+  EXPECT_EQ(overlap.checkpoints(), 0);
+  EXPECT_EQ(writer.applied_lsn(), 0u);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(fatals.size(), 1u);
+  EXPECT_NE(fatals.front().find("fdatasync"), std::string::npos) << fatals.front();
 }
 
 // Four cases of 250 rounds each (seeds 1-250, 100001-100250, ...), so ctest runs them in parallel.

@@ -11,12 +11,14 @@
 #include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "repos/util/crc32c.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
 #include "tests/ingest/wal_dir_test.h"
+#include "tests/support/sync_gate_fs.h"
 
 namespace pm::wal {
 namespace {
@@ -213,7 +215,7 @@ TEST_F(WalTest, ConcurrentAppendersAreGroupedAndOrdered) {
       for (int i = 0; i < kPerThread; ++i) {
         std::vector<std::string> p = {"t" + std::to_string(t) + "-" + std::to_string(i)};
         std::vector<Appended> out;
-        DurableCallback cb = [&](std::span<const Appended> recs) {
+        WrittenCallback cb = [&](std::span<const Appended> recs) {
           std::lock_guard lock(mu);
           for (const auto& r : recs) callback_lsns.push_back(r.lsn);
         };
@@ -229,73 +231,67 @@ TEST_F(WalTest, ConcurrentAppendersAreGroupedAndOrdered) {
   EXPECT_EQ(read_all(*log, log->oldest()).size(), static_cast<std::size_t>(kThreads * kPerThread));
 }
 
-// The real file system, with a gate on fdatasync: while closed, every sync waits for open().
-class SyncGateFs : public LogFs {
- public:
-  void close_gate() {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-  }
-  void open_gate() {
-    {
-      std::lock_guard lock(mu_);
-      closed_ = false;
-    }
-    cv_.notify_all();
-  }
-  // Waits until a sync is held at the gate.
-  void wait_for_held_sync() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return held_ > 0; });
-  }
+// Records written by a group reach the consumer (on_written) while their fdatasync still runs;
+// wait_durable() returns only once it has ended, and append() only then.
+TEST_F(WalTest, RecordsReachTheConsumerWhileTheirSyncRunsAndWaitDurableWaitsForIt) {
+  SyncGateFs gate;
+  Options o = options();
+  o.fs = &gate;
+  auto log = WriteAheadLog::open(o);
+  gate.close_gate();
+  std::promise<std::vector<std::uint64_t>> written;
+  std::atomic<bool> returned{false};
+  std::thread appender([&] {
+    std::vector<Appended> out;
+    const WrittenCallback cb = [&](std::span<const Appended> records) {
+      std::vector<std::uint64_t> lsns;
+      for (const Appended& r : records) lsns.push_back(r.lsn);
+      written.set_value(lsns);
+    };
+    EXPECT_EQ(log->append(std::vector<std::string>{"a", "b"}, out, cb), AppendStatus::Ok);
+    returned = true;
+  });
+  EXPECT_EQ(written.get_future().get(), (std::vector<std::uint64_t>{1, 2}));
+  gate.wait_for_held_sync();
+  EXPECT_EQ(log->durable().lsn, 0u);
+  auto durable = std::async(std::launch::async, [&] { return log->wait_durable(2); });
+  // Bounded check that it still waits; a wait_durable that did not wait would return at once.
+  EXPECT_EQ(durable.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  EXPECT_FALSE(returned.load());
+  gate.open_gate();
+  EXPECT_TRUE(durable.get());
+  appender.join();
+  EXPECT_TRUE(returned.load());
+  EXPECT_EQ(log->durable().lsn, 2u);
+  EXPECT_TRUE(log->wait_durable(1));
+}
 
-  std::error_code create_dir(const std::string& dir) override { return posix_log_fs().create_dir(dir); }
-  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
-    std::unique_ptr<LogFile> file;
-    if (auto ec = posix_log_fs().open(path, mode, file)) return ec;
-    out = std::make_unique<GatedFile>(*this, std::move(file));
-    return {};
-  }
-  std::error_code rename(const std::string& from, const std::string& to) override { return posix_log_fs().rename(from, to); }
-  std::error_code remove(const std::string& path) override { return posix_log_fs().remove(path); }
-  std::error_code sync_dir(const std::string& dir) override { return posix_log_fs().sync_dir(dir); }
-  std::error_code list(const std::string& dir, std::vector<std::string>& names) override { return posix_log_fs().list(dir, names); }
-  std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) override {
-    return posix_log_fs().lock(path, owner, out);
-  }
-  std::string lock_owner(const std::string& path) override { return posix_log_fs().lock_owner(path); }
-
- private:
-  class GatedFile : public LogFile {
-   public:
-    GatedFile(SyncGateFs& fs, std::unique_ptr<LogFile> file) : fs_(fs), file_(std::move(file)) {}
-    std::error_code write_at(std::uint64_t offset, const char* data, std::size_t n) override { return file_->write_at(offset, data, n); }
-    std::error_code read_at(std::uint64_t offset, char* data, std::size_t n, std::size_t& got) override {
-      return file_->read_at(offset, data, n, got);
-    }
-    std::error_code sync() override {
-      fs_.pass_gate();
-      return file_->sync();
-    }
-    std::error_code truncate(std::uint64_t size) override { return file_->truncate(size); }
-    std::error_code size(std::uint64_t& out) override { return file_->size(out); }
-
-   private:
-    SyncGateFs& fs_;
-    std::unique_ptr<LogFile> file_;
-  };
-  void pass_gate() {
-    std::unique_lock lock(mu_);
-    ++held_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return !closed_; });
-    --held_;
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool closed_ = false;
-  int held_ = 0;
-};
+// A record whose group's fdatasync failed never becomes durable: wait_durable() says so (false)
+// instead of waiting for ever, the log halts, and the append is not acknowledged.
+TEST_F(WalTest, AFailedSyncTellsWaitDurableTheRecordNeverWillBe) {
+  SyncGateFs gate;
+  Options o = options();
+  o.fs = &gate;
+  std::atomic<int> fatals{0};
+  o.on_fatal = [&](const std::string&) { ++fatals; };
+  auto log = WriteAheadLog::open(o);
+  gate.close_gate();
+  std::promise<void> written;
+  std::thread appender([&] {
+    std::vector<Appended> out;
+    const WrittenCallback cb = [&](std::span<const Appended>) { written.set_value(); };
+    EXPECT_EQ(log->append(std::vector<std::string>{"a"}, out, cb), AppendStatus::IoError);
+  });
+  written.get_future().get();
+  gate.wait_for_held_sync();
+  auto durable = std::async(std::launch::async, [&] { return log->wait_durable(1); });
+  gate.fail_syncs();
+  EXPECT_FALSE(durable.get());
+  appender.join();
+  EXPECT_EQ(fatals.load(), 1);
+  EXPECT_TRUE(log->halted());
+  EXPECT_EQ(log->durable().lsn, 0u);
+}
 
 // Group delay (PostgreSQL's commit_delay with commit_siblings): a leader waits for more calls only
 // when its previous group held several, and what arrives while it waits joins its group.

@@ -224,7 +224,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
   // Every committed batch is split into its phases, and the phases add up to its whole time.
   const double batches = metric_value(scrape, "pm_ingest_batch_commit_duration_seconds_count");
   double phase_seconds = 0;
-  for (const char* phase : {"begin", "trades", "turn", "finish", "commit"}) {
+  for (const char* phase : {"begin", "trades", "finish", "durable", "turn", "commit"}) {
     const std::string labels = std::string("{phase=\"") + phase + "\"}";
     EXPECT_EQ(metric_value(scrape, "pm_ingest_batch_phase_duration_seconds_count" + labels), batches) << phase;
     phase_seconds += metric_value(scrape, "pm_ingest_batch_phase_duration_seconds_sum" + labels);
