@@ -291,12 +291,15 @@ bool BatchWriter::load_checkpoint() {
 
 // Each lane's connection opens now, not under the first batch that needs it, with events queued
 // behind it: a new backend's start and authentication, and then its first statement on the trade
-// tables (its catalog caches: 7-8 ms here against 1 ms for the next).
-// One connection of the pool stays for others (health checks), so this seldom waits for one.
+// tables (its catalog caches: 7-8 ms here against 1 ms for the next). One more for this thread's
+// own queries (the retention's look at the server, at each new segment and periodically): without
+// it, such a query holding one while the lanes hold the rest made a lane open a connection under
+// a batch (~30 ms here, right after a new log's first segment roll). One connection of the pool
+// stays for others (health checks), so this seldom waits for one.
 void BatchWriter::open_lane_connections() {
   const std::size_t allowed = static_cast<std::size_t>(std::max(db_.config().max_connections - 1, 1));
   std::vector<Lease> leases;
-  for (std::size_t i = 0; i < std::min(config_.writer_connections, allowed); ++i) leases.push_back(db_.lease());
+  for (std::size_t i = 0; i < std::min(config_.writer_connections + 1, allowed); ++i) leases.push_back(db_.lease());
 }
 
 // A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's record
