@@ -27,6 +27,9 @@ std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after, const 
   refill(std::chrono::microseconds(0));
   const bool contiguous = take_consecutive(batch, next_lsn);
   if (batch.empty()) {
+    // A gap before the events in hand (after a reset, or a queue overflow): the missing records
+    // were written before those, and may still be being synced; wait for that rather than spin.
+    if (!contiguous && log_.durable().lsn < next_lsn) log_.wait_durable(next_lsn);
     if (log_.durable().lsn >= next_lsn && (!contiguous || !in_hand())) {
       // The next event is durable but not in hand (replay, queue overflow, or a retry).
       read_from_log(batch, after);

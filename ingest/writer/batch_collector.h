@@ -12,6 +12,9 @@
 //   finishes, for at most max_delay after the first event. So an idle writer sends each event
 //   alone, a busy one sends large batches. From the log it takes what is durable at once. Empty
 //   when nothing arrived within about 100 ms, or when the doorbell rang (a lane finished).
+// - Events reach the queue once written to the log, before they are durable (event_queue.h); the
+//   log is read only up to its durable end, so at a gap before the events in hand it first waits
+//   for the missing records' sync (WriteAheadLog::wait_durable).
 // - A record in the log that does not decode throws wal::WalCorruption naming its file and offset.
 // - reset() forgets the events in hand and the open log reader (after a failure, or when the
 //   checkpoint is read again): they are read again from the log when needed.
