@@ -35,6 +35,7 @@
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/sync_gate_fs.h"
+#include "tests/support/trade_event.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
@@ -100,20 +101,7 @@ struct RoundPlan {
   }
 };
 
-Event trade(const std::string& condition, const std::string& trade_id) {
-  TradeEvent t;
-  t.condition_id = condition;
-  t.trade_id = trade_id;
-  t.price = 0.5;
-  t.size = 3;
-  t.side = "BUY";
-  t.timestamp_ms = now_epoch_ms();
-  t.raw_json = "{}";
-  Event e;
-  e.received_ms = t.timestamp_ms;
-  e.body = std::move(t);
-  return e;
-}
+using test::trade_event;
 
 class PowerLossRounds : public ::testing::Test {
  protected:
@@ -203,7 +191,7 @@ void PowerLossRounds::run_round(std::uint64_t seed) {
           std::vector<std::string> ids;
           for (int k = i; k < std::min(i + plan.chunk, plan.events_per_producer); ++k) {
             ids.push_back("p" + std::to_string(p) + "-" + std::to_string(k));
-            events.push_back(trade(condition, ids.back()));
+            events.push_back(trade_event(condition, ids.back()));
           }
           {
             std::lock_guard lock(mu);
@@ -299,7 +287,7 @@ TEST_F(PowerLossRounds, AWriterRefusesALogThatGaveAppliedLsnsToNewEvents) {
   const auto stored = [&] { return stored_trades(database_->db(), condition); };
   const auto submit = [&](IngestPipeline& pipeline, const std::string& prefix, int n) {
     std::vector<Event> events;
-    for (int i = 0; i < n; ++i) events.push_back(trade(condition, prefix + std::to_string(i)));
+    for (int i = 0; i < n; ++i) events.push_back(trade_event(condition, prefix + std::to_string(i)));
     return pipeline.submit(events);
   };
   std::uint64_t end_of_record_2 = 0;
@@ -369,7 +357,7 @@ TEST_F(PowerLossRounds, ACheckpointNamesItsLastRecordAndARestartFindsIt) {
                        writer_fatal.callback());
     IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
     std::vector<Event> events;
-    for (int i = 0; i < 4; ++i) events.push_back(trade(condition, "l" + std::to_string(life) + "-" + std::to_string(i)));
+    for (int i = 0; i < 4; ++i) events.push_back(trade_event(condition, "l" + std::to_string(life) + "-" + std::to_string(i)));
     writer.start();
     ASSERT_EQ(pipeline.submit(events), SubmitResult::Durable);
     ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 4u * (life + 1); }, 20s));
@@ -420,7 +408,7 @@ TEST_F(PowerLossRounds, AWriterOnADatabaseMissingAMigrationSaysSoAndAppliesOnceI
   IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
   writer.start();
   std::vector<Event> events;
-  for (int i = 0; i < 3; ++i) events.push_back(trade(condition, "m" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) events.push_back(trade_event(condition, "m" + std::to_string(i)));
   ASSERT_EQ(pipeline.submit(events), SubmitResult::Durable);
   ASSERT_TRUE(test::wait_until(told, 20s)) << "the writer did not name the missing migration";
   EXPECT_EQ(stored(), 0);
@@ -460,19 +448,73 @@ TEST_F(PowerLossRounds, TheWriterOpensEveryConnectionItUsesWhenItConnects) {
   writer.stop();
 }
 
-// A batch of events still being synced to the log, its transaction open in PostgreSQL: what
-// the writer started while the log's fdatasync runs, waiting for it to end before COMMIT.
-struct SyncOverlap {
-  explicit SyncOverlap(test::TestDatabase& tdb) : tdb(tdb) {}
-  test::TestDatabase& tdb;
+// The writer and the ingest path on a log whose fdatasync is held at a gate (SyncGateFs over a
+// FaultFs, one writer lane), to see what the writer does while a group's sync runs.
+class SyncOverlap {
+ public:
+  SyncOverlap(test::TestDatabase& tdb, std::uint64_t seed, WriterConfig config, std::shared_ptr<spdlog::logger> logger)
+      : tdb_(tdb), fs_(seed), gate_(fs_), log_(wal::WriteAheadLog::open(log_options())),
+        writer_(std::move(config), tdb.db(), *log_, queue_, metrics_, std::move(logger), nullptr),
+        pipeline_(1ull << 30, *log_, queue_, metrics_, [this] { return writer_.applied_log_offset(); }) {
+    writer_.start();
+  }
+  ~SyncOverlap() { gate_.open_gate(); }  // a failed ASSERT must not leave a sync held
+
+  BatchWriter& writer() { return writer_; }
+  wal::SyncGateFs& gate() { return gate_; }
+  std::vector<std::string> fatals() const {
+    std::lock_guard lock(mu_);
+    return fatals_;
+  }
+
+  // Holds the log's syncs, submits `n` trades of `condition` on a thread of its own and waits
+  // until their batch waits, in an open transaction, for their sync (false: no batch did in 20 s).
+  // The submit's outcome is in submitted().
+  bool submit_while_sync_held(const std::string& condition, int n) {
+    gate_.close_gate();
+    events_.clear();
+    for (int i = 0; i < n; ++i) events_.push_back(trade_event(condition, condition + "-" + std::to_string(i)));
+    submitted_ = std::async(std::launch::async, [this] { return pipeline_.submit(events_); });
+    gate_.wait_for_held_sync();
+    return test::wait_until([&] { return batch_waits_in_transaction(); }, 20s);
+  }
+  std::future<SubmitResult>& submitted() { return submitted_; }
+
+  // A session of the writer's, idle in a transaction whose last statement saved its checkpoint.
   bool batch_waits_in_transaction() const {  // on a connection of its own, not one of the writer's
-    pqxx::connection observer(tdb.url());
+    pqxx::connection observer(tdb_.url());
     pqxx::nontransaction tx(observer);
     return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction' "
                            "AND query LIKE '%pm_ingest_checkpoints%'",
-                           tdb.name())[0].as<int>() > 0;
+                           tdb_.name())[0].as<int>() > 0;
   }
-  long long checkpoints() const { return tdb.count("pm_ingest_checkpoints"); }
+  long long checkpoints() const { return tdb_.count("pm_ingest_checkpoints"); }
+
+ private:
+  wal::Options log_options() {
+    wal::Options o;
+    o.dir = "/wal";
+    o.fs = &gate_;
+    o.segment_bytes = 1 << 20;
+    o.on_fatal = [this](const std::string& m) {
+      std::lock_guard lock(mu_);
+      fatals_.push_back(m);
+    };
+    return o;
+  }
+
+  test::TestDatabase& tdb_;
+  FaultFs fs_;
+  wal::SyncGateFs gate_;
+  mutable std::mutex mu_;
+  std::vector<std::string> fatals_;  // guarded by mu_
+  std::unique_ptr<wal::WriteAheadLog> log_;
+  IngestMetrics metrics_;
+  EventQueue queue_{1024};
+  BatchWriter writer_;
+  IngestPipeline pipeline_;
+  std::vector<Event> events_;
+  std::future<SubmitResult> submitted_;  // last: destroyed first, once the gate is open
 };
 
 // The writer starts a batch while its events' fdatasync runs (the log hands them over once
@@ -480,85 +522,44 @@ struct SyncOverlap {
 // an open transaction and nothing is visible; once it ends, the events are acked and committed.
 TEST_F(PowerLossRounds, ABatchStartsWhileItsEventsAreSyncedAndCommitsOnlyOnceTheyAreDurable) {
   test::TestDatabase tdb("sync_overlap");
-  FaultFs fs(15);
-  wal::SyncGateFs gate(fs);
-  std::mutex mu;
-  std::vector<std::string> fatals;
-  const RoundPlan plan = single_life_plan();
-  wal::Options options = log_options(fs, plan, fatals, mu);
-  options.fs = &gate;
-  auto log = wal::WriteAheadLog::open(options);
   const std::string condition = "sync-overlap";
-  IngestMetrics metrics;
-  EventQueue queue(1024);
-  BatchWriter writer(writer_config(plan, condition), tdb.db(), *log, queue, metrics, quiet_, nullptr);
-  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
-  writer.start();
-  ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
-  const SyncOverlap overlap(tdb);
-  gate.close_gate();
-  std::vector<Event> events;
-  for (int i = 0; i < 3; ++i) events.push_back(trade(condition, "s" + std::to_string(i)));
-  auto submitted = std::async(std::launch::async, [&] { return pipeline.submit(events); });
-  const wal::SyncGateFs::OpenAtExit release(gate);  // a failed ASSERT must not leave the sync held
-  gate.wait_for_held_sync();
-  ASSERT_TRUE(test::wait_until([&] { return overlap.batch_waits_in_transaction(); }, 20s))
-      << "no batch started while its events were being synced";
+  SyncOverlap h(tdb, 15, writer_config(single_life_plan(), condition), quiet_);
+  ASSERT_TRUE(test::wait_until([&] { return h.writer().database_up(); }, 20s));
+  ASSERT_TRUE(h.submit_while_sync_held(condition, 3)) << "no batch started while its events were being synced";
   EXPECT_EQ(stored_trades(tdb.db(), condition), 0) << "committed before its events were durable";
-  EXPECT_EQ(overlap.checkpoints(), 0);
-  EXPECT_EQ(submitted.wait_for(0s), std::future_status::timeout) << "acked before durable";
-  gate.open_gate();
-  EXPECT_EQ(submitted.get(), SubmitResult::Durable);
-  EXPECT_TRUE(test::wait_until([&] { return writer.applied_lsn() == 3; }, 20s));
-  writer.stop();
+  EXPECT_EQ(h.checkpoints(), 0);
+  EXPECT_EQ(h.submitted().wait_for(0s), std::future_status::timeout) << "acked before durable";
+  h.gate().open_gate();
+  EXPECT_EQ(h.submitted().get(), SubmitResult::Durable);
+  EXPECT_TRUE(test::wait_until([&] { return h.writer().applied_lsn() == 3; }, 20s));
+  h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 3);
-  EXPECT_TRUE(fatals.empty()) << fatals.front();
+  EXPECT_TRUE(h.fatals().empty()) << h.fatals().front();
 }
 
 // Events written to the log whose fdatasync then fails were never durable (nor acked): the batch
 // the writer started on them rolls back, and nothing of them is ever committed.
 TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   test::TestDatabase tdb("sync_failed");
-  FaultFs fs(16);
-  wal::SyncGateFs gate(fs);
-  std::mutex mu;
-  std::vector<std::string> fatals;
-  const RoundPlan plan = single_life_plan();
-  wal::Options options = log_options(fs, plan, fatals, mu);
-  options.fs = &gate;
-  auto log = wal::WriteAheadLog::open(options);
   const std::string condition = "sync-failed";
   auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-  auto logger = std::make_shared<spdlog::logger>("sync_failed", lines);
   const auto told = [&] {
     for (const std::string& line : lines->last_formatted())
       if (line.find("fdatasync of lsn 3 failed") != std::string::npos) return true;
     return false;
   };
-  IngestMetrics metrics;
-  EventQueue queue(1024);
-  BatchWriter writer(writer_config(plan, condition), tdb.db(), *log, queue, metrics, logger, nullptr);
-  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
-  writer.start();
-  ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
-  const SyncOverlap overlap(tdb);
-  gate.close_gate();
-  std::vector<Event> events;
-  for (int i = 0; i < 3; ++i) events.push_back(trade(condition, "f" + std::to_string(i)));
-  auto submitted = std::async(std::launch::async, [&] { return pipeline.submit(events); });
-  const wal::SyncGateFs::OpenAtExit release(gate);  // a failed ASSERT must not leave the sync held
-  gate.wait_for_held_sync();
-  ASSERT_TRUE(test::wait_until([&] { return overlap.batch_waits_in_transaction(); }, 20s))
-      << "no batch started while its events were being synced";
-  gate.fail_syncs();
-  EXPECT_EQ(submitted.get(), SubmitResult::IoError);
+  SyncOverlap h(tdb, 16, writer_config(single_life_plan(), condition), std::make_shared<spdlog::logger>("sync_failed", lines));
+  ASSERT_TRUE(test::wait_until([&] { return h.writer().database_up(); }, 20s));
+  ASSERT_TRUE(h.submit_while_sync_held(condition, 3)) << "no batch started while its events were being synced";
+  h.gate().fail_syncs();
+  EXPECT_EQ(h.submitted().get(), SubmitResult::IoError);
   ASSERT_TRUE(test::wait_until(told, 20s)) << "the writer did not report the batch it could not commit";
-  EXPECT_TRUE(test::wait_until([&] { return !overlap.batch_waits_in_transaction(); }, 20s));
-  writer.stop();
+  EXPECT_TRUE(test::wait_until([&] { return !h.batch_waits_in_transaction(); }, 20s));
+  h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 0);
-  EXPECT_EQ(overlap.checkpoints(), 0);
-  EXPECT_EQ(writer.applied_lsn(), 0u);
-  std::lock_guard lock(mu);
+  EXPECT_EQ(h.checkpoints(), 0);
+  EXPECT_EQ(h.writer().applied_lsn(), 0u);
+  const std::vector<std::string> fatals = h.fatals();
   ASSERT_EQ(fatals.size(), 1u);
   EXPECT_NE(fatals.front().find("fdatasync"), std::string::npos) << fatals.front();
 }

@@ -11,8 +11,8 @@
 #include "ingest/log/wal.h"
 #include "ingest/replay/replay_runner.h"
 #include "repos/migrator.h"
-#include "repos/util/clock.h"
 #include "tests/support/test_database.h"
+#include "tests/support/trade_event.h"
 
 namespace pm {
 namespace {
@@ -29,7 +29,7 @@ class TradeLog {
     options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
     auto log = wal::WriteAheadLog::open(options);
     std::vector<std::string> payloads;
-    for (int i = 0; i < count; ++i) encode_event(trade(condition, "t" + std::to_string(i)), payloads.emplace_back());
+    for (int i = 0; i < count; ++i) encode_event(test::trade_event(condition, "t" + std::to_string(i)), payloads.emplace_back());
     std::vector<wal::Appended> appended;
     EXPECT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
   }
@@ -37,21 +37,6 @@ class TradeLog {
   std::string dir() const { return dir_.string(); }
 
  private:
-  static Event trade(const std::string& condition, const std::string& trade_id) {
-    TradeEvent t;
-    t.condition_id = condition;
-    t.trade_id = trade_id;
-    t.price = 0.5;
-    t.size = 3;
-    t.side = "BUY";
-    t.timestamp_ms = now_epoch_ms();
-    t.raw_json = "{}";
-    Event e;
-    e.received_ms = t.timestamp_ms;
-    e.body = std::move(t);
-    return e;
-  }
-
   std::filesystem::path dir_;
 };
 
