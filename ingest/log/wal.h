@@ -23,11 +23,11 @@
 //   once the group is written and before its fdatasync (and before any later group's write); it
 //   must be quick. Those records are not durable yet: a consumer may start work on them (the
 //   batch writer starts their transaction meanwhile) but must let nothing outside this process
-//   depend on them before wait_durable() says so (the writer's COMMIT waits for it). With group_delay, a
-//   leader whose previous group held several calls (other threads are appending) first waits that
-//   long, without the lock, so the calls arriving meanwhile join its group: fewer fdatasyncs
-//   under concurrent load (PostgreSQL's commit_delay with commit_siblings); a lone appender never
-//   waits.
+//   depend on them before wait_durable() says so (the writer's COMMIT waits for it).
+// - With group_delay, a leader whose previous group held several calls (other threads are
+//   appending) first waits that long, without the lock, so the calls arriving meanwhile join its
+//   group: fewer fdatasyncs under concurrent load (PostgreSQL's commit_delay with
+//   commit_siblings); a lone appender never waits.
 // - A segment is cut to its records (and synced) before the next one starts: only the newest
 //   segment may end in zeros.
 // - With Options::preallocate, a segment that grows with its appends (a new log's first one, or

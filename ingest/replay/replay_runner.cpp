@@ -264,9 +264,9 @@ bool ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, con
 }
 
 // The LSN up to which this instance's checkpoint says events are applied (0: none), after checking
-// that it belongs to the sources' log.
-// Where the last pass ended. A database lacking a bundled migration (the checkpoint's record
-// columns) refuses every batch: that is a ReplayError naming it, before anything is applied.
+// that it belongs to the sources' log. A database lacking a bundled migration (the checkpoint's
+// record columns) would refuse every batch: that is a ReplayError naming it, before anything is
+// applied.
 std::uint64_t ReplayRunner::resume_point(Database& db) {
   try {
     Migrator(db).require_applied();

@@ -14,8 +14,8 @@
 //   G2 trigger claims, checkpoint) once the previous batch has ended in PostgreSQL, then waits for
 //   `durable_gate` (when given) to say its last event is durable in the log (false: it rolls
 //   back, failed with LogNotDurable), makes sure the previous batch committed (else it rolls back)
-//   and commits. Commits, trigger claims and
-//   checkpoints therefore happen in log order, exactly as with one connection.
+//   and commits. Commits, trigger claims and checkpoints therefore happen in log order, exactly as
+//   with one connection.
 //   A dead-letter batch (one event) stores the event in pm_dead_letters and moves the checkpoint.
 // - Each batch's outcome is a TxResult (repos/tx_result.h): Applied with its counts; RolledBack when
 //   an earlier batch did not commit (it must be applied again); or the failure, classified. A failure
