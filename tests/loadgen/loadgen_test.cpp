@@ -291,8 +291,13 @@ TEST_F(LoadgenTest, ALongWaitForAProbeCostsFewPolls) {
     pqxx::connection locker(tdb_.url());
     pqxx::work lock(locker);
     lock.exec0("LOCK TABLE polymarket_trades IN SHARE MODE");
+    const auto received = [&] { return daemon_.metric("pm_ingest_events_received_total{type=\"trade\"}"); };
+    const double before = received();
     Loadgen load(daemon_.dir(), base({"--rate", "20", "--duration", "0.3", "--visibility-probes", "10",
                                       "--visibility-poll-fraction", fraction}));
+    // The wait is timed from the first event the daemon receives: pm-loadgen's own start-up took
+    // up to ~0.9 s under AddressSanitizer on a busy machine, which ate into a wait timed from here.
+    EXPECT_TRUE(wait_until([&] { return received() > before; }, 30s)) << daemon_.output();
     std::this_thread::sleep_for(1500ms);  // the wait being measured, not a synchronisation
     lock.commit();
     const auto r = load.wait();
