@@ -276,7 +276,9 @@ bool BatchWriter::load_checkpoint() {
   retention_.forget();     // what it waits for may be gone with the old primary
   retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
   last_contact_ = Clock::now();
-  require_migrations();
+  // A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's
+  // record columns, seed/07_checkpoint_record.sql): every batch would fail. Throws; the writer retries.
+  Migrator(db_).require_applied();
   const G2IndexCheck g2 = db_.transaction([](Transaction& tx) { return check_g2_index(tx); });
   if (g2.state == G2IndexState::Missing) {
     fatal(g2.problem + "; refusing to apply events until it is fixed");
@@ -301,10 +303,6 @@ void BatchWriter::open_lane_connections() {
   std::vector<Lease> leases;
   for (std::size_t i = 0; i < std::min(config_.writer_connections + 1, allowed); ++i) leases.push_back(db_.lease());
 }
-
-// A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's record
-// columns, seed/07_checkpoint_record.sql): every batch would fail. Throws; the writer retries.
-void BatchWriter::require_migrations() { Migrator(db_).require_applied(); }
 
 // Where this instance resumes: after its checkpoint, if that fits the log; else fatal (nullopt).
 std::optional<wal::Position> BatchWriter::start_position(const std::optional<IngestCheckpoint>& checkpoint) {

@@ -117,7 +117,6 @@ class BatchWriter {
   void confirm_before_exit() noexcept;
   std::optional<TxFailure> step(Backoff& backoff);
   bool load_checkpoint();
-  void require_migrations();
   void open_lane_connections();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
   bool holds_checkpoint_record(const IngestCheckpoint& checkpoint, const wal::Position& position,

@@ -36,12 +36,6 @@ class SyncGateFs : public LogFs {
     }
     cv_.notify_all();
   }
-  // Opens the gate when it goes out of scope.
-  struct OpenAtExit {
-    explicit OpenAtExit(SyncGateFs& fs) : fs(fs) {}
-    ~OpenAtExit() { fs.open_gate(); }
-    SyncGateFs& fs;
-  };
   // Waits until a sync is held at the gate.
   void wait_for_held_sync() {
     std::unique_lock lock(mu_);
