@@ -241,8 +241,30 @@ void BatchWriter::finish_in_flight() noexcept {
   lanes_->restart();
 }
 
+namespace {
+
+// Whether a batch failed because the log could not make its events durable (not PostgreSQL's doing).
+bool log_not_durable(const TxFailure& failure) {
+  if (!failure.exception) return false;
+  try {
+    std::rethrow_exception(failure.exception);
+  } catch (const LogNotDurable&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
 void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
   finish_in_flight();
+  if (log_not_durable(failure)) {
+    // The log has stopped (its fdatasync failed) and the daemon stops on that; PostgreSQL is fine.
+    logger_->error("a batch rolled back, nothing of it committed or acked: {}", failure.message);
+    start_over(backoff);
+    return;
+  }
   metrics_.database_error(failure.kind);
   if (database_up_.exchange(false) || !ready_) {
     const bool missing_table = failure.sqlstate == "42P01";

@@ -239,7 +239,7 @@ std::optional<BatchCounts> WriterLanes::run_body(pqxx::dbtransaction& tx, const 
   // would leave a checkpoint naming an LSN that new events then take.
   const std::uint64_t last = batch.events.back().lsn;
   if (durable_gate_ && !durable_gate_(last))
-    throw LogNotDurable("the log's fdatasync of lsn " + std::to_string(last) + " failed: the batch is not committed");
+    throw LogNotDurable("the log's fdatasync of lsn " + std::to_string(last) + " failed; the log has stopped");
   phase_done(phases.durable);
   if (!order_.await_turn(job.seq)) return std::nullopt;
   phase_done(phases.turn);

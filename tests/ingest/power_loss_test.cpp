@@ -461,6 +461,7 @@ class SyncOverlap {
   ~SyncOverlap() { gate_.open_gate(); }  // a failed ASSERT must not leave a sync held
 
   BatchWriter& writer() { return writer_; }
+  IngestMetrics& metrics() { return metrics_; }
   wal::SyncGateFs& gate() { return gate_; }
   std::vector<std::string> fatals() const {
     std::lock_guard lock(mu_);
@@ -538,14 +539,19 @@ TEST_F(PowerLossRounds, ABatchStartsWhileItsEventsAreSyncedAndCommitsOnlyOnceThe
 }
 
 // Events written to the log whose fdatasync then fails were never durable (nor acked): the batch
-// the writer started on them rolls back, and nothing of them is ever committed.
+// the writer started on them rolls back, nothing of them is ever committed, and the writer tells it
+// as the log's failure, not as a PostgreSQL error.
 TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   test::TestDatabase tdb("sync_failed");
   const std::string condition = "sync-failed";
   auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  std::string told_line;
   const auto told = [&] {
     for (const std::string& line : lines->last_formatted())
-      if (line.find("fdatasync of lsn 3 failed") != std::string::npos) return true;
+      if (line.find("fdatasync of lsn 3 failed") != std::string::npos) {
+        told_line = line;
+        return true;
+      }
     return false;
   };
   SyncOverlap h(tdb, 16, writer_config(single_life_plan(), condition), std::make_shared<spdlog::logger>("sync_failed", lines));
@@ -554,6 +560,12 @@ TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   h.gate().fail_syncs();
   EXPECT_EQ(h.submitted().get(), SubmitResult::IoError);
   ASSERT_TRUE(test::wait_until(told, 20s)) << "the writer did not report the batch it could not commit";
+  // Told as the log's failure, not PostgreSQL's: no database error counted.
+  EXPECT_NE(told_line.find("rolled back"), std::string::npos) << told_line;
+  EXPECT_EQ(told_line.find("PostgreSQL"), std::string::npos) << told_line;
+  for (const PgErrorKind kind : {PgErrorKind::Connection, PgErrorKind::Transient, PgErrorKind::Data,
+                                 PgErrorKind::InDoubt, PgErrorKind::Timeout, PgErrorKind::Other})
+    EXPECT_EQ(h.metrics().database_errors(to_string(kind)).Value(), 0) << to_string(kind);
   EXPECT_TRUE(test::wait_until([&] { return !h.batch_waits_in_transaction(); }, 20s));
   h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 0);
