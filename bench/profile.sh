@@ -8,7 +8,7 @@
 #
 # After bench/run.sh (it uses its pm_bench database, its trades and its build directory). Runs
 # the daemon with its defaults (plus $PM_BENCH_DAEMON_ARGS) on a fresh polymarket_trades, samples
-# every CPU with `perf record -a -g` (paced: a window after pm-loadgen has loaded its input;
+# every CPU with `perf record -a -g` (paced: from the first event the daemon logs, once pm-loadgen has loaded its input;
 # unlimited: the whole run, the loadgen's input loading included) and prints the share of the
 # machine each thread name took (pm-ingestd's threads are named pm-conn, pm-lane, pm-writer, ...;
 # PostgreSQL's backends `postgres`; idle CPU `swapper`), what the busiest ones spent it on, the
@@ -58,8 +58,14 @@ else
   "${LOADGEN[@]}" --rate $(( RATE - probes )) --duration "$SECONDS_PACED" --connections 4 --visibility-probes "$probes" \
     > "$OUT/loadgen.json" &
   LPID=$!
-  sleep 1  # pm-loadgen loads its input first
-  window=$(awk -v s="$SECONDS_PACED" 'BEGIN { w = s - 1.2; printf "%.1f", w < 0.5 ? 0.5 : w }')
+  # pm-loadgen loads its input first (over a second here): sample from its first event on.
+  for _ in $(seq 1500); do
+    n=$(curl -fs "http://127.0.0.1:$MPORT/metrics" 2>/dev/null | awk '/^pm_ingest_wal_appended_records_total / {print $2}')
+    [ -n "$n" ] && [ "${n%%.*}" -gt 0 ] && break
+    kill -0 "$LPID" 2>/dev/null || break
+    sleep 0.02
+  done
+  window=$(awk -v s="$SECONDS_PACED" 'BEGIN { w = s - 0.3; printf "%.1f", w < 0.5 ? 0.5 : w }')
   perf record -a -g -o "$OUT/perf.data" -- sleep "$window" > /dev/null 2> "$OUT/perf.log"
   wait "$LPID"
 fi
