@@ -10,8 +10,8 @@
 # the daemon with its defaults (plus $PM_BENCH_DAEMON_ARGS) on a fresh polymarket_trades, samples
 # every CPU with `perf record -a -g` (paced: from the first event the daemon logs, once
 # pm-loadgen has loaded its input; unlimited: the whole run, the loadgen's input loading
-# included) and prints the share of the
-# machine each thread name took (pm-ingestd's threads are named pm-conn, pm-lane, pm-writer, ...;
+# included) and prints the share of the machine each thread name took (pm-ingestd's threads are
+# named pm-conn, pm-lane, pm-writer, ...;
 # PostgreSQL's backends `postgres`; idle CPU `swapper`), what the busiest ones spent it on, the
 # PostgreSQL share under COPY and under B-tree insertion, and pm-loadgen's summary line.
 # Needs perf (linux-perf, installed by scripts/setup.sh) and root or perf_event_paranoid <= -1.
