@@ -1,9 +1,15 @@
 // pm-loadgen against the real daemon and PostgreSQL: a counted run that verifies, the JSON
-// summary's fields, replay of a file, duplicates, a verification that must fail (a deleted and an
-// added row), a kill -9 of the daemon mid-run that the loadgen rides out by resending, and the
-// visibility probes (--visibility-probes) timed from another PostgreSQL session.
+// summary's fields, replay of a file (and of a pipe), duplicates, a verification that must fail
+// (a deleted and an added row), a kill -9 of the daemon mid-run that the loadgen rides out by
+// resending, and the visibility probes (--visibility-probes) timed from another PostgreSQL session.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -157,6 +163,28 @@ TEST_F(LoadgenTest, ReplaysAnInputFileCountsRejectionsAndTimesEndToEnd) {
   EXPECT_EQ(j.num({"verify", "trades_acked"}), 500);
   EXPECT_EQ(trades(), 500);
   EXPECT_EQ(query_count(tdb_.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id = 'bad_price'"), 0);
+}
+
+// --input may be a pipe (e.g. `--input <(zcat trades.ndjson.gz)`): it has no length to size the
+// read from, so it is read to its end.
+TEST_F(LoadgenTest, ReplaysAnInputThatIsAPipe) {
+  const std::string fifo = daemon_.dir() + "/input.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << std::strerror(errno);
+  std::signal(SIGPIPE, SIG_IGN);  // a reader gone early fails the feeder's writes, not the test process
+  std::thread feeder([&] {
+    std::ofstream out(fifo);  // blocks until pm-loadgen opens it
+    for (int i = 0; i < 300; ++i) out << trade_line("cond" + std::to_string(i % 5), "pipe" + std::to_string(i)) << "\n";
+  });
+  const auto r = run_loadgen(daemon_.dir(), base({"--input", fifo, "--rate", "unlimited", "--verify", "--wait-applied"}));
+  // Should pm-loadgen have left without reading, a reader of our own releases the feeder.
+  ::close(::open(fifo.c_str(), O_RDONLY | O_NONBLOCK));
+  feeder.join();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json j(r.json);
+  EXPECT_EQ(j.num({"events"}), 300);
+  EXPECT_EQ(j.num({"acked"}), 300);
+  EXPECT_EQ(j.num({"verify", "ok"}), 1);
+  EXPECT_EQ(trades(), 300);
 }
 
 TEST_F(LoadgenTest, DuplicatesAreAckedStoredOnceAndVerified) {
