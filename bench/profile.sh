@@ -11,9 +11,9 @@
 # every CPU with `perf record -a -g` (paced: from the first event the daemon logs, once
 # pm-loadgen has loaded its input; unlimited: the whole run, the loadgen's input loading
 # included) and prints the share of the machine each thread name took (pm-ingestd's threads are
-# named pm-conn, pm-lane, pm-writer, ...;
-# PostgreSQL's backends `postgres`; idle CPU `swapper`), what the busiest ones spent it on, the
-# PostgreSQL share under COPY and under B-tree insertion, and pm-loadgen's summary line.
+# named pm-conn, pm-lane, pm-writer, ...; PostgreSQL's backends `postgres`; idle CPU `swapper`),
+# what the busiest ones spent it on, the PostgreSQL share under COPY and under B-tree insertion,
+# and pm-loadgen's summary line.
 # Needs perf (linux-perf, installed by scripts/setup.sh) and root or perf_event_paranoid <= -1.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,8 +61,8 @@ else
   LPID=$!
   # pm-loadgen loads its input first (over a second here): sample from its first event on.
   for _ in $(seq 1500); do
-    n=$(curl -fs "http://127.0.0.1:$MPORT/metrics" 2>/dev/null | awk '/^pm_ingest_wal_appended_records_total / {print $2}')
-    [ -n "$n" ] && [ "${n%%.*}" -gt 0 ] && break
+    curl -fs "http://127.0.0.1:$MPORT/metrics" 2>/dev/null |
+      awk '$1 == "pm_ingest_wal_appended_records_total" && $2 > 0 { seen = 1 } END { exit !seen }' && break
     kill -0 "$LPID" 2>/dev/null || break
     sleep 0.02
   done
