@@ -8,8 +8,10 @@
 //   first use. Opening retries with exponential backoff and jitter.
 // - lease() hands out an idle connection (most recently used first) or opens a new one while fewer
 //   than `max_connections` exist; otherwise it waits up to `acquire_timeout` and throws
-//   PoolTimeout. A lease returns its connection when destroyed; a broken connection is dropped,
-//   never the whole pool (fix for D15).
+//   PoolTimeout. An idle connection is handed out without a look at it: one the server ended
+//   fails its first statement (the ingest writer relies on that to notice a crash-restart).
+//   A lease returns its connection when destroyed; a broken connection is dropped, never the
+//   whole pool (fix for D15).
 // - transaction(fn) runs fn(pqxx::work&) and commits when fn returns; when fn throws, the
 //   transaction rolls back and the exception propagates unchanged. A connection-level failure
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have
@@ -170,13 +172,17 @@ class Database {
   // health_check_timeout; never throws. Any thread.
   bool ensure_healthy() noexcept;
 
+  // Drops the idle pooled connections the server has closed: their sessions were terminated, or
+  // the server stopped or restarted (each sent its end, so its socket is readable). Later leases
+  // open new ones. No round trip. Any thread.
+  void drop_closed_idle();
+
   const DatabaseConfig& config() const { return config_; }
   PoolStats stats() const;
 
  private:
   std::unique_ptr<pqxx::connection> open_connection();
   bool retries(const TxOptions& options) const { return options.retry.value_or(config_.retry_transactions); }
-  void drop_closed_idle();
 
   const DatabaseConfig config_;
   const std::string connect_string_;

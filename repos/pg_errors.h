@@ -29,6 +29,10 @@ enum class PgErrorKind {
   Other,       // anything else (schema missing, permission, syntax, ...)
 };
 
+// Every kind, for whoever must name them all (the writer's metrics pre-register one series each).
+inline constexpr PgErrorKind kPgErrorKinds[] = {PgErrorKind::Connection, PgErrorKind::Transient, PgErrorKind::Data,
+                                                PgErrorKind::InDoubt,    PgErrorKind::Timeout,   PgErrorKind::Other};
+
 PgErrorKind classify_sqlstate(const std::string& sqlstate);
 
 // Classifies an exception thrown by libpqxx or the pool (a TimestampUnitError: Data; anything

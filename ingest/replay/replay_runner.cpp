@@ -33,7 +33,7 @@ Event decode_record(const wal::Record& record) {
 struct ReplayRunner::Pass {
   ReplayRunner& runner;
   WriterLanes& lanes;
-  std::uint64_t isolate_through;  // events up to this LSN go one per batch (finding a refused one)
+  Isolation isolation;  // finding a refused event
   DuplicateProbe probe = DuplicateProbe::OnConflict;
   std::optional<FinishedBatch> failure;
 
@@ -75,8 +75,7 @@ struct ReplayRunner::Pass {
     try {
       while (std::optional<QueuedEvent> q = runner.next_event(chain)) {
         batch.push_back(std::move(*q));
-        const std::size_t limit = batch.back().lsn <= isolate_through ? 1 : runner.options_.batch_max_events;
-        if (batch.size() >= limit && !submit(batch)) break;
+        if (full(batch) && !submit(batch)) break;
       }
     } catch (...) {
       finish(batch);  // damage in the sources: what was read before it is applied, then it stops
@@ -84,6 +83,13 @@ struct ReplayRunner::Pass {
     }
     finish(batch);
     return std::move(failure);
+  }
+
+  // Whether `batch` goes now: at the most events a batch may hold, or, while a refused event is
+  // looked for, at the isolated range's end (so the next halving splits exactly the failed batch).
+  bool full(const std::vector<QueuedEvent>& batch) const {
+    if (batch.front().lsn > isolation.through) return batch.size() >= runner.options_.batch_max_events;
+    return batch.size() >= isolation.batch_events || batch.back().lsn >= isolation.through;
   }
 
   void finish(std::vector<QueuedEvent>& batch) {
@@ -193,21 +199,23 @@ void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
   BatchApplier applier(options_.instance_id, stats_.log_id, options_.trade_timestamp_unit);
   WriterLanes lanes(db, applier, options_.connections, {}, lane_lock_class("replay:" + options_.instance_id));
   RetryClock retry(options_.retry_for);
-  std::uint64_t isolate_through = 0;  // events up to here go one per batch (finding a refused one)
+  Isolation isolation;
   for (;;) {
     const std::uint64_t done_before = stats_.applied + stats_.dead_lettered;
-    const std::optional<Failure> failure = attempt(chain, db, lanes, isolate_through);
+    std::optional<Failure> failure = attempt(chain, db, lanes, isolation);
     if (!failure) return;
-    if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
     lanes.restart();
-    if (failure->status == TxStatus::DataError && failure->batch && failure->batch->events.size() > 1) {
-      isolate_through = failure->batch->events.back().lsn;
-      continue;
-    }
-    if (failure->status == TxStatus::DataError && failure->batch &&
-        dead_letter(lanes, failure->batch->events.front(), failure->why))
-      continue;
-    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && failure->status != TxStatus::DataError)
+    const bool refused = failure->status == TxStatus::DataError && failure->batch;
+    const bool halve = refused && failure->batch->events.size() > 1;
+    if (halve)
+      isolation = {failure->batch->events.back().lsn, failure->batch->events.size() / 2};  // its halves
+    else if (refused)
+      failure = dead_letter(lanes, failure->batch->events.front(), failure->why);  // nullopt: stored
+    if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
+    if (halve || !failure) continue;
+    // A lost connection or a COMMIT in doubt: again from the checkpoint. Anything else (storing a
+    // dead letter included) stops the replay with PostgreSQL's own error.
+    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt)
       throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
     retry.wait(failure->why.message);
   }
@@ -215,7 +223,7 @@ void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
 
 // One pass from the checkpoint; the failure that stopped it, if any.
 std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes,
-                                                           std::uint64_t isolate_through) {
+                                                           const Isolation& isolation) {
   std::uint64_t after = 0;
   try {
     after = resume_point(db);
@@ -228,7 +236,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
   }
   const std::uint64_t start = std::max(options_.from_lsn, after + 1);
   check_sources_reach(chain, start);
-  Pass pass{*this, lanes, isolate_through, DuplicateProbe::OnConflict, std::nullopt};
+  Pass pass{*this, lanes, isolation, DuplicateProbe::OnConflict, std::nullopt};
   std::optional<FinishedBatch> failed = pass.run(chain, start);
   if (!failed) return std::nullopt;
   return Failure{failed->result.status, failed->result.failure, failed->batch};
@@ -250,17 +258,24 @@ void ReplayRunner::check_sources_reach(const archive::SegmentChain& chain, std::
   note_skipped(missing);
 }
 
-// True when the event is stored as a dead letter (and the checkpoint moved past it).
-bool ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal) {
+// Stores the event as a dead letter (the checkpoint moves past it): nullopt, or why that failed,
+// the message naming the event.
+std::optional<ReplayRunner::Failure> ReplayRunner::dead_letter(WriterLanes& lanes, const QueuedEvent& event,
+                                                               const TxFailure& refusal) {
   lanes.submit_dead_letter(event, refusal);
-  bool stored = false;
+  std::optional<Failure> failure;
   for (FinishedBatch& f : lanes.take_finished(true)) {
-    if (!f.result.applied()) continue;
-    stats_.dead_lettered += f.result.value->dead_lettered;
-    stored = true;
+    if (f.result.applied()) {
+      stats_.dead_lettered += f.result.value->dead_lettered;
+      continue;
+    }
+    TxFailure why = f.result.failure;
+    why.message = "storing the refused event (lsn " + std::to_string(event.lsn) + ") in pm_dead_letters failed: " + why.message;
+    failure = Failure{f.result.status, std::move(why), f.batch};
   }
   lanes.restart();  // if storing it failed, the next pass meets the event again
-  return stored;
+  report();
+  return failure;
 }
 
 // The LSN up to which this instance's checkpoint says events are applied (0: none), after checking
@@ -274,12 +289,13 @@ std::uint64_t ReplayRunner::resume_point(Database& db) {
     throw ReplayError(e.what());
   }
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db).get(options_.instance_id);
-  if (!checkpoint) return 0;
-  if (checkpoint->log_id != stats_.log_id)
+  if (checkpoint && checkpoint->log_id != stats_.log_id)
     throw ReplayError("the checkpoint of instance '" + options_.instance_id + "' belongs to log " + checkpoint->log_id +
                       ", the sources hold log " + stats_.log_id + "; choose another --instance-id");
-  if (stats_.resumed_after_lsn == 0) stats_.resumed_after_lsn = static_cast<std::uint64_t>(checkpoint->lsn);
-  return static_cast<std::uint64_t>(checkpoint->lsn);
+  const std::uint64_t lsn = checkpoint ? static_cast<std::uint64_t>(checkpoint->lsn) : 0;
+  if (!checkpoint_read_) stats_.resumed_after_lsn = lsn;  // later passes find this run's own checkpoints
+  checkpoint_read_ = true;
+  return lsn;
 }
 
 void ReplayRunner::report() {

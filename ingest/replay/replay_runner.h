@@ -13,10 +13,12 @@
 //   other bounds.
 // - The instance's checkpoint must belong to the sources' log (same log id), and the database must
 //   have every bundled migration (pm-ingestctl migrate): otherwise ReplayError, nothing applied.
-// - A batch PostgreSQL refuses for a value (DataError) is applied again one event at a time, and the
-//   refused event goes to pm_dead_letters, as the daemon does. A lost connection or another
-//   transient failure is retried after a backoff from the checkpoint, for at most retry_for in a
-//   row; then, and for a fatal error, ReplayError.
+// - A batch PostgreSQL refuses for a value (DataError) is applied again in halves, each refused half
+//   halved again, down to the refused event, which goes to pm_dead_letters, as the daemon does: a
+//   refused event in a batch of n costs about 2 log2(n) transactions, not n. A lost connection,
+//   another transient failure or a COMMIT in doubt is retried after a backoff from the checkpoint,
+//   for at most retry_for without progress (events applied or dead-lettered); then, and for any
+//   other error (a dead letter PostgreSQL refuses to store included), ReplayError with its message.
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
@@ -89,14 +91,20 @@ class ReplayRunner {
  private:
   struct Pass;
   struct Failure;
+  // While a refused event is looked for: the events up to `through` go in batches of at most
+  // `batch_events`, none reaching past `through` (none at all when through is 0).
+  struct Isolation {
+    std::uint64_t through = 0;
+    std::size_t batch_events = 0;
+  };
   void dry_run(archive::SegmentChain& chain);
   void replay(archive::SegmentChain& chain, Database& db);
-  std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, std::uint64_t isolate_through);
+  std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, const Isolation& isolation);
   void check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start);
   void start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn);
   void note_skipped(const archive::SkippedRange& range);
   std::optional<QueuedEvent> next_event(archive::SegmentChain& chain);
-  bool dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
+  std::optional<Failure> dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
   std::uint64_t resume_point(Database& db);
   void report();
 
@@ -106,6 +114,7 @@ class ReplayRunner {
   ReplayStats stats_;
   std::chrono::steady_clock::time_point started_;
   std::uint64_t highest_read_ = 0;  // counts each record once over several passes
+  bool checkpoint_read_ = false;    // the first pass read the checkpoint (resumed_after_lsn is set)
 };
 
 }  // namespace pm

@@ -16,10 +16,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The retention settings, told how the lanes commit (one setting, not two that could disagree).
+// The retention settings, told how the lanes commit and whose checkpoint they advance (one setting
+// each, not two that could disagree).
 RetentionConfig retention_for(const WriterConfig& config) {
   RetentionConfig retention = config.retention;
   retention.batch_commits = config.synchronous_commit;
+  retention.instance_id = config.instance_id;
   return retention;
 }
 
@@ -86,12 +88,12 @@ void BatchWriter::fatal(const std::string& message) {
 
 void BatchWriter::run() {
   name_this_thread("pm-writer");
-  Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, 2.0);
+  RetryPacing pacing(config_.retry_initial_delay, config_.retry_max_delay);
   while (!stopping_) {
     beat();
     std::optional<TxFailure> failure;
     try {
-      failure = step(backoff);
+      failure = step(pacing);
     } catch (const wal::WalCorruption& e) {
       finish_in_flight();
       fatal(e.what());
@@ -99,7 +101,7 @@ void BatchWriter::run() {
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
       failure = failure_of(e);
     }
-    if (failure) back_off(*failure, backoff);
+    if (failure) back_off(*failure, pacing);
   }
   finish_in_flight();
   if (fatal_) return;
@@ -126,13 +128,15 @@ void BatchWriter::beat() {
 }
 
 // One round: (re)connect if needed, then send the next batch or record what the lanes finished.
-std::optional<TxFailure> BatchWriter::step(Backoff& backoff) {
+// `pacing` hears of each reconnect and of a round that committed a batch (retry_pacing.h).
+std::optional<TxFailure> BatchWriter::step(RetryPacing& pacing) {
+  const std::uint64_t applied_before = applied_.lsn;
   if (!ready_) {
     if (!load_checkpoint()) return std::nullopt;  // fatal: stopping
     ready_ = true;
     database_up_ = true;
     metrics_.database_up(true);
-    backoff.reset();
+    pacing.reconnected();
   }
   std::vector<QueuedEvent> batch = collector_.next(dispatched_, [this] { return lanes_->next_lane_free(); });
   std::optional<TxFailure> failure;
@@ -140,8 +144,8 @@ std::optional<TxFailure> BatchWriter::step(Backoff& backoff) {
     failure = settle(lanes_->take_finished(false));  // woken by a lane: record what landed
   } else {
     failure = dispatch(std::move(batch));
-    if (!failure) backoff.reset();
   }
+  if (applied_.lsn > applied_before) pacing.committed();
   metrics_.publish(applied_, lanes_->in_flight());
   if (!failure) look_at_server();
   return failure;
@@ -188,6 +192,7 @@ std::optional<TxFailure> BatchWriter::settle(std::vector<FinishedBatch> finished
 // refused these events as one batch (with this error), so they are split at once. Nothing else is
 // in flight.
 std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> events, const TxFailure* refused) {
+  beat();  // a long isolation is progress too: the writer is alive
   std::optional<FinishedBatch> done;
   if (refused == nullptr) {
     done = run_alone(std::vector<QueuedEvent>(events.begin(), events.end()));
@@ -205,11 +210,18 @@ std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> event
     return isolate(events.subspan(half), nullptr);
   }
   const TxFailure& refusal = *refused;
-  logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; stored in pm_dead_letters", events[0].lsn,
-                 to_string(events[0].event.type()), refusal.sqlstate, refusal.message);
   lanes_->submit_dead_letter(events[0], refusal);
   FinishedBatch letter = take_alone();
-  if (!letter.result.applied()) return letter.result.failure;
+  if (!letter.result.applied()) {
+    // Nothing may be skipped: the event stays in the log, and this is tried again after a backoff.
+    const TxFailure& why = letter.result.failure;
+    logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; storing it in pm_dead_letters failed [{}]: {}",
+                   events[0].lsn, to_string(events[0].event.type()), refusal.sqlstate, refusal.message, why.sqlstate,
+                   why.message);
+    return why;
+  }
+  logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; stored in pm_dead_letters", events[0].lsn,
+                 to_string(events[0].event.type()), refusal.sqlstate, refusal.message);
   committed(letter);
   return std::nullopt;
 }
@@ -257,12 +269,12 @@ bool log_not_durable(const TxFailure& failure) {
 
 }  // namespace
 
-void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
+void BatchWriter::back_off(const TxFailure& failure, RetryPacing& pacing) {
   finish_in_flight();
   if (log_not_durable(failure)) {
     // The log has stopped (its fdatasync failed) and the daemon stops on that; PostgreSQL is fine.
     logger_->error("a batch rolled back, nothing of it committed or acked: {}", failure.message);
-    start_over(backoff);
+    start_over(pacing);
     return;
   }
   metrics_.database_error(failure.kind);
@@ -275,16 +287,18 @@ void BatchWriter::back_off(const TxFailure& failure, Backoff& backoff) {
   metrics_.database_up(false);
   // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
   // checkpoint says where to continue, on whichever server is primary by then.
-  start_over(backoff);
+  start_over(pacing);
 }
 
 // After a failure, with nothing in flight: the checkpoint is read again after a backoff, and the
-// events in hand are dropped (they are read again from the log).
-void BatchWriter::start_over(Backoff& backoff) {
+// events in hand are dropped (they are read again from the log). Not ready yet: the (re)connect
+// itself failed.
+void BatchWriter::start_over(RetryPacing& pacing) {
+  const bool connecting = !ready_;
   ready_ = false;
   collector_.reset();
   metrics_.publish(applied_, 0);
-  sleep_for(backoff.next());
+  sleep_for(pacing.after_failure(connecting));
 }
 
 void BatchWriter::look_at_server() {
@@ -295,6 +309,7 @@ void BatchWriter::look_at_server() {
 }
 
 bool BatchWriter::load_checkpoint() {
+  db_.drop_closed_idle();  // sessions the server ended (a restart) would each fail a batch
   retention_.forget();     // what it waits for may be gone with the old primary
   retention_.check(true);  // throws NotAPrimary on a standby: nothing is read or written there
   last_contact_ = Clock::now();

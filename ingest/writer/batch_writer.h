@@ -19,8 +19,19 @@
 //   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome is
 //   unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
 //   again. A DataError (a value the server refuses) splits the batch, through the same lanes, until
-//   the one event is found; it goes to pm_dead_letters and the rest is applied. Fatal ones
-//   (missing table, permissions) are retried with backoff and logged, never dead-lettered.
+//   the one event is found; it goes to pm_dead_letters and the rest is applied (a dead letter the
+//   server refuses to store is logged as such, and the event tried again after a backoff: never
+//   skipped). Fatal ones (missing table, permissions) are retried with backoff and logged, never
+//   dead-lettered. The wait after a failure grows from retry_initial_delay to retry_max_delay
+//   while no batch commits and starts afresh once a round commits one; the failed reconnects of
+//   an outage do not lengthen the waits after it (retry_pacing.h). Every reconnect first drops the
+//   pooled connections the server has closed (a restart ended them): none fails a batch of its own.
+//   A session the server ended must surface as a failure, never be skipped quietly: after a
+//   PostgreSQL crash-restart (same timeline) that failure is the first sign that commits were
+//   lost, and the reconnect re-reads the checkpoint and forgets the retention's queued WAL
+//   positions (PostgresCrash.BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingDaemon).
+//   Where the sessions do not show the crash (a proxy), LogRetention's check of the checkpoint
+//   row before each release is the second guard, later (at the next segment it would release).
 //   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
 //   retention's server queries (classified by failure_of, then handled like a failed batch), and
 //   wal::WalCorruption from the log (fatal).
@@ -61,11 +72,11 @@
 #include "ingest/writer/batch_collector.h"
 #include "ingest/events/event_queue.h"
 #include "ingest/writer/log_retention.h"
+#include "ingest/writer/retry_pacing.h"
 #include "ingest/log/wal.h"
 #include "ingest/writer/writer_lanes.h"
 #include "ingest/writer/writer_metrics.h"
 #include "metrics/ingest_metrics.h"
-#include "repos/util/backoff.h"
 #include "repos/database.h"
 #include "repos/g2_index.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
@@ -115,7 +126,7 @@ class BatchWriter {
   void run();
   void beat();
   void confirm_before_exit() noexcept;
-  std::optional<TxFailure> step(Backoff& backoff);
+  std::optional<TxFailure> step(RetryPacing& pacing);
   bool load_checkpoint();
   void open_lane_connections();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
@@ -130,8 +141,8 @@ class BatchWriter {
   FinishedBatch take_alone();
   void finish_in_flight() noexcept;
   void committed(const FinishedBatch& batch);
-  void back_off(const TxFailure& failure, Backoff& backoff);
-  void start_over(Backoff& backoff);
+  void back_off(const TxFailure& failure, RetryPacing& pacing);
+  void start_over(RetryPacing& pacing);
   void set_applied(const wal::Position& position);
   bool reached_replay_target();
   DuplicateProbe probe() const;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "ingest/writer/ingest_checkpoint_repository.h"
+
 namespace pm {
 
 namespace {
@@ -98,11 +100,12 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
                              " has replicated (a slot never used, or the daemon's role lacks pg_monitor)");
   }
   std::optional<wal::Position> confirmed_applied;
-  while (confirmed && !awaiting_.empty() && awaiting_.front().lsn <= *confirmed) {
-    confirmed_applied = awaiting_.front().applied;
-    awaiting_.pop_front();
-  }
+  std::size_t confirmed_count = 0;
+  while (confirmed && confirmed_count < awaiting_.size() && awaiting_[confirmed_count].lsn <= *confirmed)
+    confirmed_applied = awaiting_[confirmed_count++].applied;
   if (confirmed_applied) {
+    require_checkpoint_at(*confirmed_applied);
+    awaiting_.erase(awaiting_.begin(), awaiting_.begin() + static_cast<std::ptrdiff_t>(confirmed_count));
     // The hold moves up to what is confirmed (or goes) before the log records and deletes.
     confirmed_ = confirmed_applied;
     log_.hold_applied_at(awaiting_.empty() ? std::nullopt : confirmed_applied);
@@ -118,6 +121,22 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
   for (const Awaiting& a : awaiting_)
     if (a.lsn <= status.flushed_lsn) held_for_standbys = std::max(held_for_standbys, a.applied.segment);
   metrics_.wal_segments_awaiting_replication.Set(static_cast<double>(held_for_standbys - oldest));
+}
+
+// Throws PrimaryChanged (after forget()) when the stored checkpoint has not reached `applied`: the
+// commit that applied it is gone, whatever the server's WAL positions say. Nothing to check when
+// no segment would go (`applied` is in the oldest one: e.g. the log's start, with no row yet).
+void LogRetention::require_checkpoint_at(const wal::Position& applied) {
+  if (applied.segment <= log_.oldest().segment) return;
+  const std::optional<IngestCheckpoint> stored = IngestCheckpointRepository(db_).get(config_.instance_id);
+  const std::uint64_t stored_lsn = stored ? static_cast<std::uint64_t>(stored->lsn) : 0;
+  if (stored_lsn >= applied.lsn) return;
+  forget();
+  throw PrimaryChanged(fmt::format(
+      "the checkpoint of instance '{}' in PostgreSQL is at lsn {}, behind lsn {} applied before: the server lost "
+      "commits (a crash or a restore its sessions did not show); keeping the log's segments and reading the "
+      "checkpoint again",
+      config_.instance_id, stored_lsn, applied.lsn));
 }
 
 void LogRetention::release_before(std::uint64_t segment) {

@@ -29,6 +29,12 @@
 //   oldest segment is recorded as applied.
 // - A primary on another timeline than the queued positions (promoted without the writer seeing
 //   an error) throws PrimaryChanged: the writer reconnects and re-reads its checkpoint.
+// - Before a confirmed position lets any segment go, the instance's checkpoint row is read: it
+//   must have reached that position. A crash-restart keeps the timeline, and behind a proxy that
+//   hides it from the sessions nothing else would show it; the restarted server's WAL soon passes
+//   the positions queued before the crash, which would then "confirm" commits the crash lost. A
+//   row behind the position throws PrimaryChanged after forget(), so nothing goes and the writer
+//   re-reads its checkpoint.
 // - wait_for_standbys = false: only the primary's own flush is waited for, and only when batch
 //   commits do not wait for it (Off); with ServerDefault segments are deleted at once, as before
 //   (a single server whose role does not set synchronous_commit = off).
@@ -41,6 +47,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 
 #include <spdlog/logger.h>
 
@@ -61,6 +68,7 @@ struct RetentionConfig {
   SynchronousCommit batch_commits = SynchronousCommit::ServerDefault;  // as the writer's lanes commit
   std::size_t min_standbys = 0;
   std::chrono::milliseconds check_interval{500};
+  std::string instance_id = "default";  // whose checkpoint row must cover what is released
 };
 
 class NotAPrimary : public std::runtime_error {
@@ -94,6 +102,7 @@ class LogRetention {
   bool waits() const;
   ReplicationStatus read_status();
   void report(const ReplicationStatus& status, const std::optional<std::uint64_t>& confirmed);
+  void require_checkpoint_at(const wal::Position& applied);
   void warn_at_most_each_minute(const std::string& message);
   void release_before(std::uint64_t segment);
 

@@ -19,7 +19,9 @@ WriterMetrics::WriterMetrics(IngestMetrics& metrics, wal::WriteAheadLog& log, Ev
       phase_finish_(metrics.batch_phase_seconds("finish")),
       phase_commit_(metrics.batch_phase_seconds("commit")),
       log_(log),
-      queue_(queue) {}
+      queue_(queue) {
+  for (const PgErrorKind kind : kPgErrorKinds) metrics.database_errors(to_string(kind));  // each series from 0
+}
 
 WriterMetrics::~WriterMetrics() { stop(); }
 

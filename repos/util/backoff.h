@@ -1,5 +1,5 @@
 #pragma once
-// Exponential backoff with full jitter: delay k is uniform in [d/2, d] where d grows by
+// Exponential backoff with "equal jitter": delay k is uniform in [d/2, d] where d grows by
 // `multiplier` from `initial` up to `max`. Jitter keeps many clients from reconnecting in lockstep.
 // Not thread-safe: one Backoff per retry loop.
 #include <chrono>

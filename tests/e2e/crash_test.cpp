@@ -89,9 +89,7 @@ TEST_F(WithOwnPostgres, DaemonStartedBeforePostgresCatchesUp) {
   DaemonHarness d(cluster_->url());
   d.start();  // PostgreSQL is not running yet
   Producer p(d.socket());
-  std::vector<std::string> lines;
-  for (int i = 0; i < 100; ++i) lines.push_back(trade_line("c", "early" + std::to_string(i)));
-  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.send(trade_lines("c", "early", 100)));
   ASSERT_TRUE(p.wait_ack(100, 10s));
   cluster_->start();
   migrate();

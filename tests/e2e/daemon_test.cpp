@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "repos/pg_errors.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/producer.h"
@@ -323,13 +324,78 @@ TEST_F(DaemonTest, EventRefusedAtCommitIsDeadLetteredAndNothingIsSkipped) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 151 AND sqlstate = '23514'"), 1);
 }
 
+// A dead letter the server refuses to store: the event is never skipped (nothing after it is
+// applied), the log says it was not stored, the attempts back off with growing delays (they were
+// made at the first delay, 50-100 ms, forever), and once the server takes it, everything lands.
+TEST_F(DaemonTest, ADeadLetterTheServerRefusesIsRetriedWithGrowingBackoffAndNothingIsSkipped) {
+  struct Constraints {  // dropped however the test ends: the database is shared by the suite
+    TestDatabase& db;
+    ~Constraints() {
+      db.exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
+      db.exec("ALTER TABLE pm_dead_letters DROP CONSTRAINT IF EXISTS test_no_dead_letters");
+    }
+  } constraints{*tdb_};
+  tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  tdb_->exec("ALTER TABLE pm_dead_letters ADD CONSTRAINT test_no_dead_letters CHECK (lsn < 0)");
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 10; ++i) lines.push_back(i == 3 ? trade_line("c", "poison") : trade_line("c", "ok" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(10, 10s));
+  const auto refusals = [&] { return occurrences(d.output(), "storing it in pm_dead_letters failed"); };
+  ASSERT_TRUE(wait_until([&] { return refusals() >= 1; }, 20s)) << d.output();
+  const auto first = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { return refusals() >= 6; }, 30s)) << d.output();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
+  // Five backoffs between the first and the sixth attempt: at least 50 + 100 + 200 + 400 + 800 ms
+  // (each delay is drawn between half its base and the base, which doubles from 100 ms).
+  EXPECT_GE(seconds, 1.4) << d.output();
+  EXPECT_EQ(d.output().find("stored in pm_dead_letters"), std::string::npos) << d.output();
+  EXPECT_EQ(count(kTrades), 3);  // ok0..ok2: nothing after the refused event
+  tdb_->exec("ALTER TABLE pm_dead_letters DROP CONSTRAINT test_no_dead_letters");
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 10", 1)) << d.output();
+  EXPECT_EQ(count(kTrades), 9);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 4 AND sqlstate = '23514'"), 1);
+  EXPECT_NE(d.output().find("stored in pm_dead_letters"), std::string::npos) << d.output();
+}
+
+// A restart of PostgreSQL, or a DBA's pg_terminate_backend, ends every session the daemon's pool
+// holds. The first batch (or look at the server) meets one of them and fails; the reconnect then
+// drops the others, instead of each failing a batch of its own, with a growing backoff between.
+TEST_F(DaemonTest, SessionsTheServerEndedCostOneFailureNotOneEach) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines = trade_lines("c", "before", 100);
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(100, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 100)) << d.output();
+  // The pool holds the lanes' connections and the writer's own (3 by default), idle now. One
+  // statement signals them all within microseconds (no wait per session), so the daemon cannot
+  // meet the first ended one, back off and reconnect before the last is ended.
+  const long long ended = count(
+      "SELECT count(*) FILTER (WHERE signalled) FROM (SELECT pg_terminate_backend(pid) AS signalled FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend') t");
+  ASSERT_GE(ended, 3);
+  lines = trade_lines("c", "after", 100);
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(200, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 200)) << d.output();
+  double failures = 0;
+  for (const PgErrorKind kind : kPgErrorKinds)
+    failures += d.metric(std::string("pm_ingest_database_errors_total{kind=\"") + to_string(kind) + "\"}");
+  EXPECT_EQ(failures, 1) << d.metrics() << d.output();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
   const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
   DaemonHarness d(unreachable);
   d.start();
   Producer p(d.socket());
-  std::vector<std::string> lines;
-  for (int i = 0; i < 50; ++i) lines.push_back(trade_line("c", "offline" + std::to_string(i)));
+  std::vector<std::string> lines = trade_lines("c", "offline", 50);
   ASSERT_TRUE(p.send(lines));
   ASSERT_TRUE(p.wait_ack(50, 10s));
   EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
@@ -572,8 +638,7 @@ TEST_F(DaemonTest, ASecondDaemonOnTheSameLogDirectoryRefusesAndTheFirstKeepsItsR
   DaemonHarness first(tdb_->url());
   first.start();
   Producer p(first.socket());
-  std::vector<std::string> lines;
-  for (int i = 0; i < 200; ++i) lines.push_back(trade_line("c", "locked" + std::to_string(i)));
+  std::vector<std::string> lines = trade_lines("c", "locked", 200);
   ASSERT_TRUE(p.send(lines));
   ASSERT_TRUE(p.wait_ack(200, 10s));
   DaemonHarness second(tdb_->url(), {"--instance-id", "second"});
@@ -602,8 +667,7 @@ TEST_F(DaemonTest, ALogThatLostAppliedRecordsRefusesToStartEvenWithoutTheDatabas
   d.start();
   {
     Producer p(d.socket());
-    std::vector<std::string> lines;
-    for (int i = 0; i < 80; ++i) lines.push_back(trade_line("c", "applied" + std::to_string(i)));
+    std::vector<std::string> lines = trade_lines("c", "applied", 80);
     ASSERT_TRUE(p.send(lines));
     ASSERT_TRUE(p.wait_ack(80, 10s));
   }
@@ -645,8 +709,7 @@ TEST_F(DaemonTest, AppliedBytesDoNotCountAgainstTheBudgetAfterARestartWithoutThe
   d.start();
   EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
   Producer p(d.socket());
-  std::vector<std::string> lines;
-  for (int i = 0; i < 60; ++i) lines.push_back(trade_line("c", "after" + std::to_string(i)));
+  std::vector<std::string> lines = trade_lines("c", "after", 60);
   ASSERT_TRUE(p.send(lines));
   std::vector<Reply> replies;
   ASSERT_TRUE(p.wait_ack(60, 10s, &replies)) << "lines got busy: the applied bytes still counted against the budget";

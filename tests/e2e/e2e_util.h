@@ -22,6 +22,13 @@ inline std::string trade_line(const std::string& cid, const std::string& trade_i
          price + R"(,"size":"10","side":"buy","timestamp":)" + std::to_string(ts_s) + "}";
 }
 
+// `count` trade lines of condition `cid` whose trade ids are id_prefix0, id_prefix1, ...
+inline std::vector<std::string> trade_lines(const std::string& cid, const std::string& id_prefix, int count) {
+  std::vector<std::string> lines;
+  for (int i = 0; i < count; ++i) lines.push_back(trade_line(cid, id_prefix + std::to_string(i)));
+  return lines;
+}
+
 inline std::string trigger_line(const std::string& token, const std::string& cid, const std::string& threshold,
                                 std::int64_t ts_ms = 1'700'000'000'000) {
   return R"({"type":"trigger","token_id":")" + token + R"(","condition_id":")" + cid + R"(","threshold":)" + threshold +

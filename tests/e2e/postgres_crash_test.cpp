@@ -12,9 +12,18 @@
 
 #include <signal.h>
 
-#include <filesystem>
-#include <string>
+#include <spdlog/logger.h>
 
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ingest/log/wal.h"
+#include "ingest/writer/ingest_checkpoint_repository.h"
+#include "ingest/writer/log_retention.h"
+#include "metrics/ingest_metrics.h"
+#include "repos/database.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/load_driver.h"
 #include "tests/e2e/migrate.h"
@@ -119,6 +128,80 @@ TEST_F(PostgresCrash, BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingD
 
   expect_every_acked_event_once(load);
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+// The writer learns of a crash-restart from its sessions' end (the test above). A proxy that
+// hides the restart (transaction pooling) leaves only new sessions, and the restarted server's WAL
+// soon passes the positions queued before the crash: the retention would take them as flushed and
+// delete the segments of commits the crash lost. It reads the checkpoint row first, finds it
+// behind, keeps every segment and makes the writer read the checkpoint again.
+TEST_F(PostgresCrash, ARestartTheSessionsDoNotShowReleasesNoSegmentOfALostCommit) {
+  const std::string dir = std::filesystem::temp_directory_path() / ("pm_retention_crash_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  wal::Options options;
+  options.dir = dir;
+  options.segment_bytes = 4096;
+  options.on_fatal = [](const std::string& m) { ADD_FAILURE() << "log fatal: " << m; };
+  auto log = wal::WriteAheadLog::open(options);
+  std::vector<wal::Appended> appended;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<std::string> payloads(10, std::string(200, 'x'));
+    std::vector<wal::Appended> out;
+    ASSERT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
+    appended.insert(appended.end(), out.begin(), out.end());
+  }
+  const wal::Position applied = appended[60].end;
+  ASSERT_GE(applied.segment, log->oldest().segment + 2);
+
+  DatabaseConfig config;
+  config.url = cluster.url();
+  config.retry_max_attempts = 1;  // as the daemon: nothing is retried quietly
+  Database db(config);
+  IngestMetrics metrics;
+  RetentionConfig retention_config;
+  retention_config.wait_for_standbys = false;
+  retention_config.batch_commits = SynchronousCommit::Off;
+  LogRetention retention(retention_config, db, *log, metrics, std::make_shared<spdlog::logger>("test"));
+
+  // A batch commits asynchronously, its checkpoint at `applied`; the WAL writer is stopped, so the
+  // commit stays in PostgreSQL's WAL buffers.
+  const int walwriter = stop_walwriter();
+  IngestCheckpoint checkpoint;
+  checkpoint.instance_id = "default";
+  checkpoint.log_id = wal::log_id_hex(log->log_id());
+  checkpoint.lsn = static_cast<std::int64_t>(applied.lsn);
+  checkpoint.segment = static_cast<std::int64_t>(applied.segment);
+  checkpoint.segment_offset = static_cast<std::int64_t>(applied.offset);
+  checkpoint.log_offset = static_cast<std::int64_t>(applied.log_offset);
+  checkpoint.applied_events = static_cast<std::int64_t>(applied.lsn);
+  db.transaction([&](pqxx::work& tx) {
+    tx.exec("SET LOCAL synchronous_commit = off");
+    IngestCheckpointRepository(tx).save(checkpoint);
+  });
+  retention.applied(applied);
+  log->note_applied(applied);
+  const std::string wal_end_before_crash = cluster.query("SELECT pg_current_wal_insert_lsn()::text");
+  const std::uint64_t oldest = log->oldest().segment;
+  retention.check(true);
+  ASSERT_EQ(retention.awaiting(), 1u) << "the commit is not flushed: its segments wait";
+  ASSERT_EQ(log->oldest().segment, oldest);
+
+  ASSERT_NO_FATAL_FAILURE(crash_postgres(walwriter));
+  ASSERT_EQ(cluster.query("SELECT count(*) FROM pm_ingest_checkpoints"), "0") << "the crash lost the commit";
+  db.close();  // what the proxy shows the daemon: new sessions, no error
+  // The restarted server's WAL passes, and flushes, the position queued before the crash.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        cluster.query("SELECT pg_logical_emit_message(true, 'pm-test', repeat('x', 100000))");
+        return cluster.query("SELECT pg_current_wal_flush_lsn() > '" + wal_end_before_crash + "'::pg_lsn") == "t";
+      },
+      60s));
+
+  EXPECT_THROW(retention.check(true), PrimaryChanged);
+  EXPECT_EQ(log->oldest().segment, oldest) << "no segment of the lost commit may go";
+  EXPECT_EQ(retention.awaiting(), 0u) << "forgotten: the writer re-reads the checkpoint and queues again";
+  log.reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(PostgresCrash, ADaemonKilledWithPostgresKeepsTheUnflushedBatchesInItsLog) {

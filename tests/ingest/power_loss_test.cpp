@@ -563,8 +563,7 @@ TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   // Told as the log's failure, not PostgreSQL's: no database error counted.
   EXPECT_NE(told_line.find("rolled back"), std::string::npos) << told_line;
   EXPECT_EQ(told_line.find("PostgreSQL"), std::string::npos) << told_line;
-  for (const PgErrorKind kind : {PgErrorKind::Connection, PgErrorKind::Transient, PgErrorKind::Data,
-                                 PgErrorKind::InDoubt, PgErrorKind::Timeout, PgErrorKind::Other})
+  for (const PgErrorKind kind : kPgErrorKinds)
     EXPECT_EQ(h.metrics().database_errors(to_string(kind)).Value(), 0) << to_string(kind);
   EXPECT_TRUE(test::wait_until([&] { return !h.batch_waits_in_transaction(); }, 20s));
   h.writer().stop();

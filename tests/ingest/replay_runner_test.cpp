@@ -1,6 +1,7 @@
 // ReplayRunner (pm-ingestctl replay) against a real PostgreSQL, on a log of real files.
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -40,6 +41,17 @@ class TradeLog {
   std::filesystem::path dir_;
 };
 
+// The ReplayError a replay with `options` stops with ("" and a test failure if it ran through).
+std::string replay_error(const ReplayOptions& options, Database& db) {
+  try {
+    ReplayRunner(options).run(&db);
+  } catch (const ReplayError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "the replay ran through";
+  return "";
+}
+
 // A database an older pm-ingestctl migrated lacks the checkpoint's record columns: replay names the
 // missing migration and what to run, applies nothing, and applies everything once it is there.
 TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
@@ -49,13 +61,9 @@ TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
   const TradeLog log("replay-pending", 3);
   ReplayOptions options;
   options.sources = {log.dir()};
-  try {
-    ReplayRunner(options).run(&tdb.db());
-    FAIL() << "replay ran on a database lacking a migration";
-  } catch (const ReplayError& e) {
-    EXPECT_NE(std::string(e.what()).find("07_checkpoint_record.sql"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("run `pm-ingestctl migrate`"), std::string::npos) << e.what();
-  }
+  const std::string error = replay_error(options, tdb.db());
+  EXPECT_NE(error.find("07_checkpoint_record.sql"), std::string::npos) << error;
+  EXPECT_NE(error.find("run `pm-ingestctl migrate`"), std::string::npos) << error;
   EXPECT_EQ(tdb.count("polymarket_trades"), 0);
   EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
 
@@ -63,6 +71,48 @@ TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
   const ReplayStats stats = ReplayRunner(options).run(&tdb.db());
   EXPECT_EQ(stats.applied, 3u);
   EXPECT_EQ(tdb.count("polymarket_trades"), 3);
+}
+
+// A batch PostgreSQL refuses for one event's value is halved, and the refused half halved again,
+// down to that event: both refused events of 1,000 go to pm_dead_letters, everything else lands,
+// and finding them takes fewer than 150 batches (80 reports when written; one event per batch, the
+// old way, took 1,009).
+TEST(ReplayRunnerTest, ARefusedEventIsFoundByHalvingTheBatchAndDeadLettered) {
+  test::TestDatabase tdb("replay_refused");
+  tdb.exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id NOT IN ('t137', 't613'))");
+  const TradeLog log("replay-refused", 1000);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.batch_max_events = 1000;
+  int reports = 0;  // one after each batch submitted, and at each pass's end
+  const ReplayStats stats = ReplayRunner(options, [&](const ReplayStats&) { ++reports; }).run(&tdb.db());
+  EXPECT_EQ(stats.applied, 998u);
+  EXPECT_EQ(stats.dead_lettered, 2u);
+  EXPECT_EQ(stats.resumed_after_lsn, 0u) << "the run began without a checkpoint; later passes found its own";
+  EXPECT_EQ(tdb.count("polymarket_trades"), 998);
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 2);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE lsn IN (138, 614) AND sqlstate = '23514'"), 2);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 1000"), 1);
+  EXPECT_LT(reports, 150);
+}
+
+// A dead letter PostgreSQL refuses to store stops the replay at once with that refusal (it used to
+// be retried as if transient, each pass refused again, until retry_for ran out, and then reported
+// with the first refusal's message).
+TEST(ReplayRunnerTest, ADeadLetterThatCannotBeStoredStopsTheReplayWithItsOwnError) {
+  test::TestDatabase tdb("replay_unstorable");
+  tdb.exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id <> 't5')");
+  tdb.exec("ALTER TABLE pm_dead_letters ADD CONSTRAINT test_no_dead_letter CHECK (lsn <> 6)");
+  const TradeLog log("replay-unstorable", 10);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.retry_for = std::chrono::seconds(10);
+  const std::string error = replay_error(options, tdb.db());  // not past an event it could not store
+  EXPECT_NE(error.find("test_no_dead_letter"), std::string::npos) << error;
+  EXPECT_NE(error.find("lsn 6"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("polymarket_trades"), 5);  // t0..t4, before it
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 0);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 5"), 1);
 }
 
 }  // namespace

@@ -84,14 +84,9 @@ TEST_F(OpsAccess, RefusedPeerGetsNothingInAllowedPeersDo) {
   // Every refusal is logged and counted: the stranger, root, and the harness' own start-up probe
   // (also root).
   const std::string log = d.output();
-  auto occurrences = [&](const std::string& what) {
-    std::size_t n = 0;
-    for (std::size_t at = 0; (at = log.find(what, at)) != std::string::npos; at += what.size()) ++n;
-    return n;
-  };
-  const std::size_t refusals = occurrences("not in --allow-uid/--allow-gid");
-  EXPECT_EQ(occurrences(" uid " + std::to_string(kOtherUid) + " gid " + std::to_string(kOtherGid) + ": not in"), 1u) << log;
-  EXPECT_GE(occurrences(" uid 0 gid 0: not in"), 2u) << log;
+  const std::size_t refusals = occurrences(log, "not in --allow-uid/--allow-gid");
+  EXPECT_EQ(occurrences(log, " uid " + std::to_string(kOtherUid) + " gid " + std::to_string(kOtherGid) + ": not in"), 1u) << log;
+  EXPECT_GE(occurrences(log, " uid 0 gid 0: not in"), 2u) << log;
   EXPECT_EQ(d.metric("pm_ingest_connections_refused_total{reason=\"peer_credentials\"}"), static_cast<double>(refusals));
   EXPECT_TRUE(contains(log, "refused a producer connection from pid " + std::to_string(refused_pid) + " uid " +
                                 std::to_string(kOtherUid) + " gid " + std::to_string(kOtherGid) +

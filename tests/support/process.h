@@ -46,5 +46,7 @@ bool wait_until(Condition&& condition, std::chrono::milliseconds timeout) {
 }
 
 std::string read_file(const std::string& path);
+// How many times `what` (non-empty) occurs in `text`, not overlapping (a log's lines, a stream of replies).
+std::size_t occurrences(const std::string& text, const std::string& what);
 
 }  // namespace pm::test
