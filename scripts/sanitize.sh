@@ -17,18 +17,21 @@ case "$mode" in
   tsan) sanitizer=thread; tests=(-L '^(ingest_unit_tests|writer_lanes_tests|power_loss_tests|e2e_tests)$') ;;
   *) sed -n '2,11p' "$0"; exit 2 ;;
 esac
+# Nothing of an earlier run may be taken for this one's (test.sh's failure summary reads these),
+# even when the configure or the build fails before ctest runs.
+earlier="$(dirname "$0")/../build-$mode"
+rm -rf "$earlier/sanitizer-logs" "$earlier/Testing/Temporary/LastTestsFailed.log"
 export PM_BUILD_DIR=build-$mode
 export PM_CMAKE_ARGS="-DPM_SANITIZE=$sanitizer"
 source "$(dirname "$0")/prepare.sh"
 read -r -a WRAP <<< "${PM_BUILD_WRAPPER:-}"
+logs="$ROOT/$BUILD_DIR/sanitizer-logs"
 if [ "$mode" = tsan ]; then
   "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2 --target ingest_unit_tests writer_lanes_tests power_loss_tests e2e_tests
 else
   "${WRAP[@]}" cmake --build "$BUILD_DIR" -j2
 fi
 
-logs="$ROOT/$BUILD_DIR/sanitizer-logs"
-rm -rf "$logs"
 mkdir -p "$logs"
 # -fno-sanitize-recover=undefined already stops at the first UB; print_stacktrace says where.
 export ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"

@@ -4,8 +4,11 @@
 # (scripts/fuzz.sh, 30 s per target), the ASan+UBSan build of the whole suite and the TSan build
 # of the threaded ingest path (scripts/sanitize.sh), then the ordinary suite, then the Python
 # client's pytest suite (clients/python/tests, against the daemon just built), whose summary is the
-# last thing printed; it fails if any of them failed. Extra arguments go to the ordinary suite's
-# ctest alone, without the other runs (e.g. scripts/test.sh -R Wal).
+# last thing printed; it fails if any of them failed, and then ends with a short summary of each
+# failed sanitizer run and of a failed ordinary suite (scripts/failure_summary.sh: the failed
+# cases, their messages, the sanitizer reports; fuzz.sh and pytest print their own causes).
+# Extra arguments go to the ordinary suite's ctest alone, without the other runs (e.g.
+# scripts/test.sh -R Wal).
 # PM_SOAK_TESTS=ON also registers the long soak tests; PM_SKIP_SANITIZERS=1 skips fuzzing and
 # the sanitizer builds.
 set -euo pipefail
@@ -32,6 +35,13 @@ if [ $# -eq 0 ]; then
     "${PM_PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider clients/python/tests \
     || failed+=("pytest clients/python/tests")
 fi
+# The causes again, last: a CI page that shows only the tail of the output still names them.
+for run in "${failed[@]}"; do
+  case "$run" in
+    "scripts/sanitize.sh "*) scripts/failure_summary.sh "build-${run#scripts/sanitize.sh }" >&2 ;;  # its build dir
+  esac
+done
+[ "$rc" -eq 0 ] || scripts/failure_summary.sh "$BUILD_DIR" >&2
 if [ ${#failed[@]} -gt 0 ]; then
   echo "test.sh: FAILED: ${failed[*]} (see above)" >&2
   exit 1

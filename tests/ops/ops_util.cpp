@@ -89,26 +89,76 @@ ScratchDir::~ScratchDir() {
   }
 }
 
-NotifyListener::NotifyListener(const std::string& path) : path_(path) {
-  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+namespace {
+
+// The address of the Unix socket at `path` (cut to fit sun_path).
+sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  return addr;
+}
+
+}  // namespace
+
+NotifyListener::NotifyListener(const std::string& path) : path_(path) {
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const sockaddr_un addr = unix_address(path);
   ::unlink(path.c_str());
-  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    throw std::runtime_error("cannot bind the notify socket " + path + ": " + std::strerror(errno));
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd_ >= 0) ::close(fd_);
+    throw std::runtime_error("cannot bind the notify socket " + path + ": " + why);
+  }
+  reader_ = std::thread([this] { read_until_stopped(); });
 }
 
 NotifyListener::~NotifyListener() {
-  if (fd_ >= 0) ::close(fd_);
+  stopping_ = true;
+  reader_.join();
+  ::close(fd_);
   ::unlink(path_.c_str());
 }
 
-std::size_t NotifyListener::drain() {
-  std::size_t n = 0;
+namespace {
+const std::string kCatchUpMarker = "PM_TEST_CATCH_UP=1";
+}  // namespace
+
+// Waits for datagrams in short polls (so the destructor is heard within one) and keeps each; a
+// catch_up marker is counted, not kept.
+void NotifyListener::read_until_stopped() {
   char buf[4096];
-  for (ssize_t got; (got = ::recv(fd_, buf, sizeof buf, 0)) > 0; ++n) messages_.emplace_back(buf, static_cast<std::size_t>(got));
-  return n;
+  while (!stopping_) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    for (ssize_t got; (got = ::recv(fd_, buf, sizeof buf, 0)) > 0;) {
+      std::string message(buf, static_cast<std::size_t>(got));
+      if (message == kCatchUpMarker) {
+        ++markers_read_;
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      messages_.push_back(std::move(message));
+    }
+  }
+}
+
+bool NotifyListener::catch_up(std::chrono::milliseconds timeout) {
+  const unsigned before = markers_read_;
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  const sockaddr_un addr = unix_address(path_);
+  const ssize_t sent = ::sendto(fd, kCatchUpMarker.data(), kCatchUpMarker.size(), 0,
+                                reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int send_errno = errno;
+  ::close(fd);
+  if (sent < 0) throw std::runtime_error("cannot send to the notify socket " + path_ + ": " + std::strerror(send_errno));
+  return wait_until([&] { return markers_read_ > before; }, timeout);
+}
+
+void NotifyListener::clear() {
+  std::lock_guard lock(mu_);
+  messages_.clear();
 }
 
 namespace {
@@ -126,15 +176,11 @@ std::vector<std::string> lines_of(const std::string& message) {
 }  // namespace
 
 bool NotifyListener::wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
-  return wait_until(
-      [&] {
-        drain();
-        return count_lines(prefix) > 0;
-      },
-      timeout);
+  return wait_until([&] { return count_lines(prefix) > 0; }, timeout);
 }
 
 std::size_t NotifyListener::count_lines(const std::string& prefix) const {
+  std::lock_guard lock(mu_);
   std::size_t n = 0;
   for (const auto& m : messages_)
     for (const auto& line : lines_of(m))
@@ -143,6 +189,7 @@ std::size_t NotifyListener::count_lines(const std::string& prefix) const {
 }
 
 std::string NotifyListener::last_line(const std::string& prefix) const {
+  std::lock_guard lock(mu_);
   std::string last;
   for (const auto& m : messages_)
     for (const auto& line : lines_of(m))
@@ -170,9 +217,7 @@ ScopedEnv::~ScopedEnv() {
 PeerOutcome connect_as(uid_t uid, gid_t gid, const std::string& socket_path, const std::string& line,
                        std::chrono::seconds timeout, pid_t* child_pid) {
   // Everything the child needs is prepared before fork(): it only makes system calls.
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  const sockaddr_un addr = unix_address(socket_path);
   const std::string payload = line + "\n";
   struct Wire {
     int connect_errno;
@@ -189,7 +234,7 @@ PeerOutcome connect_as(uid_t uid, gid_t gid, const std::string& socket_path, con
     w.bytes_read = -1;
     if (::setgroups(0, nullptr) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) ::_exit(3);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
       w.connect_errno = errno;
     } else {
       timeval tv{static_cast<time_t>(timeout.count()), 0};

@@ -3,10 +3,13 @@
 // for systemd's notification socket, a producer running as another user, environment guards.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef PM_SOURCE_DIR
@@ -44,26 +47,38 @@ class ScratchDir {
   std::string path_;
 };
 
-// A datagram socket standing in for systemd's NOTIFY_SOCKET: collects what sd_notify sends.
+// A datagram socket standing in for systemd's NOTIFY_SOCKET: collects what sd_notify sends. A
+// thread of its own reads every datagram as it arrives, as systemd does: a socket left unread fills
+// after 11 datagrams (net.unix.max_dgram_qlen), and the daemon's next sd_notify then blocks its
+// main thread, which also watches the writer. All members may be called from the test's thread.
 class NotifyListener {
  public:
   explicit NotifyListener(const std::string& path);
   ~NotifyListener();
+  NotifyListener(const NotifyListener&) = delete;
+  NotifyListener& operator=(const NotifyListener&) = delete;
   const std::string& path() const { return path_; }
-  // Reads every datagram waiting now; returns how many arrived.
-  std::size_t drain();
-  // Messages received so far (each may hold several NAME=value lines).
-  const std::vector<std::string>& messages() const { return messages_; }
   // True once a received message has a line starting with `prefix`, within `timeout`.
   bool wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  // Over the messages received so far (each may hold several NAME=value lines).
   std::size_t count_lines(const std::string& prefix) const;
   std::string last_line(const std::string& prefix) const;
-  void clear() { messages_.clear(); }
+  // Returns once every datagram sent to the socket before this call has been read: a marker sent
+  // now arrives behind them. False if it was not read within `timeout`.
+  bool catch_up(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Forgets the messages received so far.
+  void clear();
 
  private:
+  void read_until_stopped();
+
   std::string path_;
   int fd_ = -1;
-  std::vector<std::string> messages_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::vector<std::string> messages_;  // guarded by mu_
+  std::atomic<unsigned> markers_read_{0};
+  std::thread reader_;
 };
 
 // Sets environment variables for the lifetime of the object (children inherit them), then
