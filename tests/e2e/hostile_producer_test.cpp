@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -182,6 +183,10 @@ TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
   const int fd = connect_nonblocking(d.socket());
   ASSERT_GE(fd, 0);
   constexpr int kLines = 800;
+  // A send the socket refuses for a moment is allowed: a daemon slowed by a sanitizer on a loaded
+  // machine may leave its receive queue full for a while (TSan in CI: one refusal in 800 lines).
+  // What a daemon stalled by its unread acks does is never take the bytes again, or close the
+  // connection: the 20 s wait for room and the checks below catch both.
   int refused_sends = 0;
   for (int i = 0; i < kLines; ++i) {
     const std::string line = trade_line("late-reader", "t" + std::to_string(i)) + "\n";
@@ -199,7 +204,9 @@ TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
     }
     std::this_thread::sleep_for(1ms);  // the pace of a real producer (load shape, not synchronisation)
   }
-  EXPECT_EQ(refused_sends, 0) << "the producer's sends were refused: the daemon stopped reading it";
+  std::printf("sends refused for a moment: %d of %d lines\n", refused_sends, kLines);
+  EXPECT_EQ(d.metric("pm_ingest_connections_closed_total{reason=\"reply_timeout\"}"), 0)
+      << "the daemon closed the producer for its unread acks";
   // Now read: the last ack covers every line, and acks were not sent one per line.
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   ::shutdown(fd, SHUT_WR);
@@ -214,8 +221,7 @@ TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
   }
   ::close(fd);
   EXPECT_NE(replies.find("{\"ack\":" + std::to_string(kLines) + "}"), std::string::npos) << replies.substr(0, 300);
-  std::size_t acks = 0;
-  for (std::size_t at = replies.find("\"ack\""); at != std::string::npos; at = replies.find("\"ack\"", at + 1)) ++acks;
+  const std::size_t acks = occurrences(replies, "\"ack\"");
   EXPECT_LT(acks, static_cast<std::size_t>(kLines)) << "every ack was sent on its own";
   EXPECT_EQ(replies.find("\"error\""), std::string::npos) << replies.substr(0, 300);
   EXPECT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'late-reader'") == kLines; }, 20s));
