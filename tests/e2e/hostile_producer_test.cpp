@@ -156,8 +156,10 @@ TEST_F(HostileProducer, ALineTrickledPastTheLineTimeoutIsRefusedAndItsConnection
   const int fd = connect_nonblocking(d.socket());
   ASSERT_GE(fd, 0);
   const std::string first = trade_line("slow-line", "complete") + "\n" + R"({"type":"trade","condition_id":)";
-  ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL), static_cast<ssize_t>(first.size()));
+  // Timed from before the send: the daemon's --line-timeout clock starts when it reads the bytes,
+  // which it may do before this thread reads the clock after the send.
   const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(::send(fd, first.data(), first.size(), MSG_NOSIGNAL), static_cast<ssize_t>(first.size()));
   bool closed = false;
   const std::string replies = trickle_until_closed(fd, 20s, closed);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
