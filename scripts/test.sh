@@ -6,7 +6,8 @@
 # client's pytest suite (clients/python/tests, against the daemon just built), whose summary is the
 # last thing printed; it fails if any of them failed, and then ends with a short summary of each
 # failed sanitizer run and of a failed ordinary suite (scripts/failure_summary.sh: the failed
-# cases, their messages, the sanitizer reports; fuzz.sh and pytest print their own causes).
+# cases, their messages, the sanitizer reports; fuzz.sh and pytest print their own causes), or the
+# first errors of a failed ordinary build (which skips the ordinary suite and pytest).
 # Extra arguments go to the ordinary suite's ctest alone, without the other runs (e.g.
 # scripts/test.sh -R Wal).
 # PM_SOAK_TESTS=ON also registers the long soak tests; PM_SKIP_SANITIZERS=1 skips fuzzing and
@@ -21,13 +22,15 @@ if [ $# -eq 0 ] && [ "${PM_SKIP_SANITIZERS:-0}" != 1 ]; then
     ($run) || failed+=("$run")
   done
 fi
-cmake --build "$BUILD_DIR" -j2
-cd "$BUILD_DIR"
-BIN_DIR="$PWD/daemon"
+# A failed ordinary build skips its suite and pytest, but not the summaries below of the runs before.
 rc=0
-ctest --output-on-failure -j2 --timeout 900 "$@" || rc=$?
-cd "$ROOT"
-if [ $# -eq 0 ]; then
+built=1
+cmake --build "$BUILD_DIR" -j2 || { built=0; failed+=("cmake --build $BUILD_DIR"); }
+if [ "$built" = 1 ]; then
+  BIN_DIR="$(cd "$BUILD_DIR" && pwd)/daemon"
+  (cd "$BUILD_DIR" && ctest --output-on-failure -j2 --timeout 900 "$@") || rc=$?
+fi
+if [ $# -eq 0 ] && [ "$built" = 1 ]; then
   # Debian's interpreter, where setup.sh installed python3-pytest (a python3 earlier on PATH,
   # pyenv's say, would not have it); PM_PYTHON overrides.
   echo "test.sh: python3 -m pytest -q clients/python/tests"
@@ -39,6 +42,8 @@ fi
 for run in "${failed[@]}"; do
   case "$run" in
     "scripts/sanitize.sh "*) scripts/failure_summary.sh "build-${run#scripts/sanitize.sh }" >&2 ;;  # its build dir
+    "cmake --build "*)  # the build again, alone: its first errors, without the other jobs' lines between
+      { echo "=== the ordinary build's first errors"; cmake --build "$BUILD_DIR" -j1 2>&1 | grep -m 20 -E 'error|Error' || true; } >&2 ;;
   esac
 done
 [ "$rc" -eq 0 ] || scripts/failure_summary.sh "$BUILD_DIR" >&2

@@ -46,12 +46,10 @@ Server::~Server() { stop(); }
 
 void Server::bind_socket() {
   const std::string& path = config_.socket_path;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path)
+  sockaddr_un addr;
+  if (!unix_socket_address(path, addr))
     throw std::runtime_error("socket path '" + path + "' is empty or longer than " +
                              std::to_string(sizeof addr.sun_path - 1) + " bytes");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {

@@ -10,14 +10,20 @@
 
 namespace pm {
 
-int connect_unix_socket(const std::string& path, bool nonblocking) {
-  sockaddr_un addr{};
+bool unix_socket_address(const std::string& path, sockaddr_un& addr) {
+  addr = sockaddr_un{};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
     errno = ENAMETOOLONG;
-    return -1;
+    return false;
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+int connect_unix_socket(const std::string& path, bool nonblocking) {
+  sockaddr_un addr;
+  if (!unix_socket_address(path, addr)) return -1;
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

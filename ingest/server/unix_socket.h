@@ -1,9 +1,15 @@
 #pragma once
-// Connecting to a Unix stream socket by path: the one client-side helper the daemon (stale-socket
-// probe), pm-loadgen and the tests share. Stateless, any thread.
+// Unix stream sockets by path: the client-side helpers the daemon (its listening socket and the
+// stale-socket probe), pm-loadgen and the tests share. Stateless, any thread.
+#include <sys/un.h>
+
 #include <string>
 
 namespace pm {
+
+// Fills `addr` with the address of the socket at `path`; false, with errno ENAMETOOLONG, when the
+// path is empty or does not fit in sun_path (with its terminating NUL). Nothing is cut.
+bool unix_socket_address(const std::string& path, sockaddr_un& addr);
 
 // A connected socket (close-on-exec), or -1 with errno set (ENAMETOOLONG for a path that does not
 // fit in sockaddr_un). `nonblocking` sets O_NONBLOCK after the connect.

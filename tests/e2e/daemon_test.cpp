@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "ingest/server/unix_socket.h"
 #include "repos/pg_errors.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
@@ -479,10 +480,9 @@ TEST_F(DaemonTest, StaleSocketIsReplacedLiveOneRefusedModeApplied) {
   DaemonHarness first(tdb_->url());
   {
     // A socket file left behind by a crashed daemon.
+    sockaddr_un addr;
+    ASSERT_TRUE(unix_socket_address(first.socket(), addr)) << first.socket();
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, first.socket().c_str(), sizeof addr.sun_path - 1);
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     ::close(fd);
   }

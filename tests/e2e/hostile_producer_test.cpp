@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ingest/server/unix_socket.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/producer.h"
@@ -28,18 +28,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int connect_nonblocking(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
+int connect_nonblocking(const std::string& path) { return connect_unix_socket(path, true); }
 
 // Sends until `bytes` are sent or the peer stops taking them for `patience`; the bytes sent.
 std::size_t send_until_refused(int fd, const std::string& block, std::size_t bytes, std::chrono::milliseconds patience) {

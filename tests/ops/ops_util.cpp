@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "ingest/server/unix_socket.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
 
@@ -91,11 +92,10 @@ ScratchDir::~ScratchDir() {
 
 namespace {
 
-// The address of the Unix socket at `path` (cut to fit sun_path).
+// The address of the Unix socket at `path`; throws for a path too long for it.
 sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  sockaddr_un addr;
+  if (!unix_socket_address(path, addr)) throw std::runtime_error("socket path does not fit in sockaddr_un: " + path);
   return addr;
 }
 
