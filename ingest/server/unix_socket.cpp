@@ -14,7 +14,7 @@ bool unix_socket_address(const std::string& path, sockaddr_un& addr) {
   addr = sockaddr_un{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    errno = ENAMETOOLONG;
+    errno = path.empty() ? EINVAL : ENAMETOOLONG;
     return false;
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);

@@ -7,8 +7,8 @@
 
 namespace pm {
 
-// Fills `addr` with the address of the socket at `path`; false, with errno ENAMETOOLONG, when the
-// path is empty or does not fit in sun_path (with its terminating NUL). Nothing is cut.
+// Fills `addr` with the address of the socket at `path`; false, with errno EINVAL for an empty path
+// or ENAMETOOLONG for one that does not fit in sun_path (with its terminating NUL). Nothing is cut.
 bool unix_socket_address(const std::string& path, sockaddr_un& addr);
 
 // A connected socket (close-on-exec), or -1 with errno set (ENAMETOOLONG for a path that does not
