@@ -89,7 +89,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       lag_oldest_unapplied_seconds(gauge(*registry_, "pm_ingest_lag_oldest_unapplied_seconds", "Age of the oldest event durable in the log but not applied (0 when caught up).")),
       newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp.")),
       newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time.")),
-      database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer's last PostgreSQL operation succeeded, else 0.")),
+      database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer is connected to PostgreSQL and no batch or check has failed since without succeeding after, else 0.")),
       replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")),
       ready(gauge(*registry_, "pm_ingest_ready", "1 while every readiness check passes (/readyz answers 200), else 0.")),
       writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),

@@ -134,8 +134,10 @@ std::optional<TxFailure> BatchWriter::step(RetryPacing& pacing) {
   if (!ready_) {
     if (!load_checkpoint()) return std::nullopt;  // fatal: stopping
     ready_ = true;
-    database_up_ = true;
-    metrics_.database_up(true);
+    // Connected is not up while what failed after the last connect (a batch the server keeps
+    // refusing: a revoked permission) has not succeeded since: the gauge would flap at every
+    // retry, and an alert on it held for a minute would never fire.
+    if (!failed_since_connect_) mark_database_up();
     pacing.reconnected();
   }
   std::vector<QueuedEvent> batch = collector_.next(dispatched_, [this] { return lanes_->next_lane_free(); });
@@ -278,12 +280,15 @@ void BatchWriter::back_off(const TxFailure& failure, RetryPacing& pacing) {
     return;
   }
   metrics_.database_error(failure.kind);
-  if (database_up_.exchange(false) || !ready_) {
-    const bool missing_table = failure.sqlstate == "42P01";
-    logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
-                  to_string(failure.kind), failure.message,
-                  missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
-  }
+  // A batch or check the server answered with an error (not the (re)connect itself, and not a lost
+  // session: a reconnect that succeeds answers that one).
+  const bool session_lost = failure.kind == PgErrorKind::Connection || failure.kind == PgErrorKind::InDoubt;
+  if (ready_ && !session_lost) failed_since_connect_ = true;
+  const bool missing_table = failure.sqlstate == "42P01";
+  logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
+                to_string(failure.kind), failure.message,
+                missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
+  database_up_ = false;
   metrics_.database_up(false);
   // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
   // checkpoint says where to continue, on whichever server is primary by then.
@@ -305,7 +310,16 @@ void BatchWriter::look_at_server() {
   // Idle: nothing else would notice a primary that is gone or has become a standby.
   const bool idle = Clock::now() - last_contact_ >= config_.idle_check_interval;
   retention_.check(idle);
-  if (idle) last_contact_ = Clock::now();
+  if (!idle) return;
+  last_contact_ = Clock::now();
+  // A failed check is up again once the server answers one; a failing batch only once it commits.
+  if (lanes_->in_flight() == 0) mark_database_up();
+}
+
+void BatchWriter::mark_database_up() {
+  failed_since_connect_ = false;
+  database_up_ = true;
+  metrics_.database_up(true);
 }
 
 bool BatchWriter::load_checkpoint() {
@@ -414,8 +428,7 @@ void BatchWriter::committed(const FinishedBatch& batch) {
   const BatchCounts& counts = *batch.result.value;
   duplicates_seen_ = counts.trades_inserted < counts.trades;
   set_applied(events.back().end);
-  database_up_ = true;
-  metrics_.database_up(true);
+  mark_database_up();
   metrics_.batch_committed(events, counts, batch.seconds, batch.phases, batch.outcome_at);
   last_contact_ = Clock::now();
   if (reached_replay_target()) logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);

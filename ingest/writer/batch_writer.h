@@ -43,6 +43,10 @@
 //   is applied again, exactly once.
 // - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
 //   standby now, is noticed within about that long (database_up() turns false).
+// - database_up() is true from a (re)connect on, unless the server answered a batch or check with
+//   an error after the last connect (not a lost session): then only once a batch commits or an idle
+//   look at the server succeeds. A batch the server keeps refusing (a revoked permission) keeps it
+//   false across the retries' reconnects.
 // - A checkpoint that does not fit the log (or names a record the log does not hold there: the
 //   log lost applied records and gave their LSNs to new events), a corrupt record in the log, or
 //   (checked at every (re)connect) a triggers table without the unique index G2 needs
@@ -134,6 +138,7 @@ class BatchWriter {
                                const std::string& instance);
   void resume_from(const wal::Position& start);
   void look_at_server();
+  void mark_database_up();
   std::optional<TxFailure> dispatch(std::vector<QueuedEvent> batch);
   std::optional<TxFailure> settle(std::vector<FinishedBatch> finished);
   std::optional<TxFailure> isolate(std::span<const QueuedEvent> events, const TxFailure* refused);
@@ -173,6 +178,7 @@ class BatchWriter {
   wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
   std::uint64_t replay_target_lsn_ = 0;
   bool duplicates_seen_ = true;  // the last batch held trades already stored
+  bool failed_since_connect_ = false;  // a batch or check failed after the last (re)connect, none succeeded since
   std::chrono::steady_clock::time_point last_contact_{};  // the last commit or look at the server
 
   std::atomic<std::uint64_t> applied_log_offset_{0};

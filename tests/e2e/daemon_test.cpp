@@ -425,6 +425,50 @@ TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A batch the server keeps refusing with an error that is not its data's (a trigger raising
+// insufficient_privilege, as a revoked INSERT would): every retry reconnects first, and
+// pm_ingest_database_up must stay 0 through those reconnects, or an alert on it held for a minute
+// (PmIngestdDatabaseDown) never fires. It turns 1 once the batch commits.
+TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
+  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  PERFORM pg_sleep(0.3);  -- each retry's batch stays in flight a while after its reconnect
+                  RAISE EXCEPTION 'permission denied (test)' USING ERRCODE = 'insufficient_privilege';
+                END $$)");
+  const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_refuse_insert ON polymarket_trades";
+  struct Dropper {
+    TestDatabase* db;
+    std::string sql;
+    ~Dropper() { db->exec(sql); }
+  } dropper{tdb_, drop_trigger};
+  tdb_->exec("CREATE TRIGGER test_refuse_insert BEFORE INSERT ON polymarket_trades "
+             "FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_insert()");
+  DaemonHarness d(tdb_->url());
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c", "refused", 5)));
+  ASSERT_TRUE(p.wait_ack(5, 10s));
+  const std::string failures = "pm_ingest_database_errors_total{kind=\"other\"}";
+  ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
+  int polls = 0, up_seen = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        ++polls;
+        if (d.metric("pm_ingest_database_up") != 0) ++up_seen;
+        return d.metric(failures) >= 4;
+      },
+      60s))
+      << d.metrics() << d.output();
+  EXPECT_EQ(up_seen, 0) << "pm_ingest_database_up read 1 in " << up_seen << " of " << polls
+                        << " polls while the batch kept failing";
+  EXPECT_EQ(count(kTrades), 0);
+  tdb_->exec(drop_trigger);
+  EXPECT_TRUE(wait_count(kTrades, 5)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 10s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(DaemonTest, BudgetExhaustedLinesGetBusyAndAckedOnesAreKept) {
   const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
   DaemonHarness d(unreachable, {"--wal-max-bytes", "20K"});
