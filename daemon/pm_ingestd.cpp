@@ -397,6 +397,7 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   pm::IngestMetrics metrics(PM_VERSION);
   metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
   metrics.event_visible_alert_threshold_seconds.Set(options.freshness_alert_seconds);
+  metrics.writer_connections.Set(static_cast<double>(options.writer_connections));
   const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
   if (!http) return 1;
   int exit_code = 0;

@@ -74,6 +74,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_segments(gauge(*registry_, "pm_ingest_wal_segments", "Log segment files on disk.")),
       queue_events(gauge(*registry_, "pm_ingest_queue_events", "Events waiting in the in-memory queue for the writer.")),
       writer_batches_in_flight(gauge(*registry_, "pm_ingest_writer_batches_in_flight", "Batches handed to the writer's PostgreSQL connections whose outcome is not recorded yet (at most --writer-connections).")),
+      writer_connections(gauge(*registry_, "pm_ingest_writer_connections", "PostgreSQL connections the writer applies batches on at once (--writer-connections). rate(pm_ingest_batch_commit_duration_seconds_sum) divided by this is the share of the time they are busy.")),
       queue_overflow_events(counter(*registry_, "pm_ingest_queue_overflow_events_total", "Events not queued because the queue was full (the writer reads them back from the log).")),
       batch_events(histogram(*registry_, "pm_ingest_batch_events", "Events per applied batch.", batch_size_buckets())),
       batch_commit_seconds(histogram(*registry_, "pm_ingest_batch_commit_duration_seconds", "Time to apply and commit one batch transaction.", latency_buckets())),

@@ -74,6 +74,7 @@ class IngestMetrics {
   // Queue and writer.
   prometheus::Gauge& queue_events;
   prometheus::Gauge& writer_batches_in_flight;  // handed to the writer's connections, outcome not yet recorded
+  prometheus::Gauge& writer_connections;        // --writer-connections: with batch time, how busy they are
   prometheus::Counter& queue_overflow_events;  // left on disk, read back by the writer
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_commit_seconds;

@@ -128,7 +128,10 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
            {"Archive errors", "pm_ingest_archive_errors_total"},
            {"Archive reach", "pm_ingest_archive_oldest_event_timestamp_seconds"},
            {"Polymarket messages", "pm_ingest_polymarket_messages_total"},
-           {"Hello lines", "pm_ingest_hellos_total"}}) {
+           {"Hello lines", "pm_ingest_hellos_total"},
+           // How busy the writer's connections are (issue 15: near 1, PostgreSQL sets the freshness).
+           {"Writer connections busy", "pm_ingest_batch_commit_duration_seconds_sum"},
+           {"Writer connections busy", "pm_ingest_writer_connections"}}) {
     const Panel* p = find_panel(panels, title);
     ASSERT_NE(p, nullptr) << title;
     EXPECT_TRUE(std::any_of(p->exprs.begin(), p->exprs.end(), [&](const std::string& e) { return contains(e, metric); })) << title;

@@ -209,7 +209,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
   for (const char* family : {
            "pm_ingest_wal_appended_bytes_total counter", "pm_ingest_wal_fsync_duration_seconds histogram",
            "pm_ingest_wal_unapplied_bytes gauge", "pm_ingest_wal_unapplied_events gauge", "pm_ingest_queue_events gauge",
-           "pm_ingest_writer_batches_in_flight gauge",
+           "pm_ingest_writer_batches_in_flight gauge", "pm_ingest_writer_connections gauge",
            "pm_ingest_batch_events histogram", "pm_ingest_batch_commit_duration_seconds histogram",
            "pm_ingest_batch_phase_duration_seconds histogram",
            "pm_ingest_lag_oldest_unapplied_seconds gauge", "pm_ingest_newest_applied_event_age_seconds gauge",
@@ -231,6 +231,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
   }
   EXPECT_NEAR(phase_seconds, metric_value(scrape, "pm_ingest_batch_commit_duration_seconds_sum"), 1e-6);
   EXPECT_EQ(d.metric("pm_ingest_wal_budget_bytes"), 4294967296.0);
+  EXPECT_EQ(d.metric("pm_ingest_writer_connections"), 2.0);  // the default
   // Freshness is observed once per applied event (issue 15), and the alert bound is the default.
   EXPECT_EQ(d.metric("pm_ingest_event_visible_seconds_count"), d.metric("pm_ingest_applied_events_total"));
   EXPECT_EQ(d.metric("pm_ingest_event_visible_alert_threshold_seconds"), 1.0);
