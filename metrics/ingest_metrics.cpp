@@ -80,6 +80,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       batch_commit_seconds(histogram(*registry_, "pm_ingest_batch_commit_duration_seconds", "Time to apply and commit one batch transaction.", latency_buckets())),
       event_visible_buckets(visible_buckets()),
       event_visible_seconds(histogram(*registry_, "pm_ingest_event_visible_seconds", "Time from an event's arrival to the commit that made it visible in PostgreSQL, per event.", event_visible_buckets)),
+      event_waiting_seconds(histogram(*registry_, "pm_ingest_event_waiting_seconds", "Time from an event's arrival to the start of the batch transaction that applied it, per event: the part of pm_ingest_event_visible_seconds before PostgreSQL (waiting for a free writer connection or a CPU, or to be read back from the log).", event_visible_buckets)),
       event_visible_alert_threshold_seconds(gauge(*registry_, "pm_ingest_event_visible_alert_threshold_seconds", "The operator's freshness bound (--freshness-alert-seconds): PmIngestdStaleRows fires while the p99 of pm_ingest_event_visible_seconds is above it.")),
       dedup_trade(dedup_family_.Add({{"kind", "trade"}})),
       dedup_trigger_same_token(dedup_family_.Add({{"kind", "trigger_same_token"}})),

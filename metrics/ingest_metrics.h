@@ -85,6 +85,7 @@ class IngestMetrics {
   // event (observed per batch with ObserveMultiple over event_visible_buckets).
   const prometheus::Histogram::BucketBoundaries event_visible_buckets;
   prometheus::Histogram& event_visible_seconds;
+  prometheus::Histogram& event_waiting_seconds;  // the part of the above before its batch's transaction began
   prometheus::Gauge& event_visible_alert_threshold_seconds;  // --freshness-alert-seconds
   prometheus::Counter& rows_written(const std::string& table);
   prometheus::Counter& dedup_trade;

@@ -44,7 +44,9 @@ void WriterMetrics::stop() {
 
 void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const BatchCounts& c, double seconds,
                                     const BatchPhases& phases, std::chrono::system_clock::time_point committed_at) {
-  observe_visibility(events, committed_at);
+  const double committed_ms = std::chrono::duration<double, std::milli>(committed_at.time_since_epoch()).count();
+  observe_since_arrival(metrics_.event_visible_seconds, events, committed_ms);
+  observe_since_arrival(metrics_.event_waiting_seconds, events, committed_ms - seconds * 1000.0);
   metrics_.batch_events.Observe(static_cast<double>(events.size()));
   metrics_.batch_commit_seconds.Observe(seconds);
   phase_begin_.Observe(phases.begin);
@@ -73,20 +75,19 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   }
 }
 
-// One histogram update per batch: the events' counts per bucket and the sum of their times.
-void WriterMetrics::observe_visibility(std::span<const QueuedEvent> events,
-                                       std::chrono::system_clock::time_point committed_at) {
+// Each event's time from its arrival to `until_ms` (Unix ms), in one histogram update per batch:
+// the events' counts per bucket (event_visible_buckets) and the sum of their times.
+void WriterMetrics::observe_since_arrival(prometheus::Histogram& histogram, std::span<const QueuedEvent> events,
+                                          double until_ms) {
   const auto& bounds = metrics_.event_visible_buckets;
   std::vector<double> per_bucket(bounds.size() + 1, 0.0);  // the last one is +Inf
-  const double committed_ms =
-      std::chrono::duration<double, std::milli>(committed_at.time_since_epoch()).count();
   double sum = 0;
   for (const QueuedEvent& q : events) {
-    const double seconds = std::max(0.0, (committed_ms - static_cast<double>(q.event.received_ms)) / 1000.0);
+    const double seconds = std::max(0.0, (until_ms - static_cast<double>(q.event.received_ms)) / 1000.0);
     sum += seconds;
     per_bucket[static_cast<std::size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin())] += 1;
   }
-  metrics_.event_visible_seconds.ObserveMultiple(per_bucket, sum);
+  histogram.ObserveMultiple(per_bucket, sum);
 }
 
 void WriterMetrics::database_up(bool up) { metrics_.database_up.Set(up ? 1 : 0); }

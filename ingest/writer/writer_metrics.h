@@ -3,7 +3,9 @@
 //
 // Contract:
 // - batch_committed(), database_up(), database_error() and replay_done() record what the writer
-//   thread just did (batch_committed observes each event's freshness: arrival to commit); publish() tells the sampler where the writer is. Writer thread only.
+//   thread just did (batch_committed observes each event's freshness: arrival to commit, and the
+//   part of it before its batch's transaction began); publish() tells the sampler where the
+//   writer is. Writer thread only.
 // - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
 //   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
@@ -47,7 +49,7 @@ class WriterMetrics {
   void publish(const wal::Position& applied, std::size_t batches_in_flight);
 
  private:
-  void observe_visibility(std::span<const QueuedEvent> events, std::chrono::system_clock::time_point committed_at);
+  void observe_since_arrival(prometheus::Histogram& histogram, std::span<const QueuedEvent> events, double until_ms);
   void run_sampler();
   void sample();
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);

@@ -116,11 +116,13 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
   // Freshness (issue 15): the quantiles of arrival-to-visible, and the operator's alert bound.
   const Panel* freshness = find_panel(panels, "Freshness");
   ASSERT_NE(freshness, nullptr);
-  ASSERT_EQ(freshness->exprs.size(), 4u);
+  ASSERT_EQ(freshness->exprs.size(), 5u);
   for (std::size_t i = 0; i < 3; ++i)
     EXPECT_TRUE(contains(freshness->exprs[i], "histogram_quantile(") && contains(freshness->exprs[i], "pm_ingest_event_visible_seconds_bucket"))
         << freshness->exprs[i];
   EXPECT_TRUE(contains(freshness->exprs[3], "pm_ingest_event_visible_alert_threshold_seconds")) << freshness->exprs[3];
+  EXPECT_TRUE(contains(freshness->exprs[4], "histogram_quantile(0.99") && contains(freshness->exprs[4], "pm_ingest_event_waiting_seconds_bucket"))
+      << freshness->exprs[4];
   // Archive (issue 12): its size, segments, errors and reach; Polymarket payloads (issue 13).
   for (const auto& [title, metric] : std::vector<std::pair<std::string, std::string>>{
            {"Archive on disk", "pm_ingest_archive_bytes"},

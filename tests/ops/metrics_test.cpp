@@ -217,6 +217,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
            "pm_ingest_build_info gauge", "pm_ingest_writer_heartbeat_age_seconds gauge", "pm_ingest_wal_budget_bytes gauge",
            "pm_ingest_readiness_check gauge", "pm_ingest_watchdog_pings_total counter", "pm_ingest_start_time_seconds gauge",
            "pm_ingest_event_visible_seconds histogram", "pm_ingest_event_visible_alert_threshold_seconds gauge",
+           "pm_ingest_event_waiting_seconds histogram",
            "pm_ingest_hellos_total counter", "pm_ingest_polymarket_messages_total counter"})
     EXPECT_TRUE(contains(scrape, std::string("# TYPE ") + family + "\n")) << family;
   EXPECT_GT(d.metric("pm_ingest_wal_fsync_duration_seconds_count"), 0);
@@ -234,6 +235,11 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
   EXPECT_EQ(d.metric("pm_ingest_writer_connections"), 2.0);  // the default
   // Freshness is observed once per applied event (issue 15), and the alert bound is the default.
   EXPECT_EQ(d.metric("pm_ingest_event_visible_seconds_count"), d.metric("pm_ingest_applied_events_total"));
+  // Each event's wait before its batch began is part of its time to visible: per event, never more.
+  EXPECT_EQ(metric_value(scrape, "pm_ingest_event_waiting_seconds_count"),
+            metric_value(scrape, "pm_ingest_event_visible_seconds_count"));
+  EXPECT_LE(metric_value(scrape, "pm_ingest_event_waiting_seconds_sum"),
+            metric_value(scrape, "pm_ingest_event_visible_seconds_sum"));
   EXPECT_EQ(d.metric("pm_ingest_event_visible_alert_threshold_seconds"), 1.0);
 }
 
