@@ -252,7 +252,7 @@ pm::ReadinessReport readiness_report(const Daemon& d) {
                                                   : fmt::format("replaying: applied lsn {} of {}", applied, durable_lsn)});
   report.checks.push_back({"socket_open", d.server.listening(), d.server.listening() ? "accepting producers" : "not listening"});
   report.checks.push_back({"database_reachable", d.writer.database_up(),
-                           d.writer.database_up() ? "connected, and nothing failed since without succeeding after" : "PostgreSQL unreachable or failing; retrying"});
+                           d.writer.database_up() ? "connected, and no batch or check failing" : "PostgreSQL unreachable or failing; retrying"});
   // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
   // budget and `unapplied < budget` would never fail; not ready from 90% of the budget on, while
   // producers still get acks, tells a load balancer to send elsewhere before they get busy.
