@@ -279,17 +279,17 @@ void BatchWriter::back_off(const TxFailure& failure, RetryPacing& pacing) {
     start_over(pacing);
     return;
   }
-  metrics_.database_error(failure.kind);
   // A batch or check the server answered with an error (not the (re)connect itself, and not a lost
   // session: a reconnect that succeeds answers that one).
   const bool session_lost = failure.kind == PgErrorKind::Connection || failure.kind == PgErrorKind::InDoubt;
   if (ready_ && !session_lost) failed_since_connect_ = true;
+  database_up_ = false;
+  metrics_.database_up(false);  // before the error is counted: a scrape that sees the count sees this
+  metrics_.database_error(failure.kind);
   const bool missing_table = failure.sqlstate == "42P01";
   logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
                 to_string(failure.kind), failure.message,
                 missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
-  database_up_ = false;
-  metrics_.database_up(false);
   // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
   // checkpoint says where to continue, on whichever server is primary by then.
   start_over(pacing);
