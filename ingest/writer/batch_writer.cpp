@@ -167,26 +167,28 @@ std::optional<TxFailure> BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
 // Records finished batches in order. At the first that did not commit, everything still in flight
 // rolls back behind it; a refused value is then isolated, any other failure is returned.
 std::optional<TxFailure> BatchWriter::settle(std::vector<FinishedBatch> finished) {
-  for (std::size_t i = 0; i < finished.size(); ++i) {
-    if (finished[i].result.applied()) {
-      committed(finished[i]);
-      continue;
-    }
-    std::vector<FinishedBatch> rest = lanes_->take_finished(true);
-    lanes_->restart();
-    finished.insert(finished.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
-    const TxResult<BatchCounts>& first = finished[i].result;
-    if (first.status == TxStatus::RolledBack)  // cannot happen: a rollback follows a failure
-      return TxFailure{PgErrorKind::Other, "", "a batch rolled back behind no failure", nullptr};
-    if (first.status != TxStatus::DataError) return first.failure;
-    // A refused value: apply this batch and the ones behind it one at a time, which isolates the
-    // event and dead-letters it. (A data error in a later batch behind another kind of failure is
-    // met again after the checkpoint is reloaded.)
-    for (std::size_t j = i; j < finished.size(); ++j)
-      if (auto failure = isolate(finished[j].batch->events, j == i ? &first.failure : nullptr)) return failure;
-    return std::nullopt;
-  }
+  const std::size_t i = record_landed(finished);
+  if (i == finished.size()) return std::nullopt;
+  std::vector<FinishedBatch> rest = lanes_->take_finished(true);
+  lanes_->restart();
+  finished.insert(finished.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  const TxResult<BatchCounts>& first = finished[i].result;
+  if (first.status == TxStatus::RolledBack)  // cannot happen: a rollback follows a failure
+    return TxFailure{PgErrorKind::Other, "", "a batch rolled back behind no failure", nullptr};
+  if (first.status != TxStatus::DataError) return first.failure;
+  // A refused value: apply this batch and the ones behind it one at a time, which isolates the
+  // event and dead-letters it. (A data error in a later batch behind another kind of failure is
+  // met again after the checkpoint is reloaded.)
+  for (std::size_t j = i; j < finished.size(); ++j)
+    if (auto failure = isolate(finished[j].batch->events, j == i ? &first.failure : nullptr)) return failure;
   return std::nullopt;
+}
+
+std::size_t BatchWriter::record_landed(std::span<const FinishedBatch> finished) {
+  std::size_t landed = 0;
+  while (landed < finished.size() && finished[landed].result.applied()) ++landed;
+  committed(finished.first(landed));
+  return landed;
 }
 
 // Applies `events` alone; on a refused value, halves it until the one event is found, so its
@@ -245,10 +247,7 @@ void BatchWriter::finish_in_flight() noexcept {
   if (lanes_->in_flight() == 0) return;
   // Whatever committed is recorded; what did not stays in the log for the next attempt.
   try {
-    for (FinishedBatch& f : lanes_->take_finished(true)) {
-      if (!f.result.applied()) break;
-      committed(f);
-    }
+    record_landed(lanes_->take_finished(true));
   } catch (const std::exception& e) {
     logger_->warn("recording the batches that committed failed: {}; the checkpoint in PostgreSQL stays right", e.what());
   }
@@ -423,14 +422,16 @@ void BatchWriter::resume_from(const wal::Position& start) {
   reached_replay_target();
 }
 
-void BatchWriter::committed(const FinishedBatch& batch) {
-  const std::span<const QueuedEvent> events(batch.batch->events);
-  const BatchCounts& counts = *batch.result.value;
-  duplicates_seen_ = counts.trades_inserted < counts.trades;
-  set_applied(events.back().end);
-  mark_database_up();
-  metrics_.batch_committed(events, counts, batch.seconds, batch.phases, batch.outcome_at);
+void BatchWriter::committed(std::span<const FinishedBatch> batches) {
+  if (batches.empty()) return;
+  for (const FinishedBatch& batch : batches) {
+    const BatchCounts& counts = *batch.result.value;
+    duplicates_seen_ = counts.trades_inserted < counts.trades;
+    metrics_.batch_committed(batch.batch->events, counts, batch.seconds, batch.phases, batch.outcome_at);
+  }
   last_contact_ = Clock::now();
+  set_applied(batches.back().batch->events.back().end);
+  mark_database_up();
   if (reached_replay_target()) logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);
 }
 

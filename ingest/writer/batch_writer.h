@@ -66,6 +66,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -145,7 +146,13 @@ class BatchWriter {
   FinishedBatch run_alone(std::vector<QueuedEvent> events);
   FinishedBatch take_alone();
   void finish_in_flight() noexcept;
-  void committed(const FinishedBatch& batch);
+  // Records batches that committed, in their order: each one's metrics first, then the applied
+  // position once, after the last (the log retention's query there may throw; the metrics of
+  // batches that did commit are kept all the same, and the checkpoint in PostgreSQL stays right).
+  void committed(std::span<const FinishedBatch> batches);
+  // Records the batches at the front of `finished` that committed; returns how many there were.
+  std::size_t record_landed(std::span<const FinishedBatch> finished);
+  void committed(const FinishedBatch& batch) { committed(std::span<const FinishedBatch>(&batch, 1)); }
   void back_off(const TxFailure& failure, RetryPacing& pacing);
   void start_over(RetryPacing& pacing);
   void set_applied(const wal::Position& position);

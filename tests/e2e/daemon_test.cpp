@@ -439,7 +439,13 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
   struct Dropper {
     TestDatabase* db;
     std::string sql;
-    ~Dropper() { db->exec(sql); }
+    ~Dropper() {
+      try {
+        db->exec(sql);
+      } catch (const std::exception& e) {  // a throw from a destructor would end the whole binary
+        ADD_FAILURE() << "could not drop the test trigger: " << e.what();
+      }
+    }
   } dropper{tdb_, drop_trigger};
   tdb_->exec("CREATE TRIGGER test_refuse_insert BEFORE INSERT ON polymarket_trades "
              "FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_insert()");
@@ -467,6 +473,60 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
   EXPECT_TRUE(wait_count(kTrades, 5)) << d.output();
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 10s));
   EXPECT_EQ(d.stop(), 0);
+}
+
+// The log retention's query after a commit (the primary's WAL position, asked when the applied
+// position enters a new segment) fails: the batches that committed must still be counted. They
+// are in PostgreSQL and in its checkpoint, so they are never applied again; were their metrics
+// dropped with the exception, pm_ingest_applied_events_total and rows_written would stay short
+// of the rows for good. A function of the same name ahead of pg_catalog in the database's
+// search_path fails that query once polymarket_trades has rows, while test_trap.armed has one:
+// the start-up and idle checks pass, and the first query after the events' batches began to
+// commit is the one at a segment boundary (the chunks follow each other within milliseconds; an
+// idle check comes only after a second without a commit).
+TEST_F(DaemonTest, BatchesThatCommittedAreCountedWhenTheRetentionQueryAfterThemFails) {
+  const std::string db = "\"" + tdb_->name() + "\"";
+  tdb_->exec(R"(CREATE SCHEMA test_trap;
+                CREATE TABLE test_trap.armed (since timestamptz);
+                CREATE FUNCTION test_trap.pg_current_wal_insert_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF EXISTS (SELECT 1 FROM test_trap.armed) AND EXISTS (SELECT 1 FROM public.polymarket_trades) THEN
+                    RAISE EXCEPTION 'retention query refused (test)' USING ERRCODE = 'insufficient_privilege';
+                  END IF;
+                  RETURN pg_catalog.pg_current_wal_insert_lsn();
+                END $$)");
+  struct Disarm {
+    TestDatabase* tdb;
+    std::string db;
+    ~Disarm() {
+      try {
+        tdb->exec("ALTER DATABASE " + db + " RESET search_path");
+        tdb->exec("DROP SCHEMA test_trap CASCADE");
+      } catch (const std::exception& e) {  // a throw from a destructor would end the whole binary
+        ADD_FAILURE() << "could not remove the test trap: " << e.what();
+      }
+    }
+  } disarm{tdb_, db};
+  tdb_->exec("ALTER DATABASE " + db + " SET search_path = test_trap, pg_catalog, public");  // the daemon's sessions
+  tdb_->exec("INSERT INTO test_trap.armed VALUES (now())");
+  DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "64K"});
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  constexpr int kEvents = 800;  // ~250 KB of log: the applied position crosses segments
+  Producer p(d.socket());
+  for (int chunk = 0; chunk < 8; ++chunk) {  // one log write each, so the log rolls over between them
+    ASSERT_TRUE(p.send(trade_lines("c" + std::to_string(chunk), "rq" + std::to_string(chunk) + "_", kEvents / 8)));
+    ASSERT_TRUE(p.wait_ack(static_cast<std::uint64_t>(kEvents / 8 * (chunk + 1)), 10s));
+  }
+  const std::string failures = "pm_ingest_database_errors_total{kind=\"other\"}";
+  ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
+  EXPECT_NE(d.output().find("retention query refused (test)"), std::string::npos) << d.output();
+  tdb_->exec("DELETE FROM test_trap.armed");
+  EXPECT_TRUE(wait_count(kTrades, kEvents)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_applied_events_total") >= kEvents; }, 20s)) << d.metrics();
+  EXPECT_EQ(d.metric("pm_ingest_applied_events_total"), kEvents) << d.metrics();
+  EXPECT_EQ(d.metric("pm_ingest_rows_written_total{table=\"polymarket_trades\"}"), kEvents) << d.metrics();
+  EXPECT_EQ(d.stop(), 0) << d.output();
 }
 
 TEST_F(DaemonTest, BudgetExhaustedLinesGetBusyAndAckedOnesAreKept) {
