@@ -24,6 +24,9 @@ std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after, const 
   std::vector<QueuedEvent> batch;
   batch.reserve(std::min(max_events_, std::max<std::size_t>(pending_.size() - head_, 1024)));
   std::uint64_t next_lsn = after.lsn + 1;
+  if (log_.halted() && log_.durable().lsn < next_lsn)
+    throw LogHalted("the log in " + log_.dir() + " has stopped (an fdatasync failed): every event it made durable, up to lsn " +
+                    std::to_string(log_.durable().lsn) + ", is applied or in flight, and nothing after it ever will be");
   refill(std::chrono::microseconds(0));
   const bool contiguous = take_consecutive(batch, next_lsn);
   if (batch.empty()) {

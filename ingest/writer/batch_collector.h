@@ -16,6 +16,10 @@
 //   log is read only up to its durable end, so at a gap before the events in hand it first waits
 //   for the missing records' sync (WriteAheadLog::wait_durable).
 // - A record in the log that does not decode throws wal::WalCorruption naming its file and offset.
+// - A halted log (a failed fdatasync; the daemon exits then, an embedder may not): once every
+//   event the log made durable has been handed out, next() throws LogHalted, as nothing after them
+//   can ever be applied (instead of waiting for a durability that never comes, or spinning on
+//   events in hand behind a gap).
 // - reset() forgets the events in hand and the open log reader (after a failure, or when the
 //   checkpoint is read again): they are read again from the log when needed.
 // - Owned and called by the writer thread only; `stopping` ends a wait for more events early.
@@ -24,6 +28,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "ingest/events/event_queue.h"
@@ -32,6 +37,11 @@
 #include "metrics/ingest_metrics.h"
 
 namespace pm {
+
+class LogHalted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class BatchCollector {
  public:

@@ -98,6 +98,10 @@ void BatchWriter::run() {
       finish_in_flight();
       fatal(e.what());
       return;
+    } catch (const LogHalted& e) {  // only an embedder sees this: the daemon exits when its log halts
+      finish_in_flight();
+      fatal(e.what());
+      return;
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
       failure = failure_of(e);
     }

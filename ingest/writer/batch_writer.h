@@ -34,7 +34,8 @@
 //   row before each release is the second guard, later (at the next segment it would release).
 //   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
 //   retention's server queries (classified by failure_of, then handled like a failed batch), and
-//   wal::WalCorruption from the log (fatal).
+//   wal::WalCorruption from the log, and LogHalted once a halted log has nothing durable left to
+//   give (both fatal).
 // - Batches commit with synchronous_commit off unless config says otherwise (rows visible before
 //   PostgreSQL's WAL flush). Log segments wholly below the checkpoint are removed once the primary
 //   and every standby have flushed the commits that applied them (LogRetention): a PostgreSQL
@@ -50,8 +51,10 @@
 // - A checkpoint that does not fit the log (or names a record the log does not hold there: the
 //   log lost applied records and gave their LSNs to new events), a corrupt record in the log, or
 //   (checked at every (re)connect) a triggers table without the unique index G2 needs
-//   (repos/g2_index.h), is fatal: on_fatal is called with a message naming the problem, and the
-//   writer stops. A missing migration is not: the writer names it and retries.
+//   (repos/g2_index.h), or a halted log (its fdatasync failed, and the log's on_fatal returned:
+//   an embedder) once everything it made durable is sent, is fatal: on_fatal is called with a
+//   message naming the problem, and the writer stops (the batches in flight finish first). A
+//   missing migration is not: the writer names it and retries.
 // - stop() lets the batches in flight commit (or fail), makes the primary flush the commits whose
 //   segments still wait for it (LogRetention::flush_and_check), then the thread exits; unapplied
 //   events stay in the log for the next start.

@@ -454,7 +454,11 @@ class SyncOverlap {
  public:
   SyncOverlap(test::TestDatabase& tdb, std::uint64_t seed, WriterConfig config, std::shared_ptr<spdlog::logger> logger)
       : tdb_(tdb), fs_(seed), gate_(fs_), log_(wal::WriteAheadLog::open(log_options())),
-        writer_(std::move(config), tdb.db(), *log_, queue_, metrics_, std::move(logger), nullptr),
+        writer_(std::move(config), tdb.db(), *log_, queue_, metrics_, std::move(logger),
+                [this](const std::string& m) {
+                  std::lock_guard lock(mu_);
+                  writer_fatals_.push_back(m);
+                }),
         pipeline_(1ull << 30, *log_, queue_, metrics_, [this] { return writer_.applied_log_offset(); }) {
     writer_.start();
   }
@@ -463,9 +467,13 @@ class SyncOverlap {
   BatchWriter& writer() { return writer_; }
   IngestMetrics& metrics() { return metrics_; }
   wal::SyncGateFs& gate() { return gate_; }
-  std::vector<std::string> fatals() const {
+  std::vector<std::string> fatals() const {  // the log's
     std::lock_guard lock(mu_);
     return fatals_;
+  }
+  std::vector<std::string> writer_fatals() const {
+    std::lock_guard lock(mu_);
+    return writer_fatals_;
   }
 
   // Holds the log's syncs, submits `n` trades of `condition` on a thread of its own and waits
@@ -508,7 +516,8 @@ class SyncOverlap {
   FaultFs fs_;
   wal::SyncGateFs gate_;
   mutable std::mutex mu_;
-  std::vector<std::string> fatals_;  // guarded by mu_
+  std::vector<std::string> fatals_;         // the log's on_fatal; guarded by mu_
+  std::vector<std::string> writer_fatals_;  // the writer's on_fatal; guarded by mu_
   std::unique_ptr<wal::WriteAheadLog> log_;
   IngestMetrics metrics_;
   EventQueue queue_{1024};
@@ -536,11 +545,14 @@ TEST_F(PowerLossRounds, ABatchStartsWhileItsEventsAreSyncedAndCommitsOnlyOnceThe
   h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 3);
   EXPECT_TRUE(h.fatals().empty()) << h.fatals().front();
+  EXPECT_TRUE(h.writer_fatals().empty()) << h.writer_fatals().front();
 }
 
 // Events written to the log whose fdatasync then fails were never durable (nor acked): the batch
 // the writer started on them rolls back, nothing of them is ever committed, and the writer tells it
-// as the log's failure, not as a PostgreSQL error.
+// as the log's failure, not as a PostgreSQL error. The log has halted (its on_fatal returned, as an
+// embedder's may): with nothing durable left to apply, the writer stops on a fatal error naming it
+// (it used to go on retrying, or spin on a gap, for ever).
 TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   test::TestDatabase tdb("sync_failed");
   const std::string condition = "sync-failed";
@@ -566,6 +578,9 @@ TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   for (const PgErrorKind kind : kPgErrorKinds)
     EXPECT_EQ(h.metrics().database_errors(to_string(kind)).Value(), 0) << to_string(kind);
   EXPECT_TRUE(test::wait_until([&] { return !h.batch_waits_in_transaction(); }, 20s));
+  ASSERT_TRUE(test::wait_until([&] { return !h.writer_fatals().empty(); }, 20s)) << "the writer did not stop";
+  EXPECT_NE(h.writer_fatals().front().find("has stopped (an fdatasync failed)"), std::string::npos)
+      << h.writer_fatals().front();
   h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 0);
   EXPECT_EQ(h.checkpoints(), 0);
