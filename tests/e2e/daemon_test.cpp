@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "ingest/server/unix_socket.h"
 #include "repos/pg_errors.h"
@@ -38,6 +40,29 @@ class DaemonTest : public ::testing::Test {
   static TestDatabase* tdb_;
 };
 TestDatabase* DaemonTest::tdb_ = nullptr;
+
+// Runs `statements` on `db`, each on its own, when the scope ends, however the test ends (the
+// database is shared by the suite). A failing one fails the test: a throw from a destructor would
+// end the whole binary.
+class SqlAtExit {
+ public:
+  SqlAtExit(TestDatabase& db, std::vector<std::string> statements) : db_(db), statements_(std::move(statements)) {}
+  SqlAtExit(const SqlAtExit&) = delete;
+  SqlAtExit& operator=(const SqlAtExit&) = delete;
+  ~SqlAtExit() {
+    for (const std::string& sql : statements_) {
+      try {
+        db_.exec(sql);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "clean-up `" << sql << "` failed: " << e.what();
+      }
+    }
+  }
+
+ private:
+  TestDatabase& db_;
+  const std::vector<std::string> statements_;
+};
 
 const std::string kTrades = "SELECT count(*) FROM polymarket_trades";
 const std::string kTriggers = "SELECT count(*) FROM polymarket_first_triggers";
@@ -332,13 +357,8 @@ TEST_F(DaemonTest, EventRefusedAtCommitIsDeadLetteredAndNothingIsSkipped) {
 // applied), the log says it was not stored, the attempts back off with growing delays (they were
 // made at the first delay, 50-100 ms, forever), and once the server takes it, everything lands.
 TEST_F(DaemonTest, ADeadLetterTheServerRefusesIsRetriedWithGrowingBackoffAndNothingIsSkipped) {
-  struct Constraints {  // dropped however the test ends: the database is shared by the suite
-    TestDatabase& db;
-    ~Constraints() {
-      db.exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
-      db.exec("ALTER TABLE pm_dead_letters DROP CONSTRAINT IF EXISTS test_no_dead_letters");
-    }
-  } constraints{*tdb_};
+  const SqlAtExit drop_constraints(*tdb_, {"ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison",
+                                           "ALTER TABLE pm_dead_letters DROP CONSTRAINT IF EXISTS test_no_dead_letters"});
   tdb_->exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
   tdb_->exec("ALTER TABLE pm_dead_letters ADD CONSTRAINT test_no_dead_letters CHECK (lsn < 0)");
   DaemonHarness d(tdb_->url());
@@ -436,17 +456,7 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
                   RAISE EXCEPTION 'permission denied (test)' USING ERRCODE = 'insufficient_privilege';
                 END $$)");
   const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_refuse_insert ON polymarket_trades";
-  struct Dropper {
-    TestDatabase* db;
-    std::string sql;
-    ~Dropper() {
-      try {
-        db->exec(sql);
-      } catch (const std::exception& e) {  // a throw from a destructor would end the whole binary
-        ADD_FAILURE() << "could not drop the test trigger: " << e.what();
-      }
-    }
-  } dropper{tdb_, drop_trigger};
+  const SqlAtExit drop_at_exit(*tdb_, {drop_trigger});
   tdb_->exec("CREATE TRIGGER test_refuse_insert BEFORE INSERT ON polymarket_trades "
              "FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_insert()");
   DaemonHarness d(tdb_->url());
@@ -495,18 +505,7 @@ TEST_F(DaemonTest, BatchesThatCommittedAreCountedWhenTheRetentionQueryAfterThemF
                   END IF;
                   RETURN pg_catalog.pg_current_wal_insert_lsn();
                 END $$)");
-  struct Disarm {
-    TestDatabase* tdb;
-    std::string db;
-    ~Disarm() {
-      try {
-        tdb->exec("ALTER DATABASE " + db + " RESET search_path");
-        tdb->exec("DROP SCHEMA test_trap CASCADE");
-      } catch (const std::exception& e) {  // a throw from a destructor would end the whole binary
-        ADD_FAILURE() << "could not remove the test trap: " << e.what();
-      }
-    }
-  } disarm{tdb_, db};
+  const SqlAtExit remove_trap(*tdb_, {"ALTER DATABASE " + db + " RESET search_path", "DROP SCHEMA test_trap CASCADE"});
   tdb_->exec("ALTER DATABASE " + db + " SET search_path = test_trap, pg_catalog, public");  // the daemon's sessions
   tdb_->exec("INSERT INTO test_trap.armed VALUES (now())");
   DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "64K"});

@@ -15,26 +15,12 @@
 #include "ingest/writer/batch_collector.h"
 #include "metrics/ingest_metrics.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/trade_event.h"
 
 namespace pm {
 namespace {
 
 using namespace std::chrono_literals;
-
-Event trade(int i) {
-  TradeEvent t;
-  t.condition_id = "c";
-  t.trade_id = "t" + std::to_string(i);
-  t.price = 0.5;
-  t.size = 1;
-  t.side = "BUY";
-  t.timestamp_ms = 1'700'000'000'000 + i;
-  t.raw_json = "{}";
-  Event e;
-  e.received_ms = t.timestamp_ms;
-  e.body = t;
-  return e;
-}
 
 class BatchCollectorTest : public ::testing::Test {
  protected:
@@ -54,7 +40,7 @@ class BatchCollectorTest : public ::testing::Test {
     std::vector<std::string> payloads;
     std::vector<Event> events;
     for (int i = first; i < first + count; ++i) {
-      events.push_back(trade(i));
+      events.push_back(test::trade_event("c", "t" + std::to_string(i)));
       payloads.emplace_back();
       encode_event(events.back(), payloads.back());
     }

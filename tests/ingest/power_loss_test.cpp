@@ -454,11 +454,7 @@ class SyncOverlap {
  public:
   SyncOverlap(test::TestDatabase& tdb, std::uint64_t seed, WriterConfig config, std::shared_ptr<spdlog::logger> logger)
       : tdb_(tdb), fs_(seed), gate_(fs_), log_(wal::WriteAheadLog::open(log_options())),
-        writer_(std::move(config), tdb.db(), *log_, queue_, metrics_, std::move(logger),
-                [this](const std::string& m) {
-                  std::lock_guard lock(mu_);
-                  writer_fatals_.push_back(m);
-                }),
+        writer_(std::move(config), tdb.db(), *log_, queue_, metrics_, std::move(logger), writer_fatal_.callback()),
         pipeline_(1ull << 30, *log_, queue_, metrics_, [this] { return writer_.applied_log_offset(); }) {
     writer_.start();
   }
@@ -471,10 +467,7 @@ class SyncOverlap {
     std::lock_guard lock(mu_);
     return fatals_;
   }
-  std::vector<std::string> writer_fatals() const {
-    std::lock_guard lock(mu_);
-    return writer_fatals_;
-  }
+  std::string writer_fatal() const { return writer_fatal_.get(); }  // "" until the writer's on_fatal ran
 
   // Holds the log's syncs, submits `n` trades of `condition` on a thread of its own and waits
   // until their batch waits, in an open transaction, for their sync (false: no batch did in 20 s).
@@ -516,8 +509,8 @@ class SyncOverlap {
   FaultFs fs_;
   wal::SyncGateFs gate_;
   mutable std::mutex mu_;
-  std::vector<std::string> fatals_;         // the log's on_fatal; guarded by mu_
-  std::vector<std::string> writer_fatals_;  // the writer's on_fatal; guarded by mu_
+  std::vector<std::string> fatals_;  // the log's on_fatal; guarded by mu_
+  FatalMessage writer_fatal_;
   std::unique_ptr<wal::WriteAheadLog> log_;
   IngestMetrics metrics_;
   EventQueue queue_{1024};
@@ -545,7 +538,7 @@ TEST_F(PowerLossRounds, ABatchStartsWhileItsEventsAreSyncedAndCommitsOnlyOnceThe
   h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 3);
   EXPECT_TRUE(h.fatals().empty()) << h.fatals().front();
-  EXPECT_TRUE(h.writer_fatals().empty()) << h.writer_fatals().front();
+  EXPECT_EQ(h.writer_fatal(), "");
 }
 
 // Events written to the log whose fdatasync then fails were never durable (nor acked): the batch
@@ -578,9 +571,8 @@ TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
   for (const PgErrorKind kind : kPgErrorKinds)
     EXPECT_EQ(h.metrics().database_errors(to_string(kind)).Value(), 0) << to_string(kind);
   EXPECT_TRUE(test::wait_until([&] { return !h.batch_waits_in_transaction(); }, 20s));
-  ASSERT_TRUE(test::wait_until([&] { return !h.writer_fatals().empty(); }, 20s)) << "the writer did not stop";
-  EXPECT_NE(h.writer_fatals().front().find("has stopped (an fdatasync failed)"), std::string::npos)
-      << h.writer_fatals().front();
+  ASSERT_TRUE(test::wait_until([&] { return !h.writer_fatal().empty(); }, 20s)) << "the writer did not stop";
+  EXPECT_NE(h.writer_fatal().find("has stopped (an fdatasync failed)"), std::string::npos) << h.writer_fatal();
   h.writer().stop();
   EXPECT_EQ(stored_trades(tdb.db(), condition), 0);
   EXPECT_EQ(h.checkpoints(), 0);
