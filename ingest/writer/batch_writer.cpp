@@ -412,6 +412,7 @@ bool BatchWriter::holds_checkpoint_record(const IngestCheckpoint& checkpoint, co
 }
 
 void BatchWriter::resume_from(const wal::Position& start) {
+  count_committed_unseen(start);
   dispatched_ = start;
   // Segments wholly below the checkpoint are applied: nothing will read them again once the
   // standbys have them. The state file forgets a later applied position at once: a failover may
@@ -424,6 +425,18 @@ void BatchWriter::resume_from(const wal::Position& start) {
   logger_->info("writer connected; instance '{}' resumes after lsn {} ({} events to replay)", config_.instance_id,
                 start.lsn, durable.lsn - std::min(durable.lsn, start.lsn));
   reached_replay_target();
+}
+
+// Batches handed to PostgreSQL whose outcome the writer never saw (a COMMIT cut off: InDoubt) and
+// that the checkpoint shows committed: their events are counted as applied now. Events the checkpoint
+// does not cover are applied again later and counted then; at the first connect nothing is in flight.
+void BatchWriter::count_committed_unseen(const wal::Position& start) {
+  const std::uint64_t committed_to = std::min(start.lsn, dispatched_.lsn);
+  if (committed_to <= applied_.lsn) return;
+  const std::uint64_t events = committed_to - applied_.lsn;
+  metrics_.committed_unseen(events);
+  logger_->info("the checkpoint shows that {} events (lsn {} to {}) committed in batches whose outcome was lost",
+                events, applied_.lsn + 1, committed_to);
 }
 
 void BatchWriter::committed(std::span<const FinishedBatch> batches) {

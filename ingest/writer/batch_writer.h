@@ -18,7 +18,8 @@
 //   comes back as a TxResult, on which the writer switches; no database exception reaches it from a
 //   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome is
 //   unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
-//   again. A DataError (a value the server refuses) splits the batch, through the same lanes, until
+//   again unless the checkpoint shows it committed (then its events count as applied; its rows
+//   and duplicates, unknown, are not counted). A DataError (a value the server refuses) splits the batch, through the same lanes, until
 //   the one event is found; it goes to pm_dead_letters and the rest is applied (a dead letter the
 //   server refuses to store is logged as such, and the event tried again after a backoff: never
 //   skipped). Fatal ones (missing table, permissions) are retried with backoff and logged, never
@@ -158,6 +159,7 @@ class BatchWriter {
   void committed(const FinishedBatch& batch) { committed(std::span<const FinishedBatch>(&batch, 1)); }
   void back_off(const TxFailure& failure, RetryPacing& pacing);
   void start_over(RetryPacing& pacing);
+  void count_committed_unseen(const wal::Position& start);
   void set_applied(const wal::Position& position);
   bool reached_replay_target();
   DuplicateProbe probe() const;

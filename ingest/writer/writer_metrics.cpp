@@ -75,6 +75,10 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   }
 }
 
+void WriterMetrics::committed_unseen(std::uint64_t events) {
+  metrics_.applied_events.Increment(static_cast<double>(events));
+}
+
 // Each event's time from its arrival to `until_ms` (Unix ms), in one histogram update per batch:
 // the events' counts per bucket (event_visible_buckets) and the sum of their times.
 void WriterMetrics::observe_since_arrival(prometheus::Histogram& histogram, std::span<const QueuedEvent> events,

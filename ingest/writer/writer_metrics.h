@@ -2,10 +2,10 @@
 // WriterMetrics: everything the writer reports to Prometheus, apart from the writer itself.
 //
 // Contract:
-// - batch_committed(), database_up(), database_error() and replay_done() record what the writer
-//   thread just did (batch_committed observes each event's freshness: arrival to commit, and the
-//   part of it before its batch's transaction began); publish() tells the sampler where the
-//   writer is. Writer thread only.
+// - batch_committed(), committed_unseen(), database_up(), database_error() and replay_done() record
+//   what the writer thread just did (batch_committed observes each event's freshness: arrival to
+//   commit, and the part of it before its batch's transaction began); publish() tells the sampler
+//   where the writer is. Writer thread only.
 // - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
 //   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
@@ -43,6 +43,9 @@ class WriterMetrics {
   // `committed_at`: when the commit returned; each event's freshness is measured up to it.
   void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds,
                        const BatchPhases& phases, std::chrono::system_clock::time_point committed_at);
+  // Events of batches whose COMMIT outcome was lost and that the checkpoint showed committed: counted
+  // as applied. Their rows, duplicates and freshness are unknown and not counted.
+  void committed_unseen(std::uint64_t events);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
   void replay_done(bool done);

@@ -163,6 +163,42 @@ TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
       << d.output() << d.metrics();
 }
 
+// A COMMIT whose reply never arrives (its session ended while the commit waited for a synchronous
+// standby: committed locally, as PostgreSQL tells the ended session) is InDoubt for the daemon. The
+// checkpoint read at the reconnect shows the batch committed: nothing is applied twice, and its
+// events are counted as applied all the same (before, the counter missed them for good).
+TEST(Failover, EventsOfACommitWhoseReplyWasLostAreCountedOnceTheCheckpointShowsThem) {
+  PgCluster server;
+  server.start();
+  migrate(server.url());
+  DaemonHarness d(server.url(), {"--synchronous-commit", "on", "--writer-connections", "1"});
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  server.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
+  server.query("SELECT pg_reload_conf()");
+  ASSERT_TRUE(wait_until([&] { return server.query("SHOW synchronous_standby_names") == "nobody_answers"; }, 10s));
+
+  constexpr int kEvents = 300;
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c_unseen", "u", kEvents)));
+  ASSERT_TRUE(p.wait_ack(kEvents, 10s)) << "the log acks without PostgreSQL";
+  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+  ASSERT_TRUE(wait_until([&] { return server.query(waiting) != "0"; }, 30s)) << d.output();
+  const double in_doubt_before = d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}");
+  server.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+  server.query("ALTER SYSTEM RESET synchronous_standby_names");
+  server.query("SELECT pg_reload_conf()");
+
+  ASSERT_TRUE(wait_until([&] { return query_count(server.url(), "SELECT count(*) FROM polymarket_trades") == kEvents; }, 60s))
+      << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s)) << d.metrics();
+  EXPECT_GT(d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}"), in_doubt_before) << d.output();
+  EXPECT_EQ(d.metric("pm_ingest_applied_events_total"), kEvents) << d.metrics() << d.output();
+  EXPECT_NE(d.output().find("committed in batches whose outcome was lost"), std::string::npos) << d.output();
+  expect_each_record_applied_once(server.url());
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
 // pm-ingestctl takes the same multi-host URL and finds the primary even when a standby is named
 // first; without target_session_attrs it would land on the standby, which refuses writes.
 TEST(Failover, CtlFindsThePrimaryInAMultiHostUrl) {
