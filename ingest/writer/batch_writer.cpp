@@ -39,7 +39,8 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit),
       retention_(retention_for(config_), db, log, metrics, logger_),
       metrics_(metrics, log, queue),
-      collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_delay, stopping_) {
+      collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_delay, stopping_),
+      pacing_(config_.retry_initial_delay, config_.retry_max_delay) {
   // Segments are removed only once applied, so everything before the oldest one is applied; the
   // log's state file may know a later applied position (the backlog counts from there).
   applied_ = log_.applied_at_open();
@@ -88,12 +89,11 @@ void BatchWriter::fatal(const std::string& message) {
 
 void BatchWriter::run() {
   name_this_thread("pm-writer");
-  RetryPacing pacing(config_.retry_initial_delay, config_.retry_max_delay);
   while (!stopping_) {
     beat();
     std::optional<TxFailure> failure;
     try {
-      failure = step(pacing);
+      failure = step();
     } catch (const wal::WalCorruption& e) {
       finish_in_flight();
       fatal(e.what());
@@ -105,7 +105,7 @@ void BatchWriter::run() {
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
       failure = failure_of(e);
     }
-    if (failure) back_off(*failure, pacing);
+    if (failure) back_off(*failure);
   }
   finish_in_flight();
   if (fatal_) return;
@@ -132,9 +132,8 @@ void BatchWriter::beat() {
 }
 
 // One round: (re)connect if needed, then send the next batch or record what the lanes finished.
-// `pacing` hears of each reconnect and of a round that committed a batch (retry_pacing.h).
-std::optional<TxFailure> BatchWriter::step(RetryPacing& pacing) {
-  const std::uint64_t applied_before = applied_.lsn;
+// The retry pacing hears of each reconnect here, and of each commit in committed() (retry_pacing.h).
+std::optional<TxFailure> BatchWriter::step() {
   if (!ready_) {
     if (!load_checkpoint()) return std::nullopt;  // fatal: stopping
     ready_ = true;
@@ -142,7 +141,7 @@ std::optional<TxFailure> BatchWriter::step(RetryPacing& pacing) {
     // refusing: a revoked permission) has not succeeded since: the gauge would flap at every
     // retry, and an alert on it held for a minute would never fire.
     if (!failed_since_connect_) mark_database_up();
-    pacing.reconnected();
+    pacing_.reconnected();
   }
   std::vector<QueuedEvent> batch = collector_.next(dispatched_, [this] { return lanes_->next_lane_free(); });
   std::optional<TxFailure> failure;
@@ -151,7 +150,6 @@ std::optional<TxFailure> BatchWriter::step(RetryPacing& pacing) {
   } else {
     failure = dispatch(std::move(batch));
   }
-  if (applied_.lsn > applied_before) pacing.committed();
   metrics_.publish(applied_, lanes_->in_flight());
   if (!failure) look_at_server();
   return failure;
@@ -274,12 +272,14 @@ bool log_not_durable(const TxFailure& failure) {
 
 }  // namespace
 
-void BatchWriter::back_off(const TxFailure& failure, RetryPacing& pacing) {
+void BatchWriter::back_off(const TxFailure& failure) {
   finish_in_flight();
+  // A (re)connect that failed, or a failure after one: the pacing tells them apart.
+  const std::chrono::milliseconds wait = pacing_.after_failure(!ready_);
   if (log_not_durable(failure)) {
     // The log has stopped (its fdatasync failed) and the daemon stops on that; PostgreSQL is fine.
     logger_->error("a batch rolled back, nothing of it committed or acked: {}", failure.message);
-    start_over(pacing);
+    start_over(wait);
     return;
   }
   // A batch or check the server answered with an error (not the (re)connect itself, and not a lost
@@ -290,23 +290,21 @@ void BatchWriter::back_off(const TxFailure& failure, RetryPacing& pacing) {
   metrics_.database_up(false);  // before the error is counted: a scrape that sees the count sees this
   metrics_.database_error(failure.kind);
   const bool missing_table = failure.sqlstate == "42P01";
-  logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying with backoff",
+  logger_->warn("PostgreSQL operation failed ({}): {}{}; events stay in the log, retrying in {} ms",
                 to_string(failure.kind), failure.message,
-                missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "");
+                missing_table ? " (has `pm-ingestctl migrate` been run on this database?)" : "", wait.count());
   // Whatever happened to the batch (rolled back, or committed with an unknown outcome), the stored
   // checkpoint says where to continue, on whichever server is primary by then.
-  start_over(pacing);
+  start_over(wait);
 }
 
-// After a failure, with nothing in flight: the checkpoint is read again after a backoff, and the
-// events in hand are dropped (they are read again from the log). Not ready yet: the (re)connect
-// itself failed.
-void BatchWriter::start_over(RetryPacing& pacing) {
-  const bool connecting = !ready_;
+// After a failure, with nothing in flight: the checkpoint is read again after `wait`, and the
+// events in hand are dropped (they are read again from the log).
+void BatchWriter::start_over(std::chrono::milliseconds wait) {
   ready_ = false;
   collector_.reset();
   metrics_.publish(applied_, 0);
-  sleep_for(pacing.after_failure(connecting));
+  sleep_for(wait);
 }
 
 void BatchWriter::look_at_server() {
@@ -447,6 +445,7 @@ void BatchWriter::committed(std::span<const FinishedBatch> batches) {
     metrics_.batch_committed(batch.batch->events, counts, batch.seconds, batch.phases, batch.outcome_at);
   }
   last_contact_ = Clock::now();
+  pacing_.committed();  // before the retention's query in set_applied, which may throw
   set_applied(batches.back().batch->events.back().end);
   mark_database_up();
   if (reached_replay_target()) logger_->info("replay done: the log is applied up to lsn {}", applied_.lsn);

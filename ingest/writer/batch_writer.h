@@ -24,8 +24,9 @@
 //   server refuses to store is logged as such, and the event tried again after a backoff: never
 //   skipped). Fatal ones (missing table, permissions) are retried with backoff and logged, never
 //   dead-lettered. The wait after a failure grows from retry_initial_delay to retry_max_delay
-//   while no batch commits and starts afresh once a round commits one; the failed reconnects of
-//   an outage do not lengthen the waits after it (retry_pacing.h). Every reconnect first drops the
+//   while no batch commits and starts afresh once one commits (also one recorded in the round that
+//   failed); the failed reconnects of an outage do not lengthen the waits after it
+//   (retry_pacing.h). The warning of each failure names its wait. Every reconnect first drops the
 //   pooled connections the server has closed (a restart ended them): none fails a batch of its own.
 //   A session the server ended must surface as a failure, never be skipped quietly: after a
 //   PostgreSQL crash-restart (same timeline) that failure is the first sign that commits were
@@ -135,7 +136,7 @@ class BatchWriter {
   void run();
   void beat();
   void confirm_before_exit() noexcept;
-  std::optional<TxFailure> step(RetryPacing& pacing);
+  std::optional<TxFailure> step();
   bool load_checkpoint();
   void open_lane_connections();
   std::optional<wal::Position> start_position(const std::optional<IngestCheckpoint>& checkpoint);
@@ -157,8 +158,8 @@ class BatchWriter {
   // Records the batches at the front of `finished` that committed; returns how many there were.
   std::size_t record_landed(std::span<const FinishedBatch> finished);
   void committed(const FinishedBatch& batch) { committed(std::span<const FinishedBatch>(&batch, 1)); }
-  void back_off(const TxFailure& failure, RetryPacing& pacing);
-  void start_over(RetryPacing& pacing);
+  void back_off(const TxFailure& failure);
+  void start_over(std::chrono::milliseconds wait);
   void count_committed_unseen(const wal::Position& start);
   void set_applied(const wal::Position& position);
   bool reached_replay_target();
@@ -184,6 +185,7 @@ class BatchWriter {
   std::condition_variable sleep_cv_;
 
   // Writer thread only.
+  RetryPacing pacing_;  // hears of every batch that commits, in committed()
   bool ready_ = false;
   bool fatal_ = false;
   wal::Position applied_;

@@ -485,29 +485,51 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A function test_trap.pg_current_wal_insert_lsn() ahead of pg_catalog in the database's
+// search_path (ALTER DATABASE: the daemon's sessions opened after it): it raises "retention query
+// refused (test)" while test_trap.armed has a row and `refuse_when` (PL/pgSQL, may use the variable
+// `trade_rows`, the count of polymarket_trades) holds; otherwise it returns the real position.
+// `before_raise` runs just before the raise (a sequence's setval survives the rollback).
+// Owner rights only; removed at scope exit.
+class RetentionQueryTrap {
+ public:
+  RetentionQueryTrap(TestDatabase& db, const std::string& refuse_when, const std::string& before_raise = "")
+      : db_(db), remove_(db, {"ALTER DATABASE \"" + db.name() + "\" RESET search_path", "DROP SCHEMA IF EXISTS test_trap CASCADE"}) {
+    db_.exec("CREATE SCHEMA test_trap; CREATE TABLE test_trap.armed (since timestamptz); "
+             "CREATE SEQUENCE test_trap.refused_at_rows MINVALUE 0 START 0");
+    db_.exec(R"(CREATE FUNCTION test_trap.pg_current_wal_insert_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS $$
+                DECLARE trade_rows bigint;
+                BEGIN
+                  IF EXISTS (SELECT 1 FROM test_trap.armed) THEN
+                    SELECT count(*) INTO trade_rows FROM public.polymarket_trades;
+                    IF )" + refuse_when + R"( THEN
+                      )" + before_raise + R"(
+                      RAISE EXCEPTION 'retention query refused (test)' USING ERRCODE = 'insufficient_privilege';
+                    END IF;
+                  END IF;
+                  RETURN pg_catalog.pg_current_wal_insert_lsn();
+                END $$)");
+    db_.exec("ALTER DATABASE \"" + db_.name() + "\" SET search_path = test_trap, pg_catalog, public");
+  }
+  void arm() { db_.exec("INSERT INTO test_trap.armed VALUES (now())"); }
+  void disarm() { db_.exec("DELETE FROM test_trap.armed"); }
+
+ private:
+  TestDatabase& db_;
+  const SqlAtExit remove_;
+};
+
 // The log retention's query after a commit (the primary's WAL position, asked when the applied
 // position enters a new segment) fails: the batches that committed must still be counted. They
 // are in PostgreSQL and in its checkpoint, so they are never applied again; were their metrics
 // dropped with the exception, pm_ingest_applied_events_total and rows_written would stay short
-// of the rows for good. A function of the same name ahead of pg_catalog in the database's
-// search_path fails that query once polymarket_trades has rows, while test_trap.armed has one:
+// of the rows for good. The trap fails that query once polymarket_trades has rows, while armed:
 // the start-up and idle checks pass, and the first query after the events' batches began to
 // commit is the one at a segment boundary (the chunks follow each other within milliseconds; an
 // idle check comes only after a second without a commit).
 TEST_F(DaemonTest, BatchesThatCommittedAreCountedWhenTheRetentionQueryAfterThemFails) {
-  const std::string db = "\"" + tdb_->name() + "\"";
-  tdb_->exec(R"(CREATE SCHEMA test_trap;
-                CREATE TABLE test_trap.armed (since timestamptz);
-                CREATE FUNCTION test_trap.pg_current_wal_insert_lsn() RETURNS pg_lsn LANGUAGE plpgsql AS $$
-                BEGIN
-                  IF EXISTS (SELECT 1 FROM test_trap.armed) AND EXISTS (SELECT 1 FROM public.polymarket_trades) THEN
-                    RAISE EXCEPTION 'retention query refused (test)' USING ERRCODE = 'insufficient_privilege';
-                  END IF;
-                  RETURN pg_catalog.pg_current_wal_insert_lsn();
-                END $$)");
-  const SqlAtExit remove_trap(*tdb_, {"ALTER DATABASE " + db + " RESET search_path", "DROP SCHEMA test_trap CASCADE"});
-  tdb_->exec("ALTER DATABASE " + db + " SET search_path = test_trap, pg_catalog, public");  // the daemon's sessions
-  tdb_->exec("INSERT INTO test_trap.armed VALUES (now())");
+  RetentionQueryTrap trap(*tdb_, "trade_rows > 0");
+  trap.arm();
   DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "64K"});
   d.start();
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
@@ -520,11 +542,60 @@ TEST_F(DaemonTest, BatchesThatCommittedAreCountedWhenTheRetentionQueryAfterThemF
   const std::string failures = "pm_ingest_database_errors_total{kind=\"other\"}";
   ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
   EXPECT_NE(d.output().find("retention query refused (test)"), std::string::npos) << d.output();
-  tdb_->exec("DELETE FROM test_trap.armed");
+  trap.disarm();
   EXPECT_TRUE(wait_count(kTrades, kEvents)) << d.output();
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_applied_events_total") >= kEvents; }, 20s)) << d.metrics();
   EXPECT_EQ(d.metric("pm_ingest_applied_events_total"), kEvents) << d.metrics();
   EXPECT_EQ(d.metric("pm_ingest_rows_written_total{table=\"polymarket_trades\"}"), kEvents) << d.metrics();
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
+// Every wait the writer announced after a trap's refusal ("retrying in N ms"), in order.
+std::vector<int> announced_waits(const std::string& output) {
+  std::vector<int> waits;
+  const std::string refusal = "retention query refused (test)";
+  const std::string announce = "retrying in ";
+  for (std::size_t at = output.find(refusal); at != std::string::npos; at = output.find(refusal, at + 1)) {
+    const std::size_t line_end = output.find('\n', at);
+    const std::size_t number = output.find(announce, at);
+    if (number == std::string::npos || number > line_end) continue;
+    waits.push_back(std::stoi(output.substr(number + announce.size())));
+  }
+  return waits;
+}
+
+// A failure right after batches committed waits the initial retry delay (100 ms, drawn between 50
+// and 100), however many failures came before: the batches that committed restart the pacing
+// (retry_pacing.h). Before, a batch whose commit was followed by a failing retention query in the
+// same round (or that committed while the writer wound down after a failure) was not heard of,
+// and the waits doubled from failure to failure although every round committed. Each batch of the
+// backlog (500 trades: more than a 64K segment) crosses a segment boundary, where the retention
+// asks the primary for its WAL position; the trap refuses that once per new rows (the rows at
+// each refusal are kept in a sequence), so every refusal follows a commit.
+TEST_F(DaemonTest, AFailureRightAfterACommitWaitsTheInitialRetryDelay) {
+  RetentionQueryTrap trap(*tdb_, "trade_rows > (SELECT last_value FROM test_trap.refused_at_rows)",
+                          "PERFORM setval('test_trap.refused_at_rows', trade_rows);");
+  trap.arm();
+  // The writer waits at its first read of the checkpoint while the backlog is logged.
+  pqxx::connection holder(tdb_->url());
+  pqxx::work hold(holder);
+  hold.exec0("LOCK TABLE pm_ingest_checkpoints IN ACCESS EXCLUSIVE MODE");
+  DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "64K", "--batch-max-events", "500"});
+  d.start();
+  constexpr int kEvents = 6000;
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c", "pace_", kEvents)));
+  ASSERT_TRUE(p.wait_ack(kEvents, 20s));
+  ASSERT_TRUE(wait_until([&] {
+    return count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'pm_ingest_checkpoints'::regclass") > 0;
+  }, 20s)) << "the writer never reached the checkpoint: " << d.output();
+  hold.abort();
+
+  EXPECT_TRUE(wait_count(kTrades, kEvents, 60s)) << d.output();
+  const std::vector<int> waits = announced_waits(d.output());
+  ASSERT_GE(waits.size(), 3u) << d.output();
+  for (std::size_t i = 0; i < waits.size(); ++i)
+    EXPECT_LE(waits[i], 100) << "failure " << i + 1 << " of " << waits.size() << " waited " << waits[i] << " ms: " << d.output();
   EXPECT_EQ(d.stop(), 0) << d.output();
 }
 
