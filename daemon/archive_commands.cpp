@@ -55,9 +55,11 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
   std::cout << "\n";
   if (s.resumed_after_lsn > 0) std::cout << "resumed after lsn " << s.resumed_after_lsn << " (its checkpoint)\n";
   std::cout << fmt::format("events read {}, {} {} (trades {}", s.read, c.database ? "applied" : "to apply", s.applied, s.trades);
-  if (c.database) std::cout << fmt::format(": {} new, {} already stored", s.trades_inserted, s.trades - s.trades_inserted);
+  if (c.database) std::cout << fmt::format(": {} new, {} already stored", s.trades_inserted, s.trades - s.trades_inserted - s.trades_unseen);
+  if (s.trades_unseen > 0) std::cout << fmt::format(", {} committed with their reply lost (new or not: unknown)", s.trades_unseen);
   std::cout << fmt::format("; triggers {}", s.triggers);
-  if (c.database) std::cout << fmt::format(": {} first, {} duplicates", s.triggers_recorded, s.triggers - s.triggers_recorded);
+  if (c.database) std::cout << fmt::format(": {} first, {} duplicates", s.triggers_recorded, s.triggers - s.triggers_recorded - s.triggers_unseen);
+  if (s.triggers_unseen > 0) std::cout << fmt::format(", {} committed with their reply lost (first or not: unknown)", s.triggers_unseen);
   std::cout << fmt::format("), dead-lettered {}, arrived at or after --until {}\n", s.dead_lettered, s.after_until);
   if (s.applied > 0) std::cout << fmt::format("lsn {}..{}", s.first_lsn, s.last_lsn);
   std::cout << fmt::format("{}in {:.1f} s ({:.0f} events/s)\n", s.applied > 0 ? ", " : "", s.seconds,

@@ -40,10 +40,12 @@ struct ReplayRunner::Pass {
   // Takes the finished batches and counts the applied ones; false once one failed.
   bool collect(bool wait) {
     for (FinishedBatch& f : lanes.take_finished(wait)) {
-      if (f.result.applied())
+      if (f.result.applied()) {
         count(*f.batch, *f.result.value);
-      else if (f.result.failed() && !failure)
-        failure = std::move(f);
+        continue;
+      }
+      if (f.result.status == TxStatus::InDoubt) runner.in_doubt_.push_back(f.batch);
+      if (f.result.failed() && !failure) failure = std::move(f);
     }
     runner.report();
     return !failure;
@@ -227,6 +229,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
   std::uint64_t after = 0;
   try {
     after = resume_point(db);
+    count_committed_unseen(after);
   } catch (const ReplayError&) {
     throw;
   } catch (const std::exception& e) {
@@ -240,6 +243,25 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
   std::optional<FinishedBatch> failed = pass.run(chain, start);
   if (!failed) return std::nullopt;
   return Failure{failed->result.status, failed->result.failure, failed->batch};
+}
+
+// The batches whose COMMIT reply was lost that the checkpoint (at `checkpoint_lsn`) shows committed
+// are counted as applied; the others are applied again by this pass. A batch commits whole, and
+// with its checkpoint: its last event tells.
+void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
+  for (const std::shared_ptr<const LaneBatch>& batch : in_doubt_) {
+    if (batch->events.back().lsn > checkpoint_lsn) continue;
+    const std::uint64_t first = batch->events.front().lsn;
+    stats_.first_lsn = stats_.first_lsn == 0 ? first : std::min(stats_.first_lsn, first);
+    stats_.last_lsn = std::max(stats_.last_lsn, batch->events.back().lsn);
+    stats_.applied += batch->events.size();
+    for (const QueuedEvent& q : batch->events) {
+      const bool trade = q.event.type() == EventType::Trade;
+      (trade ? stats_.trades : stats_.triggers) += 1;
+      (trade ? stats_.trades_unseen : stats_.triggers_unseen) += 1;
+    }
+  }
+  in_doubt_.clear();
 }
 
 // The sources must hold the events from `start` on: a chain that begins later (an archive trimmed

@@ -19,6 +19,8 @@
 //   another transient failure or a COMMIT in doubt is retried after a backoff from the checkpoint,
 //   for at most retry_for without progress (events applied or dead-lettered); then, and for any
 //   other error (a dead letter PostgreSQL refuses to store included), ReplayError with its message.
+//   A batch whose COMMIT reply was lost and that the next checkpoint read shows committed counts as
+//   applied (trades_unseen, triggers_unseen: whether each was new is unknown).
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
@@ -28,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -42,6 +45,7 @@
 namespace pm {
 
 class WriterLanes;
+struct LaneBatch;
 
 class ReplayError : public std::runtime_error {
  public:
@@ -72,6 +76,10 @@ struct ReplayStats {
   std::uint64_t triggers = 0;
   std::uint64_t triggers_recorded = 0;
   std::uint64_t dead_lettered = 0;
+  // Of trades and triggers: those of batches whose COMMIT reply was lost and that the checkpoint
+  // read next showed committed (counted as applied; whether each was new is unknown).
+  std::uint64_t trades_unseen = 0;
+  std::uint64_t triggers_unseen = 0;
   std::uint64_t first_lsn = 0;  // of the events applied (or counted, dry run)
   std::uint64_t last_lsn = 0;
   std::uint64_t bytes_done = 0;
@@ -106,6 +114,7 @@ class ReplayRunner {
   std::optional<QueuedEvent> next_event(archive::SegmentChain& chain);
   std::optional<Failure> dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
   std::uint64_t resume_point(Database& db);
+  void count_committed_unseen(std::uint64_t checkpoint_lsn);
   void report();
 
   const ReplayOptions options_;
@@ -115,6 +124,8 @@ class ReplayRunner {
   std::chrono::steady_clock::time_point started_;
   std::uint64_t highest_read_ = 0;  // counts each record once over several passes
   bool checkpoint_read_ = false;    // the first pass read the checkpoint (resumed_after_lsn is set)
+  // Batches of the last pass whose COMMIT outcome is unknown (InDoubt), until the next checkpoint read.
+  std::vector<std::shared_ptr<const LaneBatch>> in_doubt_;
 };
 
 }  // namespace pm

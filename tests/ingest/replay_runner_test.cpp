@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "ingest/log/wal.h"
 #include "ingest/replay/replay_runner.h"
 #include "repos/migrator.h"
+#include "tests/support/pg_cluster.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 #include "tests/support/trade_event.h"
 
@@ -113,6 +116,45 @@ TEST(ReplayRunnerTest, ADeadLetterThatCannotBeStoredStopsTheReplayWithItsOwnErro
   EXPECT_EQ(tdb.count("polymarket_trades"), 5);  // t0..t4, before it
   EXPECT_EQ(tdb.count("pm_dead_letters"), 0);
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 5"), 1);
+}
+
+// A COMMIT whose reply never arrives (its session ended while the commit waited for a synchronous
+// standby that does not exist: committed locally) is in doubt. The next pass reads the checkpoint,
+// which shows the batch committed: nothing is applied twice, and its events count as applied
+// (before, the stats said 0 of 300 applied, and 0 trades, for a replay that stored all 300).
+TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckpointShowsIt) {
+  test::PgCluster server;
+  server.start();
+  DatabaseConfig config;
+  config.url = server.url();
+  Database db(config);
+  Migrator(db).migrate();
+  server.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
+  server.query("SELECT pg_reload_conf()");
+  const TradeLog log("replay-unseen", 300);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.connections = 1;
+  options.retry_for = std::chrono::seconds(60);
+  std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&db); });
+
+  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+  ASSERT_TRUE(test::wait_until([&] { return server.query(waiting) != "0"; }, std::chrono::seconds(30)))
+      << "the batch's COMMIT never waited for the standby";
+  server.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+  server.query("ALTER SYSTEM RESET synchronous_standby_names");
+  server.query("SELECT pg_reload_conf()");
+
+  ASSERT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  const ReplayStats stats = replay.get();
+  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "300");
+  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
+  EXPECT_EQ(stats.applied, 300u);
+  EXPECT_EQ(stats.trades, 300u);
+  EXPECT_EQ(stats.trades_unseen, 300u) << "the one batch was in doubt";
+  EXPECT_EQ(stats.trades_inserted, 0u) << "unknown for a batch whose reply was lost";
+  EXPECT_EQ(stats.first_lsn, 1u);
+  EXPECT_EQ(stats.last_lsn, 300u);
 }
 
 }  // namespace
