@@ -432,6 +432,7 @@ void BatchWriter::count_committed_unseen(const wal::Position& start) {
   const std::uint64_t committed_to = std::min(start.lsn, dispatched_.lsn);
   if (committed_to <= applied_.lsn) return;
   const std::uint64_t events = committed_to - applied_.lsn;
+  pacing_.committed();  // a batch did commit: the next failure waits the initial delay again
   metrics_.committed_unseen(events);
   logger_->info("the checkpoint shows that {} events (lsn {} to {}) committed in batches whose outcome was lost",
                 events, applied_.lsn + 1, committed_to);

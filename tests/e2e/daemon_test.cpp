@@ -550,20 +550,6 @@ TEST_F(DaemonTest, BatchesThatCommittedAreCountedWhenTheRetentionQueryAfterThemF
   EXPECT_EQ(d.stop(), 0) << d.output();
 }
 
-// Every wait the writer announced after a trap's refusal ("retrying in N ms"), in order.
-std::vector<int> announced_waits(const std::string& output) {
-  std::vector<int> waits;
-  const std::string refusal = "retention query refused (test)";
-  const std::string announce = "retrying in ";
-  for (std::size_t at = output.find(refusal); at != std::string::npos; at = output.find(refusal, at + 1)) {
-    const std::size_t line_end = output.find('\n', at);
-    const std::size_t number = output.find(announce, at);
-    if (number == std::string::npos || number > line_end) continue;
-    waits.push_back(std::stoi(output.substr(number + announce.size())));
-  }
-  return waits;
-}
-
 // A failure right after batches committed waits the initial retry delay (100 ms, drawn between 50
 // and 100), however many failures came before: the batches that committed restart the pacing
 // (retry_pacing.h). Before, a batch whose commit was followed by a failing retention query in the
@@ -592,7 +578,7 @@ TEST_F(DaemonTest, AFailureRightAfterACommitWaitsTheInitialRetryDelay) {
   hold.abort();
 
   EXPECT_TRUE(wait_count(kTrades, kEvents, 60s)) << d.output();
-  const std::vector<int> waits = announced_waits(d.output());
+  const std::vector<int> waits = announced_waits(d.output(), "retention query refused (test)");
   ASSERT_GE(waits.size(), 3u) << d.output();
   for (std::size_t i = 0; i < waits.size(); ++i)
     EXPECT_LE(waits[i], 100) << "failure " << i + 1 << " of " << waits.size() << " waited " << waits[i] << " ms: " << d.output();

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -72,4 +73,17 @@ inline std::set<std::string> trade_ids(const std::string& url) {
   return out;
 }
 
+// Every wait the daemon's writer announced ("retrying in N ms") on a line of its output holding
+// `marker`, in order.
+inline std::vector<int> announced_waits(const std::string& output, const std::string& marker) {
+  std::vector<int> waits;
+  const std::string announce = "retrying in ";
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t at = line.find(announce);
+    if (line.find(marker) != std::string::npos && at != std::string::npos)
+      waits.push_back(std::stoi(line.substr(at + announce.size())));
+  }
+  return waits;
+}
 }  // namespace pm::test
