@@ -579,7 +579,7 @@ TEST_F(DaemonTest, AFailureRightAfterACommitWaitsTheInitialRetryDelay) {
 
   EXPECT_TRUE(wait_count(kTrades, kEvents, 60s)) << d.output();
   const std::vector<int> waits = announced_waits(d.output(), "retention query refused (test)");
-  ASSERT_GE(waits.size(), 3u) << d.output();
+  ASSERT_GE(waits.size(), 2u) << d.output();  // 3-4 here; the second already waits longer without the fix
   for (std::size_t i = 0; i < waits.size(); ++i)
     EXPECT_LE(waits[i], 100) << "failure " << i + 1 << " of " << waits.size() << " waited " << waits[i] << " ms: " << d.output();
   EXPECT_EQ(d.stop(), 0) << d.output();
