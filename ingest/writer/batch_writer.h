@@ -16,18 +16,19 @@
 //   (WriterLanes): each one's COPY overlaps the previous one's tail, and they commit in log order.
 // - Every batch goes to PostgreSQL through WriterLanes (one lane with one writer connection) and
 //   comes back as a TxResult, on which the writer switches; no database exception reaches it from a
-//   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome is
-//   unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
-//   again unless the checkpoint shows it committed (then its events count as applied; its rows
-//   and duplicates, unknown, are not counted). A DataError (a value the server refuses) splits the batch, through the same lanes, until
-//   the one event is found; it goes to pm_dead_letters and the rest is applied (a dead letter the
-//   server refuses to store is logged as such, and the event tried again after a backoff: never
-//   skipped). Fatal ones (missing table, permissions) are retried with backoff and logged, never
-//   dead-lettered. The wait after a failure grows from retry_initial_delay to retry_max_delay
-//   while no batch commits and starts afresh once one commits (also one recorded in the round that
-//   failed); the failed reconnects of an outage do not lengthen the waits after it
-//   (retry_pacing.h). The warning of each failure names its wait. Every reconnect first drops the
-//   pooled connections the server has closed (a restart ended them): none fails a batch of its own.
+//   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome
+//   is unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
+//   again unless the checkpoint shows it committed (then its events count as applied; its rows,
+//   duplicates and dead letters, unknown, are not counted). A DataError (a value the server
+//   refuses) splits the batch, through the same lanes, until the one event is found; it goes to
+//   pm_dead_letters and the rest is applied (a dead letter the server refuses to store is logged as
+//   such, and the event tried again after a backoff: never skipped). Fatal ones (missing table,
+//   permissions) are retried with backoff and logged, never dead-lettered. The wait after a failure
+//   grows from retry_initial_delay to retry_max_delay while no batch commits and starts afresh once
+//   one commits (also one recorded in the round that failed); the failed reconnects of an outage do
+//   not lengthen the waits after it (retry_pacing.h). The warning of each failure names its wait.
+//   Every reconnect first drops the pooled connections the server has closed (a restart ended
+//   them): none fails a batch of its own.
 //   A session the server ended must surface as a failure, never be skipped quietly: after a
 //   PostgreSQL crash-restart (same timeline) that failure is the first sign that commits were
 //   lost, and the reconnect re-reads the checkpoint and forgets the retention's queued WAL

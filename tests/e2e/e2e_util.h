@@ -86,4 +86,5 @@ inline std::vector<int> announced_waits(const std::string& output, const std::st
   }
   return waits;
 }
+
 }  // namespace pm::test
