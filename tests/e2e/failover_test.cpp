@@ -84,10 +84,8 @@ void failover_round(std::mt19937& rng, Fault fault, int round) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(rng)));  // a random moment
   } else {
-    primary.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
-    primary.query("SELECT pg_reload_conf()");
-    ASSERT_TRUE(wait_until([&] { return primary.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'") != "0"; }, 30s))
-        << "no COMMIT of the daemon waited for the synchronous standby";
+    primary.hold_commits();
+    ASSERT_TRUE(primary.wait_for_held_commit(30s)) << "no COMMIT of the daemon waited for the synchronous standby";
   }
   const std::size_t acked_before_failover = load.acked_count();
   const double in_doubt_before = d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}");
@@ -176,24 +174,20 @@ TEST(Failover, EventsOfACommitWhoseReplyWasLostAreCountedOnceTheCheckpointShowsT
   DaemonHarness d(server.url(), {"--synchronous-commit", "on", "--writer-connections", "1"});
   d.start();
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
-  server.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
-  server.query("SELECT pg_reload_conf()");
-  ASSERT_TRUE(wait_until([&] { return server.query("SHOW synchronous_standby_names") == "nobody_answers"; }, 10s));
+  server.hold_commits();
 
   constexpr int kRounds = 3;
   constexpr int kPerRound = 100;
   Producer p(d.socket());
-  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
   for (int round = 0; round < kRounds; ++round) {
     ASSERT_TRUE(p.send(trade_lines("c_unseen", "u" + std::to_string(round) + "_", kPerRound)));
     ASSERT_TRUE(p.wait_ack(static_cast<std::uint64_t>(kPerRound * (round + 1)), 10s)) << "the log acks without PostgreSQL";
-    ASSERT_TRUE(wait_until([&] { return server.query(waiting) != "0"; }, 30s)) << "round " << round << ": " << d.output();
-    server.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+    ASSERT_TRUE(server.wait_for_held_commit(30s)) << "round " << round << ": " << d.output();
+    server.end_held_commit_sessions();
     ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}") == round + 1; }, 30s))
         << "round " << round << ": " << d.output();
   }
-  server.query("ALTER SYSTEM RESET synchronous_standby_names");
-  server.query("SELECT pg_reload_conf()");
+  server.release_commits();
 
   constexpr int kEvents = kRounds * kPerRound;
   ASSERT_TRUE(wait_until([&] { return query_count(server.url(), "SELECT count(*) FROM polymarket_trades") == kEvents; }, 60s))

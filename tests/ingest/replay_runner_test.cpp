@@ -129,8 +129,7 @@ TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckp
   config.url = server.url();
   Database db(config);
   Migrator(db).migrate();
-  server.query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
-  server.query("SELECT pg_reload_conf()");
+  server.hold_commits();
   const TradeLog log("replay-unseen", 300);
   ReplayOptions options;
   options.sources = {log.dir()};
@@ -138,12 +137,9 @@ TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckp
   options.retry_for = std::chrono::seconds(60);
   std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&db); });
 
-  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
-  ASSERT_TRUE(test::wait_until([&] { return server.query(waiting) != "0"; }, std::chrono::seconds(30)))
-      << "the batch's COMMIT never waited for the standby";
-  server.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
-  server.query("ALTER SYSTEM RESET synchronous_standby_names");
-  server.query("SELECT pg_reload_conf()");
+  ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "the batch's COMMIT never waited for the standby";
+  server.end_held_commit_sessions();
+  server.release_commits();
 
   ASSERT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   const ReplayStats stats = replay.get();

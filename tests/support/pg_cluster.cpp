@@ -72,6 +72,30 @@ std::string PgCluster::query(const std::string& sql) const {
   return r.empty() || r[0].empty() || r[0][0].is_null() ? "" : r[0][0].as<std::string>();
 }
 
+namespace {
+constexpr const char* kHeldCommitSessions = "FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+}
+
+void PgCluster::hold_commits() {
+  query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
+  query("SELECT pg_reload_conf()");
+  if (!wait_until([&] { return query("SHOW synchronous_standby_names") == "nobody_answers"; }, std::chrono::seconds(10)))
+    throw std::runtime_error("the test cluster did not take synchronous_standby_names; see " + dir_ + "/server.log");
+}
+
+bool PgCluster::wait_for_held_commit(std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return query(std::string("SELECT count(*) ") + kHeldCommitSessions) != "0"; }, timeout);
+}
+
+void PgCluster::end_held_commit_sessions() const {
+  query(std::string("SELECT count(pg_terminate_backend(pid)) ") + kHeldCommitSessions);
+}
+
+void PgCluster::release_commits() {
+  query("ALTER SYSTEM RESET synchronous_standby_names");
+  query("SELECT pg_reload_conf()");
+}
+
 std::string PgCluster::url(const std::string& database) const {
   return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database;
 }

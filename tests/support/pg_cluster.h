@@ -4,6 +4,7 @@
 // the shared private cluster other suites use. Runs the server as `postgres` when the test runs
 // as root (PostgreSQL refuses root). A standby of another cluster is made with pg_basebackup
 // (streaming replication, asynchronous unless the primary is told otherwise).
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,14 @@ class PgCluster {
   void crash();  // immediate shutdown: no checkpoint, as a power cut would leave it
   void promote();  // a standby becomes a primary (waits until it accepts writes)
   void configure(const std::string& lines);  // appended to postgresql.conf (takes effect on start)
+  // Held commits: COMMIT waits for a synchronous standby that never answers. Each held commit is
+  // durable locally but invisible, and its session waits (wait_event SyncRep) until it is ended or
+  // the commits are released. hold_commits returns once new sessions see the setting.
+  void hold_commits();
+  bool wait_for_held_commit(std::chrono::milliseconds timeout) const;  // one is waiting, within timeout
+  // Ends the sessions of held commits: the commits stay, their clients never hear of them (in doubt).
+  void end_held_commit_sessions() const;
+  void release_commits();  // commits no longer wait; the held ones complete
   int port() const { return port_; }
   const std::string& dir() const { return dir_; }
   std::string url(const std::string& database = "postgres") const;
