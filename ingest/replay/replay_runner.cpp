@@ -246,9 +246,11 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
 }
 
 // The batches whose COMMIT reply was lost that the checkpoint (at `checkpoint_lsn`) shows committed
-// are counted as applied; the others are applied again by this pass. A batch commits whole, and
-// with its checkpoint: its last event tells.
+// are counted as applied, a dead letter as dead-lettered; the others are applied again by this pass.
+// A batch commits whole, and with its checkpoint: its last event tells.
 void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
+  if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= checkpoint_lsn) ++stats_.dead_lettered;
+  dead_letter_in_doubt_.reset();
   for (const std::shared_ptr<const LaneBatch>& batch : in_doubt_) {
     if (batch->events.back().lsn > checkpoint_lsn) continue;
     const std::uint64_t first = batch->events.front().lsn;
@@ -291,6 +293,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::dead_letter(WriterLanes& lane
       stats_.dead_lettered += f.result.value->dead_lettered;
       continue;
     }
+    if (f.result.status == TxStatus::InDoubt) dead_letter_in_doubt_ = event.lsn;
     TxFailure why = f.result.failure;
     why.message = "storing the refused event (lsn " + std::to_string(event.lsn) + ") in pm_dead_letters failed: " + why.message;
     failure = Failure{f.result.status, std::move(why), f.batch};

@@ -20,8 +20,8 @@
 //   for at most retry_for without progress (events applied or dead-lettered); then, and for any
 //   other error (a dead letter PostgreSQL refuses to store included), ReplayError with its message.
 //   A batch whose COMMIT reply was lost and that the next checkpoint read shows committed counts as
-//   applied (trades_unseen, triggers_unseen: whether each was new is unknown). A dead letter whose
-//   store had its reply lost is not counted (the event is skipped through the checkpoint).
+//   applied (trades_unseen, triggers_unseen: whether each was new is unknown); a dead letter whose
+//   store had its reply lost counts as dead-lettered once the checkpoint shows it.
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
@@ -127,6 +127,7 @@ class ReplayRunner {
   bool checkpoint_read_ = false;    // the first pass read the checkpoint (resumed_after_lsn is set)
   // Batches of the last pass whose COMMIT outcome is unknown (InDoubt), until the next checkpoint read.
   std::vector<std::shared_ptr<const LaneBatch>> in_doubt_;
+  std::optional<std::uint64_t> dead_letter_in_doubt_;  // lsn of a dead letter whose store's reply was lost
 };
 
 }  // namespace pm

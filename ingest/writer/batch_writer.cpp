@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_reader.h"
@@ -219,11 +221,14 @@ std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> event
   lanes_->submit_dead_letter(events[0], refusal);
   FinishedBatch letter = take_alone();
   if (!letter.result.applied()) {
-    // Nothing may be skipped: the event stays in the log, and this is tried again after a backoff.
+    // Nothing may be skipped: the event stays in the log, and this is tried again after a backoff
+    // (unless the checkpoint shows that a store whose reply was lost did commit).
+    const bool in_doubt = letter.result.status == TxStatus::InDoubt;
+    if (in_doubt) dead_letter_in_doubt_ = events[0].lsn;
     const TxFailure& why = letter.result.failure;
-    logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; storing it in pm_dead_letters failed [{}]: {}",
-                   events[0].lsn, to_string(events[0].event.type()), refusal.sqlstate, refusal.message, why.sqlstate,
-                   why.message);
+    logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; storing it in pm_dead_letters {} [{}]: {}",
+                   events[0].lsn, to_string(events[0].event.type()), refusal.sqlstate, refusal.message,
+                   in_doubt ? "lost its COMMIT reply (the checkpoint will tell)" : "failed", why.sqlstate, why.message);
     return why;
   }
   logger_->error("event lsn {} ({}) refused by PostgreSQL [{}]: {}; stored in pm_dead_letters", events[0].lsn,
@@ -428,14 +433,19 @@ void BatchWriter::resume_from(const wal::Position& start) {
 // Batches handed to PostgreSQL whose outcome the writer never saw (a COMMIT cut off: InDoubt) and
 // that the checkpoint shows committed: their events are counted as applied now. Events the checkpoint
 // does not cover are applied again later and counted then; at the first connect nothing is in flight.
+// A dead letter whose store lost its reply counts as dead-lettered too when the checkpoint covers it;
+// otherwise its event is refused and stored again later, and counted then.
 void BatchWriter::count_committed_unseen(const wal::Position& start) {
+  const std::optional<std::uint64_t> letter = std::exchange(dead_letter_in_doubt_, std::nullopt);
   const std::uint64_t committed_to = std::min(start.lsn, dispatched_.lsn);
   if (committed_to <= applied_.lsn) return;
   const std::uint64_t events = committed_to - applied_.lsn;
+  const bool letter_stored = letter && *letter > applied_.lsn && *letter <= committed_to;
   pacing_.committed();  // a batch did commit: the next failure waits the initial delay again
-  metrics_.committed_unseen(events);
-  logger_->info("the checkpoint shows that {} events (lsn {} to {}) committed in batches whose outcome was lost",
-                events, applied_.lsn + 1, committed_to);
+  metrics_.committed_unseen(events, letter_stored ? 1 : 0);
+  logger_->info("the checkpoint shows that {} events (lsn {} to {}) committed in batches whose outcome was lost{}",
+                events, applied_.lsn + 1, committed_to,
+                letter_stored ? ", among them the dead letter of lsn " + std::to_string(*letter) : std::string());
 }
 
 void BatchWriter::committed(std::span<const FinishedBatch> batches) {

@@ -18,27 +18,26 @@
 //   comes back as a TxResult, on which the writer switches; no database exception reaches it from a
 //   batch. Retry and InDoubt (connection, serialization, deadlock, timeout, a commit whose outcome
 //   is unknown) are resolved by re-reading the checkpoint after a backoff, and the batch is applied
-//   again unless the checkpoint shows it committed (then its events count as applied; its rows,
-//   duplicates and dead letters, unknown, are not counted). A DataError (a value the server
-//   refuses) splits the batch, through the same lanes, until the one event is found; it goes to
-//   pm_dead_letters and the rest is applied (a dead letter the server refuses to store is logged as
-//   such, and the event tried again after a backoff: never skipped). Fatal ones (missing table,
-//   permissions) are retried with backoff and logged, never dead-lettered. The wait after a failure
-//   grows from retry_initial_delay to retry_max_delay while no batch commits and starts afresh once
-//   one commits (also one recorded in the round that failed); the failed reconnects of an outage do
-//   not lengthen the waits after it (retry_pacing.h). The warning of each failure names its wait.
-//   Every reconnect first drops the pooled connections the server has closed (a restart ended
-//   them): none fails a batch of its own.
+//   again unless the checkpoint shows it committed (then its events count as applied, and a dead
+//   letter's store as dead-lettered; a batch's rows and duplicates, unknown, are not counted). A
+//   DataError (a value the server refuses) splits the batch, through the same lanes, until the one
+//   event is found; it goes to pm_dead_letters and the rest is applied (a dead letter the server
+//   refuses to store is logged as such, and the event tried again after a backoff: never skipped).
+//   Fatal ones (missing table, permissions) are retried with backoff and logged, never
+//   dead-lettered. The wait after a failure grows from retry_initial_delay to retry_max_delay while
+//   no batch commits and starts afresh once one commits (also one recorded in the round that
+//   failed); the failed reconnects of an outage do not lengthen the waits after it
+//   (retry_pacing.h). The warning of each failure names its wait. Every reconnect first drops the
+//   pooled connections the server has closed (a restart ended them): none fails a batch of its own.
 //   A session the server ended must surface as a failure, never be skipped quietly: after a
-//   PostgreSQL crash-restart (same timeline) that failure is the first sign that commits were
-//   lost, and the reconnect re-reads the checkpoint and forgets the retention's queued WAL
-//   positions (PostgresCrash.BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingDaemon).
-//   Where the sessions do not show the crash (a proxy), LogRetention's check of the checkpoint
-//   row before each release is the second guard, later (at the next segment it would release).
-//   Exceptions remain only off the batch path: the checkpoint read at (re)connect and the
-//   retention's server queries (classified by failure_of, then handled like a failed batch), and
-//   wal::WalCorruption from the log, and LogHalted once a halted log has nothing durable left to
-//   give (both fatal).
+//   PostgreSQL crash-restart (same timeline) that failure is the first sign that commits were lost,
+//   and the reconnect re-reads the checkpoint and forgets the retention's queued WAL positions
+//   (PostgresCrash.BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingDaemon). Where the
+//   sessions do not show the crash (a proxy), LogRetention's check of the checkpoint row before
+//   each release is the second guard, later (at the next segment it would release). Exceptions
+//   remain only off the batch path: the checkpoint read at (re)connect and the retention's server
+//   queries (classified by failure_of, then handled like a failed batch), and wal::WalCorruption
+//   from the log, and LogHalted once a halted log has nothing durable left to give (both fatal).
 // - Batches commit with synchronous_commit off unless config says otherwise (rows visible before
 //   PostgreSQL's WAL flush). Log segments wholly below the checkpoint are removed once the primary
 //   and every standby have flushed the commits that applied them (LogRetention): a PostgreSQL
@@ -192,6 +191,7 @@ class BatchWriter {
   wal::Position applied_;
   wal::Position dispatched_;  // after the last event handed to PostgreSQL (applied or in flight)
   std::uint64_t replay_target_lsn_ = 0;
+  std::optional<std::uint64_t> dead_letter_in_doubt_;  // lsn of the event whose dead-letter COMMIT reply was lost
   bool duplicates_seen_ = true;  // the last batch held trades already stored
   bool failed_since_connect_ = false;  // a batch or check failed after the last (re)connect, none succeeded since
   std::chrono::steady_clock::time_point last_contact_{};  // the last commit or look at the server

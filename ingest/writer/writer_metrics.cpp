@@ -75,8 +75,10 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   }
 }
 
-void WriterMetrics::committed_unseen(std::uint64_t events) {
+void WriterMetrics::committed_unseen(std::uint64_t events, std::uint64_t dead_lettered) {
   metrics_.applied_events.Increment(static_cast<double>(events));
+  metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(dead_lettered));
+  metrics_.dead_lettered.Increment(static_cast<double>(dead_lettered));
 }
 
 // Each event's time from its arrival to `until_ms` (Unix ms), in one histogram update per batch:

@@ -44,8 +44,9 @@ class WriterMetrics {
   void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds,
                        const BatchPhases& phases, std::chrono::system_clock::time_point committed_at);
   // Events of batches whose COMMIT outcome was lost and that the checkpoint showed committed: counted
-  // as applied. Their rows, duplicates, dead letters and freshness are unknown and not counted.
-  void committed_unseen(std::uint64_t events);
+  // as applied, and `dead_lettered` of them as stored in pm_dead_letters. Their other rows,
+  // duplicates and freshness are unknown and not counted.
+  void committed_unseen(std::uint64_t events, std::uint64_t dead_lettered);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
   void replay_done(bool done);

@@ -203,6 +203,40 @@ TEST(Failover, EventsOfACommitWhoseReplyWasLostAreCountedOnceTheCheckpointShowsT
   EXPECT_EQ(d.stop(), 0) << d.output();
 }
 
+// The same for a dead letter: the store of a refused event in pm_dead_letters commits, its reply is
+// lost, and the checkpoint read at the reconnect shows it. The event is not refused and stored
+// again, and it counts as dead-lettered (before, as applied only: an alert on dead letters missed it).
+TEST(Failover, ADeadLetterWhoseCommitReplyWasLostIsCountedOnceTheCheckpointShowsIt) {
+  PgCluster server;
+  server.start();
+  migrate(server.url());
+  server.query("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  DaemonHarness d(server.url(), {"--synchronous-commit", "on", "--writer-connections", "1"});
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  server.hold_commits();
+
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c_letter", "poison")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s)) << "the log acks without PostgreSQL";
+  // The batch is refused (rolled back, nothing held); the dead letter's COMMIT is the one held.
+  ASSERT_TRUE(server.wait_for_held_commit(30s)) << d.output();
+  server.end_held_commit_sessions();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}") == 1; }, 30s))
+      << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_applied_events_total") == 1; }, 30s)) << d.metrics() << d.output();
+  server.release_commits();
+
+  EXPECT_EQ(d.metric("pm_ingest_dead_lettered_events_total"), 1) << d.metrics() << d.output();
+  EXPECT_EQ(d.metric("pm_ingest_rows_written_total{table=\"pm_dead_letters\"}"), 1) << d.metrics();
+  EXPECT_NE(d.output().find("storing it in pm_dead_letters lost its COMMIT reply"), std::string::npos) << d.output();
+  EXPECT_NE(d.output().find("among them the dead letter of lsn 1"), std::string::npos) << d.output();
+  EXPECT_EQ(server.query("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1 AND sqlstate = '23514'"), "1");
+  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "0");
+  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints"), "1");
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
 // pm-ingestctl takes the same multi-host URL and finds the primary even when a standby is named
 // first; without target_session_attrs it would land on the standby, which refuses writes.
 TEST(Failover, CtlFindsThePrimaryInAMultiHostUrl) {

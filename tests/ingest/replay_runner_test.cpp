@@ -153,5 +153,38 @@ TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckp
   EXPECT_EQ(stats.last_lsn, 300u);
 }
 
+// The same for a dead letter: its store commits, the reply is lost, and the next pass's checkpoint
+// read shows it. It counts as dead-lettered (before: 0 dead-lettered, 0 applied, for a replay that
+// stored it), and it is not stored twice.
+TEST(ReplayRunnerTest, ADeadLetterWhoseCommitReplyWasLostCountsAsDeadLetteredWhenTheCheckpointShowsIt) {
+  test::PgCluster server;
+  server.start();
+  DatabaseConfig config;
+  config.url = server.url();
+  Database db(config);
+  Migrator(db).migrate();
+  server.query("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id <> 't0')");
+  server.hold_commits();
+  const TradeLog log("replay-letter-unseen", 1);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.connections = 1;
+  options.retry_for = std::chrono::seconds(60);
+  std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&db); });
+
+  // The batch is refused (rolled back, nothing held); the dead letter's COMMIT is the one held.
+  ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "the dead letter's COMMIT never waited for the standby";
+  server.end_held_commit_sessions();
+  server.release_commits();
+
+  ASSERT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  const ReplayStats stats = replay.get();
+  EXPECT_EQ(server.query("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1 AND sqlstate = '23514'"), "1");
+  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "0");
+  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "1");
+  EXPECT_EQ(stats.dead_lettered, 1u);
+  EXPECT_EQ(stats.applied, 0u);
+}
+
 }  // namespace
 }  // namespace pm
