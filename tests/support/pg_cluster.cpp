@@ -87,8 +87,12 @@ bool PgCluster::wait_for_held_commit(std::chrono::milliseconds timeout) const {
   return wait_until([&] { return query(std::string("SELECT count(*) ") + kHeldCommitSessions) != "0"; }, timeout);
 }
 
+// pg_terminate_backend only signals: wait until the sessions are gone, so that a release_commits()
+// after this cannot complete a held commit whose session was meant to end.
 void PgCluster::end_held_commit_sessions() const {
   query(std::string("SELECT count(pg_terminate_backend(pid)) ") + kHeldCommitSessions);
+  if (!wait_until([&] { return query(std::string("SELECT count(*) ") + kHeldCommitSessions) == "0"; }, std::chrono::seconds(10)))
+    throw std::runtime_error("sessions waiting for a synchronous standby outlived pg_terminate_backend; see " + dir_ + "/server.log");
 }
 
 void PgCluster::release_commits() {

@@ -29,7 +29,8 @@ class PgCluster {
   // the commits are released. hold_commits returns once new sessions see the setting.
   void hold_commits();
   bool wait_for_held_commit(std::chrono::milliseconds timeout) const;  // one is waiting, within timeout
-  // Ends the sessions of held commits: the commits stay, their clients never hear of them (in doubt).
+  // Ends the sessions of held commits, and returns once they are gone: the commits stay, their
+  // clients never hear of them (in doubt).
   void end_held_commit_sessions() const;
   void release_commits();  // commits no longer wait; the held ones complete
   int port() const { return port_; }
