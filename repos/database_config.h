@@ -24,8 +24,12 @@ struct DatabaseConfig {
   std::chrono::milliseconds health_check_timeout{1'000};
 
   // TCP keepalives on every connection (libpq keepalives*): a server that vanished without closing
-  // the connection is noticed after about idle + interval * count seconds (14 s by default).
-  // A parameter the URL sets itself wins (connection_string.h).
+  // the connection is noticed after about idle + interval * count seconds (14 s by default), and
+  // with them libpq's tcp_user_timeout of that length, for a connection with data in flight: a
+  // query or COPY whose bytes the server's host never acknowledges fails then, instead of after
+  // TCP's retransmissions (~15 minutes). (Linux also applies it to a server that stops reading a
+  // long COPY: a COPY stalled that long on a lock fails as a lost connection.) A parameter the URL
+  // sets itself wins (connection_string.h); keepalives = false adds neither.
   bool keepalives = true;
   std::chrono::seconds keepalives_idle{5};
   std::chrono::seconds keepalives_interval{3};

@@ -20,7 +20,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev                  # tests
   clang-14 libclang-rt-14-dev                # scripts/fuzz.sh: libFuzzer targets (clang; libFuzzer, ASan, UBSan runtimes)
   socat python3                              # examples and end-to-end tests talk to the socket
-  util-linux procps                          # runuser, mount, ps used by scripts and tests
+  util-linux procps                          # runuser, mount, ps, unshare used by scripts and tests
+  iproute2                                   # tests: ip and tc black-hole a port in a network namespace of their own (private_network.h)
   python3-asyncpg                            # bench/run.sh: the seed's asyncpg anchor (../shared/bench)
   python3-matplotlib                         # bench/run.sh: the results plot (bench/results.png)
   linux-perf                                 # bench/profile.sh: where the CPU goes, by thread

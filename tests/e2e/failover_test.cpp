@@ -26,6 +26,7 @@
 #include "tests/support/daemon_harness.h"
 #include "tests/support/http_client.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/private_network.h"
 #include "tests/support/producer.h"
 
 namespace pm::test {
@@ -224,16 +225,60 @@ TEST(Failover, ADeadLetterWhoseCommitReplyWasLostIsCountedOnceTheCheckpointShows
   server.end_held_commit_sessions();
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_errors_total{kind=\"in_doubt\"}") == 1; }, 30s))
       << d.output();
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_applied_events_total") == 1; }, 30s)) << d.metrics() << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_dead_lettered_events_total") == 1; }, 30s))
+      << d.metrics() << d.output();
   server.release_commits();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s)) << d.metrics();
 
+  EXPECT_EQ(d.metric("pm_ingest_applied_events_total"), 1) << d.metrics();
   EXPECT_EQ(d.metric("pm_ingest_dead_lettered_events_total"), 1) << d.metrics() << d.output();
+  EXPECT_EQ(d.output().find("stored in pm_dead_letters"), std::string::npos) << "stored a second time: " << d.output();
   EXPECT_EQ(d.metric("pm_ingest_rows_written_total{table=\"pm_dead_letters\"}"), 1) << d.metrics();
   EXPECT_NE(d.output().find("storing it in pm_dead_letters lost its COMMIT reply"), std::string::npos) << d.output();
   EXPECT_NE(d.output().find("among them the dead letter of lsn 1"), std::string::npos) << d.output();
   EXPECT_EQ(server.query("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1 AND sqlstate = '23514'"), "1");
   EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "0");
   EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints"), "1");
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
+// A batch in flight to a host that vanished (its packets dropped: nothing refused, nothing
+// acknowledged) fails within the keepalive bound, 14 s by default, through libpq's tcp_user_timeout.
+// TCP keepalives alone never fire while sent data waits for its acknowledgement: before, the batch
+// waited out TCP's retransmissions (~15 minutes), and the writer with it. Once the host is back the
+// writer reconnects and every event lands once.
+TEST(Failover, ABatchInFlightToAVanishedHostFailsWithinTheKeepaliveBound) {
+  PrivateNetwork network;  // first: the server and the daemon run inside it
+  if (!network.available()) GTEST_SKIP() << network.why();
+  PgCluster server;
+  server.start();
+  migrate(server.url());
+  DaemonHarness d(server.url(), {"--writer-connections", "1"});
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c_vanish", "before_", 100)));
+  ASSERT_TRUE(p.wait_ack(100, 10s));
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s)) << d.output();
+
+  network.black_hole(server.port());
+  const auto vanished = std::chrono::steady_clock::now();
+  ASSERT_TRUE(p.send(trade_lines("c_vanish", "during_", 100)));
+  ASSERT_TRUE(p.wait_ack(200, 10s)) << "the log acks without PostgreSQL";
+  const auto batch_failed = [&] {
+    const std::string out = d.output();
+    return out.find("failed (connection)") != std::string::npos || out.find("failed (in_doubt)") != std::string::npos;
+  };
+  const bool failed = wait_until(batch_failed, 60s);
+  const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - vanished);
+  network.restore();
+  ASSERT_TRUE(failed) << "the batch still waited on the vanished host after 60 s: " << d.output();
+  EXPECT_LT(waited.count(), 30) << d.output();
+
+  ASSERT_TRUE(wait_until([&] { return query_count(server.url(), "SELECT count(*) FROM polymarket_trades") == 200; }, 60s))
+      << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_wal_unapplied_events") == 0; }, 30s)) << d.metrics();
+  expect_each_record_applied_once(server.url());
   EXPECT_EQ(d.stop(), 0) << d.output();
 }
 

@@ -34,17 +34,23 @@ DatabaseConfig config_on_port(int port) {
   return config;
 }
 
-TEST(ConnectionString, AddsTheConnectTimeoutAndKeepalivesUnlessTheUrlSetsThem) {
+TEST(ConnectionString, AddsTheConnectTimeoutKeepalivesAndUserTimeoutUnlessTheUrlSetsThem) {
   DatabaseConfig config;
   config.url = "postgresql://u:p@h:5432/db";
   config.connect_timeout = milliseconds(2500);
   config.keepalives_idle = std::chrono::seconds(7);
   EXPECT_EQ(connection_string(config),
             "postgresql://u:p@h:5432/db?connect_timeout=3&keepalives=1&keepalives_idle=7&keepalives_interval=3"
-            "&keepalives_count=3");
+            "&keepalives_count=3&tcp_user_timeout=16000");
   config.url = "postgresql://h/db?sslmode=disable&keepalives_idle=60&connect_timeout=9";
   EXPECT_EQ(connection_string(config),
             "postgresql://h/db?sslmode=disable&keepalives_idle=60&connect_timeout=9&keepalives=1&keepalives_interval=3"
+            "&keepalives_count=3&tcp_user_timeout=16000");
+  config.url = "postgresql://h/db?tcp_user_timeout=500";
+  config.keepalives_idle = std::chrono::seconds(5);
+  EXPECT_EQ(unacknowledged_data_bound(config), milliseconds(14000)) << "the defaults: 5 + 3 * 3 s";
+  EXPECT_EQ(connection_string(config),
+            "postgresql://h/db?tcp_user_timeout=500&connect_timeout=3&keepalives=1&keepalives_idle=5&keepalives_interval=3"
             "&keepalives_count=3");
   config.url = "host=h dbname=db connect_timeout = 4";
   config.keepalives = false;
@@ -70,7 +76,7 @@ TEST(ConnectionString, BadAvailabilitySettingsAreRefused) {
 }
 
 // The pool's connections carry the keepalive settings (read back from the socket).
-TEST(Availability, EveryPooledConnectionHasTcpKeepalives) {
+TEST(Availability, EveryPooledConnectionHasTcpKeepalivesAndAUserTimeout) {
   test::TestDatabase tdb("keepalive");
   auto config = tdb.config();
   config.keepalives_idle = std::chrono::seconds(11);
@@ -95,6 +101,7 @@ TEST(Availability, EveryPooledConnectionHasTcpKeepalives) {
     EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPIDLE), 11);
     EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPINTVL), 4);
     EXPECT_EQ(option(IPPROTO_TCP, TCP_KEEPCNT), 5);
+    EXPECT_EQ(option(IPPROTO_TCP, TCP_USER_TIMEOUT), (11 + 4 * 5) * 1000) << "data in flight is bounded as long";
   }
 }
 

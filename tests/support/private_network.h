@@ -1,0 +1,33 @@
+#pragma once
+// PrivateNetwork: the calling thread moves into a network namespace of its own (unshare
+// CLONE_NEWNET, loopback up), so what it starts afterwards (a PgCluster, a daemon, its threads)
+// talks over a loopback no other test shares, and a port can be black-holed there: its packets
+// held by a queue that sends 1 byte a second, which the peers see as a host that vanished
+// (nothing refused, nothing acknowledged). Needs CAP_SYS_ADMIN and CAP_NET_ADMIN, and `ip`/`tc`
+// (iproute2, scripts/setup.sh); available() says whether the namespace could be made, why() why
+// not. The destructor moves the thread back; declare it before what runs inside it. For one
+// test's thread.
+#include <string>
+
+namespace pm::test {
+
+class PrivateNetwork {
+ public:
+  PrivateNetwork();
+  ~PrivateNetwork();
+  PrivateNetwork(const PrivateNetwork&) = delete;
+  PrivateNetwork& operator=(const PrivateNetwork&) = delete;
+
+  bool available() const { return original_ns_ >= 0; }
+  const std::string& why() const { return why_; }
+  // TCP packets to and from `port` on loopback vanish until restore(). Throws if tc fails.
+  void black_hole(int port);
+  void restore();  // packets flow again (queued ones leave at once)
+
+ private:
+  int original_ns_ = -1;
+  std::string why_;
+  bool shaped_ = false;
+};
+
+}  // namespace pm::test
