@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,33 +119,46 @@ TEST(ReplayRunnerTest, ADeadLetterThatCannotBeStoredStopsTheReplayWithItsOwnErro
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 5"), 1);
 }
 
+// A PostgreSQL server of the test's own (commits can be held there: PgCluster), started and
+// migrated, with a Database on it.
+struct OwnServer {
+  OwnServer() {
+    server.start();
+    DatabaseConfig config;
+    config.url = server.url();
+    db.emplace(config);
+    Migrator(*db).migrate();
+  }
+  test::PgCluster server;
+  std::optional<Database> db;
+};
+
+// Replays `log` on one connection while the server holds commits: the session of the first held
+// COMMIT is ended (committed locally, its reply lost), then commits are released. The stats.
+ReplayStats replay_losing_a_commit_reply(OwnServer& own, const TradeLog& log) {
+  own.server.hold_commits();
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.connections = 1;
+  options.retry_for = std::chrono::seconds(60);
+  std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&*own.db); });
+  const bool held = own.server.wait_for_held_commit(std::chrono::seconds(30));
+  EXPECT_TRUE(held) << "no COMMIT of the replay waited for the standby";
+  if (held) own.server.end_held_commit_sessions();
+  own.server.release_commits();
+  EXPECT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  return replay.get();
+}
+
 // A COMMIT whose reply never arrives (its session ended while the commit waited for a synchronous
 // standby that does not exist: committed locally) is in doubt. The next pass reads the checkpoint,
 // which shows the batch committed: nothing is applied twice, and its events count as applied
 // (before, the stats said 0 of 300 applied, and 0 trades, for a replay that stored all 300).
 TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckpointShowsIt) {
-  test::PgCluster server;
-  server.start();
-  DatabaseConfig config;
-  config.url = server.url();
-  Database db(config);
-  Migrator(db).migrate();
-  server.hold_commits();
-  const TradeLog log("replay-unseen", 300);
-  ReplayOptions options;
-  options.sources = {log.dir()};
-  options.connections = 1;
-  options.retry_for = std::chrono::seconds(60);
-  std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&db); });
-
-  ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "the batch's COMMIT never waited for the standby";
-  server.end_held_commit_sessions();
-  server.release_commits();
-
-  ASSERT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
-  const ReplayStats stats = replay.get();
-  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "300");
-  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
+  OwnServer own;
+  const ReplayStats stats = replay_losing_a_commit_reply(own, TradeLog("replay-unseen", 300));
+  EXPECT_EQ(own.server.query("SELECT count(*) FROM polymarket_trades"), "300");
+  EXPECT_EQ(own.server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
   EXPECT_EQ(stats.applied, 300u);
   EXPECT_EQ(stats.trades, 300u);
   EXPECT_EQ(stats.trades_unseen, 300u) << "the one batch was in doubt";
@@ -153,35 +167,17 @@ TEST(ReplayRunnerTest, ABatchWhoseCommitReplyWasLostCountsAsAppliedWhenTheCheckp
   EXPECT_EQ(stats.last_lsn, 300u);
 }
 
-// The same for a dead letter: its store commits, the reply is lost, and the next pass's checkpoint
-// read shows it. It counts as dead-lettered (before: 0 dead-lettered, 0 applied, for a replay that
-// stored it), and it is not stored twice.
+// The same for a dead letter: the one event is refused (rolled back, nothing held), and the store
+// of its dead letter is the COMMIT held and cut off. The next pass's checkpoint read shows it
+// stored: it counts as dead-lettered (before: 0 dead-lettered, 0 applied, for a replay that stored
+// it), and it is not stored twice.
 TEST(ReplayRunnerTest, ADeadLetterWhoseCommitReplyWasLostCountsAsDeadLetteredWhenTheCheckpointShowsIt) {
-  test::PgCluster server;
-  server.start();
-  DatabaseConfig config;
-  config.url = server.url();
-  Database db(config);
-  Migrator(db).migrate();
-  server.query("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id <> 't0')");
-  server.hold_commits();
-  const TradeLog log("replay-letter-unseen", 1);
-  ReplayOptions options;
-  options.sources = {log.dir()};
-  options.connections = 1;
-  options.retry_for = std::chrono::seconds(60);
-  std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&db); });
-
-  // The batch is refused (rolled back, nothing held); the dead letter's COMMIT is the one held.
-  ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "the dead letter's COMMIT never waited for the standby";
-  server.end_held_commit_sessions();
-  server.release_commits();
-
-  ASSERT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
-  const ReplayStats stats = replay.get();
-  EXPECT_EQ(server.query("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1 AND sqlstate = '23514'"), "1");
-  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "0");
-  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "1");
+  OwnServer own;
+  own.server.query("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id <> 't0')");
+  const ReplayStats stats = replay_losing_a_commit_reply(own, TradeLog("replay-letter-unseen", 1));
+  EXPECT_EQ(own.server.query("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1 AND sqlstate = '23514'"), "1");
+  EXPECT_EQ(own.server.query("SELECT count(*) FROM polymarket_trades"), "0");
+  EXPECT_EQ(own.server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "1");
   EXPECT_EQ(stats.dead_lettered, 1u);
   EXPECT_EQ(stats.applied, 0u);
 }
