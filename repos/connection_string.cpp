@@ -19,11 +19,6 @@ std::string whole_seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
-std::chrono::milliseconds unacknowledged_data_bound(const DatabaseConfig& config) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(config.keepalives_idle +
-                                                                config.keepalives_interval * config.keepalives_count);
-}
-
 // libpq's own parser reads the URL or key=value string (quoting and percent-encoding included);
 // a string it cannot parse sets nothing here, and the connection attempt reports it.
 bool sets_parameter(const std::string& url, const std::string& key) {
@@ -42,11 +37,12 @@ std::string connection_string(const DatabaseConfig& config) {
     params.insert(params.end(), {{"keepalives", "1"},
                                  {"keepalives_idle", std::to_string(config.keepalives_idle.count())},
                                  {"keepalives_interval", std::to_string(config.keepalives_interval.count())},
-                                 {"keepalives_count", std::to_string(config.keepalives_count)},
-                                 {"tcp_user_timeout", std::to_string(unacknowledged_data_bound(config).count())}});
+                                 {"keepalives_count", std::to_string(config.keepalives_count)}});
   } else {
     params.emplace_back("keepalives", "0");
   }
+  if (config.tcp_user_timeout.count() > 0)
+    params.emplace_back("tcp_user_timeout", std::to_string(config.tcp_user_timeout.count()));
   std::string out = config.url;
   for (const auto& [key, value] : params) {
     if (sets_parameter(config.url, key)) continue;

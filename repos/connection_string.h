@@ -6,7 +6,6 @@
 // tcp_user_timeout covers data sent and never acknowledged (a query or COPY in flight when the host
 // vanished), which keepalives never probe. A parameter the URL sets itself wins. Pure functions;
 // any thread. The result carries the URL's password: print it only through redact_url().
-#include <chrono>
 #include <string>
 
 #include "repos/database_config.h"
@@ -14,10 +13,6 @@
 namespace pm {
 
 std::string connection_string(const DatabaseConfig& config);
-
-// With keepalives on, the tcp_user_timeout it adds: idle + interval * count (14 s by default), the
-// keepalives' own bound, so a connection in flight is given up after as long as an idle one.
-std::chrono::milliseconds unacknowledged_data_bound(const DatabaseConfig& config);
 
 // True when the URL (postgresql://...?key=v) or key=value string sets parameter `key` itself.
 bool sets_parameter(const std::string& url, const std::string& key);

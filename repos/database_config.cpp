@@ -31,6 +31,7 @@ void DatabaseConfig::validate() const {
   if (health_check_timeout.count() <= 0) fail("health_check_timeout must be > 0");
   if (keepalives && (keepalives_idle.count() < 1 || keepalives_interval.count() < 1 || keepalives_count < 1))
     fail("keepalives_idle, keepalives_interval and keepalives_count must be >= 1");
+  if (tcp_user_timeout.count() < 0) fail("tcp_user_timeout must be >= 0 (0: not set)");
   if (reconnect_initial_delay.count() < 0 || retry_initial_delay.count() < 0)
     fail("delays must be >= 0");
 }

@@ -24,16 +24,20 @@ struct DatabaseConfig {
   std::chrono::milliseconds health_check_timeout{1'000};
 
   // TCP keepalives on every connection (libpq keepalives*): a server that vanished without closing
-  // the connection is noticed after about idle + interval * count seconds (14 s by default), and
-  // with them libpq's tcp_user_timeout of that length, for a connection with data in flight: a
-  // query or COPY whose bytes the server's host never acknowledges fails then, instead of after
-  // TCP's retransmissions (~15 minutes). (Linux also applies it to a server that stops reading a
-  // long COPY: a COPY stalled that long on a lock fails as a lost connection.) A parameter the URL
-  // sets itself wins (connection_string.h); keepalives = false adds neither.
+  // the connection is noticed after about idle + interval * count seconds (14 s by default).
+  // A parameter the URL sets itself wins (connection_string.h).
   bool keepalives = true;
   std::chrono::seconds keepalives_idle{5};
   std::chrono::seconds keepalives_interval{3};
   int keepalives_count = 3;
+  // libpq's tcp_user_timeout on every connection (0: not set): data sent that the server's host
+  // does not acknowledge for this long ends the connection. Keepalives never probe a connection
+  // with data in flight, so without it a query or COPY sent as the host vanished waits out TCP's
+  // retransmissions (~15 minutes). Linux applies it to a server that stops reading, too: a COPY
+  // whose rest fills the socket buffers while the server waits that long (a row waiting on another
+  // session's uncommitted duplicate key) fails as a lost connection, and is retried. 30 s: below
+  // the statement timeout that would end such a wait anyway. A URL's own value wins.
+  std::chrono::milliseconds tcp_user_timeout{30'000};
 
   // Opening a connection: attempts with exponential backoff (plus jitter) between them.
   int reconnect_max_attempts = 5;

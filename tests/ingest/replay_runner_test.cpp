@@ -144,7 +144,12 @@ ReplayStats replay_losing_a_commit_reply(OwnServer& own, const TradeLog& log) {
   std::future<ReplayStats> replay = std::async(std::launch::async, [&] { return ReplayRunner(options).run(&*own.db); });
   const bool held = own.server.wait_for_held_commit(std::chrono::seconds(30));
   EXPECT_TRUE(held) << "no COMMIT of the replay waited for the standby";
-  if (held) own.server.end_held_commit_sessions();
+  try {
+    if (held) own.server.end_held_commit_sessions();
+  } catch (...) {
+    own.server.release_commits();  // else the replay, and the future's destructor, would wait forever
+    throw;
+  }
   own.server.release_commits();
   EXPECT_EQ(replay.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   return replay.get();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -20,9 +21,9 @@ void run(const std::string& command) {
 }  // namespace
 
 PrivateNetwork::PrivateNetwork() {
-  const int original = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int original = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (original < 0) {
-    why_ = std::string("cannot open /proc/self/ns/net: ") + std::strerror(errno);
+    why_ = std::string("cannot open /proc/thread-self/ns/net: ") + std::strerror(errno);
     return;
   }
   if (::unshare(CLONE_NEWNET) != 0) {
@@ -31,19 +32,30 @@ PrivateNetwork::PrivateNetwork() {
     return;
   }
   original_ns_ = original;
-  run("ip link set lo up");
+  try {
+    run("ip link set lo up");
+    black_hole(1);  // can tc do it here? (the kernel's HTB and u32)
+    restore();
+  } catch (const std::exception& e) {
+    why_ = std::string("no black hole in a network namespace here: ") + e.what();
+    leave();
+  }
 }
 
-PrivateNetwork::~PrivateNetwork() {
+PrivateNetwork::~PrivateNetwork() { leave(); }
+
+void PrivateNetwork::leave() {
   if (original_ns_ < 0) return;
-  ::setns(original_ns_, CLONE_NEWNET);  // the namespace goes with the last process in it
-  ::close(original_ns_);
+  if (::setns(original_ns_, CLONE_NEWNET) != 0)
+    std::fprintf(stderr, "PrivateNetwork: setns back failed: %s\n", std::strerror(errno));
+  ::close(original_ns_);  // the namespace goes with the last process in it
+  original_ns_ = -1;
 }
 
 // An HTB queue on loopback: everything in class 1:1 (no limit) but the port's packets, classified
 // into 1:10, which may send 8 bits a second. Packets wait there (a full queue drops them).
 void PrivateNetwork::black_hole(int port) {
-  if (!available()) throw std::logic_error("PrivateNetwork::black_hole without a namespace: " + why_);
+  if (original_ns_ < 0) throw std::logic_error("PrivateNetwork::black_hole without a namespace: " + why_);
   const std::string p = std::to_string(port);
   run("tc qdisc add dev lo root handle 1: htb default 1");
   shaped_ = true;

@@ -2,11 +2,12 @@
 // PrivateNetwork: the calling thread moves into a network namespace of its own (unshare
 // CLONE_NEWNET, loopback up), so what it starts afterwards (a PgCluster, a daemon, its threads)
 // talks over a loopback no other test shares, and a port can be black-holed there: its packets
-// held by a queue that sends 1 byte a second, which the peers see as a host that vanished
-// (nothing refused, nothing acknowledged). Needs CAP_SYS_ADMIN and CAP_NET_ADMIN, and `ip`/`tc`
-// (iproute2, scripts/setup.sh); available() says whether the namespace could be made, why() why
-// not. The destructor moves the thread back; declare it before what runs inside it. For one
-// test's thread.
+// held by a queue of 8 bits a second (after a first packet, one a minute at most), which the peers
+// see as a host that vanished (nothing refused, nothing acknowledged). Needs CAP_SYS_ADMIN and
+// CAP_NET_ADMIN, and `ip`/`tc` (iproute2, scripts/setup.sh) with HTB and u32 in the kernel;
+// available() says whether all of that is there (tried once at construction), why() why not, and
+// the thread is then back in its own namespace. The destructor moves the thread back; declare it
+// before what runs inside it. For one test's thread.
 #include <string>
 
 namespace pm::test {
@@ -22,9 +23,10 @@ class PrivateNetwork {
   const std::string& why() const { return why_; }
   // TCP packets to and from `port` on loopback vanish until restore(). Throws if tc fails.
   void black_hole(int port);
-  void restore();  // packets flow again (queued ones leave at once)
+  void restore();  // packets flow again (the held ones are dropped: TCP sends them again)
 
  private:
+  void leave();  // back to the original namespace (idempotent)
   int original_ns_ = -1;
   std::string why_;
   bool shaped_ = false;
