@@ -53,6 +53,33 @@ struct Pair {
   std::unique_ptr<PgCluster> standby;
 };
 
+// A migrated server of the test's own (`setup_sql` run on it next) and a daemon on it whose batches
+// commit synchronously on one writer connection: once start_holding_commits() returned true, every
+// batch's COMMIT waits (PgCluster::hold_commits) until the test ends its session or releases it.
+struct HeldCommitServer {
+  explicit HeldCommitServer(const std::string& setup_sql = "")
+      : daemon(migrated_url(server, setup_sql), {"--synchronous-commit", "on", "--writer-connections", "1"}) {}
+
+  // Starts the daemon; false when it did not reach the database within 30 s.
+  bool start_holding_commits() {
+    daemon.start();
+    if (!wait_until([&] { return daemon.metric("pm_ingest_database_up") == 1; }, 30s)) return false;
+    server.hold_commits();
+    return true;
+  }
+
+  PgCluster server;
+  DaemonHarness daemon;
+
+ private:
+  static std::string migrated_url(PgCluster& server, const std::string& setup_sql) {
+    server.start();
+    migrate(server.url());
+    if (!setup_sql.empty()) server.query(setup_sql);
+    return server.url();
+  }
+};
+
 // One failover under load; returns after the checks.
 void failover_round(std::mt19937& rng, Fault fault, int round) {
   SCOPED_TRACE("round " + std::to_string(round) +
@@ -169,13 +196,10 @@ TEST(Failover, NothingIsWrittenToAStandbyEvenWhenTheUrlNamesOnlyIt) {
 // batch did commit, so the next failure waits the initial retry delay (100 ms, drawn from 50-100)
 // again: three rounds in a row must not double the waits.
 TEST(Failover, EventsOfACommitWhoseReplyWasLostAreCountedOnceTheCheckpointShowsThem) {
-  PgCluster server;
-  server.start();
-  migrate(server.url());
-  DaemonHarness d(server.url(), {"--synchronous-commit", "on", "--writer-connections", "1"});
-  d.start();
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
-  server.hold_commits();
+  HeldCommitServer held;
+  ASSERT_TRUE(held.start_holding_commits()) << held.daemon.output();
+  PgCluster& server = held.server;
+  DaemonHarness& d = held.daemon;
 
   constexpr int kRounds = 3;
   constexpr int kPerRound = 100;
@@ -208,14 +232,10 @@ TEST(Failover, EventsOfACommitWhoseReplyWasLostAreCountedOnceTheCheckpointShowsT
 // lost, and the checkpoint read at the reconnect shows it. The event is not refused and stored
 // again, and it counts as dead-lettered (before, as applied only: an alert on dead letters missed it).
 TEST(Failover, ADeadLetterWhoseCommitReplyWasLostIsCountedOnceTheCheckpointShowsIt) {
-  PgCluster server;
-  server.start();
-  migrate(server.url());
-  server.query("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
-  DaemonHarness d(server.url(), {"--synchronous-commit", "on", "--writer-connections", "1"});
-  d.start();
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
-  server.hold_commits();
+  HeldCommitServer held("ALTER TABLE polymarket_trades ADD CONSTRAINT test_no_poison CHECK (trade_id <> 'poison')");
+  ASSERT_TRUE(held.start_holding_commits()) << held.daemon.output();
+  PgCluster& server = held.server;
+  DaemonHarness& d = held.daemon;
 
   Producer p(d.socket());
   ASSERT_TRUE(p.send({trade_line("c_letter", "poison")}));

@@ -76,6 +76,10 @@ namespace {
 constexpr const char* kHeldCommitSessions = "FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
 }
 
+int PgCluster::held_commit_count() const {
+  return std::stoi(query(std::string("SELECT count(*) ") + kHeldCommitSessions));
+}
+
 void PgCluster::hold_commits() {
   query("ALTER SYSTEM SET synchronous_standby_names = 'nobody_answers'");
   query("SELECT pg_reload_conf()");
@@ -84,14 +88,14 @@ void PgCluster::hold_commits() {
 }
 
 bool PgCluster::wait_for_held_commit(std::chrono::milliseconds timeout) const {
-  return wait_until([&] { return query(std::string("SELECT count(*) ") + kHeldCommitSessions) != "0"; }, timeout);
+  return wait_until([&] { return held_commit_count() > 0; }, timeout);
 }
 
 // pg_terminate_backend only signals: wait until the sessions are gone, so that a release_commits()
 // after this cannot complete a held commit whose session was meant to end.
 void PgCluster::end_held_commit_sessions() const {
   query(std::string("SELECT count(pg_terminate_backend(pid)) ") + kHeldCommitSessions);
-  if (!wait_until([&] { return query(std::string("SELECT count(*) ") + kHeldCommitSessions) == "0"; }, std::chrono::seconds(10)))
+  if (!wait_until([&] { return held_commit_count() == 0; }, std::chrono::seconds(10)))
     throw std::runtime_error("sessions waiting for a synchronous standby outlived pg_terminate_backend; see " + dir_ + "/server.log");
 }
 

@@ -41,6 +41,7 @@ class PgCluster {
 
  private:
   explicit PgCluster(bool init);
+  int held_commit_count() const;  // sessions whose COMMIT waits for the standby
   std::string run_as_owner(const std::string& command) const;
   void pg_ctl(const std::string& args, const std::string& what) const;
   std::string dir_;
