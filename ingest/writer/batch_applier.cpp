@@ -184,10 +184,7 @@ IngestCheckpoint BatchApplier::checkpoint_at(const QueuedEvent& last, std::size_
   c.segment_offset = static_cast<std::int64_t>(last.end.offset);
   c.log_offset = static_cast<std::int64_t>(last.end.log_offset);
   c.applied_events = static_cast<std::int64_t>(events);
-  if (last.record_bytes > 0) {
-    c.record_bytes = last.record_bytes;
-    c.record_crc = last.payload_crc;
-  }
+  if (last.record_bytes > 0) c.record = CheckpointRecord{last.record_bytes, last.payload_crc};
   return c;
 }
 

@@ -401,12 +401,12 @@ std::optional<wal::Position> BatchWriter::start_position(const std::optional<Ing
 // record where the checkpoint's last one was: those events must not be skipped as applied.
 bool BatchWriter::holds_checkpoint_record(const IngestCheckpoint& checkpoint, const wal::Position& position,
                                           const std::string& instance) {
-  if (!checkpoint.record_bytes || !checkpoint.record_crc || position.lsn == 0) return true;  // nothing to compare
+  if (!checkpoint.record || position.lsn == 0) return true;  // nothing to compare
+  const CheckpointRecord& record = *checkpoint.record;
   const std::string mismatch =
-      wal::record_mismatch(log_.dir(), log_.log_id(), position, static_cast<std::uint64_t>(*checkpoint.record_bytes),
-                           static_cast<std::uint32_t>(*checkpoint.record_crc), log_.fs());
+      wal::record_mismatch(log_.dir(), log_.log_id(), position, record.bytes, record.payload_crc, log_.fs());
   if (mismatch.empty()) return true;
-  fatal(instance + " names record " + std::to_string(position.lsn) + " (" + std::to_string(*checkpoint.record_bytes) +
+  fatal(instance + " names record " + std::to_string(position.lsn) + " (" + std::to_string(record.bytes) +
         " bytes, ending at offset " + std::to_string(position.offset) + " of segment " + std::to_string(position.segment) +
         "), but the log in " + log_.dir() + " does not hold it (" + mismatch +
         "): the log lost records that were applied, and new events took their LSNs; applying would skip them. "

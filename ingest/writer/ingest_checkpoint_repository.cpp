@@ -20,16 +20,17 @@ std::optional<IngestCheckpoint> IngestCheckpointRepository::get(const std::strin
     c.log_offset = r[0][5].as<std::int64_t>();
     c.applied_events = r[0][6].as<std::int64_t>();
     c.updated_at = r[0][7].as<std::string>();
-    if (!r[0][8].is_null() && !r[0][9].is_null()) {
-      c.record_bytes = r[0][8].as<std::int64_t>();
-      c.record_crc = r[0][9].as<std::int64_t>();
-    }
+    if (!r[0][8].is_null() && !r[0][9].is_null())
+      c.record = CheckpointRecord{r[0][8].as<std::uint64_t>(), static_cast<std::uint32_t>(r[0][9].as<std::int64_t>())};
     return c;
   });
 }
 
 namespace {
-std::string sql_number(const std::optional<std::int64_t>& v) { return v ? std::to_string(*v) : "NULL"; }
+// The values of columns record_bytes and record_crc in an INSERT's VALUES list.
+std::string record_values(const std::optional<CheckpointRecord>& record) {
+  return record ? std::to_string(record->bytes) + ", " + std::to_string(record->payload_crc) : "NULL, NULL";
+}
 }  // namespace
 
 std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& c) {
@@ -38,8 +39,7 @@ std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_b
           record_bytes, record_crc)
        VALUES ()" + tx.quote(c.instance_id) + ", " + tx.quote(c.log_id) + ", " + std::to_string(c.lsn) + ", " +
          std::to_string(c.segment) + ", " + std::to_string(c.segment_offset) + ", " + std::to_string(c.log_offset) +
-         ", " + std::to_string(c.applied_events) + ", " + tx.quote(now_iso()) + ", " + sql_number(c.record_bytes) +
-         ", " + sql_number(c.record_crc) + R"()
+         ", " + std::to_string(c.applied_events) + ", " + tx.quote(now_iso()) + ", " + record_values(c.record) + R"()
        ON CONFLICT (instance_id) DO UPDATE
          SET lsn = EXCLUDED.lsn, segment = EXCLUDED.segment, segment_offset = EXCLUDED.segment_offset,
              log_offset = EXCLUDED.log_offset,

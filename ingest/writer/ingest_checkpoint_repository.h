@@ -16,6 +16,13 @@
 
 namespace pm {
 
+// What identifies the last applied record in the log besides its position: its bytes in the log
+// and the CRC-32C of its payload (columns record_bytes and record_crc, both set or both NULL).
+struct CheckpointRecord {
+  std::uint64_t bytes = 0;
+  std::uint32_t payload_crc = 0;
+};
+
 struct IngestCheckpoint {
   std::string instance_id;
   std::string log_id;
@@ -25,10 +32,9 @@ struct IngestCheckpoint {
   std::int64_t log_offset = 0;
   std::int64_t applied_events = 0;
   std::string updated_at;
-  // The last applied record (seed/07_checkpoint_record.sql): its bytes in the log and the CRC-32C
-  // of its payload; both set or both absent (rows written before that file, or tests).
-  std::optional<std::int64_t> record_bytes;
-  std::optional<std::int64_t> record_crc;
+  // The last applied record (seed/07_checkpoint_record.sql); absent in rows written before that
+  // file, or by tests.
+  std::optional<CheckpointRecord> record;
 };
 
 class CheckpointConflict : public std::runtime_error {
