@@ -9,12 +9,22 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <thread>
 
+#include <libpq-fe.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <map>
 #include <pqxx/pqxx>
 
 #include "repos/connection_string.h"
 #include "repos/database.h"
 #include "tests/support/black_hole.h"
+#include "tests/support/private_network.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -197,6 +207,76 @@ TEST(Availability, EnsureHealthyDropsTheIdleConnectionsTheServerClosed) {
   EXPECT_EQ(db.stats().open, 2);
   EXPECT_EQ(db.stats().idle, 2);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(db.transaction([](pqxx::work& tx) { return tx.exec1("SELECT 1")[0].as<int>(); }), 1);
+}
+
+// A host name is looked up within the health check's bound too. libpq's own lookup is not bounded:
+// with name servers that never answer, the check took the resolver's timeouts (5 s a try by
+// default), whatever health_check_timeout said.
+TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer) {
+  test::PrivateNetwork network;
+  if (!network.available()) GTEST_SKIP() << network.why();
+  network.silence_name_servers();
+  const std::string name = "pm-probe.silent-dns.test";
+  // Whether lookups here go to those servers (not, say, to a resolver daemon outside): a plain
+  // getaddrinfo of the name must still be waiting after a second.
+  auto plain_lookup = std::make_shared<std::promise<void>>();
+  std::future<void> plain_lookup_done = plain_lookup->get_future();
+  std::thread([name, plain_lookup] {
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(name.c_str(), nullptr, nullptr, &found) == 0) ::freeaddrinfo(found);
+    plain_lookup->set_value();
+  }).detach();
+  if (plain_lookup_done.wait_for(std::chrono::seconds(1)) == std::future_status::ready)
+    GTEST_SKIP() << "host-name lookups here do not wait for resolv.conf's name servers";
+
+  DatabaseConfig config;
+  config.url = "postgresql://predict:topsecret@" + name + ":5432/predict";
+  config.health_check_timeout = milliseconds(300);
+  Database db(config);
+  auto start = Clock::now();
+  EXPECT_FALSE(db.health_check());
+  const double took = seconds_since(start);
+  EXPECT_GE(took, 0.25);
+  EXPECT_LT(took, 0.9);  // the resolver's shortest try is 1 s
+
+  // Checks while that lookup is still under way wait for it instead of starting more.
+  const auto threads = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{});
+  };
+  const auto threads_before = threads();
+  start = Clock::now();
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(db.health_check());
+  EXPECT_LT(seconds_since(start), 2.0);
+  ASSERT_NE(plain_lookup_done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "the name servers' silence ended during the checks; nothing to compare";
+  EXPECT_EQ(threads(), threads_before);
+}
+
+// A name that resolves is connected to by its addresses, beside a socket directory that fails
+// first (libpq goes on to the next host), with a port for each host.
+TEST(Availability, AHealthCheckReachesAServerNamedByHostNameAfterAHostThatFails) {
+  test::TestDatabase tdb("by_name");
+  PQconninfoOption* options = PQconninfoParse(tdb.url().c_str(), nullptr);
+  ASSERT_NE(options, nullptr);
+  std::map<std::string, std::string> given;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+    if (o->val != nullptr) given[o->keyword] = o->val;
+  PQconninfoFree(options);
+  std::string host = given["host"];
+  if (host == "127.0.0.1") host = "localhost";
+  in6_addr numeric{};
+  if (host.empty() || host[0] == '/' || ::inet_pton(AF_INET, host.c_str(), &numeric) == 1 ||
+      ::inet_pton(AF_INET6, host.c_str(), &numeric) == 1)
+    GTEST_SKIP() << "DATABASE_URL names no host by name";
+  const std::string port = given.count("port") ? given["port"] : "5432";
+  const std::string rest = " dbname=" + given["dbname"] + " user=" + given["user"] + " password=" + given["password"];
+  DatabaseConfig config;
+  config.url = "host=/nonexistent-socket-dir," + host + " port=" + port + "," + port + rest;
+  Database db(config);
+  EXPECT_TRUE(db.health_check());
+  config.url = "host=" + host + " port=" + port + rest;
+  Database by_name(config);
+  EXPECT_TRUE(by_name.health_check());
 }
 
 }  // namespace

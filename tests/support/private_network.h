@@ -9,6 +9,7 @@
 // the thread is then back in its own namespace. The destructor moves the thread back; declare it
 // before what runs inside it. For one test's thread.
 #include <string>
+#include <vector>
 
 namespace pm::test {
 
@@ -24,12 +25,17 @@ class PrivateNetwork {
   // TCP packets to and from `port` on loopback vanish until restore(). Throws if tc fails.
   void black_hole(int port);
   void restore();  // packets flow again (the held ones are dropped: TCP sends them again)
+  // The name servers of /etc/resolv.conf (127.0.0.1 when it names none) take queries here, over
+  // UDP and TCP, and never answer: host-name lookups from this namespace hang for the resolver's
+  // timeouts. Returns the servers silenced. Throws if one cannot be.
+  std::vector<std::string> silence_name_servers();
 
  private:
   void leave();  // back to the original namespace (idempotent)
   int original_ns_ = -1;
   std::string why_;
   bool shaped_ = false;
+  std::vector<int> silent_sockets_;
 };
 
 }  // namespace pm::test

@@ -1,0 +1,91 @@
+#include "repos/host_lookup.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace pm {
+
+namespace {
+
+// One name's lookup, shared by the thread that runs it and every caller waiting for it.
+struct Lookup {
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::optional<std::vector<std::string>> addresses;
+};
+
+// The lookups under way, by name. Never destroyed: a lookup thread may finish after main returns.
+struct Lookups {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<Lookup>> running;
+};
+
+Lookups& lookups() {
+  static Lookups* const all = new Lookups;
+  return *all;
+}
+
+std::optional<std::vector<std::string>> look_up(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return std::nullopt;
+  std::vector<std::string> addresses;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[NI_MAXHOST];
+    if (::getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0)
+      addresses.emplace_back(text);
+  }
+  ::freeaddrinfo(found);
+  if (addresses.empty()) return std::nullopt;
+  return addresses;
+}
+
+void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) {
+  auto addresses = look_up(host);
+  {
+    std::lock_guard<std::mutex> lock(lookups().mu);
+    auto it = lookups().running.find(host);
+    if (it != lookups().running.end() && it->second == lookup) lookups().running.erase(it);
+  }
+  std::lock_guard<std::mutex> lock(lookup->mu);
+  lookup->addresses = std::move(addresses);
+  lookup->done = true;
+  lookup->done_cv.notify_all();
+}
+
+// The lookup of `host` under way, or a new one started on a thread of its own. It is recorded only
+// once its thread runs (which cannot remove it before this returns: it takes the same mutex).
+std::shared_ptr<Lookup> lookup_of(const std::string& host) {
+  std::lock_guard<std::mutex> lock(lookups().mu);
+  const auto it = lookups().running.find(host);
+  if (it != lookups().running.end()) return it->second;
+  auto lookup = std::make_shared<Lookup>();
+  std::thread(run_lookup, host, lookup).detach();
+  lookups().running.emplace(host, lookup);
+  return lookup;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> addresses_by(const std::string& host,
+                                                     std::chrono::steady_clock::time_point deadline) {
+  try {
+    const std::shared_ptr<Lookup> lookup = lookup_of(host);
+    std::unique_lock<std::mutex> lock(lookup->mu);
+    if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) return std::nullopt;
+    return lookup->addresses;
+  } catch (const std::exception&) {  // no thread or memory to be had
+    return std::nullopt;
+  }
+}
+
+}  // namespace pm

@@ -1,0 +1,21 @@
+#pragma once
+// addresses_by: a host name's numeric addresses (getaddrinfo, as libpq looks them up: any family,
+// stream sockets), waited for only until a deadline. getaddrinfo itself cannot be bounded (the
+// resolver's own timeouts and attempts, seconds per name server), so the lookup runs on a thread
+// of its own that outlives a caller who gave up; callers asking for the same name while its lookup
+// is under way wait for that one instead of starting another, so a name server that never
+// answers costs one thread per name, not one per call. Any thread; the lookups are shared state
+// of the process, kept until each finishes.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pm {
+
+// The addresses in getaddrinfo's order (e.g. "::1", "127.0.0.1"); nullopt when the name does not
+// resolve, or when the lookup has not finished by `deadline`.
+std::optional<std::vector<std::string>> addresses_by(const std::string& host,
+                                                     std::chrono::steady_clock::time_point deadline);
+
+}  // namespace pm
