@@ -18,7 +18,7 @@ struct Lookup {
   std::mutex mu;
   std::condition_variable done_cv;
   bool done = false;
-  std::optional<std::vector<std::string>> addresses;
+  std::vector<std::string> addresses;
 };
 
 // The lookups under way, by name. Never destroyed: a lookup thread may finish after main returns.
@@ -32,20 +32,19 @@ Lookups& lookups() {
   return *all;
 }
 
-std::optional<std::vector<std::string>> look_up(const std::string& host) {
+std::vector<std::string> look_up(const std::string& host) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return std::nullopt;
   std::vector<std::string> addresses;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return addresses;
   for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
     char text[NI_MAXHOST];
     if (::getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0)
       addresses.emplace_back(text);
   }
   ::freeaddrinfo(found);
-  if (addresses.empty()) return std::nullopt;
   return addresses;
 }
 
@@ -76,16 +75,11 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
 
 }  // namespace
 
-std::optional<std::vector<std::string>> addresses_by(const std::string& host,
-                                                     std::chrono::steady_clock::time_point deadline) {
-  try {
-    const std::shared_ptr<Lookup> lookup = lookup_of(host);
-    std::unique_lock<std::mutex> lock(lookup->mu);
-    if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) return std::nullopt;
-    return lookup->addresses;
-  } catch (const std::exception&) {  // no thread or memory to be had
-    return std::nullopt;
-  }
+HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline) {
+  const std::shared_ptr<Lookup> lookup = lookup_of(host);
+  std::unique_lock<std::mutex> lock(lookup->mu);
+  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) return {};
+  return {true, lookup->addresses};
 }
 
 }  // namespace pm

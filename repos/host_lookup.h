@@ -5,17 +5,18 @@
 // of its own that outlives a caller who gave up; callers asking for the same name while its lookup
 // is under way wait for that one instead of starting another, so a name server that never
 // answers costs one thread per name, not one per call. Any thread; the lookups are shared state
-// of the process, kept until each finishes.
+// of the process, kept until each finishes. Throws std::system_error when no thread can be had.
 #include <chrono>
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace pm {
 
-// The addresses in getaddrinfo's order (e.g. "::1", "127.0.0.1"); nullopt when the name does not
-// resolve, or when the lookup has not finished by `deadline`.
-std::optional<std::vector<std::string>> addresses_by(const std::string& host,
-                                                     std::chrono::steady_clock::time_point deadline);
+struct HostAddresses {
+  bool finished = false;               // false: the lookup had not finished by the deadline
+  std::vector<std::string> addresses;  // getaddrinfo's order (e.g. "::1", "127.0.0.1"); none: no such name
+};
+
+HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline);
 
 }  // namespace pm

@@ -1,17 +1,13 @@
 #include "repos/server_probe.h"
 
-#include <arpa/inet.h>
 #include <poll.h>
 
 #include <cerrno>
-#include <map>
 #include <memory>
-#include <optional>
-#include <vector>
 
 #include <libpq-fe.h>
 
-#include "repos/host_lookup.h"
+#include "repos/addressed_connection_string.h"
 
 namespace pm {
 
@@ -64,96 +60,15 @@ bool select_one_by(PGconn* c, Clock::time_point deadline) {
   }
 }
 
-std::vector<std::string> split_list(const std::string& list) {
-  std::vector<std::string> items;
-  std::string::size_type start = 0;
-  for (;;) {
-    const auto comma = list.find(',', start);
-    items.push_back(list.substr(start, comma - start));
-    if (comma == std::string::npos) return items;
-    start = comma + 1;
-  }
-}
-
-std::string join_list(const std::vector<std::string>& items) {
-  std::string list;
-  for (std::size_t i = 0; i < items.size(); ++i) list += (i == 0 ? "" : ",") + items[i];
-  return list;
-}
-
-// libpq connects to this host without a name lookup: a socket directory, an abstract socket, or a
-// numeric address.
-bool needs_no_lookup(const std::string& host) {
-  if (host.empty() || host[0] == '/' || host[0] == '@') return true;
-  unsigned char address[sizeof(in6_addr)];
-  return ::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1;
-}
-
-// The connection's parameters by keyword (those set, in the string or by libpq's defaults).
-std::optional<std::map<std::string, std::string>> parameters_of(const std::string& connection_string) {
-  char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(connection_string.c_str(), &error);
-  if (options == nullptr) {
-    PQfreemem(error);
-    return std::nullopt;
-  }
-  std::map<std::string, std::string> parameters;
-  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
-    if (o->val != nullptr) parameters[o->keyword] = o->val;
-  PQconninfoFree(options);
-  return parameters;
-}
-
-// Looks up the host names of `parameters` by the deadline and names each address in hostaddr (one
-// host entry per address, its port repeated), as libpq would try them, so that connecting does no
-// lookup of its own (libpq's lookup is not bounded). False when a name does not resolve by then.
-bool resolve_hosts_by(std::map<std::string, std::string>& parameters, Clock::time_point deadline) {
-  if (!parameters.count("host") || parameters.count("hostaddr")) return true;  // a socket, or addresses given
-  const std::vector<std::string> hosts = split_list(parameters["host"]);
-  const std::vector<std::string> ports = parameters.count("port") ? split_list(parameters["port"]) : std::vector<std::string>{};
-  const bool port_per_host = ports.size() > 1 && ports.size() == hosts.size();
-  std::vector<std::string> out_hosts, out_addresses, out_ports;
-  bool looked_up = false;
-  for (std::size_t i = 0; i < hosts.size(); ++i) {
-    const std::string port = port_per_host ? ports[i] : "";
-    if (needs_no_lookup(hosts[i])) {
-      out_hosts.push_back(hosts[i]), out_addresses.emplace_back(), out_ports.push_back(port);
-      continue;
-    }
-    const auto addresses = addresses_by(hosts[i], deadline);
-    if (!addresses) {
-      if (Clock::now() >= deadline) return false;
-      continue;  // libpq would go on to the next host
-    }
-    looked_up = true;
-    for (const std::string& address : *addresses)
-      out_hosts.push_back(hosts[i]), out_addresses.push_back(address), out_ports.push_back(port);
-  }
-  if (out_hosts.empty()) return false;
-  if (!looked_up) return true;
-  parameters["host"] = join_list(out_hosts);
-  parameters["hostaddr"] = join_list(out_addresses);
-  if (port_per_host) parameters["port"] = join_list(out_ports);
-  return true;
-}
-
-PGconn* start_connecting(const std::map<std::string, std::string>& parameters) {
-  std::vector<const char*> keywords, values;
-  for (const auto& [keyword, value] : parameters) keywords.push_back(keyword.c_str()), values.push_back(value.c_str());
-  keywords.push_back(nullptr), values.push_back(nullptr);
-  return PQconnectStartParams(keywords.data(), values.data(), 0);
-}
-
 }  // namespace
 
 bool probe_server(const std::string& connection_string, std::chrono::milliseconds timeout) noexcept {
   try {
     const auto deadline = Clock::now() + timeout;
-    auto parameters = parameters_of(connection_string);
-    if (!parameters || !resolve_hosts_by(*parameters, deadline)) return false;
-    const std::unique_ptr<PGconn, Finish> c(start_connecting(*parameters));
+    const std::string addressed = with_host_addresses(connection_string, deadline);
+    const std::unique_ptr<PGconn, Finish> c(PQconnectStart(addressed.c_str()));
     return connect_by(c.get(), deadline) && select_one_by(c.get(), deadline);
-  } catch (const std::exception&) {  // out of memory
+  } catch (const std::exception&) {  // a lookup that did not finish in time; no thread or memory
     return false;
   }
 }

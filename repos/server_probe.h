@@ -4,12 +4,8 @@
 // which may hang on a black-holed socket), drives the connection start-up and the query
 // non-blocking with poll() against one deadline, and closes the connection. A refused port fails
 // at once; a server that accepts but never answers, or packets that vanish, fail at the deadline.
-// Host names are looked up first, within the same deadline (host_lookup.h: libpq's own lookup
-// cannot be bounded), and connected to by address (hostaddr=, one entry per address, in the order
-// libpq would try them; the name stays host= for TLS and authentication). A name that does not
-// resolve is skipped as libpq would; none left, or the deadline reached, is false. A name taken
-// from the environment (PGHOST) is looked up by libpq, unbounded.
-// Never throws; any thread; no shared state.
+// Host names are looked up first, within the same deadline (addressed_connection_string.h; the
+// lookups under way are the only state shared between calls). Never throws; any thread.
 #include <chrono>
 #include <string>
 

@@ -21,7 +21,9 @@
 #include <map>
 #include <pqxx/pqxx>
 
+#include "repos/addressed_connection_string.h"
 #include "repos/connection_string.h"
+#include "repos/host_lookup.h"
 #include "repos/database.h"
 #include "tests/support/black_hole.h"
 #include "tests/support/private_network.h"
@@ -247,9 +249,48 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
   start = Clock::now();
   for (int i = 0; i < 3; ++i) EXPECT_FALSE(db.health_check());
   EXPECT_LT(seconds_since(start), 2.0);
+  EXPECT_EQ(threads(), threads_before);
+
+  // A pooled connection gives up at connect_timeout (2 s) too, saying why, without the password.
+  config.connect_timeout = std::chrono::seconds(2);
+  config.reconnect_max_attempts = 1;
+  Database pooled(config);
+  start = Clock::now();
+  try {
+    pooled.lease();
+    ADD_FAILURE() << "a connection to a name that never resolved";
+  } catch (const ConnectionError& e) {
+    EXPECT_NE(std::string(e.what()).find("looking up host name \"" + name + "\" did not finish in time"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+  }
+  const double connect = seconds_since(start);
+  EXPECT_GE(connect, 1.5);
+  EXPECT_LT(connect, 4.0);  // the resolver's two tries: 10 s
   ASSERT_NE(plain_lookup_done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
       << "the name servers' silence ended during the checks; nothing to compare";
-  EXPECT_EQ(threads(), threads_before);
+}
+
+// A connection string with a host name comes back with that name's addresses as hostaddr, one
+// host entry per address (ports repeated with them); other hosts and every other parameter as they
+// were (values quoted); strings with nothing to look up unchanged.
+TEST(ConnectionString, HostNamesAreReplacedByTheirAddressesAndEverythingElseKept) {
+  const auto soon = Clock::now() + std::chrono::seconds(5);
+  EXPECT_EQ(with_host_addresses("postgresql://u:p@127.0.0.1:5433/db", soon), "postgresql://u:p@127.0.0.1:5433/db");
+  EXPECT_EQ(with_host_addresses("host=/run/postgresql dbname=db", soon), "host=/run/postgresql dbname=db");
+  EXPECT_EQ(with_host_addresses("host=localhost hostaddr=127.0.0.1", soon), "host=localhost hostaddr=127.0.0.1");
+  EXPECT_EQ(with_host_addresses("dbname=db", soon), "dbname=db");
+  const HostAddresses localhost = addresses_by("localhost", soon);
+  ASSERT_TRUE(localhost.finished);
+  ASSERT_FALSE(localhost.addresses.empty());
+  std::string hosts = "/tmp", addresses, ports = "1";
+  for (const std::string& address : localhost.addresses) hosts += ",localhost", addresses += "," + address, ports += ",2";
+  EXPECT_EQ(with_host_addresses("postgresql://u:it%27s%5C@%2Ftmp:1,localhost:2/db?sslmode=verify-full", soon),
+            "dbname='db' host='" + hosts + "' hostaddr='" + addresses + "' password='it\\'s\\\\' port='" + ports +
+                "' sslmode='verify-full' user='u'");
+  // One port for every host stays one.
+  EXPECT_EQ(with_host_addresses("host=localhost port=5433", soon),
+            "host='" + hosts.substr(std::string("/tmp,").size()) + "' hostaddr='" + addresses.substr(1) + "' port='5433'");
 }
 
 // A name that resolves is connected to by its addresses, beside a socket directory that fails

@@ -1,0 +1,104 @@
+#include "repos/addressed_connection_string.h"
+
+#include <arpa/inet.h>
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include "repos/host_lookup.h"
+
+namespace pm {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  std::string::size_type start = 0;
+  for (;;) {
+    const auto comma = list.find(',', start);
+    items.push_back(list.substr(start, comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string list;
+  for (std::size_t i = 0; i < items.size(); ++i) list += (i == 0 ? "" : ",") + items[i];
+  return list;
+}
+
+// libpq connects to this host without a name lookup: the default, a socket directory, an abstract
+// socket, or a numeric address.
+bool needs_no_lookup(const std::string& host) {
+  if (host.empty() || host[0] == '/' || host[0] == '@') return true;
+  unsigned char address[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+// The parameters the string sets, by keyword (PQconninfoParse adds no defaults).
+std::optional<std::map<std::string, std::string>> parameters_of(const std::string& connection_string) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(connection_string.c_str(), &error);
+  if (options == nullptr) {
+    PQfreemem(error);
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> parameters;
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
+    if (o->val != nullptr) parameters[o->keyword] = o->val;
+  PQconninfoFree(options);
+  return parameters;
+}
+
+// key='value' with \ and ' escaped (libpq's key=value syntax).
+std::string key_value_string(const std::map<std::string, std::string>& parameters) {
+  std::string out;
+  for (const auto& [keyword, value] : parameters) {
+    out += (out.empty() ? "" : " ") + keyword + "='";
+    for (const char c : value) {
+      if (c == '\\' || c == '\'') out += '\\';
+      out += c;
+    }
+    out += '\'';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string with_host_addresses(const std::string& connection_string, std::chrono::steady_clock::time_point deadline) {
+  auto parameters = parameters_of(connection_string);
+  if (!parameters || !parameters->count("host") || parameters->count("hostaddr")) return connection_string;
+  const std::vector<std::string> hosts = split_list((*parameters)["host"]);
+  const std::vector<std::string> ports =
+      parameters->count("port") ? split_list((*parameters)["port"]) : std::vector<std::string>{};
+  const bool port_per_host = ports.size() > 1 && ports.size() == hosts.size();
+  std::vector<std::string> out_hosts, out_addresses, out_ports;
+  bool looked_up = false;
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    const std::string port = port_per_host ? ports[i] : "";
+    HostAddresses found;
+    if (!needs_no_lookup(hosts[i])) {
+      found = addresses_by(hosts[i], deadline);
+      if (!found.finished) throw HostLookupTimeout("looking up host name \"" + hosts[i] + "\" did not finish in time");
+    }
+    if (found.addresses.empty()) {  // nothing to look up, or no such name: libpq's as before
+      out_hosts.push_back(hosts[i]), out_addresses.emplace_back(), out_ports.push_back(port);
+      continue;
+    }
+    looked_up = true;
+    for (const std::string& address : found.addresses)
+      out_hosts.push_back(hosts[i]), out_addresses.push_back(address), out_ports.push_back(port);
+  }
+  if (!looked_up) return connection_string;
+  (*parameters)["host"] = join_list(out_hosts);
+  (*parameters)["hostaddr"] = join_list(out_addresses);
+  if (port_per_host) (*parameters)["port"] = join_list(out_ports);
+  return key_value_string(*parameters);
+}
+
+}  // namespace pm
