@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <vector>
@@ -68,33 +70,49 @@ std::string key_value_string(const std::map<std::string, std::string>& parameter
   return out;
 }
 
+// libpq would take a host address, port list or service from the environment, which the rewritten
+// string would no longer match: leave such strings to libpq.
+bool environment_decides(const std::map<std::string, std::string>& parameters) {
+  return parameters.count("service") || std::getenv("PGSERVICE") != nullptr ||
+         (!parameters.count("hostaddr") && std::getenv("PGHOSTADDR") != nullptr);
+}
+
 }  // namespace
 
 std::string with_host_addresses(const std::string& connection_string, std::chrono::steady_clock::time_point deadline) {
   auto parameters = parameters_of(connection_string);
-  if (!parameters || !parameters->count("host") || parameters->count("hostaddr")) return connection_string;
+  if (!parameters || !parameters->count("host") || parameters->count("hostaddr") || environment_decides(*parameters))
+    return connection_string;
   const std::vector<std::string> hosts = split_list((*parameters)["host"]);
+  if (std::all_of(hosts.begin(), hosts.end(), needs_no_lookup)) return connection_string;
+  if (!parameters->count("port") && std::getenv("PGPORT") != nullptr) (*parameters)["port"] = std::getenv("PGPORT");
   const std::vector<std::string> ports =
       parameters->count("port") ? split_list((*parameters)["port"]) : std::vector<std::string>{};
-  const bool port_per_host = ports.size() > 1 && ports.size() == hosts.size();
-  std::vector<std::string> out_hosts, out_addresses, out_ports;
-  bool looked_up = false;
+  if (ports.size() > 1 && ports.size() != hosts.size()) return connection_string;  // libpq refuses it
+  const bool port_per_host = ports.size() > 1;
+  for (const std::string& host : hosts)
+    if (!needs_no_lookup(host)) start_lookup(host);  // all at once: each waits for the deadline below
+
+  std::vector<std::string> out_hosts, out_addresses, out_ports, failures;
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     const std::string port = port_per_host ? ports[i] : "";
-    HostAddresses found;
-    if (!needs_no_lookup(hosts[i])) {
-      found = addresses_by(hosts[i], deadline);
-      if (!found.finished) throw HostLookupTimeout("looking up host name \"" + hosts[i] + "\" did not finish in time");
-    }
-    if (found.addresses.empty()) {  // nothing to look up, or no such name: libpq's as before
+    if (needs_no_lookup(hosts[i])) {
       out_hosts.push_back(hosts[i]), out_addresses.emplace_back(), out_ports.push_back(port);
       continue;
     }
-    looked_up = true;
+    const HostAddresses found = addresses_by(hosts[i], deadline);
+    if (found.addresses.empty()) {  // skipped, as libpq skips a host it cannot look up
+      failures.push_back("host name \"" + hosts[i] + "\": " + (found.finished ? found.error : "lookup did not finish in time"));
+      continue;
+    }
     for (const std::string& address : found.addresses)
       out_hosts.push_back(hosts[i]), out_addresses.push_back(address), out_ports.push_back(port);
   }
-  if (!looked_up) return connection_string;
+  if (out_hosts.empty()) {
+    std::string why = failures.front();
+    for (std::size_t i = 1; i < failures.size(); ++i) why += "; " + failures[i];
+    throw HostLookupFailed(why);
+  }
   (*parameters)["host"] = join_list(out_hosts);
   (*parameters)["hostaddr"] = join_list(out_addresses);
   if (port_per_host) (*parameters)["port"] = join_list(out_ports);

@@ -19,6 +19,7 @@ struct Lookup {
   std::condition_variable done_cv;
   bool done = false;
   std::vector<std::string> addresses;
+  std::string error;
 };
 
 // The lookups under way, by name. Never destroyed: a lookup thread may finish after main returns.
@@ -32,24 +33,40 @@ Lookups& lookups() {
   return *all;
 }
 
-std::vector<std::string> look_up(const std::string& host) {
+// Fills `addresses`, or `error` when there are none.
+void look_up(const std::string& host, std::vector<std::string>& addresses, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  std::vector<std::string> addresses;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0) return addresses;
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    char text[NI_MAXHOST];
-    if (::getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0)
-      addresses.emplace_back(text);
+  if (const int failed = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); failed != 0) {
+    error = ::gai_strerror(failed);
+    return;
+  }
+  try {
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      char text[NI_MAXHOST];
+      if (::getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) == 0)
+        addresses.emplace_back(text);
+    }
+  } catch (const std::bad_alloc&) {
+    addresses.clear();
   }
   ::freeaddrinfo(found);
-  return addresses;
+  if (addresses.empty()) error = "no address to connect to";
 }
 
+// On the lookup's own thread: nothing may escape (the process would end), and the waiters are told
+// whatever happens.
 void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) {
-  auto addresses = look_up(host);
+  std::vector<std::string> addresses;
+  std::string error;
+  try {
+    look_up(host, addresses, error);
+  } catch (const std::exception&) {
+    addresses.clear();
+    error = "out of memory";
+  }
   {
     std::lock_guard<std::mutex> lock(lookups().mu);
     auto it = lookups().running.find(host);
@@ -57,6 +74,7 @@ void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) 
   }
   std::lock_guard<std::mutex> lock(lookup->mu);
   lookup->addresses = std::move(addresses);
+  lookup->error = std::move(error);
   lookup->done = true;
   lookup->done_cv.notify_all();
 }
@@ -75,11 +93,13 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
 
 }  // namespace
 
+void start_lookup(const std::string& host) { lookup_of(host); }
+
 HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline) {
   const std::shared_ptr<Lookup> lookup = lookup_of(host);
   std::unique_lock<std::mutex> lock(lookup->mu);
   if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) return {};
-  return {true, lookup->addresses};
+  return {true, lookup->addresses, lookup->error};
 }
 
 }  // namespace pm

@@ -14,9 +14,12 @@ namespace pm {
 
 struct HostAddresses {
   bool finished = false;               // false: the lookup had not finished by the deadline
-  std::vector<std::string> addresses;  // getaddrinfo's order (e.g. "::1", "127.0.0.1"); none: no such name
+  std::vector<std::string> addresses;  // getaddrinfo's order (e.g. "::1", "127.0.0.1")
+  std::string error;                   // why there are none (gai_strerror), when finished without
 };
 
+// Starts the lookup of `host` unless one is under way; returns at once.
+void start_lookup(const std::string& host);
 HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline);
 
 }  // namespace pm
