@@ -70,6 +70,10 @@ std::string key_value_string(const std::map<std::string, std::string>& parameter
   return out;
 }
 
+// Once a host is ready, the lookups of the hosts after it get this long more: libpq would try the
+// ready one first and look the others up only if it failed.
+constexpr std::chrono::milliseconds kLaterHostGrace{500};
+
 // libpq would take a host address, port list or service from the environment, which the rewritten
 // string would no longer match: leave such strings to libpq.
 bool environment_decides(const std::map<std::string, std::string>& parameters) {
@@ -98,9 +102,11 @@ std::string with_host_addresses(const std::string& connection_string, std::chron
     const std::string port = port_per_host ? ports[i] : "";
     if (needs_no_lookup(hosts[i])) {
       out_hosts.push_back(hosts[i]), out_addresses.emplace_back(), out_ports.push_back(port);
+      deadline = std::min(deadline, std::chrono::steady_clock::now() + kLaterHostGrace);
       continue;
     }
     const HostAddresses found = addresses_by(hosts[i], deadline);
+    if (!found.addresses.empty()) deadline = std::min(deadline, std::chrono::steady_clock::now() + kLaterHostGrace);
     if (found.addresses.empty()) {  // skipped, as libpq skips a host it cannot look up
       failures.push_back("host name \"" + hosts[i] + "\": " + (found.finished ? found.error : "lookup did not finish in time"));
       continue;

@@ -273,6 +273,11 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
   const double connect = seconds_since(start);
   EXPECT_GE(connect, 1.5);
   EXPECT_LT(connect, 4.0);  // the resolver's try: 30 s
+
+  // A host ready before it does not wait for the silent name's lookup longer than 500 ms.
+  start = Clock::now();
+  EXPECT_EQ(with_host_addresses("host=/tmp," + name, Clock::now() + std::chrono::seconds(5)), "host='/tmp' hostaddr=''");
+  EXPECT_LT(seconds_since(start), 1.5);
   ASSERT_NE(plain_lookup_done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
       << "the name servers' silence ended during the checks; nothing to compare";
 }
