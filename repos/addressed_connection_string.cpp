@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <libpq-fe.h>
@@ -70,9 +71,7 @@ std::string key_value_string(const std::map<std::string, std::string>& parameter
   return out;
 }
 
-// Once a host is ready, the lookups of the hosts after it get this long more: libpq would try the
-// ready one first and look the others up only if it failed.
-constexpr std::chrono::milliseconds kLaterHostGrace{500};
+std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
 
 // libpq would take a host address, port list or service from the environment, which the rewritten
 // string would no longer match: leave such strings to libpq.
@@ -94,19 +93,26 @@ std::string with_host_addresses(const std::string& connection_string, std::chron
       parameters->count("port") ? split_list((*parameters)["port"]) : std::vector<std::string>{};
   if (ports.size() > 1 && ports.size() != hosts.size()) return connection_string;  // libpq refuses it
   const bool port_per_host = ports.size() > 1;
+  std::map<std::string, HostLookup> lookups;  // all at once: each waits for the deadline below
   for (const std::string& host : hosts)
-    if (!needs_no_lookup(host)) start_lookup(host);  // all at once: each waits for the deadline below
+    if (!needs_no_lookup(host)) lookups.try_emplace(host, host);
+  bool one_ready = false;
+  // Once a host is ready, the lookups of the hosts after it get half the time left: libpq would try
+  // the ready one first and look the others up only if it failed.
+  const auto one_is_ready = [&] {
+    if (!std::exchange(one_ready, true)) deadline = std::min(deadline, now() + (deadline - now()) / 2);
+  };
 
   std::vector<std::string> out_hosts, out_addresses, out_ports, failures;
   for (std::size_t i = 0; i < hosts.size(); ++i) {
     const std::string port = port_per_host ? ports[i] : "";
     if (needs_no_lookup(hosts[i])) {
       out_hosts.push_back(hosts[i]), out_addresses.emplace_back(), out_ports.push_back(port);
-      deadline = std::min(deadline, std::chrono::steady_clock::now() + kLaterHostGrace);
+      one_is_ready();
       continue;
     }
-    const HostAddresses found = addresses_by(hosts[i], deadline);
-    if (!found.addresses.empty()) deadline = std::min(deadline, std::chrono::steady_clock::now() + kLaterHostGrace);
+    const HostAddresses found = lookups.at(hosts[i]).wait_until(deadline);
+    if (!found.addresses.empty()) one_is_ready();
     if (found.addresses.empty()) {  // skipped, as libpq skips a host it cannot look up
       failures.push_back("host name \"" + hosts[i] + "\": " + (found.finished ? found.error : "lookup did not finish in time"));
       continue;

@@ -11,7 +11,7 @@
 
 namespace pm {
 
-namespace {
+namespace detail {
 
 // One name's lookup, shared by the thread that runs it and every caller waiting for it.
 struct Lookup {
@@ -21,6 +21,12 @@ struct Lookup {
   std::vector<std::string> addresses;
   std::string error;
 };
+
+}  // namespace detail
+
+namespace {
+
+using detail::Lookup;
 
 // The lookups under way, by name. Never destroyed: a lookup thread may finish after main returns.
 struct Lookups {
@@ -93,13 +99,12 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
 
 }  // namespace
 
-void start_lookup(const std::string& host) { lookup_of(host); }
+HostLookup::HostLookup(const std::string& host) : lookup_(lookup_of(host)) {}
 
-HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline) {
-  const std::shared_ptr<Lookup> lookup = lookup_of(host);
-  std::unique_lock<std::mutex> lock(lookup->mu);
-  if (!lookup->done_cv.wait_until(lock, deadline, [&] { return lookup->done; })) return {};
-  return {true, lookup->addresses, lookup->error};
+HostAddresses HostLookup::wait_until(std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> lock(lookup_->mu);
+  if (!lookup_->done_cv.wait_until(lock, deadline, [&] { return lookup_->done; })) return {};
+  return {true, lookup_->addresses, lookup_->error};
 }
 
 }  // namespace pm

@@ -7,6 +7,7 @@
 // answers costs one thread per name, not one per call. Any thread; the lookups are shared state
 // of the process, kept until each finishes. Throws std::system_error when no thread can be had.
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,23 @@ struct HostAddresses {
   std::string error;                   // why there are none (gai_strerror), when finished without
 };
 
-// Starts the lookup of `host` unless one is under way; returns at once.
-void start_lookup(const std::string& host);
-HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline);
+namespace detail {
+struct Lookup;
+}
+
+// One name's lookup: joins the one under way or starts it, at construction (returns at once). The
+// handle keeps the result once it is in, however long after it is asked for.
+class HostLookup {
+ public:
+  explicit HostLookup(const std::string& host);
+  HostAddresses wait_until(std::chrono::steady_clock::time_point deadline) const;
+
+ private:
+  std::shared_ptr<detail::Lookup> lookup_;
+};
+
+inline HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline) {
+  return HostLookup(host).wait_until(deadline);
+}
 
 }  // namespace pm

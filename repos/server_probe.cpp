@@ -65,8 +65,7 @@ bool select_one_by(PGconn* c, Clock::time_point deadline) {
 bool probe_server(const std::string& connection_string, std::chrono::milliseconds timeout) noexcept {
   try {
     const auto deadline = Clock::now() + timeout;
-    // Host names get half the bound, so that a silent name server of one host leaves time for the others.
-    const std::string addressed = with_host_addresses(connection_string, Clock::now() + timeout / 2);
+    const std::string addressed = with_host_addresses(connection_string, deadline);
     const std::unique_ptr<PGconn, Finish> c(PQconnectStart(addressed.c_str()));
     return connect_by(c.get(), deadline) && select_one_by(c.get(), deadline);
   } catch (const std::exception&) {  // no host name resolved in time; no thread or memory

@@ -213,9 +213,10 @@ TEST(Availability, EnsureHealthyDropsTheIdleConnectionsTheServerClosed) {
 
 // A host name is looked up within the health check's bound too. libpq's own lookup is not bounded:
 // with name servers that never answer, the check took the resolver's timeouts (5 s a try by
-// default), whatever health_check_timeout said; a pooled connection's connect_timeout likewise.
+// default), whatever health_check_timeout said.
 TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer) {
-  // Every lookup from here on waits 30 s for a silent server, whatever resolv.conf's options say.
+  // Every lookup from here on waits 30 s for a silent server, whatever resolv.conf's options say
+  // (set before this test starts any thread; ctest runs each case in a process of its own).
   ::setenv("RES_OPTIONS", "timeout:30 attempts:1", 1);
   test::PrivateNetwork network;
   if (!network.available()) GTEST_SKIP() << network.why();
@@ -244,7 +245,7 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
   auto start = Clock::now();
   EXPECT_FALSE(db.health_check());
   const double took = seconds_since(start);
-  EXPECT_GE(took, 0.12);  // the lookup's half of the bound
+  EXPECT_GE(took, 0.25);  // it waited for the lookup, up to the bound
   EXPECT_LT(took, 0.9);
 
   // Checks while that lookup is still under way wait for it instead of starting more.
@@ -257,27 +258,16 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
   EXPECT_LT(seconds_since(start), 2.0);
   EXPECT_EQ(threads(), threads_before);
 
-  // A pooled connection gives up at connect_timeout (2 s) too, saying why, without the password.
-  config.connect_timeout = std::chrono::seconds(2);
-  config.reconnect_max_attempts = 1;
-  Database pooled(config);
+  // A host ready before it waits for the silent name's lookup only half the time left; a host after
+  // it is kept, its lookup (run beside the silent one) finished long before the deadline.
   start = Clock::now();
-  try {
-    pooled.lease();
-    ADD_FAILURE() << "a connection to a name that never resolved";
-  } catch (const ConnectionError& e) {
-    EXPECT_NE(std::string(e.what()).find("host name \"" + name + "\": lookup did not finish in time"), std::string::npos)
-        << e.what();
-    EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
-  }
-  const double connect = seconds_since(start);
-  EXPECT_GE(connect, 1.5);
-  EXPECT_LT(connect, 4.0);  // the resolver's try: 30 s
-
-  // A host ready before it does not wait for the silent name's lookup longer than 500 ms.
-  start = Clock::now();
-  EXPECT_EQ(with_host_addresses("host=/tmp," + name, Clock::now() + std::chrono::seconds(5)), "host='/tmp' hostaddr=''");
-  EXPECT_LT(seconds_since(start), 1.5);
+  EXPECT_EQ(with_host_addresses("host=/tmp," + name, Clock::now() + std::chrono::seconds(1)), "host='/tmp' hostaddr=''");
+  EXPECT_LT(seconds_since(start), 0.9);
+  const HostAddresses localhost = addresses_by("localhost", Clock::now() + std::chrono::seconds(5));
+  ASSERT_FALSE(localhost.addresses.empty()) << localhost.error;
+  const std::string kept = with_host_addresses("host=" + name + ",localhost", Clock::now() + milliseconds(300));
+  EXPECT_EQ(kept.rfind("host='localhost", 0), 0u) << kept;
+  EXPECT_EQ(kept.find(name), std::string::npos) << kept;
   ASSERT_NE(plain_lookup_done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
       << "the name servers' silence ended during the checks; nothing to compare";
 }
