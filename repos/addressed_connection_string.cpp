@@ -112,11 +112,11 @@ std::string with_host_addresses(const std::string& connection_string, std::chron
       continue;
     }
     const HostAddresses found = lookups.at(hosts[i]).wait_until(deadline);
-    if (!found.addresses.empty()) one_is_ready();
     if (found.addresses.empty()) {  // skipped, as libpq skips a host it cannot look up
       failures.push_back("host name \"" + hosts[i] + "\": " + (found.finished ? found.error : "lookup did not finish in time"));
       continue;
     }
+    one_is_ready();
     for (const std::string& address : found.addresses)
       out_hosts.push_back(hosts[i]), out_addresses.push_back(address), out_ports.push_back(port);
   }
