@@ -5,12 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
-#include <optional>
 #include <utility>
 #include <vector>
 
-#include <libpq-fe.h>
-
+#include "repos/connection_string.h"
 #include "repos/host_lookup.h"
 
 namespace pm {
@@ -42,21 +40,6 @@ bool needs_no_lookup(const std::string& host) {
   return ::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1;
 }
 
-// The parameters the string sets, by keyword (PQconninfoParse adds no defaults).
-std::optional<std::map<std::string, std::string>> parameters_of(const std::string& connection_string) {
-  char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(connection_string.c_str(), &error);
-  if (options == nullptr) {
-    PQfreemem(error);
-    return std::nullopt;
-  }
-  std::map<std::string, std::string> parameters;
-  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
-    if (o->val != nullptr) parameters[o->keyword] = o->val;
-  PQconninfoFree(options);
-  return parameters;
-}
-
 // key='value' with \ and ' escaped (libpq's key=value syntax).
 std::string key_value_string(const std::map<std::string, std::string>& parameters) {
   std::string out;
@@ -83,7 +66,7 @@ bool environment_decides(const std::map<std::string, std::string>& parameters) {
 }  // namespace
 
 std::string with_host_addresses(const std::string& connection_string, std::chrono::steady_clock::time_point deadline) {
-  auto parameters = parameters_of(connection_string);
+  auto parameters = parameters_set_by(connection_string);
   if (!parameters || !parameters->count("host") || parameters->count("hostaddr") || environment_decides(*parameters))
     return connection_string;
   const std::vector<std::string> hosts = split_list((*parameters)["host"]);

@@ -19,16 +19,19 @@ std::string whole_seconds(std::chrono::milliseconds d) {
 
 }  // namespace
 
-// libpq's own parser reads the URL or key=value string (quoting and percent-encoding included);
-// a string it cannot parse sets nothing here, and the connection attempt reports it.
-bool sets_parameter(const std::string& url, const std::string& key) {
+std::optional<std::map<std::string, std::string>> parameters_set_by(const std::string& url) {
   PQconninfoOption* options = PQconninfoParse(url.c_str(), nullptr);
-  if (options == nullptr) return false;
-  bool set = false;
+  if (options == nullptr) return std::nullopt;
+  std::map<std::string, std::string> parameters;
   for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
-    if (key == o->keyword && o->val != nullptr) set = true;
+    if (o->val != nullptr) parameters[o->keyword] = o->val;
   PQconninfoFree(options);
-  return set;
+  return parameters;
+}
+
+bool sets_parameter(const std::string& url, const std::string& key) {
+  const auto parameters = parameters_set_by(url);
+  return parameters && parameters->count(key) > 0;
 }
 
 std::string connection_string(const DatabaseConfig& config) {
@@ -43,9 +46,10 @@ std::string connection_string(const DatabaseConfig& config) {
   }
   if (config.tcp_user_timeout.count() > 0)
     params.emplace_back("tcp_user_timeout", std::to_string(config.tcp_user_timeout.count()));
+  const auto given = parameters_set_by(config.url);
   std::string out = config.url;
   for (const auto& [key, value] : params) {
-    if (sets_parameter(config.url, key)) continue;
+    if (given && given->count(key) > 0) continue;
     if (is_url(config.url))
       out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
     else

@@ -6,6 +6,8 @@
 // tcp_user_timeout covers data sent and never acknowledged (a query or COPY in flight when the host
 // vanished), which keepalives never probe. A parameter the URL sets itself wins. Pure functions;
 // any thread. The result carries the URL's password: print it only through redact_url().
+#include <map>
+#include <optional>
 #include <string>
 
 #include "repos/database_config.h"
@@ -14,7 +16,12 @@ namespace pm {
 
 std::string connection_string(const DatabaseConfig& config);
 
-// True when the URL (postgresql://...?key=v) or key=value string sets parameter `key` itself.
+// The parameters a URL (postgresql://...?key=v) or key=value string sets itself, by keyword, as
+// libpq's parser reads them (quoting and percent-encoding undone, no defaults added); nullopt when
+// libpq cannot parse it (the connection attempt reports that).
+std::optional<std::map<std::string, std::string>> parameters_set_by(const std::string& url);
+
+// True when the URL or key=value string sets parameter `key` itself.
 bool sets_parameter(const std::string& url, const std::string& key);
 
 }  // namespace pm

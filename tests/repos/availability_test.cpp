@@ -14,7 +14,6 @@
 #include <memory>
 #include <thread>
 
-#include <libpq-fe.h>
 #include <arpa/inet.h>
 #include <netdb.h>
 
@@ -312,12 +311,9 @@ TEST(ConnectionString, HostNamesAreReplacedByTheirAddressesAndEverythingElseKept
 // first (libpq goes on to the next host), with a port for each host.
 TEST(Availability, AHealthCheckReachesAServerNamedByHostNameAfterAHostThatFails) {
   test::TestDatabase tdb("by_name");
-  PQconninfoOption* options = PQconninfoParse(tdb.url().c_str(), nullptr);
-  ASSERT_NE(options, nullptr);
-  std::map<std::string, std::string> given;
-  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o)
-    if (o->val != nullptr) given[o->keyword] = o->val;
-  PQconninfoFree(options);
+  const auto parameters = parameters_set_by(tdb.url());
+  ASSERT_TRUE(parameters.has_value());
+  std::map<std::string, std::string> given = *parameters;
   std::string host = given["host"];
   if (host == "127.0.0.1") host = "localhost";
   in6_addr numeric{};
