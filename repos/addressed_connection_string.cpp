@@ -94,7 +94,7 @@ std::string with_host_addresses(const std::string& connection_string, std::chron
       one_is_ready();
       continue;
     }
-    const HostAddresses found = lookups.at(hosts[i]).wait_until(deadline);
+    const HostAddresses found = lookups.at(hosts[i]).answer_by(deadline);
     if (found.addresses.empty()) {  // skipped, as libpq skips a host it cannot look up
       failures.push_back("host name \"" + hosts[i] + "\": " + (found.finished ? found.error : "lookup did not finish in time"));
       continue;

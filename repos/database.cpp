@@ -11,6 +11,7 @@
 
 #include <pqxx/nontransaction>
 
+#include "repos/addressed_connection_string.h"
 #include "repos/connection_string.h"
 #include "repos/server_probe.h"
 
@@ -61,7 +62,10 @@ std::unique_ptr<pqxx::connection> Database::open_connection() {
   std::string last_error;
   for (int attempt = 1; attempt <= config_.reconnect_max_attempts; ++attempt) {
     try {
-      auto connection = std::make_unique<pqxx::connection>(connect_string_);
+      // Host names looked up within connect_timeout (libpq's own lookup is not bounded, and keeps
+      // no answer to fall back on when the name servers stop answering).
+      const auto deadline = std::chrono::steady_clock::now() + config_.connect_timeout;
+      auto connection = std::make_unique<pqxx::connection>(with_host_addresses(connect_string_, deadline));
       pqxx::nontransaction setup(*connection);
       setup.exec("SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
       setup.exec("SET TIME ZONE 'UTC'");

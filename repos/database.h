@@ -5,7 +5,9 @@
 // - Thread-safe: any thread may lease connections and run transactions concurrently.
 // - Nothing connects in the constructor; initialize() opens `min_connections` eagerly (and throws
 //   if the server is unreachable after the configured attempts), otherwise connections open on
-//   first use. Opening retries with exponential backoff and jitter.
+//   first use. Opening retries with exponential backoff and jitter. Host names are looked up within
+//   connect_timeout, a name's last good answer used when the name servers do not answer
+//   (addressed_connection_string.h).
 // - lease() hands out an idle connection (most recently used first) or opens a new one while fewer
 //   than `max_connections` exist; otherwise it waits up to `acquire_timeout` and throws
 //   PoolTimeout. An idle connection is handed out without a look at it: one the server ended

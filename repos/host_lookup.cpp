@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace pm {
@@ -20,6 +21,7 @@ struct Lookup {
   bool done = false;
   std::vector<std::string> addresses;
   std::string error;
+  bool no_such_name = false;  // the name servers answered that the name has no address
 };
 
 }  // namespace detail
@@ -28,10 +30,12 @@ namespace {
 
 using detail::Lookup;
 
-// The lookups under way, by name. Never destroyed: a lookup thread may finish after main returns.
+// The lookups under way, and each name's last good answer, by name. Never destroyed: a lookup
+// thread may finish after main returns.
 struct Lookups {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Lookup>> running;
+  std::map<std::string, std::vector<std::string>> last_good;
 };
 
 Lookups& lookups() {
@@ -39,14 +43,16 @@ Lookups& lookups() {
   return *all;
 }
 
-// Fills `addresses`, or `error` when there are none.
-void look_up(const std::string& host, std::vector<std::string>& addresses, std::string& error) {
+// Fills `addresses`, or `error` when there are none (and `no_such_name` when the name servers
+// said so, rather than failing to say anything).
+void look_up(const std::string& host, std::vector<std::string>& addresses, std::string& error, bool& no_such_name) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   if (const int failed = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); failed != 0) {
     error = ::gai_strerror(failed);
+    no_such_name = failed == EAI_NONAME || failed == EAI_NODATA;
     return;
   }
   try {
@@ -67,8 +73,9 @@ void look_up(const std::string& host, std::vector<std::string>& addresses, std::
 void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) {
   std::vector<std::string> addresses;
   std::string error;
+  bool no_such_name = false;
   try {
-    look_up(host, addresses, error);
+    look_up(host, addresses, error, no_such_name);
   } catch (const std::exception&) {
     addresses.clear();
     error = "out of memory";
@@ -77,10 +84,16 @@ void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) 
     std::lock_guard<std::mutex> lock(lookups().mu);
     auto it = lookups().running.find(host);
     if (it != lookups().running.end() && it->second == lookup) lookups().running.erase(it);
+    try {
+      if (!addresses.empty()) lookups().last_good[host] = addresses;
+    } catch (const std::exception&) {  // out of memory: the last good answer stays the older one
+    }
+    if (no_such_name) lookups().last_good.erase(host);
   }
   std::lock_guard<std::mutex> lock(lookup->mu);
   lookup->addresses = std::move(addresses);
   lookup->error = std::move(error);
+  lookup->no_such_name = no_such_name;
   lookup->done = true;
   lookup->done_cv.notify_all();
 }
@@ -97,14 +110,37 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
   return lookup;
 }
 
+std::optional<std::vector<std::string>> last_good_answer(const std::string& host) {
+  std::lock_guard<std::mutex> lock(lookups().mu);
+  const auto it = lookups().last_good.find(host);
+  if (it == lookups().last_good.end()) return std::nullopt;
+  return it->second;
+}
+
 }  // namespace
 
-HostLookup::HostLookup(const std::string& host) : lookup_(lookup_of(host)) {}
+HostLookup::HostLookup(const std::string& host) : host_(host), lookup_(lookup_of(host)) {}
 
 HostAddresses HostLookup::wait_until(std::chrono::steady_clock::time_point deadline) const {
   std::unique_lock<std::mutex> lock(lookup_->mu);
   if (!lookup_->done_cv.wait_until(lock, deadline, [&] { return lookup_->done; })) return {};
   return {true, lookup_->addresses, lookup_->error};
+}
+
+HostAddresses HostLookup::answer_by(std::chrono::steady_clock::time_point deadline) const {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_good_answer(host_) && deadline > now) deadline = now + (deadline - now) / 2;
+  HostAddresses fresh = wait_until(deadline);
+  if (!fresh.addresses.empty()) return fresh;
+  {
+    std::lock_guard<std::mutex> lock(lookup_->mu);
+    if (lookup_->done && lookup_->no_such_name) return fresh;
+  }
+  std::optional<std::vector<std::string>> last_good = last_good_answer(host_);
+  if (!last_good) return fresh;
+  fresh.addresses = std::move(*last_good);
+  fresh.stale = true;
+  return fresh;
 }
 
 }  // namespace pm

@@ -6,6 +6,12 @@
 // is under way wait for that one instead of starting another, so a name server that never
 // answers costs one thread per name, not one per call. Any thread; the lookups are shared state
 // of the process, kept until each finishes. Throws std::system_error when no thread can be had.
+//
+// The process also keeps each name's last good answer. answer_by() serves it when the fresh
+// lookup is late or the name servers fail (no answer, a server failure), as resolvers serve stale
+// answers when the authorities cannot be reached (RFC 8767): a database whose address did not
+// change stays reachable through a name-server outage. A lookup that finds the name does not
+// exist forgets its last answer; a last answer is never served after that.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -17,6 +23,7 @@ struct HostAddresses {
   bool finished = false;               // false: the lookup had not finished by the deadline
   std::vector<std::string> addresses;  // getaddrinfo's order (e.g. "::1", "127.0.0.1")
   std::string error;                   // why there are none (gai_strerror), when finished without
+  bool stale = false;                  // answer_by: the fresh lookup failed or was late; these are the last good ones
 };
 
 namespace detail {
@@ -28,9 +35,15 @@ struct Lookup;
 class HostLookup {
  public:
   explicit HostLookup(const std::string& host);
+  // The fresh answer, when the lookup finishes by the deadline (finished = false otherwise).
   HostAddresses wait_until(std::chrono::steady_clock::time_point deadline) const;
+  // The fresh answer, or else the name's last good one (stale = true) when the lookup is late or
+  // failed for want of an answer (not for "no such name"). When there is a last good answer, the
+  // fresh one is waited for only half the time to the deadline, leaving the rest to connect.
+  HostAddresses answer_by(std::chrono::steady_clock::time_point deadline) const;
 
  private:
+  std::string host_;
   std::shared_ptr<detail::Lookup> lookup_;
 };
 

@@ -25,6 +25,8 @@
 #include "repos/host_lookup.h"
 #include "repos/database.h"
 #include "tests/support/black_hole.h"
+#include "tests/support/name_server.h"
+#include "tests/support/pg_cluster.h"
 #include "tests/support/private_network.h"
 #include "tests/support/test_database.h"
 
@@ -269,6 +271,83 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
   EXPECT_EQ(kept.find(name), std::string::npos) << kept;
   ASSERT_NE(plain_lookup_done.wait_for(std::chrono::seconds(0)), std::future_status::ready)
       << "the name servers' silence ended during the checks; nothing to compare";
+}
+
+// A name-server outage does not cut the database off: a new connection whose host name gets no
+// answer connects to the name's last good addresses (libpq's own lookup kept none: the connection
+// failed once the resolver gave up, 30 s here). A name the name servers say does not exist is
+// not served stale, and a name never answered has nothing to fall back on.
+TEST(Availability, NewConnectionsUseAHostNamesLastGoodAddressesWhileTheNameServersAreSilent) {
+  ::setenv("RES_OPTIONS", "timeout:30 attempts:1", 1);  // before any thread, as in the test above
+  test::PrivateNetwork network;  // first: the server runs inside it
+  if (!network.available()) GTEST_SKIP() << network.why();
+  try {
+    network.silence_name_servers();
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  test::NameServer name_servers(network.name_server_sockets());
+  // Whether lookups here go to those servers (not, say, to a resolver daemon or a cache outside).
+  name_servers.answer("pm-check.stale-dns.test", "127.0.0.9");
+  const HostAddresses check = addresses_by("pm-check.stale-dns.test", Clock::now() + std::chrono::seconds(5));
+  if (check.addresses != std::vector<std::string>{"127.0.0.9"})
+    GTEST_SKIP() << "host-name lookups here do not go to resolv.conf's name servers";
+
+  test::PgCluster server;
+  server.start();
+  const std::string name = "pm-db.stale-dns.test";
+  DatabaseConfig config;
+  config.url = "postgresql://postgres@" + name + ":" + std::to_string(server.port()) + "/postgres";
+  config.min_connections = 0;
+  config.reconnect_max_attempts = 1;
+  config.connect_timeout = std::chrono::seconds(2);
+  Database db(config);
+  const auto select_one = [&db] { return db.transaction([](pqxx::work& tx) { return tx.exec1("SELECT 1")[0].as<int>(); }); };
+  const auto connect_error = [&db, &select_one]() -> std::string {
+    db.close();  // the next statement opens a new connection
+    try {
+      select_one();
+    } catch (const ConnectionError& e) {
+      return e.what();
+    }
+    return "";
+  };
+
+  name_servers.answer(name, "127.0.0.1");
+  EXPECT_EQ(select_one(), 1);
+  // "No such name" is an answer: the last good one is forgotten, not served.
+  name_servers.forget(name);
+  const std::string gone = connect_error();
+  EXPECT_NE(gone.find("host name \"" + name + "\": "), std::string::npos) << gone;
+  EXPECT_FALSE(db.health_check());
+
+  name_servers.answer(name, "127.0.0.1");
+  db.close();
+  EXPECT_EQ(select_one(), 1);
+  name_servers.silence();
+  db.close();
+  auto start = Clock::now();
+  EXPECT_EQ(select_one(), 1) << "a new connection during the outage";
+  const double took = seconds_since(start);
+  EXPECT_GE(took, 0.9);  // it waited for a fresh answer half of connect_timeout
+  EXPECT_LT(took, 1.9);
+  start = Clock::now();
+  EXPECT_TRUE(db.health_check());
+  EXPECT_LT(seconds_since(start), 1.0);
+
+  DatabaseConfig never_answered = config;
+  never_answered.url = "postgresql://postgres@pm-other.stale-dns.test:" + std::to_string(server.port()) + "/postgres";
+  Database other(never_answered);
+  start = Clock::now();
+  try {
+    other.lease();
+    ADD_FAILURE() << "a connection to a name never answered";
+  } catch (const ConnectionError& e) {
+    EXPECT_NE(std::string(e.what()).find("host name \"pm-other.stale-dns.test\": lookup did not finish in time"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(seconds_since(start), 2.9);
 }
 
 // A connection string with a host name comes back with that name's addresses as hostaddr, one

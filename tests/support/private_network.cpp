@@ -95,6 +95,7 @@ void PrivateNetwork::leave() {
   original_ns_ = -1;
   for (const int fd : silent_sockets_) ::close(fd);
   silent_sockets_.clear();
+  name_server_udp_sockets_.clear();
 }
 
 std::vector<std::string> PrivateNetwork::silence_name_servers() {
@@ -105,6 +106,7 @@ std::vector<std::string> PrivateNetwork::silence_name_servers() {
     if (server.rfind("127.", 0) != 0 && server != "::1")
       run("ip addr add " + server + (v6 ? "/128 dev lo nodad" : "/32 dev lo"));
     silent_sockets_.push_back(silent_socket(server, SOCK_DGRAM));
+    name_server_udp_sockets_.push_back(silent_sockets_.back());
     silent_sockets_.push_back(silent_socket(server, SOCK_STREAM));
   }
   return servers;

@@ -29,13 +29,17 @@ class PrivateNetwork {
   // UDP and TCP, and never answer: host-name lookups from this namespace hang for the resolver's
   // timeouts. Returns the servers silenced. Throws if one cannot be.
   std::vector<std::string> silence_name_servers();
+  // The UDP sockets silence_name_servers() bound (one per server), for a test::NameServer to answer
+  // on. Owned here.
+  const std::vector<int>& name_server_sockets() const { return name_server_udp_sockets_; }
 
  private:
   void leave();  // back to the original namespace (idempotent)
   int original_ns_ = -1;
   std::string why_;
   bool shaped_ = false;
-  std::vector<int> silent_sockets_;
+  std::vector<int> silent_sockets_;          // every socket silence_name_servers() bound
+  std::vector<int> name_server_udp_sockets_;  // the UDP ones among them
 };
 
 }  // namespace pm::test
