@@ -101,6 +101,7 @@ class IngestMetrics {
   prometheus::Gauge& newest_applied_event_timestamp_seconds;
   prometheus::Gauge& database_up;
   prometheus::Counter& database_errors(const std::string& kind);
+  prometheus::Counter& database_stale_host_answers;  // a host name's last good addresses used (name servers silent)
   prometheus::Gauge& replay_done;
 
   // Operations (set by the daemon's main loop once a second).

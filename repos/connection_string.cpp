@@ -34,6 +34,19 @@ bool sets_parameter(const std::string& url, const std::string& key) {
   return parameters && parameters->count(key) > 0;
 }
 
+std::optional<std::chrono::seconds> connect_timeout_of(const std::string& connection_string) {
+  const auto parameters = parameters_set_by(connection_string);
+  if (!parameters || parameters->count("connect_timeout") == 0) return std::nullopt;
+  long long seconds = 0;
+  try {
+    seconds = std::stoll(parameters->at("connect_timeout"));
+  } catch (const std::exception&) {  // libpq refuses the string
+    return std::nullopt;
+  }
+  if (seconds <= 0) return std::nullopt;
+  return std::chrono::seconds(std::max<long long>(seconds, 2));
+}
+
 std::string connection_string(const DatabaseConfig& config) {
   std::vector<std::pair<std::string, std::string>> params{{"connect_timeout", whole_seconds(config.connect_timeout)}};
   if (config.keepalives) {

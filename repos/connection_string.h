@@ -6,6 +6,7 @@
 // tcp_user_timeout covers data sent and never acknowledged (a query or COPY in flight when the host
 // vanished), which keepalives never probe. A parameter the URL sets itself wins. Pure functions;
 // any thread. The result carries the URL's password: print it only through redact_url().
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,5 +24,9 @@ std::optional<std::map<std::string, std::string>> parameters_set_by(const std::s
 
 // True when the URL or key=value string sets parameter `key` itself.
 bool sets_parameter(const std::string& url, const std::string& key);
+
+// The connect_timeout libpq applies to each host of this string, as libpq reads it (whole seconds,
+// at least 2); nullopt when it waits without bound (none set, 0 or less, or not a number).
+std::optional<std::chrono::seconds> connect_timeout_of(const std::string& connection_string);
 
 }  // namespace pm

@@ -30,6 +30,7 @@ Lease::~Lease() {
 Database::Database(DatabaseConfig config)
     : config_((config.validate(), std::move(config))),
       connect_string_(connection_string(config_)),
+      lookup_time_(connect_timeout_of(connect_string_).value_or(std::chrono::hours(24))),
       pool_(std::make_shared<detail::PoolState>()) {}
 
 Database::~Database() { close(); }
@@ -64,7 +65,7 @@ std::unique_ptr<pqxx::connection> Database::open_connection() {
     try {
       // Host names looked up within connect_timeout (libpq's own lookup is not bounded, and keeps
       // no answer to fall back on when the name servers stop answering).
-      const auto deadline = std::chrono::steady_clock::now() + config_.connect_timeout;
+      const auto deadline = std::chrono::steady_clock::now() + lookup_time_;
       auto connection = std::make_unique<pqxx::connection>(with_host_addresses(connect_string_, deadline));
       pqxx::nontransaction setup(*connection);
       setup.exec("SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));

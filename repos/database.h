@@ -188,6 +188,9 @@ class Database {
 
   const DatabaseConfig config_;
   const std::string connect_string_;
+  // How long a new connection's host-name lookups may take: the connect_timeout libpq applies (the
+  // URL's own when it sets one), or, when libpq waits without bound, a day.
+  const std::chrono::steady_clock::duration lookup_time_;
   const std::shared_ptr<detail::PoolState> pool_;  // shared with every Lease
 };
 

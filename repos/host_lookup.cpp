@@ -1,8 +1,11 @@
 #include "repos/host_lookup.h"
 
+#include <arpa/nameser.h>
 #include <netdb.h>
+#include <resolv.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -30,17 +33,36 @@ namespace {
 
 using detail::Lookup;
 
+struct LastGood {
+  std::vector<std::string> addresses;
+  std::chrono::steady_clock::time_point found_at;
+};
+
 // The lookups under way, and each name's last good answer, by name. Never destroyed: a lookup
 // thread may finish after main returns.
 struct Lookups {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Lookup>> running;
-  std::map<std::string, std::vector<std::string>> last_good;
+  std::map<std::string, LastGood> last_good;
 };
 
 Lookups& lookups() {
   static Lookups* const all = new Lookups;
   return *all;
+}
+
+// Whether the name servers themselves answer that `host` (with resolv.conf's search list, as
+// getaddrinfo applies it) does not exist or has no address. getaddrinfo's "no such name" is only
+// the last name service's word (nsswitch.conf): after `dns myhostname`, name servers that did not
+// answer end as "not found" too.
+bool name_servers_deny(const std::string& host) {
+  struct __res_state state {};
+  if (::res_ninit(&state) != 0) return false;
+  unsigned char answer[512];
+  const int length = ::res_nsearch(&state, host.c_str(), ns_c_in, ns_t_a, answer, sizeof answer);
+  const int why = state.res_h_errno;
+  ::res_nclose(&state);
+  return length < 0 && (why == HOST_NOT_FOUND || why == NO_DATA);
 }
 
 // Fills `addresses`, or `error` when there are none (and `no_such_name` when the name servers
@@ -52,7 +74,7 @@ void look_up(const std::string& host, std::vector<std::string>& addresses, std::
   addrinfo* found = nullptr;
   if (const int failed = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); failed != 0) {
     error = ::gai_strerror(failed);
-    no_such_name = failed == EAI_NONAME || failed == EAI_NODATA;
+    no_such_name = (failed == EAI_NONAME || failed == EAI_NODATA) && name_servers_deny(host);
     return;
   }
   try {
@@ -85,7 +107,7 @@ void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) 
     auto it = lookups().running.find(host);
     if (it != lookups().running.end() && it->second == lookup) lookups().running.erase(it);
     try {
-      if (!addresses.empty()) lookups().last_good[host] = addresses;
+      if (!addresses.empty()) lookups().last_good[host] = {addresses, std::chrono::steady_clock::now()};
     } catch (const std::exception&) {  // out of memory: the last good answer stays the older one
     }
     if (no_such_name) lookups().last_good.erase(host);
@@ -110,11 +132,14 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
   return lookup;
 }
 
+std::atomic<std::uint64_t> stale_answers{0};
+
 std::optional<std::vector<std::string>> last_good_answer(const std::string& host) {
   std::lock_guard<std::mutex> lock(lookups().mu);
   const auto it = lookups().last_good.find(host);
-  if (it == lookups().last_good.end()) return std::nullopt;
-  return it->second;
+  if (it == lookups().last_good.end() || std::chrono::steady_clock::now() - it->second.found_at > kLastGoodAnswerMaxAge)
+    return std::nullopt;
+  return it->second.addresses;
 }
 
 }  // namespace
@@ -140,7 +165,10 @@ HostAddresses HostLookup::answer_by(std::chrono::steady_clock::time_point deadli
   if (!last_good) return fresh;
   fresh.addresses = std::move(*last_good);
   fresh.stale = true;
+  stale_answers.fetch_add(1, std::memory_order_relaxed);
   return fresh;
 }
+
+std::uint64_t stale_answers_served() { return stale_answers.load(std::memory_order_relaxed); }
 
 }  // namespace pm

@@ -11,13 +11,19 @@
 // lookup is late or the name servers fail (no answer, a server failure), as resolvers serve stale
 // answers when the authorities cannot be reached (RFC 8767): a database whose address did not
 // change stays reachable through a name-server outage. A lookup that finds the name does not
-// exist forgets its last answer; a last answer is never served after that.
+// exist (asked of the name servers themselves) forgets its last answer; a last answer is never
+// served after that, nor once it is older than kLastGoodAnswerMaxAge.
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace pm {
+
+// How long a name's last good answer may stand in: RFC 8767 suggests one to three days; a DNS
+// outage over a weekend should not stop the writer.
+inline constexpr std::chrono::hours kLastGoodAnswerMaxAge{72};
 
 struct HostAddresses {
   bool finished = false;               // false: the lookup had not finished by the deadline
@@ -46,6 +52,9 @@ class HostLookup {
   std::string host_;
   std::shared_ptr<detail::Lookup> lookup_;
 };
+
+// How many answers answer_by() has served stale in this process (for a metric).
+std::uint64_t stale_answers_served();
 
 inline HostAddresses addresses_by(const std::string& host, std::chrono::steady_clock::time_point deadline) {
   return HostLookup(host).wait_until(deadline);

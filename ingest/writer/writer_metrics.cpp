@@ -5,6 +5,7 @@
 
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal_reader.h"
+#include "repos/host_lookup.h"
 #include "repos/util/clock.h"
 #include "repos/util/thread_name.h"
 
@@ -140,6 +141,10 @@ void WriterMetrics::sample() {
   const double newest = metrics_.newest_applied_event_timestamp_seconds.Value();
   if (newest > 0) metrics_.newest_applied_event_age_seconds.Set(now_s - newest);
   sample_lag(applied, durable, now_s);
+  if (const std::uint64_t served = stale_answers_served(); served > stale_host_answers_counted_) {
+    metrics_.database_stale_host_answers.Increment(static_cast<double>(served - stale_host_answers_counted_));
+    stale_host_answers_counted_ = served;
+  }
 }
 
 void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s) {

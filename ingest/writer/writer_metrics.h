@@ -68,6 +68,7 @@ class WriterMetrics {
   bool stopping_ = false;         // guarded by mu_
   wal::Position applied_;         // guarded by mu_
   std::size_t in_flight_ = 0;     // guarded by mu_
+  std::uint64_t stale_host_answers_counted_ = 0;  // the sampler thread's
   std::thread sampler_;
 
   // Sampler thread only: the received time of the record after `lag_at_`, once read.

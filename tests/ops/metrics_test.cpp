@@ -214,6 +214,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
            "pm_ingest_batch_phase_duration_seconds histogram",
            "pm_ingest_lag_oldest_unapplied_seconds gauge", "pm_ingest_newest_applied_event_age_seconds gauge",
            "pm_ingest_newest_applied_event_timestamp_seconds gauge", "pm_ingest_database_errors_total counter",
+           "pm_ingest_database_stale_host_answers_total counter",
            "pm_ingest_build_info gauge", "pm_ingest_writer_heartbeat_age_seconds gauge", "pm_ingest_wal_budget_bytes gauge",
            "pm_ingest_readiness_check gauge", "pm_ingest_watchdog_pings_total counter", "pm_ingest_start_time_seconds gauge",
            "pm_ingest_event_visible_seconds histogram", "pm_ingest_event_visible_alert_threshold_seconds gauge",
