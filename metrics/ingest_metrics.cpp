@@ -92,7 +92,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp.")),
       newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time.")),
       database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer is connected to PostgreSQL and no batch or check has failed since without succeeding after, else 0.")),
-      database_stale_host_answers(counter(*registry_, "pm_ingest_database_stale_host_answers_total", "Connections and health checks that used a database host name's last good addresses because the name servers did not answer in time (serve-stale).")),
+      database_stale_host_answers(counter(*registry_, "pm_ingest_database_stale_host_answers_total", "Database host names given their last good addresses (serve-stale), per connection attempt or health check, because the name servers did not answer in time.")),
       replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")),
       ready(gauge(*registry_, "pm_ingest_ready", "1 while every readiness check passes (/readyz answers 200), else 0.")),
       writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),

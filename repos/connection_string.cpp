@@ -3,6 +3,10 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -37,14 +41,15 @@ bool sets_parameter(const std::string& url, const std::string& key) {
 std::optional<std::chrono::seconds> connect_timeout_of(const std::string& connection_string) {
   const auto parameters = parameters_set_by(connection_string);
   if (!parameters || parameters->count("connect_timeout") == 0) return std::nullopt;
-  long long seconds = 0;
-  try {
-    seconds = std::stoll(parameters->at("connect_timeout"));
-  } catch (const std::exception&) {  // libpq refuses the string
-    return std::nullopt;
-  }
-  if (seconds <= 0) return std::nullopt;
-  return std::chrono::seconds(std::max<long long>(seconds, 2));
+  // As libpq's parse_int_param: a base-10 int, blanks around it allowed, nothing else.
+  const std::string& text = parameters->at("connect_timeout");
+  char* end = nullptr;
+  errno = 0;
+  const long seconds = std::strtol(text.c_str(), &end, 10);
+  if (end == text.c_str() || errno != 0 || seconds > INT_MAX || seconds < INT_MIN) return std::nullopt;
+  while (*end != '\0' && std::isspace(static_cast<unsigned char>(*end))) ++end;
+  if (*end != '\0' || seconds <= 0) return std::nullopt;
+  return std::chrono::seconds(std::max(seconds, 2L));
 }
 
 std::string connection_string(const DatabaseConfig& config) {

@@ -26,7 +26,8 @@ std::optional<std::map<std::string, std::string>> parameters_set_by(const std::s
 bool sets_parameter(const std::string& url, const std::string& key);
 
 // The connect_timeout libpq applies to each host of this string, as libpq reads it (whole seconds,
-// at least 2); nullopt when it waits without bound (none set, 0 or less, or not a number).
+// at least 2); nullopt when it waits without bound (none set, 0 or less) or refuses the value
+// (not an int: the connection attempt says so).
 std::optional<std::chrono::seconds> connect_timeout_of(const std::string& connection_string);
 
 }  // namespace pm

@@ -1,8 +1,6 @@
 #include "repos/host_lookup.h"
 
-#include <arpa/nameser.h>
 #include <netdb.h>
-#include <resolv.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -12,6 +10,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "repos/name_denial.h"
 
 namespace pm {
 
@@ -51,22 +51,13 @@ Lookups& lookups() {
   return *all;
 }
 
-// Whether the name servers themselves answer that `host` (with resolv.conf's search list, as
-// getaddrinfo applies it) does not exist or has no address. getaddrinfo's "no such name" is only
-// the last name service's word (nsswitch.conf): after `dns myhostname`, name servers that did not
-// answer end as "not found" too.
-bool name_servers_deny(const std::string& host) {
-  struct __res_state state {};
-  if (::res_ninit(&state) != 0) return false;
-  unsigned char answer[512];
-  const int length = ::res_nsearch(&state, host.c_str(), ns_c_in, ns_t_a, answer, sizeof answer);
-  const int why = state.res_h_errno;
-  ::res_nclose(&state);
-  return length < 0 && (why == HOST_NOT_FOUND || why == NO_DATA);
+bool has_last_good_answer(const std::string& host) {
+  std::lock_guard<std::mutex> lock(lookups().mu);
+  return lookups().last_good.count(host) > 0;
 }
 
-// Fills `addresses`, or `error` when there are none (and `no_such_name` when the name servers
-// said so, rather than failing to say anything).
+// Fills `addresses`, or `error` when there are none, and `no_such_name` when the name servers
+// say so (asked only when there is a last good answer to forget: a second round of queries).
 void look_up(const std::string& host, std::vector<std::string>& addresses, std::string& error, bool& no_such_name) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -74,7 +65,7 @@ void look_up(const std::string& host, std::vector<std::string>& addresses, std::
   addrinfo* found = nullptr;
   if (const int failed = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); failed != 0) {
     error = ::gai_strerror(failed);
-    no_such_name = (failed == EAI_NONAME || failed == EAI_NODATA) && name_servers_deny(host);
+    no_such_name = (failed == EAI_NONAME || failed == EAI_NODATA) && has_last_good_answer(host) && name_servers_deny(host);
     return;
   }
   try {

@@ -10,9 +10,10 @@
 // The process also keeps each name's last good answer. answer_by() serves it when the fresh
 // lookup is late or the name servers fail (no answer, a server failure), as resolvers serve stale
 // answers when the authorities cannot be reached (RFC 8767): a database whose address did not
-// change stays reachable through a name-server outage. A lookup that finds the name does not
-// exist (asked of the name servers themselves) forgets its last answer; a last answer is never
-// served after that, nor once it is older than kLastGoodAnswerMaxAge.
+// change stays reachable through a name-server outage. A lookup after which the name servers
+// themselves deny the name (name_denial.h: no such name, or no IPv4 nor IPv6 address, under every
+// name tried) forgets its last answer; a last answer is never served after that, nor once it is
+// older than kLastGoodAnswerMaxAge.
 #include <chrono>
 #include <cstdint>
 #include <memory>

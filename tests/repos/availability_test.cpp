@@ -23,6 +23,7 @@
 #include "repos/addressed_connection_string.h"
 #include "repos/connection_string.h"
 #include "repos/host_lookup.h"
+#include "repos/name_denial.h"
 #include "repos/database.h"
 #include "tests/support/black_hole.h"
 #include "tests/support/name_server.h"
@@ -353,6 +354,35 @@ TEST(Availability, NewConnectionsUseAHostNamesLastGoodAddressesWhileTheNameServe
   EXPECT_LT(seconds_since(start), 2.9);
 }
 
+// Only the name servers' own answer denies a name (what forgets its last good addresses): no such
+// name, or no address of either family, under every search-list name. A record, or no answer at
+// all, is not a denial.
+TEST(Availability, OnlyTheNameServersOwnAnswerDeniesAHostName) {
+  // Before any thread: silence costs 1 s a query (glibc keeps its first reading of RES_OPTIONS for
+  // the process; ctest runs each case in a process of its own).
+  ::setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
+  test::PrivateNetwork network;
+  if (!network.available()) GTEST_SKIP() << network.why();
+  try {
+    network.silence_name_servers();
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  test::NameServer name_servers(network.name_server_sockets());
+  name_servers.answer("pm-check.denial.test", "127.0.0.9");
+  const HostAddresses check = addresses_by("pm-check.denial.test", Clock::now() + std::chrono::seconds(5));
+  if (check.addresses != std::vector<std::string>{"127.0.0.9"})
+    GTEST_SKIP() << "host-name lookups here do not go to resolv.conf's name servers";
+
+  EXPECT_TRUE(name_servers_deny("pm-absent.denial.test"));  // NXDOMAIN, with every search domain too
+  name_servers.answer_without_address("pm-empty.denial.test");
+  EXPECT_TRUE(name_servers_deny("pm-empty.denial.test"));  // no A, no AAAA
+  name_servers.answer("pm-db.denial.test", "127.0.0.1");
+  EXPECT_FALSE(name_servers_deny("pm-db.denial.test"));
+  name_servers.silence();
+  EXPECT_FALSE(name_servers_deny("pm-absent.denial.test")) << "no answer denies nothing";
+}
+
 // The bound a new connection's host-name lookups get is the connect_timeout libpq applies.
 TEST(ConnectionString, TheConnectTimeoutInEffectIsReadAsLibpqReadsIt) {
   DatabaseConfig config;
@@ -363,6 +393,10 @@ TEST(ConnectionString, TheConnectTimeoutInEffectIsReadAsLibpqReadsIt) {
   EXPECT_EQ(connect_timeout_of("host=h connect_timeout=1"), std::chrono::seconds(2));    // libpq's least
   EXPECT_EQ(connect_timeout_of("host=h connect_timeout=0"), std::nullopt);               // no bound
   EXPECT_EQ(connect_timeout_of("host=h"), std::nullopt);
+  EXPECT_EQ(connect_timeout_of("host=h connect_timeout=' 7 '"), std::chrono::seconds(7));  // blanks, as libpq
+  EXPECT_EQ(connect_timeout_of("host=h connect_timeout=10s"), std::nullopt);              // libpq refuses these
+  EXPECT_EQ(connect_timeout_of("host=h connect_timeout=1e9"), std::nullopt);
+  EXPECT_EQ(connect_timeout_of("host=h connect_timeout=9999999999999"), std::nullopt);
 }
 
 // A connection string with a host name comes back with that name's addresses as hostaddr, one

@@ -73,6 +73,11 @@ void NameServer::answer(const std::string& name, const std::string& ipv4) {
   names_[lower(name)] = std::vector<unsigned char>(bytes, bytes + 4);
 }
 
+void NameServer::answer_without_address(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  names_[lower(name)] = {};
+}
+
 void NameServer::forget(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   names_.erase(lower(name));
@@ -118,7 +123,7 @@ std::vector<unsigned char> NameServer::reply_to(const unsigned char* query, std:
     const auto it = names_.find(name);
     if (it != names_.end()) known = true, address = it->second;
   }
-  const bool answered = known && type == kTypeA;
+  const bool answered = known && type == kTypeA && !address.empty();
   std::vector<unsigned char> reply(query, query + 2);                        // the query's id
   reply.push_back(static_cast<unsigned char>(0x80 | (query[2] & 0x01)));     // a response; RD as asked
   reply.push_back(static_cast<unsigned char>(0x80 | (known ? 0 : kRcodeNoSuchName)));  // RA; the code

@@ -3,7 +3,7 @@
 // servers' port 53 (PrivateNetwork::name_server_sockets()), so the process's own getaddrinfo asks
 // it. On a thread of its own it answers each query: an A query for a name it was told to answer
 // with that IPv4 address, any other type for that name with no records (so AAAA lookups end at
-// once), and every other name with "no such name" (NXDOMAIN). silence() makes it read and drop
+// once; a name told to exist without an address: every type), and every other name with "no such name" (NXDOMAIN). silence() makes it read and drop
 // every query from then on, as name servers that stopped answering; answer() and forget() change
 // what it says from the next query on. The sockets stay their owner's; the destructor ends the
 // thread. Any thread may call its methods.
@@ -24,6 +24,7 @@ class NameServer {
   NameServer& operator=(const NameServer&) = delete;
 
   void answer(const std::string& name, const std::string& ipv4);  // throws on an address that is not IPv4
+  void answer_without_address(const std::string& name);           // the name exists, with no records
   void forget(const std::string& name);                           // "no such name" from now on
   void silence();                                                 // no answer to anything from now on
   void speak();                                                   // answers again
