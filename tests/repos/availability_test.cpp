@@ -274,25 +274,43 @@ TEST(Availability, AHealthCheckOfAHostNameIsBoundedWhenTheNameServersNeverAnswer
       << "the name servers' silence ended during the checks; nothing to compare";
 }
 
+// The test thread in a network namespace of its own, whose resolv.conf name servers are a
+// test::NameServer; why_not says why that cannot be had here (the test skips): no namespace, a
+// server address that cannot be bound, or lookups that do not go to those servers (a resolver
+// daemon or cache outside).
+struct OwnNameServers {
+  test::PrivateNetwork network;  // first: whatever the test starts afterwards runs inside it
+  std::unique_ptr<test::NameServer> name_servers;
+  std::string why_not;
+
+  OwnNameServers() {
+    if (!network.available()) {
+      why_not = network.why();
+      return;
+    }
+    try {
+      network.silence_name_servers();
+    } catch (const std::exception& e) {
+      why_not = e.what();
+      return;
+    }
+    name_servers = std::make_unique<test::NameServer>(network.name_server_sockets());
+    name_servers->answer("pm-check.private-dns.test", "127.0.0.9");
+    const HostAddresses check = addresses_by("pm-check.private-dns.test", Clock::now() + std::chrono::seconds(5));
+    if (check.addresses != std::vector<std::string>{"127.0.0.9"})
+      why_not = "host-name lookups here do not go to resolv.conf's name servers";
+  }
+};
+
 // A name-server outage does not cut the database off: a new connection whose host name gets no
 // answer connects to the name's last good addresses (libpq's own lookup kept none: the connection
 // failed once the resolver gave up, 30 s here). A name the name servers say does not exist is
 // not served stale, and a name never answered has nothing to fall back on.
 TEST(Availability, NewConnectionsUseAHostNamesLastGoodAddressesWhileTheNameServersAreSilent) {
   ::setenv("RES_OPTIONS", "timeout:30 attempts:1", 1);  // before any thread, as in the test above
-  test::PrivateNetwork network;  // first: the server runs inside it
-  if (!network.available()) GTEST_SKIP() << network.why();
-  try {
-    network.silence_name_servers();
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << e.what();
-  }
-  test::NameServer name_servers(network.name_server_sockets());
-  // Whether lookups here go to those servers (not, say, to a resolver daemon or a cache outside).
-  name_servers.answer("pm-check.stale-dns.test", "127.0.0.9");
-  const HostAddresses check = addresses_by("pm-check.stale-dns.test", Clock::now() + std::chrono::seconds(5));
-  if (check.addresses != std::vector<std::string>{"127.0.0.9"})
-    GTEST_SKIP() << "host-name lookups here do not go to resolv.conf's name servers";
+  OwnNameServers dns;  // first: the server runs inside its network
+  if (!dns.why_not.empty()) GTEST_SKIP() << dns.why_not;
+  test::NameServer& name_servers = *dns.name_servers;
 
   test::PgCluster server;
   server.start();
@@ -361,18 +379,9 @@ TEST(Availability, OnlyTheNameServersOwnAnswerDeniesAHostName) {
   // Before any thread: silence costs 1 s a query (glibc keeps its first reading of RES_OPTIONS for
   // the process; ctest runs each case in a process of its own).
   ::setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
-  test::PrivateNetwork network;
-  if (!network.available()) GTEST_SKIP() << network.why();
-  try {
-    network.silence_name_servers();
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << e.what();
-  }
-  test::NameServer name_servers(network.name_server_sockets());
-  name_servers.answer("pm-check.denial.test", "127.0.0.9");
-  const HostAddresses check = addresses_by("pm-check.denial.test", Clock::now() + std::chrono::seconds(5));
-  if (check.addresses != std::vector<std::string>{"127.0.0.9"})
-    GTEST_SKIP() << "host-name lookups here do not go to resolv.conf's name servers";
+  OwnNameServers dns;
+  if (!dns.why_not.empty()) GTEST_SKIP() << dns.why_not;
+  test::NameServer& name_servers = *dns.name_servers;
 
   EXPECT_TRUE(name_servers_deny("pm-absent.denial.test"));  // NXDOMAIN, with every search domain too
   name_servers.answer_without_address("pm-empty.denial.test");
