@@ -24,7 +24,6 @@ struct Lookup {
   bool done = false;
   std::vector<std::string> addresses;
   std::string error;
-  bool no_such_name = false;  // the name servers answered that the name has no address
 };
 
 }  // namespace detail
@@ -51,9 +50,12 @@ Lookups& lookups() {
   return *all;
 }
 
-bool has_last_good_answer(const std::string& host) {
+std::optional<std::vector<std::string>> last_good_answer(const std::string& host) {
   std::lock_guard<std::mutex> lock(lookups().mu);
-  return lookups().last_good.count(host) > 0;
+  const auto it = lookups().last_good.find(host);
+  if (it == lookups().last_good.end() || std::chrono::steady_clock::now() - it->second.found_at > kLastGoodAnswerMaxAge)
+    return std::nullopt;
+  return it->second.addresses;
 }
 
 // Fills `addresses`, or `error` when there are none, and `no_such_name` when the name servers
@@ -65,7 +67,7 @@ void look_up(const std::string& host, std::vector<std::string>& addresses, std::
   addrinfo* found = nullptr;
   if (const int failed = ::getaddrinfo(host.c_str(), nullptr, &hints, &found); failed != 0) {
     error = ::gai_strerror(failed);
-    no_such_name = (failed == EAI_NONAME || failed == EAI_NODATA) && has_last_good_answer(host) && name_servers_deny(host);
+    no_such_name = (failed == EAI_NONAME || failed == EAI_NODATA) && last_good_answer(host).has_value() && name_servers_deny(host);
     return;
   }
   try {
@@ -106,7 +108,6 @@ void run_lookup(const std::string& host, const std::shared_ptr<Lookup>& lookup) 
   std::lock_guard<std::mutex> lock(lookup->mu);
   lookup->addresses = std::move(addresses);
   lookup->error = std::move(error);
-  lookup->no_such_name = no_such_name;
   lookup->done = true;
   lookup->done_cv.notify_all();
 }
@@ -125,13 +126,6 @@ std::shared_ptr<Lookup> lookup_of(const std::string& host) {
 
 std::atomic<std::uint64_t> stale_answers{0};
 
-std::optional<std::vector<std::string>> last_good_answer(const std::string& host) {
-  std::lock_guard<std::mutex> lock(lookups().mu);
-  const auto it = lookups().last_good.find(host);
-  if (it == lookups().last_good.end() || std::chrono::steady_clock::now() - it->second.found_at > kLastGoodAnswerMaxAge)
-    return std::nullopt;
-  return it->second.addresses;
-}
 
 }  // namespace
 
@@ -148,10 +142,7 @@ HostAddresses HostLookup::answer_by(std::chrono::steady_clock::time_point deadli
   if (last_good_answer(host_) && deadline > now) deadline = now + (deadline - now) / 2;
   HostAddresses fresh = wait_until(deadline);
   if (!fresh.addresses.empty()) return fresh;
-  {
-    std::lock_guard<std::mutex> lock(lookup_->mu);
-    if (lookup_->done && lookup_->no_such_name) return fresh;
-  }
+  // After a denial there is none: run_lookup forgets it before it says the lookup is done.
   std::optional<std::vector<std::string>> last_good = last_good_answer(host_);
   if (!last_good) return fresh;
   fresh.addresses = std::move(*last_good);

@@ -84,7 +84,6 @@ void NameServer::forget(const std::string& name) {
 }
 
 void NameServer::silence() { silent_ = true; }
-void NameServer::speak() { silent_ = false; }
 
 void NameServer::serve() {
   std::vector<pollfd> watched;

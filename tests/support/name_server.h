@@ -3,9 +3,9 @@
 // servers' port 53 (PrivateNetwork::name_server_sockets()), so the process's own getaddrinfo asks
 // it. On a thread of its own it answers each query: an A query for a name it was told to answer
 // with that IPv4 address, any other type for that name with no records (so AAAA lookups end at
-// once; a name told to exist without an address: every type), and every other name with "no such name" (NXDOMAIN). silence() makes it read and drop
-// every query from then on, as name servers that stopped answering; answer() and forget() change
-// what it says from the next query on. The sockets stay their owner's; the destructor ends the
+// once; a name told to exist without an address: every type), and every other name with "no such
+// name" (NXDOMAIN). silence() makes it read and drop every query from then on, as name servers
+// that stopped answering; answer() and forget() change what it says from the next query on. The sockets stay their owner's; the destructor ends the
 // thread. Any thread may call its methods.
 #include <atomic>
 #include <map>
@@ -27,7 +27,6 @@ class NameServer {
   void answer_without_address(const std::string& name);           // the name exists, with no records
   void forget(const std::string& name);                           // "no such name" from now on
   void silence();                                                 // no answer to anything from now on
-  void speak();                                                   // answers again
 
  private:
   void serve();
