@@ -106,6 +106,19 @@ def freshness_target(r):
     return "", None
 
 
+def writer_share(r):
+    """From the daemon's metrics around the run: the writer connections' busy share over the sending
+    time, the mean events per batch, and the share of the daemon's arrival-to-visible time spent
+    before a batch began. Blank for runs recorded before these were (no writer_before)."""
+    b, a = r.get("writer_before"), r.get("writer_after")
+    if not b or not a or a.get("batches", 0) <= b.get("batches", 0):
+        return "", "", ""
+    d = {k: a.get(k, 0) - b.get(k, 0) for k in a}
+    busy = d["batch_seconds"] / (a["connections"] * r["loadgen"]["seconds"])
+    waiting = d["waiting_seconds"] / d["visible_seconds"] if d.get("visible_seconds") else 0
+    return f"{busy:.2f}", f"{d['events'] / d['batches']:,.0f}", f"{waiting:.0%}"
+
+
 def freshness_section():
     """The table of visible latency per load."""
     out = ["### Freshness: arrival to visible in another session", "",
@@ -116,10 +129,16 @@ def freshness_section():
            "precision). Ack latency is the load's own (line written to the ack that covers it). One load connection up to "
            "1,000 events/s, 4 above. The last row is the 50 % load again with pm-loadgen at SCHED_BATCH "
            "(`chrt --batch 0`): same schedule and CPU share, but its wake-ups no longer preempt the daemon or "
-           "PostgreSQL on the two cores they share; its own latencies can only read longer.", "",
+           "PostgreSQL on the two cores they share; its own latencies can only read longer. The last three columns are "
+           "the daemon's own metrics over the run: the writer connections' busy share (time inside batch "
+           "transactions over connections x sending time; the batches after the last line sent count too, so near 1 "
+           "it can read slightly above), the mean events per batch, and the share of the daemon's "
+           "arrival-to-visible time (pm_ingest_event_visible_seconds) spent before the event's batch began "
+           "(pm_ingest_event_waiting_seconds: waiting for a free connection).", "",
            "| load events/s | load + probes /s | connections | seconds | probes seen | visible p50 ms | p90 ms | p99 ms | "
-           "max ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "max ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met | writer busy | events per batch | "
+           "waiting share |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in fresh + fresh_yielding:
         l = r["loadgen"]
         v, q = l["visible_ms"], l["ack_latency_ms"]
@@ -131,7 +150,7 @@ def freshness_section():
                    f"{r['load_rate']:,} + {r['probes']:,} | {r['connections']} + 1 | {r['seconds']:g} | "
                    f"{v['count']:,} of {v['acked']:,} | {v['p50']:.2f} | {v['p90']:.2f} | {v['p99']:.2f} | {v['max']:.2f} | "
                    f"{v['poll_period_ms']:.2f} | {q['p50']:.2f} | {q['p99']:.2f} | {target} | "
-                   f"{'' if met is None else ('yes' if met else '**no**')} |")
+                   f"{'' if met is None else ('yes' if met else '**no**')} | {' | '.join(writer_share(r))} |")
     return out + [""]
 
 

@@ -279,6 +279,27 @@ probes = min(rate // 2, max(probes, math.ceil(1000 / seconds)))
 print(probes, rate - probes, seconds, 1 if rate <= 1000 else 4)
 PY
 }
+# The daemon's own view of its writer, one scrape: the batch transactions' summed time and count,
+# the events they applied, the events' summed wait before their batch began (and visible time),
+# and the writer connections. Two of these around a run say how busy the connections were.
+writer_view() {
+  python3 - "$MPORT" <<'PY'
+import json, sys, urllib.request
+names = {"pm_ingest_batch_commit_duration_seconds_sum": "batch_seconds",
+         "pm_ingest_batch_commit_duration_seconds_count": "batches",
+         "pm_ingest_batch_events_sum": "events",
+         "pm_ingest_event_waiting_seconds_sum": "waiting_seconds",
+         "pm_ingest_event_visible_seconds_sum": "visible_seconds",
+         "pm_ingest_writer_connections": "connections"}
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+view = {}
+for line in body.splitlines():
+    name, _, value = line.partition(" ")
+    if name in names:
+        view[names[name]] = float(value)
+print(json.dumps(view))
+PY
+}
 # One paced run at RATE, reported under LABEL; SCHED "batch" runs pm-loadgen under chrt --batch 0
 # (the record says so), "" at the normal policy.
 freshness_run() {  # RATE LABEL SCHED
@@ -291,10 +312,13 @@ freshness_run() {  # RATE LABEL SCHED
   fresh_table
   start_daemon "$BENCH_URL"
   wait_db_up
+  local before after
+  before=$(writer_view)
   json=$("${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
          --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
+  after=$(writer_view)
   stop_daemon
-  record "{\"section\":\"freshness\",\"label\":\"$label\",$sched_field\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"loadgen\":$json}"
+  record "{\"section\":\"freshness\",\"label\":\"$label\",$sched_field\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"writer_before\":$before,\"writer_after\":$after,\"loadgen\":$json}"
   log "freshness at $rate/s${sched:+ (pm-loadgen SCHED_BATCH)} ($load/s load on $conns connection(s) + $probes probes/s, $seconds s): $json"
 }
 for rate in 100 1000 10000 $(( MAX / 4 )) $(( MAX / 2 )); do
