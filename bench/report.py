@@ -131,10 +131,13 @@ def freshness_section():
            "(`chrt --batch 0`): same schedule and CPU share, but its wake-ups no longer preempt the daemon or "
            "PostgreSQL on the two cores they share; its own latencies can only read longer. The last three columns are "
            "the daemon's own metrics over the run: the writer connections' busy share (time inside batch "
-           "transactions over connections x sending time; the batches after the last line sent count too, so near 1 "
-           "it can read slightly above), the mean events per batch, and the share of the daemon's "
-           "arrival-to-visible time (pm_ingest_event_visible_seconds) spent before the event's batch began "
-           "(pm_ingest_event_waiting_seconds: waiting for a free connection).", "",
+           "transactions, their wait for the batch before to commit included, over connections x sending time; the "
+           "batches after the last line sent count too, so near 1 it can read slightly above), the mean events per "
+           "batch, and the share of the daemon's arrival-to-visible time (pm_ingest_event_visible_seconds) spent "
+           "before the event's batch began (pm_ingest_event_waiting_seconds: parsing, logging, the queue, a free "
+           "connection). A free connection takes whatever is queued at once (adaptive batching), so the connections "
+           "are busy most of the time well below the maximum, with small batches; near the maximum the batches grow "
+           "instead.", "",
            "| load events/s | load + probes /s | connections | seconds | probes seen | visible p50 ms | p90 ms | p99 ms | "
            "max ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met | writer busy | events per batch | "
            "waiting share |",
