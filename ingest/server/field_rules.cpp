@@ -50,6 +50,10 @@ void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::stri
   if (unit == EpochUnit::Milliseconds && !looks_like_ms)
     reject(RejectReason::TimestampUnits,
            std::string("'") + name + "' " + std::to_string(value) + " looks like seconds; " + std::string(hint));
+  if (unit == EpochUnit::Seconds && value < kMillisecondsThreshold / 1000)
+    reject(RejectReason::Range, std::string("'") + name + "' " + std::to_string(value) +
+                                    " is before 1973-03-03 (10^8 s): in milliseconds it would be below 10^11, "
+                                    "which the tables' size rule reads as seconds, so it could not be stored");
 }
 
 void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t received_ms) {

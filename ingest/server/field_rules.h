@@ -34,7 +34,10 @@ bool is_decimal(std::string_view s);
 using EpochUnit = TimestampUnit;
 
 // Refuses `value` of field `name` unless it is > 0 (range) and of `unit`'s size
-// (timestamp_units; `hint` ends the detail, e.g. "send it as 'timestamp_ms'").
+// (timestamp_units; `hint` ends the detail, e.g. "send it as 'timestamp_ms'"). A seconds value
+// before 10^8 (1973-03-03) is refused too (range): its milliseconds would be below 10^11, which
+// the library's size rule reads as seconds, so a milliseconds table could not take it; refused
+// whatever the table's unit, so every daemon answers one line alike.
 void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::string_view hint);
 
 // An event time more than kMaxFutureMs after the line arrived is refused (range): no clock is

@@ -33,6 +33,14 @@ Event parse_ok(const std::string& line) {
   return std::get<Event>(r);
 }
 
+Rejection parse_bad(const std::string& line) {
+  LineParser parser;
+  auto r = parser.parse(line, kNow);
+  if (auto* rej = std::get_if<Rejection>(&r)) return *rej;
+  ADD_FAILURE() << "accepted: " << line;
+  return {};
+}
+
 bool valid_json(const std::string& text) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -47,20 +55,25 @@ void expect_json_parses_back(const std::string& line) {
   EXPECT_EQ(encoded(parse_ok(json)), encoded(e)) << json;
 }
 
-TEST(FuzzRegression, TradeSentInSecondsBefore1973RendersInSeconds) {
-  // 1700999 s is 1970-01-20: 1700999000 ms is below what timestamp_ms accepts (10^11), so the
-  // line used to be refused with timestamp_units.
+TEST(FuzzRegression, TradeSentInSecondsBefore1973IsRefusedAsItCouldNotBeStored) {
+  // 1700999 s is 1970-01-20. It used to be accepted (and acked) as 1700999000 ms, which is below
+  // 10^11: the trade repository's size rule reads that as seconds, so the writer dead-lettered the
+  // acknowledged event in a milliseconds table. Now the line is refused, naming the field.
   const std::string line =
       R"({"type":"trade","condition_id":"c","trade_id":"t2","price":1,"size":"1.e-3","side":"Sell",)"
       R"("timestamp":1700999,"ran_json":"{\"orig\":\"\\u00e9\"}","token_id":null})";
-  const Event e = parse_ok(line);
-  EXPECT_EQ(std::get<TradeEvent>(e.body).timestamp_ms, 1'700'999'000);
-  EXPECT_NE(event_to_json(e).find(R"("timestamp":1700999,)"), std::string::npos) << event_to_json(e);
-  expect_json_parses_back(line);
+  const Rejection refused = parse_bad(line);
+  EXPECT_EQ(refused.reason, RejectReason::Range);
+  EXPECT_NE(refused.detail.find("'timestamp' 1700999 is before 1973-03-03"), std::string::npos) << refused.detail;
+  EXPECT_EQ(parse_bad(R"({"type":"trade","condition_id":"c","trade_id":"t","price":0.5,"size":1,)"
+                      R"("side":"BUY","timestamp":99999999})")
+                .reason,
+            RejectReason::Range);
   // From 10^8 s on (1973-03-03), milliseconds as before.
-  const Event later = parse_ok(R"({"type":"trade","condition_id":"c","trade_id":"t","price":0.5,"size":1,)"
-                               R"("side":"BUY","timestamp":100000000})");
-  EXPECT_NE(event_to_json(later).find(R"("timestamp_ms":100000000000,)"), std::string::npos);
+  const std::string later = R"({"type":"trade","condition_id":"c","trade_id":"t","price":0.5,"size":1,)"
+                            R"("side":"BUY","timestamp":100000000})";
+  EXPECT_NE(event_to_json(parse_ok(later)).find(R"("timestamp_ms":100000000000,)"), std::string::npos);
+  expect_json_parses_back(later);
 }
 
 TEST(FuzzRegression, NegativeZeroIsStoredAsZero) {

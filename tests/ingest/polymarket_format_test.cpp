@@ -197,6 +197,13 @@ TEST(PolymarketDataApi, TimestampIsSecondsOnly) {
   EXPECT_EQ(r.reason, RejectReason::TimestampUnits);
   EXPECT_NE(r.detail.find("data-api-trades sends epoch seconds"), std::string::npos) << r.detail;
   EXPECT_EQ(parse_bad(PayloadFormat::DataApiTrades, data_api_trade("0xw1", "1750428200.5")).reason, RejectReason::Schema);
+  // Seconds before 10^8 (1973-03-03) would be milliseconds below 10^11, read as seconds by the
+  // tables' size rule: refused on the line, never acked and then dead-lettered.
+  const Rejection early = parse_bad(PayloadFormat::DataApiTrades, data_api_trade("0xw1", "99999999"));
+  EXPECT_EQ(early.reason, RejectReason::Range);
+  EXPECT_NE(early.detail.find("'timestamp' 99999999 is before 1973-03-03"), std::string::npos) << early.detail;
+  EXPECT_EQ(parse_ok(PayloadFormat::DataApiTrades, data_api_trade("0xw1", "100000000")).trade(0).timestamp_ms,
+            100'000'000'000);
 }
 
 TEST(PolymarketDataApi, AnArrayIsTheRestResponse) {
@@ -226,6 +233,7 @@ TEST(PolymarketClobRest, MapsFieldByFieldWithItsOwnId) {
 TEST(PolymarketClobRest, MatchTimeIsSecondsOnlyAndIdIsRequired) {
   EXPECT_EQ(parse_bad(PayloadFormat::ClobRestTrades, clob_rest_trade("x", "\"1750428300000\"")).reason,
             RejectReason::TimestampUnits);
+  EXPECT_EQ(parse_bad(PayloadFormat::ClobRestTrades, clob_rest_trade("x", "\"1700999\"")).reason, RejectReason::Range);
   const Rejection r = parse_bad(PayloadFormat::ClobRestTrades, clob_rest_trade(""));
   EXPECT_NE(r.detail.find("'id'"), std::string::npos) << r.detail;
 }

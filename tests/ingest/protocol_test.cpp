@@ -100,6 +100,8 @@ TEST(Protocol, TradeTimestampRules) {
   EXPECT_EQ(parse_bad(without(kTrade, "timestamp")).reason, RejectReason::Schema);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":0)")).reason, RejectReason::Range);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":-5)")).reason, RejectReason::Range);
+  // Before 10^8 s (1973-03-03) the milliseconds would read as seconds in the tables: refused.
+  EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":99999999)")).reason, RejectReason::Range);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":1.7e9)")).reason, RejectReason::Schema);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":"1700000000")")).reason, RejectReason::Schema);
 }
