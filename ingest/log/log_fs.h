@@ -49,7 +49,8 @@ enum class OpenMode {
 class LogFs {
  public:
   virtual ~LogFs() = default;
-  virtual std::error_code create_dir(const std::string& dir) = 0;  // success if it exists
+  // Success if it exists; a directory it creates is durable (its parent synced) once it returns.
+  virtual std::error_code create_dir(const std::string& dir) = 0;
   virtual std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) = 0;
   virtual std::error_code rename(const std::string& from, const std::string& to) = 0;
   virtual std::error_code remove(const std::string& path) = 0;

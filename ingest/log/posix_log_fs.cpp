@@ -14,6 +14,14 @@ namespace {
 
 std::error_code last_error() { return errno_code(errno); }
 
+// The directory holding `path` ("." for a bare name, "/" for one in the root).
+std::string parent_of(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 class PosixFile final : public LogFile {
  public:
   explicit PosixFile(int fd) : fd_(fd) {}
@@ -77,7 +85,8 @@ class PosixLock final : public FileLock {
 class PosixLogFs final : public LogFs {
  public:
   std::error_code create_dir(const std::string& dir) override {
-    if (::mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST) return {};
+    if (::mkdir(dir.c_str(), 0750) == 0) return sync_dir(parent_of(dir));  // the new entry, durable
+    if (errno == EEXIST) return {};
     return last_error();
   }
 

@@ -301,14 +301,23 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
                             " had been synced (and may be applied), so this damage lies in acknowledged data");
   if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
   if (scan.tail == TailState::Torn) {
-    std::error_code ec = active_->truncate(scan.valid_end.offset);
-    if (!ec) ec = active_->sync();
-    if (ec) throw std::system_error(ec, "cut torn tail of " + newest);
+    if (const std::error_code ec = active_->truncate(scan.valid_end.offset))
+      throw std::system_error(ec, "cut torn tail of " + newest);
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
   set_active_file_bytes(scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size);
+  make_found_tail_durable(newest);
   return scan;
+}
+
+// What the scan found may have been only in the page cache: a process killed between a group's
+// write and its fdatasync, or between creating a segment and the directory sync that makes its
+// name durable. Nothing is appended (and acknowledged) on top of it before both are on disk.
+void WriteAheadLog::make_found_tail_durable(const std::string& newest) {
+  if (const std::error_code ec = active_->sync()) throw std::system_error(ec, "fdatasync of " + newest + " at recovery");
+  if (const std::error_code ec = fs_->sync_dir(options_.dir))
+    throw std::system_error(ec, "fsync of log directory " + options_.dir + " at recovery");
 }
 
 void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {

@@ -178,6 +178,7 @@ class WriteAheadLog {
   void load_segment_sizes(const std::vector<std::uint64_t>& found);
   // Scans the newest segment, refuses damage in synced data, opens it as active_ and cuts a torn tail.
   SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
+  void make_found_tail_durable(const std::string& newest);
   // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
   void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);

@@ -255,6 +255,61 @@ TEST_F(WalFaultTest, FailedDirectoryFsyncAtRollOverIsFatalAndNothingOfTheGroupIs
   EXPECT_EQ(read_all(*log).size(), acked.size());
 }
 
+// kill -9 (the process dies, the machine and its page cache do not) between creating a segment
+// and the directory sync that makes its name durable; the restarted log appends there and
+// acknowledges; then the power fails. The segment's name must have been made durable first.
+TEST_F(WalFaultTest, ASegmentAKilledProcessCreatedIsMadeDurableBeforeTheRestartedLogAppendsToIt) {
+  std::vector<Appended> acked;
+  std::uint64_t created = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    while (log->durable().offset < 1024) ASSERT_EQ(append(*log, static_cast<int>(acked.size()), 4, &acked), AppendStatus::Ok);
+    created = log->durable().segment + 1;
+    fs_.add_fault(FaultRule{FsOp::SyncDir, 1, 1, EIO, ""});
+    ASSERT_EQ(append(*log, 1000, 4), AppendStatus::IoError);
+    ASSERT_TRUE(fs_.exists(segment(created))) << "the new segment's name is in the page cache only";
+  }
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    ASSERT_EQ(append(*log, 2000, 4, &acked), AppendStatus::Ok);
+    ASSERT_EQ(acked.back().end.segment, created) << "the restarted log appends to the segment it found";
+    fs_.power_loss(PowerLossMode::DropUnsynced);  // every name not synced into its directory is gone
+  }
+  fs_.reboot();
+  auto log = WriteAheadLog::open(options(1024));
+  EXPECT_EQ(log->durable().lsn, acked.back().lsn) << "an acknowledged group was lost with its segment";
+  EXPECT_EQ(read_all(*log).size(), acked.size());
+}
+
+// kill -9 between a group's write and its fdatasync: the restarted log finds the group whole in
+// the page cache and counts it. It must make it durable before it builds on it: here the next
+// group starts a new segment, which is synced, and the power fails.
+TEST_F(WalFaultTest, AGroupAKilledProcessWroteButDidNotSyncIsSyncedBeforeTheRestartedLogBuildsOnIt) {
+  std::uint64_t first_segment = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; log->durable().offset < 900; i += 4) ASSERT_EQ(append(*log, i, 4), AppendStatus::Ok);
+    first_segment = log->durable().segment;
+    fs_.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, ".wal"});
+    ASSERT_EQ(append(*log, 1000, 40), AppendStatus::IoError) << "written, not synced, never acknowledged";
+  }
+  std::vector<Appended> acked;
+  std::uint64_t found_lsn = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    found_lsn = log->durable().lsn;
+    ASSERT_GE(log->durable().offset, 1024u) << "the restarted log counts the unsynced group";
+    ASSERT_EQ(append(*log, 2000, 4, &acked), AppendStatus::Ok);
+    ASSERT_EQ(acked.back().end.segment, first_segment + 1);
+    fs_.power_loss(PowerLossMode::DropUnsynced);
+  }
+  fs_.reboot();
+  std::unique_ptr<WriteAheadLog> log;
+  ASSERT_NO_THROW(log = WriteAheadLog::open(options(1024))) << "a hole below an acknowledged group";
+  EXPECT_EQ(log->durable().lsn, acked.back().lsn);
+  EXPECT_EQ(read_all(*log).size(), found_lsn + 4);
+}
+
 TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndRecoveryRemovesThem) {
   std::vector<Appended> a;
   {
