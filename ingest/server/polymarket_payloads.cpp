@@ -8,6 +8,7 @@
 #include "ingest/server/field_rules.h"
 #include "ingest/server/fill_trade_id.h"
 #include "ingest/server/json_spans.h"
+#include "ingest/server/parser_buffers.h"
 
 namespace pm {
 
@@ -187,6 +188,7 @@ std::optional<Rejection> PolymarketParser::parse(PayloadFormat format, std::stri
                                                  std::vector<Event>& out, MessageTally& tally) {
   tally.fill(0);
   const std::size_t first_new = out.size();
+  const ReleaseLargeBuffers release(impl_->parser);
   try {
     impl_->parse_document(format, impl_->parse_json(line), line, received_ms, out, tally);
     return std::nullopt;
@@ -202,6 +204,7 @@ std::optional<Rejection> PolymarketParser::parse(PayloadFormat format, std::stri
 }
 
 std::optional<std::variant<PayloadFormat, Rejection>> PolymarketParser::read_hello_line(std::string_view line) {
+  const ReleaseLargeBuffers release(impl_->parser);
   element doc;
   object obj;
   if (impl_->parser.parse(line.data(), line.size(), true).get(doc) != simdjson::SUCCESS ||
@@ -209,5 +212,7 @@ std::optional<std::variant<PayloadFormat, Rejection>> PolymarketParser::read_hel
     return std::nullopt;
   return read_hello(obj);
 }
+
+std::size_t PolymarketParser::buffer_capacity() const { return impl_->parser.capacity(); }
 
 }  // namespace pm

@@ -45,6 +45,10 @@ class PolymarketParser {
   // nullopt when `line` is not a hello; else the format it declares or its refusal.
   std::optional<std::variant<PayloadFormat, Rejection>> read_hello_line(std::string_view line);
 
+  // The bytes of line the parser's buffers fit now: at most kKeptParserCapacity between calls
+  // (parser_buffers.h), whatever size the lines had.
+  std::size_t buffer_capacity() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "ingest/server/field_rules.h"
+#include "ingest/server/parser_buffers.h"
 #include "ingest/server/payload_format.h"
 
 namespace pm {
@@ -70,6 +71,7 @@ LineParser::LineParser() : impl_(std::make_unique<Impl>()) {}
 LineParser::~LineParser() = default;
 
 std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int64_t received_ms) {
+  const ReleaseLargeBuffers release(impl_->parser);
   try {
     std::size_t first = line.find_first_not_of(" \t");
     if (first == std::string_view::npos) return Rejection{RejectReason::Parse, "empty line"};
@@ -106,6 +108,8 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     return Rejection{RejectReason::Parse, std::string("cannot parse: ") + e.what()};
   }
 }
+
+std::size_t LineParser::buffer_capacity() const { return impl_->parser.capacity(); }
 
 const char* to_string(RejectReason reason) {
   switch (reason) {

@@ -33,6 +33,9 @@ class LineParser {
 
   // `line` excludes the newline (and a trailing '\r'). Never throws on input.
   std::variant<Event, Rejection> parse(std::string_view line, std::int64_t received_ms);
+  // The bytes of line the parser's buffers fit now: at most kKeptParserCapacity between calls
+  // (parser_buffers.h), whatever size the lines had.
+  std::size_t buffer_capacity() const;
 
  private:
   struct Impl;

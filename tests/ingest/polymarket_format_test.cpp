@@ -8,6 +8,7 @@
 #include "ingest/server/fill_trade_id.h"
 #include "ingest/server/json_spans.h"
 #include "ingest/server/line_decoder.h"
+#include "ingest/server/parser_buffers.h"
 #include "ingest/server/polymarket_payloads.h"
 
 namespace pm {
@@ -204,6 +205,22 @@ TEST(PolymarketDataApi, TimestampIsSecondsOnly) {
   EXPECT_NE(early.detail.find("'timestamp' 99999999 is before 1973-03-03"), std::string::npos) << early.detail;
   EXPECT_EQ(parse_ok(PayloadFormat::DataApiTrades, data_api_trade("0xw1", "100000000")).trade(0).timestamp_ms,
             100'000'000'000);
+}
+
+TEST(PolymarketArrays, TheParserDoesNotKeepTheBuffersOfALargeLine) {
+  PolymarketParser parser;
+  std::string large = "[";
+  while (large.size() < (1u << 20)) large += data_api_trade("0xw" + std::to_string(large.size())) + ",";
+  large.back() = ']';
+  std::vector<Event> events;
+  MessageTally tally{};
+  ASSERT_FALSE(parser.parse(PayloadFormat::DataApiTrades, large, kNow, events, tally));
+  EXPECT_GT(events.size(), 1000u);
+  EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
+  ASSERT_FALSE(parser.read_hello_line(large));
+  EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
+  ASSERT_FALSE(parser.parse(PayloadFormat::DataApiTrades, data_api_trade("0xw1"), kNow, events, tally));
+  EXPECT_GT(parser.buffer_capacity(), 0u) << "an ordinary line's buffers are kept for the next one";
 }
 
 TEST(PolymarketDataApi, AnArrayIsTheRestResponse) {

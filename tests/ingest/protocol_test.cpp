@@ -3,6 +3,7 @@
 
 #include "ingest/events/event_codec.h"
 #include "ingest/server/line_splitter.h"
+#include "ingest/server/parser_buffers.h"
 #include "ingest/server/protocol.h"
 
 namespace pm {
@@ -94,6 +95,23 @@ TEST(Protocol, TimestampUnitsAreNeverRescaledSilently) {
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp_ms":1700000000)")).reason,
             RejectReason::TimestampUnits);
   EXPECT_EQ(parse_bad(with(kTrade, R"("timestamp_ms":1800000000000)")).reason, RejectReason::Schema);
+}
+
+// simdjson keeps its buffers at the size of the largest line parsed (~15x the line); a connection
+// that sent one large line and then sat idle would hold them. They are freed after a large line,
+// kept after ordinary ones.
+TEST(Protocol, TheParserDoesNotKeepTheBuffersOfALargeLine) {
+  LineParser parser;
+  ASSERT_TRUE(std::holds_alternative<Event>(parser.parse(kTrade, kNow)));
+  EXPECT_GT(parser.buffer_capacity(), 0u) << "an ordinary line's buffers are kept for the next one";
+  EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
+  const std::string large = with(kTrade, R"("padding":")" + std::string(1 << 20, 'x') + "\"");
+  const auto r = parser.parse(large, kNow);
+  ASSERT_TRUE(std::holds_alternative<Event>(r)) << to_string(std::get<Rejection>(r).reason);
+  EXPECT_EQ(std::get<TradeEvent>(std::get<Event>(r).body).raw_json, large) << "the event outlives the buffers";
+  EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
+  EXPECT_EQ(parser.parse(large + "]", kNow).index(), 1u) << "a refused large line too";
+  EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
 }
 
 TEST(Protocol, TradeTimestampRules) {
