@@ -232,14 +232,31 @@ void Server::start_connection(int fd, const Peer& peer) {
   ++open_connections_;
   metrics_.connections_accepted.Increment();
   metrics_.producers_connected.Increment();
-  raw->thread = std::thread([this, raw] { serve(*raw); });
+  try {
+    raw->thread = std::thread([this, raw] { serve(*raw); });
+  } catch (const std::system_error& e) {  // no thread to be had (a pids limit, memory): refused, not fatal
+    forget_connection(raw);
+    refuse(fd, peer, std::string("no thread could be started for the connection: ") + e.what(), "no_thread");
+  }
+}
+
+void Server::forget_connection(const Connection* connection) {
+  release_uid_slot(connection->peer);
+  --open_connections_;
+  metrics_.producers_connected.Decrement();
+  std::lock_guard lock(connections_mu_);
+  std::erase_if(connections_, [&](const std::unique_ptr<Connection>& c) { return c.get() == connection; });
 }
 
 void Server::serve(Connection& connection) {
   name_this_thread("pm-conn");
   const SessionLimits limits{config_.max_line_bytes, config_.stale_after_ms, config_.reply_timeout, config_.line_timeout};
-  ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
-      .run();
+  try {
+    ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
+        .run();
+  } catch (const std::exception& e) {  // out of memory in the session: this connection ends, the daemon does not
+    logger_->error("connection from {} ended: {}", connection.peer.who, e.what());
+  }
   ::close(connection.fd);
   release_uid_slot(connection.peer);
   --open_connections_;
