@@ -13,15 +13,22 @@ namespace {
 // A record header whose lsn could follow `last_lsn` (no wrap, no absurd jump).
 bool plausible_lsn(std::uint64_t lsn, std::uint64_t last_lsn) { return lsn > last_lsn && lsn - last_lsn <= (1ull << 32); }
 
+// What a scan says when the file ends before the size it had when the scan began: it was cut
+// meanwhile (a reader beside the daemon: the operator tools), and the rest cannot be judged.
+const char* const kShrankDuringScan = "the file ended before the size it had when the scan began (it changed meanwhile)";
+
 // Checks one event record at `pos` ending no later than `end`; "" when valid.
 std::string check_record(SegmentFile& f, const Position& pos, std::uint64_t end, std::uint64_t& bytes) {
   const std::uint64_t left = end - pos.offset;
   if (left < kRecordHeaderSize) return "incomplete record header (" + std::to_string(left) + " bytes)";
-  const RecordHeader h = decode_record_header(f.read(pos.offset, kRecordHeaderSize));
+  const char* header = f.read(pos.offset, kRecordHeaderSize);
+  if (header == nullptr) return kShrankDuringScan;
+  const RecordHeader h = decode_record_header(header);
   bytes = kRecordHeaderSize + static_cast<std::uint64_t>(h.length);
   if (bytes > left) return "record of " + std::to_string(h.length) + " bytes runs past the end";
-  if (!record_checksum_ok(f.read(pos.offset, static_cast<std::size_t>(bytes)), static_cast<std::size_t>(bytes)))
-    return "checksum mismatch";
+  const char* record = f.read(pos.offset, static_cast<std::size_t>(bytes));
+  if (record == nullptr) return kShrankDuringScan;
+  if (!record_checksum_ok(record, static_cast<std::size_t>(bytes))) return "checksum mismatch";
   if (h.lsn != pos.lsn + 1) return "lsn " + std::to_string(h.lsn) + " where " + std::to_string(pos.lsn + 1) + " was expected";
   if (h.type != kRecordEvent) return "record of unknown type " + std::to_string(h.type);
   return "";
@@ -32,6 +39,7 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
   const std::uint64_t left = size - pos.offset;
   if (left < kGroupMarkerSize) return "incomplete group marker (" + std::to_string(left) + " bytes)";
   const char* m = f.read(pos.offset, kGroupMarkerSize);
+  if (m == nullptr) return kShrankDuringScan;
   const RecordHeader h = decode_record_header(m);
   GroupMarker marker;
   if (h.type != kRecordGroup || !decode_group_marker(m + kRecordHeaderSize, h.length, marker) ||
@@ -42,7 +50,8 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
   if (marker.records == 0 || marker.body_bytes > kMaxGroupBody) return "group marker with impossible size";
   const std::uint64_t body = pos.offset + kGroupMarkerSize;
   const char* b = f.read(body, static_cast<std::size_t>(marker.body_bytes));
-  if (b == nullptr || !group_body_ok(marker, b)) return "group checksum mismatch";
+  if (b == nullptr) return kShrankDuringScan;
+  if (!group_body_ok(marker, b)) return "group checksum mismatch";
   Position at = advanced(pos, kGroupMarkerSize, pos.lsn);
   const std::uint64_t body_end = body + marker.body_bytes;
   for (std::uint32_t i = 0; i < marker.records; ++i) {
