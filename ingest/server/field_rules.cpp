@@ -1,9 +1,13 @@
 #include "ingest/server/field_rules.h"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <span>
+#include <vector>
 
 #include "ingest/events/event_json.h"
 #include "repos/real_range.h"
@@ -119,6 +123,35 @@ std::int64_t digits_string(const char* name, std::string_view s) {
 }
 
 }  // namespace
+
+namespace {
+
+// The first key `keys` holds twice, or nullopt; sorts `keys`.
+std::optional<std::string_view> repeated_key(std::span<std::string_view> keys) {
+  std::sort(keys.begin(), keys.end());
+  const auto twice = std::adjacent_find(keys.begin(), keys.end());
+  if (twice == keys.end()) return std::nullopt;
+  return *twice;
+}
+
+}  // namespace
+
+Fields::Fields(simdjson::dom::object obj) : obj_(obj) {
+  constexpr std::size_t kOnStack = 64;  // an event's object has a dozen keys; more go to the heap
+  std::array<std::string_view, kOnStack> few;
+  std::vector<std::string_view> many;
+  std::size_t n = 0;
+  for (const simdjson::dom::key_value_pair field : obj) {
+    if (n < kOnStack) {
+      few[n++] = field.key;
+      continue;
+    }
+    if (many.empty()) many.assign(few.begin(), few.end());
+    many.push_back(field.key);
+  }
+  const std::optional<std::string_view> twice = many.empty() ? repeated_key(std::span(few.data(), n)) : repeated_key(many);
+  if (twice) reject(RejectReason::Schema, "key " + json_quoted(*twice) + " appears more than once in the object");
+}
 
 std::optional<element> Fields::get(const char* name) const {
   element value;

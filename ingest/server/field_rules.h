@@ -46,7 +46,10 @@ void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t 
 
 class Fields {
  public:
-  explicit Fields(simdjson::dom::object obj) : obj_(obj) {}
+  // Refuses (schema) an object that names one key twice: its fields would be read from the first,
+  // while raw_json keeps the line, which readers' last-key-wins parsers (Python, JavaScript,
+  // PostgreSQL's jsonb) read as the other value.
+  explicit Fields(simdjson::dom::object obj);
 
   // The field's element, or nullopt when absent or JSON null.
   std::optional<simdjson::dom::element> get(const char* name) const;

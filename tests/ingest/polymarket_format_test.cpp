@@ -223,6 +223,14 @@ TEST(PolymarketArrays, TheParserDoesNotKeepTheBuffersOfALargeLine) {
   EXPECT_GT(parser.buffer_capacity(), 0u) << "an ordinary line's buffers are kept for the next one";
 }
 
+TEST(PolymarketDataApi, AKeyNamedTwiceInAnElementRefusesTheLine) {
+  std::string twice = data_api_trade("0xw1");
+  twice.insert(twice.size() - 1, R"(,"price":0.99)");
+  const Rejection r = parse_bad(PayloadFormat::DataApiTrades, "[" + data_api_trade("0xw2") + "," + twice + "]");
+  EXPECT_EQ(r.reason, RejectReason::Schema);
+  EXPECT_NE(r.detail.find(R"(key "price" appears more than once)"), std::string::npos) << r.detail;
+}
+
 TEST(PolymarketDataApi, AnArrayIsTheRestResponse) {
   const Parsed p = parse_ok(PayloadFormat::DataApiTrades, "[" + data_api_trade("0xw1") + "," + data_api_trade("0xw2") + "]");
   ASSERT_EQ(p.events.size(), 2u);

@@ -114,6 +114,22 @@ TEST(Protocol, TheParserDoesNotKeepTheBuffersOfALargeLine) {
   EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
 }
 
+// simdjson reads the first of two equal keys; raw_json keeps the line, which last-key-wins readers
+// (Python, JavaScript, jsonb) read as the second: such a line is refused, naming the key.
+TEST(Protocol, AKeyNamedTwiceIsRefused) {
+  const Rejection twice = parse_bad(with(kTrade, R"("price":0.1)"));
+  EXPECT_EQ(twice.reason, RejectReason::Schema);
+  EXPECT_NE(twice.detail.find(R"(key "price" appears more than once)"), std::string::npos) << twice.detail;
+  EXPECT_EQ(parse_bad(with(kTrade, R"("pr\u0069ce":0.1)")).reason, RejectReason::Schema) << "the same key, escaped";
+  EXPECT_EQ(parse_bad(with(kTrade, R"("extra":1,"extra":2)")).reason, RejectReason::Schema) << "an unknown key too";
+  // Past the 64 keys compared on the stack.
+  std::string many = kTrade;
+  for (int i = 0; i < 100; ++i) many = with(many, "\"k" + std::to_string(i) + "\":" + std::to_string(i));
+  parse_ok(many);
+  EXPECT_EQ(parse_bad(with(many, R"("k3":0)")).reason, RejectReason::Schema);
+  EXPECT_EQ(parse_bad(with(many, R"("k99":0)")).reason, RejectReason::Schema);
+}
+
 TEST(Protocol, TradeTimestampRules) {
   EXPECT_EQ(parse_bad(without(kTrade, "timestamp")).reason, RejectReason::Schema);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":0)")).reason, RejectReason::Range);
