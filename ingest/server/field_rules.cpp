@@ -124,6 +124,13 @@ std::int64_t digits_string(const char* name, std::string_view s) {
 
 }  // namespace
 
+std::string json_error_detail(simdjson::error_code error) {
+  std::string detail = std::string("not valid JSON: ") + simdjson::error_message(error);
+  if (error == simdjson::NUMBER_ERROR)
+    detail += " (malformed, or beyond what a double holds, like 1e400, or an integer beyond 64 bits)";
+  return detail;
+}
+
 namespace {
 
 // The first key `keys` holds twice, or nullopt; sorts `keys`.

@@ -44,6 +44,11 @@ void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::stri
 // that wrong, and one such value would hold the freshness metrics for years.
 void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t received_ms);
 
+// The detail of a line simdjson could not parse: its message, and for a number what the limits
+// are (a valid JSON number beyond a double, like 1e400, or an integer beyond 64 bits, is refused
+// with the malformed ones).
+std::string json_error_detail(simdjson::error_code error);
+
 class Fields {
  public:
   // Refuses (schema) an object that names one key twice: its fields would be read from the first,

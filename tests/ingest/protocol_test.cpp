@@ -130,6 +130,14 @@ TEST(Protocol, AKeyNamedTwiceIsRefused) {
   EXPECT_EQ(parse_bad(with(many, R"("k99":0)")).reason, RejectReason::Schema);
 }
 
+TEST(Protocol, ANumberBeyondADoubleIsRefusedSayingSo) {
+  for (const char* number : {R"("extra":1e400)", R"("extra":123456789012345678901234567890)"}) {
+    const Rejection r = parse_bad(with(kTrade, number));
+    EXPECT_EQ(r.reason, RejectReason::Parse) << number;
+    EXPECT_NE(r.detail.find("beyond what a double holds"), std::string::npos) << number << ": " << r.detail;
+  }
+}
+
 TEST(Protocol, TradeTimestampRules) {
   EXPECT_EQ(parse_bad(without(kTrade, "timestamp")).reason, RejectReason::Schema);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":0)")).reason, RejectReason::Range);
