@@ -477,6 +477,7 @@ class SyncOverlap {
     return test::wait_until([&] { return batch_waits_in_transaction(); }, 20s);
   }
   std::future<SubmitResult>& submitted() { return submitted_; }
+  SubmitResult submit(std::vector<Event>& events) { return pipeline_.submit(events); }  // the gate open
 
   // A session of the writer's, idle in a transaction whose last statement saved its checkpoint.
   bool batch_waits_in_transaction() const {  // on a connection of its own, not one of the writer's
@@ -583,32 +584,21 @@ TEST_F(PowerLossRounds, ABatchOfEventsWhoseSyncFailedRollsBack) {
 // that one event with the library's error (a data error, not one that stalls the log) and applies
 // the events around it.
 TEST_F(PowerLossRounds, AnEventTheTableUnitRefusesInTheLogIsDeadLetteredAndTheRestApplied) {
-  FaultFs fs(13);
-  std::mutex mu;
-  std::vector<std::string> fatals;
-  const RoundPlan plan = single_life_plan();
+  test::TestDatabase tdb("unit_refused");
   const std::string condition = "unit-refused";
-  auto log = wal::WriteAheadLog::open(log_options(fs, plan, fatals, mu));
-  IngestMetrics metrics;
-  EventQueue queue(1024);
-  BatchWriter writer(writer_config(plan, condition), database_->db(), *log, queue, metrics, quiet_, nullptr);
-  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
-  writer.start();
+  SyncOverlap h(tdb, 13, writer_config(single_life_plan(), condition), quiet_);
   std::vector<Event> events{trade_event(condition, "before"), trade_event(condition, "too_early"), trade_event(condition, "after")};
   std::get<TradeEvent>(events[1].body).timestamp_ms = 5000;
-  ASSERT_EQ(pipeline.submit(events), SubmitResult::Durable);
-  ASSERT_TRUE(test::wait_until([&] { return writer.applied_lsn() == 3; }, 20s));
-  writer.stop();
-  EXPECT_EQ(stored_trades(database_->db(), condition), 2);
-  const int dead = database_->db().transaction([&](pqxx::work& tx) {
-    return tx.exec_params1("SELECT count(*) FROM pm_dead_letters WHERE instance_id = $1 AND lsn = 2 AND event_type = 'trade' "
-                           "AND error LIKE '%too_early) 5000 looks like epoch seconds but the configured "
-                           "trade_timestamp_unit is milliseconds (ms)%'",
-                           condition)[0]
+  ASSERT_EQ(h.submit(events), SubmitResult::Durable);
+  ASSERT_TRUE(test::wait_until([&] { return h.writer().applied_lsn() == 3; }, 20s)) << h.writer_fatal();
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 2);
+  const int dead = tdb.db().transaction([&](pqxx::work& tx) {
+    return tx.exec1("SELECT count(*) FROM pm_dead_letters WHERE lsn = 2 AND event_type = 'trade' AND error LIKE "
+                    "'%too_early) 5000 looks like epoch seconds but the configured trade_timestamp_unit is milliseconds (ms)%'")[0]
         .as<int>();
   });
   EXPECT_EQ(dead, 1);
-  EXPECT_TRUE(fatals.empty());
+  EXPECT_TRUE(h.fatals().empty());
 }
 
 // Four cases of 250 rounds each (seeds 1-250, 100001-100250, ...), so ctest runs them in parallel.

@@ -13,6 +13,7 @@
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_scan.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/forwarding_log_fs.h"
 
 namespace pm::wal {
 namespace {
@@ -26,46 +27,26 @@ const std::string kDir = "/log";
 
 // A LogFs over another whose files report `extra` bytes more than they hold, as if each had been
 // cut after a reader took its size (a roll cutting a segment's zeros while pm-ingestctl scans it).
-class CutWhileScannedFs final : public LogFs {
+class CutWhileScannedFs final : public ForwardingLogFs {
  public:
-  CutWhileScannedFs(LogFs& fs, std::uint64_t extra) : fs_(fs), extra_(extra) {}
-  std::error_code create_dir(const std::string& dir) override { return fs_.create_dir(dir); }
-  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
-    std::unique_ptr<LogFile> file;
-    const std::error_code ec = fs_.open(path, mode, file);
-    if (!ec) out = std::make_unique<LongerFile>(std::move(file), extra_);
-    return ec;
-  }
-  std::error_code rename(const std::string& from, const std::string& to) override { return fs_.rename(from, to); }
-  std::error_code remove(const std::string& path) override { return fs_.remove(path); }
-  std::error_code sync_dir(const std::string& dir) override { return fs_.sync_dir(dir); }
-  std::error_code list(const std::string& dir, std::vector<std::string>& names) override { return fs_.list(dir, names); }
-  std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) override {
-    return fs_.lock(path, owner, out);
-  }
-  std::string lock_owner(const std::string& path) override { return fs_.lock_owner(path); }
+  CutWhileScannedFs(LogFs& fs, std::uint64_t extra) : ForwardingLogFs(fs), extra_(extra) {}
+
+ protected:
+  std::unique_ptr<LogFile> wrap(std::unique_ptr<LogFile> file) override { return std::make_unique<LongerFile>(std::move(file), extra_); }
 
  private:
-  class LongerFile final : public LogFile {
+  class LongerFile final : public ForwardingLogFile {
    public:
-    LongerFile(std::unique_ptr<LogFile> file, std::uint64_t extra) : file_(std::move(file)), extra_(extra) {}
-    std::error_code write_at(std::uint64_t offset, const char* data, std::size_t n) override { return file_->write_at(offset, data, n); }
-    std::error_code read_at(std::uint64_t offset, char* data, std::size_t n, std::size_t& got) override {
-      return file_->read_at(offset, data, n, got);
-    }
-    std::error_code sync() override { return file_->sync(); }
-    std::error_code truncate(std::uint64_t size) override { return file_->truncate(size); }
+    LongerFile(std::unique_ptr<LogFile> file, std::uint64_t extra) : ForwardingLogFile(std::move(file)), extra_(extra) {}
     std::error_code size(std::uint64_t& out) override {
-      const std::error_code ec = file_->size(out);
+      const std::error_code ec = ForwardingLogFile::size(out);
       out += extra_;
       return ec;
     }
 
    private:
-    std::unique_ptr<LogFile> file_;
     std::uint64_t extra_;
   };
-  LogFs& fs_;
   std::uint64_t extra_;
 };
 
