@@ -232,10 +232,7 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   std::vector<std::uint64_t> found = listing.segments;
   const std::uint64_t newest_segment = found.back();
   log_id_ = read_segment_header(*fs_, options_.dir, newest_segment).log_id;
-  if (read == StateRead::Valid && state.log_id == log_id_) {
-    found = remove_applied_segments(found, state);
-    check_unapplied_kept(found.front(), state);
-  }
+  if (read == StateRead::Valid && state.log_id == log_id_) found = remove_applied_segments(found, state);
   check_no_gap(options_.dir, found);
   load_segment_sizes(found);
   const SegmentScan scan = open_newest_segment(newest_segment, read, state);
@@ -244,18 +241,6 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   open_state(read, state);
   // Version 1 segments are only read: appends start a new segment in the current format.
   if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
-}
-
-// Segments are removed only below an applied position persisted first, so the oldest one left is
-// at or below it; one above it means segments of unapplied events were removed (by hand, or the
-// storage lost them).
-void WriteAheadLog::check_unapplied_kept(std::uint64_t oldest_segment, const LocalState& state) const {
-  if (oldest_segment <= state.applied.segment) return;
-  throw WalCorruption(segment_path(options_.dir, oldest_segment), 0,
-                      "the oldest segment left is " + segment_file_name(oldest_segment) + ", but the log's state says "
-                          "events from lsn " + std::to_string(state.applied.lsn + 1) + " in " +
-                          segment_file_name(state.applied.segment) +
-                          " on are not applied yet: segments holding unapplied events were removed");
 }
 
 std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vector<std::uint64_t>& found,

@@ -179,7 +179,6 @@ class WriteAheadLog {
   // Scans the newest segment, refuses damage in synced data, opens it as active_ and cuts a torn tail.
   SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
   void make_found_tail_durable(const std::string& newest);
-  void check_unapplied_kept(std::uint64_t oldest_segment, const LocalState& state) const;
   // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
   void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);

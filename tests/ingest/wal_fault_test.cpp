@@ -366,26 +366,6 @@ TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndReco
   EXPECT_EQ(read_all(*log).size(), 120u - log->oldest().lsn);
 }
 
-TEST_F(WalFaultTest, ALogWhoseSegmentsOfUnappliedEventsWereRemovedRefusesToOpen) {
-  std::vector<Appended> a;
-  {
-    auto log = WriteAheadLog::open(options(1024));
-    for (int i = 0; i < 30; ++i) ASSERT_EQ(append(*log, i * 4, 4, &a), AppendStatus::Ok);
-    ASSERT_GT(log->durable().segment, 4u);
-    log->note_applied(a[40].end);
-    ASSERT_TRUE(log->persist_applied());
-  }
-  const std::uint64_t applied_segment = a[40].end.segment;
-  // Removed by hand: the segments below the applied one (allowed) and the applied one itself.
-  for (std::uint64_t s = 1; s <= applied_segment; ++s) fs_.remove(segment(s));
-  try {
-    WriteAheadLog::open(options(1024));
-    ADD_FAILURE() << "a log missing unapplied events opened";
-  } catch (const WalCorruption& e) {
-    EXPECT_NE(std::string(e.what()).find("segments holding unapplied events were removed"), std::string::npos) << e.what();
-  }
-}
-
 TEST_F(WalFaultTest, ALogThatEndsBelowItsCeilingRefusesToOpen) {
   {
     auto log = WriteAheadLog::open(options());
