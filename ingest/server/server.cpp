@@ -219,29 +219,32 @@ Server::Peer Server::describe_peer(int fd) {
 }
 
 void Server::start_connection(int fd, const Peer& peer) {
-  auto connection = std::make_unique<Connection>();
-  connection->fd = fd;
-  connection->peer = peer;
-  Connection* raw = connection.get();
-  {
-    std::lock_guard lock(connections_mu_);
-    connections_.push_back(std::move(connection));
-  }
   timeval send_timeout{static_cast<time_t>(config_.reply_timeout.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
   ++open_connections_;
-  metrics_.connections_accepted.Increment();
   metrics_.producers_connected.Increment();
+  const Connection* started = nullptr;
   try {
+    auto connection = std::make_unique<Connection>();
+    connection->fd = fd;
+    connection->peer = peer;
+    Connection* raw = connection.get();
+    {
+      std::lock_guard lock(connections_mu_);
+      connections_.push_back(std::move(connection));
+    }
+    started = raw;
     raw->thread = std::thread([this, raw] { serve(*raw); });
-  } catch (const std::system_error& e) {  // no thread to be had (a pids limit, memory): refused, not fatal
-    forget_connection(raw);
+  } catch (const std::exception& e) {  // no thread or no memory for it (a pids limit): refused, not fatal
+    forget_connection(peer, started);
     refuse(fd, peer, std::string("no thread could be started for the connection: ") + e.what(), "no_thread");
+    return;
   }
+  metrics_.connections_accepted.Increment();
 }
 
-void Server::forget_connection(const Connection* connection) {
-  release_uid_slot(connection->peer);
+void Server::forget_connection(const Peer& peer, const Connection* connection) {
+  release_uid_slot(peer);
   --open_connections_;
   metrics_.producers_connected.Decrement();
   std::lock_guard lock(connections_mu_);

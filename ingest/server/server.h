@@ -99,8 +99,9 @@ class Server {
   void refuse(int fd, const Peer& peer, const std::string& detail, const char* reason);
   // Registers the connection (its uid slot already taken) and starts its thread. Accept thread.
   void start_connection(int fd, const Peer& peer);
-  // Undoes start_connection's counting for a connection whose thread could not start.
-  void forget_connection(const Connection* connection);
+  // Undoes start_connection's counting for a connection whose thread could not start (`connection`
+  // null when it was never recorded).
+  void forget_connection(const Peer& peer, const Connection* connection);
   // Runs the connection's session, then closes it and releases its slots. The connection's thread.
   void serve(Connection& connection);
   bool peer_allowed(const Peer& peer) const;
