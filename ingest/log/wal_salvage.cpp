@@ -22,11 +22,17 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
     e.problem = "incomplete record header";
     return e;
   }
-  e.header = decode_record_header(f.read(offset, kRecordHeaderSize));
+  const char* header = f.read(offset, kRecordHeaderSize);
+  if (header == nullptr) {  // the file is shorter than when its size was taken: changed meanwhile
+    e.problem = "the file ended early (it changed meanwhile)";
+    return e;
+  }
+  e.header = decode_record_header(header);
   const std::uint64_t bytes = kRecordHeaderSize + static_cast<std::uint64_t>(e.header.length);
   const bool lsn_ok = strict_lsn ? e.header.lsn == last_lsn + 1 : e.header.lsn > last_lsn && e.header.lsn - last_lsn <= (1ull << 32);
   if (e.header.type == kRecordGroup) {
-    if (e.header.length != kGroupPayloadSize || bytes > size - offset || !record_checksum_ok(f.read(offset, kGroupMarkerSize), kGroupMarkerSize)) {
+    const char* marker = e.header.length == kGroupPayloadSize && bytes <= size - offset ? f.read(offset, kGroupMarkerSize) : nullptr;
+    if (marker == nullptr || !record_checksum_ok(marker, kGroupMarkerSize)) {
       e.problem = "invalid group marker";
     } else if (!lsn_ok) {
       e.problem = "group marker out of sequence";
@@ -36,9 +42,12 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
     }
     return e;
   }
+  const char* record = nullptr;
   if (e.header.type != kRecordEvent || e.header.length > kMaxPayload || bytes > size - offset) {
     e.problem = "invalid record header";
-  } else if (!record_checksum_ok(f.read(offset, static_cast<std::size_t>(bytes)), static_cast<std::size_t>(bytes))) {
+  } else if (record = f.read(offset, static_cast<std::size_t>(bytes)); record == nullptr) {
+    e.problem = "the file ended early (it changed meanwhile)";
+  } else if (!record_checksum_ok(record, static_cast<std::size_t>(bytes))) {
     e.problem = "checksum mismatch";
   } else if (!lsn_ok) {
     e.problem = "lsn " + std::to_string(e.header.lsn) + " out of sequence";
@@ -94,7 +103,9 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
       Record r;
       r.lsn = e.header.lsn;
       r.type = e.header.type;
-      r.payload.assign(f.read(start.offset, static_cast<std::size_t>(e.bytes)) + kRecordHeaderSize, e.header.length);
+      const char* record = f.read(start.offset, static_cast<std::size_t>(e.bytes));
+      if (record == nullptr) break;  // read a moment ago: the file changed meanwhile
+      r.payload.assign(record + kRecordHeaderSize, e.header.length);
       r.start = start;
       r.end = pos;
       ++counts.records;

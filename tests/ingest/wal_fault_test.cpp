@@ -11,6 +11,7 @@
 #include "repos/util/crc32c.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_salvage.h"
 #include "ingest/log/wal_scan.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/forwarding_log_fs.h"
@@ -435,9 +436,9 @@ TEST_F(WalFaultTest, ASecondOpenOfTheDirectoryIsRefused) {
   EXPECT_NO_THROW(WriteAheadLog::open(options())) << "the lock goes with the log";
 }
 
-// The operator tools scan segments beside a running daemon, which may cut a segment's zeros at a
-// roll while the scan runs: the scan says the file changed, never reads past its end.
-TEST_F(WalFaultTest, AScanOfAFileCutWhileItIsScannedSaysSoInsteadOfReadingPastItsEnd) {
+// The operator tools scan and salvage segments beside a running daemon, which may cut a segment's
+// zeros at a roll while they read: they say the file changed, never read past its end.
+TEST_F(WalFaultTest, AScanOrASalvageOfAFileCutWhileItIsReadSaysSoInsteadOfReadingPastItsEnd) {
   {
     auto log = WriteAheadLog::open(options());
     for (int i = 0; i < 10; ++i) ASSERT_EQ(append(*log, i, 1), AppendStatus::Ok);
@@ -448,6 +449,14 @@ TEST_F(WalFaultTest, AScanOfAFileCutWhileItIsScannedSaysSoInsteadOfReadingPastIt
     EXPECT_EQ(scan.valid_end.lsn, 10u) << extra;
     if (extra >= kGroupMarkerSize) {
       EXPECT_NE(scan.problem.find("changed meanwhile"), std::string::npos) << extra << ": " << scan.problem;
+    }
+    std::size_t salvaged = 0;
+    std::vector<SkippedRange> skipped;
+    salvage_log(cut, kDir, [&](const Record&) { return ++salvaged > 0; }, [&](const SkippedRange& r) { skipped.push_back(r); });
+    EXPECT_EQ(salvaged, 10u) << extra;
+    ASSERT_EQ(skipped.size(), 1u) << extra;
+    if (extra >= kRecordHeaderSize) {
+      EXPECT_NE(skipped[0].problem.find("changed meanwhile"), std::string::npos) << extra << ": " << skipped[0].problem;
     }
   }
 }
