@@ -23,6 +23,7 @@ class MemoryFile final : public wal::LogFile {
     return {};
   }
   std::error_code sync() override { return read_only(); }
+  std::error_code drop_clean_pages() override { return {}; }  // no cache: reads are the bytes
   std::error_code truncate(std::uint64_t) override { return read_only(); }
   std::error_code size(std::uint64_t& out) override {
     out = bytes_->size();

@@ -10,6 +10,9 @@
 // - LogFile::sync() is fdatasync: once it succeeds, the file's bytes and size survive a power
 //   loss. A file created, renamed or removed survives a power loss only after sync_dir() of its
 //   directory has succeeded.
+// - A failed sync may leave bytes readable that the storage never got: Linux marks the pages of a
+//   failed write-back clean and keeps them cached. drop_clean_pages() makes later reads come from
+//   the storage (recovery reads the log's tail that way).
 // - Implementations are thread-safe across files: the log's leader appends while readers read
 //   the same files and the writer thread lists and removes segments. One LogFile is used by one
 //   thread at a time.
@@ -30,6 +33,10 @@ class LogFile {
   // Reads up to `n` bytes at `offset`; `got` < n only at the end of the file.
   virtual std::error_code read_at(std::uint64_t offset, char* data, std::size_t n, std::size_t& got) = 0;
   virtual std::error_code sync() = 0;  // fdatasync
+  // Drops the file's clean cached pages (posix_fadvise DONTNEED), so the next reads of them come
+  // from the storage. Dirty pages are not dropped: sync() first. Advisory: a page another process
+  // has mapped stays cached.
+  virtual std::error_code drop_clean_pages() = 0;
   virtual std::error_code truncate(std::uint64_t size) = 0;
   virtual std::error_code size(std::uint64_t& out) = 0;
 };

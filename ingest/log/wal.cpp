@@ -285,6 +285,8 @@ void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) 
 
 SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state) {
   const std::string newest = segment_path(options_.dir, newest_segment);
+  if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
+  read_tail_from_storage(newest);
   const SegmentScan scan = scan_segment(*fs_, newest);
   if (scan.tail == TailState::Corrupt)
     throw WalCorruption(newest, scan.valid_end.offset,
@@ -299,25 +301,30 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
     throw WalCorruption(newest, scan.valid_end.offset,
                         scan.problem + "; the log's state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
                             " had been synced (and may be applied), so this damage lies in acknowledged data");
-  if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
   if (scan.tail == TailState::Torn) {
-    if (const std::error_code ec = active_->truncate(scan.valid_end.offset))
-      throw std::system_error(ec, "cut torn tail of " + newest);
+    std::error_code ec = active_->truncate(scan.valid_end.offset);
+    if (!ec) ec = active_->sync();
+    if (ec) throw std::system_error(ec, "cut torn tail of " + newest);
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
   set_active_file_bytes(scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size);
-  make_found_tail_durable(newest);
   return scan;
 }
 
-// What the scan found may have been only in the page cache: a process killed between a group's
-// write and its fdatasync, or between creating a segment and the directory sync that makes its
-// name durable. Nothing is appended (and acknowledged) on top of it before both are on disk.
-void WriteAheadLog::make_found_tail_durable(const std::string& newest) {
+// The scan must count what the storage holds, not what the page cache shows. A process killed
+// between a group's write and its fdatasync, or between creating a segment and the directory sync
+// that makes its name durable, left them only in the page cache: both are stored first, so
+// nothing is appended (and acknowledged) on top of bytes a power loss can take. A process whose
+// fdatasync failed left pages Linux marked clean though the storage never got them: the clean
+// pages are then dropped, so the scan reads them from the storage (a torn tail, cut) instead of
+// counting a group a later eviction or power loss would take from under acknowledged ones.
+void WriteAheadLog::read_tail_from_storage(const std::string& newest) {
   if (const std::error_code ec = active_->sync()) throw std::system_error(ec, "fdatasync of " + newest + " at recovery");
   if (const std::error_code ec = fs_->sync_dir(options_.dir))
     throw std::system_error(ec, "fsync of log directory " + options_.dir + " at recovery");
+  if (const std::error_code ec = active_->drop_clean_pages())
+    throw std::system_error(ec, "drop the cached pages of " + newest + " at recovery");
 }
 
 void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {

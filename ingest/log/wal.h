@@ -176,9 +176,11 @@ class WriteAheadLog {
   std::vector<std::uint64_t> remove_applied_segments(const std::vector<std::uint64_t>& found, const LocalState& state);
   // Checks each segment's log id and records its size; the first one is the oldest.
   void load_segment_sizes(const std::vector<std::uint64_t>& found);
-  // Scans the newest segment, refuses damage in synced data, opens it as active_ and cuts a torn tail.
+  // Opens the newest segment as active_, scans it as the storage holds it, refuses damage in
+  // synced data and cuts a torn tail.
   SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
-  void make_found_tail_durable(const std::string& newest);
+  // Stores active_'s dirty pages and the directory, then drops its clean cached pages.
+  void read_tail_from_storage(const std::string& newest);
   // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
   void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);

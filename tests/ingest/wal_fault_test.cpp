@@ -338,6 +338,62 @@ TEST_F(WalFaultTest, AGroupAKilledProcessWroteButDidNotSyncIsSyncedBeforeTheRest
   EXPECT_EQ(read_all(*log).size(), found_lsn + 4);
 }
 
+// fdatasync fails and Linux marks the group's pages clean without storing them: the page cache
+// shows a whole group the storage never got. The restarted log must read the storage. Counting
+// the group from the cache, it would build on it; a power loss (or an eviction) then takes the
+// group from under the acknowledged groups written after it.
+TEST_F(WalFaultTest, AGroupWhoseWriteBackFailedIsReadFromTheStorageNotThePageCacheAtRecovery) {
+  std::vector<Appended> acked;
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 5, &acked), AppendStatus::Ok);
+    FaultRule lost{FsOp::Sync, 1, 1, EIO, ".wal"};
+    lost.loses_pages = true;
+    fs_.add_fault(lost);
+    ASSERT_EQ(append(*log, 5, 400), AppendStatus::IoError) << "a group over several pages, never acknowledged";
+    ASSERT_EQ(fatals_.size(), 1u);
+    ASSERT_EQ(scan_segment(fs_, segment(1)).valid_end.lsn, 405u) << "the page cache still shows the whole group";
+  }
+  {
+    auto log = WriteAheadLog::open(options());
+    EXPECT_EQ(log->durable().lsn, 5u) << "the group the storage never got is not counted";
+    ASSERT_EQ(append(*log, 1000, 4, &acked), AppendStatus::Ok);
+    fs_.power_loss(PowerLossMode::DropUnsynced);
+  }
+  fs_.reboot();
+  std::unique_ptr<WriteAheadLog> log;
+  ASSERT_NO_THROW(log = WriteAheadLog::open(options())) << "damage below an acknowledged group";
+  EXPECT_EQ(log->durable().lsn, acked.back().lsn);
+  const std::vector<std::string> records = read_all(*log);
+  ASSERT_EQ(records.size(), 9u);
+  EXPECT_EQ(records[4], payload(4));
+  EXPECT_EQ(records[5], payload(1000));
+}
+
+// The model the test above stands on: a sync that loses its pages leaves them readable, stores
+// them with no later sync, and a page written again is stored whole by the next one.
+TEST_F(WalFaultTest, AFaultFsSyncThatLosesItsPagesKeepsThemReadableButNeverStoresThem) {
+  ASSERT_FALSE(fs_.create_dir(kDir));
+  std::unique_ptr<LogFile> file;
+  ASSERT_FALSE(fs_.open(kDir + "/f", OpenMode::CreateTruncate, file));
+  const std::string first(3 * 4096, 'a');
+  ASSERT_FALSE(file->write_at(0, first.data(), first.size()));
+  FaultRule lost{FsOp::Sync, 1, 1, EIO, ""};
+  lost.loses_pages = true;
+  fs_.add_fault(lost);
+  ASSERT_EQ(file->sync(), std::errc::io_error);
+  EXPECT_EQ(fs_.contents(kDir + "/f"), first) << "still in the page cache";
+  ASSERT_FALSE(file->write_at(4096 + 10, "b", 1));  // the middle page is dirty again
+  ASSERT_FALSE(file->sync());
+  ASSERT_FALSE(file->drop_clean_pages());
+  const std::string read_back = fs_.contents(kDir + "/f");
+  ASSERT_EQ(read_back.size(), first.size());
+  EXPECT_EQ(read_back.substr(0, 4096), std::string(4096, '\0')) << "a lost page reads as the storage holds it";
+  EXPECT_EQ(read_back.substr(4096, 10), std::string(10, 'a')) << "a page written again is stored whole";
+  EXPECT_EQ(read_back[4096 + 10], 'b');
+  EXPECT_EQ(read_back.substr(2 * 4096), std::string(4096, '\0'));
+}
+
 TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndRecoveryRemovesThem) {
   std::vector<Appended> a;
   {

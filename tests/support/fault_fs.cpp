@@ -20,8 +20,35 @@ const char* to_string(PowerLossMode mode) {
 }
 
 struct FaultFs::Inode {
-  std::string data;    // what the process reads
-  std::string synced;  // what the disk holds for sure: the data at the last successful sync()
+  std::string data;            // what the process reads (the page cache)
+  std::string synced;          // what the disk holds for sure: the data at the last successful sync()
+  std::set<std::size_t> lost;  // pages a failed sync marked clean without storing them
+
+  // What the storage holds or will hold after the next sync: the data, except that a lost page
+  // keeps the bytes the disk had (zeros past them).
+  std::string stored() const {
+    std::string out = data;
+    for (const std::size_t page : lost)
+      for (std::size_t i = page * kPage; i < std::min(out.size(), (page + 1) * kPage); ++i) out[i] = i < synced.size() ? synced[i] : '\0';
+    return out;
+  }
+
+  // A failed write-back: every page that differs from the disk's is marked clean, unstored.
+  void lose_unsynced_pages() {
+    for (std::size_t i = 0; i < data.size(); ++i)
+      if (i >= synced.size() || data[i] != synced[i]) lost.insert(i / kPage);
+  }
+
+  // Pages written again are dirty again: the next sync stores them whole.
+  void rewritten(std::uint64_t offset, std::size_t n) {
+    if (n == 0) return;
+    lost.erase(lost.lower_bound(offset / kPage), lost.upper_bound((offset + n - 1) / kPage));
+  }
+
+  void drop_clean_pages() {
+    data = stored();
+    lost.clear();
+  }
 };
 
 class FaultFs::File final : public wal::LogFile {
@@ -37,6 +64,7 @@ class FaultFs::File final : public wal::LogFile {
     const std::size_t stored = ec ? n / 2 : n;  // a failing write may store a part first
     if (inode_->data.size() < offset + stored) inode_->data.resize(offset + stored, '\0');
     inode_->data.replace(offset, stored, data, stored);
+    inode_->rewritten(offset, stored);
     return ec;
   }
 
@@ -54,8 +82,19 @@ class FaultFs::File final : public wal::LogFile {
   std::error_code sync() override {
     std::lock_guard lock(fs_.mu_);
     if (std::error_code ec = alive()) return ec;
-    if (std::error_code ec = fs_.check(FsOp::Sync, path_)) return ec;
-    inode_->synced = inode_->data;
+    const FaultRule* rule = nullptr;
+    if (std::error_code ec = fs_.check(FsOp::Sync, path_, &rule)) {
+      if (rule != nullptr && rule->loses_pages) inode_->lose_unsynced_pages();
+      return ec;
+    }
+    inode_->synced = inode_->stored();
+    return {};
+  }
+
+  std::error_code drop_clean_pages() override {
+    std::lock_guard lock(fs_.mu_);
+    if (std::error_code ec = alive()) return ec;
+    inode_->drop_clean_pages();
     return {};
   }
 
@@ -64,6 +103,7 @@ class FaultFs::File final : public wal::LogFile {
     if (std::error_code ec = alive()) return ec;
     if (std::error_code ec = fs_.check(FsOp::Truncate, path_)) return ec;
     inode_->data.resize(size, '\0');
+    inode_->lost.erase(inode_->lost.lower_bound((size + kPage - 1) / kPage), inode_->lost.end());
     return {};
   }
 
@@ -101,7 +141,7 @@ class FaultFs::Lock final : public wal::FileLock {
 FaultFs::FaultFs(std::uint64_t seed) : rng_(seed) {}
 FaultFs::~FaultFs() = default;
 
-std::error_code FaultFs::check(FsOp op, const std::string& path) {
+std::error_code FaultFs::check(FsOp op, const std::string& path, const FaultRule** matched) {
   if (crashed_) return wal::errno_code(EIO);
   if (op != FsOp::Read) {
     ++mutating_;
@@ -113,7 +153,10 @@ std::error_code FaultFs::check(FsOp op, const std::string& path) {
   for (auto& [rule, seen] : rules_) {
     if (rule.op != op || (!rule.path_contains.empty() && path.find(rule.path_contains) == std::string::npos)) continue;
     ++seen;
-    if (seen >= rule.nth && seen - rule.nth < rule.times) return wal::errno_code(rule.error);
+    if (seen >= rule.nth && seen - rule.nth < rule.times) {
+      if (matched != nullptr) *matched = &rule;
+      return wal::errno_code(rule.error);
+    }
   }
   return {};
 }
@@ -175,7 +218,7 @@ void FaultFs::freeze(PowerLossMode mode) {
     auto& copy = rebuilt[pick.get()];
     if (!copy) {
       copy = std::make_shared<Inode>();
-      copy->data = copy->synced = damage(pick->synced, pick->data, mode);
+      copy->data = copy->synced = damage(pick->synced, pick->stored(), mode);
     }
     after_crash_[name] = copy;
   }
@@ -198,6 +241,7 @@ std::error_code FaultFs::open(const std::string& path, wal::OpenMode mode, std::
     it = names_.emplace(path, std::make_shared<Inode>()).first;
   } else if (create) {
     it->second->data.clear();
+    it->second->lost.clear();
   }
   out = std::make_unique<File>(*this, it->second, path, generation_);
   return {};
@@ -288,6 +332,7 @@ bool FaultFs::crashed() const {
 void FaultFs::reboot() {
   std::lock_guard lock(mu_);
   if (crashed_) names_ = after_crash_;
+  for (const auto& [name, inode] : names_) inode->drop_clean_pages();  // a reboot starts with no page cache
   durable_ = names_;
   after_crash_.clear();
   ++generation_;
@@ -313,6 +358,7 @@ void FaultFs::put(const std::string& path, const std::string& bytes) {
   auto& inode = names_[path];
   if (!inode) inode = std::make_shared<Inode>();
   inode->data = inode->synced = bytes;
+  inode->lost.clear();
   durable_[path] = inode;
 }
 

@@ -10,7 +10,11 @@
 //   its own. reboot() makes that state current (and the only state: all of it is durable), drops
 //   every lock and makes the handles of the "dead" process fail.
 // - Faults: add_fault() fails the n-th (and following, `times` in all) call of a kind with an
-//   errno. A failing write stores its first half first, as a real short write can.
+//   errno. A failing write stores its first half first, as a real short write can. A failing sync
+//   with `loses_pages` does what Linux does when write-back fails: the unsynced pages are marked
+//   clean without being stored. Reads still return them (the page cache) until the file's
+//   drop_clean_pages() or a reboot; later syncs do not store them unless they are written again;
+//   a power loss loses them whatever its mode.
 // Thread-safe (one mutex); deterministic for a seed.
 #include <cstdint>
 #include <map>
@@ -33,6 +37,7 @@ struct FaultRule {
   std::uint64_t times = 1;          // how many calls fail from there; UINT64_MAX: for good
   int error = 5;                    // errno (EIO)
   std::string path_contains;        // only calls on paths containing this ("" = any)
+  bool loses_pages = false;         // Sync only: the unsynced pages are lost, though still readable
 };
 
 enum class PowerLossMode {
@@ -80,7 +85,8 @@ class FaultFs final : public wal::LogFs {
   struct Inode;
   class File;
   class Lock;
-  std::error_code check(FsOp op, const std::string& path);  // mu_ held
+  // mu_ held; `matched` (if given) is set to the rule that failed the call.
+  std::error_code check(FsOp op, const std::string& path, const FaultRule** matched = nullptr);
   std::string damage(const std::string& synced, const std::string& current, PowerLossMode mode);  // mu_ held
   void freeze(PowerLossMode mode);  // mu_ held
 

@@ -20,6 +20,7 @@ class ForwardingLogFile : public LogFile {
     return inner_->read_at(offset, data, n, got);
   }
   std::error_code sync() override { return inner_->sync(); }
+  std::error_code drop_clean_pages() override { return inner_->drop_clean_pages(); }
   std::error_code truncate(std::uint64_t size) override { return inner_->truncate(size); }
   std::error_code size(std::uint64_t& out) override { return inner_->size(out); }
 
