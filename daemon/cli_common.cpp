@@ -18,14 +18,7 @@ void mask_password(char* arg) {
     for (std::size_t i = begin; i < begin + length; ++i) arg[i] = '*';
 }
 
-}  // namespace
-
-void scrub_argv_passwords(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) mask_password(argv[i]);
-}
-
-std::optional<std::string> resolve_database_url(const std::string& explicit_url,
-                                                const std::string& url_file) {
+std::optional<std::string> database_url_given(const std::string& explicit_url, const std::string& url_file) {
   if (!explicit_url.empty()) return explicit_url;
   if (!url_file.empty()) {
     std::ifstream in(url_file);
@@ -39,6 +32,18 @@ std::optional<std::string> resolve_database_url(const std::string& explicit_url,
   if (const char* env = std::getenv("DATABASE_URL"); env != nullptr && *env != '\0')
     return std::string(env);
   return std::nullopt;
+}
+
+}  // namespace
+
+void scrub_argv_passwords(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) mask_password(argv[i]);
+}
+
+std::optional<std::string> resolve_database_url(const std::string& explicit_url, const std::string& url_file) {
+  std::optional<std::string> url = database_url_given(explicit_url, url_file);
+  if (url) remember_passwords_of(*url);  // masked wherever an error quotes it, from now on
+  return url;
 }
 
 }  // namespace pm

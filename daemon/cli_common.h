@@ -12,7 +12,7 @@ namespace pm {
 void scrub_argv_passwords(int argc, char** argv);
 
 // The database URL: the explicit value if given, else the first line of `url_file`, else
-// DATABASE_URL, else nullopt.
+// DATABASE_URL, else nullopt. Its password is made known to redact_url() (remember_passwords_of).
 std::optional<std::string> resolve_database_url(const std::string& explicit_url,
                                                 const std::string& url_file);
 

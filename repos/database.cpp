@@ -28,7 +28,7 @@ Lease::~Lease() {
 }
 
 Database::Database(DatabaseConfig config)
-    : config_((config.validate(), std::move(config))),
+    : config_((config.validate(), remember_passwords_of(config.url), std::move(config))),
       connect_string_(connection_string(config_)),
       lookup_time_(connect_timeout_of(connect_string_).value_or(std::chrono::hours(24))),
       pool_(std::make_shared<detail::PoolState>()) {}

@@ -66,9 +66,14 @@ struct DatabaseConfig {
 };
 
 // The URL (or any text quoting one) with every password replaced by "***": URL userinfo, the
-// ?password= parameter, and libpq's key = value form (spaces around '=', quoted values).
+// ?password= parameter, libpq's key = value form (spaces around '=', quoted values), and every
+// known password (repos/known_passwords.h) wherever it appears. Any thread.
 std::string redact_url(const std::string& url);
-// Where those passwords are in `text`: (offset, length) pairs, ascending.
+// Where those passwords are in `text`: (offset, length) pairs, ascending, possibly overlapping.
 std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& text);
+// Makes the password(s) of a connection string known (as written, unquoted, percent-decoded, and
+// as libpq reads it), so redact_url() masks them even where they appear bare. Database's
+// constructor calls it; so should anything that prints errors about a URL it has not given to one.
+void remember_passwords_of(const std::string& conninfo);
 
 }  // namespace pm

@@ -96,6 +96,23 @@ TEST(DatabaseConfig, RedactsPasswords) {
   for (const std::string& text : {std::string("host=h password = S3cret"), std::string("password='S3cret PW4'"),
                                   std::string("x postgresql://u:S3cret@h/db?password=S3cret")})
     EXPECT_EQ(redact_url(text).find("S3cret"), std::string::npos) << text;
+  // Quotes inside a URL's password, and '&' in an unquoted key = value one (libpq ends that at a blank).
+  EXPECT_EQ(redact_url("postgresql://u:pa'S3cret@h/db"), "postgresql://u:***@h/db");
+  EXPECT_EQ(redact_url("postgresql://u:pa\"S3cret@h/db"), "postgresql://u:***@h/db");
+  EXPECT_EQ(redact_url("host=h password=ab&S3cret user=x"), "host=h password=*** user=x");
+}
+
+// A password made known is masked wherever it appears, as written, as libpq decodes it, unquoted.
+TEST(DatabaseConfig, AKnownPasswordIsMaskedWhereverItAppearsBare) {
+  remember_passwords_of("postgresql://u:50%zzK9pw@h/db");
+  EXPECT_EQ(redact_url("invalid percent-encoded token: \"50%zzK9pw\""), "invalid percent-encoded token: \"***\"");
+  remember_passwords_of("postgresql://u:a%41bQ7pw@h/db");
+  EXPECT_EQ(redact_url("role said aAbQ7pw twice: aAbQ7pw"), "role said *** twice: ***");
+  remember_passwords_of("host=h password='sp ace\\'Z3pw'");
+  EXPECT_EQ(redact_url("x sp ace'Z3pw y"), "x *** y");
+  // A known password overlapping a pattern's span is masked whole.
+  EXPECT_EQ(redact_url("postgresql://u:K9@h/db?x=50%zzK9pw"), "postgresql://u:***@h/db?x=***");
+  EXPECT_EQ(redact_url("x aAbQ7pwaAbQ7pw y"), "x *** y");
 }
 
 }  // namespace

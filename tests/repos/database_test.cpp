@@ -120,6 +120,27 @@ TEST_F(DatabaseTest, UnreachableServerRaisesWithoutLeakingThePassword) {
   EXPECT_EQ(db.stats().open, 0);
 }
 
+// libpq refuses a password with a '%' not followed by two hex digits and quotes it bare in its
+// error ("invalid percent-encoded token: \"50%zzS3cret\""), with no URL or "password=" around it.
+// Other quoting characters a pattern stopped at before: ' in a URL, & in key = value form.
+TEST_F(DatabaseTest, APasswordLibpqCannotDecodeOrThatHoldsQuotesIsNotShownInTheConnectionError) {
+  for (const std::string& url : {std::string("postgresql://predict:50%zzS3cret@127.0.0.1:59999/predict"),
+                                 std::string("postgresql://predict:it's%zzS3cret@127.0.0.1:59999/predict"),
+                                 std::string("host=127.0.0.1 port=59999 password=a&S3cret%zz user=predict")}) {
+    DatabaseConfig config = unreachable_config();
+    config.url = url;
+    Database db(config);
+    try {
+      db.lease();
+      ADD_FAILURE() << "expected ConnectionError for " << url;
+    } catch (const ConnectionError& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.find("S3cret"), std::string::npos) << message;
+      EXPECT_NE(message.find("127.0.0.1"), std::string::npos) << message;
+    }
+  }
+}
+
 TEST_F(DatabaseTest, ExhaustedPoolTimesOut) {
   auto config = tdb_->config();
   config.max_connections = 2;
