@@ -204,6 +204,11 @@ void WriteAheadLog::recover() {
   }
   LocalState state;
   const std::string state_path = path_in(options_.dir, kStateFileName);
+  if (listing.has_state) {
+    std::unique_ptr<LogFile> file;
+    if (const std::error_code ec = fs_->open(state_path, OpenMode::Write, file)) throw std::system_error(ec, "open " + state_path);
+    read_from_storage(*file, state_path);  // a slot whose sync failed is not taken for the newest
+  }
   const StateRead read = listing.has_state ? read_state(*fs_, state_path, state) : StateRead::Missing;
   if (listing.segments.empty()) {
     if (read == StateRead::Valid && state.ceiling.lsn > 0)
@@ -286,7 +291,11 @@ void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) 
 SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state) {
   const std::string newest = segment_path(options_.dir, newest_segment);
   if (const std::error_code ec = fs_->open(newest, OpenMode::Write, active_)) throw std::system_error(ec, "open " + newest);
-  read_tail_from_storage(newest);
+  // Stored first: a process killed between creating a segment and syncing the directory left its
+  // name in the page cache only (below).
+  if (const std::error_code ec = fs_->sync_dir(options_.dir))
+    throw std::system_error(ec, "fsync of log directory " + options_.dir + " at recovery");
+  read_from_storage(*active_, newest);
   const SegmentScan scan = scan_segment(*fs_, newest);
   if (scan.tail == TailState::Corrupt)
     throw WalCorruption(newest, scan.valid_end.offset,
@@ -318,13 +327,12 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
 // nothing is appended (and acknowledged) on top of bytes a power loss can take. A process whose
 // fdatasync failed left pages Linux marked clean though the storage never got them: the clean
 // pages are then dropped, so the scan reads them from the storage (a torn tail, cut) instead of
-// counting a group a later eviction or power loss would take from under acknowledged ones.
-void WriteAheadLog::read_tail_from_storage(const std::string& newest) {
-  if (const std::error_code ec = active_->sync()) throw std::system_error(ec, "fdatasync of " + newest + " at recovery");
-  if (const std::error_code ec = fs_->sync_dir(options_.dir))
-    throw std::system_error(ec, "fsync of log directory " + options_.dir + " at recovery");
-  if (const std::error_code ec = active_->drop_clean_pages())
-    throw std::system_error(ec, "drop the cached pages of " + newest + " at recovery");
+// counting a group a later eviction or power loss would take from under acknowledged ones. The
+// state file is read the same way.
+void WriteAheadLog::read_from_storage(LogFile& file, const std::string& path) {
+  if (const std::error_code ec = file.sync()) throw std::system_error(ec, "fdatasync of " + path + " at recovery");
+  if (const std::error_code ec = file.drop_clean_pages())
+    throw std::system_error(ec, "drop the cached pages of " + path + " at recovery");
 }
 
 void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {

@@ -179,8 +179,8 @@ class WriteAheadLog {
   // Opens the newest segment as active_, scans it as the storage holds it, refuses damage in
   // synced data and cuts a torn tail.
   SegmentScan open_newest_segment(std::uint64_t newest_segment, StateRead read, const LocalState& state);
-  // Stores active_'s dirty pages and the directory, then drops its clean cached pages.
-  void read_tail_from_storage(const std::string& newest);
+  // Stores the file's dirty pages, then drops its clean cached pages: later reads come from the storage.
+  void read_from_storage(LogFile& file, const std::string& path);
   // Refuses a state file of another log, or a damaged one beside records, before anything is cut.
   void check_state(StateRead read, const LocalState& state, const Position& end) const;
   void open_state(StateRead read, const LocalState& state);

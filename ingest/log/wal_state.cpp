@@ -96,11 +96,20 @@ StateFile::StateFile(std::string path, std::unique_ptr<LogFile> file, LocalState
     : path_(std::move(path)), file_(std::move(file)), current_(current), sequence_(sequence) {}
 
 std::unique_ptr<StateFile> StateFile::create(LogFs& fs, const std::string& path, const LocalState& initial) {
+  // Written and synced under a temporary name, then renamed: a crash leaves no state file, or a
+  // valid one, never an empty or torn one beside records (which recovery would have to refuse).
+  const std::string tmp = path + ".tmp";
   std::unique_ptr<LogFile> file;
-  if (const std::error_code ec = fs.open(path, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + path);
+  if (const std::error_code ec = fs.open(tmp, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + tmp);
   std::unique_ptr<StateFile> state(new StateFile(path, std::move(file), initial, 0));
   bool sync_failed = false;
-  if (const std::error_code ec = state->write(initial, sync_failed)) throw std::system_error(ec, "write " + path);
+  std::error_code ec = state->write(initial, sync_failed);
+  if (!ec) ec = fs.rename(tmp, path);
+  if (ec) {
+    state.reset();
+    fs.remove(tmp);
+    throw std::system_error(ec, "write " + path);
+  }
   return state;
 }
 

@@ -40,8 +40,8 @@ StateRead read_state(LogFs& fs, const std::string& path, LocalState& out);
 
 class StateFile {
  public:
-  // Creates (or empties) the file and writes `initial` into it, synced; the caller syncs the
-  // directory. Throws std::system_error.
+  // Creates (or replaces) the file with `initial` written into it, synced, under `path`.tmp first
+  // and then renamed; the caller syncs the directory. Throws std::system_error.
   static std::unique_ptr<StateFile> create(LogFs& fs, const std::string& path, const LocalState& initial);
   // Opens an existing, valid file whose newest slot holds `current`. Throws std::system_error.
   static std::unique_ptr<StateFile> open(LogFs& fs, const std::string& path, const LocalState& current);

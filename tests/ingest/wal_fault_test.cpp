@@ -370,6 +370,55 @@ TEST_F(WalFaultTest, AGroupWhoseWriteBackFailedIsReadFromTheStorageNotThePageCac
   EXPECT_EQ(records[5], payload(1000));
 }
 
+// The same for the state file: its fdatasync fails and Linux keeps the new slot cached but never
+// stores it. Read from the cache, that slot was taken for the newest, and the next write went over
+// the only slot the storage holds: a power loss during that write (its page zeroed, for some
+// seeds) left no valid slot, and an intact log refused to start (exit 2).
+TEST_F(WalFaultTest, AStateSlotWhoseWriteBackFailedIsNotTakenForTheNewestSoTheNextWriteSparesTheStoredOne) {
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    FaultFs fs(seed);
+    Options o = options();
+    o.fs = &fs;
+    {
+      auto log = WriteAheadLog::open(o);
+      ASSERT_EQ(append(*log, 0, 10), AppendStatus::Ok);
+      FaultRule lost{FsOp::Sync, 1, 1, EIO, "state"};
+      lost.loses_pages = true;
+      fs.add_fault(lost);
+      EXPECT_FALSE(log->persist_applied());
+    }
+    {
+      auto log = WriteAheadLog::open(o);
+      ASSERT_EQ(append(*log, 10, 5), AppendStatus::Ok);
+      fs.crash_after(2, PowerLossMode::ZeroPages);  // the slot is written, the power fails at its sync
+      EXPECT_FALSE(log->persist_applied());
+    }
+    fs.reboot();
+    std::unique_ptr<WriteAheadLog> log;
+    ASSERT_NO_THROW(log = WriteAheadLog::open(o)) << "seed " << seed << ": the write damaged the only stored slot";
+    EXPECT_EQ(log->durable().lsn, 15u);
+  }
+}
+
+// A log without a state file (format 1, or a crash while it was created) gets one at recovery. A
+// process killed after creating it, before writing it, must not leave an empty one beside the
+// records (both copies damaged: exit 2).
+TEST_F(WalFaultTest, AProcessKilledWhileTheStateFileIsCreatedBesideRecordsLeavesNoDamagedStateFile) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 10), AppendStatus::Ok);
+  }
+  ASSERT_FALSE(fs_.remove(kDir + "/state"));
+  FaultRule killed{FsOp::Write, 1, 1, EIO, "state"};
+  killed.stores_part = false;
+  fs_.add_fault(killed);
+  EXPECT_THROW(WriteAheadLog::open(options()), std::system_error);
+  std::unique_ptr<WriteAheadLog> log;
+  ASSERT_NO_THROW(log = WriteAheadLog::open(options())) << "both copies of the state file damaged";
+  EXPECT_EQ(log->durable().lsn, 10u);
+  EXPECT_FALSE(fs_.exists(kDir + "/state.tmp"));
+}
+
 // The model the test above stands on: a sync that loses its pages leaves them readable, stores
 // them with no later sync, and a page written again is stored whole by the next one.
 TEST_F(WalFaultTest, AFaultFsSyncThatLosesItsPagesKeepsThemReadableButNeverStoresThem) {

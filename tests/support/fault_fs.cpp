@@ -59,8 +59,9 @@ class FaultFs::File final : public wal::LogFile {
   std::error_code write_at(std::uint64_t offset, const char* data, std::size_t n) override {
     std::lock_guard lock(fs_.mu_);
     if (std::error_code ec = alive()) return ec;
-    std::error_code ec = fs_.check(FsOp::Write, path_);
-    if (ec && fs_.crashed_) return ec;
+    const FaultRule* rule = nullptr;
+    std::error_code ec = fs_.check(FsOp::Write, path_, &rule);
+    if (ec && (fs_.crashed_ || (rule != nullptr && !rule->stores_part))) return ec;
     const std::size_t stored = ec ? n / 2 : n;  // a failing write may store a part first
     if (inode_->data.size() < offset + stored) inode_->data.resize(offset + stored, '\0');
     inode_->data.replace(offset, stored, data, stored);

@@ -10,7 +10,8 @@
 //   its own. reboot() makes that state current (and the only state: all of it is durable), drops
 //   every lock and makes the handles of the "dead" process fail.
 // - Faults: add_fault() fails the n-th (and following, `times` in all) call of a kind with an
-//   errno. A failing write stores its first half first, as a real short write can. A failing sync
+//   errno. A failing write stores its first half first, as a real short write can (unless
+//   `stores_part` is off: a process killed before it wrote). A failing sync
 //   with `loses_pages` does what Linux does when write-back fails: the unsynced pages are marked
 //   clean without being stored. Reads still return them (the page cache) until the file's
 //   drop_clean_pages() or a reboot; later syncs do not store them unless they are written again;
@@ -38,6 +39,7 @@ struct FaultRule {
   int error = 5;                    // errno (EIO)
   std::string path_contains;        // only calls on paths containing this ("" = any)
   bool loses_pages = false;         // Sync only: the unsynced pages are lost, though still readable
+  bool stores_part = true;          // Write only: the failing write stores its first half first
 };
 
 enum class PowerLossMode {
