@@ -147,13 +147,16 @@ std::optional<ApprovalAlert> ApprovalAlertRepository::approve(const std::string&
 std::int64_t ApprovalAlertRepository::delete_old(int days) const {
   if (days < 0) throw std::invalid_argument("days must not be negative");
   return target_.run([&](pqxx::transaction_base& tx) {
-    const SystemTime cutoff = std::chrono::system_clock::now() - std::chrono::hours(24) * days;
+    // In milliseconds: days * 86,400,000 fits an int64 for every int, where the clock's own
+    // nanoseconds overflow past ~292 years and wrapped into a cut-off in the future.
+    const auto ms = [](SystemTime t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count(); };
+    const std::int64_t cutoff_ms = ms(std::chrono::system_clock::now()) - std::int64_t{days} * 86'400'000;
     std::int64_t deleted = 0;
     const auto rows = tx.exec("SELECT token_id, alerted_at FROM approval_alerts ORDER BY token_id");
     for (const auto& row : rows) {
       const auto alerted_at = row[1].as<std::string>();
       const auto t = parse_iso(alerted_at);
-      if (!t || *t >= cutoff) continue;
+      if (!t || ms(*t) >= cutoff_ms) continue;
       deleted += tx.exec_params("DELETE FROM approval_alerts WHERE token_id = $1 AND alerted_at = $2",
                                 row[0].as<std::string>(), alerted_at)
                      .affected_rows();

@@ -1,5 +1,6 @@
 #include "repos/timestamp_unit.h"
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -31,11 +32,14 @@ std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit) {
 
 std::int64_t staleness_cutoff(std::int64_t now_epoch_ms, std::int64_t max_age_seconds,
                               TimestampUnit unit) {
-  const std::int64_t oldest_ms = now_epoch_ms - max_age_seconds * 1000;
+  std::int64_t age_ms = 0;
+  std::int64_t oldest_ms = 0;
+  if (__builtin_mul_overflow(max_age_seconds, 1000, &age_ms) || __builtin_sub_overflow(now_epoch_ms, age_ms, &oldest_ms))
+    return max_age_seconds > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
   if (unit == TimestampUnit::Milliseconds) return oldest_ms;
   // Round up: a trade at whole second s is as old as its first millisecond, so it is in range
   // only if s * 1000 >= oldest_ms. Truncating would let a trade up to 999 ms too old through.
-  return oldest_ms >= 0 ? (oldest_ms + 999) / 1000 : oldest_ms / 1000;
+  return oldest_ms >= 0 ? oldest_ms / 1000 + (oldest_ms % 1000 != 0) : oldest_ms / 1000;
 }
 
 }  // namespace pm

@@ -42,7 +42,8 @@ std::string_view to_string(TimestampUnit unit);
 std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit);
 
 // The oldest timestamp, in `unit`, that is still at most `max_age_seconds` old at `now_epoch_ms`
-// (rounded up in seconds, so a value that is too old is never let through).
+// (rounded up in seconds, so a value that is too old is never let through). Ages beyond the
+// epoch range saturate: the cut-off is then the oldest value representable, not a wrapped one.
 std::int64_t staleness_cutoff(std::int64_t now_epoch_ms, std::int64_t max_age_seconds,
                               TimestampUnit unit);
 

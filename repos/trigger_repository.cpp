@@ -8,6 +8,7 @@
 #include "repos/rows.h"
 #include "repos/watermark_upsert.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <map>
 
@@ -29,11 +30,16 @@ const WatermarkUpsert& trigger_watermarks() {
   return upsert;
 }
 
-void require_condition(const PolymarketFirstTrigger& t) {
+// The key G2 deduplicates on must be whole: a NaN threshold would also compare equal to every
+// threshold of its condition inside a batch.
+void require_key(const PolymarketFirstTrigger& t) {
   if (t.condition_id.empty())
     throw std::invalid_argument("trigger for token '" + t.token_id +
                                 "' has an empty condition_id; G2 deduplication needs it");
   if (t.token_id.empty()) throw std::invalid_argument("trigger has an empty token_id");
+  if (!std::isfinite(t.threshold))
+    throw std::invalid_argument("trigger for token '" + t.token_id + "' has threshold " + std::to_string(t.threshold) +
+                                "; a threshold must be a finite number");
 }
 
 // created_at as stored: canonical UTC text (D8/D12), now when empty. Throws std::invalid_argument
@@ -72,7 +78,7 @@ const char* to_string(TriggerOutcome outcome) {
 
 std::vector<TriggerOutcome> TriggerRepository::record_first_many(
     const std::vector<PolymarketFirstTrigger>& triggers) const {
-  for (const auto& t : triggers) require_condition(t);
+  for (const auto& t : triggers) require_key(t);
   std::vector<TriggerOutcome> outcomes(triggers.size(), TriggerOutcome::DuplicateOtherToken);
   if (triggers.empty()) return outcomes;
   std::vector<std::string> created_at;
@@ -170,7 +176,7 @@ TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& tri
 }
 
 WriteResult<PolymarketFirstTrigger> TriggerRepository::create(const PolymarketFirstTrigger& trigger) const {
-  require_condition(trigger);
+  require_key(trigger);
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trigger(tx, trigger);
     if (!inserted.empty())

@@ -46,6 +46,8 @@ class TriggerRepository {
   explicit TriggerRepository(DbTarget target) : target_(target) {}
 
   // The atomic G2 claim (record_first_many of one). `trigger.created_at` empty means now.
+  // record_first, record_first_many and create throw std::invalid_argument, recording nothing, for
+  // an empty token_id or condition_id or a threshold that is not a finite number.
   TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
 
   // record_first for a whole batch in a few statements, with the same outcomes as calling it for

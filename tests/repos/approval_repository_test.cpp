@@ -2,6 +2,8 @@
 // 2.12, 2.13; fixes for D7, D8, D9, D20, D24, D25, D28).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <chrono>
 
 #include "repos/approval_repository.h"
@@ -321,6 +323,17 @@ TEST_F(ApprovalRepositoryTest, DeleteOldUsesAClientSideCutoff) {
   EXPECT_EQ(repo.delete_old(0), 2);
   EXPECT_EQ(repo.count(), 1);
   EXPECT_THROW(repo.delete_old(-1), std::invalid_argument);
+}
+
+// days * 24 h in the clock's nanoseconds overflowed past ~292 years: the cut-off wrapped into the
+// future and "keep practically everything" deleted every alert.
+TEST_F(ApprovalRepositoryTest, DeleteOldWithAHugeNumberOfDaysDeletesNothing) {
+  ApprovalAlertRepository repo(tdb_->db());
+  repo.create(alert("now", iso_in(hours(0))));
+  repo.create(alert("old", iso_in(-hours(24 * 365 * 50))));
+  EXPECT_EQ(repo.delete_old(200'000), 0);
+  EXPECT_EQ(repo.delete_old(std::numeric_limits<int>::max()), 0);
+  EXPECT_EQ(repo.count(), 2);
 }
 
 TEST_F(ApprovalRepositoryTest, AlertBaseOperations) {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "repos/util/clock.h"
 #include "repos/database_config.h"
 #include "repos/timestamp_unit.h"
@@ -56,6 +58,21 @@ TEST(TimestampUnit, CutoffNeverAdmitsATooOldValue) {
   // 1'699'999'700'900 ms is the oldest allowed instant; second 1'699'999'700 began 900 ms before it.
   EXPECT_EQ(staleness_cutoff(now_ms, 300, TimestampUnit::Seconds), 1'699'999'701);
   EXPECT_EQ(staleness_cutoff(1'700'000'000'000, 300, TimestampUnit::Seconds), 1'699'999'700);
+}
+
+// max_age_seconds * 1000 overflowed for huge ages ("everything"): the cut-off wrapped into the
+// future and get_recent returned nothing.
+TEST(TimestampUnit, AnAgeBeyondTheEpochRangeSaturatesInsteadOfWrapping) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  const std::int64_t now_ms = 1'700'000'000'900;
+  for (const TimestampUnit unit : {TimestampUnit::Milliseconds, TimestampUnit::Seconds}) {
+    EXPECT_EQ(staleness_cutoff(now_ms, kMax, unit), kMin);
+    EXPECT_EQ(staleness_cutoff(now_ms, kMax / 1000 + 1, unit), kMin);
+    EXPECT_EQ(staleness_cutoff(now_ms, kMin, unit), kMax);  // a negative age: nothing is recent
+  }
+  EXPECT_EQ(staleness_cutoff(now_ms, 1'700'000'000, TimestampUnit::Milliseconds), 900);
+  EXPECT_EQ(staleness_cutoff(kMax - 500, 0, TimestampUnit::Seconds), kMax / 1000 + 1);
 }
 
 TEST(DatabaseConfig, DefaultsMatchTheOriginal) {

@@ -2,6 +2,8 @@
 // T22-T37 and the fixes for D2, D3, D4, D5, D7, D8; issue 16: outcomes independent of float text).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <atomic>
 #include <barrier>
 #include <random>
@@ -93,6 +95,18 @@ TEST_F(TriggerRepositoryTest, RecordFirstClassifiesDuplicates) {
   EXPECT_EQ(repo.record_first(sample("B")), TriggerOutcome::DuplicateOtherToken);
   EXPECT_EQ(repo.record_first(sample("B", "0xabc123", 0.90)), TriggerOutcome::Recorded);
   EXPECT_EQ(repo.count(), 2);
+}
+
+// A NaN threshold broke the batch's key order: it was taken for a duplicate of another threshold
+// of its condition (DuplicateOtherToken, nothing recorded) though none was stored for it.
+TEST_F(TriggerRepositoryTest, AThresholdThatIsNotAFiniteNumberIsRefusedAndNothingIsRecorded) {
+  TriggerRepository repo(tdb_->db());
+  for (const double bad : {std::nan(""), double{INFINITY}, -double{INFINITY}}) {
+    EXPECT_THROW(repo.record_first(sample("A", "c", bad)), std::invalid_argument) << bad;
+    EXPECT_THROW(repo.create(sample("A", "c", bad)), std::invalid_argument) << bad;
+    EXPECT_THROW(repo.record_first_many({sample("A", "c", 0.95), sample("B", "c", bad)}), std::invalid_argument) << bad;
+  }
+  EXPECT_EQ(repo.count(), 0);
 }
 
 TEST_F(TriggerRepositoryTest, EmptyConditionIsRefused) {
