@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <stdexcept>
 
 #include <boost/program_options.hpp>
@@ -27,55 +28,93 @@ bool take_switch(const po::variables_map& vm, const std::string& option) {
   return value == "on";
 }
 
+// Digits only: stoull and stoul take a sign (and wrap "-1"), and stop at the first non-digit.
+bool all_digits(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
 std::uint64_t parse_bytes(const std::string& option, const std::string& text) {
   // 123, 64K, 512M, 4G (powers of 1024); plain bytes otherwise.
-  std::size_t used = 0;
+  const std::size_t digits = text.find_first_not_of("0123456789");
+  const std::string number = text.substr(0, digits);
   unsigned long long value = 0;
   try {
-    value = std::stoull(text, &used);
+    if (!all_digits(number)) throw std::invalid_argument(text);
+    value = std::stoull(number);
   } catch (...) {
     throw std::invalid_argument("--" + option + ": '" + text + "' is not a byte count (e.g. 512M, 4G)");
   }
-  std::string suffix = text.substr(used);
+  std::string suffix = digits == std::string::npos ? "" : text.substr(digits);
   for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix == "" || suffix == "B") return value;
-  if (suffix == "K" || suffix == "KB" || suffix == "KIB") return value << 10;
-  if (suffix == "M" || suffix == "MB" || suffix == "MIB") return value << 20;
-  if (suffix == "G" || suffix == "GB" || suffix == "GIB") return value << 30;
-  throw std::invalid_argument("--" + option + ": unknown unit in '" + text + "' (use K, M or G)");
+  int shift = -1;
+  if (suffix == "" || suffix == "B") shift = 0;
+  if (suffix == "K" || suffix == "KB" || suffix == "KIB") shift = 10;
+  if (suffix == "M" || suffix == "MB" || suffix == "MIB") shift = 20;
+  if (suffix == "G" || suffix == "GB" || suffix == "GIB") shift = 30;
+  if (shift < 0) throw std::invalid_argument("--" + option + ": unknown unit in '" + text + "' (use K, M or G)");
+  if (value > (std::numeric_limits<std::uint64_t>::max() >> 2 >> shift))  // at most 4 EiB
+    throw std::invalid_argument("--" + option + ": '" + text + "' is too large");
+  return value << shift;
 }
 
 std::chrono::seconds parse_duration(const std::string& option, const std::string& text) {
-  // 3600, 90s, 45m, 12h, 30d.
-  std::size_t used = 0;
-  long long value = -1;
-  try {
-    value = std::stoll(text, &used);
-  } catch (...) {
-  }
-  const std::string suffix = value < 0 ? "?" : text.substr(used);
-  if (suffix == "" || suffix == "s") return std::chrono::seconds(value);
-  if (suffix == "m") return std::chrono::seconds(value * 60);
-  if (suffix == "h") return std::chrono::seconds(value * 3600);
-  if (suffix == "d") return std::chrono::seconds(value * 86400);
-  throw std::invalid_argument("--" + option + ": '" + text + "' is not a duration (e.g. 3600, 90m, 12h, 30d)");
+  // 3600, 90s, 45m, 12h, 30d; at most 100 years (archive retention compares in milliseconds).
+  constexpr long long kMaxSeconds = 100LL * 366 * 86400;
+  const std::size_t digits = text.find_first_not_of("0123456789");
+  const std::string number = text.substr(0, digits);
+  const std::string suffix = digits == std::string::npos ? "" : text.substr(digits);
+  long long unit = 0;
+  if (suffix == "" || suffix == "s") unit = 1;
+  if (suffix == "m") unit = 60;
+  if (suffix == "h") unit = 3600;
+  if (suffix == "d") unit = 86400;
+  if (!all_digits(number) || unit == 0)
+    throw std::invalid_argument("--" + option + ": '" + text + "' is not a duration (e.g. 3600, 90m, 12h, 30d)");
+  if (number.size() > 12 || std::stoll(number) > kMaxSeconds / unit)
+    throw std::invalid_argument("--" + option + ": '" + text + "' is longer than 100 years");
+  return std::chrono::seconds(std::stoll(number) * unit);
+}
+
+// A uid or gid given by number: uid_t and gid_t are 32 bits, and (uid_t)-1 means "none".
+unsigned long parse_id_number(const std::string& option, const std::string& text) {
+  if (text.size() > 10 || std::stoull(text) >= 0xFFFFFFFFull)
+    throw std::invalid_argument("--" + option + ": " + text + " is not a valid id (at most 4294967294)");
+  return std::stoul(text);
 }
 
 uid_t parse_uid(const std::string& text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return static_cast<uid_t>(std::stoul(text));
+  if (all_digits(text)) return static_cast<uid_t>(parse_id_number("allow-uid", text));
   if (const passwd* pw = ::getpwnam(text.c_str())) return pw->pw_uid;
   throw std::invalid_argument("--allow-uid: no user '" + text + "'");
 }
 
 gid_t parse_gid(const std::string& option, const std::string& text) {
-  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return static_cast<gid_t>(std::stoul(text));
+  if (all_digits(text)) return static_cast<gid_t>(parse_id_number(option, text));
   if (const group* gr = ::getgrnam(text.c_str())) return gr->gr_gid;
   throw std::invalid_argument("--" + option + ": no group '" + text + "'");
 }
 
-// DATABASE_URL -> database-url; PM_INGESTD_BATCH_MAX_EVENTS -> batch-max-events.
+// A count option, read as a signed number so "-1" is refused instead of wrapping.
+std::size_t take_count(const po::variables_map& vm, const std::string& option, long long least, long long most) {
+  const long long value = vm[option].as<long long>();
+  if (value < least || value > most)
+    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
+                                " (" + std::to_string(value) + " given)");
+  return static_cast<std::size_t>(value);
+}
+
+mode_t parse_socket_mode(const std::string& text) {
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos)
+    throw std::invalid_argument("--socket-mode: '" + text + "' is not an octal mode (e.g. 0660, at most 0777)");
+  const unsigned long mode = std::stoul(text, nullptr, 8);
+  if (mode > 0777) throw std::invalid_argument("--socket-mode: '" + text + "' sets more than permission bits (at most 0777)");
+  return static_cast<mode_t>(mode);
+}
+
+// PM_INGESTD_BATCH_MAX_EVENTS -> batch-max-events. DATABASE_URL is not mapped: it is the fallback
+// when neither --database-url nor --database-url-file is set (resolve_database_url), so a URL file
+// given on the command line beats it.
 std::string environment_name(const std::string& variable) {
-  if (variable == "DATABASE_URL") return "database-url";
   const std::string prefix = "PM_INGESTD_";
   if (variable.rfind(prefix, 0) != 0) return "";
   std::string name = variable.substr(prefix.size());
@@ -90,8 +129,9 @@ const char* const kDescription =
     "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
     "PostgreSQL in batches, exactly once.\n\n"
     "Every option can also come from --config (INI: name = value) or the environment as\n"
-    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR); DATABASE_URL sets --database-url.\n"
-    "Command line beats environment beats config file.\n\nOptions";
+    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR). Command line beats environment beats\n"
+    "config file. The database URL is --database-url, else the first line of\n"
+    "--database-url-file, else DATABASE_URL.\n\nOptions";
 
 // clang-format off
 void describe_general(po::options_description& desc) {
@@ -132,11 +172,11 @@ void describe_archive(po::options_description& desc, const DaemonOptions& d) {
 
 void describe_writer(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
-    ("batch-max-events", po::value<std::size_t>()->default_value(d.batch_max_events), "events per PostgreSQL transaction at most")
-    ("writer-connections", po::value<std::size_t>()->default_value(d.writer_connections), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
+    ("batch-max-events", po::value<long long>()->default_value(static_cast<long long>(d.batch_max_events)), "events per PostgreSQL transaction at most")
+    ("writer-connections", po::value<long long>()->default_value(static_cast<long long>(d.writer_connections)), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
     ("synchronous-commit", po::value<std::string>()->default_value(d.synchronous_commit ? "on" : "off"), "off: each batch commits with synchronous_commit = off, so its rows are visible (and the next batch commits) without waiting for PostgreSQL's WAL flush; the log keeps the batch until the primary has flushed it (and the standbys, with --standby-wait on), and a PostgreSQL crash that loses it only makes the daemon apply it again: rows a reader saw can be missing until then, no acked event is lost. on: each batch's COMMIT waits for the flush: the role's setting applies (e.g. remote_apply), except that off is raised to local")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "upper bound (ms) on how long a batch waits for more events; it waits only while every writer connection is busy, and an idle writer sends each event at once")
-    ("queue-max-events", po::value<std::size_t>()->default_value(d.queue_max_events), "events held in memory for the writer; beyond, it reads them back from the log")
+    ("queue-max-events", po::value<long long>()->default_value(static_cast<long long>(d.queue_max_events)), "events held in memory for the writer; beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
@@ -148,8 +188,8 @@ void describe_writer(po::options_description& desc, const DaemonOptions& d) {
 void describe_connections(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
-    ("max-connections", po::value<std::size_t>()->default_value(d.max_connections), "producer connections at most")
-    ("max-connections-per-uid", po::value<std::size_t>()->default_value(d.max_connections_per_uid), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
+    ("max-connections", po::value<long long>()->default_value(static_cast<long long>(d.max_connections)), "producer connections at most")
+    ("max-connections-per-uid", po::value<long long>()->default_value(static_cast<long long>(d.max_connections_per_uid)), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
     ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)");
 }
@@ -157,8 +197,8 @@ void describe_connections(po::options_description& desc, const DaemonOptions& d)
 void describe_standbys_and_logging(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("standby-wait", po::value<std::string>()->default_value("on"), "on: an applied log segment is deleted only once every standby of the PostgreSQL primary (replication slots, WAL senders) has flushed the commits that applied it, so a failover loses no acked event; off: deleted once committed and flushed on the primary (a single server)")
-    ("min-standbys", po::value<std::size_t>()->default_value(d.min_standbys), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
-    ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical");
+    ("min-standbys", po::value<long long>()->default_value(static_cast<long long>(d.min_standbys)), "standbys the primary must show before applied log segments are deleted (a standby without a replication slot is invisible while disconnected)")
+    ("log-level", po::value<std::string>()->default_value(d.log_level), "trace, debug, info, warn, error or critical (anything else is refused)");
 }
 // clang-format on
 
@@ -206,11 +246,7 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
 
 void take_socket(const po::variables_map& vm, DaemonOptions& d) {
   d.socket_path = vm["socket"].as<std::string>();
-  try {
-    d.socket_mode = static_cast<mode_t>(std::stoul(vm["socket-mode"].as<std::string>(), nullptr, 8));
-  } catch (...) {
-    throw std::invalid_argument("--socket-mode: '" + vm["socket-mode"].as<std::string>() + "' is not an octal mode");
-  }
+  d.socket_mode = parse_socket_mode(vm["socket-mode"].as<std::string>());
   if (vm.count("socket-group")) d.socket_group = parse_gid("socket-group", vm["socket-group"].as<std::string>());
   if (vm.count("allow-uid"))
     for (const auto& u : vm["allow-uid"].as<std::vector<std::string>>()) d.allow_uids.push_back(parse_uid(u));
@@ -221,6 +257,7 @@ void take_socket(const po::variables_map& vm, DaemonOptions& d) {
 void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
   d.wal_dir = vm["wal-dir"].as<std::string>();
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
+  if (d.wal_max_bytes == 0) throw std::invalid_argument("--wal-max-bytes must be more than 0");
   d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
   const long group_delay_us = vm["wal-group-delay-us"].as<long>();
   if (group_delay_us < 0 || group_delay_us > 10000)
@@ -251,16 +288,12 @@ void take_archive(const po::variables_map& vm, DaemonOptions& d) {
 }
 
 void take_writer(const po::variables_map& vm, DaemonOptions& d) {
-  d.batch_max_events = vm["batch-max-events"].as<std::size_t>();
-  if (d.batch_max_events < 1) throw std::invalid_argument("--batch-max-events must be >= 1");
-  d.writer_connections = vm["writer-connections"].as<std::size_t>();
-  if (d.writer_connections < 1 || d.writer_connections > 16)
-    throw std::invalid_argument("--writer-connections must be between 1 and 16");
+  d.batch_max_events = take_count(vm, "batch-max-events", 1, 10'000'000);
+  d.writer_connections = take_count(vm, "writer-connections", 1, 16);
   d.synchronous_commit = take_switch(vm, "synchronous-commit");
   d.batch_max_delay = std::chrono::milliseconds(vm["batch-max-delay-ms"].as<long>());
   if (d.batch_max_delay.count() < 0) throw std::invalid_argument("--batch-max-delay-ms must be >= 0");
-  d.queue_max_events = vm["queue-max-events"].as<std::size_t>();
-  if (d.queue_max_events < 1) throw std::invalid_argument("--queue-max-events must be >= 1");
+  d.queue_max_events = take_count(vm, "queue-max-events", 1, 100'000'000);
   const auto unit = parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
   if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
   d.trade_timestamp_unit = *unit;
@@ -269,6 +302,7 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.shutdown_timeout = std::chrono::seconds(vm["shutdown-timeout"].as<long>());
   if (d.shutdown_timeout.count() < 1) throw std::invalid_argument("--shutdown-timeout must be >= 1");
   d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
+  if (d.stale_after.count() < 1) throw std::invalid_argument("--stale-after must be >= 1");
   d.freshness_alert_seconds = vm["freshness-alert-seconds"].as<double>();
   if (!(d.freshness_alert_seconds > 0)) throw std::invalid_argument("--freshness-alert-seconds must be > 0");
   d.writer_stall_timeout = std::chrono::seconds(vm["writer-stall-timeout"].as<long>());
@@ -278,13 +312,13 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
 void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d) {
   d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
   if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
-  d.max_connections = vm["max-connections"].as<std::size_t>();
+  d.max_connections = take_count(vm, "max-connections", 1, 1'000'000);
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
-  d.max_connections_per_uid = vm["max-connections-per-uid"].as<std::size_t>();
+  d.max_connections_per_uid = take_count(vm, "max-connections-per-uid", 0, 1'000'000);
   d.wal_preallocate = take_switch(vm, "wal-preallocate");
   d.standby_wait = take_switch(vm, "standby-wait");
-  d.min_standbys = vm["min-standbys"].as<std::size_t>();
+  d.min_standbys = take_count(vm, "min-standbys", 0, 1000);
   if (d.min_standbys > 0 && !d.standby_wait)
     throw std::invalid_argument("--min-standbys needs --standby-wait on (with off, segments are deleted without looking at standbys)");
 }
@@ -293,6 +327,9 @@ void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d
   d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
   if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
   d.log_level = vm["log-level"].as<std::string>();
+  const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical"};
+  if (std::find(levels.begin(), levels.end(), d.log_level) == levels.end())
+    throw std::invalid_argument("--log-level: '" + d.log_level + "' is none of trace, debug, info, warn, error, critical");
   if (d.metrics_listen.find(':') == std::string::npos)
     throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");
 }

@@ -1,7 +1,7 @@
 #pragma once
-// DaemonOptions: every pm-ingestd setting, from the command line, the environment (DATABASE_URL,
-// and PM_INGESTD_<OPTION_NAME> for any option) and an INI config file (--config), in that order
-// of precedence. parse_daemon_options() validates everything and throws std::invalid_argument with
+// DaemonOptions: every pm-ingestd setting, from the command line, the environment
+// (PM_INGESTD_<OPTION_NAME> for any option) and an INI config file (--config), in that order of
+// precedence; the database URL is --database-url, else --database-url-file, else DATABASE_URL. parse_daemon_options() validates everything and throws std::invalid_argument with
 // a message naming the option; it returns nullopt after printing --help or --version.
 #include <sys/types.h>
 

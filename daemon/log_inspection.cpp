@@ -50,19 +50,25 @@ LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal
 std::string damage_advice(const std::string& dir) {
   return "What to do: the daemon will not apply a damaged log (it refuses to start; systemd does not restart it). "
          "List what can still be read, and the skipped byte ranges and LSNs, with `pm-ingestctl wal-verify --salvage "
-         "--wal-dir " + dir + "`; print those events as protocol lines with `pm-ingestctl wal-dump --salvage --wal-dir " +
-         dir + "` (they can be sent again: trades and triggers are deduplicated by key). Then move the directory away "
+         "--wal-dir " + dir + "`; print those events (lsn, a tab, the event) with `pm-ingestctl wal-dump --salvage --wal-dir " +
+         dir + "` and send them again with `... | grep -v '^#' | cut -f2- | pm-ingestctl send` (trades and triggers are "
+         "deduplicated by key). Then move the directory away "
          "(keep it for inspection), reset the checkpoint with `pm-ingestctl checkpoint-reset --instance-id ID`, and start "
          "the daemon with an empty --wal-dir.";
 }
 
-std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out) {
+std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
+                      bool* cut) {
   std::uint64_t printed = 0;
+  if (cut != nullptr) *cut = false;
   const auto counts = wal::salvage_log(
       wal::posix_log_fs(), dir,
       [&](const wal::Record& r) {
         if (!print_events || r.lsn < from_lsn) return true;
-        if (printed++ == limit) return false;
+        if (printed++ == limit) {
+          if (cut != nullptr) *cut = true;
+          return false;
+        }
         std::string error;
         if (auto event = decode_event(r.payload, &error)) {
           out << r.lsn << "\t" << event_to_json(*event) << "\n";

@@ -30,7 +30,9 @@ LogVerdict verify_log(const std::string& dir,
 std::string damage_advice(const std::string& dir);
 
 // Reads every readable record past any damage; prints each skipped range to `out`, and each event
-// at or after `from_lsn` (at most `limit`) when `print_events`. Returns the number of skipped ranges.
-std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out);
+// at or after `from_lsn` (at most `limit`; `*cut` says whether more followed) when `print_events`.
+// Returns the number of skipped ranges.
+std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
+                      bool* cut = nullptr);
 
 }  // namespace pm::ctl

@@ -39,8 +39,9 @@ constexpr const char* kUsage =
     "            exit 2 with the file, offset, diagnosis and what to do when it is damaged.\n"
     "            --salvage reads past damage and lists the skipped byte ranges and LSNs\n"
     "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N] [--salvage]\n"
-    "            print the log's events as JSON lines (lsn first); --salvage prints every\n"
-    "            readable event past damage, with a comment line for each skipped range\n"
+    "            print the log's events as JSON lines (lsn, a tab, the event); --salvage\n"
+    "            prints every readable event past damage (no --limit unless given), with a\n"
+    "            comment line (#) for each skipped range\n"
     "  replay --source DIR... [--database-url URL] [--from-lsn N] [--to-lsn N]\n"
     "         [--until TIME] [--instance-id ID] [--dry-run] [--skip-damaged]\n"
     "            apply the events of archive directories (--archive-dir of the daemon)\n"
@@ -169,18 +170,39 @@ int run_wal_verify(const po::variables_map& vm) {
   return 0;
 }
 
+// A dump cut short by --limit says so, on stdout (where the lines go) and stderr.
+void say_where_the_limit_stopped(bool cut, std::uint64_t limit) {
+  if (!cut) return;
+  const std::string note = "# stopped after " + std::to_string(limit) + " record(s) (--limit " + std::to_string(limit) +
+                           "): more follow; --from-lsn continues, a larger --limit prints more";
+  std::cout << note << "\n";
+  std::cerr << note << "\n";
+}
+
 int run_wal_dump(const po::variables_map& vm) {
   const std::string dir = required_wal_dir(vm);
   const std::uint64_t from = vm["from-lsn"].as<std::uint64_t>();
-  const std::uint64_t limit = vm["limit"].as<std::uint64_t>();
-  if (vm["salvage"].as<bool>()) return pm::ctl::salvage(dir, true, from, limit, std::cout) == 0 ? 0 : 2;
+  const bool salvage = vm["salvage"].as<bool>();
+  // --salvage prints everything unless a limit is given: its output is what an operator sends
+  // again before the damaged log is moved away.
+  const std::uint64_t limit = salvage && vm["limit"].defaulted() ? UINT64_MAX : vm["limit"].as<std::uint64_t>();
+  bool cut = false;
+  if (salvage) {
+    const std::uint64_t damaged = pm::ctl::salvage(dir, true, from, limit, std::cout, &cut);
+    say_where_the_limit_stopped(cut, limit);
+    return damaged == 0 ? 0 : 2;
+  }
   std::uint64_t left = limit;
   const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir, [&](const pm::wal::Record& r, const pm::Event& e) {
     if (r.lsn < from) return true;
-    if (left-- == 0) return false;
+    if (left-- == 0) {
+      cut = true;
+      return false;
+    }
     std::cout << r.lsn << "\t" << pm::event_to_json(e) << "\n";
     return true;
   });
+  say_where_the_limit_stopped(cut, limit);
   if (!v.ok) {
     std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;
@@ -252,7 +274,7 @@ void add_options(po::options_description& options) {
       ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
-      ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump)")
+      ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")
       ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)")
       ("source", po::value<std::vector<std::string>>()->multitoken()->composing(), "archive or log directory to replay (repeatable)")
       ("archive-dir", po::value<std::string>()->default_value(""), "archive directory (archive list, archive verify)")
@@ -284,7 +306,7 @@ bool parse_command_line(int argc, char** argv, const po::options_description& op
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& error) {
-    std::cerr << "pm-ingestctl: " << error.what() << "\n\n" << kUsage << options;
+    std::cerr << "pm-ingestctl: " << pm::redact_url(error.what()) << "\n\n" << kUsage << options;
     return false;
   }
   return true;

@@ -221,7 +221,7 @@ std::optional<Options> parse(int argc, char** argv, int& exit_code) {
     resolve_database(vm, opt);
     return opt;
   } catch (const std::exception& e) {
-    std::cerr << "pm-loadgen: " << e.what() << "\n\n" << kUsage << o;
+    std::cerr << "pm-loadgen: " << pm::redact_url(e.what()) << "\n\n" << kUsage << o;
     exit_code = 2;
     return std::nullopt;
   }

@@ -318,6 +318,14 @@ std::uint64_t ReplayRunner::resume_point(Database& db) {
     throw ReplayError("the checkpoint of instance '" + options_.instance_id + "' belongs to log " + checkpoint->log_id +
                       ", the sources hold log " + stats_.log_id + "; choose another --instance-id");
   const std::uint64_t lsn = checkpoint ? static_cast<std::uint64_t>(checkpoint->lsn) : 0;
+  // Starting above an existing checkpoint's next LSN would move it past events it never applied
+  // (a daemon of that instance resumes after the checkpoint and would never apply them).
+  if (!checkpoint_read_ && checkpoint && options_.from_lsn > lsn + 1)
+    throw ReplayError("instance '" + options_.instance_id + "' has applied up to lsn " + std::to_string(lsn) +
+                      "; starting at --from-lsn " + std::to_string(options_.from_lsn) + " would move its checkpoint past lsn " +
+                      std::to_string(lsn + 1) + ".." + std::to_string(options_.from_lsn - 1) +
+                      " without applying them. Use --from-lsn " + std::to_string(lsn + 1) +
+                      " or less, or another --instance-id (the default is one of replay's own)");
   if (!checkpoint_read_) stats_.resumed_after_lsn = lsn;  // later passes find this run's own checkpoints
   checkpoint_read_ = true;
   return lsn;

@@ -10,7 +10,8 @@
 // - Events are applied in LSN order from max(from_lsn, checkpoint + 1) up to to_lsn; with until_ms
 //   only the events that arrived (their received time) before that instant. The checkpoint covers
 //   the events a run passed over: resume a run with the same bounds; use another instance id for
-//   other bounds.
+//   other bounds. A from_lsn above an existing checkpoint + 1 is a ReplayError: the checkpoint
+//   would pass over events it never applied.
 // - The instance's checkpoint must belong to the sources' log (same log id), and the database must
 //   have every bundled migration (pm-ingestctl migrate): otherwise ReplayError, nothing applied.
 // - A batch PostgreSQL refuses for a value (DataError) is applied again in halves, each refused half

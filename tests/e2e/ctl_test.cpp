@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
@@ -55,6 +56,10 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   EXPECT_EQ(none.code, 1);
   EXPECT_NE(none.output.find("DATABASE_URL"), std::string::npos) << none.output;
   EXPECT_EQ(ctl({"frobnicate"}).code, 2);
+  // A URL given to the wrong option: the option parser's error quotes the value.
+  auto misplaced = ctl({"status", "--connect-attempts", "postgresql://predict:S3cretF@localhost/predict"});
+  EXPECT_NE(misplaced.output.find("--connect-attempts"), std::string::npos) << misplaced.output;
+  EXPECT_EQ(misplaced.output.find("S3cretF"), std::string::npos) << misplaced.output;
 }
 
 TEST(Ctl, StatusResetVerifyAndDump) {
@@ -113,6 +118,55 @@ TEST(Ctl, StatusResetVerifyAndDump) {
   auto reset = ctl({"checkpoint-reset", "--instance-id", "default", "--database-url", tdb.url()});
   EXPECT_EQ(reset.code, 0) << reset.output;
   EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
+}
+
+// wal-dump --salvage stopped at the default --limit (100) without saying so, and the damage advice
+// (send the salvaged events again, move the log away, reset the checkpoint) then lost every event
+// after the hundredth. Now it prints everything unless a limit is given, a cut dump says so, and
+// the advice's pipeline delivers what it printed.
+TEST(Ctl, SalvageDumpPrintsEveryReadableEventAndTheAdvicesPipelineDeliversThem) {
+  TestDatabase tdb("ctl_salvage_all");
+  DaemonHarness d(tdb.url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send(trade_lines("c", "s", 150)));
+    ASSERT_TRUE(p.wait_ack(150, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  {
+    std::fstream f(d.wal_dir() + "/0000000000000001.wal", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(56 + 33 + 30);  // inside record 1
+    f.put('\x7f');
+  }
+  const auto event_lines = [](const std::string& output) {
+    std::vector<std::string> lines;
+    std::istringstream in(output);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line[0] != '#' && line.find('\t') != std::string::npos) lines.push_back(line.substr(line.find('\t') + 1));
+    return lines;
+  };
+  const auto salvage = ctl({"wal-dump", "--salvage", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(salvage.code, 2) << salvage.output;
+  const std::vector<std::string> salvaged = event_lines(salvage.output);
+  EXPECT_EQ(salvaged.size(), 149u) << salvage.output;
+  EXPECT_EQ(salvage.output.find("# stopped"), std::string::npos) << salvage.output;
+  const auto limited = ctl({"wal-dump", "--salvage", "--wal-dir", d.wal_dir(), "--limit", "10"});
+  EXPECT_EQ(event_lines(limited.output).size(), 10u) << limited.output;
+  EXPECT_NE(limited.output.find("# stopped after 10 record(s) (--limit 10): more follow"), std::string::npos) << limited.output;
+
+  // The advice: grep -v '^#' | cut -f2- | pm-ingestctl send, into a fresh log and database.
+  const std::string lines_file = d.dir() + "/salvaged.ndjson";
+  {
+    std::ofstream out(lines_file);
+    for (const std::string& line : salvaged) out << line << "\n";
+  }
+  TestDatabase fresh("ctl_salvage_sent");
+  DaemonHarness again(fresh.url());
+  again.start();
+  const auto sent = ctl({"send", "--socket", again.socket(), "--input", lines_file});
+  EXPECT_EQ(sent.code, 0) << sent.output;
+  EXPECT_TRUE(wait_until([&] { return fresh.count("polymarket_trades") == 149; }, 20s)) << fresh.count("polymarket_trades");
 }
 
 }  // namespace

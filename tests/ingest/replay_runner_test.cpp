@@ -77,6 +77,28 @@ TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
   EXPECT_EQ(tdb.count("polymarket_trades"), 3);
 }
 
+// --from-lsn above an existing checkpoint's next LSN would move that instance's checkpoint past
+// events it never applied: a daemon of that instance would resume after them. Refused, naming the
+// gap; from the next LSN (or below) it resumes as before.
+TEST(ReplayRunnerTest, AStartAboveAnInstancesCheckpointIsRefusedInsteadOfSkippingTheEventsBetween) {
+  test::TestDatabase tdb("replay_gap");
+  const TradeLog log("replay-gap", 10);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.instance_id = "default";
+  options.to_lsn = 3;
+  EXPECT_EQ(ReplayRunner(options).run(&tdb.db()).applied, 3u);
+  options.to_lsn = UINT64_MAX;
+  options.from_lsn = 6;
+  const std::string error = replay_error(options, tdb.db());
+  EXPECT_NE(error.find("lsn 4..5"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("polymarket_trades"), 3);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'default' AND lsn = 3"), 1);
+  options.from_lsn = 4;
+  EXPECT_EQ(ReplayRunner(options).run(&tdb.db()).applied, 7u);
+  EXPECT_EQ(tdb.count("polymarket_trades"), 10);
+}
+
 // A batch PostgreSQL refuses for one event's value is halved, and the refused half halved again,
 // down to that event: both refused events of 1,000 go to pm_dead_letters, everything else lands,
 // and finding them takes fewer than 150 batches (80 reports when written; one event per batch, the

@@ -1,0 +1,94 @@
+// parse_daemon_options: every value is checked, and a bad one is refused naming its option,
+// instead of wrapping ("-1" into a count), being cut at the first non-digit, or switching
+// something off.
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "daemon/daemon_options.h"
+#include "tests/support/daemon_harness.h"
+
+namespace pm::test {
+namespace {
+
+// The options `args` give (argv[0] added), with DATABASE_URL set unless `url` is empty.
+DaemonOptions parse(std::vector<std::string> args, const std::string& url = "postgresql://u@localhost/db") {
+  if (url.empty()) ::unsetenv("DATABASE_URL");
+  else ::setenv("DATABASE_URL", url.c_str(), 1);
+  args.insert(args.begin(), "pm-ingestd");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  const auto options = parse_daemon_options(static_cast<int>(argv.size()), argv.data(), "test");
+  if (!options) throw std::logic_error("--help or --version");
+  return *options;
+}
+
+// The message parse() refuses `args` with ("" when it takes them).
+std::string refusal(const std::vector<std::string>& args) {
+  try {
+    parse(args);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamingTheOption) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"--batch-max-events=-1"}, "--batch-max-events must be between 1 and"},
+      {{"--queue-max-events=-1"}, "--queue-max-events must be between 1 and"},
+      {{"--max-connections", "0"}, "--max-connections must be between 1 and"},
+      {{"--max-connections-per-uid=-1"}, "--max-connections-per-uid must be between 0 and"},
+      {{"--min-standbys=-1"}, "--min-standbys must be between 0 and"},
+      {{"--writer-connections", "17"}, "--writer-connections must be between 1 and 16"},
+      {{"--max-line-bytes=-1"}, "--max-line-bytes: '-1' is not a byte count"},
+      {{"--wal-max-bytes", "0"}, "--wal-max-bytes must be more than 0"},
+      {{"--wal-max-bytes", "17179869184G"}, "--wal-max-bytes: '17179869184G' is too large"},
+      {{"--wal-max-bytes", "+4G"}, "--wal-max-bytes: '+4G' is not a byte count"},
+      {{"--archive-dir", "/tmp/a", "--archive-max-age", "18446744073709552"}, "--archive-max-age: '18446744073709552' is longer than 100 years"},
+      {{"--archive-dir", "/tmp/a", "--archive-max-age", "213503982334602d"}, "is longer than 100 years"},
+      {{"--archive-dir", "/tmp/a", "--archive-max-age", "-5d"}, "--archive-max-age: '-5d' is not a duration"},
+      {{"--stale-after=-1"}, "--stale-after must be >= 1"},
+      {{"--socket-mode", "0668"}, "--socket-mode: '0668' is not an octal mode"},
+      {{"--socket-mode=-1"}, "--socket-mode: '-1' is not an octal mode"},
+      {{"--socket-mode", "4755"}, "--socket-mode: '4755' sets more than permission bits"},
+      {{"--allow-uid", "4294967296"}, "--allow-uid: 4294967296 is not a valid id"},
+      {{"--allow-uid", "99999999999999999999999"}, "--allow-uid: 99999999999999999999999 is not a valid id"},
+      {{"--socket-group", "4294967295"}, "--socket-group: 4294967295 is not a valid id"},
+      {{"--log-level", "INFO"}, "--log-level: 'INFO' is none of trace, debug, info, warn, error, critical"},
+      {{"--log-level", "fatal"}, "--log-level: 'fatal' is none of"},
+  };
+  for (const auto& [args, expected] : cases) EXPECT_NE(refusal(args).find(expected), std::string::npos) << args.front() << ": " << refusal(args);
+}
+
+TEST(DaemonOptions, GoodValuesAreTakenAsTheHelpSays) {
+  const DaemonOptions d = parse({"--socket-mode", "0640", "--wal-max-bytes", "8G", "--max-line-bytes", "2M", "--allow-uid", "4294967294",
+                                 "--log-level", "warn", "--archive-dir", "/tmp/a", "--archive-max-age", "30d", "--max-connections-per-uid", "0"});
+  EXPECT_EQ(d.socket_mode, 0640u);
+  EXPECT_EQ(d.wal_max_bytes, 8ull << 30);
+  EXPECT_EQ(d.max_line_bytes, 2ull << 20);
+  EXPECT_EQ(d.allow_uids, std::vector<uid_t>{4294967294u});
+  EXPECT_EQ(d.log_level, "warn");
+  EXPECT_EQ(d.archive_max_age, std::chrono::hours(24 * 30));
+  EXPECT_EQ(d.max_connections_per_uid, 0u);
+}
+
+// DATABASE_URL used to be read as --database-url, so it beat a --database-url-file given on the
+// command line ("command line beats environment" said otherwise).
+TEST(DaemonOptions, TheDatabaseUrlIsTheOptionElseTheFileElseDatabaseUrl) {
+  const std::string file = make_temp_dir("pm_opts") + "/url";
+  std::ofstream(file) << "postgresql://from-file@localhost/db\n";
+  const std::string env = "postgresql://from-env@localhost/db";
+  EXPECT_EQ(parse({"--database-url-file", file}, env).database_url, "postgresql://from-file@localhost/db");
+  EXPECT_EQ(parse({"--database-url", "postgresql://from-option@localhost/db", "--database-url-file", file}, env).database_url,
+            "postgresql://from-option@localhost/db");
+  EXPECT_EQ(parse({}, env).database_url, env);
+  EXPECT_THROW(parse({}, ""), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pm::test
