@@ -171,7 +171,17 @@ std::optional<TxFailure> BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
 // Records finished batches in order. At the first that did not commit, everything still in flight
 // rolls back behind it; a refused value is then isolated, any other failure is returned.
 std::optional<TxFailure> BatchWriter::settle(std::vector<FinishedBatch> finished) {
-  const std::size_t i = record_landed(finished);
+  std::size_t i = 0;
+  try {
+    i = record_landed(finished);
+  } catch (...) {
+    // Recording the committed ones failed (the retention's query, say). A batch among these that
+    // did not commit broke the lanes' sequence: with nothing else in flight finish_in_flight()
+    // does not restart them, and the next batch would roll back behind that old failure.
+    const bool all_applied = std::all_of(finished.begin(), finished.end(), [](const FinishedBatch& f) { return f.result.applied(); });
+    if (!all_applied && lanes_->in_flight() == 0) lanes_->restart();
+    throw;
+  }
   if (i == finished.size()) return std::nullopt;
   std::vector<FinishedBatch> rest = lanes_->take_finished(true);
   lanes_->restart();
