@@ -200,9 +200,9 @@ class IngestClient:
     async def connect(self, timeout: Optional[float] = 10.0) -> None:
         """Open the first connection (and have its hello acknowledged, for a non-default format).
 
-        Retries with the reconnect backoff while the socket is missing or refuses, for at most
-        ``timeout`` seconds (``None``: forever; ``0``: one attempt), then raises the last
-        ``OSError``. A hello refused for good raises its :class:`RejectedError` (``SchemaError``
+        Retries with the reconnect backoff while the socket is missing or refuses, or a hello
+        goes unanswered, for at most ``timeout`` seconds (``None``: forever; ``0``: one attempt;
+        a hello is waited for at least a second), then raises the last ``OSError``. A hello refused for good raises its :class:`RejectedError` (``SchemaError``
         for an unknown format) and leaves the client closed. Afterwards the client keeps a
         connection by itself until :meth:`close`.
         """
@@ -216,7 +216,7 @@ class IngestClient:
         delay = self.reconnect_initial
         while True:
             try:
-                conn = await self._open()
+                conn = await self._open_within(deadline)
                 break
             except RejectedError as exc:
                 self._closing = self._closed = True
@@ -503,6 +503,19 @@ class IngestClient:
         self._to_send.clear()
         self._check_drained()
         return failed
+
+    async def _open_within(self, deadline: Optional[float]) -> _Connection:
+        """_open(), given until ``deadline`` (at least a second) to have its hello answered: a
+        daemon that accepts but never answers (stopped, hung) is a failed attempt, not a wait
+        without end."""
+        if deadline is None:
+            return await self._open()
+        loop = self._require_loop()
+        try:
+            return await asyncio.wait_for(self._open(), max(deadline - loop.time(), 1.0))
+        except asyncio.TimeoutError:
+            raise ConnectionError(f"pm-ingestd at {self.socket_path} did not answer the hello "
+                                  f"within the connect timeout") from None
 
     async def _open(self) -> _Connection:
         """Connect, send the hello if due and wait for its ack; the connection becomes current."""

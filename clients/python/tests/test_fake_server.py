@@ -322,3 +322,17 @@ async def test_connect_retries_until_the_socket_appears(workdir: Path) -> None:
         await connecting
         assert client.connected
         assert await client.close() == 0
+
+
+@async_test(30)
+async def test_connect_gives_up_on_a_daemon_that_never_answers_the_hello(workdir: Path) -> None:
+    """A daemon that accepts but never answers the hello (stopped, hung): connect(timeout=...)
+    waited for the hello without end; it now raises when the timeout is spent."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), format="clob-ws-market", reconnect_initial=0.01,
+                              reconnect_max=0.05)
+        with pytest.raises(ConnectionError, match="did not answer the hello"):
+            await asyncio.wait_for(client.connect(timeout=0.5), 10)
+        c = await server.next()
+        assert await c.line() == HELLO
+        assert not client.connected
