@@ -191,6 +191,7 @@ void ProducerClient::Impl::send_all(std::vector<Outgoing> lines) {
         outcome.reason = stopping_ ? "closed" : failed_hello ? "schema" : "invalid";
         outcome.detail = stopping_ ? "" : failed_hello ? hello_refusal_ : refused[i];
         if (outcome.status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[outcome.reason];
+        else ++stats_.unacknowledged;
         resolved.emplace_back(std::move(o.done), std::move(outcome));
         continue;
       }
@@ -246,6 +247,10 @@ void ProducerClient::Impl::run() {
     if (!outstanding()) last_progress_ = now;
     if (options_.give_up_after.count() > 0 && now - last_progress_ > options_.give_up_after) {
       give_up_all("no acknowledgement for " + std::to_string(options_.give_up_after.count() / 1000) + " s");
+      // Replies still to come on this connection are for the lines just given up: matched by line
+      // number, they would resolve the next lines (an ack for a line never stored). The next
+      // lines go on a new connection, numbered from 1.
+      if (fd_ >= 0) disconnect();
       publish();
       last_progress_ = now;
     }
@@ -383,14 +388,18 @@ bool ProducerClient::Impl::read_in() {
 void ProducerClient::Impl::handle(const Reply& reply) {
   if (reply.kind == Reply::Kind::Error) return handle_error(reply);
   if (reply.kind != Reply::Kind::Ack) return;
-  last_progress_ = Clock::now();
   connect_failures_ = 0;
   if (hello_sent_ && reply.line >= 1) hello_accepted_ = true;
+  bool progress = false;  // the daemon follows each `busy` with an ack of its chunk: that is none
   while (!written_.empty() && first_written_line_ <= reply.line) {
-    if (!written_.front().gone) resolve(written_.front(), LineOutcome::Status::Acked, "", "");
+    if (!written_.front().gone) {
+      resolve(written_.front(), LineOutcome::Status::Acked, "", "");
+      progress = true;
+    }
     written_.pop_front();
     ++first_written_line_;
   }
+  if (progress) last_progress_ = Clock::now();
 }
 
 Entry* ProducerClient::Impl::written_entry(std::uint64_t line) {

@@ -8,7 +8,9 @@
 //   `max_in_flight` lines are unresolved (backpressure). Its outcome arrives once: through the
 //   returned future, or the callback (run on the client's I/O thread: keep it short, never call
 //   send() or close() from it, and never wait there for something a thread blocked in send()
-//   holds). An optional second callback tells when the line was first written (same rules).
+//   holds; a line the client resolves without sending it, `invalid`, a refused hello's `schema`
+//   or `closed` after close(), is called back inside send(), on the caller's thread, after send()
+//   released its lock). An optional second callback tells when the line was first written (same rules).
 //   send_all(lines) is send() for each line in order, with one hand-over to the I/O thread: a
 //   producer with several lines at hand (a burst from a feed, a paced tick) wakes it once, and
 //   they go out in one write instead of one each.
@@ -17,8 +19,10 @@
 //     the daemon's detail; or by the client without sending it (`invalid`: a line with a newline,
 //     or a hello line of its own). `busy` is never an outcome: the line goes again after a backoff.
 //   - Unacknowledged: the client gave up (`give_up_after` without an ack or a final rejection:
-//     `busy` replies and refused connections do not count as progress; or close() timed out): it
-//     may or may not be durable; sending it again is safe (duplicates are deduplicated).
+//     `busy` replies, the acks that follow them and refused connections do not count as
+//     progress; or close() timed out): it may or may not be durable; sending it again is safe
+//     (duplicates are deduplicated). A give-up drops the connection: the next lines go on a new
+//     one, so a late reply for a given-up line can never resolve another.
 // - Lines go out in send() order, pipelined on one connection, except lines refused `busy`, which
 //   go again after their backoff. When the connection breaks (the daemon restarts, is killed), the
 //   client reconnects with backoff and resends every line not yet acknowledged, in order; line

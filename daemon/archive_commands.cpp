@@ -23,7 +23,7 @@ namespace {
 
 std::int64_t parse_until(const std::string& text) {
   const auto t = parse_iso(text);
-  if (!t) throw std::invalid_argument("--until: '" + text + "' is not an RFC 3339 time (e.g. 2026-11-30T04:00:00Z)");
+  if (!t) throw UsageError("--until: '" + text + "' is not an RFC 3339 time (e.g. 2026-11-30T04:00:00Z)");
   return std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
 }
 

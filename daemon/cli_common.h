@@ -2,9 +2,16 @@
 // Helpers shared by the executables: where the database URL comes from and how to keep its
 // password out of `ps`, logs and error messages.
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace pm {
+
+// A mistake in how a command was called (a missing or bad option): pm-ingestctl exits 2 for it,
+// 1 for a failure while the command ran.
+struct UsageError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 
 // Overwrites, in place, the password of any connection URL found in argv (so `ps` shows "***"
 // padded with '*'). Call once, after the options were parsed (they hold copies) and before

@@ -69,6 +69,8 @@ constexpr const char* kUsage =
     "            exit 2 when something is damaged)\n"
     "\n"
     "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it.\n"
+    "Exit codes: 0 ok, 1 the command failed, 2 a usage error (a missing or bad option, no\n"
+    "such command) or damage, 3 replay skipped damaged ranges (--skip-damaged).\n"
     "\n";
 
 pm::DatabaseConfig database_config(const po::variables_map& vm) {
@@ -96,7 +98,7 @@ int run_migrate(const po::variables_map& vm) {
 
 std::string required_wal_dir(const po::variables_map& vm) {
   const std::string dir = vm["wal-dir"].as<std::string>();
-  if (dir.empty()) throw std::runtime_error("--wal-dir is required");
+  if (dir.empty()) throw pm::UsageError("--wal-dir is required");
   return dir;
 }
 
@@ -220,7 +222,7 @@ int run_pending(const po::variables_map& vm) {
 int run_replay(const po::variables_map& vm) {
   pm::ctl::ReplayCommand c;
   if (vm.count("source")) c.sources = vm["source"].as<std::vector<std::string>>();
-  if (c.sources.empty()) throw std::invalid_argument("replay needs --source DIR (archive or log directories, repeatable)");
+  if (c.sources.empty()) throw pm::UsageError("replay needs --source DIR (archive or log directories, repeatable)");
   if (!vm["dry-run"].as<bool>()) c.database = database_config(vm);
   if (c.database) c.database->max_connections = static_cast<int>(vm["writer-connections"].as<std::size_t>()) + 1;
   c.from_lsn = vm["from-lsn"].as<std::uint64_t>();
@@ -231,9 +233,9 @@ int run_replay(const po::variables_map& vm) {
   c.batch_max_events = vm["batch-max-events"].as<std::size_t>();
   c.connections = vm["writer-connections"].as<std::size_t>();
   if (c.batch_max_events < 1 || c.connections < 1 || c.connections > 16)
-    throw std::invalid_argument("--batch-max-events must be >= 1 and --writer-connections between 1 and 16");
+    throw pm::UsageError("--batch-max-events must be >= 1 and --writer-connections between 1 and 16");
   const auto unit = pm::parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
-  if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
+  if (!unit) throw pm::UsageError("--trade-timestamp-unit must be ms or s");
   c.trade_timestamp_unit = *unit;
   return pm::ctl::run_replay(c);
 }
@@ -246,7 +248,7 @@ int run_archive(const po::variables_map& vm) {
     return 2;
   }
   const std::string dir = vm["archive-dir"].as<std::string>();
-  if (dir.empty()) throw std::invalid_argument("archive " + sub + " needs --archive-dir DIR");
+  if (dir.empty()) throw pm::UsageError("archive " + sub + " needs --archive-dir DIR");
   return sub == "list" ? pm::ctl::run_archive_list(dir, vm["json"].as<bool>()) : pm::ctl::run_archive_verify(dir);
 }
 
@@ -258,7 +260,7 @@ int run_send(const po::variables_map& vm) {
   c.max_in_flight = vm["max-in-flight"].as<std::size_t>();
   c.give_up_after = std::chrono::seconds(vm["give-up-after"].as<long>());
   if (c.max_in_flight < 1 || c.give_up_after.count() < 1)
-    throw std::invalid_argument("--max-in-flight and --give-up-after must be >= 1");
+    throw pm::UsageError("--max-in-flight and --give-up-after must be >= 1");
   return pm::ctl::run_send(c, std::cin);
 }
 
@@ -312,7 +314,7 @@ bool parse_command_line(int argc, char** argv, const po::options_description& op
   return true;
 }
 
-// Runs one command; its exit code, 1 when it threw, 2 when there is no such command.
+// Runs one command; its exit code: 2 for a usage error or no such command, 1 when it failed.
 int run_command(const std::string& command, const po::variables_map& vm) {
   try {
     if (command == "migrate") return run_migrate(vm);
@@ -325,6 +327,9 @@ int run_command(const std::string& command, const po::variables_map& vm) {
     if (command == "archive") return run_archive(vm);
     if (command == "send") return run_send(vm);
     std::cerr << "pm-ingestctl: unknown command '" << command << "'\n\n" << kUsage;
+    return 2;
+  } catch (const pm::UsageError& error) {
+    std::cerr << "pm-ingestctl " << command << ": " << pm::redact_url(error.what()) << "\n(see pm-ingestctl --help)\n";
     return 2;
   } catch (const std::exception& error) {
     std::cerr << "pm-ingestctl " << command << ": " << pm::redact_url(error.what()) << "\n";

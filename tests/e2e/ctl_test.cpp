@@ -56,6 +56,13 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   EXPECT_EQ(none.code, 1);
   EXPECT_NE(none.output.find("DATABASE_URL"), std::string::npos) << none.output;
   EXPECT_EQ(ctl({"frobnicate"}).code, 2);
+  // Usage errors exit 2, as the usage says (they exited 1, like a failure while a command ran).
+  for (const std::vector<std::string>& usage : {std::vector<std::string>{"wal-verify"}, {"wal-dump"}, {"replay"},
+                                                {"archive", "list"}, {"replay", "--dry-run", "--source", "/nonexistent", "--until", "yesterday"}}) {
+    const auto r = ctl(usage);
+    EXPECT_EQ(r.code, 2) << usage.front() << ": " << r.output;
+    EXPECT_NE(r.output.find("see pm-ingestctl --help"), std::string::npos) << r.output;
+  }
   // A URL given to the wrong option: the option parser's error quotes the value.
   auto misplaced = ctl({"status", "--connect-attempts", "postgresql://predict:S3cretF@localhost/predict"});
   EXPECT_NE(misplaced.output.find("--connect-attempts"), std::string::npos) << misplaced.output;

@@ -3,7 +3,14 @@
 // rejections carry the daemon's reason and detail.
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -218,6 +225,116 @@ TEST(ProducerClient, GivesUpOnAnUnreachableDaemonAndSaysSo) {
   const LineOutcome out = producer.send(trade_line("c", "lost")).get();
   EXPECT_EQ(out.status, LineOutcome::Status::Unacknowledged);
   EXPECT_NE(out.reason.find("no acknowledgement"), std::string::npos) << out.reason;
+}
+
+// A Unix socket a test plays the daemon on: it accepts, reads lines and writes replies by hand.
+class HandDaemon {
+ public:
+  HandDaemon() : path_(make_temp_dir("pm_hand") + "/s") {
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+  }
+  ~HandDaemon() {
+    for (int fd : connections_) ::close(fd);
+    ::close(listen_fd_);
+  }
+  const std::string& path() const { return path_; }
+  // The next connection (its index), or -1 when none comes within `timeout`.
+  int accept_one(std::chrono::milliseconds timeout) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return -1;
+    connections_.push_back(::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+    return static_cast<int>(connections_.size()) - 1;
+  }
+  // Reads until `lines` newlines came on connection `c`, or EOF / `timeout`: what it read, and
+  // whether the client closed the connection.
+  std::string read_lines(int c, int lines, std::chrono::milliseconds timeout, bool& closed) {
+    std::string got;
+    closed = false;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::count(got.begin(), got.end(), '\n') < lines) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{connections_[c], POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) break;
+      char buf[4096];
+      const ssize_t n = ::recv(connections_[c], buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  void reply(int c, const std::string& line) {
+    const std::string text = line + "\n";
+    ::send(connections_[c], text.data(), text.size(), MSG_NOSIGNAL);
+  }
+
+ private:
+  std::string path_;
+  int listen_fd_ = -1;
+  std::vector<int> connections_;
+};
+
+// After giving up on lines written to a connection that stays open (a daemon stalled past
+// give_up_after), the next line went out on that connection with its numbering reset: the stalled
+// daemon's late {"ack":3} for the given-up lines then resolved it Acked, though it was line 4 there
+// and never stored. The client now drops that connection and sends the next lines on a new one.
+TEST(ProducerClient, LinesAfterAGiveUpGoOnANewConnectionSoLateRepliesCannotResolveThem) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.give_up_after = 300ms;
+  ProducerClient producer(o);
+  std::vector<std::future<LineOutcome>> stalled;
+  for (const char* id : {"a", "b", "c"}) stalled.push_back(producer.send(trade_line("c", id)));
+  const int first = daemon.accept_one(10s);
+  ASSERT_GE(first, 0);
+  bool closed = false;
+  daemon.read_lines(first, 3, 10s, closed);
+  for (auto& f : stalled) EXPECT_EQ(f.get().status, LineOutcome::Status::Unacknowledged);
+  auto next = producer.send(trade_line("c", "d"));
+  const std::string late = daemon.read_lines(first, 1, 10s, closed);
+  EXPECT_TRUE(closed) << "the next line went out on the stalled connection: " << late;
+  daemon.reply(first, R"({"ack":3})");
+  const int second = daemon.accept_one(10s);
+  ASSERT_GE(second, 0) << "no new connection for the next line";
+  const std::string line = daemon.read_lines(second, 1, 10s, closed);
+  EXPECT_NE(line.find("\"trade_id\":\"d\""), std::string::npos) << line;
+  EXPECT_EQ(next.wait_for(0s), std::future_status::timeout) << "resolved before its own connection acked it";
+  daemon.reply(second, R"({"ack":1})");
+  EXPECT_TRUE(next.get().acked());
+}
+
+// The daemon follows every `busy` reply with an ack of its chunk; the client took that ack for
+// progress, so a line that never fitted (PostgreSQL down, the log's budget full) was retried
+// forever instead of giving up after give_up_after, as the header promises.
+TEST(ProducerClient, BusyRepliesAloneDoNotKeepLinesFromGivingUp) {
+  DaemonHarness d("postgresql://nobody@127.0.0.1:1/none", {"--wal-max-bytes", "64K"});
+  d.start();
+  {  // The log's budget fills (nothing is applied): the first chunk is taken whole, later ones get `busy`.
+    Producer filler(d.socket());
+    ASSERT_TRUE(filler.send(trade_lines("c", "fill", 2000)));
+    ASSERT_TRUE(filler.wait_ack(2000, 20s));
+  }
+  ProducerOptions o = options_for(d);
+  o.give_up_after = 1s;
+  o.busy_max = 100ms;  // resends (and the acks after their `busy`) come more often than give_up_after
+  std::atomic<int> unacknowledged{0};  // outlives the producer, whose callbacks count into it
+  ProducerClient producer(o);
+  for (int i = 0; i < 600; ++i)
+    producer.send(trade_line("c", "storm" + std::to_string(i)), [&](const LineOutcome& out) {
+      unacknowledged += out.status == LineOutcome::Status::Unacknowledged ? 1 : 0;
+    });
+  ASSERT_TRUE(producer.flush(30s)) << "lines still unresolved: busy replies kept them from giving up";
+  EXPECT_GT(producer.stats().busy, 0u);
+  EXPECT_GT(unacknowledged.load(), 0);
+  EXPECT_EQ(d.stop(), 0);
 }
 
 TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
