@@ -131,7 +131,8 @@ const char* const kDescription =
     "Every option can also come from --config (INI: name = value) or the environment as\n"
     "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR). Command line beats environment beats\n"
     "config file. The database URL is --database-url, else the first line of\n"
-    "--database-url-file, else DATABASE_URL.\n\nOptions";
+    "--database-url-file, from the first of those sources that sets either; else\n"
+    "DATABASE_URL.\n\nOptions";
 
 // clang-format off
 void describe_general(po::options_description& desc) {
@@ -214,11 +215,28 @@ po::options_description describe_options(const DaemonOptions& defaults) {
   return desc;
 }
 
+// --database-url and --database-url-file are one setting: the first source (command line,
+// environment, --config) that sets either decides, and within it the URL beats the file. boost
+// merges option by option, which let a config file's URL beat a URL file on the command line.
+struct DatabaseUrlSource {
+  bool decided = false;
+  std::string url;
+  std::string url_file;
+};
+
+void decide_database_url(const po::variables_map& vm, DatabaseUrlSource& source) {
+  if (source.decided || (vm.count("database-url") == 0 && vm.count("database-url-file") == 0)) return;
+  source.decided = true;
+  if (vm.count("database-url")) source.url = vm["database-url"].as<std::string>();
+  if (vm.count("database-url-file")) source.url_file = vm["database-url-file"].as<std::string>();
+}
+
 // The command line, then the environment, then --config: the first source that sets an option wins.
-po::variables_map read_sources(int argc, char** argv, const po::options_description& desc) {
+po::variables_map read_sources(int argc, char** argv, const po::options_description& desc, DatabaseUrlSource& url) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
+    decide_database_url(vm, url);
     po::store(po::parse_environment(desc,
                                     [&desc](const std::string& variable) {
                                       const std::string name = environment_name(variable);
@@ -228,11 +246,13 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
                                       return name;
                                     }),
               vm);
+    decide_database_url(vm, url);
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
       std::ifstream in(path);
       if (!in) throw std::invalid_argument("--config: cannot read " + path);
       po::store(po::parse_config_file(in, desc), vm);
+      decide_database_url(vm, url);
     }
     po::notify(vm);
   } catch (const po::error& e) {
@@ -254,7 +274,7 @@ void take_socket(const po::variables_map& vm, DaemonOptions& d) {
     for (const auto& g : vm["allow-gid"].as<std::vector<std::string>>()) d.allow_gids.push_back(parse_gid("allow-gid", g));
 }
 
-void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
+void take_log_and_database(const po::variables_map& vm, const DatabaseUrlSource& source, DaemonOptions& d) {
   d.wal_dir = vm["wal-dir"].as<std::string>();
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
   if (d.wal_max_bytes == 0) throw std::invalid_argument("--wal-max-bytes must be more than 0");
@@ -263,8 +283,7 @@ void take_log_and_database(const po::variables_map& vm, DaemonOptions& d) {
   if (group_delay_us < 0 || group_delay_us > 10000)
     throw std::invalid_argument("--wal-group-delay-us must be between 0 and 10000 (" + std::to_string(group_delay_us) + " given)");
   d.wal_group_delay = std::chrono::microseconds(group_delay_us);
-  const auto url = resolve_database_url(vm.count("database-url") ? vm["database-url"].as<std::string>() : "",
-                                        vm.count("database-url-file") ? vm["database-url-file"].as<std::string>() : "");
+  const auto url = resolve_database_url(source.url, source.url_file);
   if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");
   d.database_url = *url;
   d.metrics_listen = vm["metrics-listen"].as<std::string>();  // checked last, in take_line_timeout_and_logging
@@ -339,7 +358,8 @@ void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d
 std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version) {
   DaemonOptions d;
   const po::options_description desc = describe_options(d);
-  const po::variables_map vm = read_sources(argc, argv, desc);
+  DatabaseUrlSource url_source;
+  const po::variables_map vm = read_sources(argc, argv, desc, url_source);
   if (vm.count("help")) {
     std::cout << desc << "\n";
     return std::nullopt;
@@ -349,7 +369,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
     return std::nullopt;
   }
   take_socket(vm, d);
-  take_log_and_database(vm, d);
+  take_log_and_database(vm, url_source, d);
   take_archive(vm, d);
   take_writer(vm, d);
   take_connections_and_standbys(vm, d);

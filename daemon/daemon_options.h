@@ -1,8 +1,11 @@
 #pragma once
 // DaemonOptions: every pm-ingestd setting, from the command line, the environment
 // (PM_INGESTD_<OPTION_NAME> for any option) and an INI config file (--config), in that order of
-// precedence; the database URL is --database-url, else --database-url-file, else DATABASE_URL. parse_daemon_options() validates everything and throws std::invalid_argument with
-// a message naming the option; it returns nullopt after printing --help or --version.
+// precedence. The database URL is --database-url, else --database-url-file, taken from the first
+// of those sources that sets either (a URL file on the command line beats a URL in the config
+// file), else DATABASE_URL. parse_daemon_options() validates everything and throws
+// std::invalid_argument with a message naming the option; it returns nullopt after printing
+// --help or --version.
 #include <sys/types.h>
 
 #include <chrono>

@@ -90,5 +90,19 @@ TEST(DaemonOptions, TheDatabaseUrlIsTheOptionElseTheFileElseDatabaseUrl) {
   EXPECT_THROW(parse({}, ""), std::invalid_argument);
 }
 
+TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
+  const std::string dir = make_temp_dir("pm_opts");
+  std::ofstream(dir + "/url") << "postgresql://from-file@localhost/db\n";
+  std::ofstream(dir + "/pm-ingestd.conf") << "database-url = postgresql://from-config@localhost/db\n";
+  const std::string config = dir + "/pm-ingestd.conf";
+  EXPECT_EQ(parse({"--config", config, "--database-url-file", dir + "/url"}).database_url,
+            "postgresql://from-file@localhost/db");
+  EXPECT_EQ(parse({"--config", config}).database_url, "postgresql://from-config@localhost/db");
+  ::setenv("PM_INGESTD_DATABASE_URL_FILE", (dir + "/url").c_str(), 1);
+  const std::string from_environment = parse({"--config", config}).database_url;
+  ::unsetenv("PM_INGESTD_DATABASE_URL_FILE");
+  EXPECT_EQ(from_environment, "postgresql://from-file@localhost/db");
+}
+
 }  // namespace
 }  // namespace pm::test
