@@ -415,6 +415,13 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
     disconnect_state();
     return;
   }
+  if (hello_sent_ && reply.line == 1 && reply.reason == "busy") {  // not a refusal: try again later
+    count([](ProducerStats& s) { ++s.busy; });
+    ::close(fd_);  // the lines after it were read in the daemon's own format: none of them counts
+    fd_ = -1;
+    disconnect_state();
+    return;
+  }
   if (hello_sent_ && reply.line == 1) return refuse_hello(reply.detail);
   Entry* e = written_entry(reply.line);
   if (!e) return;

@@ -29,8 +29,10 @@
 //   numbers restart at 1 on each connection and the client maps the daemon's replies back.
 // - `format` must be one of the four (the constructor throws std::invalid_argument otherwise);
 //   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every
-//   connection. A refused hello fails every line, now and later: Rejected (`schema`), or
-//   Unacknowledged for lines written on an earlier connection whose hello was accepted.
+//   connection. A hello answered `busy` is tried again on a new connection after the reconnect
+//   backoff, with every line not acknowledged. A hello refused for good fails every line, now and
+//   later: Rejected (`schema`), or Unacknowledged for lines written on an earlier connection whose
+//   hello was accepted.
 // - Thread-safe: any thread may send(); one internal I/O thread owns the socket. close() (or the
 //   destructor) waits for the lines sent so far, up to its timeout, then resolves the rest as
 //   Unacknowledged. The destructor waits up to give_up_after (a day when that is 0).

@@ -337,6 +337,33 @@ TEST(ProducerClient, BusyRepliesAloneDoNotKeepLinesFromGivingUp) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// `busy` means "nothing stored, try again later", for a hello too (the daemon answers an
+// incomplete hello line with it when --line-timeout closes the connection). The client took it for
+// a refusal and failed every line, now and later, as `schema`.
+TEST(ProducerClient, AHelloAnsweredBusyIsTriedAgainOnANewConnection) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.format = "clob-ws-market";
+  o.reconnect_initial = 10ms;
+  ProducerClient producer(o);
+  auto line = producer.send(R"({"event_type":"last_trade_price"})");
+  const int first = daemon.accept_one(10s);
+  ASSERT_GE(first, 0);
+  bool closed = false;
+  const std::string sent = daemon.read_lines(first, 2, 10s, closed);
+  ASSERT_EQ(sent.rfind(R"({"hello":{"format":"clob-ws-market"}})", 0), 0u) << sent;
+  daemon.reply(first, R"({"error":"busy","line":1,"detail":"try again"})");
+  const int second = daemon.accept_one(10s);
+  ASSERT_GE(second, 0) << "no new connection after the busy hello";
+  const std::string again = daemon.read_lines(second, 2, 10s, closed);
+  EXPECT_EQ(again, sent) << "the hello and the line go again on the new connection";
+  daemon.reply(second, R"({"ack":2})");
+  const LineOutcome out = line.get();
+  EXPECT_TRUE(out.acked()) << out.reason << ": " << out.detail;
+  EXPECT_EQ(producer.stats().busy, 1u);
+}
+
 TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
   TestDatabase tdb("client_invalid");
   DaemonHarness d(tdb.url());

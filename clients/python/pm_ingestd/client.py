@@ -35,8 +35,11 @@ class ClientStats:
     acknowledged (durable), ``rejected`` final refusals by reason, ``busy`` the ``busy``
     replies (each line's, plus connections refused with line 0). ``reconnects`` counts
     connections made after the first, ``connect_failures`` attempts that failed (refused,
-    no socket, hello answered ``busy``). ``in_flight`` is the lines admitted and not finished
-    (at most ``max_in_flight``), ``waiting`` those waiting for room.
+    no socket, hello answered ``busy``). ``protocol_errors`` counts replies that were not JSON
+    objects or were malformed acks or errors (each drops the connection; its lines go again);
+    ``ignored_replies`` counts objects that are neither an ack nor an error, a reply kind a
+    newer daemon may add, which the protocol lets a producer ignore. ``in_flight`` is the lines
+    admitted and not finished (at most ``max_in_flight``), ``waiting`` those waiting for room.
     """
 
     sent: int = 0
@@ -47,6 +50,7 @@ class ClientStats:
     reconnects: int = 0
     connect_failures: int = 0
     protocol_errors: int = 0
+    ignored_replies: int = 0
     in_flight: int = 0
     waiting: int = 0
 
@@ -612,8 +616,9 @@ class IngestClient:
         elif "error" in reply:
             self._on_error(conn, str(reply["error"]), int(reply.get("line", -1)),
                            str(reply.get("detail", "")))
-        else:
-            raise ValueError("neither ack nor error")
+        else:  # a reply kind this client does not know: the protocol lets producers ignore it
+            self._stats.ignored_replies += 1
+            log.debug("pm_ingestd: ignored a reply of an unknown kind: %r", reply)
 
     def _on_ack(self, conn: _Connection, upto: int) -> None:
         if upto > conn.next_number:

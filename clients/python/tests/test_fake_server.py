@@ -216,6 +216,28 @@ async def test_drop_after_partial_acks_resends_the_rest_in_order(workdir: Path) 
 
 
 @async_test(30)
+async def test_a_reply_of_an_unknown_kind_is_ignored_and_the_connection_kept(workdir: Path) -> None:
+    """The protocol may add reply kinds old producers can ignore; the client took one for a
+    protocol error and dropped the connection, sending every unacknowledged line again."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        await connecting
+        fut = client.submit({"a": 1})
+        assert await c1.line() == '{"a":1}'
+        c1.reply({"notice": "a reply kind from a newer daemon"})
+        await c1.nothing_more()  # no resend: the connection was kept
+        c1.ack(1)
+        await fut
+        stats = client.stats
+        assert stats.ignored_replies == 1 and stats.protocol_errors == 0
+        assert stats.reconnects == 0 and stats.resends == 0
+        assert server.accepted.empty()
+        assert await client.close() == 0
+
+
+@async_test(30)
 async def test_connection_refused_with_busy_line_zero_reconnects(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
