@@ -13,6 +13,7 @@
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
 //   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
 // - Not thread-safe: one owner (the daemon's archiver thread, or a pm-ingestctl command).
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -55,10 +56,13 @@ class ArchiveIndex {
 // Retention of the archive: removes the oldest archived segments (file, then index line) while the
 // archive's files total more than `max_bytes` (0: no limit) or the newest event of the oldest
 // segment arrived before `now_ms - max_age_ms` (0: no limit), oldest first, all of them if need
-// be. A segment without events counts as arriving when it was archived. Returns what it removed. A
-// file that cannot be deleted stays listed (ArchiveWriteError; what was removed before stays
-// removed); a file already missing is only unlisted.
+// be, but never segment `keep_from_segment` or a later one: those are still in the live log,
+// which removes a segment only while the archive holds it (the daemon passes the log's oldest
+// segment). A segment without events counts as arriving when it was archived. Returns what it
+// removed. A file that cannot be deleted stays listed (ArchiveWriteError; what was removed before
+// stays removed); a file already missing is only unlisted.
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
-                                                  std::int64_t max_age_ms, std::int64_t now_ms);
+                                                  std::int64_t max_age_ms, std::int64_t now_ms,
+                                                  std::uint64_t keep_from_segment = UINT64_MAX);
 
 }  // namespace pm::archive

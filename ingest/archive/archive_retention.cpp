@@ -21,9 +21,10 @@ bool over_limits(const ArchiveIndex& index, std::uint64_t max_bytes, std::int64_
 }  // namespace
 
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
-                                                  std::int64_t max_age_ms, std::int64_t now_ms) {
+                                                  std::int64_t max_age_ms, std::int64_t now_ms,
+                                                  std::uint64_t keep_from_segment) {
   std::vector<ArchiveEntry> removed;
-  while (over_limits(index, max_bytes, max_age_ms, now_ms)) {
+  while (over_limits(index, max_bytes, max_age_ms, now_ms) && index.entries().front().segment < keep_from_segment) {
     const ArchiveEntry oldest = index.entries().front();
     const std::string path = path_in_dir(index.dir(), archive_file_name(oldest.segment));
     // A file already gone (a crash after its deletion, before the index was rewritten) is fine.

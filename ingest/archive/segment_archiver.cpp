@@ -34,16 +34,19 @@ bool SegmentArchiver::may_remove(const wal::LogId& log_id, std::uint64_t segment
   return dir_synced_.load() && is_archived(fs_, config_.dir, log_id, segment);
 }
 
+void SegmentArchiver::refuse_another_log(const ArchiveIndex& index) const {
+  for (const ArchiveEntry& e : index.entries())
+    if (e.log_id != log_->log_id())
+      throw ArchiveForeignLog(fmt::format("the archive directory {} holds log {} (segment {}), this log is {}: give each log an "
+                                          "archive directory of its own (move the old archive away, or point --archive-dir elsewhere)",
+                                          config_.dir, wal::log_id_hex(e.log_id), archive_file_name(e.segment),
+                                          wal::log_id_hex(log_->log_id())));
+}
+
 void SegmentArchiver::start(wal::WriteAheadLog& log) {
   log_ = &log;
   try {
-    const ArchiveIndex found = ArchiveIndex::read(fs_, config_.dir, {});
-    for (const ArchiveEntry& e : found.entries())
-      if (e.log_id != log.log_id())
-        throw ArchiveForeignLog(fmt::format("the archive directory {} holds log {} (segment {}), this log is {}: give each log an "
-                                            "archive directory of its own (move the old archive away, or point --archive-dir elsewhere)",
-                                            config_.dir, wal::log_id_hex(e.log_id), archive_file_name(e.segment),
-                                            wal::log_id_hex(log.log_id())));
+    refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
   } catch (const ArchiveForeignLog&) {
     throw;
   } catch (const std::exception& e) {
@@ -100,9 +103,12 @@ bool SegmentArchiver::load_index() {
   try {
     if (!dir_synced_) prepare();
     remove_partial_archives(fs_, config_.dir);
-    index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
+    ArchiveIndex loaded = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
       logger_->error("archive file {} is damaged ({}); it is left alone and not listed", file, problem);
     });
+    // Again here: start() could not read the directory when it did not exist yet, or was unreadable.
+    refuse_another_log(loaded);
+    index_ = std::move(loaded);
     retain();
     return dir_synced_;
   } catch (const std::exception& e) {
@@ -137,9 +143,11 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
                                wal::segment_file_name(segment), e.what()));
     return Outcome::Failed;
   }
-  retain();  // and after: the new file may take the archive past its limit
+  retain();  // and after: the new file may take the archive past its limit (it spares `segment`, still live)
   log_->remove_segments_before(segment + 1);
-  return log_->oldest().segment > segment ? Outcome::Done : Outcome::Refused;  // the log says why it refused
+  if (log_->oldest().segment <= segment) return Outcome::Refused;  // the log says why it refused
+  retain();  // `segment` has left the live log: the limits may take it now
+  return Outcome::Done;
 }
 
 void SegmentArchiver::retain() {
@@ -167,7 +175,8 @@ void SegmentArchiver::archive_into_index(std::uint64_t segment) {
 // Throws what the index or the file system throws (the caller reports it).
 void SegmentArchiver::apply_retention() {
   if (config_.max_bytes == 0 && config_.max_age.count() == 0) return;
-  const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now_epoch_ms());
+  const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now_epoch_ms(),
+                                               log_->oldest().segment);
   metrics_.archive_removed_segments.Increment(static_cast<double>(removed.size()));
   for (const ArchiveEntry& e : removed)
     logger_->info("archive retention removed {} (lsn {}..{}, events arrived until {} ms)", archive_file_name(e.segment),
@@ -190,8 +199,10 @@ void SegmentArchiver::publish_gauges() {
 void SegmentArchiver::report_failure(const std::string& message) {
   metrics_.archive_errors.Increment();
   const auto now = Clock::now();
-  if (last_report_ != Clock::time_point{} && now - last_report_ < std::chrono::minutes(1)) return;
+  // The same failure again within a minute is only counted; another one is logged at once.
+  if (message == last_report_message_ && now - last_report_ < std::chrono::minutes(1)) return;
   last_report_ = now;
+  last_report_message_ = message;
   logger_->error("{}", message);
 }
 

@@ -10,13 +10,17 @@
 //   archive holds (is_archived). Thread-safe.
 // - start(log) refuses (ArchiveForeignLog) an archive directory that holds another log's segments
 //   (a log directory reset, or two daemons on one archive): archives are named by segment number
-//   and would be overwritten. Anything else that goes wrong is the thread's: it loads (or
+//   and would be overwritten. A directory start() cannot read yet is checked again each time the
+//   thread loads the index; another log's archive found then is reported and retried, and nothing
+//   is archived or removed meanwhile. Anything else that goes wrong is the thread's: it loads (or
 //   rebuilds) the index, then archives released segments oldest first, deletes each from the live
 //   log (WriteAheadLog::remove_segments_before) and applies --archive-max-bytes / --archive-max-age
-//   (also while archiving fails, so retention can make room). Segments below the applied position
+//   (also while archiving fails, so retention can make room), never to a segment still in the
+//   live log (the log removes a segment only once it is archived). Segments below the applied position
 //   the log had at open (kept by recovery) are released at once.
-// - A failure (disk full, EIO, a damaged segment, anything thrown) is logged at most once a minute,
-//   counted and retried with backoff (1 s doubling to 30 s); the live segment stays meanwhile.
+// - A failure (disk full, EIO, a damaged segment, anything thrown) is logged (the same one again at
+//   most once a minute), counted and retried with backoff (1 s doubling to 30 s); the live
+//   segment stays meanwhile.
 //   Ingestion and the writer never wait for the archive.
 // - release_before(segment), from the writer thread (LogRetention): the segments below `segment`
 //   are applied and confirmed. It records the mark and wakes the thread; it never waits for it.
@@ -76,6 +80,7 @@ class SegmentArchiver {
   // The archiver thread and its steps. REQUIRES: archiver thread, for every function below.
   void run();
   bool load_index();
+  void refuse_another_log(const ArchiveIndex& index) const;  // throws ArchiveForeignLog
   std::optional<std::uint64_t> next_segment() const;  // the oldest released segment still live
   Outcome archive_and_remove(std::uint64_t segment);
   void archive_into_index(std::uint64_t segment);
@@ -104,6 +109,7 @@ class SegmentArchiver {
   bool released_ = false;  // guarded by mu_: release_before() since the thread last looked
   std::thread thread_;
   std::chrono::steady_clock::time_point last_report_{};
+  std::string last_report_message_;
 };
 
 }  // namespace pm::archive

@@ -396,6 +396,65 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
   EXPECT_EQ(std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc"), before);
 }
 
+// An archive directory start() could not read (its parent did not exist yet) is checked when the
+// archiver gets to it: another log's archive found there is refused, not written over. The new
+// log's segment 1 was archived over the old log's 0000000000000001.pmarc.
+TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogFoundAfterStartIsNotWrittenOver) {
+  TestDatabase live("es_foreign_late");
+  TestDatabase next_live("es_foreign_late_next");  // the new log starts at lsn 1: a database of its own
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, "f", 10);
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const std::string old_file = d.dir() + "/archive/0000000000000001.pmarc";
+  const auto before = std::filesystem::last_write_time(old_file);
+  std::filesystem::remove_all(d.wal_dir());  // a new log starts: another log id
+  const std::string late = d.dir() + "/late";
+  d.args() = {"--archive-dir", late + "/archive", "--wal-segment-bytes", "64K"};
+  d.database_url() = next_live.url();
+  d.start();
+  Producer p(d.socket());
+  send_in_chunks(p, "n", 10);  // segments the new log would archive as 0000000000000001.pmarc...
+  std::filesystem::create_directory(late);
+  std::filesystem::rename(d.dir() + "/archive", late + "/archive");  // ...into the old log's archive
+  ASSERT_TRUE(wait_until([&] { return d.output().find("holds log") != std::string::npos; }, 60s)) << d.output();
+  EXPECT_EQ(d.metric("pm_ingest_archived_segments_total"), 0);
+  EXPECT_EQ(std::filesystem::last_write_time(late + "/archive/0000000000000001.pmarc"), before);
+  EXPECT_GE(d.metric("pm_ingest_wal_segments"), 2) << "the applied segments stay in the live log";
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// --archive-max-bytes below one archived segment: each segment is archived, leaves the live log,
+// and only then goes to the limit. The limit took the segment just archived before the log could
+// remove it, so the log kept it (it removes only what the archive holds), archived it again every
+// second, and grew until every line got `busy`.
+TEST(EventSourcing, ALimitBelowOneSegmentStillLetsTheLiveLogShrink) {
+  TestDatabase live("es_tiny_limit");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.args().insert(d.args().end(), {"--archive-max-bytes", "1K"});
+  d.start();
+  Producer p(d.socket());
+  send_in_chunks(p, "m", 10);
+  // The log's files, not its gauges: pm_ingest_wal_segments kept its value from the start while
+  // the writer caught up here, so it read 1 before anything was archived.
+  const auto live_segments = [&] {
+    int n = 0;
+    for (const auto& f : std::filesystem::directory_iterator(d.wal_dir())) n += f.path().extension() == ".wal" ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 2000; }, 60s));
+  EXPECT_TRUE(wait_until([&] { return live_segments() == 1; }, 60s)) << live_segments() << " live segments\n" << d.output();
+  EXPECT_GE(d.metric("pm_ingest_archived_segments_total"), 5);
+  EXPECT_GE(d.metric("pm_ingest_archive_removed_segments_total"), 4);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // Sources that do not reach back to the first event to apply (archive retention removed the
 // oldest segments) stop a replay like damage, naming where they begin; --from-lsn starts there.
 TEST(EventSourcing, ReplayOfATrimmedArchiveSaysWhereItBegins) {

@@ -416,6 +416,23 @@ TEST_F(ArchiveTest, RetentionRemovesOldestFirstOnlyWhatTheLimitsSay) {
   EXPECT_TRUE(index.entries().empty());
 }
 
+// The daemon archives a segment, applies the limits, then removes it from the live log, which
+// removes only what the archive holds: limits that took the segment just archived (a limit below
+// one segment, or --archive-max-age behind a backlog) left it in the log for ever, the log only
+// growing until every line got `busy`.
+TEST_F(ArchiveTest, RetentionNeverRemovesASegmentStillInTheLiveLog) {
+  build_log(pfs(), wal_, 100);
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  for (std::uint64_t s = 1; s <= 4; ++s) index.add(archive_segment(pfs(), wal_, s, arch_));
+  const auto removed = apply_archive_retention(pfs(), index, 1, 0, 0, 3);
+  ASSERT_EQ(removed.size(), 2u);
+  EXPECT_EQ(removed[1].segment, 2u);
+  ASSERT_EQ(index.entries().size(), 2u);
+  EXPECT_EQ(index.entries().front().segment, 3u);
+  EXPECT_TRUE(fs::exists(archive_path(3)));
+  EXPECT_TRUE(apply_archive_retention(pfs(), index, 1, 1, 1'000'000'000'000'000, 3).empty());  // by age neither
+}
+
 // ---- SegmentChain ----
 
 class ChainTest : public ArchiveTest {
