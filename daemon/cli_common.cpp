@@ -37,7 +37,14 @@ std::optional<std::string> database_url_given(const std::string& explicit_url, c
 }  // namespace
 
 void scrub_argv_passwords(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) mask_password(argv[i]);
+  for (int i = 1; i < argc; ++i) {
+    // `--database-url=password=s host=h`: the value is a conninfo of its own, whose key = value
+    // password no pattern finds behind "--option=". Remembered, it is masked like any known one.
+    const std::string arg(argv[i]);
+    if (const std::size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos)
+      remember_passwords_of(arg.substr(eq + 1));
+    mask_password(argv[i]);
+  }
 }
 
 std::optional<std::string> resolve_database_url(const std::string& explicit_url, const std::string& url_file) {

@@ -14,6 +14,8 @@
 #include <boost/program_options.hpp>
 
 #include "daemon/cli_common.h"
+#include "ingest/log/wal_format.h"
+#include "metrics/ingest_metrics.h"
 
 namespace po = boost::program_options;
 
@@ -103,6 +105,8 @@ std::size_t take_count(const po::variables_map& vm, const std::string& option, l
   return static_cast<std::size_t>(value);
 }
 
+constexpr std::size_t kMostLineBytes = wal::kMaxPayload / 2;
+
 mode_t parse_socket_mode(const std::string& text) {
   if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos)
     throw std::invalid_argument("--socket-mode: '" + text + "' is not an octal mode (e.g. 0660, at most 0777)");
@@ -182,13 +186,13 @@ void describe_writer(po::options_description& desc, const DaemonOptions& d) {
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
     ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
-    ("freshness-alert-seconds", po::value<double>()->default_value(d.freshness_alert_seconds), "freshness bound for the alert PmIngestdStaleRows: it fires while the p99 time from an event's arrival to its row being visible in PostgreSQL (pm_ingest_event_visible_seconds) is above this; exported as pm_ingest_event_visible_alert_threshold_seconds")
+    ("freshness-alert-seconds", po::value<double>()->default_value(d.freshness_alert_seconds), "freshness bound for the alert PmIngestdStaleRows: it fires while the p99 time from an event's arrival to its row being visible in PostgreSQL (pm_ingest_event_visible_seconds) is above this; exported as pm_ingest_event_visible_alert_threshold_seconds; below 300, the histogram's highest bucket")
     ("writer-stall-timeout", po::value<long>()->default_value(d.writer_stall_timeout.count()), "seconds the writer thread may spend in one loop (one batch, one reconnect) before /readyz fails and the systemd watchdog stops being fed; keep it above PostgreSQL's statement timeout (60 s)");
 }
 
 void describe_connections(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
-    ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line; longer ones get `too_long`")
+    ("max-line-bytes", po::value<std::string>()->default_value("1M"), "longest accepted line (256 to 8M); longer ones get `too_long`")
     ("max-connections", po::value<long long>()->default_value(static_cast<long long>(d.max_connections)), "producer connections at most")
     ("max-connections-per-uid", po::value<long long>()->default_value(static_cast<long long>(d.max_connections_per_uid)), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
@@ -323,14 +327,21 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
   if (d.stale_after.count() < 1) throw std::invalid_argument("--stale-after must be >= 1");
   d.freshness_alert_seconds = vm["freshness-alert-seconds"].as<double>();
-  if (!(d.freshness_alert_seconds > 0)) throw std::invalid_argument("--freshness-alert-seconds must be > 0");
+  if (!(d.freshness_alert_seconds > 0 && d.freshness_alert_seconds < kEventVisibleTopBucketSeconds))
+    throw std::invalid_argument("--freshness-alert-seconds must be > 0 and below " +
+                                std::to_string(static_cast<int>(kEventVisibleTopBucketSeconds)) +
+                                " (the histogram's highest bucket: its p99 never reads more, so the alert could never fire)");
   d.writer_stall_timeout = std::chrono::seconds(vm["writer-stall-timeout"].as<long>());
   if (d.writer_stall_timeout.count() < 1) throw std::invalid_argument("--writer-stall-timeout must be >= 1");
 }
 
 void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d) {
   d.max_line_bytes = parse_bytes("max-line-bytes", vm["max-line-bytes"].as<std::string>());
-  if (d.max_line_bytes < 256) throw std::invalid_argument("--max-line-bytes must be at least 256");
+  // A line's events, its text included, are one log record each, and a record is read back only
+  // up to wal::kMaxPayload: half of it leaves room for the rest of the event.
+  if (d.max_line_bytes < 256 || d.max_line_bytes > kMostLineBytes)
+    throw std::invalid_argument("--max-line-bytes must be between 256 and " + std::to_string(kMostLineBytes) +
+                                " (8M: the log reads back records of at most 16 MiB)");
   d.max_connections = take_count(vm, "max-connections", 1, 1'000'000);
   d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
   if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");

@@ -82,6 +82,8 @@ pm::DatabaseConfig database_config(const po::variables_map& vm) {
   config.min_connections = 0;
   config.max_connections = 2;
   config.reconnect_max_attempts = vm["connect-attempts"].as<int>();
+  if (config.reconnect_max_attempts < 1)
+    throw pm::UsageError("--connect-attempts must be at least 1 (" + std::to_string(config.reconnect_max_attempts) + " given)");
   return config;
 }
 

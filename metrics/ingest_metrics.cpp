@@ -33,7 +33,7 @@ prometheus::Histogram::BucketBoundaries latency_buckets() {
 
 // Arrival to visible in PostgreSQL: 1 ms (an idle writer) to 5 minutes (a replayed backlog).
 prometheus::Histogram::BucketBoundaries visible_buckets() {
-  return {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+  return {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, kEventVisibleTopBucketSeconds};
 }
 
 prometheus::Histogram::BucketBoundaries batch_size_buckets() {

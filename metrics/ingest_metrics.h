@@ -16,6 +16,10 @@
 
 namespace pm {
 
+// The highest finite bucket of pm_ingest_event_visible_seconds: histogram_quantile() never says
+// more, so a freshness alert bound must stay below it.
+inline constexpr double kEventVisibleTopBucketSeconds = 300;
+
 class IngestMetrics {
   // Declared first: every member below is initialised from these.
   std::shared_ptr<prometheus::Registry> registry_;

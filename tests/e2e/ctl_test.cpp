@@ -67,6 +67,11 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   auto misplaced = ctl({"status", "--connect-attempts", "postgresql://predict:S3cretF@localhost/predict"});
   EXPECT_NE(misplaced.output.find("--connect-attempts"), std::string::npos) << misplaced.output;
   EXPECT_EQ(misplaced.output.find("S3cretF"), std::string::npos) << misplaced.output;
+  for (const char* attempts : {"0", "-1"}) {  // a bad value is a usage error too (it exited 1)
+    const auto bad = ctl({"status", "--connect-attempts", attempts, "--database-url", "postgresql://u@127.0.0.1:1/x"});
+    EXPECT_EQ(bad.code, 2) << bad.output;
+    EXPECT_NE(bad.output.find("--connect-attempts must be at least 1"), std::string::npos) << bad.output;
+  }
 }
 
 TEST(Ctl, StatusResetVerifyAndDump) {

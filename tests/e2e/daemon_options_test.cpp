@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/cli_common.h"
 #include "daemon/daemon_options.h"
 #include "tests/support/daemon_harness.h"
 
@@ -65,6 +66,21 @@ TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamin
   for (const auto& [args, expected] : cases) EXPECT_NE(refusal(args).find(expected), std::string::npos) << args.front() << ": " << refusal(args);
 }
 
+// A line over 16 MiB was acked, written as one log record, and then could not be read back (the
+// reader refuses records over 16 MiB): the writer stopped on it at its first read-back, and after
+// every restart. A freshness bound at or above 300 s, the histogram's highest bucket, made an
+// alert that could never fire.
+TEST(DaemonOptions, ALineLimitTheLogCannotReadBackAndAnAlertBoundTheHistogramCannotReachAreRefused) {
+  EXPECT_NE(refusal({"--max-line-bytes", "32M"}).find("--max-line-bytes must be between 256 and 8388608"), std::string::npos)
+      << refusal({"--max-line-bytes", "32M"});
+  EXPECT_NE(refusal({"--max-line-bytes", "8388609"}), "");
+  EXPECT_EQ(parse({"--max-line-bytes", "8M"}).max_line_bytes, 8u << 20);
+  EXPECT_NE(refusal({"--freshness-alert-seconds", "300"}).find("below 300"), std::string::npos)
+      << refusal({"--freshness-alert-seconds", "300"});
+  EXPECT_NE(refusal({"--freshness-alert-seconds", "600"}), "");
+  EXPECT_EQ(parse({"--freshness-alert-seconds", "299"}).freshness_alert_seconds, 299);
+}
+
 TEST(DaemonOptions, GoodValuesAreTakenAsTheHelpSays) {
   const DaemonOptions d = parse({"--socket-mode", "0640", "--wal-max-bytes", "8G", "--max-line-bytes", "2M", "--allow-uid", "4294967294",
                                  "--log-level", "warn", "--archive-dir", "/tmp/a", "--archive-max-age", "30d", "--max-connections-per-uid", "0"});
@@ -102,6 +118,21 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
   const std::string from_environment = parse({"--config", config}).database_url;
   ::unsetenv("PM_INGESTD_DATABASE_URL_FILE");
   EXPECT_EQ(from_environment, "postgresql://from-file@localhost/db");
+}
+
+// `--database-url=password=S host=H` (option and value in one argument): the key = value pattern
+// wants a blank or a quote before `password`, so ps showed the password of pm-ingestctl and
+// pm-loadgen, which scrub argv before they resolve the URL.
+TEST(ArgvScrub, APasswordInAConninfoJoinedToItsOptionIsMasked) {
+  std::vector<std::string> args = {"pm-ingestctl", "status", "--database-url=password=J0inedPW host=127.0.0.1",
+                                   "--database-url=postgresql://u:Ur1PW@h/db", "--database-url", "password=Sp1itPW host=h"};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  scrub_argv_passwords(static_cast<int>(argv.size()), argv.data());
+  std::string shown;
+  for (const char* a : argv) shown += std::string(a) + " ";
+  for (const char* secret : {"J0inedPW", "Ur1PW", "Sp1itPW"}) EXPECT_EQ(shown.find(secret), std::string::npos) << shown;
+  EXPECT_NE(shown.find("host=127.0.0.1"), std::string::npos) << "only the password is masked: " << shown;
 }
 
 }  // namespace
