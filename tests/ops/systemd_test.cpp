@@ -80,6 +80,12 @@ TEST(OpsSystemd, UnitsSayWhatTheIssueAsksAndMatchTheDaemonsDefaults) {
   EXPECT_FALSE(contains(service, "\nPrivateUsers=yes")) << "PrivateUsers would hide producers' uids from SO_PEERCRED";
   for (const char* line : {"ListenStream=/run/pm-ingestd/ingest.sock\n", "SocketMode=0660\n", "SocketGroup=pm-ingestd\n"})
     EXPECT_TRUE(contains(socket, std::string("\n") + line)) << line;
+  // The socket outlives restarts of the service, as the README says: PartOf= stopped it (and,
+  // with RemoveOnStop=, deleted it) with every `systemctl restart pm-ingestd`.
+  EXPECT_FALSE(contains(socket, "\nPartOf=")) << socket;
+  // ProtectSystem=strict: an archive directory elsewhere needs ReadWritePaths=; unit and example say so.
+  EXPECT_TRUE(contains(service, "ReadWritePaths=")) << service;
+  EXPECT_TRUE(contains(read_file(kUnitDir + "/pm-ingestd.env.example"), "ReadWritePaths=")) << "pm-ingestd.env.example";
 
   // The paths the units use are the daemon's own defaults, so an empty environment file works.
   const CommandResult help = run_command(std::string(PM_INGESTD_BIN) + " --help");
