@@ -45,7 +45,7 @@ prometheus::Histogram::BucketBoundaries batch_size_buckets() {
 IngestMetrics::IngestMetrics(const std::string& version)
     : registry_(std::make_shared<Registry>()),
       received_family_(counters(*registry_, "pm_ingest_events_received_total", "Valid events received from producers, by type.")),
-      rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason.")),
+      rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason (a line still unfinished at --line-timeout gets busy and is counted in pm_ingest_connections_closed_total instead, unless already too_long).")),
       stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type.")),
       refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
       closed_family_(counters(*registry_, "pm_ingest_connections_closed_total", "Producer connections the daemon closed, by reason (line_timeout: a partial line held past --line-timeout; reply_timeout: replies not read for --reply-timeout).")),

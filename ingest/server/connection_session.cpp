@@ -223,14 +223,21 @@ bool ConnectionSession::send_pending_ack() {
   return send_replies();
 }
 
+// The unfinished line is `busy` (send it again), or `too_long` when it is already past
+// --max-line-bytes: sending it again cannot help. Only the latter counts as a rejected line: a
+// slow producer is counted in connections_closed, not as the `busy` of a full log the alert means.
 void ConnectionSession::close_for_slow_line() {
   const std::uint64_t line = splitter_.lines() + 1;
+  const std::string waited = std::to_string(limits_.line_timeout.count()) + " s (--line-timeout); connection closed";
   replies_.clear();
-  append_error(replies_, RejectReason::Busy, line,
-               "line incomplete for " + std::to_string(limits_.line_timeout.count()) +
-                   " s (--line-timeout); connection closed, not stored: send it again");
+  if (splitter_.skipping()) {
+    append_error(replies_, RejectReason::TooLong, line,
+                 "line longer than " + std::to_string(limits_.max_line_bytes) + " bytes, and its end did not arrive within " + waited);
+    metrics_.rejected(to_string(RejectReason::TooLong)).Increment();
+  } else {
+    append_error(replies_, RejectReason::Busy, line, "line incomplete for " + waited + ", not stored: send it again");
+  }
   if (pending_ack_ != 0) append_ack(replies_, pending_ack_);
-  metrics_.rejected(to_string(RejectReason::Busy)).Increment();
   metrics_.connections_closed("line_timeout").Increment();
   logger_.warn("closed the connection of {}: line {} incomplete for {} s (--line-timeout)", peer_, line,
                limits_.line_timeout.count());

@@ -32,6 +32,18 @@ std::uint64_t IngestPipeline::unapplied_bytes() const {
   return durable > applied ? durable - applied : 0;
 }
 
+namespace {
+
+// A connection's thread keeps its encoding buffers between chunks; one that held a large event
+// (up to --max-line-bytes) is freed, or every idle connection that once sent one would keep it.
+void release_large_payload_buffers(std::vector<std::string>& payloads) {
+  constexpr std::size_t kKeptPayloadCapacity = 64 * 1024;
+  for (std::string& p : payloads)
+    if (p.capacity() > kKeptPayloadCapacity) std::string().swap(p);
+}
+
+}  // namespace
+
 SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   if (events.empty()) return SubmitResult::Durable;
   if (closed_) return SubmitResult::ShuttingDown;
@@ -48,8 +60,10 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   }
   // Over budget unless the log holds nothing unapplied: a chunk larger than the whole budget is
   // taken then (overshooting by at most one chunk per connection), or it would be `busy` forever.
-  if (const std::uint64_t unapplied = unapplied_bytes(); unapplied > 0 && unapplied + incoming > wal_max_bytes_)
+  if (const std::uint64_t unapplied = unapplied_bytes(); unapplied > 0 && unapplied + incoming > wal_max_bytes_) {
+    release_large_payload_buffers(payloads);
     return SubmitResult::OverBudget;
+  }
 
   const auto submitted = std::chrono::steady_clock::now();
   std::vector<wal::Appended> appended;
@@ -68,6 +82,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
     if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
   };
   const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_written);
+  release_large_payload_buffers(payloads);
   switch (status) {
     case wal::AppendStatus::Ok:
       metrics_.durable_wait_seconds.Observe(

@@ -12,6 +12,11 @@ bool LineSplitter::ends_in_cr(std::string_view piece) const {
   return piece.empty() ? !partial_.empty() && partial_.back() == '\r' : piece.back() == '\r';
 }
 
+void LineSplitter::drop_partial() {
+  if (partial_.capacity() > kKeptPartialCapacity) std::string().swap(partial_);
+  else partial_.clear();
+}
+
 void LineSplitter::feed(std::string_view bytes, const LineFn& on_line) {
   while (!bytes.empty()) {
     const std::size_t nl = bytes.find('\n');
@@ -21,7 +26,7 @@ void LineSplitter::feed(std::string_view bytes, const LineFn& on_line) {
       skipping_ = false;
       on_line(next_line_++, {}, true);
     } else if (partial_.size() + piece.size() > max_ + (ends_in_cr(piece) ? 1 : 0)) {  // "\r\n" ends a line like "\n"
-      partial_.clear();
+      drop_partial();
       if (nl == std::string_view::npos) {
         skipping_ = true;
         return;
@@ -35,7 +40,7 @@ void LineSplitter::feed(std::string_view bytes, const LineFn& on_line) {
     } else {
       partial_.append(piece);
       emit(partial_, on_line);
-      partial_.clear();
+      drop_partial();
     }
     bytes.remove_prefix(nl + 1);
   }
@@ -47,7 +52,7 @@ void LineSplitter::finish(const LineFn& on_line) {
     on_line(next_line_++, {}, true);
   } else if (!partial_.empty()) {
     emit(partial_, on_line);
-    partial_.clear();
+    drop_partial();
   }
 }
 

@@ -24,10 +24,16 @@ class LineSplitter {
 
   std::uint64_t lines() const { return next_line_ - 1; }
   bool has_partial() const { return !partial_.empty() || skipping_; }
+  bool skipping() const { return skipping_; }  // inside a line already longer than the limit
+  // Bytes held for an unfinished line. A buffer a large line grew past kKeptPartialCapacity is
+  // freed once that line is done (an idle connection would hold it); smaller ones are reused.
+  std::size_t partial_capacity() const { return partial_.capacity(); }
+  static constexpr std::size_t kKeptPartialCapacity = 64 * 1024;
 
  private:
   void emit(std::string_view line, const LineFn& on_line);
   bool ends_in_cr(std::string_view piece) const;
+  void drop_partial();
   std::size_t max_;
   std::string partial_;
   bool skipping_ = false;

@@ -168,6 +168,36 @@ TEST_F(HostileProducer, ALineTrickledPastTheLineTimeoutIsRefusedAndItsConnection
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A line already past --max-line-bytes whose end does not arrive within --line-timeout: the
+// daemon knew it was too long, yet answered `busy ... send it again` (a retrying client would send
+// it for ever) and counted a `busy`, which pages as a full log (PmIngestdRejectingBusy). It is
+// `too_long` now; a merely slow line gets `busy` but is counted only as a closed connection.
+TEST_F(HostileProducer, AnOverLongLineCutOffByTheLineTimeoutIsTooLongAndNoSlowLineCountsAsBusy) {
+  DaemonHarness d(tdb_->url(), {"--line-timeout", "1", "--max-line-bytes", "256"});
+  d.start();
+  const int fd = connect_nonblocking(d.socket());
+  ASSERT_GE(fd, 0);
+  const std::string over_long = std::string(300, 'x');  // no newline: its end never comes
+  ASSERT_EQ(::send(fd, over_long.data(), over_long.size(), MSG_NOSIGNAL), static_cast<ssize_t>(over_long.size()));
+  bool closed = false;
+  const std::string replies = trickle_until_closed(fd, 20s, closed);
+  ::close(fd);
+  ASSERT_TRUE(closed) << replies;
+  EXPECT_NE(replies.find(R"({"error":"too_long","line":1,)"), std::string::npos) << replies;
+  EXPECT_EQ(d.metric("pm_ingest_events_rejected_total{reason=\"too_long\"}"), 1);
+
+  const int slow = connect_nonblocking(d.socket());
+  ASSERT_GE(slow, 0);
+  const std::string part = R"({"type":"trade")";
+  ASSERT_EQ(::send(slow, part.data(), part.size(), MSG_NOSIGNAL), static_cast<ssize_t>(part.size()));
+  const std::string slow_replies = trickle_until_closed(slow, 20s, closed);
+  ::close(slow);
+  EXPECT_NE(slow_replies.find(R"({"error":"busy","line":1,)"), std::string::npos) << slow_replies;
+  EXPECT_EQ(d.metric("pm_ingest_connections_closed_total{reason=\"line_timeout\"}"), 2);
+  EXPECT_EQ(d.metric("pm_ingest_events_rejected_total{reason=\"busy\"}"), 0) << "a slow producer is not a full log";
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(HostileProducer, AProducerThatReadsItsAcksOnlyAtTheEndIsNeverStalled) {
   DaemonHarness d(tdb_->url());
   d.start();

@@ -346,6 +346,28 @@ TEST(LineSplitter, OverLongLineIsSkippedWithoutLosingTheNext) {
   EXPECT_EQ(s.lines(), 5u);
 }
 
+// A line that arrived in pieces is assembled in the splitter's buffer; a 1 MiB one grew it to
+// 1 MiB, kept while the connection sat idle (a thousand such connections, a gigabyte). Freed once
+// the line is done; an ordinary line's buffer is kept for the next one.
+TEST(LineSplitter, DoesNotKeepTheBufferOfALargeLineItAssembled) {
+  LineSplitter s(2 << 20);
+  std::size_t emitted = 0;
+  auto on = [&](std::uint64_t, std::string_view text, bool) { emitted = text.size(); };
+  s.feed("small", on);
+  s.feed(" line\n", on);
+  EXPECT_EQ(emitted, 10u);
+  EXPECT_GT(s.partial_capacity(), 0u) << "an ordinary line's buffer is kept";
+  EXPECT_LE(s.partial_capacity(), LineSplitter::kKeptPartialCapacity);
+  s.feed(std::string(1 << 20, 'x'), on);
+  EXPECT_GE(s.partial_capacity(), 1u << 20);
+  s.feed("x\n", on);
+  EXPECT_EQ(emitted, (1u << 20) + 1);
+  EXPECT_LE(s.partial_capacity(), LineSplitter::kKeptPartialCapacity);
+  s.feed(std::string(1 << 20, 'y'), on);  // unfinished at the end of the stream
+  s.finish(on);
+  EXPECT_LE(s.partial_capacity(), LineSplitter::kKeptPartialCapacity);
+}
+
 }  // namespace
 }  // namespace pm
 
