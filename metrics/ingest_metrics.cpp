@@ -120,7 +120,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
   for (const char* reason : {"parse", "schema", "range", "timestamp_units", "too_long", "busy"}) rejected(reason);
   for (const char* table : {"polymarket_trades", "polymarket_first_triggers", "trade_watermarks", "trigger_watermarks", "pm_dead_letters"})
     rows_written(table);
-  for (const char* reason : {"peer_credentials", "too_many", "too_many_per_uid", "no_thread"}) connections_refused(reason);
+  for (const char* reason : {"peer_credentials", "too_many", "too_many_per_uid", "no_thread", "no_fd"}) connections_refused(reason);
   for (const char* reason : {"line_timeout", "reply_timeout"}) connections_closed(reason);
   for (const char* kind : {"disk_full", "io_error"}) wal_write_errors(kind);
   for (const char* kind : {"torn_tail_cut", "temporary_removed", "applied_segment_removed", "state_created"}) wal_recovery_findings(kind);

@@ -82,6 +82,7 @@ void Server::bind_socket() {
 void Server::start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::runtime_error("eventfd(): " + errno_text());
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (config_.inherited_fd >= 0) {
     listen_fd_ = config_.inherited_fd;
     logger_->info("listening on the socket inherited from systemd (fd {})", listen_fd_);
@@ -105,7 +106,8 @@ void Server::stop() {
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (owns_socket_file_) ::unlink(config_.socket_path.c_str());
   if (wake_fd_ >= 0) ::close(wake_fd_);
-  listen_fd_ = wake_fd_ = -1;
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  listen_fd_ = wake_fd_ = spare_fd_ = -1;
 }
 
 namespace {
@@ -156,10 +158,30 @@ void Server::accept_loop() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) logger_->warn("accept failed: {}", errno_text());
+      if (errno == EMFILE || errno == ENFILE) refuse_without_fd(errno);
+      else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) logger_->warn("accept failed: {}", errno_text());
       continue;
     }
     admit(fd);
+  }
+}
+
+// No descriptor left for the pending connection (the open-file limit): it would stay in the
+// backlog, poll() would report it at once, again and again, a busy loop with a warning each time,
+// and the producer would hear nothing. The spare descriptor is given up to take the connection and
+// answer `busy` line 0, then taken again. Without a spare, the loop pauses before it tries again.
+void Server::refuse_without_fd(int accept_errno) {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0)
+    refuse(fd, describe_peer(fd),
+           std::string("no file descriptor left for another connection (") + std::strerror(accept_errno) +
+               "; the open-file limit: ulimit -n, LimitNOFILE=)",
+           "no_fd");
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || spare_fd_ < 0) {
+    pollfd wake{wake_fd_, POLLIN, 0};
+    ::poll(&wake, 1, 100);  // stop() still ends the wait
   }
 }
 

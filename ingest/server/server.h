@@ -95,6 +95,7 @@ class Server {
   void accept_loop();  // the accept thread
   // Checks the peer and the limits, then starts a connection thread or refuses. Accept thread.
   void admit(int fd);
+  void refuse_without_fd(int accept_errno);
   static Peer describe_peer(int fd);
   void refuse(int fd, const Peer& peer, const std::string& detail, const char* reason);
   // Registers the connection (its uid slot already taken) and starts its thread. Accept thread.
@@ -119,6 +120,7 @@ class Server {
 
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: readable once stop() begins
+  int spare_fd_ = -1;  // /dev/null, given up to accept (and refuse) a connection when no fd is left
   bool owns_socket_file_ = false;
   std::thread accept_thread_;
   std::mutex connections_mu_;

@@ -4,12 +4,14 @@
 // trickles a line is disconnected after --line-timeout; idle connections stay.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -195,6 +197,55 @@ TEST_F(HostileProducer, AnOverLongLineCutOffByTheLineTimeoutIsTooLongAndNoSlowLi
   EXPECT_NE(slow_replies.find(R"({"error":"busy","line":1,)"), std::string::npos) << slow_replies;
   EXPECT_EQ(d.metric("pm_ingest_connections_closed_total{reason=\"line_timeout\"}"), 2);
   EXPECT_EQ(d.metric("pm_ingest_events_rejected_total{reason=\"busy\"}"), 0) << "a slow producer is not a full log";
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// At the open-file limit accept() fails with EMFILE and the connection stays in the backlog: the
+// accept thread spun on it (poll reporting it at once, a warning each time) and the producers heard
+// nothing. Now each such connection is taken with a spare descriptor and refused with `busy` line
+// 0, counted as no_fd; once descriptors are free again, producers are served as before.
+TEST_F(HostileProducer, ConnectionsPastTheOpenFileLimitAreRefusedWithBusyLineZero) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 20s)) << d.output();
+  const pid_t pid = d.process().pid();
+  const auto open_fds = [&] {
+    return std::distance(std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"),
+                         std::filesystem::directory_iterator{});
+  };
+  rlimit before{};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &before), 0);
+  const rlimit tight{static_cast<rlim_t>(open_fds() + 4), before.rlim_max};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr), 0) << std::strerror(errno);
+  std::vector<int> fds;
+  for (int i = 0; i < 20; ++i) {
+    fds.push_back(connect_nonblocking(d.socket()));
+    ASSERT_GE(fds.back(), 0);
+  }
+  // The connections the daemon took say nothing until spoken to; the others are refused at once.
+  int refused = 0;
+  std::string replies;
+  std::vector<bool> answered(fds.size(), false);
+  wait_until([&] {
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      char buf[512];
+      const ssize_t n = answered[i] ? 0 : ::read(fds[i], buf, sizeof buf);
+      if (n <= 0) continue;
+      answered[i] = true;
+      replies.append(buf, static_cast<std::size_t>(n));
+      refused += std::string(buf, static_cast<std::size_t>(n)).find(R"({"error":"busy","line":0,)") == 0 ? 1 : 0;
+    }
+    return refused >= 10;
+  }, 10s);
+  for (int fd : fds) ::close(fd);
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &before, nullptr), 0);
+  EXPECT_GE(refused, 10) << replies;
+  EXPECT_NE(replies.find("no file descriptor left"), std::string::npos) << replies;
+  EXPECT_GE(d.metric("pm_ingest_connections_refused_total{reason=\"no_fd\"}"), 10);
+  EXPECT_LT(occurrences(d.output(), "accept failed"), 5u) << "the accept thread spun on the limit";
+  Producer after(d.socket());
+  ASSERT_TRUE(after.send({trade_line("fd-limit", "after")}));
+  EXPECT_TRUE(after.wait_ack(1, 10s));
   EXPECT_EQ(d.stop(), 0);
 }
 
