@@ -455,6 +455,26 @@ TEST(EventSourcing, ALimitBelowOneSegmentStillLetsTheLiveLogShrink) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
+// "archive ok: 0 archived segments" and exited 0.
+TEST(EventSourcing, ArchiveVerifyOfADirectoryWithoutAnArchiveSaysSo) {
+  TestDatabase live("es_verify_none");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "v1")}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  const test::Run of_the_log = run_ctl({"archive", "verify", "--archive-dir", d.wal_dir()});
+  EXPECT_EQ(of_the_log.code, 2) << of_the_log.output;
+  EXPECT_NE(of_the_log.output.find("no archive in"), std::string::npos) << of_the_log.output;
+  const test::Run empty_archive = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
+  EXPECT_EQ(empty_archive.code, 0) << "the daemon's own archive, nothing archived yet: " << empty_archive.output;
+}
+
 // Sources that do not reach back to the first event to apply (archive retention removed the
 // oldest segments) stop a replay like damage, naming where they begin; --from-lsn starts there.
 TEST(EventSourcing, ReplayOfATrimmedArchiveSaysWhereItBegins) {
