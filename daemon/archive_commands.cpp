@@ -76,6 +76,9 @@ std::string default_replay_instance(const ReplayCommand& c) {
   if (c.from_lsn > 1) id += " from=" + std::to_string(c.from_lsn);
   if (c.to_lsn != UINT64_MAX) id += " to=" + std::to_string(c.to_lsn);
   if (c.until) id += " until=" + *c.until;
+  // A skip moves the checkpoint past events never applied: a run without --skip-damaged (the file
+  // restored) must not resume behind them. Its exit 0 hid the skipped range.
+  if (c.skip_damaged) id += " skip-damaged";
   return id;
 }
 

@@ -52,7 +52,9 @@ constexpr const char* kUsage =
     "            TIME (RFC 3339). Never give it a running daemon's --instance-id.\n"
     "            --dry-run reads and checks everything and prints counts only. Damage stops\n"
     "            it (exit 2, file and offset) unless --skip-damaged, which names every\n"
-    "            skipped LSN range (exit 3). Progress on stderr\n"
+    "            skipped LSN range (exit 3) and keeps a checkpoint of its own ('replay\n"
+    "            skip-damaged'), so a later run without it, after the file is restored,\n"
+    "            still stops at or applies the skipped events. Progress on stderr\n"
     "  send [--input FILE]... [--format F] [--socket PATH]\n"
     "            send NDJSON lines (or the elements of a JSON array) from files or stdin to\n"
     "            the daemon, waiting for every ack: lines not acknowledged are sent again\n"
@@ -230,8 +232,8 @@ int run_replay(const po::variables_map& vm) {
   c.from_lsn = vm["from-lsn"].as<std::uint64_t>();
   c.to_lsn = vm["to-lsn"].as<std::uint64_t>();
   if (vm.count("until")) c.until = vm["until"].as<std::string>();
+  c.skip_damaged = vm["skip-damaged"].as<bool>();  // before the instance: its name says so
   c.instance_id = vm["instance-id"].as<std::string>().empty() ? pm::ctl::default_replay_instance(c) : vm["instance-id"].as<std::string>();
-  c.skip_damaged = vm["skip-damaged"].as<bool>();
   c.batch_max_events = vm["batch-max-events"].as<std::size_t>();
   c.connections = vm["writer-connections"].as<std::size_t>();
   if (c.batch_max_events < 1 || c.connections < 1 || c.connections > 16)
@@ -275,7 +277,7 @@ void add_options(po::options_description& options) {
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
       ("connect-attempts", po::value<int>()->default_value(3), "connection attempts before giving up")
-      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds: 'replay until=...')")
+      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
       ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
       ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")

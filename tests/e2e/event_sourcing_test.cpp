@@ -376,6 +376,11 @@ TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkip
   const long long after = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
   EXPECT_GT(after, before_damage);
   EXPECT_LT(after, 4000);
+  // The skip kept its own checkpoint: a run without --skip-damaged still stops at the damage (it
+  // resumed past the skipped range and exited 0, as if nothing were missing).
+  const test::Run again = replay(d, rebuilt.url());
+  EXPECT_EQ(again.code, 2) << again.output;
+  EXPECT_NE(again.output.find(victim), std::string::npos) << again.output;
 }
 
 // Archive files are named by segment number: an archive directory that holds another log's
