@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <regex>
 #include <stdexcept>
+#include <string_view>
 
 namespace pm {
 
@@ -41,22 +42,56 @@ void DatabaseConfig::validate() const {
 
 namespace {
 
-// The passwords the patterns find, as written: URL userinfo (libpq ends it at '@' or '/'), the
-// ?password= parameter (ends at '&'), and libpq's key = value form (an unquoted value ends at a
-// blank; a quoted one at its closing quote, backslash escapes inside).
+// URL userinfo password: from the first ':' after "scheme://user" to the LAST '@' of the
+// whitespace-free text. libpq ends userinfo at the first '@' and looks for it only before the first
+// '/', so a password holding '/' or '@' is read as host, port or database name: masking up to the
+// last '@' covers what the writer meant (and perhaps some of the host or query: too much, never too
+// little).
+const std::regex& url_password() {
+  static const std::regex re(R"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'"]*:(\S*)@)");
+  return re;
+}
+
+// Matches of `re` in `text`, group 1 as (offset, length); empty ones left out.
+std::vector<std::pair<std::size_t, std::size_t>> group_spans(const std::string& text, const std::regex& re) {
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+    const auto& secret = (*it)[1];
+    if (secret.length() > 0)
+      spans.emplace_back(static_cast<std::size_t>(secret.first - text.begin()), static_cast<std::size_t>(secret.length()));
+  }
+  return spans;
+}
+
+// The passwords the patterns find, as written: URL userinfo (url_password above), the ?password=
+// parameter (ends at '&'), and libpq's key = value form (an unquoted value ends at a blank; a
+// quoted one at its closing quote, backslash escapes inside).
 std::vector<std::pair<std::size_t, std::size_t>> written_password_spans(const std::string& text) {
-  static const std::regex url_password(R"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'"]*:([^@/\s]*)@)");
   static const std::regex query_password(R"([?&]password=([^&\s]*))", std::regex::icase);
   static const std::regex kv_password(R"((?:^|[\s'"])password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+))", std::regex::icase);
   std::vector<std::pair<std::size_t, std::size_t>> spans;
-  for (const std::regex* re : {&url_password, &query_password, &kv_password}) {
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), *re); it != std::sregex_iterator(); ++it) {
-      const auto& secret = (*it)[1];
-      if (secret.length() > 0)
-        spans.emplace_back(static_cast<std::size_t>(secret.first - text.begin()), static_cast<std::size_t>(secret.length()));
-    }
+  for (const std::regex* re : {&url_password(), &query_password, &kv_password}) {
+    const auto found = group_spans(text, *re);
+    spans.insert(spans.end(), found.begin(), found.end());
   }
   return spans;
+}
+
+// The pieces of a URL userinfo password between the characters that end a URL part for libpq
+// (/ @ ? & = , :): what libpq reads as port, host, database or query when the password holds one,
+// and may quote bare in an error ('invalid integer value "top" for connection option "port"').
+// Pieces shorter than kShortestPiece are left out: masking every "a" or "9" in every message would
+// make them unreadable, and such a piece tells little of the password.
+std::vector<std::string> url_password_pieces(const std::string& written) {
+  constexpr std::size_t kShortestPiece = 3;
+  std::vector<std::string> pieces;
+  std::size_t begin = 0;
+  for (std::size_t end = 0; end <= written.size(); ++end) {
+    if (end < written.size() && std::string_view("/@?&=,:").find(written[end]) == std::string_view::npos) continue;
+    if (end - begin >= kShortestPiece && end - begin < written.size()) pieces.push_back(written.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return pieces;
 }
 
 int hex_digit(char c) {
@@ -106,6 +141,10 @@ void remember_passwords_of(const std::string& conninfo) {
   for (const auto& [begin, length] : written_password_spans(conninfo)) {
     const std::string written = conninfo.substr(begin, length);
     passwords.insert(passwords.end(), {written, unquoted(written), percent_decoded(written)});
+  }
+  for (const auto& [begin, length] : group_spans(conninfo, url_password())) {
+    for (const std::string& piece : url_password_pieces(conninfo.substr(begin, length)))
+      passwords.insert(passwords.end(), {piece, percent_decoded(piece)});
   }
   if (const auto parameters = parameters_set_by(conninfo); parameters && parameters->count("password"))
     passwords.push_back(parameters->at("password"));

@@ -65,15 +65,20 @@ struct DatabaseConfig {
   void validate() const;
 };
 
-// The URL (or any text quoting one) with every password replaced by "***": URL userinfo, the
+// The URL (or any text quoting one) with every password replaced by "***": URL userinfo (from the
+// first ':' after "scheme://user" to the last '@' of the whitespace-free text, so a password
+// holding '/' or '@' is masked whole; a port or query after an '@' may be masked with it), the
 // ?password= parameter, libpq's key = value form (spaces around '=', quoted values), and every
 // known password (repos/known_passwords.h) wherever it appears. Any thread.
 std::string redact_url(const std::string& url);
 // Where those passwords are in `text`: (offset, length) pairs, ascending, possibly overlapping.
 std::vector<std::pair<std::size_t, std::size_t>> password_spans(const std::string& text);
 // Makes the password(s) of a connection string known (as written, unquoted, percent-decoded, and
-// as libpq reads it), so redact_url() masks them even where they appear bare. Database's
-// constructor calls it; so should anything that prints errors about a URL it has not given to one.
+// as libpq reads it), so redact_url() masks them even where they appear bare. A URL's userinfo
+// password counts as written up to the last '@' even where libpq reads none (a '/' in it), and its
+// pieces between / @ ? & = , : of 3 characters or more are known too (libpq reads them as port,
+// host or database and may quote them). Database's constructor calls it; so should anything that
+// prints errors about a URL it has not given to one.
 void remember_passwords_of(const std::string& conninfo);
 
 }  // namespace pm

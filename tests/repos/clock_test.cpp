@@ -119,6 +119,24 @@ TEST(DatabaseConfig, RedactsPasswords) {
   EXPECT_EQ(redact_url("host=h password=ab&S3cret user=x"), "host=h password=*** user=x");
 }
 
+// libpq ends URL userinfo at the first '@' and looks for it only before the first '/': a password
+// holding either is masked whole, up to the last '@', and its pieces libpq reads as port, host or
+// database are known once the URL is, wherever they appear bare.
+TEST(DatabaseConfig, AUrlPasswordHoldingASlashOrAnAtIsMaskedWhole) {
+  for (const std::string& url : {std::string("postgresql://u:S3c/ret@h/db"), std::string("postgresql://u:ab@cd@h/db")}) {
+    const std::string redacted = redact_url(url);
+    for (const char* secret : {"S3c", "ret@", "cd@"}) EXPECT_EQ(redacted.find(secret), std::string::npos) << redacted;
+    EXPECT_EQ(redacted, "postgresql://u:***@h/db");
+  }
+  EXPECT_EQ(redact_url("x 'postgresql://u:a/b@c@h:5/db' y@z"), "x 'postgresql://u:***@h:5/db' y@z");
+  EXPECT_EQ(redact_url("postgresql://predict@localhost:5433/db?application_name=a@b"),
+            "postgresql://predict@localhost:5433/db?application_name=a@b");
+  remember_passwords_of("postgresql://u:Tq7/Zk9s@h/db");
+  EXPECT_EQ(redact_url("invalid integer value \"Tq7\" for connection option \"port\""),
+            "invalid integer value \"***\" for connection option \"port\"");
+  EXPECT_EQ(redact_url("database \"Zk9s@h\" does not exist"), "database \"***@h\" does not exist");
+}
+
 // A password made known is masked wherever it appears, as written, as libpq decodes it, unquoted.
 TEST(DatabaseConfig, AKnownPasswordIsMaskedWhereverItAppearsBare) {
   remember_passwords_of("postgresql://u:50%zzK9pw@h/db");

@@ -120,6 +120,23 @@ TEST_F(DatabaseTest, UnreachableServerRaisesWithoutLeakingThePassword) {
   EXPECT_EQ(db.stats().open, 0);
 }
 
+// A '/' in the password ends libpq's look for userinfo: it reads "predict:top" as host and port
+// and no password at all, and says 'invalid integer value "top" for connection option "port"'.
+TEST_F(DatabaseTest, APasswordHoldingASlashIsNotShownInTheConnectionError) {
+  DatabaseConfig config = unreachable_config();
+  config.url = "postgresql://predict:top/secret@127.0.0.1:1/predict";
+  Database db(config);
+  try {
+    db.lease();
+    FAIL() << "expected ConnectionError";
+  } catch (const ConnectionError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find("top"), std::string::npos) << message;
+    EXPECT_EQ(message.find("secret"), std::string::npos) << message;
+    EXPECT_NE(message.find("127.0.0.1"), std::string::npos) << message;
+  }
+}
+
 // libpq refuses a password with a '%' not followed by two hex digits and quotes it bare in its
 // error ("invalid percent-encoded token: \"50%zzS3cret\""), with no URL or "password=" around it.
 // Other quoting characters a pattern stopped at before: ' in a URL, & in key = value form.
