@@ -16,6 +16,15 @@ namespace {
 
 bool is_url(const std::string& url) { return url.find("://") != std::string::npos; }
 
+// Whether the URL has a query ("?key=value...") as libpq reads it: userinfo, which may hold a '?',
+// runs to the first '@' when no '/' comes before that '@'; only a '?' after it starts the query.
+bool has_query(const std::string& url) {
+  const std::size_t authority = url.find("://") + 3;
+  const std::size_t end_of_userinfo = url.find_first_of("@/", authority);
+  const bool userinfo = end_of_userinfo != std::string::npos && url[end_of_userinfo] == '@';
+  return url.find('?', userinfo ? end_of_userinfo + 1 : authority) != std::string::npos;
+}
+
 // libpq takes whole seconds; round up so a bound is never shortened.
 std::string whole_seconds(std::chrono::milliseconds d) {
   return std::to_string(std::max<long long>(1, (d.count() + 999) / 1000));
@@ -69,7 +78,7 @@ std::string connection_string(const DatabaseConfig& config) {
   for (const auto& [key, value] : params) {
     if (given && given->count(key) > 0) continue;
     if (is_url(config.url))
-      out += (out.find('?') == std::string::npos ? "?" : "&") + key + "=" + value;
+      out += (has_query(out) ? "&" : "?") + key + "=" + value;
     else
       out += " " + key + "=" + value;
   }

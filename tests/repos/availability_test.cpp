@@ -80,6 +80,27 @@ TEST(ConnectionString, AddsTheConnectTimeoutKeepalivesAndUserTimeoutUnlessTheUrl
   EXPECT_FALSE(sets_parameter("postgresql://h/db?application_name=keepalives%3D0", "keepalives"));
 }
 
+// libpq reads userinfo up to the first '@' (when no '/' comes before it), '?' included: only a '?'
+// after it starts the query. Appending "&connect_timeout=..." to a URL whose password holds one made
+// libpq read dbname as "predict&connect_timeout=10&..." and apply none of the settings.
+TEST(ConnectionString, AQuestionMarkInThePasswordIsNotTakenForTheQuery) {
+  DatabaseConfig config;
+  config.url = "postgresql://predict:pa?ss@localhost:5433/predict";
+  config.connect_timeout = milliseconds(10'000);
+  const auto parameters = parameters_set_by(connection_string(config));
+  ASSERT_TRUE(parameters);
+  const auto read = [&](const std::string& key) {
+    return parameters->count(key) ? parameters->at(key) : std::string("(not set)");
+  };
+  EXPECT_EQ(read("password"), "pa?ss");
+  EXPECT_EQ(read("dbname"), "predict");
+  EXPECT_EQ(read("connect_timeout"), "10");
+  EXPECT_EQ(read("keepalives"), "1");
+  // A query of its own is still extended with '&'.
+  config.url = "postgresql://u:p?q@h/db?sslmode=disable";
+  EXPECT_EQ(connection_string(config).rfind("postgresql://u:p?q@h/db?sslmode=disable&connect_timeout=10&", 0), 0u);
+}
+
 TEST(ConnectionString, BadAvailabilitySettingsAreRefused) {
   DatabaseConfig config;
   config.health_check_timeout = milliseconds(0);
