@@ -16,14 +16,24 @@ std::string_view to_string(TimestampUnit unit) {
   return unit == TimestampUnit::Milliseconds ? "ms" : "s";
 }
 
+namespace {
+
+// The unit a positive epoch value of this size most likely has.
+std::string_view likely_unit(std::int64_t epoch) {
+  if (epoch >= kNanosecondsThreshold) return "nanoseconds";
+  if (epoch >= kMicrosecondsThreshold) return "microseconds";
+  return unit_by_size(epoch) == TimestampUnit::Milliseconds ? "milliseconds" : "seconds";
+}
+
+}  // namespace
+
 void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field) {
   const std::string what = std::string(field) + " " + std::to_string(epoch);
   if (epoch <= 0) throw TimestampUnitError(what + " must be > 0 (epoch " + std::string(to_string(unit)) + ")");
-  if (unit_by_size(epoch) != unit)
-    throw TimestampUnitError(what + " looks like epoch " +
-                                (unit == TimestampUnit::Milliseconds ? "seconds" : "milliseconds") +
-                                " but the configured trade_timestamp_unit is " +
-                                (unit == TimestampUnit::Milliseconds ? "milliseconds (ms)" : "seconds (s)"));
+  if (!fits_timestamp_unit(epoch, unit))
+    throw TimestampUnitError(what + " looks like epoch " + std::string(likely_unit(epoch)) +
+                             " but the configured trade_timestamp_unit is " +
+                             (unit == TimestampUnit::Milliseconds ? "milliseconds (ms)" : "seconds (s)"));
 }
 
 std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit) {

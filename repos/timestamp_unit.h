@@ -5,6 +5,8 @@
 // writer converts into it and every reader computes its cut-offs in it.
 // The size rule (kMillisecondsThreshold) is the one rule that tells the units apart, shared by the
 // daemon's parsers (ingest/server/field_rules) and the library's writers (require_timestamp_unit).
+// The writers also refuse values of microsecond or nanosecond size (kMicrosecondsThreshold), which
+// the daemon refuses as far in the future (field_rules check_not_far_future).
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -17,9 +19,20 @@ enum class TimestampUnit { Milliseconds, Seconds };
 // Epoch values at or above this look like milliseconds; below it, like seconds (year 5138 vs 1973).
 inline constexpr std::int64_t kMillisecondsThreshold = 100'000'000'000;
 
-// The unit whose size `epoch` has.
+// Epoch values at or above this are no milliseconds (the year 5138) but microseconds or, from
+// kNanosecondsThreshold, nanoseconds: stored as milliseconds they would be "recent" for ever (G1).
+inline constexpr std::int64_t kMicrosecondsThreshold = 100'000'000'000'000;
+inline constexpr std::int64_t kNanosecondsThreshold = 100'000'000'000'000'000;
+
+// The unit whose size `epoch` has (of the two a table may hold: see fits_timestamp_unit).
 constexpr TimestampUnit unit_by_size(std::int64_t epoch) {
   return epoch >= kMillisecondsThreshold ? TimestampUnit::Milliseconds : TimestampUnit::Seconds;
+}
+
+// True when `epoch` is > 0, of `unit`'s size and below kMicrosecondsThreshold: what
+// require_timestamp_unit lets through.
+constexpr bool fits_timestamp_unit(std::int64_t epoch, TimestampUnit unit) {
+  return epoch > 0 && epoch < kMicrosecondsThreshold && unit_by_size(epoch) == unit;
 }
 
 // A value whose size does not fit the configured unit (require_timestamp_unit). A data error
@@ -29,9 +42,10 @@ class TimestampUnitError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Throws TimestampUnitError, naming `field`, the value and `unit`, unless `epoch` is > 0 and of
-// `unit`'s size: a seconds value in a milliseconds table is never "recent", a milliseconds value in
-// a seconds table always is (G1).
+// Throws TimestampUnitError, naming `field`, the value and `unit`, unless fits_timestamp_unit: a
+// seconds value in a milliseconds table is never "recent", a milliseconds value in a seconds table
+// always is, and so is a microsecond or nanosecond value in either (G1); the message names the
+// unit the value looks like.
 void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field);
 
 // "ms" or "s" (also "milliseconds"/"seconds"); nullopt for anything else.

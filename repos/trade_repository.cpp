@@ -232,9 +232,9 @@ std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const
   return trade_watermarks().many(tx, marks.conditions, marks.timestamps, marks.updated_at);
 }
 
-// Throws TimestampUnitError unless the row's timestamp is NULL or of `unit`'s size.
+// Throws TimestampUnitError unless the row's timestamp is NULL or fits `unit` (fits_timestamp_unit).
 void require_unit(const TradeRow& row, TimestampUnit unit) {
-  if (!row.timestamp || (*row.timestamp > 0 && unit_by_size(*row.timestamp) == unit)) return;
+  if (!row.timestamp || fits_timestamp_unit(*row.timestamp, unit)) return;
   require_timestamp_unit(*row.timestamp, unit,
                          "polymarket_trades.timestamp of trade (" + std::string(row.condition_id) + ", " +
                              std::string(row.trade_id) + ")");

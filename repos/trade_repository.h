@@ -5,8 +5,9 @@
 // D11), so a trade older than max_age_seconds is never returned. The cut-off is computed when the
 // query runs, inside the transaction: a body re-run after a lost connection reads the clock again.
 // Every write (create, create_many, insert_rows, ingest_batch) refuses a timestamp whose size does
-// not fit the unit (require_timestamp_unit: TimestampUnitError naming the trade, the value and the
-// unit) before any SQL runs; NULL timestamps are allowed.
+// not fit the unit, microsecond and nanosecond values included (require_timestamp_unit:
+// TimestampUnitError naming the trade, the value and the unit) before any SQL runs; NULL timestamps
+// are allowed. So does TradeWatermarkRepository::update.
 // Runs on its own transactions or a caller's. Thread-safety is the target's (DbTarget).
 // The bulk writes (insert_rows, create_many, ingest_batch) take one of two routes, fixed by the
 // constructor, never looked up at run time:

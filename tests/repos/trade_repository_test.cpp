@@ -462,6 +462,48 @@ TEST_F(TradeRepositoryTest, WritesRefuseTimestampsOfTheWrongSizeForTheUnit) {
             "no exception");
 }
 
+// A microsecond or nanosecond value is of millisecond size to the one-threshold rule: stored as the
+// year ~55,000 it was returned by get_recent for ever, and a watermark moved to it hid every later
+// trade (G1). Every write refuses it, naming the value and the unit it looks like.
+TEST_F(TradeRepositoryTest, WritesRefuseMicrosecondAndNanosecondTimestamps) {
+  TradeRepository repo(tdb_->db());
+  ASSERT_EQ(repo.unit(), TimestampUnit::Milliseconds);
+  const std::int64_t now_ms = now_epoch_ms();
+  const std::int64_t now_us = now_ms * 1000;
+  const auto in_us = sample("in_us", now_us);
+  const std::string expected = "polymarket_trades.timestamp of trade (0xabc123, in_us) " + std::to_string(now_us) +
+                               " looks like epoch microseconds but the configured trade_timestamp_unit is milliseconds (ms)";
+  EXPECT_EQ(unit_error_of([&] { repo.create(in_us); }), expected);
+  EXPECT_EQ(unit_error_of([&] { repo.create_many({sample("fine", now_ms), in_us}); }), expected);
+  EXPECT_EQ(unit_error_of([&] { repo.ingest_batch({sample("fine", now_ms), in_us}); }), expected);
+  const std::vector<TradeRow> rows{trade_row_of(in_us)};
+  EXPECT_EQ(unit_error_of([&] { repo.insert_rows(rows); }), expected);
+  EXPECT_NE(unit_error_of([&] { repo.create(sample("in_ns", now_ms * 1'000'000)); }).find("looks like epoch nanoseconds"),
+            std::string::npos);
+  EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+
+  TradeWatermarkRepository marks(tdb_->db());
+  marks.update("c", now_ms);
+  EXPECT_NE(unit_error_of([&] { marks.update("c", now_us); })
+                .find("trade watermark of c: last_timestamp " + std::to_string(now_us) + " looks like epoch microseconds"),
+            std::string::npos);
+  EXPECT_EQ(marks.get_timestamp("c"), now_ms);  // unchanged: later trades still count as new
+}
+
+// The edges of the size rule: milliseconds from 10^11 (1973) up to, not including, 10^14 (5138).
+TEST(TimestampUnit, AMillisecondValueOfMicrosecondSizeIsRefused) {
+  constexpr std::int64_t year_5138_in_ms = 100'000'000'000'000;  // 10^14
+  EXPECT_NO_THROW(require_timestamp_unit(year_5138_in_ms - 1, TimestampUnit::Milliseconds, "x"));
+  EXPECT_EQ(unit_error_of([&] { require_timestamp_unit(year_5138_in_ms, TimestampUnit::Milliseconds, "x"); }),
+            "x 100000000000000 looks like epoch microseconds but the configured trade_timestamp_unit is "
+            "milliseconds (ms)");
+  EXPECT_EQ(unit_error_of([&] { require_timestamp_unit(year_5138_in_ms * 1000, TimestampUnit::Milliseconds, "x"); }),
+            "x 100000000000000000 looks like epoch nanoseconds but the configured trade_timestamp_unit is "
+            "milliseconds (ms)");
+  EXPECT_THROW(require_timestamp_unit(year_5138_in_ms, TimestampUnit::Seconds, "x"), TimestampUnitError);
+}
+
 // The ingest writer relies on this: a refused unit is a data error (dead-lettered), not fatal.
 TEST(TimestampUnit, AWrongSizeIsADataError) {
   try {
