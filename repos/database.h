@@ -18,7 +18,9 @@
 //   transaction rolls back and the exception propagates unchanged. A connection-level failure
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have
 //   side effects outside the transaction); a failure during COMMIT is in doubt and is never retried
-//   (pqxx::in_doubt_error propagates). No other error is retried (fix for D13/D14).
+//   (pqxx::in_doubt_error propagates). No other error is retried (fix for D13/D14). Before each
+//   retry the idle pooled connections the server has closed are dropped (drop_closed_idle), so
+//   the dead sessions a server restart leaves in the pool do not use up the attempts one by one.
 // - The body can run twice (or up to retry_max_attempts times): when the connection is lost
 //   before COMMIT was sent, the first run's database work is rolled back, but anything fn did
 //   outside the transaction (a message sent, a counter bumped, a file written) is not. The
@@ -256,6 +258,9 @@ auto Database::transaction(Fn&& fn, TxOptions options) -> std::invoke_result_t<F
                        retries(options) && attempt < config_.retry_max_attempts;
     if (!retry) std::rethrow_exception(result.failure.exception);
     std::this_thread::sleep_for(backoff.next());
+    // A lost connection is often one of many (a server restart ends every session): the next
+    // attempt must not take another dead one from the pool.
+    drop_closed_idle();
   }
 }
 

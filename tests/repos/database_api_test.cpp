@@ -131,6 +131,26 @@ TEST_F(DatabaseApiTest, HelpersRerunTheirStatementOnAStalePooledConnection) {
   EXPECT_NE(db.fetchval<int>("SELECT pg_backend_pid()"), pid);
 }
 
+// After a server restart every idle pooled connection is dead. Handed out newest first, unlooked
+// at, they used up all retry_max_attempts runs (one each) and the call failed although the server
+// was back: the first broken connection must rid the pool of the others.
+TEST_F(DatabaseApiTest, ARetryDoesNotSpendItsAttemptsOnMoreDeadPooledConnections) {
+  auto config = fast_retry_config();
+  ASSERT_EQ(config.retry_max_attempts, 3);
+  Database db(config);
+  std::vector<int> pids;
+  {
+    std::vector<Lease> leases;
+    for (int i = 0; i < config.retry_max_attempts; ++i) leases.push_back(db.lease());
+    for (Lease& lease : leases) pids.push_back(backend_pid(lease));
+  }
+  ASSERT_EQ(db.stats().idle, config.retry_max_attempts);
+  for (const int pid : pids) kill_backend(pid);  // as a restart does, to every pooled session
+  EXPECT_NO_THROW(db.execute("INSERT INTO t (v) VALUES ($1)", 7));
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM t WHERE v = 7"), 1);
+  EXPECT_EQ(db.stats().idle, 1) << "the dead ones are gone, the new one pooled";
+}
+
 // --- is_connected, close() and the lifetime of leases ------------------------------------------
 
 TEST_F(DatabaseApiTest, IsConnectedFromTheFirstConnectionUntilClose) {
