@@ -385,17 +385,26 @@ TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkip
 
 // Archive files are named by segment number: an archive directory that holds another log's
 // segments (the log directory was reset) would be overwritten. The daemon refuses to start.
+// Runs `d` with its archive until two segments are archived, stops it and removes its log
+// directory, so that its next start begins another log (another log id). The write time of the
+// archive's first file, to show later that nothing wrote over it.
+std::filesystem::file_time_type archive_then_start_another_log(DaemonHarness& d) {
+  d.args() = archive_args(d);
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, "f", 10);
+  }
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  std::filesystem::remove_all(d.wal_dir());
+  return std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc");
+}
+
 TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
   TestDatabase live("es_foreign");
   DaemonHarness d(live.url(), {});
-  d.args() = archive_args(d);
-  d.start();
-  Producer p(d.socket());
-  send_in_chunks(p, "f", 10);
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
-  EXPECT_EQ(d.stop(), 0);
-  const auto before = std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc");
-  std::filesystem::remove_all(d.wal_dir());  // a new log starts: another log id
+  const auto before = archive_then_start_another_log(d);
   EXPECT_EQ(d.run_to_exit(), 2) << d.output();
   EXPECT_NE(d.output().find("holds log"), std::string::npos) << d.output();
   EXPECT_EQ(std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc"), before);
@@ -408,17 +417,7 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogFoundAfterStartIsNotWrittenOve
   TestDatabase live("es_foreign_late");
   TestDatabase next_live("es_foreign_late_next");  // the new log starts at lsn 1: a database of its own
   DaemonHarness d(live.url(), {});
-  d.args() = archive_args(d);
-  d.start();
-  {
-    Producer p(d.socket());
-    send_in_chunks(p, "f", 10);
-  }
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 2; }, 60s)) << d.output();
-  EXPECT_EQ(d.stop(), 0);
-  const std::string old_file = d.dir() + "/archive/0000000000000001.pmarc";
-  const auto before = std::filesystem::last_write_time(old_file);
-  std::filesystem::remove_all(d.wal_dir());  // a new log starts: another log id
+  const auto before = archive_then_start_another_log(d);
   const std::string late = d.dir() + "/late";
   d.args() = {"--archive-dir", late + "/archive", "--wal-segment-bytes", "64K"};
   d.database_url() = next_live.url();
