@@ -228,11 +228,13 @@ struct DatabaseUrlSource {
   std::string url_file;
 };
 
+// An empty value (`PM_INGESTD_DATABASE_URL_FILE=`) sets nothing: it decides no source.
 void decide_database_url(const po::variables_map& vm, DatabaseUrlSource& source) {
-  if (source.decided || (vm.count("database-url") == 0 && vm.count("database-url-file") == 0)) return;
+  const auto value = [&vm](const char* option) { return vm.count(option) ? vm[option].as<std::string>() : std::string(); };
+  if (source.decided || (value("database-url").empty() && value("database-url-file").empty())) return;
   source.decided = true;
-  if (vm.count("database-url")) source.url = vm["database-url"].as<std::string>();
-  if (vm.count("database-url-file")) source.url_file = vm["database-url-file"].as<std::string>();
+  source.url = value("database-url");
+  source.url_file = value("database-url-file");
 }
 
 // The command line, then the environment, then --config: the first source that sets an option wins.

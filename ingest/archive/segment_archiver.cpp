@@ -102,13 +102,13 @@ void SegmentArchiver::run() {
 bool SegmentArchiver::load_index() {
   try {
     if (!dir_synced_) prepare();
+    // Again here, before anything in the directory changes: start() could not read it when it did
+    // not exist yet, or was unreadable, and another log's partial files and index are not ours.
+    refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
     remove_partial_archives(fs_, config_.dir);
-    ArchiveIndex loaded = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
+    index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
       logger_->error("archive file {} is damaged ({}); it is left alone and not listed", file, problem);
     });
-    // Again here: start() could not read the directory when it did not exist yet, or was unreadable.
-    refuse_another_log(loaded);
-    index_ = std::move(loaded);
     retain();
     return dir_synced_;
   } catch (const std::exception& e) {

@@ -116,8 +116,11 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
   EXPECT_EQ(parse({"--config", config}).database_url, "postgresql://from-config@localhost/db");
   ::setenv("PM_INGESTD_DATABASE_URL_FILE", (dir + "/url").c_str(), 1);
   const std::string from_environment = parse({"--config", config}).database_url;
+  ::setenv("PM_INGESTD_DATABASE_URL_FILE", "", 1);  // an empty value sets nothing: the config decides
+  const std::string past_an_empty_variable = parse({"--config", config}).database_url;
   ::unsetenv("PM_INGESTD_DATABASE_URL_FILE");
   EXPECT_EQ(from_environment, "postgresql://from-file@localhost/db");
+  EXPECT_EQ(past_an_empty_variable, "postgresql://from-config@localhost/db");
 }
 
 // `--database-url=password=S host=H` (option and value in one argument): the key = value pattern

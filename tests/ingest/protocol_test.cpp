@@ -356,7 +356,6 @@ TEST(LineSplitter, DoesNotKeepTheBufferOfALargeLineItAssembled) {
   s.feed("small", on);
   s.feed(" line\n", on);
   EXPECT_EQ(emitted, 10u);
-  EXPECT_GT(s.partial_capacity(), 0u) << "an ordinary line's buffer is kept";
   EXPECT_LE(s.partial_capacity(), LineSplitter::kKeptPartialCapacity);
   s.feed(std::string(1 << 20, 'x'), on);
   EXPECT_GE(s.partial_capacity(), 1u << 20);
