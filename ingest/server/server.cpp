@@ -173,15 +173,29 @@ void Server::accept_loop() {
 void Server::refuse_without_fd(int accept_errno) {
   if (spare_fd_ >= 0) ::close(spare_fd_);
   const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  if (fd >= 0)
-    refuse(fd, describe_peer(fd),
-           std::string("no file descriptor left for another connection (") + std::strerror(accept_errno) +
-               "; the open-file limit: ulimit -n, LimitNOFILE=)",
-           "no_fd");
+  if (fd >= 0) {
+    const Peer peer = describe_peer(fd);
+    if (!peer_allowed(peer)) {  // as admit() does: a disallowed peer learns nothing of the daemon
+      logger_->warn("refused a producer connection from {}: not in --allow-uid/--allow-gid", peer.who);
+      metrics_.connections_refused("peer_credentials").Increment();
+      ::close(fd);
+    } else {
+      refuse(fd, peer,
+             std::string("no file descriptor left for another connection (") + std::strerror(accept_errno) +
+                 "; the open-file limit: ulimit -n, LimitNOFILE=)",
+             "no_fd");
+    }
+  }
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (fd < 0 || spare_fd_ < 0) {
+    if (!paused_without_fd_)
+      logger_->warn("no file descriptor left to answer a producer connection ({}); accepting again every 100 ms",
+                    std::strerror(accept_errno));
+    paused_without_fd_ = true;
     pollfd wake{wake_fd_, POLLIN, 0};
     ::poll(&wake, 1, 100);  // stop() still ends the wait
+  } else {
+    paused_without_fd_ = false;
   }
 }
 

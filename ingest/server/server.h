@@ -121,6 +121,7 @@ class Server {
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: readable once stop() begins
   int spare_fd_ = -1;  // /dev/null, given up to accept (and refuse) a connection when no fd is left
+  bool paused_without_fd_ = false;  // accept thread only: said once per spell without a spare
   bool owns_socket_file_ = false;
   std::thread accept_thread_;
   std::mutex connections_mu_;
