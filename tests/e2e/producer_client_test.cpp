@@ -24,6 +24,7 @@
 #include "daemon/send_command.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
+#include "tests/support/fifo_feeder.h"
 #include "tests/support/process.h"
 #include "tests/support/producer.h"
 #include "tests/support/test_database.h"
@@ -467,62 +468,63 @@ TEST(CtlSend, SendsEachLineOfAPipeAsItIsRead) {
 }
 
 // pm-ingestctl send through a kill -9 of the daemon: it finishes its input after the restart,
-// reports every line acked and exits 0; each trade is stored once.
+// reports every line acked and exits 0; each trade is stored once. Its input is a FIFO whose second
+// half is written only after the restart, so send is mid-stream at the kill on any machine.
 TEST(CtlSend, FinishesItsInputThroughKillNineOfTheDaemon) {
   TestDatabase tdb("ctl_send_kill");
+  constexpr int kLines = 300'000;
   DaemonHarness d(tdb.url());
   d.start();
-  const std::string input = d.dir() + "/trades.ndjson";
-  {
-    std::ofstream out(input);
-    for (int i = 0; i < 300'000; ++i) out << trade_line("c" + std::to_string(i % 7), "s" + std::to_string(i)) << "\n";
-    out << trade_line("c", "refused", 1'700'000'000, "7") << "\n";
-  }
+  FifoFeeder input(d.dir() + "/trades.ndjson", [](int i) {
+    return i < kLines ? trade_line("c" + std::to_string(i % 7), "s" + std::to_string(i))
+                      : trade_line("c", "refused", 1'700'000'000, "7");
+  }, kLines / 2, kLines + 1);
   Process send;
-  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", input, "--max-in-flight", "300"}, {}, d.dir() + "/send.out");
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", input.path(), "--max-in-flight", "300"}, {},
+             d.dir() + "/send.out");
   ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") > 3000; }, 60s));
   d.kill9();
   d.start();
+  input.release();
   const auto code = send.wait(120s);
   const std::string out = read_file(d.dir() + "/send.out");
   ASSERT_TRUE(code.has_value()) << out;
   EXPECT_EQ(*code, 1) << out;  // one line was refused
   EXPECT_NE(out.find("acked 300000, rejected 1, unacknowledged 0"), std::string::npos) << out;
   EXPECT_NE(out.find("trades.ndjson:300001: "), std::string::npos) << out;
-  EXPECT_EQ(out.find(", 0 reconnects"), std::string::npos) << "the kill came after send had finished: " << out;
-  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == 300'000; }, 60s));
+  EXPECT_EQ(out.find(", 0 reconnects"), std::string::npos) << "send did not reconnect after the kill: " << out;
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades") == kLines; }, 60s));
 }
 
 // Both producers a bot uses, mid-stream at once when the daemon is killed (-9) and restarted: each
 // finishes its input after the restart and reports everything acked; each line is stored once.
+// Their inputs are FIFOs whose second halves are written only after the restart: neither can
+// finish before the kill, however the machine schedules them (with whole files, one once did).
 TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
   TestDatabase tdb("producers_kill");
-  constexpr int kPythonLines = 150'000;
+  constexpr int kCtlLines = 200'000, kPythonLines = 150'000;
   DaemonHarness d(tdb.url());
   d.start();
-  const std::string ctl_input = d.dir() + "/ctl.ndjson", py_input = d.dir() + "/py.ndjson";
-  {
-    std::ofstream ctl(ctl_input), py(py_input);
-    for (int i = 0; i < 200'000; ++i) ctl << trade_line("c" + std::to_string(i % 7), "ctl" + std::to_string(i)) << "\n";
-    // Enough for each to be mid-stream when both have a few thousand rows in (50,000 Python lines
-    // were once all sent before pm-ingestctl send, which reads its input first, got that far).
-    for (int i = 0; i < kPythonLines; ++i) py << trade_line("c" + std::to_string(i % 7), "py" + std::to_string(i)) << "\n";
-  }
+  const auto trades_named = [](std::string prefix) {
+    return [prefix](int i) { return trade_line("c" + std::to_string(i % 7), prefix + std::to_string(i)); };
+  };
+  FifoFeeder ctl_input(d.dir() + "/ctl.ndjson", trades_named("ctl"), kCtlLines / 2, kCtlLines);
+  FifoFeeder py_input(d.dir() + "/py.ndjson", trades_named("py"), kPythonLines / 2, kPythonLines);
   const auto stored = [&](const std::string& prefix) {
     return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id LIKE '" + prefix + "%'");
   };
   Process send, python;
-  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", ctl_input, "--max-in-flight", "300"}, {}, d.dir() + "/send.out");
-  // The Python client starts once pm-ingestctl send (which reads its input first) is sending: started
-  // together on a loaded machine, the client once sent all its lines before send got going.
-  ASSERT_TRUE(wait_until([&] { return stored("ctl") > 2000; }, 60s)) << d.output();
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", ctl_input.path(), "--max-in-flight", "300"}, {},
+             d.dir() + "/send.out");
   python.start("/usr/bin/python3",
                {std::string(PM_SOURCE_DIR) + "/tests/support/send_file.py", std::string(PM_SOURCE_DIR) + "/clients/python",
-                d.socket(), "pm-ingestd", py_input, "500"},
+                d.socket(), "pm-ingestd", py_input.path(), "500"},
                {}, d.dir() + "/python.out");
-  ASSERT_TRUE(wait_until([&] { return stored("py") > 2000; }, 60s)) << d.output();
+  ASSERT_TRUE(wait_until([&] { return stored("ctl") > 2000 && stored("py") > 2000; }, 60s)) << d.output();
   d.kill9();
   d.start();
+  ctl_input.release();
+  py_input.release();
   const auto send_code = send.wait(180s);
   const auto python_code = python.wait(180s);
   const std::string send_out = read_file(d.dir() + "/send.out"), python_out = read_file(d.dir() + "/python.out");
@@ -530,9 +532,9 @@ TEST(Producers, PythonClientAndCtlSendBothFinishThroughKillNineOfTheDaemon) {
   ASSERT_EQ(python_code, std::optional<int>(0)) << python_out;
   EXPECT_NE(send_out.find("acked 200000, rejected 0, unacknowledged 0"), std::string::npos) << send_out;
   EXPECT_NE(python_out.find("acked " + std::to_string(kPythonLines)), std::string::npos) << python_out;
-  EXPECT_EQ(send_out.find(", 0 reconnects"), std::string::npos) << "send finished before the kill: " << send_out;
-  EXPECT_EQ(python_out.find("reconnects 0"), std::string::npos) << "the client finished before the kill: " << python_out;
-  ASSERT_TRUE(wait_until([&] { return stored("ctl") == 200'000 && stored("py") == kPythonLines; }, 60s))
+  EXPECT_EQ(send_out.find(", 0 reconnects"), std::string::npos) << "send did not reconnect after the kill: " << send_out;
+  EXPECT_EQ(python_out.find("reconnects 0"), std::string::npos) << "the client did not reconnect after the kill: " << python_out;
+  ASSERT_TRUE(wait_until([&] { return stored("ctl") == kCtlLines && stored("py") == kPythonLines; }, 60s))
       << stored("ctl") << " + " << stored("py");
 }
 
