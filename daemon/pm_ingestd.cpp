@@ -256,10 +256,11 @@ pm::ReadinessReport readiness_report(const Daemon& d) {
   // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
   // budget and `unapplied < budget` would never fail; not ready from 90% of the budget on, while
   // producers still get acks, tells a load balancer to send elsewhere before they get busy.
-  const auto unapplied = d.pipeline.unapplied_bytes();
-  report.checks.push_back({"backlog_under_budget", unapplied < backlog_ready_limit,
-                           fmt::format("{} of {} log bytes unapplied (not ready from {})", unapplied,
-                                       d.options.wal_max_bytes, backlog_ready_limit)});
+  const auto used = d.pipeline.budget_used_bytes();
+  report.checks.push_back({"backlog_under_budget", used < backlog_ready_limit,
+                           fmt::format("{} of {} log bytes used: unapplied, or applied and waiting for the archive (not "
+                                       "ready from {})",
+                                       used, d.options.wal_max_bytes, backlog_ready_limit)});
   const double age = seconds_since(d.writer.heartbeat());
   report.checks.push_back({"writer_running", age < stall_limit,
                            fmt::format("writer loop {:.1f} s ago (limit {} s)", age, d.options.writer_stall_timeout.count())});
@@ -310,10 +311,11 @@ class Supervisor {
       d_.metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
       if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
     }
-    const auto unapplied = d_.pipeline.unapplied_bytes();
-    sd_notifyf(0, "STATUS=%zu producers, %llu events / %llu log bytes unapplied, database %s, %s%s",
+    const auto used = d_.pipeline.budget_used_bytes();
+    d_.metrics.wal_budget_used_bytes.Set(static_cast<double>(used));
+    sd_notifyf(0, "STATUS=%zu producers, %llu events unapplied, %llu log bytes of the budget used, database %s, %s%s",
                d_.server.connections(), static_cast<unsigned long long>(d_.metrics.wal_unapplied_events.Value()),
-               static_cast<unsigned long long>(unapplied), d_.writer.database_up() ? "up" : "down",
+               static_cast<unsigned long long>(used), d_.writer.database_up() ? "up" : "down",
                report.ready() ? "ready" : "not ready: ", failing.c_str());
   }
 

@@ -97,6 +97,9 @@ IngestMetrics::IngestMetrics(const std::string& version)
       ready(gauge(*registry_, "pm_ingest_ready", "1 while every readiness check passes (/readyz answers 200), else 0.")),
       writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),
       wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Unapplied log bytes at which new lines get busy (--wal-max-bytes).")),
+      wal_budget_used_bytes(gauge(*registry_, "pm_ingest_wal_budget_used_bytes",
+                                  "Log bytes counted against --wal-max-bytes: unapplied, and applied but still waiting for the "
+                                  "archive. New lines get busy when they would take it past the budget.")),
       watchdog_pings(counter(*registry_, "pm_ingest_watchdog_pings_total", "WATCHDOG=1 notifications sent to systemd.")),
       start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")),
       wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")),

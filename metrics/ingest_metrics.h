@@ -113,6 +113,8 @@ class IngestMetrics {
   prometheus::Gauge& readiness_check(const std::string& check);  // 1 ok, 0 failing, per /readyz check
   prometheus::Gauge& writer_heartbeat_age_seconds;   // since the writer thread's last loop iteration
   prometheus::Gauge& wal_budget_bytes;               // --wal-max-bytes
+  // What counts against it: unapplied bytes, and applied segments still waiting for the archive.
+  prometheus::Gauge& wal_budget_used_bytes;
   prometheus::Counter& watchdog_pings;               // WATCHDOG=1 sent to systemd
   prometheus::Gauge& start_time_seconds;             // process start, Unix time
 

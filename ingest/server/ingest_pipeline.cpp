@@ -26,7 +26,7 @@ IngestPipeline::IngestPipeline(std::uint64_t wal_max_bytes, wal::WriteAheadLog& 
       metrics_(metrics),
       applied_log_offset_(std::move(applied_log_offset)) {}
 
-std::uint64_t IngestPipeline::unapplied_bytes() const {
+std::uint64_t IngestPipeline::budget_used_bytes() const {
   const std::uint64_t durable = log_.durable().log_offset;
   const std::uint64_t applied = applied_log_offset_();
   return durable > applied ? durable - applied : 0;
@@ -60,7 +60,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   }
   // Over budget unless the log holds nothing unapplied: a chunk larger than the whole budget is
   // taken then (overshooting by at most one chunk per connection), or it would be `busy` forever.
-  if (const std::uint64_t unapplied = unapplied_bytes(); unapplied > 0 && unapplied + incoming > wal_max_bytes_) {
+  if (const std::uint64_t used = budget_used_bytes(); used > 0 && used + incoming > wal_max_bytes_) {
     release_large_payload_buffers(payloads);
     return SubmitResult::OverBudget;
   }

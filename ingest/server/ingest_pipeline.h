@@ -22,15 +22,16 @@ const char* to_string(SubmitResult result);
 
 class IngestPipeline {
  public:
-  // `applied_log_offset` tells how far the writer has applied (for the budget).
+  // `applied_log_offset` tells where the budget counts from: how far the writer has applied, or the
+  // start of an applied segment still waiting for the archive.
   IngestPipeline(std::uint64_t wal_max_bytes, wal::WriteAheadLog& log, EventQueue& queue, IngestMetrics& metrics,
                  std::function<std::uint64_t()> applied_log_offset);
 
   // Moves the events out of `events` on success.
   SubmitResult submit(std::vector<Event>& events);
 
-  // Durable log bytes the writer has not applied yet.
-  std::uint64_t unapplied_bytes() const;
+  // Durable log bytes counted against wal_max_bytes: from applied_log_offset to the durable end.
+  std::uint64_t budget_used_bytes() const;
   std::uint64_t wal_max_bytes() const { return wal_max_bytes_; }
   // After this, submit() answers ShuttingDown without touching the log.
   void close() { closed_ = true; }

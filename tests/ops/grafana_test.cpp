@@ -146,8 +146,8 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
   ASSERT_TRUE(lag && backlog);
   for (const auto& [panel, rules] : std::vector<std::pair<const Panel*, std::vector<std::string>>>{
            {lag, {"pm_ingest_lag_oldest_unapplied_seconds > ", "pm_ingest_lag_oldest_unapplied_seconds > "}},
-           {backlog, {"pm_ingest_wal_unapplied_bytes / pm_ingest_wal_budget_bytes > ",
-                      "pm_ingest_wal_unapplied_bytes / pm_ingest_wal_budget_bytes > "}}}) {
+           {backlog, {"pm_ingest_wal_budget_used_bytes / pm_ingest_wal_budget_bytes > ",
+                      "pm_ingest_wal_budget_used_bytes / pm_ingest_wal_budget_bytes > "}}}) {
     EXPECT_NE(panel->thresholds_style, "off") << panel->title << ": thresholds must be drawn";
     EXPECT_NE(panel->thresholds_style, "") << panel->title;
     ASSERT_EQ(panel->thresholds.size(), 2u) << panel->title << ": a warning and a critical step";

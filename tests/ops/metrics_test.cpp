@@ -95,7 +95,7 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
 }
 
-// "N of M log bytes unapplied" from the readiness detail.
+// "N of M log bytes used" from the readiness detail.
 std::uint64_t unapplied_from(const std::string& readyz) {
   const auto key = readyz.find("\"backlog_under_budget\"");
   const auto detail = readyz.find("\"detail\":\"", key);
@@ -208,7 +208,7 @@ TEST_F(OpsMetrics, LiveScrapePassesPromtoolAndHoldsEverySeriesTheIssueLists) {
     EXPECT_TRUE(contains(scrape, std::string("\n") + series + "\n")) << series;
   for (const char* family : {
            "pm_ingest_wal_appended_bytes_total counter", "pm_ingest_wal_fsync_duration_seconds histogram",
-           "pm_ingest_wal_unapplied_bytes gauge", "pm_ingest_wal_unapplied_events gauge", "pm_ingest_queue_events gauge",
+           "pm_ingest_wal_unapplied_bytes gauge", "pm_ingest_wal_unapplied_events gauge", "pm_ingest_wal_budget_used_bytes gauge", "pm_ingest_queue_events gauge",
            "pm_ingest_writer_batches_in_flight gauge", "pm_ingest_writer_connections gauge",
            "pm_ingest_batch_events histogram", "pm_ingest_batch_commit_duration_seconds histogram",
            "pm_ingest_batch_phase_duration_seconds histogram",

@@ -199,7 +199,7 @@ TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThe
     ASSERT_TRUE(p.wait_ack(5, 10s));
   }
   EXPECT_TRUE(wait_until(
-      [&] { return contains(notify.last_line("STATUS="), "5 events /"); }, 20s))
+      [&] { return contains(notify.last_line("STATUS="), "5 events unapplied"); }, 20s))
       << notify.last_line("STATUS=");
   const std::string status = notify.last_line("STATUS=");
   EXPECT_TRUE(contains(status, "database down")) << status;
