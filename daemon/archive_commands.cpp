@@ -67,6 +67,15 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
                            s.seconds > 0 ? static_cast<double>(s.read) / s.seconds : 0.0);
   for (const auto& r : s.skipped)
     std::cout << fmt::format("SKIPPED (damaged): {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+  if (const auto& held = s.held_back; held && held->state_read) {
+    std::cout << fmt::format("stopped after lsn {}: the log in {} is in use by a running pm-ingestd, and that is as far as its "
+                             "state file says it had synced; the later events are left for the next run\n",
+                             held->lsn, held->dir);
+  } else if (held) {
+    std::cout << fmt::format("no event of the log in {} was read: a running pm-ingestd holds it and its state file cannot be "
+                             "read, so what it has synced is unknown; run again once it is stopped\n",
+                             held->dir);
+  }
 }
 
 }  // namespace

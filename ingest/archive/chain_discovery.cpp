@@ -7,6 +7,7 @@
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/segment_chain_state.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_state.h"
 
 namespace pm::archive {
 
@@ -57,6 +58,18 @@ Candidate live_candidate(wal::LogFs& fs, const std::string& dir, std::uint64_t s
   return c;
 }
 
+// The bound of a live directory whose log a daemon holds: its state file's ceiling.
+std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
+  if (!fs.lock_in_use(path_in_dir(dir, wal::kLockFileName))) return std::nullopt;
+  wal::LocalState state;
+  try {
+    if (wal::read_state(fs, path_in_dir(dir, wal::kStateFileName), state) == wal::StateRead::Valid)
+      return LiveLimit{dir, state.ceiling.lsn, true};
+  } catch (const std::system_error&) {
+  }
+  return LiveLimit{dir, 0, false};
+}
+
 std::vector<Candidate> candidates_in(wal::LogFs& fs, const std::string& dir) {
   std::vector<std::string> names;
   if (const std::error_code ec = fs.list(dir, names)) throw ChainError("cannot list " + dir + ": " + ec.message());
@@ -105,17 +118,24 @@ void check_log_id(std::optional<std::pair<wal::LogId, std::string>>& first, cons
 SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::string>& dirs) {
   std::map<std::uint64_t, Candidate> chosen;
   std::optional<std::pair<wal::LogId, std::string>> first;
+  std::optional<LiveLimit> limit;
   for (const std::string& dir : dirs) {
-    for (Candidate& c : candidates_in(fs, dir)) {
+    std::vector<Candidate> found = candidates_in(fs, dir);
+    const bool live = std::any_of(found.begin(), found.end(), [](const Candidate& c) { return !c.segment.archived; });
+    std::optional<LiveLimit> in_use = live ? live_limit_of(fs, dir) : std::nullopt;
+    for (Candidate& c : found) {
       check_log_id(first, c);
+      c.source.limited = in_use && !c.segment.archived;
       merge(chosen, std::move(c));
     }
+    if (in_use && (!limit || !in_use->state_read || in_use->lsn < limit->lsn)) limit = in_use;
   }
   if (!first) throw ChainError("no readable log segment or archive file found in the directories given");
   auto state = std::make_unique<State>();
   state->fs = &fs;
   state->log_id = first->first;
   state->dirs = dirs;
+  state->live_limit = limit;
   for (auto& [segment, c] : chosen) {
     state->segments.push_back(std::move(c.segment));
     state->sources.push_back(std::move(c.source));
@@ -137,6 +157,9 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> SegmentChain::gaps() const 
     if (s[i].segment != s[i - 1].segment + 1) out.emplace_back(s[i - 1].segment + 1, s[i].segment - 1);
   return out;
 }
+
+const std::optional<LiveLimit>& SegmentChain::live_limit() const { return state_->live_limit; }
+bool SegmentChain::stopped_at_live_limit() const { return state_->stopped_at_live_limit; }
 
 std::uint64_t SegmentChain::bytes_done() const { return state_->bytes_done; }
 

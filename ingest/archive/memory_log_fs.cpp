@@ -75,4 +75,6 @@ std::error_code MemoryLogFs::lock(const std::string&, const std::string&, std::u
 
 std::string MemoryLogFs::lock_owner(const std::string&) { return ""; }
 
+bool MemoryLogFs::lock_in_use(const std::string&) { return false; }
+
 }  // namespace pm::archive

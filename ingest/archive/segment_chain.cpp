@@ -199,6 +199,16 @@ void finish(State& s) {
   s.current.reset();
 }
 
+// A record of a running daemon's live log past what it had synced ends the chain.
+bool past_live_limit(State& s, const wal::Record& r) {
+  if (!s.live_limit || !s.sources[s.current_index].limited) return false;
+  if (s.live_limit->state_read && r.lsn <= s.live_limit->lsn) return false;
+  s.stopped_at_live_limit = true;
+  s.current.reset();
+  s.next_index = s.segments.size();
+  return true;
+}
+
 }  // namespace
 
 void SegmentChain::start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip) {
@@ -210,6 +220,7 @@ void SegmentChain::start(std::uint64_t from_lsn, bool skip_damaged, std::functio
   s.have_last = false;
   s.last_lsn = 0;
   s.bytes_done = 0;
+  s.stopped_at_live_limit = false;
   s.next_index = 0;
   for (std::size_t i = 0; i < s.segments.size(); ++i)
     if (s.segments[i].problem.empty() && s.segments[i].first_lsn != 0 && s.segments[i].first_lsn <= from_lsn) s.next_index = i;
@@ -230,6 +241,7 @@ std::optional<wal::Record> SegmentChain::next() {
       continue;
     }
     if (s.have_last && r->lsn <= s.last_lsn) continue;  // salvage found what was read already
+    if (past_live_limit(s, *r)) return std::nullopt;
     s.have_last = true;
     s.last_lsn = r->lsn;
     if (r->lsn >= s.from_lsn) return r;

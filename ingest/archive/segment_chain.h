@@ -16,6 +16,12 @@
 // - LSN continuity across segments is checked (a segment's first lsn must follow the previous
 //   one's last). Records before the oldest segment found are not reported as missing: compare
 //   from_lsn with segments().front().first_lsn for that.
+// - A live directory whose log a running daemon holds (its LOCK is in use, LogFs::lock_in_use) is
+//   read only up to the ceiling of its state file (wal_state.h): every record up to it had been
+//   synced, while a later one may be in a group whose fdatasync has not finished and may never
+//   (the daemon then exits, and its recovery cuts that group and gives its LSNs to new events).
+//   Reading ends at the first live record past it; stopped_at_live_limit() then says so. A log no
+//   process holds is read to its valid end: a stopped or killed daemon's synced tail is all there.
 // - Damage (a bad archive file, a bad record, a gap in the LSNs) throws ArchiveDamage or
 //   wal::WalCorruption naming the file and byte offset, unless `skip_damaged`: then each skipped
 //   LSN range is reported through `on_skip` (first, last, file, problem) and reading goes on at the
@@ -52,6 +58,13 @@ struct ChainSegment {
   std::string problem;
 };
 
+// The bound on a running daemon's live log (see the contract).
+struct LiveLimit {
+  std::string dir;
+  std::uint64_t lsn = 0;  // records up to it are read
+  bool state_read = true;  // false: the state file could not be read, and no live record is read
+};
+
 struct SkippedRange {
   // Inclusive; last_lsn < first_lsn when no LSN could be named; first_lsn 0 when the range starts
   // before the oldest segment whose header could be read.
@@ -71,6 +84,10 @@ class SegmentChain {
   const std::vector<ChainSegment>& segments() const;
   // Missing segment numbers between the ones found: (first missing, last missing).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps() const;
+  // Set when a live directory's log is in use by a running daemon.
+  const std::optional<LiveLimit>& live_limit() const;
+  // Whether next() ended at a live record past live_limit() (events are left for a later read).
+  bool stopped_at_live_limit() const;
 
   // Starts reading at the first event with lsn >= from_lsn.
   void start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip = {});

@@ -12,6 +12,7 @@ namespace pm::archive {
 // Where a ChainSegment comes from, beyond what the public struct says.
 struct ChainSource {
   bool newest_live = false;    // the newest segment of its live directory: a torn tail is no damage
+  bool limited = false;        // of a live directory in use by a daemon: read up to live_limit
   std::string fallback;        // an archive copy of a live segment ("" when none was found)
   bool last_known = false;     // last_lsn from an archive header
   std::uint64_t last_lsn = 0;
@@ -35,6 +36,8 @@ struct SegmentChain::State {
   std::vector<ChainSegment> segments;
   std::vector<ChainSource> sources;
   std::vector<std::string> dirs;  // as given: where an archive copy made after discovery is looked for
+  std::optional<LiveLimit> live_limit;
+  bool stopped_at_live_limit = false;
   // Reading (start()).
   std::uint64_t from_lsn = 0;
   bool skip_damaged = false;

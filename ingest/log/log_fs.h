@@ -70,6 +70,10 @@ class LogFs {
   virtual std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) = 0;
   // What the lock file at `path` says about its holder ("" when unreadable).
   virtual std::string lock_owner(const std::string& path) = 0;
+  // Whether a lock() on `path` is held now (by any process, this one included), found without
+  // taking it: a reader beside a running daemon must never stop that daemon from starting. True
+  // when it cannot tell; false when there is no such file.
+  virtual bool lock_in_use(const std::string& path) = 0;
 };
 
 // The production file system (POSIX calls); one process-wide instance.

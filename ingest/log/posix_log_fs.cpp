@@ -2,9 +2,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "ingest/log/log_fs.h"
 
@@ -13,6 +17,19 @@ namespace pm::wal {
 namespace {
 
 std::error_code last_error() { return errno_code(errno); }
+
+// Whether a line of /proc/locks ("1: FLOCK  ADVISORY  WRITE 4321 08:01:1234 0 EOF") is a flock
+// held (not waited for: "1: -> FLOCK ...") on the file `st` describes. The device is MAJOR:MINOR
+// in hex.
+bool names_flock_on(const std::string& line, const struct stat& st) {
+  std::istringstream in(line);
+  std::string number, kind, mode, access, pid, file;
+  if (!(in >> number >> kind) || kind != "FLOCK" || !(in >> mode >> access >> pid >> file)) return false;
+  unsigned major_id = 0, minor_id = 0;
+  unsigned long long inode = 0;
+  if (std::sscanf(file.c_str(), "%x:%x:%llu", &major_id, &minor_id, &inode) != 3) return false;
+  return major_id == major(st.st_dev) && minor_id == minor(st.st_dev) && inode == st.st_ino;
+}
 
 // The directory holding `path` ("." for a bare name, "/" for one in the root).
 std::string parent_of(std::string path) {
@@ -163,6 +180,18 @@ class PosixLogFs final : public LogFs {
     std::string text(buf, static_cast<std::size_t>(r));
     while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
     return text;
+  }
+
+  // The kernel lists every lock it holds in /proc/locks, with the device and inode of its file:
+  // reading that takes nothing, where a probing flock() could make a starting daemon fail.
+  bool lock_in_use(const std::string& path) override {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errno != ENOENT;
+    std::ifstream locks("/proc/locks");
+    if (!locks) return true;
+    for (std::string line; std::getline(locks, line);)
+      if (names_flock_on(line, st)) return true;
+    return false;
   }
 };
 

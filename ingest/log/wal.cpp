@@ -625,6 +625,14 @@ void WriteAheadLog::note_applied(const Position& applied) {
   write_state(next);
 }
 
+void WriteAheadLog::refresh_ceiling() {
+  std::lock_guard lock(state_mu_);
+  if (now_ms() - last_state_write_ms_ < 1000 || state_->current().ceiling.lsn >= durable().lsn) return;
+  LocalState next = state_->current();
+  next.applied = persistable_applied();
+  write_state(next);
+}
+
 Position WriteAheadLog::persistable_applied() const {
   return applied_hold_ && applied_hold_->lsn < noted_applied_.lsn ? *applied_hold_ : noted_applied_;
 }

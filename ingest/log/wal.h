@@ -160,6 +160,11 @@ class WriteAheadLog {
   // Persists the last noted applied position, and the ceiling at the log's durable end, now (at a
   // clean stop). False when it cannot; a failed sync also calls on_fatal.
   bool persist_applied();
+  // Raises the state file's ceiling to the log's durable end when it is behind and the last state
+  // write is a second old: a reader beside the running daemon (pm-ingestctl replay) reads its log
+  // only up to the ceiling, which an idle consumer would otherwise leave behind for ever. At most
+  // one write a second; the consumer calls it when it has nothing to do.
+  void refresh_ceiling();
   void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one, and from the oldest only up to
   // one Options::may_remove refuses), after persisting the applied position, then fsyncs the

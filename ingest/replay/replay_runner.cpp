@@ -113,6 +113,7 @@ ReplayStats ReplayRunner::run(Database* db) {
     replay(chain, *db);
   else
     dry_run(chain);
+  if (chain.stopped_at_live_limit()) stats_.held_back = chain.live_limit();
   report();
   return stats_;
 }

@@ -27,6 +27,8 @@
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
 //   damage too. What was read before the damage is applied first.
+// - A live log a running daemon holds is read only up to what it had synced (SegmentChain's live
+//   limit); stats.held_back says where reading stopped. A later run resumes there.
 // - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.
 // - on_progress runs on the calling thread after each batch and once at the end.
 #include <chrono>
@@ -88,6 +90,9 @@ struct ReplayStats {
   std::uint64_t total_bytes = 0;
   double seconds = 0;
   std::vector<archive::SkippedRange> skipped;
+  // Set when reading stopped at a running daemon's live log's synced bound (segment_chain.h): the
+  // events after it are left for a later run.
+  std::optional<archive::LiveLimit> held_back;
 };
 
 class ReplayRunner {

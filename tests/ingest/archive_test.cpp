@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "ingest/archive/archive_index.h"
 #include "ingest/archive/archive_reader.h"
@@ -16,9 +19,12 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_state.h"
 #include "repos/util/crc32c.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/process.h"
+#include "tests/support/sync_gate_fs.h"
 
 namespace pm::archive {
 namespace {
@@ -596,6 +602,95 @@ TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {
   EXPECT_EQ(skipped_[0].last_lsn, log_.in(1).back().lsn);
   EXPECT_EQ(skipped_[1].first_lsn, lost.front().lsn);
   EXPECT_EQ(rest.front(), log_.in(3).front().lsn);
+}
+
+// ---- A running daemon's live log ----
+
+std::vector<std::uint64_t> lsns_of(SegmentChain& chain) {
+  chain.start(1, false);
+  std::vector<std::uint64_t> out;
+  while (auto r = chain.next()) out.push_back(r->lsn);
+  return out;
+}
+
+// A replay beside the running daemon read the newest segment to its valid end, which may hold a
+// group whose fdatasync is still running. Here that sync fails: the group is never acknowledged,
+// the log halts, and its recovery would cut the group and give those LSNs to new events. The
+// chain reads a log in use only up to the state file's ceiling (what had been synced).
+TEST_F(ArchiveTest, ARunningLogIsReadOnlyUpToWhatItHadSynced) {
+  wal::SyncGateFs gate;
+  wal::Options o;
+  o.dir = wal_;
+  o.fs = &gate;
+  std::atomic<int> fatals{0};
+  o.on_fatal = [&](const std::string&) { ++fatals; };
+  auto log = wal::WriteAheadLog::open(o);
+  std::vector<wal::Appended> out;
+  ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
+  ASSERT_TRUE(log->persist_applied());  // the state's ceiling: lsn 3
+  gate.close_gate();
+  std::promise<void> written;
+  std::thread appender([&] {
+    std::vector<wal::Appended> unsynced;
+    const wal::WrittenCallback cb = [&](std::span<const wal::Appended>) { written.set_value(); };
+    EXPECT_EQ(log->append(std::vector<std::string>{event_payload(3), event_payload(4)}, unsynced, cb), wal::AppendStatus::IoError);
+  });
+  written.get_future().get();
+  gate.wait_for_held_sync();  // lsn 4 and 5 are in the file, their fdatasync not done
+
+  SegmentChain running = SegmentChain::discover(pfs(), {wal_});  // no ASSERT until the appender is joined
+  EXPECT_TRUE(running.live_limit().has_value());
+  if (running.live_limit()) EXPECT_EQ(running.live_limit()->lsn, 3u);
+  EXPECT_EQ(lsns_of(running), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(running.stopped_at_live_limit());
+
+  gate.fail_syncs();
+  appender.join();
+  EXPECT_EQ(fatals.load(), 1);
+  EXPECT_EQ(log->durable().lsn, 3u);  // lsn 4 and 5 never were durable, and never will be
+}
+
+// Synced records past the state's ceiling (a daemon killed before its next state write) are read
+// once no process holds the log; while one does, the ceiling bounds them.
+TEST_F(ArchiveTest, ALogNobodyHoldsIsReadToItsLastValidRecord) {
+  wal::Options o;
+  o.dir = wal_;
+  o.on_fatal = [](const std::string& m) { FAIL() << m; };
+  auto log = wal::WriteAheadLog::open(o);
+  std::vector<wal::Appended> out;
+  ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0)}, out), wal::AppendStatus::Ok);
+  ASSERT_TRUE(log->persist_applied());
+  ASSERT_EQ(log->append(std::vector<std::string>{event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
+  SegmentChain held = SegmentChain::discover(pfs(), {wal_});
+  EXPECT_EQ(lsns_of(held), (std::vector<std::uint64_t>{1}));
+  EXPECT_TRUE(held.stopped_at_live_limit());
+  log.reset();
+  SegmentChain free = SegmentChain::discover(pfs(), {wal_});
+  EXPECT_EQ(lsns_of(free), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_FALSE(free.stopped_at_live_limit());
+}
+
+// The consumer's idle calls raise the ceiling to the durable end within about a second, so a
+// replay beside an idle daemon reaches its last event.
+TEST_F(ArchiveTest, AnIdleLogRaisesItsCeilingToItsDurableEnd) {
+  wal::Options o;
+  o.dir = wal_;
+  o.on_fatal = [](const std::string& m) { FAIL() << m; };
+  auto log = wal::WriteAheadLog::open(o);
+  std::vector<wal::Appended> out;
+  ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1)}, out), wal::AppendStatus::Ok);
+  const auto ceiling = [&] {
+    wal::LocalState state;
+    EXPECT_EQ(wal::read_state(pfs(), wal_ + "/" + wal::kStateFileName, state), wal::StateRead::Valid);
+    return state.ceiling.lsn;
+  };
+  EXPECT_EQ(ceiling(), 0u);
+  EXPECT_TRUE(test::wait_until([&] {
+    log->refresh_ceiling();
+    return ceiling() == 2;
+  }, std::chrono::seconds(5)));
+  SegmentChain chain = SegmentChain::discover(pfs(), {wal_});
+  EXPECT_EQ(lsns_of(chain), (std::vector<std::uint64_t>{1, 2}));
 }
 
 }  // namespace

@@ -304,6 +304,11 @@ std::string FaultFs::lock_owner(const std::string& path) {
   return it == locks_.end() ? "" : it->second;
 }
 
+bool FaultFs::lock_in_use(const std::string& path) {
+  std::lock_guard lock(mu_);
+  return locks_.count(path) > 0;
+}
+
 void FaultFs::add_fault(const FaultRule& rule) {
   std::lock_guard lock(mu_);
   rules_.emplace_back(rule, 0);

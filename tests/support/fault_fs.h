@@ -66,6 +66,7 @@ class FaultFs final : public wal::LogFs {
   std::error_code list(const std::string& dir, std::vector<std::string>& names) override;
   std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<wal::FileLock>& out) override;
   std::string lock_owner(const std::string& path) override;
+  bool lock_in_use(const std::string& path) override;
 
   // Faults.
   void add_fault(const FaultRule& rule);

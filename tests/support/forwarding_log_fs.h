@@ -46,6 +46,7 @@ class ForwardingLogFs : public LogFs {
     return inner_.lock(path, owner, out);
   }
   std::string lock_owner(const std::string& path) override { return inner_.lock_owner(path); }
+  bool lock_in_use(const std::string& path) override { return inner_.lock_in_use(path); }
 
  protected:
   // The file handed out for an opened inner file: itself unless a subclass wraps it.
