@@ -24,14 +24,47 @@ Lease::Lease(Lease&& other) noexcept
       discard_(other.discard_) {}
 
 Lease::~Lease() {
-  if (pool_ && connection_) pool_->give_back(std::move(connection_), generation_, discard_);
+  if (!pool_ || !connection_) return;
+  if (reset_session_ && !discard_) reset_session();
+  pool_->give_back(std::move(connection_), generation_, discard_);
 }
+
+void Lease::reset_session() noexcept {
+  try {
+    pqxx::nontransaction reset(*connection_);
+    reset.exec(pool_->session_reset_sql);
+  } catch (...) {  // broken, or left inside a transaction: not pooled
+    discard_ = true;
+  }
+}
+
+namespace {
+
+// The pool's own settings of every session.
+std::string session_settings_sql(const DatabaseConfig& config) {
+  return "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
+         "; SET TIME ZONE 'UTC'; SET client_min_messages = warning";
+}
+
+// What asyncpg's reset on release does (advisory locks, cursors, LISTENs, every SET), then the
+// pool's settings again. One simple query: one round trip. UNLISTEN is allowed on a hot standby.
+// First, a session left inside a transaction block (a lease's own BEGIN) fails the reset, and is
+// dropped: there now() is that transaction's start, not this query's.
+std::string session_reset_sql(const DatabaseConfig& config) {
+  return "SELECT 1 / (now() = statement_timestamp())::int; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; "
+         "RESET ALL; " +
+         session_settings_sql(config);
+}
+
+}  // namespace
 
 Database::Database(DatabaseConfig config)
     : config_((config.validate(), remember_passwords_of(config.url), std::move(config))),
       connect_string_(connection_string(config_)),
       lookup_time_(connect_timeout_of(connect_string_).value_or(std::chrono::hours(24))),
-      pool_(std::make_shared<detail::PoolState>()) {}
+      pool_(std::make_shared<detail::PoolState>()) {
+  pool_->session_reset_sql = session_reset_sql(config_);
+}
 
 Database::~Database() { close(); }
 
@@ -68,9 +101,7 @@ std::unique_ptr<pqxx::connection> Database::open_connection() {
       const auto deadline = std::chrono::steady_clock::now() + lookup_time_;
       auto connection = std::make_unique<pqxx::connection>(with_host_addresses(connect_string_, deadline));
       pqxx::nontransaction setup(*connection);
-      setup.exec("SET statement_timeout = " + std::to_string(config_.statement_timeout.count()));
-      setup.exec("SET TIME ZONE 'UTC'");
-      setup.exec("SET client_min_messages = warning");
+      setup.exec(session_settings_sql(config_));
       return connection;
     } catch (const std::exception& error) {
       last_error = error.what();
@@ -85,6 +116,12 @@ std::unique_ptr<pqxx::connection> Database::open_connection() {
 }
 
 Lease Database::lease() {
+  Lease lease = pooled_lease();
+  lease.reset_session_on_return();
+  return lease;
+}
+
+Lease Database::pooled_lease() {
   detail::PoolState& pool = *pool_;
   std::unique_lock lock(pool.mu);
   const auto deadline = std::chrono::steady_clock::now() + config_.acquire_timeout;

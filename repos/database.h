@@ -14,6 +14,13 @@
 //   fails its first statement (the ingest writer relies on that to notice a crash-restart).
 //   A lease returns its connection when destroyed; a broken connection is dropped, never the
 //   whole pool (fix for D15).
+// - Session state is reset before a connection goes back to the pool, as the original's asyncpg
+//   pool did on release (storage-api.md 1.3): session advisory locks released, cursors closed,
+//   LISTENs ended, every SET undone (RESET ALL) and the pool's own settings (statement_timeout,
+//   UTC, client_min_messages) set again, in one round trip; a connection the reset fails on is
+//   dropped. So a body that ran SET or took pg_advisory_lock() leaves nothing to the next
+//   borrower. This applies to lease(), transaction() and execute/fetch; the repositories (whose
+//   own SQL changes no session state) and attempt() (the ingest writer's lanes) skip it.
 // - transaction(fn) runs fn(pqxx::work&) and commits when fn returns; when fn throws, the
 //   transaction rolls back and the exception propagates unchanged. A connection-level failure
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have
@@ -93,6 +100,8 @@ class Lease {
   pqxx::connection& connection() { return *connection_; }
   // Drop the connection instead of returning it (it is broken or in an unknown state).
   void discard() { discard_ = true; }
+  // Reset the session's state before the connection goes back to the pool (see the contract).
+  void reset_session_on_return() { reset_session_ = true; }
 
  private:
   friend class Database;
@@ -102,6 +111,8 @@ class Lease {
   std::uint64_t generation_ = 0;             // the pool generation this connection belongs to
   std::unique_ptr<pqxx::connection> connection_;
   bool discard_ = false;
+  bool reset_session_ = false;
+  void reset_session() noexcept;  // on failure the connection is discarded
 };
 
 // Runs fn once on `lease`, in a transaction of type Tx made on its connection (Transaction, or e.g.
@@ -115,6 +126,9 @@ struct TxOptions {
   // Re-run the body after a connection lost before COMMIT (see the contract above: the body may
   // then run more than once). nullopt: DatabaseConfig::retry_transactions decides.
   std::optional<bool> retry;
+  // Reset the session's state before the connection goes back to the pool (see the contract
+  // above): one round trip. Only for a body known to leave the session as it found it.
+  bool reset_session = true;
 };
 
 struct PoolStats {
@@ -137,6 +151,7 @@ class Database {
   // True from a successful initialize() or lease() until close(); no server round trip.
   bool is_connected() const;
 
+  // A connection whose session is reset when the lease returns it (see the contract above).
   Lease lease();
 
   template <class Fn>
@@ -186,6 +201,7 @@ class Database {
 
  private:
   std::unique_ptr<pqxx::connection> open_connection();
+  Lease pooled_lease();  // lease() without the session reset
   bool retries(const TxOptions& options) const { return options.retry.value_or(config_.retry_transactions); }
 
   const DatabaseConfig config_;
@@ -221,7 +237,7 @@ template <class Tx, class Fn>
 TxResult<TxValue<Fn, Tx>> Database::attempt(Fn&& fn) {
   std::optional<Lease> lease;
   try {
-    lease.emplace(this->lease());
+    lease.emplace(pooled_lease());
   } catch (const std::exception& error) {  // ConnectionError, PoolTimeout
     return failed_result<TxValue<Fn, Tx>>(failure_of(error));
   }
@@ -247,7 +263,8 @@ auto Database::transaction(Fn&& fn, TxOptions options) -> std::invoke_result_t<F
   };
   Backoff backoff(config_.retry_initial_delay, config_.retry_max_delay, config_.retry_multiplier);
   for (int attempt = 1;; ++attempt) {
-    Lease lease = this->lease();
+    Lease lease = pooled_lease();
+    if (options.reset_session) lease.reset_session_on_return();
     TxResult<Stored> result = run_once(lease, body);
     if (result.applied()) {
       if constexpr (std::is_void_v<Result>) return;

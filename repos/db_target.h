@@ -19,7 +19,9 @@ class DbTarget {
   template <class Fn>
   auto run(Fn&& fn) const {
     if (tx_ != nullptr) return fn(*tx_);
-    return db_->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::transaction_base&>(tx)); });
+    // The repositories' SQL leaves the session as it found it: no reset round trip.
+    return db_->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::transaction_base&>(tx)); },
+                            TxOptions{.retry = std::nullopt, .reset_session = false});
   }
 
   // The Database behind this target, or nullptr for a caller's transaction.

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <pqxx/connection>
@@ -28,6 +29,9 @@ struct PoolState {
   int open = 0;
   std::uint64_t generation = 0;
   bool connected = false;
+  // The SQL that resets a session before it is pooled again (Lease::reset_session). Set once by
+  // the Database's constructor, before any lease; read without `mu`.
+  std::string session_reset_sql;
 
   // Pools `connection` when it is healthy, not discarded and of the current generation; otherwise
   // drops it (closed outside the lock). Wakes one waiter either way. Any thread; never throws.

@@ -10,6 +10,8 @@ namespace pm {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+// This file's SQL changes no session state (SET LOCAL ends with its transaction): no reset.
+const TxOptions kOwnSql{.retry = std::nullopt, .reset_session = false};
 constexpr const char* kStandbyMessage =
     "the database server is a standby (in recovery): nothing is written there; waiting for a primary "
     "(a multi-host URL with target_session_attrs=read-write finds it)";
@@ -57,11 +59,13 @@ void LogRetention::flush_and_check() {
   if (awaiting_.empty()) return;
   // A transaction that wrote no WAL commits without flushing whatever synchronous_commit says: the
   // message (one small WAL record, nothing stored in a table) makes its COMMIT flush.
-  db_.transaction([](pqxx::work& tx) {
-    tx.exec0("SET LOCAL synchronous_commit = on");
-    tx.exec1("SELECT pg_logical_emit_message(true, 'pm-ingestd', 'flush')");
-    return 0;
-  });
+  db_.transaction(
+      [](pqxx::work& tx) {
+        tx.exec0("SET LOCAL synchronous_commit = on");
+        tx.exec1("SELECT pg_logical_emit_message(true, 'pm-ingestd', 'flush')");
+        return 0;
+      },
+      kOwnSql);
   check(true);
 }
 
@@ -74,7 +78,7 @@ void LogRetention::forget() {
 }
 
 ReplicationStatus LogRetention::read_status() {
-  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); });
+  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); }, kOwnSql);
   last_check_ = Clock::now();
   if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
   if (timeline_ != 0 && status.timeline != timeline_) {

@@ -151,6 +151,65 @@ TEST_F(DatabaseApiTest, ARetryDoesNotSpendItsAttemptsOnMoreDeadPooledConnections
   EXPECT_EQ(db.stats().idle, 1) << "the dead ones are gone, the new one pooled";
 }
 
+// --- session state between borrowers (storage-api.md 1.3: asyncpg resets it on release) ------
+
+// A body's SET, session advisory lock and open cursor ended with it: the next borrower of the same
+// session found its statement_timeout and time zone, a lock nobody could take and its cursor.
+TEST_F(DatabaseApiTest, WhatABodyLeftInItsSessionDoesNotReachTheNextBorrower) {
+  auto config = tdb_->config();
+  config.max_connections = 1;
+  config.statement_timeout = std::chrono::milliseconds(45'000);
+  Database db(config);
+  const int pid = db.transaction([](Transaction& tx) {
+    tx.exec0("SET statement_timeout = 1000");
+    tx.exec0("SET TIME ZONE 'Asia/Tokyo'");
+    tx.exec0("SET application_name = 'left-behind'");
+    tx.exec1("SELECT pg_advisory_lock(424242)");
+    tx.exec0("DECLARE left_open CURSOR WITH HOLD FOR SELECT 1");
+    return tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  });
+  db.transaction([&](Transaction& tx) {
+    EXPECT_EQ(tx.exec1("SELECT pg_backend_pid()")[0].as<int>(), pid) << "the same pooled session";
+    EXPECT_EQ(tx.exec1("SHOW statement_timeout")[0].as<std::string>(), "45s") << "the pool's own setting, again";
+    EXPECT_EQ(tx.exec1("SHOW TimeZone")[0].as<std::string>(), "UTC");
+    EXPECT_EQ(tx.exec1("SHOW application_name")[0].as<std::string>(), "");
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_cursors")[0].as<int>(), 0);
+  });
+  EXPECT_EQ(tdb_->count("SELECT pg_try_advisory_lock(424242)::int"), 1) << "the session lock was released";
+  // execute() and a raw lease reset too.
+  db.execute("SELECT set_config('application_name', 'from-execute', false)");
+  {
+    Lease lease = db.lease();
+    pqxx::nontransaction tx(lease.connection());
+    EXPECT_EQ(tx.exec1("SHOW application_name")[0].as<std::string>(), "");
+    tx.exec0("SET application_name = 'from-lease'");
+  }
+  EXPECT_EQ(db.fetchval<std::string>("SHOW application_name"), std::optional<std::string>(""));
+  EXPECT_EQ(db.stats().open, 1);
+}
+
+// A lease returned inside a transaction block of its own (its BEGIN, no COMMIT) is dropped: the
+// next borrower would have run inside that transaction.
+TEST_F(DatabaseApiTest, ALeaseReturnedInsideATransactionBlockIsNotPooled) {
+  auto config = tdb_->config();
+  config.max_connections = 1;
+  Database db(config);
+  int pid = 0;
+  {
+    Lease lease = db.lease();
+    pid = backend_pid(lease);
+    pqxx::nontransaction tx(lease.connection());
+    tx.exec0("BEGIN");
+    tx.exec0("INSERT INTO t (v) VALUES (1)");
+  }
+  EXPECT_TRUE(backend_gone(pid));
+  db.transaction([&](Transaction& tx) {
+    EXPECT_NE(tx.exec1("SELECT pg_backend_pid()")[0].as<int>(), pid) << "a new session";
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM t")[0].as<int>(), 0);
+  });
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM t"), 0) << "the abandoned insert was never committed";
+}
+
 // --- is_connected, close() and the lifetime of leases ------------------------------------------
 
 TEST_F(DatabaseApiTest, IsConnectedFromTheFirstConnectionUntilClose) {
