@@ -44,9 +44,9 @@ prometheus::Histogram::BucketBoundaries batch_size_buckets() {
 
 IngestMetrics::IngestMetrics(const std::string& version)
     : registry_(std::make_shared<Registry>()),
-      received_family_(counters(*registry_, "pm_ingest_events_received_total", "Valid events received from producers, by type.")),
+      received_family_(counters(*registry_, "pm_ingest_events_received_total", "Valid events received from producers and made durable (acked), by type; a line answered busy counts when it is sent again and taken.")),
       rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason (a line still unfinished at --line-timeout gets busy and is counted in pm_ingest_connections_closed_total instead, unless already too_long).")),
-      stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type.")),
+      stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type; counted as pm_ingest_events_received_total is.")),
       refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
       closed_family_(counters(*registry_, "pm_ingest_connections_closed_total", "Producer connections the daemon closed, by reason (line_timeout: a partial line held past --line-timeout; reply_timeout: replies not read for --reply-timeout).")),
       wal_errors_family_(counters(*registry_, "pm_ingest_wal_write_errors_total", "Failed write-ahead log appends, by kind.")),
@@ -56,7 +56,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       db_errors_family_(counters(*registry_, "pm_ingest_database_errors_total", "PostgreSQL errors seen by the writer, by kind.")),
       checks_family_(BuildGauge().Name("pm_ingest_readiness_check").Help("1 when this /readyz check passes, else 0, by check.").Register(*registry_)),
       hellos_family_(counters(*registry_, "pm_ingest_hellos_total", "Hello lines accepted (line 1 of a connection declaring its payload format), by format.")),
-      polymarket_family_(counters(*registry_, "pm_ingest_polymarket_messages_total", "Messages in accepted lines of the Polymarket payload formats, by format and event_type (clob-ws-market event types, unknown, or trade for the REST formats).")),
+      polymarket_family_(counters(*registry_, "pm_ingest_polymarket_messages_total", "Messages in accepted lines of the Polymarket payload formats, by format and event_type (clob-ws-market event types, unknown, or trade for the REST formats); a line with events counts once they are durable.")),
       batch_phase_family_(BuildHistogram().Name("pm_ingest_batch_phase_duration_seconds").Help("Time one committed batch's transaction spent in each phase: begin (a connection, earlier runs the database retried), trades (BEGIN, its settings and ordering lock, sent with the COPY, and the COPY), finish (watermarks, triggers, checkpoint, run once the batch before it has ended: most of the wait for it), durable (the wait for its events' fdatasync in the log, which runs while the batch starts), turn (the rest of the wait for the batch before), commit.").Register(*registry_)),
       received_trades(received_family_.Add({{"type", "trade"}})),
       received_triggers(received_family_.Add({{"type", "trigger"}})),

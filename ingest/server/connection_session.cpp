@@ -150,28 +150,41 @@ void ConnectionSession::on_line(std::uint64_t number, std::string_view text, boo
 }
 
 void ConnectionSession::count_line(std::size_t first_event) {
+  ChunkCounts& c = chunk_counts_;
   for (std::size_t i = first_event; i < events_.size(); ++i) {
     const Event& event = events_[i];
     const bool is_trade = event.type() == EventType::Trade;
-    (is_trade ? metrics_.received_trades : metrics_.received_triggers).Increment();
-    if (received_ms_ - event.event_time_ms() > limits_.stale_after_ms)
-      (is_trade ? metrics_.stale_trades : metrics_.stale_triggers).Increment();
+    ++(is_trade ? c.trades : c.triggers);
+    if (received_ms_ - event.event_time_ms() > limits_.stale_after_ms) ++(is_trade ? c.stale_trades : c.stale_triggers);
   }
-  if (decoder_.tally().hello || decoder_.format() != PayloadFormat::PmIngestd) count_messages(decoder_.tally());
+  const LineTally& tally = decoder_.tally();
+  if (tally.hello) {
+    metrics_.hellos(to_string(decoder_.format())).Increment();
+  } else if (decoder_.format() != PayloadFormat::PmIngestd) {
+    if (events_.size() == first_event) {
+      count_messages(tally.messages);  // no events: never answered busy
+    } else {
+      for (std::size_t m = 0; m < c.messages.size(); ++m) c.messages[m] += tally.messages[m];
+    }
+  }
 }
 
-void ConnectionSession::count_messages(const LineTally& tally) {
-  const char* format = to_string(decoder_.format());
-  if (tally.hello) {
-    metrics_.hellos(format).Increment();
-    return;
-  }
-  for (std::size_t m = 0; m < tally.messages.size(); ++m) {
-    if (tally.messages[m] == 0) continue;
+void ConnectionSession::count_messages(const MessageTally& messages) {
+  for (std::size_t m = 0; m < messages.size(); ++m) {
+    if (messages[m] == 0) continue;
     if (!message_counters_[m])
-      message_counters_[m] = &metrics_.polymarket_messages(format, to_string(static_cast<PolymarketMessage>(m)));
-    message_counters_[m]->Increment(tally.messages[m]);
+      message_counters_[m] = &metrics_.polymarket_messages(to_string(decoder_.format()), to_string(static_cast<PolymarketMessage>(m)));
+    message_counters_[m]->Increment(messages[m]);
   }
+}
+
+void ConnectionSession::count_durable_chunk() {
+  const ChunkCounts& c = chunk_counts_;
+  if (c.trades > 0) metrics_.received_trades.Increment(static_cast<double>(c.trades));
+  if (c.triggers > 0) metrics_.received_triggers.Increment(static_cast<double>(c.triggers));
+  if (c.stale_trades > 0) metrics_.stale_trades.Increment(static_cast<double>(c.stale_trades));
+  if (c.stale_triggers > 0) metrics_.stale_triggers.Increment(static_cast<double>(c.stale_triggers));
+  count_messages(c.messages);
 }
 
 // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held
@@ -181,6 +194,8 @@ void ConnectionSession::count_messages(const LineTally& tally) {
 bool ConnectionSession::answer() {
   if (last_line_ == acked_) return true;
   const SubmitResult result = pipeline_.submit(events_);
+  if (result == SubmitResult::Durable) count_durable_chunk();
+  chunk_counts_ = ChunkCounts{};
   if (result != SubmitResult::Durable) {
     for (std::uint64_t line : event_lines_) errors_.push_back({line, RejectReason::Busy, busy_detail(result)});
     std::stable_sort(errors_.begin(), errors_.end(), [](const LineError& a, const LineError& b) { return a.line < b.line; });

@@ -81,8 +81,11 @@ class ConnectionSession {
   void feed(std::string_view bytes);
   void on_line(std::uint64_t number, std::string_view text, bool too_long);
   // Counts what an accepted line held: its events from events_[first_event] on, its messages.
+  // A line with events is counted only once they are durable (count_durable_chunk): a line
+  // answered `busy` is sent again, and was counted each time.
   void count_line(std::size_t first_event);
-  void count_messages(const LineTally& tally);
+  void count_messages(const MessageTally& messages);
+  void count_durable_chunk();
   bool answer();
   bool send_replies();
   bool send_pending_ack();
@@ -108,6 +111,12 @@ class ConnectionSession {
   std::vector<std::uint64_t> event_lines_;  // the lines they came from, each once
   // pm_ingest_polymarket_messages_total of this connection's format, by PolymarketMessage (made on first use).
   std::array<prometheus::Counter*, kPolymarketMessageCount> message_counters_{};
+  // What the chunk's lines with events hold, counted once they are durable.
+  struct ChunkCounts {
+    std::uint64_t trades = 0, triggers = 0, stale_trades = 0, stale_triggers = 0;
+    MessageTally messages{};
+  };
+  ChunkCounts chunk_counts_;
   std::vector<LineError> errors_;       // the chunk's bad lines, not yet answered
   std::uint64_t last_line_ = 0;         // the last line split
   std::uint64_t acked_ = 0;             // the last line answered

@@ -3,6 +3,8 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/ops_util.h"
 #include "tests/support/daemon_harness.h"
@@ -148,6 +150,39 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
       << http_request(port, "GET", "/readyz").body;
   EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == sent; }, 20s));
   EXPECT_TRUE(wait_until([&] { return contains(d.output(), "the writer thread is running again"); }, 10s)) << d.output();
+}
+
+// A line answered `busy` is sent again by its producer: the received and stale counters (and the
+// Polymarket message counters) count its events once, when they are taken, not at every attempt.
+TEST_F(OpsMetrics, ALineAnsweredBusyIsCountedOnceWhenItIsTaken) {
+  DaemonHarness d(tdb_->url(), {"--wal-max-bytes", "8K"});
+  d.start();
+  auto locker = std::make_unique<pqxx::connection>(tdb_->url());
+  auto lock = std::make_unique<pqxx::work>(*locker);
+  lock->exec0("LOCK TABLE polymarket_trades IN ACCESS EXCLUSIVE MODE");  // nothing is applied: the budget fills
+  Producer p(d.socket());
+  std::uint64_t sent = 0;
+  int taken = 0, busy = 0;
+  const auto send = [&](int i) {
+    ASSERT_TRUE(p.send({trade_line("c", "stale" + std::to_string(i), 1'600'000'000)}));  // stale on arrival (G1)
+    std::vector<Reply> replies;
+    ASSERT_TRUE(p.wait_ack(++sent, 10s, &replies));
+    const bool refused = std::any_of(replies.begin(), replies.end(), [](const Reply& r) { return r.error == "busy"; });
+    (refused ? busy : taken) += 1;
+  };
+  // Line "stale<taken>" each time: a refused one is the next one sent again.
+  for (int attempt = 0; busy < 3 && attempt < 200; ++attempt) send(taken);
+  ASSERT_EQ(busy, 3) << "the 8K budget never filled";
+  EXPECT_EQ(d.metric("pm_ingest_events_received_total{type=\"trade\"}"), taken);
+  EXPECT_EQ(d.metric("pm_ingest_stale_events_total{type=\"trade\"}"), taken);
+  lock->abort();
+  lock.reset();
+  ASSERT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == taken; }, 20s));
+  const int before = taken;
+  send(taken);  // the refused line, taken now
+  EXPECT_EQ(taken, before + 1);
+  EXPECT_EQ(d.metric("pm_ingest_events_received_total{type=\"trade\"}"), taken);
+  EXPECT_EQ(d.metric("pm_ingest_stale_events_total{type=\"trade\"}"), taken);
 }
 
 TEST_F(OpsMetrics, AMetricsAddressThatCannotBeServedStopsTheStartWithTheReason) {
