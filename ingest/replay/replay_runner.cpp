@@ -273,6 +273,10 @@ void ReplayRunner::check_sources_reach(const archive::SegmentChain& chain, std::
   const auto& segments = chain.segments();
   const auto first = std::find_if(segments.begin(), segments.end(), [](const archive::ChainSegment& s) { return s.first_lsn > 0; });
   if (first == segments.end() || first->first_lsn <= start || first->first_lsn > options_.to_lsn) return;
+  // Files before it whose header cannot be read hold the missing events, or some of them: reading
+  // starts with those and names them as damage. Blaming retention here named the next, healthy
+  // file and advised a --from-lsn that passed over the damaged file's events.
+  if (first != segments.begin()) return;
   const archive::SkippedRange missing{start, first->first_lsn - 1, first->path,
                                       "the sources begin at lsn " + std::to_string(first->first_lsn) +
                                           " (archive retention, or a source directory missing?)"};

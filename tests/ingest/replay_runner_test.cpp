@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <optional>
 #include <string>
@@ -12,8 +13,10 @@
 
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/replay/replay_runner.h"
 #include "repos/migrator.h"
+#include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -75,6 +78,52 @@ TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
   const ReplayStats stats = ReplayRunner(options).run(&tdb.db());
   EXPECT_EQ(stats.applied, 3u);
   EXPECT_EQ(tdb.count("polymarket_trades"), 3);
+}
+
+// The oldest file's header is damaged: replay names that file as damage. It named the next file,
+// blamed archive retention and advised a --from-lsn that passed over the damaged file's events.
+TEST(ReplayRunnerTest, ADamagedHeaderOfTheOldestFileIsNamedAsDamageNotAsRetention) {
+  const std::string dir = test::make_temp_dir("pm_replay_header") + "/wal";
+  {
+    wal::Options options;
+    options.dir = dir;
+    options.segment_bytes = 4096;
+    options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
+    auto log = wal::WriteAheadLog::open(options);
+    for (int group = 0; group < 10; ++group) {
+      std::vector<std::string> payloads;
+      for (int i = 0; i < 10; ++i)
+        encode_event(test::trade_event("hdr", "t" + std::to_string(group * 10 + i)), payloads.emplace_back());
+      std::vector<wal::Appended> appended;
+      ASSERT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
+    }
+  }
+  const std::string oldest = wal::segment_path(dir, 1);
+  ASSERT_TRUE(std::filesystem::exists(wal::segment_path(dir, 2)));
+  {
+    std::fstream f(oldest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x5a');  // inside the header its CRC covers
+  }
+  ReplayOptions options;
+  options.sources = {dir};
+  std::string damage;
+  try {
+    ReplayRunner(options).run(nullptr);
+  } catch (const std::exception& e) {
+    damage = e.what();
+  }
+  EXPECT_NE(damage.find(oldest), std::string::npos) << damage;
+  EXPECT_EQ(damage.find("retention"), std::string::npos) << damage;
+  EXPECT_EQ(damage.find("--from-lsn"), std::string::npos) << damage;
+
+  options.skip_damaged = true;
+  const ReplayStats stats = ReplayRunner(options).run(nullptr);
+  ASSERT_EQ(stats.skipped.size(), 1u);
+  EXPECT_EQ(stats.skipped[0].file, oldest);
+  EXPECT_GT(stats.read, 0u);
+  EXPECT_LT(stats.read, 100u);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
 // --from-lsn above an existing checkpoint's next LSN would move that instance's checkpoint past
