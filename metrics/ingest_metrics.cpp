@@ -96,7 +96,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")),
       ready(gauge(*registry_, "pm_ingest_ready", "1 while every readiness check passes (/readyz answers 200), else 0.")),
       writer_heartbeat_age_seconds(gauge(*registry_, "pm_ingest_writer_heartbeat_age_seconds", "Time since the writer thread last went round its loop (the systemd watchdog is fed only while this is small).")),
-      wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Unapplied log bytes at which new lines get busy (--wal-max-bytes).")),
+      wal_budget_bytes(gauge(*registry_, "pm_ingest_wal_budget_bytes", "Log bytes at which new lines get busy (--wal-max-bytes); what counts is pm_ingest_wal_budget_used_bytes.")),
       wal_budget_used_bytes(gauge(*registry_, "pm_ingest_wal_budget_used_bytes",
                                   "Log bytes counted against --wal-max-bytes: unapplied, and applied but still waiting for the "
                                   "archive. New lines get busy when they would take it past the budget.")),

@@ -21,7 +21,8 @@ Lease::Lease(Lease&& other) noexcept
     : pool_(std::move(other.pool_)),
       generation_(other.generation_),
       connection_(std::move(other.connection_)),
-      discard_(other.discard_) {}
+      discard_(other.discard_),
+      reset_session_(other.reset_session_) {}
 
 Lease::~Lease() {
   if (!pool_ || !connection_) return;
@@ -51,8 +52,10 @@ std::string session_settings_sql(const DatabaseConfig& config) {
 // First, a session left inside a transaction block (a lease's own BEGIN) fails the reset, and is
 // dropped: there now() is that transaction's start, not this query's.
 std::string session_reset_sql(const DatabaseConfig& config) {
+  // RESET ALL leaves the role and the session authorization: a body's SET ROLE would reach the
+  // next borrower with its privileges.
   return "SELECT 1 / (now() = statement_timestamp())::int; SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; "
-         "RESET ALL; " +
+         "RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; " +
          session_settings_sql(config);
 }
 

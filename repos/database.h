@@ -16,11 +16,13 @@
 //   whole pool (fix for D15).
 // - Session state is reset before a connection goes back to the pool, as the original's asyncpg
 //   pool did on release (storage-api.md 1.3): session advisory locks released, cursors closed,
-//   LISTENs ended, every SET undone (RESET ALL) and the pool's own settings (statement_timeout,
-//   UTC, client_min_messages) set again, in one round trip; a connection the reset fails on is
-//   dropped. So a body that ran SET or took pg_advisory_lock() leaves nothing to the next
-//   borrower. This applies to lease(), transaction() and execute/fetch; the repositories (whose
-//   own SQL changes no session state) and attempt() (the ingest writer's lanes) skip it.
+//   LISTENs ended, the role and session authorization reset, every SET undone (RESET ALL) and the
+//   pool's own settings (statement_timeout, UTC, client_min_messages) set again, in one round
+//   trip; a connection the reset fails on is dropped. So a body that ran SET, SET ROLE or took
+//   pg_advisory_lock() leaves nothing to the next borrower (TEMP tables stay, as with asyncpg).
+//   This applies to lease(), transaction() and execute/fetch; the repositories (whose own SQL
+//   sets nothing; the trade COPY's staging TEMP table is kept on purpose) and attempt() (the
+//   ingest writer's lanes) skip it.
 // - transaction(fn) runs fn(pqxx::work&) and commits when fn returns; when fn throws, the
 //   transaction rolls back and the exception propagates unchanged. A connection-level failure
 //   before COMMIT was sent is retried (fn runs again on a fresh connection, so fn must not have

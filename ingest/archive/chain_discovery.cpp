@@ -58,18 +58,6 @@ Candidate live_candidate(wal::LogFs& fs, const std::string& dir, std::uint64_t s
   return c;
 }
 
-// The bound of a live directory whose log a daemon holds: its state file's ceiling.
-std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
-  if (!fs.lock_in_use(path_in_dir(dir, wal::kLockFileName))) return std::nullopt;
-  wal::LocalState state;
-  try {
-    if (wal::read_state(fs, path_in_dir(dir, wal::kStateFileName), state) == wal::StateRead::Valid)
-      return LiveLimit{dir, state.ceiling.lsn, true};
-  } catch (const std::system_error&) {
-  }
-  return LiveLimit{dir, 0, false};
-}
-
 std::vector<Candidate> candidates_in(wal::LogFs& fs, const std::string& dir) {
   std::vector<std::string> names;
   if (const std::error_code ec = fs.list(dir, names)) throw ChainError("cannot list " + dir + ": " + ec.message());
@@ -115,6 +103,17 @@ void check_log_id(std::optional<std::pair<wal::LogId, std::string>>& first, cons
 
 }  // namespace
 
+std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
+  if (!fs.lock_in_use(path_in_dir(dir, wal::kLockFileName))) return std::nullopt;
+  wal::LocalState state;
+  try {
+    if (wal::read_state(fs, path_in_dir(dir, wal::kStateFileName), state) == wal::StateRead::Valid)
+      return LiveLimit{dir, state.ceiling.lsn, true};
+  } catch (const std::system_error&) {
+  }
+  return LiveLimit{dir, 0, false};
+}
+
 SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::string>& dirs) {
   std::map<std::uint64_t, Candidate> chosen;
   std::optional<std::pair<wal::LogId, std::string>> first;
@@ -128,7 +127,7 @@ SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::strin
       c.source.limited = in_use && !c.segment.archived;
       merge(chosen, std::move(c));
     }
-    if (in_use && (!limit || !in_use->state_read || in_use->lsn < limit->lsn)) limit = in_use;
+    if (in_use && (!limit || !in_use->state_read || (limit->state_read && in_use->lsn < limit->lsn))) limit = in_use;
   }
   if (!first) throw ChainError("no readable log segment or archive file found in the directories given");
   auto state = std::make_unique<State>();

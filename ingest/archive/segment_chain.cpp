@@ -100,6 +100,16 @@ void cut_torn_tail(LoadedSegment& loaded, const std::string& path, std::string& 
     bytes.resize(static_cast<std::size_t>(scan.valid_end.offset));
 }
 
+// A daemon may have started on a live directory since discover(): its newest segment, just read,
+// may then end in groups not synced yet.
+void limit_if_now_in_use(State& s, std::size_t i) {
+  const std::string& path = s.segments[i].path;
+  const std::optional<LiveLimit> now = live_limit_of(*s.fs, path.substr(0, path.rfind('/')));
+  if (!now) return;
+  s.sources[i].limited = true;
+  if (!s.live_limit || !now->state_read || (s.live_limit->state_read && now->lsn < s.live_limit->lsn)) s.live_limit = now;
+}
+
 // The first lsn of the loaded segment must follow the chain; a break throws or is reported.
 void check_continuity(State& s, std::size_t i, std::uint64_t first_lsn) {
   if (!s.have_last || first_lsn == s.last_lsn + 1) return;
@@ -123,6 +133,7 @@ bool load(State& s, std::size_t i) {
   }
   std::string bytes;
   if (!segment_bytes(s, i, bytes)) return false;
+  if (s.sources[i].newest_live && !s.sources[i].limited) limit_if_now_in_use(s, i);
   auto loaded = std::make_unique<LoadedSegment>();
   loaded->dir = seg.archived ? seg.path : seg.path.substr(0, seg.path.rfind('/'));
   const std::string path = wal::segment_path(loaded->dir, seg.segment);

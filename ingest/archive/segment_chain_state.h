@@ -3,6 +3,8 @@
 // segment_chain.cpp (reading). Not part of the public API.
 #include <deque>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "ingest/archive/memory_log_fs.h"
 #include "ingest/archive/segment_chain.h"
@@ -29,6 +31,10 @@ struct LoadedSegment {
   std::deque<wal::Record> salvaged;
   std::uint64_t salvaged_last = 0;  // lsn salvage reached (0: none)
 };
+
+// The bound of live directory `dir` when a process holds its log (its state file's ceiling), else
+// nullopt. In chain_discovery.cpp.
+std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir);
 
 struct SegmentChain::State {
   wal::LogFs* fs = nullptr;

@@ -72,7 +72,8 @@ class LogFs {
   virtual std::string lock_owner(const std::string& path) = 0;
   // Whether a lock() on `path` is held now (by any process, this one included), found without
   // taking it: a reader beside a running daemon must never stop that daemon from starting. True
-  // when it cannot tell; false when there is no such file.
+  // when it cannot tell; false when there is no such file. (POSIX: the kernel's lock table, which
+  // shows only the locks of processes in the caller's PID namespace.)
   virtual bool lock_in_use(const std::string& path) = 0;
 };
 

@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,8 +18,10 @@ namespace {
 std::error_code last_error() { return errno_code(errno); }
 
 // Whether a line of /proc/locks ("1: FLOCK  ADVISORY  WRITE 4321 08:01:1234 0 EOF") is a flock
-// held (not waited for: "1: -> FLOCK ...") on the file `st` describes. The device is MAJOR:MINOR
-// in hex.
+// held (not waited for: "1: -> FLOCK ...") on a file with the inode number of `st`. The device
+// (MAJOR:MINOR in hex) is not compared: btrfs subvolumes and overlayfs show another one there than
+// stat() gives. A lock on another file system's file of the same inode number only makes the
+// caller take the log for in use (a replay then stops early and says so).
 bool names_flock_on(const std::string& line, const struct stat& st) {
   std::istringstream in(line);
   std::string number, kind, mode, access, pid, file;
@@ -28,7 +29,7 @@ bool names_flock_on(const std::string& line, const struct stat& st) {
   unsigned major_id = 0, minor_id = 0;
   unsigned long long inode = 0;
   if (std::sscanf(file.c_str(), "%x:%x:%llu", &major_id, &minor_id, &inode) != 3) return false;
-  return major_id == major(st.st_dev) && minor_id == minor(st.st_dev) && inode == st.st_ino;
+  return inode == st.st_ino;
 }
 
 // The directory holding `path` ("." for a bare name, "/" for one in the root).

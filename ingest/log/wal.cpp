@@ -604,6 +604,7 @@ bool WriteAheadLog::write_state(LocalState next) {
   // Every record durable now had been synced: each write carries the ceiling up to the log's end.
   if (const Position synced = durable(); synced.lsn > next.ceiling.lsn) next.ceiling = synced;
   bool sync_failed = false;
+  last_state_write_ms_ = now_ms();  // a failed write too: the once-a-second writers do not retry it at once
   if (const std::error_code ec = state_->write(next, sync_failed)) {
     if (sync_failed) {
       fatal("fdatasync of " + state_->path() + " failed: " + ec.message() + "; restarting to recover from what is on disk");
@@ -612,7 +613,6 @@ bool WriteAheadLog::write_state(LocalState next) {
     }
     return false;
   }
-  last_state_write_ms_ = now_ms();
   return true;
 }
 

@@ -161,9 +161,10 @@ class WriteAheadLog {
   // clean stop). False when it cannot; a failed sync also calls on_fatal.
   bool persist_applied();
   // Raises the state file's ceiling to the log's durable end when it is behind and the last state
-  // write is a second old: a reader beside the running daemon (pm-ingestctl replay) reads its log
-  // only up to the ceiling, which an idle consumer would otherwise leave behind for ever. At most
-  // one write a second; the consumer calls it when it has nothing to do.
+  // write (or attempt) is a second old: a reader beside the running daemon (pm-ingestctl replay)
+  // reads its log only up to the ceiling, which commits alone would leave behind for ever while
+  // the consumer is idle, or cannot apply (PostgreSQL down). At most one write a second; any
+  // thread (the daemon's main loop calls it each second).
   void refresh_ceiling();
   void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one, and from the oldest only up to

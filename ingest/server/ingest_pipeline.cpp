@@ -58,8 +58,8 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
     payload_crcs[i] = crc32c::value(payloads[i].data(), payloads[i].size());
     incoming += wal::kRecordHeaderSize + payloads[i].size();
   }
-  // Over budget unless the log holds nothing unapplied: a chunk larger than the whole budget is
-  // taken then (overshooting by at most one chunk per connection), or it would be `busy` forever.
+  // Over budget unless nothing counts against it: a chunk larger than the whole budget is taken
+  // then (overshooting by at most one chunk per connection), or it would be `busy` forever.
   if (const std::uint64_t used = budget_used_bytes(); used > 0 && used + incoming > wal_max_bytes_) {
     release_large_payload_buffers(payloads);
     return SubmitResult::OverBudget;

@@ -149,7 +149,6 @@ std::optional<TxFailure> BatchWriter::step() {
   std::optional<TxFailure> failure;
   if (batch.empty()) {
     failure = settle(lanes_->take_finished(false));  // woken by a lane: record what landed
-    log_.refresh_ceiling();                          // idle: replay beside the daemon reads up to it
   } else {
     failure = dispatch(std::move(batch));
   }

@@ -9,10 +9,12 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pqxx/nontransaction>
 
 #include "repos/database.h"
+#include "tests/support/pg_cluster.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -179,13 +181,38 @@ TEST_F(DatabaseApiTest, WhatABodyLeftInItsSessionDoesNotReachTheNextBorrower) {
   // execute() and a raw lease reset too.
   db.execute("SELECT set_config('application_name', 'from-execute', false)");
   {
-    Lease lease = db.lease();
-    pqxx::nontransaction tx(lease.connection());
+    std::vector<Lease> leases;
+    leases.push_back(db.lease());  // a moved lease keeps its reset
+    pqxx::nontransaction tx(leases.back().connection());
     EXPECT_EQ(tx.exec1("SHOW application_name")[0].as<std::string>(), "");
     tx.exec0("SET application_name = 'from-lease'");
   }
   EXPECT_EQ(db.fetchval<std::string>("SHOW application_name"), std::optional<std::string>(""));
   EXPECT_EQ(db.stats().open, 1);
+}
+
+// RESET ALL keeps a SET ROLE: a body's role, and its privileges, reached the next borrower.
+TEST_F(DatabaseApiTest, ABodysRoleDoesNotReachTheNextBorrower) {
+  test::PgCluster cluster;  // a superuser of its own, to make a role
+  cluster.start();
+  cluster.query("CREATE ROLE pm_reset_probe NOLOGIN");
+  DatabaseConfig config;
+  config.url = cluster.url();
+  config.min_connections = 1;
+  config.max_connections = 1;
+  Database db(config);
+  const std::string session_user = db.transaction([](Transaction& tx) {
+    tx.exec0("SET ROLE pm_reset_probe");
+    return tx.exec1("SELECT session_user")[0].as<std::string>();
+  });
+  EXPECT_EQ(db.fetchval<std::string>("SELECT current_user"), std::optional<std::string>(session_user));
+  {
+    Lease lease = db.lease();
+    pqxx::nontransaction tx(lease.connection());
+    tx.exec0("SET SESSION AUTHORIZATION pm_reset_probe");
+  }
+  EXPECT_EQ(db.fetchval<std::string>("SELECT session_user"), std::optional<std::string>(session_user));
+  EXPECT_EQ(db.stats().open, 1) << "the same session, reset";
 }
 
 // A lease returned inside a transaction block of its own (its BEGIN, no COMMIT) is dropped: the

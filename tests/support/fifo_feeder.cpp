@@ -1,5 +1,7 @@
 #include "tests/support/fifo_feeder.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -43,13 +45,20 @@ void FifoFeeder::feed() {
   // Opened for reading and writing, the FIFO opens at once (a reader that never comes cannot hang
   // the test), and non-blocking writes let the destructor stop a writer whose reader went away.
   const int fd = ::open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return;
-  if (write_lines(fd, 0, held_from_)) {
-    std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return released_ || stopped_; });
-    const bool go_on = !stopped_;
-    lock.unlock();
-    if (go_on) write_lines(fd, held_from_, total_);
+  if (fd < 0) {
+    ADD_FAILURE() << "cannot open the FIFO " << path_ << ": " << std::strerror(errno);
+    return;
+  }
+  try {
+    if (write_lines(fd, 0, held_from_)) {
+      std::unique_lock lock(mu_);
+      changed_.wait(lock, [&] { return released_ || stopped_; });
+      const bool go_on = !stopped_;
+      lock.unlock();
+      if (go_on) write_lines(fd, held_from_, total_);
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "feeding " << path_ << ": " << e.what();
   }
   ::close(fd);
 }
@@ -75,6 +84,7 @@ bool FifoFeeder::write_all(int fd, const std::string& bytes) {
     if (n > 0) {
       done += static_cast<std::size_t>(n);
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      ADD_FAILURE() << "writing the FIFO " << path_ << ": " << std::strerror(errno);
       return false;
     } else {
       pollfd p{fd, POLLOUT, 0};

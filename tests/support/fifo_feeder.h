@@ -1,9 +1,11 @@
 #pragma once
 // FifoFeeder: the input of a producer process that a test holds mid-stream. It creates a FIFO and,
-// from its own thread, writes lines [0, held_from) into it at once; lines [held_from, total) follow
-// only after release(), and then the FIFO is closed (its reader sees the end of its input). So a
-// producer reading it cannot finish before the test says so, whatever the machine's speed.
-// Any thread may call release(); the destructor stops writing (lines not yet written are dropped).
+// from its own thread, writes lines [0, held_from) into it as fast as the reader takes them; lines
+// [held_from, total) follow only after release(), and then the FIFO is closed (its reader sees the
+// end of its input). So a producer reading it cannot finish before the test says so, whatever the
+// machine's speed. Any thread may call release(); the destructor stops writing (lines not yet
+// written are dropped). A FIFO that cannot be opened or written, or a line_of that throws, is a
+// test failure (ADD_FAILURE) and ends the feeding.
 #include <condition_variable>
 #include <functional>
 #include <mutex>
