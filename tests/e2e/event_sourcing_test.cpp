@@ -505,6 +505,26 @@ TEST(EventSourcing, ReplayBesideARunningDaemonReadsItsLogUpToWhatItHadSynced) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// With PostgreSQL unreachable the writer applies nothing and commits nothing, so commits never
+// raise the ceiling; the daemon raises it each second anyway, and a replay elsewhere (the
+// disaster-recovery case) reaches every acked event.
+TEST(EventSourcing, ReplayBesideADaemonWhoseDatabaseIsDownReachesEveryAckedEvent) {
+  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  DaemonHarness d(unreachable);
+  d.start();
+  Producer p(d.socket());
+  std::vector<std::string> lines;
+  for (int i = 0; i < 300; ++i) lines.push_back(trade_line("c" + std::to_string(i % 3), "down" + std::to_string(i)));
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(lines.size(), 30s));
+  test::Run dry;
+  EXPECT_TRUE(wait_until([&] {
+    dry = run_ctl({"replay", "--dry-run", "--source", d.wal_dir()});
+    return dry.output.find("events read 300,") != std::string::npos;
+  }, 20s)) << dry.output;
+  EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
+}
+
 // `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
 // "archive ok: 0 archived segments" and exited 0.
 TEST(EventSourcing, ArchiveVerifyOfADirectoryWithoutAnArchiveSaysSo) {
