@@ -67,14 +67,16 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
                            s.seconds > 0 ? static_cast<double>(s.read) / s.seconds : 0.0);
   for (const auto& r : s.skipped)
     std::cout << fmt::format("SKIPPED (damaged): {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+  for (const auto& text : s.skipped_earlier)
+    std::cout << "SKIPPED (damaged) by an earlier run of this instance: " << text << "\n";
   if (const auto& held = s.held_back; held && held->state_read) {
     std::cout << fmt::format("stopped after lsn {}: the log in {} is in use by a running pm-ingestd, and that is as far as its "
                              "state file says it had synced; the later events are left for the next run\n",
                              held->lsn, held->dir);
   } else if (held) {
-    std::cout << fmt::format("no event of the log in {} was read: a running pm-ingestd holds it and its state file cannot be "
+    std::cout << fmt::format("stopped after lsn {}: a running pm-ingestd holds the log in {} and its state file cannot be "
                              "read, so what it has synced is unknown; run again once it is stopped\n",
-                             held->dir);
+                             held->lsn, held->dir);
   }
 }
 
@@ -103,7 +105,7 @@ int run_replay(const ReplayCommand& c) {
     const ReplayStats stats = runner.run(db ? &*db : nullptr);
     progress.finish(stats);
     print_summary(c, stats);
-    return stats.skipped.empty() ? 0 : 3;
+    return stats.skipped.empty() && stats.skipped_earlier.empty() ? 0 : 3;
   } catch (const archive::ArchiveDamage& e) {
     std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; its checkpoint is where it stopped. "
               << "`pm-ingestctl archive verify` lists every damaged file; --skip-damaged replays past it)\n";

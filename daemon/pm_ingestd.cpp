@@ -304,9 +304,6 @@ class Supervisor {
   void publish_status() {
     if (std::chrono::steady_clock::now() - last_status_ < std::chrono::seconds(1)) return;
     last_status_ = std::chrono::steady_clock::now();
-    // Whatever the writer does (idle, PostgreSQL down): `pm-ingestctl replay` beside this daemon
-    // reads the log up to the state file's ceiling.
-    d_.wal.refresh_ceiling();
     const pm::ReadinessReport report = http_.readiness();
     d_.metrics.ready.Set(report.ready() ? 1 : 0);
     std::string failing;

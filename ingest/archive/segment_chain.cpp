@@ -100,8 +100,8 @@ void cut_torn_tail(LoadedSegment& loaded, const std::string& path, std::string& 
     bytes.resize(static_cast<std::size_t>(scan.valid_end.offset));
 }
 
-// A daemon may have started on a live directory since discover(): its newest segment, just read,
-// may then end in groups not synced yet.
+// A daemon may have started on a live directory since discover(): its newest segment may then end
+// in groups not synced yet.
 void limit_if_now_in_use(State& s, std::size_t i) {
   const std::string& path = s.segments[i].path;
   const std::optional<LiveLimit> now = live_limit_of(*s.fs, path.substr(0, path.rfind('/')));
@@ -131,9 +131,13 @@ bool load(State& s, std::size_t i) {
     skip_whole(s, i, seg.problem);
     return false;
   }
+  // The lock is looked at before the newest segment is read (a daemon writing it that exits
+  // before the read ends) and after (one that started meanwhile).
+  const bool unlimited_newest = s.sources[i].newest_live && !s.sources[i].limited;
+  if (unlimited_newest) limit_if_now_in_use(s, i);
   std::string bytes;
   if (!segment_bytes(s, i, bytes)) return false;
-  if (s.sources[i].newest_live && !s.sources[i].limited) limit_if_now_in_use(s, i);
+  if (unlimited_newest && !s.sources[i].limited) limit_if_now_in_use(s, i);
   auto loaded = std::make_unique<LoadedSegment>();
   loaded->dir = seg.archived ? seg.path : seg.path.substr(0, seg.path.rfind('/'));
   const std::string path = wal::segment_path(loaded->dir, seg.segment);

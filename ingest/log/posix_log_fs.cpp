@@ -1,7 +1,10 @@
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,18 +21,26 @@ namespace {
 std::error_code last_error() { return errno_code(errno); }
 
 // Whether a line of /proc/locks ("1: FLOCK  ADVISORY  WRITE 4321 08:01:1234 0 EOF") is a flock
-// held (not waited for: "1: -> FLOCK ...") on a file with the inode number of `st`. The device
-// (MAJOR:MINOR in hex) is not compared: btrfs subvolumes and overlayfs show another one there than
-// stat() gives. A lock on another file system's file of the same inode number only makes the
-// caller take the log for in use (a replay then stops early and says so).
-bool names_flock_on(const std::string& line, const struct stat& st) {
+// held (not waited for: "1: -> FLOCK ...") on the file `st` describes. The device is MAJOR:MINOR
+// in hex; it is compared only when `device_shown`: btrfs subvolumes and overlayfs show another
+// device there than stat() gives. Then a lock on another file system's file of the same inode
+// number makes the caller take the log for in use (a replay stops early, and says so).
+bool names_flock_on(const std::string& line, const struct stat& st, bool device_shown) {
   std::istringstream in(line);
   std::string number, kind, mode, access, pid, file;
   if (!(in >> number >> kind) || kind != "FLOCK" || !(in >> mode >> access >> pid >> file)) return false;
   unsigned major_id = 0, minor_id = 0;
   unsigned long long inode = 0;
-  if (std::sscanf(file.c_str(), "%x:%x:%llu", &major_id, &minor_id, &inode) != 3) return false;
-  return inode == st.st_ino;
+  if (std::sscanf(file.c_str(), "%x:%x:%llu", &major_id, &minor_id, &inode) != 3 || inode != st.st_ino) return false;
+  return !device_shown || (major_id == major(st.st_dev) && minor_id == minor(st.st_dev));
+}
+
+// Whether /proc/locks names the device stat() gives for files at `path` (not on btrfs or
+// overlayfs; when it cannot tell, no).
+bool lock_table_shows_device_of(const std::string& path) {
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) != 0) return false;
+  return fs.f_type != BTRFS_SUPER_MAGIC && fs.f_type != OVERLAYFS_SUPER_MAGIC;
 }
 
 // The directory holding `path` ("." for a bare name, "/" for one in the root).
@@ -190,8 +201,9 @@ class PosixLogFs final : public LogFs {
     if (::stat(path.c_str(), &st) != 0) return errno != ENOENT;
     std::ifstream locks("/proc/locks");
     if (!locks) return true;
+    const bool device_shown = lock_table_shows_device_of(path);
     for (std::string line; std::getline(locks, line);)
-      if (names_flock_on(line, st)) return true;
+      if (names_flock_on(line, st, device_shown)) return true;
     return false;
   }
 };

@@ -44,8 +44,9 @@
 //   at a clean stop; remove_segments_before() persists the applied position before it deletes
 //   anything. Every state write also raises the ceiling to the log's durable end: a lower bound
 //   of what had been synced, at most a second (or a stop) behind while batches commit; no batch
-//   waits for it. These take the state lock: the archiver thread may call
-//   remove_segments_before() while the writer thread calls the others.
+//   waits for it; refresh_ceiling() raises it when nothing else writes the state. These take the
+//   state lock: the archiver thread may call remove_segments_before() and the writer's sampler
+//   refresh_ceiling() while the writer thread calls the others.
 // - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
 //   position written to the state file stays at or below p (recovery deletes every segment below
 //   the recorded one, so recording more would delete what a failover may still need);
@@ -164,7 +165,7 @@ class WriteAheadLog {
   // write (or attempt) is a second old: a reader beside the running daemon (pm-ingestctl replay)
   // reads its log only up to the ceiling, which commits alone would leave behind for ever while
   // the consumer is idle, or cannot apply (PostgreSQL down). At most one write a second; any
-  // thread (the daemon's main loop calls it each second).
+  // thread (the writer's metrics sampler calls it).
   void refresh_ceiling();
   void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one, and from the oldest only up to

@@ -113,7 +113,12 @@ ReplayStats ReplayRunner::run(Database* db) {
     replay(chain, *db);
   else
     dry_run(chain);
-  if (chain.stopped_at_live_limit()) stats_.held_back = chain.live_limit();
+  if (chain.stopped_at_live_limit()) {
+    // Where reading stopped: the ceiling, or past it when older segments of a log a daemon opened
+    // during the run were read before (synced records: a later run resumes after them).
+    stats_.held_back = chain.live_limit();
+    stats_.held_back->lsn = std::max(stats_.held_back->lsn, highest_read_);
+  }
   report();
   return stats_;
 }
@@ -128,7 +133,38 @@ void ReplayRunner::note_skipped(const archive::SkippedRange& range) {
   });
   if (known) return;  // a later pass over the same damage
   stats_.skipped.push_back(range);
+  if (db_) record_skipped(range);
   if (on_skip_) on_skip_(range);
+}
+
+namespace {
+
+constexpr const char* kSkippedEventType = "skipped";
+
+std::string describe_skipped(const archive::SkippedRange& r) {
+  const std::string lsns =
+      r.last_lsn < r.first_lsn ? "lsn unknown" : "lsn " + std::to_string(r.first_lsn) + ".." + std::to_string(r.last_lsn);
+  return lsns + " in " + r.file + ": " + r.problem;
+}
+
+}  // namespace
+
+// Before any batch past the range can commit (this runs on the reading thread, ahead of them).
+void ReplayRunner::record_skipped(const archive::SkippedRange& range) {
+  DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, static_cast<std::int64_t>(range.first_lsn),
+                                            kSkippedEventType, "", describe_skipped(range), std::nullopt});
+}
+
+void ReplayRunner::report_skipped_earlier(Database& db) {
+  const pqxx::result rows =
+      db.fetch("SELECT error FROM pm_dead_letters WHERE instance_id = $1 AND event_type = $2 ORDER BY lsn",
+               options_.instance_id, std::string(kSkippedEventType));
+  for (const auto& row : rows) {
+    const std::string text = row[0].as<std::string>();
+    const bool met_now = std::any_of(stats_.skipped.begin(), stats_.skipped.end(),
+                                     [&](const archive::SkippedRange& r) { return describe_skipped(r) == text; });
+    if (!met_now) stats_.skipped_earlier.push_back(text);
+  }
 }
 
 // The next event to apply: in the LSN bounds, arrived before --until (the others are counted).
@@ -199,6 +235,13 @@ struct ReplayRunner::Failure {
 };
 
 void ReplayRunner::replay(archive::SegmentChain& chain, Database& db) {
+  db_ = &db;
+  replay_passes(chain, db);
+  report_skipped_earlier(db);
+  db_ = nullptr;
+}
+
+void ReplayRunner::replay_passes(archive::SegmentChain& chain, Database& db) {
   BatchApplier applier(options_.instance_id, stats_.log_id, options_.trade_timestamp_unit);
   WriterLanes lanes(db, applier, options_.connections, {}, lane_lock_class("replay:" + options_.instance_id));
   RetryClock retry(options_.retry_for);

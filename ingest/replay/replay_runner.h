@@ -26,7 +26,11 @@
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
-//   damage too. What was read before the damage is applied first.
+//   damage too. What was read before the damage is applied first. A skipped range is recorded in
+//   pm_dead_letters (event_type 'skipped', lsn its first, error what was skipped and why) before
+//   the checkpoint can pass it, and every run of the instance reports the ones recorded by earlier
+//   runs (stats.skipped_earlier): a run resumed past the damage (after a kill, or run again) used
+//   to say nothing of it.
 // - A live log a running daemon holds is read only up to what it had synced (SegmentChain's live
 //   limit); stats.held_back says where reading stopped. A later run resumes there.
 // - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.
@@ -90,6 +94,8 @@ struct ReplayStats {
   std::uint64_t total_bytes = 0;
   double seconds = 0;
   std::vector<archive::SkippedRange> skipped;
+  // Ranges earlier runs of this instance skipped (their pm_dead_letters text), not met by this one.
+  std::vector<std::string> skipped_earlier;
   // Set when reading stopped at a running daemon's live log's synced bound (segment_chain.h): the
   // events after it are left for a later run.
   std::optional<archive::LiveLimit> held_back;
@@ -114,10 +120,13 @@ class ReplayRunner {
   };
   void dry_run(archive::SegmentChain& chain);
   void replay(archive::SegmentChain& chain, Database& db);
+  void replay_passes(archive::SegmentChain& chain, Database& db);
   std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, const Isolation& isolation);
   void check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start);
   void start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn);
   void note_skipped(const archive::SkippedRange& range);
+  void record_skipped(const archive::SkippedRange& range);
+  void report_skipped_earlier(Database& db);
   std::optional<QueuedEvent> next_event(archive::SegmentChain& chain);
   std::optional<Failure> dead_letter(WriterLanes& lanes, const QueuedEvent& event, const TxFailure& refusal);
   std::uint64_t resume_point(Database& db);
@@ -134,6 +143,7 @@ class ReplayRunner {
   // Batches of the last pass whose COMMIT outcome is unknown (InDoubt), until the next checkpoint read.
   std::vector<std::shared_ptr<const LaneBatch>> in_doubt_;
   std::optional<std::uint64_t> dead_letter_in_doubt_;  // lsn of a dead letter whose store's reply was lost
+  Database* db_ = nullptr;  // while replay() runs: where skipped ranges are recorded
 };
 
 }  // namespace pm

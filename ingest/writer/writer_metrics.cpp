@@ -115,6 +115,7 @@ void WriterMetrics::run_sampler() {
   while (!stopping_) {
     lock.unlock();
     sample();
+    log_.refresh_ceiling();
     lock.lock();
     wake_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_; });
   }

@@ -11,6 +11,10 @@
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
 //   position, not per sample). So the writer thread never reads the log for a gauge. A log read
 //   that fails (a segment removed meanwhile) leaves the lag gauge as it was.
+// - The sampler also raises the log's state ceiling (WriteAheadLog::refresh_ceiling, at most one
+//   small state-file write a second): it is the one writer-side thread that runs whatever the writer
+//   does (idle, PostgreSQL down, a batch failing), and `pm-ingestctl replay` beside the daemon
+//   reads the log up to that ceiling. Not the main thread: that one feeds the systemd watchdog.
 // - stop() (also the destructor) joins the sampler; call it before the log or queue go away.
 #include <atomic>
 #include <chrono>

@@ -382,6 +382,13 @@ TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkip
   const long long after = query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades");
   EXPECT_GT(after, before_damage);
   EXPECT_LT(after, 4000);
+  // Run again (as after a kill), it resumes past the damage: it still names it, from its record.
+  const test::Run resumed = replay(d, rebuilt.url(), {"--skip-damaged"});
+  EXPECT_EQ(resumed.code, 3) << resumed.output;
+  EXPECT_NE(resumed.output.find("SKIPPED (damaged) by an earlier run of this instance: lsn "), std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find(victim), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("applied 0"), std::string::npos) << resumed.output;
   // The skip kept its own checkpoint: a run without --skip-damaged still stops at the damage (it
   // resumed past the skipped range and exited 0, as if nothing were missing).
   const test::Run again = replay(d, rebuilt.url());

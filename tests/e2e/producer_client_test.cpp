@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 
 #include <filesystem>
@@ -124,31 +125,43 @@ TEST(ProducerClient, KillNineOfTheDaemonMidStreamLosesAndDuplicatesNothing) {
   o.max_in_flight = 200;
   ProducerClient producer(o);
   std::atomic<int> acked{0};
-  // The last quarter is sent only after the last restart: each round has lines left to ack,
-  // however fast the machine (the sender once came close to its end before the third kill).
-  std::promise<void> last_quarter;
-  std::thread sender([&, go_on = last_quarter.get_future()] {
-    for (int i = 0; i < 100'000; ++i) {
-      if (i == 75'000) go_on.wait();
+  // The lines go in quarters, each sent only once released: the first at once, one more after each
+  // restart. So every round starts with a quarter not yet sent, however fast the machine (the
+  // sender once came close to its end before the third kill).
+  constexpr int kLines = 100'000, kQuarter = kLines / 4;
+  std::mutex quarters_mu;
+  std::condition_variable quarters_cv;
+  int released = 1;
+  const auto release = [&](int quarters) {
+    {
+      std::lock_guard lock(quarters_mu);
+      released = quarters;
+    }
+    quarters_cv.notify_all();
+  };
+  std::thread sender([&] {
+    for (int i = 0; i < kLines; ++i) {
+      if (i % kQuarter == 0) {
+        std::unique_lock lock(quarters_mu);
+        quarters_cv.wait(lock, [&] { return released > i / kQuarter; });
+      }
       producer.send(trade_line("c" + std::to_string(i % 5), "k" + std::to_string(i)), [&](const LineOutcome& out) {
         if (out.acked()) ++acked;
       });
     }
   });
-  const auto finish_sender = [&] {
-    last_quarter.set_value();
-    sender.join();
-  };
   for (int round = 0; round < 3; ++round) {
     const int before = acked.load();
     if (!wait_until([&] { return acked.load() > before + 1000; }, 60s)) {
-      finish_sender();
+      release(4);
+      sender.join();
       FAIL() << "round " << round << ": fewer than 1000 lines acked in 60 s\n" << d.output();
     }
     d.kill9();
     d.start();
+    release(round + 2);
   }
-  finish_sender();
+  sender.join();
   ASSERT_TRUE(producer.flush(120s));
   EXPECT_EQ(acked.load(), 100'000);
   EXPECT_GE(producer.stats().reconnects, 3u);

@@ -614,6 +614,35 @@ std::vector<std::uint64_t> lsns_of(SegmentChain& chain) {
   return out;
 }
 
+// A group appended to `log` while `gate` holds its fdatasync: in the file, never durable. Its sync
+// is made to fail, and the appending thread joined, by fail() or the destructor (so a test may
+// ASSERT meanwhile); the log then halts.
+class UnsyncedGroup {
+ public:
+  UnsyncedGroup(wal::WriteAheadLog& log, wal::SyncGateFs& gate, std::vector<std::string> payloads) : gate_(gate) {
+    gate_.close_gate();
+    std::promise<void> written;
+    auto on_disk = written.get_future();
+    appender_ = std::thread([&log, payloads = std::move(payloads), written = std::move(written)]() mutable {
+      std::vector<wal::Appended> out;
+      const wal::WrittenCallback cb = [&](std::span<const wal::Appended>) { written.set_value(); };
+      EXPECT_EQ(log.append(payloads, out, cb), wal::AppendStatus::IoError);
+    });
+    on_disk.get();
+    gate_.wait_for_held_sync();
+  }
+  ~UnsyncedGroup() { fail(); }
+  void fail() {
+    if (!appender_.joinable()) return;
+    gate_.fail_syncs();
+    appender_.join();
+  }
+
+ private:
+  wal::SyncGateFs& gate_;
+  std::thread appender_;
+};
+
 // A replay beside the running daemon read the newest segment to its valid end, which may hold a
 // group whose fdatasync is still running. Here that sync fails: the group is never acknowledged,
 // the log halts, and its recovery would cut the group and give those LSNs to new events. The
@@ -629,36 +658,14 @@ TEST_F(ArchiveTest, ARunningLogIsReadOnlyUpToWhatItHadSynced) {
   std::vector<wal::Appended> out;
   ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
   ASSERT_TRUE(log->persist_applied());  // the state's ceiling: lsn 3
-  gate.close_gate();
-  std::promise<void> written;
-  std::thread appender([&] {
-    std::vector<wal::Appended> unsynced;
-    const wal::WrittenCallback cb = [&](std::span<const wal::Appended>) { written.set_value(); };
-    EXPECT_EQ(log->append(std::vector<std::string>{event_payload(3), event_payload(4)}, unsynced, cb), wal::AppendStatus::IoError);
-  });
-  written.get_future().get();
-  gate.wait_for_held_sync();  // lsn 4 and 5 are in the file, their fdatasync not done
+  UnsyncedGroup unsynced(*log, gate, {event_payload(3), event_payload(4)});  // lsn 4 and 5
 
-  // Nothing may throw past the appender until it is joined.
-  std::optional<LiveLimit> limit;
-  std::vector<std::uint64_t> read;
-  bool stopped = false;
-  std::string error;
-  try {
-    SegmentChain running = SegmentChain::discover(pfs(), {wal_});
-    limit = running.live_limit();
-    read = lsns_of(running);
-    stopped = running.stopped_at_live_limit();
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  gate.fail_syncs();
-  appender.join();
-  EXPECT_EQ(error, "");
-  ASSERT_TRUE(limit.has_value());
-  EXPECT_EQ(limit->lsn, 3u);
-  EXPECT_EQ(read, (std::vector<std::uint64_t>{1, 2, 3}));
-  EXPECT_TRUE(stopped);
+  SegmentChain running = SegmentChain::discover(pfs(), {wal_});
+  ASSERT_TRUE(running.live_limit().has_value());
+  EXPECT_EQ(running.live_limit()->lsn, 3u);
+  EXPECT_EQ(lsns_of(running), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(running.stopped_at_live_limit());
+  unsynced.fail();
   EXPECT_EQ(fatals.load(), 1);
   EXPECT_EQ(log->durable().lsn, 3u);  // lsn 4 and 5 never were durable, and never will be
 }
@@ -702,29 +709,10 @@ TEST_F(ArchiveTest, ALogADaemonOpensAfterDiscoveryIsStillReadOnlyUpToWhatItHadSy
   o.on_fatal = [&](const std::string&) { ++fatals; };
   auto log = wal::WriteAheadLog::open(o);
   ASSERT_TRUE(log->persist_applied());  // ceiling: lsn 3
-  gate.close_gate();
-  std::promise<void> written;
-  std::thread appender([&] {
-    std::vector<wal::Appended> unsynced;
-    const wal::WrittenCallback cb = [&](std::span<const wal::Appended>) { written.set_value(); };
-    EXPECT_EQ(log->append(std::vector<std::string>{event_payload(3)}, unsynced, cb), wal::AppendStatus::IoError);
-  });
-  written.get_future().get();
-  gate.wait_for_held_sync();
-  std::vector<std::uint64_t> read;
-  bool stopped = false;
-  std::string error;
-  try {
-    read = lsns_of(chain);
-    stopped = chain.stopped_at_live_limit();
-  } catch (const std::exception& e) {
-    error = e.what();
-  }
-  gate.fail_syncs();
-  appender.join();
-  EXPECT_EQ(error, "");
-  EXPECT_EQ(read, (std::vector<std::uint64_t>{1, 2, 3}));
-  EXPECT_TRUE(stopped);
+  UnsyncedGroup unsynced(*log, gate, {event_payload(3)});
+  EXPECT_EQ(lsns_of(chain), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(chain.stopped_at_live_limit());
+  unsynced.fail();
   EXPECT_EQ(fatals.load(), 1);
 }
 

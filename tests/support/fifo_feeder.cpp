@@ -46,7 +46,8 @@ void FifoFeeder::feed() {
   // the test), and non-blocking writes let the destructor stop a writer whose reader went away.
   const int fd = ::open(path_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
-    ADD_FAILURE() << "cannot open the FIFO " << path_ << ": " << std::strerror(errno);
+    const int error = errno;
+    ADD_FAILURE() << "cannot open the FIFO " << path_ << ": " << std::strerror(error);
     return;
   }
   try {
@@ -84,7 +85,8 @@ bool FifoFeeder::write_all(int fd, const std::string& bytes) {
     if (n > 0) {
       done += static_cast<std::size_t>(n);
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      ADD_FAILURE() << "writing the FIFO " << path_ << ": " << std::strerror(errno);
+      const int error = errno;
+      ADD_FAILURE() << "writing the FIFO " << path_ << ": " << std::strerror(error);
       return false;
     } else {
       pollfd p{fd, POLLOUT, 0};
