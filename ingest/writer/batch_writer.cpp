@@ -89,6 +89,13 @@ void BatchWriter::fatal(const std::string& message) {
   if (on_fatal_) on_fatal_(message);
 }
 
+// What the log cannot give (damage, or a halted log) ends the writer: what is in flight lands or
+// rolls back first.
+void BatchWriter::stop_fatally(const std::exception& e) {
+  finish_in_flight();
+  fatal(e.what());
+}
+
 void BatchWriter::run() {
   name_this_thread("pm-writer");
   while (!stopping_) {
@@ -97,13 +104,9 @@ void BatchWriter::run() {
     try {
       failure = step();
     } catch (const wal::WalCorruption& e) {
-      finish_in_flight();
-      fatal(e.what());
-      return;
+      return stop_fatally(e);
     } catch (const LogHalted& e) {  // only an embedder sees this: the daemon exits when its log halts
-      finish_in_flight();
-      fatal(e.what());
-      return;
+      return stop_fatally(e);
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
       failure = failure_of(e);
     }

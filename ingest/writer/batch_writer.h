@@ -166,6 +166,7 @@ class BatchWriter {
   DuplicateProbe probe() const;
   void sleep_for(std::chrono::milliseconds d);
   void fatal(const std::string& message);
+  void stop_fatally(const std::exception& e);
 
   const WriterConfig config_;
   Database& db_;
