@@ -46,10 +46,6 @@ ReplayOptions replay_options(const ReplayCommand& c) {
   return o;
 }
 
-std::string lsn_range(const archive::SkippedRange& r) {
-  return r.last_lsn < r.first_lsn ? "lsn unknown" : fmt::format("lsn {}..{}", r.first_lsn, r.last_lsn);
-}
-
 void print_summary(const ReplayCommand& c, const ReplayStats& s) {
   std::cout << (c.database ? "replayed" : "dry run (nothing written):") << " log " << s.log_id;
   if (c.database) std::cout << " into " << redact_url(c.database->url) << " as instance '" << c.instance_id << "'";
@@ -66,7 +62,7 @@ void print_summary(const ReplayCommand& c, const ReplayStats& s) {
   std::cout << fmt::format("{}in {:.1f} s ({:.0f} events/s)\n", s.applied > 0 ? ", " : "", s.seconds,
                            s.seconds > 0 ? static_cast<double>(s.read) / s.seconds : 0.0);
   for (const auto& r : s.skipped)
-    std::cout << fmt::format("SKIPPED (damaged): {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+    std::cout << "SKIPPED (damaged): " << archive::describe(r) << "\n";
   for (const auto& text : s.skipped_earlier)
     std::cout << "SKIPPED (damaged) by an earlier run of this instance: " << text << "\n";
   if (const auto& held = s.held_back; held && held->state_read) {
@@ -97,7 +93,7 @@ int run_replay(const ReplayCommand& c) {
   ReplayProgress progress(std::cerr, ::isatty(STDERR_FILENO) == 1);
   ReplayRunner runner(replay_options(c), [&](const ReplayStats& s) { progress.update(s); },
                       [](const archive::SkippedRange& r) {
-                        std::cerr << fmt::format("\nskipping damaged {} in {}: {}\n", lsn_range(r), r.file, r.problem);
+                        std::cerr << "\nskipping damaged " << archive::describe(r) << "\n";
                       });
   std::optional<Database> db;
   if (c.database) db.emplace(*c.database);

@@ -114,6 +114,10 @@ std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
   return LiveLimit{dir, 0, false};
 }
 
+void keep_stricter(std::optional<LiveLimit>& kept, const LiveLimit& found) {
+  if (!kept || !found.state_read || (kept->state_read && found.lsn < kept->lsn)) kept = found;
+}
+
 SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::string>& dirs) {
   std::map<std::uint64_t, Candidate> chosen;
   std::optional<std::pair<wal::LogId, std::string>> first;
@@ -127,7 +131,7 @@ SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::strin
       c.source.limited = in_use && !c.segment.archived;
       merge(chosen, std::move(c));
     }
-    if (in_use && (!limit || !in_use->state_read || (limit->state_read && in_use->lsn < limit->lsn))) limit = in_use;
+    if (in_use) keep_stricter(limit, *in_use);
   }
   if (!first) throw ChainError("no readable log segment or archive file found in the directories given");
   auto state = std::make_unique<State>();

@@ -107,7 +107,7 @@ void limit_if_now_in_use(State& s, std::size_t i) {
   const std::optional<LiveLimit> now = live_limit_of(*s.fs, path.substr(0, path.rfind('/')));
   if (!now) return;
   s.sources[i].limited = true;
-  if (!s.live_limit || !now->state_read || (s.live_limit->state_read && now->lsn < s.live_limit->lsn)) s.live_limit = now;
+  keep_stricter(s.live_limit, *now);
 }
 
 // The first lsn of the loaded segment must follow the chain; a break throws or is reported.
@@ -225,6 +225,12 @@ bool past_live_limit(State& s, const wal::Record& r) {
 }
 
 }  // namespace
+
+std::string describe(const SkippedRange& r) {
+  const std::string lsns =
+      r.last_lsn < r.first_lsn ? "lsn unknown" : "lsn " + std::to_string(r.first_lsn) + ".." + std::to_string(r.last_lsn);
+  return lsns + " in " + r.file + ": " + r.problem;
+}
 
 void SegmentChain::start(std::uint64_t from_lsn, bool skip_damaged, std::function<void(const SkippedRange&)> on_skip) {
   State& s = *state_;

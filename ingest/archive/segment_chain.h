@@ -74,6 +74,9 @@ struct SkippedRange {
   std::string problem;
 };
 
+// "lsn 5..9 in FILE: problem" ("lsn unknown" when no LSN could be named).
+std::string describe(const SkippedRange& range);
+
 class SegmentChain {
  public:
   static SegmentChain discover(wal::LogFs& fs, const std::vector<std::string>& dirs);

@@ -35,6 +35,8 @@ struct LoadedSegment {
 // The bound of live directory `dir` when a process holds its log (its state file's ceiling), else
 // nullopt. In chain_discovery.cpp.
 std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir);
+// Keeps in `kept` the stricter of it and `found`: one whose state could not be read, else the lower.
+void keep_stricter(std::optional<LiveLimit>& kept, const LiveLimit& found);
 
 struct SegmentChain::State {
   wal::LogFs* fs = nullptr;

@@ -141,18 +141,12 @@ namespace {
 
 constexpr const char* kSkippedEventType = "skipped";
 
-std::string describe_skipped(const archive::SkippedRange& r) {
-  const std::string lsns =
-      r.last_lsn < r.first_lsn ? "lsn unknown" : "lsn " + std::to_string(r.first_lsn) + ".." + std::to_string(r.last_lsn);
-  return lsns + " in " + r.file + ": " + r.problem;
-}
-
 }  // namespace
 
 // Before any batch past the range can commit (this runs on the reading thread, ahead of them).
 void ReplayRunner::record_skipped(const archive::SkippedRange& range) {
   DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, static_cast<std::int64_t>(range.first_lsn),
-                                            kSkippedEventType, "", describe_skipped(range), std::nullopt});
+                                            kSkippedEventType, "", archive::describe(range), std::nullopt});
 }
 
 void ReplayRunner::report_skipped_earlier(Database& db) {
@@ -162,7 +156,7 @@ void ReplayRunner::report_skipped_earlier(Database& db) {
   for (const auto& row : rows) {
     const std::string text = row[0].as<std::string>();
     const bool met_now = std::any_of(stats_.skipped.begin(), stats_.skipped.end(),
-                                     [&](const archive::SkippedRange& r) { return describe_skipped(r) == text; });
+                                     [&](const archive::SkippedRange& r) { return archive::describe(r) == text; });
     if (!met_now) stats_.skipped_earlier.push_back(text);
   }
 }
