@@ -133,6 +133,10 @@ struct TxOptions {
   bool reset_session = true;
 };
 
+// For a body whose SQL sets nothing in the session (the repositories, the daemon's own queries):
+// retried as configured, and pooled again without the reset round trip.
+inline constexpr TxOptions kKeepSession{.retry = std::nullopt, .reset_session = false};
+
 struct PoolStats {
   int open = 0;  // connections that exist (idle + leased + being opened)
   int idle = 0;

@@ -20,8 +20,7 @@ class DbTarget {
   auto run(Fn&& fn) const {
     if (tx_ != nullptr) return fn(*tx_);
     // The repositories' SQL leaves the session as it found it: no reset round trip.
-    return db_->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::transaction_base&>(tx)); },
-                            TxOptions{.retry = std::nullopt, .reset_session = false});
+    return db_->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::transaction_base&>(tx)); }, kKeepSession);
   }
 
   // The Database behind this target, or nullptr for a caller's transaction.

@@ -266,7 +266,7 @@ auto TradeRepository::bulk(Fn&& fn) const {
   if (autocommit_ != nullptr) return fn(*autocommit_);
   if (in_tx_ != nullptr) return fn(*in_tx_);
   return target_.database()->transaction([&](pqxx::work& tx) { return fn(static_cast<pqxx::dbtransaction&>(tx)); },
-                                         TxOptions{.retry = std::nullopt, .reset_session = false});
+                                         kKeepSession);
 }
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {

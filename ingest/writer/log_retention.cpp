@@ -10,8 +10,6 @@ namespace pm {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-// This file's SQL changes no session state (SET LOCAL ends with its transaction): no reset.
-const TxOptions kOwnSql{.retry = std::nullopt, .reset_session = false};
 constexpr const char* kStandbyMessage =
     "the database server is a standby (in recovery): nothing is written there; waiting for a primary "
     "(a multi-host URL with target_session_attrs=read-write finds it)";
@@ -65,7 +63,7 @@ void LogRetention::flush_and_check() {
         tx.exec1("SELECT pg_logical_emit_message(true, 'pm-ingestd', 'flush')");
         return 0;
       },
-      kOwnSql);
+      kKeepSession);  // SET LOCAL ends with its transaction
   check(true);
 }
 
@@ -78,7 +76,7 @@ void LogRetention::forget() {
 }
 
 ReplicationStatus LogRetention::read_status() {
-  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); }, kOwnSql);
+  ReplicationStatus status = db_.transaction([](pqxx::work& tx) { return read_replication_status(tx); }, kKeepSession);
   last_check_ = Clock::now();
   if (status.in_recovery) throw NotAPrimary(kStandbyMessage);
   if (timeline_ != 0 && status.timeline != timeline_) {
