@@ -103,7 +103,7 @@ TEST_F(WithOwnPostgres, DaemonStartedBeforePostgresCatchesUp) {
 TEST(Crash, FullLogDiskAnswersBusyAndRecovers) {
   if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
   TestDatabase tdb("crash_disk");
-  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  const std::string unreachable = unreachable_database_url();
   DaemonHarness d(unreachable, {"--wal-segment-bytes", "64K", "--wal-max-bytes", "1G"});
   std::filesystem::create_directories(d.wal_dir());
   ASSERT_EQ(::mount("tmpfs", d.wal_dir().c_str(), "tmpfs", 0, "size=2m"), 0) << std::strerror(errno);

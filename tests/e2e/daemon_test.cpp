@@ -427,7 +427,7 @@ TEST_F(DaemonTest, SessionsTheServerEndedCostOneFailureNotOneEach) {
 }
 
 TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
-  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  const std::string unreachable = unreachable_database_url();
   DaemonHarness d(unreachable);
   d.start();
   Producer p(d.socket());
@@ -586,7 +586,7 @@ TEST_F(DaemonTest, AFailureRightAfterACommitWaitsTheInitialRetryDelay) {
 }
 
 TEST_F(DaemonTest, BudgetExhaustedLinesGetBusyAndAckedOnesAreKept) {
-  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  const std::string unreachable = unreachable_database_url();
   DaemonHarness d(unreachable, {"--wal-max-bytes", "20K"});
   d.start();
   Producer p(d.socket());
@@ -851,7 +851,7 @@ TEST_F(DaemonTest, ALogThatLostAppliedRecordsRefusesToStartEvenWithoutTheDatabas
   ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 80", 1));
   EXPECT_EQ(d.stop(), 0);
   std::filesystem::resize_file(d.wal_dir() + "/0000000000000001.wal", 56);  // the records are gone
-  d.database_url() = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  d.database_url() = unreachable_database_url();
   EXPECT_EQ(d.run_to_exit(), 2) << d.output();
   EXPECT_NE(d.output().find("new events would reuse their LSNs"), std::string::npos) << d.output();
   EXPECT_FALSE(socket_accepts(d.socket()));
@@ -882,7 +882,7 @@ TEST_F(DaemonTest, AppliedBytesDoNotCountAgainstTheBudgetAfterARestartWithoutThe
     ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_applied_events_total") >= 100.0 * (round + 1); }, 10s));
   }
   EXPECT_EQ(d.stop(), 0);
-  d.database_url() = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  d.database_url() = unreachable_database_url();
   d.start();
   EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
   Producer p(d.socket());

@@ -516,7 +516,7 @@ TEST(EventSourcing, ReplayBesideARunningDaemonReadsItsLogUpToWhatItHadSynced) {
 // raise the ceiling; the daemon raises it each second anyway, and a replay elsewhere (the
 // disaster-recovery case) reaches every acked event.
 TEST(EventSourcing, ReplayBesideADaemonWhoseDatabaseIsDownReachesEveryAckedEvent) {
-  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  const std::string unreachable = unreachable_database_url();
   DaemonHarness d(unreachable);
   d.start();
   Producer p(d.socket());

@@ -292,7 +292,7 @@ TEST_F(PolymarketPayloadsTest, ALineLargerThanTheWholeBudgetIsTakenWhenNothingIs
 // Busy is for a whole line: a line whose trades do not fit the backlog budget stores none of them.
 // The database is unreachable at first, so what the log takes stays unapplied and fills the budget.
 TEST_F(PolymarketPayloadsTest, BusyRefusesAWholeLine) {
-  const std::string unreachable = "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+  const std::string unreachable = unreachable_database_url();
   DaemonHarness d(unreachable, {"--wal-max-bytes", "2K"});
   d.start();
   const auto lines = fixture_lines("data-api-trades");  // line 0: three trades of ~700 bytes each

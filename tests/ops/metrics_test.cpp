@@ -28,9 +28,6 @@ class OpsMetrics : public ::testing::Test {
 };
 TestDatabase* OpsMetrics::tdb_ = nullptr;
 
-// A database URL on which nothing listens: the daemon runs as if PostgreSQL were down.
-std::string unreachable_url() { return "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict"; }
-
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 TEST_F(OpsMetrics, HealthzAndReadyzAnswerNextToMetrics) {
@@ -69,7 +66,7 @@ TEST_F(OpsMetrics, HealthzAndReadyzAnswerNextToMetrics) {
 }
 
 TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
-  DaemonHarness d(unreachable_url());
+  DaemonHarness d(unreachable_database_url());
   d.start();
   const int port = d.metrics_port();
   EXPECT_EQ(http_request(port, "GET", "/healthz").status, 200) << "alive even without a database";

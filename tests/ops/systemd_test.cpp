@@ -189,7 +189,7 @@ TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThe
   const std::string& dir = scratch.path();
   NotifyListener notify(dir + "/notify.sock");
   ScopedEnv env({{"NOTIFY_SOCKET", notify.path()}});
-  DaemonHarness d("postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict");
+  DaemonHarness d(unreachable_database_url());
   d.start();
   ASSERT_TRUE(notify.wait_for_line("READY=1", 20s)) << d.output();
   EXPECT_FALSE(contains(d.output(), "writer connected")) << "READY=1 must not wait for PostgreSQL";

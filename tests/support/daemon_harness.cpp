@@ -38,6 +38,10 @@ int free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
+std::string unreachable_database_url() {
+  return "postgresql://predict:predict@127.0.0.1:" + std::to_string(free_tcp_port()) + "/predict";
+}
+
 std::string http_get(int port, const std::string& path) { return http_request(port, "GET", path).body; }
 
 double metric_value(const std::string& exposition, const std::string& series) {

@@ -11,6 +11,8 @@ namespace pm::test {
 
 std::string make_temp_dir(const std::string& prefix);
 int free_tcp_port();
+// A PostgreSQL URL nothing answers (a free loopback port): a daemon given it runs with its database down.
+std::string unreachable_database_url();
 // GET http://127.0.0.1:port/path; the body, or "" when nothing answers.
 std::string http_get(int port, const std::string& path);
 // The value of one sample in Prometheus text (`name{labels}` exactly as exposed), or -1.
