@@ -64,6 +64,20 @@ std::string archive_copy(const State& s, std::size_t i) {
   return "";
 }
 
+// The newest segment of a log no process holds, as the storage holds it, the way the daemon's
+// recovery reads it (WriteAheadLog::read_from_storage): synced, then its clean cached pages
+// dropped. A daemon whose group's fdatasync failed exits (70) and frees its log before it is
+// restarted; Linux keeps that group's pages cached and marked clean though the storage never got
+// them, and the restarted daemon's recovery cuts the group and gives its LSNs to new events.
+std::error_code read_as_stored(wal::LogFs& fs, const std::string& path, std::string& out) {
+  std::unique_ptr<wal::LogFile> file;
+  if (std::error_code ec = fs.open(path, wal::OpenMode::Read, file)) return ec;
+  if (std::error_code ec = file->sync()) return ec;
+  if (std::error_code ec = file->drop_clean_pages()) return ec;
+  file.reset();
+  return read_whole_file(fs, path, out);
+}
+
 // The segment's bytes; false (after skip_whole) when they cannot be had.
 bool segment_bytes(State& s, std::size_t i, std::string& out) {
   const ChainSegment& seg = s.segments[i];
@@ -72,7 +86,8 @@ bool segment_bytes(State& s, std::size_t i, std::string& out) {
       out = read_archive(*s.fs, seg.path).segment_bytes;
       return true;
     }
-    std::error_code ec = read_whole_file(*s.fs, seg.path, out);
+    const bool newest_of_a_free_log = s.sources[i].newest_live && !s.sources[i].limited;
+    std::error_code ec = newest_of_a_free_log ? read_as_stored(*s.fs, seg.path, out) : read_whole_file(*s.fs, seg.path, out);
     const std::string copy = ec ? archive_copy(s, i) : "";
     if (!copy.empty()) {
       out = read_archive(*s.fs, copy).segment_bytes;  // archived and deleted meanwhile

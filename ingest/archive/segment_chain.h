@@ -21,7 +21,9 @@
 //   synced, while a later one may be in a group whose fdatasync has not finished and may never
 //   (the daemon then exits, and its recovery cuts that group and gives its LSNs to new events).
 //   Reading ends at the first live record past it; stopped_at_live_limit() then says so. A log no
-//   process holds is read to its valid end: a stopped or killed daemon's synced tail is all there.
+//   process holds is read to its valid end as the storage holds it, the way the daemon's recovery
+//   reads it: its newest segment is synced and its clean cached pages dropped first (a group whose
+//   fdatasync failed stays cached, though never stored, and recovery cuts it).
 // - Damage (a bad archive file, a bad record, a gap in the LSNs) throws ArchiveDamage or
 //   wal::WalCorruption naming the file and byte offset, unless `skip_damaged`: then each skipped
 //   LSN range is reported through `on_skip` (first, last, file, problem) and reading goes on at the

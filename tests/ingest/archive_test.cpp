@@ -690,6 +690,34 @@ TEST_F(ArchiveTest, ALogNobodyHoldsIsReadToItsLastValidRecord) {
   EXPECT_FALSE(free.stopped_at_live_limit());
 }
 
+// A daemon whose group's fdatasync failed exits (70) and frees its log before systemd restarts
+// it. Linux keeps that group's pages cached and marked clean though the storage never got them;
+// the restarted daemon's recovery reads the storage, cuts the group and gives its LSNs to new
+// events. A replay in that window read the group from the page cache.
+TEST_F(ArchiveTest, AFreedLogIsReadAsTheStorageHoldsItNotFromThePageCache) {
+  test::FaultFs fs(1);
+  wal::Options o;
+  o.dir = wal_;
+  o.fs = &fs;
+  std::atomic<int> fatals{0};
+  o.on_fatal = [&](const std::string&) { ++fatals; };
+  std::vector<wal::Appended> out;
+  {
+    auto log = wal::WriteAheadLog::open(o);
+    ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
+    test::FaultRule lost{test::FsOp::Sync, 1, 1, EIO, ".wal"};
+    lost.loses_pages = true;
+    fs.add_fault(lost);
+    ASSERT_EQ(log->append(std::vector<std::string>{event_payload(3), event_payload(4)}, out), wal::AppendStatus::IoError);
+    ASSERT_EQ(fatals.load(), 1);
+  }  // the daemon exits: its lock is free
+  SegmentChain chain = SegmentChain::discover(fs, {wal_});
+  ASSERT_FALSE(chain.live_limit().has_value());
+  EXPECT_EQ(lsns_of(chain), (std::vector<std::uint64_t>{1, 2, 3})) << "lsn 4 and 5 were never stored";
+  auto restarted = wal::WriteAheadLog::open(o);
+  EXPECT_EQ(restarted->durable().lsn, 3u) << "the restarted daemon's recovery agrees";
+}
+
 // A daemon that starts on the log after discover(): its newest segment, read later, may end in a
 // group not synced yet; the lock is looked at again when that segment is read.
 TEST_F(ArchiveTest, ALogADaemonOpensAfterDiscoveryIsStillReadOnlyUpToWhatItHadSynced) {
