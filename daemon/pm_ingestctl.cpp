@@ -11,6 +11,7 @@
 #include "daemon/log_inspection.h"
 #include "daemon/send_command.h"
 #include "ingest/events/event_codec.h"
+#include "ingest/server/payload_format.h"
 #include "ingest/server/protocol.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
@@ -269,6 +270,8 @@ int run_send(const po::variables_map& vm) {
   c.give_up_after = std::chrono::seconds(vm["give-up-after"].as<long>());
   if (c.max_in_flight < 1 || c.give_up_after.count() < 1)
     throw pm::UsageError("--max-in-flight and --give-up-after must be >= 1");
+  if (!pm::payload_format_named(c.format))
+    throw pm::UsageError("--format: unknown format '" + c.format + "' (" + pm::known_formats() + ")");
   return pm::ctl::run_send(c, std::cin);
 }
 
@@ -300,7 +303,7 @@ void add_options(po::options_description& options) {
       ("input", po::value<std::vector<std::string>>()->composing(), "send: a file to send (repeatable; - or none: stdin)")
       ("format", po::value<std::string>()->default_value("pm-ingestd"), "send: what the lines are (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)")
       ("max-in-flight", po::value<std::size_t>()->default_value(1000), "send: lines sent but not yet acknowledged, at most")
-      ("give-up-after", po::value<long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable) before the lines left are reported unacknowledged");
+      ("give-up-after", po::value<long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable, or answering only busy) before the lines in flight are reported unacknowledged; the input is then not read further (exit 1)");
 }
 
 // The visible `options` and the command (the one positional argument) into `vm`; false (with

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <simdjson.h>
 
 #include "client/producer_client.h"
@@ -87,7 +88,13 @@ struct Outcomes {
   std::map<std::string, std::vector<std::string>> rejected;  // reason -> "origin: detail"
   std::vector<std::string> unacknowledged;
   std::size_t acked = 0;
+  bool gave_up = false;  // the client gave lines up: no acknowledgement for give_up_after
 };
+
+bool client_gave_up(Outcomes& outcomes) {
+  std::lock_guard lock(outcomes.mu);
+  return outcomes.gave_up;
+}
 
 // The callback that records one line's outcome under its origin (the client's I/O thread).
 client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin) {
@@ -97,9 +104,25 @@ client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin
       ++outcomes.acked;
     else if (o.status == client::LineOutcome::Status::Rejected)
       outcomes.rejected[o.reason].push_back(origin + (o.detail.empty() ? "" : ": " + o.detail));
-    else
+    else {
       outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
+      outcomes.gave_up = true;
+    }
   };
+}
+
+// Where reading stopped after the client gave up ("" when the input was read to its end).
+struct StoppedReading {
+  std::string after;                  // the origin of the last line sent
+  std::vector<std::string> not_read;  // inputs after the one being read
+};
+
+void print_stop(const SendCommand& c, const StoppedReading& stop) {
+  if (stop.after.empty()) return;
+  std::cout << fmt::format("stopped reading after {}: no acknowledgement for {} s (--give-up-after); the lines after it "
+                           "were not sent\n",
+                           stop.after, c.give_up_after.count());
+  if (!stop.not_read.empty()) std::cout << fmt::format("inputs not read: {}\n", fmt::join(stop.not_read, ", "));
 }
 
 void print_summary(const SendCommand& c, std::size_t sent, std::size_t inputs, const client::ProducerStats& stats, Outcomes& o) {
@@ -176,16 +199,29 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
   Outcomes outcomes;
   client::ProducerStats stats;
   std::size_t sent = 0;
+  StoppedReading stop;
   {
     client::ProducerClient producer(options);
     for (auto& [name, stream] : open.streams) {
+      if (!stop.after.empty()) {
+        stop.not_read.push_back(name);
+        continue;
+      }
       InputReader reader(name, *stream);
-      for (InputLine line; reader.next(line); ++sent) producer.send(std::move(line.text), recorder(outcomes, std::move(line.origin)));
+      for (InputLine line; stop.after.empty() && reader.next(line); ++sent) {
+        producer.send(std::move(line.text), recorder(outcomes, line.origin));
+        // The first give-up ends the run: waiting give_up_after again for each later window of
+        // max_in_flight lines stretched a dead daemon's 60 s into an hour for a large input.
+        if (client_gave_up(outcomes)) stop.after = std::move(line.origin);
+      }
     }
-    producer.close(std::chrono::hours(24));  // the client gives lines up after give_up_after without progress
+    // The client gives lines up after give_up_after without progress; after a give-up, the
+    // lines in flight are given up at once.
+    producer.close(stop.after.empty() ? std::chrono::milliseconds(std::chrono::hours(24)) : std::chrono::milliseconds(0));
     stats = producer.stats();
   }
   print_summary(c, sent, inputs.size(), stats, outcomes);
+  print_stop(c, stop);
   return outcomes.acked == sent ? 0 : 1;
 }
 

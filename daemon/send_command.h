@@ -4,7 +4,10 @@
 // files or stdin, sends every line, waits for the acks (reconnecting and resending what was not
 // acknowledged, retrying `busy`), and prints a summary: sent, acked, rejected by reason with the
 // input line (or array element) of each, unacknowledged. Exit 0 when every line was acked, 1 when
-// any was rejected or left unacknowledged.
+// any was rejected or left unacknowledged. The first give-up (no acknowledgement for
+// give_up_after: the daemon unreachable, or answering only `busy`) ends the run: the lines in
+// flight are reported unacknowledged at once and the input is not read further (the summary names
+// the last line sent and the inputs not read).
 // NDJSON streams: each line is sent as soon as it is read (`tail -f | pm-ingestctl send` works);
 // only an input that is one JSON array is read whole first (see InputReader).
 #include <chrono>

@@ -18,8 +18,11 @@ int main(int argc, char** argv) {
   int failed = 0;
   for (auto& ack : acks) {
     const pm::client::LineOutcome outcome = ack.get();  // resolved: acked, rejected or given up
-    if (!outcome.acked()) {
-      std::cerr << "not stored: " << outcome.reason << " " << outcome.detail << "\n";
+    if (outcome.status == pm::client::LineOutcome::Status::Rejected) {
+      std::cerr << "refused, not stored: " << outcome.reason << " " << outcome.detail << "\n";
+      ++failed;
+    } else if (!outcome.acked()) {  // given up: it may or may not be stored; sending it again is safe
+      std::cerr << "not acknowledged (" << outcome.reason << "): send it again later\n";
       ++failed;
     }
   }

@@ -58,7 +58,8 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   EXPECT_EQ(ctl({"frobnicate"}).code, 2);
   // Usage errors exit 2, as the usage says (they exited 1, like a failure while a command ran).
   for (const std::vector<std::string>& usage : {std::vector<std::string>{"wal-verify"}, {"wal-dump"}, {"replay"},
-                                                {"archive", "list"}, {"replay", "--dry-run", "--source", "/nonexistent", "--until", "yesterday"}}) {
+                                                {"archive", "list"}, {"replay", "--dry-run", "--source", "/nonexistent", "--until", "yesterday"},
+                                                {"send", "--format", "nope", "--input", "/dev/null"}}) {
     const auto r = ctl(usage);
     EXPECT_EQ(r.code, 2) << usage.front() << ": " << r.output;
     EXPECT_NE(r.output.find("see pm-ingestctl --help"), std::string::npos) << r.output;

@@ -493,6 +493,35 @@ TEST(CtlSend, SendsEachLineOfAPipeAsItIsRead) {
             std::string::npos) << out;
 }
 
+// pm-ingestctl send with no daemon to hear it: the first give-up ends the run. It used to give up
+// one window of --max-in-flight lines at a time and read on, each window waiting --give-up-after
+// again: a cron job's 100,000 lines at the defaults took 100 minutes to say the daemon was gone.
+TEST(CtlSend, StopsReadingItsInputAtTheFirstGiveUp) {
+  const std::string dir = make_temp_dir("ctl_send_give_up");
+  {
+    std::ofstream a(dir + "/a.ndjson");
+    for (int i = 0; i < 200; ++i) a << trade_line("c", "a" + std::to_string(i)) << "\n";
+    std::ofstream b(dir + "/b.ndjson");
+    b << trade_line("c", "b") << "\n";
+  }
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", dir + "/no-daemon.sock", "--input", dir + "/a.ndjson", "--input",
+                                dir + "/b.ndjson", "--max-in-flight", "10", "--give-up-after", "1"},
+             {}, dir + "/send.out");
+  const auto code = send.wait(120s);
+  const std::string out = read_file(dir + "/send.out");
+  ASSERT_TRUE(code.has_value()) << out;
+  EXPECT_EQ(*code, 1) << out;
+  std::size_t sent = 0, unacknowledged = 0;
+  ASSERT_EQ(std::sscanf(out.c_str(), "sent %zu lines from 2 input(s) (format pm-ingestd): acked 0, rejected 0, unacknowledged %zu",
+                        &sent, &unacknowledged), 2) << out;
+  EXPECT_LE(sent, 20u) << "lines were read past the first give-up: " << out;
+  EXPECT_EQ(unacknowledged, sent) << out;
+  EXPECT_NE(out.find("stopped reading after " + dir + "/a.ndjson:"), std::string::npos) << out;
+  EXPECT_NE(out.find("inputs not read: " + dir + "/b.ndjson"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 // pm-ingestctl send through a kill -9 of the daemon: it finishes its input after the restart,
 // reports every line acked and exits 0; each trade is stored once. Its input is a FIFO whose second
 // half is written only after the restart, so send is mid-stream at the kill on any machine.
