@@ -128,7 +128,11 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
       next = advanced(pos, bytes, pos.lsn + 1);
       records = 1;
     }
-    if (!problem.empty() && zero_to_end(f, pos.offset, scan.file_size)) break;  // preallocated zeros: the clean end
+    // Preallocated zeros: the clean end. Version 1 never preallocated: zeros there are a torn
+    // tail (a file system that extended the file before a power loss), cut like any other, as
+    // the segment is no longer the newest once the log goes on in version 2 (only the newest may
+    // end in zeros).
+    if (!problem.empty() && grouped && zero_to_end(f, pos.offset, scan.file_size)) break;
     if (!problem.empty()) {
       const std::uint64_t later = grouped ? later_group_marker(f, pos.offset + 1, scan.file_size, pos.lsn)
                                           : later_record(f, pos.offset + 1, scan.file_size, pos.lsn);

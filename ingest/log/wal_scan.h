@@ -10,9 +10,10 @@
 //   confirmed as flushed (which no format can tell).
 // - Corrupt: a valid group marker follows it. That later group was written only after the bad
 //   one's fdatasync returned: acknowledged data is damaged. Never cut silently.
-// Version 1 segments (no markers) keep their old rule: torn only when no valid record follows.
-// Zeros from the first invalid group to the end of the file are no damage but the preallocated
-// rest of the segment (wal.h, Options::preallocate): the scan ends there, Clean.
+// Version 1 segments (no markers) keep their old rule: torn only when no valid record follows
+// (zeros included: version 1 never preallocated).
+// In version 2, zeros from the first invalid group to the end of the file are no damage but the
+// preallocated rest of the segment (wal.h, Options::preallocate): the scan ends there, Clean.
 // Stateless; reads only.
 #include <cstdint>
 #include <string>
