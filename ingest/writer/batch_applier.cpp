@@ -102,7 +102,7 @@ std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
 // of the log (pm-ingestctl replay) writes the same rows. The trade watermarks and the checkpoint go
 // in one query, with what `owed` holds in front of them.
 BatchCounts BatchApplier::finish(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
-                                 const TradeStage& stage, OwedStatements* owed) const {
+                                 const TradeStage& stage, OwedStatements* owed, std::optional<std::int64_t> follows) const {
   OwedStatements none;
   OwedStatements& before = owed != nullptr ? *owed : none;
   BatchCounts counts;
@@ -118,7 +118,7 @@ BatchCounts BatchApplier::finish(pqxx::dbtransaction& tx, std::span<const Queued
     std::string marks = TradeRepository(tx, unit_).watermark_statement(rows, stage.inserted, trade_arrivals(events));
     if (!marks.empty()) statements.push_back(std::move(marks));
   }
-  const IngestCheckpoint checkpoint = checkpoint_at(events.back(), events.size());
+  const IngestCheckpoint checkpoint = checkpoint_at(events.back(), events.size(), follows);
   statements.push_back(IngestCheckpointRepository::save_statement(tx, checkpoint));
   const std::vector<std::uint64_t> affected = exec_together(tx, before, statements);
   if (statements.size() == 2) counts.trade_watermarks = affected.front();
@@ -160,7 +160,7 @@ void BatchApplier::record_triggers(pqxx::dbtransaction& tx, std::span<const Queu
 }
 
 BatchCounts BatchApplier::dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
-                                      const std::string& sqlstate) const {
+                                      const std::string& sqlstate, std::optional<std::int64_t> follows) const {
   DeadLetter letter;
   letter.instance_id = instance_id_;
   letter.lsn = static_cast<std::int64_t>(event.lsn);
@@ -169,14 +169,16 @@ BatchCounts BatchApplier::dead_letter(pqxx::dbtransaction& tx, const QueuedEvent
   letter.error = error;
   if (!sqlstate.empty()) letter.sqlstate = sqlstate;
   DeadLetterRepository(tx).add(letter);
-  IngestCheckpointRepository(tx).save(checkpoint_at(event, 1));
+  IngestCheckpointRepository(tx).save(checkpoint_at(event, 1, follows));
   BatchCounts counts;
   counts.dead_lettered = 1;
   return counts;
 }
 
-IngestCheckpoint BatchApplier::checkpoint_at(const QueuedEvent& last, std::size_t events) const {
+IngestCheckpoint BatchApplier::checkpoint_at(const QueuedEvent& last, std::size_t events,
+                                             std::optional<std::int64_t> follows) const {
   IngestCheckpoint c;
+  c.follows = follows;
   c.instance_id = instance_id_;
   c.log_id = log_id_;
   c.lsn = static_cast<std::int64_t>(last.lsn);

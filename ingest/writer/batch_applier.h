@@ -8,6 +8,7 @@
 // apply() is insert_trades() then finish(): a writer that overlaps batches runs the two steps
 // apart (see WriterLanes), with finish() only after the previous batch committed.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -62,17 +63,19 @@ class BatchApplier {
                            std::span<const TradeKeySet* const> in_flight = {}, OwedStatements* owed = nullptr) const;
   // Step two: the triggers (G2 claims, in log order) and trigger watermarks, then the trade
   // watermarks for the inserted rows and the checkpoint, those two in one query with what `owed`
-  // holds in front. `rows` and `stage` are the same batch's.
+  // holds in front. `rows` and `stage` are the same batch's. `follows`: where the stored
+  // checkpoint must be (IngestCheckpoint::follows; unset: anywhere before).
   BatchCounts finish(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
-                     const TradeStage& stage, OwedStatements* owed = nullptr) const;
+                     const TradeStage& stage, OwedStatements* owed = nullptr,
+                     std::optional<std::int64_t> follows = std::nullopt) const;
 
   // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
   BatchCounts dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
-                          const std::string& sqlstate) const;
+                          const std::string& sqlstate, std::optional<std::int64_t> follows = std::nullopt) const;
 
  private:
-  // This instance's checkpoint just past `last`, covering `events` events.
-  IngestCheckpoint checkpoint_at(const QueuedEvent& last, std::size_t events) const;
+  // This instance's checkpoint just past `last`, covering `events` events, advancing from `follows`.
+  IngestCheckpoint checkpoint_at(const QueuedEvent& last, std::size_t events, std::optional<std::int64_t> follows) const;
   void record_triggers(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, BatchCounts& counts) const;
   std::string instance_id_;
   std::string log_id_;

@@ -165,9 +165,21 @@ DuplicateProbe BatchWriter::probe() const {
   return duplicates_seen_ ? DuplicateProbe::First : DuplicateProbe::OnConflict;
 }
 
+// Where the stored checkpoint must be when `events` advance it (IngestCheckpoint::follows): the
+// writer's batches continue the log from the checkpoint it loaded, each where the one before ended,
+// so it is the lsn before their first event; 0 (no row) for the first events read when there was
+// no checkpoint. Found elsewhere, the batch fails and the checkpoint is read again: a PostgreSQL
+// restart that hid from the sessions took back batches that had committed (LogRetention's guard
+// alone came too late: the next batch advanced the checkpoint over the lost ones).
+std::int64_t BatchWriter::checkpoint_before(std::span<const QueuedEvent> events) const {
+  const std::uint64_t before = events.front().lsn - 1;
+  return resumed_without_row_ == before ? 0 : static_cast<std::int64_t>(before);
+}
+
 std::optional<TxFailure> BatchWriter::dispatch(std::vector<QueuedEvent> batch) {
   dispatched_ = batch.back().end;
-  lanes_->submit(std::move(batch), probe());
+  const std::int64_t follows = checkpoint_before(batch);
+  lanes_->submit(std::move(batch), probe(), follows);
   return settle(lanes_->take_finished(false));
 }
 
@@ -231,7 +243,7 @@ std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> event
     return isolate(events.subspan(half), nullptr);
   }
   const TxFailure& refusal = *refused;
-  lanes_->submit_dead_letter(events[0], refusal);
+  lanes_->submit_dead_letter(events[0], refusal, checkpoint_before(events));
   FinishedBatch letter = take_alone();
   if (!letter.result.applied()) {
     // Nothing may be skipped: the event stays in the log, and this is tried again after a backoff
@@ -252,7 +264,8 @@ std::optional<TxFailure> BatchWriter::isolate(std::span<const QueuedEvent> event
 
 // One batch through the lanes with nothing else in flight; its outcome.
 FinishedBatch BatchWriter::run_alone(std::vector<QueuedEvent> events) {
-  lanes_->submit(std::move(events), probe());
+  const std::int64_t follows = checkpoint_before(events);
+  lanes_->submit(std::move(events), probe(), follows);
   return take_alone();
 }
 
@@ -354,8 +367,10 @@ bool BatchWriter::load_checkpoint() {
     fatal(g2.problem + "; refusing to apply events until it is fixed");
     return false;
   }
-  const auto start = start_position(IngestCheckpointRepository(db_).get(config_.instance_id));
+  const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db_).get(config_.instance_id);
+  const auto start = start_position(checkpoint);
   if (!start) return false;
+  resumed_without_row_ = checkpoint ? std::nullopt : std::optional<std::uint64_t>(start->lsn);
   open_lane_connections();
   resume_from(*start);
   return true;

@@ -33,7 +33,26 @@ std::string record_values(const std::optional<CheckpointRecord>& record) {
 }
 }  // namespace
 
+namespace {
+
+// The save of a checkpoint that must follow the stored one at c.follows (> 0): the row moves only
+// from there.
+std::string advance_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& c) {
+  return "UPDATE pm_ingest_checkpoints SET lsn = " + std::to_string(c.lsn) + ", segment = " + std::to_string(c.segment) +
+         ", segment_offset = " + std::to_string(c.segment_offset) + ", log_offset = " + std::to_string(c.log_offset) +
+         ", applied_events = applied_events + " + std::to_string(c.applied_events) + ", updated_at = " + tx.quote(now_iso()) +
+         ", record_bytes = " + (c.record ? std::to_string(c.record->bytes) : "NULL") +
+         ", record_crc = " + (c.record ? std::to_string(c.record->payload_crc) : "NULL") +
+         " WHERE instance_id = " + tx.quote(c.instance_id) + " AND log_id = " + tx.quote(c.log_id) +
+         " AND lsn = " + std::to_string(*c.follows);
+}
+
+}  // namespace
+
 std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_base& tx, const IngestCheckpoint& c) {
+  if (c.follows && *c.follows > 0) return advance_statement(tx, c);
+  // No row yet (follows 0): an existing one is a conflict, whatever its position.
+  const std::string guard = c.follows ? " AND false" : "";
   return R"(INSERT INTO pm_ingest_checkpoints
          (instance_id, log_id, lsn, segment, segment_offset, log_offset, applied_events, updated_at,
           record_bytes, record_crc)
@@ -46,13 +65,19 @@ std::string IngestCheckpointRepository::save_statement(const pqxx::transaction_b
              applied_events = pm_ingest_checkpoints.applied_events + EXCLUDED.applied_events,
              updated_at = EXCLUDED.updated_at, record_bytes = EXCLUDED.record_bytes,
              record_crc = EXCLUDED.record_crc
-         WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)";
+         WHERE pm_ingest_checkpoints.log_id = EXCLUDED.log_id AND pm_ingest_checkpoints.lsn < EXCLUDED.lsn)" + guard;
 }
 
 void IngestCheckpointRepository::check_saved(const IngestCheckpoint& c, std::uint64_t affected_rows) {
-  if (affected_rows != 1)
+  if (affected_rows == 1) return;
+  if (c.follows)
     throw CheckpointConflict("checkpoint of instance '" + c.instance_id + "' was not advanced to lsn " +
-                             std::to_string(c.lsn) + ": the stored one is newer or belongs to another log");
+                             std::to_string(c.lsn) + ": the stored one is not " +
+                             (*c.follows > 0 ? "at lsn " + std::to_string(*c.follows) : std::string("absent")) +
+                             ", where the batches before left it (PostgreSQL restarted and lost commits its "
+                             "sessions did not see end, or another writer moved it)");
+  throw CheckpointConflict("checkpoint of instance '" + c.instance_id + "' was not advanced to lsn " +
+                           std::to_string(c.lsn) + ": the stored one is newer or belongs to another log");
 }
 
 void IngestCheckpointRepository::save(const IngestCheckpoint& c) const {

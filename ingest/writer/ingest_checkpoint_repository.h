@@ -2,9 +2,10 @@
 // IngestCheckpointRepository: `pm_ingest_checkpoints`, one row per daemon instance: the log
 // position up to which the instance's events are applied. save() is meant to run in the same
 // transaction as the batch it covers, so the tables and the checkpoint commit or roll back
-// together (this is what makes replay exact). A checkpoint never moves backwards and never
-// switches logs: save() throws CheckpointConflict instead (two daemons sharing an instance id,
-// or a log directory swapped under a running instance).
+// together (this is what makes replay exact). A checkpoint never moves backwards, never switches
+// logs and, when told where it must be (IngestCheckpoint::follows), never jumps: save() throws
+// CheckpointConflict instead (two daemons sharing an instance id, a log directory swapped under a
+// running instance, or committed batches a hidden PostgreSQL restart took back).
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -35,6 +36,12 @@ struct IngestCheckpoint {
   // The last applied record (seed/07_checkpoint_record.sql); absent in rows written before that
   // file, or by tests.
   std::optional<CheckpointRecord> record;
+  // For save(): where the stored checkpoint must be for this one to advance it, the end of the
+  // batch before (0: no row yet). A row elsewhere is a CheckpointConflict: a restart of PostgreSQL
+  // its sessions did not show (a transaction-pooling proxy) took committed batches back, and
+  // advancing over them would skip their events for good. Unset: any older position of the same
+  // log will do (pm-ingestctl replay, whose batches may leave LSNs out).
+  std::optional<std::int64_t> follows;
 };
 
 class CheckpointConflict : public std::runtime_error {
@@ -47,7 +54,8 @@ class IngestCheckpointRepository {
   explicit IngestCheckpointRepository(DbTarget target) : target_(target) {}
 
   std::optional<IngestCheckpoint> get(const std::string& instance_id) const;
-  // Inserts or advances the row to `checkpoint` (applied_events is added to the stored count).
+  // Inserts or advances the row to `checkpoint` (applied_events is added to the stored count), from
+  // where checkpoint.follows says when it is set.
   void save(const IngestCheckpoint& checkpoint) const;
   // save() in two halves, for a caller that sends the statement with others (exec_together): its
   // SQL text with the values inline (quoted by tx), and the check of its affected rows, which

@@ -34,7 +34,8 @@
 //   hides it from the sessions nothing else would show it; the restarted server's WAL soon passes
 //   the positions queued before the crash, which would then "confirm" commits the crash lost. A
 //   row behind the position throws PrimaryChanged after forget(), so nothing goes and the writer
-//   re-reads its checkpoint.
+//   re-reads its checkpoint. (A batch committed after the crash cannot move the row over the lost
+//   ones meanwhile: its save advances the row only from where the batch before left it.)
 // - wait_for_standbys = false: only the primary's own flush is waited for, and only when batch
 //   commits do not wait for it (Off); with ServerDefault segments are deleted at once, as before
 //   (a single server whose role does not set synchronous_commit = off).

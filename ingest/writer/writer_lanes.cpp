@@ -18,8 +18,8 @@ std::int32_t lane_lock_class(const std::string& name) {
   return static_cast<std::int32_t>(h & 0x7fffffff);
 }
 
-LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier)
-    : events(std::move(e)), rows(applier.trade_rows(events)) {
+LaneBatch::LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier, std::optional<std::int64_t> follows)
+    : events(std::move(e)), rows(applier.trade_rows(events)), follows(follows) {
   keys.reserve(rows.size());
   for (const TradeRow& row : rows) keys.insert(row);
 }
@@ -63,18 +63,18 @@ WriterLanes::~WriterLanes() {
   for (auto& lane : lanes_) lane->thread.join();
 }
 
-void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe) {
+void WriterLanes::submit(std::vector<QueuedEvent> events, DuplicateProbe probe, std::optional<std::int64_t> follows) {
   Job job;
-  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_, follows);
   job.probe = probe;
   hand_over(std::move(job));
 }
 
-void WriterLanes::submit_dead_letter(QueuedEvent event, TxFailure refusal) {
+void WriterLanes::submit_dead_letter(QueuedEvent event, TxFailure refusal, std::optional<std::int64_t> follows) {
   std::vector<QueuedEvent> events;
   events.push_back(std::move(event));
   Job job;
-  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_);
+  job.batch = std::make_shared<const LaneBatch>(std::move(events), applier_, follows);
   job.dead_letter = std::move(refusal);
   hand_over(std::move(job));
 }
@@ -230,10 +230,16 @@ std::optional<BatchCounts> WriterLanes::run_body(pqxx::dbtransaction& tx, const 
   // says so below and this batch rolls back: nothing it ran meanwhile is kept.
   if (order_.predecessor_running(job.seq)) owed.add(lock_shared_sql(advisory_key(lock_class_, job.seq - 1)));
   if (job.dead_letter) owed.flush(tx);  // the dead letter's statements have parameters
-  std::optional<BatchCounts> counts =
-      job.dead_letter
-          ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message, job.dead_letter->sqlstate)
-          : applier_.finish(tx, batch.events, batch.rows, stage, &owed);
+  std::optional<BatchCounts> counts;
+  try {
+    counts = job.dead_letter ? applier_.dead_letter(tx, batch.events.front(), job.dead_letter->message,
+                                                    job.dead_letter->sqlstate, batch.follows)
+                             : applier_.finish(tx, batch.events, batch.rows, stage, &owed, batch.follows);
+  } catch (const CheckpointConflict&) {
+    // The batch before did not commit (its checkpoint is not there): roll back behind it, as below.
+    if (!order_.await_turn(job.seq)) return std::nullopt;
+    throw;
+  }
   phase_done(phases.finish);
   // Nothing commits before its events are durable in the log: a record lost with the page cache
   // would leave a checkpoint naming an LSN that new events then take.

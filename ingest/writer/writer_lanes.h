@@ -61,10 +61,12 @@ namespace pm {
 // A batch handed to the lanes: its events, its trade rows (views into the events) and their keys.
 // Immutable once built.
 struct LaneBatch {
-  LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier);
+  LaneBatch(std::vector<QueuedEvent> e, const BatchApplier& applier, std::optional<std::int64_t> follows);
   const std::vector<QueuedEvent> events;
   const std::vector<TradeRow> rows;
   TradeKeySet keys;
+  // Where the stored checkpoint must be when this batch advances it (IngestCheckpoint::follows).
+  const std::optional<std::int64_t> follows;
 };
 
 struct FinishedBatch {
@@ -102,11 +104,14 @@ class WriterLanes {
   WriterLanes& operator=(const WriterLanes&) = delete;
 
   // Hands `events` (non-empty, continuing the previous batch) to the next lane; blocks while that
-  // lane is still busy with its previous batch.
-  void submit(std::vector<QueuedEvent> events, DuplicateProbe probe);
+  // lane is still busy with its previous batch. `follows`: where the stored checkpoint must be
+  // when the batch advances it (IngestCheckpoint::follows: the previous batch's end; unset: not
+  // checked). A batch that finds it elsewhere fails (CheckpointConflict), unless a batch before
+  // it failed: then it rolls back behind that one, as always.
+  void submit(std::vector<QueuedEvent> events, DuplicateProbe probe, std::optional<std::int64_t> follows = std::nullopt);
   // Hands one event to the next lane, to be stored in pm_dead_letters with `refusal` (the server's
   // error for it) instead of being applied; otherwise like submit().
-  void submit_dead_letter(QueuedEvent event, TxFailure refusal);
+  void submit_dead_letter(QueuedEvent event, TxFailure refusal, std::optional<std::int64_t> follows = std::nullopt);
   // Finished batches in submission order, starting with the oldest not yet taken. With
   // `wait_for_all` it first waits until nothing is in flight; otherwise it does not block.
   std::vector<FinishedBatch> take_finished(bool wait_for_all);
