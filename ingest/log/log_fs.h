@@ -57,6 +57,7 @@ class LogFs {
  public:
   virtual ~LogFs() = default;
   // Success if it exists; a directory it creates is durable (its parent synced) once it returns.
+  // An existing one's parent is synced too where it can be (an earlier start may have died first).
   virtual std::error_code create_dir(const std::string& dir) = 0;
   virtual std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) = 0;
   virtual std::error_code rename(const std::string& from, const std::string& to) = 0;

@@ -120,7 +120,12 @@ class PosixLogFs final : public LogFs {
  public:
   std::error_code create_dir(const std::string& dir) override {
     if (::mkdir(dir.c_str(), 0750) == 0) return sync_dir(parent_of(dir));  // the new entry, durable
-    if (errno == EEXIST) return {};
+    if (errno == EEXIST) {
+      // Made by an earlier start that may have died before its parent's sync: synced now, at
+      // best (a parent this process may not open is left alone).
+      sync_dir(parent_of(dir));
+      return {};
+    }
     return last_error();
   }
 

@@ -18,8 +18,10 @@
 //   log id.
 // - append() is called by any number of threads at once. Calls are grouped: one leader writes the
 //   whole group (framed by a group marker) with one write and one fdatasync; every caller returns
-//   only when its records are durable (Ok) or definitely not written (DiskFull / IoError: nothing
-//   of the group is left in the file). `on_written` runs for each call's records in LSN order,
+//   only when its records are durable (Ok) or will never be acknowledged (DiskFull / IoError: a
+//   failed write leaves nothing of the group in the file; a failed fdatasync may leave it there,
+//   whole or not, and halts the log: recovery then reads what the storage holds and cuts it as a
+//   torn tail, wal_scan.h). `on_written` runs for each call's records in LSN order,
 //   once the group is written and before its fdatasync (and before any later group's write); it
 //   must be quick. Those records are not durable yet: a consumer may start work on them (the
 //   batch writer starts their transaction meanwhile) but must let nothing outside this process
