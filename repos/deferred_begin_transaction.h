@@ -23,7 +23,10 @@ namespace pm {
 
 class DeferredBeginTransaction final : public pqxx::dbtransaction {
  public:
-  static constexpr const char* kBegin = "BEGIN";
+  // READ COMMITTED whatever the role's or database's default_transaction_isolation says: the
+  // writer's batches rely on each statement seeing what committed before it (a batch's checkpoint
+  // save, run once the batch before committed, must see that batch's row).
+  static constexpr const char* kBegin = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
   explicit DeferredBeginTransaction(pqxx::connection_base& c);
   ~DeferredBeginTransaction() noexcept override;

@@ -285,6 +285,25 @@ TEST(HiddenRestart, ACheckpointAdvancesOnlyFromWhereTheBatchBeforeLeftIt) {
   EXPECT_THROW(repo.save(other_log), CheckpointConflict) << "another log's checkpoint";
 }
 
+// The writer's batches run READ COMMITTED whatever the database's default isolation says. Under
+// REPEATABLE READ a batch's snapshot, taken at its first statement while the batch before was
+// still running, hid that batch's checkpoint row from its save, and overlapping batches failed.
+TEST(HiddenRestart, ADatabaseDefaultingToRepeatableReadDoesNotFailOverlappingBatches) {
+  TestDatabase tdb("repeatable_read");
+  tdb.exec("ALTER DATABASE " + tdb.name() + " SET default_transaction_isolation = 'repeatable read'");
+  DaemonHarness daemon(tdb.url(), {"--writer-connections", "2"});
+  daemon.start();
+  LoadDriver load({daemon.socket()}, LoadOptions{4, 17, true});
+  ASSERT_TRUE(wait_until([&] { return load.acked_count() > 20'000; }, 60s)) << daemon.output();
+  load.stop();
+  expect_exactly_what_was_acked(tdb.url(), load);
+  expect_each_record_applied_once(tdb.url());
+  // Absent (-1) or 0: no batch failed.
+  EXPECT_LE(daemon.metric("pm_ingest_database_errors_total{kind=\"other\"}"), 0) << daemon.output();
+  EXPECT_LE(daemon.metric("pm_ingest_database_errors_total{kind=\"transient\"}"), 0) << daemon.output();
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
 TEST_F(PostgresCrash, ADaemonKilledWithPostgresKeepsTheUnflushedBatchesInItsLog) {
   // --standby-wait off: no standby to wait for, only the primary's own flush.
   DaemonHarness daemon(cluster.url(), {"--wal-segment-bytes", "64K", "--standby-wait", "off"});
