@@ -88,10 +88,12 @@ struct Outcomes {
   std::map<std::string, std::vector<std::string>> rejected;  // reason -> "origin: detail"
   std::vector<std::string> unacknowledged;
   std::size_t acked = 0;
-  bool gave_up = false;  // the client gave lines up: no acknowledgement for give_up_after
+  std::string gave_up;  // why the client first gave lines up ("" until it does)
 };
 
-bool client_gave_up(Outcomes& outcomes) {
+// Why the client first gave lines up (no acknowledgement for give_up_after, a hello refused on
+// a new connection, ...), or "".
+std::string client_gave_up(Outcomes& outcomes) {
   std::lock_guard lock(outcomes.mu);
   return outcomes.gave_up;
 }
@@ -106,7 +108,7 @@ client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin
       outcomes.rejected[o.reason].push_back(origin + (o.detail.empty() ? "" : ": " + o.detail));
     else {
       outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
-      outcomes.gave_up = true;
+      if (outcomes.gave_up.empty()) outcomes.gave_up = o.reason.empty() ? "given up" : o.reason;
     }
   };
 }
@@ -114,14 +116,14 @@ client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin
 // Where reading stopped after the client gave up ("" when the input was read to its end).
 struct StoppedReading {
   std::string after;                  // the origin of the last line sent
+  std::string why;                    // the client's reason for its first give-up
   std::vector<std::string> not_read;  // inputs after the one being read
 };
 
-void print_stop(const SendCommand& c, const StoppedReading& stop) {
+void print_stop(const StoppedReading& stop) {
   if (stop.after.empty()) return;
-  std::cout << fmt::format("stopped reading after {}: no acknowledgement for {} s (--give-up-after); the lines after it "
-                           "were not sent\n",
-                           stop.after, c.give_up_after.count());
+  std::cout << fmt::format("stopped reading after {}: the client gave up ({}); the lines after it were not sent\n",
+                           stop.after, stop.why);
   if (!stop.not_read.empty()) std::cout << fmt::format("inputs not read: {}\n", fmt::join(stop.not_read, ", "));
 }
 
@@ -212,7 +214,10 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
         producer.send(std::move(line.text), recorder(outcomes, line.origin));
         // The first give-up ends the run: waiting give_up_after again for each later window of
         // max_in_flight lines stretched a dead daemon's 60 s into an hour for a large input.
-        if (client_gave_up(outcomes)) stop.after = std::move(line.origin);
+        if (std::string why = client_gave_up(outcomes); !why.empty()) {
+          stop.after = std::move(line.origin);
+          stop.why = std::move(why);
+        }
       }
     }
     // The client gives lines up after give_up_after without progress; after a give-up, the
@@ -221,7 +226,7 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
     stats = producer.stats();
   }
   print_summary(c, sent, inputs.size(), stats, outcomes);
-  print_stop(c, stop);
+  print_stop(stop);
   return outcomes.acked == sent ? 0 : 1;
 }
 

@@ -518,6 +518,7 @@ TEST(CtlSend, StopsReadingItsInputAtTheFirstGiveUp) {
   EXPECT_LE(sent, 20u) << "lines were read past the first give-up: " << out;
   EXPECT_EQ(unacknowledged, sent) << out;
   EXPECT_NE(out.find("stopped reading after " + dir + "/a.ndjson:"), std::string::npos) << out;
+  EXPECT_NE(out.find("the client gave up (no acknowledgement for 1 s)"), std::string::npos) << out;
   EXPECT_NE(out.find("inputs not read: " + dir + "/b.ndjson"), std::string::npos) << out;
   std::filesystem::remove_all(dir);
 }
