@@ -19,6 +19,8 @@ ROLE=predict
 PASSWORD=predict
 DB=predict
 
+# runuser is in /usr/sbin, which a root shell from plain `su` does not have in its PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 if [ "$(id -u)" -eq 0 ]; then RUN_AS=(runuser -u postgres --); OWNER=postgres; else RUN_AS=(); OWNER=$(id -un); fi
 
 cluster_dir() {
@@ -47,11 +49,10 @@ init_cluster() {
   mkdir -p "$DIR" "$SOCKDIR"
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$DIR"
   chmod 700 "$DIR"
-  local pwfile; pwfile=$(mktemp)
-  echo "$PASSWORD" > "$pwfile"; chmod 644 "$pwfile"
+  # The superuser gets no password: it is reached only through the Unix socket in $SOCKDIR, which
+  # only the cluster's owner can open (a password on TCP would let any local user in as superuser).
   pg "$PGBIN/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-     --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 >/dev/null
-  rm -f "$pwfile"
+     -E UTF8 --locale=C.UTF-8 >/dev/null
   cat >> "$DATA/postgresql.conf" <<CONF
 # pm-ingestd private cluster
 listen_addresses = 'localhost'
@@ -64,10 +65,13 @@ CONF
 
 bootstrap_role() {
   local psql=(pg "$PGBIN/../bin/psql" -X -q -h "$SOCKDIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-  "${psql[@]}" -c "DO \$\$ BEGIN
-      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
-        CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
-      END IF; END \$\$;" >/dev/null
+  # The password goes on psql's stdin, not its command line (ps shows that).
+  "${psql[@]}" -f - >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
+    CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
+  END IF; END \$\$;
+SQL
   # The benchmark starts every writer from a fresh checkpoint (PostgreSQL 15's pg_checkpoint role).
   "${psql[@]}" -c "SET client_min_messages TO warning; GRANT pg_checkpoint TO $ROLE" >/dev/null
   if ! "${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then

@@ -20,7 +20,7 @@ pm-ingestd is starting in the foreground (Ctrl-C stops it).
 Send a trade from another terminal (pm-ingestctl send waits for the ack and says what happened):
   echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","token_id":"tok","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | $BUILD_DIR/daemon/pm-ingestctl send --socket $SOCKET
 See it stored:
-  psql "\$(scripts/pg.sh url)" -c 'SELECT * FROM polymarket_trades'
+  PGPASSWORD=predict psql -h localhost -p ${PM_PG_PORT:-5433} -U predict predict -c 'SELECT * FROM polymarket_trades'
 
 INFO
 exec "$BUILD_DIR/daemon/pm-ingestd" --socket "$SOCKET" --wal-dir "$ROOT/var/wal" --metrics-listen "$METRICS" "$@"

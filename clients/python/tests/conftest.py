@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pytest
 
@@ -111,10 +111,21 @@ class PsqlError(AssertionError):
     pass
 
 
+def libpq_env(url: str) -> Dict[str, str]:
+    """The environment that makes psql connect to ``url`` without it on psql's command line (ps
+    shows a command line, password included: the project's secrets never go there)."""
+    parts = urlsplit(url)
+    env = dict(os.environ)
+    env.update({"PGHOST": parts.hostname or "localhost", "PGPORT": str(parts.port or 5432),
+                "PGUSER": unquote(parts.username or ""), "PGPASSWORD": unquote(parts.password or ""),
+                "PGDATABASE": unquote(parts.path.lstrip("/"))})
+    return env
+
+
 def psql(url: str, sql: str) -> List[Dict[str, Optional[str]]]:
     """Rows of ``sql`` as dicts of text (``None`` for NULL), through psql's CSV output."""
     out = subprocess.run([PSQL, "-X", "-q", "--csv", "-v", "ON_ERROR_STOP=1", "-P", f"null={NULL}",
-                          "-d", url, "-c", sql], capture_output=True, text=True)
+                          "-c", sql], capture_output=True, text=True, env=libpq_env(url))
     if out.returncode != 0:
         raise PsqlError(f"psql failed ({out.returncode}) on {sql!r}: {out.stderr.strip()}")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
@@ -140,8 +151,10 @@ class Database:
         self.url = with_database(admin, name)
         psql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         psql(admin, f'CREATE DATABASE "{name}"')
-        subprocess.run([str(ingestctl_bin()), "migrate", "--database-url", self.url], check=True,
-                       capture_output=True, text=True)
+        # The URL goes in the environment: on the command line, ps would show its password, and a
+        # failure's CalledProcessError would print it.
+        subprocess.run([str(ingestctl_bin()), "migrate"], check=True, capture_output=True, text=True,
+                       env={**os.environ, "DATABASE_URL": self.url})
 
     def count(self, sql: str) -> int:
         return int(scalar(self.url, sql) or 0)
@@ -197,12 +210,13 @@ class Daemon:
             raise AssertionError(f"{binary} is missing: build the daemon or set PM_INGESTD_BIN")
         self.starts += 1
         cmd = [str(binary), "--socket", self.socket, "--wal-dir", self.wal_dir,
-               "--metrics-listen", f"127.0.0.1:{free_port()}", "--database-url", self.database_url,
-               "--log-level", "warn", *self.extra_args]
+               "--metrics-listen", f"127.0.0.1:{free_port()}", "--log-level", "warn", *self.extra_args]
         # The daemon takes every PM_INGESTD_<NAME> variable as an option and refuses unknown
-        # ones, PM_INGESTD_BIN included: its options come from the command line alone here.
+        # ones, PM_INGESTD_BIN included: its options come from the command line alone here, and
+        # the URL from DATABASE_URL (never the command line, where ps shows its password).
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PM_INGESTD_") and k != "DATABASE_URL"}
+        env["DATABASE_URL"] = self.database_url
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -250,9 +264,11 @@ def database(request: pytest.FixtureRequest) -> Iterator[Database]:
     try:
         db = Database(admin_url(), name)
     except (OSError, subprocess.CalledProcessError, PsqlError) as exc:
+        # A CalledProcessError's text is its command line; the tools' own stderr masks passwords.
+        what = f"exit {exc.returncode}" if isinstance(exc, subprocess.CalledProcessError) else str(exc)
         detail = getattr(exc, "stderr", "") or ""
         raise AssertionError(f"cannot create the test database (is the private PostgreSQL "
-                             f"running: scripts/pg.sh start?): {exc} {detail}") from exc
+                             f"running: scripts/pg.sh start?): {what} {detail}") from None
     yield db
     db.drop()
 
