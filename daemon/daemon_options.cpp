@@ -105,6 +105,19 @@ std::size_t take_count(const po::variables_map& vm, const std::string& option, l
   return static_cast<std::size_t>(value);
 }
 
+// A duration option in whole `unit`s, bounded: past `most` it overflowed the clock arithmetic
+// (--shutdown-timeout 10000000000 made SIGTERM exit at once; --stale-after wrapped into "every
+// event is stale").
+long take_duration(const po::variables_map& vm, const std::string& option, long least, long most, const char* unit) {
+  const long value = vm[option].as<long>();
+  if (value < least || value > most)
+    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
+                                " " + unit + " (" + std::to_string(value) + " given)");
+  return value;
+}
+
+constexpr long kDaySeconds = 24 * 3600;
+
 constexpr std::size_t kMostLineBytes = wal::kMaxPayload / 2;
 
 mode_t parse_socket_mode(const std::string& text) {
@@ -151,15 +164,18 @@ void describe_socket(po::options_description& desc, const DaemonOptions& d) {
     ("socket", po::value<std::string>()->default_value(d.socket_path), "Unix socket producers connect to (ignored when systemd passes a socket)")
     ("socket-mode", po::value<std::string>()->default_value("0660"), "permissions of the socket file (octal)")
     ("socket-group", po::value<std::string>(), "group of the socket file (name or gid; default: the daemon's)")
-    ("allow-uid", po::value<std::vector<std::string>>()->composing(), "accept producers running as this user (name or uid; repeatable; default: anyone who can open the socket)")
-    ("allow-gid", po::value<std::vector<std::string>>()->composing(), "accept producers whose primary group is this (name or gid; repeatable)");
+    // Not composing: the command line's list replaces the environment's and the config file's
+    // (composing merged them, so a config file's user stayed allowed after the command line named
+    // another); repeating the option within one source still adds to its list.
+    ("allow-uid", po::value<std::vector<std::string>>(), "accept producers running as this user (name or uid; repeatable; default: anyone who can open the socket)")
+    ("allow-gid", po::value<std::vector<std::string>>(), "accept producers whose primary group is this (name or gid; repeatable)");
 }
 
 void describe_log_and_database(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("wal-dir", po::value<std::string>()->default_value(d.wal_dir), "directory of the write-ahead log (one daemon per directory: it is locked; a second daemon exits with status 2)")
     ("wal-max-bytes", po::value<std::string>()->default_value("4G"), "log bytes at which new lines get `busy`: unapplied ones, and applied segments waiting for --archive-dir (checked per chunk read; with none of those a chunk is always taken)")
-    ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file")
+    ("wal-segment-bytes", po::value<std::string>()->default_value("64M"), "size at which the log starts a new segment file (4K to 4G)")
     ("wal-group-delay-us", po::value<long>()->default_value(d.wal_group_delay.count()), "microseconds the log's group leader waits before its write and fdatasync, only while other connections are appending (its previous group held several connections' lines), so more lines share one fdatasync: less CPU under load, at most this much more ack latency; a lone producer never waits; 0: never (at most 10000)")
     ("wal-preallocate", po::value<std::string>()->default_value("on"), "on: once a log segment is a quarter full (a segment that grows with its appends, such as a new log's first: once it holds 64 KiB, and it is left as soon as the spare is ready), a thread prepares the next one's file as zeros (spare.zeros in --wal-dir, --wal-segment-bytes on disk), so each group's fdatasync overwrites existing blocks instead of growing the file; a segment is cut to its records when the next starts. off: plain appends (e.g. on a copy-on-write file system, where zeros written ahead gain nothing)")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
@@ -285,6 +301,9 @@ void take_log_and_database(const po::variables_map& vm, const DatabaseUrlSource&
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
   if (d.wal_max_bytes == 0) throw std::invalid_argument("--wal-max-bytes must be more than 0");
   d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
+  // 0 started a file (and a directory fsync) for every group; terabytes preallocated that much.
+  if (d.wal_segment_bytes < (4u << 10) || d.wal_segment_bytes > (4ull << 30))
+    throw std::invalid_argument("--wal-segment-bytes must be between 4K and 4G (" + std::to_string(d.wal_segment_bytes) + " given)");
   const long group_delay_us = vm["wal-group-delay-us"].as<long>();
   if (group_delay_us < 0 || group_delay_us > 10000)
     throw std::invalid_argument("--wal-group-delay-us must be between 0 and 10000 (" + std::to_string(group_delay_us) + " given)");
@@ -316,18 +335,15 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.batch_max_events = take_count(vm, "batch-max-events", 1, 10'000'000);
   d.writer_connections = take_count(vm, "writer-connections", 1, 16);
   d.synchronous_commit = take_switch(vm, "synchronous-commit");
-  d.batch_max_delay = std::chrono::milliseconds(vm["batch-max-delay-ms"].as<long>());
-  if (d.batch_max_delay.count() < 0) throw std::invalid_argument("--batch-max-delay-ms must be >= 0");
+  d.batch_max_delay = std::chrono::milliseconds(take_duration(vm, "batch-max-delay-ms", 0, 60'000, "ms"));
   d.queue_max_events = take_count(vm, "queue-max-events", 1, 100'000'000);
   const auto unit = parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
   if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
   d.trade_timestamp_unit = *unit;
   d.instance_id = vm["instance-id"].as<std::string>();
   if (d.instance_id.empty()) throw std::invalid_argument("--instance-id must not be empty");
-  d.shutdown_timeout = std::chrono::seconds(vm["shutdown-timeout"].as<long>());
-  if (d.shutdown_timeout.count() < 1) throw std::invalid_argument("--shutdown-timeout must be >= 1");
-  d.stale_after = std::chrono::seconds(vm["stale-after"].as<long>());
-  if (d.stale_after.count() < 1) throw std::invalid_argument("--stale-after must be >= 1");
+  d.shutdown_timeout = std::chrono::seconds(take_duration(vm, "shutdown-timeout", 1, kDaySeconds, "seconds"));
+  d.stale_after = std::chrono::seconds(take_duration(vm, "stale-after", 1, 365 * kDaySeconds, "seconds"));
   d.freshness_alert_seconds = vm["freshness-alert-seconds"].as<double>();
   if (!(d.freshness_alert_seconds > 0 && d.freshness_alert_seconds < kEventVisibleTopBucketSeconds))
     throw std::invalid_argument("--freshness-alert-seconds must be > 0 and below " +
@@ -345,8 +361,7 @@ void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d
     throw std::invalid_argument("--max-line-bytes must be between 256 and " + std::to_string(kMostLineBytes) +
                                 " (8M: the log reads back records of at most 16 MiB)");
   d.max_connections = take_count(vm, "max-connections", 1, 1'000'000);
-  d.reply_timeout = std::chrono::seconds(vm["reply-timeout"].as<long>());
-  if (d.reply_timeout.count() < 1) throw std::invalid_argument("--reply-timeout must be at least 1 second");
+  d.reply_timeout = std::chrono::seconds(take_duration(vm, "reply-timeout", 1, kDaySeconds, "seconds"));
   d.max_connections_per_uid = take_count(vm, "max-connections-per-uid", 0, 1'000'000);
   d.wal_preallocate = take_switch(vm, "wal-preallocate");
   d.standby_wait = take_switch(vm, "standby-wait");
@@ -356,8 +371,7 @@ void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d
 }
 
 void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d) {
-  d.line_timeout = std::chrono::seconds(vm["line-timeout"].as<long>());
-  if (d.line_timeout.count() < 1) throw std::invalid_argument("--line-timeout must be at least 1 second");
+  d.line_timeout = std::chrono::seconds(take_duration(vm, "line-timeout", 1, kDaySeconds, "seconds"));
   d.log_level = vm["log-level"].as<std::string>();
   const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical"};
   if (std::find(levels.begin(), levels.end(), d.log_level) == levels.end())

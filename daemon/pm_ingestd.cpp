@@ -400,12 +400,14 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   metrics.wal_budget_bytes.Set(static_cast<double>(options.wal_max_bytes));
   metrics.event_visible_alert_threshold_seconds.Set(options.freshness_alert_seconds);
   metrics.writer_connections.Set(static_cast<double>(options.writer_connections));
-  const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
-  if (!http) return 1;
   int exit_code = 0;
   const std::unique_ptr<pm::archive::SegmentArchiver> archiver = make_archiver(options, metrics, log);
+  // The log first: it takes the directory's lock, so a second daemon on it exits 2 naming the
+  // first, before it fails on the metrics address its twin holds (exit 1, which systemd restarts).
   const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, archiver.get(), exit_code);
   if (!wal) return exit_code;
+  const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
+  if (!http) return 1;
   if (archiver && !start_archiver(*archiver, *wal, *log)) return 2;
   const ArchiverStop archiver_stop{archiver.get()};  // before the log goes
 

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "ingest/server/connection_session.h"
 #include "ingest/server/protocol.h"
@@ -65,12 +67,12 @@ void Server::bind_socket() {
   }
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw std::runtime_error("socket(): " + errno_text());
-  // Create the file with no access at all, then open it up to the configured mode and group.
-  const mode_t old_umask = ::umask(0777);
-  const int bound = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  const int bind_errno = errno;
-  ::umask(old_umask);
-  if (bound != 0) throw std::runtime_error("cannot bind " + path + ": " + std::strerror(bind_errno));
+  // Create the file with no access at all, then open it up to the configured mode and group. Linux
+  // gives the file the socket's own mode (less the umask): set here, not through umask(), which is
+  // the whole process's (the archiver and the writer already create files on other threads).
+  if (::fchmod(listen_fd_, 0) != 0) throw std::runtime_error("cannot set the mode of the socket: " + errno_text());
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::runtime_error("cannot bind " + path + ": " + errno_text());
   owns_socket_file_ = true;
   if (config_.socket_group && ::chown(path.c_str(), static_cast<uid_t>(-1), *config_.socket_group) != 0)
     throw std::runtime_error("cannot set the group of " + path + ": " + errno_text());
@@ -102,6 +104,7 @@ void Server::stop() {
   }
   if (accept_thread_.joinable()) accept_thread_.join();
   listening_ = false;
+  cut_stalled_connections();
   reap(true);
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (owns_socket_file_) ::unlink(config_.socket_path.c_str());
@@ -125,6 +128,29 @@ bool Server::peer_allowed(const Peer& peer) const {
   const ucred& cred = *peer.credentials;
   return std::find(config_.allow_uids.begin(), config_.allow_uids.end(), cred.uid) != config_.allow_uids.end() ||
          std::find(config_.allow_gids.begin(), config_.allow_gids.end(), cred.gid) != config_.allow_gids.end();
+}
+
+// Each session was woken to send its last ack and end. One whose producer reads none of its
+// replies stays blocked in send() up to --reply-timeout (30 s), past --shutdown-timeout (10 s):
+// every stop then ended in the forced exit, the writer never stopped. After a short grace its
+// socket is shut down, which ends that send (what it acked stays durable; the producer sends the
+// lines it has no ack for again).
+void Server::cut_stalled_connections() {
+  const auto grace = std::min<std::chrono::milliseconds>(config_.reply_timeout, std::chrono::seconds(2));
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  const auto all_done = [this] {
+    std::lock_guard lock(connections_mu_);
+    return std::all_of(connections_.begin(), connections_.end(), [](const auto& c) { return c->done.load(); });
+  };
+  while (!all_done()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::lock_guard lock(connections_mu_);
+      for (const auto& c : connections_)
+        if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // at stop only, for at most the grace
+  }
 }
 
 void Server::reap(bool all) {
@@ -296,7 +322,11 @@ void Server::serve(Connection& connection) {
   } catch (const std::exception& e) {  // out of memory in the session: this connection ends, the daemon does not
     logger_->error("connection from {} ended: {}", connection.peer.who, e.what());
   }
-  ::close(connection.fd);
+  {
+    std::lock_guard lock(connections_mu_);  // cut_stalled_connections() may shut it down meanwhile
+    ::close(connection.fd);
+    connection.fd = -1;
+  }
   release_uid_slot(connection.peer);
   --open_connections_;
   metrics_.producers_connected.Decrement();

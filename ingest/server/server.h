@@ -110,6 +110,10 @@ class Server {
   // REQUIRES: connections_mu_ not held (both take it).
   bool take_uid_slot(const Peer& peer);
   void release_uid_slot(const Peer& peer);
+  // At stop(), after the sessions were woken: shuts down the sockets of those still going after a
+  // short grace (a producer that reads none of its replies holds its session in send()).
+  // REQUIRES: connections_mu_ not held.
+  void cut_stalled_connections();
   // Joins the finished connection threads (all of them at stop()). REQUIRES: connections_mu_ not held.
   void reap(bool all);
 

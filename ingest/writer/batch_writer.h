@@ -121,7 +121,9 @@ class BatchWriter {
   void start();
   void stop();  // idempotent; joins the thread
 
-  // Log offset up to which events are applied (0 until the checkpoint is known). Any thread.
+  // Log offset up to which events are applied: from the log's own record of it (the state file)
+  // until the checkpoint is read, which the backlog budget relies on while PostgreSQL is down.
+  // Any thread.
   std::uint64_t applied_log_offset() const { return applied_log_offset_.load(); }
   std::uint64_t applied_lsn() const { return applied_lsn_.load(); }
   bool database_up() const { return database_up_.load(); }

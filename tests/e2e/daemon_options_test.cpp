@@ -53,7 +53,16 @@ TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamin
       {{"--archive-dir", "/tmp/a", "--archive-max-age", "18446744073709552"}, "--archive-max-age: '18446744073709552' is longer than 100 years"},
       {{"--archive-dir", "/tmp/a", "--archive-max-age", "213503982334602d"}, "is longer than 100 years"},
       {{"--archive-dir", "/tmp/a", "--archive-max-age", "-5d"}, "--archive-max-age: '-5d' is not a duration"},
-      {{"--stale-after=-1"}, "--stale-after must be >= 1"},
+      {{"--stale-after=-1"}, "--stale-after must be between 1 and"},
+      // Durations past a bound overflowed the clock arithmetic: SIGTERM exited at once, every
+      // event counted as stale.
+      {{"--shutdown-timeout", "10000000000"}, "--shutdown-timeout must be between 1 and 86400 seconds"},
+      {{"--stale-after", "9223372036854775"}, "--stale-after must be between 1 and 31536000 seconds"},
+      {{"--reply-timeout", "0"}, "--reply-timeout must be between 1 and 86400 seconds"},
+      {{"--line-timeout", "100000000000"}, "--line-timeout must be between 1 and 86400 seconds"},
+      {{"--batch-max-delay-ms", "-1"}, "--batch-max-delay-ms must be between 0 and 60000 ms"},
+      {{"--wal-segment-bytes", "0"}, "--wal-segment-bytes must be between 4K and 4G"},
+      {{"--wal-segment-bytes", "1024G"}, "--wal-segment-bytes must be between 4K and 4G"},
       {{"--socket-mode", "0668"}, "--socket-mode: '0668' is not an octal mode"},
       {{"--socket-mode=-1"}, "--socket-mode: '-1' is not an octal mode"},
       {{"--socket-mode", "4755"}, "--socket-mode: '4755' sets more than permission bits"},
@@ -121,6 +130,23 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
   ::unsetenv("PM_INGESTD_DATABASE_URL_FILE");
   EXPECT_EQ(from_environment, "postgresql://from-file@localhost/db");
   EXPECT_EQ(past_an_empty_variable, "postgresql://from-config@localhost/db");
+}
+
+// The access list comes from one place, as every option does (command line, else environment,
+// else config file): merged, a user the config file allowed stayed allowed after the command line
+// or the environment named another.
+TEST(DaemonOptions, TheAccessListOfTheCommandLineReplacesTheOnesOfTheEnvironmentAndTheConfigFile) {
+  const std::string dir = make_temp_dir("pm_opts");
+  const std::string config = dir + "/pm-ingestd.conf";
+  std::ofstream(config) << "allow-uid = 1001\nallow-uid = 1002\nallow-gid = 2001\n";
+  EXPECT_EQ(parse({"--config", config}).allow_uids, (std::vector<uid_t>{1001, 1002})) << "repeated in one source: both";
+  ::setenv("PM_INGESTD_ALLOW_UID", "1003", 1);
+  const DaemonOptions from_environment = parse({"--config", config});
+  const DaemonOptions from_command_line = parse({"--config", config, "--allow-uid", "1004", "--allow-uid", "1005"});
+  ::unsetenv("PM_INGESTD_ALLOW_UID");
+  EXPECT_EQ(from_environment.allow_uids, std::vector<uid_t>{1003});
+  EXPECT_EQ(from_environment.allow_gids, std::vector<gid_t>{2001}) << "the config file still gives what nothing else does";
+  EXPECT_EQ(from_command_line.allow_uids, (std::vector<uid_t>{1004, 1005}));
 }
 
 // `--database-url=password=S host=H` (option and value in one argument): the key = value pattern

@@ -818,18 +818,22 @@ TEST_F(DaemonTest, ASecondDaemonOnTheSameLogDirectoryRefusesAndTheFirstKeepsItsR
   std::vector<std::string> lines = trade_lines("c", "locked", 200);
   ASSERT_TRUE(p.send(lines));
   ASSERT_TRUE(p.wait_ack(200, 10s));
-  DaemonHarness second(tdb_->url(), {"--instance-id", "second"});
-  second.process().start(PM_INGESTD_BIN,
-                         {"--socket", second.socket(), "--wal-dir", first.wal_dir(), "--metrics-listen",
-                          "127.0.0.1:" + std::to_string(second.metrics_port()), "--instance-id", "second"},
-                         {{"DATABASE_URL", tdb_->url()}}, second.dir() + "/daemon.log");
-  const auto code = second.process().wait(20s);
-  ASSERT_TRUE(code);
-  EXPECT_EQ(*code, 2);
-  EXPECT_NE(second.output().find("is in use by another pm-ingestd (pid " + std::to_string(first.process().pid()) + ")"),
-            std::string::npos)
-      << second.output();
-  EXPECT_FALSE(socket_accepts(second.socket()));
+  // Its own metrics address, and the first's (a copy of the same config): it opened the metrics
+  // address before the log, and exited 1, "cannot serve /metrics", which systemd restarts.
+  for (const int metrics_port : {free_tcp_port(), first.metrics_port()}) {
+    DaemonHarness second(tdb_->url(), {"--instance-id", "second"});
+    second.process().start(PM_INGESTD_BIN,
+                           {"--socket", second.socket(), "--wal-dir", first.wal_dir(), "--metrics-listen",
+                            "127.0.0.1:" + std::to_string(metrics_port), "--instance-id", "second"},
+                           {{"DATABASE_URL", tdb_->url()}}, second.dir() + "/daemon.log");
+    const auto code = second.process().wait(20s);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 2) << second.output();
+    EXPECT_NE(second.output().find("is in use by another pm-ingestd (pid " + std::to_string(first.process().pid()) + ")"),
+              std::string::npos)
+        << second.output();
+    EXPECT_FALSE(socket_accepts(second.socket()));
+  }
   EXPECT_TRUE(wait_count(kTrades, 200));
   EXPECT_EQ(first.stop(), 0);
   auto verify = run_ctl({"wal-verify", "--wal-dir", first.wal_dir()});

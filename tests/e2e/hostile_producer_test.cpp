@@ -117,6 +117,24 @@ TEST_F(HostileProducer, AProducerThatNeverReadsIsClosedAfterTheReplyTimeoutAndIt
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A producer that reads none of its replies holds its session in send() for up to --reply-timeout
+// (30 s), past --shutdown-timeout (10 s): SIGTERM then always ended in the forced exit ("shutdown
+// took longer"), its writer never stopped. The session's socket is shut down after a short grace.
+TEST_F(HostileProducer, AProducerThatNeverReadsDoesNotHoldUpAStop) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  const int fd = connect_nonblocking(d.socket());
+  ASSERT_GE(fd, 0);
+  const std::string valid = trade_line("stop-held", "v0") + "\n";
+  ASSERT_EQ(send_until_refused(fd, valid, valid.size(), 5000ms), valid.size());
+  send_until_refused(fd, std::string(64 << 10, '\n'), 16 << 20, 300ms);  // error replies nobody reads
+  ASSERT_TRUE(wait_until([&] { return query_count(tdb_->url(), "SELECT count(*) FROM polymarket_trades WHERE condition_id = 'stop-held'") == 1; }, 20s));
+  EXPECT_EQ(d.stop(60s), 0) << d.output();
+  EXPECT_EQ(d.output().find("shutdown took longer"), std::string::npos) << d.output();
+  EXPECT_NE(d.output().find("stopped; applied up to"), std::string::npos) << d.output();
+  ::close(fd);
+}
+
 // Reads what the daemon sends until it closes the connection (or `timeout`); while nothing comes,
 // sends one more byte of the unfinished line every 100 ms, as a producer at 10 bytes/s would.
 std::string trickle_until_closed(int fd, std::chrono::milliseconds timeout, bool& closed) {
