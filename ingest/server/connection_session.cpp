@@ -62,7 +62,8 @@ bool send_all(int fd, const std::string& data) {
 
 ConnectionSession::ConnectionSession(int fd, std::string peer, const SessionLimits& limits, IngestPipeline& pipeline,
                                      IngestMetrics& metrics, spdlog::logger& logger, int wake_fd,
-                                     const std::atomic<std::size_t>& open_connections)
+                                     const std::atomic<std::size_t>& open_connections,
+                                     std::atomic<std::int64_t>& sending_since)
     : fd_(fd),
       peer_(std::move(peer)),
       limits_(limits),
@@ -71,6 +72,7 @@ ConnectionSession::ConnectionSession(int fd, std::string peer, const SessionLimi
       logger_(logger),
       wake_fd_(wake_fd),
       open_connections_(open_connections),
+      sending_since_(sending_since),
       splitter_(limits.max_line_bytes),
       line_fn_([this](std::uint64_t number, std::string_view text, bool too_long) { on_line(number, text, too_long); }) {}
 
@@ -221,7 +223,10 @@ bool ConnectionSession::answer() {
 
 // Sends `replies_`; false when the producer went away or did not read them for reply_timeout.
 bool ConnectionSession::send_replies() {
-  if (send_all(fd_, replies_)) return true;
+  sending_since_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  const bool sent = send_all(fd_, replies_);
+  sending_since_ = 0;
+  if (sent) return true;
   if (errno == EAGAIN || errno == EWOULDBLOCK) {
     logger_.warn("closed the connection of {}: its replies were not read for {} s (--reply-timeout)", peer_,
                  limits_.reply_timeout.count());

@@ -58,9 +58,12 @@ bool send_all(int fd, const std::string& data);
 
 class ConnectionSession {
  public:
-  // `peer` names the producer in log lines ("pid P uid U gid G").
+  // `peer` names the producer in log lines ("pid P uid U gid G"). `sending_since` holds, while a
+  // send of replies is under way, when it began (steady clock, ns), else 0: the server's stop cuts
+  // a send that has waited too long on a producer that does not read.
   ConnectionSession(int fd, std::string peer, const SessionLimits& limits, IngestPipeline& pipeline, IngestMetrics& metrics,
-                    spdlog::logger& logger, int wake_fd, const std::atomic<std::size_t>& open_connections);
+                    spdlog::logger& logger, int wake_fd, const std::atomic<std::size_t>& open_connections,
+                    std::atomic<std::int64_t>& sending_since);
   ConnectionSession(const ConnectionSession&) = delete;
   ConnectionSession& operator=(const ConnectionSession&) = delete;
 
@@ -101,6 +104,7 @@ class ConnectionSession {
   spdlog::logger& logger_;
   const int wake_fd_;
   const std::atomic<std::size_t>& open_connections_;
+  std::atomic<std::int64_t>& sending_since_;
 
   LineDecoder decoder_;
   LineSplitter splitter_;

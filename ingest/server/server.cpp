@@ -35,10 +35,11 @@ struct Server::Peer {
 };
 
 struct Server::Connection {
-  int fd = -1;
+  int fd = -1;  // -1 once closed (under connections_mu_)
   Peer peer;
   std::thread thread;
   std::atomic<bool> done{false};
+  std::atomic<std::int64_t> sending_since{0};  // ConnectionSession's: when its send under way began
 };
 
 Server::Server(ServerConfig config, IngestPipeline& pipeline, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger)
@@ -132,24 +133,26 @@ bool Server::peer_allowed(const Peer& peer) const {
 
 // Each session was woken to send its last ack and end. One whose producer reads none of its
 // replies stays blocked in send() up to --reply-timeout (30 s), past --shutdown-timeout (10 s):
-// every stop then ended in the forced exit, the writer never stopped. After a short grace its
-// socket is shut down, which ends that send (what it acked stays durable; the producer sends the
-// lines it has no ack for again).
+// every stop then ended in the forced exit, the writer never stopped. A send that has waited
+// longer than a short grace has its socket shut down, which ends it (what was acked stays
+// durable; the producer sends the lines it has no ack for again). A session still in the log's
+// fdatasync (a slow disk) is left to finish and send its ack; the forced exit bounds that wait.
 void Server::cut_stalled_connections() {
-  const auto grace = std::min<std::chrono::milliseconds>(config_.reply_timeout, std::chrono::seconds(2));
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  const auto all_done = [this] {
-    std::lock_guard lock(connections_mu_);
-    return std::all_of(connections_.begin(), connections_.end(), [](const auto& c) { return c->done.load(); });
-  };
-  while (!all_done()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
+  const auto grace = std::min<std::chrono::nanoseconds>(config_.reply_timeout, std::chrono::seconds(2));
+  for (;;) {
+    {
       std::lock_guard lock(connections_mu_);
-      for (const auto& c : connections_)
-        if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
-      return;
+      const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+      bool all_done = true;
+      for (const auto& c : connections_) {
+        if (c->done) continue;
+        all_done = false;
+        const std::int64_t since = c->sending_since;
+        if (since != 0 && now - since >= grace.count() && c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
+      }
+      if (all_done) return;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // at stop only, for at most the grace
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // at stop only
   }
 }
 
@@ -317,7 +320,8 @@ void Server::serve(Connection& connection) {
   name_this_thread("pm-conn");
   const SessionLimits limits{config_.max_line_bytes, config_.stale_after_ms, config_.reply_timeout, config_.line_timeout};
   try {
-    ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_)
+    ConnectionSession(connection.fd, connection.peer.who, limits, pipeline_, metrics_, *logger_, wake_fd_, open_connections_,
+                      connection.sending_since)
         .run();
   } catch (const std::exception& e) {  // out of memory in the session: this connection ends, the daemon does not
     logger_->error("connection from {} ended: {}", connection.peer.who, e.what());

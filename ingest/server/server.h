@@ -81,7 +81,8 @@ class Server {
   // naming the path and the reason (in use by a running daemon, not a socket, permission, ...).
   void start();
   // Stops accepting; each connection finishes the chunk it is handling (its ack included) and is
-  // closed. Joins every thread. Removes the socket file it created.
+  // closed, except that a reply send blocked for 2 s (or reply_timeout, if shorter) on a producer
+  // that does not read is cut. Joins every thread. Removes the socket file it created.
   void stop();
 
   bool listening() const { return listening_.load(); }
@@ -110,8 +111,9 @@ class Server {
   // REQUIRES: connections_mu_ not held (both take it).
   bool take_uid_slot(const Peer& peer);
   void release_uid_slot(const Peer& peer);
-  // At stop(), after the sessions were woken: shuts down the sockets of those still going after a
-  // short grace (a producer that reads none of its replies holds its session in send()).
+  // At stop(), after the sessions were woken: waits until every session is done, shutting down the
+  // socket of one whose reply send has waited past a short grace (a producer that reads none of
+  // its replies holds its session in send()).
   // REQUIRES: connections_mu_ not held.
   void cut_stalled_connections();
   // Joins the finished connection threads (all of them at stop()). REQUIRES: connections_mu_ not held.
