@@ -96,12 +96,17 @@ gid_t parse_gid(const std::string& option, const std::string& text) {
   throw std::invalid_argument("--" + option + ": no group '" + text + "'");
 }
 
+// Throws unless least <= value <= most: "--OPTION must be between LEAST and MOST[ UNIT] (V given)".
+void require_between(const std::string& option, long long value, long long least, long long most, const std::string& unit = "") {
+  if (value < least || value > most)
+    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
+                                (unit.empty() ? "" : " " + unit) + " (" + std::to_string(value) + " given)");
+}
+
 // A count option, read as a signed number so "-1" is refused instead of wrapping.
 std::size_t take_count(const po::variables_map& vm, const std::string& option, long long least, long long most) {
   const long long value = vm[option].as<long long>();
-  if (value < least || value > most)
-    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
-                                " (" + std::to_string(value) + " given)");
+  require_between(option, value, least, most);
   return static_cast<std::size_t>(value);
 }
 
@@ -110,9 +115,7 @@ std::size_t take_count(const po::variables_map& vm, const std::string& option, l
 // event is stale").
 long take_duration(const po::variables_map& vm, const std::string& option, long least, long most, const char* unit) {
   const long value = vm[option].as<long>();
-  if (value < least || value > most)
-    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
-                                " " + unit + " (" + std::to_string(value) + " given)");
+  require_between(option, value, least, most, unit);
   return value;
 }
 
@@ -305,8 +308,7 @@ void take_log_and_database(const po::variables_map& vm, const DatabaseUrlSource&
   if (d.wal_segment_bytes < (4u << 10) || d.wal_segment_bytes > (4ull << 30))
     throw std::invalid_argument("--wal-segment-bytes must be between 4K and 4G (" + std::to_string(d.wal_segment_bytes) + " given)");
   const long group_delay_us = vm["wal-group-delay-us"].as<long>();
-  if (group_delay_us < 0 || group_delay_us > 10000)
-    throw std::invalid_argument("--wal-group-delay-us must be between 0 and 10000 (" + std::to_string(group_delay_us) + " given)");
+  require_between("wal-group-delay-us", group_delay_us, 0, 10000);
   d.wal_group_delay = std::chrono::microseconds(group_delay_us);
   const auto url = resolve_database_url(source.url, source.url_file);
   if (!url) throw std::invalid_argument("no database: set DATABASE_URL, --database-url or --database-url-file");
