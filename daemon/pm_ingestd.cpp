@@ -145,6 +145,9 @@ pm::ServerConfig server_config(const pm::DaemonOptions& options, spdlog::logger&
   server_config.max_connections = options.max_connections;
   server_config.reply_timeout = options.reply_timeout;
   server_config.line_timeout = options.line_timeout;
+  // A quarter of the stop's time at most (--shutdown-timeout may be 1 s): the writer's last batch
+  // needs the rest before the forced exit.
+  server_config.stop_grace = std::min<std::chrono::milliseconds>(std::chrono::seconds(2), options.shutdown_timeout / 4);
   server_config.max_connections_per_uid = options.max_connections_per_uid;
   server_config.stale_after_ms = options.stale_after.count() * 1000;
   return server_config;

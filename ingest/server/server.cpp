@@ -134,11 +134,11 @@ bool Server::peer_allowed(const Peer& peer) const {
 // Each session was woken to send its last ack and end. One whose producer reads none of its
 // replies stays blocked in send() up to --reply-timeout (30 s), past --shutdown-timeout (10 s):
 // every stop then ended in the forced exit, the writer never stopped. A send that has waited
-// longer than a short grace has its socket shut down, which ends it (what was acked stays
+// longer than a short grace (ServerConfig::stop_grace) has its socket shut down, which ends it (what was acked stays
 // durable; the producer sends the lines it has no ack for again). A session still in the log's
 // fdatasync (a slow disk) is left to finish and send its ack; the forced exit bounds that wait.
 void Server::cut_stalled_connections() {
-  const auto grace = std::min<std::chrono::nanoseconds>(config_.reply_timeout, std::chrono::seconds(2));
+  const auto grace = std::min<std::chrono::nanoseconds>(config_.reply_timeout, config_.stop_grace);
   for (;;) {
     {
       std::lock_guard lock(connections_mu_);

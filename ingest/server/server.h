@@ -70,6 +70,9 @@ struct ServerConfig {
   std::int64_t stale_after_ms = 300'000;  // G1: events older than this on arrival are counted
   std::chrono::seconds reply_timeout{kSendTimeoutSeconds};  // a send blocked this long closes the connection
   std::chrono::seconds line_timeout{kLineTimeoutSeconds};    // a line incomplete this long closes the connection
+  // At stop(), a reply send blocked this long (or reply_timeout, if shorter) is cut; the daemon
+  // keeps it well inside its --shutdown-timeout.
+  std::chrono::milliseconds stop_grace{2000};
 };
 
 class Server {
@@ -81,8 +84,8 @@ class Server {
   // naming the path and the reason (in use by a running daemon, not a socket, permission, ...).
   void start();
   // Stops accepting; each connection finishes the chunk it is handling (its ack included) and is
-  // closed, except that a reply send blocked for 2 s (or reply_timeout, if shorter) on a producer
-  // that does not read is cut. Joins every thread. Removes the socket file it created.
+  // closed, except that a reply send blocked for stop_grace (or reply_timeout, if shorter) on a
+  // producer that does not read is cut. Joins every thread. Removes the socket file it created.
   void stop();
 
   bool listening() const { return listening_.load(); }

@@ -119,9 +119,12 @@ TEST_F(HostileProducer, AProducerThatNeverReadsIsClosedAfterTheReplyTimeoutAndIt
 
 // A producer that reads none of its replies holds its session in send() for up to --reply-timeout
 // (30 s), past --shutdown-timeout (10 s): SIGTERM then always ended in the forced exit ("shutdown
-// took longer"), its writer never stopped. The session's socket is shut down after a short grace.
-TEST_F(HostileProducer, AProducerThatNeverReadsDoesNotHoldUpAStop) {
-  DaemonHarness d(tdb_->url());
+// took longer"), its writer never stopped. The session's socket is shut down after a short grace,
+// which stays inside --shutdown-timeout however short (it was 2 s, past a --shutdown-timeout of 1).
+class StopWithANeverReadingProducer : public HostileProducer, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(StopWithANeverReadingProducer, DoesNotEndInTheForcedExit) {
+  DaemonHarness d(tdb_->url(), {"--shutdown-timeout", GetParam()});
   d.start();
   const int fd = connect_nonblocking(d.socket());
   ASSERT_GE(fd, 0);
@@ -133,7 +136,11 @@ TEST_F(HostileProducer, AProducerThatNeverReadsDoesNotHoldUpAStop) {
   EXPECT_EQ(d.output().find("shutdown took longer"), std::string::npos) << d.output();
   EXPECT_NE(d.output().find("stopped; applied up to"), std::string::npos) << d.output();
   ::close(fd);
+  tdb_->exec("DELETE FROM polymarket_trades WHERE condition_id = 'stop-held'");
 }
+
+INSTANTIATE_TEST_SUITE_P(HostileProducer, StopWithANeverReadingProducer, ::testing::Values("10", "1"),
+                         [](const auto& info) { return std::string("ShutdownTimeout") + info.param + "s"; });
 
 // Reads what the daemon sends until it closes the connection (or `timeout`); while nothing comes,
 // sends one more byte of the unfinished line every 100 ms, as a producer at 10 bytes/s would.
