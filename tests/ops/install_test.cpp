@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <regex>
 
 #include "tests/ops/ops_util.h"
 #include "tests/support/daemon_harness.h"
@@ -75,6 +76,10 @@ TEST(OpsInstall, DaemonComponentLandsWhereADebianAdminExpectsIt) {
     EXPECT_TRUE(contains(read_file(etc + "/passwd"), "pm-ingestd:x:")) << read_file(etc + "/passwd");
     EXPECT_TRUE(contains(read_file(etc + "/passwd"), ":/var/lib/pm-ingestd:/usr/sbin/nologin\n"));
     EXPECT_TRUE(contains(read_file(etc + "/group"), "pm-ingestd:x:")) << read_file(etc + "/group");
+    // Producers join pm-producers, the socket's group (pm-ingestd's members could read what the
+    // daemon's group may); the daemon is a member, so it may give a socket it creates that group.
+    const std::regex producers("(^|\n)pm-producers:x:[0-9]+:pm-ingestd\n");
+    EXPECT_TRUE(std::regex_search(read_file(etc + "/group"), producers)) << read_file(etc + "/group");
   }
   std::filesystem::remove_all(root);
 }

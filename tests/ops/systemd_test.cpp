@@ -78,7 +78,7 @@ TEST(OpsSystemd, UnitsSayWhatTheIssueAsksAndMatchTheDaemonsDefaults) {
                            "MemoryDenyWriteExecute=yes\n", "SystemCallArchitectures=native\n"})
     EXPECT_TRUE(contains(service, std::string("\n") + line)) << line;
   EXPECT_FALSE(contains(service, "\nPrivateUsers=yes")) << "PrivateUsers would hide producers' uids from SO_PEERCRED";
-  for (const char* line : {"ListenStream=/run/pm-ingestd/ingest.sock\n", "SocketMode=0660\n", "SocketGroup=pm-ingestd\n"})
+  for (const char* line : {"ListenStream=/run/pm-ingestd/ingest.sock\n", "SocketMode=0660\n", "SocketGroup=pm-producers\n"})
     EXPECT_TRUE(contains(socket, std::string("\n") + line)) << line;
   // The socket outlives restarts of the service, as the README says: PartOf= stopped it (and,
   // with RemoveOnStop=, deleted it) with every `systemctl restart pm-ingestd`.
