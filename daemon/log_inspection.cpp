@@ -48,7 +48,7 @@ LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal
 }
 
 std::string damage_advice(const std::string& dir) {
-  return "What to do: the daemon will not apply a damaged log (it refuses to start; systemd does not restart it). "
+  return "What to do: the daemon will not apply a damaged log (it refuses to start, exit 2; systemd does not restart it, though with the socket unit the next producer connection starts it again: `systemctl stop pm-ingestd.socket` keeps it down). "
          "List what can still be read, and the skipped byte ranges and LSNs, with `pm-ingestctl wal-verify --salvage "
          "--wal-dir " + dir + "`; print those events (lsn, a tab, the event) with `pm-ingestctl wal-dump --salvage --wal-dir " +
          dir + "` and send them again with `... | grep -v '^#' | cut -f2- | pm-ingestctl send` (trades and triggers are "

@@ -26,9 +26,10 @@ prometheus::Histogram& histogram(Registry& r, const std::string& name, const std
   return BuildHistogram().Name(name).Help(help).Register(r).Add({}, std::move(buckets));
 }
 
-// fdatasync and commit latencies: 50 us to 10 s.
+// fdatasync, commit and batch phase latencies: 50 us to 2 minutes (a batch may run up to
+// PostgreSQL's 60 s statement timeout, and its begin phase includes retries).
 prometheus::Histogram::BucketBoundaries latency_buckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 }
 
 // Arrival to visible in PostgreSQL: 1 ms (an idle writer) to 5 minutes (a replayed backlog).
@@ -45,7 +46,7 @@ prometheus::Histogram::BucketBoundaries batch_size_buckets() {
 IngestMetrics::IngestMetrics(const std::string& version)
     : registry_(std::make_shared<Registry>()),
       received_family_(counters(*registry_, "pm_ingest_events_received_total", "Valid events received from producers and made durable (acked), by type; a line answered busy counts when it is sent again and taken.")),
-      rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason (a line still unfinished at --line-timeout gets busy and is counted in pm_ingest_connections_closed_total instead, unless already too_long).")),
+      rejected_family_(counters(*registry_, "pm_ingest_events_rejected_total", "Lines rejected with an error reply, by protocol reason (a line still unfinished at --line-timeout gets busy and is counted in pm_ingest_connections_closed_total instead, unless already too_long; busy replies while the daemon stops are counted as shutting_down).")),
       stale_family_(counters(*registry_, "pm_ingest_stale_events_total", "Events whose own time was older than --stale-after on arrival (G1), by type; counted as pm_ingest_events_received_total is.")),
       refused_family_(counters(*registry_, "pm_ingest_connections_refused_total", "Producer connections refused, by reason.")),
       closed_family_(counters(*registry_, "pm_ingest_connections_closed_total", "Producer connections the daemon closed, by reason (line_timeout: a partial line held past --line-timeout; reply_timeout: replies not read for --reply-timeout).")),
@@ -120,7 +121,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       .Register(*registry_)
       .Add({{"version", version}})
       .Set(1);
-  for (const char* reason : {"parse", "schema", "range", "timestamp_units", "too_long", "busy"}) rejected(reason);
+  for (const char* reason : {"parse", "schema", "range", "timestamp_units", "too_long", "busy", "shutting_down"}) rejected(reason);
   for (const char* table : {"polymarket_trades", "polymarket_first_triggers", "trade_watermarks", "trigger_watermarks", "pm_dead_letters"})
     rows_written(table);
   for (const char* reason : {"peer_credentials", "too_many", "too_many_per_uid", "no_thread", "no_fd"}) connections_refused(reason);

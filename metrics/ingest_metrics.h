@@ -82,7 +82,7 @@ class IngestMetrics {
   prometheus::Counter& queue_overflow_events;  // left on disk, read back by the writer
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_commit_seconds;
-  // One committed batch's transaction by phase (begin, trades, turn, finish, commit): where the
+  // One committed batch's transaction by phase (begin, trades, durable, turn, finish, commit): where the
   // time between a batch's start and its rows becoming visible goes.
   prometheus::Histogram& batch_phase_seconds(const std::string& phase);
   // Freshness: from an event's arrival to the commit that made it visible, one observation per

@@ -206,7 +206,10 @@ bool ConnectionSession::answer() {
   replies_.clear();
   for (const auto& e : errors_) {
     append_error(replies_, e.reason, e.line, e.detail);
-    metrics_.rejected(to_string(e.reason)).Increment();
+    // A stop's refusals are `busy` on the wire but counted apart: PmIngestdRejectingBusy pages on
+    // busy (budget or disk), which a routine restart must not.
+    const bool stopping = e.reason == RejectReason::Busy && result == SubmitResult::ShuttingDown;
+    metrics_.rejected(stopping ? "shutting_down" : to_string(e.reason)).Increment();
   }
   const bool ack_only = errors_.empty();
   errors_.clear();
