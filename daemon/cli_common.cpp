@@ -2,6 +2,7 @@
 
 #include "repos/database_config.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -21,12 +22,14 @@ void mask_password(char* arg) {
 std::optional<std::string> database_url_given(const std::string& explicit_url, const std::string& url_file) {
   if (!explicit_url.empty()) return explicit_url;
   if (!url_file.empty()) {
+    errno = 0;
     std::ifstream in(url_file);
-    if (!in) throw std::runtime_error("cannot read --database-url-file " + url_file);
+    if (!in)
+      throw UsageError("cannot read --database-url-file " + url_file + (errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
     std::string line;
     std::getline(in, line);
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty()) throw std::runtime_error("--database-url-file " + url_file + " is empty");
+    if (line.empty()) throw UsageError("--database-url-file " + url_file + " is empty");
     return line;
   }
   if (const char* env = std::getenv("DATABASE_URL"); env != nullptr && *env != '\0')
@@ -35,6 +38,13 @@ std::optional<std::string> database_url_given(const std::string& explicit_url, c
 }
 
 }  // namespace
+
+long long require_between(const std::string& option, long long value, long long least, long long most, const std::string& unit) {
+  if (value < least || value > most)
+    throw UsageError("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
+                     (unit.empty() ? "" : " " + unit) + " (" + std::to_string(value) + " given)");
+  return value;
+}
 
 void scrub_argv_passwords(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

@@ -13,6 +13,12 @@ struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// `value` when least <= value <= most; otherwise throws a UsageError "--OPTION must be between
+// LEAST and MOST[ UNIT] (VALUE given)". Options are read as signed numbers so that "-1" is
+// refused instead of wrapping to a huge count.
+long long require_between(const std::string& option, long long value, long long least, long long most,
+                          const std::string& unit = "");
+
 // Overwrites, in place, the password of any connection URL found in argv (so `ps` shows "***"
 // padded with '*'). Call once, after the options were parsed (they hold copies) and before
 // other threads run.
@@ -20,6 +26,7 @@ void scrub_argv_passwords(int argc, char** argv);
 
 // The database URL: the explicit value if given, else the first line of `url_file`, else
 // DATABASE_URL, else nullopt. Its password is made known to redact_url() (remember_passwords_of).
+// Throws a UsageError naming the file and why when the file cannot be read or is empty.
 std::optional<std::string> resolve_database_url(const std::string& explicit_url,
                                                 const std::string& url_file);
 

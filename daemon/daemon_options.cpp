@@ -96,13 +96,6 @@ gid_t parse_gid(const std::string& option, const std::string& text) {
   throw std::invalid_argument("--" + option + ": no group '" + text + "'");
 }
 
-// Throws unless least <= value <= most: "--OPTION must be between LEAST and MOST[ UNIT] (V given)".
-void require_between(const std::string& option, long long value, long long least, long long most, const std::string& unit = "") {
-  if (value < least || value > most)
-    throw std::invalid_argument("--" + option + " must be between " + std::to_string(least) + " and " + std::to_string(most) +
-                                (unit.empty() ? "" : " " + unit) + " (" + std::to_string(value) + " given)");
-}
-
 // A count option, read as a signed number so "-1" is refused instead of wrapping.
 std::size_t take_count(const po::variables_map& vm, const std::string& option, long long least, long long most) {
   const long long value = vm[option].as<long long>();

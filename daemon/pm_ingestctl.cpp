@@ -1,6 +1,7 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -80,17 +81,22 @@ constexpr const char* kUsage =
     "such command) or damage, 3 replay skipped damaged ranges (--skip-damaged).\n"
     "\n";
 
+// A number option, read signed so that "-1" is refused instead of wrapping to a huge count.
+long long bounded(const po::variables_map& vm, const std::string& option, long long least, long long most) {
+  return pm::require_between(option, vm[option].as<long long>(), least, most);
+}
+
+constexpr long long kNoLimit = std::numeric_limits<long long>::max();
+
 pm::DatabaseConfig database_config(const po::variables_map& vm) {
   auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(),
                                       vm["database-url-file"].as<std::string>());
-  if (!url) throw std::runtime_error("no database: give --database-url, --database-url-file or DATABASE_URL");
+  if (!url) throw pm::UsageError("no database: give --database-url, --database-url-file or DATABASE_URL");
   pm::DatabaseConfig config;
   config.url = *url;
   config.min_connections = 0;
   config.max_connections = 2;
-  config.reconnect_max_attempts = vm["connect-attempts"].as<int>();
-  if (config.reconnect_max_attempts < 1)
-    throw pm::UsageError("--connect-attempts must be at least 1 (" + std::to_string(config.reconnect_max_attempts) + " given)");
+  config.reconnect_max_attempts = static_cast<int>(bounded(vm, "connect-attempts", 1, 1000));
   return config;
 }
 
@@ -158,7 +164,9 @@ int run_status(const po::variables_map& vm) {
 }
 
 int run_checkpoint_reset(const po::variables_map& vm) {
-  const std::string instance = vm["instance-id"].as<std::string>().empty() ? "default" : vm["instance-id"].as<std::string>();
+  // Named, never defaulted: a reset makes a running daemon apply its whole log again.
+  const std::string instance = vm["instance-id"].as<std::string>();
+  if (instance.empty()) throw pm::UsageError("checkpoint-reset needs --instance-id ID (the daemon's, 'default' unless it was given one)");
   pm::Database db(database_config(vm));
   const bool removed = pm::IngestCheckpointRepository(db).reset(instance);
   std::cout << (removed ? "checkpoint of instance '" + instance + "' removed" : "instance '" + instance + "' had no checkpoint") << "\n";
@@ -192,11 +200,11 @@ void say_where_the_limit_stopped(bool cut, std::uint64_t limit) {
 
 int run_wal_dump(const po::variables_map& vm) {
   const std::string dir = required_wal_dir(vm);
-  const std::uint64_t from = vm["from-lsn"].as<std::uint64_t>();
+  const auto from = static_cast<std::uint64_t>(bounded(vm, "from-lsn", 0, kNoLimit));
   const bool salvage = vm["salvage"].as<bool>();
   // --salvage prints everything unless a limit is given: its output is what an operator sends
   // again before the damaged log is moved away.
-  const std::uint64_t limit = salvage && vm["limit"].defaulted() ? UINT64_MAX : vm["limit"].as<std::uint64_t>();
+  const std::uint64_t limit = salvage && vm["limit"].defaulted() ? UINT64_MAX : static_cast<std::uint64_t>(bounded(vm, "limit", 0, kNoLimit));
   bool cut = false;
   if (salvage) {
     const std::uint64_t damaged = pm::ctl::salvage(dir, true, from, limit, std::cout, &cut);
@@ -233,16 +241,14 @@ int run_replay(const po::variables_map& vm) {
   if (vm.count("source")) c.sources = vm["source"].as<std::vector<std::string>>();
   if (c.sources.empty()) throw pm::UsageError("replay needs --source DIR (archive or log directories, repeatable)");
   if (!vm["dry-run"].as<bool>()) c.database = database_config(vm);
-  if (c.database) c.database->max_connections = static_cast<int>(vm["writer-connections"].as<std::size_t>()) + 1;
-  c.from_lsn = vm["from-lsn"].as<std::uint64_t>();
-  c.to_lsn = vm["to-lsn"].as<std::uint64_t>();
+  c.batch_max_events = static_cast<std::size_t>(bounded(vm, "batch-max-events", 1, 10'000'000));
+  c.connections = static_cast<std::size_t>(bounded(vm, "writer-connections", 1, 16));
+  if (c.database) c.database->max_connections = static_cast<int>(c.connections) + 1;
+  c.from_lsn = static_cast<std::uint64_t>(bounded(vm, "from-lsn", 0, kNoLimit));
+  if (!vm["to-lsn"].defaulted()) c.to_lsn = static_cast<std::uint64_t>(bounded(vm, "to-lsn", 0, kNoLimit));
   if (vm.count("until")) c.until = vm["until"].as<std::string>();
   c.skip_damaged = vm["skip-damaged"].as<bool>();  // before the instance: its name says so
   c.instance_id = vm["instance-id"].as<std::string>().empty() ? pm::ctl::default_replay_instance(c) : vm["instance-id"].as<std::string>();
-  c.batch_max_events = vm["batch-max-events"].as<std::size_t>();
-  c.connections = vm["writer-connections"].as<std::size_t>();
-  if (c.batch_max_events < 1 || c.connections < 1 || c.connections > 16)
-    throw pm::UsageError("--batch-max-events must be >= 1 and --writer-connections between 1 and 16");
   const auto unit = pm::parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
   if (!unit) throw pm::UsageError("--trade-timestamp-unit must be ms or s");
   c.trade_timestamp_unit = *unit;
@@ -266,10 +272,8 @@ int run_send(const po::variables_map& vm) {
   c.socket_path = vm["socket"].as<std::string>();
   if (vm.count("input")) c.inputs = vm["input"].as<std::vector<std::string>>();
   c.format = vm["format"].as<std::string>();
-  c.max_in_flight = vm["max-in-flight"].as<std::size_t>();
-  c.give_up_after = std::chrono::seconds(vm["give-up-after"].as<long>());
-  if (c.max_in_flight < 1 || c.give_up_after.count() < 1)
-    throw pm::UsageError("--max-in-flight and --give-up-after must be >= 1");
+  c.max_in_flight = static_cast<std::size_t>(bounded(vm, "max-in-flight", 1, 1'000'000));
+  c.give_up_after = std::chrono::seconds(bounded(vm, "give-up-after", 1, 24 * 3600));
   if (!pm::payload_format_named(c.format))
     throw pm::UsageError("--format: unknown format '" + c.format + "' (" + pm::known_formats() + ")");
   return pm::ctl::run_send(c, std::cin);
@@ -283,27 +287,27 @@ void add_options(po::options_description& options) {
        "a password given here is masked in ps but may linger in shell history")
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
-      ("connect-attempts", po::value<int>()->default_value(3), "connection attempts before giving up")
-      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset; default 'default'), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
+      ("connect-attempts", po::value<long long>()->default_value(3), "connection attempts before giving up")
+      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
-      ("from-lsn", po::value<std::uint64_t>()->default_value(0), "first record to print (wal-dump)")
-      ("limit", po::value<std::uint64_t>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")
+      ("from-lsn", po::value<long long>()->default_value(0), "first record to print (wal-dump) or replay (replay)")
+      ("limit", po::value<long long>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")
       ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)")
       ("source", po::value<std::vector<std::string>>()->multitoken()->composing(), "archive or log directory to replay (repeatable)")
       ("archive-dir", po::value<std::string>()->default_value(""), "archive directory (archive list, archive verify)")
-      ("to-lsn", po::value<std::uint64_t>()->default_value(UINT64_MAX), "last record to replay")
+      ("to-lsn", po::value<long long>()->default_value(kNoLimit, "none"), "last record to replay")
       ("until", po::value<std::string>(), "replay only events that arrived before this time (RFC 3339, e.g. 2026-11-30T04:00:00Z)")
       ("dry-run", po::bool_switch()->default_value(false), "replay: read, check and count; write nothing")
       ("skip-damaged", po::bool_switch()->default_value(false), "replay: go on past damaged ranges, naming each skipped LSN range")
-      ("batch-max-events", po::value<std::size_t>()->default_value(20000), "replay: events per transaction at most")
-      ("writer-connections", po::value<std::size_t>()->default_value(2), "replay: batches in flight at once (they commit in LSN order)")
+      ("batch-max-events", po::value<long long>()->default_value(20000), "replay: events per transaction at most")
+      ("writer-connections", po::value<long long>()->default_value(2), "replay: batches in flight at once (they commit in LSN order)")
       ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "replay: unit of polymarket_trades.timestamp in the database (ms or s)")
       ("json", po::bool_switch()->default_value(false), "archive list: print the index as JSON lines")
       ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "send: the daemon's socket")
       ("input", po::value<std::vector<std::string>>()->composing(), "send: a file to send (repeatable; - or none: stdin)")
       ("format", po::value<std::string>()->default_value("pm-ingestd"), "send: what the lines are (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)")
-      ("max-in-flight", po::value<std::size_t>()->default_value(1000), "send: lines sent but not yet acknowledged, at most")
-      ("give-up-after", po::value<long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable, or answering only busy) before the lines in flight are reported unacknowledged; the input is then not read further (exit 1)");
+      ("max-in-flight", po::value<long long>()->default_value(1000), "send: lines sent but not yet acknowledged, at most")
+      ("give-up-after", po::value<long long>()->default_value(60), "send: seconds without any acknowledgement (daemon unreachable, or answering only busy) before the lines in flight are reported unacknowledged; the input is then not read further (exit 1)");
 }
 
 // The visible `options` and the command (the one positional argument) into `vm`; false (with

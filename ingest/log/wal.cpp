@@ -216,7 +216,7 @@ void WriteAheadLog::recover() {
                           "the directory holds no log segments, but its state says events up to lsn " +
                               std::to_string(state.ceiling.lsn) +
                               " may be applied: the log's files were removed. Move this directory away and start with an "
-                              "empty --wal-dir after resetting the checkpoint (`pm-ingestctl checkpoint-reset`)");
+                              "empty --wal-dir after resetting the checkpoint (`pm-ingestctl checkpoint-reset --instance-id ID`)");
     start_new_log();
     return;
   }

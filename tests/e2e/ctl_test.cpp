@@ -52,9 +52,14 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("cannot connect"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("hunter2pw"), std::string::npos) << r.output;
+  // No database given is a usage error, as --help says (it exited 1).
   auto none = ctl({"migrate"}, {{"DATABASE_URL", ""}});
-  EXPECT_EQ(none.code, 1);
+  EXPECT_EQ(none.code, 2) << none.output;
   EXPECT_NE(none.output.find("DATABASE_URL"), std::string::npos) << none.output;
+  auto no_file = ctl({"migrate", "--database-url-file", "/nonexistent/url"});
+  EXPECT_EQ(no_file.code, 2) << no_file.output;
+  EXPECT_NE(no_file.output.find("cannot read --database-url-file /nonexistent/url: No such file or directory"), std::string::npos)
+      << no_file.output;
   EXPECT_EQ(ctl({"frobnicate"}).code, 2);
   // Usage errors exit 2, as the usage says (they exited 1, like a failure while a command ran).
   for (const std::vector<std::string>& usage : {std::vector<std::string>{"wal-verify"}, {"wal-dump"}, {"replay"},
@@ -71,8 +76,32 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   for (const char* attempts : {"0", "-1"}) {  // a bad value is a usage error too (it exited 1)
     const auto bad = ctl({"status", "--connect-attempts", attempts, "--database-url", "postgresql://u@127.0.0.1:1/x"});
     EXPECT_EQ(bad.code, 2) << bad.output;
-    EXPECT_NE(bad.output.find("--connect-attempts must be at least 1"), std::string::npos) << bad.output;
+    EXPECT_NE(bad.output.find("--connect-attempts must be between 1 and 1000 (" + std::string(attempts) + " given)"), std::string::npos)
+        << bad.output;
   }
+}
+
+// Counts are read signed and bounded: "-1" wrapped to 2^64-1 (a replay batch of the whole archive
+// in memory; --from-lsn -1 printed nothing), and checkpoint-reset without --instance-id reset the
+// 'default' instance (a running daemon then applies its whole log again).
+TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
+  const std::string dir = make_temp_dir("pm_ctl_counts");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"wal-dump", "--wal-dir", dir, "--from-lsn", "-1"}, "--from-lsn must be between 0 and 9223372036854775807 (-1 given)"},
+      {{"wal-dump", "--wal-dir", dir, "--limit", "-1"}, "--limit must be between 0 and 9223372036854775807 (-1 given)"},
+      {{"replay", "--dry-run", "--source", dir, "--batch-max-events", "-1"}, "--batch-max-events must be between 1 and 10000000 (-1 given)"},
+      {{"replay", "--dry-run", "--source", dir, "--writer-connections", "17"}, "--writer-connections must be between 1 and 16 (17 given)"},
+      {{"replay", "--dry-run", "--source", dir, "--to-lsn", "-1"}, "--to-lsn must be between 0 and 9223372036854775807 (-1 given)"},
+      {{"send", "--max-in-flight", "-1", "--input", "/dev/null"}, "--max-in-flight must be between 1 and 1000000 (-1 given)"},
+      {{"send", "--give-up-after", "0", "--input", "/dev/null"}, "--give-up-after must be between 1 and 86400 (0 given)"},
+      {{"checkpoint-reset", "--database-url", "postgresql://u@127.0.0.1:1/x"}, "checkpoint-reset needs --instance-id ID"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.code, 2) << args.front() << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Ctl, StatusResetVerifyAndDump) {
