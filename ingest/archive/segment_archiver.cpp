@@ -1,9 +1,12 @@
 #include "ingest/archive/segment_archiver.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
 
+#include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_writer.h"
 #include "repos/util/clock.h"
 #include "repos/util/thread_name.h"
@@ -19,19 +22,32 @@ SegmentArchiver::SegmentArchiver(ArchiverConfig config, IngestMetrics& metrics, 
 
 SegmentArchiver::~SegmentArchiver() { stop(); }
 
-void SegmentArchiver::prepare() {
-  std::error_code ec = fs_.create_dir(config_.dir);
-  if (!ec) ec = fs_.sync_dir(config_.dir);
-  if (ec) {
-    logger_->error("cannot use the archive directory {} ({}); applied log segments are kept in the live log until it works",
-                   config_.dir, ec.message());
-    return;
+std::string SegmentArchiver::open_directory() {
+  if (const std::error_code ec = fs_.create_dir(config_.dir)) return ec.message();
+  if (!lock_) {
+    const std::string lock_path = path_in_dir(config_.dir, kArchiveLockFileName);
+    const std::error_code ec = fs_.lock(lock_path, "pid " + std::to_string(::getpid()), lock_);
+    if (ec == std::errc::resource_unavailable_try_again) {
+      const std::string owner = fs_.lock_owner(lock_path);
+      locked_by_ = owner.empty() ? "another process" : owner;
+      return "in use by another pm-ingestd (" + locked_by_ + ")";
+    }
+    if (ec) return "cannot lock " + lock_path + ": " + ec.message();
+    locked_by_.clear();
   }
-  dir_synced_ = true;
+  if (const std::error_code ec = fs_.sync_dir(config_.dir)) return ec.message();
+  dir_ready_ = true;
+  return "";
+}
+
+void SegmentArchiver::prepare() {
+  if (const std::string problem = open_directory(); !problem.empty())
+    logger_->error("cannot use the archive directory {} ({}); applied log segments are kept in the live log until it works",
+                   config_.dir, problem);
 }
 
 bool SegmentArchiver::may_remove(const wal::LogId& log_id, std::uint64_t segment) const {
-  return dir_synced_.load() && is_archived(fs_, config_.dir, log_id, segment);
+  return dir_ready_.load() && is_archived(fs_, config_.dir, log_id, segment);
 }
 
 void SegmentArchiver::refuse_another_log(const ArchiveIndex& index) const {
@@ -45,6 +61,10 @@ void SegmentArchiver::refuse_another_log(const ArchiveIndex& index) const {
 
 void SegmentArchiver::start(wal::WriteAheadLog& log) {
   log_ = &log;
+  if (!locked_by_.empty())
+    throw ArchiveForeignLog(fmt::format("the archive directory {} is in use by another pm-ingestd ({}): give each daemon an "
+                                        "archive directory of its own (point --archive-dir elsewhere)",
+                                        config_.dir, locked_by_));
   try {
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
   } catch (const ArchiveForeignLog&) {
@@ -88,7 +108,7 @@ void SegmentArchiver::run() {
   while (!stopping()) {
     publish_gauges();
     const std::optional<std::uint64_t> segment = next_segment();
-    if (!index_ && !load_index())
+    if ((!index_ || !dir_ready_) && !load_index())
       last = Outcome::Failed;
     else if (segment)
       last = archive_and_remove(*segment);
@@ -101,7 +121,14 @@ void SegmentArchiver::run() {
 
 bool SegmentArchiver::load_index() {
   try {
-    if (!dir_synced_) prepare();
+    if (!dir_ready_) {
+      if (const std::string problem = open_directory(); !problem.empty()) {
+        report_failure(fmt::format("cannot use the archive directory {} ({}); applied log segments are kept in the live log "
+                                   "until it works; retrying",
+                                   config_.dir, problem));
+        return false;
+      }
+    }
     // Again here, before anything in the directory changes: start() could not read it when it did
     // not exist yet, or was unreadable, and another log's partial files and index are not ours.
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
@@ -110,7 +137,7 @@ bool SegmentArchiver::load_index() {
       logger_->error("archive file {} is damaged ({}); it is left alone and not listed", file, problem);
     });
     retain();
-    return dir_synced_;
+    return true;
   } catch (const std::exception& e) {
     report_failure(fmt::format("cannot load the archive index in {}: {}; retrying", config_.dir, e.what()));
     return false;

@@ -3,14 +3,17 @@
 // live log deletes it (event sourcing: the archive keeps every event; docs/wal-format.md, "Archive").
 //
 // Contract:
-// - prepare(), before the log is opened: creates the archive directory if needed and fsyncs it, so
-//   an archive file renamed into it before a crash is durable before recovery deletes the live
-//   copy. If that fails, may_remove() refuses everything for this run (segments are kept).
+// - prepare(), before the log is opened: creates the archive directory if needed, takes its lock
+//   file (kArchiveLockFileName: one daemon per archive directory, whatever its log) and fsyncs it,
+//   so an archive file renamed into it before a crash is durable before recovery deletes the live
+//   copy. Until that has worked (the thread tries again with each retry), may_remove() refuses
+//   everything (segments are kept).
 // - may_remove(log_id, segment) is the log's Options::may_remove: true only for a segment the
 //   archive holds (is_archived). Thread-safe.
-// - start(log) refuses (ArchiveForeignLog) an archive directory that holds another log's segments
-//   (a log directory reset, or two daemons on one archive): archives are named by segment number
-//   and would be overwritten. A directory start() cannot read yet is checked again each time the
+// - start(log) refuses (ArchiveForeignLog) an archive directory whose lock another process holds
+//   (two daemons on one archive, before either archived anything) or that holds another log's
+//   segments (a log directory reset, or two daemons on one archive): archives are named by
+//   segment number and would be overwritten. A directory start() cannot read yet is checked again each time the
 //   thread loads the index; another log's archive found then is reported and retried, and nothing
 //   is archived or removed meanwhile. Anything else that goes wrong is the thread's: it loads (or
 //   rebuilds) the index, then archives released segments oldest first, deletes each from the live
@@ -56,6 +59,9 @@ struct ArchiverConfig {
   std::chrono::milliseconds retry_max{30000};
 };
 
+// Held by the daemon archiving into the directory; unknown to the archive's readers.
+inline constexpr char kArchiveLockFileName[] = "ARCHIVE.LOCK";
+
 class ArchiveForeignLog : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -79,6 +85,9 @@ class SegmentArchiver {
   enum class Outcome { Done, Refused, Failed };
   // The archiver thread and its steps. REQUIRES: archiver thread, for every function below.
   void run();
+  // Creates and syncs the directory and takes its lock; "" once usable (dir_ready_), else why not.
+  // Any thread before start(); then the archiver thread's.
+  std::string open_directory();
   bool load_index();
   void refuse_another_log(const ArchiveIndex& index) const;  // throws ArchiveForeignLog
   std::optional<std::uint64_t> next_segment() const;  // the oldest released segment still live
@@ -99,7 +108,9 @@ class SegmentArchiver {
   std::shared_ptr<spdlog::logger> logger_;
   wal::WriteAheadLog* log_ = nullptr;
   std::optional<ArchiveIndex> index_;  // the archiver thread's, once loaded
-  std::atomic<bool> dir_synced_{false};
+  std::atomic<bool> dir_ready_{false};  // created, locked and synced
+  std::unique_ptr<wal::FileLock> lock_;
+  std::string locked_by_;  // set when another process held the lock (its owner, or "another process")
 
   std::atomic<std::uint64_t> released_before_{0};
   std::atomic<std::uint64_t> kept_from_log_offset_{UINT64_MAX};

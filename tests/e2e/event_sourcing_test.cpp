@@ -423,6 +423,24 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
   EXPECT_EQ(std::filesystem::last_write_time(d.dir() + "/archive/0000000000000001.pmarc"), before);
 }
 
+// Two daemons (two logs) on one archive directory before either had archived anything: the check
+// for another log's files found none, both ran, and the second's segment 1 would be renamed over
+// the first's (both 0000000000000001.pmarc) and its index rewritten without the first's entries.
+// The directory's lock refuses the second at start (exit 2, which systemd does not restart).
+TEST(EventSourcing, ASecondDaemonOnAnArchiveDirectoryInUseIsRefusedAtStart) {
+  TestDatabase live("es_shared_archive");
+  DaemonHarness first(live.url(), {});
+  first.args() = archive_args(first);
+  first.start();
+  DaemonHarness second(live.url(), {"--archive-dir", first.dir() + "/archive", "--instance-id", "second"});
+  EXPECT_EQ(second.run_to_exit(), 2) << second.output();
+  EXPECT_NE(second.output().find("the archive directory " + first.dir() + "/archive is in use by another pm-ingestd (pid " +
+                                 std::to_string(first.process().pid()) + ")"),
+            std::string::npos)
+      << second.output();
+  EXPECT_EQ(first.stop(), 0);
+}
+
 // An archive directory start() could not read (its parent did not exist yet) is checked when the
 // archiver gets to it: another log's archive found there is refused, not written over. The new
 // log's segment 1 was archived over the old log's 0000000000000001.pmarc.
