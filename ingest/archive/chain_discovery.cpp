@@ -101,6 +101,24 @@ void check_log_id(std::optional<std::pair<wal::LogId, std::string>>& first, cons
   }
 }
 
+// `dirs` with those holding live segments first. A daemon removes a live segment only once it is
+// archived, so a segment missing from a live directory listed first is in an archive listed after
+// it; listed the other way round, a segment archived and removed between the two listings was in
+// neither, and the replay stopped on it as a gap (with --skip-damaged, left it out for good).
+std::vector<std::string> live_directories_first(wal::LogFs& fs, const std::vector<std::string>& dirs) {
+  std::vector<std::string> live, others;
+  for (const std::string& dir : dirs) {
+    std::vector<std::string> names;
+    std::uint64_t segment = 0;
+    const bool has_live = !fs.list(dir, names) && std::any_of(names.begin(), names.end(), [&](const std::string& name) {
+      return wal::parse_segment_file_name(name, segment);
+    });
+    (has_live ? live : others).push_back(dir);
+  }
+  live.insert(live.end(), others.begin(), others.end());
+  return live;
+}
+
 }  // namespace
 
 std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
@@ -122,7 +140,7 @@ SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::strin
   std::map<std::uint64_t, Candidate> chosen;
   std::optional<std::pair<wal::LogId, std::string>> first;
   std::optional<LiveLimit> limit;
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : live_directories_first(fs, dirs)) {
     std::vector<Candidate> found = candidates_in(fs, dir);
     const bool live = std::any_of(found.begin(), found.end(), [](const Candidate& c) { return !c.segment.archived; });
     std::optional<LiveLimit> in_use = live ? live_limit_of(fs, dir) : std::nullopt;

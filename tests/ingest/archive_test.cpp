@@ -19,11 +19,13 @@
 #include "ingest/archive/segment_chain.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_state.h"
 #include "repos/util/crc32c.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/forwarding_log_fs.h"
 #include "tests/support/process.h"
 #include "tests/support/sync_gate_fs.h"
 
@@ -515,6 +517,39 @@ TEST_F(ChainTest, LiveSegmentArchivedAndDeletedAfterDiscoveryIsReadFromTheNewCop
   SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
   archive_segment(pfs(), wal_, 4, arch_);
   fs::remove(live_path(4));
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+}
+
+// The daemon archives and deletes a live segment between discover()'s listings of the archive and
+// of the live directory (the README's replay example names the archive first): listed in that
+// order, the segment was in neither listing, and the replay stopped on a gap that was not there.
+class ArchivesBetweenListings : public wal::ForwardingLogFs {
+ public:
+  ArchivesBetweenListings(std::string wal, std::string archive, std::uint64_t segment)
+      : ForwardingLogFs(wal::posix_log_fs()), wal_(std::move(wal)), archive_(std::move(archive)), segment_(segment) {}
+  std::error_code list(const std::string& dir, std::vector<std::string>& names) override {
+    if (dir == archive_) archive_listed_ = true;
+    if (dir == wal_ && archive_listed_ && !done_) {  // the daemon's archiver, between the two
+      archive_segment(wal::posix_log_fs(), wal_, segment_, archive_);
+      fs::remove(wal::segment_path(wal_, segment_));
+      done_ = true;
+    }
+    return ForwardingLogFs::list(dir, names);
+  }
+
+ private:
+  const std::string wal_, archive_;
+  const std::uint64_t segment_;
+  bool archive_listed_ = false;
+  bool done_ = false;
+};
+
+TEST_F(ChainTest, ASegmentArchivedBetweenTheListingsIsFoundNotAGap) {
+  ASSERT_FALSE(fs::exists(archive_path(4)));
+  ArchivesBetweenListings fs(wal_, arch_, 4);
+  SegmentChain chain = SegmentChain::discover(fs, {arch_, wal_});
+  EXPECT_TRUE(chain.gaps().empty());
   EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
   EXPECT_TRUE(skipped_.empty());
 }
