@@ -9,10 +9,15 @@
 
 namespace pm::ctl {
 
-LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal::Record&, const Event&)>& on_event) {
+namespace {
+
+using EventSink = std::function<bool(const wal::Record&, const Event&)>;
+
+// One read of the whole log; `delivered` counts the events passed to `on_event`.
+LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::LogFs& fs, std::uint64_t& delivered) {
   LogVerdict v;
   try {
-    v.extent = wal::inspect_log(dir);
+    v.extent = wal::inspect_log(dir, fs);
     v.extent_known = true;
     if (v.extent.tail == wal::TailState::Corrupt) {
       v.problem = wal::WalCorruption(wal::segment_path(dir, v.extent.end.segment), v.extent.end.offset, v.extent.tail_problem).what();
@@ -22,7 +27,7 @@ LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal
       return v;
     }
     v.torn_tail = v.extent.tail == wal::TailState::Torn;
-    wal::WalReader reader(dir, v.extent.log_id, v.extent.oldest);
+    wal::WalReader reader(dir, v.extent.log_id, v.extent.oldest, fs);
     while (auto record = reader.next(v.extent.end)) {
       std::string error;
       auto event = decode_event(record->payload, &error);
@@ -31,7 +36,9 @@ LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal
                                  "record " + std::to_string(record->lsn) + " does not decode: " + error);
       ++v.records;
       v.trades += event->type() == EventType::Trade;
-      if (on_event && !on_event(*record, *event)) break;
+      if (!on_event) continue;
+      ++delivered;
+      if (!on_event(*record, *event)) break;
     }
     if (v.extent.has_state && v.extent.ceiling.lsn > v.extent.end.lsn) {
       v.problem = "the log ends at lsn " + std::to_string(v.extent.end.lsn) + " but its state file says records up to lsn " +
@@ -44,6 +51,18 @@ LogVerdict verify_log(const std::string& dir, const std::function<bool(const wal
   } catch (const std::system_error& e) {
     v.problem = e.what();
   }
+  return v;
+}
+
+}  // namespace
+
+LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::LogFs& fs) {
+  std::uint64_t delivered = 0;
+  LogVerdict v = verify_once(dir, on_event, fs, delivered);
+  const bool in_use = !v.ok && fs.lock_in_use(wal::path_in(dir, wal::kLockFileName));
+  for (int attempt = 2; in_use && !v.ok && delivered == 0 && attempt <= 3; ++attempt) v = verify_once(dir, on_event, fs, delivered);
+  if (in_use && !v.ok && delivered > 0)
+    v.problem += " (a daemon holds this log and may have removed an applied segment while it was read: run the command again)";
   return v;
 }
 

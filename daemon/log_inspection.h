@@ -22,9 +22,12 @@ struct LogVerdict {
 };
 
 // Reads every record from the oldest segment to the end, decoding each event.
-// `on_event` (optional) sees each one and returns false to stop early.
+// `on_event` (optional) sees each one and returns false to stop early. While a daemon holds the
+// log, a failed read is tried again (up to 3 reads in all) as long as nothing was passed to
+// `on_event` yet: the daemon may remove an applied segment while it is read.
 LogVerdict verify_log(const std::string& dir,
-                      const std::function<bool(const wal::Record&, const Event&)>& on_event = {});
+                      const std::function<bool(const wal::Record&, const Event&)>& on_event = {},
+                      wal::LogFs& fs = wal::posix_log_fs());
 
 // What an operator can do about a damaged log, as a paragraph naming the commands.
 std::string damage_advice(const std::string& dir);

@@ -114,6 +114,12 @@ std::string record_mismatch(const std::string& dir, LogId log_id, const Position
 }
 
 LogExtent inspect_log(const std::string& dir, LogFs& fs) {
+  // The state file first: a running daemon raises its ceiling only to what it has synced, so a
+  // ceiling read before the segments are listed and scanned is never past the end the scan finds.
+  // Read after them, it could be (a group synced, or a segment started, in between), and a healthy
+  // running log was reported as damaged ("records were lost").
+  LocalState state;
+  const bool state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
   const DirectoryListing listing = list_log_dir(fs, dir);
   if (listing.segments.empty()) throw std::runtime_error(dir + " holds no log segments");
   check_no_gap(dir, listing.segments);
@@ -131,8 +137,7 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   extent.tail = scan.tail;
   extent.tail_problem = scan.problem;
   extent.later_valid_offset = scan.later_valid_offset;
-  LocalState state;
-  if (listing.has_state && read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid && state.log_id == extent.log_id) {
+  if (state_valid && state.log_id == extent.log_id) {
     extent.has_state = true;
     extent.applied = state.applied;
     extent.ceiling = state.ceiling;

@@ -82,7 +82,8 @@ struct LogExtent {
   std::vector<RecoveryFinding> pending_recovery;
 };
 
-// A torn last group below the state's ceiling is reported as Corrupt: it had been synced.
+// A torn last group below the state's ceiling is reported as Corrupt: it had been synced. Safe
+// beside a daemon appending to the log (the state file is read before the segments).
 // Throws WalCorruption for unreadable headers or gaps, std::runtime_error for an empty directory.
 LogExtent inspect_log(const std::string& dir, LogFs& fs = posix_log_fs());
 

@@ -1,0 +1,131 @@
+// `pm-ingestctl wal-verify` and `status --wal-dir` read a log a daemon is appending to (README:
+// "safe while the daemon runs"). A daemon that rewrites its state file, or removes an applied
+// segment, while the log is read must not make a healthy log look damaged: the printed advice
+// (move the directory away, reset the checkpoint) is harmful on a live log.
+// In process: a real log in a temporary directory that holds its lock, as the daemon does.
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "daemon/log_inspection.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal.h"
+#include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_state.h"
+#include "tests/support/daemon_harness.h"
+#include "tests/support/forwarding_log_fs.h"
+
+namespace pm::test {
+namespace {
+
+std::string trade_payload(int i) {
+  Event e;
+  e.received_ms = 1'700'000'000'000 + i;
+  TradeEvent t;
+  t.condition_id = "cond";
+  t.trade_id = "trade-" + std::to_string(i);
+  t.price = 0.25;
+  t.size = 10;
+  t.side = "BUY";
+  t.timestamp_ms = e.received_ms;
+  e.body = t;
+  std::string out;
+  encode_event(e, out);
+  return out;
+}
+
+// Runs `action` once, just before the `nth` open of `path` (what the daemon did meanwhile).
+class ActsBeforeAnOpen : public wal::ForwardingLogFs {
+ public:
+  ActsBeforeAnOpen(std::string path, int nth, std::function<void()> action)
+      : ForwardingLogFs(wal::posix_log_fs()), path_(std::move(path)), nth_(nth), action_(std::move(action)) {}
+  std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override {
+    if (path == path_ && ++opens_ == nth_) action_();
+    return ForwardingLogFs::open(path, mode, out);
+  }
+  bool acted() const { return opens_ >= nth_; }
+
+ private:
+  const std::string path_;
+  const int nth_;
+  const std::function<void()> action_;
+  int opens_ = 0;
+};
+
+class LiveLogInspection : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = make_temp_dir("pm_live_inspection") + "/wal";
+    wal::Options o;
+    o.dir = dir_;
+    o.segment_bytes = 4096;
+    o.on_fatal = [](const std::string& m) { FAIL() << m; };
+    log_ = wal::WriteAheadLog::open(o);
+    append(0, 150);  // several segments
+    ASSERT_GE(log_->durable().segment, 3u);
+    ASSERT_TRUE(log_->persist_applied());  // the state's ceiling: everything so far
+  }
+  void TearDown() override {
+    log_.reset();
+    std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
+  }
+  void append(int first, int count) {
+    std::vector<std::string> payloads;
+    for (int i = first; i < first + count; ++i) payloads.push_back(trade_payload(i));
+    std::vector<wal::Appended> out;
+    for (const std::string& p : payloads) ASSERT_EQ(log_->append(std::vector<std::string>{p}, out), wal::AppendStatus::Ok);
+  }
+
+  std::string dir_;
+  std::unique_ptr<wal::WriteAheadLog> log_;
+};
+
+// The daemon syncs more groups and raises its state's ceiling while the newest segment is being
+// scanned: read after the scan, that ceiling was past the end the scan found, and the verdict was
+// "records were lost".
+TEST_F(LiveLogInspection, AStateFileRaisedWhileTheLogIsReadIsNotLostRecords) {
+  const std::uint64_t before = log_->durable().lsn;
+  ActsBeforeAnOpen fs(wal::path_in(dir_, wal::kStateFileName), 1, [&] {
+    append(1000, 5);
+    ASSERT_TRUE(log_->persist_applied());
+  });
+  const ctl::LogVerdict v = ctl::verify_log(dir_, {}, fs);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_TRUE(v.ok) << v.problem;
+  EXPECT_GE(v.records, before);
+}
+
+// The daemon removes an applied segment between the listing and the read of it: tried again, the
+// log reads from its new oldest segment.
+TEST_F(LiveLogInspection, AnAppliedSegmentRemovedWhileTheLogIsReadIsReadAgainNotDamage) {
+  const std::string oldest = wal::segment_path(dir_, log_->oldest().segment);
+  // Open 1: the listing's header read; open 2: the reader's.
+  ActsBeforeAnOpen fs(oldest, 2, [&] { std::filesystem::remove(oldest); });
+  const ctl::LogVerdict v = ctl::verify_log(dir_, {}, fs);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_TRUE(v.ok) << v.problem;
+  EXPECT_GT(v.records, 0u);
+}
+
+// A dump that already printed events is not read again (it would print them twice): it says
+// what happened and to run it again.
+TEST_F(LiveLogInspection, ADumpCutByARemovedSegmentSaysToRunItAgain) {
+  const std::uint64_t second = log_->oldest().segment + 1;
+  const std::string path = wal::segment_path(dir_, second);
+  ActsBeforeAnOpen fs(path, 1, [&] { std::filesystem::remove(path); });
+  std::uint64_t printed = 0;
+  const ctl::LogVerdict v = ctl::verify_log(dir_, [&](const wal::Record&, const Event&) { return ++printed > 0; }, fs);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_FALSE(v.ok);
+  EXPECT_GT(printed, 0u);
+  EXPECT_NE(v.problem.find("a daemon holds this log and may have removed an applied segment while it was read: run the command again"),
+            std::string::npos)
+      << v.problem;
+}
+
+}  // namespace
+}  // namespace pm::test
