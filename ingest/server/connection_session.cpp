@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "ingest/server/kept_buffers.h"
 #include "repos/util/clock.h"
 
 namespace pm {
@@ -214,6 +215,8 @@ bool ConnectionSession::answer() {
   const bool ack_only = errors_.empty();
   errors_.clear();
   event_lines_.clear();
+  clear_and_release_if_large(events_);  // submit() emptied it, or it was refused
+  give_back_released_memory();          // of this chunk's large buffers, if any
   acked_ = last_line_;
   if (ack_only && unread_reply_bytes(fd_) > kUnreadRepliesForAckHold) {
     pending_ack_ = acked_;

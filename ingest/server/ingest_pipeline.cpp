@@ -1,6 +1,7 @@
 #include "ingest/server/ingest_pipeline.h"
 
 #include "ingest/events/event_codec.h"
+#include "ingest/server/kept_buffers.h"
 #include "repos/util/crc32c.h"
 
 #include <chrono>
@@ -34,12 +35,17 @@ std::uint64_t IngestPipeline::budget_used_bytes() const {
 
 namespace {
 
-// A connection's thread keeps its encoding buffers between chunks; one that held a large event
-// (up to --max-line-bytes) is freed, or every idle connection that once sent one would keep it.
-void release_large_payload_buffers(std::vector<std::string>& payloads) {
-  constexpr std::size_t kKeptPayloadCapacity = 64 * 1024;
-  for (std::string& p : payloads)
-    if (p.capacity() > kKeptPayloadCapacity) std::string().swap(p);
+// A connection's thread keeps its encoding buffers between chunks. Past 256 KiB in all (a large
+// event, up to --max-line-bytes, or the thousands of events of one array line) they are freed, or
+// every idle connection that once sent such a chunk would keep them.
+void release_large_payload_buffers(std::vector<std::string>& payloads, std::vector<std::uint32_t>& payload_crcs) {
+  constexpr std::size_t kKeptPayloadBytes = 256 * 1024;
+  std::size_t kept = 0;
+  for (const std::string& p : payloads) kept += p.capacity();
+  if (kept <= kKeptPayloadBytes && payloads.capacity() <= kKeptBufferElements) return;
+  note_released(kept + payloads.capacity() * sizeof(std::string));
+  std::vector<std::string>().swap(payloads);
+  std::vector<std::uint32_t>().swap(payload_crcs);
 }
 
 }  // namespace
@@ -61,7 +67,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   // Over budget unless nothing counts against it: a chunk larger than the whole budget is taken
   // then (overshooting by at most one chunk per connection), or it would be `busy` forever.
   if (const std::uint64_t used = budget_used_bytes(); used > 0 && used + incoming > wal_max_bytes_) {
-    release_large_payload_buffers(payloads);
+    release_large_payload_buffers(payloads, payload_crcs);
     return SubmitResult::OverBudget;
   }
 
@@ -82,7 +88,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
     if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
   };
   const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_written);
-  release_large_payload_buffers(payloads);
+  release_large_payload_buffers(payloads, payload_crcs);
   switch (status) {
     case wal::AppendStatus::Ok:
       metrics_.durable_wait_seconds.Observe(

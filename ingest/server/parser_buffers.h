@@ -9,15 +9,20 @@
 
 #include <cstddef>
 
+#include "ingest/server/kept_buffers.h"
+
 namespace pm {
 
 inline constexpr std::size_t kKeptParserCapacity = 64 * 1024;
+inline constexpr std::size_t kParserBytesPerLineByte = 15;  // roughly, what the buffers hold
 
 class ReleaseLargeBuffers {
  public:
   explicit ReleaseLargeBuffers(simdjson::dom::parser& parser) : parser_(parser) {}
   ~ReleaseLargeBuffers() {
-    if (parser_.capacity() > kKeptParserCapacity) parser_ = simdjson::dom::parser{};
+    if (parser_.capacity() <= kKeptParserCapacity) return;
+    note_released(parser_.capacity() * kParserBytesPerLineByte);
+    parser_ = simdjson::dom::parser{};
   }
   ReleaseLargeBuffers(const ReleaseLargeBuffers&) = delete;
   ReleaseLargeBuffers& operator=(const ReleaseLargeBuffers&) = delete;

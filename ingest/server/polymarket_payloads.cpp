@@ -8,6 +8,7 @@
 #include "ingest/server/field_rules.h"
 #include "ingest/server/fill_trade_id.h"
 #include "ingest/server/json_spans.h"
+#include "ingest/server/kept_buffers.h"
 #include "ingest/server/parser_buffers.h"
 
 namespace pm {
@@ -189,6 +190,10 @@ std::optional<Rejection> PolymarketParser::parse(PayloadFormat format, std::stri
   tally.fill(0);
   const std::size_t first_new = out.size();
   const ReleaseLargeBuffers release(impl_->parser);
+  struct ReleaseSpans {
+    std::vector<std::string_view>& spans;
+    ~ReleaseSpans() { clear_and_release_if_large(spans); }
+  } release_spans{impl_->spans};
   try {
     impl_->parse_document(format, impl_->parse_json(line), line, received_ms, out, tally);
     return std::nullopt;

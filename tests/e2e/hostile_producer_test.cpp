@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,6 +97,52 @@ TEST_F(HostileProducer, EmptyLineFloodsFromProducersThatNeverReadKeepMemoryBound
   Producer p(d.socket());
   ASSERT_TRUE(p.send({trade_line("c", "after-flood")}));
   EXPECT_TRUE(p.wait_ack(1, 20s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
+// Reads replies until `wanted` is among them (or the connection ends); what was read.
+std::string read_until(int fd, const std::string& wanted) {
+  std::string replies;
+  char buf[4096];
+  while (replies.find(wanted) == std::string::npos) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    replies.append(buf, static_cast<std::size_t>(n));
+  }
+  return replies;
+}
+
+// One array line of half a million elements (a 1 MiB clob-ws-market line) grew the connection's
+// list of element spans to 8 MiB (and its events and encoded payloads, for trades), all kept while
+// the connection sat idle afterwards. They are freed after the line. The daemon runs with one
+// malloc arena here: glibc's per-thread arenas keep freed memory for the next allocation of their
+// threads (at most 8 per core, shared by all connections), which RSS cannot tell from memory a
+// connection still holds; with one arena, what one connection freed serves the next.
+TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemory) {
+  DaemonHarness d(tdb_->url());
+  ::setenv("MALLOC_ARENA_MAX", "1", 1);
+  d.start();
+  ::unsetenv("MALLOC_ARENA_MAX");
+  const long before = rss_kib(d.process().pid());
+  constexpr int kConnections = 16;
+  std::string array = "[";
+  for (int i = 0; i < 500'000; ++i) array += i == 0 ? "0" : ",0";
+  array += "]\n";
+  const std::string lines = R"({"hello":{"format":"clob-ws-market"}})" "\n" + array;
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_unix_socket(d.socket());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ASSERT_EQ(send_until_refused(fd, lines, lines.size(), 5000ms), lines.size());
+    const std::string replies = read_until(fd, R"({"ack":2})");
+    ASSERT_NE(replies.find(R"({"error":"schema","line":2,"detail":"[0])"), std::string::npos) << replies;
+  }
+  const long during = rss_kib(d.process().pid());
+  std::printf("%d idle connections after a 1 MiB array line each: daemon RSS %ld KiB before, %ld KiB after\n", kConnections,
+              before, during);
+  EXPECT_LT(during - before, 48 * 1024) << "the connections kept their array buffers";
+  for (int fd : fds) ::close(fd);
   EXPECT_EQ(d.stop(), 0);
 }
 

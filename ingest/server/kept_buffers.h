@@ -1,0 +1,33 @@
+#pragma once
+// What a connection's thread keeps between lines and chunks stays small while it sits idle (as
+// ReleaseLargeBuffers does for the JSON parser, parser_buffers.h). The calling thread's buffers
+// and counts only.
+#include <cstddef>
+#include <vector>
+
+namespace pm {
+
+// A connection's vectors kept between lines and chunks (array elements, events, encoded payloads):
+// one array line of half a million elements grew them to tens of MiB, kept while the connection
+// sat idle. Emptied, and freed when they grew past kKeptBufferElements.
+inline constexpr std::size_t kKeptBufferElements = 4096;
+
+// Counts `bytes` freed by a release on this thread.
+void note_released(std::size_t bytes);
+
+// Once this thread's releases add up to 1 MiB, hands the freed memory back to the system
+// (malloc_trim): glibc keeps it in the thread's arena otherwise (its mmap threshold rises with each
+// large free), and an idle connection that once took a huge line kept its RSS.
+void give_back_released_memory();
+
+template <class T>
+void clear_and_release_if_large(std::vector<T>& buffer) {
+  if (buffer.capacity() > kKeptBufferElements) {
+    note_released(buffer.capacity() * sizeof(T));
+    std::vector<T>().swap(buffer);
+  } else {
+    buffer.clear();
+  }
+}
+
+}  // namespace pm
