@@ -27,13 +27,31 @@ std::string_view likely_unit(std::int64_t epoch) {
 
 }  // namespace
 
-void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field) {
+void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field,
+                            std::string_view unit_source) {
   const std::string what = std::string(field) + " " + std::to_string(epoch);
   if (epoch <= 0) throw TimestampUnitError(what + " must be > 0 (epoch " + std::string(to_string(unit)) + ")");
   if (!fits_timestamp_unit(epoch, unit))
-    throw TimestampUnitError(what + " looks like epoch " + std::string(likely_unit(epoch)) +
-                             " but the configured trade_timestamp_unit is " +
+    throw TimestampUnitError(what + " looks like epoch " + std::string(likely_unit(epoch)) + " but " +
+                             std::string(unit_source) + " is " +
                              (unit == TimestampUnit::Milliseconds ? "milliseconds (ms)" : "seconds (s)"));
+}
+
+std::int64_t future_bound(std::int64_t now_epoch_ms, TimestampUnit unit) {
+  std::int64_t newest_ms = 0;
+  if (__builtin_add_overflow(now_epoch_ms, kMaxFutureMs, &newest_ms)) newest_ms = std::numeric_limits<std::int64_t>::max();
+  if (unit == TimestampUnit::Milliseconds) return newest_ms;
+  // Round down: second s is let through only if all of it, s * 1000 on, is within the bound.
+  return newest_ms >= 0 ? newest_ms / 1000 : -((-newest_ms + 999) / 1000);
+}
+
+void require_timestamp(std::int64_t epoch, TimestampUnit unit, std::int64_t newest, std::string_view field,
+                       std::string_view unit_source) {
+  if (acceptable_timestamp(epoch, unit, newest)) return;
+  require_timestamp_unit(epoch, unit, field, unit_source);
+  throw TimestampUnitError(std::string(field) + " " + std::to_string(epoch) + " is more than " +
+                           std::to_string(kMaxFutureMs / 3'600'000) + " h ahead of now: the newest accepted is " +
+                           std::to_string(newest) + " (epoch " + std::string(to_string(unit)) + ")");
 }
 
 std::int64_t from_epoch_ms(std::int64_t epoch_ms, TimestampUnit unit) {

@@ -6,7 +6,9 @@
 // The size rule (kMillisecondsThreshold) is the one rule that tells the units apart, shared by the
 // daemon's parsers (ingest/server/field_rules) and the library's writers (require_timestamp_unit).
 // The writers also refuse values of microsecond or nanosecond size (kMicrosecondsThreshold), which
-// the daemon refuses as far in the future (field_rules check_not_far_future).
+// the daemon refuses as far in the future (field_rules check_not_far_future), and, through the same
+// helper (require_timestamp), any value more than kMaxFutureMs after now: the daemon's rule for an
+// event time, applied against the clock when the library writes.
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -24,6 +26,12 @@ inline constexpr std::int64_t kMillisecondsThreshold = 100'000'000'000;
 inline constexpr std::int64_t kMicrosecondsThreshold = 100'000'000'000'000;
 inline constexpr std::int64_t kNanosecondsThreshold = 100'000'000'000'000'000;
 
+// No clock is a day wrong: an event time more than this after its arrival is refused by the daemon
+// (field_rules check_not_far_future), a timestamp more than this after now by every writer of the
+// library (require_timestamp), and G1 readers never return one (TradeRepository::get_recent). One
+// such value as a watermark would make every later trade or trigger look processed already.
+inline constexpr std::int64_t kMaxFutureMs = 24LL * 3600 * 1000;
+
 // The unit whose size `epoch` has (of the two a table may hold: see fits_timestamp_unit).
 constexpr TimestampUnit unit_by_size(std::int64_t epoch) {
   return epoch >= kMillisecondsThreshold ? TimestampUnit::Milliseconds : TimestampUnit::Seconds;
@@ -35,8 +43,9 @@ constexpr bool fits_timestamp_unit(std::int64_t epoch, TimestampUnit unit) {
   return epoch > 0 && epoch < kMicrosecondsThreshold && unit_by_size(epoch) == unit;
 }
 
-// A value whose size does not fit the configured unit (require_timestamp_unit). A data error
-// (classify_exception: PgErrorKind::Data), so the ingest writer dead-letters the one event.
+// A timestamp a writer refuses: its size does not fit the unit (require_timestamp_unit), or it is
+// more than kMaxFutureMs ahead (require_timestamp). A data error (classify_exception:
+// PgErrorKind::Data), so the ingest writer dead-letters the one event.
 class TimestampUnitError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
@@ -45,8 +54,26 @@ class TimestampUnitError : public std::invalid_argument {
 // Throws TimestampUnitError, naming `field`, the value and `unit`, unless fits_timestamp_unit: a
 // seconds value in a milliseconds table is never "recent", a milliseconds value in a seconds table
 // always is, and so is a microsecond or nanosecond value in either (G1); the message names the
-// unit the value looks like.
-void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field);
+// unit the value looks like, and `unit_source` where the table's unit comes from ("<unit_source>
+// is milliseconds (ms)").
+inline constexpr std::string_view kTradeUnitSource = "the configured trade_timestamp_unit";
+void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field,
+                            std::string_view unit_source = kTradeUnitSource);
+
+// The newest timestamp, in `unit`, that is at most kMaxFutureMs after `now_epoch_ms` (rounded
+// down in seconds, so a value too far ahead is never let through; saturates instead of wrapping).
+std::int64_t future_bound(std::int64_t now_epoch_ms, TimestampUnit unit);
+
+// What require_timestamp lets through: fits_timestamp_unit and at most `newest` (future_bound).
+constexpr bool acceptable_timestamp(std::int64_t epoch, TimestampUnit unit, std::int64_t newest) {
+  return fits_timestamp_unit(epoch, unit) && epoch <= newest;
+}
+
+// The writers' one check (trades, trade watermarks, triggers, trigger watermarks), before any SQL:
+// require_timestamp_unit, then TimestampUnitError naming `field`, the value and `newest` unless
+// epoch <= newest. `newest` is future_bound(now, unit), computed once per call.
+void require_timestamp(std::int64_t epoch, TimestampUnit unit, std::int64_t newest, std::string_view field,
+                       std::string_view unit_source = kTradeUnitSource);
 
 // "ms" or "s" (also "milliseconds"/"seconds"); nullopt for anything else.
 std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text);

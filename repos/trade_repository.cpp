@@ -194,16 +194,31 @@ const WatermarkUpsert& trade_watermarks() {
   return upsert;
 }
 
+// Throws TimestampUnitError unless the row's timestamp is NULL or acceptable (require_timestamp:
+// of `unit`'s size and at most `newest`, future_bound of now).
+void require_time(const TradeRow& row, TimestampUnit unit, std::int64_t newest) {
+  if (!row.timestamp || acceptable_timestamp(*row.timestamp, unit, newest)) return;
+  require_timestamp(*row.timestamp, unit, newest,
+                    "polymarket_trades.timestamp of trade (" + std::string(row.condition_id) + ", " +
+                        std::string(row.trade_id) + ")");
+}
+
+void require_times(std::span<const TradeRow> rows, TimestampUnit unit) {
+  const std::int64_t newest = future_bound(now_epoch_ms(), unit);
+  for (const TradeRow& row : rows) require_time(row, unit, newest);
+}
+
 // The arrays of the trade_watermarks upsert for rows[which]: each condition's newest timestamp and,
 // with `written_at_ms` (one per row), the updated_at of the first row holding it (formatted only
-// for those rows). `empty` when no row has a timestamp.
+// for those rows). `empty` when no row has a timestamp. Throws TimestampUnitError (require_time)
+// when a newest timestamp is not acceptable in `unit`.
 struct WatermarkArrays {
   PgArray conditions, timestamps, updated_at;
   bool empty = true;
 };
 
 WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<const std::size_t> which,
-                                     std::span<const std::int64_t> written_at_ms) {
+                                     std::span<const std::int64_t> written_at_ms, TimestampUnit unit) {
   std::unordered_map<ConditionKey, std::size_t, ConditionKeyHash> newest;  // condition -> row
   for (std::size_t i : which) {
     const TradeRow& t = rows[i];
@@ -213,7 +228,9 @@ WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<c
   }
   WatermarkArrays out;
   out.empty = newest.empty();
+  const std::int64_t bound = future_bound(now_epoch_ms(), unit);
   for (const auto& [condition, i] : newest) {
+    require_time(rows[i], unit, bound);
     out.conditions.add_text(condition.id);
     out.timestamps.add_integer(*rows[i].timestamp);
     if (!written_at_ms.empty()) out.updated_at.add_text(format_iso_ms(written_at_ms[i]));
@@ -225,24 +242,14 @@ WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<c
 // rows[which]; rows that would not advance are left alone rather than rewritten. updated_at as in
 // newest_per_condition, or now without `written_at_ms`.
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
-                                     std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms) {
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms);
+                                     std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms,
+                                     TimestampUnit unit) {
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit);
   if (marks.empty) return 0;
   if (written_at_ms.empty()) return trade_watermarks().many(tx, marks.conditions, marks.timestamps);
   return trade_watermarks().many(tx, marks.conditions, marks.timestamps, marks.updated_at);
 }
 
-// Throws TimestampUnitError unless the row's timestamp is NULL or fits `unit` (fits_timestamp_unit).
-void require_unit(const TradeRow& row, TimestampUnit unit) {
-  if (!row.timestamp || fits_timestamp_unit(*row.timestamp, unit)) return;
-  require_timestamp_unit(*row.timestamp, unit,
-                         "polymarket_trades.timestamp of trade (" + std::string(row.condition_id) + ", " +
-                             std::string(row.trade_id) + ")");
-}
-
-void require_units(std::span<const TradeRow> rows, TimestampUnit unit) {
-  for (const TradeRow& row : rows) require_unit(row, unit);
-}
 
 std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
   std::vector<TradeRow> rows;
@@ -270,7 +277,7 @@ auto TradeRepository::bulk(Fn&& fn) const {
 }
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
-  require_unit(trade_row_of(t), unit_);
+  require_time(trade_row_of(t), unit_, future_bound(now_epoch_ms(), unit_));
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
@@ -283,7 +290,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
-  require_units(all, unit_);
+  require_times(all, unit_);
   return bulk([&](auto& tx) {
     OwedStatements owed;
     auto inserted = insert_new_rows(tx, all, probe, owed);
@@ -296,7 +303,7 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
                                                       OwedStatements& owed) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::insert_rows with owed statements needs a caller's transaction");
   if (all.empty()) return {};
-  require_units(all, unit_);
+  require_times(all, unit_);
   return insert_new_rows(*in_tx_, all, probe, owed);
 }
 
@@ -304,7 +311,7 @@ std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows,
                                                  std::span<const std::int64_t> written_at_ms) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::watermark_statement needs a caller's transaction");
   if (written_at_ms.size() != rows.size()) throw std::invalid_argument("watermark_statement: one arrival time per row");
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms);
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit_);
   if (marks.empty) return {};
   return trade_watermarks().many_statement(*in_tx_, marks.conditions, marks.timestamps, marks.updated_at);
 }
@@ -312,7 +319,7 @@ std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows,
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
                                                std::span<const std::int64_t> written_at_ms) const {
   if (which.empty()) return 0;
-  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at_ms); });
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at_ms, unit_); });
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {
@@ -324,7 +331,7 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
-  require_units(rows, unit_);
+  require_times(rows, unit_);
   return bulk([&](auto& tx) {
     TradeRepository in_tx(tx, unit_);
     const auto inserted = in_tx.insert_rows(rows, probe);
@@ -358,11 +365,12 @@ std::vector<PolymarketTrade> TradeRepository::get_recent(const std::string& cond
                                                          const EpochMsClock& now) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     // Here, not before run(): a body re-run after a lost connection reads the clock again.
-    const std::int64_t cutoff = staleness_cutoff(now(), max_age_seconds, unit_);
+    const std::int64_t now_ms = now();
+    const std::int64_t cutoff = staleness_cutoff(now_ms, max_age_seconds, unit_);
     return to_models<PolymarketTrade>(tx.exec_params(
-        R"(SELECT * FROM polymarket_trades WHERE condition_id = $1 AND "timestamp" >= $2
+        R"(SELECT * FROM polymarket_trades WHERE condition_id = $1 AND "timestamp" >= $2 AND "timestamp" <= $3
            ORDER BY "timestamp" DESC, trade_id)",
-        condition_id, cutoff));
+        condition_id, cutoff, future_bound(now_ms, unit_)));
   });
 }
 
@@ -419,7 +427,7 @@ std::int64_t TradeWatermarkRepository::get_timestamp(const std::string& conditio
 
 TradeWatermark TradeWatermarkRepository::update(const std::string& condition_id,
                                                 std::int64_t timestamp) const {
-  require_timestamp_unit(timestamp, unit_, "trade watermark of " + condition_id + ": last_timestamp");
+  require_timestamp(timestamp, unit_, future_bound(now_epoch_ms(), unit_), "trade watermark of " + condition_id + ": last_timestamp");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TradeWatermark>(trade_watermarks().one(tx, condition_id, timestamp));
   });

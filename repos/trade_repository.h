@@ -2,12 +2,15 @@
 // TradeRepository: `polymarket_trades` (key condition_id + trade_id), storage-api.md 2.1 with the
 // defects fixed: create() says whether it inserted (D5), create_many() returns the rows really
 // inserted (D1), and get_recent() computes its G1 cut-off in the configured timestamp unit (D10,
-// D11), so a trade older than max_age_seconds is never returned. The cut-off is computed when the
-// query runs, inside the transaction: a body re-run after a lost connection reads the clock again.
-// Every write (create, create_many, insert_rows, ingest_batch) refuses a timestamp whose size does
-// not fit the unit, microsecond and nanosecond values included (require_timestamp_unit:
-// TimestampUnitError naming the trade, the value and the unit) before any SQL runs; NULL timestamps
-// are allowed. So does TradeWatermarkRepository::update.
+// D11), so a trade older than max_age_seconds is never returned, nor one more than kMaxFutureMs
+// (24 h) ahead. Both bounds are computed when the query runs, inside the transaction: a body re-run
+// after a lost connection reads the clock again.
+// Every write (create, create_many, insert_rows, ingest_batch) refuses, before any SQL runs, a
+// timestamp whose size does not fit the unit, microsecond and nanosecond values included, or that
+// is more than kMaxFutureMs after now (require_timestamp: TimestampUnitError naming the trade, the
+// value and the unit or the newest value accepted); NULL timestamps are allowed. So do
+// TradeWatermarkRepository::update and the watermark writes (advance_watermarks,
+// watermark_statement) for the newest timestamp of each condition.
 // Runs on its own transactions or a caller's. Thread-safety is the target's (DbTarget).
 // The bulk writes (insert_rows, create_many, ingest_batch) take one of two routes, fixed by the
 // constructor, never looked up at run time:
@@ -93,8 +96,9 @@ class TradeRepository {
 
   std::vector<PolymarketTrade> get_by_condition(const std::string& condition_id, int limit = 100) const;
 
-  // G1: trades of the condition at most max_age_seconds old (newest first). Timestamps are read in
-  // the configured unit; a NULL timestamp is never "recent".
+  // G1: trades of the condition at most max_age_seconds old and at most kMaxFutureMs ahead (newest
+  // first): a row another writer stored in the far future is never "recent". Timestamps are read
+  // in the configured unit; a NULL timestamp is never "recent".
   std::vector<PolymarketTrade> get_recent(const std::string& condition_id,
                                           std::int64_t max_age_seconds = 300) const;
   // Same, with the clock given: read once per attempt, inside the transaction.
@@ -142,8 +146,9 @@ class TradeWatermarkRepository : public BaseRepository<TradeWatermark, std::stri
   std::int64_t get_timestamp(const std::string& condition_id) const;
   // Upsert with last_timestamp = GREATEST(stored, timestamp): never moves backwards.
   // updated_at is set to now even when the timestamp does not advance. A timestamp whose size
-  // does not fit the unit is refused before any SQL (TimestampUnitError): a watermark in the wrong
-  // unit would hide every later trade, or none (D10).
+  // does not fit the unit, or more than kMaxFutureMs after now, is refused before any SQL
+  // (require_timestamp: TimestampUnitError): a watermark in the wrong unit would hide every later
+  // trade, or none (D10), and one in the far future would hide every later trade for ever.
   TradeWatermark update(const std::string& condition_id, std::int64_t timestamp) const;
 
  private:

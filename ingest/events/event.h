@@ -53,7 +53,7 @@ const char* to_string(EventType type);
 // Limits every event obeys (the protocol refuses what breaks them; docs/protocol.md).
 // Epoch values at or above kMillisecondsThreshold (repos/timestamp_unit.h) look like milliseconds.
 inline constexpr std::size_t kMaxKeyBytes = 256;
-// Event times later than this after the line's arrival are refused with `range`.
-inline constexpr std::int64_t kMaxFutureMs = 24LL * 3600 * 1000;
+// Event times later than kMaxFutureMs (repos/timestamp_unit.h) after the line's arrival are refused
+// with `range`.
 
 }  // namespace pm

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <ctime>
+#include <limits>
 
 #include "repos/util/clock.h"
 #include "repos/copy_in.h"
@@ -489,6 +490,118 @@ TEST_F(TradeRepositoryTest, WritesRefuseMicrosecondAndNanosecondTimestamps) {
                 .find("trade watermark of c: last_timestamp " + std::to_string(now_us) + " looks like epoch microseconds"),
             std::string::npos);
   EXPECT_EQ(marks.get_timestamp("c"), now_ms);  // unchanged: later trades still count as new
+}
+
+// The number after "the newest accepted is " in a far-future refusal, or -1.
+std::int64_t bound_in(const std::string& message) {
+  const std::string marker = "the newest accepted is ";
+  const auto at = message.find(marker);
+  return at == std::string::npos ? -1 : std::stoll(message.substr(at + marker.size()));
+}
+
+// G1 had no upper bound: a value the size of milliseconds (up to the year 5138) was stored, and a
+// watermark moved to the far future made every later trade of its condition look processed, for
+// ever. Every write refuses a timestamp more than a day after now (the daemon's rule for an event
+// time after its arrival), naming the value and the newest accepted, before any SQL.
+TEST_F(TradeRepositoryTest, WritesRefuseTimestampsMoreThanADayAhead) {
+  TradeRepository repo(tdb_->db());
+  TradeWatermarkRepository marks(tdb_->db());
+  const std::int64_t now = now_epoch_ms();
+  // A minute either side of the bound: the clock moves on between here and the check.
+  const std::int64_t too_far = now + kMaxFutureMs + 60'000;
+  const std::int64_t within = now + kMaxFutureMs - 60'000;
+  const auto ahead = sample("ahead", too_far);
+  const std::string expected = "polymarket_trades.timestamp of trade (0xabc123, ahead) " + std::to_string(too_far) +
+                               " is more than 24 h ahead of now: the newest accepted is ";
+  const std::vector<TradeRow> rows{trade_row_of(ahead)};
+  const std::size_t first = 0;
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction autocommit(c);
+  for (const std::string& message : {
+           unit_error_of([&] { repo.create(ahead); }),
+           unit_error_of([&] { repo.create_many({sample("fine", now), ahead}); }),
+           unit_error_of([&] { repo.ingest_batch({sample("fine", now), ahead}); }),
+           unit_error_of([&] { repo.insert_rows(rows); }),
+           unit_error_of([&] { TradeRepository(autocommit, TimestampUnit::Milliseconds).create_many({ahead}); }),
+           unit_error_of([&] { repo.advance_watermarks(rows, std::span(&first, 1)); }),
+       }) {
+    ASSERT_EQ(message.substr(0, expected.size()), expected) << message;
+    EXPECT_GE(bound_in(message), now + kMaxFutureMs);
+    EXPECT_LT(bound_in(message), too_far);
+    EXPECT_EQ(message.substr(message.find(" (epoch")), " (epoch ms)");
+  }
+  EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+
+  EXPECT_TRUE(repo.create(sample("within", within)).inserted);
+  marks.update("c", within);
+  const std::string refused = unit_error_of([&] { marks.update("c", too_far); });
+  EXPECT_EQ(refused.substr(0, refused.find(" the newest")),
+            "trade watermark of c: last_timestamp " + std::to_string(too_far) + " is more than 24 h ahead of now:");
+  EXPECT_EQ(marks.get_timestamp("c"), within);  // later trades still count as new
+
+  // In seconds, the bound is in seconds, rounded down.
+  auto config = tdb_->config();
+  config.trade_timestamp_unit = TimestampUnit::Seconds;
+  Database db(config);
+  TradeRepository in_s(db);
+  const std::string in_s_refused = unit_error_of([&] { in_s.create(sample("ahead_s", too_far / 1000)); });
+  EXPECT_NE(in_s_refused.find(" is more than 24 h ahead of now"), std::string::npos) << in_s_refused;
+  EXPECT_GE(bound_in(in_s_refused), (now + kMaxFutureMs) / 1000) << in_s_refused;
+  EXPECT_LT(bound_in(in_s_refused), too_far / 1000) << in_s_refused;
+  EXPECT_EQ(in_s_refused.substr(in_s_refused.find(" (epoch")), " (epoch s)");
+  EXPECT_TRUE(in_s.create(sample("within_s", within / 1000)).inserted);
+}
+
+// G1's upper bound on read: a trade another writer stored more than a day ahead of now is never
+// "recent" (it was, for as long as its timestamp stayed in the future).
+TEST_F(TradeRepositoryTest, GetRecentLeavesOutTradesMoreThanADayAhead) {
+  const std::int64_t now = 1'700'000'000'500;
+  const auto store = [&](const char* trade_id, std::int64_t ts) {
+    tdb_->exec("INSERT INTO polymarket_trades (condition_id, trade_id, \"timestamp\") VALUES ('f', '" +
+               std::string(trade_id) + "', " + std::to_string(ts) + ")");
+  };
+  store("recent", now - 60'000);
+  store("edge_ok", now + kMaxFutureMs);
+  store("edge_far", now + kMaxFutureMs + 1);
+  store("year_5000", 95'617'584'000'000);
+  TradeRepository repo(tdb_->db());
+  auto recent = repo.get_recent_at("f", 300, now);
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_EQ(recent[0].trade_id, "edge_ok");
+  EXPECT_EQ(recent[1].trade_id, "recent");
+
+  // In seconds: the bound is 1,700,086,400 s (1,700,086,400.5 rounded down).
+  tdb_->exec("TRUNCATE polymarket_trades");
+  store("recent", now / 1000 - 60);
+  store("edge_ok", 1'700'086'400);
+  store("edge_far", 1'700'086'401);
+  auto config = tdb_->config();
+  config.trade_timestamp_unit = TimestampUnit::Seconds;
+  Database db(config);
+  auto recent_s = TradeRepository(db).get_recent_at("f", 300, now);
+  ASSERT_EQ(recent_s.size(), 2u);
+  EXPECT_EQ(recent_s[0].trade_id, "edge_ok");
+  EXPECT_EQ(recent_s[1].trade_id, "recent");
+}
+
+// The one bound every writer and G1 reader uses: kMaxFutureMs after now, in the unit.
+TEST(TimestampUnit, TheFutureBoundIsADayAfterNowInTheUnit) {
+  const std::int64_t now = 1'700'000'000'500;
+  EXPECT_EQ(future_bound(now, TimestampUnit::Milliseconds), 1'700'086'400'500);
+  EXPECT_EQ(future_bound(now, TimestampUnit::Seconds), 1'700'086'400);  // rounded down
+  EXPECT_EQ(future_bound(std::numeric_limits<std::int64_t>::max() - 5, TimestampUnit::Milliseconds),
+            std::numeric_limits<std::int64_t>::max());  // saturates, never wraps into the past
+  const std::int64_t newest = future_bound(now, TimestampUnit::Milliseconds);
+  EXPECT_NO_THROW(require_timestamp(newest, TimestampUnit::Milliseconds, newest, "x"));
+  EXPECT_EQ(unit_error_of([&] { require_timestamp(newest + 1, TimestampUnit::Milliseconds, newest, "x"); }),
+            "x 1700086400501 is more than 24 h ahead of now: the newest accepted is 1700086400500 (epoch ms)");
+  // The size rule comes first: a microsecond value is named as such, not as far ahead.
+  EXPECT_NE(unit_error_of([&] { require_timestamp(now * 1000, TimestampUnit::Milliseconds, newest, "x"); })
+                .find("looks like epoch microseconds"),
+            std::string::npos);
+  EXPECT_TRUE(acceptable_timestamp(newest, TimestampUnit::Milliseconds, newest));
+  EXPECT_FALSE(acceptable_timestamp(newest + 1, TimestampUnit::Milliseconds, newest));
 }
 
 // The edges of the size rule: milliseconds from 10^11 (1973) up to, not including, 10^14 (5138).
