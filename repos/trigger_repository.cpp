@@ -6,8 +6,10 @@
 #include "repos/pg_array.h"
 #include "repos/repo_support.h"
 #include "repos/rows.h"
+#include "repos/timestamp_unit.h"
 #include "repos/watermark_upsert.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -40,6 +42,37 @@ void require_key(const PolymarketFirstTrigger& t) {
   if (!std::isfinite(t.threshold))
     throw std::invalid_argument("trigger for token '" + t.token_id + "' has threshold " + std::to_string(t.threshold) +
                                 "; a threshold must be a finite number");
+}
+
+// Trigger times are epoch milliseconds (schema.md), whatever unit the trades are in.
+constexpr std::string_view kTriggerUnitSource = "the unit of trigger timestamps";
+
+// The threshold as its shortest decimal, for messages.
+std::string threshold_text(double threshold) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, threshold);
+  return ec == std::errc{} ? std::string(buf, end) : std::to_string(threshold);
+}
+
+// Throws TimestampUnitError unless `timestamp` is acceptable for `field` (require_timestamp in
+// milliseconds, at most `newest`: future_bound of now). `field` is built only for a refusal.
+template <class Field>
+void require_ms_time(std::int64_t timestamp, std::int64_t newest, Field&& field) {
+  if (acceptable_timestamp(timestamp, TimestampUnit::Milliseconds, newest)) return;
+  require_timestamp(timestamp, TimestampUnit::Milliseconds, newest, field(), kTriggerUnitSource);
+}
+
+std::int64_t newest_trigger_time() { return future_bound(now_epoch_ms(), TimestampUnit::Milliseconds); }
+
+void require_time(const PolymarketFirstTrigger& t, std::int64_t newest) {
+  require_ms_time(t.trigger_timestamp, newest, [&] {
+    return "polymarket_first_triggers.trigger_timestamp of trigger (" + t.token_id + ", " + t.condition_id + ", " +
+           threshold_text(t.threshold) + ")";
+  });
+}
+
+void require_watermark_time(double threshold, std::int64_t timestamp, std::int64_t newest) {
+  require_ms_time(timestamp, newest, [&] { return "trigger watermark of threshold " + threshold_text(threshold) + ": last_timestamp"; });
 }
 
 // created_at as stored: canonical UTC text (D8/D12), now when empty. Throws std::invalid_argument
@@ -78,7 +111,11 @@ const char* to_string(TriggerOutcome outcome) {
 
 std::vector<TriggerOutcome> TriggerRepository::record_first_many(
     const std::vector<PolymarketFirstTrigger>& triggers) const {
-  for (const auto& t : triggers) require_key(t);
+  const std::int64_t newest = newest_trigger_time();
+  for (const auto& t : triggers) {
+    require_key(t);
+    require_time(t, newest);
+  }
   std::vector<TriggerOutcome> outcomes(triggers.size(), TriggerOutcome::DuplicateOtherToken);
   if (triggers.empty()) return outcomes;
   std::vector<std::string> created_at;
@@ -177,6 +214,7 @@ TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& tri
 
 WriteResult<PolymarketFirstTrigger> TriggerRepository::create(const PolymarketFirstTrigger& trigger) const {
   require_key(trigger);
+  require_time(trigger, newest_trigger_time());
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trigger(tx, trigger);
     if (!inserted.empty())
@@ -292,6 +330,8 @@ std::int64_t TriggerWatermarkRepository::get_timestamp(double threshold) const {
 
 std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) const {
   if (marks.empty()) return 0;
+  const std::int64_t newest = newest_trigger_time();
+  for (const Advance& m : marks) require_watermark_time(m.threshold, m.timestamp, newest);
   PgArray thresholds, timestamps, updated_at;
   for (const Advance& m : marks) {
     thresholds.add_number(m.threshold);
@@ -302,6 +342,7 @@ std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) 
 }
 
 TriggerWatermark TriggerWatermarkRepository::update(double threshold, std::int64_t timestamp) const {
+  require_watermark_time(threshold, timestamp, newest_trigger_time());
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TriggerWatermark>(trigger_watermarks().one(tx, threshold, timestamp));
   });

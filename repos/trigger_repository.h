@@ -9,6 +9,12 @@
 // created_at is stored as canonical UTC text (clock.h: empty means now; any text parse_iso accepts
 // is re-rendered; other text throws std::invalid_argument naming the column), so text order is
 // time order (D8/D12). G2 needs the unique index on (condition_id, threshold): g2_index.h.
+// trigger_timestamp, and a trigger watermark's last_timestamp, are epoch milliseconds (schema.md):
+// every write (record_first, record_first_many, create; TriggerWatermarkRepository::update and
+// advance) refuses, before any SQL, one that is not > 0 and of millisecond size or that is more
+// than kMaxFutureMs (24 h) after now (require_timestamp: TimestampUnitError naming the trigger or
+// threshold, the value and the unit or the newest value accepted); a batch with one such value
+// writes nothing.
 // TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.
 // Both have the base operations of storage-api.md 2.0 (get_by_id, exists, remove, count) on their
 // real keys.
@@ -47,7 +53,8 @@ class TriggerRepository {
 
   // The atomic G2 claim (record_first_many of one). `trigger.created_at` empty means now.
   // record_first, record_first_many and create throw std::invalid_argument, recording nothing, for
-  // an empty token_id or condition_id or a threshold that is not a finite number.
+  // an empty token_id or condition_id or a threshold that is not a finite number, and
+  // TimestampUnitError (also a std::invalid_argument) for a trigger_timestamp refused as above.
   TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
 
   // record_first for a whole batch in a few statements, with the same outcomes as calling it for
@@ -94,10 +101,12 @@ class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, doubl
   std::optional<TriggerWatermark> get(double threshold) const;
   // The stored last_timestamp (epoch ms), or 0 when there is no row.
   std::int64_t get_timestamp(double threshold) const;
-  // GREATEST upsert: never moves backwards; updated_at always set to now.
+  // GREATEST upsert: never moves backwards; updated_at always set to now. A timestamp refused as
+  // above throws TimestampUnitError before any SQL.
   TriggerWatermark update(double threshold, std::int64_t timestamp) const;
   // Several thresholds (distinct) in one statement: each row inserted or moved forward with the
-  // given updated_at; a row that would not advance is left alone. Returns the rows written.
+  // given updated_at; a row that would not advance is left alone. Returns the rows written. One
+  // refused timestamp throws TimestampUnitError before any SQL: nothing is written.
   struct Advance {
     double threshold = 0;
     std::int64_t timestamp = 0;

@@ -103,13 +103,13 @@ TEST_F(BaseOperationsTest, TradeWatermarkBaseOperationsAreKeyedByConditionId) {
 TEST_F(BaseOperationsTest, TriggerWatermarkBaseOperationsMatchTheThresholdAsAReal) {
   TriggerWatermarkRepository repo(tdb_->db());
   EXPECT_EQ(repo.count(), 0);
-  repo.update(0.95, 1000);
-  repo.update(0.9, 2000);
+  repo.update(0.95, 1'700'000'001'000);
+  repo.update(0.9, 1'700'000'002'000);
   EXPECT_EQ(repo.count(), 2);
   // 0.95 is stored as the float4 0.949999988...; a double 0.95 still finds it.
   const auto row = repo.get_by_id(0.95);
   ASSERT_TRUE(row.has_value());
-  EXPECT_EQ(row->last_timestamp, 1000);
+  EXPECT_EQ(row->last_timestamp, 1'700'000'001'000);
   EXPECT_TRUE(repo.exists(0.95));
   EXPECT_TRUE(repo.exists(0.9));
   EXPECT_FALSE(repo.exists(0.85));

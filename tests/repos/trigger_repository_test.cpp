@@ -12,11 +12,15 @@
 #include <pqxx/pqxx>
 
 #include "repos/util/clock.h"
+#include "repos/timestamp_unit.h"
 #include "repos/trigger_repository.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
 namespace {
+
+// A trigger time in epoch milliseconds (schema.md): small offsets from it stay of that size.
+constexpr std::int64_t T0 = 1'700'000'000'000;
 
 class TriggerRepositoryTest : public ::testing::Test {
  protected:
@@ -25,7 +29,7 @@ class TriggerRepositoryTest : public ::testing::Test {
   void SetUp() override { tdb_->exec("TRUNCATE polymarket_first_triggers, trigger_watermarks"); }
 
   static PolymarketFirstTrigger sample(std::string token = "0xtoken123", std::string cid = "0xabc123",
-                                       double threshold = 0.95, std::int64_t ts = 1'700'000'000'000) {
+                                       double threshold = 0.95, std::int64_t ts = T0) {
     PolymarketFirstTrigger t;
     t.token_id = std::move(token);
     t.condition_id = std::move(cid);
@@ -241,37 +245,115 @@ TEST_F(TriggerRepositoryTest, CreatedAtIsStoredCanonical) {
 
 TEST_F(TriggerRepositoryTest, ListsOrderedNewestFirst) {
   TriggerRepository repo(tdb_->db());
-  repo.create(sample("0xtoken123", "0xabc123", 0.95, 1000));
-  repo.create(sample("0xtoken123", "0xabc123", 0.90, 2000));
-  repo.create(sample("0xother", "0xdef", 0.95, 3000));
+  repo.create(sample("0xtoken123", "0xabc123", 0.95, T0 + 1000));
+  repo.create(sample("0xtoken123", "0xabc123", 0.90, T0 + 2000));
+  repo.create(sample("0xother", "0xdef", 0.95, T0 + 3000));
   auto by_token = repo.get_by_token("0xtoken123");
   ASSERT_EQ(by_token.size(), 2u);
-  EXPECT_EQ(by_token[0].trigger_timestamp, 2000);
+  EXPECT_EQ(by_token[0].trigger_timestamp, T0 + 2000);
   EXPECT_EQ(repo.get_by_token("0xtoken123", 1).size(), 1u);
   auto by_cond = repo.get_by_condition("0xdef");
   ASSERT_EQ(by_cond.size(), 1u);
   EXPECT_EQ(by_cond[0].condition_id, "0xdef");
-  EXPECT_EQ(repo.get_recent(1500).size(), 2u);
+  EXPECT_EQ(repo.get_recent(T0 + 1500).size(), 2u);
   auto at_95 = repo.get_recent(0, 0.95);  // a REAL threshold compared with a double parameter
   ASSERT_EQ(at_95.size(), 2u);
-  EXPECT_EQ(at_95[0].trigger_timestamp, 3000);
+  EXPECT_EQ(at_95[0].trigger_timestamp, T0 + 3000);
 }
 
 TEST_F(TriggerRepositoryTest, WatermarkStartsAtZeroAndNeverGoesBack) {
   TriggerWatermarkRepository marks(tdb_->db());
   EXPECT_EQ(marks.get_timestamp(0.95), 0);
-  auto wm = marks.update(0.95, 1'700'000'000'000);
+  auto wm = marks.update(0.95, T0 + 5000);
   EXPECT_NEAR(wm.threshold, 0.95, 1e-6);
-  EXPECT_EQ(wm.last_timestamp, 1'700'000'000'000);
-  marks.update(0.95, 1000);
-  EXPECT_EQ(marks.get_timestamp(0.95), 1'700'000'000'000);
+  EXPECT_EQ(wm.last_timestamp, T0 + 5000);
+  marks.update(0.95, T0 + 1000);
+  EXPECT_EQ(marks.get_timestamp(0.95), T0 + 5000);
   TriggerWatermarkRepository marks2(tdb_->db());
-  marks2.update(0.90, 1000);
-  marks2.update(0.90, 2000);
-  EXPECT_EQ(marks2.get_timestamp(0.90), 2000);
-  marks2.update(0.90, 1000);
-  EXPECT_EQ(marks2.get_timestamp(0.90), 2000);
+  marks2.update(0.90, T0 + 1000);
+  marks2.update(0.90, T0 + 2000);
+  EXPECT_EQ(marks2.get_timestamp(0.90), T0 + 2000);
+  marks2.update(0.90, T0 + 1000);
+  EXPECT_EQ(marks2.get_timestamp(0.90), T0 + 2000);
   EXPECT_EQ(tdb_->count("trigger_watermarks"), 2);  // 0.95 and 0.90 are distinct keys
+}
+
+// The message of the TimestampUnitError `call` throws, or "no exception".
+template <class Call>
+std::string time_error_of(Call&& call) {
+  try {
+    call();
+  } catch (const TimestampUnitError& e) {
+    return e.what();
+  }
+  return "no exception";
+}
+
+// schema.md: trigger_timestamp is epoch milliseconds. Every trigger write refuses a value of
+// another size (a seconds one is never "recent", a microsecond one always is) before any SQL, and
+// nothing of a batch holding one is recorded.
+TEST_F(TriggerRepositoryTest, WritesRefuseTriggerTimesThatAreNotMilliseconds) {
+  TriggerRepository repo(tdb_->db());
+  const auto in_seconds = sample("A", "c", 0.95, 1'700'000'000);
+  const std::string expected =
+      "polymarket_first_triggers.trigger_timestamp of trigger (A, c, 0.95) 1700000000 looks like epoch seconds but "
+      "the unit of trigger timestamps is milliseconds (ms)";
+  EXPECT_EQ(time_error_of([&] { repo.record_first(in_seconds); }), expected);
+  EXPECT_EQ(time_error_of([&] { repo.record_first_many({sample("B", "d", 0.5), in_seconds}); }), expected);
+  EXPECT_EQ(time_error_of([&] { repo.create(in_seconds); }), expected);
+  const std::int64_t now_us = now_epoch_ms() * 1000;
+  EXPECT_NE(time_error_of([&] { repo.record_first(sample("A", "c", 0.95, now_us)); }).find("looks like epoch microseconds"),
+            std::string::npos);
+  EXPECT_NE(time_error_of([&] { repo.create(sample("A", "c", 0.95, 0)); }).find(" 0 must be > 0"), std::string::npos);
+  EXPECT_EQ(repo.count(), 0);
+
+  TriggerWatermarkRepository marks(tdb_->db());
+  marks.update(0.95, T0);
+  EXPECT_EQ(time_error_of([&] { marks.update(0.95, 1'700'000'000); }),
+            "trigger watermark of threshold 0.95: last_timestamp 1700000000 looks like epoch seconds but the unit of "
+            "trigger timestamps is milliseconds (ms)");
+  EXPECT_NE(time_error_of([&] { marks.update(0.95, now_us); }).find("looks like epoch microseconds"), std::string::npos);
+  const std::vector<TriggerWatermarkRepository::Advance> batch{{0.5, T0, now_iso()}, {0.95, now_us, now_iso()}};
+  EXPECT_NE(time_error_of([&] { marks.advance(batch); }).find("threshold 0.95: last_timestamp " + std::to_string(now_us)),
+            std::string::npos);
+  EXPECT_EQ(marks.get_timestamp(0.95), T0);  // unchanged
+  EXPECT_FALSE(marks.get(0.5));              // nothing of the refused batch was written
+}
+
+// The daemon refuses an event time more than a day after its arrival; the library refuses a
+// trigger time or trigger watermark more than a day after now. A watermark moved to the far
+// future made every later trigger of its threshold look processed, for ever.
+TEST_F(TriggerRepositoryTest, WritesRefuseTriggerTimesMoreThanADayAhead) {
+  TriggerRepository repo(tdb_->db());
+  TriggerWatermarkRepository marks(tdb_->db());
+  const std::int64_t now = now_epoch_ms();
+  // A minute either side of the bound: the clock moves on between here and the check.
+  const std::int64_t too_far = now + kMaxFutureMs + 60'000;
+  const std::int64_t within = now + kMaxFutureMs - 60'000;
+  const std::string expected = "polymarket_first_triggers.trigger_timestamp of trigger (A, c, 0.95) " +
+                               std::to_string(too_far) + " is more than 24 h ahead of now: the newest accepted is ";
+  for (const std::string& message :
+       {time_error_of([&] { repo.record_first(sample("A", "c", 0.95, too_far)); }),
+        time_error_of([&] { repo.record_first_many({sample("B", "d", 0.5, now), sample("A", "c", 0.95, too_far)}); }),
+        time_error_of([&] { repo.create(sample("A", "c", 0.95, too_far)); })}) {
+    ASSERT_EQ(message.substr(0, expected.size()), expected) << message;
+    const std::int64_t bound = std::stoll(message.substr(expected.size()));
+    EXPECT_GE(bound, now + kMaxFutureMs);
+    EXPECT_LT(bound, too_far);
+    EXPECT_EQ(message.substr(message.find(" (epoch")), " (epoch ms)");
+  }
+  EXPECT_EQ(repo.count(), 0);
+  EXPECT_EQ(repo.record_first(sample("A", "c", 0.95, within)), TriggerOutcome::Recorded);
+
+  marks.update(0.95, within);
+  EXPECT_NE(time_error_of([&] { marks.update(0.95, too_far); })
+                .find("trigger watermark of threshold 0.95: last_timestamp " + std::to_string(too_far) +
+                      " is more than 24 h ahead of now"),
+            std::string::npos);
+  const std::vector<TriggerWatermarkRepository::Advance> batch{{0.5, now, now_iso()}, {0.95, too_far, now_iso()}};
+  EXPECT_NE(time_error_of([&] { marks.advance(batch); }).find("is more than 24 h ahead of now"), std::string::npos);
+  EXPECT_EQ(marks.get_timestamp(0.95), within);  // later triggers still count as new
+  EXPECT_FALSE(marks.get(0.5));
 }
 
 }  // namespace
