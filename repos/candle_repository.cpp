@@ -129,8 +129,8 @@ std::int64_t CandleRepository::aggregate_from_trades(const std::string& conditio
                         (array_agg(t.price ORDER BY t."timestamp", t.trade_id))[1],
                         max(t.price), min(t.price),
                         (array_agg(t.price ORDER BY t."timestamp" DESC, t.trade_id DESC))[1],
-                        sum(t.size * t.price), count(*),
-                        sum(t.size * t.price) / NULLIF(sum(t.size), 0)
+                        sum(t.size::float8 * t.price::float8), count(*),
+                        sum(t.size::float8 * t.price::float8) / NULLIF(sum(t.size::float8), 0)
                  FROM polymarket_trades t
                  WHERE t.condition_id = $1 AND t.token_id = $2 AND t."timestamp" >= $4
                    AND t.price IS NOT NULL AND t.size IS NOT NULL

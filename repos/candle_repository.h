@@ -17,7 +17,8 @@
 //   are deleted, then one INSERT ... SELECT rebuilds them from the trades at or after it. Trades
 //   with a NULL price or size are skipped; open/close are the price of the first/last trade by
 //   (timestamp, trade_id); volume = sum(size * price); vwap = volume / sum(size) (NULL when the
-//   sizes sum to 0). `polymarket_trades.timestamp` is read in the configured TimestampUnit (D10;
+//   sizes sum to 0), each product and sum computed in float8 and rounded to the REAL column once
+//   (a sum over REAL adds in float4, which drifts: D6). `polymarket_trades.timestamp` is read in the configured TimestampUnit (D10;
 //   the original assumed ms): from the Database's config, or as given with a caller's
 //   transaction. Returns the number of candles inserted.
 // - aggregate_all_resolutions() runs it for 5m, 1h and 1d (each its own transaction unless a

@@ -182,7 +182,8 @@ std::optional<Position> PositionRepository::resolve(std::int32_t position_id, co
 
 double PositionRepository::get_total_exposure() const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    return tx.exec1("SELECT COALESCE(SUM(entry_cost), 0) FROM positions WHERE status = 'open'")[0].as<double>();
+    // Widened before adding: SUM over REAL adds in float4 (1,000 x 75.37 came to 75369.945).
+    return tx.exec1("SELECT COALESCE(SUM(entry_cost::float8), 0) FROM positions WHERE status = 'open'")[0].as<double>();
   });
 }
 
@@ -294,7 +295,7 @@ std::vector<DailyPnl> DailyPnlRepository::get_recent(int days) const {
 
 double DailyPnlRepository::get_total_realized() const {
   return target_.run([&](pqxx::transaction_base& tx) {
-    return tx.exec1("SELECT COALESCE(SUM(realized_pnl), 0) FROM daily_pnl")[0].as<double>();
+    return tx.exec1("SELECT COALESCE(SUM(realized_pnl::float8), 0) FROM daily_pnl")[0].as<double>();  // as above
   });
 }
 

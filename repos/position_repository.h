@@ -16,8 +16,9 @@
 // - get_open_by_token() returns the newest open position of the token (highest id): the original
 //   took an arbitrary one (fix for D21; the schema does not forbid several open positions).
 // - Lists are newest first by created_at (by time, D8: repo_support.h), id DESC as tie-breaker
-//   (D28). get_total_exposure() is SUM(entry_cost) over open positions (0 when none), a float4 sum
-//   (D6).
+//   (D28). get_total_exposure() is SUM(entry_cost) over open positions (0 when none), each REAL
+//   widened to float8 before adding: a SUM over REAL adds in float4, which drifts (D6: 1,000
+//   positions of 75.37 summed to 75369.945).
 // ExitEventRepository: `exit_events` (key id SERIAL), storage-api.md 2.10.
 // - create(): exit_type and status must be ExitType / ExitEventStatus texts (D25); created_at is
 //   canonical (empty: now); executed_at of the input is ignored. position_id is TEXT in the schema
@@ -32,6 +33,8 @@
 // - get_or_create() reads first and inserts (ON CONFLICT DO NOTHING) only when the day is missing,
 //   so reading an existing day never writes or locks (fix for D26). A new day has the DB defaults.
 // - update() overwrites the day (it does not add); total_pnl = realized + unrealized (float4).
+// - get_total_realized() is SUM(realized_pnl) over every day (0 when none), added in float8 as
+//   get_total_exposure() is.
 // - get_recent(days) returns the newest `days` *rows* by date, not the last `days` calendar days
 //   (the original's semantics, documented per D26).
 #include <cstdint>

@@ -181,6 +181,23 @@ TEST_F(CandleRepositoryTest, AggregateFromMillisecondTrades) {
   EXPECT_EQ(repo.aggregate_from_trades("0xc", "missing", "5m", iso_at(kDay0)), 0);
 }
 
+// D6: volume and vwap were summed in float4. 1,000 trades of size 75.37 at 0.37 in one bucket:
+// float4 addition gave volume 27886.754 and vwap 0.36999834; added in float8 and rounded to the
+// REAL column once, volume is 27886.9 and vwap 0.37 (to float4 precision).
+TEST_F(CandleRepositoryTest, AggregateSumsManyTradesWithoutFloat4Drift) {
+  tdb_->exec("INSERT INTO polymarket_trades (condition_id, trade_id, token_id, price, size, \"timestamp\") "
+             "SELECT '0xc', 'm' || i, 'tok', 0.37, 75.37, " + std::to_string(kDay0 * 1000) + " + i "
+             "FROM generate_series(1, 1000) AS i");
+  CandleRepository repo(tdb_->db());
+  ASSERT_EQ(repo.aggregate_from_trades("0xc", "tok", "1h", iso_at(kDay0)), 1);
+  const auto candle = repo.get_latest_candle("0xc", "tok", "1h");
+  ASSERT_TRUE(candle);
+  EXPECT_EQ(candle->trade_count, 1000);
+  EXPECT_NEAR(candle->volume, 1000 * 75.37 * 0.37, 0.01);
+  ASSERT_TRUE(candle->vwap);
+  EXPECT_NEAR(*candle->vwap, 0.37, 1e-7);
+}
+
 TEST_F(CandleRepositoryTest, AggregateFromSecondTradesThroughConfigAndCallerTransaction) {
   seed_trades(TimestampUnit::Seconds);
   auto config = tdb_->config();

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <barrier>
 #include <thread>
 
@@ -150,6 +152,16 @@ TEST_F(PositionRepositoryTest, T44_TotalExposure) {
   auto closed = repo.create(sample("tok_c", 1000.0));
   repo.close(closed.id, 0.5);
   EXPECT_NEAR(repo.get_total_exposure(), 125.0, kTol);  // only open positions count
+}
+
+// D6: a SUM over REAL adds in float4; 1,000 open positions of 75.37 came to 75369.945. The total
+// is added in float8: 75370 within a cent.
+TEST_F(PositionRepositoryTest, TotalExposureOfManyPositionsDoesNotDriftInFloat4) {
+  tdb_->db().transaction([](pqxx::work& tx) {
+    PositionRepository positions(tx);
+    for (int i = 0; i < 1000; ++i) positions.create(sample("tok_" + std::to_string(i), 75.37));
+  });
+  EXPECT_NEAR(PositionRepository(tdb_->db()).get_total_exposure(), 75370.0, 0.01);
 }
 
 TEST_F(PositionRepositoryTest, T45_CreateExitEvent) {
@@ -545,6 +557,24 @@ TEST_F(PositionRepositoryTest, GetRecentIsRowsNotCalendarDays) {
   EXPECT_EQ(two[1].date, "2025-12-31");
   EXPECT_EQ(repo.get_recent().size(), 3u);
   EXPECT_NEAR(repo.get_total_realized(), 6.0, kTol);
+}
+
+// The same for the days' realized P&L: 1,000 days of 75.37 total 75370 within a cent.
+TEST_F(PositionRepositoryTest, TotalRealizedOfManyDaysDoesNotDriftInFloat4) {
+  tdb_->db().transaction([](pqxx::work& tx) {
+    DailyPnlRepository days(tx);
+    const auto day0 = std::chrono::sys_days(std::chrono::year(2020) / 1 / 1);
+    for (int i = 0; i < 1000; ++i) {
+      const std::chrono::year_month_day d(day0 + std::chrono::days(i));
+      char date[32];
+      std::snprintf(date, sizeof date, "%04d-%02u-%02u", static_cast<int>(d.year()), static_cast<unsigned>(d.month()),
+                    static_cast<unsigned>(d.day()));
+      days.update(date, 75.37, 0, 1, 1, 0);
+    }
+  });
+  DailyPnlRepository repo(tdb_->db());
+  ASSERT_EQ(repo.count(), 1000);
+  EXPECT_NEAR(repo.get_total_realized(), 75370.0, 0.01);
 }
 
 TEST_F(PositionRepositoryTest, DailyPnlValidationAndBase) {
