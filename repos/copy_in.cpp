@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
 
 // libpqxx 6.4 keeps stream_to::write_raw_line private; the older tablewriter exposes it and does
 // exactly what we need (one PQputCopyData per row). Its deprecation is confined to this file.
@@ -13,10 +14,19 @@
 
 namespace pm {
 
+namespace {
+
+// More fields than any table has columns (PostgreSQL's limit is 1600): for a COPY of all columns.
+constexpr std::size_t kMaxTableColumns = 1600;
+
+}  // namespace
+
 struct CopyIn::Impl {
   Impl(pqxx::transaction_base& tx, const std::string& table, const std::vector<std::string>& columns)
-      : writer(tx, table, columns.begin(), columns.end()) {}
+      : writer(tx, table, columns.begin(), columns.end()),
+        fields(columns.empty() ? kMaxTableColumns : columns.size()) {}
   pqxx::tablewriter writer;
+  std::size_t fields;  // the columns the COPY fills (at most)
   bool completed = false;
 };
 
@@ -24,7 +34,28 @@ CopyIn::CopyIn(pqxx::transaction_base& tx, const std::string& table,
                const std::vector<std::string>& columns)
     : impl_(std::make_unique<Impl>(tx, table, columns)) {}
 
-CopyIn::~CopyIn() = default;
+// The tablewriter can only end a COPY successfully (PQputCopyEnd without an error, its destructor
+// included), which stores the rows sent so far: in autocommit they were committed. libpqxx 6.4
+// cannot send the COPY a failure (BinaryCopyIn's PQputCopyEnd with a message needs the libpq
+// connection, which it hands out only for a dbtransaction), so the copy is made to fail: a last row
+// with one field more than the COPY has columns, which the server refuses ("extra data after last
+// expected column") before converting any field, failing the whole statement; its first field
+// names the cause in the server's log (the error's CONTEXT). The COPY is ended through complete(),
+// whose error is dropped here; the writer's destructor would have left it as the transaction's
+// pending error, thrown by its next statement.
+CopyIn::~CopyIn() {
+  if (impl_->completed) return;
+  try {
+    impl_->writer.write_raw_line("pm-ingestd abandoned this COPY" + std::string(impl_->fields, '\t'));
+  } catch (const std::exception&) {
+    // The COPY already failed (or the connection is gone): it cannot store anything either way.
+  }
+  try {
+    impl_->writer.complete();
+  } catch (const std::exception&) {
+    // The refusal asked for above, or the failure before it.
+  }
+}
 
 void CopyIn::write_rows(const std::string& rows) { impl_->writer.write_raw_line(rows); }
 

@@ -2,7 +2,10 @@
 // CopyIn: streams pre-formatted rows into `COPY table (columns) FROM STDIN` (text format) inside
 // a caller's transaction. The caller formats each row with the append_* helpers (tab-separated,
 // escaped), which avoids a per-field allocation. Call complete() before using the transaction
-// again; destroying an incomplete CopyIn aborts the copy. Single-threaded, like its transaction.
+// again. Destroying an incomplete CopyIn (an exception between write_rows calls) fails the COPY
+// statement, so none of its rows is stored: in autocommit nothing is committed, in a transaction
+// the transaction is aborted, as after any failed statement. The transaction can be used again
+// afterwards (no error is left pending in it). Single-threaded, like its transaction.
 #include <memory>
 #include <optional>
 #include <string>
