@@ -157,10 +157,14 @@ std::vector<std::uint64_t> archived_segments(const std::string& dir) {
 }
 
 // What is wrong between an archived segment and the one before it ("" when they follow each other).
+std::string missing_between(std::uint64_t before, std::uint64_t segment) {
+  if (segment == before + 1) return "";
+  return fmt::format("segments {}..{} are missing", wal::segment_file_name(before + 1), wal::segment_file_name(segment - 1));
+}
+
 std::string chain_problem(const archive::ArchiveEntry& before, const archive::ArchiveEntry& e) {
   if (e.log_id != before.log_id) return "belongs to log " + wal::log_id_hex(e.log_id) + ", the one before to " + wal::log_id_hex(before.log_id);
-  if (e.segment != before.segment + 1)
-    return fmt::format("segments {}..{} are missing", wal::segment_file_name(before.segment + 1), wal::segment_file_name(e.segment - 1));
+  if (std::string missing = missing_between(before.segment, e.segment); !missing.empty()) return missing;
   if (e.first_lsn != before.last_lsn + 1) return fmt::format("starts at lsn {}, the one before ends at lsn {}", e.first_lsn, before.last_lsn);
   return "";
 }
@@ -178,13 +182,16 @@ int run_archive_verify(const std::string& dir) {
   std::vector<archive::ArchiveEntry> verified;
   std::uint64_t damaged = 0, events = 0;
   bool damaged_since_last = false;
+  std::uint64_t previous_segment = 0;  // the file before, damaged or not
   for (const std::uint64_t segment : segments) {
     const std::string path = dir + "/" + archive::archive_file_name(segment);
     try {
       const archive::ArchiveEntry e = archive::verify_archive(wal::posix_log_fs(), path);
-      // After a damaged file the chain is not judged again: that file is the break.
-      const bool after_damage = !verified.empty() && damaged_since_last;
-      const std::string problem = verified.empty() || after_damage ? "" : chain_problem(verified.back(), e);
+      // After a damaged file only the numbering is judged (that file is the break in lsns), so that
+      // files missing after it are reported now, not once it is restored.
+      const std::string problem = damaged_since_last ? missing_between(previous_segment, segment)
+                                  : verified.empty() ? ""
+                                                     : chain_problem(verified.back(), e);
       damaged_since_last = false;
       std::cout << fmt::format("{} ok: lsn {}..{}, {} events{}\n", path, e.first_lsn, e.last_lsn, e.events(),
                                problem.empty() ? "" : "; CHAIN BROKEN: " + problem);
@@ -204,9 +211,15 @@ int run_archive_verify(const std::string& dir) {
       ++damaged;
       damaged_since_last = true;
     }
+    previous_segment = segment;
   }
   bool stale = false;
-  archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale);
+  std::vector<archive::ArchiveEntry> lost;
+  archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost);
+  for (const archive::ArchiveEntry& e : lost) {
+    std::cout << fmt::format("{}/{} {}\n", dir, archive::archive_file_name(e.segment), archive::lost_entry_problem(e));
+    ++damaged;
+  }
   const bool index_ok = !stale;
   if (!index_ok) std::cout << dir << "/index.ndjson does not match the files (the daemon rebuilds it at its next start)\n";
   std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}\n", damaged == 0 ? "archive ok" : "ARCHIVE DAMAGED",

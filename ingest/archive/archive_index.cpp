@@ -91,14 +91,17 @@ IndexRead read_index(wal::LogFs& fs, const std::string& path, std::vector<Archiv
   return IndexRead::Valid;
 }
 
-// The entries the archive files' headers state, ascending; damaged files are reported.
-std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& dir, const ArchiveIndex::DamageReport& damaged) {
+// The entries the archive files' headers state, ascending; damaged files are reported. `present`
+// (if given) gets the segment of every archive file there, damaged ones included.
+std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& dir, const ArchiveIndex::DamageReport& damaged,
+                                             std::vector<std::uint64_t>* present = nullptr) {
   std::vector<std::string> names;
   if (const std::error_code ec = fs.list(dir, names)) throw std::system_error(ec, "list " + dir);
   std::vector<ArchiveEntry> out;
   for (const std::string& name : names) {
     std::uint64_t segment = 0;
     if (!parse_archive_file_name(name, segment)) continue;
+    if (present) present->push_back(segment);
     const std::string path = path_in_dir(dir, name);
     ArchiveEntry e;
     std::string problem;
@@ -115,28 +118,49 @@ std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& 
 
 }  // namespace
 
+std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present) {
+  std::vector<ArchiveEntry> lost;
+  if (present.empty()) return lost;
+  const std::uint64_t oldest_file = *std::min_element(present.begin(), present.end());
+  for (const ArchiveEntry& e : listed)
+    if (e.segment > oldest_file && std::find(present.begin(), present.end(), e.segment) == present.end()) lost.push_back(e);
+  return lost;
+}
+
+std::string lost_entry_problem(const ArchiveEntry& entry) {
+  return "missing: " + std::string(kIndexFileName) + " lists it (lsn " + std::to_string(entry.first_lsn) + ".." +
+         std::to_string(entry.last_lsn) + ") while older archive files are still there; no archive file holds those events now";
+}
+
 ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged) {
   if (const std::error_code ec = fs.create_dir(archive_dir)) throw ArchiveWriteError(ec, "create directory " + archive_dir);
   ArchiveIndex index(fs, archive_dir);
-  const std::vector<ArchiveEntry> from_files = entries_from_files(fs, archive_dir, damaged);
+  std::vector<std::uint64_t> present;
+  const std::vector<ArchiveEntry> from_files = entries_from_files(fs, archive_dir, damaged, &present);
   const std::string path = path_in_dir(archive_dir, kIndexFileName);
   std::vector<ArchiveEntry> listed;
   std::string problem;
   const IndexRead read = read_index(fs, path, listed, problem);
   if (read == IndexRead::Damaged && damaged) damaged(path, problem + "; rebuilt from the archive files");
+  if (damaged)
+    for (const ArchiveEntry& e : lost_entries(listed, present))
+      damaged(path_in_dir(archive_dir, archive_file_name(e.segment)), lost_entry_problem(e));
   if (read != IndexRead::Valid || listed != from_files) index.save(from_files);
   index.entries_ = from_files;
   return index;
 }
 
-ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged, bool* index_stale) {
+ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged, bool* index_stale,
+                                std::vector<ArchiveEntry>* lost) {
   ArchiveIndex index(fs, archive_dir);
-  index.entries_ = entries_from_files(fs, archive_dir, damaged);
-  if (index_stale) {
+  std::vector<std::uint64_t> present;
+  index.entries_ = entries_from_files(fs, archive_dir, damaged, &present);
+  if (index_stale || lost) {
     std::vector<ArchiveEntry> listed;
     std::string problem;
-    *index_stale = read_index(fs, path_in_dir(archive_dir, kIndexFileName), listed, problem) != IndexRead::Valid ||
-                   listed != index.entries_;
+    const IndexRead read = read_index(fs, path_in_dir(archive_dir, kIndexFileName), listed, problem);
+    if (index_stale) *index_stale = read != IndexRead::Valid || listed != index.entries_;
+    if (lost) *lost = lost_entries(listed, present);
   }
   return index;
 }

@@ -8,7 +8,9 @@
 //   or disagrees with the files (a crash between a file and the index being written), it is
 //   rebuilt from the headers and saved. Files whose header is damaged are not listed and are
 //   reported through `damaged` (file, problem); nothing is deleted. An index that cannot be parsed
-//   is reported there too (before it is rebuilt); a missing one is not. The directory is created
+//   is reported there too (before it is rebuilt); a missing one is not. So is each file the index
+//   lists that is gone while an older one is still there (lost_entries): retention deletes the
+//   oldest first, so only a crash in its midst leaves the first ones listed and gone. The directory is created
 //   when missing; a failed rebuild throws ArchiveWriteError.
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
 //   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
@@ -31,10 +33,10 @@ class ArchiveIndex {
   static ArchiveIndex load(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {});
   // Read-only (operator tools, and a look before the daemon owns the directory): the entries the
   // files' headers state; nothing is created or rewritten. `index_stale` (if given) is set when
-  // index.ndjson is missing, damaged or disagrees with them. Throws std::system_error when the
-  // directory cannot be listed.
+  // index.ndjson is missing, damaged or disagrees with them; `lost` (if given) gets what
+  // lost_entries finds. Throws std::system_error when the directory cannot be listed.
   static ArchiveIndex read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {},
-                           bool* index_stale = nullptr);
+                           bool* index_stale = nullptr, std::vector<ArchiveEntry>* lost = nullptr);
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;
@@ -52,6 +54,16 @@ class ArchiveIndex {
   std::string dir_;
   std::vector<ArchiveEntry> entries_;
 };
+
+// The entries `listed` in the index whose file is gone (its segment is not among `present`, the
+// archive files there, damaged ones included) although a file of an older segment is there:
+// archived events no archive file holds any more (deleted by hand, lost by the file system).
+// Entries gone before every remaining file are not counted: retention deletes the oldest files
+// first and unlists them after, so a crash in between leaves exactly those.
+std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present);
+
+// The problem reported for a lost entry (file and what it held).
+std::string lost_entry_problem(const ArchiveEntry& entry);
 
 // Retention of the archive: removes the oldest archived segments (file, then index line) while the
 // archive's files total more than `max_bytes` (0: no limit) or the newest event of the oldest

@@ -8,6 +8,7 @@
 
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_writer.h"
+#include "ingest/log/wal_corruption.h"
 #include "repos/util/clock.h"
 #include "repos/util/thread_name.h"
 
@@ -133,8 +134,11 @@ bool SegmentArchiver::load_index() {
     // not exist yet, or was unreadable, and another log's partial files and index are not ours.
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
     remove_partial_archives(fs_, config_.dir);
+    // Damaged files (left alone, not listed), a damaged index (rebuilt) and archived files that are
+    // gone (lost_entries): counted, so that PmIngestdArchiveFailing says the archive needs a look.
     index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
-      logger_->error("archive file {} is damaged ({}); it is left alone and not listed", file, problem);
+      logger_->error("archive file {}: {}; not listed in the archive index", file, problem);
+      metrics_.archive_errors.Increment();
     });
     retain();
     return true;
@@ -165,6 +169,14 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
   retain();  // first: it may make the room archiving needs
   try {
     archive_into_index(segment);
+  } catch (const wal::WalCorruption& e) {
+    // Retrying reads the same damage: say so, and what it holds up, instead of "retried".
+    report_failure(fmt::format("cannot archive log segment {}: it is damaged ({}). Its events are applied, but it cannot be "
+                               "archived, and every later segment waits behind it in the live log (producers get busy once "
+                               "--wal-max-bytes is used up). See what it holds with `pm-ingestctl wal-verify --salvage "
+                               "--wal-dir {}`; archiving is retried in case the damage was a passing read error",
+                               wal::segment_file_name(segment), e.what(), log_->dir()));
+    return Outcome::Failed;
   } catch (const std::exception& e) {
     report_failure(fmt::format("cannot archive log segment {}: {}; the live segment is kept and archiving is retried",
                                wal::segment_file_name(segment), e.what()));

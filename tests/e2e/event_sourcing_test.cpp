@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -548,6 +549,53 @@ TEST(EventSourcing, ReplayBesideADaemonWhoseDatabaseIsDownReachesEveryAckedEvent
     return dry.output.find("events read 300,") != std::string::npos;
   }, 20s)) << dry.output;
   EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
+}
+
+// The newest archive file is gone (deleted by hand, lost by the file system; its live segment was
+// removed when it was archived): `archive verify` said "archive ok ... index stale" (exit 0), and
+// the daemon's next start rebuilt the index without it, saying nothing. Both report it now. And a
+// file missing right after a damaged one was reported only once the damaged one was restored.
+TEST(EventSourcing, AnArchivedFileThatIsGoneIsReportedNotSilentlyUnlisted) {
+  TestDatabase live("es_lost_file");
+  DaemonHarness d(live.url(), {});
+  d.args() = archive_args(d);
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, "g", 20);
+  }
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_archived_segments_total") >= 5 &&
+                                      d.metric("pm_ingest_archive_pending_segments") == 0; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  const std::string archive = d.dir() + "/archive";
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(archive))
+    if (f.path().extension() == ".pmarc") files.push_back(f.path().string());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 5u);
+  std::filesystem::remove(files.back());
+  {
+    std::fstream f(files[1], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(files[1]) / 2));
+    f.put('\x5a').put('\xa5');
+  }
+  std::filesystem::remove(files[2]);
+
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 2) << verify.output;
+  EXPECT_NE(verify.output.find(files.back() + " missing: index.ndjson lists it (lsn "), std::string::npos) << verify.output;
+  EXPECT_NE(verify.output.find("ARCHIVE DAMAGED"), std::string::npos) << verify.output;
+  EXPECT_NE(verify.output.find(files[1] + " DAMAGED"), std::string::npos) << verify.output;
+  const std::string missing = std::filesystem::path(files[2]).stem().string() + ".wal";
+  EXPECT_NE(verify.output.find(files[3] + " ok: lsn"), std::string::npos) << verify.output;
+  EXPECT_NE(verify.output.find("CHAIN BROKEN: segments " + missing + ".." + missing + " are missing"), std::string::npos)
+      << verify.output;
+
+  d.start();
+  EXPECT_TRUE(wait_until([&] { return d.output().find(files.back() + ": missing: index.ndjson lists it") != std::string::npos; }, 20s))
+      << d.output();
+  EXPECT_GE(d.metric("pm_ingest_archive_errors_total"), 1);
+  EXPECT_EQ(d.stop(), 0);
 }
 
 // `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
