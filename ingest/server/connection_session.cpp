@@ -29,7 +29,9 @@ std::size_t read_chunk(std::size_t open_connections) {
   return std::clamp(kReadBudget / std::max<std::size_t>(1, open_connections), kMinReadChunk, kMaxReadChunk);
 }
 
-// Bytes of replies the producer has not read yet (queued on its side of the socket).
+// What the replies the producer has not read yet take of the socket's send memory (SIOCOUTQ on a
+// Unix socket: each queued reply counts with its buffer overhead, several hundred bytes, not only
+// its text).
 std::size_t unread_reply_bytes(int fd) {
   int queued = 0;
   return ::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 ? static_cast<std::size_t>(queued) : 0;

@@ -51,9 +51,12 @@ void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::stri
   if (unit == EpochUnit::Seconds && looks_like_ms)
     reject(RejectReason::TimestampUnits,
            std::string("'") + name + "' " + std::to_string(value) + " looks like milliseconds; " + std::string(hint));
+  // Below 10^8 it is no plausible time in either unit: the hint (send it in seconds) would only get
+  // the line refused again, as before 1973.
   if (unit == EpochUnit::Milliseconds && !looks_like_ms)
-    reject(RejectReason::TimestampUnits,
-           std::string("'") + name + "' " + std::to_string(value) + " looks like seconds; " + std::string(hint));
+    reject(RejectReason::TimestampUnits, std::string("'") + name + "' " + std::to_string(value) + " looks like seconds" +
+                                             (value < kMillisecondsThreshold / 1000 ? std::string(" (and is before 1973 even so)")
+                                                                                    : "; " + std::string(hint)));
   if (unit == EpochUnit::Seconds && value < kMillisecondsThreshold / 1000)
     reject(RejectReason::Range, std::string("'") + name + "' " + std::to_string(value) +
                                     " is before 1973-03-03 (10^8 s): in milliseconds it would be below 10^11, "
@@ -218,10 +221,11 @@ std::optional<std::int32_t> Fields::optional_index(const char* name) const {
 }
 
 std::string Fields::side(const char* name) const {
-  std::string side = required_string(name, true);
+  const std::string sent = required_string(name, true);
+  std::string side = sent;
   for (char& c : side) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (side != "BUY" && side != "SELL")
-    reject(RejectReason::Range, std::string("'") + name + "' must be BUY or SELL, got " + json_quoted(side));
+    reject(RejectReason::Range, std::string("'") + name + "' must be BUY or SELL, got " + json_quoted(sent));
   return side;
 }
 

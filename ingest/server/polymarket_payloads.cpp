@@ -86,8 +86,15 @@ TradeEvent clob_rest_trade(const Fields& f, std::int64_t received_ms) {
   return t;
 }
 
-PolymarketMessage clob_ws_message(const Fields& f) {
-  auto type = f.get("event_type");
+// What a clob-ws-market message is, by its event_type (refused when named twice: it would decide
+// whether the message is a trade by a guess).
+PolymarketMessage clob_ws_message(object obj) {
+  std::optional<element> type;
+  for (const simdjson::dom::key_value_pair field : obj) {
+    if (field.key != "event_type") continue;
+    if (type) reject(RejectReason::Schema, "key \"event_type\" appears more than once in the object");
+    type = field.value;
+  }
   std::string_view name;
   if (!type || type->get_string().get(name) != simdjson::SUCCESS) return PolymarketMessage::Unknown;
   for (int m = 0; m < static_cast<int>(PolymarketMessage::Unknown); ++m)
@@ -165,11 +172,13 @@ void PolymarketParser::Impl::parse_element(PayloadFormat format, element e, std:
                                            std::vector<Event>& out, MessageTally& tally) {
   object obj;
   if (e.get_object().get(obj) != simdjson::SUCCESS) reject(RejectReason::Schema, "an element must be a JSON object");
-  const Fields f(obj);
+  // Classified first: a message that is not a trade is only counted, so a key it names twice (which
+  // matters only for a stored trade's raw_json) does not fail the line and the trades in it.
   const PolymarketMessage message =
-      format == PayloadFormat::ClobWsMarket ? clob_ws_message(f) : PolymarketMessage::Trade;
+      format == PayloadFormat::ClobWsMarket ? clob_ws_message(obj) : PolymarketMessage::Trade;
   ++tally[static_cast<std::size_t>(message)];
   if (message != PolymarketMessage::LastTradePrice && message != PolymarketMessage::Trade) return;
+  const Fields f(obj);
   if (std::memchr(raw.data(), '\0', raw.size()) != nullptr)
     reject(RejectReason::Schema, "contains a NUL byte, which PostgreSQL text cannot store");
   Event event;

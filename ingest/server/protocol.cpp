@@ -85,7 +85,8 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     auto type = fields.get("type");
     if (!type || type->type() != element_type::STRING) {
       if (is_hello(obj)) return Rejection{RejectReason::Schema, hello_not_first_detail()};
-      return Rejection{RejectReason::Schema, "missing required string field 'type'"};
+      return Rejection{RejectReason::Schema, type ? "'type' must be a string (\"trade\" or \"trigger\")"
+                                                  : "missing required string field 'type'"};
     }
     std::string_view kind = type->get_string().value_unsafe();
     Event event;

@@ -231,6 +231,18 @@ TEST(PolymarketDataApi, AKeyNamedTwiceInAnElementRefusesTheLine) {
   EXPECT_NE(r.detail.find(R"(key "price" appears more than once)"), std::string::npos) << r.detail;
 }
 
+// A clob-ws-market message that is not a trade is only counted: a key it names twice refused the
+// whole line, the trades in it included. Its event_type named twice still refuses the line (whether
+// it is a trade would be a guess).
+TEST(PolymarketClobWs, AKeyNamedTwiceInAMessageThatIsNotATradeDoesNotFailTheLine) {
+  const Parsed p = parse_ok(PayloadFormat::ClobWsMarket, R"([{"event_type":"book","market":"m","market":"m"},)" + ws_trade() + "]");
+  EXPECT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(count(p.tally, PolymarketMessage::Book), 1u);
+  const Rejection r = parse_bad(PayloadFormat::ClobWsMarket, R"([{"event_type":"book","event_type":"last_trade_price"}])");
+  EXPECT_EQ(r.reason, RejectReason::Schema);
+  EXPECT_NE(r.detail.find(R"([0] key "event_type" appears more than once)"), std::string::npos) << r.detail;
+}
+
 TEST(PolymarketDataApi, AnArrayIsTheRestResponse) {
   const Parsed p = parse_ok(PayloadFormat::DataApiTrades, "[" + data_api_trade("0xw1") + "," + data_api_trade("0xw2") + "]");
   ASSERT_EQ(p.events.size(), 2u);
@@ -360,6 +372,21 @@ TEST(Hello, AnUnknownFormatIsRefusedAndTheConnectionStaysV1) {
   EXPECT_EQ(decoder.format(), PayloadFormat::PmIngestd);
   EXPECT_EQ(decode(decoder, 2, kV1Trade).events.size(), 1u);
   EXPECT_EQ(decode(decoder, 1, R"({"hello":"clob-ws-market"})").rejection->reason, RejectReason::Schema);
+}
+
+// A key named twice in a hello: the first value won here, while a producer's last-key-wins JSON
+// library (Python, JavaScript) read the other, so the connection's format was a guess.
+TEST(Hello, AKeyNamedTwiceIsRefusedAndTheConnectionStaysV1) {
+  for (const char* line : {R"({"hello":{"format":"clob-ws-market","format":"data-api-trades"}})",
+                           R"({"hello":{"format":"clob-ws-market"},"hello":{"format":"data-api-trades"}})"}) {
+    LineDecoder decoder;
+    const Decoded d = decode(decoder, 1, line);
+    ASSERT_TRUE(d.rejection) << line;
+    EXPECT_EQ(d.rejection->reason, RejectReason::Schema);
+    EXPECT_NE(d.rejection->detail.find("hello: key \"") , std::string::npos) << d.rejection->detail;
+    EXPECT_NE(d.rejection->detail.find("appears more than once"), std::string::npos) << d.rejection->detail;
+    EXPECT_EQ(decoder.format(), PayloadFormat::PmIngestd) << line;
+  }
 }
 
 TEST(Hello, OnAnyLaterLineIsRefused) {

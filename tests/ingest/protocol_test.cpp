@@ -207,6 +207,21 @@ TEST(Protocol, TypeRules) {
   EXPECT_EQ(parse_bad(R"("trade")").reason, RejectReason::Schema);
 }
 
+// The details name what was wrong as it was sent: a 'type' of the wrong kind was "missing", a bad
+// side was quoted upper-cased (got "HOLD" for "hold"), and a millisecond field of 5 was told to
+// be sent as seconds, where it would be refused as before 1973.
+TEST(Protocol, DetailsDescribeTheValueAsSent) {
+  EXPECT_EQ(parse_bad(R"({"type":7})").detail, R"('type' must be a string ("trade" or "trigger"))");
+  EXPECT_EQ(parse_bad(without(kTrade, "type")).detail, "missing required string field 'type'");
+  auto set = [](const std::string& key, const std::string& json) { return with(without(kTrade, key), json); };
+  EXPECT_EQ(parse_bad(set("side", R"("side":"hold")")).detail, R"('side' must be BUY or SELL, got "hold")");
+  const Rejection tiny = parse_bad(set("timestamp", R"("timestamp_ms":5)"));
+  EXPECT_EQ(tiny.reason, RejectReason::TimestampUnits);
+  EXPECT_EQ(tiny.detail, "'timestamp_ms' 5 looks like seconds (and is before 1973 even so)");
+  const Rejection seconds = parse_bad(set("timestamp", R"("timestamp_ms":1700000000)"));
+  EXPECT_NE(seconds.detail.find("looks like seconds; "), std::string::npos) << seconds.detail;
+}
+
 TEST(Protocol, NotJsonIsAParseError) {
   EXPECT_EQ(parse_bad("{\"type\":\"trade\"").reason, RejectReason::Parse);
   EXPECT_EQ(parse_bad("hello").reason, RejectReason::Parse);
