@@ -61,8 +61,10 @@ LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::Lo
   LogVerdict v = verify_once(dir, on_event, fs, delivered);
   const bool in_use = !v.ok && fs.lock_in_use(wal::path_in(dir, wal::kLockFileName));
   for (int attempt = 2; in_use && !v.ok && delivered == 0 && attempt <= 3; ++attempt) v = verify_once(dir, on_event, fs, delivered);
-  if (in_use && !v.ok && delivered > 0)
+  if (in_use && !v.ok && delivered > 0) {
+    v.cut_by_a_removal = true;
     v.problem += " (a daemon holds this log and may have removed an applied segment while it was read: run the command again)";
+  }
   return v;
 }
 

@@ -19,6 +19,9 @@ struct LogVerdict {
   bool extent_known = false;
   std::uint64_t records = 0, trades = 0;
   bool torn_tail = false;  // the last group is torn (the daemon cuts it at its next start)
+  // Not ok because the daemon holding the log removed a segment while it was read, after events had
+  // been passed on (so it was not read again): no damage, run the command again.
+  bool cut_by_a_removal = false;
 };
 
 // Reads every record from the oldest segment to the end, decoding each event.

@@ -222,6 +222,10 @@ int run_wal_dump(const po::variables_map& vm) {
     return true;
   });
   say_where_the_limit_stopped(cut, limit);
+  if (!v.ok && v.cut_by_a_removal) {  // not damage: the advice to move the log away would harm it
+    std::cerr << v.problem << "\n";
+    return 1;
+  }
   if (!v.ok) {
     std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;

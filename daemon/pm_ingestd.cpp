@@ -147,7 +147,9 @@ pm::ServerConfig server_config(const pm::DaemonOptions& options, spdlog::logger&
   server_config.line_timeout = options.line_timeout;
   // A quarter of the stop's time at most (--shutdown-timeout may be 1 s): the writer's last batch
   // needs the rest before the forced exit.
-  server_config.stop_grace = std::min<std::chrono::milliseconds>(std::chrono::seconds(2), options.shutdown_timeout / 4);
+  // (in milliseconds: seconds / 4 rounds 1..3 s down to a grace of 0, which cut every reply send)
+  server_config.stop_grace = std::min<std::chrono::milliseconds>(
+      std::chrono::seconds(2), std::chrono::duration_cast<std::chrono::milliseconds>(options.shutdown_timeout) / 4);
   server_config.max_connections_per_uid = options.max_connections_per_uid;
   server_config.stale_after_ms = options.stale_after.count() * 1000;
   return server_config;

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "repos/util/clock.h"
+
 namespace pm {
 
 std::optional<TimestampUnit> parse_timestamp_unit(std::string_view text) {
@@ -43,6 +45,10 @@ std::int64_t future_bound(std::int64_t now_epoch_ms, TimestampUnit unit) {
   if (unit == TimestampUnit::Milliseconds) return newest_ms;
   // Round down: second s is let through only if all of it, s * 1000 on, is within the bound.
   return newest_ms >= 0 ? newest_ms / 1000 : -((-newest_ms + 999) / 1000);
+}
+
+std::int64_t newest_accepted(FutureBound bound, TimestampUnit unit) {
+  return bound == FutureBound::CheckedOnArrival ? std::numeric_limits<std::int64_t>::max() : future_bound(now_epoch_ms(), unit);
 }
 
 void require_timestamp(std::int64_t epoch, TimestampUnit unit, std::int64_t newest, std::string_view field,

@@ -64,6 +64,16 @@ void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_
 // down in seconds, so a value too far ahead is never let through; saturates instead of wrapping).
 std::int64_t future_bound(std::int64_t now_epoch_ms, TimestampUnit unit);
 
+// Which clock the writers' 24-h bound counts from. FromNow: every caller of the library.
+// CheckedOnArrival: the ingest writer and `pm-ingestctl replay`, whose events the daemon checked
+// against their own arrival when they came in (ingest/server/field_rules), so that the rows they
+// write depend on the events only, never on the applying host's clock (stepped back, or a replay
+// on a host whose clock is behind): only the unit's size rule applies then.
+enum class FutureBound { FromNow, CheckedOnArrival };
+
+// The newest timestamp a writer accepts in `unit`: future_bound(now) or, CheckedOnArrival, no bound.
+std::int64_t newest_accepted(FutureBound bound, TimestampUnit unit);
+
 // What require_timestamp lets through: fits_timestamp_unit and at most `newest` (future_bound).
 constexpr bool acceptable_timestamp(std::int64_t epoch, TimestampUnit unit, std::int64_t newest) {
   return fits_timestamp_unit(epoch, unit) && epoch <= newest;

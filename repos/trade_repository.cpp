@@ -203,8 +203,7 @@ void require_time(const TradeRow& row, TimestampUnit unit, std::int64_t newest) 
                         std::string(row.trade_id) + ")");
 }
 
-void require_times(std::span<const TradeRow> rows, TimestampUnit unit) {
-  const std::int64_t newest = future_bound(now_epoch_ms(), unit);
+void require_times(std::span<const TradeRow> rows, TimestampUnit unit, std::int64_t newest) {
   for (const TradeRow& row : rows) require_time(row, unit, newest);
 }
 
@@ -218,7 +217,7 @@ struct WatermarkArrays {
 };
 
 WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<const std::size_t> which,
-                                     std::span<const std::int64_t> written_at_ms, TimestampUnit unit) {
+                                     std::span<const std::int64_t> written_at_ms, TimestampUnit unit, std::int64_t bound) {
   std::unordered_map<ConditionKey, std::size_t, ConditionKeyHash> newest;  // condition -> row
   for (std::size_t i : which) {
     const TradeRow& t = rows[i];
@@ -228,7 +227,6 @@ WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<c
   }
   WatermarkArrays out;
   out.empty = newest.empty();
-  const std::int64_t bound = future_bound(now_epoch_ms(), unit);
   for (const auto& [condition, i] : newest) {
     require_time(rows[i], unit, bound);
     out.conditions.add_text(condition.id);
@@ -243,8 +241,8 @@ WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<c
 // newest_per_condition, or now without `written_at_ms`.
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
                                      std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms,
-                                     TimestampUnit unit) {
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit);
+                                     TimestampUnit unit, std::int64_t newest) {
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit, newest);
   if (marks.empty) return 0;
   if (written_at_ms.empty()) return trade_watermarks().many(tx, marks.conditions, marks.timestamps);
   return trade_watermarks().many(tx, marks.conditions, marks.timestamps, marks.updated_at);
@@ -262,11 +260,11 @@ std::vector<TradeRow> rows_of(const std::vector<PolymarketTrade>& trades) {
 
 TradeRepository::TradeRepository(Database& db) : target_(db), unit_(db.config().trade_timestamp_unit) {}
 
-TradeRepository::TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit)
-    : target_(tx), unit_(unit), in_tx_(&tx) {}
+TradeRepository::TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit, FutureBound bound)
+    : target_(tx), unit_(unit), bound_(bound), in_tx_(&tx) {}
 
-TradeRepository::TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit)
-    : target_(tx), unit_(unit), autocommit_(&tx) {}
+TradeRepository::TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit, FutureBound bound)
+    : target_(tx), unit_(unit), bound_(bound), autocommit_(&tx) {}
 
 template <class Fn>
 auto TradeRepository::bulk(Fn&& fn) const {
@@ -277,7 +275,7 @@ auto TradeRepository::bulk(Fn&& fn) const {
 }
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
-  require_time(trade_row_of(t), unit_, future_bound(now_epoch_ms(), unit_));
+  require_time(trade_row_of(t), unit_, newest_accepted());
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
@@ -290,7 +288,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
-  require_times(all, unit_);
+  require_times(all, unit_, newest_accepted());
   return bulk([&](auto& tx) {
     OwedStatements owed;
     auto inserted = insert_new_rows(tx, all, probe, owed);
@@ -303,7 +301,7 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
                                                       OwedStatements& owed) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::insert_rows with owed statements needs a caller's transaction");
   if (all.empty()) return {};
-  require_times(all, unit_);
+  require_times(all, unit_, newest_accepted());
   return insert_new_rows(*in_tx_, all, probe, owed);
 }
 
@@ -311,7 +309,7 @@ std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows,
                                                  std::span<const std::int64_t> written_at_ms) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::watermark_statement needs a caller's transaction");
   if (written_at_ms.size() != rows.size()) throw std::invalid_argument("watermark_statement: one arrival time per row");
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit_);
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit_, newest_accepted());
   if (marks.empty) return {};
   return trade_watermarks().many_statement(*in_tx_, marks.conditions, marks.timestamps, marks.updated_at);
 }
@@ -319,7 +317,7 @@ std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows,
 std::size_t TradeRepository::advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
                                                std::span<const std::int64_t> written_at_ms) const {
   if (which.empty()) return 0;
-  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at_ms, unit_); });
+  return target_.run([&](pqxx::transaction_base& tx) { return advance_trade_watermarks(tx, rows, which, written_at_ms, unit_, newest_accepted()); });
 }
 
 std::size_t TradeRepository::create_many(const std::vector<PolymarketTrade>& trades) const {
@@ -331,9 +329,9 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
-  require_times(rows, unit_);
+  require_times(rows, unit_, newest_accepted());
   return bulk([&](auto& tx) {
-    TradeRepository in_tx(tx, unit_);
+    TradeRepository in_tx(tx, unit_, bound_);
     const auto inserted = in_tx.insert_rows(rows, probe);
     return TradeBatchResult{inserted.size(), in_tx.advance_watermarks(rows, inserted)};
   });

@@ -55,8 +55,10 @@ class TradeRepository {
   // On a Database the unit comes from its config; in a caller's transaction it is given. The
   // caller's tx must outlive the repository.
   explicit TradeRepository(Database& db);
-  TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit);   // the transaction route
-  TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit);  // the autocommit route
+  // The transaction route; `bound` says which clock the 24-h bound on timestamps counts from
+  // (FutureBound: the ingest writer's rows were checked on arrival).
+  TradeRepository(pqxx::dbtransaction& tx, TimestampUnit unit, FutureBound bound = FutureBound::FromNow);
+  TradeRepository(pqxx::nontransaction& tx, TimestampUnit unit, FutureBound bound = FutureBound::FromNow);  // the autocommit route
 
   WriteResult<PolymarketTrade> create(const PolymarketTrade& trade) const;
 
@@ -124,8 +126,11 @@ class TradeRepository {
   template <class Fn>
   auto bulk(Fn&& fn) const;
 
+  std::int64_t newest_accepted() const { return pm::newest_accepted(bound_, unit_); }
+
   DbTarget target_;
   TimestampUnit unit_;
+  FutureBound bound_ = FutureBound::FromNow;
   pqxx::dbtransaction* in_tx_ = nullptr;        // a caller's transaction, or null
   pqxx::nontransaction* autocommit_ = nullptr;  // a caller's nontransaction, or null
 };

@@ -62,7 +62,7 @@ void require_ms_time(std::int64_t timestamp, std::int64_t newest, Field&& field)
   require_timestamp(timestamp, TimestampUnit::Milliseconds, newest, field(), kTriggerUnitSource);
 }
 
-std::int64_t newest_trigger_time() { return future_bound(now_epoch_ms(), TimestampUnit::Milliseconds); }
+std::int64_t newest_trigger_time(FutureBound bound) { return newest_accepted(bound, TimestampUnit::Milliseconds); }
 
 void require_time(const PolymarketFirstTrigger& t, std::int64_t newest) {
   require_ms_time(t.trigger_timestamp, newest, [&] {
@@ -111,7 +111,7 @@ const char* to_string(TriggerOutcome outcome) {
 
 std::vector<TriggerOutcome> TriggerRepository::record_first_many(
     const std::vector<PolymarketFirstTrigger>& triggers) const {
-  const std::int64_t newest = newest_trigger_time();
+  const std::int64_t newest = newest_trigger_time(bound_);
   for (const auto& t : triggers) {
     require_key(t);
     require_time(t, newest);
@@ -214,7 +214,7 @@ TriggerOutcome TriggerRepository::record_first(const PolymarketFirstTrigger& tri
 
 WriteResult<PolymarketFirstTrigger> TriggerRepository::create(const PolymarketFirstTrigger& trigger) const {
   require_key(trigger);
-  require_time(trigger, newest_trigger_time());
+  require_time(trigger, newest_trigger_time(bound_));
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trigger(tx, trigger);
     if (!inserted.empty())
@@ -330,7 +330,7 @@ std::int64_t TriggerWatermarkRepository::get_timestamp(double threshold) const {
 
 std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) const {
   if (marks.empty()) return 0;
-  const std::int64_t newest = newest_trigger_time();
+  const std::int64_t newest = newest_trigger_time(bound_);
   for (const Advance& m : marks) require_watermark_time(m.threshold, m.timestamp, newest);
   PgArray thresholds, timestamps, updated_at;
   for (const Advance& m : marks) {
@@ -342,7 +342,7 @@ std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) 
 }
 
 TriggerWatermark TriggerWatermarkRepository::update(double threshold, std::int64_t timestamp) const {
-  require_watermark_time(threshold, timestamp, newest_trigger_time());
+  require_watermark_time(threshold, timestamp, newest_trigger_time(bound_));
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TriggerWatermark>(trigger_watermarks().one(tx, threshold, timestamp));
   });

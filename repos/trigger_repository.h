@@ -27,6 +27,7 @@
 #include "repos/db_target.h"
 #include "repos/models.h"
 #include "repos/repo_support.h"
+#include "repos/timestamp_unit.h"
 #include "repos/write_result.h"
 
 namespace pm {
@@ -49,7 +50,9 @@ struct TriggerKey {
 
 class TriggerRepository {
  public:
-  explicit TriggerRepository(DbTarget target) : target_(target) {}
+  // `bound`: which clock the 24-h bound on trigger times counts from (FutureBound: the ingest
+  // writer's triggers were checked on arrival).
+  explicit TriggerRepository(DbTarget target, FutureBound bound = FutureBound::FromNow) : target_(target), bound_(bound) {}
 
   // The atomic G2 claim (record_first_many of one). `trigger.created_at` empty means now.
   // record_first, record_first_many and create throw std::invalid_argument, recording nothing, for
@@ -88,6 +91,7 @@ class TriggerRepository {
 
  private:
   DbTarget target_;
+  FutureBound bound_;
 };
 
 // TriggerWatermarkRepository: `trigger_watermarks` (key threshold REAL, bound as $1::real, D7).
@@ -95,8 +99,8 @@ class TriggerRepository {
 // (the same row as get), exists(t), remove(t) and count().
 class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, double> {
  public:
-  explicit TriggerWatermarkRepository(DbTarget target)
-      : BaseRepository(target, "trigger_watermarks", "threshold", "real") {}
+  explicit TriggerWatermarkRepository(DbTarget target, FutureBound bound = FutureBound::FromNow)
+      : BaseRepository(target, "trigger_watermarks", "threshold", "real"), bound_(bound) {}
 
   std::optional<TriggerWatermark> get(double threshold) const;
   // The stored last_timestamp (epoch ms), or 0 when there is no row.
@@ -113,6 +117,9 @@ class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, doubl
     std::string updated_at;
   };
   std::size_t advance(std::span<const Advance> marks) const;
+
+ private:
+  FutureBound bound_;
 };
 
 }  // namespace pm

@@ -35,13 +35,22 @@ std::uint64_t IngestPipeline::budget_used_bytes() const {
 
 namespace {
 
-// A connection's thread keeps its encoding buffers between chunks. Past 256 KiB in all (a large
-// event, up to --max-line-bytes, or the thousands of events of one array line) they are freed, or
-// every idle connection that once sent such a chunk would keep them.
+// A connection's thread keeps its encoding buffers between chunks, so that ordinary chunks (a full
+// 256 KiB read encodes to about 400 KiB) allocate nothing. A payload over 64 KiB (a large event,
+// up to --max-line-bytes) is freed, and all of them past kKeptBufferElements or 1 MiB in all (the
+// thousands of events of one array line), or every idle connection that once sent one would keep it.
 void release_large_payload_buffers(std::vector<std::string>& payloads, std::vector<std::uint32_t>& payload_crcs) {
-  constexpr std::size_t kKeptPayloadBytes = 256 * 1024;
+  constexpr std::size_t kKeptPayloadCapacity = 64 * 1024;
+  constexpr std::size_t kKeptPayloadBytes = 1 << 20;
   std::size_t kept = 0;
-  for (const std::string& p : payloads) kept += p.capacity();
+  for (std::string& p : payloads) {
+    if (p.capacity() <= kKeptPayloadCapacity) {
+      kept += p.capacity();
+      continue;
+    }
+    note_released(p.capacity());
+    std::string().swap(p);
+  }
   if (kept <= kKeptPayloadBytes && payloads.capacity() <= kKeptBufferElements) return;
   note_released(kept + payloads.capacity() * sizeof(std::string));
   std::vector<std::string>().swap(payloads);

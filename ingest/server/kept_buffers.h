@@ -16,8 +16,7 @@ inline constexpr std::size_t kKeptBufferElements = 4096;
 void note_released(std::size_t bytes);
 
 // Once this thread's releases add up to 1 MiB, hands the freed memory back to the system
-// (malloc_trim): glibc keeps it in the thread's arena otherwise (its mmap threshold rises with each
-// large free), and an idle connection that once took a huge line kept its RSS.
+// (malloc_trim, at most once every 10 s in the process): glibc keeps it in its arenas otherwise.
 void give_back_released_memory();
 
 template <class T>

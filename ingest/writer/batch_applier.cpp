@@ -55,7 +55,7 @@ TradeStage BatchApplier::insert_trades(pqxx::dbtransaction& tx, std::span<const 
   TradeStage stage;
   stage.trades = rows.size();
   if (rows.empty()) return stage;
-  const TradeRepository trades(tx, unit_);
+  const TradeRepository trades(tx, unit_, FutureBound::CheckedOnArrival);
   const auto insert = [&](std::span<const TradeRow> r) {
     return owed != nullptr ? trades.insert_rows(r, probe, *owed) : trades.insert_rows(r, probe);
   };
@@ -99,7 +99,8 @@ std::vector<std::int64_t> trade_arrivals(std::span<const QueuedEvent> events) {
 }  // namespace
 
 // Every time written here comes from the events (their arrival), never from the clock, so a replay
-// of the log (pm-ingestctl replay) writes the same rows. The trade watermarks and the checkpoint go
+// of the log (pm-ingestctl replay) writes the same rows; the library's 24-h bound on timestamps is
+// not applied again (FutureBound::CheckedOnArrival: the daemon checked each event on arrival). The trade watermarks and the checkpoint go
 // in one query, with what `owed` holds in front of them.
 BatchCounts BatchApplier::finish(pqxx::dbtransaction& tx, std::span<const QueuedEvent> events, std::span<const TradeRow> rows,
                                  const TradeStage& stage, OwedStatements* owed, std::optional<std::int64_t> follows) const {
@@ -115,7 +116,7 @@ BatchCounts BatchApplier::finish(pqxx::dbtransaction& tx, std::span<const Queued
   }
   std::vector<std::string> statements;
   if (!stage.inserted.empty()) {
-    std::string marks = TradeRepository(tx, unit_).watermark_statement(rows, stage.inserted, trade_arrivals(events));
+    std::string marks = TradeRepository(tx, unit_, FutureBound::CheckedOnArrival).watermark_statement(rows, stage.inserted, trade_arrivals(events));
     if (!marks.empty()) statements.push_back(std::move(marks));
   }
   const IngestCheckpoint checkpoint = checkpoint_at(events.back(), events.size(), follows);
@@ -138,7 +139,7 @@ void BatchApplier::record_triggers(pqxx::dbtransaction& tx, std::span<const Queu
     }
   counts.triggers = triggers.size();
   if (triggers.empty()) return;
-  const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx).record_first_many(rows);
+  const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx, FutureBound::CheckedOnArrival).record_first_many(rows);
   std::map<float, TriggerWatermarkRepository::Advance> newest;  // by the REAL key
   for (std::size_t i = 0; i < triggers.size(); ++i) {
     const TriggerEvent& g = std::get<TriggerEvent>(triggers[i]->event.body);
@@ -155,7 +156,7 @@ void BatchApplier::record_triggers(pqxx::dbtransaction& tx, std::span<const Queu
   }
   std::vector<TriggerWatermarkRepository::Advance> marks;
   for (auto& [key, mark] : newest) marks.push_back(std::move(mark));
-  TriggerWatermarkRepository(tx).advance(marks);
+  TriggerWatermarkRepository(tx, FutureBound::CheckedOnArrival).advance(marks);
   counts.trigger_watermarks = marks.size();
 }
 

@@ -521,37 +521,47 @@ TEST_F(ChainTest, LiveSegmentArchivedAndDeletedAfterDiscoveryIsReadFromTheNewCop
   EXPECT_TRUE(skipped_.empty());
 }
 
-// The daemon archives and deletes a live segment between discover()'s listings of the archive and
-// of the live directory (the README's replay example names the archive first): listed in that
-// order, the segment was in neither listing, and the replay stopped on a gap that was not there.
-class ArchivesBetweenListings : public wal::ForwardingLogFs {
+// The daemon archives and deletes a live segment between two of discover()'s listings: listed
+// archive first (the README's replay example names the archive first), the segment was in neither
+// listing, and the replay stopped on a gap that was not there. Tried before each listing in turn,
+// so that any order of the listings that can miss it fails.
+class ArchivesBeforeAListing : public wal::ForwardingLogFs {
  public:
-  ArchivesBetweenListings(std::string wal, std::string archive, std::uint64_t segment)
-      : ForwardingLogFs(wal::posix_log_fs()), wal_(std::move(wal)), archive_(std::move(archive)), segment_(segment) {}
+  ArchivesBeforeAListing(std::string wal, std::string archive, std::uint64_t segment, int nth)
+      : ForwardingLogFs(wal::posix_log_fs()), wal_(std::move(wal)), archive_(std::move(archive)), segment_(segment), nth_(nth) {}
   std::error_code list(const std::string& dir, std::vector<std::string>& names) override {
-    if (dir == archive_) archive_listed_ = true;
-    if (dir == wal_ && archive_listed_ && !done_) {  // the daemon's archiver, between the two
+    if (++listings_ == nth_) {  // the daemon's archiver, just before this listing
       archive_segment(wal::posix_log_fs(), wal_, segment_, archive_);
       fs::remove(wal::segment_path(wal_, segment_));
-      done_ = true;
     }
     return ForwardingLogFs::list(dir, names);
   }
+  int listings() const { return listings_; }
 
  private:
   const std::string wal_, archive_;
   const std::uint64_t segment_;
-  bool archive_listed_ = false;
-  bool done_ = false;
+  const int nth_;
+  int listings_ = 0;
 };
 
 TEST_F(ChainTest, ASegmentArchivedBetweenTheListingsIsFoundNotAGap) {
   ASSERT_FALSE(fs::exists(archive_path(4)));
-  ArchivesBetweenListings fs(wal_, arch_, 4);
-  SegmentChain chain = SegmentChain::discover(fs, {arch_, wal_});
-  EXPECT_TRUE(chain.gaps().empty());
-  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
-  EXPECT_TRUE(skipped_.empty());
+  const std::string live4 = read_file(live_path(4));
+  int listings = 0;
+  for (int nth = 1; nth == 1 || nth <= listings; ++nth) {
+    SCOPED_TRACE("archived before listing " + std::to_string(nth));
+    write_file(live_path(4), live4);  // as before: live, not archived
+    fs::remove(archive_path(4));
+    ArchivesBeforeAListing racing(wal_, arch_, 4, nth);
+    SegmentChain chain = SegmentChain::discover(racing, {arch_, wal_});
+    listings = racing.listings();
+    EXPECT_TRUE(chain.gaps().empty());
+    skipped_.clear();
+    EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+    EXPECT_TRUE(skipped_.empty());
+  }
+  EXPECT_GE(listings, 2);
 }
 
 TEST_F(ChainTest, MissingSegmentIsAGapAndDamageUnlessSkipped) {

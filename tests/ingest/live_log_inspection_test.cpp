@@ -121,6 +121,7 @@ TEST_F(LiveLogInspection, ADumpCutByARemovedSegmentSaysToRunItAgain) {
   const ctl::LogVerdict v = ctl::verify_log(dir_, [&](const wal::Record&, const Event&) { return ++printed > 0; }, fs);
   ASSERT_TRUE(fs.acted());
   EXPECT_FALSE(v.ok);
+  EXPECT_TRUE(v.cut_by_a_removal) << "wal-dump exits 1 without the advice to move the log away";
   EXPECT_GT(printed, 0u);
   EXPECT_NE(v.problem.find("a daemon holds this log and may have removed an applied segment while it was read: run the command again"),
             std::string::npos)

@@ -84,7 +84,8 @@ class WriterLanesTest : public ::testing::Test {
   static void SetUpTestSuite() { tdb_ = new test::TestDatabase("lanes"); }
   static void TearDownTestSuite() { delete tdb_; }
   void SetUp() override {
-    tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, pm_ingest_checkpoints, pm_dead_letters");
+    tdb_->exec("TRUNCATE polymarket_trades, trade_watermarks, polymarket_first_triggers, trigger_watermarks, pm_ingest_checkpoints, "
+               "pm_dead_letters");
     tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT IF EXISTS test_no_poison");
     tdb_->drop_refusal_at_commit();
   }
@@ -119,6 +120,35 @@ TEST_F(WriterLanesTest, TheNextBatchCopiesWhileThePreviousIsOpenWithoutWaitingOn
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 3);
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'lanes' AND lsn = 4"), 1);
   EXPECT_EQ(count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'c'"), 1'700'000'000'004);
+}
+
+// The daemon checked each event against its own arrival (at most 24 h after it); the library's
+// writers check timestamps against the clock. Applied with the clock stepped back (or replayed on a
+// host whose clock is behind), events whose arrival is ahead of the applying clock were refused as
+// "more than a day ahead" and dead-lettered: the rows the writer writes must depend on the events only.
+TEST_F(WriterLanesTest, EventsThatArrivedAheadOfTheApplyingClockAreAppliedNotRefused) {
+  const std::int64_t arrived = now_epoch_ms() + 2 * 24 * 3600 * 1000LL;  // as the clock then said
+  auto batch = trades(1, {"ahead"}, arrived);
+  QueuedEvent trigger;
+  trigger.lsn = 2;
+  trigger.end = wal::Position{1, 200, 200, 2};
+  TriggerEvent g;
+  g.token_id = "tok";
+  g.condition_id = "c";
+  g.threshold = 0.9;
+  g.trigger_timestamp_ms = arrived;
+  trigger.event.received_ms = arrived;
+  trigger.event.body = g;
+  batch.push_back(trigger);
+  pqxx::connection c(tdb_->url());
+  pqxx::work tx(c);
+  const BatchCounts counts = applier_.apply(tx, batch, DuplicateProbe::OnConflict);
+  tx.commit();
+  EXPECT_EQ(counts.trades_inserted, 1u);
+  EXPECT_EQ(counts.triggers_recorded, 1u);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'ahead'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers WHERE token_id = 'tok'"), 1);
+  EXPECT_EQ(count("SELECT last_timestamp FROM trigger_watermarks"), arrived);
 }
 
 TEST_F(WriterLanesTest, ATradeWatermarkRecordsTheArrivalOfTheFirstRowWithTheNewestTimestamp) {
