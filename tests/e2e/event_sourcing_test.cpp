@@ -44,6 +44,13 @@ std::vector<std::string> projection(const std::string& url) {
 
 // The daemon's defaults otherwise (--standby-wait on: segments are released once the primary has
 // flushed the commits that applied them).
+// Overwrites two bytes in the middle of the file at `path` (inside its compressed events).
+void damage_the_middle_of(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
+  f.put('\x5a').put('\xa5');
+}
+
 std::vector<std::string> archive_args(const DaemonHarness& d) {
   return {"--archive-dir", d.dir() + "/archive", "--wal-segment-bytes", "64K"};
 }
@@ -359,11 +366,7 @@ TEST(EventSourcing, ADamagedArchiveFileStopsReplayWithItsFileAndOffsetUnlessSkip
   const std::string archive = d.dir() + "/archive";
   const std::string victim = archive + "/0000000000000002.pmarc";
   ASSERT_TRUE(std::filesystem::exists(victim));
-  {
-    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(victim) / 2));
-    f.put('\x5a').put('\xa5');
-  }
+  damage_the_middle_of(victim);
   const test::Run stopped = replay(d, rebuilt.url());
   EXPECT_EQ(stopped.code, 2) << stopped.output;
   EXPECT_NE(stopped.output.find(victim), std::string::npos) << stopped.output;
@@ -574,11 +577,7 @@ TEST(EventSourcing, AnArchivedFileThatIsGoneIsReportedNotSilentlyUnlisted) {
   std::sort(files.begin(), files.end());
   ASSERT_GE(files.size(), 5u);
   std::filesystem::remove(files.back());
-  {
-    std::fstream f(files[1], std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(files[1]) / 2));
-    f.put('\x5a').put('\xa5');
-  }
+  damage_the_middle_of(files[1]);
   std::filesystem::remove(files[2]);
 
   const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
