@@ -48,6 +48,7 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
     v.ok = true;
   } catch (const wal::WalCorruption& e) {
     v.problem = e.what();
+    v.segment_missing = e.problem().rfind("segment missing", 0) == 0;
   } catch (const std::system_error& e) {
     v.problem = e.what();
   }
@@ -61,7 +62,7 @@ LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::Lo
   LogVerdict v = verify_once(dir, on_event, fs, delivered);
   const bool in_use = !v.ok && fs.lock_in_use(wal::path_in(dir, wal::kLockFileName));
   for (int attempt = 2; in_use && !v.ok && delivered == 0 && attempt <= 3; ++attempt) v = verify_once(dir, on_event, fs, delivered);
-  if (in_use && !v.ok && delivered > 0) {
+  if (in_use && !v.ok && delivered > 0 && v.segment_missing) {
     v.cut_by_a_removal = true;
     v.problem += " (a daemon holds this log and may have removed an applied segment while it was read: run the command again)";
   }

@@ -19,8 +19,9 @@ struct LogVerdict {
   bool extent_known = false;
   std::uint64_t records = 0, trades = 0;
   bool torn_tail = false;  // the last group is torn (the daemon cuts it at its next start)
-  // Not ok because the daemon holding the log removed a segment while it was read, after events had
-  // been passed on (so it was not read again): no damage, run the command again.
+  bool segment_missing = false;  // the problem: a segment file that was listed is gone
+  // Not ok because a segment went missing while a daemon holds the log (it removes applied ones),
+  // after events had been passed on (so it was not read again): no damage, run the command again.
   bool cut_by_a_removal = false;
 };
 

@@ -32,6 +32,7 @@
 #include "ingest/writer/batch_writer.h"
 #include "ingest/events/event_queue.h"
 #include "ingest/server/ingest_pipeline.h"
+#include "ingest/server/kept_buffers.h"
 #include "ingest/server/server.h"
 #include "ingest/log/segment_remover.h"
 #include "ingest/log/wal.h"
@@ -374,6 +375,7 @@ void wait_for_stop(const sigset_t& signals, Supervisor& supervisor) {
     if (sig == SIGINT || sig == SIGTERM) return;
     supervisor.check_writer();
     supervisor.publish_status();
+    pm::give_back_pending_memory();  // of connections that went idle after a large line
   }
 }
 

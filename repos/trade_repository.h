@@ -7,7 +7,8 @@
 // after a lost connection reads the clock again.
 // Every write (create, create_many, insert_rows, ingest_batch) refuses, before any SQL runs, a
 // timestamp whose size does not fit the unit, microsecond and nanosecond values included, or that
-// is more than kMaxFutureMs after now (require_timestamp: TimestampUnitError naming the trade, the
+// is more than kMaxFutureMs after now (not with FutureBound::CheckedOnArrival, the ingest writer's:
+// its events were checked on arrival) (require_timestamp: TimestampUnitError naming the trade, the
 // value and the unit or the newest value accepted); NULL timestamps are allowed. So do
 // TradeWatermarkRepository::update and the watermark writes (advance_watermarks,
 // watermark_statement) for the newest timestamp of each condition.

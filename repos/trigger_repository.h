@@ -12,7 +12,8 @@
 // trigger_timestamp, and a trigger watermark's last_timestamp, are epoch milliseconds (schema.md):
 // every write (record_first, record_first_many, create; TriggerWatermarkRepository::update and
 // advance) refuses, before any SQL, one that is not > 0 and of millisecond size or that is more
-// than kMaxFutureMs (24 h) after now (require_timestamp: TimestampUnitError naming the trigger or
+// than kMaxFutureMs (24 h) after now (not with FutureBound::CheckedOnArrival, the ingest writer's:
+// its events were checked on arrival) (require_timestamp: TimestampUnitError naming the trigger or
 // threshold, the value and the unit or the newest value accepted); a batch with one such value
 // writes nothing.
 // TriggerWatermarkRepository: `trigger_watermarks` keyed by REAL threshold, GREATEST upserts.

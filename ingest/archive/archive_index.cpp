@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "ingest/archive/archive_file_io.h"
@@ -119,11 +120,16 @@ std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& 
 }  // namespace
 
 std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present) {
-  std::vector<ArchiveEntry> lost;
-  if (present.empty()) return lost;
-  const std::uint64_t oldest_file = *std::min_element(present.begin(), present.end());
+  const auto is_present = [&](const ArchiveEntry& e) { return std::find(present.begin(), present.end(), e.segment) != present.end(); };
+  // The oldest listed entry whose file is there: a damaged file is never listed (nor taken by
+  // retention), so it must not count as an older file still there.
+  std::optional<std::uint64_t> oldest_kept;
   for (const ArchiveEntry& e : listed)
-    if (e.segment > oldest_file && std::find(present.begin(), present.end(), e.segment) == present.end()) lost.push_back(e);
+    if (is_present(e) && (!oldest_kept || e.segment < *oldest_kept)) oldest_kept = e.segment;
+  std::vector<ArchiveEntry> lost;
+  if (!oldest_kept) return lost;
+  for (const ArchiveEntry& e : listed)
+    if (e.segment > *oldest_kept && !is_present(e)) lost.push_back(e);
   return lost;
 }
 
@@ -153,15 +159,17 @@ ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, 
 ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged, bool* index_stale,
                                 std::vector<ArchiveEntry>* lost) {
   ArchiveIndex index(fs, archive_dir);
+  // The index before the files: a daemon writes a file, then lists it, so every entry read here has
+  // its file in the listing that follows unless it is gone (a segment archived in between would
+  // otherwise be listed in the index and missing from the files read before it).
+  std::vector<ArchiveEntry> listed;
+  std::string problem;
+  const IndexRead read = index_stale || lost ? read_index(fs, path_in_dir(archive_dir, kIndexFileName), listed, problem)
+                                             : IndexRead::Missing;
   std::vector<std::uint64_t> present;
   index.entries_ = entries_from_files(fs, archive_dir, damaged, &present);
-  if (index_stale || lost) {
-    std::vector<ArchiveEntry> listed;
-    std::string problem;
-    const IndexRead read = read_index(fs, path_in_dir(archive_dir, kIndexFileName), listed, problem);
-    if (index_stale) *index_stale = read != IndexRead::Valid || listed != index.entries_;
-    if (lost) *lost = lost_entries(listed, present);
-  }
+  if (index_stale) *index_stale = read != IndexRead::Valid || listed != index.entries_;
+  if (lost) *lost = lost_entries(listed, present);
   return index;
 }
 

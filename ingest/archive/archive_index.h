@@ -56,10 +56,11 @@ class ArchiveIndex {
 };
 
 // The entries `listed` in the index whose file is gone (its segment is not among `present`, the
-// archive files there, damaged ones included) although a file of an older segment is there:
+// archive files there, damaged ones included) although an older listed entry's file is there:
 // archived events no archive file holds any more (deleted by hand, lost by the file system).
-// Entries gone before every remaining file are not counted: retention deletes the oldest files
-// first and unlists them after, so a crash in between leaves exactly those.
+// Entries gone before every remaining listed file are not counted: retention deletes the oldest
+// files first and unlists them after, so a crash in between leaves exactly those. (A damaged file
+// is never listed, so it does not count as an older file still there.)
 std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present);
 
 // The problem reported for a lost entry (file and what it held).

@@ -170,6 +170,10 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
   try {
     archive_into_index(segment);
   } catch (const wal::WalCorruption& e) {
+    if (e.problem().rfind("segment missing", 0) == 0) {
+      report_failure(fmt::format("cannot archive log segment {}: {}; archiving is retried", wal::segment_file_name(segment), e.what()));
+      return Outcome::Failed;
+    }
     // Retrying reads the same damage: say so, and what it holds up, instead of "retried".
     report_failure(fmt::format("cannot archive log segment {}: it is damaged ({}). Its events are applied, but it cannot be "
                                "archived, and every later segment waits behind it in the live log (producers get busy once "

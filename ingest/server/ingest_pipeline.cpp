@@ -36,7 +36,7 @@ std::uint64_t IngestPipeline::budget_used_bytes() const {
 namespace {
 
 // A connection's thread keeps its encoding buffers between chunks, so that ordinary chunks (a full
-// 256 KiB read encodes to about 400 KiB) allocate nothing. A payload over 64 KiB (a large event,
+// 256 KiB read encodes to less than 1 MiB) reuse them. A payload over 64 KiB (a large event,
 // up to --max-line-bytes) is freed, and all of them past kKeptBufferElements or 1 MiB in all (the
 // thousands of events of one array line), or every idle connection that once sent one would keep it.
 void release_large_payload_buffers(std::vector<std::string>& payloads, std::vector<std::uint32_t>& payload_crcs) {

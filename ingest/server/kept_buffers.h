@@ -1,7 +1,7 @@
 #pragma once
 // What a connection's thread keeps between lines and chunks stays small while it sits idle (as
 // ReleaseLargeBuffers does for the JSON parser, parser_buffers.h). The calling thread's buffers
-// and counts only.
+// and counts, except give_back_pending_memory.
 #include <cstddef>
 #include <vector>
 
@@ -17,7 +17,13 @@ void note_released(std::size_t bytes);
 
 // Once this thread's releases add up to 1 MiB, hands the freed memory back to the system
 // (malloc_trim, at most once every 10 s in the process): glibc keeps it in its arenas otherwise.
+// Within those 10 s it is left pending for give_back_pending_memory().
 void give_back_released_memory();
+
+// Hands back memory whose release came within 10 s of the last hand-back (connections that went
+// idle after it never call give_back_released_memory again). Any thread; the daemon's main loop
+// calls it once a second.
+void give_back_pending_memory();
 
 template <class T>
 void clear_and_release_if_large(std::vector<T>& buffer) {

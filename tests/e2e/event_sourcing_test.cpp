@@ -42,8 +42,6 @@ std::vector<std::string> projection(const std::string& url) {
   return rows;
 }
 
-// The daemon's defaults otherwise (--standby-wait on: segments are released once the primary has
-// flushed the commits that applied them).
 // Overwrites two bytes in the middle of the file at `path` (inside its compressed events).
 void damage_the_middle_of(const std::string& path) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
@@ -51,6 +49,8 @@ void damage_the_middle_of(const std::string& path) {
   f.put('\x5a').put('\xa5');
 }
 
+// The daemon's defaults otherwise (--standby-wait on: segments are released once the primary has
+// flushed the commits that applied them).
 std::vector<std::string> archive_args(const DaemonHarness& d) {
   return {"--archive-dir", d.dir() + "/archive", "--wal-segment-bytes", "64K"};
 }

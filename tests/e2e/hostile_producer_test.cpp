@@ -146,7 +146,12 @@ TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemor
   const long during = rss_kib(d.process().pid());
   std::printf("%d idle connections after a 1 MiB array line each: daemon RSS %ld KiB before, %ld KiB after\n", kConnections,
               before, during);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // A sanitizer's allocator keeps what is freed (ASan's quarantine: +287 MiB here) and has no
+  // glibc arenas: RSS tells nothing there. The ordinary suite checks it; the sanitized ones still
+  // run the release paths for memory errors and races.
   EXPECT_LT(during - before, 48 * 1024) << "the connections kept their array buffers";
+#endif
   for (int fd : fds) ::close(fd);
   EXPECT_EQ(d.stop(), 0);
 }

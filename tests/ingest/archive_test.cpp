@@ -394,6 +394,30 @@ TEST_F(ArchiveTest, IndexAddRemoveLoadAndRebuild) {
   EXPECT_TRUE(fs::exists(archive_path(3)));
 }
 
+// Which index entries whose file is gone count as lost (reported, exit 2 in `archive verify`):
+// those above a listed entry whose file is still there.
+TEST(ArchiveIndexLost, OnlyEntriesAboveAListedFileStillThereCount) {
+  const auto entry = [](std::uint64_t s) {
+    ArchiveEntry e;
+    e.segment = s;
+    e.first_lsn = s * 10;
+    e.last_lsn = s * 10 + 9;
+    return e;
+  };
+  const std::vector<ArchiveEntry> listed = {entry(6), entry(7), entry(8), entry(9)};
+  EXPECT_TRUE(lost_entries(listed, {6, 7, 8, 9}).empty());
+  // A crash in retention's midst: the oldest files deleted, still listed.
+  EXPECT_TRUE(lost_entries(listed, {8, 9}).empty());
+  // The newest gone, or one in the middle.
+  EXPECT_EQ(lost_entries(listed, {6, 7, 8}), std::vector<ArchiveEntry>{entry(9)});
+  EXPECT_EQ(lost_entries(listed, {6, 8, 9}), std::vector<ArchiveEntry>{entry(7)});
+  // An older damaged file (never listed, never taken by retention) is not an older file still there.
+  EXPECT_TRUE(lost_entries(listed, {3, 7, 8, 9}).empty());
+  EXPECT_EQ(lost_entries(listed, {3, 7, 9}), std::vector<ArchiveEntry>{entry(8)});
+  // None of the listed files is there: retention's leftovers cannot be told from a loss.
+  EXPECT_TRUE(lost_entries(listed, {3}).empty());
+}
+
 TEST_F(ArchiveTest, RetentionRemovesOldestFirstOnlyWhatTheLimitsSay) {
   build_log(pfs(), wal_, 100);
   ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);

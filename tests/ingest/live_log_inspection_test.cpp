@@ -4,6 +4,7 @@
 // (move the directory away, reset the checkpoint) is harmful on a live log.
 // In process: a real log in a temporary directory that holds its lock, as the daemon does.
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -126,6 +127,23 @@ TEST_F(LiveLogInspection, ADumpCutByARemovedSegmentSaysToRunItAgain) {
   EXPECT_NE(v.problem.find("a daemon holds this log and may have removed an applied segment while it was read: run the command again"),
             std::string::npos)
       << v.problem;
+}
+
+// Damage in a segment of a running log is damage, not a removal: the dump that printed the events
+// before it still ends with the damage advice (exit 2), never "run the command again" (exit 1),
+// which every run would say again.
+TEST_F(LiveLogInspection, DamageInARunningLogIsNotTakenForARemoval) {
+  const std::string path = wal::segment_path(dir_, log_->oldest().segment + 1);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
+    f.put('\x5a').put('\xa5');
+  }
+  std::uint64_t printed = 0;
+  const ctl::LogVerdict v = ctl::verify_log(dir_, [&](const wal::Record&, const Event&) { return ++printed > 0; });
+  EXPECT_FALSE(v.ok);
+  EXPECT_GT(printed, 0u);
+  EXPECT_FALSE(v.cut_by_a_removal) << v.problem;
 }
 
 }  // namespace
