@@ -135,7 +135,8 @@ bool SegmentArchiver::load_index() {
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
     remove_partial_archives(fs_, config_.dir);
     // Damaged files (left alone, not listed), a damaged index (rebuilt) and archived files that are
-    // gone (lost_entries): counted, so that PmIngestdArchiveFailing says the archive needs a look.
+    // gone (lost_entries): logged and counted (PmIngestdArchiveFailing also needs segments waiting,
+    // so it does not fire for these alone).
     index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
       logger_->error("archive file {}: {}; not listed in the archive index", file, problem);
       metrics_.archive_errors.Increment();
