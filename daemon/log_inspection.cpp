@@ -48,7 +48,7 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
     v.ok = true;
   } catch (const wal::WalCorruption& e) {
     v.problem = e.what();
-    v.segment_missing = e.problem().rfind("segment missing", 0) == 0;
+    v.segment_missing = e.segment_missing();
   } catch (const std::system_error& e) {
     v.problem = e.what();
   }

@@ -19,7 +19,7 @@ namespace {
 std::string read_live_segment(wal::LogFs& fs, const std::string& path) {
   std::string bytes;
   if (const std::error_code ec = read_whole_file(fs, path, bytes)) {
-    if (ec == std::errc::no_such_file_or_directory) throw wal::WalCorruption(path, 0, "segment missing");
+    if (ec == std::errc::no_such_file_or_directory) throw wal::WalCorruption(path, 0, wal::kSegmentMissing);
     throw std::system_error(ec, "read " + path);
   }
   return bytes;

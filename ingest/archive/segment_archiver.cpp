@@ -171,7 +171,7 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
   try {
     archive_into_index(segment);
   } catch (const wal::WalCorruption& e) {
-    if (e.problem().rfind("segment missing", 0) == 0) {
+    if (e.segment_missing()) {
       report_failure(fmt::format("cannot archive log segment {}: {}; archiving is retried", wal::segment_file_name(segment), e.what()));
       return Outcome::Failed;
     }

@@ -39,7 +39,7 @@ SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64
   try {
     file = std::make_unique<SegmentFile>(fs, path);
   } catch (const std::system_error& e) {
-    throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
+    throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
   }
   const char* p = file->read(0, kSegmentHeaderSize, kSegmentHeaderSize);
   SegmentHeader h;

@@ -27,7 +27,7 @@ void WalReader::open_segment(std::uint64_t segment) {
   try {
     file_ = std::make_unique<SegmentFile>(fs_, path);
   } catch (const std::system_error& e) {
-    throw WalCorruption(path, 0, std::string("segment missing: ") + e.what());
+    throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
   }
   file_segment_ = segment;
   sealed_size_.reset();
