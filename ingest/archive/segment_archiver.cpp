@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 }
 
 SegmentArchiver::SegmentArchiver(ArchiverConfig config, IngestMetrics& metrics, std::shared_ptr<spdlog::logger> logger)
-    : config_(std::move(config)), fs_(wal::posix_log_fs()), metrics_(metrics), logger_(std::move(logger)) {}
+    : config_(std::move(config)), fs_(config_.fs != nullptr ? *config_.fs : wal::posix_log_fs()), metrics_(metrics), logger_(std::move(logger)) {}
 
 SegmentArchiver::~SegmentArchiver() { stop(); }
 

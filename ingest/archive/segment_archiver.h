@@ -57,6 +57,7 @@ struct ArchiverConfig {
   int compression_level = 3;
   std::chrono::milliseconds retry_initial{1000};
   std::chrono::milliseconds retry_max{30000};
+  wal::LogFs* fs = nullptr;  // the archive directory's file system; null: posix_log_fs() (tests pass a FaultFs)
 };
 
 // Held by the daemon archiving into the directory; unknown to the archive's readers.

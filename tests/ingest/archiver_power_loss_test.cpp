@@ -1,0 +1,259 @@
+// Power loss while the daemon's archiver works (ingest/archive/segment_archiver.h): archiving a
+// segment (archive file, index line), the live log's removal of it (state file, segment, directory)
+// and retention, cut at every mutating file call of a run (tests/support/fault_fs.h), in every
+// power-loss mode. After the reboot a second archiver, on the recovered log, finishes the job with
+// nobody's help. Then every event must be readable exactly once from the archive and the live log,
+// nothing may be reported lost or damaged, and retention may only have taken the oldest segments.
+#include <gtest/gtest.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ingest/archive/archive_index.h"
+#include "ingest/archive/segment_archiver.h"
+#include "ingest/archive/segment_chain.h"
+#include "ingest/events/event_codec.h"
+#include "ingest/log/wal.h"
+#include "metrics/ingest_metrics.h"
+#include "tests/support/fault_fs.h"
+#include "tests/support/process.h"
+
+namespace pm::archive {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FaultFs;
+using test::PowerLossMode;
+
+constexpr char kLogDir[] = "/log";
+constexpr char kArchiveDir[] = "/arch";
+constexpr int kEvents = 80;  // 5 segments of 2 KiB
+
+std::string trade_payload(int i) {
+  Event e;
+  e.received_ms = 1'700'000'000'000 + i;
+  TradeEvent t;
+  t.condition_id = "cond";
+  t.trade_id = "trade-" + std::to_string(i);
+  t.price = 0.5;
+  t.size = 1 + i;
+  t.side = "SELL";
+  t.timestamp_ms = e.received_ms;
+  t.raw_json = "{\"trade\":" + std::to_string(i) + "}";
+  e.body = t;
+  std::string out;
+  encode_event(e, out);
+  return out;
+}
+
+// Whether archive retention runs, and with what limit.
+enum class Retention { None, KeepAboutTwoFiles };
+
+struct Round {
+  std::uint64_t crash_after = 0;  // 0: no crash while the archiver works (power lost once it is done)
+  PowerLossMode mode = PowerLossMode::DropUnsynced;
+  Retention retention = Retention::None;
+  std::string describe() const {
+    return "crash at mutating call " + std::to_string(crash_after) + ", " + test::to_string(mode) +
+           (retention == Retention::None ? ", no retention" : ", retention");
+  }
+};
+
+class ArchiverPowerLoss : public ::testing::Test {
+ protected:
+  // Writes the log every round starts from: kEvents events in groups of 4, all applied, all durable.
+  void build_log(FaultFs& fs) {
+    wal::Options o = log_options(fs, nullptr);
+    auto log = wal::WriteAheadLog::open(o);
+    for (int i = 0; i < kEvents; i += 4) {
+      std::vector<std::string> payloads;
+      for (int k = i; k < i + 4; ++k) payloads.push_back(trade_payload(k));
+      std::vector<wal::Appended> out;
+      ASSERT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
+    }
+    log->note_applied(log->durable());
+    ASSERT_TRUE(log->persist_applied());
+    ASSERT_GE(log->durable().segment, 4u) << "the log must span several segments";
+  }
+
+  wal::Options log_options(FaultFs& fs, SegmentArchiver* archiver) {
+    wal::Options o;
+    o.dir = kLogDir;
+    o.fs = &fs;
+    o.segment_bytes = 2048;
+    o.on_fatal = [this](const std::string& m) {
+      std::lock_guard lock(mu_);
+      fatals_.push_back(m);
+    };
+    if (archiver != nullptr)
+      o.may_remove = [archiver](const wal::LogId& id, std::uint64_t segment) { return archiver->may_remove(id, segment); };
+    return o;
+  }
+
+  ArchiverConfig archiver_config(FaultFs& fs, Retention retention) {
+    ArchiverConfig c;
+    c.dir = kArchiveDir;
+    c.fs = &fs;
+    c.retry_initial = 1ms;
+    c.retry_max = 4ms;
+    if (retention == Retention::KeepAboutTwoFiles) c.max_bytes = 2 * archive_file_bytes_;
+    return c;
+  }
+
+  // Whether index.ndjson lists exactly the archive files there (false while the directory cannot be read).
+  static bool index_agrees_with_files(FaultFs& fs) {
+    try {
+      bool stale = true;
+      ArchiveIndex::read(fs, kArchiveDir, {}, &stale);
+      return !stale;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  // One life of the daemon's archiver: every segment below the active one is applied and
+  // released. Returns when each of them has left the live log and the archiver has brought its
+  // index in line with the files (recovery alone may remove the segments a crash left archived), or
+  // when the power is gone.
+  // Returns the mutating calls made from the crash point's arming (after the log's recovery) on.
+  std::uint64_t run_archiver(FaultFs& fs, Retention retention, IngestMetrics& metrics, std::uint64_t crash_after,
+                             PowerLossMode mode) {
+    SegmentArchiver archiver(archiver_config(fs, retention), metrics, quiet_);
+    archiver.prepare();  // before the log's recovery, as the daemon does
+    std::unique_ptr<wal::WriteAheadLog> log;
+    try {
+      log = wal::WriteAheadLog::open(log_options(fs, &archiver));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "recovery needed an operator: " << e.what();
+      return 0;
+    }
+    log->note_applied(log->durable());
+    const std::uint64_t armed_at = fs.mutating_calls();
+    if (crash_after > 0) fs.crash_after(crash_after, mode);
+    archiver.start(*log);
+    archiver.release_before(log->durable().segment);
+    const bool settled = test::wait_until(
+        [&] { return fs.crashed() || (log->oldest().segment == log->durable().segment && index_agrees_with_files(fs)); }, 10s);
+    archiver.stop();
+    EXPECT_TRUE(settled) << "the archiver left segments " << log->oldest().segment << ".." << log->durable().segment - 1
+                         << " in the live log, or an index that disagrees with the files";
+    return fs.mutating_calls() - armed_at;
+  }
+
+  std::vector<std::string> fatals() {
+    std::lock_guard lock(mu_);
+    return fatals_;
+  }
+
+  void run_round(const Round& round);
+
+  // A clean life's mutating calls (the crash points); the first call also sets archive_file_bytes_.
+  std::uint64_t measure_calls(Retention retention) {
+    FaultFs fs(1);
+    build_log(fs);
+    IngestMetrics metrics;
+    const std::uint64_t calls = run_archiver(fs, retention, metrics, 0, PowerLossMode::DropUnsynced);
+    if (retention == Retention::None) {
+      const ArchiveIndex index = ArchiveIndex::read(fs, kArchiveDir);
+      EXPECT_GE(index.entries().size(), 3u);
+      if (!index.entries().empty()) archive_file_bytes_ = index.entries().front().file_bytes;
+    } else {
+      EXPECT_GT(metrics.archive_removed_segments.Value(), 0) << "the retention limit removed nothing";
+    }
+    return calls;
+  }
+
+  std::shared_ptr<spdlog::logger> quiet_ =
+      std::make_shared<spdlog::logger>("archiver_power_loss", std::make_shared<spdlog::sinks::null_sink_mt>());
+  std::uint64_t archive_file_bytes_ = 1;  // a typical archive file's size, from the measuring run
+  std::uint64_t crash_points_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> fatals_;
+  struct Tally {
+    std::uint64_t rounds = 0, crashed_mid_run = 0, rounds_with_retention_removals = 0;
+  } tally_;
+};
+
+void ArchiverPowerLoss::run_round(const Round& round) {
+  SCOPED_TRACE(round.describe());
+  FaultFs fs(round.crash_after * 7 + static_cast<std::uint64_t>(round.mode));
+  build_log(fs);
+  if (HasFatalFailure()) return;
+  {  // The first life, until the power goes (a round whose crash point was not reached loses it after).
+    IngestMetrics metrics;
+    run_archiver(fs, round.retention, metrics, round.crash_after, round.mode);
+    tally_.crashed_mid_run += fs.crashed();
+    if (!fs.crashed()) fs.power_loss(round.mode);
+  }
+  fs.reboot();
+  {
+    std::lock_guard lock(mu_);
+    fatals_.clear();  // the first life's failed syncs after the power went are expected
+  }
+  IngestMetrics metrics;
+  run_archiver(fs, round.retention, metrics, 0, round.mode);
+  EXPECT_EQ(fatals(), std::vector<std::string>{}) << "the second life hit a fatal log error";
+  EXPECT_EQ(metrics.archive_errors.Value(), 0) << "the second life reported a lost or damaged archive file, or a failure";
+  tally_.rounds_with_retention_removals += metrics.archive_removed_segments.Value() > 0;
+
+  bool index_stale = false;
+  std::vector<ArchiveEntry> lost;
+  std::vector<std::string> damaged;
+  const ArchiveIndex index = ArchiveIndex::read(
+      fs, kArchiveDir, [&](const std::string& file, const std::string& problem) { damaged.push_back(file + ": " + problem); },
+      &index_stale, &lost);
+  EXPECT_EQ(damaged, std::vector<std::string>{});
+  EXPECT_TRUE(lost.empty()) << lost.size() << " archive files reported lost, the first " << archive_file_name(lost.front().segment);
+  EXPECT_FALSE(index_stale) << "the second life left an index that disagrees with the files:\n"
+                            << fs.contents(std::string(kArchiveDir) + "/" + kIndexFileName) << "the files:\n"
+                            << ArchiveIndex::render(index.entries());
+
+  SegmentChain chain = SegmentChain::discover(fs, {kLogDir, kArchiveDir});
+  EXPECT_TRUE(chain.gaps().empty()) << "segments " << chain.gaps().front().first << ".." << chain.gaps().front().second
+                                    << " are in neither the archive nor the live log";
+  ASSERT_FALSE(chain.segments().empty());
+  const std::uint64_t first_lsn = chain.segments().front().first_lsn;
+  if (round.retention == Retention::None) {
+    EXPECT_EQ(first_lsn, 1u) << "events were lost with no retention set";
+  }
+  chain.start(1, false);
+  std::uint64_t expected = first_lsn;
+  try {
+    while (const auto record = chain.next()) {
+      ASSERT_EQ(record->lsn, expected) << "an event was skipped or read twice";
+      ++expected;
+    }
+  } catch (const std::exception& e) {
+    FAIL() << "reading the archive and the live log: " << e.what();
+  }
+  EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(kEvents)) << "the newest events are gone";
+  ++tally_.rounds;
+}
+
+// Every mutating call of a clean run of the archiver is a crash point, in each power-loss mode,
+// without retention (every event kept) and with a limit that removes the oldest files.
+TEST_F(ArchiverPowerLoss, EveryCrashPointKeepsEveryEventOnceAndReportsNoLoss) {
+  for (const Retention retention : {Retention::None, Retention::KeepAboutTwoFiles}) {
+    const std::uint64_t calls = measure_calls(retention);
+    ASSERT_GT(calls, 20u);
+    crash_points_ += calls + 1;
+    for (int mode = 0; mode < test::kPowerLossModes; ++mode) {
+      for (std::uint64_t k = 1; k <= calls + 1 && !HasFailure(); ++k) run_round(Round{k, static_cast<PowerLossMode>(mode), retention});
+    }
+  }
+  std::printf("%llu rounds over %llu crash points: power lost mid-run in %llu; retention removed files in the second life of %llu\n",
+              static_cast<unsigned long long>(tally_.rounds), static_cast<unsigned long long>(crash_points_),
+              static_cast<unsigned long long>(tally_.crashed_mid_run),
+              static_cast<unsigned long long>(tally_.rounds_with_retention_removals));
+  if (!HasFailure()) {
+    EXPECT_EQ(tally_.crashed_mid_run, tally_.rounds - 2 * test::kPowerLossModes) << "a crash point was not reached";
+  }
+}
+
+}  // namespace
+}  // namespace pm::archive
