@@ -135,12 +135,16 @@ bool SegmentArchiver::load_index() {
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
     remove_partial_archives(fs_, config_.dir);
     // Damaged files (left alone, not listed), a damaged index (rebuilt) and archived files that are
-    // gone (lost_entries): logged and counted (PmIngestdArchiveFailing also needs segments waiting,
-    // so it does not fire for these alone).
-    index_ = ArchiveIndex::load(fs_, config_.dir, [this](const std::string& file, const std::string& problem) {
+    // gone (lost_entries): logged and counted; the files, whose events the archive cannot give back,
+    // also in archive_damaged_files (PmIngestdArchiveDamaged).
+    const std::string index_path = path_in_dir(config_.dir, kIndexFileName);
+    int damaged_files = 0;
+    index_ = ArchiveIndex::load(fs_, config_.dir, [&](const std::string& file, const std::string& problem) {
       logger_->error("archive file {}: {}; not listed in the archive index", file, problem);
       metrics_.archive_errors.Increment();
+      damaged_files += file != index_path;
     });
+    metrics_.archive_damaged_files.Set(damaged_files);
     retain();
     return true;
   } catch (const std::exception& e) {

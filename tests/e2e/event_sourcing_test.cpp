@@ -594,6 +594,8 @@ TEST(EventSourcing, AnArchivedFileThatIsGoneIsReportedNotSilentlyUnlisted) {
   EXPECT_TRUE(wait_until([&] { return d.output().find(files.back() + ": missing: index.ndjson lists it") != std::string::npos; }, 20s))
       << d.output();
   EXPECT_GE(d.metric("pm_ingest_archive_errors_total"), 1);
+  // The two listed and gone; the damaged body is found by `archive verify`, not at load (headers only).
+  EXPECT_EQ(d.metric("pm_ingest_archive_damaged_files"), 2) << d.output();
   EXPECT_EQ(d.stop(), 0);
 }
 

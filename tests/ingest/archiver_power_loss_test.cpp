@@ -199,6 +199,7 @@ void ArchiverPowerLoss::run_round(const Round& round) {
   run_archiver(fs, round.retention, metrics, 0, round.mode);
   EXPECT_EQ(fatals(), std::vector<std::string>{}) << "the second life hit a fatal log error";
   EXPECT_EQ(metrics.archive_errors.Value(), 0) << "the second life reported a lost or damaged archive file, or a failure";
+  EXPECT_EQ(metrics.archive_damaged_files.Value(), 0);
   tally_.rounds_with_retention_removals += metrics.archive_removed_segments.Value() > 0;
 
   bool index_stale = false;
