@@ -20,13 +20,13 @@ std::error_code read_whole_file(wal::LogFs& fs, const std::string& path, std::st
 
 namespace {
 
-// Creates, writes and syncs `tmp`; the first failure's code and step.
-std::error_code write_synced(wal::LogFs& fs, const std::string& tmp, const std::string& bytes, const char*& step) {
+// Creates `tmp`, fills it and syncs it; the first failure's code and step.
+std::error_code write_synced(wal::LogFs& fs, const std::string& tmp, const FileFiller& fill, const char*& step) {
   std::unique_ptr<wal::LogFile> file;
   step = "create";
   if (std::error_code ec = fs.open(tmp, wal::OpenMode::CreateTruncate, file)) return ec;
   step = "write";
-  if (std::error_code ec = file->write_at(0, bytes.data(), bytes.size())) return ec;
+  if (std::error_code ec = fill(*file, step)) return ec;
   step = "fsync";
   return file->sync();
 }
@@ -34,10 +34,20 @@ std::error_code write_synced(wal::LogFs& fs, const std::string& tmp, const std::
 }  // namespace
 
 void write_file_atomically(wal::LogFs& fs, const std::string& dir, const std::string& name, const std::string& bytes) {
+  write_file_atomically(fs, dir, name, [&](wal::LogFile& file, const char*&) { return file.write_at(0, bytes.data(), bytes.size()); });
+}
+
+void write_file_atomically(wal::LogFs& fs, const std::string& dir, const std::string& name, const FileFiller& fill) {
   const std::string path = path_in_dir(dir, name);
   const std::string tmp = path + ".tmp";
   const char* step = "";
-  std::error_code ec = write_synced(fs, tmp, bytes, step);
+  std::error_code ec;
+  try {
+    ec = write_synced(fs, tmp, fill, step);
+  } catch (...) {
+    fs.remove(tmp);  // best effort, as below
+    throw;
+  }
   if (!ec) {
     step = "rename";
     ec = fs.rename(tmp, path);

@@ -2,12 +2,17 @@
 // archive_segment(): seals one applied live segment into the archive (archive_format.h).
 //
 // Contract:
-// - Reads segment `segment` of the log in `wal_dir` through `fs`, whole, and checks every record
+// - Reads segment `segment` of the log in `wal_dir` through `fs` and checks every record
 //   (checksums, LSN order, group markers) while it counts events by type and their arrival range;
-//   damage throws wal::WalCorruption (nothing is archived then).
-// - Compresses it (zstd, `level`), writes `<archive_dir>/<name>.tmp`, fsyncs it, renames it and
+//   damage throws wal::WalCorruption (nothing is archived then; a segment that is gone is
+//   WalCorruption::segment_missing()).
+// - Compresses it (zstd, `level`) into `<archive_dir>/<name>.tmp`, fsyncs it, renames it and
 //   fsyncs the directory: when it returns, the archive file survives a power loss. Only then may
 //   the caller delete the live segment.
+// - Streams: the segment is read, compressed and written 1 MiB at a time (and the body read back
+//   once for the file's checksum), so the memory it needs does not grow with --wal-segment-bytes
+//   (it held the segment 3-4 times over: a 4 GiB segment needed ~14 GiB). Reading an archive file
+//   back (archive_reader.h) still holds the whole segment and its compressed body.
 // - A failed write, sync or rename throws ArchiveWriteError with the error code (disk full is
 //   wal::is_disk_full(code)); the `.tmp` file is removed (best effort) and the live segment is
 //   untouched. Calling it again later is the retry.

@@ -26,17 +26,22 @@ void count_event(SegmentSummary& s, const wal::Record& r, const std::string& pat
 }  // namespace
 
 SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, const std::string& bytes) {
-  const std::string path = wal::segment_path(dir, segment);
   MemoryLogFs fs;
-  fs.put(path, bytes);
+  fs.put(wal::segment_path(dir, segment), bytes);
+  return summarize_segment(fs, dir, segment);
+}
+
+SegmentSummary summarize_segment(wal::LogFs& fs, const std::string& dir, std::uint64_t segment) {
+  const std::string path = wal::segment_path(dir, segment);
   const wal::SegmentScan scan = wal::scan_segment(fs, path);  // groups whole: body checksums, counts
   if (scan.tail != wal::TailState::Clean) throw wal::WalCorruption(path, scan.valid_end.offset, scan.problem);
   SegmentSummary s;
   s.header = scan.header;
   s.first_lsn = scan.header.first_lsn;
   s.last_lsn = s.first_lsn - 1;
+  s.file_bytes = scan.file_size;
   wal::WalReader reader(dir, scan.header.log_id, wal::first_position(scan.header), fs);
-  const wal::Position limit{segment, bytes.size(), 0, UINT64_MAX};
+  const wal::Position limit{segment, scan.file_size, 0, UINT64_MAX};
   while (const std::optional<wal::Record> r = reader.next(limit)) count_event(s, *r, path);
   return s;
 }

@@ -1,9 +1,10 @@
 #pragma once
 // summarize_segment(): checks one segment file's bytes with the log's own scanner and reader and
-// tells what it holds (the ArchiveEntry fields that come from the records). Stateless.
+// tells what it holds (the ArchiveEntry fields that come from the records). Stateless; any thread.
 #include <cstdint>
 #include <string>
 
+#include "ingest/log/log_fs.h"
 #include "ingest/log/wal_format.h"
 
 namespace pm::archive {
@@ -16,6 +17,7 @@ struct SegmentSummary {
   std::uint64_t triggers = 0;
   std::int64_t first_arrival_ms = 0;  // smallest / largest received_ms (0 when no event)
   std::int64_t last_arrival_ms = 0;
+  std::uint64_t file_bytes = 0;  // the segment file's size, all of it checked
 };
 
 // `bytes` are segment `segment`'s file; `dir` is only used to name it in errors
@@ -23,5 +25,10 @@ struct SegmentSummary {
 // (checksum, LSN order, type) and event payload (decode_event) is checked, and the bytes must end
 // exactly after the last group. Throws wal::WalCorruption naming that path and the offset.
 SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, const std::string& bytes);
+
+// The same for the file `<dir>/<segment file name>` read through `fs`, a window at a time (a
+// segment of any size, in memory of the order of its largest group). Also throws std::system_error
+// when the file cannot be read.
+SegmentSummary summarize_segment(wal::LogFs& fs, const std::string& dir, std::uint64_t segment);
 
 }  // namespace pm::archive
