@@ -180,9 +180,10 @@ std::uint64_t ArchiveIndex::total_file_bytes() const {
 }
 
 void ArchiveIndex::add(const ArchiveEntry& entry) {
-  if (!entries_.empty() && entry.segment <= entries_.back().segment)
-    throw std::invalid_argument("archive index: segment " + std::to_string(entry.segment) + " is not above the listed ones");
+  if (!entries_.empty() && entry.segment < entries_.back().segment)
+    throw std::invalid_argument("archive index: segment " + std::to_string(entry.segment) + " is below the newest listed one");
   std::vector<ArchiveEntry> next = entries_;
+  if (!next.empty() && next.back().segment == entry.segment) next.pop_back();
   next.push_back(entry);
   save(next);
   entries_ = std::move(next);

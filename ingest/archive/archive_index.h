@@ -40,7 +40,9 @@ class ArchiveIndex {
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;
-  void add(const ArchiveEntry& entry);   // a segment above every listed one (else std::invalid_argument)
+  // A segment above every listed one, or the newest listed one again (its entry replaced: a segment
+  // archived again once its file was gone); else std::invalid_argument.
+  void add(const ArchiveEntry& entry);
   void remove(std::uint64_t segment);    // from the index only; the caller deletes the file (unlisted: no-op)
   const std::string& dir() const { return dir_; }
 

@@ -213,7 +213,7 @@ void SegmentArchiver::archive_into_index(std::uint64_t segment) {
   });
   if (listed && is_archived(fs_, config_.dir, log_->log_id(), segment)) return;  // archived before a restart
   const ArchiveEntry entry = archive_segment(fs_, log_->dir(), segment, config_.dir, config_.compression_level);
-  if (!listed) index_->add(entry);
+  index_->add(entry);  // a listed segment whose file was gone gets the new file's entry
   metrics_.archived_segments.Increment();
   metrics_.archived_bytes.Increment(static_cast<double>(entry.segment_bytes));
   logger_->debug("archived log segment {}: lsn {}..{}, {} events, {} -> {} bytes", wal::segment_file_name(segment),

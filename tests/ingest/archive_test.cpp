@@ -412,6 +412,11 @@ TEST_F(ArchiveTest, IndexAddRemoveLoadAndRebuild) {
   }
   EXPECT_THROW(index.add(entries.front()), std::invalid_argument);
   EXPECT_EQ(index.entries(), entries);
+  // The newest archived again (its file was gone): its entry is the new file's, not the old one's.
+  fs::remove(archive_path(3));
+  entries.back() = archive_segment(pfs(), wal_, 3, arch_);
+  index.add(entries.back());
+  EXPECT_EQ(index.entries(), entries);
   const std::string index_path = arch_ + "/" + kIndexFileName;
   EXPECT_EQ(read_file(index_path), ArchiveIndex::render(entries));
   EXPECT_NE(read_file(index_path).find("\"file\":\"0000000000000002.pmarc\""), std::string::npos);
