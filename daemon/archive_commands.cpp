@@ -13,8 +13,11 @@
 #include "daemon/cli_common.h"
 #include "daemon/replay_progress.h"
 #include "ingest/archive/archive_index.h"
+#include "ingest/archive/damaged_segment.h"
+#include "ingest/archive/segment_archiver.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/replay/replay_runner.h"
 #include "repos/util/clock.h"
 
@@ -225,6 +228,59 @@ int run_archive_verify(const std::string& dir) {
   std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}\n", damaged == 0 ? "archive ok" : "ARCHIVE DAMAGED",
                            verified.size(), events, damaged, index_ok ? "" : ", index stale");
   return damaged == 0 ? 0 : 2;
+}
+
+namespace {
+
+std::uint64_t parse_segment_arg(const std::string& text) {
+  std::uint64_t segment = 0;
+  if (wal::parse_segment_file_name(text, segment)) return segment;
+  std::size_t used = 0;
+  try {
+    segment = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || segment == 0 || text.front() == '-')
+    throw UsageError("--segment: '" + text + "' is neither a segment number (1, 2, ...) nor a log segment file name (000000000000000a.wal)");
+  return segment;
+}
+
+}  // namespace
+
+int run_archive_store_damaged(const std::string& archive_dir, const std::string& wal_dir, const std::string& segment_arg) {
+  const std::uint64_t segment = parse_segment_arg(segment_arg);
+  wal::LogFs& fs = wal::posix_log_fs();
+  if (fs.lock_in_use(wal_dir + "/" + wal::kLockFileName)) {
+    std::cerr << "pm-ingestctl archive store-damaged: a running pm-ingestd holds the log in " << wal_dir
+              << " (or its lock cannot be checked); stop it first (systemctl stop pm-ingestd)\n";
+    return 1;
+  }
+  std::unique_ptr<wal::FileLock> lock;
+  const std::string lock_path = archive_dir + "/" + archive::kArchiveLockFileName;
+  if (const std::error_code ec = fs.lock(lock_path, "pm-ingestctl pid " + std::to_string(::getpid()), lock)) {
+    std::cerr << "pm-ingestctl archive store-damaged: cannot take " << lock_path << " ("
+              << (ec == std::errc::resource_unavailable_try_again ? "held by " + fs.lock_owner(lock_path) : ec.message())
+              << "); stop the daemon that archives into it first\n";
+    return 1;
+  }
+  try {
+    const archive::StoredDamagedSegment stored = archive::store_damaged_segment(fs, wal_dir, segment, archive_dir);
+    const archive::ArchiveEntry& e = stored.entry;
+    std::cout << fmt::format("archived the damaged segment {} as it is: {}/{}, lsn {}..{}, {} readable events\n",
+                             wal::segment_path(wal_dir, segment), archive_dir, archive::archive_file_name(segment), e.first_lsn,
+                             e.last_lsn, e.events());
+    std::cout << "damage: " << stored.damage << "\n";
+    for (const wal::SkippedRange& r : stored.skipped)
+      std::cout << fmt::format("unreadable: bytes {}..{} (after lsn {}{}): {}\n", r.from_offset, r.to_offset, r.last_lsn_before,
+                               r.next_lsn_after > 0 ? fmt::format(", before lsn {}", r.next_lsn_after) : "", r.problem);
+    std::cout << "The daemon's next start removes it from the live log and archives the segments after it. `archive verify` "
+                 "reports this file as damaged, and a replay stops at it unless --skip-damaged, which names the LSNs it skips.\n";
+    return 0;
+  } catch (const archive::DamagedSegmentRefused& e) {
+    std::cerr << "pm-ingestctl archive store-damaged: refused: " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace pm::ctl

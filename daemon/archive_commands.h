@@ -1,6 +1,7 @@
 #pragma once
 // pm-ingestctl's event-sourcing commands: `replay` (rebuild the tables from archived and/or live
-// log segments: ingest/replay/replay_runner.h), `archive list` and `archive verify` (read-only).
+// log segments: ingest/replay/replay_runner.h), `archive list` and `archive verify` (read-only),
+// `archive store-damaged`.
 // Each returns the command's exit code: 0 ok, 1 failure, 2 damage found (named with file and
 // offset), 3 replay finished but skipped damaged ranges (--skip-damaged; each one listed).
 #include <cstdint>
@@ -33,5 +34,9 @@ std::string default_replay_instance(const ReplayCommand& command);
 int run_replay(const ReplayCommand& command);
 int run_archive_list(const std::string& archive_dir, bool json);
 int run_archive_verify(const std::string& archive_dir);
+// `archive store-damaged`: archives a damaged live segment as it is (ingest/archive/damaged_segment.h)
+// so the daemon can go on past it. `segment` is its number or its file name (000000000000000a.wal).
+// Refuses while a daemon holds the log or the archive. 0 done; 1 refused or failed (why on stderr).
+int run_archive_store_damaged(const std::string& archive_dir, const std::string& wal_dir, const std::string& segment);
 
 }  // namespace pm::ctl

@@ -75,6 +75,12 @@ constexpr const char* kUsage =
     "  archive verify --archive-dir DIR\n"
     "            read every archive file: checksums, every record, the LSN chain (read-only;\n"
     "            exit 2 when something is damaged)\n"
+    "  archive store-damaged --archive-dir DIR --wal-dir DIR --segment N\n"
+    "            with the daemon stopped: archive an applied live segment whose records are\n"
+    "            damaged, as it is, when the daemon says it cannot archive it (every later\n"
+    "            segment waits behind it). The file keeps the damage: archive verify names\n"
+    "            it, replay stops there unless --skip-damaged. N: the number or the file\n"
+    "            name (000000000000000a.wal). Refused for a segment that is not damaged\n"
     "\n"
     "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it.\n"
     "Exit codes: 0 ok, 1 the command failed, 2 a usage error (a missing or bad option, no\n"
@@ -261,13 +267,17 @@ int run_replay(const po::variables_map& vm) {
 
 int run_archive(const po::variables_map& vm) {
   const std::string sub = vm.count("subcommand") ? vm["subcommand"].as<std::string>() : "";
-  if (sub != "list" && sub != "verify") {
-    std::cerr << "pm-ingestctl archive: say `archive list` or `archive verify`" << (sub.empty() ? "" : ", not `archive " + sub + "`")
-              << "\n";
+  if (sub != "list" && sub != "verify" && sub != "store-damaged") {
+    std::cerr << "pm-ingestctl archive: say `archive list`, `archive verify` or `archive store-damaged`"
+              << (sub.empty() ? "" : ", not `archive " + sub + "`") << "\n";
     return 2;
   }
   const std::string dir = vm["archive-dir"].as<std::string>();
   if (dir.empty()) throw pm::UsageError("archive " + sub + " needs --archive-dir DIR");
+  if (sub == "store-damaged") {
+    if (!vm.count("segment")) throw pm::UsageError("archive store-damaged needs --segment N (the number or file name the daemon's message names)");
+    return pm::ctl::run_archive_store_damaged(dir, required_wal_dir(vm), vm["segment"].as<std::string>());
+  }
   return sub == "list" ? pm::ctl::run_archive_list(dir, vm["json"].as<bool>()) : pm::ctl::run_archive_verify(dir);
 }
 
@@ -293,12 +303,13 @@ void add_options(po::options_description& options) {
        "read the URL from the first line of this file")
       ("connect-attempts", po::value<long long>()->default_value(3), "connection attempts before giving up")
       ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
-      ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump)")
+      ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump, archive store-damaged)")
       ("from-lsn", po::value<long long>()->default_value(0), "first record to print (wal-dump) or replay (replay)")
       ("limit", po::value<long long>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")
       ("salvage", po::bool_switch()->default_value(false), "read past damage, listing what was skipped (wal-verify, wal-dump)")
       ("source", po::value<std::vector<std::string>>()->multitoken()->composing(), "archive or log directory to replay (repeatable)")
-      ("archive-dir", po::value<std::string>()->default_value(""), "archive directory (archive list, archive verify)")
+      ("archive-dir", po::value<std::string>()->default_value(""), "archive directory (archive list, verify, store-damaged)")
+      ("segment", po::value<std::string>(), "archive store-damaged: the live segment, by number or file name")
       ("to-lsn", po::value<long long>()->default_value(kNoLimit, "none"), "last record to replay")
       ("until", po::value<std::string>(), "replay only events that arrived before this time (RFC 3339, e.g. 2026-11-30T04:00:00Z)")
       ("dry-run", po::bool_switch()->default_value(false), "replay: read, check and count; write nothing")

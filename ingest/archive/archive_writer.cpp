@@ -139,9 +139,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 ArchiveEntry archive_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
                              const std::string& archive_dir, int level) {
+  open_live_segment(fs, wal::segment_path(wal_dir, segment));  // a segment that is gone says so
+  const SegmentSummary summary = summarize_segment(fs, wal_dir, segment);  // damage throws before anything is written
+  return write_archive_file(fs, wal_dir, summary, archive_dir, level);
+}
+
+ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, const SegmentSummary& summary,
+                                const std::string& archive_dir, int level) {
+  const std::uint64_t segment = summary.header.segment;
   const std::string live_path = wal::segment_path(wal_dir, segment);
   const std::unique_ptr<wal::LogFile> live = open_live_segment(fs, live_path);
-  const SegmentSummary summary = summarize_segment(fs, wal_dir, segment);  // damage throws before anything is written
   if (const std::error_code ec = fs.create_dir(archive_dir)) throw ArchiveWriteError(ec, "create directory " + archive_dir);
   ArchiveEntry entry;
   write_file_atomically(fs, archive_dir, archive_file_name(segment), [&](wal::LogFile& out, const char*& step) {

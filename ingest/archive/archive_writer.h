@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "ingest/archive/archive_format.h"
+#include "ingest/archive/segment_summary.h"
 #include "ingest/log/log_fs.h"
 
 namespace pm::archive {
@@ -35,6 +36,12 @@ inline constexpr int kDefaultCompressionLevel = 3;
 
 ArchiveEntry archive_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
                              const std::string& archive_dir, int level = kDefaultCompressionLevel);
+
+// The writing half of archive_segment(), for a segment already summarized (`summary`: its fields
+// go into the header as they are, and summary.file_bytes of the live segment into the body).
+// store_damaged_segment() uses it for a segment whose summary comes from a salvage.
+ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, const SegmentSummary& summary,
+                                const std::string& archive_dir, int level = kDefaultCompressionLevel);
 
 // Whether `archive_dir` holds a complete archive of `segment` of log `log_id`: the file exists and
 // its header is valid and names that log and segment. (The body is not read.)

@@ -183,8 +183,11 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
     report_failure(fmt::format("cannot archive log segment {}: it is damaged ({}). Its events are applied, but it cannot be "
                                "archived, and every later segment waits behind it in the live log (producers get busy once "
                                "--wal-max-bytes is used up). See what it holds with `pm-ingestctl wal-verify --salvage "
-                               "--wal-dir {}`; archiving is retried in case the damage was a passing read error",
-                               wal::segment_file_name(segment), e.what(), log_->dir()));
+                               "--wal-dir {}`; to archive it as it is and let the later segments go, stop the daemon and run "
+                               "`pm-ingestctl archive store-damaged --archive-dir {} --wal-dir {} --segment {}`. Archiving is "
+                               "retried in case the damage was a passing read error",
+                               wal::segment_file_name(segment), e.what(), log_->dir(), config_.dir, log_->dir(),
+                               wal::segment_file_name(segment)));
     return Outcome::Failed;
   } catch (const std::exception& e) {
     report_failure(fmt::format("cannot archive log segment {}: {}; the live segment is kept and archiving is retried",

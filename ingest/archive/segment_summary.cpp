@@ -10,17 +10,24 @@
 
 namespace pm::archive {
 
-namespace {
-
-void count_event(SegmentSummary& s, const wal::Record& r, const std::string& path) {
-  std::string error;
-  const std::optional<Event> event = decode_event(r.payload, &error);
-  if (!event) throw wal::WalCorruption(path, r.start.offset, "event payload does not decode: " + error);
+bool add_event(SegmentSummary& s, const wal::Record& r) {
+  const std::optional<Event> event = decode_event(r.payload, nullptr);
+  if (!event) return false;
   (event->type() == EventType::Trade ? s.trades : s.triggers) += 1;
   const bool first = s.trades + s.triggers == 1;
   s.first_arrival_ms = first ? event->received_ms : std::min(s.first_arrival_ms, event->received_ms);
   s.last_arrival_ms = first ? event->received_ms : std::max(s.last_arrival_ms, event->received_ms);
   s.last_lsn = r.lsn;
+  return true;
+}
+
+namespace {
+
+void count_event(SegmentSummary& s, const wal::Record& r, const std::string& path) {
+  if (add_event(s, r)) return;
+  std::string error;
+  decode_event(r.payload, &error);
+  throw wal::WalCorruption(path, r.start.offset, "event payload does not decode: " + error);
 }
 
 }  // namespace

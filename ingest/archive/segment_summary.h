@@ -6,6 +6,7 @@
 
 #include "ingest/log/log_fs.h"
 #include "ingest/log/wal_format.h"
+#include "ingest/log/wal_reader.h"
 
 namespace pm::archive {
 
@@ -25,6 +26,10 @@ struct SegmentSummary {
 // (checksum, LSN order, type) and event payload (decode_event) is checked, and the bytes must end
 // exactly after the last group. Throws wal::WalCorruption naming that path and the offset.
 SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, const std::string& bytes);
+
+// Counts one event record into `s` (type, arrival range, last lsn); false, counting nothing, when
+// its payload does not decode as an event.
+bool add_event(SegmentSummary& s, const wal::Record& r);
 
 // The same for the file `<dir>/<segment file name>` read through `fs`, a window at a time (a
 // segment of any size, in memory of the order of its largest group). Also throws std::system_error

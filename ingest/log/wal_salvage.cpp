@@ -59,59 +59,64 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
 
 }  // namespace
 
+bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
+                     const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip) {
+  const std::string path = segment_path(dir, segment);
+  SegmentHeader header;
+  try {
+    header = read_segment_header(fs, dir, segment);
+  } catch (const std::exception& e) {
+    ++counts.unreadable_segments;
+    on_skip(SkippedRange{path, 0, 0, last_lsn, 0, e.what()});
+    return true;
+  }
+  SegmentFile f(fs, path);
+  const std::uint64_t size = f.size();
+  Position pos = first_position(header);
+  if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
+  while (pos.offset < size) {
+    Entry e = entry_at(f, pos.offset, size, last_lsn, true);
+    if (e.bytes == 0) {
+      // Resynchronise: the next offset holding a valid record or marker with a later LSN.
+      std::uint64_t at = pos.offset + 1;
+      Entry next;
+      for (; at < size; ++at) {
+        next = entry_at(f, at, size, last_lsn, false);
+        if (next.bytes > 0) break;
+      }
+      const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;
+      ++counts.skipped_ranges;
+      counts.skipped_bytes += at - pos.offset;
+      on_skip(SkippedRange{path, pos.offset, at, last_lsn, next_lsn, e.problem});
+      if (at >= size) break;
+      pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
+      last_lsn = pos.lsn;
+      e = next;
+    }
+    const Position start = pos;
+    pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
+    if (e.is_marker) continue;
+    last_lsn = e.header.lsn;
+    Record r;
+    r.lsn = e.header.lsn;
+    r.type = e.header.type;
+    const char* record = f.read(start.offset, static_cast<std::size_t>(e.bytes));
+    if (record == nullptr) break;  // read a moment ago: the file changed meanwhile
+    r.payload.assign(record + kRecordHeaderSize, e.header.length);
+    r.start = start;
+    r.end = pos;
+    ++counts.records;
+    if (!on_record(r)) return false;
+  }
+  return true;
+}
+
 SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
                           const std::function<void(const SkippedRange&)>& on_skip) {
   SalvageCounts counts;
   std::uint64_t last_lsn = 0;
-  for (const std::uint64_t segment : list_log_dir(fs, dir).segments) {
-    const std::string path = segment_path(dir, segment);
-    SegmentHeader header;
-    try {
-      header = read_segment_header(fs, dir, segment);
-    } catch (const std::exception& e) {
-      ++counts.unreadable_segments;
-      on_skip(SkippedRange{path, 0, 0, last_lsn, 0, e.what()});
-      continue;
-    }
-    SegmentFile f(fs, path);
-    const std::uint64_t size = f.size();
-    Position pos = first_position(header);
-    if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
-    while (pos.offset < size) {
-      Entry e = entry_at(f, pos.offset, size, last_lsn, true);
-      if (e.bytes == 0) {
-        // Resynchronise: the next offset holding a valid record or marker with a later LSN.
-        std::uint64_t at = pos.offset + 1;
-        Entry next;
-        for (; at < size; ++at) {
-          next = entry_at(f, at, size, last_lsn, false);
-          if (next.bytes > 0) break;
-        }
-        const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;
-        ++counts.skipped_ranges;
-        counts.skipped_bytes += at - pos.offset;
-        on_skip(SkippedRange{path, pos.offset, at, last_lsn, next_lsn, e.problem});
-        if (at >= size) break;
-        pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
-        last_lsn = pos.lsn;
-        e = next;
-      }
-      const Position start = pos;
-      pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
-      if (e.is_marker) continue;
-      last_lsn = e.header.lsn;
-      Record r;
-      r.lsn = e.header.lsn;
-      r.type = e.header.type;
-      const char* record = f.read(start.offset, static_cast<std::size_t>(e.bytes));
-      if (record == nullptr) break;  // read a moment ago: the file changed meanwhile
-      r.payload.assign(record + kRecordHeaderSize, e.header.length);
-      r.start = start;
-      r.end = pos;
-      ++counts.records;
-      if (!on_record(r)) return counts;
-    }
-  }
+  for (const std::uint64_t segment : list_log_dir(fs, dir).segments)
+    if (!salvage_segment(fs, dir, segment, last_lsn, counts, on_record, on_skip)) break;
   return counts;
 }
 

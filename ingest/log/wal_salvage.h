@@ -34,4 +34,9 @@ struct SalvageCounts {
 SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
                           const std::function<void(const SkippedRange&)>& on_skip);
 
+// The same for segment `segment` of `dir` alone, adding to `counts`. `last_lsn` is the LSN read last
+// before it (0: none), and is updated. False when `on_record` asked to stop.
+bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
+                     const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip);
+
 }  // namespace pm::wal

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <random>
 #include <thread>
 
@@ -597,6 +598,79 @@ TEST(EventSourcing, AnArchivedFileThatIsGoneIsReportedNotSilentlyUnlisted) {
   // The two listed and gone; the damaged body is found by `archive verify`, not at load (headers only).
   EXPECT_EQ(d.metric("pm_ingest_archive_damaged_files"), 2) << d.output();
   EXPECT_EQ(d.stop(), 0);
+}
+
+// An applied live segment whose records are damaged cannot be archived: the daemon keeps it, and
+// every later segment waits behind it in the live log. `archive store-damaged`, with the daemon
+// stopped, archives it as it is; the next start removes it and archives the rest. `archive verify`
+// names the damaged file, and a replay with --skip-damaged names the skipped LSNs and applies the rest.
+TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLaterSegmentsFollow) {
+  TestDatabase live("es_store_damaged");
+  TestDatabase rebuilt("es_store_damaged_rebuilt");
+  DaemonHarness d(live.url(), {});
+  // The first life archives nothing (its archive directory cannot be made): segments stay live.
+  const std::string not_a_dir = d.dir() + "/not-a-dir";
+  { std::ofstream(not_a_dir) << "a file"; }
+  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, "sd", 10);
+  }
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 2000; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(d.wal_dir()))
+    if (f.path().extension() == ".wal") segments.push_back(f.path().filename().string());
+  std::sort(segments.begin(), segments.end());
+  ASSERT_GE(segments.size(), 4u);
+  const std::string victim = segments[1];
+  damage_the_middle_of(d.wal_dir() + "/" + victim);
+
+  d.args() = archive_args(d);
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.output().find("cannot archive log segment " + victim + ": it is damaged") != std::string::npos; }, 30s))
+      << d.output();
+  EXPECT_NE(d.output().find("pm-ingestctl archive store-damaged --archive-dir"), std::string::npos) << d.output();
+  const std::string archive = d.dir() + "/archive";
+  const std::vector<std::string> store = {"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", victim};
+  const test::Run while_running = run_ctl(store);
+  EXPECT_EQ(while_running.code, 1) << while_running.output;
+  EXPECT_NE(while_running.output.find("a running pm-ingestd holds the log"), std::string::npos) << while_running.output;
+  EXPECT_GT(d.metric("pm_ingest_archive_pending_segments"), 0);
+  EXPECT_EQ(d.stop(), 0);
+
+  const test::Run not_damaged = run_ctl({"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", segments[2]});
+  EXPECT_EQ(not_damaged.code, 1) << not_damaged.output;
+  EXPECT_NE(not_damaged.output.find("is not damaged"), std::string::npos) << not_damaged.output;
+  const test::Run stored = run_ctl(store);
+  ASSERT_EQ(stored.code, 0) << stored.output;
+  EXPECT_NE(stored.output.find("archived the damaged segment"), std::string::npos) << stored.output;
+  EXPECT_NE(stored.output.find("unreadable: bytes "), std::string::npos) << stored.output;
+  const test::Run twice = run_ctl(store);
+  EXPECT_EQ(twice.code, 1) << twice.output;
+  EXPECT_NE(twice.output.find("already holds"), std::string::npos) << twice.output;
+
+  d.start();
+  wait_applied_and_archived(d, 2000, live.url());
+  EXPECT_EQ(d.stop(), 0);
+  const std::string victim_file = archive + "/" + victim.substr(0, victim.size() - 4) + ".pmarc";
+  const test::Run verify = run_ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 2) << verify.output;
+  EXPECT_NE(verify.output.find(victim_file + " DAMAGED"), std::string::npos) << verify.output;
+  EXPECT_EQ(occurrences(verify.output, "DAMAGED"), 2u) << "the file, and the summary line: " << verify.output;
+
+  const test::Run replayed = replay(d, rebuilt.url(), {"--skip-damaged"});  // the archive and the live log
+  EXPECT_EQ(replayed.code, 3) << replayed.output;
+  EXPECT_NE(replayed.output.find("SKIPPED (damaged): lsn "), std::string::npos) << replayed.output;
+  EXPECT_NE(replayed.output.find(victim_file), std::string::npos) << replayed.output;
+  // Every trade is there but those of the LSNs it names as skipped (one damaged group).
+  std::smatch range;
+  ASSERT_TRUE(std::regex_search(replayed.output, range, std::regex("SKIPPED \\(damaged\\): lsn ([0-9]+)\\.\\.([0-9]+) in "))) << replayed.output;
+  const long long skipped = std::stoll(range[2]) - std::stoll(range[1]) + 1;
+  EXPECT_GT(skipped, 0);
+  EXPECT_LT(skipped, 400);
+  EXPECT_EQ(query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades"), 2000 - skipped) << replayed.output;
 }
 
 // `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
