@@ -43,8 +43,16 @@ namespace {
 
 // The pool's own settings of every session.
 std::string session_settings_sql(const DatabaseConfig& config) {
-  return "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
-         "; SET TIME ZONE 'UTC'; SET client_min_messages = warning";
+  std::string sql = "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
+                    "; SET idle_in_transaction_session_timeout = " + std::to_string(config.idle_in_transaction_timeout.count()) +
+                    "; SET TIME ZONE 'UTC'; SET client_min_messages = warning";
+  // The server's probes of this client (ignored on a Unix socket).
+  if (config.keepalives)
+    sql += "; SET tcp_keepalives_idle = " + std::to_string(config.keepalives_idle.count()) +
+           "; SET tcp_keepalives_interval = " + std::to_string(config.keepalives_interval.count()) +
+           "; SET tcp_keepalives_count = " + std::to_string(config.keepalives_count);
+  if (config.tcp_user_timeout.count() > 0) sql += "; SET tcp_user_timeout = " + std::to_string(config.tcp_user_timeout.count());
+  return sql;
 }
 
 // What asyncpg's reset on release does (advisory locks, cursors, LISTENs, every SET), then the

@@ -15,6 +15,7 @@
 
 #include "repos/database.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -189,6 +190,33 @@ TEST_F(DatabaseApiTest, WhatABodyLeftInItsSessionDoesNotReachTheNextBorrower) {
   }
   EXPECT_EQ(db.fetchval<std::string>("SHOW application_name"), std::optional<std::string>(""));
   EXPECT_EQ(db.stats().open, 1);
+}
+
+// A client that vanished inside a transaction (power loss, a partition) left it open on the server,
+// with its locks, until the server's kernel gave up on the connection (~2 h): every session now
+// tells the server to end a transaction left idle past idle_in_transaction_timeout, and to probe
+// its client with keepalives of its own.
+TEST_F(DatabaseApiTest, TheServerEndsASessionLeftIdleInsideATransaction) {
+  auto config = tdb_->config();
+  config.max_connections = 1;
+  config.retry_transactions = false;
+  config.idle_in_transaction_timeout = std::chrono::milliseconds(1'000);
+  Database db(config);
+  EXPECT_EQ(db.fetchval<std::string>("SHOW idle_in_transaction_session_timeout"), std::optional<std::string>("1s"));
+  if (db.fetchval<std::string>("SELECT coalesce(inet_client_addr()::text, '')") != std::optional<std::string>("")) {  // TCP
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_keepalives_idle"), std::optional<std::string>("5"));
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_user_timeout"), std::optional<std::string>("30000"));  // milliseconds, as the server shows it
+  }
+  bool ended = false;
+  EXPECT_ANY_THROW(db.transaction([&](Transaction& tx) {
+    const int pid = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+    // Idle inside the transaction, as a vanished client's is: the server ends the session.
+    ended = test::wait_until([&] { return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(pid)) == 0; },
+                             std::chrono::seconds(20));
+    tx.exec0("SELECT 1");
+  }));
+  EXPECT_TRUE(ended) << "the session idle in its transaction was not ended";
+  EXPECT_EQ(db.fetchval<int>("SELECT 1"), std::optional<int>(1)) << "a new session serves the next call";
 }
 
 // RESET ALL keeps a SET ROLE: a body's role, and its privileges, reached the next borrower.
