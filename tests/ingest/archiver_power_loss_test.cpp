@@ -22,6 +22,7 @@
 #include "metrics/ingest_metrics.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/process.h"
+#include "tests/support/trade_event.h"
 
 namespace pm::archive {
 namespace {
@@ -35,19 +36,8 @@ constexpr char kArchiveDir[] = "/arch";
 constexpr int kEvents = 80;  // 5 segments of 2 KiB
 
 std::string trade_payload(int i) {
-  Event e;
-  e.received_ms = 1'700'000'000'000 + i;
-  TradeEvent t;
-  t.condition_id = "cond";
-  t.trade_id = "trade-" + std::to_string(i);
-  t.price = 0.5;
-  t.size = 1 + i;
-  t.side = "SELL";
-  t.timestamp_ms = e.received_ms;
-  t.raw_json = "{\"trade\":" + std::to_string(i) + "}";
-  e.body = t;
   std::string out;
-  encode_event(e, out);
+  encode_event(test::trade_event("cond", "trade-" + std::to_string(i)), out);
   return out;
 }
 
