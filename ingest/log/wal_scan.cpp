@@ -35,7 +35,10 @@ std::string check_record(SegmentFile& f, const Position& pos, std::uint64_t end,
 }
 
 // Checks the group whose marker is at `pos`; "" when valid, with `next` after its last record.
-std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size, Position& next, std::uint64_t& records) {
+// `group_end` is set where the group ends by its marker once the marker itself checks out (a later
+// group can only start there), else left alone.
+std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size, Position& next, std::uint64_t& records,
+                        std::uint64_t& group_end) {
   const std::uint64_t left = size - pos.offset;
   if (left < kGroupMarkerSize) return "incomplete group marker (" + std::to_string(left) + " bytes)";
   const char* m = f.read(pos.offset, kGroupMarkerSize);
@@ -46,6 +49,7 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
       !record_checksum_ok(m, kGroupMarkerSize))
     return "no valid group marker";
   if (h.lsn != pos.lsn + 1) return "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(pos.lsn + 1) + " was expected";
+  group_end = pos.offset + kGroupMarkerSize + marker.body_bytes;
   if (marker.body_bytes > left - kGroupMarkerSize) return "group of " + std::to_string(marker.body_bytes) + " bytes runs past the end of the file";
   if (marker.records == 0 || marker.body_bytes > kMaxGroupBody) return "group marker with impossible size";
   const std::uint64_t body = pos.offset + kGroupMarkerSize;
@@ -120,8 +124,11 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     Position next;
     std::uint64_t records = 0;
     std::string problem;
+    // Where a later group may begin if this one is bad: past the body a valid marker states (its
+    // body is a producer's bytes, which may hold anything, a marker included), else anywhere after.
+    std::uint64_t search_from = pos.offset + 1;
     if (grouped) {
-      problem = check_group(f, pos, scan.file_size, next, records);
+      problem = check_group(f, pos, scan.file_size, next, records, search_from);
     } else {
       std::uint64_t bytes = 0;
       problem = check_record(f, pos, scan.file_size, bytes);
@@ -134,7 +141,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     // end in zeros).
     if (!problem.empty() && grouped && zero_to_end(f, pos.offset, scan.file_size)) break;
     if (!problem.empty()) {
-      const std::uint64_t later = grouped ? later_group_marker(f, pos.offset + 1, scan.file_size, pos.lsn)
+      const std::uint64_t later = grouped ? later_group_marker(f, search_from, scan.file_size, pos.lsn)
                                           : later_record(f, pos.offset + 1, scan.file_size, pos.lsn);
       scan.valid_end = pos;
       scan.tail = later != 0 ? TailState::Corrupt : TailState::Torn;

@@ -8,8 +8,10 @@
 //   may leave damaged anywhere (cut, zeroed or garbage pages, in any order); its fdatasync had not
 //   returned, so none of its records was acknowledged, unless the storage lost data it had
 //   confirmed as flushed (which no format can tell).
-// - Corrupt: a valid group marker follows it. That later group was written only after the bad
-//   one's fdatasync returned: acknowledged data is damaged. Never cut silently.
+// - Corrupt: a valid group marker follows it (after the body its own marker states, when that
+//   marker checks out: the body is producers' bytes and may hold anything). That later group was
+//   written only after the bad one's fdatasync returned: acknowledged data is damaged. Never cut
+//   silently.
 // Version 1 segments (no markers) keep their old rule: torn only when no valid record follows
 // (zeros included: version 1 never preallocated).
 // In version 2, zeros from the first invalid group to the end of the file are no damage but the

@@ -33,7 +33,7 @@ using test::PowerLossMode;
 
 constexpr char kLogDir[] = "/log";
 constexpr char kArchiveDir[] = "/arch";
-constexpr int kEvents = 80;  // 5 segments of 2 KiB
+constexpr int kEvents = 80;  // several segments of 2 KiB
 
 std::string trade_payload(int i) {
   std::string out;

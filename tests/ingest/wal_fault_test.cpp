@@ -566,6 +566,31 @@ TEST_F(WalFaultTest, AScanOrASalvageOfAFileCutWhileItIsReadSaysSoInsteadOfReadin
   }
 }
 
+// A producer may put any bytes into an event, a valid group marker among them. When the group
+// holding it was torn (the last group, cut by a power loss), the search for a later group, which
+// tells damage in acknowledged data from a torn tail, began inside that group's own body and took
+// the forged marker for a group written after it: "corrupt", and the daemon refused to start (exit
+// 2). A later group can only begin after the body its group's valid marker states.
+TEST_F(WalFaultTest, AMarkerForgedInsideATornGroupIsNotTakenForALaterGroup) {
+  std::string forged;
+  const std::size_t marker = begin_group(forged, 1ull << 31);
+  append_record(forged, 1ull << 31, kRecordEvent, "x");
+  finish_group(forged, marker, 1);
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+    const std::vector<std::string> payloads = {"before " + forged + " after"};
+    std::vector<Appended> out;
+    ASSERT_EQ(log->append(payloads, out), AppendStatus::Ok);
+  }
+  std::string bytes = fs_.contents(segment(1));
+  bytes.back() ^= 0x40;  // the last group's last byte, as a write cut short by a power loss leaves it
+  fs_.put(segment(1), bytes);
+  const SegmentScan scan = scan_segment(fs_, segment(1));
+  EXPECT_EQ(scan.tail, TailState::Torn) << scan.problem << ", a later group at " << scan.later_valid_offset;
+  EXPECT_EQ(scan.valid_end.lsn, 3u);
+}
+
 // A version 1 segment (as written before group markers: records only) ending in a torn tail: some
 // bytes of a record, or zeros (a file system that extended the file before a power loss). Zeros are
 // no clean end in version 1, which never preallocated: the segment is cut like any torn tail. (They
