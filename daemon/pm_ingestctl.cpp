@@ -51,7 +51,8 @@ constexpr const char* kUsage =
     "            transaction and a checkpoint of its own (instance 'replay', plus its\n"
     "            bounds, unless --instance-id): exactly once, resumable after a kill, a\n"
     "            second run applies nothing. --until keeps the events that arrived before\n"
-    "            TIME (RFC 3339). Never give it a running daemon's --instance-id.\n"
+    "            TIME (RFC 3339). Never give it a daemon's --instance-id (with bounds or\n"
+    "            --skip-damaged, an --instance-id must start with 'replay').\n"
     "            --dry-run reads and checks everything and prints counts only. Damage stops\n"
     "            it (exit 2, file and offset) unless --skip-damaged, which names every\n"
     "            skipped LSN range (exit 3; recorded in pm_dead_letters, so a later run of\n"
@@ -258,7 +259,14 @@ int run_replay(const po::variables_map& vm) {
   if (!vm["to-lsn"].defaulted()) c.to_lsn = static_cast<std::uint64_t>(bounded(vm, "to-lsn", 0, kNoLimit));
   if (vm.count("until")) c.until = vm["until"].as<std::string>();
   c.skip_damaged = vm["skip-damaged"].as<bool>();  // before the instance: its name says so
-  c.instance_id = vm["instance-id"].as<std::string>().empty() ? pm::ctl::default_replay_instance(c) : vm["instance-id"].as<std::string>();
+  const std::string given = vm["instance-id"].as<std::string>();
+  const bool partial = c.from_lsn > 1 || c.to_lsn != UINT64_MAX || c.until || c.skip_damaged;
+  if (partial && !given.empty() && given.rfind("replay", 0) != 0)
+    throw pm::UsageError("--instance-id '" + given + "' with --from-lsn, --to-lsn, --until or --skip-damaged: such a run moves its "
+                         "checkpoint past events it does not apply, so a daemon (or another replay) resuming from that checkpoint "
+                         "would never apply them. Give it a checkpoint of its own: leave --instance-id out, or name one starting "
+                         "with 'replay'");
+  c.instance_id = given.empty() ? pm::ctl::default_replay_instance(c) : given;
   const auto unit = pm::parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
   if (!unit) throw pm::UsageError("--trade-timestamp-unit must be ms or s");
   c.trade_timestamp_unit = *unit;

@@ -95,6 +95,11 @@ TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
       {{"send", "--max-in-flight", "-1", "--input", "/dev/null"}, "--max-in-flight must be between 1 and 1000000 (-1 given)"},
       {{"send", "--give-up-after", "0", "--input", "/dev/null"}, "--give-up-after must be between 1 and 86400 (0 given)"},
       {{"checkpoint-reset", "--database-url", "postgresql://u@127.0.0.1:1/x"}, "checkpoint-reset needs --instance-id ID"},
+      // A bounded or skipping replay moves its checkpoint past events it does not apply: a daemon's
+      // instance resuming from it would never apply them (the help text only warned).
+      {{"replay", "--dry-run", "--source", dir, "--instance-id", "default", "--until", "2026-11-30T04:00:00Z"},
+       "--instance-id 'default' with --from-lsn, --to-lsn, --until or --skip-damaged"},
+      {{"replay", "--dry-run", "--source", dir, "--instance-id", "default", "--skip-damaged"}, "Give it a checkpoint of its own"},
   };
   for (const auto& [args, message] : cases) {
     const auto r = ctl(args);
