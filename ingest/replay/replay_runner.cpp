@@ -145,14 +145,16 @@ constexpr const char* kSkippedEventType = "skipped";
 
 // Before any batch past the range can commit (this runs on the reading thread, ahead of them).
 void ReplayRunner::record_skipped(const archive::SkippedRange& range) {
-  DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, static_cast<std::int64_t>(range.first_lsn),
+  DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, stats_.log_id, static_cast<std::int64_t>(range.first_lsn),
                                             kSkippedEventType, "", archive::describe(range), std::nullopt});
 }
 
+// The ranges of the sources' log (or of an unrecorded one: rows written before log ids were,
+// seed/08) that earlier runs of the instance recorded.
 void ReplayRunner::report_skipped_earlier(Database& db) {
-  const pqxx::result rows =
-      db.fetch("SELECT error FROM pm_dead_letters WHERE instance_id = $1 AND event_type = $2 ORDER BY lsn",
-               options_.instance_id, std::string(kSkippedEventType));
+  const pqxx::result rows = db.fetch(
+      "SELECT error FROM pm_dead_letters WHERE instance_id = $1 AND event_type = $2 AND log_id IN ($3, '') ORDER BY lsn",
+      options_.instance_id, std::string(kSkippedEventType), stats_.log_id);
   for (const auto& row : rows) {
     const std::string text = row[0].as<std::string>();
     const bool met_now = std::any_of(stats_.skipped.begin(), stats_.skipped.end(),

@@ -27,10 +27,14 @@
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
 //   damage too. What was read before the damage is applied first. A skipped range is recorded in
-//   pm_dead_letters (event_type 'skipped', lsn its first, error what was skipped and why) before
-//   the checkpoint can pass it, and every run of the instance reports the ones recorded by earlier
-//   runs (stats.skipped_earlier): a run resumed past the damage (after a kill, or run again) used
-//   to say nothing of it.
+//   pm_dead_letters (event_type 'skipped', log_id the sources' log, lsn its first, error what was
+//   skipped and why) before the checkpoint can pass it, and every run of the instance reports the
+//   ones earlier runs recorded for the same log, or for no recorded log (rows older than
+//   seed/08_dead_letters_log_id.sql) (stats.skipped_earlier): a run resumed past the damage (after
+//   a kill, or run again) used to say nothing of it.
+// - Dead letters (refused events and skipped ranges) are keyed by (instance id, log id, lsn); one
+//   of the same key stored before with another payload stops the replay, naming it
+//   (DeadLetterConflict's message).
 // - A live log a running daemon holds is read only up to what it had synced (SegmentChain's live
 //   limit); stats.held_back says where reading stopped. A later run resumes there.
 // - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.
@@ -94,7 +98,8 @@ struct ReplayStats {
   std::uint64_t total_bytes = 0;
   double seconds = 0;
   std::vector<archive::SkippedRange> skipped;
-  // Ranges earlier runs of this instance skipped (their pm_dead_letters text), not met by this one.
+  // Ranges earlier runs of this instance skipped in this log (their pm_dead_letters text), not met
+  // by this one.
   std::vector<std::string> skipped_earlier;
   // Set when reading stopped at a running daemon's live log's synced bound (segment_chain.h): the
   // events after it are left for a later run.

@@ -164,6 +164,7 @@ BatchCounts BatchApplier::dead_letter(pqxx::dbtransaction& tx, const QueuedEvent
                                       const std::string& sqlstate, std::optional<std::int64_t> follows) const {
   DeadLetter letter;
   letter.instance_id = instance_id_;
+  letter.log_id = log_id_;
   letter.lsn = static_cast<std::int64_t>(event.lsn);
   letter.event_type = to_string(event.event.type());
   letter.payload = event_to_json(event.event);

@@ -45,6 +45,7 @@ struct TradeStage {
 
 class BatchApplier {
  public:
+  // `log_id`: the events' log, as wal::log_id_hex spells it (what the checkpoint and dead letters store).
   BatchApplier(std::string instance_id, std::string log_id, TimestampUnit unit)
       : instance_id_(std::move(instance_id)), log_id_(std::move(log_id)), unit_(unit) {}
 
@@ -69,7 +70,9 @@ class BatchApplier {
                      const TradeStage& stage, OwedStatements* owed = nullptr,
                      std::optional<std::int64_t> follows = std::nullopt) const;
 
-  // Stores `event` in pm_dead_letters with the server's error and moves the checkpoint past it.
+  // Stores `event` in pm_dead_letters (under this instance and log id) with the server's error and
+  // moves the checkpoint past it. A dead letter of the same key stored before with another payload
+  // throws DeadLetterConflict: the checkpoint stays before the event.
   BatchCounts dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
                           const std::string& sqlstate, std::optional<std::int64_t> follows = std::nullopt) const;
 

@@ -70,10 +70,12 @@ class IngestCheckpointRepository {
 };
 
 // DeadLetterRepository: `pm_dead_letters`, events PostgreSQL refused on their own, kept with the
-// server's error so an operator can inspect, fix and replay them. add() is idempotent per
-// (instance_id, lsn): a replayed batch does not store the same dead letter twice.
+// server's error so an operator can inspect, fix and replay them. A dead letter is keyed by
+// (instance_id, log_id, lsn) (seed/08_dead_letters_log_id.sql): LSNs are numbered per log, and a
+// new log after a checkpoint reset numbers from 1 again.
 struct DeadLetter {
   std::string instance_id;
+  std::string log_id;  // the log the lsn belongs to, as pm_ingest_checkpoints.log_id holds it (wal::log_id_hex)
   std::int64_t lsn = 0;
   std::string event_type;
   std::string payload;
@@ -81,10 +83,21 @@ struct DeadLetter {
   std::optional<std::string> sqlstate;
 };
 
+// add() found a dead letter of the same (instance_id, log_id, lsn) holding another payload: two
+// events under one key, which cannot happen legitimately. Thrown rather than keeping the old row,
+// so that the caller does not move its checkpoint past an event stored nowhere. Classified as
+// PgErrorKind::Other (the writer retries and logs it; replay stops with it).
+class DeadLetterConflict : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class DeadLetterRepository {
  public:
   explicit DeadLetterRepository(DbTarget target) : target_(target) {}
-  // true when stored now, false when that (instance_id, lsn) was already there.
+  // Stores `letter`: true when stored now, false when the same (instance_id, log_id, lsn) was
+  // stored before with the same payload (a replayed batch does not store it twice; the stored
+  // error is kept). Throws DeadLetterConflict when that key holds another payload.
   bool add(const DeadLetter& letter) const;
   std::int64_t count() const;
 

@@ -488,6 +488,7 @@ class SyncOverlap {
                            tdb_.name())[0].as<int>() > 0;
   }
   long long checkpoints() const { return tdb_.count("pm_ingest_checkpoints"); }
+  std::string log_id() const { return wal::log_id_hex(log_->log_id()); }  // as the checkpoint stores it
 
  private:
   wal::Options log_options() {
@@ -598,6 +599,34 @@ TEST_F(PowerLossRounds, AnEventTheTableUnitRefusesInTheLogIsDeadLetteredAndTheRe
         .as<int>();
   });
   EXPECT_EQ(dead, 1);
+  EXPECT_TRUE(h.fatals().empty());
+}
+
+// The documented recovery from a damaged log (the directory moved away, `pm-ingestctl
+// checkpoint-reset`, an empty --wal-dir) starts a new log whose LSNs begin at 1 again, while
+// pm_dead_letters keeps the old log's dead letters: one at lsn 5 here (log id '', as rows written
+// before log ids were). The new log's lsn 5 is refused: its dead letter must be stored beside the
+// old one, under the new log's id, and the rest applied. With the key (instance_id, lsn) the insert
+// was dropped (ON CONFLICT DO NOTHING) and the checkpoint moved past it anyway: the event was
+// neither applied nor stored, while the log said it was.
+TEST_F(PowerLossRounds, ADeadLetterOfAnotherLogAtTheSameLsnDoesNotHideANewOne) {
+  test::TestDatabase tdb("dead_letter_other_log");
+  const std::string condition = "other-log";
+  tdb.exec("INSERT INTO pm_dead_letters (instance_id, lsn, event_type, payload, error, created_at) VALUES ('" + condition +
+           "', 5, 'trade', 'an event of the log before', 'refused', '2026-01-01T00:00:00.000000Z')");
+  SyncOverlap h(tdb, 17, writer_config(single_life_plan(), condition), quiet_);
+  std::vector<Event> events;
+  for (const char* id : {"a", "b", "c", "d", "too_early", "after"}) events.push_back(trade_event(condition, id));
+  std::get<TradeEvent>(events[4].body).timestamp_ms = 5000;
+  ASSERT_EQ(h.submit(events), SubmitResult::Durable);
+  ASSERT_TRUE(test::wait_until([&] { return h.writer().applied_lsn() == 6; }, 20s)) << h.writer_fatal();
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 5);
+  const std::string new_letter = "SELECT count(*) FROM pm_dead_letters WHERE instance_id = '" + condition +
+                                 "' AND lsn = 5 AND event_type = 'trade' AND convert_from(payload, 'UTF8') LIKE "
+                                 "'%\"trade_id\":\"too_early\"%' AND error LIKE '%5000 looks like epoch seconds%'";
+  EXPECT_EQ(tdb.count(new_letter), 1) << "the refused event of the new log was not stored";
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE convert_from(payload, 'UTF8') = 'an event of the log before'"), 1);
+  EXPECT_EQ(tdb.count(new_letter + " AND log_id = '" + h.log_id() + "'"), 1);
   EXPECT_TRUE(h.fatals().empty());
 }
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include "ingest/events/event_json.h"
 #include "ingest/writer/batch_applier.h"
 #include "ingest/writer/commit_order.h"
 #include "ingest/writer/writer_lanes.h"
@@ -90,6 +91,21 @@ class WriterLanesTest : public ::testing::Test {
     tdb_->drop_refusal_at_commit();
   }
   long long count(const std::string& sql) { return tdb_->count(sql); }
+  // A dead letter of instance 'lanes' stored before the test's batches, under `log_id`.
+  static void store_dead_letter(const std::string& log_id, std::int64_t lsn, const std::string& payload) {
+    tdb_->db().transaction([&](pqxx::work& tx) {
+      tx.exec_params("INSERT INTO pm_dead_letters (instance_id, log_id, lsn, event_type, payload, error, created_at) "
+                     "VALUES ('lanes', $1, $2, 'trade', $3, 'stored before', '2026-01-01T00:00:00.000000Z')",
+                     log_id, lsn, pqxx::binarystring(payload));
+    });
+  }
+  static TxFailure check_violation() {
+    TxFailure refusal;
+    refusal.kind = PgErrorKind::Data;
+    refusal.sqlstate = "23514";
+    refusal.message = "new row violates check constraint";
+    return refusal;
+  }
   static test::TestDatabase* tdb_;
   const BatchApplier applier_{"lanes", "00ff", TimestampUnit::Milliseconds};
 };
@@ -334,6 +350,44 @@ TEST_F(WriterLanesTest, ADeadLetterBatchStoresTheEventWithItsErrorAndMovesTheChe
             1);
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'poison'"), 0);
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
+}
+
+// A dead letter is keyed by (instance, log id, lsn). One of another log at the same lsn (a log
+// before a checkpoint reset, or a row written before log ids were: '') does not hide the new
+// one; the same key with the same payload (a store replayed after its COMMIT reply was lost) is
+// kept once and the checkpoint moves; the same key with another payload fails the batch, the
+// checkpoint left before the event (the insert's DO NOTHING used to pass it silently).
+TEST_F(WriterLanesTest, ADeadLetterIsKeyedByItsLogAndAnotherPayloadUnderTheSameKeyFailsTheBatch) {
+  WriterLanes lanes(tdb_->db(), applier_, 1);
+  const QueuedEvent first = trades(1, {"poison-1"}).front();
+  const QueuedEvent second = trades(2, {"poison-2"}).front();
+  const QueuedEvent third = trades(3, {"poison-3"}).front();
+  store_dead_letter("", 1, "an event of a log before");
+  store_dead_letter("00aa", 1, "an event of another log");
+  store_dead_letter("00ff", 2, event_to_json(second.event));
+  store_dead_letter("00ff", 3, "another event under this key");
+  lanes.submit_dead_letter(first, check_violation());
+  lanes.submit_dead_letter(second, check_violation());
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 2u);
+  for (const auto& f : finished) ASSERT_TRUE(f.result.applied()) << f.result.failure.message;
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE instance_id = 'lanes' AND log_id = '00ff' AND lsn = 1 AND "
+                  "convert_from(payload, 'UTF8') LIKE '%\"poison-1\"%' AND sqlstate = '23514'"),
+            1);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 1"), 3);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 2 AND error = 'stored before'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 2"), 1);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
+  lanes.submit_dead_letter(third, check_violation());
+  const auto refused = lanes.take_finished(true);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_STREQ(to_string(refused[0].result.status), to_string(TxStatus::Fatal));
+  EXPECT_NE(refused[0].result.failure.message.find("pm_dead_letters already holds lsn 3 of log '00ff' for instance 'lanes' "
+                                                   "with another payload"),
+            std::string::npos)
+      << refused[0].result.failure.message;
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 3"), 1);
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "repos/g2_index.h"
@@ -89,6 +91,38 @@ TEST(Migrator, ProductionShapedDatabaseKeepsEveryRow) {
   EXPECT_EQ(tdb.count("positions"), 1);
   EXPECT_EQ(tdb.count("SELECT count(*) FROM positions WHERE imported_at = 'x'"), 1);
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_trades_condition_timestamp'"), 1);
+}
+
+// 08 on a database whose pm_dead_letters has rows under the old key (instance_id, lsn): they are
+// kept, with log_id ''; the key becomes (instance_id, log_id, lsn), so the same instance and lsn of
+// another log is a row of its own; and the file run again changes nothing.
+TEST(Migrator, TheDeadLettersLogIdFileKeepsRowsReKeysTheTableAndRunsAgain) {
+  test::TestDatabase tdb("migrate_dead_letters", /*migrate=*/false);
+  const std::string name = "08_dead_letters_log_id.sql";
+  std::vector<Migration> before;
+  for (const auto& m : bundled_migrations())
+    if (m.name < name) before.push_back(m);
+  const auto m08 = std::find_if(bundled_migrations().begin(), bundled_migrations().end(),
+                                [&](const Migration& m) { return m.name == name; });
+  ASSERT_NE(m08, bundled_migrations().end());
+  Migrator migrator(tdb.db());
+  migrator.migrate(before);
+  const std::string insert = "INSERT INTO pm_dead_letters (instance_id, lsn, event_type, payload, error, created_at) "
+                             "VALUES ('default', 500, 'trade', 'x', 'refused', '2026-01-01T00:00:00.000000Z')";
+  tdb.exec(insert);
+  EXPECT_EQ(migrator.migrate().applied, std::vector<std::string>{name});
+  tdb.exec(m08->sql);  // a second run, as by hand
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE log_id = '' AND lsn = 500"), 1);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_constraint WHERE conrelid = 'pm_dead_letters'::regclass AND contype = 'u'"), 1);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_constraint WHERE conname = 'pm_dead_letters_instance_log_lsn_key' "
+                      "AND pg_get_constraintdef(oid) = 'UNIQUE (instance_id, log_id, lsn)'"),
+            1);
+  const std::string other_log = "INSERT INTO pm_dead_letters (instance_id, log_id, lsn, event_type, payload, error, created_at) "
+                                "VALUES ('default', '0123456789abcdef0123456789abcdef', 500, 'trade', 'y', 'refused', 'now')";
+  tdb.exec(other_log);
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 2);
+  EXPECT_THROW(tdb.exec(other_log), pqxx::unique_violation);
+  EXPECT_THROW(tdb.exec(insert), pqxx::unique_violation);
 }
 
 TEST(Migrator, FailingFileRollsBackAndIsNamed) {
