@@ -2,8 +2,6 @@
 
 #include <pqxx/except>
 
-#include "repos/timestamp_unit.h"
-
 namespace pm {
 
 PgErrorKind classify_sqlstate(const std::string& sqlstate) {
@@ -24,7 +22,7 @@ PgErrorKind classify_exception(const std::exception& error) {
   if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return PgErrorKind::Connection;
   if (dynamic_cast<const ConnectionError*>(&error) != nullptr) return PgErrorKind::Connection;
   if (dynamic_cast<const PoolTimeout*>(&error) != nullptr) return PgErrorKind::Timeout;
-  if (dynamic_cast<const TimestampUnitError*>(&error) != nullptr) return PgErrorKind::Data;
+  if (dynamic_cast<const RefusedValueError*>(&error) != nullptr) return PgErrorKind::Data;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error); sql != nullptr) {
     return classify_sqlstate(sql->sqlstate());
   }

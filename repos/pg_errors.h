@@ -20,6 +20,17 @@ class PoolTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A value a repository of this library refuses before sending any SQL, as the server would refuse
+// it for a value: an empty key column, a threshold that is not a finite number, a timestamp of the
+// wrong unit (TimestampUnitError). The same data fails again, so it is classified as Data: the
+// ingest writer isolates the one event and dead-letters it, as it does for the server's own data
+// errors, instead of retrying its batch for ever. Also a std::invalid_argument; the message names
+// what was wrong.
+class RefusedValueError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 enum class PgErrorKind {
   Connection,  // connection lost/refused, server shutting down or not accepting (08xxx, 57P0x)
   Transient,   // serialization failure, deadlock, lock timeout, out of resources (40001, 40P01, 55P03, 53xxx)
@@ -35,8 +46,8 @@ inline constexpr PgErrorKind kPgErrorKinds[] = {PgErrorKind::Connection, PgError
 
 PgErrorKind classify_sqlstate(const std::string& sqlstate);
 
-// Classifies an exception thrown by libpqxx or the pool (a TimestampUnitError: Data; anything
-// else: Other).
+// Classifies an exception thrown by libpqxx, the pool or a repository (a RefusedValueError, such as
+// a TimestampUnitError: Data; anything else: Other).
 PgErrorKind classify_exception(const std::exception& error);
 
 const char* to_string(PgErrorKind kind);

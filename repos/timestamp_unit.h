@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "repos/pg_errors.h"
+
 namespace pm {
 
 enum class TimestampUnit { Milliseconds, Seconds };
@@ -44,11 +46,11 @@ constexpr bool fits_timestamp_unit(std::int64_t epoch, TimestampUnit unit) {
 }
 
 // A timestamp a writer refuses: its size does not fit the unit (require_timestamp_unit), or it is
-// more than kMaxFutureMs ahead (require_timestamp). A data error (classify_exception:
-// PgErrorKind::Data), so the ingest writer dead-letters the one event.
-class TimestampUnitError : public std::invalid_argument {
+// more than kMaxFutureMs ahead (require_timestamp). A RefusedValueError (pg_errors.h), so a data
+// error (classify_exception: PgErrorKind::Data): the ingest writer dead-letters the one event.
+class TimestampUnitError : public RefusedValueError {
  public:
-  using std::invalid_argument::invalid_argument;
+  using RefusedValueError::RefusedValueError;
 };
 
 // Throws TimestampUnitError, naming `field`, the value and `unit`, unless fits_timestamp_unit: a

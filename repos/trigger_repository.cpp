@@ -4,6 +4,7 @@
 
 #include "repos/util/clock.h"
 #include "repos/pg_array.h"
+#include "repos/pg_errors.h"
 #include "repos/repo_support.h"
 #include "repos/rows.h"
 #include "repos/timestamp_unit.h"
@@ -33,15 +34,15 @@ const WatermarkUpsert& trigger_watermarks() {
 }
 
 // The key G2 deduplicates on must be whole: a NaN threshold would also compare equal to every
-// threshold of its condition inside a batch.
+// threshold of its condition inside a batch. A refused key is a RefusedValueError (a data error:
+// the ingest writer dead-letters the event).
 void require_key(const PolymarketFirstTrigger& t) {
   if (t.condition_id.empty())
-    throw std::invalid_argument("trigger for token '" + t.token_id +
-                                "' has an empty condition_id; G2 deduplication needs it");
-  if (t.token_id.empty()) throw std::invalid_argument("trigger has an empty token_id");
+    throw RefusedValueError("trigger for token '" + t.token_id + "' has an empty condition_id; G2 deduplication needs it");
+  if (t.token_id.empty()) throw RefusedValueError("trigger has an empty token_id");
   if (!std::isfinite(t.threshold))
-    throw std::invalid_argument("trigger for token '" + t.token_id + "' has threshold " + std::to_string(t.threshold) +
-                                "; a threshold must be a finite number");
+    throw RefusedValueError("trigger for token '" + t.token_id + "' has threshold " + std::to_string(t.threshold) +
+                            "; a threshold must be a finite number");
 }
 
 // Trigger times are epoch milliseconds (schema.md), whatever unit the trades are in.

@@ -5,7 +5,8 @@
 // as ONE statement (INSERT .. ON CONFLICT DO NOTHING against both unique keys), so among any number
 // of concurrent callers, in any number of processes, exactly one wins (fixes D2, D3, D5).
 // Thresholds are REAL: every comparison casts the parameter to real (fix for D7). An empty
-// condition_id would defeat G2 and is refused with std::invalid_argument (fix for D4).
+// condition_id would defeat G2 and is refused with RefusedValueError (pg_errors.h: a
+// std::invalid_argument, classified as a data error) (fix for D4).
 // created_at is stored as canonical UTC text (clock.h: empty means now; any text parse_iso accepts
 // is re-rendered; other text throws std::invalid_argument naming the column), so text order is
 // time order (D8/D12). G2 needs the unique index on (condition_id, threshold): g2_index.h.
@@ -56,9 +57,11 @@ class TriggerRepository {
   explicit TriggerRepository(DbTarget target, FutureBound bound = FutureBound::FromNow) : target_(target), bound_(bound) {}
 
   // The atomic G2 claim (record_first_many of one). `trigger.created_at` empty means now.
-  // record_first, record_first_many and create throw std::invalid_argument, recording nothing, for
-  // an empty token_id or condition_id or a threshold that is not a finite number, and
-  // TimestampUnitError (also a std::invalid_argument) for a trigger_timestamp refused as above.
+  // record_first, record_first_many and create throw RefusedValueError, recording nothing, for an
+  // empty token_id or condition_id or a threshold that is not a finite number (the message names
+  // which), and TimestampUnitError (also a RefusedValueError) for a trigger_timestamp refused as
+  // above. Both are std::invalid_argument, and data errors (classify_exception: PgErrorKind::Data),
+  // so the ingest writer dead-letters such an event instead of retrying its batch.
   TriggerOutcome record_first(const PolymarketFirstTrigger& trigger) const;
 
   // record_first for a whole batch in a few statements, with the same outcomes as calling it for

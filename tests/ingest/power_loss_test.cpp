@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <future>
 #include <mutex>
 #include <random>
@@ -627,6 +628,53 @@ TEST_F(PowerLossRounds, ADeadLetterOfAnotherLogAtTheSameLsnDoesNotHideANewOne) {
   EXPECT_EQ(tdb.count(new_letter), 1) << "the refused event of the new log was not stored";
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE convert_from(payload, 'UTF8') = 'an event of the log before'"), 1);
   EXPECT_EQ(tdb.count(new_letter + " AND log_id = '" + h.log_id() + "'"), 1);
+  EXPECT_TRUE(h.fatals().empty());
+}
+
+// Triggers the library refuses before any SQL (an empty condition_id or token_id, a threshold that
+// is not a finite number), in the log as a daemon before the parser's checks would have logged
+// them, or an embedder of the library may: each is dead-lettered with the repository's message and
+// the events around them are applied. The refusal was a plain std::invalid_argument, classified as
+// Other (fatal), so the writer retried the batch for ever instead of isolating the event.
+TEST_F(PowerLossRounds, ATriggerTheRepositoryRefusesInTheLogIsDeadLetteredAndTheRestApplied) {
+  test::TestDatabase tdb("trigger_refused");
+  const std::string condition = "trigger-refused";
+  SyncOverlap h(tdb, 18, writer_config(single_life_plan(), condition), quiet_);
+  const auto trigger = [](const std::string& token, const std::string& condition_id, double threshold) {
+    TriggerEvent g;
+    g.token_id = token;
+    g.condition_id = condition_id;
+    g.threshold = threshold;
+    g.trigger_timestamp_ms = now_epoch_ms();
+    Event e;
+    e.received_ms = g.trigger_timestamp_ms;
+    e.body = std::move(g);
+    return e;
+  };
+  std::vector<Event> events{trade_event(condition, "before"),
+                            trigger("tok", "", 0.9),
+                            trigger("", condition, 0.9),
+                            trigger("tok", condition, std::numeric_limits<double>::quiet_NaN()),
+                            trigger("tok", condition, std::numeric_limits<double>::infinity()),
+                            trigger("tok", condition, 0.8),
+                            trade_event(condition, "after")};
+  ASSERT_EQ(h.submit(events), SubmitResult::Durable);
+  ASSERT_TRUE(test::wait_until([&] { return h.writer().applied_lsn() == 7; }, 20s))
+      << "applied up to lsn " << h.writer().applied_lsn() << "; " << h.writer_fatal();
+  EXPECT_EQ(stored_trades(tdb.db(), condition), 2);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM polymarket_first_triggers WHERE token_id = 'tok' AND condition_id = '" + condition +
+                      "' AND threshold = 0.8::real"),
+            1);
+  const auto letter = [&](int lsn, const std::string& error) {
+    return tdb.count("SELECT count(*) FROM pm_dead_letters WHERE lsn = " + std::to_string(lsn) +
+                     " AND event_type = 'trigger' AND error LIKE '%" + error + "%'");
+  };
+  EXPECT_EQ(letter(2, "has an empty condition_id; G2 deduplication needs it"), 1);
+  EXPECT_EQ(letter(3, "trigger has an empty token_id"), 1);
+  EXPECT_EQ(letter(4, "has threshold nan; a threshold must be a finite number"), 1);
+  EXPECT_EQ(letter(5, "has threshold inf; a threshold must be a finite number"), 1);
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 4);
+  EXPECT_EQ(h.metrics().database_errors(to_string(PgErrorKind::Other)).Value(), 0);  // none taken for fatal
   EXPECT_TRUE(h.fatals().empty());
 }
 

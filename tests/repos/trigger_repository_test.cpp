@@ -11,6 +11,7 @@
 
 #include <pqxx/pqxx>
 
+#include "repos/pg_errors.h"
 #include "repos/util/clock.h"
 #include "repos/timestamp_unit.h"
 #include "repos/trigger_repository.h"
@@ -110,6 +111,28 @@ TEST_F(TriggerRepositoryTest, AThresholdThatIsNotAFiniteNumberIsRefusedAndNothin
     EXPECT_THROW(repo.create(sample("A", "c", bad)), std::invalid_argument) << bad;
     EXPECT_THROW(repo.record_first_many({sample("A", "c", 0.95), sample("B", "c", bad)}), std::invalid_argument) << bad;
   }
+  EXPECT_EQ(repo.count(), 0);
+}
+
+// The ingest writer relies on this: a refused key is a data error, so the event is dead-lettered
+// and its batch-mates applied (as a plain std::invalid_argument it was classified as fatal and the
+// batch retried for ever); the message names what was wrong.
+TEST_F(TriggerRepositoryTest, ARefusedKeyIsADataErrorNamingWhatWasWrong) {
+  TriggerRepository repo(tdb_->db());
+  const auto refusal_of = [&](const PolymarketFirstTrigger& t) {
+    try {
+      repo.record_first_many({sample("A", "c", 0.5), t});
+    } catch (const RefusedValueError& e) {
+      return std::string(to_string(classify_exception(e))) + ": " + e.what();
+    }
+    return std::string("no RefusedValueError");
+  };
+  EXPECT_EQ(refusal_of(sample("B", "")), "data: trigger for token 'B' has an empty condition_id; G2 deduplication needs it");
+  EXPECT_EQ(refusal_of(sample("", "c")), "data: trigger has an empty token_id");
+  EXPECT_EQ(refusal_of(sample("B", "c", std::nan(""))),
+            "data: trigger for token 'B' has threshold nan; a threshold must be a finite number");
+  EXPECT_EQ(refusal_of(sample("B", "c", -double{INFINITY})),
+            "data: trigger for token 'B' has threshold -inf; a threshold must be a finite number");
   EXPECT_EQ(repo.count(), 0);
 }
 
