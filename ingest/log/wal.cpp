@@ -171,6 +171,7 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
     throw std::system_error(dir_ec, "fsync " + options_.dir);
   }
   active_ = std::move(file);
+  active_cut_unsynced_ = false;
   std::lock_guard lock(mu_);
   segments_[segment] = header.size();
   active_file_bytes_ = file_bytes;
@@ -383,6 +384,8 @@ AppendStatus WriteAheadLog::write_at_end(const std::string& bytes) {
     // Nothing of a failed group may stay in the file: recovery would find half a group.
     if (const std::error_code cut = active_->truncate(offset))
       fatal("cannot cut a failed write off " + segment_file_name(durable_.segment) + ": " + cut.message());
+    // The cut is not durable until the file is synced: the next group's fdatasync, or seal_active's.
+    active_cut_unsynced_ = true;
     set_active_file_bytes(offset);
     options_.on_warning("log write failed: " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
@@ -397,6 +400,7 @@ AppendStatus WriteAheadLog::sync_active(std::uint64_t& sync_ns) {
           "; the page cache can no longer be trusted, restarting");
     return AppendStatus::IoError;
   }
+  active_cut_unsynced_ = false;
   sync_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   return AppendStatus::Ok;
@@ -410,12 +414,16 @@ AppendStatus WriteAheadLog::seal_active() {
     options_.on_warning("cannot cut the zeros after the records of " + segment_file_name(durable_.segment) + ": " + ec.message());
     return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
-  if (size > durable_.offset) {
+  // A cut (of the zeros here, or of a failed write since the last sync) is metadata: until the
+  // file is synced, a power loss may undo it and bring this segment back ending in zeros or half a
+  // group. Once the next segment exists, recovery no longer scans this one: the reader would stop there.
+  if (size > durable_.offset || active_cut_unsynced_) {
     if (const std::error_code sync_ec = active_->sync()) {
-      fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed after cutting its zeros: " +
+      fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed after cutting it to its records: " +
             sync_ec.message() + "; restarting to recover from what is on disk");
       return AppendStatus::IoError;
     }
+    active_cut_unsynced_ = false;
     set_active_file_bytes(durable_.offset);
   }
   return AppendStatus::Ok;

@@ -31,7 +31,10 @@
 //   group: fewer fdatasyncs under concurrent load (PostgreSQL's commit_delay with
 //   commit_siblings); a lone appender never waits.
 // - A segment is cut to its records (and synced) before the next one starts: only the newest
-//   segment may end in zeros.
+//   segment may end in zeros. A failed write cut off again (above) counts too: a cut is durable
+//   only once its file is synced, so a segment cut since its last fdatasync is synced before the
+//   next one starts (recovery scans only the newest segment: an older one that came back from a
+//   power loss ending in half a group would stop the reader).
 // - With Options::preallocate, a segment that grows with its appends (a new log's first one, or
 //   one started while no spare was ready) asks for a spare once it holds kGrowingSegmentSpareBytes
 //   (or a quarter of a segment, if less), and is left for that spare at the first group after it
@@ -223,7 +226,8 @@ class WriteAheadLog {
   AppendStatus sync_active(std::uint64_t& sync_ns);
   AppendStatus roll_segment(Position& start);
   // Cuts the zeros after the active segment's records (a preallocated segment) and syncs it, so a
-  // sealed segment ends with its last record. REQUIRES: mu_ not held; the leader.
+  // sealed segment ends with its last record; syncs it too when a failed write was cut off since
+  // its last fdatasync (active_cut_unsynced_). REQUIRES: mu_ not held; the leader.
   AppendStatus seal_active();
   // Publishes the durable position (waking wait_durable), runs on_group_commit (mu_ released
   // meanwhile), then marks every request of the group done and wakes the waiting threads.
@@ -246,6 +250,7 @@ class WriteAheadLog {
   std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
   std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
+  bool active_cut_unsynced_ = false;  // active_ was cut (a failed write) since its last fdatasync; as active_
   std::unique_ptr<SpareSegment> spare_;  // with Options::preallocate: the next segment's file, prepared
   Position applied_at_open_;
 

@@ -5,7 +5,10 @@
 
 #include <barrier>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "repos/util/crc32c.h"
@@ -262,6 +265,148 @@ TEST_F(WalFaultTest, QuotaExceededOnWriteAnswersDiskFull) {
 TEST_F(WalFaultTest, IoErrorOnWriteAnswersIoErrorAndResumes) {
   expect_write_fault_answers_and_resumes(fs_, options(), EIO, AppendStatus::IoError);
   EXPECT_TRUE(fatals_.empty());
+}
+
+// A LogFs over another whose spare segment (spare.partial, Options::preallocate) waits at a gate
+// before its fdatasync while the gate is closed: the test says when the spare becomes ready. The
+// wait is bounded (20 s), so a failed assertion cannot leave the spare's thread waiting for ever.
+class SpareGateFs final : public ForwardingLogFs {
+ public:
+  explicit SpareGateFs(LogFs& fs) : ForwardingLogFs(fs) {}
+  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
+    if (const std::error_code ec = ForwardingLogFs::open(path, mode, out)) return ec;
+    if (path.find(kSparePartialFileName) != std::string::npos) out = std::make_unique<GatedFile>(*this, std::move(out));
+    return {};
+  }
+  void close_gate() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  void open_gate() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = false;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  class GatedFile final : public ForwardingLogFile {
+   public:
+    GatedFile(SpareGateFs& fs, std::unique_ptr<LogFile> file) : ForwardingLogFile(std::move(file)), fs_(fs) {}
+    std::error_code sync() override {
+      {
+        std::unique_lock lock(fs_.mu_);
+        fs_.cv_.wait_for(lock, std::chrono::seconds(20), [&] { return !fs_.closed_; });
+      }
+      return ForwardingLogFile::sync();
+    }
+
+   private:
+    SpareGateFs& fs_;
+  };
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+};
+
+// A write that fails after storing part of a group (ENOSPC) is cut off again. With preallocation,
+// the cut segment grows with its appends, so the next group leaves it for the ready spare at once.
+// The cut must be synced before that: a truncate is metadata, and a file system that wrote back the
+// group's pages but not the truncate brings the segment back with half a group at its end (or, a
+// segment started from a spare, with the zeros the cut took). Recovery only scans the newest
+// segment, so the damage is found by the reader: WalCorruption (the writer exits, 2), or first the
+// whole records of the half group, never acknowledged, under LSNs the log gave to acknowledged
+// events after it. Both kinds of segment: one that grew (a new log's first) and one started from a
+// spare; every power-loss mode, 8 seeds each.
+TEST_F(WalFaultTest, AFailedWriteCutOffBeforeTheNextSegmentStartsIsSyncedFirst) {
+  constexpr std::uint64_t kSegment = 64u << 10;  // a spare once a segment holds 16 KiB
+  const std::string spare = kDir + "/" + kSpareFileName;
+  int damaged = 0, rounds = 0;
+  for (const bool grown : {true, false}) {
+    for (int m = 0; m < test::kPowerLossModes; ++m) {
+      for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+        const auto mode = static_cast<PowerLossMode>(m);
+        SCOPED_TRACE(std::string(grown ? "grown" : "from a spare") + " segment, " + test::to_string(mode) + ", seed " +
+                     std::to_string(seed));
+        FaultFs base(seed);
+        SpareGateFs fs(base);
+        Options o = options(kSegment);
+        o.fs = &fs;
+        o.preallocate = true;
+        o.on_warning = [](const std::string&) {};  // the spare's thread may warn too
+        o.on_recovery = {};
+        auto spare_ready = [&] {
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+          while (!base.exists(spare) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          return base.exists(spare);
+        };
+        int next = 0;
+        std::uint64_t cut_segment = 0;
+        {
+          auto log = WriteAheadLog::open(o);
+          auto fill_to_a_quarter = [&] {  // the spare is asked for
+            while (log->durable().offset < kSegment / 4) {
+              ASSERT_EQ(append(*log, next, 20), AppendStatus::Ok);
+              next += 20;
+            }
+          };
+          if (grown) {
+            fs.close_gate();  // the spare becomes ready only once the failed write is cut
+          } else {
+            ASSERT_NO_FATAL_FAILURE(fill_to_a_quarter());
+            ASSERT_TRUE(spare_ready());
+            ASSERT_EQ(append(*log, next, 20), AppendStatus::Ok);
+            next += 20;
+            ASSERT_EQ(log->durable().segment, 2u) << "the first segment was not left for the spare";
+          }
+          ASSERT_NO_FATAL_FAILURE(fill_to_a_quarter());
+          cut_segment = log->durable().segment;
+          const std::uint64_t end = log->durable().offset;
+          // The failing write stores half the group first. A segment started from a spare is written
+          // through the handle opened as spare.zeros (FaultFs matches the path a handle was opened
+          // with), so there the rule takes the next write of any file: the spare is ready, its thread
+          // idle. While the gate holds the spare's thread, it may still write, so ".wal" then.
+          base.add_fault(FaultRule{FsOp::Write, 1, 1, ENOSPC, grown ? ".wal" : ""});
+          ASSERT_EQ(append(*log, 5000, 40), AppendStatus::DiskFull);
+          ASSERT_EQ(base.contents(segment(cut_segment)).size(), end) << "the failed write was not cut off";
+          fs.open_gate();
+          ASSERT_TRUE(spare_ready());
+          ASSERT_EQ(append(*log, next, 20), AppendStatus::Ok);
+          next += 20;
+          ASSERT_EQ(log->durable().segment, cut_segment + 1) << "the group after the cut did not start a new segment";
+          base.power_loss(mode);
+        }
+        base.reboot();
+        auto log = WriteAheadLog::open(o);
+        ASSERT_EQ(log->durable().lsn, static_cast<std::uint64_t>(next));
+        ++rounds;
+        // Every acknowledged record, in order; the failed group's records never (the reader checks
+        // records, not whether a group is whole: half a group of whole records reads as records).
+        std::string problem;
+        try {
+          WalReader reader(log->dir(), log->log_id(), log->oldest(), base);
+          for (int i = 0; problem.empty(); ++i) {
+            const std::optional<Record> r = reader.next(log->durable());
+            if (!r) {
+              if (i != next) problem = "read " + std::to_string(i) + " records of " + std::to_string(next);
+              break;
+            }
+            if (r->payload != payload(i)) problem = "lsn " + std::to_string(r->lsn) + " holds " + r->payload + ", not " + payload(i);
+          }
+        } catch (const WalCorruption& e) {
+          problem = e.what();
+        }
+        if (!problem.empty()) {
+          ++damaged;
+          ADD_FAILURE() << "the cut segment came back damaged: " << problem;
+        }
+        EXPECT_TRUE(fatals_.empty());
+      }
+    }
+  }
+  EXPECT_EQ(damaged, 0) << "of " << rounds << " rounds";
 }
 
 TEST_F(WalFaultTest, FailedDirectoryFsyncAtRollOverIsFatalAndNothingOfTheGroupIsAcked) {

@@ -1,6 +1,7 @@
 #include "tests/support/fault_fs.h"
 
 #include <cerrno>
+#include <optional>
 
 namespace pm::test {
 
@@ -23,6 +24,10 @@ struct FaultFs::Inode {
   std::string data;            // what the process reads (the page cache)
   std::string synced;          // what the disk holds for sure: the data at the last successful sync()
   std::set<std::size_t> lost;  // pages a failed sync marked clean without storing them
+  // Set by a truncate that shortened the file, cleared by the next successful sync(): the bytes it
+  // cut (the longest such image since that sync), which a power loss may bring back, as a file
+  // system that wrote back the pages but not the truncate would.
+  std::optional<std::string> untruncated;
 
   // What the storage holds or will hold after the next sync: the data, except that a lost page
   // keeps the bytes the disk had (zeros past them).
@@ -48,6 +53,19 @@ struct FaultFs::Inode {
   void drop_clean_pages() {
     data = stored();
     lost.clear();
+  }
+
+  // What the storage may hold if the truncates since the last sync were not stored: the stored
+  // bytes, then the cut ones after them.
+  std::string stored_untruncated() const {
+    std::string out = stored();
+    if (untruncated && untruncated->size() > out.size()) out.append(*untruncated, out.size());
+    return out;
+  }
+
+  // Before the file shrinks to `size` (a truncate, or an open that empties it).
+  void shrinking_to(std::size_t size) {
+    if (size < data.size()) untruncated = stored_untruncated();
   }
 };
 
@@ -89,6 +107,7 @@ class FaultFs::File final : public wal::LogFile {
       return ec;
     }
     inode_->synced = inode_->stored();
+    inode_->untruncated.reset();  // the file's size is stored with its data
     return {};
   }
 
@@ -103,6 +122,7 @@ class FaultFs::File final : public wal::LogFile {
     std::lock_guard lock(fs_.mu_);
     if (std::error_code ec = alive()) return ec;
     if (std::error_code ec = fs_.check(FsOp::Truncate, path_)) return ec;
+    inode_->shrinking_to(size);
     inode_->data.resize(size, '\0');
     inode_->lost.erase(inode_->lost.lower_bound((size + kPage - 1) / kPage), inode_->lost.end());
     return {};
@@ -219,7 +239,10 @@ void FaultFs::freeze(PowerLossMode mode) {
     auto& copy = rebuilt[pick.get()];
     if (!copy) {
       copy = std::make_shared<Inode>();
-      copy->data = copy->synced = damage(pick->synced, pick->stored(), mode);
+      // A truncate not followed by a sync may not have been stored: the file may come back with
+      // the bytes it cut, their unsynced part damaged like any other.
+      const bool undo_truncate = pick->untruncated && mode != PowerLossMode::DropUnsynced && (rng_() & 1);
+      copy->data = copy->synced = damage(pick->synced, undo_truncate ? pick->stored_untruncated() : pick->stored(), mode);
     }
     after_crash_[name] = copy;
   }
@@ -241,6 +264,7 @@ std::error_code FaultFs::open(const std::string& path, wal::OpenMode mode, std::
     if (!create) return wal::errno_code(ENOENT);
     it = names_.emplace(path, std::make_shared<Inode>()).first;
   } else if (create) {
+    it->second->shrinking_to(0);
     it->second->data.clear();
     it->second->lost.clear();
   }
@@ -365,6 +389,7 @@ void FaultFs::put(const std::string& path, const std::string& bytes) {
   if (!inode) inode = std::make_shared<Inode>();
   inode->data = inode->synced = bytes;
   inode->lost.clear();
+  inode->untruncated.reset();
   durable_[path] = inode;
 }
 

@@ -9,6 +9,14 @@
 //   the last sync_dir() of its directory may keep its old state or take the new one, each name on
 //   its own. reboot() makes that state current (and the only state: all of it is durable), drops
 //   every lock and makes the handles of the "dead" process fail.
+// - A truncate is metadata: a truncate (or an OpenMode::CreateTruncate open) that shortens a file
+//   and is not followed by a successful sync() of that file may be undone by a power loss, as on a
+//   file system that wrote back the file's pages but not the truncate. In every mode but
+//   DropUnsynced, the file then comes back (at random, each file on its own) with the bytes the
+//   truncates since its last sync cut, after its current ones, and their unsynced part is damaged
+//   by the mode's usual rules. (DropUnsynced keeps the file as of its last sync, so a truncate
+//   below that sync's length is undone there anyway, and CutAtByte and MixedPages may keep any
+//   length between the synced and the current one, as before.)
 // - Faults: add_fault() fails the n-th (and following, `times` in all) call of a kind with an
 //   errno. A failing write stores its first half first, as a real short write can (unless
 //   `stores_part` is off: a process killed before it wrote). A failing sync
