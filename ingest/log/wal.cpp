@@ -238,8 +238,9 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   std::vector<std::uint64_t> found = listing.segments;
   const std::uint64_t newest_segment = found.back();
   log_id_ = read_segment_header(*fs_, options_.dir, newest_segment).log_id;
-  if (read == StateRead::Valid && state.log_id == log_id_) found = remove_applied_segments(found, state);
-  check_no_gap(options_.dir, found);
+  const bool state_of_this_log = read == StateRead::Valid && state.log_id == log_id_;
+  if (state_of_this_log) found = remove_applied_segments(found, state);
+  check_segments_follow(found, state_of_this_log ? state.applied.segment : 0);
   load_segment_sizes(found);
   const SegmentScan scan = open_newest_segment(newest_segment, read, state);
   segments_[newest_segment] = scan.valid_end.offset;
@@ -273,6 +274,23 @@ std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vec
   if (removed && fs_->sync_dir(options_.dir))
     options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments");
   return kept;
+}
+
+void WriteAheadLog::check_segments_follow(const std::vector<std::uint64_t>& found, std::uint64_t applied_segment) {
+  // Below the applied segment every record is applied: the segments there are the ones
+  // Options::may_remove refused (an archive directory unusable at start), and a crash while they
+  // were removed may have left holes between them (names removed apart, before the directory
+  // fsync). Readers start at or above the applied position, and the archiver takes the segments
+  // that are there. From the applied segment on (itself included, when older ones are kept), every
+  // segment must be there.
+  auto from = std::lower_bound(found.begin(), found.end(), applied_segment);
+  if (from != found.begin() && (from == found.end() || *from != applied_segment)) --from;  // reports it missing
+  check_no_gap(options_.dir, std::vector<std::uint64_t>(from, found.end()));
+  // The first segment of the run that ends at the newest: the applied position is never recorded
+  // below it (persistable_applied), or the next recovery would find the hole above it.
+  auto run = found.end() - 1;
+  while (run != found.begin() && *(run - 1) + 1 == *run) --run;
+  if (run != found.begin()) applied_floor_ = first_position(read_segment_header(*fs_, options_.dir, *run));
 }
 
 void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) {
@@ -642,7 +660,8 @@ void WriteAheadLog::refresh_ceiling() {
 }
 
 Position WriteAheadLog::persistable_applied() const {
-  return applied_hold_ && applied_hold_->lsn < noted_applied_.lsn ? *applied_hold_ : noted_applied_;
+  const Position p = applied_hold_ && applied_hold_->lsn < noted_applied_.lsn ? *applied_hold_ : noted_applied_;
+  return p.segment < applied_floor_.segment ? applied_floor_ : p;
 }
 
 void WriteAheadLog::hold_applied_at(std::optional<Position> limit) {

@@ -5,8 +5,11 @@
 // Contract:
 // - open() takes an exclusive lock on the directory (a second process, or a second open in this
 //   one, gets WalLocked), then recovers it: leftover temporary files are removed, segments below
-//   the applied position of the local state file (wal_state.h) are removed, the chain of segment
-//   headers is checked, and a torn last group of the newest segment is cut (wal_scan.h). Each of
+//   the applied position of the local state file (wal_state.h) are removed (those
+//   Options::may_remove allows), the chain of segment headers is checked, and a torn last group of
+//   the newest segment is cut (wal_scan.h). A missing segment is corruption from the applied one
+//   on; below it, where every record is applied, the kept segments may have holes between them (a
+//   crash while they were removed) and oldest() is the oldest one there. Each of
 //   these is reported through `on_recovery`. Zeros after the last group are not damage: they are
 //   the rest of a segment started from a file of zeros (Options::preallocate), which later
 //   appends overwrite.
@@ -55,7 +58,10 @@
 // - hold_applied_at(p): while applied segments wait for PostgreSQL's standbys, the applied
 //   position written to the state file stays at or below p (recovery deletes every segment below
 //   the recorded one, so recording more would delete what a failover may still need);
-//   hold_applied_at(nullopt) lifts the hold.
+//   hold_applied_at(nullopt) lifts the hold. Never below a hole among the applied segments kept
+//   at open, though: the position recorded is at least the start of the first segment after it
+//   (a reader cannot cross the hole, and the next recovery would refuse a hole above the applied
+//   position).
 // - durable() and the other getters are thread-safe.
 #include <chrono>
 #include <condition_variable>
@@ -186,6 +192,9 @@ class WriteAheadLog {
   void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
   // Removes the segments below the state's applied position (never the newest); returns the rest.
   std::vector<std::uint64_t> remove_applied_segments(const std::vector<std::uint64_t>& found, const LocalState& state);
+  // Throws WalCorruption when a segment is missing from `applied_segment` on (holes below it are
+  // applied segments removed apart); sets applied_floor_ when there is a hole.
+  void check_segments_follow(const std::vector<std::uint64_t>& found, std::uint64_t applied_segment);
   // Checks each segment's log id and records its size; the first one is the oldest.
   void load_segment_sizes(const std::vector<std::uint64_t>& found);
   // Opens the newest segment as active_, scans it as the storage holds it, refuses damage in
@@ -271,7 +280,10 @@ class WriteAheadLog {
   std::unique_ptr<StateFile> state_;          // guarded by state_mu_
   Position noted_applied_;                    // guarded by state_mu_
   std::optional<Position> applied_hold_;      // guarded by state_mu_
-  Position persistable_applied() const;       // noted_applied_ within the hold. REQUIRES: state_mu_ held
+  // The start of the first segment after the highest hole among the segments kept at open (segment
+  // 0: none); set by open().
+  Position applied_floor_;
+  Position persistable_applied() const;       // noted_applied_ within the hold, not below applied_floor_. REQUIRES: state_mu_ held
   std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
 };
 

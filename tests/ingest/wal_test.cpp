@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <barrier>
 #include <condition_variable>
 #include <mutex>
@@ -171,6 +172,108 @@ TEST_F(WalTest, MayRemoveKeepsRefusedSegmentsThroughRemovalAndRecovery) {
   log.reset();
   log = WriteAheadLog::open(o);
   EXPECT_EQ(log->oldest().segment, applied.segment);
+}
+
+// Applied segments Options::may_remove refused (an archive directory unusable at start) are kept,
+// and a crash while some of them were removed can leave a hole among them: here segment 3 is gone
+// while 2 and 4 remain, the applied position in segment 5. The hole lies below the applied
+// position: no corruption. The log opens, keeps 2 and 4, reads from the applied position on and
+// appends. (It threw "segment 0000000000000003.wal is missing before it".)
+class WalHoleTest : public WalTest {
+ protected:
+  // Segments 2 to 7 or more with segment 3 missing, segment 1 removed, the applied position (the
+  // end of segment 5's last record) in the state file. Returns what was appended.
+  std::vector<Appended> make_hole_below_the_applied_position(Options& o) {
+    std::vector<Appended> all;
+    auto log = WriteAheadLog::open(o);
+    for (int i = 0; log->durable().segment < 7; i += 10) {
+      const auto part = append(*log, i, 10);
+      all.insert(all.end(), part.begin(), part.end());
+    }
+    applied_ = *std::find_if(all.rbegin(), all.rend(), [](const Appended& a) { return a.end.segment == 5; });
+    log->note_applied(applied_.end);
+    removable_below_ = 2;  // segment 1 was archived, the rest not yet
+    log->remove_segments_before(applied_.end.segment);
+    EXPECT_EQ(log->oldest().segment, 2u);
+    EXPECT_TRUE(log->persist_applied());
+    log.reset();
+    fs::remove(dir_ / segment_file_name(3));  // archived, and removed before the crash; 4's removal was lost
+    removable_below_ = 0;  // at the restart the archive directory cannot be used: nothing may go
+    return all;
+  }
+
+  Options hole_options() {
+    Options o = options(1024);
+    o.may_remove = [this](const LogId&, std::uint64_t segment) { return segment < removable_below_; };
+    return o;
+  }
+
+  std::uint64_t removable_below_ = 0;
+  Appended applied_;
+};
+
+TEST_F(WalHoleTest, AHoleAmongTheKeptAppliedSegmentsIsNotCorruption) {
+  Options o = hole_options();
+  const std::vector<Appended> all = make_hole_below_the_applied_position(o);
+  std::unique_ptr<WriteAheadLog> log;
+  ASSERT_NO_THROW(log = WriteAheadLog::open(o)) << "a hole below the applied position";
+  EXPECT_TRUE(fs::exists(dir_ / segment_file_name(2)));
+  EXPECT_TRUE(fs::exists(dir_ / segment_file_name(4)));
+  EXPECT_EQ(log->oldest().segment, 2u);
+  EXPECT_EQ(log->durable().lsn, all.back().lsn);
+  EXPECT_EQ(log->applied_at_open().lsn, applied_.lsn);
+  const auto more = append(*log, 1000, 3);
+  ASSERT_EQ(more.size(), 3u);
+  EXPECT_EQ(more.front().lsn, all.back().lsn + 1);
+  const std::vector<std::string> rest = read_all(*log, log->applied_at_open());
+  ASSERT_EQ(rest.size(), all.size() - applied_.lsn + 3);
+  EXPECT_EQ(rest.front(), payload(static_cast<int>(applied_.lsn)));
+  EXPECT_EQ(rest.back(), payload(1002));
+  // Once segment 2 may go, it goes like any applied segment, and the log reopens with no hole.
+  removable_below_ = UINT64_MAX;
+  log->remove_segments_before(applied_.end.segment);
+  EXPECT_EQ(log->oldest().segment, 5u);
+  log.reset();
+  ASSERT_NO_THROW(log = WriteAheadLog::open(o));
+  EXPECT_EQ(log->durable().lsn, all.back().lsn + 3);
+}
+
+// A hole above the applied position is still corruption: unapplied records are gone.
+TEST_F(WalHoleTest, ASegmentMissingFromTheAppliedOneOnIsStillCorruption) {
+  for (const std::uint64_t missing : {5u, 6u}) {
+    SCOPED_TRACE("segment " + std::to_string(missing) + " missing");
+    fs::remove_all(dir_);
+    Options o = hole_options();
+    make_hole_below_the_applied_position(o);
+    fs::remove(dir_ / segment_file_name(missing));
+    try {
+      WriteAheadLog::open(o);
+      ADD_FAILURE() << "a log without segment " << missing << " opened";
+    } catch (const WalCorruption& e) {
+      EXPECT_NE(std::string(e.what()).find(segment_file_name(missing) + " is missing"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// While applied segments wait for PostgreSQL's standbys, the log holds the applied position it
+// records at or below what they confirmed: the oldest segment's start when nothing is confirmed
+// yet (LogRetention). Recorded below the hole, that position would put the hole above it, and the
+// next start would refuse the log ("segment 0000000000000003.wal is missing before it"): the
+// position recorded stops at the first segment after the hole.
+TEST_F(WalHoleTest, AnAppliedPositionHeldForTheStandbysIsNotRecordedBelowTheHole) {
+  Options o = hole_options();
+  const std::vector<Appended> all = make_hole_below_the_applied_position(o);
+  {
+    auto log = WriteAheadLog::open(o);
+    log->hold_applied_at(log->oldest());
+    ASSERT_TRUE(log->persist_applied());
+    append(*log, 1000, 3);
+  }
+  std::unique_ptr<WriteAheadLog> log;
+  ASSERT_NO_THROW(log = WriteAheadLog::open(o)) << "the applied position was recorded below the hole";
+  EXPECT_EQ(log->oldest().segment, 2u);
+  EXPECT_EQ(log->applied_at_open().segment, 4u) << "held at the first segment after the hole";
+  EXPECT_EQ(read_all(*log, log->applied_at_open()).size(), all.size() + 3 - log->applied_at_open().lsn);
 }
 
 // A reader tailing the log must not trust bytes it saw past the durable end: a failed append is
