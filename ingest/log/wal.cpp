@@ -198,6 +198,7 @@ void WriteAheadLog::recover() {
   if (options_.preallocate)
     spare_ = std::make_unique<SpareSegment>(*fs_, options_.dir, options_.segment_bytes, options_.on_warning);
   const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
+  if (!options_.preallocate) remove_spare_files(listing.spares);
   for (const std::string& name : listing.temporary) {
     const std::string path = path_in(options_.dir, name);
     if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
@@ -222,6 +223,21 @@ void WriteAheadLog::recover() {
     return;
   }
   recover_existing(listing, read, state);
+}
+
+void WriteAheadLog::remove_spare_files(const std::vector<std::string>& names) {
+  // Only SpareSegment's constructor removes them, and there is none without preallocation: left,
+  // they would take up to a segment's bytes for ever, uncounted in stats().disk_bytes.
+  bool removed = false;
+  for (const std::string& name : names) {
+    const std::string path = path_in(options_.dir, name);
+    if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory)
+      options_.on_warning("cannot remove " + path + ", a spare segment file of a run with preallocation: " + ec.message());
+    else
+      removed = removed || !ec;
+  }
+  if (removed && fs_->sync_dir(options_.dir))
+    options_.on_warning("fsync of log directory " + options_.dir + " failed after removing its spare segment files");
 }
 
 void WriteAheadLog::start_new_log() {

@@ -9,7 +9,9 @@
 //   Options::may_remove allows), the chain of segment headers is checked, and a torn last group of
 //   the newest segment is cut (wal_scan.h). A missing segment is corruption from the applied one
 //   on; below it, where every record is applied, the kept segments may have holes between them (a
-//   crash while they were removed) and oldest() is the oldest one there. Each of
+//   crash while they were removed) and oldest() is the oldest one there. Without
+//   Options::preallocate, the spare segment files of an earlier run with it (spare_segment.h) are
+//   removed too (nothing else would, and stats() does not count them). Each of
 //   these is reported through `on_recovery`. Zeros after the last group are not damage: they are
 //   the rest of a segment started from a file of zeros (Options::preallocate), which later
 //   appends overwrite.
@@ -188,6 +190,8 @@ class WriteAheadLog {
   struct Request;
   explicit WriteAheadLog(Options options);
   void recover();
+  // Removes the spare files `names` (without preallocation), then syncs the directory if any went.
+  void remove_spare_files(const std::vector<std::string>& names);
   void start_new_log();
   void recover_existing(const DirectoryListing& listing, StateRead read, const LocalState& state);
   // Removes the segments below the state's applied position (never the newest); returns the rest.

@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "ingest/log/segment_file.h"
+#include "ingest/log/spare_segment.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_state.h"
 
@@ -27,6 +28,8 @@ DirectoryListing list_log_dir(LogFs& fs, const std::string& dir) {
       out.temporary.push_back(name);
     } else if (name == kStateFileName) {
       out.has_state = true;
+    } else if (name == kSpareFileName || name == kSparePartialFileName) {
+      out.spares.push_back(name);
     }
   }
   std::sort(out.segments.begin(), out.segments.end());

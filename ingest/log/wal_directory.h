@@ -16,6 +16,7 @@ inline constexpr char kLockFileName[] = "LOCK";
 struct DirectoryListing {
   std::vector<std::uint64_t> segments;  // ascending
   std::vector<std::string> temporary;   // names ending in ".tmp": segments or a state file whose creation never finished
+  std::vector<std::string> spares;      // spare.zeros, spare.partial (spare_segment.h)
   bool has_state = false;
 };
 

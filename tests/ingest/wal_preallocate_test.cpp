@@ -154,6 +154,34 @@ TEST_F(WalPreallocateTest, APartialSpareIsRemovedAtOpenAndACompleteOneOfAnotherS
   EXPECT_TRUE(warnings_.empty()) << warnings_.front();
 }
 
+// Spare files are removed by SpareSegment's constructor only, which a log without preallocation
+// never runs: a spare left by a run with it (and a partial one, as a writer stopped mid-way leaves
+// it) stayed for ever, uncounted in stats().disk_bytes. Reopened without preallocation, the log
+// removes both, and its disk bytes are all the directory holds but the state file and the lock.
+TEST_F(WalPreallocateTest, SpareFilesOfARunWithPreallocationAreRemovedByAnOpenWithout) {
+  const fs::path spare = dir_ / kSpareFileName;
+  const fs::path partial = dir_ / kSparePartialFileName;
+  int next = 0;
+  {
+    auto log = WriteAheadLog::open(options(256u << 10, true));
+    while (log->durable().offset < (256u << 10) / 4) {
+      append(*log, next, 10);
+      next += 10;
+    }
+    ASSERT_TRUE(eventually([&] { return fs::exists(spare); })) << "no spare was prepared";
+  }
+  { std::ofstream(partial) << std::string(1000, '\0'); }
+  auto log = WriteAheadLog::open(options(256u << 10, false));
+  EXPECT_FALSE(fs::exists(spare));
+  EXPECT_FALSE(fs::exists(partial));
+  std::uint64_t log_bytes = 0;  // every file but the state file and the lock
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().filename() != kStateFileName && e.path().filename() != kLockFileName) log_bytes += fs::file_size(e.path());
+  EXPECT_EQ(log->stats().disk_bytes, log_bytes);
+  EXPECT_EQ(log->durable().lsn, static_cast<std::uint64_t>(next));
+  EXPECT_TRUE(warnings_.empty()) << warnings_.front();
+}
+
 TEST_F(WalPreallocateTest, SealedSegmentsEndWithTheirLastRecordWithAndWithoutSpares) {
   int next = 0;
   {
