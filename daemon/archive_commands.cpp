@@ -251,18 +251,17 @@ std::uint64_t parse_segment_arg(const std::string& text) {
 int run_archive_store_damaged(const std::string& archive_dir, const std::string& wal_dir, const std::string& segment_arg) {
   const std::uint64_t segment = parse_segment_arg(segment_arg);
   wal::LogFs& fs = wal::posix_log_fs();
-  if (fs.lock_in_use(wal_dir + "/" + wal::kLockFileName)) {
-    std::cerr << "pm-ingestctl archive store-damaged: a running pm-ingestd holds the log in " << wal_dir
-              << " (or its lock cannot be checked); stop it first (systemctl stop pm-ingestd)\n";
-    return 1;
-  }
-  std::unique_ptr<wal::FileLock> lock;
-  const std::string lock_path = archive_dir + "/" + archive::kArchiveLockFileName;
-  if (const std::error_code ec = fs.lock(lock_path, "pm-ingestctl pid " + std::to_string(::getpid()), lock)) {
-    std::cerr << "pm-ingestctl archive store-damaged: cannot take " << lock_path << " ("
-              << (ec == std::errc::resource_unavailable_try_again ? "held by " + fs.lock_owner(lock_path) : ec.message())
-              << "); stop the daemon that archives into it first\n";
-    return 1;
+  // Both held until it returns: no daemon may start on the log (its recovery cuts and removes
+  // segments) or archive into the directory meanwhile.
+  std::unique_ptr<wal::FileLock> log_lock, archive_lock;
+  for (const auto& [path, held] : {std::pair{wal_dir + "/" + wal::kLockFileName, &log_lock},
+                                   std::pair{archive_dir + "/" + archive::kArchiveLockFileName, &archive_lock}}) {
+    if (const std::error_code ec = fs.lock(path, "pm-ingestctl pid " + std::to_string(::getpid()), *held)) {
+      std::cerr << "pm-ingestctl archive store-damaged: cannot take " << path << " ("
+                << (ec == std::errc::resource_unavailable_try_again ? "held by " + fs.lock_owner(path) : ec.message())
+                << "); stop the daemon first (systemctl stop pm-ingestd)\n";
+      return 1;
+    }
   }
   try {
     const archive::StoredDamagedSegment stored = archive::store_damaged_segment(fs, wal_dir, segment, archive_dir);

@@ -44,14 +44,13 @@ namespace {
 // The pool's own settings of every session.
 std::string session_settings_sql(const DatabaseConfig& config) {
   std::string sql = "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
-                    "; SET idle_in_transaction_session_timeout = " + std::to_string(config.idle_in_transaction_timeout.count()) +
                     "; SET TIME ZONE 'UTC'; SET client_min_messages = warning";
-  // The server's probes of this client (ignored on a Unix socket).
-  if (config.keepalives)
-    sql += "; SET tcp_keepalives_idle = " + std::to_string(config.keepalives_idle.count()) +
-           "; SET tcp_keepalives_interval = " + std::to_string(config.keepalives_interval.count()) +
-           "; SET tcp_keepalives_count = " + std::to_string(config.keepalives_count);
-  if (config.tcp_user_timeout.count() > 0) sql += "; SET tcp_user_timeout = " + std::to_string(config.tcp_user_timeout.count());
+  // A transaction left idle this long is ended by the server; a stricter value of the server's, the
+  // role's or the database's (1 ms up to ours) is kept, and 0 leaves theirs alone.
+  if (const auto ms = config.idle_in_transaction_timeout.count(); ms > 0)
+    sql += "; SELECT set_config('idle_in_transaction_session_timeout', '" + std::to_string(ms) +
+           "', false) FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint NOT BETWEEN 1 AND " +
+           std::to_string(ms);
   return sql;
 }
 

@@ -36,7 +36,7 @@ void DatabaseConfig::validate() const {
   if (keepalives && (keepalives_idle.count() < 1 || keepalives_interval.count() < 1 || keepalives_count < 1))
     fail("keepalives_idle, keepalives_interval and keepalives_count must be >= 1");
   if (tcp_user_timeout.count() < 0) fail("tcp_user_timeout must be >= 0 (0: not set)");
-  if (idle_in_transaction_timeout.count() < 0) fail("idle_in_transaction_timeout must be >= 0 (0: never)");
+  if (idle_in_transaction_timeout.count() < 0) fail("idle_in_transaction_timeout must be >= 0 (0: the server's own)");
   if (reconnect_initial_delay.count() < 0 || retry_initial_delay.count() < 0)
     fail("delays must be >= 0");
 }

@@ -38,14 +38,15 @@ struct DatabaseConfig {
   // session's uncommitted duplicate key) fails as a lost connection, and is retried. 30 s: below
   // the statement timeout that would end such a wait anyway. A URL's own value wins.
   std::chrono::milliseconds tcp_user_timeout{30'000};
-  // The server's side of the same, set in every session: PostgreSQL ends a session left idle inside
-  // a transaction this long (idle_in_transaction_session_timeout; 0: never), and probes an idle
-  // session's client with its own keepalives (tcp_keepalives_*: the values above) and
-  // tcp_user_timeout. A client that vanished without closing its connection (its host lost power,
-  // a partition) otherwise left its transaction open, with its locks (the ingest writer's
-  // checkpoint row and uncommitted keys, which the restarted writer's retries waited on), until the
-  // server's kernel gave up on the connection: ~2 h 11 min on Linux. A body that stays idle inside
-  // a transaction longer than this loses its session (a connection error).
+  // The server's side, set in every session: PostgreSQL ends a session left idle inside a
+  // transaction this long (idle_in_transaction_session_timeout; a stricter value the server, role
+  // or database sets is kept; 0: the server's own setting is left as it is). A client that vanished
+  // without closing its connection (its host lost power, a partition) otherwise left its
+  // transaction open, with its locks (the ingest writer's checkpoint row and uncommitted keys,
+  // which the restarted writer's retries waited on), until the server's kernel gave up on the
+  // connection: ~2 h 11 min on Linux. A body that stays idle inside a transaction longer than this
+  // loses its session (a connection error); so does a writer batch waiting that long for its turn
+  // behind a COMMIT stuck on a synchronous standby (it is retried; the checkpoint decides).
   std::chrono::milliseconds idle_in_transaction_timeout{120'000};
 
   // Opening a connection: attempts with exponential backoff (plus jitter) between them.

@@ -9,10 +9,11 @@
 // - Compresses it (zstd, `level`) into `<archive_dir>/<name>.tmp`, fsyncs it, renames it and
 //   fsyncs the directory: when it returns, the archive file survives a power loss. Only then may
 //   the caller delete the live segment.
-// - Streams: the segment is read, compressed and written 1 MiB at a time (and the body read back
-//   once for the file's checksum), so the memory it needs does not grow with --wal-segment-bytes
-//   (it held the segment 3-4 times over: a 4 GiB segment needed ~14 GiB). Reading an archive file
-//   back (archive_reader.h) still holds the whole segment and its compressed body.
+// - Streams: the segment is read and compressed 1 MiB at a time, zstd's output written as it
+//   comes (the body read back once for the file's checksum), so the memory it needs does not grow
+//   with --wal-segment-bytes (it held the segment 3-4 times over: a 4 GiB segment needed ~14 GiB).
+//   Reading an archive file back (archive_reader.h) still holds the whole segment and its
+//   compressed body.
 // - A failed write, sync or rename throws ArchiveWriteError with the error code (disk full is
 //   wal::is_disk_full(code)); the `.tmp` file is removed (best effort) and the live segment is
 //   untouched. Calling it again later is the retry.

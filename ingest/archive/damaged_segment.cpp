@@ -7,6 +7,7 @@
 #include "ingest/archive/segment_summary.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_state.h"
 
 namespace pm::archive {
 
@@ -34,6 +35,35 @@ wal::SegmentHeader readable_header(wal::LogFs& fs, const std::string& wal_dir, s
                                             "daemon stopped",
                                             e.what()));
   }
+}
+
+// The segment must be the oldest in the log (the daemon archives oldest first: the one it stopped on),
+// not the newest (still appended to; a torn tail there is cut at the next start), and applied.
+void check_log(wal::LogFs& fs, const std::string& wal_dir, const wal::SegmentHeader& header) {
+  const std::uint64_t segment = header.segment;
+  const wal::DirectoryListing listing = wal::list_log_dir(fs, wal_dir);
+  const std::string name = wal::segment_file_name(segment);
+  if (listing.segments.empty() || listing.segments.front() != segment)
+    throw DamagedSegmentRefused(fmt::format("{} is not the oldest segment in {}{}: the daemon archives segments oldest first, "
+                                            "so the one it stops on is the oldest",
+                                            name, wal_dir,
+                                            listing.segments.empty() ? "" : " (" + wal::segment_file_name(listing.segments.front()) + " is)"));
+  if (listing.segments.back() == segment)
+    throw DamagedSegmentRefused(fmt::format("{} is the newest segment in {}, which the daemon appends to: a damaged end there "
+                                            "is a torn tail that its next start cuts (or refuses, naming it), not a segment "
+                                            "to archive",
+                                            name, wal_dir));
+  wal::LocalState state;
+  if (wal::read_state(fs, wal::path_in(wal_dir, wal::kStateFileName), state) != wal::StateRead::Valid)
+    throw DamagedSegmentRefused("the log's state file in " + wal_dir + " cannot be read, so whether " + name +
+                                " is applied is unknown");
+  if (state.log_id != header.log_id)
+    throw DamagedSegmentRefused(fmt::format("{} is of log {}, the state file of {} of log {}", name, wal::log_id_hex(header.log_id),
+                                            wal_dir, wal::log_id_hex(state.log_id)));
+  if (state.applied.segment <= segment)
+    throw DamagedSegmentRefused(fmt::format("{} is not wholly applied (the log's applied position is in {}): its events may "
+                                            "still have to reach PostgreSQL, and only the live log holds them",
+                                            name, wal::segment_file_name(state.applied.segment)));
 }
 
 // The archive must be this log's and must not hold the segment or a later one yet.
@@ -82,8 +112,12 @@ SegmentSummary salvage_summary(wal::LogFs& fs, const std::string& wal_dir, const
 StoredDamagedSegment store_damaged_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
                                           const std::string& archive_dir, int level) {
   StoredDamagedSegment out;
-  out.damage = damage_of(fs, wal_dir, segment);
+  std::unique_ptr<wal::LogFile> file;
+  if (fs.open(wal::segment_path(wal_dir, segment), wal::OpenMode::Read, file))
+    throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
   const wal::SegmentHeader header = readable_header(fs, wal_dir, segment);
+  check_log(fs, wal_dir, header);
+  out.damage = damage_of(fs, wal_dir, segment);
   check_archive(fs, archive_dir, header);
   const SegmentSummary summary = salvage_summary(fs, wal_dir, header, out.skipped);
   out.entry = write_archive_file(fs, wal_dir, summary, archive_dir, level);

@@ -7,8 +7,10 @@
 // Contract:
 // - Refuses (DamagedSegmentRefused, naming why and what to do instead) a segment that is not in
 //   `wal_dir`, whose records are not damaged (the daemon archives it itself), whose own header
-//   cannot be read (the archive could not name it), that the archive already holds, or when the
-//   archive holds another log's segments or segments after it.
+//   cannot be read (the archive could not name it), that is not the oldest segment of the log
+//   (the daemon archives oldest first) or is its newest (still appended to: a torn tail is cut at
+//   the next start), that the log's state file does not show wholly applied, that the archive
+//   already holds, or when the archive holds another log's segments or segments after it.
 // - The archive file's header: the segment header's log, number and first lsn; as last lsn the
 //   next segment's first lsn - 1 when that segment is in `wal_dir`, else the last readable
 //   record's; events, counts and arrival range of the readable records only. Its body is the
@@ -16,8 +18,8 @@
 //   names the file as damaged, and a replay stops there unless --skip-damaged (which names the
 //   LSNs it skips). Written like archive_segment(): durable when it returns; then index.ndjson
 //   lists it.
-// - The caller makes sure no daemon uses the log or the archive meanwhile (pm-ingestctl checks the
-//   log's LOCK and holds ARCHIVE.LOCK). Any thread; not thread-safe against other writers of the
+// - The caller makes sure no daemon uses the log or the archive meanwhile (pm-ingestctl holds the
+//   log's LOCK and ARCHIVE.LOCK). Any thread; not thread-safe against other writers of the
 //   archive.
 #include <cstdint>
 #include <stdexcept>

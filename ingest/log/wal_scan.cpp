@@ -49,7 +49,7 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
       !record_checksum_ok(m, kGroupMarkerSize))
     return "no valid group marker";
   if (h.lsn != pos.lsn + 1) return "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(pos.lsn + 1) + " was expected";
-  group_end = pos.offset + kGroupMarkerSize + marker.body_bytes;
+  if (marker.records > 0 && marker.body_bytes <= kMaxGroupBody) group_end = pos.offset + kGroupMarkerSize + marker.body_bytes;
   if (marker.body_bytes > left - kGroupMarkerSize) return "group of " + std::to_string(marker.body_bytes) + " bytes runs past the end of the file";
   if (marker.records == 0 || marker.body_bytes > kMaxGroupBody) return "group marker with impossible size";
   const std::uint64_t body = pos.offset + kGroupMarkerSize;

@@ -636,13 +636,13 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
   const std::vector<std::string> store = {"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", victim};
   const test::Run while_running = run_ctl(store);
   EXPECT_EQ(while_running.code, 1) << while_running.output;
-  EXPECT_NE(while_running.output.find("a running pm-ingestd holds the log"), std::string::npos) << while_running.output;
+  EXPECT_NE(while_running.output.find("stop the daemon first"), std::string::npos) << while_running.output;
   EXPECT_GT(d.metric("pm_ingest_archive_pending_segments"), 0);
   EXPECT_EQ(d.stop(), 0);
 
-  const test::Run not_damaged = run_ctl({"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", segments[2]});
-  EXPECT_EQ(not_damaged.code, 1) << not_damaged.output;
-  EXPECT_NE(not_damaged.output.find("is not damaged"), std::string::npos) << not_damaged.output;
+  const test::Run not_oldest = run_ctl({"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", segments[2]});
+  EXPECT_EQ(not_oldest.code, 1) << not_oldest.output;
+  EXPECT_NE(not_oldest.output.find("is not the oldest segment"), std::string::npos) << not_oldest.output;
   const test::Run stored = run_ctl(store);
   ASSERT_EQ(stored.code, 0) << stored.output;
   EXPECT_NE(stored.output.find("archived the damaged segment"), std::string::npos) << stored.output;

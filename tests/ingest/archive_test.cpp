@@ -16,6 +16,7 @@
 #include "ingest/archive/archive_index.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/archive_writer.h"
+#include "ingest/archive/damaged_segment.h"
 #include "ingest/archive/segment_chain.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
@@ -320,6 +321,61 @@ TEST(ArchiveStreaming, ALargeSegmentIsReadAndWrittenAChunkAtATime) {
   EXPECT_EQ(back.entry, e);
   EXPECT_EQ(back.segment_bytes, memory.contents("/log/" + wal::segment_file_name(1))) << "not the live segment's bytes";
   EXPECT_EQ(verify_archive(memory, "/arch/" + archive_file_name(1)), e);
+}
+
+// archive store-damaged refuses what the daemon would archive itself, and whatever it may not
+// take: not the oldest segment (the daemon stops on the oldest), the newest (still appended to),
+// one not wholly applied (only the live log holds its events), one already archived.
+TEST(StoreDamagedSegment, RefusesWhatItMayNotTakeAndArchivesTheOldestAppliedDamagedOne) {
+  FaultFs fs(9);
+  const BuiltLog log = build_log(fs, "/log", 60);
+  ASSERT_GE(log.newest, 3u);
+  const auto refused = [&](std::uint64_t segment) -> std::string {
+    try {
+      store_damaged_segment(fs, "/log", segment, "/arch");
+    } catch (const DamagedSegmentRefused& e) {
+      return e.what();
+    }
+    return "not refused";
+  };
+  fs.create_dir("/arch");
+  EXPECT_NE(refused(1).find("is not wholly applied"), std::string::npos) << refused(1);  // nothing applied yet
+  {
+    wal::Options o;
+    o.dir = "/log";
+    o.fs = &fs;
+    o.segment_bytes = 2048;
+    auto reopened = wal::WriteAheadLog::open(o);
+    reopened->note_applied(reopened->durable());
+    ASSERT_TRUE(reopened->persist_applied());
+  }
+  EXPECT_NE(refused(1).find("is not damaged"), std::string::npos) << refused(1);
+  EXPECT_NE(refused(2).find("is not the oldest segment"), std::string::npos) << refused(2);
+  EXPECT_NE(refused(99).find("there is no"), std::string::npos) << refused(99);
+  std::string bytes = fs.contents("/log/" + wal::segment_file_name(1));
+  bytes[bytes.size() / 2] ^= 0x40;
+  fs.put("/log/" + wal::segment_file_name(1), bytes);
+  const StoredDamagedSegment stored = store_damaged_segment(fs, "/log", 1, "/arch");
+  EXPECT_EQ(stored.entry.first_lsn, 1u);
+  EXPECT_EQ(stored.entry.last_lsn, log.in(2).front().lsn - 1) << "up to where segment 2 begins";
+  EXPECT_FALSE(stored.skipped.empty());
+  EXPECT_EQ(fs.contents("/arch/" + archive_file_name(1)).size(), stored.entry.file_bytes);
+  EXPECT_EQ(ArchiveIndex::read(fs, "/arch").entries(), std::vector<ArchiveEntry>{stored.entry});
+  EXPECT_NE(refused(1).find("already holds"), std::string::npos) << refused(1);
+  EXPECT_THROW(verify_archive(fs, "/arch/" + archive_file_name(1)), ArchiveDamage) << "the damage is kept, visible";
+
+  FaultFs one(10);
+  build_log(one, "/log", 4);  // a single segment: the oldest is the newest
+  EXPECT_THROW(
+      {
+        try {
+          store_damaged_segment(one, "/log", 1, "/arch");
+        } catch (const DamagedSegmentRefused& e) {
+          EXPECT_NE(std::string(e.what()).find("is the newest segment"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      DamagedSegmentRefused);
 }
 
 class ArchiveFaultTest : public ::testing::Test {
