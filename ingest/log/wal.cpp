@@ -299,14 +299,11 @@ void WriteAheadLog::check_segments_follow(const std::vector<std::uint64_t>& foun
   // fsync). Readers start at or above the applied position, and the archiver takes the segments
   // that are there. From the applied segment on (itself included, when older ones are kept), every
   // segment must be there.
-  auto from = std::lower_bound(found.begin(), found.end(), applied_segment);
-  if (from != found.begin() && (from == found.end() || *from != applied_segment)) --from;  // reports it missing
-  check_no_gap(options_.dir, std::vector<std::uint64_t>(from, found.end()));
+  check_no_gap_from_applied(options_.dir, found, applied_segment);
   // The first segment of the run that ends at the newest: the applied position is never recorded
   // below it (persistable_applied), or the next recovery would find the hole above it.
-  auto run = found.end() - 1;
-  while (run != found.begin() && *(run - 1) + 1 == *run) --run;
-  if (run != found.begin()) applied_floor_ = first_position(read_segment_header(*fs_, options_.dir, *run));
+  const std::uint64_t run = first_of_newest_run(found);
+  if (run != found.front()) applied_floor_ = first_position(read_segment_header(*fs_, options_.dir, run));
 }
 
 void WriteAheadLog::load_segment_sizes(const std::vector<std::uint64_t>& found) {

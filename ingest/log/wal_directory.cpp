@@ -62,4 +62,16 @@ void check_no_gap(const std::string& dir, const std::vector<std::uint64_t>& segm
                           "segment " + segment_file_name(segments[i - 1] + 1) + " is missing before it");
 }
 
+void check_no_gap_from_applied(const std::string& dir, const std::vector<std::uint64_t>& segments, std::uint64_t applied_segment) {
+  auto from = std::lower_bound(segments.begin(), segments.end(), applied_segment);
+  if (from != segments.begin() && (from == segments.end() || *from != applied_segment)) --from;  // reports it missing
+  check_no_gap(dir, std::vector<std::uint64_t>(from, segments.end()));
+}
+
+std::uint64_t first_of_newest_run(const std::vector<std::uint64_t>& segments) {
+  auto run = segments.end() - 1;
+  while (run != segments.begin() && *(run - 1) + 1 == *run) --run;
+  return *run;
+}
+
 }  // namespace pm::wal

@@ -37,4 +37,13 @@ Position first_position(const SegmentHeader& header);
 // the first missing one.
 void check_no_gap(const std::string& dir, const std::vector<std::uint64_t>& segments);
 
+// The same for a log whose applied position is in `applied_segment` (wal.h): below it holes are
+// allowed (applied segments an archive refused to let go, some removed by a crash), from it on
+// (itself included, when older ones are kept) every segment must be there.
+void check_no_gap_from_applied(const std::string& dir, const std::vector<std::uint64_t>& segments, std::uint64_t applied_segment);
+
+// The first segment of the unbroken run of `segments` (ascending, not empty) that ends at the newest:
+// where a reader of every record there is may start.
+std::uint64_t first_of_newest_run(const std::vector<std::uint64_t>& segments);
+
 }  // namespace pm::wal

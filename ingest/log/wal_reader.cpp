@@ -122,12 +122,19 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   const bool state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
   const DirectoryListing listing = list_log_dir(fs, dir);
   if (listing.segments.empty()) throw std::runtime_error(dir + " holds no log segments");
-  check_no_gap(dir, listing.segments);
   LogExtent extent;
   extent.segments = listing.segments.size();
   const SegmentHeader first = read_segment_header(fs, dir, listing.segments.front());
   extent.log_id = first.log_id;
-  extent.oldest = first_position(first);
+  // Holes below the applied position are allowed, as the log's recovery allows them (wal.h); the
+  // records are read from the run of segments that ends at the newest.
+  if (state_valid && state.log_id == first.log_id) {
+    check_no_gap_from_applied(dir, listing.segments, state.applied.segment);
+    extent.oldest = first_position(read_segment_header(fs, dir, first_of_newest_run(listing.segments)));
+  } else {
+    check_no_gap(dir, listing.segments);
+    extent.oldest = first_position(first);
+  }
   const std::string newest = segment_path(dir, listing.segments.back());
   const SegmentScan scan = scan_segment(fs, newest);
   if (scan.header.log_id != extent.log_id) throw WalCorruption(newest, 0, "segment belongs to another log");

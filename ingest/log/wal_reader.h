@@ -65,7 +65,7 @@ std::string record_mismatch(const std::string& dir, LogId log_id, const Position
 // says whether bytes after it are a torn last group or corruption.
 struct LogExtent {
   LogId log_id{};
-  Position oldest;
+  Position oldest;  // where reading every record starts: after the last hole below the applied position, if any
   Position end;
   std::uint64_t segments = 0;
   std::uint32_t newest_version = kFormatVersion;
@@ -84,7 +84,8 @@ struct LogExtent {
 
 // A torn last group below the state's ceiling is reported as Corrupt: it had been synced. Safe
 // beside a daemon appending to the log (the state file is read before the segments).
-// Throws WalCorruption for unreadable headers or gaps, std::runtime_error for an empty directory.
+// Throws WalCorruption for unreadable headers or gaps (a hole below the state's applied position
+// is none: the log's recovery allows it), std::runtime_error for an empty directory.
 LogExtent inspect_log(const std::string& dir, LogFs& fs = posix_log_fs());
 
 }  // namespace pm::wal

@@ -238,6 +238,26 @@ TEST_F(WalHoleTest, AHoleAmongTheKeptAppliedSegmentsIsNotCorruption) {
   EXPECT_EQ(log->durable().lsn, all.back().lsn + 3);
 }
 
+// pm-ingestctl wal-verify and status read the log as its recovery does: the hole is no damage (it
+// was reported with the advice to move the log away and reset the checkpoint), and every record
+// from the run that ends at the newest segment reads back.
+TEST_F(WalHoleTest, InspectingALogWithAHoleBelowTheAppliedPositionFindsNoDamage) {
+  Options o = hole_options();
+  const std::vector<Appended> all = make_hole_below_the_applied_position(o);
+  LogExtent extent;
+  ASSERT_NO_THROW(extent = inspect_log(dir_.string())) << "a hole below the applied position";
+  EXPECT_EQ(extent.oldest.segment, 4u);
+  EXPECT_EQ(extent.end.lsn, all.back().lsn);
+  WalReader reader(dir_.string(), extent.log_id, extent.oldest);
+  std::uint64_t last = 0, read = 0;
+  while (const auto r = reader.next(extent.end)) {
+    last = r->lsn;
+    ++read;
+  }
+  EXPECT_EQ(last, all.back().lsn);
+  EXPECT_GT(read, 0u);
+}
+
 // A hole above the applied position is still corruption: unapplied records are gone.
 TEST_F(WalHoleTest, ASegmentMissingFromTheAppliedOneOnIsStillCorruption) {
   for (const std::uint64_t missing : {5u, 6u}) {
