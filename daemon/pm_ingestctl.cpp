@@ -146,6 +146,13 @@ int print_log_status(const std::string& dir, const std::vector<std::pair<std::st
                 << pm::ctl::damage_advice(dir) << "\n";
       return 2;
     }
+    if (log_id == id && static_cast<std::uint64_t>(lsn) < v.extent.oldest.lsn) {
+      std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log can be read in order "
+                << "only from lsn " << v.extent.oldest.lsn + 1 << ": unapplied records were removed, and the daemon will "
+                << "refuse to apply it (exit 2)\n"
+                << pm::ctl::damage_advice(dir) << "\n";
+      return 2;
+    }
   }
   std::cout << "log health      ok" << (v.torn_tail ? " (ends in a torn last group, never acknowledged; cut at the next start)" : "")
             << "\n";

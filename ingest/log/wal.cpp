@@ -622,6 +622,11 @@ Position WriteAheadLog::oldest() const {
   return Position{segments_.begin()->first, kSegmentHeaderSize, oldest_log_offset_, oldest_lsn_};
 }
 
+Position WriteAheadLog::readable_oldest() const {
+  const Position oldest_now = oldest();
+  return oldest_now.segment < applied_floor_.segment ? applied_floor_ : oldest_now;  // applied_floor_: set at open only
+}
+
 WalStats WriteAheadLog::stats() const {
   std::lock_guard lock(mu_);
   WalStats s = stats_;

@@ -158,6 +158,10 @@ class WriteAheadLog {
   // on_written callback (a record not written yet would make it wait for a later append).
   bool wait_durable(std::uint64_t lsn);
   Position oldest() const;  // start of the oldest segment still on disk
+  // Where reading every record in order can start: oldest(), or, when a crash left a hole among the
+  // applied segments kept below the applied position (see open()), the start of the first segment
+  // after it. A consumer must not need a record below it.
+  Position readable_oldest() const;
   // The applied position the state file knew at open (at least oldest()): where the backlog is
   // counted from before PostgreSQL answers.
   Position applied_at_open() const { return applied_at_open_; }

@@ -392,13 +392,18 @@ void BatchWriter::open_lane_connections() {
 // Where this instance resumes: after its checkpoint, if that fits the log; else fatal (nullopt).
 std::optional<wal::Position> BatchWriter::start_position(const std::optional<IngestCheckpoint>& checkpoint) {
   const wal::Position durable = log_.durable();
-  const wal::Position oldest = log_.oldest();
+  // Below a hole a crash left among the applied segments kept for the archive, nothing can be read
+  // in order: what the log holds starts after it.
+  const wal::Position oldest = log_.readable_oldest();
   const std::string log_id = wal::log_id_hex(log_.log_id());
   const std::string instance = "the checkpoint of instance '" + config_.instance_id + "'";
   if (!checkpoint) {
     if (oldest.lsn > 0)
-      logger_->warn("no checkpoint for instance '{}': applying the log from its oldest record (lsn {})",
-                    config_.instance_id, oldest.lsn + 1);
+      logger_->warn("no checkpoint for instance '{}': applying the log from its oldest record (lsn {}){}", config_.instance_id,
+                    oldest.lsn + 1,
+                    oldest.segment == log_.oldest().segment
+                        ? ""
+                        : "; the applied segments kept below it, before a hole a crash left among them, are not applied again");
     return oldest;
   }
   if (checkpoint->log_id != log_id) {
@@ -414,7 +419,7 @@ std::optional<wal::Position> BatchWriter::start_position(const std::optional<Ing
   }
   if (static_cast<std::uint64_t>(checkpoint->segment) < oldest.segment) {
     fatal(instance + " points into segment " + std::to_string(checkpoint->segment) + " but the oldest segment in " +
-          log_.dir() + " is " + std::to_string(oldest.segment) + "; unapplied segments were removed");
+          log_.dir() + " it can read on from is " + std::to_string(oldest.segment) + "; unapplied segments were removed");
     return std::nullopt;
   }
   const wal::Position position{static_cast<std::uint64_t>(checkpoint->segment),

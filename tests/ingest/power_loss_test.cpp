@@ -28,6 +28,7 @@
 #include <set>
 #include <thread>
 
+#include "ingest/events/event_codec.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/writer/batch_writer.h"
 #include "ingest/server/ingest_pipeline.h"
@@ -629,6 +630,67 @@ TEST_F(PowerLossRounds, ADeadLetterOfAnotherLogAtTheSameLsnDoesNotHideANewOne) {
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE convert_from(payload, 'UTF8') = 'an event of the log before'"), 1);
   EXPECT_EQ(tdb.count(new_letter + " AND log_id = '" + h.log_id() + "'"), 1);
   EXPECT_TRUE(h.fatals().empty());
+}
+
+// A crash among the removals of applied segments kept for the archive can leave a hole below the
+// applied position (the log opens since 82fb949). A writer with no checkpoint started at the oldest
+// segment, applied it again and stopped on the hole as on damage (exit 2): it starts after the hole
+// now. A checkpoint below the hole is refused at once, naming where the log can be read from.
+TEST_F(PowerLossRounds, AWriterStartsAfterAHoleAmongTheKeptAppliedSegmentsAndRefusesACheckpointBelowIt) {
+  test::TestDatabase tdb("hole_writer");
+  const std::string condition = "hole";
+  FaultFs fs(31);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  wal::Options o;
+  o.dir = "/wal";
+  o.fs = &fs;
+  o.segment_bytes = 4096;
+  o.on_fatal = [&](const std::string& m) {
+    std::lock_guard lock(mu);
+    fatals.push_back(m);
+  };
+  o.may_remove = [](const wal::LogId&, std::uint64_t) { return false; };  // an archive that cannot be used: all kept
+  std::uint64_t last_lsn = 0;
+  {
+    auto log = wal::WriteAheadLog::open(o);
+    for (int i = 0; log->durable().segment < 6; ++i) {
+      std::vector<std::string> payloads(1);
+      encode_event(trade_event(condition, "t" + std::to_string(i)), payloads[0]);
+      std::vector<wal::Appended> out;
+      ASSERT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
+    }
+    log->note_applied(log->durable());
+    ASSERT_TRUE(log->persist_applied());
+    last_lsn = log->durable().lsn;
+  }
+  ASSERT_FALSE(fs.remove("/wal/" + wal::segment_file_name(3)));  // the part of a crash's removals that reached the disk
+  auto log = wal::WriteAheadLog::open(o);
+  ASSERT_EQ(log->oldest().segment, 1u);
+  ASSERT_EQ(log->readable_oldest().segment, 4u);
+  const auto run_writer = [&](const std::function<bool(BatchWriter&, FatalMessage&)>& until) {
+    IngestMetrics metrics;
+    EventQueue queue(1024);
+    FatalMessage fatal;
+    BatchWriter writer(writer_config(single_life_plan(), condition), tdb.db(), *log, queue, metrics, quiet_, fatal.callback());
+    writer.start();
+    EXPECT_TRUE(test::wait_until([&] { return until(writer, fatal); }, 20s)) << fatal.get();
+    writer.stop();
+    return fatal.get();
+  };
+  const int after_the_hole = static_cast<int>(last_lsn - log->readable_oldest().lsn);
+  EXPECT_EQ(run_writer([&](BatchWriter&, FatalMessage& f) {
+              return stored_trades(tdb.db(), condition) == after_the_hole || !f.get().empty();
+            }),
+            "");
+  EXPECT_EQ(stored_trades(tdb.db(), condition), after_the_hole);
+  ASSERT_EQ(tdb.count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = '" + condition + "'"), static_cast<long long>(last_lsn));
+  tdb.exec("UPDATE pm_ingest_checkpoints SET lsn = 1, segment = 1, segment_offset = 56, log_offset = 0, record_bytes = NULL, "
+           "record_crc = NULL WHERE instance_id = '" + condition + "'");
+  const std::string refused = run_writer([](BatchWriter&, FatalMessage& f) { return !f.get().empty(); });
+  EXPECT_NE(refused.find("points into segment 1 but the oldest segment in /wal it can read on from is 4"), std::string::npos)
+      << refused;
+  EXPECT_TRUE(fatals.empty());
 }
 
 // Triggers the library refuses before any SQL (an empty condition_id or token_id, a threshold that
