@@ -33,8 +33,7 @@
 //   seed/08_dead_letters_log_id.sql) (stats.skipped_earlier): a run resumed past the damage (after
 //   a kill, or run again) used to say nothing of it.
 // - Dead letters (refused events and skipped ranges) are keyed by (instance id, log id, lsn); one
-//   of the same key stored before with another payload stops the replay, naming it
-//   (DeadLetterConflict's message).
+//   of the same key stored before is kept as it is.
 // - A live log a running daemon holds is read only up to what it had synced (SegmentChain's live
 //   limit); stats.held_back says where reading stopped. A later run resumes there.
 // - dry_run (run(nullptr)): no database; every record is read, checked, decoded and counted.

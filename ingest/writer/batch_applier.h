@@ -71,8 +71,7 @@ class BatchApplier {
                      std::optional<std::int64_t> follows = std::nullopt) const;
 
   // Stores `event` in pm_dead_letters (under this instance and log id) with the server's error and
-  // moves the checkpoint past it. A dead letter of the same key stored before with another payload
-  // throws DeadLetterConflict: the checkpoint stays before the event.
+  // moves the checkpoint past it (a letter of the same key stored before is kept: DeadLetterRepository).
   BatchCounts dead_letter(pqxx::dbtransaction& tx, const QueuedEvent& event, const std::string& error,
                           const std::string& sqlstate, std::optional<std::int64_t> follows = std::nullopt) const;
 

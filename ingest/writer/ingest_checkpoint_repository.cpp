@@ -90,22 +90,6 @@ bool IngestCheckpointRepository::reset(const std::string& instance_id) const {
   });
 }
 
-namespace {
-
-// After add()'s insert met a row of the same key: throws DeadLetterConflict unless that row holds
-// the same payload.
-void require_same_payload(pqxx::transaction_base& tx, const DeadLetter& d, const pqxx::binarystring& payload) {
-  const pqxx::result same = tx.exec_params(
-      "SELECT payload = $4 FROM pm_dead_letters WHERE instance_id = $1 AND log_id = $2 AND lsn = $3", d.instance_id,
-      d.log_id, d.lsn, payload);
-  if (!same.empty() && same[0][0].as<bool>()) return;
-  throw DeadLetterConflict("pm_dead_letters already holds lsn " + std::to_string(d.lsn) + " of log '" + d.log_id +
-                           "' for instance '" + d.instance_id + "' with another payload than this " + d.event_type +
-                           " event's; two events under one key: not storing it, and not moving past it");
-}
-
-}  // namespace
-
 bool DeadLetterRepository::add(const DeadLetter& d) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     const pqxx::binarystring payload(d.payload);
@@ -116,7 +100,6 @@ bool DeadLetterRepository::add(const DeadLetter& d) const {
                  ON CONFLICT (instance_id, log_id, lsn) DO NOTHING)",
               d.instance_id, d.log_id, d.lsn, d.event_type, payload, d.error, d.sqlstate, now_iso())
             .affected_rows() == 1;
-    if (!stored) require_same_payload(tx, d, payload);
     return stored;
   });
 }

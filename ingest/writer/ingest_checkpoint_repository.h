@@ -83,21 +83,14 @@ struct DeadLetter {
   std::optional<std::string> sqlstate;
 };
 
-// add() found a dead letter of the same (instance_id, log_id, lsn) holding another payload: two
-// events under one key, which cannot happen legitimately. Thrown rather than keeping the old row,
-// so that the caller does not move its checkpoint past an event stored nowhere. Classified as
-// PgErrorKind::Other (the writer retries and logs it; replay stops with it).
-class DeadLetterConflict : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 class DeadLetterRepository {
  public:
   explicit DeadLetterRepository(DbTarget target) : target_(target) {}
-  // Stores `letter`: true when stored now, false when the same (instance_id, log_id, lsn) was
-  // stored before with the same payload (a replayed batch does not store it twice; the stored
-  // error is kept). Throws DeadLetterConflict when that key holds another payload.
+  // Stores `letter`: true when stored now, false when a letter of the same (instance_id, log_id,
+  // lsn) was stored before: one log's lsn names one record, so that is this event's, kept as it is
+  // (a replayed batch does not store it twice; its payload may be rendered otherwise by another
+  // version, and a skipped range of a replay is stored under its first lsn). Log ids are random:
+  // the rows of another log, or of none (before seed/08), never share a key with this one's.
   bool add(const DeadLetter& letter) const;
   std::int64_t count() const;
 
