@@ -9,10 +9,11 @@
 //   Options::may_remove allows), the chain of segment headers is checked, and a torn last group of
 //   the newest segment is cut (wal_scan.h). A missing segment is corruption from the applied one
 //   on; below it, where every record is applied, the kept segments may have holes between them (a
-//   crash while they were removed) and oldest() is the oldest one there. Without
+//   crash while they were removed) and oldest() is the oldest one there (readable_oldest() the
+//   first after the last hole). Each of these is reported through `on_recovery`. Without
 //   Options::preallocate, the spare segment files of an earlier run with it (spare_segment.h) are
-//   removed too (nothing else would, and stats() does not count them). Each of
-//   these is reported through `on_recovery`. Zeros after the last group are not damage: they are
+//   removed too (nothing else would, and stats() does not count them; a failure is an
+//   `on_warning`). Zeros after the last group are not damage: they are
 //   the rest of a segment started from a file of zeros (Options::preallocate), which later
 //   appends overwrite.
 //   Damage inside what had been synced throws WalCorruption naming the file and offset; so does a
