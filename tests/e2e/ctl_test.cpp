@@ -109,6 +109,43 @@ TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// A crash among the removals of applied segments kept for an unusable archive can leave a hole
+// below the applied position, which the daemon accepts. `status` and `wal-verify` accept it too
+// (no damage, no advice to move the log away), and `status` reports a checkpoint below it as
+// damage, as the daemon refuses it (it said "log health ok").
+TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
+  TestDatabase tdb("ctl_hole");
+  DaemonHarness d(tdb.url());
+  const std::string not_a_dir = d.dir() + "/not-a-dir";
+  { std::ofstream(not_a_dir) << "a file"; }
+  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};  // nothing archived: all kept
+  d.start();
+  {
+    Producer p(d.socket());
+    for (int chunk = 0; chunk < 20; ++chunk) {  // a group per chunk: segments roll between them
+      std::vector<std::string> lines;
+      for (int i = chunk * 100; i < (chunk + 1) * 100; ++i) lines.push_back(trade_line("h", "h" + std::to_string(i)));
+      ASSERT_TRUE(p.send(lines));
+      ASSERT_TRUE(p.wait_ack((chunk + 1) * 100ull, 30s));
+    }
+  }
+  ASSERT_TRUE(wait_until([&] { return tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2000") == 1; }, 30s));
+  EXPECT_EQ(d.stop(), 0);
+  ASSERT_TRUE(std::filesystem::exists(d.wal_dir() + "/0000000000000004.wal")) << "four segments or more";
+  std::filesystem::remove(d.wal_dir() + "/0000000000000002.wal");
+  const auto healthy = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(healthy.code, 0) << healthy.output;
+  EXPECT_NE(healthy.output.find("log health      ok"), std::string::npos) << healthy.output;
+  const auto verify = ctl({"wal-verify", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  tdb.exec("UPDATE pm_ingest_checkpoints SET lsn = 5, segment = 1 WHERE instance_id = 'default'");
+  const auto below = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(below.code, 2) << below.output;
+  EXPECT_NE(below.output.find("a checkpoint of this log is at lsn 5 but the log can be read in order only from lsn"),
+            std::string::npos)
+      << below.output;
+}
+
 TEST(Ctl, StatusResetVerifyAndDump) {
   TestDatabase tdb("ctl_status");
   DaemonHarness d(tdb.url());
