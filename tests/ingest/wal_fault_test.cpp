@@ -17,6 +17,8 @@
 #include "ingest/log/wal_salvage.h"
 #include "ingest/log/wal_scan.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/process.h"
+#include "tests/support/sync_gate_fs.h"
 #include "tests/support/forwarding_log_fs.h"
 
 namespace pm::wal {
@@ -267,49 +269,6 @@ TEST_F(WalFaultTest, IoErrorOnWriteAnswersIoErrorAndResumes) {
   EXPECT_TRUE(fatals_.empty());
 }
 
-// A LogFs over another whose spare segment (spare.partial, Options::preallocate) waits at a gate
-// before its fdatasync while the gate is closed: the test says when the spare becomes ready. The
-// wait is bounded (20 s), so a failed assertion cannot leave the spare's thread waiting for ever.
-class SpareGateFs final : public ForwardingLogFs {
- public:
-  explicit SpareGateFs(LogFs& fs) : ForwardingLogFs(fs) {}
-  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
-    if (const std::error_code ec = ForwardingLogFs::open(path, mode, out)) return ec;
-    if (path.find(kSparePartialFileName) != std::string::npos) out = std::make_unique<GatedFile>(*this, std::move(out));
-    return {};
-  }
-  void close_gate() {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-  }
-  void open_gate() {
-    {
-      std::lock_guard lock(mu_);
-      closed_ = false;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  class GatedFile final : public ForwardingLogFile {
-   public:
-    GatedFile(SpareGateFs& fs, std::unique_ptr<LogFile> file) : ForwardingLogFile(std::move(file)), fs_(fs) {}
-    std::error_code sync() override {
-      {
-        std::unique_lock lock(fs_.mu_);
-        fs_.cv_.wait_for(lock, std::chrono::seconds(20), [&] { return !fs_.closed_; });
-      }
-      return ForwardingLogFile::sync();
-    }
-
-   private:
-    SpareGateFs& fs_;
-  };
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool closed_ = false;
-};
-
 // A write that fails after storing part of a group (ENOSPC) is cut off again. With preallocation,
 // the cut segment grows with its appends, so the next group leaves it for the ready spare at once.
 // The cut must be synced before that: a truncate is metadata, and a file system that wrote back the
@@ -330,18 +289,13 @@ TEST_F(WalFaultTest, AFailedWriteCutOffBeforeTheNextSegmentStartsIsSyncedFirst) 
         SCOPED_TRACE(std::string(grown ? "grown" : "from a spare") + " segment, " + test::to_string(mode) + ", seed " +
                      std::to_string(seed));
         FaultFs base(seed);
-        SpareGateFs fs(base);
+        SyncGateFs fs(base, kSparePartialFileName);  // the test says when the spare becomes ready
         Options o = options(kSegment);
         o.fs = &fs;
         o.preallocate = true;
         o.on_warning = [](const std::string&) {};  // the spare's thread may warn too
         o.on_recovery = {};
-        auto spare_ready = [&] {
-          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-          while (!base.exists(spare) && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-          return base.exists(spare);
-        };
+        auto spare_ready = [&] { return test::wait_until([&] { return base.exists(spare); }, std::chrono::seconds(20)); };
         int next = 0;
         std::uint64_t cut_segment = 0;
         {

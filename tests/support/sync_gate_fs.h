@@ -1,10 +1,12 @@
 #pragma once
 // SyncGateFs: holds fdatasync at a gate, to see what happens while a log's sync is in progress.
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "ingest/log/log_fs.h"
@@ -13,10 +15,17 @@
 namespace pm::wal {
 
 // A LogFs (the real file system unless another is given) with a gate on fdatasync: while it is
-// closed, every file's sync() waits until open_gate(). Thread-safe.
+// closed, the sync() of every file (or, with `gated` given, of each file opened under a path
+// containing it) waits until open_gate(). The wait is bounded (20 s), so a failed assertion cannot
+// leave a thread of the log waiting for ever. Thread-safe.
 class SyncGateFs : public ForwardingLogFs {
  public:
-  explicit SyncGateFs(LogFs& inner = posix_log_fs()) : ForwardingLogFs(inner) {}
+  explicit SyncGateFs(LogFs& inner = posix_log_fs(), std::string gated = "") : ForwardingLogFs(inner), gated_(std::move(gated)) {}
+  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
+    if (const std::error_code ec = ForwardingLogFs::open(path, mode, out)) return ec;
+    if (path.find(gated_) != std::string::npos) out = std::make_unique<GatedFile>(*this, std::move(out));
+    return {};
+  }
   void close_gate() {
     std::lock_guard lock(mu_);
     closed_ = true;
@@ -43,8 +52,6 @@ class SyncGateFs : public ForwardingLogFs {
     cv_.wait(lock, [&] { return held_ > 0; });
   }
 
- protected:
-  std::unique_ptr<LogFile> wrap(std::unique_ptr<LogFile> file) override { return std::make_unique<GatedFile>(*this, std::move(file)); }
 
  private:
   class GatedFile : public ForwardingLogFile {
@@ -63,10 +70,11 @@ class SyncGateFs : public ForwardingLogFs {
     std::unique_lock lock(mu_);
     ++held_;
     cv_.notify_all();
-    cv_.wait(lock, [&] { return !closed_; });
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return !closed_; });
     --held_;
     return !failing_;
   }
+  const std::string gated_;  // "": every file
   std::mutex mu_;
   std::condition_variable cv_;
   bool closed_ = false;
