@@ -51,8 +51,68 @@ bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
   if (h.lsn != position_.lsn + 1)
     throw WalCorruption(file_->path(), position_.offset,
                         "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
+  if (group_) throw WalCorruption(file_->path(), group_->marker_offset,
+                                  "group holds " + std::to_string(group_->records_read) + " records where its marker states " +
+                                      std::to_string(group_->records));
+  check_group_whole(marker, end);
+  group_ = OpenGroup{position_.offset, position_.offset + kGroupMarkerSize + marker.body_bytes, marker.records, 0};
+  if (marker.records == 0) group_.reset();
   position_ = advanced(position_, kGroupMarkerSize, position_.lsn);
   return true;
+}
+
+// The group whose marker is at the reader's position lies whole before `end` (the segment's end, or
+// the limit in the limit's segment) and its body matches the marker's checksum. Checked before any
+// of its records is returned: a group cut short (after whole records or not) is damage.
+void WalReader::check_group_whole(const GroupMarker& marker, std::uint64_t end) {
+  const std::uint64_t body_start = position_.offset + kGroupMarkerSize;
+  const auto describe = [&] {
+    return "group marker states " + std::to_string(marker.records) + " records in " + std::to_string(marker.body_bytes) + " bytes";
+  };
+  if ((marker.records == 0) != (marker.body_bytes == 0) ||
+      marker.body_bytes < std::uint64_t{marker.records} * kRecordHeaderSize)
+    throw WalCorruption(file_->path(), position_.offset, describe());
+  if (marker.body_bytes > end - body_start)
+    throw WalCorruption(file_->path(), position_.offset,
+                        "group cut short: " + describe() + " (to offset " + std::to_string(body_start + marker.body_bytes) +
+                            ") but the segment's readable bytes end at offset " + std::to_string(end));
+  const char* p = file_->read(position_.offset, static_cast<std::size_t>(kGroupMarkerSize + marker.body_bytes), end);
+  if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "group cut short: " + describe() + " but the file ends first");
+  if (!group_body_ok(marker, p + kGroupMarkerSize)) {
+    throw_at_first_bad_record(p + kGroupMarkerSize, marker.body_bytes);
+    throw WalCorruption(file_->path(), position_.offset, "group body checksum mismatch (" + describe() + ")");
+  }
+}
+
+// A body whose checksum failed: the damage is named at the first of its records that is cut or
+// fails its own checksum (as reading record by record would), when there is one.
+void WalReader::throw_at_first_bad_record(const char* body, std::uint64_t body_bytes) const {
+  std::uint64_t at = 0;
+  const std::uint64_t body_start = position_.offset + kGroupMarkerSize;
+  while (at < body_bytes) {
+    if (body_bytes - at < kRecordHeaderSize) throw WalCorruption(file_->path(), body_start + at, "record header cut short");
+    const RecordHeader h = decode_record_header(body + at);
+    const std::uint64_t bytes = kRecordHeaderSize + std::uint64_t{h.length};
+    if (bytes > body_bytes - at)
+      throw WalCorruption(file_->path(), body_start + at, "record length " + std::to_string(h.length) + " runs past the end");
+    if (!record_checksum_ok(body + at, static_cast<std::size_t>(bytes))) throw WalCorruption(file_->path(), body_start + at, "checksum mismatch");
+    at += bytes;
+  }
+}
+
+// Counts the event record at the reader's position into the group it belongs to; the group's last
+// record must end its body.
+void WalReader::count_in_group(std::uint64_t record_bytes) {
+  if (!group_) return;
+  OpenGroup& g = *group_;
+  const std::uint64_t record_end = position_.offset + record_bytes;
+  g.records_read += 1;
+  if (record_end > g.body_end || (record_end == g.body_end) != (g.records_read == g.records))
+    throw WalCorruption(file_->path(), g.marker_offset,
+                        "group's records do not fill its body: record " + std::to_string(g.records_read) + " of " +
+                            std::to_string(g.records) + " ends at offset " + std::to_string(record_end) + ", the body at " +
+                            std::to_string(g.body_end));
+  if (record_end == g.body_end) group_.reset();
 }
 
 std::optional<Record> WalReader::next(const Position& limit) {
@@ -63,6 +123,7 @@ std::optional<Record> WalReader::next(const Position& limit) {
     const std::uint64_t end = last_segment ? limit.offset : sealed_size();
     if (position_.offset >= end) {
       if (last_segment) return std::nullopt;
+      if (group_) throw WalCorruption(file_->path(), group_->marker_offset, "group cut short by the segment's end");
       // This segment is finished; the next one must start the following record.
       position_.segment += 1;
       position_.offset = kSegmentHeaderSize;
@@ -85,6 +146,7 @@ std::optional<Record> WalReader::next(const Position& limit) {
       throw WalCorruption(file_->path(), position_.offset,
                           "lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
     if (h.type != kRecordEvent) throw WalCorruption(file_->path(), position_.offset, "record of unknown type " + std::to_string(h.type));
+    count_in_group(bytes);
     Record r;
     r.lsn = h.lsn;
     r.type = h.type;

@@ -4,7 +4,11 @@
 // - WalReader reads event records in order from a record boundary up to a limit (the log's durable
 //   end), moving from segment to segment and checking every checksum, LSN, group marker and the
 //   chain of segment headers. Anything wrong throws WalCorruption naming the segment file and byte
-//   offset: a bad record before the durable end is never skipped.
+//   offset: a bad record before the durable end is never skipped. A group is checked whole at its
+//   marker, before any of its records is returned: its body must lie before the segment's end (the
+//   limit, in the limit's segment) and match the marker's checksum, and its records must fill it
+//   with the marker's count. Half a group of whole records is damage, never events. Reading that
+//   starts inside a group checks the groups from the next marker on.
 // - inspect_log() tells what a log directory holds without changing anything (operator tools;
 //   safe while a daemon appends).
 // Not thread-safe: one reader per thread. Reading a segment that is being appended is safe as long
@@ -45,6 +49,16 @@ class WalReader {
   void open_segment(std::uint64_t segment);
   std::uint64_t sealed_size();
   bool skip_group_marker(const char* header, std::uint64_t end);
+  void check_group_whole(const GroupMarker& marker, std::uint64_t end);
+  void count_in_group(std::uint64_t record_bytes);
+  void throw_at_first_bad_record(const char* body, std::uint64_t body_bytes) const;
+  // The group whose marker was read and whose records are not all read yet.
+  struct OpenGroup {
+    std::uint64_t marker_offset = 0;
+    std::uint64_t body_end = 0;  // offset in the segment where its body ends
+    std::uint32_t records = 0;   // as its marker states
+    std::uint32_t records_read = 0;
+  };
   LogFs& fs_;
   std::string dir_;
   LogId log_id_;
@@ -52,6 +66,7 @@ class WalReader {
   std::unique_ptr<SegmentFile> file_;
   std::uint64_t file_segment_ = 0;
   std::optional<std::uint64_t> sealed_size_;  // of file_, once read while it is not the limit's segment
+  std::optional<OpenGroup> group_;            // in file_; none when reading began inside a group
 };
 
 // Why the log does not hold, ending exactly at `end`, an event record of `bytes` bytes (header

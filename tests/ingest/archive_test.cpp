@@ -29,6 +29,7 @@
 #include "tests/support/forwarding_log_fs.h"
 #include "tests/support/process.h"
 #include "tests/support/sync_gate_fs.h"
+#include "tests/support/wal_groups.h"
 
 namespace pm::archive {
 namespace {
@@ -767,6 +768,31 @@ TEST_F(ChainTest, DamagedRecordIsSkippedByLsnWithSkipDamaged) {
   std::vector<std::uint64_t> want = range(1, log_.records.back().lsn);
   want.erase(want.begin() + static_cast<std::ptrdiff_t>(bad - 1));
   EXPECT_EQ(got, want);
+}
+
+// A live segment that is not the newest but ends inside its last group, after whole records:
+// replay calls it damage at the group's marker and returns none of that group's records; with
+// --skip-damaged the salvage decides what of it can be read.
+TEST_F(ChainTest, HalfAGroupAtTheEndOfAnOlderLiveSegmentIsDamageNotEvents) {
+  const std::string bytes = read_file(live_path(4));
+  const std::vector<test::GroupSpan> groups = test::groups_in(bytes);
+  ASSERT_GE(groups.size(), 2u);
+  ASSERT_EQ(groups.back().record_ends.size(), 4u);
+  write_file(live_path(4), bytes.substr(0, groups.back().record_ends[1]));
+  const std::vector<Rec> seg4 = log_.in(4);
+  const std::uint64_t first_of_cut_group = seg4[seg4.size() - 4].lsn;
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  chain.start(1, false, [this](const SkippedRange& r) { skipped_.push_back(r); });
+  std::uint64_t last_read = 0;
+  try {
+    while (auto r = chain.next()) last_read = r->lsn;
+    FAIL() << "damage not reported";
+  } catch (const wal::WalCorruption& e) {
+    EXPECT_EQ(e.file(), live_path(4));
+    EXPECT_EQ(e.offset(), groups.back().marker);
+    EXPECT_NE(std::string(e.what()).find("group cut short"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(last_read, first_of_cut_group - 1);
 }
 
 TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {

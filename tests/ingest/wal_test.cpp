@@ -20,6 +20,7 @@
 #include "ingest/log/wal_reader.h"
 #include "tests/ingest/wal_dir_test.h"
 #include "tests/support/sync_gate_fs.h"
+#include "tests/support/wal_groups.h"
 
 namespace pm::wal {
 namespace {
@@ -588,6 +589,42 @@ TEST_F(WalTest, ReaderDetectsCorruptionInOlderSegments) {
     EXPECT_EQ(e.file(), first.string());
     EXPECT_EQ(e.offset(), kSegmentHeaderSize);
   }
+}
+
+// A sealed segment that ends after some whole records of its last group (a power loss that
+// undid the cut of a failed write, or a copy cut short) holds records no one acknowledged: the
+// reader calls it damage at the group's marker and returns none of them.
+TEST_F(WalTest, HalfAGroupOfWholeRecordsAtTheEndOfASealedSegmentIsDamageNotEvents) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+    ASSERT_GT(log->stats().segments, 2u);
+  }
+  const fs::path first = dir_ / segment_file_name(1);
+  std::string bytes;
+  {
+    std::ifstream in(first, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::vector<test::GroupSpan> groups = test::groups_in(bytes);
+  ASSERT_GE(groups.size(), 2u);
+  ASSERT_EQ(groups.back().record_ends.size(), 4u);
+  ASSERT_EQ(groups.back().record_ends.back(), bytes.size());
+  fs::resize_file(first, groups.back().record_ends[1]);  // two of its four records left, both whole
+  const std::uint64_t events_before = 4 * (groups.size() - 1);
+
+  auto log = WriteAheadLog::open(options(1024));  // only the newest segment is scanned at open
+  WalReader reader(log->dir(), log->log_id(), log->oldest());
+  std::uint64_t last_read = 0;
+  try {
+    while (auto r = reader.next(log->durable())) last_read = r->lsn;
+    FAIL() << "expected WalCorruption";
+  } catch (const WalCorruption& e) {
+    EXPECT_EQ(e.file(), first.string());
+    EXPECT_EQ(e.offset(), groups.back().marker);
+    EXPECT_NE(std::string(e.what()).find("group cut short"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(last_read, events_before);  // not one record of the cut group
 }
 
 TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
