@@ -190,7 +190,11 @@ void start_salvage(State& s) {
   cur.reader.reset();
   const std::uint64_t floor = s.have_last ? s.last_lsn : 0;
   const std::uint64_t before_next = lsn_before_next(s, s.current_index);
+  // A record whose lsn the next segment's header says is its own is superseded (the tail of a
+  // group cut after a failed write, brought back by a power loss): the next segment's record of
+  // that lsn is the one that was acknowledged.
   const auto on_record = [&](const wal::Record& r) {
+    if (before_next != 0 && r.lsn > before_next) return true;
     if (r.lsn > floor) cur.salvaged.push_back(r);
     cur.salvaged_last = std::max(cur.salvaged_last, r.lsn);
     return true;
@@ -232,10 +236,10 @@ void finish(State& s) {
   s.current.reset();
 }
 
-// A record of a running daemon's live log past what it had synced ends the chain.
-bool past_live_limit(State& s, const wal::Record& r) {
+// Record `lsn` of a running daemon's live log past what it had synced ends the chain.
+bool past_live_limit(State& s, std::uint64_t lsn) {
   if (!s.live_limit || !s.sources[s.current_index].limited) return false;
-  if (s.live_limit->state_read && r.lsn <= s.live_limit->lsn) return false;
+  if (s.live_limit->state_read && lsn <= s.live_limit->lsn) return false;
   s.stopped_at_live_limit = true;
   s.current.reset();
   s.next_index = s.segments.size();
@@ -274,13 +278,16 @@ std::optional<wal::Record> SegmentChain::next() {
       load(s, s.next_index++);
       continue;
     }
+    // Checked before reading too: past the limit a group may still be half written, and the
+    // reader would call it damage before returning the record the check below stops at.
+    if (!s.current->salvaging && past_live_limit(s, s.current->reader->position().lsn + 1)) return std::nullopt;
     std::optional<wal::Record> r = read_current(s);
     if (!r) {
       finish(s);
       continue;
     }
     if (s.have_last && r->lsn <= s.last_lsn) continue;  // salvage found what was read already
-    if (past_live_limit(s, *r)) return std::nullopt;
+    if (past_live_limit(s, r->lsn)) return std::nullopt;
     s.have_last = true;
     s.last_lsn = r->lsn;
     if (r->lsn >= s.from_lsn) return r;

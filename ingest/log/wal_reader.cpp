@@ -8,8 +8,8 @@
 
 namespace pm::wal {
 
-WalReader::WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs)
-    : fs_(fs), dir_(std::move(dir)), log_id_(log_id), position_(from) {}
+WalReader::WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs, GroupCheck group_check)
+    : fs_(fs), group_check_(group_check), dir_(std::move(dir)), log_id_(log_id), position_(from) {}
 
 WalReader::~WalReader() = default;
 
@@ -54,9 +54,11 @@ bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
   if (group_) throw WalCorruption(file_->path(), group_->marker_offset,
                                   "group holds " + std::to_string(group_->records_read) + " records where its marker states " +
                                       std::to_string(group_->records));
-  check_group_whole(marker, end);
-  group_ = OpenGroup{position_.offset, position_.offset + kGroupMarkerSize + marker.body_bytes, marker.records, 0};
-  if (marker.records == 0) group_.reset();
+  if (group_check_ == GroupCheck::Whole) {
+    check_group_whole(marker, end);
+    if (marker.records > 0)
+      group_ = OpenGroup{position_.offset, position_.offset + kGroupMarkerSize + marker.body_bytes, marker.records, 0};
+  }
   position_ = advanced(position_, kGroupMarkerSize, position_.lsn);
   return true;
 }
@@ -123,7 +125,6 @@ std::optional<Record> WalReader::next(const Position& limit) {
     const std::uint64_t end = last_segment ? limit.offset : sealed_size();
     if (position_.offset >= end) {
       if (last_segment) return std::nullopt;
-      if (group_) throw WalCorruption(file_->path(), group_->marker_offset, "group cut short by the segment's end");
       // This segment is finished; the next one must start the following record.
       position_.segment += 1;
       position_.offset = kSegmentHeaderSize;
@@ -140,7 +141,9 @@ std::optional<Record> WalReader::next(const Position& limit) {
       throw WalCorruption(file_->path(), position_.offset, "record length " + std::to_string(h.length) + " runs past the end");
     p = file_->read(position_.offset, static_cast<std::size_t>(bytes), end);
     if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "record cut short");
-    if (!record_checksum_ok(p, static_cast<std::size_t>(bytes)))
+    // A record inside a group whose body checksum was verified at its marker is not summed again.
+    const bool in_checked_body = group_ && position_.offset + bytes <= group_->body_end;
+    if (!in_checked_body && !record_checksum_ok(p, static_cast<std::size_t>(bytes)))
       throw WalCorruption(file_->path(), position_.offset, "checksum mismatch");
     if (h.lsn != position_.lsn + 1)
       throw WalCorruption(file_->path(), position_.offset,

@@ -38,7 +38,12 @@ struct Record {
 
 class WalReader {
  public:
-  WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs = posix_log_fs());
+  // Whole: every group is checked at its marker (above). MarkersOnly: markers are checked and
+  // stepped over, records checked one by one (for a peek at one record that must not read a whole
+  // group: the lag gauge; the writer's own reading checks the groups).
+  enum class GroupCheck { Whole, MarkersOnly };
+  WalReader(std::string dir, LogId log_id, const Position& from, LogFs& fs = posix_log_fs(),
+            GroupCheck group_check = GroupCheck::Whole);
   ~WalReader();
 
   // The next event record that ends at or before `limit`, or nullopt when there is none.
@@ -60,6 +65,7 @@ class WalReader {
     std::uint32_t records_read = 0;
   };
   LogFs& fs_;
+  GroupCheck group_check_;
   std::string dir_;
   LogId log_id_;
   Position position_;

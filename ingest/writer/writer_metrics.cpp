@@ -156,7 +156,7 @@ void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position
   // The oldest unapplied event is the record right after the applied position; read it once.
   if (lag_at_ != applied.lsn) {
     try {
-      wal::WalReader peek(log_.dir(), log_.log_id(), applied, log_.fs());
+      wal::WalReader peek(log_.dir(), log_.log_id(), applied, log_.fs(), wal::WalReader::GroupCheck::MarkersOnly);
       auto record = peek.next(durable);
       auto event = record ? decode_event(record->payload) : std::nullopt;
       if (!event) return;

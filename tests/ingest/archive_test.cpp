@@ -795,6 +795,42 @@ TEST_F(ChainTest, HalfAGroupAtTheEndOfAnOlderLiveSegmentIsDamageNotEvents) {
   EXPECT_EQ(last_read, first_of_cut_group - 1);
 }
 
+// Group `first_lsn`.. of `payloads`, whole ("marker + records"), as the log writes it.
+std::string group_bytes(std::uint64_t first_lsn, const std::vector<std::string>& payloads) {
+  std::string out;
+  const std::size_t marker = wal::begin_group(out, first_lsn);
+  for (std::size_t i = 0; i < payloads.size(); ++i) wal::append_record(out, first_lsn + i, wal::kRecordEvent, payloads[i]);
+  wal::finish_group(out, marker, static_cast<std::uint32_t>(payloads.size()));
+  return out;
+}
+
+// The shape a cut undone by a power loss leaves: segment 4 ends in half a group whose LSNs the
+// next segment starts with (its records are the ones acknowledged). Without --skip-damaged it is
+// damage at the stale group's marker; with it, the salvage of segment 4 must not hand out the stale
+// records, or the next segment's records of the same LSNs would be dropped as read already.
+TEST_F(ChainTest, AStaleHalfGroupWhoseLsnsTheNextSegmentStartsWithIsNeverRead) {
+  const std::uint64_t next_first = log_.in(5).front().lsn;
+  const std::string stale = group_bytes(next_first, {"stale-1", "stale-2", "stale-3", "stale-4"});
+  const std::vector<test::GroupSpan> spans = test::groups_in(std::string(wal::kSegmentHeaderSize, '\0') + stale);
+  ASSERT_EQ(spans.size(), 1u);
+  const std::string bytes = read_file(live_path(4));
+  write_file(live_path(4), bytes + stale.substr(0, spans[0].record_ends[1] - wal::kSegmentHeaderSize));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+  std::uint64_t last_read = 0;
+  try {
+    chain.start(1, false);
+    while (auto r = chain.next()) last_read = r->lsn;
+    FAIL() << "damage not reported";
+  } catch (const wal::WalCorruption& e) {
+    EXPECT_EQ(e.file(), live_path(4));
+    EXPECT_EQ(e.offset(), bytes.size());
+    EXPECT_NE(std::string(e.what()).find("group cut short"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(last_read, next_first - 1);
+  // read_lsns() compares every payload with the log's own.
+  EXPECT_EQ(read_lsns(chain, 1, true), range(1, log_.records.back().lsn));
+}
+
 TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {
   flip_byte(archive_path(2), kArchiveHeaderSize + 10);  // the body: the header still names the range
   SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
@@ -882,6 +918,30 @@ TEST_F(ArchiveTest, ARunningLogIsReadOnlyUpToWhatItHadSynced) {
   unsynced.fail();
   EXPECT_EQ(fatals.load(), 1);
   EXPECT_EQ(log->durable().lsn, 3u);  // lsn 4 and 5 never were durable, and never will be
+}
+
+// Past the ceiling of a log in use a group may be half written, with a later one already there
+// (a scan calls that damage, not a torn tail): the chain stops at the ceiling before it reads
+// there, instead of calling the half group damage.
+TEST_F(ArchiveTest, ARunningLogIsNotCalledDamagedForAHalfGroupPastItsCeiling) {
+  wal::Options o;
+  o.dir = wal_;
+  o.on_fatal = [](const std::string& m) { FAIL() << m; };
+  auto log = wal::WriteAheadLog::open(o);
+  std::vector<wal::Appended> out;
+  ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
+  ASSERT_TRUE(log->persist_applied());  // the state's ceiling: lsn 3
+  const std::string half = group_bytes(4, {event_payload(3), event_payload(4)});
+  const std::vector<test::GroupSpan> spans = test::groups_in(std::string(wal::kSegmentHeaderSize, '\0') + half);
+  ASSERT_EQ(spans.size(), 1u);
+  const std::string live = live_path(1);
+  write_file(live, read_file(live) + half.substr(0, spans[0].record_ends[0] - wal::kSegmentHeaderSize) +
+                       group_bytes(5, {event_payload(4)}));
+  SegmentChain running = SegmentChain::discover(pfs(), {wal_});
+  ASSERT_TRUE(running.live_limit().has_value());
+  EXPECT_EQ(running.live_limit()->lsn, 3u);
+  EXPECT_EQ(lsns_of(running), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_TRUE(running.stopped_at_live_limit());
 }
 
 // Synced records past the state's ceiling (a daemon killed before its next state write) are read
