@@ -51,13 +51,9 @@ bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
   if (h.lsn != position_.lsn + 1)
     throw WalCorruption(file_->path(), position_.offset,
                         "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
-  if (group_) throw WalCorruption(file_->path(), group_->marker_offset,
-                                  "group holds " + std::to_string(group_->records_read) + " records where its marker states " +
-                                      std::to_string(group_->records));
   if (group_check_ == GroupCheck::Whole) {
     check_group_whole(marker, end);
-    if (marker.records > 0)
-      group_ = OpenGroup{position_.offset, position_.offset + kGroupMarkerSize + marker.body_bytes, marker.records, 0};
+    if (marker.records > 0) group_body_end_ = position_.offset + kGroupMarkerSize + marker.body_bytes;
   }
   position_ = advanced(position_, kGroupMarkerSize, position_.lsn);
   return true;
@@ -80,41 +76,36 @@ void WalReader::check_group_whole(const GroupMarker& marker, std::uint64_t end) 
                             ") but the segment's readable bytes end at offset " + std::to_string(end));
   const char* p = file_->read(position_.offset, static_cast<std::size_t>(kGroupMarkerSize + marker.body_bytes), end);
   if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "group cut short: " + describe() + " but the file ends first");
-  if (!group_body_ok(marker, p + kGroupMarkerSize)) {
-    throw_at_first_bad_record(p + kGroupMarkerSize, marker.body_bytes);
-    throw WalCorruption(file_->path(), position_.offset, "group body checksum mismatch (" + describe() + ")");
-  }
+  const bool body_ok = group_body_ok(marker, p + kGroupMarkerSize);
+  const std::uint32_t records = count_body_records(p + kGroupMarkerSize, marker.body_bytes, !body_ok);
+  if (!body_ok) throw WalCorruption(file_->path(), position_.offset, "group body checksum mismatch (" + describe() + ")");
+  if (records != marker.records)
+    throw WalCorruption(file_->path(), position_.offset,
+                        "group's records do not fill its body: " + std::to_string(records) + " records where its marker states " +
+                            std::to_string(marker.records));
 }
 
-// A body whose checksum failed: the damage is named at the first of its records that is cut or
-// fails its own checksum (as reading record by record would), when there is one.
-void WalReader::throw_at_first_bad_record(const char* body, std::uint64_t body_bytes) const {
+// The event records a group body holds, stepping from header to header. A record that runs past
+// the body, or (check_each: the body's checksum failed) fails its own checksum, is damage named at
+// that record, as reading record by record would name it.
+std::uint32_t WalReader::count_body_records(const char* body, std::uint64_t body_bytes, bool check_each) const {
   std::uint64_t at = 0;
+  std::uint32_t records = 0;
   const std::uint64_t body_start = position_.offset + kGroupMarkerSize;
   while (at < body_bytes) {
     if (body_bytes - at < kRecordHeaderSize) throw WalCorruption(file_->path(), body_start + at, "record header cut short");
     const RecordHeader h = decode_record_header(body + at);
     const std::uint64_t bytes = kRecordHeaderSize + std::uint64_t{h.length};
-    if (bytes > body_bytes - at)
+    if (h.length > kMaxPayload || bytes > body_bytes - at)
       throw WalCorruption(file_->path(), body_start + at, "record length " + std::to_string(h.length) + " runs past the end");
-    if (!record_checksum_ok(body + at, static_cast<std::size_t>(bytes))) throw WalCorruption(file_->path(), body_start + at, "checksum mismatch");
+    if (check_each && !record_checksum_ok(body + at, static_cast<std::size_t>(bytes)))
+      throw WalCorruption(file_->path(), body_start + at, "checksum mismatch");
+    if (h.type != kRecordEvent)
+      throw WalCorruption(file_->path(), body_start + at, "record of type " + std::to_string(h.type) + " inside a group");
     at += bytes;
+    records += 1;
   }
-}
-
-// Counts the event record at the reader's position into the group it belongs to; the group's last
-// record must end its body.
-void WalReader::count_in_group(std::uint64_t record_bytes) {
-  if (!group_) return;
-  OpenGroup& g = *group_;
-  const std::uint64_t record_end = position_.offset + record_bytes;
-  g.records_read += 1;
-  if (record_end > g.body_end || (record_end == g.body_end) != (g.records_read == g.records))
-    throw WalCorruption(file_->path(), g.marker_offset,
-                        "group's records do not fill its body: record " + std::to_string(g.records_read) + " of " +
-                            std::to_string(g.records) + " ends at offset " + std::to_string(record_end) + ", the body at " +
-                            std::to_string(g.body_end));
-  if (record_end == g.body_end) group_.reset();
+  return records;
 }
 
 std::optional<Record> WalReader::next(const Position& limit) {
@@ -142,14 +133,14 @@ std::optional<Record> WalReader::next(const Position& limit) {
     p = file_->read(position_.offset, static_cast<std::size_t>(bytes), end);
     if (p == nullptr) throw WalCorruption(file_->path(), position_.offset, "record cut short");
     // A record inside a group whose body checksum was verified at its marker is not summed again.
-    const bool in_checked_body = group_ && position_.offset + bytes <= group_->body_end;
+    const bool in_checked_body = group_body_end_ && position_.offset + bytes <= *group_body_end_;
     if (!in_checked_body && !record_checksum_ok(p, static_cast<std::size_t>(bytes)))
       throw WalCorruption(file_->path(), position_.offset, "checksum mismatch");
     if (h.lsn != position_.lsn + 1)
       throw WalCorruption(file_->path(), position_.offset,
                           "lsn " + std::to_string(h.lsn) + " where " + std::to_string(position_.lsn + 1) + " was expected");
     if (h.type != kRecordEvent) throw WalCorruption(file_->path(), position_.offset, "record of unknown type " + std::to_string(h.type));
-    count_in_group(bytes);
+    if (group_body_end_ && position_.offset + bytes >= *group_body_end_) group_body_end_.reset();  // its last record
     Record r;
     r.lsn = h.lsn;
     r.type = h.type;

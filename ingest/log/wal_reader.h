@@ -55,15 +55,7 @@ class WalReader {
   std::uint64_t sealed_size();
   bool skip_group_marker(const char* header, std::uint64_t end);
   void check_group_whole(const GroupMarker& marker, std::uint64_t end);
-  void count_in_group(std::uint64_t record_bytes);
-  void throw_at_first_bad_record(const char* body, std::uint64_t body_bytes) const;
-  // The group whose marker was read and whose records are not all read yet.
-  struct OpenGroup {
-    std::uint64_t marker_offset = 0;
-    std::uint64_t body_end = 0;  // offset in the segment where its body ends
-    std::uint32_t records = 0;   // as its marker states
-    std::uint32_t records_read = 0;
-  };
+  std::uint32_t count_body_records(const char* body, std::uint64_t body_bytes, bool check_each) const;
   LogFs& fs_;
   GroupCheck group_check_;
   std::string dir_;
@@ -72,7 +64,9 @@ class WalReader {
   std::unique_ptr<SegmentFile> file_;
   std::uint64_t file_segment_ = 0;
   std::optional<std::uint64_t> sealed_size_;  // of file_, once read while it is not the limit's segment
-  std::optional<OpenGroup> group_;            // in file_; none when reading began inside a group
+  // Where the body of the group being read ends in file_, once its marker was checked whole; none
+  // after its last record, or when reading began inside a group.
+  std::optional<std::uint64_t> group_body_end_;
 };
 
 // Why the log does not hold, ending exactly at `end`, an event record of `bytes` bytes (header

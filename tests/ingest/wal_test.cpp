@@ -627,6 +627,46 @@ TEST_F(WalTest, HalfAGroupOfWholeRecordsAtTheEndOfASealedSegmentIsDamageNotEvent
   EXPECT_EQ(last_read, events_before);  // not one record of the cut group
 }
 
+// A group whose body checksum is right but whose records do not come to the count its marker
+// states (more or fewer) is damage at its marker, found before any of its records is returned.
+TEST_F(WalTest, AGroupWhoseRecordCountIsNotItsMarkersIsDamage) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+    ASSERT_GT(log->stats().segments, 2u);
+  }
+  const fs::path first = dir_ / segment_file_name(1);
+  std::string bytes;
+  {
+    std::ifstream in(first, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::uint64_t events_before = 4 * test::groups_in(bytes).size();
+  for (const std::uint32_t stated : {1u, 3u}) {
+    std::string group;
+    const std::size_t marker = begin_group(group, events_before + 1);
+    append_record(group, events_before + 1, kRecordEvent, payload(1));
+    append_record(group, events_before + 2, kRecordEvent, payload(2));
+    finish_group(group, marker, stated);  // two records, `stated` in the marker
+    {
+      std::ofstream out(first, std::ios::binary | std::ios::trunc);
+      out << bytes << group;
+    }
+    auto log = WriteAheadLog::open(options(1024));
+    WalReader reader(log->dir(), log->log_id(), log->oldest());
+    std::uint64_t last_read = 0;
+    try {
+      while (auto r = reader.next(log->durable())) last_read = r->lsn;
+      ADD_FAILURE() << "expected WalCorruption for a marker stating " << stated;
+    } catch (const WalCorruption& e) {
+      EXPECT_EQ(e.file(), first.string());
+      EXPECT_EQ(e.offset(), bytes.size());
+      EXPECT_NE(std::string(e.what()).find("do not fill its body"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(last_read, events_before) << "stated " << stated;  // none of the group's records
+  }
+}
+
 TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
   {
     auto log = WriteAheadLog::open(options(1024));
