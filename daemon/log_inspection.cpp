@@ -105,8 +105,13 @@ std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t f
             << ": " << s.problem << "\n";
       });
   out << "# salvage: " << counts.records << " readable records, " << counts.skipped_ranges << " damaged range(s) ("
-      << counts.skipped_bytes << " bytes), " << counts.unreadable_segments << " unreadable segment(s)\n";
-  return counts.skipped_ranges + counts.unreadable_segments;
+      << counts.skipped_bytes << " bytes), " << counts.unreadable_segments << " unreadable segment(s)";
+  if (counts.superseded_tails > 0)
+    out << ", " << counts.superseded_tails << " segment(s) ending in " << counts.superseded_bytes
+        << " bytes of records whose LSNs the next segment starts with (a cut write a power loss brought back; never "
+           "acknowledged, not returned)";
+  out << "\n";
+  return counts.skipped_ranges + counts.unreadable_segments + counts.superseded_tails;
 }
 
 }  // namespace pm::ctl

@@ -57,10 +57,22 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
   return e;
 }
 
+// The first LSN of segments[i] when it exists and its header is valid and continues the numbering
+// of the one before it; else 0 (unknown).
+std::uint64_t first_lsn_of(LogFs& fs, const std::string& dir, const std::vector<std::uint64_t>& segments, std::size_t i) {
+  if (i >= segments.size() || segments[i] != segments[i - 1] + 1) return 0;
+  try {
+    return read_segment_header(fs, dir, segments[i]).first_lsn;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 }  // namespace
 
 bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
-                     const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip) {
+                     const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
+                     std::uint64_t next_first_lsn) {
   const std::string path = segment_path(dir, segment);
   SegmentHeader header;
   try {
@@ -93,6 +105,11 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
       last_lsn = pos.lsn;
       e = next;
     }
+    if (next_first_lsn != 0 && e.header.lsn >= next_first_lsn) {  // the next segment has these LSNs
+      ++counts.superseded_tails;
+      counts.superseded_bytes += size - pos.offset;
+      break;
+    }
     const Position start = pos;
     pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
     if (e.is_marker) continue;
@@ -115,8 +132,9 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
                           const std::function<void(const SkippedRange&)>& on_skip) {
   SalvageCounts counts;
   std::uint64_t last_lsn = 0;
-  for (const std::uint64_t segment : list_log_dir(fs, dir).segments)
-    if (!salvage_segment(fs, dir, segment, last_lsn, counts, on_record, on_skip)) break;
+  const std::vector<std::uint64_t> segments = list_log_dir(fs, dir).segments;
+  for (std::size_t i = 0; i < segments.size(); ++i)
+    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, first_lsn_of(fs, dir, segments, i + 1))) break;
   return counts;
 }
 

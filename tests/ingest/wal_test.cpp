@@ -18,6 +18,7 @@
 #include "repos/util/crc32c.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_salvage.h"
 #include "tests/ingest/wal_dir_test.h"
 #include "tests/support/sync_gate_fs.h"
 #include "tests/support/wal_groups.h"
@@ -665,6 +666,51 @@ TEST_F(WalTest, AGroupWhoseRecordCountIsNotItsMarkersIsDamage) {
     }
     EXPECT_EQ(last_read, events_before) << "stated " << stated;  // none of the group's records
   }
+}
+
+// A segment ending in half a group whose LSNs the next segment starts with: the stale copy of a
+// write that failed and was cut, which a power loss brought back. Salvage returns the next
+// segment's records of those LSNs (the acknowledged ones), never the stale ones, and says so.
+TEST_F(WalTest, SalvageSkipsAStaleHalfGroupWhoseLsnsTheNextSegmentStartsWith) {
+  std::vector<std::string> written;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) {
+      for (int k = i * 4; k < i * 4 + 4; ++k) written.push_back(payload(k));
+      append(*log, i * 4, 4);
+    }
+    ASSERT_GT(log->stats().segments, 2u);
+  }
+  const fs::path first = dir_ / segment_file_name(1);
+  std::string bytes;
+  {
+    std::ifstream in(first, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::uint64_t next_first = 4 * test::groups_in(bytes).size() + 1;
+  std::string stale;
+  const std::size_t marker = begin_group(stale, next_first);
+  for (std::uint64_t k = 0; k < 4; ++k) append_record(stale, next_first + k, kRecordEvent, "stale-" + std::to_string(k));
+  finish_group(stale, marker, 4);
+  const std::size_t kept = kGroupMarkerSize + 2 * (kRecordHeaderSize + 7);  // the marker and two whole records
+  {
+    std::ofstream out(first, std::ios::binary | std::ios::trunc);
+    out << bytes << stale.substr(0, kept);
+  }
+  std::vector<std::string> salvaged;
+  std::vector<SkippedRange> skipped;
+  const SalvageCounts counts = salvage_log(
+      posix_log_fs(), dir_.string(),
+      [&](const Record& r) {
+        EXPECT_EQ(r.lsn, salvaged.size() + 1);
+        salvaged.push_back(r.payload);
+        return true;
+      },
+      [&](const SkippedRange& r) { skipped.push_back(r); });
+  EXPECT_EQ(salvaged, written);
+  EXPECT_TRUE(skipped.empty());
+  EXPECT_EQ(counts.superseded_tails, 1u);
+  EXPECT_EQ(counts.superseded_bytes, kept);
 }
 
 TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
