@@ -24,7 +24,8 @@ namespace {
 // zstd's window (a few MiB at the default level), whatever the segment's size.
 constexpr std::size_t kChunkBytes = 1u << 20;
 
-// The live segment, open for reading; WalCorruption (segment missing) when it is gone.
+// The live segment, open for reading; WalCorruption (segment missing) when it is gone (removed
+// since it was summarized).
 std::unique_ptr<wal::LogFile> open_live_segment(wal::LogFs& fs, const std::string& path) {
   std::unique_ptr<wal::LogFile> file;
   if (const std::error_code ec = fs.open(path, wal::OpenMode::Read, file)) {
@@ -139,8 +140,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 ArchiveEntry archive_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
                              const std::string& archive_dir, int level) {
-  open_live_segment(fs, wal::segment_path(wal_dir, segment));  // a segment that is gone says so
-  const SegmentSummary summary = summarize_segment(fs, wal_dir, segment);  // damage throws before anything is written
+  // Damage, or a segment that is gone (segment_missing()), throws before anything is written.
+  const SegmentSummary summary = summarize_segment(fs, wal_dir, segment);
   return write_archive_file(fs, wal_dir, summary, archive_dir, level);
 }
 

@@ -26,10 +26,13 @@ std::string damage_of(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t 
                                           wal::segment_path(wal_dir, segment)));
 }
 
+// The segment's header; refuses a segment that is not there, or whose header cannot be read.
 wal::SegmentHeader readable_header(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment) {
   try {
     return wal::read_segment_header(fs, wal_dir, segment);
   } catch (const std::exception& e) {
+    if (const auto* c = dynamic_cast<const wal::WalCorruption*>(&e); c != nullptr && c->segment_missing())
+      throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
     throw DamagedSegmentRefused(fmt::format("the segment's own header cannot be read ({}), so no archive file can name its "
                                             "log and LSNs; keep a copy of it, then remove it from the log directory with the "
                                             "daemon stopped",
@@ -112,9 +115,6 @@ SegmentSummary salvage_summary(wal::LogFs& fs, const std::string& wal_dir, const
 StoredDamagedSegment store_damaged_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
                                           const std::string& archive_dir, int level) {
   StoredDamagedSegment out;
-  std::unique_ptr<wal::LogFile> file;
-  if (fs.open(wal::segment_path(wal_dir, segment), wal::OpenMode::Read, file))
-    throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
   const wal::SegmentHeader header = readable_header(fs, wal_dir, segment);
   check_log(fs, wal_dir, header);
   out.damage = damage_of(fs, wal_dir, segment);

@@ -1,9 +1,11 @@
 #include "ingest/archive/segment_summary.h"
 
 #include <algorithm>
+#include <system_error>
 
 #include "ingest/archive/memory_log_fs.h"
 #include "ingest/events/event_codec.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_scan.h"
@@ -40,7 +42,14 @@ SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, 
 
 SegmentSummary summarize_segment(wal::LogFs& fs, const std::string& dir, std::uint64_t segment) {
   const std::string path = wal::segment_path(dir, segment);
-  const wal::SegmentScan scan = wal::scan_segment(fs, path);  // groups whole: body checksums, counts
+  wal::SegmentScan scan;
+  try {
+    scan = wal::scan_segment(fs, path);  // groups whole: body checksums, counts
+  } catch (const std::system_error& e) {
+    // Only its open can find no file: a segment that is gone says so, as the log's reader does.
+    if (e.code() != std::errc::no_such_file_or_directory) throw;
+    throw wal::WalCorruption(path, 0, std::string(wal::kSegmentMissing) + ": " + e.what());
+  }
   if (scan.tail != wal::TailState::Clean) throw wal::WalCorruption(path, scan.valid_end.offset, scan.problem);
   SegmentSummary s;
   s.header = scan.header;

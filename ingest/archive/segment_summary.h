@@ -32,8 +32,10 @@ SegmentSummary summarize_segment(const std::string& dir, std::uint64_t segment, 
 bool add_event(SegmentSummary& s, const wal::Record& r);
 
 // The same for the file `<dir>/<segment file name>` read through `fs`, a window at a time (a
-// segment of any size, in memory of the order of its largest group). Also throws std::system_error
-// when the file cannot be read.
+// segment of any size, in memory of the order of its largest group). A file that is not there is
+// wal::WalCorruption whose segment_missing() is true, as the log's reader reports it (a daemon
+// removes applied segments: callers tell that from damage by it); std::system_error when the file
+// cannot be read otherwise.
 SegmentSummary summarize_segment(wal::LogFs& fs, const std::string& dir, std::uint64_t segment);
 
 }  // namespace pm::archive

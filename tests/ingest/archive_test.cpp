@@ -266,6 +266,38 @@ TEST_F(ArchiveTest, DamagedLiveSegmentIsNotArchived) {
   EXPECT_FALSE(fs::exists(archive_path(1)));
 }
 
+// A segment file that is not there is reported by summarize_segment() itself as the log's reader
+// reports it: WalCorruption whose segment_missing() is true, naming the file (it threw
+// std::system_error, and archive_segment() opened the segment beforehand only to say so). Damage
+// is not segment_missing().
+TEST_F(ArchiveTest, SummarizingASegmentThatIsGoneSaysSegmentMissing) {
+  build_log(pfs(), wal_, 30);
+  ASSERT_TRUE(fs::exists(live_path(1)));
+  ASSERT_FALSE(fs::exists(live_path(99)));
+  for (const bool archive : {false, true}) {
+    SCOPED_TRACE(archive ? "archive_segment" : "summarize_segment");
+    try {
+      archive ? static_cast<void>(archive_segment(pfs(), wal_, 99, arch_)) : static_cast<void>(summarize_segment(pfs(), wal_, 99));
+      ADD_FAILURE() << "no error for a segment that is not there";
+    } catch (const wal::WalCorruption& e) {
+      EXPECT_TRUE(e.segment_missing()) << e.what();
+      EXPECT_EQ(e.problem().rfind(wal::kSegmentMissing, 0), 0u) << e.problem();
+      EXPECT_EQ(e.file(), live_path(99));
+      EXPECT_EQ(e.offset(), 0u);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not WalCorruption: " << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(archive_path(99)));
+  flip_byte(live_path(1), wal::kSegmentHeaderSize + wal::kGroupMarkerSize + wal::kRecordHeaderSize + 2);
+  try {
+    summarize_segment(pfs(), wal_, 1);
+    ADD_FAILURE() << "damage not reported";
+  } catch (const wal::WalCorruption& e) {
+    EXPECT_FALSE(e.segment_missing()) << e.what();
+  }
+}
+
 // A LogFs that records the largest single read and write made through it.
 class LargestIoFs : public wal::ForwardingLogFs {
  public:
