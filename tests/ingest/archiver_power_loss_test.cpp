@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -62,15 +63,24 @@ class ArchiverPowerLoss : public ::testing::Test {
   void build_log(FaultFs& fs) {
     wal::Options o = log_options(fs, nullptr);
     auto log = wal::WriteAheadLog::open(o);
-    for (int i = 0; i < kEvents; i += 4) {
-      std::vector<std::string> payloads;
-      for (int k = i; k < i + 4; ++k) payloads.push_back(trade_payload(k));
-      std::vector<wal::Appended> out;
-      ASSERT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
-    }
+    int next = 0;
+    append_groups(*log, next, [&] { return next < kEvents; });
+    if (HasFatalFailure()) return;
     log->note_applied(log->durable());
     ASSERT_TRUE(log->persist_applied());
     ASSERT_GE(log->durable().segment, 4u) << "the log must span several segments";
+  }
+
+  // Appends events `next`, `next` + 1, ... in groups of 4 (a group commit each) as long as `more()`
+  // says so; `next` ends as the number of the next event. A failed append fails the test.
+  static void append_groups(wal::WriteAheadLog& log, int& next, const std::function<bool()>& more) {
+    while (more()) {
+      std::vector<std::string> payloads;
+      for (int k = next; k < next + 4; ++k) payloads.push_back(trade_payload(k));
+      std::vector<wal::Appended> out;
+      ASSERT_EQ(log.append(payloads, out), wal::AppendStatus::Ok);
+      next += 4;
+    }
   }
 
   wal::Options log_options(FaultFs& fs, SegmentArchiver* archiver) {
@@ -267,12 +277,8 @@ TEST_F(ArchiverAroundAHole, AppliedSegmentsKeptAroundAHoleAreArchivedAndRemoved)
     wal::Options o = log_options(fs, nullptr);
     o.may_remove = [](const wal::LogId&, std::uint64_t) { return false; };
     auto log = wal::WriteAheadLog::open(o);
-    for (; log->durable().segment < 7; events += 4) {
-      std::vector<std::string> payloads;
-      for (int k = events; k < events + 4; ++k) payloads.push_back(trade_payload(k));
-      std::vector<wal::Appended> out;
-      ASSERT_EQ(log->append(payloads, out), wal::AppendStatus::Ok);
-    }
+    append_groups(*log, events, [&] { return log->durable().segment < 7; });
+    ASSERT_FALSE(HasFatalFailure());
     log->note_applied(log->durable());
     ASSERT_TRUE(log->persist_applied());
   }
