@@ -1,9 +1,12 @@
 #include "daemon/log_inspection.h"
 
+#include <optional>
 #include <ostream>
+#include <system_error>
 
 #include "ingest/events/event_codec.h"
 #include "ingest/events/event_json.h"
+#include "ingest/log/segment_file.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_salvage.h"
 
@@ -12,6 +15,22 @@ namespace pm::ctl {
 namespace {
 
 using EventSink = std::function<bool(const wal::Record&, const Event&)>;
+
+// Where segment `h.segment` ends: a segment below the newest is sealed (cut to its last record
+// before the next one started), so its records end with the file. Its lsn is not known from the
+// file: the one before the segment's first record stands in for it until the segment is read.
+wal::Position sealed_end(wal::LogFs& fs, const std::string& dir, const wal::SegmentHeader& h) {
+  const std::string path = wal::segment_path(dir, h.segment);
+  std::uint64_t size = 0;
+  try {
+    size = wal::SegmentFile(fs, path).size();
+  } catch (const std::system_error& e) {
+    if (e.code() != std::errc::no_such_file_or_directory) throw;
+    throw wal::WalCorruption(path, 0, std::string(wal::kSegmentMissing) + ": " + e.what());  // removed since its header was read
+  }
+  if (size < wal::kSegmentHeaderSize) throw wal::WalCorruption(path, 0, "segment shorter than its header");
+  return wal::Position{h.segment, size, h.base_offset + size - wal::kSegmentHeaderSize, h.first_lsn - 1};
+}
 
 // One read of the whole log; `delivered` counts the events passed to `on_event`.
 LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::LogFs& fs, std::uint64_t& delivered) {
@@ -27,19 +46,45 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
       return v;
     }
     v.torn_tail = v.extent.tail == wal::TailState::Torn;
-    wal::WalReader reader(dir, v.extent.log_id, v.extent.oldest, fs);
-    while (auto record = reader.next(v.extent.end)) {
-      std::string error;
-      auto event = decode_event(record->payload, &error);
-      if (!event)
-        throw wal::WalCorruption(wal::segment_path(dir, record->start.segment), record->start.offset,
-                                 "record " + std::to_string(record->lsn) + " does not decode: " + error);
-      ++v.records;
-      v.trades += event->type() == EventType::Trade;
-      if (!on_event) continue;
-      ++delivered;
-      if (!on_event(*record, *event)) break;
+    for (const auto& [first, last] : v.extent.runs_below_hole) {
+      const wal::SegmentHeader head = wal::read_segment_header(fs, dir, first);
+      v.runs_below_hole.push_back(
+          RunBelowHole{wal::first_position(head), sealed_end(fs, dir, last == first ? head : wal::read_segment_header(fs, dir, last))});
     }
+    bool stopped = false;  // by on_event
+    // Reads [from, limit) with every check; returns where the reader stopped.
+    const auto read_run = [&](const wal::Position& from, const wal::Position& limit) {
+      wal::WalReader reader(dir, v.extent.log_id, from, fs);
+      while (!stopped) {
+        const std::optional<wal::Record> record = reader.next(limit);
+        if (!record) break;
+        std::string error;
+        auto event = decode_event(record->payload, &error);
+        if (!event)
+          throw wal::WalCorruption(wal::segment_path(dir, record->start.segment), record->start.offset,
+                                   "record " + std::to_string(record->lsn) + " does not decode: " + error);
+        ++v.records;
+        v.trades += event->type() == EventType::Trade;
+        if (!on_event) continue;
+        ++delivered;
+        stopped = !on_event(*record, *event);
+      }
+      return reader.position();
+    };
+    for (std::size_t i = 0; i < v.runs_below_hole.size() && !stopped; ++i) {
+      RunBelowHole& run = v.runs_below_hole[i];
+      run.end.lsn = read_run(run.start, wal::Position{run.end.segment, run.end.offset, run.end.log_offset, UINT64_MAX}).lsn;
+      if (stopped) break;
+      // The hole held records: the next run starts after this one ends.
+      const wal::Position& next = i + 1 < v.runs_below_hole.size() ? v.runs_below_hole[i + 1].start : v.extent.oldest;
+      if (next.lsn < run.end.lsn || next.log_offset < run.end.log_offset)
+        throw wal::WalCorruption(wal::segment_path(dir, next.segment), 0,
+                                 "segment does not continue the log after the hole below it (first lsn " + std::to_string(next.lsn + 1) +
+                                     ", log offset " + std::to_string(next.log_offset) + "; " +
+                                     wal::segment_file_name(run.end.segment) + " ends at lsn " + std::to_string(run.end.lsn) +
+                                     ", log offset " + std::to_string(run.end.log_offset) + ")");
+    }
+    if (!stopped) read_run(v.extent.oldest, v.extent.end);
     if (v.extent.has_state && v.extent.ceiling.lsn > v.extent.end.lsn) {
       v.problem = "the log ends at lsn " + std::to_string(v.extent.end.lsn) + " but its state file says records up to lsn " +
                   std::to_string(v.extent.ceiling.lsn) + " were synced and may be applied: records were lost";
@@ -67,6 +112,23 @@ LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::Lo
     v.problem += " (a daemon holds this log and may have removed an applied segment while it was read: run the command again)";
   }
   return v;
+}
+
+std::uint64_t record_bytes(const LogVerdict& v) {
+  std::uint64_t bytes = v.extent.end.log_offset - v.extent.oldest.log_offset;
+  for (const RunBelowHole& run : v.runs_below_hole) bytes += run.end.log_offset - run.start.log_offset;
+  return bytes;
+}
+
+std::string lsn_ranges(const LogVerdict& v) {
+  std::string out;
+  const auto add = [&](const wal::Position& start, const wal::Position& end) {
+    if (end.lsn <= start.lsn) return;
+    out += (out.empty() ? "" : ", ") + std::to_string(start.lsn + 1) + ".." + std::to_string(end.lsn);
+  };
+  for (const RunBelowHole& run : v.runs_below_hole) add(run.start, run.end);
+  add(v.extent.oldest, v.extent.end);
+  return out;
 }
 
 std::string damage_advice(const std::string& dir) {

@@ -6,18 +6,26 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "ingest/events/event.h"
 #include "ingest/log/wal_reader.h"
 
 namespace pm::ctl {
 
+// A run of segments below the last hole (wal::LogExtent::runs_below_hole) as verify_log() reads it.
+struct RunBelowHole {
+  wal::Position start;  // where its first segment's header says its records start
+  wal::Position end;    // the end of its last segment; its lsn is the last record's once the run is read
+};
+
 struct LogVerdict {
   bool ok = false;
   std::string problem;  // the diagnosis when not ok: what is damaged, where, and what it means
   wal::LogExtent extent;
   bool extent_known = false;
-  std::uint64_t records = 0, trades = 0;
+  std::vector<RunBelowHole> runs_below_hole;  // oldest first, once their segments' headers are read
+  std::uint64_t records = 0, trades = 0;  // of every run read, those below a hole included
   bool torn_tail = false;  // the last group is torn (the daemon cuts it at its next start)
   bool segment_missing = false;  // the problem: a segment file that was listed is gone
   // Not ok because a segment went missing while a daemon holds the log (it removes applied ones),
@@ -25,13 +33,23 @@ struct LogVerdict {
   bool cut_by_a_removal = false;
 };
 
-// Reads every record from the oldest segment to the end, decoding each event.
-// `on_event` (optional) sees each one and returns false to stop early. While a daemon holds the
-// log, a failed read is tried again (up to 3 reads in all) as long as nothing was passed to
-// `on_event` yet: the daemon may remove an applied segment while it is read.
+// Reads every record from the oldest segment to the end, decoding each event: first each run of
+// segments below a hole (applied segments kept for an unusable archive, some removed by a crash),
+// from its first segment's header to the end of its last segment, then the run that ends at the
+// newest segment (from extent.oldest to extent.end), all with the reader's checks (checksums, LSN
+// chain, group markers); a run must end before the next one starts (lsn and log offset).
+// `on_event` (optional) sees each one, in LSN order, and returns false to stop early. While a
+// daemon holds the log, a failed read is tried again (up to 3 reads in all) as long as nothing was
+// passed to `on_event` yet: the daemon may remove an applied segment while it is read.
 LogVerdict verify_log(const std::string& dir,
                       const std::function<bool(const wal::Record&, const Event&)>& on_event = {},
                       wal::LogFs& fs = wal::posix_log_fs());
+
+// The record bytes the verdict's runs hold: the main run's and those below a hole.
+std::uint64_t record_bytes(const LogVerdict& v);
+
+// The LSNs read when the whole log was read (`ok`), a range per run: "1..40, 61..200" ("" for none).
+std::string lsn_ranges(const LogVerdict& v);
 
 // What an operator can do about a damaged log, as a paragraph naming the commands.
 std::string damage_advice(const std::string& dir);

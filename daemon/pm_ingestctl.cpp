@@ -132,9 +132,11 @@ int print_log_status(const std::string& dir, const std::vector<std::pair<std::st
     return 2;
   }
   const std::string id = pm::wal::log_id_hex(v.extent.log_id);
-  std::cout << "log             " << id << " in " << dir << ": lsn " << v.extent.oldest.lsn + 1 << ".." << v.extent.end.lsn
-            << ", " << v.extent.segments << " segment(s), " << v.extent.end.log_offset - v.extent.oldest.log_offset
-            << " record bytes\n";
+  // Read whole, the LSNs of each run (those below a hole too); else where reading in order starts and ends.
+  std::string lsns = v.ok ? pm::ctl::lsn_ranges(v) : "";
+  if (lsns.empty()) lsns = std::to_string(v.extent.oldest.lsn + 1) + ".." + std::to_string(v.extent.end.lsn);
+  std::cout << "log             " << id << " in " << dir << ": lsn " << lsns << ", " << v.extent.segments << " segment(s), "
+            << pm::ctl::record_bytes(v) << " record bytes\n";
   if (!v.ok) {
     std::cout << "log health      DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;
@@ -198,7 +200,7 @@ int run_wal_verify(const po::variables_map& vm) {
   for (const auto& finding : v.extent.pending_recovery)
     std::cerr << "note: at its next start the daemon will have " << pm::wal::describe(finding) << "\n";
   std::cout << "log ok: " << v.records << " records"
-            << (v.records ? " (lsn " + std::to_string(v.extent.end.lsn - v.records + 1) + ".." + std::to_string(v.extent.end.lsn) + ")" : "")
+            << (v.records ? " (lsn " + pm::ctl::lsn_ranges(v) + ")" : "")
             << ", " << v.trades << " trades, " << v.records - v.trades << " triggers\n";
   return 0;
 }

@@ -183,10 +183,18 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   const SegmentHeader first = read_segment_header(fs, dir, listing.segments.front());
   extent.log_id = first.log_id;
   // Holes below the applied position are allowed, as the log's recovery allows them (wal.h); the
-  // records are read from the run of segments that ends at the newest.
+  // records are read in order from the run of segments that ends at the newest; the runs below the
+  // last hole are listed, each to be read on its own.
   if (state_valid && state.log_id == first.log_id) {
     check_no_gap_from_applied(dir, listing.segments, state.applied.segment);
-    extent.oldest = first_position(read_segment_header(fs, dir, first_of_newest_run(listing.segments)));
+    const std::uint64_t newest_run = first_of_newest_run(listing.segments);
+    extent.oldest = first_position(read_segment_header(fs, dir, newest_run));
+    for (const std::uint64_t segment : listing.segments) {
+      if (segment >= newest_run) break;
+      auto& runs = extent.runs_below_hole;
+      if (runs.empty() || runs.back().second + 1 != segment) runs.emplace_back(segment, segment);
+      else runs.back().second = segment;
+    }
   } else {
     check_no_gap(dir, listing.segments);
     extent.oldest = first_position(first);

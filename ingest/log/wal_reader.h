@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ingest/log/log_fs.h"
@@ -82,7 +83,12 @@ struct LogExtent {
   LogId log_id{};
   Position oldest;  // where reading every record starts: after the last hole below the applied position, if any
   Position end;
-  std::uint64_t segments = 0;
+  std::uint64_t segments = 0;  // every segment file, those below a hole included
+  // The runs of consecutive segments below the last hole (applied segments kept for an archive
+  // that could not be used, some removed by a crash: wal.h), oldest first, each as its first and
+  // last segment; empty when there is no hole. Each is read on its own, from its first segment's
+  // header to the end of its last segment.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> runs_below_hole;
   std::uint32_t newest_version = kFormatVersion;
   std::uint64_t newest_file_size = 0;
   TailState tail = TailState::Clean;

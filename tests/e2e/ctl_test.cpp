@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "ingest/log/wal_directory.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/producer.h"
@@ -109,13 +110,9 @@ TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
   std::filesystem::remove_all(dir);
 }
 
-// A crash among the removals of applied segments kept for an unusable archive can leave a hole
-// below the applied position, which the daemon accepts. `status` and `wal-verify` accept it too
-// (no damage, no advice to move the log away), and `status` reports a checkpoint below it as
-// damage, as the daemon refuses it (it said "log health ok").
-TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
-  TestDatabase tdb("ctl_hole");
-  DaemonHarness d(tdb.url());
+// A log of 2000 trades in 64 KiB segments, all applied and every segment kept (the daemon's
+// --archive-dir cannot be created, so nothing may be removed), the daemon stopped.
+void write_a_log_whose_archive_cannot_be_used(TestDatabase& tdb, DaemonHarness& d) {
   const std::string not_a_dir = d.dir() + "/not-a-dir";
   { std::ofstream(not_a_dir) << "a file"; }
   d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};  // nothing archived: all kept
@@ -131,6 +128,17 @@ TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
   }
   ASSERT_TRUE(wait_until([&] { return tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2000") == 1; }, 30s));
   EXPECT_EQ(d.stop(), 0);
+}
+
+// A crash among the removals of applied segments kept for an unusable archive can leave a hole
+// below the applied position, which the daemon accepts. `status` and `wal-verify` accept it too
+// (no damage, no advice to move the log away), and `status` reports a checkpoint below it as
+// damage, as the daemon refuses it (it said "log health ok").
+TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
+  TestDatabase tdb("ctl_hole");
+  DaemonHarness d(tdb.url());
+  write_a_log_whose_archive_cannot_be_used(tdb, d);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_TRUE(std::filesystem::exists(d.wal_dir() + "/0000000000000004.wal")) << "four segments or more";
   std::filesystem::remove(d.wal_dir() + "/0000000000000002.wal");
   const auto healthy = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
@@ -144,6 +152,62 @@ TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
   EXPECT_NE(below.output.find("a checkpoint of this log is at lsn 5 but the log can be read in order only from lsn"),
             std::string::npos)
       << below.output;
+}
+
+// The "N record bytes" of `status` output (0 when it is not there).
+std::uint64_t status_record_bytes(const std::string& output) {
+  const std::size_t end = output.find(" record bytes");
+  if (end == std::string::npos) return 0;
+  const std::size_t start = output.rfind(' ', end - 1);
+  return std::stoull(output.substr(start + 1, end - start - 1));
+}
+
+// The segments kept below such a hole are read by `wal-verify` too, each run from its first
+// segment's header to the end of its last, with the same checks: an intact run's records are
+// counted (and `status` counts its bytes), a damaged record in it is damage naming the file and
+// offset, exit 2 (they were never read: "log ok", exit 0, counting the records after the hole only).
+TEST(Ctl, WalVerifyReadsTheSegmentsKeptBelowAHole) {
+  TestDatabase tdb("ctl_hole_read");
+  DaemonHarness d(tdb.url());
+  write_a_log_whose_archive_cannot_be_used(tdb, d);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const auto segment = [&](std::uint64_t n) { return wal::segment_path(d.wal_dir(), n); };
+  ASSERT_TRUE(std::filesystem::exists(segment(5))) << "five segments or more";
+  const auto whole = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  ASSERT_EQ(whole.code, 0) << whole.output;
+  const std::uint64_t whole_bytes = status_record_bytes(whole.output);
+  ASSERT_GT(whole_bytes, 0u) << whole.output;
+  // Segment 3 removed: segments 1 and 2 are a run below the hole, 4 on the run read in order.
+  const std::uint64_t first3 = wal::read_segment_header(wal::posix_log_fs(), d.wal_dir(), 3).first_lsn;
+  const std::uint64_t first4 = wal::read_segment_header(wal::posix_log_fs(), d.wal_dir(), 4).first_lsn;
+  const std::uint64_t bytes3 = std::filesystem::file_size(segment(3)) - wal::kSegmentHeaderSize;
+  std::filesystem::remove(segment(3));
+  const auto verify = ctl({"wal-verify", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(verify.code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("log ok: " + std::to_string(2000 - (first4 - first3)) + " records (lsn 1.." +
+                               std::to_string(first3 - 1) + ", " + std::to_string(first4) + "..2000)"),
+            std::string::npos)
+      << verify.output;
+  const auto status = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(status.code, 0) << status.output;
+  EXPECT_EQ(status_record_bytes(status.output), whole_bytes - bytes3) << status.output;
+  EXPECT_NE(status.output.find("lsn 1.." + std::to_string(first3 - 1) + ", " + std::to_string(first4) + "..2000, "),
+            std::string::npos)
+      << status.output;
+
+  // A record of segment 2 damaged (past the header and group marker, inside the first record).
+  {
+    std::fstream f(segment(2), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(56 + 33 + 30);
+    f.put('\x7f');
+  }
+  const auto damaged = ctl({"wal-verify", "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(damaged.code, 2) << damaged.output;
+  EXPECT_NE(damaged.output.find("0000000000000002.wal at offset 89: checksum mismatch"), std::string::npos) << damaged.output;
+  EXPECT_NE(damaged.output.find("wal-dump --salvage"), std::string::npos) << damaged.output;
+  const auto damaged_status = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(damaged_status.code, 2) << damaged_status.output;
+  EXPECT_NE(damaged_status.output.find("log health      DAMAGED"), std::string::npos) << damaged_status.output;
 }
 
 TEST(Ctl, StatusResetVerifyAndDump) {

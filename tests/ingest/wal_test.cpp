@@ -249,6 +249,7 @@ TEST_F(WalHoleTest, InspectingALogWithAHoleBelowTheAppliedPositionFindsNoDamage)
   LogExtent extent;
   ASSERT_NO_THROW(extent = inspect_log(dir_.string())) << "a hole below the applied position";
   EXPECT_EQ(extent.oldest.segment, 4u);
+  EXPECT_EQ(extent.runs_below_hole, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 2}})) << "segment 2, kept below the hole";
   EXPECT_EQ(extent.end.lsn, all.back().lsn);
   WalReader reader(dir_.string(), extent.log_id, extent.oldest);
   std::uint64_t last = 0, read = 0;
