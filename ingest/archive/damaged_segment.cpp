@@ -93,6 +93,12 @@ SegmentSummary salvage_summary(wal::LogFs& fs, const std::string& wal_dir, const
   std::unique_ptr<wal::LogFile> file;
   if (const std::error_code ec = fs.open(wal::segment_path(wal_dir, header.segment), wal::OpenMode::Read, file); ec || file->size(s.file_bytes))
     throw std::system_error(ec ? ec : std::make_error_code(std::errc::io_error), "read " + wal::segment_path(wal_dir, header.segment));
+  std::optional<wal::SegmentHeader> next;
+  try {
+    next = wal::read_segment_header(fs, wal_dir, header.segment + 1);
+  } catch (const std::exception&) {
+    // No next segment (or an unreadable one): the last readable record's lsn stands.
+  }
   std::uint64_t last_lsn = 0;
   wal::SalvageCounts counts;
   wal::salvage_segment(
@@ -100,13 +106,8 @@ SegmentSummary salvage_summary(wal::LogFs& fs, const std::string& wal_dir, const
         add_event(s, r);
         return true;
       },
-      [&](const wal::SkippedRange& range) { skipped.push_back(range); });
-  try {
-    const wal::SegmentHeader next = wal::read_segment_header(fs, wal_dir, header.segment + 1);
-    if (next.log_id == header.log_id && next.first_lsn > s.last_lsn) s.last_lsn = next.first_lsn - 1;
-  } catch (const std::exception&) {
-    // No next segment (or an unreadable one): the last readable record's lsn stands.
-  }
+      [&](const wal::SkippedRange& range) { skipped.push_back(range); }, next);
+  if (next && next->log_id == header.log_id && next->first_lsn > s.last_lsn) s.last_lsn = next->first_lsn - 1;
   return s;
 }
 

@@ -190,9 +190,9 @@ void start_salvage(State& s) {
   cur.reader.reset();
   const std::uint64_t floor = s.have_last ? s.last_lsn : 0;
   const std::uint64_t before_next = lsn_before_next(s, s.current_index);
-  // A record whose lsn the next segment's header says is its own is superseded (the tail of a
-  // group cut after a failed write, brought back by a power loss): the next segment's record of
-  // that lsn is the one that was acknowledged.
+  // A record or skipped lsn that the next segment's header says is its own is superseded (the tail
+  // of a group cut after a failed write, brought back by a power loss): the next segment's record
+  // of that lsn is the one that was acknowledged, so neither is handed out nor counted as read.
   const auto on_record = [&](const wal::Record& r) {
     if (before_next != 0 && r.lsn > before_next) return true;
     if (r.lsn > floor) cur.salvaged.push_back(r);
@@ -200,7 +200,11 @@ void start_salvage(State& s) {
     return true;
   };
   const auto on_skip = [&](const wal::SkippedRange& r) {
-    const SkippedRange range = skipped_of(r, before_next);
+    SkippedRange range = skipped_of(r, before_next);
+    if (before_next != 0 && range.last_lsn >= range.first_lsn) {
+      if (range.first_lsn > before_next) return;
+      range.last_lsn = std::min(range.last_lsn, before_next);
+    }
     if (range.last_lsn >= range.first_lsn) cur.salvaged_last = std::max(cur.salvaged_last, range.last_lsn);
     report(s, range);
   };
@@ -234,6 +238,11 @@ void finish(State& s) {
     s.have_last = true;
   }
   s.current.reset();
+}
+
+// Whether bytes of the loaded segment, or segments, are left past the reader's position.
+bool more_to_read(const State& s) {
+  return s.current->reader->position().offset < s.current->limit.offset || s.next_index < s.segments.size();
 }
 
 // Record `lsn` of a running daemon's live log past what it had synced ends the chain.
@@ -280,7 +289,8 @@ std::optional<wal::Record> SegmentChain::next() {
     }
     // Checked before reading too: past the limit a group may still be half written, and the
     // reader would call it damage before returning the record the check below stops at.
-    if (!s.current->salvaging && past_live_limit(s, s.current->reader->position().lsn + 1)) return std::nullopt;
+    if (!s.current->salvaging && more_to_read(s) && past_live_limit(s, s.current->reader->position().lsn + 1))
+      return std::nullopt;
     std::optional<wal::Record> r = read_current(s);
     if (!r) {
       finish(s);

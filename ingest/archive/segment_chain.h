@@ -20,7 +20,8 @@
 //   read only up to the ceiling of its state file (wal_state.h): every record up to it had been
 //   synced, while a later one may be in a group whose fdatasync has not finished and may never
 //   (the daemon then exits, and its recovery cuts that group and gives its LSNs to new events).
-//   Reading ends at the first live record past it; stopped_at_live_limit() then says so. A log no
+//   Reading ends there, before any byte past it is read, when anything is left past it;
+//   stopped_at_live_limit() then says so. A log no
 //   process holds is read to its valid end as the storage holds it, the way the daemon's recovery
 //   reads it: its newest segment is synced and its clean cached pages dropped first (a group whose
 //   fdatasync failed stays cached, though never stored, and recovery cuts it).

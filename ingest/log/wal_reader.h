@@ -8,7 +8,8 @@
 //   marker, before any of its records is returned: its body must lie before the segment's end (the
 //   limit, in the limit's segment) and match the marker's checksum, and its records must fill it
 //   with the marker's count. Half a group of whole records is damage, never events. Reading that
-//   starts inside a group checks the groups from the next marker on.
+//   starts inside a group checks the groups from the next marker on. (GroupCheck::MarkersOnly, for
+//   a peek at one record, checks records one by one and does not read groups whole.)
 // - inspect_log() tells what a log directory holds without changing anything (operator tools;
 //   safe while a daemon appends).
 // Not thread-safe: one reader per thread. Reading a segment that is being appended is safe as long
@@ -81,7 +82,7 @@ std::string record_mismatch(const std::string& dir, LogId log_id, const Position
 // says whether bytes after it are a torn last group or corruption.
 struct LogExtent {
   LogId log_id{};
-  Position oldest;  // where reading every record starts: after the last hole below the applied position, if any
+  Position oldest;  // where the run of segments ending at the newest starts (after the last hole below the applied position, if any)
   Position end;
   std::uint64_t segments = 0;  // every segment file, those below a hole included
   // The runs of consecutive segments below the last hole (applied segments kept for an archive

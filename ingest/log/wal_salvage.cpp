@@ -1,5 +1,8 @@
 #include "ingest/log/wal_salvage.h"
 
+#include <algorithm>
+#include <optional>
+
 #include "ingest/log/segment_file.h"
 #include "ingest/log/wal_directory.h"
 
@@ -57,22 +60,33 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
   return e;
 }
 
-// The first LSN of segments[i] when it exists and its header is valid and continues the numbering
-// of the one before it; else 0 (unknown).
-std::uint64_t first_lsn_of(LogFs& fs, const std::string& dir, const std::vector<std::uint64_t>& segments, std::size_t i) {
-  if (i >= segments.size() || segments[i] != segments[i - 1] + 1) return 0;
+// The header of segments[i] when it is the segment right after segments[i - 1] and its header is
+// valid; else nullopt (none, a gap, or unreadable).
+std::optional<SegmentHeader> next_header_of(LogFs& fs, const std::string& dir, const std::vector<std::uint64_t>& segments,
+                                            std::size_t i) {
+  if (i >= segments.size() || segments[i] != segments[i - 1] + 1) return std::nullopt;
   try {
-    return read_segment_header(fs, dir, segments[i]).first_lsn;
+    return read_segment_header(fs, dir, segments[i]);
   } catch (const std::exception&) {
-    return 0;
+    return std::nullopt;
   }
+}
+
+// Where the records of the segment `header` heads end in its file, by the next segment's header
+// (its base offset counts the record bytes before it); UINT64_MAX when that header does not speak
+// for this segment (another log, or numbers that do not follow on).
+std::uint64_t records_end_by_next(const SegmentHeader& header, const std::optional<SegmentHeader>& next) {
+  if (!next || next->log_id != header.log_id || next->segment != header.segment + 1 || next->base_offset < header.base_offset ||
+      next->first_lsn < header.first_lsn)
+    return UINT64_MAX;
+  return kSegmentHeaderSize + (next->base_offset - header.base_offset);
 }
 
 }  // namespace
 
 bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
                      const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
-                     std::uint64_t next_first_lsn) {
+                     const std::optional<SegmentHeader>& next) {
   const std::string path = segment_path(dir, segment);
   SegmentHeader header;
   try {
@@ -83,7 +97,13 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
     return true;
   }
   SegmentFile f(fs, path);
-  const std::uint64_t size = f.size();
+  const std::uint64_t file_size = f.size();
+  // Bytes past where the next segment says this one's records end are a stale tail: never read.
+  const std::uint64_t size = std::min(file_size, records_end_by_next(header, next));
+  if (size < file_size) {
+    ++counts.superseded_tails;
+    counts.superseded_bytes += file_size - size;
+  }
   Position pos = first_position(header);
   if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
   while (pos.offset < size) {
@@ -104,11 +124,6 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
       pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
       last_lsn = pos.lsn;
       e = next;
-    }
-    if (next_first_lsn != 0 && e.header.lsn >= next_first_lsn) {  // the next segment has these LSNs
-      ++counts.superseded_tails;
-      counts.superseded_bytes += size - pos.offset;
-      break;
     }
     const Position start = pos;
     pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
@@ -134,7 +149,7 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
   std::uint64_t last_lsn = 0;
   const std::vector<std::uint64_t> segments = list_log_dir(fs, dir).segments;
   for (std::size_t i = 0; i < segments.size(); ++i)
-    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, first_lsn_of(fs, dir, segments, i + 1))) break;
+    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, next_header_of(fs, dir, segments, i + 1))) break;
   return counts;
 }
 

@@ -6,6 +6,7 @@
 // next offset holding a valid record (or group marker) whose LSN comes later. Stateless.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "ingest/log/log_fs.h"
@@ -27,8 +28,9 @@ struct SalvageCounts {
   std::uint64_t skipped_ranges = 0;
   std::uint64_t skipped_bytes = 0;
   std::uint64_t unreadable_segments = 0;  // no valid header: skipped whole
-  // Segments ending in records whose LSNs the next segment starts with (a write that failed and
-  // was cut, brought back by a power loss; never acknowledged): those bytes are not returned.
+  // Segments whose file runs past where the next segment's header says their records end (a write
+  // that failed and was cut, brought back by a power loss; never acknowledged): those bytes are
+  // not read.
   std::uint64_t superseded_tails = 0;
   std::uint64_t superseded_bytes = 0;
 };
@@ -39,11 +41,12 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
                           const std::function<void(const SkippedRange&)>& on_skip);
 
 // The same for segment `segment` of `dir` alone, adding to `counts`. `last_lsn` is the LSN read last
-// before it (0: none), and is updated. `next_first_lsn` is the first LSN of the segment after it
-// (0: none or unknown): from the first record or marker of that LSN or later on, the rest of the
-// segment is superseded (counted, not returned). False when `on_record` asked to stop.
+// before it (0: none), and is updated. `next` is the header of the segment after it, when there is
+// one and it is readable: of this log and numbered next, its base offset says where this segment's
+// records end, and the bytes after that are superseded (counted, not read). False when `on_record`
+// asked to stop.
 bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
                      const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
-                     std::uint64_t next_first_lsn = 0);
+                     const std::optional<SegmentHeader>& next = std::nullopt);
 
 }  // namespace pm::wal

@@ -22,6 +22,7 @@
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_reader.h"
+#include "ingest/log/wal_scan.h"
 #include "ingest/log/wal_state.h"
 #include "repos/util/crc32c.h"
 #include "tests/support/daemon_harness.h"
@@ -861,6 +862,16 @@ TEST_F(ChainTest, AStaleHalfGroupWhoseLsnsTheNextSegmentStartsWithIsNeverRead) {
   EXPECT_EQ(last_read, next_first - 1);
   // read_lsns() compares every payload with the log's own.
   EXPECT_EQ(read_lsns(chain, 1, true), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+  // The stale marker and first record damaged too (torn): salvage resumes at the second stale
+  // record; neither it nor the damaged range may stand for the next segment's LSNs.
+  std::string torn = bytes + stale.substr(0, spans[0].record_ends[1] - wal::kSegmentHeaderSize);
+  torn[bytes.size() + 3] = static_cast<char>(torn[bytes.size() + 3] ^ 0x40);
+  torn[bytes.size() + wal::kGroupMarkerSize + 20] = static_cast<char>(torn[bytes.size() + wal::kGroupMarkerSize + 20] ^ 0x40);
+  write_file(live_path(4), torn);
+  SegmentChain again = SegmentChain::discover(pfs(), {arch_, wal_});
+  EXPECT_EQ(read_lsns(again, 1, true), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
 }
 
 TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {
@@ -954,7 +965,8 @@ TEST_F(ArchiveTest, ARunningLogIsReadOnlyUpToWhatItHadSynced) {
 
 // Past the ceiling of a log in use a group may be half written, with a later one already there
 // (a scan calls that damage, not a torn tail): the chain stops at the ceiling before it reads
-// there, instead of calling the half group damage.
+// there, instead of calling the half group damage (the reader checks a group whole at its marker,
+// before the record past the ceiling that stops the chain).
 TEST_F(ArchiveTest, ARunningLogIsNotCalledDamagedForAHalfGroupPastItsCeiling) {
   wal::Options o;
   o.dir = wal_;
@@ -963,12 +975,13 @@ TEST_F(ArchiveTest, ARunningLogIsNotCalledDamagedForAHalfGroupPastItsCeiling) {
   std::vector<wal::Appended> out;
   ASSERT_EQ(log->append(std::vector<std::string>{event_payload(0), event_payload(1), event_payload(2)}, out), wal::AppendStatus::Ok);
   ASSERT_TRUE(log->persist_applied());  // the state's ceiling: lsn 3
-  const std::string half = group_bytes(4, {event_payload(3), event_payload(4)});
-  const std::vector<test::GroupSpan> spans = test::groups_in(std::string(wal::kSegmentHeaderSize, '\0') + half);
-  ASSERT_EQ(spans.size(), 1u);
+  // A group whose second record is not all there yet (a byte of it still different), then a whole
+  // later one: the scan calls that damage, so the chain does not cut it off as a torn tail.
+  std::string unfinished = group_bytes(4, {event_payload(3), event_payload(4)});
+  unfinished[unfinished.size() - 5] = static_cast<char>(unfinished[unfinished.size() - 5] ^ 0x40);
   const std::string live = live_path(1);
-  write_file(live, read_file(live) + half.substr(0, spans[0].record_ends[0] - wal::kSegmentHeaderSize) +
-                       group_bytes(5, {event_payload(4)}));
+  write_file(live, read_file(live) + unfinished + group_bytes(6, {event_payload(5)}));
+  ASSERT_EQ(wal::scan_segment(pfs(), live).tail, wal::TailState::Corrupt);
   SegmentChain running = SegmentChain::discover(pfs(), {wal_});
   ASSERT_TRUE(running.live_limit().has_value());
   EXPECT_EQ(running.live_limit()->lsn, 3u);
@@ -1071,6 +1084,7 @@ TEST_F(ArchiveTest, AnIdleLogRaisesItsCeilingToItsDurableEnd) {
   }, std::chrono::seconds(5)));
   SegmentChain chain = SegmentChain::discover(pfs(), {wal_});
   EXPECT_EQ(lsns_of(chain), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_FALSE(chain.stopped_at_live_limit());  // nothing was held back: replay says nothing of it
 }
 
 }  // namespace

@@ -694,24 +694,33 @@ TEST_F(WalTest, SalvageSkipsAStaleHalfGroupWhoseLsnsTheNextSegmentStartsWith) {
   for (std::uint64_t k = 0; k < 4; ++k) append_record(stale, next_first + k, kRecordEvent, "stale-" + std::to_string(k));
   finish_group(stale, marker, 4);
   const std::size_t kept = kGroupMarkerSize + 2 * (kRecordHeaderSize + 7);  // the marker and two whole records
-  {
-    std::ofstream out(first, std::ios::binary | std::ios::trunc);
-    out << bytes << stale.substr(0, kept);
+  // As it was written, and with its marker and first record damaged (torn): the salvage of the
+  // second would resume at the second stale record.
+  for (const bool damaged : {false, true}) {
+    std::string tail = stale.substr(0, kept);
+    if (damaged) {
+      tail[3] = static_cast<char>(tail[3] ^ 0x40);
+      tail[kGroupMarkerSize + 20] = static_cast<char>(tail[kGroupMarkerSize + 20] ^ 0x40);
+    }
+    {
+      std::ofstream out(first, std::ios::binary | std::ios::trunc);
+      out << bytes << tail;
+    }
+    std::vector<std::string> salvaged;
+    std::vector<SkippedRange> skipped;
+    const SalvageCounts counts = salvage_log(
+        posix_log_fs(), dir_.string(),
+        [&](const Record& r) {
+          EXPECT_EQ(r.lsn, salvaged.size() + 1);
+          salvaged.push_back(r.payload);
+          return true;
+        },
+        [&](const SkippedRange& r) { skipped.push_back(r); });
+    EXPECT_EQ(salvaged, written) << "damaged " << damaged;
+    EXPECT_TRUE(skipped.empty()) << "damaged " << damaged;
+    EXPECT_EQ(counts.superseded_tails, 1u);
+    EXPECT_EQ(counts.superseded_bytes, kept);
   }
-  std::vector<std::string> salvaged;
-  std::vector<SkippedRange> skipped;
-  const SalvageCounts counts = salvage_log(
-      posix_log_fs(), dir_.string(),
-      [&](const Record& r) {
-        EXPECT_EQ(r.lsn, salvaged.size() + 1);
-        salvaged.push_back(r.payload);
-        return true;
-      },
-      [&](const SkippedRange& r) { skipped.push_back(r); });
-  EXPECT_EQ(salvaged, written);
-  EXPECT_TRUE(skipped.empty());
-  EXPECT_EQ(counts.superseded_tails, 1u);
-  EXPECT_EQ(counts.superseded_bytes, kept);
 }
 
 TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
