@@ -36,14 +36,18 @@ DirectoryListing list_log_dir(LogFs& fs, const std::string& dir) {
   return out;
 }
 
+std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& path) {
+  try {
+    return std::make_unique<SegmentFile>(fs, path);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::no_such_file_or_directory) throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
+    throw WalCorruption(path, 0, std::string("cannot open segment: ") + e.what());
+  }
+}
+
 SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment) {
   const std::string path = segment_path(dir, segment);
-  std::unique_ptr<SegmentFile> file;
-  try {
-    file = std::make_unique<SegmentFile>(fs, path);
-  } catch (const std::system_error& e) {
-    throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
-  }
+  const std::unique_ptr<SegmentFile> file = open_segment_file(fs, path);
   const char* p = file->read(0, kSegmentHeaderSize, kSegmentHeaderSize);
   SegmentHeader h;
   if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(path, 0, "invalid segment header");

@@ -3,10 +3,12 @@
 // The one place that lists a log directory and reads a segment's header (writer, reader, tools).
 // Stateless; safe from any thread.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ingest/log/log_fs.h"
+#include "ingest/log/segment_file.h"
 #include "ingest/log/wal_format.h"
 
 namespace pm::wal {
@@ -29,6 +31,10 @@ DirectoryListing list_log_dir(LogFs& fs, const std::string& dir);
 // The header of `segment` in `dir`, checked (magic, CRC, the number in its name).
 // Throws WalCorruption when it is not valid, or the file is missing.
 SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment);
+// Opens a segment file for reading. Throws WalCorruption: "segment missing" (kSegmentMissing,
+// segment_missing()) only when there is no such file, "cannot open segment" for any other error
+// (a permission or I/O error is not a segment removed meanwhile).
+std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& path);
 
 // Where a segment's first record starts, from its header.
 Position first_position(const SegmentHeader& header);

@@ -24,11 +24,7 @@ void WalReader::open_segment(std::uint64_t segment) {
                                        ", expected " + std::to_string(position_.lsn + 1) + ")");
     position_ = first_position(h);
   }
-  try {
-    file_ = std::make_unique<SegmentFile>(fs_, path);
-  } catch (const std::system_error& e) {
-    throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
-  }
+  file_ = open_segment_file(fs_, path);
   file_segment_ = segment;
   sealed_size_.reset();
 }

@@ -12,11 +12,13 @@
 #include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <thread>
 
 #include "repos/util/crc32c.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_salvage.h"
 #include "tests/ingest/wal_dir_test.h"
@@ -731,6 +733,45 @@ TEST_F(WalTest, MissingSegmentInTheMiddleIsReported) {
   }
   fs::remove(dir_ / segment_file_name(2));
   EXPECT_THROW(WriteAheadLog::open(options(1024)), WalCorruption);
+}
+
+// Only a segment file that is not there is "missing" (what tools beside a running daemon take for a
+// segment removed meanwhile, and retry); any other failure to open one is damage of its own.
+TEST_F(WalTest, ASegmentThatCannotBeOpenedIsNotMissing) {
+  Position oldest;
+  LogId id{};
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 10; ++i) append(*log, i * 10, 10);
+    ASSERT_GT(log->stats().segments, 2u);
+    oldest = log->oldest();
+    id = log->log_id();
+  }
+  const fs::path second = dir_ / segment_file_name(2);
+  fs::remove(second);
+  fs::create_symlink(second.filename(), second);  // a loop: open() fails with ELOOP
+  const auto read_all_of = [&] {
+    WalReader reader(dir_.string(), id, oldest);
+    while (reader.next(Position{3, UINT64_MAX, 0, UINT64_MAX})) {
+    }
+  };
+  for (const auto& attempt : std::vector<std::function<void()>>{[&] { read_segment_header(posix_log_fs(), dir_.string(), 2); }, read_all_of}) {
+    try {
+      attempt();
+      ADD_FAILURE() << "no error";
+    } catch (const WalCorruption& e) {
+      EXPECT_EQ(e.file(), second.string());
+      EXPECT_FALSE(e.segment_missing()) << e.what();
+      EXPECT_NE(std::string(e.what()).find("cannot open segment"), std::string::npos) << e.what();
+    }
+  }
+  fs::remove(second);
+  try {
+    read_all_of();
+    ADD_FAILURE() << "no error";
+  } catch (const WalCorruption& e) {
+    EXPECT_TRUE(e.segment_missing()) << e.what();
+  }
 }
 
 TEST_F(WalTest, LeftoverTemporarySegmentIsRemoved) {
