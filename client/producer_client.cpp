@@ -7,6 +7,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
@@ -156,12 +158,24 @@ ProducerClient::Impl::~Impl() {
   ::close(wake_fd_);
 }
 
+// Whether the daemon would take `line` for a hello were it line 1 of a connection (docs/protocol.md:
+// an object with a "hello" member and no "type" member; it looks only at lines holding "hello" in
+// quotes). Resent lines are numbered from 1 again on a new connection, so such a line could switch
+// the connection's format and every later line be acknowledged without being stored.
+static bool reads_as_hello(const std::string& line) {
+  if (line.find("\"hello\"") == std::string::npos) return false;
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (parser.parse(line).get_object().get(object) != simdjson::SUCCESS) return false;
+  return object.at_key("hello").error() == simdjson::SUCCESS && object.at_key("type").error() != simdjson::SUCCESS;
+}
+
 // Why `line` cannot be sent as one protocol line ("" when it can).
 static std::string unsendable(const std::string& line) {
   if (line.find('\n') != std::string::npos) return "the line contains a newline: it would be several lines to the daemon";
-  const std::size_t start = line.find_first_not_of(" \t\r");
-  if (start != std::string::npos && line.compare(start, 8, "{\"hello\"") == 0)
-    return "a hello line: the client sends it on every connection (ProducerOptions::format)";
+  if (reads_as_hello(line))
+    return "a hello line (an object with a \"hello\" member and no \"type\"): the client sends the hello itself on every "
+           "connection (ProducerOptions::format)";
   return "";
 }
 

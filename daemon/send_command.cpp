@@ -1,6 +1,7 @@
 #include "daemon/send_command.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -43,6 +44,9 @@ OpenInputs open_inputs(const std::vector<std::string>& names, std::istream& stan
       open.streams.emplace_back("stdin", &standard_input);
       continue;
     }
+    // A directory opens, and its first read fails: read as empty input, it sent nothing and exited 0.
+    std::error_code ec;
+    if (std::filesystem::is_directory(name, ec)) throw std::invalid_argument("cannot read " + name + ": it is a directory");
     auto file = std::make_unique<std::ifstream>(name, std::ios::binary);
     if (!*file) throw std::invalid_argument("cannot read " + name);
     open.streams.emplace_back(name, file.get());
@@ -116,14 +120,15 @@ client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin
 // Where reading stopped after the client gave up ("" when the input was read to its end).
 struct StoppedReading {
   std::string after;                  // the origin of the last line sent
-  std::string why;                    // the client's reason for its first give-up
+  std::string why;                    // the client's reason for its first give-up, or the read error
+  bool read_failed = false;           // an input could not be read to its end
   std::vector<std::string> not_read;  // inputs after the one being read
 };
 
 void print_stop(const StoppedReading& stop) {
   if (stop.after.empty()) return;
-  std::cout << fmt::format("stopped reading after {}: the client gave up ({}); the lines after it were not sent\n",
-                           stop.after, stop.why);
+  std::cout << fmt::format("stopped reading after {}: {}; the lines after it were not sent\n", stop.after,
+                           stop.read_failed ? stop.why : "the client gave up (" + stop.why + ")");
   if (!stop.not_read.empty()) std::cout << fmt::format("inputs not read: {}\n", fmt::join(stop.not_read, ", "));
 }
 
@@ -210,7 +215,9 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
         continue;
       }
       InputReader reader(name, *stream);
+      std::string last_origin = name + " (before its first line)";
       for (InputLine line; stop.after.empty() && reader.next(line); ++sent) {
+        last_origin = line.origin;
         producer.send(std::move(line.text), recorder(outcomes, line.origin));
         // The first give-up ends the run: waiting give_up_after again for each later window of
         // max_in_flight lines stretched a dead daemon's 60 s into an hour for a large input.
@@ -219,15 +226,22 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
           stop.why = std::move(why);
         }
       }
+      // A read error ends the stream as end of input would: the rest of it was never sent.
+      if (stream->bad() && stop.after.empty()) {
+        stop.after = std::move(last_origin);
+        stop.why = "reading " + name + " failed";
+        stop.read_failed = true;
+      }
     }
     // The client gives lines up after give_up_after without progress; after a give-up, the
     // lines in flight are given up at once.
-    producer.close(stop.after.empty() ? std::chrono::milliseconds(std::chrono::hours(24)) : std::chrono::milliseconds(0));
+    const bool gave_up = !stop.after.empty() && !stop.read_failed;
+    producer.close(gave_up ? std::chrono::milliseconds(0) : std::chrono::milliseconds(std::chrono::hours(24)));
     stats = producer.stats();
   }
   print_summary(c, sent, inputs.size(), stats, outcomes);
   print_stop(stop);
-  return outcomes.acked == sent ? 0 : 1;
+  return outcomes.acked == sent && !stop.read_failed ? 0 : 1;
 }
 
 }  // namespace pm::ctl

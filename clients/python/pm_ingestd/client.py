@@ -20,6 +20,20 @@ log = logging.getLogger("pm_ingestd")
 
 #: The daemon's own line format (docs/protocol.md); no hello line is sent for it.
 DEFAULT_FORMAT = "pm-ingestd"
+
+
+def _reads_as_hello(text: str) -> bool:
+    """Whether the daemon would take ``text`` for a hello were it line 1 of a connection (an object
+    with a ``hello`` member and no ``type``; it looks only at lines holding ``"hello"``). Lines sent
+    again after a reconnect are numbered from 1 again, so such a line could switch the connection's
+    format, and every later line be acknowledged without being stored."""
+    if '"hello"' not in text:
+        return False
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and "hello" in obj and "type" not in obj
 #: Formats this client knows of. Others are sent as given; the daemon refuses an unknown one.
 FORMATS = (DEFAULT_FORMAT, "clob-ws-market", "data-api-trades", "clob-rest-trades")
 
@@ -386,6 +400,9 @@ class IngestClient:
         loop = self._require_loop()
         if "\n" in text:
             raise ValueError("a line may not contain a newline")
+        if _reads_as_hello(text):
+            raise ValueError("a hello line (an object with a \"hello\" member and no \"type\"): the "
+                             "client sends the hello itself on every connection (its format)")
         if self._closing or self._closed:
             raise ClientClosedError("client is closing") from self._fatal
         self._seq += 1

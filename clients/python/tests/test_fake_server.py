@@ -238,6 +238,28 @@ async def test_a_reply_of_an_unknown_kind_is_ignored_and_the_connection_kept(wor
 
 
 @async_test(30)
+async def test_a_line_the_daemon_would_take_for_a_hello_is_refused_before_sending(workdir: Path) -> None:
+    """Lines are numbered from 1 again on a new connection: a line the daemon reads as a hello (an
+    object with a "hello" member and no "type"), sent first after a reconnect, would switch the
+    connection's format and later lines be acknowledged without being stored."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        await connecting
+        for text in (HELLO, ' { "hello" : {"format":"clob-ws-market"}}', '{"x":1,"hello":{"format":"clob-ws-market"}}'):
+            with pytest.raises(ValueError, match="hello"):
+                client.submit_text(text)
+        with pytest.raises(ValueError, match="hello"):
+            client.submit({"hello": {"format": "clob-ws-market"}})
+        fut = client.submit_text('{"type":"trade","hello":1}')  # a type: data, not a hello
+        assert await c1.line() == '{"type":"trade","hello":1}'
+        c1.ack(1)
+        await fut
+        assert await client.close() == 0
+
+
+@async_test(30)
 async def test_connection_refused_with_busy_line_zero_reconnects(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
