@@ -62,14 +62,6 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
   EXPECT_NE(no_file.output.find("cannot read --database-url-file /nonexistent/url: No such file or directory"), std::string::npos)
       << no_file.output;
   EXPECT_EQ(ctl({"frobnicate"}).code, 2);
-  // An input that opens but cannot be read (a directory; /proc/self/mem, whose reads fail with EIO)
-  // sent nothing and exited 0, as for an empty file.
-  const auto directory = ctl({"send", "--socket", "/nonexistent/sock", "--input", "/tmp"});
-  EXPECT_EQ(directory.code, 1) << directory.output;  // as for a file that is not there
-  EXPECT_NE(directory.output.find("cannot read /tmp: it is a directory"), std::string::npos) << directory.output;
-  const auto unreadable = ctl({"send", "--socket", "/nonexistent/sock", "--input", "/proc/self/mem"});
-  EXPECT_EQ(unreadable.code, 1) << unreadable.output;
-  EXPECT_NE(unreadable.output.find("reading /proc/self/mem failed"), std::string::npos) << unreadable.output;
   // Usage errors exit 2, as the usage says (they exited 1, like a failure while a command ran).
   for (const std::vector<std::string>& usage : {std::vector<std::string>{"wal-verify"}, {"wal-dump"}, {"replay"},
                                                 {"archive", "list"}, {"replay", "--dry-run", "--source", "/nonexistent", "--until", "yesterday"},
@@ -88,6 +80,17 @@ TEST(Ctl, UnreachableDatabaseIsAClearErrorWithoutThePassword) {
     EXPECT_NE(bad.output.find("--connect-attempts must be between 1 and 1000 (" + std::string(attempts) + " given)"), std::string::npos)
         << bad.output;
   }
+}
+
+// An input that opens but cannot be read (a directory; /proc/self/mem, whose reads fail with EIO)
+// sent nothing and exited 0, as for an empty file.
+TEST(Ctl, SendFailsOnAnInputItCannotRead) {
+  const auto directory = ctl({"send", "--socket", "/nonexistent/sock", "--input", "/tmp"});
+  EXPECT_EQ(directory.code, 1) << directory.output;  // as for a file that is not there
+  EXPECT_NE(directory.output.find("cannot read /tmp: it is a directory"), std::string::npos) << directory.output;
+  const auto unreadable = ctl({"send", "--socket", "/nonexistent/sock", "--input", "/proc/self/mem"});
+  EXPECT_EQ(unreadable.code, 1) << unreadable.output;
+  EXPECT_NE(unreadable.output.find("reading /proc/self/mem failed"), std::string::npos) << unreadable.output;
 }
 
 // Counts are read signed and bounded: "-1" wrapped to 2^64-1 (a replay batch of the whole archive
