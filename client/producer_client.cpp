@@ -96,6 +96,18 @@ class ProducerClient::Impl {
   Entry* written_entry(std::uint64_t line);  // a line of this connection not yet resolved, or null
   void resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail);
   void publish();  // counts, then callbacks, then room for send(): the outcomes resolved so far
+  // Runs a caller's callback: one that throws must neither end the I/O thread (std::terminate,
+  // with every unresolved line in memory) nor skip the callbacks after it. Counted, then dropped.
+  template <class F, class... Args>
+  void call_back(F& f, Args&&... args) noexcept {
+    if (!f) return;
+    try {
+      f(std::forward<Args>(args)...);
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      ++stats_.callback_errors;
+    }
+  }
   void give_up_all(const std::string& why, LineOutcome::Status status = LineOutcome::Status::Unacknowledged,
                    const std::string& detail = "");
   bool outstanding() const { return !written_.empty() || !to_send_.empty() || !busy_.empty(); }
@@ -218,8 +230,7 @@ void ProducerClient::Impl::send_all(std::vector<Outgoing> lines) {
     }
   }
   if (wake) ring();
-  for (auto& [done, outcome] : resolved)
-    if (done) done(outcome);
+  for (auto& [done, outcome] : resolved) call_back(done, outcome);
 }
 
 void ProducerClient::Impl::ring() {
@@ -371,7 +382,7 @@ bool ProducerClient::Impl::write_out() {
     ++lines;
     if (e.gone || e.first_written != Clock::time_point{}) continue;
     e.first_written = now;
-    if (e.on_written) e.on_written(now);
+    call_back(e.on_written, now);
   }
   count([&](ProducerStats& s) { s.written += lines; });
   // Drop what was written: all of it, or a long written prefix (out_ keeps its capacity, so a
@@ -494,8 +505,7 @@ void ProducerClient::Impl::publish() {
     stats_.unacknowledged += settled_.unacknowledged;
     for (const auto& [reason, n] : settled_.rejected_by_reason) stats_.rejected_by_reason[reason] += n;
   }
-  for (auto& [done, outcome] : settled_.outcomes)
-    if (done) done(outcome);
+  for (auto& [done, outcome] : settled_.outcomes) call_back(done, outcome);
   {
     std::lock_guard lock(mu_);
     unresolved_ -= settled_.outcomes.size();

@@ -78,6 +78,9 @@ struct ProducerStats {
   std::uint64_t resent = 0;        // lines written again (after a reconnect, or after `busy`)
   std::uint64_t busy = 0;          // `busy` replies (each line sent again)
   std::uint64_t reconnects = 0;
+  // Callbacks (done, on_written) that threw: the exception is dropped, and the line's outcome and
+  // every other line's callbacks stand.
+  std::uint64_t callback_errors = 0;
   std::map<std::string, std::uint64_t> rejected_by_reason;
 };
 

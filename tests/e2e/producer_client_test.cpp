@@ -408,6 +408,39 @@ TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
   EXPECT_THROW(ProducerClient(ProducerOptions{d.socket(), "gamma"}), std::invalid_argument);
 }
 
+// A caller's callback that throws ran on the I/O thread: std::terminate, and every line in memory
+// lost with the process; one thrown for a line refused without sending skipped the callbacks of
+// the rest of its send_all(). The exception is counted and dropped; every line still resolves.
+TEST(ProducerClient, ACallbackThatThrowsEndsNeitherTheClientNorTheOtherCallbacks) {
+  TestDatabase tdb("client_throwing_callback");
+  DaemonHarness d(tdb.url());
+  d.start();
+  ProducerClient producer(options_for(d));
+  std::atomic<int> resolved{0};
+  std::vector<ProducerClient::Outgoing> lines;
+  lines.push_back({"two\nlines", [&](const LineOutcome&) {  // refused without sending: called in send_all
+                     ++resolved;
+                     throw std::runtime_error("a caller's bug");
+                   },
+                   nullptr});
+  for (int i = 0; i < 20; ++i)
+    lines.push_back({trade_line("c", "throwing-" + std::to_string(i)),
+                     [&, i](const LineOutcome& out) {
+                       EXPECT_TRUE(out.acked()) << out.reason << ": " << out.detail;
+                       ++resolved;
+                       if (i % 5 == 0) throw std::runtime_error("a caller's bug");
+                     },
+                     [i](std::chrono::steady_clock::time_point) {
+                       if (i == 7) throw std::logic_error("another");
+                     }});
+  producer.send_all(std::move(lines));
+  ASSERT_TRUE(producer.flush(std::chrono::seconds(30)));
+  EXPECT_EQ(resolved.load(), 21);
+  EXPECT_EQ(producer.stats().callback_errors, 6u);  // the refused line's, four acks', one write's
+  EXPECT_TRUE(producer.send(trade_line("c", "after")).get().acked());
+  EXPECT_TRUE(wait_until([&] { return query_count(tdb.url(), "SELECT count(*) FROM polymarket_trades WHERE trade_id LIKE 'throwing-%'") == 20; }, 30s));
+}
+
 // A connection refused with `busy` line 0 (--max-connections reached) is tried again with a
 // growing backoff until the daemon takes it; its lines then get through.
 TEST(ProducerClient, AConnectionRefusedAtTheLimitIsTriedAgainUntilTaken) {
