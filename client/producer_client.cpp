@@ -404,7 +404,10 @@ bool ProducerClient::Impl::read_in() {
   std::size_t start = 0;
   for (std::size_t nl; (nl = in_.find('\n', start)) != std::string::npos; start = nl + 1) {
     handle(parser_.parse(std::string_view(in_).substr(start, nl - start)));
-    if (fd_ < 0) return true;  // the hello was refused
+    if (fd_ < 0) {  // the hello was refused, or the reply broke the protocol: the rest is not read
+      in_.clear();
+      return true;
+    }
   }
   in_.erase(0, start);
   return true;
@@ -412,6 +415,12 @@ bool ProducerClient::Impl::read_in() {
 
 void ProducerClient::Impl::handle(const Reply& reply) {
   if (reply.kind == Reply::Kind::Error) return handle_error(reply);
+  if (reply.kind == Reply::Kind::Malformed || (reply.kind == Reply::Kind::Ack && reply.line >= first_written_line_ + written_.size())) {
+    // A reply that cannot be matched to lines (an error lost in it, or lines acked that were never
+    // written): trust nothing more on this connection; what is unacknowledged goes again.
+    count([](ProducerStats& s) { ++s.protocol_errors; });
+    return disconnect();
+  }
   if (reply.kind != Reply::Kind::Ack) return;
   connect_failures_ = 0;
   if (hello_sent_ && reply.line >= 1) hello_accepted_ = true;

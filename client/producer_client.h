@@ -81,6 +81,9 @@ struct ProducerStats {
   // Callbacks (done, on_written) that threw: the exception is dropped, and the line's outcome and
   // every other line's callbacks stand.
   std::uint64_t callback_errors = 0;
+  // Replies that broke the protocol (not JSON, a mistyped ack or error, an ack of lines never
+  // written): the connection is dropped and the unacknowledged lines are sent again.
+  std::uint64_t protocol_errors = 0;
   std::map<std::string, std::uint64_t> rejected_by_reason;
 };
 

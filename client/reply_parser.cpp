@@ -29,15 +29,21 @@ Reply ReplyParser::parse(std::string_view text) {
     reply.line = n;
     return reply;
   }
+  reply.kind = Reply::Kind::Malformed;
   simdjson::dom::object obj;
   if (impl_->parser.parse(text.data(), text.size()).get(obj) != simdjson::SUCCESS) return reply;
   std::uint64_t n = 0;
-  if (obj["ack"].get(n) == simdjson::SUCCESS) {
+  if (obj.at_key("ack").error() == simdjson::SUCCESS) {
+    if (obj["ack"].get(n) != simdjson::SUCCESS) return reply;
     reply.kind = Reply::Kind::Ack;
     reply.line = n;
     return reply;
   }
   std::string_view reason, detail;
+  if (obj.at_key("error").error() != simdjson::SUCCESS) {
+    reply.kind = Reply::Kind::Unknown;
+    return reply;
+  }
   if (obj["error"].get(reason) != simdjson::SUCCESS || obj["line"].get(n) != simdjson::SUCCESS) return reply;
   if (obj["detail"].get(detail) != simdjson::SUCCESS) detail = {};
   reply.kind = Reply::Kind::Error;

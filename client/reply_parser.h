@@ -10,7 +10,9 @@
 namespace pm::client {
 
 struct Reply {
-  enum class Kind { Ack, Error, Unknown };
+  // Unknown: a JSON object of another kind (a newer daemon's; ignored). Malformed: not a JSON
+  // object, or an `ack` or `error` reply whose fields are missing or mistyped.
+  enum class Kind { Ack, Error, Unknown, Malformed };
   Kind kind = Kind::Unknown;
   std::uint64_t line = 0;  // Ack: N; Error: K
   std::string reason;
@@ -21,7 +23,7 @@ class ReplyParser {
  public:
   ReplyParser();
   ~ReplyParser();
-  Reply parse(std::string_view text);  // never throws; Unknown for anything else
+  Reply parse(std::string_view text);  // never throws
 
  private:
   struct Impl;

@@ -391,6 +391,43 @@ TEST(ProducerClient, AHelloAnsweredBusyIsTriedAgainOnANewConnection) {
   EXPECT_EQ(producer.stats().busy, 1u);
 }
 
+// A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
+// or believed: the line whose error was lost in it was reported acked when the next ack covered
+// it. The client drops the connection, counts it, and sends the unacknowledged lines again.
+TEST(ProducerClient, AReplyThatBreaksTheProtocolDropsTheConnectionAndTheLinesGoAgain) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.reconnect_initial = 10ms;
+  ProducerClient producer(o);
+  auto one = producer.send(R"({"n":1})");
+  auto two = producer.send(R"({"n":2})");
+  bool closed = false;
+  int c = daemon.accept_one(10s);
+  ASSERT_GE(c, 0);
+  for (const std::string bad : {R"({"error":"invalid","line":1)", R"({"ack":"2"})", R"({"ack":3})"}) {
+    const std::string sent = daemon.read_lines(c, 2, 10s, closed);
+    ASSERT_EQ(sent, "{\"n\":1}\n{\"n\":2}\n") << "after " << bad;
+    daemon.reply(c, bad);
+    daemon.reply(c, R"({"ack":2})");
+    c = daemon.accept_one(10s);
+    ASSERT_GE(c, 0) << "no new connection after " << bad;
+  }
+  EXPECT_EQ(daemon.read_lines(c, 2, 10s, closed), "{\"n\":1}\n{\"n\":2}\n");
+  daemon.reply(c, R"({"error":"invalid","line":1,"detail":"no type"})");
+  daemon.reply(c, R"({"ack":2})");
+  EXPECT_EQ(one.get().reason, "invalid");
+  EXPECT_TRUE(two.get().acked());
+  EXPECT_EQ(producer.stats().protocol_errors, 3u);
+  // A reply of a kind this client does not know (a newer daemon's) is ignored, as before.
+  auto three = producer.send(R"({"n":3})");
+  EXPECT_EQ(daemon.read_lines(c, 1, 10s, closed), "{\"n\":3}\n");
+  daemon.reply(c, R"({"notice":"from a newer daemon"})");
+  daemon.reply(c, R"({"ack":3})");
+  EXPECT_TRUE(three.get().acked());
+  EXPECT_EQ(producer.stats().protocol_errors, 3u);
+}
+
 TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
   TestDatabase tdb("client_invalid");
   DaemonHarness d(tdb.url());
