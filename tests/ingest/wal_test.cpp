@@ -50,6 +50,18 @@ class WalTest : public WalDirTest {
   }
 
   fs::path newest_segment() const { return segments().back(); }
+
+  // A closed log of 120 events (payload(0..119)) in 30 groups of 4 over 1 KiB segments, several of
+  // them; the bytes of its first (sealed) segment.
+  std::string sealed_first_segment_of_a_log() {
+    {
+      auto log = WriteAheadLog::open(options(1024));
+      for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+      EXPECT_GT(log->stats().segments, 2u);
+    }
+    std::ifstream in(dir_ / segment_file_name(1), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
 };
 
 TEST(Crc32c, KnownValuesAndBothPathsAgree) {
@@ -599,17 +611,8 @@ TEST_F(WalTest, ReaderDetectsCorruptionInOlderSegments) {
 // undid the cut of a failed write, or a copy cut short) holds records no one acknowledged: the
 // reader calls it damage at the group's marker and returns none of them.
 TEST_F(WalTest, HalfAGroupOfWholeRecordsAtTheEndOfASealedSegmentIsDamageNotEvents) {
-  {
-    auto log = WriteAheadLog::open(options(1024));
-    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
-    ASSERT_GT(log->stats().segments, 2u);
-  }
+  const std::string bytes = sealed_first_segment_of_a_log();
   const fs::path first = dir_ / segment_file_name(1);
-  std::string bytes;
-  {
-    std::ifstream in(first, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
   const std::vector<test::GroupSpan> groups = test::groups_in(bytes);
   ASSERT_GE(groups.size(), 2u);
   ASSERT_EQ(groups.back().record_ends.size(), 4u);
@@ -634,17 +637,8 @@ TEST_F(WalTest, HalfAGroupOfWholeRecordsAtTheEndOfASealedSegmentIsDamageNotEvent
 // A group whose body checksum is right but whose records do not come to the count its marker
 // states (more or fewer) is damage at its marker, found before any of its records is returned.
 TEST_F(WalTest, AGroupWhoseRecordCountIsNotItsMarkersIsDamage) {
-  {
-    auto log = WriteAheadLog::open(options(1024));
-    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
-    ASSERT_GT(log->stats().segments, 2u);
-  }
+  const std::string bytes = sealed_first_segment_of_a_log();
   const fs::path first = dir_ / segment_file_name(1);
-  std::string bytes;
-  {
-    std::ifstream in(first, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
   const std::uint64_t events_before = 4 * test::groups_in(bytes).size();
   for (const std::uint32_t stated : {1u, 3u}) {
     std::string group;
@@ -675,21 +669,10 @@ TEST_F(WalTest, AGroupWhoseRecordCountIsNotItsMarkersIsDamage) {
 // write that failed and was cut, which a power loss brought back. Salvage returns the next
 // segment's records of those LSNs (the acknowledged ones), never the stale ones, and says so.
 TEST_F(WalTest, SalvageSkipsAStaleHalfGroupWhoseLsnsTheNextSegmentStartsWith) {
-  std::vector<std::string> written;
-  {
-    auto log = WriteAheadLog::open(options(1024));
-    for (int i = 0; i < 30; ++i) {
-      for (int k = i * 4; k < i * 4 + 4; ++k) written.push_back(payload(k));
-      append(*log, i * 4, 4);
-    }
-    ASSERT_GT(log->stats().segments, 2u);
-  }
+  const std::string bytes = sealed_first_segment_of_a_log();
   const fs::path first = dir_ / segment_file_name(1);
-  std::string bytes;
-  {
-    std::ifstream in(first, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::vector<std::string> written;
+  for (int k = 0; k < 120; ++k) written.push_back(payload(k));
   const std::uint64_t next_first = 4 * test::groups_in(bytes).size() + 1;
   std::string stale;
   const std::size_t marker = begin_group(stale, next_first);
