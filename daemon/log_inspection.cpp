@@ -33,7 +33,8 @@ wal::Position sealed_end(wal::LogFs& fs, const std::string& dir, const wal::Segm
 }
 
 // One read of the whole log; `delivered` counts the events passed to `on_event`.
-LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::LogFs& fs, std::uint64_t& delivered) {
+LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::LogFs& fs, std::uint64_t from_lsn,
+                       std::uint64_t& delivered) {
   LogVerdict v;
   try {
     v.extent = wal::inspect_log(dir, fs);
@@ -65,7 +66,7 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
                                    "record " + std::to_string(record->lsn) + " does not decode: " + error);
         ++v.records;
         v.trades += event->type() == EventType::Trade;
-        if (!on_event) continue;
+        if (!on_event || record->lsn < from_lsn) continue;
         ++delivered;
         stopped = !on_event(*record, *event);
       }
@@ -102,11 +103,11 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
 
 }  // namespace
 
-LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::LogFs& fs) {
+LogVerdict verify_log(const std::string& dir, const EventSink& on_event, wal::LogFs& fs, std::uint64_t from_lsn) {
   std::uint64_t delivered = 0;
-  LogVerdict v = verify_once(dir, on_event, fs, delivered);
+  LogVerdict v = verify_once(dir, on_event, fs, from_lsn, delivered);
   const bool in_use = !v.ok && fs.lock_in_use(wal::path_in(dir, wal::kLockFileName));
-  for (int attempt = 2; in_use && !v.ok && delivered == 0 && attempt <= 3; ++attempt) v = verify_once(dir, on_event, fs, delivered);
+  for (int attempt = 2; in_use && !v.ok && delivered == 0 && attempt <= 3; ++attempt) v = verify_once(dir, on_event, fs, from_lsn, delivered);
   if (in_use && !v.ok && delivered > 0 && v.segment_missing) {
     v.cut_by_a_removal = true;
     v.problem += " (a daemon holds this log and may have removed an applied segment while it was read: run the command again)";

@@ -38,12 +38,12 @@ struct LogVerdict {
 // from its first segment's header to the end of its last segment, then the run that ends at the
 // newest segment (from extent.oldest to extent.end), all with the reader's checks (checksums, LSN
 // chain, group markers); a run must end before the next one starts (lsn and log offset).
-// `on_event` (optional) sees each one, in LSN order, and returns false to stop early. While a
-// daemon holds the log, a failed read is tried again (up to 3 reads in all) as long as nothing was
-// passed to `on_event` yet: the daemon may remove an applied segment while it is read.
+// `on_event` (optional) sees each one from `from_lsn` on, in LSN order, and returns false to stop
+// early. While a daemon holds the log, a failed read is tried again (up to 3 reads in all) as long
+// as nothing was passed to `on_event` yet: the daemon may remove an applied segment while it is read.
 LogVerdict verify_log(const std::string& dir,
                       const std::function<bool(const wal::Record&, const Event&)>& on_event = {},
-                      wal::LogFs& fs = wal::posix_log_fs());
+                      wal::LogFs& fs = wal::posix_log_fs(), std::uint64_t from_lsn = 0);
 
 // The record bytes the verdict's runs hold: the main run's and those below a hole.
 std::uint64_t record_bytes(const LogVerdict& v);

@@ -228,15 +228,19 @@ int run_wal_dump(const po::variables_map& vm) {
     return damaged == 0 ? 0 : 2;
   }
   std::uint64_t left = limit;
-  const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir, [&](const pm::wal::Record& r, const pm::Event& e) {
-    if (r.lsn < from) return true;
-    if (left-- == 0) {
-      cut = true;
-      return false;
-    }
-    std::cout << r.lsn << "\t" << pm::event_to_json(e) << "\n";
-    return true;
-  });
+  // Events below --from-lsn are read and checked, not passed on: a read cut by a segment the daemon
+  // removed is tried again as long as nothing was printed.
+  const pm::ctl::LogVerdict v = pm::ctl::verify_log(
+      dir,
+      [&](const pm::wal::Record& r, const pm::Event& e) {
+        if (left-- == 0) {
+          cut = true;
+          return false;
+        }
+        std::cout << r.lsn << "\t" << pm::event_to_json(e) << "\n";
+        return true;
+      },
+      pm::wal::posix_log_fs(), from);
   say_where_the_limit_stopped(cut, limit);
   if (!v.ok && v.cut_by_a_removal) {  // not damage: the advice to move the log away would harm it
     std::cerr << v.problem << "\n";

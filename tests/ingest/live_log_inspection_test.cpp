@@ -129,6 +129,31 @@ TEST_F(LiveLogInspection, ADumpCutByARemovedSegmentSaysToRunItAgain) {
       << v.problem;
 }
 
+// A dump from a later LSN printed nothing before the removal cut the read: it is read again, as a
+// verification is, instead of ending "run the command again" (the events below --from-lsn counted
+// as printed).
+TEST_F(LiveLogInspection, ADumpFromALaterLsnCutByARemovalBeforeItPrintedIsReadAgain) {
+  // The daemon removes the two oldest (applied) segments as the read reaches the second.
+  const std::string first = wal::segment_path(dir_, log_->oldest().segment);
+  const std::string path = wal::segment_path(dir_, log_->oldest().segment + 1);
+  ActsBeforeAnOpen fs(path, 1, [&] {
+    std::filesystem::remove(first);
+    std::filesystem::remove(path);
+  });
+  const std::uint64_t from = log_->durable().lsn;
+  std::vector<std::uint64_t> printed;
+  const ctl::LogVerdict v = ctl::verify_log(
+      dir_,
+      [&](const wal::Record& r, const Event&) {
+        printed.push_back(r.lsn);
+        return true;
+      },
+      fs, from);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_TRUE(v.ok) << v.problem;
+  EXPECT_EQ(printed, std::vector<std::uint64_t>{from});
+}
+
 // Damage in a segment of a running log is damage, not a removal: the dump that printed the events
 // before it still ends with the damage advice (exit 2), never "run the command again" (exit 1),
 // which every run would say again.
