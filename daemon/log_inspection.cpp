@@ -25,8 +25,8 @@ wal::Position sealed_end(wal::LogFs& fs, const std::string& dir, const wal::Segm
   try {
     size = wal::SegmentFile(fs, path).size();
   } catch (const std::system_error& e) {
-    if (e.code() != std::errc::no_such_file_or_directory) throw;
-    throw wal::WalCorruption(path, 0, std::string(wal::kSegmentMissing) + ": " + e.what());  // removed since its header was read
+    wal::throw_if_segment_missing(path, e);  // removed since its header was read
+    throw;
   }
   if (size < wal::kSegmentHeaderSize) throw wal::WalCorruption(path, 0, "segment shorter than its header");
   return wal::Position{h.segment, size, h.base_offset + size - wal::kSegmentHeaderSize, h.first_lsn - 1};

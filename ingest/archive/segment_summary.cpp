@@ -47,8 +47,8 @@ SegmentSummary summarize_segment(wal::LogFs& fs, const std::string& dir, std::ui
     scan = wal::scan_segment(fs, path);  // groups whole: body checksums, counts
   } catch (const std::system_error& e) {
     // Only its open can find no file: a segment that is gone says so, as the log's reader does.
-    if (e.code() != std::errc::no_such_file_or_directory) throw;
-    throw wal::WalCorruption(path, 0, std::string(wal::kSegmentMissing) + ": " + e.what());
+    wal::throw_if_segment_missing(path, e);
+    throw;
   }
   if (scan.tail != wal::TailState::Clean) throw wal::WalCorruption(path, scan.valid_end.offset, scan.problem);
   SegmentSummary s;

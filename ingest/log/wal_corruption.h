@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace pm::wal {
 
@@ -24,5 +25,9 @@ class WalCorruption : public std::runtime_error {
   std::uint64_t offset_;
   std::string problem_;
 };
+
+// Throws WalCorruption "segment missing: ..." at `path` when `e` (from opening or reading it) says
+// there is no such file; returns otherwise, for the caller to rethrow or map `e` its own way.
+void throw_if_segment_missing(const std::string& path, const std::system_error& e);
 
 }  // namespace pm::wal

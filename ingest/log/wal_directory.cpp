@@ -40,7 +40,7 @@ std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& pat
   try {
     return std::make_unique<SegmentFile>(fs, path);
   } catch (const std::system_error& e) {
-    if (e.code() == std::errc::no_such_file_or_directory) throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
+    throw_if_segment_missing(path, e);
     throw WalCorruption(path, 0, std::string("cannot open segment: ") + e.what());
   }
 }
