@@ -143,11 +143,11 @@ std::string damage_advice(const std::string& dir) {
 }
 
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
-                      bool* cut) {
+                      bool* cut, wal::LogFs& fs) {
   std::uint64_t printed = 0;
   if (cut != nullptr) *cut = false;
   const auto counts = wal::salvage_log(
-      wal::posix_log_fs(), dir,
+      fs, dir,
       [&](const wal::Record& r) {
         if (!print_events || r.lsn < from_lsn) return true;
         if (printed++ == limit) {
@@ -173,6 +173,10 @@ std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t f
     out << ", " << counts.superseded_tails << " segment(s) ending in " << counts.superseded_bytes
         << " bytes of records whose LSNs the next segment starts with (a cut write a power loss brought back; never "
            "acknowledged, not returned)";
+  if (counts.removed_segments > 0)
+    out << "; " << counts.removed_segments
+        << " segment(s) removed while the log was read (a running daemon removes the segments it has applied: "
+           "their events are in PostgreSQL; not damage)";
   out << "\n";
   return counts.skipped_ranges + counts.unreadable_segments + counts.superseded_tails;
 }

@@ -56,8 +56,9 @@ std::string damage_advice(const std::string& dir);
 
 // Reads every readable record past any damage; prints each skipped range to `out`, and each event
 // at or after `from_lsn` (at most `limit`; `*cut` says whether more followed) when `print_events`.
-// Returns the number of skipped ranges.
+// Returns the number of damaged places (skipped ranges, unreadable segments, superseded tails);
+// segments a running daemon removed between the listing and their read are named, not counted.
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
-                      bool* cut = nullptr);
+                      bool* cut = nullptr, wal::LogFs& fs = wal::posix_log_fs());
 
 }  // namespace pm::ctl

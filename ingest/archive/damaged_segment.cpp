@@ -107,6 +107,8 @@ SegmentSummary salvage_summary(wal::LogFs& fs, const std::string& wal_dir, const
         return true;
       },
       [&](const wal::SkippedRange& range) { skipped.push_back(range); }, next);
+  if (counts.removed_segments > 0)  // gone since its header was read: nothing of it to store
+    throw wal::WalCorruption(wal::segment_path(wal_dir, header.segment), 0, std::string(wal::kSegmentMissing) + " (removed while it was read)");
   if (next && next->log_id == header.log_id && next->first_lsn > s.last_lsn) s.last_lsn = next->first_lsn - 1;
   return s;
 }

@@ -47,11 +47,14 @@ std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& pat
 
 SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment) {
   const std::string path = segment_path(dir, segment);
-  const std::unique_ptr<SegmentFile> file = open_segment_file(fs, path);
-  const char* p = file->read(0, kSegmentHeaderSize, kSegmentHeaderSize);
+  return read_segment_header(*open_segment_file(fs, path), segment);
+}
+
+SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment) {
+  const char* p = file.read(0, kSegmentHeaderSize, kSegmentHeaderSize);
   SegmentHeader h;
-  if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(path, 0, "invalid segment header");
-  if (h.segment != segment) throw WalCorruption(path, 0, "segment number in header does not match its name");
+  if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(file.path(), 0, "invalid segment header");
+  if (h.segment != segment) throw WalCorruption(file.path(), 0, "segment number in header does not match its name");
   return h;
 }
 

@@ -31,6 +31,9 @@ DirectoryListing list_log_dir(LogFs& fs, const std::string& dir);
 // The header of `segment` in `dir`, checked (magic, CRC, the number in its name).
 // Throws WalCorruption when it is not valid, or the file is missing.
 SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment);
+// The same from a file already open (`segment` is the number in its name): it stays readable
+// through that handle when the daemon removes it meanwhile.
+SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment);
 // Opens a segment file for reading. Throws WalCorruption: "segment missing" (kSegmentMissing,
 // segment_missing()) only when there is no such file, "cannot open segment" for any other error
 // (a permission or I/O error is not a segment removed meanwhile).

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "ingest/log/segment_file.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 
 namespace pm::wal {
@@ -88,15 +89,21 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
                      const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
                      const std::optional<SegmentHeader>& next) {
   const std::string path = segment_path(dir, segment);
+  std::unique_ptr<SegmentFile> file;
   SegmentHeader header;
   try {
-    header = read_segment_header(fs, dir, segment);
-  } catch (const std::exception& e) {
+    file = open_segment_file(fs, path);  // read through this handle from here on, even once removed
+    header = read_segment_header(*file, segment);
+  } catch (const WalCorruption& e) {
+    if (e.segment_missing()) {  // listed a moment ago: the daemon removed it, applied
+      ++counts.removed_segments;
+      return true;
+    }
     ++counts.unreadable_segments;
     on_skip(SkippedRange{path, 0, 0, last_lsn, 0, e.what()});
     return true;
   }
-  SegmentFile f(fs, path);
+  SegmentFile& f = *file;
   const std::uint64_t file_size = f.size();
   // Bytes past where the next segment says this one's records end are a stale tail: never read.
   const std::uint64_t size = std::min(file_size, records_end_by_next(header, next));

@@ -28,6 +28,9 @@ struct SalvageCounts {
   std::uint64_t skipped_ranges = 0;
   std::uint64_t skipped_bytes = 0;
   std::uint64_t unreadable_segments = 0;  // no valid header: skipped whole
+  // Listed, then gone when opened: a running daemon removes the segments it has applied (their
+  // events are in PostgreSQL). Not damage; nothing of them was read.
+  std::uint64_t removed_segments = 0;
   // Segments whose file runs past where the next segment's header says their records end (a write
   // that failed and was cut, brought back by a power loss; never acknowledged): those bytes are
   // not read.

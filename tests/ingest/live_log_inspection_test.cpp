@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,14 +40,18 @@ std::string trade_payload(int i) {
   return out;
 }
 
-// Runs `action` once, just before the `nth` open of `path` (what the daemon did meanwhile).
+// Runs `action` once, just before the `nth` open of `path` (what the daemon did meanwhile), or
+// just after it when `after_the_open`.
 class ActsBeforeAnOpen : public wal::ForwardingLogFs {
  public:
-  ActsBeforeAnOpen(std::string path, int nth, std::function<void()> action)
-      : ForwardingLogFs(wal::posix_log_fs()), path_(std::move(path)), nth_(nth), action_(std::move(action)) {}
+  ActsBeforeAnOpen(std::string path, int nth, std::function<void()> action, bool after_the_open = false)
+      : ForwardingLogFs(wal::posix_log_fs()), path_(std::move(path)), nth_(nth), action_(std::move(action)), after_(after_the_open) {}
   std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override {
-    if (path == path_ && ++opens_ == nth_) action_();
-    return ForwardingLogFs::open(path, mode, out);
+    const bool now = path == path_ && ++opens_ == nth_;
+    if (now && !after_) action_();
+    const std::error_code ec = ForwardingLogFs::open(path, mode, out);
+    if (now && after_) action_();
+    return ec;
   }
   bool acted() const { return opens_ >= nth_; }
 
@@ -54,6 +59,7 @@ class ActsBeforeAnOpen : public wal::ForwardingLogFs {
   const std::string path_;
   const int nth_;
   const std::function<void()> action_;
+  const bool after_;
   int opens_ = 0;
 };
 
@@ -169,6 +175,34 @@ TEST_F(LiveLogInspection, DamageInARunningLogIsNotTakenForARemoval) {
   EXPECT_FALSE(v.ok);
   EXPECT_GT(printed, 0u);
   EXPECT_FALSE(v.cut_by_a_removal) << v.problem;
+}
+
+// Salvage (`wal-verify --salvage`, `wal-dump --salvage`) beside a running daemon: a segment removed
+// between the listing and its read is named as removed, not counted as damage (exit 2) as an
+// unreadable segment was.
+TEST_F(LiveLogInspection, SalvageNamesASegmentRemovedBeforeItsReadNotDamage) {
+  const std::string oldest = wal::segment_path(dir_, log_->oldest().segment);
+  ActsBeforeAnOpen fs(oldest, 1, [&] { std::filesystem::remove(oldest); });
+  std::ostringstream out;
+  const std::uint64_t damaged = ctl::salvage(dir_, true, 0, UINT64_MAX, out, nullptr, fs);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_EQ(damaged, 0u) << out.str();
+  EXPECT_EQ(out.str().find("# skipped"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("; 1 segment(s) removed while the log was read"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("\t{"), std::string::npos) << "the later segments' events are printed";
+}
+
+// A segment removed once salvage has opened it is read whole through its open handle: the second
+// open (after its header was read) threw std::system_error out of the command.
+TEST_F(LiveLogInspection, SalvageReadsASegmentRemovedAfterItWasOpened) {
+  const std::string oldest = wal::segment_path(dir_, log_->oldest().segment);
+  ActsBeforeAnOpen fs(oldest, 1, [&] { std::filesystem::remove(oldest); }, true);
+  std::ostringstream out;
+  const std::uint64_t damaged = ctl::salvage(dir_, true, 0, UINT64_MAX, out, nullptr, fs);
+  ASSERT_TRUE(fs.acted());
+  EXPECT_EQ(damaged, 0u) << out.str();
+  EXPECT_NE(out.str().find("# salvage: 150 readable records, 0 damaged range(s)"), std::string::npos) << out.str();
+  EXPECT_EQ(out.str().rfind("1\t{", 0), 0u) << "lsn 1, in the removed segment, is printed first";
 }
 
 }  // namespace
