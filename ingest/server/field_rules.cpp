@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ingest/events/event_json.h"
+#include "ingest/server/json_spans.h"
 #include "repos/real_range.h"
 
 namespace pm {
@@ -126,6 +127,49 @@ std::int64_t digits_string(const char* name, std::string_view s) {
 }
 
 }  // namespace
+
+namespace {
+
+bool number_char(char c) { return (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; }
+
+// A number literal whose mantissa has a digit other than 0 and whose value underflows a double.
+bool underflows(std::string_view token) {
+  const std::string_view mantissa = token.substr(0, token.find_first_of("eE"));
+  if (mantissa.find_first_of("123456789") == std::string_view::npos) return false;
+  double value = 0;
+  const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
+  return ec == std::errc::result_out_of_range || (ec == std::errc{} && value == 0);
+}
+
+}  // namespace
+
+std::optional<std::string_view> number_stored_as_zero(std::string_view line) {
+  // A double's smallest value is ~4.9e-324: below it a literal needs a three-digit negative
+  // exponent or hundreds of zeros after its point.
+  if (line.find("e-") == std::string_view::npos && line.find("E-") == std::string_view::npos &&
+      line.find(".0000000000000000") == std::string_view::npos)
+    return std::nullopt;
+  for (std::size_t i = 0; i < line.size();) {
+    const char c = line[i];
+    if (c == '"') {
+      i = json_string_end(line, i);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t end = i;
+      while (end < line.size() && number_char(line[end])) ++end;
+      if (const std::string_view token = line.substr(i, end - i); underflows(token)) return token;
+      i = end;
+    } else {
+      ++i;
+    }
+  }
+  return std::nullopt;
+}
+
+void refuse_a_number_stored_as_zero(std::string_view line) {
+  if (const auto number = number_stored_as_zero(line))
+    reject(RejectReason::Range, "the number " + std::string(number->substr(0, 64)) +
+                                    " is too small for a double: it would be read and stored as 0");
+}
 
 std::string json_error_detail(simdjson::error_code error) {
   std::string detail = std::string("not valid JSON: ") + simdjson::error_message(error);

@@ -1,21 +1,18 @@
 #include "ingest/server/json_spans.h"
 
-#include <cstddef>
-
 namespace pm {
 
 namespace {
 
 bool is_json_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// The index just past the string whose opening quote is at `at`.
-std::size_t skip_string(std::string_view text, std::size_t at) {
+}  // namespace
+
+std::size_t json_string_end(std::string_view text, std::size_t at) {
   std::size_t i = at + 1;
   while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
-  return i + 1;
+  return i < text.size() ? i + 1 : text.size();
 }
-
-}  // namespace
 
 std::string_view trim_json_whitespace(std::string_view text) {
   std::size_t begin = 0, end = text.size();
@@ -32,7 +29,7 @@ bool array_element_spans(std::string_view text, std::vector<std::string_view>& o
   for (std::size_t i = 1; i + 1 < text.size();) {
     const char c = text[i];
     if (c == '"') {
-      i = skip_string(text, i);
+      i = json_string_end(text, i);
       continue;
     }
     if (c == '[' || c == '{') ++depth;

@@ -137,6 +137,7 @@ element PolymarketParser::Impl::parse_json(std::string_view line) {
   element doc;
   if (auto error = parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
     reject(RejectReason::Parse, json_error_detail(error));
+  refuse_a_number_stored_as_zero(line);
   return doc;
 }
 

@@ -78,6 +78,7 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     element doc;
     if (auto error = impl_->parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
       return Rejection{RejectReason::Parse, json_error_detail(error)};
+    refuse_a_number_stored_as_zero(line);
     object obj;
     if (doc.get_object().get(obj) != simdjson::SUCCESS)
       return Rejection{RejectReason::Schema, "a line must be a JSON object"};

@@ -118,6 +118,12 @@ TEST(PolymarketClobWs, FieldRulesAreV1s) {
   EXPECT_NE(no_hash.detail.find("transaction_hash"), std::string::npos);
 }
 
+TEST(PolymarketClobWs, ANumericPriceThatUnderflowsADoubleIsRefusedNotStoredAsZero) {
+  const Rejection r = parse_bad(PayloadFormat::ClobWsMarket, ws_trade("1e-400"));
+  EXPECT_EQ(r.reason, RejectReason::Range);
+  EXPECT_NE(r.detail.find("1e-400 is too small for a double"), std::string::npos) << r.detail;
+}
+
 TEST(PolymarketClobWs, OtherEventsAreCountedNotStored) {
   const std::string line =
       R"([{"event_type":"book","asset_id":"t","market":"m","bids":[],"asks":[],"timestamp":"1"},)"

@@ -138,6 +138,25 @@ TEST(Protocol, ANumberBeyondADoubleIsRefusedSayingSo) {
   }
 }
 
+// simdjson reads a number below a double's smallest (~4.9e-324) as 0 and says nothing: the event
+// was acknowledged and stored with that field 0 (1e-50 was refused, 1e-400 stored as 0).
+TEST(Protocol, ANumberThatUnderflowsADoubleIsRefusedNotStoredAsZero) {
+  const std::string point_zeros = "0." + std::string(400, '0') + "5";
+  for (const std::string& number : {std::string("1e-400"), std::string("-2.5E-999"), std::string("1e-340"), point_zeros}) {
+    for (const char* key : {"size", "price", "extra"}) {
+      const std::string base = std::string(key) == "extra" ? kTrade : without(kTrade, key);
+      const Rejection r = parse_bad(with(base, "\"" + std::string(key) + "\":" + number));
+      EXPECT_EQ(r.reason, RejectReason::Range) << key << " " << number;
+      EXPECT_NE(r.detail.find("the number " + number.substr(0, 64) + " is too small for a double"), std::string::npos)
+          << key << " " << number << ": " << r.detail;
+    }
+  }
+  // Zeros written as such, exponents a double holds, and such text inside strings are not refused.
+  for (const char* fine : {R"("extra":0e-400)", R"("extra":-0.0E-999)", R"("extra":1e-300)", R"("note":"1e-400")",
+                           R"("note":"\"1e-400")"})
+    parse_ok(with(kTrade, fine));
+}
+
 TEST(Protocol, TradeTimestampRules) {
   EXPECT_EQ(parse_bad(without(kTrade, "timestamp")).reason, RejectReason::Schema);
   EXPECT_EQ(parse_bad(with(without(kTrade, "timestamp"), R"("timestamp":0)")).reason, RejectReason::Range);
