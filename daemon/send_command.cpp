@@ -60,17 +60,16 @@ OpenInputs open_inputs(const std::vector<std::string>& names, std::istream& stan
 std::string compact_json(std::string_view json) {
   std::string out;
   out.reserve(json.size());
-  bool in_string = false, escaped = false;
-  for (const char c : json) {
-    if (in_string) {
-      escaped = !escaped && c == '\\';
-      in_string = escaped || c != '"';
-    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+  for (std::size_t i = 0; i < json.size();) {
+    const char c = json[i];
+    if (c == '"') {  // kept byte for byte, escaped quotes and whitespace inside it too
+      const std::size_t end = json_string_end(json, i);
+      out.append(json.substr(i, end - i));
+      i = end;
       continue;
-    } else {
-      in_string = c == '"';
     }
-    out += c;
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') out += c;
+    ++i;
   }
   return out;
 }

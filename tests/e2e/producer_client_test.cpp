@@ -513,6 +513,11 @@ TEST(SendInput, NdjsonLinesOrTheElementsOfOneJsonArray) {
   const auto pretty = ctl::split_input("p", "[\n {\"price\": 10.50,\n  \"title\": \"A \\\"b\\\" \\u00e9 c\"}\n]");
   ASSERT_EQ(pretty.size(), 1u);
   EXPECT_EQ(pretty[0].text, "{\"price\":10.50,\"title\":\"A \\\"b\\\" \\u00e9 c\"}") << "tokens kept byte for byte";
+  // Whitespace after an escaped quote is inside the string: the scan took that quote for the
+  // string's end and dropped the space of "b c".
+  const auto quoted = ctl::split_input("q", "[\n {\"title\": \"A \\\"b c\\\" d\",\n  \"x\": 1}\n]");
+  ASSERT_EQ(quoted.size(), 1u);
+  EXPECT_EQ(quoted[0].text, "{\"title\":\"A \\\"b c\\\" d\",\"x\":1}");
   const auto ws = ctl::split_input("w", "[{\"e\":1}]\n[]\n");  // websocket messages: one line each
   ASSERT_EQ(ws.size(), 2u);
   EXPECT_EQ(ws[1].text, "[]");
