@@ -190,10 +190,12 @@ void describe_archive(po::options_description& desc, const DaemonOptions& d) {
 void describe_writer(po::options_description& desc, const DaemonOptions& d) {
   desc.add_options()
     ("batch-max-events", po::value<long long>()->default_value(static_cast<long long>(d.batch_max_events)), "events per PostgreSQL transaction at most")
+    ("batch-max-bytes", po::value<std::string>()->default_value("32M"), "log record bytes per PostgreSQL transaction: a batch goes once it holds this much (one event more at most), so large lines keep the batches in memory bounded")
     ("writer-connections", po::value<long long>()->default_value(static_cast<long long>(d.writer_connections)), "PostgreSQL connections the writer uses at once: consecutive batches overlap and still commit in log order (1: one batch at a time)")
     ("synchronous-commit", po::value<std::string>()->default_value(d.synchronous_commit ? "on" : "off"), "off: each batch commits with synchronous_commit = off, so its rows are visible (and the next batch commits) without waiting for PostgreSQL's WAL flush; the log keeps the batch until the primary has flushed it (and the standbys, with --standby-wait on), and a PostgreSQL crash that loses it only makes the daemon apply it again: rows a reader saw can be missing until then, no acked event is lost. on: each batch's COMMIT waits for the flush: the role's setting applies (e.g. remote_apply), except that off is raised to local")
     ("batch-max-delay-ms", po::value<long>()->default_value(d.batch_max_delay.count()), "upper bound (ms) on how long a batch waits for more events; it waits only while every writer connection is busy, and an idle writer sends each event at once")
     ("queue-max-events", po::value<long long>()->default_value(static_cast<long long>(d.queue_max_events)), "events held in memory for the writer; beyond, it reads them back from the log")
+    ("queue-max-bytes", po::value<std::string>()->default_value("64M"), "log record bytes of the events held in memory for the writer (whichever of this and --queue-max-events is reached first); beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
     ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway")
@@ -332,6 +334,11 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.synchronous_commit = take_switch(vm, "synchronous-commit");
   d.batch_max_delay = std::chrono::milliseconds(take_duration(vm, "batch-max-delay-ms", 0, 60'000, "ms"));
   d.queue_max_events = take_count(vm, "queue-max-events", 1, 100'000'000);
+  d.batch_max_bytes = parse_bytes("batch-max-bytes", vm["batch-max-bytes"].as<std::string>());
+  d.queue_max_bytes = parse_bytes("queue-max-bytes", vm["queue-max-bytes"].as<std::string>());
+  for (const auto& [name, bytes] : {std::pair{"batch-max-bytes", d.batch_max_bytes}, std::pair{"queue-max-bytes", d.queue_max_bytes}})
+    if (bytes < (64u << 10) || bytes > (16ull << 30))
+      throw std::invalid_argument(std::string("--") + name + " must be between 64K and 16G (" + std::to_string(bytes) + " given)");
   const auto unit = parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
   if (!unit) throw std::invalid_argument("--trade-timestamp-unit must be ms or s");
   d.trade_timestamp_unit = *unit;

@@ -28,6 +28,7 @@ struct DaemonOptions {
   std::string database_url;  // never logged unredacted
   std::string metrics_listen = "127.0.0.1:9464";
   std::size_t batch_max_events = 20000;
+  std::uint64_t batch_max_bytes = 32ull << 20;  // a batch's record bytes: it goes once it holds this much
   std::chrono::milliseconds batch_max_delay{20};
   std::size_t writer_connections = 2;
   bool synchronous_commit = false;  // off: batches commit without waiting for the WAL flush
@@ -36,6 +37,7 @@ struct DaemonOptions {
   std::chrono::microseconds wal_group_delay{200};  // a group leader's wait for other connections' lines
   bool wal_preallocate = true;  // segments start from files of zeros prepared ahead (wal::Options::preallocate)
   std::size_t queue_max_events = 20000;
+  std::uint64_t queue_max_bytes = 64ull << 20;  // the queue's record bytes at most
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
   std::string instance_id = "default";
   std::chrono::seconds shutdown_timeout{10};

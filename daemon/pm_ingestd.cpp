@@ -124,6 +124,7 @@ pm::WriterConfig writer_config(const pm::DaemonOptions& options) {
   pm::WriterConfig writer_config;
   writer_config.instance_id = options.instance_id;
   writer_config.batch_max_events = options.batch_max_events;
+  writer_config.batch_max_bytes = options.batch_max_bytes;
   writer_config.batch_max_delay = options.batch_max_delay;
   writer_config.writer_connections = options.writer_connections;
   writer_config.synchronous_commit = options.synchronous_commit ? pm::SynchronousCommit::ServerDefault : pm::SynchronousCommit::Off;
@@ -419,7 +420,7 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   const ArchiverStop archiver_stop{archiver.get()};  // before the log goes
 
   pm::Database db(database_config(options));
-  pm::EventQueue queue(options.queue_max_events);
+  pm::EventQueue queue(options.queue_max_events, options.queue_max_bytes);
   std::atomic<int> fatal_exit{0};
   pm::WriterConfig writer_cfg = writer_config(options);
   // Applied segments go to the archive, or are deleted on a thread of their own: never on the writer's.

@@ -1,5 +1,6 @@
 #include "ingest/events/event_queue.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include "ingest/log/wal_reader.h"
@@ -13,12 +14,28 @@ QueuedEvent queued_from_record(const wal::Record& record, Event event) {
                      crc32c::value(record.payload.data(), record.payload.size())};
 }
 
-EventQueue::EventQueue(std::size_t capacity)
-    : capacity_(capacity), queue_(capacity), producer_(queue_) {}
+EventQueue::EventQueue(std::size_t capacity, std::uint64_t max_bytes)
+    : capacity_(capacity), max_bytes_(max_bytes), queue_(capacity), producer_(queue_) {}
+
+namespace {
+
+std::uint64_t record_bytes_of(const QueuedEvent* first, std::size_t n) {
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < n; ++i) bytes += first[i].record_bytes;
+  return bytes;
+}
+
+}  // namespace
 
 std::size_t EventQueue::push(std::vector<QueuedEvent>& events) {
   if (events.empty() || size_.load(std::memory_order_relaxed) + events.size() > capacity_) return 0;
-  if (!queue_.enqueue_bulk(producer_, std::make_move_iterator(events.begin()), events.size())) return 0;
+  const std::uint64_t bytes = record_bytes_of(events.data(), events.size());
+  if (bytes > max_bytes_ - std::min(max_bytes_, bytes_.load(std::memory_order_relaxed))) return 0;
+  bytes_.fetch_add(bytes, std::memory_order_relaxed);  // before the consumer can pop and subtract them
+  if (!queue_.enqueue_bulk(producer_, std::make_move_iterator(events.begin()), events.size())) {
+    bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    return 0;
+  }
   size_.fetch_add(events.size(), std::memory_order_relaxed);
   {
     std::lock_guard lock(bell_mu_);  // a consumer between its check and its wait sees the new size
@@ -28,6 +45,7 @@ std::size_t EventQueue::push(std::vector<QueuedEvent>& events) {
 }
 
 std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout) {
+  const std::size_t before = out.size();
   // back_inserter: only the events dequeued are constructed, not `max` placeholders.
   std::size_t n = queue_.try_dequeue_bulk(std::back_inserter(out), max);
   if (n == 0 && timeout.count() > 0) {
@@ -39,6 +57,7 @@ std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std:
     n = queue_.try_dequeue_bulk(std::back_inserter(out), max);
   }
   size_.fetch_sub(n, std::memory_order_relaxed);
+  bytes_.fetch_sub(record_bytes_of(out.data() + before, n), std::memory_order_relaxed);
   return n;
 }
 

@@ -6,7 +6,9 @@
 // log's group commit (the log serialises those, so one producer token serves them all); one
 // writer thread pops. When the queue is full the events are simply not queued: they are in the
 // log, and the writer reads them back (once durable) when it sees the gap. So memory stays
-// bounded whatever the backlog.
+// bounded whatever the backlog: at most `capacity` events and `max_bytes` bytes of their log
+// records (an event's size in memory follows its record: the line it came from, kept as raw_json,
+// and its fields), whichever is reached first.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -39,7 +41,7 @@ QueuedEvent queued_from_record(const wal::Record& record, Event event);
 
 class EventQueue {
  public:
-  explicit EventQueue(std::size_t capacity);
+  explicit EventQueue(std::size_t capacity, std::uint64_t max_bytes = UINT64_MAX);
 
   // Producer side (serialised by the log's group leader). Returns how many were queued: all of
   // `events` or none (a partial push would put a gap in the middle of the queue).
@@ -51,6 +53,8 @@ class EventQueue {
   std::size_t pop(std::vector<QueuedEvent>& out, std::size_t max, std::chrono::microseconds timeout);
 
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }
+  // The queued events' record bytes (QueuedEvent::record_bytes).
+  std::uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   std::size_t capacity() const { return capacity_; }
   // Rings the consumer's doorbell (at shutdown, and when a writer lane finishes a batch): a pop()
   // waiting now returns at once, or else the next pop() that would wait does. Queues nothing.
@@ -59,9 +63,11 @@ class EventQueue {
 
  private:
   const std::size_t capacity_;
+  const std::uint64_t max_bytes_;
   moodycamel::ConcurrentQueue<QueuedEvent> queue_;
   moodycamel::ProducerToken producer_;
   std::atomic<std::size_t> size_{0};
+  std::atomic<std::uint64_t> bytes_{0};
   std::mutex bell_mu_;
   std::condition_variable bell_;
   bool rung_ = false;  // guarded by bell_mu_

@@ -9,9 +9,9 @@
 namespace pm {
 
 BatchCollector::BatchCollector(EventQueue& queue, wal::WriteAheadLog& log, IngestMetrics& metrics,
-                               std::size_t max_events, std::chrono::milliseconds max_delay,
+                               std::size_t max_events, std::uint64_t max_bytes, std::chrono::milliseconds max_delay,
                                const std::atomic<bool>& stopping)
-    : queue_(queue), log_(log), metrics_(metrics), max_events_(max_events), max_delay_(max_delay),
+    : queue_(queue), log_(log), metrics_(metrics), max_events_(max_events), max_bytes_(max_bytes), max_delay_(max_delay),
       stopping_(stopping) {}
 
 void BatchCollector::reset() {
@@ -24,6 +24,7 @@ std::vector<QueuedEvent> BatchCollector::next(const wal::Position& after, const 
   std::vector<QueuedEvent> batch;
   batch.reserve(std::min(max_events_, std::max<std::size_t>(pending_.size() - head_, 1024)));
   std::uint64_t next_lsn = after.lsn + 1;
+  batch_bytes_ = 0;
   if (log_.halted() && log_.durable().lsn < next_lsn)
     throw LogHalted("the log in " + log_.dir() + " has stopped (an fdatasync failed): every event it made durable, up to lsn " +
                     std::to_string(log_.durable().lsn) + ", is applied or in flight, and nothing after it ever will be");
@@ -53,13 +54,14 @@ bool BatchCollector::take_consecutive(std::vector<QueuedEvent>& batch, std::uint
   // paced run).
   const std::size_t need = std::min(max_events_, batch.size() + (pending_.size() - head_));
   if (need > batch.capacity()) batch.reserve(std::min(max_events_, std::max(need, 2 * batch.capacity())));
-  while (in_hand() && batch.size() < max_events_) {
+  while (in_hand() && !full(batch)) {
     QueuedEvent& q = pending_[head_];
     if (q.lsn < next_lsn) {  // applied already (queued before a retry read it from the log)
       ++head_;
       continue;
     }
     if (q.lsn > next_lsn) return false;
+    batch_bytes_ += q.record_bytes;
     batch.push_back(std::move(q));
     ++head_;
     ++next_lsn;
@@ -81,7 +83,7 @@ void BatchCollector::gather_more(std::vector<QueuedEvent>& batch, std::uint64_t 
                                  const std::function<bool()>& lane_free) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + max_delay_;
-  while (batch.size() < max_events_ && !stopping_) {
+  while (!full(batch) && !stopping_) {
     if (refill(std::chrono::microseconds(0))) {  // what is queued already goes in any case
       if (!take_consecutive(batch, next_lsn)) return;
       continue;
@@ -100,7 +102,7 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
     reader_ = std::make_unique<wal::WalReader>(log_.dir(), log_.log_id(), after, log_.fs());
   const wal::Position limit = log_.durable();
   batch.reserve(std::min<std::uint64_t>(max_events_, limit.lsn - std::min(limit.lsn, after.lsn)));
-  while (batch.size() < max_events_) {
+  while (!full(batch)) {
     auto record = reader_->next(limit);
     if (!record) break;
     std::string error;
@@ -109,6 +111,7 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
       throw wal::WalCorruption(log_.dir() + "/" + wal::segment_file_name(record->start.segment), record->start.offset,
                                "record " + std::to_string(record->lsn) + " does not decode: " + error);
     batch.push_back(queued_from_record(*record, std::move(*event)));
+    batch_bytes_ += batch.back().record_bytes;
   }
   metrics_.log_catchup_events.Increment(static_cast<double>(batch.size()));
 }

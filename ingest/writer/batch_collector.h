@@ -5,7 +5,10 @@
 // it reads the log.
 //
 // Contract:
-// - next(after, lane_free): up to max_events consecutive events starting at lsn after.lsn + 1.
+// - next(after, lane_free): up to max_events consecutive events starting at lsn after.lsn + 1,
+//   and no more once their record bytes (QueuedEvent::record_bytes) reach max_bytes: a batch
+//   holds at most max_bytes plus one event (the first event of a batch always goes in), so the
+//   batches in flight stay bounded in memory when lines are large.
 //   Adaptive ("smart") batching: from the queue it takes whatever is queued, and then leaves at
 //   once if lane_free() says a writer lane could take the batch now; only while every lane is
 //   busy does it wait for more, woken by each arrival and by the doorbell a lane rings when it
@@ -46,7 +49,7 @@ class LogHalted : public std::runtime_error {
 class BatchCollector {
  public:
   BatchCollector(EventQueue& queue, wal::WriteAheadLog& log, IngestMetrics& metrics, std::size_t max_events,
-                 std::chrono::milliseconds max_delay, const std::atomic<bool>& stopping);
+                 std::uint64_t max_bytes, std::chrono::milliseconds max_delay, const std::atomic<bool>& stopping);
 
   std::vector<QueuedEvent> next(const wal::Position& after, const std::function<bool()>& lane_free);
   void reset();
@@ -57,16 +60,19 @@ class BatchCollector {
   void gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn, const std::function<bool()>& lane_free);
   void read_from_log(std::vector<QueuedEvent>& batch, const wal::Position& after);
   bool in_hand() const { return head_ < pending_.size(); }
+  bool full(const std::vector<QueuedEvent>& batch) const { return batch.size() >= max_events_ || batch_bytes_ >= max_bytes_; }
 
   EventQueue& queue_;
   wal::WriteAheadLog& log_;
   IngestMetrics& metrics_;
   const std::size_t max_events_;
+  const std::uint64_t max_bytes_;
   const std::chrono::milliseconds max_delay_;
   const std::atomic<bool>& stopping_;
 
   std::vector<QueuedEvent> pending_;  // popped from the queue, not yet in a batch
   std::size_t head_ = 0;              // first of pending_ not yet taken
+  std::uint64_t batch_bytes_ = 0;     // record bytes of the batch next() is gathering
   std::unique_ptr<wal::WalReader> reader_;
 };
 

@@ -41,7 +41,7 @@ BatchWriter::BatchWriter(WriterConfig config, Database& db, wal::WriteAheadLog& 
       applier_(config_.instance_id, wal::log_id_hex(log.log_id()), config_.trade_timestamp_unit),
       retention_(retention_for(config_), db, log, metrics, logger_),
       metrics_(metrics, log, queue),
-      collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_delay, stopping_),
+      collector_(queue, log, metrics, config_.batch_max_events, config_.batch_max_bytes, config_.batch_max_delay, stopping_),
       pacing_(config_.retry_initial_delay, config_.retry_max_delay) {
   // Segments are removed only once applied, so everything before the oldest one is applied; the
   // log's state file may know a later applied position (the backlog counts from there).

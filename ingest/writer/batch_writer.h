@@ -100,6 +100,7 @@ namespace pm {
 struct WriterConfig {
   std::string instance_id = "default";
   std::size_t batch_max_events = 20000;
+  std::uint64_t batch_max_bytes = 32ull << 20;  // record bytes; a batch goes once it holds this much
   std::chrono::milliseconds batch_max_delay{20};  // the most a batch waits while every lane is busy
   std::size_t writer_connections = 2;  // batches in flight at once (1: one after the other)
   // Off: a batch's COMMIT returns before PostgreSQL flushes it (fresher rows, shorter commit

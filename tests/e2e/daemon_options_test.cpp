@@ -42,6 +42,9 @@ TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamin
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
       {{"--batch-max-events=-1"}, "--batch-max-events must be between 1 and"},
       {{"--queue-max-events=-1"}, "--queue-max-events must be between 1 and"},
+      {{"--queue-max-bytes", "1K"}, "--queue-max-bytes must be between 64K and 16G (1024 given)"},
+      {{"--batch-max-bytes", "17G"}, "--batch-max-bytes must be between 64K and 16G"},
+      {{"--batch-max-bytes=-1"}, "--batch-max-bytes: '-1' is not a byte count"},
       {{"--max-connections", "0"}, "--max-connections must be between 1 and"},
       {{"--max-connections-per-uid=-1"}, "--max-connections-per-uid must be between 0 and"},
       {{"--min-standbys=-1"}, "--min-standbys must be between 0 and"},

@@ -701,6 +701,36 @@ TEST_F(DaemonTest, QueueOverflowIsReadBackFromTheLog) {
   EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3000 AND applied_events = 3000"), 1);
 }
 
+// Large lines: the queue and the batches are bounded in bytes too (--queue-max-bytes,
+// --batch-max-bytes), not only in events; 20,000 one-megabyte events were the memory of a
+// backlog. Lines of 20 KB while the writer waits at its first read of the checkpoint: the
+// queue overflows by bytes, and the backlog is applied in batches of at most 4 (64K / 20K + 1).
+TEST_F(DaemonTest, LargeLinesOverflowTheQueueByBytesAndAreReadBack) {
+  pqxx::connection holder(tdb_->url());
+  pqxx::work hold(holder);
+  hold.exec0("LOCK TABLE pm_ingest_checkpoints IN ACCESS EXCLUSIVE MODE");
+  DaemonHarness d(tdb_->url(), {"--queue-max-bytes", "64K", "--batch-max-bytes", "64K"});
+  d.start();
+  constexpr int kEvents = 150;
+  std::vector<std::string> lines;
+  for (const std::string& line : trade_lines("c", "big_", kEvents))
+    lines.push_back(line.substr(0, line.size() - 1) + R"(,"pad":")" + std::string(20'000, 'x') + R"("})");
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(lines));
+  ASSERT_TRUE(p.wait_ack(kEvents, 20s));
+  ASSERT_TRUE(wait_until([&] {
+    return count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'pm_ingest_checkpoints'::regclass") > 0;
+  }, 20s)) << "the writer never reached the checkpoint: " << d.output();
+  EXPECT_GT(d.metric("pm_ingest_queue_overflow_events_total"), 0);
+  hold.abort();
+  ASSERT_TRUE(wait_count(kTrades, kEvents, 60s)) << d.output();
+  EXPECT_GT(d.metric("pm_ingest_log_catchup_events_total"), 0);
+  const double batches = d.metric("pm_ingest_batch_events_count");
+  EXPECT_GE(batches, kEvents / 4.0);
+  EXPECT_EQ(d.metric(R"(pm_ingest_batch_events_bucket{le="5"})"), batches) << "a batch of more than 5 events";
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
 TEST_F(DaemonTest, AppliedSegmentsAreRemovedAndRestartResumesAfterTheCheckpoint) {
   DaemonHarness d(tdb_->url(), {"--wal-segment-bytes", "16K"});
   d.start();

@@ -48,7 +48,9 @@ class BatchCollectorTest : public ::testing::Test {
     return log_->append(payloads, appended, [&](std::span<const wal::Appended> written) {
       std::vector<QueuedEvent> queued;
       for (std::size_t i = 0; i < written.size(); ++i)
-        if (written[i].lsn >= queue_from) queued.push_back(QueuedEvent{written[i].lsn, written[i].end, events[i], 0, 0});
+        if (written[i].lsn >= queue_from)
+          queued.push_back(QueuedEvent{written[i].lsn, written[i].end, events[i],
+                                       static_cast<std::uint32_t>(wal::kRecordHeaderSize + payloads[i].size()), 0});
       if (!queued.empty()) queue_.push(queued);
     });
   }
@@ -63,7 +65,7 @@ class BatchCollectorTest : public ::testing::Test {
   EventQueue queue_{1000};
   IngestMetrics metrics_;
   std::atomic<bool> stopping_{false};
-  BatchCollector collector_{queue_, *log_, metrics_, 100, 5ms, stopping_};
+  BatchCollector collector_{queue_, *log_, metrics_, 100, UINT64_MAX, 5ms, stopping_};
 };
 
 TEST_F(BatchCollectorTest, AHaltedLogEndsTheBatchesOnceItsDurableEventsAreHandedOut) {
@@ -113,6 +115,27 @@ TEST_F(BatchCollectorTest, ALogThatIsNotHaltedWaitsForMoreInsteadOfThrowing) {
   const std::vector<QueuedEvent> batch = next(log_->oldest());
   ASSERT_EQ(batch.size(), 3u);
   EXPECT_TRUE(next(batch.back().end).empty()) << "nothing new arrived within its wait";
+}
+
+// A batch goes once its record bytes reach the bound (one event past it at most), from the queue
+// and from the log alike: with lines of a megabyte, batch_max_events of them held gigabytes.
+TEST_F(BatchCollectorTest, ABatchGoesOnceItsRecordBytesReachTheBound) {
+  ASSERT_EQ(append(1, 6, kQueueNone), wal::AppendStatus::Ok);  // read back from the log
+  ASSERT_EQ(append(7, 6, 0), wal::AppendStatus::Ok);           // from the queue
+  const std::uint64_t record = log_->durable().log_offset / 12;  // the same size each ("t1".."t9" aside)
+  BatchCollector by_bytes{queue_, *log_, metrics_, 100, 2 * record + record / 2, 5ms, stopping_};
+  wal::Position after = log_->oldest();
+  std::vector<std::size_t> sizes;
+  std::vector<std::uint64_t> first_lsns;
+  while (after.lsn < 12) {
+    const std::vector<QueuedEvent> batch = by_bytes.next(after, [] { return true; });
+    ASSERT_FALSE(batch.empty());
+    sizes.push_back(batch.size());
+    first_lsns.push_back(batch.front().lsn);
+    after = batch.back().end;
+  }
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3, 3, 3, 3}));
+  EXPECT_EQ(first_lsns, (std::vector<std::uint64_t>{1, 4, 7, 10}));
 }
 
 }  // namespace

@@ -34,6 +34,31 @@ TEST(EventQueue, PushedEventsArePoppedInOrderAndAFullQueueTakesNone) {
   EXPECT_EQ(queue.size(), 0u);
 }
 
+// Bounded in bytes as in events: a push whose record bytes would pass the bound takes none, and a
+// pop frees the bytes it took.
+TEST(EventQueue, APushPastTheByteBoundTakesNoneAndAPopFreesItsBytes) {
+  EventQueue queue(100, 1000);
+  auto sized = [](std::uint64_t first, std::size_t n, std::uint32_t bytes) {
+    auto out = events(first, n);
+    for (QueuedEvent& e : out) e.record_bytes = bytes;
+    return out;
+  };
+  auto first = sized(1, 3, 300);
+  EXPECT_EQ(queue.push(first), 3u);
+  EXPECT_EQ(queue.bytes(), 900u);
+  auto too_big = sized(4, 1, 101);
+  EXPECT_EQ(queue.push(too_big), 0u) << "1,001 bytes";
+  auto fits = sized(4, 1, 100);
+  EXPECT_EQ(queue.push(fits), 1u);
+  EXPECT_EQ(queue.bytes(), 1000u);
+  std::vector<QueuedEvent> out;
+  EXPECT_EQ(queue.pop(out, 2, 0us), 2u);
+  EXPECT_EQ(queue.bytes(), 400u);
+  auto more = sized(5, 2, 300);
+  EXPECT_EQ(queue.push(more), 2u);
+  EXPECT_EQ(queue.bytes(), 1000u);
+}
+
 TEST(EventQueue, AWaitingPopReturnsWhenEventsArrive) {
   EventQueue queue(16);
   std::vector<QueuedEvent> out;
