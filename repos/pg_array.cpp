@@ -1,6 +1,7 @@
 #include "repos/pg_array.h"
 
 #include <charconv>
+#include <cstdlib>
 
 namespace pm {
 
@@ -32,6 +33,13 @@ void PgArray::add_number(double value) {
   char buf[40];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
   body_.append(buf, ec == std::errc{} ? end : buf);
+}
+
+float real_as_sent(double value) {
+  PgArray one;
+  one.add_number(value);
+  const std::string text = one.str();  // {text}
+  return std::strtof(text.c_str() + 1, nullptr);
 }
 
 void PgArray::add_number(const std::optional<double>& value) {

@@ -28,4 +28,11 @@ class PgArray {
   std::string body_ = "{";
 };
 
+// The REAL (float4) PostgreSQL makes of `value` as add_number sends it: its shortest decimal text,
+// read with correct rounding (float4in). The key a REAL column compares, where
+// static_cast<float>(value) can differ (a double halfway between two floats, such as
+// 0.5000000298023223876953125, rounds to even in C++ and up from its shortest text). Group REAL
+// keys by this, never by a cast.
+float real_as_sent(double value);
+
 }  // namespace pm

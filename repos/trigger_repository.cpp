@@ -127,17 +127,11 @@ std::vector<TriggerOutcome> TriggerRepository::record_first_many(
   // back by position (WITH ORDINALITY), never by the server's float text, whose digits depend on
   // the session (extra_float_digits).
   using Key = std::pair<std::string, float>;
-  auto real_of = [](double v) {
-    PgArray one;
-    one.add_number(v);
-    const std::string text = one.str();
-    return std::strtof(text.c_str() + 1, nullptr);
-  };
   std::map<Key, std::size_t> candidate_of;  // key -> position in `candidates`
   std::vector<std::size_t> candidates;
   std::vector<std::size_t> candidate_for(triggers.size());
   for (std::size_t i = 0; i < triggers.size(); ++i) {
-    const auto [it, fresh] = candidate_of.emplace(Key{triggers[i].condition_id, real_of(triggers[i].threshold)}, candidates.size());
+    const auto [it, fresh] = candidate_of.emplace(Key{triggers[i].condition_id, real_as_sent(triggers[i].threshold)}, candidates.size());
     if (fresh) candidates.push_back(i);
     candidate_for[i] = it->second;
   }
@@ -333,8 +327,16 @@ std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) 
   if (marks.empty()) return 0;
   const std::int64_t newest = newest_trigger_time(bound_);
   for (const Advance& m : marks) require_watermark_time(m.threshold, m.timestamp, newest);
-  PgArray thresholds, timestamps, updated_at;
+  // Thresholds that are one REAL are one row: the newest of them goes (one statement may not
+  // touch a row twice: 21000).
+  std::map<float, const Advance*> newest_of;
   for (const Advance& m : marks) {
+    const auto [it, fresh] = newest_of.try_emplace(real_as_sent(m.threshold), &m);
+    if (!fresh && m.timestamp > it->second->timestamp) it->second = &m;
+  }
+  PgArray thresholds, timestamps, updated_at;
+  for (const auto& [key, mark] : newest_of) {
+    const Advance& m = *mark;
     thresholds.add_number(m.threshold);
     timestamps.add_integer(m.timestamp);
     updated_at.add_text(m.updated_at);

@@ -112,8 +112,9 @@ class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, doubl
   // GREATEST upsert: never moves backwards; updated_at always set to now. A timestamp refused as
   // above throws TimestampUnitError before any SQL.
   TriggerWatermark update(double threshold, std::int64_t timestamp) const;
-  // Several thresholds (distinct) in one statement: each row inserted or moved forward with the
-  // given updated_at; a row that would not advance is left alone. Returns the rows written. One
+  // Several thresholds in one statement: each row inserted or moved forward with the given
+  // updated_at; a row that would not advance is left alone. Thresholds that are the same REAL
+  // (0.95 and 0.9500000001) are one row: the newest of them goes. Returns the rows written. One
   // refused timestamp throws TimestampUnitError before any SQL: nothing is written.
   struct Advance {
     double threshold = 0;

@@ -6,6 +6,7 @@
 #include "ingest/events/event_json.h"
 #include "repos/util/clock.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/pg_array.h"
 #include "repos/trade_repository.h"
 #include "repos/trigger_repository.h"
 
@@ -140,13 +141,13 @@ void BatchApplier::record_triggers(pqxx::dbtransaction& tx, std::span<const Queu
   counts.triggers = triggers.size();
   if (triggers.empty()) return;
   const std::vector<TriggerOutcome> outcomes = TriggerRepository(tx, FutureBound::CheckedOnArrival).record_first_many(rows);
-  std::map<float, TriggerWatermarkRepository::Advance> newest;  // by the REAL key
+  std::map<float, TriggerWatermarkRepository::Advance> newest;  // by the REAL key PostgreSQL compares
   for (std::size_t i = 0; i < triggers.size(); ++i) {
     const TriggerEvent& g = std::get<TriggerEvent>(triggers[i]->event.body);
     switch (outcomes[i]) {
       case TriggerOutcome::Recorded: {
         ++counts.triggers_recorded;
-        auto [it, fresh] = newest.try_emplace(static_cast<float>(g.threshold), TriggerWatermarkRepository::Advance{g.threshold, g.trigger_timestamp_ms, rows[i].created_at});
+        auto [it, fresh] = newest.try_emplace(real_as_sent(g.threshold), TriggerWatermarkRepository::Advance{g.threshold, g.trigger_timestamp_ms, rows[i].created_at});
         if (!fresh && g.trigger_timestamp_ms > it->second.timestamp) it->second = {g.threshold, g.trigger_timestamp_ms, rows[i].created_at};
         break;
       }

@@ -199,6 +199,31 @@ TEST_F(DaemonTest, TriggerDedupFollowsG2AcrossTokens) {
   EXPECT_EQ(count("SELECT last_timestamp FROM trigger_watermarks WHERE threshold = 0.95::real"), 1'700'000'000'400);
 }
 
+// Two recorded triggers in one batch whose thresholds are one REAL to PostgreSQL but two floats
+// to a C++ cast (a threshold halfway between two floats): the watermark upsert touched one row
+// twice, the server refused the batch (21000, not a data error), and the writer retried it for
+// ever: nothing after it was applied.
+TEST_F(DaemonTest, TriggersWhoseThresholdsAreOneRealInOneBatchMoveOneWatermark) {
+  pqxx::connection holder(tdb_->url());
+  pqxx::work hold(holder);
+  hold.exec0("LOCK TABLE pm_ingest_checkpoints IN ACCESS EXCLUSIVE MODE");  // both lines reach one batch
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trigger_line("A", "half1", "0.5000000298023223876953125", 1'700'000'000'000),
+                      trigger_line("B", "half2", "0.50000006", 1'700'000'000'100)}));
+  ASSERT_TRUE(p.wait_ack(2, 10s));
+  ASSERT_TRUE(wait_until([&] {
+    return count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'pm_ingest_checkpoints'::regclass") > 0;
+  }, 20s)) << "the writer never reached the checkpoint: " << d.output();
+  hold.abort();
+  ASSERT_TRUE(wait_count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2", 1, 20s)) << d.output();
+  EXPECT_EQ(count(kTriggers), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM trigger_watermarks"), 1);
+  EXPECT_EQ(count("SELECT last_timestamp FROM trigger_watermarks WHERE threshold = 0.50000006::real"), 1'700'000'000'100);
+  EXPECT_EQ(d.metric("pm_ingest_batch_events_count"), 1) << "one batch of both";
+}
+
 TEST_F(DaemonTest, WatermarksNeverMoveBackwards) {
   DaemonHarness d(tdb_->url());
   d.start();

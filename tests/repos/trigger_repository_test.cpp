@@ -301,6 +301,21 @@ TEST_F(TriggerRepositoryTest, WatermarkStartsAtZeroAndNeverGoesBack) {
   EXPECT_EQ(tdb_->count("trigger_watermarks"), 2);  // 0.95 and 0.90 are distinct keys
 }
 
+// Thresholds that are one REAL are one watermark row: the statement touched that row twice and the
+// server refused the whole advance (21000, "cannot affect row a second time").
+TEST_F(TriggerRepositoryTest, AdvanceTakesThresholdsThatAreOneRealAsOneRowAtTheNewest) {
+  TriggerWatermarkRepository marks(tdb_->db());
+  const std::vector<TriggerWatermarkRepository::Advance> batch{
+      {0.95, T0 + 10, now_iso()}, {0.9500000001, T0 + 30, now_iso()}, {0.95, T0 + 20, now_iso()},
+      // Halfway between two floats: a cast rounds it to 0.5, PostgreSQL reads its text as 0.50000006.
+      {0.5000000298023223876953125, T0 + 5, now_iso()}, {0.50000006, T0 + 1, now_iso()}};
+  EXPECT_EQ(marks.advance(batch), 2u);
+  EXPECT_EQ(tdb_->count("trigger_watermarks"), 2);
+  EXPECT_EQ(marks.get_timestamp(0.95), T0 + 30);
+  EXPECT_EQ(marks.get_timestamp(0.50000006), T0 + 5);
+  EXPECT_FALSE(marks.get(0.5));
+}
+
 // The message of the TimestampUnitError `call` throws, or "no exception".
 template <class Call>
 std::string time_error_of(Call&& call) {
