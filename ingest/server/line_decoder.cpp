@@ -1,11 +1,15 @@
 #include "ingest/server/line_decoder.h"
 
+#include "ingest/server/parse_memory_budget.h"
+
 namespace pm {
 
 std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
                                              std::vector<Event>& events) {
   tally_.hello.reset();
-  if (number == 1 && text.find("\"hello\"") != std::string_view::npos) {
+  const ParseMemoryBudget::Lease parse_memory = budget_.take(text.size());
+  // A hello's key may be spelled with escapes ("\u0068ello"): the parser reads it as "hello".
+  if (number == 1 && (text.find("\"hello\"") != std::string_view::npos || text.find("\\u") != std::string_view::npos)) {
     if (auto hello = polymarket_.read_hello_line(text)) {
       if (auto* rejection = std::get_if<Rejection>(&*hello)) return std::move(*rejection);
       format_ = std::get<PayloadFormat>(*hello);

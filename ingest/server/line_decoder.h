@@ -3,13 +3,16 @@
 // (payload_format.h). Line 1 may be a hello: it sets the format and yields no event (an unknown
 // format is refused and the connection stays pm-ingestd). Protocol v1 lines go to LineParser (one
 // event each, the fast path: nothing else is done for them); lines of a Polymarket format go to
-// PolymarketParser (0..N events each). One per connection; not thread-safe.
+// PolymarketParser (0..N events each). A line longer than kKeptParserCapacity is parsed under a
+// share of `budget` (parse_memory_budget.h), waiting while other connections' large lines hold it.
+// One per connection; not thread-safe.
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <vector>
 
 #include "ingest/events/event.h"
+#include "ingest/server/parse_memory_budget.h"
 #include "ingest/server/payload_format.h"
 #include "ingest/server/polymarket_payloads.h"
 #include "ingest/server/protocol.h"
@@ -24,6 +27,8 @@ struct LineTally {
 
 class LineDecoder {
  public:
+  explicit LineDecoder(ParseMemoryBudget& budget = ParseMemoryBudget::process()) : budget_(budget) {}
+
   // Appends the events of line `number` to `events`; nullopt when the line is accepted. A
   // rejected line appends nothing.
   std::optional<Rejection> decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
@@ -36,6 +41,7 @@ class LineDecoder {
  private:
   std::optional<Rejection> decode_v1(std::string_view text, std::int64_t received_ms, std::vector<Event>& events);
 
+  ParseMemoryBudget& budget_;
   PayloadFormat format_ = PayloadFormat::PmIngestd;
   LineParser v1_;
   PolymarketParser polymarket_;

@@ -3,7 +3,10 @@
 // are not trades, and the trade id rule for payloads without one.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
+#include <future>
+#include <optional>
 
 #include "ingest/server/fill_trade_id.h"
 #include "ingest/server/json_spans.h"
@@ -13,6 +16,8 @@
 
 namespace pm {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr std::int64_t kNow = 1'750'500'000'000;
 const std::string kTx = "0x8f2ad1";
@@ -357,6 +362,43 @@ TEST(Hello, DeclaresTheFormatOnLineOneAndYieldsNoEvent) {
   EXPECT_EQ(trade.events.size(), 1u);
   EXPECT_FALSE(decoder.tally().hello);
   EXPECT_EQ(count(decoder.tally().messages, PolymarketMessage::LastTradePrice), 1u);
+}
+
+std::string with_field(const std::string& object, const std::string& field_json) {
+  return object.substr(0, object.size() - 1) + "," + field_json + "}";
+}
+
+// A hello whose key is spelled with an escape is the same key to the parser: it was refused as "a
+// hello is only read on line 1" on line 1, and the connection stayed v1.
+TEST(Hello, AnEscapedHelloKeyIsAHello) {
+  LineDecoder decoder;
+  const Decoded hello = decode(decoder, 1, R"({"\u0068ello":{"format":"clob-ws-market"}})");
+  EXPECT_FALSE(hello.rejection) << hello.rejection->detail;
+  EXPECT_EQ(decoder.format(), PayloadFormat::ClobWsMarket);
+  LineDecoder v1;
+  EXPECT_EQ(decode(v1, 1, with_field(kV1Trade, R"("note":"\u00e9")")).events.size(), 1u) << "an escape alone is no hello";
+  EXPECT_EQ(v1.format(), PayloadFormat::PmIngestd);
+}
+
+// Lines longer than kKeptParserCapacity are parsed under a share of the connections' common
+// parse memory budget, waiting while other large lines hold it; ordinary lines never wait.
+TEST(ParseMemory, ALargeLineWaitsForTheBudgetAndASmallOneDoesNot) {
+  ParseMemoryBudget budget(4u << 20);
+  const std::string large = with_field(kV1Trade, "\"pad\":\"" + std::string(200'000, 'x') + "\"");
+  std::optional<ParseMemoryBudget::Lease> held(budget.take(200'000));  // 3 MB of the 4 MiB
+  ASSERT_EQ(budget.in_use(), 200'000u * kParserBytesPerLineByte);
+  LineDecoder small_lines(budget);
+  EXPECT_EQ(decode(small_lines, 1, kV1Trade).events.size(), 1u) << "a small line takes nothing";
+  auto decoded = std::async(std::launch::async, [&] {
+    LineDecoder decoder(budget);
+    return decode(decoder, 1, large).events.size();
+  });
+  EXPECT_EQ(decoded.wait_for(200ms), std::future_status::timeout) << "parsed while the budget was held";
+  held.reset();
+  ASSERT_EQ(decoded.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(decoded.get(), 1u);
+  EXPECT_EQ(budget.in_use(), 0u) << "given back after the parse";
+  EXPECT_EQ(budget.take(10u << 20).bytes(), 4u << 20) << "a share above the whole budget is capped at it";
 }
 
 TEST(Hello, WithoutOneTheConnectionSpeaksV1) {
