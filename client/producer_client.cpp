@@ -171,11 +171,11 @@ ProducerClient::Impl::~Impl() {
 }
 
 // Whether the daemon would take `line` for a hello were it line 1 of a connection (docs/protocol.md:
-// an object with a "hello" member and no "type" member; it looks only at lines holding "hello" in
-// quotes). Resent lines are numbered from 1 again on a new connection, so such a line could switch
+// an object with a "hello" member and no "type" member, however its key is spelled: it parses line 1
+// when it holds "hello" in quotes or an escape). Resent lines are numbered from 1 again on a new connection, so such a line could switch
 // the connection's format and every later line be acknowledged without being stored.
 static bool reads_as_hello(const std::string& line) {
-  if (line.find("\"hello\"") == std::string::npos) return false;
+  if (line.find("\"hello\"") == std::string::npos && line.find("\\u") == std::string::npos) return false;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::object object;
   if (parser.parse(line).get_object().get(object) != simdjson::SUCCESS) return false;

@@ -439,7 +439,8 @@ TEST(ProducerClient, RefusesWithoutSendingALineWithANewlineOrAHelloOfItsOwn) {
   EXPECT_EQ(producer.send(R"( {"hello":{"format":"clob-ws-market"}})").get().reason, "invalid");
   // Anything the daemon reads as a hello on line 1 (a "hello" member, no "type"), however spelled:
   // sent first after a reconnect, it would switch the connection's format.
-  for (const char* hello : {R"({ "hello" : {"format":"clob-ws-market"}})", R"({"x":1,"hello":{"format":"clob-ws-market"}})"})
+  for (const char* hello : {R"({ "hello" : {"format":"clob-ws-market"}})", R"({"x":1,"hello":{"format":"clob-ws-market"}})",
+                            R"({"\u0068ello":{"format":"clob-ws-market"}})"})
     EXPECT_EQ(producer.send(hello).get().reason, "invalid") << hello;
   EXPECT_TRUE(producer.send(trade_line("c", "after")).get().acked()) << "line numbers still match";
   EXPECT_THROW(ProducerClient(ProducerOptions{d.socket(), "gamma"}), std::invalid_argument);

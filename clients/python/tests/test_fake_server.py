@@ -247,7 +247,8 @@ async def test_a_line_the_daemon_would_take_for_a_hello_is_refused_before_sendin
         connecting = asyncio.ensure_future(client.connect())
         c1 = await server.next()
         await connecting
-        for text in (HELLO, ' { "hello" : {"format":"clob-ws-market"}}', '{"x":1,"hello":{"format":"clob-ws-market"}}'):
+        for text in (HELLO, ' { "hello" : {"format":"clob-ws-market"}}', '{"x":1,"hello":{"format":"clob-ws-market"}}',
+                     '{"\\u0068ello":{"format":"clob-ws-market"}}'):
             with pytest.raises(ValueError, match="hello"):
                 client.submit_text(text)
         with pytest.raises(ValueError, match="hello"):
