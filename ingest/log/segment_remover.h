@@ -9,7 +9,9 @@
 // - release_before(segment): any thread; returns at once. The thread then calls
 //   WriteAheadLog::remove_segments_before with the highest segment asked for so far, which
 //   persists the applied position first and keeps whatever may not go yet. The log allows that
-//   call from a thread of its own while the writer thread uses the log.
+//   call from a thread of its own while the writer thread uses the log. A segment asked for
+//   again is tried again when its last removal left segments below it (the log refused: its
+//   applied position was held back, as after the writer's reconnect; or the removal threw).
 // - wait_idle(): returns once every removal asked for before the call is done.
 // - What the removal throws (it reports ordinary failures through the log's own on_warning) goes
 //   to `on_error`; the next request tries again.
@@ -42,9 +44,13 @@ class SegmentRemover {
   const std::function<void(const std::string&)> on_error_;
   std::mutex mu_;
   std::condition_variable changed_;
-  std::uint64_t asked_ = 0;  // guarded by mu_: the highest segment asked for
-  std::uint64_t done_ = 0;   // guarded by mu_: the highest segment whose removal has run
-  bool stopping_ = false;    // guarded by mu_
+  // Guarded by mu_:
+  std::uint64_t asked_ = 0;     // the highest segment asked for
+  std::uint64_t requests_ = 0;  // asks taken (a new highest segment, or one to try again)
+  std::uint64_t started_ = 0;   // requests_ when the last removal started
+  std::uint64_t finished_ = 0;  // requests_ when the last finished removal started
+  bool incomplete_ = false;     // the last finished removal left segments below asked_
+  bool stopping_ = false;
   std::thread thread_;
 };
 

@@ -103,5 +103,35 @@ TEST_F(SegmentRemoverTest, AFailedRemovalIsReportedAndALaterOneRuns) {
   EXPECT_EQ(log->oldest().segment, applied_.segment);
 }
 
+// A removal the log refused (here may_remove; in the daemon, the applied position held back after
+// the writer's reconnect) or that threw is tried again when the same segment is asked for again:
+// the ask was dropped as "asked already", and the applied segments stayed on disk until a higher
+// segment was confirmed, which an idle daemon never does.
+TEST_F(SegmentRemoverTest, TheSameSegmentAskedForAgainAfterARefusalIsRemoved) {
+  enum class Answer { Refuse, Throw, Allow };
+  Answer answer = Answer::Refuse;
+  Options o = options(2048);
+  o.may_remove = [&](const LogId&, std::uint64_t) -> bool {
+    if (answer == Answer::Throw) throw std::runtime_error("archive index unreadable");
+    return answer == Answer::Allow;
+  };
+  auto log = filled_log(o);
+  SegmentRemover remover(*log, [&](const std::string& m) { errors_.push_back(m); });
+  remover.release_before(applied_.segment);
+  remover.wait_idle();
+  ASSERT_EQ(log->oldest().segment, 1u) << "refused";
+  answer = Answer::Throw;
+  remover.release_before(applied_.segment);
+  remover.wait_idle();
+  ASSERT_EQ(errors_.size(), 1u) << "tried again, and threw";
+  answer = Answer::Allow;
+  remover.release_before(applied_.segment);
+  remover.wait_idle();
+  EXPECT_EQ(log->oldest().segment, applied_.segment);
+  remover.release_before(applied_.segment);  // done: not tried again
+  remover.wait_idle();
+  EXPECT_EQ(errors_.size(), 1u);
+}
+
 }  // namespace
 }  // namespace pm::wal
