@@ -475,7 +475,7 @@ void BatchWriter::count_committed_unseen(const wal::Position& start) {
   const std::uint64_t events = committed_to - applied_.lsn;
   const bool letter_stored = letter && *letter > applied_.lsn && *letter <= committed_to;
   pacing_.committed();  // a batch did commit: the next failure waits the initial delay again
-  metrics_.committed_unseen(events, letter_stored ? 1 : 0);
+  metrics_.committed_unseen(applied_.lsn, committed_to, letter_stored ? 1 : 0);
   logger_->info("the checkpoint shows that {} events (lsn {} to {}) committed in batches whose outcome was lost{}",
                 events, applied_.lsn + 1, committed_to,
                 letter_stored ? ", among them the dead letter of lsn " + std::to_string(*letter) : std::string());

@@ -56,7 +56,7 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   phase_turn_.Observe(phases.turn);
   phase_finish_.Observe(phases.finish);
   phase_commit_.Observe(phases.commit);
-  metrics_.applied_events.Increment(static_cast<double>(events.size()));
+  if (!events.empty()) metrics_.applied_events.Increment(static_cast<double>(count_applied(events.front().lsn - 1, events.back().lsn)));
   metrics_.rows_written("polymarket_trades").Increment(static_cast<double>(c.trades_inserted));
   metrics_.rows_written("polymarket_first_triggers").Increment(static_cast<double>(c.triggers_recorded));
   metrics_.rows_written("trade_watermarks").Increment(static_cast<double>(c.trade_watermarks));
@@ -76,8 +76,15 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   }
 }
 
-void WriterMetrics::committed_unseen(std::uint64_t events, std::uint64_t dead_lettered) {
-  metrics_.applied_events.Increment(static_cast<double>(events));
+// The events after `from` up to `to` not counted before, and moves the count's mark to `to`.
+std::uint64_t WriterMetrics::count_applied(std::uint64_t from, std::uint64_t to) {
+  const std::uint64_t fresh = to > counted_to_lsn_ ? to - std::max(from, counted_to_lsn_) : 0;
+  counted_to_lsn_ = std::max(counted_to_lsn_, to);
+  return fresh;
+}
+
+void WriterMetrics::committed_unseen(std::uint64_t from, std::uint64_t to, std::uint64_t dead_lettered) {
+  metrics_.applied_events.Increment(static_cast<double>(count_applied(from, to)));
   metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(dead_lettered));
   metrics_.dead_lettered.Increment(static_cast<double>(dead_lettered));
 }

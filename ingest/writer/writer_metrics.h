@@ -5,7 +5,9 @@
 // - batch_committed(), committed_unseen(), database_up(), database_error() and replay_done() record
 //   what the writer thread just did (batch_committed observes each event's freshness: arrival to
 //   commit, and the part of it before its batch's transaction began); publish() tells the sampler
-//   where the writer is. Writer thread only.
+//   where the writer is. Writer thread only. pm_ingest_applied_events_total counts each LSN
+//   once: events applied again after PostgreSQL lost their commits (a crash with async commits)
+//   are not counted twice (their rows, dedup hits and freshness are: that work was done again).
 // - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
 //   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
@@ -50,7 +52,8 @@ class WriterMetrics {
   // Events of batches whose COMMIT outcome was lost and that the checkpoint showed committed: counted
   // as applied, and `dead_lettered` of them as stored in pm_dead_letters. Their other rows,
   // duplicates and freshness are unknown and not counted.
-  void committed_unseen(std::uint64_t events, std::uint64_t dead_lettered);
+  // The events are those after lsn `from` up to `to`.
+  void committed_unseen(std::uint64_t from, std::uint64_t to, std::uint64_t dead_lettered);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
   void replay_done(bool done);
@@ -66,6 +69,8 @@ class WriterMetrics {
   prometheus::Histogram &phase_begin_, &phase_trades_, &phase_durable_, &phase_turn_, &phase_finish_, &phase_commit_;
   wal::WriteAheadLog& log_;
   EventQueue& queue_;
+  std::uint64_t counted_to_lsn_ = 0;  // applied_events counts events after this LSN only (writer thread)
+  std::uint64_t count_applied(std::uint64_t from, std::uint64_t to);
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -130,6 +130,10 @@ TEST_F(PostgresCrash, BatchesLostWithUnflushedCommitsAreAppliedAgainByTheLivingD
   ASSERT_LT(after_crash, visible_before) << "the crash lost the unflushed commits (else this test proves nothing)";
 
   expect_every_acked_event_once(load);
+  // Each event counted applied once, though the lost batches were applied twice.
+  const long long logged = query_count(cluster.url(), "SELECT max(lsn) FROM pm_ingest_checkpoints");
+  EXPECT_TRUE(wait_until([&] { return daemon.metric("pm_ingest_applied_events_total") == static_cast<double>(logged); }, 10s))
+      << daemon.metric("pm_ingest_applied_events_total") << " counted for " << logged << " events";
   EXPECT_EQ(daemon.stop(), 0);
 }
 
