@@ -33,6 +33,7 @@ struct Entry {
   ProducerClient::WrittenCallback on_written;
   int attempts = 0;
   Clock::time_point first_written{};
+  Clock::time_point first_busy{};  // its first `busy` reply (none: epoch)
   std::uint64_t end = 0;  // offset in the connection's output just after the line
   bool gone = false;      // in written_: resolved, or moved to busy_ (a hole keeps line numbers dense)
 };
@@ -43,6 +44,11 @@ struct Settled {
   std::uint64_t acked = 0, rejected = 0, unacknowledged = 0;
   std::map<std::string, std::uint64_t> rejected_by_reason;
 };
+
+// "60 s", or "500 ms" for a time that is not whole seconds.
+std::string duration_text(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
+}
 
 int connect_socket(const std::string& path) {
   sockaddr_un addr{};
@@ -271,7 +277,7 @@ void ProducerClient::Impl::run() {
     if (fd_ >= 0) queue_writes();
     if (!outstanding()) last_progress_ = now;
     if (options_.give_up_after.count() > 0 && now - last_progress_ > options_.give_up_after) {
-      give_up_all("no acknowledgement for " + std::to_string(options_.give_up_after.count() / 1000) + " s");
+      give_up_all("no acknowledgement for " + duration_text(options_.give_up_after));
       // Replies still to come on this connection are for the lines just given up: matched by line
       // number, they would resolve the next lines (an ack for a line never stored). The next
       // lines go on a new connection, numbered from 1.
@@ -461,6 +467,16 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
   if (!e) return;
   if (reply.reason == "busy") {  // not progress: a line that never fits must still time out
     count([](ProducerStats& s) { ++s.busy; });
+    // While other lines are acked (progress), a line the daemon's budget never has room for
+    // would go again for ever: it gives up on its own, give_up_after after its first `busy`.
+    const Clock::time_point now = Clock::now();
+    if (e->first_busy == Clock::time_point{}) e->first_busy = now;
+    if (options_.give_up_after.count() > 0 && now - e->first_busy >= options_.give_up_after) {
+      resolve(*e, LineOutcome::Status::Unacknowledged,
+              "answered busy for " + duration_text(options_.give_up_after), reply.detail);
+      e->gone = true;
+      return;
+    }
     busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e->attempts), std::move(*e));
     e->gone = true;
     return;

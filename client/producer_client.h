@@ -20,7 +20,8 @@
 //     or a hello line of its own). `busy` is never an outcome: the line goes again after a backoff.
 //   - Unacknowledged: the client gave up (`give_up_after` without an ack or a final rejection:
 //     `busy` replies, the acks that follow them and refused connections do not count as
-//     progress; or close() timed out): it may or may not be durable; sending it again is safe
+//     progress; or a line answered `busy` for give_up_after since its first `busy`, while other
+//     lines were acked; or close() timed out): it may or may not be durable; sending it again is safe
 //     (duplicates are deduplicated). A give-up drops the connection: the next lines go on a new
 //     one, so a late reply for a given-up line can never resolve another.
 // - Lines go out in send() order, pipelined on one connection, except lines refused `busy`, which

@@ -364,6 +364,55 @@ TEST(ProducerClient, BusyRepliesAloneDoNotKeepLinesFromGivingUp) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A line the daemon always answers `busy` (too large for the room its budget leaves) while it
+// acks every other line: the acks were progress for the whole client, so that line went again for
+// ever. It gives up on its own, give_up_after after its first `busy`.
+TEST(ProducerClient, ALineAlwaysAnsweredBusyGivesUpWhileOthersAreAcked) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.give_up_after = 500ms;
+  o.busy_initial = 5ms;
+  o.busy_max = 20ms;
+  ProducerClient producer(o);
+  std::future<LineOutcome> big = producer.send(trade_line("c", "big"));
+  std::atomic<bool> done{false};
+  std::atomic<int> busy_replies{0};
+  std::thread hand([&] {
+    const int c = daemon.accept_one(10s);
+    if (c < 0) return;
+    std::uint64_t line = 0;
+    std::string pending;
+    bool closed = false;
+    while (!done && !closed) {
+      pending += daemon.read_lines(c, 1, 50ms, closed);
+      for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos; pending.erase(0, nl + 1)) {
+        ++line;
+        if (pending.compare(0, nl, trade_line("c", "big")) == 0) {
+          daemon.reply(c, R"({"error":"busy","line":)" + std::to_string(line) + R"(,"detail":"the log's budget is used up"})");
+          ++busy_replies;
+        }
+        daemon.reply(c, R"({"ack":)" + std::to_string(line) + "}");
+      }
+    }
+  });
+  int small = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (big.wait_for(10ms) == std::future_status::timeout && std::chrono::steady_clock::now() < deadline)
+    producer.send(trade_line("c", "small" + std::to_string(small++)));  // acked: progress all along
+  const bool resolved = big.wait_for(0s) == std::future_status::ready;
+  const bool flushed = resolved && producer.flush(10s);  // the small lines are acked
+  done = true;
+  hand.join();
+  ASSERT_TRUE(resolved) << "still sent again after " << busy_replies.load() << " busy replies";
+  EXPECT_TRUE(flushed);
+  const LineOutcome out = big.get();
+  EXPECT_EQ(out.status, LineOutcome::Status::Unacknowledged);
+  EXPECT_EQ(out.reason, "answered busy for 500 ms") << out.reason;
+  EXPECT_EQ(out.detail, "the log's budget is used up");
+  EXPECT_GT(busy_replies.load(), 1);
+}
+
 // `busy` means "nothing stored, try again later", for a hello too (the daemon answers an
 // incomplete hello line with it when --line-timeout closes the connection). The client took it for
 // a refusal and failed every line, now and later, as `schema`.
