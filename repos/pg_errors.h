@@ -33,7 +33,8 @@ class RefusedValueError : public std::invalid_argument {
 
 enum class PgErrorKind {
   Connection,  // connection lost/refused, server shutting down or not accepting (08xxx, 57P0x)
-  Transient,   // serialization failure, deadlock, lock timeout, out of resources (40001, 40P01, 55P03, 53xxx)
+  Transient,   // the server rolled the transaction back (class 40: serialization failure 40001, deadlock
+               // 40P01, ...), lock timeout (55P03), out of resources (53xxx)
   Data,        // a value the server rejects: data exception, integrity violation (22xxx, 23xxx, 54xxx)
   InDoubt,     // connection lost during COMMIT: the outcome is unknown
   Timeout,     // statement timeout or cancel (57014)
@@ -46,8 +47,19 @@ inline constexpr PgErrorKind kPgErrorKinds[] = {PgErrorKind::Connection, PgError
 
 PgErrorKind classify_sqlstate(const std::string& sqlstate);
 
-// Classifies an exception thrown by libpqxx, the pool or a repository (a RefusedValueError, such as
-// a TimestampUnitError: Data; anything else: Other).
+// The SQLSTATE an exception stands for: a pqxx::sql_error's own, or, for libpqxx 6.4's class-40
+// exceptions, which derive from pqxx::failure, not sql_error, and carry no SQLSTATE, the code of
+// their type: pqxx::serialization_failure 40001, deadlock_detected 40P01,
+// statement_completion_unknown 40003, any other transaction_rollback 40000. Empty for anything else
+// (a lost connection, the pool's own errors, a RefusedValueError). The one place the SQLSTATE of an
+// exception is read (classify_exception, failure_of).
+std::string sqlstate_of(const std::exception& error);
+
+// Classifies an exception thrown by libpqxx, the pool or a repository by classify_sqlstate of its
+// sqlstate_of (a deadlock or serialization failure inside a transaction: Transient), after the ones
+// without a SQLSTATE: a lost connection (Connection), a COMMIT in doubt (InDoubt), ConnectionError,
+// PoolTimeout (Timeout), a RefusedValueError such as a TimestampUnitError (Data); anything else:
+// Other.
 PgErrorKind classify_exception(const std::exception& error);
 
 const char* to_string(PgErrorKind kind);

@@ -41,7 +41,7 @@ TxFailure failure_of(const std::exception& error, bool committing) {
   } else {
     failure.exception = std::current_exception();
   }
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) failure.sqlstate = sql->sqlstate();
+  failure.sqlstate = sqlstate_of(error);
   failure.message = redact_url(text.substr(0, text.find('\n')));
   return failure;
 }

@@ -5,7 +5,8 @@
 // - Applied: the body returned a value and COMMIT succeeded; `value` holds it.
 // - RolledBack: the body asked for a rollback (returned no value); nothing failed.
 // - Retry: it failed and was rolled back; the same work may succeed if run again (connection lost
-//   or refused, serialization failure, deadlock, lock or statement timeout, no pooled connection).
+//   or refused, serialization failure, deadlock or any other SQLSTATE class 40, lock or statement
+//   timeout, no pooled connection).
 // - DataError: the server refused a value (SQLSTATE classes 22, 23, 54); the same data fails again.
 // - InDoubt: the connection was lost during COMMIT; it may or may not have committed.
 // - Fatal: anything else (missing table, permission, a bug): running it again as is will not help.
@@ -25,7 +26,7 @@ const char* to_string(TxStatus status);
 // Why an attempt failed. Empty for Applied and RolledBack.
 struct TxFailure {
   PgErrorKind kind = PgErrorKind::Other;
-  std::string sqlstate;           // the server's SQLSTATE; empty when it sent none
+  std::string sqlstate;           // the server's SQLSTATE (sqlstate_of); empty when there is none
   std::string message;            // the error's first line, any database URL in it redacted
   std::exception_ptr exception;   // the original, for callers that rethrow (Database::transaction)
 };

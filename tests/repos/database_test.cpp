@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <latch>
 #include <thread>
 
 #include <pqxx/nontransaction>
@@ -303,6 +304,49 @@ TEST_F(DatabaseTest, AConnectionKilledInsideTheBodyIsRetryAndTheConnectionIsDrop
   EXPECT_EQ(tdb_->count("t"), 0);
 }
 
+// A real deadlock inside db.attempt() bodies: two sessions take advisory locks 1 and 2 in opposite
+// orders (a latch makes both hold their first before either asks for its second), so PostgreSQL
+// cancels one of them after deadlock_timeout (the server's 1 s: SET deadlock_timeout needs a
+// superuser). libpqxx 6.4 throws that as pqxx::deadlock_detected, which is no pqxx::sql_error: the
+// loser was Fatal with an empty sqlstate, and the ingest writer and pm-ingestctl replay stopped on
+// it instead of running the batch again.
+TEST_F(DatabaseTest, TheLoserOfARealDeadlockIsRetryWith40P01AndTheWinnerCommits) {
+  Database db(tdb_->config());
+  std::latch both_hold_their_first_lock(2);
+  auto locking = [&](int first, int second) {
+    return [&both_hold_their_first_lock, first, second](Transaction& tx) -> std::optional<int> {
+      try {
+        tx.exec("INSERT INTO t VALUES (" + std::to_string(first) + ")");
+        tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(first) + ")");
+      } catch (...) {
+        both_hold_their_first_lock.count_down();  // the other session must not wait for ever
+        throw;
+      }
+      both_hold_their_first_lock.arrive_and_wait();
+      tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(second) + ")");
+      return first;
+    };
+  };
+  TxResult<int> one, two;
+  std::thread other([&] { two = db.attempt(locking(2, 1)); });
+  one = db.attempt(locking(1, 2));
+  other.join();
+
+  const bool one_won = one.applied();
+  const TxResult<int>& winner = one_won ? one : two;
+  const TxResult<int>& loser = one_won ? two : one;
+  ASSERT_EQ(winner.status, TxStatus::Applied) << to_string(one.status) << " / " << to_string(two.status);
+  EXPECT_EQ(loser.status, TxStatus::Retry) << loser.failure.message;
+  EXPECT_EQ(loser.failure.kind, PgErrorKind::Transient);
+  EXPECT_EQ(loser.failure.sqlstate, "40P01");
+  EXPECT_NE(loser.failure.message.find("deadlock detected"), std::string::npos) << loser.failure.message;
+  EXPECT_THROW(std::rethrow_exception(loser.failure.exception), pqxx::deadlock_detected);  // the original
+  // Only the winner's row was stored, and the loser's connection was rolled back and pooled again.
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM t WHERE v = " + std::to_string(*winner.value)), 1);
+  EXPECT_EQ(tdb_->count("t"), 1);
+  EXPECT_EQ(db.stats().idle, 2);
+}
+
 TEST(TxResults, EachErrorKindHasOneStatus) {
   EXPECT_EQ(status_of(PgErrorKind::Connection), TxStatus::Retry);
   EXPECT_EQ(status_of(PgErrorKind::Transient), TxStatus::Retry);
@@ -333,6 +377,52 @@ TEST(PgErrors, ClassifiesBySqlstate) {
   EXPECT_EQ(classify_sqlstate("22003"), PgErrorKind::Data);
   EXPECT_EQ(classify_sqlstate("23502"), PgErrorKind::Data);
   EXPECT_EQ(classify_sqlstate("42P01"), PgErrorKind::Other);
+}
+
+// libpqxx 6.4 throws SQLSTATE class 40 as pqxx::transaction_rollback and its subclasses, which
+// derive from pqxx::failure, not pqxx::sql_error, and carry no SQLSTATE: the type is the code. They
+// were classified Other (Fatal) with an empty sqlstate.
+template <class E>
+TxFailure failure_thrown(const E& error) {
+  try {
+    throw error;
+  } catch (const std::exception& e) {
+    return failure_of(e);
+  }
+}
+
+TEST(PgErrors, TransactionRollbacksAreTransientWithTheirSqlstate) {
+  EXPECT_EQ(sqlstate_of(pqxx::deadlock_detected("ERROR:  deadlock detected")), "40P01");
+  EXPECT_EQ(sqlstate_of(pqxx::serialization_failure("ERROR:  could not serialize access")), "40001");
+  EXPECT_EQ(sqlstate_of(pqxx::statement_completion_unknown("ERROR:  unknown")), "40003");
+  EXPECT_EQ(sqlstate_of(pqxx::transaction_rollback("ERROR:  rolled back")), "40000");
+  EXPECT_EQ(sqlstate_of(pqxx::sql_error("ERROR:  x", "SELECT", "22012")), "22012");
+  EXPECT_EQ(sqlstate_of(pqxx::broken_connection("gone")), "");
+  EXPECT_EQ(sqlstate_of(std::runtime_error("anything")), "");
+
+  EXPECT_EQ(classify_exception(pqxx::deadlock_detected("d")), PgErrorKind::Transient);
+  EXPECT_EQ(classify_exception(pqxx::serialization_failure("s")), PgErrorKind::Transient);
+  EXPECT_EQ(classify_exception(pqxx::statement_completion_unknown("u")), PgErrorKind::Transient);
+  EXPECT_EQ(classify_exception(pqxx::transaction_rollback("r")), PgErrorKind::Transient);
+  EXPECT_EQ(classify_sqlstate("40000"), PgErrorKind::Transient);
+  EXPECT_EQ(classify_sqlstate("40003"), PgErrorKind::Transient);
+
+  const TxFailure deadlock = failure_thrown(pqxx::deadlock_detected("ERROR:  deadlock detected\nDETAIL: ..."));
+  EXPECT_EQ(deadlock.kind, PgErrorKind::Transient);
+  EXPECT_EQ(status_of(deadlock.kind), TxStatus::Retry);
+  EXPECT_EQ(deadlock.sqlstate, "40P01");
+  EXPECT_EQ(deadlock.message, "ERROR:  deadlock detected");
+  EXPECT_THROW(std::rethrow_exception(deadlock.exception), pqxx::deadlock_detected);
+  const TxFailure serialization = failure_thrown(pqxx::serialization_failure("ERROR:  could not serialize"));
+  EXPECT_EQ(status_of(serialization.kind), TxStatus::Retry);
+  EXPECT_EQ(serialization.sqlstate, "40001");
+  EXPECT_EQ(failure_thrown(pqxx::statement_completion_unknown("u")).sqlstate, "40003");
+  EXPECT_EQ(failure_thrown(pqxx::transaction_rollback("r")).sqlstate, "40000");
+  // A class-40 error that reached the client as a plain sql_error (the raw-connection route of
+  // throw_sql_error) keeps its own code.
+  const TxFailure raw = failure_thrown(pqxx::sql_error("ERROR:  deadlock detected", "COPY", "40P01"));
+  EXPECT_EQ(raw.kind, PgErrorKind::Transient);
+  EXPECT_EQ(raw.sqlstate, "40P01");
 }
 
 TEST(PgErrors, ClassifiesThePoolsOwnFailures) {
