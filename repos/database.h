@@ -57,6 +57,17 @@
 //   attempt(), the ingest writer's lanes): fn(tx) returns std::optional<T>; a value commits, nullopt
 //   rolls back; whatever fn or COMMIT throws comes back classified as a TxResult (tx_result.h),
 //   never as an exception, and a broken or in-doubt connection is discarded, not pooled.
+//   A value is not committed when the transaction already failed on the server: fn caught a
+//   statement's error and returned anyway (without rolling back to a savepoint). libpqxx 6.4 ends
+//   its transaction itself when a statement sent through exec() fails (commit() then throws
+//   pqxx::usage_error), but not after exec_params(), a prepared statement or the raw connection
+//   (the repositories' routes): the server answered COMMIT with ROLLBACK and no error, and commit()
+//   returned as if it had committed. run_once checks the session (PQTRANS_INERROR) before COMMIT
+//   and rolls back instead, failing Fatal (pqxx::sql_error, SQLSTATE 25P02, naming the error fn
+//   caught; transaction() throws it): the body's bug, which running it again would repeat; not
+//   Retry, even when the error caught was transient, nor DataError, which would have the ingest
+//   writer dead-letter events whose data is not at fault. (It was Applied, and transaction()
+//   returned, with nothing stored.)
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -73,6 +84,7 @@
 #include "repos/util/backoff.h"
 #include "repos/database_config.h"
 #include "repos/pg_errors.h"
+#include "repos/raw_connection.h"
 #include "repos/tx_result.h"
 
 namespace pm {
@@ -229,6 +241,7 @@ TxResult<TxValue<Fn, Tx>> run_once(Lease& lease, Fn& fn) {
       tx.abort();
       return TxResult<Value>::rolled_back();
     }
+    require_transaction_not_failed(tx);  // else COMMIT would roll back without an error
     committing = true;
     tx.commit();
     return TxResult<Value>::applied_with(std::move(*value));

@@ -30,4 +30,16 @@ void throw_sql_error(pg_conn* conn, const std::string& message, const std::strin
   throw pqxx::sql_error(message, query, state);
 }
 
+void require_transaction_not_failed(const pqxx::dbtransaction& tx) {
+  pg_conn* conn = raw_connection(tx);
+  if (PQtransactionStatus(conn) != PQTRANS_INERROR) return;
+  std::string caught = PQerrorMessage(conn);
+  caught = caught.substr(0, caught.find('\n'));
+  std::string message =
+      "not committed: the transaction had already failed inside the body (a statement's error was caught and the "
+      "body returned normally), so the server would have rolled it back at COMMIT and nothing of it was stored";
+  if (!caught.empty()) message += " (the last error on the connection: " + caught + ")";
+  throw pqxx::sql_error(message, "COMMIT", "25P02");
+}
+
 }  // namespace pm

@@ -20,4 +20,12 @@ pg_conn* raw_connection(const pqxx::dbtransaction& tx);
 [[noreturn]] void throw_sql_error(pg_conn* conn, const std::string& message, const std::string& query,
                                   const std::string& sqlstate);
 
+// Throws pqxx::sql_error with SQLSTATE 25P02 (in_failed_sql_transaction) when the server's session
+// of `tx` is inside a failed transaction block (PQTRANS_INERROR): a statement failed and whoever ran
+// it caught the error and carried on. COMMIT would then end the transaction with ROLLBACK and no
+// error, and libpqxx 6.4's commit() would return as if it had committed. The message (one line)
+// says so and names the last error libpq recorded on the connection, normally the one caught.
+// Nothing is sent. Called by run_once (database.h) before every COMMIT.
+void require_transaction_not_failed(const pqxx::dbtransaction& tx);
+
 }  // namespace pm

@@ -10,6 +10,8 @@
 // - DataError: the server refused a value (SQLSTATE classes 22, 23, 54); the same data fails again.
 // - InDoubt: the connection was lost during COMMIT; it may or may not have committed.
 // - Fatal: anything else (missing table, permission, a bug): running it again as is will not help.
+//   So is a body that caught a statement's error and returned a value (25P02, see run_once in
+//   database.h): the server had failed the transaction and would have rolled it back at COMMIT.
 // Plain values; any thread.
 #include <exception>
 #include <optional>

@@ -347,6 +347,59 @@ TEST_F(DatabaseTest, TheLoserOfARealDeadlockIsRetryWith40P01AndTheWinnerCommits)
   EXPECT_EQ(db.stats().idle, 2);
 }
 
+// A body that catches a statement's error and returns normally. libpqxx 6.4 rolls its transaction
+// back itself when a statement run through exec() fails (commit() then throws usage_error), but
+// not when exec_params(), a prepared statement or the raw connection fails, as in the repositories:
+// the server had failed the transaction, answered COMMIT with ROLLBACK and no error, and commit()
+// returned. The attempt was Applied (and transaction() returned) while nothing was stored. It is
+// refused before COMMIT now: Fatal, 25P02, a message naming what happened and the error caught.
+TEST_F(DatabaseTest, ABodyThatSwallowedAServerErrorIsNotReportedCommitted) {
+  Database db(tdb_->config());
+  auto swallowing = [](Transaction& tx) -> std::optional<int> {
+    tx.exec_params("INSERT INTO t VALUES ($1)", 1);
+    try {
+      tx.exec_params("SELECT 1 / $1::int", 0);
+    } catch (const pqxx::sql_error&) {
+      // a body's bug: the transaction cannot go on after this
+    }
+    return 7;
+  };
+  TxResult<int> result = db.attempt(swallowing);
+  EXPECT_EQ(result.status, TxStatus::Fatal);
+  EXPECT_FALSE(result.value.has_value());
+  EXPECT_EQ(result.failure.kind, PgErrorKind::Other);
+  EXPECT_EQ(result.failure.sqlstate, "25P02") << result.failure.message;
+  EXPECT_NE(result.failure.message.find("had already failed inside the body"), std::string::npos)
+      << result.failure.message;
+  EXPECT_NE(result.failure.message.find("division by zero"), std::string::npos) << result.failure.message;
+  EXPECT_EQ(db.stats().idle, 1) << "the connection was rolled back and pooled again";
+
+  // transaction() throws it (it retries only a lost connection), and stores nothing either.
+  try {
+    db.transaction(swallowing);
+    ADD_FAILURE() << "transaction() returned though nothing was committed";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "25P02");
+  }
+  EXPECT_EQ(tdb_->count("t"), 0);
+
+  // A body that rolled back to a savepoint after the error left a usable transaction: it commits,
+  // on the same pooled connection.
+  TxResult<int> recovered = db.attempt([](Transaction& tx) -> std::optional<int> {
+    tx.exec_params("INSERT INTO t VALUES ($1)", 2);
+    tx.exec("SAVEPOINT s");
+    try {
+      tx.exec_params("SELECT 1 / $1::int", 0);
+    } catch (const pqxx::sql_error&) {
+      tx.exec("ROLLBACK TO SAVEPOINT s");
+    }
+    return 2;
+  });
+  EXPECT_EQ(recovered.status, TxStatus::Applied) << recovered.failure.message;
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM t WHERE v = 2"), 1);
+  EXPECT_EQ(tdb_->count("t"), 1);
+}
+
 TEST(TxResults, EachErrorKindHasOneStatus) {
   EXPECT_EQ(status_of(PgErrorKind::Connection), TxStatus::Retry);
   EXPECT_EQ(status_of(PgErrorKind::Transient), TxStatus::Retry);
