@@ -41,10 +41,17 @@ void Lease::reset_session() noexcept {
 
 namespace {
 
-// The pool's own settings of every session.
+// The pool's own settings of every session. The readers need the last two whatever the server's,
+// the database's or the role's defaults (or libpq's PGDATESTYLE) say, which RESET ALL restores:
+// DateStyle ISO, or the tiered repositories' TIMESTAMP columns come back as `10/01/2024 10:00:00`
+// (SQL, DMY) and tiered::read_time refuses them; extra_float_digits 3, so a REAL (float4) is sent
+// with the digits that name it exactly (from PostgreSQL 12 on any value above 0 gives the shortest
+// exact text; 3 also before), or a threshold read back with 0 (six digits) names another float4
+// and a lookup by it (`threshold = $1::real`) misses its row.
 std::string session_settings_sql(const DatabaseConfig& config) {
   std::string sql = "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
-                    "; SET TIME ZONE 'UTC'; SET client_min_messages = warning";
+                    "; SET TIME ZONE 'UTC'; SET client_min_messages = warning; SET DateStyle = 'ISO, MDY'; "
+                    "SET extra_float_digits = 3";
   // A transaction left idle this long is ended by the server; a stricter value of the server's, the
   // role's or the database's (1 ms up to ours) is kept, and 0 leaves theirs alone.
   if (const auto ms = config.idle_in_transaction_timeout.count(); ms > 0)

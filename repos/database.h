@@ -17,9 +17,15 @@
 // - Session state is reset before a connection goes back to the pool, as the original's asyncpg
 //   pool did on release (storage-api.md 1.3): session advisory locks released, cursors closed,
 //   LISTENs ended, the role and session authorization reset, every SET undone (RESET ALL) and the
-//   pool's own settings (statement_timeout, UTC, client_min_messages) set again, in one round
-//   trip; a connection the reset fails on is dropped. So a body that ran SET, SET ROLE or took
-//   pg_advisory_lock() leaves nothing to the next borrower (TEMP tables stay, as with asyncpg).
+//   pool's own settings (statement_timeout, UTC, client_min_messages, DateStyle ISO,
+//   extra_float_digits 3) set again, in one round trip; a connection the reset fails on is
+//   dropped. So a body that ran SET, SET ROLE or took pg_advisory_lock() leaves nothing to the next
+//   borrower (TEMP tables stay, as with asyncpg).
+// - Every session, new or reset, has those settings whatever the server's, the database's or the
+//   role's defaults (or libpq's PGDATESTYLE/PGOPTIONS) say: the readers depend on DateStyle ISO
+//   (the tiered repositories' TIMESTAMP columns) and on REALs sent with the digits that name them
+//   exactly (a threshold read back and looked up again); the server's defaults were kept, and
+//   under DateStyle 'SQL, DMY' a candle read threw "unreadable timestamp".
 //   This applies to lease(), transaction() and execute/fetch; the repositories (whose own SQL
 //   sets nothing; the trade COPY's staging TEMP table is kept on purpose) and attempt() (the
 //   ingest writer's lanes) skip it.

@@ -7,6 +7,9 @@
 // - The columns always hold UTC: values are bound as timestamptz and converted with
 //   `AT TIME ZONE 'UTC'`, and "now" is `now() AT TIME ZONE 'UTC'` (kNowUtc), so the session's
 //   TimeZone setting never shifts a stored or compared time.
+// - Reading a column back needs the session's DateStyle to be ISO: every session of the pool has it
+//   (database.h); a caller's own connection with another one (`SQL, DMY`) makes read_time throw
+//   "unreadable timestamp".
 #include <optional>
 #include <stdexcept>
 #include <string>
