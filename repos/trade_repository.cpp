@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 
@@ -210,16 +211,25 @@ void require_times(std::span<const TradeRow> rows, TimestampUnit unit, std::int6
 // The arrays of the trade_watermarks upsert for rows[which]: each condition's newest timestamp and,
 // with `written_at_ms` (one per row), the updated_at of the first row holding it (formatted only
 // for those rows). `empty` when no row has a timestamp. Throws TimestampUnitError (require_time)
-// when a newest timestamp is not acceptable in `unit`.
+// when a newest timestamp is not acceptable in `unit`, std::invalid_argument (a caller's bug, not
+// data) when `written_at_ms` is neither empty nor one per row, or an index of `which` is not a row
+// (`caller` names the call in the message).
 struct WatermarkArrays {
   PgArray conditions, timestamps, updated_at;
   bool empty = true;
 };
 
 WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<const std::size_t> which,
-                                     std::span<const std::int64_t> written_at_ms, TimestampUnit unit, std::int64_t bound) {
+                                     std::span<const std::int64_t> written_at_ms, TimestampUnit unit, std::int64_t bound,
+                                     const char* caller) {
+  if (!written_at_ms.empty() && written_at_ms.size() != rows.size())
+    throw std::invalid_argument(std::string(caller) + ": written_at_ms holds " + std::to_string(written_at_ms.size()) +
+                                " arrival times for " + std::to_string(rows.size()) + " rows; it must hold one per row");
   std::unordered_map<ConditionKey, std::size_t, ConditionKeyHash> newest;  // condition -> row
   for (std::size_t i : which) {
+    if (i >= rows.size())
+      throw std::invalid_argument(std::string(caller) + ": row index " + std::to_string(i) + " of " +
+                                  std::to_string(rows.size()) + " rows");
     const TradeRow& t = rows[i];
     if (!t.timestamp) continue;
     auto [it, fresh] = newest.emplace(ConditionKey::of(t), i);
@@ -242,7 +252,7 @@ WatermarkArrays newest_per_condition(std::span<const TradeRow> rows, std::span<c
 std::size_t advance_trade_watermarks(pqxx::transaction_base& tx, std::span<const TradeRow> rows,
                                      std::span<const std::size_t> which, std::span<const std::int64_t> written_at_ms,
                                      TimestampUnit unit, std::int64_t newest) {
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit, newest);
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit, newest, "advance_watermarks");
   if (marks.empty) return 0;
   if (written_at_ms.empty()) return trade_watermarks().many(tx, marks.conditions, marks.timestamps);
   return trade_watermarks().many(tx, marks.conditions, marks.timestamps, marks.updated_at);
@@ -309,7 +319,7 @@ std::string TradeRepository::watermark_statement(std::span<const TradeRow> rows,
                                                  std::span<const std::int64_t> written_at_ms) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::watermark_statement needs a caller's transaction");
   if (written_at_ms.size() != rows.size()) throw std::invalid_argument("watermark_statement: one arrival time per row");
-  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit_, newest_accepted());
+  const WatermarkArrays marks = newest_per_condition(rows, which, written_at_ms, unit_, newest_accepted(), "watermark_statement");
   if (marks.empty) return {};
   return trade_watermarks().many_statement(*in_tx_, marks.conditions, marks.timestamps, marks.updated_at);
 }

@@ -83,7 +83,10 @@ class TradeRepository {
                                        DuplicateProbe probe = DuplicateProbe::First) const;
   // `written_at_ms` (empty, or one per row, epoch ms): the updated_at to store (as ISO-8601 text),
   // that of the first row holding a condition's newest timestamp (the daemon gives each event's
-  // arrival time, so a replay of its log writes the same rows); empty: now.
+  // arrival time, so a replay of its log writes the same rows); empty: now. Another size (one per
+  // selected row, say), or an index of `which` that is not a row of `rows`, throws
+  // std::invalid_argument before any SQL, as watermark_statement does (both were read past their
+  // end).
   std::size_t advance_watermarks(std::span<const TradeRow> rows, std::span<const std::size_t> which,
                                  std::span<const std::int64_t> written_at_ms = {}) const;
 

@@ -233,6 +233,29 @@ TEST_F(TradeRepositoryTest, IngestBatchAdvancesWatermarksToNewestInserted) {
   EXPECT_EQ(marks.get_timestamp("c1"), T0 + 7000);
 }
 
+// advance_watermarks' `written_at_ms` holds one arrival time per row of `rows` (or none), indexed by
+// row: one per selected row was read past its end [an updated_at from whatever memory followed,
+// and the watermark written], and so was `rows` for an index of `which` beyond it. Both are refused
+// before any SQL, as watermark_statement refused the first already.
+TEST_F(TradeRepositoryTest, AdvanceWatermarksRefusesArrivalTimesThatAreNotOnePerRow) {
+  TradeRepository repo(tdb_->db());
+  const std::vector<PolymarketTrade> trades{sample("a", T0 + 1, "c1"), sample("b", T0 + 2, "c2"), sample("c", T0 + 3, "c3")};
+  std::vector<TradeRow> rows;  // views of `trades`
+  for (const PolymarketTrade& t : trades) rows.push_back(trade_row_of(t));
+  const std::vector<std::size_t> which{0, 2};
+  const std::vector<std::int64_t> one_per_selected_row{T0 + 10, T0 + 30};
+  EXPECT_THROW(repo.advance_watermarks(rows, which, one_per_selected_row), std::invalid_argument);
+  const std::vector<std::size_t> beyond_rows{0, 3};
+  EXPECT_THROW(repo.advance_watermarks(rows, beyond_rows), std::invalid_argument);
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+  // One per row (or none) is what it takes.
+  const std::vector<std::int64_t> one_per_row{T0 + 10, T0 + 20, T0 + 30};
+  EXPECT_EQ(repo.advance_watermarks(rows, which, one_per_row), 2u);
+  EXPECT_EQ(tdb_->count("SELECT count(*) FROM trade_watermarks WHERE condition_id = 'c3' AND updated_at = '" +
+                        format_iso_ms(T0 + 30) + "'"),
+            1);
+}
+
 // A batch is sent in primary-key order (index locality); the order changes nothing else: the
 // first of equal keys still wins (also when the duplicate comes last, far from the first), and
 // the indices returned are ascending input positions. Binary COPY in a transaction, text COPY
