@@ -1,5 +1,6 @@
 #include "repos/candidate_repository.h"
 
+#include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 
 namespace pm {
@@ -34,6 +35,9 @@ bool can_transition(CandidateStatus from, CandidateStatus to) {
 
 PolymarketCandidate CandidateRepository::create(const PolymarketCandidate& c) const {
   detail::require_enum(c.status, kCandidateStatuses, "polymarket_candidates.status");
+  require_timestamp(c.trigger_timestamp, TimestampUnit::Milliseconds,
+                    newest_accepted(FutureBound::FromNow, TimestampUnit::Milliseconds),
+                    "polymarket_candidates.trigger_timestamp of token '" + c.token_id + "'", kTriggerUnitSource);
   const std::string created_at = detail::write_iso_or_now(c.created_at, "polymarket_candidates.created_at");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<PolymarketCandidate>(tx.exec_params1(

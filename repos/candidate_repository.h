@@ -37,7 +37,11 @@ class CandidateRepository : public BaseRepository<PolymarketCandidate, std::int3
   explicit CandidateRepository(DbTarget target)
       : BaseRepository(target, "polymarket_candidates", "id", "integer") {}
 
-  // Throws std::invalid_argument for an unknown status or an unparseable created_at.
+  // Throws std::invalid_argument for an unknown status or an unparseable created_at, and
+  // TimestampUnitError (a RefusedValueError) for a trigger_timestamp that is not epoch ms (> 0, of
+  // millisecond size) or is more than kMaxFutureMs (24 h) after now: the rule of every trigger
+  // write (require_timestamp, trigger_repository.h); nothing is written. (A value in seconds was
+  // stored.)
   PolymarketCandidate create(const PolymarketCandidate& candidate) const;
 
   std::vector<PolymarketCandidate> get_pending(int limit = 100) const;  // oldest first

@@ -1,5 +1,6 @@
 #include "repos/order_repository.h"
 
+#include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 
 namespace pm {
@@ -33,6 +34,10 @@ PaperTrade PaperTradeRepository::create(const PaperTrade& t) const {
   if (t.decision.empty()) throw std::invalid_argument("paper_trades.decision must not be empty");
   const std::string created_at = detail::write_iso_or_now(t.created_at, "paper_trades.created_at");
   require_candidate_id(t.candidate_id, "paper_trades.candidate_id");
+  if (t.trigger_timestamp)
+    require_timestamp(*t.trigger_timestamp, TimestampUnit::Milliseconds,
+                      newest_accepted(FutureBound::FromNow, TimestampUnit::Milliseconds),
+                      "paper_trades.trigger_timestamp of token '" + t.token_id + "'", kTriggerUnitSource);
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<PaperTrade>(row_naming_a_candidate(tx.exec_params(
         R"(INSERT INTO paper_trades

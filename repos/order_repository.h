@@ -38,7 +38,9 @@ class PaperTradeRepository : public BaseRepository<PaperTrade, std::int32_t> {
  public:
   explicit PaperTradeRepository(DbTarget target) : BaseRepository(target, "paper_trades", "id", "integer") {}
 
-  // Throws std::invalid_argument for an empty decision or an unparseable created_at.
+  // Throws std::invalid_argument for an empty decision or an unparseable created_at, and
+  // TimestampUnitError (a RefusedValueError) for a trigger_timestamp, when given, that is not
+  // epoch ms or is more than 24 h after now, as CandidateRepository::create; nothing is written.
   PaperTrade create(const PaperTrade& trade) const;
   std::optional<PaperTrade> get_by_candidate(std::int32_t candidate_id) const;
   std::vector<PaperTrade> get_recent(int limit = 100) const;

@@ -59,6 +59,10 @@ class TimestampUnitError : public RefusedValueError {
 // unit the value looks like, and `unit_source` where the table's unit comes from ("<unit_source>
 // is milliseconds (ms)").
 inline constexpr std::string_view kTradeUnitSource = "the configured trade_timestamp_unit";
+// Trigger times (trigger_timestamp of triggers, candidates and paper trades, and
+// trigger_watermarks.last_timestamp) are epoch milliseconds whatever unit the trades are in
+// (schema.md): their checks name this as the unit's source.
+inline constexpr std::string_view kTriggerUnitSource = "the unit of trigger timestamps";
 void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field,
                             std::string_view unit_source = kTradeUnitSource);
 

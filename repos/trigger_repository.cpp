@@ -45,8 +45,6 @@ void require_key(const PolymarketFirstTrigger& t) {
                             "; a threshold must be a finite number");
 }
 
-// Trigger times are epoch milliseconds (schema.md), whatever unit the trades are in.
-constexpr std::string_view kTriggerUnitSource = "the unit of trigger timestamps";
 
 // The threshold as its shortest decimal, for messages.
 std::string threshold_text(double threshold) {
@@ -275,6 +273,9 @@ std::vector<PolymarketFirstTrigger> TriggerRepository::get_by_condition(const st
 
 std::vector<PolymarketFirstTrigger> TriggerRepository::get_recent(std::int64_t since_timestamp,
                                                                  std::optional<double> threshold) const {
+  // A since in seconds is below every stored trigger time and would return them all.
+  if (since_timestamp > 0)
+    require_timestamp_unit(since_timestamp, TimestampUnit::Milliseconds, "get_recent since_timestamp", kTriggerUnitSource);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<PolymarketFirstTrigger>(tx.exec_params(
         R"(SELECT * FROM polymarket_first_triggers

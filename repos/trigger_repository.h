@@ -82,7 +82,9 @@ class TriggerRepository {
 
   std::vector<PolymarketFirstTrigger> get_by_token(const std::string& token_id, int limit = 100) const;
   std::vector<PolymarketFirstTrigger> get_by_condition(const std::string& condition_id, int limit = 100) const;
-  // trigger_timestamp >= since (epoch ms), optionally one threshold; newest first, no limit.
+  // trigger_timestamp >= since (epoch ms; 0 or less: every trigger), optionally one threshold;
+  // newest first, no limit. A since > 0 that is not of millisecond size (seconds, which would
+  // return every trigger, or microseconds) throws TimestampUnitError before any SQL (it was taken).
   std::vector<PolymarketFirstTrigger> get_recent(std::int64_t since_timestamp,
                                                  std::optional<double> threshold = std::nullopt) const;
   // storage-api.md 2.0 on this table's real key (the original's default `id` column does not

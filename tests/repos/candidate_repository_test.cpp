@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "repos/candidate_repository.h"
+#include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
@@ -83,12 +84,36 @@ TEST_F(CandidateRepositoryTest, CreateAssignsIdsAndRoundTrips) {
   EXPECT_EQ(repo.count(), 2);
 }
 
+// trigger_timestamp is epoch ms (schema.md), as for triggers: create() took a value in seconds,
+// or one of microsecond size or days ahead, and stored it [the row inserted]. It refuses them now
+// (TimestampUnitError, a RefusedValueError) before any SQL, as every trigger write does.
+TEST_F(CandidateRepositoryTest, CreateRefusesATriggerTimestampThatIsNotEpochMilliseconds) {
+  CandidateRepository repo(tdb_->db());
+  for (const std::int64_t ts : {std::int64_t{1'700'000'000}, std::int64_t{1'700'000'000'000'000}, std::int64_t{0},
+                                now_epoch_ms() + 2 * 86'400'000}) {
+    PolymarketCandidate c = sample();
+    c.trigger_timestamp = ts;
+    EXPECT_THROW(repo.create(c), TimestampUnitError) << ts;
+  }
+  EXPECT_EQ(tdb_->count("polymarket_candidates"), 0);
+  PolymarketCandidate in_seconds = sample();
+  in_seconds.trigger_timestamp = 1'700'000'000;
+  try {
+    repo.create(in_seconds);
+    ADD_FAILURE() << "a trigger_timestamp in seconds was stored";
+  } catch (const TimestampUnitError& e) {
+    EXPECT_NE(std::string(e.what()).find("polymarket_candidates.trigger_timestamp"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("looks like epoch seconds"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(repo.create(sample()).trigger_timestamp, 1'700'000'000'000);
+}
+
 TEST_F(CandidateRepositoryTest, CreateKeepsNullColumnsNull) {
   CandidateRepository repo(tdb_->db());
   PolymarketCandidate c;
   c.token_id = "t";
   c.threshold = 0.9;
-  c.trigger_timestamp = 1;
+  c.trigger_timestamp = 1'700'000'000'000;
   c.status = "pending";
   auto row = repo.create(c);  // empty created_at: now
   EXPECT_FALSE(row.condition_id);

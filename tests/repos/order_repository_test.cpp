@@ -8,6 +8,7 @@
 
 #include "repos/util/clock.h"
 #include "repos/order_repository.h"
+#include "repos/timestamp_unit.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
@@ -117,6 +118,24 @@ TEST_F(OrderRepositoryTest, PaperTradeCreateRoundTrips) {
   EXPECT_EQ(a.created_at, "2026-01-02T03:04:05.000000Z");
   EXPECT_EQ(a.description, "desc");
   EXPECT_EQ(repo.count(), 2);
+}
+
+// A paper trade's trigger_timestamp is epoch ms (schema.md) when given: create() stored one in
+// seconds, or of microsecond size, or days ahead [the row inserted]. Refused now
+// (TimestampUnitError) before any SQL; none at all is still fine.
+TEST_F(OrderRepositoryTest, PaperTradeRefusesATriggerTimestampThatIsNotEpochMilliseconds) {
+  PaperTradeRepository repo(tdb_->db());
+  for (const std::int64_t ts : {std::int64_t{1'700'000'000}, std::int64_t{1'700'000'000'000'000},
+                                now_epoch_ms() + 2 * 86'400'000}) {
+    PaperTrade t = paper();
+    t.trigger_timestamp = ts;
+    EXPECT_THROW(repo.create(t), TimestampUnitError) << ts;
+  }
+  EXPECT_EQ(tdb_->count("paper_trades"), 0);
+  PaperTrade none = paper();
+  none.trigger_timestamp.reset();
+  EXPECT_FALSE(repo.create(none).trigger_timestamp);
+  EXPECT_EQ(repo.create(paper()).trigger_timestamp, 1'700'000'000'000);
 }
 
 TEST_F(OrderRepositoryTest, PaperTradeNullsAndValidation) {

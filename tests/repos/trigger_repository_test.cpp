@@ -284,6 +284,26 @@ TEST_F(TriggerRepositoryTest, ListsOrderedNewestFirst) {
   EXPECT_EQ(at_95[0].trigger_timestamp, T0 + 3000);
 }
 
+// get_recent's since is epoch ms, as trigger_timestamp is: a since in seconds (a caller thinking
+// in the original's unit) is below every stored trigger and returned them all [no error, every
+// row], one of microsecond size none. Both are refused (TimestampUnitError) before any SQL; 0 (or
+// less) still means from the beginning.
+TEST_F(TriggerRepositoryTest, GetRecentRefusesASinceOfAnotherUnit) {
+  TriggerRepository repo(tdb_->db());
+  repo.create(sample("0xold", "0xabc123", 0.95, T0 - 86'400'000));
+  repo.create(sample("0xnew", "0xdef", 0.95, T0));
+  EXPECT_THROW(repo.get_recent((T0 - 3'600'000) / 1000), TimestampUnitError);  // an hour ago, in seconds
+  EXPECT_THROW(repo.get_recent((T0 - 3'600'000) * 1000), TimestampUnitError);  // in microseconds
+  try {
+    repo.get_recent(1'700'000'000, 0.95);
+    ADD_FAILURE() << "a since in seconds was taken";
+  } catch (const TimestampUnitError& e) {
+    EXPECT_NE(std::string(e.what()).find("looks like epoch seconds"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(repo.get_recent(T0 - 3'600'000).size(), 1u);  // the same hour in milliseconds
+  EXPECT_EQ(repo.get_recent(0).size(), 2u);
+}
+
 TEST_F(TriggerRepositoryTest, WatermarkStartsAtZeroAndNeverGoesBack) {
   TriggerWatermarkRepository marks(tdb_->db());
   EXPECT_EQ(marks.get_timestamp(0.95), 0);
