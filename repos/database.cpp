@@ -54,6 +54,17 @@ std::string session_settings_sql(const DatabaseConfig& config) {
                     "SET extra_float_digits = 3";
   // A transaction left idle this long is ended by the server; a stricter value of the server's, the
   // role's or the database's (1 ms up to ours) is kept, and 0 leaves theirs alone.
+  // The server's own keepalives and user timeout on this session's socket (ignored over a Unix
+  // socket): a backend waiting for its client's data (a COPY cut off by a partition) is not ended
+  // by statement_timeout or idle_in_transaction_session_timeout, and kept the rows it had taken,
+  // which the client's retry then waited on, until the server's kernel gave up (~2 h 11 min).
+  if (config.keepalives)
+    sql += "; SET tcp_keepalives_idle = " + std::to_string(config.keepalives_idle.count()) +
+           "; SET tcp_keepalives_interval = " + std::to_string(config.keepalives_interval.count()) +
+           "; SET tcp_keepalives_count = " + std::to_string(config.keepalives_count);
+  if (const auto ms = config.tcp_user_timeout.count(); ms > 0)  // PostgreSQL 12 on
+    sql += "; SELECT set_config('tcp_user_timeout', '" + std::to_string(ms) +
+           "', false) FROM pg_settings WHERE name = 'tcp_user_timeout'";
   if (const auto ms = config.idle_in_transaction_timeout.count(); ms > 0)
     sql += "; SELECT set_config('idle_in_transaction_session_timeout', '" + std::to_string(ms) +
            "', false) FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint NOT BETWEEN 1 AND " +

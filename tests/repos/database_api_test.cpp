@@ -222,6 +222,28 @@ TEST_F(DatabaseApiTest, TheServerEndsASessionLeftIdleInsideATransaction) {
   tdb_->exec("ALTER DATABASE " + tdb_->name() + " RESET idle_in_transaction_session_timeout");
 }
 
+// The server probes its side of each session's TCP connection too, with the pool's keepalive and
+// user timeout settings, also after a reset: a backend left waiting for a vanished client's COPY
+// data held its rows until the server's kernel gave up (~2 h 11 min), whatever the client's own
+// keepalives did.
+TEST_F(DatabaseApiTest, EverySessionSetsTheServersKeepalivesAndUserTimeout) {
+  auto config = tdb_->config();
+  ASSERT_EQ(config.url.find("localhost"), config.url.find("@localhost") + 1) << "needs a TCP connection";
+  config.max_connections = 1;
+  config.keepalives_idle = std::chrono::seconds(7);
+  config.keepalives_interval = std::chrono::seconds(4);
+  config.keepalives_count = 2;
+  config.tcp_user_timeout = std::chrono::milliseconds(25'000);
+  Database db(config);
+  for (int lease = 0; lease < 2; ++lease) {  // the second after the pool's RESET ALL
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_keepalives_idle"), std::optional<std::string>("7"));
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_keepalives_interval"), std::optional<std::string>("4"));
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_keepalives_count"), std::optional<std::string>("2"));
+    EXPECT_EQ(db.fetchval<std::string>("SHOW tcp_user_timeout"), std::optional<std::string>("25000"));
+  }
+  EXPECT_EQ(db.stats().open, 1);
+}
+
 // RESET ALL keeps a SET ROLE: a body's role, and its privileges, reached the next borrower.
 TEST_F(DatabaseApiTest, ABodysRoleDoesNotReachTheNextBorrower) {
   test::PgCluster cluster;  // a superuser of its own, to make a role
