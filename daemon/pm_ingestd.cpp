@@ -12,6 +12,7 @@
 // has gone round its loop within --writer-stall-timeout, so a wedged writer gets the service
 // restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
 #include <signal.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -339,11 +340,13 @@ class Supervisor {
 // ---- Run and shut down. ----
 
 // Signals are taken synchronously by the main thread; they are blocked before any thread starts.
+// SIGHUP, SIGUSR1 and SIGUSR2 are taken too, and only logged: their default action ended the daemon
+// at once (an operator's `kill -HUP` out of reload habit, a closed terminal), with batches in
+// flight, and systemd did not restart it (a death by SIGHUP is a clean exit to Restart=on-failure).
 sigset_t block_stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   return signals;
@@ -366,14 +369,19 @@ bool start_serving(const Daemon& d, const pm::ServerConfig& server_config) {
   return true;
 }
 
-// Waits for SIGINT/SIGTERM (or a fatal writer error, which raises SIGTERM), supervising meanwhile.
-void wait_for_stop(const sigset_t& signals, Supervisor& supervisor) {
+// Waits for SIGINT/SIGTERM (or a fatal writer error, which raises SIGTERM), supervising meanwhile;
+// SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored.
+void wait_for_stop(const sigset_t& signals, Supervisor& supervisor, spdlog::logger& log) {
   for (;;) {
     const auto tick = supervisor.tick();
     const auto tick_s = std::chrono::duration_cast<std::chrono::seconds>(tick);
     timespec ts{static_cast<time_t>(tick_s.count()), static_cast<long>((tick - tick_s).count() * 1000)};
     const int sig = sigtimedwait(&signals, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) return;
+    if (sig > 0)
+      log.warn("received {} and ignored it: pm-ingestd has no reload; restart it to apply a changed configuration "
+               "(SIGTERM stops it)",
+               sigabbrev_np(sig) ? std::string("SIG") + sigabbrev_np(sig) : std::to_string(sig));
     supervisor.check_writer();
     supervisor.publish_status();
     pm::give_back_pending_memory();  // of connections that went idle after a large line
@@ -385,12 +393,22 @@ void wait_for_stop(const sigset_t& signals, Supervisor& supervisor) {
 int shut_down(const Daemon& d) {
   d.log.info("stopping: no new connections, finishing the batch in flight");
   sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
-  auto done = std::async(std::launch::async, [&] {
+  const auto stop_parts = [&] {
     d.pipeline.close();
     d.server.stop();
     d.writer.stop();
     if (d.archiver) d.archiver->stop();
-  });
+  };
+  std::future<void> done;
+  try {
+    done = std::async(std::launch::async, stop_parts);
+  } catch (const std::system_error& e) {  // no thread left (a pids limit): std::terminate before
+    d.log.warn("cannot start a thread to bound the stop by --shutdown-timeout ({}); stopping without that bound", e.what());
+    stop_parts();
+    std::promise<void> stopped;
+    stopped.set_value();
+    done = stopped.get_future();
+  }
   if (done.wait_for(d.options.shutdown_timeout) != std::future_status::ready) {
     d.log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
                d.options.shutdown_timeout.count());
@@ -448,7 +466,7 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   ReadinessBinding readiness_binding{*http};
   if (!start_serving(daemon, server_cfg)) return 1;
   Supervisor supervisor(daemon, *http);
-  wait_for_stop(signals, supervisor);
+  wait_for_stop(signals, supervisor, *log);
   return shut_down(daemon);
 }
 

@@ -661,6 +661,26 @@ TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
   EXPECT_TRUE(wait_count(kTrades, 1));
 }
 
+// SIGHUP (an operator's reload habit, a closed terminal), SIGUSR1 and SIGUSR2 ended the daemon at
+// once by their default action (exit 129), with batches in flight, and systemd did not restart it.
+// They are logged and ignored; the daemon goes on serving.
+TEST_F(DaemonTest, SighupAndSigusrAreLoggedAndIgnored) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  Producer p(d.socket());
+  int acked = 0;
+  for (const int sig : {SIGHUP, SIGUSR1, SIGUSR2}) {
+    d.process().signal(sig);
+    ASSERT_TRUE(p.send({trade_line("c", "after_signal_" + std::to_string(sig))}));
+    ASSERT_TRUE(p.wait_ack(++acked, 10s)) << "signal " << sig << ": " << d.output();
+  }
+  EXPECT_TRUE(wait_until([&] { return d.output().find("received SIGUSR2 and ignored it") != std::string::npos; }, 10s))
+      << d.output();
+  EXPECT_NE(d.output().find("received SIGHUP and ignored it: pm-ingestd has no reload"), std::string::npos) << d.output();
+  EXPECT_TRUE(wait_count(kTrades, 3));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(DaemonTest, StaleSocketIsReplacedLiveOneRefusedModeApplied) {
   DaemonHarness first(tdb_->url());
   {
