@@ -221,6 +221,10 @@ std::unique_ptr<pm::wal::WriteAheadLog> open_log(const pm::DaemonOptions& option
     log->critical("{}; refusing to start", e.what());
     exit_code = 2;
     return nullptr;
+  } catch (const pm::wal::WalSyncFailed& e) {
+    log->critical("{}; exiting 70 to be restarted and recover from what is on disk", e.what());
+    exit_code = 70;
+    return nullptr;
   } catch (const std::exception& e) {
     log->critical("cannot open the write-ahead log in {}: {}", options.wal_dir, e.what());
     exit_code = 1;

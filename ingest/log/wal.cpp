@@ -326,7 +326,7 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
   // Stored first: a process killed between creating a segment and syncing the directory left its
   // name in the page cache only (below).
   if (const std::error_code ec = fs_->sync_dir(options_.dir))
-    throw std::system_error(ec, "fsync of log directory " + options_.dir + " at recovery");
+    throw WalSyncFailed(ec, "fsync of log directory " + options_.dir + " at recovery");
   read_from_storage(*active_, newest);
   const SegmentScan scan = scan_segment(*fs_, newest);
   if (scan.tail == TailState::Corrupt)
@@ -345,7 +345,7 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
   if (scan.tail == TailState::Torn) {
     std::error_code ec = active_->truncate(scan.valid_end.offset);
     if (!ec) ec = active_->sync();
-    if (ec) throw std::system_error(ec, "cut torn tail of " + newest);
+    if (ec) throw WalSyncFailed(ec, "cut torn tail of " + newest);
     report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
                            scan.file_size - scan.valid_end.offset, scan.problem});
   }
@@ -362,7 +362,7 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
 // counting a group a later eviction or power loss would take from under acknowledged ones. The
 // state file is read the same way.
 void WriteAheadLog::read_from_storage(LogFile& file, const std::string& path) {
-  if (const std::error_code ec = file.sync()) throw std::system_error(ec, "fdatasync of " + path + " at recovery");
+  if (const std::error_code ec = file.sync()) throw WalSyncFailed(ec, "fdatasync of " + path + " at recovery");
   if (const std::error_code ec = file.drop_clean_pages())
     throw std::system_error(ec, "drop the cached pages of " + path + " at recovery");
 }
@@ -400,7 +400,7 @@ void WriteAheadLog::open_state(StateRead read, const LocalState& state) {
     // An older log, or a crash while this one was created: the ceiling starts at the log's end.
     // The writer still checks the checkpoint in PostgreSQL against the log.
     state_ = StateFile::create(*fs_, path, LocalState{log_id_, oldest_position, durable_});
-    if (const std::error_code ec = fs_->sync_dir(options_.dir)) throw std::system_error(ec, "fsync " + options_.dir);
+    if (const std::error_code ec = fs_->sync_dir(options_.dir)) throw WalSyncFailed(ec, "fsync " + options_.dir);
     report(RecoveryFinding{RecoveryFinding::Kind::StateCreated, path, 0, 0,
                            read == StateRead::Missing ? "the log had no state file (written before format 2, or a crash while it was created)"
                                                       : "its only copy was damaged by a crash while the log was created"});

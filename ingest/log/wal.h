@@ -78,6 +78,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "ingest/log/log_fs.h"
@@ -90,6 +91,14 @@
 namespace pm::wal {
 
 struct SegmentScan;  // wal_scan.h
+
+// An fdatasync or directory fsync failed while the log was opened (recovery): what the storage
+// holds is unknown. The daemon exits 70, as for a failed sync while it runs, to be restarted and
+// recover again.
+class WalSyncFailed : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
 
 // Another process (or another open log in this one) holds the directory.
 class WalLocked : public std::runtime_error {

@@ -385,6 +385,19 @@ TEST_F(WalFaultTest, FailedDirectoryFsyncAtRollOverIsFatalAndNothingOfTheGroupIs
 // kill -9 (the process dies, the machine and its page cache do not) between creating a segment
 // and the directory sync that makes its name durable; the restarted log appends there and
 // acknowledges; then the power fails. The segment's name must have been made durable first.
+// A sync that fails while the log is opened is WalSyncFailed (the daemon exits 70, as for a sync
+// failing while it runs, and is restarted), not a plain std::system_error (exit 1): the newest
+// segment's fdatasync, the directory's fsync, and the cut of a torn tail.
+TEST_F(WalFaultTest, ASyncThatFailsAtRecoveryIsWalSyncFailed) {
+  { auto log = WriteAheadLog::open(options()); ASSERT_EQ(append(*log, 0, 4), AppendStatus::Ok); }
+  fs_.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, ".wal"});
+  EXPECT_THROW(WriteAheadLog::open(options()), WalSyncFailed);
+  fs_.add_fault(FaultRule{FsOp::SyncDir, 1, 1, EIO, ""});
+  EXPECT_THROW(WriteAheadLog::open(options()), WalSyncFailed);
+  auto log = WriteAheadLog::open(options());
+  EXPECT_EQ(log->durable().lsn, 4u) << "opens once the storage syncs again";
+}
+
 TEST_F(WalFaultTest, ASegmentAKilledProcessCreatedIsMadeDurableBeforeTheRestartedLogAppendsToIt) {
   std::vector<Appended> acked;
   std::uint64_t created = 0;
