@@ -11,6 +11,7 @@
 // backlog and database state; WATCHDOG=1 (when WatchdogSec= is set) only while the writer thread
 // has gone round its loop within --writer-stall-timeout, so a wedged writer gets the service
 // restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
+#include <algorithm>
 #include <signal.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -297,7 +298,7 @@ class Supervisor {
   std::chrono::microseconds tick() const { return tick_; }
 
   void check_writer() {
-    const double heartbeat_age = seconds_since(d_.writer.heartbeat());
+    const double heartbeat_age = std::max(0.0, seconds_since(d_.writer.heartbeat()));  // < 0: a retry's wait
     d_.metrics.writer_heartbeat_age_seconds.Set(heartbeat_age);
     const bool writer_healthy = heartbeat_age < static_cast<double>(d_.options.writer_stall_timeout.count());
     if (!writer_healthy && !writer_stalled_)

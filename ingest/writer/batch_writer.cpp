@@ -335,6 +335,7 @@ void BatchWriter::start_over(std::chrono::milliseconds wait) {
   ready_ = false;
   collector_.reset();
   metrics_.publish(applied_, 0);
+  heartbeat_ = (Clock::now() + wait).time_since_epoch().count();  // alive until the wait ends
   sleep_for(wait);
 }
 

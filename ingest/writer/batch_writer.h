@@ -132,7 +132,10 @@ class BatchWriter {
   bool replay_done() const { return replay_done_.load(); }
   // Steady-clock time of the writer thread's last loop iteration, or, if earlier, of the submission
   // of the oldest batch whose outcome the writer has not taken yet (construction time before the
-  // thread runs). The daemon feeds the systemd watchdog only while this is recent. Any thread.
+  // thread runs). During a retry's deliberate wait it is the end of that wait (in the future): the
+  // writer is not stalled while it waits as told, however long the backoff grows (up to
+  // retry_max_delay, above a short --writer-stall-timeout). The daemon feeds the systemd watchdog
+  // only while this is recent. Any thread.
   std::chrono::steady_clock::time_point heartbeat() const {
     return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(heartbeat_.load()));
   }

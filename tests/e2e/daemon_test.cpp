@@ -681,6 +681,22 @@ TEST_F(DaemonTest, SighupAndSigusrAreLoggedAndIgnored) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// With PostgreSQL down the writer's retry waits double up to 5 s: a --writer-stall-timeout below
+// that called the waiting writer stalled ("has not gone round its loop", /readyz failing, the
+// watchdog unfed) at every long wait, and "running again" after it. A deliberate wait is alive.
+TEST_F(DaemonTest, AWriterWaitingOutARetryIsNotCalledStalled) {
+  DaemonHarness d(unreachable_database_url(), {"--writer-stall-timeout", "2"});
+  d.start();
+  // Until a wait of 3 s or more has been waited out (a later failure announced after it).
+  ASSERT_TRUE(wait_until([&] {
+    const std::vector<int> waits = announced_waits(d.output(), "PostgreSQL operation failed");
+    const auto long_wait = std::find_if(waits.begin(), waits.end(), [](int ms) { return ms >= 3000; });
+    return long_wait != waits.end() && long_wait + 1 != waits.end();
+  }, 60s)) << d.output();
+  EXPECT_EQ(d.output().find("has not gone round its loop"), std::string::npos) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(DaemonTest, StaleSocketIsReplacedLiveOneRefusedModeApplied) {
   DaemonHarness first(tdb_->url());
   {
