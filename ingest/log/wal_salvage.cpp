@@ -94,9 +94,9 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
   try {
     file = open_segment_file(fs, path);  // read through this handle from here on, even once removed
     header = read_segment_header(*file, segment);
-  } catch (const WalCorruption& e) {
-    if (e.segment_missing()) {  // listed a moment ago: the daemon removed it, applied
-      ++counts.removed_segments;
+  } catch (const std::exception& e) {  // damage, or a read that failed (EIO): the next segment is read
+    if (const auto* c = dynamic_cast<const WalCorruption*>(&e); c != nullptr && c->segment_missing()) {
+      ++counts.removed_segments;  // listed a moment ago: the daemon removed it, applied
       return true;
     }
     ++counts.unreadable_segments;
