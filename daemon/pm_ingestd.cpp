@@ -9,8 +9,9 @@
 // systemd (Type=notify): READY=1 once the log is recovered and the socket listens (PostgreSQL is
 // not awaited: the daemon logs and acks while it is down); STATUS= once a second with producers,
 // backlog and database state; WATCHDOG=1 (when WatchdogSec= is set) only while the writer thread
-// has gone round its loop within --writer-stall-timeout, so a wedged writer gets the service
-// restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
+// has gone round its loop within --writer-stall-timeout (a retry's backoff wait counts as going
+// round), so a wedged writer gets the service restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
+// SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored.
 #include <algorithm>
 #include <signal.h>
 #include <string.h>
@@ -274,7 +275,7 @@ pm::ReadinessReport readiness_report(const Daemon& d) {
                            fmt::format("{} of {} log bytes used: unapplied, or applied and waiting for the archive (not "
                                        "ready from {})",
                                        used, d.options.wal_max_bytes, backlog_ready_limit)});
-  const double age = seconds_since(d.writer.heartbeat());
+  const double age = std::max(0.0, seconds_since(d.writer.heartbeat()));  // < 0: a retry's wait
   report.checks.push_back({"writer_running", age < stall_limit,
                            fmt::format("writer loop {:.1f} s ago (limit {} s)", age, d.options.writer_stall_timeout.count())});
   return report;

@@ -143,11 +143,13 @@ void WriteAheadLog::create_file(const std::string& path, const std::string& head
   const std::string tmp = path + ".tmp";
   if (const std::error_code ec = fs_->open(tmp, OpenMode::CreateTruncate, file)) throw std::system_error(ec, "create " + tmp);
   std::error_code ec = file->write_at(0, header.data(), header.size());
-  if (!ec) ec = file->sync();
+  bool sync_failed = false;
+  if (!ec) sync_failed = static_cast<bool>(ec = file->sync());
   if (!ec) ec = fs_->rename(tmp, path);
   if (ec) {
     file.reset();
     fs_->remove(tmp);
+    if (sync_failed) throw WalSyncFailed(ec, "fdatasync of new segment " + tmp);
     throw std::system_error(ec, "create segment " + path);
   }
 }

@@ -83,6 +83,7 @@
 
 #include "ingest/log/log_fs.h"
 #include "ingest/log/spare_segment.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_format.h"
 #include "ingest/log/wal_recovery_report.h"
@@ -91,14 +92,6 @@
 namespace pm::wal {
 
 struct SegmentScan;  // wal_scan.h
-
-// An fdatasync or directory fsync failed while the log was opened (recovery): what the storage
-// holds is unknown. The daemon exits 70, as for a failed sync while it runs, to be restarted and
-// recover again.
-class WalSyncFailed : public std::system_error {
- public:
-  using std::system_error::system_error;
-};
 
 // Another process (or another open log in this one) holds the directory.
 class WalLocked : public std::runtime_error {

@@ -26,6 +26,14 @@ class WalCorruption : public std::runtime_error {
   std::string problem_;
 };
 
+// An fdatasync or directory fsync failed while the log was opened (recovery, a new log's first
+// segment or state file): what the storage holds is unknown. The daemon exits 70, as for a failed
+// sync while it runs, to be restarted and recover again.
+class WalSyncFailed : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
 // Throws WalCorruption "segment missing: ..." at `path` when `e` (from opening or reading it) says
 // there is no such file; returns otherwise, for the caller to rethrow or map `e` its own way.
 void throw_if_segment_missing(const std::string& path, const std::system_error& e);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "ingest/log/wal_corruption.h"
 #include "repos/util/crc32c.h"
 
 namespace pm::wal {
@@ -108,6 +109,7 @@ std::unique_ptr<StateFile> StateFile::create(LogFs& fs, const std::string& path,
   if (ec) {
     state.reset();
     fs.remove(tmp);
+    if (sync_failed) throw WalSyncFailed(ec, "fdatasync of new state file " + tmp);
     throw std::system_error(ec, "write " + path);
   }
   return state;

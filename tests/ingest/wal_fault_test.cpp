@@ -382,9 +382,29 @@ TEST_F(WalFaultTest, FailedDirectoryFsyncAtRollOverIsFatalAndNothingOfTheGroupIs
   EXPECT_EQ(read_all(*log).size(), acked.size());
 }
 
-// kill -9 (the process dies, the machine and its page cache do not) between creating a segment
-// and the directory sync that makes its name durable; the restarted log appends there and
-// acknowledges; then the power fails. The segment's name must have been made durable first.
+// Salvage is for failing disks: a segment whose header cannot be read (EIO) is counted unreadable
+// and the later segments are still read; the read error escaped salvage_log, and the command died.
+TEST_F(WalFaultTest, SalvageReadsPastASegmentWhoseHeaderReadFails) {
+  std::uint64_t records = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; log->durable().segment < 4; i += 4) ASSERT_EQ(append(*log, i, 4), AppendStatus::Ok);
+    records = log->durable().lsn;
+  }
+  fs_.add_fault(FaultRule{FsOp::Read, 2, 1, EIO, segment_file_name(1)});  // the open, then the header's read
+  std::uint64_t read = 0;
+  std::vector<SkippedRange> skipped;
+  const SalvageCounts counts = salvage_log(
+      fs_, kDir, [&](const Record&) { return ++read > 0; }, [&](const SkippedRange& s) { skipped.push_back(s); });
+  EXPECT_EQ(counts.unreadable_segments, 1u);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].file, segment(1));
+  EXPECT_NE(skipped[0].problem.find("Input/output error"), std::string::npos) << skipped[0].problem;
+  EXPECT_GT(read, 0u);
+  EXPECT_LT(read, records);
+  EXPECT_EQ(counts.records, read);
+}
+
 // A sync that fails while the log is opened is WalSyncFailed (the daemon exits 70, as for a sync
 // failing while it runs, and is restarted), not a plain std::system_error (exit 1): the newest
 // segment's fdatasync, the directory's fsync, and the cut of a torn tail.
@@ -398,6 +418,18 @@ TEST_F(WalFaultTest, ASyncThatFailsAtRecoveryIsWalSyncFailed) {
   EXPECT_EQ(log->durable().lsn, 4u) << "opens once the storage syncs again";
 }
 
+// The same for a new log: its state file's and its first segment's fdatasync.
+TEST_F(WalFaultTest, ASyncThatFailsWhileANewLogIsCreatedIsWalSyncFailed) {
+  fs_.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, kStateFileName});
+  EXPECT_THROW(WriteAheadLog::open(options()), WalSyncFailed);
+  fs_.add_fault(FaultRule{FsOp::Sync, 1, 1, EIO, ".wal.tmp"});
+  EXPECT_THROW(WriteAheadLog::open(options()), WalSyncFailed);
+  EXPECT_EQ(WriteAheadLog::open(options())->durable().lsn, 0u) << "opens once the storage syncs again";
+}
+
+// kill -9 (the process dies, the machine and its page cache do not) between creating a segment
+// and the directory sync that makes its name durable; the restarted log appends there and
+// acknowledges; then the power fails. The segment's name must have been made durable first.
 TEST_F(WalFaultTest, ASegmentAKilledProcessCreatedIsMadeDurableBeforeTheRestartedLogAppendsToIt) {
   std::vector<Appended> acked;
   std::uint64_t created = 0;
