@@ -178,14 +178,18 @@ ProducerClient::Impl::~Impl() {
 
 // Whether the daemon would take `line` for a hello were it line 1 of a connection (docs/protocol.md:
 // an object with a "hello" member and no "type" member, however its key is spelled: it parses line 1
-// when it holds "hello" in quotes or an escape). Resent lines are numbered from 1 again on a new connection, so such a line could switch
-// the connection's format and every later line be acknowledged without being stored.
+// when it holds "hello" in quotes or \u006, the escape of any of its letters). Resent lines are
+// numbered from 1 again on a new connection, so such a line could switch the connection's format
+// and every later line be acknowledged without being stored. The parser keeps its buffers small
+// between lines (a thread that once checked a 1 MiB line held ~15 MiB).
 static bool reads_as_hello(const std::string& line) {
-  if (line.find("\"hello\"") == std::string::npos && line.find("\\u") == std::string::npos) return false;
+  if (line.find("\"hello\"") == std::string::npos && line.find("\\u006") == std::string::npos) return false;
   thread_local simdjson::dom::parser parser;
   simdjson::dom::object object;
-  if (parser.parse(line).get_object().get(object) != simdjson::SUCCESS) return false;
-  return object.at_key("hello").error() == simdjson::SUCCESS && object.at_key("type").error() != simdjson::SUCCESS;
+  const bool hello = parser.parse(line).get_object().get(object) == simdjson::SUCCESS &&
+                     object.at_key("hello").error() == simdjson::SUCCESS && object.at_key("type").error() != simdjson::SUCCESS;
+  if (parser.capacity() > (64u << 10)) parser = simdjson::dom::parser{};
+  return hello;
 }
 
 // Why `line` cannot be sent as one protocol line ("" when it can).

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <vector>
@@ -143,12 +144,24 @@ bool underflows(std::string_view token) {
 
 }  // namespace
 
+// Whether `line` may hold a number a double cannot hold but as 0: a double's smallest value is
+// ~4.9e-324, so such a literal has a digit, 'e' or 'E', '-' and three digits ("1e-400"), or a
+// long run of zeros after its point. One memchr pass over the '-'s, one search for the zeros:
+// hyphens in ids and titles ("trade-uuid", "9e-4a1b") do not pass.
+static bool may_hold_a_number_stored_as_zero(std::string_view line) {
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  for (const char* p = line.data(); (p = static_cast<const char*>(std::memchr(p, '-', line.data() + line.size() - p))) != nullptr;
+       ++p) {
+    const std::size_t at = static_cast<std::size_t>(p - line.data());
+    if (at >= 2 && at + 3 < line.size() && (line[at - 1] == 'e' || line[at - 1] == 'E') &&
+        (digit(line[at - 2]) || line[at - 2] == '.') && digit(line[at + 1]) && digit(line[at + 2]) && digit(line[at + 3]))
+      return true;
+  }
+  return line.find(".0000000000000000") != std::string_view::npos;
+}
+
 std::optional<std::string_view> number_stored_as_zero(std::string_view line) {
-  // A double's smallest value is ~4.9e-324: below it a literal needs a three-digit negative
-  // exponent or hundreds of zeros after its point.
-  if (line.find("e-") == std::string_view::npos && line.find("E-") == std::string_view::npos &&
-      line.find(".0000000000000000") == std::string_view::npos)
-    return std::nullopt;
+  if (!may_hold_a_number_stored_as_zero(line)) return std::nullopt;
   for (std::size_t i = 0; i < line.size();) {
     const char c = line[i];
     if (c == '"') {

@@ -52,7 +52,8 @@ std::string json_error_detail(simdjson::error_code error);
 // The first number of `line` (JSON text outside strings) whose digits are not all zero but which a
 // double holds only as 0 (1e-400: simdjson reads it as 0 and says nothing), or nullopt. The
 // parsers refuse such a line (range): the event would be stored with that field 0. Cheap on a
-// line without "e-", "E-" or a long run of zeros after a point (one search).
+// line without a digit followed by "e-"/"E-" and three digits, or a long run of zeros after a point
+// (a memchr pass and one search).
 std::optional<std::string_view> number_stored_as_zero(std::string_view line);
 // Throws FieldError (range, naming the number) when number_stored_as_zero finds one.
 void refuse_a_number_stored_as_zero(std::string_view line);

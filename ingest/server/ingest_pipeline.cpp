@@ -85,6 +85,7 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   // The callback runs on the log's leading thread: it reads this thread's buffers through these.
   const std::vector<std::string>& record_payloads = payloads;
   const std::vector<std::uint32_t>& record_crcs = payload_crcs;
+  bool left_in_log = false;  // not queued: the writer reads them back from the log once durable
   // Queued once written, before the log's fdatasync: the writer starts their batch meanwhile and
   // commits it only once they are durable (WriteAheadLog::wait_durable).
   const wal::WrittenCallback on_written = [&](std::span<const wal::Appended> records) {
@@ -94,9 +95,15 @@ SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
       queued.push_back(QueuedEvent{records[i].lsn, records[i].end, std::move(events[i]),
                                    static_cast<std::uint32_t>(wal::kRecordHeaderSize + record_payloads[i].size()),
                                    record_crcs[i]});
-    if (queue_.push(queued) == 0) metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
+    if (queue_.push(queued) == 0) {
+      metrics_.queue_overflow_events.Increment(static_cast<double>(queued.size()));
+      left_in_log = true;
+    }
   };
   const auto status = log_.append(std::span<const std::string>(payloads.data(), events.size()), appended, on_written);
+  // A group refused by the queue's byte bound while the queue is empty rings no doorbell: the idle
+  // writer would sleep out its wait (100 ms) before it reads them from the log.
+  if (left_in_log && status == wal::AppendStatus::Ok) queue_.wake_consumer();
   release_large_payload_buffers(payloads, payload_crcs);
   switch (status) {
     case wal::AppendStatus::Ok:

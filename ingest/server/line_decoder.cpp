@@ -8,8 +8,9 @@ std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_v
                                              std::vector<Event>& events) {
   tally_.hello.reset();
   const ParseMemoryBudget::Lease parse_memory = budget_.take(text.size());
-  // A hello's key may be spelled with escapes ("\u0068ello"): the parser reads it as "hello".
-  if (number == 1 && (text.find("\"hello\"") != std::string_view::npos || text.find("\\u") != std::string_view::npos)) {
+  // A hello's key may be spelled with escapes ("\u0068ello"; any letter of "hello" escaped is
+  // \u006x): the parser reads it as "hello".
+  if (number == 1 && (text.find("\"hello\"") != std::string_view::npos || text.find("\\u006") != std::string_view::npos)) {
     if (auto hello = polymarket_.read_hello_line(text)) {
       if (auto* rejection = std::get_if<Rejection>(&*hello)) return std::move(*rejection);
       format_ = std::get<PayloadFormat>(*hello);

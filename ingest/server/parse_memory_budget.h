@@ -3,10 +3,12 @@
 // about kParserBytesPerLineByte bytes for each byte of the line it parses (parser_buffers.h), so
 // a thousand connections parsing megabyte lines at once held gigabytes. A line longer than
 // kKeptParserCapacity takes its share of one process-wide budget for its parse and waits while
-// other connections' large lines hold it; ordinary lines take nothing and never wait. A share
+// other connections' large lines hold it, in arrival order (a line needing a large share is not
+// passed for ever by smaller ones); ordinary lines take nothing and never wait. A share
 // larger than the whole budget is capped at it (such a line parses alone). Any thread.
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 namespace pm {
@@ -37,6 +39,7 @@ class ParseMemoryBudget {
   // it is free.
   Lease take(std::size_t line_bytes);
   std::size_t in_use() const;
+  std::size_t waiting() const;  // takers waiting for their share
 
   // The daemon's budget: 256 MiB, room for about 17 lines of 1 MiB parsed at once.
   static ParseMemoryBudget& process();
@@ -47,7 +50,9 @@ class ParseMemoryBudget {
   const std::size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable freed_;
-  std::size_t in_use_ = 0;  // guarded by mu_
+  std::size_t in_use_ = 0;        // guarded by mu_
+  std::uint64_t next_ticket_ = 0;  // guarded by mu_: the next waiter's place
+  std::uint64_t serving_ = 0;      // guarded by mu_: the place whose turn it is
 };
 
 }  // namespace pm

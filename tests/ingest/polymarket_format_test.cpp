@@ -3,6 +3,7 @@
 // are not trades, and the trade id rule for payloads without one.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -13,6 +14,7 @@
 #include "ingest/server/line_decoder.h"
 #include "ingest/server/parser_buffers.h"
 #include "ingest/server/polymarket_payloads.h"
+#include "tests/support/process.h"
 
 namespace pm {
 namespace {
@@ -399,6 +401,31 @@ TEST(ParseMemory, ALargeLineWaitsForTheBudgetAndASmallOneDoesNot) {
   EXPECT_EQ(decoded.get(), 1u);
   EXPECT_EQ(budget.in_use(), 0u) << "given back after the parse";
   EXPECT_EQ(budget.take(10u << 20).bytes(), 4u << 20) << "a share above the whole budget is capped at it";
+}
+
+// In arrival order: a line waiting for a large share is not passed by later smaller ones that
+// would fit beside what is held (a steady stream of them kept the large one waiting for ever).
+TEST(ParseMemory, ALargeShareWaitingIsNotPassedByASmallerOneThatWouldFit) {
+  ParseMemoryBudget budget(4u << 20);
+  std::optional<ParseMemoryBudget::Lease> held(budget.take(200'000));  // 3 MB of the 4 MiB
+  std::atomic<int> order{0};
+  std::atomic<int> large_at{0}, small_at{0};
+  auto large = std::async(std::launch::async, [&] {
+    const ParseMemoryBudget::Lease all = budget.take(1u << 20);  // capped at the whole budget
+    large_at = ++order;
+  });
+  ASSERT_TRUE(test::wait_until([&] { return budget.waiting() == 1; }, 30s)) << "the large one never queued";
+  auto small = std::async(std::launch::async, [&] {
+    const ParseMemoryBudget::Lease some = budget.take(70'000);  // 1.05 MB: fits beside the 3 MB held
+    small_at = ++order;
+  });
+  EXPECT_EQ(small.wait_for(200ms), std::future_status::timeout) << "a later, smaller share passed the waiting one";
+  held.reset();
+  ASSERT_EQ(large.wait_for(30s), std::future_status::ready);
+  ASSERT_EQ(small.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(large_at.load(), 1);
+  EXPECT_EQ(small_at.load(), 2);
+  EXPECT_EQ(budget.in_use(), 0u);
 }
 
 TEST(Hello, WithoutOneTheConnectionSpeaksV1) {

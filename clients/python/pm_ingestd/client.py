@@ -25,10 +25,10 @@ DEFAULT_FORMAT = "pm-ingestd"
 def _reads_as_hello(text: str) -> bool:
     """Whether the daemon would take ``text`` for a hello were it line 1 of a connection (an object
     with a ``hello`` member and no ``type``, however its key is spelled: it parses line 1 when it
-    holds ``"hello"`` in quotes or an escape). Lines sent
+    holds ``"hello"`` in quotes or ``\\u006``, the escape of any of its letters). Lines sent
     again after a reconnect are numbered from 1 again, so such a line could switch the connection's
     format, and every later line be acknowledged without being stored."""
-    if '"hello"' not in text and "\\u" not in text:
+    if '"hello"' not in text and "\\u006" not in text:
         return False
     try:
         obj = json.loads(text)
