@@ -52,8 +52,6 @@ std::string session_settings_sql(const DatabaseConfig& config) {
   std::string sql = "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
                     "; SET TIME ZONE 'UTC'; SET client_min_messages = warning; SET DateStyle = 'ISO, MDY'; "
                     "SET extra_float_digits = 3";
-  // A transaction left idle this long is ended by the server; a stricter value of the server's, the
-  // role's or the database's (1 ms up to ours) is kept, and 0 leaves theirs alone.
   // The server's own keepalives and user timeout on this session's socket (ignored over a Unix
   // socket): a backend waiting for its client's data (a COPY cut off by a partition) is not ended
   // by statement_timeout or idle_in_transaction_session_timeout, and kept the rows it had taken,
@@ -65,6 +63,8 @@ std::string session_settings_sql(const DatabaseConfig& config) {
   if (const auto ms = config.tcp_user_timeout.count(); ms > 0)  // PostgreSQL 12 on
     sql += "; SELECT set_config('tcp_user_timeout', '" + std::to_string(ms) +
            "', false) FROM pg_settings WHERE name = 'tcp_user_timeout'";
+  // A transaction left idle this long is ended by the server; a stricter value of the server's, the
+  // role's or the database's (1 ms up to ours) is kept, and 0 leaves theirs alone.
   if (const auto ms = config.idle_in_transaction_timeout.count(); ms > 0)
     sql += "; SELECT set_config('idle_in_transaction_session_timeout', '" + std::to_string(ms) +
            "', false) FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint NOT BETWEEN 1 AND " +

@@ -42,6 +42,7 @@ struct DatabaseConfig {
   // tcp_user_timeout: its socket to this client): a backend waiting for data from a client that
   // vanished mid-COPY is not ended by any statement or idle timeout, and held the rows it had
   // taken until the server's kernel gave up on the connection.
+
   // The server's side, set in every session: PostgreSQL ends a session left idle inside a
   // transaction this long (idle_in_transaction_session_timeout; a stricter value the server, role
   // or database sets is kept; 0: the server's own setting is left as it is). A client that vanished

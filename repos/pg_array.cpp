@@ -1,7 +1,6 @@
 #include "repos/pg_array.h"
 
 #include <charconv>
-#include <cstdlib>
 
 namespace pm {
 
@@ -39,7 +38,9 @@ float real_as_sent(double value) {
   PgArray one;
   one.add_number(value);
   const std::string text = one.str();  // {text}
-  return std::strtof(text.c_str() + 1, nullptr);
+  float real = 0;
+  std::from_chars(text.data() + 1, text.data() + text.size() - 1, real);  // correctly rounded; no locale
+  return real;
 }
 
 void PgArray::add_number(const std::optional<double>& value) {

@@ -32,7 +32,8 @@ class PgArray {
 // read with correct rounding (float4in). The key a REAL column compares, where
 // static_cast<float>(value) can differ (a double halfway between two floats, such as
 // 0.5000000298023223876953125, rounds to even in C++ and up from its shortest text). Group REAL
-// keys by this, never by a cast.
+// keys by this, never by a cast. For a value fits_real accepts (others are refused by the server).
+// PostgreSQL 12 and later (11 and earlier read the text as a double and cast it, as a cast does).
 float real_as_sent(double value);
 
 }  // namespace pm

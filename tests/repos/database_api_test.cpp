@@ -228,7 +228,8 @@ TEST_F(DatabaseApiTest, TheServerEndsASessionLeftIdleInsideATransaction) {
 // keepalives did.
 TEST_F(DatabaseApiTest, EverySessionSetsTheServersKeepalivesAndUserTimeout) {
   auto config = tdb_->config();
-  ASSERT_EQ(config.url.find("localhost"), config.url.find("@localhost") + 1) << "needs a TCP connection";
+  if (tdb_->count("SELECT count(*) FROM (SELECT inet_server_addr() AS a) s WHERE a IS NOT NULL") == 0)
+    GTEST_SKIP() << "the test database is reached over a Unix socket: the server ignores TCP settings there";
   config.max_connections = 1;
   config.keepalives_idle = std::chrono::seconds(7);
   config.keepalives_interval = std::chrono::seconds(4);
