@@ -67,7 +67,7 @@ void check_zstd(std::size_t result) {
 // its content size, written into `out` from kArchiveHeaderSize on; `body_bytes` is its size. A
 // failed write is returned (step "write"); a failed or short read of the segment throws.
 std::error_code compress_body(wal::LogFile& in, const std::string& in_path, std::uint64_t size, int level, wal::LogFile& out,
-                              std::uint64_t& body_bytes) {
+                              std::uint64_t& body_bytes, const std::function<bool()>& abandon) {
   const std::unique_ptr<ZSTD_CCtx, CctxFree> cctx(ZSTD_createCCtx());
   if (!cctx) throw std::bad_alloc();
   check_zstd(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level));
@@ -76,6 +76,7 @@ std::error_code compress_body(wal::LogFile& in, const std::string& in_path, std:
   std::string output(ZSTD_CStreamOutSize(), '\0');
   body_bytes = 0;
   for (std::uint64_t read = 0;;) {
+    if (abandon && abandon()) throw ArchiveAbandoned("archiving " + in_path + " abandoned after " + std::to_string(read) + " bytes");
     std::size_t got = 0;
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunkBytes, size - read));
     if (want > 0) {
@@ -116,9 +117,9 @@ std::error_code file_checksum(wal::LogFile& file, const std::string& header, std
 // Body, then header, then the trailer (archive_format.h) into the `.tmp` file; `entry` is completed
 // with the body's size.
 std::error_code write_archive(wal::LogFile& live, const std::string& live_path, const SegmentSummary& summary, int level,
-                              wal::LogFile& out, ArchiveEntry& entry, const char*& step) {
+                              wal::LogFile& out, ArchiveEntry& entry, const char*& step, const std::function<bool()>& abandon) {
   std::uint64_t body_bytes = 0;
-  if (std::error_code ec = compress_body(live, live_path, summary.file_bytes, level, out, body_bytes)) return ec;
+  if (std::error_code ec = compress_body(live, live_path, summary.file_bytes, level, out, body_bytes, abandon)) return ec;
   entry = entry_of(summary, body_bytes);
   const std::string header = encode_archive_header(entry);
   if (std::error_code ec = out.write_at(0, header.data(), header.size())) return ec;
@@ -139,21 +140,21 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 ArchiveEntry archive_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
-                             const std::string& archive_dir, int level) {
+                             const std::string& archive_dir, int level, const std::function<bool()>& abandon) {
   // Damage, or a segment that is gone (segment_missing()), throws before anything is written.
   const SegmentSummary summary = summarize_segment(fs, wal_dir, segment);
-  return write_archive_file(fs, wal_dir, summary, archive_dir, level);
+  return write_archive_file(fs, wal_dir, summary, archive_dir, level, abandon);
 }
 
 ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, const SegmentSummary& summary,
-                                const std::string& archive_dir, int level) {
+                                const std::string& archive_dir, int level, const std::function<bool()>& abandon) {
   const std::uint64_t segment = summary.header.segment;
   const std::string live_path = wal::segment_path(wal_dir, segment);
   const std::unique_ptr<wal::LogFile> live = open_live_segment(fs, live_path);
   if (const std::error_code ec = fs.create_dir(archive_dir)) throw ArchiveWriteError(ec, "create directory " + archive_dir);
   ArchiveEntry entry;
   write_file_atomically(fs, archive_dir, archive_file_name(segment), [&](wal::LogFile& out, const char*& step) {
-    return write_archive(*live, live_path, summary, level, out, entry, step);
+    return write_archive(*live, live_path, summary, level, out, entry, step, abandon);
   });
   return entry;
 }

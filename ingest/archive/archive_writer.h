@@ -19,6 +19,8 @@
 //   untouched. Calling it again later is the retry.
 // - Any thread; it touches only these two files and the archive directory entry.
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -33,16 +35,27 @@ class ArchiveWriteError : public std::system_error {
   using std::system_error::system_error;
 };
 
+// archive_segment() was told to give up (its `abandon` said so between two chunks of the body):
+// nothing was written, the `.tmp` file is removed.
+class ArchiveAbandoned : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 inline constexpr int kDefaultCompressionLevel = 3;
 
+// `abandon` (may be empty) is asked before each 1 MiB of the body is compressed: a stop need not
+// wait for a whole segment at a slow level (19: tens of seconds for 64 MiB).
 ArchiveEntry archive_segment(wal::LogFs& fs, const std::string& wal_dir, std::uint64_t segment,
-                             const std::string& archive_dir, int level = kDefaultCompressionLevel);
+                             const std::string& archive_dir, int level = kDefaultCompressionLevel,
+                             const std::function<bool()>& abandon = {});
 
 // The writing half of archive_segment(), for a segment already summarized (`summary`: its fields
 // go into the header as they are, and summary.file_bytes of the live segment into the body).
 // store_damaged_segment() uses it for a segment whose summary comes from a salvage.
 ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, const SegmentSummary& summary,
-                                const std::string& archive_dir, int level = kDefaultCompressionLevel);
+                                const std::string& archive_dir, int level = kDefaultCompressionLevel,
+                                const std::function<bool()>& abandon = {});
 
 // Whether `archive_dir` holds a complete archive of `segment` of log `log_id`: the file exists and
 // its header is valid and names that log and segment. (The body is not read.)

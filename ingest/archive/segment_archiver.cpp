@@ -174,6 +174,9 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
   retain();  // first: it may make the room archiving needs
   try {
     archive_into_index(segment);
+  } catch (const ArchiveAbandoned& e) {  // stopping: archived again at the next start
+    logger_->info("{}: the daemon is stopping; it is archived at the next start", e.what());
+    return Outcome::Refused;
   } catch (const wal::WalCorruption& e) {
     if (e.segment_missing()) {
       report_failure(fmt::format("cannot archive log segment {}: {}; archiving is retried", wal::segment_file_name(segment), e.what()));
@@ -215,7 +218,8 @@ void SegmentArchiver::archive_into_index(std::uint64_t segment) {
     return e.segment == segment && e.log_id == log_->log_id();
   });
   if (listed && is_archived(fs_, config_.dir, log_->log_id(), segment)) return;  // archived before a restart
-  const ArchiveEntry entry = archive_segment(fs_, log_->dir(), segment, config_.dir, config_.compression_level);
+  const ArchiveEntry entry =
+      archive_segment(fs_, log_->dir(), segment, config_.dir, config_.compression_level, [this] { return stopping(); });
   index_->add(entry);  // a listed segment whose file was gone gets the new file's entry
   metrics_.archived_segments.Increment();
   metrics_.archived_bytes.Increment(static_cast<double>(entry.segment_bytes));

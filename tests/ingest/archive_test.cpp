@@ -203,6 +203,19 @@ TEST_F(ArchiveTest, ArchivedSegmentReadsBackByteIdenticalWithItsFields) {
   EXPECT_EQ(fs::file_size(live_path(2)), e.segment_bytes);  // the live segment is untouched
 }
 
+// Told to give up (the archiver's stop), archiving stops before the next chunk of the body and
+// leaves nothing: no archive file, no .tmp. A stop waited for the whole segment (tens of seconds at
+// level 19), past --shutdown-timeout.
+TEST_F(ArchiveTest, AnAbandonedArchivingLeavesNoFile) {
+  build_log(pfs(), wal_, 60);
+  int asked = 0;
+  EXPECT_THROW(archive_segment(pfs(), wal_, 2, arch_, kDefaultCompressionLevel, [&] { return ++asked > 0; }), ArchiveAbandoned);
+  EXPECT_EQ(asked, 1);
+  EXPECT_FALSE(fs::exists(archive_path(2)));
+  EXPECT_FALSE(fs::exists(archive_path(2) + ".tmp"));
+  EXPECT_EQ(archive_segment(pfs(), wal_, 2, arch_, kDefaultCompressionLevel, [] { return false; }).segment, 2u);
+}
+
 // A flipped byte anywhere is ArchiveDamage naming the file and where.
 TEST_F(ArchiveTest, FlippedByteInHeaderBodyOrTrailerIsDamageNamingFileAndOffset) {
   build_log(pfs(), wal_, 30);
