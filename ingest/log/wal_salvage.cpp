@@ -1,6 +1,7 @@
 #include "ingest/log/wal_salvage.h"
 
 #include <algorithm>
+#include <system_error>
 #include <optional>
 
 #include "ingest/log/segment_file.h"
@@ -113,39 +114,47 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
   }
   Position pos = first_position(header);
   if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
-  while (pos.offset < size) {
-    Entry e = entry_at(f, pos.offset, size, last_lsn, true);
-    if (e.bytes == 0) {
-      // Resynchronise: the next offset holding a valid record or marker with a later LSN.
-      std::uint64_t at = pos.offset + 1;
-      Entry next;
-      for (; at < size; ++at) {
-        next = entry_at(f, at, size, last_lsn, false);
-        if (next.bytes > 0) break;
+  std::uint64_t reading_at = pos.offset;  // where the entry being read starts
+  try {
+    while (pos.offset < size) {
+      reading_at = pos.offset;
+      Entry e = entry_at(f, pos.offset, size, last_lsn, true);
+      if (e.bytes == 0) {
+        // Resynchronise: the next offset holding a valid record or marker with a later LSN.
+        std::uint64_t at = pos.offset + 1;
+        Entry next;
+        for (; at < size; ++at) {
+          next = entry_at(f, at, size, last_lsn, false);
+          if (next.bytes > 0) break;
+        }
+        const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;
+        ++counts.skipped_ranges;
+        counts.skipped_bytes += at - pos.offset;
+        on_skip(SkippedRange{path, pos.offset, at, last_lsn, next_lsn, e.problem});
+        if (at >= size) break;
+        pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
+        last_lsn = pos.lsn;
+        e = next;
       }
-      const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;
-      ++counts.skipped_ranges;
-      counts.skipped_bytes += at - pos.offset;
-      on_skip(SkippedRange{path, pos.offset, at, last_lsn, next_lsn, e.problem});
-      if (at >= size) break;
-      pos = Position{segment, at, header.base_offset + at - kSegmentHeaderSize, next.header.lsn - 1};
-      last_lsn = pos.lsn;
-      e = next;
+      const Position start = pos;
+      pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
+      if (e.is_marker) continue;
+      last_lsn = e.header.lsn;
+      Record r;
+      r.lsn = e.header.lsn;
+      r.type = e.header.type;
+      const char* record = f.read(start.offset, static_cast<std::size_t>(e.bytes));
+      if (record == nullptr) break;  // read a moment ago: the file changed meanwhile
+      r.payload.assign(record + kRecordHeaderSize, e.header.length);
+      r.start = start;
+      r.end = pos;
+      ++counts.records;
+      if (!on_record(r)) return false;
     }
-    const Position start = pos;
-    pos = advanced(pos, e.bytes, e.is_marker ? pos.lsn : e.header.lsn);
-    if (e.is_marker) continue;
-    last_lsn = e.header.lsn;
-    Record r;
-    r.lsn = e.header.lsn;
-    r.type = e.header.type;
-    const char* record = f.read(start.offset, static_cast<std::size_t>(e.bytes));
-    if (record == nullptr) break;  // read a moment ago: the file changed meanwhile
-    r.payload.assign(record + kRecordHeaderSize, e.header.length);
-    r.start = start;
-    r.end = pos;
-    ++counts.records;
-    if (!on_record(r)) return false;
+  } catch (const std::system_error& e) {  // a read failed (EIO): the rest of this segment is skipped
+    ++counts.skipped_ranges;
+    counts.skipped_bytes += size - std::min(size, reading_at);
+    on_skip(SkippedRange{path, reading_at, size, last_lsn, 0, e.what()});
   }
   return true;
 }

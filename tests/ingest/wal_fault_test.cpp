@@ -403,6 +403,19 @@ TEST_F(WalFaultTest, SalvageReadsPastASegmentWhoseHeaderReadFails) {
   EXPECT_GT(read, 0u);
   EXPECT_LT(read, records);
   EXPECT_EQ(counts.records, read);
+
+  // A read of the body failing: the rest of that segment is a skipped range, the later ones are read.
+  fs_.add_fault(FaultRule{FsOp::Read, 3, 1, EIO, segment_file_name(1)});  // the open, the header, the body
+  std::uint64_t read_again = 0;
+  skipped.clear();
+  const SalvageCounts again = salvage_log(
+      fs_, kDir, [&](const Record&) { return ++read_again > 0; }, [&](const SkippedRange& s) { skipped.push_back(s); });
+  EXPECT_EQ(again.unreadable_segments, 0u);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].file, segment(1));
+  EXPECT_EQ(skipped[0].from_offset, kSegmentHeaderSize);
+  EXPECT_NE(skipped[0].problem.find("Input/output error"), std::string::npos) << skipped[0].problem;
+  EXPECT_EQ(read_again, read) << "the segments after it are read";
 }
 
 // A sync that fails while the log is opened is WalSyncFailed (the daemon exits 70, as for a sync
