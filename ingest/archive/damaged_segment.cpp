@@ -31,7 +31,7 @@ wal::SegmentHeader readable_header(wal::LogFs& fs, const std::string& wal_dir, s
   try {
     return wal::read_segment_header(fs, wal_dir, segment);
   } catch (const std::exception& e) {
-    if (const auto* c = dynamic_cast<const wal::WalCorruption*>(&e); c != nullptr && c->segment_missing())
+    if (wal::is_segment_missing(e))
       throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
     throw DamagedSegmentRefused(fmt::format("the segment's own header cannot be read ({}), so no archive file can name its "
                                             "log and LSNs; keep a copy of it, then remove it from the log directory with the "

@@ -8,6 +8,11 @@ WalCorruption::WalCorruption(const std::string& file, std::uint64_t offset, cons
       offset_(offset),
       problem_(what) {}
 
+bool is_segment_missing(const std::exception& e) {
+  const auto* corruption = dynamic_cast<const WalCorruption*>(&e);
+  return corruption != nullptr && corruption->segment_missing();
+}
+
 void throw_if_segment_missing(const std::string& path, const std::system_error& e) {
   if (e.code() == std::errc::no_such_file_or_directory) throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
 }

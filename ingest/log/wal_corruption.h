@@ -34,6 +34,9 @@ class WalSyncFailed : public std::system_error {
   using std::system_error::system_error;
 };
 
+// Whether `e` is a WalCorruption saying a listed segment is gone (segment_missing()).
+bool is_segment_missing(const std::exception& e);
+
 // Throws WalCorruption "segment missing: ..." at `path` when `e` (from opening or reading it) says
 // there is no such file; returns otherwise, for the caller to rethrow or map `e` its own way.
 void throw_if_segment_missing(const std::string& path, const std::system_error& e);
