@@ -222,21 +222,37 @@ class IngestClient:
         Retries with the reconnect backoff while the socket is missing or refuses, or a hello
         goes unanswered, for at most ``timeout`` seconds (``None``: forever; ``0``: one attempt;
         a hello is waited for at least a second), then raises the last ``OSError``. A hello refused for good raises its :class:`RejectedError` (``SchemaError``
-        for an unknown format) and leaves the client closed. Afterwards the client keeps a
-        connection by itself until :meth:`close`.
+        for an unknown format) and leaves the client closed. Raising otherwise, or cancelled
+        (``asyncio.wait_for(client.connect(None), 5)``), it leaves the client unconnected, and
+        ``connect()`` may be called again. Afterwards the client keeps a connection by itself
+        until :meth:`close`.
         """
         if self._loop is not None:
             raise RuntimeError("connect() was called already")
         self._loop = asyncio.get_running_loop()
         self._drained = asyncio.Event()
         self._drained.set()
-        loop = self._loop
+        try:
+            conn = await self._first_connection(timeout)
+        except RejectedError:
+            raise  # refused for good: the client stays closed
+        except BaseException:
+            # Cancelled (asyncio.wait_for around connect()), timed out, or anything else: the
+            # client is as before the call, so connect() may be called again; sends meanwhile
+            # raise "not connected" instead of waiting for a connection nothing would open.
+            self._loop = None
+            self._drained = None
+            raise
+        self._supervisor = self._loop.create_task(self._supervise(conn))
+
+    async def _first_connection(self, timeout: Optional[float]) -> _Connection:
+        """connect()'s attempts with the reconnect backoff, within ``timeout``."""
+        loop = self._require_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = self.reconnect_initial
         while True:
             try:
-                conn = await self._open_within(deadline)
-                break
+                return await self._open_within(deadline)
             except RejectedError as exc:
                 self._closing = self._closed = True
                 self._fatal = exc
@@ -245,14 +261,12 @@ class IngestClient:
                 self._stats.connect_failures += 1
                 pause = self._jitter(delay)
                 if deadline is not None and loop.time() + pause > deadline:
-                    self._loop = None
                     if isinstance(exc, _HelloBusy):
                         raise ConnectionError(f"pm-ingestd at {self.socket_path} answered the "
                                               f"hello with busy: {exc}") from None
                     raise
                 await asyncio.sleep(pause)
                 delay = min(delay * 2, self.reconnect_max)
-        self._supervisor = loop.create_task(self._supervise(conn))
 
     async def close(self, timeout: Optional[float] = 30.0) -> int:
         """Stop taking sends, wait until every outstanding line is acknowledged or refused, close.

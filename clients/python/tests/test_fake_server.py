@@ -381,3 +381,24 @@ async def test_connect_gives_up_on_a_daemon_that_never_answers_the_hello(workdir
         c = await server.next()
         assert await c.line() == HELLO
         assert not client.connected
+
+
+@async_test(30)
+async def test_a_cancelled_connect_leaves_a_client_that_can_connect_again(workdir: Path) -> None:
+    """connect() bounded from outside (asyncio.wait_for) while the socket is missing: the client
+    kept its loop but no supervisor, so a second connect() raised "called already" and a send was
+    queued for a connection nothing would open; it waited for ever."""
+    path = sock(workdir)
+    client = IngestClient(path, reconnect_initial=0.01, reconnect_max=0.05)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(client.connect(timeout=None), 0.2)
+    with pytest.raises(RuntimeError, match="not connected"):
+        client.submit({"n": 1})
+    async with FakeServer(path) as server:
+        await client.connect(timeout=5)
+        c = await server.next()
+        sent = client.submit({"n": 2})
+        assert json.loads(await c.line()) == {"n": 2}
+        c.ack(1)
+        await asyncio.wait_for(sent, 5)
+        assert await client.close() == 0
