@@ -2,6 +2,7 @@
 // Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
 #include <iostream>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ constexpr const char* kUsage =
     "            production schema\n"
     "  pending   list the bundled migrations not applied yet\n"
     "  status    every instance's checkpoint, dead letters and (with --wal-dir) the log's state\n"
+    "            [--instance-id ID]: the daemon's instance, whose checkpoint the log must\n"
+    "            hold (default: every instance not named 'replay...'); a replay's checkpoint\n"
+    "            behind the log's oldest record is noted, not damage\n"
     "  checkpoint-reset --instance-id ID\n"
     "            forget an instance's checkpoint (after its log was fully applied and\n"
     "            removed); its next start applies its log from the oldest record\n"
@@ -124,8 +128,24 @@ std::string required_wal_dir(const po::variables_map& vm) {
   return dir;
 }
 
-// The log's health in status: verified whole, and held against the checkpoints stored for it.
-int print_log_status(const std::string& dir, const std::vector<std::pair<std::string, long long>>& checkpoints) {
+// A row of pm_ingest_checkpoints, as status holds it against the log.
+struct StoredCheckpoint {
+  std::string instance;
+  std::string log_id;
+  std::uint64_t lsn = 0;
+};
+
+// Whether the daemon on the log applies from `instance`'s checkpoint: the one `daemon_instance`
+// names, else any not named like pm-ingestctl replay's own ('replay', 'replay to=...').
+bool daemon_applies_from(const std::string& instance, const std::string& daemon_instance) {
+  return daemon_instance.empty() ? instance.rfind("replay", 0) != 0 : instance == daemon_instance;
+}
+
+// The log's health in status: verified whole, and held against the checkpoints stored for it. A
+// checkpoint past the log's end is damage whoever's it is; one behind its oldest record only when
+// the daemon applies from it (a replay's falls behind as the daemon removes applied segments).
+int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>& checkpoints,
+                     const std::string& daemon_instance) {
   const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
   if (!v.extent_known) {
     std::cout << "log             " << dir << ": DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
@@ -141,14 +161,20 @@ int print_log_status(const std::string& dir, const std::vector<std::pair<std::st
     std::cout << "log health      DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
     return 2;
   }
-  for (const auto& [log_id, lsn] : checkpoints) {
-    if (log_id == id && static_cast<std::uint64_t>(lsn) > v.extent.end.lsn) {
+  std::ostringstream notes;
+  for (const auto& [instance, log_id, lsn] : checkpoints) {
+    if (log_id == id && lsn > v.extent.end.lsn) {
       std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log ends at lsn "
                 << v.extent.end.lsn << ": records were lost, and new events would reuse their LSNs\n"
                 << pm::ctl::damage_advice(dir) << "\n";
       return 2;
     }
-    if (log_id == id && static_cast<std::uint64_t>(lsn) < v.extent.oldest.lsn) {
+    if (log_id == id && lsn < v.extent.oldest.lsn && !daemon_applies_from(instance, daemon_instance)) {
+      notes << "note            instance " << instance << " is at lsn " << lsn << ", behind this log (read in order from lsn "
+            << v.extent.oldest.lsn + 1 << "): the daemon does not apply from it; a replay resumes from the archive\n";
+      continue;
+    }
+    if (log_id == id && lsn < v.extent.oldest.lsn) {
       std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log can be read in order "
                 << "only from lsn " << v.extent.oldest.lsn + 1 << ": unapplied records were removed, and the daemon will "
                 << "refuse to apply it (exit 2)\n"
@@ -156,7 +182,7 @@ int print_log_status(const std::string& dir, const std::vector<std::pair<std::st
       return 2;
     }
   }
-  std::cout << "log health      ok" << (v.torn_tail ? " (ends in a torn last group, never acknowledged; cut at the next start)" : "")
+  std::cout << notes.str() << "log health      ok" << (v.torn_tail ? " (ends in a torn last group, never acknowledged; cut at the next start)" : "")
             << "\n";
   return 0;
 }
@@ -166,16 +192,16 @@ int run_status(const po::variables_map& vm) {
   const auto pending = pm::Migrator(db).pending();
   std::cout << "database        " << pm::redact_url(db.config().url) << "\n";
   std::cout << "migrations      " << (pending.empty() ? "up to date" : std::to_string(pending.size()) + " pending") << "\n";
-  std::vector<std::pair<std::string, long long>> checkpoints;
+  std::vector<StoredCheckpoint> checkpoints;
   db.transaction([&](pqxx::work& tx) {
     for (const auto& row : tx.exec("SELECT instance_id, log_id, lsn, applied_events, updated_at FROM pm_ingest_checkpoints ORDER BY instance_id")) {
       std::cout << "instance        " << row[0].c_str() << ": applied up to lsn " << row[2].c_str() << " of log " << row[1].c_str()
                 << " (" << row[3].c_str() << " events, at " << row[4].c_str() << ")\n";
-      checkpoints.emplace_back(row[1].c_str(), row[2].as<long long>());
+      checkpoints.push_back({row[0].c_str(), row[1].c_str(), row[2].as<std::uint64_t>()});
     }
     std::cout << "dead letters    " << tx.exec1("SELECT count(*) FROM pm_dead_letters")[0].c_str() << "\n";
   });
-  if (const std::string dir = vm["wal-dir"].as<std::string>(); !dir.empty()) return print_log_status(dir, checkpoints);
+  if (const std::string dir = vm["wal-dir"].as<std::string>(); !dir.empty()) return print_log_status(dir, checkpoints, vm["instance-id"].as<std::string>());
   return 0;
 }
 
@@ -323,7 +349,7 @@ void add_options(po::options_description& options) {
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
       ("connect-attempts", po::value<long long>()->default_value(3), "connection attempts before giving up")
-      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
+      ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; status: the one whose checkpoint the log must hold; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump, archive store-damaged)")
       ("from-lsn", po::value<long long>()->default_value(0), "first record to print (wal-dump) or replay (replay)")
       ("limit", po::value<long long>()->default_value(100), "records to print at most (wal-dump; with --salvage: all unless given); a cut dump ends with a '# stopped after' line")

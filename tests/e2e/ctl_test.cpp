@@ -165,6 +165,35 @@ TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
       << below.output;
 }
 
+// A replay into the live database keeps a checkpoint of its own on the daemon's log, which falls
+// behind the log's oldest segment as the daemon removes applied ones: `status` said "log health
+// DAMAGED ... the daemon will refuse to apply it", exit 2, and advised moving a healthy log away.
+// The daemon's own checkpoint there is still damage; so is any with --instance-id naming it.
+TEST(Ctl, StatusNotesAReplayCheckpointBehindTheLogButHoldsTheDaemonsOwn) {
+  TestDatabase tdb("ctl_replay_behind");
+  DaemonHarness d(tdb.url());
+  write_a_log_whose_archive_cannot_be_used(tdb, d);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  ASSERT_TRUE(std::filesystem::exists(d.wal_dir() + "/0000000000000004.wal")) << "four segments or more";
+  std::filesystem::remove(d.wal_dir() + "/0000000000000001.wal");  // applied: as the daemon removes them
+  std::filesystem::remove(d.wal_dir() + "/0000000000000002.wal");
+  tdb.exec("INSERT INTO pm_ingest_checkpoints (instance_id, log_id, lsn, segment, segment_offset, log_offset, updated_at) "
+           "SELECT 'replay to=100', log_id, 100, 1, 0, 0, updated_at FROM pm_ingest_checkpoints WHERE instance_id = 'default'");
+  const auto noted = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(noted.code, 0) << noted.output;
+  EXPECT_NE(noted.output.find("instance replay to=100 is at lsn 100, behind this log"), std::string::npos) << noted.output;
+  EXPECT_NE(noted.output.find("log health      ok"), std::string::npos) << noted.output;
+  const auto named = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir(), "--instance-id", "replay to=100"});
+  EXPECT_EQ(named.code, 2) << named.output;
+  EXPECT_NE(named.output.find("a checkpoint of this log is at lsn 100 but the log can be read in order only from lsn"),
+            std::string::npos)
+      << named.output;
+  tdb.exec("UPDATE pm_ingest_checkpoints SET lsn = 100 WHERE instance_id = 'default'");
+  const auto daemons = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
+  EXPECT_EQ(daemons.code, 2) << daemons.output;
+  EXPECT_NE(daemons.output.find("log health      DAMAGED"), std::string::npos) << daemons.output;
+}
+
 // The "N record bytes" of `status` output (0 when it is not there).
 std::uint64_t status_record_bytes(const std::string& output) {
   const std::size_t end = output.find(" record bytes");
