@@ -61,9 +61,14 @@ class LogFs {
   virtual std::error_code create_dir(const std::string& dir) = 0;
   virtual std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) = 0;
   virtual std::error_code rename(const std::string& from, const std::string& to) = 0;
+  // rename() that never replaces an existing `to` (EEXIST): a new segment must not overwrite one
+  // a listing missed. This default looks first, which only the directory's lock makes safe;
+  // PosixLogFs asks the kernel (renameat2 RENAME_NOREPLACE) where the file system can.
+  virtual std::error_code rename_new(const std::string& from, const std::string& to);
   virtual std::error_code remove(const std::string& path) = 0;
   virtual std::error_code sync_dir(const std::string& dir) = 0;
-  // Names in `dir` (no "." or ".."), in no particular order.
+  // Names in `dir` (no "." or ".."), in no particular order; an error when any could not be read
+  // (a partial listing would hide a segment).
   virtual std::error_code list(const std::string& dir, std::vector<std::string>& names) = 0;
   // An exclusive lock on `path` (created if missing) that no other process or LogFs user can
   // take while `out` lives: errc::resource_unavailable_try_again when one holds it already.

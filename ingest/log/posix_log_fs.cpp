@@ -146,6 +146,12 @@ class PosixLogFs final : public LogFs {
     return ::rename(from.c_str(), to.c_str()) == 0 ? std::error_code{} : last_error();
   }
 
+  std::error_code rename_new(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return {};
+    if (errno != EINVAL && errno != ENOSYS) return last_error();
+    return LogFs::rename_new(from, to);  // a file system without RENAME_NOREPLACE
+  }
+
   std::error_code remove(const std::string& path) override {
     return ::unlink(path.c_str()) == 0 ? std::error_code{} : last_error();
   }
@@ -162,12 +168,17 @@ class PosixLogFs final : public LogFs {
     names.clear();
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) return last_error();
-    while (dirent* e = ::readdir(d)) {
+    for (;;) {
+      errno = 0;  // readdir returns null at the end and on an error (EIO, a damaged directory block)
+      const dirent* e = ::readdir(d);
+      if (e == nullptr) break;
       const std::string name = e->d_name;
       if (name != "." && name != "..") names.push_back(name);
     }
+    const std::error_code ec = errno != 0 ? last_error() : std::error_code{};
     ::closedir(d);
-    return {};
+    if (ec) names.clear();
+    return ec;
   }
 
   std::error_code lock(const std::string& path, const std::string& owner, std::unique_ptr<FileLock>& out) override {
@@ -218,6 +229,14 @@ class PosixLogFs final : public LogFs {
 LogFs& posix_log_fs() {
   static PosixLogFs fs;
   return fs;
+}
+
+std::error_code LogFs::rename_new(const std::string& from, const std::string& to) {
+  std::unique_ptr<LogFile> existing;
+  const std::error_code ec = open(to, OpenMode::Read, existing);
+  if (!ec) return errno_code(EEXIST);
+  if (ec != std::errc::no_such_file_or_directory) return ec;
+  return rename(from, to);
 }
 
 bool is_disk_full(const std::error_code& ec) {

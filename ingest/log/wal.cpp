@@ -128,10 +128,11 @@ bool WriteAheadLog::create_from_spare(const std::string& path, const std::string
   if (!ec) ec = file->size(size);
   if (!ec) ec = file->write_at(0, header.data(), header.size());
   if (!ec) ec = file->sync();
-  if (!ec) ec = fs_->rename(spare, path);
+  if (!ec) ec = fs_->rename_new(spare, path);
   if (ec) {
     file.reset();
     fs_->remove(spare);
+    if (ec == std::errc::file_exists) throw std::system_error(ec, "create segment " + path);
     options_.on_warning("cannot start " + path + " from the prepared " + spare + ": " + ec.message() + "; created it empty instead");
     return false;
   }
@@ -145,7 +146,7 @@ void WriteAheadLog::create_file(const std::string& path, const std::string& head
   std::error_code ec = file->write_at(0, header.data(), header.size());
   bool sync_failed = false;
   if (!ec) sync_failed = static_cast<bool>(ec = file->sync());
-  if (!ec) ec = fs_->rename(tmp, path);
+  if (!ec) ec = fs_->rename_new(tmp, path);
   if (ec) {
     file.reset();
     fs_->remove(tmp);
@@ -469,8 +470,17 @@ AppendStatus WriteAheadLog::roll_segment(Position& start) {
     start = durable();
     return AppendStatus::Ok;
   } catch (const std::system_error& e) {
+    if (e.code() == std::errc::file_exists) {  // a segment the log's listing missed: never replaced
+      fatal("cannot start log segment " + std::to_string(start.segment + 1) + ": " + e.what() +
+            " though the log ended in segment " + std::to_string(start.segment) +
+            " when it was opened (a directory listing that missed it?); restarting to recover from what is on disk");
+      return AppendStatus::IoError;
+    }
     options_.on_warning(std::string("cannot start a new log segment: ") + e.what());
     return is_disk_full(e.code()) ? AppendStatus::DiskFull : AppendStatus::IoError;
+  } catch (const std::exception& e) {  // out of memory: the group fails, its request leaves the queue
+    options_.on_warning(std::string("cannot start a new log segment: ") + e.what());
+    return AppendStatus::IoError;
   }
 }
 
@@ -710,11 +720,19 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
   doomed.erase(kept, doomed.end());
   if (doomed.empty()) return;
   if (!persist_applied_before_removal(segment)) return;
-  for (std::uint64_t seg : doomed) {
-    const std::string path = segment_path(options_.dir, seg);
-    if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory)
-      options_.on_warning("cannot remove applied segment " + path + ": " + ec.message());
+  // Oldest first, up to the first that cannot be removed: the log keeps that one and those after
+  // it (counted, read, asked for again), with no hole below them.
+  std::size_t removed = 0;
+  for (; removed < doomed.size(); ++removed) {
+    const std::string path = segment_path(options_.dir, doomed[removed]);
+    if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory) {
+      options_.on_warning("cannot remove applied segment " + path + ": " + ec.message() +
+                          "; it and the later applied ones are kept until a later removal succeeds");
+      break;
+    }
   }
+  doomed.resize(removed);
+  if (doomed.empty()) return;
   if (const std::error_code ec = fs_->sync_dir(options_.dir))
     options_.on_warning("fsync of log directory " + options_.dir + " failed after removing applied segments (" + ec.message() +
                         "); a power loss may bring them back, and recovery removes them again");

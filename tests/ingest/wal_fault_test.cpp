@@ -56,6 +56,31 @@ class CutWhileScannedFs final : public ForwardingLogFs {
   std::uint64_t extra_;
 };
 
+// A LogFs over another whose listing leaves one name out, as a readdir failing part way did
+// (PosixLogFs took its null for the directory's end and listed what it had read).
+class ListingMissesFs final : public ForwardingLogFs {
+ public:
+  ListingMissesFs(LogFs& fs, std::string missed) : ForwardingLogFs(fs), missed_(std::move(missed)) {}
+  std::error_code list(const std::string& dir, std::vector<std::string>& names) override {
+    const std::error_code ec = ForwardingLogFs::list(dir, names);
+    std::erase(names, missed_);
+    return ec;
+  }
+
+ private:
+  std::string missed_;
+};
+
+// A LogFs over another that runs out of memory creating a new segment file.
+class OutOfMemoryOnNewSegmentFs final : public ForwardingLogFs {
+ public:
+  using ForwardingLogFs::ForwardingLogFs;
+  std::error_code open(const std::string& path, OpenMode mode, std::unique_ptr<LogFile>& out) override {
+    if (path.ends_with(".wal.tmp")) throw std::bad_alloc();
+    return ForwardingLogFs::open(path, mode, out);
+  }
+};
+
 class WalFaultTest : public ::testing::Test {
  protected:
   Options options(std::uint64_t segment_bytes = 64ull << 20) {
@@ -600,6 +625,49 @@ TEST_F(WalFaultTest, AFaultFsSyncThatLosesItsPagesKeepsThemReadableButNeverStore
   EXPECT_EQ(read_back.substr(2 * 4096), std::string(4096, '\0'));
 }
 
+// Any exception in a roll fails the group: it escaped append() with the leader's request still at
+// the front of the queue, and every later append waited for ever behind it.
+TEST_F(WalFaultTest, AnExceptionInARollFailsTheGroupAndLeavesTheQueue) {
+  { auto created = WriteAheadLog::open(options(1024)); }
+  OutOfMemoryOnNewSegmentFs oom(fs_);
+  Options o = options(1024);
+  o.fs = &oom;
+  auto log = WriteAheadLog::open(std::move(o));
+  AppendStatus status = AppendStatus::Ok;
+  for (int i = 0; i < 100 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
+  EXPECT_EQ(status, AppendStatus::IoError);
+  std::thread second([&] { EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError); });
+  second.join();
+  ASSERT_FALSE(warnings_.empty());
+  EXPECT_NE(warnings_.back().find("cannot start a new log segment"), std::string::npos) << warnings_.back();
+}
+
+// An applied segment whose unlink fails (EACCES, EIO) stays the log's oldest: counted in its
+// stats, asked for again and removed then. It was forgotten though still on disk (the disk budget
+// and segment count undercounted it, the remover took the removal for done until a restart).
+TEST_F(WalFaultTest, AnAppliedSegmentThatCannotBeRemovedStaysTheOldestUntilItIs) {
+  std::vector<Appended> a;
+  auto log = WriteAheadLog::open(options(1024));
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(append(*log, i * 4, 4, &a), AppendStatus::Ok);
+  const WalStats before = log->stats();
+  const Position applied = a[80].end;
+  ASSERT_GT(applied.segment, 3u);
+  log->note_applied(applied);
+  fs_.add_fault(FaultRule{FsOp::Remove, 1, 1, EACCES, segment_file_name(2)});
+  log->remove_segments_before(applied.segment);
+  EXPECT_FALSE(fs_.exists(segment(1)));
+  EXPECT_TRUE(fs_.exists(segment(2)));
+  EXPECT_TRUE(fs_.exists(segment(3))) << "nothing after the one kept is removed: no hole";
+  EXPECT_EQ(log->oldest().segment, 2u);
+  EXPECT_EQ(log->stats().segments, before.segments - 1);
+  ASSERT_FALSE(warnings_.empty());
+  EXPECT_NE(warnings_.back().find("cannot remove applied segment"), std::string::npos) << warnings_.back();
+  log->remove_segments_before(applied.segment);  // asked again: the fault has passed
+  EXPECT_FALSE(fs_.exists(segment(2)));
+  EXPECT_EQ(log->oldest().segment, applied.segment);
+  EXPECT_TRUE(fatals_.empty());
+}
+
 TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndRecoveryRemovesThem) {
   std::vector<Appended> a;
   {
@@ -776,6 +844,30 @@ TEST_P(FormatOneTail, AFormatOneLogIsReadAndContinuedInFormatTwo) {
   SegmentHeader h;
   ASSERT_TRUE(decode_segment_header(fs_.contents(segment(2)).data(), kSegmentHeaderSize, h));
   EXPECT_EQ(h.version, 2u);
+}
+
+// A segment the log's listing missed at recovery is never replaced by the next roll: its records
+// were acknowledged. A new segment took its name through a rename over it; the roll now finds the
+// name taken (EEXIST), keeps the file and stops the log (fatal: a restart lists again).
+TEST_F(WalFaultTest, ARollNeverReplacesASegmentTheListingMissed) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::string missed = "records of segment 2, acknowledged";
+  fs_.put(segment(2), missed);
+  ListingMissesFs listing(fs_, segment_file_name(2));
+  Options o = options(1024);
+  o.fs = &listing;
+  auto log = WriteAheadLog::open(std::move(o));
+  AppendStatus status = AppendStatus::Ok;
+  for (int i = 0; i < 100 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
+  EXPECT_EQ(status, AppendStatus::IoError);
+  EXPECT_EQ(fs_.contents(segment(2)), missed);
+  ASSERT_EQ(fatals_.size(), 1u);
+  EXPECT_NE(fatals_[0].find("cannot start log segment 2"), std::string::npos) << fatals_[0];
+  EXPECT_NE(fatals_[0].find("exists"), std::string::npos) << fatals_[0];
+  EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError);  // halted
 }
 
 INSTANTIATE_TEST_SUITE_P(Tails, FormatOneTail, ::testing::Values(std::string("part_of_a_record"), std::string("zeros")),

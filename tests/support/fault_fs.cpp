@@ -272,11 +272,16 @@ std::error_code FaultFs::open(const std::string& path, wal::OpenMode mode, std::
   return {};
 }
 
-std::error_code FaultFs::rename(const std::string& from, const std::string& to) {
+std::error_code FaultFs::rename(const std::string& from, const std::string& to) { return move_name(from, to, true); }
+
+std::error_code FaultFs::rename_new(const std::string& from, const std::string& to) { return move_name(from, to, false); }
+
+std::error_code FaultFs::move_name(const std::string& from, const std::string& to, bool replace) {
   std::lock_guard lock(mu_);
   if (std::error_code ec = check(FsOp::Rename, to)) return ec;
   const auto it = names_.find(from);
   if (it == names_.end()) return wal::errno_code(ENOENT);
+  if (!replace && names_.count(to)) return wal::errno_code(EEXIST);
   names_[to] = it->second;
   names_.erase(from);
   return {};

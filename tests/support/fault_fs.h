@@ -69,6 +69,7 @@ class FaultFs final : public wal::LogFs {
   std::error_code create_dir(const std::string& dir) override;
   std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override;
   std::error_code rename(const std::string& from, const std::string& to) override;
+  std::error_code rename_new(const std::string& from, const std::string& to) override;  // as a Rename
   std::error_code remove(const std::string& path) override;
   std::error_code sync_dir(const std::string& dir) override;
   std::error_code list(const std::string& dir, std::vector<std::string>& names) override;
@@ -96,6 +97,7 @@ class FaultFs final : public wal::LogFs {
   struct Inode;
   class File;
   class Lock;
+  std::error_code move_name(const std::string& from, const std::string& to, bool replace);
   // mu_ held; `matched` (if given) is set to the rule that failed the call.
   std::error_code check(FsOp op, const std::string& path, const FaultRule** matched = nullptr);
   std::string damage(const std::string& synced, const std::string& current, PowerLossMode mode);  // mu_ held

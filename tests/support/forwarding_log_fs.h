@@ -39,6 +39,7 @@ class ForwardingLogFs : public LogFs {
     return {};
   }
   std::error_code rename(const std::string& from, const std::string& to) override { return inner_.rename(from, to); }
+  std::error_code rename_new(const std::string& from, const std::string& to) override { return inner_.rename_new(from, to); }
   std::error_code remove(const std::string& path) override { return inner_.remove(path); }
   std::error_code sync_dir(const std::string& dir) override { return inner_.sync_dir(dir); }
   std::error_code list(const std::string& dir, std::vector<std::string>& names) override { return inner_.list(dir, names); }
