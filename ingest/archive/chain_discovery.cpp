@@ -54,6 +54,8 @@ Candidate live_candidate(wal::LogFs& fs, const std::string& dir, std::uint64_t s
     c.log_id = h.log_id;
   } catch (const wal::WalCorruption& e) {
     c.segment.problem = e.problem();
+  } catch (const std::exception& e) {  // a read failing (EIO): damage to skip or stop at, named
+    c.segment.problem = std::string("cannot read its header: ") + e.what();
   }
   return c;
 }

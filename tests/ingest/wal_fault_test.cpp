@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "repos/util/crc32c.h"
+#include "ingest/archive/segment_chain.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_salvage.h"
@@ -623,6 +624,29 @@ TEST_F(WalFaultTest, AFaultFsSyncThatLosesItsPagesKeepsThemReadableButNeverStore
   EXPECT_EQ(read_back.substr(4096, 10), std::string(10, 'a')) << "a page written again is stored whole";
   EXPECT_EQ(read_back[4096 + 10], 'b');
   EXPECT_EQ(read_back.substr(2 * 4096), std::string(4096, '\0'));
+}
+
+// A live segment whose header read fails (EIO) is damage the chain names, skipped with
+// skip_damaged: the std::system_error escaped discover(), so `pm-ingestctl replay` stopped (exit 1)
+// on one bad block with or without --skip-damaged.
+TEST_F(WalFaultTest, AChainSkipsALiveSegmentWhoseHeaderReadFails) {
+  std::uint64_t records = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; log->durable().segment < 4; i += 4) ASSERT_EQ(append(*log, i, 4), AppendStatus::Ok);
+    records = log->durable().lsn;
+  }
+  fs_.add_fault(FaultRule{FsOp::Read, 3, 1, EIO, segment_file_name(2)});  // its size's open, the header's open, its read
+  archive::SegmentChain chain = archive::SegmentChain::discover(fs_, {kDir});
+  std::vector<archive::SkippedRange> skipped;
+  chain.start(1, true, [&](const archive::SkippedRange& s) { skipped.push_back(s); });
+  std::uint64_t read = 0;
+  while (chain.next()) ++read;
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].file, segment(2));
+  EXPECT_NE(skipped[0].problem.find("Input/output error"), std::string::npos) << skipped[0].problem;
+  EXPECT_GT(read, 0u);
+  EXPECT_LT(read, records);
 }
 
 // Any exception in a roll fails the group: it escaped append() with the leader's request still at
