@@ -119,8 +119,15 @@ std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& 
 
 }  // namespace
 
-std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present) {
+std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present,
+                                       RetentionWindow window) {
   const auto is_present = [&](const ArchiveEntry& e) { return std::find(present.begin(), present.end(), e.segment) != present.end(); };
+  if (window == RetentionWindow::OneFile) {
+    std::vector<ArchiveEntry> lost;
+    for (std::size_t i = 1; i < listed.size(); ++i)
+      if (!is_present(listed[i])) lost.push_back(listed[i]);
+    return lost;
+  }
   // The oldest listed entry whose file is there: a damaged file is never listed (nor taken by
   // retention), so it must not count as an older file still there.
   std::optional<std::uint64_t> oldest_kept;
@@ -149,7 +156,7 @@ ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, 
   const IndexRead read = read_index(fs, path, listed, problem);
   if (read == IndexRead::Damaged && damaged) damaged(path, problem + "; rebuilt from the archive files");
   if (damaged)
-    for (const ArchiveEntry& e : lost_entries(listed, present))
+    for (const ArchiveEntry& e : lost_entries(listed, present, RetentionWindow::OneFile))
       damaged(path_in_dir(archive_dir, archive_file_name(e.segment)), lost_entry_problem(e));
   if (read != IndexRead::Valid || listed != from_files) index.save(from_files);
   index.entries_ = from_files;
@@ -157,7 +164,7 @@ ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, 
 }
 
 ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged, bool* index_stale,
-                                std::vector<ArchiveEntry>* lost) {
+                                std::vector<ArchiveEntry>* lost, RetentionWindow window) {
   ArchiveIndex index(fs, archive_dir);
   // The index before the files: a daemon writes a file, then lists it, so every entry read here has
   // its file in the listing that follows unless it is gone (a segment archived in between would
@@ -169,7 +176,7 @@ ArchiveIndex ArchiveIndex::read(wal::LogFs& fs, const std::string& archive_dir, 
   std::vector<std::uint64_t> present;
   index.entries_ = entries_from_files(fs, archive_dir, damaged, &present);
   if (index_stale) *index_stale = read != IndexRead::Valid || listed != index.entries_;
-  if (lost) *lost = lost_entries(listed, present);
+  if (lost) *lost = lost_entries(listed, present, window);
   return index;
 }
 

@@ -9,9 +9,9 @@
 //   rebuilt from the headers and saved. Files whose header is damaged are not listed and are
 //   reported through `damaged` (file, problem); nothing is deleted. An index that cannot be parsed
 //   is reported there too (before it is rebuilt); a missing one is not. So is each file the index
-//   lists that is gone while an older one is still there (lost_entries): retention deletes the
-//   oldest first, so only a crash in its midst leaves the first ones listed and gone. The directory is created
-//   when missing; a failed rebuild throws ArchiveWriteError.
+//   lists that is gone but the oldest listed one (lost_entries, RetentionWindow::OneFile):
+//   retention deletes one file, then unlists it, so a crash leaves at most that one listed and
+//   gone. The directory is created when missing; a failed rebuild throws ArchiveWriteError.
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
 //   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
 // - Not thread-safe: one owner (the daemon's archiver thread, or a pm-ingestctl command).
@@ -27,6 +27,14 @@ namespace pm::archive {
 
 inline constexpr char kIndexFileName[] = "index.ndjson";
 
+// Which listed entries whose file is gone lost_entries() excuses as retention's doing.
+enum class RetentionWindow {
+  OneFile,    // the oldest listed one: the directory is not being written (the daemon's start, a
+              // tool while no daemon holds ARCHIVE.LOCK); retention unlists each file it deletes
+  AnyOldest,  // every one older than the oldest file still there: a running daemon's retention may
+              // delete several after the index was read
+};
+
 class ArchiveIndex {
  public:
   using DamageReport = std::function<void(const std::string& file, const std::string& problem)>;
@@ -34,9 +42,10 @@ class ArchiveIndex {
   // Read-only (operator tools, and a look before the daemon owns the directory): the entries the
   // files' headers state; nothing is created or rewritten. `index_stale` (if given) is set when
   // index.ndjson is missing, damaged or disagrees with them; `lost` (if given) gets what
-  // lost_entries finds. Throws std::system_error when the directory cannot be listed.
+  // lost_entries finds in `window`. Throws std::system_error when the directory cannot be listed.
   static ArchiveIndex read(wal::LogFs& fs, const std::string& archive_dir, const DamageReport& damaged = {},
-                           bool* index_stale = nullptr, std::vector<ArchiveEntry>* lost = nullptr);
+                           bool* index_stale = nullptr, std::vector<ArchiveEntry>* lost = nullptr,
+                           RetentionWindow window = RetentionWindow::AnyOldest);
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;
@@ -57,13 +66,13 @@ class ArchiveIndex {
   std::vector<ArchiveEntry> entries_;
 };
 
-// The entries `listed` in the index whose file is gone (its segment is not among `present`, the
-// archive files there, damaged ones included) although an older listed entry's file is there:
-// archived events no archive file holds any more (deleted by hand, lost by the file system).
-// Entries gone before every remaining listed file are not counted: retention deletes the oldest
-// files first and unlists them after, so a crash in between leaves exactly those. (A damaged file
-// is never listed, so it does not count as an older file still there.)
-std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present);
+// The entries `listed` in the index (ascending) whose file is gone (its segment is not among
+// `present`, the archive files there, damaged ones included): archived events no archive file
+// holds any more (deleted by hand, lost by the file system, a partial restore), but for those
+// `window` excuses. (AnyOldest: a damaged file is never listed, so it does not count as an older
+// file still there.)
+std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present,
+                                       RetentionWindow window);
 
 // The problem reported for a lost entry (file and what it held).
 std::string lost_entry_problem(const ArchiveEntry& entry);
