@@ -26,6 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBuffered = 256 * 1024;  // bytes queued for the socket at once
+constexpr std::string_view kHelloRefused = "hello refused: ";  // the detail of every line a refused hello fails
 
 struct Entry {
   std::string text;
@@ -493,7 +494,7 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
 // The daemon refused the hello: every line fails, now and later. Lines written on an earlier
 // connection whose hello was accepted may be durable: those are Unacknowledged, not Rejected.
 void ProducerClient::Impl::refuse_hello(const std::string& detail) {
-  const std::string why = "hello refused: " + detail;
+  const std::string why = std::string(kHelloRefused) + detail;
   {
     std::lock_guard lock(mu_);
     hello_refusal_ = why;
@@ -590,5 +591,11 @@ void ProducerClient::send_all(std::vector<Outgoing> lines) { impl_->send_all(std
 bool ProducerClient::flush(std::chrono::milliseconds timeout) { return impl_->flush(timeout); }
 void ProducerClient::close(std::chrono::milliseconds timeout) { impl_->close(timeout); }
 ProducerStats ProducerClient::stats() const { return impl_->stats(); }
+
+bool failed_by_refused_hello(const LineOutcome& outcome) {
+  // Rejected: the refusal is the detail; Unacknowledged (pending when it came): the reason.
+  return outcome.status != LineOutcome::Status::Acked &&
+         (outcome.detail.starts_with(kHelloRefused) || outcome.reason.starts_with(kHelloRefused));
+}
 
 }  // namespace pm::client

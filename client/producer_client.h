@@ -32,11 +32,12 @@
 //   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every
 //   connection. A hello answered `busy` is tried again on a new connection after the reconnect
 //   backoff, with every line not acknowledged. A hello refused for good fails every line, now and
-//   later: Rejected (`schema`), or Unacknowledged for lines written on an earlier connection whose
-//   hello was accepted.
+//   later: Rejected (`schema`) when no connection's hello was accepted before; once one was (lines
+//   written then may be durable), every line pending at the refusal is Unacknowledged, and the
+//   lines sent after it are Rejected. failed_by_refused_hello() tells such outcomes.
 // - Thread-safe: any thread may send(); one internal I/O thread owns the socket. close() (or the
-//   destructor) waits for the lines sent so far, up to its timeout, then resolves the rest as
-//   Unacknowledged. The destructor waits up to give_up_after (a day when that is 0).
+//   destructor) waits until no line is unresolved (lines other threads send meanwhile count too),
+//   up to its timeout, then resolves the rest as Unacknowledged. The destructor waits up to give_up_after (a day when that is 0).
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -69,6 +70,10 @@ struct LineOutcome {
   std::chrono::steady_clock::time_point resolved{};
   bool acked() const { return status == Status::Acked; }
 };
+
+// Whether `outcome` failed because the daemon refused the connection's hello for good: every
+// line the client is given after it fails too.
+bool failed_by_refused_hello(const LineOutcome& outcome);
 
 struct ProducerStats {
   std::uint64_t sent = 0;          // lines given to send()
@@ -106,7 +111,8 @@ class ProducerClient {
   std::future<LineOutcome> send(std::string line);
   void send(std::string line, Callback done, WrittenCallback on_written = nullptr);
   void send_all(std::vector<Outgoing> lines);
-  // Waits until every line sent so far is resolved; false when `timeout` passed first.
+  // Waits until no line is unresolved, lines other threads send meanwhile included (under steady
+  // sending from other threads it may never be); false when `timeout` passed first.
   bool flush(std::chrono::milliseconds timeout);
   // flush(timeout), then stops: what is still unresolved becomes Unacknowledged. Idempotent.
   void close(std::chrono::milliseconds timeout);

@@ -86,16 +86,27 @@ bool split_array(const std::string& name, const std::string& text, std::vector<I
   return true;
 }
 
+// Lines of one kind of outcome: how many, and the first kShown of them (a run behind `tail -F`
+// may see bad lines without end; only those are printed).
+struct OutcomeList {
+  static constexpr std::size_t kShown = 100;
+  std::size_t count = 0;
+  std::vector<std::string> first;
+  void add(std::string line) {
+    if (++count <= kShown) first.push_back(std::move(line));
+  }
+};
+
 struct Outcomes {
   std::mutex mu;
-  std::map<std::string, std::vector<std::string>> rejected;  // reason -> "origin: detail"
-  std::vector<std::string> unacknowledged;
+  std::map<std::string, OutcomeList> rejected;  // reason -> "origin: detail"
+  OutcomeList unacknowledged;
   std::size_t acked = 0;
   std::string gave_up;  // why the client first gave lines up ("" until it does)
 };
 
-// Why the client first gave lines up (no acknowledgement for give_up_after, a hello refused on
-// a new connection, ...), or "".
+// Why the client first gave lines up (no acknowledgement for give_up_after, a hello refused,
+// ...), or "". A refused hello fails every later line without sending it: it ends the run too.
 std::string client_gave_up(Outcomes& outcomes) {
   std::lock_guard lock(outcomes.mu);
   return outcomes.gave_up;
@@ -105,14 +116,17 @@ std::string client_gave_up(Outcomes& outcomes) {
 client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin) {
   return [&outcomes, origin = std::move(origin)](const client::LineOutcome& o) {
     std::lock_guard lock(outcomes.mu);
-    if (o.acked())
+    if (o.acked()) {
       ++outcomes.acked;
-    else if (o.status == client::LineOutcome::Status::Rejected)
-      outcomes.rejected[o.reason].push_back(origin + (o.detail.empty() ? "" : ": " + o.detail));
-    else {
-      outcomes.unacknowledged.push_back(origin + " (" + o.reason + ")");
-      if (outcomes.gave_up.empty()) outcomes.gave_up = o.reason.empty() ? "given up" : o.reason;
+      return;
     }
+    if (o.status == client::LineOutcome::Status::Rejected)
+      outcomes.rejected[o.reason].add(origin + (o.detail.empty() ? "" : ": " + o.detail));
+    else
+      outcomes.unacknowledged.add(origin + " (" + o.reason + ")");
+    const bool refused_hello = client::failed_by_refused_hello(o);
+    if (outcomes.gave_up.empty() && (refused_hello || o.status != client::LineOutcome::Status::Rejected))
+      outcomes.gave_up = refused_hello && !o.detail.empty() ? o.detail : o.reason.empty() ? "given up" : o.reason;
   };
 }
 
@@ -133,17 +147,17 @@ void print_stop(const StoppedReading& stop) {
 
 void print_summary(const SendCommand& c, std::size_t sent, std::size_t inputs, const client::ProducerStats& stats, Outcomes& o) {
   std::size_t rejected = 0;
-  for (const auto& [reason, lines] : o.rejected) rejected += lines.size();
+  for (const auto& [reason, lines] : o.rejected) rejected += lines.count;
   std::cout << fmt::format("sent {} lines from {} input(s) (format {}): acked {}, rejected {}, unacknowledged {} "
                            "({} reconnects, {} busy replies retried)\n",
-                           sent, inputs, c.format, o.acked, rejected, o.unacknowledged.size(), stats.reconnects, stats.busy);
-  const auto list = [](const std::string& title, const std::vector<std::string>& lines) {
-    std::cout << title << " (" << lines.size() << "):\n";
-    for (std::size_t i = 0; i < lines.size() && i < 100; ++i) std::cout << "  " << lines[i] << "\n";
-    if (lines.size() > 100) std::cout << "  ... and " << lines.size() - 100 << " more\n";
+                           sent, inputs, c.format, o.acked, rejected, o.unacknowledged.count, stats.reconnects, stats.busy);
+  const auto list = [](const std::string& title, const OutcomeList& lines) {
+    std::cout << title << " (" << lines.count << "):\n";
+    for (const std::string& line : lines.first) std::cout << "  " << line << "\n";
+    if (lines.count > lines.first.size()) std::cout << "  ... and " << lines.count - lines.first.size() << " more\n";
   };
   for (const auto& [reason, lines] : o.rejected) list("rejected " + reason, lines);
-  if (!o.unacknowledged.empty()) list("unacknowledged (may or may not be stored; sending them again is safe)", o.unacknowledged);
+  if (o.unacknowledged.count > 0) list("unacknowledged (may or may not be stored; sending them again is safe)", o.unacknowledged);
 }
 
 }  // namespace

@@ -409,8 +409,8 @@ void print_summary(const Options& opt, const RunSummary& summary) {
   std::cout << (opt.json ? format_json(summary) + "\n" : format_text(summary)) << std::flush;
   if (summary.gave_up > 0)
     std::cerr << "pm-loadgen: gave up on " << summary.gave_up << " connection(s) after " << opt.give_up_after
-              << " s without a connection or an ack; " << summary.unacked
-              << " event(s) were never acknowledged, and the run's events after them were not sent\n";
+              << " s without a connection, an ack, or a line's acceptance after `busy`; " << summary.unacked
+              << " event(s) were never acknowledged, and those connections sent none of the run's events after them\n";
 }
 
 // The run after parsing: send (or, with --verify-only, take every event as acked), verify,

@@ -652,6 +652,38 @@ TEST(CtlSend, StopsReadingItsInputAtTheFirstGiveUp) {
   std::filesystem::remove_all(dir);
 }
 
+// pm-ingestctl send whose hello the daemon refuses (a daemon older than the ctl): every later line
+// fails without being sent, so the run ends as at a give-up. It read on, rejecting each line, and
+// behind a pipe never ended (nor printed anything). (It ends at the first line it reads after the
+// refusal: a quiet pipe keeps it waiting for that line.)
+TEST(CtlSend, ARefusedHelloEndsTheRun) {
+  HandDaemon daemon;
+  const std::string dir = make_temp_dir("ctl_send_hello");
+  const std::string fifo = dir + "/input.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", daemon.path(), "--format", "clob-ws-market", "--input", fifo}, {},
+             dir + "/send.out");
+  std::ofstream pipe(fifo);
+  pipe << R"({"event_type":"last_trade_price","n":0})" << "\n" << std::flush;
+  const int conn = daemon.accept_one(30s);
+  ASSERT_GE(conn, 0);
+  bool closed = false;
+  const std::string sent = daemon.read_lines(conn, 2, 30s, closed);
+  ASSERT_EQ(sent.rfind(R"({"hello":{"format":"clob-ws-market"}})", 0), 0u) << sent;
+  daemon.reply(conn, R"({"error":"schema","line":1,"detail":"unknown format 'clob-ws-market'"})");
+  daemon.read_lines(conn, 1, 30s, closed);  // the client closes the connection once it took the refusal
+  ASSERT_TRUE(closed);
+  for (int i = 1; i <= 5; ++i) pipe << R"({"event_type":"last_trade_price","n":)" << i << "}\n" << std::flush;
+  const auto code = send.wait(30s);  // the pipe stays open: the run ends by itself or not at all
+  pipe.close();
+  const std::string out = read_file(dir + "/send.out");
+  ASSERT_EQ(code, std::optional<int>(1)) << out;
+  EXPECT_NE(out.find("stopped reading after " + fifo + ":"), std::string::npos) << out;
+  EXPECT_NE(out.find("hello refused: unknown format 'clob-ws-market'"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 // pm-ingestctl send through a kill -9 of the daemon: it finishes its input after the restart,
 // reports every line acked and exits 0; each trade is stored once. Its input is a FIFO whose second
 // half is written only after the restart, so send is mid-stream at the kill on any machine.
