@@ -1,5 +1,6 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <sstream>
@@ -99,10 +100,24 @@ long long bounded(const po::variables_map& vm, const std::string& option, long l
 
 constexpr long long kNoLimit = std::numeric_limits<long long>::max();
 
+// An environment variable's value, "" when unset.
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+// The database as the daemon finds it: the options, else the daemon's environment file's
+// PM_INGESTD_DATABASE_URL(_FILE) (so `systemd-run -p EnvironmentFile=...` reaches the same
+// database), else DATABASE_URL.
 pm::DatabaseConfig database_config(const po::variables_map& vm) {
-  auto url = pm::resolve_database_url(vm["database-url"].as<std::string>(),
-                                      vm["database-url-file"].as<std::string>());
-  if (!url) throw pm::UsageError("no database: give --database-url, --database-url-file or DATABASE_URL");
+  std::string url_given = vm["database-url"].as<std::string>(), file_given = vm["database-url-file"].as<std::string>();
+  if (url_given.empty() && file_given.empty()) {
+    url_given = environment("PM_INGESTD_DATABASE_URL");
+    file_given = environment("PM_INGESTD_DATABASE_URL_FILE");
+  }
+  auto url = pm::resolve_database_url(url_given, file_given);
+  if (!url)
+    throw pm::UsageError("no database: give --database-url, --database-url-file, PM_INGESTD_DATABASE_URL(_FILE) or DATABASE_URL");
   pm::DatabaseConfig config;
   config.url = *url;
   config.min_connections = 0;
@@ -344,7 +359,7 @@ void add_options(po::options_description& options) {
   options.add_options()
       ("help,h", "print this help")
       ("database-url", po::value<std::string>()->default_value(""),
-       "PostgreSQL URL (default: $DATABASE_URL); prefer the environment or --database-url-file, "
+       "PostgreSQL URL (default: $PM_INGESTD_DATABASE_URL_FILE's or $PM_INGESTD_DATABASE_URL, as the daemon reads them, else $DATABASE_URL); prefer the environment or --database-url-file, "
        "a password given here is masked in ps but may linger in shell history")
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")

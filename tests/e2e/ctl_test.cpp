@@ -36,6 +36,20 @@ TEST(Ctl, MigrateTwiceFromTheEnvironment) {
   EXPECT_EQ(pending.output, "");
 }
 
+// The install's migrate step runs pm-ingestctl with the daemon's environment file: one that names
+// the database through PM_INGESTD_DATABASE_URL_FILE (as the example offers) gave "no database".
+TEST(Ctl, ReadsTheDaemonsDatabaseVariablesFromItsEnvironment) {
+  TestDatabase tdb("ctl_daemon_env", /*migrate=*/false);
+  const std::string dir = make_temp_dir("ctl_daemon_env");
+  { std::ofstream(dir + "/database-url") << tdb.url() << "\n"; }
+  const auto from_file = ctl({"migrate"}, {{"DATABASE_URL", ""}, {"PM_INGESTD_DATABASE_URL_FILE", dir + "/database-url"}});
+  ASSERT_EQ(from_file.code, 0) << from_file.output;
+  EXPECT_NE(from_file.output.find("applied          01_schema.sql"), std::string::npos) << from_file.output;
+  const auto from_url = ctl({"pending"}, {{"DATABASE_URL", "postgresql://u@127.0.0.1:1/x"}, {"PM_INGESTD_DATABASE_URL", tdb.url()}});
+  EXPECT_EQ(from_url.code, 0) << from_url.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Ctl, MigrateFailureNamesTheFileAndTheServerMessage) {
   TestDatabase tdb("ctl_fail", /*migrate=*/false);
   // A table in the way with an incompatible shape: the index of 04 cannot be built on it.
