@@ -105,7 +105,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       start_time_seconds(gauge(*registry_, "pm_ingest_start_time_seconds", "Start time of the daemon, as Unix time.")),
       wal_recovery_truncated_bytes(counter(*registry_, "pm_ingest_wal_recovery_truncated_bytes_total", "Bytes of torn last groups cut off the log by recovery at start-up.")),
       replication_standbys(gauge(*registry_, "pm_ingest_replication_standbys", "Standbys the PostgreSQL primary shows (physical replication slots and WAL senders), as of the writer's last look.")),
-      replication_lag_bytes(gauge(*registry_, "pm_ingest_replication_lag_bytes", "WAL bytes the slowest standby has not flushed yet, as of the writer's last look (0 without standbys).")),
+      replication_lag_bytes(gauge(*registry_, "pm_ingest_replication_lag_bytes", "WAL bytes the slowest standby has not flushed yet, as of the writer's last look (0 without standbys; NaN while it cannot be known: fewer standbys shown than --min-standbys, or positions the role cannot see).")),
       wal_segments_awaiting_replication(gauge(*registry_, "pm_ingest_wal_segments_awaiting_replication", "Applied log segments kept until every standby has flushed the commits that applied them (flushed on the primary already).")),
       archived_segments(counter(*registry_, "pm_ingest_archived_segments_total", "Applied log segments compressed into the archive (--archive-dir).")),
       archived_bytes(counter(*registry_, "pm_ingest_archived_bytes_total", "Bytes of log segments archived, as they were in the live log (uncompressed).")),

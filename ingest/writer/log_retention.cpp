@@ -1,6 +1,7 @@
 #include "ingest/writer/log_retention.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -114,7 +115,9 @@ void LogRetention::report(const ReplicationStatus& status, const std::optional<s
     release_before(confirmed_applied->segment);
   }
   metrics_.replication_standbys.Set(static_cast<double>(status.standbys.size()));
-  if (confirmed) metrics_.replication_lag_bytes.Set(static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed)));
+  // Unknown (too few standbys shown, or positions the role cannot see): NaN, not the last value.
+  metrics_.replication_lag_bytes.Set(confirmed ? static_cast<double>(status.current_lsn - std::min(status.current_lsn, *confirmed))
+                                               : std::numeric_limits<double>::quiet_NaN());
   // From the last confirmed segment: applied segments below it that are still there wait for
   // the archive (pm_ingest_archive_pending_segments), not for a standby. Segments whose commits the
   // primary has not flushed yet (synchronous_commit off) wait for it, a moment, not for a standby.

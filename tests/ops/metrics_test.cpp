@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <cmath>
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/ops_util.h"
@@ -185,6 +186,18 @@ TEST_F(OpsMetrics, ALineAnsweredBusyIsCountedOnceWhenItIsTaken) {
   EXPECT_EQ(taken, before + 1);
   EXPECT_EQ(d.metric("pm_ingest_events_received_total{type=\"trade\"}"), taken);
   EXPECT_EQ(d.metric("pm_ingest_stale_events_total{type=\"trade\"}"), taken);
+}
+
+// With fewer standbys than --min-standbys the replication lag cannot be known: the gauge says NaN
+// (it kept its last value, 0 here, which read as "the standbys are up to date").
+TEST_F(OpsMetrics, TheReplicationLagIsNaNWhileItCannotBeKnown) {
+  DaemonHarness d(tdb_->url(), {"--min-standbys", "1"});
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "lag")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  ASSERT_TRUE(wait_until([&] { return contains(d.output(), "fewer than --min-standbys 1"); }, 30s)) << d.output();
+  EXPECT_TRUE(std::isnan(d.metric("pm_ingest_replication_lag_bytes"))) << d.metrics();
 }
 
 TEST_F(OpsMetrics, AMetricsAddressThatCannotBeServedStopsTheStartWithTheReason) {
