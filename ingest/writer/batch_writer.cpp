@@ -9,6 +9,7 @@
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
+#include "repos/database_config.h"
 #include "repos/migrator.h"
 #include "repos/util/thread_name.h"
 
@@ -125,7 +126,7 @@ void BatchWriter::confirm_before_exit() noexcept {
   try {
     retention_.flush_and_check();
   } catch (const std::exception& e) {
-    logger_->warn("could not confirm the last applied segments before exit ({}); they stay in the log", e.what());
+    logger_->warn("could not confirm the last applied segments before exit ({}); they stay in the log", redact_url(e.what()));
   }
 }
 
@@ -282,7 +283,7 @@ void BatchWriter::finish_in_flight() noexcept {
   try {
     record_landed(lanes_->take_finished(true));
   } catch (const std::exception& e) {
-    logger_->warn("recording the batches that committed failed: {}; the checkpoint in PostgreSQL stays right", e.what());
+    logger_->warn("recording the batches that committed failed: {}; the checkpoint in PostgreSQL stays right", redact_url(e.what()));
   }
   lanes_->restart();
 }
