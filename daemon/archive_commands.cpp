@@ -260,9 +260,11 @@ int run_archive_store_damaged(const std::string& archive_dir, const std::string&
   for (const auto& [path, held] : {std::pair{wal_dir + "/" + wal::kLockFileName, &log_lock},
                                    std::pair{archive_dir + "/" + archive::kArchiveLockFileName, &archive_lock}}) {
     if (const std::error_code ec = fs.lock(path, "pm-ingestctl pid " + std::to_string(::getpid()), *held)) {
+      const bool held_by_another = ec == std::errc::resource_unavailable_try_again;
       std::cerr << "pm-ingestctl archive store-damaged: cannot take " << path << " ("
-                << (ec == std::errc::resource_unavailable_try_again ? "held by " + fs.lock_owner(path) : ec.message())
-                << "); stop the daemon first (systemctl stop pm-ingestd)\n";
+                << (held_by_another ? "held by " + fs.lock_owner(path) + "); stop the daemon first (systemctl stop pm-ingestd)"
+                                    : ec.message() + ")")
+                << "\n";
       return 1;
     }
   }

@@ -642,6 +642,11 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
   EXPECT_GT(d.metric("pm_ingest_archive_pending_segments"), 0);
   EXPECT_EQ(d.stop(), 0);
 
+  // A directory that is not there is named as such, not as a daemon to stop (the message said "stop the daemon first").
+  const test::Run no_archive = run_ctl({"archive", "store-damaged", "--archive-dir", archive + "/nope", "--wal-dir", d.wal_dir(), "--segment", victim});
+  EXPECT_EQ(no_archive.code, 1) << no_archive.output;
+  EXPECT_NE(no_archive.output.find("(No such file or directory)"), std::string::npos) << no_archive.output;
+  EXPECT_EQ(no_archive.output.find("stop the daemon first"), std::string::npos) << no_archive.output;
   const test::Run not_oldest = run_ctl({"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(), "--segment", segments[2]});
   EXPECT_EQ(not_oldest.code, 1) << not_oldest.output;
   EXPECT_NE(not_oldest.output.find("is not the oldest segment"), std::string::npos) << not_oldest.output;
