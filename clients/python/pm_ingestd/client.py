@@ -239,7 +239,10 @@ class IngestClient:
         except BaseException:
             # Cancelled (asyncio.wait_for around connect()), timed out, or anything else: the
             # client is as before the call, so connect() may be called again; sends meanwhile
-            # raise "not connected" instead of waiting for a connection nothing would open.
+            # raise "not connected" instead of waiting for a connection nothing would open, and
+            # the lines other tasks sent while it tried fail (none was written).
+            self._fail_everything(ConnectionError(f"connect() to {self.socket_path} did not complete; "
+                                                  "the line was not sent"))
             self._loop = None
             self._drained = None
             raise

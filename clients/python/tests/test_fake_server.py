@@ -390,8 +390,13 @@ async def test_a_cancelled_connect_leaves_a_client_that_can_connect_again(workdi
     queued for a connection nothing would open; it waited for ever."""
     path = sock(workdir)
     client = IngestClient(path, reconnect_initial=0.01, reconnect_max=0.05)
+    connecting = asyncio.ensure_future(client.connect(timeout=None))
+    await await_until(lambda: client.stats.connect_failures >= 1, 5, "a failed attempt")
+    during = client.submit({"n": 0})  # another task's send while connect() tries
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(client.connect(timeout=None), 0.2)
+        await asyncio.wait_for(connecting, 0.2)
+    with pytest.raises(ConnectionError, match="did not complete"):
+        await asyncio.wait_for(during, 5)
     with pytest.raises(RuntimeError, match="not connected"):
         client.submit({"n": 1})
     async with FakeServer(path) as server:
