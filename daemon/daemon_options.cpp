@@ -197,7 +197,7 @@ void describe_writer(po::options_description& desc, const DaemonOptions& d) {
     ("queue-max-events", po::value<long long>()->default_value(static_cast<long long>(d.queue_max_events)), "events held in memory for the writer; beyond, it reads them back from the log")
     ("queue-max-bytes", po::value<std::string>()->default_value("64M"), "log record bytes of the events held in memory for the writer (whichever of this and --queue-max-events is reached first); beyond, it reads them back from the log")
     ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "unit of polymarket_trades.timestamp in the database: ms or s")
-    ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database)")
+    ("instance-id", po::value<std::string>()->default_value(d.instance_id), "name of this daemon's checkpoint (one per daemon sharing a database; not starting with 'replay', which names pm-ingestctl replay's own)")
     ("shutdown-timeout", po::value<long>()->default_value(d.shutdown_timeout.count()), "seconds SIGTERM/SIGINT may take before the daemon exits anyway (under systemd, TimeoutStopSec= (30 s in pm-ingestd.service) kills it first: raise both)")
     ("stale-after", po::value<long>()->default_value(d.stale_after.count()), "seconds after which an arriving event counts as stale (G1 metric)")
     ("freshness-alert-seconds", po::value<double>()->default_value(d.freshness_alert_seconds), "freshness bound for the alert PmIngestdStaleRows: it fires while the p99 time from an event's arrival to its row being visible in PostgreSQL (pm_ingest_event_visible_seconds) is above this; exported as pm_ingest_event_visible_alert_threshold_seconds; below 300, the histogram's highest bucket")
@@ -344,6 +344,10 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.trade_timestamp_unit = *unit;
   d.instance_id = vm["instance-id"].as<std::string>();
   if (d.instance_id.empty()) throw std::invalid_argument("--instance-id must not be empty");
+  // pm-ingestctl replay names its own checkpoints so, and pm-ingestctl status tells them from a
+  // daemon's by that name.
+  if (d.instance_id.rfind("replay", 0) == 0)
+    throw std::invalid_argument("--instance-id '" + d.instance_id + "' starts with 'replay', which names pm-ingestctl replay's own checkpoints");
   d.shutdown_timeout = std::chrono::seconds(take_duration(vm, "shutdown-timeout", 1, kDaySeconds, "seconds"));
   d.stale_after = std::chrono::seconds(take_duration(vm, "stale-after", 1, 365 * kDaySeconds, "seconds"));
   d.freshness_alert_seconds = vm["freshness-alert-seconds"].as<double>();

@@ -36,8 +36,9 @@ constexpr const char* kUsage =
     "  pending   list the bundled migrations not applied yet\n"
     "  status    every instance's checkpoint, dead letters and (with --wal-dir) the log's state\n"
     "            [--instance-id ID]: the daemon's instance, whose checkpoint the log must\n"
-    "            hold (default: every instance not named 'replay...'); a replay's checkpoint\n"
-    "            behind the log's oldest record is noted, not damage\n"
+    "            hold (default: every instance not named 'replay...', which a daemon's\n"
+    "            never is; name the daemon's when a replay ran under another name); a\n"
+    "            replay's checkpoint behind the log's oldest record is noted, not damage\n"
     "  checkpoint-reset --instance-id ID\n"
     "            forget an instance's checkpoint (after its log was fully applied and\n"
     "            removed); its next start applies its log from the oldest record\n"
@@ -359,7 +360,7 @@ void add_options(po::options_description& options) {
   options.add_options()
       ("help,h", "print this help")
       ("database-url", po::value<std::string>()->default_value(""),
-       "PostgreSQL URL (default: $PM_INGESTD_DATABASE_URL_FILE's or $PM_INGESTD_DATABASE_URL, as the daemon reads them, else $DATABASE_URL); prefer the environment or --database-url-file, "
+       "PostgreSQL URL (default: $PM_INGESTD_DATABASE_URL, else the first line of $PM_INGESTD_DATABASE_URL_FILE, as the daemon's environment gives them, else $DATABASE_URL); prefer the environment or --database-url-file, "
        "a password given here is masked in ps but may linger in shell history")
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")

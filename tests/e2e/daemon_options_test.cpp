@@ -48,6 +48,7 @@ TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamin
       {{"--max-connections", "0"}, "--max-connections must be between 1 and"},
       {{"--max-connections-per-uid=-1"}, "--max-connections-per-uid must be between 0 and"},
       {{"--min-standbys=-1"}, "--min-standbys must be between 0 and"},
+      {{"--instance-id", "replay-feed"}, "--instance-id 'replay-feed' starts with 'replay'"},
       {{"--writer-connections", "17"}, "--writer-connections must be between 1 and 16"},
       {{"--max-line-bytes=-1"}, "--max-line-bytes: '-1' is not a byte count"},
       {{"--wal-max-bytes", "0"}, "--wal-max-bytes must be more than 0"},
