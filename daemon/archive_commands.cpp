@@ -218,10 +218,14 @@ int run_archive_verify(const std::string& dir) {
   }
   bool stale = false;
   std::vector<archive::ArchiveEntry> lost;
-  // Beside a running daemon its retention may delete the oldest files after the index was read.
-  const bool daemon_running = wal::posix_log_fs().lock_in_use(dir + "/" + archive::kArchiveLockFileName);
+  // Beside a running daemon (one there before the read, or started during it) its retention may
+  // delete the oldest files after the index was read.
+  const std::string lock = dir + "/" + archive::kArchiveLockFileName;
+  const bool daemon_before = wal::posix_log_fs().lock_in_use(lock);
   archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost,
-                              daemon_running ? archive::RetentionWindow::AnyOldest : archive::RetentionWindow::OneFile);
+                              daemon_before ? archive::RetentionWindow::AnyOldest : archive::RetentionWindow::OneFile);
+  if (!daemon_before && wal::posix_log_fs().lock_in_use(lock))
+    archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost, archive::RetentionWindow::AnyOldest);
   for (const archive::ArchiveEntry& e : lost) {
     std::cout << fmt::format("{}/{} {}\n", dir, archive::archive_file_name(e.segment), archive::lost_entry_problem(e));
     ++damaged;
