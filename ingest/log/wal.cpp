@@ -261,12 +261,24 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   if (state_of_this_log) found = remove_applied_segments(found, state);
   check_segments_follow(found, state_of_this_log ? state.applied.segment : 0);
   load_segment_sizes(found);
+  require_nothing_after(newest_segment);
   const SegmentScan scan = open_newest_segment(newest_segment, read, state);
   segments_[newest_segment] = scan.valid_end.offset;
   durable_ = scan.valid_end;
   open_state(read, state);
   // Version 1 segments are only read: appends start a new segment in the current format.
   if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+}
+
+// A segment after the newest listed one means the listing missed it (a directory read that failed
+// part way): appending to the one before would give its LSNs to new events. Not damage: the next
+// start lists the directory again.
+void WriteAheadLog::require_nothing_after(std::uint64_t newest_segment) {
+  const std::string next = segment_path(options_.dir, newest_segment + 1);
+  std::unique_ptr<LogFile> file;
+  if (fs_->open(next, OpenMode::Read, file)) return;
+  throw std::runtime_error(next + " exists, but the listing of " + options_.dir + " ended at segment " +
+                           std::to_string(newest_segment) + "; not appending before it (start again to list the directory again)");
 }
 
 std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vector<std::uint64_t>& found,
@@ -281,7 +293,14 @@ std::vector<std::uint64_t> WriteAheadLog::remove_applied_segments(const std::vec
     removing = removing && seg < state.applied.segment && seg < newest_segment && may_remove(seg);
     if (removing) {
       const std::string path = segment_path(options_.dir, seg);
-      if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
+      if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory) {
+        // Kept, with the later ones, as at runtime (remove_segments_before): the log opens, and
+        // the removal is tried again once applied segments are released.
+        warn_unremovable(path, ec);
+        removing = false;
+        kept.push_back(seg);
+        continue;
+      }
       report(RecoveryFinding{RecoveryFinding::Kind::AppliedSegmentRemoved, path, 0, 0,
                              "applied (below lsn " + std::to_string(state.applied.lsn + 1) +
                                  "), left behind by a crash while applied segments were removed"});
@@ -726,8 +745,7 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
   for (; removed < doomed.size(); ++removed) {
     const std::string path = segment_path(options_.dir, doomed[removed]);
     if (const std::error_code ec = fs_->remove(path); ec && ec != std::errc::no_such_file_or_directory) {
-      options_.on_warning("cannot remove applied segment " + path + ": " + ec.message() +
-                          "; it and the later applied ones are kept until a later removal succeeds");
+      warn_unremovable(path, ec);
       break;
     }
   }
@@ -746,6 +764,18 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
   } catch (const std::exception& e) {
     options_.on_warning(std::string("cannot read the oldest segment's header: ") + e.what());
   }
+}
+
+void WriteAheadLog::warn_unremovable(const std::string& path, const std::error_code& ec) {
+  // Once per segment and error: the archiver asks again every second while it fails.
+  std::string warning = "cannot remove applied segment " + path + ": " + ec.message() +
+                        "; it and the later applied ones are kept until a later removal succeeds";
+  {
+    std::lock_guard lock(state_mu_);
+    if (warning == last_unremovable_warning_) return;
+    last_unremovable_warning_ = warning;
+  }
+  options_.on_warning(warning);
 }
 
 bool WriteAheadLog::persist_applied_before_removal(std::uint64_t segment) {

@@ -189,7 +189,8 @@ class WriteAheadLog {
   void refresh_ceiling();
   void hold_applied_at(std::optional<Position> limit);
   // Deletes whole segments below `segment` (never the active one, and from the oldest only up to
-  // one Options::may_remove refuses), after persisting the applied position, then fsyncs the
+  // one Options::may_remove refuses or the first whose removal fails: that one and the later ones
+  // stay, counted and asked for again), after persisting the applied position, then fsyncs the
   // directory. Thread-safe against the consumer's other calls (the archiver thread calls it).
   void remove_segments_before(std::uint64_t segment);
 
@@ -261,6 +262,10 @@ class WriteAheadLog {
   // Persists the applied position before segments below `segment` are deleted; false: keep them.
   // REQUIRES: state_mu_ not held.
   bool persist_applied_before_removal(std::uint64_t segment);
+  // Throws when a segment after `newest_segment` exists though the listing did not show it.
+  void require_nothing_after(std::uint64_t newest_segment);
+  // Warns that an applied segment could not be removed, once per segment and error. REQUIRES: state_mu_ not held.
+  void warn_unremovable(const std::string& path, const std::error_code& ec);
   bool may_remove(std::uint64_t segment) const { return !options_.may_remove || options_.may_remove(log_id_, segment); }
   void fatal(const std::string& message);  // halts the log, then on_fatal. REQUIRES: mu_ not held.
   void report(RecoveryFinding finding);
@@ -296,6 +301,7 @@ class WriteAheadLog {
   Position applied_floor_;
   Position persistable_applied() const;       // noted_applied_ within the hold, not below applied_floor_. REQUIRES: state_mu_ held
   std::int64_t last_state_write_ms_ = 0;      // guarded by state_mu_
+  std::string last_unremovable_warning_;      // guarded by state_mu_
 };
 
 }  // namespace pm::wal

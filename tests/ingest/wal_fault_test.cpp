@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -660,8 +661,16 @@ TEST_F(WalFaultTest, AnExceptionInARollFailsTheGroupAndLeavesTheQueue) {
   AppendStatus status = AppendStatus::Ok;
   for (int i = 0; i < 100 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
   EXPECT_EQ(status, AppendStatus::IoError);
-  std::thread second([&] { EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError); });
+  std::promise<AppendStatus> second_status;
+  std::future<AppendStatus> second_done = second_status.get_future();
+  std::thread second([&, raw = log.get()] { second_status.set_value(append(*raw, 900, 1)); });
+  if (second_done.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    second.detach();
+    (void)log.release();  // the hung thread still uses it: a failure, not a hang until ctest's timeout
+    FAIL() << "a later append waits for ever behind the failed group";
+  }
   second.join();
+  EXPECT_EQ(second_done.get(), AppendStatus::IoError);
   ASSERT_FALSE(warnings_.empty());
   EXPECT_NE(warnings_.back().find("cannot start a new log segment"), std::string::npos) << warnings_.back();
 }
@@ -686,10 +695,45 @@ TEST_F(WalFaultTest, AnAppliedSegmentThatCannotBeRemovedStaysTheOldestUntilItIs)
   EXPECT_EQ(log->stats().segments, before.segments - 1);
   ASSERT_FALSE(warnings_.empty());
   EXPECT_NE(warnings_.back().find("cannot remove applied segment"), std::string::npos) << warnings_.back();
+  const std::size_t warned = warnings_.size();
+  fs_.add_fault(FaultRule{FsOp::Remove, 1, 1, EACCES, segment_file_name(2)});
+  log->remove_segments_before(applied.segment);  // the same failure again: not warned again
+  EXPECT_EQ(warnings_.size(), warned);
+  EXPECT_TRUE(fs_.exists(segment(2)));
   log->remove_segments_before(applied.segment);  // asked again: the fault has passed
   EXPECT_FALSE(fs_.exists(segment(2)));
   EXPECT_EQ(log->oldest().segment, applied.segment);
   EXPECT_TRUE(fatals_.empty());
+}
+
+// Recovery keeps an applied segment it cannot remove, and the later ones, as the running log does:
+// the removal failing threw out of open(), so the daemon restarted in a loop on it.
+TEST_F(WalFaultTest, RecoveryKeepsAnAppliedSegmentItCannotRemove) {
+  std::vector<Appended> a;
+  Position applied;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) ASSERT_EQ(append(*log, i * 4, 4, &a), AppendStatus::Ok);
+    applied = a[80].end;
+    ASSERT_GT(applied.segment, 3u);
+    log->note_applied(applied);
+    log->refresh_ceiling();
+    fs_.add_fault(FaultRule{FsOp::Remove, 1, UINT64_MAX, EACCES, ""});
+    log->remove_segments_before(applied.segment);  // the applied position persisted, nothing removed
+    ASSERT_TRUE(fs_.exists(segment(1)));
+  }
+  fs_.clear_faults();
+  fs_.add_fault(FaultRule{FsOp::Remove, 1, UINT64_MAX, EACCES, segment_file_name(2)});
+  auto log = WriteAheadLog::open(options(1024));
+  EXPECT_FALSE(fs_.exists(segment(1)));
+  EXPECT_TRUE(fs_.exists(segment(2)));
+  EXPECT_TRUE(fs_.exists(segment(3)));
+  EXPECT_EQ(log->oldest().segment, 2u);
+  EXPECT_EQ(log->durable().lsn, 120u);
+  EXPECT_NE(warnings_.back().find("cannot remove applied segment"), std::string::npos) << warnings_.back();
+  fs_.clear_faults();
+  log->remove_segments_before(applied.segment);
+  EXPECT_FALSE(fs_.exists(segment(2)));
 }
 
 TEST_F(WalFaultTest, FailedDirectoryFsyncAfterRemovalLetsSegmentsComeBackAndRecoveryRemovesThem) {
@@ -870,7 +914,29 @@ TEST_P(FormatOneTail, AFormatOneLogIsReadAndContinuedInFormatTwo) {
   EXPECT_EQ(h.version, 2u);
 }
 
-// A segment the log's listing missed at recovery is never replaced by the next roll: its records
+// The segment after the newest the listing showed exists: recovery refuses to append before it
+// (its LSNs would go to new events), naming it; not damage (exit 1: the next start lists again).
+TEST_F(WalFaultTest, RecoveryRefusesALogWhoseListingMissedTheNextSegment) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  fs_.put(segment(2), "records of segment 2, acknowledged");
+  ListingMissesFs listing(fs_, segment_file_name(2));
+  Options o = options(1024);
+  o.fs = &listing;
+  try {
+    WriteAheadLog::open(std::move(o));
+    ADD_FAILURE() << "opened";
+  } catch (const WalCorruption& e) {
+    ADD_FAILURE() << "damage: " << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(segment(2) + " exists, but the listing of /log ended at segment 1"), std::string::npos)
+        << e.what();
+  }
+}
+
+// A segment the log's listing missed at recovery is never replaced by a later roll: its records
 // were acknowledged. A new segment took its name through a rename over it; the roll now finds the
 // name taken (EEXIST), keeps the file and stops the log (fatal: a restart lists again).
 TEST_F(WalFaultTest, ARollNeverReplacesASegmentTheListingMissed) {
@@ -878,18 +944,18 @@ TEST_F(WalFaultTest, ARollNeverReplacesASegmentTheListingMissed) {
     auto log = WriteAheadLog::open(options(1024));
     ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
   }
-  const std::string missed = "records of segment 2, acknowledged";
-  fs_.put(segment(2), missed);
-  ListingMissesFs listing(fs_, segment_file_name(2));
+  const std::string missed = "records of segment 3, acknowledged";
+  fs_.put(segment(3), missed);  // two after the newest listed: recovery's look at the next one passes
+  ListingMissesFs listing(fs_, segment_file_name(3));
   Options o = options(1024);
   o.fs = &listing;
   auto log = WriteAheadLog::open(std::move(o));
   AppendStatus status = AppendStatus::Ok;
-  for (int i = 0; i < 100 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
+  for (int i = 0; i < 200 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
   EXPECT_EQ(status, AppendStatus::IoError);
-  EXPECT_EQ(fs_.contents(segment(2)), missed);
+  EXPECT_EQ(fs_.contents(segment(3)), missed);
   ASSERT_EQ(fatals_.size(), 1u);
-  EXPECT_NE(fatals_[0].find("cannot start log segment 2"), std::string::npos) << fatals_[0];
+  EXPECT_NE(fatals_[0].find("cannot start log segment 3"), std::string::npos) << fatals_[0];
   EXPECT_NE(fatals_[0].find("exists"), std::string::npos) << fatals_[0];
   EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError);  // halted
 }
