@@ -288,12 +288,14 @@ async def test_busy_line_is_sent_again_after_a_backoff(workdir: Path) -> None:
         await connecting
         futs = [client.submit({"n": n}) for n in range(3)]
         await c.lines(3)
+        # The clock starts before the client can see `busy`: read after gather() resumed, it missed
+        # whatever part of the pause passed before this task ran again (all of it on a slow machine).
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         c.error("busy", 2, "backlog budget used up")
         c.ack(3)
         await asyncio.gather(futs[0], futs[2])
         assert not futs[1].done()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         # While paused, new lines wait too; then the busy line goes first (submission order).
         later = client.submit({"n": 3})
         assert await c.lines(2) == ['{"n":1}', '{"n":3}']
