@@ -395,6 +395,11 @@ TEST(ParseMemory, ALargeLineWaitsForTheBudgetAndASmallOneDoesNot) {
     LineDecoder decoder(budget);
     return decode(decoder, 1, large).events.size();
   });
+  // Checked once the parse asked for its share (not after a fixed time, which a slow machine could
+  // spend before the thread got there): it must still be waiting a while after.
+  ASSERT_TRUE(test::wait_until(
+      [&] { return budget.waiting() == 1 || decoded.wait_for(0s) == std::future_status::ready; }, 30s))
+      << "the large line never asked for its share";
   EXPECT_EQ(decoded.wait_for(200ms), std::future_status::timeout) << "parsed while the budget was held";
   held.reset();
   ASSERT_EQ(decoded.wait_for(30s), std::future_status::ready);
@@ -419,6 +424,11 @@ TEST(ParseMemory, ALargeShareWaitingIsNotPassedByASmallerOneThatWouldFit) {
     const ParseMemoryBudget::Lease some = budget.take(70'000);  // 1.05 MB: fits beside the 3 MB held
     small_at = ++order;
   });
+  // Once the small one asked for its share (queued behind the large one, or through already), not
+  // after a fixed time a slow machine could spend before that thread reached take().
+  ASSERT_TRUE(test::wait_until(
+      [&] { return budget.waiting() == 2 || small.wait_for(0s) == std::future_status::ready; }, 30s))
+      << "the small one never asked for its share";
   EXPECT_EQ(small.wait_for(200ms), std::future_status::timeout) << "a later, smaller share passed the waiting one";
   held.reset();
   ASSERT_EQ(large.wait_for(30s), std::future_status::ready);
