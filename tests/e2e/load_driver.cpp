@@ -2,12 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <random>
 
 #include <pqxx/pqxx>
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
 #include "tests/support/producer.h"
 
@@ -116,6 +118,34 @@ void LoadDriver::run(int producer) {
     unacked_ids.clear();
     unacked_triggers.clear();
   }
+}
+
+long long log_end_lsn(const DaemonHarness& daemon) {
+  const std::string marker = " records up to lsn ";
+  const std::string output = daemon.output();
+  const std::size_t at = output.rfind(marker);  // the latest start's (the output file is appended to)
+  if (at == std::string::npos) return -1;
+  const long long recovered_to = std::atoll(output.c_str() + at + marker.size());
+  const double appended = daemon.metric("pm_ingest_wal_appended_records_total");
+  if (appended < 0) return -1;
+  return recovered_to + static_cast<long long>(appended);
+}
+
+::testing::AssertionResult wait_until_log_applied(const std::string& url, const DaemonHarness& daemon,
+                                                  std::chrono::milliseconds timeout, const std::string& instance) {
+  long long end = -1, checkpoint = -1;
+  const auto applied = [&] {
+    end = log_end_lsn(daemon);
+    try {
+      checkpoint = query_count(url, "SELECT coalesce(max(lsn), -1) FROM pm_ingest_checkpoints WHERE instance_id = '" + instance + "'");
+    } catch (const std::exception&) {  // the server restarting, or not promoted yet
+      checkpoint = -1;
+    }
+    return end >= 0 && checkpoint >= end;
+  };
+  if (wait_until(applied, timeout)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "instance " << instance << ": checkpoint at lsn " << checkpoint
+                                       << ", the daemon's log ends at lsn " << end << " (-1: unknown)";
 }
 
 void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load, std::chrono::milliseconds timeout) {

@@ -14,7 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 namespace pm::test {
+
+class DaemonHarness;
 
 using TriggerKey = std::pair<std::string, int>;  // (condition_id, threshold in 64ths)
 
@@ -55,6 +59,19 @@ class LoadDriver {
   std::vector<std::thread> threads_;
 };
 
+// The LSN of the last record in `daemon`'s log: where its latest start found the log ending (its
+// "log ... recovered: N records up to lsn L" line) plus the records appended since
+// (pm_ingest_wal_appended_records_total, counted before append() returns, so before any ack of
+// them). -1 when either cannot be read.
+long long log_end_lsn(const DaemonHarness& daemon);
+// Waits until the checkpoint of `instance` (read from `url`) reaches log_end_lsn(daemon): every
+// record the daemon appended, so every event it acked, is applied. For the final checks once a
+// load has stopped. pm_ingest_wal_unapplied_events == 0 is no such condition: the gauge is sampled
+// every 250 ms, and a 0 sampled before the last chunks arrived still reads 0 after their acks.
+::testing::AssertionResult wait_until_log_applied(const std::string& url, const DaemonHarness& daemon,
+                                                  std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                                  const std::string& instance = "default");
+
 // Every acked trade is stored, nothing unsent is (waits up to `timeout` for the count).
 void expect_exactly_what_was_acked(const std::string& url, LoadDriver& load,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
@@ -65,7 +82,8 @@ void expect_exactly_what_was_acked(const std::string& url, const std::set<std::s
 // would push the count past the log's last LSN.
 void expect_each_record_applied_once(const std::string& url, const std::string& instance = "default");
 // One first trigger per acked (condition, threshold), none unsent; trade and trigger watermarks
-// equal the newest stored timestamp of their condition / threshold.
+// equal the newest stored timestamp of their condition / threshold. Reads once, does not wait:
+// call it after wait_until_log_applied (a trigger can be in a later batch than its chunk's trades).
 void expect_triggers_and_watermarks_consistent(const std::string& url, LoadDriver& load);
 void expect_triggers_and_watermarks_consistent(const std::string& url, const std::set<TriggerKey>& acked,
                                                const std::set<TriggerKey>& sent);
