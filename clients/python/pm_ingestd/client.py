@@ -234,8 +234,13 @@ class IngestClient:
         self._drained.set()
         try:
             conn = await self._first_connection(timeout)
-        except RejectedError:
-            raise  # refused for good: the client stays closed
+        except RejectedError as exc:
+            # Refused for good: the client stays closed, and the lines other tasks sent while it
+            # tried fail as on a reconnect's refusal.
+            closed = ClientClosedError(f"hello refused: {exc}")
+            closed.__cause__ = exc
+            self._fail_everything(closed)
+            raise
         except BaseException:
             # Cancelled (asyncio.wait_for around connect()), timed out, or anything else: the
             # client is as before the call, so connect() may be called again; sends meanwhile

@@ -143,9 +143,13 @@ async def test_unknown_format_raises_from_connect(workdir: Path) -> None:
         connecting = asyncio.ensure_future(client.connect())
         c = await server.next()
         assert await c.line() == '{"hello":{"format":"no-such-format"}}'
+        during = client.submit_text('{"sent":"while connect() waits for the hello"}')
         c.error("schema", 1, "unknown format 'no-such-format'")
         with pytest.raises(SchemaError) as info:
             await connecting
+        # The line another task sent meanwhile fails with the refusal (it never resolved).
+        with pytest.raises(ClientClosedError, match="hello refused"):
+            await asyncio.wait_for(during, 5)
         assert info.value.reason == "schema"
         assert info.value.detail == "unknown format 'no-such-format'"
         assert info.value.line == '{"hello":{"format":"no-such-format"}}'
