@@ -397,9 +397,11 @@ TEST(ParseMemory, ALargeLineWaitsForTheBudgetAndASmallOneDoesNot) {
   });
   // Checked once the parse asked for its share (not after a fixed time, which a slow machine could
   // spend before the thread got there): it must still be waiting a while after.
-  ASSERT_TRUE(test::wait_until(
-      [&] { return budget.waiting() == 1 || decoded.wait_for(0s) == std::future_status::ready; }, 30s))
-      << "the large line never asked for its share";
+  // (On a failure the share held is given back first: the futures' destructors wait for their threads.)
+  if (!test::wait_until([&] { return budget.waiting() == 1 || decoded.wait_for(0s) == std::future_status::ready; }, 30s)) {
+    held.reset();
+    FAIL() << "the large line never asked for its share";
+  }
   EXPECT_EQ(decoded.wait_for(200ms), std::future_status::timeout) << "parsed while the budget was held";
   held.reset();
   ASSERT_EQ(decoded.wait_for(30s), std::future_status::ready);
@@ -419,16 +421,20 @@ TEST(ParseMemory, ALargeShareWaitingIsNotPassedByASmallerOneThatWouldFit) {
     const ParseMemoryBudget::Lease all = budget.take(1u << 20);  // capped at the whole budget
     large_at = ++order;
   });
-  ASSERT_TRUE(test::wait_until([&] { return budget.waiting() == 1; }, 30s)) << "the large one never queued";
+  if (!test::wait_until([&] { return budget.waiting() == 1; }, 30s)) {  // held given back: the futures' destructors wait
+    held.reset();
+    FAIL() << "the large one never queued";
+  }
   auto small = std::async(std::launch::async, [&] {
     const ParseMemoryBudget::Lease some = budget.take(70'000);  // 1.05 MB: fits beside the 3 MB held
     small_at = ++order;
   });
   // Once the small one asked for its share (queued behind the large one, or through already), not
   // after a fixed time a slow machine could spend before that thread reached take().
-  ASSERT_TRUE(test::wait_until(
-      [&] { return budget.waiting() == 2 || small.wait_for(0s) == std::future_status::ready; }, 30s))
-      << "the small one never asked for its share";
+  if (!test::wait_until([&] { return budget.waiting() == 2 || small.wait_for(0s) == std::future_status::ready; }, 30s)) {
+    held.reset();
+    FAIL() << "the small one never asked for its share";
+  }
   EXPECT_EQ(small.wait_for(200ms), std::future_status::timeout) << "a later, smaller share passed the waiting one";
   held.reset();
   ASSERT_EQ(large.wait_for(30s), std::future_status::ready);
