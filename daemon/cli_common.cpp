@@ -57,6 +57,8 @@ void scrub_argv_passwords(int argc, char** argv) {
   }
 }
 
+bool names_a_replay_checkpoint(const std::string& instance_id) { return instance_id.rfind("replay", 0) == 0; }
+
 std::optional<std::string> resolve_database_url(const std::string& explicit_url, const std::string& url_file) {
   std::optional<std::string> url = database_url_given(explicit_url, url_file);
   if (url) remember_passwords_of(*url);  // masked wherever an error quotes it, from now on

@@ -24,6 +24,10 @@ long long require_between(const std::string& option, long long value, long long 
 // other threads run.
 void scrub_argv_passwords(int argc, char** argv);
 
+// Whether `instance_id` names one of pm-ingestctl replay's own checkpoints: it starts with
+// "replay" (replay's default names do; a daemon's may not, so status tells them apart).
+bool names_a_replay_checkpoint(const std::string& instance_id);
+
 // The database URL: the explicit value if given, else the first line of `url_file`, else
 // DATABASE_URL, else nullopt. Its password is made known to redact_url() (remember_passwords_of).
 // Throws a UsageError naming the file and why when the file cannot be read or is empty.

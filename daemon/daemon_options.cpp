@@ -344,9 +344,7 @@ void take_writer(const po::variables_map& vm, DaemonOptions& d) {
   d.trade_timestamp_unit = *unit;
   d.instance_id = vm["instance-id"].as<std::string>();
   if (d.instance_id.empty()) throw std::invalid_argument("--instance-id must not be empty");
-  // pm-ingestctl replay names its own checkpoints so, and pm-ingestctl status tells them from a
-  // daemon's by that name.
-  if (d.instance_id.rfind("replay", 0) == 0)
+  if (names_a_replay_checkpoint(d.instance_id))
     throw std::invalid_argument("--instance-id '" + d.instance_id + "' starts with 'replay', which names pm-ingestctl replay's own checkpoints");
   d.shutdown_timeout = std::chrono::seconds(take_duration(vm, "shutdown-timeout", 1, kDaySeconds, "seconds"));
   d.stale_after = std::chrono::seconds(take_duration(vm, "stale-after", 1, 365 * kDaySeconds, "seconds"));

@@ -154,7 +154,7 @@ struct StoredCheckpoint {
 // Whether the daemon on the log applies from `instance`'s checkpoint: the one `daemon_instance`
 // names, else any not named like pm-ingestctl replay's own ('replay', 'replay to=...').
 bool daemon_applies_from(const std::string& instance, const std::string& daemon_instance) {
-  return daemon_instance.empty() ? instance.rfind("replay", 0) != 0 : instance == daemon_instance;
+  return daemon_instance.empty() ? !pm::names_a_replay_checkpoint(instance) : instance == daemon_instance;
 }
 
 // The log's health in status: verified whole, and held against the checkpoints stored for it. A
@@ -316,7 +316,7 @@ int run_replay(const po::variables_map& vm) {
   c.skip_damaged = vm["skip-damaged"].as<bool>();  // before the instance: its name says so
   const std::string given = vm["instance-id"].as<std::string>();
   const bool partial = c.from_lsn > 1 || c.to_lsn != UINT64_MAX || c.until || c.skip_damaged;
-  if (partial && !given.empty() && given.rfind("replay", 0) != 0)
+  if (partial && !given.empty() && !pm::names_a_replay_checkpoint(given))
     throw pm::UsageError("--instance-id '" + given + "' with --from-lsn, --to-lsn, --until or --skip-damaged: such a run moves its "
                          "checkpoint past events it does not apply, so a daemon (or another replay) resuming from that checkpoint "
                          "would never apply them. Give it a checkpoint of its own: leave --instance-id out, or name one starting "
