@@ -97,6 +97,16 @@ struct OutcomeList {
   }
 };
 
+// A rejection on stderr as it comes (a run behind `tail -F` may not end for days): the first
+// kShown of each reason, then one line saying the rest are only counted.
+void print_rejection_now(const std::string& reason, const OutcomeList& lines) {
+  if (lines.count <= OutcomeList::kShown)
+    std::cerr << "rejected " << reason << ": " << lines.first.back() << std::endl;
+  else if (lines.count == OutcomeList::kShown + 1)
+    std::cerr << "rejected " << reason << ": more than " << OutcomeList::kShown
+              << " lines; the rest are counted in the summary, not printed" << std::endl;
+}
+
 struct Outcomes {
   std::mutex mu;
   std::map<std::string, OutcomeList> rejected;  // reason -> "origin: detail"
@@ -120,9 +130,11 @@ client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin
       ++outcomes.acked;
       return;
     }
-    if (o.status == client::LineOutcome::Status::Rejected)
-      outcomes.rejected[o.reason].add(origin + (o.detail.empty() ? "" : ": " + o.detail));
-    else
+    if (o.status == client::LineOutcome::Status::Rejected) {
+      OutcomeList& lines = outcomes.rejected[o.reason];
+      lines.add(origin + (o.detail.empty() ? "" : ": " + o.detail));
+      print_rejection_now(o.reason, lines);
+    } else
       outcomes.unacknowledged.add(origin + " (" + o.reason + ")");
     const bool refused_hello = client::failed_by_refused_hello(o);
     if (outcomes.gave_up.empty() && (refused_hello || o.status != client::LineOutcome::Status::Rejected))

@@ -622,6 +622,40 @@ TEST(CtlSend, SendsEachLineOfAPipeAsItIsRead) {
             std::string::npos) << out;
 }
 
+// pm-ingestctl send behind a pipe that stays open (`tail -F`): a rejected line is printed as its
+// reply comes, not only in the summary at the end of the input, which may be days away. Past 100
+// of one reason one line says the rest are only counted.
+TEST(CtlSend, PrintsEachRejectionAsItComes) {
+  TestDatabase tdb("ctl_send_live_rejection");
+  DaemonHarness d(tdb.url());
+  d.start();
+  const std::string fifo = d.dir() + "/input.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", fifo}, {}, d.dir() + "/send.out");
+  std::ofstream pipe(fifo);
+  pipe << trade_line("c", "good") << "\n" << trade_line("c", "bad", 1'700'000'000, "7") << "\n" << std::flush;
+  const std::string first = "rejected range: " + fifo + ":2: ";
+  EXPECT_TRUE(wait_until([&] { return read_file(d.dir() + "/send.out").find(first) != std::string::npos; }, 30s))
+      << "no rejection printed while the input is open: " << read_file(d.dir() + "/send.out");
+  EXPECT_TRUE(send.running());
+  for (int i = 0; i < 150; ++i) pipe << trade_line("c", "bad" + std::to_string(i), 1'700'000'000, "7") << "\n";
+  pipe << std::flush;
+  const std::string cap = "rejected range: more than 100 lines; the rest are counted in the summary, not printed";
+  EXPECT_TRUE(wait_until([&] { return read_file(d.dir() + "/send.out").find(cap) != std::string::npos; }, 30s))
+      << read_file(d.dir() + "/send.out");
+  pipe.close();
+  const auto code = send.wait(60s);
+  const std::string out = "\n" + read_file(d.dir() + "/send.out");  // each printed line starts after a newline
+  EXPECT_EQ(code, std::optional<int>(1)) << out;
+  EXPECT_NE(out.find("acked 1, rejected 151, unacknowledged 0"), std::string::npos) << out;
+  std::size_t printed_live = 0;
+  for (std::size_t at = out.find("\nrejected range: " + fifo); at != std::string::npos;
+       at = out.find("\nrejected range: " + fifo, at + 1))
+    ++printed_live;
+  EXPECT_EQ(printed_live, 100u) << out;
+}
+
 // pm-ingestctl send with no daemon to hear it: the first give-up ends the run. It used to give up
 // one window of --max-in-flight lines at a time and read on, each window waiting --give-up-after
 // again: a cron job's 100,000 lines at the defaults took 100 minutes to say the daemon was gone.
