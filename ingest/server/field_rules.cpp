@@ -4,7 +4,9 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <span>
@@ -184,11 +186,82 @@ void refuse_a_number_stored_as_zero(std::string_view line) {
                                     " is too small for a double: it would be read and stored as 0");
 }
 
-std::string json_error_detail(simdjson::error_code error) {
+namespace {
+
+// Whether `t` follows JSON's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool json_number_grammar(std::string_view t) {
+  std::size_t i = 0;
+  const auto digits = [&] {
+    const std::size_t from = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i < t.size() && t[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < t.size() && t[i] == '.' && (++i, !digits())) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
+// Why a JSON parser holding numbers as 64-bit integers and doubles refuses the number `t`, or "".
+std::string number_refusal(std::string_view t) {
+  if (!json_number_grammar(t)) return "is not a valid JSON number";
+  const auto out_of_range = [&](auto value) {
+    return std::from_chars(t.data(), t.data() + t.size(), value).ec == std::errc::result_out_of_range;
+  };
+  if (t.find_first_of(".eE") == std::string_view::npos &&
+      (t[0] == '-' ? out_of_range(std::int64_t{}) : out_of_range(std::uint64_t{})))
+    return "is an integer beyond 64 bits";
+  errno = 0;
+  if (const double value = std::strtod(std::string(t).c_str(), nullptr); errno == ERANGE && std::isinf(value))
+    return "is beyond what a double holds";  // (an underflow is refused as a range error later)
+  return "";
+}
+
+// The first number of `line` (outside strings) a parser refuses, named with the key it is the
+// value of when it is one: "the number 1e400 of \"size\" is beyond what a double holds"; or "".
+std::string refused_number(std::string_view line) {
+  std::size_t key_begin = 0, key_end = 0;  // the last string seen
+  for (std::size_t i = 0; i < line.size();) {
+    const char c = line[i];
+    if (c == '"') {
+      key_begin = i;
+      i = key_end = json_string_end(line, i);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t end = i;
+      while (end < line.size() && number_char(line[end])) ++end;
+      const std::string_view token = line.substr(i, end - i);
+      if (const std::string why = number_refusal(token); !why.empty()) {
+        const std::string_view between = key_end > 0 ? line.substr(key_end, i - key_end) : std::string_view("?");
+        const bool member = between.find_first_not_of(" \t\r\n:") == std::string_view::npos &&
+                            std::count(between.begin(), between.end(), ':') == 1;
+        return "the number " + std::string(token.substr(0, 64)) + (token.size() > 64 ? "..." : "") +
+               (member ? " of " + std::string(line.substr(key_begin, std::min<std::size_t>(key_end - key_begin, 66))) : "") +
+               " " + why;
+      }
+      i = end;
+    } else {
+      ++i;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string json_error_detail(simdjson::error_code error, std::string_view line) {
   std::string detail = std::string("not valid JSON: ") + simdjson::error_message(error);
-  if (error == simdjson::NUMBER_ERROR)
-    detail += " (malformed, or beyond what a double holds, like 1e400, or an integer beyond 64 bits)";
-  return detail;
+  if (error != simdjson::NUMBER_ERROR) return detail;
+  if (const std::string number = refused_number(line); !number.empty()) return detail + ": " + number;
+  return detail + " (malformed, or beyond what a double holds, like 1e400, or an integer beyond 64 bits)";
 }
 
 namespace {

@@ -44,10 +44,10 @@ void check_epoch(const char* name, std::int64_t value, EpochUnit unit, std::stri
 // that wrong, and one such value would hold the freshness metrics for years.
 void check_not_far_future(const char* name, std::int64_t event_ms, std::int64_t received_ms);
 
-// The detail of a line simdjson could not parse: its message, and for a number what the limits
-// are (a valid JSON number beyond a double, like 1e400, or an integer beyond 64 bits, is refused
-// with the malformed ones).
-std::string json_error_detail(simdjson::error_code error);
+// The detail of a line simdjson could not parse: its message, and for a number error the number
+// and the key it is the value of, and why (not valid JSON, an integer beyond 64 bits, beyond what
+// a double holds, like 1e400); the limits in general when no number in `line` explains it.
+std::string json_error_detail(simdjson::error_code error, std::string_view line);
 
 // The first number of `line` (JSON text outside strings) whose digits are not all zero but which a
 // double holds only as 0 (1e-400: simdjson reads it as 0 and says nothing), or nullopt. The

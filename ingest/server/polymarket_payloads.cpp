@@ -136,7 +136,7 @@ element PolymarketParser::Impl::parse_json(std::string_view line) {
   if (trim_json_whitespace(line).empty()) reject(RejectReason::Parse, "empty line");
   element doc;
   if (auto error = parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
-    reject(RejectReason::Parse, json_error_detail(error));
+    reject(RejectReason::Parse, json_error_detail(error, line));
   refuse_a_number_stored_as_zero(line);
   return doc;
 }

@@ -77,7 +77,7 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     if (first == std::string_view::npos) return Rejection{RejectReason::Parse, "empty line"};
     element doc;
     if (auto error = impl_->parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
-      return Rejection{RejectReason::Parse, json_error_detail(error)};
+      return Rejection{RejectReason::Parse, json_error_detail(error, line)};
     refuse_a_number_stored_as_zero(line);
     object obj;
     if (doc.get_object().get(obj) != simdjson::SUCCESS)

@@ -131,6 +131,12 @@ TEST(PolymarketClobWs, ANumericPriceThatUnderflowsADoubleIsRefusedNotStoredAsZer
   EXPECT_NE(r.detail.find("1e-400 is too small for a double"), std::string::npos) << r.detail;
 }
 
+TEST(PolymarketClobWs, ANumericPriceBeyondADoubleIsRefusedNamingIt) {
+  const Rejection r = parse_bad(PayloadFormat::ClobWsMarket, ws_trade("4e999"));
+  EXPECT_EQ(r.reason, RejectReason::Parse);
+  EXPECT_NE(r.detail.find(R"(the number 4e999 of "price" is beyond what a double holds)"), std::string::npos) << r.detail;
+}
+
 TEST(PolymarketClobWs, OtherEventsAreCountedNotStored) {
   const std::string line =
       R"([{"event_type":"book","asset_id":"t","market":"m","bids":[],"asks":[],"timestamp":"1"},)"

@@ -130,12 +130,24 @@ TEST(Protocol, AKeyNamedTwiceIsRefused) {
   EXPECT_EQ(parse_bad(with(many, R"("k99":0)")).reason, RejectReason::Schema);
 }
 
-TEST(Protocol, ANumberBeyondADoubleIsRefusedSayingSo) {
-  for (const char* number : {R"("extra":1e400)", R"("extra":123456789012345678901234567890)"}) {
-    const Rejection r = parse_bad(with(kTrade, number));
-    EXPECT_EQ(r.reason, RejectReason::Parse) << number;
-    EXPECT_NE(r.detail.find("beyond what a double holds"), std::string::npos) << number << ": " << r.detail;
+// The refusal names the number, the key it belongs to and why (it said only "beyond what a double
+// holds, or an integer beyond 64 bits, or malformed", naming neither).
+TEST(Protocol, ANumberBeyondADoubleIsRefusedNamingItAndItsKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"("extra":1e400)", R"(the number 1e400 of "extra" is beyond what a double holds)"},
+      {R"("extra":-2.5E+999)", R"(the number -2.5E+999 of "extra" is beyond what a double holds)"},
+      {R"("extra":123456789012345678901234567890)",
+       R"(the number 123456789012345678901234567890 of "extra" is an integer beyond 64 bits)"},
+      {R"("extra" : [1, 1e400])", R"(the number 1e400 is beyond what a double holds)"},  // no key of its own
+  };
+  for (const auto& [member, expected] : cases) {
+    const Rejection r = parse_bad(with(kTrade, member));
+    EXPECT_EQ(r.reason, RejectReason::Parse) << member;
+    EXPECT_NE(r.detail.find(expected), std::string::npos) << member << ": " << r.detail;
   }
+  // Strings are not read as numbers: only the value after them is.
+  const Rejection r = parse_bad(with(with(kTrade, R"("note":"1e400 -9e999")"), R"("size2":9e999)"));
+  EXPECT_NE(r.detail.find(R"(the number 9e999 of "size2" is beyond what a double holds)"), std::string::npos) << r.detail;
 }
 
 // simdjson reads a number below a double's smallest (~4.9e-324) as 0 and says nothing: the event
