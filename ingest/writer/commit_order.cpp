@@ -6,7 +6,7 @@ namespace pm {
 
 bool CommitOrder::await_turn(std::uint64_t seq) {
   std::unique_lock lock(mu_);
-  turn_.wait(lock, [&] { return next_ >= seq || failed_before(seq); });
+  wait_for_turn(lock, [&] { return next_ >= seq || failed_before(seq); });
   return !broken_ && !failed_before(seq);
 }
 
@@ -14,7 +14,7 @@ void CommitOrder::done(std::uint64_t seq, bool committed) {
   {
     std::unique_lock lock(mu_);
     // A batch that failed before its turn still waits for it, so outcomes are recorded in order.
-    turn_.wait(lock, [&] { return next_ >= seq; });
+    wait_for_turn(lock, [&] { return next_ >= seq; });
     if (!committed) broken_ = true;
     next_ = seq + 1;
     started_.erase(seq);
@@ -43,8 +43,13 @@ void CommitOrder::started(std::uint64_t seq) {
 
 bool CommitOrder::predecessor_running(std::uint64_t seq) {
   std::unique_lock lock(mu_);
-  turn_.wait(lock, [&] { return next_ >= seq || started_.count(seq - 1) > 0 || failed_before(seq); });
+  wait_for_turn(lock, [&] { return next_ >= seq || started_.count(seq - 1) > 0 || failed_before(seq); });
   return next_ < seq && !failed_before(seq);
+}
+
+std::size_t CommitOrder::waiting() {
+  std::lock_guard lock(mu_);
+  return waiting_;
 }
 
 void CommitOrder::failed(std::uint64_t seq) {

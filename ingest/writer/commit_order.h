@@ -15,8 +15,10 @@
 //   from await_turn and predecessor_running, that they must roll back, instead of waiting in this
 //   process (where PostgreSQL's deadlock detector cannot see them) for seq's turn to come.
 // - reset(first) starts a new sequence once no batch is in flight (after a failure was handled).
+// - waiting() is how many calls are blocked in await_turn, done or predecessor_running (tests).
 // Thread-safe: each lane thread calls await_turn/done for its own batches.
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -33,6 +35,7 @@ class CommitOrder {
   void started(std::uint64_t seq);
   bool predecessor_running(std::uint64_t seq);
   void failed(std::uint64_t seq);
+  std::size_t waiting();
 
  private:
   std::mutex mu_;
@@ -41,7 +44,16 @@ class CommitOrder {
   bool broken_ = false;          // a batch before next_ did not commit
   std::set<std::uint64_t> started_;  // batches at or after next_ whose turn lock is held
   std::uint64_t first_failed_ = UINT64_MAX;  // the lowest batch reported failed since reset
+  std::size_t waiting_ = 0;                    // calls inside wait_for_turn
   bool failed_before(std::uint64_t seq) const { return first_failed_ < seq; }
+  // turn_.wait(lock, ready), counted in waiting_ while it blocks (the lock is held from the count
+  // to the first check of `ready`, so a call that need not wait is never seen counted).
+  template <class Ready>
+  void wait_for_turn(std::unique_lock<std::mutex>& lock, Ready ready) {
+    ++waiting_;
+    turn_.wait(lock, ready);
+    --waiting_;
+  }
 };
 
 }  // namespace pm

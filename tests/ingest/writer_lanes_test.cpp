@@ -27,8 +27,8 @@ using namespace std::chrono_literals;
 TEST(CommitOrder, ABatchWaitsForTheOneBeforeIt) {
   CommitOrder order(1);
   auto second = std::async(std::launch::async, [&] { return order.await_turn(2); });
-  // Bounded check that it is still waiting; a wrong order would make it return at once.
-  EXPECT_EQ(second.wait_for(100ms), std::future_status::timeout);
+  EXPECT_TRUE(test::wait_until([&] { return order.waiting() == 1; }, 30s)) << "batch 2 did not wait for batch 1";
+  EXPECT_EQ(second.wait_for(0ms), std::future_status::timeout);
   EXPECT_TRUE(order.await_turn(1));
   order.done(1, true);
   EXPECT_TRUE(second.get());
@@ -50,7 +50,8 @@ TEST(CommitOrder, AFailureMakesEveryLaterBatchGiveUpUntilReset) {
 TEST(CommitOrder, AnOutcomeIsRecordedOnlyAfterThePreviousOne) {
   CommitOrder order(1);
   auto second_failed = std::async(std::launch::async, [&] { order.done(2, false); });
-  EXPECT_EQ(second_failed.wait_for(100ms), std::future_status::timeout);
+  EXPECT_TRUE(test::wait_until([&] { return order.waiting() == 1; }, 30s)) << "batch 2's outcome did not wait for batch 1's";
+  EXPECT_EQ(second_failed.wait_for(0ms), std::future_status::timeout);
   // Batch 1 still commits: batch 2's failure is behind it.
   EXPECT_TRUE(order.await_turn(1));
   order.done(1, true);
