@@ -81,6 +81,9 @@ struct ReplayRunner::Pass {
       }
     } catch (...) {
       finish(batch);  // damage in the sources: what was read before it is applied, then it stops
+      // A batch before the damage failed: that is handled first (retried, halved, dead-lettered);
+      // a later pass meets the damage again once everything before it is applied.
+      if (failure) return std::move(failure);
       throw;
     }
     finish(batch);

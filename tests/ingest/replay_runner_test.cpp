@@ -171,6 +171,72 @@ TEST(ReplayRunnerTest, ARefusedEventIsFoundByHalvingTheBatchAndDeadLettered) {
   EXPECT_LT(reports, 150);
 }
 
+// A log of 200 trades ("t0".."t199" of `condition`) in segments of 4 KiB, with a byte of the third
+// segment's body flipped: reading stops there with damage.
+std::string damaged_log(const std::string& condition) {
+  const std::string dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
+  wal::Options options;
+  options.dir = dir;
+  options.segment_bytes = 4096;
+  options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
+  {
+    auto log = wal::WriteAheadLog::open(options);
+    for (int group = 0; group < 20; ++group) {
+      std::vector<std::string> payloads;
+      for (int i = 0; i < 10; ++i)
+        encode_event(test::trade_event(condition, "t" + std::to_string(group * 10 + i)), payloads.emplace_back());
+      std::vector<wal::Appended> appended;
+      EXPECT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
+    }
+  }
+  const std::string third = wal::segment_path(dir, 3);
+  EXPECT_TRUE(std::filesystem::exists(wal::segment_path(dir, 4)));
+  std::fstream f(third, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(2048);
+  const char byte = static_cast<char>(f.get());
+  f.seekp(2048);
+  f.put(static_cast<char>(byte ^ 0x5a));
+  return dir;
+}
+
+// The replay's damage, or "" (and a test failure) when it ran through.
+std::string replay_damage(const ReplayOptions& options, Database& db) {
+  try {
+    ReplayRunner(options).run(&db);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "the replay ran through the damage";
+  return "";
+}
+
+// A batch that fails before damage the reading meets is handled first (here a refused event,
+// dead-lettered), and everything before the damage applied; then the damage stops the replay. It
+// stopped at the damage at once, the failed batch and the ones after it rolled back, so a replay
+// of a damaged log never got past a refused event just before the damage.
+TEST(ReplayRunnerTest, ABatchThatFailedBeforeTheDamageIsHandledBeforeTheDamageStopsTheReplay) {
+  const std::string dir = damaged_log("replay-damage-after");
+  ReplayOptions options;
+  options.sources = {dir};
+  options.batch_max_events = 10;
+  test::TestDatabase clean("replay_damage_clean");  // how far a replay gets without a refused event
+  EXPECT_NE(replay_damage(options, clean.db()).find(wal::segment_path(dir, 3)), std::string::npos);
+  const long long before_damage = clean.count("polymarket_trades");
+  ASSERT_GT(before_damage, 20);
+
+  // The refused event is in the last batch read before the damage: its failure comes back after
+  // the reading met the damage.
+  const long long refused_lsn = before_damage - 1;
+  test::TestDatabase tdb("replay_damage_after");
+  tdb.exec("ALTER TABLE polymarket_trades ADD CONSTRAINT test_refused CHECK (trade_id <> 't" +
+           std::to_string(refused_lsn - 1) + "')");
+  const std::string damage = replay_damage(options, tdb.db());
+  EXPECT_NE(damage.find(wal::segment_path(dir, 3)), std::string::npos) << damage;
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE lsn = " + std::to_string(refused_lsn)), 1);
+  EXPECT_EQ(tdb.count("polymarket_trades"), before_damage - 1);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
 // A dead letter PostgreSQL refuses to store stops the replay at once with that refusal (it used to
 // be retried as if transient, each pass refused again, until retry_for ran out, and then reported
 // with the first refusal's message).
