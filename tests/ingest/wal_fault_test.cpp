@@ -60,7 +60,7 @@ class CutWhileScannedFs final : public ForwardingLogFs {
 
 // A LogFs over another whose listing leaves one name out, as a readdir failing part way did
 // (PosixLogFs took its null for the directory's end and listed what it had read).
-class ListingMissesFs final : public ForwardingLogFs {
+class ListingMissesFs : public ForwardingLogFs {
  public:
   ListingMissesFs(LogFs& fs, std::string missed) : ForwardingLogFs(fs), missed_(std::move(missed)) {}
   std::error_code list(const std::string& dir, std::vector<std::string>& names) override {
@@ -71,6 +71,24 @@ class ListingMissesFs final : public ForwardingLogFs {
 
  private:
   std::string missed_;
+};
+
+// ListingMissesFs with LogFs's own rename_new (a look, then a rename), as PosixLogFs uses it on a
+// file system without renameat2's RENAME_NOREPLACE.
+class ListingMissesWithoutNoReplaceFs final : public ListingMissesFs {
+ public:
+  using ListingMissesFs::ListingMissesFs;
+  std::error_code rename_new(const std::string& from, const std::string& to) override { return LogFs::rename_new(from, to); }
+};
+
+// A LogFs over another whose directory listing fails (readdir's EIO on a damaged directory block).
+class ListingFailsFs final : public ForwardingLogFs {
+ public:
+  using ForwardingLogFs::ForwardingLogFs;
+  std::error_code list(const std::string&, std::vector<std::string>& names) override {
+    names = {"partial"};
+    return errno_code(EIO);
+  }
 };
 
 // A LogFs over another that runs out of memory creating a new segment file.
@@ -958,6 +976,53 @@ TEST_F(WalFaultTest, ARollNeverReplacesASegmentTheListingMissed) {
   EXPECT_NE(fatals_[0].find("cannot start log segment 3"), std::string::npos) << fatals_[0];
   EXPECT_NE(fatals_[0].find("exists"), std::string::npos) << fatals_[0];
   EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError);  // halted
+}
+
+// The same through LogFs's own rename_new (the fallback on a file system without
+// RENAME_NOREPLACE): the look before the rename finds the name taken.
+TEST_F(WalFaultTest, ARollWithoutNoReplaceNeverReplacesASegmentTheListingMissed) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::string missed = "records of segment 3, acknowledged";
+  fs_.put(segment(3), missed);
+  ListingMissesWithoutNoReplaceFs listing(fs_, segment_file_name(3));
+  Options o = options(1024);
+  o.fs = &listing;
+  auto log = WriteAheadLog::open(std::move(o));
+  AppendStatus status = AppendStatus::Ok;
+  for (int i = 0; i < 200 && status == AppendStatus::Ok; ++i) status = append(*log, i * 3, 3);
+  EXPECT_EQ(status, AppendStatus::IoError);
+  EXPECT_EQ(fs_.contents(segment(3)), missed);
+  ASSERT_EQ(fatals_.size(), 1u);
+  EXPECT_NE(fatals_[0].find("cannot start log segment 3"), std::string::npos) << fatals_[0];
+  EXPECT_NE(fatals_[0].find("exists"), std::string::npos) << fatals_[0];
+}
+
+// A listing of the log's directory that fails (EIO from readdir) stops the open, naming the
+// directory and the error, and changes nothing on disk: a partial listing would hide segments.
+TEST_F(WalFaultTest, RecoveryRefusesToOpenWhenTheDirectoryCannotBeListed) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::vector<std::string> before = fs_.names(kDir);
+  const std::string first = fs_.contents(segment(1));
+  const std::uint64_t calls = fs_.mutating_calls();
+  ListingFailsFs failing(fs_);
+  Options o = options(1024);
+  o.fs = &failing;
+  try {
+    WriteAheadLog::open(std::move(o));
+    ADD_FAILURE() << "opened";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("list " + kDir), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Input/output error"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs_.names(kDir), before);
+  EXPECT_EQ(fs_.contents(segment(1)), first);
+  EXPECT_EQ(fs_.mutating_calls(), calls) << "the failed open changed the log";
 }
 
 INSTANTIATE_TEST_SUITE_P(Tails, FormatOneTail, ::testing::Values(std::string("part_of_a_record"), std::string("zeros")),
