@@ -97,14 +97,14 @@ struct OutcomeList {
   }
 };
 
-// A rejection on stderr as it comes (a run behind `tail -F` may not end for days): the first
-// kShown of each reason, then one line saying the rest are only counted.
-void print_rejection_now(const std::string& reason, const OutcomeList& lines) {
-  if (lines.count <= OutcomeList::kShown)
-    std::cerr << "rejected " << reason << ": " << lines.first.back() << std::endl;
-  else if (lines.count == OutcomeList::kShown + 1)
-    std::cerr << "rejected " << reason << ": more than " << OutcomeList::kShown
-              << " lines; the rest are counted in the summary, not printed" << std::endl;
+// The line that shows a rejection on stderr as it comes (a run behind `tail -F` may not end for
+// days): for the first kShown of each reason, then one saying the rest are only counted; else "".
+std::string rejection_line(const std::string& reason, const OutcomeList& lines) {
+  if (lines.count <= OutcomeList::kShown) return "rejected " + reason + ": " + lines.first.back() + "\n";
+  if (lines.count == OutcomeList::kShown + 1)
+    return "rejected " + reason + ": more than " + std::to_string(OutcomeList::kShown) +
+           " lines; the rest are counted in the summary, not printed\n";
+  return "";
 }
 
 struct Outcomes {
@@ -122,23 +122,33 @@ std::string client_gave_up(Outcomes& outcomes) {
   return outcomes.gave_up;
 }
 
-// The callback that records one line's outcome under its origin (the client's I/O thread).
+// Records one line's outcome under its origin; `print_now` is set to the line to show on stderr.
+void record(Outcomes& outcomes, const std::string& origin, const client::LineOutcome& o, std::string& print_now) {
+  std::lock_guard lock(outcomes.mu);
+  if (o.acked()) {
+    ++outcomes.acked;
+    return;
+  }
+  if (o.status == client::LineOutcome::Status::Rejected) {
+    OutcomeList& lines = outcomes.rejected[o.reason];
+    lines.add(origin + (o.detail.empty() ? "" : ": " + o.detail));
+    print_now = rejection_line(o.reason, lines);
+  } else {
+    outcomes.unacknowledged.add(origin + " (" + o.reason + ")");
+  }
+  const bool refused_hello = client::failed_by_refused_hello(o);
+  if (outcomes.gave_up.empty() && (refused_hello || o.status != client::LineOutcome::Status::Rejected))
+    outcomes.gave_up = refused_hello && !o.detail.empty() ? o.detail : o.reason.empty() ? "given up" : o.reason;
+}
+
+// The callback that records one line's outcome under its origin (the client's I/O thread). The
+// line for stderr is written after the lock, in one write: a slow stderr never holds the reading
+// thread's look at the outcomes.
 client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin) {
   return [&outcomes, origin = std::move(origin)](const client::LineOutcome& o) {
-    std::lock_guard lock(outcomes.mu);
-    if (o.acked()) {
-      ++outcomes.acked;
-      return;
-    }
-    if (o.status == client::LineOutcome::Status::Rejected) {
-      OutcomeList& lines = outcomes.rejected[o.reason];
-      lines.add(origin + (o.detail.empty() ? "" : ": " + o.detail));
-      print_rejection_now(o.reason, lines);
-    } else
-      outcomes.unacknowledged.add(origin + " (" + o.reason + ")");
-    const bool refused_hello = client::failed_by_refused_hello(o);
-    if (outcomes.gave_up.empty() && (refused_hello || o.status != client::LineOutcome::Status::Rejected))
-      outcomes.gave_up = refused_hello && !o.detail.empty() ? o.detail : o.reason.empty() ? "given up" : o.reason;
+    std::string print_now;
+    record(outcomes, origin, o, print_now);
+    if (!print_now.empty()) std::cerr << print_now << std::flush;
   };
 }
 

@@ -26,8 +26,10 @@
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
-//   damage too. What was read before the damage is applied first (a batch of it that fails is
-//   handled as any failed batch, and the damage met again after it). A skipped range is recorded in
+//   damage too. What was read before the damage is applied first: a batch of it that fails is
+//   handled as any failed batch, the damage met again after it; so a failure that ends the run
+//   there (a ReplayError: PostgreSQL's refusal, retry_for spent) is what it reports, and the
+//   damage shows at the next run. A skipped range is recorded in
 //   pm_dead_letters (event_type 'skipped', log_id the sources' log, lsn its first, error what was
 //   skipped and why) before the checkpoint can pass it, and every run of the instance reports the
 //   ones earlier runs recorded for the same log, or for no recorded log (rows older than

@@ -220,6 +220,9 @@ std::string number_refusal(std::string_view t) {
   if (t.find_first_of(".eE") == std::string_view::npos &&
       (t[0] == '-' ? out_of_range(std::int64_t{}) : out_of_range(std::uint64_t{})))
     return "is an integer beyond 64 bits";
+  // Only an exponent or more than 308 digits can overflow a double: strtod for those alone (a
+  // hostile line of a million small numbers costs one scan).
+  if (t.find_first_of("eE") == std::string_view::npos && t.size() <= 308) return "";
   errno = 0;
   if (const double value = std::strtod(std::string(t).c_str(), nullptr); errno == ERANGE && std::isinf(value))
     return "is beyond what a double holds";  // (an underflow is refused as a range error later)
@@ -236,16 +239,16 @@ std::string refused_number(std::string_view line) {
       key_begin = i;
       i = key_end = json_string_end(line, i);
     } else if (c == '-' || (c >= '0' && c <= '9')) {
-      std::size_t end = i;
-      while (end < line.size() && number_char(line[end])) ++end;
+      std::size_t end = i;  // to the next structural character or whitespace, as the parser reads a number
+      while (end < line.size() && std::string_view(",:[]{}\" \t\r\n").find(line[end]) == std::string_view::npos) ++end;
       const std::string_view token = line.substr(i, end - i);
       if (const std::string why = number_refusal(token); !why.empty()) {
         const std::string_view between = key_end > 0 ? line.substr(key_end, i - key_end) : std::string_view("?");
         const bool member = between.find_first_not_of(" \t\r\n:") == std::string_view::npos &&
                             std::count(between.begin(), between.end(), ':') == 1;
+        const std::string_view key = line.substr(key_begin, key_end - key_begin);
         return "the number " + std::string(token.substr(0, 64)) + (token.size() > 64 ? "..." : "") +
-               (member ? " of " + std::string(line.substr(key_begin, std::min<std::size_t>(key_end - key_begin, 66))) : "") +
-               " " + why;
+               (member ? " of " + std::string(key.substr(0, 66)) + (key.size() > 66 ? "..." : "") : "") + " " + why;
       }
       i = end;
     } else {

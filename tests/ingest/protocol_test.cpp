@@ -139,6 +139,8 @@ TEST(Protocol, ANumberBeyondADoubleIsRefusedNamingItAndItsKey) {
       {R"("extra":123456789012345678901234567890)",
        R"(the number 123456789012345678901234567890 of "extra" is an integer beyond 64 bits)"},
       {R"("extra" : [1, 1e400])", R"(the number 1e400 is beyond what a double holds)"},  // no key of its own
+      {R"("extra":-Infinity)", R"(the number -Infinity of "extra" is not a valid JSON number)"},
+      {R"("extra":1x,"other":1e400)", R"(the number 1x of "extra" is not a valid JSON number)"},  // the first, as the parser
   };
   for (const auto& [member, expected] : cases) {
     const Rejection r = parse_bad(with(kTrade, member));
