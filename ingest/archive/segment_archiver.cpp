@@ -42,7 +42,9 @@ std::string SegmentArchiver::open_directory() {
 }
 
 void SegmentArchiver::prepare() {
-  if (const std::string problem = open_directory(); !problem.empty())
+  const std::string problem = open_directory();
+  if (!locked_by_.empty()) return;  // start() refuses the directory, naming its holder
+  if (!problem.empty())
     logger_->error("cannot use the archive directory {} ({}); applied log segments are kept in the live log until it works",
                    config_.dir, problem);
 }

@@ -7,7 +7,8 @@
 //   file (kArchiveLockFileName: one daemon per archive directory, whatever its log) and fsyncs it,
 //   so an archive file renamed into it before a crash is durable before recovery deletes the live
 //   copy. Until that has worked (the thread tries again with each retry), may_remove() refuses
-//   everything (segments are kept).
+//   everything (segments are kept); it logs why, unless another process holds the lock (start()
+//   then refuses the directory and names that process).
 // - may_remove(log_id, segment) is the log's Options::may_remove: true only for a segment the
 //   archive holds (is_archived). Thread-safe.
 // - start(log) refuses (ArchiveForeignLog) an archive directory whose lock another process holds

@@ -443,6 +443,9 @@ TEST(EventSourcing, ASecondDaemonOnAnArchiveDirectoryInUseIsRefusedAtStart) {
                                  std::to_string(first.process().pid()) + ")"),
             std::string::npos)
       << second.output();
+  // Only the refusal: the start logged first that the directory was unusable and that applied
+  // segments stayed in the live log "until it works", for a daemon that then exited.
+  EXPECT_EQ(second.output().find("until it works"), std::string::npos) << second.output();
   EXPECT_EQ(first.stop(), 0);
 }
 
