@@ -17,6 +17,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+bool is_checkpoint_conflict(const TxFailure& failure) {
+  if (!failure.exception) return false;
+  try {
+    std::rethrow_exception(failure.exception);
+  } catch (const CheckpointConflict&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
+
 Event decode_record(const wal::Record& record) {
   std::string error;
   std::optional<Event> event = decode_event(record.payload, &error);
@@ -42,6 +53,7 @@ struct ReplayRunner::Pass {
     for (FinishedBatch& f : lanes.take_finished(wait)) {
       if (f.result.applied()) {
         count(*f.batch, *f.result.value);
+        runner.forget_unresolved_doubt();
         continue;
       }
       if (f.result.status == TxStatus::InDoubt) runner.in_doubt_.push_back(f.batch);
@@ -258,9 +270,11 @@ void ReplayRunner::replay_passes(archive::SegmentChain& chain, Database& db) {
       failure = dead_letter(lanes, failure->batch->events.front(), failure->why);  // nullopt: stored
     if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
     if (halve || !failure) continue;
-    // A lost connection or a COMMIT in doubt: again from the checkpoint. Anything else (storing a
-    // dead letter included) stops the replay with PostgreSQL's own error.
-    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt)
+    // A lost connection or a COMMIT in doubt: again from the checkpoint, as is a checkpoint found
+    // past a batch while a commit in doubt may have landed since it was read. Anything else
+    // (storing a dead letter included) stops the replay with PostgreSQL's own error.
+    const bool doubt_landed = (!unresolved_doubt_.empty() || unresolved_dead_letter_) && is_checkpoint_conflict(failure->why);
+    if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && !doubt_landed)
       throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
     retry.wait(failure->why.message);
   }
@@ -288,14 +302,28 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
   return Failure{failed->result.status, failed->result.failure, failed->batch};
 }
 
-// The batches whose COMMIT reply was lost that the checkpoint (at `checkpoint_lsn`) shows committed
-// are counted as applied, a dead letter as dead-lettered; the others are applied again by this pass.
-// A batch commits whole, and with its checkpoint: its last event tells.
+void ReplayRunner::forget_unresolved_doubt() {
+  unresolved_doubt_.clear();
+  unresolved_dead_letter_.reset();
+}
+
+// The batches whose COMMIT reply was lost (of the last pass, or unresolved by earlier reads) that
+// the checkpoint (at `checkpoint_lsn`) shows committed are counted as applied, a dead letter as
+// dead-lettered; the others are applied again by this pass, and stay unresolved. A batch commits
+// whole, and with its checkpoint: its last event tells.
 void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
+  if (!dead_letter_in_doubt_) dead_letter_in_doubt_ = unresolved_dead_letter_;
+  unresolved_dead_letter_.reset();
   if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= checkpoint_lsn) ++stats_.dead_lettered;
+  else unresolved_dead_letter_ = dead_letter_in_doubt_;
   dead_letter_in_doubt_.reset();
+  in_doubt_.insert(in_doubt_.begin(), unresolved_doubt_.begin(), unresolved_doubt_.end());
+  unresolved_doubt_.clear();
   for (const std::shared_ptr<const LaneBatch>& batch : in_doubt_) {
-    if (batch->events.back().lsn > checkpoint_lsn) continue;
+    if (batch->events.back().lsn > checkpoint_lsn) {
+      unresolved_doubt_.push_back(batch);
+      continue;
+    }
     const std::uint64_t first = batch->events.front().lsn;
     stats_.first_lsn = stats_.first_lsn == 0 ? first : std::min(stats_.first_lsn, first);
     stats_.last_lsn = std::max(stats_.last_lsn, batch->events.back().lsn);
@@ -338,6 +366,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::dead_letter(WriterLanes& lane
   for (FinishedBatch& f : lanes.take_finished(true)) {
     if (f.result.applied()) {
       stats_.dead_lettered += f.result.value->dead_lettered;
+      forget_unresolved_doubt();
       continue;
     }
     if (f.result.status == TxStatus::InDoubt) dead_letter_in_doubt_ = event.lsn;

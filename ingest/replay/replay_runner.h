@@ -14,6 +14,9 @@
 //   would pass over events it never applied.
 // - The instance's checkpoint must belong to the sources' log (same log id), and the database must
 //   have every bundled migration (pm-ingestctl migrate): otherwise ReplayError, nothing applied.
+// - A COMMIT in doubt that lands only after the next pass read the checkpoint (held by a synchronous
+//   standby while the connection was cut) makes that pass's copy of its events find the checkpoint
+//   past them (CheckpointConflict): the checkpoint is read again (a retry), and shows it applied.
 // - A batch PostgreSQL refuses for a value (DataError) is applied again in halves, each refused half
 //   halved again, down to the refused event, which goes to pm_dead_letters, as the daemon does: a
 //   refused event in a batch of n costs about 2 log2(n) transactions, not n. A lost connection,
@@ -150,6 +153,12 @@ class ReplayRunner {
   // Batches of the last pass whose COMMIT outcome is unknown (InDoubt), until the next checkpoint read.
   std::vector<std::shared_ptr<const LaneBatch>> in_doubt_;
   std::optional<std::uint64_t> dead_letter_in_doubt_;  // lsn of a dead letter whose store's reply was lost
+  // In doubt, and not shown by the last checkpoint read: such a commit may still land (a synchronous
+  // standby held it), and the pass applying those events again then finds the checkpoint past it.
+  // Looked at again by every checkpoint read; forgotten once a later batch commits (it covered them).
+  std::vector<std::shared_ptr<const LaneBatch>> unresolved_doubt_;
+  std::optional<std::uint64_t> unresolved_dead_letter_;
+  void forget_unresolved_doubt();
   Database* db_ = nullptr;  // while replay() runs: where skipped ranges are recorded
 };
 

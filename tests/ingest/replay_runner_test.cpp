@@ -1,6 +1,7 @@
 // ReplayRunner (pm-ingestctl replay) against a real PostgreSQL, on a log of real files.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "repos/migrator.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/private_network.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
 #include "tests/support/trade_event.h"
@@ -322,6 +324,67 @@ TEST(ReplayRunnerTest, ADeadLetterWhoseCommitReplyWasLostCountsAsDeadLetteredWhe
   EXPECT_EQ(own.server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "1");
   EXPECT_EQ(stats.dead_lettered, 1u);
   EXPECT_EQ(stats.applied, 0u);
+}
+
+// A COMMIT in doubt whose transaction lands only after the next pass read the checkpoint (a
+// synchronous standby held it while the client's connection was cut): that pass's copy of the
+// batch waits for it, then finds the checkpoint past itself (CheckpointConflict). The checkpoint
+// is read again and shows the batch committed: it counts as applied, nothing twice. The replay
+// stopped at the conflict ("PostgreSQL refused the replay (fatal)"), though a re-run resumed.
+TEST(ReplayRunnerTest, ACommitInDoubtThatLandsAfterTheNextCheckpointReadIsCountedNotAConflict) {
+  test::PrivateNetwork network;  // first: the server and the replay run inside it
+  if (!network.available()) GTEST_SKIP() << network.why();
+  test::PgCluster server;
+  server.start();
+  DatabaseConfig config;
+  config.url = server.url();
+  config.keepalives_idle = std::chrono::seconds(1);  // the cut connection is given up within seconds
+  config.keepalives_interval = std::chrono::seconds(1);
+  config.keepalives_count = 2;
+  config.tcp_user_timeout = std::chrono::milliseconds(3000);
+  Database db(config);
+  Migrator(db).migrate();
+  const TradeLog log("replay-late-commit", 300);
+  server.hold_commits();
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.connections = 1;
+  options.retry_for = std::chrono::seconds(120);
+  std::atomic<int> reports{0};  // the first when the batch is handed over, the next once it failed
+  std::future<ReplayStats> replay = std::async(std::launch::async, [&] {
+    return ReplayRunner(options, [&](const ReplayStats&) { ++reports; }).run(&db);
+  });
+  const auto release = [&] {  // whatever happens, nothing waits for ever
+    network.restore();
+    server.release_commits();
+  };
+  if (!server.wait_for_held_commit(std::chrono::seconds(30))) {
+    release();
+    FAIL() << "no COMMIT of the replay waited for the standby";
+  }
+  network.black_hole(server.port());  // the client's COMMIT never hears back: in doubt
+  const bool in_doubt = test::wait_until([&] { return reports.load() >= 2; }, std::chrono::seconds(60));
+  network.restore();
+  // The next pass reads the checkpoint (the held batch is invisible), applies the batch again and
+  // waits for the held transaction's locks.
+  const bool waiting = in_doubt && test::wait_until([&] {
+    return server.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
+  }, std::chrono::seconds(60));
+  server.release_commits();
+  EXPECT_TRUE(in_doubt) << "the batch's COMMIT was not given up";
+  EXPECT_TRUE(waiting) << "no second copy of the batch waited for the held one";
+  ASSERT_EQ(replay.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  ReplayStats stats;
+  try {
+    stats = replay.get();
+  } catch (const std::exception& e) {
+    FAIL() << "the replay stopped: " << e.what();
+  }
+  EXPECT_EQ(server.query("SELECT count(*) FROM polymarket_trades"), "300");
+  EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
+  EXPECT_EQ(server.query("SELECT applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
+  EXPECT_EQ(stats.applied, 300u);
+  EXPECT_EQ(stats.trades_unseen, 300u) << "the batch in doubt";
 }
 
 }  // namespace
