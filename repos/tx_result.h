@@ -64,4 +64,18 @@ TxResult<T> failed_result(TxFailure failure) {
   return TxResult<T>::failed_with(status, std::move(failure));
 }
 
+// Whether `failure`'s original exception is an `E` (a caller's own kind of failure, which the
+// classification above sees only as Other).
+template <class E>
+bool failure_is(const TxFailure& failure) {
+  if (!failure.exception) return false;
+  try {
+    std::rethrow_exception(failure.exception);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace pm

@@ -17,17 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool is_checkpoint_conflict(const TxFailure& failure) {
-  if (!failure.exception) return false;
-  try {
-    std::rethrow_exception(failure.exception);
-  } catch (const CheckpointConflict&) {
-    return true;
-  } catch (...) {
-  }
-  return false;
-}
-
 Event decode_record(const wal::Record& record) {
   std::string error;
   std::optional<Event> event = decode_event(record.payload, &error);
@@ -73,6 +62,7 @@ struct ReplayRunner::Pass {
     s.triggers += c.triggers;
     s.triggers_recorded += c.triggers_recorded;
     s.dead_lettered += c.dead_lettered;
+    runner.counted_through_ = std::max(runner.counted_through_, batch.events.back().lsn);
     probe = c.trades_inserted < c.trades ? DuplicateProbe::First : DuplicateProbe::OnConflict;
   }
 
@@ -271,9 +261,11 @@ void ReplayRunner::replay_passes(archive::SegmentChain& chain, Database& db) {
     if (stats_.applied + stats_.dead_lettered > done_before) retry.reset();  // it made progress
     if (halve || !failure) continue;
     // A lost connection or a COMMIT in doubt: again from the checkpoint, as is a checkpoint found
-    // past a batch while a commit in doubt may have landed since it was read. Anything else
-    // (storing a dead letter included) stops the replay with PostgreSQL's own error.
-    const bool doubt_landed = (!unresolved_doubt_.empty() || unresolved_dead_letter_) && is_checkpoint_conflict(failure->why);
+    // past a batch whose events a commit in doubt held (it landed since the checkpoint was read).
+    // Anything else (storing a dead letter, another writer on the instance's checkpoint) stops the
+    // replay with PostgreSQL's own error.
+    const bool doubt_landed = failure->batch && overlaps_unresolved_doubt(*failure->batch) &&
+                              failure_is<CheckpointConflict>(failure->why);
     if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && !doubt_landed)
       throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
     retry.wait(failure->why.message);
@@ -307,33 +299,56 @@ void ReplayRunner::forget_unresolved_doubt() {
   unresolved_dead_letter_.reset();
 }
 
+bool ReplayRunner::overlaps_unresolved_doubt(const LaneBatch& batch) const {
+  const std::uint64_t first = batch.events.front().lsn, last = batch.events.back().lsn;
+  if (unresolved_dead_letter_ && first <= *unresolved_dead_letter_ && *unresolved_dead_letter_ <= last) return true;
+  return std::any_of(unresolved_doubt_.begin(), unresolved_doubt_.end(), [&](const std::shared_ptr<const LaneBatch>& b) {
+    return first <= b->events.back().lsn && b->events.front().lsn <= last;
+  });
+}
+
+// Counts the events of `batch` (shown committed by a checkpoint read) not counted before.
+void ReplayRunner::count_unseen(const LaneBatch& batch) {
+  for (const QueuedEvent& q : batch.events) {
+    if (q.lsn <= counted_through_) continue;
+    stats_.first_lsn = stats_.first_lsn == 0 ? q.lsn : std::min(stats_.first_lsn, q.lsn);
+    stats_.last_lsn = std::max(stats_.last_lsn, q.lsn);
+    ++stats_.applied;
+    const bool trade = q.event.type() == EventType::Trade;
+    (trade ? stats_.trades : stats_.triggers) += 1;
+    (trade ? stats_.trades_unseen : stats_.triggers_unseen) += 1;
+  }
+  counted_through_ = std::max(counted_through_, batch.events.back().lsn);
+}
+
 // The batches whose COMMIT reply was lost (of the last pass, or unresolved by earlier reads) that
 // the checkpoint (at `checkpoint_lsn`) shows committed are counted as applied, a dead letter as
-// dead-lettered; the others are applied again by this pass, and stay unresolved. A batch commits
-// whole, and with its checkpoint: its last event tells.
+// dead-lettered, each event once (counted_through_); the others are applied again by this pass,
+// and stay unresolved. A batch commits whole, and with its checkpoint: its last event tells.
 void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
   if (!dead_letter_in_doubt_) dead_letter_in_doubt_ = unresolved_dead_letter_;
   unresolved_dead_letter_.reset();
-  if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= checkpoint_lsn) ++stats_.dead_lettered;
-  else unresolved_dead_letter_ = dead_letter_in_doubt_;
-  dead_letter_in_doubt_.reset();
   in_doubt_.insert(in_doubt_.begin(), unresolved_doubt_.begin(), unresolved_doubt_.end());
   unresolved_doubt_.clear();
+  std::sort(in_doubt_.begin(), in_doubt_.end(), [](const auto& a, const auto& b) {
+    return a->events.front().lsn < b->events.front().lsn;
+  });
+  const auto count_dead_letter = [&] {
+    if (*dead_letter_in_doubt_ > counted_through_) ++stats_.dead_lettered;
+    counted_through_ = std::max(counted_through_, *dead_letter_in_doubt_);
+    dead_letter_in_doubt_.reset();
+  };
   for (const std::shared_ptr<const LaneBatch>& batch : in_doubt_) {
     if (batch->events.back().lsn > checkpoint_lsn) {
       unresolved_doubt_.push_back(batch);
       continue;
     }
-    const std::uint64_t first = batch->events.front().lsn;
-    stats_.first_lsn = stats_.first_lsn == 0 ? first : std::min(stats_.first_lsn, first);
-    stats_.last_lsn = std::max(stats_.last_lsn, batch->events.back().lsn);
-    stats_.applied += batch->events.size();
-    for (const QueuedEvent& q : batch->events) {
-      const bool trade = q.event.type() == EventType::Trade;
-      (trade ? stats_.trades : stats_.triggers) += 1;
-      (trade ? stats_.trades_unseen : stats_.triggers_unseen) += 1;
-    }
+    if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ < batch->events.front().lsn) count_dead_letter();
+    count_unseen(*batch);
   }
+  if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= checkpoint_lsn) count_dead_letter();
+  unresolved_dead_letter_ = dead_letter_in_doubt_;
+  dead_letter_in_doubt_.reset();
   in_doubt_.clear();
 }
 
@@ -366,6 +381,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::dead_letter(WriterLanes& lane
   for (FinishedBatch& f : lanes.take_finished(true)) {
     if (f.result.applied()) {
       stats_.dead_lettered += f.result.value->dead_lettered;
+      counted_through_ = std::max(counted_through_, event.lsn);
       forget_unresolved_doubt();
       continue;
     }

@@ -158,7 +158,12 @@ class ReplayRunner {
   // Looked at again by every checkpoint read; forgotten once a later batch commits (it covered them).
   std::vector<std::shared_ptr<const LaneBatch>> unresolved_doubt_;
   std::optional<std::uint64_t> unresolved_dead_letter_;
+  // Every event up to this lsn is counted in stats_ (applied or dead-lettered): a commit in doubt
+  // shown committed counts only its events above it (two copies of one range may both land).
+  std::uint64_t counted_through_ = 0;
   void forget_unresolved_doubt();
+  bool overlaps_unresolved_doubt(const LaneBatch& batch) const;
+  void count_unseen(const LaneBatch& batch);
   Database* db_ = nullptr;  // while replay() runs: where skipped ranges are recorded
 };
 

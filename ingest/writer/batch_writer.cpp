@@ -288,27 +288,11 @@ void BatchWriter::finish_in_flight() noexcept {
   lanes_->restart();
 }
 
-namespace {
-
-// Whether a batch failed because the log could not make its events durable (not PostgreSQL's doing).
-bool log_not_durable(const TxFailure& failure) {
-  if (!failure.exception) return false;
-  try {
-    std::rethrow_exception(failure.exception);
-  } catch (const LogNotDurable&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-}  // namespace
-
 void BatchWriter::back_off(const TxFailure& failure) {
   finish_in_flight();
   // A (re)connect that failed, or a failure after one: the pacing tells them apart.
   const std::chrono::milliseconds wait = pacing_.after_failure(!ready_);
-  if (log_not_durable(failure)) {
+  if (failure_is<LogNotDurable>(failure)) {
     // The log has stopped (its fdatasync failed) and the daemon stops on that; PostgreSQL is fine.
     logger_->error("a batch rolled back, nothing of it committed or acked: {}", failure.message);
     start_over(wait);

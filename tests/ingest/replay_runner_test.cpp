@@ -354,14 +354,19 @@ TEST(ReplayRunnerTest, ACommitInDoubtThatLandsAfterTheNextCheckpointReadIsCounte
   std::future<ReplayStats> replay = std::async(std::launch::async, [&] {
     return ReplayRunner(options, [&](const ReplayStats&) { ++reports; }).run(&db);
   });
-  const auto release = [&] {  // whatever happens, nothing waits for ever
-    network.restore();
-    server.release_commits();
-  };
-  if (!server.wait_for_held_commit(std::chrono::seconds(30))) {
-    release();
-    FAIL() << "no COMMIT of the replay waited for the standby";
-  }
+  struct Release {  // whatever happens (a failed query throws), the replay is not left waiting
+    test::PrivateNetwork& network;
+    test::PgCluster& server;
+    ~Release() {
+      try {
+        network.restore();
+        server.release_commits();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "releasing the held commits failed: " << e.what();
+      }
+    }
+  } release{network, server};
+  ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "no COMMIT of the replay waited for the standby";
   network.black_hole(server.port());  // the client's COMMIT never hears back: in doubt
   const bool in_doubt = test::wait_until([&] { return reports.load() >= 2; }, std::chrono::seconds(60));
   network.restore();
@@ -384,6 +389,7 @@ TEST(ReplayRunnerTest, ACommitInDoubtThatLandsAfterTheNextCheckpointReadIsCounte
   EXPECT_EQ(server.query("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
   EXPECT_EQ(server.query("SELECT applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'replay'"), "300");
   EXPECT_EQ(stats.applied, 300u);
+  EXPECT_EQ(stats.trades, 300u);
   EXPECT_EQ(stats.trades_unseen, 300u) << "the batch in doubt";
 }
 
