@@ -310,6 +310,65 @@ TEST(Failover, ABatchInFlightToAVanishedHostFailsWithinTheUserTimeout) {
   EXPECT_EQ(d.stop(), 0) << d.output();
 }
 
+// A batch's COMMIT held by a synchronous standby (`--synchronous-commit on`: the COMMIT waits for
+// it) while the writer's connection is cut (in doubt, invisible), which lands only after the
+// writer reconnected and read the checkpoint again: the
+// writer's next copy of those events waits for it, then finds the checkpoint moved past them
+// (CheckpointConflict), reads it again and goes on. Every event is stored once, the checkpoint's
+// applied count equals its lsn, the daemon serves on and stops cleanly.
+TEST(Failover, ACommitInDoubtThatLandsAfterTheWriterReadTheCheckpointAgainIsAppliedOnce) {
+  PrivateNetwork network;  // first: the server and the daemon run inside it
+  if (!network.available()) GTEST_SKIP() << network.why();
+  PgCluster server;
+  server.start();
+  migrate(server.url());
+  // The cut connection is given up within seconds (the URL's settings come before the daemon's).
+  DaemonHarness d(server.url() + "?keepalives_idle=1&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=3000",
+                  {"--writer-connections", "1", "--synchronous-commit", "on"});
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  struct Release {  // whatever fails, nothing is left waiting on the held commit
+    PrivateNetwork& network;
+    PgCluster& server;
+    ~Release() {
+      try {
+        network.restore();
+        server.release_commits();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "releasing the held commits failed: " << e.what();
+      }
+    }
+  } release{network, server};
+  server.hold_commits();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c_late", "held_", 100)));
+  ASSERT_TRUE(p.wait_ack(100, 10s)) << "the log acks whatever PostgreSQL does";
+  ASSERT_TRUE(server.wait_for_held_commit(30s)) << d.output();
+  const std::size_t output_before = d.output().size();
+  network.black_hole(server.port());
+  const bool in_doubt = wait_until([&] {  // the held batch's connection given up
+    const std::string out = d.output();
+    return out.find("failed (in_doubt)", output_before) != std::string::npos ||
+           out.find("failed (connection)", output_before) != std::string::npos;
+  }, 60s);
+  network.restore();
+  ASSERT_TRUE(in_doubt) << "the held COMMIT was not given up: " << d.output();
+  ASSERT_TRUE(wait_until([&] {
+    return server.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
+  }, 60s)) << "the writer's next copy of the batch did not wait for the held one: " << d.output();
+  server.release_commits();
+
+  ASSERT_TRUE(p.send(trade_lines("c_late", "after_", 100)));
+  ASSERT_TRUE(p.wait_ack(200, 10s));
+  ASSERT_TRUE(wait_until([&] { return query_count(server.url(), "SELECT count(*) FROM polymarket_trades") == 200; }, 60s))
+      << d.output();
+  ASSERT_TRUE(wait_until_log_applied(server.url(), d)) << d.output();
+  expect_each_record_applied_once(server.url());
+  EXPECT_NE(d.output().find("was not advanced to lsn", output_before), std::string::npos)
+      << "the writer's copy did not meet the landed commit (the case this test is about): " << d.output();
+  EXPECT_EQ(d.stop(), 0) << d.output();
+}
+
 // pm-ingestctl takes the same multi-host URL and finds the primary even when a standby is named
 // first; without target_session_attrs it would land on the standby, which refuses writes.
 TEST(Failover, CtlFindsThePrimaryInAMultiHostUrl) {
