@@ -181,7 +181,7 @@ std::unique_ptr<pm::archive::SegmentArchiver> make_archiver(const pm::DaemonOpti
   config.max_age = options.archive_max_age;
   config.compression_level = options.archive_compression_level;
   auto archiver = std::make_unique<pm::archive::SegmentArchiver>(config, metrics, log);
-  archiver->prepare();  // before recovery may delete applied segments the archive holds
+  archiver->prepare();  // before recovery may delete applied segments the archive holds; throws if another daemon holds it
   return archiver;
 }
 
@@ -433,7 +433,13 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   metrics.event_visible_alert_threshold_seconds.Set(options.freshness_alert_seconds);
   metrics.writer_connections.Set(static_cast<double>(options.writer_connections));
   int exit_code = 0;
-  const std::unique_ptr<pm::archive::SegmentArchiver> archiver = make_archiver(options, metrics, log);
+  std::unique_ptr<pm::archive::SegmentArchiver> archiver;
+  try {
+    archiver = make_archiver(options, metrics, log);
+  } catch (const pm::archive::ArchiveForeignLog& e) {  // another daemon's archive directory: before anything else can fail
+    log->critical("{}; refusing to start", e.what());
+    return 2;
+  }
   // The log first: it takes the directory's lock, so a second daemon on it exits 2 naming the
   // first, before it fails on the metrics address its twin holds (exit 1, which systemd restarts).
   const std::unique_ptr<pm::wal::WriteAheadLog> wal = open_log(options, log, metrics, archiver.get(), exit_code);

@@ -43,7 +43,7 @@ std::string SegmentArchiver::open_directory() {
 
 void SegmentArchiver::prepare() {
   const std::string problem = open_directory();
-  if (!locked_by_.empty()) return;  // start() refuses the directory, naming its holder
+  refuse_if_locked();
   if (!problem.empty())
     logger_->error("cannot use the archive directory {} ({}); applied log segments are kept in the live log until it works",
                    config_.dir, problem);
@@ -62,12 +62,16 @@ void SegmentArchiver::refuse_another_log(const ArchiveIndex& index) const {
                                           wal::log_id_hex(log_->log_id())));
 }
 
-void SegmentArchiver::start(wal::WriteAheadLog& log) {
-  log_ = &log;
+void SegmentArchiver::refuse_if_locked() const {
   if (!locked_by_.empty())
     throw ArchiveForeignLog(fmt::format("the archive directory {} is in use by another pm-ingestd ({}): give each daemon an "
                                         "archive directory of its own (point --archive-dir elsewhere)",
                                         config_.dir, locked_by_));
+}
+
+void SegmentArchiver::start(wal::WriteAheadLog& log) {
+  log_ = &log;
+  refuse_if_locked();
   try {
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
   } catch (const ArchiveForeignLog&) {

@@ -7,8 +7,8 @@
 //   file (kArchiveLockFileName: one daemon per archive directory, whatever its log) and fsyncs it,
 //   so an archive file renamed into it before a crash is durable before recovery deletes the live
 //   copy. Until that has worked (the thread tries again with each retry), may_remove() refuses
-//   everything (segments are kept); it logs why, unless another process holds the lock (start()
-//   then refuses the directory and names that process).
+//   everything (segments are kept), and it logs why; when another process holds the lock it throws
+//   ArchiveForeignLog naming that process (before anything else could fail and hide it).
 // - may_remove(log_id, segment) is the log's Options::may_remove: true only for a segment the
 //   archive holds (is_archived). Thread-safe.
 // - start(log) refuses (ArchiveForeignLog) an archive directory whose lock another process holds
@@ -85,6 +85,7 @@ class SegmentArchiver {
 
  private:
   enum class Outcome { Done, Refused, Failed };
+  void refuse_if_locked() const;  // ArchiveForeignLog when another process held the lock
   // The archiver thread and its steps. REQUIRES: archiver thread, for every function below.
   void run();
   // Creates and syncs the directory and takes its lock; "" once usable (dir_ready_), else why not.

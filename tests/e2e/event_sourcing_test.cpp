@@ -431,13 +431,16 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogIsRefusedAtStart) {
 // Two daemons (two logs) on one archive directory before either had archived anything: the check
 // for another log's files found none, both ran, and the second's segment 1 would be renamed over
 // the first's (both 0000000000000001.pmarc) and its index rewritten without the first's entries.
-// The directory's lock refuses the second at start (exit 2, which systemd does not restart).
+// The directory's lock refuses the second at start (exit 2, which systemd does not restart), before
+// anything else can fail: here its log directory cannot be made either, and it exited 1 naming only
+// that (systemd restarts an exit 1 for ever, and the archive's holder was never named).
 TEST(EventSourcing, ASecondDaemonOnAnArchiveDirectoryInUseIsRefusedAtStart) {
   TestDatabase live("es_shared_archive");
   DaemonHarness first(live.url(), {});
   first.args() = archive_args(first);
   first.start();
   DaemonHarness second(live.url(), {"--archive-dir", first.dir() + "/archive", "--instance-id", "second"});
+  std::ofstream(second.wal_dir()) << "a file where the log directory should be\n";
   EXPECT_EQ(second.run_to_exit(), 2) << second.output();
   EXPECT_NE(second.output().find("the archive directory " + first.dir() + "/archive is in use by another pm-ingestd (pid " +
                                  std::to_string(first.process().pid()) + ")"),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
@@ -237,6 +238,31 @@ TEST(ReplayRunnerTest, ABatchThatFailedBeforeTheDamageIsHandledBeforeTheDamageSt
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE lsn = " + std::to_string(refused_lsn)), 1);
   EXPECT_EQ(tdb.count("polymarket_trades"), before_damage - 1);
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
+// Another writer moving the instance's checkpoint under a replay (a second run of the instance) is
+// not taken for a commit in doubt that landed: with nothing in doubt, the batch that finds the
+// checkpoint moved past it stops the replay, naming it, and applies nothing.
+TEST(ReplayRunnerTest, ACheckpointAnotherWriterMovedStopsTheReplayWhenNothingIsInDoubt) {
+  test::TestDatabase tdb("replay_moved");
+  const TradeLog log("replay-moved", 300);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.to_lsn = 10;
+  ASSERT_EQ(ReplayRunner(options).run(&tdb.db()).applied, 10u);
+  pqxx::connection other(tdb.url());
+  pqxx::work moving(other);
+  moving.exec0("UPDATE pm_ingest_checkpoints SET lsn = 1000 WHERE instance_id = 'replay'");  // holds the row
+  options.to_lsn = UINT64_MAX;
+  std::future<std::string> replay = std::async(std::launch::async, [&] { return replay_error(options, tdb.db()); });
+  const bool waiting = test::wait_until([&] {
+    return tdb.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()") > 0;
+  }, std::chrono::seconds(30));
+  moving.commit();
+  EXPECT_TRUE(waiting) << "the replay's batch did not wait for the other writer's checkpoint";
+  const std::string error = replay.get();
+  EXPECT_NE(error.find("was not advanced to lsn 300"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("polymarket_trades"), 10);
 }
 
 // A dead letter PostgreSQL refuses to store stops the replay at once with that refusal (it used to

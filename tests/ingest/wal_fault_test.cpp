@@ -955,9 +955,6 @@ TEST_F(WalFaultTest, RecoveryRefusesALogWhoseListingMissedTheNextSegment) {
   }
 }
 
-// A segment the log's listing missed at recovery is never replaced by a later roll: its records
-// were acknowledged. A new segment took its name through a rename over it; the roll now finds the
-// name taken (EEXIST), keeps the file and stops the log (fatal: a restart lists again).
 // A log of segments 1 and 2, and a segment 3 of acknowledged records that `listing` (over fs_)
 // misses: two after the newest listed, so recovery's look at the next one passes. The log opened
 // through `listing` rolls until it reaches 3: it must keep the file and stop (fatal).
@@ -981,6 +978,9 @@ void WalFaultTest::expect_a_roll_keeps_the_missed_segment_3(LogFs& listing) {
   EXPECT_EQ(append(*log, 900, 1), AppendStatus::IoError);  // halted
 }
 
+// A segment the log's listing missed at recovery is never replaced by a later roll: its records
+// were acknowledged. A new segment took its name through a rename over it; the roll now finds the
+// name taken (EEXIST), keeps the file and stops the log (fatal: a restart lists again).
 TEST_F(WalFaultTest, ARollNeverReplacesASegmentTheListingMissed) {
   ListingMissesFs listing(fs_, segment_file_name(3));
   expect_a_roll_keeps_the_missed_segment_3(listing);
