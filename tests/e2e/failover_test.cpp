@@ -27,6 +27,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/private_network.h"
+#include "tests/support/release_held_commits.h"
 #include "tests/support/producer.h"
 
 namespace pm::test {
@@ -327,18 +328,7 @@ TEST(Failover, ACommitInDoubtThatLandsAfterTheWriterReadTheCheckpointAgainIsAppl
                   {"--writer-connections", "1", "--synchronous-commit", "on"});
   d.start();
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
-  struct Release {  // whatever fails, nothing is left waiting on the held commit
-    PrivateNetwork& network;
-    PgCluster& server;
-    ~Release() {
-      try {
-        network.restore();
-        server.release_commits();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "releasing the held commits failed: " << e.what();
-      }
-    }
-  } release{network, server};
+  const ReleaseHeldCommits release{network, server};  // whatever fails, nothing is left waiting on the held commit
   server.hold_commits();
   Producer p(d.socket());
   ASSERT_TRUE(p.send(trade_lines("c_late", "held_", 100)));

@@ -21,6 +21,7 @@
 #include "tests/support/daemon_harness.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/private_network.h"
+#include "tests/support/release_held_commits.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
 #include "tests/support/trade_event.h"
@@ -380,18 +381,7 @@ TEST(ReplayRunnerTest, ACommitInDoubtThatLandsAfterTheNextCheckpointReadIsCounte
   std::future<ReplayStats> replay = std::async(std::launch::async, [&] {
     return ReplayRunner(options, [&](const ReplayStats&) { ++reports; }).run(&db);
   });
-  struct Release {  // whatever happens (a failed query throws), the replay is not left waiting
-    test::PrivateNetwork& network;
-    test::PgCluster& server;
-    ~Release() {
-      try {
-        network.restore();
-        server.release_commits();
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "releasing the held commits failed: " << e.what();
-      }
-    }
-  } release{network, server};
+  const test::ReleaseHeldCommits release{network, server};  // whatever fails, the replay is not left waiting
   ASSERT_TRUE(server.wait_for_held_commit(std::chrono::seconds(30))) << "no COMMIT of the replay waited for the standby";
   network.black_hole(server.port());  // the client's COMMIT never hears back: in doubt
   const bool in_doubt = test::wait_until([&] { return reports.load() >= 2; }, std::chrono::seconds(60));
