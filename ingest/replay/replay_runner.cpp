@@ -42,7 +42,7 @@ struct ReplayRunner::Pass {
     for (FinishedBatch& f : lanes.take_finished(wait)) {
       if (f.result.applied()) {
         count(*f.batch, *f.result.value);
-        runner.forget_unresolved_doubt();
+        runner.forget_doubt();
         continue;
       }
       if (f.result.status == TxStatus::InDoubt) runner.in_doubt_.push_back(f.batch);
@@ -264,7 +264,7 @@ void ReplayRunner::replay_passes(archive::SegmentChain& chain, Database& db) {
     // past a batch whose events a commit in doubt held (it landed since the checkpoint was read).
     // Anything else (storing a dead letter, another writer on the instance's checkpoint) stops the
     // replay with PostgreSQL's own error.
-    const bool doubt_landed = failure->batch && overlaps_unresolved_doubt(*failure->batch) &&
+    const bool doubt_landed = failure->batch && overlaps_doubt(*failure->batch) &&
                               failure_is<CheckpointConflict>(failure->why);
     if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && !doubt_landed)
       throw ReplayError("PostgreSQL refused the replay (" + std::string(to_string(failure->status)) + "): " + failure->why.message);
@@ -294,15 +294,15 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
   return Failure{failed->result.status, failed->result.failure, failed->batch};
 }
 
-void ReplayRunner::forget_unresolved_doubt() {
-  unresolved_doubt_.clear();
-  unresolved_dead_letter_.reset();
+void ReplayRunner::forget_doubt() {
+  in_doubt_.clear();
+  dead_letter_in_doubt_.reset();
 }
 
-bool ReplayRunner::overlaps_unresolved_doubt(const LaneBatch& batch) const {
+bool ReplayRunner::overlaps_doubt(const LaneBatch& batch) const {
   const std::uint64_t first = batch.events.front().lsn, last = batch.events.back().lsn;
-  if (unresolved_dead_letter_ && first <= *unresolved_dead_letter_ && *unresolved_dead_letter_ <= last) return true;
-  return std::any_of(unresolved_doubt_.begin(), unresolved_doubt_.end(), [&](const std::shared_ptr<const LaneBatch>& b) {
+  if (dead_letter_in_doubt_ && first <= *dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= last) return true;
+  return std::any_of(in_doubt_.begin(), in_doubt_.end(), [&](const std::shared_ptr<const LaneBatch>& b) {
     return first <= b->events.back().lsn && b->events.front().lsn <= last;
   });
 }
@@ -321,15 +321,11 @@ void ReplayRunner::count_unseen(const LaneBatch& batch) {
   counted_through_ = std::max(counted_through_, batch.events.back().lsn);
 }
 
-// The batches whose COMMIT reply was lost (of the last pass, or unresolved by earlier reads) that
-// the checkpoint (at `checkpoint_lsn`) shows committed are counted as applied, a dead letter as
-// dead-lettered, each event once (counted_through_); the others are applied again by this pass,
-// and stay unresolved. A batch commits whole, and with its checkpoint: its last event tells.
+// The work in doubt (in_doubt_, dead_letter_in_doubt_) that the checkpoint (at `checkpoint_lsn`)
+// shows committed is counted, as applied or dead-lettered, each event once (counted_through_) and
+// forgotten; the rest is applied again by this pass and stays in doubt. A batch commits whole, and
+// with its checkpoint: its last event tells.
 void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
-  if (!dead_letter_in_doubt_) dead_letter_in_doubt_ = unresolved_dead_letter_;
-  unresolved_dead_letter_.reset();
-  in_doubt_.insert(in_doubt_.begin(), unresolved_doubt_.begin(), unresolved_doubt_.end());
-  unresolved_doubt_.clear();
   std::sort(in_doubt_.begin(), in_doubt_.end(), [](const auto& a, const auto& b) {
     return a->events.front().lsn < b->events.front().lsn;
   });
@@ -338,18 +334,17 @@ void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
     counted_through_ = std::max(counted_through_, *dead_letter_in_doubt_);
     dead_letter_in_doubt_.reset();
   };
+  std::vector<std::shared_ptr<const LaneBatch>> not_shown;
   for (const std::shared_ptr<const LaneBatch>& batch : in_doubt_) {
     if (batch->events.back().lsn > checkpoint_lsn) {
-      unresolved_doubt_.push_back(batch);
+      not_shown.push_back(batch);
       continue;
     }
     if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ < batch->events.front().lsn) count_dead_letter();
     count_unseen(*batch);
   }
   if (dead_letter_in_doubt_ && *dead_letter_in_doubt_ <= checkpoint_lsn) count_dead_letter();
-  unresolved_dead_letter_ = dead_letter_in_doubt_;
-  dead_letter_in_doubt_.reset();
-  in_doubt_.clear();
+  in_doubt_ = std::move(not_shown);
 }
 
 // The sources must hold the events from `start` on: a chain that begins later (an archive trimmed
@@ -382,7 +377,7 @@ std::optional<ReplayRunner::Failure> ReplayRunner::dead_letter(WriterLanes& lane
     if (f.result.applied()) {
       stats_.dead_lettered += f.result.value->dead_lettered;
       counted_through_ = std::max(counted_through_, event.lsn);
-      forget_unresolved_doubt();
+      forget_doubt();
       continue;
     }
     if (f.result.status == TxStatus::InDoubt) dead_letter_in_doubt_ = event.lsn;

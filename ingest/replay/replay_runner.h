@@ -150,19 +150,17 @@ class ReplayRunner {
   std::chrono::steady_clock::time_point started_;
   std::uint64_t highest_read_ = 0;  // counts each record once over several passes
   bool checkpoint_read_ = false;    // the first pass read the checkpoint (resumed_after_lsn is set)
-  // Batches of the last pass whose COMMIT outcome is unknown (InDoubt), until the next checkpoint read.
+  // Batches whose COMMIT outcome is unknown (InDoubt) that no checkpoint read has shown committed
+  // yet, and the lsn of such a dead letter: one may still land (a synchronous standby held it), and
+  // the pass applying those events again then finds the checkpoint past it. Every checkpoint read
+  // counts those it shows; all are forgotten once a later batch commits (it covered them).
   std::vector<std::shared_ptr<const LaneBatch>> in_doubt_;
-  std::optional<std::uint64_t> dead_letter_in_doubt_;  // lsn of a dead letter whose store's reply was lost
-  // In doubt, and not shown by the last checkpoint read: such a commit may still land (a synchronous
-  // standby held it), and the pass applying those events again then finds the checkpoint past it.
-  // Looked at again by every checkpoint read; forgotten once a later batch commits (it covered them).
-  std::vector<std::shared_ptr<const LaneBatch>> unresolved_doubt_;
-  std::optional<std::uint64_t> unresolved_dead_letter_;
+  std::optional<std::uint64_t> dead_letter_in_doubt_;
   // Every event up to this lsn is counted in stats_ (applied or dead-lettered): a commit in doubt
   // shown committed counts only its events above it (two copies of one range may both land).
   std::uint64_t counted_through_ = 0;
-  void forget_unresolved_doubt();
-  bool overlaps_unresolved_doubt(const LaneBatch& batch) const;
+  void forget_doubt();
+  bool overlaps_doubt(const LaneBatch& batch) const;
   void count_unseen(const LaneBatch& batch);
   Database* db_ = nullptr;  // while replay() runs: where skipped ranges are recorded
 };
