@@ -37,6 +37,13 @@ using namespace std::chrono_literals;
 
 enum class Fault { LaggingStandby, LaggingStandbyAndRestart, CommitInFlight };
 
+// Whether the daemon logged, after `from` bytes of its output, a batch or query given up on a lost
+// connection or a COMMIT in doubt.
+bool writer_lost_its_connection_since(const DaemonHarness& d, std::size_t from) {
+  const std::string out = d.output();
+  return out.find("failed (connection)", from) != std::string::npos || out.find("failed (in_doubt)", from) != std::string::npos;
+}
+
 std::string multi_host_url(const PgCluster& a, const PgCluster& b) {
   return "postgresql://postgres@127.0.0.1:" + std::to_string(a.port()) + ",127.0.0.1:" + std::to_string(b.port()) +
          "/postgres?target_session_attrs=read-write";
@@ -292,12 +299,7 @@ TEST(Failover, ABatchInFlightToAVanishedHostFailsWithinTheUserTimeout) {
   const auto vanished = std::chrono::steady_clock::now();
   ASSERT_TRUE(p.send(trade_lines("c_vanish", "during_", 100)));
   ASSERT_TRUE(p.wait_ack(200, 10s)) << "the log acks without PostgreSQL";
-  const auto batch_failed = [&] {
-    const std::string out = d.output();
-    return out.find("failed (connection)", output_before) != std::string::npos ||
-           out.find("failed (in_doubt)", output_before) != std::string::npos;
-  };
-  const bool failed = wait_until(batch_failed, 90s);
+  const bool failed = wait_until([&] { return writer_lost_its_connection_since(d, output_before); }, 90s);
   const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - vanished);
   network.restore();
   ASSERT_TRUE(failed) << "the batch still waited on the vanished host after 90 s: " << d.output();
@@ -313,9 +315,9 @@ TEST(Failover, ABatchInFlightToAVanishedHostFailsWithinTheUserTimeout) {
 
 // A batch's COMMIT held by a synchronous standby (`--synchronous-commit on`: the COMMIT waits for
 // it) while the writer's connection is cut (in doubt, invisible), which lands only after the
-// writer reconnected and read the checkpoint again: the
-// writer's next copy of those events waits for it, then finds the checkpoint moved past them
-// (CheckpointConflict), reads it again and goes on. Every event is stored once, the checkpoint's
+// writer reconnected and read the checkpoint again: the writer's next copy of those events waits
+// for it, then finds the checkpoint moved past them (CheckpointConflict), reads it again and goes
+// on. Every event is stored once, the checkpoint's
 // applied count equals its lsn, the daemon serves on and stops cleanly.
 TEST(Failover, ACommitInDoubtThatLandsAfterTheWriterReadTheCheckpointAgainIsAppliedOnce) {
   PrivateNetwork network;  // first: the server and the daemon run inside it
@@ -336,11 +338,7 @@ TEST(Failover, ACommitInDoubtThatLandsAfterTheWriterReadTheCheckpointAgainIsAppl
   ASSERT_TRUE(server.wait_for_held_commit(30s)) << d.output();
   const std::size_t output_before = d.output().size();
   network.black_hole(server.port());
-  const bool in_doubt = wait_until([&] {  // the held batch's connection given up
-    const std::string out = d.output();
-    return out.find("failed (in_doubt)", output_before) != std::string::npos ||
-           out.find("failed (connection)", output_before) != std::string::npos;
-  }, 60s);
+  const bool in_doubt = wait_until([&] { return writer_lost_its_connection_since(d, output_before); }, 60s);
   network.restore();
   ASSERT_TRUE(in_doubt) << "the held COMMIT was not given up: " << d.output();
   ASSERT_TRUE(wait_until([&] {

@@ -598,15 +598,26 @@ TEST(SendInput, TheReaderCutsAStreamAsTheWholeTextWouldBeCut) {
   }
 }
 
+// Starts `send`, pm-ingestctl send to `d` reading the FIFO it makes (returned: d.dir()/input.fifo),
+// its output in d.dir()/send.out. Empty (and a test failure) when the FIFO cannot be made.
+std::string start_send_from_a_fifo(const DaemonHarness& d, Process& send) {
+  const std::string fifo = d.dir() + "/input.fifo";
+  if (::mkfifo(fifo.c_str(), 0600) != 0) {
+    ADD_FAILURE() << "mkfifo " << fifo;
+    return "";
+  }
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", fifo}, {}, d.dir() + "/send.out");
+  return fifo;
+}
+
 // pm-ingestctl send at the end of a pipe: each line is sent as it is read, before the input ends.
 TEST(CtlSend, SendsEachLineOfAPipeAsItIsRead) {
   TestDatabase tdb("ctl_send_stream");
   DaemonHarness d(tdb.url());
   d.start();
-  const std::string fifo = d.dir() + "/input.fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   Process send;
-  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", fifo}, {}, d.dir() + "/send.out");
+  const std::string fifo = start_send_from_a_fifo(d, send);
+  ASSERT_FALSE(fifo.empty());
   std::ofstream pipe(fifo);  // opens once pm-ingestctl opened its end
   for (int i = 0; i < 5; ++i) pipe << trade_line("c", "early" + std::to_string(i)) << "\n";
   pipe.flush();
@@ -629,10 +640,9 @@ TEST(CtlSend, PrintsEachRejectionAsItComes) {
   TestDatabase tdb("ctl_send_live_rejection");
   DaemonHarness d(tdb.url());
   d.start();
-  const std::string fifo = d.dir() + "/input.fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   Process send;
-  send.start(PM_INGESTCTL_BIN, {"send", "--socket", d.socket(), "--input", fifo}, {}, d.dir() + "/send.out");
+  const std::string fifo = start_send_from_a_fifo(d, send);
+  ASSERT_FALSE(fifo.empty());
   std::ofstream pipe(fifo);
   pipe << trade_line("c", "good") << "\n" << trade_line("c", "bad", 1'700'000'000, "7") << "\n" << std::flush;
   const std::string first = "rejected range: " + fifo + ":2: ";
