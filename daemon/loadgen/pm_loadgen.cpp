@@ -86,9 +86,15 @@ struct Options {
 
 double parse_rate(const std::string& s) {
   if (s == "unlimited" || s == "0") return 0;
+  const po::error refused("--rate '" + s + "': must be a positive number of events per second or 'unlimited'");
   std::size_t used = 0;
-  const double r = std::stod(s, &used);
-  if (used != s.size() || !(r > 0)) throw po::error("--rate must be a positive number of events per second or 'unlimited'");
+  double r = 0;
+  try {
+    r = std::stod(s, &used);
+  } catch (const std::exception&) {  // not a number, or beyond a double (std::stod's own message: "stod")
+    throw refused;
+  }
+  if (used != s.size() || !(r > 0)) throw refused;
   return r;
 }
 
@@ -134,7 +140,7 @@ void add_report_options(po::options_description& o) {
        "another PostgreSQL session (see above); 0: off")
       ("visibility-poll-us", po::value<int>()->default_value(200),
        "pause between two polls for the probes, microseconds, at least (0: none)")
-      ("visibility-poll-fraction", po::value<double>()->default_value(0.03),
+      ("visibility-poll-fraction", po::value<double>()->default_value(0.03, "0.03"),
        "the pause grows to this fraction of the oldest unseen probe's wait so far (0..0.5; 0: a fixed "
        "--visibility-poll-us), so that long waits cost few polls")
       ("database-url", po::value<std::string>()->default_value(""),

@@ -388,8 +388,13 @@ TEST(LoadgenCli, HelpAndUsageErrors) {
     EXPECT_NE(r.output.find(option), std::string::npos) << option;
   r = run_loadgen(dir, {"--socket", dir + "/none.sock"});
   EXPECT_EQ(r.exit_code, 2) << r.output;  // no stop condition
-  r = run_loadgen(dir, {"--count", "1", "--rate", "fast"});
-  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("(=0.03)"), std::string::npos) << "the default as the README gives it, not 0.0299999...: " << r.output;
+  // A rate that is no number names the option and the value (it printed only "pm-loadgen: stod").
+  for (const char* rate : {"fast", "1e999", "5x"}) {
+    r = run_loadgen(dir, {"--count", "1", "--rate", rate});
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find(std::string("--rate '") + rate + "': must be a positive number"), std::string::npos) << r.output;
+  }
   r = run_loadgen(dir, {"--count", "1", "--visibility-probes", "-1", "--database-url", "postgresql://x/y"});
   EXPECT_EQ(r.exit_code, 2) << r.output;
   r = run_loadgen(dir, {"--count", "1", "--visibility-poll-fraction", "0.6"});
