@@ -34,7 +34,7 @@ if [ $# -eq 0 ] && [ "$built" = 1 ]; then
   # Debian's interpreter, where setup.sh installed python3-pytest (a python3 earlier on PATH,
   # pyenv's say, would not have it); PM_PYTHON overrides.
   echo "test.sh: python3 -m pytest -q clients/python/tests"
-  PM_INGESTD_BIN="$BIN_DIR/pm-ingestd" PM_INGESTCTL_BIN="$BIN_DIR/pm-ingestctl" \
+  PM_TEST_INGESTD_BIN="$BIN_DIR/pm-ingestd" PM_TEST_INGESTCTL_BIN="$BIN_DIR/pm-ingestctl" \
     "${PM_PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider clients/python/tests \
     || failed+=("pytest clients/python/tests")
 fi

@@ -1,7 +1,7 @@
 """Shared test support: the real daemon on a fresh database, PostgreSQL queries, waiting helpers.
 
 Environment (all optional):
-  PM_INGESTD_BIN, PM_INGESTCTL_BIN  the daemon and its tool (default: <repo>/build/daemon/...)
+  PM_TEST_INGESTD_BIN, PM_TEST_INGESTCTL_BIN  the daemon and its tool (default: <repo>/build/daemon/...)
   PM_TEST_DATABASE_URL or DATABASE_URL  an URL of the PostgreSQL server whose role may create
                                     databases (default: `scripts/pg.sh url`, the private cluster)
 """
@@ -37,11 +37,11 @@ NULL = "\\N"
 
 
 def ingestd_bin() -> Path:
-    return Path(os.environ.get("PM_INGESTD_BIN", REPO_ROOT / "build" / "daemon" / "pm-ingestd"))
+    return Path(os.environ.get("PM_TEST_INGESTD_BIN", REPO_ROOT / "build" / "daemon" / "pm-ingestd"))
 
 
 def ingestctl_bin() -> Path:
-    return Path(os.environ.get("PM_INGESTCTL_BIN", REPO_ROOT / "build" / "daemon" / "pm-ingestctl"))
+    return Path(os.environ.get("PM_TEST_INGESTCTL_BIN", REPO_ROOT / "build" / "daemon" / "pm-ingestctl"))
 
 
 # ------------------------------------------------------------------------------------ waiting
@@ -207,12 +207,12 @@ class Daemon:
             self.extra_args = list(extra_args)
         binary = ingestd_bin()
         if not os.access(binary, os.X_OK):
-            raise AssertionError(f"{binary} is missing: build the daemon or set PM_INGESTD_BIN")
+            raise AssertionError(f"{binary} is missing: build the daemon or set PM_TEST_INGESTD_BIN")
         self.starts += 1
         cmd = [str(binary), "--socket", self.socket, "--wal-dir", self.wal_dir,
                "--metrics-listen", f"127.0.0.1:{free_port()}", "--log-level", "warn", *self.extra_args]
         # The daemon takes every PM_INGESTD_<NAME> variable as an option and refuses unknown
-        # ones, PM_INGESTD_BIN included: its options come from the command line alone here, and
+        # ones: its options come from the command line alone here, and
         # the URL from DATABASE_URL (never the command line, where ps shows its password).
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PM_INGESTD_") and k != "DATABASE_URL"}
