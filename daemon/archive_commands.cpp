@@ -104,6 +104,8 @@ int run_replay(const ReplayCommand& c) {
     const ReplayStats stats = runner.run(db ? &*db : nullptr);
     progress.finish(stats);
     print_summary(c, stats);
+    // Stopped where it could not tell what a running daemon had synced: not done, whatever it applied.
+    if (stats.held_back && !stats.held_back->state_read) return 1;
     return stats.skipped.empty() && stats.skipped_earlier.empty() ? 0 : 3;
   } catch (const archive::ArchiveDamage& e) {
     std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; its checkpoint is where it stopped. "
@@ -113,31 +115,6 @@ int run_replay(const ReplayCommand& c) {
     std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; --skip-damaged replays past it)\n";
     return 2;
   }
-}
-
-int run_archive_list(const std::string& dir, bool json) {
-  bool stale = false;
-  const archive::ArchiveIndex index = archive::ArchiveIndex::read(wal::posix_log_fs(), dir, [](const std::string& file, const std::string& problem) {
-    std::cerr << "damaged (not listed): " << file << ": " << problem << "\n";
-  }, &stale);
-  if (stale) std::cerr << dir << "/index.ndjson does not match the files; listed from the files' headers\n";
-  if (json) {
-    std::cout << archive::ArchiveIndex::render(index.entries());
-    return 0;
-  }
-  std::uint64_t events = 0, raw = 0;
-  std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", "file", "lsn", "first arrival", "last arrival",
-                           "events", "segment", "archived");
-  for (const auto& e : index.entries()) {
-    std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", archive::archive_file_name(e.segment),
-                             fmt::format("{}..{}", e.first_lsn, e.last_lsn), iso_of_ms(e.first_arrival_ms),
-                             iso_of_ms(e.last_arrival_ms), e.events(), e.segment_bytes, e.file_bytes);
-    events += e.events();
-    raw += e.segment_bytes;
-  }
-  std::cout << fmt::format("total: {} segments, {} events, {} bytes of log in {} bytes on disk\n", index.entries().size(), events,
-                           raw, index.total_file_bytes());
-  return 0;
 }
 
 }  // namespace pm::ctl
@@ -172,16 +149,46 @@ std::string chain_problem(const archive::ArchiveEntry& before, const archive::Ar
   return "";
 }
 
+// False, after saying so on `out`, when `dir` holds no archive: the daemon writes index.ndjson as
+// soon as it uses a directory, so neither it nor an archive file means another directory (the
+// log's, a typo), where "archive ok" or an empty listing would say the opposite of the truth.
+bool holds_an_archive(const std::string& dir, const std::vector<std::uint64_t>& segments, std::ostream& out) {
+  if (!segments.empty() || std::filesystem::exists(dir + "/index.ndjson")) return true;
+  out << "no archive in " << dir << ": no archive files (*.pmarc) and no index.ndjson; give the daemon's --archive-dir\n";
+  return false;
+}
+
 }  // namespace
+
+int run_archive_list(const std::string& dir, bool json) {
+  if (!holds_an_archive(dir, archived_segments(dir), std::cerr)) return 2;  // stdout: the listing (JSON) only
+  bool stale = false;
+  const archive::ArchiveIndex index = archive::ArchiveIndex::read(wal::posix_log_fs(), dir, [](const std::string& file, const std::string& problem) {
+    std::cerr << "damaged (not listed): " << file << ": " << problem << "\n";
+  }, &stale);
+  if (stale) std::cerr << dir << "/index.ndjson does not match the files; listed from the files' headers\n";
+  if (json) {
+    std::cout << archive::ArchiveIndex::render(index.entries());
+    return 0;
+  }
+  std::uint64_t events = 0, raw = 0;
+  std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", "file", "lsn", "first arrival", "last arrival",
+                           "events", "segment", "archived");
+  for (const auto& e : index.entries()) {
+    std::cout << fmt::format("{:<22} {:>23} {:<27} {:<27} {:>10} {:>12} {:>12}\n", archive::archive_file_name(e.segment),
+                             fmt::format("{}..{}", e.first_lsn, e.last_lsn), iso_of_ms(e.first_arrival_ms),
+                             iso_of_ms(e.last_arrival_ms), e.events(), e.segment_bytes, e.file_bytes);
+    events += e.events();
+    raw += e.segment_bytes;
+  }
+  std::cout << fmt::format("total: {} segments, {} events, {} bytes of log in {} bytes on disk\n", index.entries().size(), events,
+                           raw, index.total_file_bytes());
+  return 0;
+}
 
 int run_archive_verify(const std::string& dir) {
   const std::vector<std::uint64_t> segments = archived_segments(dir);
-  // The daemon writes index.ndjson as soon as it uses a directory: neither it nor an archive file
-  // is another directory (the log's, a typo), and "archive ok" would say the opposite of the truth.
-  if (segments.empty() && !std::filesystem::exists(dir + "/index.ndjson")) {
-    std::cout << "no archive in " << dir << ": no archive files (*.pmarc) and no index.ndjson; give the daemon's --archive-dir\n";
-    return 2;
-  }
+  if (!holds_an_archive(dir, segments, std::cout)) return 2;
   std::vector<archive::ArchiveEntry> verified;
   std::uint64_t damaged = 0, events = 0;
   bool damaged_since_last = false;

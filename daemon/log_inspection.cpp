@@ -95,8 +95,10 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
   } catch (const wal::WalCorruption& e) {
     v.problem = e.what();
     v.segment_missing = e.segment_missing();
-  } catch (const std::system_error& e) {
+    v.unreadable = e.unreadable();
+  } catch (const std::system_error& e) {  // listing the directory, opening the state file
     v.problem = e.what();
+    v.unreadable = true;
   }
   return v;
 }
@@ -141,6 +143,15 @@ std::string damage_advice(const std::string& dir) {
          "(keep it for inspection), reset the checkpoint with `pm-ingestctl checkpoint-reset --instance-id ID`, and start "
          "the daemon with an empty --wal-dir.";
 }
+
+std::string advice_for(const LogVerdict& v, const std::string& dir) {
+  if (!v.unreadable) return damage_advice(dir);
+  return "The log could not be read, which says nothing about damage: check that " + dir +
+         " is the daemon's --wal-dir and that this user may read it (the daemon's files belong to its user: "
+         "run this as root or as that user). Change nothing in the directory until it reads.";
+}
+
+int exit_code_for(const LogVerdict& v) { return v.unreadable ? 1 : 2; }
 
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
                       bool* cut, wal::LogFs& fs) {

@@ -28,6 +28,9 @@ struct LogVerdict {
   std::uint64_t records = 0, trades = 0;  // of every run read, those below a hole included
   bool torn_tail = false;  // the last group is torn (the daemon cuts it at its next start)
   bool segment_missing = false;  // the problem: a segment file that was listed is gone
+  // The problem: the system refused to list the directory or open a file (a wrong --wal-dir, a
+  // permission, a symlink loop): no damage was found, and none of the damage advice applies.
+  bool unreadable = false;
   // Not ok because a segment went missing while a daemon holds the log (it removes applied ones),
   // after events had been passed on (so it was not read again): no damage, run the command again.
   bool cut_by_a_removal = false;
@@ -53,6 +56,11 @@ std::string lsn_ranges(const LogVerdict& v);
 
 // What an operator can do about a damaged log, as a paragraph naming the commands.
 std::string damage_advice(const std::string& dir);
+
+// For a verdict that is not ok: what to do (damage_advice, or how to make the log readable), and
+// the exit code that says which (2 damage, 1 the log could not be read).
+std::string advice_for(const LogVerdict& v, const std::string& dir);
+int exit_code_for(const LogVerdict& v);
 
 // Reads every readable record past any damage; prints each skipped range to `out`, and each event
 // at or after `from_lsn` (at most `limit`; `*cut` says whether more followed) when `print_events`.

@@ -1,7 +1,10 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <tuple>
+#include <utility>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -41,11 +44,14 @@ constexpr const char* kUsage =
     "            replay's checkpoint behind the log's oldest record is noted, not damage\n"
     "  checkpoint-reset --instance-id ID\n"
     "            forget an instance's checkpoint (after its log was fully applied and\n"
-    "            removed); its next start applies its log from the oldest record\n"
+    "            removed); its next start applies its log from the oldest record; exit 1\n"
+    "            when the instance has no checkpoint (the ones that have are named)\n"
     "  wal-verify --wal-dir DIR [--salvage]\n"
     "            read the whole log, checking every checksum, group and sequence number;\n"
-    "            exit 2 with the file, offset, diagnosis and what to do when it is damaged.\n"
-    "            --salvage reads past damage and lists the skipped byte ranges and LSNs\n"
+    "            exit 2 with the file, offset, diagnosis and what to do when it is damaged,\n"
+    "            exit 1 when it cannot be read (no such directory, a permission: the\n"
+    "            daemon's files belong to its user). --salvage reads past damage and lists\n"
+    "            the skipped byte ranges and LSNs\n"
     "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N] [--salvage]\n"
     "            print the log's events as JSON lines (lsn, a tab, the event); --salvage\n"
     "            prints every readable event past damage (no --limit unless given), with a\n"
@@ -67,7 +73,7 @@ constexpr const char* kUsage =
     "            is restored, still stops at or applies the skipped events. A log\n"
     "            directory a running daemon holds is read only as far as its state file\n"
     "            says it had synced (a second or so behind); the rest is left for the next\n"
-    "            run. Progress on stderr\n"
+    "            run (exit 1 when that state file cannot be read). Progress on stderr\n"
     "  send [--input FILE]... [--format F] [--socket PATH]\n"
     "            send NDJSON lines (or the elements of a JSON array) from files or stdin to\n"
     "            the daemon, waiting for every ack: lines not acknowledged are sent again\n"
@@ -80,6 +86,7 @@ constexpr const char* kUsage =
     "            one JSON array is read whole first\n"
     "  archive list --archive-dir DIR [--json]\n"
     "            the archived segments: LSN and arrival ranges, events, sizes, and totals\n"
+    "            (exit 2 for a directory that holds no archive)\n"
     "  archive verify --archive-dir DIR\n"
     "            read every archive file: checksums, every record, the LSN chain (read-only;\n"
     "            exit 2 when something is damaged)\n"
@@ -90,7 +97,8 @@ constexpr const char* kUsage =
     "            it, replay stops there unless --skip-damaged. N: the number or the file\n"
     "            name (000000000000000a.wal). Refused for a segment that is not damaged\n"
     "\n"
-    "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it.\n"
+    "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it,\n"
+    "1 when it cannot be read.\n"
     "Exit codes: 0 ok, 1 the command failed, 2 a usage error (a missing or bad option, no\n"
     "such command) or damage, 3 replay skipped damaged ranges (--skip-damaged).\n"
     "\n";
@@ -108,18 +116,35 @@ std::string environment(const char* name) {
   return value ? value : "";
 }
 
-// The database as the daemon finds it: the options, else the daemon's environment file's
-// PM_INGESTD_DATABASE_URL(_FILE) (so `systemd-run -p EnvironmentFile=...` reaches the same
-// database), else DATABASE_URL.
+// The database-url and database-url-file lines of the daemon's INI file (its other lines are the
+// daemon's own options: ignored here). Throws UsageError when the file cannot be read.
+std::pair<std::string, std::string> config_file_database(const std::string& path) {
+  po::options_description database;
+  database.add_options()("database-url", po::value<std::string>())("database-url-file", po::value<std::string>());
+  std::ifstream in(path);
+  if (!in) throw pm::UsageError("--config: cannot read " + path);
+  po::variables_map vm;
+  po::store(po::parse_config_file(in, database, /*allow_unregistered=*/true), vm);
+  const auto value = [&vm](const char* option) { return vm.count(option) ? vm[option].as<std::string>() : std::string(); };
+  return {value("database-url"), value("database-url-file")};
+}
+
+// The database as the daemon finds it, in its order: the options, else the daemon's environment
+// file's PM_INGESTD_DATABASE_URL(_FILE) (so `systemd-run -p EnvironmentFile=...` reaches the same
+// database), else the daemon's INI file (--config, else $PM_INGESTD_CONFIG), else DATABASE_URL.
 pm::DatabaseConfig database_config(const po::variables_map& vm) {
   std::string url_given = vm["database-url"].as<std::string>(), file_given = vm["database-url-file"].as<std::string>();
   if (url_given.empty() && file_given.empty()) {
     url_given = environment("PM_INGESTD_DATABASE_URL");
     file_given = environment("PM_INGESTD_DATABASE_URL_FILE");
   }
+  const std::string ini = vm["config"].as<std::string>().empty() ? environment("PM_INGESTD_CONFIG") : vm["config"].as<std::string>();
+  if (url_given.empty() && file_given.empty() && !ini.empty()) std::tie(url_given, file_given) = config_file_database(ini);
   auto url = pm::resolve_database_url(url_given, file_given);
   if (!url)
-    throw pm::UsageError("no database: give --database-url, --database-url-file, PM_INGESTD_DATABASE_URL(_FILE) or DATABASE_URL");
+    throw pm::UsageError(
+        "no database: give --database-url, --database-url-file, PM_INGESTD_DATABASE_URL(_FILE), the daemon's --config or "
+        "DATABASE_URL");
   pm::DatabaseConfig config;
   config.url = *url;
   config.min_connections = 0;
@@ -165,8 +190,9 @@ int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>
                      const std::string& daemon_instance) {
   const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
   if (!v.extent_known) {
-    std::cout << "log             " << dir << ": DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
-    return 2;
+    std::cout << "log             " << dir << ": " << (v.unreadable ? "CANNOT BE READ" : "DAMAGED") << ": " << v.problem << "\n"
+              << pm::ctl::advice_for(v, dir) << "\n";
+    return pm::ctl::exit_code_for(v);
   }
   const std::string id = pm::wal::log_id_hex(v.extent.log_id);
   // Read whole, the LSNs of each run (those below a hole too); else where reading in order starts and ends.
@@ -175,8 +201,9 @@ int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>
   std::cout << "log             " << id << " in " << dir << ": lsn " << lsns << ", " << v.extent.segments << " segment(s), "
             << pm::ctl::record_bytes(v) << " record bytes\n";
   if (!v.ok) {
-    std::cout << "log health      DAMAGED: " << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
-    return 2;
+    std::cout << "log health      " << (v.unreadable ? "CANNOT BE READ" : "DAMAGED") << ": " << v.problem << "\n"
+              << pm::ctl::advice_for(v, dir) << "\n";
+    return pm::ctl::exit_code_for(v);
   }
   std::ostringstream notes;
   for (const auto& [instance, log_id, lsn] : checkpoints) {
@@ -227,9 +254,19 @@ int run_checkpoint_reset(const po::variables_map& vm) {
   const std::string instance = vm["instance-id"].as<std::string>();
   if (instance.empty()) throw pm::UsageError("checkpoint-reset needs --instance-id ID (the daemon's, 'default' unless it was given one)");
   pm::Database db(database_config(vm));
-  const bool removed = pm::IngestCheckpointRepository(db).reset(instance);
-  std::cout << (removed ? "checkpoint of instance '" + instance + "' removed" : "instance '" + instance + "' had no checkpoint") << "\n";
-  return 0;
+  if (pm::IngestCheckpointRepository(db).reset(instance)) {
+    std::cout << "checkpoint of instance '" << instance << "' removed\n";
+    return 0;
+  }
+  // Nothing reset (a mistyped ID): a failure, so that `checkpoint-reset && systemctl start` stops here.
+  std::string known;
+  db.transaction([&](pqxx::work& tx) {
+    for (const auto& row : tx.exec("SELECT instance_id FROM pm_ingest_checkpoints ORDER BY instance_id"))
+      known += (known.empty() ? "'" : ", '") + std::string(row[0].c_str()) + "'";
+  });
+  std::cerr << "instance '" << instance << "' has no checkpoint; nothing was reset (instances with one: "
+            << (known.empty() ? "none" : known) << ")\n";
+  return 1;
 }
 
 int run_wal_verify(const po::variables_map& vm) {
@@ -237,8 +274,8 @@ int run_wal_verify(const po::variables_map& vm) {
   if (vm["salvage"].as<bool>()) return pm::ctl::salvage(dir, false, 0, 0, std::cout) == 0 ? 0 : 2;
   const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
   if (!v.ok) {
-    std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
-    return 2;
+    std::cerr << v.problem << "\n" << pm::ctl::advice_for(v, dir) << "\n";
+    return pm::ctl::exit_code_for(v);
   }
   for (const auto& finding : v.extent.pending_recovery)
     std::cerr << "note: at its next start the daemon will have " << pm::wal::describe(finding) << "\n";
@@ -290,8 +327,8 @@ int run_wal_dump(const po::variables_map& vm) {
     return 1;
   }
   if (!v.ok) {
-    std::cerr << v.problem << "\n" << pm::ctl::damage_advice(dir) << "\n";
-    return 2;
+    std::cerr << v.problem << "\n" << pm::ctl::advice_for(v, dir) << "\n";
+    return pm::ctl::exit_code_for(v);
   }
   return 0;
 }
@@ -365,6 +402,9 @@ void add_options(po::options_description& options) {
        "a password given here is masked in ps but may linger in shell history")
       ("database-url-file", po::value<std::string>()->default_value(""),
        "read the URL from the first line of this file")
+      ("config", po::value<std::string>()->default_value(""),
+       "the daemon's INI file (default: $PM_INGESTD_CONFIG): its database-url or database-url-file line names the "
+       "database when neither option nor PM_INGESTD_DATABASE_URL(_FILE) does, before $DATABASE_URL, as in the daemon")
       ("connect-attempts", po::value<long long>()->default_value(3), "connection attempts before giving up")
       ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; status: the one whose checkpoint the log must hold; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump, archive store-damaged)")

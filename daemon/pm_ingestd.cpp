@@ -216,6 +216,11 @@ std::unique_ptr<pm::wal::WriteAheadLog> open_log(const pm::DaemonOptions& option
       wal_options.may_remove = [archiver](const pm::wal::LogId& id, std::uint64_t segment) { return archiver->may_remove(id, segment); };
     wal = pm::wal::WriteAheadLog::open(std::move(wal_options));
   } catch (const pm::wal::WalCorruption& e) {
+    if (e.unreadable()) {  // no damage: the advice to inspect it would mislead; restarted like any failure to open
+      log->critical("cannot open the write-ahead log in {}: {} (check the files' owner and permissions)", options.wal_dir, e.what());
+      exit_code = 1;
+      return nullptr;
+    }
     log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
     exit_code = 2;
     return nullptr;
@@ -501,5 +506,10 @@ int main(int argc, char** argv) {
   log->info("pm-ingestd {} starting: wal {}, database {}, instance '{}', trade timestamps in {}", PM_VERSION,
             options.wal_dir, pm::redact_url(options.database_url), options.instance_id,
             pm::to_string(options.trade_timestamp_unit));
-  return run(options, signals, log);
+  try {
+    return run(options, signals, log);
+  } catch (const std::exception& e) {  // a part that could not start (a thread refused under a pids limit, ...)
+    log->critical("cannot run: {}; exiting 1", pm::redact_url(e.what()));
+    return 1;
+  }
 }

@@ -8,6 +8,13 @@ WalCorruption::WalCorruption(const std::string& file, std::uint64_t offset, cons
       offset_(offset),
       problem_(what) {}
 
+WalCorruption::WalCorruption(const std::string& file, const std::system_error& cause)
+    : std::runtime_error("cannot read write-ahead log file " + file + ": " + cause.what()),
+      file_(file),
+      offset_(0),
+      problem_(std::string("cannot open segment: ") + cause.what()),
+      os_error_(cause.code()) {}
+
 bool is_segment_missing(const std::exception& e) {
   const auto* corruption = dynamic_cast<const WalCorruption*>(&e);
   return corruption != nullptr && corruption->segment_missing();

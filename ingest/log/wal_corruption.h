@@ -1,6 +1,8 @@
 #pragma once
 // WalCorruption: the one error for damage found in the write-ahead log or its state file. It names
-// the file and byte offset, so an operator can find the place (`pm-ingestctl wal-verify`).
+// the file and byte offset, so an operator can find the place (`pm-ingestctl wal-verify`). A file
+// the system would not open (a permission, a symlink loop, too many open files) is no damage: it
+// carries the system's error (unreadable()), so tools tell the operator to fix access, not the log.
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -15,15 +17,20 @@ inline constexpr char kSegmentMissing[] = "segment missing";
 class WalCorruption : public std::runtime_error {
  public:
   WalCorruption(const std::string& file, std::uint64_t offset, const std::string& what);
+  // `file` could not be opened or read for `cause`, which is not that it is missing.
+  WalCorruption(const std::string& file, const std::system_error& cause);
   const std::string& file() const { return file_; }
   std::uint64_t offset() const { return offset_; }
   const std::string& problem() const { return problem_; }
   bool segment_missing() const { return problem_.rfind(kSegmentMissing, 0) == 0; }
+  // The system refused to open or read the file: nothing is known about its contents.
+  bool unreadable() const { return static_cast<bool>(os_error_); }
 
  private:
   std::string file_;
   std::uint64_t offset_;
   std::string problem_;
+  std::error_code os_error_;
 };
 
 // An fdatasync or directory fsync failed while the log was opened (recovery, a new log's first

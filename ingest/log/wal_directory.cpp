@@ -41,7 +41,7 @@ std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& pat
     return std::make_unique<SegmentFile>(fs, path);
   } catch (const std::system_error& e) {
     throw_if_segment_missing(path, e);
-    throw WalCorruption(path, 0, std::string("cannot open segment: ") + e.what());
+    throw WalCorruption(path, e);
   }
 }
 

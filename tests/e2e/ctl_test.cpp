@@ -47,6 +47,19 @@ TEST(Ctl, ReadsTheDaemonsDatabaseVariablesFromItsEnvironment) {
   EXPECT_NE(from_file.output.find("applied          01_schema.sql"), std::string::npos) << from_file.output;
   const auto from_url = ctl({"pending"}, {{"DATABASE_URL", "postgresql://u@127.0.0.1:1/x"}, {"PM_INGESTD_DATABASE_URL", tdb.url()}});
   EXPECT_EQ(from_url.code, 0) << from_url.output;
+  // The daemon's INI file (--config) beats DATABASE_URL in the daemon: pm-ingestctl reads its
+  // database lines too (it went to DATABASE_URL's database), given as --config or PM_INGESTD_CONFIG.
+  const std::string unreachable = "postgresql://u@127.0.0.1:1/x";
+  { std::ofstream(dir + "/url.conf") << "wal-max-bytes = 8G\ndatabase-url = " << tdb.url() << "\n"; }
+  { std::ofstream(dir + "/file.conf") << "database-url-file = " << dir << "/database-url\nbatch-max-events = 500\n"; }
+  const auto from_config = ctl({"pending", "--config", dir + "/url.conf", "--connect-attempts", "1"}, {{"DATABASE_URL", unreachable}});
+  EXPECT_EQ(from_config.code, 0) << from_config.output;
+  const auto from_config_env = ctl({"pending", "--connect-attempts", "1"},
+                                   {{"DATABASE_URL", unreachable}, {"PM_INGESTD_CONFIG", dir + "/file.conf"}});
+  EXPECT_EQ(from_config_env.code, 0) << from_config_env.output;
+  const auto no_config = ctl({"pending", "--config", dir + "/none.conf"}, {{"DATABASE_URL", unreachable}});
+  EXPECT_EQ(no_config.code, 2) << no_config.output;
+  EXPECT_NE(no_config.output.find("--config: cannot read " + dir + "/none.conf"), std::string::npos) << no_config.output;
   std::filesystem::remove_all(dir);
 }
 
@@ -317,9 +330,61 @@ TEST(Ctl, StatusResetVerifyAndDump) {
   EXPECT_EQ(d.run_to_exit(), 2) << d.output();
   EXPECT_NE(d.output().find("refusing to start"), std::string::npos) << d.output();
 
+  // A mistyped instance resets nothing and fails, naming the instances that have a checkpoint (it
+  // exited 0: `checkpoint-reset && systemctl start` went on with the checkpoint in place).
+  auto typo = ctl({"checkpoint-reset", "--instance-id", "defualt", "--database-url", tdb.url()});
+  EXPECT_EQ(typo.code, 1) << typo.output;
+  EXPECT_NE(typo.output.find("instance 'defualt' has no checkpoint; nothing was reset (instances with one: 'default')"),
+            std::string::npos)
+      << typo.output;
+  EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 1);
   auto reset = ctl({"checkpoint-reset", "--instance-id", "default", "--database-url", tdb.url()});
   EXPECT_EQ(reset.code, 0) << reset.output;
   EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
+}
+
+// A log the system will not let the tool read (a mistyped --wal-dir, a file, a segment it cannot
+// open: as root, a symlink loop stands in for a permission) is not damage: the damage advice (move
+// the directory away, reset the checkpoint) would strand a healthy log's acked events. It exited 2
+// with that advice for all three; the daemon refused to start on it "inspect with wal-verify".
+TEST(Ctl, ALogThatCannotBeReadIsNotCalledDamaged) {
+  TestDatabase tdb("ctl_unreadable");
+  const std::string dir = make_temp_dir("ctl_unreadable");
+  { std::ofstream(dir + "/a-file") << "x\n"; }
+  const auto expect_unreadable = [&](const std::vector<std::string>& args, const std::string& why) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_NE(r.output.find(why), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("could not be read, which says nothing about damage"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("salvage"), std::string::npos) << "damage advice for a log that was not read: " << r.output;
+    EXPECT_EQ(r.output.find("checkpoint-reset"), std::string::npos) << r.output;
+  };
+  expect_unreadable({"wal-verify", "--wal-dir", dir + "/missing"}, "No such file or directory");
+  expect_unreadable({"wal-verify", "--wal-dir", dir + "/a-file"}, "Not a directory");
+
+  DaemonHarness d(tdb.url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "x1")}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  const std::filesystem::path segment = d.wal_dir() + "/0000000000000001.wal";
+  ASSERT_TRUE(std::filesystem::remove(segment));
+  std::filesystem::create_symlink(segment.filename(), segment);  // open() fails with ELOOP
+  const std::string loop = "Too many levels of symbolic links";
+  expect_unreadable({"wal-verify", "--wal-dir", d.wal_dir()}, loop);
+  expect_unreadable({"wal-dump", "--wal-dir", d.wal_dir()}, loop);
+  expect_unreadable({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()}, loop);
+  EXPECT_NE(ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()}).output.find("CANNOT BE READ"), std::string::npos);
+  // The daemon: a failure to open it (exit 1, restarted), naming the error, with no damage verdict.
+  EXPECT_EQ(d.run_to_exit(), 1) << d.output();
+  EXPECT_NE(d.output().find("cannot open the write-ahead log in " + d.wal_dir() + ": cannot read write-ahead log file"),
+            std::string::npos)
+      << d.output();
+  EXPECT_EQ(d.output().find("corrupt"), std::string::npos) << d.output();
+  std::filesystem::remove_all(dir);
 }
 
 // wal-dump --salvage stopped at the default --limit (100) without saying so, and the damage advice

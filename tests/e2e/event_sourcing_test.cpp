@@ -2,10 +2,13 @@
 // `pm-ingestctl replay` rebuilds the projection tables from the archive and the live log, exactly
 // once: row for row what the live daemon wrote, at any instant (--until), through kill -9.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -502,6 +505,36 @@ TEST(EventSourcing, ALimitBelowOneSegmentStillLetsTheLiveLogShrink) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A log directory a running daemon holds whose state file cannot be read: the replay cannot tell
+// what was synced, reads nothing of it, says so and fails (it exited 0, so a scripted rebuild took
+// the run for complete). The test holds the directory's lock itself, as a daemon would.
+TEST(EventSourcing, AReplayThatCannotTellWhatARunningDaemonSyncedFails) {
+  TestDatabase live("es_state_unread");
+  DaemonHarness d(live.url(), {});
+  d.start();
+  {
+    Producer p(d.socket());
+    std::vector<std::string> lines;
+    for (int i = 0; i < 10; ++i) lines.push_back(trade_line("c", "unread" + std::to_string(i)));
+    ASSERT_TRUE(p.send(lines));
+    ASSERT_TRUE(p.wait_ack(10, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  const int lock = ::open((d.wal_dir() + "/LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0) << std::strerror(errno);
+  ASSERT_EQ(::flock(lock, LOCK_EX | LOCK_NB), 0) << std::strerror(errno);
+  const std::string state = read_file(d.wal_dir() + "/state");
+  { std::ofstream(d.wal_dir() + "/state", std::ios::trunc) << "not a state file"; }
+  const auto held = run_ctl({"replay", "--dry-run", "--source", d.wal_dir()});
+  EXPECT_EQ(held.code, 1) << held.output;
+  EXPECT_NE(held.output.find("its state file cannot be read, so what it has synced is unknown"), std::string::npos) << held.output;
+  ::close(lock);
+  { std::ofstream(d.wal_dir() + "/state", std::ios::trunc | std::ios::binary) << state; }
+  const auto free = run_ctl({"replay", "--dry-run", "--source", d.wal_dir()});
+  EXPECT_EQ(free.code, 0) << free.output;
+  EXPECT_NE(free.output.find("events read 10,"), std::string::npos) << free.output;
+}
+
 // Replay beside the running daemon reads its live log only as far as the log's state file says it
 // had synced (a group still being synced may yet fail and be cut): each run either reads every
 // acked event or says where it stopped; once the daemon is idle, the writer raises that bound
@@ -687,7 +720,7 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
 }
 
 // `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
-// "archive ok: 0 archived segments" and exited 0.
+// "archive ok: 0 archived segments" and exited 0; `archive list` listed "total: 0 segments", exit 0.
 TEST(EventSourcing, ArchiveVerifyOfADirectoryWithoutAnArchiveSaysSo) {
   TestDatabase live("es_verify_none");
   DaemonHarness d(live.url(), {});
@@ -704,6 +737,16 @@ TEST(EventSourcing, ArchiveVerifyOfADirectoryWithoutAnArchiveSaysSo) {
   EXPECT_NE(of_the_log.output.find("no archive in"), std::string::npos) << of_the_log.output;
   const test::Run empty_archive = run_ctl({"archive", "verify", "--archive-dir", d.dir() + "/archive"});
   EXPECT_EQ(empty_archive.code, 0) << "the daemon's own archive, nothing archived yet: " << empty_archive.output;
+  for (const bool json : {false, true}) {
+    std::vector<std::string> list = {"archive", "list", "--archive-dir", d.wal_dir()};
+    if (json) list.push_back("--json");
+    const test::Run listed = run_ctl(list);
+    EXPECT_EQ(listed.code, 2) << listed.output;
+    EXPECT_NE(listed.output.find("no archive in " + d.wal_dir()), std::string::npos) << listed.output;
+    list[3] = d.dir() + "/archive";
+    const test::Run own = run_ctl(list);
+    EXPECT_EQ(own.code, 0) << own.output;
+  }
 }
 
 // Sources that do not reach back to the first event to apply (archive retention removed the
