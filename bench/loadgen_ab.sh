@@ -16,11 +16,16 @@ RATE=${PM_AB_RATE:-25000}
 WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
 TRADES="$WORK/trades.ndjson"
 [ -f "$TRADES" ] || { echo "loadgen_ab: $TRADES is missing: run bench/run.sh once" >&2; exit 2; }
+# The URLs (a password in them) stay off command lines, where ps shows them: psql gets them
+# through pg_psql (libpq environment variables), the executables as DATABASE_URL.
+# shellcheck source=scripts/lib_pg_env.sh
+source "$ROOT/scripts/lib_pg_env.sh"
 ADMIN_URL=${DATABASE_URL:-$("$ROOT/scripts/pg.sh" url)}
-URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+URL=$(pg_url_with_db "$ADMIN_URL" pm_bench)
+pg_prepare_url "$URL"
 
 fresh_table() {
-  psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
+  pg_psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
     -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
     -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
     -c "DELETE FROM pm_ingest_checkpoints" -c "CHECKPOINT" >/dev/null 2>&1
@@ -43,8 +48,8 @@ one() {  # label binary mode
   fresh_table
   start_daemon
   local json cpu
-  json=$( { /usr/bin/time -f "cpu %U %S" "$bin" --socket "$DDIR/s" --input "$TRADES" "${args[@]}" --wait-applied \
-             --poll-ms 5 --database-url "$URL" --json --quiet 2> "$WORK/ab.time"; } )
+  json=$( { DATABASE_URL="$URL" /usr/bin/time -f "cpu %U %S" "$bin" --socket "$DDIR/s" --input "$TRADES" "${args[@]}" --wait-applied \
+             --poll-ms 5 --json --quiet 2> "$WORK/ab.time"; } )
   cpu=$(awk '/^cpu/ {print $2 + $3}' "$WORK/ab.time")
   stop_daemon
   python3 - "$label" "$mode" "$cpu" "$json" <<'PY'

@@ -22,8 +22,14 @@ CONNS=${PM_MULTI_CONNECTIONS:-2}
 BUILD=${PM_BUILD_DIR:-$ROOT/build}
 DAEMON_ARGS=(${PM_MULTI_DAEMON_ARGS:-})
 WORK=$ROOT/var/bench-multi
+# The URLs (a password in them) stay off command lines, where ps shows them: psql gets them
+# through pg_psql (libpq environment variables), the executables as DATABASE_URL, pm-ingestctl as
+# PM_INGESTD_DATABASE_URL (which it reads before DATABASE_URL).
+# shellcheck source=scripts/lib_pg_env.sh
+source "$ROOT/scripts/lib_pg_env.sh"
 ADMIN_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
-URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench_multi")))' "$ADMIN_URL")
+URL=$(pg_url_with_db "$ADMIN_URL" pm_bench_multi)
+pg_prepare_url "$ADMIN_URL" "$URL"  # once, here: not in the sampler's subshell
 INGESTD=$BUILD/daemon/pm-ingestd CTL=$BUILD/daemon/pm-ingestctl LOADGEN=$BUILD/daemon/pm-loadgen
 for b in "$INGESTD" "$CTL" "$LOADGEN"; do [ -x "$b" ] || { echo "multi_daemon: $b missing: build first (cmake --build $BUILD)" >&2; exit 2; }; done
 
@@ -41,9 +47,9 @@ trap stop_daemons EXIT
 
 run_once() {
   local n=$1 rep=$2
-  psql "$ADMIN_URL" -XAtqc "DROP DATABASE IF EXISTS pm_bench_multi" >/dev/null
-  psql "$ADMIN_URL" -XAtqc "CREATE DATABASE pm_bench_multi" >/dev/null
-  "$CTL" migrate --database-url "$URL" >/dev/null
+  pg_psql "$ADMIN_URL" -XAtqc "DROP DATABASE IF EXISTS pm_bench_multi" >/dev/null
+  pg_psql "$ADMIN_URL" -XAtqc "CREATE DATABASE pm_bench_multi" >/dev/null
+  PM_INGESTD_DATABASE_URL="$URL" "$CTL" migrate >/dev/null
   rm -rf "$WORK" && mkdir -p "$WORK"
   PIDS=()
   for i in $(seq 1 "$n"); do
@@ -53,7 +59,7 @@ run_once() {
   done
   for i in $(seq 1 "$n"); do for _ in $(seq 100); do [ -S "$WORK/d$i.sock" ] && break; sleep 0.05; done; done
   ( while :; do
-      psql "$URL" -XAtqc "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
+      pg_psql "$URL" -XAtqc "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
                           WHERE datname = 'pm_bench_multi' AND state = 'active' AND pid <> pg_backend_pid()" 2>/dev/null
       sleep 0.1
     done ) > "$WORK/waits" &
@@ -69,7 +75,7 @@ run_once() {
   for p in "${lg[@]}"; do wait "$p"; done
   local expected=$((per * n)) stored=0
   for _ in $(seq 1200); do
-    stored=$(psql "$URL" -XAtqc "SELECT count(*) FROM polymarket_trades")
+    stored=$(pg_psql "$URL" -XAtqc "SELECT count(*) FROM polymarket_trades")
     [ "$stored" -ge "$expected" ] && break
     sleep 0.05
   done

@@ -24,8 +24,12 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
 TRADES="$WORK/trades.ndjson"
 DAEMON_ARGS=(${PM_BENCH_DAEMON_ARGS:-})
+# The URLs (a password in them) stay off command lines, where ps shows them: psql gets them
+# through pg_psql (libpq environment variables), the executables as DATABASE_URL.
+# shellcheck source=scripts/lib_pg_env.sh
+source "$ROOT/scripts/lib_pg_env.sh"
 ADMIN_URL=${DATABASE_URL:-$("$ROOT/scripts/pg.sh" url)}
-URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+URL=$(pg_url_with_db "$ADMIN_URL" pm_bench)
 [ -f "$TRADES" ] && [ -x "$BUILD/daemon/pm-ingestd" ] || { echo "profile: run bench/run.sh first ($TRADES or $BUILD/daemon/pm-ingestd is missing)" >&2; exit 2; }
 command -v perf >/dev/null || { echo "profile: perf is missing (scripts/setup.sh installs linux-perf)" >&2; exit 2; }
 case "$RATE" in unlimited) ;; *[!0-9]*|"") echo "profile: RATE must be a number of events/s or 'unlimited'" >&2; exit 2 ;; esac
@@ -35,7 +39,7 @@ DPID=""
 cleanup() { [ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null; rm -rf "$OUT/wal"; }
 trap cleanup EXIT
 
-psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
+pg_psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
   -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
   -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
   -c "DELETE FROM pm_ingest_checkpoints" -c "CHECKPOINT" >/dev/null
@@ -50,13 +54,13 @@ for _ in $(seq 400); do
   sleep 0.05
 done
 
-LOADGEN=("$BUILD/daemon/pm-loadgen" --socket "$OUT/ingest.sock" --input "$TRADES" --database-url "$URL" --json --quiet)
+LOADGEN=("$BUILD/daemon/pm-loadgen" --socket "$OUT/ingest.sock" --input "$TRADES" --json --quiet)
 if [ "$RATE" = unlimited ]; then
-  perf record -a -g -o "$OUT/perf.data" -- "${LOADGEN[@]}" --rate unlimited --connections 2 --wait-applied --poll-ms 5 \
+  DATABASE_URL="$URL" perf record -a -g -o "$OUT/perf.data" -- "${LOADGEN[@]}" --rate unlimited --connections 2 --wait-applied --poll-ms 5 \
     > "$OUT/loadgen.json" 2> "$OUT/perf.log"
 else
   probes=$(( RATE / 100 > 100 ? RATE / 100 : 100 ))
-  "${LOADGEN[@]}" --rate $(( RATE - probes )) --duration "$SECONDS_PACED" --connections 4 --visibility-probes "$probes" \
+  DATABASE_URL="$URL" "${LOADGEN[@]}" --rate $(( RATE - probes )) --duration "$SECONDS_PACED" --connections 4 --visibility-probes "$probes" \
     > "$OUT/loadgen.json" &
   LPID=$!
   # pm-loadgen loads its input first (over a second here): sample from its first event on.

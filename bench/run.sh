@@ -58,11 +58,17 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
 record() { echo "$1" >> "$RESULTS"; }
 
 cd "$ROOT"
+# The database URLs (a password in them) never go on a command line, where ps shows them: psql
+# gets them through pg_psql (libpq environment variables), pm-ingestd and pm-loadgen as
+# DATABASE_URL, pm-ingestctl as PM_INGESTD_DATABASE_URL (which it reads before DATABASE_URL).
+# shellcheck source=scripts/lib_pg_env.sh
+source "$ROOT/scripts/lib_pg_env.sh"
 scripts/setup.sh >&2
 ADMIN_URL=${DATABASE_URL:-$(scripts/pg.sh url)}
-if ! psql "$ADMIN_URL" -XAtqc "SELECT 1" >/dev/null 2>&1; then scripts/pg.sh start >&2; fi
 BENCH_DB=${PM_BENCH_DB:-pm_bench}
-BENCH_URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$ADMIN_URL" "$BENCH_DB")
+BENCH_URL=$(pg_url_with_db "$ADMIN_URL" "$BENCH_DB")
+pg_prepare_url "$ADMIN_URL" "$BENCH_URL"
+if ! pg_psql "$ADMIN_URL" -XAtqc "SELECT 1" >/dev/null 2>&1; then scripts/pg.sh start >&2; fi
 
 log "building pm-ingestd, pm-ingestctl, pm-loadgen in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -74,29 +80,29 @@ PROBE="$BUILD/bench/pm-log-probe"
 
 mkdir -p "$WORK"
 rm -f "$RESULTS"
-psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'" | grep -q 1 ||
-  psql "$ADMIN_URL" -Xqc "CREATE DATABASE \"$BENCH_DB\"" >/dev/null
-"$CTL" migrate --database-url "$BENCH_URL" >/dev/null
+pg_psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$BENCH_DB'" | grep -q 1 ||
+  pg_psql "$ADMIN_URL" -Xqc "CREATE DATABASE \"$BENCH_DB\"" >/dev/null
+PM_INGESTD_DATABASE_URL="$BENCH_URL" "$CTL" migrate >/dev/null
 # The table every writer starts from: polymarket_trades as migrated (primary key and the
 # (condition_id, timestamp) index of seed/04), copied fresh before each writer.
-psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS bench_trades_template" \
+pg_psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS bench_trades_template" \
   -c "CREATE TABLE bench_trades_template (LIKE polymarket_trades INCLUDING ALL)" >/dev/null
 
 fresh_table() {
-  psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 \
+  pg_psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 \
     -c "DROP TABLE polymarket_trades" \
     -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" \
     -c "TRUNCATE trade_watermarks, trigger_watermarks, polymarket_first_triggers, pm_dead_letters" \
     -c "DELETE FROM pm_ingest_checkpoints" >/dev/null 2>&1
   # Every writer starts from a fresh checkpoint, so none pays for a checkpoint that the previous
   # one's WAL triggered (needs pg_checkpoint, which scripts/pg.sh grants; skipped elsewhere).
-  psql "$BENCH_URL" -Xqc "CHECKPOINT" >/dev/null 2>&1 || true
+  pg_psql "$BENCH_URL" -Xqc "CHECKPOINT" >/dev/null 2>&1 || true
   # The dropped table's files are unlinked by that checkpoint; their blocks are freed (and, on a
   # file system mounted with `discard`, discarded) at the next journal commit, which would
   # otherwise land inside the next run (a 56 ms fdatasync of a new log's first group was seen).
   sync
 }
-rows() { psql "${1:-$BENCH_URL}" -XAtqc "SELECT count(*) FROM polymarket_trades"; }
+rows() { pg_psql "${1:-$BENCH_URL}" -XAtqc "SELECT count(*) FROM polymarket_trades"; }
 
 TRADES="$WORK/trades.ndjson"
 TRADES_DUP="$WORK/trades_dup10.ndjson"
@@ -170,8 +176,8 @@ daemon_run() {  # label run file [daemon options...]
   start_daemon "$BENCH_URL" "$@"
   wait_db_up
   local json
-  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$file" --rate unlimited --connections "$CONNS" \
-         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$file" --rate unlimited --connections "$CONNS" \
+         --wait-applied --poll-ms 5 --json --quiet)
   local hwm; hwm=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
   stop_daemon
   record "{\"section\":\"writers\",\"writer\":\"$label\",\"run\":$run,\"file\":\"$(basename "$file")\",\"rss_kib\":$hwm,\"loadgen\":$json}"
@@ -182,7 +188,7 @@ daemon_run() {  # label run file [daemon options...]
 for run in $(seq "$REPS"); do
   if ! full; then daemon_run "pm-ingestd" "$run" "$TRADES"; log "pm-ingestd run $run: $LAST_JSON"; continue; fi
   fresh_table
-  t0=$(now); psql "$BENCH_URL" -Xqc "\\copy polymarket_trades ($COLS) FROM '$TSV'"; t1=$(now)
+  t0=$(now); pg_psql "$BENCH_URL" -Xqc "\\copy polymarket_trades ($COLS) FROM '$TSV'"; t1=$(now)
   n=$(rows)
   record "{\"section\":\"writers\",\"writer\":\"psql copy (text)\",\"run\":$run,\"rows\":$n,\"seconds\":$(minus "$t1" "$t0")}"
   log "psql copy run $run: $n rows in $(minus "$t1" "$t0") s"
@@ -223,8 +229,8 @@ if full; then
   fresh_table
   DAEMON_WAL_DIR="$ES_WAL" start_daemon "$BENCH_URL" --archive-dir "$ES_ARCHIVE" --wal-segment-bytes 16M
   wait_db_up
-  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate unlimited --connections "$CONNS" \
-         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate unlimited --connections "$CONNS" \
+         --wait-applied --poll-ms 5 --json --quiet)
   for _ in $(seq 600); do [ "$(metric pm_ingest_archive_pending_segments)" = "0" ] && break; sleep 0.05; done
   stop_daemon
   archived=$(du -sb "$ES_ARCHIVE" | cut -f1); logged=$(du -sb "$ES_WAL" | cut -f1)
@@ -232,7 +238,7 @@ if full; then
   log "pm-ingestd with --archive-dir: $json (archive $archived bytes, live log $logged bytes)"
   fresh_table
   t0=$(now)
-  "$CTL" replay --source "$ES_ARCHIVE" --source "$ES_WAL" --database-url "$BENCH_URL" > "$WORK/replay.out" 2>/dev/null
+  PM_INGESTD_DATABASE_URL="$BENCH_URL" "$CTL" replay --source "$ES_ARCHIVE" --source "$ES_WAL" > "$WORK/replay.out" 2>/dev/null
   t1=$(now)
   n=$(rows)
   record "{\"section\":\"event_sourcing\",\"writer\":\"pm-ingestctl replay\",\"rows\":$n,\"seconds\":$(minus "$t1" "$t0")}"
@@ -255,8 +261,8 @@ full && for pct in 25 50 75 100; do
   fresh_table
   start_daemon "$BENCH_URL"
   wait_db_up
-  json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
-         --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+  json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
+         --wait-applied --poll-ms 5 --json --quiet)
   stop_daemon
   record "{\"section\":\"latency\",\"percent\":$pct,\"rate\":$rate,\"loadgen\":$json}"
   log "latency at $pct % ($rate/s): $json"
@@ -314,8 +320,8 @@ freshness_run() {  # RATE LABEL SCHED
   wait_db_up
   local before after
   before=$(writer_view)
-  json=$("${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
-         --connections "$conns" --visibility-probes "$probes" --database-url "$BENCH_URL" --json --quiet)
+  json=$(DATABASE_URL="$BENCH_URL" "${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
+         --connections "$conns" --visibility-probes "$probes" --json --quiet)
   after=$(writer_view)
   stop_daemon
   record "{\"section\":\"freshness\",\"label\":\"$label\",$sched_field\"rate\":$rate,\"load_rate\":$load,\"probes\":$probes,\"seconds\":$seconds,\"connections\":$conns,\"writer_before\":$before,\"writer_after\":$after,\"loadgen\":$json}"
@@ -361,8 +367,8 @@ if full && [ -d /dev/shm ] && [ -w /dev/shm ]; then
     PROBE_PID=$!
     for _ in $(seq 600); do [ -e "$SHM/probe-ready" ] && break; sleep 0.05; done
     [ -e "$SHM/probe-ready" ] || { log "pm-log-probe did not start its timed part"; exit 1; }
-    json=$("$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
-           --wait-applied --poll-ms 5 --database-url "$BENCH_URL" --json --quiet)
+    json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
+           --wait-applied --poll-ms 5 --json --quiet)
     wait "$PROBE_PID"
     PROBE_PID=""
     stop_daemon
@@ -384,7 +390,8 @@ if full && [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
   pgctl() { "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 120 "$@" >/dev/null; }
   pgctl start
   TMP_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
-  "$CTL" migrate --database-url "$TMP_URL" >/dev/null
+  pg_prepare_url "$TMP_URL"
+  PM_INGESTD_DATABASE_URL="$TMP_URL" "$CTL" migrate >/dev/null
   start_daemon "$TMP_URL"
   wait_db_up
   rss0=$(awk '/VmRSS/ {print $2}' "/proc/$DPID/status")
@@ -411,8 +418,8 @@ if full && [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
 fi
 
 # --- the report ------------------------------------------------------------------------------
-PGVER=$(psql "$BENCH_URL" -XAtqc "SHOW server_version")
-PGSET=$(psql "$BENCH_URL" -XAtqc "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers','synchronous_commit','fsync','max_wal_size','wal_level')")
+PGVER=$(pg_psql "$BENCH_URL" -XAtqc "SHOW server_version")
+PGSET=$(pg_psql "$BENCH_URL" -XAtqc "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers','synchronous_commit','fsync','max_wal_size','wal_level')")
 OUT="$ROOT/bench"; full || OUT="$WORK"
 /usr/bin/python3 "$ROOT/bench/report.py" "$RESULTS" "$OUT" \
   --context "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $PGVER ($PGSET), commit $(git -C "$ROOT" rev-parse --short HEAD), $N trades of gen_trades.py, pm-loadgen with $CONNS connections${PM_BENCH_DAEMON_ARGS:+, daemon options $PM_BENCH_DAEMON_ARGS}"

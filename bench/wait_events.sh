@@ -17,7 +17,10 @@ RATE=${2:-200}
 : "${DATABASE_URL:?set DATABASE_URL to the database to watch}"
 SAMPLES=$(python3 -c "print(max(1, round($SECONDS_TO_SAMPLE * $RATE)))")
 PAUSE=$(python3 -c "print(1 / $RATE)")
-psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 <<SQL
+# Not `psql "$DATABASE_URL"`: ps would show the URL, password included, for the whole sampling.
+# shellcheck source=scripts/lib_pg_env.sh
+source "$(dirname "$0")/../scripts/lib_pg_env.sh"
+pg_psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TEMP TABLE pm_wait_samples (sample int, wait text, statement text);
 DO \$\$
 BEGIN

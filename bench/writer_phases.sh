@@ -14,8 +14,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BATCH=${1:-5000}
 WORK=${PM_BENCH_WORK:-$ROOT/var/bench}
+# The URL (a password in it) stays off psql's command line, where ps shows it: pg_psql gives it
+# to psql as libpq environment variables.
+# shellcheck source=scripts/lib_pg_env.sh
+source "$ROOT/scripts/lib_pg_env.sh"
 ADMIN_URL=${DATABASE_URL:-$("$ROOT/scripts/pg.sh" url)}
-URL=$(python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/pm_bench")))' "$ADMIN_URL")
+URL=$(pg_url_with_db "$ADMIN_URL" pm_bench)
+pg_prepare_url "$URL"
 [ -f "$WORK/trades.tsv" ] || { echo "writer_phases: run bench/run.sh first ($WORK/trades.tsv is missing)" >&2; exit 2; }
 PARTS="$WORK/phases"
 rm -rf "$PARTS"; mkdir -p "$PARTS/staged" "$PARTS/direct"
@@ -93,12 +98,12 @@ print(f"  total {all_ms / 1000:.2f} s = {rows / all_ms * 1000:,.0f} rows/s;  " +
 PY
 }
 fresh() {
-  psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
+  pg_psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
     -c "CREATE TABLE polymarket_trades (LIKE bench_trades_template INCLUDING ALL)" -c "TRUNCATE trade_watermarks" >/dev/null
 }
 for v in staged staged_async daemon direct; do
   fresh
-  psql "$URL" -X -q -f "$PARTS/$v.sql" > "$PARTS/$v.out" 2>&1
+  pg_psql "$URL" -X -q -f "$PARTS/$v.sql" > "$PARTS/$v.out" 2>&1
   echo "$v ($BATCH rows per transaction):"
   if [ "$v" = direct ]; then summarise "$PARTS/$v.out" BEGIN COPY COMMIT
   elif [ "$v" = daemon ]; then summarise "$PARTS/$v.out" BEGIN probe SAVEPOINT COPY RELEASE watermarks COMMIT
