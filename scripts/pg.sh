@@ -87,7 +87,9 @@ start() {
   fi
   init_cluster
   if ! is_running; then
-    pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
+    # The port on the command line too: postgresql.conf holds the one of the first start, and a
+    # PM_PG_PORT given later (as the message above advises) was ignored.
+    pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT" start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
   fi
   bootstrap_role
   echo "postgres: running on localhost:$PORT (data $DATA)"
