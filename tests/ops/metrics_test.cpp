@@ -89,9 +89,9 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   // The database comes back (the same daemon, pointed at a reachable one after a restart).
   EXPECT_EQ(d.stop(), 0);
   d.database_url() = tdb_->url();
-  d.start();
-  EXPECT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s))
-      << http_request(port, "GET", "/readyz").body;
+  d.start();  // its metrics port may have moved (DaemonHarness::start)
+  EXPECT_TRUE(wait_until([&] { return http_request(d.metrics_port(), "GET", "/readyz").status == 200; }, 20s))
+      << http_request(d.metrics_port(), "GET", "/readyz").body;
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
 }
 
