@@ -195,7 +195,7 @@ TEST(EventSourcing, ReplayKilledAtRandomMomentsResumesToTheSameTables) {
     const long long share = std::max(1LL, (events - at) / (kRounds - round + 1));
     const long long target = at + std::uniform_int_distribution<long long>(1, share)(rng);
     Process p;
-    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out");
+    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out", Process::Output::Append);  // every round's, for the message below
     ASSERT_TRUE(wait_until([&] { return checkpoint() >= target || !p.running(); }, 60s));
     if (p.running()) ++killed;
     p.kill9();

@@ -67,7 +67,8 @@ void DaemonHarness::launch() {
   std::vector<std::string> args = {"--socket", socket(), "--wal-dir", wal_dir(), "--metrics-listen",
                                    "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log");
+  // Appended: output() is every run's (tests read the earlier runs' lines after a restart).
+  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log", Process::Output::Append);
 }
 
 int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
