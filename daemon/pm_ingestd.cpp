@@ -324,12 +324,13 @@ class Supervisor {
     if (std::chrono::steady_clock::now() - last_status_ < std::chrono::seconds(1)) return;
     last_status_ = std::chrono::steady_clock::now();
     const pm::ReadinessReport report = http_.readiness();
-    d_.metrics.ready.Set(report.ready() ? 1 : 0);
     std::string failing;
     for (const auto& check : report.checks) {
       d_.metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
       if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
     }
+    // After the checks: once a scrape has shown this `ready`, the next shows the checks it came from.
+    d_.metrics.ready.Set(report.ready() ? 1 : 0);
     const auto used = d_.pipeline.budget_used_bytes();
     d_.metrics.wal_budget_used_bytes.Set(static_cast<double>(used));
     sd_notifyf(0, "STATUS=%zu producers, %llu events unapplied, %llu log bytes of the budget used, database %s, %s%s",

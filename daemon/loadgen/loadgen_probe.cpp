@@ -47,8 +47,9 @@ VisibilityProbe::~VisibilityProbe() {
   if (poller_.joinable()) poller_.join();
 }
 
+void VisibilityProbe::connect() { db_ = std::make_unique<Db>(config_.database_url); }
+
 void VisibilityProbe::start(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  db_ = std::make_unique<Db>(config_.database_url);
   if (deadline) source_->set_deadline(*deadline);
   sender_ = std::thread([this] { send_loop(); });
   poller_ = std::thread([this] { poll_loop(); });

@@ -4,7 +4,9 @@
 // session.
 //
 // Contract:
-// - start() runs two threads. The sender: one more pipelined connection to the daemon (a
+// - connect() opens the poller's PostgreSQL session (before the caller starts its clock: the
+//   set-up, seconds under a sanitizer, is not part of a run's --duration). start() then runs two
+//   threads. The sender: one more pipelined connection to the daemon (a
 //   ProducerConnection, so reconnects and busy replies are handled as for the load), sending
 //   `rate` probe trades per second, paced, from EventSource::probes(condition_id); it stamps each
 //   probe's first write (steady clock). The poller: its own PostgreSQL connection, looping
@@ -83,7 +85,9 @@ class VisibilityProbe {
  public:
   explicit VisibilityProbe(ProbeConfig config);
   ~VisibilityProbe();  // stops and joins whatever still runs
-  // Connects the poller to PostgreSQL (throws on failure), then starts both threads.
+  // Connects the poller to PostgreSQL; throws on failure.
+  void connect();
+  // Starts both threads (after connect()).
   void start(std::optional<std::chrono::steady_clock::time_point> deadline);
   // Ends the sending (if the deadline did not), waits as the contract says and reports; rethrows
   // the poller's database error, if any.

@@ -56,7 +56,6 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   phase_turn_.Observe(phases.turn);
   phase_finish_.Observe(phases.finish);
   phase_commit_.Observe(phases.commit);
-  if (!events.empty()) metrics_.applied_events.Increment(static_cast<double>(count_applied(events.front().lsn - 1, events.back().lsn)));
   metrics_.rows_written("polymarket_trades").Increment(static_cast<double>(c.trades_inserted));
   metrics_.rows_written("polymarket_first_triggers").Increment(static_cast<double>(c.triggers_recorded));
   metrics_.rows_written("trade_watermarks").Increment(static_cast<double>(c.trade_watermarks));
@@ -74,6 +73,9 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
     if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
+  // Last: once a scrape has shown these events as applied, the next one shows their rows,
+  // duplicates and dead letters too (tests wait for this count, then read those).
+  if (!events.empty()) metrics_.applied_events.Increment(static_cast<double>(count_applied(events.front().lsn - 1, events.back().lsn)));
 }
 
 // The events after `from` up to `to` not counted before, and moves the count's mark to `to`.
@@ -84,9 +86,9 @@ std::uint64_t WriterMetrics::count_applied(std::uint64_t from, std::uint64_t to)
 }
 
 void WriterMetrics::committed_unseen(std::uint64_t from, std::uint64_t to, std::uint64_t dead_lettered) {
-  metrics_.applied_events.Increment(static_cast<double>(count_applied(from, to)));
   metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(dead_lettered));
   metrics_.dead_lettered.Increment(static_cast<double>(dead_lettered));
+  metrics_.applied_events.Increment(static_cast<double>(count_applied(from, to)));  // last, as above
 }
 
 // Each event's time from its arrival to `until_ms` (Unix ms), in one histogram update per batch:

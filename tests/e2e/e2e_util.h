@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -73,18 +75,46 @@ inline std::set<std::string> trade_ids(const std::string& url) {
   return out;
 }
 
+// The complete lines (ended by '\n') of a running process's output: the last one may be half
+// written when the file is read ("retrying in " without its number yet).
+inline std::vector<std::string> complete_lines(const std::string& output) {
+  std::vector<std::string> lines;
+  for (std::size_t begin = 0, end; (end = output.find('\n', begin)) != std::string::npos; begin = end + 1)
+    lines.push_back(output.substr(begin, end - begin));
+  return lines;
+}
+
 // Every wait the daemon's writer announced ("retrying in N ms") on a line of its output holding
 // `marker`, in order.
 inline std::vector<int> announced_waits(const std::string& output, const std::string& marker) {
   std::vector<int> waits;
   const std::string announce = "retrying in ";
-  std::istringstream lines(output);
-  for (std::string line; std::getline(lines, line);) {
+  for (const std::string& line : complete_lines(output)) {
     const std::size_t at = line.find(announce);
     if (line.find(marker) != std::string::npos && at != std::string::npos)
       waits.push_back(std::stoi(line.substr(at + announce.size())));
   }
   return waits;
+}
+
+// The daemon's own times (seconds) of the lines of its output holding `marker`, in order: each
+// line begins with its spdlog time, "%Y-%m-%dT%H:%M:%S.%e" (local time, read here as UTC: only
+// differences between them are meant). Unlike a test's observation of the lines, these do not
+// depend on when the test looked.
+inline std::vector<double> logged_times(const std::string& output, const std::string& marker) {
+  std::vector<double> times;
+  for (const std::string& line : complete_lines(output)) {
+    if (line.find(marker) == std::string::npos) continue;
+    std::tm t{};
+    int ms = 0;
+    if (std::sscanf(line.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &t.tm_year, &t.tm_mon, &t.tm_mday, &t.tm_hour, &t.tm_min,
+                    &t.tm_sec, &ms) != 7)
+      continue;  // not a line of the daemon's logger
+    t.tm_year -= 1900;
+    t.tm_mon -= 1;
+    times.push_back(static_cast<double>(::timegm(&t)) + ms / 1000.0);
+  }
+  return times;
 }
 
 }  // namespace pm::test

@@ -198,7 +198,7 @@ TEST(EventSourcing, ReplayKilledAtRandomMomentsResumesToTheSameTables) {
     const long long share = std::max(1LL, (events - at) / (kRounds - round + 1));
     const long long target = at + std::uniform_int_distribution<long long>(1, share)(rng);
     Process p;
-    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out");
+    p.start(PM_INGESTCTL_BIN, args, {}, d.dir() + "/replay.out", Process::Output::Append);  // every round's, for the message below
     ASSERT_TRUE(wait_until([&] { return checkpoint() >= target || !p.running(); }, 60s));
     if (p.running()) ++killed;
     p.kill9();
@@ -469,8 +469,12 @@ TEST(EventSourcing, AnArchiveDirectoryOfAnotherLogFoundAfterStartIsNotWrittenOve
   d.start();
   Producer p(d.socket());
   send_in_chunks(p, "n", 10);  // segments the new log would archive as 0000000000000001.pmarc...
-  std::filesystem::create_directory(late);
-  std::filesystem::rename(d.dir() + "/archive", late + "/archive");  // ...into the old log's archive
+  // ...into the old log's archive, published whole by one rename: an empty `late` would let the
+  // archiver's retry make late/archive first (its mkdir is one level), and the move then fail.
+  const std::string staged = d.dir() + "/late.staged";
+  std::filesystem::create_directory(staged);
+  std::filesystem::rename(d.dir() + "/archive", staged + "/archive");
+  std::filesystem::rename(staged, late);
   ASSERT_TRUE(wait_until([&] { return d.output().find("holds log") != std::string::npos; }, 60s)) << d.output();
   EXPECT_EQ(d.metric("pm_ingest_archived_segments_total"), 0);
   EXPECT_EQ(std::filesystem::last_write_time(late + "/archive/0000000000000001.pmarc"), before);

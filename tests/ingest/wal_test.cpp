@@ -439,7 +439,10 @@ TEST_F(WalTest, ALeaderWaitsForOtherAppendersOnlyWhileTheyAreActive) {
   SyncGateFs gate;
   Options o = options();
   o.fs = &gate;
-  o.group_delay = std::chrono::seconds(1);  // long, so the calls below arrive inside it on any machine
+  // Long, so the calls below arrive inside it on any machine: E's thread must start and queue
+  // while D's leader sleeps it out (a fixed sleep, no condition to wait on), which took over 1 s
+  // under TSan on a loaded machine.
+  o.group_delay = std::chrono::seconds(3);
   auto log = WriteAheadLog::open(o);
   auto append_one = [&](const std::string& p) {
     std::vector<Appended> out;

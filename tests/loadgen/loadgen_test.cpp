@@ -283,10 +283,9 @@ TEST_F(LoadgenTest, KillNineOfTheDaemonMidRunEndsVerified) {
 }
 
 TEST_F(LoadgenTest, VisibilityProbesAreSeenFromAnotherSessionAndTimed) {
-  // 3 s: the probe's start-up (its own PostgreSQL session) counts inside --duration, so how many
-  // probes fit depends on how fast that session opens (seconds under a sanitizer on a loaded
-  // machine), and the summary has no window of the probe's own to check a rate against: some were
-  // sent, every one acked and seen, and never more than 40/s over the whole 3 s.
+  // 3 s (the probe's own PostgreSQL session opens before the duration starts). The summary has no
+  // window of the probe's own to check a rate against: some were sent, every one acked and seen,
+  // and never more than 40/s over the whole 3 s.
   const auto r = run_loadgen(daemon_.dir(), base({"--rate", "200", "--duration", "3", "--seed", "9",
                                                   "--visibility-probes", "40", "--verify"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -335,7 +334,8 @@ TEST_F(LoadgenTest, ALongWaitForAProbeCostsFewPolls) {
     lock.exec0("LOCK TABLE polymarket_trades IN SHARE MODE");
     const auto received = [&] { return daemon_.metric("pm_ingest_events_received_total{type=\"trade\"}"); };
     const double before = received();
-    // 0.8 s of probes: the probe's own start-up (a PostgreSQL session) is inside --duration.
+    // 0.8 s of probes, timed by pm-loadgen once the probe's PostgreSQL session is open (its
+    // set-up took seconds under a sanitizer and, inside --duration, left no time to send).
     Loadgen load(daemon_.dir(), base({"--rate", "20", "--duration", "0.8", "--visibility-probes", "10",
                                       "--visibility-poll-fraction", fraction}));
     // The wait is timed from the first event the daemon receives: pm-loadgen's own start-up took

@@ -89,9 +89,9 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   // The database comes back (the same daemon, pointed at a reachable one after a restart).
   EXPECT_EQ(d.stop(), 0);
   d.database_url() = tdb_->url();
-  d.start();
-  EXPECT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s))
-      << http_request(port, "GET", "/readyz").body;
+  d.start();  // its metrics port may have moved (DaemonHarness::start)
+  EXPECT_TRUE(wait_until([&] { return http_request(d.metrics_port(), "GET", "/readyz").status == 200; }, 20s))
+      << http_request(d.metrics_port(), "GET", "/readyz").body;
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
 }
 
@@ -110,6 +110,10 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
   const int port = d.metrics_port();
   ASSERT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s));
 
+  // The log is read from here on: a writer late by a second under load before the lock printed
+  // the stall (and running-again) lines already.
+  const std::size_t output_before = d.output().size();
+  const auto logged = [&](const std::string& line) { return d.output().find(line, output_before) != std::string::npos; };
   auto locker = std::make_unique<pqxx::connection>(tdb_->url());
   auto lock = std::make_unique<pqxx::work>(*locker);
   lock->exec0("LOCK TABLE polymarket_trades IN ACCESS EXCLUSIVE MODE");
@@ -138,8 +142,7 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
       },
       20s))
       << ready.body;
-  EXPECT_TRUE(wait_until([&] { return contains(d.output(), "the writer thread has not gone round its loop"); }, 10s))
-      << d.output();
+  EXPECT_TRUE(wait_until([&] { return logged("the writer thread has not gone round its loop"); }, 10s)) << d.output();
   EXPECT_GE(d.metric("pm_ingest_writer_heartbeat_age_seconds"), 1.0);
 
   lock->abort();
@@ -147,7 +150,7 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
   EXPECT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s))
       << http_request(port, "GET", "/readyz").body;
   EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == sent; }, 20s));
-  EXPECT_TRUE(wait_until([&] { return contains(d.output(), "the writer thread is running again"); }, 10s)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return logged("the writer thread is running again"); }, 10s)) << d.output();
 }
 
 // A line answered `busy` is sent again by its producer: the received and stale counters (and the

@@ -67,7 +67,8 @@ void DaemonHarness::launch() {
   std::vector<std::string> args = {"--socket", socket(), "--wal-dir", wal_dir(), "--metrics-listen",
                                    "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log");
+  // Appended: output() is every run's (tests read the earlier runs' lines after a restart).
+  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log", Process::Output::Append);
 }
 
 int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
@@ -78,9 +79,18 @@ int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
 }
 
 void DaemonHarness::start() {
-  launch();
-  const bool up = wait_until([&] { return socket_accepts(socket()) || !process_.running(); }, std::chrono::seconds(20));
-  ASSERT_TRUE(up && process_.running()) << "pm-ingestd did not come up:\n" << output();
+  for (int moves = 0;; ++moves) {
+    const std::size_t output_before = output().size();
+    launch();
+    const bool up = wait_until([&] { return socket_accepts(socket()) || !process_.running(); }, std::chrono::seconds(20));
+    if (up && process_.running()) return;
+    // free_tcp_port() found the metrics port free when it was picked; another test's process
+    // (ctest -j) may have bound it since. The daemon then exits at once saying so: a new port.
+    const std::string taken = "cannot serve /metrics: cannot listen on 127.0.0.1:" + std::to_string(metrics_port_) + ":";
+    if (!up || moves == 3 || output().find(taken, output_before) == std::string::npos) break;
+    metrics_port_ = free_tcp_port();
+  }
+  FAIL() << "pm-ingestd did not come up:\n" << output();
 }
 
 int DaemonHarness::stop(std::chrono::milliseconds timeout) {

@@ -24,6 +24,8 @@ class DaemonHarness {
   ~DaemonHarness();
 
   // Starts the daemon and waits until its socket accepts connections (fails the test if it exits).
+  // Moves to a new metrics port (up to 3 times) when the daemon could not listen on its own: read
+  // metrics_port() after start().
   void start();
   void kill9() { process_.kill9(); }
   // Starts the daemon expecting it to exit by itself (a refusal to start); its exit code, or -1
@@ -38,7 +40,7 @@ class DaemonHarness {
   std::string socket() const { return dir_ + "/ingest.sock"; }
   std::string wal_dir() const { return dir_ + "/wal"; }
   std::string output() const { return read_file(dir_ + "/daemon.log"); }
-  int metrics_port() const { return metrics_port_; }
+  int metrics_port() const { return metrics_port_; }  // the current one: start() may move it
   std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
   double metric(const std::string& series) const { return metric_value(metrics(), series); }
   std::vector<std::string>& args() { return extra_args_; }

@@ -60,7 +60,24 @@ void PgCluster::pg_ctl(const std::string& args, const std::string& what) const {
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot " + what + " the test cluster; see " + dir_ + "/server.log");
 }
 
-void PgCluster::start() { pg_ctl("start", "start"); }
+void PgCluster::start() {
+  const std::string log = dir_ + "/server.log";
+  for (int moves = 0;; ++moves) {
+    const std::size_t log_before = std::filesystem::exists(log) ? std::filesystem::file_size(log) : 0;
+    try {
+      pg_ctl("start", "start");
+      return;
+    } catch (const std::runtime_error&) {
+      // free_tcp_port() found the port free when it was picked; another test's process (ctest -j)
+      // may have bound it since. Then a new port, unless a test already holds the old one (its URL
+      // would be stale).
+      const bool taken = read_file(log).find("Address already in use", log_before) != std::string::npos;
+      if (!taken || port_read_ || moves == 3) throw;
+      port_ = free_tcp_port();
+      configure("");  // later lines win
+    }
+  }
+}
 void PgCluster::stop() { pg_ctl("-m fast stop", "stop"); }
 void PgCluster::crash() { pg_ctl("-m immediate stop", "crash"); }
 void PgCluster::promote() { pg_ctl("promote", "promote"); }
@@ -105,6 +122,7 @@ void PgCluster::release_commits() {
 }
 
 std::string PgCluster::url(const std::string& database) const {
+  port_read_ = true;
   return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database;
 }
 

@@ -19,6 +19,8 @@ class PgCluster {
   // which this creates on the primary. Not started.
   static std::unique_ptr<PgCluster> standby_of(const PgCluster& primary, const std::string& slot);
 
+  // Moves to a new port (up to 3 times) when the server could not bind its own, unless port() or
+  // url() was read before.
   void start();
   void stop();   // fast shutdown: sessions are terminated
   void crash();  // immediate shutdown: no checkpoint, as a power cut would leave it
@@ -33,7 +35,10 @@ class PgCluster {
   // clients never hear of them (in doubt).
   void end_held_commit_sessions() const;
   void release_commits();  // commits no longer wait; the held ones complete
-  int port() const { return port_; }
+  int port() const {
+    port_read_ = true;
+    return port_;
+  }
   const std::string& dir() const { return dir_; }
   std::string url(const std::string& database = "postgres") const;
   // The first column of the first row of `sql` on database postgres, or "" when none.
@@ -46,6 +51,7 @@ class PgCluster {
   void pg_ctl(const std::string& args, const std::string& what) const;
   std::string dir_;
   int port_;
+  mutable bool port_read_ = false;  // a test may hold port_ (in a URL): start() must not move it
 };
 
 }  // namespace pm::test

@@ -22,7 +22,7 @@ Process::~Process() {
 }
 
 void Process::start(const std::string& program, const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env, const std::string& output_file) {
+                    const std::map<std::string, std::string>& env, const std::string& output_file, Output output) {
   std::vector<std::string> argv_store{program};
   argv_store.insert(argv_store.end(), args.begin(), args.end());
   std::map<std::string, std::string> merged;
@@ -43,7 +43,7 @@ void Process::start(const std::string& program, const std::vector<std::string>& 
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    const int fd = ::open(output_file.c_str(), O_CREAT | O_WRONLY | O_APPEND, 0644);
+    const int fd = ::open(output_file.c_str(), O_CREAT | O_WRONLY | O_APPEND | (output == Output::Fresh ? O_TRUNC : 0), 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);

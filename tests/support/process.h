@@ -18,9 +18,13 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
+  // How start() opens the output file: emptied (a file left by an earlier process of the same
+  // name, e.g. a reused pid in it, is not read as this one's), or appended to (one file for every
+  // run of a program the caller starts again, in a directory of its own).
+  enum class Output { Fresh, Append };
   // Starts `program` with `args`; `env` entries are added to (or replace in) the environment.
   void start(const std::string& program, const std::vector<std::string>& args,
-             const std::map<std::string, std::string>& env, const std::string& output_file);
+             const std::map<std::string, std::string>& env, const std::string& output_file, Output output = Output::Fresh);
   bool running();
   void signal(int sig);
   void kill9();
