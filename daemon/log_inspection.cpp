@@ -96,9 +96,9 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
     v.problem = e.what();
     v.segment_missing = e.segment_missing();
     v.unreadable = e.unreadable();
-  } catch (const std::system_error& e) {  // listing the directory, opening the state file
+  } catch (const std::system_error& e) {  // listing the directory, opening or reading a file
     v.problem = e.what();
-    v.unreadable = true;
+    v.unreadable = wal::refused_access(e.code());
   }
   return v;
 }

@@ -118,11 +118,11 @@ std::string environment(const char* name) {
 
 // The database-url and database-url-file lines of the daemon's INI file (its other lines are the
 // daemon's own options: ignored here). Throws UsageError when the file cannot be read.
-std::pair<std::string, std::string> config_file_database(const std::string& path) {
+std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
   po::options_description database;
   database.add_options()("database-url", po::value<std::string>())("database-url-file", po::value<std::string>());
   std::ifstream in(path);
-  if (!in) throw pm::UsageError("--config: cannot read " + path);
+  if (!in) throw pm::UsageError(given_as + ": cannot read " + path);
   po::variables_map vm;
   po::store(po::parse_config_file(in, database, /*allow_unregistered=*/true), vm);
   const auto value = [&vm](const char* option) { return vm.count(option) ? vm[option].as<std::string>() : std::string(); };
@@ -138,8 +138,10 @@ pm::DatabaseConfig database_config(const po::variables_map& vm) {
     url_given = environment("PM_INGESTD_DATABASE_URL");
     file_given = environment("PM_INGESTD_DATABASE_URL_FILE");
   }
-  const std::string ini = vm["config"].as<std::string>().empty() ? environment("PM_INGESTD_CONFIG") : vm["config"].as<std::string>();
-  if (url_given.empty() && file_given.empty() && !ini.empty()) std::tie(url_given, file_given) = config_file_database(ini);
+  const bool ini_from_option = !vm["config"].as<std::string>().empty();
+  const std::string ini = ini_from_option ? vm["config"].as<std::string>() : environment("PM_INGESTD_CONFIG");
+  if (url_given.empty() && file_given.empty() && !ini.empty())
+    std::tie(url_given, file_given) = config_file_database(ini, ini_from_option ? "--config" : "PM_INGESTD_CONFIG");
   auto url = pm::resolve_database_url(url_given, file_given);
   if (!url)
     throw pm::UsageError(

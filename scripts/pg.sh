@@ -86,6 +86,17 @@ start() {
     exit 1
   fi
   init_cluster
+  # Running already, on the port of an earlier PM_PG_PORT: say so (the role set-up and `url` would
+  # name a port nothing listens on).
+  if is_running; then
+    local running_port
+    running_port=$(sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true)
+    if [ -n "$running_port" ] && [ "$running_port" != "$PORT" ]; then
+      echo "pg.sh: the cluster in $DATA is running on port $running_port, not $PORT: stop it first" \
+           "(PM_PG_PORT=$running_port scripts/pg.sh stop) or use PM_PG_PORT=$running_port" >&2
+      exit 1
+    fi
+  fi
   if ! is_running; then
     # The port on the command line too: postgresql.conf holds the one of the first start, and a
     # PM_PG_PORT given later (as the message above advises) was ignored.

@@ -8,6 +8,7 @@
 // 2 usage error.
 #include <signal.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -94,7 +95,9 @@ double parse_rate(const std::string& s) {
   } catch (const std::exception&) {  // not a number, or beyond a double (std::stod's own message: "stod")
     throw refused;
   }
-  if (used != s.size() || !(r > 0)) throw refused;
+  // At least one event in 1,000 s: a finite interval between two lines (1e-12 overflowed it; inf
+  // meant unlimited without saying so).
+  if (used != s.size() || !std::isfinite(r) || r < 1e-3) throw refused;
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/segment_chain_state.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_state.h"
 
@@ -53,6 +54,8 @@ Candidate live_candidate(wal::LogFs& fs, const std::string& dir, std::uint64_t s
     c.segment.first_lsn = h.first_lsn;
     c.log_id = h.log_id;
   } catch (const wal::WalCorruption& e) {
+    // Refused access is no damage: neither stopped at as damage nor skipped by --skip-damaged.
+    if (e.unreadable()) throw ChainError(std::string(e.what()) + " (run as root or as the daemon's user)");
     c.segment.problem = e.problem();
   } catch (const std::exception& e) {  // a read failing (EIO): damage to skip or stop at, named
     c.segment.problem = std::string("cannot read its header: ") + e.what();

@@ -184,7 +184,7 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
     logger_->info("{}: the daemon is stopping; it is archived at the next start", e.what());
     return Outcome::Refused;
   } catch (const wal::WalCorruption& e) {
-    if (e.segment_missing()) {
+    if (e.segment_missing() || e.unreadable()) {  // not damage: the same read may work next time
       report_failure(fmt::format("cannot archive log segment {}: {}; archiving is retried", wal::segment_file_name(segment), e.what()));
       return Outcome::Failed;
     }

@@ -6,6 +6,7 @@
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/segment_chain_state.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_salvage.h"
 #include "ingest/log/wal_scan.h"
@@ -102,7 +103,7 @@ bool segment_bytes(State& s, std::size_t i, std::string& out) {
     if (!s.skip_damaged) throw;
     skip_whole(s, i, e.problem());
   } catch (const std::system_error& e) {
-    if (!s.skip_damaged) throw;
+    if (!s.skip_damaged || wal::refused_access(e.code())) throw;  // refused access is not damage to skip
     skip_whole(s, i, e.what());
   }
   return false;

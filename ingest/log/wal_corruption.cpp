@@ -1,5 +1,7 @@
 #include "ingest/log/wal_corruption.h"
 
+#include <cerrno>
+
 namespace pm::wal {
 
 WalCorruption::WalCorruption(const std::string& file, std::uint64_t offset, const std::string& what)
@@ -13,7 +15,18 @@ WalCorruption::WalCorruption(const std::string& file, const std::system_error& c
       file_(file),
       offset_(0),
       problem_(std::string("cannot open segment: ") + cause.what()),
-      os_error_(cause.code()) {}
+      unreadable_(refused_access(cause.code())) {}
+
+bool refused_access(const std::error_code& ec) {
+  if (ec.category() != std::generic_category() && ec.category() != std::system_category()) return false;
+  switch (ec.value()) {
+    case EACCES: case EPERM: case ENOENT: case ENOTDIR: case EISDIR: case ELOOP: case ENAMETOOLONG:
+    case EMFILE: case ENFILE: case ENOMEM:
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool is_segment_missing(const std::exception& e) {
   const auto* corruption = dynamic_cast<const WalCorruption*>(&e);

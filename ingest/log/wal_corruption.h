@@ -2,7 +2,8 @@
 // WalCorruption: the one error for damage found in the write-ahead log or its state file. It names
 // the file and byte offset, so an operator can find the place (`pm-ingestctl wal-verify`). A file
 // the system would not open (a permission, a symlink loop, too many open files) is no damage: it
-// carries the system's error (unreadable()), so tools tell the operator to fix access, not the log.
+// is unreadable(), so tools tell the operator to fix access, not the log. An I/O error (EIO) is a
+// failing disk: damage.
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -23,15 +24,19 @@ class WalCorruption : public std::runtime_error {
   std::uint64_t offset() const { return offset_; }
   const std::string& problem() const { return problem_; }
   bool segment_missing() const { return problem_.rfind(kSegmentMissing, 0) == 0; }
-  // The system refused to open or read the file: nothing is known about its contents.
-  bool unreadable() const { return static_cast<bool>(os_error_); }
+  // The system refused access to the file (refused_access): nothing is known about its contents.
+  bool unreadable() const { return unreadable_; }
 
  private:
   std::string file_;
   std::uint64_t offset_;
   std::string problem_;
-  std::error_code os_error_;
+  bool unreadable_ = false;
 };
+
+// Whether `ec` says the system refused access to a file (a permission, a wrong path, a symlink
+// loop, no descriptor or memory left) rather than that reading it failed (EIO: the disk).
+bool refused_access(const std::error_code& ec);
 
 // An fdatasync or directory fsync failed while the log was opened (recovery, a new log's first
 // segment or state file): what the storage holds is unknown. The daemon exits 70, as for a failed

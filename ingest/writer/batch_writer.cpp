@@ -105,7 +105,8 @@ void BatchWriter::run() {
     try {
       failure = step();
     } catch (const wal::WalCorruption& e) {
-      return stop_fatally(e);
+      if (!e.unreadable()) return stop_fatally(e);
+      failure = failure_of(e);  // a segment the system refused (no descriptor left, a permission): retried
     } catch (const LogHalted& e) {  // only an embedder sees this: the daemon exits when its log halts
       return stop_fatally(e);
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
@@ -295,6 +296,11 @@ void BatchWriter::back_off(const TxFailure& failure) {
   if (failure_is<LogNotDurable>(failure)) {
     // The log has stopped (its fdatasync failed) and the daemon stops on that; PostgreSQL is fine.
     logger_->error("a batch rolled back, nothing of it committed or acked: {}", failure.message);
+    start_over(wait);
+    return;
+  }
+  if (failure_is<wal::WalCorruption>(failure)) {  // a segment the system refused to open (unreadable()): not PostgreSQL's
+    logger_->error("cannot read events back from the log: {}; they stay in it, retrying in {} ms", failure.message, wait.count());
     start_over(wait);
     return;
   }

@@ -378,6 +378,16 @@ TEST(Ctl, ALogThatCannotBeReadIsNotCalledDamaged) {
   expect_unreadable({"wal-dump", "--wal-dir", d.wal_dir()}, loop);
   expect_unreadable({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()}, loop);
   EXPECT_NE(ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()}).output.find("CANNOT BE READ"), std::string::npos);
+  // Salvage and replay stop on it as a failure (exit 1), not as damage to skip (exit 2).
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"wal-verify", "--salvage", "--wal-dir", d.wal_dir()},
+                                               {"replay", "--dry-run", "--source", d.wal_dir()},
+                                               {"replay", "--dry-run", "--skip-damaged", "--source", d.wal_dir()}}) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.code, 1) << args[0] << ": " << r.output;
+    EXPECT_NE(r.output.find(loop), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("DAMAGED"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("SKIPPED"), std::string::npos) << r.output;
+  }
   // The daemon: a failure to open it (exit 1, restarted), naming the error, with no damage verdict.
   EXPECT_EQ(d.run_to_exit(), 1) << d.output();
   EXPECT_NE(d.output().find("cannot open the write-ahead log in " + d.wal_dir() + ": cannot read write-ahead log file"),

@@ -3,6 +3,8 @@
 // segment, while the log is read must not make a healthy log look damaged: the printed advice
 // (move the directory away, reset the checkpoint) is harmful on a live log.
 // In process: a real log in a temporary directory that holds its lock, as the daemon does.
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -16,6 +18,7 @@
 #include "daemon/log_inspection.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_state.h"
 #include "tests/support/daemon_harness.h"
@@ -203,6 +206,48 @@ TEST_F(LiveLogInspection, SalvageReadsASegmentRemovedAfterItWasOpened) {
   EXPECT_EQ(damaged, 0u) << out.str();
   EXPECT_NE(out.str().find("# salvage: 150 readable records, 0 damaged range(s)"), std::string::npos) << out.str();
   EXPECT_EQ(out.str().rfind("1\t{", 0), 0u) << "lsn 1, in the removed segment, is printed first";
+}
+
+// Fails every open of `path` with `error`, as the system would.
+class RefusesToOpen : public wal::ForwardingLogFs {
+ public:
+  RefusesToOpen(std::string path, int error) : ForwardingLogFs(wal::posix_log_fs()), path_(std::move(path)), error_(error) {}
+  std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override {
+    if (path == path_) return std::error_code(error_, std::generic_category());
+    return ForwardingLogFs::open(path, mode, out);
+  }
+
+ private:
+  const std::string path_;
+  const int error_;
+};
+
+// A segment the system will not let the tool open (a permission, no descriptor left) is no damage:
+// the tools say it cannot be read (exit 1) instead of giving the advice to move the log away; an
+// I/O error is the disk failing, and stays damage. Salvage stops on the first kind (it counted the
+// segment as damaged, exit 2) and skips the second.
+TEST_F(LiveLogInspection, ASegmentTheSystemRefusesIsUnreadableButAnIoErrorIsDamage) {
+  const std::string second = wal::segment_path(dir_, log_->oldest().segment + 1);
+  for (const int refused : {EACCES, EMFILE}) {
+    RefusesToOpen fs(second, refused);
+    const ctl::LogVerdict v = ctl::verify_log(dir_, {}, fs);
+    EXPECT_FALSE(v.ok);
+    EXPECT_TRUE(v.unreadable) << v.problem;
+    EXPECT_EQ(ctl::exit_code_for(v), 1);
+    EXPECT_NE(v.problem.find(std::strerror(refused)), std::string::npos) << v.problem;
+    EXPECT_NE(ctl::advice_for(v, dir_).find("which says nothing about damage"), std::string::npos);
+    std::ostringstream out;
+    EXPECT_THROW(ctl::salvage(dir_, true, 0, UINT64_MAX, out, nullptr, fs), wal::WalCorruption) << out.str();
+  }
+  RefusesToOpen failing_disk(second, EIO);
+  const ctl::LogVerdict v = ctl::verify_log(dir_, {}, failing_disk);
+  EXPECT_FALSE(v.ok);
+  EXPECT_FALSE(v.unreadable) << v.problem;
+  EXPECT_EQ(ctl::exit_code_for(v), 2);
+  EXPECT_NE(ctl::advice_for(v, dir_).find("wal-dump --salvage"), std::string::npos);
+  std::ostringstream out;
+  EXPECT_GE(ctl::salvage(dir_, true, 0, UINT64_MAX, out, nullptr, failing_disk), 1u) << out.str();
+  EXPECT_NE(out.str().find("\t{"), std::string::npos) << "the other segments' events are printed";
 }
 
 }  // namespace

@@ -390,7 +390,7 @@ TEST(LoadgenCli, HelpAndUsageErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.output;  // no stop condition
   EXPECT_NE(r.output.find("(=0.03)"), std::string::npos) << "the default as the README gives it, not 0.0299999...: " << r.output;
   // A rate that is no number names the option and the value (it printed only "pm-loadgen: stod").
-  for (const char* rate : {"fast", "1e999", "5x"}) {
+  for (const char* rate : {"fast", "1e999", "5x", "inf", "1e-12"}) {
     r = run_loadgen(dir, {"--count", "1", "--rate", rate});
     EXPECT_EQ(r.exit_code, 2) << r.output;
     EXPECT_NE(r.output.find(std::string("--rate '") + rate + "': must be a positive number"), std::string::npos) << r.output;

@@ -155,7 +155,7 @@ TEST(Availability, HealthChecksOfALiveServerPass) {
   const auto start = Clock::now();
   EXPECT_TRUE(db.health_check());
   EXPECT_TRUE(db.ensure_healthy());
-  EXPECT_LT(seconds_since(start), 5.0);
+  EXPECT_LT(seconds_since(start), 10.0);  // two probes, each within its 5 s bound
   EXPECT_EQ(db.stats().open, 0);  // the probe is not a pooled connection
 }
 
