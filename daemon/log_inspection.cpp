@@ -153,6 +153,8 @@ std::string advice_for(const LogVerdict& v, const std::string& dir) {
 
 int exit_code_for(const LogVerdict& v) { return v.unreadable ? 1 : 2; }
 
+const char* verdict_word(const LogVerdict& v) { return v.unreadable ? "CANNOT BE READ" : "DAMAGED"; }
+
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
                       bool* cut, wal::LogFs& fs) {
   std::uint64_t printed = 0;

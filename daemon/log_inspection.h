@@ -61,6 +61,8 @@ std::string damage_advice(const std::string& dir);
 // the exit code that says which (2 damage, 1 the log could not be read).
 std::string advice_for(const LogVerdict& v, const std::string& dir);
 int exit_code_for(const LogVerdict& v);
+// What `status` calls it: "CANNOT BE READ" or "DAMAGED".
+const char* verdict_word(const LogVerdict& v);
 
 // Reads every readable record past any damage; prints each skipped range to `out`, and each event
 // at or after `from_lsn` (at most `limit`; `*cut` says whether more followed) when `print_events`.

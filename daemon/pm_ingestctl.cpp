@@ -192,7 +192,7 @@ int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>
                      const std::string& daemon_instance) {
   const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
   if (!v.extent_known) {
-    std::cout << "log             " << dir << ": " << (v.unreadable ? "CANNOT BE READ" : "DAMAGED") << ": " << v.problem << "\n"
+    std::cout << "log             " << dir << ": " << pm::ctl::verdict_word(v) << ": " << v.problem << "\n"
               << pm::ctl::advice_for(v, dir) << "\n";
     return pm::ctl::exit_code_for(v);
   }
@@ -203,7 +203,7 @@ int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>
   std::cout << "log             " << id << " in " << dir << ": lsn " << lsns << ", " << v.extent.segments << " segment(s), "
             << pm::ctl::record_bytes(v) << " record bytes\n";
   if (!v.ok) {
-    std::cout << "log health      " << (v.unreadable ? "CANNOT BE READ" : "DAMAGED") << ": " << v.problem << "\n"
+    std::cout << "log health      " << pm::ctl::verdict_word(v) << ": " << v.problem << "\n"
               << pm::ctl::advice_for(v, dir) << "\n";
     return pm::ctl::exit_code_for(v);
   }

@@ -33,7 +33,7 @@ wal::SegmentHeader readable_header(wal::LogFs& fs, const std::string& wal_dir, s
   } catch (const std::exception& e) {
     if (wal::is_segment_missing(e))
       throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
-    if (const auto* refused = dynamic_cast<const wal::WalCorruption*>(&e); refused && refused->unreadable())
+    if (wal::is_unreadable(e))
       throw DamagedSegmentRefused(fmt::format("{}: nothing is known about damage; run this as root or as the daemon's user, "
                                               "and change nothing in the log directory until the segment reads",
                                               e.what()));

@@ -33,6 +33,11 @@ bool is_segment_missing(const std::exception& e) {
   return corruption != nullptr && corruption->segment_missing();
 }
 
+bool is_unreadable(const std::exception& e) {
+  const auto* corruption = dynamic_cast<const WalCorruption*>(&e);
+  return corruption != nullptr && corruption->unreadable();
+}
+
 void throw_if_segment_missing(const std::string& path, const std::system_error& e) {
   if (e.code() == std::errc::no_such_file_or_directory) throw WalCorruption(path, 0, std::string(kSegmentMissing) + ": " + e.what());
 }

@@ -48,6 +48,8 @@ class WalSyncFailed : public std::system_error {
 
 // Whether `e` is a WalCorruption saying a listed segment is gone (segment_missing()).
 bool is_segment_missing(const std::exception& e);
+// Whether `e` is a WalCorruption for a file the system refused access to (unreadable()).
+bool is_unreadable(const std::exception& e);
 
 // Throws WalCorruption "segment missing: ..." at `path` when `e` (from opening or reading it) says
 // there is no such file; returns otherwise, for the caller to rethrow or map `e` its own way.

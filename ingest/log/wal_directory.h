@@ -35,8 +35,9 @@ SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64
 // through that handle when the daemon removes it meanwhile.
 SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment);
 // Opens a segment file for reading. Throws WalCorruption: "segment missing" (kSegmentMissing,
-// segment_missing()) only when there is no such file, "cannot open segment" (unreadable()) for any
-// other error (a permission or I/O error is not a segment removed meanwhile, nor damage).
+// segment_missing()) only when there is no such file, "cannot open segment" for any other error (a
+// permission or I/O error is not a segment removed meanwhile); unreadable() when the system refused
+// access (refused_access: no damage), not for an I/O error (damage).
 std::unique_ptr<SegmentFile> open_segment_file(LogFs& fs, const std::string& path);
 
 // Where a segment's first record starts, from its header.

@@ -96,7 +96,7 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
     file = open_segment_file(fs, path);  // read through this handle from here on, even once removed
     header = read_segment_header(*file, segment);
   } catch (const std::exception& e) {  // damage, or a read that failed (EIO): the next segment is read
-    if (const auto* refused = dynamic_cast<const WalCorruption*>(&e); refused && refused->unreadable()) throw;  // not damage
+    if (is_unreadable(e)) throw;  // not damage
     if (is_segment_missing(e)) {
       ++counts.removed_segments;  // listed a moment ago: the daemon removed it, applied
       return true;

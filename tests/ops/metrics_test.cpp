@@ -113,7 +113,6 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
   // The log is read from here on: a writer late by a second under load before the lock printed
   // the stall (and running-again) lines already.
   const std::size_t output_before = d.output().size();
-  const auto logged = [&](const std::string& line) { return d.output().find(line, output_before) != std::string::npos; };
   auto locker = std::make_unique<pqxx::connection>(tdb_->url());
   auto lock = std::make_unique<pqxx::work>(*locker);
   lock->exec0("LOCK TABLE polymarket_trades IN ACCESS EXCLUSIVE MODE");
@@ -142,7 +141,7 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
       },
       20s))
       << ready.body;
-  EXPECT_TRUE(wait_until([&] { return logged("the writer thread has not gone round its loop"); }, 10s)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return d.logged_since(output_before, "the writer thread has not gone round its loop"); }, 10s)) << d.output();
   EXPECT_GE(d.metric("pm_ingest_writer_heartbeat_age_seconds"), 1.0);
 
   lock->abort();
@@ -150,7 +149,7 @@ TEST_F(OpsMetrics, ReadyzFailsFromNinetyPercentOfTheBudgetAndOnAStalledWriter) {
   EXPECT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s))
       << http_request(port, "GET", "/readyz").body;
   EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == sent; }, 20s));
-  EXPECT_TRUE(wait_until([&] { return logged("the writer thread is running again"); }, 10s)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return d.logged_since(output_before, "the writer thread is running again"); }, 10s)) << d.output();
 }
 
 // A line answered `busy` is sent again by its producer: the received and stale counters (and the

@@ -233,8 +233,7 @@ TEST_F(OpsSystemdDaemon, WatchdogIsFedOnlyWhileTheWriterGoesRoundItsLoop) {
   Producer p(d.socket());
   ASSERT_TRUE(p.send({trade_line("c", "wd1")}));
   ASSERT_TRUE(p.wait_ack(1, 10s)) << "acks do not depend on the writer";
-  const auto stall_logged = [&] { return d.output().find("no longer feeding the systemd watchdog", output_before) != std::string::npos; };
-  ASSERT_TRUE(wait_until(stall_logged, 20s)) << d.output();
+  ASSERT_TRUE(wait_until([&] { return d.logged_since(output_before, "no longer feeding the systemd watchdog"); }, 20s)) << d.output();
   // The pings sent before the stall was logged are read; those after it would be counted.
   ASSERT_TRUE(notify.catch_up());
   notify.clear();

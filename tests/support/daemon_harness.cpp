@@ -87,7 +87,7 @@ void DaemonHarness::start() {
     // free_tcp_port() found the metrics port free when it was picked; another test's process
     // (ctest -j) may have bound it since. The daemon then exits at once saying so: a new port.
     const std::string taken = "cannot serve /metrics: cannot listen on 127.0.0.1:" + std::to_string(metrics_port_) + ":";
-    if (!up || moves == 3 || output().find(taken, output_before) == std::string::npos) break;
+    if (!up || moves == 3 || !logged_since(output_before, taken)) break;
     metrics_port_ = free_tcp_port();
   }
   FAIL() << "pm-ingestd did not come up:\n" << output();

@@ -1,6 +1,7 @@
 #pragma once
 // DaemonHarness: runs the real pm-ingestd binary for a test, in a private directory (socket,
 // log directory, output file), against a given database URL, with a free metrics port.
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@ class DaemonHarness {
   std::string socket() const { return dir_ + "/ingest.sock"; }
   std::string wal_dir() const { return dir_ + "/wal"; }
   std::string output() const { return read_file(dir_ + "/daemon.log"); }
+  // Whether the output written after its first `from` bytes (an earlier output().size()) holds `text`.
+  bool logged_since(std::size_t from, const std::string& text) const { return output().find(text, from) != std::string::npos; }
   int metrics_port() const { return metrics_port_; }  // the current one: start() may move it
   std::string metrics() const { return http_get(metrics_port_, "/metrics"); }
   double metric(const std::string& series) const { return metric_value(metrics(), series); }
