@@ -7,7 +7,8 @@
 #   pg_prepare_url URL...             parse the URLs now (once; later pg_psql calls reuse that,
 #                                     subshells included): call it in the main shell, before loops
 #   pg_describe_url URL               "database D on host H port P as user U": never the password
-#   pg_url_with_db URL DBNAME         URL with its database (the path) replaced by DBNAME
+#   pg_url_with_db URL DBNAME         URL with its database replaced by DBNAME, every other setting
+#                                     kept (checked through libpq; refused when it cannot be done)
 #
 # libpq itself parses the URL (PQconninfoParse through python3's ctypes, the library psql loads),
 # so every form psql takes is taken the same way: percent-encoding, [IPv6] hosts, Unix socket
@@ -119,6 +120,49 @@ pg_describe_url() {  # URL
   )
 }
 
+# Reads the URL from PM_PG_URL and prints it with its path set to argv[1] and any dbname query
+# parameter (which libpq ranks above the path) left out. The rest of the URL is kept byte for byte:
+# re-encoding would change it (parse_qsl reads '+' as a space, libpq does not).
+IFS= read -r -d '' _PG_WITH_DB_PY <<'PY' || true
+import os, sys, urllib.parse as u
+
+url, database = os.environ["PM_PG_URL"], sys.argv[1]
+scheme, _, rest = url.partition("://")
+if scheme not in ("postgresql", "postgres") or not rest:
+    sys.stderr.write("lib_pg_env: the database URL is not a postgresql:// URL; give the benchmark one "
+                     "(a key = value string cannot be pointed at another database here)\n")
+    sys.exit(2)
+rest, hash_mark, fragment = rest.partition("#")
+rest, question_mark, query = rest.partition("?")
+authority = rest.partition("/")[0]
+kept = [p for p in query.split("&") if p and u.unquote(p.partition("=")[0]) != "dbname"]
+out = f"{scheme}://{authority}/{u.quote(database, safe='')}"
+if kept:
+    out += "?" + "&".join(kept)
+print(out)
+PY
+
 pg_url_with_db() {  # URL DBNAME
-  PM_PG_URL=$1 python3 -c 'import os, sys, urllib.parse as u; p = u.urlsplit(os.environ["PM_PG_URL"]); print(u.urlunsplit(p._replace(path="/" + sys.argv[1])))' "$2"
+  local out
+  out=$(PM_PG_URL=$1 python3 -c "$_PG_WITH_DB_PY" "$2") || return 2
+  # libpq reads both: the new URL must name DBNAME and differ from the old one in nothing else.
+  pg_prepare_url "$1" "$out" || return 2
+  if [ "$(_pg_database_of "$out")" != "$2" ] ||
+    [ "$(_pg_settings_but_database "$1")" != "$(_pg_settings_but_database "$out")" ]; then
+    echo "lib_pg_env: cannot point the database URL at database $2 with its other settings unchanged" >&2
+    return 2
+  fi
+  printf '%s\n' "$out"
+}
+
+_pg_database_of() {  # URL (prepared)
+  (
+    PGDATABASE=""
+    eval "${_PG_ENV_CACHE[$1]}"
+    printf '%s' "$PGDATABASE"
+  )
+}
+
+_pg_settings_but_database() {  # URL (prepared)
+  grep -v '^export PGDATABASE=' <<<"${_PG_ENV_CACHE[$1]}" || true
 }
