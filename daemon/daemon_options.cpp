@@ -251,6 +251,21 @@ void decide_database_url(const po::variables_map& vm, DatabaseUrlSource& source)
   source.url_file = value("database-url-file");
 }
 
+// A relative database-url-file in an INI file would be read from the working directory of each
+// program that reads the file (/ for the daemon under systemd, the operator's for pm-ingestctl).
+void require_absolute_url_file(const std::string& config_path, const DatabaseUrlSource& source) {
+  if (source.url.empty() && !source.url_file.empty() && source.url_file.front() != '/')
+    throw std::invalid_argument("--config " + config_path + ": database-url-file must be an absolute path ('" +
+                                source.url_file + "' given)");
+}
+
+// Stores the INI file's settings in `vm` below what it holds; a name that is no option throws.
+void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("--config: cannot read " + path);
+  po::store(po::parse_config_file(in, desc), vm);
+}
+
 // The command line, then the environment, then --config: the first source that sets an option wins.
 po::variables_map read_sources(int argc, char** argv, const po::options_description& desc, DatabaseUrlSource& url) {
   po::variables_map vm;
@@ -269,10 +284,10 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
     decide_database_url(vm, url);
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) throw std::invalid_argument("--config: cannot read " + path);
-      po::store(po::parse_config_file(in, desc), vm);
+      store_config_file(path, desc, vm);
+      const bool decided_before = url.decided;
       decide_database_url(vm, url);
+      if (!decided_before) require_absolute_url_file(path, url);
     }
     po::notify(vm);
   } catch (const po::error& e) {
@@ -406,6 +421,21 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   take_connections_and_standbys(vm, d);
   take_line_timeout_and_logging(vm, d);
   return d;
+}
+
+std::pair<std::string, std::string> config_file_database(const std::string& path) {
+  DaemonOptions defaults;
+  const po::options_description desc = describe_options(defaults);
+  po::variables_map vm;
+  DatabaseUrlSource source;
+  try {
+    store_config_file(path, desc, vm);
+  } catch (const po::error& e) {
+    throw std::invalid_argument("--config " + path + ": " + e.what());
+  }
+  decide_database_url(vm, source);
+  require_absolute_url_file(path, source);
+  return {source.url, source.url_file};
 }
 
 }  // namespace pm

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "repos/timestamp_unit.h"
@@ -60,5 +61,11 @@ struct DaemonOptions {
 
 // argv is not modified here; call scrub_argv_passwords() afterwards.
 std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const std::string& version);
+
+// The database-url and database-url-file lines of a pm-ingestd INI file (either may be empty), read
+// as pm-ingestd reads the file: a name that is no pm-ingestd option, a malformed line or a relative
+// database-url-file throws std::invalid_argument naming the file and the problem. For
+// pm-ingestctl, which connects where the daemon does.
+std::pair<std::string, std::string> config_file_database(const std::string& path);
 
 }  // namespace pm

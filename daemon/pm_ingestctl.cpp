@@ -14,6 +14,7 @@
 
 #include "daemon/archive_commands.h"
 #include "daemon/cli_common.h"
+#include "daemon/daemon_options.h"
 #include "daemon/log_inspection.h"
 #include "daemon/send_command.h"
 #include "ingest/events/event_codec.h"
@@ -116,17 +117,16 @@ std::string environment(const char* name) {
   return value ? value : "";
 }
 
-// The database-url and database-url-file lines of the daemon's INI file (its other lines are the
-// daemon's own options: ignored here). Throws UsageError when the file cannot be read.
+// The database-url and database-url-file lines of the daemon's INI file, read as the daemon reads
+// it (a file it refuses is refused here too). Throws UsageError naming `given_as` and the problem.
 std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
-  po::options_description database;
-  database.add_options()("database-url", po::value<std::string>())("database-url-file", po::value<std::string>());
-  std::ifstream in(path);
-  if (!in) throw pm::UsageError(given_as + ": cannot read " + path);
-  po::variables_map vm;
-  po::store(po::parse_config_file(in, database, /*allow_unregistered=*/true), vm);
-  const auto value = [&vm](const char* option) { return vm.count(option) ? vm[option].as<std::string>() : std::string(); };
-  return {value("database-url"), value("database-url-file")};
+  try {
+    return pm::config_file_database(path);
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    if (why.rfind("--config", 0) == 0) why.erase(0, std::string("--config").size());
+    throw pm::UsageError(given_as + why);
+  }
 }
 
 // The database as the daemon finds it, in its order: the options, else the daemon's environment

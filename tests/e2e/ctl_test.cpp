@@ -60,6 +60,21 @@ TEST(Ctl, ReadsTheDaemonsDatabaseVariablesFromItsEnvironment) {
   const auto no_config = ctl({"pending", "--config", dir + "/none.conf"}, {{"DATABASE_URL", unreachable}});
   EXPECT_EQ(no_config.code, 2) << no_config.output;
   EXPECT_NE(no_config.output.find("--config: cannot read " + dir + "/none.conf"), std::string::npos) << no_config.output;
+  // A file the daemon refuses is refused here too: a misspelled name (the daemon would not start,
+  // pm-ingestctl went on to DATABASE_URL), and a relative database-url-file (read from each
+  // program's own working directory: / for the daemon under systemd).
+  { std::ofstream(dir + "/typo.conf") << "databse-url = " << tdb.url() << "\n"; }
+  { std::ofstream(dir + "/relative.conf") << "database-url-file = database-url\n"; }
+  const auto typo = ctl({"pending", "--config", dir + "/typo.conf"}, {{"DATABASE_URL", tdb.url()}});
+  EXPECT_EQ(typo.code, 2) << typo.output;
+  EXPECT_NE(typo.output.find("--config " + dir + "/typo.conf: unrecognised option 'databse-url'"), std::string::npos)
+      << typo.output;
+  const auto relative = ctl({"pending"}, {{"DATABASE_URL", tdb.url()}, {"PM_INGESTD_CONFIG", dir + "/relative.conf"}});
+  EXPECT_EQ(relative.code, 2) << relative.output;
+  EXPECT_NE(relative.output.find("PM_INGESTD_CONFIG " + dir +
+                                 "/relative.conf: database-url-file must be an absolute path ('database-url' given)"),
+            std::string::npos)
+      << relative.output;
   std::filesystem::remove_all(dir);
 }
 

@@ -136,6 +136,28 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
   EXPECT_EQ(past_an_empty_variable, "postgresql://from-config@localhost/db");
 }
 
+// A relative database-url-file in the config file was read from the daemon's working directory (/
+// under systemd), and pm-ingestctl --config read it from the operator's: refused in both.
+TEST(DaemonOptions, ARelativeUrlFileInTheConfigFileIsRefused) {
+  const std::string dir = make_temp_dir("pm_opts");
+  std::ofstream(dir + "/url") << "postgresql://from-file@localhost/db\n";
+  std::ofstream(dir + "/pm-ingestd.conf") << "database-url-file = url\n";
+  const std::string config = dir + "/pm-ingestd.conf";
+  try {
+    parse({"--config", config});
+    ADD_FAILURE() << "a relative database-url-file in the config file was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "--config " + config + ": database-url-file must be an absolute path ('url' given)");
+  }
+  EXPECT_THROW(config_file_database(config), std::invalid_argument);
+  // Where another source decides the database, the config file's line is not read: no error.
+  EXPECT_EQ(parse({"--config", config, "--database-url-file", dir + "/url"}).database_url, "postgresql://from-file@localhost/db");
+  std::ofstream(config) << "database-url-file = " << dir << "/url\nbatch-max-events = 10\n";
+  EXPECT_EQ(config_file_database(config), std::make_pair(std::string(), dir + "/url"));
+  std::ofstream(config) << "database-url-fiel = " << dir << "/url\n";
+  EXPECT_THROW(config_file_database(config), std::invalid_argument);
+}
+
 // The access list comes from one place, as every option does (command line, else environment,
 // else config file): merged, a user the config file allowed stayed allowed after the command line
 // or the environment named another.
