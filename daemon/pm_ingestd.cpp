@@ -364,6 +364,16 @@ sigset_t block_stop_signals() {
   return signals;
 }
 
+// Whether SIGINT or SIGTERM is waiting: they stay blocked (pending) from before the log's recovery
+// until wait_for_stop takes them, so a stop asked for while the daemon started is seen here.
+bool stop_requested_while_starting(const sigset_t& signals) {
+  sigset_t pending;
+  sigemptyset(&pending);
+  if (sigpending(&pending) != 0) return false;
+  return (sigismember(&signals, SIGINT) && sigismember(&pending, SIGINT)) ||
+         (sigismember(&signals, SIGTERM) && sigismember(&pending, SIGTERM));
+}
+
 // Starts the writer, then the server; false (after logging why, the writer stopped) when the
 // socket cannot be served.
 bool start_serving(const Daemon& d, const pm::ServerConfig& server_config) {
@@ -482,6 +492,12 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   const Daemon daemon{options, *log, metrics, *wal, writer, pipeline, server, archiver.get(), fatal_exit};
   http->set_readiness([&daemon] { return readiness_report(daemon); });
   ReadinessBinding readiness_binding{*http};
+  // A stop asked for during the log's recovery: exit without READY=1 and without taking producers
+  // (it served them, and told systemd it was ready, before it took the signal).
+  if (stop_requested_while_starting(signals)) {
+    log->info("stop requested while starting; exiting before serving (the log is recovered, its unapplied events wait for the next start)");
+    return 0;
+  }
   if (!start_serving(daemon, server_cfg)) return 1;
   Supervisor supervisor(daemon, *http);
   wait_for_stop(signals, supervisor, *log);

@@ -670,6 +670,28 @@ TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
   EXPECT_TRUE(wait_count(kTrades, 1));
 }
 
+// SIGTERM during the log's recovery (systemctl stop of a daemon that restarted with a long log)
+// was taken only once the daemon served: it told systemd READY=1 and accepted producers first.
+TEST_F(DaemonTest, SigtermWhileStartingExitsZeroWithoutServing) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "before_stop")}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  EXPECT_EQ(d.stop(), 0);
+  const std::size_t second_run = d.output().size();
+  EXPECT_EQ(d.run_to_exit_with_sigterm_pending(), 0) << d.output();
+  EXPECT_TRUE(d.logged_since(second_run, "recovered")) << d.output();
+  EXPECT_TRUE(d.logged_since(second_run, "stop requested while starting; exiting before serving")) << d.output();
+  EXPECT_FALSE(d.logged_since(second_run, "ready: producers connect")) << d.output();
+  EXPECT_EQ(access(d.socket().c_str(), F_OK), -1) << "the second run should not have made its socket";
+  d.start();  // and the next start serves
+  EXPECT_TRUE(wait_count(kTrades, 1));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // SIGHUP (an operator's reload habit, a closed terminal), SIGUSR1 and SIGUSR2 ended the daemon at
 // once by their default action (exit 129), with batches in flight, and systemd did not restart it.
 // They are logged and ignored; the daemon goes on serving.

@@ -63,16 +63,34 @@ DaemonHarness::~DaemonHarness() {
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
 }
 
-void DaemonHarness::launch() {
+void DaemonHarness::launch(const std::vector<std::string>& wrapper) {
   std::vector<std::string> args = {"--socket", socket(), "--wal-dir", wal_dir(), "--metrics-listen",
                                    "127.0.0.1:" + std::to_string(metrics_port_), "--log-level", "debug"};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::string program = PM_INGESTD_BIN;
+  if (!wrapper.empty()) {
+    args.insert(args.begin(), program);
+    args.insert(args.begin(), wrapper.begin() + 1, wrapper.end());
+    program = wrapper.front();
+  }
   // Appended: output() is every run's (tests read the earlier runs' lines after a restart).
-  process_.start(PM_INGESTD_BIN, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log", Process::Output::Append);
+  process_.start(program, args, {{"DATABASE_URL", database_url_}}, dir_ + "/daemon.log", Process::Output::Append);
 }
 
 int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
   launch();
+  const auto code = process_.wait(timeout);
+  if (!code) process_.kill9();
+  return code ? *code : -1;
+}
+
+int DaemonHarness::run_to_exit_with_sigterm_pending(std::chrono::milliseconds timeout) {
+  // A blocked signal stays pending across execve.
+  launch({"/usr/bin/python3", "-c",
+          "import os, signal, sys\n"
+          "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
+          "os.kill(os.getpid(), signal.SIGTERM)\n"
+          "os.execv(sys.argv[1], sys.argv[1:])\n"});
   const auto code = process_.wait(timeout);
   if (!code) process_.kill9();
   return code ? *code : -1;

@@ -32,6 +32,9 @@ class DaemonHarness {
   // Starts the daemon expecting it to exit by itself (a refusal to start); its exit code, or -1
   // when it is still running after `timeout` (then it is killed).
   int run_to_exit(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // As run_to_exit, with SIGTERM already pending when the daemon starts (blocked, raised and kept
+  // across exec by a python3 wrapper): as if it came while the daemon recovered its log.
+  int run_to_exit_with_sigterm_pending(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGTERM; the exit code (or -1 on timeout).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   bool running() { return process_.running(); }
@@ -50,7 +53,9 @@ class DaemonHarness {
   std::string& database_url() { return database_url_; }
 
  private:
-  void launch();
+  // Starts pm-ingestd, through `wrapper` (a program and its arguments, the daemon's command line
+  // appended) when one is given.
+  void launch(const std::vector<std::string>& wrapper = {});
   std::string database_url_;
   std::vector<std::string> extra_args_;
   std::string dir_;
