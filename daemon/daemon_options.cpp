@@ -152,7 +152,7 @@ void describe_general(po::options_description& desc) {
   desc.add_options()
     ("help,h", "print this help and exit")
     ("version", "print the version and exit")
-    ("config", po::value<std::string>(), "INI file with option = value lines");
+    ("config", po::value<std::string>(), "INI file with option = value lines (a database-url-file line there must be an absolute path)");
 }
 
 void describe_socket(po::options_description& desc, const DaemonOptions& d) {
