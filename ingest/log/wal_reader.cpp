@@ -2,6 +2,7 @@
 
 #include <system_error>
 
+#include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_state.h"
 #include "repos/util/crc32c.h"
@@ -161,6 +162,7 @@ std::string record_mismatch(const std::string& dir, LogId log_id, const Position
       return "the record with lsn " + std::to_string(record->lsn) + " there holds another event";
     return "";
   } catch (const std::exception& e) {
+    if (is_unreadable(e)) throw;  // refused access says nothing of what is there: the caller retries
     return std::string("what is there is not that record: ") + e.what();
   }
 }

@@ -74,7 +74,9 @@ class WalReader {
 // Why the log does not hold, ending exactly at `end`, an event record of `bytes` bytes (header
 // included) with LSN end.lsn and a payload whose CRC-32C is `payload_crc`; "" when it does. Reads
 // that one record (its segment must still exist); damage or another record there is a reason,
-// never an exception. For the writer's check of the record its checkpoint names.
+// never an exception. A segment the system refuses to open (WalCorruption::unreadable()) throws:
+// nothing is known of what it holds, and the writer retries. For the writer's check of the record
+// its checkpoint names.
 std::string record_mismatch(const std::string& dir, LogId log_id, const Position& end, std::uint64_t bytes,
                             std::uint32_t payload_crc, LogFs& fs = posix_log_fs());
 

@@ -40,7 +40,9 @@
 //   a third, for a crash with no batch after it. Exceptions
 //   remain only off the batch path: the checkpoint read at (re)connect and the retention's server
 //   queries (classified by failure_of, then handled like a failed batch), and wal::WalCorruption
-//   from the log, and LogHalted once a halted log has nothing durable left to give (both fatal).
+//   from the log, and LogHalted once a halted log has nothing durable left to give (both fatal),
+//   except a segment the system refuses to open (WalCorruption::unreadable(): a permission, no
+//   descriptor left), read back or for the checkpoint's record: logged and retried like a failure.
 // - Batches commit with synchronous_commit off unless config says otherwise (rows visible before
 //   PostgreSQL's WAL flush). Log segments wholly below the checkpoint are removed once the primary
 //   and every standby have flushed the commits that applied them (LogRetention): a PostgreSQL

@@ -723,6 +723,52 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
   EXPECT_EQ(query_count(rebuilt.url(), "SELECT count(*) FROM polymarket_trades"), 2000 - skipped) << replayed.output;
 }
 
+// `archive store-damaged` on a segment the system will not let it open (as root, a symlink loop
+// stands in for a permission) knows nothing of damage: it says it cannot read it, exit 1, and gives
+// no advice to remove it from the log directory (the advice for a header that is damaged, which
+// would throw away a healthy segment's events). Once the segment opens, it is read: healthy, so
+// the daemon archives it itself.
+TEST(EventSourcing, StoreDamagedOnASegmentThatCannotBeOpenedSaysSoAndCallsItNotDamaged) {
+  TestDatabase live("es_store_unreadable");
+  DaemonHarness d(live.url(), {});
+  // The archive directory cannot be made: the applied segments stay live.
+  const std::string not_a_dir = d.dir() + "/not-a-dir";
+  { std::ofstream(not_a_dir) << "a file"; }
+  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, "su", 3);
+  }
+  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 600; }, 60s)) << d.output();
+  EXPECT_EQ(d.stop(), 0);
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(d.wal_dir()))
+    if (f.path().extension() == ".wal") segments.push_back(f.path().filename().string());
+  std::sort(segments.begin(), segments.end());
+  ASSERT_GE(segments.size(), 2u);
+  const std::filesystem::path oldest = d.wal_dir() + "/" + segments.front();
+  const std::filesystem::path kept = d.dir() + "/" + segments.front() + ".kept";
+  std::filesystem::rename(oldest, kept);
+  std::filesystem::create_symlink(oldest.filename(), oldest);  // open() fails with ELOOP
+  const std::string archive = d.dir() + "/archive";
+  std::filesystem::create_directories(archive);
+  const std::vector<std::string> store = {"archive", "store-damaged", "--archive-dir", archive, "--wal-dir", d.wal_dir(),
+                                          "--segment", segments.front()};
+  const test::Run refused = run_ctl(store);
+  EXPECT_EQ(refused.code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("Too many levels of symbolic links"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("nothing is known about damage"), std::string::npos) << refused.output;
+  EXPECT_EQ(refused.output.find("remove it from the log directory"), std::string::npos) << "damage advice: " << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(archive + "/" + segments.front().substr(0, segments.front().size() - 4) + ".pmarc"));
+
+  std::filesystem::remove(oldest);
+  std::filesystem::rename(kept, oldest);
+  const test::Run readable = run_ctl(store);
+  EXPECT_EQ(readable.code, 1) << readable.output;
+  EXPECT_NE(readable.output.find("is not damaged: every record checks out"), std::string::npos) << readable.output;
+}
+
 // `archive verify` pointed at a directory that holds no archive (the log directory, a typo) said
 // "archive ok: 0 archived segments" and exited 0; `archive list` listed "total: 0 segments", exit 0.
 TEST(EventSourcing, ArchiveVerifyOfADirectoryWithoutAnArchiveSaysSo) {

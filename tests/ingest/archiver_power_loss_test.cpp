@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "metrics/ingest_metrics.h"
 #include "tests/support/fault_fs.h"
 #include "tests/support/process.h"
+#include "tests/support/refusing_open_fs.h"
 #include "tests/support/trade_event.h"
 
 namespace pm::archive {
@@ -305,6 +307,77 @@ TEST_F(ArchiverAroundAHole, AppliedSegmentsKeptAroundAHoleAreArchivedAndRemoved)
     ++expected;
   }
   EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(events));
+}
+
+// An applied segment the system refuses to open (a permission, no descriptor left: unreadable(),
+// not damage) is no damaged segment: the archiver says it cannot archive it and retries, without
+// the damage advice (wal-verify --salvage, archive store-damaged), keeps it and every later one in
+// the live log meanwhile, and archives them all once it opens again. Refused at its first open
+// (the scan), and then only at its second (the scan passes, the reading of its records is refused:
+// the refusal comes as WalCorruption::unreadable(), which got the damage advice).
+class ArchiverOnARefusedSegment : public ArchiverPowerLoss {};
+
+TEST_F(ArchiverOnARefusedSegment, RetriesWithoutCallingItDamagedAndArchivesItOnceItOpens) {
+  FaultFs fs(2);
+  build_log(fs);
+  ASSERT_FALSE(HasFatalFailure());
+  test::RefusingOpenFs refusing(fs, wal::segment_path(kLogDir, 1));
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  auto logger = std::make_shared<spdlog::logger>("refused_segment", lines);
+  const auto logged = [&](const std::string& text) {
+    for (const std::string& line : lines->last_formatted())
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  };
+  ArchiverConfig config = archiver_config(fs, Retention::None);
+  config.fs = &refusing;  // the archiver reads the live segments through its file system
+  IngestMetrics metrics;
+  SegmentArchiver archiver(config, metrics, logger);
+  archiver.prepare();
+  auto log = wal::WriteAheadLog::open(log_options(fs, &archiver));
+  log->note_applied(log->durable());
+  const std::uint64_t active = log->durable().segment;
+  const std::string cannot_archive = "cannot archive log segment " + wal::segment_file_name(1) + ": ";
+  const auto expect_retried_not_damaged = [&](const std::string& why) {
+    EXPECT_TRUE(logged(cannot_archive + why)) << "no failure reported for segment 1 (" << why << ")";
+    EXPECT_TRUE(logged("archiving is retried"));
+    EXPECT_FALSE(logged("damaged")) << "a segment the system refused was called damaged";
+    EXPECT_FALSE(logged("store-damaged")) << "the damage advice for a segment that was never read";
+    EXPECT_EQ(metrics.archived_segments.Value(), 0);
+    EXPECT_EQ(log->oldest().segment, 1u) << "a segment was removed from the live log unarchived";
+  };
+
+  refusing.refuse(EACCES);  // every open
+  archiver.start(*log);
+  archiver.release_before(active);
+  // Three attempts: the first, then two retries.
+  ASSERT_TRUE(test::wait_until([&] { return refusing.refused() >= 3 && metrics.archive_errors.Value() >= 3; }, 10s))
+      << "refused opens: " << refusing.refused() << ", archive errors: " << metrics.archive_errors.Value();
+  expect_retried_not_damaged("open " + wal::segment_path(kLogDir, 1));
+
+  refusing.refuse(EACCES, 2);  // the second open of each attempt: the scan passes, the records' reader is refused
+  const double errors = metrics.archive_errors.Value();
+  ASSERT_TRUE(test::wait_until([&] { return refusing.refused() >= 3 && metrics.archive_errors.Value() >= errors + 3; }, 10s))
+      << "refused opens: " << refusing.refused() << ", archive errors: " << metrics.archive_errors.Value();
+  expect_retried_not_damaged("cannot read write-ahead log file " + wal::segment_path(kLogDir, 1));
+
+  refusing.allow();
+  const bool settled =
+      test::wait_until([&] { return log->oldest().segment == active && index_agrees_with_files(fs); }, 10s);
+  archiver.stop();
+  EXPECT_TRUE(settled) << "segments " << log->oldest().segment << ".." << active - 1 << " stayed in the live log";
+  EXPECT_TRUE(is_archived(fs, kArchiveDir, log->log_id(), 1));
+  EXPECT_EQ(metrics.archived_segments.Value(), static_cast<double>(active - 1));
+  EXPECT_EQ(fatals(), std::vector<std::string>{});
+  SegmentChain chain = SegmentChain::discover(fs, {kLogDir, kArchiveDir});
+  EXPECT_TRUE(chain.gaps().empty());
+  chain.start(1, false);
+  std::uint64_t expected = 1;
+  while (const auto record = chain.next()) {
+    ASSERT_EQ(record->lsn, expected) << "an event was skipped or read twice";
+    ++expected;
+  }
+  EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(kEvents));
 }
 
 }  // namespace

@@ -39,6 +39,7 @@
 #include "tests/support/sync_gate_fs.h"
 #include "tests/support/trade_event.h"
 #include "tests/support/process.h"
+#include "tests/support/refusing_open_fs.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -444,6 +445,67 @@ TEST_F(PowerLossRounds, TheWriterOpensEveryConnectionItUsesWhenItConnects) {
   ASSERT_TRUE(test::wait_until([&] { return writer.database_up(); }, 20s));
   EXPECT_GE(backends(), 4) << "the lanes' connections and the writer's own were not opened when it connected";
   writer.stop();
+}
+
+// An event the queue could not take is read back from the log. When the system refuses to open
+// the segment (a permission, no descriptor left: unreadable(), not damage), the writer says it
+// cannot read events back from the log and retries, the events staying in the log (it stopped
+// the daemon with exit 2, which systemd does not restart); once the segment opens again, every
+// acknowledged event is applied, once. The refusal starts after one event is applied, so each
+// retry also reads the record the checkpoint names while the segment is still refused.
+TEST_F(PowerLossRounds, AWriterRetriesReadingBackASegmentTheSystemRefusesAndAppliesOnceItOpens) {
+  FaultFs fs(15);
+  test::RefusingOpenFs refusing(fs);
+  std::mutex mu;
+  std::vector<std::string> fatals;
+  const RoundPlan plan = single_life_plan();
+  const std::string condition = "segment-refused";
+  wal::Options options = log_options(fs, plan, fatals, mu);
+  options.fs = &refusing;
+  auto log = wal::WriteAheadLog::open(options);
+  auto lines = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  auto logger = std::make_shared<spdlog::logger>("segment_refused", lines);
+  const auto logged = [&](const std::string& text) {
+    for (const std::string& line : lines->last_formatted())
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  };
+  IngestMetrics metrics;
+  EventQueue queue(1);  // takes one event at most: the others of a submit are read back from the log
+  FatalMessage writer_fatal;
+  BatchWriter writer(writer_config(plan, condition), database_->db(), *log, queue, metrics, logger, writer_fatal.callback());
+  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [&] { return writer.applied_log_offset(); });
+  const auto submit = [&](const std::string& prefix, int n) {
+    std::vector<Event> events;
+    for (int i = 0; i < n; ++i) events.push_back(trade_event(condition, prefix + std::to_string(i)));
+    return pipeline.submit(events);
+  };
+  writer.start();
+  ASSERT_EQ(submit("a", 1), SubmitResult::Durable);
+  ASSERT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 1; }, 20s));
+  ASSERT_EQ(writer_fatal.get(), "");
+
+  refusing.refuse(EACCES);
+  ASSERT_EQ(submit("b", 4), SubmitResult::Durable);  // acknowledged: lsn 2-5
+  // Three refused opens: the read back, then at least one retry.
+  ASSERT_TRUE(test::wait_until(
+      [&] { return !writer_fatal.get().empty() || (refusing.refused() >= 3 && logged("cannot read events back from the log")); }, 20s))
+      << "refused opens: " << refusing.refused();
+  EXPECT_EQ(writer_fatal.get(), "") << "the writer stopped on a segment it may not open";
+  EXPECT_LT(writer.applied_lsn(), 5u) << "the events were applied without reading the refused segment";
+  EXPECT_FALSE(logged("PostgreSQL operation failed")) << "a log it cannot read was reported as PostgreSQL's failure";
+
+  refusing.allow();
+  EXPECT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 5; }, 20s))
+      << "applied lsn " << writer.applied_lsn();
+  writer.stop();
+  EXPECT_EQ(writer_fatal.get(), "");
+  EXPECT_EQ(stored_trades(database_->db(), condition), 5);
+  const auto checkpoint = IngestCheckpointRepository(database_->db()).get(condition);
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_EQ(checkpoint->lsn, 5);
+  EXPECT_EQ(checkpoint->applied_events, 5) << "an event was applied twice, or skipped";
+  EXPECT_TRUE(fatals.empty()) << fatals.front();
 }
 
 // The writer and the ingest path on a log whose fdatasync is held at a gate (SyncGateFs over a
