@@ -31,7 +31,7 @@ inline constexpr std::size_t kArchiveTrailerSize = 8;
 struct ArchiveEntry {
   wal::LogId log_id{};
   std::uint64_t segment = 0;
-  std::uint32_t segment_version = wal::kFormatVersion;  // of the archived segment (1 or 2)
+  std::uint32_t segment_version = wal::kFormatVersion;  // of the archived segment (1, 2 or 3)
   std::uint64_t first_lsn = 0;   // of its first event record
   std::uint64_t last_lsn = 0;    // of its last one (first_lsn - 1 when it holds none)
   std::uint64_t base_offset = 0; // the segment header's base offset (log offset of its first record)

@@ -162,7 +162,8 @@ void WriteAheadLog::set_active_file_bytes(std::uint64_t bytes) {
 
 void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_lsn, std::uint64_t base_offset) {
   const std::string path = segment_path(options_.dir, segment);
-  const std::string header = encode_segment_header(SegmentHeader{log_id_, segment, first_lsn, base_offset, kFormatVersion});
+  const SegmentHeader new_header{log_id_, segment, first_lsn, base_offset, kFormatVersion};
+  const std::string header = encode_segment_header(new_header);
   std::unique_ptr<LogFile> file;
   std::uint64_t file_bytes = header.size();
   if (!create_from_spare(path, header, file, file_bytes)) create_file(path, header, file);
@@ -174,6 +175,7 @@ void WriteAheadLog::create_segment(std::uint64_t segment, std::uint64_t first_ls
     throw std::system_error(dir_ec, "fsync " + options_.dir);
   }
   active_ = std::move(file);
+  active_header_ = new_header;
   active_cut_unsynced_ = false;
   std::lock_guard lock(mu_);
   segments_[segment] = header.size();
@@ -265,8 +267,10 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   const SegmentScan scan = open_newest_segment(newest_segment, read, state);
   segments_[newest_segment] = scan.valid_end.offset;
   durable_ = scan.valid_end;
+  active_header_ = scan.header;
   open_state(read, state);
-  // Version 1 segments are only read: appends start a new segment in the current format.
+  // Segments of an older version are only read: appends start a new segment in the current format
+  // (version 3: a marker's checksum there is keyed by the log id, wal_format.h).
   if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
 }
 
@@ -353,7 +357,7 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
   const SegmentScan scan = scan_segment(*fs_, newest);
   if (scan.tail == TailState::Corrupt)
     throw WalCorruption(newest, scan.valid_end.offset,
-                        scan.problem + "; a valid " + (scan.header.version >= 2 ? "group" : "record") + " follows at offset " +
+                        scan.problem + "; a valid " + (has_group_markers(scan.header) ? "group" : "record") + " follows at offset " +
                             std::to_string(scan.later_valid_offset) +
                             ", so this damage lies in data that had been synced and acknowledged");
   check_state(read, state, scan.valid_end);
@@ -586,7 +590,7 @@ std::string WriteAheadLog::encode_group(Group& group) {
       ++records;
     }
   }
-  finish_group(buffer, marker, records);
+  finish_group(buffer, marker, records, active_header_);
   return buffer;
 }
 

@@ -23,10 +23,20 @@ T get(const char* p) {
   return v;
 }
 
+const char* magic_of(std::uint32_t version) { return version == 1 ? kMagicV1 : version == 2 ? kMagicV2 : kMagicV3; }
+
+// The checksum a group marker (its kGroupMarkerSize bytes at `marker`) carries in a segment with
+// the header `segment`: version 3 keyed by the log id, before it the plain record checksum.
+std::uint32_t marker_masked_crc(const SegmentHeader& segment, const char* marker) {
+  std::uint32_t crc = 0;
+  if (segment.version >= 3) crc = crc32c::extend(crc, segment.log_id.data(), segment.log_id.size());
+  return crc32c::mask(crc32c::extend(crc, marker + 4, kGroupMarkerSize - 4));
+}
+
 }  // namespace
 
 std::string encode_segment_header(const SegmentHeader& h) {
-  std::string out(h.version == 1 ? kMagicV1 : kMagicV2, sizeof kMagicV2);
+  std::string out(magic_of(h.version), sizeof kMagicV3);
   out.append(reinterpret_cast<const char*>(h.log_id.data()), h.log_id.size());
   put<std::uint64_t>(out, h.segment);
   put<std::uint64_t>(out, h.first_lsn);
@@ -38,7 +48,9 @@ std::string encode_segment_header(const SegmentHeader& h) {
 
 bool decode_segment_header(const char* data, std::size_t n, SegmentHeader& out) {
   if (n < kSegmentHeaderSize) return false;
-  if (std::memcmp(data, kMagicV2, sizeof kMagicV2) == 0) {
+  if (std::memcmp(data, kMagicV3, sizeof kMagicV3) == 0) {
+    out.version = 3;
+  } else if (std::memcmp(data, kMagicV2, sizeof kMagicV2) == 0) {
     out.version = 2;
   } else if (std::memcmp(data, kMagicV1, sizeof kMagicV1) == 0) {
     out.version = 1;
@@ -70,7 +82,7 @@ std::size_t begin_group(std::string& out, std::uint64_t first_lsn) {
   return at;
 }
 
-void finish_group(std::string& out, std::size_t marker_offset, std::uint32_t records) {
+void finish_group(std::string& out, std::size_t marker_offset, std::uint32_t records, const SegmentHeader& segment) {
   const std::size_t body = marker_offset + kGroupMarkerSize;
   char* payload = out.data() + marker_offset + kRecordHeaderSize;
   const std::uint32_t body_crc = crc32c::mask(crc32c::value(out.data() + body, out.size() - body));
@@ -78,13 +90,16 @@ void finish_group(std::string& out, std::size_t marker_offset, std::uint32_t rec
   std::memcpy(payload, &records, 4);
   std::memcpy(payload + 4, &body_crc, 4);
   std::memcpy(payload + 8, &body_bytes, 8);
-  const std::uint32_t crc =
-      crc32c::mask(crc32c::value(out.data() + marker_offset + 4, kGroupMarkerSize - 4));
+  const std::uint32_t crc = marker_masked_crc(segment, out.data() + marker_offset);
   std::memcpy(out.data() + marker_offset, &crc, 4);
 }
 
-bool decode_group_marker(const char* payload, std::size_t n, GroupMarker& out) {
-  if (n != kGroupPayloadSize) return false;
+bool group_marker_ok(const SegmentHeader& segment, const char* marker, GroupMarker& out) {
+  const RecordHeader h = decode_record_header(marker);
+  if (h.type != kRecordGroup || h.length != kGroupPayloadSize ||
+      h.masked_crc != marker_masked_crc(segment, marker))
+    return false;
+  const char* payload = marker + kRecordHeaderSize;
   out.records = get<std::uint32_t>(payload);
   out.body_masked_crc = get<std::uint32_t>(payload + 4);
   out.body_bytes = get<std::uint64_t>(payload + 8);

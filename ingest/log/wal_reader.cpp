@@ -26,6 +26,7 @@ void WalReader::open_segment(std::uint64_t segment) {
     position_ = first_position(h);
   }
   file_ = open_segment_file(fs_, path);
+  file_header_ = h;
   file_segment_ = segment;
   sealed_size_.reset();
 }
@@ -43,7 +44,7 @@ bool WalReader::skip_group_marker(const char* header, std::uint64_t end) {
   if (h.type != kRecordGroup) return false;
   const char* p = position_.offset + kGroupMarkerSize <= end ? file_->read(position_.offset, kGroupMarkerSize, end) : nullptr;
   GroupMarker marker;
-  if (p == nullptr || !decode_group_marker(p + kRecordHeaderSize, h.length, marker) || !record_checksum_ok(p, kGroupMarkerSize))
+  if (p == nullptr || !group_marker_ok(file_header_, p, marker))
     throw WalCorruption(file_->path(), position_.offset, "invalid group marker");
   if (h.lsn != position_.lsn + 1)
     throw WalCorruption(file_->path(), position_.offset,

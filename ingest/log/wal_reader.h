@@ -65,6 +65,7 @@ class WalReader {
   Position position_;
   std::unique_ptr<SegmentFile> file_;
   std::uint64_t file_segment_ = 0;
+  SegmentHeader file_header_;  // file_'s: its version and log id decide its markers' checksum
   std::optional<std::uint64_t> sealed_size_;  // of file_, once read while it is not the limit's segment
   // Where the body of the group being read ends in file_, once its marker was checked whole; none
   // after its last record, or when reading began inside a group.

@@ -21,7 +21,8 @@ struct Entry {
   std::string problem;
 };
 
-Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::uint64_t last_lsn, bool strict_lsn) {
+Entry entry_at(SegmentFile& f, const SegmentHeader& segment, std::uint64_t offset, std::uint64_t size, std::uint64_t last_lsn,
+               bool strict_lsn) {
   Entry e;
   if (size - offset < kRecordHeaderSize) {
     e.problem = "incomplete record header";
@@ -37,7 +38,8 @@ Entry entry_at(SegmentFile& f, std::uint64_t offset, std::uint64_t size, std::ui
   const bool lsn_ok = strict_lsn ? e.header.lsn == last_lsn + 1 : e.header.lsn > last_lsn && e.header.lsn - last_lsn <= (1ull << 32);
   if (e.header.type == kRecordGroup) {
     const char* marker = e.header.length == kGroupPayloadSize && bytes <= size - offset ? f.read(offset, kGroupMarkerSize) : nullptr;
-    if (marker == nullptr || !record_checksum_ok(marker, kGroupMarkerSize)) {
+    GroupMarker payload;
+    if (marker == nullptr || !group_marker_ok(segment, marker, payload)) {
       e.problem = "invalid group marker";
     } else if (!lsn_ok) {
       e.problem = "group marker out of sequence";
@@ -119,13 +121,13 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
   try {
     while (pos.offset < size) {
       reading_at = pos.offset;
-      Entry e = entry_at(f, pos.offset, size, last_lsn, true);
+      Entry e = entry_at(f, header, pos.offset, size, last_lsn, true);
       if (e.bytes == 0) {
         // Resynchronise: the next offset holding a valid record or marker with a later LSN.
         std::uint64_t at = pos.offset + 1;
         Entry next;
         for (; at < size; ++at) {
-          next = entry_at(f, at, size, last_lsn, false);
+          next = entry_at(f, header, at, size, last_lsn, false);
           if (next.bytes > 0) break;
         }
         const std::uint64_t next_lsn = at < size ? next.header.lsn : 0;

@@ -34,20 +34,18 @@ std::string check_record(SegmentFile& f, const Position& pos, std::uint64_t end,
   return "";
 }
 
-// Checks the group whose marker is at `pos`; "" when valid, with `next` after its last record.
-// `group_end` is set where the group ends by its marker once the marker itself checks out (a later
-// group can only start there), else left alone.
-std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size, Position& next, std::uint64_t& records,
-                        std::uint64_t& group_end) {
+// Checks the group whose marker is at `pos` in the segment `header` heads; "" when valid, with
+// `next` after its last record. `group_end` is set where the group ends by its marker once the
+// marker itself checks out (a later group can only start there), else left alone.
+std::string check_group(SegmentFile& f, const SegmentHeader& header, const Position& pos, std::uint64_t size, Position& next,
+                        std::uint64_t& records, std::uint64_t& group_end) {
   const std::uint64_t left = size - pos.offset;
   if (left < kGroupMarkerSize) return "incomplete group marker (" + std::to_string(left) + " bytes)";
   const char* m = f.read(pos.offset, kGroupMarkerSize);
   if (m == nullptr) return kShrankDuringScan;
   const RecordHeader h = decode_record_header(m);
   GroupMarker marker;
-  if (h.type != kRecordGroup || !decode_group_marker(m + kRecordHeaderSize, h.length, marker) ||
-      !record_checksum_ok(m, kGroupMarkerSize))
-    return "no valid group marker";
+  if (!group_marker_ok(header, m, marker)) return "no valid group marker";
   if (h.lsn != pos.lsn + 1) return "group starts at lsn " + std::to_string(h.lsn) + " where " + std::to_string(pos.lsn + 1) + " was expected";
   if (marker.records > 0 && marker.body_bytes <= kMaxGroupBody) group_end = pos.offset + kGroupMarkerSize + marker.body_bytes;
   if (marker.body_bytes > left - kGroupMarkerSize) return "group of " + std::to_string(marker.body_bytes) + " bytes runs past the end of the file";
@@ -70,14 +68,17 @@ std::string check_group(SegmentFile& f, const Position& pos, std::uint64_t size,
   return "";
 }
 
-// The offset of the first valid group marker after `from` that could follow lsn `last_lsn`, or 0.
-std::uint64_t later_group_marker(SegmentFile& f, std::uint64_t from, std::uint64_t size, std::uint64_t last_lsn) {
+// The offset of the first valid group marker (of the segment `header` heads) after `from` that
+// could follow lsn `last_lsn`, or 0. In version 3 no producer can forge one (wal_format.h).
+std::uint64_t later_group_marker(SegmentFile& f, const SegmentHeader& header, std::uint64_t from, std::uint64_t size,
+                                 std::uint64_t last_lsn) {
   for (std::uint64_t off = from; off + kGroupMarkerSize <= size; ++off) {
     const char* p = f.read(off, kGroupMarkerSize);
     if (p == nullptr) return 0;
     const RecordHeader h = decode_record_header(p);
-    if (h.type != kRecordGroup || h.length != kGroupPayloadSize || !plausible_lsn(h.lsn, last_lsn)) continue;
-    if (record_checksum_ok(p, kGroupMarkerSize)) return off;
+    if (h.type != kRecordGroup || !plausible_lsn(h.lsn, last_lsn)) continue;
+    GroupMarker marker;
+    if (group_marker_ok(header, p, marker)) return off;
   }
   return 0;
 }
@@ -118,7 +119,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
   const char* p = f.read(0, kSegmentHeaderSize);
   if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, scan.header))
     throw WalCorruption(path, 0, "invalid segment header");
-  const bool grouped = scan.header.version >= 2;
+  const bool grouped = has_group_markers(scan.header);
   Position pos = first_position(scan.header);
   while (pos.offset < scan.file_size) {
     Position next;
@@ -128,7 +129,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     // body is a producer's bytes, which may hold anything, a marker included), else anywhere after.
     std::uint64_t search_from = pos.offset + 1;
     if (grouped) {
-      problem = check_group(f, pos, scan.file_size, next, records, search_from);
+      problem = check_group(f, scan.header, pos, scan.file_size, next, records, search_from);
     } else {
       std::uint64_t bytes = 0;
       problem = check_record(f, pos, scan.file_size, bytes);
@@ -137,11 +138,11 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     }
     // Preallocated zeros: the clean end. Version 1 never preallocated: zeros there are a torn
     // tail (a file system that extended the file before a power loss), cut like any other, as
-    // the segment is no longer the newest once the log goes on in version 2 (only the newest may
-    // end in zeros).
+    // the segment is no longer the newest once the log goes on in a later version (only the
+    // newest may end in zeros).
     if (!problem.empty() && grouped && zero_to_end(f, pos.offset, scan.file_size)) break;
     if (!problem.empty()) {
-      const std::uint64_t later = grouped ? later_group_marker(f, search_from, scan.file_size, pos.lsn)
+      const std::uint64_t later = grouped ? later_group_marker(f, scan.header, search_from, scan.file_size, pos.lsn)
                                           : later_record(f, pos.offset + 1, scan.file_size, pos.lsn);
       scan.valid_end = pos;
       scan.tail = later != 0 ? TailState::Corrupt : TailState::Torn;

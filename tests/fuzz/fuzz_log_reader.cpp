@@ -4,7 +4,8 @@
 // read out of bounds; WalCorruption is the only acceptable complaint; and a log that recovery
 // accepted must read back to its durable end without complaint.
 // The first input byte picks a shape, so the fuzzer does not spend its time on segment headers:
-// bit 0 set: a valid segment header (format 2, or 1 with bit 1 set) precedes the other bytes.
+// bit 0 set: a valid segment header (format 2; 1 with bit 1 set, else 3 with bit 2 set) precedes the
+// other bytes.
 #include <cstdint>
 #include <string>
 #include <system_error>
@@ -27,7 +28,7 @@ std::string segment_bytes(const std::uint8_t* data, std::size_t size) {
   header.segment = 1;
   header.first_lsn = 1;
   header.base_offset = 0;
-  header.version = (bytes[0] & 2) != 0 ? 1 : 2;
+  header.version = (bytes[0] & 2) != 0 ? 1 : (bytes[0] & 4) != 0 ? 3 : 2;
   return pm::wal::encode_segment_header(header) + bytes.substr(1);
 }
 

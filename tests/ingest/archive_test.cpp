@@ -858,13 +858,10 @@ TEST_F(ChainTest, HalfAGroupAtTheEndOfAnOlderLiveSegmentIsDamageNotEvents) {
   EXPECT_EQ(last_read, first_of_cut_group - 1);
 }
 
-// Group `first_lsn`.. of `payloads`, whole ("marker + records"), as the log writes it.
-std::string group_bytes(std::uint64_t first_lsn, const std::vector<std::string>& payloads) {
-  std::string out;
-  const std::size_t marker = wal::begin_group(out, first_lsn);
-  for (std::size_t i = 0; i < payloads.size(); ++i) wal::append_record(out, first_lsn + i, wal::kRecordEvent, payloads[i]);
-  wal::finish_group(out, marker, static_cast<std::uint32_t>(payloads.size()));
-  return out;
+// Group `first_lsn`.. of `payloads`, whole ("marker + records"), as the log writes it into the
+// segment file `segment_path`.
+std::string group_bytes(const std::string& segment_path, std::uint64_t first_lsn, const std::vector<std::string>& payloads) {
+  return test::group_bytes(test::header_of(read_file(segment_path)), first_lsn, payloads);
 }
 
 // The shape a cut undone by a power loss leaves: segment 4 ends in half a group whose LSNs the
@@ -873,7 +870,7 @@ std::string group_bytes(std::uint64_t first_lsn, const std::vector<std::string>&
 // records, or the next segment's records of the same LSNs would be dropped as read already.
 TEST_F(ChainTest, AStaleHalfGroupWhoseLsnsTheNextSegmentStartsWithIsNeverRead) {
   const std::uint64_t next_first = log_.in(5).front().lsn;
-  const std::string stale = group_bytes(next_first, {"stale-1", "stale-2", "stale-3", "stale-4"});
+  const std::string stale = group_bytes(live_path(4), next_first, {"stale-1", "stale-2", "stale-3", "stale-4"});
   const std::vector<test::GroupSpan> spans = test::groups_in(std::string(wal::kSegmentHeaderSize, '\0') + stale);
   ASSERT_EQ(spans.size(), 1u);
   const std::string bytes = read_file(live_path(4));
@@ -1007,10 +1004,10 @@ TEST_F(ArchiveTest, ARunningLogIsNotCalledDamagedForAHalfGroupPastItsCeiling) {
   ASSERT_TRUE(log->persist_applied());  // the state's ceiling: lsn 3
   // A group whose second record is not all there yet (a byte of it still different), then a whole
   // later one: the scan calls that damage, so the chain does not cut it off as a torn tail.
-  std::string unfinished = group_bytes(4, {event_payload(3), event_payload(4)});
-  unfinished[unfinished.size() - 5] = static_cast<char>(unfinished[unfinished.size() - 5] ^ 0x40);
   const std::string live = live_path(1);
-  write_file(live, read_file(live) + unfinished + group_bytes(6, {event_payload(5)}));
+  std::string unfinished = group_bytes(live, 4, {event_payload(3), event_payload(4)});
+  unfinished[unfinished.size() - 5] = static_cast<char>(unfinished[unfinished.size() - 5] ^ 0x40);
+  write_file(live, read_file(live) + unfinished + group_bytes(live, 6, {event_payload(5)}));
   ASSERT_EQ(wal::scan_segment(pfs(), live).tail, wal::TailState::Corrupt);
   SegmentChain running = SegmentChain::discover(pfs(), {wal_});
   ASSERT_TRUE(running.live_limit().has_value());

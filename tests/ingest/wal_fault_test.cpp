@@ -1,6 +1,7 @@
 // The write-ahead log under injected faults (tests/support/fault_fs.h): torn and damaged last
 // groups, fdatasync / write / directory fsync failures, ENOSPC and EDQUOT, damage inside the
-// synced prefix (with checksums fixed up), the directory lock, the ceiling, format 1 logs.
+// synced prefix (with checksums fixed up), the directory lock, the ceiling, format 1 and 2 logs,
+// group markers forged by producers.
 #include <gtest/gtest.h>
 
 #include <barrier>
@@ -22,6 +23,7 @@
 #include "tests/support/process.h"
 #include "tests/support/sync_gate_fs.h"
 #include "tests/support/forwarding_log_fs.h"
+#include "tests/support/wal_groups.h"
 
 namespace pm::wal {
 namespace {
@@ -883,11 +885,10 @@ TEST_F(WalFaultTest, AScanOrASalvageOfAFileCutWhileItIsReadSaysSoInsteadOfReadin
 // tells damage in acknowledged data from a torn tail, began inside that group's own body and took
 // the forged marker for a group written after it: "corrupt", and the daemon refused to start (exit
 // 2). A later group can only begin after the body its group's valid marker states.
+// (Format 3 also keys a marker's checksum by the log id, which no producer sees: the forged marker
+// here, computed the only way a producer can, is no marker in a format 3 segment at all.)
 TEST_F(WalFaultTest, AMarkerForgedInsideATornGroupIsNotTakenForALaterGroup) {
-  std::string forged;
-  const std::size_t marker = begin_group(forged, 1ull << 31);
-  append_record(forged, 1ull << 31, kRecordEvent, "x");
-  finish_group(forged, marker, 1);
+  const std::string forged = test::unkeyed_group(1ull << 31, {"x"});
   {
     auto log = WriteAheadLog::open(options());
     ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
@@ -903,6 +904,133 @@ TEST_F(WalFaultTest, AMarkerForgedInsideATornGroupIsNotTakenForALaterGroup) {
   EXPECT_EQ(scan.valid_end.lsn, 3u);
 }
 
+// The same forgery when the power loss took the torn group's own marker (its page zero-filled) but
+// left the page of the event holding the forged marker: no valid marker states where the torn
+// group ends, so the search for a later group runs through its body. In format 2 the forged marker
+// (a plain checksum anyone can compute) was taken for a group written after the torn one:
+// "corrupt", and the daemon refused to start (exit 2) after a power loss. Format 3 keys a marker's
+// checksum by the log id, which producers never see.
+TEST_F(WalFaultTest, AMarkerForgedInATornGroupWhoseOwnMarkerIsLostIsNotTakenForALaterGroup) {
+  const std::string forged = test::unkeyed_group(4, {"x"});  // the LSN the next group would start at
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+    const std::vector<std::string> payloads = {"before " + forged + " after", payload(4)};
+    std::vector<Appended> out;
+    ASSERT_EQ(log->append(payloads, out), AppendStatus::Ok);
+  }
+  std::string bytes = fs_.contents(segment(1));
+  ASSERT_EQ(test::header_of(bytes).version, 3u);
+  const std::vector<test::GroupSpan> groups = test::groups_in(bytes);
+  ASSERT_EQ(groups.size(), 2u);
+  const std::size_t torn = groups[1].marker;
+  ASSERT_NE(bytes.find(forged, torn), std::string::npos) << "the forged marker lies in the torn group's body";
+  std::memset(bytes.data() + torn, 0, kGroupMarkerSize);  // the marker's page lost, the forged marker's page kept
+  fs_.put(segment(1), bytes);
+
+  const SegmentScan scan = scan_segment(fs_, segment(1));
+  EXPECT_EQ(scan.tail, TailState::Torn) << scan.problem << ", a later group at " << scan.later_valid_offset;
+  EXPECT_EQ(scan.valid_end.offset, torn);
+  EXPECT_EQ(inspect_log(kDir, fs_).tail, TailState::Torn) << "the tools give the same verdict";
+
+  auto log = WriteAheadLog::open(options());  // the daemon starts by itself
+  EXPECT_EQ(log->durable().lsn, 3u);
+  ASSERT_EQ(findings_.size(), 1u);
+  EXPECT_EQ(findings_[0].kind, RecoveryFinding::Kind::TornTailCut);
+  EXPECT_EQ(findings_[0].offset, torn);
+  EXPECT_EQ(fs_.contents(segment(1)).size(), torn);
+  ASSERT_EQ(append(*log, 10, 1), AppendStatus::Ok);
+  EXPECT_EQ(log->durable().lsn, 4u);
+  EXPECT_EQ(read_all(*log), (std::vector<std::string>{payload(0), payload(1), payload(2), payload(10)}));
+}
+
+// A genuine later group still proves the bad group before it was synced: a group whose marker was
+// lost (zeroed) with the log's own keyed groups after it is corruption, found at the first of them.
+TEST_F(WalFaultTest, ALostMarkerFollowedByTheLogsOwnGroupsIsCorruption) {
+  {
+    auto log = WriteAheadLog::open(options());
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(append(*log, i * 2, 2), AppendStatus::Ok);
+  }
+  std::string bytes = fs_.contents(segment(1));
+  ASSERT_EQ(test::header_of(bytes).version, 3u);
+  const std::vector<test::GroupSpan> groups = test::groups_in(bytes);
+  ASSERT_EQ(groups.size(), 3u);
+  std::memset(bytes.data() + groups[1].marker, 0, kGroupMarkerSize);
+  fs_.put(segment(1), bytes);
+
+  const SegmentScan scan = scan_segment(fs_, segment(1));
+  EXPECT_EQ(scan.tail, TailState::Corrupt) << scan.problem;
+  EXPECT_EQ(scan.later_valid_offset, groups[2].marker);
+  try {
+    WriteAheadLog::open(options());
+    FAIL() << "damage before a later group was not detected";
+  } catch (const WalCorruption& e) {
+    EXPECT_EQ(e.offset(), groups[1].marker);
+    EXPECT_NE(std::string(e.what()).find("a valid group follows at offset " + std::to_string(groups[2].marker)), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(fs_.contents(segment(1)), bytes) << "recovery changed a log it refused";
+}
+
+// A log written in format 2 (markers with the plain checksum) is read as before: a torn last group
+// is cut, damage before a later format 2 group is corruption, salvage steps over its markers; and
+// it goes on in a new format 3 segment, read together with the old one.
+TEST_F(WalFaultTest, AFormatTwoLogIsReadAndContinuedInFormatThree) {
+  const LogId id{9, 8, 7};
+  const std::string header = encode_segment_header(SegmentHeader{id, 1, 1, 0, 2});
+  ASSERT_EQ(header.substr(0, 8), std::string("PMWAL02\n"));
+  const std::string synced = header + test::unkeyed_group(1, {payload(0), payload(1)}) + test::unkeyed_group(3, {payload(2)});
+  const std::string last = test::unkeyed_group(4, {payload(3), payload(4)});
+  ASSERT_EQ(fs_.create_dir(kDir), std::error_code{});
+
+  // Damage in the first group, a format 2 group after it: corruption.
+  std::string damaged = synced + last;
+  damaged[kSegmentHeaderSize + kGroupMarkerSize + kRecordHeaderSize + 2] ^= 0x01;
+  fs_.put(segment(1), damaged);
+  EXPECT_EQ(scan_segment(fs_, segment(1)).tail, TailState::Corrupt);
+  EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+
+  // The last group torn: cut, and the log goes on in format 3.
+  fs_.put(segment(1), synced + last.substr(0, last.size() - 3));
+  std::size_t salvaged = 0;
+  std::vector<SkippedRange> skipped;
+  salvage_log(fs_, kDir, [&](const Record&) { return ++salvaged > 0; }, [&](const SkippedRange& r) { skipped.push_back(r); });
+  EXPECT_EQ(salvaged, 4u) << "the torn group's first record is whole";
+  EXPECT_EQ(skipped.size(), 1u);
+  {
+    auto log = WriteAheadLog::open(options());
+    EXPECT_EQ(log->log_id(), id);
+    EXPECT_EQ(log->durable().lsn, 3u);
+    EXPECT_EQ(log->durable().segment, 2u) << "appends go to a new segment in the current format";
+    EXPECT_EQ(fs_.contents(segment(1)), synced);
+    ASSERT_EQ(append(*log, 3, 2), AppendStatus::Ok);
+    EXPECT_EQ(read_all(*log).size(), 5u);
+  }
+  const std::string second = fs_.contents(segment(2));
+  const SegmentHeader h = test::header_of(second);
+  EXPECT_EQ(h.version, 3u);
+  EXPECT_EQ(second.substr(0, 8), std::string("PMWAL03\n"));
+  EXPECT_EQ(h.log_id, id);
+  const std::vector<test::GroupSpan> groups = test::groups_in(second);
+  ASSERT_EQ(groups.size(), 1u);
+  const std::string written = second.substr(groups[0].marker, groups[0].record_ends.back() - groups[0].marker);
+  EXPECT_EQ(written, test::group_bytes(h, 4, {payload(3), payload(4)}));
+  EXPECT_NE(written, test::unkeyed_group(4, {payload(3), payload(4)})) << "the new segment's marker is keyed";
+
+  auto log = WriteAheadLog::open(options());  // a format 3 newest segment after a format 2 one
+  EXPECT_EQ(log->durable().lsn, 5u);
+  EXPECT_EQ(log->durable().segment, 2u);
+  const std::vector<std::string> all = read_all(*log);
+  ASSERT_EQ(all.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], payload(i));
+  EXPECT_EQ(inspect_log(kDir, fs_).tail, TailState::Clean);
+  salvaged = 0;
+  skipped.clear();
+  salvage_log(fs_, kDir, [&](const Record&) { return ++salvaged > 0; }, [&](const SkippedRange& r) { skipped.push_back(r); });
+  EXPECT_EQ(salvaged, 5u);
+  EXPECT_TRUE(skipped.empty());
+}
+
 // A version 1 segment (as written before group markers: records only) ending in a torn tail: some
 // bytes of a record, or zeros (a file system that extended the file before a power loss). Zeros are
 // no clean end in version 1, which never preallocated: the segment is cut like any torn tail. (They
@@ -910,7 +1038,7 @@ TEST_F(WalFaultTest, AMarkerForgedInsideATornGroupIsNotTakenForALaterGroup) {
 // segment 2, then read as damage at its zeros, and the writer stopped on it at every start.)
 class FormatOneTail : public WalFaultTest, public ::testing::WithParamInterface<std::string> {};
 
-TEST_P(FormatOneTail, AFormatOneLogIsReadAndContinuedInFormatTwo) {
+TEST_P(FormatOneTail, AFormatOneLogIsReadAndContinuedInTheCurrentFormat) {
   const LogId id{1, 2, 3};
   std::string bytes = encode_segment_header(SegmentHeader{id, 1, 1, 0, 1});
   for (int i = 0; i < 5; ++i) append_record(bytes, static_cast<std::uint64_t>(i + 1), kRecordEvent, payload(i));
@@ -930,7 +1058,7 @@ TEST_P(FormatOneTail, AFormatOneLogIsReadAndContinuedInFormatTwo) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(all[static_cast<std::size_t>(i)], payload(i));
   SegmentHeader h;
   ASSERT_TRUE(decode_segment_header(fs_.contents(segment(2)).data(), kSegmentHeaderSize, h));
-  EXPECT_EQ(h.version, 2u);
+  EXPECT_EQ(h.version, 3u);
 }
 
 // The segment after the newest the listing showed exists: recovery refuses to append before it

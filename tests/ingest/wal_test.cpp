@@ -648,7 +648,7 @@ TEST_F(WalTest, AGroupWhoseRecordCountIsNotItsMarkersIsDamage) {
     const std::size_t marker = begin_group(group, events_before + 1);
     append_record(group, events_before + 1, kRecordEvent, payload(1));
     append_record(group, events_before + 2, kRecordEvent, payload(2));
-    finish_group(group, marker, stated);  // two records, `stated` in the marker
+    finish_group(group, marker, stated, test::header_of(bytes));  // two records, `stated` in the marker
     {
       std::ofstream out(first, std::ios::binary | std::ios::trunc);
       out << bytes << group;
@@ -680,7 +680,7 @@ TEST_F(WalTest, SalvageSkipsAStaleHalfGroupWhoseLsnsTheNextSegmentStartsWith) {
   std::string stale;
   const std::size_t marker = begin_group(stale, next_first);
   for (std::uint64_t k = 0; k < 4; ++k) append_record(stale, next_first + k, kRecordEvent, "stale-" + std::to_string(k));
-  finish_group(stale, marker, 4);
+  finish_group(stale, marker, 4, test::header_of(bytes));
   const std::size_t kept = kGroupMarkerSize + 2 * (kRecordHeaderSize + 7);  // the marker and two whole records
   // As it was written, and with its marker and first record damaged (torn): the salvage of the
   // second would resume at the second stale record.
