@@ -271,7 +271,24 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
   open_state(read, state);
   // Segments of an older version are only read: appends start a new segment in the current format
   // (version 3: a marker's checksum there is keyed by the log id, wal_format.h).
-  if (scan.header.version < kFormatVersion) create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+  if (scan.header.version < kFormatVersion) {
+    cut_to_records(segment_path(options_.dir, newest_segment));
+    create_segment(newest_segment + 1, durable_.lsn + 1, durable_.log_offset);
+  }
+}
+
+// As seal_active() at a roll, at recovery: a format 2 segment may end in preallocated zeros (a
+// clean end while it is the newest), which the reader takes for damage once a later segment
+// exists (it reads a sealed segment to its file's end). The cut is synced before that segment is made.
+void WriteAheadLog::cut_to_records(const std::string& path) {
+  std::uint64_t size = 0;
+  std::error_code ec = active_->size(size);
+  if (!ec && size > durable_.offset) {
+    ec = active_->truncate(durable_.offset);
+    if (!ec) ec = active_->sync();
+  }
+  if (ec) throw WalSyncFailed(ec, "cut the zeros after the records of " + path + " at recovery");
+  set_active_file_bytes(durable_.offset);
 }
 
 // A segment after the newest listed one means the listing missed it (a directory read that failed

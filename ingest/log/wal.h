@@ -264,6 +264,7 @@ class WriteAheadLog {
   bool persist_applied_before_removal(std::uint64_t segment);
   // Throws when a segment after `newest_segment` exists though the listing did not show it.
   void require_nothing_after(std::uint64_t newest_segment);
+  void cut_to_records(const std::string& path);  // recovery: the active segment ends at durable_
   // Warns that an applied segment could not be removed, once per segment and error. REQUIRES: state_mu_ not held.
   void warn_unremovable(const std::string& path, const std::error_code& ec);
   bool may_remove(std::uint64_t segment) const { return !options_.may_remove || options_.may_remove(log_id_, segment); }

@@ -1031,6 +1031,35 @@ TEST_F(WalFaultTest, AFormatTwoLogIsReadAndContinuedInFormatThree) {
   EXPECT_TRUE(skipped.empty());
 }
 
+// A format 2 newest segment ending in preallocated zeros (clean there): the log goes on in a new
+// format 3 segment, and the old one must first lose its zeros, as at every roll. Kept, they were
+// read as damage once the segment was no longer the newest (the reader reads a sealed segment to
+// its file's end): the writer, the archiver and wal-verify all stopped at them.
+TEST_F(WalFaultTest, AFormatTwoSegmentEndingInZerosIsCutToItsRecordsWhenTheLogGoesOnInFormatThree) {
+  const LogId id{9, 8, 6};
+  const std::string records = encode_segment_header(SegmentHeader{id, 1, 1, 0, 2}) +
+                              test::unkeyed_group(1, {payload(0), payload(1)}) + test::unkeyed_group(3, {payload(2)});
+  ASSERT_EQ(fs_.create_dir(kDir), std::error_code{});
+  fs_.put(segment(1), records + std::string(64 << 10, '\0'));
+  ASSERT_EQ(scan_segment(fs_, segment(1)).tail, TailState::Clean) << "zeros after format 2 groups are a clean end";
+  {
+    auto log = WriteAheadLog::open(options());
+    EXPECT_EQ(log->durable().segment, 2u);
+    EXPECT_EQ(fs_.contents(segment(1)).size(), records.size()) << "the zeros are cut before the next segment starts";
+    ASSERT_EQ(append(*log, 3, 2), AppendStatus::Ok);
+    EXPECT_EQ(read_all(*log).size(), 5u);
+  }
+  fs_.power_loss(PowerLossMode::MixedPages);  // an unsynced cut may come undone
+  fs_.reboot();
+  EXPECT_TRUE(fs_.contents(segment(1)) == records) << "the cut was synced";
+  EXPECT_EQ(inspect_log(kDir, fs_).tail, TailState::Clean);
+  std::size_t salvaged = 0;
+  std::vector<SkippedRange> skipped;
+  salvage_log(fs_, kDir, [&](const Record&) { return ++salvaged > 0; }, [&](const SkippedRange& r) { skipped.push_back(r); });
+  EXPECT_EQ(salvaged, 5u);
+  EXPECT_TRUE(skipped.empty());
+}
+
 // A version 1 segment (as written before group markers: records only) ending in a torn tail: some
 // bytes of a record, or zeros (a file system that extended the file before a power loss). Zeros are
 // no clean end in version 1, which never preallocated: the segment is cut like any torn tail. (They
