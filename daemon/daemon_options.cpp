@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 #include <boost/program_options.hpp>
@@ -259,11 +260,31 @@ void require_absolute_url_file(const std::string& config_path, const DatabaseUrl
                                 source.url_file + "' given)");
 }
 
+// The INI format ends a value at '#' (a comment): a database-url line holding one, a password's
+// '#' most likely, would connect with the URL cut there and could show the password's first part
+// in the connection error. Refused, never quoted.
+void refuse_cut_database_url(const std::string& path, const std::string& text) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line.compare(start, 12, "database-url") != 0) continue;
+    const std::size_t equals = line.find_first_not_of(" \t", start + 12);
+    if (equals != std::string::npos && line[equals] == '=' && line.find('#', equals) != std::string::npos)
+      throw std::invalid_argument("--config " + path +
+                                  ": the database-url line holds '#', where an INI value ends (the rest is read as a "
+                                  "comment): write '#' as %23 in the URL, or give the URL in a database-url-file");
+  }
+}
+
 // Stores the INI file's settings in `vm` below what it holds; a name that is no option throws.
 void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
   std::ifstream in(path);
   if (!in) throw std::invalid_argument("--config: cannot read " + path);
-  po::store(po::parse_config_file(in, desc), vm);
+  std::ostringstream text;
+  text << in.rdbuf();
+  refuse_cut_database_url(path, text.str());
+  std::istringstream config(text.str());
+  po::store(po::parse_config_file(config, desc), vm);
 }
 
 // The command line, then the environment, then --config: the first source that sets an option wins.

@@ -158,6 +158,30 @@ TEST(DaemonOptions, ARelativeUrlFileInTheConfigFileIsRefused) {
   EXPECT_THROW(config_file_database(config), std::invalid_argument);
 }
 
+// The INI format ends a value at '#': a password holding one was cut there, the daemon connected
+// with "postgresql://u:pa" and the connection error could show "pa". Refused, without quoting it.
+TEST(DaemonOptions, ADatabaseUrlWithAHashInTheConfigFileIsRefusedWithoutQuotingIt) {
+  const std::string dir = make_temp_dir("pm_opts");
+  const std::string config = dir + "/pm-ingestd.conf";
+  std::ofstream(config) << "wal-max-bytes = 8G  # a comment is fine here\n  database-url = postgresql://u:pa#ss@localhost/db\n";
+  for (int run = 0; run < 2; ++run) {
+    try {
+      run == 0 ? static_cast<void>(parse({"--config", config})) : static_cast<void>(config_file_database(config));
+      ADD_FAILURE() << "a database-url cut at '#' was taken";
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("--config " + config + ": the database-url line holds '#'"), std::string::npos) << what;
+      EXPECT_NE(what.find("%23"), std::string::npos) << what;
+      EXPECT_EQ(what.find("u:pa"), std::string::npos) << "no part of the password: " << what;
+      EXPECT_EQ(what.find("ss@"), std::string::npos) << what;
+    }
+  }
+  std::ofstream(config) << "database-url = postgresql://u:pa%23ss@localhost/db\ndatabase-url-file-x = 1\n";
+  EXPECT_THROW(config_file_database(config), std::invalid_argument) << "still an unknown name";
+  std::ofstream(config) << "database-url = postgresql://u:pa%23ss@localhost/db  \n";
+  EXPECT_EQ(parse({"--config", config}).database_url, "postgresql://u:pa%23ss@localhost/db");
+}
+
 // The access list comes from one place, as every option does (command line, else environment,
 // else config file): merged, a user the config file allowed stayed allowed after the command line
 // or the environment named another.
