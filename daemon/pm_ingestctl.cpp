@@ -406,7 +406,7 @@ void add_options(po::options_description& options) {
        "read the URL from the first line of this file")
       ("config", po::value<std::string>()->default_value(""),
        "the daemon's INI file (default: $PM_INGESTD_CONFIG): its database-url or database-url-file line names the "
-       "database when neither option nor PM_INGESTD_DATABASE_URL(_FILE) does, before $DATABASE_URL, as in the daemon (the file is read as the daemon reads it: what it refuses is refused)")
+       "database when neither option nor PM_INGESTD_DATABASE_URL(_FILE) does, before $DATABASE_URL, as in the daemon (parsed as the daemon parses it: a misspelled name or malformed line is refused)")
       ("connect-attempts", po::value<long long>()->default_value(3), "connection attempts before giving up")
       ("instance-id", po::value<std::string>()->default_value(""), "daemon instance (checkpoint-reset: required; status: the one whose checkpoint the log must hold; a daemon's is 'default' unless it was given one), or replay's own checkpoint (default 'replay', plus its bounds and --skip-damaged: 'replay until=...')")
       ("wal-dir", po::value<std::string>()->default_value(""), "log directory (status, wal-verify, wal-dump, archive store-damaged)")

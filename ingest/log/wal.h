@@ -276,7 +276,7 @@ class WriteAheadLog {
   std::unique_ptr<FileLock> lock_;
   LogId log_id_{};
   std::unique_ptr<LogFile> active_;  // used by open(), then only by the leader of the group being written
-  SegmentHeader active_header_;  // active_'s header (always kFormatVersion): its group markers' key; as active_
+  SegmentHeader active_header_;  // active_'s header: its group markers' key (kFormatVersion once open() returns); as active_
   bool active_cut_unsynced_ = false;  // active_ was cut (a failed write) since its last fdatasync; as active_
   std::unique_ptr<SpareSegment> spare_;  // with Options::preallocate: the next segment's file, prepared
   Position applied_at_open_;

@@ -2,7 +2,8 @@
 // The recovery rule: how far a segment's records are valid, and whether what follows is a torn
 // tail (cut it) or corruption (stop). Used by the log at start-up and by the operator tools.
 //
-// Version 2 segments are read group by group (wal_format.h). A group is valid when its marker,
+// Version 2 and 3 segments are read group by group (wal_format.h; in version 3 a marker's
+// checksum is keyed by the log id, so a marker inside a producer's bytes is no marker). A group is valid when its marker,
 // its body checksum and every record in it check out. At the first invalid group:
 // - Torn: no valid group marker follows it. It is the last group written, which a power loss
 //   may leave damaged anywhere (cut, zeroed or garbage pages, in any order); its fdatasync had not
@@ -14,7 +15,7 @@
 //   silently.
 // Version 1 segments (no markers) keep their old rule: torn only when no valid record follows
 // (zeros included: version 1 never preallocated).
-// In version 2, zeros from the first invalid group to the end of the file are no damage but the
+// In versions 2 and 3, zeros from the first invalid group to the end of the file are no damage but the
 // preallocated rest of the segment (wal.h, Options::preallocate): the scan ends there, Clean.
 // Stateless; reads only.
 #include <cstdint>

@@ -357,7 +357,9 @@ TEST_F(ArchiverOnARefusedSegment, RetriesWithoutCallingItDamagedAndArchivesItOnc
 
   refusing.refuse(EACCES, 2);  // the second open of each attempt: the scan passes, the records' reader is refused
   const double errors = metrics.archive_errors.Value();
-  ASSERT_TRUE(test::wait_until([&] { return refusing.refused() >= 3 && metrics.archive_errors.Value() >= errors + 3; }, 10s))
+  const int refused_before = refusing.refused();
+  ASSERT_TRUE(test::wait_until(
+      [&] { return refusing.refused() >= refused_before + 3 && metrics.archive_errors.Value() >= errors + 3; }, 10s))
       << "refused opens: " << refusing.refused() << ", archive errors: " << metrics.archive_errors.Value();
   expect_retried_not_damaged("cannot read write-ahead log file " + wal::segment_path(kLogDir, 1));
 

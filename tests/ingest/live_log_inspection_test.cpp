@@ -23,6 +23,7 @@
 #include "ingest/log/wal_state.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/forwarding_log_fs.h"
+#include "tests/support/refusing_open_fs.h"
 
 namespace pm::test {
 namespace {
@@ -208,20 +209,6 @@ TEST_F(LiveLogInspection, SalvageReadsASegmentRemovedAfterItWasOpened) {
   EXPECT_EQ(out.str().rfind("1\t{", 0), 0u) << "lsn 1, in the removed segment, is printed first";
 }
 
-// Fails every open of `path` with `error`, as the system would.
-class RefusesToOpen : public wal::ForwardingLogFs {
- public:
-  RefusesToOpen(std::string path, int error) : ForwardingLogFs(wal::posix_log_fs()), path_(std::move(path)), error_(error) {}
-  std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override {
-    if (path == path_) return std::error_code(error_, std::generic_category());
-    return ForwardingLogFs::open(path, mode, out);
-  }
-
- private:
-  const std::string path_;
-  const int error_;
-};
-
 // A segment the system will not let the tool open (a permission, no descriptor left) is no damage:
 // the tools say it cannot be read (exit 1) instead of giving the advice to move the log away; an
 // I/O error is the disk failing, and stays damage. Salvage stops on the first kind (it counted the
@@ -229,7 +216,8 @@ class RefusesToOpen : public wal::ForwardingLogFs {
 TEST_F(LiveLogInspection, ASegmentTheSystemRefusesIsUnreadableButAnIoErrorIsDamage) {
   const std::string second = wal::segment_path(dir_, log_->oldest().segment + 1);
   for (const int refused : {EACCES, EMFILE}) {
-    RefusesToOpen fs(second, refused);
+    test::RefusingOpenFs fs(wal::posix_log_fs(), second);
+    fs.refuse(refused);
     const ctl::LogVerdict v = ctl::verify_log(dir_, {}, fs);
     EXPECT_FALSE(v.ok);
     EXPECT_TRUE(v.unreadable) << v.problem;
@@ -239,7 +227,8 @@ TEST_F(LiveLogInspection, ASegmentTheSystemRefusesIsUnreadableButAnIoErrorIsDama
     std::ostringstream out;
     EXPECT_THROW(ctl::salvage(dir_, true, 0, UINT64_MAX, out, nullptr, fs), wal::WalCorruption) << out.str();
   }
-  RefusesToOpen failing_disk(second, EIO);
+  test::RefusingOpenFs failing_disk(wal::posix_log_fs(), second);
+  failing_disk.refuse(EIO);
   const ctl::LogVerdict v = ctl::verify_log(dir_, {}, failing_disk);
   EXPECT_FALSE(v.ok);
   EXPECT_FALSE(v.unreadable) << v.problem;

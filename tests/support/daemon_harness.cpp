@@ -79,6 +79,10 @@ void DaemonHarness::launch(const std::vector<std::string>& wrapper) {
 
 int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
   launch();
+  return wait_for_exit(timeout);
+}
+
+int DaemonHarness::wait_for_exit(std::chrono::milliseconds timeout) {
   const auto code = process_.wait(timeout);
   if (!code) process_.kill9();
   return code ? *code : -1;
@@ -86,14 +90,12 @@ int DaemonHarness::run_to_exit(std::chrono::milliseconds timeout) {
 
 int DaemonHarness::run_to_exit_with_sigterm_pending(std::chrono::milliseconds timeout) {
   // A blocked signal stays pending across execve.
-  launch({"/usr/bin/python3", "-c",
+  launch({"/usr/bin/env", "python3", "-c",
           "import os, signal, sys\n"
           "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
           "os.kill(os.getpid(), signal.SIGTERM)\n"
           "os.execv(sys.argv[1], sys.argv[1:])\n"});
-  const auto code = process_.wait(timeout);
-  if (!code) process_.kill9();
-  return code ? *code : -1;
+  return wait_for_exit(timeout);
 }
 
 void DaemonHarness::start() {

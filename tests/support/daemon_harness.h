@@ -56,6 +56,7 @@ class DaemonHarness {
   // Starts pm-ingestd, through `wrapper` (a program and its arguments, the daemon's command line
   // appended) when one is given.
   void launch(const std::vector<std::string>& wrapper = {});
+  int wait_for_exit(std::chrono::milliseconds timeout);  // the exit code, or -1 (then killed)
   std::string database_url_;
   std::vector<std::string> extra_args_;
   std::string dir_;
