@@ -68,5 +68,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<pm::wal::Appended> out;
   PM_FUZZ_CHECK(log->append(payloads, out) == pm::wal::AppendStatus::Ok, "a recovered log refused an append");
   PM_FUZZ_CHECK(out.size() == 1 && out[0].lsn == log->oldest().lsn + records + 1, "the new record's lsn does not follow");
+  // The whole log reads back, across the new segment an older format's log goes on in (the old
+  // segment, sealed, must end at its records: its file is read to its end).
+  pm::wal::WalReader again(kDir, log->log_id(), log->oldest(), fs);
+  std::uint64_t read_back = 0;
+  while (auto r = again.next(log->durable())) ++read_back;
+  PM_FUZZ_CHECK(read_back == records + 1, "the log did not read back to its end after an append");
   return 0;
 }

@@ -1,6 +1,7 @@
 // Writes the log reader's seed corpus: real segments written by WriteAheadLog on a FaultFs (one
 // group, several groups, a torn last group, a format 1 segment), each as a file whose first byte
-// is 0 (raw bytes, header included; see fuzz_log_reader.cpp). Run by hand when the format changes:
+// is 0 (raw bytes, header included; see fuzz_log_reader.cpp). Run by hand when the format changes
+// (keep the older format's seeds under other names: *_format_two.bin are format 2):
 //   make_log_seeds tests/fuzz/corpus/fuzz_log_reader
 #include <cstdio>
 #include <fstream>
