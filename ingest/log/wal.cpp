@@ -544,6 +544,7 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
     ++stats_.delayed_groups;
     lock.unlock();
     std::this_thread::sleep_for(options_.group_delay);
+    if (options_.after_group_delay) options_.after_group_delay();
     lock.lock();
   }
   Group group = form_group();

@@ -109,6 +109,9 @@ struct Options {
   bool preallocate = false;
   // How long a group's leader waits for more calls while others are appending (0: never).
   std::chrono::microseconds group_delay{0};
+  // Tests: runs in a group's leader when its group_delay is over, before it forms the group (the
+  // log's mutex not held), so a test can hold the delay until the calls it needs have queued.
+  std::function<void()> after_group_delay;
   std::string lock_owner;                       // written into the lock file; default "pid N"
   std::function<void(const std::string&)> on_warning;          // write failures, removals, ...
   std::function<void(const RecoveryFinding&)> on_recovery;     // what open() found and did

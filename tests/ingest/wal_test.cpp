@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <condition_variable>
 #include <mutex>
@@ -439,11 +440,16 @@ TEST_F(WalTest, ALeaderWaitsForOtherAppendersOnlyWhileTheyAreActive) {
   SyncGateFs gate;
   Options o = options();
   o.fs = &gate;
-  // Long, so the calls below arrive inside it on any machine: E's thread must start and queue
-  // while D's leader sleeps it out (a fixed sleep, no condition to wait on), which took over 1 s
-  // under TSan on a loaded machine.
-  o.group_delay = std::chrono::seconds(3);
-  auto log = WriteAheadLog::open(o);
+  o.group_delay = std::chrono::milliseconds(1);
+  // E's thread must queue while D's leader waits: the leader's delay is held until it has (a
+  // delay long enough for any machine, 3 s, was the test's only timing assumption).
+  std::unique_ptr<WriteAheadLog> log;
+  std::atomic<bool> hold_delay_for_a_second_call{false};
+  o.after_group_delay = [&] {
+    if (!hold_delay_for_a_second_call.exchange(false)) return;
+    while (log->stats().waiting_appends < 2) std::this_thread::yield();
+  };
+  log = WriteAheadLog::open(o);
   auto append_one = [&](const std::string& p) {
     std::vector<Appended> out;
     EXPECT_EQ(log->append(std::vector<std::string>{p}, out), AppendStatus::Ok) << p;
@@ -468,6 +474,7 @@ TEST_F(WalTest, ALeaderWaitsForOtherAppendersOnlyWhileTheyAreActive) {
   EXPECT_EQ(log->stats().delayed_groups, 0u) << "neither A's nor B's group followed a group of several calls";
 
   // Siblings were active: D's leader waits, and E, arriving meanwhile, joins its group.
+  hold_delay_for_a_second_call = true;
   std::thread d(append_one, "d");
   wait_for_waiting(1);
   std::thread e(append_one, "e");
