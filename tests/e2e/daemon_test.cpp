@@ -655,8 +655,8 @@ TEST_F(DaemonTest, BudgetExhaustedLinesGetBusyAndAckedOnesAreKept) {
   EXPECT_EQ(trade_ids(tdb_->url()), durable);
 }
 
-TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
-  DaemonHarness d(tdb_->url());
+// Starts `d`, has one trade acknowledged, and stops it with SIGTERM (exit 0).
+void ack_one_trade_and_stop(DaemonHarness& d) {
   d.start();
   {
     Producer p(d.socket());
@@ -664,6 +664,12 @@ TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
     ASSERT_TRUE(p.wait_ack(1, 10s));
   }
   EXPECT_EQ(d.stop(), 0);
+}
+
+TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
+  DaemonHarness d(tdb_->url());
+  ack_one_trade_and_stop(d);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_FALSE(socket_accepts(d.socket()));
   EXPECT_EQ(access(d.socket().c_str(), F_OK), -1) << "the socket file should be removed";
   d.start();
@@ -674,13 +680,8 @@ TEST_F(DaemonTest, SigtermFinishesAndExitsZero) {
 // was taken only once the daemon served: it told systemd READY=1 and accepted producers first.
 TEST_F(DaemonTest, SigtermWhileStartingExitsZeroWithoutServing) {
   DaemonHarness d(tdb_->url());
-  d.start();
-  {
-    Producer p(d.socket());
-    ASSERT_TRUE(p.send({trade_line("c", "before_stop")}));
-    ASSERT_TRUE(p.wait_ack(1, 10s));
-  }
-  EXPECT_EQ(d.stop(), 0);
+  ack_one_trade_and_stop(d);
+  ASSERT_FALSE(HasFatalFailure());
   const std::size_t second_run = d.output().size();
   EXPECT_EQ(d.run_to_exit_with_sigterm_pending(), 0) << d.output();
   EXPECT_TRUE(d.logged_since(second_run, "recovered")) << d.output();

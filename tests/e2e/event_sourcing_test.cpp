@@ -86,6 +86,29 @@ void send_in_chunks(Producer& p, const std::string& prefix, int chunks) {
   }
 }
 
+// A first life of `d` that archives nothing (its archive directory cannot be made: a file is in the
+// way), with 64K segments: `chunks` x 200 trades sent and applied, the daemon stopped. The names of
+// the segments left in its log, sorted; empty (after a failed assertion) when that did not happen.
+std::vector<std::string> applied_segments_left_live(DaemonHarness& d, const std::string& url, const std::string& prefix,
+                                                    int chunks) {
+  const std::string not_a_dir = d.dir() + "/not-a-dir";
+  { std::ofstream(not_a_dir) << "a file"; }
+  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};
+  d.start();
+  {
+    Producer p(d.socket());
+    send_in_chunks(p, prefix, chunks);
+  }
+  const long long trades = 200ll * chunks;
+  EXPECT_TRUE(wait_until([&] { return query_count(url, "SELECT count(*) FROM polymarket_trades") == trades; }, 60s));
+  EXPECT_EQ(d.stop(), 0);
+  std::vector<std::string> segments;
+  for (const auto& f : std::filesystem::directory_iterator(d.wal_dir()))
+    if (f.path().extension() == ".wal") segments.push_back(f.path().filename().string());
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
 // Waits until `trades` trades are stored and every applied segment but the newest is archived:
 // the live log is down to its active segment (the archiver removes a segment only once archived).
 // pm_ingest_archive_pending_segments alone is no such sign: it is 0 too before the retention has
@@ -653,22 +676,8 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
   TestDatabase live("es_store_damaged");
   TestDatabase rebuilt("es_store_damaged_rebuilt");
   DaemonHarness d(live.url(), {});
-  // The first life archives nothing (its archive directory cannot be made): segments stay live.
-  const std::string not_a_dir = d.dir() + "/not-a-dir";
-  { std::ofstream(not_a_dir) << "a file"; }
-  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};
-  d.start();
-  {
-    Producer p(d.socket());
-    send_in_chunks(p, "sd", 10);
-  }
-  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 2000; }, 60s)) << d.output();
-  EXPECT_EQ(d.stop(), 0);
-  std::vector<std::string> segments;
-  for (const auto& f : std::filesystem::directory_iterator(d.wal_dir()))
-    if (f.path().extension() == ".wal") segments.push_back(f.path().filename().string());
-  std::sort(segments.begin(), segments.end());
-  ASSERT_GE(segments.size(), 4u);
+  const std::vector<std::string> segments = applied_segments_left_live(d, live.url(), "sd", 10);
+  ASSERT_GE(segments.size(), 4u) << d.output();
   const std::string victim = segments[1];
   damage_the_middle_of(d.wal_dir() + "/" + victim);
 
@@ -731,22 +740,8 @@ TEST(EventSourcing, ADamagedLiveSegmentIsArchivedAsItIsByStoreDamagedAndTheLater
 TEST(EventSourcing, StoreDamagedOnASegmentThatCannotBeOpenedSaysSoAndCallsItNotDamaged) {
   TestDatabase live("es_store_unreadable");
   DaemonHarness d(live.url(), {});
-  // The archive directory cannot be made: the applied segments stay live.
-  const std::string not_a_dir = d.dir() + "/not-a-dir";
-  { std::ofstream(not_a_dir) << "a file"; }
-  d.args() = {"--archive-dir", not_a_dir + "/archive", "--wal-segment-bytes", "64K"};
-  d.start();
-  {
-    Producer p(d.socket());
-    send_in_chunks(p, "su", 3);
-  }
-  ASSERT_TRUE(wait_until([&] { return query_count(live.url(), "SELECT count(*) FROM polymarket_trades") == 600; }, 60s)) << d.output();
-  EXPECT_EQ(d.stop(), 0);
-  std::vector<std::string> segments;
-  for (const auto& f : std::filesystem::directory_iterator(d.wal_dir()))
-    if (f.path().extension() == ".wal") segments.push_back(f.path().filename().string());
-  std::sort(segments.begin(), segments.end());
-  ASSERT_GE(segments.size(), 2u);
+  const std::vector<std::string> segments = applied_segments_left_live(d, live.url(), "su", 3);
+  ASSERT_GE(segments.size(), 2u) << d.output();
   const std::filesystem::path oldest = d.wal_dir() + "/" + segments.front();
   const std::filesystem::path kept = d.dir() + "/" + segments.front() + ".kept";
   std::filesystem::rename(oldest, kept);

@@ -46,6 +46,19 @@ std::string trade_payload(int i) {
   return out;
 }
 
+// The live log and the archive together read every event from lsn 1 to `events` once, in order.
+void expect_every_event_read_once(FaultFs& fs, int events) {
+  SegmentChain chain = SegmentChain::discover(fs, {kLogDir, kArchiveDir});
+  EXPECT_TRUE(chain.gaps().empty());
+  chain.start(1, false);
+  std::uint64_t expected = 1;
+  while (const auto record = chain.next()) {
+    ASSERT_EQ(record->lsn, expected) << "an event was skipped or read twice";
+    ++expected;
+  }
+  EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(events));
+}
+
 // Whether archive retention runs, and with what limit.
 enum class Retention { None, KeepAboutTwoFiles };
 
@@ -298,15 +311,7 @@ TEST_F(ArchiverAroundAHole, AppliedSegmentsKeptAroundAHoleAreArchivedAndRemoved)
     if (name.ends_with(".wal")) live.push_back(name);
   EXPECT_EQ(live, std::vector<std::string>{wal::segment_file_name(7)}) << "applied segments stayed in the live log";
 
-  SegmentChain chain = SegmentChain::discover(fs, {kLogDir, kArchiveDir});
-  EXPECT_TRUE(chain.gaps().empty());
-  chain.start(1, false);
-  std::uint64_t expected = 1;
-  while (const auto record = chain.next()) {
-    ASSERT_EQ(record->lsn, expected) << "an event was skipped or read twice";
-    ++expected;
-  }
-  EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(events));
+  expect_every_event_read_once(fs, events);
 }
 
 // An applied segment the system refuses to open (a permission, no descriptor left: unreadable(),
@@ -371,15 +376,7 @@ TEST_F(ArchiverOnARefusedSegment, RetriesWithoutCallingItDamagedAndArchivesItOnc
   EXPECT_TRUE(is_archived(fs, kArchiveDir, log->log_id(), 1));
   EXPECT_EQ(metrics.archived_segments.Value(), static_cast<double>(active - 1));
   EXPECT_EQ(fatals(), std::vector<std::string>{});
-  SegmentChain chain = SegmentChain::discover(fs, {kLogDir, kArchiveDir});
-  EXPECT_TRUE(chain.gaps().empty());
-  chain.start(1, false);
-  std::uint64_t expected = 1;
-  while (const auto record = chain.next()) {
-    ASSERT_EQ(record->lsn, expected) << "an event was skipped or read twice";
-    ++expected;
-  }
-  EXPECT_EQ(expected - 1, static_cast<std::uint64_t>(kEvents));
+  expect_every_event_read_once(fs, kEvents);
 }
 
 }  // namespace
