@@ -254,35 +254,37 @@ void decide_database_url(const po::variables_map& vm, DatabaseUrlSource& source)
 
 // A relative database-url-file in an INI file would be read from the working directory of each
 // program that reads the file (/ for the daemon under systemd, the operator's for pm-ingestctl).
-void require_absolute_url_file(const std::string& config_path, const DatabaseUrlSource& source) {
+// `given_as` names where the file's path came from in errors ("--config", "PM_INGESTD_CONFIG").
+void require_absolute_url_file(const std::string& given_as, const std::string& config_path, const DatabaseUrlSource& source) {
   if (source.url.empty() && !source.url_file.empty() && source.url_file.front() != '/')
-    throw std::invalid_argument("--config " + config_path + ": database-url-file must be an absolute path ('" +
+    throw std::invalid_argument(given_as + " " + config_path + ": database-url-file must be an absolute path ('" +
                                 source.url_file + "' given)");
 }
 
 // The INI format ends a value at '#' (a comment): a database-url line holding one, a password's
 // '#' most likely, would connect with the URL cut there and could show the password's first part
 // in the connection error. Refused, never quoted.
-void refuse_cut_database_url(const std::string& path, const std::string& text) {
+void refuse_cut_database_url(const std::string& given_as, const std::string& path, const std::string& text) {
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     const std::size_t start = line.find_first_not_of(" \t");
     if (start == std::string::npos || line.compare(start, 12, "database-url") != 0) continue;
     const std::size_t equals = line.find_first_not_of(" \t", start + 12);
     if (equals != std::string::npos && line[equals] == '=' && line.find('#', equals) != std::string::npos)
-      throw std::invalid_argument("--config " + path +
+      throw std::invalid_argument(given_as + " " + path +
                                   ": the database-url line holds '#', where an INI value ends (the rest is read as a "
                                   "comment): write '#' as %23 in the URL, or give the URL in a database-url-file");
   }
 }
 
 // Stores the INI file's settings in `vm` below what it holds; a name that is no option throws.
-void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
+void store_config_file(const std::string& given_as, const std::string& path, const po::options_description& desc,
+                       po::variables_map& vm) {
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument("--config: cannot read " + path);
+  if (!in) throw std::invalid_argument(given_as + ": cannot read " + path);
   std::ostringstream text;
   text << in.rdbuf();
-  refuse_cut_database_url(path, text.str());
+  refuse_cut_database_url(given_as, path, text.str());
   std::istringstream config(text.str());
   po::store(po::parse_config_file(config, desc), vm);
 }
@@ -305,10 +307,10 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
     decide_database_url(vm, url);
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
-      store_config_file(path, desc, vm);
+      store_config_file("--config", path, desc, vm);
       const bool decided_before = url.decided;
       decide_database_url(vm, url);
-      if (!decided_before) require_absolute_url_file(path, url);
+      if (!decided_before) require_absolute_url_file("--config", path, url);
     }
     po::notify(vm);
   } catch (const po::error& e) {
@@ -444,18 +446,18 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   return d;
 }
 
-std::pair<std::string, std::string> config_file_database(const std::string& path) {
+std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
   DaemonOptions defaults;
   const po::options_description desc = describe_options(defaults);
   po::variables_map vm;
   DatabaseUrlSource source;
   try {
-    store_config_file(path, desc, vm);
+    store_config_file(given_as, path, desc, vm);
   } catch (const po::error& e) {
-    throw std::invalid_argument("--config " + path + ": " + e.what());
+    throw std::invalid_argument(given_as + " " + path + ": " + e.what());
   }
   decide_database_url(vm, source);
-  require_absolute_url_file(path, source);
+  require_absolute_url_file(given_as, path, source);
   return {source.url, source.url_file};
 }
 

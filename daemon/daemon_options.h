@@ -64,8 +64,8 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
 
 // The database-url and database-url-file lines of a pm-ingestd INI file (either may be empty), read
 // as pm-ingestd reads the file: a name that is no pm-ingestd option, a malformed line or a relative
-// database-url-file throws std::invalid_argument naming the file and the problem. For
-// pm-ingestctl, which connects where the daemon does.
-std::pair<std::string, std::string> config_file_database(const std::string& path);
+// database-url-file throws std::invalid_argument naming `given_as` (where the path came from), the
+// file and the problem. For pm-ingestctl, which connects where the daemon does.
+std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as = "--config");
 
 }  // namespace pm

@@ -121,11 +121,9 @@ std::string environment(const char* name) {
 // it (a file it refuses is refused here too). Throws UsageError naming `given_as` and the problem.
 std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
   try {
-    return pm::config_file_database(path);
+    return pm::config_file_database(path, given_as);
   } catch (const std::invalid_argument& e) {
-    std::string why = e.what();
-    if (why.rfind("--config", 0) == 0) why.erase(0, std::string("--config").size());
-    throw pm::UsageError(given_as + why);
+    throw pm::UsageError(e.what());
   }
 }
 
