@@ -281,14 +281,20 @@ void WriteAheadLog::recover_existing(const DirectoryListing& listing, StateRead 
 // clean end while it is the newest), which the reader takes for damage once a later segment
 // exists (it reads a sealed segment to its file's end). The cut is synced before that segment is made.
 void WriteAheadLog::cut_to_records(const std::string& path) {
+  const ActiveCut result = cut_active_to(durable_.offset, false);
+  if (const std::error_code ec = result.cut ? result.cut : result.sync)
+    throw WalSyncFailed(ec, "cut the zeros after the records of " + path + " at recovery");
+}
+
+WriteAheadLog::ActiveCut WriteAheadLog::cut_active_to(std::uint64_t end, bool unsynced_cut) {
+  ActiveCut result;
   std::uint64_t size = 0;
-  std::error_code ec = active_->size(size);
-  if (!ec && size > durable_.offset) {
-    ec = active_->truncate(durable_.offset);
-    if (!ec) ec = active_->sync();
-  }
-  if (ec) throw WalSyncFailed(ec, "cut the zeros after the records of " + path + " at recovery");
-  set_active_file_bytes(durable_.offset);
+  result.cut = active_->size(size);
+  if (!result.cut && size > end) result.cut = active_->truncate(end);
+  if (result.cut) return result;
+  if (size > end || unsynced_cut) result.sync = active_->sync();
+  if (!result.sync) set_active_file_bytes(end);
+  return result;
 }
 
 // A segment after the newest listed one means the listing missed it (a directory read that failed
@@ -385,14 +391,14 @@ SegmentScan WriteAheadLog::open_newest_segment(std::uint64_t newest_segment, Sta
     throw WalCorruption(newest, scan.valid_end.offset,
                         scan.problem + "; the log's state file says records up to lsn " + std::to_string(state.ceiling.lsn) +
                             " had been synced (and may be applied), so this damage lies in acknowledged data");
-  if (scan.tail == TailState::Torn) {
-    std::error_code ec = active_->truncate(scan.valid_end.offset);
-    if (!ec) ec = active_->sync();
-    if (ec) throw WalSyncFailed(ec, "cut torn tail of " + newest);
-    report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
-                           scan.file_size - scan.valid_end.offset, scan.problem});
+  if (scan.tail != TailState::Torn) {
+    set_active_file_bytes(scan.file_size);
+    return scan;
   }
-  set_active_file_bytes(scan.tail == TailState::Torn ? scan.valid_end.offset : scan.file_size);
+  const ActiveCut cut = cut_active_to(scan.valid_end.offset, false);
+  if (const std::error_code ec = cut.cut ? cut.cut : cut.sync) throw WalSyncFailed(ec, "cut torn tail of " + newest);
+  report(RecoveryFinding{RecoveryFinding::Kind::TornTailCut, newest, scan.valid_end.offset,
+                         scan.file_size - scan.valid_end.offset, scan.problem});
   return scan;
 }
 
@@ -481,25 +487,21 @@ AppendStatus WriteAheadLog::sync_active(std::uint64_t& sync_ns) {
 }
 
 AppendStatus WriteAheadLog::seal_active() {
-  std::uint64_t size = 0;
-  std::error_code ec = active_->size(size);
-  if (!ec && size > durable_.offset) ec = active_->truncate(durable_.offset);
-  if (ec) {
-    options_.on_warning("cannot cut the zeros after the records of " + segment_file_name(durable_.segment) + ": " + ec.message());
-    return is_disk_full(ec) ? AppendStatus::DiskFull : AppendStatus::IoError;
-  }
   // A cut (of the zeros here, or of a failed write since the last sync) is metadata: until the
   // file is synced, a power loss may undo it and bring this segment back ending in zeros or half a
   // group. Once the next segment exists, recovery no longer scans this one: the reader would stop there.
-  if (size > durable_.offset || active_cut_unsynced_) {
-    if (const std::error_code sync_ec = active_->sync()) {
-      fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed after cutting it to its records: " +
-            sync_ec.message() + "; restarting to recover from what is on disk");
-      return AppendStatus::IoError;
-    }
-    active_cut_unsynced_ = false;
-    set_active_file_bytes(durable_.offset);
+  const ActiveCut result = cut_active_to(durable_.offset, active_cut_unsynced_);
+  if (result.cut) {
+    options_.on_warning("cannot cut the zeros after the records of " + segment_file_name(durable_.segment) + ": " +
+                        result.cut.message());
+    return is_disk_full(result.cut) ? AppendStatus::DiskFull : AppendStatus::IoError;
   }
+  if (result.sync) {
+    fatal("fdatasync of " + segment_path(options_.dir, durable_.segment) + " failed after cutting it to its records: " +
+          result.sync.message() + "; restarting to recover from what is on disk");
+    return AppendStatus::IoError;
+  }
+  active_cut_unsynced_ = false;
   return AppendStatus::Ok;
 }
 

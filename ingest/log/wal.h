@@ -230,6 +230,17 @@ class WriteAheadLog {
   // The new segment's file as `path`.tmp, header written and synced, renamed. Throws on failure.
   void create_file(const std::string& path, const std::string& header, std::unique_ptr<LogFile>& file);
   void set_active_file_bytes(std::uint64_t bytes);
+  // What cut_active_to() did: its two steps' errors apart, since the callers differ in what each means.
+  struct ActiveCut {
+    std::error_code cut;   // reading the file's size or cutting it
+    std::error_code sync;  // the fdatasync after the cut
+  };
+  // Makes the active segment's file end at `end` bytes durably: cuts what lies after (preallocated
+  // zeros, a torn group) when the file is longer, then syncs it when it cut something or
+  // `unsynced_cut` says an earlier cut is not synced yet. Once both steps succeeded the file's
+  // size counts as `end` (set_active_file_bytes). The one cut of the active segment at a roll
+  // and at recovery; the caller decides what a failure means. REQUIRES: the leader, or recovery.
+  ActiveCut cut_active_to(std::uint64_t end, bool unsynced_cut);
 
   // Group commit (append()). Only the leader, the thread whose request is at the front of
   // queue_, calls these; no other thread touches active_ or durable_'s offset meanwhile.
