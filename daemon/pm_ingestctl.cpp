@@ -1,6 +1,7 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
 #include <cstdlib>
+#include <unistd.h>
 #include <fstream>
 #include <iostream>
 #include <tuple>
@@ -391,7 +392,7 @@ int run_send(const po::variables_map& vm) {
   c.give_up_after = std::chrono::seconds(bounded(vm, "give-up-after", 1, 24 * 3600));
   if (!pm::payload_format_named(c.format))
     throw pm::UsageError("--format: unknown format '" + c.format + "' (" + pm::known_formats() + ")");
-  return pm::ctl::run_send(c, std::cin);
+  return pm::ctl::run_send(c, STDIN_FILENO);
 }
 
 void add_options(po::options_description& options) {

@@ -2,19 +2,23 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <system_error>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <simdjson.h>
 
 #include "client/producer_client.h"
+#include "daemon/stoppable_input.h"
 #include "ingest/server/json_spans.h"
 
 namespace pm::ctl {
@@ -31,26 +35,38 @@ bool complete_json(std::string_view text) {
   return parser.parse(text.data(), text.size()).get(element) == simdjson::SUCCESS;
 }
 
-// Every input, opened before anything is sent (a missing file is refused before the first line).
-struct OpenInputs {
-  std::vector<std::unique_ptr<std::ifstream>> files;
-  std::vector<std::pair<std::string, std::istream*>> streams;  // (name for the summary, stream)
+// One input read through a FdReadBuf: its reads end at the stop (the client's first give-up).
+struct OpenInput {
+  std::string name;  // for the summary
+  int fd = -1;
+  bool owned = false;  // opened here (closed at the end), not standard input
+  std::unique_ptr<FdReadBuf> buffer;
+  std::unique_ptr<std::istream> stream;
+  OpenInput(std::string n, int f, bool o, const InputStop& stop)
+      : name(std::move(n)), fd(f), owned(o), buffer(std::make_unique<FdReadBuf>(f, stop)),
+        stream(std::make_unique<std::istream>(buffer.get())) {}
+  OpenInput(const OpenInput&) = delete;
+  OpenInput& operator=(const OpenInput&) = delete;
+  ~OpenInput() {
+    if (owned) ::close(fd);
+  }
 };
 
-OpenInputs open_inputs(const std::vector<std::string>& names, std::istream& standard_input) {
-  OpenInputs open;
+// Every input, opened before anything is sent (a missing file is refused before the first line).
+std::vector<std::unique_ptr<OpenInput>> open_inputs(const std::vector<std::string>& names, int standard_input,
+                                                    const InputStop& stop) {
+  std::vector<std::unique_ptr<OpenInput>> open;
   for (const std::string& name : names) {
     if (name == "-") {
-      open.streams.emplace_back("stdin", &standard_input);
+      open.push_back(std::make_unique<OpenInput>("stdin", standard_input, false, stop));
       continue;
     }
     // A directory opens, and its first read fails: read as empty input, it sent nothing and exited 0.
     std::error_code ec;
     if (std::filesystem::is_directory(name, ec)) throw std::invalid_argument("cannot read " + name + ": it is a directory");
-    auto file = std::make_unique<std::ifstream>(name, std::ios::binary);
-    if (!*file) throw std::invalid_argument("cannot read " + name);
-    open.streams.emplace_back(name, file.get());
-    open.files.push_back(std::move(file));
+    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::invalid_argument("cannot read " + name + ": " + std::generic_category().message(errno));
+    open.push_back(std::make_unique<OpenInput>(name, fd, true, stop));
   }
   return open;
 }
@@ -123,11 +139,12 @@ std::string client_gave_up(Outcomes& outcomes) {
 }
 
 // Records one line's outcome under its origin; `print_now` is set to the line to show on stderr.
-void record(Outcomes& outcomes, const std::string& origin, const client::LineOutcome& o, std::string& print_now) {
+// True when this outcome is the client's first give-up.
+bool record(Outcomes& outcomes, const std::string& origin, const client::LineOutcome& o, std::string& print_now) {
   std::lock_guard lock(outcomes.mu);
   if (o.acked()) {
     ++outcomes.acked;
-    return;
+    return false;
   }
   if (o.status == client::LineOutcome::Status::Rejected) {
     OutcomeList& lines = outcomes.rejected[o.reason];
@@ -137,17 +154,19 @@ void record(Outcomes& outcomes, const std::string& origin, const client::LineOut
     outcomes.unacknowledged.add(origin + " (" + o.reason + ")");
   }
   const bool refused_hello = client::failed_by_refused_hello(o);
-  if (outcomes.gave_up.empty() && (refused_hello || o.status != client::LineOutcome::Status::Rejected))
-    outcomes.gave_up = refused_hello && !o.detail.empty() ? o.detail : o.reason.empty() ? "given up" : o.reason;
+  if (!outcomes.gave_up.empty() || (!refused_hello && o.status == client::LineOutcome::Status::Rejected)) return false;
+  outcomes.gave_up = refused_hello && !o.detail.empty() ? o.detail : o.reason.empty() ? "given up" : o.reason;
+  return true;
 }
 
 // The callback that records one line's outcome under its origin (the client's I/O thread). The
 // line for stderr is written after the lock, in one write: a slow stderr never holds the reading
-// thread's look at the outcomes.
-client::ProducerClient::Callback recorder(Outcomes& outcomes, std::string origin) {
-  return [&outcomes, origin = std::move(origin)](const client::LineOutcome& o) {
+// thread's look at the outcomes. The first give-up stops the reading of the input, also while it
+// waits for a line that may not come for hours.
+client::ProducerClient::Callback recorder(Outcomes& outcomes, InputStop& reading, std::string origin) {
+  return [&outcomes, &reading, origin = std::move(origin)](const client::LineOutcome& o) {
     std::string print_now;
-    record(outcomes, origin, o, print_now);
+    if (record(outcomes, origin, o, print_now)) reading.stop();
     if (!print_now.empty()) std::cerr << print_now << std::flush;
   };
 }
@@ -230,9 +249,10 @@ bool InputReader::next(InputLine& line) {
   return false;
 }
 
-int run_send(const SendCommand& c, std::istream& standard_input) {
+int run_send(const SendCommand& c, int standard_input) {
   const std::vector<std::string> inputs = c.inputs.empty() ? std::vector<std::string>{"-"} : c.inputs;
-  OpenInputs open = open_inputs(inputs, standard_input);
+  InputStop reading;
+  const std::vector<std::unique_ptr<OpenInput>> open = open_inputs(inputs, standard_input, reading);
   client::ProducerOptions options;
   options.socket_path = c.socket_path;
   options.format = c.format;
@@ -244,7 +264,9 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
   StoppedReading stop;
   {
     client::ProducerClient producer(options);
-    for (auto& [name, stream] : open.streams) {
+    for (const auto& input : open) {
+      const std::string& name = input->name;
+      std::istream* stream = input->stream.get();
       if (!stop.after.empty()) {
         stop.not_read.push_back(name);
         continue;
@@ -252,14 +274,21 @@ int run_send(const SendCommand& c, std::istream& standard_input) {
       InputReader reader(name, *stream);
       std::string last_origin = name + " (before its first line)";
       for (InputLine line; stop.after.empty() && reader.next(line); ++sent) {
+        if (reading.stopped()) break;  // read after the give-up (perhaps a line cut short): not sent
         last_origin = line.origin;
-        producer.send(std::move(line.text), recorder(outcomes, line.origin));
+        producer.send(std::move(line.text), recorder(outcomes, reading, line.origin));
         // The first give-up ends the run: waiting give_up_after again for each later window of
         // max_in_flight lines stretched a dead daemon's 60 s into an hour for a large input.
         if (std::string why = client_gave_up(outcomes); !why.empty()) {
           stop.after = std::move(line.origin);
           stop.why = std::move(why);
         }
+      }
+      // The give-up came while the input was quiet: the reading stopped without a line after it.
+      if (reading.stopped() && stop.after.empty()) {
+        stop.after = std::move(last_origin);
+        stop.why = client_gave_up(outcomes);
+        continue;
       }
       // A read error ends the stream as end of input would: the rest of it was never sent.
       if (stream->bad() && stop.after.empty()) {

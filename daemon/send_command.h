@@ -7,7 +7,7 @@
 // any was rejected or left unacknowledged. The first give-up (no acknowledgement for
 // give_up_after: the daemon unreachable, or answering only `busy`) ends the run: the lines in
 // flight are reported unacknowledged at once and the input is not read further (the summary names
-// the last line sent and the inputs not read).
+// the last line sent and the inputs not read), also when it came while a pipe was quiet.
 // NDJSON streams: each line is sent as soon as it is read (`tail -f | pm-ingestctl send` works);
 // only an input that is one JSON array is read whole first (see InputReader).
 #include <chrono>
@@ -55,6 +55,8 @@ class InputReader {
   std::size_t next_whole_ = 0;
 };
 
-int run_send(const SendCommand& command, std::istream& standard_input);
+// `standard_input`: the descriptor read for the input "-" (not closed). Reading any input stops
+// at the client's first give-up, also while it waits for a line (InputStop).
+int run_send(const SendCommand& command, int standard_input);
 
 }  // namespace pm::ctl

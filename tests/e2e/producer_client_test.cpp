@@ -700,10 +700,34 @@ TEST(CtlSend, StopsReadingItsInputAtTheFirstGiveUp) {
   std::filesystem::remove_all(dir);
 }
 
+// pm-ingestctl send with no daemon, behind a pipe that stays open and quiet after one line (`tail
+// -F` of a feed that went silent): the give-up ends the run by itself. It used to notice the
+// give-up only when it read the next line, and until then said nothing (the unacknowledged line
+// is not printed as it comes), however long the feed stayed quiet.
+TEST(CtlSend, AGiveUpEndsTheRunWhileThePipeIsQuiet) {
+  const std::string dir = make_temp_dir("ctl_send_quiet_give_up");
+  const std::string fifo = dir + "/input.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Process send;
+  send.start(PM_INGESTCTL_BIN, {"send", "--socket", dir + "/no-daemon.sock", "--input", fifo, "--give-up-after", "1"}, {},
+             dir + "/send.out");
+  std::ofstream pipe(fifo);
+  pipe << trade_line("c", "only") << "\n" << std::flush;
+  const auto code = send.wait(60s);  // the pipe stays open: the run ends by itself or not at all
+  pipe.close();
+  const std::string out = read_file(dir + "/send.out");
+  ASSERT_EQ(code, std::optional<int>(1)) << out;
+  EXPECT_NE(out.find("sent 1 lines from 1 input(s) (format pm-ingestd): acked 0, rejected 0, unacknowledged 1"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("stopped reading after " + fifo + ":1: the client gave up (no acknowledgement for 1 s)"),
+            std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 // pm-ingestctl send whose hello the daemon refuses (a daemon older than the ctl): every later line
 // fails without being sent, so the run ends as at a give-up. It read on, rejecting each line, and
-// behind a pipe never ended (nor printed anything). (It ends at the first line it reads after the
-// refusal: a quiet pipe keeps it waiting for that line.)
+// behind a pipe never ended (nor printed anything); then it ended only at the first line it read
+// after the refusal. Now the refusal ends it while the pipe stays open and quiet.
 TEST(CtlSend, ARefusedHelloEndsTheRun) {
   HandDaemon daemon;
   const std::string dir = make_temp_dir("ctl_send_hello");
@@ -722,12 +746,11 @@ TEST(CtlSend, ARefusedHelloEndsTheRun) {
   daemon.reply(conn, R"({"error":"schema","line":1,"detail":"unknown format 'clob-ws-market'"})");
   daemon.read_lines(conn, 1, 30s, closed);  // the client closes the connection once it took the refusal
   ASSERT_TRUE(closed);
-  for (int i = 1; i <= 5; ++i) pipe << R"({"event_type":"last_trade_price","n":)" << i << "}\n" << std::flush;
-  const auto code = send.wait(30s);  // the pipe stays open: the run ends by itself or not at all
+  const auto code = send.wait(30s);  // the pipe stays open and quiet: the run ends by itself or not at all
   pipe.close();
   const std::string out = read_file(dir + "/send.out");
   ASSERT_EQ(code, std::optional<int>(1)) << out;
-  EXPECT_NE(out.find("stopped reading after " + fifo + ":"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped reading after " + fifo + ":1:"), std::string::npos) << out;
   EXPECT_NE(out.find("hello refused: unknown format 'clob-ws-market'"), std::string::npos) << out;
   std::filesystem::remove_all(dir);
 }
