@@ -92,8 +92,8 @@ bool can_transition(LiveOrderStatus from, LiveOrderStatus to) {
   switch (from) {
     case S::Submitted: return to != S::Submitted;
     case S::Partial: return to == S::Partial || to == S::Filled || to == S::Cancelled;
+    case S::Cancelled: return to == S::Partial || to == S::Filled;  // a late fill report
     case S::Filled:
-    case S::Cancelled:
     case S::Rejected: return false;
   }
   return false;
@@ -159,7 +159,7 @@ std::optional<LiveOrder> LiveOrderRepository::update_status(const std::string& o
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<LiveOrder>(tx.exec_params(
         R"(UPDATE live_orders
-           SET status = $2::text,
+           SET status = CASE WHEN status = 'cancelled' AND $2::text = 'partial' THEN status ELSE $2::text END,
                fill_price = COALESCE($3::real, fill_price),
                fill_size = COALESCE($4::real, fill_size),
                reason = COALESCE($5::text, reason),

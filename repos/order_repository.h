@@ -16,12 +16,15 @@
 //   stored canonical (empty: now). A duplicate non-null order_id throws pqxx::unique_violation.
 //   candidate_id must name a polymarket_candidates row, as for paper trades (D30).
 // - update_status() is a state machine (fix for D23): submitted -> partial | filled | cancelled |
-//   rejected; partial -> partial | filled | cancelled; filled, cancelled and rejected are final.
-//   The guard is in the UPDATE's WHERE (atomic under concurrency). A refused transition and an
-//   unknown order_id both return nullopt and change nothing; get_by_order_id() tells them apart.
+//   rejected; partial -> partial | filled | cancelled; cancelled -> partial | filled (a fill the
+//   exchange made before the cancel took effect, reported after it was recorded); filled and
+//   rejected are final. A reported fill is never lost to a cancel: a late partial fill is stored
+//   on the cancelled order, which stays cancelled (nothing of it rests), a late full fill makes it
+//   filled. The guard is in the UPDATE's WHERE (atomic under concurrency). A refused transition and
+//   an unknown order_id both return nullopt and change nothing; get_by_order_id() tells them apart.
 //   fill_price, fill_size and reason keep their stored value when not given (COALESCE, as in the
-//   original: since final states cannot be left, nothing ever needs clearing). filled_at is set to
-//   now exactly when the order becomes filled; updated_at is always now.
+//   original: no transition needs a field cleared). filled_at is set to now exactly when the order
+//   becomes filled; updated_at is always now.
 // - get_active() is every submitted or partial order; lists are newest first by submitted_at (by
 //   time, D8: repo_support.h), id DESC as tie-breaker (D28).
 #include <cstdint>
