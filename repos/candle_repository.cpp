@@ -6,6 +6,7 @@
 #include "repos/repo_support.h"
 #include "repos/rows.h"
 #include "repos/tiered_support.h"
+#include "repos/trade_unit_check.h"
 
 namespace pm {
 
@@ -113,6 +114,7 @@ std::int64_t CandleRepository::aggregate_from_trades(const std::string& conditio
   const std::int64_t per_second = unit_ == TimestampUnit::Milliseconds ? 1000 : 1;
   const std::int64_t cutoff = bucket_s * per_second;
   return target_.run([&](pqxx::transaction_base& tx) {
+    require_condition_trades_in_unit(tx, condition_id, unit_);  // before the stored candles go
     tx.exec_params(
         R"(DELETE FROM price_candles WHERE condition_id = $1 AND token_id = $2 AND resolution = $3
              AND bucket_start >= ($4::timestamptz AT TIME ZONE 'UTC'))",

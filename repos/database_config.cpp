@@ -16,6 +16,14 @@ DatabaseConfig DatabaseConfig::from_env() {
   if (const char* url = std::getenv("DATABASE_URL"); url != nullptr && *url != '\0') {
     config.url = url;
   }
+  // The daemon's own variable (its environment file), so a bot that shares it reads in the unit
+  // the daemon writes in.
+  if (const char* unit = std::getenv(kTradeTimestampUnitVariable); unit != nullptr && *unit != '\0') {
+    const auto parsed = parse_timestamp_unit(unit);
+    if (!parsed)
+      throw std::invalid_argument(std::string(kTradeTimestampUnitVariable) + " must be ms or s ('" + unit + "' given)");
+    config.trade_timestamp_unit = *parsed;
+  }
   return config;
 }
 

@@ -73,8 +73,11 @@ struct DatabaseConfig {
   // Unit of polymarket_trades.timestamp, shared with the daemon (see timestamp_unit.h).
   TimestampUnit trade_timestamp_unit = TimestampUnit::Milliseconds;
 
-  // The config with `url` from DATABASE_URL when set (read at call time), else the default.
+  // The config with `url` from DATABASE_URL and `trade_timestamp_unit` from
+  // PM_INGESTD_TRADE_TIMESTAMP_UNIT (the daemon's setting: ms or s) when set (read at call time),
+  // else the defaults. Throws std::invalid_argument for another unit.
   static DatabaseConfig from_env();
+  static constexpr const char* kTradeTimestampUnitVariable = "PM_INGESTD_TRADE_TIMESTAMP_UNIT";
 
   // Throws std::invalid_argument naming the offending field.
   void validate() const;

@@ -14,6 +14,7 @@
 #include "repos/trade_copy.h"
 #include "repos/trade_key_set.h"
 #include "repos/trade_sql.h"
+#include "repos/trade_unit_check.h"
 #include "repos/watermark_upsert.h"
 
 namespace pm {
@@ -374,6 +375,7 @@ std::vector<PolymarketTrade> TradeRepository::get_recent(const std::string& cond
   return target_.run([&](pqxx::transaction_base& tx) {
     // Here, not before run(): a body re-run after a lost connection reads the clock again.
     const std::int64_t now_ms = now();
+    require_condition_trades_in_unit(tx, condition_id, unit_);  // a wrong unit: never an empty answer
     const std::int64_t cutoff = staleness_cutoff(now_ms, max_age_seconds, unit_);
     return to_models<PolymarketTrade>(tx.exec_params(
         R"(SELECT * FROM polymarket_trades WHERE condition_id = $1 AND "timestamp" >= $2 AND "timestamp" <= $3

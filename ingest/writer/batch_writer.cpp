@@ -359,6 +359,13 @@ bool BatchWriter::load_checkpoint() {
     fatal(g2.problem + "; refusing to apply events until it is fixed");
     return false;
   }
+  const auto unit_problem = db_.transaction([&](Transaction& tx) {
+    return trade_watermarks_unit_mismatch(tx, config_.trade_timestamp_unit, "--trade-timestamp-unit");
+  });
+  if (unit_problem) {
+    fatal(*unit_problem + "; refusing to apply events in the wrong unit");
+    return false;
+  }
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db_).get(config_.instance_id);
   const auto start = start_position(checkpoint);
   if (!start) return false;

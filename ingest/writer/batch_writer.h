@@ -58,7 +58,8 @@
 // - A checkpoint that does not fit the log (or names a record the log does not hold there: the
 //   log lost applied records and gave their LSNs to new events), a corrupt record in the log, or
 //   (checked at every (re)connect) a triggers table without the unique index G2 needs
-//   (repos/g2_index.h), or a halted log (its fdatasync failed, and the log's on_fatal returned:
+//   (repos/g2_index.h) or trade watermarks of the other unit than --trade-timestamp-unit
+//   (repos/trade_unit_check.h), or a halted log (its fdatasync failed, and the log's on_fatal returned:
 //   an embedder) once everything it made durable is sent, is fatal: on_fatal is called with a
 //   message naming the problem, and the writer stops (the batches in flight finish first). A
 //   missing migration is not: the writer names it and retries.
@@ -94,6 +95,7 @@
 #include "metrics/ingest_metrics.h"
 #include "repos/database.h"
 #include "repos/g2_index.h"
+#include "repos/trade_unit_check.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/tx_result.h"
 

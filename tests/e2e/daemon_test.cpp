@@ -300,6 +300,31 @@ TEST_F(DaemonTest, TradeTimestampsFollowTheConfiguredUnit) {
   EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'ms'"), 1'700'000'456);
 }
 
+// A daemon set to seconds on a database whose trade watermarks are milliseconds (what production
+// holds) wrote second-sized rows beside them, which every milliseconds reader takes for 1970: G1
+// saw nothing new. It refuses to apply events (exit 2, naming the unit to set) and writes
+// nothing; set to the database's unit, it runs.
+TEST_F(DaemonTest, RefusesToApplyEventsInTheOtherUnitThanTheDatabaseHolds) {
+  tdb_->exec("INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at) "
+             "VALUES ('c_old', 1700000000000, '2023-11-14T22:13:20.000000Z')");
+  DaemonHarness d(tdb_->url(), {"--trade-timestamp-unit", "s"});
+  EXPECT_EQ(d.run_to_exit(), 2) << d.output();
+  const std::string out = d.output();
+  EXPECT_NE(out.find("trade_watermarks holds epoch milliseconds (ms) (its newest is 1700000000000), but "
+                     "--trade-timestamp-unit is epoch seconds (s): set it to ms"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("refusing to apply events in the wrong unit"), std::string::npos) << out;
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints"), 0);
+
+  DaemonHarness right(tdb_->url());
+  right.start();
+  Producer p(right.socket());
+  ASSERT_TRUE(p.send({trade_line("c_old", "in_ms")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  EXPECT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'in_ms'", 1));
+  EXPECT_EQ(right.stop(), 0);
+}
+
 // Issue 15, adaptive batching: an idle writer sends an event at once, instead of waiting
 // --batch-max-delay-ms for company (the old fixed timer would make each of these wait 60 s).
 // Each event gets 15 s, far above any slowdown of a sanitizer on a loaded machine and far below

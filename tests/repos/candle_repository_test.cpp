@@ -207,10 +207,17 @@ TEST_F(CandleRepositoryTest, AggregateFromSecondTradesThroughConfigAndCallerTran
   EXPECT_EQ(repo.aggregate_from_trades("0xc", "tok", "5m", iso_at(kDay0)), 2);
   expect_seeded_candles(repo.get_candles("0xc", "tok", "5m", iso_at(kDay0 - 86400), iso_at(kDay0 + 86400)));
   // Read as milliseconds, the same values fall in 1970 (the original's ms assumption): the
-  // rebuild from kDay0 finds no trade and removes the candles from kDay0 on.
+  // rebuild from kDay0 found no trade and removed the candles from kDay0 on. It refuses now,
+  // saying the rows are seconds, and the candles stay.
   CandleRepository ms_repo(tdb_->db());
-  EXPECT_EQ(ms_repo.aggregate_from_trades("0xc", "tok", "5m", iso_at(kDay0)), 0);
-  EXPECT_EQ(tdb_->count("price_candles"), 0);
+  try {
+    ms_repo.aggregate_from_trades("0xc", "tok", "5m", iso_at(kDay0));
+    ADD_FAILURE() << "a milliseconds rebuild read seconds rows";
+  } catch (const TimestampUnitError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds epoch seconds (s)"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(tdb_->count("price_candles"), 2);
+  tdb_->exec("DELETE FROM price_candles");
   tdb_->db().transaction([&](pqxx::work& tx) {
     CandleRepository in_tx(tx, TimestampUnit::Seconds);
     EXPECT_EQ(in_tx.aggregate_from_trades("0xc", "tok", "5m", iso_at(kDay0)), 2);

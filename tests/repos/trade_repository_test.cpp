@@ -365,6 +365,53 @@ TEST_F(TradeRepositoryTest, GetRecentHonoursSeconds) {
   EXPECT_EQ(recent[1].trade_id, "edge_ok");
 }
 
+// A reader set to the other unit than the rows were written in returned [] for every condition,
+// for ever (G1 then says "nothing recent" about a live market), or every old trade as recent.
+// It says what is wrong instead; a condition with no trades agrees with either unit.
+TEST_F(TradeRepositoryTest, GetRecentRefusesAConditionStoredInTheOtherUnit) {
+  TradeRepository ms_repo(tdb_->db());
+  ms_repo.create(sample("fresh", now_epoch_ms() - 60'000));
+  auto config = tdb_->config();
+  config.trade_timestamp_unit = TimestampUnit::Seconds;
+  Database seconds_db(config);
+  TradeRepository seconds_repo(seconds_db);
+  try {
+    seconds_repo.get_recent("0xabc123");
+    ADD_FAILURE() << "a seconds reader read milliseconds rows";
+  } catch (const TimestampUnitError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("polymarket_trades of condition '0xabc123' holds epoch milliseconds (ms)"), std::string::npos) << what;
+    EXPECT_NE(what.find("set it to ms"), std::string::npos) << what;
+  }
+  EXPECT_TRUE(seconds_repo.get_recent("no_trades_here").empty());
+
+  const std::int64_t now_s = now_epoch_ms() / 1000;
+  auto seconds_trade = sample("in_seconds", now_s - 60);
+  seconds_trade.condition_id = "0xseconds";
+  seconds_repo.create(seconds_trade);
+  EXPECT_EQ(seconds_repo.get_recent("0xseconds").size(), 1u);
+  EXPECT_THROW(ms_repo.get_recent("0xseconds"), TimestampUnitError);
+  EXPECT_EQ(ms_repo.get_recent("0xabc123").size(), 1u);
+}
+
+// DatabaseConfig::from_env reads the daemon's unit variable, so a bot that shares the daemon's
+// environment file reads in the unit the daemon writes in; another value is refused by name.
+TEST(DatabaseConfigFromEnv, ReadsTheDaemonsTradeTimestampUnit) {
+  ::unsetenv(DatabaseConfig::kTradeTimestampUnitVariable);
+  EXPECT_EQ(DatabaseConfig::from_env().trade_timestamp_unit, TimestampUnit::Milliseconds);
+  ::setenv(DatabaseConfig::kTradeTimestampUnitVariable, "s", 1);
+  EXPECT_EQ(DatabaseConfig::from_env().trade_timestamp_unit, TimestampUnit::Seconds);
+  ::setenv(DatabaseConfig::kTradeTimestampUnitVariable, "minutes", 1);
+  try {
+    DatabaseConfig::from_env();
+    ADD_FAILURE() << "an unknown unit was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("PM_INGESTD_TRADE_TIMESTAMP_UNIT must be ms or s ('minutes' given)"),
+              std::string::npos) << e.what();
+  }
+  ::unsetenv(DatabaseConfig::kTradeTimestampUnitVariable);
+}
+
 TEST_F(TradeRepositoryTest, RepositoriesJoinACallersTransaction) {
   try {
     tdb_->db().transaction([](pqxx::work& tx) {
