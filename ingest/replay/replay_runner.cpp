@@ -9,6 +9,7 @@
 #include "ingest/archive/archive_format.h"
 #include "ingest/writer/writer_lanes.h"
 #include "repos/migrator.h"
+#include "repos/trade_unit_check.h"
 #include "repos/util/backoff.h"
 
 namespace pm {
@@ -400,6 +401,11 @@ std::uint64_t ReplayRunner::resume_point(Database& db) {
   } catch (const MigrationsPending& e) {
     throw ReplayError(e.what());
   }
+  // Rows of the other unit than the database holds would be read as 1970 or the far future (G1).
+  if (const auto problem = db.transaction([&](Transaction& tx) {
+        return trade_watermarks_unit_mismatch(tx, options_.trade_timestamp_unit, "--trade-timestamp-unit");
+      }))
+    throw ReplayError(*problem);
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db).get(options_.instance_id);
   if (checkpoint && checkpoint->log_id != stats_.log_id)
     throw ReplayError("the checkpoint of instance '" + options_.instance_id + "' belongs to log " + checkpoint->log_id +

@@ -84,6 +84,28 @@ TEST(ReplayRunnerTest, OnADatabaseMissingAMigrationItNamesItAndAppliesNothing) {
   EXPECT_EQ(tdb.count("polymarket_trades"), 3);
 }
 
+// A replay set to seconds into a database whose trade watermarks are milliseconds wrote
+// second-sized rows beside them (1970 to every milliseconds reader). It names the unit to set and
+// applies nothing; set right, it applies the log.
+TEST(ReplayRunnerTest, IntoADatabaseOfTheOtherUnitItNamesTheUnitAndAppliesNothing) {
+  test::TestDatabase tdb("replay_unit");
+  tdb.exec("INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at) "
+           "VALUES ('c_old', 1700000000000, '2023-11-14T22:13:20.000000Z')");
+  const TradeLog log("replay-unit", 3);
+  ReplayOptions options;
+  options.sources = {log.dir()};
+  options.trade_timestamp_unit = TimestampUnit::Seconds;
+  const std::string error = replay_error(options, tdb.db());
+  EXPECT_NE(error.find("trade_watermarks holds epoch milliseconds (ms)"), std::string::npos) << error;
+  EXPECT_NE(error.find("set it to ms"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("polymarket_trades"), 0);
+  EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
+
+  options.trade_timestamp_unit = TimestampUnit::Milliseconds;
+  EXPECT_EQ(ReplayRunner(options).run(&tdb.db()).applied, 3u);
+  EXPECT_EQ(tdb.count("polymarket_trades"), 3);
+}
+
 // The oldest file's header is damaged: replay names that file as damage. It named the next file,
 // blamed archive retention and advised a --from-lsn that passed over the damaged file's events.
 TEST(ReplayRunnerTest, ADamagedHeaderOfTheOldestFileIsNamedAsDamageNotAsRetention) {
