@@ -36,9 +36,10 @@ SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64
 // through that handle when the daemon removes it meanwhile.
 SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment);
 // Throws WalNewerFormat when `file` begins with the magic of a newer log format, whatever its size
-// (a newer format's header may be shorter); returns otherwise, a file that is too short or does not
-// read included (left to the caller's own checks).
-void check_not_newer_format(SegmentFile& file);
+// (a newer format's header may be shorter); returns otherwise, a file that is too short included
+// (left to the caller's own checks). It reads the header as the caller's own header read does
+// (`stable_end` as SegmentFile::read's), so that read costs nothing more.
+void check_not_newer_format(SegmentFile& file, std::uint64_t stable_end = UINT64_MAX);
 // Opens a segment file for reading. Throws WalCorruption: "segment missing" (kSegmentMissing,
 // segment_missing()) only when there is no such file, "cannot open segment" for any other error (a
 // permission or I/O error is not a segment removed meanwhile); unreadable() when the system refused
