@@ -18,6 +18,7 @@
 #include "ingest/archive/archive_reader.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/replay/replay_runner.h"
 #include "repos/util/clock.h"
 
@@ -114,6 +115,10 @@ int run_replay(const ReplayCommand& c) {
   } catch (const wal::WalCorruption& e) {
     std::cerr << "\npm-ingestctl replay: DAMAGED: " << e.what() << "\n(stopped; --skip-damaged replays past it)\n";
     return 2;
+  } catch (const wal::WalNewerFormat& e) {  // not damage: never skipped, not exit 2
+    std::cerr << "\npm-ingestctl replay: NEWER FORMAT: " << e.what() << "\n(stopped, --skip-damaged or not: nothing is "
+              << "damaged, but this build cannot read it; replay from there with the pm-ingestctl of the version that wrote it)\n";
+    return 1;
   }
 }
 
@@ -158,6 +163,37 @@ bool holds_an_archive(const std::string& dir, const std::vector<std::uint64_t>& 
   return false;
 }
 
+// The index against the files: each listed entry whose file is gone is printed and counted in
+// `damaged`; false (said) when index.ndjson does not match the files. Beside a file of a newer
+// format (named already) the index is not judged: true.
+bool index_matches(const std::string& dir, std::uint64_t& damaged) {
+  bool stale = false;
+  std::vector<archive::ArchiveEntry> lost;
+  // Beside a running daemon (one there before the read, or started during it) its retention may
+  // delete the oldest files after the index was read.
+  const std::string lock = dir + "/" + archive::kArchiveLockFileName;
+  const bool daemon_before = wal::posix_log_fs().lock_in_use(lock);
+  try {
+    archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost,
+                                daemon_before ? archive::RetentionWindow::AnyOldest : archive::RetentionWindow::OneFile);
+    if (!daemon_before && wal::posix_log_fs().lock_in_use(lock))
+      archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost, archive::RetentionWindow::AnyOldest);
+  } catch (const wal::WalNewerFormat&) {
+    return true;
+  }
+  for (const archive::ArchiveEntry& e : lost) {
+    std::cout << fmt::format("{}/{} {}\n", dir, archive::archive_file_name(e.segment), archive::lost_entry_problem(e));
+    ++damaged;
+  }
+  if (stale) std::cout << dir << "/index.ndjson does not match the files (the daemon rebuilds it at its next start)\n";
+  return !stale;
+}
+
+// The verdict line's first words.
+const char* archive_verdict(std::uint64_t damaged, std::uint64_t newer) {
+  return damaged > 0 ? "ARCHIVE DAMAGED" : newer > 0 ? "ARCHIVE HOLDS A NEWER FORMAT" : "archive ok";
+}
+
 }  // namespace
 
 int run_archive_list(const std::string& dir, bool json) {
@@ -190,19 +226,20 @@ int run_archive_verify(const std::string& dir) {
   const std::vector<std::uint64_t> segments = archived_segments(dir);
   if (!holds_an_archive(dir, segments, std::cout)) return 2;
   std::vector<archive::ArchiveEntry> verified;
-  std::uint64_t damaged = 0, events = 0;
-  bool damaged_since_last = false;
+  std::uint64_t damaged = 0, newer = 0, events = 0;
+  bool unread_since_last = false;  // a file damaged, or of a newer format, since the last verified one
   std::uint64_t previous_segment = 0;  // the file before, damaged or not
   for (const std::uint64_t segment : segments) {
     const std::string path = dir + "/" + archive::archive_file_name(segment);
     try {
       const archive::ArchiveEntry e = archive::verify_archive(wal::posix_log_fs(), path);
-      // After a damaged file only the numbering is judged (that file is the break in lsns), so that
-      // files missing after it are reported now, not once it is restored.
-      const std::string problem = damaged_since_last ? missing_between(previous_segment, segment)
+      // After a file not read (damaged, or of a newer format) only the numbering is judged (that
+      // file is the break in lsns), so that files missing after it are reported now, not once it
+      // is restored.
+      const std::string problem = unread_since_last ? missing_between(previous_segment, segment)
                                   : verified.empty() ? ""
                                                      : chain_problem(verified.back(), e);
-      damaged_since_last = false;
+      unread_since_last = false;
       std::cout << fmt::format("{} ok: lsn {}..{}, {} events{}\n", path, e.first_lsn, e.last_lsn, e.events(),
                                problem.empty() ? "" : "; CHAIN BROKEN: " + problem);
       damaged += problem.empty() ? 0 : 1;
@@ -211,37 +248,27 @@ int run_archive_verify(const std::string& dir) {
     } catch (const archive::ArchiveDamage& e) {
       std::cout << fmt::format("{} DAMAGED at offset {}: {}\n", e.file(), e.offset(), e.problem());
       ++damaged;
-      damaged_since_last = true;
+      unread_since_last = true;
     } catch (const wal::WalCorruption& e) {
       std::cout << fmt::format("{} DAMAGED: {}\n", path, e.what());
       ++damaged;
-      damaged_since_last = true;
+      unread_since_last = true;
+    } catch (const wal::WalNewerFormat& e) {  // not damage
+      std::cout << fmt::format("{} NEWER FORMAT: {}; verify it with the pm-ingestctl of that version\n", path, e.what());
+      ++newer;
+      unread_since_last = true;
     } catch (const std::system_error& e) {
       std::cout << fmt::format("{} UNREADABLE: {}\n", path, e.what());
       ++damaged;
-      damaged_since_last = true;
+      unread_since_last = true;
     }
     previous_segment = segment;
   }
-  bool stale = false;
-  std::vector<archive::ArchiveEntry> lost;
-  // Beside a running daemon (one there before the read, or started during it) its retention may
-  // delete the oldest files after the index was read.
-  const std::string lock = dir + "/" + archive::kArchiveLockFileName;
-  const bool daemon_before = wal::posix_log_fs().lock_in_use(lock);
-  archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost,
-                              daemon_before ? archive::RetentionWindow::AnyOldest : archive::RetentionWindow::OneFile);
-  if (!daemon_before && wal::posix_log_fs().lock_in_use(lock))
-    archive::ArchiveIndex::read(wal::posix_log_fs(), dir, {}, &stale, &lost, archive::RetentionWindow::AnyOldest);
-  for (const archive::ArchiveEntry& e : lost) {
-    std::cout << fmt::format("{}/{} {}\n", dir, archive::archive_file_name(e.segment), archive::lost_entry_problem(e));
-    ++damaged;
-  }
-  const bool index_ok = !stale;
-  if (!index_ok) std::cout << dir << "/index.ndjson does not match the files (the daemon rebuilds it at its next start)\n";
-  std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}\n", damaged == 0 ? "archive ok" : "ARCHIVE DAMAGED",
-                           verified.size(), events, damaged, index_ok ? "" : ", index stale");
-  return damaged == 0 ? 0 : 2;
+  const bool index_ok = index_matches(dir, damaged);
+  std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}{}\n", archive_verdict(damaged, newer),
+                           verified.size(), events, damaged, newer == 0 ? "" : fmt::format(", {} of a newer format", newer),
+                           index_ok ? "" : ", index stale");
+  return damaged > 0 ? 2 : newer > 0 ? 1 : 0;
 }
 
 namespace {

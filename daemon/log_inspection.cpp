@@ -8,6 +8,7 @@
 #include "ingest/events/event_json.h"
 #include "ingest/log/segment_file.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_salvage.h"
 
 namespace pm::ctl {
@@ -96,6 +97,9 @@ LogVerdict verify_once(const std::string& dir, const EventSink& on_event, wal::L
     v.problem = e.what();
     v.segment_missing = e.segment_missing();
     v.unreadable = e.unreadable();
+  } catch (const wal::WalNewerFormat& e) {
+    v.problem = e.what();
+    v.newer_format = true;
   } catch (const std::system_error& e) {  // listing the directory, opening or reading a file
     v.problem = e.what();
     v.unreadable = wal::refused_access(e.code());
@@ -145,15 +149,18 @@ std::string damage_advice(const std::string& dir) {
 }
 
 std::string advice_for(const LogVerdict& v, const std::string& dir) {
+  if (v.newer_format)
+    return "Nothing is damaged: this build of pm-ingestctl cannot read that format. Inspect it with the pm-ingestctl of the "
+           "version that wrote it, and change nothing in " + dir + " (this build's pm-ingestd refuses to start on it).";
   if (!v.unreadable) return damage_advice(dir);
   return "The log could not be read, which says nothing about damage: check that " + dir +
          " is the daemon's --wal-dir and that this user may read it (the daemon's files belong to its user: "
          "run this as root or as that user). Change nothing in the directory until it reads.";
 }
 
-int exit_code_for(const LogVerdict& v) { return v.unreadable ? 1 : 2; }
+int exit_code_for(const LogVerdict& v) { return v.unreadable || v.newer_format ? 1 : 2; }
 
-const char* verdict_word(const LogVerdict& v) { return v.unreadable ? "CANNOT BE READ" : "DAMAGED"; }
+const char* verdict_word(const LogVerdict& v) { return v.unreadable ? "CANNOT BE READ" : v.newer_format ? "NEWER FORMAT" : "DAMAGED"; }
 
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
                       bool* cut, wal::LogFs& fs) {

@@ -31,6 +31,9 @@ struct LogVerdict {
   // The problem: the system refused to list the directory or open a file (a wrong --wal-dir, a
   // permission, a symlink loop): no damage was found, and none of the damage advice applies.
   bool unreadable = false;
+  // The problem: a segment is of a newer format than this build reads (wal_newer_format.h): no
+  // damage, and none of the damage advice applies.
+  bool newer_format = false;
   // Not ok because a segment went missing while a daemon holds the log (it removes applied ones),
   // after events had been passed on (so it was not read again): no damage, run the command again.
   bool cut_by_a_removal = false;
@@ -57,17 +60,19 @@ std::string lsn_ranges(const LogVerdict& v);
 // What an operator can do about a damaged log, as a paragraph naming the commands.
 std::string damage_advice(const std::string& dir);
 
-// For a verdict that is not ok: what to do (damage_advice, or how to make the log readable), and
-// the exit code that says which (2 damage, 1 the log could not be read).
+// For a verdict that is not ok: what to do (damage_advice, how to make the log readable, or which
+// build reads it), and the exit code that says which (2 damage, 1 the log could not be read or is
+// of a newer format).
 std::string advice_for(const LogVerdict& v, const std::string& dir);
 int exit_code_for(const LogVerdict& v);
-// What `status` calls it: "CANNOT BE READ" or "DAMAGED".
+// What `status` calls it: "CANNOT BE READ", "NEWER FORMAT" or "DAMAGED".
 const char* verdict_word(const LogVerdict& v);
 
 // Reads every readable record past any damage; prints each skipped range to `out`, and each event
 // at or after `from_lsn` (at most `limit`; `*cut` says whether more followed) when `print_events`.
 // Returns the number of damaged places (skipped ranges, unreadable segments, superseded tails);
 // segments a running daemon removed between the listing and their read are named, not counted.
+// A segment of a newer format is never stepped over: wal::WalNewerFormat (wal_salvage.h).
 std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t from_lsn, std::uint64_t limit, std::ostream& out,
                       bool* cut = nullptr, wal::LogFs& fs = wal::posix_log_fs());
 

@@ -1,5 +1,6 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
-// Each command is a small function; exit codes: 0 ok, 1 failure, 2 usage error or corrupt log.
+// Each command is a small function; exit codes: 0 ok, 1 failure (a log or archive file of a newer
+// format among them: no damage), 2 usage error or corrupt log.
 #include <cstdlib>
 #include <unistd.h>
 #include <fstream>
@@ -52,7 +53,9 @@ constexpr const char* kUsage =
     "            read the whole log, checking every checksum, group and sequence number;\n"
     "            exit 2 with the file, offset, diagnosis and what to do when it is damaged,\n"
     "            exit 1 when it cannot be read (no such directory, a permission: the\n"
-    "            daemon's files belong to its user). --salvage reads past damage and lists\n"
+    "            daemon's files belong to its user) or a segment is of a newer format\n"
+    "            (written by a later pm-ingestd: no damage). --salvage reads past damage\n"
+    "            (never past a newer format) and lists\n"
     "            the skipped byte ranges and LSNs\n"
     "  wal-dump --wal-dir DIR [--from-lsn N] [--limit N] [--salvage]\n"
     "            print the log's events as JSON lines (lsn, a tab, the event); --salvage\n"
@@ -91,7 +94,7 @@ constexpr const char* kUsage =
     "            (exit 2 for a directory that holds no archive)\n"
     "  archive verify --archive-dir DIR\n"
     "            read every archive file: checksums, every record, the LSN chain (read-only;\n"
-    "            exit 2 when something is damaged)\n"
+    "            exit 2 when something is damaged, else 1 when a file is of a newer format)\n"
     "  archive store-damaged --archive-dir DIR --wal-dir DIR --segment N\n"
     "            with the daemon stopped: archive an applied live segment whose records are\n"
     "            damaged, as it is, when the daemon says it cannot archive it (every later\n"
@@ -100,9 +103,11 @@ constexpr const char* kUsage =
     "            name (000000000000000a.wal). Refused for a segment that is not damaged\n"
     "\n"
     "status exits 2 when the log (--wal-dir) is damaged or ends below a checkpoint stored for it,\n"
-    "1 when it cannot be read.\n"
-    "Exit codes: 0 ok, 1 the command failed, 2 a usage error (a missing or bad option, no\n"
-    "such command) or damage, 3 replay skipped damaged ranges (--skip-damaged).\n"
+    "1 when it cannot be read or is of a newer format.\n"
+    "Exit codes: 0 ok, 1 the command failed (a log segment or archive file of a newer format,\n"
+    "written by a later pm-ingestd, among them: no damage; replay stops there even with\n"
+    "--skip-damaged), 2 a usage error (a missing or bad option, no such command) or damage,\n"
+    "3 replay skipped damaged ranges (--skip-damaged).\n"
     "\n";
 
 // A number option, read signed so that "-1" is refused instead of wrapping to a huge count.

@@ -1,6 +1,7 @@
 // pm-ingestd: wiring of the ingestion daemon. Producers -> Server -> IngestPipeline (write-ahead
 // log, group commit) -> EventQueue -> BatchWriter -> PostgreSQL; /metrics, /healthz and /readyz
-// over HTTP; systemd notify. Exit codes: 0 clean stop, 1 bad options or start-up failure, 2 fatal
+// over HTTP; systemd notify. Exit codes: 0 clean stop, 1 bad options or start-up failure (a log or
+// archive file of a newer format among them: no damage, another build reads it), 2 fatal
 // log/checkpoint problem (damage to synced records, a log that lost applied records, the log
 // directory locked by another daemon) or a schema G2 cannot rely on (the triggers table without its
 // unique index, found when the writer connects): the message says what to do, 70 a failed fdatasync or
@@ -39,6 +40,7 @@
 #include "ingest/server/server.h"
 #include "ingest/log/segment_remover.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/ingest_metrics.h"
@@ -194,15 +196,29 @@ struct ArchiverStop {
   }
 };
 
-// False (after logging why) when the archive directory belongs to another log: exit code 2.
-bool start_archiver(pm::archive::SegmentArchiver& archiver, pm::wal::WriteAheadLog& wal, spdlog::logger& log) {
+// 0 when it started; else (after logging why) the exit code: 2 when the archive directory belongs
+// to another log, 1 when it holds a file of a newer format (no damage, wal_newer_format.h).
+int start_archiver(pm::archive::SegmentArchiver& archiver, pm::wal::WriteAheadLog& wal, spdlog::logger& log) {
   try {
     archiver.start(wal);
   } catch (const pm::archive::ArchiveForeignLog& e) {
     log.critical("{}; refusing to start", e.what());
-    return false;
+    return 2;
+  } catch (const pm::wal::WalNewerFormat& e) {
+    log.critical("{}; refusing to start (nothing is damaged, and the archive was left as it is): run the pm-ingestd that wrote it, or give "
+                 "this one an archive directory of its own (--archive-dir)",
+                 e.what());
+    return 1;
   }
-  return true;
+  return 0;
+}
+
+// What the daemon says when its log holds a segment of a newer format (exit 1: no damage).
+std::string newer_log_advice(const pm::wal::WalNewerFormat& e, const std::string& wal_dir) {
+  return fmt::format("{}; refusing to start (nothing is damaged, and the log was left as it is). Run the pm-ingestd that writes "
+                     "format {} on this log; or let it apply its whole log, stop it, move {} away, and start this one on an empty "
+                     "--wal-dir",
+                     e.what(), e.version(), wal_dir);
 }
 
 // Opens and recovers the log. On failure: logs why, returns null and sets `exit_code`.
@@ -223,6 +239,10 @@ std::unique_ptr<pm::wal::WriteAheadLog> open_log(const pm::DaemonOptions& option
     }
     log->critical("{}; refusing to start (inspect with `pm-ingestctl wal-verify --wal-dir {}`)", e.what(), options.wal_dir);
     exit_code = 2;
+    return nullptr;
+  } catch (const pm::wal::WalNewerFormat& e) {  // not damage (exit 1): another build reads it
+    log->critical("{}", newer_log_advice(e, options.wal_dir));
+    exit_code = 1;
     return nullptr;
   } catch (const pm::wal::WalLocked& e) {
     log->critical("{}; refusing to start", e.what());
@@ -462,7 +482,8 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   if (!wal) return exit_code;
   const std::unique_ptr<pm::HttpEndpoint> http = open_http_endpoint(options, metrics, *log);
   if (!http) return 1;
-  if (archiver && !start_archiver(*archiver, *wal, *log)) return 2;
+  if (archiver)
+    if (const int refused = start_archiver(*archiver, *wal, *log); refused != 0) return refused;
   const ArchiverStop archiver_stop{archiver.get()};  // before the log goes
 
   pm::Database db(database_config(options));

@@ -5,6 +5,7 @@
 #include <tuple>
 #include <type_traits>
 
+#include "ingest/log/wal_newer_format.h"
 #include "repos/util/crc32c.h"
 
 namespace pm::archive {
@@ -95,6 +96,16 @@ bool decode_archive_header(const char* data, std::size_t n, ArchiveEntry& out, s
              eight_byte_fields(e));
   out = e;
   return true;
+}
+
+void throw_if_newer_archive(const std::string& path, const char* data, std::size_t n) {
+  const std::string_view prefix(kArchiveMagic, 5);
+  if (const std::uint32_t version = wal::newer_magic_version(data, n, prefix, kArchiveFormatVersion); version != 0)
+    throw wal::WalNewerFormat(path, "archive format", version, kArchiveFormatVersion);
+  ArchiveEntry entry;
+  std::string problem;
+  if (decode_archive_header(data, n, entry, problem) && entry.segment_version > wal::kFormatVersion)
+    throw wal::WalNewerFormat(path + " (an archived log segment)", "log format", entry.segment_version, wal::kFormatVersion);
 }
 
 ArchiveDamage::ArchiveDamage(const std::string& file, std::uint64_t offset, const std::string& what)

@@ -14,6 +14,9 @@
 //
 // The header repeats what the index (archive_index.h) lists, so the index can always be rebuilt
 // from the files.
+//
+// A later archive format ("PMARC02\n".."PMARC99\n"), or an archived segment of a later log format
+// (segment_version above wal::kFormatVersion), is a newer format, not damage (wal_newer_format.h).
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -26,6 +29,7 @@ inline constexpr char kArchiveMagic[8] = {'P', 'M', 'A', 'R', 'C', '0', '1', '\n
 inline constexpr char kTrailerMagic[4] = {'P', 'M', 'A', 'E'};
 inline constexpr std::size_t kArchiveHeaderSize = 160;
 inline constexpr std::size_t kArchiveTrailerSize = 8;
+inline constexpr std::uint32_t kArchiveFormatVersion = 1;  // of the file (its magic), not of the segment it holds
 
 // One archived segment: the header of its file and its line in the index.
 struct ArchiveEntry {
@@ -51,8 +55,14 @@ std::string archive_file_name(std::uint64_t segment);  // "0000000000000001.pmar
 bool parse_archive_file_name(const std::string& name, std::uint64_t& segment);
 
 std::string encode_archive_header(const ArchiveEntry& entry);  // kArchiveHeaderSize bytes
-// False when the bytes are not a valid header (magic or checksum); `problem` says which.
+// False when the bytes are not a valid header (magic or checksum); `problem` says which. A newer
+// format's header is not valid either: throw_if_newer_archive tells it apart.
 bool decode_archive_header(const char* data, std::size_t n, ArchiveEntry& out, std::string& problem);
+
+// Throws wal::WalNewerFormat for `path` when the `n` header bytes at `data` are of a newer archive
+// format (by the magic alone), or are a valid header whose archived segment is of a newer log
+// format; returns otherwise, leaving any damage to the caller's checks.
+void throw_if_newer_archive(const std::string& path, const char* data, std::size_t n);
 
 // Damage found in an archive file (or its index): names the file and the byte offset.
 class ArchiveDamage : public std::runtime_error {

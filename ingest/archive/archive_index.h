@@ -11,7 +11,9 @@
 //   is reported there too (before it is rebuilt); a missing one is not. So is each file the index
 //   lists that is gone but the oldest listed one (lost_entries, RetentionWindow::OneFile):
 //   retention deletes one file, then unlists it, so a crash leaves at most that one listed and
-//   gone. The directory is created when missing; a failed rebuild throws ArchiveWriteError.
+//   gone. The directory is created when missing; a failed rebuild throws ArchiveWriteError. A file
+//   of a newer format (wal_newer_format.h) is no damage: load() and read() throw
+//   wal::WalNewerFormat, and load() writes nothing (it would rebuild the index without it).
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory
 //   fsync); they throw ArchiveWriteError when that fails (the in-memory list is unchanged then).
 // - Not thread-safe: one owner (the daemon's archiver thread, or a pm-ingestctl command).

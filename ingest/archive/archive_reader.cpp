@@ -8,6 +8,7 @@
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/segment_summary.h"
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_newer_format.h"
 #include "repos/util/crc32c.h"
 
 namespace pm::archive {
@@ -65,6 +66,7 @@ std::string decompress(const std::string& path, const ArchiveEntry& entry, const
 
 // The archived segment's own header must be the one the archive header describes.
 void check_segment_header(const std::string& path, const ArchiveEntry& entry, const std::string& segment) {
+  wal::throw_if_newer_segment(path, segment.data(), segment.size());
   wal::SegmentHeader h;
   if (!wal::decode_segment_header(segment.data(), segment.size(), h))
     throw ArchiveDamage(path, kArchiveHeaderSize, "archived segment has no valid segment header");
@@ -95,6 +97,7 @@ std::string compare_to_records(const ArchiveEntry& e, const SegmentSummary& s) {
 ArchivedSegment read_archive(wal::LogFs& fs, const std::string& path) {
   std::string bytes;
   if (const std::error_code ec = read_whole_file(fs, path, bytes)) throw std::system_error(ec, "read " + path);
+  throw_if_newer_archive(path, bytes.data(), bytes.size());  // first: a newer format's trailer is unknown
   check_trailer(path, bytes);
   ArchivedSegment out;
   out.entry = check_header(path, bytes);
@@ -129,6 +132,7 @@ bool read_archive_header(wal::LogFs& fs, const std::string& path, ArchiveEntry& 
     problem = "cannot read " + path + ": " + ec.message();
     return false;
   }
+  throw_if_newer_archive(path, header, got);
   if (!decode_archive_header(header, got, out, problem)) return false;
   if (out.file_bytes == size) return true;
   problem = "header says " + std::to_string(out.file_bytes) + " bytes, the file has " + std::to_string(size);

@@ -8,6 +8,8 @@
 //   markers, the LSN range and event counts of the header). Read-only. Damage inside the archived
 //   segment is reported as ArchiveDamage at the body's offset, its problem naming the segment
 //   offset.
+// - A file of a newer format (archive_format.h) throws wal::WalNewerFormat from each of them: it
+//   is no damage, and no caller may take it for damage or step over it.
 // Any thread; nothing is shared.
 #include <string>
 
@@ -26,7 +28,7 @@ ArchiveEntry verify_archive(wal::LogFs& fs, const std::string& path);
 
 // The header of the archive file at `path`, checked (magic, checksum) and matched against the
 // file's size; the body is not read. False with `problem` set when it is not valid or cannot be
-// read. Never throws for damage or I/O errors.
+// read. Never throws for damage or I/O errors; throws wal::WalNewerFormat for a newer format.
 bool read_archive_header(wal::LogFs& fs, const std::string& path, ArchiveEntry& out, std::string& problem);
 
 }  // namespace pm::archive

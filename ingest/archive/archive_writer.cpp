@@ -14,6 +14,7 @@
 #include "ingest/archive/segment_summary.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "repos/util/crc32c.h"
 
 namespace pm::archive {
@@ -162,8 +163,12 @@ ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, cons
 bool is_archived(wal::LogFs& fs, const std::string& archive_dir, const wal::LogId& log_id, std::uint64_t segment) {
   ArchiveEntry entry;
   std::string problem;
-  return read_archive_header(fs, path_in_dir(archive_dir, archive_file_name(segment)), entry, problem) &&
-         entry.log_id == log_id && entry.segment == segment;
+  try {
+    return read_archive_header(fs, path_in_dir(archive_dir, archive_file_name(segment)), entry, problem) &&
+           entry.log_id == log_id && entry.segment == segment;
+  } catch (const wal::WalNewerFormat&) {
+    return false;
+  }
 }
 
 void remove_partial_archives(wal::LogFs& fs, const std::string& archive_dir) {

@@ -58,7 +58,9 @@ ArchiveEntry write_archive_file(wal::LogFs& fs, const std::string& wal_dir, cons
                                 const std::function<bool()>& abandon = {});
 
 // Whether `archive_dir` holds a complete archive of `segment` of log `log_id`: the file exists and
-// its header is valid and names that log and segment. (The body is not read.)
+// its header is valid and names that log and segment. (The body is not read.) A file of a newer
+// format is not known to be one: false (the live segment is kept). Never throws: the log asks it
+// (Options::may_remove) where nothing would catch it.
 bool is_archived(wal::LogFs& fs, const std::string& archive_dir, const wal::LogId& log_id, std::uint64_t segment);
 
 // Removes leftover `.tmp` files of an interrupted archive_segment().

@@ -8,6 +8,7 @@
 #include "ingest/archive/segment_chain_state.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::archive {
@@ -31,7 +32,12 @@ Candidate archive_candidate(wal::LogFs& fs, const std::string& path, std::uint64
   Candidate c;
   c.segment = ChainSegment{segment, path, true, 0, file_size(fs, path), 0, ""};
   ArchiveEntry e;
-  if (!read_archive_header(fs, path, e, c.segment.problem)) return c;
+  try {
+    if (!read_archive_header(fs, path, e, c.segment.problem)) return c;
+  } catch (const wal::WalNewerFormat&) {
+    c.source.newer_format = std::current_exception();
+    return c;
+  }
   if (e.segment != segment) {
     c.segment.problem = "header names segment " + std::to_string(e.segment);
     return c;
@@ -53,6 +59,8 @@ Candidate live_candidate(wal::LogFs& fs, const std::string& dir, std::uint64_t s
     const wal::SegmentHeader h = wal::read_segment_header(fs, dir, segment);
     c.segment.first_lsn = h.first_lsn;
     c.log_id = h.log_id;
+  } catch (const wal::WalNewerFormat&) {  // not damage: never skipped
+    c.source.newer_format = std::current_exception();
   } catch (const wal::WalCorruption& e) {
     // Refused access is no damage: neither stopped at as damage nor skipped by --skip-damaged.
     if (e.unreadable()) throw ChainError(std::string(e.what()) + " (run as root or as the daemon's user)");
@@ -124,6 +132,13 @@ std::vector<std::string> live_directories_first(wal::LogFs& fs, const std::vecto
   return live;
 }
 
+// Nothing found could be read: a file of a newer format says why (as reading would), else ChainError.
+[[noreturn]] void refuse_all_unreadable(const std::map<std::uint64_t, Candidate>& chosen) {
+  for (const auto& [segment, c] : chosen)
+    if (c.source.newer_format) std::rethrow_exception(c.source.newer_format);
+  throw ChainError("no readable log segment or archive file found in the directories given");
+}
+
 }  // namespace
 
 std::optional<LiveLimit> live_limit_of(wal::LogFs& fs, const std::string& dir) {
@@ -156,7 +171,7 @@ SegmentChain SegmentChain::discover(wal::LogFs& fs, const std::vector<std::strin
     }
     if (in_use) keep_stricter(limit, *in_use);
   }
-  if (!first) throw ChainError("no readable log segment or archive file found in the directories given");
+  if (!first) refuse_all_unreadable(chosen);
   auto state = std::make_unique<State>();
   state->fs = &fs;
   state->log_id = first->first;

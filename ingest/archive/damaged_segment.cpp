@@ -7,6 +7,7 @@
 #include "ingest/archive/segment_summary.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::archive {
@@ -31,6 +32,7 @@ wal::SegmentHeader readable_header(wal::LogFs& fs, const std::string& wal_dir, s
   try {
     return wal::read_segment_header(fs, wal_dir, segment);
   } catch (const std::exception& e) {
+    if (wal::is_newer_format(e)) throw;  // not damage: the build that wrote it reads it
     if (wal::is_segment_missing(e))
       throw DamagedSegmentRefused(fmt::format("there is no {} in {}", wal::segment_file_name(segment), wal_dir));
     if (wal::is_unreadable(e))

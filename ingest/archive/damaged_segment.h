@@ -7,7 +7,8 @@
 // Contract:
 // - Refuses (DamagedSegmentRefused, naming why and what to do instead) a segment that is not in
 //   `wal_dir`, whose records are not damaged (the daemon archives it itself), whose own header
-//   cannot be read (the archive could not name it), that is not the oldest segment of the log
+//   cannot be read (the archive could not name it; one of a newer format throws wal::WalNewerFormat
+//   instead: no damage), that is not the oldest segment of the log
 //   (the daemon archives oldest first) or is its newest (still appended to: a torn tail is cut at
 //   the next start), that the log's state file does not show wholly applied, that the archive
 //   already holds, or when the archive holds another log's segments or segments after it.

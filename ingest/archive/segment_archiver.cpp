@@ -9,6 +9,7 @@
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_writer.h"
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_newer_format.h"
 #include "repos/util/clock.h"
 #include "repos/util/thread_name.h"
 
@@ -75,6 +76,8 @@ void SegmentArchiver::start(wal::WriteAheadLog& log) {
   try {
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
   } catch (const ArchiveForeignLog&) {
+    throw;
+  } catch (const wal::WalNewerFormat&) {  // the index would be rebuilt without it: not this build's archive
     throw;
   } catch (const std::exception& e) {
     logger_->warn("cannot read the archive directory {} yet ({}); retrying in the background", config_.dir, e.what());

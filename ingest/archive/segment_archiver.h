@@ -14,7 +14,9 @@
 // - start(log) refuses (ArchiveForeignLog) an archive directory whose lock another process holds
 //   (two daemons on one archive, before either archived anything) or that holds another log's
 //   segments (a log directory reset, or two daemons on one archive): archives are named by
-//   segment number and would be overwritten. A directory start() cannot read yet is checked again each time the
+//   segment number and would be overwritten. It throws wal::WalNewerFormat for a directory holding
+//   an archive file of a newer format (wal_newer_format.h): not this build's to list, rebuild or
+//   trim. A directory start() cannot read yet is checked again each time the
 //   thread loads the index; another log's archive found then is reported and retried, and nothing
 //   is archived or removed meanwhile. Anything else that goes wrong is the thread's: it loads (or
 //   rebuilds) the index, then archives released segments oldest first, deletes each from the live

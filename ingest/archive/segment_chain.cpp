@@ -8,6 +8,7 @@
 #include "ingest/archive/segment_chain_state.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_salvage.h"
 #include "ingest/log/wal_scan.h"
 
@@ -146,6 +147,7 @@ void check_continuity(State& s, std::size_t i, std::uint64_t first_lsn) {
 bool load(State& s, std::size_t i) {
   s.bytes_done += s.segments[i].bytes;
   const ChainSegment& seg = s.segments[i];
+  if (s.sources[i].newer_format) std::rethrow_exception(s.sources[i].newer_format);  // no damage: never skipped
   if (!seg.problem.empty()) {
     skip_whole(s, i, seg.problem);
     return false;
@@ -160,6 +162,7 @@ bool load(State& s, std::size_t i) {
   auto loaded = std::make_unique<LoadedSegment>();
   loaded->dir = seg.archived ? seg.path : seg.path.substr(0, seg.path.rfind('/'));
   const std::string path = wal::segment_path(loaded->dir, seg.segment);
+  wal::throw_if_newer_segment(seg.path, bytes.data(), bytes.size());  // no damage: never skipped
   wal::SegmentHeader h;
   if (!wal::decode_segment_header(bytes.data(), bytes.size(), h)) {
     skip_whole(s, i, "invalid segment header");

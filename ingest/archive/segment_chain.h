@@ -29,6 +29,9 @@
 //   wal::WalCorruption naming the file and byte offset, unless `skip_damaged`: then each skipped
 //   LSN range is reported through `on_skip` (first, last, file, problem) and reading goes on at the
 //   next readable record (wal_salvage's rule inside a segment; the next segment otherwise).
+// - A file of a newer format (wal_newer_format.h) is no damage: reading it throws
+//   wal::WalNewerFormat when reading reaches it, skip_damaged or not (what comes before it is
+//   read); discover() throws it when nothing else could be read.
 // - Not thread-safe: one reader.
 #include <cstdint>
 #include <functional>

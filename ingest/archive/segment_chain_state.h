@@ -2,6 +2,7 @@
 // SegmentChain's internals (segment_chain.h), shared by chain_discovery.cpp (discover) and
 // segment_chain.cpp (reading). Not part of the public API.
 #include <deque>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,9 @@ struct ChainSource {
   std::string fallback;        // an archive copy of a live segment ("" when none was found)
   bool last_known = false;     // last_lsn from an archive header
   std::uint64_t last_lsn = 0;
+  // The wal::WalNewerFormat its header threw (a newer format: no damage), rethrown when reading
+  // reaches it, skip_damaged or not; null otherwise.
+  std::exception_ptr newer_format;
 };
 
 // The segment being read: its bytes in a MemoryLogFs, read by WalReader, or after damage (with

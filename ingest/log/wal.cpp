@@ -200,9 +200,10 @@ void WriteAheadLog::recover() {
     }
     throw std::system_error(ec, "lock " + lock_path);
   }
+  const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
+  refuse_newer_format(listing.segments);  // before any file is removed or created
   if (options_.preallocate)
     spare_ = std::make_unique<SpareSegment>(*fs_, options_.dir, options_.segment_bytes, options_.on_warning);
-  const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
   if (!options_.preallocate) remove_spare_files(listing.spares);
   for (const std::string& name : listing.temporary) {
     const std::string path = path_in(options_.dir, name);
@@ -228,6 +229,15 @@ void WriteAheadLog::recover() {
     return;
   }
   recover_existing(listing, read, state);
+}
+
+void WriteAheadLog::refuse_newer_format(const std::vector<std::uint64_t>& segments) {
+  if (segments.empty()) return;
+  try {
+    check_not_newer_format(*open_segment_file(*fs_, segment_path(options_.dir, segments.back())));
+  } catch (const WalCorruption&) {  // cannot be opened: recovery reads it again, and says what is wrong
+  } catch (const std::system_error&) {  // a read that failed: the same
+  }
 }
 
 void WriteAheadLog::remove_spare_files(const std::vector<std::string>& names) {

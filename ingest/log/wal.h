@@ -16,6 +16,9 @@
 //   `on_warning`). Zeros after the last group are not damage: they are
 //   the rest of a segment started from a file of zeros (Options::preallocate), which later
 //   appends overwrite.
+//   A log whose newest segment is of a newer format (wal_newer_format.h) throws WalNewerFormat
+//   before anything in the directory changes (lock aside): this build cannot read it, and another
+//   build may still apply it. Another segment of a newer format throws it when its header is read.
 //   Damage inside what had been synced throws WalCorruption naming the file and offset; so does a
 //   log that ends below the state's ceiling (synced records were lost, and may be applied: new
 //   events must not reuse their LSNs). The ceiling trails the log's end (below); a smaller loss is
@@ -148,7 +151,7 @@ struct WalStats {
 
 class WriteAheadLog {
  public:
-  // Throws WalLocked, WalCorruption, std::system_error.
+  // Throws WalLocked, WalCorruption, WalNewerFormat, std::system_error.
   static std::unique_ptr<WriteAheadLog> open(Options options);
   ~WriteAheadLog();
   WriteAheadLog(const WriteAheadLog&) = delete;
@@ -201,6 +204,9 @@ class WriteAheadLog {
   struct Request;
   explicit WriteAheadLog(Options options);
   void recover();
+  // Throws WalNewerFormat when the newest of `segments` (ascending) is of a newer format; a file
+  // that cannot be opened or read is left to recovery's own reading.
+  void refuse_newer_format(const std::vector<std::uint64_t>& segments);
   // Removes the spare files `names` (without preallocation), then syncs the directory if any went.
   void remove_spare_files(const std::vector<std::string>& names);
   void start_new_log();

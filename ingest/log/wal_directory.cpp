@@ -6,6 +6,7 @@
 #include "ingest/log/segment_file.h"
 #include "ingest/log/spare_segment.h"
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_state.h"
 
 namespace pm::wal {
@@ -50,7 +51,15 @@ SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64
   return read_segment_header(*open_segment_file(fs, path), segment);
 }
 
+void check_not_newer_format(SegmentFile& file, std::uint64_t stable_end) {
+  constexpr std::size_t kMagicSize = sizeof kMagicV3;
+  const char* magic = file.read(0, kSegmentHeaderSize, stable_end);
+  if (magic == nullptr) magic = file.read(0, kMagicSize, stable_end);  // a shorter file: from the same read
+  if (magic != nullptr) throw_if_newer_segment(file.path(), magic, kMagicSize);
+}
+
 SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment) {
+  check_not_newer_format(file, kSegmentHeaderSize);
   const char* p = file.read(0, kSegmentHeaderSize, kSegmentHeaderSize);
   SegmentHeader h;
   if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, h)) throw WalCorruption(file.path(), 0, "invalid segment header");

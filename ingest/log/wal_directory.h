@@ -29,11 +29,17 @@ std::string segment_path(const std::string& dir, std::uint64_t segment);
 DirectoryListing list_log_dir(LogFs& fs, const std::string& dir);
 
 // The header of `segment` in `dir`, checked (magic, CRC, the number in its name).
-// Throws WalCorruption when it is not valid, or the file is missing.
+// Throws WalCorruption when it is not valid, or the file is missing; WalNewerFormat (no damage)
+// when its magic is a newer format's (check_not_newer_format).
 SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64_t segment);
 // The same from a file already open (`segment` is the number in its name): it stays readable
 // through that handle when the daemon removes it meanwhile.
 SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment);
+// Throws WalNewerFormat when `file` begins with the magic of a newer log format, whatever its size
+// (a newer format's header may be shorter); returns otherwise, a file that is too short included
+// (left to the caller's own checks). It reads the header as the caller's own header read does
+// (`stable_end` as SegmentFile::read's), so that read costs nothing more.
+void check_not_newer_format(SegmentFile& file, std::uint64_t stable_end = UINT64_MAX);
 // Opens a segment file for reading. Throws WalCorruption: "segment missing" (kSegmentMissing,
 // segment_missing()) only when there is no such file, "cannot open segment" for any other error (a
 // permission or I/O error is not a segment removed meanwhile); unreadable() when the system refused

@@ -24,7 +24,8 @@
 // plain checksum. group_marker_ok() is the one check of a marker against its segment's header.
 //
 // Versions 1 (magic "PMWAL01\n", no markers) and 2 ("PMWAL02\n") are still read; new segments are
-// written in version 3, and a log whose newest segment is older goes on in a new segment.
+// written in version 3, and a log whose newest segment is older goes on in a new segment. A later
+// version ("PMWAL04\n".."PMWAL99\n") is a newer format, not damage: wal_newer_format.h.
 #include <array>
 #include <cstdint>
 #include <string>
@@ -58,7 +59,8 @@ struct SegmentHeader {
 inline bool has_group_markers(const SegmentHeader& header) { return header.version >= 2; }
 
 std::string encode_segment_header(const SegmentHeader& header);
-// false when the bytes are not a valid header (bad magic or checksum).
+// false when the bytes are not a valid header (bad magic or checksum), a newer format's included:
+// throw_if_newer_segment (wal_newer_format.h) tells that one apart before it is called damage.
 bool decode_segment_header(const char* data, std::size_t n, SegmentHeader& out);
 
 // Appends one record (header + payload) to `out`.

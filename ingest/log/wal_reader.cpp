@@ -4,6 +4,7 @@
 
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_state.h"
 #include "repos/util/crc32c.h"
 
@@ -163,7 +164,7 @@ std::string record_mismatch(const std::string& dir, LogId log_id, const Position
       return "the record with lsn " + std::to_string(record->lsn) + " there holds another event";
     return "";
   } catch (const std::exception& e) {
-    if (is_unreadable(e)) throw;  // refused access says nothing of what is there: the caller retries
+    if (is_unreadable(e) || is_newer_format(e)) throw;  // neither says what is there
     return std::string("what is there is not that record: ") + e.what();
   }
 }

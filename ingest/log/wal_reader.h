@@ -4,7 +4,8 @@
 // - WalReader reads event records in order from a record boundary up to a limit (the log's durable
 //   end), moving from segment to segment and checking every checksum, LSN, group marker and the
 //   chain of segment headers. Anything wrong throws WalCorruption naming the segment file and byte
-//   offset: a bad record before the durable end is never skipped. A group is checked whole at its
+//   offset: a bad record before the durable end is never skipped. A segment of a newer format
+//   throws WalNewerFormat (wal_newer_format.h) instead: no damage. A group is checked whole at its
 //   marker, before any of its records is returned: its body must lie before the segment's end (the
 //   limit, in the limit's segment) and match the marker's checksum, and its records must fill it
 //   with the marker's count. Half a group of whole records is damage, never events. Reading that
@@ -76,7 +77,8 @@ class WalReader {
 // included) with LSN end.lsn and a payload whose CRC-32C is `payload_crc`; "" when it does. Reads
 // that one record (its segment must still exist); damage or another record there is a reason,
 // never an exception. A segment the system refuses to open (WalCorruption::unreadable()) throws:
-// nothing is known of what it holds, and the writer retries. For the writer's check of the record
+// nothing is known of what it holds, and the writer retries; so does one of a newer format
+// (WalNewerFormat, wal_newer_format.h), which this build cannot read. For the writer's check of the record
 // its checkpoint names.
 std::string record_mismatch(const std::string& dir, LogId log_id, const Position& end, std::uint64_t bytes,
                             std::uint32_t payload_crc, LogFs& fs = posix_log_fs());
@@ -110,7 +112,8 @@ struct LogExtent {
 // A torn last group below the state's ceiling is reported as Corrupt: it had been synced. Safe
 // beside a daemon appending to the log (the state file is read before the segments).
 // Throws WalCorruption for unreadable headers or gaps (a hole below the state's applied position
-// is none: the log's recovery allows it), std::runtime_error for an empty directory.
+// is none: the log's recovery allows it), WalNewerFormat for a segment of a newer format (no
+// damage), std::runtime_error for an empty directory.
 LogExtent inspect_log(const std::string& dir, LogFs& fs = posix_log_fs());
 
 }  // namespace pm::wal

@@ -7,6 +7,7 @@
 #include "ingest/log/segment_file.h"
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 
 namespace pm::wal {
 
@@ -98,7 +99,7 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
     file = open_segment_file(fs, path);  // read through this handle from here on, even once removed
     header = read_segment_header(*file, segment);
   } catch (const std::exception& e) {  // damage, or a read that failed (EIO): the next segment is read
-    if (is_unreadable(e)) throw;  // not damage
+    if (is_unreadable(e) || is_newer_format(e)) throw;  // not damage: nothing to step over
     if (is_segment_missing(e)) {
       ++counts.removed_segments;  // listed a moment ago: the daemon removed it, applied
       return true;

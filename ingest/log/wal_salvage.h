@@ -39,7 +39,9 @@ struct SalvageCounts {
 };
 
 // Calls `on_record` for each readable event record and `on_skip` for each damaged range.
-// `on_record` returns false to stop. Throws std::system_error when the directory cannot be read.
+// `on_record` returns false to stop. Throws std::system_error when the directory cannot be read,
+// WalCorruption (unreadable()) for a segment the system refuses to open, WalNewerFormat for one of
+// a newer format (wal_newer_format.h): neither is damage to step over.
 SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
                           const std::function<void(const SkippedRange&)>& on_skip);
 

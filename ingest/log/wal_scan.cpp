@@ -116,6 +116,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
   SegmentFile f(fs, path);
   SegmentScan scan;
   scan.file_size = f.size();
+  check_not_newer_format(f);
   const char* p = f.read(0, kSegmentHeaderSize);
   if (p == nullptr || !decode_segment_header(p, kSegmentHeaderSize, scan.header))
     throw WalCorruption(path, 0, "invalid segment header");

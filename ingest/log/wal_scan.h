@@ -44,7 +44,8 @@ struct SegmentScan {
 };
 
 // Scans the whole segment file from its first record. Throws WalCorruption when the header itself
-// is invalid, std::system_error when the file cannot be read.
+// is invalid, WalNewerFormat (no damage) when its magic is a newer format's, std::system_error when
+// the file cannot be read.
 SegmentScan scan_segment(LogFs& fs, const std::string& path);
 
 }  // namespace pm::wal

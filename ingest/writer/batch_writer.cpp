@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/database_config.h"
@@ -108,6 +109,8 @@ void BatchWriter::run() {
       if (!e.unreadable()) return stop_fatally(e);
       failure = failure_of(e);  // a segment the system refused (no descriptor left, a permission): retried
     } catch (const LogHalted& e) {  // only an embedder sees this: the daemon exits when its log halts
+      return stop_fatally(e);
+    } catch (const wal::WalNewerFormat& e) {  // a segment this build cannot read: never PostgreSQL's failure to retry
       return stop_fatally(e);
     } catch (const std::exception& e) {  // the checkpoint read or a retention query, not a batch
       failure = failure_of(e);

@@ -40,7 +40,8 @@
 //   a third, for a crash with no batch after it. Exceptions
 //   remain only off the batch path: the checkpoint read at (re)connect and the retention's server
 //   queries (classified by failure_of, then handled like a failed batch), and wal::WalCorruption
-//   from the log, and LogHalted once a halted log has nothing durable left to give (both fatal),
+//   from the log, and LogHalted once a halted log has nothing durable left to give (both fatal;
+//   so is wal::WalNewerFormat, a segment of a newer format, which open() refuses beforehand),
 //   except a segment the system refuses to open (WalCorruption::unreadable(): a permission, no
 //   descriptor left), read back or for the checkpoint's record: logged and retried like a failure.
 // - Batches commit with synchronous_commit off unless config says otherwise (rows visible before

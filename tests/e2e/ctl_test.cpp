@@ -412,6 +412,80 @@ TEST(Ctl, ALogThatCannotBeReadIsNotCalledDamaged) {
   std::filesystem::remove_all(dir);
 }
 
+// A log a later pm-ingestd went on in its own format (segment 2 begins "PMWAL04\n"; what follows
+// is unknown to this build) is no damage: this build cannot read it, and the build that wrote it
+// still applies it. It was "invalid segment header": the tools and the daemon exited 2 with the
+// advice to move the log away and reset the checkpoint, and `replay --skip-damaged` skipped the
+// segment (exit 3, a dead letter for its LSNs) as if its acknowledged events were lost. Now each
+// names the newer format and exits 1, and a replay stops there, --skip-damaged or not, having
+// applied what came before it. An archive file of a newer format is no damage either.
+TEST(Ctl, ALogOfANewerFormatIsNotCalledDamagedNorSkipped) {
+  TestDatabase tdb("ctl_newer_format");
+  DaemonHarness d(tdb.url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "n1"), trade_line("c", "n2")}));
+    ASSERT_TRUE(p.wait_ack(2, 10s));
+  }
+  ASSERT_TRUE(wait_until([&] { return tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2") == 1; }, 20s));
+  EXPECT_EQ(d.stop(), 0);
+  const std::string newer = d.wal_dir() + "/0000000000000002.wal";
+  const std::string newer_bytes = "PMWAL04\n" + std::string(200, '\x5a');
+  { std::ofstream(newer, std::ios::binary) << newer_bytes; }
+  const std::string says = newer + " was written by a newer pm-ingestd (log format 4; this build reads log formats 1..3)";
+  const auto expect_newer = [&](const std::vector<std::string>& args) {
+    const auto r = ctl(args);
+    EXPECT_EQ(r.code, 1) << args[0] << ": " << r.output;
+    EXPECT_NE(r.output.find(says), std::string::npos) << args[0] << ": " << r.output;
+    for (const char* damage_word : {"DAMAGED", "corrupt", "SKIPPED", "skipping", "checkpoint-reset"})
+      EXPECT_EQ(r.output.find(damage_word), std::string::npos) << args[0] << " says " << damage_word << ": " << r.output;
+    return r.output;
+  };
+  EXPECT_NE(expect_newer({"wal-verify", "--wal-dir", d.wal_dir()}).find("Nothing is damaged"), std::string::npos);
+  expect_newer({"wal-dump", "--wal-dir", d.wal_dir()});
+  EXPECT_NE(expect_newer({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()}).find("NEWER FORMAT"), std::string::npos);
+  expect_newer({"wal-verify", "--salvage", "--wal-dir", d.wal_dir()});
+  expect_newer({"wal-dump", "--salvage", "--wal-dir", d.wal_dir()});
+  EXPECT_NE(expect_newer({"replay", "--dry-run", "--skip-damaged", "--source", d.wal_dir()}).find("NEWER FORMAT"), std::string::npos);
+  // Into the database: what comes before it is applied, nothing is skipped or dead-lettered.
+  expect_newer({"replay", "--skip-damaged", "--database-url", tdb.url(), "--source", d.wal_dir()});
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay skip-damaged' AND lsn = 2"), 1);
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 0);
+
+  // The daemon refuses to start on it, exit 1, saying what to do; the log is left as it was.
+  EXPECT_EQ(d.run_to_exit(), 1) << d.output();
+  EXPECT_NE(d.output().find(says + "; refusing to start (nothing is damaged"), std::string::npos) << d.output();
+  EXPECT_NE(d.output().find("start this one on an empty --wal-dir"), std::string::npos) << d.output();
+  EXPECT_EQ(d.output().find("corrupt"), std::string::npos) << d.output();
+  EXPECT_EQ(d.output().find("wal-verify"), std::string::npos) << d.output();
+  EXPECT_EQ(read_file(newer), newer_bytes);
+
+  // An archive file of a newer archive format: archive verify names it, not as damage.
+  const std::string archive = make_temp_dir("ctl_newer_archive");
+  { std::ofstream(archive + "/0000000000000001.pmarc", std::ios::binary) << "PMARC02\n" << std::string(300, '\x5a'); }
+  const auto verify = ctl({"archive", "verify", "--archive-dir", archive});
+  EXPECT_EQ(verify.code, 1) << verify.output;
+  EXPECT_NE(verify.output.find(archive + "/0000000000000001.pmarc NEWER FORMAT: " + archive +
+                               "/0000000000000001.pmarc was written by a newer pm-ingestd (archive format 2; this build "
+                               "reads archive format 1)"),
+            std::string::npos)
+      << verify.output;
+  EXPECT_NE(verify.output.find("ARCHIVE HOLDS A NEWER FORMAT: 0 archived segments, 0 events, 0 damaged, 1 of a newer format"),
+            std::string::npos)
+      << verify.output;
+  EXPECT_EQ(verify.output.find("DAMAGED"), std::string::npos) << verify.output;
+  // A daemon given that archive directory refuses to start (exit 1): it would have rebuilt the
+  // index without the file, as damage.
+  DaemonHarness fresh(tdb.url(), {"--archive-dir", archive});
+  EXPECT_EQ(fresh.run_to_exit(), 1) << fresh.output();
+  EXPECT_NE(fresh.output().find("(archive format 2; this build reads archive format 1); refusing to start (nothing is damaged"),
+            std::string::npos)
+      << fresh.output();
+  EXPECT_FALSE(std::filesystem::exists(archive + "/index.ndjson"));
+  std::filesystem::remove_all(archive);
+}
+
 // wal-dump --salvage stopped at the default --limit (100) without saying so, and the damage advice
 // (send the salvaged events again, move the log away, reset the checkpoint) then lost every event
 // after the hundredth. Now it prints everything unless a limit is given, a cut dump says so, and

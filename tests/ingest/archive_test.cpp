@@ -21,6 +21,7 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_scan.h"
 #include "ingest/log/wal_state.h"
@@ -923,6 +924,83 @@ TEST_F(ChainTest, UnreadableArchiveIsSkippedWholeWithTheRangeOfItsHeader) {
   EXPECT_EQ(skipped_[0].last_lsn, log_.in(1).back().lsn);
   EXPECT_EQ(skipped_[1].first_lsn, lost.front().lsn);
   EXPECT_EQ(rest.front(), log_.in(3).front().lsn);
+}
+
+// ---- Files of a newer format (wal_newer_format.h) ----
+
+// `good` (an archive file) as a later pm-ingestd may write it, with what its WalNewerFormat says: in
+// a newer archive format ("PMARC02\n", its layout unknown), or in this one holding a segment of a
+// newer log format (segment_version 4).
+std::vector<std::pair<std::string, std::string>> newer_variants(const std::string& good) {
+  std::string newer_file = good;
+  newer_file.replace(0, 8, "PMARC02\n");
+  ArchiveEntry entry;
+  std::string problem;
+  EXPECT_TRUE(decode_archive_header(good.data(), good.size(), entry, problem)) << problem;
+  entry.segment_version = 4;
+  std::string newer_segment = good;
+  newer_segment.replace(0, kArchiveHeaderSize, encode_archive_header(entry));
+  return {{newer_file, "was written by a newer pm-ingestd (archive format 2; this build reads archive format 1)"},
+          {newer_segment, "(an archived log segment) was written by a newer pm-ingestd (log format 4; this build reads log formats 1..3)"}};
+}
+
+// Expects `fn` to throw wal::WalNewerFormat saying `says` about `path`, not ArchiveDamage.
+template <class Fn>
+void expect_newer_format(const std::string& path, const std::string& says, Fn&& fn) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error for " << path;
+  } catch (const ArchiveDamage& e) {
+    ADD_FAILURE() << "called damage: " << e.what();
+  } catch (const wal::WalNewerFormat& e) {
+    EXPECT_NE(std::string(e.what()).find(path + " " + says), std::string::npos) << e.what();
+  }
+}
+
+// An archive file of a newer format is no damage: every reader throws WalNewerFormat (they called
+// it damage: "bad magic", or a segment header that "does not match"), the index is neither listed
+// nor rebuilt without it, and the log keeps a live segment whose archive this build cannot read.
+TEST_F(ArchiveTest, AnArchiveFileOfANewerFormatIsNotDamage) {
+  const BuiltLog log = build_log(pfs(), wal_, 60);
+  archive_segment(pfs(), wal_, 1, arch_);
+  ArchiveIndex::load(pfs(), arch_);
+  const std::string index_path = arch_ + "/" + kIndexFileName;
+  const std::string index_before = read_file(index_path);
+  const std::string path = archive_path(1);
+  for (const auto& [bytes, says] : newer_variants(read_file(path))) {
+    write_file(path, bytes);
+    expect_newer_format(path, says, [&] { read_archive(pfs(), path); });
+    expect_newer_format(path, says, [&] { verify_archive(pfs(), path); });
+    expect_newer_format(path, says, [&] {
+      ArchiveEntry e;
+      std::string problem;
+      read_archive_header(pfs(), path, e, problem);
+    });
+    expect_newer_format(path, says, [&] { ArchiveIndex::read(pfs(), arch_); });
+    expect_newer_format(path, says, [&] { ArchiveIndex::load(pfs(), arch_); });
+    EXPECT_EQ(read_file(index_path), index_before) << "the index was rebuilt without it";
+    EXPECT_FALSE(is_archived(pfs(), arch_, log.id, 1));
+  }
+}
+
+// A replay stops at an archive file of a newer format, --skip-damaged or not, after the events
+// before it: it skipped the file whole, its events dropped as if they were damaged.
+TEST_F(ChainTest, AnArchiveFileOfANewerFormatStopsTheChainEvenWithSkipDamaged) {
+  const std::string path = archive_path(2);
+  for (const auto& [bytes, says] : newer_variants(read_file(path))) {
+    write_file(path, bytes);
+    for (const bool skip_damaged : {false, true}) {
+      SegmentChain chain = SegmentChain::discover(pfs(), {arch_, wal_});
+      skipped_.clear();
+      chain.start(1, skip_damaged, [this](const SkippedRange& r) { skipped_.push_back(r); });
+      std::vector<std::uint64_t> read;
+      expect_newer_format(path, says, [&] {
+        while (auto r = chain.next()) read.push_back(r->lsn);
+      });
+      EXPECT_EQ(read, range(1, log_.in(1).back().lsn)) << "segment 1 is read before the chain stops";
+      EXPECT_TRUE(skipped_.empty()) << describe(skipped_.front());
+    }
+  }
 }
 
 // ---- A running daemon's live log ----

@@ -16,6 +16,7 @@
 #include "repos/util/crc32c.h"
 #include "ingest/archive/segment_chain.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
 #include "ingest/log/wal_salvage.h"
 #include "ingest/log/wal_scan.h"
@@ -1173,6 +1174,104 @@ TEST_F(WalFaultTest, RecoveryRefusesToOpenWhenTheDirectoryCannotBeListed) {
   EXPECT_EQ(fs_.names(kDir), before);
   EXPECT_EQ(fs_.contents(segment(1)), first);
   EXPECT_EQ(fs_.mutating_calls(), calls) << "the failed open changed the log";
+}
+
+// ---- A segment of a newer format (wal_newer_format.h) ----
+
+// What a later pm-ingestd's segment may look like to this build: its magic, then bytes whose
+// layout and checksums this build does not know.
+std::string newer_segment(char tens = '0', char ones = '4') {
+  return std::string("PMWAL") + tens + ones + "\n" + std::string(200, '\x5a');
+}
+
+// Expects `fn` to throw WalNewerFormat naming `file` and format 4, not WalCorruption (damage).
+template <class Fn>
+void expect_newer_format(const std::string& file, Fn&& fn) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error for a segment of a newer format";
+  } catch (const WalCorruption& e) {
+    ADD_FAILURE() << "called damage: " << e.what();
+  } catch (const WalNewerFormat& e) {
+    EXPECT_EQ(e.file(), file);
+    EXPECT_EQ(e.version(), 4u);
+    EXPECT_NE(std::string(e.what()).find(file + " was written by a newer pm-ingestd (log format 4; this build reads log formats 1..3)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(NewerFormat, OnlyPmwalAndTwoDigitsAboveTheNewestVersionAndANewlineAreANewerFormat) {
+  const auto version = [](const std::string& magic) { return newer_magic_version(magic.data(), magic.size(), "PMWAL", kFormatVersion); };
+  EXPECT_EQ(version("PMWAL04\n"), 4u);
+  EXPECT_EQ(version("PMWAL10\n...more"), 10u);
+  EXPECT_EQ(version("PMWAL99\n"), 99u);
+  for (const char* not_newer : {"PMWAL03\n", "PMWAL01\n", "PMWAL00\n", "PMWAL4\n\n", "PMWAL04 ", "PMWALx4\n", "PMWAL0:\n",
+                                       "PMARC04\n", "pmwal04\n", "PMWAL04", ""})
+    EXPECT_EQ(version(not_newer), 0u) << not_newer;
+}
+
+// A log whose only segment a later pm-ingestd wrote: refused as a newer format, not as damage.
+TEST_F(WalFaultTest, ALogWhoseOnlySegmentIsOfANewerFormatIsRefusedAsSuchNotAsDamage) {
+  ASSERT_EQ(fs_.create_dir(kDir), std::error_code{});
+  fs_.put(segment(1), newer_segment());
+  expect_newer_format(segment(1), [&] { WriteAheadLog::open(options()); });
+  expect_newer_format(segment(1), [&] { scan_segment(fs_, segment(1)); });
+  expect_newer_format(segment(1), [&] { inspect_log(kDir, fs_); });
+  // Salvage steps over damage, never over a newer format.
+  std::vector<SkippedRange> skipped;
+  expect_newer_format(segment(1), [&] {
+    salvage_log(fs_, kDir, [](const Record&) { return true; }, [&](const SkippedRange& s) { skipped.push_back(s); });
+  });
+  EXPECT_TRUE(skipped.empty());
+  // Even a file too short for this build's header (a newer header may be shorter).
+  fs_.put(segment(1), "PMWAL05\n");
+  try {
+    WriteAheadLog::open(options());
+    ADD_FAILURE() << "opened";
+  } catch (const WalNewerFormat& e) {
+    EXPECT_EQ(e.version(), 5u);
+  }
+  // Not a newer format: this build's own magic with a bad checksum, or no digits, is damage.
+  for (const std::string& damaged : {std::string("PMWAL03\n") + std::string(200, '\x5a'), newer_segment('x', '4')}) {
+    fs_.put(segment(1), damaged);
+    EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+  }
+}
+
+// A log a later pm-ingestd went on in its own format (segment 2, after this build's segment 1):
+// refused before anything in the directory changes (a leftover .tmp file would have been removed),
+// and a chain read with skip_damaged stops there after segment 1's records, skipping nothing (it
+// skipped segment 2 whole, "invalid segment header": acknowledged events dropped after a downgrade).
+TEST_F(WalFaultTest, ALogANewerVersionWentOnInIsRefusedAndNeverSkipped) {
+  std::uint64_t records = 0;
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+    records = log->durable().lsn;
+  }
+  fs_.put(segment(2), newer_segment());
+  fs_.put(segment(3) + ".tmp", "a segment the later version had begun");
+  const std::vector<std::string> before = fs_.names(kDir);
+  const std::string first = fs_.contents(segment(1));
+  const std::uint64_t calls = fs_.mutating_calls();
+  expect_newer_format(segment(2), [&] { WriteAheadLog::open(options()); });
+  EXPECT_EQ(fs_.names(kDir), before);
+  EXPECT_EQ(fs_.contents(segment(1)), first);
+  EXPECT_EQ(fs_.mutating_calls(), calls) << "the refused open changed the log";
+  expect_newer_format(segment(2), [&] { inspect_log(kDir, fs_); });
+
+  for (const bool skip_damaged : {false, true}) {
+    archive::SegmentChain chain = archive::SegmentChain::discover(fs_, {kDir});
+    std::vector<archive::SkippedRange> skipped;
+    chain.start(1, skip_damaged, [&](const archive::SkippedRange& s) { skipped.push_back(s); });
+    std::uint64_t read = 0;
+    expect_newer_format(segment(2), [&] {
+      while (chain.next()) ++read;
+    });
+    EXPECT_EQ(read, records) << "segment 1 is read before the chain stops";
+    EXPECT_TRUE(skipped.empty()) << skipped.front().problem;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tails, FormatOneTail, ::testing::Values(std::string("part_of_a_record"), std::string("zeros")),
