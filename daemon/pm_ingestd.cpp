@@ -3,8 +3,9 @@
 // over HTTP; systemd notify. Exit codes: 0 clean stop, 1 bad options or start-up failure (a log or
 // archive file of a newer format among them: no damage, another build reads it), 2 fatal
 // log/checkpoint problem (damage to synced records, a log that lost applied records, the log
-// directory locked by another daemon) or a schema G2 cannot rely on (the triggers table without its
-// unique index, found when the writer connects): the message says what to do, 70 a failed fdatasync or
+// directory locked by another daemon) or a database it cannot write right (the triggers table
+// without the unique index G2 needs, trade watermarks of the other unit than
+// --trade-timestamp-unit: found when the writer connects): the message says what to do, 70 a failed fdatasync or
 // directory fsync (restart and recover from disk).
 //
 // systemd (Type=notify): READY=1 once the log is recovered and the socket listens (PostgreSQL is
