@@ -100,7 +100,7 @@ bool decode_archive_header(const char* data, std::size_t n, ArchiveEntry& out, s
 
 void throw_if_newer_archive(const std::string& path, const char* data, std::size_t n) {
   const std::string_view prefix(kArchiveMagic, 5);
-  if (const std::uint32_t version = wal::newer_magic_version(data, n, prefix, kArchiveFormatVersion); version != 0)
+  if (const std::uint32_t version = wal::newer_format_version(data, n, prefix, kArchiveFormatVersion, kCrcAt); version != 0)
     throw wal::WalNewerFormat(path, "archive format", version, kArchiveFormatVersion);
   ArchiveEntry entry;
   std::string problem;

@@ -201,7 +201,10 @@ void WriteAheadLog::recover() {
     throw std::system_error(ec, "lock " + lock_path);
   }
   const DirectoryListing listing = list_log_dir(*fs_, options_.dir);
-  refuse_newer_format(listing.segments);  // before any file is removed or created
+  // Before any file is removed or created: a log of a newer format is left as it is.
+  refuse_newer_format(listing.segments);
+  LocalState state;
+  const StateRead read = read_local_state(listing, state);
   if (options_.preallocate)
     spare_ = std::make_unique<SpareSegment>(*fs_, options_.dir, options_.segment_bytes, options_.on_warning);
   if (!options_.preallocate) remove_spare_files(listing.spares);
@@ -210,15 +213,8 @@ void WriteAheadLog::recover() {
     if (const std::error_code ec = fs_->remove(path)) throw std::system_error(ec, "remove " + path);
     report(RecoveryFinding{RecoveryFinding::Kind::TemporaryRemoved, path, 0, 0, ""});
   }
-  LocalState state;
-  const std::string state_path = path_in(options_.dir, kStateFileName);
-  if (listing.has_state) {
-    std::unique_ptr<LogFile> file;
-    if (const std::error_code ec = fs_->open(state_path, OpenMode::Write, file)) throw std::system_error(ec, "open " + state_path);
-    read_from_storage(*file, state_path);  // a slot whose sync failed is not taken for the newest
-  }
-  const StateRead read = listing.has_state ? read_state(*fs_, state_path, state) : StateRead::Missing;
   if (listing.segments.empty()) {
+    const std::string state_path = path_in(options_.dir, kStateFileName);
     if (read == StateRead::Valid && state.ceiling.lsn > 0)
       throw WalCorruption(state_path, 0,
                           "the directory holds no log segments, but its state says events up to lsn " +
@@ -229,6 +225,17 @@ void WriteAheadLog::recover() {
     return;
   }
   recover_existing(listing, read, state);
+}
+
+StateRead WriteAheadLog::read_local_state(const DirectoryListing& listing, LocalState& state) {
+  if (!listing.has_state) return StateRead::Missing;
+  const std::string state_path = path_in(options_.dir, kStateFileName);
+  LocalState unsynced;
+  read_state(*fs_, state_path, unsynced);  // a newer format throws here, before anything is synced
+  std::unique_ptr<LogFile> file;
+  if (const std::error_code ec = fs_->open(state_path, OpenMode::Write, file)) throw std::system_error(ec, "open " + state_path);
+  read_from_storage(*file, state_path);  // a slot whose sync failed is not taken for the newest
+  return read_state(*fs_, state_path, state);
 }
 
 void WriteAheadLog::refuse_newer_format(const std::vector<std::uint64_t>& segments) {

@@ -207,6 +207,9 @@ class WriteAheadLog {
   // Throws WalNewerFormat when the newest of `segments` (ascending) is of a newer format; a file
   // that cannot be opened or read is left to recovery's own reading.
   void refuse_newer_format(const std::vector<std::uint64_t>& segments);
+  // The state file as the storage holds it (read_state: Missing without one); throws WalNewerFormat
+  // for a newer state format.
+  StateRead read_local_state(const DirectoryListing& listing, LocalState& state);
   // Removes the spare files `names` (without preallocation), then syncs the directory if any went.
   void remove_spare_files(const std::vector<std::string>& names);
   void start_new_log();

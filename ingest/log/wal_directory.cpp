@@ -53,9 +53,10 @@ SegmentHeader read_segment_header(LogFs& fs, const std::string& dir, std::uint64
 
 void check_not_newer_format(SegmentFile& file, std::uint64_t stable_end) {
   constexpr std::size_t kMagicSize = sizeof kMagicV3;
-  const char* magic = file.read(0, kSegmentHeaderSize, stable_end);
-  if (magic == nullptr) magic = file.read(0, kMagicSize, stable_end);  // a shorter file: from the same read
-  if (magic != nullptr) throw_if_newer_segment(file.path(), magic, kMagicSize);
+  std::size_t n = kSegmentHeaderSize;  // the whole header: a flipped magic is damage (throw_if_newer_segment)
+  const char* magic = file.read(0, n, stable_end);
+  if (magic == nullptr) magic = file.read(0, n = kMagicSize, stable_end);  // a shorter file: from the same read
+  if (magic != nullptr) throw_if_newer_segment(file.path(), magic, n);
 }
 
 SegmentHeader read_segment_header(SegmentFile& file, std::uint64_t segment) {

@@ -1,6 +1,9 @@
 #include "ingest/log/wal_newer_format.h"
 
+#include <cstring>
+
 #include "ingest/log/wal_format.h"
+#include "repos/util/crc32c.h"
 
 namespace pm::wal {
 
@@ -31,8 +34,30 @@ std::uint32_t newer_magic_version(const char* data, std::size_t n, std::string_v
   return version > newest ? version : 0;
 }
 
+// Whether the header at `data` checks out with the magic of a version up to `newest` in place of its own.
+static bool checks_out_with_a_known_magic(const char* data, std::size_t crc_at, std::string_view prefix, std::uint32_t newest) {
+  std::uint32_t stored = 0;
+  std::memcpy(&stored, data + crc_at, sizeof stored);
+  std::string header(data, crc_at);
+  for (std::uint32_t version = 1; version <= newest && version < 100; ++version) {
+    header.replace(0, kMagicSize, std::string(prefix) + static_cast<char>('0' + version / 10) +
+                                      static_cast<char>('0' + version % 10) + "\n");
+    if (crc32c::unmask(stored) == crc32c::value(header.data(), header.size())) return true;
+  }
+  return false;
+}
+
+std::uint32_t newer_format_version(const char* data, std::size_t n, std::string_view prefix, std::uint32_t newest,
+                                   std::size_t crc_at) {
+  const std::uint32_t version = newer_magic_version(data, n, prefix, newest);
+  if (version == 0 || crc_at < kMagicSize || n < crc_at + sizeof(std::uint32_t)) return version;
+  return checks_out_with_a_known_magic(data, crc_at, prefix, newest) ? 0 : version;
+}
+
 void throw_if_newer_segment(const std::string& path, const char* data, std::size_t n) {
-  if (const std::uint32_t version = newer_magic_version(data, n, std::string_view(kMagicV3, 5), kFormatVersion); version != 0)
+  constexpr std::size_t kHeaderCrcAt = 48;  // wal_format.h: masked crc32c(bytes 0..47)
+  if (const std::uint32_t version = newer_format_version(data, n, std::string_view(kMagicV3, 5), kFormatVersion, kHeaderCrcAt);
+      version != 0)
     throw WalNewerFormat(path, "log format", version, kFormatVersion);
 }
 

@@ -35,8 +35,17 @@ class WalNewerFormat : public std::runtime_error {
 // above `newest`; 0 for any other bytes, fewer than 8 included.
 std::uint32_t newer_magic_version(const char* data, std::size_t n, std::string_view prefix, std::uint32_t newest);
 
+// newer_magic_version, unless the bytes are a header of a format this build knows with a bit
+// flipped in its magic's digits ("PMWAL03\n" read as "PMWAL07\n"): with one of the known magics
+// ("<prefix>01\n".."<prefix><newest>\n") in its place, the header's own checksum (masked crc32c of
+// bytes [0, crc_at), stored at crc_at) checks out. That is damage, and 0 is returned (the caller's
+// decoding then calls it damage). A header too short to hold the checksum is judged by its magic.
+std::uint32_t newer_format_version(const char* data, std::size_t n, std::string_view prefix, std::uint32_t newest,
+                                   std::size_t crc_at);
+
 // Throws WalNewerFormat for `path` when the `n` bytes at `data` begin with the magic of a newer log
-// segment format ("PMWAL" and a version above wal::kFormatVersion); returns otherwise.
+// segment format ("PMWAL" and a version above wal::kFormatVersion, newer_format_version: pass the
+// whole header when there is one, so a flipped magic is told apart); returns otherwise.
 void throw_if_newer_segment(const std::string& path, const char* data, std::size_t n);
 
 // Whether `e` is a WalNewerFormat.

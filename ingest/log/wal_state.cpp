@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ingest/log/wal_corruption.h"
+#include "ingest/log/wal_newer_format.h"
 #include "repos/util/crc32c.h"
 
 namespace pm::wal {
@@ -10,6 +11,7 @@ namespace pm::wal {
 namespace {
 
 constexpr char kStateMagic[8] = {'P', 'M', 'W', 'S', 'T', '0', '1', '\n'};
+constexpr std::uint32_t kStateFormatVersion = 1;
 constexpr std::size_t kSlotBytes = 8 + 8 + 16 + 32 + 32 + 4;
 
 void put64(char*& p, std::uint64_t v) {
@@ -77,6 +79,9 @@ StateRead read_state(LogFs& fs, const std::string& path, LocalState& out) {
   std::string bytes(2 * kStateSlotSize, '\0');
   std::size_t got = 0;
   if (const std::error_code ec = file->read_at(0, bytes.data(), bytes.size(), got)) throw std::system_error(ec, "read " + path);
+  for (std::size_t at = 0; at < got; at += kStateSlotSize)
+    if (const std::uint32_t version = newer_format_version(bytes.data() + at, got - at, "PMWST", kStateFormatVersion, kSlotBytes - 4))
+      throw WalNewerFormat(path, "log state format", version, kStateFormatVersion);
   bool found = false;
   std::uint64_t best = 0;
   for (std::size_t slot = 0; slot < 2; ++slot) {

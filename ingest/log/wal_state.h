@@ -35,7 +35,10 @@ struct LocalState {
 enum class StateRead { Missing, Valid, Damaged };
 
 // Reads the newest valid slot of the file at `path` into `out`. Missing: no file; Damaged: a file
-// with no valid slot. Throws std::system_error when the file cannot be read.
+// with no valid slot. Throws std::system_error when the file cannot be read, and WalNewerFormat
+// (wal_newer_format.h: not damage) when a slot begins with the magic of a newer state format
+// ("PMWST02\n".."PMWST99\n", written by a later pm-ingestd): its other slot may still hold an older,
+// valid one, which is not this log's latest state.
 StateRead read_state(LogFs& fs, const std::string& path, LocalState& out);
 
 class StateFile {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -1272,6 +1273,76 @@ TEST_F(WalFaultTest, ALogANewerVersionWentOnInIsRefusedAndNeverSkipped) {
     EXPECT_EQ(read, records) << "segment 1 is read before the chain stops";
     EXPECT_TRUE(skipped.empty()) << skipped.front().problem;
   }
+}
+
+// The state file of a later pm-ingestd: its next slot written in a newer state format, the other
+// slot still this build's. It was "no valid slot" (damage, once records exist) or, as here, the
+// older slot taken for the log's latest state. Refused as a newer format before anything in the
+// directory changes, by the daemon's open and the tools' read alike.
+TEST_F(WalFaultTest, AStateFileOfANewerFormatIsRefusedAsSuchNotReadFromItsOlderSlot) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::string state = kDir + "/state";
+  std::string bytes = fs_.contents(state);
+  bytes.resize(std::max<std::size_t>(bytes.size(), 2 * kStateSlotSize), '\0');
+  LocalState older;
+  ASSERT_EQ(read_state(fs_, state, older), StateRead::Valid);
+  // The slot after the valid one this build reads (slot 0's when that is not valid), written whole
+  // by the newer build: its checksum is not this format's over the same bytes (no flipped bit).
+  const std::size_t newer_slot = bytes.compare(0, 8, "PMWST01\n") == 0 ? kStateSlotSize : 0;
+  bytes.replace(newer_slot, kStateSlotSize, "PMWST02\n" + std::string(kStateSlotSize - 8, '\x5a'));
+  fs_.put(state, bytes);
+  fs_.put(segment(2) + ".tmp", "a segment the later version had begun");
+  const std::vector<std::string> before = fs_.names(kDir);
+  const std::uint64_t calls = fs_.mutating_calls();
+  for (const auto& [what, fn] : std::vector<std::pair<std::string, std::function<void()>>>{
+           {"open", [&] { WriteAheadLog::open(options()); }}, {"inspect_log", [&] { inspect_log(kDir, fs_); }}}) {
+    try {
+      fn();
+      ADD_FAILURE() << what << ": no error for a state file of a newer format";
+    } catch (const WalNewerFormat& e) {
+      EXPECT_EQ(e.file(), state) << what;
+      EXPECT_EQ(e.version(), 2u) << what;
+      EXPECT_NE(std::string(e.what()).find("(log state format 2; this build reads log state format 1)"), std::string::npos)
+          << what << ": " << e.what();
+    }
+  }
+  EXPECT_EQ(fs_.names(kDir), before);
+  EXPECT_EQ(fs_.mutating_calls(), calls) << "the refused open changed the log";
+}
+
+// A bit flipped in the version digits of this build's own magic is damage, not a newer format:
+// with a known magic in its place the header's checksum checks out. A segment "PMWAL03\n" read as
+// "PMWAL07\n" was "written by a newer pm-ingestd": every tool refused it, replay --skip-damaged
+// and salvage included, with advice to run a version that does not exist.
+TEST_F(WalFaultTest, ABitFlippedInAMagicsDigitsIsDamageNotANewerFormat) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::string good = fs_.contents(segment(1));
+  ASSERT_EQ(good.compare(0, 8, "PMWAL03\n"), 0);
+  std::string flipped = good;
+  flipped[6] = '7';  // 0x33 -> 0x37: one bit
+  fs_.put(segment(1), flipped);
+  EXPECT_THROW(scan_segment(fs_, segment(1)), WalCorruption);
+  EXPECT_THROW(inspect_log(kDir, fs_), WalCorruption);
+  std::vector<SkippedRange> skipped;
+  EXPECT_NO_THROW(salvage_log(fs_, kDir, [](const Record&) { return true; }, [&](const SkippedRange& s) { skipped.push_back(s); }));
+  EXPECT_FALSE(skipped.empty()) << "salvage steps over a damaged header";
+  fs_.put(segment(1), good);
+
+  const std::string state = kDir + "/state";
+  std::string slots = fs_.contents(state);
+  slots.resize(std::max<std::size_t>(slots.size(), 2 * kStateSlotSize), '\0');
+  const std::size_t valid = slots.compare(0, 8, "PMWST01\n") == 0 ? 0 : kStateSlotSize;
+  ASSERT_EQ(slots.compare(valid, 8, "PMWST01\n"), 0);
+  slots[valid + 6] = '3';  // 0x31 -> 0x33: one bit
+  fs_.put(state, slots);
+  LocalState read;
+  EXPECT_NO_THROW(read_state(fs_, state, read)) << "a slot with a flipped magic is a damaged slot";
 }
 
 INSTANTIATE_TEST_SUITE_P(Tails, FormatOneTail, ::testing::Values(std::string("part_of_a_record"), std::string("zeros")),
