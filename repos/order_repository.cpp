@@ -162,7 +162,8 @@ std::optional<LiveOrder> LiveOrderRepository::update_status(const std::string& o
            SET status = CASE WHEN status = 'cancelled' AND $2::text = 'partial' THEN status ELSE $2::text END,
                fill_price = COALESCE($3::real, fill_price),
                fill_size = COALESCE($4::real, fill_size),
-               reason = COALESCE($5::text, reason),
+               reason = CASE WHEN status = 'cancelled' AND $2::text = 'filled' THEN $5::text
+                             ELSE COALESCE($5::text, reason) END,
                filled_at = CASE WHEN $2::text = 'filled' THEN $6 ELSE filled_at END,
                updated_at = $6
            WHERE order_id = $1 AND status = ANY($7::text[])

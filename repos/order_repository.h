@@ -20,11 +20,12 @@
 //   exchange made before the cancel took effect, reported after it was recorded); filled and
 //   rejected are final. A reported fill is never lost to a cancel: a late partial fill is stored
 //   on the cancelled order, which stays cancelled (nothing of it rests), a late full fill makes it
-//   filled. The guard is in the UPDATE's WHERE (atomic under concurrency). A refused transition and
-//   an unknown order_id both return nullopt and change nothing; get_by_order_id() tells them apart.
-//   fill_price, fill_size and reason keep their stored value when not given (COALESCE, as in the
-//   original: no transition needs a field cleared). filled_at is set to now exactly when the order
-//   becomes filled; updated_at is always now.
+//   filled (the cancel's reason, of a cancel that did not take, is replaced by the fill's, none
+//   unless given). The guard is in the UPDATE's WHERE (atomic under concurrency). A refused
+//   transition and an unknown order_id both return nullopt and change nothing; get_by_order_id()
+//   tells them apart. fill_price, fill_size and reason keep their stored value when not given
+//   (COALESCE, as in the original; a late full fill's reason is the one exception). filled_at is
+//   set to now exactly when the order becomes filled; updated_at is always now.
 // - get_active() is every submitted or partial order; lists are newest first by submitted_at (by
 //   time, D8: repo_support.h), id DESC as tie-breaker (D28).
 #include <cstdint>

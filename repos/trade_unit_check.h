@@ -6,10 +6,12 @@
 // candles from no trades after deleting the stored ones, and writes rows of the other size beside
 // the old ones. Every writer refuses a value of the other unit's size (require_timestamp_unit), so
 // a newest stored value of the other size says the setting is wrong, not the rows.
-// Callers: the ingest writer at every (re)connect (trade_watermarks, the daemon refuses to apply
-// events), and TradeRepository::get_recent and CandleRepository::aggregate_from_trades (the
-// condition they read, through the (condition_id, timestamp) index). Stateless; runs on the
-// caller's transaction; an empty table or condition agrees with either unit.
+// Callers: the ingest writer at every (re)connect and pm-ingestctl replay (trade_watermarks: they
+// refuse to apply events), and TradeRepository::get_recent and CandleRepository::aggregate_from_trades
+// (the condition they read, through the (condition_id, timestamp) index; only when its newest trade
+// disagrees, trade_watermarks too: a condition holding another writer's rows in a table whose
+// watermarks agree is read as before). Stateless; runs on the caller's transaction; an empty table
+// or condition agrees with either unit.
 #include <optional>
 #include <string>
 
@@ -25,7 +27,8 @@ std::optional<std::string> trade_watermarks_unit_mismatch(pqxx::transaction_base
                                                           const std::string& setting);
 
 // Throws TimestampUnitError (what is wrong, how to fix it) when the newest trade of
-// `condition_id` has the other unit's size than `unit`.
+// `condition_id` has the other unit's size than `unit`, and so does the newest trade watermark
+// (or there is none).
 void require_condition_trades_in_unit(pqxx::transaction_base& tx, const std::string& condition_id, TimestampUnit unit);
 
 }  // namespace pm

@@ -363,6 +363,7 @@ TEST_F(OrderRepositoryTest, AFillReportedAfterTheCancelIsKept) {
   auto late_fill = repo.mark_filled("f", 0.95, 20);
   ASSERT_TRUE(late_fill) << "the late fill was refused";
   EXPECT_EQ(late_fill->status, "filled");
+  EXPECT_FALSE(late_fill->reason) << "the reason of a cancel that did not take";
   EXPECT_NEAR(*late_fill->fill_size, 20, 1e-6);
   EXPECT_TRUE(late_fill->filled_at);
   EXPECT_FALSE(repo.mark_cancelled("f", "again"));  // filled stays final
@@ -435,6 +436,7 @@ TEST_F(OrderRepositoryTest, RacingFillAndCancelEndFilled) {
     EXPECT_GE(wins.load(), 1);
     auto stored = repo.get_by_order_id(id);
     EXPECT_EQ(stored->status, "filled");
+    EXPECT_FALSE(stored->reason);
     ASSERT_TRUE(stored->fill_price);
     EXPECT_NEAR(*stored->fill_price, 0.95, 1e-6);
     EXPECT_TRUE(stored->filled_at);

@@ -392,6 +392,18 @@ TEST_F(TradeRepositoryTest, GetRecentRefusesAConditionStoredInTheOtherUnit) {
   EXPECT_EQ(seconds_repo.get_recent("0xseconds").size(), 1u);
   EXPECT_THROW(ms_repo.get_recent("0xseconds"), TimestampUnitError);
   EXPECT_EQ(ms_repo.get_recent("0xabc123").size(), 1u);
+
+  // With trade watermarks in milliseconds, the table is milliseconds: a condition holding another
+  // writer's second-sized rows is read as before (nothing of it is recent), not refused; a seconds
+  // reader is still refused, and the message says the watermarks agree.
+  TradeWatermarkRepository(tdb_->db()).update("0xabc123", now_epoch_ms() - 60'000);
+  EXPECT_TRUE(ms_repo.get_recent("0xseconds").empty());
+  try {
+    seconds_repo.get_recent("0xabc123");
+    ADD_FAILURE() << "a seconds reader read milliseconds rows";
+  } catch (const TimestampUnitError& e) {
+    EXPECT_NE(std::string(e.what()).find("; trade_watermarks agrees (its newest is "), std::string::npos) << e.what();
+  }
 }
 
 // DatabaseConfig::from_env reads the daemon's unit variable, so a bot that shares the daemon's
