@@ -384,6 +384,7 @@ TEST_F(TradeRepositoryTest, GetRecentRefusesAConditionStoredInTheOtherUnit) {
     EXPECT_NE(what.find("set it to ms"), std::string::npos) << what;
   }
   EXPECT_TRUE(seconds_repo.get_recent("no_trades_here").empty());
+  EXPECT_TRUE(seconds_repo.get_recent("").empty());  // an empty key is a key, not "no parameter"
 
   const std::int64_t now_s = now_epoch_ms() / 1000;
   auto seconds_trade = sample("in_seconds", now_s - 60);
