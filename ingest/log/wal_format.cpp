@@ -57,7 +57,7 @@ bool decode_segment_header(const char* data, std::size_t n, SegmentHeader& out) 
   } else {
     return false;
   }
-  if (crc32c::unmask(get<std::uint32_t>(data + 48)) != crc32c::value(data, 48)) return false;
+  if (crc32c::unmask(get<std::uint32_t>(data + kSegmentHeaderCrcAt)) != crc32c::value(data, kSegmentHeaderCrcAt)) return false;
   std::memcpy(out.log_id.data(), data + 8, out.log_id.size());
   out.segment = get<std::uint64_t>(data + 24);
   out.first_lsn = get<std::uint64_t>(data + 32);

@@ -37,6 +37,7 @@ inline constexpr char kMagicV2[8] = {'P', 'M', 'W', 'A', 'L', '0', '2', '\n'};
 inline constexpr char kMagicV3[8] = {'P', 'M', 'W', 'A', 'L', '0', '3', '\n'};
 inline constexpr std::uint32_t kFormatVersion = 3;  // what new segments are written in
 inline constexpr std::size_t kSegmentHeaderSize = 56;
+inline constexpr std::size_t kSegmentHeaderCrcAt = 48;  // masked crc32c of the header's bytes before it
 inline constexpr std::size_t kRecordHeaderSize = 17;
 inline constexpr std::uint32_t kMaxPayload = 16u << 20;  // far above the 1 MiB line limit
 inline constexpr std::uint8_t kRecordEvent = 1;

@@ -18,6 +18,19 @@ std::string readable_versions(const std::string& format, std::uint32_t newest) {
   return newest == 1 ? format + " 1" : format + "s 1.." + std::to_string(newest);
 }
 
+// Whether the header at `data` checks out with the magic of a version up to `newest` in place of its own.
+bool checks_out_with_a_known_magic(const char* data, std::size_t crc_at, std::string_view prefix, std::uint32_t newest) {
+  std::uint32_t stored = 0;
+  std::memcpy(&stored, data + crc_at, sizeof stored);
+  std::string header(data, crc_at);
+  for (std::uint32_t version = 1; version <= newest && version < 100; ++version) {
+    header.replace(0, kMagicSize, std::string(prefix) + static_cast<char>('0' + version / 10) +
+                                      static_cast<char>('0' + version % 10) + "\n");
+    if (crc32c::unmask(stored) == crc32c::value(header.data(), header.size())) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 WalNewerFormat::WalNewerFormat(const std::string& file, const std::string& format, std::uint32_t version, std::uint32_t newest)
@@ -34,19 +47,6 @@ std::uint32_t newer_magic_version(const char* data, std::size_t n, std::string_v
   return version > newest ? version : 0;
 }
 
-// Whether the header at `data` checks out with the magic of a version up to `newest` in place of its own.
-static bool checks_out_with_a_known_magic(const char* data, std::size_t crc_at, std::string_view prefix, std::uint32_t newest) {
-  std::uint32_t stored = 0;
-  std::memcpy(&stored, data + crc_at, sizeof stored);
-  std::string header(data, crc_at);
-  for (std::uint32_t version = 1; version <= newest && version < 100; ++version) {
-    header.replace(0, kMagicSize, std::string(prefix) + static_cast<char>('0' + version / 10) +
-                                      static_cast<char>('0' + version % 10) + "\n");
-    if (crc32c::unmask(stored) == crc32c::value(header.data(), header.size())) return true;
-  }
-  return false;
-}
-
 std::uint32_t newer_format_version(const char* data, std::size_t n, std::string_view prefix, std::uint32_t newest,
                                    std::size_t crc_at) {
   const std::uint32_t version = newer_magic_version(data, n, prefix, newest);
@@ -55,8 +55,8 @@ std::uint32_t newer_format_version(const char* data, std::size_t n, std::string_
 }
 
 void throw_if_newer_segment(const std::string& path, const char* data, std::size_t n) {
-  constexpr std::size_t kHeaderCrcAt = 48;  // wal_format.h: masked crc32c(bytes 0..47)
-  if (const std::uint32_t version = newer_format_version(data, n, std::string_view(kMagicV3, 5), kFormatVersion, kHeaderCrcAt);
+  if (const std::uint32_t version =
+          newer_format_version(data, n, std::string_view(kMagicV3, 5), kFormatVersion, kSegmentHeaderCrcAt);
       version != 0)
     throw WalNewerFormat(path, "log format", version, kFormatVersion);
 }
