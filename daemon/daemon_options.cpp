@@ -1,5 +1,6 @@
 #include "daemon/daemon_options.h"
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
 
@@ -177,7 +178,7 @@ void describe_log_and_database(po::options_description& desc, const DaemonOption
     ("wal-preallocate", po::value<std::string>()->default_value("on"), "on: once a log segment is a quarter full (a segment that grows with its appends, such as a new log's first: once it holds 64 KiB, and it is left as soon as the spare is ready), a thread prepares the next one's file as zeros (spare.zeros in --wal-dir, --wal-segment-bytes on disk), so each group's fdatasync overwrites existing blocks instead of growing the file; a segment is cut to its records when the next starts. off: plain appends (e.g. on a copy-on-write file system, where zeros written ahead gain nothing)")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
-    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; keep it on loopback unless a firewall guards it)");
+    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; the host an IPv4 address, [an IPv6 address] or localhost; keep it on loopback unless a firewall guards it)");
 }
 
 void describe_archive(po::options_description& desc, const DaemonOptions& d) {
@@ -412,14 +413,32 @@ void take_connections_and_standbys(const po::variables_map& vm, DaemonOptions& d
     throw std::invalid_argument("--min-standbys needs --standby-wait on (with off, segments are deleted without looking at standbys)");
 }
 
+// --metrics-listen as civetweb takes it: an IPv4 address, a bracketed IPv6 address or localhost, a
+// colon and a port 1-65535. civetweb's own syntax (a list, an 's' or 'r' suffix, a bare port)
+// would open listeners the option does not describe, and anything else failed only after the
+// log's recovery, in a message that did not name the option.
+void check_metrics_listen(const std::string& listen) {
+  const auto refuse = [&] {
+    throw std::invalid_argument("--metrics-listen must be host:port (an IPv4 address, [an IPv6 address] or localhost, "
+                                "then a port 1-65535), got '" + listen + "'");
+  };
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) refuse();
+  const std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
+  if (!all_digits(port) || port.size() > 5 || std::stoul(port) < 1 || std::stoul(port) > 65535) refuse();
+  unsigned char address[16];
+  const bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+                  ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), address) == 1;
+  if (host != "localhost" && !v6 && ::inet_pton(AF_INET, host.c_str(), address) != 1) refuse();
+}
+
 void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d) {
   d.line_timeout = std::chrono::seconds(take_duration(vm, "line-timeout", 1, kDaySeconds, "seconds"));
   d.log_level = vm["log-level"].as<std::string>();
   const std::vector<std::string> levels{"trace", "debug", "info", "warn", "error", "critical"};
   if (std::find(levels.begin(), levels.end(), d.log_level) == levels.end())
     throw std::invalid_argument("--log-level: '" + d.log_level + "' is none of trace, debug, info, warn, error, critical");
-  if (d.metrics_listen.find(':') == std::string::npos)
-    throw std::invalid_argument("--metrics-listen must be host:port, got '" + d.metrics_listen + "'");
+  check_metrics_listen(d.metrics_listen);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ cmake --build "$BUILD_DIR" -j2 --target pm-ingestd pm-ingestctl
 
 mkdir -p var/run var/wal
 SOCKET="$ROOT/var/run/ingest.sock"
+BUILD_ABS=$(cd "$BUILD_DIR" && pwd)  # the hint's commands work from any directory of another terminal
 METRICS=${PM_METRICS_LISTEN:-127.0.0.1:9464}
 # The database the hint names: host, port, database and user, never the password.
 DB_DESCRIPTION=$(pg_describe_url "$DATABASE_URL" 2>/dev/null) || DB_DESCRIPTION="the database of DATABASE_URL"
@@ -25,9 +26,9 @@ pm-ingestd is starting in the foreground (Ctrl-C stops it).
   log      $ROOT/var/wal
   metrics  http://$METRICS/metrics
 Send a trade from another terminal (pm-ingestctl send waits for the ack and says what happened):
-  echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","token_id":"tok","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | $BUILD_DIR/daemon/pm-ingestctl send --socket $SOCKET
+  echo '{"type":"trade","condition_id":"0xabc","trade_id":"t1","token_id":"tok","price":"0.95","size":10,"side":"buy","timestamp":'\$(date +%s)'}' | $BUILD_ABS/daemon/pm-ingestctl send --socket $SOCKET
 See it stored ($WHICH):
-  scripts/psql.sh -c 'SELECT * FROM polymarket_trades'
+  $ROOT/scripts/psql.sh -c 'SELECT * FROM polymarket_trades'
 
 INFO
 exec "$BUILD_DIR/daemon/pm-ingestd" --socket "$SOCKET" --wal-dir "$ROOT/var/wal" --metrics-listen "$METRICS" "$@"

@@ -75,6 +75,17 @@ TEST(DaemonOptions, NegativeZeroOversizedAndTrailingGarbageValuesAreRefusedNamin
       {{"--socket-group", "4294967295"}, "--socket-group: 4294967295 is not a valid id"},
       {{"--log-level", "INFO"}, "--log-level: 'INFO' is none of trace, debug, info, warn, error, critical"},
       {{"--log-level", "fatal"}, "--log-level: 'fatal' is none of"},
+      // Refused only after the log's recovery, by civetweb, in a message without the option's
+      // name; a list or a suffixed port opened listeners the option did not describe.
+      {{"--metrics-listen", "127.0.0.1:abc"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "127.0.0.1:"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "127.0.0.1:0"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "127.0.0.1:65536"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "127.0.0.1:9464,0.0.0.0:9465"}, "got '127.0.0.1:9464,0.0.0.0:9465'"},
+      {{"--metrics-listen", "127.0.0.1:9464s"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "metrics.example:9464"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "[::1:9464"}, "--metrics-listen must be host:port"},
+      {{"--metrics-listen", "9464"}, "--metrics-listen must be host:port"},
   };
   for (const auto& [args, expected] : cases) EXPECT_NE(refusal(args).find(expected), std::string::npos) << args.front() << ": " << refusal(args);
 }
@@ -104,6 +115,8 @@ TEST(DaemonOptions, GoodValuesAreTakenAsTheHelpSays) {
   EXPECT_EQ(d.log_level, "warn");
   EXPECT_EQ(d.archive_max_age, std::chrono::hours(24 * 30));
   EXPECT_EQ(d.max_connections_per_uid, 0u);
+  for (const std::string listen : {"127.0.0.1:9464", "0.0.0.0:1", "localhost:65535", "[::1]:9464"})
+    EXPECT_EQ(parse({"--metrics-listen", listen}).metrics_listen, listen);
 }
 
 // DATABASE_URL used to be read as --database-url, so it beat a --database-url-file given on the
