@@ -6,8 +6,8 @@
 // silently broken. check_g2_index looks in pg_index for a usable one: unique, valid, immediate (not
 // deferrable: ON CONFLICT cannot use those), no predicate, no expressions, key columns exactly
 // {condition_id, threshold} in either order and nothing else (a unique index or constraint alike).
-// Callers: Migrator::migrate (after applying) and the ingest writer at every (re)connect, which
-// stops the daemon when it is missing. Stateless; runs on the caller's transaction.
+// Callers: Migrator::migrate (after applying), the ingest writer at every (re)connect, which
+// stops the daemon when it is missing, and ReplayRunner before it applies anything. Stateless; runs on the caller's transaction.
 #include <stdexcept>
 #include <string>
 

@@ -8,6 +8,7 @@
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "ingest/archive/archive_format.h"
 #include "ingest/writer/writer_lanes.h"
+#include "repos/g2_index.h"
 #include "repos/migrator.h"
 #include "repos/trade_unit_check.h"
 #include "repos/util/backoff.h"
@@ -137,9 +138,12 @@ void ReplayRunner::note_skipped(const archive::SkippedRange& range) {
   const bool known = std::any_of(stats_.skipped.begin(), stats_.skipped.end(), [&](const archive::SkippedRange& s) {
     return s.first_lsn == range.first_lsn && s.file == range.file;
   });
-  if (known) return;  // a later pass over the same damage
-  stats_.skipped.push_back(range);
+  if (known) return;  // a later pass over the same damage, recorded by an earlier one
+  // Known only once recorded: a record that failed in a pass that a failed batch ended (its
+  // exception gives way to that failure) is tried again by the next pass, before any batch past
+  // the range commits. Known first, a later run resumed past the range without its row.
   if (db_) record_skipped(range);
+  stats_.skipped.push_back(range);
   if (on_skip_) on_skip_(range);
 }
 
@@ -401,6 +405,11 @@ std::uint64_t ReplayRunner::resume_point(Database& db) {
   } catch (const MigrationsPending& e) {
     throw ReplayError(e.what());
   }
+  // Without the unique index G2 stands on, a second token's first trigger of one (condition,
+  // threshold) would be recorded too: the daemon refuses such a database, and so does replay.
+  if (const G2IndexCheck g2 = db.transaction([](Transaction& tx) { return check_g2_index(tx); });
+      g2.state == G2IndexState::Missing)
+    throw ReplayError(g2.problem + "; refusing to apply events until it is fixed");
   // Rows of the other unit than the database holds would be read as 1970 or the far future (G1).
   if (const auto problem = db.transaction([&](Transaction& tx) {
         return trade_watermarks_unit_mismatch(tx, options_.trade_timestamp_unit, "--trade-timestamp-unit");

@@ -263,6 +263,87 @@ TEST(ReplayRunnerTest, ABatchThatFailedBeforeTheDamageIsHandledBeforeTheDamageSt
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
+// A skipped range's row in pm_dead_letters is what tells a later run, resumed past the damage, that
+// events were skipped. Storing it failed in a pass that a failed batch before the damage ended
+// (the record's exception gave way to the batch's failure), and the next pass took the range for
+// one recorded already: the checkpoint moved past it with no row, and a second run said nothing.
+TEST(ReplayRunnerTest, ASkippedRangeWhoseRecordFailedBesideAFailedBatchIsRecordedByTheNextPass) {
+  const std::string dir = damaged_log("replay-skip-record");
+  test::TestDatabase tdb("replay_skip_record");
+  tdb.exec("CREATE SEQUENCE test_trade_statements; CREATE SEQUENCE test_skipped_records");
+  tdb.exec("CREATE FUNCTION test_fail_first_trades() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "IF nextval('test_trade_statements') = 1 THEN "
+           "RAISE EXCEPTION 'test: the first batch fails' USING ERRCODE = '40001'; END IF; RETURN NULL; END $$");
+  tdb.exec("CREATE TRIGGER test_fail_first_trades AFTER INSERT ON polymarket_trades "
+           "FOR EACH STATEMENT EXECUTE FUNCTION test_fail_first_trades()");
+  tdb.exec("CREATE FUNCTION test_fail_first_skipped() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "IF NEW.event_type = 'skipped' AND nextval('test_skipped_records') = 1 THEN "
+           "RAISE EXCEPTION 'test: the first skipped range is not stored'; END IF; RETURN NEW; END $$");
+  tdb.exec("CREATE TRIGGER test_fail_first_skipped BEFORE INSERT ON pm_dead_letters "
+           "FOR EACH ROW EXECUTE FUNCTION test_fail_first_skipped()");
+  ReplayOptions options;
+  options.sources = {dir};
+  options.skip_damaged = true;
+  options.batch_max_events = 1000;  // the events before the damage are one batch, sent after the damage is met
+  options.retry_for = std::chrono::seconds(30);
+  const ReplayStats stats = ReplayRunner(options).run(&tdb.db());
+  ASSERT_EQ(stats.skipped.size(), 1u);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE event_type = 'skipped'"), 1);
+  EXPECT_EQ(tdb.count("SELECT last_value FROM test_skipped_records"), 2);  // failed once, then stored
+  EXPECT_GE(tdb.count("SELECT last_value FROM test_trade_statements"), 2);  // the batch failed once
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 200"), 1);
+
+  const ReplayStats again = ReplayRunner(options).run(&tdb.db());  // resumed past the damage
+  EXPECT_TRUE(again.skipped.empty());
+  ASSERT_EQ(again.skipped_earlier.size(), 1u);
+  EXPECT_NE(again.skipped_earlier[0].find(wal::segment_path(dir, 3)), std::string::npos) << again.skipped_earlier[0];
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
+// Without the unique index on (condition_id, threshold) G2 stands on, a second token's first
+// trigger of one (condition, threshold) was recorded too: the daemon refuses such a database, replay
+// did not look. It names what is wrong and applies nothing; once fixed, the first trigger wins.
+TEST(ReplayRunnerTest, OnADatabaseWithoutTheG2IndexItNamesItAndAppliesNothing) {
+  test::TestDatabase tdb("replay_g2");
+  tdb.exec("DROP INDEX idx_triggers_condition_threshold_unique; "
+           "CREATE INDEX idx_triggers_condition_threshold_unique ON polymarket_first_triggers (condition_id, threshold)");
+  const std::string dir = test::make_temp_dir("pm_replay_g2") + "/wal";
+  {
+    wal::Options wal_options;
+    wal_options.dir = dir;
+    wal_options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
+    auto log = wal::WriteAheadLog::open(wal_options);
+    std::vector<std::string> payloads;
+    for (const std::string token : {"tok-first", "tok-second"}) {
+      Event e;
+      e.received_ms = now_epoch_ms();
+      TriggerEvent t;
+      t.token_id = token;
+      t.condition_id = "c_replay_g2";
+      t.threshold = 0.9;
+      t.trigger_timestamp_ms = e.received_ms;
+      e.body = t;
+      encode_event(e, payloads.emplace_back());
+    }
+    std::vector<wal::Appended> appended;
+    ASSERT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
+  }
+  ReplayOptions options;
+  options.sources = {dir};
+  const std::string error = replay_error(options, tdb.db());
+  EXPECT_NE(error.find("no valid unique index on exactly (condition_id, threshold)"), std::string::npos) << error;
+  EXPECT_NE(error.find("refusing to apply events until it is fixed"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("polymarket_first_triggers"), 0);
+  EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
+
+  tdb.exec("DROP INDEX idx_triggers_condition_threshold_unique; "
+           "CREATE UNIQUE INDEX idx_triggers_condition_threshold_unique ON polymarket_first_triggers (condition_id, threshold)");
+  EXPECT_EQ(ReplayRunner(options).run(&tdb.db()).applied, 2u);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM polymarket_first_triggers WHERE token_id = 'tok-first'"), 1);
+  EXPECT_EQ(tdb.count("polymarket_first_triggers"), 1);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
 // Another writer moving the instance's checkpoint under a replay (a second run of the instance) is
 // not taken for a commit in doubt that landed: with nothing in doubt, the batch that finds the
 // checkpoint moved past it stops the replay, naming it, and applies nothing.
