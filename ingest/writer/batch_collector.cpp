@@ -103,17 +103,32 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
   const wal::Position limit = log_.durable();
   batch.reserve(std::min<std::uint64_t>(max_events_, limit.lsn - std::min(limit.lsn, after.lsn)));
   while (!full(batch)) {
-    auto record = reader_->next(limit);
-    if (!record) break;
-    std::string error;
-    auto event = decode_event(record->payload, &error);
-    if (!event)
-      throw wal::WalCorruption(log_.dir() + "/" + wal::segment_file_name(record->start.segment), record->start.offset,
-                               "record " + std::to_string(record->lsn) + " does not decode: " + error);
-    batch.push_back(queued_from_record(*record, std::move(*event)));
-    batch_bytes_ += batch.back().record_bytes;
+    std::optional<QueuedEvent> q;
+    try {
+      q = next_from_log(limit);
+    } catch (const wal::WalCorruption&) {
+      // The intact events read before the damage are acknowledged ones: they go first. The next
+      // read, from their end, meets the damage with nothing before it, and throws.
+      if (batch.empty()) throw;
+      reader_.reset();
+      break;
+    }
+    if (!q) break;
+    batch_bytes_ += q->record_bytes;
+    batch.push_back(std::move(*q));
   }
   metrics_.log_catchup_events.Increment(static_cast<double>(batch.size()));
+}
+
+std::optional<QueuedEvent> BatchCollector::next_from_log(const wal::Position& limit) {
+  std::optional<wal::Record> record = reader_->next(limit);
+  if (!record) return std::nullopt;
+  std::string error;
+  std::optional<Event> event = decode_event(record->payload, &error);
+  if (!event)
+    throw wal::WalCorruption(log_.dir() + "/" + wal::segment_file_name(record->start.segment), record->start.offset,
+                             "record " + std::to_string(record->lsn) + " does not decode: " + error);
+  return queued_from_record(*record, std::move(*event));
 }
 
 }  // namespace pm

@@ -18,7 +18,10 @@
 // - Events reach the queue once written to the log, before they are durable (event_queue.h); the
 //   log is read only up to its durable end, so at a gap before the events in hand it first waits
 //   for the missing records' sync (WriteAheadLog::wait_durable).
-// - A record in the log that does not decode throws wal::WalCorruption naming its file and offset.
+// - Damage in the log (a record that fails its checks, or does not decode) throws
+//   wal::WalCorruption naming its file and offset, but only from a read that found nothing
+//   before it: the intact events read before the damage are returned first (acknowledged events,
+//   applied before the writer stops on the damage).
 // - A halted log (a failed fdatasync; the daemon exits then, an embedder may not): once every
 //   event the log made durable has been handed out, next() throws LogHalted, as nothing after them
 //   can ever be applied (instead of waiting for a durability that never comes, or spinning on
@@ -31,6 +34,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -59,6 +63,8 @@ class BatchCollector {
   bool refill(std::chrono::microseconds timeout);
   void gather_more(std::vector<QueuedEvent>& batch, std::uint64_t next_lsn, const std::function<bool()>& lane_free);
   void read_from_log(std::vector<QueuedEvent>& batch, const wal::Position& after);
+  // The next record up to `limit`, decoded (nullopt at the limit); damage throws wal::WalCorruption.
+  std::optional<QueuedEvent> next_from_log(const wal::Position& limit);
   bool in_hand() const { return head_ < pending_.size(); }
   bool full(const std::vector<QueuedEvent>& batch) const { return batch.size() >= max_events_ || batch_bytes_ >= max_bytes_; }
 

@@ -198,9 +198,10 @@ TEST(ReplayRunnerTest, ARefusedEventIsFoundByHalvingTheBatchAndDeadLettered) {
 }
 
 // A log of 200 trades ("t0".."t199" of `condition`) in segments of 4 KiB, with a byte of the third
-// segment's body flipped: reading stops there with damage.
-std::string damaged_log(const std::string& condition) {
-  const std::string dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
+// segment's body flipped: reading stops there with damage. In `dir` when given, else in a new
+// temporary directory's "wal".
+std::string damaged_log(const std::string& condition, std::string dir = "") {
+  if (dir.empty()) dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
   wal::Options options;
   options.dir = dir;
   options.segment_bytes = 4096;
@@ -261,6 +262,29 @@ TEST(ReplayRunnerTest, ABatchThatFailedBeforeTheDamageIsHandledBeforeTheDamageSt
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE lsn = " + std::to_string(refused_lsn)), 1);
   EXPECT_EQ(tdb.count("polymarket_trades"), before_damage - 1);
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
+// The daemon's writer reading its log back (at start, after a queue overflow) met damage after
+// intact, acknowledged events it had read into the batch: it threw the batch away and stopped, and
+// every restart did the same, so none of them reached the tables until an operator ran a replay.
+// It applies them first now (as replay does), then stops on the damage (exit 2).
+TEST(ReplayRunnerTest, TheDaemonAppliesTheEventsBeforeDamageInItsLogBeforeItStops) {
+  const std::string clean_dir = damaged_log("daemon-damage-clean");
+  test::TestDatabase clean("daemon_damage_clean");  // how far a replay gets: everything before the damage
+  ReplayOptions options;
+  options.sources = {clean_dir};
+  EXPECT_NE(replay_damage(options, clean.db()).find(wal::segment_path(clean_dir, 3)), std::string::npos);
+  const long long before_damage = clean.count("polymarket_trades");
+  ASSERT_GT(before_damage, 20);
+  std::filesystem::remove_all(std::filesystem::path(clean_dir).parent_path());
+
+  test::TestDatabase tdb("daemon_damage");
+  test::DaemonHarness d(tdb.url(), {"--wal-segment-bytes", "4096"});
+  damaged_log("daemon-damage-clean", d.wal_dir());  // the same log, unapplied
+  EXPECT_EQ(d.run_to_exit(std::chrono::seconds(60)), 2) << d.output();
+  EXPECT_NE(d.output().find(wal::segment_path(d.wal_dir(), 3)), std::string::npos) << d.output();
+  EXPECT_EQ(tdb.count("polymarket_trades"), before_damage) << d.output();
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = " + std::to_string(before_damage)), 1);
 }
 
 // A skipped range's row in pm_dead_letters is what tells a later run, resumed past the damage, that
