@@ -212,7 +212,7 @@ void describe_connections(po::options_description& desc, const DaemonOptions& d)
     ("max-connections", po::value<long long>()->default_value(static_cast<long long>(d.max_connections)), "producer connections at most")
     ("max-connections-per-uid", po::value<long long>()->default_value(static_cast<long long>(d.max_connections_per_uid)), "producer connections at most from one user (peer uid), so one cannot take them all (0: no limit)")
     ("reply-timeout", po::value<long>()->default_value(d.reply_timeout.count()), "seconds a reply may wait for a producer that does not read before its connection is closed (what it had acked stays durable)")
-    ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte; a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)");
+    ("line-timeout", po::value<long>()->default_value(d.line_timeout.count()), "seconds a line may take to arrive whole, from its first byte (the daemon's own time answering the lines before it, such as a slow log sync, not counted); a producer slower than that gets `busy` for it and is disconnected (idle connections are never closed)");
 }
 
 void describe_standbys_and_logging(po::options_description& desc, const DaemonOptions& d) {

@@ -192,11 +192,22 @@ void ConnectionSession::count_durable_chunk() {
   count_messages(c.messages);
 }
 
+// The daemon's own time answering (the log's sync, a reply send) is not the producer's: the
+// unfinished line's --line-timeout clock stops meanwhile. Only a read that completed a line has
+// anything to answer, and the line left unfinished then began in that read, so it is credited with
+// one answer's time at most.
+bool ConnectionSession::answer() {
+  const auto started = std::chrono::steady_clock::now();
+  const bool answered = answer_chunk();
+  if (splitter_.has_partial()) partial_since_ += std::chrono::steady_clock::now() - started;
+  return answered;
+}
+
 // Makes the chunk's events durable, then answers every line of the chunk. An ack alone is held
 // back while more than kUnreadRepliesForAckHold bytes of replies are unread: acks are
 // cumulative, so the producer needs only the latest, and a stream of small acks it does not
 // read would fill the socket and stop this thread from reading it.
-bool ConnectionSession::answer() {
+bool ConnectionSession::answer_chunk() {
   if (last_line_ == acked_) return true;
   const SubmitResult result = pipeline_.submit(events_);
   if (result == SubmitResult::Durable) count_durable_chunk();

@@ -89,7 +89,8 @@ class ConnectionSession {
   void count_line(std::size_t first_event);
   void count_messages(const MessageTally& messages);
   void count_durable_chunk();
-  bool answer();
+  bool answer();        // answer_chunk(), its time not counted against an unfinished line
+  bool answer_chunk();
   bool send_replies();
   bool send_pending_ack();
   void close_for_slow_line();

@@ -19,7 +19,8 @@
 // producer reads: a producer that reads its acks late is never stopped by them.
 //
 // Slow producers: a line left incomplete for line_timeout (30 s, counted from its first byte,
-// however slowly the rest trickles in) gets a `busy` error naming it and the connection is closed;
+// however slowly the rest trickles in; the time the connection's thread spent answering the lines
+// before it, a slow log sync or reply send, is not counted) gets a `busy` error naming it and the connection is closed;
 // the lines before it were answered already. An idle connection with no partial line is never
 // closed. max_connections_per_uid (0: no limit) keeps one user from taking every connection:
 // a producer past it gets one `busy` line 0 and is closed, like one past max_connections.

@@ -268,7 +268,7 @@ TEST(ReplayRunnerTest, ABatchThatFailedBeforeTheDamageIsHandledBeforeTheDamageSt
 // intact, acknowledged events it had read into the batch: it threw the batch away and stopped, and
 // every restart did the same, so none of them reached the tables until an operator ran a replay.
 // It applies them first now (as replay does), then stops on the damage (exit 2).
-TEST(ReplayRunnerTest, TheDaemonAppliesTheEventsBeforeDamageInItsLogBeforeItStops) {
+TEST(WriterReadBack, TheDaemonAppliesTheEventsBeforeDamageInItsLogBeforeItStops) {
   const std::string clean_dir = damaged_log("daemon-damage-clean");
   test::TestDatabase clean("daemon_damage_clean");  // how far a replay gets: everything before the damage
   ReplayOptions options;
