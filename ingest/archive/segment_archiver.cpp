@@ -90,6 +90,9 @@ void SegmentArchiver::start(wal::WriteAheadLog& log) {
 void SegmentArchiver::release_before(std::uint64_t segment) {
   if (segment <= released_before_.load()) return;
   released_before_ = segment;
+  // Counted at once: the archiver thread may be waiting out a retry's backoff (up to retry_max),
+  // and meanwhile the released segments, still in the live log, would count against nothing.
+  if (log_ != nullptr) refresh_kept_from();
   {
     std::lock_guard lock(mu_);
     released_ = true;
@@ -247,10 +250,24 @@ void SegmentArchiver::apply_retention() {
                   e.first_lsn, e.last_lsn, e.last_arrival_ms);
 }
 
+// From the writer's thread (release_before) and the archiver's: each value stored is computed from
+// the log and a release mark that was still the latest after the store, so a store from an older
+// mark is followed by one from the newer (a log computed a moment before its oldest segment went
+// gives an earlier offset: more counted, never less).
+void SegmentArchiver::refresh_kept_from() {
+  for (;;) {
+    const std::uint64_t mark = released_before_.load();
+    const wal::Position oldest = log_->oldest();
+    const std::uint64_t released = std::min(mark, log_->durable().segment);
+    kept_from_log_offset_ = oldest.segment < released ? oldest.log_offset : UINT64_MAX;
+    if (released_before_.load() == mark) return;
+  }
+}
+
 void SegmentArchiver::publish_gauges() {
+  refresh_kept_from();
   const wal::Position oldest = log_->oldest();
   const std::uint64_t released = std::min(released_before_.load(), log_->durable().segment);
-  kept_from_log_offset_ = oldest.segment < released ? oldest.log_offset : UINT64_MAX;
   metrics_.archive_pending_segments.Set(released > oldest.segment ? static_cast<double>(released - oldest.segment) : 0.0);
   if (!index_) return;
   const auto& entries = index_->entries();

@@ -32,7 +32,8 @@
 //   are applied and confirmed. It records the mark and wakes the thread; it never waits for it.
 // - kept_from_log_offset(): where the oldest released segment still in the live log starts
 //   (UINT64_MAX when none): the daemon counts --wal-max-bytes from there. Any thread (an atomic
-//   read: it runs for every line); the archiver thread refreshes it each time it looks.
+//   read: it runs for every line); release_before refreshes it at once (the archiver thread may be
+//   waiting out a retry), and the archiver thread each time it looks.
 // - stop() ends the thread (after the segment it is archiving, if any). Idempotent.
 #include <atomic>
 #include <chrono>
@@ -100,6 +101,7 @@ class SegmentArchiver {
   void archive_into_index(std::uint64_t segment);
   void apply_retention();  // throws what the index or the file system throws
   void retain();           // apply_retention(), a failure reported and counted
+  void refresh_kept_from();
   void publish_gauges();
   void report_failure(const std::string& message);
   // Waits for work: at once when a released segment waits and nothing failed; after a failure,

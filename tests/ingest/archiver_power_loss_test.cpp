@@ -379,5 +379,37 @@ TEST_F(ArchiverOnARefusedSegment, RetriesWithoutCallingItDamagedAndArchivesItOnc
   expect_every_event_read_once(fs, kEvents);
 }
 
+// The daemon counts --wal-max-bytes from kept_from_log_offset(). While the archive directory could
+// not be used, the archiver thread waited out its retry's backoff (up to 30 s by default) before it
+// looked again, and segments the writer released meanwhile, still in the live log, counted against
+// nothing: acks went on past the budget by what was released in that time.
+class ArchiverBudget : public ArchiverPowerLoss {};
+
+TEST_F(ArchiverBudget, SegmentsReleasedWhileTheArchiverWaitsOutARetryCountAtOnce) {
+  FaultFs fs(3);
+  {  // Several segments, none applied yet.
+    auto log = wal::WriteAheadLog::open(log_options(fs, nullptr));
+    int next = 0;
+    append_groups(*log, next, [&] { return log->durable().segment < 4; });
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  fs.add_fault(test::FaultRule{test::FsOp::SyncDir, 1, UINT64_MAX, EIO, kArchiveDir});  // the directory never becomes usable
+  ArchiverConfig config = archiver_config(fs, Retention::None);
+  config.retry_initial = config.retry_max = std::chrono::minutes(10);
+  IngestMetrics metrics;
+  SegmentArchiver archiver(config, metrics, quiet_);
+  archiver.prepare();
+  auto log = wal::WriteAheadLog::open(log_options(fs, &archiver));
+  archiver.start(*log);
+  ASSERT_TRUE(test::wait_until([&] { return metrics.archive_errors.Value() >= 1; }, 10s));  // failed, now waiting
+  EXPECT_EQ(archiver.kept_from_log_offset(), UINT64_MAX) << "nothing released yet";
+
+  log->note_applied(log->durable());
+  archiver.release_before(log->durable().segment);
+  EXPECT_EQ(archiver.kept_from_log_offset(), log->oldest().log_offset);
+  EXPECT_EQ(log->oldest().segment, 1u) << "a segment left the live log unarchived";
+  archiver.stop();
+}
+
 }  // namespace
 }  // namespace pm::archive
