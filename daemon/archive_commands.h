@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ingest/log/log_fs.h"
 #include "repos/database.h"
 #include "repos/timestamp_unit.h"
 
@@ -33,7 +34,10 @@ struct ReplayCommand {
 std::string default_replay_instance(const ReplayCommand& command);
 int run_replay(const ReplayCommand& command);
 int run_archive_list(const std::string& archive_dir, bool json);
-int run_archive_verify(const std::string& archive_dir);
+// `archive verify`: every file read whole and checked, the chain and the index judged. 0 ok, 1 a
+// newer format, 2 damaged. `fs` reads the files (tests put a seam there). A file removed between
+// the listing and its reading (a running daemon's retention) is said so, not taken for damage.
+int run_archive_verify(const std::string& archive_dir, wal::LogFs& fs = wal::posix_log_fs());
 // `archive store-damaged`: archives a damaged live segment as it is (ingest/archive/damaged_segment.h)
 // so the daemon can go on past it. `segment` is its number or its file name (000000000000000a.wal).
 // Refuses while a daemon holds the log or the archive. 0 done; 1 refused or failed (why on stderr).
