@@ -1,5 +1,7 @@
 #include "ingest/log/wal.h"
 
+#include <stdexcept>
+
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -550,6 +552,10 @@ AppendStatus WriteAheadLog::append(std::span<const std::string> payloads, std::v
                                    const WrittenCallback& on_written) {
   out.clear();
   if (payloads.empty()) return AppendStatus::Ok;
+  for (const std::string& payload : payloads)
+    if (payload.size() > kMaxPayload)  // acknowledged, it would be damage to every reader
+      throw std::invalid_argument("a log record of " + std::to_string(payload.size()) + " bytes is longer than the " +
+                                  std::to_string(kMaxPayload) + " bytes the log's readers take");
   Request self{payloads, &out, &on_written};
   std::unique_lock lock(mu_);
   if (halted_) return AppendStatus::IoError;

@@ -35,6 +35,8 @@
 //   must be quick. Those records are not durable yet: a consumer may start work on them (the
 //   batch writer starts their transaction meanwhile) but must let nothing outside this process
 //   depend on them before wait_durable() says so (the writer's COMMIT waits for it).
+//   A payload longer than kMaxPayload (16 MiB), which no reader would take back, throws
+//   std::invalid_argument before anything of the call is written.
 // - With group_delay, a leader whose previous group held several calls (other threads are
 //   appending) first waits that long, without the lock, so the calls arriving meanwhile join its
 //   group: fewer fdatasyncs under concurrent load (PostgreSQL's commit_delay with

@@ -597,6 +597,30 @@ TEST_F(WalTest, FlippedBitBeforeTheTailStopsRecoveryWithFileAndOffset) {
   EXPECT_EQ(WriteAheadLog::open(options())->durable().lsn, 10u);
 }
 
+// A record longer than the readers take (kMaxPayload) was acknowledged, and then refused as damage
+// by every reader of the log (the writer's read-back included). Refused at append, nothing written.
+TEST_F(WalTest, ARecordLongerThanTheReadersTakeIsRefusedAtAppendAndNothingIsWritten) {
+  auto log = WriteAheadLog::open(options());
+  append(*log, 0, 2);
+  const Position before = log->durable();
+  const std::vector<std::string> payloads{payload(2), std::string(kMaxPayload + 1, 'x')};
+  std::vector<Appended> out;
+  try {
+    log->append(payloads, out);
+    ADD_FAILURE() << "appended";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(std::to_string(kMaxPayload + 1) + " bytes is longer than the"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(log->durable().lsn, before.lsn);
+  EXPECT_EQ(log->durable().offset, before.offset);
+  append(*log, 2, 1);  // the log goes on
+  EXPECT_EQ(read_all(*log, log->oldest()).size(), 3u);
+  std::vector<std::string> largest{std::string(kMaxPayload, 'y')};  // the longest a reader takes
+  ASSERT_EQ(log->append(largest, out), AppendStatus::Ok);
+  EXPECT_EQ(read_all(*log, log->oldest()).back().size(), kMaxPayload);
+}
+
 TEST_F(WalTest, ReaderDetectsCorruptionInOlderSegments) {
   {
     auto log = WriteAheadLog::open(options(1024));
