@@ -436,15 +436,8 @@ void WriteAheadLog::read_from_storage(LogFile& file, const std::string& path) {
 }
 
 void WriteAheadLog::check_state(StateRead read, const LocalState& state, const Position& end) const {
-  const std::string path = path_in(options_.dir, kStateFileName);
-  if (read == StateRead::Valid && state.log_id != log_id_)
-    throw WalCorruption(path, 0, "the state file belongs to log " + log_id_hex(state.log_id) + ", the segments to log " +
-                                     log_id_hex(log_id_) + "; a directory holds one log");
-  if (read == StateRead::Damaged && end.lsn > 0)
-    throw WalCorruption(path, 0,
-                        "both copies of the log's state file are damaged (each was synced, so the storage corrupted it). "
-                        "If the segments are intact, remove the file to start without its check; the checkpoint in "
-                        "PostgreSQL is still checked against the log");
+  if (const std::string problem = state_mismatch(read, state, log_id_, end.lsn); !problem.empty())
+    throw WalCorruption(path_in(options_.dir, kStateFileName), 0, problem);
 }
 
 void WriteAheadLog::open_state(StateRead read, const LocalState& state) {

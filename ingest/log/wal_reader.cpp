@@ -175,7 +175,8 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   // Read after them, it could be (a group synced, or a segment started, in between), and a healthy
   // running log was reported as damaged ("records were lost").
   LocalState state;
-  const bool state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
+  const StateRead state_read = read_state(fs, path_in(dir, kStateFileName), state);
+  const bool state_valid = state_read == StateRead::Valid;
   const DirectoryListing listing = list_log_dir(fs, dir);
   if (listing.segments.empty()) throw std::runtime_error(dir + " holds no log segments");
   LogExtent extent;
@@ -208,6 +209,10 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   extent.tail = scan.tail;
   extent.tail_problem = scan.problem;
   extent.later_valid_offset = scan.later_valid_offset;
+  // What recovery refuses, the tools call damage (they called such a log ok, and said recovery
+  // would create the state file the daemon then refused to start without).
+  if (const std::string problem = state_mismatch(state_read, state, extent.log_id, extent.end.lsn); !problem.empty())
+    throw WalCorruption(path_in(dir, kStateFileName), 0, problem);
   if (state_valid && state.log_id == extent.log_id) {
     extent.has_state = true;
     extent.applied = state.applied;

@@ -70,6 +70,17 @@ bool decode_slot(const char* data, std::size_t n, LocalState& out, std::uint64_t
 
 }  // namespace
 
+std::string state_mismatch(StateRead read, const LocalState& state, const LogId& log_id, std::uint64_t end_lsn) {
+  if (read == StateRead::Valid && state.log_id != log_id)
+    return "the state file belongs to log " + log_id_hex(state.log_id) + ", the segments to log " + log_id_hex(log_id) +
+           "; a directory holds one log";
+  if (read == StateRead::Damaged && end_lsn > 0)
+    return "both copies of the log's state file are damaged (each was synced, so the storage corrupted it). If the "
+           "segments are intact, remove the file to start without its check; the checkpoint in PostgreSQL is still "
+           "checked against the log";
+  return "";
+}
+
 StateRead read_state(LogFs& fs, const std::string& path, LocalState& out) {
   std::unique_ptr<LogFile> file;
   if (const std::error_code ec = fs.open(path, OpenMode::Read, file)) {

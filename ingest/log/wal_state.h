@@ -41,6 +41,12 @@ enum class StateRead { Missing, Valid, Damaged };
 // valid one, which is not this log's latest state.
 StateRead read_state(LogFs& fs, const std::string& path, LocalState& out);
 
+// Why a state file read as `read` (holding `state` when Valid) cannot stand beside segments of log
+// `log_id` whose records end at `end_lsn`: it is another log's, or both its slots are damaged
+// while records exist ("" when it can). Recovery refuses such a log (WalCorruption); the
+// inspection tools give the same verdict.
+std::string state_mismatch(StateRead read, const LocalState& state, const LogId& log_id, std::uint64_t end_lsn);
+
 class StateFile {
  public:
   // Creates (or replaces) the file with `initial` written into it, synced, under `path`.tmp first

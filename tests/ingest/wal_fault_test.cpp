@@ -632,6 +632,50 @@ TEST_F(WalFaultTest, AProcessKilledWhileTheStateFileIsCreatedBesideRecordsLeaves
   EXPECT_FALSE(fs_.exists(kDir + "/state.tmp"));
 }
 
+// A state file recovery refuses (both copies damaged beside records, or another log's) is damage to
+// the inspection tools too (wal-verify, status): they called such a log ok, and said recovery would
+// create the state file, while the daemon refused to start (exit 2).
+TEST_F(WalFaultTest, AStateFileRecoveryRefusesIsDamageToTheToolsToo) {
+  {
+    auto log = WriteAheadLog::open(options());
+    ASSERT_EQ(append(*log, 0, 3), AppendStatus::Ok);
+  }
+  const std::string state_path = kDir + "/state";
+  const std::string sound = fs_.contents(state_path);
+  ASSERT_EQ(sound.size(), 2 * kStateSlotSize);
+  std::string damaged = sound;
+  for (const std::size_t slot : {std::size_t{0}, kStateSlotSize}) damaged.replace(slot, 8, "garbage!");
+  fs_.put(state_path, damaged);
+  EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+  try {
+    inspect_log(kDir, fs_);
+    ADD_FAILURE() << "a log whose state file's copies are both damaged was inspected as sound";
+  } catch (const WalCorruption& e) {
+    EXPECT_NE(std::string(e.what()).find("both copies of the log's state file are damaged"), std::string::npos) << e.what();
+  }
+
+  // Another log's state file.
+  const std::string other_dir = "/other";
+  {
+    Options o = options();
+    o.dir = other_dir;
+    auto other = WriteAheadLog::open(o);
+    ASSERT_EQ(append(*other, 0, 1), AppendStatus::Ok);
+  }
+  fs_.put(state_path, fs_.contents(other_dir + "/state"));
+  EXPECT_THROW(WriteAheadLog::open(options()), WalCorruption);
+  try {
+    inspect_log(kDir, fs_);
+    ADD_FAILURE() << "a log with another log's state file was inspected as sound";
+  } catch (const WalCorruption& e) {
+    EXPECT_NE(std::string(e.what()).find("the state file belongs to log"), std::string::npos) << e.what();
+  }
+
+  fs_.put(state_path, sound);
+  EXPECT_NO_THROW(inspect_log(kDir, fs_));
+  EXPECT_NO_THROW(WriteAheadLog::open(options()));
+}
+
 // The model the test above stands on: a sync that loses its pages leaves them readable, stores
 // them with no later sync, and a page written again is stored whole by the next one.
 TEST_F(WalFaultTest, AFaultFsSyncThatLosesItsPagesKeepsThemReadableButNeverStoresThem) {
