@@ -36,4 +36,16 @@ const char* SegmentFile::read(std::uint64_t offset, std::size_t n, std::uint64_t
   return got >= n ? buffer_.data() : nullptr;
 }
 
+bool zeros_to_end(SegmentFile& f, std::uint64_t from, std::uint64_t size) {
+  constexpr std::uint64_t kStep = 64u << 10;
+  for (std::uint64_t off = from; off < size; off += kStep) {
+    const std::size_t n = static_cast<std::size_t>(std::min(kStep, size - off));
+    const char* p = f.read(off, n);
+    if (p == nullptr) return false;
+    for (std::size_t i = 0; i < n; ++i)
+      if (p[i] != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace pm::wal

@@ -33,4 +33,8 @@ class SegmentFile {
   std::size_t window_ = 0;  // bytes read per refill: grows to 1 MiB
 };
 
+// Whether every byte of `f` from `from` to `size` is zero: the preallocated rest of a segment (wal.h),
+// a clean end in formats 2 and 3. False when the file is shorter. Throws what read() throws.
+bool zeros_to_end(SegmentFile& f, std::uint64_t from, std::uint64_t size);
+
 }  // namespace pm::wal

@@ -123,6 +123,9 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
     while (pos.offset < size) {
       reading_at = pos.offset;
       Entry e = entry_at(f, header, pos.offset, size, last_lsn, true);
+      // Zeros from here to the end: the rest of a segment started from a spare file of zeros (the
+      // daemon's default), its clean end, as recovery reads it; not a range to skip.
+      if (e.bytes == 0 && has_group_markers(header) && zeros_to_end(f, pos.offset, size)) break;
       if (e.bytes == 0) {
         // Resynchronise: the next offset holding a valid record or marker with a later LSN.
         std::uint64_t at = pos.offset + 1;

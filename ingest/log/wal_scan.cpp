@@ -97,19 +97,6 @@ std::uint64_t later_record(SegmentFile& f, std::uint64_t from, std::uint64_t siz
   return 0;
 }
 
-// Whether every byte from `from` to `size` is zero: the preallocated rest of a segment (wal.h).
-bool zero_to_end(SegmentFile& f, std::uint64_t from, std::uint64_t size) {
-  constexpr std::uint64_t kStep = 64u << 10;
-  for (std::uint64_t off = from; off < size; off += kStep) {
-    const std::size_t n = static_cast<std::size_t>(std::min(kStep, size - off));
-    const char* p = f.read(off, n);
-    if (p == nullptr) return false;
-    for (std::size_t i = 0; i < n; ++i)
-      if (p[i] != 0) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 SegmentScan scan_segment(LogFs& fs, const std::string& path) {
@@ -141,7 +128,7 @@ SegmentScan scan_segment(LogFs& fs, const std::string& path) {
     // tail (a file system that extended the file before a power loss), cut like any other, as
     // the segment is no longer the newest once the log goes on in a later version (only the
     // newest may end in zeros).
-    if (!problem.empty() && grouped && zero_to_end(f, pos.offset, scan.file_size)) break;
+    if (!problem.empty() && grouped && zeros_to_end(f, pos.offset, scan.file_size)) break;
     if (!problem.empty()) {
       const std::uint64_t later = grouped ? later_group_marker(f, scan.header, search_from, scan.file_size, pos.lsn)
                                           : later_record(f, pos.offset + 1, scan.file_size, pos.lsn);
