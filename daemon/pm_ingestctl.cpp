@@ -457,6 +457,11 @@ bool parse_command_line(int argc, char** argv, const po::options_description& op
 // Runs one command; its exit code: 2 for a usage error or no such command, 1 when it failed.
 int run_command(const std::string& command, const po::variables_map& vm) {
   try {
+    // `status /var/lib/pm-ingestd/wal` (the directory without --wal-dir) ran without the log's
+    // check and exited 0: a health script always passed. Only `archive` takes a second word.
+    if (command != "archive" && vm.count("subcommand"))
+      throw pm::UsageError("takes no argument '" + vm["subcommand"].as<std::string>() +
+                           "': give each value with its option (--wal-dir DIR, --source DIR, --input FILE, ...)");
     if (command == "migrate") return run_migrate(vm);
     if (command == "pending") return run_pending(vm);
     if (command == "status") return run_status(vm);

@@ -154,6 +154,9 @@ TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
       {{"replay", "--dry-run", "--source", dir, "--instance-id", "default", "--until", "2026-11-30T04:00:00Z"},
        "--instance-id 'default' with --from-lsn, --to-lsn, --until or --skip-damaged"},
       {{"replay", "--dry-run", "--source", dir, "--instance-id", "default", "--skip-damaged"}, "Give it a checkpoint of its own"},
+      // The log's directory without --wal-dir: status ran without the log's check and exited 0.
+      {{"status", "--database-url", "postgresql://u@127.0.0.1:1/x", dir}, "status: takes no argument '" + dir + "'"},
+      {{"wal-verify", dir}, "give each value with its option (--wal-dir DIR"},
   };
   for (const auto& [args, message] : cases) {
     const auto r = ctl(args);
