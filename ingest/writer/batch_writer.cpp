@@ -307,10 +307,11 @@ void BatchWriter::back_off(const TxFailure& failure) {
     start_over(wait);
     return;
   }
-  // A batch or check the server answered with an error (not the (re)connect itself, and not a lost
-  // session: a reconnect that succeeds answers that one).
-  const bool session_lost = failure.kind == PgErrorKind::Connection || failure.kind == PgErrorKind::InDoubt;
-  if (ready_ && !session_lost) failed_since_connect_ = true;
+  // A batch or check that failed after the (re)connect, the server's error or a lost session alike:
+  // up again only once a batch commits or an idle check passes. A lost session was taken as
+  // answered by the reconnect after it, so a batch whose session was lost every time (a backend
+  // the OOM killer ends) made the gauge read 1 from each reconnect to the next loss.
+  if (ready_) failed_since_connect_ = true;
   database_up_ = false;
   metrics_.database_up(false);  // before the error is counted: a scrape that sees the count sees this
   metrics_.database_error(failure.kind);

@@ -541,6 +541,48 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
   EXPECT_EQ(d.stop(), 0);
 }
 
+// The same when the batch's session is lost every time (a backend the OOM killer ends on each large
+// COPY, a proxy resetting it): a lost session was taken as answered by the reconnect that followed,
+// so the gauge read 1 from each reconnect until the batch failed again, and neither
+// PmIngestdDatabaseDown nor PmIngestdNotReady, held for a minute or two, ever fired.
+TEST_F(DaemonTest, ABatchWhoseSessionIsLostEveryTimeKeepsTheDatabaseDownAcrossItsRetries) {
+  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_lose_session() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  PERFORM pg_sleep(0.3);  -- each retry's batch stays in flight a while after its reconnect
+                  PERFORM pg_terminate_backend(pg_backend_pid());
+                  PERFORM pg_sleep(5);    -- ended by the termination
+                  RETURN NULL;
+                END $$)");
+  const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_lose_session ON polymarket_trades";
+  const SqlAtExit drop_at_exit(*tdb_, {drop_trigger});
+  tdb_->exec("CREATE TRIGGER test_lose_session BEFORE INSERT ON polymarket_trades "
+             "FOR EACH STATEMENT EXECUTE FUNCTION test_lose_session()");
+  DaemonHarness d(tdb_->url());
+  d.start();
+  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send(trade_lines("c", "lost", 5)));
+  ASSERT_TRUE(p.wait_ack(5, 10s));
+  const std::string failures = "pm_ingest_database_errors_total{kind=\"connection\"}";
+  ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
+  int polls = 0, up_seen = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        ++polls;
+        if (d.metric("pm_ingest_database_up") != 0) ++up_seen;
+        return d.metric(failures) >= 4;
+      },
+      60s))
+      << d.metrics() << d.output();
+  EXPECT_EQ(up_seen, 0) << "pm_ingest_database_up read 1 in " << up_seen << " of " << polls
+                        << " polls while the batch's session kept being lost";
+  EXPECT_EQ(count(kTrades), 0);
+  tdb_->exec(drop_trigger);
+  EXPECT_TRUE(wait_count(kTrades, 5)) << d.output();
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 10s));
+  EXPECT_EQ(d.stop(), 0);
+}
+
 // A function test_trap.pg_current_wal_insert_lsn() ahead of pg_catalog in the database's
 // search_path (ALTER DATABASE: the daemon's sessions opened after it): it raises "retention query
 // refused (test)" while test_trap.armed has a row and `refuse_when` (PL/pgSQL, may use the variable
