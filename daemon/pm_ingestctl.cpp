@@ -8,7 +8,6 @@
 #include <tuple>
 #include <utility>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "daemon/archive_commands.h"
 #include "daemon/cli_common.h"
 #include "daemon/daemon_options.h"
+#include "daemon/log_health.h"
 #include "daemon/log_inspection.h"
 #include "daemon/send_command.h"
 #include "ingest/events/event_codec.h"
@@ -176,73 +176,12 @@ std::string required_wal_dir(const po::variables_map& vm) {
   return dir;
 }
 
-// A row of pm_ingest_checkpoints, as status holds it against the log.
-struct StoredCheckpoint {
-  std::string instance;
-  std::string log_id;
-  std::uint64_t lsn = 0;
-};
-
-// Whether the daemon on the log applies from `instance`'s checkpoint: the one `daemon_instance`
-// names, else any not named like pm-ingestctl replay's own ('replay', 'replay to=...').
-bool daemon_applies_from(const std::string& instance, const std::string& daemon_instance) {
-  return daemon_instance.empty() ? !pm::names_a_replay_checkpoint(instance) : instance == daemon_instance;
-}
-
-// The log's health in status: verified whole, and held against the checkpoints stored for it. A
-// checkpoint past the log's end is damage whoever's it is; one behind its oldest record only when
-// the daemon applies from it (a replay's falls behind as the daemon removes applied segments).
-int print_log_status(const std::string& dir, const std::vector<StoredCheckpoint>& checkpoints,
-                     const std::string& daemon_instance) {
-  const pm::ctl::LogVerdict v = pm::ctl::verify_log(dir);
-  if (!v.extent_known) {
-    std::cout << "log             " << dir << ": " << pm::ctl::verdict_word(v) << ": " << v.problem << "\n"
-              << pm::ctl::advice_for(v, dir) << "\n";
-    return pm::ctl::exit_code_for(v);
-  }
-  const std::string id = pm::wal::log_id_hex(v.extent.log_id);
-  // Read whole, the LSNs of each run (those below a hole too); else where reading in order starts and ends.
-  std::string lsns = v.ok ? pm::ctl::lsn_ranges(v) : "";
-  if (lsns.empty()) lsns = std::to_string(v.extent.oldest.lsn + 1) + ".." + std::to_string(v.extent.end.lsn);
-  std::cout << "log             " << id << " in " << dir << ": lsn " << lsns << ", " << v.extent.segments << " segment(s), "
-            << pm::ctl::record_bytes(v) << " record bytes\n";
-  if (!v.ok) {
-    std::cout << "log health      " << pm::ctl::verdict_word(v) << ": " << v.problem << "\n"
-              << pm::ctl::advice_for(v, dir) << "\n";
-    return pm::ctl::exit_code_for(v);
-  }
-  std::ostringstream notes;
-  for (const auto& [instance, log_id, lsn] : checkpoints) {
-    if (log_id == id && lsn > v.extent.end.lsn) {
-      std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log ends at lsn "
-                << v.extent.end.lsn << ": records were lost, and new events would reuse their LSNs\n"
-                << pm::ctl::damage_advice(dir) << "\n";
-      return 2;
-    }
-    if (log_id == id && lsn < v.extent.oldest.lsn && !daemon_applies_from(instance, daemon_instance)) {
-      notes << "note            instance " << instance << " is at lsn " << lsn << ", behind this log (read in order from lsn "
-            << v.extent.oldest.lsn + 1 << "): the daemon does not apply from it; a replay resumes from the archive\n";
-      continue;
-    }
-    if (log_id == id && lsn < v.extent.oldest.lsn) {
-      std::cout << "log health      DAMAGED: a checkpoint of this log is at lsn " << lsn << " but the log can be read in order "
-                << "only from lsn " << v.extent.oldest.lsn + 1 << ": unapplied records were removed, and the daemon will "
-                << "refuse to apply it (exit 2)\n"
-                << pm::ctl::damage_advice(dir) << "\n";
-      return 2;
-    }
-  }
-  std::cout << notes.str() << "log health      ok" << (v.torn_tail ? " (ends in a torn last group, never acknowledged; cut at the next start)" : "")
-            << "\n";
-  return 0;
-}
-
 int run_status(const po::variables_map& vm) {
   pm::Database db(database_config(vm));
   const auto pending = pm::Migrator(db).pending();
   std::cout << "database        " << pm::redact_url(db.config().url) << "\n";
   std::cout << "migrations      " << (pending.empty() ? "up to date" : std::to_string(pending.size()) + " pending") << "\n";
-  std::vector<StoredCheckpoint> checkpoints;
+  std::vector<pm::ctl::StoredCheckpoint> checkpoints;
   db.transaction([&](pqxx::work& tx) {
     for (const auto& row : tx.exec("SELECT instance_id, log_id, lsn, applied_events, updated_at FROM pm_ingest_checkpoints ORDER BY instance_id")) {
       std::cout << "instance        " << row[0].c_str() << ": applied up to lsn " << row[2].c_str() << " of log " << row[1].c_str()
@@ -251,8 +190,17 @@ int run_status(const po::variables_map& vm) {
     }
     std::cout << "dead letters    " << tx.exec1("SELECT count(*) FROM pm_dead_letters")[0].c_str() << "\n";
   });
-  if (const std::string dir = vm["wal-dir"].as<std::string>(); !dir.empty()) return print_log_status(dir, checkpoints, vm["instance-id"].as<std::string>());
-  return 0;
+  const std::string dir = vm["wal-dir"].as<std::string>();
+  if (dir.empty()) return 0;
+  const auto read_after = [&db] {
+    std::vector<pm::ctl::StoredCheckpoint> now;
+    db.transaction([&](pqxx::work& tx) {
+      for (const auto& row : tx.exec("SELECT instance_id, log_id, lsn FROM pm_ingest_checkpoints ORDER BY instance_id"))
+        now.push_back({row[0].c_str(), row[1].c_str(), row[2].as<std::uint64_t>()});
+    });
+    return now;
+  };
+  return pm::ctl::report_log_health(dir, checkpoints, read_after, vm["instance-id"].as<std::string>(), std::cout);
 }
 
 int run_checkpoint_reset(const po::variables_map& vm) {

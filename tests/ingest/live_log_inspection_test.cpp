@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/log_health.h"
 #include "daemon/log_inspection.h"
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
@@ -179,6 +180,37 @@ TEST_F(LiveLogInspection, DamageInARunningLogIsNotTakenForARemoval) {
   EXPECT_FALSE(v.ok);
   EXPECT_GT(printed, 0u);
   EXPECT_FALSE(v.cut_by_a_removal) << v.problem;
+}
+
+// `status` reads the checkpoints, then the whole log (minutes, for a large backlog). A daemon that
+// applied, checkpointed and removed segments meanwhile left the checkpoint read first behind the
+// log's oldest record: "DAMAGED: unapplied records were removed", with the advice to move the log
+// away, for a healthy log. A checkpoint behind the log is judged on the checkpoints read after it.
+TEST_F(LiveLogInspection, StatusJudgesACheckpointBehindTheLogOnTheCheckpointsReadAfterIt) {
+  const std::string id = wal::log_id_hex(log_->log_id());
+  const std::vector<ctl::StoredCheckpoint> read_first{{"default", id, 5}};  // in the first segment
+  // Meanwhile the daemon applied everything, checkpointed, and removed the first segment.
+  const wal::Position applied = log_->durable();
+  log_->note_applied(applied);
+  ASSERT_TRUE(log_->persist_applied());
+  const std::uint64_t second = log_->oldest().segment + 1;
+  log_->remove_segments_before(second);
+  ASSERT_EQ(log_->oldest().segment, second);
+  const std::vector<ctl::StoredCheckpoint> read_after{{"default", id, applied.lsn}};
+
+  std::ostringstream healthy;
+  EXPECT_EQ(ctl::report_log_health(dir_, read_first, [&] { return read_after; }, "", healthy), 0) << healthy.str();
+  EXPECT_NE(healthy.str().find("log health      ok"), std::string::npos) << healthy.str();
+
+  // Still behind once the log was read: the daemon will refuse it.
+  std::ostringstream damaged;
+  EXPECT_EQ(ctl::report_log_health(dir_, read_first, [&] { return read_first; }, "", damaged), 2) << damaged.str();
+  EXPECT_NE(damaged.str().find("unapplied records were removed"), std::string::npos) << damaged.str();
+  // Past the log's end when read first: damage whenever it was read.
+  const std::vector<ctl::StoredCheckpoint> past_end{{"default", id, applied.lsn + 1}};
+  std::ostringstream lost;
+  EXPECT_EQ(ctl::report_log_health(dir_, past_end, [&] { return read_after; }, "", lost), 2) << lost.str();
+  EXPECT_NE(lost.str().find("records were lost"), std::string::npos) << lost.str();
 }
 
 // Salvage (`wal-verify --salvage`, `wal-dump --salvage`) beside a running daemon: a segment removed
