@@ -8,6 +8,7 @@
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_newer_format.h"
+#include "ingest/log/wal_state.h"
 
 namespace pm::wal {
 
@@ -91,7 +92,7 @@ std::uint64_t records_end_by_next(const SegmentHeader& header, const std::option
 
 bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
                      const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
-                     const std::optional<SegmentHeader>& next) {
+                     const std::optional<SegmentHeader>& next, Continuity* continuity) {
   const std::string path = segment_path(dir, segment);
   std::unique_ptr<SegmentFile> file;
   SegmentHeader header;
@@ -117,6 +118,17 @@ bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, s
     counts.superseded_bytes += file_size - size;
   }
   Position pos = first_position(header);
+  if (continuity != nullptr && header.log_id == continuity->log_id) {
+    continuity->seen = true;
+    // Below the applied segment holes are allowed (applied segments kept for an unusable archive,
+    // some removed by a crash), as recovery allows them.
+    if (last_lsn != 0 && pos.lsn > last_lsn && segment > continuity->applied_segment) {
+      ++counts.skipped_ranges;
+      on_skip(SkippedRange{path, 0, 0, last_lsn, pos.lsn + 1,
+                           "lsn " + std::to_string(last_lsn + 1) + ".." + std::to_string(pos.lsn) +
+                               " are in no segment (a segment is missing, or the one before it was cut short)"});
+    }
+  }
   if (last_lsn == 0 || pos.lsn > last_lsn) last_lsn = pos.lsn;
   std::uint64_t reading_at = pos.offset;  // where the entry being read starts
   try {
@@ -170,9 +182,29 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
                           const std::function<void(const SkippedRange&)>& on_skip) {
   SalvageCounts counts;
   std::uint64_t last_lsn = 0;
+  // The state file says from which segment on the log has no holes, and up to which LSN records
+  // were synced (and may be acknowledged).
+  // Read before the listing: a running daemon raises its ceiling only to what it has synced.
+  LocalState state;
+  const bool state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
+  Continuity continuity{state.log_id, state.applied.segment};
   const std::vector<std::uint64_t> segments = list_log_dir(fs, dir).segments;
-  for (std::size_t i = 0; i < segments.size(); ++i)
-    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, next_header_of(fs, dir, segments, i + 1))) break;
+  bool after_unreadable = false;  // the segment before had no readable header (reported already)
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    // Not once a running daemon removed a segment meanwhile (applied): that explains a jump.
+    const bool judge = state_valid && counts.removed_segments == 0 && !after_unreadable;
+    const std::uint64_t unreadable_before = counts.unreadable_segments;
+    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, next_header_of(fs, dir, segments, i + 1),
+                         judge ? &continuity : nullptr))
+      return counts;
+    after_unreadable = counts.unreadable_segments != unreadable_before;
+  }
+  if (continuity.seen && counts.removed_segments == 0 && state.ceiling.lsn > last_lsn) {
+    ++counts.skipped_ranges;
+    on_skip(SkippedRange{segment_path(dir, segments.back()), 0, 0, last_lsn, 0,
+                         "lsn " + std::to_string(last_lsn + 1) + ".." + std::to_string(state.ceiling.lsn) +
+                             " were synced (the state file's ceiling) and are in no segment: acknowledged records were lost"});
+  }
   return counts;
 }
 

@@ -38,20 +38,33 @@ struct SalvageCounts {
   std::uint64_t superseded_bytes = 0;
 };
 
-// Calls `on_record` for each readable event record and `on_skip` for each damaged range.
+// Calls `on_record` for each readable event record and `on_skip` for each damaged range. With the
+// log's state file (of this log), LSNs no segment holds are damaged ranges too: between a segment
+// and the next one from the applied segment on (below it, holes are allowed, as recovery allows
+// them), and from the last record read up to the state's ceiling (synced, so maybe acknowledged).
+// Not judged once a running daemon removed a segment during the read (it removes applied ones).
 // `on_record` returns false to stop. Throws std::system_error when the directory cannot be read,
 // WalCorruption (unreadable()) for a segment the system refuses to open, WalNewerFormat for one of
 // a newer format (wal_newer_format.h): neither is damage to step over.
 SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function<bool(const Record&)>& on_record,
                           const std::function<void(const SkippedRange&)>& on_skip);
 
+// What salvage_log knows of the log from its state file: LSNs between the last one read and a
+// segment of this log that starts later are a skipped range from the segment after `applied_segment`
+// on. `seen`: a segment of this log was read with it.
+struct Continuity {
+  LogId log_id{};
+  std::uint64_t applied_segment = 0;
+  bool seen = false;
+};
+
 // The same for segment `segment` of `dir` alone, adding to `counts`. `last_lsn` is the LSN read last
 // before it (0: none), and is updated. `next` is the header of the segment after it, when there is
 // one and it is readable: of this log and numbered next, its base offset says where this segment's
-// records end, and the bytes after that are superseded (counted, not read). False when `on_record`
-// asked to stop.
+// records end, and the bytes after that are superseded (counted, not read). With `continuity`, LSNs
+// missing before it are reported (above). False when `on_record` asked to stop.
 bool salvage_segment(LogFs& fs, const std::string& dir, std::uint64_t segment, std::uint64_t& last_lsn, SalvageCounts& counts,
                      const std::function<bool(const Record&)>& on_record, const std::function<void(const SkippedRange&)>& on_skip,
-                     const std::optional<SegmentHeader>& next = std::nullopt);
+                     const std::optional<SegmentHeader>& next = std::nullopt, Continuity* continuity = nullptr);
 
 }  // namespace pm::wal

@@ -574,6 +574,63 @@ TEST_F(WalTest, SalvageTakesAZeroFilledTailForTheCleanEnd) {
   EXPECT_EQ(salvage_log(posix_log_fs(), dir_.string(), [](const Record&) { return true; }, [](const SkippedRange&) {}).skipped_ranges, 1u);
 }
 
+// LSNs that no segment holds are what salvage is for: `wal-verify --salvage` said "0 damaged
+// range(s)" and exited 0 for a log missing a segment, or whose synced records were lost, where
+// plain wal-verify called it damaged. A hole below the applied segment is no damage, as in recovery.
+TEST_F(WalTest, SalvageNamesTheLsnsNoSegmentHolds) {
+  std::uint64_t newest = 0;
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+    ASSERT_TRUE(log->persist_applied());  // the ceiling: everything
+    newest = log->durable().segment;
+    ASSERT_GE(newest, 5u);
+  }
+  const auto salvage = [&](std::vector<SkippedRange>& skipped) {
+    return salvage_log(posix_log_fs(), dir_.string(), [](const Record&) { return true; },
+                       [&](const SkippedRange& r) { skipped.push_back(r); });
+  };
+  std::vector<SkippedRange> none;
+  EXPECT_EQ(salvage(none).skipped_ranges, 0u);
+  ASSERT_TRUE(none.empty()) << none.front().problem;
+
+  const SegmentHeader third = read_segment_header(posix_log_fs(), dir_.string(), 3);
+  const SegmentHeader fourth = read_segment_header(posix_log_fs(), dir_.string(), 4);
+  fs::remove(dir_ / segment_file_name(3));
+  std::vector<SkippedRange> gap;
+  EXPECT_EQ(salvage(gap).skipped_ranges, 1u);
+  ASSERT_EQ(gap.size(), 1u);
+  EXPECT_EQ(gap[0].last_lsn_before, third.first_lsn - 1);
+  EXPECT_EQ(gap[0].next_lsn_after, fourth.first_lsn);
+  EXPECT_NE(gap[0].problem.find("lsn " + std::to_string(third.first_lsn) + ".." + std::to_string(fourth.first_lsn - 1) +
+                                " are in no segment"),
+            std::string::npos)
+      << gap[0].problem;
+
+  // The newest segment lost its records (below the ceiling).
+  const SegmentHeader last = read_segment_header(posix_log_fs(), dir_.string(), newest);
+  fs::resize_file(dir_ / segment_file_name(newest), kSegmentHeaderSize);
+  std::vector<SkippedRange> lost;
+  salvage(lost);
+  ASSERT_EQ(lost.size(), 2u);
+  EXPECT_NE(lost[1].problem.find("lsn " + std::to_string(last.first_lsn) + ".."), std::string::npos) << lost[1].problem;
+  EXPECT_NE(lost[1].problem.find("acknowledged records were lost"), std::string::npos) << lost[1].problem;
+}
+
+TEST_F(WalTest, SalvageTakesAHoleBelowTheAppliedSegmentForNoDamage) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+    log->note_applied(log->durable());
+    ASSERT_TRUE(log->persist_applied());
+  }
+  fs::remove(dir_ / segment_file_name(2));  // applied: removed apart from its neighbours by a crash
+  std::vector<std::string> skipped;
+  const SalvageCounts counts = salvage_log(posix_log_fs(), dir_.string(), [](const Record&) { return true; },
+                                           [&](const SkippedRange& r) { skipped.push_back(r.problem); });
+  EXPECT_EQ(counts.skipped_ranges, 0u) << skipped.front();
+}
+
 TEST_F(WalTest, ZerosFollowedByAnythingElseAreATornTail) {
   {
     auto log = WriteAheadLog::open(options());
