@@ -501,27 +501,23 @@ TEST_F(DaemonTest, StartsWithoutTheDatabaseAcksIntoTheLogAndReplaysLater) {
   EXPECT_EQ(d.stop(), 0);
 }
 
-// A batch the server keeps refusing with an error that is not its data's (a trigger raising
-// insufficient_privilege, as a revoked INSERT would): every retry reconnects first, and
-// pm_ingest_database_up must stay 0 through those reconnects, or an alert on it held for a minute
-// (PmIngestdDatabaseDown) never fires. It turns 1 once the batch commits.
-TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
-  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_refuse_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  PERFORM pg_sleep(0.3);  -- each retry's batch stays in flight a while after its reconnect
-                  RAISE EXCEPTION 'permission denied (test)' USING ERRCODE = 'insufficient_privilege';
-                END $$)");
-  const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_refuse_insert ON polymarket_trades";
-  const SqlAtExit drop_at_exit(*tdb_, {drop_trigger});
-  tdb_->exec("CREATE TRIGGER test_refuse_insert BEFORE INSERT ON polymarket_trades "
-             "FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_insert()");
-  DaemonHarness d(tdb_->url());
+// A batch whose BEFORE INSERT trigger runs `trigger_body` (PL/pgSQL) fails on every retry, each
+// counted as pm_ingest_database_errors_total{kind=`kind`}; pm_ingest_database_up must read 0
+// throughout, and 1 once the trigger is dropped and the batch commits.
+void expect_database_down_while_the_batch_fails(TestDatabase& db, const std::string& trigger_body, const std::string& kind) {
+  db.exec("CREATE OR REPLACE FUNCTION test_failing_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " + trigger_body +
+          " END $$");
+  const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_failing_batch ON polymarket_trades";
+  const SqlAtExit drop_at_exit(db, {drop_trigger});
+  db.exec("CREATE TRIGGER test_failing_batch BEFORE INSERT ON polymarket_trades "
+          "FOR EACH STATEMENT EXECUTE FUNCTION test_failing_batch()");
+  DaemonHarness d(db.url());
   d.start();
   ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
   Producer p(d.socket());
-  ASSERT_TRUE(p.send(trade_lines("c", "refused", 5)));
+  ASSERT_TRUE(p.send(trade_lines("c", "failing", 5)));
   ASSERT_TRUE(p.wait_ack(5, 10s));
-  const std::string failures = "pm_ingest_database_errors_total{kind=\"other\"}";
+  const std::string failures = "pm_ingest_database_errors_total{kind=\"" + kind + "\"}";
   ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
   int polls = 0, up_seen = 0;
   ASSERT_TRUE(wait_until(
@@ -533,12 +529,24 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
       60s))
       << d.metrics() << d.output();
   EXPECT_EQ(up_seen, 0) << "pm_ingest_database_up read 1 in " << up_seen << " of " << polls
-                        << " polls while the batch kept failing";
-  EXPECT_EQ(count(kTrades), 0);
-  tdb_->exec(drop_trigger);
-  EXPECT_TRUE(wait_count(kTrades, 5)) << d.output();
+                        << " polls while the batch kept failing (" << kind << ")";
+  EXPECT_EQ(query_count(db.url(), kTrades), 0);
+  db.exec(drop_trigger);
+  EXPECT_TRUE(wait_until([&] { return query_count(db.url(), kTrades) == 5; }, 20s)) << d.output();
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 10s));
   EXPECT_EQ(d.stop(), 0);
+}
+
+// A batch the server keeps refusing with an error that is not its data's (a trigger raising
+// insufficient_privilege, as a revoked INSERT would): every retry reconnects first, and
+// pm_ingest_database_up must stay 0 through those reconnects, or an alert on it held for a minute
+// (PmIngestdDatabaseDown) never fires. It turns 1 once the batch commits.
+TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
+  expect_database_down_while_the_batch_fails(
+      *tdb_,
+      "PERFORM pg_sleep(0.3);"  // each retry's batch stays in flight a while after its reconnect
+      " RAISE EXCEPTION 'permission denied (test)' USING ERRCODE = 'insufficient_privilege';",
+      "other");
 }
 
 // The same when the batch's session is lost every time (a backend the OOM killer ends on each large
@@ -546,41 +554,11 @@ TEST_F(DaemonTest, ABatchThatKeepsFailingKeepsTheDatabaseDownAcrossItsRetries) {
 // so the gauge read 1 from each reconnect until the batch failed again, and neither
 // PmIngestdDatabaseDown nor PmIngestdNotReady, held for a minute or two, ever fired.
 TEST_F(DaemonTest, ABatchWhoseSessionIsLostEveryTimeKeepsTheDatabaseDownAcrossItsRetries) {
-  tdb_->exec(R"(CREATE OR REPLACE FUNCTION test_lose_session() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  PERFORM pg_sleep(0.3);  -- each retry's batch stays in flight a while after its reconnect
-                  PERFORM pg_terminate_backend(pg_backend_pid());
-                  PERFORM pg_sleep(5);    -- ended by the termination
-                  RETURN NULL;
-                END $$)");
-  const std::string drop_trigger = "DROP TRIGGER IF EXISTS test_lose_session ON polymarket_trades";
-  const SqlAtExit drop_at_exit(*tdb_, {drop_trigger});
-  tdb_->exec("CREATE TRIGGER test_lose_session BEFORE INSERT ON polymarket_trades "
-             "FOR EACH STATEMENT EXECUTE FUNCTION test_lose_session()");
-  DaemonHarness d(tdb_->url());
-  d.start();
-  ASSERT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 30s)) << d.output();
-  Producer p(d.socket());
-  ASSERT_TRUE(p.send(trade_lines("c", "lost", 5)));
-  ASSERT_TRUE(p.wait_ack(5, 10s));
-  const std::string failures = "pm_ingest_database_errors_total{kind=\"connection\"}";
-  ASSERT_TRUE(wait_until([&] { return d.metric(failures) >= 1; }, 20s)) << d.metrics() << d.output();
-  int polls = 0, up_seen = 0;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        ++polls;
-        if (d.metric("pm_ingest_database_up") != 0) ++up_seen;
-        return d.metric(failures) >= 4;
-      },
-      60s))
-      << d.metrics() << d.output();
-  EXPECT_EQ(up_seen, 0) << "pm_ingest_database_up read 1 in " << up_seen << " of " << polls
-                        << " polls while the batch's session kept being lost";
-  EXPECT_EQ(count(kTrades), 0);
-  tdb_->exec(drop_trigger);
-  EXPECT_TRUE(wait_count(kTrades, 5)) << d.output();
-  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_database_up") == 1; }, 10s));
-  EXPECT_EQ(d.stop(), 0);
+  expect_database_down_while_the_batch_fails(
+      *tdb_,
+      "PERFORM pg_sleep(0.3); PERFORM pg_terminate_backend(pg_backend_pid());"
+      " PERFORM pg_sleep(5); RETURN NULL;",  // the last sleep is ended by the termination
+      "connection");
 }
 
 // A function test_trap.pg_current_wal_insert_lsn() ahead of pg_catalog in the database's
