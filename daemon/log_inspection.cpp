@@ -187,8 +187,11 @@ std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t f
             << (s.next_lsn_after ? ", resuming at lsn " + std::to_string(s.next_lsn_after) : std::string(", nothing readable after it"))
             << ": " << s.problem << "\n";
       });
-  out << "# salvage: " << counts.records << " readable records, " << counts.skipped_ranges << " damaged range(s) ("
-      << counts.skipped_bytes << " bytes), " << counts.unreadable_segments << " unreadable segment(s)";
+  // Cut by --limit: the record that stopped it was read, not printed, and nothing after it was looked at.
+  const bool stopped = cut != nullptr && *cut;
+  out << (stopped ? "# salvage up to --limit (the rest not read): " : "# salvage: ") << counts.records - (stopped ? 1 : 0)
+      << " readable records, " << counts.skipped_ranges << " damaged range(s) (" << counts.skipped_bytes << " bytes), "
+      << counts.unreadable_segments << " unreadable segment(s)";
   if (counts.superseded_tails > 0)
     out << ", " << counts.superseded_tails << " segment(s) ending in " << counts.superseded_bytes
         << " bytes of records whose LSNs the next segment starts with (a cut write a power loss brought back; never "
