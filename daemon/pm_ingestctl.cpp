@@ -407,7 +407,9 @@ int run_command(const std::string& command, const po::variables_map& vm) {
   try {
     // `status /var/lib/pm-ingestd/wal` (the directory without --wal-dir) ran without the log's
     // check and exited 0: a health script always passed. Only `archive` takes a second word.
-    if (command != "archive" && vm.count("subcommand"))
+    const bool known = command == "migrate" || command == "pending" || command == "status" || command == "checkpoint-reset" ||
+                       command == "wal-verify" || command == "wal-dump" || command == "replay" || command == "send";
+    if (known && vm.count("subcommand"))
       throw pm::UsageError("takes no argument '" + vm["subcommand"].as<std::string>() +
                            "': give each value with its option (--wal-dir DIR, --source DIR, --input FILE, ...)");
     if (command == "migrate") return run_migrate(vm);

@@ -184,22 +184,36 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
   std::uint64_t last_lsn = 0;
   // The state file says from which segment on the log has no holes, and up to which LSN records
   // were synced (and may be acknowledged).
-  // Read before the listing: a running daemon raises its ceiling only to what it has synced.
+  // Read before the listing: a running daemon raises its ceiling only to what it has synced. A state
+  // file that cannot be read (a failing disk, a newer format) only leaves those checks out: salvage
+  // is what the damage advice sends an operator to.
   LocalState state;
-  const bool state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
+  bool state_valid = false;
+  try {
+    state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
+  } catch (const std::exception&) {
+  }
   Continuity continuity{state.log_id, state.applied.segment};
+  // Whether the last thing found was damage with nothing readable after it in its segment (a
+  // skipped range reported already): the LSNs it hid are not "in no segment".
+  bool open_damage = false;
+  const auto record = [&](const Record& r) {
+    open_damage = false;
+    return on_record(r);
+  };
+  const auto skip = [&](const SkippedRange& r) {
+    open_damage = r.next_lsn_after == 0;
+    on_skip(r);
+  };
   const std::vector<std::uint64_t> segments = list_log_dir(fs, dir).segments;
-  bool after_unreadable = false;  // the segment before had no readable header (reported already)
   for (std::size_t i = 0; i < segments.size(); ++i) {
     // Not once a running daemon removed a segment meanwhile (applied): that explains a jump.
-    const bool judge = state_valid && counts.removed_segments == 0 && !after_unreadable;
-    const std::uint64_t unreadable_before = counts.unreadable_segments;
-    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, on_record, on_skip, next_header_of(fs, dir, segments, i + 1),
+    const bool judge = state_valid && counts.removed_segments == 0 && !open_damage;
+    if (!salvage_segment(fs, dir, segments[i], last_lsn, counts, record, skip, next_header_of(fs, dir, segments, i + 1),
                          judge ? &continuity : nullptr))
       return counts;
-    after_unreadable = counts.unreadable_segments != unreadable_before;
   }
-  if (continuity.seen && counts.removed_segments == 0 && state.ceiling.lsn > last_lsn) {
+  if (continuity.seen && counts.removed_segments == 0 && !open_damage && state.ceiling.lsn > last_lsn) {
     ++counts.skipped_ranges;
     on_skip(SkippedRange{segment_path(dir, segments.back()), 0, 0, last_lsn, 0,
                          "lsn " + std::to_string(last_lsn + 1) + ".." + std::to_string(state.ceiling.lsn) +

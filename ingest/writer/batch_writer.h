@@ -52,10 +52,10 @@
 //   is applied again, exactly once.
 // - An idle writer looks at the server every idle_check_interval: a lost primary, or one that is a
 //   standby now, is noticed within about that long (database_up() turns false).
-// - database_up() is true from a (re)connect on, unless the server answered a batch or check with
-//   an error after the last connect (not a lost session): then only once a batch commits or an idle
-//   look at the server succeeds. A batch the server keeps refusing (a revoked permission) keeps it
-//   false across the retries' reconnects.
+// - database_up() is true from a (re)connect on, unless a batch or check failed after the last
+//   connect (the server's error or a lost session alike): then only once a batch commits or an idle
+//   look at the server succeeds. A batch the server keeps refusing (a revoked permission), or whose
+//   session is lost every time, keeps it false across the retries' reconnects.
 // - A checkpoint that does not fit the log (or names a record the log does not hold there: the
 //   log lost applied records and gave their LSNs to new events), a corrupt record in the log, or
 //   (checked at every (re)connect) a triggers table without the unique index G2 needs

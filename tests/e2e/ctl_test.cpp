@@ -157,6 +157,7 @@ TEST(Ctl, NegativeCountsAndAnUnnamedCheckpointResetAreUsageErrors) {
       // The log's directory without --wal-dir: status ran without the log's check and exited 0.
       {{"status", "--database-url", "postgresql://u@127.0.0.1:1/x", dir}, "status: takes no argument '" + dir + "'"},
       {{"wal-verify", dir}, "give each value with its option (--wal-dir DIR"},
+      {{"wal-verfy", dir}, "unknown command 'wal-verfy'"},  // a mistyped command is named as such
   };
   for (const auto& [args, message] : cases) {
     const auto r = ctl(args);

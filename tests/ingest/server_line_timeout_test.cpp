@@ -61,7 +61,7 @@ TEST(ServerLineTimeout, TheDaemonsOwnSlowSyncIsNotCountedAgainstTheUnfinishedLin
   IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [] { return std::uint64_t{0}; });
   ServerConfig config;
   config.socket_path = dir + "/ingest.sock";
-  config.line_timeout = std::chrono::seconds(1);
+  config.line_timeout = std::chrono::seconds(2);
   Server server(config, pipeline, metrics, std::make_shared<spdlog::logger>("line-timeout", std::make_shared<spdlog::sinks::null_sink_mt>()));
   server.start();
 
@@ -72,7 +72,7 @@ TEST(ServerLineTimeout, TheDaemonsOwnSlowSyncIsNotCountedAgainstTheUnfinishedLin
   // Line 1 whole and the first half of line 2, in one write: one read of the daemon's.
   ASSERT_TRUE(send_text(fd, trade_line("t1") + "\n" + second.substr(0, second.size() / 2)));
   gate.wait_for_held_sync();  // line 1's sync: the connection's thread waits in it
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the fault: a sync slower than --line-timeout
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // the fault: a sync slower than --line-timeout
   gate.open_gate();
   const std::string first_replies = read_until(fd, R"({"ack":1})");
   EXPECT_NE(first_replies.find(R"({"ack":1})"), std::string::npos) << first_replies;

@@ -617,6 +617,29 @@ TEST_F(WalTest, SalvageNamesTheLsnsNoSegmentHolds) {
   EXPECT_NE(lost[1].problem.find("acknowledged records were lost"), std::string::npos) << lost[1].problem;
 }
 
+// Damage that runs to the end of a segment is one skipped range: the next segment's start does not
+// report its LSNs again as "in no segment".
+TEST_F(WalTest, SalvageReportsDamageToTheEndOfASegmentOnce) {
+  {
+    auto log = WriteAheadLog::open(options(1024));
+    for (int i = 0; i < 30; ++i) append(*log, i * 4, 4);
+    ASSERT_TRUE(log->persist_applied());
+  }
+  const fs::path second = dir_ / segment_file_name(2);
+  const std::uintmax_t size = fs::file_size(second);
+  {
+    std::fstream f(second, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size - 200));
+    f << std::string(200, '\x5a');
+  }
+  std::vector<SkippedRange> skipped;
+  const SalvageCounts counts = salvage_log(posix_log_fs(), dir_.string(), [](const Record&) { return true; },
+                                           [&](const SkippedRange& r) { skipped.push_back(r); });
+  EXPECT_EQ(counts.skipped_ranges, 1u);
+  ASSERT_EQ(skipped.size(), 1u) << skipped.back().problem;
+  EXPECT_EQ(skipped[0].file, second.string());
+}
+
 TEST_F(WalTest, SalvageTakesAHoleBelowTheAppliedSegmentForNoDamage) {
   {
     auto log = WriteAheadLog::open(options(1024));
