@@ -189,13 +189,19 @@ std::uint64_t salvage(const std::string& dir, bool print_events, std::uint64_t f
       });
   // Cut by --limit: the record that stopped it was read, not printed, and nothing after it was looked at.
   const bool stopped = cut != nullptr && *cut;
-  out << (stopped ? "# salvage up to --limit (the rest not read): " : "# salvage: ") << counts.records - (stopped ? 1 : 0)
-      << " readable records, " << counts.skipped_ranges << " damaged range(s) (" << counts.skipped_bytes << " bytes), "
+  if (stopped)
+    out << "# salvage up to --limit (the rest not read): " << limit << " records printed, ";
+  else
+    out << "# salvage: " << counts.records << " readable records, ";
+  out << counts.skipped_ranges << " damaged range(s) (" << counts.skipped_bytes << " bytes), "
       << counts.unreadable_segments << " unreadable segment(s)";
   if (counts.superseded_tails > 0)
     out << ", " << counts.superseded_tails << " segment(s) ending in " << counts.superseded_bytes
         << " bytes of records whose LSNs the next segment starts with (a cut write a power loss brought back; never "
            "acknowledged, not returned)";
+  if (counts.state_unread)
+    out << "; the log's state file could not be read, so LSNs missing between segments or below its ceiling were not "
+           "looked for";
   if (counts.removed_segments > 0)
     out << "; " << counts.removed_segments
         << " segment(s) removed while the log was read (a running daemon removes the segments it has applied: "

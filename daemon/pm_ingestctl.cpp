@@ -1,6 +1,7 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure (a log or archive file of a newer
 // format among them: no damage), 2 usage error or corrupt log.
+#include <algorithm>
 #include <cstdlib>
 #include <unistd.h>
 #include <fstream>
@@ -405,24 +406,22 @@ bool parse_command_line(int argc, char** argv, const po::options_description& op
 // Runs one command; its exit code: 2 for a usage error or no such command, 1 when it failed.
 int run_command(const std::string& command, const po::variables_map& vm) {
   try {
+    using Run = int (*)(const po::variables_map&);
+    static const std::vector<std::pair<std::string, Run>> commands = {
+        {"migrate", run_migrate},       {"pending", run_pending},   {"status", run_status},
+        {"checkpoint-reset", run_checkpoint_reset}, {"wal-verify", run_wal_verify}, {"wal-dump", run_wal_dump},
+        {"replay", run_replay},         {"archive", run_archive},   {"send", run_send}};
+    const auto found = std::find_if(commands.begin(), commands.end(), [&](const auto& c) { return c.first == command; });
+    if (found == commands.end()) {
+      std::cerr << "pm-ingestctl: unknown command '" << command << "'\n\n" << kUsage;
+      return 2;
+    }
     // `status /var/lib/pm-ingestd/wal` (the directory without --wal-dir) ran without the log's
     // check and exited 0: a health script always passed. Only `archive` takes a second word.
-    const bool known = command == "migrate" || command == "pending" || command == "status" || command == "checkpoint-reset" ||
-                       command == "wal-verify" || command == "wal-dump" || command == "replay" || command == "send";
-    if (known && vm.count("subcommand"))
+    if (command != "archive" && vm.count("subcommand"))
       throw pm::UsageError("takes no argument '" + vm["subcommand"].as<std::string>() +
                            "': give each value with its option (--wal-dir DIR, --source DIR, --input FILE, ...)");
-    if (command == "migrate") return run_migrate(vm);
-    if (command == "pending") return run_pending(vm);
-    if (command == "status") return run_status(vm);
-    if (command == "checkpoint-reset") return run_checkpoint_reset(vm);
-    if (command == "wal-verify") return run_wal_verify(vm);
-    if (command == "wal-dump") return run_wal_dump(vm);
-    if (command == "replay") return run_replay(vm);
-    if (command == "archive") return run_archive(vm);
-    if (command == "send") return run_send(vm);
-    std::cerr << "pm-ingestctl: unknown command '" << command << "'\n\n" << kUsage;
-    return 2;
+    return found->second(vm);
   } catch (const pm::UsageError& error) {
     std::cerr << "pm-ingestctl " << command << ": " << pm::redact_url(error.what()) << "\n(see pm-ingestctl --help)\n";
     return 2;

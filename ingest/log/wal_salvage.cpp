@@ -192,6 +192,7 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
   try {
     state_valid = read_state(fs, path_in(dir, kStateFileName), state) == StateRead::Valid;
   } catch (const std::exception&) {
+    counts.state_unread = true;
   }
   Continuity continuity{state.log_id, state.applied.segment};
   // Whether the last thing found was damage with nothing readable after it in its segment (a
@@ -206,6 +207,12 @@ SalvageCounts salvage_log(LogFs& fs, const std::string& dir, const std::function
     on_skip(r);
   };
   const std::vector<std::uint64_t> segments = list_log_dir(fs, dir).segments;
+  if (segments.empty() && state_valid && state.ceiling.lsn > 0) {  // every segment gone (a live log always has one)
+    ++counts.skipped_ranges;
+    on_skip(SkippedRange{path_in(dir, kStateFileName), 0, 0, 0, 0,
+                         "lsn 1.." + std::to_string(state.ceiling.lsn) +
+                             " were synced (the state file's ceiling) and the log holds no segment: acknowledged records were lost"});
+  }
   for (std::size_t i = 0; i < segments.size(); ++i) {
     // Not once a running daemon removed a segment meanwhile (applied): that explains a jump.
     const bool judge = state_valid && counts.removed_segments == 0 && !open_damage;

@@ -36,6 +36,9 @@ struct SalvageCounts {
   // not read.
   std::uint64_t superseded_tails = 0;
   std::uint64_t superseded_bytes = 0;
+  // The log's state file could not be read (a failing disk, a newer format): LSNs missing between
+  // segments or below its ceiling were not looked for.
+  bool state_unread = false;
 };
 
 // Calls `on_record` for each readable event record and `on_skip` for each damaged range. With the

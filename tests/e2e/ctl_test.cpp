@@ -525,7 +525,7 @@ TEST(Ctl, SalvageDumpPrintsEveryReadableEventAndTheAdvicesPipelineDeliversThem) 
   EXPECT_EQ(event_lines(limited.output).size(), 10u) << limited.output;
   EXPECT_NE(limited.output.find("# stopped after 10 record(s) (--limit 10): more follow"), std::string::npos) << limited.output;
   // Not a summary of the whole log: it said "# salvage: 11 readable records" (one more than printed).
-  EXPECT_NE(limited.output.find("# salvage up to --limit (the rest not read): 10 readable records, 1 damaged range(s)"),
+  EXPECT_NE(limited.output.find("# salvage up to --limit (the rest not read): 10 records printed, 1 damaged range(s)"),
             std::string::npos)
       << limited.output;
 

@@ -615,6 +615,14 @@ TEST_F(WalTest, SalvageNamesTheLsnsNoSegmentHolds) {
   ASSERT_EQ(lost.size(), 2u);
   EXPECT_NE(lost[1].problem.find("lsn " + std::to_string(last.first_lsn) + ".."), std::string::npos) << lost[1].problem;
   EXPECT_NE(lost[1].problem.find("acknowledged records were lost"), std::string::npos) << lost[1].problem;
+
+  // Every segment gone (recovery refuses such a directory): the state file's ceiling names the loss.
+  for (const fs::path& segment : segments()) fs::remove(segment);
+  std::vector<SkippedRange> all_gone;
+  salvage(all_gone);
+  ASSERT_EQ(all_gone.size(), 1u);
+  EXPECT_NE(all_gone[0].problem.find("lsn 1..120 "), std::string::npos) << all_gone[0].problem;  // 30 groups of 4
+  EXPECT_NE(all_gone[0].problem.find("the log holds no segment"), std::string::npos) << all_gone[0].problem;
 }
 
 // Damage that runs to the end of a segment is one skipped range: the next segment's start does not
