@@ -254,20 +254,17 @@ void SegmentArchiver::apply_retention() {
 // the log and a release mark that was still the latest after the store, so a store from an older
 // mark is followed by one from the newer (a log computed a moment before its oldest segment went
 // gives an earlier offset: more counted, never less).
-void SegmentArchiver::refresh_kept_from() {
+SegmentArchiver::Released SegmentArchiver::refresh_kept_from() {
   for (;;) {
     const std::uint64_t mark = released_before_.load();
-    const wal::Position oldest = log_->oldest();
-    const std::uint64_t released = std::min(mark, log_->durable().segment);
-    kept_from_log_offset_ = oldest.segment < released ? oldest.log_offset : UINT64_MAX;
-    if (released_before_.load() == mark) return;
+    const Released now{log_->oldest(), std::min(mark, log_->durable().segment)};
+    kept_from_log_offset_ = now.oldest.segment < now.released ? now.oldest.log_offset : UINT64_MAX;
+    if (released_before_.load() == mark) return now;
   }
 }
 
 void SegmentArchiver::publish_gauges() {
-  refresh_kept_from();
-  const wal::Position oldest = log_->oldest();
-  const std::uint64_t released = std::min(released_before_.load(), log_->durable().segment);
+  const auto [oldest, released] = refresh_kept_from();
   metrics_.archive_pending_segments.Set(released > oldest.segment ? static_cast<double>(released - oldest.segment) : 0.0);
   if (!index_) return;
   const auto& entries = index_->entries();

@@ -101,7 +101,13 @@ class SegmentArchiver {
   void archive_into_index(std::uint64_t segment);
   void apply_retention();  // throws what the index or the file system throws
   void retain();           // apply_retention(), a failure reported and counted
-  void refresh_kept_from();
+  // The log's oldest segment and the release mark (bounded by the durable segment) the refreshed
+  // kept_from_log_offset() was computed from.
+  struct Released {
+    wal::Position oldest;
+    std::uint64_t released = 0;
+  };
+  Released refresh_kept_from();
   void publish_gauges();
   void report_failure(const std::string& message);
   // Waits for work: at once when a released segment waits and nothing failed; after a failure,

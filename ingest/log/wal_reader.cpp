@@ -213,7 +213,7 @@ LogExtent inspect_log(const std::string& dir, LogFs& fs) {
   // would create the state file the daemon then refused to start without).
   if (const std::string problem = state_mismatch(state_read, state, extent.log_id, extent.end.lsn); !problem.empty())
     throw WalCorruption(path_in(dir, kStateFileName), 0, problem);
-  if (state_valid && state.log_id == extent.log_id) {
+  if (state_valid) {  // of this log: another log's was refused just above
     extent.has_state = true;
     extent.applied = state.applied;
     extent.ceiling = state.ceiling;
