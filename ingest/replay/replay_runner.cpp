@@ -4,13 +4,12 @@
 #include <thread>
 
 #include "ingest/events/event_codec.h"
+#include "ingest/writer/apply_refusal.h"
 #include "ingest/writer/batch_applier.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "ingest/archive/archive_format.h"
 #include "ingest/writer/writer_lanes.h"
-#include "repos/g2_index.h"
 #include "repos/migrator.h"
-#include "repos/trade_unit_check.h"
 #include "repos/util/backoff.h"
 
 namespace pm {
@@ -405,16 +404,8 @@ std::uint64_t ReplayRunner::resume_point(Database& db) {
   } catch (const MigrationsPending& e) {
     throw ReplayError(e.what());
   }
-  // Without the unique index G2 stands on, a second token's first trigger of one (condition,
-  // threshold) would be recorded too: the daemon refuses such a database, and so does replay.
-  if (const G2IndexCheck g2 = db.transaction([](Transaction& tx) { return check_g2_index(tx); });
-      g2.state == G2IndexState::Missing)
-    throw ReplayError(g2.problem + "; refusing to apply events until it is fixed");
-  // Rows of the other unit than the database holds would be read as 1970 or the far future (G1).
-  if (const auto problem = db.transaction([&](Transaction& tx) {
-        return trade_watermarks_unit_mismatch(tx, options_.trade_timestamp_unit, "--trade-timestamp-unit");
-      }))
-    throw ReplayError(*problem);
+  // What the daemon's writer refuses (G2's index missing, trade watermarks of the other unit).
+  if (const std::optional<std::string> refusal = apply_refusal(db, options_.trade_timestamp_unit)) throw ReplayError(*refusal);
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db).get(options_.instance_id);
   if (checkpoint && checkpoint->log_id != stats_.log_id)
     throw ReplayError("the checkpoint of instance '" + options_.instance_id + "' belongs to log " + checkpoint->log_id +

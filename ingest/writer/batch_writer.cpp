@@ -9,6 +9,7 @@
 #include "ingest/log/wal_corruption.h"
 #include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
+#include "ingest/writer/apply_refusal.h"
 #include "ingest/writer/ingest_checkpoint_repository.h"
 #include "repos/database_config.h"
 #include "repos/migrator.h"
@@ -358,16 +359,8 @@ bool BatchWriter::load_checkpoint() {
   // A database an older pm-ingestctl migrated lacks what this writer writes (the checkpoint's
   // record columns, seed/07_checkpoint_record.sql): every batch would fail. Throws; the writer retries.
   Migrator(db_).require_applied();
-  const G2IndexCheck g2 = db_.transaction([](Transaction& tx) { return check_g2_index(tx); });
-  if (g2.state == G2IndexState::Missing) {
-    fatal(g2.problem + "; refusing to apply events until it is fixed");
-    return false;
-  }
-  const auto unit_problem = db_.transaction([&](Transaction& tx) {
-    return trade_watermarks_unit_mismatch(tx, config_.trade_timestamp_unit, "--trade-timestamp-unit");
-  });
-  if (unit_problem) {
-    fatal(*unit_problem + "; refusing to apply events in the wrong unit");
+  if (const std::optional<std::string> refusal = apply_refusal(db_, config_.trade_timestamp_unit)) {
+    fatal(*refusal);
     return false;
   }
   const std::optional<IngestCheckpoint> checkpoint = IngestCheckpointRepository(db_).get(config_.instance_id);
