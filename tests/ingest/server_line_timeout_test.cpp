@@ -14,31 +14,14 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 
-#include "ingest/events/event_queue.h"
-#include "ingest/log/wal.h"
-#include "ingest/server/ingest_pipeline.h"
-#include "ingest/server/server.h"
 #include "ingest/server/unix_socket.h"
-#include "metrics/ingest_metrics.h"
 #include "tests/support/daemon_harness.h"
+#include "tests/support/in_process_server.h"
 #include "tests/support/sync_gate_fs.h"
 
 namespace pm::test {
 namespace {
-
-// Reads replies until `text` is among them or the connection ends; what was read.
-std::string read_until(int fd, const std::string& text, std::string replies = "") {
-  char buf[4096];
-  while (replies.find(text) == std::string::npos) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    replies.append(buf, static_cast<std::size_t>(n));
-  }
-  return replies;
-}
 
 bool send_text(int fd, const std::string& text) {
   return ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
@@ -52,20 +35,12 @@ std::string trade_line(const std::string& trade_id) {
 TEST(ServerLineTimeout, TheDaemonsOwnSlowSyncIsNotCountedAgainstTheUnfinishedLine) {
   const std::string dir = make_temp_dir("pm_line_timeout");
   wal::SyncGateFs gate;
-  wal::Options log_options;
-  log_options.dir = dir + "/wal";
-  log_options.fs = &gate;
-  const std::unique_ptr<wal::WriteAheadLog> log = wal::WriteAheadLog::open(log_options);
-  IngestMetrics metrics;
-  EventQueue queue(16);
-  IngestPipeline pipeline(1ull << 30, *log, queue, metrics, [] { return std::uint64_t{0}; });
-  ServerConfig config;
-  config.socket_path = dir + "/ingest.sock";
-  config.line_timeout = std::chrono::seconds(2);
-  Server server(config, pipeline, metrics, std::make_shared<spdlog::logger>("line-timeout", std::make_shared<spdlog::sinks::null_sink_mt>()));
-  server.start();
+  InProcessServerOptions options;
+  options.fs = &gate;
+  options.line_timeout = std::chrono::seconds(2);
+  auto server = std::make_unique<InProcessServer>(dir, options);
 
-  const int fd = connect_unix_socket(config.socket_path);
+  const int fd = connect_unix_socket(server->socket_path());
   ASSERT_GE(fd, 0);
   const std::string second = trade_line("t2");
   gate.close_gate();
@@ -74,17 +49,17 @@ TEST(ServerLineTimeout, TheDaemonsOwnSlowSyncIsNotCountedAgainstTheUnfinishedLin
   gate.wait_for_held_sync();  // line 1's sync: the connection's thread waits in it
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // the fault: a sync slower than --line-timeout
   gate.open_gate();
-  const std::string first_replies = read_until(fd, R"({"ack":1})");
+  const std::string first_replies = read_replies_until(fd, R"({"ack":1})");
   EXPECT_NE(first_replies.find(R"({"ack":1})"), std::string::npos) << first_replies;
   const bool sent = send_text(fd, second.substr(second.size() / 2) + "\n");
-  const std::string replies = read_until(fd, R"({"ack":2})", first_replies);
+  const std::string replies = read_replies_until(fd, R"({"ack":2})", first_replies);
   ::close(fd);
   EXPECT_TRUE(sent) << "the connection was closed: " << replies;
   EXPECT_NE(replies.find(R"({"ack":2})"), std::string::npos) << replies;
   EXPECT_EQ(replies.find("busy"), std::string::npos) << replies;
-  EXPECT_EQ(metrics.connections_closed("line_timeout").Value(), 0);
-  EXPECT_EQ(log->durable().lsn, 2u);
-  server.stop();
+  EXPECT_EQ(server->metrics().connections_closed("line_timeout").Value(), 0);
+  EXPECT_EQ(server->log().durable().lsn, 2u);
+  server.reset();
   std::filesystem::remove_all(dir);
 }
 
