@@ -280,6 +280,17 @@ struct Daemon {
 
 // ---- Readiness: /readyz, STATUS= and the systemd watchdog. ----
 
+// Whether producers can reach the daemon: it accepts, and its socket's path still leads there.
+pm::ReadinessCheck socket_check(const pm::Server& server) {
+  if (!server.listening()) return {"socket_open", false, "not listening"};
+  if (!server.socket_file_ours())
+    return {"socket_open", false,
+            fmt::format("{} was removed or replaced (a restart of pm-ingestd.socket under the running service?): producers "
+                        "cannot reach this daemon; restart pm-ingestd",
+                        server.socket_file_path())};
+  return {"socket_open", true, "accepting producers"};
+}
+
 // /readyz's checks. Runs on the HTTP endpoint's threads (and the main thread's status line).
 pm::ReadinessReport readiness_report(const Daemon& d) {
   const double stall_limit = static_cast<double>(d.options.writer_stall_timeout.count());
@@ -290,7 +301,7 @@ pm::ReadinessReport readiness_report(const Daemon& d) {
   report.checks.push_back({"log_replayed", d.writer.replay_done(),
                            d.writer.replay_done() ? "the log present at start-up is applied"
                                                   : fmt::format("replaying: applied lsn {} of {}", applied, durable_lsn)});
-  report.checks.push_back({"socket_open", d.server.listening(), d.server.listening() ? "accepting producers" : "not listening"});
+  report.checks.push_back(socket_check(d.server));
   report.checks.push_back({"database_reachable", d.writer.database_up(),
                            d.writer.database_up() ? "connected, and no batch or check failing" : "PostgreSQL unreachable or failing; retrying"});
   // A line is refused (busy) as soon as it would not fit, so the backlog never exceeds the
@@ -349,6 +360,7 @@ class Supervisor {
     for (const auto& check : report.checks) {
       d_.metrics.readiness_check(check.name).Set(check.ok ? 1 : 0);
       if (!check.ok) failing += (failing.empty() ? "" : ",") + check.name;
+      if (check.name == "socket_open" && d_.server.listening()) log_socket_change(check);
     }
     // After the checks: once a scrape has shown this `ready`, the next shows the checks it came from.
     d_.metrics.ready.Set(report.ready() ? 1 : 0);
@@ -368,6 +380,15 @@ class Supervisor {
   std::chrono::microseconds tick_{1'000'000};
   std::chrono::steady_clock::time_point last_status_{};
   bool writer_stalled_ = false;
+  bool socket_failing_ = false;
+
+  // Logs when producers can no longer reach the daemon (its socket file removed or replaced), and
+  // when they can again.
+  void log_socket_change(const pm::ReadinessCheck& check) {
+    if (!check.ok && !socket_failing_) d_.log.error("not ready: {}", check.detail);
+    else if (check.ok && socket_failing_) d_.log.warn("the socket is reachable again");
+    socket_failing_ = !check.ok;
+  }
 };
 
 // ---- Run and shut down. ----

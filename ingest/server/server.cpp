@@ -93,8 +93,17 @@ void Server::start() {
     bind_socket();
     logger_->info("listening on {}", config_.socket_path);
   }
+  record_socket_file();
   listening_ = true;
   accept_thread_ = std::thread([this] { accept_loop(); });
+}
+
+void Server::record_socket_file() {
+  const std::string path = owns_socket_file_ ? config_.socket_path : SocketFile::bound_path(listen_fd_);
+  if (path.empty()) return;  // an abstract or unnamed inherited socket: no file to lose
+  if (!socket_file_.record(path))
+    logger_->warn("cannot read the socket file {} ({}); its removal or replacement will not be noticed", path,
+                  errno_text());
 }
 
 void Server::stop() {
@@ -108,7 +117,9 @@ void Server::stop() {
   cut_stalled_connections();
   reap(true);
   if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (owns_socket_file_) ::unlink(config_.socket_path.c_str());
+  if (owns_socket_file_ && socket_file_.still_ours()) ::unlink(config_.socket_path.c_str());
+  else if (owns_socket_file_) logger_->warn("{} no longer leads to this daemon's socket (removed or replaced); not removing it",
+                                         config_.socket_path);
   if (wake_fd_ >= 0) ::close(wake_fd_);
   if (spare_fd_ >= 0) ::close(spare_fd_);
   listen_fd_ = wake_fd_ = spare_fd_ = -1;

@@ -51,6 +51,7 @@
 
 #include "ingest/server/connection_session.h"
 #include "ingest/server/ingest_pipeline.h"
+#include "ingest/server/socket_file.h"
 #include "metrics/ingest_metrics.h"
 
 namespace pm {
@@ -86,10 +87,16 @@ class Server {
   void start();
   // Stops accepting; each connection finishes the chunk it is handling (its ack included) and is
   // closed, except that a reply send blocked for stop_grace (or reply_timeout, if shorter) on a
-  // producer that does not read is cut. Joins every thread. Removes the socket file it created.
+  // producer that does not read is cut. Joins every thread. Removes the socket file it created,
+  // unless that path now holds another file (another daemon's socket, say).
   void stop();
 
   bool listening() const { return listening_.load(); }
+  // Whether the socket's file (its path, also an inherited socket's) still leads to this daemon's
+  // socket: false once it was removed or replaced, when producers can no longer reach it. Any thread.
+  bool socket_file_ours() const { return socket_file_.still_ours(); }
+  // The listening socket's path ("" for an inherited abstract or unnamed socket). After start().
+  const std::string& socket_file_path() const { return socket_file_.path(); }
   std::size_t connections() const { return open_connections_.load(); }
   const std::string& socket_path() const { return config_.socket_path; }
 
@@ -97,6 +104,7 @@ class Server {
   struct Connection;
   struct Peer;
   void bind_socket();
+  void record_socket_file();  // start(): socket_file_ from the bound path
   void accept_loop();  // the accept thread
   // Checks the peer and the limits, then starts a connection thread or refuses. Accept thread.
   void admit(int fd);
@@ -133,6 +141,7 @@ class Server {
   int spare_fd_ = -1;  // /dev/null, given up to accept (and refuse) a connection when no fd is left
   bool paused_without_fd_ = false;  // accept thread only: said once per spell without a spare
   bool owns_socket_file_ = false;
+  SocketFile socket_file_;  // recorded by start(), before the accept thread runs
   std::thread accept_thread_;
   std::mutex connections_mu_;
   std::list<std::unique_ptr<Connection>> connections_;  // guarded by connections_mu_

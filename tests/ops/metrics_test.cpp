@@ -3,7 +3,12 @@
 
 #include <pqxx/pqxx>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 
 #include "tests/e2e/e2e_util.h"
@@ -93,6 +98,37 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   EXPECT_TRUE(wait_until([&] { return http_request(d.metrics_port(), "GET", "/readyz").status == 200; }, 20s))
       << http_request(d.metrics_port(), "GET", "/readyz").body;
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
+}
+
+// A daemon whose socket file was removed, or replaced by another socket, goes on accepting on a
+// socket no producer can reach any more. It said "ready" (socket_open ok), and at its stop it
+// removed whatever file was at the path then: another daemon's socket.
+TEST_F(OpsMetrics, ReadyzFailsOnceTheSocketFileIsRemovedOrReplacedAndTheStopLeavesAReplacementAlone) {
+  DaemonHarness d(tdb_->url());
+  d.start();
+  const int port = d.metrics_port();
+  ASSERT_TRUE(wait_until([&] { return http_request(port, "GET", "/readyz").status == 200; }, 20s));
+  const std::size_t output_before = d.output().size();
+
+  ASSERT_EQ(::unlink(d.socket().c_str()), 0);
+  HttpResponse ready;
+  ASSERT_TRUE(wait_until([&] { return (ready = http_request(port, "GET", "/readyz")).status == 503; }, 10s)) << ready.body;
+  EXPECT_TRUE(contains(ready.body, "\"failing\":[\"socket_open\"]")) << ready.body;
+  EXPECT_TRUE(contains(ready.body, d.socket() + " was removed or replaced")) << ready.body;
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_readiness_check{check=\"socket_open\"}") == 0; }, 10s));
+  EXPECT_TRUE(wait_until([&] { return d.logged_since(output_before, "not ready: " + d.socket() + " was removed"); }, 10s))
+      << d.output().substr(output_before);
+
+  // Another socket at the path: still not this daemon's, and its stop must not remove it.
+  const int other = listen_at(d.socket());
+  ASSERT_GE(other, 0) << std::strerror(errno);
+  ready = http_request(port, "GET", "/readyz");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(d.stop(), 0);
+  struct stat st {};
+  EXPECT_EQ(::stat(d.socket().c_str(), &st), 0) << "the stop removed another socket's file";
+  EXPECT_TRUE(contains(d.output(), "no longer leads to this daemon's socket (removed or replaced); not removing it"));
+  ::close(other);
 }
 
 // "N of M log bytes used" from the readiness detail.

@@ -7,6 +7,8 @@
 
 #include <memory>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <regex>
 
@@ -178,10 +180,26 @@ TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
   EXPECT_TRUE(wait_until([&] { return tdb_->count("polymarket_trades") == 3; }, 20s));
   EXPECT_EQ(metric_value(http_get(metrics_port, "/metrics"), "pm_ingest_connections_accepted_total"), 2);
 
+  // `systemctl restart pm-ingestd.socket` under the running service: systemd removes the file and
+  // binds a new socket there, which this daemon never sees. /readyz said ready all the same.
+  ASSERT_EQ(::unlink(sock.c_str()), 0);
+  const int restarted = listen_at(sock);
+  ASSERT_GE(restarted, 0) << std::strerror(errno);
+  HttpResponse ready;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        ready = http_request(metrics_port, "GET", "/readyz");
+        return contains(ready.body, "\"failing\":[\"socket_open\"]");
+      },
+      10s))
+      << ready.body;
+  EXPECT_TRUE(contains(ready.body, sock + " was removed or replaced")) << ready.body;
+
   activator.signal(SIGTERM);
   EXPECT_EQ(activator.wait(30s), 0);
   EXPECT_EQ(::stat(sock.c_str(), &st), 0) << "the socket belongs to systemd: the daemon must not remove it";
   EXPECT_EQ(tdb_->count("polymarket_trades"), 3) << "the stop wrote nothing twice";
+  ::close(restarted);
 }
 
 TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThenStopping) {
