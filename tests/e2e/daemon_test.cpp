@@ -149,16 +149,19 @@ TEST_F(DaemonTest, AcksAreCumulativeAcrossChunksAndConnectionsStayOpen) {
     std::vector<Reply> seen;
     ASSERT_TRUE(p.wait_ack(sent, 10s, &seen));
     std::uint64_t previous_ack = 0;
+    int errors = 0;
     for (const auto& r : seen) {
       if (r.is_ack) {
         EXPECT_GE(r.ack, previous_ack);
         previous_ack = r.ack;
       } else {
+        ++errors;
         EXPECT_EQ(r.error, "parse");
         EXPECT_EQ(r.line, sent);
         EXPECT_LT(previous_ack, r.line) << "an error must come before the ack covering it";
       }
     }
+    EXPECT_EQ(errors, 1) << "the broken line of chunk " << chunk << " was not answered with its error";
   }
   EXPECT_TRUE(wait_count(kTrades, 100));
 }

@@ -16,6 +16,7 @@
 #include "repos/database.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/process.h"
+#include "tests/support/black_hole.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -307,7 +308,7 @@ TEST_F(DatabaseApiTest, IsConnectedFromTheFirstConnectionUntilClose) {
 
 TEST_F(DatabaseApiTest, IsConnectedStaysFalseWhenNoConnectionCanBeOpened) {
   DatabaseConfig config;
-  config.url = "postgresql://predict:topsecret@127.0.0.1:59999/predict";
+  config.url = "postgresql://predict:topsecret@127.0.0.1:" + std::to_string(test::refused_port()) + "/predict";
   config.reconnect_max_attempts = 1;
   Database db(config);
   EXPECT_THROW(db.lease(), ConnectionError);

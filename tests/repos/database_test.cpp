@@ -7,6 +7,7 @@
 #include <pqxx/nontransaction>
 
 #include "repos/database.h"
+#include "tests/support/black_hole.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -21,9 +22,16 @@ class DatabaseTest : public ::testing::Test {
 };
 test::TestDatabase* DatabaseTest::tdb_ = nullptr;
 
+// A port nothing listens on, picked once (a fixed one could be a daemon's or a cluster's that a
+// parallel test took from the ephemeral range).
+const std::string& refused() {
+  static const std::string port = std::to_string(test::refused_port());
+  return port;
+}
+
 DatabaseConfig unreachable_config() {
   DatabaseConfig config;
-  config.url = "postgresql://predict:topsecret@127.0.0.1:59999/predict";
+  config.url = "postgresql://predict:topsecret@127.0.0.1:" + refused() + "/predict";
   config.reconnect_max_attempts = 1;
   config.connect_timeout = std::chrono::milliseconds(1000);
   return config;
@@ -94,7 +102,7 @@ TEST_F(DatabaseTest, BrokenConnectionBeforeCommitIsRetriedOnAFreshOne) {
     backend_pid = tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
   }
   // The pooled connection dies while idle (a server restart or a network cut looks the same).
-  tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(backend_pid) + ")");
+  ASSERT_TRUE(tdb_->terminate_backend(backend_pid));  // gone before the transaction below begins
   int calls = 0;
   db.transaction([&](pqxx::work& tx) {
     ++calls;
@@ -114,7 +122,7 @@ TEST_F(DatabaseTest, UnreachableServerRaisesWithoutLeakingThePassword) {
   } catch (const ConnectionError& e) {
     const std::string message = e.what();
     EXPECT_EQ(message.find("topsecret"), std::string::npos) << message;
-    EXPECT_NE(message.find("59999"), std::string::npos) << message;
+    EXPECT_NE(message.find(refused()), std::string::npos) << message;
   }
   EXPECT_THROW(db.transaction([](pqxx::work&) {}), ConnectionError);
   EXPECT_FALSE(db.health_check());
@@ -142,9 +150,9 @@ TEST_F(DatabaseTest, APasswordHoldingASlashIsNotShownInTheConnectionError) {
 // error ("invalid percent-encoded token: \"50%zzS3cret\""), with no URL or "password=" around it.
 // Other quoting characters a pattern stopped at before: ' in a URL, & in key = value form.
 TEST_F(DatabaseTest, APasswordLibpqCannotDecodeOrThatHoldsQuotesIsNotShownInTheConnectionError) {
-  for (const std::string& url : {std::string("postgresql://predict:50%zzS3cret@127.0.0.1:59999/predict"),
-                                 std::string("postgresql://predict:it's%zzS3cret@127.0.0.1:59999/predict"),
-                                 std::string("host=127.0.0.1 port=59999 password=a&S3cret%zz user=predict")}) {
+  for (const std::string& url : {"postgresql://predict:50%zzS3cret@127.0.0.1:" + refused() + "/predict",
+                                 "postgresql://predict:it's%zzS3cret@127.0.0.1:" + refused() + "/predict",
+                                 "host=127.0.0.1 port=" + refused() + " password=a&S3cret%zz user=predict"}) {
     DatabaseConfig config = unreachable_config();
     config.url = url;
     Database db(config);
