@@ -177,8 +177,10 @@ Lease Database::pooled_lease() {
       if (pool.generation == generation) pool.connected = true;  // not when close() ran meanwhile
       return Lease(pool_, generation, std::move(connection));
     }
-    if (pool.available.wait_until(lock, deadline) == std::cv_status::timeout && pool.idle.empty() &&
-        pool.open >= config_.max_connections) {
+    ++pool.waiting;
+    const std::cv_status waited = pool.available.wait_until(lock, deadline);
+    --pool.waiting;
+    if (waited == std::cv_status::timeout && pool.idle.empty() && pool.open >= config_.max_connections) {
       throw PoolTimeout("no database connection free after " +
                         std::to_string(config_.acquire_timeout.count()) + " ms (all " +
                         std::to_string(config_.max_connections) + " in use)");
@@ -222,7 +224,7 @@ void Database::drop_closed_idle() {
 
 PoolStats Database::stats() const {
   std::lock_guard lock(pool_->mu);
-  return PoolStats{pool_->open, static_cast<int>(pool_->idle.size())};
+  return PoolStats{pool_->open, static_cast<int>(pool_->idle.size()), pool_->waiting};
 }
 
 }  // namespace pm

@@ -158,6 +158,7 @@ inline constexpr TxOptions kKeepSession{.retry = std::nullopt, .reset_session = 
 struct PoolStats {
   int open = 0;  // connections that exist (idle + leased + being opened)
   int idle = 0;
+  int waiting = 0;  // lease() calls waiting for a connection to come back
 };
 
 class Database {

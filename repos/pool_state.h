@@ -27,6 +27,7 @@ struct PoolState {
   std::condition_variable available;
   std::vector<std::unique_ptr<pqxx::connection>> idle;
   int open = 0;
+  int waiting = 0;  // lease() calls in available.wait_until
   std::uint64_t generation = 0;
   bool connected = false;
   // The SQL that resets a session before it is pooled again (Lease::reset_session). Set once by

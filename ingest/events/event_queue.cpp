@@ -51,7 +51,9 @@ std::size_t EventQueue::pop(std::vector<QueuedEvent>& out, std::size_t max, std:
   if (n == 0 && timeout.count() > 0) {
     {
       std::unique_lock lock(bell_mu_);
+      ++waiting_;
       bell_.wait_for(lock, timeout, [&] { return rung_ || size_.load(std::memory_order_relaxed) > 0; });
+      --waiting_;
       rung_ = false;
     }
     n = queue_.try_dequeue_bulk(std::back_inserter(out), max);

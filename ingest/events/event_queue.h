@@ -56,6 +56,8 @@ class EventQueue {
   // The queued events' record bytes (QueuedEvent::record_bytes).
   std::uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   std::size_t capacity() const { return capacity_; }
+  // Consumers blocked in pop() right now (0 or 1): for tests that must ring while one waits.
+  int waiting() const { return waiting_.load(); }
   // Rings the consumer's doorbell (at shutdown, and when a writer lane finishes a batch): a pop()
   // waiting now returns at once, or else the next pop() that would wait does. Queues nothing.
   // Any thread.
@@ -71,6 +73,7 @@ class EventQueue {
   std::mutex bell_mu_;
   std::condition_variable bell_;
   bool rung_ = false;  // guarded by bell_mu_
+  std::atomic<int> waiting_{0};  // set under bell_mu_ before the wait releases it
 };
 
 }  // namespace pm

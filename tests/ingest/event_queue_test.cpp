@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "ingest/events/event_queue.h"
+#include "tests/support/process.h"
 
 namespace pm {
 namespace {
@@ -63,6 +64,7 @@ TEST(EventQueue, AWaitingPopReturnsWhenEventsArrive) {
   EventQueue queue(16);
   std::vector<QueuedEvent> out;
   auto popped = std::async(std::launch::async, [&] { return queue.pop(out, 10, std::chrono::microseconds(60s)); });
+  ASSERT_TRUE(test::wait_until([&] { return queue.waiting() == 1; }, 30s)) << "the pop never waited";
   auto batch = events(1, 2);
   ASSERT_EQ(queue.push(batch), 2u);
   ASSERT_EQ(popped.wait_for(30s), std::future_status::ready) << "the push did not wake the waiting pop";
@@ -73,6 +75,7 @@ TEST(EventQueue, TheDoorbellWakesAWaitingPopWithoutQueueingAnything) {
   EventQueue queue(16);
   std::vector<QueuedEvent> out;
   auto popped = std::async(std::launch::async, [&] { return queue.pop(out, 10, std::chrono::microseconds(60s)); });
+  ASSERT_TRUE(test::wait_until([&] { return queue.waiting() == 1; }, 30s)) << "the pop never waited";
   queue.wake_consumer();
   ASSERT_EQ(popped.wait_for(30s), std::future_status::ready) << "the doorbell did not wake the waiting pop";
   EXPECT_EQ(popped.get(), 0u);

@@ -8,6 +8,7 @@
 
 #include "repos/database.h"
 #include "tests/support/black_hole.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -183,15 +184,19 @@ TEST_F(DatabaseTest, WaiterGetsTheConnectionWhenReleased) {
   config.max_connections = 1;
   Database db(config);
   std::optional<Lease> held(db.lease());
-  std::atomic<bool> got{false};
+  std::atomic<int> got_backend{0};
   std::thread waiter([&] {
     Lease l = db.lease();
-    got = true;
+    got_backend = pqxx::nontransaction(l.connection()).exec1("SELECT pg_backend_pid()")[0].as<int>();
   });
+  // Released only once the waiter waits: the wake-up of a blocked lease() is what is tested.
+  ASSERT_TRUE(test::wait_until([&] { return db.stats().waiting == 1; }, std::chrono::seconds(30)));
+  const int held_backend = pqxx::nontransaction(held->connection()).exec1("SELECT pg_backend_pid()")[0].as<int>();
   held.reset();
   waiter.join();
-  EXPECT_TRUE(got);
+  EXPECT_EQ(got_backend.load(), held_backend) << "the waiter did not get the released connection";
   EXPECT_EQ(db.stats().open, 1);
+  EXPECT_EQ(db.stats().waiting, 0);
 }
 
 TEST_F(DatabaseTest, ManyThreadsShareASmallPool) {
