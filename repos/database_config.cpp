@@ -74,10 +74,11 @@ std::vector<std::pair<std::size_t, std::size_t>> group_spans(const std::string& 
 
 // The passwords the patterns find, as written: URL userinfo (url_password above), the ?password=
 // parameter (ends at '&'), and libpq's key = value form (an unquoted value ends at a blank; a
-// quoted one at its closing quote, backslash escapes inside).
+// quoted one at its closing quote, backslash escapes inside). `sslpassword` (the passphrase of the
+// client's TLS key) is a secret of the same kind, in either form.
 std::vector<std::pair<std::size_t, std::size_t>> written_password_spans(const std::string& text) {
-  static const std::regex query_password(R"([?&]password=([^&\s]*))", std::regex::icase);
-  static const std::regex kv_password(R"((?:^|[\s'"])password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+))", std::regex::icase);
+  static const std::regex query_password(R"([?&](?:ssl)?password=([^&\s]*))", std::regex::icase);
+  static const std::regex kv_password(R"((?:^|[\s'"])(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|\S+))", std::regex::icase);
   std::vector<std::pair<std::size_t, std::size_t>> spans;
   for (const std::regex* re : {&url_password(), &query_password, &kv_password}) {
     const auto found = group_spans(text, *re);
@@ -155,8 +156,10 @@ void remember_passwords_of(const std::string& conninfo) {
     for (const std::string& piece : url_password_pieces(conninfo.substr(begin, length)))
       passwords.insert(passwords.end(), {piece, percent_decoded(piece)});
   }
-  if (const auto parameters = parameters_set_by(conninfo); parameters && parameters->count("password"))
-    passwords.push_back(parameters->at("password"));
+  if (const auto parameters = parameters_set_by(conninfo)) {
+    for (const char* secret : {"password", "sslpassword"})
+      if (parameters->count(secret)) passwords.push_back(parameters->at(secret));
+  }
   remember_passwords(passwords);
 }
 

@@ -117,6 +117,12 @@ TEST(DatabaseConfig, RedactsPasswords) {
   EXPECT_EQ(redact_url("postgresql://u:pa'S3cret@h/db"), "postgresql://u:***@h/db");
   EXPECT_EQ(redact_url("postgresql://u:pa\"S3cret@h/db"), "postgresql://u:***@h/db");
   EXPECT_EQ(redact_url("host=h password=ab&S3cret user=x"), "host=h password=*** user=x");
+  // The passphrase of the client's TLS key, libpq's sslpassword, in both forms: it was shown.
+  EXPECT_EQ(redact_url("postgresql://u@h/db?sslkey=/k&sslpassword=S3cret"), "postgresql://u@h/db?sslkey=/k&sslpassword=***");
+  EXPECT_EQ(redact_url("postgresql://u:pw@h/db?sslpassword=S3cret&sslmode=require"),
+            "postgresql://u:***@h/db?sslpassword=***&sslmode=require");
+  EXPECT_EQ(redact_url("host=h sslpassword=S3cret user=x"), "host=h sslpassword=*** user=x");
+  EXPECT_EQ(redact_url("host=h sslpassword = 'S3cret PW' user=x"), "host=h sslpassword = *** user=x");
 }
 
 // libpq ends URL userinfo at the first '@' and looks for it only before the first '/': a password

@@ -152,6 +152,8 @@ TEST_F(DatabaseTest, APasswordHoldingASlashIsNotShownInTheConnectionError) {
 // Other quoting characters a pattern stopped at before: ' in a URL, & in key = value form.
 TEST_F(DatabaseTest, APasswordLibpqCannotDecodeOrThatHoldsQuotesIsNotShownInTheConnectionError) {
   for (const std::string& url : {"postgresql://predict:50%zzS3cret@127.0.0.1:" + refused() + "/predict",
+                                 "postgresql://predict:pw@127.0.0.1:" + refused() + "/predict?sslkey=/k&sslpassword=S3cret",
+                                 "host=127.0.0.1 port=" + refused() + " sslpassword=S3cret user=predict",
                                  "postgresql://predict:it's%zzS3cret@127.0.0.1:" + refused() + "/predict",
                                  "host=127.0.0.1 port=" + refused() + " password=a&S3cret%zz user=predict"}) {
     DatabaseConfig config = unreachable_config();
