@@ -17,6 +17,7 @@
 
 #include "daemon/cli_common.h"
 #include "ingest/log/wal_format.h"
+#include "metrics/http_endpoint.h"
 #include "metrics/ingest_metrics.h"
 
 namespace po = boost::program_options;
@@ -178,7 +179,7 @@ void describe_log_and_database(po::options_description& desc, const DaemonOption
     ("wal-preallocate", po::value<std::string>()->default_value("on"), "on: once a log segment is a quarter full (a segment that grows with its appends, such as a new log's first: once it holds 64 KiB, and it is left as soon as the spare is ready), a thread prepares the next one's file as zeros (spare.zeros in --wal-dir, --wal-segment-bytes on disk), so each group's fdatasync overwrites existing blocks instead of growing the file; a segment is cut to its records when the next starts. off: plain appends (e.g. on a copy-on-write file system, where zeros written ahead gain nothing)")
     ("database-url", po::value<std::string>(), "PostgreSQL URL (prefer DATABASE_URL or --database-url-file: a password here is masked in ps but stays in shell history)")
     ("database-url-file", po::value<std::string>(), "read the PostgreSQL URL from the first line of this file")
-    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; the host an IPv4 address, [an IPv6 address] or localhost; keep it on loopback unless a firewall guards it)");
+    ("metrics-listen", po::value<std::string>()->default_value(d.metrics_listen), "host:port serving /metrics, /healthz and /readyz (HTTP; the host an IPv4 address or localhost; [an IPv6 address] only where the HTTP server was built with IPv6, which Debian's civetweb is not; keep it on loopback unless a firewall guards it)");
 }
 
 void describe_archive(po::options_description& desc, const DaemonOptions& d) {
@@ -430,6 +431,12 @@ void check_metrics_listen(const std::string& listen) {
   const bool v6 = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
                   ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), address) == 1;
   if (host != "localhost" && !v6 && ::inet_pton(AF_INET, host.c_str(), address) != 1) refuse();
+  // Refused here, not after the log's recovery, when the endpoint would fail to open (and a
+  // restart loop would recover the log each time before failing again).
+  if (v6 && !http_endpoint_serves_ipv6())
+    throw std::invalid_argument("--metrics-listen: '" + listen +
+                                "' is an IPv6 address, and this build's HTTP server (Debian's civetweb) has no IPv6; "
+                                "use an IPv4 address");
 }
 
 void take_line_timeout_and_logging(const po::variables_map& vm, DaemonOptions& d) {

@@ -115,10 +115,14 @@ std::string ReadinessReport::to_json() const {
          "]}\n";
 }
 
+bool http_endpoint_serves_ipv6() {
+  constexpr unsigned kIpv6Feature = 8;
+  return mg_check_feature(kIpv6Feature) != 0;
+}
+
 HttpEndpoint::HttpEndpoint(const std::string& listen, std::shared_ptr<prometheus::Collectable> collectable)
     : collectable_(std::move(collectable)) {
-  constexpr unsigned kIpv6Feature = 8;
-  if (listen.rfind('[', 0) == 0 && mg_check_feature(kIpv6Feature) == 0)
+  if (listen.rfind('[', 0) == 0 && !http_endpoint_serves_ipv6())
     throw std::runtime_error("cannot listen on " + listen + ": this civetweb build has no IPv6; use an IPv4 address");
   mg_init_library(0);
   const std::string ports = civetweb_listen(listen);

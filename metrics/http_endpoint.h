@@ -53,6 +53,9 @@ struct ReadinessReport {
   std::string to_json() const;
 };
 
+// Whether this build's HTTP server can listen on an IPv6 address (Debian's civetweb: no). Any thread.
+bool http_endpoint_serves_ipv6();
+
 class HttpEndpoint {
  public:
   using Readiness = std::function<ReadinessReport()>;

@@ -250,6 +250,11 @@ TEST_F(OpsMetrics, AMetricsAddressThatCannotBeServedStopsTheStartWithTheReason) 
                                         "/second_wal --metrics-listen " + shell_quote(listen));
     EXPECT_EQ(r.exit_code, 1) << listen << ": " << r.output;
     EXPECT_TRUE(contains(r.output, reason)) << listen << ": " << r.output;
+    // What parsing can tell is refused before the log's recovery (under systemd each restart
+    // recovered the log again before failing the same way).
+    if (listen != busy) {
+      EXPECT_FALSE(contains(r.output, " recovered: ")) << listen << ": " << r.output;
+    }
   }
   EXPECT_EQ(http_request(first.metrics_port(), "GET", "/healthz").status, 200) << "the first daemon keeps its port";
 }
