@@ -1,5 +1,7 @@
 #include "metrics/ingest_metrics.h"
 
+#include <limits>
+
 namespace pm {
 
 namespace {
@@ -90,8 +92,8 @@ IngestMetrics::IngestMetrics(const std::string& version)
       applied_events(counter(*registry_, "pm_ingest_applied_events_total", "Events applied to PostgreSQL (stored, deduplicated or dead-lettered).")),
       log_catchup_events(counter(*registry_, "pm_ingest_log_catchup_events_total", "Events the writer read back from the log instead of the queue.")),
       lag_oldest_unapplied_seconds(gauge(*registry_, "pm_ingest_lag_oldest_unapplied_seconds", "Age of the oldest event durable in the log but not applied (0 when caught up).")),
-      newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp.")),
-      newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time.")),
+      newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp (NaN until an event is applied after the start).")),
+      newest_applied_event_timestamp_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_timestamp_seconds", "Own timestamp of the newest applied event, as Unix time (NaN until an event is applied after the start).")),
       database_up(gauge(*registry_, "pm_ingest_database_up", "1 when the writer is connected to PostgreSQL and no batch or check has failed since without succeeding after, else 0.")),
       database_stale_host_answers(counter(*registry_, "pm_ingest_database_stale_host_answers_total", "Database host names given their last good addresses (serve-stale), per connection attempt or health check, because the name servers did not answer in time.")),
       replay_done(gauge(*registry_, "pm_ingest_replay_done", "1 once the log present at start-up has been applied.")),
@@ -135,6 +137,10 @@ IngestMetrics::IngestMetrics(const std::string& version)
     polymarket_messages("clob-ws-market", type);
   for (const char* format : {"data-api-trades", "clob-rest-trades"}) polymarket_messages(format, "trade");
   start_time_seconds.SetToCurrentTime();
+  // Unknown until an event is applied after this start: 0 read as "applied just now" (age) or
+  // 1970 on the dashboard's freshness panel while a restarted daemon waited for PostgreSQL.
+  newest_applied_event_timestamp_seconds.Set(std::numeric_limits<double>::quiet_NaN());
+  newest_applied_event_age_seconds.Set(std::numeric_limits<double>::quiet_NaN());
 }
 
 prometheus::Counter& IngestMetrics::rejected(const std::string& reason) { return rejected_family_.Add({{"reason", reason}}); }

@@ -1,6 +1,7 @@
 #include "ingest/writer/writer_metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "ingest/events/event_codec.h"
@@ -70,7 +71,8 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
     // An event time beyond the parser's future limit (a log written before it) never moves the
     // freshness metrics: one outlier would hold them for years.
     const double limit = static_cast<double>(now_epoch_ms() + kMaxFutureMs) / 1000.0;
-    if (newest > metrics_.newest_applied_event_timestamp_seconds.Value() && newest <= limit)
+    const double current = metrics_.newest_applied_event_timestamp_seconds.Value();  // NaN: none yet
+    if ((std::isnan(current) || newest > current) && newest <= limit)
       metrics_.newest_applied_event_timestamp_seconds.Set(newest);
   }
   // Last: once a scrape has shown these events as applied, the next one shows their rows,
@@ -149,7 +151,7 @@ void WriterMetrics::sample() {
   metrics_.wal_segments.Set(static_cast<double>(stats.segments));
   const double now_s = static_cast<double>(now_epoch_ms()) / 1000.0;
   const double newest = metrics_.newest_applied_event_timestamp_seconds.Value();
-  if (newest > 0) metrics_.newest_applied_event_age_seconds.Set(now_s - newest);
+  if (!std::isnan(newest)) metrics_.newest_applied_event_age_seconds.Set(now_s - newest);
   sample_lag(applied, durable, now_s);
   if (const std::uint64_t served = stale_answers_served(); served > stale_host_answers_counted_) {
     metrics_.database_stale_host_answers.Increment(static_cast<double>(served - stale_host_answers_counted_));

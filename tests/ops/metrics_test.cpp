@@ -90,6 +90,9 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_readiness_check{check=\"database_reachable\"}") == 0; }, 10s));
   EXPECT_EQ(d.metric("pm_ingest_ready"), 0);
   EXPECT_EQ(d.metric("pm_ingest_database_up"), 0);
+  // Nothing applied since the start: unknown, not "applied just now" (it read 0).
+  EXPECT_TRUE(std::isnan(d.metric("pm_ingest_newest_applied_event_age_seconds"))) << d.metrics();
+  EXPECT_TRUE(std::isnan(d.metric("pm_ingest_newest_applied_event_timestamp_seconds"))) << d.metrics();
 
   // The database comes back (the same daemon, pointed at a reachable one after a restart).
   EXPECT_EQ(d.stop(), 0);
@@ -98,6 +101,8 @@ TEST_F(OpsMetrics, ReadyzNamesTheFailingChecksWhilePostgresIsDown) {
   EXPECT_TRUE(wait_until([&] { return http_request(d.metrics_port(), "GET", "/readyz").status == 200; }, 20s))
       << http_request(d.metrics_port(), "GET", "/readyz").body;
   EXPECT_EQ(tdb_->count("polymarket_trades"), 1);
+  EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_newest_applied_event_age_seconds") >= 0; }, 10s)) << d.metrics();
+  EXPECT_GT(d.metric("pm_ingest_newest_applied_event_timestamp_seconds"), 1.6e9) << d.metrics();
 }
 
 // A daemon whose socket file was removed, or replaced by another socket, goes on accepting on a
