@@ -168,6 +168,20 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
   EXPECT_TRUE(contains(datasource, "type: prometheus")) << datasource;
 }
 
+// The rules file sends readers to README's alert table: every alert has its row there.
+TEST(OpsGrafana, EveryAlertRuleHasItsRowInTheReadmesAlertTable) {
+  const std::string alerts = read_file(kAlerts);
+  const std::string readme = read_file(std::string(PM_SOURCE_DIR) + "/README.md");
+  int rules = 0;
+  for (std::size_t at = alerts.find("- alert: "); at != std::string::npos; at = alerts.find("- alert: ", at + 1)) {
+    const std::size_t begin = at + 9;
+    const std::string name = alerts.substr(begin, alerts.find('\n', begin) - begin);
+    ++rules;
+    EXPECT_TRUE(contains(readme, "\n| `" + name + "` (")) << name << " has no row in README's alert table";
+  }
+  EXPECT_GE(rules, 18);
+}
+
 TEST(OpsGrafana, AlertRulesPassPromtoolCheckAndTheirUnitTests) {
   if (!executable(kPromtool)) GTEST_SKIP() << "promtool missing: apt-get install prometheus (scripts/setup.sh)";
   const CommandResult check = run_command(kPromtool + " check rules " + kAlerts);
