@@ -278,11 +278,12 @@ class FinishLine {
     ++finished_;
     cv_.notify_all();
   }
-  // Waits until `tick`, Ctrl-C, or all `total` threads finished; true when they all have.
-  bool wait(std::chrono::steady_clock::time_point tick, int total) {
+  // Waits until `tick`, Ctrl-C (when `wake_on_interrupt`: once it was passed on, the threads'
+  // drain is waited for like any run), or all `total` threads finished; true when they all have.
+  bool wait(std::chrono::steady_clock::time_point tick, int total, bool wake_on_interrupt) {
     std::unique_lock lock(mu_);
     // Wake every second for the progress line, or every 50 ms to notice Ctrl-C, or when done.
-    while (finished_ < total && std::chrono::steady_clock::now() < tick && !g_interrupted.load())
+    while (finished_ < total && std::chrono::steady_clock::now() < tick && !(wake_on_interrupt && g_interrupted.load()))
       cv_.wait_until(lock, std::min(tick, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
     return finished_ == total;
   }
@@ -295,8 +296,9 @@ class FinishLine {
 
 // Prints one progress line (unless --quiet) and starts a new latency interval; returns the acked
 // count it printed against, the next line's `acked_before`.
+// `seconds`: since the line before (its rate's divisor).
 std::uint64_t print_progress(const Options& opt, const Connections& connections, LoadStats& stats,
-                             std::chrono::steady_clock::time_point start, std::uint64_t acked_before) {
+                             std::chrono::steady_clock::time_point start, std::uint64_t acked_before, double seconds) {
   ProgressCounts totals;
   for (auto& c : connections) {
     const pm::client::ProducerStats s = c->client_stats();
@@ -309,7 +311,7 @@ std::uint64_t print_progress(const Options& opt, const Connections& connections,
   const auto interval = stats.interval.snapshot_and_reset();
   if (!opt.quiet)
     std::cerr << format_progress(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), totals,
-                                 totals.acked - acked_before, 1.0, interval)
+                                 totals.acked - acked_before, seconds, interval)
               << std::endl;
   return totals.acked;
 }
@@ -325,15 +327,24 @@ void run_connections(const Options& opt, const Connections& connections, EventSo
       conn->run();
       finish.cross();
     });
-  auto tick = start;
+  auto last_line = start;
+  auto next_line = start + std::chrono::seconds(1);
   std::uint64_t acked_before = 0;
+  bool interrupt_passed_on = false;
   for (;;) {
-    tick += std::chrono::seconds(1);
-    const bool done = finish.wait(tick, opt.connections);
-    if (g_interrupted.load()) source.stop();
+    const bool done = finish.wait(next_line, opt.connections, !interrupt_passed_on);
+    if (!interrupt_passed_on && g_interrupted.load()) {
+      source.stop();
+      interrupt_passed_on = true;  // and no longer woken by it: it spun a core through the drain
+    }
     if (done) break;
-    if (std::chrono::steady_clock::now() < tick) continue;
-    acked_before = print_progress(opt, connections, stats, start, acked_before);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_line) continue;
+    // The rate over the time since the last line: a main thread woken late counted 1.3 s as one.
+    acked_before = print_progress(opt, connections, stats, start, acked_before,
+                                  std::chrono::duration<double>(now - last_line).count());
+    last_line = now;
+    while (next_line <= now) next_line += std::chrono::seconds(1);
   }
   for (auto& t : threads) t.join();
 }

@@ -4,7 +4,10 @@
 // resending, and the visibility probes (--visibility-probes) timed from another PostgreSQL session.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 #include <simdjson.h>
 
 #include "daemon/loadgen/loadgen_probe.h"
+#include "ingest/server/unix_socket.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
@@ -57,6 +61,8 @@ class Loadgen {
     return r;
   }
   bool running() { return process_.running(); }
+  void signal(int sig) { process_.signal(sig); }
+  const std::string& output_path() const { return out_; }
 
  private:
   static inline int counter_ = 0;
@@ -376,6 +382,41 @@ TEST(LoadgenProbe, ThePollPauseIsAFractionOfTheWaitAndAtLeastTheFloor) {
   EXPECT_EQ(next_poll_pause(2s, 200us, 0.03), 60ms);
   EXPECT_EQ(next_poll_pause(100ms, 200us, 0), 200us);  // 0: a fixed pause
   EXPECT_EQ(next_poll_pause(100ms, 0us, 0), 0ns);
+}
+
+// CPU seconds (user + system) of this process's children reaped so far.
+double children_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// After Ctrl-C pm-loadgen waits for its connections to drain (up to --give-up-after when nothing
+// answers). Its main thread spun through that wait: the interrupt woke it at once each time round,
+// a whole core taken from the daemon it measures for up to 30 s.
+TEST(LoadgenCli, AfterCtrlCTheDrainIsWaitedForWithoutSpinning) {
+  const std::string dir = make_temp_dir("pm_loadgen_ctrl_c");
+  const std::string sock = dir + "/silent.sock";
+  // A socket that takes connections into its backlog and never answers.
+  sockaddr_un addr{};
+  ASSERT_TRUE(unix_socket_address(sock, addr));
+  const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(silent, 16), 0);
+  const double cpu_before = children_cpu_seconds();
+  Loadgen loadgen(dir, {"--count", "1000", "--socket", sock, "--give-up-after", "4"});
+  // Its first progress line: a second into the run, sending into the backlog.
+  ASSERT_TRUE(wait_until([&] { return read_file(loadgen.output_path()).find("] sent ") != std::string::npos || !loadgen.running(); }, 30s))
+      << read_file(loadgen.output_path());
+  loadgen.signal(SIGINT);
+  const LoadgenRun r = loadgen.wait(60s);
+  const double cpu = children_cpu_seconds() - cpu_before;
+  std::printf("[ figures ] pm-loadgen's CPU over the run and its 4 s drain after Ctrl-C: %.2f s\n", cpu);
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // nothing was acknowledged, and it says so
+  EXPECT_LT(cpu, 2.0) << "it spun while it waited for the drain: " << r.output;
+  ::close(silent);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LoadgenCli, HelpAndUsageErrors) {
