@@ -718,14 +718,18 @@ class IngestClient:
         self._busy_delay = min(self._busy_delay * 2, self.busy_max)
 
     def _drop(self, conn: _Connection) -> None:
-        """``conn`` is gone: requeue its unacknowledged lines (in order) for the next one."""
+        """``conn`` is gone: requeue its unacknowledged lines (in order) for the next one.
+
+        The transport is aborted, not closed: a close waits to flush what is still unsent, for
+        ever when the daemon stops reading, and reports the connection lost (ends its reader)
+        only then. Those bytes are lines sent again on the next connection, or abandoned."""
         if conn.dead:
             return
         conn.dead = True
         if self._conn is conn:
             self._conn = None
         try:
-            conn.writer.close()
+            conn.writer.transport.abort()
         except (OSError, RuntimeError):
             pass
         for number in sorted(conn.lines):

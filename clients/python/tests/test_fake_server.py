@@ -413,3 +413,23 @@ async def test_a_cancelled_connect_leaves_a_client_that_can_connect_again(workdi
         c.ack(1)
         await asyncio.wait_for(sent, 5)
         assert await client.close() == 0
+
+
+@async_test(30)
+async def test_close_returns_within_its_timeout_when_the_daemon_stops_reading(workdir: Path) -> None:
+    """A daemon that stops reading (hung, stopped) with the socket's buffers full: close() closed
+    the transport gracefully, which waits to flush the unsent bytes first and so never reported
+    the connection lost; close(timeout=...) waited for its reader without end."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), max_in_flight=10_000)
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        await connecting
+        c.writer.transport.pause_reading()  # type: ignore[attr-defined]  # reads nothing more
+        pad = "x" * 2048
+        futs = [client.submit({"n": n, "pad": pad}) for n in range(2000)]  # 4 MB: buffers full
+        await await_until(lambda: client.stats.sent == 2000, 5, "every line written")
+        assert await asyncio.wait_for(client.close(timeout=0.5), 5) == 2000
+        for fut in futs:
+            with pytest.raises(ClientClosedError):
+                await fut
