@@ -9,7 +9,7 @@ import heapq
 import json
 import logging
 import random
-from typing import Any, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .errors import ClientClosedError, RejectedError, rejected_error
 from .lines import Number, encode_line, trade_event, trigger_event
@@ -151,9 +151,10 @@ class IngestClient:
       ``asyncio.gather`` many sends to keep the pipe full.
     * **Order:** lines are written in submission order; a resent line keeps its place among the
       resent ones, but a line refused ``busy`` goes out again after lines already written.
-    * **Cancellation:** cancelling a send whose line was not written yet withdraws it; once
-      written, the line is still delivered (it may be stored already) and keeps its slot
-      until acknowledged.
+    * **Cancellation:** cancelling a send whose line was not written yet withdraws it at once
+      (it no longer counts in ``stats.waiting`` or ``stats.in_flight``); once written, the
+      line is still delivered (it may be stored already) and keeps its slot until
+      acknowledged.
     * **Formats:** with ``format`` other than ``"pm-ingestd"`` every connection starts with
       the hello line ``{"hello":{"format":"<format>"}}`` (its line 1) and data lines go out
       only after the daemon acknowledged it. A hello refused with ``schema`` (unknown format)
@@ -191,7 +192,8 @@ class IngestClient:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._seq = 0
         self._conn_ident = 0
-        self._waiting: Deque[_Line] = collections.deque()   # submitted, no room yet
+        # submitted, no room yet (by seq, in submission order; a cancelled one leaves at once)
+        self._waiting: "collections.OrderedDict[int, _Line]" = collections.OrderedDict()
         self._outstanding: Dict[int, _Line] = {}             # admitted, not finished (by seq)
         self._to_send: List[_Line] = []                      # heap: admitted, not on the wire
         self._conn: Optional[_Connection] = None
@@ -430,7 +432,8 @@ class IngestClient:
             raise ClientClosedError("client is closing") from self._fatal
         self._seq += 1
         line = _Line(self._seq, text, loop.create_future())
-        self._waiting.append(line)
+        line.future.add_done_callback(lambda _future: self._withdraw(line))
+        self._waiting[line.seq] = line
         assert self._drained is not None
         self._drained.clear()
         self._admit()
@@ -439,7 +442,7 @@ class IngestClient:
     def _admit(self) -> None:
         """Move waiting lines into the in-flight set while there is room."""
         while self._waiting and len(self._outstanding) < self.max_in_flight:
-            line = self._waiting.popleft()
+            _, line = self._waiting.popitem(last=False)
             if line.future.done():  # cancelled before it had room: withdrawn
                 continue
             line.admitted = True
@@ -448,6 +451,27 @@ class IngestClient:
                 line.room.set_result(None)
             self._queue(line)
         self._check_drained()
+
+    def _withdraw(self, line: _Line) -> None:
+        """The done callback of a line's future: a send cancelled before its line was written
+        gives the line up now, out of the waiting queue or, admitted, out of the to-send heap
+        with its slot freed. Waiting for room or for a connection, it stayed until the client
+        had both. A line never written took no line number; a written one keeps its slot."""
+        if not line.future.cancelled() or line.written:
+            return
+        if line.admitted:
+            if line.seq not in self._outstanding:
+                return  # finished already: withdrawn by _pump, or failed (close())
+            if line.queued:  # admitted, not written: on the heap (no connection ready)
+                line.queued = False
+                self._to_send.remove(line)
+                heapq.heapify(self._to_send)
+            self._finish(line)
+        else:
+            self._waiting.pop(line.seq, None)
+            if line.room is not None and not line.room.done():
+                line.room.set_result(None)
+            self._check_drained()
 
     def _check_drained(self) -> None:
         if not self._outstanding and not self._waiting and self._drained is not None:
@@ -532,7 +556,7 @@ class IngestClient:
         """Fail every waiting and outstanding line with ``exc``; return how many there were."""
         failed = 0
         while self._waiting:
-            line = self._waiting.popleft()
+            _, line = self._waiting.popitem(last=False)
             if not line.future.done():
                 line.future.set_exception(exc)
                 failed += 1

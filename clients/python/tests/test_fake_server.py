@@ -433,3 +433,61 @@ async def test_close_returns_within_its_timeout_when_the_daemon_stops_reading(wo
         for fut in futs:
             with pytest.raises(ClientClosedError):
                 await fut
+
+
+@async_test(30)
+async def test_cancelled_sends_waiting_for_room_are_withdrawn_at_once(workdir: Path) -> None:
+    """Sends bounded by asyncio.wait_for while every slot is taken (an outage): each cancelled
+    line stayed in the waiting queue until there was room again, so memory grew with the
+    outage's length times the send rate."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), max_in_flight=1)
+        connecting = asyncio.ensure_future(client.connect())
+        c = await server.next()
+        await connecting
+        pending = client.submit({"n": 0})
+        assert await c.line() == '{"n":0}'
+        for n in range(1, 1001):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.send_raw({"n": n}), 0.001)
+        stats = client.stats
+        assert stats.waiting == 0 and stats.in_flight == 1
+        later = client.submit({"n": 1001})
+        c.ack(1)
+        await pending
+        # The withdrawn lines were never written and took no line number: this one is line 2.
+        assert await c.line() == '{"n":1001}'
+        c.ack(2)
+        await asyncio.wait_for(later, 5)
+        stats = client.stats
+        assert (stats.sent, stats.acked, stats.waiting, stats.in_flight) == (2, 2, 0, 0)
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_a_cancelled_send_admitted_but_not_written_frees_its_slot_at_once(workdir: Path) -> None:
+    """While no connection is ready (reconnecting, hello unanswered) admitted lines wait to be
+    written; a cancelled one kept its slot until a connection was ready again."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), format="clob-ws-market", max_in_flight=2,
+                              reconnect_initial=0.01)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        assert await c1.line() == HELLO
+        c1.ack(1)
+        await connecting
+        c1.close()
+        c2 = await server.next()
+        assert await c2.line() == HELLO  # not acknowledged yet: data lines wait
+        for n in range(100):
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.send_raw({"n": n}), 0.001)
+        stats = client.stats
+        assert stats.in_flight == 0 and stats.waiting == 0
+        kept = client.submit({"n": "kept"})
+        c2.ack(1)
+        assert await c2.line() == '{"n":"kept"}'  # line 2, after the hello
+        c2.ack(2)
+        await asyncio.wait_for(kept, 5)
+        assert client.stats.sent == 1
+        assert await client.close() == 0
