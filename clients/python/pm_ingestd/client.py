@@ -35,6 +35,19 @@ def _reads_as_hello(text: str) -> bool:
     except ValueError:
         return False
     return isinstance(obj, dict) and "hello" in obj and "type" not in obj
+
+
+def _line_count(reply: Dict[str, Any], key: str) -> int:
+    """``reply[key]``, an ack's N or an error's line K: a JSON integer >= 0 (K 0 refuses the
+    connection). Anything else (missing, a string, a bool, a float, negative) raises ValueError,
+    a protocol error, and is not read as some line's number: an error taken for no line would
+    let the ack after it resolve the refused line as durable."""
+    value = reply.get(key)
+    if type(value) is not int or value < 0:  # bool is an int subclass: excluded too
+        raise ValueError(f"{key} {value!r} is not an integer >= 0")
+    return value
+
+
 #: Formats this client knows of. Others are sent as given; the daemon refuses an unknown one.
 FORMATS = (DEFAULT_FORMAT, "clob-ws-market", "data-api-trades", "clob-rest-trades")
 
@@ -51,7 +64,8 @@ class ClientStats:
     replies (each line's, plus connections refused with line 0). ``reconnects`` counts
     connections made after the first, ``connect_failures`` attempts that failed (refused,
     no socket, hello answered ``busy``). ``protocol_errors`` counts replies that were not JSON
-    objects or were malformed acks or errors (each drops the connection; its lines go again);
+    objects or were malformed acks or errors (an ``ack`` or ``line`` missing or not a JSON
+    integer >= 0): each drops the connection, and its unacknowledged lines go again;
     ``ignored_replies`` counts objects that are neither an ack nor an error, a reply kind a
     newer daemon may add, which the protocol lets a producer ignore. ``in_flight`` is the lines
     admitted and not finished (at most ``max_in_flight``), ``waiting`` those waiting for room.
@@ -676,9 +690,9 @@ class IngestClient:
 
     def _on_reply(self, conn: _Connection, reply: Dict[str, Any]) -> None:
         if "ack" in reply:
-            self._on_ack(conn, int(reply["ack"]))
+            self._on_ack(conn, _line_count(reply, "ack"))
         elif "error" in reply:
-            self._on_error(conn, str(reply["error"]), int(reply.get("line", -1)),
+            self._on_error(conn, str(reply["error"]), _line_count(reply, "line"),
                            str(reply.get("detail", "")))
         else:  # a reply kind this client does not know: the protocol lets producers ignore it
             self._stats.ignored_replies += 1

@@ -491,3 +491,54 @@ async def test_a_cancelled_send_admitted_but_not_written_frees_its_slot_at_once(
         await asyncio.wait_for(kept, 5)
         assert client.stats.sent == 1
         assert await client.close() == 0
+
+
+@async_test(30)
+async def test_an_error_reply_without_a_line_number_is_a_protocol_error(workdir: Path) -> None:
+    """An error reply whose line is missing was taken for line -1 and ignored, so the ack after
+    it resolved, as durable, a line the daemon may have refused."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
+        connecting = asyncio.ensure_future(client.connect())
+        c1 = await server.next()
+        await connecting
+        fut = client.submit({"a": 1})
+        assert await c1.line() == '{"a":1}'
+        c1.reply({"error": "busy", "detail": "x"})  # which line was refused is unknown
+        c1.ack(1)
+        c2 = await server.next()                    # the connection was dropped
+        assert await c2.line() == '{"a":1}'         # and the line sent again
+        assert not fut.done()
+        stats = client.stats
+        assert stats.protocol_errors == 1 and stats.acked == 0 and stats.resends == 1
+        c2.ack(1)
+        await asyncio.wait_for(fut, 5)
+        assert await client.close() == 0
+
+
+@async_test(30)
+async def test_acks_and_line_numbers_that_are_not_json_integers_are_protocol_errors(
+        workdir: Path) -> None:
+    """int() made "1", true and 1.5 line numbers: an ack or a refusal of a line the daemon never
+    named. Each such reply now drops the connection and the line goes again."""
+    malformed = [{"ack": "1"}, {"ack": True}, {"ack": 1.5}, {"ack": 1.0}, {"ack": -1},
+                 {"error": "range", "line": "1"}, {"error": "range", "line": True},
+                 {"error": "range", "line": 1.0}, {"error": "range", "line": -1}]
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
+        connecting = asyncio.ensure_future(client.connect())
+        conn = await server.next()
+        await connecting
+        fut = client.submit({"a": 1})
+        assert await conn.line() == '{"a":1}'
+        for count, reply in enumerate(malformed, 1):
+            conn.reply(reply)
+            conn = await server.next()
+            assert await conn.line() == '{"a":1}', reply
+            assert not fut.done(), reply
+            assert client.stats.protocol_errors == count, reply
+        conn.ack(1)
+        await asyncio.wait_for(fut, 5)
+        stats = client.stats
+        assert stats.acked == 1 and stats.rejected_total == 0
+        assert await client.close() == 0
