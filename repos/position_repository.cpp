@@ -223,10 +223,14 @@ std::vector<ExitEvent> ExitEventRepository::get_pending() const {
 }
 
 std::vector<ExitEvent> ExitEventRepository::get_by_position(const std::string& position_id) const {
+  // create() stores the id as a number ("007" as "7"): the same text finds what it created. Rows
+  // written by others keep the text they were given, so that text is looked for too.
+  const auto position = parse_position_id(position_id);
+  const std::string stored = position ? std::to_string(*position) : position_id;
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<ExitEvent>(tx.exec_params(
-        R"(SELECT * FROM exit_events WHERE position_id = $1
-           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)", position_id));
+        R"(SELECT * FROM exit_events WHERE position_id IN ($1, $2)
+           ORDER BY pm_text_time(created_at) DESC NULLS LAST, created_at DESC, id DESC)", stored, position_id));
   });
 }
 

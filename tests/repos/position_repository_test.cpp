@@ -433,6 +433,17 @@ TEST_F(PositionRepositoryTest, ExitEventListsAndOrdering) {
   EXPECT_EQ(ids(events.get_by_position(p1.id)), (std::vector<std::int32_t>{a.id, c.id, b.id}));
   EXPECT_EQ(ids(events.get_by_position(std::to_string(p2.id))), (std::vector<std::int32_t>{d.id}));
   EXPECT_TRUE(events.get_by_position(999).empty());
+  // The text an event was created with finds it: create() stores "007" as "7", and looking for
+  // "007" found nothing (an exit monitor would see no pending exit and place another).
+  auto padded = exit_event(p2.id);
+  padded.position_id = "00" + std::to_string(p2.id);
+  const auto e = events.create(padded);
+  EXPECT_EQ(ids(events.get_by_position(padded.position_id)), (std::vector<std::int32_t>{e.id, d.id}));
+  // A row another writer stored with its own text is found by that text too.
+  tdb_->exec("INSERT INTO exit_events (position_id, token_id, exit_type, entry_price, exit_price, size, gross_pnl, "
+             "net_pnl, hours_held, status, created_at) VALUES ('0" + std::to_string(p1.id) +
+             "', 't', 'manual', 0.5, 0.6, 1, 0, 0, 1, 'pending', '2026-01-01T00:00:00.000000Z')");
+  EXPECT_EQ(events.get_by_position("0" + std::to_string(p1.id)).size(), 4u);
 }
 
 TEST_F(PositionRepositoryTest, ExitEventListsOrderOtherWritersTextTimesByTime) {
