@@ -340,7 +340,9 @@ std::size_t TriggerWatermarkRepository::advance(std::span<const Advance> marks) 
     const Advance& m = *mark;
     thresholds.add_number(m.threshold);
     timestamps.add_integer(m.timestamp);
-    updated_at.add_text(m.updated_at);
+    // One fixed format, as every other writer stores time text (D8): empty is now, and a text
+    // that is no time throws std::invalid_argument (all are checked before any SQL).
+    updated_at.add_text(detail::write_iso_or_now(m.updated_at, "trigger_watermarks.updated_at"));
   }
   return target_.run([&](pqxx::transaction_base& tx) { return trigger_watermarks().many(tx, thresholds, timestamps, updated_at); });
 }

@@ -115,7 +115,8 @@ class TriggerWatermarkRepository : public BaseRepository<TriggerWatermark, doubl
   // above throws TimestampUnitError before any SQL.
   TriggerWatermark update(double threshold, std::int64_t timestamp) const;
   // Several thresholds in one statement: each row inserted or moved forward with the given
-  // updated_at; a row that would not advance is left alone. Thresholds that are the same REAL
+  // updated_at (canonical ISO-8601 text; empty: now; not a time: std::invalid_argument before any
+  // SQL); a row that would not advance is left alone. Thresholds that are the same REAL
   // (0.95 and 0.9500000001) are one row: the newest of them goes. Returns the rows written. One
   // refused timestamp throws TimestampUnitError before any SQL: nothing is written.
   struct Advance {

@@ -336,6 +336,23 @@ TEST_F(TriggerRepositoryTest, AdvanceTakesThresholdsThatAreOneRealAsOneRowAtTheN
   EXPECT_FALSE(marks.get(0.5));
 }
 
+// advance() stored the caller's updated_at as given: "" in a NOT NULL time column, or a format
+// that text ordering and GREATEST disagree with (D8). It is the canonical text now, empty is now,
+// and what is no time is refused before anything is written.
+TEST_F(TriggerRepositoryTest, AdvanceStoresUpdatedAtInTheOneFormatAndRefusesTextThatIsNoTime) {
+  TriggerWatermarkRepository marks(tdb_->db());
+  const std::vector<TriggerWatermarkRepository::Advance> batch{{0.95, T0 + 10, ""},
+                                                                {0.90, T0 + 10, "2026-01-10 10:00:00"}};
+  EXPECT_EQ(marks.advance(batch), 2u);
+  const auto now_text = marks.get(0.95)->updated_at;
+  EXPECT_EQ(now_text.size(), std::string("2026-01-10T10:00:00.000000Z").size()) << now_text;
+  EXPECT_TRUE(parse_iso(now_text)) << now_text;
+  EXPECT_EQ(marks.get(0.90)->updated_at, "2026-01-10T10:00:00.000000Z");
+  const std::vector<TriggerWatermarkRepository::Advance> bad{{0.80, T0 + 10, now_iso()}, {0.85, T0 + 10, "yesterday"}};
+  EXPECT_THROW(marks.advance(bad), std::invalid_argument);
+  EXPECT_FALSE(marks.get(0.80)) << "a refused advance wrote part of its marks";
+}
+
 // The message of the TimestampUnitError `call` throws, or "no exception".
 template <class Call>
 std::string time_error_of(Call&& call) {
