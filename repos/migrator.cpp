@@ -1,5 +1,6 @@
 #include "repos/migrator.h"
 
+#include <cctype>
 #include <cstdio>
 #include <map>
 
@@ -71,13 +72,67 @@ void unlock_migrations(pqxx::connection& c) {
   unlock.exec("SELECT pg_advisory_unlock_all()");
 }
 
-// One file and its bookkeeping row in one transaction; any failure is a MigrationError naming it.
+// Whether `name` appears in `sql` as a whole identifier.
+bool names_identifier(const std::string& sql, const std::string& name) {
+  const auto part_of_identifier = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; };
+  for (std::size_t at = sql.find(name); at != std::string::npos; at = sql.find(name, at + 1)) {
+    const std::size_t end = at + name.size();
+    if ((at == 0 || !part_of_identifier(sql[at - 1])) && (end == sql.size() || !part_of_identifier(sql[end]))) return true;
+  }
+  return false;
+}
+
+// Indexes of the current schema that `sql` names and that are invalid: what a CREATE INDEX
+// CONCURRENTLY cut short (cancelled, timed out, the session lost) leaves behind, and what its
+// IF NOT EXISTS would then take for done.
+std::vector<std::string> invalid_indexes_named_in(pqxx::connection& c, const std::string& sql) {
+  pqxx::read_transaction tx(c);
+  std::vector<std::string> names;
+  for (const auto& row : tx.exec(R"(SELECT ic.relname FROM pg_index i
+                                    JOIN pg_class ic ON ic.oid = i.indexrelid
+                                    WHERE NOT i.indisvalid AND ic.relnamespace = current_schema()::regnamespace)"))
+    if (names_identifier(sql, row[0].as<std::string>())) names.push_back(row[0].as<std::string>());
+  tx.commit();
+  return names;
+}
+
+void record_applied(pqxx::transaction_base& tx, const Migration& m, const std::string& checksum) {
+  tx.exec_params("INSERT INTO pm_schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)", m.name, checksum,
+                 now_iso());
+}
+
+// A file that starts with kOutsideATransaction (one statement that cannot run in a transaction
+// block: CREATE INDEX CONCURRENTLY), then its bookkeeping row. An invalid index the file names is
+// dropped first and must not be left after it. The session's statement_timeout is lifted (the
+// lease's reset restores it). REQUIRES: the migration lock held on `c`.
+void apply_outside_a_transaction(pqxx::connection& c, const Migration& m, const std::string& checksum) {
+  for (const std::string& name : invalid_indexes_named_in(c, m.sql)) {
+    pqxx::nontransaction drop(c);
+    drop.exec("DROP INDEX CONCURRENTLY IF EXISTS " + drop.quote_name(name));
+  }
+  {
+    pqxx::nontransaction run(c);
+    run.exec("SET statement_timeout = 0");
+    run.exec(m.sql);
+  }
+  if (const auto left = invalid_indexes_named_in(c, m.sql); !left.empty())
+    throw MigrationError(m.name, "index " + left.front() + " was left invalid; run the migration again");
+  pqxx::work tx(c);
+  record_applied(tx, m, checksum);
+  tx.commit();
+}
+
+// One file and its bookkeeping row in one transaction (or, for a file marked so, the file outside
+// one, then its row); any failure is a MigrationError naming it.
 void apply_one(pqxx::connection& c, const Migration& m, const std::string& checksum) {
   try {
+    if (m.sql.rfind(kOutsideATransaction, 0) == 0) return apply_outside_a_transaction(c, m, checksum);
     pqxx::work tx(c);
+    // A migration may rewrite or index a production-sized table: no statement timeout of the
+    // pool's (60 s by default) cuts it off, failing the same way at every retry.
+    tx.exec("SET LOCAL statement_timeout = 0");
     tx.exec(m.sql);
-    tx.exec_params("INSERT INTO pm_schema_migrations (name, checksum, applied_at) VALUES ($1, $2, $3)",
-                   m.name, checksum, now_iso());
+    record_applied(tx, m, checksum);
     tx.commit();
   } catch (const MigrationError&) {
     throw;

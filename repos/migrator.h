@@ -3,6 +3,10 @@
 // order, each in its own transaction, and records each one in `pm_schema_migrations` (name,
 // checksum, time). Applied files are skipped, so running twice does nothing. A failing file rolls
 // back and MigrationError names it with the server's message; files after it are not attempted.
+// A file whose first line is kOutsideATransaction runs outside a transaction (one statement, such
+// as CREATE INDEX CONCURRENTLY, which builds an index on a production-sized table without
+// blocking its writers); an invalid index it names (a cut-short build) is dropped first, and one
+// left invalid after it is a MigrationError. No migration runs under the pool's statement_timeout.
 // A session advisory lock serialises concurrent migrators. An applied file whose text changed
 // since is reported as an error rather than silently ignored. After applying, migrate() checks the
 // unique index G2 stands on (g2_index.h) and throws SchemaError naming what is wrong when the
@@ -15,6 +19,8 @@
 #include "repos/database.h"
 
 namespace pm {
+
+inline constexpr char kOutsideATransaction[] = "-- pm-migrate: outside a transaction";
 
 struct Migration {
   std::string name;  // e.g. "01_schema.sql"

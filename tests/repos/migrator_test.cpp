@@ -145,6 +145,41 @@ TEST(Migrator, FailingFileRollsBackAndIsNamed) {
   EXPECT_EQ(migrator.pending(ms), (std::vector<std::string>{"02_bad.sql", "03_later.sql"}));
 }
 
+// A migration may index or rewrite a production-sized table: the pool's statement_timeout (60 s
+// by default) cut it off, and every retry failed the same way.
+TEST(Migrator, NoMigrationRunsUnderThePoolsStatementTimeout) {
+  test::TestDatabase tdb("migrate_timeout", /*migrate=*/false);
+  auto config = tdb.config();
+  config.statement_timeout = std::chrono::milliseconds(100);
+  Database db(config);
+  Migrator migrator(db);
+  const auto report = migrator.migrate({{"01_slow.sql", "SELECT pg_sleep(0.3)"},
+                                        {"02_slow_outside.sql", std::string(kOutsideATransaction) + "\nSELECT pg_sleep(0.3)"}});
+  EXPECT_EQ(report.applied.size(), 2u);
+  // The pool's timeout is back on the session afterwards.
+  EXPECT_THROW(db.transaction([](pqxx::work& tx) { tx.exec("SELECT pg_sleep(0.3)"); }), pqxx::sql_error);
+}
+
+// An index on a production-sized table is built CONCURRENTLY (writers go on meanwhile), which
+// PostgreSQL refuses inside a transaction block: a file marked so runs outside one. A build cut
+// short leaves the index invalid, which IF NOT EXISTS would take for done: it is built again.
+TEST(Migrator, AFileMarkedSoRunsOutsideATransactionAndAnInvalidIndexItNamesIsBuiltAgain) {
+  test::TestDatabase tdb("migrate_outside", /*migrate=*/false);
+  tdb.exec("CREATE TABLE t (a int); INSERT INTO t SELECT g % 10 FROM generate_series(1, 1000) g");
+  // What a cut-short build leaves: a unique index that failed on the duplicates, invalid.
+  EXPECT_THROW(tdb.exec("CREATE UNIQUE INDEX CONCURRENTLY t_a ON t (a)"), pqxx::sql_error);
+  const std::string valid = "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid";
+  ASSERT_EQ(tdb.count(valid), 0);
+  Migrator migrator(tdb.db());
+  const std::vector<Migration> ms = {
+      {"01_index.sql", std::string(kOutsideATransaction) + "\n-- the index\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_a ON t (a);"}};
+  EXPECT_EQ(migrator.migrate(ms).applied.size(), 1u);
+  EXPECT_EQ(tdb.count(valid), 1) << "the invalid index was taken for built";
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisunique"), 1);
+  EXPECT_TRUE(migrator.pending(ms).empty());
+  EXPECT_EQ(migrator.migrate(ms).skipped.size(), 1u);
+}
+
 TEST(Migrator, ChangedTextOfAnAppliedFileIsAnError) {
   test::TestDatabase tdb("migrate_changed", /*migrate=*/false);
   Migrator migrator(tdb.db());
