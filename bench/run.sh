@@ -84,7 +84,7 @@ pg_psql "$ADMIN_URL" -XAtqc "SELECT 1 FROM pg_database WHERE datname = '$BENCH_D
   pg_psql "$ADMIN_URL" -Xqc "CREATE DATABASE \"$BENCH_DB\"" >/dev/null
 PM_INGESTD_DATABASE_URL="$BENCH_URL" "$CTL" migrate >/dev/null
 # The table every writer starts from: polymarket_trades as migrated (primary key and the
-# (condition_id, timestamp) index of seed/04), copied fresh before each writer.
+# (condition_id, timestamp) index of seed/03a), copied fresh before each writer.
 pg_psql "$BENCH_URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE IF EXISTS bench_trades_template" \
   -c "CREATE TABLE bench_trades_template (LIKE polymarket_trades INCLUDING ALL)" >/dev/null
 

@@ -1,9 +1,12 @@
 #include "repos/migrator.h"
 
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <map>
+#include <thread>
 
+#include <pqxx/except>
 #include <pqxx/nontransaction>
 
 #include "repos/g2_index.h"
@@ -21,6 +24,8 @@ CREATE TABLE IF NOT EXISTS pm_schema_migrations (
 ))SQL";
 
 constexpr long long kMigrationLockKey = 0x706d2d6d696772;  // "pm-migr"
+// How long a migration in a transaction may wait for a table lock (the writers queue behind it).
+constexpr std::chrono::milliseconds kMigrationLockTimeout{5000};
 
 // The applied migrations' checksums. Read-only (a database never migrated has applied nothing),
 // so a daemon may ask while an operator migrates.
@@ -62,9 +67,18 @@ std::string migration_checksum(const std::string& sql) {
 
 namespace {
 
+// Takes the migration lock, trying every 200 ms: a migrator blocked in pg_advisory_lock() holds a
+// snapshot all the while, which the other migrator's CREATE INDEX CONCURRENTLY waits for (it
+// waits out every older snapshot) while it holds the lock: a deadlock, one of them aborted.
 void lock_migrations(pqxx::connection& c) {
-  pqxx::nontransaction lock(c);
-  lock.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+  const std::string try_lock = "SELECT pg_try_advisory_lock(" + std::to_string(kMigrationLockKey) + ")";
+  for (;;) {
+    {
+      pqxx::nontransaction lock(c);
+      if (lock.exec1(try_lock)[0].as<bool>()) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 void unlock_migrations(pqxx::connection& c) {
@@ -87,11 +101,13 @@ bool names_identifier(const std::string& sql, const std::string& name) {
 // IF NOT EXISTS would then take for done.
 std::vector<std::string> invalid_indexes_named_in(pqxx::connection& c, const std::string& sql) {
   pqxx::read_transaction tx(c);
-  std::vector<std::string> names;
-  for (const auto& row : tx.exec(R"(SELECT ic.relname FROM pg_index i
+  std::vector<std::string> names;  // as DROP INDEX takes them (schema-qualified where needed)
+  // The ones the file's unqualified names reach: visible on the search_path (an index lives in
+  // its table's schema, not necessarily the current one).
+  for (const auto& row : tx.exec(R"(SELECT ic.relname, ic.oid::regclass::text FROM pg_index i
                                     JOIN pg_class ic ON ic.oid = i.indexrelid
-                                    WHERE NOT i.indisvalid AND ic.relnamespace = current_schema()::regnamespace)"))
-    if (names_identifier(sql, row[0].as<std::string>())) names.push_back(row[0].as<std::string>());
+                                    WHERE NOT i.indisvalid AND pg_catalog.pg_table_is_visible(ic.oid))"))
+    if (names_identifier(sql, row[0].as<std::string>())) names.push_back(row[1].as<std::string>());
   tx.commit();
   return names;
 }
@@ -106,13 +122,18 @@ void record_applied(pqxx::transaction_base& tx, const Migration& m, const std::s
 // dropped first and must not be left after it. The session's statement_timeout is lifted (the
 // lease's reset restores it). REQUIRES: the migration lock held on `c`.
 void apply_outside_a_transaction(pqxx::connection& c, const Migration& m, const std::string& checksum) {
+  {
+    // No lock_timeout either: CREATE and DROP INDEX CONCURRENTLY keep no writer waiting, and
+    // may wait out long transactions of others.
+    pqxx::nontransaction settings(c);
+    settings.exec("SET statement_timeout = 0");
+  }
   for (const std::string& name : invalid_indexes_named_in(c, m.sql)) {
     pqxx::nontransaction drop(c);
-    drop.exec("DROP INDEX CONCURRENTLY IF EXISTS " + drop.quote_name(name));
+    drop.exec("DROP INDEX CONCURRENTLY IF EXISTS " + name);
   }
   {
     pqxx::nontransaction run(c);
-    run.exec("SET statement_timeout = 0");
     run.exec(m.sql);
   }
   if (const auto left = invalid_indexes_named_in(c, m.sql); !left.empty())
@@ -129,13 +150,22 @@ void apply_one(pqxx::connection& c, const Migration& m, const std::string& check
     if (m.sql.rfind(kOutsideATransaction, 0) == 0) return apply_outside_a_transaction(c, m, checksum);
     pqxx::work tx(c);
     // A migration may rewrite or index a production-sized table: no statement timeout of the
-    // pool's (60 s by default) cuts it off, failing the same way at every retry.
-    tx.exec("SET LOCAL statement_timeout = 0");
+    // pool's (60 s by default) cuts it off, failing the same way at every retry. A lock it waits
+    // for is bounded instead: while it waits, every writer of that table queues behind it.
+    tx.exec("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = " +
+            std::to_string(kMigrationLockTimeout.count()));
     tx.exec(m.sql);
     record_applied(tx, m, checksum);
     tx.commit();
   } catch (const MigrationError&) {
     throw;
+  } catch (const pqxx::sql_error& error) {
+    std::string message = first_line(error.what());
+    if (error.sqlstate() == "55P03")  // lock_not_available
+      message += " (another session held a lock this migration needs for " +
+                 std::to_string(kMigrationLockTimeout.count() / 1000) +
+                 " s, a long transaction on the table perhaps: writers were kept waiting no longer; run migrate again)";
+    throw MigrationError(m.name, message);
   } catch (const std::exception& error) {
     throw MigrationError(m.name, first_line(error.what()));
   }

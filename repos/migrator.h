@@ -1,13 +1,16 @@
 #pragma once
 // Migrator: applies the numbered SQL files of seed/ (bundled into the binary at build time) in name
-// order, each in its own transaction, and records each one in `pm_schema_migrations` (name,
+// order, each in its own transaction (unless marked, below), and records each one in `pm_schema_migrations` (name,
 // checksum, time). Applied files are skipped, so running twice does nothing. A failing file rolls
 // back and MigrationError names it with the server's message; files after it are not attempted.
 // A file whose first line is kOutsideATransaction runs outside a transaction (one statement, such
 // as CREATE INDEX CONCURRENTLY, which builds an index on a production-sized table without
 // blocking its writers); an invalid index it names (a cut-short build) is dropped first, and one
-// left invalid after it is a MigrationError. No migration runs under the pool's statement_timeout.
-// A session advisory lock serialises concurrent migrators. An applied file whose text changed
+// left invalid after it is a MigrationError. No migration runs under the pool's statement_timeout;
+// one in a transaction waits at most 5 s for a table lock (writers queue behind that wait), then
+// fails naming the lock (55P03), to be run again. A session advisory lock serialises concurrent
+// migrators; the second tries for it every 200 ms rather than block (a blocked one holds a snapshot
+// the first one's CREATE INDEX CONCURRENTLY would wait for: a deadlock). An applied file whose text changed
 // since is reported as an error rather than silently ignored. After applying, migrate() checks the
 // unique index G2 stands on (g2_index.h) and throws SchemaError naming what is wrong when the
 // triggers table exists without it (an older index of the same name is not replaced by IF NOT

@@ -28,7 +28,8 @@
 // - mark_executed() / mark_failed() move only a *pending* event (pending -> executed | failed);
 //   otherwise (or for a missing id) nullopt and nothing changes.
 // - get_by_position(text) finds the events of that text as create() stores it ("007": "7") and as
-//   given (another writer's own text).
+//   given (another writer's own text). get_by_position(7) is get_by_position("7"): an event
+//   another writer stored as "007" is found only by that text.
 // - get_pending() oldest first (created_at, id); get_by_position() newest first (created_at, id
 //   DESC); created_at (by time, D8: repo_support.h).
 // DailyPnlRepository: `daily_pnl` (key date TEXT `YYYY-MM-DD`, validated: std::invalid_argument).

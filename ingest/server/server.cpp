@@ -116,10 +116,13 @@ void Server::stop() {
   listening_ = false;
   cut_stalled_connections();
   reap(true);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  // The file is checked and removed while the socket still listens: a daemon starting on the path
+  // meanwhile finds it in use and refuses, where after the close it would take the file for stale,
+  // replace it, and see its own file removed by this unlink.
   if (owns_socket_file_ && socket_file_.still_ours()) ::unlink(config_.socket_path.c_str());
   else if (owns_socket_file_) logger_->warn("{} no longer leads to this daemon's socket (removed or replaced); not removing it",
                                          config_.socket_path);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
   if (spare_fd_ >= 0) ::close(spare_fd_);
   listen_fd_ = wake_fd_ = spare_fd_ = -1;

@@ -80,11 +80,11 @@ TEST(Ctl, ReadsTheDaemonsDatabaseVariablesFromItsEnvironment) {
 
 TEST(Ctl, MigrateFailureNamesTheFileAndTheServerMessage) {
   TestDatabase tdb("ctl_fail", /*migrate=*/false);
-  // A table in the way with an incompatible shape: the index of 04 cannot be built on it.
+  // A table in the way with an incompatible shape: the index of 03a (and 04) cannot be built on it.
   tdb.exec("CREATE TABLE polymarket_trades (condition_id TEXT NOT NULL, trade_id TEXT NOT NULL)");
   auto r = ctl({"migrate", "--database-url", tdb.url()});
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find("04_trades_condition_timestamp_index.sql"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("03a_trades_condition_timestamp_index_concurrently.sql"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("timestamp"), std::string::npos) << r.output;
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_schema_migrations"), 3);
 }

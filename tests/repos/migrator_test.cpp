@@ -1,9 +1,11 @@
 #include <algorithm>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "repos/g2_index.h"
 #include "repos/migrator.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -178,6 +180,64 @@ TEST(Migrator, AFileMarkedSoRunsOutsideATransactionAndAnInvalidIndexItNamesIsBui
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND NOT indisunique"), 1);
   EXPECT_TRUE(migrator.pending(ms).empty());
   EXPECT_EQ(migrator.migrate(ms).skipped.size(), 1u);
+}
+
+// A migration that must wait for a table lock (a long transaction of a writer on the table) waits
+// at most a few seconds: every writer of the table queues behind its wait. It waited for ever once
+// the statement timeout was lifted for migrations.
+TEST(Migrator, AMigrationWaitingForATableLockGivesUpAndSaysWhy) {
+  test::TestDatabase tdb("migrate_lock", /*migrate=*/false);
+  tdb.exec("CREATE TABLE t (a int)");
+  pqxx::connection writer(tdb.url());
+  pqxx::work open_insert(writer);
+  open_insert.exec("INSERT INTO t VALUES (1)");  // uncommitted: its lock conflicts with CREATE INDEX
+  auto config = tdb.config();
+  config.statement_timeout = std::chrono::minutes(10);  // not what ends the wait
+  Database db(config);
+  try {
+    Migrator(db).migrate({{"01_index.sql", "CREATE INDEX IF NOT EXISTS t_a ON t (a)"}});
+    ADD_FAILURE() << "the migration took the lock the open transaction holds";
+  } catch (const MigrationError& e) {
+    EXPECT_EQ(e.migration(), "01_index.sql");
+    EXPECT_NE(std::string(e.what()).find("lock"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("run migrate again"), std::string::npos) << e.what();
+  }
+  open_insert.abort();
+}
+
+// Two migrators at once: the second waits for the first's lock. Blocked in pg_advisory_lock() it
+// held a snapshot, which the first's CREATE INDEX CONCURRENTLY waits out while the first holds the
+// lock the second waits for: a deadlock, one of them aborted (the build, after minutes of work).
+TEST(Migrator, ASecondMigratorWaitingForTheLockHoldsNoSnapshotAnIndexBuildWouldWaitFor) {
+  test::TestDatabase tdb("migrate_two", /*migrate=*/false);
+  tdb.exec("CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 100)");
+  // The first migrator: this session, holding the migrators' lock.
+  pqxx::connection first(tdb.url());
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(0x706d2d6d696772LL) + ")");
+  Database db(tdb.config());
+  std::string second_error;
+  std::thread second([&] {
+    try {
+      Migrator(db).migrate({{"01_noop.sql", "SELECT 1"}});
+    } catch (const std::exception& e) {
+      second_error = e.what();
+    }
+  });
+  // The second migrator has asked for the lock.
+  const std::string asked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> " +
+                            std::to_string(first.backendpid()) + " AND pid <> pg_backend_pid() AND query LIKE '%advisory_lock(%'";
+  EXPECT_TRUE(test::wait_until([&] { return tdb.count(asked) >= 1; }, std::chrono::seconds(30)));
+  std::string build_error;
+  try {
+    pqxx::nontransaction(first).exec("CREATE INDEX CONCURRENTLY t_a ON t (a)");
+  } catch (const pqxx::sql_error& e) {
+    build_error = e.what();
+  }
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_unlock_all()");
+  second.join();
+  EXPECT_EQ(build_error, "") << "the index build waited on the second migrator";
+  EXPECT_EQ(second_error, "");
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pg_index WHERE indexrelid = 't_a'::regclass AND indisvalid"), 1);
 }
 
 TEST(Migrator, ChangedTextOfAnAppliedFileIsAnError) {

@@ -468,19 +468,17 @@ class IngestClient:
 
     def _withdraw(self, line: _Line) -> None:
         """The done callback of a line's future: a send cancelled before its line was written
-        gives the line up now, out of the waiting queue or, admitted, out of the to-send heap
-        with its slot freed. Waiting for room or for a connection, it stayed until the client
-        had both. A line never written took no line number; a written one keeps its slot."""
+        gives the line up now, out of the waiting queue or, admitted, with its slot freed (a
+        line still on the to-send heap stays there until _pump pops and skips it: taking it out
+        at once cost O(n) per cancellation). Waiting for room or for a connection, it stayed
+        until the client had both. A line never written took no line number; a written one
+        keeps its slot."""
         if not line.future.cancelled() or line.written:
             return
         if line.admitted:
             if line.seq not in self._outstanding:
                 return  # finished already: withdrawn by _pump, or failed (close())
-            if line.queued:  # admitted, not written: on the heap (no connection ready)
-                line.queued = False
-                self._to_send.remove(line)
-                heapq.heapify(self._to_send)
-            self._finish(line)
+            self._finish(line)  # on the heap still, if queued: _pump skips what is not outstanding
         else:
             self._waiting.pop(line.seq, None)
             if line.room is not None and not line.room.done():
