@@ -155,6 +155,7 @@ stop_daemon() {
   rm -rf "$DDIR"
 }
 PGTMP=""
+PGRUN=()
 SHM=""
 PROBE_PID=""
 cleanup() {
@@ -162,7 +163,7 @@ cleanup() {
   stop_daemon
   [ -n "$SHM" ] && rm -rf "$SHM"
   if [ -n "$PGTMP" ] && [ -f "$PGTMP/data/PG_VERSION" ]; then
-    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
+    "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$PGTMP"
   fi
 }
@@ -381,10 +382,17 @@ fi
 
 # --- backlog: PostgreSQL down, 2M events into the log, then drain ----------------------------
 if full && [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
-  PGTMP=$(mktemp -d "$WORK/pgtmp.XXXXXX")
+  PGRUN=()
+  if [ "$(id -u)" -eq 0 ]; then
+    # The server runs as postgres, which may not reach $WORK (a clone under /root, say).
+    PGRUN=(runuser -u postgres --)
+    PGTMP=$(mktemp -d /var/tmp/pm-bench-pg.XXXXXX)
+    chown postgres "$PGTMP"
+  else
+    PGTMP=$(mktemp -d "$WORK/pgtmp.XXXXXX")
+  fi
   PGPORT=$(free_port)
-  chown postgres "$PGTMP"; chmod 755 "$PGTMP"
-  PGRUN=(); [ "$(id -u)" -eq 0 ] && PGRUN=(runuser -u postgres --)
+  chmod 755 "$PGTMP"
   "${PGRUN[@]}" /usr/lib/postgresql/15/bin/initdb -D "$PGTMP/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
   printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$PGPORT" "$PGTMP" >> "$PGTMP/data/postgresql.conf"
   pgctl() { "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 120 "$@" >/dev/null; }

@@ -3,6 +3,7 @@
 # migrations and runs pm-ingestd in the foreground on a local socket. Ctrl-C stops it cleanly.
 # Extra arguments go to pm-ingestd (e.g. --log-level debug).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,4p' "$0"; echo "(pm-ingestd's own options: build/daemon/pm-ingestd --help)"; exit 0 ;; esac
 OWN_DATABASE=${DATABASE_URL:+yes}  # prepare.sh keeps a DATABASE_URL of the caller's, else sets the private cluster's
 source "$(dirname "$0")/prepare.sh"
 # shellcheck source=scripts/lib_pg_env.sh

@@ -13,6 +13,7 @@
 # PM_SOAK_TESTS=ON also registers the long soak tests; PM_SKIP_SANITIZERS=1 skips fuzzing and
 # the sanitizer builds.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,16p' "$0"; exit 0 ;; esac
 source "$(dirname "$0")/prepare.sh"
 failed=()
 if [ $# -eq 0 ] && [ "${PM_SKIP_SANITIZERS:-0}" != 1 ]; then
@@ -28,7 +29,7 @@ built=1
 cmake --build "$BUILD_DIR" -j2 || { built=0; failed+=("cmake --build $BUILD_DIR"); }
 if [ "$built" = 1 ]; then
   BIN_DIR="$(cd "$BUILD_DIR" && pwd)/daemon"
-  (cd "$BUILD_DIR" && ctest --output-on-failure -j2 --timeout 900 "$@") || rc=$?
+  (cd "$BUILD_DIR" && ctest --output-on-failure --no-tests=error -j2 --timeout 900 "$@") || rc=$?
 fi
 if [ $# -eq 0 ] && [ "$built" = 1 ]; then
   # Debian's interpreter, where setup.sh installed python3-pytest (a python3 earlier on PATH,
