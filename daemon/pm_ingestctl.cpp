@@ -1,6 +1,7 @@
 // pm-ingestctl: the operator's tool (migrations, status, checkpoints, log inspection).
 // Each command is a small function; exit codes: 0 ok, 1 failure (a log or archive file of a newer
-// format among them: no damage), 2 usage error or corrupt log.
+// format among them: no damage), 2 usage error or corrupt log, 3 replay (--skip-damaged) skipped
+// damaged ranges, in this run or an earlier one.
 #include <algorithm>
 #include <cstdlib>
 #include <unistd.h>

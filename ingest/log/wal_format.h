@@ -39,12 +39,12 @@ inline constexpr std::uint32_t kFormatVersion = 3;  // what new segments are wri
 inline constexpr std::size_t kSegmentHeaderSize = 56;
 inline constexpr std::size_t kSegmentHeaderCrcAt = 48;  // masked crc32c of the header's bytes before it
 inline constexpr std::size_t kRecordHeaderSize = 17;
-inline constexpr std::uint32_t kMaxPayload = 16u << 20;  // far above the 1 MiB line limit
+inline constexpr std::uint32_t kMaxPayload = 16u << 20;  // twice the largest --max-line-bytes (8 MiB), derived from it
 inline constexpr std::uint8_t kRecordEvent = 1;
 inline constexpr std::uint8_t kRecordGroup = 2;  // versions 2 and 3: the marker before each group
 inline constexpr std::size_t kGroupPayloadSize = 16;
 inline constexpr std::size_t kGroupMarkerSize = kRecordHeaderSize + kGroupPayloadSize;
-inline constexpr std::uint64_t kMaxGroupBody = 1ull << 30;  // far above --wal-max-group-bytes
+inline constexpr std::uint64_t kMaxGroupBody = 1ull << 30;  // far above Options::max_group_bytes (8 MiB)
 
 using LogId = std::array<unsigned char, 16>;
 
