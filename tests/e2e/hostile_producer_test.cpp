@@ -100,18 +100,6 @@ TEST_F(HostileProducer, EmptyLineFloodsFromProducersThatNeverReadKeepMemoryBound
   EXPECT_EQ(d.stop(), 0);
 }
 
-// Reads replies until `wanted` is among them (or the connection ends); what was read.
-std::string read_until(int fd, const std::string& wanted) {
-  std::string replies;
-  char buf[4096];
-  while (replies.find(wanted) == std::string::npos) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    replies.append(buf, static_cast<std::size_t>(n));
-  }
-  return replies;
-}
-
 // One array line of half a million elements (a 1 MiB clob-ws-market line) grew the connection's
 // list of element spans to 8 MiB, kept while the connection sat idle afterwards. It is freed after
 // the line (the events and encoded payloads of an array of trades are bounded the same way; this
@@ -140,7 +128,7 @@ TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemor
     ASSERT_GE(fd, 0);
     fds.push_back(fd);
     ASSERT_EQ(send_until_refused(fd, lines, lines.size(), 5000ms), lines.size());
-    const std::string replies = read_until(fd, R"({"ack":2})");
+    const std::string replies = read_replies_until(fd, R"({"ack":2})");
     ASSERT_NE(replies.find(R"({"error":"schema","line":2,"detail":"[0])"), std::string::npos) << replies;
   }
   const long during = rss_kib(d.process().pid());

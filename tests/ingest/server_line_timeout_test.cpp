@@ -18,6 +18,7 @@
 #include "ingest/server/unix_socket.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/in_process_server.h"
+#include "tests/support/producer.h"
 #include "tests/support/sync_gate_fs.h"
 
 namespace pm::test {

@@ -14,6 +14,7 @@
 #include "ingest/server/unix_socket.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/in_process_server.h"
+#include "tests/support/producer.h"
 
 namespace pm::test {
 namespace {

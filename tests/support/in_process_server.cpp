@@ -1,7 +1,5 @@
 #include "tests/support/in_process_server.h"
 
-#include <unistd.h>
-
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -21,15 +19,5 @@ InProcessServer::InProcessServer(const std::string& dir, InProcessServerOptions 
 }
 
 InProcessServer::~InProcessServer() { server_->stop(); }
-
-std::string read_replies_until(int fd, const std::string& text, std::string replies) {
-  char buf[4096];
-  while (replies.find(text) == std::string::npos) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    replies.append(buf, static_cast<std::size_t>(n));
-  }
-  return replies;
-}
 
 }  // namespace pm::test

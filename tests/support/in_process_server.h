@@ -44,8 +44,4 @@ class InProcessServer {
   std::unique_ptr<Server> server_;
 };
 
-// Reads from `fd` until `text` is among the replies or the connection ends; every reply read,
-// after `replies` (what an earlier call read).
-std::string read_replies_until(int fd, const std::string& text, std::string replies = "");
-
 }  // namespace pm::test

@@ -103,4 +103,14 @@ std::optional<std::vector<Reply>> Producer::wait_ack(std::uint64_t n, std::chron
   return replies;
 }
 
+std::string read_replies_until(int fd, const std::string& text, std::string replies) {
+  char buf[4096];
+  while (replies.find(text) == std::string::npos) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    replies.append(buf, static_cast<std::size_t>(n));
+  }
+  return replies;
+}
+
 }  // namespace pm::test

@@ -44,4 +44,8 @@ class Producer {
 // True when something accepts connections on the socket.
 bool socket_accepts(const std::string& path);
 
+// Reads from the connected socket `fd` until `text` is among the replies or the connection ends;
+// every reply read, after `replies` (what an earlier call read).
+std::string read_replies_until(int fd, const std::string& text, std::string replies = "");
+
 }  // namespace pm::test
