@@ -479,6 +479,11 @@ class IngestClient:
             if line.seq not in self._outstanding:
                 return  # finished already: withdrawn by _pump, or failed (close())
             self._finish(line)  # on the heap still, if queued: _pump skips what is not outstanding
+            # Without a connection _pump does not run, and each withdrawn line's slot lets another
+            # in: the heap is rebuilt once finished lines are most of it (amortised O(1) each).
+            if len(self._to_send) > 2 * len(self._outstanding) + 64:
+                self._to_send = [queued for queued in self._to_send if queued.seq in self._outstanding]
+                heapq.heapify(self._to_send)
         else:
             self._waiting.pop(line.seq, None)
             if line.room is not None and not line.room.done():

@@ -479,11 +479,13 @@ async def test_a_cancelled_send_admitted_but_not_written_frees_its_slot_at_once(
         c1.close()
         c2 = await server.next()
         assert await c2.line() == HELLO  # not acknowledged yet: data lines wait
-        for n in range(100):
+        for n in range(2000):
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(client.send_raw({"n": n}), 0.001)
         stats = client.stats
         assert stats.in_flight == 0 and stats.waiting == 0
+        # Nor do the withdrawn lines pile up on the to-send heap while no connection is ready.
+        assert len(client._to_send) <= 2 * 2 + 64
         kept = client.submit({"n": "kept"})
         c2.ack(1)
         assert await c2.line() == '{"n":"kept"}'  # line 2, after the hello
