@@ -162,8 +162,9 @@ cleanup() {
   [ -n "$PROBE_PID" ] && kill "$PROBE_PID" 2>/dev/null || true
   stop_daemon
   [ -n "$SHM" ] && rm -rf "$SHM"
-  if [ -n "$PGTMP" ] && [ -f "$PGTMP/data/PG_VERSION" ]; then
-    "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true
+  if [ -n "$PGTMP" ]; then
+    [ -f "$PGTMP/data/PG_VERSION" ] &&
+      { "${PGRUN[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$PGTMP/data" -m immediate stop >/dev/null 2>&1 || true; }
     rm -rf "$PGTMP"
   fi
 }

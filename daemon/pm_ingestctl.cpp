@@ -164,7 +164,10 @@ pm::DatabaseConfig database_config(const po::variables_map& vm) {
 
 int run_migrate(const po::variables_map& vm) {
   pm::Database db(database_config(vm));
-  pm::Migrator migrator(db);
+  pm::Migrator migrator(db, [](const std::string& holder) {
+    std::cerr << "pm-ingestctl migrate: waiting for another migrate to finish (it holds the migrators' lock: " << holder
+              << ")" << std::endl;
+  });
   const auto report = migrator.migrate();
   for (const auto& name : report.skipped) std::cout << "already applied  " << name << "\n";
   for (const auto& name : report.applied) std::cout << "applied          " << name << "\n";

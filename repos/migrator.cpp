@@ -70,12 +70,22 @@ namespace {
 // Takes the migration lock, trying every 200 ms: a migrator blocked in pg_advisory_lock() holds a
 // snapshot all the while, which the other migrator's CREATE INDEX CONCURRENTLY waits for (it
 // waits out every older snapshot) while it holds the lock: a deadlock, one of them aborted.
-void lock_migrations(pqxx::connection& c) {
-  const std::string try_lock = "SELECT pg_try_advisory_lock(" + std::to_string(kMigrationLockKey) + ")";
+// `waiting` (if any) is told once who holds the lock, so that an operator sees why nothing happens.
+void lock_migrations(pqxx::connection& c, const Migrator::WaitNotice& waiting) {
+  const std::string key = std::to_string(kMigrationLockKey);
+  bool told = false;
   for (;;) {
     {
       pqxx::nontransaction lock(c);
-      if (lock.exec1(try_lock)[0].as<bool>()) return;
+      if (lock.exec1("SELECT pg_try_advisory_lock(" + key + ")")[0].as<bool>()) return;
+      if (waiting && !told) {
+        // The advisory lock's 64-bit key is pg_locks' classid (high half) and objid (low half).
+        const auto holder = lock.exec(
+            "SELECT string_agg('pid ' || pid, ', ') FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+            "((classid::bigint << 32) | objid::bigint) = " + key);
+        waiting(holder.empty() || holder[0][0].is_null() ? "another session" : holder[0][0].as<std::string>());
+        told = true;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -202,7 +212,7 @@ void verify_schema(pqxx::connection& c) {
 MigrationReport Migrator::migrate(const std::vector<Migration>& migrations) {
   Lease lease = db_.lease();
   pqxx::connection& c = lease.connection();
-  lock_migrations(c);
+  lock_migrations(c, waiting_);
   MigrationReport report;
   try {
     report = apply_all(c, migrations);

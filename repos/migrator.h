@@ -15,6 +15,7 @@
 // unique index G2 stands on (g2_index.h) and throws SchemaError naming what is wrong when the
 // triggers table exists without it (an older index of the same name is not replaced by IF NOT
 // EXISTS).
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,7 +57,10 @@ class MigrationsPending : public std::runtime_error {
 
 class Migrator {
  public:
-  explicit Migrator(Database& db) : db_(db) {}
+  // Told once, while migrate() waits for another migrator's lock, who holds it ("pid N").
+  using WaitNotice = std::function<void(const std::string& holder)>;
+
+  explicit Migrator(Database& db, WaitNotice waiting = {}) : db_(db), waiting_(std::move(waiting)) {}
   MigrationReport migrate(const std::vector<Migration>& migrations = bundled_migrations());
   // Names not applied yet, in order. Reads only (a database never migrated has them all
   // pending), so it may run while another process migrates (the daemon's writer asks at connect).
@@ -67,6 +71,7 @@ class Migrator {
 
  private:
   Database& db_;
+  WaitNotice waiting_;
 };
 
 // Stable 64-bit FNV-1a of the text, hex; what pm_schema_migrations.checksum holds.

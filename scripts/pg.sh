@@ -31,7 +31,7 @@ cluster_dir() {
     if ! runuser -u postgres -- test -x "$ROOT/var" 2>/dev/null; then
       dir="/var/tmp/pm-ingestd-pg-$(echo -n "$ROOT" | md5sum | cut -c1-12)"
       # A predictable name in a directory everyone may write: one made by another user is refused.
-      if [ -e "$dir" ] && { [ -L "$dir" ] || [ "$(stat -c %U "$dir")" != postgres ]; }; then
+      if [ -L "$dir" ] || { [ -e "$dir" ] && [ "$(stat -c %U "$dir")" != postgres ]; }; then
         echo "pg.sh: $dir exists and is not a directory of the postgres user's; remove it or set PM_PG_DIR" >&2
         exit 1
       fi
@@ -107,7 +107,7 @@ start() {
     # PM_PG_PORT given later (as the message above advises) was ignored. The socket directory too:
     # a clone moved or renamed since kept the old one, where the server could not start.
     mkdir -p "$SOCKDIR"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCKDIR"
-    pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT -k $SOCKDIR" start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
+    pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 -o "-p $PORT -k '$SOCKDIR'" start >/dev/null || { tail -20 "$LOG" >&2; exit 1; }
   fi
   bootstrap_role
   echo "postgres: running on localhost:$PORT (data $DATA)"

@@ -13,7 +13,7 @@
 # PM_SOAK_TESTS=ON also registers the long soak tests; PM_SKIP_SANITIZERS=1 skips fuzzing and
 # the sanitizer builds.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,16p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,14p' "$0"; exit 0 ;; esac
 source "$(dirname "$0")/prepare.sh"
 failed=()
 if [ $# -eq 0 ] && [ "${PM_SKIP_SANITIZERS:-0}" != 1 ]; then

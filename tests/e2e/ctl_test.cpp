@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <pqxx/pqxx>
+
 #include "ingest/log/wal_directory.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
@@ -34,6 +36,25 @@ TEST(Ctl, MigrateTwiceFromTheEnvironment) {
   auto pending = ctl({"pending", "--database-url", tdb.url()});
   EXPECT_EQ(pending.code, 0);
   EXPECT_EQ(pending.output, "");
+}
+
+// A second `migrate` while another runs waits for it: it said nothing while it waited, so an
+// operator could not tell a wait from a hang (the first one's index build may take minutes).
+TEST(Ctl, ASecondMigrateSaysItWaitsForTheFirstAndWhoHoldsTheLock) {
+  TestDatabase tdb("ctl_migrate_wait", /*migrate=*/false);
+  pqxx::connection first(tdb.url());  // the first migrator, holding the migrators' lock
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(0x706d2d6d696772LL) + ")");
+  const std::string dir = make_temp_dir("ctl_migrate_wait");
+  Process second;
+  second.start(PM_INGESTCTL_BIN, {"migrate", "--database-url", tdb.url()}, {}, dir + "/out.log");
+  const std::string said = "waiting for another migrate to finish (it holds the migrators' lock: pid " +
+                           std::to_string(first.backendpid()) + ")";
+  EXPECT_TRUE(wait_until([&] { return read_file(dir + "/out.log").find(said) != std::string::npos; }, 30s))
+      << read_file(dir + "/out.log");
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_unlock_all()");
+  EXPECT_EQ(second.wait(60s), 0) << read_file(dir + "/out.log");
+  EXPECT_NE(read_file(dir + "/out.log").find("applied          01_schema.sql"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 // The install's migrate step runs pm-ingestctl with the daemon's environment file: one that names
