@@ -106,7 +106,7 @@ bool names_identifier(const std::string& sql, const std::string& name) {
   return false;
 }
 
-// Indexes of the current schema that `sql` names and that are invalid: what a CREATE INDEX
+// Indexes on the search_path that `sql` names and that are invalid: what a CREATE INDEX
 // CONCURRENTLY cut short (cancelled, timed out, the session lost) leaves behind, and what its
 // IF NOT EXISTS would then take for done.
 std::vector<std::string> invalid_indexes_named_in(pqxx::connection& c, const std::string& sql) {
