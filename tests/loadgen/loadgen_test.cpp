@@ -5,9 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,8 +21,8 @@
 #include <simdjson.h>
 
 #include "daemon/loadgen/loadgen_probe.h"
-#include "ingest/server/unix_socket.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/support/black_hole.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -398,12 +396,8 @@ double children_cpu_seconds() {
 TEST(LoadgenCli, AfterCtrlCTheDrainIsWaitedForWithoutSpinning) {
   const std::string dir = make_temp_dir("pm_loadgen_ctrl_c");
   const std::string sock = dir + "/silent.sock";
-  // A socket that takes connections into its backlog and never answers.
-  sockaddr_un addr{};
-  ASSERT_TRUE(unix_socket_address(sock, addr));
-  const int silent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-  ASSERT_EQ(::listen(silent, 16), 0);
+  const int silent = listen_at(sock);  // takes connections into its backlog and never answers
+  ASSERT_GE(silent, 0) << std::strerror(errno);
   const double cpu_before = children_cpu_seconds();
   Loadgen loadgen(dir, {"--count", "1000", "--socket", sock, "--give-up-after", "4"});
   // Its first progress line: a second into the run, sending into the backlog.

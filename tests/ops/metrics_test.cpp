@@ -13,6 +13,7 @@
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/ops_util.h"
+#include "tests/support/black_hole.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/producer.h"
 #include "tests/support/test_database.h"

@@ -27,18 +27,6 @@
 
 namespace pm::test {
 
-int listen_at(const std::string& path) {
-  sockaddr_un addr{};
-  if (!unix_socket_address(path, addr)) return -1;
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd, 8) == 0) return fd;
-  const int saved = errno;
-  ::close(fd);
-  errno = saved;
-  return -1;
-}
-
 
 CommandResult run_command(const std::string& command, const std::optional<std::string>& input) {
   CommandResult result;

@@ -32,9 +32,6 @@ struct CommandResult {
 CommandResult run_command(const std::string& command, const std::optional<std::string>& input = std::nullopt);
 
 bool executable(const std::string& path);
-// A listening Unix socket bound at `path` (what a restart of pm-ingestd.socket, or a second
-// daemon, leaves there); -1 with errno set on failure. The caller closes it.
-int listen_at(const std::string& path);
 std::string url_encode(const std::string& text);
 std::string shell_quote(const std::string& text);
 void write_file(const std::string& path, const std::string& content);

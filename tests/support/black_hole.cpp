@@ -4,10 +4,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
+
+#include "ingest/server/unix_socket.h"
 
 namespace pm::test {
 
@@ -59,6 +63,18 @@ int refused_port() {
   int port = 0;
   ::close(bound_socket(port));
   return port;
+}
+
+int listen_at(const std::string& path) {
+  sockaddr_un addr{};
+  if (!unix_socket_address(path, addr)) return -1;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd, 8) == 0) return fd;
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return -1;
 }
 
 }  // namespace pm::test

@@ -35,4 +35,9 @@ class BlackHole {
 // A 127.0.0.1 port nothing listens on (bound, then closed).
 int refused_port();
 
+// A Unix socket listening at `path` that nobody accepts on: connections wait in its backlog and
+// are never answered (a hung daemon; or what a restart of pm-ingestd.socket, or a second daemon,
+// leaves at a daemon's path). -1 with errno set on failure. The caller closes it.
+int listen_at(const std::string& path);
+
 }  // namespace pm::test
