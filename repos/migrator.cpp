@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS pm_schema_migrations (
   applied_at TEXT NOT NULL
 ))SQL";
 
-constexpr long long kMigrationLockKey = 0x706d2d6d696772;  // "pm-migr"
 // How long a migration in a transaction may wait for a table lock (the writers queue behind it).
 constexpr std::chrono::milliseconds kMigrationLockTimeout{5000};
 
@@ -80,10 +79,10 @@ void lock_migrations(pqxx::connection& c, const Migrator::WaitNotice& waiting) {
       if (lock.exec1("SELECT pg_try_advisory_lock(" + key + ")")[0].as<bool>()) return;
       if (waiting && !told) {
         // The advisory lock's 64-bit key is pg_locks' classid (high half) and objid (low half).
-        const auto holder = lock.exec(
+        const auto holder = lock.exec1(
             "SELECT string_agg('pid ' || pid, ', ') FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
-            "((classid::bigint << 32) | objid::bigint) = " + key);
-        waiting(holder.empty() || holder[0][0].is_null() ? "another session" : holder[0][0].as<std::string>());
+            "((classid::bigint << 32) | objid::bigint) = " + key)[0];
+        waiting(holder.is_null() ? "another session" : holder.as<std::string>());
         told = true;
       }
     }

@@ -25,6 +25,8 @@
 namespace pm {
 
 inline constexpr char kOutsideATransaction[] = "-- pm-migrate: outside a transaction";
+// The session advisory lock every migrator holds while it migrates ("pm-migr").
+inline constexpr long long kMigrationLockKey = 0x706d2d6d696772;
 
 struct Migration {
   std::string name;  // e.g. "01_schema.sql"

@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "ingest/log/wal_directory.h"
+#include "repos/migrator.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/daemon_harness.h"
 #include "tests/support/producer.h"
@@ -43,7 +44,7 @@ TEST(Ctl, MigrateTwiceFromTheEnvironment) {
 TEST(Ctl, ASecondMigrateSaysItWaitsForTheFirstAndWhoHoldsTheLock) {
   TestDatabase tdb("ctl_migrate_wait", /*migrate=*/false);
   pqxx::connection first(tdb.url());  // the first migrator, holding the migrators' lock
-  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(0x706d2d6d696772LL) + ")");
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
   const std::string dir = make_temp_dir("ctl_migrate_wait");
   Process second;
   second.start(PM_INGESTCTL_BIN, {"migrate", "--database-url", tdb.url()}, {}, dir + "/out.log");

@@ -213,7 +213,7 @@ TEST(Migrator, ASecondMigratorWaitingForTheLockHoldsNoSnapshotAnIndexBuildWouldW
   tdb.exec("CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 100)");
   // The first migrator: this session, holding the migrators' lock.
   pqxx::connection first(tdb.url());
-  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(0x706d2d6d696772LL) + ")");
+  pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
   Database db(tdb.config());
   std::string second_error;
   std::thread second([&] {
