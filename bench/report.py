@@ -2,9 +2,13 @@
 """Turn bench/run.sh's results (one JSON object per line) into bench/results.md,
 bench/results.png and bench/results-freshness.png, and print the Markdown to stdout. Sections
 whose runs are missing (PM_BENCH_ONLY=freshness) are left out, and so is results.png then.
+Only the generated part of results.md is replaced: what follows the KEEP_BELOW line (the
+hand-written analyses) stays as it is; an existing results.md without that line is kept whole
+below it, so no run loses what a person wrote.
 usage: report.py RESULTS.jsonl OUT_DIR [--context TEXT]"""
 import argparse
 import json
+import os
 import statistics
 
 import matplotlib
@@ -217,7 +221,30 @@ for r in bl:
            f"| drain time after PostgreSQL restarts | **{r['drain_seconds']:.1f} s** ({r['rows'] / r['drain_seconds']:,.0f} rows/s) |",
            f"| rows in PostgreSQL after the drain | {r['rows']:,} |", ""]
 
-open(f"{a.out_dir}/results.md", "w").write("\n".join(md) + "\n")
+KEEP_BELOW = "<!-- bench/report.py writes the sections above this line; the sections below it are kept as they are -->"
+
+
+def kept_part(path):
+    """What a new report keeps of the results.md at `path`: the text after KEEP_BELOW, or the whole
+    file when it lacks that line (nothing when there is no file)."""
+    try:
+        old = open(path).read()
+    except FileNotFoundError:
+        return ""
+    at = old.find(KEEP_BELOW)
+    return old if at < 0 else old[at + len(KEEP_BELOW):].lstrip("\n")
+
+
+def write_report(path):
+    """The generated Markdown, KEEP_BELOW, then the kept part; written beside and renamed over."""
+    kept = kept_part(path)
+    text = "\n".join(md) + "\n" + KEEP_BELOW + "\n" + ("\n" + kept if kept else "")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+write_report(f"{a.out_dir}/results.md")
 print("\n".join(md))
 
 def writers_figure():
