@@ -3,8 +3,8 @@
 // progress line every second and a summary at the end (text, or JSON with --json), and can check
 // the result in PostgreSQL (--verify), time it end to end (--wait-applied), or measure how soon
 // rows are visible to another PostgreSQL session (--visibility-probes).
-// Exit codes: 0 ok; 1 events left unacknowledged, a verification mismatch, acked probes never seen
-// or a database error;
+// Exit codes: 0 ok; 1 events left unacknowledged, lines the daemon refused (unless
+// --allow-rejected), a verification mismatch, acked probes never seen or a database error;
 // 2 usage error.
 #include <signal.h>
 
@@ -58,8 +58,9 @@ constexpr const char* kUsage =
     "bounds, plus a round trip) and its round trip. The probes stop with the load (--duration,\n"
     "--count, --input) and stay in the table.\n"
     "\n"
-    "Exit codes: 0 ok, 1 events left unacknowledged / verification mismatch / acked probes not\n"
-    "visible within --verify-timeout / database error,\n"
+    "Exit codes: 0 ok, 1 events left unacknowledged / lines the daemon refused (an error reply;\n"
+    "not with --allow-rejected) / verification mismatch / acked probes not visible within\n"
+    "--verify-timeout / database error,\n"
     "2 usage error.\n"
     "\n";
 
@@ -77,6 +78,7 @@ struct Options {
   std::size_t window = 10000;
   double give_up_after = 30;
   bool json = false, quiet = false, verify = false, verify_only = false, wait_applied = false;
+  bool allow_rejected = false;
   double verify_timeout = 60;
   int poll_ms = 10;
   double probes = 0;       // --visibility-probes, per second; 0: off
@@ -120,6 +122,9 @@ void add_run_options(po::options_description& o) {
        "epoch seconds of the first generated event (0: now); later events advance 1 s per 100 events")
       ("input", po::value<std::string>(), "replay this NDJSON file (one event per line) instead of generating")
       ("window", po::value<std::size_t>()->default_value(10000), "unacknowledged lines per connection at most")
+      ("allow-rejected", "exit 0 even when the daemon refused lines (an error reply: an --input with bad lines "
+                         "on purpose); without it, a refused line is exit code 1, since every rate and count "
+                         "of the run then covers fewer events than were offered")
       ("give-up-after", po::value<double>()->default_value(30),
        "seconds without a connection, or without an ack while lines are outstanding, before giving up");
 }
@@ -172,6 +177,7 @@ Options options_from(const po::variables_map& vm) {
   opt.give_up_after = vm["give-up-after"].as<double>();
   opt.json = vm.count("json") > 0;
   opt.quiet = vm.count("quiet") > 0;
+  opt.allow_rejected = vm.count("allow-rejected") > 0;
   opt.verify_only = vm.count("verify-only") > 0;
   opt.verify = vm.count("verify") > 0 || opt.verify_only;
   opt.verify_timeout = vm["verify-timeout"].as<double>();
@@ -455,6 +461,12 @@ int run(const Options& opt) {
     if (!summary.verify->ok) exit_code = 1;
   }
   if (summary.unacked > 0 || summary.gave_up > 0) exit_code = 1;
+  const std::uint64_t refused = summary.rejected + (summary.visibility ? summary.visibility->rejected : 0);
+  if (refused > 0 && !opt.allow_rejected) {
+    std::cerr << "pm-loadgen: the daemon refused " << refused
+              << " line(s) (errors_by_reason in the summary); exit 1 (--allow-rejected to accept)\n";
+    exit_code = 1;
+  }
   if (summary.visibility && summary.visibility->missing > 0) {
     std::cerr << "pm-loadgen: " << summary.visibility->missing
               << " acked visibility probe(s) were not visible in PostgreSQL within --verify-timeout\n";

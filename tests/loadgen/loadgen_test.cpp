@@ -154,8 +154,16 @@ TEST_F(LoadgenTest, ReplaysAnInputFileCountsRejectionsAndTimesEndToEnd) {
     out << "not json\n";                                                     // refused: parse
     for (int i = 0; i < 150; i += 3) out << trade_line("cond" + std::to_string(i % 7), "in" + std::to_string(i)) << "\n";  // repeats
   }
+  // Refused lines are exit code 1 (the run's figures cover fewer events than offered), unless the
+  // input's bad lines are on purpose (--allow-rejected); the summary is the same either way.
+  const auto refused = run_loadgen(daemon_.dir(), base({"--input", file, "--count", "502", "--rate", "unlimited"}));
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("the daemon refused 2 line(s)"), std::string::npos) << refused.output;
+  EXPECT_EQ(Json(refused.json).num({"rejected"}), 2);
+  ASSERT_TRUE(wait_until([&] { return trades() == 500; }, 30s)) << trades();
+  tdb_.exec("TRUNCATE polymarket_trades");
   const auto r = run_loadgen(daemon_.dir(), base({"--input", file, "--connections", "2", "--rate", "unlimited",
-                                                  "--verify", "--wait-applied"}));
+                                                  "--verify", "--wait-applied", "--allow-rejected"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const Json j(r.json);
   EXPECT_EQ(j.num({"events"}), 552);
