@@ -94,21 +94,23 @@ void ProducerConnection::take_due(std::vector<client::ProducerClient::Outgoing>&
   while (due.size() < kHandOver && (period_ == 0 || next_due_ <= now)) {
     line.clear();
     if (!source_.next(line, index)) break;
+    const std::int64_t due_ns = period_ > 0 ? next_due_ : now;
     if (period_ > 0) {
       atomic_max(stats_.max_behind_ns, now - next_due_);
       next_due_ += period_;
     }
     source_.set_status(index, EventStatus::Sent);
-    due.push_back(outgoing(std::move(line), index));
+    due.push_back(outgoing(std::move(line), index, due_ns));
   }
 }
 
-client::ProducerClient::Outgoing ProducerConnection::outgoing(std::string line, std::uint64_t index) {
+client::ProducerClient::Outgoing ProducerConnection::outgoing(std::string line, std::uint64_t index, std::int64_t due_ns) {
   if (line.empty()) line = std::string(source_.file_line(index));
   client::ProducerClient::WrittenCallback written;
   if (config_.on_written)
-    written = [this, index](std::chrono::steady_clock::time_point t) { config_.on_written(index, ns_of(t)); };
-  return {std::move(line), [this, index](const client::LineOutcome& o) { settle(index, o); }, std::move(written)};
+    written = [this, index, due_ns](std::chrono::steady_clock::time_point t) { config_.on_written(index, due_ns, ns_of(t)); };
+  return {std::move(line), [this, index, due_ns](const client::LineOutcome& o) { settle(index, due_ns, o); },
+          std::move(written)};
 }
 
 // One hand-over to the client: its I/O thread wakes once and writes the lines together.
@@ -122,12 +124,13 @@ void ProducerConnection::hand_over(std::vector<client::ProducerClient::Outgoing>
   due = {};
 }
 
-void ProducerConnection::settle(std::uint64_t index, const client::LineOutcome& o) {
+void ProducerConnection::settle(std::uint64_t index, std::int64_t due_ns, const client::LineOutcome& o) {
   switch (o.status) {
     case client::LineOutcome::Status::Acked: {
       const std::int64_t at = ns_of(o.resolved);
       const auto latency = static_cast<std::uint64_t>(std::max<std::int64_t>(0, at - ns_of(o.first_written)));
       stats_.latency.record(latency);
+      stats_.latency_from_due.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, at - due_ns)));
       stats_.interval.record(latency);
       stats_.acked.fetch_add(1, std::memory_order_relaxed);
       atomic_max(stats_.last_ack_ns, at);

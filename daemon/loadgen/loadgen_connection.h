@@ -10,7 +10,11 @@
 //   latency is measured under load, not stop-and-wait.
 // - Ack latency of a line = from the moment its last byte first went into the socket to the
 //   moment the ack covering it was read (acks are cumulative). A line resent after a reconnect
-//   keeps its first write time: the outage counts.
+//   keeps its first write time: the outage counts. The same ack is also timed from the line's due
+//   time (its place in the schedule; unpaced, when it was taken from the source): that figure
+//   counts what the first leaves out, a line sent late because the window was full or the pacer
+//   woke late (a stalled daemon stalls the sender too: coordinated omission). It includes the
+//   pacer's own grain (up to a millisecond, below).
 // - A `busy` line is sent again by the client after its backoff; any other refusal makes the
 //   event Rejected and is counted by reason.
 // - The pacer is open-loop: line k of this connection is due at start + k / rate; when the
@@ -48,8 +52,9 @@ struct LoadStats {
   std::atomic<std::int64_t> first_send_ns{0};   // steady clock, 0 until the first line is sent
   std::atomic<std::int64_t> last_ack_ns{0};
   std::atomic<std::int64_t> max_behind_ns{0};   // how far the pacer fell behind its schedule
-  LatencyHistogram latency;                   // the whole run
-  LatencyHistogram interval;                  // since the last progress line
+  LatencyHistogram latency;                   // the whole run, from the first write
+  LatencyHistogram latency_from_due;          // the whole run, from the due time
+  LatencyHistogram interval;                  // since the last progress line, from the first write
 
   void count_error(const std::string& reason);
   std::map<std::string, std::uint64_t> errors_by_reason() const;
@@ -65,8 +70,8 @@ struct ConnectionConfig {
   std::size_t window = 10000;
   std::chrono::milliseconds give_up_after{30000};
   // Called on the client's I/O thread when a line's last byte first went into the socket, with
-  // the event's index and that moment (steady_ns); may be empty.
-  std::function<void(std::uint64_t index, std::int64_t sent_ns)> on_written;
+  // the event's index, its due time and that moment (steady_ns); may be empty.
+  std::function<void(std::uint64_t index, std::int64_t due_ns, std::int64_t sent_ns)> on_written;
 };
 
 std::int64_t steady_ns();
@@ -90,9 +95,9 @@ class ProducerConnection {
   static constexpr std::size_t kHandOver = 256;
   void wait_for_due() const;  // the pacer's sleep until the next line is due
   void take_due(std::vector<client::ProducerClient::Outgoing>& due);
-  client::ProducerClient::Outgoing outgoing(std::string line, std::uint64_t index);
+  client::ProducerClient::Outgoing outgoing(std::string line, std::uint64_t index, std::int64_t due_ns);
   void hand_over(std::vector<client::ProducerClient::Outgoing>& due);
-  void settle(std::uint64_t index, const client::LineOutcome& outcome);  // the client's I/O thread
+  void settle(std::uint64_t index, std::int64_t due_ns, const client::LineOutcome& outcome);  // the client's I/O thread
   void remember_acked(std::uint64_t index);
 
   ConnectionConfig config_;

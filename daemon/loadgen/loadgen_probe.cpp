@@ -32,10 +32,16 @@ VisibilityProbe::VisibilityProbe(ProbeConfig config)
   c.socket_path = config_.socket_path;
   c.rate = config_.rate;
   c.give_up_after = config_.give_up_after;
-  c.on_written = [this](std::uint64_t index, std::int64_t ns) {
+  c.on_written = [this](std::uint64_t index, std::int64_t due_ns, std::int64_t ns) {
     std::lock_guard lock(sent_mu_);
-    if (index >= sent_ns_.size()) sent_ns_.resize(index + 1, 0);
-    if (sent_ns_[index] == 0) sent_ns_[index] = ns;  // the first write: a resend does not restart the clock
+    if (index >= sent_ns_.size()) {
+      sent_ns_.resize(index + 1, 0);
+      due_ns_.resize(index + 1, 0);
+    }
+    if (sent_ns_[index] == 0) {  // the first write: a resend does not restart the clock
+      sent_ns_[index] = ns;
+      due_ns_[index] = due_ns;
+    }
   };
   connection_ = std::make_unique<ProducerConnection>(c, *source_, stats_);
 }
@@ -140,7 +146,7 @@ ProbeReport VisibilityProbe::report() const {
   ProbeReport r;
   r.condition_id = config_.condition_id;
   r.rate = config_.rate;
-  LatencyHistogram visible;
+  LatencyHistogram visible, visible_from_due;
   for (std::uint64_t i = 0; i < source_->produced(); ++i) {
     const EventStatus s = source_->status(i);
     const std::int64_t sent = i < sent_ns_.size() ? sent_ns_[i] : 0, seen = i < visible_ns_.size() ? visible_ns_[i] : 0;
@@ -154,8 +160,10 @@ ProbeReport VisibilityProbe::report() const {
     }
     ++r.seen;
     visible.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, seen - sent)));
+    visible_from_due.record(static_cast<std::uint64_t>(std::max<std::int64_t>(0, seen - due_ns_[i])));
   }
   r.visible = visible.snapshot();
+  r.visible_from_due = visible_from_due.snapshot();
   r.ack = stats_.latency.snapshot();
   r.polls = polls_;
   r.poll_period_ms = poll_gaps_ ? static_cast<double>(poll_gaps_ns_) / 1e6 / static_cast<double>(poll_gaps_) : 0;

@@ -18,7 +18,10 @@
 //   wait: `poll_fraction` of how long the oldest unseen probe has waited since its first write
 //   (0 before), never less than `poll_pause` (next_poll_pause). A probe's visible time is the
 //   start of the first poll that returned it.
-// - Visible latency = visible time - first write, clamped at 0; its precision is one poll period
+// - Visible latency = visible time - first write, clamped at 0; also reported from the probe's
+//   due time (its place in the sender's schedule: a sender that woke late, starved of CPU, or
+//   waited for its window counts; the pacer's grain, up to a millisecond, does too). Its precision
+//   is one poll period
 //   (poll_period_ms in the report: the mean time between the starts of two consecutive polls),
 //   and at any moment at most poll_pause or poll_fraction of the latency being measured,
 //   whichever is larger, plus one round trip. So a wait of 100 ms costs ~100 polls, not ~250, and
@@ -63,6 +66,7 @@ struct ProbeReport {
   double rate = 0;
   std::uint64_t sent = 0, acked = 0, rejected = 0, seen = 0, missing = 0;
   LatencyHistogram::Snapshot visible;  // first write to visible, acked probes seen
+  LatencyHistogram::Snapshot visible_from_due;  // due time to visible, the same probes
   LatencyHistogram::Snapshot ack;      // the probes' own ack latency
   std::uint64_t polls = 0;
   double poll_period_ms = 0;           // mean time between the starts of two consecutive polls
@@ -109,8 +113,9 @@ class VisibilityProbe {
   LoadStats stats_;
   std::unique_ptr<ProducerConnection> connection_;
   std::unique_ptr<Db> db_;
-  mutable std::mutex sent_mu_;            // guards sent_ns_: the client's I/O thread writes, the poller reads
+  mutable std::mutex sent_mu_;            // guards sent_ns_, due_ns_: the client's I/O thread writes, the poller reads
   std::vector<std::int64_t> sent_ns_;     // by probe index: its first write (steady_ns), 0 before
+  std::vector<std::int64_t> due_ns_;      // by probe index: its due time (steady_ns), set with sent_ns_
   std::vector<std::int64_t> visible_ns_;  // by probe index; the poller's until it is joined
   std::uint64_t low_ = 0;
   std::uint64_t polls_ = 0;

@@ -8,6 +8,19 @@ namespace {
 
 double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+// {"p50":..,"p90":..,"p99":..,"p999":..,"max":..,"mean":..,"count":..} in milliseconds.
+std::string percentiles_json(const LatencyHistogram::Snapshot& h) {
+  return fmt::format(R"({{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{}}})",
+                     ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)),
+                     ms(h.max_ns), h.mean_ns() / 1e6, h.count);
+}
+
+// "p50 .. ms  p90 .. ms  p99 .. ms  p99.9 .. ms  max .. ms"
+std::string percentiles_text(const LatencyHistogram::Snapshot& h) {
+  return fmt::format("p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms", ms(h.percentile(0.5)),
+                     ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns));
+}
+
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -25,13 +38,12 @@ std::string json_string(const std::string& s) {
 }
 
 std::string visibility_text(const ProbeReport& v) {
-  const auto& h = v.visible;
   return fmt::format("visibility  {:.0f} probes/s on their own connection: sent {} acked {} seen {} missing {}; first write to "
-                     "visible in another session p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms "
-                     "(poll every {:.3f} ms, or {:.0f} % of the wait, round trip {:.3f} ms, {} polls)",
-                     v.rate, v.sent, v.acked, v.seen, v.missing, ms(h.percentile(0.5)), ms(h.percentile(0.9)),
-                     ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns), v.poll_period_ms, v.poll_fraction * 100,
-                     v.poll_round_trip_ms, v.polls);
+                     "visible in another session {} "
+                     "(poll every {:.3f} ms, or {:.0f} % of the wait, round trip {:.3f} ms, {} polls)\n"
+                     "            due time to visible {}",
+                     v.rate, v.sent, v.acked, v.seen, v.missing, percentiles_text(v.visible), v.poll_period_ms,
+                     v.poll_fraction * 100, v.poll_round_trip_ms, v.polls, percentiles_text(v.visible_from_due));
 }
 
 std::string visibility_json(const ProbeReport& v) {
@@ -39,10 +51,12 @@ std::string visibility_json(const ProbeReport& v) {
   return fmt::format(
       R"(,"visible_ms":{{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{},)"
       R"("probes_per_s":{:.1f},"sent":{},"acked":{},"rejected":{},"missing":{},"polls":{},"poll_period_ms":{:.4f},)"
-      R"("poll_fraction":{:.4f},"poll_round_trip_ms":{:.4f},"probe_ack_p50":{:.4f},"probe_ack_p99":{:.4f},"condition_id":{}}})",
+      R"("poll_fraction":{:.4f},"poll_round_trip_ms":{:.4f},"probe_ack_p50":{:.4f},"probe_ack_p99":{:.4f},"condition_id":{},)"
+      R"("from_due":{}}})",
       ms(h.percentile(0.5)), ms(h.percentile(0.9)), ms(h.percentile(0.99)), ms(h.percentile(0.999)), ms(h.max_ns),
       h.mean_ns() / 1e6, h.count, v.rate, v.sent, v.acked, v.rejected, v.missing, v.polls, v.poll_period_ms,
-      v.poll_fraction, v.poll_round_trip_ms, ms(v.ack.percentile(0.5)), ms(v.ack.percentile(0.99)), json_string(v.condition_id));
+      v.poll_fraction, v.poll_round_trip_ms, ms(v.ack.percentile(0.5)), ms(v.ack.percentile(0.99)), json_string(v.condition_id),
+      percentiles_json(v.visible_from_due));
 }
 
 }  // namespace
@@ -65,9 +79,9 @@ std::string format_text(const RunSummary& s) {
                    s.gave_up ? fmt::format("   GAVE UP on {} connection(s)", s.gave_up) : std::string()));
   line(fmt::format("throughput  {:.0f} events/s acked over {:.3f} s ({} connection(s), rate {})", s.throughput_eps, s.seconds,
                    s.connections, s.target_rate > 0 ? fmt::format("{:.0f}/s", s.target_rate) : std::string("unlimited")));
-  line(fmt::format("ack latency p50 {:.3f} ms  p90 {:.3f} ms  p99 {:.3f} ms  p99.9 {:.3f} ms  max {:.3f} ms  (mean {:.3f} ms, {} samples)",
-                   ms(s.latency.percentile(0.5)), ms(s.latency.percentile(0.9)), ms(s.latency.percentile(0.99)),
-                   ms(s.latency.percentile(0.999)), ms(s.latency.max_ns), s.latency.mean_ns() / 1e6, s.latency.count));
+  line(fmt::format("ack latency {}  (mean {:.3f} ms, {} samples; from each line's first write)", percentiles_text(s.latency),
+                   s.latency.mean_ns() / 1e6, s.latency.count));
+  line(fmt::format("            {}  (from each line's due time)", percentiles_text(s.latency_from_due)));
   if (s.target_rate > 0) line(fmt::format("pacing      at most {:.3f} ms behind schedule", s.behind_schedule_max_ms));
   if (s.errors_by_reason.empty()) {
     line("errors      none");
@@ -100,9 +114,7 @@ std::string format_json(const RunSummary& s) {
                      s.events, s.gave_up, s.written, s.acked, s.rejected, s.busy, s.resent, s.reconnects, s.unacked);
   out += fmt::format(R"("seconds":{:.6f},"throughput_eps":{:.1f},"target_rate":{:.1f},"connections":{},"behind_schedule_max_ms":{:.3f},)",
                      s.seconds, s.throughput_eps, s.target_rate, s.connections, s.behind_schedule_max_ms);
-  out += fmt::format(R"("ack_latency_ms":{{"p50":{:.4f},"p90":{:.4f},"p99":{:.4f},"p999":{:.4f},"max":{:.4f},"mean":{:.4f},"count":{}}},)",
-                     ms(s.latency.percentile(0.5)), ms(s.latency.percentile(0.9)), ms(s.latency.percentile(0.99)),
-                     ms(s.latency.percentile(0.999)), ms(s.latency.max_ns), s.latency.mean_ns() / 1e6, s.latency.count);
+  out += R"("ack_latency_ms":)" + percentiles_json(s.latency) + R"(,"ack_from_due_ms":)" + percentiles_json(s.latency_from_due) + ",";
   out += "\"errors_by_reason\":{";
   bool first = true;
   for (const auto& [reason, n] : s.errors_by_reason) {

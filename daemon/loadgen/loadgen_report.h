@@ -6,11 +6,14 @@
 // milliseconds. The JSON keys are part of the interface (the benchmark and the tests read them):
 //   events, written, acked, gave_up, rejected, busy, resent, reconnects, unacked, seconds, throughput_eps,
 //   target_rate (0 = unlimited), connections, behind_schedule_max_ms,
-//   ack_latency_ms {p50, p90, p99, p999, max, mean, count}, errors_by_reason {reason: n},
+//   ack_latency_ms {p50, p90, p99, p999, max, mean, count} (from each line's first write),
+//   ack_from_due_ms {the same keys} (from each line's due time: see loadgen_connection.h),
+//   errors_by_reason {reason: n},
 //   end_to_end {seconds, rows_per_s} (with --wait-applied), verify {...} (with --verify),
 //   visible_ms {p50, p90, p99, p999, max, mean, count, probes_per_s, sent, acked, rejected, missing,
-//   polls, poll_period_ms, poll_round_trip_ms, probe_ack_p50, probe_ack_p99, condition_id} (with
-//   --visibility-probes; count = acked probes seen, the samples of the percentiles).
+//   polls, poll_period_ms, poll_round_trip_ms, probe_ack_p50, probe_ack_p99, condition_id,
+//   from_due {p50, p90, p99, p999, max, mean, count}} (with --visibility-probes; count = acked
+//   probes seen, the samples of the percentiles; from_due times them from their due time).
 #include <map>
 #include <optional>
 #include <string>
@@ -30,7 +33,8 @@ struct RunSummary {
   double target_rate = 0;
   int connections = 0;
   double behind_schedule_max_ms = 0;
-  LatencyHistogram::Snapshot latency;
+  LatencyHistogram::Snapshot latency;           // from the first write
+  LatencyHistogram::Snapshot latency_from_due;  // from the due time
   std::map<std::string, std::uint64_t> errors_by_reason;
   std::optional<double> end_to_end_seconds;
   std::optional<std::size_t> end_to_end_rows;

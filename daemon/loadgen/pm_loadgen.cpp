@@ -39,10 +39,12 @@ constexpr const char* kUsage =
     "\n"
     "Sends trade and trigger events to a running pm-ingestd over its Unix socket (protocol v1), on\n"
     "--connections pipelined connections, and measures throughput and ack latency (the time from\n"
-    "first writing a line into the socket to reading the first cumulative ack that covers it). Each\n"
-    "connection is a pm::client::ProducerClient, the library's producer: after a lost connection\n"
-    "it reconnects and resends every unacknowledged line; lines refused `busy` are sent again\n"
-    "after a back-off. Events come from a deterministic generator (--seed, --conditions,\n"
+    "first writing a line into the socket to reading the first cumulative ack that covers it; and\n"
+    "the same ack timed from the line's due time in the --rate schedule, which also counts a line\n"
+    "sent late, its window full or the sender starved: the figure a stalled daemon cannot hide,\n"
+    "within the pacer's 1 ms grain). Each connection is a pm::client::ProducerClient, the\n"
+    "library's producer: after a lost connection it reconnects and resends every unacknowledged\n"
+    "line; lines refused `busy` are sent again after a back-off. Events come from a deterministic generator (--seed, --conditions,\n"
     "--triggers, --dup-ratio) or from --input FILE. It stops after --count events, after\n"
     "--duration seconds, at the end of --input, or on Ctrl-C; then waits for the outstanding acks.\n"
     "\n"
@@ -53,10 +55,10 @@ constexpr const char* kUsage =
     "separate PostgreSQL session polls polymarket_trades for them while one is outstanding (a\n"
     "range scan of the primary key; between two polls --visibility-poll-fraction of\n"
     "the oldest unseen probe's wait so far, at least --visibility-poll-us). Each probe's latency\n"
-    "runs from its line written into the socket to the start of the first poll that saw its row;\n"
-    "the summary gives p50..max, the poll period (the precision: at most the larger of the two\n"
-    "bounds, plus a round trip) and its round trip. The probes stop with the load (--duration,\n"
-    "--count, --input) and stay in the table.\n"
+    "runs from its line written into the socket (and, reported beside it, from its due time) to\n"
+    "the start of the first poll that saw its row; the summary gives p50..max, the poll period\n"
+    "(the precision: at most the larger of the two bounds, plus a round trip) and its round trip.\n"
+    "The probes stop with the load (--duration, --count, --input) and stay in the table.\n"
     "\n"
     "Exit codes: 0 ok, 1 events left unacknowledged / lines the daemon refused (an error reply;\n"
     "not with --allow-rejected) / verification mismatch / acked probes not visible within\n"
@@ -374,6 +376,7 @@ void summarize(const LoadStats& stats, const Connections& connections, const Eve
   summary.throughput_eps = summary.seconds > 0 ? static_cast<double>(summary.acked) / summary.seconds : 0.0;
   summary.behind_schedule_max_ms = static_cast<double>(stats.max_behind_ns.load()) / 1e6;
   summary.latency = stats.latency.snapshot();
+  summary.latency_from_due = stats.latency_from_due.snapshot();
   summary.errors_by_reason = stats.errors_by_reason();
 }
 

@@ -329,6 +329,34 @@ TEST_F(LoadgenTest, VisibilityProbesAreSeenFromAnotherSessionAndTimed) {
   EXPECT_NE(text.output.find("visibility  20 probes/s"), std::string::npos) << text.output;
 }
 
+// Coordinated omission: the daemon stopped (SIGSTOP) for 400 ms under a paced load whose window
+// (20 lines) fills within the first 20 ms of the stop. The lines due during the stop cannot be
+// written: timed from their first write they look fast once the daemon is back; timed from their
+// due time (ack_from_due_ms), the stall shows, as a producer with trades at hand sees it. The
+// probes beside the load are timed both ways too. The 400 ms is the fault's length, not a wait.
+TEST_F(LoadgenTest, AStalledDaemonShowsInTheLatencyFromTheDueTimeThatTheFirstWriteHides) {
+  Loadgen load(daemon_.dir(), base({"--rate", "1000", "--duration", "4", "--window", "20", "--seed", "11",
+                                    "--visibility-probes", "100"}));
+  ASSERT_TRUE(wait_until([&] { return trades() > 300 || !load.running(); }, 30s)) << daemon_.output();
+  ASSERT_TRUE(load.running()) << "the run ended before the daemon was stopped";
+  daemon_.signal(SIGSTOP);
+  std::this_thread::sleep_for(400ms);  // the stall itself
+  daemon_.signal(SIGCONT);
+  const auto r = load.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Json j(r.json);
+  // ~400 of ~4,000 lines were due during the stop: over 5 % of them waited >= 200 ms from their
+  // due time. From the first write only the ~20 in the window at the stop did (0.5 %).
+  EXPECT_GE(j.num({"ack_from_due_ms", "p99"}), 200) << r.json;
+  EXPECT_GE(j.num({"ack_from_due_ms", "max"}), 350) << r.json;
+  EXPECT_LT(j.num({"ack_latency_ms", "p99"}), j.num({"ack_from_due_ms", "p99"}) / 2) << r.json;
+  EXPECT_EQ(j.num({"ack_from_due_ms", "count"}), j.num({"ack_latency_ms", "count"}));
+  // The probes (one line each, never a full window) stall too; from the due time never reads less.
+  EXPECT_GE(j.num({"visible_ms", "from_due", "max"}), 350) << r.json;
+  EXPECT_GE(j.num({"visible_ms", "from_due", "p50"}), j.num({"visible_ms", "p50"})) << r.json;
+  EXPECT_EQ(j.num({"visible_ms", "from_due", "count"}), j.num({"visible_ms", "count"}));
+}
+
 // Probes kept from becoming visible (the writer waits on a SHARE lock this test holds; the poller
 // can still read) for the same time twice: a fixed pause polls all along, the default pause grows
 // with the wait (3 % of it), so the same wait costs a fraction of the polls. The pauses between

@@ -29,6 +29,7 @@ class DaemonHarness {
   // metrics_port() after start().
   void start();
   void kill9() { process_.kill9(); }
+  void signal(int sig) { process_.signal(sig); }
   // Starts the daemon expecting it to exit by itself (a refusal to start); its exit code, or -1
   // when it is still running after `timeout` (then it is killed).
   int run_to_exit(std::chrono::milliseconds timeout = std::chrono::seconds(20));
