@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -145,8 +146,8 @@ const char* const kDescription =
     "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
     "PostgreSQL in batches, exactly once.\n\n"
     "Every option can also come from --config (INI: name = value) or the environment as\n"
-    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR). Command line beats environment beats\n"
-    "config file. The database URL is --database-url, else the first line of\n"
+    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR; an empty variable counts as unset).\n"
+    "Command line beats environment beats config file. The database URL is --database-url, else the first line of\n"
     "--database-url-file, from the first of those sources that sets either; else\n"
     "DATABASE_URL.\n\nOptions";
 
@@ -303,7 +304,10 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
                                       if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
                                         throw std::invalid_argument("environment variable " + variable +
                                                                     " names no option (--" + name + ")");
-                                      return name;
+                                      // Empty (`PM_INGESTD_ARCHIVE_DIR=`, an unset ${VAR} in an
+                                      // environment file): unset. Stored, it hid --config's value.
+                                      const char* value = std::getenv(variable.c_str());
+                                      return value != nullptr && *value == '\0' ? std::string() : name;
                                     }),
               vm);
     decide_database_url(vm, url);
@@ -324,8 +328,21 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
 // The take_* functions convert and check the values into `d`. They run in a fixed order, which
 // decides which of several bad options is reported (the first one checked).
 
+// A path option's value: refused when empty (`--archive-dir ""`, an unset ${VAR} in a unit: it
+// switched the archive off, or failed only after the log's recovery, naming no option).
+std::string take_path(const po::variables_map& vm, const std::string& option) {
+  std::string path = vm[option].as<std::string>();
+  if (path.empty()) throw std::invalid_argument("--" + option + " is empty: give a path" +
+                                                (option == "archive-dir" ? " (or leave the option out: no archive)" : ""));
+  return path;
+}
+
 void take_socket(const po::variables_map& vm, DaemonOptions& d) {
-  d.socket_path = vm["socket"].as<std::string>();
+  d.socket_path = take_path(vm, "socket");
+  // sun_path's 108 bytes, its NUL included: a longer path failed only after the log's recovery.
+  if (d.socket_path.size() > 107)
+    throw std::invalid_argument("--socket: the path is " + std::to_string(d.socket_path.size()) +
+                                " bytes; a Unix socket's path has at most 107");
   d.socket_mode = parse_socket_mode(vm["socket-mode"].as<std::string>());
   if (vm.count("socket-group")) d.socket_group = parse_gid("socket-group", vm["socket-group"].as<std::string>());
   if (vm.count("allow-uid"))
@@ -335,7 +352,7 @@ void take_socket(const po::variables_map& vm, DaemonOptions& d) {
 }
 
 void take_log_and_database(const po::variables_map& vm, const DatabaseUrlSource& source, DaemonOptions& d) {
-  d.wal_dir = vm["wal-dir"].as<std::string>();
+  d.wal_dir = take_path(vm, "wal-dir");
   d.wal_max_bytes = parse_bytes("wal-max-bytes", vm["wal-max-bytes"].as<std::string>());
   if (d.wal_max_bytes == 0) throw std::invalid_argument("--wal-max-bytes must be more than 0");
   d.wal_segment_bytes = parse_bytes("wal-segment-bytes", vm["wal-segment-bytes"].as<std::string>());
@@ -352,7 +369,7 @@ void take_log_and_database(const po::variables_map& vm, const DatabaseUrlSource&
 }
 
 void take_archive(const po::variables_map& vm, DaemonOptions& d) {
-  if (vm.count("archive-dir")) d.archive_dir = vm["archive-dir"].as<std::string>();
+  if (vm.count("archive-dir")) d.archive_dir = take_path(vm, "archive-dir");
   d.archive_max_bytes = parse_bytes("archive-max-bytes", vm["archive-max-bytes"].as<std::string>());
   d.archive_max_age = parse_duration("archive-max-age", vm["archive-max-age"].as<std::string>());
   d.archive_compression_level = vm["archive-compression-level"].as<int>();

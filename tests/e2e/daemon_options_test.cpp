@@ -155,6 +155,26 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
   EXPECT_EQ(past_an_empty_variable, "postgresql://from-config@localhost/db");
 }
 
+// An empty value switched the archive off in silence (`--archive-dir ""`, or ExecStart's
+// `--archive-dir ${ARCHIVE_DIR}` with the variable unset), an empty PM_INGESTD_ARCHIVE_DIR hid the
+// config file's archive-dir, and an empty --wal-dir or a socket path too long for a Unix socket
+// failed only after the log's recovery, naming no option.
+TEST(DaemonOptions, EmptyPathsAndATooLongSocketPathAreRefusedAndAnEmptyVariableCountsAsUnset) {
+  EXPECT_EQ(refusal({"--archive-dir", ""}), "--archive-dir is empty: give a path (or leave the option out: no archive)");
+  EXPECT_EQ(refusal({"--wal-dir", ""}), "--wal-dir is empty: give a path");
+  EXPECT_EQ(refusal({"--socket", ""}), "--socket is empty: give a path");
+  EXPECT_EQ(refusal({"--socket", "/run/" + std::string(103, 's')}), "--socket: the path is 108 bytes; a Unix socket's path has at most 107");
+  EXPECT_EQ(parse({"--socket", "/run/" + std::string(102, 's')}).socket_path.size(), 107u);
+
+  const std::string dir = make_temp_dir("pm_opts");
+  std::ofstream(dir + "/pm-ingestd.conf") << "archive-dir = " << dir << "/archive\n";
+  const std::string config = dir + "/pm-ingestd.conf";
+  ::setenv("PM_INGESTD_ARCHIVE_DIR", "", 1);
+  const std::string past_an_empty_variable = parse({"--config", config}).archive_dir;
+  ::unsetenv("PM_INGESTD_ARCHIVE_DIR");
+  EXPECT_EQ(past_an_empty_variable, dir + "/archive");
+}
+
 // A relative database-url-file in the config file was read from the daemon's working directory (/
 // under systemd), and pm-ingestctl --config read it from the operator's: refused in both.
 TEST(DaemonOptions, ARelativeUrlFileInTheConfigFileIsRefused) {
