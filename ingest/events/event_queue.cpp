@@ -14,8 +14,17 @@ QueuedEvent queued_from_record(const wal::Record& record, Event event) {
                      crc32c::value(record.payload.data(), record.payload.size())};
 }
 
+// The queue's first blocks: room for the default bound, not for any bound given. Built for
+// `capacity` (up to 100,000,000 events of ~300 bytes each) it took gigabytes at start, whatever
+// --queue-max-bytes allowed; enqueue_bulk allocates further blocks as a backlog needs them, and
+// the queue keeps them for reuse.
+constexpr std::size_t kPreallocatedEvents = 32768;
+
 EventQueue::EventQueue(std::size_t capacity, std::uint64_t max_bytes)
-    : capacity_(capacity), max_bytes_(max_bytes), queue_(capacity), producer_(queue_) {}
+    : capacity_(capacity),
+      max_bytes_(max_bytes),
+      queue_(std::min(capacity, kPreallocatedEvents)),
+      producer_(queue_) {}
 
 namespace {
 

@@ -41,6 +41,7 @@ QueuedEvent queued_from_record(const wal::Record& record, Event event);
 
 class EventQueue {
  public:
+  // Memory for at most 32,768 events is taken at once; beyond, as the queue fills (and kept).
   explicit EventQueue(std::size_t capacity, std::uint64_t max_bytes = UINT64_MAX);
 
   // Producer side (serialised by the log's group leader). Returns how many were queued: all of
