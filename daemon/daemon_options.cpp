@@ -489,16 +489,31 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   return d;
 }
 
-std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
+namespace {
+
+// A pm-ingestd INI file's options, as the daemon reads it (defaults included, marked so).
+po::variables_map read_config_file(const std::string& path, const std::string& given_as) {
   DaemonOptions defaults;
   const po::options_description desc = describe_options(defaults);
   po::variables_map vm;
-  DatabaseUrlSource source;
   try {
     store_config_file(given_as, path, desc, vm);
   } catch (const po::error& e) {
     throw std::invalid_argument(given_as + " " + path + ": " + e.what());
   }
+  return vm;
+}
+
+}  // namespace
+
+std::string config_file_option(const std::string& path, const std::string& option, const std::string& given_as) {
+  const po::variables_map vm = read_config_file(path, given_as);
+  return vm.count(option) && !vm[option].defaulted() ? vm[option].as<std::string>() : "";
+}
+
+std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as) {
+  po::variables_map vm = read_config_file(path, given_as);
+  DatabaseUrlSource source;
   decide_database_url(vm, source);
   require_absolute_url_file(given_as, path, source);
   return {source.url, source.url_file};

@@ -68,4 +68,9 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
 // file and the problem. For pm-ingestctl, which connects where the daemon does.
 std::pair<std::string, std::string> config_file_database(const std::string& path, const std::string& given_as = "--config");
 
+// The value a pm-ingestd INI file sets for `option` (a string option of pm-ingestd, e.g.
+// "trade-timestamp-unit"), or "" when the file leaves it at its default. Read and refused as
+// config_file_database does. For pm-ingestctl, which must read events as the daemon does.
+std::string config_file_option(const std::string& path, const std::string& option, const std::string& given_as = "--config");
+
 }  // namespace pm

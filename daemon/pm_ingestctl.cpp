@@ -24,6 +24,7 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/server/payload_format.h"
 #include "ingest/server/protocol.h"
+#include "repos/timestamp_unit.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_reader.h"
 #include "repos/database.h"
@@ -136,6 +137,15 @@ std::pair<std::string, std::string> config_file_database(const std::string& path
   }
 }
 
+// The daemon's INI file: --config, else $PM_INGESTD_CONFIG (path "" when neither), and which.
+struct DaemonIni {
+  std::string path, given_as;
+};
+DaemonIni daemon_ini(const po::variables_map& vm) {
+  if (!vm["config"].as<std::string>().empty()) return {vm["config"].as<std::string>(), "--config"};
+  return {environment("PM_INGESTD_CONFIG"), "PM_INGESTD_CONFIG"};
+}
+
 // The database as the daemon finds it, in its order: the options, else the daemon's environment
 // file's PM_INGESTD_DATABASE_URL(_FILE) (so `systemd-run -p EnvironmentFile=...` reaches the same
 // database), else the daemon's INI file (--config, else $PM_INGESTD_CONFIG), else DATABASE_URL.
@@ -145,10 +155,9 @@ pm::DatabaseConfig database_config(const po::variables_map& vm) {
     url_given = environment("PM_INGESTD_DATABASE_URL");
     file_given = environment("PM_INGESTD_DATABASE_URL_FILE");
   }
-  const bool ini_from_option = !vm["config"].as<std::string>().empty();
-  const std::string ini = ini_from_option ? vm["config"].as<std::string>() : environment("PM_INGESTD_CONFIG");
-  if (url_given.empty() && file_given.empty() && !ini.empty())
-    std::tie(url_given, file_given) = config_file_database(ini, ini_from_option ? "--config" : "PM_INGESTD_CONFIG");
+  const DaemonIni ini = daemon_ini(vm);
+  if (url_given.empty() && file_given.empty() && !ini.path.empty())
+    std::tie(url_given, file_given) = config_file_database(ini.path, ini.given_as);
   auto url = pm::resolve_database_url(url_given, file_given);
   if (!url)
     throw pm::UsageError(
@@ -300,6 +309,33 @@ int run_pending(const po::variables_map& vm) {
   return 0;
 }
 
+// The unit of polymarket_trades.timestamp as the daemon takes it: --trade-timestamp-unit, else its
+// PM_INGESTD_TRADE_TIMESTAMP_UNIT, else its INI file's line, else ms. (A seconds deployment rebuilt
+// with `systemd-run -p EnvironmentFile=... pm-ingestctl replay` wrote milliseconds into a fresh
+// database, which the daemon and the bot then refused.)
+pm::TimestampUnit trade_timestamp_unit(const po::variables_map& vm) {
+  std::string given = vm["trade-timestamp-unit"].as<std::string>(), from = "--trade-timestamp-unit";
+  if (vm["trade-timestamp-unit"].defaulted()) {
+    const DaemonIni ini = daemon_ini(vm);
+    if (const std::string env = environment("PM_INGESTD_TRADE_TIMESTAMP_UNIT"); !env.empty()) {
+      given = env;
+      from = "PM_INGESTD_TRADE_TIMESTAMP_UNIT";
+    } else if (!ini.path.empty()) {
+      try {
+        if (std::string line = pm::config_file_option(ini.path, "trade-timestamp-unit", ini.given_as); !line.empty()) {
+          given = line;
+          from = "trade-timestamp-unit in " + ini.path;
+        }
+      } catch (const std::invalid_argument& e) {
+        throw pm::UsageError(e.what());
+      }
+    }
+  }
+  const auto unit = pm::parse_timestamp_unit(given);
+  if (!unit) throw pm::UsageError(from + " must be ms or s ('" + given + "' given)");
+  return *unit;
+}
+
 int run_replay(const po::variables_map& vm) {
   pm::ctl::ReplayCommand c;
   if (vm.count("source")) c.sources = vm["source"].as<std::vector<std::string>>();
@@ -320,9 +356,7 @@ int run_replay(const po::variables_map& vm) {
                          "would never apply them. Give it a checkpoint of its own: leave --instance-id out, or name one starting "
                          "with 'replay'");
   c.instance_id = given.empty() ? pm::ctl::default_replay_instance(c) : given;
-  const auto unit = pm::parse_timestamp_unit(vm["trade-timestamp-unit"].as<std::string>());
-  if (!unit) throw pm::UsageError("--trade-timestamp-unit must be ms or s");
-  c.trade_timestamp_unit = *unit;
+  c.trade_timestamp_unit = trade_timestamp_unit(vm);
   return pm::ctl::run_replay(c);
 }
 
@@ -380,7 +414,9 @@ void add_options(po::options_description& options) {
       ("skip-damaged", po::bool_switch()->default_value(false), "replay: go on past damaged ranges, naming each skipped LSN range")
       ("batch-max-events", po::value<long long>()->default_value(20000), "replay: events per transaction at most")
       ("writer-connections", po::value<long long>()->default_value(2), "replay: batches in flight at once (they commit in LSN order)")
-      ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"), "replay: unit of polymarket_trades.timestamp in the database (ms or s)")
+      ("trade-timestamp-unit", po::value<std::string>()->default_value("ms"),
+       "replay: unit of polymarket_trades.timestamp in the database (ms or s); when not given, the daemon's: "
+       "$PM_INGESTD_TRADE_TIMESTAMP_UNIT, else the trade-timestamp-unit line of its INI file (--config), else ms")
       ("json", po::bool_switch()->default_value(false), "archive list: print the index as JSON lines")
       ("socket", po::value<std::string>()->default_value("/run/pm-ingestd/ingest.sock"), "send: the daemon's socket")
       ("input", po::value<std::vector<std::string>>()->composing(), "send: a file to send (repeatable; - or none: stdin)")

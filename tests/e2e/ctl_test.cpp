@@ -233,6 +233,36 @@ TEST(Ctl, StatusAcceptsAHoleBelowTheAppliedPositionButNotACheckpointInIt) {
       << below.output;
 }
 
+// replay reads trade timestamps in the daemon's unit: a seconds deployment rebuilt with the
+// daemon's environment file (`systemd-run -p EnvironmentFile=... pm-ingestctl replay`) or its INI
+// file wrote milliseconds into a fresh database, which the daemon and the bot then refused.
+TEST(Ctl, ReplayTakesTheTradeTimestampUnitFromTheDaemonsEnvironmentAndItsIniFile) {
+  TestDatabase source_db("ctl_unit_source"), from_env("ctl_unit_env"), from_ini("ctl_unit_ini"), by_default("ctl_unit_default");
+  DaemonHarness d(source_db.url());
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "secs", 1'700'000'123)}));
+    ASSERT_TRUE(p.wait_ack(1, 10s));
+  }
+  ASSERT_EQ(d.stop(), 0);
+  const std::string ini = d.dir() + "/pm-ingestd.conf";
+  { std::ofstream(ini) << "trade-timestamp-unit = s\n"; }
+  const auto stored = [](TestDatabase& db) { return db.count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'secs'"); };
+  const auto env = ctl({"replay", "--source", d.wal_dir(), "--database-url", from_env.url()}, {{"PM_INGESTD_TRADE_TIMESTAMP_UNIT", "s"}});
+  ASSERT_EQ(env.code, 0) << env.output;
+  EXPECT_EQ(stored(from_env), 1'700'000'123);
+  const auto config = ctl({"replay", "--source", d.wal_dir(), "--database-url", from_ini.url()}, {{"PM_INGESTD_CONFIG", ini}});
+  ASSERT_EQ(config.code, 0) << config.output;
+  EXPECT_EQ(stored(from_ini), 1'700'000'123);
+  const auto plain = ctl({"replay", "--source", d.wal_dir(), "--database-url", by_default.url()});
+  ASSERT_EQ(plain.code, 0) << plain.output;
+  EXPECT_EQ(stored(by_default), 1'700'000'123'000) << "without a unit anywhere: milliseconds, as the daemon's default";
+  const auto bad = ctl({"replay", "--dry-run", "--source", d.wal_dir()}, {{"PM_INGESTD_TRADE_TIMESTAMP_UNIT", "us"}});
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("PM_INGESTD_TRADE_TIMESTAMP_UNIT must be ms or s ('us' given)"), std::string::npos) << bad.output;
+}
+
 // A replay into the live database keeps a checkpoint of its own on the daemon's log, which falls
 // behind the log's oldest segment as the daemon removes applied ones: `status` said "log health
 // DAMAGED ... the daemon will refuse to apply it", exit 2, and advised moving a healthy log away.
