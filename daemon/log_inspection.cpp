@@ -141,11 +141,11 @@ std::string lsn_ranges(const LogVerdict& v) {
 std::string damage_advice(const std::string& dir) {
   return "What to do: the daemon will not apply a damaged log (it refuses to start, exit 2; systemd does not restart it, though with the socket unit the next producer connection starts it again: `systemctl stop pm-ingestd.socket` keeps it down). "
          "List what can still be read, and the skipped byte ranges and LSNs, with `pm-ingestctl wal-verify --salvage "
-         "--wal-dir " + dir + "`; print those events (lsn, a tab, the event) with `pm-ingestctl wal-dump --salvage --wal-dir " +
-         dir + "` and send them again with `... | grep -v '^#' | cut -f2- | pm-ingestctl send` (trades and triggers are "
-         "deduplicated by key). Then move the directory away "
-         "(keep it for inspection), reset the checkpoint with `pm-ingestctl checkpoint-reset --instance-id ID`, and start "
-         "the daemon with an empty --wal-dir.";
+         "--wal-dir " + dir + "`; save those events (lsn, a tab, the event) in a file with `pm-ingestctl wal-dump --salvage "
+         "--wal-dir " + dir + " > salvaged.tsv`. Then move the directory away (keep it for inspection), reset the checkpoint "
+         "with `pm-ingestctl checkpoint-reset --instance-id ID`, start the daemon with an empty --wal-dir, and once it runs "
+         "send the saved events again with `grep -v '^#' salvaged.tsv | cut -f2- | pm-ingestctl send` (trades and triggers "
+         "are deduplicated by key; before the daemon runs, nothing can take them).";
 }
 
 std::string advice_for(const LogVerdict& v, const std::string& dir) {

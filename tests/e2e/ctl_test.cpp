@@ -343,6 +343,14 @@ TEST(Ctl, WalVerifyReadsTheSegmentsKeptBelowAHole) {
   EXPECT_EQ(damaged.code, 2) << damaged.output;
   EXPECT_NE(damaged.output.find("0000000000000002.wal at offset 89: checksum mismatch"), std::string::npos) << damaged.output;
   EXPECT_NE(damaged.output.find("wal-dump --salvage"), std::string::npos) << damaged.output;
+  // In an order that can be followed: the events are sent once a daemon runs on an empty log (sent
+  // first, as it advised, they waited for a daemon that refuses this log: unacknowledged, exit 1).
+  const std::size_t saved = damaged.output.find("> salvaged.tsv"), started = damaged.output.find("start the daemon with an empty"),
+                    sent = damaged.output.find("| pm-ingestctl send");
+  ASSERT_NE(saved, std::string::npos) << damaged.output;
+  ASSERT_NE(sent, std::string::npos) << damaged.output;
+  EXPECT_LT(saved, started);
+  EXPECT_LT(started, sent) << damaged.output;
   const auto damaged_status = ctl({"status", "--database-url", tdb.url(), "--wal-dir", d.wal_dir()});
   EXPECT_EQ(damaged_status.code, 2) << damaged_status.output;
   EXPECT_NE(damaged_status.output.find("log health      DAMAGED"), std::string::npos) << damaged_status.output;
