@@ -452,9 +452,33 @@ void wait_for_stop(const sigset_t& signals, Supervisor& supervisor, spdlog::logg
   }
 }
 
+// Waits for the stop to finish within `timeout`; false when it did not, or when a second SIGINT or
+// SIGTERM came meanwhile (the operator's "now": with a long --shutdown-timeout and a batch stuck
+// behind a lock, only kill -9 ended it). Other signals are taken and ignored.
+bool stopped_in_time(std::future<void>& done, std::chrono::seconds timeout, const sigset_t& signals, spdlog::logger& log) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  constexpr auto kSlice = std::chrono::milliseconds(50);
+  while (done.wait_for(std::min<std::chrono::steady_clock::duration>(kSlice, deadline - std::chrono::steady_clock::now())) !=
+         std::future_status::ready) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)", timeout.count());
+      return false;
+    }
+    const timespec now{0, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &now);
+    if (sig == SIGINT || sig == SIGTERM) {
+      log.warn("a second {} while stopping; exiting now (unapplied events are replayed at the next start)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+      return false;
+    }
+  }
+  return true;
+}
+
 // Stops accepting, finishes the batch in flight and returns the exit code; past
-// --shutdown-timeout it exits at once (unapplied events are replayed at the next start).
-int shut_down(const Daemon& d) {
+// --shutdown-timeout, or at a second stop signal, it exits at once (unapplied events are replayed
+// at the next start). A part that fails to stop makes the exit code 1.
+int shut_down(const Daemon& d, const sigset_t& signals) {
   d.log.info("stopping: no new connections, finishing the batch in flight");
   sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
   const auto stop_parts = [&] {
@@ -473,11 +497,15 @@ int shut_down(const Daemon& d) {
     stopped.set_value();
     done = stopped.get_future();
   }
-  if (done.wait_for(d.options.shutdown_timeout) != std::future_status::ready) {
-    d.log.warn("shutdown took longer than {} s; exiting now (unapplied events are replayed at the next start)",
-               d.options.shutdown_timeout.count());
+  if (!stopped_in_time(done, d.options.shutdown_timeout, signals, d.log)) {
     d.log.flush();
     std::_Exit(d.fatal_exit ? d.fatal_exit.load() : 0);
+  }
+  try {
+    done.get();
+  } catch (const std::exception& e) {  // dropped before: "stopped", exit 0
+    d.log.error("stopping failed: {}", pm::redact_url(e.what()));
+    if (d.fatal_exit == 0) d.fatal_exit = 1;
   }
   d.log.info("stopped; applied up to lsn {} of {}", d.writer.applied_lsn(), d.wal.durable().lsn);
   return d.fatal_exit.load();
@@ -541,10 +569,18 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
     log->info("stop requested while starting; exiting before serving (the log is recovered, its unapplied events wait for the next start)");
     return 0;
   }
-  if (!start_serving(daemon, server_cfg)) return 1;
-  Supervisor supervisor(daemon, *http);
-  wait_for_stop(signals, supervisor, *log);
-  return shut_down(daemon);
+  // From here every way out goes through shut_down, bounded by --shutdown-timeout: an exception
+  // unwound to main() ran the parts' destructors unbounded (a batch behind a lock, an fsync on a
+  // hung archive mount).
+  try {
+    if (!start_serving(daemon, server_cfg)) return 1;
+    Supervisor supervisor(daemon, *http);
+    wait_for_stop(signals, supervisor, *log);
+  } catch (const std::exception& e) {
+    log->critical("cannot go on: {}; stopping, exit 1", pm::redact_url(e.what()));
+    if (fatal_exit == 0) fatal_exit = 1;
+  }
+  return shut_down(daemon, signals);
 }
 
 }  // namespace

@@ -230,6 +230,39 @@ TEST_F(DaemonTest, TriggersWhoseThresholdsAreOneRealInOneBatchMoveOneWatermark) 
   EXPECT_EQ(d.metric("pm_ingest_batch_events_count"), 1) << "one batch of both";
 }
 
+// A second SIGTERM while the daemon stops ends it at once: with a long --shutdown-timeout and the
+// batch in flight stuck behind a lock, a second signal did nothing (only kill -9 ended it). The
+// acked trade is applied at the next start.
+TEST_F(DaemonTest, ASecondStopSignalWhileStoppingExitsAtOnceAndTheAckedEventIsAppliedLater) {
+  pqxx::connection holder(tdb_->url());
+  pqxx::work hold(holder);
+  hold.exec0("LOCK TABLE pm_ingest_checkpoints IN ACCESS EXCLUSIVE MODE");
+  DaemonHarness d(tdb_->url(), {"--shutdown-timeout", "600"});
+  d.start();
+  {
+    Producer p(d.socket());
+    ASSERT_TRUE(p.send({trade_line("c", "held", 1'700'000'000)}));
+    const auto replies = p.wait_ack(1, 10s);
+    ASSERT_TRUE(replies);
+    ASSERT_EQ(replies->size(), 1u);
+    ASSERT_TRUE((*replies)[0].is_ack) << "refused: " << (*replies)[0].error;
+  }
+  ASSERT_TRUE(wait_until([&] {
+    return count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'pm_ingest_checkpoints'::regclass") > 0;
+  }, 20s)) << "the writer never reached the checkpoint: " << d.output();
+  d.signal(SIGTERM);
+  ASSERT_TRUE(wait_until([&] { return d.output().find("stopping: no new connections") != std::string::npos; }, 10s)) << d.output();
+  d.signal(SIGTERM);
+  const auto code = d.process().wait(10s);
+  ASSERT_TRUE(code.has_value()) << "still stopping after a second SIGTERM: " << d.output();
+  EXPECT_EQ(*code, 0) << d.output();
+  EXPECT_NE(d.output().find("a second SIGTERM while stopping; exiting now"), std::string::npos) << d.output();
+  hold.abort();
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'held'"), 0);
+  d.start();
+  EXPECT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'held'", 1, 30s)) << d.output();
+}
+
 TEST_F(DaemonTest, WatermarksNeverMoveBackwards) {
   DaemonHarness d(tdb_->url());
   d.start();
