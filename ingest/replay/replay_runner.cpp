@@ -351,24 +351,33 @@ void ReplayRunner::count_committed_unseen(std::uint64_t checkpoint_lsn) {
   in_doubt_ = std::move(not_shown);
 }
 
-// The sources must hold the events from `start` on: a chain that begins later (an archive trimmed
-// by retention, a missing directory) is damage, named, unless skip_damaged.
+// The sources must hold the events from `start` on (up to to_lsn): a chain that begins later (an
+// archive trimmed by retention, a missing directory) is damage, named, unless skip_damaged. So is
+// one that begins past to_lsn: the whole range asked for is missing (it used to apply nothing and
+// end as a success).
 void ReplayRunner::check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start) {
+  if (start > options_.to_lsn) return;  // nothing to apply
   const auto& segments = chain.segments();
   const auto first = std::find_if(segments.begin(), segments.end(), [](const archive::ChainSegment& s) { return s.first_lsn > 0; });
-  if (first == segments.end() || first->first_lsn <= start || first->first_lsn > options_.to_lsn) return;
+  if (first == segments.end() || first->first_lsn <= start) return;
   // Files before it whose header cannot be read hold the missing events, or some of them: reading
   // starts with those and names them as damage. Blaming retention here named the next, healthy
   // file and advised a --from-lsn that passed over the damaged file's events.
   if (first != segments.begin()) return;
-  const archive::SkippedRange missing{start, first->first_lsn - 1, first->path,
+  const archive::SkippedRange missing{start, std::min(first->first_lsn - 1, options_.to_lsn), first->path,
                                       "the sources begin at lsn " + std::to_string(first->first_lsn) +
                                           " (archive retention, or a source directory missing?)"};
   if (!options_.skip_damaged)
     throw archive::ArchiveDamage(first->path, 0, "events " + std::to_string(start) + ".." + std::to_string(missing.last_lsn) +
-                                                     " are not in the sources: " + missing.problem +
-                                                     "; --from-lsn " + std::to_string(first->first_lsn) + " starts there");
+                                                     " are not in the sources: " + missing.problem + "; " +
+                                                     where_the_sources_start(first->first_lsn));
   note_skipped(missing);
+}
+
+// The advice for sources that begin at `first_lsn`, past the first LSN to apply.
+std::string ReplayRunner::where_the_sources_start(std::uint64_t first_lsn) const {
+  if (first_lsn <= options_.to_lsn) return "--from-lsn " + std::to_string(first_lsn) + " starts there";
+  return "no event up to --to-lsn " + std::to_string(options_.to_lsn) + " is left in them (restore the archive from a backup)";
 }
 
 // Stores the event as a dead letter (the checkpoint moves past it): nullopt, or why that failed,

@@ -29,8 +29,9 @@
 // - Damage in the sources throws archive::ArchiveDamage or wal::WalCorruption (file and offset),
 //   unless skip_damaged: then each skipped range is in the stats and reported through on_skip.
 //   Sources that begin after the first LSN to apply (an archive trimmed by retention) count as
-//   damage too. What was read before the damage is applied first: a batch of it that fails is
-//   handled as any failed batch, the damage met again after it; so a failure that ends the run
+//   damage too, also when they begin past to_lsn (nothing asked for is left). What was read
+//   before the damage is applied first: a batch of it that fails is handled as any failed batch,
+//   the damage met again after it; so a failure that ends the run
 //   there (a ReplayError: PostgreSQL's refusal, retry_for spent) is what it reports, and the
 //   damage shows at the next run. A skipped range is recorded in
 //   pm_dead_letters (event_type 'skipped', log_id the sources' log, lsn its first, error what was
@@ -133,6 +134,7 @@ class ReplayRunner {
   void replay_passes(archive::SegmentChain& chain, Database& db);
   std::optional<Failure> attempt(archive::SegmentChain& chain, Database& db, WriterLanes& lanes, const Isolation& isolation);
   void check_sources_reach(const archive::SegmentChain& chain, std::uint64_t start);
+  std::string where_the_sources_start(std::uint64_t first_lsn) const;
   void start_chain(archive::SegmentChain& chain, std::uint64_t start_lsn);
   void note_skipped(const archive::SkippedRange& range);
   void record_skipped(const archive::SkippedRange& range);

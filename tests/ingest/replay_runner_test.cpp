@@ -152,6 +152,58 @@ TEST(ReplayRunnerTest, ADamagedHeaderOfTheOldestFileIsNamedAsDamageNotAsRetentio
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
+// A log of 200 trades of `condition` in segments of 4 KiB (five or more), in a temporary directory
+// (its parent removed by the caller).
+std::string segmented_log(const std::string& condition) {
+  const std::string dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
+  wal::Options options;
+  options.dir = dir;
+  options.segment_bytes = 4096;
+  options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
+  auto log = wal::WriteAheadLog::open(options);
+  for (int group = 0; group < 20; ++group) {
+    std::vector<std::string> payloads;
+    for (int i = 0; i < 10; ++i)
+      encode_event(test::trade_event(condition, "t" + std::to_string(group * 10 + i)), payloads.emplace_back());
+    std::vector<wal::Appended> appended;
+    EXPECT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
+  }
+  return dir;
+}
+
+// Retention trimmed the sources past the whole range asked for (they begin above --to-lsn): a
+// point-in-time rebuild from lsn 1 read nothing, said "applied 0" and succeeded, leaving an empty
+// database. It stops like damage, naming the missing range; --skip-damaged names it as skipped.
+TEST(ReplayRunnerTest, SourcesThatBeginPastToLsnAreDamageNotAnEmptySuccess) {
+  const std::string dir = segmented_log("replay-past-to");
+  ASSERT_TRUE(std::filesystem::exists(wal::segment_path(dir, 4)));
+  std::filesystem::remove(wal::segment_path(dir, 1));
+  std::filesystem::remove(wal::segment_path(dir, 2));
+  const std::uint64_t first = archive::SegmentChain::discover(wal::posix_log_fs(), {dir}).segments().front().first_lsn;
+  ASSERT_GT(first, 3u);
+  ReplayOptions options;
+  options.sources = {dir};
+  options.to_lsn = first - 2;
+  std::string damage;
+  try {
+    const ReplayStats stats = ReplayRunner(options).run(nullptr);
+    ADD_FAILURE() << "ran through, applied " << stats.applied;
+  } catch (const archive::ArchiveDamage& e) {
+    damage = e.what();
+  }
+  EXPECT_NE(damage.find("events 1.." + std::to_string(first - 2) + " are not in the sources"), std::string::npos) << damage;
+  EXPECT_NE(damage.find("begin at lsn " + std::to_string(first)), std::string::npos) << damage;
+  EXPECT_EQ(damage.find("--from-lsn"), std::string::npos) << "no --from-lsn reaches below --to-lsn: " << damage;
+
+  options.skip_damaged = true;
+  const ReplayStats stats = ReplayRunner(options).run(nullptr);
+  EXPECT_EQ(stats.applied, 0u);
+  ASSERT_EQ(stats.skipped.size(), 1u);
+  EXPECT_EQ(stats.skipped[0].first_lsn, 1u);
+  EXPECT_EQ(stats.skipped[0].last_lsn, first - 2);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
 // --from-lsn above an existing checkpoint's next LSN would move that instance's checkpoint past
 // events it never applied: a daemon of that instance would resume after them. Refused, naming the
 // gap; from the next LSN (or below) it resumes as before.
