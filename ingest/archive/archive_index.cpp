@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <optional>
-#include <stdexcept>
+#include <system_error>
 
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_reader.h"
@@ -187,11 +187,13 @@ std::uint64_t ArchiveIndex::total_file_bytes() const {
 }
 
 void ArchiveIndex::add(const ArchiveEntry& entry) {
-  if (!entries_.empty() && entry.segment < entries_.back().segment)
-    throw std::invalid_argument("archive index: segment " + std::to_string(entry.segment) + " is below the newest listed one");
   std::vector<ArchiveEntry> next = entries_;
-  if (!next.empty() && next.back().segment == entry.segment) next.pop_back();
-  next.push_back(entry);
+  const auto at = std::lower_bound(next.begin(), next.end(), entry.segment,
+                                   [](const ArchiveEntry& e, std::uint64_t segment) { return e.segment < segment; });
+  if (at != next.end() && at->segment == entry.segment)
+    *at = entry;  // archived again: the entry of the file written now
+  else
+    next.insert(at, entry);
   save(next);
   entries_ = std::move(next);
 }

@@ -51,8 +51,9 @@ class ArchiveIndex {
 
   const std::vector<ArchiveEntry>& entries() const { return entries_; }  // ascending segment
   std::uint64_t total_file_bytes() const;
-  // A segment above every listed one, or the newest listed one again (its entry replaced: a segment
-  // archived again once its file was gone); else std::invalid_argument.
+  // Lists the segment in its place by segment number (below the newest listed one too: a segment
+  // the live log got back, archived again after retention removed its copy); a listed segment's
+  // entry is replaced by the new one (archived again once its file was gone).
   void add(const ArchiveEntry& entry);
   void remove(std::uint64_t segment);    // from the index only; the caller deletes the file (unlisted: no-op)
   const std::string& dir() const { return dir_; }
