@@ -126,7 +126,7 @@ void SegmentArchiver::run() {
     else if (segment)
       last = archive_and_remove(*segment);
     else
-      last = Outcome::Done;
+      last = idle();
     backoff = last == Outcome::Failed ? std::clamp(backoff * 2, config_.retry_initial, config_.retry_max) : std::chrono::milliseconds{0};
     wait_for_work(last, backoff);
   }
@@ -170,8 +170,10 @@ void SegmentArchiver::wait_for_work(Outcome last, std::chrono::milliseconds back
   if (last == Outcome::Failed) {
     wake_.wait_for(lock, backoff, [this] { return stopping_; });
   } else if (last == Outcome::Refused || !next_segment()) {
-    // The timeout also looks again at a removal the log refused (its applied position lagged).
-    wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || released_; });
+    // The timeout also looks again at a removal the log refused (its applied position lagged),
+    // and lets idle() apply the retention limits.
+    const auto wait = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), config_.retention_interval);
+    wake_.wait_for(lock, wait, [this] { return stopping_ || released_; });
   }
   released_ = false;
 }
@@ -217,11 +219,20 @@ SegmentArchiver::Outcome SegmentArchiver::archive_and_remove(std::uint64_t segme
 }
 
 void SegmentArchiver::retain() {
+  last_retained_ = Clock::now();
   try {
     apply_retention();
   } catch (const std::exception& e) {
-    report_failure(fmt::format("archive retention in {} failed: {}; retried with the next segment", config_.dir, e.what()));
+    report_failure(fmt::format("archive retention in {} failed: {}; retried with the next segment, or within {} s",
+                               config_.dir, e.what(), std::chrono::ceil<std::chrono::seconds>(config_.retention_interval).count()));
   }
+}
+
+// Nothing to archive: the age limit still applies (a quiet weekend, PostgreSQL down), and a
+// failed retention pass is retried.
+SegmentArchiver::Outcome SegmentArchiver::idle() {
+  if (Clock::now() - last_retained_ >= config_.retention_interval) retain();
+  return Outcome::Done;
 }
 
 void SegmentArchiver::archive_into_index(std::uint64_t segment) {
@@ -242,7 +253,8 @@ void SegmentArchiver::archive_into_index(std::uint64_t segment) {
 // Throws what the index or the file system throws (the caller reports it).
 void SegmentArchiver::apply_retention() {
   if (config_.max_bytes == 0 && config_.max_age.count() == 0) return;
-  const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now_epoch_ms(),
+  const std::int64_t now = config_.now_ms ? config_.now_ms() : now_epoch_ms();
+  const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now,
                                                log_->oldest().segment);
   metrics_.archive_removed_segments.Increment(static_cast<double>(removed.size()));
   for (const ArchiveEntry& e : removed)

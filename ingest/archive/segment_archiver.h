@@ -22,8 +22,11 @@
 //   rebuilds) the index, then archives released segments oldest first, deletes each from the live
 //   log (WriteAheadLog::remove_segments_before) and applies --archive-max-bytes / --archive-max-age
 //   (also while archiving fails, so retention can make room), never to a segment still in the
-//   live log (the log removes a segment only once it is archived). Segments below the applied position
-//   the log had at open (kept by recovery) are released at once.
+//   live log (the log removes a segment only once it is archived). While no segment is waiting
+//   (traffic stopped, PostgreSQL down) the limits are applied again every retention_interval (a
+//   minute), so --archive-max-age removes what ages past it without a new segment, and a failed
+//   pass is retried. Segments below the applied position the log had at open (kept by recovery)
+//   are released at once.
 // - A failure (disk full, EIO, a damaged segment, anything thrown) is logged (the same one again at
 //   most once a minute), counted and retried with backoff (1 s doubling to 30 s); the live
 //   segment stays meanwhile.
@@ -39,6 +42,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,6 +65,8 @@ struct ArchiverConfig {
   int compression_level = 3;
   std::chrono::milliseconds retry_initial{1000};
   std::chrono::milliseconds retry_max{30000};
+  std::chrono::milliseconds retention_interval{60000};  // while idle, the limits are applied this often
+  std::function<std::int64_t()> now_ms;                  // the wall clock for --archive-max-age; null: now_epoch_ms()
   wal::LogFs* fs = nullptr;  // the archive directory's file system; null: posix_log_fs() (tests pass a FaultFs)
 };
 
@@ -101,6 +107,7 @@ class SegmentArchiver {
   void archive_into_index(std::uint64_t segment);
   void apply_retention();  // throws what the index or the file system throws
   void retain();           // apply_retention(), a failure reported and counted
+  Outcome idle();          // retain() when it last ran retention_interval ago or more
   // The log's oldest segment and the release mark (bounded by the durable segment) the refreshed
   // kept_from_log_offset() was computed from.
   struct Released {
@@ -133,6 +140,7 @@ class SegmentArchiver {
   bool released_ = false;  // guarded by mu_: release_before() since the thread last looked
   std::thread thread_;
   std::chrono::steady_clock::time_point last_report_{};
+  std::chrono::steady_clock::time_point last_retained_{};  // when retain() last ran
   std::string last_report_message_;
 };
 

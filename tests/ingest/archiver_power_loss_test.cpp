@@ -9,6 +9,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -409,6 +410,42 @@ TEST_F(ArchiverBudget, SegmentsReleasedWhileTheArchiverWaitsOutARetryCountAtOnce
   EXPECT_EQ(archiver.kept_from_log_offset(), log->oldest().log_offset);
   EXPECT_EQ(log->oldest().segment, 1u) << "a segment left the live log unarchived";
   archiver.stop();
+}
+
+// --archive-max-age ran only when a segment was archived: on a quiet weekend, or while PostgreSQL
+// was down (nothing released), nothing past the age was removed, against the option's help. While
+// idle the archiver applies the limits every retention_interval (a minute; 20 ms here): the
+// archive files age past the limit (the archiver's clock moved on) and go, no segment archived.
+class ArchiverIdleRetention : public ArchiverPowerLoss {};
+
+TEST_F(ArchiverIdleRetention, FilesThatAgePastTheLimitAreRemovedWithoutANewSegment) {
+  FaultFs fs(4);
+  build_log(fs);
+  ASSERT_FALSE(HasFatalFailure());
+  std::atomic<std::int64_t> clock_ahead_ms{0};
+  ArchiverConfig config = archiver_config(fs, Retention::None);
+  config.max_age = std::chrono::hours(1);
+  config.retention_interval = 20ms;
+  config.now_ms = [&] { return now_epoch_ms() + clock_ahead_ms.load(); };
+  IngestMetrics metrics;
+  SegmentArchiver archiver(config, metrics, quiet_);
+  archiver.prepare();
+  auto log = wal::WriteAheadLog::open(log_options(fs, &archiver));
+  log->note_applied(log->durable());
+  const std::uint64_t active = log->durable().segment;
+  archiver.start(*log);
+  archiver.release_before(active);
+  ASSERT_TRUE(test::wait_until([&] { return log->oldest().segment == active && index_agrees_with_files(fs); }, 10s))
+      << "segments " << log->oldest().segment << ".." << active - 1 << " stayed in the live log";
+  EXPECT_EQ(metrics.archive_removed_segments.Value(), 0) << "events of a moment ago are not an hour old";
+
+  clock_ahead_ms = 2 * 3600 * 1000;  // two hours later, nothing written meanwhile
+  const bool removed = test::wait_until([&] { return metrics.archive_removed_segments.Value() == static_cast<double>(active - 1); }, 10s);
+  archiver.stop();
+  EXPECT_TRUE(removed) << "removed " << metrics.archive_removed_segments.Value() << " of " << active - 1 << " archive files";
+  EXPECT_TRUE(ArchiveIndex::read(fs, kArchiveDir).entries().empty());
+  EXPECT_EQ(log->oldest().segment, active);
+  EXPECT_EQ(fatals(), std::vector<std::string>{});
 }
 
 }  // namespace
