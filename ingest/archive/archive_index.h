@@ -80,12 +80,18 @@ std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, 
 // The problem reported for a lost entry (file and what it held).
 std::string lost_entry_problem(const ArchiveEntry& entry);
 
+// When the segment's newest data arrived (epoch ms, the archiving host's clock): its newest
+// event's arrival, or when it was archived if it holds none.
+std::int64_t newest_arrival_ms(const ArchiveEntry& entry);
+
 // Retention of the archive: removes the oldest archived segments (file, then index line) while the
 // archive's files total more than `max_bytes` (0: no limit) or the newest event of the oldest
 // segment arrived before `now_ms - max_age_ms` (0: no limit), oldest first, all of them if need
 // be, but never segment `keep_from_segment` or a later one: those are still in the live log,
 // which removes a segment only while the archive holds it (the daemon passes the log's oldest
-// segment). A segment without events counts as arriving when it was archived. Returns what it
+// segment). A segment's time is newest_arrival_ms, or a later segment's when that is earlier (its
+// events came first): an oldest segment stamped in the future (a clock that was ahead, then
+// corrected) no longer holds back the age limit until real time reaches it. Returns what it
 // removed. A file that cannot be deleted stays listed (ArchiveWriteError; what was removed before
 // stays removed); a file already missing is only unlisted.
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,

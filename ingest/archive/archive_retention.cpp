@@ -1,5 +1,7 @@
 // apply_archive_retention() (archive_index.h).
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_index.h"
@@ -7,15 +9,29 @@
 
 namespace pm::archive {
 
-namespace {
-
-// When the segment's newest data arrived: its newest event, or when it was archived if it holds none.
 std::int64_t newest_arrival_ms(const ArchiveEntry& e) { return e.events() > 0 ? e.last_arrival_ms : e.archived_at_ms; }
 
-bool over_limits(const ArchiveIndex& index, std::uint64_t max_bytes, std::int64_t max_age_ms, std::int64_t now_ms) {
-  if (index.entries().empty()) return false;
+namespace {
+
+// For each entry (ascending), when its newest data had arrived at the latest: its own time, or a
+// later segment's when that is earlier. A segment's events came before a later one's, so a time
+// in the future (stamped by a clock that was ahead and got corrected) counts as the later
+// segments' instead of holding back the age limit until real time catches up with it.
+std::vector<std::int64_t> arrived_by(const std::vector<ArchiveEntry>& entries) {
+  std::vector<std::int64_t> out(entries.size());
+  std::int64_t earliest = INT64_MAX;
+  for (std::size_t i = entries.size(); i-- > 0;) {
+    earliest = std::min(earliest, newest_arrival_ms(entries[i]));
+    out[i] = earliest;
+  }
+  return out;
+}
+
+// Whether the oldest entry, whose data had arrived by `oldest_arrived_ms`, goes.
+bool over_limits(const ArchiveIndex& index, std::uint64_t max_bytes, std::int64_t max_age_ms, std::int64_t now_ms,
+                 std::int64_t oldest_arrived_ms) {
   if (max_bytes > 0 && index.total_file_bytes() > max_bytes) return true;
-  return max_age_ms > 0 && newest_arrival_ms(index.entries().front()) < now_ms - max_age_ms;
+  return max_age_ms > 0 && oldest_arrived_ms < now_ms - max_age_ms;
 }
 
 }  // namespace
@@ -23,8 +39,10 @@ bool over_limits(const ArchiveIndex& index, std::uint64_t max_bytes, std::int64_
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
                                                   std::int64_t max_age_ms, std::int64_t now_ms,
                                                   std::uint64_t keep_from_segment) {
+  const std::vector<std::int64_t> arrived = arrived_by(index.entries());  // the entry at the front is number removed.size()
   std::vector<ArchiveEntry> removed;
-  while (over_limits(index, max_bytes, max_age_ms, now_ms) && index.entries().front().segment < keep_from_segment) {
+  while (!index.entries().empty() && over_limits(index, max_bytes, max_age_ms, now_ms, arrived[removed.size()]) &&
+         index.entries().front().segment < keep_from_segment) {
     const ArchiveEntry oldest = index.entries().front();
     const std::string path = path_in_dir(index.dir(), archive_file_name(oldest.segment));
     // A file already gone (a crash after its deletion, before the index was rewritten) is fine.

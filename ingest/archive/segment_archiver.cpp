@@ -254,12 +254,26 @@ void SegmentArchiver::archive_into_index(std::uint64_t segment) {
 void SegmentArchiver::apply_retention() {
   if (config_.max_bytes == 0 && config_.max_age.count() == 0) return;
   const std::int64_t now = config_.now_ms ? config_.now_ms() : now_epoch_ms();
+  warn_of_future_times(now);
   const auto removed = apply_archive_retention(fs_, *index_, config_.max_bytes, config_.max_age.count() * 1000, now,
                                                log_->oldest().segment);
   metrics_.archive_removed_segments.Increment(static_cast<double>(removed.size()));
   for (const ArchiveEntry& e : removed)
     logger_->info("archive retention removed {} (lsn {}..{}, events arrived until {} ms)", archive_file_name(e.segment),
                   e.first_lsn, e.last_lsn, e.last_arrival_ms);
+}
+
+// Once per run of the daemon: archived events stamped after `now_ms` (the clock was ahead when they
+// arrived). Age retention counts such a segment as old as the later segments.
+void SegmentArchiver::warn_of_future_times(std::int64_t now_ms) {
+  if (warned_of_future_ || config_.max_age.count() == 0) return;
+  const auto& entries = index_->entries();
+  const auto future = std::find_if(entries.begin(), entries.end(), [&](const ArchiveEntry& e) { return newest_arrival_ms(e) > now_ms; });
+  if (future == entries.end()) return;
+  warned_of_future_ = true;
+  logger_->warn("archive file {}: its events arrived at {} ms by this host's clock, {} s ahead of it now: the clock was ahead "
+                "then. --archive-max-age counts it as old as the segments archived after it",
+                archive_file_name(future->segment), newest_arrival_ms(*future), (newest_arrival_ms(*future) - now_ms) / 1000);
 }
 
 // From the writer's thread (release_before) and the archiver's: each value stored is computed from

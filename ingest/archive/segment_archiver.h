@@ -106,6 +106,7 @@ class SegmentArchiver {
   Outcome archive_and_remove(std::uint64_t segment);
   void archive_into_index(std::uint64_t segment);
   void apply_retention();  // throws what the index or the file system throws
+  void warn_of_future_times(std::int64_t now_ms);  // logs archive times after now_ms, once
   void retain();           // apply_retention(), a failure reported and counted
   Outcome idle();          // retain() when it last ran retention_interval ago or more
   // The log's oldest segment and the release mark (bounded by the durable segment) the refreshed
@@ -141,6 +142,7 @@ class SegmentArchiver {
   std::thread thread_;
   std::chrono::steady_clock::time_point last_report_{};
   std::chrono::steady_clock::time_point last_retained_{};  // when retain() last ran
+  bool warned_of_future_ = false;
   std::string last_report_message_;
 };
 

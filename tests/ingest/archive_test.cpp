@@ -651,6 +651,29 @@ TEST_F(ArchiveTest, RetentionRemovesOldestFirstOnlyWhatTheLimitsSay) {
   EXPECT_TRUE(index.entries().empty());
 }
 
+// Age retention looked only at the oldest segment's time: one stamped in the future by a clock
+// that was ahead (then corrected) stopped it until real time caught up, the archive growing
+// meanwhile. A segment's events came before a later one's: it counts as that old, and goes.
+TEST_F(ArchiveTest, AnOldestSegmentStampedInTheFutureDoesNotHoldBackAgeRetention) {
+  const std::int64_t now = 1'800'000'000'000, day = 86'400'000;
+  const auto arrived = [](std::uint64_t segment, std::int64_t at_ms) {
+    ArchiveEntry e = entry(segment);
+    e.trades = 1;
+    e.first_arrival_ms = e.last_arrival_ms = e.archived_at_ms = at_ms;
+    return e;
+  };
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  index.add(arrived(1, now + 30 * day));  // the clock a month ahead
+  index.add(arrived(2, now - 10 * day));
+  index.add(arrived(3, now - 9 * day));
+  index.add(arrived(4, now - day / 24));
+  const auto removed = apply_archive_retention(pfs(), index, 0, 7 * day, now);
+  ASSERT_EQ(removed.size(), 3u);
+  EXPECT_EQ(removed.back().segment, 3u);
+  ASSERT_EQ(index.entries().size(), 1u);
+  EXPECT_EQ(index.entries().front().segment, 4u);
+}
+
 // The daemon archives a segment, applies the limits, then removes it from the live log, which
 // removes only what the archive holds: limits that took the segment just archived (a limit below
 // one segment, or --archive-max-age behind a backlog) left it in the log for ever, the log only
