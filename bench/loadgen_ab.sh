@@ -38,8 +38,9 @@ start_daemon() {
   for _ in $(seq 200); do [ -S "$DDIR/s" ] && return 0; sleep 0.05; done
   echo "loadgen_ab: pm-ingestd did not come up" >&2; cat "$DDIR/log" >&2; exit 1
 }
-stop_daemon() { kill -TERM "$DPID"; wait "$DPID" || true; rm -rf "$DDIR"; }
-trap '[ -n "$DPID" ] && kill "$DPID" 2>/dev/null; true' EXIT
+stop_daemon() { kill -TERM "$DPID"; wait "$DPID" || true; DPID=""; rm -rf "$DDIR"; DDIR=""; }
+# On a failure: the daemon of the run in progress (not a pid reused since), and its directory.
+trap '[ -n "$DPID" ] && kill "$DPID" 2>/dev/null; [ -n "$DDIR" ] && rm -rf "$DDIR"; true' EXIT
 
 one() {  # label binary mode
   local label=$1 bin=$2 mode=$3 args

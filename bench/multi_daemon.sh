@@ -41,9 +41,11 @@ cpu_of() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" 
 pg_cpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v t="$TICKS" '$2 == "(postgres)" {s += $14 + $15} END {printf "%.2f", s / t}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-declare -a PIDS
+declare -a PIDS HELPERS  # the daemons; the sampler and the loadgens of the run in progress
 stop_daemons() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done; for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done; PIDS=(); }
-trap stop_daemons EXIT
+stop_helpers() { for p in "${HELPERS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; for p in "${HELPERS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done; HELPERS=(); }
+# A failed step (set -e) left the sampler polling for ever (and the next DROP DATABASE failing).
+trap 'stop_helpers; stop_daemons' EXIT
 
 run_once() {
   local n=$1 rep=$2
@@ -64,6 +66,7 @@ run_once() {
       sleep 0.1
     done ) > "$WORK/waits" &
   local sampler=$!
+  HELPERS=("$sampler")
   local pg0 d0=0 t0 t1 per=$((EVENTS / n)) lg=()
   pg0=$(pg_cpu)
   t0=$(now)
@@ -71,6 +74,7 @@ run_once() {
     "$LOADGEN" --socket "$WORK/d$i.sock" --rate unlimited --count "$per" --connections "$CONNS" --seed "$((i * 7919))" \
       --start-timestamp 1700000000 --quiet --json > "$WORK/lg$i.json" &
     lg+=($!)
+    HELPERS+=($!)
   done
   for p in "${lg[@]}"; do wait "$p"; done
   local expected=$((per * n)) stored=0
@@ -80,7 +84,9 @@ run_once() {
     sleep 0.05
   done
   t1=$(now)
-  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  [ "$stored" -ge "$expected" ] || { log "only $stored of $expected rows stored after 60 s"; exit 1; }
+  HELPERS=("$sampler")
+  stop_helpers
   local pg1 dcpu=0
   pg1=$(pg_cpu)
   for p in "${PIDS[@]}"; do dcpu=$(awk -v a="$dcpu" -v b="$(cpu_of "$p")" 'BEGIN {print a + b}'); done

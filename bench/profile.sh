@@ -36,7 +36,13 @@ case "$RATE" in unlimited) ;; *[!0-9]*|"") echo "profile: RATE must be a number 
 
 OUT=$(mktemp -d "$WORK/profile.XXXXXX")
 DPID=""
-cleanup() { [ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null; rm -rf "$OUT/wal"; }
+LPID=""
+# A failed step (perf, say) left the paced pm-loadgen running.
+cleanup() {
+  [ -n "$LPID" ] && kill "$LPID" 2>/dev/null && wait "$LPID" 2>/dev/null
+  [ -n "$DPID" ] && kill -TERM "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+  rm -rf "$OUT/wal"
+}
 trap cleanup EXIT
 
 pg_psql "$URL" -Xqv ON_ERROR_STOP=1 -c "DROP TABLE polymarket_trades" \
@@ -73,6 +79,7 @@ else
   window=$(awk -v s="$SECONDS_PACED" 'BEGIN { w = s - 0.3; printf "%.1f", w < 0.5 ? 0.5 : w }')
   perf record -a -g -o "$OUT/perf.data" -- sleep "$window" > /dev/null 2> "$OUT/perf.log"
   wait "$LPID"
+  LPID=""
 fi
 perf script -i "$OUT/perf.data" -F comm,ip,sym 2>/dev/null > "$OUT/perf.txt"
 python3 "$ROOT/bench/profile_report.py" "$OUT/perf.txt" --json "$OUT/profile.json"

@@ -80,17 +80,26 @@ elif a.context:
     md += [f"Machine and settings: {a.context}.", ""]
 
 lat = sorted((r for r in res if r["section"] == "latency"), key=lambda r: r["percent"])
+
+
+def from_due(figures, key):
+    """A figure timed from the due time, or '-' for a run recorded before pm-loadgen had it."""
+    return f"{figures[key]:.2f}" if figures else "-"
 if lat:
     md += ["### Ack latency against load", "",
            f"Maximum sustained rate = the median end-to-end rate of pm-ingestd above ({lat[-1]['rate']:,} events/s at 100 %); "
-           "pm-loadgen replays the same trades paced (open loop) on 4 connections; latency = line written to the ack that covers it.",
-           "", "| load | offered events/s | achieved acks/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | behind schedule max ms |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "pm-loadgen replays the same trades paced (open loop) on 4 connections; latency = line written to the ack that covers it. "
+           "The last two columns time the same acks from each line's due time in the schedule (coordinated omission: a line "
+           "sent late, its window full or its sender starved, counts there; so does the pacer's grain, up to 1 ms).",
+           "", "| load | offered events/s | achieved acks/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | behind schedule max ms | "
+           "from due p99 ms | from due max ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in lat:
         l = r["loadgen"]
         q = l["ack_latency_ms"]
         md.append(f"| {r['percent']} % | {r['rate']:,} | {l['throughput_eps']:,.0f} | {q['p50']:.2f} | {q['p90']:.2f} | "
-                  f"{q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} | {l['behind_schedule_max_ms']:.2f} |")
+                  f"{q['p99']:.2f} | {q['p999']:.2f} | {q['max']:.2f} | {l['behind_schedule_max_ms']:.2f} | "
+                  f"{from_due(l.get('ack_from_due_ms'), 'p99')} | {from_due(l.get('ack_from_due_ms'), 'max')} |")
     md.append("")
 
 fresh = sorted((r for r in res if r["section"] == "freshness" and "loadgen_sched" not in r), key=lambda r: r["rate"])
@@ -129,11 +138,15 @@ def freshness_section():
            "Paced (open-loop) load of the same trades, the daemon with its defaults (adaptive batching). Part of each "
            "rate is pm-loadgen's visibility probes (`--visibility-probes`): trades on a connection of their own, timed from "
            "the line written into the socket to the start of the first poll, by a separate PostgreSQL session, that "
-           "returned the row (a primary-key range scan, 0.2 ms apart plus its round trip: the poll period below is the "
-           "precision). Ack latency is the load's own (line written to the ack that covers it). One load connection up to "
+           "returned the row (a primary-key range scan; between two polls 0.2 ms or 3 % of the oldest unseen probe's "
+           "wait so far, whichever is more, plus the round trip: the poll period below is their mean, so a probe that "
+           "waited 100 ms is placed within ~3 ms). 'from due' times the same probes from their due time in the "
+           "schedule, which also counts a probe sent late because its sender was starved of CPU (and the pacer's grain, "
+           "up to 1 ms). Ack latency is the load's own (line written to the ack that covers it). One load connection up to "
            "1,000 events/s, 4 above. The last row is the 50 % load again with pm-loadgen at SCHED_BATCH "
            "(`chrt --batch 0`): same schedule and CPU share, but its wake-ups no longer preempt the daemon or "
-           "PostgreSQL on the two cores they share; its own latencies can only read longer. The last three columns are "
+           "PostgreSQL on the two cores they share; its pacer may wake later, which only the 'from due' column "
+           "counts. The last three columns are "
            "the daemon's own metrics over the run: the writer connections' busy share (time inside batch "
            "transactions, their wait for the batch before to commit included, over connections x sending time; the "
            "batches after the last line sent count too, so near 1 it can read slightly above), the mean events per "
@@ -143,9 +156,9 @@ def freshness_section():
            "are busy most of the time well below the maximum, with small batches; near the maximum the batches grow "
            "instead.", "",
            "| load events/s | load + probes /s | connections | seconds | probes seen | visible p50 ms | p90 ms | p99 ms | "
-           "max ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met | writer busy | events per batch | "
-           "waiting share |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "max ms | from due p50 / p99 ms | poll period ms | ack p50 ms | ack p99 ms | target (ms) | met | writer busy | "
+           "events per batch | waiting share |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in fresh + fresh_yielding:
         l = r["loadgen"]
         v, q = l["visible_ms"], l["ack_latency_ms"]
@@ -156,7 +169,7 @@ def freshness_section():
         out.append(f"| {label} | "
                    f"{r['load_rate']:,} + {r['probes']:,} | {r['connections']} + 1 | {r['seconds']:g} | "
                    f"{v['count']:,} of {v['acked']:,} | {v['p50']:.2f} | {v['p90']:.2f} | {v['p99']:.2f} | {v['max']:.2f} | "
-                   f"{v['poll_period_ms']:.2f} | {q['p50']:.2f} | {q['p99']:.2f} | {target} | "
+                   f"{from_due(v.get('from_due'), 'p50')} / {from_due(v.get('from_due'), 'p99')} | {v['poll_period_ms']:.2f} | {q['p50']:.2f} | {q['p99']:.2f} | {target} | "
                    f"{'' if met is None else ('yes' if met else '**no**')} | {' | '.join(writer_share(r))} |")
     return out + [""]
 
@@ -218,7 +231,8 @@ for r in bl:
            f"| peak RSS (VmHWM) with the backlog, PostgreSQL down | **{r['hwm_down_kib'] / 1024:.0f} MiB** |",
            f"| peak RSS (VmHWM) after the drain | {r['hwm_after_drain_kib'] / 1024:.0f} MiB |",
            f"| unapplied events / log bytes | {r['unapplied']:,} / {r['wal_bytes'] / 2**20:,.0f} MiB |",
-           f"| drain time after PostgreSQL restarts | **{r['drain_seconds']:.1f} s** ({r['rows'] / r['drain_seconds']:,.0f} rows/s) |",
+           f"| drain time once PostgreSQL is up again (the writer's reconnect back-off, at most 5 s, included) | "
+           f"**{r['drain_seconds']:.1f} s** ({r['rows'] / r['drain_seconds']:,.0f} rows/s) |",
            f"| rows in PostgreSQL after the drain | {r['rows']:,} |", ""]
 
 KEEP_BELOW = "<!-- bench/report.py writes the sections above this line; the sections below it are kept as they are -->"

@@ -257,13 +257,24 @@ print(int(statistics.median(v)))
 PY
 )
 log "maximum sustained (end-to-end) rate: $MAX events/s"
+# The paced runs (ack latency, freshness) take distinct trades of their own, enough for 8 s at the
+# maximum rate: capped at the $N trades, the 50 % runs lasted 3 s from a cold daemon, too short
+# for a queue to settle (and replaying the file again would make the rest duplicates, which the
+# writer handles otherwise).
+PACED_N=$(( MAX * 8 )); [ "$PACED_N" -lt "$N" ] && PACED_N=$N
+PACED="$TRADES"
+if [ "$PACED_N" -gt "$N" ]; then
+  PACED="$WORK/trades_paced.ndjson"
+  log "generating $PACED_N trades for the paced runs (gen_trades.py)"
+  python3 "$SHARED/bench/gen_trades.py" "$PACED_N" > "$PACED"
+fi
 full && for pct in 25 50 75 100; do
   rate=$(( MAX * pct / 100 ))
-  count=$(( rate * 8 )); [ "$count" -gt "$N" ] && count=$N
+  count=$(( rate * 8 )); [ "$count" -gt "$PACED_N" ] && count=$PACED_N
   fresh_table
   start_daemon "$BENCH_URL"
   wait_db_up
-  json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
+  json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$PACED" --count "$count" --rate "$rate" --connections 4 \
          --wait-applied --poll-ms 5 --json --quiet)
   stop_daemon
   record "{\"section\":\"latency\",\"percent\":$pct,\"rate\":$rate,\"loadgen\":$json}"
@@ -276,9 +287,9 @@ done
 # connection of their own, which pm-loadgen's poller (a PostgreSQL session of its own, a range
 # scan of the primary key every ~0.2 ms plus its round trip) times from the line written into
 # the socket to the row visible. 1 load connection up to 1,000/s (one bot), 4 above; the probe
-# rate and the duration give at least 1,000 probes (the 200,000 trades limit the duration at 50 %).
+# rate and the duration give at least 1,000 probes (10 s at every rate: $PACED holds enough trades).
 freshness_plan() {  # RATE -> "probes/s load_rate/s seconds connections"
-  python3 - "$1" "$N" <<'PY'
+  python3 - "$1" "$PACED_N" <<'PY'
 import math, sys
 rate, n = int(sys.argv[1]), int(sys.argv[2])
 probes = min(rate // 2, max(100, rate // 100))
@@ -322,7 +333,7 @@ freshness_run() {  # RATE LABEL SCHED
   wait_db_up
   local before after
   before=$(writer_view)
-  json=$(DATABASE_URL="$BENCH_URL" "${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --rate "$load" --duration "$seconds" \
+  json=$(DATABASE_URL="$BENCH_URL" "${wrap[@]}" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$PACED" --rate "$load" --duration "$seconds" \
          --connections "$conns" --visibility-probes "$probes" --json --quiet)
   after=$(writer_view)
   stop_daemon
@@ -353,7 +364,7 @@ fi
 # overwriting a zero-filled file).
 if full && [ -d /dev/shm ] && [ -w /dev/shm ]; then
   rate=$(( MAX / 2 ))
-  count=$(( rate * 8 )); [ "$count" -gt "$N" ] && count=$N
+  count=$(( rate * 8 )); [ "$count" -gt "$PACED_N" ] && count=$PACED_N
   # The probe runs a second longer than the paced sending (pm-loadgen loads its input first):
   # its figures include some quieter time, so they flatter the disk rather than blame it.
   seconds=$(awk -v c="$count" -v r="$rate" 'BEGIN { printf "%.2f", c / r + 1 }')
@@ -369,7 +380,7 @@ if full && [ -d /dev/shm ] && [ -w /dev/shm ]; then
     PROBE_PID=$!
     for _ in $(seq 600); do [ -e "$SHM/probe-ready" ] && break; sleep 0.05; done
     [ -e "$SHM/probe-ready" ] || { log "pm-log-probe did not start its timed part"; exit 1; }
-    json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$TRADES" --count "$count" --rate "$rate" --connections 4 \
+    json=$(DATABASE_URL="$BENCH_URL" "$LOADGEN" --socket "$DDIR/ingest.sock" --input "$PACED" --count "$count" --rate "$rate" --connections 4 \
            --wait-applied --poll-ms 5 --json --quiet)
     wait "$PROBE_PID"
     PROBE_PID=""
@@ -413,9 +424,17 @@ if full && [ "${PM_BENCH_SKIP_BACKLOG:-0}" != 1 ]; then
   unapplied=$(metric pm_ingest_wal_unapplied_events)
   wal_bytes=$(du -sb "$DDIR/wal" | cut -f1)
   log "backlog: $unapplied unapplied events, $wal_bytes log bytes, VmHWM $hwm_down KiB"
-  t0=$(now)
+  # Timed from PostgreSQL up again (pg_ctl start returned): the drain includes the writer's
+  # reconnect back-off (at most 5 s: the writer's retry_max_delay), not the server's own start.
   pgctl start
-  while [ "$(metric pm_ingest_wal_unapplied_events)" != "0" ]; do sleep 0.1; done
+  t0=$(now)
+  while [ "$(metric pm_ingest_wal_unapplied_events)" != "0" ]; do
+    kill -0 "$DPID" 2>/dev/null || { log "pm-ingestd exited during the drain:"; cat "$DDIR/daemon.log" >&2; exit 1; }
+    if awk -v a="$(now)" -v b="$t0" 'BEGIN { exit !(a - b > 3600) }'; then
+      log "the backlog did not drain within an hour:"; tail -20 "$DDIR/daemon.log" >&2; exit 1
+    fi
+    sleep 0.1
+  done
   t1=$(now)
   drained=$(rows "$TMP_URL")
   hwm_all=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")

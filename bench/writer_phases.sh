@@ -4,8 +4,10 @@
 #   bench/writer_phases.sh [BATCH]      # after bench/run.sh (uses its pm_bench database and TSV)
 #
 # Replays, with psql and \timing, the statements pm-ingestd's writer sends for the trades of
-# bench/run.sh (TradeRepository::copy_in), BATCH rows per transaction (default 5000, the
-# daemon's --batch-max-events), on a fresh polymarket_trades each time, in
+# bench/run.sh (TradeRepository::copy_in), BATCH rows per transaction (default 5000; the daemon's
+# --batch-max-events bound is 20,000, and its adaptive batches are mostly far smaller), on a fresh
+# polymarket_trades each time, in text COPY (the daemon sends binary COPY, its rows sorted by
+# primary key within a batch: this is an approximation of its SQL, not a replay of its bytes), in
 # four variants: the staged path (TradeRepository's fallback, and the daemon's only path before
 # 9710e96); the same with synchronous_commit = off; the daemon's direct path since 9710e96 (probe
 # of stored keys, COPY straight into polymarket_trades under a savepoint, watermark upsert); and
