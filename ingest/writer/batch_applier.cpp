@@ -171,10 +171,11 @@ BatchCounts BatchApplier::dead_letter(pqxx::dbtransaction& tx, const QueuedEvent
   letter.payload = event_to_json(event.event);
   letter.error = error;
   if (!sqlstate.empty()) letter.sqlstate = sqlstate;
-  DeadLetterRepository(tx).add(letter);
+  const bool stored = DeadLetterRepository(tx).add(letter);
   IngestCheckpointRepository(tx).save(checkpoint_at(event, 1, follows));
   BatchCounts counts;
   counts.dead_lettered = 1;
+  counts.dead_letter_rows = stored ? 1 : 0;
   return counts;
 }
 

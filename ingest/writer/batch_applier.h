@@ -33,7 +33,8 @@ struct BatchCounts {
   std::size_t triggers_other_token = 0;
   std::size_t trade_watermarks = 0;
   std::size_t trigger_watermarks = 0;
-  std::size_t dead_lettered = 0;
+  std::size_t dead_lettered = 0;     // events refused for good and stored as dead letters
+  std::size_t dead_letter_rows = 0;  // of them, rows stored now (a letter of the same key kept: none)
   std::int64_t newest_event_ms = 0;
 };
 

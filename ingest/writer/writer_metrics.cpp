@@ -61,7 +61,7 @@ void WriterMetrics::batch_committed(std::span<const QueuedEvent> events, const B
   metrics_.rows_written("polymarket_first_triggers").Increment(static_cast<double>(c.triggers_recorded));
   metrics_.rows_written("trade_watermarks").Increment(static_cast<double>(c.trade_watermarks));
   metrics_.rows_written("trigger_watermarks").Increment(static_cast<double>(c.trigger_watermarks));
-  metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(c.dead_lettered));
+  metrics_.rows_written("pm_dead_letters").Increment(static_cast<double>(c.dead_letter_rows));
   metrics_.dedup_trade.Increment(static_cast<double>(c.trades - c.trades_inserted));
   metrics_.dedup_trigger_same_token.Increment(static_cast<double>(c.triggers_same_token));
   metrics_.dedup_trigger_other_token.Increment(static_cast<double>(c.triggers_other_token));

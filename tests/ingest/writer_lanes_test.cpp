@@ -380,6 +380,12 @@ TEST_F(WriterLanesTest, ADeadLetterIsKeyedByItsLogAndARowOfTheSameKeyIsKept) {
   const auto finished = lanes.take_finished(true);
   ASSERT_EQ(finished.size(), 2u);
   for (const auto& f : finished) ASSERT_TRUE(f.result.applied()) << f.result.failure.message;
+  // Both events are dead-lettered; only the first stored a row (pm_ingest_rows_written_total
+  // counted the kept one too).
+  EXPECT_EQ(finished[0].result.value->dead_lettered, 1u);
+  EXPECT_EQ(finished[0].result.value->dead_letter_rows, 1u);
+  EXPECT_EQ(finished[1].result.value->dead_lettered, 1u);
+  EXPECT_EQ(finished[1].result.value->dead_letter_rows, 0u);
   EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE instance_id = 'lanes' AND log_id = '00ff' AND lsn = 1 AND "
                   "convert_from(payload, 'UTF8') LIKE '%\"poison-1\"%' AND sqlstate = '23514'"),
             1);
