@@ -334,6 +334,15 @@ TEST_F(DaemonTest, TradeTimestampsFollowTheConfiguredUnit) {
   ASSERT_TRUE(wait_count(kTrades, 2));
   EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'secs'"), 1'700'000'123);
   EXPECT_EQ(count("SELECT \"timestamp\" FROM polymarket_trades WHERE trade_id = 'ms'"), 1'700'000'456);
+  // The watermark too (timestamp_ms written there would make the daemon's own unit check refuse
+  // its database at the next start), and that next start runs.
+  EXPECT_EQ(count("SELECT last_timestamp FROM trade_watermarks WHERE condition_id = 'c'"), 1'700'000'456);
+  ASSERT_EQ(d.stop(), 0) << d.output();
+  d.start();
+  Producer again(d.socket());
+  ASSERT_TRUE(again.send({trade_line("c", "next", 1'700'000'789)}));
+  ASSERT_TRUE(again.wait_ack(1, 10s));
+  EXPECT_TRUE(wait_count("SELECT count(*) FROM trade_watermarks WHERE last_timestamp = 1700000789", 1)) << d.output();
 }
 
 // A daemon set to seconds on a database whose trade watermarks are milliseconds (what production
@@ -422,6 +431,8 @@ TEST_F(DaemonTest, PoisonEventAmongOverlappingBatchesIsDeadLetteredAndEveryOther
   tdb_->exec("ALTER TABLE polymarket_trades DROP CONSTRAINT test_no_poison");
   ASSERT_TRUE(landed) << d.output();
   EXPECT_EQ(count(kTrades), 549);  // ok0..ok549 but ok237, whose line was the poison
+  EXPECT_EQ(count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 600 AND applied_events = 600"), 1)
+      << "every event counted once: none skipped, none twice";
   EXPECT_EQ(count("SELECT count(*) FROM pm_dead_letters WHERE lsn = 238 AND sqlstate = '23514'"), 1);
   EXPECT_TRUE(wait_until([&] { return d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}") == 50; }, 10s))
       << d.metric("pm_ingest_dedup_hits_total{kind=\"trade\"}");
