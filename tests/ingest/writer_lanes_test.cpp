@@ -81,6 +81,21 @@ std::vector<QueuedEvent> trades(std::uint64_t first_lsn, const std::vector<std::
   return out;
 }
 
+// A trigger event of condition "c" at `threshold` for `token`, at `lsn`.
+QueuedEvent trigger_event(std::uint64_t lsn, const std::string& token, double threshold) {
+  QueuedEvent q;
+  q.lsn = lsn;
+  q.end = wal::Position{1, lsn * 100, lsn * 100, lsn};
+  TriggerEvent g;
+  g.token_id = token;
+  g.condition_id = "c";
+  g.threshold = threshold;
+  g.trigger_timestamp_ms = 1'700'000'000'000 + static_cast<std::int64_t>(lsn);
+  q.event.received_ms = g.trigger_timestamp_ms;
+  q.event.body = g;
+  return q;
+}
+
 class WriterLanesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { tdb_ = new test::TestDatabase("lanes"); }
@@ -306,6 +321,38 @@ TEST_F(WriterLanesTest, ABatchWaitsForTheOneBeforeInsidePostgresInTheRoundTripOf
   EXPECT_EQ(count("SELECT count(*) FROM polymarket_trades"), 4);
   EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 4);
   EXPECT_EQ(count("SELECT applied_events FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 4);
+}
+
+// G2 across lanes: the first trigger of a (condition, threshold) is the one of the earlier batch,
+// even when that batch is held up (its COPY waits on another session's uncommitted row of the same
+// trade key) while the next batch, with the other token's trigger, is ready to finish: that one
+// waits for it inside PostgreSQL (its turn lock), so the result is the serial one. Without the
+// wait, the later batch claimed the threshold first (and the earlier one then waited on that
+// claim while the later waited for the earlier's commit).
+TEST_F(WriterLanesTest, TheFirstTriggerIsTheEarlierBatchsWhileThatBatchIsHeldUp) {
+  pqxx::connection blocker(tdb_->url());
+  pqxx::work hold(blocker);
+  hold.exec("INSERT INTO polymarket_trades (condition_id, trade_id) VALUES ('c', 'held')");
+  WriterLanes lanes(tdb_->db(), applier_, 2);
+  auto earlier = trades(1, {"held"});
+  earlier.push_back(trigger_event(2, "token-A", 0.9));
+  lanes.submit(std::move(earlier), DuplicateProbe::OnConflict);
+  lanes.submit({trigger_event(3, "token-B", 0.9)}, DuplicateProbe::OnConflict);
+  const auto later_waits_for_its_turn = [&] {
+    return count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+                 "AND wait_event = 'advisory' AND query LIKE '%pg_advisory_xact_lock_shared%'");
+  };
+  EXPECT_TRUE(test::wait_until([&] { return later_waits_for_its_turn() == 1; }, 20s))
+      << "the later batch did not wait for the earlier one in PostgreSQL";
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers"), 0);
+  hold.abort();
+  const auto finished = lanes.take_finished(true);
+  ASSERT_EQ(finished.size(), 2u);
+  for (const auto& f : finished) ASSERT_TRUE(f.result.applied()) << f.result.failure.message;
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers WHERE condition_id = 'c' AND token_id = 'token-A'"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM polymarket_first_triggers"), 1);
+  EXPECT_EQ(finished[1].result.value->triggers_other_token, 1u);
+  EXPECT_EQ(count("SELECT lsn FROM pm_ingest_checkpoints WHERE instance_id = 'lanes'"), 3);
 }
 
 // A batch whose COMMIT fails (here a deferred constraint trigger, checked at COMMIT) did not
