@@ -80,6 +80,13 @@ class FakeServer:
     async def next(self, timeout: float = 5.0) -> FakeConn:
         return await asyncio.wait_for(self.accepted.get(), timeout)
 
+    async def connected(self, client: IngestClient) -> FakeConn:
+        """Connects `client` (no hello: nothing to acknowledge) and returns its connection here."""
+        connecting = asyncio.ensure_future(client.connect())
+        conn = await self.next()
+        await connecting
+        return conn
+
 
 def sock(workdir: Path) -> str:
     return str(workdir / "fake.sock")
@@ -183,9 +190,7 @@ async def test_hello_refused_on_a_reconnect_fails_the_outstanding_sends(workdir:
 async def test_drop_after_partial_acks_resends_the_rest_in_order(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
-        connecting = asyncio.ensure_future(client.connect())
-        c1 = await server.next()
-        await connecting
+        c1 = await server.connected(client)
         texts = [encode_line({"n": n}) for n in range(1, 7)]
         futs = [client.submit({"n": n}) for n in range(1, 7)]
         assert await c1.lines(6) == texts
@@ -225,9 +230,7 @@ async def test_a_reply_of_an_unknown_kind_is_ignored_and_the_connection_kept(wor
     protocol error and dropped the connection, sending every unacknowledged line again."""
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
-        connecting = asyncio.ensure_future(client.connect())
-        c1 = await server.next()
-        await connecting
+        c1 = await server.connected(client)
         fut = client.submit({"a": 1})
         assert await c1.line() == '{"a":1}'
         c1.reply({"notice": "a reply kind from a newer daemon"})
@@ -248,9 +251,7 @@ async def test_a_line_the_daemon_would_take_for_a_hello_is_refused_before_sendin
     connection's format and later lines be acknowledged without being stored."""
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
-        connecting = asyncio.ensure_future(client.connect())
-        c1 = await server.next()
-        await connecting
+        c1 = await server.connected(client)
         for text in (HELLO, ' { "hello" : {"format":"clob-ws-market"}}', '{"x":1,"hello":{"format":"clob-ws-market"}}',
                      '{"\\u0068ello":{"format":"clob-ws-market"}}'):
             with pytest.raises(ValueError, match="hello"):
@@ -268,9 +269,7 @@ async def test_a_line_the_daemon_would_take_for_a_hello_is_refused_before_sendin
 async def test_connection_refused_with_busy_line_zero_reconnects(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01)
-        connecting = asyncio.ensure_future(client.connect())
-        c1 = await server.next()
-        await connecting
+        c1 = await server.connected(client)
         fut = client.submit({"a": 1})
         await c1.line()
         c1.error("busy", 0, "too many connections")   # as --max-connections answers
@@ -287,9 +286,7 @@ async def test_connection_refused_with_busy_line_zero_reconnects(workdir: Path) 
 async def test_busy_line_is_sent_again_after_a_backoff(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), busy_initial=0.05, busy_max=0.05)
-        connecting = asyncio.ensure_future(client.connect())
-        c = await server.next()
-        await connecting
+        c = await server.connected(client)
         futs = [client.submit({"n": n}) for n in range(3)]
         await c.lines(3)
         # The clock starts before the client can see `busy`: read after gather() resumed, it missed
@@ -315,9 +312,7 @@ async def test_busy_line_is_sent_again_after_a_backoff(workdir: Path) -> None:
 async def test_at_most_max_in_flight_lines_unacknowledged(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), max_in_flight=2)
-        connecting = asyncio.ensure_future(client.connect())
-        c = await server.next()
-        await connecting
+        c = await server.connected(client)
         sends = [asyncio.ensure_future(client.send_raw({"n": n})) for n in range(5)]
         assert await c.lines(2) == ['{"n":0}', '{"n":1}']
         await c.nothing_more()
@@ -343,9 +338,7 @@ async def test_at_most_max_in_flight_lines_unacknowledged(workdir: Path) -> None
 async def test_close_waits_for_acks_then_abandons_what_is_left(workdir: Path) -> None:
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir))
-        connecting = asyncio.ensure_future(client.connect())
-        c = await server.next()
-        await connecting
+        c = await server.connected(client)
         first = client.submit({"n": 1})
         second = client.submit({"n": 2})
         await c.lines(2)
@@ -422,9 +415,7 @@ async def test_close_returns_within_its_timeout_when_the_daemon_stops_reading(wo
     the connection lost; close(timeout=...) waited for its reader without end."""
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), max_in_flight=10_000)
-        connecting = asyncio.ensure_future(client.connect())
-        c = await server.next()
-        await connecting
+        c = await server.connected(client)
         c.writer.transport.pause_reading()  # type: ignore[attr-defined]  # reads nothing more
         pad = "x" * 2048
         futs = [client.submit({"n": n, "pad": pad}) for n in range(2000)]  # 4 MB: buffers full
@@ -442,9 +433,7 @@ async def test_cancelled_sends_waiting_for_room_are_withdrawn_at_once(workdir: P
     outage's length times the send rate."""
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), max_in_flight=1)
-        connecting = asyncio.ensure_future(client.connect())
-        c = await server.next()
-        await connecting
+        c = await server.connected(client)
         pending = client.submit({"n": 0})
         assert await c.line() == '{"n":0}'
         for n in range(1, 1001):
@@ -501,9 +490,7 @@ async def test_an_error_reply_without_a_line_number_is_a_protocol_error(workdir:
     it resolved, as durable, a line the daemon may have refused."""
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
-        connecting = asyncio.ensure_future(client.connect())
-        c1 = await server.next()
-        await connecting
+        c1 = await server.connected(client)
         fut = client.submit({"a": 1})
         assert await c1.line() == '{"a":1}'
         c1.reply({"error": "busy", "detail": "x"})  # which line was refused is unknown
@@ -528,9 +515,7 @@ async def test_acks_and_line_numbers_that_are_not_json_integers_are_protocol_err
                  {"error": "range", "line": 1.0}, {"error": "range", "line": -1}]
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
-        connecting = asyncio.ensure_future(client.connect())
-        conn = await server.next()
-        await connecting
+        conn = await server.connected(client)
         fut = client.submit({"a": 1})
         assert await conn.line() == '{"a":1}'
         for count, reply in enumerate(malformed, 1):
