@@ -89,9 +89,10 @@ std::int64_t newest_arrival_ms(const ArchiveEntry& entry);
 // segment arrived before `now_ms - max_age_ms` (0: no limit), oldest first, all of them if need
 // be, but never segment `keep_from_segment` or a later one: those are still in the live log,
 // which removes a segment only while the archive holds it (the daemon passes the log's oldest
-// segment). A segment's time is newest_arrival_ms, or a later segment's when that is earlier (its
-// events came first): an oldest segment stamped in the future (a clock that was ahead, then
-// corrected) no longer holds back the age limit until real time reaches it. Returns what it
+// segment). A segment's time is newest_arrival_ms; one that lies in the future (a clock that was
+// ahead, then corrected) counts as the earliest later segment's time (its events came first), at
+// most now, so it no longer holds back the age limit until real time reaches it. A time in the past
+// is only that segment's own: it never ages the older segments before it. Returns what it
 // removed. A file that cannot be deleted stays listed (ArchiveWriteError; what was removed before
 // stays removed); a file already missing is only unlisted.
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,

@@ -13,16 +13,19 @@ std::int64_t newest_arrival_ms(const ArchiveEntry& e) { return e.events() > 0 ? 
 
 namespace {
 
-// For each entry (ascending), when its newest data had arrived at the latest: its own time, or a
-// later segment's when that is earlier. A segment's events came before a later one's, so a time
-// in the future (stamped by a clock that was ahead and got corrected) counts as the later
-// segments' instead of holding back the age limit until real time catches up with it.
-std::vector<std::int64_t> arrived_by(const std::vector<ArchiveEntry>& entries) {
+// For each entry (ascending), when its newest data had arrived: its own time, unless that lies
+// after `now_ms` (stamped by a clock that was ahead and got corrected): then the earliest time of
+// a later segment (its events came before theirs), at most `now_ms`, instead of holding back the
+// age limit until real time catches up with it. A time in the past is the entry's own and no
+// other's: a segment stamped by a clock that was behind (1970 at boot) must not age the older
+// segments before it, which would all go at once.
+std::vector<std::int64_t> arrived_by(const std::vector<ArchiveEntry>& entries, std::int64_t now_ms) {
   std::vector<std::int64_t> out(entries.size());
-  std::int64_t earliest = INT64_MAX;
+  std::int64_t later_earliest = INT64_MAX;
   for (std::size_t i = entries.size(); i-- > 0;) {
-    earliest = std::min(earliest, newest_arrival_ms(entries[i]));
-    out[i] = earliest;
+    const std::int64_t own = newest_arrival_ms(entries[i]);
+    out[i] = own <= now_ms ? own : std::min(now_ms, later_earliest);
+    later_earliest = std::min(later_earliest, own);
   }
   return out;
 }
@@ -39,7 +42,7 @@ bool over_limits(const ArchiveIndex& index, std::uint64_t max_bytes, std::int64_
 std::vector<ArchiveEntry> apply_archive_retention(wal::LogFs& fs, ArchiveIndex& index, std::uint64_t max_bytes,
                                                   std::int64_t max_age_ms, std::int64_t now_ms,
                                                   std::uint64_t keep_from_segment) {
-  const std::vector<std::int64_t> arrived = arrived_by(index.entries());  // the entry at the front is number removed.size()
+  const std::vector<std::int64_t> arrived = arrived_by(index.entries(), now_ms);  // the entry at the front is number removed.size()
   std::vector<ArchiveEntry> removed;
   while (!index.entries().empty() && over_limits(index, max_bytes, max_age_ms, now_ms, arrived[removed.size()]) &&
          index.entries().front().segment < keep_from_segment) {

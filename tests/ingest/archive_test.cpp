@@ -674,6 +674,26 @@ TEST_F(ArchiveTest, AnOldestSegmentStampedInTheFutureDoesNotHoldBackAgeRetention
   EXPECT_EQ(index.entries().front().segment, 4u);
 }
 
+// The mirror case: a segment stamped by a clock that was behind (1970 at boot, before NTP) is old
+// by its own time only. Giving older segments the earliest later time (as a future stamp does)
+// removed every fresh segment archived before it at once.
+TEST_F(ArchiveTest, ASegmentStampedInThePastDoesNotAgeTheSegmentsBeforeIt) {
+  const std::int64_t now = 1'800'000'000'000, day = 86'400'000;
+  const auto arrived = [](std::uint64_t segment, std::int64_t at_ms) {
+    ArchiveEntry e = entry(segment);
+    e.trades = 1;
+    e.first_arrival_ms = e.last_arrival_ms = e.archived_at_ms = at_ms;
+    return e;
+  };
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  index.add(arrived(1, now - day / 24));
+  index.add(arrived(2, now - day / 48));
+  index.add(arrived(3, 1000));  // 1970
+  index.add(arrived(4, now - day / 96));
+  EXPECT_TRUE(apply_archive_retention(pfs(), index, 0, 7 * day, now).empty());
+  EXPECT_EQ(index.entries().size(), 4u);
+}
+
 // The daemon archives a segment, applies the limits, then removes it from the live log, which
 // removes only what the archive holds: limits that took the segment just archived (a limit below
 // one segment, or --archive-max-age behind a backlog) left it in the log for ever, the log only
