@@ -1,6 +1,7 @@
 #include "daemon/daemon_options.h"
 
 #include <arpa/inet.h>
+#include <sys/un.h>
 #include <grp.h>
 #include <pwd.h>
 
@@ -146,7 +147,8 @@ const char* const kDescription =
     "checksummed write-ahead log and fsynced before it is acknowledged, then applied to\n"
     "PostgreSQL in batches, exactly once.\n\n"
     "Every option can also come from --config (INI: name = value) or the environment as\n"
-    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR; an empty variable counts as unset).\n"
+    "PM_INGESTD_<NAME> (e.g. PM_INGESTD_WAL_DIR; an empty one is refused, but for the\n"
+    "database URL pair, where empty sets nothing).\n"
     "Command line beats environment beats config file. The database URL is --database-url, else the first line of\n"
     "--database-url-file, from the first of those sources that sets either; else\n"
     "DATABASE_URL.\n\nOptions";
@@ -292,6 +294,18 @@ void store_config_file(const std::string& given_as, const std::string& path, con
   po::store(po::parse_config_file(config, desc), vm);
 }
 
+// An empty PM_INGESTD_* variable (`PM_INGESTD_ARCHIVE_DIR=`, an undefined value in a templated
+// environment file) is refused, naming it: stored, it switched the archive off or hid --config's
+// line, and taken as unset it would drop an access list (`PM_INGESTD_ALLOW_UID=`) in silence. The
+// database pair keeps its documented rule: empty sets nothing (decide_database_url).
+void refuse_empty_variable(const std::string& variable, const std::string& option) {
+  if (option.empty() || option == "database-url" || option == "database-url-file") return;
+  const char* value = std::getenv(variable.c_str());
+  if (value != nullptr && *value == '\0')
+    throw std::invalid_argument("environment variable " + variable + " is empty: give it a value, or remove it to leave --" +
+                                option + " to --config or its default");
+}
+
 // The command line, then the environment, then --config: the first source that sets an option wins.
 po::variables_map read_sources(int argc, char** argv, const po::options_description& desc, DatabaseUrlSource& url) {
   po::variables_map vm;
@@ -304,10 +318,8 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
                                       if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
                                         throw std::invalid_argument("environment variable " + variable +
                                                                     " names no option (--" + name + ")");
-                                      // Empty (`PM_INGESTD_ARCHIVE_DIR=`, an unset ${VAR} in an
-                                      // environment file): unset. Stored, it hid --config's value.
-                                      const char* value = std::getenv(variable.c_str());
-                                      return value != nullptr && *value == '\0' ? std::string() : name;
+                                      refuse_empty_variable(variable, name);
+                                      return name;
                                     }),
               vm);
     decide_database_url(vm, url);
@@ -339,10 +351,11 @@ std::string take_path(const po::variables_map& vm, const std::string& option) {
 
 void take_socket(const po::variables_map& vm, DaemonOptions& d) {
   d.socket_path = take_path(vm, "socket");
-  // sun_path's 108 bytes, its NUL included: a longer path failed only after the log's recovery.
-  if (d.socket_path.size() > 107)
+  // sun_path's bytes, its NUL included: a longer path failed only after the log's recovery.
+  constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (d.socket_path.size() > kMaxSocketPath)
     throw std::invalid_argument("--socket: the path is " + std::to_string(d.socket_path.size()) +
-                                " bytes; a Unix socket's path has at most 107");
+                                " bytes; a Unix socket's path has at most " + std::to_string(kMaxSocketPath));
   d.socket_mode = parse_socket_mode(vm["socket-mode"].as<std::string>());
   if (vm.count("socket-group")) d.socket_group = parse_gid("socket-group", vm["socket-group"].as<std::string>());
   if (vm.count("allow-uid"))

@@ -159,20 +159,25 @@ TEST(DaemonOptions, AUrlFileOnTheCommandLineBeatsAUrlInTheConfigFile) {
 // `--archive-dir ${ARCHIVE_DIR}` with the variable unset), an empty PM_INGESTD_ARCHIVE_DIR hid the
 // config file's archive-dir, and an empty --wal-dir or a socket path too long for a Unix socket
 // failed only after the log's recovery, naming no option.
-TEST(DaemonOptions, EmptyPathsAndATooLongSocketPathAreRefusedAndAnEmptyVariableCountsAsUnset) {
+TEST(DaemonOptions, EmptyPathsEmptyVariablesAndATooLongSocketPathAreRefused) {
   EXPECT_EQ(refusal({"--archive-dir", ""}), "--archive-dir is empty: give a path (or leave the option out: no archive)");
   EXPECT_EQ(refusal({"--wal-dir", ""}), "--wal-dir is empty: give a path");
   EXPECT_EQ(refusal({"--socket", ""}), "--socket is empty: give a path");
   EXPECT_EQ(refusal({"--socket", "/run/" + std::string(103, 's')}), "--socket: the path is 108 bytes; a Unix socket's path has at most 107");
   EXPECT_EQ(parse({"--socket", "/run/" + std::string(102, 's')}).socket_path.size(), 107u);
 
+  // An empty variable is refused, naming it: stored, it hid the config file's archive-dir (the
+  // archive off); taken as unset, PM_INGESTD_ALLOW_UID= would drop the access list in silence.
   const std::string dir = make_temp_dir("pm_opts");
   std::ofstream(dir + "/pm-ingestd.conf") << "archive-dir = " << dir << "/archive\n";
   const std::string config = dir + "/pm-ingestd.conf";
-  ::setenv("PM_INGESTD_ARCHIVE_DIR", "", 1);
-  const std::string past_an_empty_variable = parse({"--config", config}).archive_dir;
-  ::unsetenv("PM_INGESTD_ARCHIVE_DIR");
-  EXPECT_EQ(past_an_empty_variable, dir + "/archive");
+  for (const char* variable : {"PM_INGESTD_ARCHIVE_DIR", "PM_INGESTD_ALLOW_UID"}) {
+    ::setenv(variable, "", 1);
+    const std::string refused = refusal({"--config", config});
+    ::unsetenv(variable);
+    EXPECT_NE(refused.find(std::string("environment variable ") + variable + " is empty"), std::string::npos) << refused;
+  }
+  EXPECT_EQ(parse({"--config", config}).archive_dir, dir + "/archive");
 }
 
 // A relative database-url-file in the config file was read from the daemon's working directory (/
