@@ -14,14 +14,15 @@
 // has gone round its loop within --writer-stall-timeout (a retry's backoff wait counts as going
 // round), so a wedged writer gets the service restarted; STOPPING=1 when SIGTERM/SIGINT arrives.
 // SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored.
-#include <algorithm>
 #include <signal.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <future>
 #include <iostream>
 #include <mutex>
@@ -465,8 +466,10 @@ bool stopped_in_time(std::future<void>& done, std::chrono::seconds timeout, cons
       return false;
     }
     const timespec now{0, 0};
-    const int sig = sigtimedwait(&signals, nullptr, &now);
-    if (sig == SIGINT || sig == SIGTERM) {
+    siginfo_t info{};
+    const int sig = sigtimedwait(&signals, &info, &now);
+    // The writer's fatal error raises SIGTERM itself (kill(getpid())): not the operator's second.
+    if ((sig == SIGINT || sig == SIGTERM) && !(info.si_code == SI_USER && info.si_pid == ::getpid())) {
       log.warn("a second {} while stopping; exiting now (unapplied events are replayed at the next start)",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
       return false;
@@ -481,11 +484,22 @@ bool stopped_in_time(std::future<void>& done, std::chrono::seconds timeout, cons
 int shut_down(const Daemon& d, const sigset_t& signals) {
   d.log.info("stopping: no new connections, finishing the batch in flight");
   sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
+  // Every part is stopped, whatever another's stop throws (the first exception is rethrown at the
+  // end): a writer left running was joined later by its destructor, unbounded.
   const auto stop_parts = [&] {
-    d.pipeline.close();
-    d.server.stop();
-    d.writer.stop();
-    if (d.archiver) d.archiver->stop();
+    std::exception_ptr first;
+    const auto stop = [&](const auto& part_stop) {
+      try {
+        part_stop();
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    };
+    stop([&] { d.pipeline.close(); });
+    stop([&] { d.server.stop(); });
+    stop([&] { d.writer.stop(); });
+    if (d.archiver) stop([&] { d.archiver->stop(); });
+    if (first) std::rethrow_exception(first);
   };
   std::future<void> done;
   try {
