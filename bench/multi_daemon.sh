@@ -77,6 +77,7 @@ run_once() {
     HELPERS+=($!)
   done
   for p in "${lg[@]}"; do wait "$p"; done
+  HELPERS=("$sampler")  # the loadgens are reaped: their pids may be reused
   local expected=$((per * n)) stored=0
   for _ in $(seq 1200); do
     stored=$(pg_psql "$URL" -XAtqc "SELECT count(*) FROM polymarket_trades")
@@ -85,7 +86,6 @@ run_once() {
   done
   t1=$(now)
   [ "$stored" -ge "$expected" ] || { log "only $stored of $expected rows stored after 60 s"; exit 1; }
-  HELPERS=("$sampler")
   stop_helpers
   local pg1 dcpu=0
   pg1=$(pg_cpu)

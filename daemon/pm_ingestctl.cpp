@@ -327,7 +327,8 @@ pm::TimestampUnit trade_timestamp_unit(const po::variables_map& vm) {
           from = "trade-timestamp-unit in " + ini.path;
         }
       } catch (const std::invalid_argument& e) {
-        throw pm::UsageError(e.what());
+        throw pm::UsageError(std::string(e.what()) + " (read for the daemon's trade-timestamp-unit: give --trade-timestamp-unit "
+                             "to replay without it)");
       }
     }
   }

@@ -50,7 +50,8 @@ class WriterMetrics {
   void batch_committed(std::span<const QueuedEvent> events, const BatchCounts& counts, double seconds,
                        const BatchPhases& phases, std::chrono::system_clock::time_point committed_at);
   // Events of batches whose COMMIT outcome was lost and that the checkpoint showed committed: counted
-  // as applied, and `dead_lettered` of them as stored in pm_dead_letters. Their other rows,
+  // as applied, and `dead_lettered` of them as dead-lettered; each of those counts as a row written
+  // to pm_dead_letters too (whether a letter of its key was there before is not known here). Their other rows,
   // duplicates and freshness are unknown and not counted.
   // The events are those after lsn `from` up to `to`.
   void committed_unseen(std::uint64_t from, std::uint64_t to, std::uint64_t dead_lettered);
