@@ -117,7 +117,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       archive_bytes(gauge(*registry_, "pm_ingest_archive_bytes", "Size of the archive's segment files on disk (compressed).")),
       archive_oldest_event_timestamp_seconds(gauge(*registry_, "pm_ingest_archive_oldest_event_timestamp_seconds", "Arrival time (Unix time) of the oldest event in the archive; 0 when it is empty.")),
       archive_pending_segments(gauge(*registry_, "pm_ingest_archive_pending_segments", "Applied live log segments waiting to be archived (they are kept in --wal-dir and count against --wal-max-bytes).")),
-      archive_damaged_files(gauge(*registry_, "pm_ingest_archive_damaged_files", "Archive files whose events cannot be read back, found when the archiver last loaded its index (at start): files whose header is damaged, and files the index lists that are gone. pm-ingestctl archive verify names them, and also reads every file's body.")) {
+      archive_damaged_files(gauge(*registry_, "pm_ingest_archive_damaged_files", "Archive files whose events cannot be read back, found when the archiver last loaded its index (at start): files whose header is damaged, files the index lists that are gone, and each gap between archive files (segments no file holds; retention's trim of the oldest is none). pm-ingestctl archive verify names them, and also reads every file's body.")) {
   BuildGauge()
       .Name("pm_ingest_build_info")
       .Help("Build information; the value is always 1.")

@@ -134,7 +134,7 @@ class IngestMetrics {
   prometheus::Gauge& archive_bytes;              // their size on disk (compressed)
   prometheus::Gauge& archive_oldest_event_timestamp_seconds;  // arrival time of the oldest archived event
   prometheus::Gauge& archive_pending_segments;   // applied live segments waiting to be archived
-  prometheus::Gauge& archive_damaged_files;      // damaged or lost archive files found at the last index load
+  prometheus::Gauge& archive_damaged_files;      // damaged or lost archive files, and gaps between them, found at the last index load
 
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <system_error>
 
+#include "ingest/archive/archive_breaks.h"
 #include "ingest/archive/archive_file_io.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/archive_writer.h"
@@ -117,6 +118,20 @@ std::vector<ArchiveEntry> entries_from_files(wal::LogFs& fs, const std::string& 
   return out;
 }
 
+// The listed entries whose file is gone, then each break between the files (archive_breaks.h)
+// that holds none of them: the index saved next no longer lists those entries, so from the next
+// load on their gap is found as a break alone, and reported at every load until it is mended.
+void report_losses(const std::string& dir, const std::vector<ArchiveEntry>& lost, const std::vector<ArchiveEntry>& files,
+                   const std::vector<std::uint64_t>& present, const ArchiveIndex::DamageReport& damaged) {
+  for (const ArchiveEntry& e : lost) damaged(path_in_dir(dir, archive_file_name(e.segment)), lost_entry_problem(e));
+  for (const ArchiveBreak& b : archive_breaks(files, present)) {
+    const bool named = std::any_of(lost.begin(), lost.end(), [&](const ArchiveEntry& e) {
+      return b.first_missing <= e.segment && e.segment <= b.last_missing;
+    });
+    if (!named) damaged(path_in_dir(dir, archive_file_name(b.reported_segment)), b.problem);
+  }
+}
+
 }  // namespace
 
 std::vector<ArchiveEntry> lost_entries(const std::vector<ArchiveEntry>& listed, const std::vector<std::uint64_t>& present,
@@ -155,9 +170,7 @@ ArchiveIndex ArchiveIndex::load(wal::LogFs& fs, const std::string& archive_dir, 
   std::string problem;
   const IndexRead read = read_index(fs, path, listed, problem);
   if (read == IndexRead::Damaged && damaged) damaged(path, problem + "; rebuilt from the archive files");
-  if (damaged)
-    for (const ArchiveEntry& e : lost_entries(listed, present, RetentionWindow::OneFile))
-      damaged(path_in_dir(archive_dir, archive_file_name(e.segment)), lost_entry_problem(e));
+  if (damaged) report_losses(archive_dir, lost_entries(listed, present, RetentionWindow::OneFile), from_files, present, damaged);
   if (read != IndexRead::Valid || listed != from_files) index.save(from_files);
   index.entries_ = from_files;
   return index;

@@ -11,7 +11,11 @@
 //   is reported there too (before it is rebuilt); a missing one is not. So is each file the index
 //   lists that is gone but the oldest listed one (lost_entries, RetentionWindow::OneFile):
 //   retention deletes one file, then unlists it, so a crash leaves at most that one listed and
-//   gone. The directory is created when missing; a failed rebuild throws ArchiveWriteError. A file
+//   gone. The index saved then no longer lists such a file, so every load also reports each break
+//   between neighbouring files (archive_breaks.h: segments no file holds, LSNs that do not
+//   follow) that no lost entry named: a gap stays reported at every load until the files are
+//   restored or those before the gap are moved away; the oldest end trimmed by retention is no
+//   break. Each lost entry and each such break is one report. The directory is created when missing; a failed rebuild throws ArchiveWriteError. A file
 //   of a newer format (wal_newer_format.h) is no damage: load() and read() throw
 //   wal::WalNewerFormat, and load() writes nothing (it would rebuild the index without it).
 // - add() and remove() rewrite the index atomically (`index.ndjson.tmp`, fsync, rename, directory

@@ -146,9 +146,10 @@ bool SegmentArchiver::load_index() {
     // not exist yet, or was unreadable, and another log's partial files and index are not ours.
     refuse_another_log(ArchiveIndex::read(fs_, config_.dir, {}));
     remove_partial_archives(fs_, config_.dir);
-    // Damaged files (left alone, not listed), a damaged index (rebuilt) and archived files that are
-    // gone (lost_entries): logged and counted; the files, whose events the archive cannot give back,
-    // also in archive_damaged_files (PmIngestdArchiveDamaged).
+    // Damaged files (left alone, not listed), a damaged index (rebuilt), archived files that are
+    // gone (lost_entries) and gaps between files (archive_breaks, at every load): logged and
+    // counted; all but the index, whose events the archive cannot give back, also in
+    // archive_damaged_files (PmIngestdArchiveDamaged).
     const std::string index_path = path_in_dir(config_.dir, kIndexFileName);
     int damaged_files = 0;
     index_ = ArchiveIndex::load(fs_, config_.dir, [&](const std::string& file, const std::string& problem) {

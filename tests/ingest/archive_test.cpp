@@ -13,6 +13,7 @@
 #include <optional>
 #include <thread>
 
+#include "ingest/archive/archive_breaks.h"
 #include "ingest/archive/archive_index.h"
 #include "ingest/archive/archive_reader.h"
 #include "ingest/archive/archive_writer.h"
@@ -600,6 +601,61 @@ TEST(ArchiveIndexLost, WithNoDaemonWritingOnlyTheOldestListedEntryMayBeGone) {
   EXPECT_EQ(lost_entries(listed, {8, 9}, one), std::vector<ArchiveEntry>{entry(7)});
   EXPECT_EQ(lost_entries(listed, {3, 6, 8}, one), (std::vector<ArchiveEntry>{entry(7), entry(9)}));
   EXPECT_EQ(lost_entries(listed, {}, one), (std::vector<ArchiveEntry>{entry(7), entry(8), entry(9)}));
+}
+
+// A listed file gone from the middle was reported by the load that found it, which then saved an
+// index without it: at the next start nothing was found (the gauge back to 0, the alert resolved)
+// while the gap stayed. Every load reports it now, as a break between its neighbours; retention's
+// trim of the oldest end is no gap, at any load.
+TEST_F(ArchiveTest, AFileGoneFromTheMiddleIsReportedAtEveryLoadNotOnlyTheFirst) {
+  build_log(pfs(), wal_, 80);
+  ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
+  for (std::uint64_t s = 1; s <= 4; ++s) index.add(archive_segment(pfs(), wal_, s, arch_));
+  std::vector<std::pair<std::string, std::string>> damaged;
+  const auto report = [&](const std::string& file, const std::string& problem) { damaged.emplace_back(file, problem); };
+  apply_archive_retention(pfs(), index, index.total_file_bytes() - 1, 0, 0);  // the oldest goes
+  ASSERT_EQ(index.entries().front().segment, 2u);
+  ArchiveIndex::load(pfs(), arch_, report);
+  EXPECT_TRUE(damaged.empty()) << "a front trimmed by retention is no gap: " << damaged.front().second;
+
+  fs::remove(archive_path(3));
+  for (int load = 1; load <= 3; ++load) {
+    damaged.clear();
+    ArchiveIndex::load(pfs(), arch_, report);
+    ASSERT_EQ(damaged.size(), 1u) << "load " << load;
+    EXPECT_EQ(damaged[0].first, archive_path(3)) << "load " << load;
+    EXPECT_NE(damaged[0].second.find("missing"), std::string::npos) << damaged[0].second;
+  }
+  EXPECT_NE(damaged[0].second.find(wal::segment_file_name(3) + ".." + wal::segment_file_name(3)), std::string::npos)
+      << damaged[0].second;
+  EXPECT_NE(damaged[0].second.find("between " + archive_file_name(2) + " and " + archive_file_name(4)), std::string::npos)
+      << damaged[0].second;
+
+  // Accepting the gap: the files before it moved away, the archive begins after it.
+  fs::remove(archive_path(2));
+  damaged.clear();
+  ArchiveIndex::load(pfs(), arch_, report);
+  EXPECT_TRUE(damaged.empty()) << damaged.front().second;
+}
+
+// archive_breaks: runs of segments no file holds between readable files (a damaged file holds its
+// number), and LSNs that do not follow; nothing before the oldest file.
+TEST(ArchiveBreaks, RunsOfMissingSegmentsAndLsnsThatDoNotFollow) {
+  EXPECT_TRUE(archive_breaks({entry(6), entry(7), entry(8)}, {6, 7, 8}).empty());
+  EXPECT_TRUE(archive_breaks({entry(6), entry(8)}, {3, 6, 7, 8}).empty()) << "7 is there, damaged";
+  const std::vector<ArchiveBreak> runs = archive_breaks({entry(2), entry(9)}, {2, 5, 9});
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].first_missing, 3u);
+  EXPECT_EQ(runs[0].last_missing, 4u);
+  EXPECT_EQ(runs[0].reported_segment, 3u);
+  EXPECT_EQ(runs[1].first_missing, 6u);
+  EXPECT_EQ(runs[1].last_missing, 8u);
+  ArchiveEntry off = entry(7);
+  off.first_lsn += 1;
+  const std::vector<ArchiveBreak> lsns = archive_breaks({entry(6), off}, {6, 7});
+  ASSERT_EQ(lsns.size(), 1u);
+  EXPECT_EQ(lsns[0].reported_segment, 7u);
+  EXPECT_NE(lsns[0].problem.find("starts at lsn 71"), std::string::npos) << lsns[0].problem;
 }
 
 // A segment below the newest listed one is listed in its place. add() refused it, and the
