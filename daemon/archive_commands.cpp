@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -189,6 +190,12 @@ bool index_matches(const std::string& dir, std::uint64_t& damaged) {
   return !stale;
 }
 
+// Whether `path` is there (a file that cannot be opened for another reason counts as there).
+bool file_there(wal::LogFs& fs, const std::string& path) {
+  std::unique_ptr<wal::LogFile> file;
+  return fs.open(path, wal::OpenMode::Read, file) != std::errc::no_such_file_or_directory;
+}
+
 // The verdict line's first words.
 const char* archive_verdict(std::uint64_t damaged, std::uint64_t newer) {
   return damaged > 0 ? "ARCHIVE DAMAGED" : newer > 0 ? "ARCHIVE HOLDS A NEWER FORMAT" : "archive ok";
@@ -225,8 +232,8 @@ int run_archive_list(const std::string& dir, bool json) {
 int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
   const std::vector<std::uint64_t> segments = archived_segments(dir);
   if (!holds_an_archive(dir, segments, std::cout)) return 2;
-  std::vector<archive::ArchiveEntry> verified;
-  std::uint64_t damaged = 0, newer = 0, events = 0;
+  std::optional<archive::ArchiveEntry> last_verified;  // the chain is judged from it (none: the next is the oldest)
+  std::uint64_t verified = 0, damaged = 0, newer = 0, events = 0;
   bool unread_since_last = false;  // a file damaged, or of a newer format, since the last verified one
   std::uint64_t previous_segment = 0;  // the file before, damaged or not
   for (const std::uint64_t segment : segments) {
@@ -237,14 +244,15 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
       // file is the break in lsns), so that files missing after it are reported now, not once it
       // is restored.
       const std::string problem = unread_since_last ? missing_between(previous_segment, segment)
-                                  : verified.empty() ? ""
-                                                     : chain_problem(verified.back(), e);
+                                  : !last_verified ? ""
+                                                   : chain_problem(*last_verified, e);
       unread_since_last = false;
       std::cout << fmt::format("{} ok: lsn {}..{}, {} events{}\n", path, e.first_lsn, e.last_lsn, e.events(),
                                problem.empty() ? "" : "; CHAIN BROKEN: " + problem);
       damaged += problem.empty() ? 0 : 1;
       events += e.events();
-      verified.push_back(e);
+      ++verified;
+      last_verified = e;
     } catch (const archive::ArchiveDamage& e) {
       std::cout << fmt::format("{} DAMAGED at offset {}: {}\n", e.file(), e.offset(), e.problem());
       ++damaged;
@@ -261,8 +269,17 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
       if (e.code() == std::errc::no_such_file_or_directory) {
         // Gone since the listing: a running daemon's retention deletes the oldest files. A file
         // missing from the middle still breaks the chain between its neighbours (judged as if it
-        // had never been listed), and a listed one gone, the index check below.
+        // had never been listed), and a listed one gone, the index check below. When the file
+        // read before it is gone too, retention trimmed the oldest end past both: the next file
+        // is judged as the oldest (a front trim is no gap).
         std::cout << fmt::format("{} removed since the listing (archive retention of a running daemon?); not read\n", path);
+        if (previous_segment != 0 && !file_there(fs, dir + "/" + archive::archive_file_name(previous_segment))) {
+          std::cout << fmt::format("{}/{}, read before it, is gone too: the oldest files were removed meanwhile\n", dir,
+                                   archive::archive_file_name(previous_segment));
+          last_verified.reset();
+          unread_since_last = false;
+          previous_segment = 0;
+        }
         continue;
       }
       std::cout << fmt::format("{} UNREADABLE: {}\n", path, e.what());
@@ -273,7 +290,7 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
   }
   const bool index_ok = index_matches(dir, damaged);
   std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}{}\n", archive_verdict(damaged, newer),
-                           verified.size(), events, damaged, newer == 0 ? "" : fmt::format(", {} of a newer format", newer),
+                           verified, events, damaged, newer == 0 ? "" : fmt::format(", {} of a newer format", newer),
                            index_ok ? "" : ", index stale");
   return damaged > 0 ? 2 : newer > 0 ? 1 : 0;
 }

@@ -36,7 +36,9 @@ int run_replay(const ReplayCommand& command);
 int run_archive_list(const std::string& archive_dir, bool json);
 // `archive verify`: every file read whole and checked, the chain and the index judged. 0 ok, 1 a
 // newer format, 2 damaged. `fs` reads the files (tests put a seam there). A file removed between
-// the listing and its reading (a running daemon's retention) is said so, not taken for damage.
+// the listing and its reading (a running daemon's retention) is said so, not taken for damage;
+// when the file read before it is gone too, retention trimmed the oldest end past both, and the
+// next file is judged as the oldest (no "segments missing" before it).
 int run_archive_verify(const std::string& archive_dir, wal::LogFs& fs = wal::posix_log_fs());
 // `archive store-damaged`: archives a damaged live segment as it is (ingest/archive/damaged_segment.h)
 // so the daemon can go on past it. `segment` is its number or its file name (000000000000000a.wal).

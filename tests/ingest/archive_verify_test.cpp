@@ -76,6 +76,41 @@ TEST(ArchiveVerify, AnOldestFileRetentionRemovedAfterTheListingIsNotDamage) {
   std::filesystem::remove_all(dir);
 }
 
+// Removes files 1 and 2 when file 2 is opened, after file 1 was read: retention beside a running
+// daemon deleting the two oldest while verify is between them.
+class RemovesTheTwoOldestFs : public wal::ForwardingLogFs {
+ public:
+  explicit RemovesTheTwoOldestFs(std::string dir) : ForwardingLogFs(wal::posix_log_fs()), dir_(std::move(dir)) {}
+  std::error_code open(const std::string& path, wal::OpenMode mode, std::unique_ptr<wal::LogFile>& out) override {
+    if (path == dir_ + "/" + archive::archive_file_name(2) && !removed_) {
+      removed_ = true;
+      std::filesystem::remove(dir_ + "/" + archive::archive_file_name(1));
+      std::filesystem::remove(path);
+    }
+    return ForwardingLogFs::open(path, mode, out);
+  }
+
+ private:
+  const std::string dir_;
+  bool removed_ = false;
+};
+
+// File 1 read, then 1 and 2 removed: file 3 was judged against file 1, "segments 2..2 are
+// missing", ARCHIVE DAMAGED, exit 2, for a healthy archive whose oldest end was trimmed.
+TEST(ArchiveVerify, TheTwoOldestFilesRetentionRemovedWhileVerifyRanAreNotAGap) {
+  const std::string dir = make_temp_dir("pm_archive_verify_two");
+  const std::string archive_dir = make_archive(dir);
+  RemovesTheTwoOldestFs two_oldest_go(archive_dir);
+  const auto [out, code] = verify(archive_dir, two_oldest_go);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(archive::archive_file_name(2) + " removed since the listing"), std::string::npos) << out;
+  EXPECT_NE(out.find(archive::archive_file_name(1) + ", read before it, is gone too"), std::string::npos) << out;
+  EXPECT_EQ(out.find("CHAIN BROKEN"), std::string::npos) << out;
+  EXPECT_EQ(out.find("DAMAGED"), std::string::npos) << out;
+  EXPECT_NE(out.find("archive ok: 3 archived segments"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 // A file gone from the middle is not retention's: the chain between its neighbours is broken.
 TEST(ArchiveVerify, AFileRemovedFromTheMiddleAfterTheListingStillBreaksTheChain) {
   const std::string dir = make_temp_dir("pm_archive_verify_middle");
