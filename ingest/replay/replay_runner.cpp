@@ -1,6 +1,7 @@
 #include "ingest/replay/replay_runner.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <thread>
 
 #include "ingest/events/event_codec.h"
@@ -27,6 +28,20 @@ Event decode_record(const wal::Record& record) {
                       ") passes its checksum but does not decode: " + error);
   return std::move(*event);
 }
+
+// A skipped range whose row in pm_dead_letters could not be stored (record_skipped): the attempt
+// ends with it as its failure, retried (a lost connection, a serialization failure) or not, as a
+// batch's would be. The next pass meets the range again and stores it then.
+class SkipNotRecorded : public std::runtime_error {
+ public:
+  SkipNotRecorded(TxStatus status, TxFailure why) : std::runtime_error(why.message), status_(status), why_(std::move(why)) {}
+  TxStatus status() const { return status_; }
+  const TxFailure& why() const { return why_; }
+
+ private:
+  TxStatus status_;
+  TxFailure why_;
+};
 
 }  // namespace
 
@@ -153,9 +168,17 @@ constexpr const char* kSkippedEventType = "skipped";
 }  // namespace
 
 // Before any batch past the range can commit (this runs on the reading thread, ahead of them).
+// Throws SkipNotRecorded when it cannot be stored.
 void ReplayRunner::record_skipped(const archive::SkippedRange& range) {
-  DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, stats_.log_id, static_cast<std::int64_t>(range.first_lsn),
-                                            kSkippedEventType, "", archive::describe(range), std::nullopt});
+  try {
+    DeadLetterRepository(*db_).add(DeadLetter{options_.instance_id, stats_.log_id, static_cast<std::int64_t>(range.first_lsn),
+                                              kSkippedEventType, "", archive::describe(range), std::nullopt});
+  } catch (const std::exception& e) {
+    TxFailure why = failure_of(e);
+    const TxStatus status = status_of(why.kind);
+    why.message = "recording the skipped range (" + archive::describe(range) + ") in pm_dead_letters failed: " + why.message;
+    throw SkipNotRecorded(status, std::move(why));
+  }
 }
 
 // The ranges of the sources' log (or of an unrecorded one: rows written before log ids were,
@@ -232,7 +255,8 @@ class RetryClock {
 
 }  // namespace
 
-// Why an attempt stopped: the batch that failed (null when the checkpoint could not be read).
+// Why an attempt stopped: the batch that failed (null when the checkpoint could not be read, or a
+// skipped range could not be recorded).
 struct ReplayRunner::Failure {
   TxStatus status;
   TxFailure why;
@@ -266,8 +290,8 @@ void ReplayRunner::replay_passes(archive::SegmentChain& chain, Database& db) {
     if (halve || !failure) continue;
     // A lost connection or a COMMIT in doubt: again from the checkpoint, as is a checkpoint found
     // past a batch whose events a commit in doubt held (it landed since the checkpoint was read).
-    // Anything else (storing a dead letter, another writer on the instance's checkpoint) stops the
-    // replay with PostgreSQL's own error.
+    // Anything else (storing a dead letter or a skipped range, another writer on the instance's
+    // checkpoint) stops the replay with PostgreSQL's own error.
     const bool doubt_landed = failure->batch && overlaps_doubt(*failure->batch) &&
                               failure_is<CheckpointConflict>(failure->why);
     if (failure->status != TxStatus::Retry && failure->status != TxStatus::InDoubt && !doubt_landed)
@@ -291,9 +315,14 @@ std::optional<ReplayRunner::Failure> ReplayRunner::attempt(archive::SegmentChain
     return Failure{status, std::move(why), nullptr};
   }
   const std::uint64_t start = std::max(options_.from_lsn, after + 1);
-  check_sources_reach(chain, start);
   Pass pass{*this, lanes, isolation, DuplicateProbe::OnConflict, std::nullopt};
-  std::optional<FinishedBatch> failed = pass.run(chain, start);
+  std::optional<FinishedBatch> failed;
+  try {
+    check_sources_reach(chain, start);
+    failed = pass.run(chain, start);  // a batch that failed before the range wins (Pass::run)
+  } catch (const SkipNotRecorded& e) {
+    return Failure{e.status(), e.why(), nullptr};
+  }
   if (!failed) return std::nullopt;
   return Failure{failed->result.status, failed->result.failure, failed->batch};
 }

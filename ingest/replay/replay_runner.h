@@ -38,7 +38,9 @@
 //   skipped and why) before the checkpoint can pass it, and every run of the instance reports the
 //   ones earlier runs recorded for the same log, or for no recorded log (rows older than
 //   seed/08_dead_letters_log_id.sql) (stats.skipped_earlier): a run resumed past the damage (after
-//   a kill, or run again) used to say nothing of it.
+//   a kill, or run again) used to say nothing of it. A failure to store that row is handled as a
+//   failed batch's: a lost connection or another transient failure is retried from the
+//   checkpoint (within the same retry_for), anything else is a ReplayError naming the range.
 // - Dead letters (refused events and skipped ranges) are keyed by (instance id, log id, lsn); one
 //   of the same key stored before is kept as it is.
 // - A live log a running daemon holds is read only up to what it had synced (SegmentChain's live

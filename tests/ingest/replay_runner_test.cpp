@@ -376,6 +376,51 @@ TEST(ReplayRunnerTest, ASkippedRangeWhoseRecordFailedBesideAFailedBatchIsRecorde
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
+// Storing a skipped range's row ran on the reading thread, outside the batches' retries: a
+// transient failure there (a serialization failure here; a lost connection the same) ended the
+// run with PostgreSQL's raw error (exit 1), where a batch's would have been retried. It is retried
+// from the checkpoint now, and the run ends with the range recorded (exit 3).
+TEST(ReplayRunnerTest, ASkippedRangeWhoseRecordFailsTransientlyIsRetriedAndRecorded) {
+  const std::string dir = damaged_log("replay-skip-retry");
+  test::TestDatabase tdb("replay_skip_retry");
+  tdb.exec("CREATE SEQUENCE test_skipped_records");
+  tdb.exec("CREATE FUNCTION test_fail_first_skipped() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "IF NEW.event_type = 'skipped' AND nextval('test_skipped_records') = 1 THEN "
+           "RAISE EXCEPTION 'test: the first skipped range is not stored' USING ERRCODE = '40001'; END IF; "
+           "RETURN NEW; END $$");
+  tdb.exec("CREATE TRIGGER test_fail_first_skipped BEFORE INSERT ON pm_dead_letters "
+           "FOR EACH ROW EXECUTE FUNCTION test_fail_first_skipped()");
+  ReplayOptions options;
+  options.sources = {dir};
+  options.skip_damaged = true;
+  options.retry_for = std::chrono::seconds(30);
+  ReplayStats stats;
+  ASSERT_NO_THROW(stats = ReplayRunner(options).run(&tdb.db()));
+  ASSERT_EQ(stats.skipped.size(), 1u);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_dead_letters WHERE event_type = 'skipped'"), 1);
+  EXPECT_EQ(tdb.count("SELECT last_value FROM test_skipped_records"), 2);  // failed once, then stored
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE instance_id = 'replay' AND lsn = 200"), 1);
+  EXPECT_EQ(stats.applied + (stats.skipped[0].last_lsn - stats.skipped[0].first_lsn + 1), 200u);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
+// One that PostgreSQL refuses for good stops the replay with a ReplayError naming the range (it
+// was a raw pqxx error).
+TEST(ReplayRunnerTest, ASkippedRangeThatCannotBeRecordedStopsTheReplayNamingIt) {
+  const std::string dir = damaged_log("replay-skip-refused");
+  test::TestDatabase tdb("replay_skip_refused");
+  tdb.exec("ALTER TABLE pm_dead_letters ADD CONSTRAINT test_no_skipped CHECK (event_type <> 'skipped')");
+  ReplayOptions options;
+  options.sources = {dir};
+  options.skip_damaged = true;
+  options.retry_for = std::chrono::seconds(10);
+  const std::string error = replay_error(options, tdb.db());
+  EXPECT_NE(error.find("recording the skipped range (lsn "), std::string::npos) << error;
+  EXPECT_NE(error.find("test_no_skipped"), std::string::npos) << error;
+  EXPECT_EQ(tdb.count("pm_dead_letters"), 0);
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
+}
+
 // Without the unique index on (condition_id, threshold) G2 stands on, a second token's first
 // trigger of one (condition, threshold) was recorded too: the daemon refuses such a database, replay
 // did not look. It names what is wrong and applies nothing; once fixed, the first trigger wins.
