@@ -53,17 +53,30 @@ void skip_whole(State& s, std::size_t i, const std::string& problem) {
   s.last_lsn = range.last_lsn;
 }
 
-// An archive copy of live segment `i`, for when the live file went (the daemon archived and
-// deleted it after discovery): the one discovery saw, else one a source directory holds now.
-std::string archive_copy(const State& s, std::size_t i) {
+// Another copy of segment `i`, for when its file could not be read (gone since discovery: the
+// daemon archived and deleted a live segment, or retention removed an archive file): the archive
+// copy of a live segment discovery saw, else an archive file of the same segment of the same log
+// that a source directory holds now ("" when none).
+std::string another_copy(const State& s, std::size_t i) {
   if (!s.sources[i].fallback.empty()) return s.sources[i].fallback;
   for (const std::string& dir : s.dirs) {
     const std::string path = path_in_dir(dir, archive_file_name(s.segments[i].segment));
+    if (path == s.segments[i].path) continue;
     std::string problem;
     ArchiveEntry entry;
     if (read_archive_header(*s.fs, path, entry, problem) && entry.log_id == s.log_id) return path;
   }
   return "";
+}
+
+// What reading a segment file removed since the replay began says, and what to do.
+std::string removed_since_discovery(const ChainSegment& seg) {
+  return "segment " + wal::segment_file_name(seg.segment) + " (" + seg.path +
+         ") was removed since the replay began (a running pm-ingestd archives and then deletes its applied live "
+         "segments, and its archive retention removes the oldest archive files), and no source holds another copy of "
+         "it. Give the daemon's --archive-dir as a --source too, so that replay reads the copies it archives, and run "
+         "again (it resumes at its checkpoint). Reading " +
+         seg.path;
 }
 
 // The newest segment of a log no process holds, as the storage holds it, the way the daemon's
@@ -83,23 +96,34 @@ std::error_code read_as_stored(wal::LogFs& fs, const std::string& path, std::str
   return read_whole_file(fs, path, out);
 }
 
+// Reads segment `i` from its own file; the error when the file cannot be read (damage in an
+// archive file throws ArchiveDamage).
+std::error_code read_own_file(State& s, std::size_t i, std::string& out) {
+  const ChainSegment& seg = s.segments[i];
+  if (seg.archived) {
+    try {
+      out = read_archive(*s.fs, seg.path).segment_bytes;
+      return {};
+    } catch (const std::system_error& e) {
+      return e.code();
+    }
+  }
+  const bool newest_of_a_free_log = s.sources[i].newest_live && !s.sources[i].limited;
+  return newest_of_a_free_log ? read_as_stored(*s.fs, seg.path, out) : read_whole_file(*s.fs, seg.path, out);
+}
+
 // The segment's bytes; false (after skip_whole) when they cannot be had.
 bool segment_bytes(State& s, std::size_t i, std::string& out) {
   const ChainSegment& seg = s.segments[i];
   try {
-    if (seg.archived) {
-      out = read_archive(*s.fs, seg.path).segment_bytes;
+    const std::error_code ec = read_own_file(s, i, out);
+    if (!ec) return true;
+    if (const std::string copy = another_copy(s, i); !copy.empty()) {
+      out = read_archive(*s.fs, copy).segment_bytes;  // archived and deleted meanwhile, or a second archive's copy
       return true;
     }
-    const bool newest_of_a_free_log = s.sources[i].newest_live && !s.sources[i].limited;
-    std::error_code ec = newest_of_a_free_log ? read_as_stored(*s.fs, seg.path, out) : read_whole_file(*s.fs, seg.path, out);
-    const std::string copy = ec ? archive_copy(s, i) : "";
-    if (!copy.empty()) {
-      out = read_archive(*s.fs, copy).segment_bytes;  // archived and deleted meanwhile
-      return true;
-    }
-    if (ec) throw std::system_error(ec, "read " + seg.path);
-    return true;
+    if (ec == std::errc::no_such_file_or_directory) throw std::system_error(ec, removed_since_discovery(seg));
+    throw std::system_error(ec, "read " + seg.path);
   } catch (const ArchiveDamage& e) {
     if (!s.skip_damaged) throw;
     skip_whole(s, i, e.problem());

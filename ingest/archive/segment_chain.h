@@ -11,8 +11,11 @@
 // - Reading: next() returns the next event record at or after `from_lsn`, reading each segment
 //   from its start (a live log's newest segment up to its valid end: a torn tail being written is
 //   not an error). A segment is decompressed whole (archive) or read whole (live) and read
-//   through the log's reader. A live segment that vanished since discover() (archived and deleted
-//   by the daemon meanwhile) is read from its archive copy when one was found.
+//   through the log's reader. A segment file that vanished since discover() (a live one archived
+//   and deleted by the daemon meanwhile, an archive file removed by retention) is read from another
+//   archive copy of it (same segment, same log) that a source directory holds, when there is one;
+//   else std::system_error (ENOENT) says it was removed since the replay began and that naming
+//   the daemon's --archive-dir as a source too lets replay find the copies it archives.
 // - LSN continuity across segments is checked (a segment's first lsn must follow the previous
 //   one's last). Records before the oldest segment found are not reported as missing: compare
 //   from_lsn with segments().front().first_lsn for that.

@@ -846,6 +846,36 @@ TEST_F(ChainTest, LiveSegmentArchivedAndDeletedAfterDiscoveryIsReadFromTheNewCop
   EXPECT_TRUE(skipped_.empty());
 }
 
+// A live segment archived and deleted by the daemon after discovery, its archive not among the
+// sources: the replay ended with "read .../N.wal: No such file or directory", true (no damage) but
+// no help. It names the removal and the advice now.
+TEST_F(ChainTest, ASegmentRemovedAfterDiscoveryWithNoOtherCopyNamesTheRemovalAndTheAdvice) {
+  SegmentChain chain = SegmentChain::discover(pfs(), {wal_});
+  fs::remove(live_path(4));
+  try {
+    read_lsns(chain, 0);
+    ADD_FAILURE() << "read through a segment that is gone";
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory) << what;
+    EXPECT_NE(what.find(live_path(4)), std::string::npos) << what;
+    EXPECT_NE(what.find("was removed since the replay began"), std::string::npos) << what;
+    EXPECT_NE(what.find("Give the daemon's --archive-dir as a --source too"), std::string::npos) << what;
+  }
+}
+
+// An archive file retention removed after discovery is read from another archive's copy of it.
+TEST_F(ChainTest, AnArchiveFileRemovedAfterDiscoveryIsReadFromAnotherSourcesCopy) {
+  const std::string second = root_ + "/archive2";
+  fs::create_directories(second);
+  fs::copy_file(archive_path(1), second + "/" + archive_file_name(1));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, second, wal_});
+  ASSERT_EQ(chain.segments()[0].path, archive_path(1));
+  fs::remove(archive_path(1));
+  EXPECT_EQ(read_lsns(chain, 1), range(1, log_.records.back().lsn));
+  EXPECT_TRUE(skipped_.empty());
+}
+
 // The daemon archives and deletes a live segment between two of discover()'s listings: listed
 // archive first (the README's replay example names the archive first), the segment was in neither
 // listing, and the replay stopped on a gap that was not there. Tried before each listing in turn,
