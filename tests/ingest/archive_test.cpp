@@ -571,6 +571,14 @@ ArchiveEntry entry(std::uint64_t s) {
   return e;
 }
 
+// entry(s) holding one trade that arrived (and was archived) at `at_ms`.
+ArchiveEntry arrived(std::uint64_t s, std::int64_t at_ms) {
+  ArchiveEntry e = entry(s);
+  e.trades = 1;
+  e.first_arrival_ms = e.last_arrival_ms = e.archived_at_ms = at_ms;
+  return e;
+}
+
 // Which index entries whose file is gone count as lost (reported, exit 2 in `archive verify`)
 // beside a running daemon: those above a listed entry whose file is still there.
 TEST(ArchiveIndexLost, BesideARunningDaemonOnlyEntriesAboveAListedFileStillThereCount) {
@@ -712,12 +720,6 @@ TEST_F(ArchiveTest, RetentionRemovesOldestFirstOnlyWhatTheLimitsSay) {
 // meanwhile. A segment's events came before a later one's: it counts as that old, and goes.
 TEST_F(ArchiveTest, AnOldestSegmentStampedInTheFutureDoesNotHoldBackAgeRetention) {
   const std::int64_t now = 1'800'000'000'000, day = 86'400'000;
-  const auto arrived = [](std::uint64_t segment, std::int64_t at_ms) {
-    ArchiveEntry e = entry(segment);
-    e.trades = 1;
-    e.first_arrival_ms = e.last_arrival_ms = e.archived_at_ms = at_ms;
-    return e;
-  };
   ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
   index.add(arrived(1, now + 30 * day));  // the clock a month ahead
   index.add(arrived(2, now - 10 * day));
@@ -735,12 +737,6 @@ TEST_F(ArchiveTest, AnOldestSegmentStampedInTheFutureDoesNotHoldBackAgeRetention
 // removed every fresh segment archived before it at once.
 TEST_F(ArchiveTest, ASegmentStampedInThePastDoesNotAgeTheSegmentsBeforeIt) {
   const std::int64_t now = 1'800'000'000'000, day = 86'400'000;
-  const auto arrived = [](std::uint64_t segment, std::int64_t at_ms) {
-    ArchiveEntry e = entry(segment);
-    e.trades = 1;
-    e.first_arrival_ms = e.last_arrival_ms = e.archived_at_ms = at_ms;
-    return e;
-  };
   ArchiveIndex index = ArchiveIndex::load(pfs(), arch_);
   index.add(arrived(1, now - day / 24));
   index.add(arrived(2, now - day / 48));

@@ -152,10 +152,10 @@ TEST(ReplayRunnerTest, ADamagedHeaderOfTheOldestFileIsNamedAsDamageNotAsRetentio
   std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
-// A log of 200 trades of `condition` in segments of 4 KiB (five or more), in a temporary directory
-// (its parent removed by the caller).
-std::string segmented_log(const std::string& condition) {
-  const std::string dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
+// A log of 200 trades ("t0".."t199" of `condition`) in segments of 4 KiB (five or more), in `dir`
+// when given, else in a new temporary directory's "wal" (its parent removed by the caller).
+std::string segmented_log(const std::string& condition, std::string dir = "") {
+  if (dir.empty()) dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
   wal::Options options;
   options.dir = dir;
   options.segment_bytes = 4096;
@@ -249,25 +249,9 @@ TEST(ReplayRunnerTest, ARefusedEventIsFoundByHalvingTheBatchAndDeadLettered) {
   EXPECT_LT(reports, 150);
 }
 
-// A log of 200 trades ("t0".."t199" of `condition`) in segments of 4 KiB, with a byte of the third
-// segment's body flipped: reading stops there with damage. In `dir` when given, else in a new
-// temporary directory's "wal".
+// segmented_log() with a byte of the third segment's body flipped: reading stops there with damage.
 std::string damaged_log(const std::string& condition, std::string dir = "") {
-  if (dir.empty()) dir = test::make_temp_dir("pm_replay_" + condition) + "/wal";
-  wal::Options options;
-  options.dir = dir;
-  options.segment_bytes = 4096;
-  options.on_fatal = [](const std::string& m) { FAIL() << "fatal: " << m; };
-  {
-    auto log = wal::WriteAheadLog::open(options);
-    for (int group = 0; group < 20; ++group) {
-      std::vector<std::string> payloads;
-      for (int i = 0; i < 10; ++i)
-        encode_event(test::trade_event(condition, "t" + std::to_string(group * 10 + i)), payloads.emplace_back());
-      std::vector<wal::Appended> appended;
-      EXPECT_EQ(log->append(payloads, appended), wal::AppendStatus::Ok);
-    }
-  }
+  dir = segmented_log(condition, dir);
   const std::string third = wal::segment_path(dir, 3);
   EXPECT_TRUE(std::filesystem::exists(wal::segment_path(dir, 4)));
   std::fstream f(third, std::ios::in | std::ios::out | std::ios::binary);
