@@ -78,9 +78,12 @@ void lock_migrations(pqxx::connection& c, const Migrator::WaitNotice& waiting) {
       pqxx::nontransaction lock(c);
       if (lock.exec1("SELECT pg_try_advisory_lock(" + key + ")")[0].as<bool>()) return;
       if (waiting && !told) {
-        // The advisory lock's 64-bit key is pg_locks' classid (high half) and objid (low half).
+        // The advisory lock's 64-bit key is pg_locks' classid (high half) and objid (low half);
+        // pg_locks shows every database's locks, and a migrator of another database holds the
+        // same key there (it was named beside the real holder).
         const auto holder = lock.exec1(
             "SELECT string_agg('pid ' || pid, ', ') FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+            "database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND "
             "((classid::bigint << 32) | objid::bigint) = " + key)[0];
         waiting(holder.is_null() ? "another session" : holder.as<std::string>());
         told = true;

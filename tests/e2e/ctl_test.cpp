@@ -42,9 +42,13 @@ TEST(Ctl, MigrateTwiceFromTheEnvironment) {
 // A second `migrate` while another runs waits for it: it said nothing while it waited, so an
 // operator could not tell a wait from a hang (the first one's index build may take minutes).
 TEST(Ctl, ASecondMigrateSaysItWaitsForTheFirstAndWhoHoldsTheLock) {
-  TestDatabase tdb("ctl_migrate_wait", /*migrate=*/false);
+  TestDatabase tdb("ctl_migrate_wait", /*migrate=*/false), other("ctl_migrate_wait_other", /*migrate=*/false);
   pqxx::connection first(tdb.url());  // the first migrator, holding the migrators' lock
   pqxx::nontransaction(first).exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
+  // A migrator of another database holds the same key there: not this one's holder (pg_locks
+  // shows every database's locks; it was named too, and a CI run beside other tests failed here).
+  pqxx::connection elsewhere(other.url());
+  pqxx::nontransaction(elsewhere).exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
   const std::string dir = make_temp_dir("ctl_migrate_wait");
   Process second;
   second.start(PM_INGESTCTL_BIN, {"migrate", "--database-url", tdb.url()}, {}, dir + "/out.log");
