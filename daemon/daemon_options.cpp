@@ -313,11 +313,13 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
     po::store(po::parse_command_line(argc, argv, desc), vm);
     decide_database_url(vm, url);
     po::store(po::parse_environment(desc,
-                                    [&desc](const std::string& variable) {
+                                    [&desc, &vm](const std::string& variable) {
                                       const std::string name = environment_name(variable);
                                       if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
                                         throw std::invalid_argument("environment variable " + variable +
                                                                     " names no option (--" + name + ")");
+                                      // The command line wins: its option makes the variable moot.
+                                      if (!name.empty() && vm.count(name) && !vm[name].defaulted()) return std::string();
                                       refuse_empty_variable(variable, name);
                                       return name;
                                     }),

@@ -178,6 +178,12 @@ TEST(DaemonOptions, EmptyPathsEmptyVariablesAndATooLongSocketPathAreRefused) {
     EXPECT_NE(refused.find(std::string("environment variable ") + variable + " is empty"), std::string::npos) << refused;
   }
   EXPECT_EQ(parse({"--config", config}).archive_dir, dir + "/archive");
+  // Moot when the command line sets the option (the unit passes --socket-group; an empty
+  // PM_INGESTD_SOCKET_GROUP= in the env file must not stop it).
+  ::setenv("PM_INGESTD_ARCHIVE_DIR", "", 1);
+  const std::string from_the_command_line = parse({"--archive-dir", dir + "/cli"}).archive_dir;
+  ::unsetenv("PM_INGESTD_ARCHIVE_DIR");
+  EXPECT_EQ(from_the_command_line, dir + "/cli");
 }
 
 // A relative database-url-file in the config file was read from the daemon's working directory (/
