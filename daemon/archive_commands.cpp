@@ -236,6 +236,7 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
   std::uint64_t verified = 0, damaged = 0, newer = 0, events = 0;
   bool unread_since_last = false;  // a file damaged, or of a newer format, since the last verified one
   std::uint64_t previous_segment = 0;  // the file before, damaged or not
+  std::vector<std::uint64_t> before;   // every file listed before this one (since the last front trim)
   for (const std::uint64_t segment : segments) {
     const std::string path = dir + "/" + archive::archive_file_name(segment);
     try {
@@ -270,15 +271,21 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
         // Gone since the listing: a running daemon's retention deletes the oldest files. A file
         // missing from the middle still breaks the chain between its neighbours (judged as if it
         // had never been listed), and a listed one gone, the index check below. When the file
-        // read before it is gone too, retention trimmed the oldest end past both: the next file
-        // is judged as the oldest (a front trim is no gap).
+        // and every file listed before it are gone too, retention trimmed the oldest end past
+        // them: the next file is judged as the oldest (a front trim is no gap). One of them still
+        // there (a damaged file retention leaves, or an older one) makes it a gap.
         std::cout << fmt::format("{} removed since the listing (archive retention of a running daemon?); not read\n", path);
-        if (previous_segment != 0 && !file_there(fs, dir + "/" + archive::archive_file_name(previous_segment))) {
-          std::cout << fmt::format("{}/{}, read before it, is gone too: the oldest files were removed meanwhile\n", dir,
-                                   archive::archive_file_name(previous_segment));
+        const bool all_before_gone = !before.empty() && std::none_of(before.begin(), before.end(), [&](std::uint64_t s) {
+          return file_there(fs, dir + "/" + archive::archive_file_name(s));
+        });
+        if (all_before_gone) {
+          std::cout << fmt::format("every file listed before it is gone too: the oldest files were removed meanwhile\n");
           last_verified.reset();
           unread_since_last = false;
           previous_segment = 0;
+          before.clear();
+        } else {
+          before.push_back(segment);
         }
         continue;
       }
@@ -287,6 +294,7 @@ int run_archive_verify(const std::string& dir, wal::LogFs& fs) {
       unread_since_last = true;
     }
     previous_segment = segment;
+    before.push_back(segment);
   }
   const bool index_ok = index_matches(dir, damaged);
   std::cout << fmt::format("{}: {} archived segments, {} events, {} damaged{}{}\n", archive_verdict(damaged, newer),
