@@ -58,13 +58,19 @@ void skip_whole(State& s, std::size_t i, const std::string& problem) {
 // copy of a live segment discovery saw, else an archive file of the same segment of the same log
 // that a source directory holds now ("" when none).
 std::string another_copy(const State& s, std::size_t i) {
-  if (!s.sources[i].fallback.empty()) return s.sources[i].fallback;
-  for (const std::string& dir : s.dirs) {
-    const std::string path = path_in_dir(dir, archive_file_name(s.segments[i].segment));
-    if (path == s.segments[i].path) continue;
+  const ChainSegment& seg = s.segments[i];
+  // A copy of this segment of this log, by its header (not its name alone): its log id, segment
+  // number and, when discovery read it, first LSN.
+  const auto same_segment = [&](const std::string& path) {
     std::string problem;
     ArchiveEntry entry;
-    if (read_archive_header(*s.fs, path, entry, problem) && entry.log_id == s.log_id) return path;
+    return read_archive_header(*s.fs, path, entry, problem) && entry.log_id == s.log_id && entry.segment == seg.segment &&
+           (seg.first_lsn == 0 || entry.first_lsn == seg.first_lsn);
+  };
+  if (const std::string& fallback = s.sources[i].fallback; !fallback.empty() && same_segment(fallback)) return fallback;
+  for (const std::string& dir : s.dirs) {
+    const std::string path = path_in_dir(dir, archive_file_name(seg.segment));
+    if (path != seg.path && path != s.sources[i].fallback && same_segment(path)) return path;
   }
   return "";
 }

@@ -860,6 +860,32 @@ TEST_F(ChainTest, ASegmentRemovedAfterDiscoveryWithNoOtherCopyNamesTheRemovalAnd
   }
 }
 
+// A file of another segment under the removed one's name is no copy of it (its header says so):
+// the removal is named, instead of that file being read in its place.
+TEST_F(ChainTest, AFileOfAnotherSegmentUnderTheRemovedOnesNameIsNotTakenForItsCopy) {
+  const std::string second = root_ + "/archive2";
+  fs::create_directories(second);
+  fs::copy_file(archive_path(2), second + "/" + archive_file_name(1));
+  SegmentChain chain = SegmentChain::discover(pfs(), {arch_, second, wal_});
+  ASSERT_EQ(chain.segments()[0].path, archive_path(1));
+  fs::remove(archive_path(1));
+  try {
+    read_lsns(chain, 1);
+    ADD_FAILURE() << "read through a segment that is gone";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("was removed since the replay began"), std::string::npos) << e.what();
+  }
+}
+
+// With skip_damaged too: a removed file is no damage to skip (its events may be safe in the
+// daemon's archive, and a skipping run's checkpoint would pass them for good).
+TEST_F(ChainTest, ASegmentRemovedAfterDiscoveryIsNotSkippedAsDamage) {
+  SegmentChain chain = SegmentChain::discover(pfs(), {wal_});
+  fs::remove(live_path(4));
+  EXPECT_THROW(read_lsns(chain, 0, /*skip=*/true), std::system_error);
+  EXPECT_TRUE(skipped_.empty());
+}
+
 // An archive file retention removed after discovery is read from another archive's copy of it.
 TEST_F(ChainTest, AnArchiveFileRemovedAfterDiscoveryIsReadFromAnotherSourcesCopy) {
   const std::string second = root_ + "/archive2";
