@@ -143,7 +143,9 @@ std::string damage_advice(const std::string& dir) {
          "List what can still be read, and the skipped byte ranges and LSNs, with `pm-ingestctl wal-verify --salvage "
          "--wal-dir " + dir + "`; save those events (lsn, a tab, the event) in a file with `pm-ingestctl wal-dump --salvage "
          "--wal-dir " + dir + " > salvaged.tsv`. Then move the directory away (keep it for inspection), reset the checkpoint "
-         "with `pm-ingestctl checkpoint-reset --instance-id ID`, start the daemon with an empty --wal-dir, and once it runs "
+         "with `pm-ingestctl checkpoint-reset --instance-id ID`, start the daemon with an empty --wal-dir (and, with "
+         "--archive-dir, an empty archive directory too: the old one holds the old log's segments, and the daemon "
+         "refuses another log's archive), and once it runs "
          "send the saved events again with `grep -v '^#' salvaged.tsv | cut -f2- | pm-ingestctl send` (trades and triggers "
          "are deduplicated by key; before the daemon runs, nothing can take them).";
 }

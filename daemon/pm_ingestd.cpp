@@ -506,9 +506,13 @@ int shut_down(const Daemon& d, const sigset_t& signals) {
     done = std::async(std::launch::async, stop_parts);
   } catch (const std::system_error& e) {  // no thread left (a pids limit): std::terminate before
     d.log.warn("cannot start a thread to bound the stop by --shutdown-timeout ({}); stopping without that bound", e.what());
-    stop_parts();
     std::promise<void> stopped;
-    stopped.set_value();
+    try {
+      stop_parts();
+      stopped.set_value();
+    } catch (...) {  // reported below, as from the thread
+      stopped.set_exception(std::current_exception());
+    }
     done = stopped.get_future();
   }
   if (!stopped_in_time(done, d.options.shutdown_timeout, signals, d.log)) {
