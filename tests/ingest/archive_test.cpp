@@ -787,6 +787,15 @@ class ChainTest : public ArchiveTest {
     return out;
   }
 
+  // A second archive directory holding a copy of the archive file of segment `copy_of`, named as
+  // the file of segment `named`; its path.
+  std::string second_archive_holding(std::uint64_t copy_of, std::uint64_t named) {
+    const std::string second = root_ + "/archive2";
+    fs::create_directories(second);
+    fs::copy_file(archive_path(copy_of), second + "/" + archive_file_name(named));
+    return second;
+  }
+
   static std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
     std::vector<std::uint64_t> out;
     for (std::uint64_t l = first; l <= last; ++l) out.push_back(l);
@@ -863,9 +872,7 @@ TEST_F(ChainTest, ASegmentRemovedAfterDiscoveryWithNoOtherCopyNamesTheRemovalAnd
 // A file of another segment under the removed one's name is no copy of it (its header says so):
 // the removal is named, instead of that file being read in its place.
 TEST_F(ChainTest, AFileOfAnotherSegmentUnderTheRemovedOnesNameIsNotTakenForItsCopy) {
-  const std::string second = root_ + "/archive2";
-  fs::create_directories(second);
-  fs::copy_file(archive_path(2), second + "/" + archive_file_name(1));
+  const std::string second = second_archive_holding(2, 1);
   SegmentChain chain = SegmentChain::discover(pfs(), {arch_, second, wal_});
   ASSERT_EQ(chain.segments()[0].path, archive_path(1));
   fs::remove(archive_path(1));
@@ -888,9 +895,7 @@ TEST_F(ChainTest, ASegmentRemovedAfterDiscoveryIsNotSkippedAsDamage) {
 
 // An archive file retention removed after discovery is read from another archive's copy of it.
 TEST_F(ChainTest, AnArchiveFileRemovedAfterDiscoveryIsReadFromAnotherSourcesCopy) {
-  const std::string second = root_ + "/archive2";
-  fs::create_directories(second);
-  fs::copy_file(archive_path(1), second + "/" + archive_file_name(1));
+  const std::string second = second_archive_holding(1, 1);
   SegmentChain chain = SegmentChain::discover(pfs(), {arch_, second, wal_});
   ASSERT_EQ(chain.segments()[0].path, archive_path(1));
   fs::remove(archive_path(1));
