@@ -89,6 +89,7 @@ void Server::start() {
   if (config_.inherited_fd >= 0) {
     listen_fd_ = config_.inherited_fd;
     logger_->info("listening on the socket inherited from systemd (fd {})", listen_fd_);
+    give_inherited_socket_its_group();
   } else {
     bind_socket();
     logger_->info("listening on {}", config_.socket_path);
@@ -96,6 +97,30 @@ void Server::start() {
   record_socket_file();
   listening_ = true;
   accept_thread_ = std::thread([this] { accept_loop(); });
+}
+
+// systemd's RuntimeDirectory= re-owns everything under the directory, files included, to the
+// service's user and group whenever it finds the directory owned by someone else: when
+// pm-ingestd.socket created /run/pm-ingestd (root's) before the service's first start, the
+// socket's file became pm-ingestd:pm-ingestd and every producer of pm-producers was refused.
+// --socket-group states the group the file must have: it is given back here (fchownat on the
+// path, not following a link; the daemon is a member of that group, or root).
+void Server::give_inherited_socket_its_group() {
+  if (!config_.socket_group) return;
+  const std::string path = SocketFile::bound_path(listen_fd_);
+  struct stat st {};
+  if (path.empty() || ::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;  // no file to mend
+  const gid_t wanted = *config_.socket_group;
+  if (st.st_gid == wanted) return;
+  if (::fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), wanted, AT_SYMLINK_NOFOLLOW) == 0) {
+    logger_->warn("the inherited socket file {} had group {}, not --socket-group's {}: set to {} (a RuntimeDirectory= "
+                  "re-owning the directory does that; SocketGroup= of the socket unit and --socket-group must match)",
+                  path, st.st_gid, wanted, wanted);
+    return;
+  }
+  logger_->error("the inherited socket file {} has group {}, not --socket-group's {}, and cannot be given it ({}): "
+                 "producers of group {} are refused until it is (chgrp {} {})",
+                 path, st.st_gid, wanted, errno_text(), wanted, wanted, path);
 }
 
 void Server::record_socket_file() {

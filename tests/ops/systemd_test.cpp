@@ -203,6 +203,45 @@ TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
   ::close(restarted);
 }
 
+// pm-ingestd.service's RuntimeDirectory= re-owns /run/pm-ingestd's files to pm-ingestd:pm-ingestd
+// when pm-ingestd.socket created the directory first (at every boot): the socket's file lost
+// SocketGroup=pm-producers and producers were refused. The daemon gives the inherited file
+// --socket-group again. Here the activator binds as root (group 0) and the daemon is told 4242.
+TEST_F(OpsSystemdDaemon, AnInheritedSocketFileOfAnotherGroupIsGivenTheSocketGroup) {
+  if (!executable("/usr/bin/systemd-socket-activate")) GTEST_SKIP() << "systemd-socket-activate missing (package systemd)";
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the file is given a group the test user is not in";
+  const ScratchDir scratch("pm_ops_activate_group");
+  const std::string& dir = scratch.path();
+  const std::string sock = dir + "/ingest.sock";
+  const gid_t group = 4242;
+  Process activator;
+  activator.start("/usr/bin/systemd-socket-activate",
+                  {"-l", sock, "-E", "DATABASE_URL=" + tdb_->url(), PM_INGESTD_BIN, "--wal-dir", dir + "/wal",
+                   "--metrics-listen", "127.0.0.1:" + std::to_string(free_tcp_port()), "--socket", dir + "/own.sock", "--socket-group",
+                   std::to_string(group)},
+                  {}, dir + "/out.log");
+  std::unique_ptr<Producer> first;
+  ASSERT_TRUE(wait_until([&] {
+    try {
+      first = std::make_unique<Producer>(sock);
+      return true;
+    } catch (const std::runtime_error&) {
+      return !activator.running();  // it failed: stop waiting
+    }
+  }, 10s)) << read_file(dir + "/out.log");
+  ASSERT_TRUE(first) << read_file(dir + "/out.log");
+  ASSERT_TRUE(first->send({trade_line("c", "grp1")}));
+  ASSERT_TRUE(first->wait_ack(1, 20s)) << read_file(dir + "/out.log");  // the daemon is up: start() ran
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, group) << read_file(dir + "/out.log");
+  EXPECT_TRUE(contains(read_file(dir + "/out.log"), "had group 0, not --socket-group's 4242: set to 4242"))
+      << read_file(dir + "/out.log");
+  first.reset();
+  activator.signal(SIGTERM);
+  EXPECT_EQ(activator.wait(30s), 0);
+}
+
 TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThenStopping) {
   const ScratchDir scratch("pm_ops_notify");
   const std::string& dir = scratch.path();
