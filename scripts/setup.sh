@@ -25,6 +25,7 @@ DEVELOPMENT_PACKAGES=(
   postgresql-15 postgresql-client-15         # private cluster for tests and the local default
   prometheus                                 # tests: promtool (metrics lint, rule tests) and a real Prometheus for the dashboard
   systemd                                    # tests: systemd-analyze verify/security, systemd-socket-activate
+  systemd-container                          # tests: systemd-nspawn boots a real systemd with the shipped units (ops/booted_container.h)
   libgtest-dev libgmock-dev                  # tests
   clang-14 libclang-rt-14-dev                # scripts/fuzz.sh: libFuzzer targets (clang; libFuzzer, ASan, UBSan runtimes)
   socat python3                              # examples and end-to-end tests talk to the socket

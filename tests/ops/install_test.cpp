@@ -29,7 +29,8 @@ TEST(OpsInstall, DaemonComponentLandsWhereADebianAdminExpectsIt) {
   EXPECT_TRUE(executable(base + "/sbin/pm-ingestd")) << install.output;
   EXPECT_TRUE(executable(base + "/bin/pm-ingestctl")) << install.output;
   for (const char* file : {"/lib/systemd/system/pm-ingestd.service", "/lib/systemd/system/pm-ingestd.socket",
-                           "/lib/sysusers.d/pm-ingestd.conf", "/share/pm-ingestd/grafana/dashboards/pm-ingestd.json",
+                           "/lib/sysusers.d/pm-ingestd.conf", "/lib/tmpfiles.d/pm-ingestd.conf",
+                           "/share/pm-ingestd/grafana/dashboards/pm-ingestd.json",
                            "/share/pm-ingestd/grafana/provisioning/dashboards/pm-ingestd.yaml",
                            "/share/pm-ingestd/grafana/provisioning/datasources/pm-ingestd-prometheus.yaml",
                            "/share/pm-ingestd/prometheus/pm-ingestd-alerts.yml", "/share/pm-ingestd/prometheus/scrape-pm-ingestd.yml",

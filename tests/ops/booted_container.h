@@ -1,0 +1,50 @@
+#pragma once
+// BootedContainer: a real systemd, PID 1 of its own namespaces, booted by systemd-nspawn from this
+// machine's own OS tree: the root a tmpfs, /usr the host's (read-only), /etc the host's under a
+// writable layer thrown away at the end, a network of its own (loopback only), nothing registered
+// with machined (none runs here). It boots in about half a second. For tests of the project's
+// systemd units under a real service manager: boot order, RuntimeDirectory=, the sandboxing.
+//
+// Contract:
+// - Needs root and systemd-nspawn (package systemd-container, scripts/setup.sh). available() says
+//   whether it booted (to "running" or "degraded"), why() why not (with nspawn's console output).
+// - Files are bound in read-only before boot (`binds`: "host-path:container-path"), and `wants`
+//   units are started by the boot (systemd.wants=), as enabled units are. The host's PostgreSQL
+//   and Prometheus units are masked inside.
+// - run() executes a shell command inside as root (nsenter into every namespace of PID 1).
+// - The destructor powers it off and waits; nspawn is killed if it has not ended in 30 s.
+// For one test's thread.
+#include <string>
+#include <vector>
+
+#include "tests/ops/ops_util.h"
+#include "tests/support/process.h"
+
+namespace pm::test {
+
+class BootedContainer {
+ public:
+  struct Options {
+    std::vector<std::string> binds;  // "host:container" (or one path, the same on both sides), read-only
+    std::vector<std::string> wants;  // units the boot starts
+  };
+  // `scratch_dir`: where nspawn's console output goes.
+  BootedContainer(const std::string& scratch_dir, const Options& options);
+  ~BootedContainer();
+  BootedContainer(const BootedContainer&) = delete;
+  BootedContainer& operator=(const BootedContainer&) = delete;
+
+  bool available() const { return leader_ > 0 && booted_; }
+  const std::string& why() const { return why_; }
+  CommandResult run(const std::string& command) const;
+
+ private:
+  pid_t find_leader() const;  // nspawn's child that is PID 1 in its own namespace, or -1
+  Process nspawn_;
+  std::string console_file_;
+  pid_t leader_ = -1;
+  bool booted_ = false;
+  std::string why_;
+};
+
+}  // namespace pm::test
