@@ -2,11 +2,15 @@
 
 #include "repos/database_config.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
+
+extern char** environ;  // the process's environment block (POSIX)
 
 namespace pm {
 
@@ -18,6 +22,21 @@ void mask_password(char* arg) {
   for (const auto& [begin, length] : password_spans(text))
     for (std::size_t i = begin; i < begin + length; ++i) arg[i] = '*';
 }
+
+}  // namespace
+
+void scrub_environment_passwords() {
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    for (const char* name : {"DATABASE_URL=", "PM_INGESTD_DATABASE_URL="}) {
+      if (text.rfind(name, 0) != 0) continue;
+      remember_passwords_of(text.substr(std::strlen(name)));
+      mask_password(*entry);
+    }
+  }
+}
+
+namespace {
 
 std::optional<std::string> database_url_given(const std::string& explicit_url, const std::string& url_file) {
   if (!explicit_url.empty()) return explicit_url;

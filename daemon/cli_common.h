@@ -24,6 +24,13 @@ long long require_between(const std::string& option, long long value, long long 
 // other threads run.
 void scrub_argv_passwords(int argc, char** argv);
 
+// The same, in place, for the database URL variables of the process's environment block
+// (DATABASE_URL, PM_INGESTD_DATABASE_URL): /proc/PID/environ shows the block the process started
+// with, and systemd-coredump copies it into the journal (COREDUMP_ENVIRON=) on a crash. getenv()
+// of those variables returns the masked text afterwards: call once, after the options hold the
+// URL, before other threads run, in a program that reads them no more (pm-ingestd).
+void scrub_environment_passwords();
+
 // Whether `instance_id` names one of pm-ingestctl replay's own checkpoints: it starts with
 // "replay" (replay's default names do; a daemon's may not, so status tells them apart).
 bool names_a_replay_checkpoint(const std::string& instance_id);

@@ -307,19 +307,28 @@ void refuse_empty_variable(const std::string& variable, const std::string& optio
 }
 
 // The command line, then the environment, then --config: the first source that sets an option wins.
-po::variables_map read_sources(int argc, char** argv, const po::options_description& desc, DatabaseUrlSource& url) {
+// `moot`: a notice for each non-empty PM_INGESTD_ variable the command line overrides (names only:
+// a value may be a password).
+po::variables_map read_sources(int argc, char** argv, const po::options_description& desc, DatabaseUrlSource& url,
+                               std::vector<std::string>& moot) {
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     decide_database_url(vm, url);
     po::store(po::parse_environment(desc,
-                                    [&desc, &vm](const std::string& variable) {
+                                    [&desc, &vm, &moot](const std::string& variable) {
                                       const std::string name = environment_name(variable);
                                       if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
                                         throw std::invalid_argument("environment variable " + variable +
                                                                     " names no option (--" + name + ")");
                                       // The command line wins: its option makes the variable moot.
-                                      if (!name.empty() && vm.count(name) && !vm[name].defaulted()) return std::string();
+                                      if (!name.empty() && vm.count(name) && !vm[name].defaulted()) {
+                                        const char* value = std::getenv(variable.c_str());
+                                        if (value != nullptr && *value != '\0')
+                                          moot.push_back(variable + " is ignored: the command line sets --" + name +
+                                                         " (under systemd, ExecStart=: change that with `systemctl edit pm-ingestd`)");
+                                        return std::string();
+                                      }
                                       refuse_empty_variable(variable, name);
                                       return name;
                                     }),
@@ -486,7 +495,7 @@ std::optional<DaemonOptions> parse_daemon_options(int argc, char** argv, const s
   DaemonOptions d;
   const po::options_description desc = describe_options(d);
   DatabaseUrlSource url_source;
-  const po::variables_map vm = read_sources(argc, argv, desc, url_source);
+  const po::variables_map vm = read_sources(argc, argv, desc, url_source, d.moot_variables);
   if (vm.count("help")) {
     std::cout << desc << "\n";
     return std::nullopt;

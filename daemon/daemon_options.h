@@ -51,6 +51,8 @@ struct DaemonOptions {
   std::chrono::seconds reply_timeout{30};  // a reply blocked this long (producer not reading): close
   std::chrono::seconds line_timeout{30};   // a line incomplete this long (slow producer): close
   std::string log_level = "info";
+  // PM_INGESTD_ variables the command line overrode (a notice each, for the log: names, no values).
+  std::vector<std::string> moot_variables;
   std::string archive_dir;                 // empty: applied segments are deleted, not archived
   std::uint64_t archive_max_bytes = 0;     // 0: no limit
   std::chrono::seconds archive_max_age{0}; // 0: no limit

@@ -612,6 +612,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   pm::scrub_argv_passwords(argc, argv);
+  pm::scrub_environment_passwords();
   if (!parsed) return 0;
   const pm::DaemonOptions& options = *parsed;
 
@@ -620,6 +621,7 @@ int main(int argc, char** argv) {
   log->info("pm-ingestd {} starting: wal {}, database {}, instance '{}', trade timestamps in {}", PM_VERSION,
             options.wal_dir, pm::redact_url(options.database_url), options.instance_id,
             pm::to_string(options.trade_timestamp_unit));
+  for (const std::string& notice : options.moot_variables) log->warn("{}", notice);
   try {
     return run(options, signals, log);
   } catch (const std::exception& e) {  // a part that could not start (a thread refused under a pids limit, ...)

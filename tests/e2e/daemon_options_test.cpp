@@ -186,6 +186,29 @@ TEST(DaemonOptions, EmptyPathsEmptyVariablesAndATooLongSocketPathAreRefused) {
   EXPECT_EQ(from_the_command_line, dir + "/cli");
 }
 
+// The unit's ExecStart= sets --wal-dir, --socket and --socket-group: PM_INGESTD_WAL_DIR=/data/wal in
+// the env file was ignored in silence (the log stayed where it was). Each such variable is named
+// in a notice for the log, without its value (a value may be a password); an empty one is moot.
+TEST(DaemonOptions, AVariableTheCommandLineOverridesIsNamedInANotice) {
+  ::setenv("PM_INGESTD_WAL_DIR", "/data/wal", 1);
+  ::setenv("PM_INGESTD_DATABASE_URL", "postgresql://u:S3cretMoot@h/db", 1);
+  ::setenv("PM_INGESTD_SOCKET_GROUP", "", 1);
+  const DaemonOptions options = parse({"--wal-dir", "/var/lib/pm-ingestd/wal", "--database-url", "postgresql://u@h/db",
+                                       "--socket-group", "0"});
+  ::unsetenv("PM_INGESTD_WAL_DIR");
+  ::unsetenv("PM_INGESTD_DATABASE_URL");
+  ::unsetenv("PM_INGESTD_SOCKET_GROUP");
+  EXPECT_EQ(options.wal_dir, "/var/lib/pm-ingestd/wal");
+  ASSERT_EQ(options.moot_variables.size(), 2u);
+  std::string notices;
+  for (const auto& notice : options.moot_variables) notices += notice + "\n";
+  EXPECT_NE(notices.find("PM_INGESTD_WAL_DIR is ignored: the command line sets --wal-dir"), std::string::npos) << notices;
+  EXPECT_NE(notices.find("PM_INGESTD_DATABASE_URL is ignored: the command line sets --database-url"), std::string::npos)
+      << notices;
+  EXPECT_EQ(notices.find("S3cretMoot"), std::string::npos) << notices;
+  EXPECT_TRUE(parse({"--wal-dir", "/x"}).moot_variables.empty());
+}
+
 // A relative database-url-file in the config file was read from the daemon's working directory (/
 // under systemd), and pm-ingestctl --config read it from the operator's: refused in both.
 TEST(DaemonOptions, ARelativeUrlFileInTheConfigFileIsRefused) {

@@ -871,6 +871,26 @@ TEST_F(DaemonTest, PasswordNeverInPsOrLogs) {
   EXPECT_NE(d.output().find(shown_user + ":***@"), std::string::npos) << d.output();
 }
 
+// The URL in the environment (the unit's EnvironmentFile=): /proc/PID/environ, which
+// systemd-coredump copies into the journal on a crash (COREDUMP_ENVIRON=), shows the block the
+// daemon started with; its password is masked there once the daemon has read it. The daemon still
+// connects with the real one.
+TEST_F(DaemonTest, PasswordNeverInTheEnvironmentBlockACrashReportCopies) {
+  const std::string url = tdb_->url();
+  const auto scheme = url.find("://") + 3;
+  const auto at = url.find('@');
+  const std::string secret = ":" + url.substr(url.find(':', scheme) + 1, at - url.find(':', scheme) - 1) + "@";
+  DaemonHarness d(url);  // DATABASE_URL=url in its environment
+  d.start();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "env_secret")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  ASSERT_TRUE(wait_count(kTrades, 1)) << "the daemon connected with the real password";
+  const std::string environ_block = read_file("/proc/" + std::to_string(d.process().pid()) + "/environ");
+  EXPECT_NE(environ_block.find("DATABASE_URL="), std::string::npos) << "the variable is kept, masked";
+  EXPECT_EQ(environ_block.find(secret), std::string::npos) << "the password is in /proc/PID/environ";
+}
+
 TEST_F(DaemonTest, QueueOverflowIsReadBackFromTheLog) {
   DaemonHarness d(tdb_->url(), {"--queue-max-events", "8", "--batch-max-events", "50"});
   d.start();
