@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The run command: installs what is needed, starts the private PostgreSQL, builds, applies the
 # migrations and runs pm-ingestd in the foreground on a local socket. Ctrl-C stops it cleanly.
-# Extra arguments go to pm-ingestd (e.g. --log-level debug).
+# Extra arguments go to pm-ingestd (e.g. --log-level debug); --socket, --wal-dir and --metrics-listen
+# are this script's (pm-ingestd refuses an option given twice); PM_METRICS_LISTEN sets the last.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,4p' "$0"; echo "(pm-ingestd's own options: build/daemon/pm-ingestd --help)"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,5p' "$0"; echo "(pm-ingestd's own options: build/daemon/pm-ingestd --help)"; exit 0 ;; esac
 OWN_DATABASE=${DATABASE_URL:+yes}  # prepare.sh keeps a DATABASE_URL of the caller's, else sets the private cluster's
 source "$(dirname "$0")/prepare.sh"
 # shellcheck source=scripts/lib_pg_env.sh

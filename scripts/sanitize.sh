@@ -47,7 +47,7 @@ ctest --output-on-failure --no-tests=error -j2 --timeout 900 "${tests[@]}" "$@" 
 reports=$(find "$logs" -type f | sort)
 if [ -n "$reports" ]; then
   echo "sanitize: $(echo "$reports" | wc -l) sanitizer report file(s) in $logs:" >&2
-  for f in $reports; do echo "=== $f" >&2; head -80 "$f" >&2; done
+  while IFS= read -r f; do echo "=== $f" >&2; head -80 "$f" >&2; done <<<"$reports"  # paths may hold spaces
   rc=1
 fi
 [ "$rc" -eq 0 ] && echo "sanitize: $mode clean"
