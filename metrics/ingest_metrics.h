@@ -98,6 +98,9 @@ class IngestMetrics {
   prometheus::Counter& dead_lettered;
   prometheus::Counter& applied_events;
   prometheus::Counter& log_catchup_events;  // events the writer read back from the log
+  // The writer's failed attempts to read events back from its log (a segment the system refused to
+  // open); each is retried, the events wait in the log meanwhile.
+  prometheus::Counter& wal_read_errors;
 
   // Lag and health.
   prometheus::Gauge& lag_oldest_unapplied_seconds;

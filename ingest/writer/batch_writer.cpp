@@ -304,6 +304,7 @@ void BatchWriter::back_off(const TxFailure& failure) {
     return;
   }
   if (failure_is<wal::WalCorruption>(failure)) {  // a segment the system refused to open (unreadable()): not PostgreSQL's
+    metrics_.wal_read_error();
     logger_->error("cannot read events back from the log: {}; they stay in it, retrying in {} ms", failure.message, wait.count());
     start_over(wait);
     return;

@@ -112,6 +112,8 @@ void WriterMetrics::database_up(bool up) { metrics_.database_up.Set(up ? 1 : 0);
 
 void WriterMetrics::database_error(PgErrorKind kind) { metrics_.database_errors(to_string(kind)).Increment(); }
 
+void WriterMetrics::wal_read_error() { metrics_.wal_read_errors.Increment(); }
+
 void WriterMetrics::replay_done(bool done) { metrics_.replay_done.Set(done ? 1 : 0); }
 
 void WriterMetrics::publish(const wal::Position& applied, std::size_t batches_in_flight) {
@@ -161,24 +163,43 @@ void WriterMetrics::sample() {
 
 void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s) {
   if (durable.lsn <= applied.lsn) {
+    unreadable_since_.reset();
     metrics_.lag_oldest_unapplied_seconds.Set(0);
     return;
   }
   // The oldest unapplied event is the record right after the applied position; read it once.
   if (lag_at_ != applied.lsn) {
+    std::optional<std::int64_t> received_ms;
     try {
       wal::WalReader peek(log_.dir(), log_.log_id(), applied, log_.fs(), wal::WalReader::GroupCheck::MarkersOnly);
       auto record = peek.next(durable);
-      auto event = record ? decode_event(record->payload) : std::nullopt;
-      if (!event) return;
-      oldest_unapplied_received_ms_ = event->received_ms;
-      lag_at_ = applied.lsn;
+      if (auto event = record ? decode_event(record->payload) : std::nullopt) received_ms = event->received_ms;
     } catch (const std::exception&) {
-      return;  // the writer's own read reports corruption; a gauge does not
+      // The writer's own read reports corruption and counts refused reads; the gauge only stays honest.
     }
+    if (!received_ms) return lag_unknown(applied, durable, now_s);
+    unreadable_since_.reset();
+    oldest_unapplied_received_ms_ = *received_ms;
+    lag_at_ = applied.lsn;
   }
   metrics_.lag_oldest_unapplied_seconds.Set(
       std::max(0.0, now_s - static_cast<double>(oldest_unapplied_received_ms_) / 1000.0));
+}
+
+// The event after `applied` could not be read. A segment removed once its events were applied is
+// a race, not a lag: the applied position has moved meanwhile, and the next sample reads the event
+// after the new one (the gauge is left as it was until then). Otherwise that event has been durable
+// since the first sample that failed to read it (or an earlier one: the bound carries over to a
+// later applied position still below the durable one seen then), and its age is at least the time
+// since: the gauge shows that lower bound, growing, instead of a value from before the failure.
+void WriterMetrics::lag_unknown(const wal::Position& applied, const wal::Position& durable, double now_s) {
+  {
+    std::lock_guard lock(mu_);
+    if (applied_.lsn != applied.lsn) return;
+  }
+  if (!unreadable_since_ || applied.lsn >= unreadable_since_->durable_lsn)
+    unreadable_since_ = UnreadableSince{now_s, durable.lsn};
+  metrics_.lag_oldest_unapplied_seconds.Set(now_s - unreadable_since_->since_s);
 }
 
 }  // namespace pm

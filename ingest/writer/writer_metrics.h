@@ -11,8 +11,13 @@
 // - A sampler thread of its own (start()/stop()) refreshes the gauges every 250 ms: unapplied
 //   events and bytes, queue depth, batches in flight, log disk use, the age of the newest applied
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
-//   position, not per sample). So the writer thread never reads the log for a gauge. A log read
-//   that fails (a segment removed meanwhile) leaves the lag gauge as it was.
+//   position, not per sample). So the writer thread never reads the log for a gauge. When that read
+//   fails while the applied position stays put (a segment the system refuses to open), the lag is
+//   at least the time since the first sample that failed to read it: the gauge shows that lower
+//   bound, growing, never a value from before (0 when it was caught up). A read that fails because
+//   the applied position moved meanwhile (its segment removed) leaves the gauge for the next sample.
+// - wal_read_error(): the writer failed to read events back from its log (it retries); counted in
+//   pm_ingest_wal_read_errors_total. Writer thread only.
 // - The sampler also raises the log's state ceiling (WriteAheadLog::refresh_ceiling, at most one
 //   small state-file write a second): it is the one writer-side thread that runs whatever the writer
 //   does (idle, PostgreSQL down, a batch failing), and `pm-ingestctl replay` beside the daemon
@@ -57,6 +62,7 @@ class WriterMetrics {
   void committed_unseen(std::uint64_t from, std::uint64_t to, std::uint64_t dead_lettered);
   void database_up(bool up);
   void database_error(PgErrorKind kind);
+  void wal_read_error();
   void replay_done(bool done);
   void publish(const wal::Position& applied, std::size_t batches_in_flight);
 
@@ -65,6 +71,7 @@ class WriterMetrics {
   void run_sampler();
   void sample();
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);
+  void lag_unknown(const wal::Position& applied, const wal::Position& durable, double now_s);
 
   IngestMetrics& metrics_;
   prometheus::Histogram &phase_begin_, &phase_trades_, &phase_durable_, &phase_turn_, &phase_finish_, &phase_commit_;
@@ -84,6 +91,13 @@ class WriterMetrics {
   // Sampler thread only: the received time of the record after `lag_at_`, once read.
   std::optional<std::uint64_t> lag_at_;
   std::int64_t oldest_unapplied_received_ms_ = 0;
+  // Sampler thread only: since when (Unix s) the event after the applied position could not be read,
+  // and the durable LSN then (the events up to it were durable at that time).
+  struct UnreadableSince {
+    double since_s = 0;
+    std::uint64_t durable_lsn = 0;
+  };
+  std::optional<UnreadableSince> unreadable_since_;
 };
 
 }  // namespace pm

@@ -452,7 +452,8 @@ TEST_F(PowerLossRounds, TheWriterOpensEveryConnectionItUsesWhenItConnects) {
 // cannot read events back from the log and retries, the events staying in the log (it stopped
 // the daemon with exit 2, which systemd does not restart); once the segment opens again, every
 // acknowledged event is applied, once. The refusal starts after one event is applied, so each
-// retry also reads the record the checkpoint names while the segment is still refused.
+// retry also reads the record the checkpoint names while the segment is still refused. Meanwhile
+// pm_ingest_wal_read_errors_total counts the failed reads and the lag gauge grows.
 TEST_F(PowerLossRounds, AWriterRetriesReadingBackASegmentTheSystemRefusesAndAppliesOnceItOpens) {
   FaultFs fs(15);
   test::RefusingOpenFs refusing(fs);
@@ -494,10 +495,19 @@ TEST_F(PowerLossRounds, AWriterRetriesReadingBackASegmentTheSystemRefusesAndAppl
   EXPECT_EQ(writer_fatal.get(), "") << "the writer stopped on a segment it may not open";
   EXPECT_LT(writer.applied_lsn(), 5u) << "the events were applied without reading the refused segment";
   EXPECT_FALSE(logged("PostgreSQL operation failed")) << "a log it cannot read was reported as PostgreSQL's failure";
+  // Seen on /metrics: the failed reads are counted, and the lag grows (it read 0, caught up, when
+  // the refusal began) although the event after the applied one cannot be read to date it.
+  EXPECT_TRUE(test::wait_until([&] { return metrics.wal_read_errors.Value() > 0; }, 20s))
+      << "no failed read back counted in pm_ingest_wal_read_errors_total";
+  EXPECT_TRUE(test::wait_until([&] { return metrics.lag_oldest_unapplied_seconds.Value() >= 1.0; }, 20s))
+      << "the lag gauge stayed at " << metrics.lag_oldest_unapplied_seconds.Value() << " while events waited unapplied";
+  EXPECT_LT(writer.applied_lsn(), 5u) << "the refused segment was read meanwhile";
 
   refusing.allow();
   EXPECT_TRUE(test::wait_until([&] { return !writer_fatal.get().empty() || writer.applied_lsn() == 5; }, 20s))
       << "applied lsn " << writer.applied_lsn();
+  EXPECT_TRUE(test::wait_until([&] { return metrics.lag_oldest_unapplied_seconds.Value() == 0; }, 20s))
+      << "caught up, the lag gauge stayed at " << metrics.lag_oldest_unapplied_seconds.Value();
   writer.stop();
   EXPECT_EQ(writer_fatal.get(), "");
   EXPECT_EQ(stored_trades(database_->db(), condition), 5);
