@@ -39,6 +39,7 @@
 #include "ingest/events/event_queue.h"
 #include "ingest/server/ingest_pipeline.h"
 #include "ingest/server/kept_buffers.h"
+#include "ingest/server/log_metrics.h"
 #include "ingest/server/server.h"
 #include "ingest/log/segment_remover.h"
 #include "ingest/log/wal.h"
@@ -106,11 +107,7 @@ pm::wal::Options log_options(const pm::DaemonOptions& options, const std::shared
     if (finding.kind == pm::wal::RecoveryFinding::Kind::TornTailCut)
       metrics.wal_recovery_truncated_bytes.Increment(static_cast<double>(finding.bytes));
   };
-  wal_options.on_group_commit = [&metrics](double seconds, std::uint64_t bytes, std::uint64_t records) {
-    metrics.wal_fsync_seconds.Observe(seconds);
-    metrics.wal_appended_bytes.Increment(static_cast<double>(bytes));
-    metrics.wal_appended_records.Increment(static_cast<double>(records));
-  };
+  pm::count_log_metrics(wal_options, metrics);
   return wal_options;
 }
 

@@ -75,6 +75,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       wal_unapplied_events(gauge(*registry_, "pm_ingest_wal_unapplied_events", "Events durable in the log but not yet applied to PostgreSQL.")),
       wal_disk_bytes(gauge(*registry_, "pm_ingest_wal_disk_bytes", "Bytes of all log segment files on disk, the zeros of a segment started from a spare file and the spare being prepared included.")),
       wal_segments(gauge(*registry_, "pm_ingest_wal_segments", "Log segment files on disk.")),
+      wal_remove_errors(counter(*registry_, "pm_ingest_wal_remove_errors_total", "Failed attempts to remove an applied (and, with --archive-dir, archived) log segment, at start-up or at runtime (a permission, an I/O error): it and the later applied segments stay in --wal-dir, counted against --wal-max-bytes, until a later attempt removes them.")),
       queue_events(gauge(*registry_, "pm_ingest_queue_events", "Events waiting in the in-memory queue for the writer.")),
       writer_batches_in_flight(gauge(*registry_, "pm_ingest_writer_batches_in_flight", "Batches handed to the writer's PostgreSQL connections whose outcome is not recorded yet (at most --writer-connections).")),
       writer_connections(gauge(*registry_, "pm_ingest_writer_connections", "PostgreSQL connections the writer applies batches on at once (--writer-connections). rate(pm_ingest_batch_commit_duration_seconds_sum) divided by this is the share of the time they are busy.")),

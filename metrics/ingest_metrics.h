@@ -74,6 +74,8 @@ class IngestMetrics {
   prometheus::Gauge& wal_unapplied_events;
   prometheus::Gauge& wal_disk_bytes;
   prometheus::Gauge& wal_segments;
+  // Failed removals of applied segments (each attempt, at start-up too): they stay in the live log.
+  prometheus::Counter& wal_remove_errors;
 
   // Queue and writer.
   prometheus::Gauge& queue_events;

@@ -807,6 +807,7 @@ void WriteAheadLog::remove_segments_before(std::uint64_t segment) {
 }
 
 void WriteAheadLog::warn_unremovable(const std::string& path, const std::error_code& ec) {
+  if (options_.on_remove_failed) options_.on_remove_failed(path, ec);
   // Once per segment and error: the archiver asks again every second while it fails.
   std::string warning = "cannot remove applied segment " + path + ": " + ec.message() +
                         "; it and the later applied ones are kept until a later removal succeeds";

@@ -123,6 +123,9 @@ struct Options {
   std::function<void(const std::string&)> on_fatal;            // must not return normally in production
   // Called by each group's leader after its fdatasync: (fsync seconds, bytes, records).
   std::function<void(double, std::uint64_t, std::uint64_t)> on_group_commit;
+  // Called for each failed removal of an applied segment (path, error), at open or at runtime:
+  // every attempt, where on_warning says it once per segment and error.
+  std::function<void(const std::string&, const std::error_code&)> on_remove_failed;
   // Whether an applied segment may be deleted (null: every one may). With an archive it says
   // whether the segment is archived: recovery and remove_segments_before() delete applied segments
   // from the oldest up to the first one it refuses, and keep that one and every later one.

@@ -24,8 +24,10 @@
 #include "ingest/events/event_codec.h"
 #include "ingest/log/wal.h"
 #include "ingest/log/wal_directory.h"
+#include "ingest/server/log_metrics.h"
 #include "metrics/ingest_metrics.h"
 #include "tests/support/fault_fs.h"
+#include "tests/support/forwarding_log_fs.h"
 #include "tests/support/process.h"
 #include "tests/support/refusing_open_fs.h"
 #include "tests/support/trade_event.h"
@@ -445,6 +447,60 @@ TEST_F(ArchiverIdleRetention, FilesThatAgePastTheLimitAreRemovedWithoutANewSegme
   EXPECT_TRUE(removed) << "removed " << metrics.archive_removed_segments.Value() << " of " << active - 1 << " archive files";
   EXPECT_TRUE(ArchiveIndex::read(fs, kArchiveDir).entries().empty());
   EXPECT_EQ(log->oldest().segment, active);
+  EXPECT_EQ(fatals(), std::vector<std::string>{});
+}
+
+// A LogFs that refuses to remove log segments (EACCES, as a permission would) until allow().
+class RefusingRemoveFs : public wal::ForwardingLogFs {
+ public:
+  using ForwardingLogFs::ForwardingLogFs;
+  std::error_code remove(const std::string& path) override {
+    if (refusing_ && path.ends_with(".wal")) {
+      ++refused_;
+      return wal::errno_code(EACCES);
+    }
+    return ForwardingLogFs::remove(path);
+  }
+  void allow() { refusing_ = false; }
+  int refused() const { return refused_.load(); }
+
+ private:
+  std::atomic<bool> refusing_{true};
+  std::atomic<int> refused_{0};
+};
+
+// An archived segment the system will not let the log remove stays in the live log, with the later
+// ones; every failed removal is counted in pm_ingest_wal_remove_errors_total (the log only warned,
+// once per segment and error, and nothing was counted), and the segments go once removal works.
+class ArchiverOnAnUnremovableSegment : public ArchiverPowerLoss {};
+
+TEST_F(ArchiverOnAnUnremovableSegment, CountsEachFailedRemovalAndRemovesTheSegmentsOnceItMay) {
+  FaultFs fs(4);
+  build_log(fs);
+  ASSERT_FALSE(HasFatalFailure());
+  RefusingRemoveFs refusing(fs);
+  IngestMetrics metrics;
+  SegmentArchiver archiver(archiver_config(fs, Retention::None), metrics, quiet_);
+  archiver.prepare();
+  wal::Options options = log_options(fs, &archiver);
+  options.fs = &refusing;
+  count_log_metrics(options, metrics);  // as the daemon wires it
+  auto log = wal::WriteAheadLog::open(options);
+  log->note_applied(log->durable());
+  const std::uint64_t active = log->durable().segment;
+  archiver.start(*log);
+  archiver.release_before(active);
+  ASSERT_TRUE(test::wait_until([&] { return refusing.refused() >= 2 && metrics.wal_remove_errors.Value() >= 2; }, 10s))
+      << "refused removals: " << refusing.refused() << ", counted: " << metrics.wal_remove_errors.Value();
+  EXPECT_GE(metrics.archived_segments.Value(), 1);
+  EXPECT_EQ(log->oldest().segment, 1u) << "a segment left the live log although its removal failed";
+
+  refusing.allow();
+  const bool settled =
+      test::wait_until([&] { return log->oldest().segment == active && index_agrees_with_files(fs); }, 10s);
+  archiver.stop();
+  EXPECT_TRUE(settled) << "segments " << log->oldest().segment << ".." << active - 1 << " stayed in the live log";
+  EXPECT_EQ(metrics.archived_segments.Value(), static_cast<double>(active - 1));
   EXPECT_EQ(fatals(), std::vector<std::string>{});
 }
 
