@@ -91,7 +91,7 @@ IngestMetrics::IngestMetrics(const std::string& version)
       dedup_trigger_other_token(dedup_family_.Add({{"kind", "trigger_other_token"}})),
       dead_lettered(counter(*registry_, "pm_ingest_dead_lettered_events_total", "Events PostgreSQL rejected on their own, stored in pm_dead_letters.")),
       applied_events(counter(*registry_, "pm_ingest_applied_events_total", "Events applied to PostgreSQL (stored, deduplicated or dead-lettered).")),
-      log_catchup_events(counter(*registry_, "pm_ingest_log_catchup_events_total", "Events the writer read back from the log instead of the queue.")),
+      log_catchup_events(counter(*registry_, "pm_ingest_log_catchup_events_total", "Events the writer read back from the log instead of the queue, each counted once (a batch read again from the log to be retried after a failure is not counted again).")),
       wal_read_errors(counter(*registry_, "pm_ingest_wal_read_errors_total", "Failed attempts of the writer to read events back from its log: a segment the system refused to open (a permission, no file descriptor left). Each is retried after a backoff; the acked events wait in the log, unapplied, until a read succeeds.")),
       lag_oldest_unapplied_seconds(gauge(*registry_, "pm_ingest_lag_oldest_unapplied_seconds", "Age of the oldest event durable in the log but not applied (0 when caught up). While that event cannot be read back from the log (a segment the system refuses to open), a lower bound: the time since the first failed attempt to read it.")),
       newest_applied_event_age_seconds(gauge(*registry_, "pm_ingest_newest_applied_event_age_seconds", "Age of the newest applied event's own timestamp (NaN until an event is applied after the start).")),

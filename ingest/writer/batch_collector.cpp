@@ -117,7 +117,12 @@ void BatchCollector::read_from_log(std::vector<QueuedEvent>& batch, const wal::P
     batch_bytes_ += q->record_bytes;
     batch.push_back(std::move(*q));
   }
-  metrics_.log_catchup_events.Increment(static_cast<double>(batch.size()));
+  // Each LSN once: a batch read again after a failure (reset()) was counted when first read.
+  if (!batch.empty() && batch.back().lsn > catchup_counted_to_lsn_) {
+    const std::uint64_t first = std::max(batch.front().lsn, catchup_counted_to_lsn_ + 1);
+    metrics_.log_catchup_events.Increment(static_cast<double>(batch.back().lsn - first + 1));
+    catchup_counted_to_lsn_ = batch.back().lsn;
+  }
 }
 
 std::optional<QueuedEvent> BatchCollector::next_from_log(const wal::Position& limit) {

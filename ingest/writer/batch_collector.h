@@ -28,6 +28,8 @@
 //   events in hand behind a gap).
 // - reset() forgets the events in hand and the open log reader (after a failure, or when the
 //   checkpoint is read again): they are read again from the log when needed.
+// - pm_ingest_log_catchup_events_total counts each LSN read from the log once: the same events
+//   read again for a retried batch are not counted again.
 // - Owned and called by the writer thread only; `stopping` ends a wait for more events early.
 #include <atomic>
 #include <chrono>
@@ -77,6 +79,7 @@ class BatchCollector {
   const std::atomic<bool>& stopping_;
 
   std::vector<QueuedEvent> pending_;  // popped from the queue, not yet in a batch
+  std::uint64_t catchup_counted_to_lsn_ = 0;  // log_catchup_events counts events after this LSN only
   std::size_t head_ = 0;              // first of pending_ not yet taken
   std::uint64_t batch_bytes_ = 0;     // record bytes of the batch next() is gathering
   std::unique_ptr<wal::WalReader> reader_;

@@ -138,5 +138,25 @@ TEST_F(BatchCollectorTest, ABatchGoesOnceItsRecordBytesReachTheBound) {
   EXPECT_EQ(first_lsns, (std::vector<std::uint64_t>{1, 4, 7, 10}));
 }
 
+// Events read back from the log are counted once each in pm_ingest_log_catchup_events_total: a
+// batch read again after a failure (reset(), the writer's start over) counted each retry's
+// re-read as new catch-up, so a batch PostgreSQL refused n times counted its events n + 1 times.
+TEST_F(BatchCollectorTest, EventsReadAgainFromTheLogAfterAResetAreCountedOnce) {
+  ASSERT_EQ(append(1, 5, kQueueNone), wal::AppendStatus::Ok);
+  const wal::Position start = log_->oldest();
+  ASSERT_EQ(next(start).size(), 5u) << "read back from the log";
+  EXPECT_EQ(metrics_.log_catchup_events.Value(), 5);
+  for (int retry = 0; retry < 3; ++retry) {
+    collector_.reset();
+    ASSERT_EQ(next(start).size(), 5u) << "read again from the log";
+  }
+  EXPECT_EQ(metrics_.log_catchup_events.Value(), 5) << "the same events counted again";
+  ASSERT_EQ(append(6, 3, kQueueNone), wal::AppendStatus::Ok);
+  collector_.reset();
+  const std::vector<QueuedEvent> all = next(start);  // events 1-5 again, and 6-8 for the first time
+  ASSERT_EQ(all.size(), 8u);
+  EXPECT_EQ(metrics_.log_catchup_events.Value(), 8);
+}
+
 }  // namespace
 }  // namespace pm
