@@ -134,7 +134,15 @@ TEST(OpsGrafana, DashboardHasEveryPanelTheIssueListsWithThresholdsOnLagAndBacklo
            {"Hello lines", "pm_ingest_hellos_total"},
            // How busy the writer's connections are (issue 15: near 1, PostgreSQL sets the freshness).
            {"Writer connections busy", "pm_ingest_batch_commit_duration_seconds_sum"},
-           {"Writer connections busy", "pm_ingest_writer_connections"}}) {
+           {"Writer connections busy", "pm_ingest_writer_connections"},
+           // The log's errors (appends, the writer's reads back, removals), the ack's wait for
+           // durability, and the queue's overflow read back from the log.
+           {"Log errors", "pm_ingest_wal_write_errors_total"},
+           {"Log errors", "pm_ingest_wal_read_errors_total"},
+           {"Log errors", "pm_ingest_wal_remove_errors_total"},
+           {"Durable wait", "pm_ingest_durable_wait_seconds_bucket"},
+           {"Queue overflow and log read-back", "pm_ingest_queue_overflow_events_total"},
+           {"Queue overflow and log read-back", "pm_ingest_log_catchup_events_total"}}) {
     const Panel* p = find_panel(panels, title);
     ASSERT_NE(p, nullptr) << title;
     EXPECT_TRUE(std::any_of(p->exprs.begin(), p->exprs.end(), [&](const std::string& e) { return contains(e, metric); })) << title;
