@@ -71,7 +71,8 @@ class HttpEndpoint {
   // The bound TCP port (useful with port 0).
   int port() const { return port_; }
 
-  // The last readiness report served or computed (for tests and the daemon's own gauges).
+  // A readiness report computed now by the readiness function, as /readyz would serve it (an empty
+  // report, not ready, while none is set); for tests and the daemon's own gauges.
   ReadinessReport readiness() const;
 
  private:

@@ -133,7 +133,7 @@ class IngestMetrics {
   // The archive of applied segments (--archive-dir; ingest/archive/segment_archiver.h).
   prometheus::Counter& archived_segments;        // segments archived since start
   prometheus::Counter& archived_bytes;           // their size in the live log (uncompressed)
-  prometheus::Counter& archive_errors;           // failed attempts (each one retried)
+  prometheus::Counter& archive_errors;           // failed attempts (archive, directory, index, retention; each one retried), damage found at a load
   prometheus::Counter& archive_removed_segments; // deleted by --archive-max-bytes / --archive-max-age
   prometheus::Gauge& archive_segments;           // files in the archive now
   prometheus::Gauge& archive_bytes;              // their size on disk (compressed)
