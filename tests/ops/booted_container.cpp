@@ -46,8 +46,8 @@ BootedContainer::BootedContainer(const std::string& scratch_dir, const Options& 
   }
   std::vector<std::string> args = {"--directory=/", "--volatile=yes", "--overlay=/etc::/etc",
                                    "--machine=pmtest" + std::to_string(::getpid()), "--register=no",
-                                   "--keep-unit", "--link-journal=no", "--private-network",
-                                   "--console=read-only"};
+                                   "--keep-unit", "--link-journal=no", "--console=read-only"};
+  if (options.own_network) args.push_back("--private-network");
   for (const auto& bind : options.binds) args.push_back("--bind-ro=" + bind);
   for (const auto& arg : {"--boot", "systemd.unit=multi-user.target", "systemd.mask=postgresql.service",
                           "systemd.mask=postgresql@15-main.service", "systemd.mask=prometheus.service"})

@@ -1,7 +1,8 @@
 #pragma once
 // BootedContainer: a real systemd, PID 1 of its own namespaces, booted by systemd-nspawn from this
 // machine's own OS tree: the root a tmpfs, /usr the host's (read-only), /etc the host's under a
-// writable layer thrown away at the end, a network of its own (loopback only), nothing registered
+// writable layer thrown away at the end, a network of its own (loopback only; or the host's, on
+// request), nothing registered
 // with machined (none runs here). It boots in about half a second. For tests of the project's
 // systemd units under a real service manager: boot order, RuntimeDirectory=, the sandboxing.
 //
@@ -10,7 +11,7 @@
 //   whether it booted (to "running" or "degraded"), why() why not (with nspawn's console output).
 // - Files are bound in read-only before boot (`binds`: "host-path:container-path"), and `wants`
 //   units are started by the boot (systemd.wants=), as enabled units are. The host's PostgreSQL
-//   and Prometheus units are masked inside.
+//   and Prometheus units are masked inside (with own_network false they would take the host's ports).
 // - run() executes a shell command inside as root (nsenter into every namespace of PID 1).
 // - The destructor powers it off and waits; nspawn is killed if it has not ended in 30 s.
 // For one test's thread.
@@ -27,6 +28,7 @@ class BootedContainer {
   struct Options {
     std::vector<std::string> binds;  // "host:container" (or one path, the same on both sides), read-only
     std::vector<std::string> wants;  // units the boot starts
+    bool own_network = true;         // false: the host's network (its loopback's PostgreSQL reachable)
   };
   // `scratch_dir`: where nspawn's console output goes.
   BootedContainer(const std::string& scratch_dir, const Options& options);

@@ -13,6 +13,8 @@
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/booted_container.h"
 #include "tests/ops/ops_util.h"
+#include "tests/support/process.h"
+#include "tests/support/test_database.h"
 
 namespace pm::test {
 namespace {
@@ -30,13 +32,12 @@ class OpsSystemdBoot : public ::testing::Test {
   }
 
   // The shipped files, the units' ExecStart pointed at this build, bound into the container's /etc.
-  BootedContainer::Options shipped_files(bool with_tmpfiles) {
+  BootedContainer::Options shipped_files(bool with_tmpfiles, const std::string& database_url = kUnreachable) {
     std::string service = read_file(kUnitDir + "/pm-ingestd.service");
     const std::string exec = "/usr/sbin/pm-ingestd";
     service.replace(service.find(exec), exec.size(), PM_INGESTD_BIN);
     write_file(dir() + "/pm-ingestd.service", service);
-    // Unreachable from the container: the daemon starts, logs and acks without PostgreSQL.
-    write_file(dir() + "/pm-ingestd.env", "DATABASE_URL=postgresql://pm:secret@127.0.0.1:1/pm\n");
+    write_file(dir() + "/pm-ingestd.env", "DATABASE_URL=" + database_url + "\n");
     write_file(dir() + "/trader.conf", "u trader - \"a producer\" /nonexistent /usr/sbin/nologin\nm trader pm-producers\n");
     BootedContainer::Options options;
     options.binds = {dir() + "/pm-ingestd.service:/etc/systemd/system/pm-ingestd.service",
@@ -51,6 +52,9 @@ class OpsSystemdBoot : public ::testing::Test {
   }
 
   const std::string& dir() const { return scratch_.path(); }
+  // A database the container never reaches (its own network): the daemon starts, logs and acks
+  // without PostgreSQL.
+  static inline const std::string kUnreachable = "postgresql://pm:secret@127.0.0.1:1/pm";
 
   // One trade sent by the producer account through the socket's path; the command's output.
   static CommandResult send_as_trader(const BootedContainer& box, const std::string& id) {
@@ -100,6 +104,46 @@ TEST_F(OpsSystemdBoot, WithoutTheTmpfilesEntryTheDaemonGivesTheSocketItsGroupBac
   EXPECT_TRUE(contains(owners(box), "/run/pm-ingestd/ingest.sock pm-ingestd:pm-producers 660\n")) << owners(box);
   EXPECT_TRUE(contains(box.run("journalctl -b -u pm-ingestd --no-pager").output, "had group"))
       << box.run("journalctl -b -u pm-ingestd --no-pager").output;
+}
+
+// The sandboxed service as shipped, on the host's network, writes into PostgreSQL; a kill -9 of its
+// main process is restarted by systemd (Restart=on-failure) and nothing is stored twice; a stop
+// is clean (exit 0, Result=success); the password is in no journal line.
+TEST_F(OpsSystemdBoot, TheSandboxedServiceWritesIsRestartedAfterAKillAndStopsCleanly) {
+  TestDatabase tdb("ops_boot");
+  BootedContainer::Options options = shipped_files(true, tdb.url());
+  options.own_network = false;
+  BootedContainer box(dir(), options);
+  if (!box.available()) GTEST_SKIP() << box.why();
+  const auto journal = [&box] { return box.run("journalctl -b -u pm-ingestd --no-pager").output; };
+  const auto main_pid = [&box] { return box.run("systemctl show -p MainPID --value pm-ingestd.service").output; };
+
+  for (const char* id : {"svc1", "svc2"}) {
+    const CommandResult sent = send_as_trader(box, id);
+    ASSERT_EQ(sent.exit_code, 0) << sent.output << journal();
+  }
+  EXPECT_TRUE(wait_until([&] { return tdb.count("polymarket_trades") == 2; }, std::chrono::seconds(30))) << journal();
+
+  const std::string killed = main_pid();
+  ASSERT_NE(killed, "0\n");
+  ASSERT_EQ(box.run("systemctl kill -s KILL pm-ingestd.service").exit_code, 0);
+  EXPECT_TRUE(wait_until([&] {
+    const std::string now = main_pid();
+    return now != killed && now != "0\n" && box.run("systemctl is-active pm-ingestd.service").output == "active\n";
+  }, std::chrono::seconds(30))) << journal();
+  EXPECT_EQ(box.run("systemctl show -p NRestarts --value pm-ingestd.service").output, "1\n");
+  const CommandResult after = send_as_trader(box, "svc3");
+  EXPECT_EQ(after.exit_code, 0) << after.output << journal();
+  EXPECT_TRUE(wait_until([&] { return tdb.count("polymarket_trades") == 3; }, std::chrono::seconds(30))) << journal();
+
+  EXPECT_EQ(box.run("systemctl stop pm-ingestd.service").exit_code, 0);
+  EXPECT_EQ(box.run("systemctl show -p Result --value pm-ingestd.service").output, "success\n") << journal();
+  EXPECT_EQ(box.run("systemctl show -p ExecMainStatus --value pm-ingestd.service").output, "0\n") << journal();
+  EXPECT_EQ(tdb.count("polymarket_trades"), 3) << "nothing stored twice";
+  const std::string url = tdb.url();
+  const std::string password = url.substr(url.find(':', url.find("://") + 3) + 1,
+                                          url.find('@') - url.find(':', url.find("://") + 3) - 1);
+  EXPECT_EQ(journal().find(password), std::string::npos) << journal();
 }
 
 }  // namespace
