@@ -1,6 +1,7 @@
 #include "ingest/server/polymarket_payloads.h"
 
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <simdjson.h>
@@ -135,8 +136,10 @@ struct PolymarketParser::Impl {
 element PolymarketParser::Impl::parse_json(std::string_view line) {
   if (trim_json_whitespace(line).empty()) reject(RejectReason::Parse, "empty line");
   element doc;
-  if (auto error = parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
+  if (auto error = parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS) {
+    if (error == simdjson::MEMALLOC) throw std::bad_alloc();
     reject(RejectReason::Parse, json_error_detail(error, line));
+  }
   refuse_a_number_stored_as_zero(line);
   return doc;
 }
@@ -211,6 +214,10 @@ std::optional<Rejection> PolymarketParser::parse(PayloadFormat format, std::stri
     out.erase(out.begin() + static_cast<std::ptrdiff_t>(first_new), out.end());
     tally.fill(0);
     return Rejection{error.reason, error.detail};
+  } catch (const std::bad_alloc&) {
+    out.erase(out.begin() + static_cast<std::ptrdiff_t>(first_new), out.end());
+    tally.fill(0);
+    return out_of_memory_refusal();
   } catch (const std::exception& e) {
     out.erase(out.begin() + static_cast<std::ptrdiff_t>(first_new), out.end());
     tally.fill(0);
@@ -220,12 +227,18 @@ std::optional<Rejection> PolymarketParser::parse(PayloadFormat format, std::stri
 
 std::optional<std::variant<PayloadFormat, Rejection>> PolymarketParser::read_hello_line(std::string_view line) {
   const ReleaseLargeBuffers release(impl_->parser);
-  element doc;
-  object obj;
-  if (impl_->parser.parse(line.data(), line.size(), true).get(doc) != simdjson::SUCCESS ||
-      doc.get_object().get(obj) != simdjson::SUCCESS || !is_hello(obj))
-    return std::nullopt;
-  return read_hello(obj);
+  try {
+    element doc;
+    object obj;
+    const auto error = impl_->parser.parse(line.data(), line.size(), true).get(doc);
+    // Out of memory, the line may be a hello: "not a hello" would refuse it for good (as a hello
+    // not on line 1) or read it as v1.
+    if (error == simdjson::MEMALLOC) return out_of_memory_refusal();
+    if (error != simdjson::SUCCESS || doc.get_object().get(obj) != simdjson::SUCCESS || !is_hello(obj)) return std::nullopt;
+    return read_hello(obj);
+  } catch (const std::bad_alloc&) {
+    return out_of_memory_refusal();
+  }
 }
 
 std::size_t PolymarketParser::buffer_capacity() const { return impl_->parser.capacity(); }

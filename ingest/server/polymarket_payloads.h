@@ -42,7 +42,8 @@ class PolymarketParser {
   std::optional<Rejection> parse(PayloadFormat format, std::string_view line, std::int64_t received_ms,
                                  std::vector<Event>& out, MessageTally& tally);
 
-  // nullopt when `line` is not a hello; else the format it declares or its refusal.
+  // nullopt when `line` is not a hello; else the format it declares or its refusal (`busy` when
+  // memory ran out reading it: it may be a hello, so it is not passed on as another line).
   std::optional<std::variant<PayloadFormat, Rejection>> read_hello_line(std::string_view line);
 
   // The bytes of line the parser's buffers fit now: at most kKeptParserCapacity between calls

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <new>
+
 #include "ingest/server/field_rules.h"
 #include "ingest/server/parser_buffers.h"
 #include "ingest/server/payload_format.h"
@@ -77,7 +79,7 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     if (first == std::string_view::npos) return Rejection{RejectReason::Parse, "empty line"};
     element doc;
     if (auto error = impl_->parser.parse(line.data(), line.size(), true).get(doc); error != simdjson::SUCCESS)
-      return Rejection{RejectReason::Parse, json_error_detail(error, line)};
+      return error == simdjson::MEMALLOC ? out_of_memory_refusal() : Rejection{RejectReason::Parse, json_error_detail(error, line)};
     refuse_a_number_stored_as_zero(line);
     object obj;
     if (doc.get_object().get(obj) != simdjson::SUCCESS)
@@ -106,12 +108,18 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
     return event;
   } catch (const FieldError& r) {
     return Rejection{r.reason, r.detail};
+  } catch (const std::bad_alloc&) {
+    return out_of_memory_refusal();
   } catch (const std::exception& e) {
     return Rejection{RejectReason::Parse, std::string("cannot parse: ") + e.what()};
   }
 }
 
 std::size_t LineParser::buffer_capacity() const { return impl_->parser.capacity(); }
+
+Rejection out_of_memory_refusal() {
+  return Rejection{RejectReason::Busy, "out of memory parsing the line; not stored, retry later"};
+}
 
 const char* to_string(RejectReason reason) {
   switch (reason) {

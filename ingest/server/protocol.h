@@ -42,6 +42,11 @@ class LineParser {
   std::unique_ptr<Impl> impl_;
 };
 
+// The answer to a line whose parse ran out of memory (simdjson's MEMALLOC, std::bad_alloc): `busy`,
+// send it again. Never `parse`: the line may be valid, and a `parse` refusal is final (the
+// producer drops the line).
+Rejection out_of_memory_refusal();
+
 void append_ack(std::string& out, std::uint64_t line);
 void append_error(std::string& out, RejectReason reason, std::uint64_t line, std::string_view detail);
 }  // namespace pm

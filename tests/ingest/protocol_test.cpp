@@ -1,7 +1,14 @@
 // Protocol v1 codec: every field rule and every rejection reason of docs/protocol.md.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "ingest/events/event_codec.h"
+#include "ingest/server/line_decoder.h"
 #include "ingest/server/line_splitter.h"
 #include "ingest/server/parser_buffers.h"
 #include "ingest/server/protocol.h"
@@ -112,6 +119,68 @@ TEST(Protocol, TheParserDoesNotKeepTheBuffersOfALargeLine) {
   EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
   EXPECT_EQ(parser.parse(large + "]", kNow).index(), 1u) << "a refused large line too";
   EXPECT_LE(parser.buffer_capacity(), kKeptParserCapacity);
+}
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// Lets this process map at most `headroom` bytes more than it maps now (RLIMIT_AS): allocations
+// beyond fail as they do when the machine runs out of memory.
+void limit_address_space(std::size_t headroom) {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0;
+  statm >> pages;
+  const rlim_t limit = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + headroom;
+  const rlimit lowered{limit, limit};
+  if (::setrlimit(RLIMIT_AS, &lowered) != 0) std::_Exit(3);
+}
+
+// Decodes line `number` of `decoder` with 32 MiB of address space to spare (a parser needs ~15x
+// the line) and exits 0 when it is answered `busy`, printing the answer.
+[[noreturn]] void decode_out_of_memory(LineDecoder& decoder, std::uint64_t number, const std::string& line) {
+  std::vector<Event> events;
+  limit_address_space(32u << 20);
+  const std::optional<Rejection> r = decoder.decode(number, line, kNow, events);
+  std::fprintf(stderr, "answer: %s %s\n", r ? to_string(r->reason) : "accepted", r ? r->detail.c_str() : "");
+  std::_Exit(r && r->reason == RejectReason::Busy ? 0 : 1);
+}
+#endif
+
+// A valid line whose parse runs out of memory was refused with `parse` ("cannot parse:
+// std::bad_alloc", or simdjson's MEMALLOC as "not valid JSON"), which a producer drops as final,
+// and a hello line so answered was read as a v1 line. It is `busy`: send it again.
+TEST(Protocol, AnAllocationFailureIsNotAParseRefusal) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer reserves terabytes of address space: RLIMIT_AS cannot be lowered just above what is mapped";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string pad = R"("pad":")" + std::string(8u << 20, 'x') + "\"";
+  const std::string trade = with(kTrade, pad);
+  const std::string hello = R"({"hello":{"format":"clob-ws-market"},)" + pad + "}";
+  const std::string ws_array = R"([{"event_type":"book","market":"0xc",)" + pad + "}]";
+  EXPECT_EXIT({
+    LineDecoder decoder;
+    decode_out_of_memory(decoder, 2, trade);
+  }, testing::ExitedWithCode(0), "answer: busy out of memory") << "a v1 line";
+  EXPECT_EXIT({
+    LineDecoder decoder;
+    decode_out_of_memory(decoder, 1, hello);
+  }, testing::ExitedWithCode(0), "answer: busy out of memory") << "a hello";
+  EXPECT_EXIT({
+    LineDecoder decoder;
+    std::vector<Event> events;
+    if (decoder.decode(1, R"({"hello":{"format":"clob-ws-market"}})", kNow, events)) std::_Exit(2);
+    decode_out_of_memory(decoder, 2, ws_array);
+  }, testing::ExitedWithCode(0), "answer: busy out of memory") << "a Polymarket array line";
+  // Each is valid when memory suffices (after the death tests: their children run the test up to
+  // them, and memory these parses freed could serve them there).
+  LineDecoder decoder;
+  std::vector<Event> events;
+  EXPECT_EQ(decoder.decode(1, trade, kNow, events), std::nullopt);
+  EXPECT_EQ(events.size(), 1u);
+  LineDecoder ws;
+  EXPECT_EQ(ws.decode(1, hello, kNow, events), std::nullopt);
+  EXPECT_EQ(ws.format(), PayloadFormat::ClobWsMarket);
+  EXPECT_EQ(ws.decode(2, ws_array, kNow, events), std::nullopt);
+#endif
 }
 
 // simdjson reads the first of two equal keys; raw_json keeps the line, which last-key-wins readers
