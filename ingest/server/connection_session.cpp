@@ -95,13 +95,16 @@ void ConnectionSession::run() {
   }
 }
 
-// Nothing arrived in time: a line incomplete for too long closes the connection; a held-back ack
-// goes out once the producer has read its replies.
+// Nothing arrived in time: a line incomplete for too long closes the connection; a connection
+// idle for kIdleReleaseMs frees its buffers; a held-back ack goes out once the producer has read
+// its replies.
 bool ConnectionSession::on_poll_timeout() {
   if (line_timed_out()) {
     close_for_slow_line();
     return false;
   }
+  if (holds_idle_memory_ && std::chrono::steady_clock::now() >= last_read_ + std::chrono::milliseconds(kIdleReleaseMs))
+    release_idle_memory();
   if (unread_reply_bytes(fd_) <= kUnreadRepliesForAckHold && !send_pending_ack()) return false;
   return true;
 }
@@ -112,6 +115,8 @@ bool ConnectionSession::on_readable() {
   const ssize_t n = ::read(fd_, buffer_.data(), buffer_.size());
   if (n < 0) return errno == EINTR || errno == EAGAIN;
   received_ms_ = now_epoch_ms();
+  last_read_ = std::chrono::steady_clock::now();
+  holds_idle_memory_ = true;
   if (n == 0) {  // the producer finished sending (it may still read our replies)
     splitter_.finish(line_fn_);
     if (!reply_failed_ && answer()) send_pending_ack();
@@ -287,14 +292,30 @@ bool ConnectionSession::line_timed_out() const {
   return splitter_.has_partial() && std::chrono::steady_clock::now() >= partial_since_ + limits_.line_timeout;
 }
 
+void ConnectionSession::release_idle_memory() {
+  decoder_.release_buffers();
+  note_released(buffer_.capacity() + replies_.capacity() + errors_.capacity() * sizeof(LineError) +
+                events_.capacity() * sizeof(Event) + event_lines_.capacity() * sizeof(std::uint64_t));
+  std::vector<char>().swap(buffer_);  // on_readable() allocates it again
+  std::string().swap(replies_);
+  std::vector<LineError>().swap(errors_);  // all empty between reads
+  std::vector<Event>().swap(events_);
+  std::vector<std::uint64_t>().swap(event_lines_);
+  IngestPipeline::release_thread_buffers();
+  give_back_released_memory_now_idle();
+  holds_idle_memory_ = false;
+}
+
 int ConnectionSession::poll_timeout_ms() const {
   int timeout = pending_ack_ != 0 ? kAckHoldRecheckMs : -1;  // an ack held back: look again soon
-  if (splitter_.has_partial()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(partial_since_ + limits_.line_timeout -
-                                                                            std::chrono::steady_clock::now());
+  const auto now = std::chrono::steady_clock::now();
+  const auto sooner = [&timeout, now](std::chrono::steady_clock::time_point due) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
     const int left_ms = static_cast<int>(std::clamp<std::int64_t>(left.count() + 1, 0, 60'000));
     timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
-  }
+  };
+  if (splitter_.has_partial()) sooner(partial_since_ + limits_.line_timeout);
+  if (holds_idle_memory_) sooner(last_read_ + std::chrono::milliseconds(kIdleReleaseMs));
   return timeout;
 }
 

@@ -7,7 +7,10 @@
 // submit the chunk's valid events to the pipeline in one call and answer (answer()): the error
 // lines in line order, then one cumulative {"ack":N}, or the ack held back while the producer is
 // not reading its replies. A reply blocked for reply_timeout, or a line incomplete for
-// line_timeout, ends the session.
+// line_timeout, ends the session. A connection that has sent nothing for kIdleReleaseMs frees
+// what it kept for the next lines (the parsers' buffers, the read buffer, the replies' and the
+// chunk's vectors, the pipeline's encoding buffers of its thread): an idle connection holds
+// little memory; its next line allocates them again.
 //
 // A line may hold any number of events (a hello none, a Polymarket array line several:
 // line_decoder.h): they are submitted with the chunk's, so they are made durable in one log group,
@@ -43,6 +46,7 @@ namespace pm {
 inline constexpr std::size_t kMaxPendingErrors = 1024;
 inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
 inline constexpr int kAckHoldRecheckMs = 20;
+inline constexpr int kIdleReleaseMs = 1000;
 
 // What a session needs of the ServerConfig.
 struct SessionLimits {
@@ -95,6 +99,7 @@ class ConnectionSession {
   bool send_pending_ack();
   void close_for_slow_line();
   bool line_timed_out() const;
+  void release_idle_memory();
   int poll_timeout_ms() const;
 
   const int fd_;
@@ -130,6 +135,9 @@ class ConnectionSession {
   bool reply_failed_ = false;  // a send failed (the producer went away, or did not read for the reply timeout)
   // Since when the unfinished line has been arriving; meaningful while splitter_.has_partial().
   std::chrono::steady_clock::time_point partial_since_{};
+  // When bytes last arrived, and whether memory kept since then is still to be freed once idle.
+  std::chrono::steady_clock::time_point last_read_{};
+  bool holds_idle_memory_ = false;
 };
 
 }  // namespace pm

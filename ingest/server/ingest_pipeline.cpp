@@ -35,10 +35,15 @@ std::uint64_t IngestPipeline::budget_used_bytes() const {
 
 namespace {
 
+// The calling connection thread's encoding buffers (submit()).
+thread_local std::vector<std::string> thread_payloads;
+thread_local std::vector<std::uint32_t> thread_payload_crcs;
+
 // A connection's thread keeps its encoding buffers between chunks, so that ordinary chunks (a full
 // 256 KiB read encodes to less than 1 MiB) reuse them. A payload over 64 KiB (a large event,
 // up to --max-line-bytes) is freed, and all of them past kKeptBufferElements or 1 MiB in all (the
 // thousands of events of one array line), or every idle connection that once sent one would keep it.
+// What is kept is freed once the connection is idle (release_thread_buffers()).
 void release_large_payload_buffers(std::vector<std::string>& payloads, std::vector<std::uint32_t>& payload_crcs) {
   constexpr std::size_t kKeptPayloadCapacity = 64 * 1024;
   constexpr std::size_t kKeptPayloadBytes = 1 << 20;
@@ -59,11 +64,20 @@ void release_large_payload_buffers(std::vector<std::string>& payloads, std::vect
 
 }  // namespace
 
+void IngestPipeline::release_thread_buffers() {
+  std::size_t bytes = thread_payloads.capacity() * sizeof(std::string) + thread_payload_crcs.capacity() * sizeof(std::uint32_t);
+  for (const std::string& p : thread_payloads) bytes += p.capacity();
+  if (bytes == 0) return;
+  note_released(bytes);
+  std::vector<std::string>().swap(thread_payloads);
+  std::vector<std::uint32_t>().swap(thread_payload_crcs);
+}
+
 SubmitResult IngestPipeline::submit(std::vector<Event>& events) {
   if (events.empty()) return SubmitResult::Durable;
   if (closed_) return SubmitResult::ShuttingDown;
-  thread_local std::vector<std::string> payloads;
-  thread_local std::vector<std::uint32_t> payload_crcs;
+  std::vector<std::string>& payloads = thread_payloads;
+  std::vector<std::uint32_t>& payload_crcs = thread_payload_crcs;
   payloads.resize(events.size());
   payload_crcs.resize(events.size());
   std::uint64_t incoming = 0;

@@ -29,6 +29,9 @@ class IngestPipeline {
 
   // Moves the events out of `events` on success.
   SubmitResult submit(std::vector<Event>& events);
+  // Frees the encoding buffers submit() keeps on the calling thread between chunks (up to ~1 MiB):
+  // its connection is idle.
+  static void release_thread_buffers();
 
   // Durable log bytes counted against wal_max_bytes: from applied_log_offset to the durable end.
   std::uint64_t budget_used_bytes() const;

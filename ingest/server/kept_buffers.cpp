@@ -37,6 +37,13 @@ void give_back_released_memory() {
   give_back_when_due();
 }
 
+void give_back_released_memory_now_idle() {
+  if (released_bytes == 0) return;
+  released_bytes = 0;
+  give_back_pending = true;
+  give_back_when_due();
+}
+
 void give_back_pending_memory() {
   if (give_back_pending) give_back_when_due();
 }

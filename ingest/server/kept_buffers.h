@@ -20,6 +20,11 @@ void note_released(std::size_t bytes);
 // Within those 10 s it is left pending for give_back_pending_memory().
 void give_back_released_memory();
 
+// Hands what this thread released back at the next hand-back, however little: for a connection
+// gone idle, which frees its buffers once and then nothing for a while (its few hundred KiB would
+// never add up to give_back_released_memory's 1 MiB).
+void give_back_released_memory_now_idle();
+
 // Hands back memory whose release came within 10 s of the last hand-back (connections that went
 // idle after it never call give_back_released_memory again). Any thread; the daemon's main loop
 // calls it once a second.

@@ -11,16 +11,24 @@ std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_v
   // A hello's key may be spelled with escapes ("\u0068ello"; any letter of "hello" escaped is
   // \u006x): the parser reads it as "hello".
   if (number == 1 && (text.find("\"hello\"") != std::string_view::npos || text.find("\\u006") != std::string_view::npos)) {
-    if (auto hello = polymarket_.read_hello_line(text)) {
-      if (auto* rejection = std::get_if<Rejection>(&*hello)) return std::move(*rejection);
+    auto hello = polymarket_.read_hello_line(text);
+    if (hello && std::holds_alternative<PayloadFormat>(*hello)) {
       format_ = std::get<PayloadFormat>(*hello);
       tally_.hello = format_;
       tally_.messages.fill(0);
       return std::nullopt;
     }
+    // No format declared: the Polymarket parser that checked the line is not used again.
+    polymarket_.release_buffers();
+    if (hello) return std::move(std::get<Rejection>(*hello));
   }
   if (format_ == PayloadFormat::PmIngestd) return decode_v1(text, received_ms, events);
   return polymarket_.parse(format_, text, received_ms, events, tally_.messages);
+}
+
+void LineDecoder::release_buffers() {
+  v1_.release_buffers();
+  polymarket_.release_buffers();
 }
 
 std::optional<Rejection> LineDecoder::decode_v1(std::string_view text, std::int64_t received_ms, std::vector<Event>& events) {

@@ -5,6 +5,8 @@
 // event each, the fast path: nothing else is done for them); lines of a Polymarket format go to
 // PolymarketParser (0..N events each). A line longer than kKeptParserCapacity is parsed under a
 // share of `budget` (parse_memory_budget.h), waiting while other connections' large lines hold it.
+// Only the parser of the connection's format keeps buffers between lines (the Polymarket parser
+// that checked a line 1 that declared no format is emptied); release_buffers() empties both.
 // One per connection; not thread-safe.
 #include <cstdint>
 #include <optional>
@@ -35,6 +37,10 @@ class LineDecoder {
                                   std::vector<Event>& events);
 
   PayloadFormat format() const { return format_; }
+  // Frees the parsers' buffers (the connection is idle): the next line allocates them again.
+  void release_buffers();
+  // The bytes of line the parsers' buffers fit now, together.
+  std::size_t buffer_capacity() const { return v1_.buffer_capacity() + polymarket_.buffer_capacity(); }
   // About the last accepted line.
   const LineTally& tally() const { return tally_; }
 

@@ -1,11 +1,14 @@
 #pragma once
-// ParseMemoryBudget: bounds the JSON parser memory of all connections together. A parser holds
-// about kParserBytesPerLineByte bytes for each byte of the line it parses (parser_buffers.h), so
-// a thousand connections parsing megabyte lines at once held gigabytes. A line longer than
-// kKeptParserCapacity takes its share of one process-wide budget for its parse and waits while
-// other connections' large lines hold it, in arrival order (a line needing a large share is not
-// passed for ever by smaller ones); ordinary lines take nothing and never wait. A share
-// larger than the whole budget is capped at it (such a line parses alone). Any thread.
+// ParseMemoryBudget: bounds the JSON parser memory of all connections' large lines together. A
+// parser holds about kParserBytesPerLineByte bytes for each byte of the line it parses
+// (parser_buffers.h), so a thousand connections parsing megabyte lines at once held gigabytes. A
+// line longer than kKeptParserCapacity (8 KiB) takes its share of one process-wide budget for its
+// parse and waits while other connections' large lines hold it, in arrival order (a line needing a
+// large share is not passed for ever by smaller ones); ordinary lines take nothing and never wait.
+// Outside the budget: what a connection's parser keeps of its ordinary lines, at most ~120 KiB
+// (kKeptParserCapacity x kParserBytesPerLineByte) per connection, freed once the connection is
+// idle (connection_session.h). A share larger than the whole budget is capped at it (such a line
+// parses alone). Any thread.
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>

@@ -243,4 +243,6 @@ std::optional<std::variant<PayloadFormat, Rejection>> PolymarketParser::read_hel
 
 std::size_t PolymarketParser::buffer_capacity() const { return impl_->parser.capacity(); }
 
+void PolymarketParser::release_buffers() { release_parser_buffers(impl_->parser); }
+
 }  // namespace pm

@@ -117,6 +117,8 @@ std::variant<Event, Rejection> LineParser::parse(std::string_view line, std::int
 
 std::size_t LineParser::buffer_capacity() const { return impl_->parser.capacity(); }
 
+void LineParser::release_buffers() { release_parser_buffers(impl_->parser); }
+
 Rejection out_of_memory_refusal() {
   return Rejection{RejectReason::Busy, "out of memory parsing the line; not stored, retry later"};
 }

@@ -36,6 +36,8 @@ class LineParser {
   // The bytes of line the parser's buffers fit now: at most kKeptParserCapacity between calls
   // (parser_buffers.h), whatever size the lines had.
   std::size_t buffer_capacity() const;
+  // Frees the parser's buffers (a connection gone idle).
+  void release_buffers();
 
  private:
   struct Impl;

@@ -144,6 +144,52 @@ TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemor
   EXPECT_EQ(d.stop(), 0);
 }
 
+// A connection's JSON parser kept its buffers while they fit a line of up to 64 KiB (~1 MiB, ~15x
+// the line), outside the parse memory budget, and a line 1 naming "hello" was parsed by a second
+// parser that kept its own: ~1.9 MiB per idle connection after one such line, gigabytes for a
+// thousand. What a connection keeps is small now (lines over 8 KiB free theirs after the parse),
+// and freed once it is idle. One malloc arena, as above. Measured: +243 MiB before the fix.
+TEST_F(HostileProducer, IdleConnectionsThatSentA64KiBLineKeepLittleMemory) {
+  DaemonHarness d(tdb_->url());
+  {
+    struct OneArena {  // for this daemon only, whatever start() does
+      OneArena() { ::setenv("MALLOC_ARENA_MAX", "1", 1); }
+      ~OneArena() { ::unsetenv("MALLOC_ARENA_MAX"); }
+    } one_arena;
+    d.start();
+  }
+  const long before = rss_kib(d.process().pid());
+  constexpr int kConnections = 128;
+  std::string line = R"({"type":"x","hello":[0)";
+  while (line.size() + 2 < 65'536) line += ",0";
+  line += "]}";
+  ASSERT_EQ(line.size(), 65'536u);
+  line += "\n";
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_unix_socket(d.socket());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    ASSERT_EQ(send_until_refused(fd, line, line.size(), 5000ms), line.size());
+    const std::string replies = read_replies_until(fd, R"({"ack":1})");
+    ASSERT_NE(replies.find(R"({"error":"schema","line":1,)"), std::string::npos) << replies;
+  }
+  const long during = rss_kib(d.process().pid());
+  std::printf("%d idle connections after a 64 KiB line 1 each: daemon RSS %ld KiB before, %ld KiB after\n", kConnections,
+              before, during);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // As above: RSS tells nothing under a sanitizer's allocator.
+  EXPECT_LT(during - before, 48 * 1024) << "the connections kept their parsers' buffers";
+  // Idle for a second, they free the rest (read buffers, replies, ...), handed back to the system
+  // at the next malloc_trim (at most one every 10 s). Measured: +35 MiB at once, +3 MiB idle.
+  long idle = 0;
+  EXPECT_TRUE(wait_until([&] { return (idle = rss_kib(d.process().pid()) - before) < 12 * 1024; }, 30s))
+      << "idle connections kept " << idle << " KiB";
+#endif
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(d.stop(), 0);
+}
+
 TEST_F(HostileProducer, AProducerThatNeverReadsIsClosedAfterTheReplyTimeoutAndItsAckedLinesStay) {
   DaemonHarness d(tdb_->url(), {"--reply-timeout", "1"});
   d.start();
