@@ -103,9 +103,15 @@ bool ConnectionSession::on_poll_timeout() {
     close_for_slow_line();
     return false;
   }
-  if (holds_idle_memory_ && std::chrono::steady_clock::now() >= last_read_ + std::chrono::milliseconds(kIdleReleaseMs))
-    release_idle_memory();
-  if (unread_reply_bytes(fd_) <= kUnreadRepliesForAckHold && !send_pending_ack()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (holds_idle_memory_ && now >= last_read_ + std::chrono::milliseconds(kIdleReleaseMs)) release_idle_memory();
+  if (pending_ack_ == 0 || now < ack_recheck_at_) return true;
+  const std::size_t unread = unread_reply_bytes(fd_);
+  if (unread <= kUnreadRepliesForAckHold) return send_pending_ack();
+  // Still unread: look again later, less often while the producer reads none of it.
+  ack_recheck_ms_ = unread < unread_at_recheck_ ? kAckHoldRecheckMs : std::min(2 * ack_recheck_ms_, kAckHoldRecheckMaxMs);
+  unread_at_recheck_ = unread;
+  ack_recheck_at_ = now + std::chrono::milliseconds(ack_recheck_ms_);
   return true;
 }
 
@@ -199,8 +205,8 @@ void ConnectionSession::count_durable_chunk() {
 
 // The daemon's own time answering (the log's sync, a reply send) is not the producer's: the
 // unfinished line's --line-timeout clock stops meanwhile. Only a read that completed a line has
-// anything to answer, and the line left unfinished then began in that read, so it is credited with
-// one answer's time at most.
+// anything to answer (a read that completed none sends at most an ack held back), and the line left
+// unfinished then began in that read, so it is credited with one answer's time at most.
 bool ConnectionSession::answer() {
   const auto started = std::chrono::steady_clock::now();
   const bool answered = answer_chunk();
@@ -213,7 +219,9 @@ bool ConnectionSession::answer() {
 // cumulative, so the producer needs only the latest, and a stream of small acks it does not
 // read would fill the socket and stop this thread from reading it.
 bool ConnectionSession::answer_chunk() {
-  if (last_line_ == acked_) return true;
+  // No line completed: the producer is sending (part of a line), and may have read its replies
+  // meanwhile. Its held ack goes out now: while bytes keep arriving the poll never times out.
+  if (last_line_ == acked_) return send_pending_ack_if_read();
   const SubmitResult result = pipeline_.submit(events_);
   if (result == SubmitResult::Durable) count_durable_chunk();
   chunk_counts_ = ChunkCounts{};
@@ -236,9 +244,12 @@ bool ConnectionSession::answer_chunk() {
   clear_and_release_if_large(events_);  // submit() emptied it, or it was refused
   give_back_released_memory();          // of this chunk's large buffers, if any
   acked_ = last_line_;
-  if (ack_only && unread_reply_bytes(fd_) > kUnreadRepliesForAckHold) {
-    pending_ack_ = acked_;
-    return true;
+  if (ack_only) {
+    if (const std::size_t unread = unread_reply_bytes(fd_); unread > kUnreadRepliesForAckHold) {
+      hold_ack(acked_);
+      unread_at_recheck_ = unread;
+      return true;
+    }
   }
   append_ack(replies_, last_line_);
   pending_ack_ = 0;
@@ -257,6 +268,18 @@ bool ConnectionSession::send_replies() {
     metrics_.connections_closed("reply_timeout").Increment();
   }
   return false;
+}
+
+// A line arrived: its ack is held, looked at again soon.
+void ConnectionSession::hold_ack(std::uint64_t line) {
+  pending_ack_ = line;
+  ack_recheck_ms_ = kAckHoldRecheckMs;
+  ack_recheck_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(ack_recheck_ms_);
+}
+
+bool ConnectionSession::send_pending_ack_if_read() {
+  if (pending_ack_ == 0 || unread_reply_bytes(fd_) > kUnreadRepliesForAckHold) return true;
+  return send_pending_ack();
 }
 
 bool ConnectionSession::send_pending_ack() {
@@ -307,13 +330,14 @@ void ConnectionSession::release_idle_memory() {
 }
 
 int ConnectionSession::poll_timeout_ms() const {
-  int timeout = pending_ack_ != 0 ? kAckHoldRecheckMs : -1;  // an ack held back: look again soon
+  int timeout = -1;
   const auto now = std::chrono::steady_clock::now();
   const auto sooner = [&timeout, now](std::chrono::steady_clock::time_point due) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - now);
     const int left_ms = static_cast<int>(std::clamp<std::int64_t>(left.count() + 1, 0, 60'000));
     timeout = timeout < 0 ? left_ms : std::min(timeout, left_ms);
   };
+  if (pending_ack_ != 0) sooner(ack_recheck_at_);  // an ack held back: look again
   if (splitter_.has_partial()) sooner(partial_since_ + limits_.line_timeout);
   if (holds_idle_memory_) sooner(last_read_ + std::chrono::milliseconds(kIdleReleaseMs));
   return timeout;

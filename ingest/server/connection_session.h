@@ -6,11 +6,15 @@
 // by how many producers are connected); split it into numbered lines and parse them (on_line);
 // submit the chunk's valid events to the pipeline in one call and answer (answer()): the error
 // lines in line order, then one cumulative {"ack":N}, or the ack held back while the producer is
-// not reading its replies. A reply blocked for reply_timeout, or a line incomplete for
-// line_timeout, ends the session. A connection that has sent nothing for kIdleReleaseMs frees
-// what it kept for the next lines (the parsers' buffers, the read buffer, the replies' and the
-// chunk's vectors, the pipeline's encoding buffers of its thread): an idle connection holds
-// little memory; its next line allocates them again.
+// not reading its replies. A held ack goes out at the first read (a line or only part of one)
+// after the producer has read its replies, or when it is looked at again without a read: 20 ms
+// after it was held, then at intervals doubling up to 1 s while the producer reads none of its
+// replies (back to 20 ms when it reads some or a line arrives): a producer that never reads wakes
+// its connection about once a second, not 50 times. A reply blocked for reply_timeout, or a line
+// incomplete for line_timeout, ends the session. A connection that has sent nothing for
+// kIdleReleaseMs frees what it kept for the next lines (the parsers' buffers, the read buffer, the
+// replies' and the chunk's vectors, the pipeline's encoding buffers of its thread): an idle
+// connection holds little memory; its next line allocates them again.
 //
 // A line may hold any number of events (a hello none, a Polymarket array line several:
 // line_decoder.h): they are submitted with the chunk's, so they are made durable in one log group,
@@ -46,6 +50,7 @@ namespace pm {
 inline constexpr std::size_t kMaxPendingErrors = 1024;
 inline constexpr std::size_t kUnreadRepliesForAckHold = 16 << 10;
 inline constexpr int kAckHoldRecheckMs = 20;
+inline constexpr int kAckHoldRecheckMaxMs = 1000;
 inline constexpr int kIdleReleaseMs = 1000;
 
 // What a session needs of the ServerConfig.
@@ -97,6 +102,8 @@ class ConnectionSession {
   bool answer_chunk();
   bool send_replies();
   bool send_pending_ack();
+  bool send_pending_ack_if_read();
+  void hold_ack(std::uint64_t line);
   void close_for_slow_line();
   bool line_timed_out() const;
   void release_idle_memory();
@@ -131,6 +138,11 @@ class ConnectionSession {
   std::uint64_t last_line_ = 0;         // the last line split
   std::uint64_t acked_ = 0;             // the last line answered
   std::uint64_t pending_ack_ = 0;       // an ack held back while the producer is not reading its replies
+  // While an ack is held: when to look again whether the producer read its replies, the interval
+  // after that, and the unread reply bytes at the last look.
+  std::chrono::steady_clock::time_point ack_recheck_at_{};
+  int ack_recheck_ms_ = kAckHoldRecheckMs;
+  std::size_t unread_at_recheck_ = 0;
   std::string replies_;
   bool reply_failed_ = false;  // a send failed (the producer went away, or did not read for the reply timeout)
   // Since when the unfinished line has been arriving; meaningful while splitter_.has_partial().
