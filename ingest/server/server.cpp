@@ -57,11 +57,14 @@ void Server::bind_socket() {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
-    // A socket file: stale if nobody accepts on it, in use otherwise.
-    const int probe = connect_unix_socket(path);
-    const bool in_use = probe >= 0;
-    if (in_use) ::close(probe);
-    if (in_use) throw std::runtime_error(path + " is in use by a running process (another pm-ingestd?)");
+    // A socket file: stale only if nobody listens on it (or it is gone meanwhile); in use if it
+    // accepts. Any other answer (a full backlog: EAGAIN; no write permission: EACCES) tells
+    // nothing: the file is left alone.
+    const int probe = probe_unix_socket(path);
+    if (probe == 0) throw std::runtime_error(path + " is in use by a running process (another pm-ingestd?)");
+    if (probe != ECONNREFUSED && probe != ENOENT)
+      throw std::runtime_error("cannot tell whether the socket " + path + " is in use (connect: " + std::strerror(probe) +
+                               "); refusing to replace it");
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
       throw std::runtime_error("cannot remove stale socket " + path + ": " + errno_text());
     logger_->info("replaced stale socket file {}", path);

@@ -84,6 +84,8 @@ class Server {
 
   // Binds (or adopts) the socket and starts accepting. Throws std::runtime_error with a message
   // naming the path and the reason (in use by a running daemon, not a socket, permission, ...).
+  // A socket file already at the path is replaced only when nobody listens on it (connect:
+  // ECONNREFUSED); any other failure of the probe (which does not wait) refuses, naming the error.
   void start();
   // Stops accepting; each connection finishes the chunk it is handling (its ack included) and is
   // closed, except that a reply send blocked for stop_grace (or reply_timeout, if shorter) on a

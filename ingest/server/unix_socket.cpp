@@ -36,4 +36,14 @@ int connect_unix_socket(const std::string& path, bool nonblocking) {
   return fd;
 }
 
+int probe_unix_socket(const std::string& path) {
+  sockaddr_un addr;
+  if (!unix_socket_address(path, addr)) return errno;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return errno;
+  const int error = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? 0 : errno;
+  ::close(fd);
+  return error;
+}
+
 }  // namespace pm

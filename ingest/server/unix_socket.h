@@ -15,4 +15,10 @@ bool unix_socket_address(const std::string& path, sockaddr_un& addr);
 // fit in sockaddr_un). `nonblocking` sets O_NONBLOCK after the connect.
 int connect_unix_socket(const std::string& path, bool nonblocking = false);
 
+// Whether something accepts on the socket file at `path`, by a connect that does not wait: 0 when
+// it connected (closed again at once), else connect()'s errno: ECONNREFUSED when nobody listens
+// (a stale file), ENOENT when the file is gone, EAGAIN when a listener's backlog is full (in use,
+// not accepting), EACCES when the file may not be written, and so on.
+int probe_unix_socket(const std::string& path);
+
 }  // namespace pm
