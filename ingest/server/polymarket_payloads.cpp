@@ -140,7 +140,6 @@ element PolymarketParser::Impl::parse_json(std::string_view line) {
     if (error == simdjson::MEMALLOC) throw std::bad_alloc();
     reject(RejectReason::Parse, json_error_detail(error, line));
   }
-  refuse_a_number_stored_as_zero(line);
   return doc;
 }
 
@@ -159,6 +158,9 @@ void PolymarketParser::Impl::parse_array(PayloadFormat format, array elements, s
                                          std::int64_t received_ms, std::vector<Event>& out, MessageTally& tally) {
   spans.clear();
   const bool have_spans = array_element_spans(line, spans) && spans.size() == elements.size();
+  // Without the elements' own text (never, for text the parser accepted) numbers are looked for in
+  // the whole line: the minified text has them as the 0 the parser read.
+  if (!have_spans) refuse_a_number_stored_as_zero(line);
   std::size_t index = 0;
   for (element e : elements) {
     try {
@@ -185,6 +187,9 @@ void PolymarketParser::Impl::parse_element(PayloadFormat format, element e, std:
   const Fields f(obj);
   if (std::memchr(raw.data(), '\0', raw.size()) != nullptr)
     reject(RejectReason::Schema, "contains a NUL byte, which PostgreSQL text cannot store");
+  // In the trade's own text only: a number that underflows in a message that is not a trade (a
+  // book's level) stores nothing and must not refuse the trades of its line.
+  refuse_a_number_stored_as_zero(raw);
   Event event;
   event.received_ms = received_ms;
   TradeEvent trade = format == PayloadFormat::ClobWsMarket    ? clob_ws_trade(f, received_ms)

@@ -4,7 +4,8 @@
 // an array of them. Trades become TradeEvents (raw_json: the element's text byte for byte as
 // received); other messages (clob-ws-market book, price_change, ...) are only counted.
 // A line is all or nothing: the first bad element refuses it, its detail prefixed with the
-// element's index ("[3] 'price' must be ..."); messages that are not trades never fail a line.
+// element's index ("[3] 'price' must be ..."); messages that are not trades never fail a line
+// (a number in one that a double holds only as 0 included: only trades are checked for that).
 // One per connection thread (it reuses its buffers); not shared.
 #include <array>
 #include <cstdint>

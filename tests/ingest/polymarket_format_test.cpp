@@ -262,6 +262,24 @@ TEST(PolymarketClobWs, AKeyNamedTwiceInAMessageThatIsNotATradeDoesNotFailTheLine
   EXPECT_NE(r.detail.find(R"([0] key "event_type" appears more than once)"), std::string::npos) << r.detail;
 }
 
+// The underflow check (a number a double holds only as 0) ran on the whole line before its
+// messages were told apart: a book level of 1e-400 refused the line and the trades beside it,
+// while a message that is not a trade never fails a line. Only trades are checked now.
+TEST(PolymarketClobWs, ANumberThatUnderflowsInAMessageThatIsNotATradeDoesNotFailTheLine) {
+  const std::string book = R"({"event_type":"book","market":"m","bids":[{"price":".5","size":1e-400}],"asks":[]})";
+  const Parsed p = parse_ok(PayloadFormat::ClobWsMarket, "[" + book + "," + ws_trade() + "]");
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_EQ(p.trade(0).raw_json, ws_trade());
+  EXPECT_EQ(count(p.tally, PolymarketMessage::Book), 1u);
+  EXPECT_TRUE(parse_ok(PayloadFormat::ClobWsMarket, book).events.empty()) << "an object line too";
+  // In a trade, an unknown field too, it still refuses the line, naming the element.
+  std::string trade = ws_trade();
+  trade.insert(trade.size() - 1, R"(,"extra":1e-400)");
+  const Rejection r = parse_bad(PayloadFormat::ClobWsMarket, "[" + book + "," + trade + "]");
+  EXPECT_EQ(r.reason, RejectReason::Range);
+  EXPECT_NE(r.detail.find("[1] the number 1e-400 is too small for a double"), std::string::npos) << r.detail;
+}
+
 TEST(PolymarketDataApi, AnArrayIsTheRestResponse) {
   const Parsed p = parse_ok(PayloadFormat::DataApiTrades, "[" + data_api_trade("0xw1") + "," + data_api_trade("0xw2") + "]");
   ASSERT_EQ(p.events.size(), 2u);
