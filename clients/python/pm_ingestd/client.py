@@ -222,6 +222,8 @@ class IngestClient:
         self._closing = False
         self._closed = False
         self._fatal: Optional[BaseException] = None
+        self._close_requested: Optional[asyncio.Future[None]] = None  # set by close()
+        self._connecting: Optional[asyncio.Future[None]] = None       # set when connect() ends
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -242,14 +244,28 @@ class IngestClient:
         (``asyncio.wait_for(client.connect(None), 5)``), it leaves the client unconnected, and
         ``connect()`` may be called again. Afterwards the client keeps a connection by itself
         until :meth:`close`.
+
+        After :meth:`close` it raises :class:`ClientClosedError` and opens nothing; a
+        :meth:`close` while it runs stops it: the attempt under way is abandoned (its socket
+        closed before ``close()`` returns) and it raises :class:`ClientClosedError`.
         """
+        if self._closing or self._closed:
+            raise ClientClosedError("client is closed") from self._fatal
         if self._loop is not None:
             raise RuntimeError("connect() was called already")
         self._loop = asyncio.get_running_loop()
         self._drained = asyncio.Event()
         self._drained.set()
+        self._close_requested = self._loop.create_future()
+        self._connecting = self._loop.create_future()
         try:
             conn = await self._first_connection(timeout)
+            if self._closing:  # close() came as the attempt succeeded
+                self._drop(conn)
+                raise ClientClosedError("client closed while connect() ran")
+        except ClientClosedError:
+            # close() stopped it: close() failed the lines and owns the client's state now.
+            raise
         except RejectedError as exc:
             # Refused for good: the client stays closed, and the lines other tasks sent while it
             # tried fail as on a reconnect's refusal.
@@ -267,6 +283,9 @@ class IngestClient:
             self._loop = None
             self._drained = None
             raise
+        finally:
+            if not self._connecting.done():
+                self._connecting.set_result(None)
         self._supervisor = self._loop.create_task(self._supervise(conn))
 
     async def _first_connection(self, timeout: Optional[float]) -> _Connection:
@@ -274,9 +293,24 @@ class IngestClient:
         loop = self._require_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = self.reconnect_initial
+        assert self._close_requested is not None
         while True:
+            if self._closing:
+                raise ClientClosedError("client closed while connect() ran")
+            attempt = loop.create_task(self._open_within(deadline))
             try:
-                return await self._open_within(deadline)
+                await asyncio.wait({attempt, self._close_requested},
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:  # cancelled from outside, or close() came first: the attempt stops too
+                if not attempt.done():
+                    attempt.cancel()
+                    await asyncio.gather(attempt, return_exceptions=True)
+            if self._closing:
+                if not attempt.cancelled() and attempt.exception() is None:
+                    self._drop(attempt.result())
+                raise ClientClosedError("client closed while connect() ran")
+            try:
+                return attempt.result()
             except RejectedError as exc:
                 self._closing = self._closed = True
                 self._fatal = exc
@@ -289,7 +323,8 @@ class IngestClient:
                         raise ConnectionError(f"pm-ingestd at {self.socket_path} answered the "
                                               f"hello with busy: {exc}") from None
                     raise
-                await asyncio.sleep(pause)
+                # The pause ends early when close() is called.
+                await asyncio.wait({self._close_requested}, timeout=pause)
                 delay = min(delay * 2, self.reconnect_max)
 
     async def close(self, timeout: Optional[float] = 30.0) -> int:
@@ -298,14 +333,23 @@ class IngestClient:
         Waits at most ``timeout`` seconds (``None``: as long as it takes; reconnects and
         resends go on meanwhile). Lines still unacknowledged then are abandoned: their sends
         raise :class:`ClientClosedError`. Returns how many lines were abandoned (0 when every
-        send finished). Safe to call more than once.
+        send finished). Safe to call more than once. Called while :meth:`connect` runs, it
+        stops that connect (which raises :class:`ClientClosedError`) and does not wait: the
+        lines sent meanwhile are abandoned at once.
         """
         self._closing = True
+        if self._close_requested is not None and not self._close_requested.done():
+            self._close_requested.set_result(None)
         if self._loop is None or self._closed:
             self._closed = True
             return 0
         assert self._drained is not None
-        if self._outstanding or self._waiting:
+        if self._supervisor is None:
+            # connect() is running: it stops now (its socket, if any, closed before we return);
+            # nothing would deliver the lines sent meanwhile, so they are not waited for.
+            assert self._connecting is not None
+            await asyncio.shield(self._connecting)
+        elif self._outstanding or self._waiting:
             try:
                 await asyncio.wait_for(self._drained.wait(), timeout)
             except asyncio.TimeoutError:

@@ -529,3 +529,45 @@ async def test_acks_and_line_numbers_that_are_not_json_integers_are_protocol_err
         stats = client.stats
         assert stats.acked == 1 and stats.rejected_total == 0
         assert await client.close() == 0
+
+
+@async_test(30)
+async def test_connect_after_close_raises_and_opens_nothing(workdir: Path) -> None:
+    """connect() refused only a second call: after close() it opened a connection (and started
+    keeping it) on a client that was closed, a socket nothing would release."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir))
+        assert await client.close() == 0
+        with pytest.raises(ClientClosedError):
+            await asyncio.wait_for(client.connect(timeout=1), 5)
+        with pytest.raises(asyncio.TimeoutError):
+            await server.next(0.3)
+        assert not client.connected
+
+
+@async_test(30)
+async def test_close_stops_a_connect_in_progress(workdir: Path) -> None:
+    """close() while connect() retried on a missing socket returned at once, and connect() went
+    on retrying: once the socket appeared, the closed client connected and kept the connection."""
+    path = sock(workdir)
+    client = IngestClient(path, reconnect_initial=0.01, reconnect_max=0.05)
+    connecting = asyncio.ensure_future(client.connect(timeout=None))
+    await await_until(lambda: client.stats.connect_failures >= 1, 5, "a failed attempt")
+    assert await asyncio.wait_for(client.close(), 5) == 0
+    async with FakeServer(path) as server:
+        with pytest.raises(asyncio.TimeoutError):
+            await server.next(0.5)  # no connection reaches the server
+        with pytest.raises(ClientClosedError):
+            await asyncio.wait_for(connecting, 5)
+        assert not client.connected
+
+    # Closed while waiting for the hello's ack: the socket is closed, connect() raises.
+    async with FakeServer(path) as server:
+        client = IngestClient(path, format="clob-ws-market")
+        connecting = asyncio.ensure_future(client.connect(timeout=None))
+        c = await server.next()
+        assert await c.line() == HELLO
+        assert await asyncio.wait_for(client.close(), 5) == 0
+        assert await asyncio.wait_for(c.reader.readline(), 5) == b""  # closed by the client
+        with pytest.raises(ClientClosedError):
+            await asyncio.wait_for(connecting, 5)
