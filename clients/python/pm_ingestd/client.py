@@ -65,7 +65,7 @@ class ClientStats:
     connections made after the first, ``connect_failures`` attempts that failed (refused,
     no socket, hello answered ``busy``). ``protocol_errors`` counts replies that were not JSON
     objects or were malformed acks or errors (an ``ack`` or ``line`` missing or not a JSON
-    integer >= 0): each drops the connection, and its unacknowledged lines go again;
+    integer >= 0, an ``error`` or ``detail`` not a string): each drops the connection, and its unacknowledged lines go again;
     ``ignored_replies`` counts objects that are neither an ack nor an error, a reply kind a
     newer daemon may add, which the protocol lets a producer ignore. ``in_flight`` is the lines
     admitted and not finished (at most ``max_in_flight``), ``waiting`` those waiting for room.
@@ -739,8 +739,12 @@ class IngestClient:
         if "ack" in reply:
             self._on_ack(conn, _line_count(reply, "ack"))
         elif "error" in reply:
-            self._on_error(conn, str(reply["error"]), _line_count(reply, "line"),
-                           str(reply.get("detail", "")))
+            # A reason or detail that is not a string is a mistyped error reply: a protocol
+            # error (as the C++ client takes it), not a refusal for some reason like "None".
+            reason, detail = reply["error"], reply.get("detail", "")
+            if not isinstance(reason, str) or not isinstance(detail, str):
+                raise ValueError(f"error {reason!r} or detail {detail!r} is not a string")
+            self._on_error(conn, reason, _line_count(reply, "line"), detail)
         else:  # a reply kind this client does not know: the protocol lets producers ignore it
             self._stats.ignored_replies += 1
             log.debug("pm_ingestd: ignored a reply of an unknown kind: %r", reply)

@@ -513,6 +513,7 @@ async def test_acks_and_line_numbers_that_are_not_json_integers_are_protocol_err
     malformed = [{"ack": "1"}, {"ack": True}, {"ack": 1.5}, {"ack": 1.0}, {"ack": -1},
                  {"error": "range", "line": "1"}, {"error": "range", "line": True},
                  {"error": "range", "line": 1.0}, {"error": "range", "line": -1}]
+    # (the error's reason and detail: test_a_mistyped_error_reply_is_a_protocol_error)
     async with FakeServer(sock(workdir)) as server:
         client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
         conn = await server.connected(client)
@@ -571,3 +572,30 @@ async def test_close_stops_a_connect_in_progress(workdir: Path) -> None:
         assert await asyncio.wait_for(c.reader.readline(), 5) == b""  # closed by the client
         with pytest.raises(ClientClosedError):
             await asyncio.wait_for(connecting, 5)
+
+
+@async_test(30)
+async def test_a_mistyped_error_reply_is_a_protocol_error(workdir: Path) -> None:
+    """An error reply whose reason was not a string ({"error":null}) was taken with str() for a
+    final refusal for reason "None": the line failed (never resent) though no reason was given.
+    The C++ client takes it for a protocol error; so does this one now, and a detail that is not
+    a string too."""
+    for bad in ({"error": None, "line": 1}, {"error": 5, "line": 1, "detail": "x"},
+                {"error": "range", "line": 1, "detail": None}):
+        async with FakeServer(sock(workdir)) as server:
+            client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
+            c1 = await server.connected(client)
+            fut = client.submit({"a": 1})
+            assert await c1.line() == '{"a":1}'
+            c1.reply(bad)
+            c1.ack(1)
+            c2 = await server.next()                    # the connection was dropped
+            assert await c2.line() == '{"a":1}', bad    # and the line sent again
+            assert not fut.done(), bad
+            stats = client.stats
+            assert stats.protocol_errors == 1 and stats.rejected_total == 0, bad
+            c2.ack(1)
+            await asyncio.wait_for(fut, 5)
+            assert await client.close() == 0
+        if os.path.exists(sock(workdir)):  # Python >= 3.13 removes it itself
+            os.unlink(sock(workdir))
