@@ -36,6 +36,8 @@ struct Entry {
   Clock::time_point first_written{};
   Clock::time_point first_busy{};  // its first `busy` reply (none: epoch)
   std::uint64_t end = 0;  // offset in the connection's output just after the line
+  // Written on a connection that broke before its reply was read: the daemon may have stored it.
+  bool maybe_durable = false;
   bool gone = false;      // in written_: resolved, or moved to busy_ (a hole keeps line numbers dense)
 };
 
@@ -91,7 +93,7 @@ class ProducerClient::Impl {
   // The I/O thread and its steps. REQUIRES: I/O thread, for every function below.
   void run();
   void connect_now(Clock::time_point now);
-  void disconnect();
+  void disconnect(bool lines_read = true);
   void take_due(Clock::time_point now);
   void queue_writes();
   bool write_out();
@@ -99,7 +101,10 @@ class ProducerClient::Impl {
   void handle(const Reply& reply);
   void handle_error(const Reply& reply);
   void refuse_hello(const std::string& detail);
-  void disconnect_state();  // after the socket is closed: what was not acked goes again
+  // After the socket is closed: what was not acked goes again. `lines_read`: the daemon may have
+  // read (and stored) the lines written on it; false when it read none (the connection or its
+  // hello refused with `busy`).
+  void disconnect_state(bool lines_read = true);
   Entry* written_entry(std::uint64_t line);  // a line of this connection not yet resolved, or null
   void resolve(Entry& e, LineOutcome::Status status, std::string reason, std::string detail);
   void publish();  // counts, then callbacks, then room for send(): the outcomes resolved so far
@@ -115,8 +120,8 @@ class ProducerClient::Impl {
       ++stats_.callback_errors;
     }
   }
-  void give_up_all(const std::string& why, LineOutcome::Status status = LineOutcome::Status::Unacknowledged,
-                   const std::string& detail = "");
+  void give_up_all(const std::string& why);  // every unresolved line Unacknowledged, for `why`
+  void give_up_all(const std::function<void(Entry&)>& fail);  // every unresolved line, as `fail` resolves it
   bool outstanding() const { return !written_.empty() || !to_send_.empty() || !busy_.empty(); }
   int poll_timeout_ms(Clock::time_point now) const;
   void count(const std::function<void(ProducerStats&)>& f) {
@@ -338,17 +343,20 @@ void ProducerClient::Impl::connect_now(Clock::time_point now) {
   first_written_line_ = line_no_ + 1;
 }
 
-void ProducerClient::Impl::disconnect() {
+void ProducerClient::Impl::disconnect(bool lines_read) {
   ::close(fd_);
   fd_ = -1;
-  disconnect_state();
+  disconnect_state(lines_read);
 }
 
-void ProducerClient::Impl::disconnect_state() {
+void ProducerClient::Impl::disconnect_state(bool lines_read) {
   count([](ProducerStats& s) { ++s.reconnects; });
   // Every line not acknowledged goes again, in order, ahead of the lines not sent yet.
   for (auto it = written_.rbegin(); it != written_.rend(); ++it)
-    if (!it->gone) to_send_.push_front(std::move(*it));
+    if (!it->gone) {
+      it->maybe_durable = it->maybe_durable || lines_read;
+      to_send_.push_front(std::move(*it));
+    }
   written_.clear();
   stamped_line_ = 0;
   // Backoff grows until an ack arrives on a connection (a daemon refusing connections with
@@ -455,17 +463,13 @@ Entry* ProducerClient::Impl::written_entry(std::uint64_t line) {
 
 void ProducerClient::Impl::handle_error(const Reply& reply) {
   if (reply.line == 0) {  // the connection itself was refused (--max-connections): try again later
-    ::close(fd_);
-    fd_ = -1;
-    disconnect_state();
-    return;
+    return disconnect(false);
   }
   if (hello_sent_ && reply.line == 1 && reply.reason == "busy") {  // not a refusal: try again later
     count([](ProducerStats& s) { ++s.busy; });
-    ::close(fd_);  // the lines after it were read in the daemon's own format: none of them counts
-    fd_ = -1;
-    disconnect_state();
-    return;
+    // The hello was incomplete (--line-timeout) and the daemon closes the connection: nothing after
+    // it was read.
+    return disconnect(false);
   }
   if (hello_sent_ && reply.line == 1) return refuse_hello(reply.detail);
   Entry* e = written_entry(reply.line);
@@ -491,19 +495,20 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
   e->gone = true;
 }
 
-// The daemon refused the hello: every line fails, now and later. Lines written on an earlier
-// connection whose hello was accepted may be durable: those are Unacknowledged, not Rejected.
+// The daemon refused the hello: every line fails, now and later. A line that may be durable is
+// Unacknowledged, not Rejected: every pending line once some connection's hello was accepted, and
+// a line written on an earlier connection that broke before its reply was read (that daemon may
+// have stored it, then the restarted one refused the hello).
 void ProducerClient::Impl::refuse_hello(const std::string& detail) {
   const std::string why = std::string(kHelloRefused) + detail;
   {
     std::lock_guard lock(mu_);
     hello_refusal_ = why;
   }
-  if (hello_accepted_) {
-    give_up_all(why);
-  } else {
-    give_up_all("schema", LineOutcome::Status::Rejected, why);
-  }
+  give_up_all([&](Entry& e) {
+    if (hello_accepted_ || e.maybe_durable) resolve(e, LineOutcome::Status::Unacknowledged, why, "");
+    else resolve(e, LineOutcome::Status::Rejected, "schema", why);
+  });
   ::close(fd_);
   fd_ = -1;
   next_connect_ = Clock::time_point::max();
@@ -546,7 +551,11 @@ void ProducerClient::Impl::publish() {
   settled_.rejected_by_reason.clear();
 }
 
-void ProducerClient::Impl::give_up_all(const std::string& why, LineOutcome::Status status, const std::string& detail) {
+void ProducerClient::Impl::give_up_all(const std::string& why) {
+  give_up_all([&](Entry& e) { resolve(e, LineOutcome::Status::Unacknowledged, why, ""); });
+}
+
+void ProducerClient::Impl::give_up_all(const std::function<void(Entry&)>& fail) {
   {
     std::lock_guard lock(mu_);
     while (!incoming_.empty()) {
@@ -555,11 +564,11 @@ void ProducerClient::Impl::give_up_all(const std::string& why, LineOutcome::Stat
     }
   }
   for (auto& e : written_)
-    if (!e.gone) resolve(e, status, why, detail);
+    if (!e.gone) fail(e);
   written_.clear();
-  for (auto& e : to_send_) resolve(e, status, why, detail);
+  for (auto& e : to_send_) fail(e);
   to_send_.clear();
-  for (auto& [due, e] : busy_) resolve(e, status, why, detail);
+  for (auto& [due, e] : busy_) fail(e);
   busy_.clear();
 }
 

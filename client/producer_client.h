@@ -32,9 +32,11 @@
 //   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every
 //   connection. A hello answered `busy` is tried again on a new connection after the reconnect
 //   backoff, with every line not acknowledged. A hello refused for good fails every line, now and
-//   later: Rejected (`schema`) when no connection's hello was accepted before; once one was (lines
-//   written then may be durable), every line pending at the refusal is Unacknowledged, and the
-//   lines sent after it are Rejected. failed_by_refused_hello() tells such outcomes.
+//   later. A line pending at the refusal that may be durable is Unacknowledged: every one once
+//   some connection's hello was accepted, and a line written on an earlier connection that broke
+//   before its reply was read (that daemon may have stored it before a restarted one refused the
+//   hello). The other lines pending then, and the lines sent after it, are Rejected (`schema`).
+//   failed_by_refused_hello() tells such outcomes.
 // - Thread-safe: any thread may send(); one internal I/O thread owns the socket. close() (or the
 //   destructor) waits until no line is unresolved (lines other threads send meanwhile count too),
 //   up to its timeout, then resolves the rest as Unacknowledged. The destructor waits up to give_up_after (a day when that is 0).

@@ -266,8 +266,14 @@ class HandDaemon {
     EXPECT_EQ(::listen(listen_fd_, 4), 0);
   }
   ~HandDaemon() {
-    for (int fd : connections_) ::close(fd);
+    for (int fd : connections_)
+      if (fd >= 0) ::close(fd);
     ::close(listen_fd_);
+  }
+  // Closes connection `c` (a daemon that died before answering).
+  void close(int c) {
+    ::close(connections_[c]);
+    connections_[c] = -1;
   }
   const std::string& path() const { return path_; }
   // The next connection (its index), or -1 when none comes within `timeout`.
@@ -442,6 +448,39 @@ TEST(ProducerClient, AHelloAnsweredBusyIsTriedAgainOnANewConnection) {
   const LineOutcome out = line.get();
   EXPECT_TRUE(out.acked()) << out.reason << ": " << out.detail;
   EXPECT_EQ(producer.stats().busy, 1u);
+}
+
+// A daemon that stored a line (hello + line pipelined) and died before its ack was read, then
+// restarted without the format: the refused hello reported that line Rejected ("never stored"),
+// though it was in the log. A line written on a connection that broke before its reply was read
+// is Unacknowledged; a line never written before the refusal stays Rejected.
+TEST(ProducerClient, ALineWrittenBeforeTheDaemonDiedIsNotRejectedByTheRestartedDaemonsRefusedHello) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.format = "clob-ws-market";
+  o.reconnect_initial = 10ms;
+  ProducerClient producer(o);
+  auto line = producer.send(R"({"event_type":"last_trade_price","n":1})");
+  const int first = daemon.accept_one(10s);
+  ASSERT_GE(first, 0);
+  bool closed = false;
+  const std::string sent = daemon.read_lines(first, 2, 10s, closed);
+  ASSERT_EQ(std::count(sent.begin(), sent.end(), '\n'), 2) << sent;
+  daemon.close(first);  // stored, then killed before the ack
+  const int second = daemon.accept_one(10s);
+  ASSERT_GE(second, 0) << "no new connection after the drop";
+  const std::string again = daemon.read_lines(second, 1, 10s, closed);
+  ASSERT_EQ(again.rfind(R"({"hello":{"format":"clob-ws-market"}})", 0), 0u) << again;
+  daemon.reply(second, R"({"error":"schema","line":1,"detail":"unknown format"})");
+  ASSERT_EQ(line.wait_for(10s), std::future_status::ready);
+  const LineOutcome out = line.get();
+  EXPECT_EQ(out.status, LineOutcome::Status::Unacknowledged) << out.reason << ": " << out.detail;
+  EXPECT_TRUE(client::failed_by_refused_hello(out)) << out.reason << ": " << out.detail;
+  const LineOutcome later = producer.send(R"({"event_type":"last_trade_price","n":2})").get();
+  EXPECT_EQ(later.status, LineOutcome::Status::Rejected);  // never written: never stored
+  EXPECT_EQ(later.reason, "schema");
+  EXPECT_TRUE(client::failed_by_refused_hello(later));
 }
 
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
