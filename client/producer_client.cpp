@@ -32,6 +32,7 @@ struct Entry {
   std::string text;
   ProducerClient::Callback done;
   ProducerClient::WrittenCallback on_written;
+  std::uint64_t seq = 0;  // submission order (send() order): 1, 2, ...
   int attempts = 0;
   Clock::time_point first_written{};
   Clock::time_point first_busy{};  // its first `busy` reply (none: epoch)
@@ -95,7 +96,8 @@ class ProducerClient::Impl {
   void connect_now(Clock::time_point now);
   void disconnect(bool lines_read = true);
   void take_due(Clock::time_point now);
-  void queue_writes();
+  void queue_writes(Clock::time_point now);
+  void in_submission_order();  // sorts to_send_ by seq
   bool write_out();
   bool read_in();
   void handle(const Reply& reply);
@@ -150,8 +152,13 @@ class ProducerClient::Impl {
   std::string in_;
   std::deque<Entry> written_;               // lines first_written_line_, first_written_line_ + 1, ...
   std::uint64_t first_written_line_ = 1;    // line number of written_.front() on this connection
-  std::deque<Entry> to_send_;               // resends first, in order, then new lines
-  std::multimap<Clock::time_point, Entry> busy_;  // refused with `busy`: when to send again
+  std::deque<Entry> to_send_;               // in submission order (seq)
+  // Refused with `busy`: sent again, in submission order ahead of every line not written yet, once
+  // the pause is over. Nothing is written until then (paused_until_).
+  std::vector<Entry> busy_;
+  Clock::time_point paused_until_{};
+  int busy_pauses_ = 0;                     // pauses since the last ack of a line: the next one doubles
+  std::uint64_t next_seq_ = 0;
   std::uint64_t line_no_ = 0;
   bool hello_sent_ = false;
   bool hello_accepted_ = false;  // on some connection: lines written since may be durable
@@ -278,13 +285,14 @@ void ProducerClient::Impl::run() {
       if (stopping_) break;
       while (!incoming_.empty()) {
         to_send_.push_back(std::move(incoming_.front()));
+        to_send_.back().seq = ++next_seq_;
         incoming_.pop_front();
       }
     }
     const Clock::time_point now = Clock::now();
     if (fd_ < 0 && outstanding() && now >= next_connect_) connect_now(now);
     take_due(now);
-    if (fd_ >= 0) queue_writes();
+    if (fd_ >= 0) queue_writes(now);
     if (!outstanding()) last_progress_ = now;
     if (options_.give_up_after.count() > 0 && now - last_progress_ > options_.give_up_after) {
       give_up_all("no acknowledgement for " + duration_text(options_.give_up_after));
@@ -358,6 +366,7 @@ void ProducerClient::Impl::disconnect_state(bool lines_read) {
       to_send_.push_front(std::move(*it));
     }
   written_.clear();
+  in_submission_order();  // a line resent after `busy` was written after newer ones
   stamped_line_ = 0;
   // Backoff grows until an ack arrives on a connection (a daemon refusing connections with
   // `busy` line 0, or closing them at once, is not hammered).
@@ -365,13 +374,18 @@ void ProducerClient::Impl::disconnect_state(bool lines_read) {
 }
 
 void ProducerClient::Impl::take_due(Clock::time_point now) {
-  while (!busy_.empty() && busy_.begin()->first <= now) {
-    to_send_.push_back(std::move(busy_.begin()->second));
-    busy_.erase(busy_.begin());
-  }
+  if (busy_.empty() || now < paused_until_) return;
+  for (Entry& e : busy_) to_send_.push_back(std::move(e));
+  busy_.clear();
+  in_submission_order();
 }
 
-void ProducerClient::Impl::queue_writes() {
+void ProducerClient::Impl::in_submission_order() {
+  std::stable_sort(to_send_.begin(), to_send_.end(), [](const Entry& a, const Entry& b) { return a.seq < b.seq; });
+}
+
+void ProducerClient::Impl::queue_writes(Clock::time_point now) {
+  if (now < paused_until_) return;  // after `busy`: nothing goes out before the busy lines
   std::uint64_t resent = 0;
   while (!to_send_.empty() && out_.size() - out_pos_ < kMaxBuffered) {
     Entry e = std::move(to_send_.front());
@@ -452,7 +466,10 @@ void ProducerClient::Impl::handle(const Reply& reply) {
     written_.pop_front();
     ++first_written_line_;
   }
-  if (progress) last_progress_ = Clock::now();
+  if (progress) {
+    last_progress_ = Clock::now();
+    busy_pauses_ = 0;
+  }
 }
 
 Entry* ProducerClient::Impl::written_entry(std::uint64_t line) {
@@ -486,7 +503,12 @@ void ProducerClient::Impl::handle_error(const Reply& reply) {
       e->gone = true;
       return;
     }
-    busy_.emplace(Clock::now() + doubled(options_.busy_initial, options_.busy_max, e->attempts), std::move(*e));
+    // Writes pause (a pause under way is not lengthened; each new one doubles until a line is
+    // acked); then the busy lines go again first, in submission order, as in the Python client:
+    // lines sent meanwhile must not overtake them (the first trigger per token and condition is
+    // the one stored, G2).
+    if (now >= paused_until_) paused_until_ = now + doubled(options_.busy_initial, options_.busy_max, ++busy_pauses_);
+    busy_.push_back(std::move(*e));
     e->gone = true;
     return;
   }
@@ -568,13 +590,13 @@ void ProducerClient::Impl::give_up_all(const std::function<void(Entry&)>& fail) 
   written_.clear();
   for (auto& e : to_send_) fail(e);
   to_send_.clear();
-  for (auto& [due, e] : busy_) fail(e);
+  for (auto& e : busy_) fail(e);
   busy_.clear();
 }
 
 int ProducerClient::Impl::poll_timeout_ms(Clock::time_point now) const {
   Clock::time_point wake = now + std::chrono::milliseconds(100);
-  if (!busy_.empty()) wake = std::min(wake, busy_.begin()->first);
+  if (paused_until_ > now && (!busy_.empty() || !to_send_.empty())) wake = std::min(wake, paused_until_);
   if (fd_ < 0 && outstanding()) wake = std::min(wake, next_connect_);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count();
   return ms <= 0 ? 0 : static_cast<int>(ms) + 1;

@@ -24,9 +24,12 @@
 //     lines were acked; or close() timed out): it may or may not be durable; sending it again is safe
 //     (duplicates are deduplicated). A give-up drops the connection: the next lines go on a new
 //     one, so a late reply for a given-up line can never resolve another.
-// - Lines go out in send() order, pipelined on one connection, except lines refused `busy`, which
-//   go again after their backoff. When the connection breaks (the daemon restarts, is killed), the
-//   client reconnects with backoff and resends every line not yet acknowledged, in order; line
+// - Lines go out in send() order, pipelined on one connection. A `busy` reply pauses every write
+//   (`busy_initial`, doubling up to `busy_max` with each pause until a line is acked; a `busy`
+//   during a pause does not lengthen it); then the lines refused `busy` go again first, in send()
+//   order, ahead of every line not written yet (lines written before the `busy` reply came stay
+//   ahead of them). When the connection breaks (the daemon restarts, is killed), the client
+//   reconnects with backoff and resends every line not yet acknowledged, in send() order; line
 //   numbers restart at 1 on each connection and the client maps the daemon's replies back.
 // - `format` must be one of the four (the constructor throws std::invalid_argument otherwise);
 //   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every

@@ -483,6 +483,33 @@ TEST(ProducerClient, ALineWrittenBeforeTheDaemonDiedIsNotRejectedByTheRestartedD
   EXPECT_TRUE(client::failed_by_refused_hello(later));
 }
 
+// A line answered `busy` went again after its own backoff, behind the lines sent meanwhile, which
+// went out at once: which of two triggers for the same token and condition is stored (the first,
+// G2) could change. A `busy` reply now pauses every write; then the busy line goes first, as in
+// the Python client.
+TEST(ProducerClient, ALineAnsweredBusyGoesAgainBeforeTheLinesSentAfterIt) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.busy_initial = 200ms;
+  ProducerClient producer(o);
+  auto a = producer.send(R"({"n":"A"})");
+  const int c = daemon.accept_one(10s);
+  ASSERT_GE(c, 0);
+  bool closed = false;
+  ASSERT_EQ(daemon.read_lines(c, 1, 10s, closed), "{\"n\":\"A\"}\n");
+  daemon.reply(c, R"({"error":"busy","line":1,"detail":"the log's budget is used up"})");
+  daemon.reply(c, R"({"ack":1})");
+  ASSERT_TRUE(wait_until([&] { return producer.stats().busy == 1; }, 10s));
+  auto b = producer.send(R"({"n":"B"})");
+  EXPECT_EQ(daemon.read_lines(c, 2, 10s, closed), "{\"n\":\"A\"}\n{\"n\":\"B\"}\n")
+      << "a line sent after the busy one went first";
+  daemon.reply(c, R"({"ack":3})");
+  EXPECT_TRUE(a.get().acked());
+  EXPECT_TRUE(b.get().acked());
+  EXPECT_EQ(producer.stats().resent, 1u);
+}
+
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
 // or believed: the line whose error was lost in it was reported acked when the next ack covered
 // it. The client drops the connection, counts it, and sends the unacknowledged lines again.
