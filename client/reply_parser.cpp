@@ -17,8 +17,10 @@ ReplyParser::~ReplyParser() = default;
 static bool parse_plain_ack(std::string_view text, std::uint64_t& n) {
   constexpr std::string_view kPrefix = R"({"ack":)";
   if (text.size() < kPrefix.size() + 2 || text.substr(0, kPrefix.size()) != kPrefix || text.back() != '}') return false;
+  const char* begin = text.data() + kPrefix.size();
   const char* end = text.data() + text.size() - 1;
-  const auto [at, ec] = std::from_chars(text.data() + kPrefix.size(), end, n);
+  if (*begin == '0' && end - begin > 1) return false;  // a leading zero is not JSON: the slow path refuses it
+  const auto [at, ec] = std::from_chars(begin, end, n);
   return ec == std::errc() && at == end;
 }
 
@@ -45,7 +47,8 @@ Reply ReplyParser::parse(std::string_view text) {
     return reply;
   }
   if (obj["error"].get(reason) != simdjson::SUCCESS || obj["line"].get(n) != simdjson::SUCCESS) return reply;
-  if (obj["detail"].get(detail) != simdjson::SUCCESS) detail = {};
+  // The detail may be missing; present, it is a string (docs/protocol.md), as the Python client checks.
+  if (obj.at_key("detail").error() == simdjson::SUCCESS && obj["detail"].get(detail) != simdjson::SUCCESS) return reply;
   reply.kind = Reply::Kind::Error;
   reply.line = n;
   reply.reason = std::string(reason);

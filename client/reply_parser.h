@@ -11,7 +11,8 @@ namespace pm::client {
 
 struct Reply {
   // Unknown: a JSON object of another kind (a newer daemon's; ignored). Malformed: not a JSON
-  // object, or an `ack` or `error` reply whose fields are missing or mistyped.
+  // object (as RFC 8259 has it: {"ack":017} is not), or an `ack` or `error` reply whose fields are
+  // missing or mistyped (a `detail` may be missing; present, it must be a string).
   enum class Kind { Ack, Error, Unknown, Malformed };
   Kind kind = Kind::Unknown;
   std::uint64_t line = 0;  // Ack: N; Error: K

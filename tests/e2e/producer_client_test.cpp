@@ -236,12 +236,21 @@ TEST(ReplyParser, AcksErrorsAndNoise) {
   EXPECT_EQ(ack(R"({"ack":12x})"), -1);
   EXPECT_EQ(ack(R"({"ack":})"), -1);
   EXPECT_EQ(ack(R"({"ack":-3})"), -1);
+  EXPECT_EQ(ack(R"({"ack":017})"), -1);  // a leading zero is not JSON: the fast path took it for 17
+  EXPECT_EQ(ack(R"({"ack":00})"), -1);
+  EXPECT_EQ(ack(R"({"ack":0})"), 0);
   EXPECT_EQ(ack("garbage"), -1);
   const client::Reply e = parser.parse(R"({"error":"range","line":4,"detail":"price 2 above 1"})");
   EXPECT_EQ(e.kind, client::Reply::Kind::Error);
   EXPECT_EQ(e.line, 4u);
   EXPECT_EQ(e.reason, "range");
   EXPECT_EQ(e.detail, "price 2 above 1");
+  EXPECT_EQ(parser.parse(R"({"error":"range","line":4})").kind, client::Reply::Kind::Error);  // no detail
+  // A mistyped reason or detail is Malformed (the connection is dropped, the lines go again), as
+  // the Python client takes it; a non-string detail was read as none.
+  EXPECT_EQ(parser.parse(R"({"error":null,"line":4})").kind, client::Reply::Kind::Malformed);
+  EXPECT_EQ(parser.parse(R"({"error":"range","line":4,"detail":null})").kind, client::Reply::Kind::Malformed);
+  EXPECT_EQ(parser.parse(R"({"error":"range","line":4,"detail":7})").kind, client::Reply::Kind::Malformed);
 }
 
 TEST(ProducerClient, GivesUpOnAnUnreachableDaemonAndSaysSo) {
