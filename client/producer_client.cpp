@@ -176,6 +176,22 @@ static ProducerOptions checked(ProducerOptions o) {
     throw std::invalid_argument("ProducerOptions::format: unknown format '" + o.format +
                                 "' (pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades)");
   o.max_in_flight = std::max<std::size_t>(o.max_in_flight, 1);
+  // A backoff of 0 would spin the I/O thread (it doubles from 0, and poll() waits 0 ms); a
+  // negative one overflows. give_up_after 0 means never.
+  const auto positive = [](std::chrono::milliseconds initial, std::chrono::milliseconds max, const char* initial_name,
+                           const char* max_name) {
+    if (initial.count() <= 0)
+      throw std::invalid_argument(std::string("ProducerOptions::") + initial_name + " must be above 0 ms, got " +
+                                  std::to_string(initial.count()));
+    if (max < initial)
+      throw std::invalid_argument(std::string("ProducerOptions::") + max_name + " (" + std::to_string(max.count()) +
+                                  " ms) must be at least " + initial_name + " (" + std::to_string(initial.count()) + " ms)");
+  };
+  positive(o.reconnect_initial, o.reconnect_max, "reconnect_initial", "reconnect_max");
+  positive(o.busy_initial, o.busy_max, "busy_initial", "busy_max");
+  if (o.give_up_after.count() < 0)
+    throw std::invalid_argument("ProducerOptions::give_up_after must be 0 (never) or above, got " +
+                                std::to_string(o.give_up_after.count()) + " ms");
   return o;
 }
 

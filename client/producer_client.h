@@ -31,6 +31,9 @@
 //   ahead of them). When the connection breaks (the daemon restarts, is killed), the client
 //   reconnects with backoff and resends every line not yet acknowledged, in send() order; line
 //   numbers restart at 1 on each connection and the client maps the daemon's replies back.
+// - Options: the constructor throws std::invalid_argument, naming the option, for a
+//   reconnect_initial or busy_initial of 0 ms or less, a reconnect_max or busy_max below its
+//   initial, or a negative give_up_after (0: never give up); a max_in_flight of 0 is taken as 1.
 // - `format` must be one of the four (the constructor throws std::invalid_argument otherwise);
 //   other than "pm-ingestd" it sends a hello line (`{"hello":{"format":...}}`) as line 1 of every
 //   connection. A hello answered `busy` is tried again on a new connection after the reconnect

@@ -519,6 +519,41 @@ TEST(ProducerClient, ALineAnsweredBusyGoesAgainBeforeTheLinesSentAfterIt) {
   EXPECT_EQ(producer.stats().resent, 1u);
 }
 
+// A backoff of 0 spun the I/O thread (doubling 0 stays 0, poll() waited 0 ms, and the doubling
+// loop ran once more per failure); a negative one overflowed. The constructor refuses them.
+TEST(ProducerClient, OptionsThatWouldSpinOrOverflowAreRefused) {
+  using Field = std::chrono::milliseconds ProducerOptions::*;
+  for (const Field field : {&ProducerOptions::reconnect_initial, &ProducerOptions::busy_initial})
+    for (const auto bad : {0ms, -5ms}) {
+      ProducerOptions o;
+      o.socket_path = "/nonexistent/pm-ingestd.sock";
+      o.*field = bad;
+      EXPECT_THROW(ProducerClient{o}, std::invalid_argument) << bad.count();
+    }
+  for (const Field field : {&ProducerOptions::reconnect_max, &ProducerOptions::busy_max, &ProducerOptions::give_up_after}) {
+    ProducerOptions o;
+    o.socket_path = "/nonexistent/pm-ingestd.sock";
+    o.*field = -1ms;
+    EXPECT_THROW(ProducerClient{o}, std::invalid_argument);
+  }
+  ProducerOptions o;
+  o.socket_path = "/nonexistent/pm-ingestd.sock";
+  o.reconnect_initial = 50ms;
+  o.reconnect_max = 10ms;  // below its initial
+  EXPECT_THROW(ProducerClient{o}, std::invalid_argument);
+  try {
+    o.reconnect_max = 100ms;
+    o.busy_initial = 0ms;
+    ProducerClient client(o);
+    ADD_FAILURE() << "busy_initial 0 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("busy_initial"), std::string::npos) << e.what();
+  }
+  o.busy_initial = 20ms;
+  o.give_up_after = 0ms;  // never: meaningful, accepted
+  EXPECT_NO_THROW(ProducerClient{o}.close(0ms));
+}
+
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
 // or believed: the line whose error was lost in it was reported acked when the next ack covered
 // it. The client drops the connection, counts it, and sends the unacknowledged lines again.
