@@ -26,6 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBuffered = 256 * 1024;  // bytes queued for the socket at once
+constexpr std::size_t kMaxReply = 1 << 20;  // longest reply line read (the Python client's limit too)
 constexpr std::string_view kHelloRefused = "hello refused: ";  // the detail of every line a refused hello fails
 
 struct Entry {
@@ -459,6 +460,13 @@ bool ProducerClient::Impl::read_in() {
     }
   }
   in_.erase(0, start);
+  if (in_.size() > kMaxReply) {
+    // No reply the daemon writes is that long (a detail is bounded): not a daemon speaking the
+    // protocol, and the buffer would grow without bound. The unacknowledged lines go again.
+    count([](ProducerStats& s) { ++s.protocol_errors; });
+    in_.clear();
+    disconnect();
+  }
   return true;
 }
 

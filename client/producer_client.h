@@ -96,7 +96,8 @@ struct ProducerStats {
   // every other line's callbacks stand.
   std::uint64_t callback_errors = 0;
   // Replies that broke the protocol (not JSON, a mistyped ack or error, an ack of lines never
-  // written): the connection is dropped and the unacknowledged lines are sent again.
+  // written, a reply line over 1 MiB): the connection is dropped and the unacknowledged lines are
+  // sent again.
   std::uint64_t protocol_errors = 0;
   std::map<std::string, std::uint64_t> rejected_by_reason;
 };

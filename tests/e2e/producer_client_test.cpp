@@ -312,9 +312,16 @@ class HandDaemon {
     }
     return got;
   }
-  void reply(int c, const std::string& line) {
-    const std::string text = line + "\n";
-    ::send(connections_[c], text.data(), text.size(), MSG_NOSIGNAL);
+  void reply(int c, const std::string& line) { write_all(connections_[c], line + "\n"); }
+  int fd(int c) const { return connections_[c]; }
+  // Writes `text` as it is to a connection's fd (any thread); returns once it is all written or the
+  // client closed the connection.
+  static void write_all(int fd, const std::string& text) {
+    for (std::size_t done = 0; done < text.size();) {
+      const ssize_t n = ::send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      done += static_cast<std::size_t>(n);
+    }
   }
 
  private:
@@ -552,6 +559,31 @@ TEST(ProducerClient, OptionsThatWouldSpinOrOverflowAreRefused) {
   o.busy_initial = 20ms;
   o.give_up_after = 0ms;  // never: meaningful, accepted
   EXPECT_NO_THROW(ProducerClient{o}.close(0ms));
+}
+
+// A "daemon" writing without newlines grew the client's reply buffer without bound. A reply line
+// over 1 MiB (the Python client's limit) is a protocol error: the connection is dropped and the
+// line sent again.
+TEST(ProducerClient, AReplyLineOverAMebibyteDropsTheConnectionAndTheLineGoesAgain) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.reconnect_initial = 10ms;
+  ProducerClient producer(o);
+  auto line = producer.send(R"({"n":1})");
+  const int first = daemon.accept_one(10s);
+  ASSERT_GE(first, 0);
+  bool closed = false;
+  ASSERT_EQ(daemon.read_lines(first, 1, 10s, closed), "{\"n\":1}\n");
+  std::thread flood([fd = daemon.fd(first)] { HandDaemon::write_all(fd, std::string(2 << 20, 'x')); });  // 2 MiB, no newline
+  const int second = daemon.accept_one(10s);
+  flood.join();
+  ASSERT_GE(second, 0) << "no new connection: the client kept reading the endless reply";
+  EXPECT_EQ(daemon.read_lines(second, 1, 10s, closed), "{\"n\":1}\n");
+  daemon.reply(second, R"({"ack":1})");
+  EXPECT_TRUE(line.get().acked());
+  EXPECT_EQ(producer.stats().protocol_errors, 1u);
+  EXPECT_EQ(producer.stats().resent, 1u);
 }
 
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
