@@ -240,6 +240,16 @@ void ProducerClient::Impl::send_all(std::vector<Outgoing> lines) {
   {
     std::unique_lock lock(mu_);
     for (std::size_t i = 0; i < lines.size(); ++i) {
+      if (!refused[i].empty()) {  // never sent: resolved at once, without waiting for room
+        ++stats_.sent;
+        ++stats_.rejected, ++stats_.rejected_by_reason["invalid"];
+        LineOutcome outcome;
+        outcome.status = LineOutcome::Status::Rejected;
+        outcome.reason = "invalid";
+        outcome.detail = std::move(refused[i]);
+        resolved.emplace_back(std::move(lines[i].done), std::move(outcome));
+        continue;
+      }
       if (unresolved_ >= options_.max_in_flight && wake) {
         // The window is full: the lines queued so far must go out (and be acked) to free it.
         lock.unlock();
@@ -251,11 +261,11 @@ void ProducerClient::Impl::send_all(std::vector<Outgoing> lines) {
       ++stats_.sent;
       Outgoing& o = lines[i];
       const bool failed_hello = !hello_refusal_.empty();
-      if (stopping_ || !refused[i].empty() || failed_hello) {
+      if (stopping_ || failed_hello) {
         LineOutcome outcome;
         outcome.status = stopping_ ? LineOutcome::Status::Unacknowledged : LineOutcome::Status::Rejected;
-        outcome.reason = stopping_ ? "closed" : failed_hello ? "schema" : "invalid";
-        outcome.detail = stopping_ ? "" : failed_hello ? hello_refusal_ : refused[i];
+        outcome.reason = stopping_ ? "closed" : "schema";
+        outcome.detail = stopping_ ? "" : hello_refusal_;
         if (outcome.status == LineOutcome::Status::Rejected) ++stats_.rejected, ++stats_.rejected_by_reason[outcome.reason];
         else ++stats_.unacknowledged;
         resolved.emplace_back(std::move(o.done), std::move(outcome));
@@ -280,6 +290,9 @@ void ProducerClient::Impl::ring() {
 
 bool ProducerClient::Impl::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
+  // From a callback (the I/O thread): the lines resolve on this thread, and the one whose callback
+  // runs leaves unresolved_ only after it, so waiting could only time out.
+  if (std::this_thread::get_id() == thread_.get_id()) return unresolved_ == 0;
   return changed_.wait_for(lock, timeout, [&] { return unresolved_ == 0; });
 }
 

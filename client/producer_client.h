@@ -7,10 +7,12 @@
 // - send(line) queues one line (no newline inside) and returns at once, or blocks while
 //   `max_in_flight` lines are unresolved (backpressure). Its outcome arrives once: through the
 //   returned future, or the callback (run on the client's I/O thread: keep it short, never call
-//   send() or close() from it, and never wait there for something a thread blocked in send()
-//   holds; a line the client resolves without sending it, `invalid`, a refused hello's `schema`
-//   or `closed` after close(), is called back inside send(), on the caller's thread, after send()
-//   released its lock). An optional second callback tells when the line was first written (same rules).
+//   send(), flush() or close() from it, and never wait there for something a thread blocked in
+//   send() holds; flush() there returns false at once, as no line can resolve while it runs; a
+//   line the client resolves without sending it, `invalid`, a refused hello's `schema` or `closed`
+//   after close(), is called back inside send(), on the caller's thread, after send() released
+//   its lock). An `invalid` line does not wait for room in the window. An optional second
+//   callback tells when the line was first written (same rules).
 //   send_all(lines) is send() for each line in order, with one hand-over to the I/O thread: a
 //   producer with several lines at hand (a burst from a feed, a paced tick) wakes it once, and
 //   they go out in one write instead of one each.
@@ -121,7 +123,9 @@ class ProducerClient {
   void send(std::string line, Callback done, WrittenCallback on_written = nullptr);
   void send_all(std::vector<Outgoing> lines);
   // Waits until no line is unresolved, lines other threads send meanwhile included (under steady
-  // sending from other threads it may never be); false when `timeout` passed first.
+  // sending from other threads it may never be); false when `timeout` passed first. Not from a
+  // callback: there it returns at once (false while any line is unresolved, the one called back
+  // included).
   bool flush(std::chrono::milliseconds timeout);
   // flush(timeout), then stops: what is still unresolved becomes Unacknowledged. Idempotent.
   void close(std::chrono::milliseconds timeout);

@@ -586,6 +586,38 @@ TEST(ProducerClient, AReplyLineOverAMebibyteDropsTheConnectionAndTheLineGoesAgai
   EXPECT_EQ(producer.stats().resent, 1u);
 }
 
+// send() of a line it refuses without sending (a newline in it) waited for room in a full window
+// first, up to give_up_after, though the header says such a line is resolved inside send(). And
+// flush() from a callback held the I/O thread for its whole timeout (the line called back leaves
+// the unresolved count only after its callback), then returned false.
+TEST(ProducerClient, AnInvalidLineResolvesAtOnceWithAFullWindowAndFlushInACallbackDoesNotBlock) {
+  HandDaemon daemon;  // never replies
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.max_in_flight = 1;
+  o.give_up_after = 10s;
+  ProducerClient producer(o);
+  auto pending = producer.send(R"({"n":1})");  // fills the window, never acked
+  auto invalid = std::async(std::launch::async, [&] { return producer.send("a\nb").get(); });
+  ASSERT_EQ(invalid.wait_for(3s), std::future_status::ready) << "send() waited for room first";
+  EXPECT_EQ(invalid.get().reason, "invalid");
+  EXPECT_EQ(pending.wait_for(0s), std::future_status::timeout);
+  producer.close(0ms);
+  EXPECT_EQ(pending.get().status, LineOutcome::Status::Unacknowledged);
+
+  ProducerClient second(o);
+  std::promise<std::chrono::steady_clock::duration> flushed;
+  second.send(R"({"n":1})", [&](const LineOutcome&) {
+    const auto start = std::chrono::steady_clock::now();
+    second.flush(5s);
+    flushed.set_value(std::chrono::steady_clock::now() - start);
+  });
+  auto took = flushed.get_future();
+  second.close(0ms);  // resolves the line: its callback runs
+  ASSERT_EQ(took.wait_for(10s), std::future_status::ready);
+  EXPECT_LT(took.get(), 1s) << "flush() in a callback waited for its timeout";
+}
+
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
 // or believed: the line whose error was lost in it was reported acked when the next ack covered
 // it. The client drops the connection, counts it, and sends the unacknowledged lines again.
