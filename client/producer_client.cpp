@@ -165,6 +165,7 @@ class ProducerClient::Impl {
   bool hello_accepted_ = false;  // on some connection: lines written since may be durable
   std::uint64_t stamped_line_ = 0;  // the last line of this connection known to be written
   int connect_failures_ = 0;
+  bool connected_once_ = false;
   Clock::time_point next_connect_{};
   Clock::time_point last_progress_ = Clock::now();
   ReplyParser parser_;
@@ -368,6 +369,8 @@ void ProducerClient::Impl::connect_now(Clock::time_point now) {
     next_connect_ = now + doubled(options_.reconnect_initial, options_.reconnect_max, ++connect_failures_);
     return;
   }
+  if (connected_once_) count([](ProducerStats& s) { ++s.reconnects; });
+  connected_once_ = true;
   out_.clear();
   out_pos_ = 0;
   out_base_ = 0;
@@ -388,7 +391,6 @@ void ProducerClient::Impl::disconnect(bool lines_read) {
 }
 
 void ProducerClient::Impl::disconnect_state(bool lines_read) {
-  count([](ProducerStats& s) { ++s.reconnects; });
   // Every line not acknowledged goes again, in order, ahead of the lines not sent yet.
   for (auto it = written_.rbegin(); it != written_.rend(); ++it)
     if (!it->gone) {

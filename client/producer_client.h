@@ -93,6 +93,8 @@ struct ProducerStats {
   std::uint64_t unacknowledged = 0;
   std::uint64_t resent = 0;        // lines written again (after a reconnect, or after `busy`)
   std::uint64_t busy = 0;          // `busy` replies (each line sent again)
+  // Connections made after the first (whatever ended the one before: a drop, a give-up, a
+  // refusal); not disconnects, nor attempts that found no socket.
   std::uint64_t reconnects = 0;
   // Callbacks (done, on_written) that threw: the exception is dropped, and the line's outcome and
   // every other line's callbacks stand.

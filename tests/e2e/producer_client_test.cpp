@@ -618,6 +618,31 @@ TEST(ProducerClient, AnInvalidLineResolvesAtOnceWithAFullWindowAndFlushInACallba
   EXPECT_LT(took.get(), 1s) << "flush() in a callback waited for its timeout";
 }
 
+// stats().reconnects counted disconnects: a give-up's dropped connection counted as a reconnect
+// though none was made (pm-ingestctl send printed "1 reconnects" for a run on one connection). It
+// counts connections made after the first, as the Python client's does.
+TEST(ProducerClient, ReconnectsCountConnectionsMadeAfterTheFirstNotDisconnects) {
+  HandDaemon daemon;
+  ProducerOptions o;
+  o.socket_path = daemon.path();
+  o.give_up_after = 300ms;
+  ProducerClient producer(o);
+  auto lost = producer.send(R"({"n":1})");
+  const int first = daemon.accept_one(10s);
+  ASSERT_GE(first, 0);
+  bool closed = false;
+  daemon.read_lines(first, 1, 10s, closed);
+  EXPECT_EQ(lost.get().status, LineOutcome::Status::Unacknowledged);  // given up: the connection dropped
+  EXPECT_EQ(producer.stats().reconnects, 0u);
+  auto next = producer.send(R"({"n":2})");
+  const int second = daemon.accept_one(10s);
+  ASSERT_GE(second, 0);
+  EXPECT_EQ(daemon.read_lines(second, 1, 10s, closed), "{\"n\":2}\n");
+  daemon.reply(second, R"({"ack":1})");
+  EXPECT_TRUE(next.get().acked());
+  EXPECT_EQ(producer.stats().reconnects, 1u);
+}
+
 // A reply that breaks the protocol (a cut error reply; an ack of lines never written) was ignored
 // or believed: the line whose error was lost in it was reported acked when the next ack covered
 // it. The client drops the connection, counts it, and sends the unacknowledged lines again.
