@@ -65,7 +65,8 @@ class ClientStats:
     connections made after the first, ``connect_failures`` attempts that failed (refused,
     no socket, hello answered ``busy``). ``protocol_errors`` counts replies that were not JSON
     objects or were malformed acks or errors (an ``ack`` or ``line`` missing or not a JSON
-    integer >= 0, an ``error`` or ``detail`` not a string): each drops the connection, and its unacknowledged lines go again;
+    integer >= 0, an ``error`` or ``detail`` not a string, a line over 1 MiB): each drops the
+    connection, and its unacknowledged lines go again;
     ``ignored_replies`` counts objects that are neither an ack nor an error, a reply kind a
     newer daemon may add, which the protocol lets a producer ignore. ``in_flight`` is the lines
     admitted and not finished (at most ``max_in_flight``), ``waiting`` those waiting for room.
@@ -716,7 +717,12 @@ class IngestClient:
     async def _read(self, conn: _Connection) -> None:
         try:
             while True:
-                raw = await conn.reader.readline()
+                try:
+                    raw = await conn.reader.readline()
+                except ValueError:  # a reply line over _READ_LIMIT: no daemon writes one
+                    self._stats.protocol_errors += 1
+                    log.error("pm_ingestd: a reply line over %d bytes; reconnecting", _READ_LIMIT)
+                    break
                 if not raw.endswith(b"\n"):  # end of stream (a partial last reply is dropped)
                     break
                 try:

@@ -599,3 +599,21 @@ async def test_a_mistyped_error_reply_is_a_protocol_error(workdir: Path) -> None
             assert await client.close() == 0
         if os.path.exists(sock(workdir)):  # Python >= 3.13 removes it itself
             os.unlink(sock(workdir))
+
+
+@async_test(30)
+async def test_a_reply_line_over_a_mebibyte_is_a_protocol_error(workdir: Path) -> None:
+    """A reply line over the read limit (1 MiB) dropped the connection without counting it as a
+    protocol error; the C++ client counts it (stats().protocol_errors), and so does this one."""
+    async with FakeServer(sock(workdir)) as server:
+        client = IngestClient(sock(workdir), reconnect_initial=0.01, reconnect_max=0.05)
+        c1 = await server.connected(client)
+        fut = client.submit({"a": 1})
+        assert await c1.line() == '{"a":1}'
+        c1.writer.write(b"x" * (2 << 20))  # 2 MiB, no newline
+        c2 = await server.next()             # the connection was dropped
+        assert await c2.line() == '{"a":1}'  # and the line sent again
+        assert client.stats.protocol_errors == 1
+        c2.ack(1)
+        await asyncio.wait_for(fut, 5)
+        assert await client.close() == 0
