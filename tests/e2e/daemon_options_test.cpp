@@ -3,6 +3,7 @@
 // something off.
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,8 +18,24 @@
 namespace pm::test {
 namespace {
 
+// DATABASE_URL as it was, put back when the scope ends: the suites after this one in the same
+// process (e2e_tests run by hand) connect with it.
+class DatabaseUrlRestorer {
+ public:
+  DatabaseUrlRestorer() {
+    if (const char* url = std::getenv("DATABASE_URL")) saved_ = url;
+  }
+  ~DatabaseUrlRestorer() {
+    if (saved_) ::setenv("DATABASE_URL", saved_->c_str(), 1);
+    else ::unsetenv("DATABASE_URL");
+  }
+ private:
+  std::optional<std::string> saved_;
+};
+
 // The options `args` give (argv[0] added), with DATABASE_URL set unless `url` is empty.
 DaemonOptions parse(std::vector<std::string> args, const std::string& url = "postgresql://u@localhost/db") {
+  const DatabaseUrlRestorer restore;
   if (url.empty()) ::unsetenv("DATABASE_URL");
   else ::setenv("DATABASE_URL", url.c_str(), 1);
   args.insert(args.begin(), "pm-ingestd");
