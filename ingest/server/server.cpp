@@ -106,24 +106,36 @@ void Server::start() {
 // service's user and group whenever it finds the directory owned by someone else: when
 // pm-ingestd.socket created /run/pm-ingestd (root's) before the service's first start, the
 // socket's file became pm-ingestd:pm-ingestd and every producer of pm-producers was refused.
-// --socket-group states the group the file must have: it is given back here (fchownat on the
-// path, not following a link; the daemon is a member of that group, or root).
+// A file that carries the daemon's own user and group (what that re-owning leaves) is given
+// --socket-group; one of another group is the socket unit's SocketGroup=, set on purpose, and is
+// left as it is (an error names both, when they differ). The file is opened once (O_PATH, not
+// following a link) and changed through that descriptor: what was checked is what is changed.
 void Server::give_inherited_socket_its_group() {
   if (!config_.socket_group) return;
   const std::string path = SocketFile::bound_path(listen_fd_);
+  if (path.empty()) return;  // abstract or unnamed: no file
+  const int file = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (file < 0) return;  // record_socket_file() reports an unreadable file
   struct stat st {};
-  if (path.empty() || ::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return;  // no file to mend
   const gid_t wanted = *config_.socket_group;
-  if (st.st_gid == wanted) return;
-  if (::fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), wanted, AT_SYMLINK_NOFOLLOW) == 0) {
-    logger_->warn("the inherited socket file {} had group {}, not --socket-group's {}: set to {} (a RuntimeDirectory= "
-                  "re-owning the directory does that; SocketGroup= of the socket unit and --socket-group must match)",
-                  path, st.st_gid, wanted, wanted);
+  if (::fstat(file, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_gid == wanted) {
+    ::close(file);
     return;
   }
-  logger_->error("the inherited socket file {} has group {}, not --socket-group's {}, and cannot be given it ({}): "
-                 "producers of group {} are refused until it is (chgrp {} {})",
-                 path, st.st_gid, wanted, errno_text(), wanted, wanted, path);
+  if (st.st_uid != ::geteuid() || st.st_gid != ::getegid()) {
+    logger_->error("the inherited socket file {} has group {}, not --socket-group's {}: left as the socket unit made it "
+                   "(SocketGroup= and --socket-group must name the same group; producers of group {} are refused)",
+                   path, st.st_gid, wanted, wanted);
+  } else if (::fchownat(file, "", static_cast<uid_t>(-1), wanted, AT_EMPTY_PATH) == 0) {
+    logger_->warn("the inherited socket file {} had group {} (the service's own: RuntimeDirectory= re-owned it), not "
+                  "--socket-group's {}: set to {}",
+                  path, st.st_gid, wanted, wanted);
+  } else {
+    logger_->error("the inherited socket file {} has group {}, not --socket-group's {}, and cannot be given it ({}): "
+                   "producers of group {} are refused until it is (chgrp {} {})",
+                   path, st.st_gid, wanted, errno_text(), wanted, wanted, path);
+  }
+  ::close(file);
 }
 
 void Server::record_socket_file() {

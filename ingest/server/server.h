@@ -107,8 +107,9 @@ class Server {
   struct Peer;
   void bind_socket();
   void record_socket_file();  // start(): socket_file_ from the bound path
-  // start(), an inherited socket: gives its file --socket-group when it has another group (see
-  // the definition for why it can have one). Logs what it did or could not do; never throws.
+  // start(), an inherited socket: gives its file --socket-group when it carries the daemon's own
+  // user and group instead (systemd's RuntimeDirectory= re-owning it; see the definition); a file
+  // of another group is left, with an error. Logs what it did or could not do; never throws.
   void give_inherited_socket_its_group();
   void accept_loop();  // the accept thread
   // Checks the peer and the limits, then starts a connection thread or refuses. Accept thread.

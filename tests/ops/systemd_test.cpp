@@ -5,7 +5,11 @@
 
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include <cerrno>
 #include <cstring>
@@ -203,43 +207,60 @@ TEST_F(OpsSystemdDaemon, SocketActivationAcksOverTheInheritedSocket) {
   ::close(restarted);
 }
 
-// pm-ingestd.service's RuntimeDirectory= re-owns /run/pm-ingestd's files to pm-ingestd:pm-ingestd
-// when pm-ingestd.socket created the directory first (at every boot): the socket's file lost
-// SocketGroup=pm-producers and producers were refused. The daemon gives the inherited file
-// --socket-group again. Here the activator binds as root (group 0) and the daemon is told 4242.
-TEST_F(OpsSystemdDaemon, AnInheritedSocketFileOfAnotherGroupIsGivenTheSocketGroup) {
-  if (!executable("/usr/bin/systemd-socket-activate")) GTEST_SKIP() << "systemd-socket-activate missing (package systemd)";
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the file is given a group the test user is not in";
+// The group of the socket file systemd-socket-activate binds (as root: root:root, or `chgrp` to
+// `file_group` before the daemon starts), once a pm-ingestd told --socket-group 4242 has taken it
+// over and acked a line; and the daemon's output.
+std::pair<gid_t, std::string> inherited_socket_group(TestDatabase& tdb, std::optional<gid_t> file_group) {
+  // Each run is a new log: the checkpoint of the run before would be another log's (exit 2).
+  tdb.exec("TRUNCATE polymarket_trades, pm_ingest_checkpoints");
   const ScratchDir scratch("pm_ops_activate_group");
   const std::string& dir = scratch.path();
   const std::string sock = dir + "/ingest.sock";
-  const gid_t group = 4242;
   Process activator;
   activator.start("/usr/bin/systemd-socket-activate",
-                  {"-l", sock, "-E", "DATABASE_URL=" + tdb_->url(), PM_INGESTD_BIN, "--wal-dir", dir + "/wal",
-                   "--metrics-listen", "127.0.0.1:" + std::to_string(free_tcp_port()), "--socket", dir + "/own.sock", "--socket-group",
-                   std::to_string(group)},
+                  {"-l", sock, "-E", "DATABASE_URL=" + tdb.url(), PM_INGESTD_BIN, "--wal-dir", dir + "/wal",
+                   "--metrics-listen", "127.0.0.1:" + std::to_string(free_tcp_port()), "--socket", dir + "/own.sock",
+                   "--socket-group", "4242"},
                   {}, dir + "/out.log");
+  struct stat st {};
+  EXPECT_TRUE(wait_until([&] { return ::stat(sock.c_str(), &st) == 0 || !activator.running(); }, 10s));
+  if (file_group) {
+    EXPECT_EQ(::chown(sock.c_str(), static_cast<uid_t>(-1), *file_group), 0) << std::strerror(errno);
+  }
   std::unique_ptr<Producer> first;
-  ASSERT_TRUE(wait_until([&] {
+  EXPECT_TRUE(wait_until([&] {
     try {
       first = std::make_unique<Producer>(sock);
       return true;
     } catch (const std::runtime_error&) {
       return !activator.running();  // it failed: stop waiting
     }
-  }, 10s)) << read_file(dir + "/out.log");
-  ASSERT_TRUE(first) << read_file(dir + "/out.log");
-  ASSERT_TRUE(first->send({trade_line("c", "grp1")}));
-  ASSERT_TRUE(first->wait_ack(1, 20s)) << read_file(dir + "/out.log");  // the daemon is up: start() ran
-  struct stat st {};
-  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
-  EXPECT_EQ(st.st_gid, group) << read_file(dir + "/out.log");
-  EXPECT_TRUE(contains(read_file(dir + "/out.log"), "had group 0, not --socket-group's 4242: set to 4242"))
+  }, 10s));
+  EXPECT_TRUE(first && first->send({trade_line("c", "grp1")}) && first->wait_ack(1, 20s))  // start() ran
       << read_file(dir + "/out.log");
   first.reset();
+  EXPECT_EQ(::stat(sock.c_str(), &st), 0);
   activator.signal(SIGTERM);
   EXPECT_EQ(activator.wait(30s), 0);
+  return {st.st_gid, read_file(dir + "/out.log")};
+}
+
+// pm-ingestd.service's RuntimeDirectory= re-owns /run/pm-ingestd's files to pm-ingestd:pm-ingestd
+// when pm-ingestd.socket created the directory first (at every boot): the socket's file lost
+// SocketGroup=pm-producers and producers were refused. The daemon gives an inherited file that
+// carries its own user and group (here root's: the activator binds as root) --socket-group again;
+// a file of another group is the socket unit's SocketGroup=, set on purpose: left, with an error.
+TEST_F(OpsSystemdDaemon, AnInheritedSocketFileOfTheServicesOwnGroupIsGivenTheSocketGroup) {
+  if (!executable("/usr/bin/systemd-socket-activate")) GTEST_SKIP() << "systemd-socket-activate missing (package systemd)";
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the file is given a group the test user is not in";
+  const auto [own_group_then, mended] = inherited_socket_group(*tdb_, std::nullopt);
+  EXPECT_EQ(own_group_then, 4242u) << mended;
+  EXPECT_TRUE(contains(mended, "had group 0 (the service's own: RuntimeDirectory= re-owned it), not --socket-group's 4242: "
+                               "set to 4242")) << mended;
+
+  const auto [chosen_then, left] = inherited_socket_group(*tdb_, 4343);
+  EXPECT_EQ(chosen_then, 4343u) << left;
+  EXPECT_TRUE(contains(left, "has group 4343, not --socket-group's 4242: left as the socket unit made it")) << left;
 }
 
 TEST_F(OpsSystemdDaemon, NotifiesReadyWithoutPostgresThenStatusWithTheBacklogThenStopping) {
