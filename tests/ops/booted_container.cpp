@@ -44,16 +44,19 @@ BootedContainer::BootedContainer(const std::string& scratch_dir, const Options& 
     why_ = std::string(kNspawn) + " missing (package systemd-container, scripts/setup.sh)";
     return;
   }
-  std::vector<std::string> args = {"--directory=/", "--volatile=yes", "--overlay=/etc::/etc",
+  // nspawn dies with this thread (a test binary killed by ctest's timeout leaves no container).
+  std::vector<std::string> args = {"--pdeathsig", "KILL", "--", kNspawn, "--directory=/", "--volatile=yes", "--overlay=/etc::/etc",
                                    "--machine=pmtest" + std::to_string(::getpid()), "--register=no",
-                                   "--keep-unit", "--link-journal=no", "--console=read-only"};
+                                   "--keep-unit", "--link-journal=no", "--console=read-only",
+                                   // ConditionCredential=|sysusers.extra: sysusers runs at every boot.
+                                   "--set-credential=sysusers.extra:# the test container's boot"};
   if (options.own_network) args.push_back("--private-network");
   for (const auto& bind : options.binds) args.push_back("--bind-ro=" + bind);
   for (const auto& arg : {"--boot", "systemd.unit=multi-user.target", "systemd.mask=postgresql.service",
                           "systemd.mask=postgresql@15-main.service", "systemd.mask=prometheus.service"})
     args.push_back(arg);
   for (const auto& unit : options.wants) args.push_back("systemd.wants=" + unit);
-  nspawn_.start(kNspawn, args, {}, console_file_);
+  nspawn_.start("/usr/bin/setpriv", args, {}, console_file_);
 
   wait_until([&] { return (leader_ = find_leader()) > 0 || !nspawn_.running(); }, 20s);
   if (leader_ <= 0) {
@@ -68,7 +71,9 @@ BootedContainer::BootedContainer(const std::string& scratch_dir, const Options& 
       },
       60s) &&
             (state == "running" || state == "degraded");
-  if (!booted_) why_ = "the container did not boot (state '" + state + "'): " + read_whole(console_file_);
+  if (!booted_)
+    why_ = "the container did not boot (state '" + state + "'): " + read_whole(console_file_) + "\njobs:\n" +
+           run("systemctl list-jobs --no-pager").output;
 }
 
 BootedContainer::~BootedContainer() {

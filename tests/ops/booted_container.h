@@ -7,13 +7,18 @@
 // systemd units under a real service manager: boot order, RuntimeDirectory=, the sandboxing.
 //
 // Contract:
-// - Needs root and systemd-nspawn (package systemd-container, scripts/setup.sh). available() says
-//   whether it booted (to "running" or "degraded"), why() why not (with nspawn's console output).
+// - Needs root and systemd-nspawn (package systemd-container, scripts/setup.sh). started() says
+//   whether a container came up at all (a test skips without one: why() says why); booted()
+//   whether its boot then settled ("running" or "degraded"; a test fails without it: why() has
+//   nspawn's console output and the jobs still waiting, a unit of the test's among them).
+// - systemd-sysusers runs at its boot whatever the host's /etc/.updated says (a sysusers.extra
+//   credential), so the sysusers.d files bound in create their users.
 // - Files are bound in read-only before boot (`binds`: "host-path:container-path"), and `wants`
 //   units are started by the boot (systemd.wants=), as enabled units are. The host's PostgreSQL
 //   and Prometheus units are masked inside (with own_network false they would take the host's ports).
 // - run() executes a shell command inside as root (nsenter into every namespace of PID 1).
-// - The destructor powers it off and waits; nspawn is killed if it has not ended in 30 s.
+// - The destructor powers it off and waits; nspawn is killed if it has not ended in 30 s, and
+//   when the thread that made it ends (the test binary killed: setpriv --pdeathsig).
 // For one test's thread.
 #include <string>
 #include <vector>
@@ -36,7 +41,8 @@ class BootedContainer {
   BootedContainer(const BootedContainer&) = delete;
   BootedContainer& operator=(const BootedContainer&) = delete;
 
-  bool available() const { return leader_ > 0 && booted_; }
+  bool started() const { return leader_ > 0; }
+  bool booted() const { return leader_ > 0 && booted_; }
   const std::string& why() const { return why_; }
   CommandResult run(const std::string& command) const;
 
