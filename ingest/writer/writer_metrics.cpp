@@ -163,10 +163,13 @@ void WriterMetrics::sample() {
 
 void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s) {
   if (durable.lsn <= applied.lsn) {
-    unreadable_since_.reset();
+    unapplied_since_.reset();
     metrics_.lag_oldest_unapplied_seconds.Set(0);
     return;
   }
+  // Every event up to durable.lsn is durable now: while the applied position stays below the
+  // durable one first seen, the event after it has been durable at least since that sample.
+  if (!unapplied_since_ || applied.lsn >= unapplied_since_->durable_lsn) unapplied_since_ = DurableSince{now_s, durable.lsn};
   // The oldest unapplied event is the record right after the applied position; read it once.
   if (lag_at_ != applied.lsn) {
     std::optional<std::int64_t> received_ms;
@@ -177,8 +180,7 @@ void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position
     } catch (const std::exception&) {
       // The writer's own read reports corruption and counts refused reads; the gauge only stays honest.
     }
-    if (!received_ms) return lag_unknown(applied, durable, now_s);
-    unreadable_since_.reset();
+    if (!received_ms) return lag_unknown(applied, now_s);
     oldest_unapplied_received_ms_ = *received_ms;
     lag_at_ = applied.lsn;
   }
@@ -189,17 +191,15 @@ void WriterMetrics::sample_lag(const wal::Position& applied, const wal::Position
 // The event after `applied` could not be read. A segment removed once its events were applied is
 // a race, not a lag: the applied position has moved meanwhile, and the next sample reads the event
 // after the new one (the gauge is left as it was until then). Otherwise that event has been durable
-// since the first sample that failed to read it (or an earlier one: the bound carries over to a
-// later applied position still below the durable one seen then), and its age is at least the time
-// since: the gauge shows that lower bound, growing, instead of a value from before the failure.
-void WriterMetrics::lag_unknown(const wal::Position& applied, const wal::Position& durable, double now_s) {
+// at least since unapplied_since_ (the first sample that saw a durable position at or past it),
+// and its age is at least the time since: the gauge shows that lower bound, growing, never a value
+// from before the failure, nor 0 when the failure begins at a later applied position.
+void WriterMetrics::lag_unknown(const wal::Position& applied, double now_s) {
   {
     std::lock_guard lock(mu_);
     if (applied_.lsn != applied.lsn) return;
   }
-  if (!unreadable_since_ || applied.lsn >= unreadable_since_->durable_lsn)
-    unreadable_since_ = UnreadableSince{now_s, durable.lsn};
-  metrics_.lag_oldest_unapplied_seconds.Set(now_s - unreadable_since_->since_s);
+  metrics_.lag_oldest_unapplied_seconds.Set(now_s - unapplied_since_->since_s);
 }
 
 }  // namespace pm

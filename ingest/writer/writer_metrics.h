@@ -13,8 +13,8 @@
 //   event, and the lag of the oldest unapplied event, which it reads from the log (once per applied
 //   position, not per sample). So the writer thread never reads the log for a gauge. When that read
 //   fails while the applied position stays put (a segment the system refuses to open), the lag is
-//   at least the time since the first sample that failed to read it: the gauge shows that lower
-//   bound, growing, never a value from before (0 when it was caught up). A read that fails because
+//   at least the time since the first sample that saw that event durable: the gauge shows that
+//   lower bound, growing, never a value from before (0 when it was caught up). A read that fails because
 //   the applied position moved meanwhile (its segment removed) leaves the gauge for the next sample.
 // - wal_read_error(): the writer failed to read events back from its log (it retries); counted in
 //   pm_ingest_wal_read_errors_total. Writer thread only.
@@ -71,7 +71,7 @@ class WriterMetrics {
   void run_sampler();
   void sample();
   void sample_lag(const wal::Position& applied, const wal::Position& durable, double now_s);
-  void lag_unknown(const wal::Position& applied, const wal::Position& durable, double now_s);
+  void lag_unknown(const wal::Position& applied, double now_s);  // REQUIRES: unapplied_since_ set
 
   IngestMetrics& metrics_;
   prometheus::Histogram &phase_begin_, &phase_trades_, &phase_durable_, &phase_turn_, &phase_finish_, &phase_commit_;
@@ -93,11 +93,13 @@ class WriterMetrics {
   std::int64_t oldest_unapplied_received_ms_ = 0;
   // Sampler thread only: since when (Unix s) the event after the applied position could not be read,
   // and the durable LSN then (the events up to it were durable at that time).
-  struct UnreadableSince {
+  // Sampler thread only: the first sample (its time, its durable LSN) since which the applied
+  // position has stayed below that durable LSN; reset when caught up.
+  struct DurableSince {
     double since_s = 0;
     std::uint64_t durable_lsn = 0;
   };
-  std::optional<UnreadableSince> unreadable_since_;
+  std::optional<DurableSince> unapplied_since_;
 };
 
 }  // namespace pm
