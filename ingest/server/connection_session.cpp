@@ -317,6 +317,8 @@ bool ConnectionSession::line_timed_out() const {
 
 void ConnectionSession::release_idle_memory() {
   decoder_.release_buffers();
+  note_released(splitter_.partial_capacity());
+  splitter_.release_buffer();
   note_released(buffer_.capacity() + replies_.capacity() + errors_.capacity() * sizeof(LineError) +
                 events_.capacity() * sizeof(Event) + event_lines_.capacity() * sizeof(std::uint64_t));
   std::vector<char>().swap(buffer_);  // on_readable() allocates it again

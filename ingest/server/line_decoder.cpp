@@ -7,6 +7,9 @@ namespace pm {
 std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
                                              std::vector<Event>& events) {
   tally_.hello.reset();
+  if (format_unknown_)
+    return Rejection{RejectReason::Busy, "line 1 (a hello?) could not be read: send the hello and the lines again on a new "
+                                         "connection; not stored"};
   const ParseMemoryBudget::Lease parse_memory = budget_.take(text.size());
   // A hello's key may be spelled with escapes ("\u0068ello"; any letter of "hello" escaped is
   // \u006x): the parser reads it as "hello".
@@ -20,7 +23,10 @@ std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_v
     }
     // No format declared: the Polymarket parser that checked the line is not used again.
     polymarket_.release_buffers();
-    if (hello) return std::move(std::get<Rejection>(*hello));
+    if (hello) {
+      format_unknown_ = std::get<Rejection>(*hello).reason == RejectReason::Busy;
+      return std::move(std::get<Rejection>(*hello));
+    }
   }
   if (format_ == PayloadFormat::PmIngestd) return decode_v1(text, received_ms, events);
   return polymarket_.parse(format_, text, received_ms, events, tally_.messages);

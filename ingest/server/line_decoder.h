@@ -5,6 +5,9 @@
 // event each, the fast path: nothing else is done for them); lines of a Polymarket format go to
 // PolymarketParser (0..N events each). A line longer than kKeptParserCapacity is parsed under a
 // share of `budget` (parse_memory_budget.h), waiting while other connections' large lines hold it.
+// A line 1 whose hello check ran out of memory is answered busy, and so is every later line of
+// the connection: its format is unknown, and a Polymarket line read as protocol v1 would be
+// refused for good (schema); the producer sends the hello and the lines again on a new connection.
 // Only the parser of the connection's format keeps buffers between lines (the Polymarket parser
 // that checked a line 1 that declared no format is emptied); release_buffers() empties both.
 // One per connection; not thread-safe.
@@ -49,6 +52,7 @@ class LineDecoder {
 
   ParseMemoryBudget& budget_;
   PayloadFormat format_ = PayloadFormat::PmIngestd;
+  bool format_unknown_ = false;  // line 1's hello check ran out of memory
   LineParser v1_;
   PolymarketParser polymarket_;
   LineTally tally_;

@@ -29,6 +29,11 @@ class LineSplitter {
   // freed once that line is done (an idle connection would hold it); smaller ones are reused.
   std::size_t partial_capacity() const { return partial_.capacity(); }
   static constexpr std::size_t kKeptPartialCapacity = 64 * 1024;
+  // Frees the buffer of unfinished lines when none is unfinished (the connection is idle); the
+  // next split line allocates it again.
+  void release_buffer() {
+    if (partial_.empty()) std::string().swap(partial_);
+  }
 
  private:
   void emit(std::string_view line, const LineFn& on_line);

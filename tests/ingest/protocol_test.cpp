@@ -129,8 +129,17 @@ void limit_address_space(std::size_t headroom) {
   std::size_t pages = 0;
   statm >> pages;
   const rlim_t limit = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) + headroom;
-  const rlimit lowered{limit, limit};
+  rlimit old{};
+  if (::getrlimit(RLIMIT_AS, &old) != 0) std::_Exit(3);
+  const rlimit lowered{limit, old.rlim_max};  // the soft limit only: lift_address_space_limit() may raise it again
   if (::setrlimit(RLIMIT_AS, &lowered) != 0) std::_Exit(3);
+}
+
+void lift_address_space_limit() {
+  rlimit old{};
+  if (::getrlimit(RLIMIT_AS, &old) != 0) std::_Exit(3);
+  const rlimit lifted{old.rlim_max, old.rlim_max};
+  if (::setrlimit(RLIMIT_AS, &lifted) != 0) std::_Exit(3);
 }
 
 // Decodes line `number` of `decoder` with 32 MiB of address space to spare (a parser needs ~15x
@@ -170,6 +179,21 @@ TEST(Protocol, AnAllocationFailureIsNotAParseRefusal) {
     if (decoder.decode(1, R"({"hello":{"format":"clob-ws-market"}})", kNow, events)) std::_Exit(2);
     decode_out_of_memory(decoder, 2, ws_array);
   }, testing::ExitedWithCode(0), "answer: busy out of memory") << "a Polymarket array line";
+  // The lines after a hello that could not be read are busy too, never read as protocol v1 (a
+  // Polymarket trade there was refused for good: schema).
+  EXPECT_EXIT({
+    LineDecoder decoder;
+    std::vector<Event> events;
+    limit_address_space(32u << 20);
+    const std::optional<Rejection> first = decoder.decode(1, hello, kNow, events);
+    lift_address_space_limit();
+    const std::optional<Rejection> second = decoder.decode(
+        2, R"([{"event_type":"last_trade_price","asset_id":"t","market":"0xc","price":"0.5","side":"BUY","size":"1","timestamp":"1700000000000"}])",
+        kNow, events);
+    std::fprintf(stderr, "answers: %s, %s %s\n", first ? to_string(first->reason) : "accepted",
+                 second ? to_string(second->reason) : "accepted", second ? second->detail.c_str() : "");
+    std::_Exit(first && first->reason == RejectReason::Busy && second && second->reason == RejectReason::Busy ? 0 : 1);
+  }, testing::ExitedWithCode(0), "answers: busy, busy line 1 \\(a hello\\?\\) could not be read") << "the lines after the hello";
   // Each is valid when memory suffices (after the death tests: their children run the test up to
   // them, and memory these parses freed could serve them there).
   LineDecoder decoder;
