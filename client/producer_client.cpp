@@ -144,6 +144,7 @@ class ProducerClient::Impl {
   ProducerStats stats_;              // guarded by mu_
   const int wake_fd_;
   std::thread thread_;
+  std::thread::id io_thread_;  // thread_'s id, set once in the constructor: flush() reads it while close() joins
 
   // I/O thread only.
   int fd_ = -1;
@@ -200,6 +201,7 @@ static ProducerOptions checked(ProducerOptions o) {
 ProducerClient::Impl::Impl(ProducerOptions options)
     : options_(checked(std::move(options))), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   thread_ = std::thread([this] { run(); });
+  io_thread_ = thread_.get_id();
 }
 
 ProducerClient::Impl::~Impl() {
@@ -293,7 +295,7 @@ bool ProducerClient::Impl::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   // From a callback (the I/O thread): the lines resolve on this thread, and the one whose callback
   // runs leaves unresolved_ only after it, so waiting could only time out.
-  if (std::this_thread::get_id() == thread_.get_id()) return unresolved_ == 0;
+  if (std::this_thread::get_id() == io_thread_) return unresolved_ == 0;
   return changed_.wait_for(lock, timeout, [&] { return unresolved_ == 0; });
 }
 
