@@ -36,7 +36,7 @@ class OpsSystemdBoot : public ::testing::Test {
   BootedContainer::Options shipped_files(bool with_tmpfiles, const std::string& database_url = kUnreachable) {
     std::string service = read_file(kUnitDir + "/pm-ingestd.service");
     const std::string exec = "/usr/sbin/pm-ingestd";
-    service.replace(service.find(exec), exec.size(), PM_INGESTD_BIN);
+    service.replace(service.find(exec), exec.size(), kBinDir + "/pm-ingestd");
     write_file(dir() + "/pm-ingestd.service", service);
     // A metrics port of its own: on the host's network the default 9464 may be taken.
     write_file(dir() + "/pm-ingestd.env", "DATABASE_URL=" + database_url + "\nPM_INGESTD_METRICS_LISTEN=127.0.0.1:" +
@@ -50,7 +50,7 @@ class OpsSystemdBoot : public ::testing::Test {
                      kUnitDir + "/pm-ingestd.sysusers.conf:/etc/sysusers.d/pm-ingestd.conf",
                      dir() + "/trader.conf:/etc/sysusers.d/trader.conf",
                      dir() + "/pm-ingestd.env:/etc/pm-ingestd/pm-ingestd.env",
-                     std::filesystem::path(PM_INGESTD_BIN).parent_path().string(),
+                     std::filesystem::path(PM_INGESTD_BIN).parent_path().string() + ":" + kBinDir,
                      // The host's own drop-ins (systemctl edit) stay out; /etc/tmpfiles.d's file of the
                      // name beats an installed /usr/lib or /usr/local/lib one.
                      dir() + "/no-drop-ins:/etc/systemd/system/pm-ingestd.service.d",
@@ -62,6 +62,10 @@ class OpsSystemdBoot : public ::testing::Test {
   }
 
   const std::string& dir() const { return scratch_.path(); }
+  // Where the build's binaries are inside: not their own path, which may lie under /tmp (a clone
+  // there: the container's /tmp is a tmpfs of its own, and the unit's PrivateTmp= another) or /home
+  // (ProtectHome=).
+  static inline const std::string kBinDir = "/opt/pm-ingestd-test-bin";
   // A database the container never reaches (its own network): the daemon starts, logs and acks
   // without PostgreSQL.
   static inline const std::string kUnreachable = "postgresql://pm:secret@127.0.0.1:1/pm";
@@ -69,7 +73,7 @@ class OpsSystemdBoot : public ::testing::Test {
   // One trade sent by the producer account through the socket's path; the command's output.
   static CommandResult send_as_trader(const BootedContainer& box, const std::string& id) {
     return box.run("printf '%s\\n' " + shell_quote(trade_line("c", id)) + " | runuser -u trader -- " +
-                   std::string(PM_INGESTCTL_BIN) + " send --socket /run/pm-ingestd/ingest.sock 2>&1");
+                   kBinDir + "/" + std::filesystem::path(PM_INGESTCTL_BIN).filename().string() + " send --socket /run/pm-ingestd/ingest.sock 2>&1");
   }
 
   ScratchDir scratch_{"pm_ops_boot"};
