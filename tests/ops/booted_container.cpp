@@ -1,5 +1,7 @@
 #include "tests/ops/booted_container.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -44,6 +46,12 @@ BootedContainer::BootedContainer(const std::string& scratch_dir, const Options& 
     why_ = std::string(kNspawn) + " missing (package systemd-container, scripts/setup.sh)";
     return;
   }
+  lock_fd_ = ::open((std::filesystem::temp_directory_path() / "pm-ingestd-booted-container.lock").c_str(),
+                    O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX) != 0) {
+    why_ = "cannot take the booted containers' lock";
+    return;
+  }
   // nspawn dies with this thread (a test binary killed by ctest's timeout leaves no container).
   std::vector<std::string> args = {"--pdeathsig", "KILL", "--", kNspawn, "--directory=/", "--volatile=yes", "--overlay=/etc::/etc",
                                    "--machine=pmtest" + std::to_string(::getpid()), "--register=no",
@@ -77,9 +85,11 @@ BootedContainer::BootedContainer(const std::string& scratch_dir, const Options& 
 }
 
 BootedContainer::~BootedContainer() {
-  if (!nspawn_.running()) return;
-  if (leader_ > 0) run("systemctl poweroff --no-block");
-  if (!nspawn_.wait(30s)) nspawn_.kill9();
+  if (nspawn_.running()) {
+    if (leader_ > 0) run("systemctl poweroff --no-block");
+    if (!nspawn_.wait(30s)) nspawn_.kill9();
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 pid_t BootedContainer::find_leader() const {

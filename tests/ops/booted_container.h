@@ -17,6 +17,9 @@
 //   units are started by the boot (systemd.wants=), as enabled units are. The host's PostgreSQL
 //   and Prometheus units are masked inside (with own_network false they would take the host's ports).
 // - run() executes a shell command inside as root (nsenter into every namespace of PID 1).
+// - One at a time on the machine (an flock held from before the boot to after the power-off): the
+//   containers' systemds share the host's cgroup v1 hierarchy, and two at once disturbed each
+//   other (`systemctl kill` failed with EIO on the other's cgroup).
 // - The destructor powers it off and waits; nspawn is killed if it has not ended in 30 s, and
 //   when the thread that made it ends (the test binary killed: setpriv --pdeathsig).
 // For one test's thread.
@@ -48,6 +51,7 @@ class BootedContainer {
 
  private:
   pid_t find_leader() const;  // nspawn's child that is PID 1 in its own namespace, or -1
+  int lock_fd_ = -1;  // the machine-wide lock, held for the container's life
   Process nspawn_;
   std::string console_file_;
   pid_t leader_ = -1;

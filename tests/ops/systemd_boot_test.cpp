@@ -143,7 +143,8 @@ TEST_F(OpsSystemdBoot, TheSandboxedServiceWritesIsRestartedAfterAKillAndStopsCle
 
   const std::string killed = main_pid();
   ASSERT_NE(killed, "0\n");
-  ASSERT_EQ(box.run("systemctl kill -s KILL pm-ingestd.service").exit_code, 0);
+  const CommandResult kill = box.run("systemctl kill -s KILL pm-ingestd.service");
+  ASSERT_EQ(kill.exit_code, 0) << kill.output << box.run("systemctl status pm-ingestd --no-pager").output << journal();
   EXPECT_TRUE(wait_until([&] {
     const std::string now = main_pid();
     return now != killed && now != "0\n" && box.run("systemctl is-active pm-ingestd.service").output == "active\n";
