@@ -31,6 +31,16 @@
 namespace pm::test {
 namespace {
 
+// Starts `d` with one malloc arena (MALLOC_ARENA_MAX=1 for this daemon only, whatever start()
+// does): RSS then tells memory a connection holds from memory another thread's arena keeps.
+void start_with_one_malloc_arena(DaemonHarness& d) {
+  ::setenv("MALLOC_ARENA_MAX", "1", 1);
+  struct Unset {
+    ~Unset() { ::unsetenv("MALLOC_ARENA_MAX"); }
+  } unset;
+  d.start();
+}
+
 // Bytes written into `fd` the daemon has not read yet (SIOCOUTQ), or -1.
 int unread_bytes(int fd) {
   int unread = 0;
@@ -117,13 +127,7 @@ TEST_F(HostileProducer, EmptyLineFloodsFromProducersThatNeverReadKeepMemoryBound
 // connection still holds; with one arena, what one connection freed serves the next.
 TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemory) {
   DaemonHarness d(tdb_->url());
-  {
-    struct OneArena {  // for this daemon only, whatever start() does
-      OneArena() { ::setenv("MALLOC_ARENA_MAX", "1", 1); }
-      ~OneArena() { ::unsetenv("MALLOC_ARENA_MAX"); }
-    } one_arena;
-    d.start();
-  }
+  start_with_one_malloc_arena(d);
   const long before = rss_kib(d.process().pid());
   constexpr int kConnections = 16;
   std::string array = "[";
@@ -159,13 +163,7 @@ TEST_F(HostileProducer, IdleConnectionsThatOnceSentAHugeArrayLineKeepLittleMemor
 // and freed once it is idle. One malloc arena, as above. Measured: +243 MiB before the fix.
 TEST_F(HostileProducer, IdleConnectionsThatSentA64KiBLineKeepLittleMemory) {
   DaemonHarness d(tdb_->url());
-  {
-    struct OneArena {  // for this daemon only, whatever start() does
-      OneArena() { ::setenv("MALLOC_ARENA_MAX", "1", 1); }
-      ~OneArena() { ::unsetenv("MALLOC_ARENA_MAX"); }
-    } one_arena;
-    d.start();
-  }
+  start_with_one_malloc_arena(d);
   const long before = rss_kib(d.process().pid());
   constexpr int kConnections = 128;
   std::string line = R"({"type":"x","hello":[0)";
