@@ -26,23 +26,21 @@ void give_back_when_due() {
   give_back_pending = false;  // before the trim: what is released after it is handed back next time
   ::malloc_trim(0);
 }
+// Marks what this thread released as owed to the system once it is at least `least` (> 0) bytes.
+void give_back_released_from(std::size_t least) {
+  if (released_bytes < least) return;
+  released_bytes = 0;
+  give_back_pending = true;
+  give_back_when_due();
+}
+
 }  // namespace
 
 void note_released(std::size_t bytes) { released_bytes += bytes; }
 
-void give_back_released_memory() {
-  if (released_bytes < kGiveBackBytes) return;
-  released_bytes = 0;
-  give_back_pending = true;
-  give_back_when_due();
-}
+void give_back_released_memory() { give_back_released_from(kGiveBackBytes); }
 
-void give_back_released_memory_now_idle() {
-  if (released_bytes == 0) return;
-  released_bytes = 0;
-  give_back_pending = true;
-  give_back_when_due();
-}
+void give_back_released_memory_now_idle() { give_back_released_from(1); }
 
 void give_back_pending_memory() {
   if (give_back_pending) give_back_when_due();
