@@ -27,12 +27,14 @@ def _reads_as_hello(text: str) -> bool:
     with a ``hello`` member and no ``type``, however its key is spelled: it parses line 1 when it
     holds ``"hello"`` in quotes or ``\\u006``, the escape of any of its letters). Lines sent
     again after a reconnect are numbered from 1 again, so such a line could switch the connection's
-    format, and every later line be acknowledged without being stored."""
+    format, and every later line be acknowledged without being stored. A line nested too deeply
+    for Python's parser (RecursionError) is none: the daemon's parser refuses it too (a parse error,
+    at most 1,024 levels)."""
     if '"hello"' not in text and "\\u006" not in text:
         return False
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(obj, dict) and "hello" in obj and "type" not in obj
 

@@ -262,6 +262,13 @@ async def test_a_line_the_daemon_would_take_for_a_hello_is_refused_before_sendin
         assert await c1.line() == '{"type":"trade","hello":1}'
         c1.ack(1)
         await fut
+        # Nested past Python's recursion limit: no hello for the daemon either (a parse error there),
+        # so it goes out; the check raised RecursionError before.
+        deep = '{"hello":' + "[" * 20_000 + "]" * 20_000 + "}"
+        fut = client.submit_text(deep)
+        assert await c1.line() == deep
+        c1.ack(2)
+        await fut
         assert await client.close() == 0
 
 
