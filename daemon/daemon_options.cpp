@@ -316,7 +316,7 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
     po::store(po::parse_command_line(argc, argv, desc), vm);
     decide_database_url(vm, url);
     po::store(po::parse_environment(desc,
-                                    [&desc, &vm, &moot](const std::string& variable) {
+                                    [&desc, &vm, &moot, &url](const std::string& variable) {
                                       const std::string name = environment_name(variable);
                                       if (!name.empty() && desc.find_nothrow(name, false) == nullptr)
                                         throw std::invalid_argument("environment variable " + variable +
@@ -327,6 +327,18 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
                                         if (value != nullptr && *value != '\0')
                                           moot.push_back(variable + " is ignored: the command line sets --" + name +
                                                          " (under systemd, ExecStart=: change that with `systemctl edit pm-ingestd`)");
+                                        return std::string();
+                                      }
+                                      // The database pair is one setting: --database-url-file on the
+                                      // command line makes PM_INGESTD_DATABASE_URL moot too, and the
+                                      // other way round.
+                                      if ((name == "database-url" || name == "database-url-file") && url.decided) {
+                                        const char* value = std::getenv(variable.c_str());
+                                        if (value != nullptr && *value != '\0')
+                                          moot.push_back(variable + " is ignored: the command line sets --" +
+                                                         (url.url.empty() ? "database-url-file" : "database-url") +
+                                                         " (the two are one setting; under systemd, ExecStart=: change "
+                                                         "that with `systemctl edit pm-ingestd`)");
                                         return std::string();
                                       }
                                       refuse_empty_variable(variable, name);

@@ -224,6 +224,27 @@ TEST(DaemonOptions, AVariableTheCommandLineOverridesIsNamedInANotice) {
       << notices;
   EXPECT_EQ(notices.find("S3cretMoot"), std::string::npos) << notices;
   EXPECT_TRUE(parse({"--wal-dir", "/x"}).moot_variables.empty());
+
+  // The database pair is one setting: a URL file on the command line makes the variable of the URL
+  // moot (it was ignored in silence), and the other way round.
+  const std::string dir = make_temp_dir("pm_opts");
+  std::ofstream(dir + "/url") << "postgresql://from-file@localhost/db\n";
+  ::setenv("PM_INGESTD_DATABASE_URL", "postgresql://u:S3cretMoot@h/db", 1);
+  const DaemonOptions from_file = parse({std::string("--database-url-file"), dir + "/url"});
+  ::unsetenv("PM_INGESTD_DATABASE_URL");
+  EXPECT_EQ(from_file.database_url, "postgresql://from-file@localhost/db");
+  ASSERT_EQ(from_file.moot_variables.size(), 1u);
+  EXPECT_NE(from_file.moot_variables[0].find("PM_INGESTD_DATABASE_URL is ignored: the command line sets "
+                                             "--database-url-file (the two are one setting"),
+            std::string::npos) << from_file.moot_variables[0];
+  ::setenv("PM_INGESTD_DATABASE_URL_FILE", (dir + "/url").c_str(), 1);
+  const DaemonOptions from_url = parse({"--database-url", "postgresql://u@h/db"});
+  ::unsetenv("PM_INGESTD_DATABASE_URL_FILE");
+  EXPECT_EQ(from_url.database_url, "postgresql://u@h/db");
+  ASSERT_EQ(from_url.moot_variables.size(), 1u);
+  EXPECT_NE(from_url.moot_variables[0].find("PM_INGESTD_DATABASE_URL_FILE is ignored: the command line sets "
+                                            "--database-url "),
+            std::string::npos) << from_url.moot_variables[0];
 }
 
 // A relative database-url-file in the config file was read from the daemon's working directory (/
