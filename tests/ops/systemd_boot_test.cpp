@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <string>
 
+#include <pqxx/pqxx>
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/ops/booted_container.h"
 #include "tests/ops/ops_util.h"
@@ -33,16 +35,21 @@ class OpsSystemdBoot : public ::testing::Test {
   }
 
   // The shipped files, the units' ExecStart pointed at this build, bound into the container's /etc.
-  BootedContainer::Options shipped_files(bool with_tmpfiles, const std::string& database_url = kUnreachable) {
+  // `extra_env`: lines added to the environment file; `drop_in`: a drop-in for the service (its
+  // [Service] lines), where a test needs systemd to act sooner than the shipped values would.
+  BootedContainer::Options shipped_files(bool with_tmpfiles, const std::string& database_url = kUnreachable,
+                                         const std::string& extra_env = "", const std::string& drop_in = "") {
     std::string service = read_file(kUnitDir + "/pm-ingestd.service");
     const std::string exec = "/usr/sbin/pm-ingestd";
     service.replace(service.find(exec), exec.size(), kBinDir + "/pm-ingestd");
     write_file(dir() + "/pm-ingestd.service", service);
     // A metrics port of its own: on the host's network the default 9464 may be taken.
     write_file(dir() + "/pm-ingestd.env", "DATABASE_URL=" + database_url + "\nPM_INGESTD_METRICS_LISTEN=127.0.0.1:" +
-                                               std::to_string(free_tcp_port()) + "\n");
+                                               std::to_string(free_tcp_port()) + "\n" + extra_env);
     write_file(dir() + "/empty", "");
     std::filesystem::create_directories(dir() + "/no-drop-ins");
+    std::filesystem::create_directories(dir() + "/service-drop-ins");
+    if (!drop_in.empty()) write_file(dir() + "/service-drop-ins/test.conf", "[Service]\n" + drop_in);
     write_file(dir() + "/trader.conf", "u trader - \"a producer\" /nonexistent /usr/sbin/nologin\nm trader pm-producers\n");
     BootedContainer::Options options;
     options.binds = {dir() + "/pm-ingestd.service:/etc/systemd/system/pm-ingestd.service",
@@ -53,7 +60,7 @@ class OpsSystemdBoot : public ::testing::Test {
                      std::filesystem::path(PM_INGESTD_BIN).parent_path().string() + ":" + kBinDir,
                      // The host's own drop-ins (systemctl edit) stay out; /etc/tmpfiles.d's file of the
                      // name beats an installed /usr/lib or /usr/local/lib one.
-                     dir() + "/no-drop-ins:/etc/systemd/system/pm-ingestd.service.d",
+                     dir() + "/service-drop-ins:/etc/systemd/system/pm-ingestd.service.d",
                      dir() + "/no-drop-ins:/etc/systemd/system/pm-ingestd.socket.d",
                      (with_tmpfiles ? kUnitDir + "/pm-ingestd.tmpfiles.conf" : dir() + "/empty") +
                          ":/etc/tmpfiles.d/pm-ingestd.conf"};
@@ -78,6 +85,20 @@ class OpsSystemdBoot : public ::testing::Test {
 
   ScratchDir scratch_{"pm_ops_boot"};
 };
+
+// The password of a postgresql:// URL with one.
+std::string password_of(const std::string& url) {
+  const std::size_t colon = url.find(':', url.find("://") + 3);
+  return url.substr(colon + 1, url.find('@') - colon - 1);
+}
+
+std::string service_property(const BootedContainer& box, const std::string& name) {
+  return box.run("systemctl show -p " + name + " --value pm-ingestd.service").output;
+}
+
+std::string journal_of_service(const BootedContainer& box) {
+  return box.run("journalctl -b -u pm-ingestd --no-pager").output;
+}
 
 std::string owners(const BootedContainer& box) {
   return box.run("stat -c '%n %U:%G %a' /run/pm-ingestd /run/pm-ingestd/ingest.sock").output;
@@ -161,10 +182,76 @@ TEST_F(OpsSystemdBoot, TheSandboxedServiceWritesIsRestartedAfterAKillAndStopsCle
   // a second COPY of a row, not a second apply).
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 3 AND applied_events = 3"), 1)
       << journal();
-  const std::string url = tdb.url();
-  const std::string password = url.substr(url.find(':', url.find("://") + 3) + 1,
-                                          url.find('@') - url.find(':', url.find("://") + 3) - 1);
-  EXPECT_EQ(journal().find(password), std::string::npos) << journal();
+  EXPECT_EQ(journal().find(password_of(tdb.url())), std::string::npos) << journal();
+}
+
+// A writer wedged inside PostgreSQL (a table lock this test holds) no longer feeds the watchdog
+// once its loop is older than --writer-stall-timeout, and the real systemd kills and restarts the
+// service (WatchdogSec=, Restart=on-failure). The event acked meanwhile waits in the log through
+// the restart and lands, once, when the lock goes. The drop-in shortens WatchdogSec= to 2 s (30 s
+// as shipped) and keeps the abort from writing a core; the chain is the shipped one.
+TEST_F(OpsSystemdBoot, AWedgedWriterStarvesTheWatchdogAndSystemdRestartsTheService) {
+  TestDatabase tdb("ops_boot_watchdog");
+  BootedContainer::Options options = shipped_files(true, tdb.url(), "PM_INGESTD_WRITER_STALL_TIMEOUT=1\n",
+                                                   "WatchdogSec=2s\nTimeoutAbortSec=2s\nLimitCORE=0\n");
+  options.own_network = false;
+  BootedContainer box(dir(), options);
+  if (!box.started()) GTEST_SKIP() << box.why();
+  ASSERT_TRUE(box.booted()) << box.why();
+
+  const CommandResult first = send_as_trader(box, "wd1");
+  ASSERT_EQ(first.exit_code, 0) << first.output << journal_of_service(box);
+  ASSERT_TRUE(wait_until([&] { return tdb.count("polymarket_trades") == 1; }, std::chrono::seconds(30)))
+      << journal_of_service(box);
+  const std::string wedged_pid = service_property(box, "MainPID");
+  EXPECT_EQ(service_property(box, "NRestarts"), "0\n");
+
+  pqxx::connection locker(tdb.url());
+  pqxx::work lock(locker);
+  lock.exec0("LOCK TABLE polymarket_trades IN ACCESS EXCLUSIVE MODE");
+  const CommandResult second = send_as_trader(box, "wd2");
+  ASSERT_EQ(second.exit_code, 0) << "acks do not wait for the writer: " << second.output << journal_of_service(box);
+  EXPECT_TRUE(wait_until([&] {
+    return service_property(box, "NRestarts") != "0\n" && service_property(box, "ActiveState") == "active\n";
+  }, std::chrono::seconds(60))) << journal_of_service(box);
+  lock.abort();
+
+  EXPECT_TRUE(wait_until([&] { return tdb.count("polymarket_trades") == 2; }, std::chrono::seconds(30)))
+      << journal_of_service(box);
+  EXPECT_NE(service_property(box, "MainPID"), wedged_pid);
+  const std::string journal = journal_of_service(box);
+  EXPECT_TRUE(contains(journal, "no longer feeding the systemd watchdog")) << journal;
+  EXPECT_TRUE(contains(journal, "Watchdog timeout")) << journal;
+  EXPECT_EQ(box.run("systemctl stop pm-ingestd.service").exit_code, 0);
+  EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2 AND applied_events = 2"), 1)
+      << journal_of_service(box);
+  EXPECT_EQ(journal.find(password_of(tdb.url())), std::string::npos) << journal;
+}
+
+// Exit 2 (here: the database holds trades in milliseconds, the daemon is set to seconds; restarting
+// cannot fix it) is not restarted: RestartPreventExitStatus=2 leaves the service failed at once for
+// an operator, where Restart=on-failure would start it five times more, each refusing again. The
+// journal says what to set. ActiveState is "failed" only when systemd scheduled no restart (a
+// scheduled one is "activating", auto-restart).
+TEST_F(OpsSystemdBoot, AnExitTwoLeavesTheServiceFailedWithoutARestart) {
+  TestDatabase tdb("ops_boot_exit2");
+  tdb.exec("INSERT INTO trade_watermarks (condition_id, last_timestamp, updated_at) "
+           "VALUES ('c_old', 1700000000000, '2023-11-14T22:13:20.000000Z')");
+  BootedContainer::Options options = shipped_files(true, tdb.url(), "PM_INGESTD_TRADE_TIMESTAMP_UNIT=s\n");
+  options.own_network = false;
+  BootedContainer box(dir(), options);
+  if (!box.started()) GTEST_SKIP() << box.why();
+  ASSERT_TRUE(box.booted()) << box.why();
+
+  EXPECT_TRUE(wait_until([&] { return service_property(box, "ActiveState") == "failed\n"; },
+                         std::chrono::seconds(60))) << journal_of_service(box);
+  EXPECT_EQ(service_property(box, "ExecMainStatus"), "2\n") << journal_of_service(box);
+  EXPECT_EQ(service_property(box, "Result"), "exit-code\n");
+  EXPECT_EQ(service_property(box, "NRestarts"), "0\n") << journal_of_service(box);
+  const std::string journal = journal_of_service(box);
+  EXPECT_TRUE(contains(journal, "--trade-timestamp-unit is epoch seconds (s): set it to ms")) << journal;
+  EXPECT_EQ(journal.find(password_of(tdb.url())), std::string::npos) << journal;
+  EXPECT_EQ(tdb.count("pm_ingest_checkpoints"), 0);
 }
 
 }  // namespace
