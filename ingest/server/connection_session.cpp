@@ -256,8 +256,7 @@ bool ConnectionSession::answer_chunk() {
   return send_replies();
 }
 
-// Sends `replies_`; false when the producer went away or did not read them for reply_timeout.
-bool ConnectionSession::send_replies() {
+bool ConnectionSession::send_replies(bool closing_counted) {
   sending_since_ = std::chrono::steady_clock::now().time_since_epoch().count();
   const bool sent = send_all(fd_, replies_);
   sending_since_ = 0;
@@ -265,7 +264,7 @@ bool ConnectionSession::send_replies() {
   if (errno == EAGAIN || errno == EWOULDBLOCK) {
     logger_.warn("closed the connection of {}: its replies were not read for {} s (--reply-timeout)", peer_,
                  limits_.reply_timeout.count());
-    metrics_.connections_closed("reply_timeout").Increment();
+    if (!closing_counted) metrics_.connections_closed("reply_timeout").Increment();
   }
   return false;
 }
@@ -308,7 +307,7 @@ void ConnectionSession::close_for_slow_line() {
   metrics_.connections_closed("line_timeout").Increment();
   logger_.warn("closed the connection of {}: line {} incomplete for {} s (--line-timeout)", peer_, line,
                limits_.line_timeout.count());
-  send_replies();
+  send_replies(/*closing_counted=*/true);  // one close, one reason: its replies' timeout is not counted again
 }
 
 bool ConnectionSession::line_timed_out() const {
