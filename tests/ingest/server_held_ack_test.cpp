@@ -107,6 +107,26 @@ class ServerHeldAck : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
+  // Returns right after one of the held ack's rechecks (a wake-up of the connection's thread), once
+  // they have backed off past half a second: the next one is then at least that far away, so only
+  // the read path can send the ack within a shorter window. The rechecks go 20, 40, .. 640 ms, then
+  // every second.
+  void wait_right_after_a_slow_recheck() {
+    long seen = voluntary_switches(tid_);
+    auto last_wake = std::chrono::steady_clock::now();
+    bool first = true;
+    ASSERT_TRUE(wait_until([&] {
+      const long now_seen = voluntary_switches(tid_);
+      if (now_seen == seen) return false;
+      seen = now_seen;
+      const auto now = std::chrono::steady_clock::now();
+      const bool slow = !first && now - last_wake >= 500ms;
+      first = false;
+      last_wake = now;
+      return slow;
+    }, 20s));
+  }
+
   std::string dir_;
   std::unique_ptr<InProcessServer> server_;
   int fd_ = -1;
@@ -119,6 +139,9 @@ TEST_F(ServerHeldAck, AHeldAckGoesOutWhileAnUnfinishedLineKeepsArriving) {
   const auto read_available = [&] {
     for (ssize_t n; (n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT)) > 0;) replies.append(buffer, static_cast<std::size_t>(n));
   };
+  // No recheck falls inside the window below: the ack must come from the read path (a recheck
+  // between two bytes let the test pass without it).
+  wait_right_after_a_slow_recheck();
   read_available();  // the producer reads its replies now
   const std::string expected = R"({"ack":)" + std::to_string(kLines) + "}";
   const std::string unfinished = trade_line(kLines + 1);
