@@ -7,9 +7,7 @@ namespace pm {
 std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_view text, std::int64_t received_ms,
                                              std::vector<Event>& events) {
   tally_.hello.reset();
-  if (format_unknown_)
-    return Rejection{RejectReason::Busy, "line 1 (a hello?) could not be read: send the hello and the lines again on a new "
-                                         "connection; not stored"};
+  if (later_lines_) return *later_lines_;
   const ParseMemoryBudget::Lease parse_memory = budget_.take(text.size());
   // A hello's key may be spelled with escapes ("\u0068ello"; any letter of "hello" escaped is
   // \u006x): the parser reads it as "hello".
@@ -24,7 +22,12 @@ std::optional<Rejection> LineDecoder::decode(std::uint64_t number, std::string_v
     // No format declared: the Polymarket parser that checked the line is not used again.
     polymarket_.release_buffers();
     if (hello) {
-      format_unknown_ = std::get<Rejection>(*hello).reason == RejectReason::Busy;
+      later_lines_ = std::get<Rejection>(*hello).reason == RejectReason::Busy
+                         ? Rejection{RejectReason::Busy, "line 1 (a hello?) could not be read: send the hello and the "
+                                                         "lines again on a new connection; not stored"}
+                         : Rejection{RejectReason::Schema, "line 1, a hello, was refused, so no line of this connection "
+                                                           "is read: connect again with a format this daemon knows (or "
+                                                           "no hello, for protocol v1 lines); not stored"};
       return std::move(std::get<Rejection>(*hello));
     }
   }

@@ -1,7 +1,9 @@
 #pragma once
 // LineDecoder: the lines of one connection into events, by the connection's format
-// (payload_format.h). Line 1 may be a hello: it sets the format and yields no event (an unknown
-// format is refused and the connection stays pm-ingestd). Protocol v1 lines go to LineParser (one
+// (payload_format.h). Line 1 may be a hello: it sets the format and yields no event. A hello
+// refused (an unknown format, a key named twice) is `schema`, and so is every later line of the
+// connection: the producer declared a format this daemon does not read, and its lines read as
+// protocol v1 instead could be stored as what they are not. Protocol v1 lines go to LineParser (one
 // event each, the fast path: nothing else is done for them); lines of a Polymarket format go to
 // PolymarketParser (0..N events each). A line longer than kKeptParserCapacity is parsed under a
 // share of `budget` (parse_memory_budget.h), waiting while other connections' large lines hold it.
@@ -52,7 +54,9 @@ class LineDecoder {
 
   ParseMemoryBudget& budget_;
   PayloadFormat format_ = PayloadFormat::PmIngestd;
-  bool format_unknown_ = false;  // line 1's hello check ran out of memory
+  // Set by a line 1 that was a hello and was refused (schema) or could not be read (busy): the
+  // answer of every later line of the connection.
+  std::optional<Rejection> later_lines_;
   LineParser v1_;
   PolymarketParser polymarket_;
   LineTally tally_;

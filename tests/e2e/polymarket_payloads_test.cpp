@@ -264,12 +264,22 @@ TEST_F(PolymarketPayloadsTest, HelloRulesOnTheWire) {
                       R"({"hello":{"format":"clob-rest-trades"}})"}));
   std::vector<Reply> seen;
   ASSERT_TRUE(p.wait_ack(3, 10s, &seen));
-  ASSERT_EQ(seen.size(), 3u);
+  ASSERT_EQ(seen.size(), 4u);  // three errors, then the ack that answers them all
+  EXPECT_TRUE(seen[3].is_ack);
   EXPECT_EQ(seen[0].error, "schema");
   EXPECT_EQ(seen[0].line, 1u);
   EXPECT_NE(seen[0].detail.find("known formats: pm-ingestd, clob-ws-market"), std::string::npos) << seen[0].detail;
-  EXPECT_EQ(seen[1].error, "schema");  // the connection kept protocol v1: line 2 was read as v1
-  EXPECT_EQ(seen[1].line, 3u);
+  // After a refused hello no line of the connection is read: the v1 trade of line 2 is not stored.
+  for (std::size_t i : {1u, 2u}) {
+    EXPECT_EQ(seen[i].error, "schema");
+    EXPECT_EQ(seen[i].line, i + 1);
+    EXPECT_NE(seen[i].detail.find("line 1, a hello, was refused"), std::string::npos) << seen[i].detail;
+  }
+  EXPECT_EQ(d.metric("pm_ingest_events_rejected_total{reason=\"schema\"}"), 3);
+  // A new connection without a hello speaks protocol v1.
+  Producer v1(d.socket());
+  ASSERT_TRUE(v1.send({trade_line("c", "v1")}));
+  ASSERT_TRUE(v1.wait_ack(1, 10s));
   wait_applied(d, 1);
   EXPECT_EQ(trade_ids(tdb_->url()), std::set<std::string>{"v1"});
 }

@@ -478,20 +478,34 @@ TEST(Hello, WithoutOneTheConnectionSpeaksV1) {
   EXPECT_EQ(decode(explicit_v1, 2, kV1Trade).events.size(), 1u);
 }
 
-TEST(Hello, AnUnknownFormatIsRefusedAndTheConnectionStaysV1) {
+// A hello refused: every later line of the connection is refused too (schema), a protocol v1 line
+// included. The producer declared a format this daemon does not read; read as protocol v1, its
+// lines could be stored as what they are not (they were: the connection stayed v1).
+TEST(Hello, AnUnknownFormatIsRefusedAndSoIsEveryLaterLine) {
   LineDecoder decoder;
   const Decoded d = decode(decoder, 1, R"({"hello":{"format":"clob-ws-user"}})");
   ASSERT_TRUE(d.rejection);
   EXPECT_EQ(d.rejection->reason, RejectReason::Schema);
   EXPECT_NE(d.rejection->detail.find("pm-ingestd, clob-ws-market, data-api-trades, clob-rest-trades"), std::string::npos);
-  EXPECT_EQ(decoder.format(), PayloadFormat::PmIngestd);
-  EXPECT_EQ(decode(decoder, 2, kV1Trade).events.size(), 1u);
-  EXPECT_EQ(decode(decoder, 1, R"({"hello":"clob-ws-market"})").rejection->reason, RejectReason::Schema);
+  for (std::uint64_t line = 2; line <= 3; ++line) {
+    const Decoded later = decode(decoder, line, kV1Trade);
+    ASSERT_TRUE(later.rejection) << "line " << line << " was read after a refused hello";
+    EXPECT_EQ(later.rejection->reason, RejectReason::Schema);
+    EXPECT_NE(later.rejection->detail.find("line 1, a hello, was refused"), std::string::npos) << later.rejection->detail;
+    EXPECT_TRUE(later.events.empty());
+  }
+  LineDecoder other;
+  EXPECT_EQ(decode(other, 1, R"({"hello":"clob-ws-market"})").rejection->reason, RejectReason::Schema);
+  EXPECT_EQ(decode(other, 2, kV1Trade).rejection->reason, RejectReason::Schema);
+  // A line 1 that is no hello (a type, or not an object) leaves the connection v1 whatever it holds.
+  LineDecoder v1;
+  EXPECT_EQ(decode(v1, 1, R"({"type":"trade","hello":{"format":"x"}})").rejection->reason, RejectReason::Schema);
+  EXPECT_EQ(decode(v1, 2, kV1Trade).events.size(), 1u);
 }
 
 // A key named twice in a hello: the first value won here, while a producer's last-key-wins JSON
 // library (Python, JavaScript) read the other, so the connection's format was a guess.
-TEST(Hello, AKeyNamedTwiceIsRefusedAndTheConnectionStaysV1) {
+TEST(Hello, AKeyNamedTwiceIsRefusedAndSoIsEveryLaterLine) {
   for (const char* line : {R"({"hello":{"format":"clob-ws-market","format":"data-api-trades"}})",
                            R"({"hello":{"format":"clob-ws-market"},"hello":{"format":"data-api-trades"}})"}) {
     LineDecoder decoder;
@@ -501,6 +515,9 @@ TEST(Hello, AKeyNamedTwiceIsRefusedAndTheConnectionStaysV1) {
     EXPECT_NE(d.rejection->detail.find("hello: key \"") , std::string::npos) << d.rejection->detail;
     EXPECT_NE(d.rejection->detail.find("appears more than once"), std::string::npos) << d.rejection->detail;
     EXPECT_EQ(decoder.format(), PayloadFormat::PmIngestd) << line;
+    const Decoded later = decode(decoder, 2, kV1Trade);
+    ASSERT_TRUE(later.rejection) << line;
+    EXPECT_EQ(later.rejection->reason, RejectReason::Schema);
   }
 }
 
