@@ -7,6 +7,7 @@
 #include <pqxx/nontransaction>
 
 #include "repos/database.h"
+#include "repos/deferred_begin_transaction.h"
 #include "tests/support/black_hole.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -317,6 +318,56 @@ TEST_F(DatabaseTest, AConnectionKilledInsideTheBodyIsRetryAndTheConnectionIsDrop
   EXPECT_EQ(result.failure.kind, PgErrorKind::Connection);
   EXPECT_EQ(db.stats().open, 0) << "a broken connection went back into the pool";
   EXPECT_EQ(tdb_->count("t"), 0);
+}
+
+// libpqxx 6.4 can reconnect a broken connection on its next statement ("reactivation"), opening
+// the new session without the pool's settings (statement_timeout, DateStyle, keepalives). A
+// review feared it did so under a DeferredBeginTransaction (the writer's lanes) whose BEGIN found
+// the session ended and which then rolls back: a session opened behind the pool's back (against a
+// server gone, a connect timeout per address before the failure is reported). It does not (the
+// ROLLBACK fails on the broken connection); this keeps it so. Sessions are counted in
+// pg_stat_database.sessions, final once every backend opened since the start has ended (a
+// backend's counts are flushed when it exits).
+TEST_F(DatabaseTest, AnAttemptOnASessionTheServerEndedOpensNoSessionBehindThePoolsBack) {
+  pqxx::connection observer(tdb_->url());
+  const auto sessions = [&observer] {
+    pqxx::nontransaction tx(observer);
+    tx.exec("SELECT pg_stat_clear_snapshot()");
+    return tx.exec1("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")[0].as<long long>();
+  };
+  // The backends there before this test (the suite's own) stay; every later one must have ended.
+  std::string present;
+  {
+    pqxx::nontransaction tx(observer);
+    present = tx.exec1("SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database()")[0]
+                  .as<std::string>();
+  }
+  const auto others_ended = [&observer, &present] {
+    pqxx::nontransaction tx(observer);
+    return tx.exec1("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid NOT IN (" +
+                    present + ")")[0].as<int>() == 0;
+  };
+  const long long before = sessions();
+  {
+    Database db(tdb_->config());
+    int ended_pid = 0;
+    ASSERT_EQ(db.attempt([&](Transaction& tx) -> std::optional<int> { return ended_pid = tx.conn().backendpid(); }).status,
+              TxStatus::Applied);
+    {
+      pqxx::nontransaction tx(observer);
+      tx.exec("SELECT pg_terminate_backend(" + std::to_string(ended_pid) + ")");
+    }
+    ASSERT_TRUE(test::wait_until(others_ended, std::chrono::seconds(20)));
+    const TxResult<int> result = db.attempt<DeferredBeginTransaction>([&](DeferredBeginTransaction& tx) -> std::optional<int> {
+      tx.exec("SELECT 1");
+      return 1;
+    });
+    EXPECT_EQ(result.status, TxStatus::Retry) << result.failure.message;
+    EXPECT_EQ(result.failure.kind, PgErrorKind::Connection);
+    EXPECT_EQ(db.stats().open, 0) << "a broken connection went back into the pool";
+  }
+  ASSERT_TRUE(test::wait_until(others_ended, std::chrono::seconds(20)));
+  EXPECT_EQ(sessions() - before, 1) << "sessions opened besides the pool's one";
 }
 
 // A real deadlock inside db.attempt() bodies: two sessions take advisory locks 1 and 2 in opposite
