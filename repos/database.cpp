@@ -47,11 +47,13 @@ namespace {
 // (SQL, DMY) and tiered::read_time refuses them; extra_float_digits 3, so a REAL (float4) is sent
 // with the digits that name it exactly (from PostgreSQL 12 on any value above 0 gives the shortest
 // exact text; 3 also before), or a threshold read back with 0 (six digits) names another float4
-// and a lookup by it (`threshold = $1::real`) misses its row.
+// and a lookup by it (`threshold = $1::real`) misses its row. Read committed, whatever the defaults:
+// the repositories' upserts and ON CONFLICT DO NOTHING meeting a row committed after their snapshot
+// fail with 40001 under repeatable read (libpqxx 6.4's BEGIN names no isolation level).
 std::string session_settings_sql(const DatabaseConfig& config) {
   std::string sql = "SET statement_timeout = " + std::to_string(config.statement_timeout.count()) +
                     "; SET TIME ZONE 'UTC'; SET client_min_messages = warning; SET DateStyle = 'ISO, MDY'; "
-                    "SET extra_float_digits = 3";
+                    "SET extra_float_digits = 3; SET default_transaction_isolation = 'read committed'";
   // The server's own keepalives and user timeout on this session's socket (ignored over a Unix
   // socket): a backend waiting for its client's data (a COPY cut off by a partition) is not ended
   // by statement_timeout or idle_in_transaction_session_timeout, and kept the rows it had taken,

@@ -75,5 +75,34 @@ TEST(SessionSettings, ReadersWorkWhereTheDatabaseDefaultsToAnotherDateStyleAndFe
   EXPECT_EQ(db.stats().open, 1);
 }
 
+// A database (or role) whose default isolation is repeatable read: the repositories' statements
+// are written for read committed (an upsert or ON CONFLICT DO NOTHING meeting a row another writer
+// committed after the transaction's snapshot waits for it and goes on there; under repeatable read
+// it fails with 40001, which transaction() does not run again). The pool's sessions use read
+// committed whatever the defaults.
+TEST(SessionSettings, TransactionsAreReadCommittedWhereTheDatabaseDefaultsToRepeatableRead) {
+  test::TestDatabase tdb("session_isolation");
+  tdb.exec("CREATE TABLE counter (id int PRIMARY KEY, v int NOT NULL); INSERT INTO counter VALUES (1, 0)");
+  tdb.exec("ALTER DATABASE " + tdb.name() + " SET default_transaction_isolation = 'repeatable read'");
+  ASSERT_EQ(setting_of_new_session(tdb.url(), "default_transaction_isolation"), "repeatable read");  // the premise
+
+  DatabaseConfig config = tdb.config();
+  config.max_connections = 1;
+  Database db(config);
+  pqxx::connection other(tdb.url());
+  const int v = db.transaction([&](Transaction& tx) {
+    EXPECT_EQ(tx.exec1("SHOW transaction_isolation")[0].as<std::string>(), "read committed");
+    tx.exec1("SELECT v FROM counter WHERE id = 1");  // the snapshot is taken here under repeatable read
+    pqxx::work concurrent(other);
+    concurrent.exec0("UPDATE counter SET v = v + 1 WHERE id = 1");
+    concurrent.commit();
+    return tx.exec1("UPDATE counter SET v = v + 10 WHERE id = 1 RETURNING v")[0].as<int>();  // 40001 under repeatable read
+  });
+  EXPECT_EQ(v, 11);
+  // The same after a reset of the session (RESET ALL brings the database's default back).
+  EXPECT_EQ(db.fetchval<std::string>("SHOW default_transaction_isolation"), "read committed");
+  EXPECT_EQ(db.fetchval<std::string>("SHOW default_transaction_isolation"), "read committed");
+}
+
 }  // namespace
 }  // namespace pm
