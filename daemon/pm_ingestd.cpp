@@ -34,6 +34,7 @@
 
 #include "daemon/cli_common.h"
 #include "daemon/daemon_options.h"
+#include "daemon/operator_locks.h"
 #include "ingest/archive/segment_archiver.h"
 #include "ingest/writer/batch_writer.h"
 #include "ingest/events/event_queue.h"
@@ -43,6 +44,7 @@
 #include "ingest/server/server.h"
 #include "ingest/log/segment_remover.h"
 #include "ingest/log/wal.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/log/wal_newer_format.h"
 #include "ingest/log/wal_reader.h"
 #include "metrics/http_endpoint.h"
@@ -404,6 +406,10 @@ sigset_t block_stop_signals() {
   return signals;
 }
 
+// How long a starting daemon waits for a pm-ingestctl command holding its log's or archive's lock
+// (operator_locks.h); well inside the unit's TimeoutStartSec=300.
+constexpr std::chrono::seconds kOperatorCommandWait{60};
+
 // Whether SIGINT or SIGTERM is waiting: they stay blocked (pending) from before the log's recovery
 // until wait_for_stop takes them, so a stop asked for while the daemon started is seen here.
 bool stop_requested_while_starting(const sigset_t& signals) {
@@ -534,6 +540,15 @@ int run(const pm::DaemonOptions& options, const sigset_t& signals, const std::sh
   metrics.event_visible_alert_threshold_seconds.Set(options.freshness_alert_seconds);
   metrics.writer_connections.Set(static_cast<double>(options.writer_connections));
   int exit_code = 0;
+  std::vector<std::string> lock_paths{pm::wal::path_in(options.wal_dir, pm::wal::kLockFileName)};
+  if (!options.archive_dir.empty()) lock_paths.push_back(pm::wal::path_in(options.archive_dir, pm::archive::kArchiveLockFileName));
+  switch (pm::wait_for_operator_commands(lock_paths, kOperatorCommandWait, stop_requested_while_starting, signals, *log)) {
+    case pm::OperatorLocks::Free: break;
+    case pm::OperatorLocks::StillHeld: return 1;
+    case pm::OperatorLocks::StopAsked:
+      log->info("stop requested while waiting for an operator command; exiting before opening the log");
+      return 0;
+  }
   std::unique_ptr<pm::archive::SegmentArchiver> archiver;
   try {
     archiver = make_archiver(options, metrics, log);

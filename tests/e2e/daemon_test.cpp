@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "ingest/archive/segment_archiver.h"
+#include "ingest/log/log_fs.h"
+#include "ingest/log/wal_directory.h"
 #include "ingest/server/unix_socket.h"
 #include "repos/pg_errors.h"
 #include "tests/e2e/e2e_util.h"
@@ -1080,6 +1083,42 @@ TEST_F(DaemonTest, ASecondDaemonOnTheSameLogDirectoryRefusesAndTheFirstKeepsItsR
   auto verify = run_ctl({"wal-verify", "--wal-dir", first.wal_dir()});
   EXPECT_EQ(verify.code, 0) << verify.output;
   EXPECT_NE(verify.output.find("200 records"), std::string::npos) << verify.output;
+}
+
+// `pm-ingestctl archive store-damaged` holds the log's and the archive's locks while it runs. A
+// daemon started meanwhile (a producer's connection through the socket unit, a restart) exited 2,
+// "in use by another pm-ingestd (pm-ingestctl pid ...)", which systemd does not restart. It waits
+// for the command instead, saying so, and starts once both locks are free. Held here with the
+// owner line pm-ingestctl writes; a daemon's lock is still refused (the test above).
+TEST_F(DaemonTest, AStartWaitsForAnOperatorCommandHoldingTheLogsAndTheArchivesLocks) {
+  DaemonHarness d(tdb_->url());
+  const std::string archive = d.dir() + "/archive";
+  d.args().insert(d.args().end(), {"--archive-dir", archive});
+  std::filesystem::create_directories(d.wal_dir());
+  std::filesystem::create_directories(archive);
+  wal::LogFs& fs = wal::posix_log_fs();
+  std::unique_ptr<wal::FileLock> log_lock, archive_lock;
+  const std::string owner = "pm-ingestctl pid " + std::to_string(::getpid());
+  ASSERT_FALSE(fs.lock(wal::path_in(d.wal_dir(), wal::kLockFileName), owner, log_lock));
+  ASSERT_FALSE(fs.lock(wal::path_in(archive, archive::kArchiveLockFileName), owner, archive_lock));
+  // The command ends (releases its locks) once the daemon says it waits for it, archive's included.
+  std::thread command([&] {
+    const bool waited_for_log = wait_until([&] { return d.output().find("LOCK is held by " + owner) != std::string::npos; }, 20s);
+    log_lock.reset();
+    const bool waited_for_archive =
+        wait_until([&] { return d.output().find("ARCHIVE.LOCK is held by " + owner) != std::string::npos; }, 20s);
+    archive_lock.reset();
+    EXPECT_TRUE(waited_for_log && waited_for_archive) << d.output();
+  });
+  d.start();
+  command.join();
+  EXPECT_TRUE(d.running()) << d.output();
+  Producer p(d.socket());
+  ASSERT_TRUE(p.send({trade_line("c", "after-command")}));
+  ASSERT_TRUE(p.wait_ack(1, 10s));
+  EXPECT_TRUE(wait_count("SELECT count(*) FROM polymarket_trades WHERE trade_id = 'after-command'", 1));
+  EXPECT_EQ(d.stop(), 0);
+  EXPECT_EQ(d.output().find("refusing to start"), std::string::npos) << d.output();
 }
 
 // Issue 11: a log that lost applied records, restarted while PostgreSQL is down, must not ack new
