@@ -34,6 +34,7 @@ TradeApproval TradeApprovalRepository::create(const TradeApproval& a) const {
   detail::require_enum(*a.status, kApprovalStatuses, "trade_approvals.status");
   const std::string approved_at = detail::write_iso_or_now(a.approved_at, "trade_approvals.approved_at");
   const auto expires_at = detail::write_iso(a.expires_at, "trade_approvals.expires_at");
+  detail::require_finite(a.max_price, "trade_approvals.max_price");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<TradeApproval>(tx.exec_params1(
         R"(INSERT INTO trade_approvals

@@ -339,6 +339,7 @@ std::int64_t MarketUniverseRepository::update_interestingness_scores(const std::
   std::vector<std::string> cids;
   std::string values = "{";
   for (const auto& [cid, score] : scores) {
+    detail::require_finite(score, "market_universe.interestingness_score");
     cids.push_back(cid);
     if (values.size() > 1) values += ',';
     values += pqxx::to_string(score);

@@ -34,6 +34,10 @@ PaperTrade PaperTradeRepository::create(const PaperTrade& t) const {
   if (t.decision.empty()) throw std::invalid_argument("paper_trades.decision must not be empty");
   const std::string created_at = detail::write_iso_or_now(t.created_at, "paper_trades.created_at");
   require_candidate_id(t.candidate_id, "paper_trades.candidate_id");
+  detail::require_finite(t.candidate_price, "paper_trades.candidate_price");
+  detail::require_finite(t.fill_price, "paper_trades.fill_price");
+  detail::require_finite(t.size, "paper_trades.size");
+  detail::require_finite(t.model_score, "paper_trades.model_score");
   if (t.trigger_timestamp)
     require_timestamp(*t.trigger_timestamp, TimestampUnit::Milliseconds,
                       newest_accepted(FutureBound::FromNow, TimestampUnit::Milliseconds),
@@ -103,6 +107,8 @@ LiveOrder LiveOrderRepository::create(const LiveOrder& o) const {
   detail::require_enum(o.status, kLiveOrderStatuses, "live_orders.status");
   const std::string submitted_at = detail::write_iso_or_now(o.submitted_at, "live_orders.submitted_at");
   require_candidate_id(o.candidate_id, "live_orders.candidate_id");
+  detail::require_finite(o.order_price, "live_orders.order_price");
+  detail::require_finite(o.order_size, "live_orders.order_size");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<LiveOrder>(row_naming_a_candidate(tx.exec_params(
         R"(INSERT INTO live_orders
@@ -154,6 +160,8 @@ std::optional<LiveOrder> LiveOrderRepository::update_status(const std::string& o
                                                             std::optional<double> fill_price,
                                                             std::optional<double> fill_size,
                                                             std::optional<std::string> reason) const {
+  detail::require_finite(fill_price, "live_orders.fill_price");
+  detail::require_finite(fill_size, "live_orders.fill_size");
   const std::string from = detail::text_array(
       kLiveOrderStatuses, [&](LiveOrderStatus s) { return can_transition(s, status); });
   return target_.run([&](pqxx::transaction_base& tx) {

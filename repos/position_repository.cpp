@@ -74,6 +74,13 @@ Position PositionRepository::create(const Position& p) const {
       p.entry_timestamp.empty() ? now : detail::write_iso_or_now(p.entry_timestamp, "positions.entry_timestamp");
   const std::string created_at =
       p.created_at.empty() ? now : detail::write_iso_or_now(p.created_at, "positions.created_at");
+  detail::require_finite(p.size, "positions.size");
+  detail::require_finite(p.entry_price, "positions.entry_price");
+  detail::require_finite(p.entry_cost, "positions.entry_cost");
+  detail::require_finite(p.current_price, "positions.current_price");
+  detail::require_finite(p.current_value, "positions.current_value");
+  detail::require_finite(p.unrealized_pnl, "positions.unrealized_pnl");
+  detail::require_finite(p.realized_pnl, "positions.realized_pnl");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<Position>(tx.exec_params1(
         R"(INSERT INTO positions
@@ -124,6 +131,7 @@ std::optional<Position> PositionRepository::get_open_by_token(const std::string&
 }
 
 std::optional<Position> PositionRepository::update_price(std::int32_t position_id, double current_price) const {
+  detail::require_finite(current_price, "positions.current_price");
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<Position>(tx.exec_params(
         R"(UPDATE positions
@@ -140,6 +148,8 @@ std::optional<Position> PositionRepository::update_price(std::int32_t position_i
 std::optional<Position> PositionRepository::close(std::int32_t position_id, double exit_price,
                                                   std::optional<std::string> exit_order_id,
                                                   std::optional<double> realized_pnl) const {
+  detail::require_finite(exit_price, "positions.current_price (exit price)");
+  detail::require_finite(realized_pnl, "positions.realized_pnl");
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<Position>(tx.exec_params(
         R"(UPDATE positions
@@ -161,6 +171,7 @@ std::optional<Position> PositionRepository::close(std::int32_t position_id, doub
 
 std::optional<Position> PositionRepository::resolve(std::int32_t position_id, const std::string& resolution,
                                                     double final_value) const {
+  detail::require_finite(final_value, "positions.current_value (final value)");
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<Position>(tx.exec_params(
         R"(UPDATE positions
@@ -196,6 +207,10 @@ ExitEvent ExitEventRepository::create(const ExitEvent& e) const {
   if (!position)
     throw std::invalid_argument("exit_events.position_id: '" + e.position_id + "' is not a position id");
   const std::string created_at = detail::write_iso_or_now(e.created_at, "exit_events.created_at");
+  for (const auto& [value, column] : {std::pair{e.entry_price, "exit_events.entry_price"}, {e.exit_price, "exit_events.exit_price"},
+                                      {e.size, "exit_events.size"}, {e.gross_pnl, "exit_events.gross_pnl"},
+                                      {e.net_pnl, "exit_events.net_pnl"}, {e.hours_held, "exit_events.hours_held"}})
+    detail::require_finite(value, column);
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = tx.exec_params(
         R"(INSERT INTO exit_events
@@ -275,6 +290,8 @@ DailyPnl DailyPnlRepository::update(const std::string& date, double realized_pnl
                                     std::int32_t num_trades, std::int32_t num_wins,
                                     std::int32_t num_losses) const {
   require_day(date);
+  detail::require_finite(realized_pnl, "daily_pnl.realized_pnl");
+  detail::require_finite(unrealized_pnl, "daily_pnl.unrealized_pnl");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<DailyPnl>(tx.exec_params1(
         R"(INSERT INTO daily_pnl

@@ -1,5 +1,8 @@
 #include "repos/repo_support.h"
 
+#include <cmath>
+
+#include "repos/pg_errors.h"
 #include "repos/util/clock.h"
 
 namespace pm::detail {
@@ -22,6 +25,16 @@ std::optional<std::string> write_iso(const std::optional<std::string>& text, con
 
 void check_limit(int limit) {
   if (limit < 0) throw std::invalid_argument("limit must not be negative");
+}
+
+void require_finite(double value, const char* column) {
+  if (!std::isfinite(value))
+    throw RefusedValueError(std::string(column) + ": " + (std::isnan(value) ? "nan" : value > 0 ? "inf" : "-inf") +
+                            " is not a finite number; a REAL value here must be one");
+}
+
+void require_finite(const std::optional<double>& value, const char* column) {
+  if (value) require_finite(*value, column);
 }
 
 }  // namespace pm::detail

@@ -107,6 +107,12 @@ std::string write_iso_or_now(const std::string& text, const char* column);
 std::optional<std::string> write_iso(const std::optional<std::string>& text, const char* column);
 // Throws std::invalid_argument for a negative LIMIT.
 void check_limit(int limit);
+// A REAL column's value (a price, a size, money, a score) must be a finite number: PostgreSQL
+// stores NaN and the infinities, and orders NaN above every number, so a NaN max_price approved
+// every price and one NaN entry_cost made the total exposure NaN (every `exposure + cost > limit`
+// false). Throws RefusedValueError naming `column` and the value; nullopt (NULL) passes.
+void require_finite(double value, const char* column);
+void require_finite(const std::optional<double>& value, const char* column);
 // `{a,b}`: a text[] literal of closed-set names (never of caller text).
 template <class E, std::size_t N, class Pred>
 std::string text_array(const std::array<EnumText<E>, N>& table, Pred&& keep) {

@@ -2,11 +2,13 @@
 // 2.12, 2.13; fixes for D7, D8, D9, D20, D24, D25, D28).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 
 #include <chrono>
 
 #include "repos/approval_repository.h"
+#include "repos/pg_errors.h"
 #include "repos/util/clock.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
@@ -104,6 +106,25 @@ TEST_F(ApprovalRepositoryTest, CreateValidates) {
   auto now_row = repo.create(approval("tok", std::nullopt, ""));
   EXPECT_EQ(now_row.approved_at.size(), 27u);
   EXPECT_FALSE(now_row.expires_at);
+}
+
+// A NaN max_price was stored, and PostgreSQL orders NaN above every number: `max_price >= price`
+// held for any price, so get_valid approved every order on the token. Non-finite values are
+// refused, naming the column, and nothing is stored.
+TEST_F(ApprovalRepositoryTest, ANonFiniteMaxPriceIsRefusedAndApprovesNothing) {
+  TradeApprovalRepository repo(tdb_->db());
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    auto a = approval();
+    a.max_price = bad;
+    try {
+      repo.create(a);
+      ADD_FAILURE() << "max_price " << bad << " was stored";
+    } catch (const RefusedValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("trade_approvals.max_price"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(repo.count(), 0);
+  EXPECT_FALSE(repo.get_valid("tok", 5.0));
 }
 
 // D24: re-approving an executed token starts a new cycle without the stale executed_at.

@@ -1,10 +1,12 @@
 // CandleRepository against a real PostgreSQL (storage-api.md 2.16; fixes for D10 and D31).
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
 
 #include "repos/candle_repository.h"
+#include "repos/pg_errors.h"
 #include "repos/util/clock.h"
 #include "tests/support/test_database.h"
 
@@ -82,6 +84,17 @@ class CandleRepositoryTest : public ::testing::Test {
   static test::TestDatabase* tdb_;
 };
 test::TestDatabase* CandleRepositoryTest::tdb_ = nullptr;
+
+// A NaN price or volume made the bucket's high, volume and VWAP NaN for every later merge.
+TEST_F(CandleRepositoryTest, ANonFinitePriceOrVolumeIsRefused) {
+  CandleRepository repo(tdb_->db());
+  EXPECT_THROW(repo.upsert(candle("2026-01-02T00:00:00Z", 0.5, std::nan(""))), RefusedValueError);
+  EXPECT_THROW(repo.upsert(candle("2026-01-02T00:00:00Z", 0.5, 0.6, 0.4, 0.55, INFINITY)), RefusedValueError);
+  PriceCandle c = candle("2026-01-02T00:00:00Z");
+  c.vwap = std::nan("");
+  EXPECT_THROW(repo.upsert(c), RefusedValueError);
+  EXPECT_EQ(repo.count(), 0);
+}
 
 TEST_F(CandleRepositoryTest, IntervalsAndInvalidResolutions) {
   EXPECT_EQ(candle_interval_seconds("5m"), 300);

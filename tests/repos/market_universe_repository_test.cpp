@@ -1,11 +1,13 @@
 // MarketUniverseRepository against a real PostgreSQL (storage-api.md 2.16; fix for D31).
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 #include <gtest/gtest.h>
 
 #include "repos/util/clock.h"
 #include "repos/market_universe_repository.h"
+#include "repos/pg_errors.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -357,6 +359,11 @@ TEST_F(MarketUniverseRepositoryTest, InterestingnessScoresAndBelowThresholdSince
   // An upsert neither changes the score nor the marker.
   repo.upsert(market("0xa", 1));
   EXPECT_NEAR(repo.get_by_condition_id("0xa")->interestingness_score, 25, 1e-5);
+  // A NaN score sorted above every market in query() and get_top_by_score(): refused, and none of
+  // the call's scores is written.
+  EXPECT_THROW(repo.update_interestingness_scores({{"0xb", 7}, {"0xa", std::nan("")}}), RefusedValueError);
+  EXPECT_NEAR(repo.get_by_condition_id("0xa")->interestingness_score, 25, 1e-5);
+  EXPECT_NEAR(repo.get_by_condition_id("0xb")->interestingness_score, 20, 1e-5);
 }
 
 TEST_F(MarketUniverseRepositoryTest, StrategySignal) {

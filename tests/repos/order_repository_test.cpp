@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <barrier>
+#include <cmath>
 #include <thread>
 
 #include "repos/util/clock.h"
 #include "repos/order_repository.h"
+#include "repos/pg_errors.h"
 #include "repos/timestamp_unit.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
@@ -96,6 +98,28 @@ TEST_F(OrderRepositoryTest, PaperTradesAndLiveOrdersMustNameAnExistingCandidate)
   EXPECT_EQ(tdb_->count("live_orders"), 0);
   EXPECT_EQ(papers.create(paper(10)).candidate_id, 10);
   EXPECT_EQ(orders.create(order("ord_ok")).candidate_id, 7);
+}
+
+// Non-finite prices and sizes are refused (a NaN fill size compared above every size), naming the
+// column; nothing is written.
+TEST_F(OrderRepositoryTest, NonFinitePricesAndSizesAreRefused) {
+  PaperTradeRepository paper_trades(tdb_->db());
+  auto t = paper();
+  t.fill_price = std::nan("");
+  EXPECT_THROW(paper_trades.create(t), RefusedValueError);
+  EXPECT_EQ(paper_trades.count(), 0);
+  LiveOrderRepository orders(tdb_->db());
+  auto o = order("0xorder-nan");
+  o.order_size = INFINITY;
+  EXPECT_THROW(orders.create(o), RefusedValueError);
+  orders.create(order("0xorder-ok"));
+  try {
+    orders.update_status("0xorder-ok", LiveOrderStatus::Partial, 0.5, std::nan(""));
+    ADD_FAILURE() << "a NaN fill size was stored";
+  } catch (const RefusedValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("live_orders.fill_size"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(orders.get_by_order_id("0xorder-ok")->fill_size.has_value());
 }
 
 TEST_F(OrderRepositoryTest, PaperTradeCreateRoundTrips) {

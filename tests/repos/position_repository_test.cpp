@@ -7,9 +7,12 @@
 #include <chrono>
 #include <cstdio>
 #include <barrier>
+#include <cmath>
+#include <limits>
 #include <thread>
 
 #include "repos/util/clock.h"
+#include "repos/pg_errors.h"
 #include "repos/position_repository.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
@@ -71,6 +74,40 @@ class PositionRepositoryTest : public ::testing::Test {
   static test::TestDatabase* tdb_;
 };
 test::TestDatabase* PositionRepositoryTest::tdb_ = nullptr;
+
+// A NaN entry_cost was stored, and one such open position made get_total_exposure() NaN: every
+// `exposure + cost > limit` check of the bot was then false. Non-finite values are refused in
+// every writer of positions, exit events and the daily P&L, naming the column; nothing changes.
+TEST_F(PositionRepositoryTest, NonFiniteMoneyIsRefusedAndTheExposureStaysANumber) {
+  PositionRepository positions(tdb_->db());
+  const Position open = positions.create(sample("0xtok", 75.0));
+  const auto refused = [](const auto& write, const std::string& column) {
+    try {
+      write();
+      ADD_FAILURE() << column << ": a non-finite value was stored";
+    } catch (const RefusedValueError& e) {
+      EXPECT_NE(std::string(e.what()).find(column), std::string::npos) << e.what();
+    }
+  };
+  const double nan = std::nan("");
+  const double inf = std::numeric_limits<double>::infinity();
+  refused([&] { positions.create(sample("0xnan", nan)); }, "positions.entry_cost");
+  refused([&] { Position p = sample("0xinf"); p.size = inf; positions.create(p); }, "positions.size");
+  refused([&] { Position p = sample("0xcur"); p.current_price = -inf; positions.create(p); }, "positions.current_price");
+  refused([&] { positions.update_price(open.id, nan); }, "positions.current_price");
+  refused([&] { positions.close(open.id, inf); }, "positions.current_price");
+  refused([&] { positions.close(open.id, 0.9, std::nullopt, nan); }, "positions.realized_pnl");
+  refused([&] { positions.resolve(open.id, "Yes", nan); }, "positions.current_value");
+  ExitEventRepository exits(tdb_->db());
+  refused([&] { ExitEvent e = exit_event(open.id); e.net_pnl = nan; exits.create(e); }, "exit_events.net_pnl");
+  DailyPnlRepository days(tdb_->db());
+  refused([&] { days.update("2026-01-02", nan, 0, 1, 1, 0); }, "daily_pnl.realized_pnl");
+
+  EXPECT_NEAR(positions.get_total_exposure(), 75.0, kTol);
+  ASSERT_EQ(positions.get_open().size(), 1u);
+  EXPECT_FALSE(positions.get_open().at(0).current_price.has_value());
+  EXPECT_EQ(exits.count(), 0);
+}
 
 // ---- The original tests ----
 
