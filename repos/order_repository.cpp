@@ -168,8 +168,8 @@ std::optional<LiveOrder> LiveOrderRepository::update_status(const std::string& o
     return to_optional_model<LiveOrder>(tx.exec_params(
         R"(UPDATE live_orders
            SET status = CASE WHEN status = 'cancelled' AND $2::text = 'partial' THEN status ELSE $2::text END,
-               fill_price = COALESCE($3::real, fill_price),
-               fill_size = COALESCE($4::real, fill_size),
+               fill_price = CASE WHEN $4::real < fill_size THEN fill_price ELSE COALESCE($3::real, fill_price) END,
+               fill_size = GREATEST(fill_size, $4::real),
                reason = CASE WHEN status = 'cancelled' AND $2::text = 'filled' THEN $5::text
                              ELSE COALESCE($5::text, reason) END,
                filled_at = CASE WHEN $2::text = 'filled' THEN $6 ELSE filled_at END,

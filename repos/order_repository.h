@@ -24,7 +24,9 @@
 //   unless given). The guard is in the UPDATE's WHERE (atomic under concurrency). A refused
 //   transition and an unknown order_id both return nullopt and change nothing; get_by_order_id()
 //   tells them apart. fill_price, fill_size and reason keep their stored value when not given
-//   (COALESCE, as in the original; a late full fill's reason is the one exception). filled_at is
+//   (COALESCE, as in the original; a late full fill's reason is the one exception). fill_size is
+//   the order's cumulative fill and never shrinks: a report of less than the stored fill (a stale
+//   poll after a websocket update) keeps the stored size and its price. filled_at is
 //   set to now exactly when the order becomes filled; updated_at is always now.
 // - get_active() is every submitted or partial order; lists are newest first by submitted_at (by
 //   time, D8: repo_support.h), id DESC as tie-breaker (D28).

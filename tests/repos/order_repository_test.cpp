@@ -122,6 +122,24 @@ TEST_F(OrderRepositoryTest, NonFinitePricesAndSizesAreRefused) {
   EXPECT_FALSE(orders.get_by_order_id("0xorder-ok")->fill_size.has_value());
 }
 
+// fill_size is the order's cumulative fill: a stale poll reporting partial(5) after the websocket
+// reported partial(12) lowered it to 5, and the bot under-counted what it held (and could buy
+// again). A smaller report keeps the stored size and its price; a larger one replaces both.
+TEST_F(OrderRepositoryTest, AStaleSmallerFillReportDoesNotShrinkTheFill) {
+  LiveOrderRepository orders(tdb_->db());
+  orders.create(order("0xfills"));
+  ASSERT_TRUE(orders.update_status("0xfills", LiveOrderStatus::Partial, 0.50, 12));
+  const auto stale = orders.update_status("0xfills", LiveOrderStatus::Partial, 0.40, 5);
+  ASSERT_TRUE(stale);
+  EXPECT_NEAR(*stale->fill_size, 12, 1e-6);
+  EXPECT_NEAR(*stale->fill_price, 0.50, 1e-6);
+  const auto more = orders.update_status("0xfills", LiveOrderStatus::Filled, 0.52, 20);
+  ASSERT_TRUE(more);
+  EXPECT_NEAR(*more->fill_size, 20, 1e-6);
+  EXPECT_NEAR(*more->fill_price, 0.52, 1e-6);
+  EXPECT_EQ(more->status, "filled");
+}
+
 TEST_F(OrderRepositoryTest, PaperTradeCreateRoundTrips) {
   PaperTradeRepository repo(tdb_->db());
   auto input = paper();
