@@ -82,6 +82,19 @@ std::optional<TradeApproval> TradeApprovalRepository::mark_executed(const std::s
   });
 }
 
+std::optional<TradeApproval> TradeApprovalRepository::claim(const std::string& token_id, double price) const {
+  const std::optional<TradeApproval> valid = get_valid(token_id, price);
+  if (!valid) return std::nullopt;
+  return target_.run([&](pqxx::transaction_base& tx) {
+    return to_optional_model<TradeApproval>(tx.exec_params(
+        R"(UPDATE trade_approvals SET status = 'executed', executed_at = $5
+           WHERE token_id = $1 AND status = 'pending' AND max_price >= $2::real
+             AND approved_at = $3 AND expires_at IS NOT DISTINCT FROM $4::text
+           RETURNING *)",
+        token_id, price, valid->approved_at, valid->expires_at, now_iso()));
+  });
+}
+
 std::optional<TradeApproval> TradeApprovalRepository::mark_expired(const std::string& token_id) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<TradeApproval>(tx.exec_params(

@@ -12,7 +12,13 @@
 //   $n::real, D7) and that has not expired; else nullopt.
 // - mark_executed() / mark_expired() move only a *pending* approval (pending -> executed |
 //   expired; fix for D24); otherwise (or for a missing token) nullopt and nothing changes.
-//   mark_executed() does not re-check the time: call get_valid() before trading.
+//   mark_executed() does not re-check the time: call get_valid() before trading, or claim().
+// - claim(token, price): get_valid() and mark_executed() as one step, for an executor about to
+//   trade: the approval get_valid() finds becomes executed only if it is still that pending
+//   approval (its approved_at and expires_at text unchanged: a re-approval meanwhile is not
+//   claimed) with max_price >= price; returns it executed, else nullopt. Of executors racing for
+//   one approval exactly one gets it (get_valid() then mark_executed() let two both see it valid
+//   and both trade). Not an extension of storage-api.md's methods, which it leaves as they are.
 // - expire_old() reads the pending approvals that have an expires_at, and expires each one whose
 //   time has passed with an UPDATE guarded by the exact expires_at text it read and status
 //   'pending' (so a concurrent re-approval is never expired); returns how many it expired
@@ -53,6 +59,7 @@ class TradeApprovalRepository : public BaseRepository<TradeApproval, std::string
   std::vector<TradeApproval> get_pending() const;
   std::optional<TradeApproval> get_valid(const std::string& token_id, double price) const;
   std::optional<TradeApproval> mark_executed(const std::string& token_id) const;
+  std::optional<TradeApproval> claim(const std::string& token_id, double price) const;
   std::optional<TradeApproval> mark_expired(const std::string& token_id) const;
   std::int64_t expire_old() const;
 };

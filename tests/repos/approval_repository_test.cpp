@@ -5,7 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include <atomic>
+#include <barrier>
 #include <chrono>
+#include <thread>
 
 #include "repos/approval_repository.h"
 #include "repos/pg_errors.h"
@@ -125,6 +128,34 @@ TEST_F(ApprovalRepositoryTest, ANonFiniteMaxPriceIsRefusedAndApprovesNothing) {
   }
   EXPECT_EQ(repo.count(), 0);
   EXPECT_FALSE(repo.get_valid("tok", 5.0));
+}
+
+// get_valid() then mark_executed() let two executors both see an approval valid and both trade.
+// claim() gives it to exactly one of them; it refuses a price above the cap and an expired
+// approval, leaving them pending.
+TEST_F(ApprovalRepositoryTest, ClaimGivesAnApprovalToExactlyOneOfRacingExecutors) {
+  TradeApprovalRepository repo(tdb_->db());
+  for (int round = 0; round < 20; ++round) {
+    repo.create(approval("race"));  // pending again: a new cycle
+    std::barrier start(2);
+    std::atomic<int> won{0};
+    const auto executor = [&] {
+      start.arrive_and_wait();
+      if (const auto claimed = repo.claim("race", 0.9); claimed && claimed->status == "executed") ++won;
+    };
+    std::thread a(executor), b(executor);
+    a.join();
+    b.join();
+    EXPECT_EQ(won.load(), 1) << "round " << round;
+  }
+  EXPECT_EQ(repo.get_by_token("race")->status, "executed");
+  EXPECT_FALSE(repo.claim("race", 0.9)) << "claimed twice";
+  repo.create(approval("cap"));
+  EXPECT_FALSE(repo.claim("cap", 0.99));  // max_price 0.95
+  EXPECT_EQ(repo.get_by_token("cap")->status, "pending");
+  repo.create(approval("old", iso_in(-hours(1))));
+  EXPECT_FALSE(repo.claim("old", 0.5));
+  EXPECT_EQ(repo.get_by_token("old")->status, "pending");
 }
 
 // D24: re-approving an executed token starts a new cycle without the stale executed_at.
