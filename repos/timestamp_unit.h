@@ -63,6 +63,9 @@ inline constexpr std::string_view kTradeUnitSource = "the configured trade_times
 // trigger_watermarks.last_timestamp) are epoch milliseconds whatever unit the trades are in
 // (schema.md): their checks name this as the unit's source.
 inline constexpr std::string_view kTriggerUnitSource = "the unit of trigger timestamps";
+// score_history.scored_at and trade_watchlist's last_scored_at and created_at are epoch seconds
+// whatever unit the trades are in (schema.md): their checks name this as the unit's source.
+inline constexpr std::string_view kScoringUnitSource = "the unit of score_history.scored_at and trade_watchlist.*_at";
 void require_timestamp_unit(std::int64_t epoch, TimestampUnit unit, std::string_view field,
                             std::string_view unit_source = kTradeUnitSource);
 

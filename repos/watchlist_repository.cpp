@@ -1,5 +1,6 @@
 #include "repos/watchlist_repository.h"
 
+#include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 
 namespace pm {
@@ -16,6 +17,29 @@ constexpr std::array<EnumText<WatchlistStatus>, 4> kWatchlistStatuses{{
 std::optional<int> as_flag(std::optional<bool> flag) {
   if (!flag) return std::nullopt;
   return *flag ? 1 : 0;
+}
+
+// Throws TimestampUnitError unless `epoch`, when given, is acceptable in `unit`: > 0, of the unit's
+// size and at most kMaxFutureMs after now (require_timestamp, the rule of every other time column).
+// `field` names the column and the row, built only for a refusal.
+template <class Field>
+void require_given_time(const std::optional<std::int64_t>& epoch, TimestampUnit unit, std::string_view unit_source,
+                        Field&& field) {
+  if (!epoch) return;
+  const std::int64_t newest = newest_accepted(FutureBound::FromNow, unit);
+  if (acceptable_timestamp(*epoch, unit, newest)) return;
+  require_timestamp(*epoch, unit, newest, field(), unit_source);
+}
+
+// A watchlist item's three caller-given times: trigger_timestamp in epoch ms (a trigger time,
+// schema.md), last_scored_at and created_at in epoch seconds.
+void require_times(const TradeWatchlist& w) {
+  const auto of = [&](const char* column) {
+    return [&w, column] { return "trade_watchlist." + std::string(column) + " of token '" + w.token_id + "'"; };
+  };
+  require_given_time(w.trigger_timestamp, TimestampUnit::Milliseconds, kTriggerUnitSource, of("trigger_timestamp"));
+  require_given_time(w.last_scored_at, TimestampUnit::Seconds, kScoringUnitSource, of("last_scored_at"));
+  require_given_time(w.created_at, TimestampUnit::Seconds, kScoringUnitSource, of("created_at"));
 }
 
 }  // namespace
@@ -41,6 +65,7 @@ bool can_transition(WatchlistStatus from, WatchlistStatus to) {
 TradeWatchlist TradeWatchlistRepository::create(const TradeWatchlist& w) const {
   if (!w.status) throw std::invalid_argument("trade_watchlist.status must be given");
   detail::require_enum(*w.status, kWatchlistStatuses, "trade_watchlist.status");
+  require_times(w);
   const std::int64_t now = now_epoch_s();
   const std::int64_t created_at = w.created_at.value_or(now);
   return target_.run([&](pqxx::transaction_base& tx) {
@@ -179,6 +204,9 @@ std::vector<MarketScoresCache> MarketScoresCacheRepository::get_by_category_flag
 // ---- ScoreHistoryRepository ----
 
 ScoreHistory ScoreHistoryRepository::create(const ScoreHistory& h) const {
+  require_given_time(h.scored_at, TimestampUnit::Seconds, kScoringUnitSource, [&] {
+    return "score_history.scored_at" + (h.token_id ? " of token '" + *h.token_id + "'" : std::string());
+  });
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<ScoreHistory>(tx.exec_params1(
         R"(INSERT INTO score_history (token_id, score, time_to_end_hours, scored_at)
@@ -198,6 +226,10 @@ std::vector<ScoreHistory> ScoreHistoryRepository::get_by_token(const std::string
 }
 
 std::vector<ScoreHistory> ScoreHistoryRepository::get_recent(std::int64_t since_timestamp) const {
+  // A since in milliseconds is above every stored time and would return nothing, ever.
+  if (since_timestamp > 0)
+    require_timestamp_unit(since_timestamp, TimestampUnit::Seconds, "score_history get_recent since_timestamp",
+                           kScoringUnitSource);
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_models<ScoreHistory>(tx.exec_params(
         "SELECT * FROM score_history WHERE scored_at >= $1 ORDER BY scored_at DESC, id DESC",

@@ -3,9 +3,16 @@
 // TradeWatchlistRepository: `trade_watchlist` (key token_id). Its *_at columns are BIGINT epoch
 // *seconds* from now_epoch_s(), a true UTC clock (fix for D11).
 // - create() upserts all 14 columns: created_at = the item's value when given, else now (only
-//   nullopt counts as missing; 0 is stored as 0: fix for D33); updated_at = now. On conflict every
-//   column is overwritten except initial_score and created_at, which keep their first values.
-//   status must be a WatchlistStatus text (nullopt is refused; D25).
+//   nullopt counts as missing, fix for D33; a given 0 is refused, below); updated_at = now. On
+//   conflict every column is overwritten except initial_score and created_at, which keep their
+//   first values.
+//   status must be a WatchlistStatus text (nullopt is refused; D25). The times given are checked
+//   before any SQL, as every other time column is (require_timestamp, timestamp_unit.h):
+//   trigger_timestamp is epoch *milliseconds* (a trigger time, schema.md), last_scored_at and
+//   created_at epoch seconds; each, when given, must be > 0, of its unit's size (10^11 and above
+//   is milliseconds) and at most kMaxFutureMs (24 h) after now, else TimestampUnitError (a
+//   RefusedValueError) naming the column, the token and the value, and nothing is written. A
+//   last_scored_at or created_at in milliseconds was stored, and read as a time in the year 50000.
 // - get_watching() by current_score DESC with NULL scores *last* (fix for D28), token_id
 //   tie-breaker; get_by_status() by updated_at DESC NULLS LAST, token_id tie-breaker.
 // - update_score() sets current_score, time_to_end_hours and last_scored_at = updated_at = now;
@@ -24,9 +31,15 @@
 //   not flags are given. The original silently returned get_passing() when no flag was given; here
 //   no flags means no flag condition. Same ordering as get_passing().
 // ScoreHistoryRepository: `score_history` (key id SERIAL); scored_at is epoch seconds.
-// - create() inserts (the input's id is ignored); never re-run after COMMIT was sent (D13).
+// - create() inserts (the input's id is ignored); never re-run after COMMIT was sent (D13). A
+//   scored_at, when given, that is not > 0, of seconds' size (below 10^11) or is more than
+//   kMaxFutureMs (24 h) after now throws TimestampUnitError (a RefusedValueError) naming the
+//   column and the value, before any SQL: a time in milliseconds was stored, and cleanup_old never
+//   deleted it while get_recent returned it for ever.
 // - get_by_token() newest first (scored_at DESC NULLS LAST, id DESC); get_recent(since):
-//   scored_at >= since, newest first, id DESC tie-breaker.
+//   scored_at >= since, newest first, id DESC tie-breaker. A since > 0 that is not of seconds'
+//   size throws TimestampUnitError before any SQL (one in milliseconds returned nothing); 0 or
+//   less: every row with a scored_at.
 // - cleanup_old(days) deletes rows with scored_at < now_epoch_s() - days * 86400 and returns how
 //   many (affected_rows, D20). Rows with a NULL scored_at are never deleted.
 #include <cstdint>
@@ -49,7 +62,8 @@ class TradeWatchlistRepository : public BaseRepository<TradeWatchlist, std::stri
   explicit TradeWatchlistRepository(DbTarget target)
       : BaseRepository(target, "trade_watchlist", "token_id", "text") {}
 
-  // Throws std::invalid_argument for a missing or unknown status.
+  // Throws std::invalid_argument for a missing or unknown status, and TimestampUnitError (a
+  // RefusedValueError, also std::invalid_argument) for a time refused as above; nothing is written.
   TradeWatchlist create(const TradeWatchlist& item) const;
   std::vector<TradeWatchlist> get_watching() const;
   std::vector<TradeWatchlist> get_by_status(WatchlistStatus status) const;
@@ -88,8 +102,10 @@ class ScoreHistoryRepository : public BaseRepository<ScoreHistory, std::int32_t>
   explicit ScoreHistoryRepository(DbTarget target)
       : BaseRepository(target, "score_history", "id", "integer") {}
 
+  // Throws TimestampUnitError for a scored_at refused as above; nothing is written.
   ScoreHistory create(const ScoreHistory& history) const;
   std::vector<ScoreHistory> get_by_token(const std::string& token_id, int limit = 100) const;
+  // since in epoch seconds; TimestampUnitError for one > 0 that is not of seconds' size.
   std::vector<ScoreHistory> get_recent(std::int64_t since_timestamp) const;
   // Throws std::invalid_argument for negative days.
   std::int64_t cleanup_old(int days = 30) const;

@@ -2,6 +2,7 @@
 // PostgreSQL (storage-api.md 2.15; fixes for D11, D20, D25, D27, D28, D33).
 #include <gtest/gtest.h>
 
+#include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 #include "repos/watchlist_repository.h"
 #include "tests/support/test_database.h"
@@ -125,12 +126,73 @@ TEST_F(WatchlistRepositoryTest, CreateStampsEpochSeconds) {
   EXPECT_EQ(repo.create(given).created_at, 1'600'000'000);
 }
 
-// D33: the original treated a created_at of 0 as missing.
-TEST_F(WatchlistRepositoryTest, CreateKeepsAZeroCreatedAt) {
+// D33: the original treated a created_at of 0 as missing and stamped now. 0 is no time either:
+// like every time column (require_timestamp) it is refused, never replaced by now.
+TEST_F(WatchlistRepositoryTest, CreateRefusesAZeroCreatedAtInsteadOfStampingNow) {
   TradeWatchlistRepository repo(tdb_->db());
   auto w = item("zero");
   w.created_at = 0;
-  EXPECT_EQ(repo.create(w).created_at, 0);
+  EXPECT_THROW(repo.create(w), TimestampUnitError);
+  EXPECT_EQ(repo.count(), 0);
+}
+
+// The text of the TimestampUnitError `fn` throws, or "" (with a failure) when it throws none.
+template <class Fn>
+std::string unit_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const TimestampUnitError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no TimestampUnitError";
+  return "";
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// last_scored_at and created_at are epoch seconds, trigger_timestamp epoch milliseconds
+// (schema.md). create() stored any of them in the other unit [the rows inserted]: a created_at in
+// ms reads as the year 50000. Each is refused now (TimestampUnitError, a RefusedValueError,
+// naming the column, the token and the value) before any SQL, as every other time column is.
+TEST_F(WatchlistRepositoryTest, CreateRefusesTimesOfTheWrongUnit) {
+  TradeWatchlistRepository repo(tdb_->db());
+  const std::int64_t now_s = now_epoch_s();
+  auto scored_in_ms = item("a");
+  scored_in_ms.last_scored_at = now_s * 1000;
+  const std::string scored = unit_error_of([&] { repo.create(scored_in_ms); });
+  EXPECT_TRUE(has(scored, "trade_watchlist.last_scored_at of token 'a'")) << scored;
+  EXPECT_TRUE(has(scored, std::to_string(now_s * 1000))) << scored;
+  EXPECT_TRUE(has(scored, "looks like epoch milliseconds")) << scored;
+  EXPECT_TRUE(has(scored, "is seconds (s)")) << scored;
+
+  auto created_in_ms = item("b");
+  created_in_ms.created_at = now_s * 1000;
+  const std::string created = unit_error_of([&] { repo.create(created_in_ms); });
+  EXPECT_TRUE(has(created, "trade_watchlist.created_at of token 'b'")) << created;
+  EXPECT_TRUE(has(created, std::to_string(now_s * 1000))) << created;
+
+  auto trigger_in_s = item("c");
+  trigger_in_s.trigger_timestamp = 1'700'000'000;
+  const std::string trigger = unit_error_of([&] { repo.create(trigger_in_s); });
+  EXPECT_TRUE(has(trigger, "trade_watchlist.trigger_timestamp of token 'c'")) << trigger;
+  EXPECT_TRUE(has(trigger, "1700000000 looks like epoch seconds")) << trigger;
+  EXPECT_TRUE(has(trigger, "is milliseconds (ms)")) << trigger;
+
+  auto far_ahead = item("d");
+  far_ahead.last_scored_at = now_s + 2 * kDay;
+  EXPECT_TRUE(has(unit_error_of([&] { repo.create(far_ahead); }), "h ahead of now"));
+  auto in_us = item("e");
+  in_us.created_at = now_s * 1'000'000;
+  EXPECT_THROW(repo.create(in_us), TimestampUnitError);
+  EXPECT_EQ(repo.count(), 0);  // nothing written
+
+  auto in_seconds = item("ok");
+  in_seconds.last_scored_at = now_s;
+  in_seconds.created_at = now_s - kDay;
+  const auto row = repo.create(in_seconds);
+  EXPECT_EQ(row.last_scored_at, now_s);
+  EXPECT_EQ(row.created_at, now_s - kDay);
+  EXPECT_EQ(row.trigger_timestamp, 1'700'000'000'000);
 }
 
 TEST_F(WatchlistRepositoryTest, UpsertKeepsInitialScoreAndCreatedAt) {
@@ -366,6 +428,29 @@ TEST_F(WatchlistRepositoryTest, ScoreHistoryListsNewestFirst) {
   EXPECT_TRUE(repo.get_by_token("none").empty());
   EXPECT_EQ(ids(repo.get_recent(200)), (std::vector<std::int32_t>{other.id, tie2.id, tie1.id}));
   EXPECT_EQ(ids(repo.get_recent(301)), std::vector<std::int32_t>{});
+}
+
+// scored_at is epoch seconds. create() stored one in milliseconds [the row inserted]: cleanup_old
+// never deleted it and get_recent(since_s) returned it for ever. It is refused now, before any SQL,
+// naming the column and the value; so is a get_recent since in milliseconds, which returned nothing.
+TEST_F(WatchlistRepositoryTest, ScoreHistoryRefusesAScoredAtThatIsNotEpochSeconds) {
+  ScoreHistoryRepository repo(tdb_->db());
+  const std::int64_t now_s = now_epoch_s();
+  const std::string in_ms = unit_error_of([&] { repo.create(history("t", now_s * 1000)); });
+  EXPECT_TRUE(has(in_ms, "score_history.scored_at of token 't'")) << in_ms;
+  EXPECT_TRUE(has(in_ms, std::to_string(now_s * 1000) + " looks like epoch milliseconds")) << in_ms;
+  EXPECT_TRUE(has(in_ms, "is seconds (s)")) << in_ms;
+  EXPECT_TRUE(has(unit_error_of([&] { repo.create(history(std::nullopt, now_s * 1000)); }), "score_history.scored_at "));
+  EXPECT_THROW(repo.create(history("t", now_s + 2 * kDay)), TimestampUnitError);
+  EXPECT_THROW(repo.create(history("t", 0)), TimestampUnitError);
+  EXPECT_EQ(repo.count(), 0);  // nothing written
+
+  const auto row = repo.create(history("t", now_s));
+  EXPECT_EQ(row.scored_at, now_s);
+  const std::string since = unit_error_of([&] { repo.get_recent((now_s - 60) * 1000); });
+  EXPECT_TRUE(has(since, "get_recent since_timestamp")) << since;
+  EXPECT_EQ(ids(repo.get_recent(now_s - 60)), std::vector<std::int32_t>{row.id});
+  EXPECT_EQ(ids(repo.get_recent(0)), std::vector<std::int32_t>{row.id});
 }
 
 TEST_F(WatchlistRepositoryTest, ScoreHistoryCleanupUsesEpochSeconds) {
