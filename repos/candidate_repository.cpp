@@ -14,6 +14,24 @@ constexpr std::array<EnumText<CandidateStatus>, 4> kCandidateStatuses{{
     {CandidateStatus::Executed, "executed"},
 }};
 
+// Inserts the watermark or keeps the later of the stored and the given ($2, canonical) created_at,
+// by time, in one statement: ON CONFLICT locks the stored row and its SET reads that row's latest
+// version, so the comparison and the write are atomic on any target, a caller's autocommit
+// nontransaction included. A stored time that pm_text_time cannot read (NULL) counts as older; a
+// stored time that is kept is re-rendered canonical (the to_char shape is format_iso's, as
+// text_time_test checks). updated_at is always $3 (now).
+constexpr const char* kAdvanceCandidateWatermark = R"SQL(
+INSERT INTO candidate_watermarks AS w (threshold, last_created_at, updated_at)
+VALUES ($1::real, $2, $3)
+ON CONFLICT (threshold) DO UPDATE
+  SET last_created_at = CASE
+        WHEN pm_text_time(w.last_created_at) >= pm_text_time(EXCLUDED.last_created_at)
+          THEN to_char(pm_text_time(w.last_created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+        ELSE EXCLUDED.last_created_at
+      END,
+      updated_at = EXCLUDED.updated_at
+RETURNING *)SQL";
+
 }  // namespace
 
 std::string_view to_string(CandidateStatus status) { return enum_text(status, kCandidateStatuses); }
@@ -125,22 +143,7 @@ CandidateWatermark CandidateWatermarkRepository::update(double threshold, const 
                                 "' is not an ISO-8601 time");
   const std::string canonical = format_iso(*given);
   return target_.run([&](pqxx::transaction_base& tx) {
-    const std::string now = now_iso();
-    auto inserted = tx.exec_params(
-        R"(INSERT INTO candidate_watermarks (threshold, last_created_at, updated_at)
-           VALUES ($1::real, $2, $3) ON CONFLICT (threshold) DO NOTHING RETURNING *)",
-        threshold, canonical, now);
-    if (!inserted.empty()) return from_row<CandidateWatermark>(inserted[0]);
-    // The row exists (committed, or ours): lock it, compare by time, write the later one back.
-    auto stored = from_row<CandidateWatermark>(tx.exec_params1(
-        "SELECT * FROM candidate_watermarks WHERE threshold = $1::real FOR UPDATE", threshold));
-    const auto stored_time = parse_iso(stored.last_created_at);
-    const std::string latest =
-        stored_time && *stored_time >= *given ? format_iso(*stored_time) : canonical;
-    return from_row<CandidateWatermark>(tx.exec_params1(
-        R"(UPDATE candidate_watermarks SET last_created_at = $2, updated_at = $3
-           WHERE threshold = $1::real RETURNING *)",
-        threshold, latest, now));
+    return from_row<CandidateWatermark>(tx.exec_params1(kAdvanceCandidateWatermark, threshold, canonical, now_iso()));
   });
 }
 

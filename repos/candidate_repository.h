@@ -15,8 +15,11 @@
 // CandidateWatermarkRepository: `candidate_watermarks` (key threshold REAL, bound as $n::real, D7).
 // - update() keeps the later of the stored and the given created_at *by time*, not by text (fix
 //   for D8): both are parsed (a stored value that does not parse counts as older), the result is
-//   stored canonical. Insert-if-missing, then SELECT .. FOR UPDATE and UPDATE in one transaction,
-//   so concurrent updates never move it backwards.
+//   stored canonical. One statement (INSERT .. ON CONFLICT DO UPDATE whose SET compares the stored
+//   and the given time with pm_text_time), so it is atomic on any target, a caller's
+//   pqxx::nontransaction included: concurrent updates never move it backwards. (It inserted, then
+//   SELECT .. FOR UPDATE, compared in C++ and UPDATEd unconditionally: in autocommit the row lock
+//   ended with the SELECT, and an update committed in between was overwritten with an older time.)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,7 +68,9 @@ class CandidateWatermarkRepository : public BaseRepository<CandidateWatermark, d
   std::optional<CandidateWatermark> get(double threshold) const;
   // The stored text, or nullopt when there is no row (as in the original).
   std::optional<std::string> get_last_created_at(double threshold) const;
-  // Throws std::invalid_argument when created_at is not ISO-8601. updated_at is always now.
+  // Stores the later of the stored and the given created_at (by time, canonical text) and returns
+  // the row as stored. Throws std::invalid_argument when created_at is not ISO-8601, before any
+  // SQL. updated_at is always now.
   CandidateWatermark update(double threshold, const std::string& created_at) const;
 };
 

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <optional>
+#include <pqxx/nontransaction>
 #include <thread>
 
 #include "repos/candidate_repository.h"
@@ -354,6 +357,79 @@ TEST_F(CandidateRepositoryTest, ConcurrentWatermarkUpdatesKeepTheLatest) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(marks.get_last_created_at(0.5), "2026-01-10T10:59:00.000000Z");
   EXPECT_EQ(marks.count(), 1);
+}
+
+// On a caller's pqxx::nontransaction every statement commits on its own: an older time leaves the
+// newer one in place, and update() reports the stored (newer) one.
+TEST_F(CandidateRepositoryTest, WatermarkOnAnAutocommitTargetNeverMovesBack) {
+  pqxx::connection c(tdb_->url());
+  pqxx::nontransaction tx(c);
+  CandidateWatermarkRepository marks(tx);
+  EXPECT_EQ(marks.update(0.95, "2026-01-10T11:00:00Z").last_created_at, "2026-01-10T11:00:00.000000Z");
+  const auto wm = marks.update(0.95, "2026-01-10T10:00:00Z");
+  EXPECT_EQ(wm.last_created_at, "2026-01-10T11:00:00.000000Z");
+  EXPECT_NEAR(wm.threshold, 0.95, 1e-6);
+  EXPECT_EQ(CandidateWatermarkRepository(tdb_->db()).get_last_created_at(0.95), "2026-01-10T11:00:00.000000Z");
+  EXPECT_EQ(marks.update(0.95, "2026-01-10T11:00:00.000001Z").last_created_at, "2026-01-10T11:00:00.000001Z");
+  tdb_->exec("UPDATE candidate_watermarks SET last_created_at = '2026-01-10T13:00:00+02:00'");  // legacy shape
+  EXPECT_EQ(marks.update(0.95, "2026-01-10T10:59:00Z").last_created_at, "2026-01-10T11:00:00.000000Z");
+  EXPECT_EQ(marks.count(), 1);
+}
+
+// The old update() inserted, read the row with SELECT .. FOR UPDATE, compared in C++ and wrote its
+// choice with an unconditional UPDATE. On a caller's nontransaction each of those statements
+// commits on its own, so the row lock ended with the SELECT: an update committed between the SELECT
+// and the UPDATE was overwritten with an older time. Here that interleaving is forced: a statement
+// trigger (test only) holds every UPDATE of candidate_watermarks (an INSERT .. ON CONFLICT DO
+// UPDATE fires it too) until `holder` releases an advisory lock; meanwhile `holder` moves the mark
+// to 11:00. The update to 10:00 must leave 11:00 and report it.
+TEST_F(CandidateRepositoryTest, WatermarkOnAnAutocommitTargetKeepsANewerTimeCommittedMeanwhile) {
+  constexpr int kLock = 731'642;
+  tdb_->exec(R"(CREATE FUNCTION pm_test_hold_update() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN PERFORM pg_advisory_xact_lock_shared()" + std::to_string(kLock) + R"(); RETURN NULL; END $$)");
+  tdb_->exec(R"(CREATE TRIGGER pm_test_hold_update BEFORE UPDATE ON candidate_watermarks
+                FOR EACH STATEMENT EXECUTE FUNCTION pm_test_hold_update())");
+  struct DropTrigger {
+    ~DropTrigger() {
+      try {
+        tdb_->exec("DROP TRIGGER pm_test_hold_update ON candidate_watermarks; DROP FUNCTION pm_test_hold_update()");
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+      }
+    }
+  } drop_trigger;
+  CandidateWatermarkRepository(tdb_->db()).update(0.95, "2026-01-10T09:00:00Z");
+
+  pqxx::connection holder_connection(tdb_->url());
+  pqxx::nontransaction holder(holder_connection);
+  holder.exec("SELECT pg_advisory_lock(" + std::to_string(kLock) + ")");
+  std::optional<CandidateWatermark> reported;
+  std::string failure;
+  std::thread late([&] {
+    try {
+      pqxx::connection c(tdb_->url());
+      pqxx::nontransaction tx(c);
+      reported = CandidateWatermarkRepository(tx).update(0.95, "2026-01-10T10:00:00Z");
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  const std::string waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = " +
+                              std::to_string(kLock);
+  bool held = false;
+  for (int i = 0; i < 1000 && !held; ++i) {
+    held = tdb_->count(waiting) == 1;
+    if (!held) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(held) << "the update to 10:00 never reached its UPDATE";
+  if (held) CandidateWatermarkRepository(holder).update(0.95, "2026-01-10T11:00:00Z");  // passes its own lock
+  holder.exec("SELECT pg_advisory_unlock(" + std::to_string(kLock) + ")");
+  late.join();
+
+  EXPECT_EQ(failure, "");
+  ASSERT_TRUE(reported);
+  EXPECT_EQ(reported->last_created_at, "2026-01-10T11:00:00.000000Z");
+  EXPECT_EQ(CandidateWatermarkRepository(tdb_->db()).get_last_created_at(0.95), "2026-01-10T11:00:00.000000Z");
 }
 
 }  // namespace
