@@ -10,6 +10,7 @@
 #include "repos/util/clock.h"
 #include "repos/owed_statements.h"
 #include "repos/pg_array.h"
+#include "repos/pg_errors.h"
 #include "repos/rows.h"
 #include "repos/trade_copy.h"
 #include "repos/trade_key_set.h"
@@ -205,8 +206,27 @@ void require_time(const TradeRow& row, TimestampUnit unit, std::int64_t newest) 
                         std::string(row.trade_id) + ")");
 }
 
-void require_times(std::span<const TradeRow> rows, TimestampUnit unit, std::int64_t newest) {
-  for (const TradeRow& row : rows) require_time(row, unit, newest);
+// Throws RefusedValueError, naming the empty column and the other, unless the row's key
+// (condition_id, trade_id) is whole. The primary key allows '': such a row was stored, and a later
+// trade of the same condition without a trade_id (or of the same trade_id without a condition_id)
+// was taken for its duplicate and dropped.
+void require_key(const TradeRow& row) {
+  if (row.condition_id.empty())
+    throw RefusedValueError("polymarket_trades.condition_id of trade '" + std::string(row.trade_id) +
+                            "' is empty; a trade's key (condition_id, trade_id) must be whole");
+  if (row.trade_id.empty())
+    throw RefusedValueError("polymarket_trades.trade_id of a trade of condition '" + std::string(row.condition_id) +
+                            "' is empty; a trade's key (condition_id, trade_id) must be whole");
+}
+
+// require_key and require_time: what every write of trade rows refuses, before any SQL.
+void require_row(const TradeRow& row, TimestampUnit unit, std::int64_t newest) {
+  require_key(row);
+  require_time(row, unit, newest);
+}
+
+void require_rows(std::span<const TradeRow> rows, TimestampUnit unit, std::int64_t newest) {
+  for (const TradeRow& row : rows) require_row(row, unit, newest);
 }
 
 // The arrays of the trade_watermarks upsert for rows[which]: each condition's newest timestamp and,
@@ -286,7 +306,7 @@ auto TradeRepository::bulk(Fn&& fn) const {
 }
 
 WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) const {
-  require_time(trade_row_of(t), unit_, newest_accepted());
+  require_row(trade_row_of(t), unit_, newest_accepted());
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = insert_trade(tx, trade_row_of(t));
     if (!inserted.empty()) return WriteResult<PolymarketTrade>{true, from_row<PolymarketTrade>(inserted[0])};
@@ -299,7 +319,7 @@ WriteResult<PolymarketTrade> TradeRepository::create(const PolymarketTrade& t) c
 
 std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> all, DuplicateProbe probe) const {
   if (all.empty()) return {};
-  require_times(all, unit_, newest_accepted());
+  require_rows(all, unit_, newest_accepted());
   return bulk([&](auto& tx) {
     OwedStatements owed;
     auto inserted = insert_new_rows(tx, all, probe, owed);
@@ -312,7 +332,7 @@ std::vector<std::size_t> TradeRepository::insert_rows(std::span<const TradeRow> 
                                                       OwedStatements& owed) const {
   if (in_tx_ == nullptr) throw std::logic_error("TradeRepository::insert_rows with owed statements needs a caller's transaction");
   if (all.empty()) return {};
-  require_times(all, unit_, newest_accepted());
+  require_rows(all, unit_, newest_accepted());
   return insert_new_rows(*in_tx_, all, probe, owed);
 }
 
@@ -340,7 +360,7 @@ TradeBatchResult TradeRepository::ingest_batch(const std::vector<PolymarketTrade
                                                DuplicateProbe probe) const {
   if (trades.empty()) return {};
   const std::vector<TradeRow> rows = rows_of(trades);
-  require_times(rows, unit_, newest_accepted());
+  require_rows(rows, unit_, newest_accepted());
   return bulk([&](auto& tx) {
     TradeRepository in_tx(tx, unit_, bound_);
     const auto inserted = in_tx.insert_rows(rows, probe);

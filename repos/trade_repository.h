@@ -12,6 +12,11 @@
 // value and the unit or the newest value accepted); NULL timestamps are allowed. So do
 // TradeWatermarkRepository::update and the watermark writes (advance_watermarks,
 // watermark_statement) for the newest timestamp of each condition.
+// The same trade writes refuse, before any SQL, a trade with an empty condition_id or trade_id
+// (RefusedValueError naming the empty column and the other: the primary key takes '', and a later
+// trade lacking the same column was dropped as a "duplicate" of it); a batch with one such trade
+// writes nothing. TimestampUnitError is a RefusedValueError too: both are data errors
+// (classify_exception), which the ingest writer dead-letters (its parser refuses such lines already).
 // Runs on its own transactions or a caller's. Thread-safety is the target's (DbTarget).
 // The bulk writes (insert_rows, create_many, ingest_batch) take one of two routes, fixed by the
 // constructor, never looked up at run time:

@@ -636,6 +636,58 @@ TEST_F(TradeRepositoryTest, WritesRefuseTimestampsMoreThanADayAhead) {
   EXPECT_TRUE(in_s.create(sample("within_s", within / 1000)).inserted);
 }
 
+// The message of the RefusedValueError `call` throws, or "no exception"; a refusal must be a data
+// error (classify_exception), which the ingest writer dead-letters instead of retrying its batch.
+template <class Call>
+std::string refusal_of(Call&& call) {
+  try {
+    call();
+  } catch (const RefusedValueError& e) {
+    EXPECT_EQ(classify_exception(e), PgErrorKind::Data) << e.what();
+    return e.what();
+  }
+  return "no exception";
+}
+
+// The primary key (condition_id, trade_id) takes '': create(), create_many() and the bulk paths
+// stored a trade with an empty condition_id or trade_id [inserted], and a later trade lacking the
+// same column was dropped as its "duplicate". Every trade write refuses it now, before any SQL
+// (RefusedValueError naming the empty column), as the triggers refuse an empty key (require_key),
+// on every route: the Database, a caller's nontransaction, and the ingest writer's (a caller's
+// transaction, owed statements, FutureBound::CheckedOnArrival). A batch with one writes nothing.
+TEST_F(TradeRepositoryTest, WritesRefuseAnEmptyConditionIdOrTradeId) {
+  TradeRepository repo(tdb_->db());
+  pqxx::connection autocommit_connection(tdb_->url());
+  pqxx::nontransaction autocommit(autocommit_connection);
+  pqxx::connection writer_connection(tdb_->url());
+  pqxx::work writer_tx(writer_connection);
+  const TradeRepository writer(writer_tx, TimestampUnit::Milliseconds, FutureBound::CheckedOnArrival);
+  const auto no_condition = sample("t1", T0, "");
+  const auto no_trade_id = sample("", T0, "0xabc123");
+  const std::pair<PolymarketTrade, std::string> cases[] = {
+      {no_condition, "polymarket_trades.condition_id of trade 't1' is empty"},
+      {no_trade_id, "polymarket_trades.trade_id of a trade of condition '0xabc123' is empty"},
+  };
+  for (const auto& [trade, expected] : cases) {
+    const std::vector<TradeRow> rows{trade_row_of(sample("fine", T0)), trade_row_of(trade)};
+    OwedStatements owed;
+    for (const std::string& message : {
+             refusal_of([&] { repo.create(trade); }),
+             refusal_of([&] { repo.create_many({sample("fine", T0), trade}); }),
+             refusal_of([&] { repo.ingest_batch({sample("fine", T0), trade}); }),
+             refusal_of([&] { repo.ingest_batch({sample("fine", T0), trade}, DuplicateProbe::OnConflict); }),
+             refusal_of([&] { repo.insert_rows(rows); }),
+             refusal_of([&] { TradeRepository(autocommit, TimestampUnit::Milliseconds).create_many({trade}); }),
+             refusal_of([&] { writer.insert_rows(rows, DuplicateProbe::OnConflict, owed); }),
+         })
+      EXPECT_EQ(message.substr(0, expected.size()), expected) << message;
+  }
+  writer_tx.commit();
+  EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
+  EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
+  EXPECT_TRUE(repo.create(sample("t1", T0, "0xabc123")).inserted);
+}
+
 // G1's upper bound on read: a trade another writer stored more than a day ahead of now is never
 // "recent" (it was, for as long as its timestamp stayed in the future).
 TEST_F(TradeRepositoryTest, GetRecentLeavesOutTradesMoreThanADayAhead) {
