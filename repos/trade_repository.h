@@ -120,6 +120,12 @@ class TradeRepository {
                                              std::int64_t max_age_seconds,
                                              std::int64_t now_epoch_ms) const;
 
+  // The largest stored timestamp of the condition (SELECT max), in the unit the rows hold, or
+  // nullopt when none of its trades has one: storage-api.md 2.1's contract (T18, T21), kept on
+  // purpose. Unlike get_recent it applies no G1 bound: a row more than kMaxFutureMs ahead (written
+  // by another writer; this library's writers refuse one) is returned as it is, and deleted rows
+  // (dropped partitions) take the value back (docs/scale-out.md). It answers "what is stored", not
+  // "what is new": for G1 use get_recent; to resume, read trade_watermarks.
   std::optional<std::int64_t> get_latest_timestamp(const std::string& condition_id) const;
 
   std::optional<PolymarketTrade> get(const std::string& condition_id, const std::string& trade_id) const;

@@ -313,6 +313,22 @@ TEST_F(TradeRepositoryTest, LatestTimestamp) {
   EXPECT_EQ(repo.get_latest_timestamp("0xabc123"), T0 + 1234);
 }
 
+// get_latest_timestamp is storage-api.md 2.1's SELECT MAX(timestamp): it reports a row far in the
+// future (another writer's) as stored, where get_recent (G1) leaves that row out. This pins the
+// documented difference (trade_repository.h); it is no change of behaviour.
+TEST_F(TradeRepositoryTest, LatestTimestampIsTheLargestStoredEvenFarAheadWhereGetRecentBoundsIt) {
+  const std::int64_t now = now_epoch_ms();
+  const std::int64_t far_ahead = now + 2 * kMaxFutureMs;
+  tdb_->exec("INSERT INTO polymarket_trades (condition_id, trade_id, \"timestamp\") VALUES ('0xabc123', 'ahead', " +
+             std::to_string(far_ahead) + ")");
+  TradeRepository repo(tdb_->db());
+  repo.create(sample("now", now));
+  EXPECT_EQ(repo.get_latest_timestamp("0xabc123"), far_ahead);
+  const auto recent = repo.get_recent_at("0xabc123", 300, now);
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent[0].trade_id, "now");
+}
+
 TEST_F(TradeRepositoryTest, ExistsAndRemove) {
   TradeRepository repo(tdb_->db());
   repo.create(sample());
