@@ -57,6 +57,10 @@ PolymarketCandidate CandidateRepository::create(const PolymarketCandidate& c) co
                     newest_accepted(FutureBound::FromNow, TimestampUnit::Milliseconds),
                     "polymarket_candidates.trigger_timestamp of token '" + c.token_id + "'", kTriggerUnitSource);
   const std::string created_at = detail::write_iso_or_now(c.created_at, "polymarket_candidates.created_at");
+  detail::require_finite(c.threshold, "polymarket_candidates.threshold");
+  detail::require_finite(c.price, "polymarket_candidates.price");
+  detail::require_finite(c.score, "polymarket_candidates.score");
+  detail::require_finite(c.model_score, "polymarket_candidates.model_score");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<PolymarketCandidate>(tx.exec_params1(
         R"(INSERT INTO polymarket_candidates

@@ -219,9 +219,12 @@ void require_key(const TradeRow& row) {
                             "' is empty; a trade's key (condition_id, trade_id) must be whole");
 }
 
-// require_key and require_time: what every write of trade rows refuses, before any SQL.
+// require_key, finite price and size (detail::require_finite: a NaN price made every candle of its
+// bucket NaN) and require_time: what every write of trade rows refuses, before any SQL.
 void require_row(const TradeRow& row, TimestampUnit unit, std::int64_t newest) {
   require_key(row);
+  detail::require_finite(row.price, "polymarket_trades.price");
+  detail::require_finite(row.size, "polymarket_trades.size");
   require_time(row, unit, newest);
 }
 

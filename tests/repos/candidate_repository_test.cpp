@@ -4,11 +4,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <optional>
 #include <pqxx/nontransaction>
 #include <thread>
 
 #include "repos/candidate_repository.h"
+#include "repos/pg_errors.h"
 #include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 #include "tests/repos/legacy_times.h"
@@ -90,6 +93,17 @@ TEST_F(CandidateRepositoryTest, CreateAssignsIdsAndRoundTrips) {
 // trigger_timestamp is epoch ms (schema.md), as for triggers: create() took a value in seconds,
 // or one of microsecond size or days ahead, and stored it [the row inserted]. It refuses them now
 // (TimestampUnitError, a RefusedValueError) before any SQL, as every trigger write does.
+TEST_F(CandidateRepositoryTest, CreateRefusesANonFinitePriceOrScore) {
+  CandidateRepository repo(tdb_->db());
+  PolymarketCandidate c = sample();
+  c.price = std::nan("");
+  EXPECT_THROW(repo.create(c), RefusedValueError);
+  c = sample();
+  c.model_score = -std::numeric_limits<double>::infinity();
+  EXPECT_THROW(repo.create(c), RefusedValueError);
+  EXPECT_EQ(tdb_->count("polymarket_candidates"), 0);
+}
+
 TEST_F(CandidateRepositoryTest, CreateRefusesATriggerTimestampThatIsNotEpochMilliseconds) {
   CandidateRepository repo(tdb_->db());
   for (const std::int64_t ts : {std::int64_t{1'700'000'000}, std::int64_t{1'700'000'000'000'000}, std::int64_t{0},

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <limits>
@@ -702,6 +703,23 @@ TEST_F(TradeRepositoryTest, WritesRefuseAnEmptyConditionIdOrTradeId) {
   EXPECT_EQ(repo.count(), 0);  // nothing of any refused call was written
   EXPECT_EQ(tdb_->count("trade_watermarks"), 0);
   EXPECT_TRUE(repo.create(sample("t1", T0, "0xabc123")).inserted);
+}
+
+// A NaN or infinite price or size was stored (the binary COPY passed them through): a NaN price
+// made every candle of its bucket NaN. Every trade write refuses them, naming the column.
+TEST_F(TradeRepositoryTest, WritesRefuseANonFinitePriceOrSize) {
+  TradeRepository repo(tdb_->db());
+  auto nan_price = sample("nan-price", T0);
+  nan_price.price = std::nan("");
+  auto inf_size = sample("inf-size", T0);
+  inf_size.size = std::numeric_limits<double>::infinity();
+  for (const auto& [trade, column] : {std::pair{nan_price, "polymarket_trades.price"}, {inf_size, "polymarket_trades.size"}}) {
+    for (const std::string& message : {refusal_of([&] { repo.create(trade); }),
+                                       refusal_of([&] { repo.create_many({sample("fine", T0), trade}); }),
+                                       refusal_of([&] { repo.ingest_batch({sample("fine", T0), trade}); })})
+      EXPECT_NE(message.find(column), std::string::npos) << message;
+  }
+  EXPECT_EQ(repo.count(), 0);
 }
 
 // G1's upper bound on read: a trade another writer stored more than a day ahead of now is never
