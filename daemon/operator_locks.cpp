@@ -1,5 +1,7 @@
 #include "daemon/operator_locks.h"
 
+#include <unistd.h>
+
 #include <thread>
 
 #include "ingest/log/log_fs.h"
@@ -9,9 +11,15 @@ namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{100};
 
-// Whether `path` is locked now by a pm-ingestctl command (its lock file's owner line says so).
+// Whether `path` is locked now by a pm-ingestctl command: taking the lock fails because another
+// holds it, and the file's owner line names pm-ingestctl. Found by trying the lock, not with
+// LogFs::lock_in_use(): that reads /proc/locks, which the unit's ProcSubset=pid hides ("cannot
+// tell": in use), and the owner line stays in the file after its holder has exited, so a daemon
+// under the shipped unit waited for a command long gone, every start. A lock taken here is let go
+// at once (the log's open takes it); a missing directory or any other failure is no command.
 bool held_by_operator_command(wal::LogFs& fs, const std::string& path, std::string& owner) {
-  if (!fs.lock_in_use(path)) return false;
+  std::unique_ptr<wal::FileLock> probe;
+  if (fs.lock(path, "pid " + std::to_string(::getpid()), probe) != std::errc::resource_unavailable_try_again) return false;
   owner = fs.lock_owner(path);
   return owner.rfind("pm-ingestctl", 0) == 0;
 }

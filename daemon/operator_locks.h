@@ -5,8 +5,9 @@
 // for as long as it runs (it moves a segment out of the live log). A daemon started meanwhile (by
 // a producer's connection through pm-ingestd.socket, a restart, an impatient operator) found the
 // log "in use by another pm-ingestd" and exited 2, which systemd does not restart. It now waits for
-// such a command (a lock whose owner line names pm-ingestctl), up to `limit`, saying once what it
-// waits for. A lock held by a daemon is left to the log's and the archiver's own refusal (exit 2:
+// such a command (a lock another process holds whose owner line names pm-ingestctl; the lock is
+// tried, never read from /proc/locks, which the unit's ProcSubset=pid hides), up to `limit`,
+// saying once what it waits for. A lock held by a daemon is left to the log's and the archiver's own refusal (exit 2:
 // two daemons on one directory is a configuration error).
 //
 // The main thread, before the log is opened; nothing else runs yet.

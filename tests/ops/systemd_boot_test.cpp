@@ -78,8 +78,11 @@ class OpsSystemdBoot : public ::testing::Test {
   static inline const std::string kUnreachable = "postgresql://pm:secret@127.0.0.1:1/pm";
 
   // One trade sent by the producer account through the socket's path; the command's output.
-  static CommandResult send_as_trader(const BootedContainer& box, const std::string& id) {
-    return box.run("printf '%s\\n' " + shell_quote(trade_line("c", id)) + " | runuser -u trader -- " +
+  // `within`: a bound on the whole send (timeout(1)), when given.
+  static CommandResult send_as_trader(const BootedContainer& box, const std::string& id, int within_seconds = 0) {
+    return box.run("printf '%s\\n' " + shell_quote(trade_line("c", id)) + " | " +
+                   (within_seconds > 0 ? "timeout " + std::to_string(within_seconds) + " " : std::string()) +
+                   "runuser -u trader -- " +
                    kBinDir + "/" + std::filesystem::path(PM_INGESTCTL_BIN).filename().string() + " send --socket /run/pm-ingestd/ingest.sock 2>&1");
   }
 
@@ -226,6 +229,40 @@ TEST_F(OpsSystemdBoot, AWedgedWriterStarvesTheWatchdogAndSystemdRestartsTheServi
   EXPECT_EQ(tdb.count("SELECT count(*) FROM pm_ingest_checkpoints WHERE lsn = 2 AND applied_events = 2"), 1)
       << journal_of_service(box);
   EXPECT_EQ(journal.find(password_of(tdb.url())), std::string::npos) << journal;
+}
+
+// The wait for an operator command (pm-ingestctl archive store-damaged) under the shipped unit,
+// whose ProcSubset=pid hides /proc/locks: an owner line naming pm-ingestctl left in the log's lock
+// file by a command that has exited holds nothing back (the first version read /proc/locks, could
+// not tell, waited 60 s, exited 1, and did the same at every restart: the service never came up
+// again after a store-damaged); a lock such a command holds (flock(1) with that owner line, for 3 s)
+// is waited for, and the service starts once it goes.
+TEST_F(OpsSystemdBoot, TheServiceWaitsForAnOperatorCommandOnlyWhileOneHoldsTheLogsLock) {
+  BootedContainer box(dir(), shipped_files(true));
+  if (!box.started()) GTEST_SKIP() << box.why();
+  ASSERT_TRUE(box.booted()) << box.why();
+  const std::string lock = "/var/lib/pm-ingestd/wal/LOCK";
+  const CommandResult first = send_as_trader(box, "op1");
+  ASSERT_EQ(first.exit_code, 0) << first.output << journal_of_service(box);
+
+  ASSERT_EQ(box.run("systemctl stop pm-ingestd.service").exit_code, 0);
+  ASSERT_EQ(box.run("echo 'pm-ingestctl pid 4242' > " + lock).exit_code, 0);
+  const CommandResult after_stale = send_as_trader(box, "op2", 20);  // the socket unit starts the service
+  EXPECT_EQ(after_stale.exit_code, 0) << after_stale.output << journal_of_service(box);
+  EXPECT_FALSE(contains(journal_of_service(box), "an operator command")) << journal_of_service(box);
+
+  ASSERT_EQ(box.run("systemctl stop pm-ingestd.service").exit_code, 0);
+  ASSERT_EQ(box.run("echo 'pm-ingestctl pid 4243' > " + lock).exit_code, 0);
+  const CommandResult holder = box.run("systemd-run --unit=pm-test-lock-holder flock " + lock + " sleep 3 2>&1");
+  ASSERT_EQ(holder.exit_code, 0) << holder.output;
+  ASSERT_TRUE(wait_until([&] { return box.run("flock -n " + lock + " true").exit_code != 0; }, std::chrono::seconds(10)))
+      << "the holder did not take the lock";
+  const CommandResult while_held = send_as_trader(box, "op3", 60);
+  EXPECT_EQ(while_held.exit_code, 0) << while_held.output << journal_of_service(box);
+  const std::string journal = journal_of_service(box);
+  EXPECT_TRUE(contains(journal, lock + " is held by pm-ingestctl pid 4243 (an operator command")) << journal;
+  EXPECT_TRUE(contains(journal, lock + " released; starting")) << journal;
+  EXPECT_EQ(service_property(box, "ActiveState"), "active\n");
 }
 
 // Exit 2 (here: the database holds trades in milliseconds, the daemon is set to seconds; restarting
