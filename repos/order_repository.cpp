@@ -34,6 +34,7 @@ PaperTrade PaperTradeRepository::create(const PaperTrade& t) const {
   if (t.decision.empty()) throw std::invalid_argument("paper_trades.decision must not be empty");
   const std::string created_at = detail::write_iso_or_now(t.created_at, "paper_trades.created_at");
   require_candidate_id(t.candidate_id, "paper_trades.candidate_id");
+  detail::require_finite(t.threshold, "paper_trades.threshold");
   detail::require_finite(t.candidate_price, "paper_trades.candidate_price");
   detail::require_finite(t.fill_price, "paper_trades.fill_price");
   detail::require_finite(t.size, "paper_trades.size");
@@ -107,6 +108,7 @@ LiveOrder LiveOrderRepository::create(const LiveOrder& o) const {
   detail::require_enum(o.status, kLiveOrderStatuses, "live_orders.status");
   const std::string submitted_at = detail::write_iso_or_now(o.submitted_at, "live_orders.submitted_at");
   require_candidate_id(o.candidate_id, "live_orders.candidate_id");
+  detail::require_finite(o.threshold, "live_orders.threshold");
   detail::require_finite(o.order_price, "live_orders.order_price");
   detail::require_finite(o.order_size, "live_orders.order_size");
   return target_.run([&](pqxx::transaction_base& tx) {

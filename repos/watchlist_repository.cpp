@@ -66,6 +66,12 @@ TradeWatchlist TradeWatchlistRepository::create(const TradeWatchlist& w) const {
   if (!w.status) throw std::invalid_argument("trade_watchlist.status must be given");
   detail::require_enum(*w.status, kWatchlistStatuses, "trade_watchlist.status");
   require_times(w);
+  for (const auto& [value, column] : {std::pair{w.trigger_price, "trade_watchlist.trigger_price"},
+                                      {w.trigger_size, "trade_watchlist.trigger_size"},
+                                      {w.initial_score, "trade_watchlist.initial_score"},
+                                      {w.current_score, "trade_watchlist.current_score"},
+                                      {w.time_to_end_hours, "trade_watchlist.time_to_end_hours"}})
+    detail::require_finite(value, column);
   const std::int64_t now = now_epoch_s();
   const std::int64_t created_at = w.created_at.value_or(now);
   return target_.run([&](pqxx::transaction_base& tx) {
@@ -109,6 +115,8 @@ std::vector<TradeWatchlist> TradeWatchlistRepository::get_by_status(WatchlistSta
 
 std::optional<TradeWatchlist> TradeWatchlistRepository::update_score(const std::string& token_id, double score,
                                                                      double time_to_end_hours) const {
+  detail::require_finite(score, "trade_watchlist.current_score");
+  detail::require_finite(time_to_end_hours, "trade_watchlist.time_to_end_hours");
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<TradeWatchlist>(tx.exec_params(
         R"(UPDATE trade_watchlist
@@ -144,6 +152,14 @@ std::optional<TradeWatchlist> TradeWatchlistRepository::mark_expired(const std::
 // ---- MarketScoresCacheRepository ----
 
 MarketScoresCache MarketScoresCacheRepository::upsert(const MarketScoresCache& c) const {
+  for (const auto& [value, column] : {std::pair{c.best_bid, "market_scores_cache.best_bid"},
+                                      {c.best_ask, "market_scores_cache.best_ask"},
+                                      {c.spread_pct, "market_scores_cache.spread_pct"},
+                                      {c.liquidity, "market_scores_cache.liquidity"},
+                                      {c.volume, "market_scores_cache.volume"},
+                                      {c.time_to_end_hours, "market_scores_cache.time_to_end_hours"},
+                                      {c.model_score, "market_scores_cache.model_score"}})
+    detail::require_finite(value, column);
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<MarketScoresCache>(tx.exec_params1(
         R"(INSERT INTO market_scores_cache
@@ -207,6 +223,8 @@ ScoreHistory ScoreHistoryRepository::create(const ScoreHistory& h) const {
   require_given_time(h.scored_at, TimestampUnit::Seconds, kScoringUnitSource, [&] {
     return "score_history.scored_at" + (h.token_id ? " of token '" + *h.token_id + "'" : std::string());
   });
+  detail::require_finite(h.score, "score_history.score");
+  detail::require_finite(h.time_to_end_hours, "score_history.time_to_end_hours");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<ScoreHistory>(tx.exec_params1(
         R"(INSERT INTO score_history (token_id, score, time_to_end_hours, scored_at)

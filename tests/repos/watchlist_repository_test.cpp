@@ -2,6 +2,9 @@
 // PostgreSQL (storage-api.md 2.15; fixes for D11, D20, D25, D27, D28, D33).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "repos/pg_errors.h"
 #include "repos/timestamp_unit.h"
 #include "repos/util/clock.h"
 #include "repos/watchlist_repository.h"
@@ -232,6 +235,20 @@ TEST_F(WatchlistRepositoryTest, GetWatchingBestScoreFirstNullsLast) {
   repo.create(item("high_a", 0.95));
   repo.create(item("done", 0.99, "traded"));
   EXPECT_EQ(tokens(repo.get_watching()), (std::vector<std::string>{"high_a", "high_b", "low", "no_score"}));
+}
+
+// A NaN score sorted above every score (PostgreSQL orders NaN first in DESC): such a token led
+// get_watching() and such a market get_passing(). Non-finite scores are refused; nothing changes.
+TEST_F(WatchlistRepositoryTest, NonFiniteScoresAreRefusedAndTheOrderStands) {
+  TradeWatchlistRepository watchlist(tdb_->db());
+  watchlist.create(item("good", 0.95));
+  EXPECT_THROW(watchlist.create(item("nan", std::nan(""))), RefusedValueError);
+  EXPECT_THROW(watchlist.update_score("good", std::nan(""), 1), RefusedValueError);
+  EXPECT_EQ(tokens(watchlist.get_watching()), (std::vector<std::string>{"good"}));
+  EXPECT_NEAR(*watchlist.get_watching().at(0).current_score, 0.95, 1e-6);
+  MarketScoresCacheRepository scores(tdb_->db());
+  EXPECT_THROW(scores.upsert(cache("0xnan", std::nan(""))), RefusedValueError);
+  EXPECT_EQ(scores.count(), 0);
 }
 
 TEST_F(WatchlistRepositoryTest, GetByStatusNewestUpdateFirst) {
