@@ -82,16 +82,18 @@ std::optional<TradeApproval> TradeApprovalRepository::mark_executed(const std::s
   });
 }
 
+// One statement: every condition of get_valid() is checked on the row as it is when the UPDATE
+// takes it (a racing claim waits for the row and then finds it executed). The expiry by time as
+// get_valid() reads it (pm_text_time parses the same ISO-8601 forms; one it cannot parse is NULL:
+// not claimed, fail closed).
 std::optional<TradeApproval> TradeApprovalRepository::claim(const std::string& token_id, double price) const {
-  const std::optional<TradeApproval> valid = get_valid(token_id, price);
-  if (!valid) return std::nullopt;
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<TradeApproval>(tx.exec_params(
-        R"(UPDATE trade_approvals SET status = 'executed', executed_at = $5
+        R"(UPDATE trade_approvals SET status = 'executed', executed_at = $3
            WHERE token_id = $1 AND status = 'pending' AND max_price >= $2::real
-             AND approved_at = $3 AND expires_at IS NOT DISTINCT FROM $4::text
+             AND (expires_at IS NULL OR pm_text_time(expires_at) > now())
            RETURNING *)",
-        token_id, price, valid->approved_at, valid->expires_at, now_iso()));
+        token_id, price, now_iso()));
   });
 }
 
@@ -128,6 +130,8 @@ std::int64_t TradeApprovalRepository::expire_old() const {
 
 ApprovalAlert ApprovalAlertRepository::create(const ApprovalAlert& a) const {
   const std::string alerted_at = detail::write_iso_or_now(a.alerted_at, "approval_alerts.alerted_at");
+  detail::require_finite(a.price, "approval_alerts.price");
+  detail::require_finite(a.model_score, "approval_alerts.model_score");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<ApprovalAlert>(tx.exec_params1(
         R"(INSERT INTO approval_alerts

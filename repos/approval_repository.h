@@ -13,12 +13,13 @@
 // - mark_executed() / mark_expired() move only a *pending* approval (pending -> executed |
 //   expired; fix for D24); otherwise (or for a missing token) nullopt and nothing changes.
 //   mark_executed() does not re-check the time: call get_valid() before trading, or claim().
-// - claim(token, price): get_valid() and mark_executed() as one step, for an executor about to
-//   trade: the approval get_valid() finds becomes executed only if it is still that pending
-//   approval (its approved_at and expires_at text unchanged: a re-approval meanwhile is not
-//   claimed) with max_price >= price; returns it executed, else nullopt. Of executors racing for
-//   one approval exactly one gets it (get_valid() then mark_executed() let two both see it valid
-//   and both trade). Not an extension of storage-api.md's methods, which it leaves as they are.
+// - claim(token, price): get_valid() and mark_executed() as one statement, for an executor about
+//   to trade: the approval becomes executed only if, as the UPDATE finds it, it is pending, not
+//   expired (by time; an expires_at that does not parse counts as expired) and max_price >= price;
+//   returns it executed, else nullopt. Of executors racing for one approval exactly one gets it
+//   (get_valid() then mark_executed() let two both see it valid and both trade; mark_executed()
+//   first consumed an expired or re-capped approval). An addition to storage-api.md's methods,
+//   which it leaves as they are.
 // - expire_old() reads the pending approvals that have an expires_at, and expires each one whose
 //   time has passed with an UPDATE guarded by the exact expires_at text it read and status
 //   'pending' (so a concurrent re-approval is never expired); returns how many it expired

@@ -26,7 +26,9 @@
 //   tells them apart. fill_price, fill_size and reason keep their stored value when not given
 //   (COALESCE, as in the original; a late full fill's reason is the one exception). fill_size is
 //   the order's cumulative fill and never shrinks: a report of less than the stored fill (a stale
-//   poll after a websocket update) keeps the stored size and its price. filled_at is
+//   poll after a websocket update) keeps the stored size and its price (a departure from
+//   storage-api.md 2.8's COALESCE, which let a stale report lower it; a report of the same size
+//   updates the price, as a correction). filled_at is
 //   set to now exactly when the order becomes filled; updated_at is always now.
 // - get_active() is every submitted or partial order; lists are newest first by submitted_at (by
 //   time, D8: repo_support.h), id DESC as tie-breaker (D28).

@@ -156,6 +156,17 @@ TEST_F(ApprovalRepositoryTest, ClaimGivesAnApprovalToExactlyOneOfRacingExecutors
   repo.create(approval("old", iso_in(-hours(1))));
   EXPECT_FALSE(repo.claim("old", 0.5));
   EXPECT_EQ(repo.get_by_token("old")->status, "pending");
+  // Expiry by time, in the forms other writers store (as get_valid reads them); one that does not
+  // parse counts as expired.
+  insert_raw_approval("legacy_future", legacy_in(hours(1)));
+  insert_raw_approval("legacy_past", legacy_in(-hours(1)));
+  insert_raw_approval("garbled", "tomorrow");
+  tdb_->exec("UPDATE trade_approvals SET max_price = 0.95 WHERE token_id IN ('legacy_future', 'legacy_past', 'garbled')");
+  EXPECT_TRUE(repo.claim("legacy_future", 0.5));
+  EXPECT_FALSE(repo.claim("legacy_past", 0.5));
+  EXPECT_FALSE(repo.claim("garbled", 0.5));
+  EXPECT_EQ(status_of("legacy_past"), "pending");
+  EXPECT_EQ(status_of("garbled"), "pending");
 }
 
 // D24: re-approving an executed token starts a new cycle without the stale executed_at.
