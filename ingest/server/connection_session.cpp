@@ -261,10 +261,10 @@ bool ConnectionSession::send_replies(bool closing_counted) {
   const bool sent = send_all(fd_, replies_);
   sending_since_ = 0;
   if (sent) return true;
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+  if ((errno == EAGAIN || errno == EWOULDBLOCK) && !closing_counted) {
     logger_.warn("closed the connection of {}: its replies were not read for {} s (--reply-timeout)", peer_,
                  limits_.reply_timeout.count());
-    if (!closing_counted) metrics_.connections_closed("reply_timeout").Increment();
+    metrics_.connections_closed("reply_timeout").Increment();
   }
   return false;
 }

@@ -101,8 +101,8 @@ class ConnectionSession {
   bool answer();        // answer_chunk(), its time not counted against an unfinished line
   bool answer_chunk();
   // Sends replies_; false when the producer went away or did not read them for --reply-timeout
-  // (counted as a reply_timeout close unless `closing_counted`: the connection is already being
-  // closed, and counted, for another reason).
+  // (logged and counted as a reply_timeout close unless `closing_counted`: the connection is
+  // already being closed, logged and counted, for another reason).
   bool send_replies(bool closing_counted = false);
   bool send_pending_ack();
   bool send_pending_ack_if_read();
