@@ -41,18 +41,19 @@ std::variant<PayloadFormat, Rejection> read_hello(simdjson::dom::object obj) {
   std::string_view name;
   if (obj["hello"].get_object().get(hello) != simdjson::SUCCESS || hello["format"].get_string().get(name) != simdjson::SUCCESS)
     return Rejection{RejectReason::Schema,
-                     std::string("a hello is {\"hello\":{\"format\":\"<name>\"}}; known formats: ") + known_formats()};
+                     std::string("a hello is {\"hello\":{\"format\":\"<name>\"}}; known formats: ") + known_formats() +
+                         " (no later line of this connection is read)"};
   // A key named twice ("format", or "hello" itself): this parser reads the first, a producer's
   // last-key-wins JSON library the other, so the connection's format would be a guess.
   try {
     Fields{obj};
     Fields{hello};
   } catch (const FieldError& e) {
-    return Rejection{e.reason, "hello: " + e.detail + " (the connection keeps its format, pm-ingestd)"};
+    return Rejection{e.reason, "hello: " + e.detail + " (no later line of this connection is read)"};
   }
   if (auto format = payload_format_named(name)) return *format;
   return Rejection{RejectReason::Schema, "unknown format " + json_quoted(name) + "; known formats: " + known_formats() +
-                                             " (the connection keeps its format, pm-ingestd)"};
+                                             " (no later line of this connection is read)"};
 }
 
 std::string hello_not_first_detail() {
