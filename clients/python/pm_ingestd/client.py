@@ -28,13 +28,15 @@ def _reads_as_hello(text: str) -> bool:
     holds ``"hello"`` in quotes or ``\\u006``, the escape of any of its letters). Lines sent
     again after a reconnect are numbered from 1 again, so such a line could switch the connection's
     format, and every later line be acknowledged without being stored. A line nested too deeply
-    for Python's parser (RecursionError) is none: the daemon's parser refuses it too (a parse error,
-    at most 1,024 levels)."""
+    for Python's parser (RecursionError, from ~1,000 levels: the daemon's reads up to 1,024) is
+    taken for one: it may be a hello there, and it is no trade line anyway."""
     if '"hello"' not in text and "\\u006" not in text:
         return False
     try:
         obj = json.loads(text)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return True
+    except ValueError:
         return False
     return isinstance(obj, dict) and "hello" in obj and "type" not in obj
 
