@@ -207,7 +207,9 @@ TEST_F(OpsSystemdBoot, AWedgedWriterStarvesTheWatchdogAndSystemdRestartsTheServi
   ASSERT_TRUE(wait_until([&] { return tdb.count("polymarket_trades") == 1; }, std::chrono::seconds(30)))
       << journal_of_service(box);
   const std::string wedged_pid = service_property(box, "MainPID");
-  EXPECT_EQ(service_property(box, "NRestarts"), "0\n");
+  // Counted from here: a slow first batch (a sanitizer, a loaded machine) may already have cost a
+  // restart, which is not what this test is about.
+  const std::string restarts_before = service_property(box, "NRestarts");
 
   pqxx::connection locker(tdb.url());
   pqxx::work lock(locker);
@@ -215,7 +217,7 @@ TEST_F(OpsSystemdBoot, AWedgedWriterStarvesTheWatchdogAndSystemdRestartsTheServi
   const CommandResult second = send_as_trader(box, "wd2");
   ASSERT_EQ(second.exit_code, 0) << "acks do not wait for the writer: " << second.output << journal_of_service(box);
   EXPECT_TRUE(wait_until([&] {
-    return service_property(box, "NRestarts") != "0\n" && service_property(box, "ActiveState") == "active\n";
+    return service_property(box, "NRestarts") != restarts_before && service_property(box, "ActiveState") == "active\n";
   }, std::chrono::seconds(60))) << journal_of_service(box);
   lock.abort();
 
