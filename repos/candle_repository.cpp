@@ -53,10 +53,9 @@ CandleRepository::CandleRepository(pqxx::transaction_base& tx, TimestampUnit uni
 PriceCandle CandleRepository::upsert(const PriceCandle& c) const {
   candle_interval_seconds(c.resolution);
   const std::string bucket = tiered::write_time(c.bucket_start, "price_candles.bucket_start");
-  for (const auto& [value, column] : {std::pair{c.open_price, "price_candles.open_price"}, {c.high_price, "price_candles.high_price"},
-                                      {c.low_price, "price_candles.low_price"}, {c.close_price, "price_candles.close_price"},
-                                      {c.volume, "price_candles.volume"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{c.open_price, "price_candles.open_price"}, {c.high_price, "price_candles.high_price"},
+                          {c.low_price, "price_candles.low_price"}, {c.close_price, "price_candles.close_price"},
+                          {c.volume, "price_candles.volume"}});
   detail::require_finite(c.vwap, "price_candles.vwap");
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<PriceCandle>(tx.exec_params1(

@@ -119,16 +119,14 @@ pqxx::row upsert_one(pqxx::transaction_base& tx, const MarketUniverse& m) {
   const auto end_date = tiered::write_time(m.end_date, "market_universe.end_date");
   const auto created_at = tiered::write_time(m.created_at, "market_universe.created_at");
   const auto resolved_at = tiered::write_time(m.resolved_at, "market_universe.resolved_at");
-  for (const auto& [value, column] : {std::pair{m.price, "market_universe.price"}, {m.best_bid, "market_universe.best_bid"},
-                                      {m.best_ask, "market_universe.best_ask"}, {m.spread, "market_universe.spread"}})
-    detail::require_finite(value, column);
-  for (const auto& [value, column] : {std::pair{m.volume_24h, "market_universe.volume_24h"},
-                                      {m.volume_total, "market_universe.volume_total"},
-                                      {m.liquidity, "market_universe.liquidity"},
-                                      {m.price_change_1h, "market_universe.price_change_1h"},
-                                      {m.price_change_24h, "market_universe.price_change_24h"},
-                                      {m.interestingness_score, "market_universe.interestingness_score"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{m.price, "market_universe.price"}, {m.best_bid, "market_universe.best_bid"},
+                          {m.best_ask, "market_universe.best_ask"}, {m.spread, "market_universe.spread"}});
+  detail::require_finite({{m.volume_24h, "market_universe.volume_24h"},
+                          {m.volume_total, "market_universe.volume_total"},
+                          {m.liquidity, "market_universe.liquidity"},
+                          {m.price_change_1h, "market_universe.price_change_1h"},
+                          {m.price_change_24h, "market_universe.price_change_24h"},
+                          {m.interestingness_score, "market_universe.interestingness_score"}});
   std::vector<std::string> tokens, names;
   std::vector<std::int32_t> indices;
   for (const auto& o : m.outcomes) {

@@ -27,13 +27,12 @@ OrderbookSnapshot from_row<OrderbookSnapshot>(const pqxx::row& row) {
 
 bool OrderbookRepository::save(const OrderbookSnapshot& s) const {
   const std::string at = tiered::write_time(s.snapshot_at, "orderbook_snapshots.snapshot_at");
-  for (const auto& [value, column] : {std::pair{s.best_bid, "orderbook_snapshots.best_bid"},
-                                      {s.best_ask, "orderbook_snapshots.best_ask"},
-                                      {s.spread, "orderbook_snapshots.spread"},
-                                      {s.mid_price, "orderbook_snapshots.mid_price"},
-                                      {s.bid_depth_5pct, "orderbook_snapshots.bid_depth_5pct"},
-                                      {s.ask_depth_5pct, "orderbook_snapshots.ask_depth_5pct"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{s.best_bid, "orderbook_snapshots.best_bid"},
+                          {s.best_ask, "orderbook_snapshots.best_ask"},
+                          {s.spread, "orderbook_snapshots.spread"},
+                          {s.mid_price, "orderbook_snapshots.mid_price"},
+                          {s.bid_depth_5pct, "orderbook_snapshots.bid_depth_5pct"},
+                          {s.ask_depth_5pct, "orderbook_snapshots.ask_depth_5pct"}});
   return target_.run([&](pqxx::transaction_base& tx) {
     return tx.exec_params(
                  R"(INSERT INTO orderbook_snapshots

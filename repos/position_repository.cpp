@@ -207,10 +207,9 @@ ExitEvent ExitEventRepository::create(const ExitEvent& e) const {
   if (!position)
     throw std::invalid_argument("exit_events.position_id: '" + e.position_id + "' is not a position id");
   const std::string created_at = detail::write_iso_or_now(e.created_at, "exit_events.created_at");
-  for (const auto& [value, column] : {std::pair{e.entry_price, "exit_events.entry_price"}, {e.exit_price, "exit_events.exit_price"},
-                                      {e.size, "exit_events.size"}, {e.gross_pnl, "exit_events.gross_pnl"},
-                                      {e.net_pnl, "exit_events.net_pnl"}, {e.hours_held, "exit_events.hours_held"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{e.entry_price, "exit_events.entry_price"}, {e.exit_price, "exit_events.exit_price"},
+                          {e.size, "exit_events.size"}, {e.gross_pnl, "exit_events.gross_pnl"},
+                          {e.net_pnl, "exit_events.net_pnl"}, {e.hours_held, "exit_events.hours_held"}});
   return target_.run([&](pqxx::transaction_base& tx) {
     auto inserted = tx.exec_params(
         R"(INSERT INTO exit_events

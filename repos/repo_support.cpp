@@ -37,4 +37,8 @@ void require_finite(const std::optional<double>& value, const char* column) {
   if (value) require_finite(*value, column);
 }
 
+void require_finite(std::initializer_list<std::pair<std::optional<double>, const char*>> values) {
+  for (const auto& [value, column] : values) require_finite(value, column);
+}
+
 }  // namespace pm::detail

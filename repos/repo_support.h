@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <initializer_list>
 #include <utility>
 
 #include "repos/db_target.h"
@@ -113,6 +114,8 @@ void check_limit(int limit);
 // false). Throws RefusedValueError naming `column` and the value; nullopt (NULL) passes.
 void require_finite(double value, const char* column);
 void require_finite(const std::optional<double>& value, const char* column);
+// The same for each (value, column) pair, in order.
+void require_finite(std::initializer_list<std::pair<std::optional<double>, const char*>> values);
 // `{a,b}`: a text[] literal of closed-set names (never of caller text).
 template <class E, std::size_t N, class Pred>
 std::string text_array(const std::array<EnumText<E>, N>& table, Pred&& keep) {

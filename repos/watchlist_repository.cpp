@@ -66,12 +66,11 @@ TradeWatchlist TradeWatchlistRepository::create(const TradeWatchlist& w) const {
   if (!w.status) throw std::invalid_argument("trade_watchlist.status must be given");
   detail::require_enum(*w.status, kWatchlistStatuses, "trade_watchlist.status");
   require_times(w);
-  for (const auto& [value, column] : {std::pair{w.trigger_price, "trade_watchlist.trigger_price"},
-                                      {w.trigger_size, "trade_watchlist.trigger_size"},
-                                      {w.initial_score, "trade_watchlist.initial_score"},
-                                      {w.current_score, "trade_watchlist.current_score"},
-                                      {w.time_to_end_hours, "trade_watchlist.time_to_end_hours"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{w.trigger_price, "trade_watchlist.trigger_price"},
+                          {w.trigger_size, "trade_watchlist.trigger_size"},
+                          {w.initial_score, "trade_watchlist.initial_score"},
+                          {w.current_score, "trade_watchlist.current_score"},
+                          {w.time_to_end_hours, "trade_watchlist.time_to_end_hours"}});
   const std::int64_t now = now_epoch_s();
   const std::int64_t created_at = w.created_at.value_or(now);
   return target_.run([&](pqxx::transaction_base& tx) {
@@ -152,14 +151,13 @@ std::optional<TradeWatchlist> TradeWatchlistRepository::mark_expired(const std::
 // ---- MarketScoresCacheRepository ----
 
 MarketScoresCache MarketScoresCacheRepository::upsert(const MarketScoresCache& c) const {
-  for (const auto& [value, column] : {std::pair{c.best_bid, "market_scores_cache.best_bid"},
-                                      {c.best_ask, "market_scores_cache.best_ask"},
-                                      {c.spread_pct, "market_scores_cache.spread_pct"},
-                                      {c.liquidity, "market_scores_cache.liquidity"},
-                                      {c.volume, "market_scores_cache.volume"},
-                                      {c.time_to_end_hours, "market_scores_cache.time_to_end_hours"},
-                                      {c.model_score, "market_scores_cache.model_score"}})
-    detail::require_finite(value, column);
+  detail::require_finite({{c.best_bid, "market_scores_cache.best_bid"},
+                          {c.best_ask, "market_scores_cache.best_ask"},
+                          {c.spread_pct, "market_scores_cache.spread_pct"},
+                          {c.liquidity, "market_scores_cache.liquidity"},
+                          {c.volume, "market_scores_cache.volume"},
+                          {c.time_to_end_hours, "market_scores_cache.time_to_end_hours"},
+                          {c.model_score, "market_scores_cache.model_score"}});
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<MarketScoresCache>(tx.exec_params1(
         R"(INSERT INTO market_scores_cache

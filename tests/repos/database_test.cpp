@@ -20,6 +20,13 @@ class DatabaseTest : public ::testing::Test {
   static void SetUpTestSuite() { tdb_ = new test::TestDatabase("database"); }
   static void TearDownTestSuite() { delete tdb_; }
   void SetUp() override { tdb_->exec("DROP TABLE IF EXISTS t; CREATE TABLE t (v int)"); }
+  // Ends backend `pid` (pg_terminate_backend) and waits until it is gone; false if it stays.
+  static bool end_session(int pid) {
+    tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ")");
+    return test::wait_until([&] {
+      return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(pid)) == 0;
+    }, std::chrono::seconds(20));
+  }
   static test::TestDatabase* tdb_;
 };
 test::TestDatabase* DatabaseTest::tdb_ = nullptr;
@@ -330,10 +337,7 @@ TEST_F(DatabaseTest, AnAttemptOnASessionTheServerEndedOpensNoSessionBehindThePoo
   Database db(tdb_->config());
   Lease lease = db.lease();
   const int ended_pid = lease.connection().backendpid();
-  tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(ended_pid) + ")");
-  ASSERT_TRUE(test::wait_until([&] {
-    return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(ended_pid)) == 0;
-  }, std::chrono::seconds(20)));
+  ASSERT_TRUE(end_session(ended_pid));
   auto body = [](DeferredBeginTransaction& tx) -> std::optional<int> {
     tx.exec("SELECT 1");
     return 1;
@@ -346,19 +350,16 @@ TEST_F(DatabaseTest, AnAttemptOnASessionTheServerEndedOpensNoSessionBehindThePoo
 }
 
 // A lease whose session the server ended, returned with its session reset due (Database::lease()):
-// the reset's statement was libpqxx's next one on the broken connection, and libpqxx 6.4 reconnected
-// ("reactivation") to run it: a new session opened in the lease's destructor (against a server
-// gone, a connect timeout per address, in a destructor) and pooled. The pool's connections do not
-// reconnect on their own: the broken one is dropped.
+// the reset's statement is libpqxx's next one on the broken connection, where libpqxx 6.4 could
+// reconnect ("reactivation") to run it: a new session opened in the lease's destructor (against a
+// server gone, a connect timeout per address) and pooled. It does not: the broken connection is
+// dropped; this keeps it so.
 TEST_F(DatabaseTest, ALeaseWhoseSessionEndedIsDroppedNotReconnectedBehindThePoolsBack) {
   Database db(tdb_->config());
   {
     Lease lease = db.lease();
     const int ended_pid = lease.connection().backendpid();
-    tdb_->exec("SELECT pg_terminate_backend(" + std::to_string(ended_pid) + ")");
-    ASSERT_TRUE(test::wait_until([&] {
-      return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(ended_pid)) == 0;
-    }, std::chrono::seconds(20)));
+    ASSERT_TRUE(end_session(ended_pid));
     pqxx::nontransaction tx(lease.connection());
     EXPECT_THROW(tx.exec("SELECT 1"), pqxx::broken_connection);
   }
