@@ -83,15 +83,17 @@ std::optional<TradeApproval> TradeApprovalRepository::mark_executed(const std::s
 }
 
 // One statement: every condition of get_valid() is checked on the row as it is when the UPDATE
-// takes it (a racing claim waits for the row and then finds it executed). The expiry by time as
-// get_valid() reads it (pm_text_time parses the same ISO-8601 forms; one it cannot parse is NULL:
-// not claimed, fail closed).
+// takes it (a racing claim waits for the row and then finds it executed, or re-checks a row changed
+// meanwhile). The expiry by time as get_valid() reads it (pm_text_time parses the same ISO-8601
+// forms; one it cannot parse is NULL: not claimed, fail closed), against clock_timestamp(): the
+// server's time when the row is checked, not now(), which is the start of the (caller's)
+// transaction, before any wait for the row.
 std::optional<TradeApproval> TradeApprovalRepository::claim(const std::string& token_id, double price) const {
   return target_.run([&](pqxx::transaction_base& tx) {
     return to_optional_model<TradeApproval>(tx.exec_params(
         R"(UPDATE trade_approvals SET status = 'executed', executed_at = $3
            WHERE token_id = $1 AND status = 'pending' AND max_price >= $2::real
-             AND (expires_at IS NULL OR pm_text_time(expires_at) > now())
+             AND (expires_at IS NULL OR pm_text_time(expires_at) > clock_timestamp())
            RETURNING *)",
         token_id, price, now_iso()));
   });

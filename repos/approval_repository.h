@@ -15,7 +15,8 @@
 //   mark_executed() does not re-check the time: call get_valid() before trading, or claim().
 // - claim(token, price): get_valid() and mark_executed() as one statement, for an executor about
 //   to trade: the approval becomes executed only if, as the UPDATE finds it, it is pending, not
-//   expired (by time; an expires_at that does not parse counts as expired) and max_price >= price;
+//   expired (by the server's clock when the row is checked, after any wait for it; an expires_at
+//   that does not parse counts as expired) and max_price >= price;
 //   returns it executed, else nullopt. Of executors racing for one approval exactly one gets it
 //   (get_valid() then mark_executed() let two both see it valid and both trade; mark_executed()
 //   first consumed an expired or re-capped approval). An addition to storage-api.md's methods,

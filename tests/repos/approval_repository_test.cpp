@@ -10,10 +10,13 @@
 #include <chrono>
 #include <thread>
 
+#include <pqxx/pqxx>
+
 #include "repos/approval_repository.h"
 #include "repos/pg_errors.h"
 #include "repos/util/clock.h"
 #include "tests/repos/legacy_times.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace pm {
@@ -167,6 +170,36 @@ TEST_F(ApprovalRepositoryTest, ClaimGivesAnApprovalToExactlyOneOfRacingExecutors
   EXPECT_FALSE(repo.claim("garbled", 0.5));
   EXPECT_EQ(status_of("legacy_past"), "pending");
   EXPECT_EQ(status_of("garbled"), "pending");
+}
+
+// A claim that waits for the row (another session changing it: a re-approval, an operator) checks
+// the expiry when it gets the row, not before its wait: the approval expired meanwhile is not
+// claimed. (The first version checked it before the UPDATE; the second against now(), the time its
+// statement began.) The wait is seen in pg_stat_activity; the expiry is a real second.
+TEST_F(ApprovalRepositoryTest, AClaimThatWaitsForTheRowChecksTheExpiryWhenItGetsIt) {
+  TradeApprovalRepository repo(tdb_->db());
+  const auto expires = system_clock::now() + std::chrono::seconds(1);
+  repo.create(approval("slow", format_iso(expires)));
+  pqxx::connection other(tdb_->url());
+  pqxx::work holding(other);
+  holding.exec0("UPDATE trade_approvals SET approved_by = 'operator' WHERE token_id = 'slow'");
+  std::optional<TradeApproval> claimed;
+  std::thread executor([&] { claimed = repo.claim("slow", 0.5); });
+  const bool waited = test::wait_until([&] {
+    return tdb_->count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
+                       "'%UPDATE trade_approvals SET status = ''executed''%'") == 1;
+  }, std::chrono::seconds(20));
+  // The expiry passes while the claim waits (the server's clock, as the claim reads it).
+  const bool expired = test::wait_until([&] {
+    return tdb_->count("SELECT count(*) FROM trade_approvals WHERE token_id = 'slow' AND pm_text_time(expires_at) < "
+                       "clock_timestamp()") == 1;
+  }, std::chrono::seconds(20));
+  holding.commit();
+  executor.join();
+  ASSERT_TRUE(waited) << "the claim never waited for the row";
+  ASSERT_TRUE(expired);
+  EXPECT_FALSE(claimed) << "an approval that expired while the claim waited was claimed";
+  EXPECT_EQ(status_of("slow"), "pending");
 }
 
 // D24: re-approving an executed token starts a new cycle without the stale executed_at.
