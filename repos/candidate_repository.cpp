@@ -105,6 +105,7 @@ std::vector<PolymarketCandidate> CandidateRepository::get_by_token(const std::st
 std::optional<PolymarketCandidate> CandidateRepository::update_status(std::int32_t candidate_id,
                                                                       CandidateStatus status,
                                                                       std::optional<double> score) const {
+  detail::require_finite(score, "polymarket_candidates.score");
   const std::string from = detail::text_array(
       kCandidateStatuses, [&](CandidateStatus s) { return can_transition(s, status); });
   return target_.run([&](pqxx::transaction_base& tx) {
@@ -141,6 +142,7 @@ std::optional<std::string> CandidateWatermarkRepository::get_last_created_at(dou
 }
 
 CandidateWatermark CandidateWatermarkRepository::update(double threshold, const std::string& created_at) const {
+  detail::require_finite(threshold, "candidate_watermarks.threshold");
   const auto given = parse_iso(created_at);
   if (!given)
     throw std::invalid_argument("candidate_watermarks.last_created_at: '" + created_at +

@@ -6,6 +6,10 @@ namespace pm {
 
 StreamWatchlist StreamWatchlistRepository::upsert(const StreamWatchlist& w) const {
   const std::string generated_at = detail::write_iso_or_now(w.generated_at, "stream_watchlist.generated_at");
+  detail::require_finite({{w.best_bid, "stream_watchlist.best_bid"},
+                          {w.best_ask, "stream_watchlist.best_ask"},
+                          {w.liquidity, "stream_watchlist.liquidity"},
+                          {w.volume, "stream_watchlist.volume"}});
   return target_.run([&](pqxx::transaction_base& tx) {
     return from_row<StreamWatchlist>(tx.exec_params1(
         R"(INSERT INTO stream_watchlist

@@ -115,10 +115,9 @@ const std::string& upsert_sql() {
   return sql;
 }
 
-pqxx::row upsert_one(pqxx::transaction_base& tx, const MarketUniverse& m) {
-  const auto end_date = tiered::write_time(m.end_date, "market_universe.end_date");
-  const auto created_at = tiered::write_time(m.created_at, "market_universe.created_at");
-  const auto resolved_at = tiered::write_time(m.resolved_at, "market_universe.resolved_at");
+// A market's REAL values must be finite (detail::require_finite), checked before any SQL: in
+// upsert_batch for every market first, so a refused one writes nothing of the batch.
+void require_finite_numbers(const MarketUniverse& m) {
   detail::require_finite({{m.price, "market_universe.price"}, {m.best_bid, "market_universe.best_bid"},
                           {m.best_ask, "market_universe.best_ask"}, {m.spread, "market_universe.spread"}});
   detail::require_finite({{m.volume_24h, "market_universe.volume_24h"},
@@ -127,6 +126,12 @@ pqxx::row upsert_one(pqxx::transaction_base& tx, const MarketUniverse& m) {
                           {m.price_change_1h, "market_universe.price_change_1h"},
                           {m.price_change_24h, "market_universe.price_change_24h"},
                           {m.interestingness_score, "market_universe.interestingness_score"}});
+}
+
+pqxx::row upsert_one(pqxx::transaction_base& tx, const MarketUniverse& m) {
+  const auto end_date = tiered::write_time(m.end_date, "market_universe.end_date");
+  const auto created_at = tiered::write_time(m.created_at, "market_universe.created_at");
+  const auto resolved_at = tiered::write_time(m.resolved_at, "market_universe.resolved_at");
   std::vector<std::string> tokens, names;
   std::vector<std::int32_t> indices;
   for (const auto& o : m.outcomes) {
@@ -226,11 +231,13 @@ StrategyTierRequest from_row<StrategyTierRequest>(const pqxx::row& row) {
 }
 
 MarketUniverse MarketUniverseRepository::upsert(const MarketUniverse& m) const {
+  require_finite_numbers(m);
   return target_.run([&](pqxx::transaction_base& tx) { return from_row<MarketUniverse>(upsert_one(tx, m)); });
 }
 
 UpsertBatchResult MarketUniverseRepository::upsert_batch(const std::vector<MarketUniverse>& markets) const {
   if (markets.empty()) return {};
+  for (const auto& m : markets) require_finite_numbers(m);
   return target_.run([&](pqxx::transaction_base& tx) {
     UpsertBatchResult result;
     for (const auto& m : markets) {

@@ -43,6 +43,9 @@ void require_key(const PolymarketFirstTrigger& t) {
   if (!std::isfinite(t.threshold))
     throw RefusedValueError("trigger for token '" + t.token_id + "' has threshold " + std::to_string(t.threshold) +
                             "; a threshold must be a finite number");
+  detail::require_finite({{t.price, "polymarket_first_triggers.price"},
+                          {t.size, "polymarket_first_triggers.size"},
+                          {t.model_score, "polymarket_first_triggers.model_score"}});
 }
 
 
@@ -71,6 +74,7 @@ void require_time(const PolymarketFirstTrigger& t, std::int64_t newest) {
 }
 
 void require_watermark_time(double threshold, std::int64_t timestamp, std::int64_t newest) {
+  detail::require_finite(threshold, "trigger_watermarks.threshold");
   require_ms_time(timestamp, newest, [&] { return "trigger watermark of threshold " + threshold_text(threshold) + ": last_timestamp"; });
 }
 

@@ -2,7 +2,10 @@
 // PostgreSQL (storage-api.md 2.14; fixes for D8/D12, D20, D28).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "repos/market_repository.h"
+#include "repos/pg_errors.h"
 #include "tests/repos/legacy_times.h"
 #include "tests/support/test_database.h"
 
@@ -86,6 +89,14 @@ TEST_F(MarketRepositoryTest, WatchlistUpsertInsertsAndOverwritesEverything) {
   EXPECT_EQ(repo.count(), 1);
   EXPECT_THROW(repo.upsert(item("m2", "x", 1.0, "today")), std::invalid_argument);
   EXPECT_EQ(repo.upsert(item("m3", "x", 1.0, "")).generated_at.size(), 27u);
+}
+
+TEST_F(MarketRepositoryTest, WatchlistUpsertRefusesNonFiniteNumbers) {
+  StreamWatchlistRepository repo(tdb_->db());
+  auto w = item("m1");
+  w.volume = std::nan("");
+  EXPECT_THROW(repo.upsert(w), RefusedValueError);
+  EXPECT_EQ(repo.count(), 0);
 }
 
 TEST_F(MarketRepositoryTest, WatchlistGetAllNewestFirstWithTieBreak) {

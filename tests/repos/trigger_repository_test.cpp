@@ -143,6 +143,22 @@ TEST_F(TriggerRepositoryTest, EmptyConditionIsRefused) {
   EXPECT_EQ(repo.count(), 0);
 }
 
+// A trigger's price, size and model score must be finite, as its threshold; and a watermark's
+// threshold. Refused before any SQL (RefusedValueError, a data error), nothing written.
+TEST_F(TriggerRepositoryTest, NonFinitePricesSizesScoresAndWatermarkThresholdsAreRefused) {
+  TriggerRepository repo(tdb_->db());
+  auto nan_price = sample("A", "0xc");
+  nan_price.price = std::nan("");
+  EXPECT_THROW(repo.record_first(nan_price), RefusedValueError);
+  auto inf_score = sample("A", "0xc");
+  inf_score.model_score = INFINITY;
+  EXPECT_THROW(repo.create(inf_score), RefusedValueError);
+  EXPECT_EQ(repo.count(), 0);
+  TriggerWatermarkRepository marks(tdb_->db());
+  EXPECT_THROW(marks.update(std::nan(""), 1'700'000'000'000), RefusedValueError);
+  EXPECT_EQ(tdb_->count("trigger_watermarks"), 0);
+}
+
 TEST_F(TriggerRepositoryTest, ManyThreadsRacingForOneConditionExactlyOneWins) {
   for (int round = 0; round < 5; ++round) {
     auto config = tdb_->config();
