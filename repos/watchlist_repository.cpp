@@ -31,15 +31,17 @@ void require_given_time(const std::optional<std::int64_t>& epoch, TimestampUnit 
   require_timestamp(*epoch, unit, newest, field(), unit_source);
 }
 
-// A watchlist item's three caller-given times: trigger_timestamp in epoch ms (a trigger time,
-// schema.md), last_scored_at and created_at in epoch seconds.
+// A watchlist item's *_at times, epoch seconds (schema.md). trigger_timestamp is left as the caller
+// gives it (storage-api.md 2.15: the caller's unit; schema.md names none for this table). A
+// created_at of 0 is stored as given (D33's fix: only nullopt means now), so a row stored so before
+// can be upserted again.
 void require_times(const TradeWatchlist& w) {
   const auto of = [&](const char* column) {
     return [&w, column] { return "trade_watchlist." + std::string(column) + " of token '" + w.token_id + "'"; };
   };
-  require_given_time(w.trigger_timestamp, TimestampUnit::Milliseconds, kTriggerUnitSource, of("trigger_timestamp"));
   require_given_time(w.last_scored_at, TimestampUnit::Seconds, kScoringUnitSource, of("last_scored_at"));
-  require_given_time(w.created_at, TimestampUnit::Seconds, kScoringUnitSource, of("created_at"));
+  if (w.created_at != std::optional<std::int64_t>{0})
+    require_given_time(w.created_at, TimestampUnit::Seconds, kScoringUnitSource, of("created_at"));
 }
 
 }  // namespace

@@ -3,16 +3,17 @@
 // TradeWatchlistRepository: `trade_watchlist` (key token_id). Its *_at columns are BIGINT epoch
 // *seconds* from now_epoch_s(), a true UTC clock (fix for D11).
 // - create() upserts all 14 columns: created_at = the item's value when given, else now (only
-//   nullopt counts as missing, fix for D33; a given 0 is refused, below); updated_at = now. On
+//   nullopt counts as missing, fix for D33; a given 0 is stored as given); updated_at = now. On
 //   conflict every column is overwritten except initial_score and created_at, which keep their
 //   first values.
 //   status must be a WatchlistStatus text (nullopt is refused; D25). The times given are checked
 //   before any SQL, as every other time column is (require_timestamp, timestamp_unit.h):
-//   trigger_timestamp is epoch *milliseconds* (a trigger time, schema.md), last_scored_at and
-//   created_at epoch seconds; each, when given, must be > 0, of its unit's size (10^11 and above
-//   is milliseconds) and at most kMaxFutureMs (24 h) after now, else TimestampUnitError (a
+//   last_scored_at and created_at are epoch seconds (schema.md: trade_watchlist.*_at); each, when
+//   given (created_at: and not 0), must be > 0, of the unit's size (10^11 and above is
+//   milliseconds) and at most kMaxFutureMs (24 h) after now, else TimestampUnitError (a
 //   RefusedValueError) naming the column, the token and the value, and nothing is written. A
 //   last_scored_at or created_at in milliseconds was stored, and read as a time in the year 50000.
+//   trigger_timestamp is stored as given (storage-api.md: the caller's unit).
 // - get_watching() by current_score DESC with NULL scores *last* (fix for D28), token_id
 //   tie-breaker; get_by_status() by updated_at DESC NULLS LAST, token_id tie-breaker.
 // - update_score() sets current_score, time_to_end_hours and last_scored_at = updated_at = now;
