@@ -21,6 +21,11 @@ bool held_by_operator_command(wal::LogFs& fs, const std::string& path, std::stri
   std::unique_ptr<wal::FileLock> probe;
   if (fs.lock(path, "pid " + std::to_string(::getpid()), probe) != std::errc::resource_unavailable_try_again) return false;
   owner = fs.lock_owner(path);
+  // The holder writes its owner line just after taking the lock: an empty line may be that moment.
+  if (owner.empty()) {
+    std::this_thread::sleep_for(kPollInterval);
+    owner = fs.lock_owner(path);
+  }
   return owner.rfind("pm-ingestctl", 0) == 0;
 }
 

@@ -80,10 +80,13 @@ class OpsSystemdBoot : public ::testing::Test {
   // One trade sent by the producer account through the socket's path; the command's output.
   // `within`: a bound on the whole send (timeout(1)), when given.
   static CommandResult send_as_trader(const BootedContainer& box, const std::string& id, int within_seconds = 0) {
-    return box.run("printf '%s\\n' " + shell_quote(trade_line("c", id)) + " | " +
-                   (within_seconds > 0 ? "timeout " + std::to_string(within_seconds) + " " : std::string()) +
-                   "runuser -u trader -- " +
-                   kBinDir + "/" + std::filesystem::path(PM_INGESTCTL_BIN).filename().string() + " send --socket /run/pm-ingestd/ingest.sock 2>&1");
+    return box.run(send_command(id, within_seconds));
+  }
+  static std::string send_command(const std::string& id, int within_seconds) {
+    return "printf '%s\\n' " + shell_quote(trade_line("c", id)) + " | " +
+           (within_seconds > 0 ? "timeout " + std::to_string(within_seconds) + " " : std::string()) + "runuser -u trader -- " +
+           kBinDir + "/" + std::filesystem::path(PM_INGESTCTL_BIN).filename().string() +
+           " send --socket /run/pm-ingestd/ingest.sock 2>&1";
   }
 
   ScratchDir scratch_{"pm_ops_boot"};
@@ -237,8 +240,8 @@ TEST_F(OpsSystemdBoot, AWedgedWriterStarvesTheWatchdogAndSystemdRestartsTheServi
 // whose ProcSubset=pid hides /proc/locks: an owner line naming pm-ingestctl left in the log's lock
 // file by a command that has exited holds nothing back (the first version read /proc/locks, could
 // not tell, waited 60 s, exited 1, and did the same at every restart: the service never came up
-// again after a store-damaged); a lock such a command holds (flock(1) with that owner line, for 3 s)
-// is waited for, and the service starts once it goes.
+// again after a store-damaged); a lock such a command holds (flock(1) with that owner line, until
+// the test stops it once the daemon says it waits) is waited for, and the service starts once it goes.
 TEST_F(OpsSystemdBoot, TheServiceWaitsForAnOperatorCommandOnlyWhileOneHoldsTheLogsLock) {
   BootedContainer box(dir(), shipped_files(true));
   if (!box.started()) GTEST_SKIP() << box.why();
@@ -255,14 +258,22 @@ TEST_F(OpsSystemdBoot, TheServiceWaitsForAnOperatorCommandOnlyWhileOneHoldsTheLo
 
   ASSERT_EQ(box.run("systemctl stop pm-ingestd.service").exit_code, 0);
   ASSERT_EQ(box.run("echo 'pm-ingestctl pid 4243' > " + lock).exit_code, 0);
-  const CommandResult holder = box.run("systemd-run --unit=pm-test-lock-holder flock " + lock + " sleep 3 2>&1");
+  const CommandResult holder = box.run("systemd-run --unit=pm-test-lock-holder flock " + lock + " sleep 600 2>&1");
   ASSERT_EQ(holder.exit_code, 0) << holder.output;
   ASSERT_TRUE(wait_until([&] { return box.run("flock -n " + lock + " true").exit_code != 0; }, std::chrono::seconds(10)))
       << "the holder did not take the lock";
-  const CommandResult while_held = send_as_trader(box, "op3", 60);
-  EXPECT_EQ(while_held.exit_code, 0) << while_held.output << journal_of_service(box);
+  // The send in the background: its connection starts the service, which waits for the holder.
+  const CommandResult sender = box.run("systemd-run --unit=pm-test-send sh -c " +
+                                       shell_quote(send_command("op3", 120) + "; echo $? > /run/pm-test-send.rc") + " 2>&1");
+  ASSERT_EQ(sender.exit_code, 0) << sender.output;
+  EXPECT_TRUE(wait_until([&] {
+    return contains(journal_of_service(box), lock + " is held by pm-ingestctl pid 4243 (an operator command");
+  }, std::chrono::seconds(60))) << journal_of_service(box);
+  ASSERT_EQ(box.run("systemctl stop pm-test-lock-holder").exit_code, 0);
+  EXPECT_TRUE(wait_until([&] { return box.run("cat /run/pm-test-send.rc 2>/dev/null").output == "0\n"; },
+                         std::chrono::seconds(60)))
+      << box.run("cat /run/pm-test-send.rc; journalctl -b -u pm-test-send --no-pager").output << journal_of_service(box);
   const std::string journal = journal_of_service(box);
-  EXPECT_TRUE(contains(journal, lock + " is held by pm-ingestctl pid 4243 (an operator command")) << journal;
   EXPECT_TRUE(contains(journal, lock + " released; starting")) << journal;
   EXPECT_EQ(service_property(box, "ActiveState"), "active\n");
 }

@@ -685,8 +685,9 @@ TEST_F(TradeRepositoryTest, WritesRefuseAnEmptyConditionIdOrTradeId) {
       {no_condition, "polymarket_trades.condition_id of trade 't1' is empty"},
       {no_trade_id, "polymarket_trades.trade_id of a trade of condition '0xabc123' is empty"},
   };
+  const PolymarketTrade fine = sample("fine", T0);  // the rows below view its strings
   for (const auto& [trade, expected] : cases) {
-    const std::vector<TradeRow> rows{trade_row_of(sample("fine", T0)), trade_row_of(trade)};
+    const std::vector<TradeRow> rows{trade_row_of(fine), trade_row_of(trade)};
     OwedStatements owed;
     for (const std::string& message : {
              refusal_of([&] { repo.create(trade); }),
