@@ -306,6 +306,17 @@ void refuse_empty_variable(const std::string& variable, const std::string& optio
                                 option + " to --config or its default");
 }
 
+// The command-line option that makes the environment's value of option `name` moot, or "": the
+// option itself, or (the database pair is one setting: decided by the command line in `url`) the
+// one of the pair the command line set.
+std::string overriding_option(const std::string& name, const po::variables_map& vm, const DatabaseUrlSource& url) {
+  if (name.empty()) return "";
+  if (vm.count(name) && !vm[name].defaulted()) return name;
+  if ((name == "database-url" || name == "database-url-file") && url.decided)
+    return url.url.empty() ? "database-url-file" : "database-url";
+  return "";
+}
+
 // The command line, then the environment, then --config: the first source that sets an option wins.
 // `moot`: a notice for each non-empty PM_INGESTD_ variable the command line overrides (names only:
 // a value may be a password).
@@ -322,23 +333,12 @@ po::variables_map read_sources(int argc, char** argv, const po::options_descript
                                         throw std::invalid_argument("environment variable " + variable +
                                                                     " names no option (--" + name + ")");
                                       // The command line wins: its option makes the variable moot.
-                                      if (!name.empty() && vm.count(name) && !vm[name].defaulted()) {
+                                      if (const std::string by = overriding_option(name, vm, url); !by.empty()) {
                                         const char* value = std::getenv(variable.c_str());
                                         if (value != nullptr && *value != '\0')
-                                          moot.push_back(variable + " is ignored: the command line sets --" + name +
-                                                         " (under systemd, ExecStart=: change that with `systemctl edit pm-ingestd`)");
-                                        return std::string();
-                                      }
-                                      // The database pair is one setting: --database-url-file on the
-                                      // command line makes PM_INGESTD_DATABASE_URL moot too, and the
-                                      // other way round.
-                                      if ((name == "database-url" || name == "database-url-file") && url.decided) {
-                                        const char* value = std::getenv(variable.c_str());
-                                        if (value != nullptr && *value != '\0')
-                                          moot.push_back(variable + " is ignored: the command line sets --" +
-                                                         (url.url.empty() ? "database-url-file" : "database-url") +
-                                                         " (the two are one setting; under systemd, ExecStart=: change "
-                                                         "that with `systemctl edit pm-ingestd`)");
+                                          moot.push_back(variable + " is ignored: the command line sets --" + by + " (" +
+                                                         (by == name ? "" : "the two are one setting; ") +
+                                                         "under systemd, ExecStart=: change that with `systemctl edit pm-ingestd`)");
                                         return std::string();
                                       }
                                       refuse_empty_variable(variable, name);
