@@ -119,8 +119,8 @@ const std::string& upsert_sql() {
 // upsert_batch for every market first, so a refused one writes nothing of the batch.
 void require_finite_numbers(const MarketUniverse& m) {
   detail::require_finite({{m.price, "market_universe.price"}, {m.best_bid, "market_universe.best_bid"},
-                          {m.best_ask, "market_universe.best_ask"}, {m.spread, "market_universe.spread"}});
-  detail::require_finite({{m.volume_24h, "market_universe.volume_24h"},
+                          {m.best_ask, "market_universe.best_ask"}, {m.spread, "market_universe.spread"},
+                          {m.volume_24h, "market_universe.volume_24h"},
                           {m.volume_total, "market_universe.volume_total"},
                           {m.liquidity, "market_universe.liquidity"},
                           {m.price_change_1h, "market_universe.price_change_1h"},
